@@ -1,0 +1,29 @@
+// Typed surface of corestore 7 that bazil uses (the package ships no types).
+declare module 'corestore' {
+  import type { Hypercore, KeyPair } from 'hypercore'
+  import type { Duplex } from 'node:stream'
+
+  export interface GetOptions {
+    name?: string
+    key?: Buffer
+    keyPair?: KeyPair
+    exclusive?: boolean
+    valueEncoding?: 'binary' | 'utf-8' | 'json'
+    encryption?: { key: Buffer } | null
+    manifest?: unknown
+    writable?: boolean
+    active?: boolean
+  }
+
+  export default class Corestore {
+    constructor(storage: string, opts?: Record<string, unknown>)
+    readonly storage: { compact(): Promise<void> }
+    ready(): Promise<void>
+    close(): Promise<void>
+    get(opts: GetOptions): Hypercore
+    namespace(name: string): Corestore
+    session(opts?: Record<string, unknown>): Corestore
+    replicate(isInitiatorOrStream: boolean | Duplex, opts?: Record<string, unknown>): Duplex
+    createKeyPair(name: string, ns?: Buffer): Promise<KeyPair>
+  }
+}

@@ -1,0 +1,51 @@
+// Typed surface of hypercore 11 that bazil uses (the package ships no types).
+declare module 'hypercore' {
+  import type { EventEmitter } from 'node:events'
+  import type { Duplex } from 'node:stream'
+
+  export interface KeyPair { publicKey: Buffer; secretKey: Buffer }
+
+  export interface GetOptions {
+    wait?: boolean
+    timeout?: number
+    valueEncoding?: 'binary' | 'utf-8' | 'json'
+  }
+
+  export interface Range { done(): Promise<void>; destroy(): void }
+
+  export interface Hypercore extends EventEmitter {
+    readonly key: Buffer
+    readonly discoveryKey: Buffer
+    readonly id: string
+    readonly length: number
+    readonly byteLength: number
+    readonly contiguousLength: number
+    readonly writable: boolean
+    readonly readable: boolean
+    readonly closed: boolean
+    readonly keyPair: KeyPair | null
+    readonly peers: unknown[]
+    ready(): Promise<void>
+    close(): Promise<void>
+    append(blocks: Buffer | Buffer[]): Promise<{ length: number; byteLength: number }>
+    get(index: number, opts?: GetOptions): Promise<Buffer | null>
+    has(start: number, end?: number): Promise<boolean>
+    update(opts?: { wait?: boolean }): Promise<boolean>
+    clear(start: number, end?: number): Promise<unknown>
+    download(range?: { start?: number; end?: number; blocks?: number[]; linear?: boolean }): Range
+    info(opts?: { storage?: boolean }): Promise<{ byteLength: number; length: number; contiguousLength: number; storage?: { oplog: number; tree: number; blocks: number; bitfield: number } | null }>
+    session(opts?: Record<string, unknown>): Hypercore
+    replicate(isInitiator: boolean | Duplex, opts?: Record<string, unknown>): Duplex
+    findingPeers(): () => void
+    createReadStream(opts?: { start?: number; end?: number; live?: boolean }): AsyncIterable<Buffer>
+    getUserData(key: string): Promise<Buffer | null>
+    setUserData(key: string, value: Buffer | string | null): Promise<void>
+  }
+
+  interface HypercoreStatic {
+    getProtocolMuxer(stream: Duplex): unknown
+    createProtocolStream(isInitiator: boolean | Duplex, opts?: Record<string, unknown>): Duplex
+  }
+  const Hypercore: HypercoreStatic
+  export default Hypercore
+}
