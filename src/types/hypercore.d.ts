@@ -13,6 +13,25 @@ declare module 'hypercore' {
 
   export interface Range { done(): Promise<void>; destroy(): void }
 
+  /** A merkle tree node: flat-tree index, bytes under it, BLAKE2b-256 hash. */
+  export interface TreeNode { index: number; size: number; hash: Buffer }
+
+  /** What `proof()` returns; opaque to bazil except as input to `verifyFullyRemote`. */
+  export interface TreeProof {
+    fork: number
+    block: { index: number; value: Buffer | null; nodes: TreeNode[] } | null
+    upgrade: { start: number; length: number; nodes: TreeNode[]; additionalNodes: TreeNode[]; signature: Buffer | null } | null
+  }
+
+  /** A merkle batch whose roots were checked against the core's signature (manifest signers). */
+  export interface VerifiedTree {
+    length: number
+    fork: number
+    roots: TreeNode[]
+    signature: Buffer | null
+    hash(): Buffer
+  }
+
   export interface Hypercore extends EventEmitter {
     readonly key: Buffer
     readonly discoveryKey: Buffer
@@ -39,6 +58,14 @@ declare module 'hypercore' {
     findingPeers(): () => void
     createReadStream(opts?: { start?: number; end?: number; live?: boolean }): AsyncIterable<Buffer>
     getUserData(key: string): Promise<Buffer | null>
+    readonly fork: number
+    readonly signedLength: number
+    readonly manifest: { version: number; signers: { publicKey: Buffer; namespace: Buffer; signature: string }[] } | null
+    /** Proof from local storage; `upgrade` adds the tree roots and the stored signature for that length. */
+    proof(opts: { block?: { index: number; nodes: number }; upgrade?: { start: number; length: number } }): Promise<TreeProof>
+    /** Rebuilds the tree from a proof and checks its signature; throws (code INVALID_SIGNATURE) if it fails. */
+    verifyFullyRemote(proof: TreeProof): Promise<VerifiedTree>
+    treeHash(length?: number): Promise<Buffer>
     setUserData(key: string, value: Buffer | string | null): Promise<void>
   }
 

@@ -1,0 +1,57 @@
+// create, debug pubkey, sharing add|list: the node's identity and keys.
+import { Option } from 'clipanion'
+import { BazilCommand, readAll } from '../base.js'
+import { DataDir, UserError } from '../../datadir.js'
+import { KEY_BYTES, encodeKey } from '../../crypto.js'
+
+export class CreateCommand extends BazilCommand {
+  static override paths = [['create']]
+  static override usage = BazilCommand.Usage({ description: 'Create a data dir with a new node identity and a `default` sharing key' })
+
+  async run(): Promise<void> {
+    const dir = DataDir.create(this.dataDirPath)
+    this.out(`created data dir ${dir.root}`)
+    this.out(`node public key: ${encodeKey(dir.publicKey)}`)
+  }
+}
+
+export class DebugPubkeyCommand extends BazilCommand {
+  static override paths = [['debug', 'pubkey']]
+  static override usage = BazilCommand.Usage({ description: "Print this node's public key (z-base-32)" })
+
+  async run(): Promise<void> {
+    this.out(encodeKey(this.openDataDir().publicKey))
+  }
+}
+
+export class SharingAddCommand extends BazilCommand {
+  static override paths = [['sharing', 'add']]
+  static override usage = BazilCommand.Usage({
+    description: 'Add a sharing key: exactly 32 secret bytes read from stdin',
+    examples: [['Add a key made by dd', 'dd if=/dev/urandom bs=32 count=1 of=sekrit && bazil sharing add friends <sekrit']]
+  })
+  name = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const dir = this.openDataDir()
+    if (dir.listSharingKeys().includes(this.name)) throw new UserError(`sharing key "${this.name}" already exists`)
+    const key = await readAll(this.context.stdin, KEY_BYTES)
+    if (key.length !== KEY_BYTES) {
+      throw new UserError(`sharing key must be exactly ${KEY_BYTES} bytes on stdin, got ${key.length > KEY_BYTES ? 'more' : key.length}: e.g. dd if=/dev/urandom bs=32 count=1`)
+    }
+    dir.addSharingKey(this.name, key)
+    this.out(`added sharing key "${this.name}"`)
+  }
+}
+
+export class SharingListCommand extends BazilCommand {
+  static override paths = [['sharing', 'list']]
+  static override usage = BazilCommand.Usage({ description: 'List the sharing keys by name' })
+  asJson = Option.Boolean('--json', false)
+
+  async run(): Promise<void> {
+    const names = this.openDataDir().listSharingKeys()
+    if (this.asJson) this.json(names)
+    else for (const n of names) this.out(n)
+  }
+}

@@ -1,0 +1,244 @@
+// volume create|list|import|export|ls|cat|rm|mv|mkdir|snapshot: volumes without a mount.
+import { Option } from 'clipanion'
+import { BazilCommand } from '../base.js'
+import { UserError } from '../../datadir.js'
+import { exportTree, importDir, type CopyProgress } from '../../fs/local-copy.js'
+import { toFileRef } from '../../volume.js'
+import type { Stat } from '../../fs/tree/index.js'
+
+export class VolumeCreateCommand extends BazilCommand {
+  static override paths = [['volume', 'create']]
+  static override usage = BazilCommand.Usage({ description: 'Create a volume encrypted with a sharing key' })
+  sharing = Option.String('--sharing', 'default', { description: 'Sharing key name (default: default)' })
+  name = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      await node.createVolume(this.name, this.sharing)
+    })
+    this.out(`created volume "${this.name}" (sharing key "${this.sharing}")`)
+  }
+}
+
+export class VolumeListCommand extends BazilCommand {
+  static override paths = [['volume', 'list']]
+  static override usage = BazilCommand.Usage({ description: 'List volumes' })
+  asJson = Option.Boolean('--json', false)
+
+  async run(): Promise<void> {
+    const vols = this.openDataDir().listVolumes()
+    if (this.asJson) this.json(vols.map((v) => ({ name: v.name, id: v.id, sharing: v.sharing, created: new Date(v.created).toISOString() })))
+    else for (const v of vols) this.out(`${v.name}\tsharing=${v.sharing}`)
+  }
+}
+
+function progressPrinter(stream: NodeJS.WritableStream & { isTTY?: boolean }): ((p: CopyProgress) => void) | undefined {
+  if (!stream.isTTY) return undefined
+  let last = 0
+  return (p) => {
+    const now = Date.now()
+    if (now - last < 100 && p.files < p.totalFiles) return
+    last = now
+    const frac = p.totalBytes > 0 ? p.bytes / p.totalBytes : p.files / Math.max(1, p.totalFiles)
+    const width = 30
+    const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.')
+    stream.write(`\r[${bar}] ${p.files}/${p.totalFiles} files ${(p.bytes / 1048576).toFixed(1)}/${(p.totalBytes / 1048576).toFixed(1)} MiB`)
+    if (p.files === p.totalFiles) stream.write('\n')
+  }
+}
+
+export class VolumeImportCommand extends BazilCommand {
+  static override paths = [['volume', 'import']]
+  static override usage = BazilCommand.Usage({ description: 'Copy a local directory into a volume, recursively (modes, mtimes, symlinks kept)' })
+  to = Option.String('--to', '/', { description: 'Directory in the volume to import into (created if missing)' })
+  volume = Option.String({ required: true })
+  src = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const s = await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      return importDir(vol, this.src, this.to, progressPrinter(this.context.stderr as NodeJS.WriteStream))
+    })
+    this.out(`imported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
+  }
+}
+
+export class VolumeExportCommand extends BazilCommand {
+  static override paths = [['volume', 'export']]
+  static override usage = BazilCommand.Usage({ description: 'Copy a volume (or a snapshot of it) into a new local directory' })
+  snapshot = Option.String('--snapshot', { description: 'Export this snapshot instead of the live volume' })
+  volume = Option.String({ required: true })
+  dest = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const s = await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      return exportTree(vol.cas, vol.view(this.snapshot), this.dest)
+    })
+    this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
+  }
+}
+
+function modeString(st: Stat): string {
+  const type = st.kind === 'dir' ? 'd' : st.kind === 'symlink' ? 'l' : '-'
+  let s = ''
+  for (let i = 8; i >= 0; i--) s += st.mode & (1 << i) ? 'rwx'[(8 - i) % 3] : '-'
+  return type + s
+}
+
+function statJson(st: Stat): object {
+  return {
+    name: st.name,
+    path: st.path,
+    kind: st.kind,
+    mode: st.mode,
+    size: st.size,
+    mtime: new Date(st.mtime).toISOString(),
+    ...(st.content ? { hash: st.content.hash } : {}),
+    ...(st.target !== undefined ? { target: st.target } : {})
+  }
+}
+
+export class VolumeLsCommand extends BazilCommand {
+  static override paths = [['volume', 'ls']]
+  static override usage = BazilCommand.Usage({ description: 'List a directory of a volume (or one file)' })
+  long = Option.Boolean('-l', false, { description: 'Long listing: mode, size, mtime' })
+  asJson = Option.Boolean('--json', false)
+  snapshot = Option.String('--snapshot', { description: 'List this snapshot instead of the live volume' })
+  volume = Option.String({ required: true })
+  target = Option.String({ required: false })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const tree = vol.view(this.snapshot)
+      const st = tree.stat(this.target ?? '/')
+      const entries = st.kind === 'dir' ? tree.readdir(st.path) : [st]
+      if (this.asJson) return this.json(entries.map(statJson))
+      for (const e of entries) {
+        const name = e.kind === 'dir' && !this.long ? `${e.name}/` : e.name
+        if (!this.long) this.out(name)
+        else {
+          const link = e.kind === 'symlink' ? ` -> ${e.target}` : ''
+          this.out(`${modeString(e)} ${String(e.size).padStart(12)} ${new Date(e.mtime).toISOString()} ${name}${link}`)
+        }
+      }
+    })
+  }
+}
+
+export class VolumeCatCommand extends BazilCommand {
+  static override paths = [['volume', 'cat']]
+  static override usage = BazilCommand.Usage({ description: 'Write a file of a volume to stdout' })
+  snapshot = Option.String('--snapshot', { description: 'Read from this snapshot' })
+  volume = Option.String({ required: true })
+  target = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const st = vol.view(this.snapshot).stat(this.target)
+      if (st.kind === 'dir') throw new UserError(`${st.path} is a directory`)
+      if (st.kind === 'symlink') throw new UserError(`${st.path} is a symlink to ${st.target}`)
+      if (!st.content) throw new UserError(`${st.path} has no content`)
+      for await (const chunk of vol.cas.readFile(toFileRef(st.content), st.path)) {
+        if (!this.context.stdout.write(chunk)) await new Promise((r) => this.context.stdout.once('drain', r))
+      }
+    })
+  }
+}
+
+export class VolumeMkdirCommand extends BazilCommand {
+  static override paths = [['volume', 'mkdir']]
+  static override usage = BazilCommand.Usage({ description: 'Make a directory in a volume' })
+  parents = Option.Boolean('-p,--parents', false, { description: 'Make missing parents; no error if it exists' })
+  volume = Option.String({ required: true })
+  target = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      if (this.parents) vol.mkdirp(this.target)
+      else vol.mkdir(this.target)
+      await vol.flush()
+    })
+  }
+}
+
+export class VolumeRmCommand extends BazilCommand {
+  static override paths = [['volume', 'rm']]
+  static override usage = BazilCommand.Usage({ description: 'Remove a file, symlink or (with -r) a directory tree from a volume' })
+  recursive = Option.Boolean('-r,--recursive', false, { description: 'Remove directories and their contents' })
+  volume = Option.String({ required: true })
+  target = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const st = vol.tree.stat(this.target)
+      if (st.path === '/') throw new UserError('refusing to remove the root of a volume')
+      if (st.kind !== 'dir') vol.unlink(st.path)
+      else if (!this.recursive) throw new UserError(`${st.path} is a directory: use -r to remove it and its contents`)
+      else {
+        // Children before parents: walk gives parents first, so remove in reverse.
+        const all = [...vol.tree.walk(st.path)].reverse()
+        for (const e of all) {
+          if (e.kind === 'dir') vol.rmdir(e.path)
+          else vol.unlink(e.path)
+        }
+      }
+      await vol.flush()
+    })
+  }
+}
+
+export class VolumeMvCommand extends BazilCommand {
+  static override paths = [['volume', 'mv']]
+  static override usage = BazilCommand.Usage({ description: 'Rename or move a file or directory within a volume' })
+  force = Option.Boolean('-f,--force', false, { description: 'Replace an existing target (as rename(2) does)' })
+  volume = Option.String({ required: true })
+  from = Option.String({ required: true })
+  to = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const target = vol.tree.lookup(this.to)
+      if (target && !this.force) throw new UserError(`${target.path} already exists: use --force to replace it`)
+      vol.rename(this.from, this.to)
+      await vol.flush()
+    })
+  }
+}
+
+export class VolumeSnapshotCreateCommand extends BazilCommand {
+  static override paths = [['volume', 'snapshot', 'create']]
+  static override usage = BazilCommand.Usage({ description: 'Take a named, read-only snapshot of a volume' })
+  volume = Option.String({ required: true })
+  name = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      vol.snapshot(this.name)
+      await vol.flush()
+    })
+    this.out(`snapshot "${this.name}" of volume "${this.volume}" taken`)
+  }
+}
+
+export class VolumeSnapshotListCommand extends BazilCommand {
+  static override paths = [['volume', 'snapshot', 'list']]
+  static override usage = BazilCommand.Usage({ description: "List a volume's snapshots" })
+  asJson = Option.Boolean('--json', false)
+  volume = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const snaps = vol.tree.snapshots()
+      if (this.asJson) this.json(snaps.map((s) => ({ name: s.name, time: new Date(s.time).toISOString() })))
+      else for (const s of snaps) this.out(`${s.name}\t${new Date(s.time).toISOString()}`)
+    })
+  }
+}

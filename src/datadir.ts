@@ -1,0 +1,176 @@
+// The data dir: a node's identity, sharing keys, volume records and corestore, on disk.
+//
+// Layout (spec/datadir.md):
+//   DATA/                 mode 0700
+//     node.json           { version, publicKey (z-base-32) }
+//     node.key            ed25519 secret key, 64 raw bytes, mode 0600
+//     sharing/NAME.key    32 raw bytes, mode 0600
+//     volumes/NAME.json   { version, name, id (hex), sharing, created }
+//     corestore/          RocksDB corestore holding the CAS and all writer logs
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { KEY_BYTES, encodeKey, generateKeyPair, randomBytes, type KeyPair } from './crypto.js'
+
+export const DATA_DIR_VERSION = 1
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/** An error the user can act on: the CLI prints its message as one line. */
+export class UserError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'UserError'
+  }
+}
+
+export interface VolumeRecord {
+  version: 1
+  name: string
+  /** 32-byte volume id, hex. */
+  id: string
+  /** Name of the local sharing key the volume is encrypted with. */
+  sharing: string
+  created: number
+}
+
+/** Where the data dir is when no --data-dir is given. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.BAZIL_DATA_DIR) return env.BAZIL_DATA_DIR
+  const xdg = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share')
+  return path.join(xdg, 'bazil')
+}
+
+/** Checks a sharing key or volume name; names become file names, so they are restricted. */
+export function checkName(name: string, what: string): string {
+  if (!NAME_RE.test(name)) {
+    throw new UserError(`invalid ${what} name "${name}": use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`)
+  }
+  return name
+}
+
+function writeSecret(file: string, data: Buffer): void {
+  // wx: never overwrite an existing secret; mode applies at creation, before any byte is written
+  fs.writeFileSync(file, data, { mode: 0o600, flag: 'wx' })
+}
+
+export class DataDir {
+  readonly root: string
+  readonly identity: KeyPair
+
+  private constructor(root: string, identity: KeyPair) {
+    this.root = root
+    this.identity = identity
+  }
+
+  get corestorePath(): string {
+    return path.join(this.root, 'corestore')
+  }
+
+  get publicKey(): Buffer {
+    return this.identity.publicKey
+  }
+
+  /** Makes a new data dir with a fresh identity and a `default` sharing key. */
+  static create(root: string): DataDir {
+    root = path.resolve(root)
+    if (fs.existsSync(path.join(root, 'node.json'))) {
+      throw new UserError(`a data dir already exists at ${root}: refusing to replace its identity`)
+    }
+    if (fs.existsSync(root) && fs.readdirSync(root).length > 0) {
+      throw new UserError(`${root} exists and is not empty: choose another --data-dir`)
+    }
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 })
+    fs.chmodSync(root, 0o700)
+    for (const sub of ['sharing', 'volumes']) fs.mkdirSync(path.join(root, sub), { mode: 0o700 })
+    const identity = generateKeyPair()
+    writeSecret(path.join(root, 'node.key'), identity.secretKey)
+    fs.writeFileSync(
+      path.join(root, 'node.json'),
+      JSON.stringify({ version: DATA_DIR_VERSION, publicKey: encodeKey(identity.publicKey) }, null, 2) + '\n'
+    )
+    const dir = new DataDir(root, identity)
+    dir.addSharingKey('default', randomBytes(KEY_BYTES))
+    return dir
+  }
+
+  static open(root: string): DataDir {
+    root = path.resolve(root)
+    const meta = path.join(root, 'node.json')
+    if (!fs.existsSync(meta)) throw new UserError(`no bazil data dir at ${root}: run \`bazil create\` first, or pass --data-dir`)
+    let info: { version?: unknown }
+    try {
+      info = JSON.parse(fs.readFileSync(meta, 'utf8'))
+    } catch {
+      throw new UserError(`${meta} is not valid JSON: the data dir is damaged`)
+    }
+    if (info.version !== DATA_DIR_VERSION) {
+      throw new UserError(`${meta}: data dir version ${String(info.version)} is not supported (this bazil reads version ${DATA_DIR_VERSION})`)
+    }
+    const secretKey = fs.readFileSync(path.join(root, 'node.key'))
+    if (secretKey.length !== 64) throw new UserError(`${path.join(root, 'node.key')} is damaged: expected 64 bytes`)
+    // An ed25519 secret key in sodium's layout carries its public key in the last 32 bytes.
+    const identity = { secretKey, publicKey: Buffer.from(secretKey.subarray(32)) }
+    return new DataDir(root, identity)
+  }
+
+  // --- sharing keys ---
+
+  private sharingFile(name: string): string {
+    return path.join(this.root, 'sharing', `${checkName(name, 'sharing key')}.key`)
+  }
+
+  addSharingKey(name: string, key: Buffer): void {
+    if (key.length !== KEY_BYTES) {
+      throw new UserError(`sharing key "${name}" must be exactly ${KEY_BYTES} bytes, got ${key.length}`)
+    }
+    const file = this.sharingFile(name)
+    if (fs.existsSync(file)) throw new UserError(`sharing key "${name}" already exists`)
+    writeSecret(file, key)
+  }
+
+  sharingKey(name: string): Buffer {
+    const file = this.sharingFile(name)
+    if (!fs.existsSync(file)) {
+      throw new UserError(`unknown sharing key "${name}": add it with \`bazil sharing add ${name} <FILE\``)
+    }
+    const key = fs.readFileSync(file)
+    if (key.length !== KEY_BYTES) throw new UserError(`${file} is damaged: expected ${KEY_BYTES} bytes`)
+    return key
+  }
+
+  listSharingKeys(): string[] {
+    return fs
+      .readdirSync(path.join(this.root, 'sharing'))
+      .filter((f) => f.endsWith('.key'))
+      .map((f) => f.slice(0, -4))
+      .sort()
+  }
+
+  // --- volume records ---
+
+  private volumeFile(name: string): string {
+    return path.join(this.root, 'volumes', `${checkName(name, 'volume')}.json`)
+  }
+
+  addVolume(record: VolumeRecord): void {
+    const file = this.volumeFile(record.name)
+    if (fs.existsSync(file)) throw new UserError(`volume "${record.name}" already exists`)
+    fs.writeFileSync(file, JSON.stringify(record, null, 2) + '\n', { flag: 'wx' })
+  }
+
+  volume(name: string): VolumeRecord {
+    const file = this.volumeFile(name)
+    if (!fs.existsSync(file)) throw new UserError(`unknown volume "${name}": see \`bazil volume list\``)
+    const record = JSON.parse(fs.readFileSync(file, 'utf8')) as VolumeRecord
+    if (record.version !== 1 || !/^[0-9a-f]{64}$/.test(record.id)) throw new UserError(`${file} is damaged or from a newer bazil`)
+    return record
+  }
+
+  listVolumes(): VolumeRecord[] {
+    return fs
+      .readdirSync(path.join(this.root, 'volumes'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => this.volume(f.slice(0, -5)))
+      .sort((a, b) => a.name.localeCompare(b.name))
+  }
+}

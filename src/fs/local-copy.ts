@@ -1,0 +1,174 @@
+// Copying between a local directory and a volume: `volume import` and `volume export`.
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+import { UserError } from '../datadir.js'
+import type { ReadTree, Stat } from './tree/index.js'
+import { normalize, toFileRef, type Volume } from '../volume.js'
+import type { Cas } from './cas/index.js'
+
+export interface CopyProgress {
+  files: number
+  bytes: number
+  totalFiles: number
+  totalBytes: number
+}
+
+export interface CopySummary {
+  files: number
+  dirs: number
+  symlinks: number
+  bytes: number
+}
+
+interface SourceEntry {
+  rel: string // relative to the source root, '' for the root itself
+  kind: 'file' | 'dir' | 'symlink'
+  mode: number
+  mtime: number
+  size: number
+}
+
+/** Files stored at once during an import: overlaps reading one file with storing another. */
+const IMPORT_CONCURRENCY = 4
+
+async function scanSource(root: string): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = []
+  const walk = async (rel: string): Promise<void> => {
+    const abs = path.join(root, rel)
+    const st = await fsp.lstat(abs)
+    const base = { rel, mode: st.mode & 0o7777, mtime: st.mtimeMs, size: 0 }
+    if (st.isDirectory()) {
+      out.push({ ...base, kind: 'dir' })
+      const names = (await fsp.readdir(abs)).sort()
+      for (const name of names) await walk(rel ? `${rel}/${name}` : name)
+    } else if (st.isFile()) {
+      out.push({ ...base, kind: 'file', size: st.size })
+    } else if (st.isSymbolicLink()) {
+      out.push({ ...base, kind: 'symlink' })
+    }
+    // sockets, fifos and devices have no place in a volume: skipped, like rsync without -D
+  }
+  await walk('')
+  return out
+}
+
+function joinVolumePath(base: string, rel: string): string {
+  return normalize(rel ? `${base}/${rel}` : base)
+}
+
+/** Refuses, before anything is stored, an import that would put one kind where another is. */
+function checkKinds(tree: ReadTree, base: string, entries: SourceEntry[]): void {
+  for (const e of entries) {
+    const target = joinVolumePath(base, e.rel)
+    const existing = tree.lookup(target)
+    if (!existing) continue
+    if (e.kind === 'dir' && existing.kind !== 'dir') throw new UserError(`cannot import: ${target} exists in the volume and is not a directory`)
+    if (e.kind !== 'dir' && existing.kind === 'dir') throw new UserError(`cannot import: ${target} is a directory in the volume`)
+  }
+}
+
+/**
+ * Imports SRCDIR into the volume under `to` (created if missing), recursively, keeping
+ * modes, mtimes and symlinks. Existing files at the same paths get a new version.
+ */
+export async function importDir(
+  vol: Volume,
+  src: string,
+  to = '/',
+  onProgress?: (p: CopyProgress) => void
+): Promise<CopySummary> {
+  const rootStat = await fsp.stat(src).catch(() => null)
+  if (!rootStat) throw new UserError(`cannot import: ${src} does not exist`)
+  if (!rootStat.isDirectory()) throw new UserError(`cannot import: ${src} is not a directory`)
+  const entries = await scanSource(src)
+  checkKinds(vol.tree, to, entries)
+
+  const progress: CopyProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0 }
+  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0 }
+  for (const e of entries) if (e.kind === 'file') { progress.totalFiles++; progress.totalBytes += e.size }
+
+  // Directories first (parents before children, as scanned), so files can land in any order.
+  vol.mkdirp(to)
+  for (const e of entries) {
+    if (e.kind !== 'dir' || e.rel === '') continue
+    const target = joinVolumePath(to, e.rel)
+    if (!vol.tree.lookup(target)) vol.mkdir(target, { mode: e.mode, mtime: e.mtime })
+    summary.dirs++
+  }
+  for (const e of entries) {
+    if (e.kind !== 'symlink') continue
+    const target = joinVolumePath(to, e.rel)
+    if (vol.tree.lookup(target)) vol.unlink(target)
+    vol.symlink(target, await fsp.readlink(path.join(src, e.rel)), { mtime: e.mtime })
+    summary.symlinks++
+  }
+
+  const files = entries.filter((e) => e.kind === 'file')
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const e = files[next++]
+      const stat = await vol.writeFile(joinVolumePath(to, e.rel), path.join(src, e.rel), { mode: e.mode, mtime: e.mtime })
+      summary.files++
+      summary.bytes += stat.size
+      progress.files++
+      progress.bytes += stat.size
+      onProgress?.(progress)
+      await vol.maybeFlush()
+    }
+  }
+  await Promise.all(Array.from({ length: IMPORT_CONCURRENCY }, worker))
+
+  // Directory attributes last: adding children must not leave them with the import's time.
+  for (const e of entries) {
+    if (e.kind === 'dir') vol.setattr(joinVolumePath(to, e.rel), { mode: e.mode, mtime: e.mtime })
+  }
+  await vol.flush()
+  return summary
+}
+
+async function writeContent(cas: Cas, st: Stat, dest: string): Promise<void> {
+  if (!st.content) throw new Error(`${st.path}: file has no content reference`)
+  const source = Readable.from(cas.readFile(toFileRef(st.content), st.path))
+  await pipeline(source, fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 }))
+}
+
+/** Writes the volume (or one snapshot of it) into DESTDIR, which must not exist or be empty. */
+export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promise<CopySummary> {
+  const existing = await fsp.readdir(dest).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null
+    throw new UserError(`cannot export to ${dest}: ${err.code === 'ENOTDIR' ? 'not a directory' : err.message}`)
+  })
+  if (existing && existing.length > 0) throw new UserError(`cannot export: ${dest} is not empty`)
+  await fsp.mkdir(dest, { recursive: true })
+
+  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0 }
+  const dirs: { abs: string; st: Stat }[] = []
+  for (const st of tree.walk('/')) {
+    const abs = path.join(dest, st.path)
+    if (st.kind === 'dir') {
+      if (st.path !== '/') await fsp.mkdir(abs, { mode: 0o700 })
+      dirs.push({ abs, st })
+      if (st.path !== '/') summary.dirs++
+    } else if (st.kind === 'symlink') {
+      await fsp.symlink(st.target ?? '', abs)
+      await fsp.lutimes(abs, st.mtime / 1000, st.mtime / 1000)
+      summary.symlinks++
+    } else {
+      await writeContent(cas, st, abs)
+      await fsp.chmod(abs, st.mode & 0o7777)
+      await fsp.utimes(abs, st.mtime / 1000, st.mtime / 1000)
+      summary.files++
+      summary.bytes += st.size
+    }
+  }
+  // Deepest first, so setting a parent's mtime comes after its children were written.
+  for (const { abs, st } of dirs.reverse()) {
+    await fsp.chmod(abs, st.mode & 0o7777)
+    await fsp.utimes(abs, st.mtime / 1000, st.mtime / 1000)
+  }
+  return summary
+}
