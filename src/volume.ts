@@ -68,7 +68,7 @@ export class Volume {
   /** Applies every entry of every known writer log to the tree. */
   private async replay(): Promise<void> {
     for (const writer of this.writers.values()) {
-      for await (const entry of writer.read()) this.applyEntry(entry)
+      for await (const entry of writer.read({ wait: false })) this.applyEntry(entry)
     }
   }
 
@@ -202,7 +202,7 @@ export class Volume {
   async *entries(writer?: Buffer): AsyncIterable<LogEntry | EntryError> {
     for (const log of this.writers.values()) {
       if (writer && !log.key.equals(writer)) continue
-      yield* log.read()
+      yield* log.read({ wait: false })
     }
   }
 
@@ -216,7 +216,7 @@ export class Volume {
       for (const log of this.writers.values()) {
         const result = await log.verify()
         for (const e of result.errors) errors.push({ writer: encodeKey(e.writer), seq: e.seq, reason: e.reason })
-        for await (const entry of log.read()) {
+        for await (const entry of log.read({ wait: false })) {
           if (entry instanceof EntryError) continue // reported by verify() above
           entries++
           ops += entry.body.ops.length

@@ -5,6 +5,7 @@ import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import Hyperbee from 'hyperbee'
 import { blockAddress } from './convergent.js'
+import { AddressFilter } from './address-filter.js'
 
 export const CAS_CORE_NAME = 'cas'
 export const CAS_INDEX_CORE_NAME = 'cas-index'
@@ -43,6 +44,8 @@ export class ChunkStore {
   private generation = 0
   private readonly added = new Map<string, number>()
   private readonly lookupStarts = new Map<number, number>()
+  /** Every indexed address (filled at open, then on every append): rules out new content fast. */
+  private readonly filter = new AddressFilter()
 
   private constructor(core: Hypercore, index: Hyperbee<Buffer, Buffer>) {
     this.core = core
@@ -56,6 +59,7 @@ export class ChunkStore {
     await index.ready()
     const chunkStore = new ChunkStore(core, index)
     await chunkStore.recover()
+    await chunkStore.loadFilter()
     return chunkStore
   }
 
@@ -81,6 +85,7 @@ export class ChunkStore {
 
   /** Block number of an address, or null when it is not in the index. */
   async locate(address: Buffer): Promise<number | null> {
+    if (!this.filter.mayHold(address)) return null
     const node = await this.index.get(address)
     return node ? decodeU64(node.value, 'block number') : null
   }
@@ -154,6 +159,11 @@ export class ChunkStore {
     for (let i = 0; i < objects.length; i++) await batch.put(objects[i]!.address, encodeU64(INDEX_VALUE_VERSION, first + i))
     await batch.put(META_KEY, encodeU64(INDEX_VALUE_VERSION, length))
     await batch.flush()
+    for (const o of objects) this.filter.add(o.address)
+  }
+
+  private async loadFilter(): Promise<void> {
+    for await (const { key } of this.index.createReadStream({ gt: META_KEY })) this.filter.add(key)
   }
 
   /** Indexes blocks appended after the index's last record (a crash between the two writes). */

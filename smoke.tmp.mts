@@ -1,0 +1,10 @@
+import { Tree } from '/work/main/src/fs/tree/index.ts'
+const h = (n: number) => n.toString(16).padStart(64, '0')
+const a = Tree.create('aa'.repeat(16)), b = Tree.create('bb'.repeat(16))
+a.mkdir('/A'); a.mkdir('B'); a.writeFile('/A/f', { hash: h(1), size: 10 })
+b.applyChanges(a.takeChanges())
+a.rename('/A', '/B/A'); b.rename('/B', '/A/B')
+a.writeFile('/B/A/f', { hash: h(2), size: 2 }); b.writeFile('/A/B/../f'.replace('/B/..',''), { hash: h(3), size: 3 })
+const ca = a.takeChanges(), cb = b.takeChanges()
+a.applyChanges(cb); b.applyChanges(ca)
+for (const t of [a, b]) console.log([...t.walk()].map(s => `${s.path} ${s.kind} ${s.content?.hash.slice(-1) ?? ''}`).join('\n'), '\n', JSON.stringify(t.conflicts()))

@@ -1,0 +1,5 @@
+export { TreeError, type TreeErrorCode } from './errors.js'
+export { Tree, type ShardChange, type Attrs, type SnapshotInfo, type Problem } from './tree.js'
+export { TreeIndex, type ReadTree, type Stat, type ContentRef, type ContentConflict, type ConflictVersion, type Entry } from './view.js'
+export { ROOT_ID, META_SHARD, DEFAULT_MODE, shardOf, type Kind } from './model.js'
+export { splitPath, joinPath, badName, MAX_NAME_BYTES } from './paths.js'

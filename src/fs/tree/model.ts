@@ -1,0 +1,257 @@
+/**
+ * The Automerge document schema of the directory state and the encodings of its atomic values.
+ * See spec/tree.md: every value written here is part of the replicated format.
+ */
+import * as A from '@automerge/automerge'
+import { badName } from './paths.js'
+
+export type Kind = 'file' | 'dir' | 'symlink'
+
+/** The root directory: fixed id, never stored as a record, always exists. */
+export const ROOT_ID = '0'.repeat(32)
+/** The shard that holds snapshots and the root's attributes. */
+export const META_SHARD = 'meta'
+export const RECORD_VERSION = 1
+/** Values are JSON arrays whose first element is this format number. */
+export const VALUE_VERSION = 1
+export const SNAP_PREFIX = 'snap.'
+export const ROOT_MODE_KEY = 'root.mode'
+export const ROOT_MTIME_KEY = 'root.mtime'
+export const MAX_TARGET_BYTES = 4096
+
+export const DEFAULT_MODE: Record<Kind, number> = { file: 0o644, dir: 0o755, symlink: 0o777 }
+
+const NODE_ID = /^[0-9a-f]{32}$/
+const SHARD = /^[0-9a-f]{2}$/
+const HEX = /^(?:[0-9a-f]{2})+$/
+
+export function isNodeId(s: string): boolean { return NODE_ID.test(s) && s !== ROOT_ID }
+export function isShard(s: string): boolean { return s === META_SHARD || SHARD.test(s) }
+export function isHex(s: string): boolean { return HEX.test(s) }
+/** A node's record lives in the shard named by the first two hex digits of its id. */
+export function shardOf(id: string): string { return id.slice(0, 2) }
+/** Eight hex digits of an actor: the "whose" part of conflict names. */
+export function shortActor(actor: string): string { return actor.slice(0, 8) }
+
+/** Where a node is: one atomic value, so a move is one assignment. `prev` drives cycle breaking. */
+export interface Loc {
+  parent: string
+  name: string
+  writer: string
+  time: number
+  prev: { parent: string; name: string } | null
+}
+
+/** One content version of a file. `ver` is random: it identifies this assignment. */
+export interface Version {
+  hash: string
+  size: number
+  writer: string
+  time: number
+  ver: string
+}
+
+/** A deletion. `seen` lists the content versions (their `ver`) the deleter saw; [] for non-files. */
+export interface Tomb {
+  writer: string
+  time: number
+  seen: string[]
+}
+
+export interface SnapshotRecord {
+  time: number
+  writer: string
+  heads: Record<string, string[]>
+}
+
+/** A node as decoded from its record: the Automerge winner of each key, plus all content versions and tombstones. */
+export interface RawNode {
+  id: string
+  kind: Kind
+  loc: Loc
+  mode: number
+  mtime: number
+  creator: string
+  target?: string
+  /** The winning version first, then the other concurrent ones ordered by (writer, time, ver). */
+  versions: Version[]
+  tombs: Tomb[]
+}
+
+/** The record map stored under a node id in its shard document. */
+export type NodeRecord = {
+  v: number
+  kind: A.ImmutableString
+  loc: A.ImmutableString
+  mode: number
+  mtime: number
+  by: A.ImmutableString
+  content?: A.ImmutableString
+  target?: A.ImmutableString
+  del?: A.ImmutableString
+}
+export type ShardDoc = Record<string, NodeRecord>
+export type MetaDoc = Record<string, A.ImmutableString | number>
+
+export const imm = (s: string): A.ImmutableString => new A.ImmutableString(s)
+
+/** Values of a key as read back: ImmutableString in the doc, plain string inside getConflicts. */
+export function strOf(v: unknown): string | null {
+  if (typeof v === 'string') return v
+  if (v instanceof A.ImmutableString) return v.val
+  return null
+}
+
+// ---- value encodings -------------------------------------------------------------------
+
+export function encodeLoc(l: Loc): string {
+  return JSON.stringify([VALUE_VERSION, l.parent, l.name, l.writer, l.time, l.prev ? l.prev.parent : null, l.prev ? l.prev.name : null])
+}
+
+export function encodeVersion(v: Version): string {
+  return JSON.stringify([VALUE_VERSION, v.hash, v.size, v.writer, v.time, v.ver])
+}
+
+export function encodeTomb(t: Tomb): string {
+  return JSON.stringify([VALUE_VERSION, t.writer, t.time, [...t.seen].sort()])
+}
+
+export function encodeSnapshot(s: SnapshotRecord): string {
+  const heads: Record<string, string[]> = {}
+  for (const shard of Object.keys(s.heads).sort()) heads[shard] = [...s.heads[shard]].sort()
+  return JSON.stringify([VALUE_VERSION, s.time, s.writer, heads])
+}
+
+function parseArray(text: string, what: string, length: number): unknown[] {
+  let v: unknown
+  try { v = JSON.parse(text) } catch { throw new Error(`${what}: not JSON`) }
+  if (!Array.isArray(v)) throw new Error(`${what}: not an array`)
+  if (v[0] !== VALUE_VERSION) throw new Error(`${what}: unknown format version ${JSON.stringify(v[0])}`)
+  if (v.length !== length) throw new Error(`${what}: expected ${length} fields, got ${v.length}`)
+  return v
+}
+
+function isTime(v: unknown): v is number { return typeof v === 'number' && Number.isFinite(v) && v >= 0 }
+function isActor(v: unknown): v is string { return typeof v === 'string' && isHex(v) }
+function isDirId(v: unknown): v is string { return typeof v === 'string' && (v === ROOT_ID || isNodeId(v)) }
+function isName(v: unknown): v is string { return typeof v === 'string' && badName(v) === null }
+
+export function decodeLoc(text: string): Loc {
+  const [, parent, name, writer, time, pp, pn] = parseArray(text, 'loc', 7)
+  if (!isDirId(parent)) throw new Error('loc: bad parent id')
+  if (!isName(name)) throw new Error('loc: bad name')
+  if (!isActor(writer)) throw new Error('loc: bad writer')
+  if (!isTime(time)) throw new Error('loc: bad time')
+  if (pp === null && pn === null) return { parent, name, writer, time, prev: null }
+  if (!isDirId(pp) || !isName(pn)) throw new Error('loc: bad previous location')
+  return { parent, name, writer, time, prev: { parent: pp, name: pn } }
+}
+
+export function decodeVersion(text: string): Version {
+  const [, hash, size, writer, time, ver] = parseArray(text, 'content', 6)
+  if (typeof hash !== 'string' || !isHex(hash) || hash.length > 128) throw new Error('content: bad hash')
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error('content: bad size')
+  if (!isActor(writer)) throw new Error('content: bad writer')
+  if (!isTime(time)) throw new Error('content: bad time')
+  if (typeof ver !== 'string' || !/^[0-9a-f]{16}$/.test(ver)) throw new Error('content: bad version id')
+  return { hash, size, writer, time, ver }
+}
+
+export function decodeTomb(text: string): Tomb {
+  const [, writer, time, seen] = parseArray(text, 'tombstone', 4)
+  if (!isActor(writer)) throw new Error('tombstone: bad writer')
+  if (!isTime(time)) throw new Error('tombstone: bad time')
+  if (!Array.isArray(seen) || !seen.every((s) => typeof s === 'string')) throw new Error('tombstone: bad seen list')
+  return { writer, time, seen: [...(seen as string[])].sort() }
+}
+
+export function decodeSnapshot(text: string): SnapshotRecord {
+  const [, time, writer, heads] = parseArray(text, 'snapshot', 4)
+  if (!isTime(time)) throw new Error('snapshot: bad time')
+  if (!isActor(writer)) throw new Error('snapshot: bad writer')
+  if (typeof heads !== 'object' || heads === null || Array.isArray(heads)) throw new Error('snapshot: bad heads')
+  const out: Record<string, string[]> = {}
+  for (const [shard, hs] of Object.entries(heads)) {
+    if (!isShard(shard)) throw new Error(`snapshot: bad shard name ${JSON.stringify(shard)}`)
+    if (!Array.isArray(hs) || !hs.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h))) throw new Error(`snapshot: bad heads of shard ${shard}`)
+    out[shard] = hs as string[]
+  }
+  return { time, writer, heads: out }
+}
+
+// ---- records ---------------------------------------------------------------------------
+
+function isMode(v: unknown): v is number { return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o7777 }
+
+function allValues(rec: NodeRecord, key: keyof NodeRecord): string[] {
+  // getConflicts returns undefined unless there are at least two values.
+  const conflicts = A.getConflicts(rec, key)
+  const single = strOf(rec[key])
+  if (!conflicts) return single === null ? [] : [single]
+  const out: string[] = []
+  for (const v of Object.values(conflicts)) {
+    const s = strOf(v)
+    if (s === null) throw new Error(`${key}: a concurrent value is not a string`)
+    out.push(s)
+  }
+  return out
+}
+
+function byWriterTimeVer(a: Version, b: Version): number {
+  return a.writer < b.writer ? -1 : a.writer > b.writer ? 1 : a.time - b.time || (a.ver < b.ver ? -1 : a.ver > b.ver ? 1 : 0)
+}
+
+/** Decodes the record of node `id` from a shard document (live doc or view); throws with a reason if malformed. */
+export function readRecord(doc: A.Doc<ShardDoc>, id: string): RawNode {
+  const rec: unknown = doc[id]
+  if (typeof rec !== 'object' || rec === null) throw new Error('record is not a map')
+  const r = rec as NodeRecord
+  if (r.v !== RECORD_VERSION) throw new Error(`unknown record version ${JSON.stringify(r.v)}`)
+  const kind = strOf(r.kind)
+  if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Error(`unknown kind ${JSON.stringify(kind)}`)
+  const locText = strOf(r.loc)
+  if (locText === null) throw new Error('loc missing')
+  const loc = decodeLoc(locText)
+  if (!isMode(r.mode)) throw new Error('bad mode')
+  if (!isTime(r.mtime)) throw new Error('bad mtime')
+  const creator = strOf(r.by)
+  if (creator === null || !isHex(creator)) throw new Error('bad creator')
+  const node: RawNode = { id, kind, loc, mode: r.mode, mtime: r.mtime, creator, versions: [], tombs: [] }
+  if (kind === 'file') {
+    const winner = strOf(r.content)
+    const values = allValues(r, 'content')
+    if (winner !== null) {
+      node.versions.push(decodeVersion(winner))
+      const rest = values.filter((v) => v !== winner).map(decodeVersion).sort(byWriterTimeVer)
+      node.versions.push(...rest)
+    }
+  } else if (kind === 'symlink') {
+    const target = strOf(r.target)
+    if (target === null || target === '' || target.includes('\0')) throw new Error('bad symlink target')
+    node.target = target
+  }
+  node.tombs = allValues(r, 'del').map(decodeTomb)
+  return node
+}
+
+function sameSet(sortedA: readonly string[], sortedB: readonly string[]): boolean {
+  if (sortedA.length !== sortedB.length) return false
+  for (let i = 0; i < sortedA.length; i++) if (sortedA[i] !== sortedB[i]) return false
+  return true
+}
+
+/** The `ver`s of a file's current versions, sorted: what a tombstone must have seen to delete it. */
+export function seenVersions(n: RawNode): string[] {
+  return n.versions.map((v) => v.ver).sort()
+}
+
+/**
+ * Alive = not deleted. A file is deleted only by a tombstone that saw exactly its current
+ * set of versions, so a write concurrent with (or after) the delete revives it.
+ */
+export function isAlive(n: RawNode): boolean {
+  if (n.tombs.length === 0) return true
+  if (n.kind !== 'file') return false
+  const cur = seenVersions(n)
+  return !n.tombs.some((t) => sameSet(t.seen, cur))
+}

@@ -1,0 +1,414 @@
+/** The directory state API: local operations become Automerge changes; reads go to the derived index. */
+import * as A from '@automerge/automerge'
+import { randomBytes } from '../../crypto.js'
+import { TreeError } from './errors.js'
+import {
+  DEFAULT_MODE, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  decodeSnapshot, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
+  readRecord, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type NodeRecord, type RawNode, type ShardDoc,
+} from './model.js'
+import { badName, splitPath } from './paths.js'
+import { Shards } from './shards.js'
+import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type ReadTree, type Stat } from './view.js'
+
+export interface ShardChange { shard: string; change: Uint8Array }
+export interface Attrs { mode?: number; mtime?: number }
+export interface SnapshotInfo { name: string; time: number }
+export interface Problem { shard: string; id: string; reason: string }
+
+export class Tree implements ReadTree {
+  private readonly shards: Shards
+  private readonly index = new TreeIndex()
+  private pending: ShardChange[] = []
+  private readonly problemsById = new Map<string, Problem>()
+  private readonly snapshotTrees = new Map<string, SnapshotTree>()
+
+  private constructor(readonly actor: string) {
+    this.shards = new Shards(actor)
+  }
+
+  /** `actor`: the writer's id as hex (Automerge actor ids must be hex). */
+  static create(actor: string): Tree {
+    if (typeof actor !== 'string' || !isHex(actor) || actor.length > 128) throw new TreeError('EINVAL', '', `actor must be an even-length hex string, got ${JSON.stringify(actor)}`)
+    return new Tree(actor)
+  }
+
+  // ---- replication ---------------------------------------------------------------------
+
+  /**
+   * Applies changes from any writer, in any order; already-applied changes are ignored and
+   * changes whose dependencies are missing wait inside Automerge until those arrive.
+   */
+  applyChanges(changes: ShardChange[]): void {
+    const byShard = new Map<string, Uint8Array[]>()
+    changes.forEach((c, i) => {
+      if (!c || typeof c.shard !== 'string' || !isShard(c.shard)) throw new TreeError('EINVAL', '', `change ${i}: bad shard name ${JSON.stringify(c?.shard)}`)
+      if (!(c.change instanceof Uint8Array)) throw new TreeError('EINVAL', '', `change ${i}: not bytes`)
+      try {
+        A.decodeChange(c.change)
+      } catch (e) {
+        throw new TreeError('EINVAL', '', `change ${i} (shard ${c.shard}) does not decode: ${(e as Error).message}`)
+      }
+      let list = byShard.get(c.shard)
+      if (!list) byShard.set(c.shard, (list = []))
+      list.push(c.change)
+    })
+    const changed = new Map<string, RawNode | null>()
+    for (const [shard, list] of byShard) {
+      const touched = new Set<string>()
+      const patchCallback = (patches: A.Patch[]): void => {
+        for (const p of patches) if (typeof p.path[0] === 'string') touched.add(p.path[0])
+      }
+      if (shard === META_SHARD) {
+        const [doc] = A.applyChanges(this.shards.meta(), list, { patchCallback })
+        this.shards.setMeta(doc)
+        if (touched.has(ROOT_MODE_KEY) || touched.has(ROOT_MTIME_KEY)) this.readRootAttrs()
+        continue
+      }
+      const [doc] = A.applyChanges(this.shards.node(shard), list, { patchCallback })
+      this.shards.setNode(shard, doc)
+      for (const id of touched) changed.set(id, this.readNode(doc, shard, id))
+    }
+    if (changed.size > 0) this.index.update(changed)
+  }
+
+  /** The changes made locally since the last call, in the order made: one log entry carries them. */
+  takeChanges(): ShardChange[] {
+    const out = this.pending
+    this.pending = []
+    return out
+  }
+
+  heads(): Record<string, string[]> { return this.shards.heads() }
+
+  /** Records that could not be decoded (ignored by the view). */
+  problems(): Problem[] { return [...this.problemsById.values()] }
+
+  free(): void {
+    this.shards.free()
+    this.snapshotTrees.clear()
+  }
+
+  private readNode(doc: A.Doc<ShardDoc>, shard: string, id: string): RawNode | null {
+    const key = `${shard}/${id}`
+    if (!isNodeId(id) || shardOf(id) !== shard) {
+      this.problemsById.set(key, { shard, id, reason: 'key is not a node id of this shard' })
+      return null
+    }
+    try {
+      const n = readRecord(doc, id)
+      this.problemsById.delete(key)
+      return n
+    } catch (e) {
+      this.problemsById.set(key, { shard, id, reason: (e as Error).message })
+      return null
+    }
+  }
+
+  private readRootAttrs(): void {
+    const m = this.shards.meta()
+    const mode = m[ROOT_MODE_KEY]
+    const mtime = m[ROOT_MTIME_KEY]
+    if (typeof mode === 'number') this.index.rootMode = mode
+    if (typeof mtime === 'number') this.index.rootMtime = mtime
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  lookup(path: string): Stat | null { return this.index.lookup(path) }
+  stat(path: string): Stat { return this.index.stat(path) }
+  readdir(path: string): Stat[] { return this.index.readdir(path) }
+  walk(path?: string): Iterable<Stat> { return this.index.walk(path) }
+  statId(id: string): Stat | null { return this.index.statId(id) }
+  conflicts(): ContentConflict[] { return this.index.conflicts() }
+
+  // ---- local operations ----------------------------------------------------------------
+
+  mkdir(path: string, attrs: Attrs = {}): Stat {
+    const { parent, name } = this.freshName(path)
+    return this.create(parent, name, 'dir', attrs, path, {})
+  }
+
+  /** Creates the file or records a new version of it. */
+  writeFile(path: string, content: ContentRef, attrs: Attrs = {}): Stat {
+    checkContent(content, path)
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EISDIR', path)
+    const parent = this.index.resolveParent(names, path)
+    const name = names[names.length - 1]
+    const e = this.index.entryOf(parent, name)
+    const now = Date.now()
+    const version = { hash: content.hash, size: content.size, writer: this.actor, time: now, ver: randomHex(8) }
+    if (!e) return this.create(parent, name, 'file', attrs, path, { content: imm(encodeVersion(version)) })
+    this.writable(e, path)
+    const kind = this.index.kindOf(e)
+    if (kind === 'dir') throw new TreeError('EISDIR', path)
+    if (kind === 'symlink') throw new TreeError('EINVAL', path, 'is a symlink')
+    const mode = checkMode(attrs.mode, path)
+    const mtime = checkTime(attrs.mtime, path) ?? now
+    this.edit([[e.id, (r) => {
+      r.content = imm(encodeVersion(version))
+      r.mtime = mtime
+      if (mode !== undefined) r.mode = mode
+    }]])
+    return this.index.statId(e.id)!
+  }
+
+  symlink(path: string, target: string, attrs: Attrs = {}): Stat {
+    if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES)
+      throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes without NUL`)
+    const { parent, name } = this.freshName(path)
+    return this.create(parent, name, 'symlink', { mtime: attrs.mtime }, path, { target: imm(target) })
+  }
+
+  rename(from: string, to: string): void {
+    const fromNames = splitPath(from)
+    const toNames = splitPath(to)
+    if (fromNames.length === 0) throw new TreeError('EINVAL', from, 'cannot rename the root')
+    if (toNames.length === 0) throw new TreeError('EINVAL', to, 'cannot replace the root')
+    const src = this.index.resolve(fromNames, from)
+    this.writable(src, from)
+    const dstParent = this.index.resolveParent(toNames, to)
+    const name = toNames[toNames.length - 1]
+    const kind = this.index.kindOf(src)
+    if (kind === 'dir') {
+      for (let n: string | undefined = dstParent; n !== undefined && n !== ROOT_ID; n = this.index.effectiveParent(n)) {
+        if (n === src.id) throw new TreeError('EINVAL', to, `cannot move ${from} into itself`)
+      }
+    }
+    const dst = this.index.entryOf(dstParent, name)
+    const edits: [string, (r: NodeRecord) => void][] = []
+    if (dst) {
+      if (dst.id === src.id && !dst.ver) return
+      this.writable(dst, to)
+      const dstKind = this.index.kindOf(dst)
+      if (kind === 'dir' && dstKind !== 'dir') throw new TreeError('ENOTDIR', to)
+      if (kind !== 'dir' && dstKind === 'dir') throw new TreeError('EISDIR', to)
+      if (dstKind === 'dir' && this.index.hasChildren(dst.id)) throw new TreeError('ENOTEMPTY', to)
+      const tomb = imm(this.tomb(dst.id))
+      edits.push([dst.id, (r) => { r.del = tomb }])
+    }
+    const prev = { parent: this.index.effectiveParent(src.id)!, name: this.index.effectiveName(src.id)! }
+    const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: Date.now(), prev })
+    edits.push([src.id, (r) => { r.loc = imm(loc) }])
+    this.edit(edits)
+  }
+
+  /** Removes a file or symlink. On a conflict copy: settles the conflict, keeping the current version. */
+  unlink(path: string): void {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EISDIR', path)
+    const e = this.index.resolve(names, path)
+    if (e.ver) {
+      const winner = this.index.node(e.id)!.versions[0]
+      this.edit([[e.id, (r) => { r.content = imm(encodeVersion(winner)) }]])
+      return
+    }
+    if (this.index.kindOf(e) === 'dir') throw new TreeError('EISDIR', path)
+    const tomb = imm(this.tomb(e.id))
+    this.edit([[e.id, (r) => { r.del = tomb }]])
+  }
+
+  rmdir(path: string): void {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EPERM', path, 'cannot remove the root')
+    const e = this.index.resolve(names, path)
+    if (this.index.kindOf(e) !== 'dir') throw new TreeError('ENOTDIR', path)
+    if (this.index.hasChildren(e.id)) throw new TreeError('ENOTEMPTY', path)
+    const tomb = imm(this.tomb(e.id))
+    this.edit([[e.id, (r) => { r.del = tomb }]])
+  }
+
+  setattr(path: string, attrs: Attrs): Stat {
+    const names = splitPath(path)
+    const mode = checkMode(attrs.mode, path)
+    const mtime = checkTime(attrs.mtime, path)
+    if (names.length === 0) {
+      this.changeMeta((m) => {
+        if (mode !== undefined) m[ROOT_MODE_KEY] = mode
+        if (mtime !== undefined) m[ROOT_MTIME_KEY] = mtime
+      })
+      this.readRootAttrs()
+      return this.index.stat('/')
+    }
+    const e = this.index.resolve(names, path)
+    this.writable(e, path)
+    if (mode === undefined && mtime === undefined) return this.index.statId(e.id)!
+    this.edit([[e.id, (r) => {
+      if (mode !== undefined) r.mode = mode
+      if (mtime !== undefined) r.mtime = mtime
+    }]])
+    return this.index.statId(e.id)!
+  }
+
+  // ---- snapshots -----------------------------------------------------------------------
+
+  snapshot(name: string, time: number = Date.now()): void {
+    const bad = badName(name)
+    if (bad !== null) throw new TreeError('EINVAL', name, `bad snapshot name: ${bad}`)
+    if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
+    if (this.shards.meta()[SNAP_PREFIX + name] !== undefined) throw new TreeError('EEXIST', name, 'snapshot exists')
+    const text = encodeSnapshot({ time, writer: this.actor, heads: this.shards.heads() })
+    this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  snapshots(): { name: string; time: number }[] {
+    const out: SnapshotInfo[] = []
+    for (const [key, value] of Object.entries(this.shards.meta())) {
+      if (!key.startsWith(SNAP_PREFIX)) continue
+      const text = strOf(value)
+      if (text === null) continue
+      try {
+        out.push({ name: key.slice(SNAP_PREFIX.length), time: decodeSnapshot(text).time })
+      } catch { /* a malformed snapshot is not listed; at() reports why */ }
+    }
+    return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  }
+
+  /** A read-only view of the tree as it was when the snapshot was taken. */
+  at(name: string): ReadTree {
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null) throw new TreeError('ENOENT', name, 'no such snapshot')
+    const cached = this.snapshotTrees.get(value)
+    if (cached) return cached
+    let rec
+    try {
+      rec = decodeSnapshot(value)
+    } catch (e) {
+      throw new TreeError('EINVAL', name, `snapshot does not decode: ${(e as Error).message}`)
+    }
+    for (const [shard, heads] of Object.entries(rec.heads)) {
+      const doc = shard === META_SHARD ? this.shards.meta() : this.shards.existingNode(shard)
+      if (!doc || !A.hasHeads(doc, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
+    }
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(rec.heads))
+    this.snapshotTrees.set(value, t)
+    return t
+  }
+
+  private buildSnapshotIndex(heads: Record<string, string[]>): TreeIndex {
+    const index = new TreeIndex()
+    const nodes = new Map<string, RawNode | null>()
+    for (const [shard, hs] of Object.entries(heads)) {
+      if (shard === META_SHARD) {
+        const m = A.view(this.shards.meta(), hs)
+        if (typeof m[ROOT_MODE_KEY] === 'number') index.rootMode = m[ROOT_MODE_KEY]
+        if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
+        continue
+      }
+      const view = A.view(this.shards.node(shard), hs)
+      for (const id of Object.keys(view)) {
+        if (!isNodeId(id) || shardOf(id) !== shard) continue
+        try { nodes.set(id, readRecord(view, id)) } catch { /* reported by problems() on the live tree */ }
+      }
+    }
+    index.update(nodes)
+    return index
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  private freshName(path: string): { parent: string; name: string } {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EEXIST', path)
+    const parent = this.index.resolveParent(names, path)
+    const name = names[names.length - 1]
+    if (this.index.entryOf(parent, name)) throw new TreeError('EEXIST', path)
+    return { parent, name }
+  }
+
+  private writable(e: Entry, path: string): void {
+    if (e.ver) throw new TreeError('EPERM', path, 'conflict copies are read-only (unlink settles the conflict)')
+  }
+
+  private tomb(id: string): string {
+    const n = this.index.node(id)!
+    return encodeTomb({ writer: this.actor, time: Date.now(), seen: n.kind === 'file' ? seenVersions(n) : [] })
+  }
+
+  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: Partial<NodeRecord>): Stat {
+    const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
+    const now = Date.now()
+    const mtime = checkTime(attrs.mtime, path) ?? now
+    const id = randomHex(16)
+    const record: NodeRecord = {
+      v: RECORD_VERSION,
+      kind: imm(kind),
+      loc: imm(encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })),
+      mode,
+      mtime,
+      by: imm(this.actor),
+      ...extra,
+    }
+    const shard = shardOf(id)
+    const doc = A.change(this.shards.node(shard), (d) => { d[id] = record })
+    this.commit(shard, doc, [id])
+    return this.index.statId(id)!
+  }
+
+  /** Edits existing records: one Automerge change per shard touched, then one index update. */
+  private edit(edits: [string, (r: NodeRecord) => void][]): void {
+    const byShard = new Map<string, [string, (r: NodeRecord) => void][]>()
+    for (const e of edits) {
+      const shard = shardOf(e[0])
+      let list = byShard.get(shard)
+      if (!list) byShard.set(shard, (list = []))
+      list.push(e)
+    }
+    for (const [shard, list] of byShard) {
+      const doc = A.change(this.shards.node(shard), (d) => { for (const [id, fn] of list) fn(d[id]) })
+      this.commit(shard, doc, [], false)
+    }
+    this.refresh(edits.map((e) => e[0]))
+  }
+
+  private commit(shard: string, doc: A.Doc<ShardDoc>, ids: string[], refresh = true): void {
+    this.shards.setNode(shard, doc)
+    const change = A.getLastLocalChange(doc)
+    if (change) this.pending.push({ shard, change })
+    if (refresh) this.refresh(ids)
+  }
+
+  private refresh(ids: string[]): void {
+    const changed = new Map<string, RawNode | null>()
+    for (const id of ids) changed.set(id, this.readNode(this.shards.node(shardOf(id)), shardOf(id), id))
+    this.index.update(changed)
+  }
+
+  private changeMeta(fn: (m: MetaDoc) => void): void {
+    const doc = A.change(this.shards.meta(), fn)
+    this.shards.setMeta(doc)
+    const change = A.getLastLocalChange(doc)
+    if (change) this.pending.push({ shard: META_SHARD, change })
+  }
+}
+
+/** A snapshot's read-only tree; its index is built on first use. */
+class SnapshotTree implements ReadTree {
+  private index: TreeIndex | null = null
+  constructor(private readonly build: () => TreeIndex) {}
+  private get ix(): TreeIndex { return (this.index ??= this.build()) }
+  lookup(path: string): Stat | null { return this.ix.lookup(path) }
+  stat(path: string): Stat { return this.ix.stat(path) }
+  readdir(path: string): Stat[] { return this.ix.readdir(path) }
+  walk(path?: string): Iterable<Stat> { return this.ix.walk(path) }
+}
+
+function randomHex(bytes: number): string { return randomBytes(bytes).toString('hex') }
+
+function checkMode(mode: number | undefined, path: string): number | undefined {
+  if (mode === undefined) return undefined
+  if (!Number.isInteger(mode) || mode < 0) throw new TreeError('EINVAL', path, `bad mode ${mode}`)
+  return mode & 0o7777
+}
+
+function checkTime(t: number | undefined, path: string): number | undefined {
+  if (t === undefined) return undefined
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new TreeError('EINVAL', path, `bad time ${t}`)
+  return t
+}
+
+function checkContent(c: ContentRef, path: string): void {
+  if (!c || typeof c.hash !== 'string' || !isHex(c.hash) || c.hash.length > 128) throw new TreeError('EINVAL', path, 'content hash must be lowercase hex')
+  if (!Number.isSafeInteger(c.size) || c.size < 0) throw new TreeError('EINVAL', path, `bad content size ${c.size}`)
+}

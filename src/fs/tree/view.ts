@@ -1,0 +1,497 @@
+/**
+ * The derived read index: the one place where the deterministic view rules live (liveness,
+ * cycle breaking, name conflicts, conflict copies). Fed decoded records, never reads Automerge.
+ */
+import { TreeError } from './errors.js'
+import { childPath, splitPath } from './paths.js'
+import { DEFAULT_MODE, ROOT_ID, isAlive, shortActor, type Kind, type RawNode, type Version } from './model.js'
+
+export interface ContentRef { hash: string; size: number }
+
+export interface Stat {
+  id: string
+  kind: Kind
+  name: string
+  parent: string
+  path: string
+  mode: number
+  mtime: number
+  size: number
+  content?: ContentRef
+  target?: string
+}
+
+export interface ConflictVersion { writer: string; time: number; size: number; hash: string; path: string }
+export interface ContentConflict { path: string; versions: ConflictVersion[] }
+
+export interface ReadTree {
+  lookup(path: string): Stat | null
+  stat(path: string): Stat
+  readdir(path: string): Stat[]
+  walk(path?: string): Iterable<Stat>
+}
+
+/** A directory entry: a node, or (with `ver`) a read-only conflict copy of a losing content version. */
+export interface Entry { id: string; ver?: Version }
+
+interface Place { parent: string; name: string }
+
+interface DirNames {
+  /** Visible children by their own (loc) name; an array when several share it. */
+  byName: Map<string, string | string[]>
+  groups: number
+  /** Visible children with more than one content version. */
+  copies: Set<string>
+  display: Display | null
+}
+
+interface Display {
+  byName: Map<string, Entry>
+  nodeName: Map<string, string>
+  copyName: Map<string, string>
+}
+
+const CONFLICT = '.conflict-'
+const EMPTY = new Set<string>()
+
+export class TreeIndex implements ReadTree {
+  private readonly raw = new Map<string, RawNode>()
+  /** Effective parent of attached nodes (after cycle breaking). Absent = detached (pending or removed). */
+  private readonly parentOf = new Map<string, string>()
+  private readonly nameOf = new Map<string, string>()
+  /** Number of alive nodes in the subtree (self included). Visible iff > 0. */
+  private readonly live = new Map<string, number>()
+  private readonly dirs = new Map<string, DirNames>()
+  /** Nodes not shown at their loc because of cycle breaking: re-examined on every update. */
+  private readonly broken = new Set<string>()
+  private readonly waiting = new Map<string, Set<string>>()
+  private readonly waitingFor = new Map<string, string>()
+  private readonly conflicted = new Set<string>()
+  rootMode = DEFAULT_MODE.dir
+  rootMtime = 0
+
+  constructor() {
+    this.live.set(ROOT_ID, 1)
+  }
+
+  get size(): number { return this.raw.size }
+
+  node(id: string): RawNode | undefined { return this.raw.get(id) }
+
+  /** Applies new decoded states of some nodes (null = record gone or unreadable). */
+  update(changed: Map<string, RawNode | null>): void {
+    const affected = new Set<string>()
+    for (const [id, r] of changed) {
+      affected.add(id)
+      if (r && !this.raw.has(id)) for (const c of this.waiting.get(id) ?? EMPTY) affected.add(c)
+    }
+    for (const b of this.broken) affected.add(b)
+    this.broken.clear()
+
+    for (const x of affected) this.detach(x)
+
+    for (const [id, r] of changed) {
+      const old = this.raw.get(id)
+      const delta = (r && isAlive(r) ? 1 : 0) - (old && isAlive(old) ? 1 : 0)
+      if (r) this.raw.set(id, r)
+      else this.raw.delete(id)
+      if (delta !== 0) this.addLive(id, delta)
+      if (r && r.versions.length > 1) this.conflicted.add(id)
+      else this.conflicted.delete(id)
+    }
+
+    const next = new Map<string, Place | null>()
+    for (const x of affected) next.set(x, this.proposal(x))
+    const succ = (n: string): string | null =>
+      affected.has(n) ? next.get(n)?.parent ?? null : this.parentOf.get(n) ?? null
+
+    // Round 1: in each cycle, the node whose loc is latest is shown where it was before that move.
+    const altered = new Set<string>()
+    for (const cycle of findCycles(affected, succ)) {
+      const m = this.latestMove(cycle)
+      next.set(m, this.previousPlace(m))
+      altered.add(m)
+    }
+    // Round 2: a previous place that leads into a cycle again: altered nodes of such cycles go under root.
+    if (altered.size > 0) {
+      for (const cycle of findCycles(altered, succ)) {
+        for (const n of cycle) if (altered.has(n)) next.set(n, { parent: ROOT_ID, name: this.raw.get(n)!.loc.name })
+      }
+    }
+    for (const a of altered) this.broken.add(a)
+
+    for (const x of affected) {
+      const place = next.get(x)
+      if (place) this.attach(x, place)
+      else {
+        const r = this.raw.get(x)
+        if (r) this.wait(x, r.loc.parent)
+      }
+    }
+  }
+
+  private proposal(x: string): Place | null {
+    const r = this.raw.get(x)
+    if (!r) return null
+    const p = r.loc.parent
+    if (p === ROOT_ID) return { parent: p, name: r.loc.name }
+    const pr = this.raw.get(p)
+    if (!pr) return null
+    if (pr.kind !== 'dir') return { parent: ROOT_ID, name: r.loc.name }
+    return { parent: p, name: r.loc.name }
+  }
+
+  private latestMove(cycle: string[]): string {
+    let best = cycle[0]
+    for (const n of cycle.slice(1)) {
+      const a = this.raw.get(n)!.loc
+      const b = this.raw.get(best)!.loc
+      if (a.time > b.time || (a.time === b.time && (a.writer > b.writer || (a.writer === b.writer && n > best)))) best = n
+    }
+    return best
+  }
+
+  private previousPlace(m: string): Place {
+    const loc = this.raw.get(m)!.loc
+    const prev = loc.prev
+    if (prev && prev.parent !== m && (prev.parent === ROOT_ID || this.raw.get(prev.parent)?.kind === 'dir')) return { ...prev }
+    return { parent: ROOT_ID, name: loc.name }
+  }
+
+  private wait(x: string, parent: string): void {
+    this.waitingFor.set(x, parent)
+    let s = this.waiting.get(parent)
+    if (!s) this.waiting.set(parent, (s = new Set()))
+    s.add(x)
+  }
+
+  private unwait(x: string): void {
+    const p = this.waitingFor.get(x)
+    if (p === undefined) return
+    this.waitingFor.delete(x)
+    const s = this.waiting.get(p)!
+    s.delete(x)
+    if (s.size === 0) this.waiting.delete(p)
+  }
+
+  private detach(x: string): void {
+    this.unwait(x)
+    const p = this.parentOf.get(x)
+    if (p === undefined) return
+    const l = this.live.get(x) ?? 0
+    if (l > 0) {
+      this.dirRemove(p, x)
+      this.addLive(p, -l)
+    }
+    this.parentOf.delete(x)
+    this.nameOf.delete(x)
+  }
+
+  private attach(x: string, place: Place): void {
+    this.parentOf.set(x, place.parent)
+    this.nameOf.set(x, place.name)
+    const l = this.live.get(x) ?? 0
+    if (l > 0) {
+      this.dirAdd(place.parent, x)
+      this.addLive(place.parent, l)
+    }
+  }
+
+  /** Adds `delta` alive nodes to the subtree counts of `a` and its attached ancestors. */
+  private addLive(a: string, delta: number): void {
+    for (;;) {
+      const before = this.live.get(a) ?? 0
+      const after = before + delta
+      if (after === 0) this.live.delete(a)
+      else this.live.set(a, after)
+      if (a === ROOT_ID) return
+      const p = this.parentOf.get(a)
+      if (p === undefined) return
+      if (before > 0 !== after > 0) {
+        if (after > 0) this.dirAdd(p, a)
+        else this.dirRemove(p, a)
+      }
+      a = p
+    }
+  }
+
+  private dirAdd(p: string, x: string): void {
+    let d = this.dirs.get(p)
+    if (!d) this.dirs.set(p, (d = { byName: new Map(), groups: 0, copies: new Set(), display: null }))
+    const name = this.nameOf.get(x)!
+    const cur = d.byName.get(name)
+    if (cur === undefined) d.byName.set(name, x)
+    else if (typeof cur === 'string') {
+      d.byName.set(name, [cur, x])
+      d.groups++
+    } else cur.push(x)
+    if ((this.raw.get(x)?.versions.length ?? 0) > 1) d.copies.add(x)
+    d.display = null
+  }
+
+  private dirRemove(p: string, x: string): void {
+    const d = this.dirs.get(p)
+    if (!d) return
+    const name = this.nameOf.get(x)!
+    const cur = d.byName.get(name)
+    if (cur === x) d.byName.delete(name)
+    else if (Array.isArray(cur)) {
+      const rest = cur.filter((i) => i !== x)
+      if (rest.length === 1) {
+        d.byName.set(name, rest[0])
+        d.groups--
+      } else d.byName.set(name, rest)
+    }
+    d.copies.delete(x)
+    d.display = null
+    if (d.byName.size === 0) this.dirs.delete(p)
+  }
+
+  // ---- display names -------------------------------------------------------------------
+
+  private simple(d: DirNames): boolean { return d.groups === 0 && d.copies.size === 0 }
+
+  /**
+   * Names in a directory with conflicts. Own names are never taken away from the group winner
+   * (lowest id); losers become `name.conflict-<writer8>` (writer of their loc), copies of losing
+   * versions `<shown name>.conflict-<writer8>`; a generated name already taken gets `~2`, `~3`...
+   */
+  private display(d: DirNames): Display {
+    if (d.display) return d.display
+    const byName = new Map<string, Entry>()
+    const nodeName = new Map<string, string>()
+    const copyName = new Map<string, string>()
+    const losers: { id: string; base: string }[] = []
+    for (const [name, v] of d.byName) {
+      const ids = typeof v === 'string' ? [v] : [...v].sort()
+      byName.set(name, { id: ids[0] })
+      nodeName.set(ids[0], name)
+      for (const id of ids.slice(1)) losers.push({ id, base: name + CONFLICT + shortActor(this.raw.get(id)!.loc.writer) })
+    }
+    const claim = (base: string): string => {
+      let name = base
+      for (let k = 2; byName.has(name); k++) name = `${base}~${k}`
+      return name
+    }
+    losers.sort((a, b) => cmp(a.base, b.base) || cmp(a.id, b.id))
+    for (const l of losers) {
+      const name = claim(l.base)
+      byName.set(name, { id: l.id })
+      nodeName.set(l.id, name)
+    }
+    for (const id of [...d.copies].sort()) {
+      const versions = this.raw.get(id)!.versions
+      for (const ver of versions.slice(1)) {
+        const name = claim(nodeName.get(id)! + CONFLICT + shortActor(ver.writer))
+        byName.set(name, { id, ver })
+        copyName.set(ver.ver, name)
+      }
+    }
+    d.display = { byName, nodeName, copyName }
+    return d.display
+  }
+
+  private childOf(dir: string, name: string): Entry | undefined {
+    const d = this.dirs.get(dir)
+    if (!d) return undefined
+    if (this.simple(d)) {
+      const v = d.byName.get(name)
+      return typeof v === 'string' ? { id: v } : undefined
+    }
+    return this.display(d).byName.get(name)
+  }
+
+  private children(dir: string): [string, Entry][] {
+    const d = this.dirs.get(dir)
+    if (!d) return []
+    const out: [string, Entry][] = []
+    if (this.simple(d)) for (const [name, v] of d.byName) out.push([name, { id: v as string }])
+    else for (const [name, e] of this.display(d).byName) out.push([name, e])
+    return out.sort((a, b) => cmp(a[0], b[0]))
+  }
+
+  hasChildren(dir: string): boolean {
+    return this.dirs.has(dir)
+  }
+
+  private shownName(x: string): string {
+    const p = this.parentOf.get(x)!
+    const d = this.dirs.get(p)!
+    return this.simple(d) ? this.nameOf.get(x)! : this.display(d).nodeName.get(x)!
+  }
+
+  /** Visible = attached through visible ancestors to the root. */
+  visible(x: string): boolean {
+    for (let n = x; n !== ROOT_ID;) {
+      if ((this.live.get(n) ?? 0) <= 0) return false
+      const p = this.parentOf.get(n)
+      if (p === undefined) return false
+      n = p
+    }
+    return true
+  }
+
+  effectiveParent(x: string): string | undefined { return this.parentOf.get(x) }
+  effectiveName(x: string): string | undefined { return this.nameOf.get(x) }
+
+  /** Path of a visible node (caller checks visibility). */
+  pathOf(x: string): string {
+    const names: string[] = []
+    for (let n = x; n !== ROOT_ID; n = this.parentOf.get(n)!) names.push(this.shownName(n))
+    return '/' + names.reverse().join('/')
+  }
+
+  // ---- resolution ----------------------------------------------------------------------
+
+  kindOf(e: Entry): Kind {
+    if (e.ver) return 'file'
+    if (e.id === ROOT_ID) return 'dir'
+    return this.raw.get(e.id)!.kind
+  }
+
+  /** Resolves names from the root; throws ENOENT / ENOTDIR naming `path`. */
+  resolve(names: readonly string[], path: string): Entry {
+    let cur: Entry = { id: ROOT_ID }
+    for (const name of names) {
+      if (this.kindOf(cur) !== 'dir') throw new TreeError('ENOTDIR', path)
+      const next = this.childOf(cur.id, name)
+      if (!next) throw new TreeError('ENOENT', path)
+      cur = next
+    }
+    return cur
+  }
+
+  /** Resolves the directory that would hold the last name of `names`. */
+  resolveParent(names: readonly string[], path: string): string {
+    const e = this.resolve(names.slice(0, -1), path)
+    if (this.kindOf(e) !== 'dir') throw new TreeError('ENOTDIR', path)
+    return e.id
+  }
+
+  entryOf(dir: string, name: string): Entry | undefined { return this.childOf(dir, name) }
+
+  // ---- stats ---------------------------------------------------------------------------
+
+  private statOf(e: Entry, name: string, path: string): Stat {
+    if (e.id === ROOT_ID) return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime: this.rootMtime, size: 0 }
+    const r = this.raw.get(e.id)!
+    const parent = this.parentOf.get(e.id)!
+    if (e.ver) {
+      const v = e.ver
+      return { id: `${e.id}:${v.ver}`, kind: 'file', name, parent, path, mode: r.mode, mtime: v.time, size: v.size, content: { hash: v.hash, size: v.size } }
+    }
+    const s: Stat = { id: e.id, kind: r.kind, name, parent, path, mode: r.mode, mtime: r.mtime, size: 0 }
+    if (r.kind === 'file') {
+      const v = r.versions[0]
+      if (v) {
+        s.size = v.size
+        s.content = { hash: v.hash, size: v.size }
+      }
+    } else if (r.kind === 'symlink') {
+      s.target = r.target
+      s.size = Buffer.byteLength(r.target ?? '', 'utf8')
+    }
+    return s
+  }
+
+  statId(id: string): Stat | null {
+    const [nodeId, ver] = id.split(':')
+    if (nodeId === ROOT_ID) return ver === undefined ? this.statOf({ id: ROOT_ID }, '', '/') : null
+    if (!this.raw.has(nodeId) || !this.visible(nodeId)) return null
+    if (ver === undefined) {
+      const path = this.pathOf(nodeId)
+      return this.statOf({ id: nodeId }, path.slice(path.lastIndexOf('/') + 1), path)
+    }
+    const v = this.raw.get(nodeId)!.versions.slice(1).find((x) => x.ver === ver)
+    if (!v) return null
+    const d = this.dirs.get(this.parentOf.get(nodeId)!)!
+    const name = this.display(d).copyName.get(ver)!
+    const path = childPath(this.pathOf(this.parentOf.get(nodeId)!), name)
+    return this.statOf({ id: nodeId, ver: v }, name, path)
+  }
+
+  lookup(path: string): Stat | null {
+    try {
+      return this.stat(path)
+    } catch (e) {
+      if (e instanceof TreeError && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return null
+      throw e
+    }
+  }
+
+  stat(path: string): Stat {
+    const names = splitPath(path)
+    const e = this.resolve(names, path)
+    return this.statOf(e, names.length ? names[names.length - 1] : '', '/' + names.join('/'))
+  }
+
+  readdir(path: string): Stat[] {
+    const names = splitPath(path)
+    const e = this.resolve(names, path)
+    if (this.kindOf(e) !== 'dir') throw new TreeError('ENOTDIR', path)
+    const base = '/' + names.join('/')
+    return this.children(e.id).map(([name, c]) => this.statOf(c, name, childPath(base, name)))
+  }
+
+  *walk(path = '/'): Iterable<Stat> {
+    const top = this.stat(path)
+    yield top
+    if (top.kind !== 'dir') return
+    const stack: [string, Stat[]][] = [[top.id, this.readdirId(top.id, top.path)]]
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]
+      const s = frame[1].shift()
+      if (!s) {
+        stack.pop()
+        continue
+      }
+      yield s
+      if (s.kind === 'dir') stack.push([s.id, this.readdirId(s.id, s.path)])
+    }
+  }
+
+  private readdirId(id: string, path: string): Stat[] {
+    return this.children(id).map(([name, c]) => this.statOf(c, name, childPath(path, name)))
+  }
+
+  conflicts(): ContentConflict[] {
+    const out: ContentConflict[] = []
+    for (const id of this.conflicted) {
+      if (!this.visible(id)) continue
+      const r = this.raw.get(id)!
+      const path = this.pathOf(id)
+      const dir = path.slice(0, path.lastIndexOf('/')) || '/'
+      const display = this.display(this.dirs.get(this.parentOf.get(id)!)!)
+      out.push({
+        path,
+        versions: r.versions.map((v, i) => ({
+          writer: v.writer, time: v.time, size: v.size, hash: v.hash,
+          path: i === 0 ? path : childPath(dir, display.copyName.get(v.ver)!),
+        })),
+      })
+    }
+    return out.sort((a, b) => cmp(a.path, b.path))
+  }
+}
+
+function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
+
+/** Cycles of the successor graph reachable from `starts` (the graph is functional: each node has ≤ 1 successor). */
+function findCycles(starts: Iterable<string>, succ: (n: string) => string | null): string[][] {
+  const mark = new Map<string, number>()
+  const cycles: string[][] = []
+  let stamp = 0
+  for (const s of starts) {
+    if (mark.has(s)) continue
+    stamp++
+    const path: string[] = []
+    let n: string | null = s
+    while (n !== null && n !== ROOT_ID && !mark.has(n)) {
+      mark.set(n, stamp)
+      path.push(n)
+      n = succ(n)
+    }
+    if (n !== null && n !== ROOT_ID && mark.get(n) === stamp) cycles.push(path.slice(path.indexOf(n)))
+  }
+  return cycles
+}
