@@ -39,7 +39,8 @@ async function scanSource(root: string): Promise<SourceEntry[]> {
   const walk = async (rel: string): Promise<void> => {
     const abs = path.join(root, rel)
     const st = await fsp.lstat(abs)
-    const base = { rel, mode: st.mode & 0o7777, mtime: st.mtimeMs, size: 0 }
+    // Whole milliseconds: the precision the tree and the log keep.
+    const base = { rel, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs), size: 0 }
     if (st.isDirectory()) {
       out.push({ ...base, kind: 'dir' })
       const names = (await fsp.readdir(abs)).sort()

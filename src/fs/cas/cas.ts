@@ -1,8 +1,9 @@
 // Files under one sharing key: chunked, convergently encrypted, stored in the node's
 // ChunkStore, described by a manifest tree whose root hash (with the size) is the FileRef.
-import { createReadStream } from 'node:fs'
+import fsp, { type FileHandle } from 'node:fs/promises'
 import type { ChunkStore, StoredObject } from './chunk-store.js'
-import { chunkBuffer, chunkStream, gearTable, type GearTable } from './chunker.js'
+import { chunkBuffer, gearTable, type GearTable } from './chunker.js'
+import { openSealStream, type SealedChunk } from './sealer.js'
 import { addressOf, casKeys, openObject, sealObject, type CasKeys } from './convergent.js'
 import { CorruptContentError, MissingContentError } from './errors.js'
 import { ManifestBuilder, decodeManifestNode, entryAt, type ManifestEntry, type ManifestNode } from './manifest.js'
@@ -23,13 +24,22 @@ interface ChunkAt {
   offset: number
 }
 
-/** Objects per ChunkStore.put: ~4 MiB of chunks, one append and one index batch. */
+/** Objects per ChunkStore.put (the store group-commits puts of concurrent writers). */
 const PUT_BATCH = 64
 /** Puts in flight while the next batch is chunked and sealed. */
 const PUTS_IN_FLIGHT = 2
 /** Chunks fetched ahead while reading. */
-const READ_AHEAD = 8
-const READ_BUFFER_BYTES = 1024 * 1024
+const READ_AHEAD = 16
+/** Bytes per read handed to the seal worker; PIECES_IN_FLIGHT of them per file at most. */
+const PIECE_BYTES = 2 * 1024 * 1024
+const PIECES_IN_FLIGHT = 3
+/** Files up to this size are chunked and sealed inline: cheaper than a trip to the worker. */
+const INLINE_BYTES = 64 * 1024
+
+interface Piece {
+  data: ArrayBuffer
+  length: number
+}
 
 export class Cas {
   private readonly keys: CasKeys
@@ -43,42 +53,54 @@ export class Cas {
 
   /** Imports a file (a path on disk, or a stream of pieces) without holding it in memory. */
   async writeFile(source: string | AsyncIterable<Uint8Array>): Promise<FileRef> {
-    const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: READ_BUFFER_BYTES }) : source
-    return this.writeChunks(chunkStream(this.gear, input))
+    if (typeof source !== 'string') return this.writeSealed(gatherPieces(source))
+    const file = await fsp.open(source, 'r')
+    try {
+      const { size } = await file.stat()
+      if (size <= INLINE_BYTES) return await this.writeBuffer(await file.readFile())
+      return await this.writeSealed(filePieces(file))
+    } finally {
+      await file.close()
+    }
   }
 
   async writeBuffer(data: Buffer): Promise<FileRef> {
-    return this.writeChunks(chunkBuffer(this.gear, data))
+    if (data.length <= INLINE_BYTES) return this.writeInline(chunkBuffer(this.gear, data))
+    return this.writeSealed(bufferPieces(data))
   }
 
-  private async writeChunks(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<FileRef> {
-    const builder = new ManifestBuilder()
-    const inFlight: Promise<void>[] = []
-    let batch: StoredObject[] = []
-    const add = (plain: Buffer): Buffer => {
-      const sealed = sealObject(this.keys, plain)
-      batch.push({ address: sealed.address, block: sealed.block })
-      return sealed.hash
+  private async writeInline(chunks: Iterable<Buffer>): Promise<FileRef> {
+    const writer = new ObjectWriter(this.store, this.keys)
+    for (const chunk of chunks) {
+      const sealed = sealObject(this.keys, chunk)
+      await writer.add({ hash: sealed.hash, address: sealed.address, block: sealed.block, size: chunk.length })
     }
-    const flush = async (): Promise<void> => {
-      if (batch.length > 0) {
-        const put = this.store.put(batch)
-        put.catch(() => {}) // awaited below; this only keeps an early throw from leaving it unhandled
-        inFlight.push(put)
-        batch = []
+    return writer.finish()
+  }
+
+  /** Chunking and sealing in the seal worker; here only the manifest and the store. */
+  private async writeSealed(pieces: AsyncIterable<Piece>): Promise<FileRef> {
+    const writer = new ObjectWriter(this.store, this.keys)
+    const stream = openSealStream(this.keys, this.gear)
+    const replies: Promise<SealedChunk[]>[] = []
+    const send = (piece: Piece, final: boolean): void => {
+      const reply = stream.send(piece.data, piece.length, final)
+      reply.catch(() => {}) // awaited in order below, or dropped after an earlier failure
+      replies.push(reply)
+    }
+    try {
+      for await (const piece of pieces) {
+        send(piece, false)
+        if (replies.length >= PIECES_IN_FLIGHT) for (const chunk of await replies.shift()!) await writer.add(chunk)
       }
-      while (inFlight.length >= PUTS_IN_FLIGHT) await inFlight.shift()
+      send({ data: new ArrayBuffer(0), length: 0 }, true)
+      while (replies.length > 0) for (const chunk of await replies.shift()!) await writer.add(chunk)
+      return await writer.finish()
+    } catch (err) {
+      stream.cancel()
+      await writer.abandon()
+      throw err
     }
-    for await (const chunk of chunks) {
-      const hash = add(chunk)
-      for (const node of builder.add({ hash, size: chunk.length })) add(node)
-      if (batch.length >= PUT_BATCH) await flush()
-    }
-    const { root, nodes } = builder.finish()
-    for (const node of nodes) add(node)
-    await flush()
-    await Promise.all(inFlight)
-    return { hash: root.hash, size: root.size }
   }
 
   /** The whole file, chunk by chunk, each verified before it is yielded. Errors name `what`. */
@@ -204,6 +226,89 @@ export class Cas {
     }
     yield * walk.call(this, { hash: ref.hash, size: ref.size }, null, 0)
   }
+}
+
+/** Puts a file's objects (chunks, then the manifest nodes they complete) in batches. */
+class ObjectWriter {
+  private readonly builder = new ManifestBuilder()
+  private readonly inFlight: Promise<void>[] = []
+  private batch: StoredObject[] = []
+
+  constructor(private readonly store: ChunkStore, private readonly keys: CasKeys) {}
+
+  async add(chunk: SealedChunk): Promise<void> {
+    this.batch.push({ address: chunk.address, block: chunk.block })
+    for (const node of this.builder.add({ hash: chunk.hash, size: chunk.size })) this.addNode(node)
+    if (this.batch.length >= PUT_BATCH) await this.flush()
+  }
+
+  async finish(): Promise<FileRef> {
+    const { root, nodes } = this.builder.finish()
+    for (const node of nodes) this.addNode(node)
+    await this.flush()
+    await Promise.all(this.inFlight)
+    return { hash: root.hash, size: root.size }
+  }
+
+  /** After a failure: lets the puts already started settle (their errors are the caller's). */
+  async abandon(): Promise<void> {
+    await Promise.allSettled(this.inFlight)
+  }
+
+  private addNode(plain: Buffer): void {
+    const sealed = sealObject(this.keys, plain)
+    this.batch.push({ address: sealed.address, block: sealed.block })
+  }
+
+  private async flush(): Promise<void> {
+    if (this.batch.length > 0) {
+      const put = this.store.put(this.batch)
+      put.catch(() => {}) // awaited below; this only keeps an early throw from leaving it unhandled
+      this.inFlight.push(put)
+      this.batch = []
+    }
+    while (this.inFlight.length >= PUTS_IN_FLIGHT) await this.inFlight.shift()
+  }
+}
+
+async function * filePieces(file: FileHandle): AsyncGenerator<Piece> {
+  for (;;) {
+    // A fresh buffer per read: it is transferred to the worker, not copied.
+    const data = new ArrayBuffer(PIECE_BYTES)
+    const { bytesRead } = await file.read(new Uint8Array(data), 0, PIECE_BYTES, null)
+    if (bytesRead === 0) return
+    yield { data, length: bytesRead }
+  }
+}
+
+async function * bufferPieces(source: Buffer): AsyncGenerator<Piece> {
+  for (let at = 0; at < source.length; at += PIECE_BYTES) {
+    const length = Math.min(PIECE_BYTES, source.length - at)
+    const data = new ArrayBuffer(length)
+    source.copy(new Uint8Array(data), 0, at, at + length)
+    yield { data, length }
+  }
+}
+
+/** Copies a stream's pieces (whose memory the caller may reuse) into transferable buffers. */
+async function * gatherPieces(source: AsyncIterable<Uint8Array>): AsyncGenerator<Piece> {
+  let data = new ArrayBuffer(PIECE_BYTES)
+  let length = 0
+  for await (const piece of source) {
+    let at = 0
+    while (at < piece.length) {
+      const n = Math.min(piece.length - at, PIECE_BYTES - length)
+      new Uint8Array(data, length, n).set(piece.subarray(at, at + n))
+      length += n
+      at += n
+      if (length === PIECE_BYTES) {
+        yield { data, length }
+        data = new ArrayBuffer(PIECE_BYTES)
+        length = 0
+      }
+    }
+  }
+  if (length > 0) yield { data, length }
 }
 
 function checkRef(ref: FileRef, what: string): void {

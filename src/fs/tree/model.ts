@@ -78,19 +78,6 @@ export interface RawNode {
   tombs: Tomb[]
 }
 
-/** The record map stored under a node id in its shard document. */
-export type NodeRecord = {
-  v: number
-  kind: A.ImmutableString
-  loc: A.ImmutableString
-  mode: number
-  mtime: number
-  by: A.ImmutableString
-  content?: A.ImmutableString
-  target?: A.ImmutableString
-  del?: A.ImmutableString
-}
-export type ShardDoc = Record<string, NodeRecord>
 export type MetaDoc = Record<string, A.ImmutableString | number>
 
 export const imm = (s: string): A.ImmutableString => new A.ImmutableString(s)
@@ -183,55 +170,97 @@ export function decodeSnapshot(text: string): SnapshotRecord {
 
 function isMode(v: unknown): v is number { return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o7777 }
 
-function allValues(rec: NodeRecord, key: keyof NodeRecord): string[] {
-  // getConflicts returns undefined unless there are at least two values.
-  const conflicts = A.getConflicts(rec, key)
-  const single = strOf(rec[key])
-  if (!conflicts) return single === null ? [] : [single]
-  const out: string[] = []
-  for (const v of Object.values(conflicts)) {
-    const s = strOf(v)
-    if (s === null) throw new Error(`${key}: a concurrent value is not a string`)
-    out.push(s)
-  }
-  return out
+type Handle = ReturnType<typeof A.getBackend>
+type Full = NonNullable<ReturnType<Handle['getWithType']>>
+
+function strValue(v: Full | null): string | null { return v && v[0] === 'str' ? v[1] : null }
+function numValue(v: Full | null): number | null {
+  return v && (v[0] === 'int' || v[0] === 'uint' || v[0] === 'f64') ? v[1] : null
 }
 
 function byWriterTimeVer(a: Version, b: Version): number {
   return a.writer < b.writer ? -1 : a.writer > b.writer ? 1 : a.time - b.time || (a.ver < b.ver ? -1 : a.ver > b.ver ? 1 : 0)
 }
 
-/** Decodes the record of node `id` from a shard document (live doc or view); throws with a reason if malformed. */
-export function readRecord(doc: A.Doc<ShardDoc>, id: string): RawNode {
-  const rec: unknown = doc[id]
-  if (typeof rec !== 'object' || rec === null) throw new Error('record is not a map')
-  const r = rec as NodeRecord
-  if (r.v !== RECORD_VERSION) throw new Error(`unknown record version ${JSON.stringify(r.v)}`)
-  const kind = strOf(r.kind)
+/**
+ * Decodes the record of node `id` from a shard (at `heads`, or current); throws with a reason
+ * if malformed. Only the Automerge winner of each key counts, except `content` and `del`,
+ * whose concurrent values all count.
+ */
+export function readRecord(h: Handle, id: string, heads?: string[], materialized?: unknown): RawNode {
+  // One materialize call (or the caller's bulk one) for the winners; getAll only for the keys whose
+  // concurrent values count: per-key wasm calls dominate the cost of reading 10k+ records.
+  let value = materialized
+  let obj: string | null = null
+  const objOf = (): string => {
+    if (obj === null) {
+      const top = h.getWithType('_root', id, heads)
+      if (!top || top[0] !== 'map') throw new Error('record is not a map')
+      obj = top[1] as string
+    }
+    return obj
+  }
+  if (value === undefined) value = h.materialize(objOf(), heads)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('record is not a map')
+  const m = value as Record<string, unknown>
+  const get = (key: string): Full | null => {
+    const v = m[key]
+    if (typeof v === 'number') return ['f64', v]
+    const s = strOf(v)
+    return s === null ? null : ['str', s]
+  }
+  const all = (key: string): string[] => m[key] === undefined ? [] : h.getAll(objOf(), key, heads).map((v) => {
+    if (v[0] !== 'str') throw new Error(`${key}: a value is not a string`)
+    return v[1] as string
+  })
+  if (numValue(get('v')) !== RECORD_VERSION) throw new Error(`unknown record version`)
+  const kind = strValue(get('kind'))
   if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Error(`unknown kind ${JSON.stringify(kind)}`)
-  const locText = strOf(r.loc)
+  const locText = strValue(get('loc'))
   if (locText === null) throw new Error('loc missing')
   const loc = decodeLoc(locText)
-  if (!isMode(r.mode)) throw new Error('bad mode')
-  if (!isTime(r.mtime)) throw new Error('bad mtime')
-  const creator = strOf(r.by)
+  const mode = numValue(get('mode'))
+  if (!isMode(mode)) throw new Error('bad mode')
+  const mtime = numValue(get('mtime'))
+  if (!isTime(mtime)) throw new Error('bad mtime')
+  const creator = strValue(get('by'))
   if (creator === null || !isHex(creator)) throw new Error('bad creator')
-  const node: RawNode = { id, kind, loc, mode: r.mode, mtime: r.mtime, creator, versions: [], tombs: [] }
+  const node: RawNode = { id, kind, loc, mode, mtime, creator, versions: [], tombs: [] }
   if (kind === 'file') {
-    const winner = strOf(r.content)
-    const values = allValues(r, 'content')
+    const winner = strValue(get('content'))
     if (winner !== null) {
       node.versions.push(decodeVersion(winner))
-      const rest = values.filter((v) => v !== winner).map(decodeVersion).sort(byWriterTimeVer)
+      const rest = all('content').filter((v) => v !== winner).map(decodeVersion).sort(byWriterTimeVer)
       node.versions.push(...rest)
     }
   } else if (kind === 'symlink') {
-    const target = strOf(r.target)
+    const target = strValue(get('target'))
     if (target === null || target === '' || target.includes('\0')) throw new Error('bad symlink target')
     node.target = target
   }
-  node.tombs = allValues(r, 'del').map(decodeTomb)
+  node.tombs = all('del').map(decodeTomb)
   return node
+}
+
+/** Writes a new record (local creation) through the low-level handle, as one hydrated map. */
+export function putRecord(h: Handle, id: string, r: RawNode, texts: { loc: string; content: string | null }): void {
+  const rec: Record<string, number | A.ImmutableString> = {
+    v: RECORD_VERSION, kind: imm(r.kind), loc: imm(texts.loc), mode: r.mode, mtime: r.mtime, by: imm(r.creator),
+  }
+  if (texts.content !== null) rec.content = imm(texts.content)
+  if (r.target !== undefined) rec.target = imm(r.target)
+  h.putObjectFromHydrate('_root', id, rec)
+}
+
+/** The object id of node `id`'s record map. */
+export function recordObj(h: Handle, id: string): string {
+  const top = h.getWithType('_root', id)
+  if (!top || top[0] !== 'map') throw new Error(`no record for node ${id}`)
+  return top[1] as string
+}
+
+export function putTime(h: Handle, obj: string, key: string, t: number): void {
+  h.put(obj, key, t, Number.isSafeInteger(t) ? 'int' : 'f64')
 }
 
 function sameSet(sortedA: readonly string[], sortedB: readonly string[]): boolean {

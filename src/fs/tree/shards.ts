@@ -1,24 +1,31 @@
-/** The set of Automerge documents of one volume: one per shard, created on first use. */
+/**
+ * The Automerge documents of one volume: one per node shard plus the meta shard.
+ * Node shards are driven through Automerge's low-level handle: the JS API materializes every
+ * document as JS objects and turns every op into patches, which cost most of the time at 10k+
+ * records; the derived index makes that copy useless.
+ */
 import * as A from '@automerge/automerge'
-import { META_SHARD, type MetaDoc, type ShardDoc } from './model.js'
+import type { MetaDoc } from './model.js'
+import { META_SHARD } from './model.js'
+
+export type Handle = ReturnType<typeof A.getBackend>
+export type Heads = string[]
 
 export class Shards {
-  private readonly nodes = new Map<string, A.Doc<ShardDoc>>()
+  private readonly docs = new Map<string, A.Doc<unknown>>()
   private metaDoc: A.Doc<MetaDoc> | null = null
 
   constructor(readonly actor: string) {}
 
-  // Every shard starts as an empty doc with no change, so independently created copies merge:
-  // node records live directly in the root map, never under a key two writers could both create.
-  node(shard: string): A.Doc<ShardDoc> {
-    let d = this.nodes.get(shard)
-    if (!d) this.nodes.set(shard, (d = A.init<ShardDoc>({ actor: this.actor })))
-    return d
+  // Every shard starts empty, with no change, so copies created independently by two writers
+  // merge: records live directly in the root map, never under a key two writers could both create.
+  node(shard: string): Handle {
+    let d = this.docs.get(shard)
+    if (!d) this.docs.set(shard, (d = A.init<unknown>({ actor: this.actor })))
+    return A.getBackend(d)
   }
 
-  setNode(shard: string, doc: A.Doc<ShardDoc>): void { this.nodes.set(shard, doc) }
-
-  existingNode(shard: string): A.Doc<ShardDoc> | undefined { return this.nodes.get(shard) }
+  has(shard: string): boolean { return this.docs.has(shard) }
 
   meta(): A.Doc<MetaDoc> {
     if (!this.metaDoc) this.metaDoc = A.init<MetaDoc>({ actor: this.actor })
@@ -28,10 +35,10 @@ export class Shards {
   setMeta(doc: A.Doc<MetaDoc>): void { this.metaDoc = doc }
 
   /** Heads of every shard that has any change, keyed by shard name. */
-  heads(): Record<string, string[]> {
-    const out: Record<string, string[]> = {}
-    for (const shard of [...this.nodes.keys()].sort()) {
-      const h = A.getHeads(this.nodes.get(shard)!)
+  heads(): Record<string, Heads> {
+    const out: Record<string, Heads> = {}
+    for (const shard of [...this.docs.keys()].sort()) {
+      const h = this.node(shard).getHeads()
       if (h.length > 0) out[shard] = h
     }
     if (this.metaDoc) {
@@ -41,9 +48,16 @@ export class Shards {
     return out
   }
 
+  hasHeads(shard: string, heads: Heads): boolean {
+    if (shard === META_SHARD) return A.hasHeads(this.meta(), heads)
+    if (!this.docs.has(shard)) return heads.length === 0
+    const h = this.node(shard)
+    return heads.every((x) => h.getChangeByHash(x) !== null)
+  }
+
   free(): void {
-    for (const d of this.nodes.values()) A.free(d)
-    this.nodes.clear()
+    for (const d of this.docs.values()) A.free(d)
+    this.docs.clear()
     if (this.metaDoc) A.free(this.metaDoc)
     this.metaDoc = null
   }

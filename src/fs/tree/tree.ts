@@ -4,22 +4,32 @@ import { randomBytes } from '../../crypto.js'
 import { TreeError } from './errors.js'
 import {
   DEFAULT_MODE, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
-  decodeSnapshot, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
-  readRecord, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type NodeRecord, type RawNode, type ShardDoc,
+  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
+  putRecord, putTime, readRecord, recordObj, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
 } from './model.js'
 import { badName, splitPath } from './paths.js'
-import { Shards } from './shards.js'
+import { Shards, type Handle } from './shards.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type ReadTree, type Stat } from './view.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 export interface Attrs { mode?: number; mtime?: number }
 export interface SnapshotInfo { name: string; time: number }
 export interface Problem { shard: string; id: string; reason: string }
+/** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
+type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
+type Put = (h: Handle) => void
+
+/** First bytes of every Automerge change chunk. */
+const CHANGE_MAGIC = [0x85, 0x6f, 0x4a, 0x83]
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
   private readonly index = new TreeIndex()
   private pending: ShardChange[] = []
+  /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
+  private readonly unflushed = new Map<string, Put[]>()
+  /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
+  private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
 
@@ -44,59 +54,101 @@ export class Tree implements ReadTree {
     changes.forEach((c, i) => {
       if (!c || typeof c.shard !== 'string' || !isShard(c.shard)) throw new TreeError('EINVAL', '', `change ${i}: bad shard name ${JSON.stringify(c?.shard)}`)
       if (!(c.change instanceof Uint8Array)) throw new TreeError('EINVAL', '', `change ${i}: not bytes`)
-      try {
-        A.decodeChange(c.change)
-      } catch (e) {
-        throw new TreeError('EINVAL', '', `change ${i} (shard ${c.shard}) does not decode: ${(e as Error).message}`)
-      }
+      if (c.change.length < 8 || CHANGE_MAGIC.some((b, j) => c.change[j] !== b)) throw new TreeError('EINVAL', '', `change ${i} (shard ${c.shard}) is not an Automerge change`)
       let list = byShard.get(c.shard)
       if (!list) byShard.set(c.shard, (list = []))
       list.push(c.change)
     })
+    this.flush()
     const changed = new Map<string, RawNode | null>()
     for (const [shard, list] of byShard) {
       const touched = new Set<string>()
-      const patchCallback = (patches: A.Patch[]): void => {
-        for (const p of patches) if (typeof p.path[0] === 'string') touched.add(p.path[0])
-      }
+      const fail = (e: unknown): TreeError => new TreeError('EINVAL', '', `changes of shard ${shard} do not apply: ${(e as Error).message}`)
       if (shard === META_SHARD) {
-        const [doc] = A.applyChanges(this.shards.meta(), list, { patchCallback })
-        this.shards.setMeta(doc)
+        const patchCallback = (patches: A.Patch[]): void => {
+          for (const p of patches) if (typeof p.path[0] === 'string') touched.add(p.path[0])
+        }
+        try {
+          this.shards.setMeta(A.applyChanges(this.shards.meta(), list, { patchCallback })[0])
+        } catch (e) { throw fail(e) }
         if (touched.has(ROOT_MODE_KEY) || touched.has(ROOT_MTIME_KEY)) this.readRootAttrs()
         continue
       }
-      const [doc] = A.applyChanges(this.shards.node(shard), list, { patchCallback })
-      this.shards.setNode(shard, doc)
-      for (const id of touched) changed.set(id, this.readNode(doc, shard, id))
+      const h = this.shards.node(shard)
+      const before = h.getHeads()
+      try {
+        h.applyChanges(list)
+      } catch (e) { throw fail(e) }
+      const after = h.getHeads()
+      if (sameHeads(before, after)) continue
+      if (before.length === 0) {
+        // A shard seen for the first time: read it whole with one materialize call.
+        const all = h.materialize('_root') as Record<string, unknown>
+        for (const id of Object.keys(all)) changed.set(id, this.readNode(h, shard, id, all[id]))
+        continue
+      }
+      for (const p of h.diff(before, after)) if (typeof p.path[0] === 'string') touched.add(p.path[0])
+      // Automerge emits no patch when a further losing value joins an already conflicted key.
+      for (const id of this.multi.get(shard) ?? []) touched.add(id)
+      for (const id of touched) changed.set(id, this.readNode(h, shard, id))
+    }
+    this.updateIndex(changed)
+  }
+
+  private updateIndex(changed: Map<string, RawNode | null>): void {
+    for (const [id, r] of changed) {
+      const shard = shardOf(id)
+      let set = this.multi.get(shard)
+      if (r && (r.versions.length > 1 || r.tombs.length > 1)) {
+        if (!set) this.multi.set(shard, (set = new Set()))
+        set.add(id)
+      } else if (set) set.delete(id)
     }
     if (changed.size > 0) this.index.update(changed)
   }
 
+  /** Turns buffered local edits into Automerge changes (one per shard), queued for takeChanges. */
+  private flush(): void {
+    for (const [shard, edits] of this.unflushed) {
+      const h = this.shards.node(shard)
+      for (const e of edits) e(h)
+      h.commit(null, null)
+      const change = h.getLastLocalChange()
+      if (change) this.pending.push({ shard, change })
+    }
+    this.unflushed.clear()
+  }
+
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
   takeChanges(): ShardChange[] {
+    this.flush()
     const out = this.pending
     this.pending = []
     return out
   }
 
-  heads(): Record<string, string[]> { return this.shards.heads() }
+  heads(): Record<string, string[]> {
+    this.flush()
+    return this.shards.heads()
+  }
 
   /** Records that could not be decoded (ignored by the view). */
   problems(): Problem[] { return [...this.problemsById.values()] }
 
   free(): void {
+    this.unflushed.clear()
     this.shards.free()
     this.snapshotTrees.clear()
   }
 
-  private readNode(doc: A.Doc<ShardDoc>, shard: string, id: string): RawNode | null {
+  private readNode(h: Handle, shard: string, id: string, materialized?: unknown): RawNode | null {
     const key = `${shard}/${id}`
     if (!isNodeId(id) || shardOf(id) !== shard) {
       this.problemsById.set(key, { shard, id, reason: 'key is not a node id of this shard' })
       return null
     }
     try {
-      const n = readRecord(doc, id)
+      const n = readRecord(h, id, undefined, materialized)
       this.problemsById.delete(key)
       return n
     } catch (e) {
@@ -139,17 +191,19 @@ export class Tree implements ReadTree {
     const e = this.index.entryOf(parent, name)
     const now = Date.now()
     const version = { hash: content.hash, size: content.size, writer: this.actor, time: now, ver: randomHex(8) }
-    if (!e) return this.create(parent, name, 'file', attrs, path, { content: imm(encodeVersion(version)) })
+    if (!e) return this.create(parent, name, 'file', attrs, path, { version })
     this.writable(e, path)
     const kind = this.index.kindOf(e)
     if (kind === 'dir') throw new TreeError('EISDIR', path)
     if (kind === 'symlink') throw new TreeError('EINVAL', path, 'is a symlink')
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path) ?? now
-    this.edit([[e.id, (r) => {
-      r.content = imm(encodeVersion(version))
-      r.mtime = mtime
-      if (mode !== undefined) r.mode = mode
+    const text = encodeVersion(version)
+    const old = this.index.node(e.id)!
+    this.edit([[{ ...old, versions: [decodeVersion(text)], mtime, mode: mode ?? old.mode }, (h, obj) => {
+      h.put(obj, 'content', text, 'str')
+      putTime(h, obj, 'mtime', mtime)
+      if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
     }]])
     return this.index.statId(e.id)!
   }
@@ -158,7 +212,7 @@ export class Tree implements ReadTree {
     if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES)
       throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes without NUL`)
     const { parent, name } = this.freshName(path)
-    return this.create(parent, name, 'symlink', { mtime: attrs.mtime }, path, { target: imm(target) })
+    return this.create(parent, name, 'symlink', { mtime: attrs.mtime }, path, { target })
   }
 
   rename(from: string, to: string): void {
@@ -177,7 +231,7 @@ export class Tree implements ReadTree {
       }
     }
     const dst = this.index.entryOf(dstParent, name)
-    const edits: [string, (r: NodeRecord) => void][] = []
+    const edits: Edit[] = []
     if (dst) {
       if (dst.id === src.id && !dst.ver) return
       this.writable(dst, to)
@@ -185,12 +239,19 @@ export class Tree implements ReadTree {
       if (kind === 'dir' && dstKind !== 'dir') throw new TreeError('ENOTDIR', to)
       if (kind !== 'dir' && dstKind === 'dir') throw new TreeError('EISDIR', to)
       if (dstKind === 'dir' && this.index.hasChildren(dst.id)) throw new TreeError('ENOTEMPTY', to)
-      const tomb = imm(this.tomb(dst.id))
-      edits.push([dst.id, (r) => { r.del = tomb }])
+      edits.push(this.tombEdit(dst.id))
     }
     const prev = { parent: this.index.effectiveParent(src.id)!, name: this.index.effectiveName(src.id)! }
     const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: Date.now(), prev })
-    edits.push([src.id, (r) => { r.loc = imm(loc) }])
+    // Placements made by cycle breaking become real locs, so later moves don't resurrect the undone move.
+    for (const b of this.index.brokenNodes()) {
+      if (b === src.id || edits.some((e) => e[0].id === b)) continue
+      const place = { parent: this.index.effectiveParent(b)!, name: this.index.effectiveName(b)! }
+      const old = this.index.node(b)!
+      const text = encodeLoc({ ...place, writer: this.actor, time: Date.now(), prev: old.loc.prev })
+      edits.push([{ ...old, loc: decodeLoc(text) }, (h, obj) => h.put(obj, 'loc', text, 'str')])
+    }
+    edits.push([{ ...this.index.node(src.id)!, loc: decodeLoc(loc) }, (h, obj) => h.put(obj, 'loc', loc, 'str')])
     this.edit(edits)
   }
 
@@ -201,12 +262,12 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     if (e.ver) {
       const winner = this.index.node(e.id)!.versions[0]
-      this.edit([[e.id, (r) => { r.content = imm(encodeVersion(winner)) }]])
+      const text = encodeVersion(winner)
+      this.edit([[{ ...this.index.node(e.id)!, versions: [winner] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
       return
     }
     if (this.index.kindOf(e) === 'dir') throw new TreeError('EISDIR', path)
-    const tomb = imm(this.tomb(e.id))
-    this.edit([[e.id, (r) => { r.del = tomb }]])
+    this.edit([this.tombEdit(e.id)])
   }
 
   rmdir(path: string): void {
@@ -215,8 +276,7 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     if (this.index.kindOf(e) !== 'dir') throw new TreeError('ENOTDIR', path)
     if (this.index.hasChildren(e.id)) throw new TreeError('ENOTEMPTY', path)
-    const tomb = imm(this.tomb(e.id))
-    this.edit([[e.id, (r) => { r.del = tomb }]])
+    this.edit([this.tombEdit(e.id)])
   }
 
   setattr(path: string, attrs: Attrs): Stat {
@@ -234,9 +294,10 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     this.writable(e, path)
     if (mode === undefined && mtime === undefined) return this.index.statId(e.id)!
-    this.edit([[e.id, (r) => {
-      if (mode !== undefined) r.mode = mode
-      if (mtime !== undefined) r.mtime = mtime
+    const old = this.index.node(e.id)!
+    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime }, (h, obj) => {
+      if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
+      if (mtime !== undefined) putTime(h, obj, 'mtime', mtime)
     }]])
     return this.index.statId(e.id)!
   }
@@ -248,6 +309,7 @@ export class Tree implements ReadTree {
     if (bad !== null) throw new TreeError('EINVAL', name, `bad snapshot name: ${bad}`)
     if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
     if (this.shards.meta()[SNAP_PREFIX + name] !== undefined) throw new TreeError('EEXIST', name, 'snapshot exists')
+    this.flush()
     const text = encodeSnapshot({ time, writer: this.actor, heads: this.shards.heads() })
     this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
   }
@@ -267,6 +329,7 @@ export class Tree implements ReadTree {
 
   /** A read-only view of the tree as it was when the snapshot was taken. */
   at(name: string): ReadTree {
+    this.flush()
     const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
     if (value === null) throw new TreeError('ENOENT', name, 'no such snapshot')
     const cached = this.snapshotTrees.get(value)
@@ -278,8 +341,7 @@ export class Tree implements ReadTree {
       throw new TreeError('EINVAL', name, `snapshot does not decode: ${(e as Error).message}`)
     }
     for (const [shard, heads] of Object.entries(rec.heads)) {
-      const doc = shard === META_SHARD ? this.shards.meta() : this.shards.existingNode(shard)
-      if (!doc || !A.hasHeads(doc, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
+      if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
     }
     const t = new SnapshotTree(() => this.buildSnapshotIndex(rec.heads))
     this.snapshotTrees.set(value, t)
@@ -296,10 +358,11 @@ export class Tree implements ReadTree {
         if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
         continue
       }
-      const view = A.view(this.shards.node(shard), hs)
-      for (const id of Object.keys(view)) {
+      const h = this.shards.node(shard)
+      const all = h.materialize('_root', hs) as Record<string, unknown>
+      for (const id of Object.keys(all)) {
         if (!isNodeId(id) || shardOf(id) !== shard) continue
-        try { nodes.set(id, readRecord(view, id)) } catch { /* reported by problems() on the live tree */ }
+        try { nodes.set(id, readRecord(h, id, hs, all[id])) } catch { /* reported by problems() on the live tree */ }
       }
     }
     index.update(nodes)
@@ -321,58 +384,41 @@ export class Tree implements ReadTree {
     if (e.ver) throw new TreeError('EPERM', path, 'conflict copies are read-only (unlink settles the conflict)')
   }
 
-  private tomb(id: string): string {
-    const n = this.index.node(id)!
-    return encodeTomb({ writer: this.actor, time: Date.now(), seen: n.kind === 'file' ? seenVersions(n) : [] })
+  private tombEdit(id: string): Edit {
+    const old = this.index.node(id)!
+    const text = encodeTomb({ writer: this.actor, time: Date.now(), seen: old.kind === 'file' ? seenVersions(old) : [] })
+    return [{ ...old, tombs: [decodeTomb(text)] }, (h, obj) => h.put(obj, 'del', text, 'str')]
   }
 
-  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: Partial<NodeRecord>): Stat {
+  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = Date.now()
     const mtime = checkTime(attrs.mtime, path) ?? now
     const id = randomHex(16)
-    const record: NodeRecord = {
-      v: RECORD_VERSION,
-      kind: imm(kind),
-      loc: imm(encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })),
-      mode,
-      mtime,
-      by: imm(this.actor),
-      ...extra,
-    }
-    const shard = shardOf(id)
-    const doc = A.change(this.shards.node(shard), (d) => { d[id] = record })
-    this.commit(shard, doc, [id])
+    const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
+    const version = extra.version ? encodeVersion(extra.version) : null
+    const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
+    if (extra.target !== undefined) raw.target = extra.target
+    this.edit([[raw, null, { loc, content: version }]])
     return this.index.statId(id)!
   }
 
-  /** Edits existing records: one Automerge change per shard touched, then one index update. */
-  private edit(edits: [string, (r: NodeRecord) => void][]): void {
-    const byShard = new Map<string, [string, (r: NodeRecord) => void][]>()
-    for (const e of edits) {
-      const shard = shardOf(e[0])
-      let list = byShard.get(shard)
-      if (!list) byShard.set(shard, (list = []))
-      list.push(e)
-    }
-    for (const [shard, list] of byShard) {
-      const doc = A.change(this.shards.node(shard), (d) => { for (const [id, fn] of list) fn(d[id]) })
-      this.commit(shard, doc, [], false)
-    }
-    this.refresh(edits.map((e) => e[0]))
-  }
-
-  private commit(shard: string, doc: A.Doc<ShardDoc>, ids: string[], refresh = true): void {
-    this.shards.setNode(shard, doc)
-    const change = A.getLastLocalChange(doc)
-    if (change) this.pending.push({ shard, change })
-    if (refresh) this.refresh(ids)
-  }
-
-  private refresh(ids: string[]): void {
+  /**
+   * Applies local edits to the index now and buffers them for Automerge. The new state is
+   * computed here, not read back: a local assignment supersedes every value of its key, so
+   * the record will decode to exactly this once flushed.
+   */
+  private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const id of ids) changed.set(id, this.readNode(this.shards.node(shardOf(id)), shardOf(id), id))
-    this.index.update(changed)
+    for (const [raw, fn, record] of edits) {
+      const shard = shardOf(raw.id)
+      let list = this.unflushed.get(shard)
+      if (!list) this.unflushed.set(shard, (list = []))
+      const id = raw.id
+      list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!))
+      changed.set(id, raw)
+    }
+    this.updateIndex(changed)
   }
 
   private changeMeta(fn: (m: MetaDoc) => void): void {
@@ -411,4 +457,8 @@ function checkTime(t: number | undefined, path: string): number | undefined {
 function checkContent(c: ContentRef, path: string): void {
   if (!c || typeof c.hash !== 'string' || !isHex(c.hash) || c.hash.length > 128) throw new TreeError('EINVAL', path, 'content hash must be lowercase hex')
   if (!Number.isSafeInteger(c.size) || c.size < 0) throw new TreeError('EINVAL', path, `bad content size ${c.size}`)
+}
+
+function sameHeads(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
 }

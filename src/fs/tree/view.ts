@@ -109,6 +109,11 @@ export class TreeIndex implements ReadTree {
     const altered = new Set<string>()
     for (const cycle of findCycles(affected, succ)) {
       const m = this.latestMove(cycle)
+      if (!affected.has(m)) {
+        // An unchanged node can be the one to move: take it out of the old graph first.
+        this.detach(m)
+        affected.add(m)
+      }
       next.set(m, this.previousPlace(m))
       altered.add(m)
     }
@@ -330,6 +335,8 @@ export class TreeIndex implements ReadTree {
     }
     return true
   }
+
+  brokenNodes(): string[] { return [...this.broken] }
 
   effectiveParent(x: string): string | undefined { return this.parentOf.get(x) }
   effectiveName(x: string): string | undefined { return this.nameOf.get(x) }
