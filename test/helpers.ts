@@ -41,3 +41,35 @@ export function bazil(dataDir: string, args: string[], input?: Buffer | string):
     child.stdin.end(input ?? '')
   })
 }
+
+export interface ServerProcess {
+  child: import('node:child_process').ChildProcess
+  log: () => string
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** Starts `bazil server run` on a data dir and waits until its control socket answers. */
+export async function startServer(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [bazilBin, `--data-dir=${dataDir}`, 'server', 'run', '--log-level=debug', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BAZIL_DATA_DIR: '' }
+  })
+  let log = ''
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const deadline = Date.now() + 20_000
+  while (!/listening on/.test(log)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${log}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return {
+    child,
+    log: () => log,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal)
+      return exited
+    }
+  }
+}

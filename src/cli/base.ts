@@ -1,17 +1,37 @@
 // What every bazil command shares: finding the data dir, opening the node, printing, and
 // turning failures into one line on stderr and a non-zero exit.
+import path from 'node:path'
 import { Command, Option, type BaseContext } from 'clipanion'
 import { DataDir, UserError, defaultDataDir } from '../datadir.js'
 import { Node } from '../node.js'
 import { TreeError } from '../fs/tree/index.js'
+import { connect, forward } from '../server/control.js'
+import type { ServerHandle } from '../server/handle.js'
 
 export interface BazilContext extends BaseContext {
   /** --data-dir given before the command name (bazil --data-dir=X volume list). */
   dataDir?: string
   env: NodeJS.ProcessEnv
+  /** The command line after global options, for handing the command to the server. */
+  argv: string[]
+  /** The caller's working directory (the client's, when the server runs the command). */
+  cwd: string
+  /** Set when the command runs inside the server. */
+  server?: ServerHandle
 }
 
+/**
+ * Where a command runs:
+ * - local: always in the CLI process (touches only data-dir files, never the corestore);
+ * - node: in the running server if there is one, else in the CLI process with the data dir
+ *   opened directly;
+ * - server: only in the running server (mounts); an error names `bazil server run` otherwise.
+ */
+export type Where = 'local' | 'node' | 'server'
+
 export abstract class BazilCommand extends Command<BazilContext> {
+  static where: Where = 'node'
+
   dataDirOption = Option.String('--data-dir', { description: 'The data dir (default $BAZIL_DATA_DIR, $XDG_DATA_HOME/bazil, ~/.local/share/bazil)' })
 
   protected get dataDirPath(): string {
@@ -22,8 +42,17 @@ export abstract class BazilCommand extends Command<BazilContext> {
     return DataDir.open(this.dataDirPath)
   }
 
-  /** Opens the node for the duration of `fn`, always closing it (and flushing volumes). */
+  /** A path the user gave, resolved against their working directory. */
+  protected resolvePath(p: string): string {
+    return path.resolve(this.context.cwd, p)
+  }
+
+  /**
+   * Runs `fn` with the node: the server's when inside it, else the data dir opened for the
+   * duration of `fn` and always closed (flushing volumes).
+   */
   protected async withNode<T>(fn: (node: Node) => Promise<T>): Promise<T> {
+    if (this.context.server) return fn(this.context.server.node)
     const node = await Node.open(this.openDataDir())
     try {
       return await fn(node)
@@ -44,6 +73,14 @@ export abstract class BazilCommand extends Command<BazilContext> {
 
   async execute(): Promise<number> {
     try {
+      const where = (this.constructor as typeof BazilCommand).where
+      if (where !== 'local' && !this.context.server) {
+        const sock = await connect(this.dataDirPath)
+        if (sock) return await forward(sock, this.context.argv, this.context.cwd, this.context.stdout, this.context.stderr)
+        if (where === 'server') {
+          throw new UserError(`\`bazil ${this.path.join(' ')}\` needs a running server: start \`bazil server run\` (data dir ${this.dataDirPath})`)
+        }
+      }
       return (await this.run()) ?? 0
     } catch (err) {
       this.context.stderr.write(`bazil: ${describeError(err)}\n`)

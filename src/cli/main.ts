@@ -4,12 +4,13 @@ import type { BazilContext } from './base.js'
 import { CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand } from './commands/identity.js'
 import { LogShowCommand, LogVerifyCommand } from './commands/log.js'
 import * as volume from './commands/volume.js'
+import * as server from './commands/server.js'
 
 export const VERSION = '0.1.0'
 
 export function buildCli(): Cli<BazilContext> {
   const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
-  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume)]) {
+  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server)]) {
     cli.register(c)
   }
   return cli
@@ -34,6 +35,6 @@ export function splitGlobalOptions(argv: string[]): { argv: string[]; dataDir?: 
 export async function main(args: string[]): Promise<void> {
   const { argv, dataDir } = splitGlobalOptions(args)
   const cli = buildCli()
-  const code = await cli.run(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, dataDir, colorDepth: 1 })
+  const code = await cli.run(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, dataDir, argv, cwd: process.cwd(), colorDepth: 1 })
   process.exitCode = code
 }

@@ -32,7 +32,7 @@ interface SourceEntry {
 }
 
 /** Files stored at once during an import: overlaps reading one file with storing another. */
-const IMPORT_CONCURRENCY = 4
+const IMPORT_CONCURRENCY = 16
 
 async function scanSource(root: string): Promise<SourceEntry[]> {
   const out: SourceEntry[] = []

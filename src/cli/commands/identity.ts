@@ -1,11 +1,12 @@
 // create, debug pubkey, sharing add|list: the node's identity and keys.
 import { Option } from 'clipanion'
-import { BazilCommand, readAll } from '../base.js'
+import { BazilCommand, readAll, type Where } from '../base.js'
 import { DataDir, UserError } from '../../datadir.js'
 import { KEY_BYTES, encodeKey } from '../../crypto.js'
 
 export class CreateCommand extends BazilCommand {
   static override paths = [['create']]
+  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({ description: 'Create a data dir with a new node identity and a `default` sharing key' })
 
   async run(): Promise<void> {
@@ -17,6 +18,7 @@ export class CreateCommand extends BazilCommand {
 
 export class DebugPubkeyCommand extends BazilCommand {
   static override paths = [['debug', 'pubkey']]
+  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({ description: "Print this node's public key (z-base-32)" })
 
   async run(): Promise<void> {
@@ -26,6 +28,7 @@ export class DebugPubkeyCommand extends BazilCommand {
 
 export class SharingAddCommand extends BazilCommand {
   static override paths = [['sharing', 'add']]
+  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
     description: 'Add a sharing key: exactly 32 secret bytes read from stdin',
     examples: [['Add a key made by dd', 'dd if=/dev/urandom bs=32 count=1 of=sekrit && bazil sharing add friends <sekrit']]
@@ -46,6 +49,7 @@ export class SharingAddCommand extends BazilCommand {
 
 export class SharingListCommand extends BazilCommand {
   static override paths = [['sharing', 'list']]
+  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({ description: 'List the sharing keys by name' })
   asJson = Option.Boolean('--json', false)
 

@@ -1,6 +1,6 @@
 // volume create|list|import|export|ls|cat|rm|mv|mkdir|snapshot: volumes without a mount.
 import { Option } from 'clipanion'
-import { BazilCommand } from '../base.js'
+import { BazilCommand, type Where } from '../base.js'
 import { UserError } from '../../datadir.js'
 import { exportTree, importDir, type CopyProgress } from '../../fs/local-copy.js'
 import { toFileRef } from '../../volume.js'
@@ -22,6 +22,7 @@ export class VolumeCreateCommand extends BazilCommand {
 
 export class VolumeListCommand extends BazilCommand {
   static override paths = [['volume', 'list']]
+  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({ description: 'List volumes' })
   asJson = Option.Boolean('--json', false)
 
@@ -57,7 +58,7 @@ export class VolumeImportCommand extends BazilCommand {
   async run(): Promise<void> {
     const s = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
-      return importDir(vol, this.src, this.to, progressPrinter(this.context.stderr as NodeJS.WriteStream))
+      return importDir(vol, this.resolvePath(this.src), this.to, progressPrinter(this.context.stderr as NodeJS.WriteStream))
     })
     this.out(`imported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
   }
@@ -73,7 +74,7 @@ export class VolumeExportCommand extends BazilCommand {
   async run(): Promise<void> {
     const s = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
-      return exportTree(vol.cas, vol.view(this.snapshot), this.dest)
+      return exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest))
     })
     this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
   }

@@ -1,0 +1,80 @@
+// server run, status, volume mount|unmount: the long-running side of bazil.
+import { Option } from 'clipanion'
+import { BazilCommand, type Where } from '../base.js'
+import { createLogger, parseLevel } from '../../server/logger.js'
+import { Server, runUntilSignalled } from '../../server/server.js'
+import { emptyStdin } from '../../server/server.js'
+
+export class ServerRunCommand extends BazilCommand {
+  static override paths = [['server', 'run']]
+  static override where: Where = 'local'
+  static override usage = BazilCommand.Usage({
+    description: 'Run the server in the foreground: owns the data dir, its mounts and the control socket; logs to stderr; SIGINT/SIGTERM stop it cleanly'
+  })
+  logLevel = Option.String('--log-level', 'info', { description: 'debug, info, warn or error' })
+
+  async run(): Promise<number> {
+    const log = createLogger(parseLevel(this.logLevel), this.context.stderr)
+    const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
+    const dir = this.openDataDir()
+    const server = await Server.start(dir, {
+      log,
+      run: (argv, ctx) =>
+        buildCli().run(argv, { ...ctx, stdin: emptyStdin(), env: process.env, argv, dataDir: dir.root, colorDepth: 1 })
+    })
+    await runUntilSignalled(server)
+    return 0
+  }
+}
+
+export class StatusCommand extends BazilCommand {
+  static override paths = [['status']]
+  static override usage = BazilCommand.Usage({ description: 'Show whether the server runs, and its volumes and mounts' })
+  asJson = Option.Boolean('--json', false)
+
+  async run(): Promise<void> {
+    const server = this.context.server
+    const dir = server?.dir ?? this.openDataDir()
+    const volumes = dir.listVolumes().map((v) => v.name)
+    const status = {
+      dataDir: dir.root,
+      server: server ? { running: true, pid: server.pid, since: new Date(server.startedAt).toISOString() } : { running: false },
+      volumes,
+      mounts: server ? server.mounts() : []
+    }
+    if (this.asJson) return this.json(status)
+    this.out(`data dir: ${status.dataDir}`)
+    this.out(server ? `server: running (pid ${server.pid}, since ${status.server.since})` : 'server: not running (start it with `bazil server run`)')
+    this.out(`volumes: ${volumes.length ? volumes.join(', ') : '(none)'}`)
+    for (const m of status.mounts) this.out(`mount: ${m.volume} on ${m.mountpoint}`)
+  }
+}
+
+export class VolumeMountCommand extends BazilCommand {
+  static override paths = [['volume', 'mount']]
+  static override where: Where = 'server'
+  static override usage = BazilCommand.Usage({ description: 'Mount a volume on an existing empty directory (needs the server)' })
+  volume = Option.String({ required: true })
+  mountpoint = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const server = this.context.server
+    if (!server) return
+    await server.mount(this.volume, this.resolvePath(this.mountpoint))
+    this.out(`mounted volume "${this.volume}" at ${this.resolvePath(this.mountpoint)}`)
+  }
+}
+
+export class VolumeUnmountCommand extends BazilCommand {
+  static override paths = [['volume', 'unmount']]
+  static override where: Where = 'server'
+  static override usage = BazilCommand.Usage({ description: 'Unmount a mounted volume, committing open files first (needs the server)' })
+  mountpoint = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const server = this.context.server
+    if (!server) return
+    await server.unmount(this.resolvePath(this.mountpoint))
+    this.out(`unmounted ${this.resolvePath(this.mountpoint)}`)
+  }
+}

@@ -1,0 +1,20 @@
+// What a command running inside the server can reach.
+import type { DataDir } from '../datadir.js'
+import type { Node } from '../node.js'
+import type { Log } from './logger.js'
+
+export interface MountInfo {
+  volume: string
+  mountpoint: string
+}
+
+export interface ServerHandle {
+  readonly node: Node
+  readonly dir: DataDir
+  readonly pid: number
+  readonly startedAt: number
+  readonly log: Log
+  mount(volume: string, mountpoint: string): Promise<void>
+  unmount(mountpoint: string): Promise<void>
+  mounts(): MountInfo[]
+}

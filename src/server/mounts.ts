@@ -1,0 +1,123 @@
+// FUSE (and its native addon) loads only when a server first needs it, not for every CLI call.
+const fuse = () => import('../fs/fuse/index.js')
+
+// The server's mounts: which volumes are mounted where, kept in the data dir so that a
+// restarted server (after a clean stop or a crash) cleans up dead mounts, recovers spooled
+// data and mounts the same volumes again.
+import fs from 'node:fs'
+import path from 'node:path'
+import { UserError } from '../datadir.js'
+import type { Node } from '../node.js'
+import type { VolumeMount } from '../fs/fuse/index.js'
+import type { MountInfo } from './handle.js'
+import type { Log } from './logger.js'
+
+interface MountsFile {
+  version: 1
+  mounts: MountInfo[]
+}
+
+export class MountManager {
+  private readonly active = new Map<string, { info: MountInfo; mount: VolumeMount }>()
+  private readonly file: string
+
+  constructor(
+    private readonly node: Node,
+    private readonly log: Log
+  ) {
+    this.file = path.join(node.dir.root, 'mounts.json')
+  }
+
+  /** Where a volume's dirty file data is spooled (per volume id: stable across renames). */
+  private spoolDir(volumeName: string): string {
+    return path.join(this.node.dir.root, 'spool', this.node.dir.volume(volumeName).id)
+  }
+
+  private readWanted(): MountInfo[] {
+    try {
+      const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as MountsFile
+      return parsed.version === 1 && Array.isArray(parsed.mounts) ? parsed.mounts : []
+    } catch {
+      return []
+    }
+  }
+
+  private writeWanted(mounts: MountInfo[]): void {
+    const tmp = `${this.file}.tmp`
+    fs.writeFileSync(tmp, JSON.stringify({ version: 1, mounts } satisfies MountsFile, null, 2) + '\n')
+    fs.renameSync(tmp, this.file)
+  }
+
+  list(): MountInfo[] {
+    return [...this.active.values()].map((m) => m.info)
+  }
+
+  /**
+   * At start: commit spooled data that was fsynced before a crash, clear dead mounts the
+   * last run left, and mount again what was mounted.
+   */
+  async restore(): Promise<void> {
+    for (const rec of this.node.dir.listVolumes()) {
+      const spool = path.join(this.node.dir.root, 'spool', rec.id)
+      if (!fs.existsSync(spool)) continue
+      try {
+        const vol = await this.node.volume(rec.name)
+        const { recovered } = await (await fuse()).recoverSpool(vol, spool)
+        for (const p of recovered) this.log('warn', `volume ${rec.name}: recovered fsynced data of ${p} from the spool`)
+      } catch (err) {
+        this.log('error', `volume ${rec.name}: spool recovery failed: ${(err as Error).message}`)
+      }
+    }
+    for (const m of this.readWanted()) {
+      try {
+        await (await fuse()).cleanupStaleMount(m.mountpoint)
+        await this.mount(m.volume, m.mountpoint)
+        this.log('info', `remounted volume ${m.volume} at ${m.mountpoint}`)
+      } catch (err) {
+        this.log('error', `could not remount volume ${m.volume} at ${m.mountpoint}: ${(err as Error).message}`)
+      }
+    }
+  }
+
+  async mount(volume: string, mountpoint: string): Promise<void> {
+    const mp = path.resolve(mountpoint)
+    if (this.active.has(mp)) throw new UserError(`${mp} is already a bazil mount (volume ${this.active.get(mp)?.info.volume})`)
+    const st = fs.statSync(mp, { throwIfNoEntry: false })
+    if (!st) throw new UserError(`mount point ${mp} does not exist: create it with mkdir`)
+    if (!st.isDirectory()) throw new UserError(`mount point ${mp} is not a directory`)
+    const vol = await this.node.volume(volume)
+    const spoolDir = this.spoolDir(volume)
+    fs.mkdirSync(spoolDir, { recursive: true, mode: 0o700 })
+    const { VolumeMount } = await fuse()
+    const m = new VolumeMount(vol, mp, { spoolDir, log: this.log })
+    await m.mount()
+    const info = { volume, mountpoint: mp }
+    this.active.set(mp, { info, mount: m })
+    this.writeWanted([...this.readWanted().filter((w) => w.mountpoint !== mp), info])
+    this.log('info', `mounted volume ${volume} at ${mp}`)
+  }
+
+  async unmount(mountpoint: string): Promise<void> {
+    const mp = path.resolve(mountpoint)
+    const m = this.active.get(mp)
+    if (!m) throw new UserError(`${mp} is not a bazil mount of this server: see \`bazil status\``)
+    await m.mount.unmount()
+    this.active.delete(mp)
+    this.writeWanted(this.readWanted().filter((w) => w.mountpoint !== mp))
+    this.log('info', `unmounted ${mp}`)
+  }
+
+  /** On shutdown: commit open files and unmount, keeping the record so the next start remounts. */
+  async closeAll(): Promise<void> {
+    for (const [mp, m] of this.active) {
+      try {
+        await m.mount.flushAll()
+        await m.mount.unmount()
+        this.log('info', `unmounted ${mp}`)
+      } catch (err) {
+        this.log('error', `unmounting ${mp} failed: ${(err as Error).message}`)
+      }
+    }
+    this.active.clear()
+  }
+}

@@ -1,0 +1,179 @@
+// `bazil server run`: one process owns a data dir (the corestore's lock), its mounts and,
+// later, its peers; the CLI reaches it through a control socket (mode 0600) in the data dir.
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { Readable, type Writable } from 'node:stream'
+import { type DataDir, UserError } from '../datadir.js'
+import { Node } from '../node.js'
+import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
+import type { ServerHandle } from './handle.js'
+import type { Log } from './logger.js'
+import { MountManager } from './mounts.js'
+
+/** Runs one command as the CLI would, with the server's context; resolves to its exit code. */
+export type CommandRunner = (argv: string[], ctx: { stdout: Writable; stderr: Writable; cwd: string; server: ServerHandle }) => Promise<number>
+
+export interface ServerOptions {
+  log: Log
+  run: CommandRunner
+}
+
+const PID_FILE = 'server.pid'
+
+export class Server implements ServerHandle {
+  readonly pid = process.pid
+  readonly startedAt = Date.now()
+  private readonly listener: net.Server
+  private readonly mountManager: MountManager
+  private readonly inflight = new Set<Promise<unknown>>()
+  private stopping: Promise<void> | null = null
+
+  private constructor(
+    readonly dir: DataDir,
+    readonly node: Node,
+    readonly log: Log,
+    private readonly runCommand: CommandRunner
+  ) {
+    this.mountManager = new MountManager(node, log)
+    this.listener = net.createServer((conn) => this.serve(conn))
+  }
+
+  /** Takes the data dir (refusing a second server), restores mounts, listens. */
+  static async start(dir: DataDir, opts: ServerOptions): Promise<Server> {
+    const sockFile = socketPath(dir.root)
+    const existing = await connect(dir.root)
+    if (existing) {
+      existing.destroy()
+      throw new UserError(`a bazil server is already running on ${dir.root}${pidNote(dir)}: use it, or stop it first`)
+    }
+    let node: Node
+    try {
+      node = await Node.open(dir)
+    } catch (err) {
+      if (err instanceof UserError && /in use/.test(err.message)) {
+        throw new UserError(`the data dir ${dir.root} is in use by another bazil process${pidNote(dir)}: stop it first`)
+      }
+      throw err
+    }
+    const server = new Server(dir, node, opts.log, opts.run)
+    try {
+      fs.writeFileSync(path.join(dir.root, PID_FILE), `${process.pid}\n`)
+      await server.mountManager.restore()
+      fs.rmSync(sockFile, { force: true }) // a stale socket of a crashed server: nobody answered on it above
+      await server.listen(sockFile)
+    } catch (err) {
+      await server.stop()
+      throw err
+    }
+    opts.log('info', `bazil server for ${dir.root} listening on ${sockFile} (pid ${process.pid})`)
+    return server
+  }
+
+  private listen(sockFile: string): Promise<void> {
+    // The socket is created with the process umask: make it 0600 from its first moment.
+    const old = process.umask(0o177)
+    return new Promise<void>((resolve, reject) => {
+      this.listener.once('error', reject)
+      this.listener.listen(sockFile, () => {
+        this.listener.off('error', reject)
+        resolve()
+      })
+    }).finally(() => process.umask(old))
+  }
+
+  mount(volume: string, mountpoint: string): Promise<void> {
+    return this.mountManager.mount(volume, mountpoint)
+  }
+
+  unmount(mountpoint: string): Promise<void> {
+    return this.mountManager.unmount(mountpoint)
+  }
+
+  mounts() {
+    return this.mountManager.list()
+  }
+
+  /** One connection = one command. Bad input is answered and logged; it never stops the server. */
+  private serve(conn: net.Socket): void {
+    const reader = new FrameReader(MAX_REQUEST_BYTES)
+    let started = false
+    conn.on('error', (err) => this.log('debug', `control connection error: ${err.message}`))
+    conn.on('data', (data: Buffer) => {
+      if (started) return // a client sends one request and nothing else
+      let req: ControlRequest
+      try {
+        const frames = reader.push(data)
+        if (frames.length === 0) return
+        if (frames[0].type !== FRAME.request) throw new Error('the first control frame must be a request')
+        req = decodeRequest(frames[0].payload)
+      } catch (err) {
+        started = true
+        this.log('warn', `bad control request: ${(err as Error).message}`)
+        conn.write(encodeFrame(FRAME.stderr, Buffer.from(`bazil: bad control request: ${(err as Error).message}\n`)))
+        conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code: 2 }))))
+        return
+      }
+      started = true
+      const job = this.execute(conn, req)
+      this.inflight.add(job)
+      void job.finally(() => this.inflight.delete(job))
+    })
+  }
+
+  private async execute(conn: net.Socket, req: ControlRequest): Promise<void> {
+    this.log('debug', `command: ${req.argv.join(' ')}`)
+    let code = 1
+    const stderr = frameWriter(conn, FRAME.stderr)
+    try {
+      code = await this.runCommand(req.argv, { stdout: frameWriter(conn, FRAME.stdout), stderr, cwd: req.cwd, server: this })
+    } catch (err) {
+      this.log('error', `command ${req.argv.join(' ')} failed: ${(err as Error).stack ?? String(err)}`)
+      stderr.write(`bazil: internal error: ${(err as Error).message}\n`)
+    }
+    if (!conn.destroyed) conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code }))))
+  }
+
+  /** Stops accepting commands, lets running ones finish, commits and unmounts, closes the store. */
+  stop(): Promise<void> {
+    if (!this.stopping) this.stopping = this.shutdown()
+    return this.stopping
+  }
+
+  private async shutdown(): Promise<void> {
+    this.log('info', 'shutting down')
+    await new Promise<void>((resolve) => this.listener.close(() => resolve()))
+    await Promise.allSettled([...this.inflight])
+    await this.mountManager.closeAll()
+    await this.node.close()
+    fs.rmSync(socketPath(this.dir.root), { force: true })
+    fs.rmSync(path.join(this.dir.root, PID_FILE), { force: true })
+    this.log('info', 'stopped')
+  }
+}
+
+function pidNote(dir: DataDir): string {
+  try {
+    const pid = fs.readFileSync(path.join(dir.root, PID_FILE), 'utf8').trim()
+    return pid ? ` (pid ${pid})` : ''
+  } catch {
+    return ''
+  }
+}
+
+/** Runs the server until SIGINT or SIGTERM, then stops it cleanly. */
+export async function runUntilSignalled(server: Server): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      server.log('info', `received ${sig}`)
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      resolve()
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+  await server.stop()
+}
+
+export const emptyStdin = (): Readable => Readable.from([])
