@@ -169,3 +169,34 @@ test('volume errors: one line, non-zero, nothing written', async () => {
     cleanup()
   }
 })
+
+test('log verify names the first bad entry and exits non-zero; log show skips it with a report', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const data = path.join(dir, 'data')
+    await bazil(data, ['create'])
+    await bazil(data, ['volume', 'create', 'v'])
+    await bazil(data, ['volume', 'mkdir', 'v', 'one'])
+    // A block that is not an entry, appended to the writer log itself (signed, so only decoding can catch it).
+    const { DataDir } = await import('../src/datadir.js')
+    const { Node } = await import('../src/node.js')
+    const node = await Node.open(DataDir.open(data))
+    const vol = await node.volume('v')
+    await vol.log.core.append(Buffer.from('not an entry'))
+    await node.close()
+    await bazil(data, ['volume', 'mkdir', 'v', 'two'])
+
+    const verify = await bazil(data, ['log', 'verify', 'v'])
+    assert.equal(verify.code, 1)
+    assert.match(verify.stdout, /FAILED: 1 bad entry .* first: writer \S{52} seq 2: /)
+    const show = await bazil(data, ['log', 'show', 'v'])
+    assert.equal(show.code, 1)
+    assert.match(show.stderr, /entry 2/)
+    assert.match(show.stdout, /mkdir \/one/)
+    assert.match(show.stdout, /mkdir \/two/)
+    // The volume still opens and shows both directories.
+    assert.equal((await bazil(data, ['volume', 'ls', 'v'])).stdout, 'one/\ntwo/\n')
+  } finally {
+    cleanup()
+  }
+})
