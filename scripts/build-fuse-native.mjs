@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Postinstall: builds fuse-native from source with one fix applied.
 //
-// fuse-native 2.2.6 passes atime in both slots of utimens (fuse-native.c hands `l->atime`
-// to JS twice instead of `l->atime, l->mtime`), so `touch -m`, `tar x`, `cp -p` and
-// `rsync -t` would set wrong mtimes through a bazil mount. We fix that one line and build
-// the addon with the node-gyp that npm ships (node-gyp-build then prefers build/ over the
-// prebuild). Idempotent: a marker records that the fixed build exists.
+// Two fixes to fuse-native 2.2.6, so that `touch -m`, `tar x`, `cp -p` and `rsync -t` set
+// the right mtimes through a bazil mount:
+// - utimens passes atime in both slots (fuse-native.c hands `l->atime` to JS twice instead
+//   of `l->atime, l->mtime`);
+// - libfuse 2.9 drops a utimens that leaves one of the times alone (UTIME_OMIT) unless the
+//   file system sets `flag_utime_omit_ok`.
+// We apply both and build the addon with the node-gyp that npm ships (node-gyp-build then
+// prefers build/ over the prebuild). Idempotent: a marker records which fixes the build has.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -22,17 +25,23 @@ try {
 
 const source = path.join(dir, 'fuse-native.c')
 const marker = path.join(dir, 'build', 'Release', '.bazil-utimens-fixed')
-const BUGGY = 'FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)'
-const FIXED = 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'
+const MARK = 'bazil fixes: utimens-mtime, utime-omit-ok\n'
+const FIXES = [
+  ['FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
+  ['  struct fuse_operations ops = { };\n', '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n']
+]
 
 let c = fs.readFileSync(source, 'utf8')
-if (c.includes(BUGGY)) {
-  c = c.replace(BUGGY, FIXED)
-  fs.writeFileSync(source, c)
-} else if (!c.includes(FIXED)) {
-  console.error('build-fuse-native: fuse-native.c does not look like 2.2.6; not patching utimens')
+for (const [buggy, fixed] of FIXES) {
+  if (c.includes(fixed)) continue
+  if (!c.includes(buggy)) {
+    console.error(`build-fuse-native: fuse-native.c does not look like 2.2.6; cannot apply: ${fixed.trim()}`)
+    process.exit(1)
+  }
+  c = c.replace(buggy, fixed)
 }
-if (fs.existsSync(marker)) process.exit(0)
+fs.writeFileSync(source, c)
+if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === MARK) process.exit(0)
 
 function nodeGyp() {
   const candidates = [
@@ -52,11 +61,17 @@ if (!gyp) {
   console.error('build-fuse-native: node-gyp not found (it ships with npm); the mount needs a rebuilt fuse-native: install node-gyp and run `npm rebuild`')
   process.exit(1)
 }
+// Build against the headers of the Node that runs us, never a download (no network needed).
+const args = [gyp, 'rebuild', '--loglevel=warn']
+const prefix = path.join(path.dirname(process.execPath), '..')
+if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
+  args.push(`--nodedir=${prefix}`)
+}
 try {
-  execFileSync(process.execPath, [gyp, 'rebuild'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
+  execFileSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
 } catch {
   console.error('build-fuse-native: building fuse-native failed: install a C compiler, make and python3 (apt-get install build-essential python3), then run `npm rebuild`')
   process.exit(1)
 }
-fs.writeFileSync(marker, 'utimens passes mtime in its second slot\n')
-console.error('build-fuse-native: built fuse-native with the utimens fix')
+fs.writeFileSync(marker, MARK)
+console.error('build-fuse-native: built fuse-native with the utimens fixes')

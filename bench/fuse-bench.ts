@@ -1,0 +1,251 @@
+// The FUSE mount's throughput and op rates next to the native disk and a trivial in-memory
+// fuse-native file system (the FUSE ceiling on this machine) measured in the same run, with
+// the same kernel options (big writes, 1 s attr/entry cache).
+//
+// Runs alone (`node dist/bench/fuse-bench.js`, writes bench/results/fuse.json) or from
+// bench/run.ts through `run()`. Scale down with BENCH_FUSE_MIB (default 1024) and
+// BENCH_FUSE_FILES (default 10000). Needs /dev/fuse and root (it drops the page cache).
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import fsp from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import type { FuseOps, FuseStat } from 'fuse-native'
+import { DataDir } from '../src/datadir.js'
+import { Node } from '../src/node.js'
+import { BazilFuse, VolumeMount } from '../src/fs/fuse/mount.js'
+
+const exec = promisify(execFile)
+const MiB = 1024 * 1024
+
+export interface Row {
+  name: string
+  value: number
+  unit: string
+  baseline: string
+  baselineValue: number
+  ratio: number
+  note: string
+}
+
+interface Target {
+  label: string
+  dir: string
+  /** Waits until data written is durable in the target's own sense (commit for bazil). */
+  settle: () => Promise<void>
+}
+
+/** A trivial file system in memory: a flat map of paths, files as lists of 1 MiB buffers. */
+class MemFs {
+  private readonly nodes = new Map<string, { dir: boolean; mode: number; mtime: number; blocks: Buffer[]; size: number }>()
+  constructor() {
+    this.nodes.set('/', { dir: true, mode: 0o755, mtime: Date.now(), blocks: [], size: 0 })
+  }
+
+  ops(): FuseOps {
+    const stat = (n: { dir: boolean; mode: number; mtime: number; size: number }): FuseStat => ({
+      mode: (n.dir ? 0o040000 : 0o100000) | n.mode, size: n.size, nlink: 1, uid: 0, gid: 0, mtime: n.mtime, atime: n.mtime, ctime: n.mtime,
+    })
+    const parentOf = (p: string): string => p.slice(0, p.lastIndexOf('/')) || '/'
+    return {
+      getattr: (p, cb) => {
+        const n = this.nodes.get(p)
+        if (!n) return cb(-2)
+        cb(0, stat(n))
+      },
+      readdir: (p, cb) => {
+        const prefix = p === '/' ? '/' : p + '/'
+        const names: string[] = []
+        for (const k of this.nodes.keys()) if (k !== p && k.startsWith(prefix) && !k.slice(prefix.length).includes('/')) names.push(k.slice(prefix.length))
+        cb(0, names)
+      },
+      open: (_p, _flags, cb) => cb(0, 1),
+      release: (_p, _fd, cb) => cb(0),
+      flush: (_p, _fd, cb) => cb(0),
+      create: (p, mode, cb) => {
+        if (!this.nodes.has(parentOf(p))) return cb(-2)
+        this.nodes.set(p, { dir: false, mode: mode & 0o7777, mtime: Date.now(), blocks: [], size: 0 })
+        cb(0, 1)
+      },
+      mkdir: (p, mode, cb) => {
+        this.nodes.set(p, { dir: true, mode: mode & 0o7777, mtime: Date.now(), blocks: [], size: 0 })
+        cb(0)
+      },
+      unlink: (p, cb) => cb(this.nodes.delete(p) ? 0 : -2),
+      truncate: (p, size, cb) => {
+        const n = this.nodes.get(p)
+        if (!n) return cb(-2)
+        if (size === 0) n.blocks = []
+        n.size = size
+        cb(0)
+      },
+      utimens: (_p, _a, _m, cb) => cb(0),
+      chmod: (_p, _m, cb) => cb(0),
+      write: (p, _fd, buf, len, pos, cb) => {
+        const n = this.nodes.get(p)!
+        let done = 0
+        while (done < len) {
+          const b = Math.floor((pos + done) / MiB)
+          const off = (pos + done) % MiB
+          const block = (n.blocks[b] ??= Buffer.alloc(MiB))
+          const k = Math.min(len - done, MiB - off)
+          buf.copy(block, off, done, done + k)
+          done += k
+        }
+        n.size = Math.max(n.size, pos + len)
+        cb(len)
+      },
+      read: (p, _fd, buf, len, pos, cb) => {
+        const n = this.nodes.get(p)!
+        const end = Math.min(n.size, pos + len)
+        let done = 0
+        while (pos + done < end) {
+          const b = Math.floor((pos + done) / MiB)
+          const off = (pos + done) % MiB
+          const k = Math.min(end - pos - done, MiB - off)
+          const block = n.blocks[b]
+          if (block) block.copy(buf, done, off, off + k)
+          else buf.fill(0, done, done + k)
+          done += k
+        }
+        cb(done)
+      },
+    }
+  }
+}
+
+async function dropCaches(): Promise<void> {
+  await exec('sync')
+  await fsp.writeFile('/proc/sys/vm/drop_caches', '3').catch(() => {})
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint()
+  await fn()
+  return Number(process.hrtime.bigint() - t0) / 1e9
+}
+
+/** create, stat and unlink rates of `files` small files, one at a time, from a child process. */
+async function smallFileRates(dir: string, files: number, settle: () => Promise<void>): Promise<{ create: number; stat: number; unlink: number }> {
+  const py = `
+import os, sys, time
+d = sys.argv[1]; n = int(sys.argv[2]); data = b'x' * 100
+os.mkdir(d)
+t0 = time.time()
+for i in range(n):
+    fd = os.open(f'{d}/f{i}', os.O_CREAT | os.O_WRONLY, 0o644); os.write(fd, data); os.close(fd)
+t1 = time.time()
+for i in range(n): os.stat(f'{d}/f{i}')
+t2 = time.time()
+print(t1 - t0, t2 - t1)
+`
+  const out = await exec('python3', ['-c', py, path.join(dir, 'small'), String(files)])
+  const [create, stat] = out.stdout.trim().split(' ').map(Number) as [number, number]
+  const createAndSettle = create + (await timed(settle))
+  const unlinkPy = `
+import os, sys, time
+d = sys.argv[1]; n = int(sys.argv[2])
+t0 = time.time()
+for i in range(n): os.unlink(f'{d}/f{i}')
+print(time.time() - t0)
+`
+  const un = Number((await exec('python3', ['-c', unlinkPy, path.join(dir, 'small'), String(files)])).stdout.trim())
+  const unlinkAndSettle = un + (await timed(settle))
+  return { create: files / createAndSettle, stat: files / stat, unlink: files / unlinkAndSettle }
+}
+
+export async function run(log: (msg: string) => void = (m) => console.error(m)): Promise<Row[]> {
+  const mib = Number(process.env.BENCH_FUSE_MIB ?? 1024)
+  const files = Number(process.env.BENCH_FUSE_FILES ?? 10000)
+  if (!fs.existsSync('/dev/fuse')) throw new Error('fuse-bench: /dev/fuse is missing')
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-fuse-bench-'))
+  const mounts: { unmount: () => Promise<void> }[] = []
+  let node: Node | null = null
+  try {
+    const source = path.join(root, 'source.bin')
+    await exec('dd', ['if=/dev/urandom', `of=${source}`, 'bs=1M', `count=${mib}`, 'status=none'])
+
+    const nativeDir = path.join(root, 'native')
+    fs.mkdirSync(nativeDir)
+
+    const memDir = path.join(root, 'memfs')
+    fs.mkdirSync(memDir)
+    const mem = new BazilFuse(memDir, new MemFs().ops(), { fsname: 'memfs', timeout: false })
+    await new Promise<void>((resolve, reject) => mem.mount((err) => (err ? reject(err) : resolve())))
+    mounts.push({ unmount: () => new Promise<void>((resolve) => mem.unmount(() => resolve())) })
+
+    node = await Node.open(DataDir.create(path.join(root, 'data')))
+    const vol = await node.createVolume('bench', 'default')
+    const bazilDir = path.join(root, 'bazil')
+    fs.mkdirSync(bazilDir)
+    const mount = new VolumeMount(vol, bazilDir, { spoolDir: path.join(root, 'spool') })
+    await mount.mount()
+    mounts.push({ unmount: () => mount.unmount() })
+
+    const targets: Target[] = [
+      { label: 'native', dir: nativeDir, settle: async () => {} },
+      { label: 'memfs', dir: memDir, settle: async () => {} },
+      { label: 'bazil', dir: bazilDir, settle: () => mount.idle() },
+    ]
+    const write: Record<string, number> = {}
+    const writeCommitted: Record<string, number> = {}
+    const read: Record<string, number> = {}
+    const rates: Record<string, { create: number; stat: number; unlink: number }> = {}
+    let rssBefore = 0
+    let rssPeak = 0
+    for (const t of targets) {
+      await dropCaches()
+      // RSS of this process while bazil takes the big file in (memfs holds its copy in RAM).
+      if (t.label === 'bazil') rssPeak = rssBefore = process.memoryUsage().rss
+      const sampler = setInterval(() => { if (t.label === 'bazil') rssPeak = Math.max(rssPeak, process.memoryUsage().rss) }, 50)
+      const ddSecs = await timed(() => exec('dd', [`if=${source}`, `of=${path.join(t.dir, 'big')}`, 'bs=1M', 'status=none']))
+      const settleSecs = await timed(t.settle)
+      clearInterval(sampler)
+      write[t.label] = mib / ddSecs
+      writeCommitted[t.label] = mib / (ddSecs + settleSecs)
+      await dropCaches()
+      const readSecs = await timed(() => exec('dd', [`if=${path.join(t.dir, 'big')}`, 'of=/dev/null', 'bs=1M', 'status=none']))
+      read[t.label] = mib / readSecs
+      await exec('rm', ['-f', path.join(t.dir, 'big')])
+      await t.settle()
+      rates[t.label] = await smallFileRates(t.dir, files, t.settle)
+      log(`fuse-bench ${t.label}: write ${write[t.label]!.toFixed(0)} MiB/s (committed ${writeCommitted[t.label]!.toFixed(0)}), read ${read[t.label]!.toFixed(0)} MiB/s, create ${rates[t.label]!.create.toFixed(0)}/s, stat ${rates[t.label]!.stat.toFixed(0)}/s, unlink ${rates[t.label]!.unlink.toFixed(0)}/s`)
+    }
+
+    const base = 'trivial in-memory fuse-native fs'
+    const row = (name: string, unit: string, ours: number, ceiling: number, native: number, extra = ''): Row => ({
+      name, value: round(ours), unit, baseline: base, baselineValue: round(ceiling), ratio: round(ours / ceiling, 3),
+      note: `native disk ${round(native)} ${unit}${extra}`,
+    })
+    return [
+      row(`mount: sequential write ${mib} MiB (dd bs=1M, until close)`, 'MiB/s', write.bazil!, write.memfs!, write.native!,
+        `; bazil until committed to the CAS and op log: ${round(writeCommitted.bazil!)} MiB/s; server RSS grew ${round((rssPeak - rssBefore) / MiB)} MiB during the run`),
+      row(`mount: sequential read ${mib} MiB (dd bs=1M, page cache dropped)`, 'MiB/s', read.bazil!, read.memfs!, read.native!),
+      row(`mount: create+write+close ${files} small files (until committed)`, 'files/s', rates.bazil!.create, rates.memfs!.create, rates.native!.create),
+      row(`mount: stat ${files} files`, 'stats/s', rates.bazil!.stat, rates.memfs!.stat, rates.native!.stat),
+      row(`mount: unlink ${files} files (until in the op log)`, 'files/s', rates.bazil!.unlink, rates.memfs!.unlink, rates.native!.unlink),
+    ]
+  } finally {
+    for (const m of mounts.reverse()) await m.unmount().catch((err: Error) => log(`fuse-bench: unmount failed: ${err.message}`))
+    if (node) await node.close()
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+}
+
+function round(x: number, digits = 1): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)
+if (isMain) {
+  const rows = await run()
+  const here = path.dirname(fileURLToPath(import.meta.url))
+  const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
+  const out = path.join(repoRoot, 'bench', 'results', 'fuse.json')
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  fs.writeFileSync(out, JSON.stringify({ time: new Date().toISOString(), rows }, null, 2) + '\n')
+  for (const r of rows) console.log(`${r.name}: ${r.value} ${r.unit} (${r.baseline}: ${r.baselineValue}, ratio ${r.ratio}; ${r.note})`)
+}
