@@ -82,3 +82,68 @@ test('a stale socket left by a killed server does not block the next start', asy
     cleanup()
   }
 })
+
+const hasFuse = fs.existsSync('/dev/fuse')
+if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the server mount tests ***\n')
+
+function isMounted(mp: string): boolean {
+  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mp)
+}
+
+function sh(script: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    import('node:child_process').then(({ execFile }) => {
+      execFile('sh', ['-c', script], (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr }))
+    })
+  })
+}
+
+test('mount through the server; stop and start: all there and mounted again; kill -9 after fsync: data kept', { skip: !hasFuse }, async () => {
+  const { dir, cleanup } = tempDir()
+  const mnt = path.join(dir, 'mnt')
+  fs.mkdirSync(mnt)
+  let server = null as Awaited<ReturnType<typeof startServer>> | null
+  try {
+    const data = path.join(dir, 'data')
+    await bazil(data, ['create'])
+    server = await startServer(data)
+    assert.equal((await bazil(data, ['volume', 'create', 'v'])).code, 0)
+    const m = await bazil(data, ['volume', 'mount', 'v', mnt])
+    assert.equal(m.code, 0, m.stderr + server.log())
+    assert.ok(isMounted(mnt))
+    const again = await bazil(data, ['volume', 'mount', 'v', mnt])
+    assert.match(again.stderr, /already a bazil mount/)
+    const st = JSON.parse((await bazil(data, ['status', '--json'])).stdout)
+    assert.deepEqual(st.mounts, [{ volume: 'v', mountpoint: mnt }])
+
+    const w = await sh(`mkdir -p "${mnt}/docs" && echo 'hello, world' > "${mnt}/docs/greeting" && sync "${mnt}/docs/greeting"`)
+    assert.equal(w.code, 0, w.out)
+    assert.equal((await bazil(data, ['volume', 'cat', 'v', 'docs/greeting'])).stdout, 'hello, world\n')
+    // A change by another path (the CLI) shows in the mount without remounting.
+    assert.equal((await bazil(data, ['volume', 'mkdir', 'v', 'from-cli'])).code, 0)
+    await new Promise((r) => setTimeout(r, 1200)) // the kernel's attr/entry cache: 1 s
+    assert.match((await sh(`ls "${mnt}"`)).out, /from-cli/)
+
+    assert.equal(await server.stop('SIGTERM'), 0, server.log())
+    assert.ok(!isMounted(mnt), 'SIGTERM unmounts')
+
+    server = await startServer(data)
+    assert.ok(isMounted(mnt), `remounted after restart:\n${server.log()}`)
+    assert.equal((await sh(`cat "${mnt}/docs/greeting"`)).out, 'hello, world\n')
+
+    const f = await sh(`echo 'fsynced before the crash' > "${mnt}/docs/crash" && sync "${mnt}/docs/crash"`)
+    assert.equal(f.code, 0, f.out)
+    await server.stop('SIGKILL')
+    server = await startServer(data)
+    assert.ok(isMounted(mnt), server.log())
+    const got = (await sh(`cat "${mnt}/docs/crash"`)).out
+    assert.equal(got, 'fsynced before the crash\n', server.log())
+    const u = await bazil(data, ['volume', 'unmount', mnt])
+    assert.equal(u.code, 0, u.stderr)
+    assert.ok(!isMounted(mnt))
+  } finally {
+    if (server) await server.stop('SIGTERM')
+    if (isMounted(mnt)) await sh(`fusermount -uz "${mnt}"`)
+    cleanup()
+  }
+})

@@ -425,7 +425,11 @@ export class VolumeMount {
 
   private async fsync(_p: string, _datasync: boolean, fd: number): Promise<void> {
     const h = this.handle(fd)
-    if (h.file) await this.commit(h.file, true)
+    // fsync is about the file, not the descriptor: `echo x > f; sync f` fsyncs through a
+    // read-only descriptor while the writer's close is still committing in the background.
+    const sf = h.file ?? (h.nodeId ? this.spooled.get(h.nodeId) : undefined)
+    if (sf) await this.commit(sf, true)
+    await this.flusher.flush()
   }
 
   private async release(_p: string, fd: number): Promise<void> {
