@@ -2,7 +2,8 @@
 //
 // Writes bench/results/latest.json (machine-readable) and prints a markdown table.
 // Sizes can be scaled down for a quick look: BENCH_BIG_MIB (default 1024),
-// BENCH_SMALL_FILES (default 10000), BENCH_DEDUP_MIB (default 100).
+// BENCH_SMALL_FILES (default 10000), BENCH_DEDUP_MIB (default 100), BENCH_FUSE_MIB;
+// BENCH_SKIP_FUSE=1 / BENCH_SKIP_TREE=1 leave out the mount and tree-scale parts.
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -13,6 +14,8 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { importDir } from '../src/fs/local-copy.js'
 import { Chunker } from '../src/fs/cas/index.js'
+import { run as runFuseBench } from './fuse-bench.js'
+import { run as runTreeScale } from './tree-scale.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
@@ -182,6 +185,9 @@ async function main(): Promise<void> {
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
   }
+  // The mount (issue 4) and the directory state at scale (issue 3): their own modules.
+  if (process.env.BENCH_SKIP_FUSE !== '1' && fs.existsSync('/dev/fuse')) rows.push(...(await runFuseBench()))
+  if (process.env.BENCH_SKIP_TREE !== '1') rows.push(...(await runTreeScale()))
   const result = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },

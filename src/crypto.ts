@@ -139,3 +139,13 @@ export function decodeKey(text: string, what = 'key'): Buffer {
     throw new Error(`invalid ${what} "${text}": expected 52 z-base-32 or 64 hex characters`)
   }
 }
+
+/**
+ * SHA-256, only to compute identifiers other software defines with it (an Automerge
+ * change's hash is SHA-256 of its chunk after magic and checksum); never for bazil's own keys.
+ */
+export function sha256(data: Uint8Array): Buffer {
+  const out = Buffer.alloc(sodium.crypto_hash_sha256_BYTES)
+  sodium.crypto_hash_sha256(out, Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+  return out
+}

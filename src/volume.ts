@@ -4,15 +4,61 @@
 // Every mutation goes through `mutate`: the tree op runs, its audit description is queued,
 // and `flush` writes everything queued as ONE op-log entry (the Automerge changes plus the
 // audit ops), so that an import of thousands of files is a handful of appends.
-import { CONTEXT, deriveKey, encodeKey } from './crypto.js'
+import fs from 'node:fs'
+import path from 'node:path'
+import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
 import type { VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { Tree, TreeError, type ContentRef, type ReadTree, type Stat } from './fs/tree/index.js'
+import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, WriterLog, type AuditOp, type LogEntry } from './logs/index.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
+/** Changes applied in one Tree call while replaying: bounds memory, keeps merges batched. */
+const APPLY_BATCH = 50_000
+/** A shard's Automerge document not used for this long is saved and freed. */
+export const IDLE_MS = 30_000
+/** How long live application waits for more blocks before applying what arrived. */
+const LIVE_DELAY_MS = 25
+export const CHECKPOINT_FORMAT = 1
+export const WRITERS_FORMAT = 1
+
+/** Where a volume's checkpoint and writer set live in the data dir (see spec/tree.md). */
+export function checkpointPath(dataDir: string, volumeId: string): string {
+  return path.join(dataDir, 'index', `${volumeId}.ckpt`)
+}
+export function writersPath(dataDir: string, volumeId: string): string {
+  return path.join(dataDir, 'writers', `${volumeId}.json`)
+}
+
+export interface ConflictVersionInfo {
+  /** Path of this version: the file's own path for the winner, its conflict copy's otherwise. */
+  path: string
+  writer: string
+  log: string
+  node: string | null
+  mine: boolean
+  time: number
+  size: number
+  hash: string
+}
+export interface VolumeConflict { path: string; versions: ConflictVersionInfo[] }
+
+/** What a checkpoint says it covers, next to the tree state. */
+interface CheckpointInfo {
+  format: number
+  volume: string
+  actor: string
+  /** Per writer log (key hex): the next seq to apply; everything before it is in the checkpoint. */
+  logs: Record<string, number>
+  skipped: SkippedEntry[]
+}
+
+export interface OpenOptions {
+  /** Read the checkpoint when there is a usable one (default true). */
+  checkpoint?: boolean
+}
 
 export function toContentRef(ref: FileRef): ContentRef {
   return { hash: ref.hash.toString('hex'), size: ref.size }
@@ -33,22 +79,43 @@ export class Volume {
   readonly record: VolumeRecord
   readonly id: Buffer
   readonly cas: Cas
-  readonly tree: Tree
+  /** Replaced only while opening (by the checkpoint's tree), before the volume is handed out. */
+  private currentTree: Tree
   /** This node's own writer log of the volume. */
   readonly log: WriterLog
   /** Every known writer log (this node's included), by log key hex. */
   readonly writers = new Map<string, WriterLog>()
   readonly skipped: SkippedEntry[] = []
+  /** Where replay came from when the volume opened: a checkpoint (and how many entries were replayed after it) or the logs alone. */
+  readonly opened = { fromCheckpoint: false, replayedEntries: 0, ms: 0 }
+  /** Replay counters: entries applied, time reading+decrypting them, time applying them to the tree. */
+  readonly stats = { entries: 0, readMs: 0, applyMs: 0 }
   private readonly volumeKey: Buffer
+  private readonly store: Node['store']
+  private readonly dataDir: string
   private pending: AuditOp[] = []
+  /** Per writer (log key hex): the next seq to apply. */
+  private readonly applied = new Map<string, number>()
+  private readonly skippedKeys = new Set<string>()
+  private refreshing: Promise<number> | null = null
+  private refreshAgain = false
+  private readonly listeners = new Set<(entries: number) => void>()
+  private readonly unsubscribe: (() => void)[] = []
+  private idleTimer: NodeJS.Timeout | null = null
+  private liveTimer: NodeJS.Timeout | null = null
+  private closed = false
+  /** Something was applied or done since the checkpoint was read or written. */
+  private changedSinceCheckpoint = true
 
-  private constructor(record: VolumeRecord, cas: Cas, volumeKey: Buffer, log: WriterLog) {
+  private constructor(node: Node, record: VolumeRecord, cas: Cas, volumeKey: Buffer, log: WriterLog, tree: Tree) {
     this.record = record
     this.id = Buffer.from(record.id, 'hex')
     this.cas = cas
     this.volumeKey = volumeKey
     this.log = log
-    this.tree = Tree.create(log.key.toString('hex'))
+    this.store = node.store
+    this.dataDir = node.dir.root
+    this.currentTree = tree
     this.writers.set(log.key.toString('hex'), log)
   }
 
@@ -56,32 +123,235 @@ export class Volume {
     return this.record.name
   }
 
-  static async open(node: Node, record: VolumeRecord): Promise<Volume> {
+  /** The directory state. */
+  get tree(): Tree {
+    return this.currentTree
+  }
+
+  static async open(node: Node, record: VolumeRecord, opts: OpenOptions = {}): Promise<Volume> {
+    const t0 = performance.now()
     const volumeId = Buffer.from(record.id, 'hex')
     const volumeKey = deriveKey(node.dir.sharingKey(record.sharing), CONTEXT.volume, volumeId)
     const log = await WriterLog.create(node.store, { volumeId, identity: node.dir.identity, volumeKey })
-    const vol = new Volume(record, node.cas(record.sharing), volumeKey, log)
-    await vol.replay()
+    const actor = log.key.toString('hex')
+    const vol = new Volume(node, record, node.cas(record.sharing), volumeKey, log, Tree.create(actor))
+    try {
+      for (const key of readWriters(node.dir.root, record.id)) if (!key.equals(log.key)) await vol.openWriter(key)
+      if (opts.checkpoint !== false) vol.restoreCheckpoint()
+      vol.opened.replayedEntries = await vol.replay()
+    } catch (err) {
+      for (const w of vol.writers.values()) await w.close().catch(() => {})
+      vol.tree.free()
+      throw err
+    }
+    vol.opened.ms = performance.now() - t0
     return vol
   }
 
-  /** Applies every entry of every known writer log to the tree. */
-  private async replay(): Promise<void> {
-    for (const writer of this.writers.values()) {
-      for await (const entry of writer.read({ wait: false })) this.applyEntry(entry)
-    }
+  // ---- writers and replay ----------------------------------------------------------------
+
+  /**
+   * Makes another node's writer log (by its key) part of this volume: remembered in the data
+   * dir, downloaded live when replication connects, and its entries applied as they arrive.
+   * Returns the log; adding a known writer again is a no-op.
+   */
+  async addWriter(key: Buffer): Promise<WriterLog> {
+    const hex = key.toString('hex')
+    const known = this.writers.get(hex)
+    if (known) return known
+    const log = await this.openWriter(key)
+    writeWriters(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
+    await this.refresh()
+    return log
   }
 
-  private applyEntry(entry: LogEntry | EntryError): void {
-    if (entry instanceof EntryError) {
-      this.skipped.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: entry.reason })
+  private async openWriter(key: Buffer): Promise<WriterLog> {
+    const log = await WriterLog.open(this.store, { key, volumeId: this.id, volumeKey: this.volumeKey })
+    this.writers.set(key.toString('hex'), log)
+    // Live: fetch every block of the log, now and as it grows, and apply entries as they land.
+    const range = log.core.download({ start: 0, end: -1 })
+    const onData = (): void => this.scheduleRefresh()
+    log.core.on('append', onData)
+    log.core.on('download', onData)
+    this.unsubscribe.push(() => {
+      range.destroy()
+      log.core.off('append', onData)
+      log.core.off('download', onData)
+    })
+    return log
+  }
+
+  /** Per writer log: its local length and how far it has been applied (next seq). */
+  replayState(): { writer: string; length: number; contiguous: number; applied: number }[] {
+    return [...this.writers].map(([hex, w]) => ({ writer: hex, length: w.length, contiguous: w.core.contiguousLength, applied: this.applied.get(hex) ?? 1 }))
+  }
+
+  /**
+   * Blocks arrive one by one while replicating: applying each alone would pay the per-batch
+   * cost (diff, re-reading touched records) thousands of times, so arrivals are coalesced.
+   */
+  private scheduleRefresh(): void {
+    if (this.liveTimer || this.closed) return
+    this.liveTimer = setTimeout(() => {
+      this.liveTimer = null
+      void this.refresh().catch(() => {})
+    }, LIVE_DELAY_MS)
+  }
+
+  /** Called after entries from other writers were applied (with how many). */
+  onChange(fn: (entries: number) => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  /**
+   * Applies every entry that is held locally and not applied yet, from every writer; returns
+   * how many entries were applied. Concurrent calls coalesce.
+   */
+  refresh(): Promise<number> {
+    if (this.closed) return Promise.resolve(0)
+    if (this.refreshing) {
+      this.refreshAgain = true
+      return this.refreshing
+    }
+    const run = async (): Promise<number> => {
+      let total = 0
+      do {
+        this.refreshAgain = false
+        total += await this.replay()
+      } while (this.refreshAgain && !this.closed)
+      return total
+    }
+    this.refreshing = run().finally(() => { this.refreshing = null })
+    return this.refreshing.then((n) => {
+      if (n > 0) {
+        for (const fn of this.listeners) fn(n)
+        this.scheduleIdle()
+      }
+      return n
+    })
+  }
+
+  /** Applies the not yet applied local entries of every writer, in batches. */
+  private async replay(): Promise<number> {
+    let entries = 0
+    for (const [hex, writer] of [...this.writers].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (this.closed) break
+      let next = this.applied.get(hex) ?? 1
+      let batch: IncomingChange[] = []
+      const apply = (): void => {
+        const t0 = performance.now()
+        const rejected = this.tree.apply(batch)
+        this.stats.applyMs += performance.now() - t0
+        for (const r of rejected) {
+          const seq = Number(r.tag!.slice(r.tag!.lastIndexOf(':') + 1))
+          this.skip(writer.key, seq, `changes do not apply: ${r.reason}`)
+        }
+        batch = []
+      }
+      let t0 = performance.now()
+      for await (const entry of writer.read({ from: next, wait: false })) {
+        if (this.closed) break
+        if (entry instanceof EntryError) {
+          this.skip(entry.writer, entry.seq, entry.reason)
+          if (entry.seq === 0) break
+          next = entry.seq + 1
+          continue
+        }
+        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
+        next = entry.seq + 1
+        entries++
+        if (batch.length >= APPLY_BATCH) {
+          this.stats.readMs += performance.now() - t0
+          apply()
+          t0 = performance.now()
+        }
+      }
+      this.stats.readMs += performance.now() - t0
+      if (batch.length > 0) apply()
+      this.stats.entries += entries
+      if (entries > 0) this.changedSinceCheckpoint = true
+      this.applied.set(hex, next)
+    }
+    return entries
+  }
+
+  private skip(writer: Buffer, seq: number, reason: string): void {
+    const key = `${writer.toString('hex')}:${seq}`
+    if (this.skippedKeys.has(key)) return
+    this.skippedKeys.add(key)
+    this.skipped.push({ writer: encodeKey(writer), seq, reason })
+  }
+
+  // ---- checkpoints -------------------------------------------------------------------------
+
+  /**
+   * Writes the checkpoint: the tree state and, per writer, the log length it covers. Local
+   * edits are logged first; returns false (nothing written) if edits came in meanwhile.
+   * A cache: deleting the file only makes the next open replay the logs.
+   */
+  async checkpoint(): Promise<boolean> {
+    await this.flush()
+    if (this.pending.length > 0 || this.tree.dirty) return false
+    this.applied.set(this.log.key.toString('hex'), this.log.length)
+    const info: CheckpointInfo = {
+      format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),
+      logs: Object.fromEntries(this.applied), skipped: this.skipped,
+    }
+    const bytes = encodeTreeState(this.tree.exportState(), info)
+    this.changedSinceCheckpoint = false
+    const file = checkpointPath(this.dataDir, this.record.id)
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+    const tmp = `${file}.${process.pid}.tmp`
+    await fs.promises.writeFile(tmp, bytes, { mode: 0o600 })
+    await fs.promises.rename(tmp, file)
+    return true
+  }
+
+  /** Uses the checkpoint if it is readable and consistent with the logs; else leaves a full replay to do. */
+  private restoreCheckpoint(): void {
+    const file = checkpointPath(this.dataDir, this.record.id)
+    let bytes: Buffer
+    try {
+      bytes = fs.readFileSync(file)
+    } catch {
       return
     }
     try {
-      this.tree.applyChanges(entry.body.changes)
-    } catch (err) {
-      this.skipped.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: `changes do not apply: ${(err as Error).message}` })
+      const { state, extra } = decodeTreeState(bytes)
+      const info = extra as CheckpointInfo
+      const actor = this.log.key.toString('hex')
+      if (!info || info.format !== CHECKPOINT_FORMAT || info.volume !== this.record.id || info.actor !== actor) throw new Error('checkpoint of another volume or writer')
+      for (const [hex, next] of Object.entries(info.logs)) {
+        const w = this.writers.get(hex)
+        if (!w || !Number.isSafeInteger(next) || next < 1 || next > Math.max(1, w.length)) throw new Error(`checkpoint covers more of log ${hex} than is here`)
+      }
+      const tree = Tree.restore(actor, state)
+      this.currentTree.free()
+      this.currentTree = tree
+      for (const [hex, next] of Object.entries(info.logs)) this.applied.set(hex, next)
+      for (const s of info.skipped ?? []) {
+        this.skippedKeys.add(`${decodeKey(s.writer).toString('hex')}:${s.seq}`)
+        this.skipped.push(s)
+      }
+      this.opened.fromCheckpoint = true
+      this.changedSinceCheckpoint = false
+    } catch {
+      // A cache that doesn't fit is ignored: the logs are the truth, replay rebuilds everything.
+      this.applied.clear()
     }
+  }
+
+  /** Frees the Automerge documents of shards not used for IDLE_MS (checked while any is loaded). */
+  private scheduleIdle(): void {
+    if (this.idleTimer || this.closed) return
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null
+      if (this.closed) return
+      this.tree.evict(0, IDLE_MS)
+      if (this.tree.shardStats.hot > 0) this.scheduleIdle()
+    }, IDLE_MS)
+    this.idleTimer.unref()
   }
 
   /**
@@ -91,6 +361,8 @@ export class Volume {
   mutate<T>(op: (tree: Tree) => T, audit: (result: T) => AuditOp): T {
     const result = op(this.tree)
     this.pending.push(audit(result))
+    this.changedSinceCheckpoint = true
+    this.scheduleIdle()
     return result
   }
 
@@ -104,7 +376,10 @@ export class Volume {
     if (this.pending.length === 0 && changes.length === 0) return
     const ops = this.pending
     this.pending = []
-    await this.log.append([{ time: Date.now(), ops, changes }])
+    const own = this.log.key.toString('hex')
+    const [seq] = await this.log.append([{ time: Date.now(), ops, changes }])
+    // Our own entry is already in the tree: replay need not read it back.
+    if ((this.applied.get(own) ?? 1) === seq) this.applied.set(own, seq + 1)
   }
 
   /** Flushes when enough ops are queued; for loops doing bulk work. */
@@ -123,6 +398,35 @@ export class Volume {
       }
       throw err
     }
+  }
+
+  // --- conflicts ---
+
+  /**
+   * Files with concurrent versions, each version with who wrote it: `log` is the writer log
+   * key, `node` the node that log is bound to (null while its binding block is not local).
+   */
+  async conflicts(): Promise<VolumeConflict[]> {
+    const out: VolumeConflict[] = []
+    const own = this.log.key.toString('hex')
+    for (const c of this.tree.conflicts()) {
+      const versions: ConflictVersionInfo[] = []
+      for (const v of c.versions) {
+        const log = this.writers.get(v.writer)
+        const node = log ? await log.node().catch(() => null) : null
+        versions.push({ ...v, log: encodeKey(Buffer.from(v.writer, 'hex')), node: node ? encodeKey(node) : null, mine: v.writer === own })
+      }
+      out.push({ path: c.path, versions })
+    }
+    return out
+  }
+
+  /** Settles the conflict of the file at `path` as a logged op (see Tree.resolve). */
+  resolve(path: string, keep: 'mine' | 'theirs' | 'both'): { kept: Stat; created: Stat[] } {
+    return this.mutate(
+      (t) => t.resolve(path, keep),
+      (r) => ({ op: 'resolve', path: r.kept.path, kind: keep, size: r.kept.size, hash: r.kept.content?.hash })
+    )
   }
 
   // --- operations shared by the CLI and the mount ---
@@ -220,11 +524,9 @@ export class Volume {
           if (entry instanceof EntryError) continue // reported by verify() above
           entries++
           ops += entry.body.ops.length
-          try {
-            fresh.applyChanges(entry.body.changes)
-          } catch (err) {
-            errors.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: `changes do not apply: ${(err as Error).message}` })
-          }
+          const hex = entry.writer.toString('hex')
+          const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex })))
+          if (rejected.length > 0) errors.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: `changes do not apply: ${rejected[0].reason}` })
         }
       }
     } finally {
@@ -235,7 +537,18 @@ export class Volume {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return
     await this.flush()
+    if (this.refreshing) await this.refreshing.catch(() => {})
+    try {
+      if (this.changedSinceCheckpoint || !fs.existsSync(checkpointPath(this.dataDir, this.record.id))) await this.checkpoint()
+    } catch {
+      // Only a cache: the next open replays instead.
+    }
+    this.closed = true
+    if (this.idleTimer) clearTimeout(this.idleTimer)
+    if (this.liveTimer) clearTimeout(this.liveTimer)
+    for (const u of this.unsubscribe) u()
     for (const log of this.writers.values()) await log.close()
     this.tree.free()
   }
@@ -245,4 +558,30 @@ export class Volume {
 export function normalize(path: string): string {
   const parts = path.split('/').filter((p) => p.length > 0)
   return '/' + parts.join('/')
+}
+
+function readWriters(dataDir: string, volumeId: string): Buffer[] {
+  const file = writersPath(dataDir, volumeId)
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch {
+    return []
+  }
+  let v: { format?: unknown; writers?: unknown }
+  try {
+    v = JSON.parse(text)
+  } catch {
+    throw new Error(`${file} is not valid JSON: the writer set of the volume is damaged`)
+  }
+  if (v.format !== WRITERS_FORMAT || !Array.isArray(v.writers)) throw new Error(`${file}: unknown writer set format ${JSON.stringify(v.format)}`)
+  return v.writers.map((k) => decodeKey(String(k), 'writer log key'))
+}
+
+function writeWriters(dataDir: string, volumeId: string, keys: Buffer[]): void {
+  const file = writersPath(dataDir, volumeId)
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  const tmp = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, JSON.stringify({ format: WRITERS_FORMAT, writers: keys.map((k) => encodeKey(k)).sort() }, null, 2) + '\n')
+  fs.renameSync(tmp, file)
 }

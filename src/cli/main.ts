@@ -5,12 +5,15 @@ import { CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListComman
 import { LogShowCommand, LogVerifyCommand } from './commands/log.js'
 import * as volume from './commands/volume.js'
 import * as server from './commands/server.js'
+import * as conflicts from './commands/conflicts.js'
+import * as peer from './commands/peer.js'
+import * as dht from './commands/dht.js'
 
 export const VERSION = '0.1.0'
 
 export function buildCli(): Cli<BazilContext> {
   const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
-  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server)]) {
+  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht)]) {
     cli.register(c)
   }
   return cli

@@ -6,6 +6,8 @@ declare module 'corestore' {
   export interface GetOptions {
     name?: string
     key?: Buffer
+    /** Open a stored core by discovery key alone; the session fails (STORAGE_EMPTY) if it isn't stored. */
+    discoveryKey?: Buffer
     keyPair?: KeyPair
     exclusive?: boolean
     valueEncoding?: 'binary' | 'utf-8' | 'json'

@@ -3,6 +3,10 @@
  * Node shards are driven through Automerge's low-level handle: the JS API materializes every
  * document as JS objects and turns every op into patches, which cost most of the time at 10k+
  * records; the derived index makes that copy useless.
+ *
+ * A shard is "hot" (a loaded Automerge document) or "cold" (its saved bytes and heads only).
+ * Shards restored from a checkpoint start cold and are loaded on first write or merge;
+ * `evict` saves and frees hot ones, so memory follows what is in use, not the volume's size.
  */
 import * as A from '@automerge/automerge'
 import type { MetaDoc } from './model.js'
@@ -11,21 +15,43 @@ import { META_SHARD } from './model.js'
 export type Handle = ReturnType<typeof A.getBackend>
 export type Heads = string[]
 
+interface Cold { bytes: Uint8Array; heads: Heads }
+interface Hot { doc: A.Doc<unknown>; used: number; savedHeads: Heads | null; saved: Uint8Array | null }
+
 export class Shards {
-  private readonly docs = new Map<string, A.Doc<unknown>>()
+  private readonly hot = new Map<string, Hot>()
+  private readonly cold = new Map<string, Cold>()
   private metaDoc: A.Doc<MetaDoc> | null = null
+  /** Shard loads from saved bytes since creation (for tests and benchmarks). */
+  loads = 0
 
   constructor(readonly actor: string) {}
 
   // Every shard starts empty, with no change, so copies created independently by two writers
   // merge: records live directly in the root map, never under a key two writers could both create.
   node(shard: string): Handle {
-    let d = this.docs.get(shard)
-    if (!d) this.docs.set(shard, (d = A.init<unknown>({ actor: this.actor })))
-    return A.getBackend(d)
+    let d = this.hot.get(shard)
+    if (!d) {
+      const c = this.cold.get(shard)
+      if (c) {
+        this.cold.delete(shard)
+        this.loads++
+        // Unchecked: these are our own saved bytes (from a digest-checked checkpoint or from
+        // evict); re-verifying the change graph costs ~10x the load itself.
+        d = { doc: A.load<unknown>(c.bytes, { actor: this.actor, unchecked: true }), used: 0, savedHeads: c.heads, saved: c.bytes }
+      } else d = { doc: A.init<unknown>({ actor: this.actor }), used: 0, savedHeads: null, saved: null }
+      this.hot.set(shard, d)
+    }
+    d.used = Date.now()
+    return A.getBackend(d.doc)
   }
 
-  has(shard: string): boolean { return this.docs.has(shard) }
+  has(shard: string): boolean { return this.hot.has(shard) || this.cold.has(shard) }
+
+  /** Names of every shard with a document (hot or cold), sorted. */
+  names(): string[] { return [...new Set([...this.hot.keys(), ...this.cold.keys()])].sort() }
+
+  get hotCount(): number { return this.hot.size }
 
   meta(): A.Doc<MetaDoc> {
     if (!this.metaDoc) this.metaDoc = A.init<MetaDoc>({ actor: this.actor })
@@ -34,11 +60,16 @@ export class Shards {
 
   setMeta(doc: A.Doc<MetaDoc>): void { this.metaDoc = doc }
 
+  private shardHeads(shard: string): Heads {
+    const c = this.cold.get(shard)
+    return c ? c.heads : A.getBackend(this.hot.get(shard)!.doc).getHeads()
+  }
+
   /** Heads of every shard that has any change, keyed by shard name. */
   heads(): Record<string, Heads> {
     const out: Record<string, Heads> = {}
-    for (const shard of [...this.docs.keys()].sort()) {
-      const h = this.node(shard).getHeads()
+    for (const shard of this.names()) {
+      const h = this.shardHeads(shard)
       if (h.length > 0) out[shard] = h
     }
     if (this.metaDoc) {
@@ -50,15 +81,61 @@ export class Shards {
 
   hasHeads(shard: string, heads: Heads): boolean {
     if (shard === META_SHARD) return A.hasHeads(this.meta(), heads)
-    if (!this.docs.has(shard)) return heads.length === 0
+    if (!this.has(shard)) return heads.length === 0
+    const c = this.cold.get(shard)
+    if (c && heads.every((x) => c.heads.includes(x))) return true
     const h = this.node(shard)
     return heads.every((x) => h.getChangeByHash(x) !== null)
   }
 
+  /** Saved bytes of one shard (saves a hot one; reuses the bytes it was loaded from when unchanged). */
+  save(shard: string): Cold {
+    const c = this.cold.get(shard)
+    if (c) return c
+    const d = this.hot.get(shard)!
+    const h = A.getBackend(d.doc)
+    const heads = h.getHeads()
+    if (d.saved && d.savedHeads && sameHeads(heads, d.savedHeads)) return { bytes: d.saved, heads }
+    const bytes = h.save()
+    d.saved = bytes
+    d.savedHeads = heads
+    return { bytes, heads }
+  }
+
+  saveMeta(): Uint8Array | null { return this.metaDoc ? A.save(this.metaDoc) : null }
+
+  /** Puts saved shards in place without loading them. Only on a fresh instance. */
+  restore(shards: Map<string, Cold>, meta: Uint8Array | null): void {
+    for (const [name, c] of shards) this.cold.set(name, c)
+    if (meta) this.metaDoc = A.load<MetaDoc>(meta, { actor: this.actor })
+  }
+
+  /** Saves and frees all but the `keep` most recently used hot shards, and any unused for `idleMs`. */
+  evict(keep = 0, idleMs = 0): number {
+    const now = Date.now()
+    const order = [...this.hot.entries()].sort((a, b) => a[1].used - b[1].used)
+    let n = 0
+    for (const [i, [shard, d]] of order.entries()) {
+      // Oldest use first: once one must stay, every later one must too.
+      if (i >= order.length - keep || now - d.used < idleMs) break
+      const c = this.save(shard)
+      A.free(d.doc)
+      this.hot.delete(shard)
+      this.cold.set(shard, c)
+      n++
+    }
+    return n
+  }
+
   free(): void {
-    for (const d of this.docs.values()) A.free(d)
-    this.docs.clear()
+    for (const d of this.hot.values()) A.free(d.doc)
+    this.hot.clear()
+    this.cold.clear()
     if (this.metaDoc) A.free(this.metaDoc)
     this.metaDoc = null
   }
+}
+
+function sameHeads(a: Heads, b: Heads): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
 }

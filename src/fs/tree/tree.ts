@@ -9,18 +9,29 @@ import {
 } from './model.js'
 import { badName, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
+import { readChangeHeader } from './change-header.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type ReadTree, type Stat } from './view.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 export interface Attrs { mode?: number; mtime?: number }
 export interface SnapshotInfo { name: string; time: number }
 export interface Problem { shard: string; id: string; reason: string }
+/** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
+export interface IncomingChange extends ShardChange { writer?: string; tag?: string }
+export interface Rejected { shard: string; tag?: string; reason: string }
+export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string }
+/** What a checkpoint holds of a tree (encoded by checkpoint.ts). */
+export interface TreeState {
+  shards: Map<string, { bytes: Uint8Array; heads: string[] }>
+  meta: Uint8Array | null
+  nodes: RawNode[]
+  problems: Problem[]
+  held: { shard: string; change: Uint8Array; tag?: string }[]
+}
+interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
 type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
 type Put = (h: Handle) => void
-
-/** First bytes of every Automerge change chunk. */
-const CHANGE_MAGIC = [0x85, 0x6f, 0x4a, 0x83]
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
@@ -32,67 +43,176 @@ export class Tree implements ReadTree {
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
+  /** Changes waiting for dependencies, by shard (see `apply`). */
+  private readonly held = new Map<string, Held[]>()
 
-  private constructor(readonly actor: string) {
+  private readonly clock: () => number
+  private readonly random: (bytes: number) => string
+
+  private constructor(readonly actor: string, opts: TreeOptions) {
     this.shards = new Shards(actor)
+    this.clock = opts.clock ?? Date.now
+    this.random = opts.random ?? randomHex
   }
 
-  /** `actor`: the writer's id as hex (Automerge actor ids must be hex). */
-  static create(actor: string): Tree {
+  /**
+   * `actor`: the writer's id as hex (Automerge actor ids must be hex). `opts.clock` and
+   * `opts.random` replace the wall clock and the random node/version ids (tests replay
+   * schedules with them; in use they must stay unique across writers).
+   */
+  static create(actor: string, opts: TreeOptions = {}): Tree {
     if (typeof actor !== 'string' || !isHex(actor) || actor.length > 128) throw new TreeError('EINVAL', '', `actor must be an even-length hex string, got ${JSON.stringify(actor)}`)
-    return new Tree(actor)
+    return new Tree(actor, opts)
   }
 
   // ---- replication ---------------------------------------------------------------------
 
   /**
    * Applies changes from any writer, in any order; already-applied changes are ignored and
-   * changes whose dependencies are missing wait inside Automerge until those arrive.
+   * changes whose dependencies are missing wait (see `apply`). Throws EINVAL naming the shard
+   * if any change is malformed or does not apply; the others are applied all the same.
    */
   applyChanges(changes: ShardChange[]): void {
-    const byShard = new Map<string, Uint8Array[]>()
+    const rejected = this.apply(changes)
+    if (rejected.length > 0) throw new TreeError('EINVAL', '', `changes of shard ${rejected[0].shard} do not apply: ${rejected[0].reason}`)
+  }
+
+  /**
+   * Applies changes and returns the ones rejected, with why (a malformed change, one by
+   * another actor than `writer`, or one Automerge refuses). A change whose dependencies are
+   * not all present is held here (not inside Automerge, whose queue is lost on save) until
+   * they arrive: so whether a change applies never depends on arrival order, and every
+   * replica rejects the same changes. Throws only for arguments of the wrong shape.
+   */
+  apply(changes: IncomingChange[]): Rejected[] {
+    const byShard = new Map<string, Held[]>()
+    const rejected: Rejected[] = []
     changes.forEach((c, i) => {
       if (!c || typeof c.shard !== 'string' || !isShard(c.shard)) throw new TreeError('EINVAL', '', `change ${i}: bad shard name ${JSON.stringify(c?.shard)}`)
       if (!(c.change instanceof Uint8Array)) throw new TreeError('EINVAL', '', `change ${i}: not bytes`)
-      if (c.change.length < 8 || CHANGE_MAGIC.some((b, j) => c.change[j] !== b)) throw new TreeError('EINVAL', '', `change ${i} (shard ${c.shard}) is not an Automerge change`)
+      let header
+      try {
+        header = readChangeHeader(c.change)
+      } catch (e) {
+        rejected.push({ shard: c.shard, tag: c.tag, reason: `change ${i} (shard ${c.shard}) is not an Automerge change: ${(e as Error).message}` })
+        return
+      }
+      if (c.writer !== undefined && header.actor !== c.writer) {
+        rejected.push({ shard: c.shard, tag: c.tag, reason: `change by actor ${header.actor} in the log of writer ${c.writer}` })
+        return
+      }
       let list = byShard.get(c.shard)
       if (!list) byShard.set(c.shard, (list = []))
-      list.push(c.change)
+      list.push({ shard: c.shard, change: c.change, hash: header.hash, deps: header.deps, tag: c.tag })
     })
     this.flush()
     const changed = new Map<string, RawNode | null>()
-    for (const [shard, list] of byShard) {
-      const touched = new Set<string>()
-      const fail = (e: unknown): TreeError => new TreeError('EINVAL', '', `changes of shard ${shard} do not apply: ${(e as Error).message}`)
-      if (shard === META_SHARD) {
+    for (const [shard, list] of byShard) this.applyShard(shard, list, changed, rejected)
+    this.updateIndex(changed)
+    return rejected
+  }
+
+  /** Local edits exist that are not yet taken as changes (takeChanges). */
+  get dirty(): boolean { return this.unflushed.size > 0 || this.pending.length > 0 }
+
+  /** Changes held for missing dependencies, by shard. */
+  get heldCount(): number {
+    let n = 0
+    for (const l of this.held.values()) n += l.length
+    return n
+  }
+
+  private applyShard(shard: string, incoming: Held[], changed: Map<string, RawNode | null>, rejected: Rejected[]): void {
+    const isMeta = shard === META_SHARD
+    const h = isMeta ? A.getBackend(this.shards.meta()) : this.shards.node(shard)
+    const seen = new Set<string>()
+    const all: Held[] = []
+    for (const x of [...(this.held.get(shard) ?? []), ...incoming]) {
+      if (!seen.has(x.hash)) {
+        seen.add(x.hash)
+        all.push(x)
+      }
+    }
+    const deps = [...new Set(all.flatMap((x) => x.deps))]
+    const missing = new Set(deps.length > 0 ? h.getMissingDeps(deps) : [])
+    // Closure: a change is ready when each dependency is in the document or ready before it.
+    const ready = new Set<string>()
+    let order: Held[] = []
+    let rest = all
+    for (let progress = true; progress;) {
+      progress = false
+      const next: Held[] = []
+      for (const x of rest) {
+        if (x.deps.every((d) => ready.has(d) || !missing.has(d))) {
+          ready.add(x.hash)
+          order.push(x)
+          progress = true
+        } else next.push(x)
+      }
+      rest = next
+    }
+    if (order.length === 0) {
+      this.setHeld(shard, rest)
+      return
+    }
+    const before = h.getHeads()
+    // The incremental diff (from a cursor set just before applying) costs a fraction of
+    // diff(before, after), which re-walks the document: it dominated merges of 10k changes.
+    if (!isMeta && before.length > 0) h.updateDiffCursor()
+    const touched = new Set<string>()
+    const run = (list: Uint8Array[]): void => {
+      if (!isMeta) h.applyChanges(list)
+      else {
         const patchCallback = (patches: A.Patch[]): void => {
           for (const p of patches) if (typeof p.path[0] === 'string') touched.add(p.path[0])
         }
-        try {
-          this.shards.setMeta(A.applyChanges(this.shards.meta(), list, { patchCallback })[0])
-        } catch (e) { throw fail(e) }
-        if (touched.has(ROOT_MODE_KEY) || touched.has(ROOT_MTIME_KEY)) this.readRootAttrs()
-        continue
+        this.shards.setMeta(A.applyChanges(this.shards.meta(), list, { patchCallback })[0])
       }
-      const h = this.shards.node(shard)
-      const before = h.getHeads()
-      try {
-        h.applyChanges(list)
-      } catch (e) { throw fail(e) }
-      const after = h.getHeads()
-      if (sameHeads(before, after)) continue
-      if (before.length === 0) {
-        // A shard seen for the first time: read it whole with one materialize call.
-        const all = h.materialize('_root') as Record<string, unknown>
-        for (const id of Object.keys(all)) changed.set(id, this.readNode(h, shard, id, all[id]))
-        continue
-      }
-      for (const p of h.diff(before, after)) if (typeof p.path[0] === 'string') touched.add(p.path[0])
-      // Automerge emits no patch when a further losing value joins an already conflicted key.
-      for (const id of this.multi.get(shard) ?? []) touched.add(id)
-      for (const id of touched) changed.set(id, this.readNode(h, shard, id))
     }
-    this.updateIndex(changed)
+    try {
+      run(order.map((x) => x.change))
+    } catch {
+      // One bad change: apply one at a time to find it; what depends on it waits forever.
+      const failed = new Set<string>()
+      const kept: Held[] = []
+      for (const x of order) {
+        if (x.deps.some((d) => failed.has(d))) {
+          failed.add(x.hash)
+          kept.push(x)
+          continue
+        }
+        try {
+          run([x.change])
+        } catch (e) {
+          failed.add(x.hash)
+          rejected.push({ shard, tag: x.tag, reason: (e as Error).message })
+        }
+      }
+      rest = rest.concat(kept)
+      order = order.filter((x) => !failed.has(x.hash))
+    }
+    this.setHeld(shard, rest)
+    if (isMeta) {
+      if (touched.has(ROOT_MODE_KEY) || touched.has(ROOT_MTIME_KEY)) this.readRootAttrs()
+      return
+    }
+    const after = h.getHeads()
+    if (sameHeads(before, after)) return
+    if (before.length === 0) {
+      // A shard seen for the first time: read it whole with one materialize call.
+      const whole = h.materialize('_root') as Record<string, unknown>
+      for (const id of Object.keys(whole)) changed.set(id, this.readNode(h, shard, id, whole[id]))
+      return
+    }
+    for (const p of h.diffIncremental()) if (typeof p.path[0] === 'string') touched.add(p.path[0])
+    // Automerge emits no patch when a further losing value joins an already conflicted key.
+    for (const id of this.multi.get(shard) ?? []) touched.add(id)
+    for (const id of touched) changed.set(id, this.readNode(h, shard, id))
+  }
+
+  private setHeld(shard: string, list: Held[]): void {
+    if (list.length > 0) this.held.set(shard, list)
+    else this.held.delete(shard)
   }
 
   private updateIndex(changed: Map<string, RawNode | null>): void {
@@ -139,6 +259,53 @@ export class Tree implements ReadTree {
     this.unflushed.clear()
     this.shards.free()
     this.snapshotTrees.clear()
+    this.held.clear()
+  }
+
+  // ---- checkpoints and memory ------------------------------------------------------------
+
+  /**
+   * Everything needed to continue from this state without the logs: saved shards, the decoded
+   * records the index is built from, held changes. Local edits are flushed first (so take
+   * the changes and log them before checkpointing what they cover).
+   */
+  exportState(): TreeState {
+    this.flush()
+    const shards = new Map<string, { bytes: Uint8Array; heads: string[] }>()
+    for (const name of this.shards.names()) shards.set(name, this.shards.save(name))
+    const held: TreeState['held'] = []
+    for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
+    return { shards, meta: this.shards.saveMeta(), nodes: [...this.index.nodes()], problems: this.problems(), held }
+  }
+
+  /** A tree continuing from `exportState()`: shards stay unloaded until written or merged into. */
+  static restore(actor: string, state: TreeState, opts: TreeOptions = {}): Tree {
+    const t = Tree.create(actor, opts)
+    t.shards.restore(state.shards, state.meta)
+    for (const p of state.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
+    for (const x of state.held) {
+      const hd = readChangeHeader(x.change)
+      let list = t.held.get(x.shard)
+      if (!list) t.held.set(x.shard, (list = []))
+      list.push({ shard: x.shard, change: x.change, hash: hd.hash, deps: hd.deps, tag: x.tag })
+    }
+    t.updateIndex(new Map(state.nodes.map((n) => [n.id, n])))
+    t.readRootAttrs()
+    return t
+  }
+
+  /**
+   * Saves and frees the Automerge documents of shards, keeping the `keep` most recently used
+   * and those used in the last `idleMs`. Returns how many were freed.
+   */
+  evict(keep = 0, idleMs = 0): number {
+    this.flush()
+    return this.shards.evict(keep, idleMs)
+  }
+
+  /** Shards loaded as Automerge documents now, and loads from saved bytes so far. */
+  get shardStats(): { hot: number; total: number; loads: number } {
+    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads }
   }
 
   private readNode(h: Handle, shard: string, id: string, materialized?: unknown): RawNode | null {
@@ -173,6 +340,15 @@ export class Tree implements ReadTree {
   walk(path?: string): Iterable<Stat> { return this.index.walk(path) }
   statId(id: string): Stat | null { return this.index.statId(id) }
   conflicts(): ContentConflict[] { return this.index.conflicts() }
+  /** Every current content version of the file or conflict copy at `path`: the winner first. */
+  versions(path: string): Version[] {
+    const e = this.index.resolve(splitPath(path), path)
+    return [...(this.index.node(e.id)?.versions ?? [])]
+  }
+  /** Nodes shown away from their loc by cycle breaking now. */
+  get brokenCount(): number { return this.index.brokenNodes().length }
+  /** Violated invariants of the current view (empty when all hold): see TreeIndex.audit. */
+  audit(): string[] { return this.index.audit() }
 
   // ---- local operations ----------------------------------------------------------------
 
@@ -189,8 +365,8 @@ export class Tree implements ReadTree {
     const parent = this.index.resolveParent(names, path)
     const name = names[names.length - 1]
     const e = this.index.entryOf(parent, name)
-    const now = Date.now()
-    const version = { hash: content.hash, size: content.size, writer: this.actor, time: now, ver: randomHex(8) }
+    const now = this.clock()
+    const version = { hash: content.hash, size: content.size, writer: this.actor, time: now, ver: this.random(8) }
     if (!e) return this.create(parent, name, 'file', attrs, path, { version })
     this.writable(e, path)
     const kind = this.index.kindOf(e)
@@ -242,13 +418,13 @@ export class Tree implements ReadTree {
       edits.push(this.tombEdit(dst.id))
     }
     const prev = { parent: this.index.effectiveParent(src.id)!, name: this.index.effectiveName(src.id)! }
-    const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: Date.now(), prev })
+    const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: this.clock(), prev })
     // Placements made by cycle breaking become real locs, so later moves don't resurrect the undone move.
     for (const b of this.index.brokenNodes()) {
       if (b === src.id || edits.some((e) => e[0].id === b)) continue
       const place = { parent: this.index.effectiveParent(b)!, name: this.index.effectiveName(b)! }
       const old = this.index.node(b)!
-      const text = encodeLoc({ ...place, writer: this.actor, time: Date.now(), prev: old.loc.prev })
+      const text = encodeLoc({ ...place, writer: this.actor, time: this.clock(), prev: old.loc.prev })
       edits.push([{ ...old, loc: decodeLoc(text) }, (h, obj) => h.put(obj, 'loc', text, 'str')])
     }
     edits.push([{ ...this.index.node(src.id)!, loc: decodeLoc(loc) }, (h, obj) => h.put(obj, 'loc', loc, 'str')])
@@ -302,9 +478,55 @@ export class Tree implements ReadTree {
     return this.index.statId(e.id)!
   }
 
+  // ---- conflicts -----------------------------------------------------------------------
+
+  /**
+   * Settles the content conflict of the file at `path` (its own path or a copy's):
+   * mine = keep this writer's latest version, theirs = keep the first other writer's version
+   * (in version order), both = keep mine (else the winner) under the name and turn every other
+   * version into a new file named as its copy was shown. The kept value is written again, which
+   * supersedes every version this writer has seen; versions made concurrently stay conflicts.
+   */
+  resolve(path: string, keep: 'mine' | 'theirs' | 'both'): { kept: Stat; created: Stat[] } {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EINVAL', path, 'the root has no versions')
+    const e = this.index.resolve(names, path)
+    const node = this.index.node(e.id)
+    if (!node || node.kind !== 'file' || node.versions.length < 2) throw new TreeError('EINVAL', path, 'not a file in conflict')
+    const mine = node.versions.filter((v) => v.writer === this.actor).sort((a, b) => b.time - a.time || cmp(a.ver, b.ver))[0]
+    const theirs = node.versions.find((v) => v.writer !== this.actor)
+    let chosen: Version
+    if (keep === 'mine') {
+      if (!mine) throw new TreeError('EINVAL', path, 'no version of this conflict is this writer\'s: use --keep=theirs or --keep=both')
+      chosen = mine
+    } else if (keep === 'theirs') {
+      if (!theirs) throw new TreeError('EINVAL', path, 'every version of this conflict is this writer\'s: use --keep=mine or --keep=both')
+      chosen = theirs
+    } else if (keep === 'both') chosen = mine ?? node.versions[0]
+    else throw new TreeError('EINVAL', path, `keep must be mine, theirs or both, got ${JSON.stringify(keep)}`)
+    const conflict = this.index.conflicts().find((c) => c.versions.some((v) => v.path === this.index.pathOf(e.id)))
+    const copyPaths = new Map<string, string>()
+    node.versions.slice(1).forEach((v, i) => copyPaths.set(v.ver, conflict?.versions[i + 1]?.path ?? ''))
+    const text = encodeVersion(chosen)
+    this.edit([[{ ...node, versions: [chosen] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
+    const created: Stat[] = []
+    if (keep === 'both') {
+      const parent = this.index.effectiveParent(e.id)!
+      for (const v of node.versions) {
+        if (v.ver === chosen.ver) continue
+        const base = (copyPaths.get(v.ver) || this.index.pathOf(e.id) + '.conflict-' + v.writer.slice(0, 8)).split('/').pop()!
+        let name = base
+        for (let k = 2; this.index.entryOf(parent, name); k++) name = `${base}~${k}`
+        const version = { hash: v.hash, size: v.size, writer: this.actor, time: this.clock(), ver: this.random(8) }
+        created.push(this.create(parent, name, 'file', { mode: node.mode, mtime: v.time }, path, { version }))
+      }
+    }
+    return { kept: this.index.statId(e.id)!, created }
+  }
+
   // ---- snapshots -----------------------------------------------------------------------
 
-  snapshot(name: string, time: number = Date.now()): void {
+  snapshot(name: string, time: number = this.clock()): void {
     const bad = badName(name)
     if (bad !== null) throw new TreeError('EINVAL', name, `bad snapshot name: ${bad}`)
     if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
@@ -386,15 +608,15 @@ export class Tree implements ReadTree {
 
   private tombEdit(id: string): Edit {
     const old = this.index.node(id)!
-    const text = encodeTomb({ writer: this.actor, time: Date.now(), seen: old.kind === 'file' ? seenVersions(old) : [] })
+    const text = encodeTomb({ writer: this.actor, time: this.clock(), seen: old.kind === 'file' ? seenVersions(old) : [] })
     return [{ ...old, tombs: [decodeTomb(text)] }, (h, obj) => h.put(obj, 'del', text, 'str')]
   }
 
   private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
-    const now = Date.now()
+    const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
-    const id = randomHex(16)
+    const id = this.random(16)
     const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
     const version = extra.version ? encodeVersion(extra.version) : null
     const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
@@ -458,6 +680,8 @@ function checkContent(c: ContentRef, path: string): void {
   if (!c || typeof c.hash !== 'string' || !isHex(c.hash) || c.hash.length > 128) throw new TreeError('EINVAL', path, 'content hash must be lowercase hex')
   if (!Number.isSafeInteger(c.size) || c.size < 0) throw new TreeError('EINVAL', path, `bad content size ${c.size}`)
 }
+
+function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
 
 function sameHeads(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])

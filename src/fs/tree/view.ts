@@ -78,6 +78,9 @@ export class TreeIndex implements ReadTree {
 
   node(id: string): RawNode | undefined { return this.raw.get(id) }
 
+  /** Every decoded record the index holds (visible or not). */
+  nodes(): IterableIterator<RawNode> { return this.raw.values() }
+
   /** Applies new decoded states of some nodes (null = record gone or unreadable). */
   update(changed: Map<string, RawNode | null>): void {
     const affected = new Set<string>()
@@ -459,6 +462,42 @@ export class TreeIndex implements ReadTree {
 
   private readdirId(id: string, path: string): Stat[] {
     return this.children(id).map(([name, c]) => this.statOf(c, name, childPath(path, name)))
+  }
+
+  /**
+   * Checks the view's invariants: every alive node is visible (nothing lost), parent chains
+   * end at the root (no cycle), each visible node's path leads back to it, and a walk from the
+   * root sees every visible node and conflict copy exactly once. Returns what does not hold.
+   */
+  audit(): string[] {
+    const out: string[] = []
+    let visibleCount = 0
+    let copies = 0
+    for (const [id, r] of this.raw) {
+      let steps = 0
+      let n = id
+      while (n !== ROOT_ID && steps <= this.raw.size) {
+        const p = this.parentOf.get(n)
+        if (p === undefined) break
+        n = p
+        steps++
+      }
+      if (steps > this.raw.size) {
+        out.push(`cycle through node ${id}`)
+        continue
+      }
+      const vis = this.visible(id)
+      if (isAlive(r) && !vis) out.push(`alive node ${id} (${r.loc.name}) is not reachable from the root${this.waitingFor.has(id) ? ' (its parent record is missing)' : ''}`)
+      if (!vis) continue
+      visibleCount++
+      copies += Math.max(0, r.versions.length - 1)
+      const path = this.pathOf(id)
+      const back = this.lookup(path)
+      if (!back || back.id !== id) out.push(`path ${path} of node ${id} resolves to ${back?.id ?? 'nothing'}`)
+    }
+    const walked = [...this.walk('/')].length - 1
+    if (walked !== visibleCount + copies) out.push(`walk from the root saw ${walked} entries, expected ${visibleCount} nodes + ${copies} conflict copies`)
+    return out
   }
 
   conflicts(): ContentConflict[] {

@@ -1,0 +1,47 @@
+// dht run: a DHT bootstrap node for networks without the public DHT (a LAN, a lab, tests).
+import { Option } from 'clipanion'
+import DHT from 'hyperdht'
+import { BazilCommand, type Where } from '../base.js'
+import { UserError } from '../../datadir.js'
+import { abandon, checkUdpPort, parseHostPort } from '../../net/index.js'
+
+export class DhtRunCommand extends BazilCommand {
+  static override paths = [['dht', 'run']]
+  static override where: Where = 'local'
+  static override usage = BazilCommand.Usage({
+    description: 'Run a DHT bootstrap node in the foreground until SIGINT/SIGTERM; servers use it with --bootstrap=HOST:PORT',
+    details: 'HOST is the IPv4 address the other nodes reach this one at (default 127.0.0.1: this host only).'
+  })
+  host = Option.String('--host', '127.0.0.1', { description: 'IPv4 address to announce and bind (default 127.0.0.1)' })
+  port = Option.String('--port', '49737', { description: 'UDP port (default 49737)' })
+
+  async run(): Promise<number> {
+    const { host, port } = parseHostPort(`${this.host}:${this.port}`, 'DHT address')
+    if (!/^\d+\.\d+\.\d+\.\d+$/.test(host) || host === '0.0.0.0') throw new UserError(`--host must be the IPv4 address peers reach this node at, not "${host}"`)
+    try {
+      await checkUdpPort(port)
+    } catch (err) {
+      throw new UserError(`cannot run a DHT node on ${host}:${port}: ${(err as Error).message}`)
+    }
+    const dht = DHT.bootstrapper(port, host)
+    try {
+      await dht.ready()
+    } catch (err) {
+      await abandon(dht)
+      throw new UserError(`cannot run a DHT node on ${host}:${port}: ${(err as Error).message}`)
+    }
+    this.out(`DHT bootstrap node on ${host}:${port}; start servers with --bootstrap=${host}:${port}`)
+    await new Promise<void>((resolve) => {
+      const onSignal = (): void => {
+        process.off('SIGINT', onSignal)
+        process.off('SIGTERM', onSignal)
+        resolve()
+      }
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
+    })
+    await dht.destroy()
+    this.context.stderr.write('DHT node stopped\n')
+    return 0
+  }
+}

@@ -1,0 +1,161 @@
+// peer add|list|remove|location set|storage allow|deny|volume allow|deny: who this node
+// talks to and what each peer may see. The registry is DATA/peers.json; inside a running
+// server the network picks changes up at once (refresh), otherwise at its next start.
+import { Option } from 'clipanion'
+import { BazilCommand } from '../base.js'
+import { UserError, type DataDir } from '../../datadir.js'
+import { decodeKey, encodeKey } from '../../crypto.js'
+import { PeerRegistry, parseHostPort, serverNetwork, formatHostPort, type PeerStatus } from '../../net/index.js'
+
+abstract class PeerCommand extends BazilCommand {
+  protected dir(): DataDir {
+    return this.context.server?.dir ?? this.openDataDir()
+  }
+
+  protected peerKey(text: string, dir: DataDir): Buffer {
+    let key: Buffer
+    try {
+      key = decodeKey(text, 'peer key')
+    } catch (err) {
+      throw new UserError((err as Error).message)
+    }
+    if (key.equals(dir.publicKey)) throw new UserError(`${encodeKey(key)} is this node's own key: give the other node's key (\`bazil debug pubkey\` there)`)
+    return key
+  }
+
+  protected update<T>(dir: DataDir, fn: (r: PeerRegistry) => T): T {
+    const result = PeerRegistry.update(dir.root, fn)
+    serverNetwork(this.context.server)?.refresh()
+    return result
+  }
+}
+
+export class PeerAddCommand extends PeerCommand {
+  static override paths = [['peer', 'add']]
+  static override usage = BazilCommand.Usage({ description: 'Add a peer by its public key: its firewall entry; it may see nothing until allowed' })
+  key = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const dir = this.dir()
+    const key = this.peerKey(this.key, dir)
+    const added = this.update(dir, (r) => r.add(key))
+    this.out(added ? `added peer ${encodeKey(key)}` : `peer ${encodeKey(key)} was already added`)
+  }
+}
+
+export class PeerRemoveCommand extends PeerCommand {
+  static override paths = [['peer', 'remove']]
+  static override usage = BazilCommand.Usage({ description: 'Remove a peer: it is disconnected and refused from now on' })
+  key = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const dir = this.dir()
+    const key = this.peerKey(this.key, dir)
+    this.update(dir, (r) => r.remove(key))
+    this.out(`removed peer ${encodeKey(key)}`)
+  }
+}
+
+export class PeerListCommand extends PeerCommand {
+  static override paths = [['peer', 'list']]
+  static override usage = BazilCommand.Usage({ description: 'List peers, what each may see, and (with a running server) whether it is connected' })
+  asJson = Option.Boolean('--json', false)
+
+  async run(): Promise<void> {
+    const dir = this.dir()
+    const net = serverNetwork(this.context.server)
+    const live = new Map<string, PeerStatus>((net?.peers() ?? []).map((p) => [p.key, p]))
+    const names = new Map(dir.listVolumes().map((v) => [v.id, v.name]))
+    const rows = PeerRegistry.load(dir.root)
+      .list()
+      .map((r) => {
+        const status = live.get(r.key)
+        return {
+          key: r.key,
+          location: r.location,
+          storage: r.storage,
+          volumes: r.volumes.map((id) => names.get(id) ?? id),
+          connected: net ? (status?.connected ?? false) : null,
+          lastSeen: status?.lastSeen ?? r.lastSeen
+        }
+      })
+    if (this.asJson) {
+      this.json(rows.map((r) => ({ ...r, lastSeen: r.lastSeen === null ? null : new Date(r.lastSeen).toISOString() })))
+      return
+    }
+    if (rows.length === 0) this.out('no peers: add one with `bazil peer add KEY`')
+    for (const r of rows) {
+      const state = r.connected === null ? 'server not running' : r.connected ? 'connected' : 'not connected'
+      const seen = r.lastSeen === null ? 'never seen' : `last seen ${new Date(r.lastSeen).toISOString()}`
+      const parts = [r.key, state, seen]
+      if (r.location) parts.push(`location=${r.location}`)
+      parts.push(`storage=${r.storage ? 'allowed' : 'denied'}`)
+      parts.push(`volumes=${r.volumes.length ? r.volumes.join(',') : '(none)'}`)
+      this.out(parts.join('\t'))
+    }
+  }
+}
+
+export class PeerLocationSetCommand extends PeerCommand {
+  static override paths = [['peer', 'location', 'set']]
+  static override usage = BazilCommand.Usage({ description: 'Connect to a peer at HOST:PORT (its DHT UDP port) directly, without a DHT lookup' })
+  key = Option.String({ required: true })
+  location = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const dir = this.dir()
+    const key = this.peerKey(this.key, dir)
+    const location = formatHostPort(parseHostPort(this.location, 'location'))
+    this.update(dir, (r) => r.setLocation(key, location))
+    this.out(`peer ${encodeKey(key)} is at ${location}`)
+  }
+}
+
+abstract class AllowDeny extends PeerCommand {
+  action = Option.String({ required: true })
+
+  protected allowed(): boolean {
+    if (this.action === 'allow') return true
+    if (this.action === 'deny') return false
+    throw new UserError(`expected "allow" or "deny", got "${this.action}"`)
+  }
+}
+
+export class PeerStorageCommand extends AllowDeny {
+  static override paths = [['peer', 'storage']]
+  static override usage = BazilCommand.Usage({
+    description: "Allow or deny a peer reading this node's content store (only ciphertext: names and content need the sharing key)",
+    examples: [['Let a peer read the local store', '$0 peer storage allow KEY local']]
+  })
+  key = Option.String({ required: true })
+  store = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const allow = this.allowed()
+    const dir = this.dir()
+    const key = this.peerKey(this.key, dir)
+    if (this.store !== 'local') throw new UserError(`unknown store "${this.store}": this node has one store, "local"`)
+    this.update(dir, (r) => r.setStorage(key, allow))
+    this.out(`peer ${encodeKey(key)} ${allow ? 'may now read' : 'may no longer read'} the local store`)
+  }
+}
+
+export class PeerVolumeCommand extends AllowDeny {
+  static override paths = [['peer', 'volume']]
+  static override usage = BazilCommand.Usage({
+    description: "Allow or deny a peer replicating a volume's logs (and becoming a writer of it)",
+    examples: [['Share a volume with a peer', '$0 peer volume allow KEY myfiles']]
+  })
+  key = Option.String({ required: true })
+  volume = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const allow = this.allowed()
+    const dir = this.dir()
+    const key = this.peerKey(this.key, dir)
+    const vol = dir.volume(this.volume)
+    const changed = this.update(dir, (r) => r.setVolume(key, vol.id, allow))
+    const what = allow ? 'may replicate' : 'may no longer replicate'
+    this.out(`peer ${encodeKey(key)} ${what} volume "${vol.name}"${changed ? '' : ' (unchanged)'}`)
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The checkpoint file of a tree: a cache of its state (saved shards, decoded records, held
+ * changes) plus whatever the caller needs to know what it covers (the volume stores the log
+ * lengths there). Layout (spec/tree.md, "Checkpoints"):
+ *
+ *   "BZTC" | version u8 | header length u32 BE | header JSON (UTF-8) | blobs | BLAKE2b-256 of all before
+ *
+ * A reader rejects (and the caller rebuilds from the logs) anything it does not recognize:
+ * a cache must never be trusted over the logs it summarizes.
+ */
+import { equal, hash } from '../../crypto.js'
+import type { Kind, RawNode } from './model.js'
+import type { Problem, TreeState } from './tree.js'
+
+export const CHECKPOINT_VERSION = 1
+const MAGIC = Buffer.from('BZTC')
+const DIGEST_BYTES = 32
+
+/**
+ * A decoded record, with actor hexes replaced by indexes into the header's `actors` table
+ * (three 64-char actors per record would otherwise be most of the file).
+ */
+type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
+  [string, number, number, number, string][], [number, number, string[]][]]
+
+interface Header {
+  extra: unknown
+  shards: [string, string[], number][]
+  meta: number | null
+  held: [string, string | null, number][]
+  actors: string[]
+  nodes: NodeRow[]
+  problems: [string, string, string][]
+}
+
+class ActorTable {
+  readonly list: string[] = []
+  private readonly index = new Map<string, number>()
+  of(actor: string): number {
+    let i = this.index.get(actor)
+    if (i === undefined) {
+      i = this.list.length
+      this.list.push(actor)
+      this.index.set(actor, i)
+    }
+    return i
+  }
+}
+
+function row(n: RawNode, t: ActorTable): NodeRow {
+  const l = n.loc
+  return [n.id, n.kind, [l.parent, l.name, t.of(l.writer), l.time, l.prev?.parent ?? null, l.prev?.name ?? null], n.mode, n.mtime, t.of(n.creator), n.target ?? null,
+    n.versions.map((v) => [v.hash, v.size, t.of(v.writer), v.time, v.ver]), n.tombs.map((x) => [t.of(x.writer), x.time, x.seen])]
+}
+
+function unrow(r: NodeRow, actors: string[]): RawNode {
+  if (!Array.isArray(r) || r.length !== 9) throw new Error('bad node row')
+  const [id, kind, l, mode, mtime, creator, target, versions, tombs] = r
+  if (typeof id !== 'string' || (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')
+  if (typeof mode !== 'number' || typeof mtime !== 'number' || !Array.isArray(versions) || !Array.isArray(tombs)) throw new Error(`bad node row ${id}`)
+  const actor = (i: number): string => {
+    const a = actors[i]
+    if (a === undefined) throw new Error(`node row ${id}: no actor ${i}`)
+    return a
+  }
+  const n: RawNode = {
+    id, kind, mode, mtime, creator: actor(creator),
+    loc: { parent: l[0], name: l[1], writer: actor(l[2]), time: l[3], prev: l[4] === null ? null : { parent: l[4], name: l[5] as string } },
+    versions: versions.map(([hash, size, writer, time, ver]) => ({ hash, size, writer: actor(writer), time, ver })),
+    tombs: tombs.map(([writer, time, seen]) => ({ writer: actor(writer), time, seen })),
+  }
+  if (target !== null) n.target = target
+  return n
+}
+
+export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
+  const blobs: Uint8Array[] = []
+  const actors = new ActorTable()
+  const nodes = state.nodes.map((n) => row(n, actors))
+  const header: Header = { extra, shards: [], meta: null, held: [], actors: actors.list, nodes, problems: state.problems.map((p) => [p.shard, p.id, p.reason]) }
+  for (const [name, s] of [...state.shards].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    header.shards.push([name, s.heads, s.bytes.length])
+    blobs.push(s.bytes)
+  }
+  if (state.meta) {
+    header.meta = state.meta.length
+    blobs.push(state.meta)
+  }
+  for (const h of state.held) {
+    header.held.push([h.shard, h.tag ?? null, h.change.length])
+    blobs.push(h.change)
+  }
+  const json = Buffer.from(JSON.stringify(header))
+  const len = Buffer.alloc(4)
+  len.writeUInt32BE(json.length)
+  const body = Buffer.concat([MAGIC, Buffer.from([CHECKPOINT_VERSION]), len, json, ...blobs])
+  return Buffer.concat([body, hash(body)])
+}
+
+/** Throws an Error saying what is wrong when `buf` is not a checkpoint this version reads. */
+export function decodeTreeState(buf: Buffer): { state: TreeState; extra: unknown } {
+  if (buf.length < MAGIC.length + 5 + DIGEST_BYTES || !buf.subarray(0, 4).equals(MAGIC)) throw new Error('not a tree checkpoint')
+  if (buf[4] !== CHECKPOINT_VERSION) throw new Error(`checkpoint version ${buf[4]} is not supported`)
+  const body = buf.subarray(0, buf.length - DIGEST_BYTES)
+  if (!equal(hash(body), buf.subarray(buf.length - DIGEST_BYTES))) throw new Error('checkpoint is damaged (digest mismatch)')
+  const hlen = buf.readUInt32BE(5)
+  let at = 9 + hlen
+  if (at > body.length) throw new Error('checkpoint header overruns the file')
+  const header = JSON.parse(body.subarray(9, at).toString('utf8')) as Header
+  if (!header || !Array.isArray(header.shards) || !Array.isArray(header.held) || !Array.isArray(header.actors) || !Array.isArray(header.nodes) || !Array.isArray(header.problems)) throw new Error('bad checkpoint header')
+  const take = (n: unknown): Uint8Array => {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || at + n > body.length) throw new Error('checkpoint blob overruns the file')
+    const out = new Uint8Array(body.subarray(at, at + n))
+    at += n
+    return out
+  }
+  const shards = new Map<string, { bytes: Uint8Array; heads: string[] }>()
+  for (const [name, heads, n] of header.shards) shards.set(name, { heads, bytes: take(n) })
+  const meta = header.meta === null ? null : take(header.meta)
+  const held = header.held.map(([shard, tag, n]) => ({ shard, change: take(n), ...(tag === null ? {} : { tag }) }))
+  if (at !== body.length) throw new Error('checkpoint has trailing bytes')
+  const problems: Problem[] = header.problems.map(([shard, id, reason]) => ({ shard, id, reason }))
+  return { state: { shards, meta, held, nodes: header.nodes.map((r) => unrow(r, header.actors)), problems }, extra: header.extra }
+}

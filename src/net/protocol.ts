@@ -1,0 +1,205 @@
+// bazil's own messages between peers, on a protomux channel beside hypercore replication.
+// Wire format: spec/protocol.md. Decoding is strict (versions, types, limits, canonical
+// form): anything else is a ProtocolError, and the caller drops the peer.
+import c, { type State } from 'compact-encoding'
+
+/** The protomux channel; a new major protocol gets a new channel name, never a changed meaning. */
+export const CHANNEL_PROTOCOL = 'bazil/v1'
+export const MESSAGE_VERSION = 1
+/** Largest message either side sends or accepts, in bytes. */
+export const MAX_MESSAGE_BYTES = 64 * 1024
+export const MAX_VOLUMES = 1024
+export const MAX_WRITERS = 1024
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+export const TYPE_HELLO = 1
+export const TYPE_WRITERS = 2
+
+const HELLO_FLAG_STORAGE = 1
+
+export interface VolumeOffer {
+  id: Buffer
+  /** The volume's local name on the sender (what `volume connect KEY NAME` refers to). */
+  name: string
+}
+
+export interface StorageOffer {
+  cas: Buffer
+  index: Buffer
+}
+
+/** What the sender lets the receiver see: the whole set, replacing any earlier hello. */
+export interface Hello {
+  type: 'hello'
+  storage: StorageOffer | null
+  volumes: VolumeOffer[]
+}
+
+/** Writer logs of one volume the sender holds and the receiver may replicate. */
+export interface Writers {
+  type: 'writers'
+  volumeId: Buffer
+  writers: Buffer[]
+}
+
+export type Message = Hello | Writers
+
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ProtocolError'
+  }
+}
+
+function checkKey(buf: Buffer, what: string): void {
+  if (!Buffer.isBuffer(buf) || buf.length !== 32) throw new TypeError(`${what} must be a 32-byte Buffer`)
+}
+
+function checkMessage(m: Message): void {
+  if (m.type === 'hello') {
+    if (m.volumes.length > MAX_VOLUMES) throw new RangeError(`hello: at most ${MAX_VOLUMES} volumes`)
+    if (m.storage) {
+      checkKey(m.storage.cas, 'cas key')
+      checkKey(m.storage.index, 'cas index key')
+    }
+    const seen = new Set<string>()
+    for (const v of m.volumes) {
+      checkKey(v.id, 'volume id')
+      if (!NAME_RE.test(v.name)) throw new RangeError(`hello: bad volume name "${v.name}"`)
+      const hex = v.id.toString('hex')
+      if (seen.has(hex)) throw new RangeError(`hello: volume ${hex} listed twice`)
+      seen.add(hex)
+    }
+  } else {
+    checkKey(m.volumeId, 'volume id')
+    if (m.writers.length < 1 || m.writers.length > MAX_WRITERS) throw new RangeError(`writers: 1-${MAX_WRITERS} keys per message`)
+    const seen = new Set<string>()
+    for (const w of m.writers) {
+      checkKey(w, 'writer log key')
+      const hex = w.toString('hex')
+      if (seen.has(hex)) throw new RangeError(`writers: key ${hex} listed twice`)
+      seen.add(hex)
+    }
+  }
+}
+
+function encodeBody(state: State, m: Message): void {
+  c.uint8.encode(state, MESSAGE_VERSION)
+  if (m.type === 'hello') {
+    c.uint8.encode(state, TYPE_HELLO)
+    c.uint.encode(state, m.storage ? HELLO_FLAG_STORAGE : 0)
+    if (m.storage) {
+      c.fixed32.encode(state, m.storage.cas)
+      c.fixed32.encode(state, m.storage.index)
+    }
+    c.uint.encode(state, m.volumes.length)
+    for (const v of m.volumes) {
+      c.fixed32.encode(state, v.id)
+      c.string.encode(state, v.name)
+    }
+  } else {
+    c.uint8.encode(state, TYPE_WRITERS)
+    c.fixed32.encode(state, m.volumeId)
+    c.uint.encode(state, m.writers.length)
+    for (const w of m.writers) c.fixed32.encode(state, w)
+  }
+}
+
+function preencodeBody(state: State, m: Message): void {
+  c.uint8.preencode(state, MESSAGE_VERSION)
+  c.uint8.preencode(state, 0)
+  if (m.type === 'hello') {
+    c.uint.preencode(state, m.storage ? HELLO_FLAG_STORAGE : 0)
+    if (m.storage) state.end += 64
+    c.uint.preencode(state, m.volumes.length)
+    for (const v of m.volumes) {
+      state.end += 32
+      c.string.preencode(state, v.name)
+    }
+  } else {
+    state.end += 32
+    c.uint.preencode(state, m.writers.length)
+    state.end += 32 * m.writers.length
+  }
+}
+
+/** Encodes a message; throws (a bug on our side) if it breaks the limits. */
+export function encodeMessage(m: Message): Buffer {
+  checkMessage(m)
+  const state = c.state()
+  preencodeBody(state, m)
+  state.buffer = Buffer.alloc(state.end)
+  encodeBody(state, m)
+  if (state.buffer.length > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${state.buffer.length} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+  return state.buffer
+}
+
+/** Splits our offer of writer logs of one volume into messages within the limits. */
+export function writersMessages(volumeId: Buffer, writers: Buffer[]): Writers[] {
+  const out: Writers[] = []
+  for (let i = 0; i < writers.length; i += MAX_WRITERS) {
+    out.push({ type: 'writers', volumeId, writers: writers.slice(i, i + MAX_WRITERS) })
+  }
+  return out
+}
+
+function count(state: State, max: number, each: number, what: string): number {
+  const n = c.uint.decode(state)
+  if (n > max) throw new ProtocolError(`${what}: ${n} is over the limit of ${max}`)
+  if (n * each > state.end - state.start) throw new ProtocolError(`${what}: ${n} entries do not fit in the message`)
+  return n
+}
+
+function copy(buf: Buffer): Buffer {
+  return Buffer.from(buf) // never keep a view into the connection's receive buffer
+}
+
+/** Decodes one message; every problem is a ProtocolError naming what was wrong. */
+export function decodeMessage(buf: Buffer): Message {
+  if (!Buffer.isBuffer(buf)) throw new ProtocolError('message is not bytes')
+  if (buf.length > MAX_MESSAGE_BYTES) throw new ProtocolError(`message of ${buf.length} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+  if (buf.length < 2) throw new ProtocolError(`message of ${buf.length} bytes is too short`)
+  const version = buf[0]
+  if (version !== MESSAGE_VERSION) throw new ProtocolError(`unknown message version ${version} (this bazil speaks ${MESSAGE_VERSION})`)
+  const type = buf[1]
+  const state = c.state(2, buf.length, buf)
+  let m: Message
+  try {
+    if (type === TYPE_HELLO) {
+      const flags = c.uint.decode(state)
+      if ((flags & ~HELLO_FLAG_STORAGE) !== 0) throw new ProtocolError(`hello: unknown flags ${flags}`)
+      const storage = flags & HELLO_FLAG_STORAGE ? { cas: copy(c.fixed32.decode(state)), index: copy(c.fixed32.decode(state)) } : null
+      const n = count(state, MAX_VOLUMES, 33, 'hello volumes')
+      const volumes: VolumeOffer[] = []
+      for (let i = 0; i < n; i++) {
+        const id = copy(c.fixed32.decode(state))
+        const name = c.string.decode(state)
+        if (!NAME_RE.test(name)) throw new ProtocolError(`hello: invalid volume name ${JSON.stringify(name.slice(0, 80))}`)
+        volumes.push({ id, name })
+      }
+      m = { type: 'hello', storage, volumes }
+    } else if (type === TYPE_WRITERS) {
+      const volumeId = copy(c.fixed32.decode(state))
+      const n = count(state, MAX_WRITERS, 32, 'writers')
+      if (n === 0) throw new ProtocolError('writers: empty list')
+      const writers: Buffer[] = []
+      for (let i = 0; i < n; i++) writers.push(copy(c.fixed32.decode(state)))
+      m = { type: 'writers', volumeId, writers }
+    } else {
+      throw new ProtocolError(`unknown message type ${type}`)
+    }
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err
+    throw new ProtocolError(`malformed message: ${(err as Error).message}`)
+  }
+  if (state.start !== state.end) throw new ProtocolError(`${state.end - state.start} trailing bytes after a ${m.type} message`)
+  try {
+    checkMessage(m)
+  } catch (err) {
+    throw new ProtocolError((err as Error).message)
+  }
+  // One encoding per message: a non-minimal varint or a non-canonical string is refused, so
+  // equal messages are equal bytes.
+  if (!encodeMessage(m).equals(buf)) throw new ProtocolError(`${m.type} message is not in canonical form`)
+  return m
+}

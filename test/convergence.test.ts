@@ -1,0 +1,787 @@
+// Convergence of several writers: a property test over random schedules (ops, partitions,
+// reconnections) at the Tree level, the same through real writer logs and hypercore
+// replication, the explicit conflict cases at the volume level, hostile entries, checkpoints.
+//
+// Replay a failure: BAZIL_PROPERTY_SEED=<seed> BAZIL_PROPERTY_PATH=<path> (printed with the
+// shrunk schedule). More schedules (nightly): BAZIL_PROPERTY_RUNS=20000 (Tree level) and
+// BAZIL_PROPERTY_VOLUME_RUNS=500 (real logs and replication).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Duplex } from 'node:stream'
+import { encodeKey, hash, randomBytes } from '../src/crypto.js'
+import { DataDir } from '../src/datadir.js'
+import { Node } from '../src/node.js'
+import type { Volume } from '../src/volume.js'
+import { bazil, tempDir } from './helpers.js'
+import { Tree, TreeError, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
+
+const RUNS = Number(process.env.BAZIL_PROPERTY_RUNS ?? 1000)
+const SEED = process.env.BAZIL_PROPERTY_SEED === undefined ? undefined : Number(process.env.BAZIL_PROPERTY_SEED)
+const PATH = process.env.BAZIL_PROPERTY_PATH
+const ACTORS = ['aa'.repeat(16), 'bb'.repeat(16), 'cc'.repeat(16)]
+const NAMES = ['a', 'b', 'c', 'd']
+
+// ---- schedules ---------------------------------------------------------------------------
+
+export type Op =
+  | { t: 'file'; w: number; dir: number; name: number }
+  | { t: 'write'; w: number; file: number }
+  | { t: 'mkdir'; w: number; dir: number; name: number }
+  | { t: 'move'; w: number; src: number; dir: number; name: number }
+  /** Moves a directory into another one, keeping its name: concurrent ones make cycles. */
+  | { t: 'mvdir'; w: number; src: number; dir: number }
+  | { t: 'unlink'; w: number; file: number }
+  | { t: 'rmdir'; w: number; dir: number }
+  | { t: 'chmod'; w: number; src: number; mode: number }
+  | { t: 'resolve'; w: number; file: number; keep: 'mine' | 'theirs' | 'both' }
+  /** Connectivity changes: `links` is a bit set over the pairs (0,1) (0,2) (1,2). */
+  | { t: 'net'; links: number }
+
+const w = fc.nat(2)
+const i = fc.nat(20)
+export const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('file' as const), w, dir: i, name: fc.nat(NAMES.length - 1) }) },
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('write' as const), w, file: i }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('mkdir' as const), w, dir: i, name: fc.nat(NAMES.length - 1) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('move' as const), w, src: i, dir: i, name: fc.nat(NAMES.length - 1) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('mvdir' as const), w, src: i, dir: i }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('unlink' as const), w, file: i }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('rmdir' as const), w, dir: i }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('chmod' as const), w, src: i, mode: fc.constantFrom(0o600, 0o644, 0o755, 0o700) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('resolve' as const), w, file: i, keep: fc.constantFrom('mine' as const, 'theirs' as const, 'both' as const) }) },
+  // Mostly all-connected or all-partitioned, so that shared state is edited concurrently.
+  { weight: 4, arbitrary: fc.record({ t: fc.constant('net' as const), links: fc.oneof(fc.constantFrom(0, 7, 0, 7), fc.nat(7)) }) },
+)
+export const scheduleArb = fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' })
+
+const PAIRS: [number, number][] = [[0, 1], [0, 2], [1, 2]]
+
+/** What a schedule must not lose: every content hash written and not knowingly superseded. */
+export class Ledger {
+  private next = 1
+  readonly written = new Set<string>()
+  readonly superseded = new Set<string>()
+  /** Writes a fresh content hash with `fn`; counted only if the write happened. */
+  write(fn: (hash: string) => void): void {
+    const h = (this.next++).toString(16).padStart(64, '0')
+    fn(h)
+    this.written.add(h)
+  }
+  supersede(hashes: Iterable<string>): void { for (const h of hashes) this.superseded.add(h) }
+  mustSurvive(): string[] { return [...this.written].filter((h) => !this.superseded.has(h)) }
+}
+
+/** The view a writer acts on: what its tree shows now. */
+export interface Actor {
+  walk(): { path: string; kind: string; id: string }[]
+  versionHashes(path: string): string[]
+  file(path: string, hash: string): void
+  mkdir(path: string): void
+  rename(from: string, to: string): void
+  unlink(path: string): void
+  rmdir(path: string): void
+  chmod(path: string, mode: number): void
+  resolve(path: string, keep: 'mine' | 'theirs' | 'both'): void
+}
+
+/** Runs one op on one writer; tree errors (EEXIST, ENOTEMPTY...) make it a no-op, as for a user. */
+export function runOp(a: Actor, op: Exclude<Op, { t: 'net' }>, ledger: Ledger): void {
+  const all = a.walk()
+  const dirs = all.filter((s) => s.kind === 'dir').map((s) => s.path)
+  const files = all.filter((s) => s.kind === 'file').map((s) => s.path)
+  const nonRoot = all.slice(1).map((s) => s.path)
+  const pick = <T>(xs: T[], k: number): T | undefined => (xs.length === 0 ? undefined : xs[k % xs.length])
+  const join = (d: string, n: string): string => (d === '/' ? '/' + n : d + '/' + n)
+  // A conflict copy's id is `<node id>:<version>`; a node whose name lost a clash is no copy.
+  const isCopy = (p: string): boolean => all.find((s) => s.path === p)?.id.includes(':') ?? false
+  try {
+    switch (op.t) {
+      case 'file': {
+        const p = join(pick(dirs, op.dir)!, NAMES[op.name])
+        const seen = all.some((s) => s.path === p && s.kind === 'file') ? a.versionHashes(p) : []
+        if (isCopy(p)) return
+        ledger.write((h) => a.file(p, h))
+        ledger.supersede(seen)
+        return
+      }
+      case 'write': {
+        const p = pick(files, op.file)
+        if (p === undefined) return
+        const seen = a.versionHashes(p)
+        if (isCopy(p)) return // copies are read-only
+        ledger.write((h) => a.file(p, h))
+        ledger.supersede(seen)
+        return
+      }
+      case 'mkdir': a.mkdir(join(pick(dirs, op.dir)!, NAMES[op.name])); return
+      case 'move': {
+        const src = pick(nonRoot, op.src)
+        if (src === undefined) return
+        const to = join(pick(dirs, op.dir)!, NAMES[op.name])
+        const target = all.find((s) => s.path === to)
+        const seen = target?.kind === 'file' ? a.versionHashes(to) : []
+        a.rename(src, to)
+        ledger.supersede(seen)
+        return
+      }
+      case 'mvdir': {
+        const src = pick(dirs.slice(1), op.src)
+        if (src === undefined) return
+        const dst = pick(dirs.slice(1), op.dir)
+        if (dst !== undefined) a.rename(src, join(dst, src.slice(src.lastIndexOf('/') + 1)))
+        return
+      }
+      case 'unlink': {
+        const p = pick(files, op.file)
+        if (p === undefined) return
+        const seen = a.versionHashes(p)
+        a.unlink(p)
+        // Unlinking a conflict copy settles the conflict: every version but the winner goes.
+        ledger.supersede(isCopy(p) ? seen.slice(1) : seen)
+        return
+      }
+      case 'rmdir': {
+        const p = pick(dirs.slice(1), op.dir)
+        if (p !== undefined) a.rmdir(p)
+        return
+      }
+      case 'chmod': {
+        const p = pick(nonRoot, op.src)
+        if (p !== undefined) a.chmod(p, op.mode)
+        return
+      }
+      case 'resolve': {
+        const p = pick(files, op.file)
+        if (p === undefined) return
+        const seen = a.versionHashes(p)
+        if (seen.length < 2) return
+        a.resolve(p, op.keep)
+        if (op.keep !== 'both') ledger.supersede(seen) // the kept one is written again, counted below
+        return
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof TreeError)) throw e
+  }
+}
+
+/** Every schedule starts from a state all writers share: three sibling dirs, each with a file. */
+export function seedState(a: Actor, ledger: Ledger): void {
+  for (const d of ['/A', '/B', '/C']) {
+    a.mkdir(d)
+    ledger.write((h) => a.file(`${d}/f`, h))
+  }
+}
+
+/** Content hashes reachable in a dump (files and conflict copies). */
+export function hashesIn(dump: string[]): Set<string> {
+  return new Set(dump.map((l) => l.split('\t')[4]).filter((h) => h.length === 64))
+}
+
+/**
+ * Runs a property; a failure throws with the shrunk schedule, the seed and path to replay
+ * it (BAZIL_PROPERTY_SEED / BAZIL_PROPERTY_PATH), and the assertion that failed.
+ */
+export function checkProperty<T>(prop: fc.IProperty<T> | fc.IAsyncProperty<T>, numRuns: number): void | Promise<void> {
+  const params = { numRuns, seed: SEED, path: PATH, endOnFailure: false }
+  const report = (out: fc.RunDetails<T>): void => {
+    if (!out.failed) return
+    const err = out.errorInstance as Error | undefined
+    throw new Error(`${fc.defaultReportMessage(out)}\nreplay: BAZIL_PROPERTY_SEED=${out.seed} BAZIL_PROPERTY_PATH=${out.counterexamplePath}\nfailure: ${err?.message ?? String(err)}`)
+  }
+  const out = fc.check(prop as fc.IProperty<T>, params)
+  if (out instanceof Promise) return out.then(report)
+  report(out)
+}
+
+// ---- the Tree-level harness ---------------------------------------------------------------
+
+/** Deterministic clock and ids per writer, so a schedule replays exactly. */
+function treeOpts(k: number): { clock: () => number; random: (n: number) => string } {
+  let t = 1_000_000 + k
+  let r = 0
+  return {
+    clock: () => (t += 3),
+    random: (n) => hash(Buffer.from(`${k}:${r++}`)).toString('hex').slice(0, n * 2),
+  }
+}
+
+class TreeActor implements Actor {
+  constructor(readonly tree: Tree) {}
+  walk() { return [...this.tree.walk('/')] }
+  versionHashes(p: string) { return this.tree.versions(p).map((v) => v.hash) }
+  file(p: string, hash: string) { this.tree.writeFile(p, { hash, size: 1 }) }
+  mkdir(p: string) { this.tree.mkdir(p) }
+  rename(a: string, b: string) { this.tree.rename(a, b) }
+  unlink(p: string) { this.tree.unlink(p) }
+  rmdir(p: string) { this.tree.rmdir(p) }
+  chmod(p: string, mode: number) { this.tree.setattr(p, { mode }) }
+  resolve(p: string, keep: 'mine' | 'theirs' | 'both') { this.tree.resolve(p, keep) }
+}
+
+/**
+ * Three writers, each with its own log of changes. Connected writers exchange everything
+ * they hold of every log (hypercore replication relays other writers' logs too), applying
+ * another writer's log in log order; the order across logs follows the link order.
+ */
+function runTreeSchedule(ops: Op[]): void {
+  const trees = ACTORS.map((a, k) => Tree.create(a, treeOpts(k)))
+  const logs: ShardChange[][] = trees.map(() => [])
+  const have = trees.map((_, k) => trees.map((__, j) => (j === k ? Infinity : 0)))
+  const ledger = new Ledger()
+  let links = 0
+  const exchange = (): void => {
+    trees.forEach((t, k) => logs[k].push(...t.takeChanges()))
+    for (let round = 0; round < 2; round++) {
+      PAIRS.forEach(([x, y], bit) => {
+        if (!(links & (1 << bit))) return
+        for (const [from, to] of [[x, y], [y, x]]) {
+          for (let j = 2; j >= 0; j--) {
+            const upto = Math.min(have[from][j], logs[j].length)
+            if (upto > have[to][j]) {
+              trees[to].applyChanges(logs[j].slice(have[to][j], upto))
+              have[to][j] = upto
+            }
+          }
+        }
+      })
+    }
+  }
+  try {
+    seedState(new TreeActor(trees[0]), ledger)
+    links = 7
+    exchange()
+    links = 0
+    let brokeCycle = false
+    for (const op of ops) {
+      if (op.t === 'net') links = op.links
+      else runOp(new TreeActor(trees[op.w]), op, ledger)
+      exchange()
+      brokeCycle ||= trees.some((t) => t.brokenCount > 0)
+    }
+    links = 7
+    exchange()
+    const kept = new Set(ledger.mustSurvive())
+    const dumps = trees.map((t) => canonicalDump(t))
+    // A replica that gets every change at once, newest first (dependencies arrive late).
+    const fresh = Tree.create('dd'.repeat(16))
+    fresh.applyChanges(logs.flat().reverse())
+    dumps.push(canonicalDump(fresh))
+    for (const [k, t] of [...trees, fresh].entries()) {
+      assert.deepEqual(dumps[k], dumps[0], `writer ${k} differs from writer 0`)
+      assert.deepEqual(t.audit(), [], `writer ${k} view invariants`)
+    }
+    stats.runs++
+    if (trees[0].conflicts().length > 0) stats.withContentConflict++
+    if (dumps[0].some((l) => /\.conflict-[0-9a-f]{8}(~\d+)?\t(dir|symlink)/.test(l))) stats.withNameConflict++
+    if (brokeCycle) stats.withCycleBroken++
+    const present = hashesIn(dumps[0])
+    const lost = [...kept].filter((h) => !present.has(h))
+    assert.deepEqual(lost, [], 'file versions lost')
+    fresh.free()
+  } finally {
+    for (const t of trees) t.free()
+  }
+}
+
+/** How often schedules reach the interesting cases (printed, so a weak generator shows). */
+const stats = { runs: 0, withContentConflict: 0, withNameConflict: 0, withCycleBroken: 0 }
+
+test(`property: ${RUNS} random schedules of 3 writers converge at the Tree level, nothing lost`, () => {
+  checkProperty(fc.property(scheduleArb, (ops) => { runTreeSchedule(ops) }), RUNS)
+  console.log(`# schedules: ${JSON.stringify(stats)}`)
+})
+
+// ---- writers of one volume, exchanging real logs by hypercore replication ------------------
+
+export class Cluster {
+  private links = new Map<string, { a: Duplex; b: Duplex }>()
+  private constructor(readonly root: string, readonly nodes: Node[], readonly vols: Volume[], readonly cleanup: () => void) {}
+
+  /** `n` data dirs sharing one sharing key and one volume record; each knows every other's log. */
+  static async create(n: number): Promise<Cluster> {
+    const { dir, cleanup } = tempDir('bazil-conv-')
+    const sharing = randomBytes(32)
+    const record = { version: 1 as const, name: 'v', id: randomBytes(32).toString('hex'), sharing: 'shared', created: Date.now() }
+    const nodes: Node[] = []
+    const vols: Volume[] = []
+    for (let k = 0; k < n; k++) {
+      const data = DataDir.create(path.join(dir, `n${k}`))
+      data.addSharingKey('shared', sharing)
+      data.addVolume(record)
+      nodes.push(await Node.open(data))
+      vols.push(await nodes[k].volume('v'))
+    }
+    for (const v of vols) for (const o of vols) if (o !== v) await v.addWriter(o.log.key)
+    return new Cluster(dir, nodes, vols, cleanup)
+  }
+
+  connect(x: number, y: number): void {
+    const key = `${x}-${y}`
+    if (this.links.has(key)) return
+    const a = this.nodes[x].store.replicate(true)
+    const b = this.nodes[y].store.replicate(false)
+    a.pipe(b).pipe(a)
+    a.on('error', () => {})
+    b.on('error', () => {})
+    this.links.set(key, { a, b })
+  }
+
+  disconnect(x: number, y: number): void {
+    const l = this.links.get(`${x}-${y}`)
+    if (!l) return
+    l.a.destroy()
+    l.b.destroy()
+    this.links.delete(`${x}-${y}`)
+  }
+
+  setLinks(bits: number): void {
+    PAIRS.forEach(([x, y], bit) => (bits & (1 << bit) ? this.connect(x, y) : this.disconnect(x, y)))
+  }
+
+  /** Waits until every writer holds and has applied everything its component holds. */
+  async settle(timeoutMs = 20_000): Promise<void> {
+    for (const v of this.vols) await v.flush()
+    const comp = this.vols.map((_, k) => k)
+    const find = (k: number): number => (comp[k] === k ? k : (comp[k] = find(comp[k])))
+    for (const key of this.links.keys()) {
+      const [x, y] = key.split('-').map(Number)
+      comp[find(x)] = find(y)
+    }
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      await Promise.all(this.vols.map((v) => v.refresh()))
+      const states = this.vols.map((v) => new Map(v.replayState().map((s) => [s.writer, s])))
+      let done = true
+      for (let k = 0; k < this.vols.length && done; k++) {
+        for (const [w, s] of states[k]) {
+          let best = 0
+          for (let j = 0; j < this.vols.length; j++) if (find(j) === find(k)) best = Math.max(best, states[j].get(w)!.contiguous)
+          if (s.contiguous < best || s.applied < best) { done = false; break }
+        }
+      }
+      if (done) return
+      if (Date.now() > deadline) throw new Error(`replication did not settle: ${JSON.stringify(states.map((m) => [...m.values()]))}`)
+      await new Promise((r) => setTimeout(r, 5))
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const key of [...this.links.keys()]) {
+      const [x, y] = key.split('-').map(Number)
+      this.disconnect(x, y)
+    }
+    for (const n of this.nodes) await n.close()
+    this.cleanup()
+  }
+}
+
+class VolumeActor implements Actor {
+  constructor(readonly vol: Volume) {}
+  walk() { return [...this.vol.tree.walk('/')] }
+  versionHashes(p: string) { return this.vol.tree.versions(p).map((v) => v.hash) }
+  file(p: string, hash: string) { this.vol.mutate((t) => t.writeFile(p, { hash, size: 1 }), (st) => ({ op: 'write', path: st.path, hash, size: 1 })) }
+  mkdir(p: string) { this.vol.mkdir(p) }
+  rename(a: string, b: string) { this.vol.rename(a, b) }
+  unlink(p: string) { this.vol.unlink(p) }
+  rmdir(p: string) { this.vol.rmdir(p) }
+  chmod(p: string, mode: number) { this.vol.setattr(p, { mode }) }
+  resolve(p: string, keep: 'mine' | 'theirs' | 'both') { this.vol.mutate((t) => t.resolve(p, keep), () => ({ op: 'resolve', path: p })) }
+}
+
+async function runVolumeSchedule(c: Cluster, ops: Op[]): Promise<void> {
+  const ledger = new Ledger()
+  c.setLinks(7)
+  seedState(new VolumeActor(c.vols[0]), ledger)
+  await c.settle()
+  c.setLinks(0)
+  await c.settle()
+  for (const op of ops) {
+    if (op.t === 'net') {
+      await c.settle()
+      c.setLinks(op.links)
+      await c.settle()
+    } else {
+      runOp(new VolumeActor(c.vols[op.w]), op, ledger)
+      await c.vols[op.w].flush() // one entry per op, as a mount commits on close
+    }
+  }
+  c.setLinks(7)
+  await c.settle()
+  const dumps = c.vols.map((v) => canonicalDump(v.tree))
+  for (const [k, v] of c.vols.entries()) {
+    assert.deepEqual(dumps[k], dumps[0], `writer ${k} differs from writer 0`)
+    assert.deepEqual(v.tree.audit(), [], `writer ${k} view invariants`)
+    assert.deepEqual(v.skipped, [], `writer ${k} skipped entries`)
+  }
+  const present = hashesIn(dumps[0])
+  assert.deepEqual(ledger.mustSurvive().filter((h) => !present.has(h)), [], 'file versions lost')
+}
+
+const VOLUME_RUNS = Number(process.env.BAZIL_PROPERTY_VOLUME_RUNS ?? 50)
+
+test(`property: ${VOLUME_RUNS} schedules through real writer logs and hypercore replication converge`, async () => {
+  await checkProperty(fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
+    const c = await Cluster.create(3)
+    try {
+      await runVolumeSchedule(c, ops)
+    } finally {
+      await c.close()
+    }
+  }), VOLUME_RUNS)
+})
+
+// ---- the explicit cases, at the volume level through real logs ------------------------------
+
+const text = (s: string): Buffer => Buffer.from(s)
+const blake = async (v: Volume, s: string): Promise<string> => (await v.cas.writeBuffer(text(s))).hash.toString('hex')
+const w8 = (v: Volume): string => v.log.key.toString('hex').slice(0, 8)
+
+/** Two writers: both see `setup`, then each does its part while partitioned, then they reconnect. */
+async function concurrently(setup: (a: Volume) => Promise<void>, partA: (a: Volume) => Promise<void>, partB: (b: Volume) => Promise<void>): Promise<{ c: Cluster; a: Volume; b: Volume; dump: string[] }> {
+  const c = await Cluster.create(2)
+  const [a, b] = c.vols
+  c.connect(0, 1)
+  await setup(a)
+  await c.settle()
+  c.disconnect(0, 1)
+  await partA(a)
+  await partB(b)
+  await a.flush(); await b.flush()
+  c.connect(0, 1)
+  await c.settle()
+  const dump = canonicalDump(a.tree)
+  assert.deepEqual(canonicalDump(b.tree), dump, 'both writers show the same tree')
+  assert.deepEqual(a.tree.audit(), [])
+  return { c, a, b, dump }
+}
+
+const names = (v: Volume, dir = '/'): string[] => v.tree.readdir(dir).map((s) => s.name)
+
+test('two writers edit one file: one keeps the name, the other is a conflict copy named for its writer', async () => {
+  const { c, a, b } = await concurrently(
+    async (a) => { await a.writeFile('/f', text('base')) },
+    async (a) => { await a.writeFile('/f', text('from a')) },
+    async (b) => { await b.writeFile('/f', text('from b')) })
+  try {
+    const ha = await blake(a, 'from a'), hb = await blake(b, 'from b')
+    const main = a.tree.stat('/f').content!.hash
+    const [winner, loser] = main === ha ? [a, b] : [b, a]
+    const copy = `f.conflict-${w8(loser)}`
+    assert.deepEqual(names(a), ['f', copy])
+    assert.equal(a.tree.stat('/' + copy).content!.hash, winner === a ? hb : ha)
+    const conflicts = b.tree.conflicts()
+    assert.equal(conflicts.length, 1)
+    assert.deepEqual(conflicts[0].versions.map((v) => v.path), ['/f', '/' + copy])
+  } finally { await c.close() }
+})
+
+test('edit vs delete: the file survives with the edit', async () => {
+  const { c, a, b } = await concurrently(
+    async (a) => { await a.writeFile('/f', text('base')) },
+    async (a) => { a.unlink('/f') },
+    async (b) => { await b.writeFile('/f', text('edited')) })
+  try {
+    assert.deepEqual(names(a), ['f'])
+    assert.equal(a.tree.stat('/f').content!.hash, await blake(b, 'edited'))
+  } finally { await c.close() }
+})
+
+test('same-name creates survive: file/file, dir/dir (two entries, not merged), file/dir', async () => {
+  const { c, a, b } = await concurrently(
+    async () => {},
+    async (a) => { await a.writeFile('/x', text('a')); a.mkdir('/d'); await a.writeFile('/d/fa', text('a')); await a.writeFile('/m', text('a')) },
+    async (b) => { await b.writeFile('/x', text('b')); b.mkdir('/d'); await b.writeFile('/d/fb', text('b')); b.mkdir('/m') })
+  try {
+    const all = names(a)
+    assert.equal(all.length, 6, all.join(' '))
+    for (const base of ['x', 'd', 'm']) {
+      const group = all.filter((n) => n === base || n.startsWith(base + '.conflict-'))
+      assert.equal(group.length, 2, `two entries for ${base}: ${all.join(' ')}`)
+      const other = group.find((n) => n !== base)!
+      assert.ok(other === `${base}.conflict-${w8(a)}` || other === `${base}.conflict-${w8(b)}`, other)
+    }
+    const dirs = all.filter((n) => n === 'd' || n.startsWith('d.conflict-')).map((d) => names(a, '/' + d).join(','))
+    assert.deepEqual(dirs.sort(), ['fa', 'fb'])
+    const kinds = all.filter((n) => n === 'm' || n.startsWith('m.conflict-')).map((m) => a.tree.stat('/' + m).kind)
+    assert.deepEqual(kinds.sort(), ['dir', 'file'])
+  } finally { await c.close() }
+})
+
+test('A moved into B while B moved into A: no cycle, both and their contents reachable, same on both', async () => {
+  const { c, a, dump } = await concurrently(
+    async (a) => { a.mkdir('/A'); a.mkdir('/B'); await a.writeFile('/A/a', text('a')); await a.writeFile('/B/b', text('b')) },
+    async (a) => { a.rename('/A', '/B/A') },
+    async (b) => { b.rename('/B', '/A/B') })
+  try {
+    const paths = dump.map((l) => l.split('\t')[0])
+    const find = (name: string): string[] => paths.filter((p) => p.endsWith('/' + name))
+    assert.equal(find('A').length, 1); assert.equal(find('B').length, 1)
+    assert.equal(find('a').length, 1); assert.equal(find('b').length, 1)
+    assert.ok(find('a')[0].startsWith(find('A')[0] + '/'))
+    assert.ok(find('b')[0].startsWith(find('B')[0] + '/'))
+    assert.equal(a.tree.stat(find('a')[0]).content!.hash, await blake(a, 'a'))
+  } finally { await c.close() }
+})
+
+test('delete a directory vs create a file inside it: the file survives', async () => {
+  const { c, a } = await concurrently(
+    async (a) => { a.mkdir('/d') },
+    async (a) => { a.rmdir('/d') },
+    async (b) => { await b.writeFile('/d/new', text('new')) })
+  try {
+    assert.deepEqual(names(a, '/d'), ['new'])
+    assert.equal(a.tree.stat('/d/new').content!.hash, await blake(a, 'new'))
+  } finally { await c.close() }
+})
+
+test('rename vs edit: the renamed file carries the edit', async () => {
+  const { c, a } = await concurrently(
+    async (a) => { await a.writeFile('/f', text('base')) },
+    async (a) => { a.mkdir('/sub'); a.rename('/f', '/sub/g') },
+    async (b) => { await b.writeFile('/f', text('edited')) })
+  try {
+    assert.deepEqual(names(a), ['sub'])
+    assert.equal(a.tree.stat('/sub/g').content!.hash, await blake(a, 'edited'))
+  } finally { await c.close() }
+})
+
+test('chmod vs write of one file: both apply', async () => {
+  const { c, a } = await concurrently(
+    async (a) => { await a.writeFile('/f', text('base')) },
+    async (a) => { a.setattr('/f', { mode: 0o600 }) },
+    async (b) => { await b.writeFile('/f', text('edited')) })
+  try {
+    const st = a.tree.stat('/f')
+    assert.equal(st.mode, 0o600)
+    assert.equal(st.content!.hash, await blake(a, 'edited'))
+    assert.deepEqual(a.tree.conflicts(), [])
+  } finally { await c.close() }
+})
+
+// ---- hostile and corrupt entries -----------------------------------------------------------
+
+test('corrupt and hostile entries are skipped by every writer alike, naming writer and seq; the rest applies', async () => {
+  const c = await Cluster.create(3)
+  try {
+    const [a, b, x] = c.vols
+    c.setLinks(7)
+    await a.writeFile('/shared', text('base'))
+    await c.settle()
+    const bad: number[] = []
+    // 1. a block that is not a sealed entry at all
+    bad.push((await b.log.core.append(Buffer.from('garbage, not an entry'))).length - 1)
+    // 2. a sealed entry whose change is not an Automerge change
+    const junk = Buffer.concat([Buffer.from([0x85, 0x6f, 0x4a, 0x83]), randomBytes(40)])
+    bad.push((await b.log.append([{ time: 1, ops: [], changes: [{ shard: 'ab', change: junk }] }]))[0])
+    // 3. a change authored by another writer's actor (forged), sealed into b's log
+    const forger = Tree.create(a.log.key.toString('hex'))
+    forger.mkdir('/forged')
+    bad.push((await b.log.append([{ time: 1, ops: [], changes: forger.takeChanges() }]))[0])
+    forger.free()
+    // 4. b's own change with a damaged op column (its header still parses): Automerge refuses it
+    const probe = Tree.create(b.log.key.toString('hex'))
+    probe.mkdir('/damaged')
+    const [damaged] = probe.takeChanges()
+    const bytes = Uint8Array.from(damaged.change)
+    bytes[bytes.length - 3] ^= 0xff
+    bytes[4] ^= 0xff // checksum too
+    bad.push((await b.log.append([{ time: 1, ops: [], changes: [{ shard: damaged.shard, change: bytes }] }]))[0])
+    probe.free()
+    // ...and then ordinary entries, which still apply.
+    await b.writeFile('/after', text('after'))
+    b.setattr('/shared', { mode: 0o600 })
+    await b.flush()
+    await c.settle()
+    await b.refresh()
+    const bHex = encodeKey(b.log.key)
+    for (const v of [a, x, b]) {
+      const skipped = v.skipped.map((s) => `${s.writer}:${s.seq}`).sort()
+      assert.deepEqual(skipped, bad.map((s) => `${bHex}:${s}`).sort(), `skipped on ${v.log.key.toString('hex').slice(0, 8)}: ${JSON.stringify(v.skipped)}`)
+      assert.equal(v.tree.stat('/after').content!.hash, await blake(v, 'after'))
+      assert.equal(v.tree.stat('/shared').mode, 0o600)
+      assert.equal(v.tree.lookup('/forged'), null)
+      assert.equal(v.tree.lookup('/damaged'), null)
+    }
+    assert.match(a.skipped.find((s) => s.seq === bad[2])!.reason, /actor/)
+    assert.deepEqual(canonicalDump(x.tree), canonicalDump(a.tree))
+    // A replica that replays everything from the logs (after reopening) skips the same entries.
+    const verify = await x.verify()
+    assert.deepEqual(verify.errors.map((e) => e.seq).sort(), [...bad].sort())
+  } finally { await c.close() }
+})
+
+// ---- checkpoints and lazy shards -----------------------------------------------------------
+
+test('reopening reads the checkpoint and replays only newer entries; deleting it costs only time', async () => {
+  const c = await Cluster.create(2)
+  try {
+    const [a, b] = c.vols
+    c.connect(0, 1)
+    for (let d = 0; d < 20; d++) {
+      a.mkdir(`/d${d}`)
+      for (let f = 0; f < 10; f++) a.mutate((t) => t.writeFile(`/d${d}/f${f}`, { hash: (d * 100 + f + 1).toString(16).padStart(64, '0'), size: 1 }), () => ({ op: 'write' }))
+      await a.flush()
+    }
+    await b.writeFile('/from-b', text('b'))
+    await c.settle()
+    const before = canonicalDump(a.tree)
+    const root = path.join(c.root, 'n0')
+    await c.nodes[0].close()
+    const ckpt = path.join(root, 'index', `${a.record.id}.ckpt`)
+    assert.ok(fs.existsSync(ckpt), 'closing writes a checkpoint')
+
+    // b goes on while a is closed: a's replica of b's log gets the entries on reconnect.
+    await b.writeFile('/later', text('later'))
+    await b.flush()
+
+    const reopen = async (): Promise<{ node: Node; vol: Volume }> => {
+      const node = await Node.open(DataDir.open(root))
+      return { node, vol: await node.volume('v') }
+    }
+    let { node, vol } = await reopen()
+    assert.equal(vol.opened.fromCheckpoint, true)
+    assert.equal(vol.opened.replayedEntries, 0)
+    assert.deepEqual(canonicalDump(vol.tree), before)
+    assert.equal(vol.tree.shardStats.hot, 0, 'no shard loaded to open')
+    assert.ok(vol.tree.shardStats.total > 10)
+    // A write loads only the shard of the node it touches.
+    vol.setattr('/d3/f3', { mode: 0o600 })
+    await vol.flush()
+    assert.equal(vol.tree.shardStats.hot, 1)
+    assert.equal(vol.tree.evict(0), 1)
+    assert.equal(vol.tree.shardStats.hot, 0)
+
+    // Replicate b's newer entry in: only it is applied (merging loads just its shards).
+    const s1 = node.store.replicate(true), s2 = c.nodes[1].store.replicate(false)
+    s1.pipe(s2).pipe(s1)
+    const deadline = Date.now() + 10_000
+    while (!vol.tree.lookup('/later')) {
+      if (Date.now() > deadline) throw new Error('b\'s entry did not arrive')
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    s1.destroy(); s2.destroy()
+    const after = canonicalDump(vol.tree)
+    await node.close()
+
+    // The same state from the logs alone, without the checkpoint.
+    fs.rmSync(path.join(root, 'index'), { recursive: true })
+    ;({ node, vol } = await reopen())
+    assert.equal(vol.opened.fromCheckpoint, false)
+    assert.ok(vol.opened.replayedEntries > 20)
+    assert.deepEqual(canonicalDump(vol.tree), after)
+    await node.close()
+
+    // A damaged checkpoint is ignored, never trusted.
+    const bytes = fs.readFileSync(ckpt)
+    bytes[bytes.length >> 1] ^= 0xff
+    fs.writeFileSync(ckpt, bytes)
+    ;({ node, vol } = await reopen())
+    assert.equal(vol.opened.fromCheckpoint, false)
+    assert.deepEqual(canonicalDump(vol.tree), after)
+    await node.close()
+  } finally {
+    await c.nodes[1].close()
+    c.cleanup()
+  }
+})
+
+// ---- conflict UI through the real binary -----------------------------------------------------
+
+test('bazil volume conflicts / resolve on a data dir whose volume got conflicts from a second writer', async () => {
+  const { dir, cleanup } = tempDir('bazil-conflict-cli-')
+  try {
+    const dataA = path.join(dir, 'a'), dataB = path.join(dir, 'b')
+    assert.equal((await bazil(dataA, ['create'])).code, 0)
+    assert.equal((await bazil(dataA, ['volume', 'create', 'docs'])).code, 0)
+    const ddA = DataDir.open(dataA)
+    const record = ddA.volume('docs')
+    const ddB = DataDir.create(dataB)
+    ddB.addSharingKey('from-a', ddA.sharingKey('default'))
+    ddB.addVolume({ ...record, sharing: 'from-a' })
+
+    /** Both nodes open, each knowing the other's log; `connected` replicates while it runs. */
+    const session = async (fn: (a: Volume, b: Volume, sync: () => Promise<void>) => Promise<void>): Promise<void> => {
+      const na = await Node.open(DataDir.open(dataA)), nb = await Node.open(DataDir.open(dataB))
+      const a = await na.volume('docs'), b = await nb.volume('docs')
+      await a.addWriter(b.log.key); await b.addWriter(a.log.key)
+      let streams: Duplex[] = []
+      const sync = async (): Promise<void> => {
+        await a.flush(); await b.flush()
+        const s1 = na.store.replicate(true), s2 = nb.store.replicate(false)
+        s1.pipe(s2).pipe(s1)
+        streams = [s1, s2]
+        const want = (): boolean => a.replayState().every((s) => s.applied >= b.writers.get(s.writer)!.length) && b.replayState().every((s) => s.applied >= a.writers.get(s.writer)!.length)
+        const deadline = Date.now() + 10_000
+        while (!want()) {
+          if (Date.now() > deadline) throw new Error('no sync')
+          await Promise.all([a.refresh(), b.refresh()])
+          await new Promise((r) => setTimeout(r, 10))
+        }
+        for (const s of streams) s.destroy()
+      }
+      try { await fn(a, b, sync) } finally { await na.close(); await nb.close() }
+    }
+    await session(async (a, b, sync) => {
+      await a.writeFile('/notes.txt', text('base'))
+      await a.writeFile('/g', text('g base'))
+      await sync()
+      await a.writeFile('/notes.txt', text('mine'))
+      await b.writeFile('/notes.txt', text('theirs, longer'))
+      await a.writeFile('/g', text('g mine'))
+      await b.writeFile('/g', text('g theirs'))
+      await sync()
+      assert.equal(a.tree.conflicts().length, 2)
+      // Content replication is not this test's subject: give a the other writer's bytes directly.
+      await a.cas.writeBuffer(text('theirs, longer'))
+      await a.cas.writeBuffer(text('g theirs'))
+    })
+    const nodeA = (await bazil(dataA, ['debug', 'pubkey'])).stdout.trim()
+    const nodeB = encodeKey(ddB.publicKey)
+
+    const listed = await bazil(dataA, ['volume', 'conflicts', 'docs', '--json'])
+    assert.equal(listed.code, 0, listed.stderr)
+    const conflicts = JSON.parse(listed.stdout) as { path: string; versions: { path: string; writer: string; mine: boolean; time: string; size: number; hash: string }[] }[]
+    assert.deepEqual(conflicts.map((c) => c.path), ['/g', '/notes.txt'])
+    const notes = conflicts[1]
+    assert.deepEqual(notes.versions.map((v) => v.writer).sort(), [nodeA, nodeB].sort())
+    const theirs = notes.versions.find((v) => !v.mine)!
+    assert.equal(theirs.writer, nodeB)
+    assert.equal(theirs.size, 'theirs, longer'.length)
+    assert.match(theirs.hash, /^[0-9a-f]{64}$/)
+    assert.ok(!Number.isNaN(Date.parse(theirs.time)))
+    const plain = await bazil(dataA, ['volume', 'conflicts', 'docs'])
+    assert.match(plain.stdout, /^\/notes\.txt$/m)
+    assert.match(plain.stdout, new RegExp(`${nodeB}.*${'theirs, longer'.length} bytes`))
+
+    const badKeep = await bazil(dataA, ['volume', 'resolve', 'docs', '/notes.txt', '--keep=newest'])
+    assert.equal(badKeep.code, 1)
+    assert.match(badKeep.stderr, /--keep must be mine, theirs or both/)
+    const resolved = await bazil(dataA, ['volume', 'resolve', 'docs', '/notes.txt', '--keep=theirs'])
+    assert.equal(resolved.code, 0, resolved.stderr)
+    assert.equal((await bazil(dataA, ['volume', 'cat', 'docs', '/notes.txt'])).stdout, 'theirs, longer')
+    const both = await bazil(dataA, ['volume', 'resolve', 'docs', '/g', '--keep=both'])
+    assert.equal(both.code, 0, both.stderr)
+    assert.match(both.stdout, /other version kept as \/g\.conflict-/)
+    assert.equal((await bazil(dataA, ['volume', 'conflicts', 'docs'])).stdout, 'no conflicts in volume "docs"\n')
+    const ls = (await bazil(dataA, ['volume', 'ls', 'docs'])).stdout.trim().split('\n')
+    assert.equal(ls.length, 3)
+    const copy = ls.find((n) => n.startsWith('g.conflict-'))!
+    assert.equal((await bazil(dataA, ['volume', 'cat', 'docs', '/g'])).stdout, 'g mine')
+    assert.equal((await bazil(dataA, ['volume', 'cat', 'docs', '/' + copy])).stdout, 'g theirs')
+    assert.equal((await bazil(dataA, ['volume', 'resolve', 'docs', '/g', '--keep=mine'])).code, 1)
+
+    // The resolutions are logged ops: the other writer receives them like any op.
+    await session(async (a, b, sync) => {
+      await sync()
+      assert.deepEqual(b.tree.conflicts(), [])
+      assert.deepEqual(canonicalDump(b.tree), canonicalDump(a.tree))
+      assert.equal(b.tree.stat('/notes.txt').content!.hash, await blake(b, 'theirs, longer'))
+    })
+  } finally {
+    cleanup()
+  }
+})

@@ -1,0 +1,139 @@
+// The Tree's replication rules (change headers, authors, held changes) and its checkpoint
+// state: round trips, rejection of damaged files, lazy shards, resolve.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { deflateRawSync } from 'node:zlib'
+import * as A from '@automerge/automerge'
+import { Tree, TreeError, canonicalDump, decodeTreeState, encodeTreeState, readChangeHeader } from '../src/fs/tree/index.js'
+
+const ACTORS = ['aa'.repeat(16), 'bb'.repeat(16), 'cc'.repeat(16)]
+const ref = (n: number) => ({ hash: n.toString(16).padStart(64, '0'), size: n })
+
+test('change headers: actor, seq, deps and hash as Automerge has them; compressed chunks; garbage rejected', () => {
+  let d = A.init<Record<string, number>>({ actor: ACTORS[0] })
+  d = A.change(d, (x) => { x.a = 1 })
+  d = A.change(d, (x) => { x.b = 2 })
+  const change = A.getLastLocalChange(d)!
+  const h = readChangeHeader(change)
+  const decoded = A.decodeChange(change)
+  assert.deepEqual(h, { hash: decoded.hash, actor: decoded.actor, seq: decoded.seq, deps: decoded.deps })
+  // Same change as a type-2 (deflated) chunk: same hash.
+  assert.equal(change[8], 1)
+  let at = 9
+  while (change[at] & 0x80) at++
+  const z = deflateRawSync(change.subarray(at + 1))
+  const len: number[] = []
+  for (let n = z.length; ; ) { const b = n & 0x7f; n >>>= 7; if (n) len.push(b | 0x80); else { len.push(b); break } }
+  const compressed = Buffer.concat([Buffer.from(change.subarray(0, 8)), Buffer.from([2, ...len]), z])
+  assert.deepEqual(readChangeHeader(compressed), h)
+  for (const bad of [new Uint8Array(3), Buffer.from('85 6f 4a 83 00 00 00 00 01 05 00'.replace(/ /g, ''), 'hex'), Buffer.concat([Buffer.from(change), Buffer.from([0])])]) {
+    assert.throws(() => readChangeHeader(bad))
+  }
+})
+
+test('a change by another actor than its writer is rejected; one with missing deps is held until they come', () => {
+  const a = Tree.create(ACTORS[0]), b = Tree.create(ACTORS[1])
+  a.mkdir('/d')
+  a.writeFile('/d/f', ref(1))
+  const first = a.takeChanges()
+  a.setattr('/d/f', { mode: 0o600 }) // same shard as /d/f: this change depends on the first
+  const second = a.takeChanges()
+  // Written as by writer bb: rejected, nothing applied.
+  const forged = b.apply(first.map((c) => ({ ...c, writer: ACTORS[1], tag: 'x:1' })))
+  assert.equal(forged.length, first.length)
+  assert.match(forged[0].reason, /actor/)
+  assert.equal(forged[0].tag, 'x:1')
+  assert.equal(b.lookup('/d'), null)
+  // Second before first: held, then applied when the first arrives.
+  assert.deepEqual(b.apply(second.map((c) => ({ ...c, writer: ACTORS[0] }))), [])
+  assert.equal(b.lookup('/d/f'), null)
+  assert.equal(b.heldCount, 1)
+  // Held changes survive a checkpoint.
+  const restored = Tree.restore(ACTORS[1], decodeTreeState(encodeTreeState(b.exportState(), null)).state)
+  assert.equal(restored.heldCount, b.heldCount)
+  assert.deepEqual(restored.apply(first.map((c) => ({ ...c, writer: ACTORS[0] }))), [])
+  assert.equal(restored.heldCount, 0)
+  assert.equal(restored.stat('/d/f').content?.hash, ref(1).hash)
+  assert.equal(restored.stat('/d/f').mode, 0o600)
+  a.free(); b.free(); restored.free()
+})
+
+test('checkpoint state round-trips: same view, cold shards loaded only to write or merge, damage detected', () => {
+  const a = Tree.create(ACTORS[0]), b = Tree.create(ACTORS[1])
+  for (let d = 0; d < 10; d++) {
+    a.mkdir(`/d${d}`)
+    for (let f = 0; f < 20; f++) a.writeFile(`/d${d}/f${f}`, ref(d * 100 + f + 1))
+  }
+  b.applyChanges(a.takeChanges())
+  b.writeFile('/d1/f1', ref(9999)); a.writeFile('/d1/f1', ref(8888))
+  b.applyChanges(a.takeChanges())
+  b.snapshot('s', 5)
+  const extra = { any: ['json', 1] }
+  const bytes = encodeTreeState(b.exportState(), extra)
+  const { state, extra: back } = decodeTreeState(bytes)
+  assert.deepEqual(back, extra)
+  const r = Tree.restore(ACTORS[1], state)
+  assert.deepEqual(canonicalDump(r), canonicalDump(b))
+  assert.deepEqual(r.conflicts(), b.conflicts())
+  assert.deepEqual(r.audit(), [])
+  assert.equal(r.shardStats.hot, 0)
+  assert.equal(r.stat('/d3/f3').size, 304)
+  assert.equal(r.shardStats.hot, 0, 'reads load nothing')
+  r.setattr('/d3/f3', { mode: 0o600 })
+  r.takeChanges()
+  assert.equal(r.shardStats.hot, 1, 'a write loads one shard')
+  assert.equal(canonicalDump(r.at('s')).length, canonicalDump(b.at('s')).length)
+  r.evict()
+  assert.equal(r.shardStats.hot, 0)
+  // Merging into the restored tree: only the changed shards load, and it converges.
+  a.writeFile('/d2/f2', ref(7777))
+  const more = a.takeChanges()
+  r.applyChanges(more); b.applyChanges(more)
+  assert.equal(r.stat('/d2/f2').content?.hash, ref(7777).hash)
+  assert.ok(r.shardStats.hot <= 2)
+  // Damage anywhere is detected; unknown versions refused.
+  for (const at of [0, 4, 20, bytes.length >> 1, bytes.length - 1]) {
+    const bad = Buffer.from(bytes)
+    bad[at] ^= 0x01
+    assert.throws(() => decodeTreeState(bad), /checkpoint|version/)
+  }
+  a.free(); b.free(); r.free()
+})
+
+test('resolve: mine, theirs, both; errors name the path', () => {
+  const mk = () => {
+    const a = Tree.create(ACTORS[0]), b = Tree.create(ACTORS[1])
+    a.writeFile('/f', ref(1)); b.applyChanges(a.takeChanges())
+    a.writeFile('/f', ref(2)); b.writeFile('/f', ref(3))
+    const ca = a.takeChanges(), cb = b.takeChanges()
+    a.applyChanges(cb); b.applyChanges(ca)
+    return { a, b }
+  }
+  let { a, b } = mk()
+  assert.equal(a.conflicts().length, 1)
+  a.resolve('/f', 'mine')
+  assert.deepEqual(a.conflicts(), [])
+  assert.equal(a.stat('/f').content?.hash, ref(2).hash)
+  b.applyChanges(a.takeChanges())
+  assert.deepEqual(canonicalDump(b), canonicalDump(a))
+  a.free(); b.free()
+  ;({ a, b } = mk())
+  const copy = a.conflicts()[0].versions[1].path
+  a.resolve(copy, 'theirs')
+  assert.equal(a.stat('/f').content?.hash, ref(3).hash)
+  assert.throws(() => a.resolve('/f', 'theirs'), (e: unknown) => e instanceof TreeError && e.code === 'EINVAL' && /not a file in conflict/.test(e.message))
+  a.free(); b.free()
+  ;({ a, b } = mk())
+  // The winner is bb's (higher actor): keeping mine (aa's) under the name turns bb's into a file named for bb.
+  assert.equal(a.stat('/f').content?.hash, ref(3).hash)
+  const r = a.resolve('/f', 'both')
+  assert.equal(r.created.length, 1)
+  assert.deepEqual(a.conflicts(), [])
+  assert.equal(a.stat('/f').content?.hash, ref(2).hash)
+  assert.equal(r.created[0].path, '/f.conflict-bbbbbbbb')
+  assert.equal(a.stat('/f.conflict-bbbbbbbb').content?.hash, ref(3).hash)
+  b.applyChanges(a.takeChanges())
+  assert.deepEqual(canonicalDump(b), canonicalDump(a))
+  assert.throws(() => a.resolve('/nope', 'mine'), (e: unknown) => e instanceof TreeError && e.code === 'ENOENT')
+  a.free(); b.free()
+})
