@@ -51,7 +51,9 @@ export interface ServerProcess {
 
 /** Starts `bazil server run` on a data dir and waits until its control socket answers. */
 export async function startServer(dataDir: string, extra: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [bazilBin, `--data-dir=${dataDir}`, 'server', 'run', '--log-level=debug', ...extra], {
+  // Tests never touch the public DHT: no bootstrap given means no DHT at all.
+  const net = extra.some((a) => a.startsWith('--bootstrap')) ? [] : ['--bootstrap=none']
+  const child = spawn(process.execPath, [bazilBin, `--data-dir=${dataDir}`, 'server', 'run', '--log-level=debug', ...net, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BAZIL_DATA_DIR: '' }
   })

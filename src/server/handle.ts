@@ -17,4 +17,6 @@ export interface ServerHandle {
   mount(volume: string, mountpoint: string): Promise<void>
   unmount(mountpoint: string): Promise<void>
   mounts(): MountInfo[]
+  /** The peer network, once started (see src/net). */
+  readonly net: unknown
 }

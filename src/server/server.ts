@@ -10,6 +10,7 @@ import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, encodeFr
 import type { ServerHandle } from './handle.js'
 import type { Log } from './logger.js'
 import { MountManager } from './mounts.js'
+import { PeerNetwork, readNetConfig, type HostPort } from '../net/index.js'
 
 /** Runs one command as the CLI would, with the server's context; resolves to its exit code. */
 export type CommandRunner = (argv: string[], ctx: { stdout: Writable; stderr: Writable; cwd: string; server: ServerHandle }) => Promise<number>
@@ -17,6 +18,8 @@ export type CommandRunner = (argv: string[], ctx: { stdout: Writable; stderr: Wr
 export interface ServerOptions {
   log: Log
   run: CommandRunner
+  /** DHT bootstrap nodes (`--bootstrap`); overrides config.json; [] = no DHT, direct connections only. */
+  bootstrap?: HostPort[]
 }
 
 const PID_FILE = 'server.pid'
@@ -28,6 +31,8 @@ export class Server implements ServerHandle {
   private readonly mountManager: MountManager
   private readonly inflight = new Set<Promise<unknown>>()
   private stopping: Promise<void> | null = null
+  /** The peer network (swarm, protocol, replication); peer commands reach it through here. */
+  net: PeerNetwork | null = null
 
   private constructor(
     readonly dir: DataDir,
@@ -60,6 +65,7 @@ export class Server implements ServerHandle {
     try {
       fs.writeFileSync(path.join(dir.root, PID_FILE), `${process.pid}\n`)
       await server.mountManager.restore()
+      await server.startNetwork(opts.bootstrap)
       fs.rmSync(sockFile, { force: true }) // a stale socket of a crashed server: nobody answered on it above
       await server.listen(sockFile)
     } catch (err) {
@@ -68,6 +74,28 @@ export class Server implements ServerHandle {
     }
     opts.log('info', `bazil server for ${dir.root} listening on ${sockFile} (pid ${process.pid})`)
     return server
+  }
+
+  /** Joins the swarm; writer logs that peers offer for our volumes become writers of them. */
+  private async startNetwork(bootstrap: HostPort[] | undefined): Promise<void> {
+    const cfg = readNetConfig(this.dir.root)
+    const net = new PeerNetwork({ node: this.node, log: this.log, bootstrap: bootstrap ?? cfg.bootstrap, firewalled: cfg.firewalled, port: cfg.port })
+    net.on('writer', (volumeId: Buffer, key: Buffer) => {
+      void this.addWriter(volumeId, key)
+    })
+    await net.start()
+    this.net = net
+  }
+
+  private async addWriter(volumeId: Buffer, key: Buffer): Promise<void> {
+    const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
+    if (!rec) return
+    try {
+      const vol = await this.node.volume(rec.name)
+      await vol.addWriter(key)
+    } catch (err) {
+      this.log('error', `volume ${rec.name}: could not add a writer log offered by a peer: ${(err as Error).message}`)
+    }
   }
 
   private listen(sockFile: string): Promise<void> {
@@ -145,6 +173,7 @@ export class Server implements ServerHandle {
     await new Promise<void>((resolve) => this.listener.close(() => resolve()))
     await Promise.allSettled([...this.inflight])
     await this.mountManager.closeAll()
+    if (this.net) await this.net.stop().catch((err: Error) => this.log('error', `stopping the network: ${err.message}`))
     await this.node.close()
     fs.rmSync(socketPath(this.dir.root), { force: true })
     fs.rmSync(path.join(this.dir.root, PID_FILE), { force: true })

@@ -4,6 +4,7 @@ import { BazilCommand, type Where } from '../base.js'
 import { createLogger, parseLevel } from '../../server/logger.js'
 import { Server, runUntilSignalled } from '../../server/server.js'
 import { emptyStdin } from '../../server/server.js'
+import { parseBootstrap, serverNetwork } from '../../net/index.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
@@ -12,13 +13,18 @@ export class ServerRunCommand extends BazilCommand {
     description: 'Run the server in the foreground: owns the data dir, its mounts and the control socket; logs to stderr; SIGINT/SIGTERM stop it cleanly'
   })
   logLevel = Option.String('--log-level', 'info', { description: 'debug, info, warn or error' })
+  bootstrap = Option.String('--bootstrap', {
+    description: 'DHT bootstrap nodes HOST:PORT[,...] (default: config.json, else the public DHT); `none`: no DHT, direct connections only'
+  })
 
   async run(): Promise<number> {
     const log = createLogger(parseLevel(this.logLevel), this.context.stderr)
     const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
+    const bootstrap = this.bootstrap === undefined ? undefined : this.bootstrap === 'none' ? [] : parseBootstrap(this.bootstrap)
     const dir = this.openDataDir()
     const server = await Server.start(dir, {
       log,
+      bootstrap,
       run: (argv, ctx) =>
         buildCli().run(argv, { ...ctx, stdin: emptyStdin(), env: process.env, argv, dataDir: dir.root, colorDepth: 1 })
     })
@@ -40,13 +46,15 @@ export class StatusCommand extends BazilCommand {
       dataDir: dir.root,
       server: server ? { running: true, pid: server.pid, since: new Date(server.startedAt).toISOString() } : { running: false },
       volumes,
-      mounts: server ? server.mounts() : []
+      mounts: server ? server.mounts() : [],
+      peers: serverNetwork(server)?.peers() ?? []
     }
     if (this.asJson) return this.json(status)
     this.out(`data dir: ${status.dataDir}`)
     this.out(server ? `server: running (pid ${server.pid}, since ${status.server.since})` : 'server: not running (start it with `bazil server run`)')
     this.out(`volumes: ${volumes.length ? volumes.join(', ') : '(none)'}`)
     for (const m of status.mounts) this.out(`mount: ${m.volume} on ${m.mountpoint}`)
+    for (const p of status.peers) this.out(`peer: ${p.key} ${p.connected ? 'connected' : 'not connected'}${p.lastSeen ? `, last seen ${new Date(p.lastSeen).toISOString()}` : ''}`)
   }
 }
 
