@@ -4,6 +4,7 @@
 // rejects, or a callback is called with an Error or nothing; a second call of a callback
 // answers some later op. So every handler is an async function returning a value or throwing,
 // and `wrap` turns that into exactly one `cb(errno, value)`.
+import './native-lib.js' // before fuse-native: makes its libfuse loadable
 import Fuse from 'fuse-native'
 import { TreeError } from '../tree/index.js'
 import { CorruptContentError, MissingContentError } from '../cas/index.js'

@@ -5,6 +5,7 @@
 // timeouts. What the mount holds is per-open-file: handles, and a SpoolFile per file open
 // for writing (see spool.ts), committed to the CAS and the op log on fsync and on the last
 // close. Metadata ops go to the tree at once and reach the op log within FLUSH_DELAY_MS.
+import './native-lib.js' // before fuse-native: makes its libfuse loadable
 import { execFile } from 'node:child_process'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
