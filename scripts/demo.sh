@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The quick-start demo: one node, one volume, driven by the CLI as a user would.
-# create -> import a folder -> snapshot -> change it -> show the log -> export the snapshot.
+# create -> import a folder -> snapshot -> change it -> show the log -> export the snapshot,
+# then the server and a FUSE mount: ordinary tools in the mount, changes seen by the CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f dist/src/cli/main.js ] || npm run build >/dev/null
 
 work=$(mktemp -d /tmp/bazil-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  mountpoint -q "$work/mnt" 2>/dev/null && fusermount -uz "$work/mnt" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 bazil() { echo "\$ bazil $*" >&2; node bin/bazil.js --data-dir="$work/data" "$@"; }
 
 echo "== a folder to import"
@@ -40,3 +47,26 @@ bazil log verify myfiles
 echo "== export the snapshot and compare with the original folder"
 bazil volume export --snapshot=before-edit myfiles "$work/restored"
 diff -r "$work/original" "$work/restored" && echo "snapshot before-edit equals the original folder"
+
+if [ ! -e /dev/fuse ]; then
+  echo "== /dev/fuse is missing: skipping the mount part of the demo"
+  exit 0
+fi
+echo "== the server and a mount"
+node bin/bazil.js --data-dir="$work/data" server run --bootstrap=none 2>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 1 100); do grep -q listening "$work/server.log" && break; sleep 0.1; done
+mkdir "$work/mnt"
+bazil volume mount myfiles "$work/mnt"
+echo "\$ ls -l mnt/notes && cat mnt/notes/greeting.txt"
+ls -l "$work/mnt/notes" && cat "$work/mnt/notes/greeting.txt"
+echo "\$ ls mnt/.snap && cat mnt/.snap/before-edit/notes/greeting.txt"
+ls "$work/mnt/.snap" && cat "$work/mnt/.snap/before-edit/notes/greeting.txt"
+echo "\$ mkdir -p mnt/new/deep && echo written in the mount > mnt/new/deep/file && sync mnt/new/deep/file"
+mkdir -p "$work/mnt/new/deep" && echo "written in the mount" >"$work/mnt/new/deep/file" && sync "$work/mnt/new/deep/file"
+bazil volume cat myfiles /new/deep/file
+bazil status
+bazil volume unmount "$work/mnt"
+kill "$server_pid"; wait "$server_pid" || true; server_pid=
+echo "== server stopped; the log of the mount's writes:"
+bazil log show myfiles | tail -4
