@@ -1,5 +1,5 @@
 // The bazil command line: registers every command and runs one.
-import { Cli } from 'clipanion'
+import { Builtins, Cli } from 'clipanion'
 import type { BazilContext } from './base.js'
 import { CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand } from './commands/identity.js'
 import { LogShowCommand, LogVerifyCommand } from './commands/log.js'
@@ -16,6 +16,8 @@ export function buildCli(): Cli<BazilContext> {
   for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht)]) {
     cli.register(c)
   }
+  cli.register(Builtins.HelpCommand)
+  cli.register(Builtins.VersionCommand)
   return cli
 }
 
