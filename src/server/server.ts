@@ -190,18 +190,22 @@ function pidNote(dir: DataDir): string {
   }
 }
 
-/** Runs the server until SIGINT or SIGTERM, then stops it cleanly. */
-export async function runUntilSignalled(server: Server): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => {
-      server.log('info', `received ${sig}`)
+/** Resolves at the first SIGINT or SIGTERM (with its name), for foreground processes. */
+export function untilSignalled(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (sig: NodeJS.Signals): void => {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
-      resolve()
+      resolve(sig)
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   })
+}
+
+/** Runs the server until SIGINT or SIGTERM, then stops it cleanly. */
+export async function runUntilSignalled(server: Server): Promise<void> {
+  server.log('info', `received ${await untilSignalled()}`)
   await server.stop()
 }
 

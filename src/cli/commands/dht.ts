@@ -1,4 +1,5 @@
 // dht run: a DHT bootstrap node for networks without the public DHT (a LAN, a lab, tests).
+import { untilSignalled } from '../../server/server.js'
 import { Option } from 'clipanion'
 import DHT from 'hyperdht'
 import { BazilCommand, type Where } from '../base.js'
@@ -31,15 +32,7 @@ export class DhtRunCommand extends BazilCommand {
       throw new UserError(`cannot run a DHT node on ${host}:${port}: ${(err as Error).message}`)
     }
     this.out(`DHT bootstrap node on ${host}:${port}; start servers with --bootstrap=${host}:${port}`)
-    await new Promise<void>((resolve) => {
-      const onSignal = (): void => {
-        process.off('SIGINT', onSignal)
-        process.off('SIGTERM', onSignal)
-        resolve()
-      }
-      process.on('SIGINT', onSignal)
-      process.on('SIGTERM', onSignal)
-    })
+    await untilSignalled()
     await dht.destroy()
     this.context.stderr.write('DHT node stopped\n')
     return 0
