@@ -14,7 +14,7 @@
 // `cp -r` of many small files then cost no spool file each.
 //
 // Metadata (a JSON file next to the data) is written only by fsync: after a crash,
-// recoverSpool commits spooled files that an fsync had promised (spec in src/fs/fuse/README.md).
+// recoverSpool commits spooled files that an fsync had promised (spec/fuse.md).
 import fsp, { type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from '../../crypto.js'
