@@ -38,6 +38,11 @@ export function splitGlobalOptions(argv: string[]): { argv: string[]; dataDir?: 
 }
 
 export async function main(args: string[]): Promise<void> {
+  // `bazil log show | head`: a reader that went away is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0)
+    throw err
+  })
   const { argv, dataDir } = splitGlobalOptions(args)
   const cli = buildCli()
   const code = await cli.run(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, dataDir, argv, cwd: process.cwd(), colorDepth: 1 })
