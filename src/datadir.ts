@@ -5,7 +5,7 @@
 //     node.json           { version, publicKey (z-base-32) }
 //     node.key            ed25519 secret key, 64 raw bytes, mode 0600
 //     sharing/NAME.key    32 raw bytes, mode 0600
-//     volumes/NAME.json   { version, name, id (hex), sharing, created }
+//     volumes/NAME.json   { version, name, id (hex), sharing, created, storage? }
 //     corestore/          RocksDB corestore holding the CAS and all writer logs
 import fs from 'node:fs'
 import os from 'node:os'
@@ -31,6 +31,11 @@ export interface VolumeRecord {
   /** Name of the local sharing key the volume is encrypted with. */
   sharing: string
   created: number
+  /**
+   * Peers (public keys, z-base-32) whose content store reads of this volume may fetch
+   * missing chunks from (`volume storage add`). Absent (older records) = none.
+   */
+  storage?: string[]
 }
 
 /** Where the data dir is when no --data-dir is given. */
@@ -163,7 +168,24 @@ export class DataDir {
     if (!fs.existsSync(file)) throw new UserError(`unknown volume "${name}": see \`bazil volume list\``)
     const record = JSON.parse(fs.readFileSync(file, 'utf8')) as VolumeRecord
     if (record.version !== 1 || !/^[0-9a-f]{64}$/.test(record.id)) throw new UserError(`${file} is damaged or from a newer bazil`)
+    if (record.storage !== undefined && (!Array.isArray(record.storage) || record.storage.some((k) => typeof k !== 'string'))) {
+      throw new UserError(`${file}: "storage" must be a list of peer keys`)
+    }
     return record
+  }
+
+  /** Adds a peer (z-base-32 key) to a volume's content sources; false if it was there already. */
+  addVolumeStorage(name: string, peer: string): boolean {
+    const record = this.volume(name)
+    const storage = record.storage ?? []
+    if (storage.includes(peer)) return false
+    const updated: VolumeRecord = { ...record, storage: [...storage, peer] }
+    // Write-then-rename: a crash leaves the old record or the new one, never half of one.
+    const file = this.volumeFile(name)
+    const tmp = `${file}.tmp-${process.pid}`
+    fs.writeFileSync(tmp, JSON.stringify(updated, null, 2) + '\n')
+    fs.renameSync(tmp, file)
+    return true
   }
 
   listVolumes(): VolumeRecord[] {

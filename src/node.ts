@@ -4,14 +4,16 @@
 // corestore goes through one Node.
 import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
-import { randomBytes } from './crypto.js'
-import { ChunkStore, Cas } from './fs/cas/index.js'
+import { encodeKey, randomBytes } from './crypto.js'
+import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
 
 export class Node {
   readonly dir: DataDir
   readonly store: Corestore
   readonly chunks: ChunkStore
+  /** Peers' stores that reads of chunks not held here are fetched from (`volume storage add`). */
+  readonly remoteStores: RemoteStores
   private readonly casBySharing = new Map<string, Cas>()
   private readonly volumes = new Map<string, Promise<Volume>>()
 
@@ -19,6 +21,8 @@ export class Node {
     this.dir = dir
     this.store = store
     this.chunks = chunks
+    this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
+    chunks.remote = (address) => this.remoteStores.fetch(address)
   }
 
   static async open(dir: DataDir): Promise<Node> {
@@ -47,6 +51,19 @@ export class Node {
     return cas
   }
 
+  /**
+   * Makes a connected peer's offered store a content source if some volume lists that peer
+   * in its storage (the sources are node-wide: a chunk is a chunk whichever volume reads it).
+   * Returns whether it is one now.
+   */
+  async useRemoteStorage(peer: Buffer, offer: RemoteStoreKeys | null): Promise<boolean> {
+    if (!offer) return false
+    const z = encodeKey(peer)
+    if (!this.dir.listVolumes().some((v) => v.storage?.includes(z))) return false
+    await this.remoteStores.add(z, offer)
+    return true
+  }
+
   async createVolume(name: string, sharing: string): Promise<Volume> {
     checkName(name, 'volume')
     this.dir.sharingKey(sharing) // fails early with a clear message on an unknown key
@@ -71,7 +88,14 @@ export class Node {
       if (vol) await vol.close()
     }
     this.volumes.clear()
+    await this.remoteStores.close()
     await this.chunks.close()
     await this.store.close()
   }
+}
+
+/** BAZIL_REMOTE_TIMEOUT_MS: how long a read waits for a peer's store (tests shorten it). */
+function remoteTimeoutMs(): number | undefined {
+  const v = Number(process.env.BAZIL_REMOTE_TIMEOUT_MS)
+  return Number.isSafeInteger(v) && v > 0 ? v : undefined
 }

@@ -83,6 +83,11 @@ export class Server implements ServerHandle {
     net.on('writer', (volumeId: Buffer, key: Buffer) => {
       void this.addWriter(volumeId, key)
     })
+    // A peer some volume reads content from (`volume storage add`) offered its store.
+    this.node.remoteStores.log = this.log
+    net.on('remote', (key: Buffer) => {
+      this.node.useRemoteStorage(key, net.remote(key)?.storage ?? null).catch((err: Error) => this.log('error', `net: using a peer's store: ${err.message}`))
+    })
     await net.start()
     this.net = net
   }

@@ -179,12 +179,21 @@ export class Cas {
     } catch (err) {
       throw new CorruptContentError(what, name, `storage error: ${(err as Error).message}`, { cause: err })
     }
+    let fetched = false
+    if (!block) {
+      block = await this.store.fetchMissing(address)
+      fetched = block !== null
+    }
     if (!block) throw new MissingContentError(what, name)
+    let plain: Buffer
     try {
-      return openObject(this.keys, hash, block)
+      plain = openObject(this.keys, hash, block)
     } catch (err) {
       throw new CorruptContentError(what, name, (err as Error).message, { cause: err })
     }
+    // Verified, so kept: the next read is local, and this node can serve it to its peers.
+    if (fetched) this.store.put([{ address, block }]).catch(() => {})
+    return plain
   }
 
   private addressHex(hash: Buffer): string {

@@ -125,11 +125,22 @@ export class ChunkStore {
     return this.unindexed.get(key) ?? this.located.get(key) ?? null
   }
 
+  /**
+   * Where fetchMissing() asks for a block this node doesn't hold (remote-store.ts): it
+   * returns a block whose header address is the one asked for, or null. Null: none.
+   */
+  remote: ((address: Buffer) => Promise<Buffer | null>) | null = null
+
   /** A stored block, or null when this node doesn't hold it. Storage errors are thrown as they are. */
   async get(address: Buffer): Promise<Buffer | null> {
     const seq = await this.locate(address)
     if (seq === null || seq >= this.core.length) return null
     return this.core.get(seq, { wait: false })
+  }
+
+  /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */
+  async fetchMissing(address: Buffer): Promise<Buffer | null> {
+    return this.remote ? this.remote(address) : null
   }
 
   async has(address: Buffer): Promise<boolean> {

@@ -1,0 +1,138 @@
+// The seed walkthrough (2015 Bazil post), end to end with the CLI: two data dirs, two
+// servers on a loopback DHT testnet, volume connect / storage add / sync, both mounts.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import createTestnet from '@hyperswarm/testnet'
+import { bazil, startServer, tempDir, type RunResult, type ServerProcess } from './helpers.js'
+
+const hasFuse = fs.existsSync('/dev/fuse')
+if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the sync walkthrough with mounts ***\n')
+
+function isMounted(mp: string): boolean {
+  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mp)
+}
+
+/** A shell in a child process: this process must never touch a mount its child serves synchronously. */
+function sh(script: string, timeoutMs = 20_000): Promise<{ code: number; out: string; ms: number }> {
+  const t0 = Date.now()
+  return new Promise((resolve) => {
+    execFile('sh', ['-c', script], { timeout: timeoutMs }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr, ms: Date.now() - t0 })
+    )
+  })
+}
+
+function ok(r: RunResult, what: string, log = ''): RunResult {
+  assert.equal(r.code, 0, `${what}: ${r.stderr}\n${log}`)
+  return r
+}
+
+async function eventually(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+test('seed walkthrough: connect, storage add, sync, mounts on both sides, both directions', { skip: !hasFuse, timeout: 120_000 }, async () => {
+  const { dir, cleanup } = tempDir('bazil-sync-')
+  const testnet = await createTestnet(3, { host: '127.0.0.1' })
+  const port = testnet.bootstrap[0]!.port
+  const W = path.join(dir, 'white')
+  const B = path.join(dir, 'black')
+  const wmnt = path.join(dir, 'wmnt')
+  const bmnt = path.join(dir, 'bmnt')
+  fs.mkdirSync(wmnt)
+  fs.mkdirSync(bmnt)
+  process.env.BAZIL_REMOTE_TIMEOUT_MS = '3000'
+  const servers: ServerProcess[] = []
+  const logs = (): string => servers.map((s) => s.log()).join('\n----\n')
+  try {
+    ok(await bazil(W, ['create']), 'create white')
+    ok(await bazil(B, ['create']), 'create black')
+    const BLACK = ok(await bazil(B, ['debug', 'pubkey']), 'pubkey').stdout.trim()
+    const WHITE = ok(await bazil(W, ['debug', 'pubkey']), 'pubkey').stdout.trim()
+    for (const d of [W, B]) fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ firewalled: false }))
+    const sekrit = path.join(dir, 'sekrit')
+    fs.writeFileSync(sekrit, Buffer.from('0123456789abcdef0123456789abcdef'))
+    ok(await bazil(W, ['sharing', 'add', 'friends'], fs.readFileSync(sekrit)), 'sharing add white')
+
+    const white = await startServer(W, [`--bootstrap=127.0.0.1:${port}`])
+    servers.push(white)
+    const black = await startServer(B, [`--bootstrap=127.0.0.1:${port}`])
+    servers.push(black)
+
+    ok(await bazil(W, ['volume', 'create', '--sharing=friends', 'myfiles']), 'volume create')
+    ok(await bazil(W, ['volume', 'mount', 'myfiles', wmnt]), 'mount white')
+    ok(await bazil(W, ['peer', 'add', BLACK]), 'peer add')
+    ok(await bazil(W, ['peer', 'storage', 'allow', BLACK, 'local']), 'storage allow')
+    ok(await bazil(W, ['peer', 'volume', 'allow', BLACK, 'myfiles']), 'volume allow')
+
+    ok(await bazil(B, ['peer', 'add', WHITE]), 'peer add on black')
+    ok(await bazil(B, ['sharing', 'add', 'friends'], fs.readFileSync(sekrit)), 'sharing add black')
+    // Unknown volume names are one clear line.
+    const nosuch = await bazil(B, ['volume', 'connect', '--sharing=friends', WHITE, 'nosuch'])
+    assert.equal(nosuch.code, 1, JSON.stringify(nosuch))
+    assert.match(nosuch.stderr, /offers no volume "nosuch" \(it offers: myfiles\)/, JSON.stringify(nosuch))
+    ok(await bazil(B, ['volume', 'connect', '--sharing=friends', WHITE, 'myfiles']), 'volume connect', logs())
+    ok(await bazil(B, ['volume', 'storage', 'add', '--sharing=friends', 'myfiles', `peerkey:${WHITE}`]), 'storage add', logs())
+    ok(await bazil(B, ['volume', 'mount', 'myfiles', bmnt]), 'mount black')
+
+    const catOnBlack = async (p: string): Promise<string> => (await sh(`cat "${bmnt}/${p}"`)).out
+    const catOnWhite = async (p: string): Promise<string> => (await sh(`cat "${wmnt}/${p}"`)).out
+    const syncBlack = async (): Promise<Record<string, unknown>> => JSON.parse(ok(await bazil(B, ['volume', 'sync', '--json', 'myfiles', WHITE]), 'sync on black', logs()).stdout)
+    const syncWhite = async (): Promise<Record<string, unknown>> => JSON.parse(ok(await bazil(W, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'sync on white', logs()).stdout)
+
+    assert.equal((await sh(`echo hello, world > "${wmnt}/greeting" && sync "${wmnt}/greeting"`)).code, 0)
+    const first = await syncBlack()
+    assert.equal(first.complete, true)
+    console.log("first sync", JSON.stringify(first))
+    await eventually('greeting on black', async () => (await catOnBlack('greeting')) === 'hello, world\n')
+    assert.match((await sh(`ls "${bmnt}"`)).out, /^greeting$/m)
+
+    assert.equal((await sh(`echo hello, again > "${wmnt}/greeting" && sync "${wmnt}/greeting"`)).code, 0)
+    await syncBlack()
+    await eventually('second greeting on black', async () => (await catOnBlack('greeting')) === 'hello, again\n')
+
+    // Subdirectories, deletions, directory renames: white to black ...
+    assert.equal((await sh(`mkdir -p "${wmnt}/docs/sub" && echo deep > "${wmnt}/docs/sub/f" && sync "${wmnt}/docs/sub/f" && rm "${wmnt}/greeting" && mv "${wmnt}/docs" "${wmnt}/papers" && sync "${wmnt}/papers/sub/f"`)).code, 0)
+    await syncBlack()
+    await eventually('tree on black', async () => (await catOnBlack('papers/sub/f')) === 'deep\n' && !fs.existsSync(path.join(bmnt, 'greeting')))
+    assert.equal((await sh(`ls "${bmnt}"`)).out, 'papers\n')
+
+    // ... and black to white (white reads black's content from its own store? no: black's
+    // new chunks reach white only through white's storage of black, so add it there too).
+    ok(await bazil(B, ['peer', 'storage', 'allow', WHITE, 'local']), 'storage allow on black')
+    ok(await bazil(W, ['volume', 'storage', 'add', 'myfiles', `peerkey:${BLACK}`]), 'storage add on white', logs())
+    assert.equal((await sh(`mkdir "${bmnt}/from-black" && echo 'written on black' > "${bmnt}/from-black/note" && sync "${bmnt}/from-black/note" && mv "${bmnt}/papers" "${bmnt}/archive" && rm "${bmnt}/archive/sub/f"`)).code, 0)
+    const back = await syncWhite()
+    assert.equal(back.complete, true)
+    await eventually('black changes on white', async () => (await catOnWhite('from-black/note')) === 'written on black\n' && fs.existsSync(path.join(wmnt, 'archive/sub')) && !fs.existsSync(path.join(wmnt, 'archive/sub/f')))
+    assert.equal((await sh(`ls "${wmnt}"`)).out, 'archive\nfrom-black\n')
+
+    // Content on demand fails cleanly when its only source is gone: EIO within the timeout.
+    assert.equal((await sh(`echo 'only on white' > "${wmnt}/lonely" && sync "${wmnt}/lonely"`)).code, 0)
+    await syncBlack()
+    await eventually('lonely listed on black', async () => fs.existsSync(path.join(bmnt, 'lonely')))
+    await white.stop()
+    const r = await sh(`cat "${bmnt}/lonely"`)
+    assert.notEqual(r.code, 0, r.out)
+    assert.match(r.out, /Input\/output error/)
+    assert.ok(r.ms < 10_000, `failed in ${r.ms} ms`)
+    console.log("EIO after", r.ms, "ms"); console.log(black.log().split("\n").filter((l) => /cas:/.test(l)).join("\n"))
+    assert.match(black.log(), /not found at|timed out/)
+    const unreachable = await bazil(B, ['volume', 'sync', 'myfiles', WHITE, '--timeout=1'])
+    assert.equal(unreachable.code, 1)
+    assert.match(unreachable.stderr, /not reachable within 1 s/)
+  } finally {
+    for (const s of servers) await s.stop('SIGTERM')
+    for (const mp of [wmnt, bmnt]) if (isMounted(mp)) await sh(`fusermount -uz "${mp}"`)
+    await testnet.destroy()
+    delete process.env.BAZIL_REMOTE_TIMEOUT_MS
+    cleanup()
+  }
+})
