@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 
 work=$(mktemp -d /tmp/bazil-demo.XXXXXX)
 server_pid=
+peer_pids=()
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  for p in "${peer_pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  for m in "$work/white-mnt" "$work/black-mnt"; do mountpoint -q "$m" 2>/dev/null && fusermount -uz "$m" 2>/dev/null; done
   mountpoint -q "$work/mnt" 2>/dev/null && fusermount -uz "$work/mnt" 2>/dev/null
   rm -rf "$work"
 }
@@ -55,7 +58,7 @@ fi
 echo "== the server and a mount"
 node bin/bazil.js --data-dir="$work/data" server run --bootstrap=none 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 1 100); do grep -q listening "$work/server.log" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q "listening on .*control.sock" "$work/server.log" && break; sleep 0.1; done
 mkdir "$work/mnt"
 bazil volume mount myfiles "$work/mnt"
 echo "\$ ls -l mnt/notes && cat mnt/notes/greeting.txt"
@@ -70,3 +73,47 @@ bazil volume unmount "$work/mnt"
 kill "$server_pid"; wait "$server_pid" || true; server_pid=
 echo "== server stopped; the log of the mount's writes:"
 bazil log show myfiles | tail -4
+
+echo
+echo "== two peers, white and black, on a local DHT (the 2015 walkthrough)"
+dht_port=$((40000 + RANDOM % 8000))
+node bin/bazil.js dht run --port="$dht_port" >"$work/dht.log" 2>&1 &
+peer_pids+=($!)
+white() { echo "white\$ bazil $*" >&2; node bin/bazil.js --data-dir="$work/white" "$@"; }
+black() { echo "black\$ bazil $*" >&2; node bin/bazil.js --data-dir="$work/black" "$@"; }
+white create; black create
+BLACK=$(node bin/bazil.js --data-dir="$work/black" debug pubkey)
+WHITE=$(node bin/bazil.js --data-dir="$work/white" debug pubkey)
+head -c 32 /dev/urandom >"$work/sekrit"
+white sharing add friends <"$work/sekrit"
+black sharing add friends <"$work/sekrit"
+for who in white black; do
+  echo '{"firewalled": false}' >"$work/$who/config.json" # loopback: see STACK.md
+  node bin/bazil.js --data-dir="$work/$who" server run --bootstrap="127.0.0.1:$dht_port" 2>"$work/$who.log" &
+  peer_pids+=($!)
+  for _ in $(seq 1 100); do grep -q "listening on .*control.sock" "$work/$who.log" && break; sleep 0.1; done
+done
+mkdir "$work/white-mnt" "$work/black-mnt"
+white volume create --sharing=friends myfiles
+white volume mount myfiles "$work/white-mnt"
+white peer add "$BLACK"
+white peer storage allow "$BLACK" local
+white peer volume allow "$BLACK" myfiles
+black peer add "$WHITE"
+black volume connect --sharing=friends "$WHITE" myfiles
+black volume storage add --sharing=friends myfiles "peerkey:$WHITE"
+black volume mount myfiles "$work/black-mnt"
+echo "white\$ echo hello, world >mnt/greeting"
+echo "hello, world" >"$work/white-mnt/greeting" && sync "$work/white-mnt/greeting"
+black volume sync myfiles "$WHITE"
+echo "black\$ cat mnt/greeting"
+for _ in $(seq 1 50); do [ -e "$work/black-mnt/greeting" ] && break; sleep 0.1; done
+cat "$work/black-mnt/greeting"
+echo "white\$ echo hello, again >mnt/greeting"
+echo "hello, again" >"$work/white-mnt/greeting" && sync "$work/white-mnt/greeting"
+black volume sync myfiles "$WHITE"
+sleep 0.5
+echo "black\$ cat mnt/greeting"
+cat "$work/black-mnt/greeting"
+white volume unmount "$work/white-mnt"
+black volume unmount "$work/black-mnt"

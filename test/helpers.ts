@@ -62,7 +62,7 @@ export async function startServer(dataDir: string, extra: string[] = []): Promis
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()))
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   const deadline = Date.now() + 20_000
-  while (!/listening on/.test(log)) {
+  while (!/listening on .*control\.sock/.test(log)) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${log}`)
     await new Promise((r) => setTimeout(r, 50))
   }

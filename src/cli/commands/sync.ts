@@ -129,11 +129,14 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
       received: received.entries,
       sent: sent.entries,
       complete: received.complete && sent.complete,
-      ms: Date.now() - t0
+      ms: Date.now() - t0,
+      // Where the volume stands: live replication often did the work before this command.
+      writers: vol.writers.size,
+      entries: vol.replayState().reduce((n, w) => n + Math.max(0, w.applied - 1), 0)
     }
     if (this.asJson) this.json(result)
     else {
-      this.out(`received ${result.received} entries (${result.entriesApplied} applied), sent ${result.sent} entries, in ${result.ms} ms`)
+      this.out(`received ${result.received} entries (${result.entriesApplied} applied), sent ${result.sent} entries, in ${result.ms} ms; volume "${vol.name}": ${result.writers} writer logs, ${result.entries} entries applied in all`)
       if (!result.complete) this.context.stderr.write(`bazil: sync with ${result.peer} did not finish within ${Math.round(timeoutMs / 1000)} s\n`)
     }
     return result.complete ? 0 : 1
@@ -186,8 +189,13 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
   volume = Option.String({ required: true })
   store = Option.String({ required: true })
 
+  // Without a server it only writes the record; the server uses it when the peer connects.
+  static override where: Where = 'node'
+
   async run(): Promise<void> {
-    const { dir, node, net } = this.env()
+    const server = this.context.server
+    const dir = server?.dir ?? this.openDataDir()
+    const net = serverNetwork(server)
     if (!this.store.startsWith('peerkey:')) throw new UserError(`unknown store "${this.store}": give peerkey:KEY`)
     const key = this.peerKey(this.store, dir)
     const rec = dir.volume(this.volume)
@@ -195,11 +203,13 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
       throw new UserError(`volume "${rec.name}" uses sharing key "${rec.sharing}", not "${this.sharing}"`)
     }
     const added = dir.addVolumeStorage(rec.name, encodeKey(key))
-    const offer = net.remote(key)?.storage ?? null
-    const using = await node.useRemoteStorage(key, offer)
+    const offer = net?.remote(key)?.storage ?? null
+    const using = server ? await server.node.useRemoteStorage(key, offer) : false
     const state = using
       ? 'connected: in use now'
-      : net.connected(key)
+      : !net
+        ? 'used once the server runs and the peer is connected'
+        : net.connected(key)
         ? 'it does not offer its store to this node yet (`bazil peer storage allow` there)'
         : 'not connected: used once it is'
     this.out(`volume "${rec.name}" ${added ? 'now reads' : 'already reads'} missing content from peer ${encodeKey(key)} (${state})`)

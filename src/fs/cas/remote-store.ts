@@ -27,6 +27,24 @@ interface Source {
 
 export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000
 const INDEX_VALUE_VERSION = 1
+/** How long a read waits for a disconnected source's cores to get a peer. */
+const PEER_GRACE_MS = 1_000
+
+function replicating(s: Source): boolean {
+  return s.cas.peers.length > 0 && s.index.core.peers.length > 0
+}
+
+function peerAdded(core: Hypercore, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      core.off('peer-add', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    core.on('peer-add', done)
+  })
+}
 
 export class RemoteStores {
   private readonly sources = new Map<string, Source>()
@@ -69,9 +87,20 @@ export class RemoteStores {
    * null when none has it within the timeout. Never throws for what a peer did.
    */
   async fetch(address: Buffer): Promise<Buffer | null> {
-    const sources = [...this.sources.values()]
-    if (sources.length === 0) return null
+    const all = [...this.sources.values()]
+    if (all.length === 0) return null
     const started = Date.now()
+    // A source with no peer on its cores can't answer: don't spend the timeout on it, but
+    // give one that is (re)connecting a moment to attach.
+    let sources = all.filter(replicating)
+    if (sources.length === 0) {
+      await Promise.race(all.map((s) => peerAdded(s.cas, Math.min(PEER_GRACE_MS, this.timeoutMs))))
+      sources = all.filter(replicating)
+      if (sources.length === 0) {
+        this.log('warn', `cas: block ${address.toString('hex').slice(0, 16)}… is not held here and no store that may have it is connected (${all.map((s) => s.name).join(', ')})`)
+        return null
+      }
+    }
     let timer: NodeJS.Timeout | null = null
     const timeout = new Promise<null>((resolve) => {
       timer = setTimeout(() => resolve(null), this.timeoutMs)
