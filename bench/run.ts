@@ -42,7 +42,7 @@ function has(cmd: string): boolean {
 }
 
 function timeCmd(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): number {
-  dropCaches()
+  syncDisks()
   const t0 = process.hrtime.bigint()
   const r = spawnSync(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] })
   const secs = Number(process.hrtime.bigint() - t0) / 1e9
@@ -50,18 +50,14 @@ function timeCmd(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.e
   return secs
 }
 
-/** Page cache is shared by every contender: start each from the same (warm-source) state. */
-function dropCaches(): void {
+/** Every contender starts with nothing dirty in the page cache (sources stay warm for all). */
+function syncDisks(): void {
   spawnSync('sync')
 }
 
 function makeBigFile(file: string, mib: number): void {
   const fd = fs.openSync(file, 'w')
-  const block = Buffer.alloc(MiB)
-  for (let i = 0; i < mib; i++) {
-    fs.writeSync(fd, randomBytes(MiB), 0, MiB)
-  }
-  void block
+  for (let i = 0; i < mib; i++) fs.writeSync(fd, randomBytes(MiB), 0, MiB)
   fs.closeSync(fd)
 }
 

@@ -433,6 +433,11 @@ export class Volume {
 
   async writeFile(path: string, source: string | AsyncIterable<Buffer> | Buffer, attrs: { mode?: number; mtime?: number } = {}): Promise<Stat> {
     const ref = Buffer.isBuffer(source) ? await this.cas.writeBuffer(source) : await this.cas.writeFile(source)
+    return this.writeRef(path, ref, attrs)
+  }
+
+  /** Records content already in the CAS as the file's new version (queued for the next entry). */
+  writeRef(path: string, ref: FileRef, attrs: { mode?: number; mtime?: number } = {}): Stat {
     return this.mutate(
       (t) => t.writeFile(path, toContentRef(ref), attrs),
       (st) => ({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })

@@ -4,26 +4,14 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import dgram from 'node:dgram'
 import path from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
 import { DataDir } from '../src/datadir.js'
 import { encodeKey, randomBytes } from '../src/crypto.js'
-import { buildCli } from '../src/cli/main.js'
 import { PeerRegistry, parseBootstrap, readNetConfig } from '../src/net/index.js'
-import { tempDir } from './helpers.js'
+import { runInProcess, tempDir } from './helpers.js'
 import { addPeer, startPeer } from './net-helpers.js'
 import fs from 'node:fs'
-import type { ServerHandle } from '../src/server/handle.js'
 
-async function run(dataDir: string, argv: string[], server?: unknown): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  stdout.on('data', (d: Buffer) => out.push(d))
-  stderr.on('data', (d: Buffer) => err.push(d))
-  const code = await buildCli().run(argv, { stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, argv, cwd: process.cwd(), colorDepth: 1, server: server as ServerHandle | undefined })
-  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }
-}
+const run = runInProcess
 
 test('peer commands edit the registry and reject bad input with one line', async () => {
   const { dir, cleanup } = tempDir()

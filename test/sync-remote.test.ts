@@ -5,12 +5,10 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import Corestore from 'corestore'
 import { ChunkStore, Cas, MissingContentError, RemoteStores, CorruptContentError } from '../src/fs/cas/index.js'
-import { PassThrough, Readable } from 'node:stream'
 import { decodeKey, encodeKey, randomBytes } from '../src/crypto.js'
-import { buildCli } from '../src/cli/main.js'
 import { DataDir } from '../src/datadir.js'
 import { PeerRegistry } from '../src/net/index.js'
-import { tempDir } from './helpers.js'
+import { runInProcess, tempDir } from './helpers.js'
 
 async function openStore(dir: string, name: string): Promise<{ store: Corestore; chunks: ChunkStore }> {
   const store = new Corestore(path.join(dir, name))
@@ -94,16 +92,7 @@ test('reads fetch missing chunks from a remote store, verified, sparse, kept; no
   }
 })
 
-async function run(dataDir: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  stdout.on('data', (d: Buffer) => out.push(d))
-  stderr.on('data', (d: Buffer) => err.push(d))
-  const code = await buildCli().run(argv, { stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, argv, cwd: process.cwd(), colorDepth: 1 })
-  return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }
-}
+const run = runInProcess
 
 test('volume storage add without a server records the peer; records without "storage" still load', async () => {
   const { dir, cleanup } = tempDir()

@@ -11,7 +11,7 @@ import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import Fuse, { type FuseOps, type FuseStat, type FuseStatfs } from 'fuse-native'
-import { toContentRef, toFileRef, type Volume } from '../../volume.js'
+import { toFileRef, type Volume } from '../../volume.js'
 import type { FileRef } from '../cas/index.js'
 import { TreeError, type ContentRef, type ReadTree, type Stat } from '../tree/index.js'
 import { FsError, Limiter, ReadTimeoutError, wrap, type LogFn, type WrapContext } from './errno.js'
@@ -387,7 +387,7 @@ export class VolumeMount {
     if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
     if (at.kind === 'snap') throw new FsError('EROFS', `${p}: snapshots are read-only`)
     if (this.volume.tree.lookup(p)) throw new FsError('EEXIST', p)
-    const st = commitRef(this.volume, p, this.emptyRef!, { mode: mode & 0o7777 })
+    const st = this.volume.writeRef(p, this.emptyRef!, { mode: mode & 0o7777 })
     this.flusher.schedule()
     const sf = this.acquire(st)
     return this.newHandle({ nodeId: st.id, ref: st.content ?? null, file: sf, path: p })
@@ -484,7 +484,7 @@ export class VolumeMount {
       sf.committedGen = gen
       return
     }
-    commitRef(this.volume, st.path, ref, { mtime: sf.mtime })
+    this.volume.writeRef(st.path, ref, { mtime: sf.mtime })
     sf.committedGen = gen
     // fsync promises durability now; a close only needs the entry soon (batched with others).
     if (sync) await this.flusher.flush()
@@ -589,13 +589,6 @@ export class VolumeMount {
 }
 
 /** Records content already in the CAS as the file at `path` (creating it if needed). */
-function commitRef(volume: Volume, p: string, ref: FileRef, attrs: { mode?: number; mtime?: number }): Stat {
-  return volume.mutate(
-    (t) => t.writeFile(p, toContentRef(ref), attrs),
-    (st) => ({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })
-  )
-}
-
 /** A counting semaphore with explicit acquire/release. */
 class Slots {
   private free: number
@@ -676,7 +669,7 @@ export async function recoverSpool(volume: Volume, spoolDir: string): Promise<{ 
     if (st && st.kind === 'file' && data) {
       const ref = await volume.cas.writeFile(dataPath)
       if (st.content?.hash !== ref.hash.toString('hex')) {
-        commitRef(volume, st.path, ref, { mtime: meta.mtime })
+        volume.writeRef(st.path, ref, { mtime: meta.mtime })
         recovered.push(st.path)
       }
     }
