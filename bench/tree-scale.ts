@@ -4,8 +4,10 @@
 // bench/results/tree-scale.json) or from bench/run.ts through `run()`.
 //
 // Sizes: BENCH_TREE_FILES (default 100000), BENCH_TREE_DIRS (1000), BENCH_TREE_BIG (10000
-// entries in /big), BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_OPS_PER_ENTRY (1:
-// one log entry per op, as a mount commits on close).
+// entries in /big), BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_COMMIT_MS (100:
+// ops are logged as the mount logs them, one entry per commit window), BENCH_TREE_WORST (1: also
+// merge with one entry per op, the worst case, next to raw hypercore replication of the same
+// blocks: the transport's floor).
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -29,7 +31,8 @@ const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
 const DIRS = Number(process.env.BENCH_TREE_DIRS ?? 1000)
 const BIG = Number(process.env.BENCH_TREE_BIG ?? 10_000)
 const OPS = Number(process.env.BENCH_TREE_OPS ?? 10_000)
-const OPS_PER_ENTRY = Number(process.env.BENCH_TREE_OPS_PER_ENTRY ?? 1)
+const COMMIT_MS = Number(process.env.BENCH_TREE_COMMIT_MS ?? 100)
+const WORST = process.env.BENCH_TREE_WORST !== '0'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
@@ -104,9 +107,15 @@ async function waitFor(cond: () => boolean, vols: Volume[], timeoutMs: number): 
 
 const caughtUp = (v: Volume, o: Volume): boolean => v.replayState().every((s) => s.applied >= (o.writers.get(s.writer)?.length ?? 0))
 
-/** Each writer makes OPS ops while apart: rewrites, creates, renames, chmods across the tree. */
-async function offlineOps(vol: Volume, seed: number): Promise<void> {
+/**
+ * Each writer makes OPS ops while apart: rewrites, creates, renames, chmods across the tree.
+ * `commitMs` null: one entry per op; else an entry whenever `commitMs` passed since the last
+ * one (what the mount does). Returns the entries written.
+ */
+async function offlineOps(vol: Volume, seed: number, commitMs: number | null): Promise<number> {
   const per = Math.ceil((FILES - BIG) / (DIRS - 1))
+  const len0 = vol.log.length
+  let last = performance.now()
   for (let i = 0; i < OPS; i++) {
     const d = (i * 7 + seed * 13) % (DIRS - 1)
     const f = (i * 3 + seed) % per
@@ -121,9 +130,43 @@ async function offlineOps(vol: Volume, seed: number): Promise<void> {
     } catch {
       // a path the other ops already moved: skip, as a user would get ENOENT
     }
-    if ((i + 1) % OPS_PER_ENTRY === 0) await vol.flush()
+    if (commitMs === null || performance.now() - last >= commitMs) {
+      await vol.flush()
+      last = performance.now()
+    }
   }
   await vol.flush()
+  return vol.log.length - len0
+}
+
+/** Raw hypercore replication of two logs of the given block sizes, both ways at once, in one process: the transport alone. */
+async function rawReplication(tmp: string, sizesA: number[], sizesB: number[]): Promise<number> {
+  const { default: Corestore } = await import('corestore')
+  const sa = new Corestore(path.join(tmp, 'raw-a')), sb = new Corestore(path.join(tmp, 'raw-b'))
+  const fill = async (store: InstanceType<typeof Corestore>, sizes: number[]) => {
+    const core = store.get({ name: 'log' })
+    await core.ready()
+    for (let i = 0; i < sizes.length; i += 100) await core.append(sizes.slice(i, i + 100).map((n) => randomBytes(n)))
+    return core
+  }
+  const ca = await fill(sa, sizesA), cb = await fill(sb, sizesB)
+  const ra = sb.get({ key: ca.key }), rb = sa.get({ key: cb.key })
+  await Promise.all([ra.ready(), rb.ready()])
+  const t = performance.now()
+  const s1 = sa.replicate(true), s2 = sb.replicate(false)
+  s1.pipe(s2).pipe(s1)
+  const d1 = ra.download({ start: 0, end: -1 }), d2 = rb.download({ start: 0, end: -1 })
+  while (ra.contiguousLength < sizesA.length || rb.contiguousLength < sizesB.length) await new Promise((r) => setTimeout(r, 2))
+  const ms = performance.now() - t
+  d1.destroy(); d2.destroy(); s1.destroy(); s2.destroy()
+  await sa.close(); await sb.close()
+  return ms
+}
+
+async function blockSizes(vol: Volume, from: number): Promise<number[]> {
+  const out: number[] = []
+  for (let i = from; i < vol.log.core.length; i++) out.push((await vol.log.core.get(i))!.length)
+  return out
 }
 
 export async function run(): Promise<Row[]> {
@@ -172,23 +215,35 @@ export async function run(): Promise<Row[]> {
     rows.push({ name: `second writer: first sync of ${FILES} files`, value: (performance.now() - t) / 1000, unit: 's' })
     disconnect()
 
-    t = performance.now()
-    await offlineOps(a, 1)
-    await offlineOps(b, 2)
-    rows.push({ name: `${OPS} offline ops on each writer (${OPS_PER_ENTRY} op per entry)`, value: (performance.now() - t) / 2000, unit: 's per writer' })
-    const before = [{ ...a.stats }, { ...b.stats }]
-    const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
-    const cpu0 = process.cpuUsage()
-    t = performance.now()
-    disconnect = connect()
-    await waitFor(() => caughtUp(a, b) && caughtUp(b, a), [], 600_000)
-    const mergeS = (performance.now() - t) / 1000
-    const cpu = process.cpuUsage(cpu0)
-    disconnect()
-    const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k].readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k].applyMs) / 1000).toFixed(2)} s, shard loads ${v.tree.shardStats.loads - loads0[k]}`).join('; ')
-    const dump = (v: Volume): string => JSON.stringify([...v.tree.walk('/')].map((s) => [s.path, s.content?.hash, s.mode]))
-    const same = dump(a) === dump(b)
-    rows.push({ name: `merge ${OPS}+${OPS} ops on both (replication + apply, wall)`, value: mergeS, unit: 's', target: 2, ok: mergeS <= 2, note: `same state: ${same}; cpu (both writers, one process) ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; ${cost}; load avg ${os.loadavg()[0].toFixed(1)}` })
+    /** Both writers work apart, then reconnect until each has applied all of the other's log. */
+    const mergeRound = async (label: string, commitMs: number | null, seed: number): Promise<{ sizes: number[][] }> => {
+      const from = [a.log.length, b.log.length]
+      t = performance.now()
+      const entries = [await offlineOps(a, seed, commitMs), await offlineOps(b, seed + 1, commitMs)]
+      rows.push({ name: `${OPS} offline ops on each writer, ${label}`, value: (performance.now() - t) / 2000, unit: 's per writer', note: `${entries[0]} + ${entries[1]} log entries` })
+      const before = [{ ...a.stats }, { ...b.stats }]
+      const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
+      const cpu0 = process.cpuUsage()
+      t = performance.now()
+      disconnect = connect()
+      await waitFor(() => caughtUp(a, b) && caughtUp(b, a), [], 600_000)
+      const mergeS = (performance.now() - t) / 1000
+      const cpu = process.cpuUsage(cpu0)
+      disconnect()
+      const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k].readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k].applyMs) / 1000).toFixed(2)} s in ${v.stats.applyCalls - before[k].applyCalls} calls, shard loads ${v.tree.shardStats.loads - loads0[k]}`).join('; ')
+      const dump = (v: Volume): string => JSON.stringify([...v.tree.walk('/')].map((s) => [s.path, s.content?.hash, s.mode]))
+      const same = dump(a) === dump(b)
+      if (!same) throw new Error(`${label}: the writers did not converge`)
+      rows.push({ name: `merge ${OPS}+${OPS} ops on both, ${label} (replication + apply, wall)`, value: mergeS, unit: 's', target: 2, ok: mergeS <= 2, note: `${entries[0]} + ${entries[1]} entries; same state: ${same}; cpu (both writers, one process) ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; ${cost}; load avg ${os.loadavg()[0].toFixed(1)}` })
+      return { sizes: [await blockSizes(a, from[0]), await blockSizes(b, from[1])] }
+    }
+    await mergeRound(`logged as the mount does (an entry per ${COMMIT_MS} ms)`, COMMIT_MS, 1)
+    if (WORST) {
+      const { sizes } = await mergeRound('one entry per op (worst case)', null, 3)
+      const rawMs = await rawReplication(tmp, sizes[0], sizes[1])
+      const merge = rows[rows.length - 1]
+      rows.push({ name: `raw hypercore replication of the same ${sizes[0].length}+${sizes[1].length} blocks, both ways, one process`, value: rawMs / 1000, unit: 's', note: `merge / raw replication = ${(merge.value / (rawMs / 1000)).toFixed(2)}` })
+    }
     await nodeA.close()
     await nodeB.close()
   } finally {

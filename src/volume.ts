@@ -89,7 +89,7 @@ export class Volume {
   /** Where replay came from when the volume opened: a checkpoint (and how many entries were replayed after it) or the logs alone. */
   readonly opened = { fromCheckpoint: false, replayedEntries: 0, ms: 0 }
   /** Replay counters: entries applied, time reading+decrypting them, time applying them to the tree. */
-  readonly stats = { entries: 0, readMs: 0, applyMs: 0 }
+  readonly stats = { entries: 0, readMs: 0, applyMs: 0, applyCalls: 0 }
   private readonly volumeKey: Buffer
   private readonly store: Node['store']
   private readonly dataDir: string
@@ -242,6 +242,7 @@ export class Volume {
       const apply = (): void => {
         const t0 = performance.now()
         const rejected = this.tree.apply(batch)
+        this.stats.applyCalls++
         this.stats.applyMs += performance.now() - t0
         for (const r of rejected) {
           const seq = Number(r.tag!.slice(r.tag!.lastIndexOf(':') + 1))

@@ -63,7 +63,10 @@ export async function startServer(dataDir: string, extra: string[] = []): Promis
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   const deadline = Date.now() + 20_000
   while (!/listening on .*control\.sock/.test(log)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${log}`)
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL') // a server that is slow to start must not outlive the test
+      throw new Error(`server did not start:\n${log}`)
+    }
     await new Promise((r) => setTimeout(r, 50))
   }
   return {

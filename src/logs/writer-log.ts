@@ -8,6 +8,9 @@ import { decodeEntry, encodeEntry, type EntryBody } from './entry-codec.js'
 import { EntryError, LogBindingError, LogFormatError } from './errors.js'
 import { TreeHasher } from './merkle.js'
 
+/** Blocks requested ahead of the one being read (see read). */
+const READ_AHEAD = 64
+
 export interface LogEntry {
   writer: Buffer
   seq: number
@@ -179,8 +182,20 @@ export class WriterLog {
         return
       }
     }
+    // Gets are issued READ_AHEAD at a time: one awaited get per block costs ~10x more
+    // (each is its own storage read batch; remote blocks are requested in parallel too).
+    const window: Promise<Buffer | null>[] = []
+    let next = from
+    const fill = (): void => {
+      while (next < to && window.length < READ_AHEAD) {
+        const p = this.core.get(next++, getOpts)
+        p.catch(() => {}) // awaited in order below; one left behind must not go unhandled
+        window.push(p)
+      }
+    }
     for (let seq = from; seq < to; seq++) {
-      const block = await this.core.get(seq, getOpts)
+      fill()
+      const block = await window.shift()!
       if (block === null) return
       yield this.decodeAt(seq, block)
     }

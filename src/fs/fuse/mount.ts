@@ -34,8 +34,13 @@ const MAX_CONCURRENT_OPS = 64
 const MEM_BUDGET_BYTES = 32 * 1024 * 1024
 /** Commits running after their file's last close, at most. */
 const MAX_BACKGROUND_COMMITS = 32
-/** Metadata ops are written to the op log this long after the last one (one entry for a burst). */
-const FLUSH_DELAY_MS = 5
+/**
+ * Ops are written to the op log at most this long after the first unlogged one: a burst
+ * (tar x, cp -r, rm -r) becomes ~10 entries a second, not one per op. Every entry is a
+ * hypercore block each peer must fetch and verify (~0.3 ms a block): 10k single-op entries
+ * take seconds to replicate, 100 grouped ones milliseconds. fsync still waits for its entry.
+ */
+const FLUSH_DELAY_MS = 100
 /** Largest write the kernel hands over at once (libfuse 2 caps requests at 128 KiB). */
 const MAX_WRITE = 128 * 1024
 /** Kernel attr/entry cache lifetime, seconds: the staleness window for remote changes. */

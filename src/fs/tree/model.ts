@@ -185,9 +185,11 @@ function byWriterTimeVer(a: Version, b: Version): number {
 /**
  * Decodes the record of node `id` from a shard (at `heads`, or current); throws with a reason
  * if malformed. Only the Automerge winner of each key counts, except `content` and `del`,
- * whose concurrent values all count.
+ * whose concurrent values all count. `materialized`: the record's winners, when the caller has
+ * them; `conflicted`: with them, the only keys that may hold concurrent values (others are
+ * not asked of Automerge again).
  */
-export function readRecord(h: Handle, id: string, heads?: string[], materialized?: unknown): RawNode {
+export function readRecord(h: Handle, id: string, heads?: string[], materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode {
   // One materialize call (or the caller's bulk one) for the winners; getAll only for the keys whose
   // concurrent values count: per-key wasm calls dominate the cost of reading 10k+ records.
   let value = materialized
@@ -209,10 +211,19 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
     const s = strOf(v)
     return s === null ? null : ['str', s]
   }
-  const all = (key: string): string[] => m[key] === undefined ? [] : h.getAll(objOf(), key, heads).map((v) => {
-    if (v[0] !== 'str') throw new Error(`${key}: a value is not a string`)
-    return v[1] as string
-  })
+  // `conflicted` (from patches): the keys that may hold several values; the others hold just the winner.
+  const all = (key: string): string[] => {
+    if (m[key] === undefined) return []
+    if (conflicted && !conflicted.has(key)) {
+      const s = strOf(m[key])
+      if (s === null) throw new Error(`${key}: a value is not a string`)
+      return [s]
+    }
+    return h.getAll(objOf(), key, heads).map((v) => {
+      if (v[0] !== 'str') throw new Error(`${key}: a value is not a string`)
+      return v[1] as string
+    })
+  }
   if (numValue(get('v')) !== RECORD_VERSION) throw new Error(`unknown record version`)
   const kind = strValue(get('kind'))
   if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Error(`unknown kind ${JSON.stringify(kind)}`)
@@ -240,6 +251,18 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
   }
   node.tombs = all('del').map(decodeTomb)
   return node
+}
+
+/**
+ * The record's key -> winning value map that decodes (readRecord) to `n` again, for a node with
+ * at most one content version and one tombstone: the base that patches are applied to.
+ */
+export function recordWinners(n: RawNode): Record<string, unknown> {
+  const m: Record<string, unknown> = { v: RECORD_VERSION, kind: n.kind, loc: encodeLoc(n.loc), mode: n.mode, mtime: n.mtime, by: n.creator }
+  if (n.versions.length > 0) m.content = encodeVersion(n.versions[0])
+  if (n.target !== undefined) m.target = n.target
+  if (n.tombs.length > 0) m.del = encodeTomb(n.tombs[0])
+  return m
 }
 
 /** Writes a new record (local creation) through the low-level handle, as one hydrated map. */
