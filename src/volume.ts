@@ -423,10 +423,10 @@ export class Volume {
   }
 
   /** Settles the conflict of the file at `path` as a logged op (see Tree.resolve). */
-  resolve(path: string, keep: 'mine' | 'theirs' | 'both'): { kept: Stat; created: Stat[] } {
+  resolve(path: string, keep: string): { kept: Stat; created: Stat[] } {
     return this.mutate(
       (t) => t.resolve(path, keep),
-      (r) => ({ op: 'resolve', path: r.kept.path, kind: keep, size: r.kept.size, hash: r.kept.content?.hash })
+      (r) => ({ op: 'resolve', path: r.kept.path, kind: keep === 'mine' || keep === 'theirs' || keep === 'both' ? keep : 'hash', size: r.kept.size, hash: r.kept.content?.hash })
     )
   }
 

@@ -773,7 +773,7 @@ test('bazil volume conflicts / resolve on a data dir whose volume got conflicts 
 
     const badKeep = await bazil(dataA, ['volume', 'resolve', 'docs', '/notes.txt', '--keep=newest'])
     assert.equal(badKeep.code, 1)
-    assert.match(badKeep.stderr, /--keep must be mine, theirs or both/)
+    assert.match(badKeep.stderr, /--keep must be mine, theirs, both or the hash of a version/)
     const resolved = await bazil(dataA, ['volume', 'resolve', 'docs', '/notes.txt', '--keep=theirs'])
     assert.equal(resolved.code, 0, resolved.stderr)
     assert.equal((await bazil(dataA, ['volume', 'cat', 'docs', '/notes.txt'])).stdout, 'theirs, longer')

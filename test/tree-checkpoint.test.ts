@@ -31,6 +31,37 @@ test('change headers: actor, seq, deps and hash as Automerge has them; compresse
   }
 })
 
+test('a change Automerge refuses is rejected, and so is everything built on it, in any order and after a checkpoint', () => {
+  // A forked writer: two trees with one actor make different changes with the same seq.
+  // Once one is in, Automerge refuses the other (duplicate seq), and what builds on it.
+  const same = (n: number) => '77'.repeat(n) // one node id for both: the changes land in one shard
+  const a = Tree.create(ACTORS[0], { random: same }), fork = Tree.create(ACTORS[0], { random: same })
+  a.writeFile('/f', ref(1))
+  const good = a.takeChanges()
+  fork.writeFile('/f', ref(2))
+  const forked = fork.takeChanges()
+  fork.setattr('/f', { mode: 0o600 }) // the same shard: depends on the forked change
+  const next = fork.takeChanges()
+  const shard = next.find((c) => c.shard !== 'meta')!.shard
+  const pick = (cs: typeof good) => cs.find((c) => c.shard === shard)!.change
+  const feed = (t: Tree, c: Uint8Array, tag: string) => t.apply([{ shard, change: c, writer: ACTORS[0], tag }])
+  for (const order of [['bad', 'next'], ['next', 'bad']]) {
+    const t = Tree.create(ACTORS[1])
+    assert.ok(good.some((c) => c.shard === shard))
+    t.applyChanges(good)
+    const rejected = order.flatMap((k) => (k === 'bad' ? feed(t, pick(forked), 'w:1') : feed(t, pick(next), 'w:2')))
+    assert.deepEqual(rejected.map((r) => r.tag).sort(), ['w:1', 'w:2'], `order ${order}`)
+    assert.match(rejected.find((r) => r.tag === 'w:2')!.reason, /builds on change [0-9a-f]{8}, which does not apply/)
+    assert.equal(t.heldCount, 0)
+    // Remembered across a checkpoint: a later copy of the dependent is rejected at once.
+    const restored = Tree.restore(ACTORS[1], decodeTreeState(encodeTreeState(t.exportState(), null)).state)
+    assert.equal(feed(restored, pick(next), 'w:2').length, 1)
+    assert.equal(restored.heldCount, 0)
+    t.free(); restored.free()
+  }
+  a.free(); fork.free()
+})
+
 test('a change by another actor than its writer is rejected; one with missing deps is held until they come', () => {
   const a = Tree.create(ACTORS[0]), b = Tree.create(ACTORS[1])
   a.mkdir('/d')

@@ -365,3 +365,35 @@ test('scale smoke: 10k files in 100 dirs', () => {
     `heap +${mib(heap1.heapUsed - heap0.heapUsed)} MiB, rss +${mib(heap1.rss - heap0.rss)} MiB (rss ${mib(heap1.rss)} MiB)`)
   t.free(); fresh.free()
 })
+
+test('resolve with three versions: theirs is ambiguous, a version is named by its hash', () => {
+  const net = new Net(3)
+  const [a, b, c] = net.trees
+  a.writeFile('/f', ref(1))
+  net.sync()
+  a.writeFile('/f', ref(0xa1))
+  b.writeFile('/f', ref(0xb2))
+  c.writeFile('/f', ref(0xc3))
+  net.sync()
+  assert.equal(a.versions('/f').length, 3)
+  assert.throws(() => a.resolve('/f', 'theirs'), (e: unknown) => e instanceof TreeError && e.code === 'EINVAL' && /2 different versions.*--keep=HASH/.test(e.message))
+  assert.throws(() => a.resolve('/f', h(0xdd).slice(0, 8)), code('EINVAL'))
+  assert.throws(() => a.resolve('/f', '00000000'), (e: unknown) => e instanceof TreeError && /several versions/.test(e.message))
+  a.resolve('/f', h(0xc3))
+  net.sync()
+  for (const t of net.trees) {
+    assert.equal(t.stat('/f').content!.hash, h(0xc3))
+    assert.deepEqual(t.conflicts(), [])
+  }
+  net.converged()
+  // Two others with one content: theirs is not ambiguous.
+  b.writeFile('/g', ref(5))
+  net.sync()
+  a.writeFile('/g', ref(6))
+  b.writeFile('/g', ref(7))
+  c.writeFile('/g', ref(7))
+  net.sync()
+  a.resolve('/g', 'theirs')
+  net.sync()
+  for (const t of net.trees) assert.equal(t.stat('/g').content!.hash, h(7))
+})

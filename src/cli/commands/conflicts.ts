@@ -4,7 +4,6 @@ import { BazilCommand } from '../base.js'
 import { UserError } from '../../datadir.js'
 
 const KEEP = ['mine', 'theirs', 'both'] as const
-type Keep = (typeof KEEP)[number]
 
 export class VolumeConflictsCommand extends BazilCommand {
   static override paths = [['volume', 'conflicts']]
@@ -43,15 +42,15 @@ export class VolumeResolveCommand extends BazilCommand {
     description: 'Settle a conflict: keep this node\'s version, the other writer\'s, or both (the other as a new file)',
     examples: [['Keep the other writer\'s version', 'bazil volume resolve docs /notes.txt --keep=theirs']],
   })
-  keep = Option.String('--keep', { required: true, description: 'mine | theirs | both' })
+  keep = Option.String('--keep', { required: true, description: 'mine | theirs | both | HASH (8+ hex digits of the version to keep)' })
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
 
   async run(): Promise<void> {
-    if (!(KEEP as readonly string[]).includes(this.keep)) throw new UserError(`--keep must be mine, theirs or both, got "${this.keep}"`)
+    if (!(KEEP as readonly string[]).includes(this.keep) && !/^[0-9a-f]{8,64}$/.test(this.keep)) throw new UserError(`--keep must be mine, theirs, both or the hash of a version (8+ hex digits, see volume conflicts), got "${this.keep}"`)
     const r = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
-      const result = vol.resolve(this.target, this.keep as Keep)
+      const result = vol.resolve(this.target, this.keep)
       await vol.flush()
       return result
     })

@@ -31,6 +31,8 @@ interface Header {
   actors: string[]
   nodes: NodeRow[]
   problems: [string, string, string][]
+  /** Absent in files written before it existed: none. */
+  rejected?: string[]
 }
 
 class ActorTable {
@@ -77,7 +79,7 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   const blobs: Uint8Array[] = []
   const actors = new ActorTable()
   const nodes = state.nodes.map((n) => row(n, actors))
-  const header: Header = { extra, shards: [], meta: null, held: [], actors: actors.list, nodes, problems: state.problems.map((p) => [p.shard, p.id, p.reason]) }
+  const header: Header = { extra, shards: [], meta: null, held: [], actors: actors.list, nodes, problems: state.problems.map((p) => [p.shard, p.id, p.reason]), rejected: state.rejected }
   for (const [name, s] of [...state.shards].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     header.shards.push([name, s.heads, s.bytes.length])
     blobs.push(s.bytes)
@@ -120,5 +122,7 @@ export function decodeTreeState(buf: Buffer): { state: TreeState; extra: unknown
   const held = header.held.map(([shard, tag, n]) => ({ shard, change: take(n), ...(tag === null ? {} : { tag }) }))
   if (at !== body.length) throw new Error('checkpoint has trailing bytes')
   const problems: Problem[] = header.problems.map(([shard, id, reason]) => ({ shard, id, reason }))
-  return { state: { shards, meta, held, nodes: header.nodes.map((r) => unrow(r, header.actors)), problems }, extra: header.extra }
+  const rejected = header.rejected ?? []
+  if (!Array.isArray(rejected) || !rejected.every((x) => typeof x === 'string')) throw new Error('bad checkpoint header: rejected')
+  return { state: { shards, meta, held, nodes: header.nodes.map((r) => unrow(r, header.actors)), problems, rejected }, extra: header.extra }
 }

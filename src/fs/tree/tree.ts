@@ -27,6 +27,8 @@ export interface TreeState {
   nodes: RawNode[]
   problems: Problem[]
   held: { shard: string; change: Uint8Array; tag?: string }[]
+  /** Hashes of rejected changes: what builds on them is rejected too. */
+  rejected: string[]
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
@@ -45,6 +47,8 @@ export class Tree implements ReadTree {
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Changes waiting for dependencies, by shard (see `apply`). */
   private readonly held = new Map<string, Held[]>()
+  /** Hashes of changes rejected (they, or a change they build on, do not apply). */
+  private readonly rejectedHashes = new Set<string>()
 
   private readonly clock: () => number
   private readonly random: (bytes: number) => string
@@ -133,6 +137,20 @@ export class Tree implements ReadTree {
         all.push(x)
       }
     }
+    // A change built on a rejected one can never apply: it is rejected too (and reported),
+    // on every replica alike, rather than held forever.
+    for (let found = true; found;) {
+      found = false
+      for (let i = all.length - 1; i >= 0; i--) {
+        const x = all[i]
+        const bad = x.deps.find((d) => this.rejectedHashes.has(d))
+        if (bad === undefined) continue
+        this.rejectedHashes.add(x.hash)
+        rejected.push({ shard, tag: x.tag, reason: `builds on change ${bad.slice(0, 8)}, which does not apply` })
+        all.splice(i, 1)
+        found = true
+      }
+    }
     const deps = [...new Set(all.flatMap((x) => x.deps))]
     const missing = new Set(deps.length > 0 ? h.getMissingDeps(deps) : [])
     // Closure: a change is ready when each dependency is in the document or ready before it.
@@ -174,11 +192,11 @@ export class Tree implements ReadTree {
     } catch {
       // One bad change: apply one at a time to find it; what depends on it waits forever.
       const failed = new Set<string>()
-      const kept: Held[] = []
       for (const x of order) {
-        if (x.deps.some((d) => failed.has(d))) {
+        const bad = x.deps.find((d) => failed.has(d))
+        if (bad !== undefined) {
           failed.add(x.hash)
-          kept.push(x)
+          rejected.push({ shard, tag: x.tag, reason: `builds on change ${bad.slice(0, 8)}, which does not apply` })
           continue
         }
         try {
@@ -188,7 +206,7 @@ export class Tree implements ReadTree {
           rejected.push({ shard, tag: x.tag, reason: (e as Error).message })
         }
       }
-      rest = rest.concat(kept)
+      for (const x of failed) this.rejectedHashes.add(x)
       order = order.filter((x) => !failed.has(x.hash))
     }
     this.setHeld(shard, rest)
@@ -273,6 +291,7 @@ export class Tree implements ReadTree {
     this.shards.free()
     this.snapshotTrees.clear()
     this.held.clear()
+    this.rejectedHashes.clear()
   }
 
   // ---- checkpoints and memory ------------------------------------------------------------
@@ -288,7 +307,7 @@ export class Tree implements ReadTree {
     for (const name of this.shards.names()) shards.set(name, this.shards.save(name))
     const held: TreeState['held'] = []
     for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
-    return { shards, meta: this.shards.saveMeta(), nodes: [...this.index.nodes()], problems: this.problems(), held }
+    return { shards, meta: this.shards.saveMeta(), nodes: [...this.index.nodes()], problems: this.problems(), held, rejected: [...this.rejectedHashes] }
   }
 
   /** A tree continuing from `exportState()`: shards stay unloaded until written or merged into. */
@@ -296,6 +315,7 @@ export class Tree implements ReadTree {
     const t = Tree.create(actor, opts)
     t.shards.restore(state.shards, state.meta)
     for (const p of state.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
+    for (const x of state.rejected) t.rejectedHashes.add(x)
     for (const x of state.held) {
       const hd = readChangeHeader(x.change)
       let list = t.held.get(x.shard)
@@ -504,23 +524,34 @@ export class Tree implements ReadTree {
    * version into a new file named as its copy was shown. The kept value is written again, which
    * supersedes every version this writer has seen; versions made concurrently stay conflicts.
    */
-  resolve(path: string, keep: 'mine' | 'theirs' | 'both'): { kept: Stat; created: Stat[] } {
+  /**
+   * Settles a conflict. `keep`: mine, theirs (the other writers' version: an error when they
+   * wrote several different ones), both, or the content hash (or a prefix of 8+ hex digits) of
+   * the version to keep, as `conflicts()` shows it.
+   */
+  resolve(path: string, keep: string): { kept: Stat; created: Stat[] } {
     const names = splitPath(path)
     if (names.length === 0) throw new TreeError('EINVAL', path, 'the root has no versions')
     const e = this.index.resolve(names, path)
     const node = this.index.node(e.id)
     if (!node || node.kind !== 'file' || node.versions.length < 2) throw new TreeError('EINVAL', path, 'not a file in conflict')
     const mine = node.versions.filter((v) => v.writer === this.actor).sort((a, b) => b.time - a.time || cmp(a.ver, b.ver))[0]
-    const theirs = node.versions.find((v) => v.writer !== this.actor)
+    const others = node.versions.filter((v) => v.writer !== this.actor)
     let chosen: Version
     if (keep === 'mine') {
       if (!mine) throw new TreeError('EINVAL', path, 'no version of this conflict is this writer\'s: use --keep=theirs or --keep=both')
       chosen = mine
     } else if (keep === 'theirs') {
-      if (!theirs) throw new TreeError('EINVAL', path, 'every version of this conflict is this writer\'s: use --keep=mine or --keep=both')
-      chosen = theirs
+      if (others.length === 0) throw new TreeError('EINVAL', path, 'every version of this conflict is this writer\'s: use --keep=mine or --keep=both')
+      if (new Set(others.map((v) => v.hash)).size > 1) throw new TreeError('EINVAL', path, `other writers made ${others.length} different versions: name the one to keep by its hash (--keep=HASH, see volume conflicts) or use --keep=both`)
+      chosen = others[0]
     } else if (keep === 'both') chosen = mine ?? node.versions[0]
-    else throw new TreeError('EINVAL', path, `keep must be mine, theirs or both, got ${JSON.stringify(keep)}`)
+    else if (/^[0-9a-f]{8,}$/.test(keep)) {
+      const match = node.versions.filter((v) => v.hash.startsWith(keep))
+      if (match.length === 0) throw new TreeError('EINVAL', path, `no version of this conflict has a hash starting with ${keep}`)
+      if (new Set(match.map((v) => v.hash)).size > 1) throw new TreeError('EINVAL', path, `several versions have a hash starting with ${keep}: give more digits`)
+      chosen = match[0]
+    } else throw new TreeError('EINVAL', path, `keep must be mine, theirs, both or a version's hash, got ${JSON.stringify(keep)}`)
     const conflict = this.index.conflicts().find((c) => c.versions.some((v) => v.path === this.index.pathOf(e.id)))
     const copyPaths = new Map<string, string>()
     node.versions.slice(1).forEach((v, i) => copyPaths.set(v.ver, conflict?.versions[i + 1]?.path ?? ''))
