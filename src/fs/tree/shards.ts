@@ -46,6 +46,13 @@ export class Shards {
     return A.getBackend(d.doc)
   }
 
+  /** Saved bytes of those of `shards` that are cold (would be loaded to be written or merged). */
+  coldBytes(shards: Iterable<string>): number {
+    let n = 0
+    for (const s of shards) n += this.cold.get(s)?.bytes.length ?? 0
+    return n
+  }
+
   has(shard: string): boolean { return this.hot.has(shard) || this.cold.has(shard) }
 
   /** Names of every shard with a document (hot or cold), sorted. */

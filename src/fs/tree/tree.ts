@@ -10,6 +10,7 @@ import {
 import { badName, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { readChangeHeader } from './change-header.js'
+import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type ReadTree, type Stat } from './view.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
@@ -110,6 +111,10 @@ export class Tree implements ReadTree {
       list.push({ shard: c.shard, change: c.change, hash: header.hash, deps: header.deps, tag: c.tag })
     })
     this.flush()
+    let bytes = 0
+    for (const list of byShard.values()) for (const x of list) bytes += x.change.length
+    const need = heapNeeded(bytes, this.shards.coldBytes(byShard.keys()))
+    if (need !== null) reserveAutomergeHeap(need)
     const changed = new Map<string, RawNode | null>()
     for (const [shard, list] of byShard) this.applyShard(shard, list, changed, rejected)
     this.updateIndex(changed)
