@@ -5,7 +5,8 @@
 //     node.json           { version, publicKey (z-base-32) }
 //     node.key            ed25519 secret key, 64 raw bytes, mode 0600
 //     sharing/NAME.key    32 raw bytes, mode 0600
-//     volumes/NAME.json   { version, name, id (hex), sharing, created, storage? }
+//     volumes/NAME.json   { version, name, id (hex), sharing, created, storage? }, or for a
+//                         volume held without its sharing key { version, name, id, created, storageOnly: true }
 //     corestore/          RocksDB corestore holding the CAS and all writer logs
 import fs from 'node:fs'
 import os from 'node:os'
@@ -36,6 +37,30 @@ export interface VolumeRecord {
    * missing chunks from (`volume storage add`). Absent (older records) = none.
    */
   storage?: string[]
+  /** Absent (or false) on a volume this node can read; see StorageOnlyRecord. */
+  storageOnly?: false
+}
+
+/**
+ * A volume this node holds without its sharing key (a "closet" server): it keeps and serves
+ * the volume's writer logs, ciphertext it can never read. No sharing key, no own log, no tree.
+ */
+export interface StorageOnlyRecord {
+  version: 1
+  name: string
+  id: string
+  created: number
+  storageOnly: true
+  sharing?: never
+  storage?: never
+}
+
+/** Any volume record in the data dir. */
+export type VolumeEntry = VolumeRecord | StorageOnlyRecord
+
+/** The one line every command that needs plaintext gives on a storage-only volume. */
+export function storageOnlyMessage(name: string): string {
+  return `volume ${name} is storage-only on this node: it holds ciphertext and has no sharing key`
 }
 
 /** Where the data dir is when no --data-dir is given. */
@@ -157,21 +182,31 @@ export class DataDir {
     return path.join(this.root, 'volumes', `${checkName(name, 'volume')}.json`)
   }
 
-  addVolume(record: VolumeRecord): void {
+  addVolume(record: VolumeEntry): void {
+    checkVolumeRecord(record, `volume record "${record.name}"`)
     const file = this.volumeFile(record.name)
     if (fs.existsSync(file)) throw new UserError(`volume "${record.name}" already exists`)
     fs.writeFileSync(file, JSON.stringify(record, null, 2) + '\n', { flag: 'wx' })
   }
 
+  /** A volume this node can read (it has the sharing key); a storage-only one is refused with one clear line. */
   volume(name: string): VolumeRecord {
+    const record = this.volumeEntry(name)
+    if (record.storageOnly) throw new UserError(storageOnlyMessage(record.name))
+    return record
+  }
+
+  /** Any volume record, readable or storage-only. */
+  volumeEntry(name: string): VolumeEntry {
     const file = this.volumeFile(name)
     if (!fs.existsSync(file)) throw new UserError(`unknown volume "${name}": see \`bazil volume list\``)
-    const record = JSON.parse(fs.readFileSync(file, 'utf8')) as VolumeRecord
-    if (record.version !== 1 || !/^[0-9a-f]{64}$/.test(record.id)) throw new UserError(`${file} is damaged or from a newer bazil`)
-    if (record.storage !== undefined && (!Array.isArray(record.storage) || record.storage.some((k) => typeof k !== 'string'))) {
-      throw new UserError(`${file}: "storage" must be a list of peer keys`)
+    let record: unknown
+    try {
+      record = JSON.parse(fs.readFileSync(file, 'utf8'))
+    } catch {
+      throw new UserError(`${file} is not valid JSON: the volume record is damaged`)
     }
-    return record
+    return checkVolumeRecord(record, file)
   }
 
   /** Adds a peer (z-base-32 key) to a volume's content sources; false if it was there already. */
@@ -188,11 +223,35 @@ export class DataDir {
     return true
   }
 
-  listVolumes(): VolumeRecord[] {
+  /** Every volume record, readable and storage-only (`storageOnly: true`), by name. */
+  listVolumes(): VolumeEntry[] {
     return fs
       .readdirSync(path.join(this.root, 'volumes'))
       .filter((f) => f.endsWith('.json'))
-      .map((f) => this.volume(f.slice(0, -5)))
+      .map((f) => this.volumeEntry(f.slice(0, -5)))
       .sort((a, b) => a.name.localeCompare(b.name))
   }
+}
+
+/**
+ * Checks a volume record read from (or about to be written to) `where`. A record is either
+ * readable (a `sharing` key name, no `storageOnly` or `storageOnly: false`) or storage-only
+ * (`storageOnly: true`, and then no `sharing` and no `storage`): anything in between is damaged.
+ */
+function checkVolumeRecord(value: unknown, where: string): VolumeEntry {
+  if (typeof value !== 'object' || value === null) throw new UserError(`${where} is damaged: not an object`)
+  const r = value as Record<string, unknown>
+  if (r.version !== 1 || typeof r.id !== 'string' || !/^[0-9a-f]{64}$/.test(r.id)) throw new UserError(`${where} is damaged or from a newer bazil`)
+  if (typeof r.name !== 'string') throw new UserError(`${where} is damaged: no name`)
+  if (r.storageOnly !== undefined && typeof r.storageOnly !== 'boolean') throw new UserError(`${where}: "storageOnly" must be true or false`)
+  if (r.storageOnly === true) {
+    if (r.sharing !== undefined) throw new UserError(`${where} is inconsistent: a storage-only volume has no sharing key`)
+    if (r.storage !== undefined) throw new UserError(`${where} is inconsistent: a storage-only volume reads no content, it has no "storage"`)
+    return r as unknown as StorageOnlyRecord
+  }
+  if (typeof r.sharing !== 'string' || !NAME_RE.test(r.sharing)) throw new UserError(`${where} is inconsistent: no sharing key name, and not storage-only`)
+  if (r.storage !== undefined && (!Array.isArray(r.storage) || r.storage.some((k) => typeof k !== 'string'))) {
+    throw new UserError(`${where}: "storage" must be a list of peer keys`)
+  }
+  return r as unknown as VolumeRecord
 }

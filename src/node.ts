@@ -7,6 +7,14 @@ import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
 import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
+import { HeldVolume, StoreMirrors } from './net/closet.js'
+import type { StoreReplica } from './net/protocol.js'
+
+/** What a connected peer offers to read: its own store, and replicas of others' it holds. */
+export interface StoreOffers {
+  storage: RemoteStoreKeys | null
+  stores: StoreReplica[]
+}
 
 export class Node {
   readonly dir: DataDir
@@ -16,12 +24,16 @@ export class Node {
   readonly remoteStores: RemoteStores
   private readonly casBySharing = new Map<string, Cas>()
   private readonly volumes = new Map<string, Promise<Volume>>()
+  private readonly held = new Map<string, Promise<HeldVolume>>()
+  /** Full replicas of peers' content stores this node keeps (a storage-only node's job). */
+  readonly mirrors: StoreMirrors
 
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore) {
     this.dir = dir
     this.store = store
     this.chunks = chunks
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
+    this.mirrors = new StoreMirrors(store, dir.root)
     chunks.remote = (address) => this.remoteStores.fetch(address)
   }
 
@@ -52,16 +64,29 @@ export class Node {
   }
 
   /**
-   * Makes a connected peer's offered store a content source if some volume lists that peer
-   * in its storage (the sources are node-wide: a chunk is a chunk whichever volume reads it).
-   * Returns whether it is one now.
+   * Makes the stores a connected peer offers content sources, where some volume lists them in
+   * its storage (the sources are node-wide: a chunk is a chunk whichever volume reads it): the
+   * peer's own store if a volume lists the peer; each replica it holds of node N's store if a
+   * volume lists N or the peer. Returns how many sources it offers are in use now.
    */
-  async useRemoteStorage(peer: Buffer, offer: RemoteStoreKeys | null): Promise<boolean> {
-    if (!offer) return false
+  async useRemoteStorage(peer: Buffer, offers: StoreOffers | null): Promise<number> {
+    if (!offers) return 0
     const z = encodeKey(peer)
-    if (!this.dir.listVolumes().some((v) => v.storage?.includes(z))) return false
-    await this.remoteStores.add(z, offer)
-    return true
+    const listed = new Set<string>()
+    for (const v of this.dir.listVolumes()) for (const k of v.storage ?? []) listed.add(k)
+    let used = 0
+    if (offers.storage && listed.has(z)) {
+      await this.remoteStores.add(z, offers.storage)
+      used++
+    }
+    for (const r of offers.stores) {
+      const owner = encodeKey(r.node)
+      if (r.node.equals(this.dir.publicKey)) continue // our own store: never a remote source
+      if (!listed.has(owner) && !listed.has(z)) continue
+      await this.remoteStores.add(`${owner} (replica at ${z})`, { cas: r.cas, index: r.index })
+      used++
+    }
+    return used
   }
 
   async createVolume(name: string, sharing: string): Promise<Volume> {
@@ -82,12 +107,51 @@ export class Node {
     return v
   }
 
+  /**
+   * Opens (once) and returns a volume this node holds storage-only (no sharing key): its
+   * writer logs as ciphertext. A readable volume of that name is refused.
+   */
+  heldVolume(name: string): Promise<HeldVolume> {
+    let v = this.held.get(name)
+    if (!v) {
+      const rec = this.dir.volumeEntry(name)
+      if (!rec.storageOnly) return Promise.reject(new UserError(`volume ${rec.name} is not storage-only on this node`))
+      v = HeldVolume.open(this.store, this.dir.root, rec)
+      this.held.set(name, v)
+      v.catch(() => this.held.delete(name))
+    }
+    return v
+  }
+
+  /** The writer log keys of a local volume, readable (own log included) or storage-only. */
+  async writerKeys(name: string): Promise<Buffer[]> {
+    const rec = this.dir.volumeEntry(name)
+    if (rec.storageOnly) return (await this.heldVolume(rec.name)).writers()
+    const vol = await this.volume(rec.name)
+    return [...vol.writers.values()].map((w) => w.key)
+  }
+
+  /** Makes a writer log a peer offered part of a local volume (held or readable); false if there's no such volume. */
+  async addWriter(volumeId: Buffer, key: Buffer): Promise<boolean> {
+    const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
+    if (!rec) return false
+    if (rec.storageOnly) await (await this.heldVolume(rec.name)).addWriter(key)
+    else await (await this.volume(rec.name)).addWriter(key)
+    return true
+  }
+
   async close(): Promise<void> {
     for (const v of this.volumes.values()) {
       const vol = await v.catch(() => null)
       if (vol) await vol.close()
     }
     this.volumes.clear()
+    for (const v of this.held.values()) {
+      const h = await v.catch(() => null)
+      if (h) await h.close()
+    }
+    this.held.clear()
+    await this.mirrors.close()
     await this.remoteStores.close()
     await this.chunks.close()
     await this.store.close()

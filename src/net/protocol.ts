@@ -10,10 +10,12 @@ export const MESSAGE_VERSION = 1
 export const MAX_MESSAGE_BYTES = 64 * 1024
 export const MAX_VOLUMES = 1024
 export const MAX_WRITERS = 1024
+export const MAX_STORES = 256
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
 export const TYPE_HELLO = 1
 export const TYPE_WRITERS = 2
+export const TYPE_STORES = 3
 
 const HELLO_FLAG_STORAGE = 1
 
@@ -42,7 +44,23 @@ export interface Writers {
   writers: Buffer[]
 }
 
-export type Message = Hello | Writers
+/** A replica this node holds of another node's content store. */
+export interface StoreReplica extends StorageOffer {
+  /** The public key of the node whose store it is. */
+  node: Buffer
+}
+
+/**
+ * Replicas of other nodes' content stores the sender holds and lets the receiver read (a
+ * storage-only "closet" node mirrors the stores of the peers it keeps volumes for). The
+ * whole set: it replaces any earlier STORES.
+ */
+export interface Stores {
+  type: 'stores'
+  stores: StoreReplica[]
+}
+
+export type Message = Hello | Writers | Stores
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -68,6 +86,17 @@ function checkMessage(m: Message): void {
       if (!NAME_RE.test(v.name)) throw new RangeError(`hello: bad volume name "${v.name}"`)
       const hex = v.id.toString('hex')
       if (seen.has(hex)) throw new RangeError(`hello: volume ${hex} listed twice`)
+      seen.add(hex)
+    }
+  } else if (m.type === 'stores') {
+    if (m.stores.length > MAX_STORES) throw new RangeError(`stores: at most ${MAX_STORES} stores`)
+    const seen = new Set<string>()
+    for (const st of m.stores) {
+      checkKey(st.node, 'node key')
+      checkKey(st.cas, 'cas key')
+      checkKey(st.index, 'cas index key')
+      const hex = st.node.toString('hex')
+      if (seen.has(hex)) throw new RangeError(`stores: node ${hex} listed twice`)
       seen.add(hex)
     }
   } else {
@@ -97,6 +126,14 @@ function encodeBody(state: State, m: Message): void {
       c.fixed32.encode(state, v.id)
       c.string.encode(state, v.name)
     }
+  } else if (m.type === 'stores') {
+    c.uint8.encode(state, TYPE_STORES)
+    c.uint.encode(state, m.stores.length)
+    for (const st of m.stores) {
+      c.fixed32.encode(state, st.node)
+      c.fixed32.encode(state, st.cas)
+      c.fixed32.encode(state, st.index)
+    }
   } else {
     c.uint8.encode(state, TYPE_WRITERS)
     c.fixed32.encode(state, m.volumeId)
@@ -116,6 +153,9 @@ function preencodeBody(state: State, m: Message): void {
       state.end += 32
       c.string.preencode(state, v.name)
     }
+  } else if (m.type === 'stores') {
+    c.uint.preencode(state, m.stores.length)
+    state.end += 96 * m.stores.length
   } else {
     state.end += 32
     c.uint.preencode(state, m.writers.length)
@@ -185,6 +225,11 @@ export function decodeMessage(buf: Buffer): Message {
       const writers: Buffer[] = []
       for (let i = 0; i < n; i++) writers.push(copy(c.fixed32.decode(state)))
       m = { type: 'writers', volumeId, writers }
+    } else if (type === TYPE_STORES) {
+      const n = count(state, MAX_STORES, 96, 'stores')
+      const stores: StoreReplica[] = []
+      for (let i = 0; i < n; i++) stores.push({ node: copy(c.fixed32.decode(state)), cas: copy(c.fixed32.decode(state)), index: copy(c.fixed32.decode(state)) })
+      m = { type: 'stores', stores }
     } else {
       throw new ProtocolError(`unknown message type ${type}`)
     }

@@ -13,7 +13,7 @@ import type { SecretStream } from 'hyperdht'
 import { hash } from '../crypto.js'
 import type { Node } from '../node.js'
 import type { PeerRecord } from './peers.js'
-import type { StorageOffer, VolumeOffer } from './protocol.js'
+import type { StorageOffer, StoreReplica, VolumeOffer } from './protocol.js'
 
 const HYPERCORE_NS = Buffer.from('hypercore')
 
@@ -36,12 +36,14 @@ export interface VolumeAccess extends VolumeOffer {
 export interface Access {
   storage: StorageOffer | null
   volumes: VolumeAccess[]
+  /** Replicas of other nodes' stores this node holds and lets the peer read. */
+  stores: StoreReplica[]
 }
 
 export type WritersOf = (volumeId: Buffer, name: string) => Promise<Buffer[]>
 
 /** What `record` lets its peer see, from the volumes this node has. */
-export async function accessFor(node: Node, record: PeerRecord, writersOf: WritersOf): Promise<Access> {
+export async function accessFor(node: Node, record: PeerRecord, writersOf: WritersOf, stores: StoreReplica[] = []): Promise<Access> {
   const volumes: VolumeAccess[] = []
   const local = node.dir.listVolumes()
   for (const idHex of record.volumes) {
@@ -51,7 +53,7 @@ export async function accessFor(node: Node, record: PeerRecord, writersOf: Write
     volumes.push({ id, name: vol.name, writers: await writersOf(id, vol.name) })
   }
   const storage = record.storage ? { cas: node.chunks.casKey, index: node.chunks.indexKey } : null
-  return { storage, volumes }
+  return { storage, volumes, stores }
 }
 
 /** Discovery key (hex) -> core key of every core in `access`. */
@@ -65,6 +67,10 @@ export function accessKeys(access: Access): Map<string, Buffer> {
     add(access.storage.index)
   }
   for (const v of access.volumes) for (const w of v.writers) add(w)
+  for (const r of access.stores) {
+    add(r.cas)
+    add(r.index)
+  }
   return keys
 }
 

@@ -25,6 +25,7 @@ import {
   type Hello,
   type Message,
   type StorageOffer,
+  type StoreReplica,
   type VolumeOffer
 } from './protocol.js'
 import { Replication, accessFor, accessKeys, discoveryKey, type Access, type WritersOf } from './replication.js'
@@ -74,6 +75,10 @@ interface Link {
   hello: Hello | null
   /** Writer logs the peer offered, by volume id hex then key hex. */
   offered: Map<string, Map<string, Buffer>>
+  /** Replicas of other nodes' stores the peer offered (its last STORES). */
+  stores: StoreReplica[]
+  /** We sent this peer a non-empty STORES (so an emptied set must be sent too). */
+  sentStores: boolean
   connected: boolean
   openedAt: number
   inbox: Promise<void>
@@ -105,10 +110,11 @@ function message(err: unknown): string {
 
 /**
  * Events:
- * - 'peer-connected' (key: Buffer), 'peer-disconnected' (key: Buffer): bazil channel open and hello received / connection gone;
+ * - 'peer-connected' (key: Buffer), 'peer-disconnected' (key: Buffer): bazil channel open and the first offer
+ *   (hello, and the stores and writers sent with it) handled / connection gone;
  * - 'writer' (volumeId: Buffer, writerLogKey: Buffer, from: Buffer): a peer offered a writer log of a
  *   volume we have and share with it, new to us; it is already being replicated with that peer;
- * - 'remote' (key: Buffer): what that peer offers us changed (see remote()).
+ * - 'remote' (key: Buffer): what that peer offers us changed (see remote(), storeOffers()).
  */
 export class PeerNetwork extends EventEmitter {
   private readonly node: Node
@@ -173,6 +179,12 @@ export class PeerNetwork extends EventEmitter {
       await abandon(dht)
       const code = (err as NodeJS.ErrnoException).code
       throw new Error(code === 'EADDRINUSE' ? `cannot listen: UDP port ${this.opts.port} is in use (the "port" setting)` : `cannot open the DHT socket: ${message(err)}`)
+    }
+    // A storage-only node keeps its replicas and held logs open (downloading while peers have more).
+    await this.node.mirrors.load()
+    for (const v of this.node.dir.listVolumes()) {
+      if (!v.storageOnly) continue
+      await this.node.heldVolume(v.name).catch((err: Error) => this.log('error', `volume ${v.name} (storage-only): ${err.message}`))
     }
     const swarm = new Hyperswarm({
       keyPair: this.node.dir.identity,
@@ -287,6 +299,18 @@ export class PeerNetwork extends EventEmitter {
     }
   }
 
+  /** The stores a connected peer lets us read: its own (HELLO) and its replicas of others' (STORES); null if not connected. */
+  storeOffers(key: Buffer): { storage: StorageOffer | null; stores: StoreReplica[] } | null {
+    const link = this.links.get(key.toString('hex'))
+    if (!link?.hello) return null
+    return { storage: link.hello.storage, stores: [...link.stores] }
+  }
+
+  /** Keys of the peers connected now. */
+  connectedPeers(): Buffer[] {
+    return [...this.links.values()].filter((l) => l.connected && !l.closed).map((l) => l.key)
+  }
+
   /** The connection's protomux, for tests and diagnostics. */
   muxer(key: Buffer): Protomux | null {
     return this.links.get(key.toString('hex'))?.replication.mux ?? null
@@ -348,7 +372,7 @@ export class PeerNetwork extends EventEmitter {
   }
 
   private setupLink(conn: SecretStream, key: Buffer, hex: string, z: string): void {
-    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), connected: false, openedAt: Date.now(), inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
+    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), stores: [], sentStores: false, connected: false, openedAt: Date.now(), inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
     link.replication = new Replication(
       this.node.store,
       conn,
@@ -495,6 +519,10 @@ export class PeerNetwork extends EventEmitter {
     const access = link.access
     if (!access) return
     this.send(link, { type: 'hello', storage: access.storage, volumes: access.volumes.map((v) => ({ id: v.id, name: v.name })) })
+    if (access.stores.length > 0 || link.sentStores) {
+      this.send(link, { type: 'stores', stores: access.stores })
+      link.sentStores = access.stores.length > 0
+    }
     for (const v of access.volumes) for (const m of writersMessages(v.id, v.writers)) this.send(link, m)
   }
 
@@ -515,6 +543,29 @@ export class PeerNetwork extends EventEmitter {
       })
   }
 
+  /**
+   * The peer counts as connected once its first offer is in: the HELLO and the STORES and
+   * WRITERS sent with it (they arrive right behind it), so that a command waiting for the
+   * peer sees all of it.
+   */
+  private markConnected(link: Link): void {
+    let rounds = 0
+    const settle = (tail: Promise<void>): void => {
+      setImmediate(() => {
+        // (a peer that never stops sending is connected after a few rounds all the same)
+        if (link.inbox !== tail && ++rounds < 8) return void link.inbox.then(() => settle(link.inbox))
+        if (link.closed || link.connected) return
+        link.connected = true
+        this.touch(link.key)
+        this.log('info', `net: peer ${link.z} connected (${link.conn.isInitiator ? 'outgoing' : 'incoming'})`)
+        this.emit('peer-connected', link.key)
+        const set = this.waiters.get(link.hex)
+        if (set) for (const w of [...set]) w()
+      })
+    }
+    void link.inbox.then(() => settle(link.inbox))
+  }
+
   private async handle(link: Link, m: Message): Promise<void> {
     if (link.closed) return
     if (m.type === 'hello') {
@@ -522,20 +573,20 @@ export class PeerNetwork extends EventEmitter {
       link.hello = m
       const offeredIds = new Set(m.volumes.map((v) => v.id.toString('hex')))
       for (const id of [...link.offered.keys()]) if (!offeredIds.has(id)) link.offered.delete(id)
-      if (first) {
-        if (link.helloTimer) clearTimeout(link.helloTimer)
-        link.connected = true
-        this.touch(link.key)
-        this.log('info', `net: peer ${link.z} connected (${link.conn.isInitiator ? 'outgoing' : 'incoming'})`)
-        this.emit('peer-connected', link.key)
-        const set = this.waiters.get(link.hex)
-        if (set) for (const w of [...set]) w()
-      }
+      if (first && link.helloTimer) clearTimeout(link.helloTimer)
       await this.adoptOffers(link, null)
+      await this.maybeMirror(link)
+      this.emit('remote', link.key)
+      if (first) this.markConnected(link)
+      return
+    }
+    if (!link.hello) throw new ProtocolError(`${m.type} before hello`)
+    if (m.type === 'stores') {
+      // Our own store, or the sender's (its HELLO offers that), are no replicas to read.
+      link.stores = m.stores.filter((st) => !st.node.equals(this.myKey) && !st.node.equals(link.key))
       this.emit('remote', link.key)
       return
     }
-    if (!link.hello) throw new ProtocolError('writers before hello')
     const volHex = m.volumeId.toString('hex')
     if (!link.hello.volumes.some((v) => v.id.equals(m.volumeId))) throw new ProtocolError(`writers for volume ${volHex}, which its hello did not offer`)
     let offered = link.offered.get(volHex)
@@ -549,9 +600,8 @@ export class PeerNetwork extends EventEmitter {
 
   private async volumeWriters(volumeId: Buffer, name: string): Promise<Buffer[]> {
     try {
-      const vol = await this.node.volume(name)
-      if (!vol.id.equals(volumeId)) return []
-      return [...vol.writers.values()].map((w) => w.key)
+      if (this.node.dir.volumeEntry(name).id !== volumeId.toString('hex')) return []
+      return await this.node.writerKeys(name)
     } catch (err) {
       this.log('debug', `net: volume ${name}: cannot list its writers: ${message(err)}`)
       return []
@@ -569,7 +619,7 @@ export class PeerNetwork extends EventEmitter {
   private async computeAccess(link: Link): Promise<void> {
     const rec = this.registry.get(link.key)
     if (!rec) return
-    const access = await accessFor(this.node, rec, async (id, name) => [...(await this.knownWriters(id, name)).values()])
+    const access = await accessFor(this.node, rec, async (id, name) => [...(await this.knownWriters(id, name)).values()], this.replicasFor(rec))
     link.access = access
     link.served = accessKeys(access)
     for (const k of link.served.values()) void link.replication.attach(k)
@@ -587,18 +637,87 @@ export class PeerNetwork extends EventEmitter {
     return null
   }
 
-  /** The key of the peer's offered cas or cas-index core with this discovery key, if it's safe to attach. */
+  /**
+   * The replicas of other nodes' stores this node lets peer `rec` read: node N's, if N is in
+   * the registry and shares with this node a volume that `rec` is allowed too (never N's own
+   * store back to N).
+   */
+  private replicasFor(rec: PeerRecord): StoreReplica[] {
+    const local = new Set(this.node.dir.listVolumes().map((v) => v.id))
+    const shared = new Set(rec.volumes.filter((v) => local.has(v)))
+    if (shared.size === 0) return []
+    const peer = decodeZ(rec.key)
+    const out: StoreReplica[] = []
+    for (const r of this.node.mirrors.list()) {
+      if (r.node.equals(peer)) continue
+      const owner = this.registry.get(r.node)
+      if (owner && owner.volumes.some((v) => shared.has(v))) out.push(r)
+    }
+    return out
+  }
+
+  /**
+   * The key of a store core the peer offered (its own store in its HELLO, or a replica in its
+   * STORES) with this discovery key, if it's safe to attach. Attaching opens the channel both
+   * ways, so a core we hold for another purpose is never attached through an offer.
+   */
   private remoteStorageKey(link: Link, dkHex: string): Buffer | null {
-    const s = link.hello?.storage
-    if (!s) return null
-    for (const k of [s.cas, s.index]) {
-      if (discoveryKey(k).toString('hex') !== dkHex) continue
-      // A peer offering one of OUR cores as its store would read it through the back door.
-      if (k.equals(this.node.chunks.casKey) || k.equals(this.node.chunks.indexKey)) return null
-      for (const ws of this.extraWriters.values()) if (ws.has(k.toString('hex'))) return null
-      return k
+    const offers: { owner: Buffer; keys: StorageOffer }[] = []
+    if (link.hello?.storage) offers.push({ owner: link.key, keys: link.hello.storage })
+    for (const st of link.stores) offers.push({ owner: st.node, keys: st })
+    for (const { owner, keys } of offers) {
+      for (const k of [keys.cas, keys.index]) {
+        if (discoveryKey(k).toString('hex') !== dkHex) continue
+        // A peer offering one of OUR cores as its store would read it through the back door.
+        if (k.equals(this.node.chunks.casKey) || k.equals(this.node.chunks.indexKey)) return null
+        for (const ws of this.extraWriters.values()) if (ws.has(k.toString('hex'))) return null
+        // A replica we keep of some node's store goes only to that node, or where served() says.
+        const mirrored = this.node.mirrors.ownerOf(k)
+        if (mirrored && !(mirrored.node.equals(link.key) && owner.equals(link.key))) return null
+        return k
+      }
     }
     return null
+  }
+
+  /**
+   * A storage-only node keeps a full replica of the store a peer offers it, when it holds
+   * (storage-only) a volume it shares with that peer: so it can serve that content to the
+   * volume's other peers while the owner is away.
+   */
+  private async maybeMirror(link: Link): Promise<void> {
+    const offer = link.hello?.storage
+    if (!offer || link.closed) return
+    const rec = this.registry.get(link.key)
+    if (!rec) return
+    let local
+    try {
+      local = this.node.dir.listVolumes()
+    } catch (err) {
+      this.log('error', `net: cannot list volumes: ${message(err)}`)
+      return
+    }
+    if (!local.some((v) => v.storageOnly && rec.volumes.includes(v.id))) return
+    for (const k of [offer.cas, offer.index]) {
+      let why: string | null = null
+      if (k.equals(this.node.chunks.casKey) || k.equals(this.node.chunks.indexKey)) why = "it is this node's own store"
+      const other = this.node.mirrors.ownerOf(k)
+      if (other && !other.node.equals(link.key)) why = 'it is the store of another node'
+      for (const ws of this.extraWriters.values()) if (ws.has(k.toString('hex'))) why = 'it is a writer log'
+      for (const v of local) if (!why && (await this.knownWriters(Buffer.from(v.id, 'hex'), v.name)).has(k.toString('hex'))) why = `it is a writer log of volume ${v.name}`
+      if (why) {
+        this.log('warn', `net: peer ${link.z}: not keeping a replica of the store it offers: ${why}`)
+        return
+      }
+    }
+    try {
+      if (await this.node.mirrors.mirror({ node: link.key, cas: offer.cas, index: offer.index })) {
+        this.log('info', `net: keeping a replica of peer ${link.z}'s store`)
+        this.refresh() // other peers of its volumes may now read it here
+      }
+    } catch (err) {
+      this.log('error', `net: peer ${link.z}: cannot keep a replica of its store: ${message(err)}`)
+    }
   }
 
   private async stored(dk: Buffer): Promise<boolean> {
@@ -730,6 +849,7 @@ export class PeerNetwork extends EventEmitter {
       }
       if (JSON.stringify(summary(oldAccess)) !== JSON.stringify(summary(link.access)) && link.channel.opened) this.sendOffer(link)
       await this.adoptOffers(link, null)
+      await this.maybeMirror(link)
     }
     this.connectAll()
   }
@@ -739,6 +859,7 @@ function summary(a: Access | null): unknown {
   if (!a) return null
   return {
     storage: a.storage ? [a.storage.cas.toString('hex'), a.storage.index.toString('hex')] : null,
+    stores: a.stores.map((r) => [r.node, r.cas, r.index].map((k) => k.toString('hex')).join(':')).sort(),
     volumes: a.volumes.map((v) => [v.id.toString('hex'), v.name, v.writers.map((w) => w.toString('hex')).sort()])
   }
 }

@@ -83,23 +83,23 @@ export class Server implements ServerHandle {
     net.on('writer', (volumeId: Buffer, key: Buffer) => {
       void this.addWriter(volumeId, key)
     })
-    // A peer some volume reads content from (`volume storage add`) offered its store.
+    // A peer some volume reads content from (`volume storage add`) offered its store, or a
+    // replica of the store of a node some volume reads from.
     this.node.remoteStores.log = this.log
     net.on('remote', (key: Buffer) => {
-      this.node.useRemoteStorage(key, net.remote(key)?.storage ?? null).catch((err: Error) => this.log('error', `net: using a peer's store: ${err.message}`))
+      this.node.useRemoteStorage(key, net.storeOffers(key)).catch((err: Error) => this.log('error', `net: using a peer's store: ${err.message}`))
     })
     await net.start()
     this.net = net
   }
 
+  /** A writer log a peer offered: part of the local volume from now on (readable or storage-only). */
   private async addWriter(volumeId: Buffer, key: Buffer): Promise<void> {
-    const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
-    if (!rec) return
     try {
-      const vol = await this.node.volume(rec.name)
-      await vol.addWriter(key)
+      await this.node.addWriter(volumeId, key)
     } catch (err) {
-      this.log('error', `volume ${rec.name}: could not add a writer log offered by a peer: ${(err as Error).message}`)
+      const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
+      this.log('error', `volume ${rec?.name ?? volumeId.toString('hex')}: could not add a writer log offered by a peer: ${(err as Error).message}`)
     }
   }
 

@@ -153,7 +153,7 @@ export class PeerVolumeCommand extends AllowDeny {
     const allow = this.allowed()
     const dir = this.dir()
     const key = this.peerKey(this.key, dir)
-    const vol = dir.volume(this.volume)
+    const vol = dir.volumeEntry(this.volume) // storage-only volumes are shared like any other
     const changed = this.update(dir, (r) => r.setVolume(key, vol.id, allow))
     const what = allow ? 'may replicate' : 'may no longer replicate'
     this.out(`peer ${encodeKey(key)} ${what} volume "${vol.name}"${changed ? '' : ' (unchanged)'}`)

@@ -3,10 +3,12 @@
 // they write are what the server acts on at its next start too.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
-import { UserError, checkName, type DataDir } from '../../datadir.js'
+import { UserError, checkName, storageOnlyMessage, type DataDir } from '../../datadir.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
 import type { Node } from '../../node.js'
 import type { Volume } from '../../volume.js'
+import type { HeldVolume } from '../../net/closet.js'
+import type { Hypercore } from 'hypercore'
 import { PeerRegistry, serverNetwork, type PeerNetwork } from '../../net/index.js'
 
 const DEFAULT_TIMEOUT_S = 30
@@ -16,6 +18,8 @@ const POLL_MS = 50
 interface CorePeer {
   remotePublicKey: Buffer | Uint8Array | null
   remoteContiguousLength: number
+  remoteLength: number
+  remoteSynced: boolean
 }
 
 abstract class PeerVolumeCommand extends BazilCommand {
@@ -60,10 +64,14 @@ abstract class PeerVolumeCommand extends BazilCommand {
 export class VolumeConnectCommand extends PeerVolumeCommand {
   static override paths = [['volume', 'connect']]
   static override usage = BazilCommand.Usage({
-    description: "Make a local replica of a peer's volume: this node becomes a writer of it, and the peer may replicate this node's log of it",
-    examples: [['Replicate the volume "myfiles" a peer allowed us', '$0 volume connect --sharing=friends KEY myfiles']]
+    description: "Make a local replica of a peer's volume: this node becomes a writer of it, and the peer may replicate this node's log of it. With --storage-only, hold the volume without its sharing key: keep and serve its (encrypted) logs, and replicas of its peers' stores, never reading a name or a byte of content",
+    examples: [
+      ['Replicate the volume "myfiles" a peer allowed us', '$0 volume connect --sharing=friends KEY myfiles'],
+      ['Keep a volume for others on a closet server', '$0 volume connect --storage-only KEY myfiles']
+    ]
   })
-  sharing = Option.String('--sharing', 'default', { description: 'The local sharing key the volume is encrypted with (default: default)' })
+  sharing = Option.String('--sharing', { description: 'The local sharing key the volume is encrypted with (default: default)' })
+  storageOnly = Option.Boolean('--storage-only', false, { description: 'Hold the ciphertext only: no sharing key, no tree, no writes' })
   key = Option.String({ required: true })
   volume = Option.String({ required: true })
   localName = Option.String({ required: false })
@@ -72,7 +80,9 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     const { dir, node, net } = this.env()
     const key = this.peerKey(this.key, dir)
     const localName = checkName(this.localName ?? this.volume, 'volume')
-    dir.sharingKey(this.sharing) // an unknown sharing key fails before anything is written
+    if (this.storageOnly && this.sharing !== undefined) throw new UserError('--storage-only holds a volume without its sharing key: leave out --sharing')
+    const sharing = this.sharing ?? 'default'
+    if (!this.storageOnly) dir.sharingKey(sharing) // an unknown sharing key fails before anything is written
     await this.reach(net, key, this.timeoutMs)
     const offers = net.remote(key)?.volumes ?? []
     const offer = offers.find((v) => v.name === this.volume)
@@ -83,8 +93,20 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     const idHex = offer.id.toString('hex')
     const existing = dir.listVolumes().find((v) => v.id === idHex)
     if (existing && existing.name !== localName) throw new UserError(`this node already has that volume, as "${existing.name}"`)
-    if (!existing) dir.addVolume({ version: 1, name: localName, id: idHex, sharing: this.sharing, created: Date.now() })
-    else if (existing.sharing !== this.sharing) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}"`)
+    if (this.storageOnly) {
+      if (existing && !existing.storageOnly) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}": it is not storage-only`)
+      if (!existing) dir.addVolume({ version: 1, name: localName, id: idHex, storageOnly: true, created: Date.now() })
+      const held = await node.heldVolume(localName)
+      for (const w of offer.writers) await held.addWriter(w)
+      PeerRegistry.update(dir.root, (r) => r.setVolume(key, idHex, true))
+      net.refresh() // also starts keeping a replica of the peer's store, if it offers it
+      await net.settled()
+      this.out(`holding volume "${localName}" from peer ${encodeKey(key)} storage-only (${held.writers().length} writer logs, ciphertext only)`)
+      return
+    }
+    if (existing?.storageOnly) throw new UserError(`${storageOnlyMessage(localName)}: it cannot be connected with a sharing key`)
+    if (!existing) dir.addVolume({ version: 1, name: localName, id: idHex, sharing, created: Date.now() })
+    else if (existing.sharing !== sharing) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}"`)
     const vol = await node.volume(localName)
     for (const w of offer.writers) await vol.addWriter(w)
     // The peer is where the volume came from: it replicates our log of it, we replicate its.
@@ -111,10 +133,12 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
     const key = this.peerKey(this.key, dir)
     const timeoutMs = this.timeoutMs
     const deadline = Date.now() + timeoutMs
-    const vol = await node.volume(this.volume)
-    if (!PeerRegistry.load(dir.root).get(key)?.volumes.includes(vol.record.id)) {
-      throw new UserError(`volume "${vol.name}" is not shared with peer ${encodeKey(key)}: \`bazil peer volume allow ${encodeKey(key)} ${vol.name}\` (or \`bazil volume connect\`)`)
+    const rec = dir.volumeEntry(this.volume)
+    if (!PeerRegistry.load(dir.root).get(key)?.volumes.includes(rec.id)) {
+      throw new UserError(`volume "${rec.name}" is not shared with peer ${encodeKey(key)}: \`bazil peer volume allow ${encodeKey(key)} ${rec.name}\` (or \`bazil volume connect\`)`)
     }
+    if (rec.storageOnly) return this.syncHeld(net, node, key, await node.heldVolume(rec.name), deadline)
+    const vol = await node.volume(this.volume)
     const t0 = Date.now()
     await this.reach(net, key, timeoutMs)
     await vol.flush() // our pending ops into our log, so the peer can have them
@@ -142,6 +166,73 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
     return result.complete ? 0 : 1
   }
 
+  /**
+   * A storage-only volume has no tree to apply: hold every log the peer offers up to its
+   * length, the replica of the peer's store (if this node keeps one) up to its length, and
+   * wait until the peer holds every log we hold as far as we do.
+   */
+  private async syncHeld(net: PeerNetwork, node: Node, key: Buffer, held: HeldVolume, deadline: number): Promise<number> {
+    const t0 = Date.now()
+    await this.reach(net, key, Math.max(1, deadline - Date.now()))
+    let received = 0
+    let complete = true
+    const offered = net.remote(key)?.volumes.find((v) => v.id.equals(held.id))?.writers ?? []
+    const trace = (what: string): void => this.context.server?.log('debug', `sync ${held.name} with ${encodeKey(key)}: ${what} after ${Date.now() - t0} ms`)
+    for (const w of offered) {
+      const core = await held.addWriter(w)
+      const r = await catchUp(core, key, deadline)
+      received += r.blocks
+      complete &&= r.complete
+    }
+    trace(`${offered.length} offered logs held`)
+    // The peer's store, if we keep a replica of it (the server starts one when the peer offers it).
+    let blocks = 0
+    // (the server starts it right after the peer's hello: give it a moment)
+    const startBy = Math.min(deadline, Date.now() + 5000)
+    while (!node.mirrors.get(key) && net.remote(key)?.storage && Date.now() < startBy) await sleep(POLL_MS)
+    const replica = node.mirrors.get(key)
+    if (replica) {
+      for (const core of [replica.cas, replica.index]) {
+        const r = await catchUp(core, key, deadline)
+        blocks += r.blocks
+        complete &&= r.complete
+      }
+      trace('the store replica is up to date')
+    }
+    // What we hold that the peer replicates from us: wait until it has as much.
+    let sent = 0
+    for (const w of held.writers()) {
+      const core = held.core(w)
+      if (!core || core.contiguousLength === 0) continue
+      const r = await peerCatchUp(core, key, deadline)
+      sent += r.blocks
+      complete &&= r.complete
+    }
+    trace('the peer holds our logs')
+    const result = {
+      volume: held.name,
+      peer: encodeKey(key),
+      storageOnly: true,
+      entriesApplied: 0,
+      received,
+      sent,
+      blocks,
+      // The replica of the peer's store this node keeps, as it stands (null: none).
+      replica: replica ? { blocks: replica.cas.contiguousLength + replica.index.contiguousLength, length: replica.cas.length + replica.index.length } : null,
+      complete,
+      ms: Date.now() - t0,
+      writers: held.writers().length,
+      entries: held.writers().reduce((n, w) => n + Math.max(0, (held.core(w)?.contiguousLength ?? 0) - 1), 0)
+    }
+    if (this.asJson) this.json(result)
+    else {
+      const kept = result.replica ? `, ${result.replica.blocks} blocks of its store kept` : ''
+      this.out(`received ${result.received} entries and ${result.blocks} content blocks, sent ${result.sent} entries, in ${result.ms} ms; volume "${held.name}" (storage-only): ${result.writers} writer logs, ${result.entries} entries held${kept}`)
+      if (!result.complete) this.context.stderr.write(`bazil: sync with ${result.peer} did not finish in time\n`)
+    }
+    return result.complete ? 0 : 1
+  }
+
   /** Waits until every writer log the peer offers is held here up to the peer's length. */
   private async receive(net: PeerNetwork, key: Buffer, vol: Volume, deadline: number): Promise<{ entries: number; complete: boolean }> {
     const offered = net.remote(key)?.volumes.find((v) => v.id.equals(vol.id))?.writers ?? []
@@ -150,15 +241,9 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
     for (const w of offered) {
       if (w.equals(vol.log.key)) continue
       const log = await vol.addWriter(w)
-      const before = log.core.contiguousLength
-      const updated = await untilDeadline(log.core.update({ wait: true }), deadline)
-      if (updated === TIMED_OUT) {
-        complete = false
-        continue
-      }
-      while (log.core.contiguousLength < log.core.length && Date.now() < deadline) await sleep(POLL_MS)
-      if (log.core.contiguousLength < log.core.length) complete = false
-      entries += Math.max(0, log.core.contiguousLength - before)
+      const r = await catchUp(log.core, key, deadline)
+      entries += r.blocks
+      complete &&= r.complete
     }
     return { entries, complete }
   }
@@ -203,30 +288,58 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
       throw new UserError(`volume "${rec.name}" uses sharing key "${rec.sharing}", not "${this.sharing}"`)
     }
     const added = dir.addVolumeStorage(rec.name, encodeKey(key))
-    const offer = net?.remote(key)?.storage ?? null
-    const using = server ? await server.node.useRemoteStorage(key, offer) : false
+    // The peer's own store, or a replica of it another connected peer holds (a closet).
+    let using = false
+    if (server && net) {
+      for (const p of net.connectedPeers()) {
+        const view = net.storeOffers(p)
+        await server.node.useRemoteStorage(p, view)
+        if (p.equals(key) ? !!(view?.storage || view?.stores.length) : !!view?.stores.some((r) => r.node.equals(key))) using = true
+      }
+    }
     const state = using
       ? 'connected: in use now'
       : !net
         ? 'used once the server runs and the peer is connected'
         : net.connected(key)
         ? 'it does not offer its store to this node yet (`bazil peer storage allow` there)'
-        : 'not connected: used once it is'
+        : 'not connected: used once it (or a peer holding a replica of its store) is'
     this.out(`volume "${rec.name}" ${added ? 'now reads' : 'already reads'} missing content from peer ${encodeKey(key)} (${state})`)
   }
 }
 
-const TIMED_OUT = Symbol('timed out')
+/** The replication peer on `core` that is the node `key`, if it is attached. */
+function peerOf(core: Hypercore, key: Buffer): CorePeer | null {
+  for (const p of core.peers as CorePeer[]) {
+    if (p.remotePublicKey && key.equals(Buffer.from(p.remotePublicKey))) return p
+  }
+  return null
+}
 
-function untilDeadline<T>(p: Promise<T>, deadline: number): Promise<T | typeof TIMED_OUT> {
-  p.catch(() => {})
-  let timer: NodeJS.Timeout | null = null
-  const t = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, deadline - Date.now()))
-  })
-  return Promise.race([p, t]).finally(() => {
-    if (timer) clearTimeout(timer)
-  })
+/**
+ * Waits until this node holds a core as far as the peer `key` does: its length at least the
+ * peer's, and every block up to what the peer holds contiguously. Only that peer's word
+ * counts: `update({wait: true})` would also wait for every other peer of the core, and a
+ * connection that died without a reset holds it up until it times out (seconds).
+ */
+async function catchUp(core: Hypercore, key: Buffer, deadline: number): Promise<{ blocks: number; complete: boolean }> {
+  const before = core.contiguousLength
+  core.update({ wait: true }).catch(() => {}) // asks for the longer length, if a peer has one
+  const done = (): boolean => {
+    const p = peerOf(core, key)
+    return !!p && p.remoteSynced && core.length >= p.remoteLength && core.contiguousLength >= Math.min(p.remoteContiguousLength, core.length)
+  }
+  while (!done() && Date.now() < deadline) await sleep(POLL_MS)
+  return { blocks: Math.max(0, core.contiguousLength - before), complete: done() }
+}
+
+/** Waits until the peer `key` holds a core we replicate with it as far as we hold it. */
+async function peerCatchUp(core: Hypercore, key: Buffer, deadline: number): Promise<{ blocks: number; complete: boolean }> {
+  const peerHas = (): number | null => peerOf(core, key)?.remoteContiguousLength ?? null
+  const target = core.contiguousLength
+  const before = peerHas() ?? 0
+  while ((peerHas() ?? -1) < target && Date.now() < deadline) await sleep(POLL_MS)
+  return { blocks: Math.max(0, (peerHas() ?? 0) - before), complete: (peerHas() ?? -1) >= target }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -28,8 +28,9 @@ export class VolumeListCommand extends BazilCommand {
 
   async run(): Promise<void> {
     const vols = this.openDataDir().listVolumes()
-    if (this.asJson) this.json(vols.map((v) => ({ name: v.name, id: v.id, sharing: v.sharing, created: new Date(v.created).toISOString() })))
-    else for (const v of vols) this.out(`${v.name}\tsharing=${v.sharing}`)
+    // A storage-only volume (held for others, no sharing key) shows as such.
+    if (this.asJson) this.json(vols.map((v) => ({ name: v.name, id: v.id, sharing: v.sharing ?? null, ...(v.storageOnly ? { storageOnly: true } : {}), created: new Date(v.created).toISOString() })))
+    else for (const v of vols) this.out(v.storageOnly ? `${v.name}\tstorage-only` : `${v.name}\tsharing=${v.sharing}`)
   }
 }
 
