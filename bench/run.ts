@@ -3,7 +3,8 @@
 // Writes bench/results/latest.json (machine-readable) and prints a markdown table.
 // Sizes can be scaled down for a quick look: BENCH_BIG_MIB (default 1024),
 // BENCH_SMALL_FILES (default 10000), BENCH_DEDUP_MIB (default 100), BENCH_FUSE_MIB;
-// BENCH_SKIP_FUSE=1 / BENCH_SKIP_TREE=1 leave out the mount and tree-scale parts.
+// BENCH_SKIP_FUSE=1 / BENCH_SKIP_TREE=1 / BENCH_SKIP_SYNC=1 leave out the mount, tree-scale
+// and peer sync parts (the sync part has its own sizes: bench/sync-bench.ts).
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -16,6 +17,7 @@ import { importDir } from '../src/fs/local-copy.js'
 import { Chunker } from '../src/fs/cas/index.js'
 import { run as runFuseBench } from './fuse-bench.js'
 import { run as runTreeScale } from './tree-scale.js'
+import { run as runSyncBench } from './sync-bench.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
@@ -184,6 +186,7 @@ async function main(): Promise<void> {
   // The mount (issue 4) and the directory state at scale (issue 3): their own modules.
   if (process.env.BENCH_SKIP_FUSE !== '1' && fs.existsSync('/dev/fuse')) rows.push(...(await runFuseBench()))
   if (process.env.BENCH_SKIP_TREE !== '1') rows.push(...(await runTreeScale()))
+  if (process.env.BENCH_SKIP_SYNC !== '1') rows.push(...(await runSyncBench()))
   const result = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },

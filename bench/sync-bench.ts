@@ -1,0 +1,848 @@
+// First sync between two peers on loopback, next to its baselines measured in the same run on
+// the same data set (a BIG_MIB random file plus SMALL_FILES files of 0.5–8.5 KiB in 100 dirs,
+// as the import bench): raw hypercore replication over hyperswarm (the transport's ceiling),
+// Syncthing (Debian's package, two instances on 127.0.0.1) and rsync (local mode); then two
+// peers that each made OPS ops offline, and the time to converge after they reconnect.
+//
+// bazil runs as the user runs it: `bazil dht run` on 127.0.0.1, two `bazil server run`
+// processes (config {"firewalled": false}) and the CLI. Every timed figure ends with sync(1),
+// so each contender's data is on disk, not only in the page cache.
+//
+// Runs alone (`node --import tsx bench/sync-bench.ts` or `node dist/bench/sync-bench.js`,
+// writes bench/results/sync.json) or from bench/run.ts through `run()`. The CLI is
+// bin/bazil.js, i.e. dist/: build first (`npm run build`).
+//
+// Sizes: BENCH_SYNC_BIG_MIB (default BENCH_BIG_MIB, else 1024), BENCH_SYNC_SMALL_FILES
+// (default BENCH_SMALL_FILES, else 10000), BENCH_SYNC_OPS (10000 offline ops per peer),
+// BENCH_SYNC_OPS_PER_ENTRY (1: one log entry per op, as a mount commits on close). BENCH_SYNC_PARTS: a comma list of rsync,hypercore,syncthing,bazil,converge
+// (default all; converge alone still sets up the pair, without the content export). BENCH_SYNC_LOG_DIR=DIR keeps every server's and
+// Syncthing's output there, each line with the bench's clock (where time goes);
+// BENCH_SYNC_CPU_PROF=DIR runs the bazil servers with --cpu-prof into DIR. Syncthing is
+// installed with apt-get if missing (bench only), else its rows say why they are skipped.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { randomBytes } from 'node:crypto'
+
+export interface Row {
+  name: string
+  value: number
+  unit: string
+  baseline?: string
+  baselineValue?: number
+  ratio?: number
+  target?: number
+  ok?: boolean
+  note?: string
+}
+
+const BIG_MIB = Number(process.env.BENCH_SYNC_BIG_MIB ?? process.env.BENCH_BIG_MIB ?? 1024)
+const SMALL_FILES = Number(process.env.BENCH_SYNC_SMALL_FILES ?? process.env.BENCH_SMALL_FILES ?? 10_000)
+const OPS = Number(process.env.BENCH_SYNC_OPS ?? 10_000)
+const OPS_PER_ENTRY = Number(process.env.BENCH_SYNC_OPS_PER_ENTRY ?? 1)
+const PARTS = new Set((process.env.BENCH_SYNC_PARTS ?? 'rsync,hypercore,syncthing,bazil,converge').split(',').map((s) => s.trim()))
+const MiB = 1024 * 1024
+const HC_BLOCK = 64 * 1024
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
+const bazilBin = path.join(repoRoot, 'bin', 'bazil.js')
+
+// ---- small tools ---------------------------------------------------------------------------
+
+const now = (): number => performance.now()
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const log = (msg: string): void => {
+  if (process.env.BENCH_QUIET !== '1') process.stderr.write(`[sync-bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
+}
+
+function syncDisks(): void {
+  spawnSync('sync')
+}
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** A UDP port nobody uses (for the DHT node): a TCP probe on the same number is good enough here. */
+async function freeUdpPort(): Promise<number> {
+  const dgram = await import('node:dgram')
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4')
+    s.once('error', reject)
+    s.bind(0, '127.0.0.1', () => {
+      const port = s.address().port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSecs(pid: number | undefined): number {
+  if (!pid) return 0
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (100/s)
+  } catch {
+    return 0
+  }
+}
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** `bazil ARGS` as the user runs it. */
+function bazil(dataDir: string, args: string[], input?: Buffer): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bazilBin, `--data-dir=${dataDir}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, BAZIL_DATA_DIR: '' } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
+    child.stdin.end(input ?? '')
+  })
+}
+
+async function ok(dataDir: string, args: string[], input?: Buffer): Promise<string> {
+  const r = await bazil(dataDir, args, input)
+  if (r.code !== 0) throw new Error(`bazil ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`)
+  return r.stdout
+}
+
+/**
+ * One command through a server's control socket (spec/control.md), what the CLI does minus
+ * starting a Node process: for polling during the convergence measurement.
+ */
+function control(dataDir: string, argv: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(path.join(dataDir, 'control.sock'))
+    let buf = Buffer.alloc(0)
+    let stdout = ''
+    let stderr = ''
+    let code: number | null = null
+    sock.on('connect', () => {
+      const body = Buffer.from(JSON.stringify({ version: 1, argv, cwd: process.cwd() }))
+      const head = Buffer.alloc(5)
+      head[0] = 0x52
+      head.writeUInt32BE(body.length, 1)
+      sock.write(Buffer.concat([head, body]))
+    })
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d])
+      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
+        const len = buf.readUInt32BE(1)
+        const payload = buf.subarray(5, 5 + len)
+        if (buf[0] === 0x4f) stdout += payload.toString()
+        else if (buf[0] === 0x45) stderr += payload.toString()
+        else if (buf[0] === 0x58) code = (JSON.parse(payload.toString()) as { code: number }).code
+        buf = buf.subarray(5 + len)
+      }
+    })
+    sock.on('error', reject)
+    sock.on('close', () => (code === null ? reject(new Error(`control socket closed without an exit frame: ${stderr}`)) : resolve({ code, stdout, stderr })))
+  })
+}
+
+interface Proc {
+  child: ChildProcess
+  /** Lines with the time (ms, performance.now()) they arrived. */
+  lines: { t: number; line: string }[]
+  text(): string
+  stop(): Promise<void>
+}
+
+let procSeq = 0
+
+/** Spawns a long-running process and keeps its output lines with arrival times. */
+function startProc(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+  const lines: { t: number; line: string }[] = []
+  let partial = ''
+  const onData = (d: Buffer): void => {
+    const t = now()
+    const parts = (partial + d.toString()).split('\n')
+    partial = parts.pop()!
+    for (const line of parts) lines.push({ t, line })
+  }
+  child.stdout!.on('data', onData)
+  child.stderr!.on('data', onData)
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+  return {
+    child,
+    lines,
+    text: () => lines.map((l) => l.line).join('\n'),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+      await exited
+      clearTimeout(timer)
+      const dir = process.env.BENCH_SYNC_LOG_DIR
+      if (dir) {
+        fs.mkdirSync(dir, { recursive: true })
+        const name = `${String(++procSeq).padStart(2, '0')}-${path.basename(cmd)}-${child.pid}.log`
+        fs.writeFileSync(path.join(dir, name), `${cmd} ${args.join(' ')}\n` + lines.map((l) => `+${(l.t / 1000).toFixed(3)} ${l.line}`).join('\n') + '\n')
+      }
+    }
+  }
+}
+
+async function waitLine(p: Proc, re: RegExp, what: string, timeoutMs = 60_000): Promise<number> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const hit = p.lines.find((l) => re.test(l.line))
+    if (hit) return hit.t
+    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`${what}: the process exited:\n${p.text().slice(-3000)}`)
+    if (Date.now() > end) throw new Error(`${what}: timed out:\n${p.text().slice(-3000)}`)
+    await sleep(20)
+  }
+}
+
+function startServer(dataDir: string, dhtPort: number, level = 'debug'): Proc {
+  const prof = process.env.BENCH_SYNC_CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.BENCH_SYNC_CPU_PROF}`, `--cpu-prof-name=${path.basename(dataDir)}-${Date.now()}.cpuprofile`] : []
+  return startProc(process.execPath, [...prof, bazilBin, `--data-dir=${dataDir}`, 'server', 'run', `--log-level=${level}`, `--bootstrap=127.0.0.1:${dhtPort}`], { ...process.env, BAZIL_DATA_DIR: '' })
+}
+
+const serverUp = (p: Proc): Promise<number> => waitLine(p, /listening on .*control\.sock/, 'bazil server start')
+
+// ---- the data set --------------------------------------------------------------------------
+
+interface DataSet {
+  root: string
+  files: number
+  bytes: number
+}
+
+function makeDataSet(root: string): DataSet {
+  fs.mkdirSync(path.join(root, 'small'), { recursive: true })
+  const fd = fs.openSync(path.join(root, 'big.bin'), 'w')
+  for (let i = 0; i < BIG_MIB; i++) fs.writeSync(fd, randomBytes(MiB), 0, MiB)
+  fs.closeSync(fd)
+  let bytes = BIG_MIB * MiB
+  for (let i = 0; i < SMALL_FILES; i++) {
+    const dir = path.join(root, 'small', `d${Math.floor(i / 100)}`)
+    if (i % 100 === 0) fs.mkdirSync(dir, { recursive: true })
+    const size = 512 + Math.floor(Math.random() * 8192)
+    fs.writeFileSync(path.join(dir, `f${i}.txt`), randomBytes(size))
+    bytes += size
+  }
+  return { root, files: SMALL_FILES + 1, bytes }
+}
+
+/** Files under root (relative path -> size), for checking what a contender delivered. */
+function listing(root: string): Map<string, number> {
+  const out = new Map<string, number>()
+  const walk = (rel: string): void => {
+    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name
+      if (e.isDirectory()) {
+        if (e.name.startsWith('.st')) continue // Syncthing's folder marker
+        walk(r)
+      } else if (e.isFile()) out.set(r, fs.statSync(path.join(root, r)).size)
+    }
+  }
+  walk('')
+  return out
+}
+
+/** Same files with the same sizes, and the big file byte for byte. */
+function check(src: DataSet, dest: string, who: string): void {
+  const a = listing(src.root)
+  const b = listing(dest)
+  if (a.size !== b.size) throw new Error(`${who}: ${b.size} files delivered, ${a.size} expected`)
+  for (const [p, size] of a) if (b.get(p) !== size) throw new Error(`${who}: ${p} is ${b.get(p)} bytes, ${size} expected`)
+  if (spawnSync('cmp', ['-s', path.join(src.root, 'big.bin'), path.join(dest, 'big.bin')]).status !== 0) throw new Error(`${who}: big.bin differs`)
+}
+
+// ---- rsync -----------------------------------------------------------------------------------
+
+function benchRsync(ds: DataSet, work: string): { secs: number; note: string } {
+  const dest = path.join(work, 'rsync-dest')
+  syncDisks()
+  const t0 = now()
+  const r = spawnSync('rsync', ['-a', `${ds.root}/`, `${dest}/`], { stdio: ['ignore', 'ignore', 'pipe'] })
+  syncDisks()
+  const secs = (now() - t0) / 1000
+  if (r.status !== 0) throw new Error(`rsync failed: ${r.stderr?.toString()}`)
+  check(ds, dest, 'rsync')
+  fs.rmSync(dest, { recursive: true, force: true })
+  const sshd = has('sshd') ? 'sshd is installed but not used' : 'no sshd on this machine'
+  return { secs, note: `local-mode rsync -a (no transport, no encryption; ${sshd}) + sync` }
+}
+
+// ---- raw hypercore over hyperswarm ---------------------------------------------------------
+
+/** Child: a corestore with one core holding the data set, served on the swarm until SIGTERM. */
+async function hcSeed(dir: string, dhtPort: number, src: string): Promise<void> {
+  const { default: Corestore } = await import('corestore')
+  const { default: Hyperswarm } = await import('hyperswarm')
+  const { default: DHT } = await import('hyperdht')
+  const store = new Corestore(dir)
+  const core = store.get({ name: 'bench' })
+  await core.ready()
+  let batch: Buffer[] = []
+  const push = async (b: Buffer): Promise<void> => {
+    batch.push(b)
+    if (batch.length >= 256) {
+      await core.append(batch)
+      batch = []
+    }
+  }
+  const fd = fs.openSync(path.join(src, 'big.bin'), 'r')
+  for (;;) {
+    const b = Buffer.allocUnsafe(HC_BLOCK)
+    const n = fs.readSync(fd, b, 0, HC_BLOCK, null)
+    if (n === 0) break
+    await push(n === HC_BLOCK ? b : b.subarray(0, n))
+  }
+  fs.closeSync(fd)
+  const dirs = fs.readdirSync(path.join(src, 'small')).sort()
+  for (const d of dirs) for (const f of fs.readdirSync(path.join(src, 'small', d)).sort()) await push(fs.readFileSync(path.join(src, 'small', d, f)))
+  if (batch.length) await core.append(batch)
+  const keyPair = DHT.keyPair()
+  const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: dhtPort }], firewalled: false, keyPair }) })
+  swarm.on('connection', (conn) => {
+    conn.on('error', () => {})
+    store.replicate(conn)
+  })
+  await swarm.listen()
+  process.stdout.write(JSON.stringify({ key: core.key.toString('hex'), publicKey: keyPair.publicKey.toString('hex'), length: core.length, byteLength: core.byteLength }) + '\n')
+  await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()))
+  await swarm.destroy()
+  await store.close()
+}
+
+/** Child: replicates the seeder's core into a new corestore; prints how long until it has every block. */
+async function hcFetch(dir: string, dhtPort: number, keyHex: string, peerHex: string, length: number): Promise<void> {
+  const { default: Corestore } = await import('corestore')
+  const { default: Hyperswarm } = await import('hyperswarm')
+  const { default: DHT } = await import('hyperdht')
+  const store = new Corestore(dir)
+  const core = store.get({ key: Buffer.from(keyHex, 'hex') })
+  await core.ready()
+  const keyPair = DHT.keyPair()
+  const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: dhtPort }], firewalled: false, keyPair }) })
+  let connectedMs = 0
+  const t0 = now()
+  swarm.on('connection', (conn) => {
+    if (!connectedMs) connectedMs = now() - t0
+    conn.on('error', () => {})
+    store.replicate(conn)
+  })
+  swarm.joinPeer(Buffer.from(peerHex, 'hex'))
+  const range = core.download({ start: 0, end: length })
+  await range.done()
+  if (core.contiguousLength < length) throw new Error(`downloader has ${core.contiguousLength} of ${length} blocks`)
+  const doneMs = now() - t0
+  const byteLength = core.byteLength
+  await swarm.destroy()
+  await store.close()
+  spawnSync('sync') // on disk, as every other contender
+  process.stdout.write(JSON.stringify({ ms: now() - t0, doneMs, connectedMs, byteLength }) + '\n')
+}
+
+function childArgs(args: string[]): string[] {
+  return [...process.execArgv, fileURLToPath(import.meta.url), ...args]
+}
+
+async function benchHypercore(ds: DataSet, work: string, dhtPort: number): Promise<{ secs: number; note: string }> {
+  const seedDir = path.join(work, 'hc-seed')
+  const fetchDir = path.join(work, 'hc-fetch')
+  const seeder = startProc(process.execPath, childArgs(['--hc-seed', seedDir, String(dhtPort), ds.root]))
+  try {
+    await waitLine(seeder, /^\{"key"/, 'hypercore seeder', 600_000)
+    const info = JSON.parse(seeder.lines.find((l) => l.line.startsWith('{"key"'))!.line) as { key: string; publicKey: string; length: number; byteLength: number }
+    if (info.byteLength !== ds.bytes) throw new Error(`seeder holds ${info.byteLength} bytes, the data set is ${ds.bytes}`)
+    syncDisks()
+    const r = spawnSync(process.execPath, childArgs(['--hc-fetch', fetchDir, String(dhtPort), info.key, info.publicKey, String(info.length)]), { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 1_800_000 })
+    if (r.status !== 0) throw new Error(`hypercore downloader failed: ${r.stderr}`)
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; doneMs: number; connectedMs: number; byteLength: number }
+    if (out.byteLength !== ds.bytes) throw new Error(`downloader got ${out.byteLength} bytes, ${ds.bytes} expected`)
+    // Timed inside the downloader: from joinPeer until it has every block, closed its store and ran sync(1).
+    return { secs: out.ms / 1000, note: `${info.length} blocks (64 KiB + one per small file); connected after ${out.connectedMs.toFixed(0)} ms, every block after ${(out.doneMs / 1000).toFixed(2)} s, then close + sync` }
+  } finally {
+    await seeder.stop()
+    fs.rmSync(seedDir, { recursive: true, force: true })
+    fs.rmSync(fetchDir, { recursive: true, force: true })
+  }
+}
+
+// ---- Syncthing ------------------------------------------------------------------------------
+
+function ensureSyncthing(): string | null {
+  if (has('syncthing')) return null
+  log('syncthing is missing: apt-get install -y syncthing')
+  let r = spawnSync('apt-get', ['install', '-y', 'syncthing'], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { encoding: 'utf8' })
+    r = spawnSync('apt-get', ['install', '-y', 'syncthing'], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  }
+  if (r.status !== 0 || !has('syncthing')) return `apt-get install syncthing failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`
+  return null
+}
+
+interface StNode {
+  home: string
+  id: string
+  gui: number
+  listen: number
+  key: string
+  proc?: Proc
+}
+
+function stConfig(self: StNode, other: StNode, folder: string | null): string {
+  const dev = (n: StNode, addr: string): string =>
+    `  <device id="${n.id}" name="${path.basename(n.home)}" compression="never" introducer="false"><address>${addr}</address><autoAcceptFolders>false</autoAcceptFolders></device>\n`
+  const folderXml = folder
+    ? `  <folder id="bench" label="bench" path="${folder}" type="sendreceive" rescanIntervalS="86400" fsWatcherEnabled="false" ignorePerms="false" autoNormalize="true">\n` +
+      `    <filesystemType>basic</filesystemType>\n    <device id="${self.id}"></device>\n    <device id="${other.id}"></device>\n    <minDiskFree unit="%">0</minDiskFree>\n  </folder>\n`
+    : ''
+  return `<configuration version="36">\n${folderXml}${dev(self, 'dynamic')}${dev(other, `tcp://127.0.0.1:${other.listen}`)}` +
+    `  <gui enabled="true" tls="false" debugging="false"><address>127.0.0.1:${self.gui}</address><apikey>${self.key}</apikey></gui>\n` +
+    '  <options>\n' +
+    `    <listenAddress>tcp://127.0.0.1:${self.listen}</listenAddress>\n` +
+    '    <globalAnnounceEnabled>false</globalAnnounceEnabled>\n    <localAnnounceEnabled>false</localAnnounceEnabled>\n' +
+    '    <relaysEnabled>false</relaysEnabled>\n    <natEnabled>false</natEnabled>\n    <stunKeepaliveStartS>0</stunKeepaliveStartS>\n' +
+    '    <urAccepted>-1</urAccepted>\n    <autoUpgradeIntervalH>0</autoUpgradeIntervalH>\n    <crashReportingEnabled>false</crashReportingEnabled>\n' +
+    '    <startBrowser>false</startBrowser>\n    <reconnectionIntervalS>1</reconnectionIntervalS>\n    <setLowPriority>false</setLowPriority>\n' +
+    '    <minHomeDiskFree unit="%">0</minHomeDiskFree>\n' +
+    '  </options>\n</configuration>\n'
+}
+
+async function stApi<T>(n: StNode, method: string, p: string, body?: unknown): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${n.gui}${p}`, {
+    method,
+    headers: { 'X-API-Key': n.key, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  if (!res.ok) throw new Error(`syncthing ${method} ${p}: ${res.status} ${await res.text()}`)
+  const text = await res.text()
+  return (text ? JSON.parse(text) : null) as T
+}
+
+async function stUntil(what: string, n: StNode, cond: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      if (await cond()) return
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > end) throw new Error(`syncthing: timed out waiting for ${what}:\n${n.proc?.text().slice(-2000) ?? ''}`)
+    await sleep(stepMs)
+  }
+}
+
+interface FolderStatus {
+  state: string
+  needFiles: number
+  needBytes: number
+  globalFiles: number
+  globalBytes: number
+  inSyncBytes: number
+  localFiles: number
+  localBytes: number
+}
+
+async function benchSyncthing(ds: DataSet, work: string): Promise<{ secs: number; note: string } | { skipped: string }> {
+  const why = ensureSyncthing()
+  if (why) return { skipped: why }
+  const version = spawnSync('syncthing', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').slice(0, 2).join(' ')
+  const mk = async (name: string): Promise<StNode> => {
+    const home = path.join(work, `st-${name}`)
+    const r = spawnSync('syncthing', ['generate', `--home=${home}`, '--no-default-folder', '--skip-port-probing'], { encoding: 'utf8' })
+    const m = /Device ID: ([A-Z0-9-]+)/.exec(r.stdout + r.stderr)
+    if (r.status !== 0 || !m) throw new Error(`syncthing generate failed: ${r.stderr}`)
+    return { home, id: m[1], gui: await freePort(), listen: await freePort(), key: randomBytes(16).toString('hex') }
+  }
+  const sender = await mk('sender')
+  const receiver = await mk('receiver')
+  const dest = path.join(work, 'st-dest')
+  fs.writeFileSync(path.join(sender.home, 'config.xml'), stConfig(sender, receiver, ds.root))
+  fs.writeFileSync(path.join(receiver.home, 'config.xml'), stConfig(receiver, sender, null))
+  const env = { ...process.env, STNORESTART: '1', STNOUPGRADE: '1', STNODEFAULTFOLDER: '1' }
+  const serve = (n: StNode): Proc => startProc('syncthing', ['serve', `--home=${n.home}`, '--no-browser', '--no-restart', '--no-upgrade', '--no-default-folder'], env)
+  try {
+    sender.proc = serve(sender)
+    // The sender scans (hashes) the data set first: like bazil's import, not part of the sync.
+    const t0 = now()
+    let senderBytes = -1
+    await stUntil('the sender to scan the data set', sender, async () => {
+      const s = await stApi<FolderStatus>(sender, 'GET', '/rest/db/status?folder=bench')
+      senderBytes = s.globalBytes // Syncthing counts 128 bytes per directory: compare its own figures
+      return s.state === 'idle' && s.localFiles === ds.files && s.needFiles === 0
+    }, 1_800_000, 250)
+    const scanSecs = (now() - t0) / 1000
+    receiver.proc = serve(receiver)
+    await stUntil('the two instances to connect', receiver, async () => {
+      const c = await stApi<{ connections: Record<string, { connected: boolean }> }>(receiver, 'GET', '/rest/system/connections')
+      return c.connections[sender.id]?.connected === true
+    }, 120_000)
+    syncDisks()
+    const t1 = now()
+    await stApi(receiver, 'POST', '/rest/config/folders', {
+      id: 'bench', label: 'bench', path: dest, type: 'sendreceive', fsWatcherEnabled: false, rescanIntervalS: 86400,
+      devices: [{ deviceID: receiver.id }, { deviceID: sender.id }], minDiskFree: { value: 0, unit: '%' }
+    })
+    await stUntil('the receiver to complete', receiver, async () => {
+      const s = await stApi<FolderStatus>(receiver, 'GET', '/rest/db/status?folder=bench')
+      return s.state === 'idle' && s.needFiles === 0 && s.needBytes === 0 && s.globalFiles === ds.files && s.globalBytes === senderBytes && s.inSyncBytes === s.globalBytes
+    }, 1_800_000, 100)
+    syncDisks()
+    const secs = (now() - t1) / 1000
+    check(ds, dest, 'syncthing')
+    return { secs, note: `${version}, TCP on 127.0.0.1, TLS; discovery, relays, NAT traversal off; timed from the receiver's folder add (REST) to /rest/db/status complete + sync; the sender's scan took ${scanSecs.toFixed(1)} s before (not timed)` }
+  } finally {
+    for (const n of [receiver, sender]) await n.proc?.stop()
+    fs.rmSync(path.join(ds.root, '.stfolder'), { recursive: true, force: true })
+    for (const n of [receiver, sender]) fs.rmSync(n.home, { recursive: true, force: true })
+    fs.rmSync(dest, { recursive: true, force: true })
+  }
+}
+
+// ---- bazil ---------------------------------------------------------------------------------
+
+interface Peers {
+  white: string
+  black: string
+  WHITE: string
+  BLACK: string
+}
+
+interface BazilResult {
+  importSecs: number
+  pairSecs: number
+  connectSecs: number
+  syncSecs: number
+  logSecs: number
+  exportSecs: number
+  reexportSecs: number
+  syncJson: Record<string, unknown>
+  cpu: { white: number; black: number }
+  peers: Peers
+  servers: Proc[]
+}
+
+/** With `content` false: only the pair (import, connect, log sync), for a convergence run alone. */
+async function benchBazil(ds: DataSet, work: string, dhtPort: number, content = true): Promise<BazilResult> {
+  const white = path.join(work, 'white')
+  const black = path.join(work, 'black')
+  await ok(white, ['create'])
+  await ok(black, ['create'])
+  for (const d of [white, black]) fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ firewalled: false }))
+  const sekrit = randomBytes(32)
+  await ok(white, ['sharing', 'add', 'friends'], sekrit)
+  await ok(black, ['sharing', 'add', 'friends'], sekrit)
+  const WHITE = (await ok(white, ['debug', 'pubkey'])).trim()
+  const BLACK = (await ok(black, ['debug', 'pubkey'])).trim()
+  await ok(white, ['volume', 'create', '--sharing=friends', 'v'])
+  syncDisks()
+  let t = now()
+  await ok(white, ['volume', 'import', 'v', ds.root])
+  syncDisks()
+  const importSecs = (now() - t) / 1000
+  log(`bazil: white imported the data set in ${importSecs.toFixed(1)} s`)
+
+  const servers = [startServer(white, dhtPort), startServer(black, dhtPort)]
+  try {
+    await Promise.all(servers.map(serverUp))
+    await ok(white, ['peer', 'add', BLACK])
+    await ok(white, ['peer', 'storage', 'allow', BLACK, 'local'])
+    await ok(white, ['peer', 'volume', 'allow', BLACK, 'v'])
+    const tAdd = now()
+    await ok(black, ['peer', 'add', WHITE])
+    // Like Syncthing's, the timer starts with the two peers connected: pairing is not syncing.
+    const connectedAt = await waitLine(servers[1], /net: peer \S+ connected/, 'black connecting to white', 120_000)
+    const pairSecs = (connectedAt - tAdd) / 1000
+    log(`bazil: peers connected ${pairSecs.toFixed(2)} s after black's peer add`)
+    const cpu0 = { white: cpuSecs(servers[0].child.pid), black: cpuSecs(servers[1].child.pid) }
+    syncDisks()
+    // Timed from here: what black's user runs to get the volume, then its content.
+    t = now()
+    await ok(black, ['volume', 'connect', '--sharing=friends', '--timeout=120', WHITE, 'v'])
+    await ok(black, ['volume', 'storage', 'add', 'v', `peerkey:${WHITE}`])
+    const connectSecs = (now() - t) / 1000
+    const syncJson = JSON.parse(await ok(black, ['volume', 'sync', '--json', '--timeout=600', 'v', WHITE])) as Record<string, unknown>
+    const logSecs = (now() - t) / 1000
+    const syncSecs = logSecs - connectSecs
+    if (!content) return { importSecs, pairSecs, connectSecs, syncSecs, logSecs, exportSecs: NaN, reexportSecs: NaN, syncJson, cpu: { white: NaN, black: NaN }, peers: { white, black, WHITE, BLACK }, servers }
+    const dest = path.join(work, 'bazil-dest')
+    const t1 = now()
+    await ok(black, ['volume', 'export', 'v', dest])
+    syncDisks()
+    const exportSecs = (now() - t1) / 1000
+    const cpu = { white: cpuSecs(servers[0].child.pid) - cpu0.white, black: cpuSecs(servers[1].child.pid) - cpu0.black }
+    check(ds, dest, 'bazil')
+    fs.rmSync(dest, { recursive: true, force: true })
+    // The same export again, now that every block is in black's own store: the local part.
+    syncDisks()
+    const t2 = now()
+    await ok(black, ['volume', 'export', 'v', dest])
+    syncDisks()
+    const reexportSecs = (now() - t2) / 1000
+    fs.rmSync(dest, { recursive: true, force: true })
+    return { importSecs, pairSecs, connectSecs, syncSecs, logSecs, exportSecs, reexportSecs, syncJson, cpu, peers: { white, black, WHITE, BLACK }, servers }
+  } catch (err) {
+    for (const s of servers) await s.stop()
+    throw err
+  }
+}
+
+/** Store sizes on disk (for the notes). */
+function duMiB(dir: string): number {
+  const r = spawnSync('du', ['-sm', dir], { encoding: 'utf8' })
+  return Number(r.stdout.split('\t')[0])
+}
+
+/**
+ * bazil's modules from dist/, the code the servers run (bin/bazil.js), also when this file runs
+ * under tsx: the data dirs the servers open must be written by the same code.
+ */
+async function distModules(): Promise<{ DataDir: typeof import('../src/datadir.js').DataDir; Node: typeof import('../src/node.js').Node; hash: typeof import('../src/crypto.js').hash }> {
+  const dist = (p: string): string => pathToFileURL(path.join(repoRoot, 'dist', 'src', p)).href
+  const [d, n, c] = await Promise.all([import(dist('datadir.js')), import(dist('node.js')), import(dist('crypto.js'))])
+  return { DataDir: d.DataDir, Node: n.Node, hash: c.hash }
+}
+
+// ---- convergence after offline work --------------------------------------------------------
+
+/**
+ * Each side makes OPS ops on its own data dir while the servers are down: new files, new
+ * versions of existing ones, chmods, renames, across the data set's 100 directories.
+ * In-process through the Volume API (what the CLI and the mount call), OPS_PER_ENTRY ops per
+ * log entry. Returns the side's log length.
+ */
+async function offlineOps(dataDir: string, seed: number): Promise<{ logLength: number; secs: number; reopen: string }> {
+  const { DataDir, Node } = await distModules()
+  const t0 = now()
+  const node = await Node.open(DataDir.open(dataDir))
+  try {
+    const vol = await node.volume('v')
+    const dirs = Math.max(1, Math.ceil(SMALL_FILES / 100))
+    const fileIn = (d: number, k: number): string => `/small/d${d}/f${d * 100 + (k % 100)}.txt`
+    const dirOf = (i: number): number => (i * 7 + seed * 13) % dirs
+    for (let i = 0; i < OPS; i++) {
+      const d = dirOf(i)
+      try {
+        switch (i % 4) {
+          case 0: await vol.writeFile(fileIn(d, i + seed), Buffer.from(`version ${i} from ${seed}\n`)); break
+          case 1: await vol.writeFile(`/small/d${d}/new-${seed}-${i}.txt`, Buffer.from(`new ${i} from ${seed}\n`)); break
+          case 2: vol.setattr(fileIn(d, i * 3 + seed), { mode: 0o600 + seed }); break
+          case 3: vol.rename(`/small/d${dirOf(i - 2)}/new-${seed}-${i - 2}.txt`, `/small/d${d}/moved-${seed}-${i}.txt`); break
+        }
+      } catch {
+        // a path an earlier op moved away: skipped, as a user would get ENOENT
+      }
+      if ((i + 1) % OPS_PER_ENTRY === 0) await vol.flush()
+    }
+    await vol.flush()
+    const logLength = vol.log.length
+    const secs = (now() - t0) / 1000
+    await node.close()
+    // What the server's open will find: the checkpoint the close wrote, or a replay of the logs.
+    const again = await Node.open(DataDir.open(dataDir))
+    try {
+      const v = await again.volume('v')
+      return { logLength, secs, reopen: `${v.opened.fromCheckpoint ? 'from its checkpoint' : 'NOT from its checkpoint'}, ${v.opened.replayedEntries} entries replayed, ${(v.opened.ms / 1000).toFixed(2)} s` }
+    } finally {
+      await again.close()
+    }
+  } catch (err) {
+    await node.close().catch(() => {})
+    throw err
+  }
+}
+
+/** The whole tree of a data dir's volume: paths, content hashes, modes (servers stopped). */
+async function treeDump(dataDir: string): Promise<{ hash: string; paths: number }> {
+  const { DataDir, Node, hash } = await distModules()
+  const node = await Node.open(DataDir.open(dataDir))
+  try {
+    const vol = await node.volume('v')
+    const all = [...vol.tree.walk('/')].map((s) => [s.path, s.kind, s.content?.hash ?? null, s.mode, s.target ?? null])
+    return { hash: hash(Buffer.from(JSON.stringify(all))).toString('hex').slice(0, 16), paths: all.length }
+  } finally {
+    await node.close()
+  }
+}
+
+interface SyncJson {
+  entries: number
+  complete: boolean
+  ms: number
+  received: number
+  sent: number
+  entriesApplied: number
+}
+
+async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
+  const [w, b] = [await offlineOps(p.white, 1), await offlineOps(p.black, 2)]
+  log(`converge: ${OPS} offline ops took ${w.secs.toFixed(1)} s (white), ${b.secs.toFixed(1)} s (black); a reopen: white ${w.reopen}; black ${b.reopen}`)
+  const expected = (w.logLength - 1) + (b.logLength - 1)
+  syncDisks()
+  const t0 = now()
+  const servers = [startServer(p.white, dhtPort), startServer(p.black, dhtPort)]
+  const peerOf = [p.BLACK, p.WHITE]
+  const dirs = [p.white, p.black]
+  let rounds = 0
+  let firstSync: SyncJson[] = []
+  let upMs = 0
+  let convergedMs = 0
+  let cpu: number[] = []
+  try {
+    const up = await Promise.all(servers.map(serverUp))
+    upMs = Math.max(...up) - t0
+    // Both sides ask for a sync at once (as the user would run `volume sync` on each), again until
+    // both have applied every entry of both logs.
+    for (;;) {
+      rounds++
+      const res = await Promise.all(dirs.map(async (d, k) => {
+        const r = await control(d, ['volume', 'sync', '--json', '--timeout=60', 'v', peerOf[k]])
+        if (r.code !== 0 && !r.stdout) throw new Error(`volume sync on ${path.basename(d)} failed: ${r.stderr}`)
+        return JSON.parse(r.stdout) as SyncJson
+      }))
+      if (rounds === 1) firstSync = res
+      if (res.every((r) => r.entries === expected)) break
+      if (now() - t0 > 600_000) throw new Error(`no convergence after 600 s: ${JSON.stringify(res)} (expected ${expected} entries)`)
+      await sleep(20)
+    }
+    convergedMs = now() - t0
+    cpu = servers.map((s) => cpuSecs(s.child.pid))
+  } finally {
+    for (const s of servers) await s.stop()
+  }
+  const connected = servers.map((s) => s.lines.find((l) => /net: peer \S+ connected/.test(l.line))?.t ?? NaN)
+  const connMs = Math.max(...connected) - t0
+  const [dw, db] = [await treeDump(p.white), await treeDump(p.black)]
+  const same = dw.hash === db.hash
+  const fromUp = (convergedMs - upMs) / 1000
+  const fromConn = (convergedMs - connMs) / 1000
+  const note = `a reopen after the offline ops: white ${w.reopen}, black ${b.reopen}; same tree on both: ${same} (${dw.paths} paths, ${dw.hash} / ${db.hash}); ${expected} entries in all; servers started (processes spawned → control sockets up) in ${(upMs / 1000).toFixed(2)} s, peers connected at ${(connMs / 1000).toFixed(2)} s; ` +
+    `first volume sync on each: ${firstSync.map((r) => `${r.ms} ms (received ${r.received}, applied ${r.entriesApplied})`).join(', ')}; ${rounds} round(s) of volume sync on both; server cpu since spawn ${cpu.map((c) => c.toFixed(1)).join(' s / ')} s; load avg ${os.loadavg()[0].toFixed(1)}`
+  if (!same) throw new Error(`converge: the two trees differ: ${note}`)
+  return [
+    { name: `converge ${OPS}+${OPS} offline ops after reconnect (from both servers up)`, value: fromUp, unit: 's', target: 2, ok: fromUp <= 2, note },
+    { name: `converge ${OPS}+${OPS} offline ops (from the peers' connection)`, value: fromConn, unit: 's', target: 2, ok: fromConn <= 2 },
+    { name: `converge ${OPS}+${OPS} offline ops (from spawning both servers)`, value: convergedMs / 1000, unit: 's' },
+    { name: `${OPS} offline ops on each peer (in-process, ${OPS_PER_ENTRY} op per entry; not timed above)`, value: (w.secs + b.secs) / 2, unit: 's per peer' }
+  ]
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+export async function run(): Promise<Row[]> {
+  const rows: Row[] = []
+  const work = fs.mkdtempSync(path.join(repoRoot, '.bench-work-sync-'))
+  let dht: Proc | null = null
+  let servers: Proc[] = []
+  try {
+    log(`data set: ${BIG_MIB} MiB file + ${SMALL_FILES} small files`)
+    const ds = makeDataSet(path.join(work, 'src'))
+    const mb = ds.bytes / 1e6
+    const label = `${BIG_MIB} MiB + ${SMALL_FILES} files`
+    const dhtPort = await freeUdpPort()
+    dht = startProc(process.execPath, [bazilBin, 'dht', 'run', '--host=127.0.0.1', `--port=${dhtPort}`])
+    await waitLine(dht, /DHT bootstrap node/, 'bazil dht run')
+
+    const base: { name: string; secs: number; note: string }[] = []
+    const skipped: Row[] = []
+    if (PARTS.has('rsync')) {
+      log('rsync')
+      if (!has('rsync')) skipped.push({ name: `first sync ${label}: rsync`, value: NaN, unit: 'MB/s', note: 'skipped: rsync is not installed' })
+      else base.push({ name: 'rsync -a (local)', ...benchRsync(ds, work) })
+    }
+    if (PARTS.has('hypercore')) {
+      log('raw hypercore over hyperswarm')
+      base.push({ name: 'raw hypercore over hyperswarm', ...(await benchHypercore(ds, work, dhtPort)) })
+    }
+    if (PARTS.has('syncthing')) {
+      log('syncthing')
+      const st = await benchSyncthing(ds, work)
+      if ('skipped' in st) skipped.push({ name: `first sync ${label}: Syncthing`, value: NaN, unit: 'MB/s', note: `skipped: ${st.skipped}` })
+      else base.push({ name: 'Syncthing', ...st })
+    }
+    const hc = base.find((x) => x.name.startsWith('raw hypercore'))
+    const st = base.find((x) => x.name === 'Syncthing')
+    for (const x of base) rows.push({ name: `first sync ${label}: ${x.name}`, value: mb / x.secs, unit: 'MB/s', note: `${x.secs.toFixed(2)} s; ${x.note}` })
+    rows.push(...skipped)
+
+    if (PARTS.has('bazil') || PARTS.has('converge')) {
+      log(PARTS.has('bazil') ? 'bazil' : 'bazil: the pair for the convergence run (no content sync)')
+      const r = await benchBazil(ds, work, dhtPort, PARTS.has('bazil'))
+      servers = r.servers
+      if (PARTS.has('bazil')) {
+        const total = r.logSecs + r.exportSecs
+        const bz = mb / total
+        const storeNote = `stores: white ${duMiB(path.join(r.peers.white))} MiB, black ${duMiB(path.join(r.peers.black))} MiB on disk`
+        const name = `first sync ${label}: bazil connect + storage add + sync + export`
+        const what = `${total.toFixed(2)} s = connect + storage add ${r.connectSecs.toFixed(2)} s + volume sync ${r.syncSecs.toFixed(2)} s (${JSON.stringify({ received: r.syncJson.received, writers: r.syncJson.writers, entries: r.syncJson.entries })}) + volume export to a dir ${r.exportSecs.toFixed(2)} s (every block fetched from white's store, kept in black's, the files written) + sync; server cpu white ${r.cpu.white.toFixed(1)} s, black ${r.cpu.black.toFixed(1)} s; ${storeNote}`
+        if (st) rows.push({ name, value: bz, unit: 'MB/s', baseline: 'Syncthing', baselineValue: mb / st.secs, ratio: bz / (mb / st.secs), target: 1, ok: bz >= mb / st.secs, note: what })
+        if (hc) rows.push({ name, value: bz, unit: 'MB/s', baseline: 'raw hypercore over hyperswarm', baselineValue: mb / hc.secs, ratio: bz / (mb / hc.secs), target: 0.8, ok: bz / (mb / hc.secs) >= 0.8, note: st ? undefined : what })
+        const rs = base.find((x) => x.name.startsWith('rsync'))
+        if (rs) rows.push({ name, value: bz, unit: 'MB/s', baseline: 'rsync -a (local)', baselineValue: mb / rs.secs, ratio: bz / (mb / rs.secs), note: st || hc ? undefined : what })
+        if (!st && !hc && !rs) rows.push({ name, value: bz, unit: 'MB/s', note: what })
+        rows.push({ name: `bazil: log sync alone (connect + storage add + volume sync)`, value: r.logSecs, unit: 's', note: `the volume's entries only; content comes on demand. Before the timer: the peers connected ${r.pairSecs.toFixed(2)} s after black's \`peer add\`` })
+        rows.push({ name: `bazil: export again, every block now local (the local part of the export)`, value: mb / r.reexportSecs, unit: 'MB/s', note: `${r.reexportSecs.toFixed(2)} s; network fetch ≈ ${(r.exportSecs - r.reexportSecs).toFixed(2)} s of the first export` })
+        rows.push({ name: `bazil: white's import of the data set (not in the sync figure)`, value: mb / r.importSecs, unit: 'MB/s', note: `${r.importSecs.toFixed(2)} s, volume import + sync` })
+      }
+      for (const s of servers) await s.stop()
+      servers = []
+      if (PARTS.has('converge')) {
+        log('convergence')
+        rows.push(...(await benchConverge(r.peers, dhtPort)))
+      }
+    }
+  } finally {
+    for (const s of servers) await s.stop()
+    await dht?.stop()
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+  return rows
+}
+
+async function main(): Promise<void> {
+  const a = process.argv
+  const i = a.indexOf('--hc-seed')
+  if (i >= 0) return hcSeed(a[i + 1], Number(a[i + 2]), a[i + 3])
+  const j = a.indexOf('--hc-fetch')
+  if (j >= 0) return hcFetch(a[j + 1], Number(a[j + 2]), a[j + 3], a[j + 4], Number(a[j + 5]))
+  const rows = await run()
+  for (const r of rows) {
+    const v = Number.isNaN(r.value) ? '—' : r.value >= 100 ? r.value.toFixed(0) : r.value.toFixed(2)
+    const base = r.baseline ? `  vs ${r.baseline} ${r.baselineValue!.toFixed(1)}: ratio ${r.ratio!.toFixed(2)}` : ''
+    const target = r.target !== undefined ? `  (target ${r.unit === 's' ? '≤' : '≥'} ${r.target}: ${r.ok ? 'ok' : 'MISSED'})` : ''
+    console.log(`${r.name}: ${v} ${r.unit}${base}${target}${r.note ? `\n    ${r.note}` : ''}`)
+  }
+  const out = path.join(repoRoot, 'bench', 'results', 'sync.json')
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version }, params: { BIG_MIB, SMALL_FILES, OPS, OPS_PER_ENTRY }, rows }, null, 2) + '\n')
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err)
+      process.exit(1)
+    }
+  )
+}
