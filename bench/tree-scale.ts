@@ -125,7 +125,11 @@ async function offlineOps(vol: Volume, seed: number, commitMs: number | null): P
         case 0: fakeWrite(vol, p, 10_000_000 * seed + i); break
         case 1: fakeWrite(vol, `/d${d}/new-${seed}-${i}`, 10_000_000 * seed + i); break
         case 2: vol.setattr(p, { mode: 0o600 + seed }); break
-        case 3: vol.rename(`/d${d}/new-${seed}-${i - 2}`, `/d${(d + 1) % (DIRS - 1)}/moved-${seed}-${i}`); break
+        case 3: {
+          const from = ((i - 2) * 7 + seed * 13) % (DIRS - 1) // where op i-2 created it
+          vol.rename(`/d${from}/new-${seed}-${i - 2}`, `/d${(d + 1) % (DIRS - 1)}/moved-${seed}-${i}`)
+          break
+        }
       }
     } catch {
       // a path the other ops already moved: skip, as a user would get ENOENT

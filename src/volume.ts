@@ -238,6 +238,7 @@ export class Volume {
     for (const [hex, writer] of [...this.writers].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (this.closed) break
       let next = this.applied.get(hex) ?? 1
+      const entriesBefore = entries
       let batch: IncomingChange[] = []
       const apply = (): void => {
         const t0 = performance.now()
@@ -270,8 +271,8 @@ export class Volume {
       }
       this.stats.readMs += performance.now() - t0
       if (batch.length > 0) apply()
-      this.stats.entries += entries
-      if (entries > 0) this.changedSinceCheckpoint = true
+      this.stats.entries += entries - entriesBefore
+      if (entries > entriesBefore) this.changedSinceCheckpoint = true
       this.applied.set(hex, next)
     }
     return entries

@@ -799,3 +799,21 @@ test('bazil volume conflicts / resolve on a data dir whose volume got conflicts 
     cleanup()
   }
 })
+
+test('replay counts each applied entry once, whatever the number of writers', async () => {
+  const c = await Cluster.create(3)
+  try {
+    const [a, b, d] = c.vols
+    for (let i = 0; i < 5; i++) {
+      await a.writeFile(`/f${i}`, text(`a ${i}`))
+      await a.flush()
+    }
+    await b.writeFile('/from-b', text('b'))
+    await b.flush()
+    c.setLinks(0b111)
+    await c.settle()
+    assert.equal(d.stats.entries, 6)
+    assert.equal(b.stats.entries, 5)
+    assert.equal(a.stats.entries, 1)
+  } finally { await c.close() }
+})
