@@ -16,19 +16,12 @@ import type { FuseOps, FuseStat } from 'fuse-native'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { BazilFuse, VolumeMount } from '../src/fs/fuse/mount.js'
+import type { Row } from './row.js'
+export type { Row }
 
 const exec = promisify(execFile)
 const MiB = 1024 * 1024
 
-export interface Row {
-  name: string
-  value: number
-  unit: string
-  baseline: string
-  baselineValue: number
-  ratio: number
-  note: string
-}
 
 interface Target {
   label: string

@@ -18,6 +18,7 @@ import { Chunker } from '../src/fs/cas/index.js'
 import { run as runFuseBench } from './fuse-bench.js'
 import { run as runTreeScale } from './tree-scale.js'
 import { run as runSyncBench } from './sync-bench.js'
+import type { Row } from './row.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
@@ -28,15 +29,6 @@ const SMALL_FILES = Number(process.env.BENCH_SMALL_FILES ?? 10000)
 const DEDUP_MIB = Number(process.env.BENCH_DEDUP_MIB ?? 100)
 const MiB = 1024 * 1024
 
-interface Row {
-  name: string
-  value: number
-  unit: string
-  baseline?: string
-  baselineValue?: number
-  ratio?: number
-  note?: string
-}
 const rows: Row[] = []
 
 function has(cmd: string): boolean {

@@ -26,18 +26,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomBytes } from 'node:crypto'
+import type { Row } from './row.js'
+export type { Row }
 
-export interface Row {
-  name: string
-  value: number
-  unit: string
-  baseline?: string
-  baselineValue?: number
-  ratio?: number
-  target?: number
-  ok?: boolean
-  note?: string
-}
 
 const BIG_MIB = Number(process.env.BENCH_SYNC_BIG_MIB ?? process.env.BENCH_BIG_MIB ?? 1024)
 const SMALL_FILES = Number(process.env.BENCH_SYNC_SMALL_FILES ?? process.env.BENCH_SMALL_FILES ?? 10_000)

@@ -17,15 +17,9 @@ import { randomBytes } from '../src/crypto.js'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
+import type { Row } from './row.js'
+export type { Row }
 
-export interface Row {
-  name: string
-  value: number
-  unit: string
-  target?: number
-  ok?: boolean
-  note?: string
-}
 
 const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
 const DIRS = Number(process.env.BENCH_TREE_DIRS ?? 1000)

@@ -5,39 +5,19 @@
 // never holds a plaintext name or byte of content.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import createTestnet from '@hyperswarm/testnet'
 import type { Hypercore } from 'hypercore'
-import { bazil, runInProcess, startServer, tempDir, type RunResult, type ServerProcess } from './helpers.js'
+import { bazil, runInProcess, startServer, tempDir, type ServerProcess } from './helpers.js'
 import { startPeer, sleep, type TestPeer } from './net-helpers.js'
+import { hasFuse, isMounted, ok, sh } from './peer-setup.js'
 import { decodeKey, encodeKey, randomBytes } from '../src/crypto.js'
 import { PeerRegistry, ProtocolError, decodeMessage, encodeMessage, type Message } from '../src/net/index.js'
 import { MAX_STORES } from '../src/net/protocol.js'
 import { DataDir } from '../src/datadir.js'
 
-const hasFuse = fs.existsSync('/dev/fuse')
 if (!hasFuse) console.warn('\n*** /dev/fuse is missing: the closet test reads on black with the CLI instead of a mount ***\n')
-
-function isMounted(mp: string): boolean {
-  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mp)
-}
-
-/** A shell in a child process: this process must never touch a mount its child serves synchronously. */
-function sh(script: string, timeoutMs = 20_000): Promise<{ code: number; out: string; ms: number }> {
-  const t0 = Date.now()
-  return new Promise((resolve) => {
-    execFile('sh', ['-c', script], { timeout: timeoutMs, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr, ms: Date.now() - t0 })
-    )
-  })
-}
-
-function ok<R extends Pick<RunResult, 'code' | 'stderr' | 'stdout'>>(r: R, what: string, log = ''): R {
-  assert.equal(r.code, 0, `${what}: ${r.stderr}\n${log}`)
-  return r
-}
 
 /**
  * The CLI run in this process: with a server running, it hands the command to the server

@@ -25,7 +25,7 @@ export function sh(script: string, timeoutMs = 20_000): Promise<{ code: number; 
   })
 }
 
-export function ok(r: RunResult, what: string, log = ''): RunResult {
+export function ok<R extends Pick<RunResult, 'code' | 'stderr' | 'stdout'>>(r: R, what: string, log = ''): R {
   assert.equal(r.code, 0, `${what}: ${r.stderr}\n${log}`)
   return r
 }

@@ -2,41 +2,13 @@
 // servers on a loopback DHT testnet, volume connect / storage add / sync, both mounts.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import createTestnet from '@hyperswarm/testnet'
-import { bazil, startServer, tempDir, type RunResult, type ServerProcess } from './helpers.js'
+import { bazil, startServer, tempDir, type ServerProcess } from './helpers.js'
+import { eventually, hasFuse, isMounted, ok, sh } from './peer-setup.js'
 
-const hasFuse = fs.existsSync('/dev/fuse')
 if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the sync walkthrough with mounts ***\n')
-
-function isMounted(mp: string): boolean {
-  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mp)
-}
-
-/** A shell in a child process: this process must never touch a mount its child serves synchronously. */
-function sh(script: string, timeoutMs = 20_000): Promise<{ code: number; out: string; ms: number }> {
-  const t0 = Date.now()
-  return new Promise((resolve) => {
-    execFile('sh', ['-c', script], { timeout: timeoutMs }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr, ms: Date.now() - t0 })
-    )
-  })
-}
-
-function ok(r: RunResult, what: string, log = ''): RunResult {
-  assert.equal(r.code, 0, `${what}: ${r.stderr}\n${log}`)
-  return r
-}
-
-async function eventually(what: string, fn: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 test('seed walkthrough: connect, storage add, sync, mounts on both sides, both directions', { skip: !hasFuse, timeout: 120_000 }, async () => {
   const { dir, cleanup } = tempDir('bazil-sync-')

@@ -685,19 +685,23 @@ export class PeerNetwork extends EventEmitter {
    * (storage-only) a volume it shares with that peer: so it can serve that content to the
    * volume's other peers while the owner is away.
    */
+  /** The volume records of this node; null (logged) when the data dir can't be read: a peer's message must not crash us. */
+  private localVolumes(): ReturnType<Node['dir']['listVolumes']> | null {
+    try {
+      return this.node.dir.listVolumes()
+    } catch (err) {
+      this.log('error', `net: cannot list volumes: ${message(err)}`)
+      return null
+    }
+  }
+
   private async maybeMirror(link: Link): Promise<void> {
     const offer = link.hello?.storage
     if (!offer || link.closed) return
     const rec = this.registry.get(link.key)
     if (!rec) return
-    let local
-    try {
-      local = this.node.dir.listVolumes()
-    } catch (err) {
-      this.log('error', `net: cannot list volumes: ${message(err)}`)
-      return
-    }
-    if (!local.some((v) => v.storageOnly && rec.volumes.includes(v.id))) return
+    const local = this.localVolumes()
+    if (!local || !local.some((v) => v.storageOnly && rec.volumes.includes(v.id))) return
     for (const k of [offer.cas, offer.index]) {
       let why: string | null = null
       if (k.equals(this.node.chunks.casKey) || k.equals(this.node.chunks.indexKey)) why = "it is this node's own store"
@@ -770,13 +774,8 @@ export class PeerNetwork extends EventEmitter {
   private async adoptOffers(link: Link, onlyVolume: string | null): Promise<void> {
     const rec = this.registry.get(link.key)
     if (!rec) return
-    let local
-    try {
-      local = this.node.dir.listVolumes()
-    } catch (err) {
-      this.log('error', `net: cannot list volumes: ${message(err)}`)
-      return
-    }
+    const local = this.localVolumes()
+    if (!local) return
     for (const [volHex, offered] of link.offered) {
       if (onlyVolume !== null && volHex !== onlyVolume) continue
       if (!rec.volumes.includes(volHex)) continue // we don't share this volume with that peer
