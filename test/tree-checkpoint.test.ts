@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { deflateRawSync } from 'node:zlib'
 import * as A from '@automerge/automerge'
 import { Tree, TreeError, canonicalDump, decodeTreeState, encodeTreeState, readChangeHeader } from '../src/fs/tree/index.js'
+import { hash } from '../src/crypto.js'
 
 const ACTORS = ['aa'.repeat(16), 'bb'.repeat(16), 'cc'.repeat(16)]
 const ref = (n: number) => ({ hash: n.toString(16).padStart(64, '0'), size: n })
@@ -129,6 +130,30 @@ test('checkpoint state round-trips: same view, cold shards loaded only to write 
     assert.throws(() => decodeTreeState(bad), /checkpoint|version/)
   }
   a.free(); b.free(); r.free()
+})
+
+test('checkpoint version 1 (all node rows in the header) is still read', () => {
+  const a = Tree.create(ACTORS[0])
+  for (let i = 0; i < 2500; i++) a.writeFile(`/f${i}`, ref(i + 1)) // more than one node blob
+  const v2 = encodeTreeState(a.exportState(), { x: 1 })
+  assert.equal(v2[4], 2)
+  // Rewrite it as version 1: rows from the node blobs back into the header.
+  const hlen = v2.readUInt32BE(5)
+  const header = JSON.parse(v2.subarray(9, 9 + hlen).toString())
+  const body = v2.subarray(0, v2.length - 32)
+  const blobBytes = (header.nodeBlobs as number[]).reduce((x, y) => x + y, 0)
+  let at = body.length - blobBytes
+  const rest = body.subarray(9 + hlen, at)
+  header.nodes = []
+  for (const n of header.nodeBlobs as number[]) { header.nodes.push(...JSON.parse(body.subarray(at, at + n).toString())); at += n }
+  delete header.nodeBlobs
+  const json = Buffer.from(JSON.stringify(header))
+  const len = Buffer.alloc(4); len.writeUInt32BE(json.length)
+  const v1body = Buffer.concat([Buffer.from('BZTC'), Buffer.from([1]), len, json, rest])
+  const v1 = Buffer.concat([v1body, hash(v1body)])
+  const r = Tree.restore(ACTORS[1], decodeTreeState(v1).state)
+  assert.deepEqual(canonicalDump(r), canonicalDump(a))
+  a.free(); r.free()
 })
 
 test('resolve: mine, theirs, both; errors name the path', () => {

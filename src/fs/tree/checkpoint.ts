@@ -5,6 +5,8 @@
  *
  *   "BZTC" | version u8 | header length u32 BE | header JSON (UTF-8) | blobs | BLAKE2b-256 of all before
  *
+ * Blobs: saved shards, the meta shard, held changes, then (version 2) the node rows in chunks.
+ *
  * A reader rejects (and the caller rebuilds from the logs) anything it does not recognize:
  * a cache must never be trusted over the logs it summarizes.
  */
@@ -12,7 +14,9 @@ import { equal, hash } from '../../crypto.js'
 import type { Kind, RawNode } from './model.js'
 import type { Problem, TreeState } from './tree.js'
 
-export const CHECKPOINT_VERSION = 1
+/** 2: node rows in blobs of NODE_CHUNK rows (1: all rows in the header; still read). */
+export const CHECKPOINT_VERSION = 2
+const NODE_CHUNK = 2000
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
 
@@ -29,7 +33,10 @@ interface Header {
   meta: number | null
   held: [string, string | null, number][]
   actors: string[]
-  nodes: NodeRow[]
+  /** Version 1 only. */
+  nodes?: NodeRow[]
+  /** Version 2: byte lengths of the node blobs (each a JSON array of rows), after the held changes. */
+  nodeBlobs?: number[]
   problems: [string, string, string][]
   /** Absent in files written before it existed: none. */
   rejected?: string[]
@@ -78,8 +85,17 @@ function unrow(r: NodeRow, actors: string[]): RawNode {
 export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   const blobs: Uint8Array[] = []
   const actors = new ActorTable()
-  const nodes = state.nodes.map((n) => row(n, actors))
-  const header: Header = { extra, shards: [], meta: null, held: [], actors: actors.list, nodes, problems: state.problems.map((p) => [p.shard, p.id, p.reason]), rejected: state.rejected }
+  // Rows go in blobs of NODE_CHUNK: a reader parses and converts one at a time, so it never
+  // holds the whole volume as JSON text and parsed arrays at once (that was most of the
+  // reopening process's peak RSS).
+  const nodeBlobs: Buffer[] = []
+  for (let i = 0; i < state.nodes.length; i += NODE_CHUNK) {
+    nodeBlobs.push(Buffer.from(JSON.stringify(state.nodes.slice(i, i + NODE_CHUNK).map((n) => row(n, actors)))))
+  }
+  const header: Header = {
+    extra, shards: [], meta: null, held: [], actors: actors.list, nodeBlobs: nodeBlobs.map((b) => b.length),
+    problems: state.problems.map((p) => [p.shard, p.id, p.reason]), rejected: state.rejected,
+  }
   for (const [name, s] of [...state.shards].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     header.shards.push([name, s.heads, s.bytes.length])
     blobs.push(s.bytes)
@@ -92,6 +108,7 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
     header.held.push([h.shard, h.tag ?? null, h.change.length])
     blobs.push(h.change)
   }
+  blobs.push(...nodeBlobs)
   const json = Buffer.from(JSON.stringify(header))
   const len = Buffer.alloc(4)
   len.writeUInt32BE(json.length)
@@ -102,14 +119,16 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
 /** Throws an Error saying what is wrong when `buf` is not a checkpoint this version reads. */
 export function decodeTreeState(buf: Buffer): { state: TreeState; extra: unknown } {
   if (buf.length < MAGIC.length + 5 + DIGEST_BYTES || !buf.subarray(0, 4).equals(MAGIC)) throw new Error('not a tree checkpoint')
-  if (buf[4] !== CHECKPOINT_VERSION) throw new Error(`checkpoint version ${buf[4]} is not supported`)
+  const version = buf[4]
+  if (version !== 1 && version !== CHECKPOINT_VERSION) throw new Error(`checkpoint version ${version} is not supported`)
   const body = buf.subarray(0, buf.length - DIGEST_BYTES)
   if (!equal(hash(body), buf.subarray(buf.length - DIGEST_BYTES))) throw new Error('checkpoint is damaged (digest mismatch)')
   const hlen = buf.readUInt32BE(5)
   let at = 9 + hlen
   if (at > body.length) throw new Error('checkpoint header overruns the file')
   const header = JSON.parse(body.subarray(9, at).toString('utf8')) as Header
-  if (!header || !Array.isArray(header.shards) || !Array.isArray(header.held) || !Array.isArray(header.actors) || !Array.isArray(header.nodes) || !Array.isArray(header.problems)) throw new Error('bad checkpoint header')
+  if (!header || !Array.isArray(header.shards) || !Array.isArray(header.held) || !Array.isArray(header.actors) || !Array.isArray(header.problems)) throw new Error('bad checkpoint header')
+  if (version === 1 ? !Array.isArray(header.nodes) : !Array.isArray(header.nodeBlobs)) throw new Error('bad checkpoint header: nodes')
   const take = (n: unknown): Uint8Array => {
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || at + n > body.length) throw new Error('checkpoint blob overruns the file')
     const out = new Uint8Array(body.subarray(at, at + n))
@@ -120,9 +139,17 @@ export function decodeTreeState(buf: Buffer): { state: TreeState; extra: unknown
   for (const [name, heads, n] of header.shards) shards.set(name, { heads, bytes: take(n) })
   const meta = header.meta === null ? null : take(header.meta)
   const held = header.held.map(([shard, tag, n]) => ({ shard, change: take(n), ...(tag === null ? {} : { tag }) }))
+  const nodes: RawNode[] = version === 1 ? header.nodes!.map((r) => unrow(r, header.actors)) : []
+  for (const n of header.nodeBlobs ?? []) {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || at + n > body.length) throw new Error('checkpoint blob overruns the file')
+    const rows = JSON.parse(body.toString('utf8', at, at + n)) as NodeRow[]
+    at += n
+    if (!Array.isArray(rows)) throw new Error('bad node blob')
+    for (const r of rows) nodes.push(unrow(r, header.actors))
+  }
   if (at !== body.length) throw new Error('checkpoint has trailing bytes')
   const problems: Problem[] = header.problems.map(([shard, id, reason]) => ({ shard, id, reason }))
   const rejected = header.rejected ?? []
   if (!Array.isArray(rejected) || !rejected.every((x) => typeof x === 'string')) throw new Error('bad checkpoint header: rejected')
-  return { state: { shards, meta, held, nodes: header.nodes.map((r) => unrow(r, header.actors)), problems, rejected }, extra: header.extra }
+  return { state: { shards, meta, held, nodes, problems, rejected }, extra: header.extra }
 }
