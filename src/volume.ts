@@ -12,6 +12,7 @@ import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
 import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, WriterLog, type AuditOp, type LogEntry } from './logs/index.js'
+import { readWritersFile, writeWritersFile } from './writers-file.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
@@ -22,14 +23,10 @@ export const IDLE_MS = 30_000
 /** How long live application waits for more blocks before applying what arrived. */
 const LIVE_DELAY_MS = 25
 export const CHECKPOINT_FORMAT = 1
-export const WRITERS_FORMAT = 1
 
 /** Where a volume's checkpoint and writer set live in the data dir (see spec/tree.md). */
 export function checkpointPath(dataDir: string, volumeId: string): string {
   return path.join(dataDir, 'index', `${volumeId}.ckpt`)
-}
-export function writersPath(dataDir: string, volumeId: string): string {
-  return path.join(dataDir, 'writers', `${volumeId}.json`)
 }
 
 export interface ConflictVersionInfo {
@@ -136,7 +133,7 @@ export class Volume {
     const actor = log.key.toString('hex')
     const vol = new Volume(node, record, node.cas(record.sharing), volumeKey, log, Tree.create(actor))
     try {
-      for (const key of readWriters(node.dir.root, record.id)) if (!key.equals(log.key)) await vol.openWriter(key)
+      for (const key of readWritersFile(node.dir.root, record.id)) if (!key.equals(log.key)) await vol.openWriter(key)
       if (opts.checkpoint !== false) vol.restoreCheckpoint()
       vol.opened.replayedEntries = await vol.replay()
     } catch (err) {
@@ -160,7 +157,7 @@ export class Volume {
     const known = this.writers.get(hex)
     if (known) return known
     const log = await this.openWriter(key)
-    writeWriters(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
+    writeWritersFile(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
     await this.refresh()
     return log
   }
@@ -565,30 +562,4 @@ export class Volume {
 export function normalize(path: string): string {
   const parts = path.split('/').filter((p) => p.length > 0)
   return '/' + parts.join('/')
-}
-
-function readWriters(dataDir: string, volumeId: string): Buffer[] {
-  const file = writersPath(dataDir, volumeId)
-  let text: string
-  try {
-    text = fs.readFileSync(file, 'utf8')
-  } catch {
-    return []
-  }
-  let v: { format?: unknown; writers?: unknown }
-  try {
-    v = JSON.parse(text)
-  } catch {
-    throw new Error(`${file} is not valid JSON: the writer set of the volume is damaged`)
-  }
-  if (v.format !== WRITERS_FORMAT || !Array.isArray(v.writers)) throw new Error(`${file}: unknown writer set format ${JSON.stringify(v.format)}`)
-  return v.writers.map((k) => decodeKey(String(k), 'writer log key'))
-}
-
-function writeWriters(dataDir: string, volumeId: string, keys: Buffer[]): void {
-  const file = writersPath(dataDir, volumeId)
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-  const tmp = `${file}.${process.pid}.tmp`
-  fs.writeFileSync(tmp, JSON.stringify({ format: WRITERS_FORMAT, writers: keys.map((k) => encodeKey(k)).sort() }, null, 2) + '\n')
-  fs.renameSync(tmp, file)
 }

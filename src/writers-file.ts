@@ -3,8 +3,8 @@
 //
 //   { "format": 1, "writers": ["<z-base-32 log key>", ...] }   (sorted; written whole, temp + rename)
 //
-// The same format Volume keeps (src/volume.ts has its own copy of these two functions: it
-// could use this module). A storage-only volume (no sharing key, no own log) lists every log.
+// Volume keeps the other writers' logs here; a storage-only volume (no sharing key, no own
+// log) lists every log.
 import fs from 'node:fs'
 import path from 'node:path'
 import { decodeKey, encodeKey } from './crypto.js'
