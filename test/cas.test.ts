@@ -9,6 +9,8 @@ import {
   Cas, ChunkStore, Chunker, CorruptContentError, MissingContentError, MAX_CHUNK, MIN_CHUNK,
   ManifestBuilder, casKeys, decodeManifestNode, encodeManifestNode, openObject, sealObject, plainHash, type FileRef
 } from '../src/fs/cas/index.js'
+import { CAS_CORE_NAME, FILTER_FILE_NAME, type ChunkStoreOptions, type StoredObject } from '../src/fs/cas/chunk-store.js'
+import { AddressFilter, decodeFilterFile, encodeFilterFile } from '../src/fs/cas/saved-filter.js'
 
 const MiB = 1024 * 1024
 
@@ -409,4 +411,208 @@ test('blocks appended without their index entries (a crash in between) are index
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
+})
+
+// ---- the saved address filter (spec/cas.md, "The address filter file") ----
+
+/** Objects with a valid block header (what recover() reads) and random addresses. */
+function syntheticObjects(n: number): StoredObject[] {
+  const out: StoredObject[] = []
+  for (let i = 0; i < n; i++) {
+    const address = randomBytes(32)
+    out.push({ address, block: Buffer.concat([Buffer.from([1]), address, randomBytes(24)]) })
+  }
+  return out
+}
+
+/** Opens the store in `dir` (a corestore directory), runs fn, and closes it (close: false = a crash: the corestore closes, the ChunkStore never does). */
+async function session<T>(dir: string, fn: (chunks: ChunkStore) => Promise<T>, opts: ChunkStoreOptions & { close?: boolean } = {}): Promise<T> {
+  const store = new Corestore(dir)
+  const chunks = await ChunkStore.open(store, opts)
+  try {
+    return await fn(chunks)
+  } finally {
+    if (opts.close !== false) await chunks.close()
+    await store.close()
+  }
+}
+
+async function assertAllFound(chunks: ChunkStore, objects: StoredObject[], what: string): Promise<void> {
+  for (const o of objects) {
+    assert.equal(await chunks.has(o.address), true, `${what}: ${o.address.toString('hex')} found`)
+    assert.deepEqual(await chunks.get(o.address), o.block, what)
+  }
+  for (const o of syntheticObjects(100)) assert.equal(await chunks.has(o.address), false, `${what}: an absent address is absent`)
+}
+
+async function withStoreDir<T>(fn: (dir: string, filterFile: string) => Promise<T>): Promise<T> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-cas-filter-'))
+  try {
+    return await fn(path.join(root, 'corestore'), path.join(root, 'corestore', FILTER_FILE_NAME))
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true })
+  }
+}
+
+test('the address filter is saved at close, and reopening uses it (no index scan) and finds every object', async () => {
+  await withStoreDir(async (dir, filterFile) => {
+    const objects = syntheticObjects(4000)
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'scan')
+      assert.equal(chunks.filterLoad.reason, 'no filter file')
+      for (let i = 0; i < objects.length; i += 500) await chunks.put(objects.slice(i, i + 500))
+    })
+    assert.ok(fs.existsSync(filterFile), 'the filter file is in the corestore directory')
+    const saved = fs.readFileSync(filterFile)
+    await session(dir, async (chunks) => {
+      assert.deepEqual(chunks.filterLoad.source, 'file')
+      assert.equal(chunks.filterLoad.entries, 0, 'nothing to catch up')
+      await assertAllFound(chunks, objects, 'reopened')
+      // Storing them again adds nothing.
+      const before = await chunks.stats()
+      await chunks.put(objects.slice(0, 1000))
+      assert.equal((await chunks.stats()).chunks, before.chunks)
+    })
+    assert.ok(fs.readFileSync(filterFile).equals(saved), 'a session that added nothing does not rewrite the file')
+  })
+})
+
+test('objects indexed after the filter was saved are caught up from the index history', async () => {
+  await withStoreDir(async (dir) => {
+    const first = syntheticObjects(1500)
+    const second = syntheticObjects(1000)
+    await session(dir, (chunks) => chunks.put(first))
+    // A session that keeps no filter file: its entries come after the saved file's coverage.
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'scan')
+      await chunks.put(second)
+    }, { filterFile: null })
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'file')
+      assert.ok(chunks.filterLoad.entries >= second.length, `${chunks.filterLoad.entries} index entries caught up`)
+      await assertAllFound(chunks, [...first, ...second], 'caught up')
+    })
+    // That open saved the caught-up filter at close: nothing to catch up now.
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'file')
+      assert.equal(chunks.filterLoad.entries, 0)
+    })
+  })
+})
+
+test('a crash without a save: the next open catches up from the last saved filter; saves also happen while running', async () => {
+  await withStoreDir(async (dir, filterFile) => {
+    const first = syntheticObjects(1000)
+    const second = syntheticObjects(800)
+    const third = syntheticObjects(500)
+    await session(dir, (chunks) => chunks.put(first))
+    // Crash after the index is written: the file is the one of the first session.
+    await session(dir, async (chunks) => {
+      await chunks.put(second)
+      await chunks.flush()
+    }, { close: false })
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'file')
+      assert.ok(chunks.filterLoad.entries >= second.length)
+      await assertAllFound(chunks, [...first, ...second], 'after a crash')
+    }, { close: false })
+    // A crash with appended blocks whose index entries were never written (recover() adds them).
+    const store = new Corestore(dir)
+    const raw = store.get({ name: CAS_CORE_NAME })
+    await raw.ready()
+    await raw.append(third.map((o) => o.block))
+    await raw.close()
+    await store.close()
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'file')
+      await assertAllFound(chunks, [...first, ...second, ...third], 'recovered blocks')
+    }, { close: false })
+
+    // The background save: written shortly after new entries, without a close.
+    const fourth = syntheticObjects(300)
+    const savedAt = fs.statSync(filterFile).mtimeMs
+    await session(dir, async (chunks) => {
+      await chunks.put(fourth)
+      await chunks.flush()
+      const deadline = Date.now() + 5000
+      while (fs.statSync(filterFile).mtimeMs === savedAt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      assert.notEqual(fs.statSync(filterFile).mtimeMs, savedAt, 'saved in the background')
+      await new Promise((r) => setTimeout(r, 100)) // let the rename settle
+    }, { close: false, filterSaveDelayMs: 50 })
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'file')
+      assert.equal(chunks.filterLoad.entries, 0, 'the background save covered everything')
+      await assertAllFound(chunks, [...first, ...second, ...third, ...fourth], 'after a background save')
+    })
+  })
+})
+
+test('a corrupt, truncated, foreign or mismatched filter file falls back to the index scan with the same answers', async () => {
+  await withStoreDir(async (dir, filterFile) => {
+    const objects = syntheticObjects(1000)
+    await session(dir, (chunks) => chunks.put(objects))
+    const good = fs.readFileSync(filterFile)
+    const { filter, coverage } = decodeFilterFile(good)
+    // A valid file of another store (its own index key).
+    const otherRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-cas-filter-other-'))
+    let foreign: Buffer
+    try {
+      await session(path.join(otherRoot, 'cs'), (chunks) => chunks.put(syntheticObjects(10)))
+      foreign = fs.readFileSync(path.join(otherRoot, 'cs', FILTER_FILE_NAME))
+    } finally {
+      fs.rmSync(otherRoot, { recursive: true, force: true })
+    }
+    const flipped = Buffer.from(good)
+    flipped[200]! ^= 0x10
+    const version2 = Buffer.from(good)
+    version2.writeUInt32LE(2, 8)
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['empty', Buffer.alloc(0), /not a filter file/],
+      ['garbage', randomBytes(5000), /not a filter file/],
+      ['truncated', good.subarray(0, Math.floor(good.length / 2)), /digest/],
+      ['a flipped bit', flipped, /digest/],
+      ['a future version', version2, /version 2/],
+      ['another store', foreign, /another store/],
+      ['another history (tree hash)', encodeFilterFile(filter.snapshot(), { ...coverage, treeHash: randomBytes(32) }), /another index history/],
+      ['beyond the index', encodeFilterFile(filter.snapshot(), { ...coverage, length: coverage.length + 5 }), /covers \d+ index blocks/]
+    ]
+    for (const [name, bytes, reason] of cases) {
+      fs.writeFileSync(filterFile, bytes)
+      await session(dir, async (chunks) => {
+        assert.equal(chunks.filterLoad.source, 'scan', name)
+        assert.match(chunks.filterLoad.reason ?? '', reason, name)
+        assert.equal(chunks.filterLoad.entries, objects.length, `${name}: the whole index was scanned`)
+        await assertAllFound(chunks, objects, name)
+      })
+      // The scan's filter was saved at close, and is good again.
+      const again = decodeFilterFile(fs.readFileSync(filterFile))
+      assert.ok(again.coverage.indexKey.equals(coverage.indexKey), name)
+    }
+    // An unreadable path (a directory) is a scan too, and doesn't fail the open.
+    fs.rmSync(filterFile)
+    fs.mkdirSync(filterFile)
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.filterLoad.source, 'scan')
+      await assertAllFound(chunks, objects.slice(0, 100), 'filter path is a directory')
+    })
+  })
+})
+
+test('filter file encoding round-trips and rejects layers add() would never make', () => {
+  const f = new AddressFilter()
+  const addrs = syntheticObjects(70_000).map((o) => o.address)
+  for (const a of addrs) f.add(a)
+  const coverage = { indexKey: randomBytes(32), length: 12345, treeHash: randomBytes(32) }
+  const file = encodeFilterFile(f.snapshot(), coverage)
+  const back = decodeFilterFile(file)
+  assert.equal(back.filter.count, addrs.length)
+  assert.deepEqual(back.coverage, coverage)
+  for (const a of addrs) assert.ok(back.filter.mayHold(a))
+  let falsePositives = 0
+  for (const o of syntheticObjects(20_000)) if (back.filter.mayHold(o.address)) falsePositives++
+  assert.ok(falsePositives < 20_000 * 0.03, `${falsePositives} false positives of 20000`)
+  // A layer count or capacity that doesn't follow the growth rule, even with a valid digest.
+  const layers = f.snapshot()
+  assert.throws(() => decodeFilterFile(encodeFilterFile([layers[1]!], coverage)), /capacity/)
+  assert.throws(() => decodeFilterFile(encodeFilterFile([{ ...layers[0]!, count: 5 }, layers[1]!], coverage)), /entries/)
 })

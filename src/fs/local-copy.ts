@@ -1,9 +1,6 @@
 // Copying between a local directory and a volume: `volume import` and `volume export`.
-import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import path from 'node:path'
-import { pipeline } from 'node:stream/promises'
-import { Readable } from 'node:stream'
 import { UserError } from '../datadir.js'
 import type { ReadTree, Stat } from './tree/index.js'
 import { normalize, toFileRef, type Volume } from '../volume.js'
@@ -131,11 +128,24 @@ export async function importDir(
   return summary
 }
 
-async function writeContent(cas: Cas, st: Stat, dest: string): Promise<void> {
+/** Writes a file's content, then its mode and mtime, through one file handle. */
+async function writeFile(cas: Cas, st: Stat, dest: string): Promise<void> {
   if (!st.content) throw new Error(`${st.path}: file has no content reference`)
-  const source = Readable.from(cas.readFile(toFileRef(st.content), st.path))
-  await pipeline(source, fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 }))
+  const ref = toFileRef(st.content)
+  const file = await fsp.open(dest, 'wx', 0o600)
+  try {
+    for await (const chunk of cas.readFile(ref, st.path)) {
+      for (let at = 0; at < chunk.length;) at += (await file.write(chunk, at, chunk.length - at)).bytesWritten
+    }
+    await file.chmod(st.mode & 0o7777)
+    await file.utimes(st.mtime / 1000, st.mtime / 1000)
+  } finally {
+    await file.close()
+  }
 }
+
+/** Files written at once during an export: their fetches from peers overlap (one round trip per burst, not per file). */
+const EXPORT_CONCURRENCY = 32
 
 /** Writes the volume (or one snapshot of it) into DESTDIR, which must not exist or be empty. */
 export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promise<CopySummary> {
@@ -148,6 +158,9 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promis
 
   const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0 }
   const dirs: { abs: string; st: Stat }[] = []
+  const files: { abs: string; st: Stat }[] = []
+  // Directories and symlinks first (parents before children, as walked), so files can be
+  // written in any order.
   for (const st of tree.walk('/')) {
     const abs = path.join(dest, st.path)
     if (st.kind === 'dir') {
@@ -159,13 +172,30 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promis
       await fsp.lutimes(abs, st.mtime / 1000, st.mtime / 1000)
       summary.symlinks++
     } else {
-      await writeContent(cas, st, abs)
-      await fsp.chmod(abs, st.mode & 0o7777)
-      await fsp.utimes(abs, st.mtime / 1000, st.mtime / 1000)
+      files.push({ abs, st })
+    }
+  }
+  // Largest first: a big file (read chunk after chunk, a few ahead) overlaps with the many
+  // small ones instead of running alone at the end.
+  files.sort((a, b) => b.st.size - a.st.size)
+  let next = 0
+  let failed = false
+  const worker = async (): Promise<void> => {
+    while (next < files.length && !failed) {
+      const { abs, st } = files[next++]!
+      try {
+        await writeFile(cas, st, abs)
+      } catch (err) {
+        failed = true // the other workers stop at their next file
+        throw err
+      }
       summary.files++
       summary.bytes += st.size
     }
   }
+  const results = await Promise.allSettled(Array.from({ length: Math.min(EXPORT_CONCURRENCY, files.length) }, worker))
+  const failure = results.find((r) => r.status === 'rejected')
+  if (failure) throw (failure as PromiseRejectedResult).reason
   // Deepest first, so setting a parent's mtime comes after its children were written.
   for (const { abs, st } of dirs.reverse()) {
     await fsp.chmod(abs, st.mode & 0o7777)

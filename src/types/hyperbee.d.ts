@@ -23,5 +23,7 @@ declare module 'hyperbee' {
     del(key: K): Promise<void>
     batch(): Batch<K, V>
     createReadStream(range?: RangeOpts<K>): AsyncIterable<Node<K, V>>
+    /** The index's history: one record per put/del block, by seq (gte..lt). */
+    createHistoryStream(opts?: { gte?: number; lt?: number; live?: boolean; reverse?: boolean }): AsyncIterable<{ type: 'put' | 'del'; seq: number; key: K; value: V }>
   }
 }

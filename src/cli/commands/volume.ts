@@ -75,7 +75,9 @@ export class VolumeExportCommand extends BazilCommand {
   async run(): Promise<void> {
     const s = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
-      return exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest))
+      // Many reads: content not held here comes from the volume's storage peers in bulk (see
+      // RemoteStores.bulk).
+      return node.remoteStores.bulk(() => exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest)))
     })
     this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
   }

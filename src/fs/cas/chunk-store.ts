@@ -1,11 +1,12 @@
 // The node-wide object store: one `cas` hypercore whose blocks are sealed objects, and a
 // hyperbee index (core `cas-index`) from address A to block number. Shared by every volume
 // and sharing key of the node; it never sees plaintext or plaintext hashes.
+import path from 'node:path'
 import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import Hyperbee from 'hyperbee'
 import { blockAddress } from './convergent.js'
-import { AddressFilter } from './address-filter.js'
+import { AddressFilter, encodeFilterFile, readFilterFile, writeFilterFile } from './saved-filter.js'
 import { Lru } from './lru.js'
 
 export const CAS_CORE_NAME = 'cas'
@@ -40,6 +41,40 @@ const GROUP_BYTES = 16 * 1024 * 1024
 const INDEX_BATCH = 1024
 /** Appended-but-unindexed objects beyond which put() waits for the index to catch up. */
 const INDEX_BACKLOG = 16384
+/**
+ * The filter file, in the corestore's directory beside corestore's own `CORESTORE` file and `db/`
+ * (in a data dir: DATA/corestore/cas-filter): it is a cache of that store's index and travels with it.
+ */
+export const FILTER_FILE_NAME = 'cas-filter'
+/**
+ * The filter file is rewritten this long after the index grew past what it covers, and at
+ * close (a crash costs catching up about this much indexing), and never more often than 100x
+ * the time the last save took.
+ */
+const FILTER_SAVE_DELAY_MS = 10_000
+
+export interface ChunkStoreOptions {
+  /**
+   * Where the address filter is kept between runs (spec/cas.md, "The address filter file").
+   * Default: `cas-filter` in the corestore's directory (DATA/corestore/cas-filter for a data
+   * dir); null: not kept (every open scans the index).
+   */
+  filterFile?: string | null
+  /** Delay of the background save after the index grew (default 10 s; for tests). */
+  filterSaveDelayMs?: number
+}
+
+/** How open() got its address filter (tests and diagnostics). */
+export interface FilterLoad {
+  /** 'file': the saved filter plus the index entries written after it; 'scan': the whole index. */
+  source: 'file' | 'scan'
+  /** Why the file was not used (absent, corrupt, covers another index...), when source is 'scan'. */
+  reason?: string
+  /** Index entries read: appended after the save (file) or all of them (scan). */
+  entries: number
+  ms: number
+}
+
 
 interface PendingPut {
   objects: StoredObject[]
@@ -68,21 +103,34 @@ export class ChunkStore {
   private indexError: unknown = null
   private backlogWaiters: Array<() => void> = []
   /** Every indexed or appended address: rules out new content without a hyperbee lookup. */
-  private readonly filter = new AddressFilter()
+  private filter = new AddressFilter()
+  private readonly filterFile: string | null
+  filterLoad: FilterLoad = { source: 'scan', entries: 0, ms: 0 }
+  /** Index length the filter file covers (-1: none or unknown); a save is due when the index is longer. */
+  private savedLength = -1
+  private saving: Promise<void> | null = null
+  private saveTimer: NodeJS.Timeout | null = null
+  private lastSaveMs = 0
+  private closed = false
   /** Recently appended or located addresses (hex) -> block number: reads skip the index. */
   private readonly located = new Lru<string, number>(1 << 17)
+  private readonly saveDelayMs: number
 
-  private constructor(core: Hypercore, index: Hyperbee<Buffer, Buffer>) {
+  private constructor(core: Hypercore, index: Hyperbee<Buffer, Buffer>, filterFile: string | null, saveDelayMs: number) {
     this.core = core
     this.index = index
+    this.filterFile = filterFile
+    this.saveDelayMs = saveDelayMs
   }
 
-  static async open(store: Corestore): Promise<ChunkStore> {
+  static async open(store: Corestore, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
     const core = store.get({ name: CAS_CORE_NAME })
     const index = new Hyperbee<Buffer, Buffer>(store.get({ name: CAS_INDEX_CORE_NAME }), { keyEncoding: 'binary', valueEncoding: 'binary' })
     await core.ready()
     await index.ready()
-    const chunkStore = new ChunkStore(core, index)
+    const storagePath = (store.storage as { path?: unknown }).path
+    const filterFile = opts.filterFile !== undefined ? opts.filterFile : typeof storagePath === 'string' ? path.join(storagePath, FILTER_FILE_NAME) : null
+    const chunkStore = new ChunkStore(core, index, filterFile, opts.filterSaveDelayMs ?? FILTER_SAVE_DELAY_MS)
     await chunkStore.recover()
     await chunkStore.loadFilter()
     return chunkStore
@@ -97,9 +145,13 @@ export class ChunkStore {
     return this.index.core.key
   }
 
-  /** Waits for queued puts and the index to be written, then closes both cores. */
+  /** Waits for queued puts and the index to be written, saves the filter, then closes both cores. */
   async close(): Promise<void> {
     await this.flush().catch(() => {})
+    this.closed = true
+    if (this.saveTimer) clearTimeout(this.saveTimer)
+    this.saveTimer = null
+    await this.saveFilter().catch(() => {}) // not saved: the next open catches up or scans
     await this.index.close()
     await this.core.close()
   }
@@ -254,6 +306,7 @@ export class ChunkStore {
           this.located.set(key, e.seq)
         }
         for (const wake of this.backlogWaiters.splice(0)) wake()
+        this.scheduleFilterSave()
       }
     } finally {
       this.indexing = null
@@ -261,8 +314,83 @@ export class ChunkStore {
     }
   }
 
+  /**
+   * The saved filter plus the index entries written after it, or (no usable file) a scan of the
+   * whole index. Either way every address in the index is in the filter afterwards.
+   */
   private async loadFilter(): Promise<void> {
-    for await (const { key } of this.index.createReadStream({ gt: META_KEY })) this.filter.add(key)
+    const start = Date.now()
+    const length = this.index.core.length
+    let reason = 'no filter file kept'
+    if (this.filterFile) {
+      try {
+        const saved = await readFilterFile(this.filterFile)
+        if (!saved) reason = 'no filter file'
+        else if (!saved.coverage.indexKey.equals(this.index.core.key)) reason = 'the filter file is of another store'
+        else if (saved.coverage.length > length) reason = `the filter file covers ${saved.coverage.length} index blocks, the index has ${length}`
+        else if (!(await this.index.core.treeHash(saved.coverage.length)).equals(saved.coverage.treeHash)) reason = 'the filter file covers another index history'
+        else {
+          let entries = 0
+          const history = this.index.createHistoryStream({ gte: saved.coverage.length, lt: length })
+          for await (const e of history) {
+            entries++
+            if (e.type === 'put' && e.key.length === 32) saved.filter.add(e.key)
+          }
+          this.filter = saved.filter
+          this.savedLength = saved.coverage.length // caught up entries: worth saving again
+          this.filterLoad = { source: 'file', entries, ms: Date.now() - start }
+          return
+        }
+      } catch (err) {
+        reason = `unusable filter file: ${(err as Error).message}`
+      }
+    }
+    const filter = new AddressFilter()
+    let entries = 0
+    for await (const { key } of this.index.createReadStream({ gt: META_KEY })) {
+      filter.add(key)
+      entries++
+    }
+    this.filter = filter
+
+    this.filterLoad = { source: 'scan', reason, entries, ms: Date.now() - start }
+  }
+
+  /** Saves the filter saveDelayMs after the index first grew past what the file covers. */
+  private scheduleFilterSave(): void {
+    if (!this.filterFile || this.closed || this.saveTimer || this.saving || this.index.core.length === this.savedLength) return
+    const delay = Math.max(this.saveDelayMs, 100 * this.lastSaveMs)
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null
+      // After a failure the next index batch (or close) tries again.
+      this.saveFilter().then(() => this.scheduleFilterSave(), () => {})
+    }, delay)
+    this.saveTimer.unref()
+  }
+
+  /**
+   * Writes the filter with the index length it covers. The filter holds every address the index
+   * does (addresses are added when their blocks are appended, before their index entries are
+   * written), so the index length read in the same tick as the filter is a safe bound.
+   */
+  private async saveFilter(): Promise<void> {
+    while (this.saving) await this.saving.catch(() => {})
+    if (!this.filterFile || this.index.core.length === this.savedLength) return
+    const file = this.filterFile
+    this.saving = (async () => {
+      const start = Date.now()
+      const length = this.index.core.length
+      const layers = this.filter.snapshot()
+      const treeHash = await this.index.core.treeHash(length)
+      await writeFilterFile(file, encodeFilterFile(layers, { indexKey: this.index.core.key, length, treeHash }))
+      this.savedLength = length
+      this.lastSaveMs = Date.now() - start
+    })()
+    try {
+      await this.saving
+    } finally {
+      this.saving = null
+    }
   }
 
   /** Indexes blocks appended after the index's last record (a crash between the two writes). */

@@ -1,0 +1,208 @@
+// Fetching content from peers' stores (spec/cas.md, "Remote reads"), against real corestores
+// replicating over in-memory streams: many objects at once (bursts, bulk index download), a
+// corrupted block, and a source that doesn't answer.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { Transform, type TransformCallback } from 'node:stream'
+import Corestore from 'corestore'
+import { ChunkStore, Cas, MissingContentError, RemoteStores, CorruptContentError, blockAddress, CAS_CORE_NAME, type FileRef } from '../src/fs/cas/index.js'
+import { randomBytes } from '../src/crypto.js'
+import { tempDir } from './helpers.js'
+
+interface Store { store: Corestore; chunks: ChunkStore }
+
+async function openStore(dir: string, name: string): Promise<Store> {
+  const store = new Corestore(path.join(dir, name))
+  await store.ready()
+  return { store, chunks: await ChunkStore.open(store) }
+}
+
+async function closeStore(s: Store): Promise<void> {
+  await s.chunks.close()
+  await s.store.close()
+}
+
+/** Replicates a and b over an in-memory pipe; `stall()` silently drops everything from then on. */
+function link(a: Corestore, b: Corestore): { unlink: () => void; stall: () => void } {
+  let stalled = false
+  const gate = (): Transform => new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      if (stalled) cb()
+      else cb(null, chunk)
+    }
+  })
+  const s1 = a.replicate(true)
+  const s2 = b.replicate(false)
+  s1.pipe(gate()).pipe(s2).pipe(gate()).pipe(s1)
+  return {
+    unlink: () => {
+      s1.destroy()
+      s2.destroy()
+    },
+    stall: () => {
+      stalled = true
+    }
+  }
+}
+
+async function readAll(cas: Cas, ref: FileRef): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const c of cas.readFile(ref)) parts.push(c)
+  return Buffer.concat(parts)
+}
+
+test('many objects fetched at once: all verified and right; in bulk the index comes in one download', { timeout: 120_000 }, async () => {
+  const { dir, cleanup } = tempDir()
+  const a = await openStore(dir, 'a')
+  const b = await openStore(dir, 'b')
+  const remote = new RemoteStores(b.store, 10_000)
+  const lines: string[] = []
+  remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+  b.chunks.remote = (address) => remote.fetch(address)
+  let l: ReturnType<typeof link> | null = null
+  try {
+    const sharing = randomBytes(32)
+    const casA = new Cas(a.chunks, sharing)
+    const files: { ref: FileRef; data: Buffer }[] = []
+    for (let i = 0; i < 400; i++) {
+      const data = randomBytes(500 + (i * 37) % 8000)
+      files.push({ ref: await casA.writeBuffer(data), data })
+    }
+    const big = randomBytes(6 * 1024 * 1024)
+    files.push({ ref: await casA.writeBuffer(big), data: big })
+    await a.chunks.flush()
+
+    l = link(a.store, b.store)
+    await remote.add('a', { cas: a.chunks.casKey, index: a.chunks.indexKey })
+    const casB = new Cas(b.chunks, sharing)
+
+    // A few reads outside a bulk: lookups fetch only the index nodes they need.
+    for (const f of files.slice(0, 5)) assert.ok((await readAll(casB, f.ref)).equals(f.data))
+    const bIndex = b.store.get({ key: a.chunks.indexKey })
+    await bIndex.ready()
+    assert.equal(await bIndex.has(0, bIndex.length), false, 'sparse outside a bulk')
+
+    // Everything at once, in a bulk (an export): every file right, the peer's index local.
+    const t0 = Date.now()
+    await remote.bulk(async () => {
+      let next = 5
+      const worker = async (): Promise<void> => {
+        while (next < files.length) {
+          const f = files[next++]!
+          assert.ok((await readAll(casB, f.ref)).equals(f.data), 'content fetched from a is what a stored')
+        }
+      }
+      await Promise.all(Array.from({ length: 16 }, worker))
+    })
+    const ms = Date.now() - t0
+    assert.equal(await bIndex.has(0, bIndex.length), true, 'the index was downloaded whole')
+    await bIndex.close()
+    assert.ok(ms < 60_000, `took ${ms} ms`)
+    assert.deepEqual(lines.filter((x) => x.startsWith('warn')), [])
+    // Kept in B's own store: readable with A gone.
+    await b.chunks.flush()
+    l.unlink()
+    l = null
+    for (const f of [files[0]!, files[200]!, files[files.length - 1]!]) assert.equal(await casB.has(f.ref), true)
+  } finally {
+    l?.unlink()
+    await remote.close()
+    await closeStore(b)
+    await closeStore(a)
+    cleanup()
+  }
+})
+
+test('a corrupted block from a peer is refused (CorruptContentError), never returned or kept', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir()
+  const x = await openStore(dir, 'x')
+  const a = await openStore(dir, 'a')
+  const b = await openStore(dir, 'b')
+  const remote = new RemoteStores(b.store, 5_000)
+  b.chunks.remote = (address) => remote.fetch(address)
+  let l: ReturnType<typeof link> | null = null
+  try {
+    const sharing = randomBytes(32)
+    // X stores the file honestly; A copies X's blocks but flips a byte of the chunk's
+    // ciphertext (a peer that signs bad data: hypercore's tree verifies, the content doesn't).
+    const data = Buffer.from('the real content, which a will not serve\n')
+    const ref = await new Cas(x.chunks, sharing).writeBuffer(data)
+    await x.chunks.flush()
+    const xCas = x.store.get({ name: CAS_CORE_NAME })
+    await xCas.ready()
+    assert.equal(xCas.length, 2, 'one chunk, then its manifest node')
+    const objects = []
+    for (let i = 0; i < xCas.length; i++) {
+      const block = Buffer.from((await xCas.get(i))!)
+      if (i === 0) block[block.length - 20] ^= 0x01
+      objects.push({ address: Buffer.from(blockAddress(block)!), block })
+    }
+    await xCas.close()
+    await a.chunks.put(objects)
+    await a.chunks.flush()
+
+    l = link(a.store, b.store)
+    await remote.add('a', { cas: a.chunks.casKey, index: a.chunks.indexKey })
+    const casB = new Cas(b.chunks, sharing)
+    await remote.bulk(async () => {
+      await assert.rejects(casB.read(ref, 0, 100), (err: Error) => err instanceof CorruptContentError && /decryption failed/.test(err.message))
+    })
+    await b.chunks.flush()
+    assert.equal(await b.chunks.has(objects[0]!.address), false, 'the bad block was not kept')
+  } finally {
+    l?.unlink()
+    await remote.close()
+    await closeStore(b)
+    await closeStore(a)
+    await closeStore(x)
+    cleanup()
+  }
+})
+
+test('no source answers: MissingContentError (EIO) within the timeout, with a log line', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir()
+  const a = await openStore(dir, 'a')
+  const b = await openStore(dir, 'b')
+  const timeoutMs = 1500
+  const remote = new RemoteStores(b.store, timeoutMs)
+  const lines: string[] = []
+  remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+  b.chunks.remote = (address) => remote.fetch(address)
+  let l: ReturnType<typeof link> | null = null
+  try {
+    const sharing = randomBytes(32)
+    const casA = new Cas(a.chunks, sharing)
+    const casB = new Cas(b.chunks, sharing)
+    const first = await casA.writeBuffer(randomBytes(1000))
+    await a.chunks.flush()
+
+    // A source that isn't connected: refused after the short grace, not the timeout.
+    await remote.add('a', { cas: a.chunks.casKey, index: a.chunks.indexKey })
+    let t0 = Date.now()
+    await assert.rejects(casB.read(first, 0, 10), MissingContentError)
+    assert.ok(Date.now() - t0 < timeoutMs + 500, `took ${Date.now() - t0} ms`)
+    assert.ok(lines.some((x) => /no store that may have it is connected/.test(x)), lines.join('\n'))
+
+    // Connected, reads work; then the peer stops answering (the connection stays up): reads
+    // of what isn't held here fail within the timeout, in a bulk and outside one, many at once.
+    l = link(a.store, b.store)
+    assert.equal((await casB.read(first, 0, 10)).length, 10)
+    const later: FileRef[] = []
+    for (let i = 0; i < 20; i++) later.push(await casA.writeBuffer(randomBytes(3000)))
+    await a.chunks.flush()
+    l.stall()
+    t0 = Date.now()
+    const results = await remote.bulk(() => Promise.allSettled(later.map((ref) => casB.read(ref, 0, 10))))
+    const ms = Date.now() - t0
+    assert.ok(results.every((r) => r.status === 'rejected' && r.reason instanceof MissingContentError), JSON.stringify(results.map((r) => r.status)))
+    assert.ok(ms >= timeoutMs - 100 && ms < timeoutMs * 3, `took ${ms} ms`)
+    assert.ok(lines.some((x) => /timed out after/.test(x)), lines.join('\n'))
+  } finally {
+    l?.unlink()
+    await remote.close()
+    await closeStore(b)
+    await closeStore(a)
+    cleanup()
+  }
+})
