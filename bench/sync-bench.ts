@@ -14,7 +14,7 @@
 //
 // Sizes: BENCH_SYNC_BIG_MIB (default BENCH_BIG_MIB, else 1024), BENCH_SYNC_SMALL_FILES
 // (default BENCH_SMALL_FILES, else 10000), BENCH_SYNC_OPS (10000 offline ops per peer),
-// BENCH_SYNC_OPS_PER_ENTRY (1: one log entry per op, as a mount commits on close). BENCH_SYNC_PARTS: a comma list of rsync,hypercore,syncthing,bazil,converge
+// BENCH_SYNC_OPS_PER_ENTRY (1: one log entry per op, the worst case; the mount groups a burst into an entry per 100 ms). BENCH_SYNC_PARTS: a comma list of rsync,hypercore,syncthing,bazil,converge
 // (default all; converge alone still sets up the pair, without the content export). BENCH_SYNC_LOG_DIR=DIR keeps every server's and
 // Syncthing's output there, each line with the bench's clock (where time goes);
 // BENCH_SYNC_CPU_PROF=DIR runs the bazil servers with --cpu-prof into DIR. Syncthing is
