@@ -3,8 +3,8 @@
 import path from 'node:path'
 import { Command, Option, type BaseContext } from 'clipanion'
 import { DataDir, UserError, defaultDataDir } from '../datadir.js'
-import { Node } from '../node.js'
-import { TreeError } from '../fs/tree/index.js'
+import type { Node } from '../node.js'
+import { TreeError } from '../fs/tree/errors.js'
 import { connect, forward } from '../server/control.js'
 import type { ServerHandle } from '../server/handle.js'
 
@@ -53,6 +53,8 @@ export abstract class BazilCommand extends Command<BazilContext> {
    */
   protected async withNode<T>(fn: (node: Node) => Promise<T>): Promise<T> {
     if (this.context.server) return fn(this.context.server.node)
+    // Loaded here, not at the top: a command the server runs needs none of the store's modules.
+    const { Node } = await import('../node.js')
     const node = await Node.open(this.openDataDir())
     try {
       return await fn(node)

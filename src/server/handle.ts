@@ -2,6 +2,7 @@
 import type { DataDir } from '../datadir.js'
 import type { Node } from '../node.js'
 import type { Log } from './logger.js'
+import type { PeerNetwork } from '../net/swarm.js'
 
 export interface MountInfo {
   volume: string
@@ -18,5 +19,5 @@ export interface ServerHandle {
   unmount(mountpoint: string): Promise<void>
   mounts(): MountInfo[]
   /** The peer network, once started (see src/net). */
-  readonly net: unknown
+  readonly net: PeerNetwork | null
 }

@@ -1,10 +1,8 @@
 // dht run: a DHT bootstrap node for networks without the public DHT (a LAN, a lab, tests).
-import { untilSignalled } from '../../server/server.js'
 import { Option } from 'clipanion'
-import DHT from 'hyperdht'
 import { BazilCommand, type Where } from '../base.js'
 import { UserError } from '../../datadir.js'
-import { abandon, checkUdpPort, parseHostPort } from '../../net/index.js'
+import { parseHostPort } from '../../net/config.js'
 
 export class DhtRunCommand extends BazilCommand {
   static override paths = [['dht', 'run']]
@@ -19,6 +17,9 @@ export class DhtRunCommand extends BazilCommand {
   async run(): Promise<number> {
     const { host, port } = parseHostPort(`${this.host}:${this.port}`, 'DHT address')
     if (!/^\d+\.\d+\.\d+\.\d+$/.test(host) || host === '0.0.0.0') throw new UserError(`--host must be the IPv4 address peers reach this node at, not "${host}"`)
+    const [{ default: DHT }, { abandon, checkUdpPort }, { untilSignalled }] = await Promise.all([
+      import('hyperdht'), import('../../net/udp.js'), import('../../server/server.js'),
+    ])
     try {
       await checkUdpPort(port)
     } catch (err) {

@@ -5,7 +5,10 @@ import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { UserError, type DataDir } from '../../datadir.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
-import { PeerRegistry, parseHostPort, serverNetwork, formatHostPort, type PeerStatus } from '../../net/index.js'
+import type { PeerStatus } from '../../net/index.js'
+import { PeerRegistry } from '../../net/peers.js'
+import { parseHostPort, formatHostPort } from '../../net/config.js'
+import { serverNetwork } from '../../net/server-handle.js'
 
 abstract class PeerCommand extends BazilCommand {
   protected dir(): DataDir {

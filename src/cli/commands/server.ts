@@ -2,9 +2,8 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { createLogger, parseLevel } from '../../server/logger.js'
-import { Server, runUntilSignalled } from '../../server/server.js'
-import { emptyStdin } from '../../server/server.js'
-import { parseBootstrap, serverNetwork } from '../../net/index.js'
+import { parseBootstrap } from '../../net/config.js'
+import { serverNetwork } from '../../net/server-handle.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
@@ -22,6 +21,7 @@ export class ServerRunCommand extends BazilCommand {
     const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
     const bootstrap = this.bootstrap === undefined ? undefined : this.bootstrap === 'none' ? [] : parseBootstrap(this.bootstrap)
     const dir = this.openDataDir()
+    const { Server, emptyStdin, runUntilSignalled } = await import('../../server/server.js')
     const server = await Server.start(dir, {
       log,
       bootstrap,

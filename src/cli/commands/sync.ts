@@ -9,7 +9,9 @@ import type { Node } from '../../node.js'
 import type { Volume } from '../../volume.js'
 import type { HeldVolume } from '../../net/closet.js'
 import type { Hypercore } from 'hypercore'
-import { PeerRegistry, serverNetwork, type PeerNetwork } from '../../net/index.js'
+import type { PeerNetwork } from '../../net/index.js'
+import { PeerRegistry } from '../../net/peers.js'
+import { serverNetwork } from '../../net/server-handle.js'
 
 const DEFAULT_TIMEOUT_S = 30
 const POLL_MS = 50

@@ -2,8 +2,7 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { UserError } from '../../datadir.js'
-import { exportTree, importDir, type CopyProgress } from '../../fs/local-copy.js'
-import { toFileRef } from '../../volume.js'
+import type { CopyProgress } from '../../fs/local-copy.js'
 import type { Stat } from '../../fs/tree/index.js'
 
 export class VolumeCreateCommand extends BazilCommand {
@@ -59,6 +58,7 @@ export class VolumeImportCommand extends BazilCommand {
   async run(): Promise<void> {
     const s = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
+      const { importDir } = await import('../../fs/local-copy.js')
       return importDir(vol, this.resolvePath(this.src), this.to, progressPrinter(this.context.stderr as NodeJS.WriteStream))
     })
     this.out(`imported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
@@ -77,6 +77,7 @@ export class VolumeExportCommand extends BazilCommand {
       const vol = await node.volume(this.volume)
       // Many reads: content not held here comes from the volume's storage peers in bulk (see
       // RemoteStores.bulk).
+      const { exportTree } = await import('../../fs/local-copy.js')
       return node.remoteStores.bulk(() => exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest)))
     })
     this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
@@ -145,6 +146,7 @@ export class VolumeCatCommand extends BazilCommand {
       if (st.kind === 'dir') throw new UserError(`${st.path} is a directory`)
       if (st.kind === 'symlink') throw new UserError(`${st.path} is a symlink to ${st.target}`)
       if (!st.content) throw new UserError(`${st.path} has no content`)
+      const { toFileRef } = await import('../../volume.js')
       for await (const chunk of vol.cas.readFile(toFileRef(st.content), st.path)) {
         if (!this.context.stdout.write(chunk)) await new Promise((r) => this.context.stdout.once('drain', r))
       }
