@@ -785,7 +785,7 @@ export async function run(): Promise<Row[]> {
         const bz = mb / total
         const storeNote = `stores: white ${duMiB(path.join(r.peers.white))} MiB, black ${duMiB(path.join(r.peers.black))} MiB on disk`
         const name = `first sync ${label}: bazil connect + storage add + sync + export`
-        const what = `${total.toFixed(2)} s = connect + storage add ${r.connectSecs.toFixed(2)} s + volume sync ${r.syncSecs.toFixed(2)} s (${JSON.stringify({ received: r.syncJson.received, writers: r.syncJson.writers, entries: r.syncJson.entries })}) + volume export to a dir ${r.exportSecs.toFixed(2)} s (every block fetched from white's store, kept in black's, the files written) + sync; server cpu white ${r.cpu.white.toFixed(1)} s, black ${r.cpu.black.toFixed(1)} s; ${storeNote}`
+        const what = `${total.toFixed(2)} s = connect + storage add ${r.connectSecs.toFixed(2)} s + volume sync ${r.syncSecs.toFixed(2)} s (${JSON.stringify({ received: r.syncJson.received, writers: r.syncJson.writers, entries: r.syncJson.entries })}) + volume export to a dir ${r.exportSecs.toFixed(2)} s (every block fetched from white's store, kept in black's copy of it, the files written) + sync; server cpu white ${r.cpu.white.toFixed(1)} s, black ${r.cpu.black.toFixed(1)} s; ${storeNote}`
         if (st) rows.push({ name, value: bz, unit: 'MB/s', baseline: 'Syncthing', baselineValue: mb / st.secs, ratio: bz / (mb / st.secs), target: 1, ok: bz >= mb / st.secs, note: what })
         if (hc) rows.push({ name, value: bz, unit: 'MB/s', baseline: 'raw hypercore over hyperswarm', baselineValue: mb / hc.secs, ratio: bz / (mb / hc.secs), target: 0.8, ok: bz / (mb / hc.secs) >= 0.8, note: st ? undefined : what })
         const rs = base.find((x) => x.name.startsWith('rsync'))

@@ -2,12 +2,14 @@
 //
 // One process at a time owns a data dir (RocksDB holds a lock); everything that needs the
 // corestore goes through one Node.
+import fs from 'node:fs'
 import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
 import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
 import { HeldVolume, StoreMirrors } from './net/closet.js'
+import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
@@ -35,6 +37,37 @@ export class Node {
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
     chunks.remote = (address) => this.remoteStores.fetch(address)
+    // Content fetched earlier is read from this node's copies of the peers' stores.
+    chunks.replica = (address) => this.remoteStores.localBlock(address)
+    chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
+  }
+
+  private relay = { checked: 0, mtimeMs: -1, size: -1, storagePeers: [] as string[] }
+
+  /**
+   * Whether a block fetched from `owner`'s store is also stored in this node's own store: only
+   * when a peer allowed storage here is not that owner (such a peer reads this node's own
+   * store and may not reach the owner: spec/cas.md §6, "Relaying"). The registry is re-read
+   * when peers.json changes (checked at most once a second).
+   */
+  private relays(owner: string | null): boolean {
+    const now = Date.now()
+    if (now - this.relay.checked >= 1000) {
+      this.relay.checked = now
+      try {
+        const st = fs.statSync(PeerRegistry.path(this.dir.root), { throwIfNoEntry: false })
+        const mtimeMs = st?.mtimeMs ?? 0
+        const size = st?.size ?? 0
+        if (mtimeMs !== this.relay.mtimeMs || size !== this.relay.size) {
+          const storagePeers = st ? PeerRegistry.load(this.dir.root).list().filter((r) => r.storage).map((r) => r.key) : []
+          this.relay = { checked: now, mtimeMs, size, storagePeers }
+        }
+      } catch {
+        // An unreadable registry: relay, as if a third peer read this store.
+        this.relay = { checked: now, mtimeMs: -1, size: -1, storagePeers: ['?'] }
+      }
+    }
+    return this.relay.storagePeers.some((k) => k !== owner)
   }
 
   static async open(dir: DataDir): Promise<Node> {
@@ -50,7 +83,9 @@ export class Node {
       throw new UserError(`cannot open the store in ${dir.corestorePath}: ${msg}`)
     }
     const chunks = await ChunkStore.open(store)
-    return new Node(dir, store, chunks)
+    const node = new Node(dir, store, chunks)
+    await node.remoteStores.load()
+    return node
   }
 
   /** The content store view for one sharing key (by its local name). */
@@ -76,14 +111,14 @@ export class Node {
     for (const v of this.dir.listVolumes()) for (const k of v.storage ?? []) listed.add(k)
     let used = 0
     if (offers.storage && listed.has(z)) {
-      await this.remoteStores.add(z, offers.storage)
+      await this.remoteStores.add(z, offers.storage, z)
       used++
     }
     for (const r of offers.stores) {
       const owner = encodeKey(r.node)
       if (r.node.equals(this.dir.publicKey)) continue // our own store: never a remote source
       if (!listed.has(owner) && !listed.has(z)) continue
-      await this.remoteStores.add(`${owner} (replica at ${z})`, { cas: r.cas, index: r.index })
+      await this.remoteStores.add(`${owner} (replica at ${z})`, { cas: r.cas, index: r.index }, owner)
       used++
     }
     return used

@@ -3,6 +3,7 @@
 // corrupted block, and a source that doesn't answer.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { Transform, type TransformCallback } from 'node:stream'
 import Corestore from 'corestore'
@@ -60,6 +61,7 @@ test('many objects fetched at once: all verified and right; in bulk the index co
   const lines: string[] = []
   remote.log = (level, msg) => lines.push(`${level} ${msg}`)
   b.chunks.remote = (address) => remote.fetch(address)
+  b.chunks.replica = (address) => remote.localBlock(address)
   let l: ReturnType<typeof link> | null = null
   try {
     const sharing = randomBytes(32)
@@ -100,11 +102,15 @@ test('many objects fetched at once: all verified and right; in bulk the index co
     await bIndex.close()
     assert.ok(ms < 60_000, `took ${ms} ms`)
     assert.deepEqual(lines.filter((x) => x.startsWith('warn')), [])
-    // Kept in B's own store: readable with A gone.
+    // Kept in B's copy of A's store, not stored again in B's own: readable with A gone.
     await b.chunks.flush()
+    assert.equal((await b.chunks.stats()).chunks, 0, 'nothing put into B\'s own store')
     l.unlink()
     l = null
-    for (const f of [files[0]!, files[200]!, files[files.length - 1]!]) assert.equal(await casB.has(f.ref), true)
+    for (const f of [files[0]!, files[200]!, files[files.length - 1]!]) {
+      assert.equal(await casB.has(f.ref), true)
+      assert.ok((await readAll(casB, f.ref)).equals(f.data))
+    }
   } finally {
     l?.unlink()
     await remote.close()
@@ -114,13 +120,14 @@ test('many objects fetched at once: all verified and right; in bulk the index co
   }
 })
 
-test('a corrupted block from a peer is refused (CorruptContentError), never returned or kept', { timeout: 60_000 }, async () => {
+test('a corrupted block from a peer is refused (CorruptContentError), never returned nor stored', { timeout: 60_000 }, async () => {
   const { dir, cleanup } = tempDir()
   const x = await openStore(dir, 'x')
   const a = await openStore(dir, 'a')
   const b = await openStore(dir, 'b')
   const remote = new RemoteStores(b.store, 5_000)
   b.chunks.remote = (address) => remote.fetch(address)
+  b.chunks.replica = (address) => remote.localBlock(address)
   let l: ReturnType<typeof link> | null = null
   try {
     const sharing = randomBytes(32)
@@ -148,8 +155,13 @@ test('a corrupted block from a peer is refused (CorruptContentError), never retu
     await remote.bulk(async () => {
       await assert.rejects(casB.read(ref, 0, 100), (err: Error) => err instanceof CorruptContentError && /decryption failed/.test(err.message))
     })
+    // The bad block stays in B's copy of A's core (hypercore verified A's signature on it) but
+    // is never returned as content: every read of it fails the same way, locally.
     await b.chunks.flush()
-    assert.equal(await b.chunks.has(objects[0]!.address), false, 'the bad block was not kept')
+    assert.equal((await b.chunks.stats()).chunks, 0, 'nothing put into B\'s own store')
+    l.unlink()
+    l = null
+    await assert.rejects(casB.read(ref, 0, 100), (err: Error) => err instanceof CorruptContentError && /decryption failed/.test(err.message))
   } finally {
     l?.unlink()
     await remote.close()
@@ -169,6 +181,7 @@ test('no source answers: MissingContentError (EIO) within the timeout, with a lo
   const lines: string[] = []
   remote.log = (level, msg) => lines.push(`${level} ${msg}`)
   b.chunks.remote = (address) => remote.fetch(address)
+  b.chunks.replica = (address) => remote.localBlock(address)
   let l: ReturnType<typeof link> | null = null
   try {
     const sharing = randomBytes(32)
@@ -198,6 +211,108 @@ test('no source answers: MissingContentError (EIO) within the timeout, with a lo
     assert.ok(results.every((r) => r.status === 'rejected' && r.reason instanceof MissingContentError), JSON.stringify(results.map((r) => r.status)))
     assert.ok(ms >= timeoutMs - 100 && ms < timeoutMs * 3, `took ${ms} ms`)
     assert.ok(lines.some((x) => /timed out after/.test(x)), lines.join('\n'))
+  } finally {
+    l?.unlink()
+    await remote.close()
+    await closeStore(b)
+    await closeStore(a)
+    cleanup()
+  }
+})
+
+test('after a restart, content fetched earlier is read from the copy of the peer\'s store with the peer gone', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir()
+  const a = await openStore(dir, 'a')
+  let b = await openStore(dir, 'b')
+  let remote = new RemoteStores(b.store, 1500)
+  const wire = (): void => {
+    b.chunks.remote = (address) => remote.fetch(address)
+    b.chunks.replica = (address) => remote.localBlock(address)
+  }
+  wire()
+  let l: ReturnType<typeof link> | null = null
+  try {
+    const sharing = randomBytes(32)
+    const casA = new Cas(a.chunks, sharing)
+    const data = randomBytes(700_000)
+    const ref = await casA.writeBuffer(data)
+    const lonely = await casA.writeBuffer(Buffer.from('never read by b'))
+    await a.chunks.flush()
+    l = link(a.store, b.store)
+    await remote.add('a', { cas: a.chunks.casKey, index: a.chunks.indexKey })
+    assert.ok((await readAll(new Cas(b.chunks, sharing), ref)).equals(data))
+    l.unlink()
+    l = null
+
+    // B restarts (A stays away): the sources file names A's store, whose copy holds the content.
+    await remote.close()
+    await closeStore(b)
+    b = await openStore(dir, 'b')
+    remote = new RemoteStores(b.store, 1500)
+    const lines: string[] = []
+    remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+    wire()
+    await remote.load()
+    assert.deepEqual(remote.list(), [], 'listed sources are not asked over the network until added again')
+    const casB = new Cas(b.chunks, sharing)
+    const t0 = Date.now()
+    assert.ok((await readAll(casB, ref)).equals(data))
+    assert.equal(await casB.has(ref), true)
+    assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`)
+    // What the copy doesn't hold is missing, at once (no source is asked).
+    await assert.rejects(casB.read(lonely, 0, 10), MissingContentError)
+    assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`)
+    assert.equal((await b.chunks.stats()).chunks, 0)
+
+    // A damaged sources file is reported and ignored.
+    await remote.close()
+    fs.writeFileSync(path.join(dir, 'b', 'cas-sources'), '{"version": 1, "sources": [{"name": 3}]}')
+    remote = new RemoteStores(b.store, 1500)
+    remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+    wire()
+    await remote.load()
+    assert.ok(lines.some((x) => /cas-sources: bad source record/.test(x)), lines.join('\n'))
+    await assert.rejects(casB.read(ref, 0, 10), MissingContentError)
+  } finally {
+    l?.unlink()
+    await remote.close()
+    await closeStore(b)
+    await closeStore(a)
+    cleanup()
+  }
+})
+
+test('a node that relays (a third peer reads its store) also stores fetched blocks in its own store, verified', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir()
+  const a = await openStore(dir, 'a')
+  const b = await openStore(dir, 'b')
+  const remote = new RemoteStores(b.store, 5_000)
+  b.chunks.remote = (address) => remote.fetch(address)
+  b.chunks.replica = (address) => remote.localBlock(address)
+  let relay = false
+  b.chunks.relayFetched = () => relay
+  let l: ReturnType<typeof link> | null = null
+  try {
+    const sharing = randomBytes(32)
+    const casA = new Cas(a.chunks, sharing)
+    const first = randomBytes(300_000)
+    const second = randomBytes(300_000)
+    const [r1, r2] = [await casA.writeBuffer(first), await casA.writeBuffer(second)]
+    await a.chunks.flush()
+    l = link(a.store, b.store)
+    await remote.add('a', { cas: a.chunks.casKey, index: a.chunks.indexKey })
+    const casB = new Cas(b.chunks, sharing)
+    assert.ok((await readAll(casB, r1)).equals(first))
+    await b.chunks.flush()
+    assert.equal((await b.chunks.stats()).chunks, 0, 'not relaying: nothing stored again')
+    relay = true
+    assert.ok((await readAll(casB, r2)).equals(second))
+    await b.chunks.flush()
+    const stored = (await b.chunks.stats()).chunks
+    assert.ok(stored >= 2, `relaying: the fetched objects are in B's own store (${stored})`)
+    b.chunks.replica = null
+    assert.equal(await casB.has(r2), true, 'in the own store, without the copy of A\'s')
+    assert.equal(await casB.has(r1), false, 'what was read before relaying stays in the copy only')
   } finally {
     l?.unlink()
     await remote.close()

@@ -577,6 +577,7 @@ export class PeerNetwork extends EventEmitter {
       await this.adoptOffers(link, null)
       await this.maybeMirror(link)
       this.emit('remote', link.key)
+      await this.attachOfferedStores(link)
       if (first) this.markConnected(link)
       return
     }
@@ -585,6 +586,7 @@ export class PeerNetwork extends EventEmitter {
       // Our own store, or the sender's (its HELLO offers that), are no replicas to read.
       link.stores = m.stores.filter((st) => !st.node.equals(this.myKey) && !st.node.equals(link.key))
       this.emit('remote', link.key)
+      await this.attachOfferedStores(link)
       return
     }
     const volHex = m.volumeId.toString('hex')
@@ -733,6 +735,21 @@ export class PeerNetwork extends EventEmitter {
       return false
     } finally {
       await probe.close().catch(() => {})
+    }
+  }
+
+  /**
+   * The stores a peer offers (HELLO, STORES) whose cores this node already holds (opened before
+   * the offer arrived: copies read from in an earlier run, or before a reconnect): attached now,
+   * since no open event will come for them.
+   */
+  private async attachOfferedStores(link: Link): Promise<void> {
+    const keys: Buffer[] = []
+    if (link.hello?.storage) keys.push(link.hello.storage.cas, link.hello.storage.index)
+    for (const st of link.stores) keys.push(st.cas, st.index)
+    for (const k of keys) {
+      if (link.closed || link.replication.attached(k)) continue
+      if (this.remoteStorageKey(link, discoveryKey(k).toString('hex')) && (await this.stored(discoveryKey(k)))) void link.replication.attach(k)
     }
   }
 

@@ -179,6 +179,8 @@ export class Cas {
     } catch (err) {
       throw new CorruptContentError(what, name, `storage error: ${(err as Error).message}`, { cause: err })
     }
+    // A fetched block stays in this node's copy of the peer's core (hypercore keeps it), where
+    // get() finds it next time; it is stored again only to relay it (spec/cas.md, "Remote reads").
     let fetched = false
     if (!block) {
       block = await this.store.fetchMissing(address)
@@ -191,8 +193,7 @@ export class Cas {
     } catch (err) {
       throw new CorruptContentError(what, name, (err as Error).message, { cause: err })
     }
-    // Verified, so kept: the next read is local, and this node can serve it to its peers.
-    if (fetched) this.store.put([{ address, block }]).catch(() => {})
+    if (fetched) this.store.fetchedVerified(address, block)
     return plain
   }
 

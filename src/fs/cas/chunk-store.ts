@@ -183,11 +183,23 @@ export class ChunkStore {
    */
   remote: ((address: Buffer) => Promise<Buffer | null>) | null = null
 
-  /** A stored block, or null when this node doesn't hold it. Storage errors are thrown as they are. */
+  /**
+   * Where get() and has() look for a block the own `cas` core doesn't hold: the local copies
+   * of peers' stores this node read from (remote-store.ts), without the network. Returns a
+   * block whose header address is the one asked for, or null. Null: none. (Fetched content
+   * stays there, in the peer's core, instead of being stored a second time in the own one.)
+   */
+  replica: ((address: Buffer) => Promise<Buffer | null>) | null = null
+
+  /**
+   * A block this node holds (its own store first, then its copies of peers' stores), or null.
+   * Storage errors of the own store are thrown as they are.
+   */
   async get(address: Buffer): Promise<Buffer | null> {
     const seq = await this.locate(address)
-    if (seq === null || seq >= this.core.length) return null
-    return this.core.get(seq, { wait: false })
+    const own = seq === null || seq >= this.core.length ? null : await this.core.get(seq, { wait: false })
+    if (own) return own
+    return this.replica ? this.replica(address) : null
   }
 
   /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */
@@ -195,9 +207,24 @@ export class ChunkStore {
     return this.remote ? this.remote(address) : null
   }
 
+  /**
+   * Whether a fetched block (by its address), once verified, is also stored in the own `cas`
+   * core: true when this node serves its store to a peer that may not reach the block's
+   * source (it relays). Otherwise the block stays only in the local copy of the source's core
+   * (`replica`). Null: never.
+   */
+  relayFetched: ((address: Buffer) => boolean) | null = null
+
+  /** Cas hands over each fetched block it verified: stored in the own core only to relay it. */
+  fetchedVerified(address: Buffer, block: Buffer): void {
+    if (this.relayFetched?.(address)) this.put([{ address, block }]).catch(() => {})
+  }
+
+  /** Whether get() finds the block without the network (own store or a local copy of a peer's). */
   async has(address: Buffer): Promise<boolean> {
     const seq = await this.locate(address)
-    return seq !== null && seq < this.core.length && this.core.has(seq)
+    if (seq !== null && seq < this.core.length && (await this.core.has(seq))) return true
+    return this.replica ? (await this.replica(address)) !== null : false
   }
 
   /**

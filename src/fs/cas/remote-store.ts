@@ -7,10 +7,19 @@
 // tree, this module checks the block's own address A against the one asked for, and Cas
 // then opens it (AEAD bound to A) and checks P. A peer that doesn't answer in time costs one
 // timeout and a log line; the read fails with MissingContentError (EIO in the mount).
+//
+// What was fetched stays in this node's copies of the sources' cores (hypercore keeps what it
+// downloaded); localBlock() reads it from there without the network. The sources are listed
+// in a file (SOURCES_FILE_NAME) so that those copies are found again after a restart, before
+// (or without) their peer connecting.
+import fs from 'node:fs'
+import path from 'node:path'
 import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import Hyperbee from 'hyperbee'
 import { blockAddress } from './convergent.js'
+import { writeFilterFile } from './saved-filter.js'
+import { Lru } from './lru.js'
 import type { Log } from '../../server/logger.js'
 
 /** A peer's store as its hello offers it: its cas core and cas-index core keys. */
@@ -22,12 +31,32 @@ export interface RemoteStoreKeys {
 interface Source {
   /** The peer's public key (z-base-32), for log lines. */
   name: string
+  /** The node whose store this is (z-base-32), when add() was told; null otherwise. */
+  owner: string | null
   cas: Hypercore
   index: Hyperbee<Buffer, Buffer>
   /** The index update in flight (shared by every lookup that missed while it runs). */
   updating: Promise<void> | null
   /** The one queued behind it: a lookup that missed after `updating` started waits for this. */
   nextUpdate: Promise<void> | null
+  /**
+   * Asked over the network (made a source by add() in this run). A source only listed in the
+   * sources file is read locally (localBlock) until then.
+   */
+  active: boolean
+}
+
+/**
+ * The sources file, in the corestore's directory beside `cas-filter` (DATA/corestore/cas-sources):
+ * the peers' stores whose copies in this corestore may hold fetched content (spec/cas.md §6).
+ */
+export const SOURCES_FILE_NAME = 'cas-sources'
+const SOURCES_FILE_VERSION = 1
+const MAX_SOURCES = 4096
+
+export interface RemoteStoresOptions {
+  /** Where the sources are listed between runs; default `cas-sources` in the corestore's directory, null: not kept. */
+  sourcesFile?: string | null
 }
 
 export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000
@@ -65,23 +94,86 @@ export class RemoteStores {
   /** Where misses and misbehaving peers are reported (the server sets its log). */
   log: Log = () => {}
 
+  private readonly sourcesFile: string | null
+  /** The sources file write in flight (writes are serialized). */
+  private saving: Promise<void> = Promise.resolve()
+  /** Opens in flight, by id: concurrent add()/load() of one store open it once. */
+  private readonly opening = new Map<string, Promise<Source | null>>()
+
   constructor(
     private readonly store: Corestore,
-    readonly timeoutMs = DEFAULT_REMOTE_TIMEOUT_MS
-  ) {}
+    readonly timeoutMs = DEFAULT_REMOTE_TIMEOUT_MS,
+    opts: RemoteStoresOptions = {}
+  ) {
+    const storagePath = (store.storage as { path?: unknown } | undefined)?.path
+    this.sourcesFile = opts.sourcesFile !== undefined ? opts.sourcesFile : typeof storagePath === 'string' ? path.join(storagePath, SOURCES_FILE_NAME) : null
+  }
 
   /** Sources that may be asked (peer names). */
   list(): string[] {
-    return [...this.sources.values()].map((s) => s.name)
+    return [...this.sources.values()].filter((s) => s.active).map((s) => s.name)
+  }
+
+  /**
+   * Opens the copies of the stores the sources file lists, for local reads (localBlock); they
+   * are asked over the network only once add() makes them sources again. An unreadable file
+   * is reported and otherwise ignored (what it listed is then not found until re-added).
+   */
+  async load(): Promise<void> {
+    if (!this.sourcesFile) return
+    let records: Array<{ name: string; keys: RemoteStoreKeys }>
+    try {
+      records = parseSources(await fs.promises.readFile(this.sourcesFile, 'utf8'))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      this.log('warn', `cas: ${this.sourcesFile}: ${(err as Error).message} (ignored: content fetched earlier is found again once its peer's store is a source again)`)
+      return
+    }
+    for (const r of records) {
+      await this.open(r.name, r.keys, false).catch((err: Error) => this.log('warn', `cas: cannot open the copy of ${r.name}'s store: ${err.message}`))
+    }
   }
 
   /**
    * Makes a peer's store a source. Opening its cores locally is what lets the network attach
    * them to that peer's connection (they are sparse: nothing is downloaded until read).
    */
-  async add(name: string, keys: RemoteStoreKeys): Promise<void> {
+  async add(name: string, keys: RemoteStoreKeys, owner: string | null = null): Promise<void> {
+    await this.open(name, keys, true, owner)
+  }
+
+  /** Owner of the store whose answer a recent fetch of A returned (see add()), or null. */
+  fetchedFrom(address: Buffer): string | null {
+    return this.answered.get(address.toString('hex')) ?? null
+  }
+
+  private readonly answered = new Lru<string, string>(4096)
+
+  private async open(name: string, keys: RemoteStoreKeys, active: boolean, owner: string | null = null): Promise<void> {
     const id = `${keys.cas.toString('hex')}:${keys.index.toString('hex')}`
-    if (this.closed || this.sources.has(id)) return
+    if (this.closed) return
+    let source: Source | null | undefined = this.sources.get(id)
+    if (!source) {
+      let p = this.opening.get(id)
+      if (!p) {
+        p = this.openCores(name, keys).finally(() => this.opening.delete(id))
+        this.opening.set(id, p)
+      }
+      source = await p
+      if (!source) return
+      if (!this.sources.has(id)) {
+        this.sources.set(id, source)
+        if (active) this.save()
+      }
+    }
+    if (active && !source.active) {
+      source.active = true
+      source.name = name
+    }
+    if (owner) source.owner = owner
+  }
+
+  private async openCores(name: string, keys: RemoteStoreKeys): Promise<Source | null> {
     const cas = this.store.get({ key: keys.cas })
     const index = new Hyperbee<Buffer, Buffer>(this.store.get({ key: keys.index }), INDEX_OPTIONS)
     await cas.ready()
@@ -89,9 +181,48 @@ export class RemoteStores {
     if (this.closed) {
       await index.close()
       await cas.close()
-      return
+      return null
     }
-    this.sources.set(id, { name, cas, index, updating: null, nextUpdate: null })
+    return { name, owner: null, cas, index, updating: null, nextUpdate: null, active: false }
+  }
+
+  /** Rewrites the sources file (in the background, serialized; a failure is logged). */
+  private save(): void {
+    const file = this.sourcesFile
+    if (!file) return
+    this.saving = this.saving.then(async () => {
+      const sources = [...this.sources.values()].map((s) => ({ name: s.name, cas: s.cas.key.toString('hex'), index: s.index.core.key.toString('hex') }))
+      try {
+        await writeFilterFile(file, Buffer.from(JSON.stringify({ version: SOURCES_FILE_VERSION, sources }, null, 2) + '\n'))
+      } catch (err) {
+        if (!this.closed) this.log('warn', `cas: cannot write ${file}: ${(err as Error).message}`)
+      }
+    })
+  }
+
+  /**
+   * The block with address A if this node's copy of some source's store already holds it (and
+   * the index nodes that lead to it), without the network; null otherwise. The same checks as
+   * a fetch (index value, block address); never throws.
+   */
+  async localBlock(address: Buffer): Promise<Buffer | null> {
+    for (const source of this.sources.values()) {
+      try {
+        if (source.index.core.length === 0 || source.cas.length === 0) continue
+        const node = await source.index.get(address, { wait: false, update: false })
+        if (!node) continue
+        const seq = indexValue(node.value)
+        if (seq === null || seq >= source.cas.length || !(await source.cas.has(seq))) continue
+        const block = await source.cas.get(seq, { wait: false })
+        if (!block) continue
+        const actual = blockAddress(block)
+        if (!actual || !Buffer.from(actual).equals(address)) continue
+        return block
+      } catch {
+        // An index node that isn't here (BLOCK_NOT_AVAILABLE), a closed core: not held locally.
+      }
+    }
+    return null
   }
 
   /**
@@ -162,7 +293,7 @@ export class RemoteStores {
    * null when none has it within the timeout. Never throws for what a peer did.
    */
   async fetch(address: Buffer): Promise<Buffer | null> {
-    const all = [...this.sources.values()]
+    const all = [...this.sources.values()].filter((s) => s.active)
     if (all.length === 0) return null
     const started = Date.now()
     // A source with no peer on its cores can't answer: don't spend the timeout on it, but
@@ -183,12 +314,15 @@ export class RemoteStores {
     const attempts = sources.map((s) => this.fetchFrom(s, address))
     const found = new Promise<Buffer | null>((resolve) => {
       let left = attempts.length
-      for (const a of attempts) {
+      attempts.forEach((a, i) => {
         void a.then((block) => {
-          if (block) resolve(block)
-          else if (--left === 0) resolve(null)
+          if (block) {
+            const owner = sources[i]!.owner
+            if (owner) this.answered.set(address.toString('hex'), owner)
+            resolve(block)
+          } else if (--left === 0) resolve(null)
         })
-      }
+      })
     })
     const block = await Promise.race([found, timeout])
     if (timer) clearTimeout(timer)
@@ -229,13 +363,9 @@ export class RemoteStores {
     if (source.index.core.length === 0) return null
     const node = await source.index.get(address, { update: false })
     if (!node) return null
-    const value = node.value
-    if (value.length !== 9 || value[0] !== INDEX_VALUE_VERSION) {
-      this.log('warn', `cas: peer ${source.name}: bad index value for ${address.toString('hex').slice(0, 16)}…`)
-      return null
-    }
-    const seq = Number(value.readBigUInt64LE(1))
-    return Number.isSafeInteger(seq) ? seq : null
+    const seq = indexValue(node.value)
+    if (seq === null) this.log('warn', `cas: peer ${source.name}: bad index value for ${address.toString('hex').slice(0, 16)}…`)
+    return seq
   }
 
   /**
@@ -261,6 +391,7 @@ export class RemoteStores {
 
   async close(): Promise<void> {
     this.closed = true
+    await this.saving
     const all = [...this.sources.values()]
     this.sources.clear()
     for (const s of all) {
@@ -268,4 +399,27 @@ export class RemoteStores {
       await s.cas.close().catch(() => {})
     }
   }
+}
+
+/** A block number from an index value (spec/cas.md §4: 9 bytes, version 1), or null. */
+function indexValue(value: Buffer): number | null {
+  if (value.length !== 9 || value[0] !== INDEX_VALUE_VERSION) return null
+  const seq = Number(value.readBigUInt64LE(1))
+  return Number.isSafeInteger(seq) ? seq : null
+}
+
+/** The sources file's records; throws on anything but the format of spec/cas.md §6. */
+function parseSources(text: string): Array<{ name: string; keys: RemoteStoreKeys }> {
+  const obj = JSON.parse(text) as { version?: unknown; sources?: unknown }
+  if (typeof obj !== 'object' || obj === null || obj.version !== SOURCES_FILE_VERSION) throw new Error('not a sources file of version 1')
+  if (!Array.isArray(obj.sources) || obj.sources.length > MAX_SOURCES) throw new Error('bad source list')
+  const hex32 = (v: unknown): Buffer => {
+    if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) throw new Error('bad core key')
+    return Buffer.from(v, 'hex')
+  }
+  return obj.sources.map((r: unknown) => {
+    const rec = r as { name?: unknown; cas?: unknown; index?: unknown }
+    if (typeof rec !== 'object' || rec === null || typeof rec.name !== 'string') throw new Error('bad source record')
+    return { name: rec.name, keys: { cas: hex32(rec.cas), index: hex32(rec.index) } }
+  })
 }
