@@ -251,6 +251,19 @@ export class Tree implements ReadTree {
     else this.held.delete(shard)
   }
 
+  /** The index of a restored tree, from the checkpoint's nodes (an empty index only). */
+  private loadIndex(nodes: RawNode[]): void {
+    for (const r of nodes) {
+      if (r.versions.length > 1 || r.tombs.length > 1) {
+        const shard = shardOf(r.id)
+        let set = this.multi.get(shard)
+        if (!set) this.multi.set(shard, (set = new Set()))
+        set.add(r.id)
+      }
+    }
+    this.index.load(nodes)
+  }
+
   private updateIndex(changed: Map<string, RawNode | null>): void {
     for (const [id, r] of changed) {
       const shard = shardOf(id)
@@ -327,7 +340,7 @@ export class Tree implements ReadTree {
       if (!list) t.held.set(x.shard, (list = []))
       list.push({ shard: x.shard, change: x.change, hash: hd.hash, deps: hd.deps, tag: x.tag })
     }
-    t.updateIndex(new Map(state.nodes.map((n) => [n.id, n])))
+    t.loadIndex(state.nodes)
     t.readRootAttrs()
     return t
   }
