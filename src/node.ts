@@ -36,9 +36,7 @@ export class Node {
     this.chunks = chunks
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
-    chunks.remote = (address) => this.remoteStores.fetch(address)
-    // Content fetched earlier is read from this node's copies of the peers' stores.
-    chunks.replica = (address) => this.remoteStores.localBlock(address)
+    this.remoteStores.serve(chunks)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
   }
 

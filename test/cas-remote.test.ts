@@ -47,6 +47,14 @@ function link(a: Corestore, b: Corestore): { unlink: () => void; stall: () => vo
   }
 }
 
+/** After a test, whatever happened: the link cut, the sources closed, the stores closed, the temp dir gone. */
+async function teardown(l: { unlink: () => void } | null, remote: RemoteStores, stores: Store[], cleanup: () => void): Promise<void> {
+  l?.unlink()
+  await remote.close()
+  for (const s of stores) await closeStore(s)
+  cleanup()
+}
+
 async function readAll(cas: Cas, ref: FileRef): Promise<Buffer> {
   const parts: Buffer[] = []
   for await (const c of cas.readFile(ref)) parts.push(c)
@@ -60,8 +68,7 @@ test('many objects fetched at once: all verified and right; in bulk the index co
   const remote = new RemoteStores(b.store, 10_000)
   const lines: string[] = []
   remote.log = (level, msg) => lines.push(`${level} ${msg}`)
-  b.chunks.remote = (address) => remote.fetch(address)
-  b.chunks.replica = (address) => remote.localBlock(address)
+  remote.serve(b.chunks)
   let l: ReturnType<typeof link> | null = null
   try {
     const sharing = randomBytes(32)
@@ -112,11 +119,7 @@ test('many objects fetched at once: all verified and right; in bulk the index co
       assert.ok((await readAll(casB, f.ref)).equals(f.data))
     }
   } finally {
-    l?.unlink()
-    await remote.close()
-    await closeStore(b)
-    await closeStore(a)
-    cleanup()
+    await teardown(l, remote, [b, a], cleanup)
   }
 })
 
@@ -126,8 +129,7 @@ test('a corrupted block from a peer is refused (CorruptContentError), never retu
   const a = await openStore(dir, 'a')
   const b = await openStore(dir, 'b')
   const remote = new RemoteStores(b.store, 5_000)
-  b.chunks.remote = (address) => remote.fetch(address)
-  b.chunks.replica = (address) => remote.localBlock(address)
+  remote.serve(b.chunks)
   let l: ReturnType<typeof link> | null = null
   try {
     const sharing = randomBytes(32)
@@ -163,12 +165,7 @@ test('a corrupted block from a peer is refused (CorruptContentError), never retu
     l = null
     await assert.rejects(casB.read(ref, 0, 100), (err: Error) => err instanceof CorruptContentError && /decryption failed/.test(err.message))
   } finally {
-    l?.unlink()
-    await remote.close()
-    await closeStore(b)
-    await closeStore(a)
-    await closeStore(x)
-    cleanup()
+    await teardown(l, remote, [b, a, x], cleanup)
   }
 })
 
@@ -180,8 +177,7 @@ test('no source answers: MissingContentError (EIO) within the timeout, with a lo
   const remote = new RemoteStores(b.store, timeoutMs)
   const lines: string[] = []
   remote.log = (level, msg) => lines.push(`${level} ${msg}`)
-  b.chunks.remote = (address) => remote.fetch(address)
-  b.chunks.replica = (address) => remote.localBlock(address)
+  remote.serve(b.chunks)
   let l: ReturnType<typeof link> | null = null
   try {
     const sharing = randomBytes(32)
@@ -212,11 +208,7 @@ test('no source answers: MissingContentError (EIO) within the timeout, with a lo
     assert.ok(ms >= timeoutMs - 100 && ms < timeoutMs * 3, `took ${ms} ms`)
     assert.ok(lines.some((x) => /timed out after/.test(x)), lines.join('\n'))
   } finally {
-    l?.unlink()
-    await remote.close()
-    await closeStore(b)
-    await closeStore(a)
-    cleanup()
+    await teardown(l, remote, [b, a], cleanup)
   }
 })
 
@@ -226,8 +218,7 @@ test('after a restart, content fetched earlier is read from the copy of the peer
   let b = await openStore(dir, 'b')
   let remote = new RemoteStores(b.store, 1500)
   const wire = (): void => {
-    b.chunks.remote = (address) => remote.fetch(address)
-    b.chunks.replica = (address) => remote.localBlock(address)
+    remote.serve(b.chunks)
   }
   wire()
   let l: ReturnType<typeof link> | null = null
@@ -274,11 +265,7 @@ test('after a restart, content fetched earlier is read from the copy of the peer
     assert.ok(lines.some((x) => /cas-sources: bad source record/.test(x)), lines.join('\n'))
     await assert.rejects(casB.read(ref, 0, 10), MissingContentError)
   } finally {
-    l?.unlink()
-    await remote.close()
-    await closeStore(b)
-    await closeStore(a)
-    cleanup()
+    await teardown(l, remote, [b, a], cleanup)
   }
 })
 
@@ -287,8 +274,7 @@ test('a node that relays (a third peer reads its store) also stores fetched bloc
   const a = await openStore(dir, 'a')
   const b = await openStore(dir, 'b')
   const remote = new RemoteStores(b.store, 5_000)
-  b.chunks.remote = (address) => remote.fetch(address)
-  b.chunks.replica = (address) => remote.localBlock(address)
+  remote.serve(b.chunks)
   let relay = false
   b.chunks.relayFetched = () => relay
   let l: ReturnType<typeof link> | null = null
@@ -314,10 +300,6 @@ test('a node that relays (a third peer reads its store) also stores fetched bloc
     assert.equal(await casB.has(r2), true, 'in the own store, without the copy of A\'s')
     assert.equal(await casB.has(r1), false, 'what was read before relaying stays in the copy only')
   } finally {
-    l?.unlink()
-    await remote.close()
-    await closeStore(b)
-    await closeStore(a)
-    cleanup()
+    await teardown(l, remote, [b, a], cleanup)
   }
 })

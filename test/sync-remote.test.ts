@@ -33,8 +33,7 @@ test('reads fetch missing chunks from a remote store, verified, sparse, kept in 
   const lines: string[] = []
   const remote = new RemoteStores(b.store, 2000)
   remote.log = (level, msg) => lines.push(`${level} ${msg}`)
-  b.chunks.remote = (address) => remote.fetch(address)
-  b.chunks.replica = (address) => remote.localBlock(address)
+  remote.serve(b.chunks)
   let unlink: (() => void) | null = null
   try {
     const sharing = randomBytes(32)

@@ -21,6 +21,7 @@ import { blockAddress } from './convergent.js'
 import { writeFilterFile } from './saved-filter.js'
 import { Lru } from './lru.js'
 import type { Log } from '../../server/logger.js'
+import type { ChunkStore } from './chunk-store.js'
 
 /** A peer's store as its hello offers it: its cas core and cas-index core keys. */
 export interface RemoteStoreKeys {
@@ -107,6 +108,12 @@ export class RemoteStores {
   ) {
     const storagePath = (store.storage as { path?: unknown } | undefined)?.path
     this.sourcesFile = opts.sourcesFile !== undefined ? opts.sourcesFile : typeof storagePath === 'string' ? path.join(storagePath, SOURCES_FILE_NAME) : null
+  }
+
+  /** Makes `chunks` read what it lacks through these sources: the local copies of their stores first, then the network. */
+  serve(chunks: Pick<ChunkStore, 'remote' | 'replica'>): void {
+    chunks.remote = (address) => this.fetch(address)
+    chunks.replica = (address) => this.localBlock(address)
   }
 
   /** Sources that may be asked (peer names). */
