@@ -12,6 +12,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { KEY_BYTES, encodeKey, generateKeyPair, randomBytes, type KeyPair } from './crypto.js'
+import { replaceFileSync } from './atomic-file.js'
 
 export const DATA_DIR_VERSION = 1
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -217,9 +218,7 @@ export class DataDir {
     const updated: VolumeRecord = { ...record, storage: [...storage, peer] }
     // Write-then-rename: a crash leaves the old record or the new one, never half of one.
     const file = this.volumeFile(name)
-    const tmp = `${file}.tmp-${process.pid}`
-    fs.writeFileSync(tmp, JSON.stringify(updated, null, 2) + '\n')
-    fs.renameSync(tmp, file)
+    replaceFileSync(file, JSON.stringify(updated, null, 2) + '\n')
     return true
   }
 

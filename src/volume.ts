@@ -13,6 +13,7 @@ import type { Cas, FileRef } from './fs/cas/index.js'
 import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, WriterLog, type AuditOp, type LogEntry } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
+import { replaceFile } from './atomic-file.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
@@ -301,9 +302,7 @@ export class Volume {
     this.changedSinceCheckpoint = false
     const file = checkpointPath(this.dataDir, this.record.id)
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-    const tmp = `${file}.${process.pid}.tmp`
-    await fs.promises.writeFile(tmp, bytes, { mode: 0o600 })
-    await fs.promises.rename(tmp, file)
+    await replaceFile(file, bytes, { mode: 0o600 })
     return true
   }
 

@@ -8,6 +8,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { decodeKey, encodeKey } from './crypto.js'
+import { replaceFileSync } from './atomic-file.js'
 
 export const WRITERS_FILE_FORMAT = 1
 
@@ -41,7 +42,5 @@ export function readWritersFile(dataDir: string, volumeId: string): Buffer[] {
 export function writeWritersFile(dataDir: string, volumeId: string, keys: Buffer[]): void {
   const file = writersFilePath(dataDir, volumeId)
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-  const tmp = `${file}.${process.pid}.tmp`
-  fs.writeFileSync(tmp, JSON.stringify({ format: WRITERS_FILE_FORMAT, writers: keys.map((k) => encodeKey(k)).sort() }, null, 2) + '\n')
-  fs.renameSync(tmp, file)
+  replaceFileSync(file, JSON.stringify({ format: WRITERS_FILE_FORMAT, writers: keys.map((k) => encodeKey(k)).sort() }, null, 2) + '\n')
 }

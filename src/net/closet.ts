@@ -10,6 +10,7 @@ import { UserError, type StorageOnlyRecord } from '../datadir.js'
 import { decodeKey, encodeKey } from '../crypto.js'
 import { readWritersFile, writeWritersFile } from '../writers-file.js'
 import type { StoreReplica } from './protocol.js'
+import { replaceFileSync } from '../atomic-file.js'
 
 interface Held {
   core: Hypercore
@@ -208,10 +209,8 @@ export class StoreMirrors {
   }
 
   private writeFile(): void {
-    const tmp = `${this.file}.${process.pid}.tmp`
     const stores = [...this.mirrors.values()].map((m) => m.record).sort((a, b) => (a.node < b.node ? -1 : 1))
-    fs.writeFileSync(tmp, JSON.stringify({ version: MIRRORS_VERSION, stores }, null, 2) + '\n', { mode: 0o600 })
-    fs.renameSync(tmp, this.file)
+    replaceFileSync(this.file, JSON.stringify({ version: MIRRORS_VERSION, stores }, null, 2) + '\n', { mode: 0o600 })
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -12,6 +12,7 @@ import path from 'node:path'
 import { UserError } from '../datadir.js'
 import { decodeKey, encodeKey } from '../crypto.js'
 import { parseHostPort } from './config.js'
+import { replaceFileSync } from '../atomic-file.js'
 
 export const PEERS_FILE = 'peers.json'
 export const PEERS_VERSION = 1
@@ -108,10 +109,7 @@ export class PeerRegistry {
   }
 
   private save(): void {
-    const tmp = `${this.file}.${process.pid}.tmp`
-    const body = JSON.stringify({ version: PEERS_VERSION, peers: this.records }, null, 2) + '\n'
-    fs.writeFileSync(tmp, body, { mode: 0o600 })
-    fs.renameSync(tmp, this.file)
+    replaceFileSync(this.file, JSON.stringify({ version: PEERS_VERSION, peers: this.records }, null, 2) + '\n', { mode: 0o600 })
   }
 
   list(): PeerRecord[] {

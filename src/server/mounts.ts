@@ -11,6 +11,7 @@ import type { Node } from '../node.js'
 import type { VolumeMount } from '../fs/fuse/index.js'
 import type { MountInfo } from './handle.js'
 import type { Log } from './logger.js'
+import { replaceFileSync } from '../atomic-file.js'
 
 interface MountsFile {
   version: 1
@@ -43,9 +44,7 @@ export class MountManager {
   }
 
   private writeWanted(mounts: MountInfo[]): void {
-    const tmp = `${this.file}.tmp`
-    fs.writeFileSync(tmp, JSON.stringify({ version: 1, mounts } satisfies MountsFile, null, 2) + '\n')
-    fs.renameSync(tmp, this.file)
+    replaceFileSync(this.file, JSON.stringify({ version: 1, mounts } satisfies MountsFile, null, 2) + '\n')
   }
 
   list(): MountInfo[] {

@@ -6,7 +6,8 @@ import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import Hyperbee from 'hyperbee'
 import { blockAddress } from './convergent.js'
-import { AddressFilter, encodeFilterFile, readFilterFile, writeFilterFile } from './saved-filter.js'
+import { AddressFilter, encodeFilterFile, readFilterFile } from './saved-filter.js'
+import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
 
 export const CAS_CORE_NAME = 'cas'
@@ -409,7 +410,7 @@ export class ChunkStore {
       const length = this.index.core.length
       const layers = this.filter.snapshot()
       const treeHash = await this.index.core.treeHash(length)
-      await writeFilterFile(file, encodeFilterFile(layers, { indexKey: this.index.core.key, length, treeHash }))
+      await replaceFile(file, encodeFilterFile(layers, { indexKey: this.index.core.key, length, treeHash }), { mode: 0o600, fsync: true })
       this.savedLength = length
       this.lastSaveMs = Date.now() - start
     })()

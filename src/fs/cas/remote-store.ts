@@ -18,7 +18,7 @@ import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import Hyperbee from 'hyperbee'
 import { blockAddress } from './convergent.js'
-import { writeFilterFile } from './saved-filter.js'
+import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
 import type { Log } from '../../server/logger.js'
 import type { ChunkStore } from './chunk-store.js'
@@ -200,7 +200,7 @@ export class RemoteStores {
     this.saving = this.saving.then(async () => {
       const sources = [...this.sources.values()].map((s) => ({ name: s.name, cas: s.cas.key.toString('hex'), index: s.index.core.key.toString('hex') }))
       try {
-        await writeFilterFile(file, Buffer.from(JSON.stringify({ version: SOURCES_FILE_VERSION, sources }, null, 2) + '\n'))
+        await replaceFile(file, JSON.stringify({ version: SOURCES_FILE_VERSION, sources }, null, 2) + '\n', { mode: 0o600, fsync: true })
       } catch (err) {
         if (!this.closed) this.log('warn', `cas: cannot write ${file}: ${(err as Error).message}`)
       }

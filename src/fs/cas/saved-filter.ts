@@ -182,20 +182,3 @@ export async function readFilterFile(file: string): Promise<{ filter: AddressFil
   return decodeFilterFile(data)
 }
 
-/** Replaces the file atomically (a temporary file, fsync, rename): a crash leaves the old file or the new one. */
-export async function writeFilterFile(file: string, data: Buffer): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`
-  const fh = await fs.promises.open(tmp, 'w', 0o600)
-  try {
-    await fh.writeFile(data)
-    await fh.sync()
-  } finally {
-    await fh.close()
-  }
-  try {
-    await fs.promises.rename(tmp, file)
-  } catch (err) {
-    await fs.promises.rm(tmp, { force: true })
-    throw err
-  }
-}

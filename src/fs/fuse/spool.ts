@@ -19,6 +19,7 @@ import fsp, { type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { randomBytes } from '../../crypto.js'
 import type { FileRef } from '../cas/index.js'
+import { replaceFile } from '../../atomic-file.js'
 
 /** Granularity of the lazy copy of old content; the kernel's big writes are this size. */
 export const BLOCK = 128 * 1024
@@ -310,15 +311,7 @@ export class SpoolFile {
     const fh = await this.file()
     await fh.datasync()
     const body: SpoolMeta = { version: SPOOL_META_VERSION, ...meta, node: this.nodeId, size: this.size, mtime: this.mtime, fsynced: true, time: Date.now() }
-    const tmp = this.metaPath + '.tmp'
-    const mf = await fsp.open(tmp, 'w', 0o600)
-    try {
-      await mf.writeFile(JSON.stringify(body))
-      await mf.sync()
-    } finally {
-      await mf.close()
-    }
-    await fsp.rename(tmp, this.metaPath)
+    await replaceFile(this.metaPath, JSON.stringify(body), { mode: 0o600, fsync: true })
   }
 
   /** Closes and deletes the spool files. */
