@@ -217,10 +217,7 @@ test('after a restart, content fetched earlier is read from the copy of the peer
   const a = await openStore(dir, 'a')
   let b = await openStore(dir, 'b')
   let remote = new RemoteStores(b.store, 1500)
-  const wire = (): void => {
-    remote.serve(b.chunks)
-  }
-  wire()
+  remote.serve(b.chunks)
   let l: ReturnType<typeof link> | null = null
   try {
     const sharing = randomBytes(32)
@@ -242,7 +239,7 @@ test('after a restart, content fetched earlier is read from the copy of the peer
     remote = new RemoteStores(b.store, 1500)
     const lines: string[] = []
     remote.log = (level, msg) => lines.push(`${level} ${msg}`)
-    wire()
+    remote.serve(b.chunks)
     await remote.load()
     assert.deepEqual(remote.list(), [], 'listed sources are not asked over the network until added again')
     const casB = new Cas(b.chunks, sharing)
@@ -260,7 +257,7 @@ test('after a restart, content fetched earlier is read from the copy of the peer
     fs.writeFileSync(path.join(dir, 'b', 'cas-sources'), '{"version": 1, "sources": [{"name": 3}]}')
     remote = new RemoteStores(b.store, 1500)
     remote.log = (level, msg) => lines.push(`${level} ${msg}`)
-    wire()
+    remote.serve(b.chunks)
     await remote.load()
     assert.ok(lines.some((x) => /cas-sources: bad source record/.test(x)), lines.join('\n'))
     await assert.rejects(casB.read(ref, 0, 10), MissingContentError)
