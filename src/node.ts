@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
+import { volumeIdOf } from './logs/index.js'
 import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
 import { HeldVolume, StoreMirrors } from './net/closet.js'
@@ -122,11 +123,35 @@ export class Node {
     return used
   }
 
+  /** A new volume: its id is derived from this node's key and a random nonce (its genesis; this node is its root writer). */
   async createVolume(name: string, sharing: string): Promise<Volume> {
     checkName(name, 'volume')
     this.dir.sharingKey(sharing) // fails early with a clear message on an unknown key
-    this.dir.addVolume({ version: 1, name, id: randomBytes(32).toString('hex'), sharing, created: Date.now() })
+    const genesis = { node: this.dir.publicKey, nonce: randomBytes(32) }
+    const id = volumeIdOf(genesis).toString('hex')
+    this.dir.addVolume({ version: 1, name, id, sharing, created: Date.now(), genesis: { node: encodeKey(genesis.node), nonce: genesis.nonce.toString('hex') } })
     return this.volume(name)
+  }
+
+  /** Whether this node lets `node` write to the volume: its registry allows it the volume (`peer volume allow`). */
+  allowsWriter(volumeId: Buffer, node: Buffer): boolean {
+    if (node.equals(this.dir.publicKey)) return false
+    try {
+      return PeerRegistry.load(this.dir.root).get(node)?.volumes.includes(volumeId.toString('hex')) ?? false
+    } catch {
+      return false
+    }
+  }
+
+  /** Called when the writer set of a volume changed (the server points it at the network). */
+  onWritersChanged: ((volumeId: Buffer) => void) | null = null
+
+  writersChanged(volumeId: Buffer): void {
+    try {
+      this.onWritersChanged?.(volumeId)
+    } catch {
+      // the network's business; it logs its own failures
+    }
   }
 
   /** Opens (once) and returns a volume by its local name. */
@@ -156,12 +181,16 @@ export class Node {
     return v
   }
 
-  /** The writer log keys of a local volume, readable (own log included) or storage-only. */
+  /**
+   * The writer logs of a local volume to serve and relay: only authorised ones (spec/oplog.md
+   * "Writer set"), plus, on a readable volume, this node's own log once bound (a candidate
+   * for the others until a writer admits it).
+   */
   async writerKeys(name: string): Promise<Buffer[]> {
     const rec = this.dir.volumeEntry(name)
     if (rec.storageOnly) return (await this.heldVolume(rec.name)).writers()
     const vol = await this.volume(rec.name)
-    return [...vol.writers.values()].map((w) => w.key)
+    return vol.servedKeys()
   }
 
   /** Makes a writer log a peer offered part of a local volume (held or readable); false if there's no such volume. */
