@@ -5,7 +5,7 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { randomBytes } from '../src/crypto.js'
 import { PeerNetwork, PeerRegistry, type HostPort } from '../src/net/index.js'
-import type { Log } from '../src/server/logger.js'
+import type { Log } from '../src/log.js'
 
 export interface TestPeer {
   name: string

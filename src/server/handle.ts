@@ -1,7 +1,7 @@
 // What a command running inside the server can reach.
 import type { DataDir } from '../datadir.js'
 import type { Node } from '../node.js'
-import type { Log } from './logger.js'
+import type { Log } from '../log.js'
 import type { PeerNetwork } from '../net/swarm.js'
 
 export interface MountInfo {

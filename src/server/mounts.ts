@@ -10,7 +10,7 @@ import { UserError } from '../datadir.js'
 import type { Node } from '../node.js'
 import type { VolumeMount } from '../fs/fuse/index.js'
 import type { MountInfo } from './handle.js'
-import type { Log } from './logger.js'
+import type { Log } from '../log.js'
 import { replaceFileSync } from '../atomic-file.js'
 
 interface MountsFile {

@@ -8,7 +8,7 @@ import { type DataDir, UserError } from '../datadir.js'
 import { Node } from '../node.js'
 import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
 import type { ServerHandle } from './handle.js'
-import type { Log } from './logger.js'
+import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
 import { PeerNetwork, readNetConfig, type HostPort } from '../net/index.js'
 

@@ -1,7 +1,7 @@
 // server run, status, volume mount|unmount: the long-running side of bazil.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
-import { createLogger, parseLevel } from '../../server/logger.js'
+import { createLogger, parseLevel } from '../../log.js'
 import { parseBootstrap } from '../../net/config.js'
 import { serverNetwork } from '../../net/server-handle.js'
 

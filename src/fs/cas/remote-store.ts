@@ -20,7 +20,7 @@ import Hyperbee from 'hyperbee'
 import { blockAddress } from './convergent.js'
 import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
-import type { Log } from '../../server/logger.js'
+import type { Log } from '../../log.js'
 import type { ChunkStore } from './chunk-store.js'
 
 /** A peer's store as its hello offers it: its cas core and cas-index core keys. */
