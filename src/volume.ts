@@ -102,6 +102,7 @@ export class Volume {
   private unlogged: ShardChange[] = []
   /** Flushes run one after another. */
   private flushTail: Promise<void> = Promise.resolve()
+  private flushesQueued = 0
   /** Why the last flush failed, while its changes are still unlogged (null once one succeeds). */
   private flushError: Error | null = null
   /** Per writer (log key hex): the next seq to apply. */
@@ -398,7 +399,8 @@ export class Volume {
    * flush and the error is thrown (naming how much is waiting).
    */
   flush(): Promise<void> {
-    const run = this.flushTail.then(() => this.flushNow())
+    this.flushesQueued++
+    const run = this.flushTail.then(() => this.flushNow()).finally(() => { this.flushesQueued-- })
     this.flushTail = run.catch(() => {})
     return run
   }
@@ -431,7 +433,11 @@ export class Volume {
 
   /** Flushes when enough ops are queued; for loops doing bulk work. */
   async maybeFlush(): Promise<void> {
-    if (this.pending.length >= FLUSH_EVERY_OPS || this.pendingBytes >= FLUSH_EVERY_BYTES) await this.flush()
+    const over = (k: number): boolean => this.pending.length >= k * FLUSH_EVERY_OPS || this.pendingBytes >= k * FLUSH_EVERY_BYTES
+    if (!over(1)) return
+    // Workers of one import call this together: one flush at a time, unless the queue keeps growing.
+    if (this.flushesQueued > 0 && !over(2)) return
+    await this.flush()
   }
 
   /** The live tree, or a snapshot of it. */
