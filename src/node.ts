@@ -202,10 +202,12 @@ export class Node {
     return true
   }
 
+  /** Closes everything; a volume whose last edits could not be logged does not stop the rest (its error is thrown at the end). */
   async close(): Promise<void> {
+    let failure: unknown = null
     for (const v of this.volumes.values()) {
       const vol = await v.catch(() => null)
-      if (vol) await vol.close()
+      if (vol) await vol.close().catch((err: unknown) => { failure ??= err })
     }
     this.volumes.clear()
     for (const v of this.held.values()) {
@@ -217,6 +219,7 @@ export class Node {
     await this.remoteStores.close()
     await this.chunks.close()
     await this.store.close()
+    if (failure) throw failure
   }
 }
 

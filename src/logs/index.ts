@@ -17,6 +17,7 @@ export {
   type EntryPlace,
   type ShardChange
 } from './entry-codec.js'
+export { splitIntoEntries, ENTRY_TARGET_BYTES } from './entry-split.js'
 export { BINDING_BYTES, BINDING_VERSION, bindingMessage, checkBinding, decodeBinding, encodeBinding, type Binding } from './binding.js'
 export { EntryError, LogBindingError, LogFormatError } from './errors.js'
 export { TreeHasher } from './merkle.js'

@@ -41,6 +41,8 @@ const MAX_BACKGROUND_COMMITS = 32
  * take seconds to replicate, 100 grouped ones milliseconds. fsync still waits for its entry.
  */
 const FLUSH_DELAY_MS = 100
+/** After a failed op-log write (a full disk), the queued ops are written again this much later. */
+const FLUSH_RETRY_MS = 2000
 /** Largest write the kernel hands over at once (libfuse 2 caps requests at 128 KiB). */
 const MAX_WRITE = 128 * 1024
 /** Kernel attr/entry cache lifetime, seconds: the staleness window for remote changes. */
@@ -633,8 +635,21 @@ class Flusher {
       return this.volume.flush()
     })
     this.queued = p
-    this.tail = p.catch((err: Error) => this.log('error', `writing the op log of volume ${this.volume.name} failed: ${err.message}`))
+    this.tail = p.catch((err: Error) => {
+      // The ops stay queued in the volume (a flush is all or nothing): try again later.
+      this.log('error', err.message)
+      this.retry()
+    })
     return p
+  }
+
+  private retry(): void {
+    if (this.timer || this.volume.isClosed) return
+    this.timer = setTimeout(() => {
+      this.timer = null
+      this.flush().catch(() => {})
+    }, FLUSH_RETRY_MS)
+    this.timer.unref()
   }
 
   /**
