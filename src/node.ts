@@ -174,7 +174,10 @@ export class Node {
     if (!v) {
       const rec = this.dir.volumeEntry(name)
       if (!rec.storageOnly) return Promise.reject(new UserError(`volume ${rec.name} is not storage-only on this node`))
-      v = HeldVolume.open(this.store, this.dir.root, rec)
+      v = HeldVolume.open(this.store, this.dir.root, rec, {
+        updateRecord: (patch) => this.dir.updateVolume(rec.name, patch) as typeof rec,
+        writersChanged: (id) => this.writersChanged(id)
+      })
       this.held.set(name, v)
       v.catch(() => this.held.delete(name))
     }
@@ -190,7 +193,9 @@ export class Node {
     const rec = this.dir.volumeEntry(name)
     if (rec.storageOnly) return (await this.heldVolume(rec.name)).writers()
     const vol = await this.volume(rec.name)
-    return vol.servedKeys()
+    // Until the network takes candidate logs up itself (from the node their binding names,
+    // PROTOCOL.md), logs whose binding is not here yet are listed too, so that they replicate.
+    return vol.servedKeys({ pending: true })
   }
 
   /** Makes a writer log a peer offered part of a local volume (held or readable); false if there's no such volume. */
@@ -203,6 +208,35 @@ export class Node {
   }
 
   /** Closes everything; a volume whose last edits could not be logged does not stop the rest (its error is thrown at the end). */
+  /**
+   * Records revoke(log, last applied seq) for every log bound to `peer`'s node in the volume;
+   * returns one line saying what happened (or why nothing could be recorded here).
+   */
+  async revokeWriter(volumeName: string, peer: Buffer): Promise<string> {
+    const rec = this.dir.volumeEntry(volumeName)
+    if (rec.storageOnly) {
+      return `volume "${rec.name}" is storage-only on this node: it is not a writer and cannot record a revocation; run \`bazil volume writers remove ${rec.name} ${encodeKey(peer)}\` on a writer of it`
+    }
+    const vol = await this.volume(rec.name)
+    await vol.refresh()
+    if (!vol.canWrite) return `volume "${rec.name}": ${vol.writeRefusal()}, so it cannot record a revocation: run \`bazil volume writers remove ${rec.name} ${encodeKey(peer)}\` on a writer of it`
+    const r = await vol.revokeNode(peer)
+    const lines = r.revoked.map((x) => `revoked writer log ${encodeKey(x.log)} of node ${encodeKey(peer)} in volume "${rec.name}" (entries after seq ${x.last} are not accepted)`)
+    for (const k of r.roots) lines.push(`log ${encodeKey(k)} of node ${encodeKey(peer)} is a root of volume "${rec.name}": it cannot be revoked`)
+    if (lines.length === 0) lines.push(`volume "${rec.name}": no authorised log of node ${encodeKey(peer)} here; no log of it is admitted from now on`)
+    return lines.join('\n')
+  }
+
+  /** `peer volume allow`: records admit-node(peer) in a readable volume this node writes; one line saying what happened. */
+  async admitWriter(volumeName: string, peer: Buffer): Promise<string | null> {
+    const rec = this.dir.volumeEntry(volumeName)
+    if (rec.storageOnly) return null
+    const vol = await this.volume(rec.name)
+    if (await vol.admitNode(peer)) return `node ${encodeKey(peer)} may write to volume "${rec.name}" (recorded in this node's log)`
+    if (!vol.canWrite) return `this node is not an authorised writer of volume "${rec.name}": node ${encodeKey(peer)} becomes a writer once a writer of it allows it`
+    return `node ${encodeKey(peer)} was revoked from volume "${rec.name}" before: a revocation is final for its logs`
+  }
+
   async close(): Promise<void> {
     let failure: unknown = null
     for (const v of this.volumes.values()) {

@@ -13,7 +13,7 @@ import { UserError, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
 import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
-import { EntryError, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
+import { EntryError, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { replaceFile } from './atomic-file.js'
 
@@ -58,8 +58,8 @@ interface CheckpointInfo {
   skipped: SkippedEntry[]
   /** Per writer log (key hex): the next seq to scan for control entries. */
   scanned: Record<string, number>
-  /** Control entries read (every log, valid or not), ops with hex keys. */
-  control: { log: string; seq: number; ops: ({ op: 'admit'; log: string; node: string } | { op: 'revoke'; log: string; last: number })[] }[]
+  /** Control entries read (every log, valid or not): log key hex, seq, ops as a control block (hex, spec/oplog.md). */
+  control: { log: string; seq: number; ops: string }[]
 }
 
 export interface OpenOptions {
@@ -129,6 +129,7 @@ export class Volume {
   private readonly scanned = new Map<string, number>()
   /** Checked bindings of the logs whose block 0 is here, by log key hex. */
   private readonly bindings = new Map<string, LogInfo>()
+  private readonly badBindings = new Set<string>()
   private genesisSeen: Genesis | null = null
   private currentSet: WriterSet = computeWriterSet({ logs: [], control: [] })
   /** Entries applied and later made invalid by a revocation that arrived late (dropped by a rebuild). */
@@ -231,10 +232,17 @@ export class Volume {
     return `this node is not (yet) an authorised writer of volume "${this.name}": a writer of it must allow this node (\`bazil peer volume allow ${encodeKey(this.host.dir.publicKey)} ${this.name}\` there) and see this node's log`
   }
 
-  /** Logs to serve and relay: the authorised ones held here, and this node's own log once bound (a candidate elsewhere until admitted). */
-  servedKeys(): Buffer[] {
+  /**
+   * Logs to serve and relay: the authorised ones held here, and this node's own log once
+   * bound (a candidate elsewhere until admitted). With `pending`, also the logs whose binding
+   * is not here yet (they must be replicated to be judged).
+   */
+  servedKeys(opts: { pending?: boolean } = {}): Buffer[] {
     const out: Buffer[] = []
-    for (const [hex, w] of this.writers) if (this.currentSet.writers.has(hex) || (w === this.log && w.bound)) out.push(w.key)
+    for (const [hex, w] of this.writers) {
+      if (this.currentSet.writers.has(hex) || (w === this.log && w.bound)) out.push(w.key)
+      else if (opts.pending && w !== this.log && !this.bindings.has(hex) && !this.badBindings.has(hex)) out.push(w.key)
+    }
     return out
   }
 
@@ -249,6 +257,16 @@ export class Volume {
     if (genesis === null && this.record.roots === undefined) this.setRecord(this.host.dir.updateVolume(this.name, { roots: [] }) as VolumeRecord)
     await this.log.bind(genesis)
     await this.refresh()
+  }
+
+  /** Every log held with the node its binding names (null: block 0 not here yet), key hex. */
+  knownLogs(): { log: string; node: string | null }[] {
+    return [...this.writers.keys()].sort().map((hex) => ({ log: hex, node: this.bindings.get(hex)?.node ?? null }))
+  }
+
+  /** Whether the bindings of these logs are held (and checked) here. */
+  bindingsKnown(keys: Buffer[]): boolean {
+    return keys.every((k) => this.bindings.has(k.toString('hex')) || this.badBindings.has(k.toString('hex')) || k.equals(this.log.key))
   }
 
   /** Makes the given logs the legacy roots of a volume without genesis (volume connect, spec/oplog.md "Migration"). */
@@ -268,7 +286,7 @@ export class Volume {
     for (const hex of this.currentSet.unauthorised) {
       const info = this.bindings.get(hex)
       if (!info || info.node === null) continue
-      const revoked = [...this.control.values()].some((c) => c.ops.some((o) => o.op === 'revoke' && o.log.toString('hex') === hex))
+      const revoked = [...this.control.values()].some((c) => c.ops.some((o) => (o.op === 'revoke' && o.log.toString('hex') === hex) || (o.op === 'revoke-node' && o.node.toString('hex') === info.node)))
       if (revoked) continue
       const node = Buffer.from(info.node, 'hex')
       if (!this.host.allowsWriter(this.id, node)) continue
@@ -280,8 +298,30 @@ export class Volume {
   }
 
   /**
-   * Records revoke(log, last applied seq) for every log bound to `node` that is authorised
-   * and not a root; returns what it revoked and the root logs it could not.
+   * Records admit-node(node): every log bound to `node` may write, including logs not seen
+   * yet (`peer volume allow` on a writer). False if this node may not write (nothing recorded)
+   * or the node was revoked here before (a revocation is final).
+   */
+  async admitNode(node: Buffer): Promise<boolean> {
+    await this.refresh()
+    if (!this.canWrite) return false
+    const hex = node.toString('hex')
+    for (const c of this.control.values()) {
+      for (const o of c.ops) {
+        if (o.op === 'revoke-node' && o.node.toString('hex') === hex) return false
+        if (o.op === 'admit-node' && o.node.toString('hex') === hex && c.log === this.log.key.toString('hex')) return true // recorded already
+      }
+    }
+    await this.log.appendControl([{ op: 'admit-node', node }])
+    await this.refresh()
+    return true
+  }
+
+  /**
+   * Revokes `node`: records revoke(log, last applied seq) for every log bound to it that is
+   * authorised and not a root (with admit(log) so that those entries stay accepted), and
+   * revoke-node(node) so that no log of it is admitted by node from now on. Returns what it
+   * revoked and the root logs it could not.
    */
   async revokeNode(node: Buffer): Promise<{ revoked: { log: Buffer; last: number }[]; roots: Buffer[] }> {
     await this.refresh()
@@ -300,9 +340,14 @@ export class Volume {
       if (w.limit !== null && w.limit <= last && w.revokedBy.some((r) => r.log === this.log.key.toString('hex'))) continue // revoked by us already
       revoked.push({ log: Buffer.from(hex, 'hex'), last })
     }
-    if (revoked.length > 0) {
+    const hexNode = node.toString('hex')
+    const nodeRevoked = [...this.control.values()].some((c) => c.log === this.log.key.toString('hex') && c.ops.some((o) => o.op === 'revoke-node' && o.node.toString('hex') === hexNode))
+    if (revoked.length > 0 || (!nodeRevoked && roots.length === 0)) {
       if (!this.canWrite) throw new UserError(this.writeRefusal())
-      await this.log.appendControl(revoked.map((r) => ({ op: 'revoke' as const, log: r.log, last: r.last })))
+      const ops: ControlOp[] = []
+      for (const r of revoked) ops.push({ op: 'admit', log: r.log, node }, { op: 'revoke', log: r.log, last: r.last })
+      if (!nodeRevoked) ops.push({ op: 'revoke-node', node })
+      await this.log.appendControl(ops)
       await this.refresh()
     }
     return { revoked, roots }
@@ -414,6 +459,7 @@ export class Volume {
         } catch (err) {
           if (!(err instanceof LogBindingError)) throw err
           this.skip(writer.key, 0, err.message)
+          this.badBindings.add(hex)
           continue
         }
         if (b === null) continue
@@ -545,10 +591,7 @@ export class Volume {
       format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),
       logs: Object.fromEntries(this.applied), skipped: this.skipped,
       scanned: Object.fromEntries(this.scanned),
-      control: [...this.control.values()].map((c) => ({
-        log: c.log, seq: c.seq,
-        ops: c.ops.map((o) => (o.op === 'admit' ? { op: o.op, log: o.log.toString('hex'), node: o.node.toString('hex') } : { op: o.op, log: o.log.toString('hex'), last: o.last }))
-      })),
+      control: [...this.control.values()].map((c) => ({ log: c.log, seq: c.seq, ops: encodeControl({ time: 0, ops: c.ops }).toString('hex') })),
     }
     const bytes = encodeTreeState(this.tree.exportState(), info)
     this.changedSinceCheckpoint = false
@@ -585,7 +628,7 @@ export class Volume {
         if (w && Number.isSafeInteger(next) && next >= 1 && next <= Math.max(1, w.length)) this.scanned.set(hex, next)
       }
       for (const c of info.control) {
-        const ops: ControlOp[] = c.ops.map((o) => (o.op === 'admit' ? { op: 'admit', log: Buffer.from(o.log, 'hex'), node: Buffer.from(o.node, 'hex') } : { op: 'revoke', log: Buffer.from(o.log, 'hex'), last: o.last }))
+        const ops = decodeControl(Buffer.from(c.ops, 'hex')).ops
         if (this.writers.has(c.log) && c.seq < (this.scanned.get(c.log) ?? 1)) this.control.set(`${c.log}:${c.seq}`, { log: c.log, seq: c.seq, ops })
       }
       for (const s of info.skipped ?? []) {

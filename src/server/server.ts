@@ -83,6 +83,8 @@ export class Server implements ServerHandle {
     net.on('writer', (volumeId: Buffer, key: Buffer) => {
       void this.addWriter(volumeId, key)
     })
+    // A volume's writer set changed (a log admitted or revoked): the network recomputes access.
+    this.node.onWritersChanged = () => net.refresh()
     // A peer some volume reads content from (`volume storage add`) offered its store, or a
     // replica of the store of a node some volume reads from.
     this.node.remoteStores.log = this.log

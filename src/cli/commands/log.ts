@@ -2,7 +2,7 @@
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
-import { EntryError, type AuditOp } from '../../logs/index.js'
+import { EntryError, describeControl, type AuditOp } from '../../logs/index.js'
 
 function describeOp(op: AuditOp): string {
   const parts = [op.op, op.path ?? '']
@@ -42,9 +42,9 @@ export class LogShowCommand extends BazilCommand {
           else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${describeOp(op)}${mark}`)
         }
         for (const c of entry.control ?? []) {
-          const row = c.op === 'admit' ? { op: 'admit', log: encodeKey(c.log), node: encodeKey(c.node) } : { op: 'revoke', log: encodeKey(c.log), last: c.last }
+          const row = { op: c.op, ...('log' in c ? { log: encodeKey(c.log) } : {}), ...('node' in c ? { node: encodeKey(c.node) } : {}), ...('last' in c ? { last: c.last } : {}) }
           if (this.asJson) rows.push({ writer: w, seq: entry.seq, time, ...row, ...(authorised ? {} : { authorised: false }) })
-          else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${c.op === 'admit' ? `admit log=${row.log} node=${(row as { node: string }).node}` : `revoke log=${row.log} last=${(row as { last: number }).last}`}${mark}`)
+          else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${describeControl(c, encodeKey)}${mark}`)
         }
       }
       if (this.asJson) this.json(rows)
