@@ -10,7 +10,7 @@ import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
 import type { VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, WriterLog, type AuditOp, type LogEntry } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { replaceFile } from './atomic-file.js'
@@ -238,6 +238,8 @@ export class Volume {
       let next = this.applied.get(hex) ?? 1
       const entriesBefore = entries
       let batch: IncomingChange[] = []
+      let batchOps = 0
+      let batchBytes = 0
       const apply = (): void => {
         const t0 = performance.now()
         const rejected = this.tree.apply(batch)
@@ -248,6 +250,8 @@ export class Volume {
           this.skip(writer.key, seq, `changes do not apply: ${r.reason}`)
         }
         batch = []
+        batchOps = 0
+        batchBytes = 0
       }
       let t0 = performance.now()
       for await (const entry of writer.read({ from: next, wait: false })) {
@@ -258,14 +262,20 @@ export class Volume {
           next = entry.seq + 1
           continue
         }
-        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
-        next = entry.seq + 1
-        entries++
-        if (batch.length >= APPLY_BATCH) {
+        // Batches stay within one entry's worth of work (CHANGE_LIMITS), and the event loop
+        // runs between them: no batch, hostile or not, blocks the server for long.
+        const cost = entryCost(entry.body.changes.map((c) => c.change))
+        if (batch.length > 0 && (batchOps + cost.ops > CHANGE_LIMITS.entryOps || batchBytes + cost.bytes > CHANGE_LIMITS.entryBytes || batch.length >= APPLY_BATCH)) {
           this.stats.readMs += performance.now() - t0
           apply()
+          await new Promise((resolve) => setImmediate(resolve))
           t0 = performance.now()
         }
+        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
+        batchOps += cost.ops
+        batchBytes += cost.bytes
+        next = entry.seq + 1
+        entries++
       }
       this.stats.readMs += performance.now() - t0
       if (batch.length > 0) apply()
@@ -375,9 +385,13 @@ export class Volume {
     const ops = this.pending
     this.pending = []
     const own = this.log.key.toString('hex')
-    const [seq] = await this.log.append([{ time: Date.now(), ops, changes }])
-    // Our own entry is already in the tree: replay need not read it back.
-    if ((this.applied.get(own) ?? 1) === seq) this.applied.set(own, seq + 1)
+    // Changes in groups that fit one entry's limits (CHANGE_LIMITS); the audit ops go with the last.
+    const time = Date.now()
+    const groups = entryGroups(changes)
+    const bodies = groups.length === 0 ? [{ time, ops, changes }] : groups.map((g, i) => ({ time, ops: i === groups.length - 1 ? ops : [], changes: g }))
+    const seqs = await this.log.append(bodies)
+    // Our own entries are already in the tree: replay need not read them back.
+    if ((this.applied.get(own) ?? 1) === seqs[0]) this.applied.set(own, seqs[seqs.length - 1] + 1)
   }
 
   /** Flushes when enough ops are queued; for loops doing bulk work. */
@@ -528,7 +542,8 @@ export class Volume {
           entries++
           ops += entry.body.ops.length
           const hex = entry.writer.toString('hex')
-          const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex })))
+          const tag = `${hex}:${entry.seq}` // one entry: its changes share the entry's limits
+          const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex, tag })))
           if (rejected.length > 0) errors.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: `changes do not apply: ${rejected[0].reason}` })
         }
       }
