@@ -94,6 +94,7 @@ export class Volume {
   readonly stats = { entries: 0, readMs: 0, applyMs: 0, applyCalls: 0 }
   private readonly volumeKey: Buffer
   private readonly store: Node['store']
+  private readonly storeSync: Node['storeSync']
   private readonly dataDir: string
   private pending: AuditOp[] = []
   /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
@@ -125,6 +126,7 @@ export class Volume {
     this.volumeKey = volumeKey
     this.log = log
     this.store = node.store
+    this.storeSync = node.storeSync
     this.dataDir = node.dir.root
     this.currentTree = tree
     this.writers.set(log.key.toString('hex'), log)
@@ -429,6 +431,15 @@ export class Volume {
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
     // Our own entries are already in the tree: replay need not read them back.
     if (seqs.length > 0 && (this.applied.get(own) ?? 1) === seqs[0]) this.applied.set(own, seqs[seqs.length - 1] + 1)
+  }
+
+  /**
+   * Flushes, then makes the log and the content written so far durable (survives an OS
+   * crash): what fsync through the mount waits for. Concurrent calls share fdatasyncs.
+   */
+  async sync(): Promise<void> {
+    await this.flush()
+    await this.storeSync.sync()
   }
 
   /** Flushes when enough ops are queued; for loops doing bulk work. */
