@@ -3,12 +3,14 @@
 // One process at a time owns a data dir (RocksDB holds a lock); everything that needs the
 // corestore goes through one Node.
 import fs from 'node:fs'
+import path from 'node:path'
 import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
 import { volumeIdOf } from './logs/index.js'
 import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
+import { StoreSync } from './store-sync.js'
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
@@ -30,6 +32,8 @@ export class Node {
   private readonly held = new Map<string, Promise<HeldVolume>>()
   /** Full replicas of peers' content stores this node keeps (a storage-only node's job). */
   readonly mirrors: StoreMirrors
+  /** Makes everything written to the corestore so far durable (fsync of the mount). */
+  readonly storeSync: StoreSync
 
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore) {
     this.dir = dir
@@ -37,6 +41,7 @@ export class Node {
     this.chunks = chunks
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
+    this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
     this.remoteStores.serve(chunks)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
   }
@@ -193,9 +198,19 @@ export class Node {
     const rec = this.dir.volumeEntry(name)
     if (rec.storageOnly) return (await this.heldVolume(rec.name)).writers()
     const vol = await this.volume(rec.name)
-    // Until the network takes candidate logs up itself (from the node their binding names,
-    // PROTOCOL.md), logs whose binding is not here yet are listed too, so that they replicate.
-    return vol.servedKeys({ pending: true })
+    return vol.servedKeys()
+  }
+
+  /**
+   * Whether a writer of the volume admitted `node` by node (admit-node, `peer volume allow`):
+   * a log bound to it may then be taken up from any peer sharing the volume, not only from
+   * that node (e.g. relayed by a storage-only peer while the admitting writer was away).
+   */
+  async admitsNode(volumeId: Buffer, node: Buffer): Promise<boolean> {
+    const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
+    if (!rec) return false
+    const set = rec.storageOnly ? (await this.heldVolume(rec.name)).writerSet : (await this.volume(rec.name)).writerSet
+    return set.nodesAdmitted.includes(node.toString('hex'))
   }
 
   /** Makes a writer log a peer offered part of a local volume (held or readable); false if there's no such volume. */

@@ -12,7 +12,7 @@ import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
 import { UserError, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { replaceFile } from './atomic-file.js'
@@ -99,6 +99,7 @@ export class Volume {
   readonly stats = { entries: 0, readMs: 0, applyMs: 0, applyCalls: 0 }
   private readonly volumeKey: Buffer
   private readonly store: Node['store']
+  private readonly storeSync: Node['storeSync']
   private readonly dataDir: string
   private pending: AuditOp[] = []
   /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
@@ -147,6 +148,7 @@ export class Volume {
     this.volumeKey = volumeKey
     this.log = log
     this.store = node.store
+    this.storeSync = node.storeSync
     this.dataDir = node.dir.root
     this.currentTree = tree
     this.writers.set(log.key.toString('hex'), log)
@@ -233,16 +235,17 @@ export class Volume {
   }
 
   /**
-   * Logs to serve and relay: the authorised ones held here, and this node's own log once
-   * bound (a candidate elsewhere until admitted). With `pending`, also the logs whose binding
-   * is not here yet (they must be replicated to be judged).
+   * Logs to serve and relay: the authorised ones held here, this node's own log once bound (a
+   * candidate elsewhere until admitted), and logs a valid admit names by key whose binding is
+   * not here yet (so that they are taken up from whichever peer relays them).
    */
-  servedKeys(opts: { pending?: boolean } = {}): Buffer[] {
+  servedKeys(): Buffer[] {
     const out: Buffer[] = []
+    const byKey = new Set(this.currentSet.admittedUnknown)
     for (const [hex, w] of this.writers) {
-      if (this.currentSet.writers.has(hex) || (w === this.log && w.bound)) out.push(w.key)
-      else if (opts.pending && w !== this.log && !this.bindings.has(hex) && !this.badBindings.has(hex)) out.push(w.key)
+      if (this.currentSet.writers.has(hex) || byKey.has(hex) || (w === this.log && w.bound)) out.push(w.key)
     }
+    for (const hex of byKey) if (!this.writers.has(hex)) out.push(Buffer.from(hex, 'hex'))
     return out
   }
 
@@ -438,6 +441,12 @@ export class Volume {
     this.setStats.computed++
     this.setStats.ms += performance.now() - t0
     this.currentSet = set
+    // Logs admitted by key that are not held yet: held from now on (they replicate when a peer has them).
+    for (const hex of set.admittedUnknown) {
+      if (this.writers.has(hex) || this.closed) continue
+      await this.openWriter(Buffer.from(hex, 'hex'))
+      writeWritersFile(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
+    }
     if (this.invalidated(set)) await this.rebuild(set)
     await this.adoptGenesis()
     const n = await this.applyValid(set)
@@ -529,6 +538,8 @@ export class Volume {
       if (next >= to) continue
       const entriesBefore = entries
       let batch: IncomingChange[] = []
+      let batchOps = 0
+      let batchBytes = 0
       const apply = (): void => {
         const t0 = performance.now()
         const rejected = this.tree.apply(batch)
@@ -539,6 +550,8 @@ export class Volume {
           this.skip(writer.key, seq, `changes do not apply: ${r.reason}`)
         }
         batch = []
+        batchOps = 0
+        batchBytes = 0
       }
       let t0 = performance.now()
       for await (const entry of writer.read({ from: next, to, wait: false })) {
@@ -549,15 +562,24 @@ export class Volume {
           next = entry.seq + 1
           continue
         }
-        next = entry.seq + 1
-        if (entry.control !== null) continue // read by scan(); nothing to apply
-        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
-        entries++
-        if (batch.length >= APPLY_BATCH) {
+        if (entry.control !== null) { // read by scan(); nothing to apply
+          next = entry.seq + 1
+          continue
+        }
+        // Batches stay within one entry's worth of work (CHANGE_LIMITS), and the event loop
+        // runs between them: no batch, hostile or not, blocks the server for long.
+        const cost = entryCost(entry.body.changes.map((c) => c.change))
+        if (batch.length > 0 && (batchOps + cost.ops > CHANGE_LIMITS.entryOps || batchBytes + cost.bytes > CHANGE_LIMITS.entryBytes || batch.length >= APPLY_BATCH)) {
           this.stats.readMs += performance.now() - t0
           apply()
+          await new Promise((resolve) => setImmediate(resolve))
           t0 = performance.now()
         }
+        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
+        batchOps += cost.ops
+        batchBytes += cost.bytes
+        next = entry.seq + 1
+        entries++
       }
       this.stats.readMs += performance.now() - t0
       if (batch.length > 0) apply()
@@ -708,7 +730,12 @@ export class Volume {
     const own = this.log.key.toString('hex')
     let seqs: number[]
     try {
-      seqs = await this.log.append(splitIntoEntries(changes, ops, Date.now()))
+      // Groups of changes that fit one entry's change limits (CHANGE_LIMITS), each cut to the
+      // entry size target; the audit ops go with the last group.
+      const time = Date.now()
+      const groups = entryGroups(changes)
+      const bodies = groups.length === 0 ? splitIntoEntries([], ops, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? ops : [], time))
+      seqs = await this.log.append(bodies)
     } catch (err) {
       const reason = describeError(err)
       this.flushError = new Error(`writing the op log of volume ${this.name} failed: ${reason} (${this.pending.length} ops and ${this.unlogged.length} changes are kept and written by the next flush)`)
@@ -721,6 +748,15 @@ export class Volume {
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
     // Our own entries are already in the tree: replay need not read them back.
     if (seqs.length > 0 && (this.applied.get(own) ?? 1) === seqs[0]) this.applied.set(own, seqs[seqs.length - 1] + 1)
+  }
+
+  /**
+   * Flushes, then makes the log and the content written so far durable (survives an OS
+   * crash): what fsync through the mount waits for. Concurrent calls share fdatasyncs.
+   */
+  async sync(): Promise<void> {
+    await this.flush()
+    await this.storeSync.sync()
   }
 
   /** Flushes when enough ops are queued; for loops doing bulk work. */
@@ -885,7 +921,8 @@ export class Volume {
             continue
           }
           ops += entry.body.ops.length + (entry.control?.length ?? 0)
-          const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex })))
+          const tag = `${hex}:${entry.seq}` // one entry: its changes share the entry's limits
+          const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex, tag })))
           if (rejected.length > 0) errors.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: `changes do not apply: ${rejected[0].reason}` })
         }
       }

@@ -44,6 +44,10 @@ export interface WriterSet {
   writers: Map<string, WriterInfo>
   /** Known logs that are not authorised (never admitted by a valid op, or only by undecided ones). */
   unauthorised: string[]
+  /** Logs named by an admit in a valid entry whose binding is not here (not held yet): fetch them. */
+  admittedUnknown: string[]
+  /** Nodes admitted by node (admit-node valid, no revoke-node valid or undecided): their logs may be taken from any peer. */
+  nodesAdmitted: string[]
   /** Whether entry `seq` of log `log` may be applied. */
   valid(log: string, seq: number): boolean
   /** A canonical text of the set (for comparing two sets). */
@@ -206,11 +210,23 @@ export function computeWriterSet(input: WriterSetInput): WriterSet {
     }
     writers.set(log, { log, node: info.get(log)?.node ?? null, root, admittedBy, limit, revokedBy })
   }
-  const fingerprint = JSON.stringify([...writers.values()].map((w) => [w.log, w.root, w.limit]))
+  const admittedUnknown = new Set<string>()
+  for (const e of entries) {
+    if (status.get(key(e.log, e.seq)) !== T) continue
+    for (const op of e.ops) {
+      if (op.op !== 'admit') continue
+      const target = op.log.toString('hex')
+      if ((info.get(target)?.node ?? null) === null) admittedUnknown.add(target)
+    }
+  }
+  const nodesAdmitted = [...nodeAdmits.keys()].filter((n) => nodeAdmitted(n) === T).sort()
+  const fingerprint = JSON.stringify([[...writers.values()].map((w) => [w.log, w.root, w.limit]), [...admittedUnknown].sort(), nodesAdmitted])
   return {
     rootNode,
     writers,
     unauthorised,
+    admittedUnknown: [...admittedUnknown].sort(),
+    nodesAdmitted,
     fingerprint,
     valid(log: string, seq: number): boolean {
       const w = writers.get(log)

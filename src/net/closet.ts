@@ -12,6 +12,7 @@ import { LogBindingError, checkBindingFull, computeWriterSet, scanControl, type 
 import { readWritersFile, writeWritersFile } from '../writers-file.js'
 import type { StoreReplica } from './protocol.js'
 import { replaceFileSync } from '../atomic-file.js'
+import type { Log } from '../log.js'
 
 interface Held {
   core: Hypercore
@@ -165,6 +166,12 @@ export class HeldVolume {
       legacyRoots: (this.rec.roots ?? []).map((k) => decodeKey(k).toString('hex')),
       control: [...this.control.values()]
     })
+    // Logs admitted by key that are not held yet: held from now on.
+    for (const hex of this.set.admittedUnknown) {
+      if (this.logs.has(hex) || this.closed) continue
+      await this.openLog(Buffer.from(hex, 'hex'))
+      writeWritersFile(this.dataDir, this.record.id, this.allLogs())
+    }
     if (this.set.fingerprint !== before) this.host?.writersChanged(this.id)
   }
 
@@ -191,15 +198,10 @@ export class HeldVolume {
     await this.update()
   }
 
-  /**
-   * The writer logs to serve and relay: the authorised ones held, and (until the network takes
-   * candidate logs up itself, PROTOCOL.md) those whose binding is not here yet.
-   */
+  /** The writer logs to serve and relay: the authorised ones held, and those a valid admit names whose binding is not here yet. */
   writers(): Buffer[] {
-    return [...this.logs.values()].map((h) => h.core.key).filter((k) => {
-      const hex = k.toString('hex')
-      return this.set.writers.has(hex) || (!this.bindings.has(hex) && !this.badBindings.has(hex))
-    })
+    const byKey = new Set(this.set.admittedUnknown)
+    return [...this.logs.values()].map((h) => h.core.key).filter((k) => this.set.writers.has(k.toString('hex')) || byKey.has(k.toString('hex')))
   }
 
   /** Every log held, authorised or not (candidates, revoked ones). */
@@ -407,5 +409,20 @@ export class StoreMirrors {
       await unfollow(m.cas)
       await unfollow(m.index)
     }
+  }
+}
+
+/**
+ * Starts keeping a replica of the store a peer offers (the caller checked with access.ts that
+ * those keys may be taken as that peer's store). Returns true if the replica is new.
+ */
+export async function mirrorOffered(mirrors: StoreMirrors, replica: StoreReplica, log: Log, who: string): Promise<boolean> {
+  try {
+    if (!(await mirrors.mirror(replica))) return false
+    log('info', `net: keeping a replica of peer ${who}'s store`)
+    return true
+  } catch (err) {
+    log('error', `net: peer ${who}: cannot keep a replica of its store: ${(err as Error).message}`)
+    return false
   }
 }

@@ -345,6 +345,8 @@ export class VolumeMount {
     }
     await this.background.acquire()
     this.commit(sf)
+      // Data an fsync promised is in the spool until a commit of it is durable.
+      .then(async () => { if (sf.promised) await this.flusher.flush().then(() => this.volume.sync()) })
       .catch((err: Error) => this.log('error', `commit of ${this.describe(sf)} failed: ${err.message}`))
       .finally(() => {
         this.background.release()
@@ -438,6 +440,8 @@ export class VolumeMount {
     const sf = h.file ?? (h.nodeId ? this.spooled.get(h.nodeId) : undefined)
     if (sf) await this.commit(sf, true)
     await this.flusher.flush()
+    // The data and its log entry are in the corestore: make them survive an OS crash.
+    await this.volume.sync()
   }
 
   private async release(_p: string, fd: number): Promise<void> {
@@ -694,7 +698,7 @@ export async function recoverSpool(volume: Volume, spoolDir: string): Promise<{ 
       }
     }
   }
-  if (recovered.length > 0) await volume.flush()
+  if (recovered.length > 0) await volume.sync()
   for (const name of names.filter((n) => n.startsWith(prefix))) await fsp.rm(path.join(spoolDir, name), { force: true })
   return { recovered }
 }
