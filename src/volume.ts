@@ -95,6 +95,8 @@ export class Volume {
   private readonly volumeKey: Buffer
   private readonly store: Node['store']
   private readonly storeSync: Node['storeSync']
+  /** Refuses writes that would leave too little disk for the store (a full disk: ENOSPC). */
+  readonly space: Node['space']
   private readonly dataDir: string
   private pending: AuditOp[] = []
   /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
@@ -127,6 +129,7 @@ export class Volume {
     this.log = log
     this.store = node.store
     this.storeSync = node.storeSync
+    this.space = node.space
     this.dataDir = node.dir.root
     this.currentTree = tree
     this.writers.set(log.key.toString('hex'), log)
@@ -418,7 +421,11 @@ export class Volume {
     const own = this.log.key.toString('hex')
     let seqs: number[]
     try {
-      seqs = await this.log.append(splitIntoEntries(changes, ops, Date.now()))
+      const bodies = splitIntoEntries(changes, ops, Date.now())
+      let bytes = 0
+      for (const b of bodies) for (const c of b.changes) bytes += c.change.byteLength
+      this.space.take(bytes + this.pendingBytes)
+      seqs = await this.log.append(bodies)
     } catch (err) {
       const reason = describeError(err)
       this.flushError = new Error(`writing the op log of volume ${this.name} failed: ${reason} (${this.pending.length} ops and ${this.unlogged.length} changes are kept and written by the next flush)`)
