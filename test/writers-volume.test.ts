@@ -179,3 +179,36 @@ test('migration: a volume made before binding v2 (random id, v1 bindings) gets t
   assert.deepEqual(again.dir.volume('old').roots, logs.map((k) => encodeKey(k)).sort())
   assert.ok(a2.canWrite && has(a2, '/b'))
 })
+
+test('a storage-only node computes the same writer set from plaintext (bindings, control entries) as the readers, and serves only authorised logs', async (t) => {
+  const c = await Nodes.create(3)
+  t.after(() => c.close())
+  const a = await c.nodes[0].createVolume('v', 'shared')
+  const record = c.nodes[0].dir.volume('v')
+  c.allow(0, 1, record.id)
+  const b = await c.join(1, record)
+  await a.addWriter(b.log.key)
+  await b.addWriter(a.log.key)
+  c.link(0, 1)
+  await until('b admitted', [a, b], () => b.canWrite)
+  b.mkdir('/x')
+  await b.flush()
+  await a.revokeNode(c.nodes[1].dir.publicKey)
+  // A log of a made-up identity, offered too.
+  const forged = await forgedLog(c.nodes[1], b, { node: c.nodes[0].dir.publicKey, nonce: Buffer.from(record.genesis!.nonce, 'hex') }, '/forged')
+  c.nodes[2].dir.addVolume({ version: 1, name: 'held', id: record.id, storageOnly: true, created: Date.now() })
+  const held = await c.nodes[2].heldVolume('held')
+  for (const k of [a.log.key, b.log.key, forged.key]) await held.addWriter(k)
+  c.link(0, 2); c.link(1, 2)
+  await a.addWriter(forged.key)
+  const deadline = Date.now() + 15_000
+  while (held.writerSet.fingerprint !== a.writerSet.fingerprint || held.allLogs().some((k) => (held.core(k)?.contiguousLength ?? 0) < (a.writers.get(hex(k))?.core.contiguousLength ?? 0))) {
+    if (Date.now() > deadline) throw new Error(`closet ${held.writerSet.fingerprint} != a ${a.writerSet.fingerprint}`)
+    await held.update()
+    await a.refresh()
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  assert.equal(held.writerSet.writers.get(hex(b.log.key))!.limit, a.writerSet.writers.get(hex(b.log.key))!.limit)
+  assert.deepEqual((await c.nodes[2].writerKeys('held')).map(hex).sort(), [hex(a.log.key), hex(b.log.key)].sort())
+  assert.equal(held.record.genesis?.nonce, record.genesis!.nonce, 'the closet learned the genesis from the bindings')
+})
