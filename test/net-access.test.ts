@@ -240,8 +240,6 @@ test('access matrix: for every grant, role and restart, a peer asking for every 
     const vHex = v.id.toString('hex')
     copyVolumeRecord(a, x, 'v')
     const vx = await x.node.volume('v')
-    await vx.writeFile('/from-x', Buffer.from('x was here\n'.repeat(100)))
-    await vx.flush()
     await a.node.addWriter(v.id, vx.log.key)
     a.dir.addVolumeStorage('v', encodeKey(x.key))
     closet.dir.addVolume({ version: 1, name: 'v', id: vHex, storageOnly: true, created: Date.now() })
@@ -255,6 +253,11 @@ test('access matrix: for every grant, role and restart, a peer asking for every 
     await closet.node.addWriter(v.id, vx.log.key)
     await a.net.waitConnected(x.key, 20_000)
     await closet.net.waitConnected(a.key, 20_000)
+    // x writes to v: a admits it (what `peer volume allow` records).
+    await a.node.admitWriter('v', x.key)
+    await until('x is admitted', async () => (await vx.refresh(), vx.canWrite))
+    await vx.writeFile('/from-x', Buffer.from('x was here\n'.repeat(100)))
+    await vx.flush()
     const held = await closet.node.heldVolume('v')
     await until('the closet holds both logs and a replica of a\'s store', () =>
       held.core(v.log.key)?.contiguousLength === v.log.length && held.core(vx.log.key)?.contiguousLength === vx.log.length &&
