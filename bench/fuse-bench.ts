@@ -149,9 +149,26 @@ print(time.time() - t0)
   return { create: files / createAndSettle, stat: files / stat, unlink: files / unlinkAndSettle }
 }
 
+/** Files of 4 KiB written with create+write+fsync+close by `writers` processes at once; returns fsyncs/s. */
+async function fsyncRate(dir: string, files: number, writers: number): Promise<number> {
+  const py = `
+import os, sys
+d = sys.argv[1]; w = sys.argv[2]; n = int(sys.argv[3]); data = os.urandom(4096)
+for i in range(n):
+    fd = os.open(f'{d}/w{w}-{i}', os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644); os.write(fd, data); os.fsync(fd); os.close(fd)
+`
+  const sub = path.join(dir, `fsync-${writers}`)
+  await fsp.mkdir(sub)
+  const per = Math.ceil(files / writers)
+  const secs = await timed(() => Promise.all(Array.from({ length: writers }, (_, w) => exec('python3', ['-c', py, sub, String(w), String(per)]))))
+  await exec('sh', ['-c', 'rm -f "$1"/*; rmdir "$1" 2>/dev/null || true', 'sh', sub]) // memfs has no rmdir
+  return (per * writers) / secs
+}
+
 export async function run(log: (msg: string) => void = (m) => console.error(m)): Promise<Row[]> {
   const mib = Number(process.env.BENCH_FUSE_MIB ?? 1024)
   const files = Number(process.env.BENCH_FUSE_FILES ?? 10000)
+  const fsyncFiles = Number(process.env.BENCH_FUSE_FSYNCS ?? 400)
   if (!fs.existsSync('/dev/fuse')) throw new Error('fuse-bench: /dev/fuse is missing')
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-fuse-bench-'))
   const mounts: { unmount: () => Promise<void> }[] = []
@@ -186,6 +203,7 @@ export async function run(log: (msg: string) => void = (m) => console.error(m)):
     const writeCommitted: Record<string, number> = {}
     const read: Record<string, number> = {}
     const rates: Record<string, { create: number; stat: number; unlink: number }> = {}
+    const fsyncs: Record<string, { one: number; eight: number }> = {}
     let rssBefore = 0
     let rssPeak = 0
     for (const t of targets) {
@@ -204,6 +222,16 @@ export async function run(log: (msg: string) => void = (m) => console.error(m)):
       await exec('rm', ['-f', path.join(t.dir, 'big')])
       await t.settle()
       rates[t.label] = await smallFileRates(t.dir, files, t.settle)
+      fsyncs[t.label] = { one: await fsyncRate(t.dir, fsyncFiles, 1), eight: await fsyncRate(t.dir, fsyncFiles, 8) }
+      if (t.label === 'bazil') {
+        // What durability costs: the same with the corestore's WAL left unsynced (as before issue 9).
+        node.storeSync.enabled = false
+        fsyncs['bazil-unsynced'] = { one: await fsyncRate(t.dir, fsyncFiles, 1), eight: await fsyncRate(t.dir, fsyncFiles, 8) }
+        node.storeSync.enabled = true
+        await t.settle()
+      }
+      log(`fuse-bench ${t.label}: fsync (4 KiB files) ${fsyncs[t.label]!.one.toFixed(0)}/s one writer, ${fsyncs[t.label]!.eight.toFixed(0)}/s 8 writers` +
+        (t.label === 'bazil' ? `; WAL unsynced ${fsyncs['bazil-unsynced']!.one.toFixed(0)}/s and ${fsyncs['bazil-unsynced']!.eight.toFixed(0)}/s` : ''))
       log(`fuse-bench ${t.label}: write ${write[t.label]!.toFixed(0)} MiB/s (committed ${writeCommitted[t.label]!.toFixed(0)}), read ${read[t.label]!.toFixed(0)} MiB/s, create ${rates[t.label]!.create.toFixed(0)}/s, stat ${rates[t.label]!.stat.toFixed(0)}/s, unlink ${rates[t.label]!.unlink.toFixed(0)}/s`)
     }
 
@@ -219,6 +247,10 @@ export async function run(log: (msg: string) => void = (m) => console.error(m)):
       row(`mount: create+write+close ${files} small files (until committed)`, 'files/s', rates.bazil!.create, rates.memfs!.create, rates.native!.create),
       row(`mount: stat ${files} files`, 'stats/s', rates.bazil!.stat, rates.memfs!.stat, rates.native!.stat),
       row(`mount: unlink ${files} files (until in the op log)`, 'files/s', rates.bazil!.unlink, rates.memfs!.unlink, rates.native!.unlink),
+      row(`mount: create+write 4 KiB+fsync+close, one writer (${fsyncFiles} files)`, 'fsyncs/s', fsyncs.bazil!.one, fsyncs.memfs!.one, fsyncs.native!.one,
+        `; bazil with the WAL left unsynced (not durable, before issue 9): ${round(fsyncs['bazil-unsynced']!.one)}/s`),
+      row(`mount: create+write 4 KiB+fsync+close, 8 writers (${fsyncFiles} files)`, 'fsyncs/s', fsyncs.bazil!.eight, fsyncs.memfs!.eight, fsyncs.native!.eight,
+        `; bazil with the WAL left unsynced: ${round(fsyncs['bazil-unsynced']!.eight)}/s`),
     ]
   } finally {
     for (const m of mounts.reverse()) await m.unmount().catch((err: Error) => log(`fuse-bench: unmount failed: ${err.message}`))

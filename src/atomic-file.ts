@@ -1,17 +1,36 @@
-// Replacing a small file whole: write a temp file beside it, then rename it over the old one,
-// so a crash leaves the old content or the new, never half of either. The one place for this
-// (data-dir records, registries, checkpoints, caches).
+// Replacing a small file whole: write a temp file beside it, fsync it, rename it over the old
+// one, fsync the directory. A crash (of the process or of the OS) leaves the old content or
+// the new, never half of either, and once the call returns the new content survives an OS
+// crash. The one place for this (data-dir records, registries, checkpoints, caches).
 import fs from 'node:fs'
+import path from 'node:path'
 
 export interface ReplaceOptions {
   /** Mode of a newly created file (default: the process's default). */
   mode?: number
-  /** fsync the data before the rename (for files whose content a crash must not lose). */
-  fsync?: boolean
 }
 
 function tmpOf(file: string): string {
   return `${file}.${process.pid}.tmp`
+}
+
+/** Makes a directory entry change (create, rename, unlink) in `dir` durable. */
+export function fsyncDirSync(dir: string): void {
+  const fd = fs.openSync(dir, 'r')
+  try {
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
 }
 
 export function replaceFileSync(file: string, data: string | Uint8Array, opts: ReplaceOptions = {}): void {
@@ -20,7 +39,7 @@ export function replaceFileSync(file: string, data: string | Uint8Array, opts: R
     const fd = fs.openSync(tmp, 'w', opts.mode)
     try {
       fs.writeFileSync(fd, data)
-      if (opts.fsync) fs.fsyncSync(fd)
+      fs.fsyncSync(fd)
     } finally {
       fs.closeSync(fd)
     }
@@ -29,6 +48,7 @@ export function replaceFileSync(file: string, data: string | Uint8Array, opts: R
     fs.rmSync(tmp, { force: true })
     throw err
   }
+  fsyncDirSync(path.dirname(file))
 }
 
 export async function replaceFile(file: string, data: string | Uint8Array, opts: ReplaceOptions = {}): Promise<void> {
@@ -37,7 +57,7 @@ export async function replaceFile(file: string, data: string | Uint8Array, opts:
     const fh = await fs.promises.open(tmp, 'w', opts.mode)
     try {
       await fh.writeFile(data)
-      if (opts.fsync) await fh.sync()
+      await fh.sync()
     } finally {
       await fh.close()
     }
@@ -46,4 +66,5 @@ export async function replaceFile(file: string, data: string | Uint8Array, opts:
     await fs.promises.rm(tmp, { force: true })
     throw err
   }
+  await fsyncDir(path.dirname(file))
 }

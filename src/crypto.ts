@@ -22,8 +22,12 @@ export const CONTEXT = {
   casChunkKey: 'bazil/cas/chunk-key/v1',
   /** Volume key: encrypts op-log entries of one volume, from the sharing key + volume id. */
   volume: 'bazil/volume/v1',
-  /** Signature over a writer log's binding block (block 0). */
-  logBinding: 'bazil/log/binding/v1'
+  /** Signature over a writer log's binding block (block 0), version 1. */
+  logBinding: 'bazil/log/binding/v1',
+  /** Signature over a writer log's binding block, version 2 (carries the volume's genesis). */
+  logBindingV2: 'bazil/log/binding/v2',
+  /** Volume id of a new volume: hashed from its genesis (creator node key, nonce), spec/oplog.md. */
+  volumeId: 'bazil/volume/id/v1'
 } as const
 
 export class DecryptError extends Error {

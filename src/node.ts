@@ -3,11 +3,13 @@
 // One process at a time owns a data dir (RocksDB holds a lock); everything that needs the
 // corestore goes through one Node.
 import fs from 'node:fs'
+import path from 'node:path'
 import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
 import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
+import { StoreSync } from './store-sync.js'
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
@@ -29,6 +31,8 @@ export class Node {
   private readonly held = new Map<string, Promise<HeldVolume>>()
   /** Full replicas of peers' content stores this node keeps (a storage-only node's job). */
   readonly mirrors: StoreMirrors
+  /** Makes everything written to the corestore so far durable (fsync of the mount). */
+  readonly storeSync: StoreSync
 
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore) {
     this.dir = dir
@@ -36,6 +40,7 @@ export class Node {
     this.chunks = chunks
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
+    this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
     this.remoteStores.serve(chunks)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
   }
@@ -173,10 +178,12 @@ export class Node {
     return true
   }
 
+  /** Closes everything; a volume whose last edits could not be logged does not stop the rest (its error is thrown at the end). */
   async close(): Promise<void> {
+    let failure: unknown = null
     for (const v of this.volumes.values()) {
       const vol = await v.catch(() => null)
-      if (vol) await vol.close()
+      if (vol) await vol.close().catch((err: unknown) => { failure ??= err })
     }
     this.volumes.clear()
     for (const v of this.held.values()) {
@@ -188,6 +195,7 @@ export class Node {
     await this.remoteStores.close()
     await this.chunks.close()
     await this.store.close()
+    if (failure) throw failure
   }
 }
 

@@ -2,8 +2,10 @@
 // (logs/), with content in the node's content store (fs/cas).
 //
 // Every mutation goes through `mutate`: the tree op runs, its audit description is queued,
-// and `flush` writes everything queued as ONE op-log entry (the Automerge changes plus the
-// audit ops), so that an import of thousands of files is a handful of appends.
+// and `flush` writes everything queued (the Automerge changes plus the audit ops) in one
+// append, split into entries that fit the entry limit, so that an import of thousands of
+// files is a handful of entries. A flush is all or nothing: if the append fails, the changes
+// and ops stay queued (the next flush retries them) and no checkpoint covers them.
 import fs from 'node:fs'
 import path from 'node:path'
 import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
@@ -11,12 +13,14 @@ import type { VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
 import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
-import { EntryError, WriterLog, type AuditOp, type LogEntry } from './logs/index.js'
+import { EntryError, WriterLog, splitIntoEntries, type AuditOp, type LogEntry, type ShardChange } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { replaceFile } from './atomic-file.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
+/** Bytes of paths and targets queued before an automatic flush during bulk work. */
+export const FLUSH_EVERY_BYTES = 4 * 1024 * 1024
 /** Changes applied in one Tree call while replaying: bounds memory, keeps merges batched. */
 const APPLY_BATCH = 50_000
 /** A shard's Automerge document not used for this long is saved and freed. */
@@ -90,8 +94,18 @@ export class Volume {
   readonly stats = { entries: 0, readMs: 0, applyMs: 0, applyCalls: 0 }
   private readonly volumeKey: Buffer
   private readonly store: Node['store']
+  private readonly storeSync: Node['storeSync']
   private readonly dataDir: string
   private pending: AuditOp[] = []
+  /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
+  private pendingBytes = 0
+  /** Changes taken from the tree whose append has not succeeded yet (oldest first). */
+  private unlogged: ShardChange[] = []
+  /** Flushes run one after another. */
+  private flushTail: Promise<void> = Promise.resolve()
+  private flushesQueued = 0
+  /** Why the last flush failed, while its changes are still unlogged (null once one succeeds). */
+  private flushError: Error | null = null
   /** Per writer (log key hex): the next seq to apply. */
   private readonly applied = new Map<string, number>()
   private readonly skippedKeys = new Set<string>()
@@ -112,6 +126,7 @@ export class Volume {
     this.volumeKey = volumeKey
     this.log = log
     this.store = node.store
+    this.storeSync = node.storeSync
     this.dataDir = node.dir.root
     this.currentTree = tree
     this.writers.set(log.key.toString('hex'), log)
@@ -292,7 +307,8 @@ export class Volume {
    */
   async checkpoint(): Promise<boolean> {
     await this.flush()
-    if (this.pending.length > 0 || this.tree.dirty) return false
+    // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
+    if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) return false
     this.applied.set(this.log.key.toString('hex'), this.log.length)
     const info: CheckpointInfo = {
       format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),
@@ -358,31 +374,81 @@ export class Volume {
    */
   mutate<T>(op: (tree: Tree) => T, audit: (result: T) => AuditOp): T {
     const result = op(this.tree)
-    this.pending.push(audit(result))
+    const a = audit(result)
+    this.pending.push(a)
+    this.pendingBytes += 64 + (a.path?.length ?? 0) + (a.to?.length ?? 0) + (a.target?.length ?? 0)
     this.changedSinceCheckpoint = true
     this.scheduleIdle()
     return result
+  }
+
+  get isClosed(): boolean {
+    return this.closed
   }
 
   get pendingOps(): number {
     return this.pending.length
   }
 
-  /** Writes everything queued as one op-log entry. */
-  async flush(): Promise<void> {
-    const changes = this.tree.takeChanges()
-    if (this.pending.length === 0 && changes.length === 0) return
-    const ops = this.pending
-    this.pending = []
+  /** Ops and changes written by no flush yet (a failed flush leaves them here). */
+  get unloggedCount(): { ops: number; changes: number; error: string | null } {
+    return { ops: this.pending.length, changes: this.unlogged.length, error: this.flushError?.message ?? null }
+  }
+
+  /**
+   * Writes everything queued to the op log, in one append (split into entries that fit the
+   * entry limit). All or nothing: if the append fails, everything stays queued for the next
+   * flush and the error is thrown (naming how much is waiting).
+   */
+  flush(): Promise<void> {
+    this.flushesQueued++
+    const run = this.flushTail.then(() => this.flushNow()).finally(() => { this.flushesQueued-- })
+    this.flushTail = run.catch(() => {})
+    return run
+  }
+
+  private async flushNow(): Promise<void> {
+    const taken = this.tree.takeChanges()
+    for (const c of taken) this.unlogged.push(c)
+    if (this.pending.length === 0 && this.unlogged.length === 0) return
+    // New ops may be queued while the append runs: only what is written here leaves the queues.
+    const ops = this.pending.slice()
+    const changes = this.unlogged.slice()
+    const bytes = this.pendingBytes
     const own = this.log.key.toString('hex')
-    const [seq] = await this.log.append([{ time: Date.now(), ops, changes }])
-    // Our own entry is already in the tree: replay need not read it back.
-    if ((this.applied.get(own) ?? 1) === seq) this.applied.set(own, seq + 1)
+    let seqs: number[]
+    try {
+      seqs = await this.log.append(splitIntoEntries(changes, ops, Date.now()))
+    } catch (err) {
+      const reason = describeError(err)
+      this.flushError = new Error(`writing the op log of volume ${this.name} failed: ${reason} (${this.pending.length} ops and ${this.unlogged.length} changes are kept and written by the next flush)`)
+      Object.assign(this.flushError, { code: (err as NodeJS.ErrnoException).code ?? errnoOf(reason) })
+      throw this.flushError
+    }
+    this.flushError = null
+    this.pending.splice(0, ops.length)
+    this.unlogged.splice(0, changes.length)
+    this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
+    // Our own entries are already in the tree: replay need not read them back.
+    if (seqs.length > 0 && (this.applied.get(own) ?? 1) === seqs[0]) this.applied.set(own, seqs[seqs.length - 1] + 1)
+  }
+
+  /**
+   * Flushes, then makes the log and the content written so far durable (survives an OS
+   * crash): what fsync through the mount waits for. Concurrent calls share fdatasyncs.
+   */
+  async sync(): Promise<void> {
+    await this.flush()
+    await this.storeSync.sync()
   }
 
   /** Flushes when enough ops are queued; for loops doing bulk work. */
   async maybeFlush(): Promise<void> {
-    if (this.pending.length >= FLUSH_EVERY_OPS) await this.flush()
+    const over = (k: number): boolean => this.pending.length >= k * FLUSH_EVERY_OPS || this.pendingBytes >= k * FLUSH_EVERY_BYTES
+    if (!over(1)) return
+    // Workers of one import call this together: one flush at a time, unless the queue keeps growing.
+    if (this.flushesQueued > 0 && !over(2)) return
+    await this.flush()
   }
 
   /** The live tree, or a snapshot of it. */
@@ -539,12 +605,22 @@ export class Volume {
     return { writers: this.writers.size, entries, ops, errors }
   }
 
+  /**
+   * Writes what is queued, checkpoints and closes. If the op log cannot be written, the
+   * volume still closes (without a checkpoint: the next open replays the logs, which hold
+   * everything but the unwritten edits) and the error says what was lost.
+   */
   async close(): Promise<void> {
     if (this.closed) return
-    await this.flush()
+    let lost: Error | null = null
+    try {
+      await this.flush()
+    } catch (err) {
+      lost = new Error(`volume ${this.name}: ${this.pending.length} ops were never written to the op log and are lost: ${(err as Error).message}`)
+    }
     if (this.refreshing) await this.refreshing.catch(() => {})
     try {
-      if (this.changedSinceCheckpoint || !fs.existsSync(checkpointPath(this.dataDir, this.record.id))) await this.checkpoint()
+      if (lost === null && (this.changedSinceCheckpoint || !fs.existsSync(checkpointPath(this.dataDir, this.record.id)))) await this.checkpoint()
     } catch {
       // Only a cache: the next open replays instead.
     }
@@ -554,7 +630,23 @@ export class Volume {
     for (const u of this.unsubscribe) u()
     for (const log of this.writers.values()) await log.close()
     this.tree.free()
+    if (lost) throw lost
   }
+}
+
+/** An error's message with its causes (RocksDB's "Batch was not applied" hides the reason in `cause`). */
+export function describeError(err: unknown): string {
+  const parts: string[] = []
+  for (let e: unknown = err, i = 0; e !== undefined && e !== null && i < 4; e = (e as { cause?: unknown }).cause, i++) {
+    parts.push(e instanceof Error ? e.message : String(e))
+  }
+  return parts.join(': ')
+}
+
+/** The errno code an error message names (RocksDB reports ENOSPC as text), if any. */
+function errnoOf(message: string): string | undefined {
+  if (/no space left on device|ENOSPC/i.test(message)) return 'ENOSPC'
+  return undefined
 }
 
 /** A volume path in its canonical form, for audit records: leading '/', no trailing '/'. */

@@ -70,7 +70,9 @@ function checkKinds(tree: ReadTree, base: string, entries: SourceEntry[]): void 
 
 /**
  * Imports SRCDIR into the volume under `to` (created if missing), recursively, keeping
- * modes, mtimes and symlinks. Existing files at the same paths get a new version.
+ * modes, mtimes and symlinks. Existing files at the same paths get a new version. Every loop
+ * flushes in bounded batches (Volume.maybeFlush): an import that fails part way leaves what
+ * was flushed before in the log, and no batch outgrows the entry limit.
  */
 export async function importDir(
   vol: Volume,
@@ -95,6 +97,7 @@ export async function importDir(
     const target = joinVolumePath(to, e.rel)
     if (!vol.tree.lookup(target)) vol.mkdir(target, { mode: e.mode, mtime: e.mtime })
     summary.dirs++
+    await vol.maybeFlush()
   }
   for (const e of entries) {
     if (e.kind !== 'symlink') continue
@@ -102,6 +105,7 @@ export async function importDir(
     if (vol.tree.lookup(target)) vol.unlink(target)
     vol.symlink(target, await fsp.readlink(path.join(src, e.rel)), { mtime: e.mtime })
     summary.symlinks++
+    await vol.maybeFlush()
   }
 
   const files = entries.filter((e) => e.kind === 'file')
@@ -122,7 +126,9 @@ export async function importDir(
 
   // Directory attributes last: adding children must not leave them with the import's time.
   for (const e of entries) {
-    if (e.kind === 'dir') vol.setattr(joinVolumePath(to, e.rel), { mode: e.mode, mtime: e.mtime })
+    if (e.kind !== 'dir') continue
+    vol.setattr(joinVolumePath(to, e.rel), { mode: e.mode, mtime: e.mtime })
+    await vol.maybeFlush()
   }
   await vol.flush()
   return summary

@@ -3,7 +3,8 @@
 import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import { equal, type KeyPair } from '../crypto.js'
-import { checkBinding, encodeBinding } from './binding.js'
+import { checkBindingFull, encodeBinding, type Binding, type Genesis } from './binding.js'
+import { decodeControl, encodeControl, isControlBlock, type ControlOp } from './control.js'
 import { decodeEntry, encodeEntry, type EntryBody } from './entry-codec.js'
 import { EntryError, LogBindingError, LogFormatError } from './errors.js'
 import { TreeHasher } from './merkle.js'
@@ -14,7 +15,10 @@ const READ_AHEAD = 64
 export interface LogEntry {
   writer: Buffer
   seq: number
+  /** A sealed entry's body; for a control entry, its time with no ops and no changes. */
   body: EntryBody
+  /** The writer-set ops of a control entry (plaintext, spec/oplog.md); null for a sealed entry. */
+  control: ControlOp[] | null
 }
 
 export interface ReadOptions {
@@ -67,7 +71,8 @@ export class WriterLog {
   readonly core: Hypercore
   private readonly volumeId: Buffer
   private readonly volumeKey: Buffer
-  private nodeKey: Buffer | null = null
+  private bindingInfo: Binding | null = null
+  private identity: KeyPair | null = null
   private appending: Promise<unknown> = Promise.resolve()
 
   private constructor(core: Hypercore, volumeId: Buffer, volumeKey: Buffer) {
@@ -76,8 +81,12 @@ export class WriterLog {
     this.volumeKey = volumeKey
   }
 
-  /** This node's log of the volume: reopens it, or creates it and writes the binding block. */
-  static async create(store: Corestore, opts: { volumeId: Buffer; identity: KeyPair; volumeKey: Buffer }): Promise<WriterLog> {
+  /**
+   * This node's log of the volume: reopens it, or creates it and writes the binding block
+   * (version 2 with `genesis`, else version 1). With `bind: false` a new log is left empty
+   * until `bind()` (a node joining a volume learns its genesis from the other logs first).
+   */
+  static async create(store: Corestore, opts: { volumeId: Buffer; identity: KeyPair; volumeKey: Buffer; genesis?: Genesis | null; bind?: boolean }): Promise<WriterLog> {
     checkId(opts.volumeId, 'volume id')
     checkId(opts.volumeKey, 'volume key')
     const core = store.get({ name: writerLogName(opts.volumeId) })
@@ -85,9 +94,9 @@ export class WriterLog {
       await core.ready()
       if (!core.writable) throw new Error(`writer log of volume ${opts.volumeId.toString('hex')} is not writable in this corestore`)
       const log = new WriterLog(core, opts.volumeId, opts.volumeKey)
-      await serialized(core.id, async () => {
-        if (core.length === 0) await core.append(encodeBinding(opts.volumeId, core.key, opts.identity))
-      })
+      log.identity = opts.identity
+      if (core.length === 0 && opts.bind === false) return log
+      await log.bind(opts.genesis ?? null)
       const node = await log.node()
       if (node === null || !equal(node, opts.identity.publicKey)) {
         throw new LogBindingError(`writer log of volume ${opts.volumeId.toString('hex')} is bound to another node`)
@@ -128,14 +137,45 @@ export class WriterLog {
     return this.core.length
   }
 
+  /** Writes the binding block of this node's own log if it has none yet (no-op otherwise). */
+  async bind(genesis: Genesis | null): Promise<void> {
+    const identity = this.identity
+    if (!identity) throw new Error(`log ${this.core.id} is not this node's own log`)
+    await serialized(this.core.id, async () => {
+      if (this.core.length === 0) await this.core.append(encodeBinding(this.volumeId, this.core.key, identity, genesis))
+    })
+  }
+
+  /** Whether block 0 (the binding) is written/held. */
+  get bound(): boolean {
+    return this.core.length > 0
+  }
+
   /** The node named by the (verified) binding block; null while block 0 isn't held locally. */
   async node(): Promise<Buffer | null> {
-    if (this.nodeKey !== null) return this.nodeKey
+    return (await this.binding())?.node ?? null
+  }
+
+  /** The verified binding block; null while block 0 isn't held locally. Throws LogBindingError on a bad one. */
+  async binding(): Promise<Binding | null> {
+    if (this.bindingInfo !== null) return this.bindingInfo
     if (this.core.length === 0) return null
     const block = await this.core.get(0, { wait: false })
     if (block === null) return null
-    this.nodeKey = checkBinding(block, this.core.key, this.volumeId)
-    return this.nodeKey
+    this.bindingInfo = checkBindingFull(block, this.core.key, this.volumeId)
+    return this.bindingInfo
+  }
+
+  /** Appends one control entry (plaintext writer-set ops); returns its seq. */
+  appendControl(ops: ControlOp[]): Promise<number> {
+    const run = this.appending.then(async () => {
+      if (!this.core.writable) throw new Error(`log ${this.core.id} is not writable (another node's log)`)
+      if (this.core.length === 0) throw new LogBindingError(`log ${this.core.id} has no binding block`)
+      const { length } = await this.core.append(encodeControl({ time: Date.now(), ops }))
+      return length - 1
+    })
+    this.appending = run.catch(() => {})
+    return run
   }
 
   /** Appends the bodies as consecutive entries in one hypercore append; returns their seqs. */
@@ -172,11 +212,11 @@ export class WriterLog {
     if (from >= to) return
     const wait = opts.wait ?? true
     const getOpts = opts.timeout === undefined ? { wait } : { wait, timeout: opts.timeout }
-    if (this.nodeKey === null) {
+    if (this.bindingInfo === null) {
       const block = await this.core.get(0, getOpts)
       if (block === null) return
       try {
-        this.nodeKey = checkBinding(block, this.core.key, this.volumeId)
+        this.bindingInfo = checkBindingFull(block, this.core.key, this.volumeId)
       } catch (err) {
         yield new EntryError(this.core.key, 0, (err as Error).message)
         return
@@ -203,8 +243,12 @@ export class WriterLog {
 
   private decodeAt(seq: number, block: Buffer): LogEntry | EntryError {
     try {
+      if (isControlBlock(block)) {
+        const c = decodeControl(block)
+        return { writer: this.core.key, seq, body: { time: c.time, ops: [], changes: [] }, control: c.ops }
+      }
       const body = decodeEntry(block, { volumeKey: this.volumeKey, volumeId: this.volumeId, logKey: this.core.key, seq })
-      return { writer: this.core.key, seq, body }
+      return { writer: this.core.key, seq, body, control: null }
     } catch (err) {
       if (err instanceof LogFormatError) return new EntryError(this.core.key, seq, err.message)
       throw err
@@ -244,7 +288,7 @@ export class WriterLog {
       if (result.missing === 0) hasher.push(block)
       if (seq === 0) {
         try {
-          this.nodeKey = checkBinding(block, key, this.volumeId)
+          this.bindingInfo = checkBindingFull(block, key, this.volumeId)
         } catch (err) {
           errors.push(new EntryError(key, 0, (err as Error).message))
         }

@@ -34,13 +34,31 @@ export class MountManager {
     return path.join(this.node.dir.root, 'spool', this.node.dir.volume(volumeName).id)
   }
 
+  /** The mounts wanted at the next start; a damaged file is an error naming it and what to do. */
   private readWanted(): MountInfo[] {
+    let text: string
     try {
-      const parsed = JSON.parse(fs.readFileSync(this.file, 'utf8')) as MountsFile
-      return parsed.version === 1 && Array.isArray(parsed.mounts) ? parsed.mounts : []
-    } catch {
-      return []
+      text = fs.readFileSync(this.file, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw new UserError(`cannot read ${this.file}: ${(err as Error).message}`)
     }
+    const damaged = (why: string): UserError =>
+      new UserError(`${this.file} is damaged (${why}): mounts are not restored from it; fix it or delete it, then mount the volumes again with \`bazil volume mount\``)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch (err) {
+      throw damaged(`not JSON: ${(err as Error).message}`)
+    }
+    const f = parsed as Partial<MountsFile> | null
+    if (!f || typeof f !== 'object') throw damaged('not an object')
+    if (f.version !== 1) throw damaged(`unknown version ${JSON.stringify(f.version)}`)
+    if (!Array.isArray(f.mounts)) throw damaged('no "mounts" list')
+    for (const m of f.mounts) {
+      if (!m || typeof m !== 'object' || typeof m.volume !== 'string' || typeof m.mountpoint !== 'string') throw damaged(`bad entry ${JSON.stringify(m)}`)
+    }
+    return f.mounts
   }
 
   private writeWanted(mounts: MountInfo[]): void {
@@ -67,7 +85,15 @@ export class MountManager {
         this.log('error', `volume ${rec.name}: spool recovery failed: ${(err as Error).message}`)
       }
     }
-    for (const m of this.readWanted()) {
+    let wanted: MountInfo[]
+    try {
+      wanted = this.readWanted()
+    } catch (err) {
+      // The server goes on serving everything else; the message says what to do.
+      this.log('error', (err as Error).message)
+      wanted = []
+    }
+    for (const m of wanted) {
       try {
         await (await fuse()).cleanupStaleMount(m.mountpoint)
         await this.mount(m.volume, m.mountpoint)
@@ -84,6 +110,7 @@ export class MountManager {
     const st = fs.statSync(mp, { throwIfNoEntry: false })
     if (!st) throw new UserError(`mount point ${mp} does not exist: create it with mkdir`)
     if (!st.isDirectory()) throw new UserError(`mount point ${mp} is not a directory`)
+    const wanted = this.readWanted() // a damaged mounts.json fails the mount before anything is mounted
     const vol = await this.node.volume(volume)
     const spoolDir = this.spoolDir(volume)
     fs.mkdirSync(spoolDir, { recursive: true, mode: 0o700 })
@@ -92,7 +119,7 @@ export class MountManager {
     await m.mount()
     const info = { volume, mountpoint: mp }
     this.active.set(mp, { info, mount: m })
-    this.writeWanted([...this.readWanted().filter((w) => w.mountpoint !== mp), info])
+    this.writeWanted([...wanted.filter((w) => w.mountpoint !== mp), info])
     this.log('info', `mounted volume ${volume} at ${mp}`)
   }
 
@@ -102,7 +129,11 @@ export class MountManager {
     if (!m) throw new UserError(`${mp} is not a bazil mount of this server: see \`bazil status\``)
     await m.mount.unmount()
     this.active.delete(mp)
-    this.writeWanted(this.readWanted().filter((w) => w.mountpoint !== mp))
+    try {
+      this.writeWanted(this.readWanted().filter((w) => w.mountpoint !== mp))
+    } catch (err) {
+      this.log('error', (err as Error).message)
+    }
     this.log('info', `unmounted ${mp}`)
   }
 

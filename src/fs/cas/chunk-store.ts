@@ -410,7 +410,7 @@ export class ChunkStore {
       const length = this.index.core.length
       const layers = this.filter.snapshot()
       const treeHash = await this.index.core.treeHash(length)
-      await replaceFile(file, encodeFilterFile(layers, { indexKey: this.index.core.key, length, treeHash }), { mode: 0o600, fsync: true })
+      await replaceFile(file, encodeFilterFile(layers, { indexKey: this.index.core.key, length, treeHash }), { mode: 0o600 })
       this.savedLength = length
       this.lastSaveMs = Date.now() - start
     })()

@@ -200,7 +200,7 @@ export class RemoteStores {
     this.saving = this.saving.then(async () => {
       const sources = [...this.sources.values()].map((s) => ({ name: s.name, cas: s.cas.key.toString('hex'), index: s.index.core.key.toString('hex') }))
       try {
-        await replaceFile(file, JSON.stringify({ version: SOURCES_FILE_VERSION, sources }, null, 2) + '\n', { mode: 0o600, fsync: true })
+        await replaceFile(file, JSON.stringify({ version: SOURCES_FILE_VERSION, sources }, null, 2) + '\n', { mode: 0o600 })
       } catch (err) {
         if (!this.closed) this.log('warn', `cas: cannot write ${file}: ${(err as Error).message}`)
       }

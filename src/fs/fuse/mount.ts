@@ -41,6 +41,8 @@ const MAX_BACKGROUND_COMMITS = 32
  * take seconds to replicate, 100 grouped ones milliseconds. fsync still waits for its entry.
  */
 const FLUSH_DELAY_MS = 100
+/** After a failed op-log write (a full disk), the queued ops are written again this much later. */
+const FLUSH_RETRY_MS = 2000
 /** Largest write the kernel hands over at once (libfuse 2 caps requests at 128 KiB). */
 const MAX_WRITE = 128 * 1024
 /** Kernel attr/entry cache lifetime, seconds: the staleness window for remote changes. */
@@ -343,6 +345,8 @@ export class VolumeMount {
     }
     await this.background.acquire()
     this.commit(sf)
+      // Data an fsync promised is in the spool until a commit of it is durable.
+      .then(async () => { if (sf.promised) await this.flusher.flush().then(() => this.volume.sync()) })
       .catch((err: Error) => this.log('error', `commit of ${this.describe(sf)} failed: ${err.message}`))
       .finally(() => {
         this.background.release()
@@ -436,6 +440,8 @@ export class VolumeMount {
     const sf = h.file ?? (h.nodeId ? this.spooled.get(h.nodeId) : undefined)
     if (sf) await this.commit(sf, true)
     await this.flusher.flush()
+    // The data and its log entry are in the corestore: make them survive an OS crash.
+    await this.volume.sync()
   }
 
   private async release(_p: string, fd: number): Promise<void> {
@@ -633,8 +639,21 @@ class Flusher {
       return this.volume.flush()
     })
     this.queued = p
-    this.tail = p.catch((err: Error) => this.log('error', `writing the op log of volume ${this.volume.name} failed: ${err.message}`))
+    this.tail = p.catch((err: Error) => {
+      // The ops stay queued in the volume (a flush is all or nothing): try again later.
+      this.log('error', err.message)
+      this.retry()
+    })
     return p
+  }
+
+  private retry(): void {
+    if (this.timer || this.volume.isClosed) return
+    this.timer = setTimeout(() => {
+      this.timer = null
+      this.flush().catch(() => {})
+    }, FLUSH_RETRY_MS)
+    this.timer.unref()
   }
 
   /**
@@ -679,7 +698,7 @@ export async function recoverSpool(volume: Volume, spoolDir: string): Promise<{ 
       }
     }
   }
-  if (recovered.length > 0) await volume.flush()
+  if (recovered.length > 0) await volume.sync()
   for (const name of names.filter((n) => n.startsWith(prefix))) await fsp.rm(path.join(spoolDir, name), { force: true })
   return { recovered }
 }

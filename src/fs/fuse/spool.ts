@@ -78,6 +78,8 @@ export class SpoolFile {
   /** Bumped by every change; a commit records the generation it stored. */
   gen = 0
   committedGen = 0
+  /** An fsync promised (some of) this file's data: its spool stays until a durable commit. */
+  promised = false
   /** Serializes commits of this file. */
   chain: Promise<void> = Promise.resolve()
   private fh: FileHandle | null = null
@@ -311,7 +313,8 @@ export class SpoolFile {
     const fh = await this.file()
     await fh.datasync()
     const body: SpoolMeta = { version: SPOOL_META_VERSION, ...meta, node: this.nodeId, size: this.size, mtime: this.mtime, fsynced: true, time: Date.now() }
-    await replaceFile(this.metaPath, JSON.stringify(body), { mode: 0o600, fsync: true })
+    await replaceFile(this.metaPath, JSON.stringify(body), { mode: 0o600 })
+    this.promised = true
   }
 
   /** Closes and deletes the spool files. */

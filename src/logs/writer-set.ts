@@ -1,0 +1,189 @@
+// The writer set of a volume: which logs may write, from when to when. A pure, deterministic
+// function of (the logs' bindings, the control ops found in the logs with their seqs): same
+// inputs, same result on every peer, whatever order they arrived in. The rule, precisely
+// enough to reimplement, is in spec/oplog.md ("Writer set").
+import type { ControlOp, ControlRecord } from './control.js'
+
+/** One log as its (checked) binding describes it. Keys are lowercase hex. */
+export interface LogInfo {
+  log: string
+  /** The node its binding names; null while block 0 is not held. */
+  node: string | null
+  /** The genesis node of a version-2 binding (checked against the volume id); else null. */
+  genesisNode: string | null
+}
+
+export interface WriterSetInput {
+  logs: LogInfo[]
+  /** Log keys (hex) that are roots by the volume record: legacy volumes (spec/oplog.md, "Migration"). */
+  legacyRoots?: string[]
+  control: ControlRecord[]
+}
+
+export interface OpPlace {
+  log: string
+  seq: number
+}
+
+export interface WriterInfo {
+  log: string
+  node: string | null
+  root: boolean
+  /** The admitting op taken as the reference (smallest (log, seq) among the valid ones); null for a root. */
+  admittedBy: OpPlace | null
+  /** Last accepted seq (from the revocations that are valid or undecided); null = no limit. */
+  limit: number | null
+  /** Revocations naming this log: valid ones, and undecided ones (which also limit: they count as not valid, and so do the entries after them). */
+  revokedBy: (OpPlace & { last: number; undecided: boolean })[]
+}
+
+export interface WriterSet {
+  /** The root node (hex) from the genesis of the version-2 bindings, if any is known. */
+  rootNode: string | null
+  /** Authorised logs, by log key hex. */
+  writers: Map<string, WriterInfo>
+  /** Known logs that are not authorised (never admitted by a valid op, or only by undecided ones). */
+  unauthorised: string[]
+  /** Whether entry `seq` of log `log` may be applied. */
+  valid(log: string, seq: number): boolean
+  /** A canonical text of the set (for comparing two sets). */
+  fingerprint: string
+}
+
+type Tri = 0 | 1 | 2 // 0 undecided, 1 valid, 2 not valid
+const U = 0
+const T = 1
+const F = 2
+
+/** The root node of a volume: the genesis node of its version-2 bindings (they all agree once checked). */
+export function rootNodeOf(logs: LogInfo[]): string | null {
+  let root: string | null = null
+  for (const l of logs) if (l.genesisNode !== null && (root === null || l.genesisNode < root)) root = l.genesisNode
+  return root
+}
+
+export function computeWriterSet(input: WriterSetInput): WriterSet {
+  const rootNode = rootNodeOf(input.logs)
+  const info = new Map<string, LogInfo>()
+  for (const l of input.logs) info.set(l.log, l)
+  const legacy = new Set(input.legacyRoots ?? [])
+  const isRoot = (log: string): boolean => {
+    if (legacy.has(log)) return true
+    const i = info.get(log)
+    return rootNode !== null && i !== undefined && i.node === rootNode
+  }
+
+  // Control entries, in a canonical order (the result does not depend on it; the reference
+  // admit does, so it is the smallest (log, seq)).
+  const entries = [...input.control].sort((a, b) => (a.log === b.log ? a.seq - b.seq : a.log < b.log ? -1 : 1))
+  const key = (log: string, seq: number): string => `${log}:${seq}`
+  const status = new Map<string, Tri>()
+  for (const e of entries) status.set(key(e.log, e.seq), U)
+
+  // Ops naming each log: admits whose node matches the log's binding, and revocations.
+  interface Placed<O> { place: OpPlace; op: O }
+  const admits = new Map<string, Placed<Extract<ControlOp, { op: 'admit' }>>[]>()
+  const revokes = new Map<string, Placed<Extract<ControlOp, { op: 'revoke' }>>[]>()
+  for (const e of entries) {
+    for (const op of e.ops) {
+      const target = op.log.toString('hex')
+      const place = { log: e.log, seq: e.seq }
+      if (op.op === 'admit') {
+        const i = info.get(target)
+        if (!i || i.node === null || i.node !== op.node.toString('hex')) continue // names another node, or a log whose binding is not here
+        let list = admits.get(target)
+        if (!list) admits.set(target, (list = []))
+        list.push({ place, op })
+      } else {
+        let list = revokes.get(target)
+        if (!list) revokes.set(target, (list = []))
+        list.push({ place, op })
+      }
+    }
+  }
+  const st = (p: OpPlace): Tri => status.get(key(p.log, p.seq)) ?? F
+  const admitted = (log: string): Tri => {
+    if (isRoot(log)) return T
+    let undecided = false
+    for (const a of admits.get(log) ?? []) {
+      const s = st(a.place)
+      if (s === T) return T
+      if (s === U) undecided = true
+    }
+    return undecided ? U : F
+  }
+  const revokedAt = (log: string, seq: number): Tri => {
+    if (isRoot(log)) return F
+    let undecided = false
+    for (const r of revokes.get(log) ?? []) {
+      if (r.op.last >= seq) continue
+      const s = st(r.place)
+      if (s === T) return T
+      if (s === U) undecided = true
+    }
+    return undecided ? U : F
+  }
+  const entryStatus = (log: string, seq: number): Tri => {
+    const a = admitted(log)
+    const r = revokedAt(log, seq)
+    if (a === F || r === T) return F
+    if (a === T && r === F) return T
+    return U
+  }
+
+  // Kleene iteration from "all undecided": each round decides what follows from what is
+  // decided already (root entries first). Monotone, so it ends; what stays undecided is not valid.
+  for (let changed = true; changed;) {
+    changed = false
+    for (const e of entries) {
+      const k = key(e.log, e.seq)
+      if (status.get(k) !== U) continue
+      const s = entryStatus(e.log, e.seq)
+      if (s !== U) {
+        status.set(k, s)
+        changed = true
+      }
+    }
+  }
+
+  const writers = new Map<string, WriterInfo>()
+  const unauthorised: string[] = []
+  const all = new Set<string>([...info.keys(), ...legacy])
+  for (const log of [...all].sort()) {
+    if (admitted(log) !== T) {
+      if (info.has(log)) unauthorised.push(log)
+      continue
+    }
+    const root = isRoot(log)
+    let admittedBy: OpPlace | null = null
+    if (!root) {
+      for (const a of admits.get(log) ?? []) {
+        if (st(a.place) !== T) continue
+        if (admittedBy === null || a.place.log < admittedBy.log || (a.place.log === admittedBy.log && a.place.seq < admittedBy.seq)) admittedBy = a.place
+      }
+    }
+    let limit: number | null = null
+    const revokedBy: WriterInfo['revokedBy'] = []
+    if (!root) {
+      for (const r of revokes.get(log) ?? []) {
+        const s = st(r.place)
+        if (s === F) continue
+        revokedBy.push({ ...r.place, last: r.op.last, undecided: s === U })
+        if (limit === null || r.op.last < limit) limit = r.op.last
+      }
+      revokedBy.sort((a, b) => (a.log === b.log ? a.seq - b.seq : a.log < b.log ? -1 : 1))
+    }
+    writers.set(log, { log, node: info.get(log)?.node ?? null, root, admittedBy, limit, revokedBy })
+  }
+  const fingerprint = JSON.stringify([...writers.values()].map((w) => [w.log, w.root, w.limit]))
+  return {
+    rootNode,
+    writers,
+    unauthorised,
+    fingerprint,
+    valid(log: string, seq: number): boolean {
+      const w = writers.get(log)
+      return w !== undefined && seq >= 1 && (w.limit === null || seq <= w.limit)
+    }
+  }
+}
