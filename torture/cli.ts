@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { bazilBin } from '../test/helpers.js'
 
 export interface CliRun {
@@ -89,4 +90,39 @@ export function treeDiff(want: Map<string, string>, got: Map<string, string>): s
   for (const [p, v] of want) if (got.get(p) !== v) d.push(`- ${p} ${v}`)
   for (const [p, v] of got) if (want.get(p) !== v) d.push(`+ ${p} ${v}`)
   return d
+}
+
+const batchJs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cli-batch.js')
+
+/**
+ * Several `bazil` commands in one process (torture/cli-batch.ts), each as a CliRun (stdout is
+ * the text when under 64 KiB; `stdoutSha`/`stdoutLen` always). A process that dies takes the
+ * command it was running with it: that one comes back as a crash (signal or exit status 99).
+ */
+export async function bazilBatch(dataDir: string, argsList: string[][], timeoutMs = 120_000): Promise<(CliRun & { stdoutSha: string; stdoutLen: number })[]> {
+  const t0 = Date.now()
+  const r = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string; timedOut: boolean }>((resolve, reject) => {
+    const child = spawn(process.execPath, [batchJs, dataDir, JSON.stringify(argsList)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZIL_DATA_DIR: '', BAZIL_DEBUG: '' } })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      child.kill('SIGKILL')
+    }, timeoutMs)
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => err.push(d))
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString(), timedOut })
+    })
+  })
+  const lines = r.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { args: string[]; code: number; stdoutLen: number; stdoutSha: string; stdout: string; stderr: string })
+  const runs: (CliRun & { stdoutSha: string; stdoutLen: number })[] = lines.map((l) => ({ args: l.args, code: l.code, signal: null, stdout: l.stdout, stdoutBuf: Buffer.from(l.stdout), stderr: l.stderr, ms: 0, timedOut: false, stdoutSha: l.stdoutSha, stdoutLen: l.stdoutLen }))
+  if (runs.length < argsList.length) {
+    // The process died (or hung) in the command after the last line.
+    runs.push({ args: argsList[runs.length]!, code: r.signal ? null : 99, signal: r.signal, stdout: '', stdoutBuf: Buffer.alloc(0), stderr: `process died (exit ${r.code}, signal ${r.signal}${r.timedOut ? ', hung' : ''}): ${r.err.trim()}`, ms: Date.now() - t0, timedOut: r.timedOut, stdoutSha: '', stdoutLen: 0 })
+  }
+  return runs
 }

@@ -7,8 +7,10 @@
 // data dir, flips one byte (a random file, a random offset: half the rounds pick the file
 // uniformly, half pick a byte uniformly over all bytes), then twice (the second pass sees
 // whatever the first rebuilt) runs `log verify --json`, and `volume export` of the live tree
-// and of every snapshot (a failed export is followed by `volume cat` of each file). Each round
-// is then one of:
+// and of every snapshot (a failed export is followed by `volume cat` of each file); the second
+// pass then makes one edit and verifies again (a damaged key shows only in what is written
+// next). The commands of a pass run in one process (torture/cli-batch.ts). Each round is then
+// one of:
 //   detected  - some command failed with a one-line error naming what is damaged (a volume
 //               path, a log and its seq, an object, a data-dir file), and every read that
 //               succeeded returned the right content;
@@ -19,13 +21,13 @@
 //               differs with no error anywhere (undetected damage), an error that names
 //               nothing, or other files lost beside the damaged one (collateral).
 //
-// Env: BAZIL_TORTURE_FLIP_ROUNDS (default 40), BAZIL_TORTURE_SEED (replays one run: the same
+// Env: BAZIL_TORTURE_FLIP_ROUNDS (default 20), BAZIL_TORTURE_SEED (replays one run: the same
 // data set, files and offsets), BAZIL_TORTURE_FLIP_ONLY=N (with the seed: only round N),
 // BAZIL_TORTURE_VERBOSE=1 (one line per round).
 import fs from 'node:fs'
 import path from 'node:path'
 import { envInt, type Section, type SectionResult, type TortureEnv } from './section.js'
-import { bazilRun, crashOf, listTree, sha256, treeDiff, type CliRun } from './cli.js'
+import { bazilBatch, bazilRun, crashOf, listTree, treeDiff, type CliRun } from './cli.js'
 import { Rand, baseSeed } from './rand.js'
 
 const VOL = 'v'
@@ -185,7 +187,12 @@ interface Pass {
 /** `bazil: ...` without the prefix. */
 const errLine = (r: CliRun): string => r.stderr.trim().split('\n').filter((l) => l.startsWith('bazil: ')).join(' ').replace(/^bazil: /, '')
 
-async function readPass(data: string, ds: DataSet, views: string[], scratch: string): Promise<Pass> {
+/**
+ * One pass: `log verify`, an export of each view (a failed export is followed by a `volume
+ * cat` of each of its files) and, with `write`, a small edit and `log verify` again (a
+ * damaged key or log may read fine and only break what is written next).
+ */
+async function readPass(data: string, ds: DataSet, views: string[], scratch: string, write = false): Promise<Pass> {
   const p: Pass = { crashes: [], errors: [], verifyErrors: [], corrupt: [], silentDiffs: [], unreadable: [], changed: [] }
   const note = (r: CliRun): boolean => {
     const c = crashOf(r)
@@ -193,19 +200,29 @@ async function readPass(data: string, ds: DataSet, views: string[], scratch: str
     else if (r.code !== 0) p.errors.push(`${r.args.filter((a) => !a.startsWith('/')).join(' ')}: ${errLine(r)}`)
     return c === null && r.code === 0
   }
-  const verify = await bazilRun(data, ['log', 'verify', '--json', VOL])
-  if (note(verify)) {
-    const j = JSON.parse(verify.stdout) as { ok: boolean; errors: { writer?: string; seq?: number; message?: string }[] }
-    for (const e of j.errors) p.verifyErrors.push(JSON.stringify(e))
+  const outOf = (v: string): string => path.join(scratch, `out-${v || 'live'}`)
+  const snapArg = (v: string): string[] => (v ? [`--snapshot=${v}`] : [])
+  for (const v of views) fs.rmSync(outOf(v), { recursive: true, force: true })
+  const verifyArgs = ['log', 'verify', '--json', VOL]
+  const plan = [verifyArgs, ...views.map((v) => ['volume', 'export', VOL, outOf(v), ...snapArg(v)])]
+  if (write) plan.push(['volume', 'mkdir', VOL, 'torture-probe'], verifyArgs)
+  const runs = await bazilBatch(data, plan)
+  const [verify, ...exports] = runs.slice(0, 1 + views.length)
+  // verify exits 1 with its JSON report when it finds bad entries: that is a finding, not an error line.
+  for (const r of [verify, ...runs.slice(1 + views.length)]) {
+    if (!r) continue
+    if (r.args[0] === 'log' && r.stdout.startsWith('{')) {
+      const j = JSON.parse(r.stdout) as { ok: boolean; errors: { writer?: string; seq?: number; reason?: string }[] }
+      for (const e of j.errors) p.verifyErrors.push(`log verify: writer ${e.writer} seq ${e.seq}: ${e.reason}`)
+    } else note(r)
   }
-  for (const v of views) {
+  const cats: string[][] = []
+  for (const [i, v] of views.entries()) {
     const want = ds.expected.get(v)!
-    const out = path.join(scratch, `out-${v || 'live'}`)
-    fs.rmSync(out, { recursive: true, force: true })
-    const snapArg = v ? [`--snapshot=${v}`] : []
-    const ex = await bazilRun(data, ['volume', 'export', VOL, out, ...snapArg])
+    const ex = exports[i]
+    if (!ex) continue // the batch died before it: reported as a crash already
     if (note(ex)) {
-      for (const line of treeDiff(want, listTree(out))) {
+      for (const line of treeDiff(want, listTree(outOf(v)))) {
         const [sign, rel, ...rest] = line.split(' ')
         const val = rest.join(' ')
         const known = ds.history.get(rel!)?.has(val) ?? false
@@ -215,19 +232,23 @@ async function readPass(data: string, ds: DataSet, views: string[], scratch: str
       continue
     }
     // The export stopped at the first error: read each file alone to see what else is lost.
-    for (const [rel, val] of want) {
-      if (!val.startsWith('f ')) continue
-      const cat = await bazilRun(data, ['volume', 'cat', VOL, rel, ...snapArg])
+    for (const [rel, val] of want) if (val.startsWith('f ')) cats.push(['volume', 'cat', VOL, rel, ...snapArg(v)])
+  }
+  if (cats.length > 0) {
+    for (const cat of await bazilBatch(data, cats)) {
+      const rel = cat.args[3]!
+      const v = cat.args[4]?.replace('--snapshot=', '') ?? ''
+      const want = ds.expected.get(v)!.get(rel)!
       if (note(cat)) {
-        const got = `f ${cat.stdoutBuf.length} ${sha256(cat.stdoutBuf)}`
-        if (got !== val) {
+        const got = `f ${cat.stdoutLen} ${cat.stdoutSha}`
+        if (got !== want) {
           if (ds.history.get(rel)?.has(got)) p.changed.push(`${v || 'live'}:${rel} stale`)
           else p.corrupt.push(`${v || 'live'}:${rel} read as ${got}`)
         }
       } else p.unreadable.push(`${v || 'live'}:${rel}`)
     }
   }
-  fs.rmSync(path.join(scratch), { recursive: true, force: true })
+  fs.rmSync(scratch, { recursive: true, force: true })
   fs.mkdirSync(scratch, { recursive: true })
   return p
 }
@@ -267,7 +288,7 @@ function classify(flip: Flip, passes: Pass[]): { verdict: Verdict; why: string }
 const section: Section = {
   name: 'flip-byte',
   async run(env: TortureEnv): Promise<SectionResult> {
-    const rounds = envInt('BAZIL_TORTURE_FLIP_ROUNDS', 40)
+    const rounds = envInt('BAZIL_TORTURE_FLIP_ROUNDS', 20)
     const seed = baseSeed()
     const verbose = process.env.BAZIL_TORTURE_VERBOSE === '1'
     env.log(`seed ${seed} (replay: BAZIL_TORTURE_SEED=${seed}), ${rounds} rounds`)
@@ -300,7 +321,7 @@ const section: Section = {
         fs.rmSync(data, { recursive: true, force: true })
         fs.cpSync(ds.template, data, { recursive: true, preserveTimestamps: true, filter: (p) => path.relative(ds.template, p) !== DEVICE_FILE })
         applyFlip(data, flip)
-        passes = [await readPass(data, ds, ds.views, scratch), await readPass(data, ds, [''], scratch)]
+        passes = [await readPass(data, ds, ds.views, scratch), await readPass(data, ds, [''], scratch, true)]
       }
       const { verdict, why } = classify(flip, passes)
       counts[verdict]++

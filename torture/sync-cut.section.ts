@@ -10,7 +10,7 @@
 // edit that saw it replaced or deleted it), `log verify` clean everywhere, no server exited
 // by itself or failed to stop cleanly.
 //
-// Env: BAZIL_TORTURE_ROUNDS (default 3), BAZIL_TORTURE_STEPS (steps per round, default 30),
+// Env: BAZIL_TORTURE_ROUNDS (default 2), BAZIL_TORTURE_STEPS (steps per round, default 25),
 // BAZIL_TORTURE_CONVERGE_S (time allowed to converge, default 120), BAZIL_TORTURE_SEED (a
 // round's seed, printed with every failure: replays that round's choices, with
 // BAZIL_TORTURE_ROUNDS=1), BAZIL_TORTURE_VERBOSE=1 (every step).
@@ -259,8 +259,8 @@ async function runRound(dir: string, seed: number, steps: number, convergeS: num
 
 /** The section proper; runs in a loopback-only network namespace (see run below). */
 export async function syncCut(env: TortureEnv): Promise<SectionResult> {
-  const rounds = envInt('BAZIL_TORTURE_ROUNDS', 3)
-  const steps = envInt('BAZIL_TORTURE_STEPS', 30)
+  const rounds = envInt('BAZIL_TORTURE_ROUNDS', 2)
+  const steps = envInt('BAZIL_TORTURE_STEPS', 25)
   const convergeS = envInt('BAZIL_TORTURE_CONVERGE_S', 120)
   const verbose = process.env.BAZIL_TORTURE_VERBOSE === '1'
   const seed0 = baseSeed()
