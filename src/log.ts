@@ -1,4 +1,4 @@
-// The server's log: one line per event on stderr, with a level filter.
+// The one logger of every layer: one line per event on stderr, with a level filter.
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 export const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error']
 

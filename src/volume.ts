@@ -12,7 +12,7 @@ import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
 import type { VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { Tree, TreeError, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, WriterLog, splitIntoEntries, type AuditOp, type LogEntry, type ShardChange } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { replaceFile } from './atomic-file.js'
@@ -95,6 +95,8 @@ export class Volume {
   private readonly volumeKey: Buffer
   private readonly store: Node['store']
   private readonly storeSync: Node['storeSync']
+  /** Refuses writes that would leave too little disk for the store (a full disk: ENOSPC). */
+  readonly space: Node['space']
   private readonly dataDir: string
   private pending: AuditOp[] = []
   /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
@@ -127,6 +129,7 @@ export class Volume {
     this.log = log
     this.store = node.store
     this.storeSync = node.storeSync
+    this.space = node.space
     this.dataDir = node.dir.root
     this.currentTree = tree
     this.writers.set(log.key.toString('hex'), log)
@@ -253,6 +256,8 @@ export class Volume {
       let next = this.applied.get(hex) ?? 1
       const entriesBefore = entries
       let batch: IncomingChange[] = []
+      let batchOps = 0
+      let batchBytes = 0
       const apply = (): void => {
         const t0 = performance.now()
         const rejected = this.tree.apply(batch)
@@ -263,6 +268,8 @@ export class Volume {
           this.skip(writer.key, seq, `changes do not apply: ${r.reason}`)
         }
         batch = []
+        batchOps = 0
+        batchBytes = 0
       }
       let t0 = performance.now()
       for await (const entry of writer.read({ from: next, wait: false })) {
@@ -273,14 +280,20 @@ export class Volume {
           next = entry.seq + 1
           continue
         }
-        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
-        next = entry.seq + 1
-        entries++
-        if (batch.length >= APPLY_BATCH) {
+        // Batches stay within one entry's worth of work (CHANGE_LIMITS), and the event loop
+        // runs between them: no batch, hostile or not, blocks the server for long.
+        const cost = entryCost(entry.body.changes.map((c) => c.change))
+        if (batch.length > 0 && (batchOps + cost.ops > CHANGE_LIMITS.entryOps || batchBytes + cost.bytes > CHANGE_LIMITS.entryBytes || batch.length >= APPLY_BATCH)) {
           this.stats.readMs += performance.now() - t0
           apply()
+          await new Promise((resolve) => setImmediate(resolve))
           t0 = performance.now()
         }
+        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
+        batchOps += cost.ops
+        batchBytes += cost.bytes
+        next = entry.seq + 1
+        entries++
       }
       this.stats.readMs += performance.now() - t0
       if (batch.length > 0) apply()
@@ -418,7 +431,15 @@ export class Volume {
     const own = this.log.key.toString('hex')
     let seqs: number[]
     try {
-      seqs = await this.log.append(splitIntoEntries(changes, ops, Date.now()))
+      // Groups of changes that fit one entry's change limits (CHANGE_LIMITS), each cut to the
+      // entry size target; the audit ops go with the last group.
+      const time = Date.now()
+      const groups = entryGroups(changes)
+      const bodies = groups.length === 0 ? splitIntoEntries([], ops, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? ops : [], time))
+      let changeBytes = 0
+      for (const b of bodies) for (const c of b.changes) changeBytes += c.change.byteLength
+      this.space.take(changeBytes + this.pendingBytes)
+      seqs = await this.log.append(bodies)
     } catch (err) {
       const reason = describeError(err)
       this.flushError = new Error(`writing the op log of volume ${this.name} failed: ${reason} (${this.pending.length} ops and ${this.unlogged.length} changes are kept and written by the next flush)`)
@@ -594,7 +615,8 @@ export class Volume {
           entries++
           ops += entry.body.ops.length
           const hex = entry.writer.toString('hex')
-          const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex })))
+          const tag = `${hex}:${entry.seq}` // one entry: its changes share the entry's limits
+          const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex, tag })))
           if (rejected.length > 0) errors.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: `changes do not apply: ${rejected[0].reason}` })
         }
       }

@@ -193,6 +193,18 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     assert.equal(bs1.writers, 2, JSON.stringify(bs1))
     lap('black connected')
 
+    // White admits black as a writer of the volume: they meet once, and white takes black's
+    // log from black itself (a log is taken up only from the node it is bound to, never as a
+    // relay: spec/protocol.md, "Writer logs"). Black's edits come later, through the closet.
+    ok(await cli(W, ['peer', 'add', BLACK]), 'white: peer add black')
+    ok(await cli(W, ['peer', 'volume', 'allow', BLACK, 'myfiles']), 'white: volume allow black')
+    ok(await cli(B, ['peer', 'volume', 'allow', WHITE, 'myfiles']), 'black: volume allow white')
+    await start('white', W)
+    const wb = JSON.parse(ok(await cli(W, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'white: sync with black', logs()).stdout)
+    assert.equal(wb.writers, 2, JSON.stringify(wb))
+    await stop('white')
+    lap('white met black')
+
     const names = JSON.parse(ok(await cli(B, ['volume', 'ls', '--json', 'myfiles', `/${marker}-docs`]), 'black: ls').stdout) as { name: string }[]
     assert.deepEqual(names.map((n) => n.name).sort(), [`${marker}-big.txt`, `${marker}-letter.txt`])
     if (hasFuse) {

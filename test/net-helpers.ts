@@ -4,8 +4,15 @@ import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { randomBytes } from '../src/crypto.js'
-import { PeerNetwork, PeerRegistry, type HostPort } from '../src/net/index.js'
+import { PeerNetwork, PeerRegistry, type HostPort, type NetHost } from '../src/net/index.js'
 import type { Log } from '../src/log.js'
+import Corestore from 'corestore'
+import Hypercore, { type Hypercore as Core } from 'hypercore'
+import DHT, { type SecretStream } from 'hyperdht'
+import type Protomux from 'protomux'
+import c from 'compact-encoding'
+import { generateKeyPair } from '../src/crypto.js'
+import { CHANNEL_PROTOCOL, decodeMessage, encodeMessage, type Message } from '../src/net/protocol.js'
 
 export interface TestPeer {
   name: string
@@ -24,6 +31,8 @@ export interface TestPeer {
 export interface PeerOptions {
   bootstrap: HostPort[]
   firewalled?: boolean
+  /** The node's side of the network (default: the Node itself). */
+  host?: (node: Node, net: () => PeerNetwork) => NetHost
 }
 
 function makeLog(name: string, lines: string[]): Log {
@@ -39,7 +48,9 @@ export async function startPeer(base: string, name: string, opts: PeerOptions): 
   const lines: string[] = []
   const open = async (): Promise<{ node: Node; net: PeerNetwork }> => {
     const node = await Node.open(DataDir.open(root))
-    const net = new PeerNetwork({ node, log: makeLog(name, lines), bootstrap: opts.bootstrap, firewalled: opts.firewalled ?? false, retryMs: 1000 })
+    let net: PeerNetwork | null = null
+    const host = opts.host?.(node, () => net!)
+    net = new PeerNetwork({ node, log: makeLog(name, lines), bootstrap: opts.bootstrap, firewalled: opts.firewalled ?? false, retryMs: 1000, host })
     await net.start()
     return { node, net }
   }
@@ -124,4 +135,102 @@ export function followWriters(peer: TestPeer): void {
       .then((vol) => vol.addWriter(key))
       .catch((err: Error) => peer.lines.push(`test: addWriter failed: ${err.message}`))
   })
+}
+
+/**
+ * A registered peer that misbehaves: its own corestore and hyperdht node, a direct connection
+ * to a peer's DHT socket, bazil's channel (any message, valid or not) and hypercore
+ * replication on which it can attach any core it knows the key of (a thief's replicate()).
+ */
+export interface Rogue {
+  key: Buffer
+  identity: { publicKey: Buffer; secretKey: Buffer }
+  store: Corestore
+  connect(to: TestPeer): Promise<RogueLink>
+  close(): Promise<void>
+}
+
+export interface RogueLink {
+  conn: SecretStream
+  mux: Protomux
+  /** Messages the peer sent us, decoded (undecodable ones as errors). */
+  received: Message[]
+  send(m: Message | Buffer): void
+  /** Opens `key` in the rogue's store and asks the peer for it on this connection (a thief's replicate). */
+  steal(key: Buffer): Promise<Core>
+  closed: Promise<void>
+  close(): Promise<void>
+}
+
+export async function startRogue(base: string, name: string, identity = generateKeyPair(), store?: Corestore): Promise<Rogue> {
+  const own = store ?? new Corestore(path.join(base, `${name}-rogue-store`))
+  await own.ready()
+  const dht = new DHT({ bootstrap: [], firewalled: false, host: '127.0.0.1' })
+  const links: RogueLink[] = []
+  const opened: Core[] = []
+  return {
+    key: identity.publicKey,
+    identity,
+    store: own,
+    async connect(to: TestPeer): Promise<RogueLink> {
+      const port = Number(to.location().split(':')[1])
+      const conn = dht.connect(to.key, { keyPair: identity, relayAddresses: [{ host: '127.0.0.1', port }] })
+      conn.on('error', () => {})
+      const closed = new Promise<void>((r) => conn.once('close', () => r()))
+      await new Promise<void>((resolve, reject) => {
+        conn.once('open', () => resolve())
+        conn.once('close', () => reject(new Error(`${name} could not connect to ${to.name}`)))
+      })
+      // No ondiscoverykey hook: a core is attached only by steal().
+      Hypercore.createProtocolStream(conn, { ondiscoverykey: () => {} })
+      const mux = Hypercore.getProtocolMuxer(conn) as Protomux
+      const received: Message[] = []
+      const channel = mux.createChannel({ protocol: CHANNEL_PROTOCOL })
+      if (!channel) throw new Error('no bazil channel')
+      const msg = channel.addMessage<Buffer>({
+        encoding: c.raw,
+        onmessage: (buf: Buffer) => {
+          try {
+            received.push(decodeMessage(buf))
+          } catch {
+            // the node under test sent something we can't read: the test will notice via received
+          }
+        }
+      })
+      channel.open()
+      const link: RogueLink = {
+        conn,
+        mux,
+        received,
+        send: (m) => msg.send(Buffer.isBuffer(m) ? m : encodeMessage(m)),
+        async steal(key: Buffer): Promise<Core> {
+          const core = own.get({ key })
+          await core.ready()
+          opened.push(core)
+          ;(core as unknown as { replicate(m: unknown): void }).replicate(mux)
+          return core
+        },
+        closed,
+        async close() {
+          conn.destroy()
+          await closed
+        }
+      }
+      links.push(link)
+      return link
+    },
+    async close() {
+      for (const l of links) await l.close().catch(() => {})
+      for (const core of opened) await core.close().catch(() => {})
+      await dht.destroy().catch(() => {})
+      if (!store) await own.close().catch(() => {})
+    }
+  }
+}
+
+/** Blocks of `core` held locally (what a thief got), without waiting for more. */
+export async function heldBlocks(core: Core): Promise<number> {
+  let n = 0
+  for (let i = 0; i < core.length; i++) if (await core.has(i)) n++
+  return n
 }

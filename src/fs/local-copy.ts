@@ -2,7 +2,7 @@
 import fsp from 'node:fs/promises'
 import path from 'node:path'
 import { UserError } from '../datadir.js'
-import type { ReadTree, Stat } from './tree/index.js'
+import { badName, type ReadTree, type Stat } from './tree/index.js'
 import { normalize, toFileRef, type Volume } from '../volume.js'
 import type { Cas } from './cas/index.js'
 
@@ -18,7 +18,12 @@ export interface CopySummary {
   dirs: number
   symlinks: number
   bytes: number
+  /** Export: entries not written because their name cannot be (not well-formed, taken on disk), with why; their contents too. */
+  skipped?: { path: string; reason: string }[]
 }
+
+/** Errors that say a name cannot be created here: the entry is skipped, the export goes on. */
+const NAME_ERRORS = new Set(['EEXIST', 'ENAMETOOLONG', 'EILSEQ', 'EINVAL'])
 
 interface SourceEntry {
   rel: string // relative to the source root, '' for the root itself
@@ -162,23 +167,46 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promis
   if (existing && existing.length > 0) throw new UserError(`cannot export: ${dest} is not empty`)
   await fsp.mkdir(dest, { recursive: true })
 
-  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0 }
+  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: [] }
   const dirs: { abs: string; st: Stat }[] = []
   const files: { abs: string; st: Stat }[] = []
+  // One entry whose name cannot be written (a name a peer's tree holds that this file system
+  // refuses or maps onto another) is skipped and reported, with what is under it; never the export.
+  const skippedDirs: string[] = []
+  const skip = (st: Stat, reason: string): void => {
+    summary.skipped!.push({ path: st.path, reason })
+    if (st.kind === 'dir') skippedDirs.push(st.path + '/')
+  }
+  const nameError = (err: unknown): string | null => {
+    const code = (err as NodeJS.ErrnoException).code
+    return code && NAME_ERRORS.has(code) ? `${code}: ${(err as Error).message}` : null
+  }
   // Directories and symlinks first (parents before children, as walked), so files can be
   // written in any order.
   for (const st of tree.walk('/')) {
+    if (skippedDirs.some((d) => st.path.startsWith(d))) continue
     const abs = path.join(dest, st.path)
-    if (st.kind === 'dir') {
-      if (st.path !== '/') await fsp.mkdir(abs, { mode: 0o700 })
-      dirs.push({ abs, st })
-      if (st.path !== '/') summary.dirs++
-    } else if (st.kind === 'symlink') {
-      await fsp.symlink(st.target ?? '', abs)
-      await fsp.lutimes(abs, st.mtime / 1000, st.mtime / 1000)
-      summary.symlinks++
-    } else {
-      files.push({ abs, st })
+    const bad = st.path === '/' ? null : badName(st.name)
+    if (bad !== null) {
+      skip(st, bad)
+      continue
+    }
+    try {
+      if (st.kind === 'dir') {
+        if (st.path !== '/') await fsp.mkdir(abs, { mode: 0o700 })
+        dirs.push({ abs, st })
+        if (st.path !== '/') summary.dirs++
+      } else if (st.kind === 'symlink') {
+        await fsp.symlink(st.target ?? '', abs)
+        await fsp.lutimes(abs, st.mtime / 1000, st.mtime / 1000)
+        summary.symlinks++
+      } else {
+        files.push({ abs, st })
+      }
+    } catch (err) {
+      const reason = nameError(err)
+      if (reason === null) throw err
+      skip(st, reason)
     }
   }
   // Largest first: a big file (read chunk after chunk, a few ahead) overlaps with the many
@@ -192,6 +220,11 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promis
       try {
         await writeFile(cas, st, abs)
       } catch (err) {
+        const reason = nameError(err)
+        if (reason !== null) {
+          skip(st, reason)
+          continue
+        }
         failed = true // the other workers stop at their next file
         throw err
       }

@@ -11,6 +11,7 @@ import { decodeKey, encodeKey } from '../crypto.js'
 import { readWritersFile, writeWritersFile } from '../writers-file.js'
 import type { StoreReplica } from './protocol.js'
 import { replaceFileSync } from '../atomic-file.js'
+import type { Log } from '../log.js'
 
 interface Held {
   core: Hypercore
@@ -279,5 +280,20 @@ export class StoreMirrors {
       await unfollow(m.cas)
       await unfollow(m.index)
     }
+  }
+}
+
+/**
+ * Starts keeping a replica of the store a peer offers (the caller checked with access.ts that
+ * those keys may be taken as that peer's store). Returns true if the replica is new.
+ */
+export async function mirrorOffered(mirrors: StoreMirrors, replica: StoreReplica, log: Log, who: string): Promise<boolean> {
+  try {
+    if (!(await mirrors.mirror(replica))) return false
+    log('info', `net: keeping a replica of peer ${who}'s store`)
+    return true
+  } catch (err) {
+    log('error', `net: peer ${who}: cannot keep a replica of its store: ${(err as Error).message}`)
+    return false
   }
 }

@@ -11,8 +11,6 @@ import Hypercore, { type Hypercore as Core } from 'hypercore'
 import type Protomux from 'protomux'
 import type { SecretStream } from 'hyperdht'
 import { hash } from '../crypto.js'
-import type { Node } from '../node.js'
-import type { PeerRecord } from './peers.js'
 import type { StorageOffer, StoreReplica, VolumeOffer } from './protocol.js'
 
 const HYPERCORE_NS = Buffer.from('hypercore')
@@ -38,22 +36,6 @@ export interface Access {
   volumes: VolumeAccess[]
   /** Replicas of other nodes' stores this node holds and lets the peer read. */
   stores: StoreReplica[]
-}
-
-export type WritersOf = (volumeId: Buffer, name: string) => Promise<Buffer[]>
-
-/** What `record` lets its peer see, from the volumes this node has. */
-export async function accessFor(node: Node, record: PeerRecord, writersOf: WritersOf, stores: StoreReplica[] = []): Promise<Access> {
-  const volumes: VolumeAccess[] = []
-  const local = node.dir.listVolumes()
-  for (const idHex of record.volumes) {
-    const vol = local.find((v) => v.id === idHex)
-    if (!vol) continue // allowed, but not (or no longer) here
-    const id = Buffer.from(idHex, 'hex')
-    volumes.push({ id, name: vol.name, writers: await writersOf(id, vol.name) })
-  }
-  const storage = record.storage ? { cas: node.chunks.casKey, index: node.chunks.indexKey } : null
-  return { storage, volumes, stores }
 }
 
 /** Discovery key (hex) -> core key of every core in `access`. */

@@ -76,31 +76,13 @@ export class Server implements ServerHandle {
     return server
   }
 
-  /** Joins the swarm; writer logs that peers offer for our volumes become writers of them. */
+  /** Joins the swarm; the network talks to the node through its NetHost (src/net/host.ts). */
   private async startNetwork(bootstrap: HostPort[] | undefined): Promise<void> {
     const cfg = readNetConfig(this.dir.root)
-    const net = new PeerNetwork({ node: this.node, log: this.log, bootstrap: bootstrap ?? cfg.bootstrap, firewalled: cfg.firewalled, port: cfg.port })
-    net.on('writer', (volumeId: Buffer, key: Buffer) => {
-      void this.addWriter(volumeId, key)
-    })
-    // A peer some volume reads content from (`volume storage add`) offered its store, or a
-    // replica of the store of a node some volume reads from.
     this.node.remoteStores.log = this.log
-    net.on('remote', (key: Buffer) => {
-      this.node.useRemoteStorage(key, net.storeOffers(key)).catch((err: Error) => this.log('error', `net: using a peer's store: ${err.message}`))
-    })
+    const net = new PeerNetwork({ node: this.node, log: this.log, bootstrap: bootstrap ?? cfg.bootstrap, firewalled: cfg.firewalled, port: cfg.port })
     await net.start()
     this.net = net
-  }
-
-  /** A writer log a peer offered: part of the local volume from now on (readable or storage-only). */
-  private async addWriter(volumeId: Buffer, key: Buffer): Promise<void> {
-    try {
-      await this.node.addWriter(volumeId, key)
-    } catch (err) {
-      const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
-      this.log('error', `volume ${rec?.name ?? volumeId.toString('hex')}: could not add a writer log offered by a peer: ${(err as Error).message}`)
-    }
   }
 
   private listen(sockFile: string): Promise<void> {

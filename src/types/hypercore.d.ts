@@ -72,6 +72,8 @@ declare module 'hypercore' {
   interface HypercoreStatic {
     getProtocolMuxer(stream: Duplex): unknown
     createProtocolStream(isInitiator: boolean | Duplex, opts?: Record<string, unknown>): Duplex
+    /** The key of the core a signer's public key (or manifest) makes. */
+    key(manifest: Uint8Array): Uint8Array
   }
   const Hypercore: HypercoreStatic
   export default Hypercore

@@ -115,7 +115,7 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     PeerRegistry.update(dir.root, (r) => r.setVolume(key, idHex, true))
     net.refresh()
     await net.settled()
-    net.announceWriter(vol.id, vol.log.key)
+    net.writersChanged(vol.id)
     this.out(`connected volume "${localName}" from peer ${encodeKey(key)} (${vol.writers.size} writer logs)`)
   }
 }
@@ -178,7 +178,8 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
     await this.reach(net, key, Math.max(1, deadline - Date.now()))
     let received = 0
     let complete = true
-    const offered = net.remote(key)?.volumes.find((v) => v.id.equals(held.id))?.writers ?? []
+    // Only logs of the writer set (a candidate is the network's and the node's business).
+    const offered = await net.writersFrom(key, held.id)
     const trace = (what: string): void => this.context.server?.log('debug', `sync ${held.name} with ${encodeKey(key)}: ${what} after ${Date.now() - t0} ms`)
     for (const w of offered) {
       const core = await held.addWriter(w)
@@ -237,7 +238,8 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
 
   /** Waits until every writer log the peer offers is held here up to the peer's length. */
   private async receive(net: PeerNetwork, key: Buffer, vol: Volume, deadline: number): Promise<{ entries: number; complete: boolean }> {
-    const offered = net.remote(key)?.volumes.find((v) => v.id.equals(vol.id))?.writers ?? []
+    // Only logs of the writer set (a candidate is the network's and the node's business).
+    const offered = await net.writersFrom(key, vol.id)
     let entries = 0
     let complete = true
     for (const w of offered) {
@@ -294,8 +296,8 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
     let using = false
     if (server && net) {
       for (const p of net.connectedPeers()) {
-        const view = net.storeOffers(p)
-        await server.node.useRemoteStorage(p, view)
+        // Only what the access rules let this node take as those nodes' stores.
+        const view = await net.usableStores(p)
         if (p.equals(key) ? !!(view?.storage || view?.stores.length) : !!view?.stores.some((r) => r.node.equals(key))) using = true
       }
     }

@@ -72,7 +72,7 @@ export class VolumeExportCommand extends BazilCommand {
   volume = Option.String({ required: true })
   dest = Option.String({ required: true })
 
-  async run(): Promise<void> {
+  async run(): Promise<number> {
     const s = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
       // Many reads: content not held here comes from the volume's storage peers in bulk (see
@@ -80,7 +80,10 @@ export class VolumeExportCommand extends BazilCommand {
       const { exportTree } = await import('../../fs/local-copy.js')
       return node.remoteStores.bulk(() => exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest)))
     })
-    this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
+    const skipped = s.skipped ?? []
+    for (const x of skipped) this.context.stderr.write(`bazil: not exported: ${JSON.stringify(x.path)}: ${x.reason}\n`)
+    this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes${skipped.length > 0 ? `; ${skipped.length} entries not exported (see above)` : ''}`)
+    return skipped.length > 0 ? 1 : 0
   }
 }
 

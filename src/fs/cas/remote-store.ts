@@ -128,7 +128,7 @@ export class RemoteStores {
    */
   async load(): Promise<void> {
     if (!this.sourcesFile) return
-    let records: Array<{ name: string; keys: RemoteStoreKeys }>
+    let records: Array<{ name: string; owner: string; keys: RemoteStoreKeys }>
     try {
       records = parseSources(await fs.promises.readFile(this.sourcesFile, 'utf8'))
     } catch (err) {
@@ -137,7 +137,7 @@ export class RemoteStores {
       return
     }
     for (const r of records) {
-      await this.open(r.name, r.keys, false).catch((err: Error) => this.log('warn', `cas: cannot open the copy of ${r.name}'s store: ${err.message}`))
+      await this.open(r.name, r.keys, false, r.owner).catch((err: Error) => this.log('warn', `cas: cannot open the copy of ${r.name}'s store: ${err.message}`))
     }
   }
 
@@ -147,6 +147,14 @@ export class RemoteStores {
    */
   async add(name: string, keys: RemoteStoreKeys, owner: string | null = null): Promise<void> {
     await this.open(name, keys, true, owner)
+  }
+
+  /**
+   * The stores this node keeps copies of, with the node each belongs to (z-base-32, null if
+   * unknown): the network's access rules give such a core only to its owner (spec/protocol.md).
+   */
+  stores(): { owner: string | null; cas: Buffer; index: Buffer }[] {
+    return [...this.sources.values()].map((s) => ({ owner: s.owner, cas: s.cas.key, index: s.index.core.key }))
   }
 
   /** Owner of the store whose answer a recent fetch of A returned (see add()), or null. */
@@ -177,7 +185,10 @@ export class RemoteStores {
       source.active = true
       source.name = name
     }
-    if (owner) source.owner = owner
+    if (owner && source.owner !== owner) {
+      source.owner = owner
+      this.save()
+    }
   }
 
   private async openCores(name: string, keys: RemoteStoreKeys): Promise<Source | null> {
@@ -198,7 +209,7 @@ export class RemoteStores {
     const file = this.sourcesFile
     if (!file) return
     this.saving = this.saving.then(async () => {
-      const sources = [...this.sources.values()].map((s) => ({ name: s.name, cas: s.cas.key.toString('hex'), index: s.index.core.key.toString('hex') }))
+      const sources = [...this.sources.values()].map((s) => ({ name: s.name, owner: s.owner ?? undefined, cas: s.cas.key.toString('hex'), index: s.index.core.key.toString('hex') }))
       try {
         await replaceFile(file, JSON.stringify({ version: SOURCES_FILE_VERSION, sources }, null, 2) + '\n', { mode: 0o600 })
       } catch (err) {
@@ -416,7 +427,7 @@ function indexValue(value: Buffer): number | null {
 }
 
 /** The sources file's records; throws on anything but the format of spec/cas.md §6. */
-function parseSources(text: string): Array<{ name: string; keys: RemoteStoreKeys }> {
+function parseSources(text: string): Array<{ name: string; owner: string; keys: RemoteStoreKeys }> {
   const obj = JSON.parse(text) as { version?: unknown; sources?: unknown }
   if (typeof obj !== 'object' || obj === null || obj.version !== SOURCES_FILE_VERSION) throw new Error('not a sources file of version 1')
   if (!Array.isArray(obj.sources) || obj.sources.length > MAX_SOURCES) throw new Error('bad source list')
@@ -427,6 +438,8 @@ function parseSources(text: string): Array<{ name: string; keys: RemoteStoreKeys
   return obj.sources.map((r: unknown) => {
     const rec = r as { name?: unknown; cas?: unknown; index?: unknown }
     if (typeof rec !== 'object' || rec === null || typeof rec.name !== 'string') throw new Error('bad source record')
-    return { name: rec.name, keys: { cas: hex32(rec.cas), index: hex32(rec.index) } }
+    // owner: the node whose store it is (z-base-32). Older files lack it: the name begins with it.
+    const owner = typeof (rec as { owner?: unknown }).owner === 'string' ? ((rec as { owner: string }).owner) : rec.name.split(' ')[0]
+    return { name: rec.name, owner, keys: { cas: hex32(rec.cas), index: hex32(rec.index) } }
   })
 }

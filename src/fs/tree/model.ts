@@ -3,7 +3,7 @@
  * See spec/tree.md: every value written here is part of the replicated format.
  */
 import * as A from '@automerge/automerge'
-import { badName } from './paths.js'
+import { badName, isWellFormed } from './paths.js'
 
 export type Kind = 'file' | 'dir' | 'symlink'
 
@@ -89,6 +89,14 @@ export function strOf(v: unknown): string | null {
   return null
 }
 
+/**
+ * Why a record or value does not decode. Not an Error: hostile records are data, and
+ * capturing a stack for each of thousands of them (~6 µs apiece) would be the cost of a bad entry.
+ */
+export class Invalid {
+  constructor(readonly message: string) {}
+}
+
 // ---- value encodings -------------------------------------------------------------------
 
 export function encodeLoc(l: Loc): string {
@@ -111,10 +119,10 @@ export function encodeSnapshot(s: SnapshotRecord): string {
 
 function parseArray(text: string, what: string, length: number): unknown[] {
   let v: unknown
-  try { v = JSON.parse(text) } catch { throw new Error(`${what}: not JSON`) }
-  if (!Array.isArray(v)) throw new Error(`${what}: not an array`)
-  if (v[0] !== VALUE_VERSION) throw new Error(`${what}: unknown format version ${JSON.stringify(v[0])}`)
-  if (v.length !== length) throw new Error(`${what}: expected ${length} fields, got ${v.length}`)
+  try { v = JSON.parse(text) } catch { throw new Invalid(`${what}: not JSON`) }
+  if (!Array.isArray(v)) throw new Invalid(`${what}: not an array`)
+  if (v[0] !== VALUE_VERSION) throw new Invalid(`${what}: unknown format version ${JSON.stringify(v[0])}`)
+  if (v.length !== length) throw new Invalid(`${what}: expected ${length} fields, got ${v.length}`)
   return v
 }
 
@@ -125,42 +133,42 @@ function isName(v: unknown): v is string { return typeof v === 'string' && badNa
 
 export function decodeLoc(text: string): Loc {
   const [, parent, name, writer, time, pp, pn] = parseArray(text, 'loc', 7)
-  if (!isDirId(parent)) throw new Error('loc: bad parent id')
-  if (!isName(name)) throw new Error('loc: bad name')
-  if (!isActor(writer)) throw new Error('loc: bad writer')
-  if (!isTime(time)) throw new Error('loc: bad time')
+  if (!isDirId(parent)) throw new Invalid('loc: bad parent id')
+  if (!isName(name)) throw new Invalid('loc: bad name')
+  if (!isActor(writer)) throw new Invalid('loc: bad writer')
+  if (!isTime(time)) throw new Invalid('loc: bad time')
   if (pp === null && pn === null) return { parent, name, writer, time, prev: null }
-  if (!isDirId(pp) || !isName(pn)) throw new Error('loc: bad previous location')
+  if (!isDirId(pp) || !isName(pn)) throw new Invalid('loc: bad previous location')
   return { parent, name, writer, time, prev: { parent: pp, name: pn } }
 }
 
 export function decodeVersion(text: string): Version {
   const [, hash, size, writer, time, ver] = parseArray(text, 'content', 6)
-  if (typeof hash !== 'string' || !isHex(hash) || hash.length > 128) throw new Error('content: bad hash')
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Error('content: bad size')
-  if (!isActor(writer)) throw new Error('content: bad writer')
-  if (!isTime(time)) throw new Error('content: bad time')
-  if (typeof ver !== 'string' || !/^[0-9a-f]{16}$/.test(ver)) throw new Error('content: bad version id')
+  if (typeof hash !== 'string' || !isHex(hash) || hash.length > 128) throw new Invalid('content: bad hash')
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Invalid('content: bad size')
+  if (!isActor(writer)) throw new Invalid('content: bad writer')
+  if (!isTime(time)) throw new Invalid('content: bad time')
+  if (typeof ver !== 'string' || !/^[0-9a-f]{16}$/.test(ver)) throw new Invalid('content: bad version id')
   return { hash, size, writer, time, ver }
 }
 
 export function decodeTomb(text: string): Tomb {
   const [, writer, time, seen] = parseArray(text, 'tombstone', 4)
-  if (!isActor(writer)) throw new Error('tombstone: bad writer')
-  if (!isTime(time)) throw new Error('tombstone: bad time')
-  if (!Array.isArray(seen) || !seen.every((s) => typeof s === 'string')) throw new Error('tombstone: bad seen list')
+  if (!isActor(writer)) throw new Invalid('tombstone: bad writer')
+  if (!isTime(time)) throw new Invalid('tombstone: bad time')
+  if (!Array.isArray(seen) || !seen.every((s) => typeof s === 'string')) throw new Invalid('tombstone: bad seen list')
   return { writer, time, seen: [...(seen as string[])].sort() }
 }
 
 export function decodeSnapshot(text: string): SnapshotRecord {
   const [, time, writer, heads] = parseArray(text, 'snapshot', 4)
-  if (!isTime(time)) throw new Error('snapshot: bad time')
-  if (!isActor(writer)) throw new Error('snapshot: bad writer')
-  if (typeof heads !== 'object' || heads === null || Array.isArray(heads)) throw new Error('snapshot: bad heads')
+  if (!isTime(time)) throw new Invalid('snapshot: bad time')
+  if (!isActor(writer)) throw new Invalid('snapshot: bad writer')
+  if (typeof heads !== 'object' || heads === null || Array.isArray(heads)) throw new Invalid('snapshot: bad heads')
   const out: Record<string, string[]> = {}
   for (const [shard, hs] of Object.entries(heads)) {
-    if (!isShard(shard)) throw new Error(`snapshot: bad shard name ${JSON.stringify(shard)}`)
-    if (!Array.isArray(hs) || !hs.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h))) throw new Error(`snapshot: bad heads of shard ${shard}`)
+    if (!isShard(shard)) throw new Invalid(`snapshot: bad shard name ${JSON.stringify(shard)}`)
+    if (!Array.isArray(hs) || !hs.every((h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h))) throw new Invalid(`snapshot: bad heads of shard ${shard}`)
     out[shard] = hs as string[]
   }
   return { time, writer, heads: out }
@@ -197,13 +205,13 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
   const objOf = (): string => {
     if (obj === null) {
       const top = h.getWithType('_root', id, heads)
-      if (!top || top[0] !== 'map') throw new Error('record is not a map')
+      if (!top || top[0] !== 'map') throw new Invalid('record is not a map')
       obj = top[1] as string
     }
     return obj
   }
   if (value === undefined) value = h.materialize(objOf(), heads)
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('record is not a map')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Invalid('record is not a map')
   const m = value as Record<string, unknown>
   const get = (key: string): Full | null => {
     const v = m[key]
@@ -216,37 +224,44 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
     if (m[key] === undefined) return []
     if (conflicted && !conflicted.has(key)) {
       const s = strOf(m[key])
-      if (s === null) throw new Error(`${key}: a value is not a string`)
+      if (s === null) throw new Invalid(`${key}: a value is not a string`)
       return [s]
     }
     return h.getAll(objOf(), key, heads).map((v) => {
-      if (v[0] !== 'str') throw new Error(`${key}: a value is not a string`)
+      if (v[0] !== 'str') throw new Invalid(`${key}: a value is not a string`)
       return v[1] as string
     })
   }
-  if (numValue(get('v')) !== RECORD_VERSION) throw new Error(`unknown record version`)
+  if (numValue(get('v')) !== RECORD_VERSION) throw new Invalid(`unknown record version`)
   const kind = strValue(get('kind'))
-  if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Error(`unknown kind ${JSON.stringify(kind)}`)
+  if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Invalid(`unknown kind ${JSON.stringify(kind)}`)
   const locText = strValue(get('loc'))
-  if (locText === null) throw new Error('loc missing')
+  if (locText === null) throw new Invalid('loc missing')
   const loc = decodeLoc(locText)
   const mode = numValue(get('mode'))
-  if (!isMode(mode)) throw new Error('bad mode')
+  if (!isMode(mode)) throw new Invalid('bad mode')
   const mtime = numValue(get('mtime'))
-  if (!isTime(mtime)) throw new Error('bad mtime')
+  if (!isTime(mtime)) throw new Invalid('bad mtime')
   const creator = strValue(get('by'))
-  if (creator === null || !isHex(creator)) throw new Error('bad creator')
+  if (creator === null || !isHex(creator)) throw new Invalid('bad creator')
   const node: RawNode = { id, kind, loc, mode, mtime, creator, versions: [], tombs: [] }
   if (kind === 'file') {
     const winner = strValue(get('content'))
     if (winner !== null) {
-      node.versions.push(decodeVersion(winner))
-      const rest = all('content').filter((v) => v !== winner).map(decodeVersion).sort(byWriterTimeVer)
-      node.versions.push(...rest)
+      const first = decodeVersion(winner)
+      node.versions.push(first)
+      // Values with one `ver` are one version (re-assigned by resolve or by unlinking a copy, by
+      // whoever did it): the winner's, else the first in (writer, time, ver) order.
+      const seen = new Set([first.ver])
+      for (const v of all('content').filter((t) => t !== winner).map(decodeVersion).sort(byWriterTimeVer)) {
+        if (seen.has(v.ver)) continue
+        seen.add(v.ver)
+        node.versions.push(v)
+      }
     }
   } else if (kind === 'symlink') {
     const target = strValue(get('target'))
-    if (target === null || target === '' || target.includes('\0')) throw new Error('bad symlink target')
+    if (target === null || target === '' || target.includes('\0') || !isWellFormed(target)) throw new Invalid('bad symlink target')
     node.target = target
   }
   node.tombs = all('del').map(decodeTomb)

@@ -2,12 +2,19 @@ import { TreeError } from './errors.js'
 
 export const MAX_NAME_BYTES = 255
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** Whether `s` is well-formed Unicode (no lone surrogate): only such strings have one UTF-8 form. */
+export function isWellFormed(s: string): boolean { return !LONE_SURROGATE.test(s) }
+
 /** Why `name` cannot be a directory entry name, or null if it can. */
 export function badName(name: string): string | null {
   if (name === '') return 'empty name'
   if (name === '.' || name === '..') return `name "${name}" is reserved`
   if (name.includes('/')) return 'name contains "/"'
   if (name.includes('\0')) return 'name contains NUL'
+  // Lone surrogates all become U+FFFD in UTF-8: two such names would be one name on disk.
+  if (!isWellFormed(name)) return 'name is not well-formed Unicode (lone surrogate)'
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return `name longer than ${MAX_NAME_BYTES} bytes`
   return null
 }

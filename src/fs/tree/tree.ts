@@ -7,9 +7,9 @@ import {
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
   putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
 } from './model.js'
-import { badName, splitPath } from './paths.js'
+import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
-import { readChangeHeader } from './change-header.js'
+import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type ReadTree, type Stat } from './view.js'
 
@@ -31,7 +31,7 @@ export interface TreeState {
   /** Hashes of rejected changes: what builds on them is rejected too. */
   rejected: string[]
 }
-interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string }
+interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
 type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
 type Put = (h: Handle) => void
@@ -90,26 +90,56 @@ export class Tree implements ReadTree {
    * replica rejects the same changes. Throws only for arguments of the wrong shape.
    */
   apply(changes: IncomingChange[]): Rejected[] {
-    const byShard = new Map<string, Held[]>()
     const rejected: Rejected[] = []
+    // The changes of one entry (one tag; an untagged change is an entry alone) share one
+    // allowance of ops and bytes, checked before anything is inflated or applied: an entry over
+    // it is rejected whole, on every replica alike (the outcome depends on the entry only).
+    const budgets = new Map<string, ChangeBudget>()
+    const overLimit = new Map<string, string>()
+    const ok: Held[] = []
     changes.forEach((c, i) => {
       if (!c || typeof c.shard !== 'string' || !isShard(c.shard)) throw new TreeError('EINVAL', '', `change ${i}: bad shard name ${JSON.stringify(c?.shard)}`)
       if (!(c.change instanceof Uint8Array)) throw new TreeError('EINVAL', '', `change ${i}: not bytes`)
+      const entry = c.tag ?? `#${i}`
+      const over = overLimit.get(entry)
+      if (over !== undefined) {
+        rejected.push({ shard: c.shard, tag: c.tag, reason: over })
+        return
+      }
+      let budget = budgets.get(entry)
+      if (!budget) budgets.set(entry, (budget = entryBudget()))
       let header
       try {
-        header = readChangeHeader(c.change)
+        header = readChangeHeader(c.change, budget)
       } catch (e) {
-        rejected.push({ shard: c.shard, tag: c.tag, reason: `change ${i} (shard ${c.shard}) is not an Automerge change: ${(e as Error).message}` })
+        if (e instanceof ChangeLimitError) {
+          const reason = `entry over its limits: ${e.message}`
+          overLimit.set(entry, reason)
+          rejected.push({ shard: c.shard, tag: c.tag, reason })
+          return
+        }
+        const what = e instanceof ForgedWriterError ? 'claims another writer' : 'is not an Automerge change'
+        rejected.push({ shard: c.shard, tag: c.tag, reason: `change ${i} (shard ${c.shard}) ${what}: ${(e as Error).message}` })
         return
       }
       if (c.writer !== undefined && header.actor !== c.writer) {
         rejected.push({ shard: c.shard, tag: c.tag, reason: `change by actor ${header.actor} in the log of writer ${c.writer}` })
         return
       }
-      let list = byShard.get(c.shard)
-      if (!list) byShard.set(c.shard, (list = []))
-      list.push({ shard: c.shard, change: c.change, hash: header.hash, deps: header.deps, tag: c.tag })
+      ok.push({ shard: c.shard, change: header.chunk, hash: header.hash, deps: header.deps, tag: c.tag, entry })
     })
+    const byShard = new Map<string, Held[]>()
+    for (const x of ok) {
+      const over = overLimit.get(x.entry!)
+      if (over !== undefined) {
+        rejected.push({ shard: x.shard, tag: x.tag, reason: over })
+        continue
+      }
+      delete x.entry
+      let list = byShard.get(x.shard)
+      if (!list) byShard.set(x.shard, (list = []))
+      list.push(x)
+    }
     this.flush()
     let bytes = 0
     for (const list of byShard.values()) for (const x of list) bytes += x.change.length
@@ -224,7 +254,7 @@ export class Tree implements ReadTree {
     if (before.length === 0) {
       // A shard seen for the first time: read it whole with one materialize call.
       const whole = h.materialize('_root') as Record<string, unknown>
-      for (const id of Object.keys(whole)) changed.set(id, this.readNode(h, shard, id, whole[id]))
+      for (const id of Object.keys(whole)) if (!this.foreign(shard, id)) changed.set(id, this.readNode(h, shard, id, whole[id]))
       return
     }
     const patches = new Map<string, A.Patch[]>()
@@ -240,7 +270,7 @@ export class Tree implements ReadTree {
     const multi = this.multi.get(shard) ?? new Set<string>()
     for (const id of multi) changed.set(id, this.readNode(h, shard, id))
     for (const [id, list] of patches) {
-      if (multi.has(id)) continue
+      if (multi.has(id) || this.foreign(shard, id)) continue
       const p = patchRecord(this.index.node(id), list)
       changed.set(id, p ? this.readNode(h, shard, id, p.winners, p.conflicted) : this.readNode(h, shard, id))
     }
@@ -276,14 +306,20 @@ export class Tree implements ReadTree {
     if (changed.size > 0) this.index.update(changed)
   }
 
-  /** Turns buffered local edits into Automerge changes (one per shard), queued for takeChanges. */
+  /**
+   * Turns buffered local edits into Automerge changes (one per shard, or one per
+   * EDITS_PER_CHANGE edits of a shard), queued for takeChanges: each change stays well inside
+   * one entry's limits (CHANGE_LIMITS), so entryGroups can always place it.
+   */
   private flush(): void {
     for (const [shard, edits] of this.unflushed) {
       const h = this.shards.node(shard)
-      for (const e of edits) e(h)
-      h.commit(null, null)
-      const change = h.getLastLocalChange()
-      if (change) this.pending.push({ shard, change })
+      for (let at = 0; at < edits.length; at += EDITS_PER_CHANGE) {
+        for (const e of edits.slice(at, at + EDITS_PER_CHANGE)) e(h)
+        h.commit(null, null)
+        const change = h.getLastLocalChange()
+        if (change) this.pending.push({ shard, change })
+      }
     }
     this.unflushed.clear()
   }
@@ -338,7 +374,7 @@ export class Tree implements ReadTree {
       const hd = readChangeHeader(x.change)
       let list = t.held.get(x.shard)
       if (!list) t.held.set(x.shard, (list = []))
-      list.push({ shard: x.shard, change: x.change, hash: hd.hash, deps: hd.deps, tag: x.tag })
+      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
     }
     t.loadIndex(state.nodes)
     t.readRootAttrs()
@@ -359,12 +395,19 @@ export class Tree implements ReadTree {
     return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads }
   }
 
+  /**
+   * Whether `id` (a key of `shard`'s root map) is not the id of a node of that shard: such a
+   * key is listed as a problem and never reaches the index, so a record put in the wrong shard
+   * can neither hide nor replace the node of that id (whose record lives in its own shard).
+   */
+  private foreign(shard: string, id: string): boolean {
+    if (isNodeId(id) && shardOf(id) === shard) return false
+    this.problemsById.set(`${shard}/${id}`, { shard, id, reason: 'key is not a node id of this shard (ignored)' })
+    return true
+  }
+
   private readNode(h: Handle, shard: string, id: string, materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode | null {
     const key = `${shard}/${id}`
-    if (!isNodeId(id) || shardOf(id) !== shard) {
-      this.problemsById.set(key, { shard, id, reason: 'key is not a node id of this shard' })
-      return null
-    }
     try {
       const n = readRecord(h, id, undefined, materialized, conflicted)
       if (CHECK_PATCHED && conflicted) {
@@ -440,8 +483,8 @@ export class Tree implements ReadTree {
   }
 
   symlink(path: string, target: string, attrs: Attrs = {}): Stat {
-    if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES)
-      throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes without NUL`)
+    if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES || !isWellFormed(target))
+      throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
     const { parent, name } = this.freshName(path)
     return this.create(parent, name, 'symlink', { mtime: attrs.mtime }, path, { target })
   }
@@ -492,7 +535,8 @@ export class Tree implements ReadTree {
     if (names.length === 0) throw new TreeError('EISDIR', path)
     const e = this.index.resolve(names, path)
     if (e.ver) {
-      const winner = this.index.node(e.id)!.versions[0]
+      // The winning version again (same ver), now written by this writer: a value names its writer.
+      const winner = { ...this.index.node(e.id)!.versions[0], writer: this.actor }
       const text = encodeVersion(winner)
       this.edit([[{ ...this.index.node(e.id)!, versions: [winner] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
       return
@@ -573,8 +617,10 @@ export class Tree implements ReadTree {
     const conflict = this.index.conflicts().find((c) => c.versions.some((v) => v.path === this.index.pathOf(e.id)))
     const copyPaths = new Map<string, string>()
     node.versions.slice(1).forEach((v, i) => copyPaths.set(v.ver, conflict?.versions[i + 1]?.path ?? ''))
-    const text = encodeVersion(chosen)
-    this.edit([[{ ...node, versions: [chosen] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
+    // The kept version again (same ver, hash, size, time), written by this writer.
+    const kept = { ...chosen, writer: this.actor }
+    const text = encodeVersion(kept)
+    this.edit([[{ ...node, versions: [kept] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
     const created: Stat[] = []
     if (keep === 'both') {
       const parent = this.index.effectiveParent(e.id)!
@@ -752,6 +798,13 @@ function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
 function sameHeads(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])
 }
+
+/**
+ * Local edits per Automerge change: an edit writes at most 8 ops (a new record) and ~10 KiB (a
+ * 4 KiB symlink target, two JSON-escaped 255-byte names), so a change stays under 2,100 ops and
+ * 2.6 MiB, inside one entry's CHANGE_LIMITS.
+ */
+const EDITS_PER_CHANGE = 256
 
 /** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
 const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
