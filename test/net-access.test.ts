@@ -69,6 +69,8 @@ test('finding 1b: a peer denied a volume cannot feed us its log by offering it a
     await addPeer(a, b, { volumes: [idHex] })
     await addPeer(b, a, { location: a.location(), volumes: [idHex] })
     await b.net.waitConnected(a.key, 20_000)
+    await a.node.admitWriter('v', b.key) // what `peer volume allow` records: b may write
+    await until('b is admitted', async () => (await volB.refresh(), volB.canWrite))
     await volB.writeFile('/w1', Buffer.from('allowed\n'))
     await volB.flush()
     await until('a applies b\'s first write', async () => (await a.node.volume('v')).tree.lookup('/w1') !== null)

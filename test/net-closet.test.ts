@@ -162,6 +162,10 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     lap('imported')
     ok(await cli(W, ['peer', 'volume', 'allow', CLOSET, 'myfiles']), 'white: volume allow closet')
     ok(await cli(W, ['peer', 'storage', 'allow', CLOSET, 'local']), 'white: storage allow closet')
+    // White lets black write before black ever connects (recorded in white's log, which the
+    // closet holds): black may then join and write through the closet while white is away.
+    ok(await cli(W, ['peer', 'add', BLACK]), 'white: peer add black')
+    ok(await cli(W, ['peer', 'volume', 'allow', BLACK, 'myfiles']), 'white: volume allow black')
     const withSharing = await bazil(C, ['volume', 'connect', '--storage-only', '--sharing=friends', WHITE, 'myfiles'])
     assert.equal(withSharing.code, 1)
     assert.match(withSharing.stderr, /^bazil: --storage-only holds a volume without its sharing key/)
