@@ -284,7 +284,9 @@ async function openStore(dir: DataDir): Promise<Corestore> {
   } catch (err) {
     await store.close().catch(() => {})
     const msg = err instanceof Error ? err.message : String(err)
-    if (/lock/i.test(msg)) {
+    // "File descriptor could not be locked", RocksDB's "lock file": another process. Not
+    // /lock/, which also matches a damaged table's "block checksum mismatch".
+    if (/\block/i.test(msg)) {
       throw new UserError(`the data dir ${dir.root} is in use by another bazil process (a running server?): stop it or use that process`)
     }
     if (/no space left on device/i.test(msg)) {
