@@ -695,7 +695,8 @@ export class Volume {
    * error leaves nothing queued (tree operations validate before they change anything).
    */
   mutate<T>(op: (tree: Tree) => T, audit: (result: T) => AuditOp): T {
-    if (!this.canWrite) throw new UserError(this.writeRefusal())
+    // EROFS: what a write through the mount answers while this node may not write.
+    if (!this.canWrite) throw Object.assign(new UserError(this.writeRefusal()), { code: 'EROFS' })
     const result = op(this.tree)
     const a = audit(result)
     this.pending.push(a)
