@@ -96,7 +96,7 @@ test('volume records: readable or storage-only, anything in between is refused',
 test('a storage-only closet holds and serves ciphertext: black reads white\'s volume from it, white gets black\'s edits from it; no plaintext there', { timeout: 120_000 }, async () => {
   const t0 = Date.now()
   const { dir, cleanup } = tempDir('bazil-closet-')
-  const testnet = await createTestnet(3, { host: '127.0.0.1' })
+  const testnet = await createTestnet(4, { host: '127.0.0.1' })
   const bootstrap = [`--bootstrap=127.0.0.1:${testnet.bootstrap[0]!.port}`]
   const W = path.join(dir, 'white')
   const B = path.join(dir, 'black')
@@ -136,7 +136,6 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
 
     for (const d of [W, B, C]) {
       ok(await cli(d, ['create']), `create ${d}`)
-      fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ firewalled: false }))
     }
     const key = async (d: string): Promise<string> => ok(await cli(d, ['debug', 'pubkey']), 'pubkey').stdout.trim()
     const WHITE = await key(W)
