@@ -125,7 +125,15 @@ export async function scanControl(core: Hypercore, from: number, to: number = co
   const log = core.key.toString('hex')
   let seq = Math.max(1, from)
   for (; seq < to; seq++) {
-    const block = await core.get(seq, { wait: false })
+    let block: Buffer | null
+    try {
+      block = await core.get(seq, { wait: false })
+    } catch (err) {
+      // A block the local store cannot give back (a damaged RocksDB file): that entry is bad,
+      // the rest of the log still counts (the same as WriterLog.read).
+      bad.push({ seq, reason: `block cannot be read from the local store: ${(err as Error).message}` })
+      continue
+    }
     if (block === null) break
     if (!isControlBlock(block)) continue
     try {
