@@ -145,9 +145,9 @@ export function readChangeHeader(bytes: Uint8Array, budget: ChangeBudget = entry
 
 /**
  * The ops (with the per-change allowance) and uncompressed bytes of an entry's changes, as
- * readChangeHeader counts them but without hashing; an entry over its limits or with a
- * malformed change costs what was read of it (it will be rejected). For a replayer that
- * applies entries in bounded batches.
+ * readChangeHeader counts them but without hashing. An entry over its limits or with a
+ * malformed change counts as a whole allowance: rejecting it may take as much work (inflating
+ * up to the cap, counting up to the limit). For a replayer that applies entries in bounded batches.
  */
 export function entryCost(changes: Iterable<Uint8Array>): { ops: number; bytes: number } {
   const budget = entryBudget()
@@ -155,7 +155,7 @@ export function entryCost(changes: Iterable<Uint8Array>): { ops: number; bytes: 
     try {
       check(c, budget, false)
     } catch {
-      break
+      return { ops: CHANGE_LIMITS.entryOps, bytes: CHANGE_LIMITS.entryBytes }
     }
   }
   return { ops: CHANGE_LIMITS.entryOps - budget.ops, bytes: CHANGE_LIMITS.entryBytes - budget.bytes }
