@@ -10,6 +10,7 @@ import { encodeKey, randomBytes } from './crypto.js'
 import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
 import { StoreSync } from './store-sync.js'
+import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, walBytes } from './space-guard.js'
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
@@ -31,10 +32,13 @@ export class Node {
   private readonly held = new Map<string, Promise<HeldVolume>>()
   /** Full replicas of peers' content stores this node keeps (a storage-only node's job). */
   readonly mirrors: StoreMirrors
+  /** Refuses writes that would leave too little disk for the store (src/space-guard.ts). */
+  readonly space: SpaceGuard
   /** Makes everything written to the corestore so far durable (fsync of the mount). */
   readonly storeSync: StoreSync
 
-  private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore) {
+  private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore, space: SpaceGuard) {
+    this.space = space
     this.dir = dir
     this.store = store
     this.chunks = chunks
@@ -74,19 +78,19 @@ export class Node {
   }
 
   static async open(dir: DataDir): Promise<Node> {
-    const store = new Corestore(dir.corestorePath)
+    let store: Corestore
     try {
-      await store.ready()
+      store = await openStore(dir)
     } catch (err) {
-      await store.close().catch(() => {})
-      const msg = err instanceof Error ? err.message : String(err)
-      if (/lock/i.test(msg)) {
-        throw new UserError(`the data dir ${dir.root} is in use by another bazil process (a running server?): stop it or use that process`)
-      }
-      throw new UserError(`cannot open the store in ${dir.corestorePath}: ${msg}`)
+      // Opening writes RocksDB's log out into new files first: with the disk full, give it
+      // the reserve file's space and try once more.
+      if (!isDiskFull(err) || !releaseReserve(dir.root)) throw err
+      store = await openStore(dir)
     }
-    const chunks = await ChunkStore.open(store)
-    const node = new Node(dir, store, chunks)
+    ensureReserve(dir.root)
+    const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
+    const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
+    const node = new Node(dir, store, chunks, guard)
     await node.remoteStores.load()
     return node
   }
@@ -197,6 +201,33 @@ export class Node {
     await this.store.close()
     if (failure) throw failure
   }
+}
+
+async function openStore(dir: DataDir): Promise<Corestore> {
+  const store = new Corestore(dir.corestorePath)
+  try {
+    await store.ready()
+    return store
+  } catch (err) {
+    await store.close().catch(() => {})
+    const msg = err instanceof Error ? err.message : String(err)
+    if (/lock/i.test(msg)) {
+      throw new UserError(`the data dir ${dir.root} is in use by another bazil process (a running server?): stop it or use that process`)
+    }
+    if (/no space left on device/i.test(msg)) {
+      const need = walBytes(path.join(dir.corestorePath, 'db'))
+      throw Object.assign(new DiskFullError(`cannot open the store in ${dir.corestorePath}: the disk is full (${mib(freeBytes(dir.root))} MiB free; opening first writes out the store's log, about ${mib(need)} MiB): free that much space and try again`), { cause: err })
+    }
+    throw new UserError(`cannot open the store in ${dir.corestorePath}: ${msg}`)
+  }
+}
+
+function isDiskFull(err: unknown): boolean {
+  return err instanceof DiskFullError
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1)
 }
 
 /** BAZIL_REMOTE_TIMEOUT_MS: how long a read waits for a peer's store (tests shorten it). */

@@ -95,6 +95,8 @@ export class Volume {
   private readonly volumeKey: Buffer
   private readonly store: Node['store']
   private readonly storeSync: Node['storeSync']
+  /** Refuses writes that would leave too little disk for the store (a full disk: ENOSPC). */
+  readonly space: Node['space']
   private readonly dataDir: string
   private pending: AuditOp[] = []
   /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
@@ -127,6 +129,7 @@ export class Volume {
     this.log = log
     this.store = node.store
     this.storeSync = node.storeSync
+    this.space = node.space
     this.dataDir = node.dir.root
     this.currentTree = tree
     this.writers.set(log.key.toString('hex'), log)
@@ -433,6 +436,9 @@ export class Volume {
       const time = Date.now()
       const groups = entryGroups(changes)
       const bodies = groups.length === 0 ? splitIntoEntries([], ops, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? ops : [], time))
+      let changeBytes = 0
+      for (const b of bodies) for (const c of b.changes) changeBytes += c.change.byteLength
+      this.space.take(changeBytes + this.pendingBytes)
       seqs = await this.log.append(bodies)
     } catch (err) {
       const reason = describeError(err)

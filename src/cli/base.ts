@@ -56,11 +56,17 @@ export abstract class BazilCommand extends Command<BazilContext> {
     // Loaded here, not at the top: a command the server runs needs none of the store's modules.
     const { Node } = await import('../node.js')
     const node = await Node.open(this.openDataDir())
+    let result: T
     try {
-      return await fn(node)
-    } finally {
-      await node.close()
+      result = await fn(node)
+    } catch (err) {
+      // The command's own error comes first; closing may fail for the same reason (a full disk).
+      const closing = await node.close().then(() => null, (e: unknown) => e)
+      if (closing) this.context.stderr.write(`bazil: ${(closing as Error).message}\n`)
+      throw err
     }
+    await node.close()
+    return result
   }
 
   protected out(line: string): void {

@@ -18,7 +18,7 @@ declare module 'corestore' {
   }
 
   export default class Corestore {
-    constructor(storage: string, opts?: Record<string, unknown>)
+    constructor(storage: unknown, opts?: Record<string, unknown>)
     readonly storage: { compact(): Promise<void> }
     ready(): Promise<void>
     close(): Promise<void>

@@ -63,6 +63,8 @@ export interface ChunkStoreOptions {
   filterFile?: string | null
   /** Delay of the background save after the index grew (default 10 s; for tests). */
   filterSaveDelayMs?: number
+  /** Called with the bytes of each put before anything is stored; throwing refuses the put (a full disk). */
+  beforeWrite?: (bytes: number) => void
 }
 
 /** How open() got its address filter (tests and diagnostics). */
@@ -117,6 +119,8 @@ export class ChunkStore {
   private readonly located = new Lru<string, number>(1 << 17)
   private readonly saveDelayMs: number
 
+  private beforeWrite: ((bytes: number) => void) | null = null
+
   private constructor(core: Hypercore, index: Hyperbee<Buffer, Buffer>, filterFile: string | null, saveDelayMs: number) {
     this.core = core
     this.index = index
@@ -132,6 +136,7 @@ export class ChunkStore {
     const storagePath = (store.storage as { path?: unknown }).path
     const filterFile = opts.filterFile !== undefined ? opts.filterFile : typeof storagePath === 'string' ? path.join(storagePath, FILTER_FILE_NAME) : null
     const chunkStore = new ChunkStore(core, index, filterFile, opts.filterSaveDelayMs ?? FILTER_SAVE_DELAY_MS)
+    chunkStore.beforeWrite = opts.beforeWrite ?? null
     await chunkStore.recover()
     await chunkStore.loadFilter()
     return chunkStore
@@ -237,6 +242,11 @@ export class ChunkStore {
     if (this.indexError) return Promise.reject(this.indexError)
     let bytes = 0
     for (const o of objects) bytes += o.block.length
+    try {
+      this.beforeWrite?.(bytes)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ objects, bytes, resolve, reject })
       if (!this.committing) this.committing = this.commitLoop()

@@ -320,7 +320,7 @@ export class VolumeMount {
     if (!sf) {
       sf = new SpoolFile({
         spoolDir: this.spoolDir, volumeId: this.volume.id.toString('hex'), nodeId: st.id,
-        base: st.content ? toFileRef(st.content) : null, mtime: st.mtime, budget: this.memBudget,
+        base: st.content ? toFileRef(st.content) : null, mtime: st.mtime, budget: this.memBudget, space: this.volume.space,
         readBase: (ref, offset, length) => this.timed(this.volume.cas.read(ref, offset, length, st.path), st.path),
       })
       this.spooled.set(st.id, sf)

@@ -91,10 +91,12 @@ export class SpoolFile {
   private readonly fills = new Map<number, Promise<void>>()
   private readonly readBase: ReadBase
   private readonly budget: MemBudget | null
+  /** Refuses spooled writes that would fill the disk the store needs (throws, code ENOSPC). */
+  private readonly space: { take(bytes: number): void } | null
   /** Content of a small new file not yet in a data file (MEM_FILE_BYTES, zero beyond size). */
   private mem: Buffer | null = null
 
-  constructor(opts: { spoolDir: string; volumeId: string; nodeId: string; base: FileRef | null; mtime: number; readBase: ReadBase; budget?: MemBudget }) {
+  constructor(opts: { spoolDir: string; volumeId: string; nodeId: string; base: FileRef | null; mtime: number; readBase: ReadBase; budget?: MemBudget; space?: { take(bytes: number): void } }) {
     this.nodeId = opts.nodeId
     const name = `${opts.volumeId.slice(0, 16)}-${randomBytes(12).toString('hex')}`
     this.dataPath = path.join(opts.spoolDir, name + '.data')
@@ -106,6 +108,7 @@ export class SpoolFile {
     this.mtime = opts.mtime
     this.readBase = opts.readBase
     this.budget = opts.budget ?? null
+    this.space = opts.space ?? null
   }
 
   /** Whether there are changes not yet committed. */
@@ -256,6 +259,7 @@ export class SpoolFile {
       this.gen++
       return len
     }
+    this.space?.take(len)
     const first = Math.floor(pos / BLOCK)
     const last = Math.floor((end - 1) / BLOCK)
     // Blocks whose old content the write covers entirely need no copy.
