@@ -39,20 +39,21 @@ export interface CheckedChange extends ChangeHeader {
 }
 
 /**
- * Limits on the work one log entry can cause (spec/oplog.md "Limits"). Measured on this
- * machine (quiet): Automerge applies an entry of 16k one-op records in ~80 ms and reading them
- * back costs as much again, so 8,192 ops keep one entry near 100 ms of blocked event loop;
- * a local batch of 1,000 new files is one entry.
+ * Limits on the work one log entry can cause (spec/oplog.md "Limits of an entry's changes").
+ * Measured on this machine: Automerge applies an entry of 16k one-op records in ~80 ms (quiet)
+ * and reading them back costs as much again; with 4 MiB of values an entry took 0.5-0.7 s
+ * under load, with 1 MiB ~0.15. These keep one entry near 100 ms of blocked event loop on a
+ * quiet machine; a local batch of ~540 new files is one entry.
  */
 export const CHANGE_LIMITS = {
   /** Ops (rows of the longest column) summed over the changes of one entry. */
   entryOps: 8192,
   /** What each change counts for besides its ops (Automerge's fixed cost per change, ~30 µs). */
   changeOps: 16,
-  /** What an op on a shard's root map counts for: each is a record the index reads back (an honest new record is 1 such op and 7 others). */
-  rootOpWeight: 4,
+  /** What an op on a shard's root map counts for: each is a record the index reads back (an honest new record is 1 such op and 7 others, 15 in all). */
+  rootOpWeight: 8,
   /** Uncompressed change bytes summed over the changes of one entry. */
-  entryBytes: 4 * 1024 * 1024,
+  entryBytes: 1024 * 1024,
   /** A deflated change may inflate to at most ratio x its compressed size + ratioSlack bytes. */
   ratio: 32,
   ratioSlack: 4096,
@@ -276,8 +277,9 @@ const SNAP_PREFIX = 'snap.'
 /**
  * Authorship by construction: a change may only write values that name its own actor as
  * their writer. Every op assigning a string to `loc`, `content` or `del` (or `snap.*`) whose
- * JSON is a value of format 1 must name the change's actor in its writer field, and no op may
- * put an object (text, map, list) under those keys; otherwise the change is rejected. So every writer field in a document is the signed author of the
+ * JSON is a value of format 1 must name the change's actor in its writer field, a string
+ * assigned to `by` (a record's creator) must be the actor, and no op may put an object (text,
+ * map, list) under those keys; otherwise the change is rejected. So every writer field in a document is the signed author of the
  * change that wrote it (the actor is checked against the log key), and what the view shows
  * as a version's or a name's writer never comes from an unchecked claim.
  */
@@ -303,6 +305,11 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string): void {
     // A text or other object under such a key would read back as a string no op ever checked.
     if (MAKE_ACTIONS.has(action)) throw new ForgedWriterError(`change writes an object to key ${what}, whose values are strings`)
     if (action !== ACTION_SET || m % 16 !== VALUE_STRING) continue
+    if (key === KEY_BY) {
+      const creator = buf.toString('utf8', start, at)
+      if (creator !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… names ${creator.slice(0, 16)}… as a record's creator`)
+      continue
+    }
     let v: unknown
     try { v = JSON.parse(buf.toString('utf8', start, at)) } catch { continue } // not a value: the record is invalid, names no one
     if (!Array.isArray(v) || v[0] !== 1) continue
@@ -313,9 +320,10 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string): void {
 
 // Keys whose values name a writer, as codes (0 = any other key), their names and writer index.
 const KEY_OTHER = 0
-const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot']
-const KEY_WRITER_INDEX = [0, 3, 3, 1, 2]
-const KEY_CODES = new Map([['loc', 1], ['content', 2], ['del', 3]])
+const KEY_BY = 5
+const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by']
+const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0]
+const KEY_CODES = new Map([['loc', 1], ['content', 2], ['del', 3], ['by', KEY_BY]])
 
 /**
  * The rows of a run-length column one at a time (null for null rows), without allocating:
