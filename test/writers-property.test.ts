@@ -35,7 +35,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 /** The tree as lines, and the writer set's fingerprint. */
 const state = (v: Volume): { dump: string; set: string } => ({ dump: [...v.tree.walk('/')].map((s) => s.path).sort().join(' '), set: v.writerSet.fingerprint })
 
-async function run(ops: Op[]): Promise<{ writes: number; revoked: number; admitted: number }> {
+async function run(ops: Op[], rootAllowsAll: boolean): Promise<{ writes: number; revoked: number; admitted: number }> {
   const c = await Nodes.create(3)
   let links = 0
   const vols: Volume[] = []
@@ -57,6 +57,8 @@ async function run(ops: Op[]): Promise<{ writes: number; revoked: number; admitt
     setLinks(7)
     for (const v of vols) await v.ensureBound()
     await introduce()
+    // Half the schedules start with the root letting both others write (admit-node).
+    if (rootAllowsAll) for (const k of [1, 2]) { c.allow(0, k, record.id); await vols[0].admitNode(c.nodes[k].dir.publicKey) }
     let n = 0
     for (const op of ops) {
       switch (op.t) {
@@ -125,8 +127,8 @@ async function run(ops: Op[]): Promise<{ writes: number; revoked: number; admitt
 
 test(`property: ${RUNS} schedules of allow, revoke, writes, partitions and restarts on 3 peers: one writer set, one tree, nothing unauthorised applied`, async () => {
   const totals = { writes: 0, revoked: 0, admitted: 0 }
-  const out = await fc.check(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 30 }), async (ops) => {
-    const r = await run(ops)
+  const out = await fc.check(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 30 }), fc.boolean(), async (ops, rootAllowsAll) => {
+    const r = await run(ops, rootAllowsAll)
     totals.writes += r.writes
     totals.revoked += r.revoked
     totals.admitted += r.admitted

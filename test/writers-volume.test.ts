@@ -172,6 +172,25 @@ test('migration: a volume made before binding v2 (random id, v1 bindings) gets t
   await until('a holds it', [a], () => (a.writers.get(hex(forged.key))?.core.contiguousLength ?? 0) >= 2)
   assert.ok(!a.writerSet.writers.has(hex(forged.key)))
   assert.ok(!has(a, '/forged'))
+  // A storage-only node that held both logs under an older bazil migrates the same way.
+  const c3 = await Nodes.create(1)
+  t.after(() => c3.close())
+  const closet = c3.nodes[0]
+  closet.dir.addVolume({ version: 1, name: 'old', id: record.id, storageOnly: true, created: Date.now() })
+  writeWritersFile(closet.dir.root, record.id, logs)
+  const held = await closet.heldVolume('old')
+  assert.deepEqual(closet.dir.volumeEntry('old').roots, logs.map((k) => encodeKey(k)).sort())
+  const link = [closet.store.replicate(true), c.nodes[0].store.replicate(false)] as const
+  link[0].pipe(link[1]).pipe(link[0])
+  t.after(() => { link[0].destroy(); link[1].destroy() })
+  await c.nodes[1].close() // (the closet reads both logs from a, which holds them)
+  const deadline = Date.now() + 10_000
+  while (held.writerSet.fingerprint !== a.writerSet.fingerprint) {
+    if (Date.now() > deadline) throw new Error(`closet ${held.writerSet.fingerprint} != ${a.writerSet.fingerprint}`)
+    await held.update()
+    await a.refresh()
+    await new Promise((r) => setTimeout(r, 20))
+  }
   // Reopening keeps the same roots (no second migration).
   await c.nodes[0].close()
   const again = await Node.open(DataDir.open(c.nodes[0].dir.root))
