@@ -11,7 +11,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { KEY_BYTES, encodeKey, generateKeyPair, randomBytes, type KeyPair } from './crypto.js'
+import { KEY_BYTES, encodeKey, generateKeyPair, randomBytes, sign, verify, type KeyPair } from './crypto.js'
 import { replaceFileSync } from './atomic-file.js'
 
 export const DATA_DIR_VERSION = 1
@@ -153,6 +153,12 @@ export class DataDir {
     if (secretKey.length !== 64) throw new UserError(`${path.join(root, 'node.key')} is damaged: expected 64 bytes`)
     // An ed25519 secret key in sodium's layout carries its public key in the last 32 bytes.
     const identity = { secretKey, publicKey: Buffer.from(secretKey.subarray(32)) }
+    // A changed byte in either half would otherwise show only later, as "bound to another
+    // node" or as signatures nobody accepts: a signature made with it must verify with it.
+    const probe = Buffer.from('bazil node.key check')
+    if (!verify(probe, sign(probe, secretKey), identity.publicKey)) {
+      throw new UserError(`${path.join(root, 'node.key')} is damaged: its secret and public halves do not match`)
+    }
     return new DataDir(root, identity)
   }
 

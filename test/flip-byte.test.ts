@@ -104,3 +104,26 @@ test('a damaged RocksDB table is reported as damage naming the file, not as "in 
     cleanup()
   }
 })
+
+test('a flipped byte in node.key (either half) is reported naming node.key, before anything is signed with it', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir('bazil-flip-')
+  try {
+    const data = path.join(dir, 'd')
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    assert.equal((await bazil(data, ['volume', 'create', 'v'])).code, 0)
+    const keyFile = path.join(data, 'node.key')
+    for (const offset of [5, 40]) {
+      flip(keyFile, offset)
+      const r = await bazil(data, ['volume', 'mkdir', 'v', `d${offset}`])
+      assert.equal(r.code, 1, `offset ${offset}: ${r.stdout}`)
+      assert.match(r.stderr, /^bazil: .*node\.key is damaged/, `offset ${offset}`)
+      flip(keyFile, offset) // back as it was
+      const ok = await bazil(data, ['volume', 'mkdir', 'v', `d${offset}`])
+      assert.equal(ok.code, 0, ok.stderr)
+    }
+    const v = await bazil(data, ['log', 'verify', 'v'])
+    assert.equal(v.code, 0, v.stdout + v.stderr)
+  } finally {
+    cleanup()
+  }
+})
