@@ -188,7 +188,7 @@ interface Pass {
 }
 
 /** `bazil: ...` without the prefix. */
-const errLine = (r: CliRun): string => r.stderr.trim().split('\n').filter((l) => l.startsWith('bazil: ')).join(' ').replace(/^bazil: /, '')
+const errLine = (r: CliRun): string => (r.stderr.trim().split('\n').find((l) => l.startsWith('bazil: ')) ?? '').replace(/^bazil: /, '')
 
 /**
  * One pass: `log verify`, an export of each view (a failed export is followed by a `volume
