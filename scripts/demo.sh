@@ -88,7 +88,6 @@ head -c 32 /dev/urandom >"$work/sekrit"
 white sharing add friends <"$work/sekrit"
 black sharing add friends <"$work/sekrit"
 for who in white black; do
-  echo '{"firewalled": false}' >"$work/$who/config.json" # loopback: see STACK.md
   node bin/bazil.js --data-dir="$work/$who" server run --bootstrap="127.0.0.1:$dht_port" 2>"$work/$who.log" &
   peer_pids+=($!)
   for _ in $(seq 1 100); do grep -q "listening on .*control.sock" "$work/$who.log" && break; sleep 0.1; done

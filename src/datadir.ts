@@ -40,6 +40,16 @@ export interface VolumeRecord {
   storage?: string[]
   /** Absent (or false) on a volume this node can read; see StorageOnlyRecord. */
   storageOnly?: false
+  /** What the volume id is derived from (volumes created since binding v2; spec/oplog.md "Volume ids"). */
+  genesis?: GenesisRecord
+  /** Legacy volumes (no genesis): the root writer logs (z-base-32), fixed at migration (spec/oplog.md "Migration"). */
+  roots?: string[]
+}
+
+/** A volume's genesis as the record keeps it: creator node key (z-base-32) and nonce (hex). */
+export interface GenesisRecord {
+  node: string
+  nonce: string
 }
 
 /**
@@ -54,6 +64,8 @@ export interface StorageOnlyRecord {
   storageOnly: true
   sharing?: never
   storage?: never
+  genesis?: GenesisRecord
+  roots?: string[]
 }
 
 /** Any volume record in the data dir. */
@@ -222,6 +234,14 @@ export class DataDir {
     return true
   }
 
+  /** Replaces some fields of a volume record (genesis, roots), written whole (temp + rename). */
+  updateVolume(name: string, patch: Pick<VolumeRecord, 'genesis' | 'roots'>): VolumeEntry {
+    const updated = { ...this.volumeEntry(name), ...patch } as VolumeEntry
+    checkVolumeRecord(updated, `volume record "${name}"`)
+    replaceFileSync(this.volumeFile(name), JSON.stringify(updated, null, 2) + '\n')
+    return updated
+  }
+
   /** Every volume record, readable and storage-only (`storageOnly: true`), by name. */
   listVolumes(): VolumeEntry[] {
     return fs
@@ -242,6 +262,11 @@ function checkVolumeRecord(value: unknown, where: string): VolumeEntry {
   const r = value as Record<string, unknown>
   if (r.version !== 1 || typeof r.id !== 'string' || !/^[0-9a-f]{64}$/.test(r.id)) throw new UserError(`${where} is damaged or from a newer bazil`)
   if (typeof r.name !== 'string') throw new UserError(`${where} is damaged: no name`)
+  if (r.genesis !== undefined) {
+    const g = r.genesis as Record<string, unknown> | null
+    if (typeof g !== 'object' || g === null || typeof g.node !== 'string' || typeof g.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(g.nonce)) throw new UserError(`${where}: "genesis" must be { node, nonce }`)
+  }
+  if (r.roots !== undefined && (!Array.isArray(r.roots) || r.roots.some((k) => typeof k !== 'string'))) throw new UserError(`${where}: "roots" must be a list of log keys`)
   if (r.storageOnly !== undefined && typeof r.storageOnly !== 'boolean') throw new UserError(`${where}: "storageOnly" must be true or false`)
   if (r.storageOnly === true) {
     if (r.sharing !== undefined) throw new UserError(`${where} is inconsistent: a storage-only volume has no sharing key`)

@@ -7,6 +7,7 @@ import path from 'node:path'
 import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
+import { volumeIdOf } from './logs/index.js'
 import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
 import { Volume } from './volume.js'
 import { StoreSync } from './store-sync.js'
@@ -131,11 +132,35 @@ export class Node {
     return used
   }
 
+  /** A new volume: its id is derived from this node's key and a random nonce (its genesis; this node is its root writer). */
   async createVolume(name: string, sharing: string): Promise<Volume> {
     checkName(name, 'volume')
     this.dir.sharingKey(sharing) // fails early with a clear message on an unknown key
-    this.dir.addVolume({ version: 1, name, id: randomBytes(32).toString('hex'), sharing, created: Date.now() })
+    const genesis = { node: this.dir.publicKey, nonce: randomBytes(32) }
+    const id = volumeIdOf(genesis).toString('hex')
+    this.dir.addVolume({ version: 1, name, id, sharing, created: Date.now(), genesis: { node: encodeKey(genesis.node), nonce: genesis.nonce.toString('hex') } })
     return this.volume(name)
+  }
+
+  /** Whether this node lets `node` write to the volume: its registry allows it the volume (`peer volume allow`). */
+  allowsWriter(volumeId: Buffer, node: Buffer): boolean {
+    if (node.equals(this.dir.publicKey)) return false
+    try {
+      return PeerRegistry.load(this.dir.root).get(node)?.volumes.includes(volumeId.toString('hex')) ?? false
+    } catch {
+      return false
+    }
+  }
+
+  /** Called when the writer set of a volume changed (the server points it at the network). */
+  onWritersChanged: ((volumeId: Buffer) => void) | null = null
+
+  writersChanged(volumeId: Buffer): void {
+    try {
+      this.onWritersChanged?.(volumeId)
+    } catch {
+      // the network's business; it logs its own failures
+    }
   }
 
   /** Opens (once) and returns a volume by its local name. */
@@ -158,19 +183,38 @@ export class Node {
     if (!v) {
       const rec = this.dir.volumeEntry(name)
       if (!rec.storageOnly) return Promise.reject(new UserError(`volume ${rec.name} is not storage-only on this node`))
-      v = HeldVolume.open(this.store, this.dir.root, rec)
+      v = HeldVolume.open(this.store, this.dir.root, rec, {
+        updateRecord: (patch) => this.dir.updateVolume(rec.name, patch) as typeof rec,
+        writersChanged: (id) => this.writersChanged(id)
+      })
       this.held.set(name, v)
       v.catch(() => this.held.delete(name))
     }
     return v
   }
 
-  /** The writer log keys of a local volume, readable (own log included) or storage-only. */
+  /**
+   * The writer logs of a local volume to serve and relay: only authorised ones (spec/oplog.md
+   * "Writer set"), plus, on a readable volume, this node's own log once bound (a candidate
+   * for the others until a writer admits it).
+   */
   async writerKeys(name: string): Promise<Buffer[]> {
     const rec = this.dir.volumeEntry(name)
     if (rec.storageOnly) return (await this.heldVolume(rec.name)).writers()
     const vol = await this.volume(rec.name)
-    return [...vol.writers.values()].map((w) => w.key)
+    return vol.servedKeys()
+  }
+
+  /**
+   * Whether a writer of the volume admitted `node` by node (admit-node, `peer volume allow`):
+   * a log bound to it may then be taken up from any peer sharing the volume, not only from
+   * that node (e.g. relayed by a storage-only peer while the admitting writer was away).
+   */
+  async admitsNode(volumeId: Buffer, node: Buffer): Promise<boolean> {
+    const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
+    if (!rec) return false
+    const set = rec.storageOnly ? (await this.heldVolume(rec.name)).writerSet : (await this.volume(rec.name)).writerSet
+    return set.nodesAdmitted.includes(node.toString('hex'))
   }
 
   /** Makes a writer log a peer offered part of a local volume (held or readable); false if there's no such volume. */
@@ -183,6 +227,35 @@ export class Node {
   }
 
   /** Closes everything; a volume whose last edits could not be logged does not stop the rest (its error is thrown at the end). */
+  /**
+   * Records revoke(log, last applied seq) for every log bound to `peer`'s node in the volume;
+   * returns one line saying what happened (or why nothing could be recorded here).
+   */
+  async revokeWriter(volumeName: string, peer: Buffer): Promise<string> {
+    const rec = this.dir.volumeEntry(volumeName)
+    if (rec.storageOnly) {
+      return `volume "${rec.name}" is storage-only on this node: it is not a writer and cannot record a revocation; run \`bazil volume writers remove ${rec.name} ${encodeKey(peer)}\` on a writer of it`
+    }
+    const vol = await this.volume(rec.name)
+    await vol.refresh()
+    if (!vol.canWrite) return `volume "${rec.name}": ${vol.writeRefusal()}, so it cannot record a revocation: run \`bazil volume writers remove ${rec.name} ${encodeKey(peer)}\` on a writer of it`
+    const r = await vol.revokeNode(peer)
+    const lines = r.revoked.map((x) => `revoked writer log ${encodeKey(x.log)} of node ${encodeKey(peer)} in volume "${rec.name}" (entries after seq ${x.last} are not accepted)`)
+    for (const k of r.roots) lines.push(`log ${encodeKey(k)} of node ${encodeKey(peer)} is a root of volume "${rec.name}": it cannot be revoked`)
+    if (lines.length === 0) lines.push(`volume "${rec.name}": no authorised log of node ${encodeKey(peer)} here; no log of it is admitted from now on`)
+    return lines.join('\n')
+  }
+
+  /** `peer volume allow`: records admit-node(peer) in a readable volume this node writes; one line saying what happened. */
+  async admitWriter(volumeName: string, peer: Buffer): Promise<string | null> {
+    const rec = this.dir.volumeEntry(volumeName)
+    if (rec.storageOnly) return null
+    const vol = await this.volume(rec.name)
+    if (await vol.admitNode(peer)) return `node ${encodeKey(peer)} may write to volume "${rec.name}" (recorded in this node's log)`
+    if (!vol.canWrite) return `this node is not an authorised writer of volume "${rec.name}": node ${encodeKey(peer)} becomes a writer once a writer of it allows it`
+    return `node ${encodeKey(peer)} was revoked from volume "${rec.name}" before: a revocation is final for its logs`
+  }
+
   async close(): Promise<void> {
     let failure: unknown = null
     for (const v of this.volumes.values()) {
@@ -211,7 +284,9 @@ async function openStore(dir: DataDir): Promise<Corestore> {
   } catch (err) {
     await store.close().catch(() => {})
     const msg = err instanceof Error ? err.message : String(err)
-    if (/lock/i.test(msg)) {
+    // "File descriptor could not be locked", RocksDB's "lock file": another process. Not
+    // /lock/, which also matches a damaged table's "block checksum mismatch".
+    if (/\block/i.test(msg)) {
       throw new UserError(`the data dir ${dir.root} is in use by another bazil process (a running server?): stop it or use that process`)
     }
     if (/no space left on device/i.test(msg)) {

@@ -9,11 +9,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
-import type { VolumeRecord } from './datadir.js'
+import { UserError, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
 import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
-import { EntryError, WriterLog, splitIntoEntries, type AuditOp, type LogEntry, type ShardChange } from './logs/index.js'
+import { EntryError, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { replaceFile } from './atomic-file.js'
 
@@ -27,7 +27,8 @@ const APPLY_BATCH = 50_000
 export const IDLE_MS = 30_000
 /** How long live application waits for more blocks before applying what arrived. */
 const LIVE_DELAY_MS = 25
-export const CHECKPOINT_FORMAT = 1
+/** 2: also the control entries read and how far each log was scanned for them (writer set). */
+export const CHECKPOINT_FORMAT = 2
 
 /** Where a volume's checkpoint and writer set live in the data dir (see spec/tree.md). */
 export function checkpointPath(dataDir: string, volumeId: string): string {
@@ -55,6 +56,10 @@ interface CheckpointInfo {
   /** Per writer log (key hex): the next seq to apply; everything before it is in the checkpoint. */
   logs: Record<string, number>
   skipped: SkippedEntry[]
+  /** Per writer log (key hex): the next seq to scan for control entries. */
+  scanned: Record<string, number>
+  /** Control entries read (every log, valid or not): log key hex, seq, ops as a control block (hex, spec/oplog.md). */
+  control: { log: string; seq: number; ops: string }[]
 }
 
 export interface OpenOptions {
@@ -78,7 +83,7 @@ export interface SkippedEntry {
 }
 
 export class Volume {
-  readonly record: VolumeRecord
+  private rec: VolumeRecord
   readonly id: Buffer
   readonly cas: Cas
   /** Replaced only while opening (by the checkpoint's tree), before the volume is handed out. */
@@ -120,9 +125,26 @@ export class Volume {
   private closed = false
   /** Something was applied or done since the checkpoint was read or written. */
   private changedSinceCheckpoint = true
+  private readonly host: Node
+  /** Control entries read so far from every log (valid or not: the writer set decides), by `hex:seq`. */
+  private readonly control = new Map<string, ControlRecord>()
+  /** Per writer (log key hex): the next seq to scan for control entries. */
+  private readonly scanned = new Map<string, number>()
+  /** Checked bindings of the logs whose block 0 is here, by log key hex. */
+  private readonly bindings = new Map<string, LogInfo>()
+  private readonly badBindings = new Set<string>()
+  private genesisSeen: Genesis | null = null
+  private currentSet: WriterSet = computeWriterSet({ logs: [], control: [] })
+  /** Entries applied and later made invalid by a revocation that arrived late (dropped by a rebuild). */
+  readonly dropped: SkippedEntry[] = []
+  /** Tree rebuilds caused by such revocations, and the time they took. */
+  readonly rebuilds = { count: 0, ms: 0 }
+  /** Writer-set computations and their total time. */
+  readonly setStats = { computed: 0, ms: 0 }
 
   private constructor(node: Node, record: VolumeRecord, cas: Cas, volumeKey: Buffer, log: WriterLog, tree: Tree) {
-    this.record = record
+    this.rec = record
+    this.host = node
     this.id = Buffer.from(record.id, 'hex')
     this.cas = cas
     this.volumeKey = volumeKey
@@ -139,6 +161,11 @@ export class Volume {
     return this.record.name
   }
 
+  /** The volume record (genesis and legacy roots may be added while the volume is open). */
+  get record(): VolumeRecord {
+    return this.rec
+  }
+
   /** The directory state. */
   get tree(): Tree {
     return this.currentTree
@@ -148,11 +175,19 @@ export class Volume {
     const t0 = performance.now()
     const volumeId = Buffer.from(record.id, 'hex')
     const volumeKey = deriveKey(node.dir.sharingKey(record.sharing), CONTEXT.volume, volumeId)
-    const log = await WriterLog.create(node.store, { volumeId, identity: node.dir.identity, volumeKey })
+    const genesis = genesisOf(record)
+    // A node joining a volume leaves its log unbound until it knows the genesis (ensureBound).
+    const log = await WriterLog.create(node.store, { volumeId, identity: node.dir.identity, volumeKey, genesis, bind: genesis !== null })
     const actor = log.key.toString('hex')
     const vol = new Volume(node, record, node.cas(record.sharing), volumeKey, log, Tree.create(actor))
     try {
-      for (const key of readWritersFile(node.dir.root, record.id)) if (!key.equals(log.key)) await vol.openWriter(key)
+      const others = readWritersFile(node.dir.root, record.id)
+      for (const key of others) if (!key.equals(log.key)) await vol.openWriter(key)
+      // Migration of a volume an older bazil made (own log bound, no genesis, no roots): the
+      // logs known now are its roots from now on (spec/oplog.md "Migration of legacy volumes").
+      if (genesis === null && record.roots === undefined && log.bound) {
+        vol.setRecord(node.dir.updateVolume(record.name, { roots: [log.key, ...others].map((k) => encodeKey(k)).sort() }) as VolumeRecord)
+      }
       if (opts.checkpoint !== false) vol.restoreCheckpoint()
       vol.opened.replayedEntries = await vol.replay()
     } catch (err) {
@@ -179,6 +214,149 @@ export class Volume {
     writeWritersFile(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
     await this.refresh()
     return log
+  }
+
+  private setRecord(record: VolumeRecord): void {
+    this.rec = record
+  }
+
+  /** The writer set as last computed (spec/oplog.md "Writer set"). */
+  get writerSet(): WriterSet {
+    return this.currentSet
+  }
+
+  /** Whether this node may write now: its own log is authorised and not past a revocation. */
+  get canWrite(): boolean {
+    return this.log.bound && this.currentSet.valid(this.log.key.toString('hex'), this.log.length)
+  }
+
+  /** One line saying why this node cannot write (for errors). */
+  writeRefusal(): string {
+    const own = this.currentSet.writers.get(this.log.key.toString('hex'))
+    if (own) return `this node's writer log of volume "${this.name}" was revoked (entries after ${own.limit} are not accepted): it can no longer write to it`
+    return `this node is not (yet) an authorised writer of volume "${this.name}": a writer of it must allow this node (\`bazil peer volume allow ${encodeKey(this.host.dir.publicKey)} ${this.name}\` there) and see this node's log`
+  }
+
+  /**
+   * Logs to serve and relay: the authorised ones held here, this node's own log once bound (a
+   * candidate elsewhere until admitted), and logs a valid admit names by key whose binding is
+   * not here yet (so that they are taken up from whichever peer relays them).
+   */
+  servedKeys(): Buffer[] {
+    const out: Buffer[] = []
+    const byKey = new Set(this.currentSet.admittedUnknown)
+    for (const [hex, w] of this.writers) {
+      if (this.currentSet.writers.has(hex) || byKey.has(hex) || (w === this.log && w.bound)) out.push(w.key)
+    }
+    for (const hex of byKey) if (!this.writers.has(hex)) out.push(Buffer.from(hex, 'hex'))
+    return out
+  }
+
+  /**
+   * Writes this node's binding block if it has none: version 2 when the genesis is known.
+   * A volume with neither genesis nor roots gets `roots: []` first, so that it is never
+   * mistaken for a volume of an older bazil (migration).
+   */
+  async ensureBound(): Promise<void> {
+    if (this.log.bound) return
+    const genesis = genesisOf(this.record) ?? this.genesisSeen
+    if (genesis === null && this.record.roots === undefined) this.setRecord(this.host.dir.updateVolume(this.name, { roots: [] }) as VolumeRecord)
+    await this.log.bind(genesis)
+    await this.refresh()
+  }
+
+  /** Every log held with the node its binding names (null: block 0 not here yet), key hex. */
+  knownLogs(): { log: string; node: string | null }[] {
+    return [...this.writers.keys()].sort().map((hex) => ({ log: hex, node: this.bindings.get(hex)?.node ?? null }))
+  }
+
+  /** Whether the bindings of these logs are held (and checked) here. */
+  bindingsKnown(keys: Buffer[]): boolean {
+    return keys.every((k) => this.bindings.has(k.toString('hex')) || this.badBindings.has(k.toString('hex')) || k.equals(this.log.key))
+  }
+
+  /** Makes the given logs the legacy roots of a volume without genesis (volume connect, spec/oplog.md "Migration"). */
+  async setLegacyRoots(keys: Buffer[]): Promise<void> {
+    if (this.record.genesis) return
+    this.setRecord(this.host.dir.updateVolume(this.name, { roots: keys.map((k) => encodeKey(k)).sort() }) as VolumeRecord)
+    await this.refresh()
+  }
+
+  /**
+   * Records admit(log, node) in this node's log for every candidate log (bound, not
+   * authorised, never revoked) whose node the host allows to write; true if it recorded any.
+   */
+  async admitCandidates(): Promise<boolean> {
+    if (this.closed || !this.canWrite) return false
+    const ops: ControlOp[] = []
+    for (const hex of this.currentSet.unauthorised) {
+      const info = this.bindings.get(hex)
+      if (!info || info.node === null) continue
+      const revoked = [...this.control.values()].some((c) => c.ops.some((o) => (o.op === 'revoke' && o.log.toString('hex') === hex) || (o.op === 'revoke-node' && o.node.toString('hex') === info.node)))
+      if (revoked) continue
+      const node = Buffer.from(info.node, 'hex')
+      if (!this.host.allowsWriter(this.id, node)) continue
+      ops.push({ op: 'admit', log: Buffer.from(hex, 'hex'), node })
+    }
+    if (ops.length === 0) return false
+    await this.log.appendControl(ops)
+    return true
+  }
+
+  /**
+   * Records admit-node(node): every log bound to `node` may write, including logs not seen
+   * yet (`peer volume allow` on a writer). False if this node may not write (nothing recorded)
+   * or the node was revoked here before (a revocation is final).
+   */
+  async admitNode(node: Buffer): Promise<boolean> {
+    await this.refresh()
+    if (!this.canWrite) return false
+    const hex = node.toString('hex')
+    for (const c of this.control.values()) {
+      for (const o of c.ops) {
+        if (o.op === 'revoke-node' && o.node.toString('hex') === hex) return false
+        if (o.op === 'admit-node' && o.node.toString('hex') === hex && c.log === this.log.key.toString('hex')) return true // recorded already
+      }
+    }
+    await this.log.appendControl([{ op: 'admit-node', node }])
+    await this.refresh()
+    return true
+  }
+
+  /**
+   * Revokes `node`: records revoke(log, last applied seq) for every log bound to it that is
+   * authorised and not a root (with admit(log) so that those entries stay accepted), and
+   * revoke-node(node) so that no log of it is admitted by node from now on. Returns what it
+   * revoked and the root logs it could not.
+   */
+  async revokeNode(node: Buffer): Promise<{ revoked: { log: Buffer; last: number }[]; roots: Buffer[] }> {
+    await this.refresh()
+    const revoked: { log: Buffer; last: number }[] = []
+    const roots: Buffer[] = []
+    for (const [hex, info] of this.bindings) {
+      if (info.node !== node.toString('hex')) continue
+      const w = this.currentSet.writers.get(hex)
+      if (!w) continue
+      if (w.root) {
+        roots.push(Buffer.from(hex, 'hex'))
+        continue
+      }
+      const applied = (this.applied.get(hex) ?? 1) - 1
+      const last = w.limit === null ? applied : Math.min(w.limit, applied)
+      if (w.limit !== null && w.limit <= last && w.revokedBy.some((r) => r.log === this.log.key.toString('hex'))) continue // revoked by us already
+      revoked.push({ log: Buffer.from(hex, 'hex'), last })
+    }
+    const hexNode = node.toString('hex')
+    const nodeRevoked = [...this.control.values()].some((c) => c.log === this.log.key.toString('hex') && c.ops.some((o) => o.op === 'revoke-node' && o.node.toString('hex') === hexNode))
+    if (revoked.length > 0 || (!nodeRevoked && roots.length === 0)) {
+      if (!this.canWrite) throw new UserError(this.writeRefusal())
+      const ops: ControlOp[] = []
+      for (const r of revoked) ops.push({ op: 'admit', log: r.log, node }, { op: 'revoke', log: r.log, last: r.last })
+      if (!nodeRevoked) ops.push({ op: 'revoke-node', node })
+      await this.log.appendControl(ops)
+      await this.refresh()
+    }
+    return { revoked, roots }
   }
 
   private async openWriter(key: Buffer): Promise<WriterLog> {
@@ -235,6 +413,7 @@ export class Volume {
       do {
         this.refreshAgain = false
         total += await this.replay()
+        if (await this.admitCandidates()) this.refreshAgain = true
       } while (this.refreshAgain && !this.closed)
       return total
     }
@@ -248,12 +427,118 @@ export class Volume {
     })
   }
 
-  /** Applies the not yet applied local entries of every writer, in batches. */
+  /**
+   * Reads what arrived (bindings, control entries of every log), recomputes the writer set,
+   * rebuilds the tree if entries already applied are no longer valid, then applies the valid
+   * entries not applied yet. Returns how many entries were applied.
+   */
   private async replay(): Promise<number> {
+    await this.scan()
+    const before = this.currentSet
+    const t0 = performance.now()
+    const set = computeWriterSet({
+      logs: [...this.bindings.values()],
+      legacyRoots: (this.record.roots ?? []).map((k) => decodeKey(k).toString('hex')),
+      control: [...this.control.values()]
+    })
+    this.setStats.computed++
+    this.setStats.ms += performance.now() - t0
+    this.currentSet = set
+    // Logs admitted by key that are not held yet: held from now on (they replicate when a peer has them).
+    for (const hex of set.admittedUnknown) {
+      if (this.writers.has(hex) || this.closed) continue
+      await this.openWriter(Buffer.from(hex, 'hex'))
+      writeWritersFile(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
+    }
+    if (this.invalidated(set)) await this.rebuild(set)
+    await this.adoptGenesis()
+    const n = await this.applyValid(set)
+    if (set.fingerprint !== before.fingerprint) {
+      this.changedSinceCheckpoint = true
+      this.host.writersChanged(this.id)
+    }
+    return n
+  }
+
+  /** Bindings of logs not checked yet, and the control entries of every log up to what is held. */
+  private async scan(): Promise<void> {
+    for (const [hex, writer] of this.writers) {
+      if (this.closed) return
+      if (!this.bindings.has(hex)) {
+        let b
+        try {
+          b = await writer.binding()
+        } catch (err) {
+          if (!(err instanceof LogBindingError)) throw err
+          this.skip(writer.key, 0, err.message)
+          this.badBindings.add(hex)
+          continue
+        }
+        if (b === null) continue
+        this.bindings.set(hex, { log: hex, node: b.node.toString('hex'), genesisNode: b.genesis?.node.toString('hex') ?? null })
+        if (b.genesis && !this.genesisSeen) this.genesisSeen = b.genesis
+      }
+      const from = this.scanned.get(hex) ?? 1
+      if (from >= writer.length) continue
+      const r = await scanControl(writer.core, from)
+      for (const c of r.found) this.control.set(`${hex}:${c.seq}`, c)
+      for (const b of r.bad) this.skip(writer.key, b.seq, b.reason)
+      this.scanned.set(hex, r.next)
+    }
+  }
+
+  /** Whether some entry applied already is not valid under `set` (a revocation that arrived late). */
+  private invalidated(set: WriterSet): boolean {
+    for (const [hex, next] of this.applied) if (next > 1 && !set.valid(hex, next - 1)) return true
+    return false
+  }
+
+  /** Rebuilds the tree from the logs without the entries `set` no longer accepts; reports those. */
+  private async rebuild(set: WriterSet): Promise<void> {
+    const t0 = performance.now()
+    if (this.pending.length > 0 || this.tree.dirty) await this.flush().catch(() => {})
+    for (const [hex, next] of this.applied) {
+      const w = set.writers.get(hex)
+      const first = w ? (w.limit ?? next) + 1 : 1
+      const why = w
+        ? `not authorised: past the revocation of log ${encodeKey(Buffer.from(hex, 'hex'))} (last accepted seq ${w.limit}${w.revokedBy.some((r) => r.undecided) ? ', undecided revocations count' : ''})`
+        : 'not authorised: its log is no longer admitted by a valid op'
+      for (let seq = first; seq < next; seq++) {
+        const e = { writer: encodeKey(Buffer.from(hex, 'hex')), seq, reason: `dropped by a rebuild: ${why}` }
+        this.dropped.push(e)
+        this.skip(Buffer.from(hex, 'hex'), seq, e.reason)
+      }
+    }
+    const tree = Tree.create(this.log.key.toString('hex'))
+    this.currentTree.free()
+    this.currentTree = tree
+    this.applied.clear()
+    this.changedSinceCheckpoint = true
+    this.rebuilds.count++
+    this.rebuilds.ms += performance.now() - t0 // plus the replay that follows
+  }
+
+  /** A joiner learns the genesis from any v2 binding: kept in the record, and its own log bound with it. */
+  private async adoptGenesis(): Promise<void> {
+    const g = this.genesisSeen
+    if (!g || this.record.genesis) return
+    this.setRecord(this.host.dir.updateVolume(this.name, { genesis: { node: encodeKey(g.node), nonce: g.nonce.toString('hex') } }) as VolumeRecord)
+    if (!this.log.bound) {
+      await this.log.bind(g)
+      this.refreshAgain = true
+    }
+  }
+
+  /** Applies the valid, not yet applied local entries of every writer, in batches; a log is held at its first entry that is not valid. */
+  private async applyValid(set: WriterSet): Promise<number> {
     let entries = 0
     for (const [hex, writer] of [...this.writers].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (this.closed) break
+      const w = set.writers.get(hex)
+      if (!w) continue
       let next = this.applied.get(hex) ?? 1
+      const to = Math.min(writer.length, w.limit === null ? Infinity : w.limit + 1)
+      if (next >= to) continue
       const entriesBefore = entries
       let batch: IncomingChange[] = []
       let batchOps = 0
@@ -272,11 +557,15 @@ export class Volume {
         batchBytes = 0
       }
       let t0 = performance.now()
-      for await (const entry of writer.read({ from: next, wait: false })) {
+      for await (const entry of writer.read({ from: next, to, wait: false })) {
         if (this.closed) break
         if (entry instanceof EntryError) {
           this.skip(entry.writer, entry.seq, entry.reason)
           if (entry.seq === 0) break
+          next = entry.seq + 1
+          continue
+        }
+        if (entry.control !== null) { // read by scan(); nothing to apply
           next = entry.seq + 1
           continue
         }
@@ -298,7 +587,7 @@ export class Volume {
       this.stats.readMs += performance.now() - t0
       if (batch.length > 0) apply()
       this.stats.entries += entries - entriesBefore
-      if (entries > entriesBefore) this.changedSinceCheckpoint = true
+      if (entries > entriesBefore || next !== (this.applied.get(hex) ?? 1)) this.changedSinceCheckpoint = true
       this.applied.set(hex, next)
     }
     return entries
@@ -326,6 +615,8 @@ export class Volume {
     const info: CheckpointInfo = {
       format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),
       logs: Object.fromEntries(this.applied), skipped: this.skipped,
+      scanned: Object.fromEntries(this.scanned),
+      control: [...this.control.values()].map((c) => ({ log: c.log, seq: c.seq, ops: encodeControl({ time: 0, ops: c.ops }).toString('hex') })),
     }
     const bytes = encodeTreeState(this.tree.exportState(), info)
     this.changedSinceCheckpoint = false
@@ -357,6 +648,14 @@ export class Volume {
       this.currentTree.free()
       this.currentTree = tree
       for (const [hex, next] of Object.entries(info.logs)) this.applied.set(hex, next)
+      for (const [hex, next] of Object.entries(info.scanned)) {
+        const w = this.writers.get(hex)
+        if (w && Number.isSafeInteger(next) && next >= 1 && next <= Math.max(1, w.length)) this.scanned.set(hex, next)
+      }
+      for (const c of info.control) {
+        const ops = decodeControl(Buffer.from(c.ops, 'hex')).ops
+        if (this.writers.has(c.log) && c.seq < (this.scanned.get(c.log) ?? 1)) this.control.set(`${c.log}:${c.seq}`, { log: c.log, seq: c.seq, ops })
+      }
       for (const s of info.skipped ?? []) {
         this.skippedKeys.add(`${decodeKey(s.writer).toString('hex')}:${s.seq}`)
         this.skipped.push(s)
@@ -366,6 +665,8 @@ export class Volume {
     } catch {
       // A cache that doesn't fit is ignored: the logs are the truth, replay rebuilds everything.
       this.applied.clear()
+      this.scanned.clear()
+      this.control.clear()
     }
   }
 
@@ -386,6 +687,7 @@ export class Volume {
    * error leaves nothing queued (tree operations validate before they change anything).
    */
   mutate<T>(op: (tree: Tree) => T, audit: (result: T) => AuditOp): T {
+    if (!this.canWrite) throw new UserError(this.writeRefusal())
     const result = op(this.tree)
     const a = audit(result)
     this.pending.push(a)
@@ -600,9 +902,15 @@ export class Volume {
     }
   }
 
-  /** Verifies every writer log and that every entry's changes apply to a fresh tree. */
-  async verify(): Promise<{ writers: number; entries: number; ops: number; errors: SkippedEntry[] }> {
+  /**
+   * Verifies every writer log and that every authorised entry's changes apply to a fresh
+   * tree; entries the writer set does not accept are listed in `unauthorised` (not errors:
+   * they are never applied).
+   */
+  async verify(): Promise<{ writers: number; entries: number; ops: number; errors: SkippedEntry[]; unauthorised: SkippedEntry[] }> {
+    await this.refresh()
     const errors: SkippedEntry[] = []
+    const unauthorised: SkippedEntry[] = []
     let entries = 0
     let ops = 0
     const fresh = Tree.create(this.log.key.toString('hex'))
@@ -610,11 +918,15 @@ export class Volume {
       for (const log of this.writers.values()) {
         const result = await log.verify()
         for (const e of result.errors) errors.push({ writer: encodeKey(e.writer), seq: e.seq, reason: e.reason })
+        const hex = log.key.toString('hex')
         for await (const entry of log.read({ wait: false })) {
           if (entry instanceof EntryError) continue // reported by verify() above
           entries++
-          ops += entry.body.ops.length
-          const hex = entry.writer.toString('hex')
+          if (!this.currentSet.valid(hex, entry.seq)) {
+            unauthorised.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: this.unauthorisedReason(hex) })
+            continue
+          }
+          ops += entry.body.ops.length + (entry.control?.length ?? 0)
           const tag = `${hex}:${entry.seq}` // one entry: its changes share the entry's limits
           const rejected = fresh.apply(entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex, tag })))
           if (rejected.length > 0) errors.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: `changes do not apply: ${rejected[0].reason}` })
@@ -623,8 +935,17 @@ export class Volume {
     } finally {
       fresh.free()
     }
-    errors.sort((a, b) => (a.writer === b.writer ? a.seq - b.seq : a.writer < b.writer ? -1 : 1))
-    return { writers: this.writers.size, entries, ops, errors }
+    const order = (a: SkippedEntry, b: SkippedEntry): number => (a.writer === b.writer ? a.seq - b.seq : a.writer < b.writer ? -1 : 1)
+    errors.sort(order)
+    unauthorised.sort(order)
+    return { writers: this.writers.size, entries, ops, errors, unauthorised }
+  }
+
+  /** Why entries of a log are not accepted (for log show / log verify). */
+  unauthorisedReason(hex: string): string {
+    const w = this.currentSet.writers.get(hex)
+    if (w) return `not authorised: past the last accepted seq ${w.limit} (revoked)`
+    return 'not authorised: no authorised writer admitted this log'
   }
 
   /**
@@ -675,4 +996,10 @@ function errnoOf(message: string): string | undefined {
 export function normalize(path: string): string {
   const parts = path.split('/').filter((p) => p.length > 0)
   return '/' + parts.join('/')
+}
+
+/** The genesis a volume record keeps, decoded; null for volumes without one (legacy, or a joiner that has not learnt it). */
+export function genesisOf(record: { genesis?: { node: string; nonce: string } }): Genesis | null {
+  if (!record.genesis) return null
+  return { node: decodeKey(record.genesis.node, 'genesis node key'), nonce: Buffer.from(record.genesis.nonce, 'hex') }
 }

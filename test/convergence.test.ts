@@ -12,7 +12,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Duplex } from 'node:stream'
 import { encodeKey, hash, randomBytes } from '../src/crypto.js'
-import { DataDir } from '../src/datadir.js'
+import { DataDir, type VolumeRecord } from '../src/datadir.js'
+import { PeerRegistry } from '../src/net/peers.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
 import { bazil, tempDir } from './helpers.js'
@@ -301,22 +302,51 @@ export class Cluster {
   private links = new Map<string, { a: Duplex; b: Duplex }>()
   private constructor(readonly root: string, readonly nodes: Node[], readonly vols: Volume[], readonly cleanup: () => void) {}
 
-  /** `n` data dirs sharing one sharing key and one volume record; each knows every other's log. */
+  /**
+   * `n` data dirs sharing one sharing key and one volume record; each knows every other's log.
+   * Node 0 created the volume (its root writer) and admitted the others' logs (its registry
+   * allows them the volume): every node can write when this returns, with no link up.
+   */
   static async create(n: number): Promise<Cluster> {
     const { dir, cleanup } = tempDir('bazil-conv-')
     const sharing = randomBytes(32)
-    const record = { version: 1 as const, name: 'v', id: randomBytes(32).toString('hex'), sharing: 'shared', created: Date.now() }
     const nodes: Node[] = []
     const vols: Volume[] = []
+    let record: VolumeRecord | null = null
     for (let k = 0; k < n; k++) {
       const data = DataDir.create(path.join(dir, `n${k}`))
       data.addSharingKey('shared', sharing)
-      data.addVolume(record)
+      if (record) data.addVolume(record)
       nodes.push(await Node.open(data))
+      if (!record) {
+        await nodes[0].createVolume('v', 'shared')
+        record = data.volume('v')
+      }
       vols.push(await nodes[k].volume('v'))
     }
+    PeerRegistry.update(nodes[0].dir.root, (r) => {
+      for (const o of nodes.slice(1)) {
+        r.add(o.dir.publicKey)
+        r.setVolume(o.dir.publicKey, record!.id, true)
+      }
+    })
     for (const v of vols) for (const o of vols) if (o !== v) await v.addWriter(o.log.key)
-    return new Cluster(dir, nodes, vols, cleanup)
+    const c = new Cluster(dir, nodes, vols, cleanup)
+    await c.admitted()
+    return c
+  }
+
+  /** Links everyone until every node can write (node 0 admits the others), then unlinks. */
+  async admitted(timeoutMs = 20_000): Promise<void> {
+    this.setLinks(this.vols.length === 2 ? 1 : 7)
+    const deadline = Date.now() + timeoutMs
+    while (!this.vols.every((v) => v.canWrite)) {
+      if (Date.now() > deadline) throw new Error(`writers not admitted: ${this.vols.map((v) => v.canWrite).join(',')}`)
+      await Promise.all(this.vols.map((v) => v.refresh()))
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    await this.settle()
+    this.setLinks(0)
   }
 
   connect(x: number, y: number): void {
@@ -716,6 +746,8 @@ test('bazil volume conflicts / resolve on a data dir whose volume got conflicts 
     const ddB = DataDir.create(dataB)
     ddB.addSharingKey('from-a', ddA.sharingKey('default'))
     ddB.addVolume({ ...record, sharing: 'from-a' })
+    // A lets B write (what `peer volume allow` does): A admits B's log once it sees it.
+    PeerRegistry.update(dataA, (r) => { r.add(ddB.publicKey); r.setVolume(ddB.publicKey, record.id, true) })
 
     /** Both nodes open, each knowing the other's log; `connected` replicates while it runs. */
     const session = async (fn: (a: Volume, b: Volume, sync: () => Promise<void>) => Promise<void>): Promise<void> => {

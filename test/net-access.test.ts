@@ -69,6 +69,8 @@ test('finding 1b: a peer denied a volume cannot feed us its log by offering it a
     await addPeer(a, b, { volumes: [idHex] })
     await addPeer(b, a, { location: a.location(), volumes: [idHex] })
     await b.net.waitConnected(a.key, 20_000)
+    await a.node.admitWriter('v', b.key) // what `peer volume allow` records: b may write
+    await until('b is admitted', async () => (await volB.refresh(), volB.canWrite))
     await volB.writeFile('/w1', Buffer.from('allowed\n'))
     await volB.flush()
     await until('a applies b\'s first write', async () => (await a.node.volume('v')).tree.lookup('/w1') !== null)
@@ -210,6 +212,141 @@ test('writer candidates: taken only from the node the binding names, at most 4 a
   } finally {
     await rogue.close()
     await b.stop()
+    await a.stop()
+    cleanup()
+  }
+})
+
+type Grant = 'none' | 'volume' | 'storage' | 'both'
+const GRANTS: Grant[] = ['none', 'volume', 'storage', 'both']
+
+test('access matrix: for every grant, role and restart, a peer asking for every core it could know or guess gets blocks only of what a grant covers', { timeout: 120_000 }, async () => {
+  const t0 = Date.now()
+  const { dir, cleanup } = tempDir()
+  // a: a full peer with volumes v (x writes to it too) and w; it reads x's store (a cached store).
+  // closet: holds v storage-only (a's and x's logs) and a replica of a's store.
+  const a = await startPeer(dir, 'a', { bootstrap: [] })
+  const x = await startPeer(dir, 'x', { bootstrap: [] })
+  const closet = await startPeer(dir, 'closet', { bootstrap: [] })
+  const rogues: Awaited<ReturnType<typeof startRogue>>[] = []
+  try {
+    shareKey([a, x])
+    const v = await a.node.createVolume('v', 'friends')
+    const w = await a.node.createVolume('w', 'friends')
+    for (const [vol, text] of [[v, 'in v'], [w, 'in w']] as const) {
+      await vol.writeFile('/f', Buffer.from(`${text}\n`.repeat(100)))
+      await vol.flush()
+    }
+    const vHex = v.id.toString('hex')
+    copyVolumeRecord(a, x, 'v')
+    const vx = await x.node.volume('v')
+    await a.node.addWriter(v.id, vx.log.key)
+    a.dir.addVolumeStorage('v', encodeKey(x.key))
+    closet.dir.addVolume({ version: 1, name: 'v', id: vHex, storageOnly: true, created: Date.now() })
+    await addPeer(x, a, { volumes: [vHex], storage: true })
+    await addPeer(a, x, { location: x.location(), volumes: [vHex] })
+    await addPeer(a, closet, { volumes: [vHex], storage: true })
+    await addPeer(closet, a, { location: a.location(), volumes: [vHex] })
+    await addPeer(closet, x, { location: x.location(), volumes: [vHex] })
+    await addPeer(x, closet, { volumes: [vHex] })
+    await closet.node.addWriter(v.id, v.log.key)
+    await closet.node.addWriter(v.id, vx.log.key)
+    await a.net.waitConnected(x.key, 20_000)
+    await closet.net.waitConnected(a.key, 20_000)
+    // x writes to v: a admits it (what `peer volume allow` records).
+    await a.node.admitWriter('v', x.key)
+    await until('x is admitted', async () => (await vx.refresh(), vx.canWrite))
+    await vx.writeFile('/from-x', Buffer.from('x was here\n'.repeat(100)))
+    await vx.flush()
+    const held = await closet.node.heldVolume('v')
+    await until('the closet holds both logs and a replica of a\'s store', () =>
+      held.core(v.log.key)?.contiguousLength === v.log.length && held.core(vx.log.key)?.contiguousLength === vx.log.length &&
+      (closet.node.mirrors.get(a.key)?.cas.contiguousLength ?? 0) > 0)
+    // a reads x's store: it has x's blocks cached.
+    await until('a holds x\'s store as a source', () => a.node.remoteStores.stores().some((s) => s.cas.equals(x.node.chunks.casKey)))
+    const xCasAtA = a.node.store.get({ key: x.node.chunks.casKey })
+    await xCasAtA.ready()
+    await xCasAtA.get(0, { timeout: 10_000 })
+    await xCasAtA.close()
+
+    // Every core a peer could know or guess, by name.
+    const keys: Record<string, Buffer> = {
+      'a log v': v.log.key, 'a log w': w.log.key, 'x log v': vx.log.key,
+      'a cas': a.node.chunks.casKey, 'a index': a.node.chunks.indexKey,
+      'x cas (cached at a)': x.node.chunks.casKey, 'x index (cached at a)': x.node.chunks.indexKey,
+      'closet cas': closet.node.chunks.casKey, 'closet index': closet.node.chunks.indexKey,
+      guess: randomBytes(32)
+    }
+    // What each grant covers, per target (the closet's replica of a's store is a's cas/index).
+    const covered = (target: 'a' | 'closet', g: Grant): Set<string> => {
+      const s = new Set<string>()
+      if (g === 'volume' || g === 'both') {
+        s.add('a log v').add('x log v')
+        // The replicas rule, both ways: the closet serves its replica of a's store to a peer of
+        // v; a peer of v that offers a replica of x (a peer of v a reads from) may read a's copy of it.
+        if (target === 'closet') s.add('a cas').add('a index')
+        else s.add('x cas (cached at a)').add('x index (cached at a)')
+      }
+      if (g === 'storage' || g === 'both') {
+        if (target === 'a') s.add('a cas').add('a index')
+        else s.add('closet cas').add('closet index')
+      }
+      return s
+    }
+    const identities = GRANTS.map(() => generateKeyPair())
+    for (const [target, node] of [['a', a], ['closet', closet]] as const) {
+      PeerRegistry.update(node.root, (r) => {
+        GRANTS.forEach((g, i) => {
+          const k = identities[i].publicKey
+          r.add(k)
+          if (g === 'volume' || g === 'both') r.setVolume(k, vHex, true)
+          if (g === 'storage' || g === 'both') r.setStorage(k, true)
+        })
+      })
+      node.net.refresh()
+      await node.net.settled()
+      void target
+    }
+    const names = Object.keys(keys)
+    const leaks: string[] = []
+    const counts: string[] = []
+    for (const restart of [false, true]) {
+      if (restart) {
+        await a.restart()
+        await closet.restart()
+      }
+      await Promise.all(GRANTS.flatMap((g, i) => (['a', 'closet'] as const).map(async (target) => {
+        const to = target === 'a' ? a : closet
+        const rogue = await startRogue(dir, `r-${g}-${target}-${restart}`, identities[i])
+        rogues.push(rogue)
+        const link = await rogue.connect(to)
+        await until(`${target} says hello to the ${g} peer`, () => link.received.some((m) => m.type === 'hello'))
+        // Every message that can name a core, naming every key.
+        for (let j = 0; j < names.length; j++) {
+          link.send({ type: 'hello', storage: { cas: keys[names[j]], index: keys[names[(j + 1) % names.length]] }, volumes: [{ id: v.id, name: 'v' }] })
+        }
+        link.send({ type: 'stores', stores: [{ node: x.key, cas: keys['x cas (cached at a)'], index: keys['x index (cached at a)'] }, { node: a.key, cas: keys['a log v'], index: keys['a log w'] }] })
+        link.send({ type: 'writers', volumeId: v.id, writers: names.map((n) => keys[n]) })
+        const stolen = await Promise.all(names.map((n) => link.steal(keys[n])))
+        for (const core of stolen) core.download({ start: 0, end: -1 })
+        await sleep(2000)
+        const cover = covered(target, g)
+        for (let j = 0; j < names.length; j++) {
+          const got = await heldBlocks(stolen[j])
+          if (got > 0 && !cover.has(names[j])) leaks.push(`${target}${restart ? ' (restarted)' : ''}, grant ${g}: ${got} blocks of ${names[j]}`)
+          if (got > 0) counts.push(`${target}${restart ? '*' : ''}/${g}/${names[j]}=${got}`)
+        }
+        // The probe works: a covered log does arrive.
+        if (g === 'volume' || g === 'both') assert.ok((await heldBlocks(stolen[names.indexOf('a log v')])) > 0, `${target}, grant ${g}: a covered log did not arrive`)
+        await link.close()
+      })))
+    }
+    process.stderr.write(`# access matrix: ${GRANTS.length} grants x 2 roles x 2 (restart) in ${Date.now() - t0} ms; blocks received: ${counts.join(' ')}\n`)
+    assert.deepEqual(leaks, [])
+  } finally {
+    for (const r of rogues) await r.close()
+    await closet.stop()
+    await x.stop()
     await a.stop()
     cleanup()
   }

@@ -96,7 +96,7 @@ test('volume records: readable or storage-only, anything in between is refused',
 test('a storage-only closet holds and serves ciphertext: black reads white\'s volume from it, white gets black\'s edits from it; no plaintext there', { timeout: 120_000 }, async () => {
   const t0 = Date.now()
   const { dir, cleanup } = tempDir('bazil-closet-')
-  const testnet = await createTestnet(3, { host: '127.0.0.1' })
+  const testnet = await createTestnet(4, { host: '127.0.0.1' })
   const bootstrap = [`--bootstrap=127.0.0.1:${testnet.bootstrap[0]!.port}`]
   const W = path.join(dir, 'white')
   const B = path.join(dir, 'black')
@@ -136,7 +136,6 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
 
     for (const d of [W, B, C]) {
       ok(await cli(d, ['create']), `create ${d}`)
-      fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ firewalled: false }))
     }
     const key = async (d: string): Promise<string> => ok(await cli(d, ['debug', 'pubkey']), 'pubkey').stdout.trim()
     const WHITE = await key(W)
@@ -162,6 +161,10 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     lap('imported')
     ok(await cli(W, ['peer', 'volume', 'allow', CLOSET, 'myfiles']), 'white: volume allow closet')
     ok(await cli(W, ['peer', 'storage', 'allow', CLOSET, 'local']), 'white: storage allow closet')
+    // White lets black write before black ever connects (recorded in white's log, which the
+    // closet holds): black may then join and write through the closet while white is away.
+    ok(await cli(W, ['peer', 'add', BLACK]), 'white: peer add black')
+    ok(await cli(W, ['peer', 'volume', 'allow', BLACK, 'myfiles']), 'white: volume allow black')
     const withSharing = await bazil(C, ['volume', 'connect', '--storage-only', '--sharing=friends', WHITE, 'myfiles'])
     assert.equal(withSharing.code, 1)
     assert.match(withSharing.stderr, /^bazil: --storage-only holds a volume without its sharing key/)

@@ -50,7 +50,9 @@ export async function startPeer(base: string, name: string, opts: PeerOptions): 
     const node = await Node.open(DataDir.open(root))
     let net: PeerNetwork | null = null
     const host = opts.host?.(node, () => net!)
-    net = new PeerNetwork({ node, log: makeLog(name, lines), bootstrap: opts.bootstrap, firewalled: opts.firewalled ?? false, retryMs: 1000, host })
+    net = new PeerNetwork({ node, log: makeLog(name, lines), bootstrap: opts.bootstrap, firewalled: opts.firewalled, retryMs: 1000, host })
+    const started = net
+    node.onWritersChanged = (id) => started.writersChanged(id) // as the server wires it
     await net.start()
     return { node, net }
   }

@@ -7,7 +7,7 @@ import { addPeer, startPeer, until, sleep } from './net-helpers.js'
 
 test('two peers find each other by public key alone and reconnect after a restart', { timeout: 90_000 }, async () => {
   const { dir, cleanup } = tempDir()
-  const testnet = await createTestnet(3, { host: '127.0.0.1' })
+  const testnet = await createTestnet(4, { host: '127.0.0.1' })
   const a = await startPeer(dir, 'a', { bootstrap: testnet.bootstrap })
   const b = await startPeer(dir, 'b', { bootstrap: testnet.bootstrap })
   try {

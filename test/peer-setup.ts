@@ -1,6 +1,6 @@
 // Several `bazil server run` peers on this host, driven through the CLI as a user would: data
 // dirs made with `bazil create`, a DHT testnet on loopback (never the public DHT), config
-// {"firewalled": false}, one shared sharing key, FUSE mounts. Servers can be stopped and
+// no config.json (defaults, as a user's), one shared sharing key, FUSE mounts. Servers can be stopped and
 // started again (SIGTERM; the mount goes with the server and comes back at its next start).
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -70,10 +70,10 @@ export class PeerCluster {
     private readonly testnet: { bootstrap: { host: string; port: number }[]; destroy(): Promise<void> }
   ) {}
 
-  /** Data dirs (`bazil create`, sharing key `friends`, firewalled false) and a testnet; no server runs yet. */
+  /** Data dirs (`bazil create`, sharing key `friends`, no config.json) and a testnet; no server runs yet. */
   static async create(names: string[], opts: ClusterOptions = {}): Promise<PeerCluster> {
     const { dir, cleanup } = tempDir('bazil-peers-')
-    const testnet = await createTestnet(3, { host: '127.0.0.1' })
+    const testnet = await createTestnet(4, { host: '127.0.0.1' }) // a bootstrapper and 3 DHT nodes, as `bazil dht run` starts
     const c = new PeerCluster(dir, cleanup, testnet)
     for (const [k, v] of Object.entries(opts.env ?? {})) {
       c.savedEnv.set(k, process.env[k])
@@ -88,7 +88,6 @@ export class PeerCluster {
         const created = ok(await bazil(data, ['create']), `create ${name}`)
         const key = /node public key: (\S+)/.exec(created.stdout)?.[1]
         assert.ok(key, `create ${name} printed no key: ${created.stdout}`)
-        fs.writeFileSync(path.join(data, 'config.json'), JSON.stringify({ firewalled: false }))
         ok(await bazil(data, ['sharing', 'add', 'friends'], secret), `sharing add on ${name}`)
         const peer: Peer = {
           name, data, mnt, key, server: null, pastLogs: [],

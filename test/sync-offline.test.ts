@@ -281,11 +281,11 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
   })
 })
 
-// TODO(writers, bridge until the writer set lands): white takes red's log from black only once
-// white's writer set lists it (Node.writerKeys, from black's admit op naming the log): a log is
-// otherwise taken up only from the node it is bound to (spec/protocol.md, "Writer logs").
+// White takes red's log from black although it is bound to red: black, a writer, admitted red
+// (spec/oplog.md "Admission and revocation"); any other log is taken up only from the node it
+// is bound to (spec/protocol.md, "Writer logs").
 describe('three peers: edits relayed through the one in the middle', { skip: !hasFuse }, () => {
-  test('white and red never meet; all three converge', { timeout: 150_000, todo: 'writers: writerKeys must list logs admitted by a replayed admit op' }, async (t) => {
+  test('white and red never meet; all three converge', { timeout: 150_000 }, async (t) => {
     const t0 = Date.now()
     const phase = (what: string): void => t.diagnostic(`${what} at ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     const c = await PeerCluster.create(['white', 'black', 'red'], { env: ENV })
@@ -382,7 +382,11 @@ describe('three peers: edits relayed through the one in the middle', { skip: !ha
       // Red's log was made after white met black: white learned it from black (red may have
       // had white's log from black's offer at `volume connect`, or learned it later the same way).
       const redLog = all[0]![0]!.versions.find((v) => v.writer === R)!.log
-      assert.match(c.get('white').log(), new RegExp(`net: volume ${VOL}: new writer log ${redLog} from peer ${B}`))
+      // Black admitted red (`peer volume allow` records admit-node, and admit by key once it saw
+      // red's log): white takes red's log from black, and its writer set lists it.
+      assert.match(c.get('white').log(), new RegExp(`net: volume ${VOL}: (candidate )?writer log ${redLog} from peer ${B}`))
+      const ws = JSON.parse((await c.run('white', ['volume', 'writers', '--json', VOL])).stdout) as { writers: { log: string; node: string; authorised: boolean }[] }
+      assert.ok(ws.writers.some((w) => w.log === redLog && w.node === R && w.authorised), JSON.stringify(ws))
       phase('checked')
     } finally {
       await c.close()

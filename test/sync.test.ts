@@ -12,7 +12,7 @@ if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the sync walkth
 
 test('seed walkthrough: connect, storage add, sync, mounts on both sides, both directions', { skip: !hasFuse, timeout: 120_000 }, async () => {
   const { dir, cleanup } = tempDir('bazil-sync-')
-  const testnet = await createTestnet(3, { host: '127.0.0.1' })
+  const testnet = await createTestnet(4, { host: '127.0.0.1' }) // a bootstrapper and 3 DHT nodes, as `bazil dht run` starts
   const port = testnet.bootstrap[0]!.port
   const W = path.join(dir, 'white')
   const B = path.join(dir, 'black')
@@ -28,7 +28,6 @@ test('seed walkthrough: connect, storage add, sync, mounts on both sides, both d
     ok(await bazil(B, ['create']), 'create black')
     const BLACK = ok(await bazil(B, ['debug', 'pubkey']), 'pubkey').stdout.trim()
     const WHITE = ok(await bazil(W, ['debug', 'pubkey']), 'pubkey').stdout.trim()
-    for (const d of [W, B]) fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ firewalled: false }))
     const sekrit = path.join(dir, 'sekrit')
     fs.writeFileSync(sekrit, Buffer.from('0123456789abcdef0123456789abcdef'))
     ok(await bazil(W, ['sharing', 'add', 'friends'], fs.readFileSync(sekrit)), 'sharing add white')

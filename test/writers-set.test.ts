@@ -161,6 +161,25 @@ test('writer set: mutual revocation stays undecided, so both are limited (revoca
   assert.deepEqual([...ws5.writers.keys()], [LOG(0)])
 })
 
+test('writer set: admit-node admits every log of a node, before it is seen; revoke-node cancels it, logs admitted by name keep their entries up to their limit', () => {
+  const admitNode = (i: number): ControlOp => ({ op: 'admit-node', node: buf(NODE(i)) })
+  const revokeNode = (i: number): ControlOp => ({ op: 'revoke-node', node: buf(NODE(i)) })
+  const two = [...logs(3), { log: LOG(5), node: NODE(1), genesisNode: null }] // node 1 has logs 1 and 5
+  const ws = computeWriterSet({ logs: two, control: [at(0, 1, admitNode(1))] })
+  assert.ok(ws.writers.has(LOG(1)) && ws.writers.has(LOG(5)) && !ws.writers.has(LOG(2)))
+  assert.deepEqual(ws.writers.get(LOG(5))!.admittedBy, { log: LOG(0), seq: 1 })
+  // Deny: admit(log 1) + revoke(log 1, 4) + revoke-node(1): log 1 keeps seq <= 4, log 5 is out.
+  const ws2 = computeWriterSet({ logs: two, control: [at(0, 1, admitNode(1)), at(0, 2, admit(1), revoke(1, 4), revokeNode(1))] })
+  assert.equal(ws2.writers.get(LOG(1))!.limit, 4)
+  assert.ok(!ws2.writers.has(LOG(5)))
+  // A revoke-node in an entry that is itself not valid does not count.
+  const ws3 = computeWriterSet({ logs: two, control: [at(0, 1, admitNode(1)), at(2, 1, revokeNode(1))] })
+  assert.ok(ws3.writers.has(LOG(5)))
+  // Codec round trip.
+  const block = encodeControl({ time: 5, ops: [admitNode(1), revokeNode(2)] })
+  assert.deepEqual(decodeControl(block).ops, [admitNode(1), revokeNode(2)])
+})
+
 test('writer set: legacy roots (migrated volumes) and logs whose binding is not here', () => {
   const v1 = [{ log: LOG(1), node: NODE(1), genesisNode: null }, { log: LOG(2), node: null, genesisNode: null }]
   const ws = computeWriterSet({ logs: v1, legacyRoots: [LOG(1)], control: [at(1, 1, admit(2))] })
@@ -173,11 +192,12 @@ test('writer set: legacy roots (migrated volumes) and logs whose binding is not 
 test('writer set property: the same ops in any order give the same set', () => {
   const opArb = fc.oneof(
     fc.record({ kind: fc.constant('admit' as const), target: fc.nat(5) }),
-    fc.record({ kind: fc.constant('revoke' as const), target: fc.nat(5), last: fc.nat(6) })
+    fc.record({ kind: fc.constant('revoke' as const), target: fc.nat(5), last: fc.nat(6) }),
+    fc.record({ kind: fc.constantFrom('admit-node' as const, 'revoke-node' as const), target: fc.nat(5) })
   )
   const recArb = fc.record({ log: fc.nat(5), seq: fc.integer({ min: 1, max: 8 }), ops: fc.array(opArb, { minLength: 1, maxLength: 3 }) })
   fc.assert(fc.property(fc.uniqueArray(recArb, { selector: (r) => `${r.log}:${r.seq}`, maxLength: 14 }), fc.integer(), (recs, seed) => {
-    const control = recs.map((r) => at(r.log, r.seq, ...r.ops.map((o) => (o.kind === 'admit' ? admit(o.target) : revoke(o.target, o.last)))))
+    const control = recs.map((r) => at(r.log, r.seq, ...r.ops.map((o): ControlOp => (o.kind === 'admit' ? admit(o.target) : o.kind === 'revoke' ? revoke(o.target, o.last) : { op: o.kind, node: buf(NODE(o.target)) }))))
     const a = computeWriterSet({ logs: logs(6), control })
     // A deterministic shuffle of the input (entries and logs).
     const shuffled = [...control].sort((x, y) => ((x.seq * 31 + x.log.charCodeAt(0) + seed) % 7) - ((y.seq * 31 + y.log.charCodeAt(0) + seed) % 7))

@@ -13,13 +13,33 @@ export const CONTROL_BODY_VERSION = 1
 export const MAX_CONTROL_OPS = 1024
 const ADMIT = 1
 const REVOKE = 2
+const ADMIT_NODE = 3
+const REVOKE_NODE = 4
 
-/** admit: the log `log`, bound to node `node`, may write. revoke: entries of `log` after seq `last` are not accepted. */
-export type ControlOp = { op: 'admit'; log: Buffer; node: Buffer } | { op: 'revoke'; log: Buffer; last: number }
+/**
+ * admit: the log `log`, bound to node `node`, may write. revoke: entries of `log` after seq
+ * `last` are not accepted. admit-node: every log bound to `node` may write (recorded by
+ * `peer volume allow`, before the node's log is known). revoke-node: cancels admit-node ops
+ * for `node` (logs admitted by name stay admitted, up to their revocations).
+ */
+export type ControlOp =
+  | { op: 'admit'; log: Buffer; node: Buffer }
+  | { op: 'revoke'; log: Buffer; last: number }
+  | { op: 'admit-node'; node: Buffer }
+  | { op: 'revoke-node'; node: Buffer }
 
 export interface ControlBody {
   time: number
   ops: ControlOp[]
+}
+
+/** One line for a control op (log show), keys in z-base-32. */
+export function describeControl(op: ControlOp, encodeKey: (k: Buffer) => string): string {
+  switch (op.op) {
+    case 'admit': return `admit log=${encodeKey(op.log)} node=${encodeKey(op.node)}`
+    case 'revoke': return `revoke log=${encodeKey(op.log)} last=${op.last}`
+    default: return `${op.op} node=${encodeKey(op.node)}`
+  }
 }
 
 export function isControlBlock(block: Uint8Array): boolean {
@@ -36,6 +56,12 @@ export function encodeControl(body: ControlBody): Buffer {
   w.varint(body.time, 'control entry time')
   w.varint(body.ops.length, 'control op count')
   for (const op of body.ops) {
+    if (op.op === 'admit-node' || op.op === 'revoke-node') {
+      if (!Buffer.isBuffer(op.node) || op.node.length !== 32) throw new LogFormatError(`${op.op}: node key must be 32 bytes`)
+      w.u8(op.op === 'admit-node' ? ADMIT_NODE : REVOKE_NODE)
+      w.raw(op.node)
+      continue
+    }
     if (!Buffer.isBuffer(op.log) || op.log.length !== 32) throw new LogFormatError('control op: log key must be 32 bytes')
     if (op.op === 'admit') {
       if (!Buffer.isBuffer(op.node) || op.node.length !== 32) throw new LogFormatError('admit: node key must be 32 bytes')
@@ -61,11 +87,15 @@ export function decodeControl(block: Uint8Array): ControlBody {
   const bodyVersion = r.u8('body version')
   if (bodyVersion !== CONTROL_BODY_VERSION) throw new LogFormatError(`control entry: unknown body version ${bodyVersion}`)
   const time = r.varint('time')
-  const n = r.count('op count', MAX_CONTROL_OPS, 34)
+  const n = r.count('op count', MAX_CONTROL_OPS, 33)
   if (n === 0) throw new LogFormatError('control entry: no ops')
   const ops: ControlOp[] = []
   for (let i = 0; i < n; i++) {
     const kind = r.u8(`op ${i} kind`)
+    if (kind === ADMIT_NODE || kind === REVOKE_NODE) {
+      ops.push({ op: kind === ADMIT_NODE ? 'admit-node' : 'revoke-node', node: Buffer.from(r.raw(32, `op ${i} node key`)) })
+      continue
+    }
     const log = Buffer.from(r.raw(32, `op ${i} log key`))
     if (kind === ADMIT) ops.push({ op: 'admit', log, node: Buffer.from(r.raw(32, `op ${i} node key`)) })
     else if (kind === REVOKE) ops.push({ op: 'revoke', log, last: r.varint(`op ${i} last seq`) })
@@ -95,7 +125,15 @@ export async function scanControl(core: Hypercore, from: number, to: number = co
   const log = core.key.toString('hex')
   let seq = Math.max(1, from)
   for (; seq < to; seq++) {
-    const block = await core.get(seq, { wait: false })
+    let block: Buffer | null
+    try {
+      block = await core.get(seq, { wait: false })
+    } catch (err) {
+      // A block the local store cannot give back (a damaged RocksDB file): that entry is bad,
+      // the rest of the log still counts (the same as WriterLog.read).
+      bad.push({ seq, reason: `block cannot be read from the local store: ${(err as Error).message}` })
+      continue
+    }
     if (block === null) break
     if (!isControlBlock(block)) continue
     try {

@@ -67,6 +67,14 @@ function checkId(buf: Buffer, what: string): void {
   if (!Buffer.isBuffer(buf) || buf.length !== 32) throw new TypeError(`${what} must be a 32-byte Buffer`)
 }
 
+/**
+ * Why a held block could not be read (RocksDB's checksum failure of a damaged file, an I/O
+ * error): reported as that entry's error, like an entry that fails to decode.
+ */
+function unreadableBlock(err: unknown): string {
+  return `block cannot be read from the local store: ${(err as Error).message ?? String(err)}`
+}
+
 export class WriterLog {
   readonly core: Hypercore
   private readonly volumeId: Buffer
@@ -213,7 +221,13 @@ export class WriterLog {
     const wait = opts.wait ?? true
     const getOpts = opts.timeout === undefined ? { wait } : { wait, timeout: opts.timeout }
     if (this.bindingInfo === null) {
-      const block = await this.core.get(0, getOpts)
+      let block: Buffer | null
+      try {
+        block = await this.core.get(0, getOpts)
+      } catch (err) {
+        yield new EntryError(this.core.key, 0, unreadableBlock(err))
+        return
+      }
       if (block === null) return
       try {
         this.bindingInfo = checkBindingFull(block, this.core.key, this.volumeId)
@@ -235,7 +249,15 @@ export class WriterLog {
     }
     for (let seq = from; seq < to; seq++) {
       fill()
-      const block = await window.shift()!
+      let block: Buffer | null
+      try {
+        block = await window.shift()!
+      } catch (err) {
+        // A block the local store cannot give back (a damaged RocksDB file) is one bad entry,
+        // named by its seq, not the end of the log.
+        yield new EntryError(this.core.key, seq, unreadableBlock(err))
+        continue
+      }
       if (block === null) return
       yield this.decodeAt(seq, block)
     }
@@ -279,13 +301,21 @@ export class WriterLog {
     }
 
     const hasher = new TreeHasher()
+    let unreadable = false
     for (let seq = 0; seq < length; seq++) {
-      const block = await this.core.get(seq, { wait: false })
+      let block: Buffer | null
+      try {
+        block = await this.core.get(seq, { wait: false })
+      } catch (err) {
+        errors.push(new EntryError(key, seq, unreadableBlock(err)))
+        unreadable = true
+        continue
+      }
       if (block === null) {
         result.missing++
         continue
       }
-      if (result.missing === 0) hasher.push(block)
+      if (result.missing === 0 && !unreadable) hasher.push(block)
       if (seq === 0) {
         try {
           this.bindingInfo = checkBindingFull(block, key, this.volumeId)
@@ -301,7 +331,7 @@ export class WriterLog {
 
     // With every block local, one recomputed tree hash checks them all against the signature;
     // otherwise (or to find which block broke it) each local block gets its own signed proof.
-    if (signedHash !== null && (result.missing > 0 || !equal(hasher.treeHash(), signedHash))) {
+    if (signedHash !== null && !unreadable && (result.missing > 0 || !equal(hasher.treeHash(), signedHash))) {
       for (let seq = 0; seq < length; seq++) {
         if (!(await this.core.has(seq))) continue
         const reason = await this.checkBlockProof(seq, length)

@@ -44,6 +44,10 @@ export interface WriterSet {
   writers: Map<string, WriterInfo>
   /** Known logs that are not authorised (never admitted by a valid op, or only by undecided ones). */
   unauthorised: string[]
+  /** Logs named by an admit in a valid entry whose binding is not here (not held yet): fetch them. */
+  admittedUnknown: string[]
+  /** Nodes admitted by node (admit-node valid, no revoke-node valid or undecided): their logs may be taken from any peer. */
+  nodesAdmitted: string[]
   /** Whether entry `seq` of log `log` may be applied. */
   valid(log: string, seq: number): boolean
   /** A canonical text of the set (for comparing two sets). */
@@ -84,10 +88,21 @@ export function computeWriterSet(input: WriterSetInput): WriterSet {
   interface Placed<O> { place: OpPlace; op: O }
   const admits = new Map<string, Placed<Extract<ControlOp, { op: 'admit' }>>[]>()
   const revokes = new Map<string, Placed<Extract<ControlOp, { op: 'revoke' }>>[]>()
+  const nodeAdmits = new Map<string, OpPlace[]>()
+  const nodeRevokes = new Map<string, OpPlace[]>()
+  const push = <V>(m: Map<string, V[]>, k: string, v: V): void => {
+    let list = m.get(k)
+    if (!list) m.set(k, (list = []))
+    list.push(v)
+  }
   for (const e of entries) {
     for (const op of e.ops) {
-      const target = op.log.toString('hex')
       const place = { log: e.log, seq: e.seq }
+      if (op.op === 'admit-node' || op.op === 'revoke-node') {
+        push(op.op === 'admit-node' ? nodeAdmits : nodeRevokes, op.node.toString('hex'), place)
+        continue
+      }
+      const target = op.log.toString('hex')
       if (op.op === 'admit') {
         const i = info.get(target)
         if (!i || i.node === null || i.node !== op.node.toString('hex')) continue // names another node, or a log whose binding is not here
@@ -102,15 +117,32 @@ export function computeWriterSet(input: WriterSetInput): WriterSet {
     }
   }
   const st = (p: OpPlace): Tri => status.get(key(p.log, p.seq)) ?? F
-  const admitted = (log: string): Tri => {
-    if (isRoot(log)) return T
+  /** Any of these places valid: T; all not valid (or none): F; else U. */
+  const any = (places: OpPlace[]): Tri => {
     let undecided = false
-    for (const a of admits.get(log) ?? []) {
-      const s = st(a.place)
+    for (const p of places) {
+      const s = st(p)
       if (s === T) return T
       if (s === U) undecided = true
     }
     return undecided ? U : F
+  }
+  /** admit-node(N) counts while no revoke-node(N) is valid or undecided (revocations win). */
+  const nodeAdmitted = (node: string | null): Tri => {
+    if (node === null) return F
+    const a = any(nodeAdmits.get(node) ?? [])
+    const r = any(nodeRevokes.get(node) ?? [])
+    if (a === F || r === T) return F
+    if (a === T && r === F) return T
+    return U
+  }
+  const admitted = (log: string): Tri => {
+    if (isRoot(log)) return T
+    const byName = any((admits.get(log) ?? []).map((a) => a.place))
+    const byNode = nodeAdmitted(info.get(log)?.node ?? null)
+    if (byName === T || byNode === T) return T
+    if (byName === F && byNode === F) return F
+    return U
   }
   const revokedAt = (log: string, seq: number): Tri => {
     if (isRoot(log)) return F
@@ -157,9 +189,12 @@ export function computeWriterSet(input: WriterSetInput): WriterSet {
     const root = isRoot(log)
     let admittedBy: OpPlace | null = null
     if (!root) {
-      for (const a of admits.get(log) ?? []) {
-        if (st(a.place) !== T) continue
-        if (admittedBy === null || a.place.log < admittedBy.log || (a.place.log === admittedBy.log && a.place.seq < admittedBy.seq)) admittedBy = a.place
+      const node = info.get(log)?.node ?? null
+      const candidates = (admits.get(log) ?? []).map((a) => a.place)
+      if (nodeAdmitted(node) === T) candidates.push(...(nodeAdmits.get(node!) ?? []))
+      for (const p of candidates) {
+        if (st(p) !== T) continue
+        if (admittedBy === null || p.log < admittedBy.log || (p.log === admittedBy.log && p.seq < admittedBy.seq)) admittedBy = p
       }
     }
     let limit: number | null = null
@@ -175,11 +210,23 @@ export function computeWriterSet(input: WriterSetInput): WriterSet {
     }
     writers.set(log, { log, node: info.get(log)?.node ?? null, root, admittedBy, limit, revokedBy })
   }
-  const fingerprint = JSON.stringify([...writers.values()].map((w) => [w.log, w.root, w.limit]))
+  const admittedUnknown = new Set<string>()
+  for (const e of entries) {
+    if (status.get(key(e.log, e.seq)) !== T) continue
+    for (const op of e.ops) {
+      if (op.op !== 'admit') continue
+      const target = op.log.toString('hex')
+      if ((info.get(target)?.node ?? null) === null) admittedUnknown.add(target)
+    }
+  }
+  const nodesAdmitted = [...nodeAdmits.keys()].filter((n) => nodeAdmitted(n) === T).sort()
+  const fingerprint = JSON.stringify([[...writers.values()].map((w) => [w.log, w.root, w.limit]), [...admittedUnknown].sort(), nodesAdmitted])
   return {
     rootNode,
     writers,
     unauthorised,
+    admittedUnknown: [...admittedUnknown].sort(),
+    nodesAdmitted,
     fingerprint,
     valid(log: string, seq: number): boolean {
       const w = writers.get(log)

@@ -313,7 +313,7 @@ export class AccessControl {
       // Held already (a candidate of an earlier run, or a log of this volume outside the writer set): block 0 says whose.
       const bound = await this.localBinding(key, volumeId)
       if (typeof bound === 'string') return role ? { ignore: bound } : { refuse: `this node holds that core for another purpose (${bound})` }
-      if (bound && !bound.equals(peer)) return { ignore: `it is bound to node ${encodeKey(bound)}, not to this peer` }
+      if (bound && !bound.equals(peer) && !(await this.host.admitsNode?.(Buffer.from(volumeId, 'hex'), bound).catch(() => false))) return { ignore: `it is bound to node ${encodeKey(bound)}, not to this peer` }
     }
     let mine = 0
     for (const c of this.candidates.values()) if (c.from === peer.toString('hex') && c.volume === volumeId) mine++

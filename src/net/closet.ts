@@ -6,8 +6,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type Corestore from 'corestore'
 import type { Hypercore, Range } from 'hypercore'
-import { UserError, type StorageOnlyRecord } from '../datadir.js'
+import { UserError, type StorageOnlyRecord, type VolumeRecord } from '../datadir.js'
 import { decodeKey, encodeKey } from '../crypto.js'
+import { LogBindingError, checkBindingFull, computeWriterSet, scanControl, type ControlRecord, type LogInfo, type WriterSet } from '../logs/index.js'
 import { readWritersFile, writeWritersFile } from '../writers-file.js'
 import type { StoreReplica } from './protocol.js'
 import { replaceFileSync } from '../atomic-file.js'
@@ -35,33 +36,62 @@ async function unfollow(h: Held): Promise<void> {
   await h.core.close().catch(() => {})
 }
 
+/** What a held volume needs from its node: updating its record, and telling the network its writer set changed. */
+export interface HeldVolumeHost {
+  updateRecord(patch: Pick<VolumeRecord, 'genesis' | 'roots'>): StorageOnlyRecord
+  writersChanged(volumeId: Buffer): void
+}
+
 /**
  * A volume held without its sharing key: the set of its writer logs (DATA/writers/ID.json,
  * the format Volume uses, here with every log since there is no own one), each downloaded
- * in full and kept live. Serving them to peers is the network's business.
+ * in full and kept live. Serving them to peers is the network's business; which of them are
+ * authorised is computed here from the plaintext bindings and control entries, exactly as a
+ * reader does (spec/oplog.md "Writer set").
  */
 export class HeldVolume {
   readonly id: Buffer
   private readonly logs = new Map<string, Held>()
   private adding: Promise<unknown> = Promise.resolve()
   private closed = false
+  private readonly bindings = new Map<string, LogInfo>()
+  private readonly badBindings = new Set<string>()
+  private readonly control = new Map<string, ControlRecord>()
+  private readonly scanned = new Map<string, number>()
+  private genesis: { node: Buffer; nonce: Buffer } | null = null
+  private set: WriterSet = computeWriterSet({ logs: [], control: [] })
+  private updating: Promise<void> | null = null
+  private updateAgain = false
+  private timer: NodeJS.Timeout | null = null
 
   private constructor(
     private readonly store: Corestore,
     private readonly dataDir: string,
-    readonly record: StorageOnlyRecord
+    private rec: StorageOnlyRecord,
+    private readonly host: HeldVolumeHost | null
   ) {
-    this.id = Buffer.from(record.id, 'hex')
+    this.id = Buffer.from(rec.id, 'hex')
+  }
+
+  get record(): StorageOnlyRecord {
+    return this.rec
   }
 
   get name(): string {
     return this.record.name
   }
 
-  static async open(store: Corestore, dataDir: string, record: StorageOnlyRecord): Promise<HeldVolume> {
-    const v = new HeldVolume(store, dataDir, record)
+  static async open(store: Corestore, dataDir: string, record: StorageOnlyRecord, host: HeldVolumeHost | null = null): Promise<HeldVolume> {
+    const v = new HeldVolume(store, dataDir, record, host)
     try {
-      for (const key of readWritersFile(dataDir, record.id)) await v.openLog(key)
+      const keys = readWritersFile(dataDir, record.id)
+      for (const key of keys) await v.openLog(key)
+      await v.update()
+      // Migration of a volume an older bazil held (no genesis, no roots): the logs held now are its roots.
+      if (!record.genesis && record.roots === undefined && keys.length > 0 && v.genesis === null && host) {
+        v.rec = host.updateRecord({ roots: keys.map((k) => encodeKey(k)).sort() })
+        await v.update()
+      }
     } catch (err) {
       await v.close()
       throw err
@@ -75,11 +105,107 @@ export class HeldVolume {
     if (known) return known
     const held = await follow(this.store, key)
     this.logs.set(hex, held)
+    const onData = (): void => this.scheduleUpdate()
+    held.core.on('append', onData)
+    held.core.on('download', onData)
     return held
   }
 
-  /** Every writer log key held. */
+  private scheduleUpdate(): void {
+    if (this.timer || this.closed) return
+    this.timer = setTimeout(() => {
+      this.timer = null
+      void this.update().catch(() => {})
+    }, 25)
+  }
+
+  /** Reads new bindings and control entries of the held logs and recomputes the writer set. */
+  update(): Promise<void> {
+    if (this.updating) {
+      this.updateAgain = true
+      return this.updating
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.updateAgain = false
+        await this.updateOnce()
+      } while (this.updateAgain && !this.closed)
+    }
+    this.updating = run().finally(() => { this.updating = null })
+    return this.updating
+  }
+
+  private async updateOnce(): Promise<void> {
+    for (const [hex, h] of this.logs) {
+      if (this.closed) return
+      if (!this.bindings.has(hex) && !this.badBindings.has(hex)) {
+        const block = h.core.length > 0 ? await h.core.get(0, { wait: false }) : null
+        if (block === null) continue
+        try {
+          const b = checkBindingFull(block, h.core.key, this.id)
+          this.bindings.set(hex, { log: hex, node: b.node.toString('hex'), genesisNode: b.genesis?.node.toString('hex') ?? null })
+          if (b.genesis && !this.genesis) this.genesis = b.genesis
+        } catch (err) {
+          if (!(err instanceof LogBindingError)) throw err
+          this.badBindings.add(hex)
+          continue
+        }
+      }
+      const from = this.scanned.get(hex) ?? 1
+      if (from >= h.core.length) continue
+      const r = await scanControl(h.core, from)
+      for (const c of r.found) this.control.set(`${hex}:${c.seq}`, c)
+      this.scanned.set(hex, r.next)
+    }
+    if (this.genesis && !this.rec.genesis && this.host) {
+      this.rec = this.host.updateRecord({ genesis: { node: encodeKey(this.genesis.node), nonce: this.genesis.nonce.toString('hex') } })
+    }
+    const before = this.set.fingerprint
+    this.set = computeWriterSet({
+      logs: [...this.bindings.values()],
+      legacyRoots: (this.rec.roots ?? []).map((k) => decodeKey(k).toString('hex')),
+      control: [...this.control.values()]
+    })
+    // Logs admitted by key that are not held yet: held from now on.
+    for (const hex of this.set.admittedUnknown) {
+      if (this.logs.has(hex) || this.closed) continue
+      await this.openLog(Buffer.from(hex, 'hex'))
+      writeWritersFile(this.dataDir, this.record.id, this.allLogs())
+    }
+    if (this.set.fingerprint !== before) this.host?.writersChanged(this.id)
+  }
+
+  /** The writer set as last computed. */
+  get writerSet(): WriterSet {
+    return this.set
+  }
+
+  /** Every log held with the node its binding names (null: block 0 not here yet), key hex. */
+  knownLogs(): { log: string; node: string | null }[] {
+    return [...this.logs.keys()].sort().map((hex) => ({ log: hex, node: this.bindings.get(hex)?.node ?? null }))
+  }
+
+  /** Whether the bindings of these logs are held (checked, or found bad) here. */
+  bindingsKnown(keys: Buffer[]): boolean {
+    return keys.every((k) => this.bindings.has(k.toString('hex')) || this.badBindings.has(k.toString('hex')))
+  }
+
+  /** After connecting: a volume whose logs carry no genesis (made before binding v2) takes `offered` as its roots. */
+  async decideRoots(offered: Buffer[]): Promise<void> {
+    await this.update()
+    if (this.rec.genesis || this.genesis || this.rec.roots !== undefined || !this.host) return
+    this.rec = this.host.updateRecord({ roots: offered.map((k) => encodeKey(k)).sort() })
+    await this.update()
+  }
+
+  /** The writer logs to serve and relay: the authorised ones held, and those a valid admit names whose binding is not here yet. */
   writers(): Buffer[] {
+    const byKey = new Set(this.set.admittedUnknown)
+    return [...this.logs.values()].map((h) => h.core.key).filter((k) => this.set.writers.has(k.toString('hex')) || byKey.has(k.toString('hex')))
+  }
+
+  /** Every log held, authorised or not (candidates, revoked ones). */
+  allLogs(): Buffer[] {
     return [...this.logs.values()].map((h) => h.core.key)
   }
 
@@ -96,7 +222,8 @@ export class HeldVolume {
       const known = this.logs.get(hex)
       if (known) return known.core
       const held = await this.openLog(key)
-      writeWritersFile(this.dataDir, this.record.id, this.writers())
+      writeWritersFile(this.dataDir, this.record.id, this.allLogs())
+      await this.update()
       return held.core
     }
     const p = this.adding.then(run, run)
@@ -113,7 +240,9 @@ export class HeldVolume {
 
   async close(): Promise<void> {
     this.closed = true
+    if (this.timer) clearTimeout(this.timer)
     await this.adding
+    if (this.updating) await this.updating.catch(() => {})
     const all = [...this.logs.values()]
     this.logs.clear()
     for (const h of all) await unfollow(h)

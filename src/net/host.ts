@@ -17,6 +17,12 @@ export interface NetHost {
   candidateWriter(volumeId: Buffer, logKey: Buffer, from: Buffer): Promise<void>
   /** Stores a connected peer offers (its own, replicas of others') that the access rules let this node read. */
   storesOffered(peer: Buffer, offers: StoreOffers): Promise<void>
+  /**
+   * Whether the volume's writer set admits `node` by node (admit-node, spec/oplog.md): a
+   * candidate log bound to it may be taken up from any peer allowed the volume (a relay),
+   * not only from that node.
+   */
+  admitsNode?(volumeId: Buffer, node: Buffer): Promise<boolean>
 }
 
 /** The network's entry point for writer-set changes, which the node calls. */
@@ -37,6 +43,7 @@ export function nodeHost(node: Node, sink: WritersSink): NetHost {
     },
     async storesOffered(peer, offers) {
       await node.useRemoteStorage(peer, offers)
-    }
+    },
+    admitsNode: (volumeId, n) => node.admitsNode(volumeId, n)
   }
 }

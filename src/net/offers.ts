@@ -316,7 +316,7 @@ export class Offers {
       }
       this.access.candidates.delete(hex)
       if (!bound || link.closed) return
-      if (!bound.equals(link.key)) {
+      if (!bound.equals(link.key) && !(await this.host.admitsNode?.(volumeId, bound).catch(() => false))) {
         this.log('info', `net: peer ${link.z}: not taking writer log ${encodeKey(key)} of volume ${volName}: it is bound to node ${encodeKey(bound)}`)
         return
       }

@@ -81,6 +81,8 @@ export class Server implements ServerHandle {
     const cfg = readNetConfig(this.dir.root)
     this.node.remoteStores.log = this.log
     const net = new PeerNetwork({ node: this.node, log: this.log, bootstrap: bootstrap ?? cfg.bootstrap, firewalled: cfg.firewalled, port: cfg.port })
+    // A volume's writer set changed (a log admitted or revoked): the network recomputes access.
+    this.node.onWritersChanged = (id) => net.writersChanged(id)
     await net.start()
     this.net = net
   }

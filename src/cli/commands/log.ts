@@ -2,7 +2,7 @@
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
-import { EntryError, type AuditOp } from '../../logs/index.js'
+import { EntryError, describeControl, type AuditOp } from '../../logs/index.js'
 
 function describeOp(op: AuditOp): string {
   const parts = [op.op, op.path ?? '']
@@ -35,9 +35,16 @@ export class LogShowCommand extends BazilCommand {
         }
         const w = encodeKey(entry.writer)
         const time = new Date(entry.body.time).toISOString()
+        const authorised = vol.writerSet.valid(entry.writer.toString('hex'), entry.seq)
+        const mark = authorised ? '' : ' [not authorised: not applied]'
         for (const op of entry.body.ops) {
-          if (this.asJson) rows.push({ writer: w, seq: entry.seq, time, ...op })
-          else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${describeOp(op)}`)
+          if (this.asJson) rows.push({ writer: w, seq: entry.seq, time, ...op, ...(authorised ? {} : { authorised: false }) })
+          else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${describeOp(op)}${mark}`)
+        }
+        for (const c of entry.control ?? []) {
+          const row = { op: c.op, ...('log' in c ? { log: encodeKey(c.log) } : {}), ...('node' in c ? { node: encodeKey(c.node) } : {}), ...('last' in c ? { last: c.last } : {}) }
+          if (this.asJson) rows.push({ writer: w, seq: entry.seq, time, ...row, ...(authorised ? {} : { authorised: false }) })
+          else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${describeControl(c, encodeKey)}${mark}`)
         }
       }
       if (this.asJson) this.json(rows)
@@ -56,8 +63,9 @@ export class LogVerifyCommand extends BazilCommand {
     return this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
       const r = await vol.verify()
+      const notAuth = r.unauthorised.length > 0 ? `; ${r.unauthorised.length} entr${r.unauthorised.length === 1 ? 'y' : 'ies'} not authorised (not applied), first: writer ${r.unauthorised[0].writer} seq ${r.unauthorised[0].seq}: ${r.unauthorised[0].reason}` : ''
       if (this.asJson) this.json({ ok: r.errors.length === 0, ...r })
-      else if (r.errors.length === 0) this.out(`ok: ${r.writers} writer log(s), ${r.entries} entries, ${r.ops} ops verified`)
+      else if (r.errors.length === 0) this.out(`ok: ${r.writers} writer log(s), ${r.entries} entries, ${r.ops} ops verified${notAuth}`)
       else {
         const e = r.errors[0]
         this.out(`FAILED: ${r.errors.length} bad entr${r.errors.length === 1 ? 'y' : 'ies'} in ${r.writers} writer log(s); first: writer ${e.writer} seq ${e.seq}: ${e.reason}`)

@@ -54,8 +54,12 @@ export class PeerRemoveCommand extends PeerCommand {
   async run(): Promise<void> {
     const dir = this.dir()
     const key = this.peerKey(this.key, dir)
+    const volumes = PeerRegistry.load(dir.root).get(key)?.volumes ?? []
     this.update(dir, (r) => r.remove(key))
     this.out(`removed peer ${encodeKey(key)}`)
+    // Its writer logs of the volumes it was allowed: revoked (spec/oplog.md "Admission and revocation").
+    const names = dir.listVolumes().filter((v) => volumes.includes(v.id)).map((v) => v.name)
+    if (names.length > 0) await this.withNode(async (node) => { for (const n of names) this.out(await node.revokeWriter(n, key)) })
   }
 }
 
@@ -160,5 +164,13 @@ export class PeerVolumeCommand extends AllowDeny {
     const changed = this.update(dir, (r) => r.setVolume(key, vol.id, allow))
     const what = allow ? 'may replicate' : 'may no longer replicate'
     this.out(`peer ${encodeKey(key)} ${what} volume "${vol.name}"${changed ? '' : ' (unchanged)'}`)
+    // Deny: its writer logs of the volume are revoked; allow: a log of it seen already is admitted now.
+    await this.withNode(async (node) => {
+      if (!allow) this.out(await node.revokeWriter(vol.name, key))
+      else {
+        const line = await node.admitWriter(vol.name, key)
+        if (line) this.out(line)
+      }
+    })
   }
 }

@@ -81,6 +81,7 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
   async run(): Promise<void> {
     const { dir, node, net } = this.env()
     const key = this.peerKey(this.key, dir)
+    const deadline = Date.now() + this.timeoutMs
     const localName = checkName(this.localName ?? this.volume, 'volume')
     if (this.storageOnly && this.sharing !== undefined) throw new UserError('--storage-only holds a volume without its sharing key: leave out --sharing')
     const sharing = this.sharing ?? 'default'
@@ -103,6 +104,12 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
       PeerRegistry.update(dir.root, (r) => r.setVolume(key, idHex, true))
       net.refresh() // also starts keeping a replica of the peer's store, if it offers it
       await net.settled()
+      // A volume without genesis (made before binding v2): the logs the peer offers are its roots here.
+      await untilTrue(async () => {
+        await held.update()
+        return held.bindingsKnown(offer.writers)
+      }, deadline)
+      await held.decideRoots(offer.writers)
       this.out(`holding volume "${localName}" from peer ${encodeKey(key)} storage-only (${held.writers().length} writer logs, ciphertext only)`)
       return
     }
@@ -115,8 +122,24 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     PeerRegistry.update(dir.root, (r) => r.setVolume(key, idHex, true))
     net.refresh()
     await net.settled()
+    // Our log is bound once the genesis is known (from the offered logs' bindings); a volume
+    // without genesis (made before binding v2) takes the offered logs as its roots here.
+    await untilTrue(async () => {
+      await vol.refresh()
+      return vol.bindingsKnown(offer.writers)
+    }, deadline)
+    if (!vol.record.genesis && !vol.log.bound) await vol.setLegacyRoots(offer.writers)
+    await vol.ensureBound()
     net.writersChanged(vol.id)
-    this.out(`connected volume "${localName}" from peer ${encodeKey(key)} (${vol.writers.size} writer logs)`)
+    // A writer of the volume (the peer) admits our log once it sees it: wait for that.
+    const admitted = await untilTrue(async () => {
+      await vol.refresh()
+      return vol.canWrite
+    }, deadline)
+    if (!admitted) {
+      throw new UserError(`volume "${localName}" is connected but this node's log was not admitted within ${this.timeoutS} s: on peer ${encodeKey(key)} run \`bazil peer volume allow ${encodeKey(dir.publicKey)} ${this.volume}\` (it must be a writer of the volume) and connect again`)
+    }
+    this.out(`connected volume "${localName}" from peer ${encodeKey(key)} (${vol.writerSet.writers.size} writer logs)`)
   }
 }
 
@@ -344,6 +367,15 @@ async function peerCatchUp(core: Hypercore, key: Buffer, deadline: number): Prom
   const before = peerHas() ?? 0
   while ((peerHas() ?? -1) < target && Date.now() < deadline) await sleep(POLL_MS)
   return { blocks: Math.max(0, (peerHas() ?? 0) - before), complete: (peerHas() ?? -1) >= target }
+}
+
+/** Polls `cond` until it holds (true) or the deadline passes (false). */
+async function untilTrue(cond: () => boolean | Promise<boolean>, deadline: number): Promise<boolean> {
+  for (;;) {
+    if (await cond()) return true
+    if (Date.now() >= deadline) return false
+    await sleep(POLL_MS)
+  }
 }
 
 function sleep(ms: number): Promise<void> {

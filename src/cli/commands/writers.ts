@@ -1,0 +1,95 @@
+// volume writers [remove]: the writer set of a volume (spec/oplog.md "Writer set"): who may
+// write, who admitted them, revocations; and recording a revocation.
+import { Option } from 'clipanion'
+import { BazilCommand } from '../base.js'
+import { UserError } from '../../datadir.js'
+import { decodeKey, encodeKey } from '../../crypto.js'
+import type { WriterSet } from '../../logs/index.js'
+
+const z = (h: string): string => encodeKey(Buffer.from(h, 'hex'))
+
+/** Rows for `volume writers`: authorised logs first, then the known logs that are not. */
+function rows(set: WriterSet, known: { log: string; node: string | null }[]) {
+  const out = []
+  for (const w of set.writers.values()) {
+    out.push({
+      log: z(w.log),
+      node: w.node === null ? null : z(w.node),
+      authorised: true,
+      root: w.root,
+      admittedBy: w.admittedBy ? { log: z(w.admittedBy.log), seq: w.admittedBy.seq } : null,
+      limit: w.limit,
+      revokedBy: w.revokedBy.map((r) => ({ log: z(r.log), seq: r.seq, last: r.last, undecided: r.undecided }))
+    })
+  }
+  for (const k of known) {
+    if (set.writers.has(k.log)) continue
+    out.push({ log: z(k.log), node: k.node === null ? null : z(k.node), authorised: false, root: false, admittedBy: null, limit: null, revokedBy: [] })
+  }
+  return out
+}
+
+export class VolumeWritersCommand extends BazilCommand {
+  static override paths = [['volume', 'writers']]
+  static override usage = BazilCommand.Usage({
+    description: 'List the writers of a volume: each writer log, its node, who admitted it (log and seq), revocations and its last accepted seq, and whether it is a root; then the logs held that are not authorised',
+    examples: [['List writers', '$0 volume writers myfiles'], ['As JSON', '$0 volume writers --json myfiles']]
+  })
+  asJson = Option.Boolean('--json', false)
+  volume = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    return this.withNode(async (node) => {
+      const rec = node.dir.volumeEntry(this.volume)
+      let set: WriterSet
+      let known: { log: string; node: string | null }[]
+      if (rec.storageOnly) {
+        const held = await node.heldVolume(rec.name)
+        await held.update()
+        set = held.writerSet
+        known = held.knownLogs()
+      } else {
+        const vol = await node.volume(rec.name)
+        await vol.refresh()
+        set = vol.writerSet
+        known = vol.knownLogs()
+      }
+      const list = rows(set, known)
+      if (this.asJson) {
+        this.json({ volume: rec.name, rootNode: set.rootNode === null ? null : z(set.rootNode), writers: list })
+        return
+      }
+      for (const r of list) {
+        const parts = [r.log, `node=${r.node ?? '(binding not here yet)'}`]
+        if (!r.authorised) parts.push('NOT AUTHORISED (entries not applied)')
+        else if (r.root) parts.push('root')
+        else parts.push(`admitted by ${r.admittedBy!.log} seq ${r.admittedBy!.seq}`)
+        if (r.limit !== null) parts.push(`revoked: last accepted seq ${r.limit} (${r.revokedBy.map((x) => `by ${x.log} seq ${x.seq}${x.undecided ? ', undecided' : ''}`).join('; ')})`)
+        this.out(parts.join('\t'))
+      }
+    })
+  }
+}
+
+export class VolumeWritersRemoveCommand extends BazilCommand {
+  static override paths = [['volume', 'writers', 'remove']]
+  static override usage = BazilCommand.Usage({
+    description: "Revoke a node's writer log(s) of a volume: its entries after the last one applied here are never applied, on any peer",
+    examples: [['Revoke a node', '$0 volume writers remove myfiles KEY']]
+  })
+  volume = Option.String({ required: true })
+  key = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    let key: Buffer
+    try {
+      key = decodeKey(this.key, 'node key')
+    } catch (err) {
+      throw new UserError((err as Error).message)
+    }
+    return this.withNode(async (node) => {
+      if (key.equals(node.dir.publicKey)) throw new UserError(`${encodeKey(key)} is this node's own key`)
+      this.out(await node.revokeWriter(this.volume, key))
+    })
+  }
+}

@@ -1,0 +1,86 @@
+// Helpers for the writer-set tests: data dirs with real corestores in one process, linked by
+// hypercore replication streams (no network), and a poll that refreshes volumes.
+import path from 'node:path'
+import type { Duplex } from 'node:stream'
+import { randomBytes } from '../src/crypto.js'
+import { DataDir, type VolumeRecord } from '../src/datadir.js'
+import { Node } from '../src/node.js'
+import type { Volume } from '../src/volume.js'
+import { PeerRegistry } from '../src/net/peers.js'
+import { tempDir } from './helpers.js'
+
+export const SHARING = randomBytes(32)
+
+export class Nodes {
+  private links = new Map<string, Duplex[]>()
+  private constructor(readonly root: string, readonly nodes: Node[], readonly cleanup: () => void) {}
+
+  /** `n` data dirs sharing one sharing key (`shared`), no volume yet. */
+  static async create(n: number): Promise<Nodes> {
+    const { dir, cleanup } = tempDir('bazil-writers-vol-')
+    const nodes: Node[] = []
+    for (let k = 0; k < n; k++) {
+      const data = DataDir.create(path.join(dir, `n${k}`))
+      data.addSharingKey('shared', SHARING)
+      nodes.push(await Node.open(data))
+    }
+    return new Nodes(dir, nodes, cleanup)
+  }
+
+  /** Node `k` gets the volume record (the same id) and opens it. */
+  async join(k: number, record: VolumeRecord): Promise<Volume> {
+    const { storage: _s, ...rest } = record
+    this.nodes[k].dir.addVolume({ ...rest, genesis: undefined, roots: undefined } as VolumeRecord)
+    return this.nodes[k].volume(record.name)
+  }
+
+  /** Lets node `b` write to the volume in node `a`'s registry (what `peer volume allow` does). */
+  allow(a: number, b: number, volumeId: string): void {
+    PeerRegistry.update(this.nodes[a].dir.root, (r) => {
+      r.add(this.nodes[b].dir.publicKey)
+      r.setVolume(this.nodes[b].dir.publicKey, volumeId, true)
+    })
+  }
+
+  link(x: number, y: number): void {
+    const key = `${x}-${y}`
+    if (this.links.has(key)) return
+    const a = this.nodes[x].store.replicate(true)
+    const b = this.nodes[y].store.replicate(false)
+    a.pipe(b).pipe(a)
+    a.on('error', () => {})
+    b.on('error', () => {})
+    this.links.set(key, [a, b])
+  }
+
+  unlink(x: number, y: number): void {
+    for (const s of this.links.get(`${x}-${y}`) ?? []) s.destroy()
+    this.links.delete(`${x}-${y}`)
+  }
+
+  /** Closes node `k` (its links go) and opens its data dir again; links are not restored. */
+  async restart(k: number): Promise<Node> {
+    for (const key of [...this.links.keys()]) if (key.split('-').map(Number).includes(k)) this.unlink(...(key.split('-').map(Number) as [number, number]))
+    await this.nodes[k].close()
+    this.nodes[k] = await Node.open(DataDir.open(this.nodes[k].dir.root))
+    return this.nodes[k]
+  }
+
+  async close(): Promise<void> {
+    for (const k of [...this.links.keys()]) this.unlink(...(k.split('-').map(Number) as [number, number]))
+    for (const n of this.nodes) await n.close().catch(() => {})
+    this.cleanup()
+  }
+}
+
+/** Refreshes the volumes until `cond` holds. */
+export async function until(what: string, vols: Volume[], cond: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    await Promise.all(vols.map((v) => v.refresh()))
+    if (cond()) return
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+

@@ -1,0 +1,181 @@
+// Writer authorisation at the volume level, through real data dirs, corestores and hypercore
+// replication (no network): finding 2 of issue 9 as regression tests (a peer allowed a volume
+// cannot add logs bound to identities of its own making; a revoked writer's later entries are
+// never applied), a late revocation that forces a rebuild, and the migration of a volume made
+// before binding v2 (legacy: random id, v1 bindings).
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { CONTEXT, deriveKey, encodeKey, generateKeyPair, randomBytes } from '../src/crypto.js'
+import { DataDir, type VolumeRecord } from '../src/datadir.js'
+import { Node } from '../src/node.js'
+import type { Volume } from '../src/volume.js'
+import { WriterLog, type Genesis } from '../src/logs/index.js'
+import { writeWritersFile } from '../src/writers-file.js'
+import { Nodes, SHARING, until } from './writers-helpers.js'
+
+const has = (v: Volume, p: string): boolean => v.tree.lookup(p) !== null
+const hex = (b: Buffer): string => b.toString('hex')
+
+/**
+ * A log bound to a fresh identity that `node` makes up (not its own key) in its own
+ * corestore, with one entry: what a peer allowed the volume could offer as "another writer".
+ */
+async function forgedLog(node: Node, vol: Volume, genesis: Genesis | null, path: string): Promise<WriterLog> {
+  const volumeKey = deriveKey(SHARING, CONTEXT.volume, vol.id)
+  const log = await WriterLog.create(node.store.namespace(`forged-${path}`), { volumeId: vol.id, identity: generateKeyPair(), volumeKey, genesis })
+  // Any entry that would apply will do: the writer's own last changes, replayed under the new log.
+  const own = []
+  for await (const e of vol.log.read({ wait: false })) if (!(e instanceof Error) && e.control === null) own.push(e)
+  const last = own[own.length - 1]!
+  await log.append([{ time: Date.now(), ops: [{ op: 'mkdir', path }], changes: last.body.changes }])
+  return log
+}
+
+test('finding 2: a log bound to an identity a peer made up is never applied, served or admitted', async (t) => {
+  const c = await Nodes.create(2)
+  t.after(() => c.close())
+  const a = await c.nodes[0].createVolume('v', 'shared')
+  const record = c.nodes[0].dir.volume('v')
+  c.allow(0, 1, record.id)
+  const b = await c.join(1, record)
+  await a.addWriter(b.log.key)
+  await b.addWriter(a.log.key)
+  c.link(0, 1)
+  await until('a admits b', [a, b], () => b.canWrite)
+  b.mkdir('/from-b')
+  await b.flush()
+  await until('a applies b', [a, b], () => has(a, '/from-b'))
+
+  // B makes up an identity, binds a new log to it, writes with it, and offers it to A.
+  const genesis = { node: c.nodes[0].dir.publicKey, nonce: Buffer.from(record.genesis!.nonce, 'hex') }
+  b.mkdir('/template')
+  await b.flush()
+  const forged = await forgedLog(c.nodes[1], b, genesis, '/forged')
+  await a.addWriter(forged.key)
+  await b.addWriter(forged.key)
+  await until('a holds the forged log', [a, b], () => (a.writers.get(hex(forged.key))?.core.contiguousLength ?? 0) >= 2)
+  await a.refresh()
+  assert.ok(!a.writerSet.writers.has(hex(forged.key)), 'the forged log is not in the writer set')
+  assert.ok(a.writerSet.unauthorised.includes(hex(forged.key)))
+  assert.equal(a.replayState().find((s) => s.writer === hex(forged.key))!.applied, 1, 'none of its entries applied')
+  assert.ok(!(await c.nodes[0].writerKeys('v')).some((k) => k.equals(forged.key)), 'not served or relayed')
+  // log verify names its entry; A does not admit it (its node is in no registry).
+  assert.ok((await a.verify()).unauthorised.some((e) => e.writer === encodeKey(forged.key) && e.seq === 1))
+  for await (const e of a.log.read({ wait: false })) if (!(e instanceof Error) && e.control) for (const op of e.control) assert.ok(!("log" in op && op.log.equals(forged.key)))
+})
+
+test('finding 2: after a revocation (peer volume deny) the writer\'s later entries are never applied, by any peer', async (t) => {
+  const c = await Nodes.create(3)
+  t.after(() => c.close())
+  const a = await c.nodes[0].createVolume('v', 'shared')
+  const record = c.nodes[0].dir.volume('v')
+  c.allow(0, 1, record.id)
+  c.allow(0, 2, record.id)
+  const b = await c.join(1, record)
+  const cc = await c.join(2, record)
+  for (const v of [a, b, cc]) for (const o of [a, b, cc]) if (o !== v) await v.addWriter(o.log.key)
+  c.link(0, 1); c.link(0, 2); c.link(1, 2)
+  await until('all admitted', [a, b, cc], () => b.canWrite && cc.canWrite)
+  b.mkdir('/before')
+  await b.flush()
+  await until('everyone has /before', [a, b, cc], () => has(a, '/before') && has(cc, '/before'))
+  // A denies B: revoke(b's log, last applied).
+  const r = await a.revokeNode(c.nodes[1].dir.publicKey)
+  assert.equal(r.revoked.length, 1)
+  await until('b and c see the revocation', [a, b, cc], () => !b.canWrite && cc.writerSet.writers.get(hex(b.log.key))?.limit !== null && cc.writerSet.writers.get(hex(b.log.key))?.limit !== undefined)
+  assert.throws(() => b.mkdir('/refused'), /revoked/)
+  // B, modified, keeps appending anyway.
+  await b.log.append([{ time: Date.now(), ops: [{ op: 'mkdir', path: '/after' }], changes: (await lastChanges(b)) }])
+  await until('a and c hold b\'s new entry', [a, b, cc], () => a.writers.get(hex(b.log.key))!.core.contiguousLength === b.log.length && cc.writers.get(hex(b.log.key))!.core.contiguousLength === b.log.length)
+  for (const v of [a, cc]) {
+    const s = v.replayState().find((x) => x.writer === hex(b.log.key))!
+    assert.equal(s.applied, r.revoked[0].last + 1, 'nothing past the limit applied')
+    const ver = await v.verify()
+    assert.ok(ver.unauthorised.some((e) => e.writer === encodeKey(b.log.key) && e.seq === b.log.length - 1), 'log verify names the entry')
+  }
+  assert.ok(has(a, '/before') && has(cc, '/before'))
+})
+
+async function lastChanges(v: Volume) {
+  let last = null
+  for await (const e of v.log.read({ wait: false })) if (!(e instanceof Error) && e.control === null) last = e
+  return last!.body.changes
+}
+
+test('a revocation that arrives late: the tree is rebuilt without the dropped entries, which are reported; the same tree everywhere', async (t) => {
+  const c = await Nodes.create(3)
+  t.after(() => c.close())
+  const a = await c.nodes[0].createVolume('v', 'shared')
+  const record = c.nodes[0].dir.volume('v')
+  c.allow(0, 1, record.id)
+  c.allow(0, 2, record.id)
+  const b = await c.join(1, record)
+  const cc = await c.join(2, record)
+  for (const v of [a, b, cc]) for (const o of [a, b, cc]) if (o !== v) await v.addWriter(o.log.key)
+  c.link(0, 1); c.link(0, 2); c.link(1, 2)
+  await until('all admitted', [a, b, cc], () => b.canWrite && cc.canWrite)
+  b.mkdir('/kept')
+  await b.flush()
+  await until('a has /kept', [a, b, cc], () => has(a, '/kept') && has(cc, '/kept'))
+  // Partition: A alone revokes B (at what A applied); B and C keep writing together.
+  c.unlink(0, 1); c.unlink(0, 2)
+  await a.revokeNode(c.nodes[1].dir.publicKey)
+  b.mkdir('/late')
+  await b.flush()
+  await until('c applies /late', [b, cc], () => has(cc, '/late'))
+  cc.mkdir('/late/child') // depends on b's dropped entry
+  cc.mkdir('/c-own')
+  await cc.flush()
+  await until('b applies c', [b, cc], () => has(b, '/late/child'))
+  // Heal: the revocation reaches B and C, whose trees are rebuilt without /late.
+  c.link(0, 1); c.link(0, 2)
+  await until('rebuilt', [a, b, cc], () => !has(cc, '/late') && !has(b, '/late') && has(a, '/c-own') && has(b, '/c-own'))
+  assert.ok(cc.rebuilds.count >= 1)
+  assert.ok(cc.dropped.some((d) => d.writer === encodeKey(b.log.key)), 'dropped entries are reported')
+  const dump = (v: Volume): string[] => [...v.tree.walk('/')].map((s) => s.path).sort()
+  assert.deepEqual(dump(cc), dump(a))
+  assert.deepEqual(dump(b), dump(a))
+  assert.ok(has(a, '/kept') && !has(a, '/late/child'))
+  // The rebuilt state survives a checkpoint and a reopen.
+  const ckpt = await cc.checkpoint()
+  assert.ok(ckpt)
+})
+
+test('migration: a volume made before binding v2 (random id, v1 bindings) gets the logs known at migration as roots; a new log needs an admit', async (t) => {
+  const c = await Nodes.create(2)
+  t.after(() => c.close())
+  const id = randomBytes(32)
+  const record: VolumeRecord = { version: 1, name: 'old', id: id.toString('hex'), sharing: 'shared', created: Date.now() }
+  const volumeKey = deriveKey(SHARING, CONTEXT.volume, id)
+  // As an older bazil left them: both logs bound (v1), each node knowing the other's.
+  const logs: Buffer[] = []
+  for (const n of c.nodes) {
+    n.dir.addVolume(record)
+    const log = await WriterLog.create(n.store, { volumeId: id, identity: n.dir.identity, volumeKey })
+    logs.push(log.key)
+    await log.close()
+  }
+  writeWritersFile(c.nodes[0].dir.root, record.id, [logs[1]])
+  writeWritersFile(c.nodes[1].dir.root, record.id, [logs[0]])
+  const a = await c.nodes[0].volume('old')
+  const b = await c.nodes[1].volume('old')
+  assert.deepEqual(c.nodes[0].dir.volume('old').roots, logs.map((k) => encodeKey(k)).sort())
+  assert.ok(a.canWrite && b.canWrite)
+  c.link(0, 1)
+  a.mkdir('/a'); b.mkdir('/b')
+  await a.flush(); await b.flush()
+  await until('both apply both', [a, b], () => has(a, '/b') && has(b, '/a'))
+  // A log of a fresh identity, v1-bound, offered later: not a root, never admitted.
+  const forged = await forgedLog(c.nodes[1], b, null, '/forged')
+  await a.addWriter(forged.key)
+  await until('a holds it', [a], () => (a.writers.get(hex(forged.key))?.core.contiguousLength ?? 0) >= 2)
+  assert.ok(!a.writerSet.writers.has(hex(forged.key)))
+  assert.ok(!has(a, '/forged'))
+  // Reopening keeps the same roots (no second migration).
+  await c.nodes[0].close()
+  const again = await Node.open(DataDir.open(c.nodes[0].dir.root))
+  c.nodes[0] = again
+  const a2 = await again.volume('old')
+  assert.deepEqual(again.dir.volume('old').roots, logs.map((k) => encodeKey(k)).sort())
+  assert.ok(a2.canWrite && has(a2, '/b'))
+})
