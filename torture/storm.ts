@@ -9,12 +9,12 @@ import path from 'node:path'
 
 const WRITER = `
 import os, sys, random, hashlib
-mnt, journal, tag, seed, maxkib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+mnt, journal, tag, seed, maxkib, maxfiles = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 rnd = random.Random(seed)
 j = open(journal, 'a', buffering=1)
 i = 0
 try:
-    while True:
+    while maxfiles == 0 or i < maxfiles:
         i += 1
         name = f'hot{rnd.randrange(8)}' if rnd.random() < 0.3 else f'{tag}-{i}'
         data = os.urandom(rnd.randrange(1, maxkib * 1024))
@@ -38,8 +38,9 @@ export interface Storm {
   done: Promise<string>
 }
 
-export function startStorm(mnt: string, journal: string, tag: string, seed: number, maxKiB = 256): Storm {
-  const child = spawn('python3', ['-c', WRITER, mnt, journal, tag, String(seed), String(maxKiB)], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** `maxFiles` 0: until an error stops it. */
+export function startStorm(mnt: string, journal: string, tag: string, seed: number, maxKiB = 256, maxFiles = 0): Storm {
+  const child = spawn('python3', ['-c', WRITER, mnt, journal, tag, String(seed), String(maxKiB), String(maxFiles)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
