@@ -11,9 +11,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { bazil, startServer, type ServerProcess } from '../test/helpers.js'
-import { mountTmpfs, smallFsUnavailable } from '../test/small-fs.js'
+import { mountTmpfs, smallFsUnavailable, writeRandomFiles } from '../test/small-fs.js'
 import { envInt, type Section, type SectionResult, type TortureEnv } from './section.js'
-import { checkStorm, readFrom, startStorm } from './storm.js'
+import { checkStorm, isMounted, readFrom, startStorm } from './storm.js'
 
 const FILLER_MIB = 8
 /** Any one step that takes longer is a hang: reported, and the round is torn down. */
@@ -26,16 +26,6 @@ function within<T>(p: Promise<T>, what: string, ms = STEP_MS): Promise<T> {
 }
 const CLEAR_ERROR = /the disk holding .* is full: .* MiB free.*free some space/
 
-function makeBatch(dir: string, files: number, bytes: number): Map<string, string> {
-  fs.mkdirSync(dir, { recursive: true })
-  const sums = new Map<string, string>()
-  for (let i = 0; i < files; i++) {
-    const data = crypto.randomBytes(bytes)
-    fs.writeFileSync(path.join(dir, `f${i}`), data)
-    sums.set(`f${i}`, crypto.createHash('sha256').update(data).digest('hex'))
-  }
-  return sums
-}
 
 /** Exports the volume to `dest` (reads) and returns the files whose content differs from `want` or is missing. */
 async function exportAndCompare(data: string, dest: string, want: Map<string, string>): Promise<{ error: string | null; bad: string[] }> {
@@ -52,14 +42,6 @@ async function exportAndCompare(data: string, dest: string, want: Map<string, st
   return { error: null, bad }
 }
 
-function isMounted(dir: string): boolean {
-  try {
-    execFileSync('mountpoint', ['-q', dir])
-    return true
-  } catch {
-    return false
-  }
-}
 
 const section: Section = {
   name: 'full-disk',
@@ -91,7 +73,7 @@ const section: Section = {
         let fullError = ''
         for (; batch < 200; batch++) {
           const src = path.join(env.tmpDir, `src${round}-${batch}`)
-          const sums = makeBatch(src, 8, 256 * 1024)
+          const sums = writeRandomFiles(src, 8, 256 * 1024)
           const r = await bazil(data, ['volume', 'import', 'v', src, `--to=/b${batch}`])
           fs.rmSync(src, { recursive: true, force: true })
           if (r.code === 0) {
@@ -137,7 +119,7 @@ const section: Section = {
         const c2 = checkStorm(journal, readFrom(mnt))
         if (c2.versions <= c1.versions) fail('no write through the mount succeeded after space was freed')
         if (c2.lost.length + c2.torn.length > 0) fail(`after freeing: ${c2.lost.length} fsynced files lost, ${c2.torn.length} torn`)
-        const late = makeBatch(path.join(env.tmpDir, `late${round}`), 2, 100_000)
+        const late = writeRandomFiles(path.join(env.tmpDir, `late${round}`), 2, 100_000)
         const r = await within(bazil(data, ['volume', 'import', 'v', path.join(env.tmpDir, `late${round}`), '--to=/late']), 'import after freeing space')
         if (r.code !== 0) fail(`import after freeing space failed: ${r.stderr}`)
         for (const [f, s] of late) want.set(`late/${f}`, s)

@@ -9,16 +9,8 @@ import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { bazil, startServer, type ServerProcess } from '../test/helpers.js'
 import { envInt, type Section, type SectionResult, type TortureEnv } from './section.js'
-import { checkStorm, readFrom, startStorm } from './storm.js'
+import { checkStorm, isMounted, readFrom, startStorm } from './storm.js'
 
-function isMounted(dir: string): boolean {
-  try {
-    execFileSync('mountpoint', ['-q', dir])
-    return true
-  } catch {
-    return false
-  }
-}
 
 async function waitMounted(dir: string, ms = 20_000): Promise<boolean> {
   const end = Date.now() + ms

@@ -2,7 +2,7 @@
 // files (new ones, and overwrites of a few hot ones) with write+fsync+close, and journals on
 // the native disk, per file version, "I name sha256" before writing and "S name sha256" once
 // fsync and close returned. checkStorm() then says which fsynced files are lost or torn.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -100,5 +100,15 @@ export function readFrom(dir: string): (name: string) => Buffer | null {
     } catch {
       return null
     }
+  }
+}
+
+/** Whether `dir` is a mount point now. */
+export function isMounted(dir: string): boolean {
+  try {
+    execFileSync('mountpoint', ['-q', dir])
+    return true
+  } catch {
+    return false
   }
 }
