@@ -11,7 +11,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { KEY_BYTES, encodeKey, generateKeyPair, randomBytes, type KeyPair } from './crypto.js'
+import { KEY_BYTES, decodeKey, encodeKey, generateKeyPair, randomBytes, sign, verify, type KeyPair } from './crypto.js'
 import { replaceFileSync } from './atomic-file.js'
 
 export const DATA_DIR_VERSION = 1
@@ -153,6 +153,12 @@ export class DataDir {
     if (secretKey.length !== 64) throw new UserError(`${path.join(root, 'node.key')} is damaged: expected 64 bytes`)
     // An ed25519 secret key in sodium's layout carries its public key in the last 32 bytes.
     const identity = { secretKey, publicKey: Buffer.from(secretKey.subarray(32)) }
+    // A changed byte in either half would otherwise show only later, as "bound to another
+    // node" or as signatures nobody accepts: a signature made with it must verify with it.
+    const probe = Buffer.from('bazil node.key check')
+    if (!verify(probe, sign(probe, secretKey), identity.publicKey)) {
+      throw new UserError(`${path.join(root, 'node.key')} is damaged: its secret and public halves do not match`)
+    }
     return new DataDir(root, identity)
   }
 
@@ -258,6 +264,14 @@ export class DataDir {
  * (`storageOnly: true`, and then no `sharing` and no `storage`): anything in between is damaged.
  */
 function checkVolumeRecord(value: unknown, where: string): VolumeEntry {
+  const isKey = (k: unknown): boolean => {
+    try {
+      decodeKey(k as string, 'key')
+      return true
+    } catch {
+      return false
+    }
+  }
   if (typeof value !== 'object' || value === null) throw new UserError(`${where} is damaged: not an object`)
   const r = value as Record<string, unknown>
   if (r.version !== 1 || typeof r.id !== 'string' || !/^[0-9a-f]{64}$/.test(r.id)) throw new UserError(`${where} is damaged or from a newer bazil`)
@@ -265,8 +279,9 @@ function checkVolumeRecord(value: unknown, where: string): VolumeEntry {
   if (r.genesis !== undefined) {
     const g = r.genesis as Record<string, unknown> | null
     if (typeof g !== 'object' || g === null || typeof g.node !== 'string' || typeof g.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(g.nonce)) throw new UserError(`${where}: "genesis" must be { node, nonce }`)
+    if (!isKey(g.node)) throw new UserError(`${where} is damaged: "genesis" names no node key`)
   }
-  if (r.roots !== undefined && (!Array.isArray(r.roots) || r.roots.some((k) => typeof k !== 'string'))) throw new UserError(`${where}: "roots" must be a list of log keys`)
+  if (r.roots !== undefined && (!Array.isArray(r.roots) || r.roots.some((k) => typeof k !== 'string' || !isKey(k)))) throw new UserError(`${where}: "roots" must be a list of log keys`)
   if (r.storageOnly !== undefined && typeof r.storageOnly !== 'boolean') throw new UserError(`${where}: "storageOnly" must be true or false`)
   if (r.storageOnly === true) {
     if (r.sharing !== undefined) throw new UserError(`${where} is inconsistent: a storage-only volume has no sharing key`)
@@ -274,7 +289,7 @@ function checkVolumeRecord(value: unknown, where: string): VolumeEntry {
     return r as unknown as StorageOnlyRecord
   }
   if (typeof r.sharing !== 'string' || !NAME_RE.test(r.sharing)) throw new UserError(`${where} is inconsistent: no sharing key name, and not storage-only`)
-  if (r.storage !== undefined && (!Array.isArray(r.storage) || r.storage.some((k) => typeof k !== 'string'))) {
+  if (r.storage !== undefined && (!Array.isArray(r.storage) || r.storage.some((k) => typeof k !== 'string' || !isKey(k)))) {
     throw new UserError(`${where}: "storage" must be a list of peer keys`)
   }
   return r as unknown as VolumeRecord

@@ -104,3 +104,45 @@ test('a damaged RocksDB table is reported as damage naming the file, not as "in 
     cleanup()
   }
 })
+
+test('a flipped byte in node.key (either half) is reported naming node.key, before anything is signed with it', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir('bazil-flip-')
+  try {
+    const data = path.join(dir, 'd')
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    assert.equal((await bazil(data, ['volume', 'create', 'v'])).code, 0)
+    const keyFile = path.join(data, 'node.key')
+    for (const offset of [5, 40]) {
+      flip(keyFile, offset)
+      const r = await bazil(data, ['volume', 'mkdir', 'v', `d${offset}`])
+      assert.equal(r.code, 1, `offset ${offset}: ${r.stdout}`)
+      assert.match(r.stderr, /^bazil: .*node\.key is damaged/, `offset ${offset}`)
+      flip(keyFile, offset) // back as it was
+      const ok = await bazil(data, ['volume', 'mkdir', 'v', `d${offset}`])
+      assert.equal(ok.code, 0, ok.stderr)
+    }
+    const v = await bazil(data, ['log', 'verify', 'v'])
+    assert.equal(v.code, 0, v.stdout + v.stderr)
+  } finally {
+    cleanup()
+  }
+})
+
+test('a damaged key in a volume record is reported naming the record file', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir('bazil-flip-')
+  try {
+    const data = path.join(dir, 'd')
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    assert.equal((await bazil(data, ['volume', 'create', 'v'])).code, 0)
+    const file = path.join(data, 'volumes', 'v.json')
+    const rec = JSON.parse(fs.readFileSync(file, 'utf8')) as { genesis?: { node: string } }
+    assert.ok(rec.genesis, 'the record names its genesis')
+    const at = fs.readFileSync(file, 'utf8').indexOf(rec.genesis.node) + 7
+    fs.writeFileSync(file, Buffer.concat([fs.readFileSync(file).subarray(0, at), Buffer.from('@'), fs.readFileSync(file).subarray(at + 1)]))
+    const r = await bazil(data, ['volume', 'ls', 'v'])
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /^bazil: .*volumes\/v\.json is damaged/)
+  } finally {
+    cleanup()
+  }
+})

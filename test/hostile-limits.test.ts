@@ -27,14 +27,16 @@ test('an op bomb (a million ops in 80 bytes) and a deflate bomb are rejected bef
       { shard: 'a0', change: bomb, writer: WH, tag: 'e1' },
       { shard: 'a1', change: zbomb, writer: WH, tag: 'e2' },
       { shard: 'a2', change: opBomb(W, 100_000, { compress: true }), writer: WH, tag: 'e3' },
+      { shard: 'a3', change: deflateBomb(W, 512 * 1024), writer: WH, tag: 'e4' },
     ])
     const ms = performance.now() - t0
-    assert.deepEqual(rejected.map((r) => r.tag), ['e1', 'e2', 'e3'])
+    assert.deepEqual(rejected.map((r) => r.tag), ['e1', 'e2', 'e3', 'e4'])
     for (const r of rejected) assert.match(r.reason, /entry over its limits/)
     assert.match(rejected[0].reason, /more ops than/)
-    assert.match(rejected[1].reason, /inflates beyond 32x/)
+    assert.match(rejected[1].reason, /inflates beyond the \d+ bytes left of the entry/)
+    assert.match(rejected[3].reason, /inflates beyond 32x/)
     assert.equal(t.heldCount, 0)
-    console.log(`# three bombs rejected in ${ms.toFixed(1)} ms`)
+    console.log(`# four bombs rejected in ${ms.toFixed(1)} ms`)
   } finally { t.free() }
 })
 
@@ -103,7 +105,7 @@ test('replaying the worst entries a writer can build blocks the event loop brief
       { name: 'largest op bomb accepted', changes: [{ shard: 'c2', change: opBomb(me, rootOps) }] },
       { name: 'largest nested op bomb accepted', changes: [{ shard: 'c5', change: nestedBomb(me, ops - CHANGE_LIMITS.rootOpWeight) }] },
       { name: 'most records accepted', changes: [{ shard: 'c3', change: wideChange(me, ids(rootOps, 'c3')) }] },
-      { name: 'largest values accepted', changes: [{ shard: 'c4', change: wideChange(me, ids(500, 'c4'), { valueBytes: 8000 }) }] },
+      { name: 'largest values accepted', changes: [{ shard: 'c4', change: wideChange(me, ids(120, 'c4'), { valueBytes: 8000 }) }] },
       { name: 'most changes accepted', changes: manyChanges(me, Math.floor(CHANGE_LIMITS.entryOps / (CHANGE_LIMITS.changeOps + CHANGE_LIMITS.rootOpWeight))) },
     ]
     const seqs = await vol.log.append(bodies.map((b) => ({ time: 1, ops: [], changes: b.changes })))

@@ -12,6 +12,7 @@ import type { Volume } from '../src/volume.js'
 import { WriterLog, type Genesis } from '../src/logs/index.js'
 import { writeWritersFile } from '../src/writers-file.js'
 import { Nodes, SHARING, until } from './writers-helpers.js'
+import { bazil } from './helpers.js'
 
 const has = (v: Volume, p: string): boolean => v.tree.lookup(p) !== null
 const hex = (b: Buffer): string => b.toString('hex')
@@ -178,4 +179,72 @@ test('migration: a volume made before binding v2 (random id, v1 bindings) gets t
   const a2 = await again.volume('old')
   assert.deepEqual(again.dir.volume('old').roots, logs.map((k) => encodeKey(k)).sort())
   assert.ok(a2.canWrite && has(a2, '/b'))
+})
+
+test('a storage-only node computes the same writer set from plaintext (bindings, control entries) as the readers, and serves only authorised logs', async (t) => {
+  const c = await Nodes.create(3)
+  t.after(() => c.close())
+  const a = await c.nodes[0].createVolume('v', 'shared')
+  const record = c.nodes[0].dir.volume('v')
+  c.allow(0, 1, record.id)
+  const b = await c.join(1, record)
+  await a.addWriter(b.log.key)
+  await b.addWriter(a.log.key)
+  c.link(0, 1)
+  await until('b admitted', [a, b], () => b.canWrite)
+  b.mkdir('/x')
+  await b.flush()
+  await a.revokeNode(c.nodes[1].dir.publicKey)
+  // A log of a made-up identity, offered too.
+  const forged = await forgedLog(c.nodes[1], b, { node: c.nodes[0].dir.publicKey, nonce: Buffer.from(record.genesis!.nonce, 'hex') }, '/forged')
+  c.nodes[2].dir.addVolume({ version: 1, name: 'held', id: record.id, storageOnly: true, created: Date.now() })
+  const held = await c.nodes[2].heldVolume('held')
+  for (const k of [a.log.key, b.log.key, forged.key]) await held.addWriter(k)
+  c.link(0, 2); c.link(1, 2)
+  await a.addWriter(forged.key)
+  const deadline = Date.now() + 15_000
+  while (held.writerSet.fingerprint !== a.writerSet.fingerprint || held.allLogs().some((k) => (held.core(k)?.contiguousLength ?? 0) < (a.writers.get(hex(k))?.core.contiguousLength ?? 0))) {
+    if (Date.now() > deadline) throw new Error(`closet ${held.writerSet.fingerprint} != a ${a.writerSet.fingerprint}`)
+    await held.update()
+    await a.refresh()
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  assert.equal(held.writerSet.writers.get(hex(b.log.key))!.limit, a.writerSet.writers.get(hex(b.log.key))!.limit)
+  assert.deepEqual((await c.nodes[2].writerKeys('held')).map(hex).sort(), [hex(a.log.key), hex(b.log.key)].sort())
+  assert.equal(held.record.genesis?.nonce, record.genesis!.nonce, 'the closet learned the genesis from the bindings')
+})
+
+test('CLI: peer remove revokes the peer\'s logs in the volumes it was allowed; volume writers shows it; volume writers remove on a non-writer says why', async (t) => {
+  const c = await Nodes.create(2)
+  t.after(() => c.close())
+  const a = await c.nodes[0].createVolume('v', 'shared')
+  const record = c.nodes[0].dir.volume('v')
+  c.allow(0, 1, record.id)
+  const b = await c.join(1, record)
+  await a.addWriter(b.log.key)
+  await b.addWriter(a.log.key)
+  c.link(0, 1)
+  await until('b admitted', [a, b], () => b.canWrite)
+  b.mkdir('/x')
+  await b.flush()
+  await until('a has /x', [a, b], () => has(a, '/x'))
+  c.unlink(0, 1)
+  const rootA = c.nodes[0].dir.root, rootB = c.nodes[1].dir.root
+  const B = encodeKey(c.nodes[1].dir.publicKey), A = encodeKey(c.nodes[0].dir.publicKey)
+  await c.nodes[0].close()
+  await c.nodes[1].close()
+  const removed = await bazil(rootA, ['peer', 'remove', B])
+  assert.equal(removed.code, 0, removed.stderr)
+  assert.match(removed.stdout, new RegExp(`revoked writer log ${encodeKey(b.log.key)} of node ${B} in volume "v" \\(entries after seq 1 are not accepted\\)`))
+  const listed = await bazil(rootA, ['volume', 'writers', '--json', 'v'])
+  const rows = JSON.parse(listed.stdout) as { rootNode: string; writers: { log: string; node: string; root: boolean; limit: number | null; admittedBy: { log: string; seq: number } | null }[] }
+  assert.equal(rows.rootNode, A)
+  assert.deepEqual(rows.writers.map((w) => [w.node, w.root, w.limit]).sort(), [[A, true, null], [B, false, 1]].sort())
+  const text = await bazil(rootA, ['volume', 'writers', 'v'])
+  assert.match(text.stdout, /root/)
+  assert.match(text.stdout, /revoked: last accepted seq 1/)
+  // B is no writer any more (once it knows): it cannot record a revocation of A.
+  const refused = await bazil(rootB, ['volume', 'writers', 'remove', 'v', A])
+  assert.equal(refused.code, 0, refused.stderr)
+  assert.match(refused.stdout, /root of volume "v": it cannot be revoked|cannot record a revocation/)
 })

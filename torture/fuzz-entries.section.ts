@@ -77,9 +77,15 @@ const section: Section = {
 
       // Material: honest changes of a scratch tree with our actor, continuing our own history
       // (so only what is done to them is hostile); a second one's changes are mutated.
-      const scratch = Tree.create(meHex)
+      // Records put in the wrong shard go to a shard nothing else here writes (FOREIGN), as
+      // well-formed changes one after another, so they are applied and their keys ignored.
+      const used = new Set([...vol.tree.walk('/')].map((st) => st.id.slice(0, 2)))
+      const FOREIGN = ['cd', 'ce', 'cf', 'd0'].find((x) => !used.has(x))!
+      const avoid = (n: number): string => { for (;;) { const id = r.bytes(n).toString('hex'); if (!id.startsWith(FOREIGN)) return id } }
+      const foreignDoc = A.getBackend(A.init<unknown>({ actor: meHex }))
+      const scratch = Tree.create(meHex, { random: avoid })
       for await (const e of vol.log.read({ wait: false })) if (!('reason' in e)) scratch.applyChanges(e.body.changes)
-      const scratch2 = Tree.create(meHex)
+      const scratch2 = Tree.create(meHex, { random: avoid })
       const changesOf = (t: Tree): ShardChange[] => {
         t.writeFile(`/h${r.int(1e9)}`, { hash: r.bytes(32).toString('hex'), size: r.int(1000) })
         return t.takeChanges()
@@ -100,6 +106,7 @@ const section: Section = {
       }
       const shard = (): string => r.int(256).toString(16).padStart(2, '0')
       const counts = new Map<Kind, number>()
+      const allKinds: Kind[] = []
       const expectSkip = new Set<number>()
       let honest = 0
       const fuzzStart = vol.log.length
@@ -110,6 +117,7 @@ const section: Section = {
         for (let i = 0; i < 200 && done < total; i++, done++) {
           const kind: Kind = done === 7 || done === total - 3 ? 'largest block' : r.pick(KINDS)
           kinds.push(kind)
+          allKinds.push(kind)
           counts.set(kind, (counts.get(kind) ?? 0) + 1)
           const body = (changes: ShardChange[]): EntryBody => ({ time: r.int(2 ** 40), ops: [{ op: 'fuzz', path: `/${kind}` }], changes })
           switch (kind) {
@@ -135,10 +143,11 @@ const section: Section = {
               break
             }
             case 'foreign shard': {
-              const h = A.getBackend(A.init<unknown>({ actor: meHex }))
-              h.putObject('_root', 'ab' + r.bytes(15).toString('hex'), { v: 1 })
-              h.commit(null, null)
-              batch.push(body([{ shard: 'cd', change: h.getLastLocalChange()! }]))
+              // The id of a node elsewhere (or a made-up one): ignored, never hiding that node.
+              const victim = r.int(2) === 0 ? [...vol.tree.walk('/')].find((st) => st.id !== '0'.repeat(32))?.id ?? avoid(16) : avoid(16)
+              foreignDoc.putObject('_root', victim, { v: 1, kind: 'dir', loc: JSON.stringify([1, '0'.repeat(32), 'x', meHex, 1, null, null]), mode: 493, mtime: 1, by: meHex, del: JSON.stringify([1, meHex, 1, []]) })
+              foreignDoc.commit(null, null)
+              batch.push(body([{ shard: FOREIGN, change: foreignDoc.getLastLocalChange()! }]))
               break
             }
             case 'other actor': {
@@ -176,7 +185,24 @@ const section: Section = {
       for (const [k, n] of [...counts].sort()) figures[`kind: ${k}`] = n
       env.log(`appended ${total} fuzzed entries (${honest} honest); replaying`)
 
-      // Replay by the volume.
+      // Replay by the volume (the longest single tree apply is noted, with the kinds it held).
+      const kindOf = new Map<number, Kind>()
+      let seqAt = fuzzStart
+      for (const k of allKinds) kindOf.set(seqAt++, k)
+      let slowest = { ms: 0, what: '' }
+      const tree = vol.tree
+      const applyOrig = tree.apply.bind(tree)
+      tree.apply = (changes) => {
+        const t1 = performance.now()
+        const out = applyOrig(changes)
+        const ms = performance.now() - t1
+        if (ms > slowest.ms) {
+          const kinds = new Map<string, number>()
+          for (const c of changes) { const k = kindOf.get(Number(c.tag?.split(':')[1])) ?? 'before'; kinds.set(k, (kinds.get(k) ?? 0) + 1) }
+          slowest = { ms, what: [...kinds].map(([k, n]) => `${k} x${n}`).join(', ') }
+        }
+        return out
+      }
       let t = performance.now()
       let crashed = false
       const stall = await maxStall(async () => {
@@ -184,6 +210,10 @@ const section: Section = {
       })
       figures['replay s'] = ((performance.now() - t) / 1000).toFixed(1)
       figures['replay longest block ms'] = stall.toFixed(0)
+      figures['replay longest apply ms'] = slowest.ms.toFixed(0)
+      figures['replay longest apply held'] = slowest.what
+      tree.apply = applyOrig
+      figures['ignored keys (records in the wrong shard)'] = vol.tree.problems().filter((p) => /not a node id of this shard/.test(p.reason)).length
       const skipped = new Map(vol.skipped.map((s) => [s.seq, s.reason]))
       for (const seq of expectSkip) if (!skipped.has(seq)) failures.push(`hostile entry ${seq} was not skipped`)
       const byReason = new Map<string, number>()

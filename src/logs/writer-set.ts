@@ -163,17 +163,35 @@ export function computeWriterSet(input: WriterSetInput): WriterSet {
     return U
   }
 
-  // Kleene iteration from "all undecided": each round decides what follows from what is
-  // decided already (root entries first). Monotone, so it ends; what stays undecided is not valid.
-  for (let changed = true; changed;) {
-    changed = false
-    for (const e of entries) {
-      const k = key(e.log, e.seq)
-      if (status.get(k) !== U) continue
-      const s = entryStatus(e.log, e.seq)
-      if (s !== U) {
-        status.set(k, s)
-        changed = true
+  // Kleene iteration from "all undecided": decide what follows from what is decided already
+  // (root entries first), until nothing changes. Monotone, so it ends with the least fixpoint
+  // whatever the order; what stays undecided is not valid. A worklist re-examines only the
+  // entries of the logs a newly decided entry's ops name, so a long admit chain costs
+  // O(entries x ops), not one pass per link.
+  const entriesOf = new Map<string, ControlRecord[]>()
+  for (const e of entries) push(entriesOf, e.log, e)
+  const logsOfNode = new Map<string, string[]>()
+  for (const l of input.logs) if (l.node !== null) push(logsOfNode, l.node, l.log)
+  const queue: ControlRecord[] = [...entries]
+  const queued = new Set(entries.map((e) => key(e.log, e.seq)))
+  for (let next = 0; next < queue.length; next++) {
+    const e = queue[next]
+    const k = key(e.log, e.seq)
+    queued.delete(k)
+    if (status.get(k) !== U) continue
+    const s = entryStatus(e.log, e.seq)
+    if (s === U) continue
+    status.set(k, s)
+    for (const op of e.ops) {
+      const targets = op.op === 'admit-node' || op.op === 'revoke-node' ? (logsOfNode.get(op.node.toString('hex')) ?? []) : [op.log.toString('hex')]
+      for (const t of targets) {
+        for (const d of entriesOf.get(t) ?? []) {
+          const dk = key(d.log, d.seq)
+          if (status.get(dk) === U && !queued.has(dk)) {
+            queued.add(dk)
+            queue.push(d)
+          }
+        }
       }
     }
   }

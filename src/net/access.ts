@@ -194,11 +194,13 @@ export class AccessControl {
       } catch (err) {
         this.log('warn', `net: volume ${vol.name}: cannot list its writers: ${(err as Error).message}`)
       }
-      // Only cores whose recorded role is a log of this very volume.
+      // Only cores recorded as logs of this very volume, or not recorded at all (a log the
+      // writer set names by key before it is held): never a core with another role.
       const ok = writers.filter((w) => {
         const r = roles.get(w.toString('hex'))
-        if (r?.kind === 'log' && r.volume === idHex) return true
-        this.log('warn', `net: volume ${vol.name}: not serving log ${encodeKey(w)}: it is ${r ? describeRole(r) : 'not recorded as a log of the volume'}`)
+        const cand = this.candidates.get(w.toString('hex'))
+        if (r ? r.kind === 'log' && r.volume === idHex : !cand || cand.volume === idHex) return true
+        this.log('warn', `net: volume ${vol.name}: not serving log ${encodeKey(w)}: it is ${r ? describeRole(r) : 'a candidate log of another volume'}`)
         return false
       })
       volumes.push({ id: Buffer.from(idHex, 'hex'), name: vol.name, writers: ok })

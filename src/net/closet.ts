@@ -60,6 +60,7 @@ export class HeldVolume {
   private readonly scanned = new Map<string, number>()
   private genesis: { node: Buffer; nonce: Buffer } | null = null
   private set: WriterSet = computeWriterSet({ logs: [], control: [] })
+  private setInputs = ''
   private updating: Promise<void> | null = null
   private updateAgain = false
   private timer: NodeJS.Timeout | null = null
@@ -160,6 +161,9 @@ export class HeldVolume {
     if (this.genesis && !this.rec.genesis && this.host) {
       this.rec = this.host.updateRecord({ genesis: { node: encodeKey(this.genesis.node), nonce: this.genesis.nonce.toString('hex') } })
     }
+    const inputs = `${this.bindings.size}/${this.control.size}/${(this.rec.roots ?? []).join(',')}`
+    if (inputs === this.setInputs) return // bindings and control entries only grow: nothing new
+    this.setInputs = inputs
     const before = this.set.fingerprint
     this.set = computeWriterSet({
       logs: [...this.bindings.values()],

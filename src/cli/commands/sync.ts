@@ -105,11 +105,12 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
       net.refresh() // also starts keeping a replica of the peer's store, if it offers it
       await net.settled()
       // A volume without genesis (made before binding v2): the logs the peer offers are its roots here.
-      await untilTrue(async () => {
+      const bindings = await untilTrue(async () => {
         await held.update()
         return held.bindingsKnown(offer.writers)
       }, deadline)
-      await held.decideRoots(offer.writers)
+      if (bindings) await held.decideRoots(offer.writers)
+      else if (!held.record.genesis && held.record.roots === undefined) throw new UserError(`volume "${localName}": the logs peer ${encodeKey(key)} offers did not arrive within ${this.timeoutS} s: run \`bazil volume connect --storage-only\` again`)
       this.out(`holding volume "${localName}" from peer ${encodeKey(key)} storage-only (${held.writers().length} writer logs, ciphertext only)`)
       return
     }
@@ -124,11 +125,14 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     await net.settled()
     // Our log is bound once the genesis is known (from the offered logs' bindings); a volume
     // without genesis (made before binding v2) takes the offered logs as its roots here.
-    await untilTrue(async () => {
+    const bindings = await untilTrue(async () => {
       await vol.refresh()
       return vol.bindingsKnown(offer.writers)
     }, deadline)
-    if (!vol.record.genesis && !vol.log.bound) await vol.setLegacyRoots(offer.writers)
+    if (!vol.record.genesis && !vol.log.bound) {
+      if (!bindings) throw new UserError(`volume "${localName}": the logs peer ${encodeKey(key)} offers did not arrive within ${this.timeoutS} s: run \`bazil volume connect\` again`)
+      await vol.setLegacyRoots(offer.writers)
+    }
     await vol.ensureBound()
     net.writersChanged(vol.id)
     // A writer of the volume (the peer) admits our log once it sees it: wait for that.

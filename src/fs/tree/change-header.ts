@@ -39,20 +39,21 @@ export interface CheckedChange extends ChangeHeader {
 }
 
 /**
- * Limits on the work one log entry can cause (spec/oplog.md "Limits"). Measured on this
- * machine (quiet): Automerge applies an entry of 16k one-op records in ~80 ms and reading them
- * back costs as much again, so 8,192 ops keep one entry near 100 ms of blocked event loop;
- * a local batch of 1,000 new files is one entry.
+ * Limits on the work one log entry can cause (spec/oplog.md "Limits of an entry's changes").
+ * Measured on this machine: Automerge applies an entry of 16k one-op records in ~80 ms (quiet)
+ * and reading them back costs as much again; with 4 MiB of values an entry took 0.5-0.7 s
+ * under load, with 1 MiB ~0.15. These keep one entry near 100 ms of blocked event loop on a
+ * quiet machine; a local batch of ~540 new files is one entry.
  */
 export const CHANGE_LIMITS = {
   /** Ops (rows of the longest column) summed over the changes of one entry. */
   entryOps: 8192,
   /** What each change counts for besides its ops (Automerge's fixed cost per change, ~30 µs). */
   changeOps: 16,
-  /** What an op on a shard's root map counts for: each is a record the index reads back (an honest new record is 1 such op and 7 others). */
-  rootOpWeight: 4,
+  /** What an op on a shard's root map counts for: each is a record the index reads back (an honest new record is 1 such op and 7 others, 15 in all). */
+  rootOpWeight: 8,
   /** Uncompressed change bytes summed over the changes of one entry. */
-  entryBytes: 4 * 1024 * 1024,
+  entryBytes: 1024 * 1024,
   /** A deflated change may inflate to at most ratio x its compressed size + ratioSlack bytes. */
   ratio: 32,
   ratioSlack: 4096,
@@ -145,9 +146,9 @@ export function readChangeHeader(bytes: Uint8Array, budget: ChangeBudget = entry
 
 /**
  * The ops (with the per-change allowance) and uncompressed bytes of an entry's changes, as
- * readChangeHeader counts them but without hashing; an entry over its limits or with a
- * malformed change costs what was read of it (it will be rejected). For a replayer that
- * applies entries in bounded batches.
+ * readChangeHeader counts them but without hashing. An entry over its limits or with a
+ * malformed change counts as a whole allowance: rejecting it may take as much work (inflating
+ * up to the cap, counting up to the limit). For a replayer that applies entries in bounded batches.
  */
 export function entryCost(changes: Iterable<Uint8Array>): { ops: number; bytes: number } {
   const budget = entryBudget()
@@ -155,7 +156,7 @@ export function entryCost(changes: Iterable<Uint8Array>): { ops: number; bytes: 
     try {
       check(c, budget, false)
     } catch {
-      break
+      return { ops: CHANGE_LIMITS.entryOps, bytes: CHANGE_LIMITS.entryBytes }
     }
   }
   return { ops: CHANGE_LIMITS.entryOps - budget.ops, bytes: CHANGE_LIMITS.entryBytes - budget.bytes }
@@ -271,80 +272,109 @@ const ACTION_SET = 1
 /** makeMap, makeList, makeText, makeTable. */
 const MAKE_ACTIONS = new Set([0, 2, 4, 6])
 const VALUE_STRING = 6
-/** Keys whose string values name their writer, and where (index in the JSON array): spec/tree.md "Documents". */
-const CLAIMS: Record<string, number> = { loc: 3, content: 3, del: 1 }
 const SNAP_PREFIX = 'snap.'
-const SNAP_WRITER = 2
-const utf8 = new TextDecoder('utf-8', { fatal: false })
 
 /**
  * Authorship by construction: a change may only write values that name its own actor as
  * their writer. Every op assigning a string to `loc`, `content` or `del` (or `snap.*`) whose
- * JSON is a value of format 1 must name the change's actor in its writer field, and no op may
- * put an object (text, map, list) under those keys; otherwise the change is rejected. So every writer field in a document is the signed author of the
+ * JSON is a value of format 1 must name the change's actor in its writer field, a string
+ * assigned to `by` (a record's creator) must be the actor, and no op may put an object (text,
+ * map, list) under those keys; otherwise the change is rejected. So every writer field in a document is the signed author of the
  * change that wrote it (the actor is checked against the log key), and what the view shows
  * as a version's or a name's writer never comes from an unchecked claim.
  */
 function checkClaims(body: Uint8Array, cols: Columns, actor: string): void {
   const keys = cols.get(KEY_STR), actions = cols.get(ACTION), metas = cols.get(VALUE_META)
   if (!keys || !actions || !metas) return // no map keys, actions or values: nothing claims a writer
-  const keyRows = rleRowsOf(body, keys, true)
-  const actionRows = rleRowsOf(body, actions, false)
-  const metaRows = rleRowsOf(body, metas, false)
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const keyRows = new RleCursor(buf, keys, true)
+  const actionRows = new RleCursor(buf, actions, false)
+  const metaRows = new RleCursor(buf, metas, false)
   const values = cols.get(VALUE) ?? [0, 0]
   let at = values[0]
-  for (;;) {
-    const key = keyRows.next()
-    const action = actionRows.next()
-    const meta = metaRows.next()
-    if (meta.done) return
-    const m = (meta.value as number | null) ?? 0
+  while (!metaRows.done) {
+    const m = metaRows.next() ?? 0
+    const key = keyRows.done ? KEY_OTHER : keyRows.next() ?? KEY_OTHER
+    const action = actionRows.done ? -1 : actionRows.next() ?? -1
     const len = Math.floor(m / 16)
     const start = at
     at += len
     if (at > values[1]) throw new Error('value column shorter than its metadata')
-    if (key.done || action.done || typeof key.value !== 'string') continue
-    const k = key.value
-    const index = k.startsWith(SNAP_PREFIX) ? SNAP_WRITER : CLAIMS[k]
-    if (index === undefined) continue
+    if (key === KEY_OTHER) continue
+    const what = KEY_NAMES[key]
     // A text or other object under such a key would read back as a string no op ever checked.
-    if (MAKE_ACTIONS.has(action.value as number)) throw new ForgedWriterError(`change writes an object to key ${k.startsWith(SNAP_PREFIX) ? 'snap.*' : k}, whose values are strings`)
-    if (action.value !== ACTION_SET || m % 16 !== VALUE_STRING) continue
+    if (MAKE_ACTIONS.has(action)) throw new ForgedWriterError(`change writes an object to key ${what}, whose values are strings`)
+    if (action !== ACTION_SET || m % 16 !== VALUE_STRING) continue
+    if (key === KEY_BY) {
+      const creator = buf.toString('utf8', start, at)
+      if (creator !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… names ${creator.slice(0, 16)}… as a record's creator`)
+      continue
+    }
     let v: unknown
-    try { v = JSON.parse(utf8.decode(body.subarray(start, at))) } catch { continue } // not a value: the record is invalid, names no one
+    try { v = JSON.parse(buf.toString('utf8', start, at)) } catch { continue } // not a value: the record is invalid, names no one
     if (!Array.isArray(v) || v[0] !== 1) continue
-    const claim = v[index]
-    if (typeof claim === 'string' && claim !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… writes a ${k.startsWith(SNAP_PREFIX) ? 'snapshot' : k} value naming writer ${claim.slice(0, 16)}…`)
+    const claim = v[KEY_WRITER_INDEX[key]]
+    if (typeof claim === 'string' && claim !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… writes a ${what} value naming writer ${claim.slice(0, 16)}…`)
   }
 }
 
-/** The rows of a run-length column one by one (null for null rows); strings decoded when `strings`. */
-function* rleRowsOf(body: Uint8Array, [start, end]: [number, number], strings: boolean): Generator<string | number | null> {
-  const c = new Reader(body, end)
-  c.at = start
-  const value = (): string | number => {
-    if (!strings) return c.uleb('column value')
-    const n = c.uleb('string length')
-    const from = c.at
-    c.skip(n, 'string')
-    return utf8.decode(body.subarray(from, c.at))
+// Keys whose values name a writer, as codes (0 = any other key), their names and writer index.
+const KEY_OTHER = 0
+const KEY_BY = 5
+const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by']
+const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0]
+const KEY_CODES = new Map([['loc', 1], ['content', 2], ['del', 3], ['by', KEY_BY]])
+
+/**
+ * The rows of a run-length column one at a time (null for null rows), without allocating:
+ * numbers as numbers; strings (key names) as the codes above, computed once per run.
+ */
+class RleCursor {
+  private readonly r: Reader
+  private left = 0
+  private value: number | null = null
+  private literal = false
+  constructor(private readonly buf: Buffer, [start, end]: [number, number], private readonly strings: boolean) {
+    this.r = new Reader(buf, end)
+    this.r.at = start
   }
-  while (c.at < c.end) {
-    const n = c.sleb('run length')
-    if (n > 0) {
-      const v = value()
-      for (let i = 0; i < n; i++) yield v
-    } else if (n < 0) {
-      for (let i = 0; i < -n; i++) yield value()
-    } else {
-      const nulls = c.uleb('null run length')
-      for (let i = 0; i < nulls; i++) yield null
+
+  get done(): boolean { return this.left === 0 && this.r.at >= this.r.end }
+
+  next(): number | null {
+    if (this.left === 0) {
+      const n = this.r.sleb('run length')
+      if (n > 0) {
+        this.left = n
+        this.literal = false
+        this.value = this.read()
+      } else if (n < 0) {
+        this.left = -n
+        this.literal = true
+      } else {
+        this.left = this.r.uleb('null run length')
+        this.literal = false
+        this.value = null
+      }
+      if (this.left === 0) return null
     }
+    this.left--
+    return this.literal ? this.read() : this.value
+  }
+
+  private read(): number {
+    if (!this.strings) return this.r.uleb('column value')
+    const n = this.r.uleb('string length')
+    const from = this.r.at
+    this.r.skip(n, 'string')
+    if (n > 7) return n >= SNAP_PREFIX.length && this.buf.toString('latin1', from, from + SNAP_PREFIX.length) === SNAP_PREFIX ? 4 : KEY_OTHER
+    const k = this.buf.toString('latin1', from, this.r.at)
+    return KEY_CODES.get(k) ?? (k.startsWith(SNAP_PREFIX) ? 4 : KEY_OTHER)
   }
 }
 
 function tooMany(maxOps: number): ChangeLimitError {
-  return new ChangeLimitError(`change has more ops than the ${maxOps} left of the entry's ${CHANGE_LIMITS.entryOps} (${CHANGE_LIMITS.changeOps} per change besides its own)`)
+  return new ChangeLimitError(`change has more ops than the ${maxOps} left of the entry's ${CHANGE_LIMITS.entryOps} (${CHANGE_LIMITS.changeOps} per change besides its own, ${CHANGE_LIMITS.rootOpWeight} per op on the root map)`)
 }
 
 /** Rows of a run-length column: runs (n > 0: one value n times), literals (n < 0: -n values), null runs (0, count). */

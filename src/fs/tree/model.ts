@@ -134,7 +134,7 @@ function isName(v: unknown): v is string { return typeof v === 'string' && badNa
 export function decodeLoc(text: string): Loc {
   const [, parent, name, writer, time, pp, pn] = parseArray(text, 'loc', 7)
   if (!isDirId(parent)) throw new Invalid('loc: bad parent id')
-  if (!isName(name)) throw new Invalid('loc: bad name')
+  if (!isName(name)) throw new Invalid(`loc: bad name${typeof name === 'string' ? `: ${badName(name)}` : ''}`)
   if (!isActor(writer)) throw new Invalid('loc: bad writer')
   if (!isTime(time)) throw new Invalid('loc: bad time')
   if (pp === null && pn === null) return { parent, name, writer, time, prev: null }

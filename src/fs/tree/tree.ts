@@ -800,11 +800,11 @@ function sameHeads(a: string[], b: string[]): boolean {
 }
 
 /**
- * Local edits per Automerge change: an edit writes at most 8 ops (a new record) and ~10 KiB (a
- * 4 KiB symlink target, two JSON-escaped 255-byte names), so a change stays under 2,100 ops and
- * 2.6 MiB, inside one entry's CHANGE_LIMITS.
+ * Local edits per Automerge change: an edit writes at most 8 ops (a new record, counting 15
+ * with its root op) and ~10 KiB (a 4 KiB symlink target, two JSON-escaped 255-byte names), so
+ * a change stays under ~1,000 ops and 640 KiB, inside one entry's CHANGE_LIMITS.
  */
-const EDITS_PER_CHANGE = 256
+const EDITS_PER_CHANGE = 64
 
 /** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
 const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
