@@ -293,6 +293,12 @@ async function openStore(dir: DataDir): Promise<Corestore> {
       const need = walBytes(path.join(dir.corestorePath, 'db'))
       throw Object.assign(new DiskFullError(`cannot open the store in ${dir.corestorePath}: the disk is full (${mib(freeBytes(dir.root))} MiB free; opening first writes out the store's log, about ${mib(need)} MiB): free that much space and try again`), { cause: err })
     }
+    if (/invalid device file/i.test(msg)) {
+      // corestore's guard against two live copies of one store forking its logs: CORESTORE
+      // records the inode (and an xattr) of the directory it was made in.
+      const file = path.join(dir.corestorePath, 'CORESTORE')
+      throw new UserError(`cannot open the store in ${dir.corestorePath}: ${file} does not match this directory (${msg}): the data dir was copied or moved, or the file is damaged. If this copy is the only one that will ever be used (a restored backup, a new disk), delete ${file} and open again; never use two copies of one data dir`)
+    }
     throw new UserError(`cannot open the store in ${dir.corestorePath}: ${msg}`)
   }
 }

@@ -26,18 +26,28 @@ function failNextAppend(vol: Volume, times = 1): void {
   }
 }
 
-async function reopenWithoutCheckpoint(data: string): Promise<{ node: Node; vol: Volume }> {
+async function newVolume(dir: string): Promise<{ data: string; node: Node; vol: Volume }> {
+  const data = path.join(dir, 'data')
+  const node = await Node.open(DataDir.create(data))
+  return { data, node, vol: await node.createVolume('v', 'default') }
+}
+
+/** Opens the data dir again, runs `check` on the volume, verifies its logs (no errors) and closes. */
+async function reopened(data: string, check: (vol: Volume) => Promise<void>): Promise<void> {
   const node = await Node.open(DataDir.open(data))
-  const vol = await node.volume('v')
-  return { node, vol }
+  try {
+    const vol = await node.volume('v')
+    await check(vol)
+    assert.deepEqual((await vol.verify()).errors, [])
+  } finally {
+    await node.close()
+  }
 }
 
 test('a failed append keeps its edits queued: the next flush logs them and a replay rebuilds the live tree', async () => {
   const { dir, cleanup } = tempDir()
   try {
-    const data = path.join(dir, 'data')
-    const node = await Node.open(DataDir.create(data))
-    const vol = await node.createVolume('v', 'default')
+    const { data, node, vol } = await newVolume(dir)
     await vol.writeFile('/a', Buffer.from('a'))
     await vol.flush()
     await vol.writeFile('/b', Buffer.from('b'))
@@ -54,16 +64,11 @@ test('a failed append keeps its edits queued: the next flush logs them and a rep
     await node.close()
     fs.rmSync(checkpointPath(data, vol.record.id))
 
-    const again = await reopenWithoutCheckpoint(data)
-    try {
-      assert.equal(again.vol.opened.fromCheckpoint, false)
-      assert.deepEqual(paths(again.vol), ['/', '/a', '/b', '/c'])
-      assert.deepEqual(again.vol.skipped, [])
-      const verify = await again.vol.verify()
-      assert.deepEqual(verify.errors, [])
-    } finally {
-      await again.node.close()
-    }
+    await reopened(data, async (again) => {
+      assert.equal(again.opened.fromCheckpoint, false)
+      assert.deepEqual(paths(again), ['/', '/a', '/b', '/c'])
+      assert.deepEqual(again.skipped, [])
+    })
   } finally {
     cleanup()
   }
@@ -72,25 +77,19 @@ test('a failed append keeps its edits queued: the next flush logs them and a rep
 test('a volume closed while its edits cannot be logged says so and writes no checkpoint covering them', async () => {
   const { dir, cleanup } = tempDir()
   try {
-    const data = path.join(dir, 'data')
-    const node = await Node.open(DataDir.create(data))
-    const vol = await node.createVolume('v', 'default')
+    const { data, node, vol } = await newVolume(dir)
     await vol.writeFile('/a', Buffer.from('a'))
     await vol.checkpoint()
     await vol.writeFile('/b', Buffer.from('b'))
     failNextAppend(vol)
     await assert.rejects(node.close(), /1 ops were never written to the op log and are lost/)
 
-    const again = await reopenWithoutCheckpoint(data)
-    try {
+    await reopened(data, async (again) => {
       // The checkpoint (from before /b) and the log agree: /b is gone everywhere, nothing half-there.
-      assert.deepEqual(paths(again.vol), ['/', '/a'])
-      await again.vol.writeFile('/c', Buffer.from('c'))
-      await again.vol.flush()
-      assert.deepEqual((await again.vol.verify()).errors, [])
-    } finally {
-      await again.node.close()
-    }
+      assert.deepEqual(paths(again), ['/', '/a'])
+      await again.writeFile('/c', Buffer.from('c'))
+      await again.flush()
+    })
   } finally {
     cleanup()
   }
@@ -106,9 +105,7 @@ test('an import whose batch is over the entry limit is split into entries, and r
       const target = `t${i}-`.padEnd(4000, String.fromCharCode(97 + (i % 26)))
       fs.symlinkSync(target, path.join(src, `l${String(i).padStart(4, '0')}`))
     }
-    const data = path.join(dir, 'data')
-    const node = await Node.open(DataDir.create(data))
-    const vol = await node.createVolume('v', 'default')
+    const { data, node, vol } = await newVolume(dir)
     const summary = await importDir(vol, src)
     assert.equal(summary.symlinks, N)
     await vol.writeFile('/after', Buffer.from('after'))
@@ -129,13 +126,10 @@ test('an import whose batch is over the entry limit is split into entries, and r
     await node.close()
     fs.rmSync(checkpointPath(data, vol.record.id))
 
-    const again = await reopenWithoutCheckpoint(data)
-    try {
-      assert.deepEqual(paths(again.vol), live)
-      assert.equal(again.vol.tree.lookup('/l2999')?.target?.length, 4000)
-    } finally {
-      await again.node.close()
-    }
+    await reopened(data, async (again) => {
+      assert.deepEqual(paths(again), live)
+      assert.equal(again.tree.lookup('/l2999')?.target?.length, 4000)
+    })
   } finally {
     cleanup()
   }

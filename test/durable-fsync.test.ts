@@ -51,13 +51,14 @@ for i, c in enumerate(contents):
 print('synced', flush=True)
 `
       const child = execFile('python3', ['-c', py, mnt])
+      const exited = new Promise((r) => child.on('exit', r))
       child.stdin!.end(JSON.stringify(contents))
       await new Promise<void>((resolve, reject) => {
         child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('synced')) resolve() })
         child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))))
       })
       await disk.crashImage(path.join(dir, 'crash.img'))
-      await new Promise((r) => child.on('exit', r))
+      await exited
     } finally {
       await mount.unmount()
       await node.close()

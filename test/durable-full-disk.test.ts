@@ -7,21 +7,11 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { bazil, tempDir } from './helpers.js'
-import { mountTmpfs, smallFsUnavailable } from './small-fs.js'
+import { mountTmpfs, smallFsUnavailable, writeRandomFiles } from './small-fs.js'
 
 const why = smallFsUnavailable('tmpfs')
 if (why) console.warn(`durable-full-disk.test: ${why}: SKIPPING (needs a small tmpfs)`)
 
-function makeSource(dir: string, files: number, bytes: number): Map<string, string> {
-  fs.mkdirSync(dir, { recursive: true })
-  const sums = new Map<string, string>()
-  for (let i = 0; i < files; i++) {
-    const data = crypto.randomBytes(bytes)
-    fs.writeFileSync(path.join(dir, `f${i}`), data)
-    sums.set(`f${i}`, crypto.createHash('sha256').update(data).digest('hex'))
-  }
-  return sums
-}
 
 async function catSum(data: string, p: string): Promise<string> {
   const { spawnSync } = await import('node:child_process')
@@ -39,11 +29,11 @@ test('an import that fills the disk fails clearly; reads work while full; all wo
     const data = path.join(disk.dir, 'data')
     assert.equal((await bazil(data, ['create'])).code, 0)
     assert.equal((await bazil(data, ['volume', 'create', 'v'])).code, 0)
-    const early = makeSource(path.join(dir, 'early'), 4, 100_000)
+    const early = writeRandomFiles(path.join(dir, 'early'), 4, 100_000)
     const first = await bazil(data, ['volume', 'import', 'v', path.join(dir, 'early'), '--to=/early'])
     assert.equal(first.code, 0, first.stderr)
 
-    makeSource(path.join(dir, 'big'), 60, 1 << 20)
+    writeRandomFiles(path.join(dir, 'big'), 60, 1 << 20)
     const big = await bazil(data, ['volume', 'import', 'v', path.join(dir, 'big'), '--to=/big'])
     assert.equal(big.code, 1)
     assert.match(big.stderr, /^bazil: .*the disk holding .* is full: .* MiB free.*free some space/m)
@@ -58,7 +48,7 @@ test('an import that fills the disk fails clearly; reads work while full; all wo
 
     // Space freed: everything works again.
     fs.rmSync(path.join(disk.dir, 'filler'))
-    const late = makeSource(path.join(dir, 'late'), 3, 50_000)
+    const late = writeRandomFiles(path.join(dir, 'late'), 3, 50_000)
     const again = await bazil(data, ['volume', 'import', 'v', path.join(dir, 'late'), '--to=/late'])
     assert.equal(again.code, 0, again.stderr)
     for (const [name, sum] of late) assert.equal(await catSum(data, `late/${name}`), sum)

@@ -3,7 +3,9 @@
 // be copied while mounted (a crash image: what the disk holds at that instant, without what
 // only the page cache holds). Both need root; callers skip loudly where they cannot be made.
 import { execFile } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
+import path from 'node:path'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
@@ -81,4 +83,16 @@ export async function makeLoopFs(image: string, dir: string, mib: number): Promi
   await run('truncate', ['-s', `${mib}M`, image])
   await run('mkfs.ext4', ['-q', '-F', image])
   return mountImage(image, dir)
+}
+
+/** Writes `files` files of `bytes` random bytes (f0, f1, ...) into `dir`; returns name -> sha256 hex. */
+export function writeRandomFiles(dir: string, files: number, bytes: number): Map<string, string> {
+  fs.mkdirSync(dir, { recursive: true })
+  const sums = new Map<string, string>()
+  for (let i = 0; i < files; i++) {
+    const data = crypto.randomBytes(bytes)
+    fs.writeFileSync(path.join(dir, `f${i}`), data)
+    sums.set(`f${i}`, crypto.createHash('sha256').update(data).digest('hex'))
+  }
+  return sums
 }

@@ -54,7 +54,8 @@ export function crashOf(r: CliRun): string | null {
   if (r.signal !== null) return `${what}: killed by ${r.signal}: ${r.stderr.trim().slice(0, 300)}`
   if (r.code !== 0 && r.code !== 1) return `${what}: exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`
   const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !/^\(node:\d+\) /.test(l) && !/^\(Use `node --trace/.test(l))
-  if (r.code === 1 && (lines.length !== 1 || !lines[0]!.startsWith('bazil: '))) return `${what}: exit 1 without a one-line error: ${r.stderr.trim().slice(0, 500)}`
+  // One `bazil: ...` line; a command whose close failed too adds close's line after it.
+  if (r.code === 1 && (lines.length === 0 || lines.length > 2 || !lines.every((l) => l.startsWith('bazil: ')))) return `${what}: exit 1 without a one-line error: ${r.stderr.trim().slice(0, 500)}`
   if (/\n\s+at .*:\d+:\d+\)?\n/.test(r.stderr)) return `${what}: stack trace on stderr: ${r.stderr.trim().slice(0, 500)}`
   return null
 }
@@ -120,6 +121,17 @@ export async function bazilBatch(dataDir: string, argsList: string[][], timeoutM
   })
   const lines = r.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { args: string[]; code: number; stdoutLen: number; stdoutSha: string; stdout: string; stderr: string })
   const runs: (CliRun & { stdoutSha: string; stdoutLen: number })[] = lines.map((l) => ({ args: l.args, code: l.code, signal: null, stdout: l.stdout, stdoutBuf: Buffer.from(l.stdout), stderr: l.stderr, ms: 0, timedOut: false, stdoutSha: l.stdoutSha, stdoutLen: l.stdoutLen }))
+  // A store that failed to open stays locked for the rest of that process (a failed
+  // Corestore open keeps its device-file lock): what came after it runs in processes of its own.
+  const failedOpen = runs.findIndex((x) => /cannot open the store/.test(x.stderr))
+  if (failedOpen >= 0 && failedOpen < argsList.length - 1) {
+    const rest: (CliRun & { stdoutSha: string; stdoutLen: number })[] = []
+    for (const args of argsList.slice(failedOpen + 1)) {
+      const one = await bazilRun(dataDir, args, timeoutMs)
+      rest.push({ ...one, stdout: one.stdoutBuf.length < 65536 ? one.stdout : '', stdoutSha: sha256(one.stdoutBuf), stdoutLen: one.stdoutBuf.length })
+    }
+    return [...runs.slice(0, failedOpen + 1), ...rest]
+  }
   if (runs.length < argsList.length) {
     // The process died (or hung) in the command after the last line.
     runs.push({ args: argsList[runs.length]!, code: r.signal ? null : 99, signal: r.signal, stdout: '', stdoutBuf: Buffer.alloc(0), stderr: `process died (exit ${r.code}, signal ${r.signal}${r.timedOut ? ', hung' : ''}): ${r.err.trim()}`, ms: Date.now() - t0, timedOut: r.timedOut, stdoutSha: '', stdoutLen: 0 })

@@ -29,6 +29,7 @@ import path from 'node:path'
 import { envInt, type Section, type SectionResult, type TortureEnv } from './section.js'
 import { bazilBatch, bazilRun, crashOf, listTree, treeDiff, type CliRun } from './cli.js'
 import { Rand, baseSeed } from './rand.js'
+import { startServer, type ServerProcess } from '../test/helpers.js'
 
 const VOL = 'v'
 
@@ -187,7 +188,7 @@ interface Pass {
 }
 
 /** `bazil: ...` without the prefix. */
-const errLine = (r: CliRun): string => r.stderr.trim().split('\n').filter((l) => l.startsWith('bazil: ')).join(' ').replace(/^bazil: /, '')
+const errLine = (r: CliRun): string => (r.stderr.trim().split('\n').find((l) => l.startsWith('bazil: ')) ?? '').replace(/^bazil: /, '')
 
 /**
  * One pass: `log verify`, an export of each view (a failed export is followed by a `volume
@@ -255,6 +256,31 @@ async function readPass(data: string, ds: DataSet, views: string[], scratch: str
   return p
 }
 
+/** The first pass with `bazil server run` owning the damaged data dir. */
+async function serverPass(data: string, ds: DataSet, scratch: string): Promise<Pass> {
+  let server: ServerProcess
+  try {
+    server = await startServer(data)
+  } catch (err) {
+    // It refused to start: that must be one clear line, and then the CLI alone is tried.
+    const p = await readPass(data, ds, ds.views, scratch)
+    const log = (err as Error).message
+    const refusal = log.split('\n').filter((l) => l.startsWith('bazil: ')).at(-1)
+    if (refusal) p.errors.push(`server run: ${refusal.slice('bazil: '.length)}`)
+    else p.crashes.push(`server run: did not start and gave no one-line error: ${log.slice(-800)}`)
+    return p
+  }
+  try {
+    const p = await readPass(data, ds, ds.views, scratch)
+    if (server.child.exitCode !== null || server.child.signalCode !== null) p.crashes.push(`server died during the reads (exit ${server.child.exitCode}, ${server.child.signalCode}): ${server.log().slice(-800)}`)
+    const code = await server.stop('SIGTERM')
+    if (code !== 0) p.crashes.push(`server exited ${code} on SIGTERM: ${server.log().slice(-800)}`)
+    return p
+  } finally {
+    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL')
+  }
+}
+
 /** An error names what is damaged: a volume path, a log entry, an object or a data-dir file. */
 export function namesDamage(msg: string, flip: Flip): boolean {
   const base = path.basename(flip.file)
@@ -306,6 +332,7 @@ const section: Section = {
     const data = path.join(env.tmpDir, 'round')
     const scratch = path.join(env.tmpDir, 'scratch')
     fs.mkdirSync(scratch, { recursive: true })
+    let servedRounds = 0
     const only = process.env.BAZIL_TORTURE_FLIP_ONLY
     for (let i = 0; i < rounds; i++) {
       if (only !== undefined && only !== '' && Number(only) !== i) continue
@@ -323,7 +350,11 @@ const section: Section = {
         fs.rmSync(data, { recursive: true, force: true })
         fs.cpSync(ds.template, data, { recursive: true, preserveTimestamps: true, filter: (p) => path.relative(ds.template, p) !== DEVICE_FILE })
         applyFlip(data, flip)
-        passes = [await readPass(data, ds, ds.views, scratch), await readPass(data, ds, [''], scratch, true)]
+        // Every fourth round the first pass goes through a server (the commands are handed to
+        // it over its control socket): it must start or refuse with one clear line, survive
+        // every read, and stop cleanly.
+        passes = [i % 4 === 3 ? await serverPass(data, ds, scratch) : await readPass(data, ds, ds.views, scratch), await readPass(data, ds, [''], scratch, true)]
+        servedRounds += i % 4 === 3 ? 1 : 0
       }
       const { verdict, why } = classify(flip, passes)
       counts[verdict]++
@@ -341,6 +372,7 @@ const section: Section = {
       detected: counts.detected,
       harmless: counts.harmless,
       undetected_or_crash: counts.failure,
+      through_server: servedRounds,
       by_area: [...byArea].map(([a, c]) => `${a}:${c.detected}/${c.harmless}/${c.failure}`).join(' ')
     }
     for (const l of largestLoss.slice(0, 5)) env.log(`more than one file unreadable after ${l}`)

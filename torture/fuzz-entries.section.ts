@@ -100,7 +100,7 @@ const section: Section = {
           const at = r.int(out.length)
           if (op === 0) out[at] ^= 1 + r.int(255)
           else if (op === 1) return Buffer.concat([out.subarray(0, at), r.bytes(1 + r.int(8)), out.subarray(at)])
-          else return out.subarray(0, at)
+          else return out.subarray(0, Math.max(1, at)) // a change must stay non-empty to be encoded
         }
         return out
       }

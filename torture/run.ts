@@ -44,9 +44,15 @@ async function runOne(section: Section): Promise<Outcome> {
     result = { rounds: 0, failures: [`threw: ${(err as Error).stack ?? String(err)}`], figures: {} }
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9
-  if (process.env.BAZIL_TORTURE_KEEP === '1') log(`kept ${tmpDir}`)
-  else fs.rmSync(tmpDir, { recursive: true, force: true })
   for (const f of result.failures) log(`FAILURE: ${f}`)
+  if (process.env.BAZIL_TORTURE_KEEP === '1') log(`kept ${tmpDir}`)
+  else {
+    try {
+      fs.rmSync(tmpDir, { recursive: true, force: true })
+    } catch (err) {
+      log(`could not remove ${tmpDir} (a mount left behind?): ${(err as Error).message}`)
+    }
+  }
   log(`done in ${secs.toFixed(1)} s: ${result.failures.length === 0 ? 'ok' : `${result.failures.length} failure(s)`}`)
   return { name: section.name, result, secs }
 }

@@ -62,7 +62,7 @@ export abstract class BazilCommand extends Command<BazilContext> {
     } catch (err) {
       // The command's own error comes first; closing may fail for the same reason (a full disk).
       const closing = await node.close().then(() => null, (e: unknown) => e)
-      if (closing) this.context.stderr.write(`bazil: ${(closing as Error).message}\n`)
+      if (closing && err instanceof Error) err.message += `\nbazil: ${(closing as Error).message}`
       throw err
     }
     await node.close()

@@ -149,7 +149,9 @@ export class VolumeMount {
   async unmount(): Promise<void> {
     const fuse = this.fuse
     if (!fuse) return
-    await this.flushAll()
+    // A commit that fails (a full disk) must not keep the mount: its data stays in the spool
+    // for recoverSpool at the next start (below).
+    await this.flushAll().catch((err: Error) => this.log('error', `unmounting with uncommitted data: ${err.message}`))
     await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())))
     this.fuse = null
     // Processes may still hold files open (the unmount is lazy): what they wrote until now is
@@ -168,7 +170,8 @@ export class VolumeMount {
     this.spooled.clear()
     this.handles.clear()
     this.hidden.clear()
-    await this.flusher.flush()
+    // Ops the log refused stay queued in the volume (written by its next flush or close).
+    await this.flusher.flush().catch(() => {})
     this.log('info', `unmounted ${this.mountpoint}`)
   }
 
