@@ -13,7 +13,7 @@ import { UserError, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
 import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
-import { EntryError, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
+import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { replaceFile } from './atomic-file.js'
 
@@ -120,6 +120,8 @@ export class Volume {
   private refreshAgain = false
   private readonly listeners = new Set<(entries: number) => void>()
   private readonly unsubscribe: (() => void)[] = []
+  /** What is fetched and kept of each other writer's log (all, or up to a revocation's limit). */
+  private readonly ranges = new Map<string, HeldRange>()
   private idleTimer: NodeJS.Timeout | null = null
   private liveTimer: NodeJS.Timeout | null = null
   private closed = false
@@ -365,7 +367,8 @@ export class Volume {
     const log = await WriterLog.open(this.store, { key, volumeId: this.id, volumeKey: this.volumeKey })
     this.writers.set(key.toString('hex'), log)
     // Live: fetch every block of the log, now and as it grows, and apply entries as they land.
-    const range = log.core.download({ start: 0, end: -1 })
+    const range = new HeldRange(log.core)
+    this.ranges.set(key.toString('hex'), range)
     const onData = (): void => this.scheduleRefresh()
     log.core.on('append', onData)
     log.core.on('download', onData)
@@ -452,6 +455,8 @@ export class Volume {
       this.setStats.ms += performance.now() - t0
     }
     this.currentSet = set
+    // A revoked writer's blocks past its limit are neither fetched nor kept (so never relayed).
+    for (const [hex, range] of this.ranges) await range.setLimit(set.writers.get(hex)?.limit ?? null)
     // Logs admitted by key that are not held yet: held from now on (they replicate when a peer has them).
     for (const hex of set.admittedUnknown) {
       if (this.writers.has(hex) || this.closed) continue

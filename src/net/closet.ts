@@ -5,10 +5,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type Corestore from 'corestore'
-import type { Hypercore, Range } from 'hypercore'
+import type { Hypercore } from 'hypercore'
 import { UserError, type StorageOnlyRecord, type VolumeRecord } from '../datadir.js'
 import { decodeKey, encodeKey } from '../crypto.js'
-import { LogBindingError, checkBindingFull, computeWriterSet, scanControl, type ControlRecord, type LogInfo, type WriterSet } from '../logs/index.js'
+import { HeldRange, LogBindingError, checkBindingFull, computeWriterSet, scanControl, type ControlRecord, type LogInfo, type WriterSet } from '../logs/index.js'
 import { readWritersFile, writeWritersFile } from '../writers-file.js'
 import type { StoreReplica } from './protocol.js'
 import { replaceFileSync } from '../atomic-file.js'
@@ -16,7 +16,7 @@ import type { Log } from '../log.js'
 
 interface Held {
   core: Hypercore
-  range: Range
+  range: HeldRange
 }
 
 /** Opens a core by key and keeps all of it downloaded, now and as it grows. */
@@ -28,7 +28,7 @@ async function follow(store: Corestore, key: Buffer): Promise<Held> {
     await core.close().catch(() => {})
     throw err
   }
-  return { core, range: core.download({ start: 0, end: -1 }) }
+  return { core, range: new HeldRange(core) }
 }
 
 async function unfollow(h: Held): Promise<void> {
@@ -176,6 +176,8 @@ export class HeldVolume {
       await this.openLog(Buffer.from(hex, 'hex'))
       writeWritersFile(this.dataDir, this.record.id, this.allLogs())
     }
+    // A revoked writer's blocks past its limit are neither fetched nor kept (so never relayed).
+    for (const [hex, h] of this.logs) await h.range.setLimit(this.set.writers.get(hex)?.limit ?? null)
     if (this.set.fingerprint !== before) this.host?.writersChanged(this.id)
   }
 

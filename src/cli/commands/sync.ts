@@ -210,7 +210,7 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
     const trace = (what: string): void => this.context.server?.log('debug', `sync ${held.name} with ${encodeKey(key)}: ${what} after ${Date.now() - t0} ms`)
     for (const w of offered) {
       const core = await held.addWriter(w)
-      const r = await catchUp(core, key, deadline)
+      const r = await catchUp(core, key, deadline, held.writerSet.writers.get(w.toString('hex'))?.limit ?? null)
       received += r.blocks
       complete &&= r.complete
     }
@@ -272,7 +272,7 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
     for (const w of offered) {
       if (w.equals(vol.log.key)) continue
       const log = await vol.addWriter(w)
-      const r = await catchUp(log.core, key, deadline)
+      const r = await catchUp(log.core, key, deadline, vol.writerSet.writers.get(w.toString('hex'))?.limit ?? null)
       entries += r.blocks
       complete &&= r.complete
     }
@@ -353,12 +353,14 @@ function peerOf(core: Hypercore, key: Buffer): CorePeer | null {
  * counts: `update({wait: true})` would also wait for every other peer of the core, and a
  * connection that died without a reset holds it up until it times out (seconds).
  */
-async function catchUp(core: Hypercore, key: Buffer, deadline: number): Promise<{ blocks: number; complete: boolean }> {
+async function catchUp(core: Hypercore, key: Buffer, deadline: number, last: number | null = null): Promise<{ blocks: number; complete: boolean }> {
   const before = core.contiguousLength
   core.update({ wait: true }).catch(() => {}) // asks for the longer length, if a peer has one
   const done = (): boolean => {
     const p = peerOf(core, key)
-    return !!p && p.remoteSynced && core.length >= p.remoteLength && core.contiguousLength >= Math.min(p.remoteContiguousLength, core.length)
+    // A revoked writer's log is held only up to its limit (spec/oplog.md): nothing past it to wait for.
+    const held = last === null ? core.length : Math.min(core.length, last + 1)
+    return !!p && p.remoteSynced && core.length >= p.remoteLength && core.contiguousLength >= Math.min(p.remoteContiguousLength, held)
   }
   while (!done() && Date.now() < deadline) await sleep(POLL_MS)
   return { blocks: Math.max(0, core.contiguousLength - before), complete: done() }

@@ -4,15 +4,22 @@ import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { UserError } from '../../datadir.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
+import type { Hypercore } from 'hypercore'
 import type { WriterSet } from '../../logs/index.js'
 
 const z = (h: string): string => encodeKey(Buffer.from(h, 'hex'))
 
+/** Blocks of a log as known here (`length`) and held here from the start (`held`: up to a revocation's limit at most). */
+function blocks(core: Hypercore | null): { length: number; held: number } {
+  return { length: core?.length ?? 0, held: core?.contiguousLength ?? 0 }
+}
+
 /** Rows for `volume writers`: authorised logs first, then the known logs that are not. */
-function rows(set: WriterSet, known: { log: string; node: string | null }[]) {
+function rows(set: WriterSet, known: { log: string; node: string | null }[], coreOf: (hex: string) => Hypercore | null) {
   const out = []
   for (const w of set.writers.values()) {
     out.push({
+      ...blocks(coreOf(w.log)),
       log: z(w.log),
       node: w.node === null ? null : z(w.node),
       authorised: true,
@@ -24,7 +31,7 @@ function rows(set: WriterSet, known: { log: string; node: string | null }[]) {
   }
   for (const k of known) {
     if (set.writers.has(k.log)) continue
-    out.push({ log: z(k.log), node: k.node === null ? null : z(k.node), authorised: false, root: false, admittedBy: null, limit: null, revokedBy: [] })
+    out.push({ ...blocks(coreOf(k.log)), log: z(k.log), node: k.node === null ? null : z(k.node), authorised: false, root: false, admittedBy: null, limit: null, revokedBy: [] })
   }
   return out
 }
@@ -43,18 +50,21 @@ export class VolumeWritersCommand extends BazilCommand {
       const rec = node.dir.volumeEntry(this.volume)
       let set: WriterSet
       let known: { log: string; node: string | null }[]
+      let coreOf: (hex: string) => Hypercore | null
       if (rec.storageOnly) {
         const held = await node.heldVolume(rec.name)
         await held.update()
         set = held.writerSet
         known = held.knownLogs()
+        coreOf = (hex) => held.core(Buffer.from(hex, 'hex'))
       } else {
         const vol = await node.volume(rec.name)
         await vol.refresh()
         set = vol.writerSet
         known = vol.knownLogs()
+        coreOf = (hex) => vol.writers.get(hex)?.core ?? null
       }
-      const list = rows(set, known)
+      const list = rows(set, known, coreOf)
       if (this.asJson) {
         this.json({ volume: rec.name, rootNode: set.rootNode === null ? null : z(set.rootNode), writers: list })
         return

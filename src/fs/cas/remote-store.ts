@@ -76,6 +76,12 @@ function replicating(s: Source): boolean {
   return s.cas.peers.length > 0 && s.index.core.peers.length > 0
 }
 
+/** Resolves once both of a source's cores have a peer (a read needs its index and its blocks), or after `ms`. */
+function bothReplicating(s: Source, ms: number): Promise<void> {
+  const ready = (core: Hypercore): Promise<void> => (core.peers.length > 0 ? Promise.resolve() : peerAdded(core, ms))
+  return Promise.all([ready(s.cas), ready(s.index.core)]).then(() => {})
+}
+
 function peerAdded(core: Hypercore, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
@@ -299,7 +305,8 @@ export class RemoteStores {
 
   private anyPeer(all: Source[]): Promise<void> {
     if (!this.peerWait) {
-      this.peerWait = Promise.race(all.map((s) => peerAdded(s.cas, Math.min(PEER_GRACE_MS, this.timeoutMs)))).finally(() => {
+      // Both cores: a cas channel opens a moment before the index's, and a read needs both.
+      this.peerWait = Promise.race(all.map((s) => bothReplicating(s, Math.min(PEER_GRACE_MS, this.timeoutMs)))).finally(() => {
         this.peerWait = null
       })
     }

@@ -1,0 +1,28 @@
+// Which blocks of another writer's log this node fetches and keeps (spec/oplog.md, "Applying
+// entries under the writer set"): all of it, live, while the writer has no limit; only the
+// blocks up to its last accepted entry once a revocation limits it. Blocks past the limit that
+// arrived before the revocation are cleared, so this node never serves (relays) them: the
+// writer's own node still has them, and they come back if the limit is ever lifted.
+import type { Hypercore, Range } from 'hypercore'
+
+export class HeldRange {
+  private range: Range
+  private limit: number | null = null
+
+  constructor(readonly core: Hypercore) {
+    this.range = core.download({ start: 0, end: -1 })
+  }
+
+  /** Keep and fetch blocks 0..last (block 0 is the binding); null: every block, live. */
+  async setLimit(last: number | null): Promise<void> {
+    if (last === this.limit || this.core.closed) return
+    this.limit = last
+    this.range.destroy()
+    this.range = this.core.download(last === null ? { start: 0, end: -1 } : { start: 0, end: last + 1 })
+    if (last !== null && this.core.length > last + 1) await this.core.clear(last + 1, this.core.length)
+  }
+
+  destroy(): void {
+    this.range.destroy()
+  }
+}
