@@ -100,7 +100,12 @@ async function run(ops: Op[], rootAllowsAll: boolean): Promise<{ writes: number;
     const deadline = Date.now() + 30_000
     for (;;) {
       await Promise.all(vols.map((v) => v.refresh()))
-      const lengths = vols.map((v) => JSON.stringify(v.replayState().map((s) => [s.writer, s.contiguous]).sort()))
+      // What each peer holds of each log; a revoked log counts up to its limit (only its own node holds more).
+      const held = (v: Volume, s: { writer: string; contiguous: number }): number => {
+        const limit = v.writerSet.writers.get(s.writer)?.limit ?? null
+        return limit === null ? s.contiguous : Math.min(s.contiguous, limit + 1)
+      }
+      const lengths = vols.map((v) => JSON.stringify(v.replayState().map((s) => [s.writer, held(v, s)]).sort()))
       const states = vols.map(state)
       if (lengths.every((l) => l === lengths[0]) && states.every((s) => s.dump === states[0].dump && s.set === states[0].set)) break
       if (Date.now() > deadline) {

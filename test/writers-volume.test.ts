@@ -87,13 +87,20 @@ test('finding 2: after a revocation (peer volume deny) the writer\'s later entri
   assert.throws(() => b.mkdir('/refused'), /revoked/)
   // B, modified, keeps appending anyway.
   await b.log.append([{ time: Date.now(), ops: [{ op: 'mkdir', path: '/after' }], changes: (await lastChanges(b)) }])
-  await until('a and c hold b\'s new entry', [a, b, cc], () => a.writers.get(hex(b.log.key))!.core.contiguousLength === b.log.length && cc.writers.get(hex(b.log.key))!.core.contiguousLength === b.log.length)
+  // A and C learn that b's log grew, but hold it only up to the limit: they neither apply nor
+  // keep (so never relay) the entry past it; only B holds it, and its log verify names it.
+  const bh = hex(b.log.key)
+  await until('a and c know b\'s log grew', [a, b, cc], () => a.writers.get(bh)!.core.length === b.log.length && cc.writers.get(bh)!.core.length === b.log.length)
   for (const v of [a, cc]) {
-    const s = v.replayState().find((x) => x.writer === hex(b.log.key))!
+    await v.refresh()
+    const s = v.replayState().find((x) => x.writer === bh)!
     assert.equal(s.applied, r.revoked[0].last + 1, 'nothing past the limit applied')
-    const ver = await v.verify()
-    assert.ok(ver.unauthorised.some((e) => e.writer === encodeKey(b.log.key) && e.seq === b.log.length - 1), 'log verify names the entry')
+    const core = v.writers.get(bh)!.core
+    assert.ok(core.contiguousLength <= r.revoked[0].last + 1, `held only up to the limit (${core.contiguousLength})`)
+    assert.equal(await core.has(b.log.length - 1), false, 'the entry past the limit is not held')
   }
+  const ver = await b.verify()
+  assert.ok(ver.unauthorised.some((e) => e.writer === encodeKey(b.log.key) && e.seq === b.log.length - 1), 'log verify names the entry')
   assert.ok(has(a, '/before') && has(cc, '/before'))
 })
 
