@@ -61,8 +61,10 @@ export abstract class BazilCommand extends Command<BazilContext> {
       result = await fn(node)
     } catch (err) {
       // The command's own error comes first; closing may fail for the same reason (a full disk).
+      // Still one line (README: errors are one line), and not the same reason twice.
       const closing = await node.close().then(() => null, (e: unknown) => e)
-      if (closing && err instanceof Error) err.message += `\nbazil: ${(closing as Error).message}`
+      const why = closing instanceof Error ? closing.message : closing === null ? null : String(closing)
+      if (why !== null && err instanceof Error && !err.message.includes(why)) err.message += `; closing the data dir also failed: ${why}`
       throw err
     }
     await node.close()
