@@ -4,16 +4,10 @@
 // spec/tree.md "Applying changes" (column layout as in automerge's storage/change.rs).
 import { deflateRawSync } from 'node:zlib'
 import { createHash } from 'node:crypto'
+import { ulebBytes } from '../src/fs/tree/change-header.js'
 
 export function uleb(n: number): number[] {
-  const out: number[] = []
-  do {
-    let b = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) b |= 0x80
-    out.push(b)
-  } while (n > 0)
-  return out
+  return [...ulebBytes(n)]
 }
 
 export function sleb(n: number): number[] {

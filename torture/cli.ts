@@ -18,11 +18,12 @@ export interface CliRun {
   timedOut: boolean
 }
 
-/** `bazil --data-dir=DIR ARGS`, killed after `timeoutMs` (then timedOut is set). */
-export function bazilRun(dataDir: string, args: string[], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<CliRun> {
-  const t0 = Date.now()
+/** A child's exit and its whole output; killed with SIGKILL after `timeoutMs` (then timedOut is set). */
+interface Collected { code: number | null; signal: NodeJS.Signals | null; out: Buffer; err: string; timedOut: boolean }
+
+function spawnCollect(args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<Collected> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bazilBin, `--data-dir=${dataDir}`, ...args], {
+    const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, BAZIL_DATA_DIR: '', BAZIL_DEBUG: '', ...env }
     })
@@ -38,10 +39,16 @@ export function bazilRun(dataDir: string, args: string[], timeoutMs = 60_000, en
     child.on('error', reject)
     child.on('close', (code, signal) => {
       clearTimeout(timer)
-      const stdoutBuf = Buffer.concat(out)
-      resolve({ args, code, signal, stdout: stdoutBuf.toString(), stdoutBuf, stderr: Buffer.concat(err).toString(), ms: Date.now() - t0, timedOut })
+      resolve({ code, signal, out: Buffer.concat(out), err: Buffer.concat(err).toString(), timedOut })
     })
   })
+}
+
+/** `bazil --data-dir=DIR ARGS`, killed after `timeoutMs` (then timedOut is set). */
+export async function bazilRun(dataDir: string, args: string[], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<CliRun> {
+  const t0 = Date.now()
+  const r = await spawnCollect([bazilBin, `--data-dir=${dataDir}`, ...args], timeoutMs, env)
+  return { args, code: r.code, signal: r.signal, stdout: r.out.toString(), stdoutBuf: r.out, stderr: r.err, ms: Date.now() - t0, timedOut: r.timedOut }
 }
 
 /**
@@ -102,24 +109,8 @@ const batchJs = path.join(path.dirname(fileURLToPath(import.meta.url)), 'cli-bat
  */
 export async function bazilBatch(dataDir: string, argsList: string[][], timeoutMs = 120_000): Promise<(CliRun & { stdoutSha: string; stdoutLen: number })[]> {
   const t0 = Date.now()
-  const r = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string; timedOut: boolean }>((resolve, reject) => {
-    const child = spawn(process.execPath, [batchJs, dataDir, JSON.stringify(argsList)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BAZIL_DATA_DIR: '', BAZIL_DEBUG: '' } })
-    const out: Buffer[] = []
-    const err: Buffer[] = []
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.stdout.on('data', (d: Buffer) => out.push(d))
-    child.stderr.on('data', (d: Buffer) => err.push(d))
-    child.on('error', reject)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString(), timedOut })
-    })
-  })
-  const lines = r.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { args: string[]; code: number; stdoutLen: number; stdoutSha: string; stdout: string; stderr: string })
+  const r = await spawnCollect([batchJs, dataDir, JSON.stringify(argsList)], timeoutMs)
+  const lines = r.out.toString().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { args: string[]; code: number; stdoutLen: number; stdoutSha: string; stdout: string; stderr: string })
   const runs: (CliRun & { stdoutSha: string; stdoutLen: number })[] = lines.map((l) => ({ args: l.args, code: l.code, signal: null, stdout: l.stdout, stdoutBuf: Buffer.from(l.stdout), stderr: l.stderr, ms: 0, timedOut: false, stdoutSha: l.stdoutSha, stdoutLen: l.stdoutLen }))
   // A store that failed to open stays locked for the rest of that process (a failed
   // Corestore open keeps its device-file lock): what came after it runs in processes of its own.

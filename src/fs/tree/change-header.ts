@@ -418,7 +418,8 @@ function boolRows(c: Reader, maxOps: number): number {
   return rows
 }
 
-function ulebBytes(n: number): Buffer {
+/** Unsigned LEB128 (Automerge's varint), as bytes. */
+export function ulebBytes(n: number): Buffer {
   const out: number[] = []
   do {
     let b = n % 128
