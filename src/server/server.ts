@@ -192,9 +192,12 @@ export function untilSignalled(): Promise<NodeJS.Signals> {
   })
 }
 
-/** Runs the server until SIGINT or SIGTERM, then stops it cleanly. */
-export async function runUntilSignalled(server: Server): Promise<void> {
-  server.log('info', `received ${await untilSignalled()}`)
+/**
+ * Runs the server until `signalled` (from untilSignalled(), taken before the server
+ * started, so a signal that arrives while it starts is not fatal), then stops it cleanly.
+ */
+export async function runUntilSignalled(server: Server, signalled: Promise<NodeJS.Signals>): Promise<void> {
+  server.log('info', `received ${await signalled}`)
   await server.stop()
 }
 

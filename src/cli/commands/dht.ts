@@ -21,6 +21,7 @@ export class DhtRunCommand extends BazilCommand {
     const [{ default: DHT }, { abandon, checkUdpPort }, { untilSignalled }] = await Promise.all([
       import('hyperdht'), import('../../net/udp.js'), import('../../server/server.js'),
     ])
+    const signalled = untilSignalled() // from here on, a signal stops the node cleanly
     try {
       await checkUdpPort(port)
     } catch (err) {
@@ -51,7 +52,7 @@ export class DhtRunCommand extends BazilCommand {
       throw new UserError(`cannot start the DHT nodes beside the bootstrap node: ${(err as Error).message}`)
     }
     this.out(`DHT bootstrap node on ${host}:${port} with ${nodes} DHT nodes beside it; start servers with --bootstrap=${host}:${port}`)
-    await untilSignalled()
+    await signalled
     for (const n of helpers) await n.destroy()
     await dht.destroy()
     this.context.stderr.write('DHT node stopped\n')

@@ -21,14 +21,17 @@ export class ServerRunCommand extends BazilCommand {
     const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
     const bootstrap = this.bootstrap === undefined ? undefined : this.bootstrap === 'none' ? [] : parseBootstrap(this.bootstrap)
     const dir = this.openDataDir()
-    const { Server, emptyStdin, runUntilSignalled } = await import('../../server/server.js')
+    const { Server, emptyStdin, runUntilSignalled, untilSignalled } = await import('../../server/server.js')
+    // Catch SIGINT/SIGTERM from here on: a test (or a user) may signal as soon as the
+    // control socket is announced, before start() has returned.
+    const signalled = untilSignalled()
     const server = await Server.start(dir, {
       log,
       bootstrap,
       run: (argv, ctx) =>
         buildCli().run(argv, { ...ctx, stdin: emptyStdin(), env: process.env, argv, dataDir: dir.root, colorDepth: 1 })
     })
-    await runUntilSignalled(server)
+    await runUntilSignalled(server, signalled)
     return 0
   }
 }
