@@ -185,6 +185,8 @@ export class Cas {
     if (!block) {
       block = await this.store.fetchMissing(address)
       fetched = block !== null
+    } else if (this.store.relayFetched && (await this.store.locate(address)) === null) {
+      fetched = true // from the copy of a peer's store (it came in a pack fetched for another object): relayed as fetched
     }
     if (!block) throw new MissingContentError(what, name)
     let plain: Buffer
@@ -195,6 +197,16 @@ export class Cas {
     }
     if (fetched) this.store.fetchedVerified(address, block)
     return plain
+  }
+
+  /** Store address A of the object with plaintext hash P (for planners that request objects ahead: fetch-plan.ts). */
+  objectAddress(hash: Buffer): Buffer {
+    return addressOf(this.keys, hash)
+  }
+
+  /** The manifest node an entry points to, loaded and checked as a read does (fetch-plan.ts walks trees with it). */
+  manifestNode(entry: ManifestEntry, what = 'file'): Promise<ManifestNode> {
+    return this.loadNode(entry, null, what)
   }
 
   private addressHex(hash: Buffer): string {
