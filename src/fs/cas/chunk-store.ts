@@ -60,7 +60,7 @@ interface PendingPut {
 export class ChunkStore {
   private readonly packs: Hypercore
   private readonly index: Hypercore
-  private readonly table = new PackTable()
+  private readonly table: PackTable
   private objectBytes = 0
   // Puts are group-committed: whatever concurrent writers queued while the previous group
   // was appending goes out in one append of packs and one of their index blocks. One commit
@@ -70,6 +70,8 @@ export class ChunkStore {
   private committing: Promise<void> | null = null
   /** Set when an index append failed: puts stop (the packs stay; the next open indexes them). */
   private writeError: unknown = null
+  /** The index appends not done yet, in pack order (never rejects: a failure sets writeError). */
+  private indexing: Promise<void> = Promise.resolve()
   private readonly packCache = new Lru<number, Buffer>(PACK_CACHE)
   private readonly packReads = new Map<number, Promise<Buffer | null>>()
   private readonly targetBytes: number
@@ -80,6 +82,8 @@ export class ChunkStore {
     this.packs = packs
     this.index = index
     this.targetBytes = targetBytes
+    // Sized for what the index holds (40 bytes per entry): no regrowth while it loads.
+    this.table = new PackTable(Math.floor(index.byteLength / 40))
   }
 
   static async open(store: Corestore, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
@@ -207,8 +211,9 @@ export class ChunkStore {
   }
 
   /**
-   * Stores the objects not stored yet (by address), in packs. Resolves once their packs and
-   * index blocks are appended.
+   * Stores the objects not stored yet (by address), in packs. Resolves once their packs are
+   * appended; their index blocks follow (flush() and close() wait for them; after a crash,
+   * open indexes the packs the index doesn't cover).
    */
   put(objects: StoredObject[]): Promise<void> {
     if (objects.length === 0) return Promise.resolve()
@@ -285,25 +290,29 @@ export class ChunkStore {
       this.addToTable(first + i, encoded[i]!.entries)
       this.packCache.set(first + i, encoded[i]!.pack)
     }
-    try {
-      await this.index.append(encoded.map((e, i) => encodeIndexBlock(first + i, e.entries)))
-    } catch (err) {
-      this.writeError = new Error(`cas store: index append failed: ${(err as Error).message}`, { cause: err })
-      throw this.writeError
-    }
+    // The index blocks follow behind (in pack order: one chain), so the next group's packs
+    // append overlaps them; the table already finds the objects. flush() and close() wait.
+    const blocks = encoded.map((e, i) => encodeIndexBlock(first + i, e.entries))
+    this.indexing = this.indexing.then(async () => {
+      if (this.writeError) return
+      try {
+        await this.index.append(blocks)
+      } catch (err) {
+        this.writeError = new Error(`cas store: index append failed: ${(err as Error).message}`, { cause: err })
+      }
+    })
   }
 
   private addToTable(pack: number, entries: PackedObject[]): void {
     for (const e of entries) {
-      if (this.table.has(e.address)) continue
-      this.table.add(e.address, { pack, offset: e.offset, length: e.length })
-      this.objectBytes += e.length
+      if (this.table.add(e.address, { pack, offset: e.offset, length: e.length })) this.objectBytes += e.length
     }
   }
 
   /** Resolves once every object put so far is appended and indexed. */
   async flush(): Promise<void> {
     while (this.committing) await this.committing.catch(() => {})
+    await this.indexing
     if (this.writeError) throw this.writeError
   }
 
