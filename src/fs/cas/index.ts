@@ -1,6 +1,6 @@
 // The content store: content-defined chunks, convergently encrypted, on corestore (spec/cas.md).
 export { Cas, type FileRef } from './cas.js'
-export { ChunkStore, CAS_CORE_NAME, CAS_INDEX_CORE_NAME, type StoredObject } from './chunk-store.js'
+export { ChunkStore, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, CAS_CORE_NAME, CAS_INDEX_CORE_NAME, type StoredObject } from './chunk-store.js'
 export { CorruptContentError, MissingContentError } from './errors.js'
 export { Chunker, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, gearTable, cutLength, chunkBuffer, chunkStream, type GearTable } from './chunker.js'
 export { casKeys, plainHash, addressOf, sealObject, openObject, blockAddress, type CasKeys, type SealedObject } from './convergent.js'
