@@ -168,6 +168,18 @@ function benchChunker(): void {
   rows.push({ name: 'chunker alone (256 MiB in memory)', value: data.length / 1e6 / secs, unit: 'MB/s', note: `${n} chunks, avg ${(data.length / n / 1024).toFixed(1)} KiB` })
 }
 
+/** The figures without their notes, for bench/README.md's Results. */
+function compactTable(): string {
+  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
+  const lines = ['| figure | bazil | baseline, same run | ratio | target |', '|---|---|---|---|---|']
+  for (const r of rows) {
+    const base = r.baseline ? `${r.baseline}${r.baselineValue === undefined ? '' : `: ${f(r.baselineValue)} ${r.unit}`}` : ''
+    const target = r.target === undefined ? '' : `${f(r.target)}: ${r.ok ? 'met' : 'missed'}`
+    lines.push(`| ${r.name} | ${Number.isNaN(r.value) ? (r.note ?? '') : `${f(r.value)} ${r.unit}`} | ${base} | ${f(r.ratio)} | ${target} |`)
+  }
+  return lines.join('\n')
+}
+
 function table(): string {
   const lines = ['| benchmark | bazil | unit | baseline (same run) | baseline value | ratio | target | note |', '|---|---|---|---|---|---|---|---|']
   const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
@@ -223,7 +235,7 @@ async function main(): Promise<void> {
     rows
   }
   fs.mkdirSync(path.join(repoRoot, 'bench', 'results'), { recursive: true })
-  fs.writeFileSync(path.join(repoRoot, 'bench', 'results', 'latest.json'), JSON.stringify(result, null, 2) + '\n')
+  fs.writeFileSync(path.join(repoRoot, 'bench', 'results', 'latest.json'), JSON.stringify({ ...result, markdown: compactTable() }, null, 2) + '\n')
   console.log(table())
   console.log(`\n${new Date().toISOString().slice(0, 16)} UTC, ${result.secs} s, page cache ${cacheDropped ? 'dropped before each timed figure' : 'NOT dropped (not permitted)'}; load: ${load.join('; ')}`)
 }
