@@ -176,80 +176,116 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
   }
 }
 
+type Watch = Awaited<ReturnType<typeof watch>>
+
+/**
+ * One test's world on its own DHT testnet: the origin (its store holds the files, and is what
+ * every peer replicates), readers that read it through RemoteStores, and everything closed at
+ * the end, whatever happened.
+ */
+class Scene {
+  private readonly closers: (() => Promise<void>)[] = []
+  keys!: { cas: Buffer; index: Buffer }
+
+  private constructor(readonly dir: string, readonly bootstrap: Bootstrap, readonly origin: Peer) {}
+
+  static async start(): Promise<Scene> {
+    everyone.length = 0
+    shared.clear()
+    const { dir, cleanup } = tempDir()
+    const testnet = await createTestnet(4, { host: '127.0.0.1' })
+    const origin = await openPeer(dir, 'origin')
+    const scene = new Scene(dir, testnet.bootstrap, origin)
+    scene.closers.push(async () => {
+      await testnet.destroy()
+      cleanup()
+    }, () => closePeer(origin))
+    return scene
+  }
+
+  /** Fills the origin's store and makes it the shared store. */
+  async fill(sharing: Buffer, bigMiB: number, small: number): Promise<Stored[]> {
+    const files = await fill(this.origin, sharing, bigMiB, small)
+    this.keys = { cas: this.origin.chunks.casKey, index: this.origin.chunks.indexKey }
+    share(this.keys)
+    return files
+  }
+
+  async peer(name: string): Promise<Peer> {
+    const p = await openPeer(this.dir, name)
+    this.closers.push(() => closePeer(p))
+    return p
+  }
+
+  /** A reader online with the origin's store as its source, counting what it downloads. */
+  async reader(name: string, timeoutMs: number): Promise<{ peer: Peer; remote: RemoteStores; lines: string[]; w: Watch }> {
+    const peer = await this.peer(name)
+    const remote = new RemoteStores(peer.store, timeoutMs)
+    const lines: string[] = []
+    remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+    remote.serve(peer.chunks)
+    const w = await watch(peer.store, this.keys.cas)
+    this.closers.push(async () => {
+      await w.core.close()
+      await remote.close()
+    })
+    await goOnline(peer, this.bootstrap)
+    await remote.add('origin', this.keys)
+    return { peer, remote, lines, w }
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.closers.splice(0).reverse()) await c().catch(() => {})
+  }
+}
+
+/** Packs in a peer's copy of the shared store (its length as that peer knows it). */
+async function packsOf(p: Peer, key: Buffer): Promise<number> {
+  const core = p.store.get({ key })
+  await core.ready()
+  const n = core.length
+  await core.close()
+  return n
+}
+
 test('first sync of ~110 MiB and 2000 files from a peer\'s pack store lands byte-exact, every pack downloaded once', { timeout: 600_000 }, async () => {
-  everyone.length = 0
-  shared.clear()
-  const { dir, cleanup } = tempDir()
-  const testnet = await createTestnet(4, { host: '127.0.0.1' })
-  const origin = await openPeer(dir, 'origin')
-  const reader = await openPeer(dir, 'reader')
-  const remote = new RemoteStores(reader.store, 10_000)
-  const lines: string[] = []
-  remote.log = (level, msg) => lines.push(`${level} ${msg}`)
-  remote.serve(reader.chunks)
+  const scene = await Scene.start()
   try {
     const sharing = randomBytes(32)
     const t0 = Date.now()
-    const files = await fill(origin, sharing, 100, 2000)
-    share({ cas: origin.chunks.casKey, index: origin.chunks.indexKey })
-    const stored = await origin.store.get({ key: origin.chunks.casKey })
-    await stored.ready()
-    const packCount = stored.length
-    await stored.close()
+    const files = await scene.fill(sharing, 100, 2000)
+    const packCount = await packsOf(scene.origin, scene.keys.cas)
     const tImport = Date.now() - t0
-    await goOnline(origin, testnet.bootstrap)
-    await goOnline(reader, testnet.bootstrap)
-    await remote.add('origin', { cas: origin.chunks.casKey, index: origin.chunks.indexKey })
-    const w = await watch(reader.store, origin.chunks.casKey)
+    await goOnline(scene.origin, scene.bootstrap)
+    const { peer, remote, lines, w } = await scene.reader('reader', 10_000)
     const t1 = Date.now()
-    await exportAll(remote, new Cas(reader.chunks, sharing), files)
+    await exportAll(remote, new Cas(peer.chunks, sharing), files)
     const ms = Date.now() - t1
     const bytes = files.reduce((n, f) => n + f.size, 0)
     console.log(`# first sync: ${files.length} files, ${(bytes / MiB).toFixed(1)} MiB in ${ms} ms (${(bytes / MiB / (ms / 1000)).toFixed(1)} MiB/s); ${w.packs.length} of ${packCount} packs downloaded, ${(w.bytes / MiB).toFixed(1)} MiB; import took ${tImport} ms`)
     assert.equal(new Set(w.packs).size, w.packs.length, 'no pack downloaded twice')
     assert.equal(w.packs.length, packCount, 'every pack of the origin\'s store came over (it holds only these files)')
     assert.deepEqual(lines.filter((l) => l.startsWith('warn')), [])
-    await reader.chunks.flush()
-    assert.equal((await reader.chunks.stats()).chunks, 0, 'fetched content stays in the copy of the origin\'s store')
-    await w.core.close()
+    await peer.chunks.flush()
+    assert.equal((await peer.chunks.stats()).chunks, 0, 'fetched content stays in the copy of the origin\'s store')
   } finally {
-    await remote.close()
-    await closePeer(reader)
-    await closePeer(origin)
-    await testnet.destroy()
-    cleanup()
+    await scene.close()
   }
 })
 
 test('a transfer cut halfway resumes without fetching again what it holds', { timeout: 600_000 }, async () => {
-  everyone.length = 0
-  shared.clear()
-  const { dir, cleanup } = tempDir()
-  const testnet = await createTestnet(4, { host: '127.0.0.1' })
-  const origin = await openPeer(dir, 'origin')
-  const reader = await openPeer(dir, 'reader')
-  const remote = new RemoteStores(reader.store, 3_000)
-  remote.serve(reader.chunks)
+  const scene = await Scene.start()
   try {
     const sharing = randomBytes(32)
-    const files = await fill(origin, sharing, 40, 500)
-    share({ cas: origin.chunks.casKey, index: origin.chunks.indexKey })
-    await goOnline(origin, testnet.bootstrap)
-    await goOnline(reader, testnet.bootstrap)
-    await remote.add('origin', { cas: origin.chunks.casKey, index: origin.chunks.indexKey })
-    const w = await watch(reader.store, origin.chunks.casKey)
-    const cas = new Cas(reader.chunks, sharing)
-    const total = await (async () => {
-      const c = origin.store.get({ key: origin.chunks.casKey })
-      await c.ready()
-      const n = c.length
-      await c.close()
-      return n
-    })()
+    const files = await scene.fill(sharing, 40, 500)
+    const total = await packsOf(scene.origin, scene.keys.cas)
+    await goOnline(scene.origin, scene.bootstrap)
+    const { peer, remote, w } = await scene.reader('reader', 3_000)
+    const cas = new Cas(peer.chunks, sharing)
     // Cut the origin off once about half of its packs are here.
     let cut: Promise<void> | null = null
     w.core.on('download', () => {
-      if (!cut && w.packs.length >= total / 2) cut = goOffline(origin)
+      if (!cut && w.packs.length >= total / 2) cut = goOffline(scene.origin)
     })
     await assert.rejects(exportAll(remote, cas, files), MissingContentError)
     await cut
@@ -257,7 +293,7 @@ test('a transfer cut halfway resumes without fetching again what it holds', { ti
     const held = await heldCount(w.core)
     assert.ok(held >= total / 2 && held < total, `held ${held} of ${total} packs after the cut`)
     // Back online: the rest, and only the rest.
-    await goOnline(origin, testnet.bootstrap)
+    await goOnline(scene.origin, scene.bootstrap)
     await until('the origin to be a peer again', () => w.core.peers.length > 0)
     await exportAll(remote, cas, files)
     const secondRun = w.packs.length - firstRun
@@ -265,13 +301,8 @@ test('a transfer cut halfway resumes without fetching again what it holds', { ti
     assert.equal(secondRun, total - held, 'the second run fetched exactly the packs not held')
     assert.equal(new Set(w.packs).size, w.packs.length, 'no pack downloaded twice')
     assert.equal(await heldCount(w.core), total)
-    await w.core.close()
   } finally {
-    await remote.close()
-    await closePeer(reader)
-    await closePeer(origin)
-    await testnet.destroy()
-    cleanup()
+    await scene.close()
   }
 })
 
@@ -293,54 +324,37 @@ async function tamper(storeDir: string, key: Buffer, blocks: number[]): Promise<
 }
 
 test('two peers holding the same store both serve; one serving wrong bytes is caught and the data comes from the other', { timeout: 600_000 }, async () => {
-  everyone.length = 0
-  shared.clear()
-  const { dir, cleanup } = tempDir()
-  const testnet = await createTestnet(4, { host: '127.0.0.1' })
-  const origin = await openPeer(dir, 'origin')
-  let mirror = await openPeer(dir, 'mirror')
-  const readers: Peer[] = []
-  const remotes: RemoteStores[] = []
+  const scene = await Scene.start()
   const mirrors: StoreMirrors[] = []
   try {
     const sharing = randomBytes(32)
-    const files = await fill(origin, sharing, 40, 300)
-    const keys = { cas: origin.chunks.casKey, index: origin.chunks.indexKey }
-    share(keys)
-    await goOnline(origin, testnet.bootstrap)
-    await goOnline(mirror, testnet.bootstrap)
+    const files = await scene.fill(sharing, 40, 300)
+    const { origin, bootstrap, keys } = scene
+    let mirror = await scene.peer('mirror')
+    await goOnline(origin, bootstrap)
+    await goOnline(mirror, bootstrap)
     // The mirror keeps a full replica of the origin's store, as a closet does (closet.ts).
     const m = new StoreMirrors(mirror.store, mirror.dir)
     mirrors.push(m)
     await m.mirror({ node: randomBytes(32), ...keys })
-    const replica = m.list()[0]!
-    const held = m.get(replica.node)!
+    const held = m.get(m.list()[0]!.node)!
     await until('the mirror to hold the whole store', () => held.cas.length > 0 && held.cas.contiguousLength === held.cas.length && held.index.contiguousLength === held.index.length && held.index.length === held.cas.length)
     const total = held.cas.length
     await goOffline(origin)
 
-    const readFrom = async (name: string, peers = 2): Promise<{ w: Awaited<ReturnType<typeof watch>>; ms: number; lines: string[] }> => {
-      const reader = await openPeer(dir, name)
-      readers.push(reader)
-      const remote = new RemoteStores(reader.store, 10_000)
-      remotes.push(remote)
-      const lines: string[] = []
-      remote.log = (level, msg) => lines.push(`${level} ${msg}`)
-      remote.serve(reader.chunks)
-      await goOnline(reader, testnet.bootstrap)
-      await remote.add('origin', keys)
-      const w = await watch(reader.store, keys.cas)
+    const readFrom = async (name: string, peers = 2): Promise<{ w: Watch; ms: number; lines: string[] }> => {
+      const { peer, remote, lines, w } = await scene.reader(name, 10_000)
       await until(`${peers} peers on the store`, () => w.core.peers.length >= peers)
       const t0 = Date.now()
-      await exportAll(remote, new Cas(reader.chunks, sharing), files)
+      await exportAll(remote, new Cas(peer.chunks, sharing), files)
       const ms = Date.now() - t0
-      await goOffline(reader) // it holds the store now: not a third server for the next reader
+      await goOffline(peer) // it holds the store now: not a third server for the next reader
       return { w, ms, lines }
     }
 
     // One peer (the mirror alone), then two (origin and mirror): both serve, each pack once.
     const solo = await readFrom('solo', 1)
-    await goOnline(origin, testnet.bootstrap)
+    await goOnline(origin, bootstrap)
     const both = await readFrom('both')
     console.log(`# one peer: ${solo.ms} ms; two peers: ${both.ms} ms; packs by peer with two: ${JSON.stringify([...both.w.byPeer])}`)
     assert.equal(new Set(both.w.packs).size, total, 'every pack came')
@@ -350,29 +364,22 @@ test('two peers holding the same store both serve; one serving wrong bytes is ca
 
     // The mirror's copy goes bad (every other pack altered on its disk): what it serves of
     // those fails hypercore's verification, and the reader gets them from the origin.
-    await goOffline(mirror)
     await m.close()
     mirrors.length = 0
     await closePeer(mirror)
     await tamper(mirror.dir, keys.cas, Array.from({ length: total }, (_, i) => i).filter((i) => i % 2 === 0))
-    mirror = await openPeer(dir, 'mirror')
+    mirror = await scene.peer('mirror')
     const m2 = new StoreMirrors(mirror.store, mirror.dir)
     mirrors.push(m2)
     await m2.load()
-    await goOnline(mirror, testnet.bootstrap)
+    await goOnline(mirror, bootstrap)
     const lied = await readFrom('lied-to')
     console.log(`# with a lying mirror: ${lied.ms} ms; ${lied.w.invalid} blocks failed verification; packs by peer: ${JSON.stringify([...lied.w.byPeer])}`)
     assert.ok(lied.w.invalid >= 1, 'the altered packs were caught')
     assert.equal(await heldCount(lied.w.core), total, 'every pack is held, verified')
     assert.deepEqual(lied.lines.filter((l) => l.startsWith('warn')), [])
-    for (const w of [solo.w, both.w, lied.w]) await w.core.close()
   } finally {
-    for (const r of remotes) await r.close()
     for (const m of mirrors) await m.close()
-    for (const r of readers) await closePeer(r)
-    await closePeer(mirror)
-    await closePeer(origin)
-    await testnet.destroy()
-    cleanup()
+    await scene.close()
   }
 })

@@ -81,6 +81,10 @@ export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000
 const PEER_GRACE_MS = 1_000
 /** Pack blocks kept decoded in memory (~1 MiB each): the objects of one pack are read one after another. */
 const PACK_CACHE = 32
+/** How long packs requested ahead outside a bulk stay requested. */
+const LOOSE_RANGE_MS = 60_000
+/** Consecutive packs requested as a range of their own (fewer go in one request by block list). */
+const MIN_RUN = 4
 /** Index blocks read from local storage per step when catching the table up. */
 const INDEX_READ_BATCH = 64
 
@@ -472,7 +476,8 @@ export class RemoteStores {
    * Requests, as ranges of consecutive packs, the packs of the active sources that hold these
    * objects and that this node holds neither in its own store nor in its copies. Resolves once
    * the requests are made (not when the packs are in: reads of them wait for them as for any
-   * fetch). Returns how many packs were requested. Outside bulk() the ranges end at once.
+   * fetch). Returns how many packs were requested. Inside bulk() the requests end with it;
+   * outside, when done or after a minute.
    */
   async prefetch(addresses: Buffer[]): Promise<number> {
     const all = [...this.sources.values()].filter((s) => s.active && !s.unusable)
@@ -504,17 +509,32 @@ export class RemoteStores {
       const list: number[] = []
       for (const p of packs) if (!(await s.packs.has(p))) list.push(p)
       list.sort((a, b) => a - b)
+      // Runs of consecutive packs as ranges; packs standing alone in one request by block
+      // list (hypercore walks each request on every update: not thousands of tiny ranges).
+      const alone: number[] = []
       for (let i = 0; i < list.length;) {
         let j = i + 1
         while (j < list.length && list[j] === list[j - 1]! + 1) j++
-        const range = s.packs.download({ start: list[i]!, end: list[j - 1]! + 1, linear: true })
-        if (this.bulkDepth > 0) this.ranges.push(range)
-        else range.destroy()
-        requested += j - i
+        if (j - i >= MIN_RUN) this.download(s, { start: list[i]!, end: list[j - 1]! + 1, linear: true })
+        else alone.push(...list.slice(i, j))
         i = j
       }
+      if (alone.length > 0) this.download(s, { blocks: alone })
+      requested += list.length
     }
     return requested
+  }
+
+  private download(s: Source, range: { start: number; end: number; linear: boolean } | { blocks: number[] }): void {
+    const r = s.packs.download(range)
+    if (this.bulkDepth > 0) {
+      this.ranges.push(r)
+      return
+    }
+    // Outside a bulk (a file opened through the mount): let go once done, or after a while.
+    const timer = setTimeout(() => r.destroy(), LOOSE_RANGE_MS)
+    timer.unref()
+    r.done().then(() => clearTimeout(timer), () => clearTimeout(timer))
   }
 
   // ---- fetch ---------------------------------------------------------------------------------
