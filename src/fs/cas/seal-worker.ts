@@ -43,16 +43,22 @@ function handlePiece(msg: Extract<SealRequest, { kind: 'piece' }>): [SealReply, 
   if (msg.open) streams.set(msg.stream, { gear: msg.open.gear, tail: null })
   const state = streams.get(msg.stream)
   if (!state) throw new Error(`seal worker: unknown stream ${msg.stream}`)
-  const piece = Buffer.from(msg.data, 0, msg.length)
-  let data = state.tail && state.tail.length > 0 ? Buffer.concat([state.tail, piece]) : piece
+  // The stream's bytes not cut yet, in memory of their own (it goes back to the main thread
+  // by transfer): the transferred piece itself, or the tail and the piece copied together.
+  let ab = msg.data
+  let data = Buffer.from(ab, 0, msg.length)
+  if (state.tail && state.tail.length > 0) {
+    ab = new ArrayBuffer(state.tail.length + msg.length)
+    data = Buffer.from(ab)
+    state.tail.copy(data)
+    data.set(new Uint8Array(msg.data, 0, msg.length), state.tail.length)
+  }
   const lengths = Uint32Array.from(cutAll(state.gear, data, msg.final))
   let cut = 0
   for (const n of lengths) cut += n
   // The uncut rest stays here (copied: `data` goes back to the main thread).
   state.tail = cut < data.length ? Buffer.from(data.subarray(cut)) : null
   if (msg.final) streams.delete(msg.stream)
-  if (data.byteOffset !== 0 || data.buffer.byteLength !== data.length) data = Buffer.from(data)
-  const ab = data.buffer as ArrayBuffer
   return [{ stream: msg.stream, data: ab, length: cut, lengths }, [ab, lengths.buffer as ArrayBuffer]]
 }
 

@@ -6,10 +6,9 @@
 // names files by path (the worker reads them: nothing is read on the main thread) or carries
 // their bytes. Chunking and sealing (most of an import's CPU) then run beside the main
 // thread, which appends and indexes.
-import fs from 'node:fs'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
+import { startWorker } from './worker-file.js'
 import type { GearTable } from './chunker.js'
 import { blockBytes, type CasKeys } from './convergent.js'
 import { unpackFiles, type SealedFiles } from './seal-file.js'
@@ -73,15 +72,6 @@ interface Waiter {
   reject: (err: Error) => void
 }
 
-function newWorker(): Worker {
-  // Compiled: seal-worker.js next to this file. From sources (run under tsx, whose loader a
-  // worker does not inherit): register tsx in the worker, then load seal-worker.ts.
-  const js = new URL('./seal-worker.js', import.meta.url)
-  if (fs.existsSync(fileURLToPath(js))) return new Worker(js)
-  const ts = new URL('./seal-worker.ts', import.meta.url).href
-  const tsx = import.meta.resolve('tsx/esm/api')
-  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}) })`, { eval: true })
-}
 
 /** One worker thread and the replies it owes, per stream. */
 class SealWorker {
@@ -92,7 +82,7 @@ class SealWorker {
 
   private start(): Worker {
     if (this.worker) return this.worker
-    const worker = newWorker()
+    const worker = startWorker('seal-worker')
     worker.on('message', (reply: SealReply) => this.onReply(reply))
     const fail = (err: Error): void => {
       if (this.worker === worker) this.worker = null

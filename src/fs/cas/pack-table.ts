@@ -1,0 +1,120 @@
+// Where each object of a pack store lies: address -> (pack, offset, length), in one Buffer
+// (an open-addressing hash table with linear probing), not a JS Map of hex strings: 28 bytes
+// per slot, at most 3/4 of the slots used, so ~37-75 bytes per object. Used for the own store
+// (chunk-store.ts) and for each remote source's index (remote-store.ts).
+//
+// Keyed by the first 16 bytes of the address (spec/cas.md section 4): addresses are keyed
+// BLAKE2b output, so the prefix is uniform and its bytes serve as the hash. Two addresses
+// sharing a 16-byte prefix (2^64 work for a holder of the sharing key, never by chance) map
+// to one location; every read verifies the full address in the object's header, so such a
+// collision shows as a failed read, never as other content.
+
+export interface PackLocation {
+  pack: number
+  offset: number
+  length: number
+}
+
+/** Address bytes the table keys by. */
+export const KEY_BYTES = 16
+/** Words (u32) per slot: 4 of key, pack, offset, length (length 0 marks an empty slot). */
+const SLOT_WORDS = 7
+const FIRST_SLOTS = 1 << 10
+const U32_MAX = 0xffffffff
+
+export class PackTable {
+  private slots: Uint32Array
+  private mask: number
+  private count = 0
+
+  constructor(expected = 0) {
+    let n = FIRST_SLOTS
+    while (n * 0.75 < expected) n *= 2
+    this.slots = new Uint32Array(n * SLOT_WORDS)
+    this.mask = n - 1
+  }
+
+  /** Objects in the table. */
+  get size(): number {
+    return this.count
+  }
+
+  /** Bytes the table holds in memory. */
+  get byteLength(): number {
+    return this.slots.byteLength
+  }
+
+  /** Adds an object's location; an address already present keeps its first location. */
+  add(address: Buffer, loc: PackLocation): void {
+    if (address.length < KEY_BYTES) throw new Error(`pack table: address of ${address.length} bytes`)
+    if (!isU32(loc.pack) || !isU32(loc.offset) || !isU32(loc.length) || loc.length === 0) {
+      throw new Error(`pack table: location out of range (pack ${loc.pack}, offset ${loc.offset}, length ${loc.length})`)
+    }
+    if ((this.count + 1) * 4 > (this.mask + 1) * 3) this.grow()
+    const k0 = address.readUInt32LE(0)
+    const k1 = address.readUInt32LE(4)
+    const k2 = address.readUInt32LE(8)
+    const k3 = address.readUInt32LE(12)
+    const s = this.slots
+    for (let i = k0 & this.mask; ; i = (i + 1) & this.mask) {
+      const at = i * SLOT_WORDS
+      if (s[at + 6] === 0) {
+        s[at] = k0
+        s[at + 1] = k1
+        s[at + 2] = k2
+        s[at + 3] = k3
+        s[at + 4] = loc.pack
+        s[at + 5] = loc.offset
+        s[at + 6] = loc.length
+        this.count++
+        return
+      }
+      if (s[at] === k0 && s[at + 1] === k1 && s[at + 2] === k2 && s[at + 3] === k3) return
+    }
+  }
+
+  /** The location of an address, or null when the table doesn't hold it. */
+  get(address: Buffer): PackLocation | null {
+    const at = this.find(address)
+    if (at < 0) return null
+    const s = this.slots
+    return { pack: s[at + 4]!, offset: s[at + 5]!, length: s[at + 6]! }
+  }
+
+  has(address: Buffer): boolean {
+    return this.find(address) >= 0
+  }
+
+  private find(address: Buffer): number {
+    if (address.length < KEY_BYTES) return -1
+    const k0 = address.readUInt32LE(0)
+    const k1 = address.readUInt32LE(4)
+    const k2 = address.readUInt32LE(8)
+    const k3 = address.readUInt32LE(12)
+    const s = this.slots
+    for (let i = k0 & this.mask; ; i = (i + 1) & this.mask) {
+      const at = i * SLOT_WORDS
+      if (s[at + 6] === 0) return -1
+      if (s[at] === k0 && s[at + 1] === k1 && s[at + 2] === k2 && s[at + 3] === k3) return at
+    }
+  }
+
+  private grow(): void {
+    const old = this.slots
+    const n = (this.mask + 1) * 2
+    const s = new Uint32Array(n * SLOT_WORDS)
+    const mask = n - 1
+    for (let from = 0; from < old.length; from += SLOT_WORDS) {
+      if (old[from + 6] === 0) continue
+      let i = old[from]! & mask
+      while (s[i * SLOT_WORDS + 6] !== 0) i = (i + 1) & mask
+      s.set(old.subarray(from, from + SLOT_WORDS), i * SLOT_WORDS)
+    }
+    this.slots = s
+    this.mask = mask
+  }
+}
+
+function isU32(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= U32_MAX
+}
