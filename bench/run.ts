@@ -170,7 +170,7 @@ function benchChunker(): void {
 
 /** The figures without their notes, for bench/README.md's Results. */
 function compactTable(): string {
-  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
+  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : x === 0 ? '0' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
   const lines = ['| figure | bazil | baseline, same run | ratio | target |', '|---|---|---|---|---|']
   for (const r of rows) {
     const base = r.baseline ? `${r.baseline}${r.baselineValue === undefined ? '' : `: ${f(r.baselineValue)} ${r.unit}`}` : ''
@@ -182,7 +182,7 @@ function compactTable(): string {
 
 function table(): string {
   const lines = ['| benchmark | bazil | unit | baseline (same run) | baseline value | ratio | target | note |', '|---|---|---|---|---|---|---|---|']
-  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
+  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : x === 0 ? '0' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
   const t = (r: Row): string => (r.target === undefined ? '' : `${f(r.target)}: ${r.ok ? 'met' : 'missed'}`)
   for (const r of rows) lines.push(`| ${r.name} | ${f(r.value)} | ${r.unit} | ${r.baseline ?? ''} | ${f(r.baselineValue)} | ${f(r.ratio)} | ${t(r)} | ${(r.note ?? '').replace(/\|/g, '\\|')} |`)
   return lines.join('\n')
