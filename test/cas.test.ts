@@ -9,8 +9,8 @@ import {
   Cas, ChunkStore, Chunker, CorruptContentError, MissingContentError, MAX_CHUNK, MIN_CHUNK,
   ManifestBuilder, casKeys, decodeManifestNode, encodeManifestNode, openObject, sealObject, plainHash, type FileRef
 } from '../src/fs/cas/index.js'
-import { CAS_CORE_NAME, FILTER_FILE_NAME, type ChunkStoreOptions, type StoredObject } from '../src/fs/cas/chunk-store.js'
-import { AddressFilter, decodeFilterFile, encodeFilterFile } from '../src/fs/cas/saved-filter.js'
+import { CAS_CORE_NAME, CAS_INDEX_CORE_NAME, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, type ChunkStoreOptions, type StoredObject } from '../src/fs/cas/chunk-store.js'
+import { decodePackEntries, encodeIndexBlock, encodePack } from '../src/fs/cas/pack-codec.js'
 
 const MiB = 1024 * 1024
 
@@ -272,21 +272,25 @@ async function corruptionCase(fixCrc: boolean): Promise<void> {
     let store = new Corestore(storeDir)
     let chunks = await ChunkStore.open(store)
     const ref = await new Cas(chunks, key).writeBuffer(data)
-    const raw = store.get({ name: 'cas' })
+    await chunks.flush()
+    // The second of the file's ~3 packs (the first holds the start of the file, the last its manifest).
+    const raw = store.get({ name: PACKS_CORE_NAME })
     await raw.ready()
-    const block = await raw.get(5)
+    assert.ok(raw.length >= 3, `${raw.length} packs`)
+    const block = await raw.get(1)
     await raw.close()
     assert.ok(block)
     await store.storage.compact() // moves the values out of the write-ahead log into files that stay
     await chunks.close()
     await store.close()
 
-    const found = findOnDisk(storeDir, block.subarray(1000, 1032))
+    const at = Math.floor(block.length / 2)
+    const found = findOnDisk(storeDir, block.subarray(at, at + 32))
     assert.ok(found, 'the ciphertext is somewhere on disk')
     const bytes = fs.readFileSync(found.file)
     bytes[found.at + 7]! ^= 0x10
     fs.writeFileSync(found.file, bytes)
-    if (fixCrc) assert.ok(fixBlobCrc(found.file, found.at - 1000, block.length), 'found the blob record header')
+    if (fixCrc) assert.ok(fixBlobCrc(found.file, found.at - at, block.length), 'found the blob record header')
 
     store = new Corestore(storeDir)
     chunks = await ChunkStore.open(store)
@@ -313,36 +317,6 @@ test('a flipped byte on disk surfaces as an error naming the file (storage check
 
 test('a flipped byte that passes the storage checksum is caught by decryption, naming the file', async () => {
   await corruptionCase(true)
-})
-
-test('an index pointing at the wrong block is detected, never returned as data', async () => {
-  await withStore(async ({ store, chunks }) => {
-    const key = randomBytes(32)
-    const cas = new Cas(chunks, key)
-    const ref = await cas.writeBuffer(randomBytes(MiB))
-    await chunks.flush() // index entries are written behind the appends
-    // Repoint the index entry of block 0's address to block 1, through hyperbee itself.
-    const { default: Hyperbee } = await import('hyperbee')
-    const bee = new Hyperbee<Buffer, Buffer>(store.get({ name: 'cas-index' }), { keyEncoding: 'binary', valueEncoding: 'binary' })
-    await bee.ready()
-    const raw = store.get({ name: 'cas' })
-    await raw.ready()
-    const first = (await raw.get(0))!
-    const address = first.subarray(1, 33)
-    const value = (await bee.get(address))!.value
-    const wrong = Buffer.from(value)
-    wrong.writeBigUInt64LE(1n, 1)
-    await bee.put(Buffer.from(address), wrong)
-    await raw.close()
-    await bee.close()
-    // A store opened afresh: the one that wrote still remembers where it put the block.
-    const reopened = await ChunkStore.open(store)
-    try {
-      await assert.rejects(readAll(new Cas(reopened, key), ref, 'a/b'), (err: Error) => err instanceof CorruptContentError && /^a\/b: .*another address/.test(err.message))
-    } finally {
-      await reopened.close()
-    }
-  })
 })
 
 test('manifest nodes: tree building, and the decoder rejects what it does not know', () => {
@@ -381,56 +355,24 @@ test('manifest nodes: tree building, and the decoder rejects what it does not kn
   assert.throws(() => openObject(casKeys(randomBytes(32)), randomBytes(32), Buffer.from([2, ...randomBytes(60)])), /unknown block version 2/)
 })
 
-test('blocks appended without their index entries (a crash in between) are indexed on open', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-cas-recover-'))
-  try {
-    const key = randomBytes(32)
-    const data = randomBytes(100_000)
-    let store = new Corestore(dir)
-    let chunks = await ChunkStore.open(store)
-    await chunks.close()
-    // What a crash after the append and before the index flush leaves behind.
-    const raw = store.get({ name: 'cas' })
-    await raw.ready()
-    const keys = casKeys(key)
-    for (const piece of new Chunker(key).split(data)) await raw.append(sealObject(keys, piece).block)
-    await raw.close()
-    await store.close()
+// ---- the pack store (spec/cas.md section 4) ----
 
-    store = new Corestore(dir)
-    chunks = await ChunkStore.open(store)
-    try {
-      const before = await chunks.stats()
-      const ref = await new Cas(chunks, key).writeBuffer(data)
-      assert.equal((await chunks.stats()).chunks - before.chunks, 1, 'only the manifest is new')
-      assert.deepEqual(await readAll(new Cas(chunks, key), ref), data)
-    } finally {
-      await chunks.close()
-      await store.close()
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
-  }
-})
-
-// ---- the saved address filter (spec/cas.md, "The address filter file") ----
-
-/** Objects with a valid block header (what recover() reads) and random addresses. */
+/** Objects with a valid block header and random addresses (not openable: for the store alone). */
 function syntheticObjects(n: number): StoredObject[] {
   const out: StoredObject[] = []
   for (let i = 0; i < n; i++) {
     const address = randomBytes(32)
-    out.push({ address, block: Buffer.concat([Buffer.from([1]), address, randomBytes(24)]) })
+    out.push({ address, block: Buffer.concat([Buffer.from([1]), address, randomBytes(24 + (i % 300))]) })
   }
   return out
 }
 
 /** Opens the store in `dir` (a corestore directory), runs fn, and closes it (close: false = a crash: the corestore closes, the ChunkStore never does). */
-async function session<T>(dir: string, fn: (chunks: ChunkStore) => Promise<T>, opts: ChunkStoreOptions & { close?: boolean } = {}): Promise<T> {
+async function session<T>(dir: string, fn: (chunks: ChunkStore, store: Corestore) => Promise<T>, opts: ChunkStoreOptions & { close?: boolean } = {}): Promise<T> {
   const store = new Corestore(dir)
-  const chunks = await ChunkStore.open(store, opts)
+  const chunks = await ChunkStore.open(store, { log: () => {}, ...opts })
   try {
-    return await fn(chunks)
+    return await fn(chunks, store)
   } finally {
     if (opts.close !== false) await chunks.close()
     await store.close()
@@ -442,177 +384,277 @@ async function assertAllFound(chunks: ChunkStore, objects: StoredObject[], what:
     assert.equal(await chunks.has(o.address), true, `${what}: ${o.address.toString('hex')} found`)
     assert.deepEqual(await chunks.get(o.address), o.block, what)
   }
-  for (const o of syntheticObjects(100)) assert.equal(await chunks.has(o.address), false, `${what}: an absent address is absent`)
+  for (const o of syntheticObjects(100)) {
+    assert.equal(await chunks.has(o.address), false, `${what}: an absent address is absent`)
+    assert.equal(await chunks.get(o.address), null, `${what}: an absent address is absent`)
+  }
 }
 
-async function withStoreDir<T>(fn: (dir: string, filterFile: string) => Promise<T>): Promise<T> {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-cas-filter-'))
+async function withStoreDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-cas-packs-'))
   try {
-    return await fn(path.join(root, 'corestore'), path.join(root, 'corestore', FILTER_FILE_NAME))
+    return await fn(path.join(root, 'corestore'))
   } finally {
     fs.rmSync(root, { recursive: true, force: true })
   }
 }
 
-test('the address filter is saved at close, and reopening uses it (no index scan) and finds every object', async () => {
-  await withStoreDir(async (dir, filterFile) => {
-    const objects = syntheticObjects(4000)
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'scan')
-      assert.equal(chunks.filterLoad.reason, 'no filter file')
-      for (let i = 0; i < objects.length; i += 500) await chunks.put(objects.slice(i, i + 500))
+/** A raw core of the corestore in `dir`, opened for fn (no ChunkStore running). */
+async function withCore<T>(dir: string, name: string, fn: (core: Awaited<ReturnType<Corestore['get']>>) => Promise<T>): Promise<T> {
+  const store = new Corestore(dir)
+  const core = store.get({ name })
+  await core.ready()
+  try {
+    return await fn(core)
+  } finally {
+    await core.close()
+    await store.close()
+  }
+}
+
+/** A small file's objects (one chunk, one manifest leaf) and its reference, sealed under `key`. */
+function smallFile(key: Buffer, data: Buffer): { ref: FileRef; objects: StoredObject[] } {
+  const keys = casKeys(key)
+  const chunk = sealObject(keys, data)
+  const builder = new ManifestBuilder()
+  const nodes = builder.add({ hash: chunk.hash, size: data.length })
+  const { root, nodes: rest } = builder.finish()
+  const objects = [{ address: chunk.address, block: chunk.block }]
+  for (const plain of [...nodes, ...rest]) {
+    const sealed = sealObject(keys, plain)
+    objects.push({ address: sealed.address, block: sealed.block })
+  }
+  return { ref: { hash: root.hash, size: root.size }, objects }
+}
+
+test('objects put together share packs of about the target size; reopening finds every object; storing again adds nothing', async () => {
+  await withStoreDir(async (dir) => {
+    const objects = syntheticObjects(6000)
+    let packs = 0
+    await session(dir, async (chunks, store) => {
+      assert.deepEqual(chunks.load, { indexBlocks: 0, recovered: 0, migrated: 0, ms: chunks.load.ms })
+      await Promise.all([chunks.put(objects.slice(0, 2000)), chunks.put(objects.slice(2000, 4000)), chunks.put(objects.slice(4000))])
+      const stats = await chunks.stats()
+      assert.equal(stats.chunks, objects.length)
+      assert.equal(stats.bytes, objects.reduce((n, o) => n + o.block.length, 0))
+      const raw = store.get({ name: PACKS_CORE_NAME })
+      await raw.ready()
+      packs = raw.length
+      // ~1.1 MB of objects: a few packs of at most the target, in one group.
+      assert.ok(packs >= 2 && packs <= 4, `${packs} packs`)
+      let inOrder: Buffer[] = []
+      for (let i = 0; i < packs; i++) {
+        const pack = (await raw.get(i))!
+        assert.ok(pack.length <= 1024 * 1024, `pack ${i}: ${pack.length} bytes`)
+        inOrder = inOrder.concat(decodePackEntries(pack).map((e) => Buffer.from(e.address)))
+      }
+      assert.deepEqual(inOrder, objects.map((o) => o.address), 'objects put together stay together, in order')
+      await raw.close()
+      await assertAllFound(chunks, objects.slice(0, 500), 'written')
     })
-    assert.ok(fs.existsSync(filterFile), 'the filter file is in the corestore directory')
-    const saved = fs.readFileSync(filterFile)
     await session(dir, async (chunks) => {
-      assert.deepEqual(chunks.filterLoad.source, 'file')
-      assert.equal(chunks.filterLoad.entries, 0, 'nothing to catch up')
+      assert.equal(chunks.load.indexBlocks, packs)
       await assertAllFound(chunks, objects, 'reopened')
-      // Storing them again adds nothing.
       const before = await chunks.stats()
       await chunks.put(objects.slice(0, 1000))
-      assert.equal((await chunks.stats()).chunks, before.chunks)
+      await chunks.put([objects[5]!, objects[5]!])
+      assert.deepEqual(await chunks.stats(), before)
     })
-    assert.ok(fs.readFileSync(filterFile).equals(saved), 'a session that added nothing does not rewrite the file')
+    await withCore(dir, PACK_INDEX_CORE_NAME, async (index) => assert.equal(index.length, packs, 'nothing appended by puts that added nothing'))
   })
 })
 
-test('objects indexed after the filter was saved are caught up from the index history', async () => {
+test('a pack appended without its index block (a crash in between) is indexed on open from the pack itself', async () => {
   await withStoreDir(async (dir) => {
-    const first = syntheticObjects(1500)
-    const second = syntheticObjects(1000)
+    const key = randomBytes(32)
+    const data = randomBytes(100_000)
+    const first = syntheticObjects(300)
     await session(dir, (chunks) => chunks.put(first))
-    // A session that keeps no filter file: its entries come after the saved file's coverage.
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'scan')
-      await chunks.put(second)
-    }, { filterFile: null })
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'file')
-      assert.ok(chunks.filterLoad.entries >= second.length, `${chunks.filterLoad.entries} index entries caught up`)
-      await assertAllFound(chunks, [...first, ...second], 'caught up')
+    // What a crash after the packs append and before the index append leaves behind.
+    const keys = casKeys(key)
+    const blocks = [...new Chunker(key).split(data)].map((piece) => sealObject(keys, piece).block)
+    await withCore(dir, PACKS_CORE_NAME, (packs) => packs.append(encodePack(blocks).pack))
+    await session(dir, async (chunks, store) => {
+      assert.equal(chunks.load.recovered, 1)
+      const index = store.get({ name: PACK_INDEX_CORE_NAME })
+      await index.ready()
+      assert.equal(index.length, 2, 'the missing index block was appended')
+      await index.close()
+      const before = await chunks.stats()
+      const ref = await new Cas(chunks, key).writeBuffer(data)
+      assert.equal((await chunks.stats()).chunks - before.chunks, 1, 'only the manifest is new')
+      assert.deepEqual(await readAll(new Cas(chunks, key), ref), data)
+      await assertAllFound(chunks, first, 'the pack before')
     })
-    // That open saved the caught-up filter at close: nothing to catch up now.
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'file')
-      assert.equal(chunks.filterLoad.entries, 0)
-    })
+    await session(dir, async (chunks) => assert.equal(chunks.load.recovered, 0))
   })
 })
 
-test('a crash without a save: the next open catches up from the last saved filter; saves also happen while running', async () => {
-  await withStoreDir(async (dir, filterFile) => {
-    const first = syntheticObjects(1000)
-    const second = syntheticObjects(800)
-    const third = syntheticObjects(500)
-    await session(dir, (chunks) => chunks.put(first))
-    // Crash after the index is written: the file is the one of the first session.
-    await session(dir, async (chunks) => {
-      await chunks.put(second)
-      await chunks.flush()
-    }, { close: false })
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'file')
-      assert.ok(chunks.filterLoad.entries >= second.length)
-      await assertAllFound(chunks, [...first, ...second], 'after a crash')
-    }, { close: false })
-    // A crash with appended blocks whose index entries were never written (recover() adds them).
-    const store = new Corestore(dir)
-    const raw = store.get({ name: CAS_CORE_NAME })
+test('a pack with one corrupt object: that object\'s file fails with an error naming it, every other object of the pack reads', async () => {
+  await withStore(async ({ store, chunks }) => {
+    const key = randomBytes(32)
+    const files = [0, 1, 2, 3].map((i) => smallFile(key, Buffer.from(`file ${i}: ${'x'.repeat(100 * i)}`)))
+    // File 2's chunk has a flipped ciphertext byte (a bad disk or a bad writer, under a valid pack).
+    const bad = Buffer.from(files[2]!.objects[0]!.block)
+    bad[bad.length - 20]! ^= 0x01
+    files[2]!.objects[0] = { address: files[2]!.objects[0]!.address, block: bad }
+    await chunks.put(files.flatMap((f) => f.objects))
+    const raw = store.get({ name: PACKS_CORE_NAME })
     await raw.ready()
-    await raw.append(third.map((o) => o.block))
+    assert.equal(raw.length, 1, 'one pack')
     await raw.close()
-    await store.close()
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'file')
-      await assertAllFound(chunks, [...first, ...second, ...third], 'recovered blocks')
-    }, { close: false })
+    const cas = new Cas(chunks, key)
+    await assert.rejects(readAll(cas, files[2]!.ref, 'docs/two.txt'), (err: Error) => err instanceof CorruptContentError && /^docs\/two\.txt: .*decryption failed/.test(err.message))
+    for (const i of [0, 1, 3]) assert.equal((await readAll(cas, files[i]!.ref, `f${i}`)).toString(), `file ${i}: ${'x'.repeat(100 * i)}`)
+  })
+})
 
-    // The background save: written shortly after new entries, without a close.
-    const fourth = syntheticObjects(300)
-    const savedAt = fs.statSync(filterFile).mtimeMs
+test('an index entry placing an address on another object is detected, never returned as data', async () => {
+  await withStoreDir(async (dir) => {
+    const key = randomBytes(32)
+    const file = smallFile(key, randomBytes(5000))
+    const other = smallFile(key, randomBytes(5000))
+    // A pack holding `other`'s chunk, indexed as the file's chunk address.
+    const { pack, entries } = encodePack([other.objects[0]!.block])
+    await withCore(dir, PACKS_CORE_NAME, (packs) => packs.append(pack))
+    await withCore(dir, PACK_INDEX_CORE_NAME, (index) => index.append(encodeIndexBlock(0, [{ ...entries[0]!, address: file.objects[0]!.address }])))
     await session(dir, async (chunks) => {
-      await chunks.put(fourth)
-      await chunks.flush()
-      const deadline = Date.now() + 5000
-      while (fs.statSync(filterFile).mtimeMs === savedAt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-      assert.notEqual(fs.statSync(filterFile).mtimeMs, savedAt, 'saved in the background')
-      await new Promise((r) => setTimeout(r, 100)) // let the rename settle
-    }, { close: false, filterSaveDelayMs: 50 })
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'file')
-      assert.equal(chunks.filterLoad.entries, 0, 'the background save covered everything')
-      await assertAllFound(chunks, [...first, ...second, ...third, ...fourth], 'after a background save')
+      await chunks.put(file.objects) // the chunk counts as stored: only the manifest is added
+      await assert.rejects(readAll(new Cas(chunks, key), file.ref, 'a/b'), (err: Error) => err instanceof CorruptContentError && /^a\/b: .*another address/.test(err.message))
     })
   })
 })
 
-test('a corrupt, truncated, foreign or mismatched filter file falls back to the index scan with the same answers', async () => {
-  await withStoreDir(async (dir, filterFile) => {
-    const objects = syntheticObjects(1000)
-    await session(dir, (chunks) => chunks.put(objects))
-    const good = fs.readFileSync(filterFile)
-    const { filter, coverage } = decodeFilterFile(good)
-    // A valid file of another store (its own index key).
-    const otherRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-cas-filter-other-'))
-    let foreign: Buffer
+test('a malformed pack-index block fails the open with an error naming it', async () => {
+  await withStoreDir(async (dir) => {
+    await session(dir, (chunks) => chunks.put(syntheticObjects(10)))
+    const block = await withCore(dir, PACK_INDEX_CORE_NAME, async (index) => (await index.get(0))!)
+    const foreign = Buffer.from(block)
+    foreign.writeBigUInt64LE(7n, 1)
+    await withCore(dir, PACKS_CORE_NAME, (packs) => packs.append(encodePack(syntheticObjects(1).map((o) => o.block)).pack))
+    await withCore(dir, PACK_INDEX_CORE_NAME, (index) => index.append(foreign))
+    await assert.rejects(session(dir, async () => {}), /cas store: pack-index block 1 indexes pack 7/)
+  })
+})
+
+// ---- migration of a version 1 store (cores `cas` + hyperbee `cas-index`) ----
+
+const V1_INDEX_VERSION = 1
+
+function v1Value(n: number): Buffer {
+  const out = Buffer.alloc(9)
+  out[0] = V1_INDEX_VERSION
+  out.writeBigUInt64LE(BigInt(n), 1)
+  return out
+}
+
+/**
+ * Writes a store exactly as format version 1 did (spec/cas.md before packs): block i of core
+ * `cas` = object i; hyperbee `cas-index`: A -> 1 || u64 i, and 00 -> 1 || u64 length; plus its
+ * `cas-filter` cache file.
+ */
+async function writeV1Store(dir: string, objects: StoredObject[]): Promise<void> {
+  const { default: Hyperbee } = await import('hyperbee')
+  const store = new Corestore(dir)
+  const cas = store.get({ name: CAS_CORE_NAME })
+  const bee = new Hyperbee<Buffer, Buffer>(store.get({ name: CAS_INDEX_CORE_NAME }), { keyEncoding: 'binary', valueEncoding: 'binary' })
+  await cas.ready()
+  await bee.ready()
+  for (let i = 0; i < objects.length; i += 256) await cas.append(objects.slice(i, i + 256).map((o) => o.block))
+  for (let i = 0; i < objects.length; i += 1024) {
+    const batch = bee.batch()
+    for (let j = i; j < Math.min(objects.length, i + 1024); j++) await batch.put(objects[j]!.address, v1Value(j))
+    await batch.put(Buffer.from([0]), v1Value(Math.min(objects.length, i + 1024)))
+    await batch.flush()
+  }
+  await bee.close()
+  await cas.close()
+  await store.close()
+  fs.writeFileSync(path.join(dir, 'cas-filter'), randomBytes(100))
+}
+
+async function v1Lengths(dir: string): Promise<number[]> {
+  const lengths: number[] = []
+  for (const name of [CAS_CORE_NAME, CAS_INDEX_CORE_NAME]) lengths.push(await withCore(dir, name, async (core) => core.length))
+  return lengths
+}
+
+test('a version 1 store is migrated into packs on open, in order; the old cores are emptied; reopening finds everything', async () => {
+  await withStoreDir(async (dir) => {
+    const key = randomBytes(32)
+    const data = randomBytes(3 * MiB)
+    // A real file's objects, as the old ChunkStore appended them (chunks, then manifest nodes).
+    const keys = casKeys(key)
+    const builder = new ManifestBuilder()
+    const fileObjects: StoredObject[] = []
+    for (const piece of new Chunker(key).split(data)) {
+      const sealed = sealObject(keys, piece)
+      fileObjects.push({ address: sealed.address, block: sealed.block })
+      for (const node of builder.add({ hash: sealed.hash, size: piece.length })) fileObjects.push(sealObject(keys, node))
+    }
+    const { root, nodes } = builder.finish()
+    for (const node of nodes) fileObjects.push(sealObject(keys, node))
+    const ref: FileRef = { hash: root.hash, size: root.size }
+    const objects = [...syntheticObjects(2000), ...fileObjects.map((o) => ({ address: o.address, block: o.block }))]
+    await writeV1Store(dir, objects)
+    const lines: string[] = []
+    await session(dir, async (chunks, store) => {
+      assert.equal(chunks.load.migrated, objects.length)
+      assert.equal((await chunks.stats()).chunks, objects.length)
+      await assertAllFound(chunks, objects, 'migrated')
+      assert.deepEqual(await readAll(new Cas(chunks, key), ref, 'big.bin'), data)
+      // Packs hold the objects in their old order.
+      const raw = store.get({ name: PACKS_CORE_NAME })
+      await raw.ready()
+      const order: Buffer[] = []
+      for (let i = 0; i < raw.length; i++) for (const e of decodePackEntries((await raw.get(i))!)) order.push(Buffer.from(e.address))
+      await raw.close()
+      assert.deepEqual(order, objects.map((o) => o.address))
+    }, { log: (level, msg) => lines.push(`${level} ${msg}`) })
+    assert.ok(lines.some((l) => /^info cas store: migrating 2\d+ objects/.test(l)), lines.join('\n'))
+    assert.ok(lines.some((l) => /^info cas store: migration done/.test(l)), lines.join('\n'))
+    assert.deepEqual(await v1Lengths(dir), [0, 0], 'the old cores are emptied')
+    assert.equal(fs.existsSync(path.join(dir, 'cas-filter')), false, 'the old filter file is removed')
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.load.migrated, 0)
+      await assertAllFound(chunks, objects, 'reopened')
+      assert.deepEqual(await readAll(new Cas(chunks, key), ref), data)
+    })
+  })
+})
+
+test('a migration cut by a crash resumes where it stopped: nothing stored twice, nothing lost', async () => {
+  await withStoreDir(async (dir) => {
+    const objects = syntheticObjects(3000)
+    await writeV1Store(dir, objects)
+    // What a crash mid-way leaves: objects 0..999 in packs, indexed, and cleared from `cas`;
+    // objects 1000..1199 in a pack whose index block and clear never happened.
+    const first = encodePack(objects.slice(0, 1000).map((o) => o.block))
+    const second = encodePack(objects.slice(1000, 1200).map((o) => o.block))
+    await withCore(dir, PACKS_CORE_NAME, (packs) => packs.append([first.pack, second.pack]))
+    await withCore(dir, PACK_INDEX_CORE_NAME, (index) => index.append(encodeIndexBlock(0, first.entries)))
+    await withCore(dir, CAS_CORE_NAME, (cas) => cas.clear(0, 1000))
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.load.recovered, 1)
+      assert.equal(chunks.load.migrated, 2000, 'resumed after the cleared prefix')
+      assert.equal((await chunks.stats()).chunks, objects.length, 'every object once')
+      assert.equal((await chunks.stats()).bytes, objects.reduce((n, o) => n + o.block.length, 0))
+      await assertAllFound(chunks, objects, 'resumed')
+    })
+    assert.deepEqual(await v1Lengths(dir), [0, 0])
+  })
+})
+
+test('a store that never had a version 1 store gets no old cores', async () => {
+  await withStoreDir(async (dir) => {
+    await session(dir, (chunks) => chunks.put(syntheticObjects(5)))
+    const store = new Corestore(dir)
     try {
-      await session(path.join(otherRoot, 'cs'), (chunks) => chunks.put(syntheticObjects(10)))
-      foreign = fs.readFileSync(path.join(otherRoot, 'cs', FILTER_FILE_NAME))
+      await store.ready()
+      for (const name of [CAS_CORE_NAME, CAS_INDEX_CORE_NAME]) assert.equal(await store.storage.getAlias({ name, namespace: store.ns }), null, name)
+      assert.ok(await store.storage.getAlias({ name: PACKS_CORE_NAME, namespace: store.ns }))
     } finally {
-      fs.rmSync(otherRoot, { recursive: true, force: true })
+      await store.close()
     }
-    const flipped = Buffer.from(good)
-    flipped[200]! ^= 0x10
-    const version2 = Buffer.from(good)
-    version2.writeUInt32LE(2, 8)
-    const cases: Array<[string, Buffer, RegExp]> = [
-      ['empty', Buffer.alloc(0), /not a filter file/],
-      ['garbage', randomBytes(5000), /not a filter file/],
-      ['truncated', good.subarray(0, Math.floor(good.length / 2)), /digest/],
-      ['a flipped bit', flipped, /digest/],
-      ['a future version', version2, /version 2/],
-      ['another store', foreign, /another store/],
-      ['another history (tree hash)', encodeFilterFile(filter.snapshot(), { ...coverage, treeHash: randomBytes(32) }), /another index history/],
-      ['beyond the index', encodeFilterFile(filter.snapshot(), { ...coverage, length: coverage.length + 5 }), /covers \d+ index blocks/]
-    ]
-    for (const [name, bytes, reason] of cases) {
-      fs.writeFileSync(filterFile, bytes)
-      await session(dir, async (chunks) => {
-        assert.equal(chunks.filterLoad.source, 'scan', name)
-        assert.match(chunks.filterLoad.reason ?? '', reason, name)
-        assert.equal(chunks.filterLoad.entries, objects.length, `${name}: the whole index was scanned`)
-        await assertAllFound(chunks, objects, name)
-      })
-      // The scan's filter was saved at close, and is good again.
-      const again = decodeFilterFile(fs.readFileSync(filterFile))
-      assert.ok(again.coverage.indexKey.equals(coverage.indexKey), name)
-    }
-    // An unreadable path (a directory) is a scan too, and doesn't fail the open.
-    fs.rmSync(filterFile)
-    fs.mkdirSync(filterFile)
-    await session(dir, async (chunks) => {
-      assert.equal(chunks.filterLoad.source, 'scan')
-      await assertAllFound(chunks, objects.slice(0, 100), 'filter path is a directory')
-    })
   })
-})
-
-test('filter file encoding round-trips and rejects layers add() would never make', () => {
-  const f = new AddressFilter()
-  const addrs = syntheticObjects(70_000).map((o) => o.address)
-  for (const a of addrs) f.add(a)
-  const coverage = { indexKey: randomBytes(32), length: 12345, treeHash: randomBytes(32) }
-  const file = encodeFilterFile(f.snapshot(), coverage)
-  const back = decodeFilterFile(file)
-  assert.equal(back.filter.count, addrs.length)
-  assert.deepEqual(back.coverage, coverage)
-  for (const a of addrs) assert.ok(back.filter.mayHold(a))
-  let falsePositives = 0
-  for (const o of syntheticObjects(20_000)) if (back.filter.mayHold(o.address)) falsePositives++
-  assert.ok(falsePositives < 20_000 * 0.03, `${falsePositives} false positives of 20000`)
-  // A layer count or capacity that doesn't follow the growth rule, even with a valid digest.
-  const layers = f.snapshot()
-  assert.throws(() => decodeFilterFile(encodeFilterFile([layers[1]!], coverage)), /capacity/)
-  assert.throws(() => decodeFilterFile(encodeFilterFile([{ ...layers[0]!, count: 5 }, layers[1]!], coverage)), /entries/)
 })

@@ -19,7 +19,13 @@ declare module 'corestore' {
 
   export default class Corestore {
     constructor(storage: unknown, opts?: Record<string, unknown>)
-    readonly storage: { compact(): Promise<void> }
+    readonly storage: {
+      compact(): Promise<void>
+      /** The discovery key of the core stored under a name (store.get({ name })), or null if there is none. */
+      getAlias(alias: { name: string; namespace: Buffer }): Promise<Buffer | null>
+    }
+    /** The namespace names are resolved in (store.get({ name })). */
+    readonly ns: Buffer
     ready(): Promise<void>
     close(): Promise<void>
     get(opts: GetOptions): Hypercore

@@ -51,6 +51,7 @@ declare module 'hypercore' {
     has(start: number, end?: number): Promise<boolean>
     update(opts?: { wait?: boolean }): Promise<boolean>
     clear(start: number, end?: number): Promise<unknown>
+    truncate(newLength?: number): Promise<void>
     download(range?: { start?: number; end?: number; blocks?: number[]; linear?: boolean }): Range
     info(opts?: { storage?: boolean }): Promise<{ byteLength: number; length: number; contiguousLength: number; storage?: { oplog: number; tree: number; blocks: number; bitfield: number } | null }>
     session(opts?: Record<string, unknown>): Hypercore

@@ -1,83 +1,54 @@
-// The node-wide object store: one `cas` hypercore whose blocks are sealed objects, and a
-// hyperbee index (core `cas-index`) from address A to block number. Shared by every volume
-// and sharing key of the node; it never sees plaintext or plaintext hashes.
-import path from 'node:path'
+// The node-wide object store (spec/cas.md section 4): sealed objects kept in packs. Block i
+// of core `packs` holds many objects (written together, in order); block i of core
+// `pack-index` says where each object of pack i lies; an in-memory PackTable built from the
+// index at open maps an address to (pack, offset, length). Shared by every volume and sharing
+// key of the node; it never sees plaintext or plaintext hashes.
 import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
-import Hyperbee from 'hyperbee'
-import { blockAddress } from './convergent.js'
-import { AddressFilter, encodeFilterFile, readFilterFile } from './saved-filter.js'
-import { replaceFile } from '../../atomic-file.js'
+import { createLogger, type Log } from '../../log.js'
+import { decodeIndexBlock, decodePackEntries, encodeIndexBlock, encodePack, type PackedObject } from './pack-codec.js'
+import { PackTable, type PackLocation } from './pack-table.js'
 import { Lru } from './lru.js'
+import { migrateLegacyStore } from './store-migration.js'
 
-export const CAS_CORE_NAME = 'cas'
-export const CAS_INDEX_CORE_NAME = 'cas-index'
-const INDEX_VALUE_VERSION = 1
-/** Index key of the store's own record; addresses are 32 bytes, so it can't collide. */
-const META_KEY = Buffer.from([0])
+export const PACKS_CORE_NAME = 'packs'
+export const PACK_INDEX_CORE_NAME = 'pack-index'
+export { CAS_CORE_NAME, CAS_INDEX_CORE_NAME } from './store-migration.js'
+export type { PackLocation } from './pack-table.js'
 
 export interface StoredObject {
   address: Buffer
   block: Buffer
 }
 
-function encodeU64(version: number, n: number): Buffer {
-  const out = Buffer.alloc(9)
-  out[0] = version
-  out.writeBigUInt64LE(BigInt(n), 1)
-  return out
-}
-
-function decodeU64(value: Buffer, what: string): number {
-  if (value.length !== 9 || value[0] !== INDEX_VALUE_VERSION) throw new Error(`cas index: bad ${what} value (${value.length} bytes, version ${value[0]})`)
-  const n = value.readBigUInt64LE(1)
-  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`cas index: ${what} out of range`)
-  return Number(n)
-}
-
-/** Objects per append: one hypercore append and one commit of the lookups before it. */
-const GROUP_OBJECTS = 256
+/** A pack is cut once adding the next object would pass this (an object is never split). */
+export const PACK_TARGET_BYTES = 1024 * 1024
+/** Bytes per commit: one `packs` append (of several packs) and one `pack-index` append. */
 const GROUP_BYTES = 16 * 1024 * 1024
-/** Index entries per hyperbee batch (sorted by key: neighbours share tree nodes, ~35% cheaper). */
-const INDEX_BATCH = 1024
-/** Appended-but-unindexed objects beyond which put() waits for the index to catch up. */
-const INDEX_BACKLOG = 16384
-/**
- * The filter file, in the corestore's directory beside corestore's own `CORESTORE` file and `db/`
- * (in a data dir: DATA/corestore/cas-filter): it is a cache of that store's index and travels with it.
- */
-export const FILTER_FILE_NAME = 'cas-filter'
-/**
- * The filter file is rewritten this long after the index grew past what it covers, and at
- * close (a crash costs catching up about this much indexing), and never more often than 100x
- * the time the last save took.
- */
-const FILTER_SAVE_DELAY_MS = 10_000
+/** Decoded packs kept for reads (sequential reads of one pack's objects read its block once). */
+const PACK_CACHE = 16
+/** Index blocks read at once when the table is built at open. */
+const LOAD_BATCH = 512
 
 export interface ChunkStoreOptions {
-  /**
-   * Where the address filter is kept between runs (spec/cas.md, "The address filter file").
-   * Default: `cas-filter` in the corestore's directory (DATA/corestore/cas-filter for a data
-   * dir); null: not kept (every open scans the index).
-   */
-  filterFile?: string | null
-  /** Delay of the background save after the index grew (default 10 s; for tests). */
-  filterSaveDelayMs?: number
   /** Called with the bytes of each put before anything is stored; throwing refuses the put (a full disk). */
   beforeWrite?: (bytes: number) => void
+  /** Where migration progress is reported (default: info lines on stderr). */
+  log?: Log
+  /** Target pack size in bytes (default PACK_TARGET_BYTES; for measurements). */
+  packTargetBytes?: number
 }
 
-/** How open() got its address filter (tests and diagnostics). */
-export interface FilterLoad {
-  /** 'file': the saved filter plus the index entries written after it; 'scan': the whole index. */
-  source: 'file' | 'scan'
-  /** Why the file was not used (absent, corrupt, covers another index...), when source is 'scan'. */
-  reason?: string
-  /** Index entries read: appended after the save (file) or all of them (scan). */
-  entries: number
+/** How open() went (tests and diagnostics). */
+export interface StoreLoad {
+  /** Index blocks read to build the table. */
+  indexBlocks: number
+  /** Packs whose index block was missing (a crash between the two appends) and was rebuilt. */
+  recovered: number
+  /** Objects moved from a store of format version 1 (cores `cas` / `cas-index`). */
+  migrated: number
   ms: number
 }
-
 
 interface PendingPut {
   objects: StoredObject[]
@@ -87,100 +58,79 @@ interface PendingPut {
 }
 
 export class ChunkStore {
-  private readonly core: Hypercore
-  private readonly index: Hyperbee<Buffer, Buffer>
+  private readonly packs: Hypercore
+  private readonly index: Hypercore
+  private readonly table: PackTable
+  private objectBytes = 0
   // Puts are group-committed: whatever concurrent writers queued while the previous group
-  // was appending goes out in one append (many small files cost one append, not one each).
-  // One commit loop runs at a time, so the check-append sequence never interleaves and
-  // concurrent imports never store an object twice.
+  // was appending goes out in one append of packs and one of their index blocks. One commit
+  // loop runs at a time, so the check-append sequence never interleaves and concurrent
+  // imports never store an object twice.
   private queue: PendingPut[] = []
   private committing: Promise<void> | null = null
-  // Blocks are appended first and indexed behind (the index is derived from the cas core and
-  // rebuilt from it after a crash, see recover()). Until its entry is flushed, an appended
-  // object is found here: address (hex) -> block number.
-  private readonly unindexed = new Map<string, number>()
-  private indexQueue: Array<{ address: Buffer; seq: number }> = []
-  /** cas length covered once indexQueue is flushed. */
-  private indexQueueLength = 0
-  private indexing: Promise<void> | null = null
-  private indexError: unknown = null
-  private backlogWaiters: Array<() => void> = []
-  /** Every indexed or appended address: rules out new content without a hyperbee lookup. */
-  private filter = new AddressFilter()
-  private readonly filterFile: string | null
-  filterLoad: FilterLoad = { source: 'scan', entries: 0, ms: 0 }
-  /** Index length the filter file covers (-1: none or unknown); a save is due when the index is longer. */
-  private savedLength = -1
-  private saving: Promise<void> | null = null
-  private saveTimer: NodeJS.Timeout | null = null
-  private lastSaveMs = 0
-  private closed = false
-  /** Recently appended or located addresses (hex) -> block number: reads skip the index. */
-  private readonly located = new Lru<string, number>(1 << 17)
-  private readonly saveDelayMs: number
-
+  /** Set when an index append failed: puts stop (the packs stay; the next open indexes them). */
+  private writeError: unknown = null
+  /** The index appends not done yet, in pack order (never rejects: a failure sets writeError). */
+  private indexing: Promise<void> = Promise.resolve()
+  private readonly packCache = new Lru<number, Buffer>(PACK_CACHE)
+  private readonly packReads = new Map<number, Promise<Buffer | null>>()
+  private readonly targetBytes: number
   private beforeWrite: ((bytes: number) => void) | null = null
+  load: StoreLoad = { indexBlocks: 0, recovered: 0, migrated: 0, ms: 0 }
 
-  private constructor(core: Hypercore, index: Hyperbee<Buffer, Buffer>, filterFile: string | null, saveDelayMs: number) {
-    this.core = core
+  private constructor(packs: Hypercore, index: Hypercore, targetBytes: number) {
+    this.packs = packs
     this.index = index
-    this.filterFile = filterFile
-    this.saveDelayMs = saveDelayMs
+    this.targetBytes = targetBytes
+    // Sized for what the index holds (40 bytes per entry): no regrowth while it loads.
+    this.table = new PackTable(Math.floor(index.byteLength / 40))
   }
 
   static async open(store: Corestore, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
-    const core = store.get({ name: CAS_CORE_NAME })
-    const index = new Hyperbee<Buffer, Buffer>(store.get({ name: CAS_INDEX_CORE_NAME }), { keyEncoding: 'binary', valueEncoding: 'binary' })
-    await core.ready()
+    const start = Date.now()
+    const packs = store.get({ name: PACKS_CORE_NAME })
+    const index = store.get({ name: PACK_INDEX_CORE_NAME })
+    await packs.ready()
     await index.ready()
-    const storagePath = (store.storage as { path?: unknown }).path
-    const filterFile = opts.filterFile !== undefined ? opts.filterFile : typeof storagePath === 'string' ? path.join(storagePath, FILTER_FILE_NAME) : null
-    const chunkStore = new ChunkStore(core, index, filterFile, opts.filterSaveDelayMs ?? FILTER_SAVE_DELAY_MS)
-    chunkStore.beforeWrite = opts.beforeWrite ?? null
-    await chunkStore.recover()
-    await chunkStore.loadFilter()
-    return chunkStore
+    const chunks = new ChunkStore(packs, index, opts.packTargetBytes ?? PACK_TARGET_BYTES)
+    try {
+      chunks.load.recovered = await chunks.recover()
+      chunks.load.indexBlocks = await chunks.loadTable()
+      chunks.load.migrated = await migrateLegacyStore(store, (objects) => chunks.enqueue(objects, 0), opts.log ?? createLogger('info'))
+    } catch (err) {
+      await chunks.close().catch(() => {})
+      throw err
+    }
+    chunks.beforeWrite = opts.beforeWrite ?? null
+    chunks.load.ms = Date.now() - start
+    return chunks
   }
 
-  /** The cas core's key, for peers allowed to read this store. */
+  /** The packs core's key, for peers allowed to read this store. */
   get casKey(): Buffer {
-    return this.core.key
+    return this.packs.key
   }
 
+  /** The pack-index core's key. */
   get indexKey(): Buffer {
-    return this.index.core.key
+    return this.index.key
   }
 
-  /** Waits for queued puts and the index to be written, saves the filter, then closes both cores. */
+  /** Waits for queued puts to be written, then closes both cores. */
   async close(): Promise<void> {
     await this.flush().catch(() => {})
-    this.closed = true
-    if (this.saveTimer) clearTimeout(this.saveTimer)
-    this.saveTimer = null
-    await this.saveFilter().catch(() => {}) // not saved: the next open catches up or scans
     await this.index.close()
-    await this.core.close()
+    await this.packs.close()
   }
 
-  /** Stored blocks and their bytes (each block: 33-byte header + ciphertext + 16-byte tag). */
+  /** Stored objects and their bytes (each: 33-byte header + ciphertext + 16-byte tag; pack and index headers not counted). */
   async stats(): Promise<{ chunks: number; bytes: number }> {
-    return { chunks: this.core.length, bytes: this.core.byteLength }
+    return { chunks: this.table.size, bytes: this.objectBytes }
   }
 
-  /** Block number of an address, or null when it is not in the store. */
-  async locate(address: Buffer): Promise<number | null> {
-    if (!this.filter.mayHold(address)) return null
-    const key = address.toString('hex')
-    const known = this.unindexed.get(key) ?? this.located.get(key)
-    if (known !== undefined) return known
-    const node = await this.index.get(address)
-    if (node) {
-      const seq = decodeU64(node.value, 'block number')
-      this.located.set(key, seq)
-      return seq
-    }
-    // Appended (and maybe indexed) while the lookup ran.
-    return this.unindexed.get(key) ?? this.located.get(key) ?? null
+  /** Where an object lies in the own store, or null when it is not there. */
+  async locate(address: Buffer): Promise<PackLocation | null> {
+    return this.table.get(address)
   }
 
   /**
@@ -190,22 +140,49 @@ export class ChunkStore {
   remote: ((address: Buffer) => Promise<Buffer | null>) | null = null
 
   /**
-   * Where get() and has() look for a block the own `cas` core doesn't hold: the local copies
-   * of peers' stores this node read from (remote-store.ts), without the network. Returns a
-   * block whose header address is the one asked for, or null. Null: none. (Fetched content
-   * stays there, in the peer's core, instead of being stored a second time in the own one.)
+   * Where get() and has() look for a block the own store doesn't hold: the local copies of
+   * peers' stores this node read from (remote-store.ts), without the network. Returns a block
+   * whose header address is the one asked for, or null. Null: none. (Fetched content stays
+   * there, in the peer's cores, instead of being stored a second time in the own one.)
    */
   replica: ((address: Buffer) => Promise<Buffer | null>) | null = null
 
   /**
-   * A block this node holds (its own store first, then its copies of peers' stores), or null.
-   * Storage errors of the own store are thrown as they are.
+   * An object this node holds (its own store first, then its copies of peers' stores), or
+   * null. Storage errors of the own store are thrown as they are.
    */
   async get(address: Buffer): Promise<Buffer | null> {
-    const seq = await this.locate(address)
-    const own = seq === null || seq >= this.core.length ? null : await this.core.get(seq, { wait: false })
-    if (own) return own
+    const loc = this.table.get(address)
+    if (loc) {
+      const pack = await this.readPack(loc.pack)
+      if (pack) {
+        if (loc.offset + loc.length > pack.length) {
+          throw new Error(`cas store: pack ${loc.pack} is ${pack.length} bytes, its index places object ${address.toString('hex').slice(0, 16)}… at ${loc.offset}+${loc.length}`)
+        }
+        return pack.subarray(loc.offset, loc.offset + loc.length)
+      }
+    }
     return this.replica ? this.replica(address) : null
+  }
+
+  /** A pack block of the own store (cached), or null when it is not held. */
+  private readPack(n: number): Promise<Buffer | null> {
+    const cached = this.packCache.get(n)
+    if (cached) return Promise.resolve(cached)
+    let reading = this.packReads.get(n)
+    if (!reading) {
+      reading = (async () => {
+        try {
+          const block = await this.packs.get(n, { wait: false })
+          if (block) this.packCache.set(n, block)
+          return block
+        } finally {
+          this.packReads.delete(n)
+        }
+      })()
+      this.packReads.set(n, reading)
+    }
+    return reading
   }
 
   /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */
@@ -214,32 +191,33 @@ export class ChunkStore {
   }
 
   /**
-   * Whether a fetched block (by its address), once verified, is also stored in the own `cas`
-   * core: true when this node serves its store to a peer that may not reach the block's
-   * source (it relays). Otherwise the block stays only in the local copy of the source's core
+   * Whether a fetched block (by its address), once verified, is also stored in the own store:
+   * true when this node serves its store to a peer that may not reach the block's source (it
+   * relays). Otherwise the block stays only in the local copy of the source's store
    * (`replica`). Null: never.
    */
   relayFetched: ((address: Buffer) => boolean) | null = null
 
-  /** Cas hands over each fetched block it verified: stored in the own core only to relay it. */
+  /** Cas hands over each fetched block it verified: stored in the own store only to relay it. */
   fetchedVerified(address: Buffer, block: Buffer): void {
     if (this.relayFetched?.(address)) this.put([{ address, block }]).catch(() => {})
   }
 
   /** Whether get() finds the block without the network (own store or a local copy of a peer's). */
   async has(address: Buffer): Promise<boolean> {
-    const seq = await this.locate(address)
-    if (seq !== null && seq < this.core.length && (await this.core.has(seq))) return true
+    const loc = this.table.get(address)
+    if (loc && (this.packCache.get(loc.pack) || (await this.packs.has(loc.pack)))) return true
     return this.replica ? (await this.replica(address)) !== null : false
   }
 
   /**
-   * Stores the objects not stored yet (by address). Resolves once they are appended to the
-   * cas core; their index entries follow (close() waits for them, recover() redoes them).
+   * Stores the objects not stored yet (by address), in packs. Resolves once their packs are
+   * appended; their index blocks follow (flush() and close() wait for them; after a crash,
+   * open indexes the packs the index doesn't cover).
    */
   put(objects: StoredObject[]): Promise<void> {
     if (objects.length === 0) return Promise.resolve()
-    if (this.indexError) return Promise.reject(this.indexError)
+    if (this.writeError) return Promise.reject(this.writeError)
     let bytes = 0
     for (const o of objects) bytes += o.block.length
     try {
@@ -247,6 +225,10 @@ export class ChunkStore {
     } catch (err) {
       return Promise.reject(err)
     }
+    return this.enqueue(objects, bytes)
+  }
+
+  private enqueue(objects: StoredObject[], bytes: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ objects, bytes, resolve, reject })
       if (!this.committing) this.committing = this.commitLoop()
@@ -259,10 +241,8 @@ export class ChunkStore {
     try {
       while (this.queue.length > 0) {
         let take = 0
-        let count = 0
         let bytes = 0
-        while (take < this.queue.length && (take === 0 || (count + this.queue[take]!.objects.length <= GROUP_OBJECTS && bytes + this.queue[take]!.bytes <= GROUP_BYTES))) {
-          count += this.queue[take]!.objects.length
+        while (take < this.queue.length && (take === 0 || bytes + this.queue[take]!.bytes <= GROUP_BYTES)) {
           bytes += this.queue[take]!.bytes
           take++
         }
@@ -280,170 +260,107 @@ export class ChunkStore {
   }
 
   private async commit(group: PendingPut[]): Promise<void> {
-    while (this.unindexed.size >= INDEX_BACKLOG && !this.indexError) await new Promise<void>((resolve) => this.backlogWaiters.push(resolve))
-    if (this.indexError) throw this.indexError
-    const candidates: StoredObject[] = []
-    const seen = new Set<string>()
-    const lookups: Promise<number | null>[] = []
+    if (this.writeError) throw this.writeError
+    // The objects not stored yet, in the order they were put, cut into packs.
+    const packed: Buffer[][] = []
+    let current: Buffer[] = []
+    let currentBytes = 0
+    const seen = new PackTable()
     for (const p of group) {
       for (const o of p.objects) {
-        const key = o.address.toString('hex')
-        if (seen.has(key)) continue
-        seen.add(key)
-        candidates.push(o)
-        lookups.push(this.filter.mayHold(o.address) ? this.locate(o.address) : Promise.resolve(null))
+        if (this.table.has(o.address) || seen.has(o.address)) continue
+        seen.add(o.address, { pack: 0, offset: 0, length: 1 })
+        if (current.length > 0 && currentBytes + 4 + o.block.length > this.targetBytes) {
+          packed.push(current)
+          current = []
+          currentBytes = 0
+        }
+        current.push(o.block)
+        currentBytes += 4 + o.block.length
       }
     }
-    const known = await Promise.all(lookups)
-    const fresh = candidates.filter((_, i) => known[i] === null)
-    if (fresh.length === 0) return
-    // Blocks go first, the index after: a crash in between leaves blocks the index doesn't
-    // know (wasted space, re-indexed by recover()), never an index entry without its block.
-    const { length } = await this.core.append(fresh.map((o) => o.block))
-    const first = length - fresh.length
-    for (let i = 0; i < fresh.length; i++) {
-      const o = fresh[i]!
-      this.filter.add(o.address)
-      this.unindexed.set(o.address.toString('hex'), first + i)
-      this.indexQueue.push({ address: o.address, seq: first + i })
+    if (current.length > 0) packed.push(current)
+    if (packed.length === 0) return
+    const encoded = packed.map((objects) => encodePack(objects))
+    // Packs go first, their index blocks after: a crash in between leaves packs the index
+    // doesn't cover, which recover() indexes from the packs themselves at the next open.
+    const { length } = await this.packs.append(encoded.map((e) => e.pack))
+    const first = length - encoded.length
+    for (let i = 0; i < encoded.length; i++) {
+      this.addToTable(first + i, encoded[i]!.entries)
+      this.packCache.set(first + i, encoded[i]!.pack)
     }
-    this.indexQueueLength = length
-    if (!this.indexing) this.indexing = this.indexLoop()
+    // The index blocks follow behind (in pack order: one chain), so the next group's packs
+    // append overlaps them; the table already finds the objects. flush() and close() wait.
+    const blocks = encoded.map((e, i) => encodeIndexBlock(first + i, e.entries))
+    this.indexing = this.indexing.then(async () => {
+      if (this.writeError) return
+      try {
+        await this.index.append(blocks)
+      } catch (err) {
+        this.writeError = new Error(`cas store: index append failed: ${(err as Error).message}`, { cause: err })
+      }
+    })
   }
 
-  /** Resolves once every object put so far is appended and in the index. */
+  private addToTable(pack: number, entries: PackedObject[]): void {
+    for (const e of entries) {
+      if (this.table.add(e.address, { pack, offset: e.offset, length: e.length })) this.objectBytes += e.length
+    }
+  }
+
+  /** Resolves once every object put so far is appended and indexed. */
   async flush(): Promise<void> {
     while (this.committing) await this.committing.catch(() => {})
-    await this.flushIndex()
+    await this.indexing
+    if (this.writeError) throw this.writeError
   }
 
-  private async flushIndex(): Promise<void> {
-    while (this.indexing) await this.indexing
-    if (this.indexError) throw this.indexError
-  }
-
-  private async indexLoop(): Promise<void> {
-    try {
-      while (this.indexQueue.length > 0) {
-        const entries = this.indexQueue.splice(0, INDEX_BATCH)
-        const covered = this.indexQueue.length === 0 ? this.indexQueueLength : entries[entries.length - 1]!.seq + 1
-        entries.sort((a, b) => Buffer.compare(a.address, b.address))
+  /** Reads every index block into the table; returns how many. */
+  private async loadTable(): Promise<number> {
+    const length = this.index.length
+    for (let start = 0; start < length; start += LOAD_BATCH) {
+      const reads: Promise<Buffer | null>[] = []
+      for (let i = start; i < Math.min(length, start + LOAD_BATCH); i++) reads.push(this.index.get(i, { wait: false }))
+      const blocks = await Promise.all(reads)
+      for (let j = 0; j < blocks.length; j++) {
+        const i = start + j
+        const block = blocks[j]
+        if (!block) throw new Error(`cas store: pack-index block ${i} is not held`)
+        let decoded: { pack: number; entries: PackedObject[] }
         try {
-          const batch = this.index.batch()
-          for (const e of entries) await batch.put(e.address, encodeU64(INDEX_VALUE_VERSION, e.seq))
-          await batch.put(META_KEY, encodeU64(INDEX_VALUE_VERSION, covered))
-          await batch.flush()
+          decoded = decodeIndexBlock(block)
         } catch (err) {
-          // Appends stop (the next put fails with this); the blocks stay and recover() indexes them.
-          this.indexError = new Error(`cas index: write failed: ${(err as Error).message}`, { cause: err })
-          break
+          throw new Error(`cas store: pack-index block ${i}: ${(err as Error).message}`)
         }
-        for (const e of entries) {
-          const key = e.address.toString('hex')
-          this.unindexed.delete(key)
-          this.located.set(key, e.seq)
-        }
-        for (const wake of this.backlogWaiters.splice(0)) wake()
-        this.scheduleFilterSave()
+        if (decoded.pack !== i) throw new Error(`cas store: pack-index block ${i} indexes pack ${decoded.pack}`)
+        this.addToTable(i, decoded.entries)
       }
-    } finally {
-      this.indexing = null
-      for (const wake of this.backlogWaiters.splice(0)) wake()
     }
+    return length
   }
 
   /**
-   * The saved filter plus the index entries written after it, or (no usable file) a scan of the
-   * whole index. Either way every address in the index is in the filter afterwards.
+   * Appends the index blocks of packs the index doesn't cover (a crash between the pack append
+   * and the index append), decoded from the packs themselves. Returns how many.
    */
-  private async loadFilter(): Promise<void> {
-    const start = Date.now()
-    const length = this.index.core.length
-    let reason = 'no filter file kept'
-    if (this.filterFile) {
+  private async recover(): Promise<number> {
+    const from = this.index.length
+    const to = this.packs.length
+    if (from > to) throw new Error(`cas store: the pack index covers ${from} packs, the store has ${to}`)
+    const blocks: Buffer[] = []
+    for (let i = from; i < to; i++) {
+      const pack = await this.packs.get(i, { wait: false })
+      if (!pack) throw new Error(`cas store: pack ${i} is not held (its index block is missing)`)
+      let entries: PackedObject[]
       try {
-        const saved = await readFilterFile(this.filterFile)
-        if (!saved) reason = 'no filter file'
-        else if (!saved.coverage.indexKey.equals(this.index.core.key)) reason = 'the filter file is of another store'
-        else if (saved.coverage.length > length) reason = `the filter file covers ${saved.coverage.length} index blocks, the index has ${length}`
-        else if (!(await this.index.core.treeHash(saved.coverage.length)).equals(saved.coverage.treeHash)) reason = 'the filter file covers another index history'
-        else {
-          let entries = 0
-          const history = this.index.createHistoryStream({ gte: saved.coverage.length, lt: length })
-          for await (const e of history) {
-            entries++
-            if (e.type === 'put' && e.key.length === 32) saved.filter.add(e.key)
-          }
-          this.filter = saved.filter
-          this.savedLength = saved.coverage.length // caught up entries: worth saving again
-          this.filterLoad = { source: 'file', entries, ms: Date.now() - start }
-          return
-        }
+        entries = decodePackEntries(pack)
       } catch (err) {
-        reason = `unusable filter file: ${(err as Error).message}`
+        throw new Error(`cas store: pack ${i} (not indexed): ${(err as Error).message}`)
       }
+      blocks.push(encodeIndexBlock(i, entries))
     }
-    const filter = new AddressFilter()
-    let entries = 0
-    for await (const { key } of this.index.createReadStream({ gt: META_KEY })) {
-      filter.add(key)
-      entries++
-    }
-    this.filter = filter
-
-    this.filterLoad = { source: 'scan', reason, entries, ms: Date.now() - start }
-  }
-
-  /** Saves the filter saveDelayMs after the index first grew past what the file covers. */
-  private scheduleFilterSave(): void {
-    if (!this.filterFile || this.closed || this.saveTimer || this.saving || this.index.core.length === this.savedLength) return
-    const delay = Math.max(this.saveDelayMs, 100 * this.lastSaveMs)
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = null
-      // After a failure the next index batch (or close) tries again.
-      this.saveFilter().then(() => this.scheduleFilterSave(), () => {})
-    }, delay)
-    this.saveTimer.unref()
-  }
-
-  /**
-   * Writes the filter with the index length it covers. The filter holds every address the index
-   * does (addresses are added when their blocks are appended, before their index entries are
-   * written), so the index length read in the same tick as the filter is a safe bound.
-   */
-  private async saveFilter(): Promise<void> {
-    while (this.saving) await this.saving.catch(() => {})
-    if (!this.filterFile || this.index.core.length === this.savedLength) return
-    const file = this.filterFile
-    this.saving = (async () => {
-      const start = Date.now()
-      const length = this.index.core.length
-      const layers = this.filter.snapshot()
-      const treeHash = await this.index.core.treeHash(length)
-      await replaceFile(file, encodeFilterFile(layers, { indexKey: this.index.core.key, length, treeHash }), { mode: 0o600 })
-      this.savedLength = length
-      this.lastSaveMs = Date.now() - start
-    })()
-    try {
-      await this.saving
-    } finally {
-      this.saving = null
-    }
-  }
-
-  /** Indexes blocks appended after the index's last record (a crash between the two writes). */
-  private async recover(): Promise<void> {
-    const meta = await this.index.get(META_KEY)
-    const indexed = meta ? decodeU64(meta.value, 'indexed length') : 0
-    if (indexed >= this.core.length) return
-    const batch = this.index.batch()
-    for (let seq = indexed; seq < this.core.length; seq++) {
-      const block = await this.core.get(seq, { wait: false })
-      const address = block && blockAddress(block)
-      if (!address || (await batch.get(address))) continue
-      await batch.put(Buffer.from(address), encodeU64(INDEX_VALUE_VERSION, seq))
-    }
-    await batch.put(META_KEY, encodeU64(INDEX_VALUE_VERSION, this.core.length))
-    await batch.flush()
+    if (blocks.length > 0) await this.index.append(blocks)
+    return blocks.length
   }
 }

@@ -3,7 +3,7 @@ export { Cas, WHOLE_BYTES, BATCH_FILES, BATCH_BYTES, type FileRef } from './cas.
 export { type OpenFile } from './cas-read.js'
 export { ChunkCache, DEFAULT_CACHE_BYTES } from './chunk-cache.js'
 export { OpenPool } from './open-pool.js'
-export { ChunkStore, CAS_CORE_NAME, CAS_INDEX_CORE_NAME, type StoredObject } from './chunk-store.js'
+export { ChunkStore, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, CAS_CORE_NAME, CAS_INDEX_CORE_NAME, type StoredObject } from './chunk-store.js'
 export { CorruptContentError, MissingContentError } from './errors.js'
 export { Chunker, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, gearTable, cutLength, chunkBuffer, chunkStream, type GearTable } from './chunker.js'
 export { casKeys, plainHash, addressOf, sealObject, openObject, blockAddress, type CasKeys, type SealedObject } from './convergent.js'

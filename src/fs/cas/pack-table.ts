@@ -44,8 +44,8 @@ export class PackTable {
     return this.slots.byteLength
   }
 
-  /** Adds an object's location; an address already present keeps its first location. */
-  add(address: Buffer, loc: PackLocation): void {
+  /** Adds an object's location; an address already present keeps its first location (then false). */
+  add(address: Buffer, loc: PackLocation): boolean {
     if (address.length < KEY_BYTES) throw new Error(`pack table: address of ${address.length} bytes`)
     if (!isU32(loc.pack) || !isU32(loc.offset) || !isU32(loc.length) || loc.length === 0) {
       throw new Error(`pack table: location out of range (pack ${loc.pack}, offset ${loc.offset}, length ${loc.length})`)
@@ -67,9 +67,9 @@ export class PackTable {
         s[at + 5] = loc.offset
         s[at + 6] = loc.length
         this.count++
-        return
+        return true
       }
-      if (s[at] === k0 && s[at + 1] === k1 && s[at + 2] === k2 && s[at + 3] === k3) return
+      if (s[at] === k0 && s[at + 1] === k1 && s[at + 2] === k2 && s[at + 3] === k3) return false
     }
   }
 
