@@ -172,16 +172,16 @@ export async function run(): Promise<Row[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-tree-scale-'))
   try {
     const sharing = randomBytes(32)
-    const record = { version: 1 as const, name: 'v', id: randomBytes(32).toString('hex'), sharing: 'shared', created: Date.now() }
     const dirA = path.join(tmp, 'a'), dirB = path.join(tmp, 'b')
-    for (const d of [dirA, dirB]) {
-      const dd = DataDir.create(d)
-      dd.addSharingKey('shared', sharing)
-      dd.addVolume(record)
-    }
+    // a creates the volume (its genesis makes a the root writer); b gets the same record, as `volume connect` writes it.
+    DataDir.create(dirA).addSharingKey('shared', sharing)
     let t = performance.now()
     let nodeA = await Node.open(DataDir.open(dirA))
-    let a = await nodeA.volume('v')
+    let a = await nodeA.createVolume('v', 'shared')
+    const record = nodeA.dir.volumeEntry('v')
+    const ddB = DataDir.create(dirB)
+    ddB.addSharingKey('shared', sharing)
+    ddB.addVolume(record)
     await build(a)
     rows.push({ name: `build ${FILES} files in ${DIRS} dirs (one writer, batched entries)`, value: (performance.now() - t) / 1000, unit: 's' })
     t = performance.now()
@@ -202,6 +202,8 @@ export async function run(): Promise<Row[]> {
     const b = await nodeB.volume('v')
     await a.addWriter(b.log.key)
     await b.addWriter(a.log.key)
+    // b writes only once the root's log admits its node (spec/protocol.md, "Writer logs"); b sees that at the first sync.
+    await a.admitNode(nodeB.dir.publicKey)
     const connect = (): (() => void) => {
       const s1 = nodeA.store.replicate(true), s2 = nodeB.store.replicate(false)
       s1.pipe(s2).pipe(s1)
