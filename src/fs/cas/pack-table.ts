@@ -99,6 +99,28 @@ export class PackTable {
     }
   }
 
+  /** The slots as they are (a view, not a copy: for saving while nothing is added). */
+  get slotWords(): Uint32Array {
+    return this.slots
+  }
+
+  /**
+   * A table from slots slotWords gave (e.g. saved in a file): a power-of-two number of slots,
+   * at least the first size, at most 3/4 used, `count` of them used. Throws otherwise.
+   */
+  static fromSlots(slots: Uint32Array): PackTable {
+    const n = slots.length / SLOT_WORDS
+    if (!Number.isInteger(n) || n < FIRST_SLOTS || (n & (n - 1)) !== 0) throw new Error(`pack table: ${slots.length} words are not a table`)
+    let count = 0
+    for (let at = 6; at < slots.length; at += SLOT_WORDS) if (slots[at] !== 0) count++
+    if (count * 4 > n * 3) throw new Error(`pack table: ${count} of ${n} slots used`)
+    const table = new PackTable()
+    table.slots = slots
+    table.mask = n - 1
+    table.count = count
+    return table
+  }
+
   private grow(): void {
     const old = this.slots
     const n = (this.mask + 1) * 2
