@@ -4,32 +4,18 @@ import fsp, { type FileHandle } from 'node:fs/promises'
 import type { ChunkStore, StoredObject } from './chunk-store.js'
 import { chunkBuffer, gearTable, type GearTable } from './chunker.js'
 import { openSealStream, type SealedChunk } from './sealer.js'
-import { addressOf, casKeys, openObject, sealObject, type CasKeys } from './convergent.js'
-import { CorruptContentError, MissingContentError } from './errors.js'
-import { ManifestBuilder, decodeManifestNode, entryAt, type ManifestEntry, type ManifestNode } from './manifest.js'
-import { HASH_BYTES } from '../../crypto.js'
-import { Lru } from './lru.js'
+import { addressOf, casKeys, sealObject, type CasKeys } from './convergent.js'
+import { ManifestBuilder, type ManifestEntry, type ManifestNode } from './manifest.js'
+import { ContentReader, type FileRef, type OpenFile } from './cas-read.js'
+import { sharedCache, type ChunkCache } from './chunk-cache.js'
+import { openPool, type OpenPool } from './open-pool.js'
 
-export interface FileRef {
-  /** Plaintext hash P of the file's root manifest node (32 bytes). */
-  hash: Buffer
-  /** File length in bytes. */
-  size: number
-}
-
-interface ChunkAt {
-  hash: Buffer
-  size: number
-  /** Offset of the chunk's first byte in the file. */
-  offset: number
-}
+export type { FileRef }
 
 /** Objects per ChunkStore.put (the store group-commits puts of concurrent writers). */
 const PUT_BATCH = 64
 /** Puts in flight while the next batch is chunked and sealed. */
 const PUTS_IN_FLIGHT = 2
-/** Chunks fetched ahead while reading. */
-const READ_AHEAD = 16
 /** Bytes per read handed to the seal worker; PIECES_IN_FLIGHT of them per file at most. */
 const PIECE_BYTES = 2 * 1024 * 1024
 const PIECES_IN_FLIGHT = 3
@@ -44,11 +30,12 @@ interface Piece {
 export class Cas {
   private readonly keys: CasKeys
   private readonly gear: GearTable
-  private readonly nodes = new Lru<string, ManifestNode>(256)
+  private readonly reader: ContentReader
 
-  constructor(private readonly store: ChunkStore, sharingKey: Buffer) {
+  constructor(private readonly store: ChunkStore, sharingKey: Buffer, opts: { cache?: ChunkCache; pool?: OpenPool } = {}) {
     this.keys = casKeys(sharingKey)
     this.gear = gearTable(sharingKey)
+    this.reader = new ContentReader(store, this.keys, opts.cache ?? sharedCache(), opts.pool ?? openPool())
   }
 
   /** Imports a file (a path on disk, or a stream of pieces) without holding it in memory. */
@@ -103,138 +90,36 @@ export class Cas {
     }
   }
 
+  // ---- reading (cas-read.ts) ----
+
   /** The whole file, chunk by chunk, each verified before it is yielded. Errors name `what`. */
-  async * readFile(ref: FileRef, what = 'file'): AsyncGenerator<Buffer> {
-    checkRef(ref, what)
-    const ahead: Promise<Buffer>[] = []
-    for await (const chunk of this.chunksIn(ref, 0, ref.size, what)) {
-      const loading = this.loadChunk(chunk, what)
-      loading.catch(() => {}) // awaited in order below, or dropped if the reader stops early
-      ahead.push(loading)
-      if (ahead.length >= READ_AHEAD) yield await ahead.shift()!
-    }
-    while (ahead.length > 0) yield await ahead.shift()!
+  readFile(ref: FileRef, what = 'file'): AsyncGenerator<Buffer> {
+    return this.reader.readFile(ref, what)
   }
 
   /** Bytes [offset, offset + length) of the file, cut short at its end; fetches only the chunks needed. */
-  async read(ref: FileRef, offset: number, length: number, what = 'file'): Promise<Buffer> {
-    checkRef(ref, what)
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`${what}: bad read offset ${offset}`)
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`${what}: bad read length ${length}`)
-    const start = Math.min(offset, ref.size)
-    const end = Math.min(offset + length, ref.size)
-    const out = Buffer.alloc(end - start)
-    if (end === start) return out
-    const pending: Promise<void>[] = []
-    const copy = async (chunk: ChunkAt): Promise<void> => {
-      const plain = await this.loadChunk(chunk, what)
-      const from = Math.max(start, chunk.offset)
-      const to = Math.min(end, chunk.offset + chunk.size)
-      plain.copy(out, from - start, from - chunk.offset, to - chunk.offset)
-    }
-    for await (const chunk of this.chunksIn(ref, start, end, what)) {
-      const p = copy(chunk)
-      p.catch(() => {})
-      pending.push(p)
-      if (pending.length >= READ_AHEAD) await pending.shift()
-    }
-    await Promise.all(pending)
-    return out
+  read(ref: FileRef, offset: number, length: number, what = 'file'): Promise<Buffer> {
+    return this.reader.read(ref, offset, length, what)
+  }
+
+  /** The file open for reads: manifest resolved once, chunks cached and read ahead (cas-read.ts). */
+  openFile(ref: FileRef, what = 'file'): OpenFile {
+    return this.reader.openFile(ref, what)
   }
 
   /** Whether the manifest tree and every chunk of the file are held by this node. */
-  async has(ref: FileRef): Promise<boolean> {
-    checkRef(ref, 'file')
-    try {
-      let batch: Promise<boolean>[] = []
-      for await (const chunk of this.chunksIn(ref, 0, ref.size, 'file')) {
-        batch.push(this.store.has(addressOf(this.keys, chunk.hash)))
-        if (batch.length >= 64) {
-          if ((await Promise.all(batch)).includes(false)) return false
-          batch = []
-        }
-      }
-      return !(await Promise.all(batch)).includes(false)
-    } catch (err) {
-      if (err instanceof MissingContentError) return false
-      throw err
-    }
+  has(ref: FileRef): Promise<boolean> {
+    return this.reader.has(ref)
   }
 
-  private async loadChunk(chunk: ChunkAt, what: string): Promise<Buffer> {
-    const label = `chunk at offset ${chunk.offset}`
-    const plain = await this.loadObject(chunk.hash, what, label)
-    if (plain.length !== chunk.size) {
-      throw new CorruptContentError(what, `${label} (${this.addressHex(chunk.hash)})`, `holds ${plain.length} bytes, manifest says ${chunk.size}`)
-    }
-    return plain
+  /** Store address A of an object, by its plaintext hash P. */
+  objectAddress(hash: Buffer): Buffer {
+    return addressOf(this.keys, hash)
   }
 
-  private async loadObject(hash: Buffer, what: string, label: string): Promise<Buffer> {
-    const address = addressOf(this.keys, hash)
-    const name = `${label} (${address.toString('hex')})`
-    let block: Buffer | null
-    try {
-      block = await this.store.get(address)
-    } catch (err) {
-      throw new CorruptContentError(what, name, `storage error: ${(err as Error).message}`, { cause: err })
-    }
-    // A fetched block stays in this node's copy of the peer's core (hypercore keeps it), where
-    // get() finds it next time; it is stored again only to relay it (spec/cas.md, "Remote reads").
-    let fetched = false
-    if (!block) {
-      block = await this.store.fetchMissing(address)
-      fetched = block !== null
-    }
-    if (!block) throw new MissingContentError(what, name)
-    let plain: Buffer
-    try {
-      plain = openObject(this.keys, hash, block)
-    } catch (err) {
-      throw new CorruptContentError(what, name, (err as Error).message, { cause: err })
-    }
-    if (fetched) this.store.fetchedVerified(address, block)
-    return plain
-  }
-
-  private addressHex(hash: Buffer): string {
-    return addressOf(this.keys, hash).toString('hex')
-  }
-
-  /** The manifest node an entry points to, checked against what the entry says of it. */
-  private async loadNode(entry: ManifestEntry, level: number | null, what: string): Promise<ManifestNode> {
-    const key = entry.hash.toString('hex')
-    let node = this.nodes.get(key)
-    if (!node) {
-      const label = 'manifest node'
-      const plain = await this.loadObject(entry.hash, what, label)
-      try {
-        node = decodeManifestNode(plain)
-      } catch (err) {
-        throw new CorruptContentError(what, `${label} (${this.addressHex(entry.hash)})`, (err as Error).message, { cause: err })
-      }
-      this.nodes.set(key, node)
-    }
-    if (node.size !== entry.size || (level !== null && node.level !== level)) {
-      const expected = level === null ? `${entry.size} bytes` : `level ${level}, ${entry.size} bytes`
-      throw new CorruptContentError(what, `manifest node (${this.addressHex(entry.hash)})`, `is level ${node.level}, ${node.size} bytes; expected ${expected}`)
-    }
-    return node
-  }
-
-  /** The chunks overlapping [start, end), in file order. */
-  private async * chunksIn(ref: FileRef, start: number, end: number, what: string): AsyncGenerator<ChunkAt> {
-    const walk = async function * (this: Cas, entry: ManifestEntry, level: number | null, base: number): AsyncGenerator<ChunkAt> {
-      const node = await this.loadNode(entry, level, what)
-      const count = node.entries.length
-      for (let i = start > base ? entryAt(node, start - base) : 0; i < count && base + node.offsets[i]! < end; i++) {
-        const child = node.entries[i]!
-        const offset = base + node.offsets[i]!
-        if (node.level === 0) yield { hash: child.hash, size: child.size, offset }
-        else yield * walk.call(this, child, node.level - 1, offset)
-      }
-    }
-    yield * walk.call(this, { hash: ref.hash, size: ref.size }, null, 0)
+  /** The manifest node an entry points to: loaded (or fetched), verified, decoded, cached. */
+  manifestNode(entry: ManifestEntry, what = 'file'): Promise<ManifestNode> {
+    return this.reader.loadNode(entry, null, what)
   }
 }
 
@@ -319,9 +204,4 @@ async function * gatherPieces(source: AsyncIterable<Uint8Array>): AsyncGenerator
     }
   }
   if (length > 0) yield { data, length }
-}
-
-function checkRef(ref: FileRef, what: string): void {
-  if (!Buffer.isBuffer(ref.hash) || ref.hash.length !== HASH_BYTES) throw new TypeError(`${what}: file reference hash must be ${HASH_BYTES} bytes`)
-  if (!Number.isSafeInteger(ref.size) || ref.size < 0) throw new TypeError(`${what}: bad file size ${ref.size}`)
 }

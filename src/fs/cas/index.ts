@@ -1,5 +1,8 @@
 // The content store: content-defined chunks, convergently encrypted, on corestore (spec/cas.md).
 export { Cas, type FileRef } from './cas.js'
+export { type OpenFile } from './cas-read.js'
+export { ChunkCache, DEFAULT_CACHE_BYTES } from './chunk-cache.js'
+export { OpenPool } from './open-pool.js'
 export { ChunkStore, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, CAS_CORE_NAME, CAS_INDEX_CORE_NAME, type StoredObject } from './chunk-store.js'
 export { CorruptContentError, MissingContentError } from './errors.js'
 export { Chunker, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK, gearTable, cutLength, chunkBuffer, chunkStream, type GearTable } from './chunker.js'

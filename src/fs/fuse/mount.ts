@@ -17,7 +17,7 @@ import { TreeError, type ContentRef, type ReadTree, type Stat } from '../tree/in
 import { FsError, Limiter, ReadTimeoutError, wrap, type LogFn, type WrapContext } from './errno.js'
 import { checkNames, isHiddenName, place, SNAP_DIR } from './snapdir.js'
 import { decodeSpoolMeta, MemBudget, SpoolFile } from './spool.js'
-import { StreamReader } from './reader.js'
+import { FileReader } from './reader.js'
 
 const run = promisify(execFile)
 
@@ -64,7 +64,7 @@ interface Handle {
   ref: ContentRef | null
   file: SpoolFile | null
   path: string
-  reader?: StreamReader
+  reader?: FileReader
 }
 
 /** A file unlinked (or replaced) while open: libfuse keeps it under a hidden name. */
@@ -379,10 +379,17 @@ export class VolumeMount {
     if (at.kind === 'snap') {
       if (writing || flags & O_TRUNC) throw new FsError('EROFS', `${p}: snapshots are read-only`)
       const st = this.snapView(at.name).stat(at.rest)
-      return this.newHandle({ nodeId: null, ref: st.content ?? null, file: null, path: p })
+      const h: Handle = { nodeId: null, ref: st.content ?? null, file: null, path: p }
+      if (h.ref && h.ref.size > 0) h.reader = this.newReader(h.ref, p)
+      return this.newHandle(h)
     }
     const st = this.liveStat(p)
-    if (!writing) return this.newHandle({ nodeId: st.id, ref: st.content ?? null, file: null, path: p })
+    if (!writing) {
+      const h: Handle = { nodeId: st.id, ref: st.content ?? null, file: null, path: p }
+      // Read-ahead starts at open: the manifest and the first chunks load before the first read.
+      if (h.ref && h.ref.size > 0 && !this.spooled.get(st.id)?.hasData) h.reader = this.newReader(h.ref, p)
+      return this.newHandle(h)
+    }
     const sf = this.acquire(st)
     try {
       if (flags & O_TRUNC) await sf.truncate(0)
@@ -423,11 +430,15 @@ export class VolumeMount {
     }
     const ref = h.ref
     if (!ref || pos >= ref.size) return 0
-    if (!h.reader || h.reader.ref.hash.toString('hex') !== ref.hash) {
+    if (!h.reader?.reads(ref.hash)) {
       h.reader?.close()
-      h.reader = new StreamReader(this.volume.cas, toFileRef(ref), h.path, this.timed)
+      h.reader = this.newReader(ref, h.path)
     }
     return h.reader.read(buf, len, pos)
+  }
+
+  private newReader(ref: ContentRef, p: string): FileReader {
+    return new FileReader(this.volume.cas, toFileRef(ref), p, this.timed)
   }
 
   private async write(_p: string, fd: number, buf: Buffer, len: number, pos: number): Promise<number> {

@@ -1,0 +1,171 @@
+// Reading a file on demand from peers through the mount, as a user does it: white imports a
+// random file of BENCH_PEER_READ_MIB (default 100) MiB; a closet server mirrors white's store
+// (`volume connect --storage-only` + `volume sync`: a full replica, spec/cas.md section 6); then
+// two fresh readers, each with its own server and mount:
+//   one: knows white only (the firewall admits known peers): every block comes from white;
+//   two: knows white and the closet: both hold every block.
+// Each reader runs `volume connect`, `volume storage add VOLUME peerkey:WHITE`, `volume sync`
+// and `volume mount` (not timed), then the page cache is dropped and `dd bs=1M` reads the file
+// through the mount (timed, then sync(1)). Baselines in the same run: the same read again on
+// reader one's mount once every block is local (page cache dropped again): what the network costs;
+// and for two peers, the one-peer figure (the target: faster than from one).
+//
+// Runs alone (`node dist/bench/peer-read-bench.js`, writes bench/results/peer-read.json) or
+// from bench/run.ts through `run()`. Needs /dev/fuse and root. BENCH_SYNC_LOG_DIR keeps the
+// servers' logs, BENCH_SYNC_CPU_PROF profiles them (bench/procs.ts).
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { randomBytes } from 'node:crypto'
+import type { Row } from './row.js'
+import { bazilBin, cpuSecs, dropCaches, freeUdpPort, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, waitLine, type Proc } from './procs.js'
+export type { Row }
+
+const MiB = 1024 * 1024
+
+interface Reader {
+  name: string
+  dir: string
+  key: string
+  mnt: string
+}
+
+/** `dd if=FILE of=/dev/null bs=1M` after a dropped page cache, then sync(1): seconds. */
+function timedRead(file: string): number {
+  dropCaches()
+  const t0 = now()
+  const r = spawnSync('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', 'status=none'], { encoding: 'utf8' })
+  spawnSync('sync')
+  const secs = (now() - t0) / 1000
+  if (r.status !== 0) throw new Error(`dd ${file} failed: ${r.stderr.trim()}`)
+  return secs
+}
+
+async function waitConnected(server: Proc, key: string, what: string): Promise<void> {
+  // The server logs "net: peer KEY connected" (abbreviated keys: match the first characters).
+  const re = new RegExp(`net: peer ${key.slice(0, 8)}\\S* connected`)
+  await waitLine(server, re, what, 120_000)
+}
+
+export async function run(): Promise<Row[]> {
+  const mib = Number(process.env.BENCH_PEER_READ_MIB ?? 100)
+  if (!fs.existsSync('/dev/fuse')) throw new Error('peer-read-bench: /dev/fuse is missing')
+  const work = fs.mkdtempSync(path.join(repoRoot, '.bench-work-peer-read-'))
+  const procs: Proc[] = []
+  const mounted: { dir: string; mnt: string }[] = []
+  let dht: Proc | null = null
+  try {
+    const src = path.join(work, 'src')
+    fs.mkdirSync(src)
+    const file = path.join(src, 'f.bin')
+    const fd = fs.openSync(file, 'w')
+    for (let i = 0; i < mib; i++) fs.writeSync(fd, randomBytes(MiB))
+    fs.closeSync(fd)
+    const dhtPort = await freeUdpPort()
+    dht = startProc(process.execPath, [bazilBin, 'dht', 'run', '--host=127.0.0.1', `--port=${dhtPort}`])
+    await waitLine(dht, /DHT bootstrap node/, 'bazil dht run')
+
+    const sekrit = randomBytes(32)
+    const mk = async (name: string, sharing: boolean): Promise<{ dir: string; key: string }> => {
+      const dir = path.join(work, name)
+      await ok(dir, ['create'])
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ firewalled: false }))
+      if (sharing) await ok(dir, ['sharing', 'add', 'friends'], sekrit)
+      return { dir, key: (await ok(dir, ['debug', 'pubkey'])).trim() }
+    }
+    const white = await mk('white', true)
+    const closet = await mk('closet', false)
+    const readers: Reader[] = []
+    for (const name of ['one', 'two']) {
+      const r = await mk(name, true)
+      readers.push({ name, ...r, mnt: path.join(work, `mnt-${name}`) })
+    }
+    const [one, two] = readers as [Reader, Reader]
+
+    await ok(white.dir, ['volume', 'create', '--sharing=friends', 'v'])
+    await ok(white.dir, ['volume', 'import', 'v', src])
+    // Who knows whom, before the servers dial (a dial to a peer that has not added us is refused).
+    for (const k of [closet.key, one.key, two.key]) {
+      await ok(white.dir, ['peer', 'add', k])
+      await ok(white.dir, ['peer', 'storage', 'allow', k, 'local'])
+      await ok(white.dir, ['peer', 'volume', 'allow', k, 'v'])
+    }
+    await ok(closet.dir, ['peer', 'add', white.key])
+    await ok(closet.dir, ['peer', 'add', two.key])
+    await ok(one.dir, ['peer', 'add', white.key])
+    await ok(two.dir, ['peer', 'add', white.key])
+    await ok(two.dir, ['peer', 'add', closet.key])
+
+    const ws = startServer(white.dir, dhtPort)
+    const cs = startServer(closet.dir, dhtPort)
+    procs.push(ws, cs)
+    await Promise.all([serverUp(ws), serverUp(cs)])
+    await ok(closet.dir, ['volume', 'connect', '--storage-only', white.key, 'v'])
+    let replica = ''
+    for (let i = 0; ; i++) {
+      const s = JSON.parse(await ok(closet.dir, ['volume', 'sync', '--json', '--timeout=600', 'v', white.key])) as { complete: boolean; replica?: { blocks: number; length: number } }
+      replica = JSON.stringify(s.replica ?? null)
+      if (s.complete && s.replica && s.replica.length > 0 && s.replica.blocks === s.replica.length) break
+      if (i > 100) throw new Error(`the closet's replica of white's store is not complete: ${replica}`)
+      await sleep(200)
+    }
+    await ok(closet.dir, ['peer', 'volume', 'allow', two.key, 'v'])
+    log(`peer-read: the closet holds white's store (${replica})`)
+
+    const readThrough = async (r: Reader, peers: string[]): Promise<{ secs: number; again?: number; cpu: number; serverCpu: number[] }> => {
+      const server = startServer(r.dir, dhtPort)
+      procs.push(server)
+      await serverUp(server)
+      for (const k of peers) await waitConnected(server, k, `${r.name} connecting to ${k.slice(0, 8)}`)
+      await ok(r.dir, ['volume', 'connect', '--sharing=friends', '--timeout=120', white.key, 'v'])
+      await ok(r.dir, ['volume', 'storage', 'add', 'v', `peerkey:${white.key}`])
+      await ok(r.dir, ['volume', 'sync', '--json', '--timeout=120', 'v', white.key])
+      fs.mkdirSync(r.mnt)
+      await ok(r.dir, ['volume', 'mount', 'v', r.mnt])
+      mounted.push({ dir: r.dir, mnt: r.mnt })
+      const cpu0 = [ws, cs, server].map((p) => cpuSecs(p.child.pid))
+      const secs = timedRead(path.join(r.mnt, 'f.bin'))
+      const serverCpu = [ws, cs, server].map((p, i) => cpuSecs(p.child.pid) - cpu0[i]!)
+      if (spawnSync('cmp', ['-s', file, path.join(r.mnt, 'f.bin')]).status !== 0) throw new Error(`peer-read ${r.name}: the file read through the mount differs`)
+      const again = r === one ? timedRead(path.join(r.mnt, 'f.bin')) : undefined
+      await ok(r.dir, ['volume', 'unmount', r.mnt])
+      mounted.pop()
+      await server.stop()
+      procs.pop()
+      return { secs, again, cpu: serverCpu[2]!, serverCpu }
+    }
+    log('peer-read: one peer (white)')
+    const a = await readThrough(one, [white.key])
+    log('peer-read: two peers (white and the closet)')
+    const b = await readThrough(two, [white.key, closet.key])
+    const mb = (mib * MiB) / 1e6
+    const cpuNote = (x: { serverCpu: number[] }): string => `server cpu during the read: white ${x.serverCpu[0]!.toFixed(1)} s, closet ${x.serverCpu[1]!.toFixed(1)} s, reader ${x.serverCpu[2]!.toFixed(1)} s`
+    return [
+      {
+        name: `read ${mib} MiB on demand through the mount from one peer`, value: mb / a.secs, unit: 'MB/s',
+        baseline: 'the same read again, every block local', baselineValue: mb / a.again!, ratio: (mb / a.secs) / (mb / a.again!), target: 100, ok: mb / a.secs >= 100,
+        note: `${a.secs.toFixed(2)} s (dd bs=1M, page cache dropped, + sync); again ${a.again!.toFixed(2)} s; ${cpuNote(a)}`,
+      },
+      {
+        name: `read ${mib} MiB on demand through the mount from two peers (white + a closet mirroring its store)`, value: mb / b.secs, unit: 'MB/s',
+        baseline: 'from one peer (same run)', baselineValue: mb / a.secs, ratio: (mb / b.secs) / (mb / a.secs), target: 1, ok: b.secs < a.secs,
+        note: `${b.secs.toFixed(2)} s; ${cpuNote(b)}`,
+      },
+    ]
+  } finally {
+    for (const m of mounted) spawnSync('fusermount', ['-uz', m.mnt])
+    for (const p of procs.reverse()) await p.stop()
+    await dht?.stop()
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+}
+
+const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)
+if (isMain) {
+  const rows = await run()
+  const out = path.join(repoRoot, 'bench', 'results', 'peer-read.json')
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  fs.writeFileSync(out, JSON.stringify({ time: new Date().toISOString(), rows }, null, 2) + '\n')
+  for (const r of rows) console.log(`${r.name}: ${r.value.toFixed(1)} ${r.unit} (${r.baseline}: ${r.baselineValue?.toFixed(1)}, ratio ${r.ratio?.toFixed(2)}; ${r.note})`)
+}
