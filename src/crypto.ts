@@ -96,6 +96,11 @@ export function seal(key: Buffer, nonce: Buffer, plain: Buffer, ad: Buffer | nul
   return out
 }
 
+/** seal() into `out` (plain.length + TAG_BYTES bytes), for callers that pack many results into one buffer. */
+export function sealInto(out: Buffer, key: Buffer, nonce: Buffer, plain: Buffer, ad: Buffer | null = null): void {
+  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out, plain, ad, null, nonce, key)
+}
+
 /** Inverse of seal; throws DecryptError naming `what` on a wrong key or tampering. */
 export function open(key: Buffer, nonce: Buffer, sealed: Buffer, ad: Buffer | null = null, what = 'data'): Buffer {
   if (sealed.length < TAG_BYTES) throw new DecryptError(what)

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { BLOCK, MEM_FILE_BYTES, MemBudget, SpoolFile, decodeSpoolMeta } from '../src/fs/fuse/spool.js'
+import { APPEND_BYTES, BLOCK, MemBudget, SpoolFile, decodeSpoolMeta } from '../src/fs/fuse/spool.js'
 import { tempDir } from './helpers.js'
 
 function rng(seed: number): () => number {
@@ -16,7 +16,8 @@ function rng(seed: number): () => number {
   }
 }
 
-for (const seed of [42, 7, 1234, 99]) test(`random writes, truncates and reads through a SpoolFile match a plain buffer (seed ${seed})`, async () => {
+// Even seeds give the file a memory budget: appends are then gathered in memory before they reach the data file.
+for (const seed of [42, 7, 1234, 99]) test(`random writes, appends, truncates and reads through a SpoolFile match a plain buffer (seed ${seed})`, async () => {
   const { dir, cleanup } = tempDir('bazil-spool-')
   const node = await Node.open(DataDir.create(path.join(dir, 'data')))
   try {
@@ -28,6 +29,7 @@ for (const seed of [42, 7, 1234, 99]) test(`random writes, truncates and reads t
     let baseReads = 0
     const sf = new SpoolFile({
       spoolDir: dir, volumeId: vol.id.toString('hex'), nodeId: 'n1', base, mtime: 1,
+      budget: seed % 2 === 0 ? new MemBudget(3 * APPEND_BYTES) : undefined,
       readBase: (ref, offset, length) => {
         baseReads++
         return vol.cas.read(ref, offset, length)
@@ -43,7 +45,7 @@ for (const seed of [42, 7, 1234, 99]) test(`random writes, truncates and reads t
       const r = rand()
       const size = model.length
       if (r < 0.45) {
-        const pos = Math.floor(rand() * (size + BLOCK))
+        const pos = rand() < 0.5 ? size : Math.floor(rand() * (size + BLOCK))
         const len = 1 + Math.floor(rand() * 2 * BLOCK)
         const data = Buffer.alloc(len, step & 0xff)
         await sf.write(data, len, pos)
@@ -64,8 +66,8 @@ for (const seed of [42, 7, 1234, 99]) test(`random writes, truncates and reads t
       }
       assert.equal(sf.size, model.length)
     }
-    await sf.fillAll()
-    assert.ok(fs.readFileSync(sf.dataPath).equals(model), 'after fillAll the data file is the whole file')
+    assert.equal(await sf.content(), sf.dataPath)
+    assert.ok(fs.readFileSync(sf.dataPath).equals(model), 'at commit the data file is the whole file')
     assert.ok(baseReads > 0)
 
     await sf.sync({ volume: vol.id.toString('hex'), path: '/f' })
@@ -114,7 +116,7 @@ test('a small new file lives in memory, moves to a data file when it grows, and 
   const node = await Node.open(DataDir.create(path.join(dir, 'data')))
   try {
     const vol = await node.createVolume('v', 'default')
-    const budget = new MemBudget(MEM_FILE_BYTES) // room for one file
+    const budget = new MemBudget(16 * 1024) // room for one small file
     const mk = (id: string) => new SpoolFile({
       spoolDir: dir, volumeId: vol.id.toString('hex'), nodeId: id, base: null, mtime: 1, budget,
       readBase: () => Promise.reject(new Error('a new file has no old content')),
@@ -129,20 +131,20 @@ test('a small new file lives in memory, moves to a data file when it grows, and 
     await a.truncate(2)
     await a.truncate(4)
     assert.deepEqual(await a.content(), Buffer.from('he\0\0'))
-    // Growing past MEM_FILE_BYTES moves it to a data file, content kept; memory is given back.
+    // Growing past what the budget allows moves it to a data file, content kept; memory is given back.
     const rand = rng(5)
     let model = Buffer.from('he\0\0')
     for (let step = 0; step < 200; step++) {
       const r = rand()
       if (r < 0.5) {
-        const pos = Math.floor(rand() * 1.2 * MEM_FILE_BYTES)
+        const pos = Math.floor(rand() * 1.2 * 16 * 1024)
         const len = 1 + Math.floor(rand() * 3000)
         const data = Buffer.alloc(len, (step % 250) + 1)
         await a.write(data, len, pos)
         if (pos + len > model.length) model = Buffer.concat([model, Buffer.alloc(pos + len - model.length)])
         data.copy(model, pos)
       } else if (r < 0.6) {
-        const to = Math.floor(rand() * 1.1 * MEM_FILE_BYTES)
+        const to = Math.floor(rand() * 1.1 * 16 * 1024)
         await a.truncate(to)
         model = to <= model.length ? Buffer.from(model.subarray(0, to)) : Buffer.concat([model, Buffer.alloc(to - model.length)])
       } else {

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { UserError } from '../datadir.js'
 import { badName, type ReadTree, type Stat } from './tree/index.js'
 import { normalize, toFileRef, type Volume } from '../volume.js'
-import type { Cas } from './cas/index.js'
+import { BATCH_BYTES, BATCH_FILES, WHOLE_BYTES, type Cas } from './cas/index.js'
 
 export interface CopyProgress {
   files: number
@@ -33,8 +33,10 @@ interface SourceEntry {
   size: number
 }
 
-/** Files stored at once during an import: overlaps reading one file with storing another. */
+/** Big files stored at once during an import: overlaps reading one file with storing another. */
 const IMPORT_CONCURRENCY = 16
+/** Batches of small files in flight during an import (each one seal request, one store put). */
+const BATCHES_IN_FLIGHT = 4
 
 async function scanSource(root: string): Promise<SourceEntry[]> {
   const out: SourceEntry[] = []
@@ -64,10 +66,20 @@ function joinVolumePath(base: string, rel: string): string {
 
 /** Refuses, before anything is stored, an import that would put one kind where another is. */
 function checkKinds(tree: ReadTree, base: string, entries: SourceEntry[]): void {
+  // Entries come parents first: under a directory the volume lacks, nothing is looked up.
+  const absent = new Set<string>()
   for (const e of entries) {
+    const slash = e.rel.lastIndexOf('/')
+    if (e.rel !== '' && absent.has(slash < 0 ? '' : e.rel.slice(0, slash))) {
+      if (e.kind === 'dir') absent.add(e.rel)
+      continue
+    }
     const target = joinVolumePath(base, e.rel)
     const existing = tree.lookup(target)
-    if (!existing) continue
+    if (!existing) {
+      if (e.kind === 'dir') absent.add(e.rel)
+      continue
+    }
     if (e.kind === 'dir' && existing.kind !== 'dir') throw new UserError(`cannot import: ${target} exists in the volume and is not a directory`)
     if (e.kind !== 'dir' && existing.kind === 'dir') throw new UserError(`cannot import: ${target} is a directory in the volume`)
   }
@@ -113,21 +125,61 @@ export async function importDir(
     await vol.maybeFlush()
   }
 
+  const done = (stat: Stat): void => {
+    summary.files++
+    summary.bytes += stat.size
+    progress.files++
+    progress.bytes += stat.size
+    onProgress?.(progress)
+  }
+  // Small files in batches: each batch is read and sealed on a seal worker, stored with one
+  // put, then recorded in the tree; its files enter the tree only once all its objects are
+  // stored. Big files are streamed, several at once, beside them.
   const files = entries.filter((e) => e.kind === 'file')
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < files.length) {
-      const e = files[next++]
-      const stat = await vol.writeFile(joinVolumePath(to, e.rel), path.join(src, e.rel), { mode: e.mode, mtime: e.mtime })
-      summary.files++
-      summary.bytes += stat.size
-      progress.files++
-      progress.bytes += stat.size
-      onProgress?.(progress)
+  const small = files.filter((e) => e.size <= WHOLE_BYTES)
+  const big = files.filter((e) => e.size > WHOLE_BYTES)
+  // After a failure no worker starts anything new, and the import fails only once the work
+  // in flight has settled: nothing enters the tree after the error is reported.
+  let failed = false
+  const stopOnFailure = (worker: () => Promise<void>) => () => worker().catch((err) => {
+    failed = true
+    throw err
+  })
+  let nextSmall = 0
+  const batchWorker = async (): Promise<void> => {
+    while (nextSmall < small.length && !failed) {
+      const batch: SourceEntry[] = []
+      let bytes = 0
+      while (nextSmall < small.length && batch.length < BATCH_FILES && bytes < BATCH_BYTES) {
+        const e = small[nextSmall++]!
+        batch.push(e)
+        bytes += e.size
+      }
+      const refs = await vol.cas.writeFiles(batch.map((e) => path.join(src, e.rel)))
+      if (failed) return
+      for (let i = 0; i < batch.length; i++) {
+        const e = batch[i]!
+        done(vol.writeRef(joinVolumePath(to, e.rel), refs[i]!, { mode: e.mode, mtime: e.mtime }))
+      }
       await vol.maybeFlush()
     }
   }
-  await Promise.all(Array.from({ length: IMPORT_CONCURRENCY }, worker))
+  let nextBig = 0
+  const bigWorker = async (): Promise<void> => {
+    while (nextBig < big.length && !failed) {
+      const e = big[nextBig++]!
+      const ref = await vol.cas.writeFile(path.join(src, e.rel), e.size)
+      if (failed) return
+      done(vol.writeRef(joinVolumePath(to, e.rel), ref, { mode: e.mode, mtime: e.mtime }))
+      await vol.maybeFlush()
+    }
+  }
+  const results = await Promise.allSettled([
+    ...Array.from({ length: BATCHES_IN_FLIGHT }, stopOnFailure(batchWorker)),
+    ...Array.from({ length: IMPORT_CONCURRENCY }, stopOnFailure(bigWorker)),
+  ])
+  const failure = results.find((r) => r.status === 'rejected')
+  if (failure) throw (failure as PromiseRejectedResult).reason
 
   // Directory attributes last: adding children must not leave them with the import's time.
   for (const e of entries) {

@@ -2,8 +2,8 @@
 // ChunkStore, described by a manifest tree whose root hash (with the size) is the FileRef.
 import fsp, { type FileHandle } from 'node:fs/promises'
 import type { ChunkStore, StoredObject } from './chunk-store.js'
-import { chunkBuffer, gearTable, type GearTable } from './chunker.js'
-import { openSealStream, type SealedChunk } from './sealer.js'
+import { gearTable, type GearTable } from './chunker.js'
+import { openSealStream, sealWholeFiles, type SealedChunk } from './sealer.js'
 import { addressOf, casKeys, sealObject, type CasKeys } from './convergent.js'
 import { ManifestBuilder, type ManifestEntry, type ManifestNode } from './manifest.js'
 import { ContentReader, type FileRef, type OpenFile } from './cas-read.js'
@@ -19,8 +19,21 @@ const PUTS_IN_FLIGHT = 2
 /** Bytes per read handed to the seal worker; PIECES_IN_FLIGHT of them per file at most. */
 const PIECE_BYTES = 2 * 1024 * 1024
 const PIECES_IN_FLIGHT = 3
-/** Files up to this size are chunked and sealed inline: cheaper than a trip to the worker. */
-const INLINE_BYTES = 64 * 1024
+/**
+ * Files up to this size are sealed whole on a seal worker, many per request and per store
+ * put (read there when given by path); bigger ones are streamed through a worker in pieces.
+ */
+export const WHOLE_BYTES = 1024 * 1024
+/** Whole files per seal request and store put, at most: by count and by bytes. */
+export const BATCH_FILES = 256
+export const BATCH_BYTES = 8 * 1024 * 1024
+
+interface Gathered {
+  items: (string | Buffer)[]
+  bytes: number
+  owned: boolean
+  waiters: { resolve: (ref: FileRef) => void; reject: (err: Error) => void }[]
+}
 
 interface Piece {
   data: ArrayBuffer
@@ -38,31 +51,77 @@ export class Cas {
     this.reader = new ContentReader(store, this.keys, opts.cache ?? sharedCache(), opts.pool ?? openPool())
   }
 
-  /** Imports a file (a path on disk, or a stream of pieces) without holding it in memory. */
-  async writeFile(source: string | AsyncIterable<Uint8Array>): Promise<FileRef> {
+  /** Calls of writeBuffer/writeFile for small files not sent yet: they go as one batch. */
+  private gathered: Gathered | null = null
+
+  /**
+   * Imports a file (a path on disk, or a stream of pieces) without holding it in memory,
+   * reading it once. `size`: its length if known (saves a stat); a small file is read and
+   * sealed on a seal worker, batched with other small files written at the same time.
+   */
+  async writeFile(source: string | AsyncIterable<Uint8Array>, size?: number): Promise<FileRef> {
     if (typeof source !== 'string') return this.writeSealed(gatherPieces(source))
+    size ??= (await fsp.stat(source)).size
+    if (size <= WHOLE_BYTES) return this.gather(source, size, false)
     const file = await fsp.open(source, 'r')
     try {
-      const { size } = await file.stat()
-      if (size <= INLINE_BYTES) return await this.writeBuffer(await file.readFile())
       return await this.writeSealed(filePieces(file))
     } finally {
       await file.close()
     }
   }
 
-  async writeBuffer(data: Buffer): Promise<FileRef> {
-    if (data.length <= INLINE_BYTES) return this.writeInline(chunkBuffer(this.gear, data))
+  /**
+   * Stores a file held in memory. With `owned`, the caller gives the buffer away: when it is
+   * all of its own ArrayBuffer, it is moved to the seal worker (no copy) and detached here.
+   */
+  async writeBuffer(data: Buffer, owned = false): Promise<FileRef> {
+    if (data.length <= WHOLE_BYTES) return this.gather(data, data.length, owned)
     return this.writeSealed(bufferPieces(data))
   }
 
-  private async writeInline(chunks: Iterable<Buffer>): Promise<FileRef> {
-    const writer = new ObjectWriter(this.store, this.keys)
-    for (const chunk of chunks) {
-      const sealed = sealObject(this.keys, chunk)
-      await writer.add({ hash: sealed.hash, address: sealed.address, block: sealed.block, size: chunk.length })
+  /**
+   * Stores whole files (paths, read by a seal worker, or buffers; each at most WHOLE_BYTES
+   * to stay cheap) with one seal request and one store put: what an import of many small
+   * files does per batch. All or nothing for the caller: it resolves once every object is
+   * stored, or rejects (objects of the batch may then be stored, unreferenced).
+   */
+  async writeFiles(items: (string | Buffer)[], owned = false): Promise<FileRef[]> {
+    if (items.length === 0) return []
+    const sealed = await sealWholeFiles(this.keys, this.gear, items, owned)
+    const objects: StoredObject[] = []
+    for (const f of sealed) for (const o of f.objects) objects.push(o)
+    await this.store.put(objects)
+    return sealed.map((f) => ({ hash: f.hash, size: f.size }))
+  }
+
+  /** Queues a small file for the next batch, sent at the end of this turn of the event loop or once full. */
+  private gather(item: string | Buffer, bytes: number, owned: boolean): Promise<FileRef> {
+    let g = this.gathered
+    if (g && g.owned !== owned) {
+      this.sendGathered()
+      g = null
     }
-    return writer.finish()
+    if (!g) {
+      g = this.gathered = { items: [], bytes: 0, owned, waiters: [] }
+      setImmediate(() => { if (this.gathered === g) this.sendGathered() })
+    }
+    const batch = g
+    const ref = new Promise<FileRef>((resolve, reject) => batch.waiters.push({ resolve, reject }))
+    batch.items.push(item)
+    batch.bytes += bytes
+    if (batch.items.length >= BATCH_FILES || batch.bytes >= BATCH_BYTES) this.sendGathered()
+    return ref
+  }
+
+  private sendGathered(): void {
+    const g = this.gathered
+    if (!g) return
+    this.gathered = null
+    this.writeFiles(g.items, g.owned).then(
+      (refs) => { for (let i = 0; i < refs.length; i++) g.waiters[i]!.resolve(refs[i]!) },
+      (err: Error) => { for (const w of g.waiters) w.reject(err) }
+    )
   }
 
   /** Chunking and sealing in the seal worker; here only the manifest and the store. */

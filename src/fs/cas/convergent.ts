@@ -7,7 +7,7 @@
 //
 // Same plaintext under the same sharing key gives the same block (so it is stored once); a
 // key and nonce are only ever used for one plaintext. See spec/cas.md.
-import { CONTEXT, HASH_BYTES, KEY_BYTES, NONCE_BYTES, TAG_BYTES, deriveKey, equal, hash, open, seal } from '../../crypto.js'
+import { CONTEXT, HASH_BYTES, KEY_BYTES, NONCE_BYTES, TAG_BYTES, deriveKey, equal, hash, open, seal, sealInto } from '../../crypto.js'
 
 export const BLOCK_VERSION = 1
 export const BLOCK_HEADER_BYTES = 1 + HASH_BYTES
@@ -56,6 +56,26 @@ export function sealObject(keys: CasKeys, plain: Buffer): SealedObject {
   A.copy(header, 1)
   const { key, nonce } = keyAndNonce(keys, P)
   return { hash: P, address: A, block: Buffer.concat([header, seal(key, nonce, plain, header)]) }
+}
+
+/** Bytes of the stored block of a plaintext of `n` bytes. */
+export function blockBytes(n: number): number {
+  return BLOCK_HEADER_BYTES + n + TAG_BYTES
+}
+
+/**
+ * sealObject() writing the block into out[at, at + blockBytes(plain.length)) instead of a
+ * buffer of its own (no copy when many blocks are packed together); returns P and A.
+ */
+export function sealObjectInto(keys: CasKeys, plain: Buffer, out: Buffer, at: number): { hash: Buffer; address: Buffer } {
+  const P = plainHash(plain)
+  const A = addressOf(keys, P)
+  const header = out.subarray(at, at + BLOCK_HEADER_BYTES)
+  header[0] = BLOCK_VERSION
+  A.copy(header, 1)
+  const { key, nonce } = keyAndNonce(keys, P)
+  sealInto(out.subarray(at + BLOCK_HEADER_BYTES, at + blockBytes(plain.length)), key, nonce, plain, header)
+  return { hash: P, address: A }
 }
 
 /**

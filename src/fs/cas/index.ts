@@ -1,5 +1,5 @@
 // The content store: content-defined chunks, convergently encrypted, on corestore (spec/cas.md).
-export { Cas, type FileRef } from './cas.js'
+export { Cas, WHOLE_BYTES, BATCH_FILES, BATCH_BYTES, type FileRef } from './cas.js'
 export { type OpenFile } from './cas-read.js'
 export { ChunkCache, DEFAULT_CACHE_BYTES } from './chunk-cache.js'
 export { OpenPool } from './open-pool.js'

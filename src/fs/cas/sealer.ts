@@ -1,29 +1,46 @@
-// The main-thread side of the seal worker (seal-worker.ts): one worker per process, shared
-// by every Cas, carrying one "stream" per file being imported. The main thread reads the
-// file into fresh ArrayBuffers and transfers them (no copy); the worker cuts and seals and
-// transfers the blocks back. Chunking and sealing (about 60% of an import's CPU) then run on
-// the second core while the main thread appends and indexes.
-import fs from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
+// The main-thread side of the seal workers (seal-worker.ts): a pool shared by every Cas of
+// the process. A big file is a "stream" of pieces, all sent to one worker (its cut points
+// depend on the bytes before): the main thread reads the file into fresh ArrayBuffers and
+// transfers them (no copy); the worker cuts and seals and transfers the blocks back. Small
+// files go in batches ("files" requests) to whichever worker has the least queued; a batch
+// names files by path (the worker reads them: nothing is read on the main thread) or carries
+// their bytes. Chunking and sealing (most of an import's CPU) then run beside the main
+// thread, which appends and indexes.
+import os from 'node:os'
+import type { Worker } from 'node:worker_threads'
+import { startWorker } from './worker-file.js'
 import type { GearTable } from './chunker.js'
-import type { CasKeys } from './convergent.js'
+import { blockBytes, type CasKeys } from './convergent.js'
+import { unpackFiles, type SealedFiles } from './seal-file.js'
 
-export interface SealRequest {
-  stream: number
-  /** First message of a stream: its keys. */
-  open?: { addressKey: Uint8Array; chunkKeyRoot: Uint8Array; gear: GearTable }
+interface Keys { addressKey: Uint8Array; chunkKeyRoot: Uint8Array; gear: GearTable }
+
+export type SealRequest =
+  | {
+    kind: 'piece'
+    stream: number
+    /** First piece of a stream: its keys. */
+    open?: Keys
+    data: ArrayBuffer
+    length: number
+    /** Last piece: cut everything, down to a short last chunk. */
+    final: boolean
+  }
+  /** Chunks cut from a stream (`lengths`, back to back in `data`), to seal on any worker. */
+  | { kind: 'seal'; stream: number; keys: Omit<Keys, 'gear'>; data: ArrayBuffer; lengths: Uint32Array }
   /** The stream is abandoned: drop its state, no reply. */
-  cancel?: boolean
-  data: ArrayBuffer
-  length: number
-  /** Last piece: cut everything, down to a short last chunk. */
-  final: boolean
-}
+  | { kind: 'cancel'; stream: number }
+  /** Whole files: a path to read, or the file's bytes (the whole ArrayBuffer). */
+  | { kind: 'files'; stream: number; keys: Keys; items: (string | ArrayBuffer)[] }
+
+type FilesReply = { stream: number } & { [K in keyof SealedFiles]: SealedFiles[K] extends Buffer ? ArrayBuffer : SealedFiles[K] }
 
 export type SealReply =
-  | { stream: number; error: string }
+  | { stream: number; error: string; code?: string }
+  /** A piece cut: the chunks (`length` bytes of `data`, the stream's bytes before the piece included). */
+  | { stream: number; data: ArrayBuffer; length: number; lengths: Uint32Array }
   | { stream: number; hashes: ArrayBuffer; blocks: ArrayBuffer; sizes: Uint32Array }
+  | FilesReply
 
 export interface SealedChunk {
   /** Plaintext hash P. */
@@ -35,35 +52,46 @@ export interface SealedChunk {
   size: number
 }
 
+export interface SealedFile {
+  /** Plaintext hash P of the root manifest node. */
+  hash: Buffer
+  size: number
+  /** The file's chunks and manifest nodes, ready for ChunkStore.put. */
+  objects: { address: Buffer; block: Buffer }[]
+}
+
+/**
+ * Workers in the pool. More than one pays when a core is free beside the main thread (an
+ * import of a big file: one worker cuts, the main thread appends; batches of small files
+ * spread over all of them).
+ */
+const WORKERS = Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length))
+
 interface Waiter {
-  resolve: (chunks: SealedChunk[]) => void
+  resolve: (reply: SealReply) => void
   reject: (err: Error) => void
 }
 
-const EMPTY = new ArrayBuffer(0)
 
-function newWorker(): Worker {
-  // Compiled: seal-worker.js next to this file. From sources (run under tsx, whose loader a
-  // worker does not inherit): register tsx in the worker, then load seal-worker.ts.
-  const js = new URL('./seal-worker.js', import.meta.url)
-  if (fs.existsSync(fileURLToPath(js))) return new Worker(js)
-  const ts = new URL('./seal-worker.ts', import.meta.url).href
-  const tsx = import.meta.resolve('tsx/esm/api')
-  return new Worker(`import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}) })`, { eval: true })
-}
-
+/** One worker thread and the replies it owes, per stream. */
 class SealWorker {
   private worker: Worker | null = null
   private readonly streams = new Map<number, Waiter[]>()
-  private nextStream = 1
+  /** Requests sent and not answered yet. */
+  queued = 0
 
   private start(): Worker {
     if (this.worker) return this.worker
-    const worker = newWorker()
+    const worker = startWorker('seal-worker')
     worker.on('message', (reply: SealReply) => this.onReply(reply))
     const fail = (err: Error): void => {
       if (this.worker === worker) this.worker = null
-      for (const waiters of this.streams.values()) for (const w of waiters.splice(0)) w.reject(new Error(`seal worker failed: ${err.message}`, { cause: err }))
+      for (const waiters of this.streams.values()) {
+        for (const w of waiters.splice(0)) {
+          this.queued--
+          w.reject(new Error(`seal worker failed: ${err.message}`, { cause: err }))
+        }
+      }
       this.streams.clear()
     }
     worker.on('error', fail)
@@ -76,37 +104,28 @@ class SealWorker {
   private onReply(reply: SealReply): void {
     const waiter = this.streams.get(reply.stream)?.shift()
     if (!waiter) return
+    this.queued--
     if ('error' in reply) {
       this.finish(reply.stream)
-      waiter.reject(new Error(reply.error))
+      waiter.reject(Object.assign(new Error(reply.error), reply.code ? { code: reply.code } : {}))
       return
     }
-    const hashes = Buffer.from(reply.hashes)
-    const blocks = Buffer.from(reply.blocks)
-    const chunks: SealedChunk[] = new Array(reply.sizes.length)
-    let at = 0
-    for (let i = 0; i < chunks.length; i++) {
-      const size = reply.sizes[i]!
-      const blockBytes = size + 49
-      chunks[i] = { hash: hashes.subarray(i * 64, i * 64 + 32), address: hashes.subarray(i * 64 + 32, i * 64 + 64), block: blocks.subarray(at, at + blockBytes), size }
-      at += blockBytes
-    }
-    waiter.resolve(chunks)
+    waiter.resolve(reply)
   }
 
-  open(keys: CasKeys, gear: GearTable): SealStream {
+  /** Registers a stream; replies come in the order of its requests. */
+  open(stream: number): void {
     const worker = this.start()
-    const id = this.nextStream++
     // A worker with open streams keeps the process alive (replies are awaited); an idle one doesn't.
     if (this.streams.size === 0) worker.ref()
-    this.streams.set(id, [])
-    return new SealStream(this, id, { addressKey: keys.addressKey, chunkKeyRoot: keys.chunkKeyRoot, gear })
+    this.streams.set(stream, [])
   }
 
-  send(stream: number, msg: SealRequest, transfer: ArrayBuffer[]): Promise<SealedChunk[]> {
-    const waiters = this.streams.get(stream)
+  send(msg: Exclude<SealRequest, { kind: 'cancel' }>, transfer: ArrayBuffer[]): Promise<SealReply> {
+    const waiters = this.streams.get(msg.stream)
     if (!waiters || !this.worker) return Promise.reject(new Error('seal worker: stream is closed'))
-    const reply = new Promise<SealedChunk[]>((resolve, reject) => waiters.push({ resolve, reject }))
+    const reply = new Promise<SealReply>((resolve, reject) => waiters.push({ resolve, reject }))
+    this.queued++
     this.worker.postMessage(msg, transfer)
     return reply
   }
@@ -114,8 +133,11 @@ class SealWorker {
   cancel(stream: number): void {
     const waiters = this.streams.get(stream)
     if (!waiters) return
-    for (const w of waiters.splice(0)) w.reject(new Error('seal stream cancelled'))
-    this.worker?.postMessage({ stream, cancel: true, data: EMPTY, length: 0, final: true } satisfies SealRequest)
+    for (const w of waiters.splice(0)) {
+      this.queued--
+      w.reject(new Error('seal stream cancelled'))
+    }
+    this.worker?.postMessage({ kind: 'cancel', stream } satisfies SealRequest)
     this.finish(stream)
   }
 
@@ -125,28 +147,107 @@ class SealWorker {
   }
 }
 
-/** One file's pieces, in order; each reply is the chunks that piece completed. */
+class SealPool {
+  private readonly workers = Array.from({ length: WORKERS }, () => new SealWorker())
+  private nextStream = 1
+
+  /** The worker with the fewest requests queued. */
+  private pick(): SealWorker {
+    let best = this.workers[0]!
+    for (const w of this.workers) if (w.queued < best.queued) best = w
+    return best
+  }
+
+  open(keys: CasKeys, gear: GearTable): SealStream {
+    const worker = this.pick()
+    const id = this.nextStream++
+    worker.open(id)
+    return new SealStream(this, worker, id, { addressKey: keys.addressKey, chunkKeyRoot: keys.chunkKeyRoot, gear })
+  }
+
+  /** Seals chunks cut from a stream on the least busy worker. */
+  async seal(keys: Omit<Keys, 'gear'>, data: ArrayBuffer, lengths: Uint32Array): Promise<SealedChunk[]> {
+    const worker = this.pick()
+    const id = this.nextStream++
+    worker.open(id)
+    try {
+      const reply = (await worker.send({ kind: 'seal', stream: id, keys, data, lengths }, [data, lengths.buffer as ArrayBuffer])) as Extract<SealReply, { hashes: ArrayBuffer }>
+      const hashes = Buffer.from(reply.hashes)
+      const blocks = Buffer.from(reply.blocks)
+      const chunks: SealedChunk[] = new Array(reply.sizes.length)
+      let at = 0
+      for (let i = 0; i < chunks.length; i++) {
+        const size = reply.sizes[i]!
+        const n = blockBytes(size)
+        chunks[i] = { hash: hashes.subarray(i * 64, i * 64 + 32), address: hashes.subarray(i * 64 + 32, i * 64 + 64), block: blocks.subarray(at, at + n), size }
+        at += n
+      }
+      return chunks
+    } finally {
+      worker.finish(id)
+    }
+  }
+
+  /** Seals whole files (paths are read by the worker; buffers copied, or handed over when `owned`). */
+  async files(keys: CasKeys, gear: GearTable, items: (string | Buffer)[], owned: boolean): Promise<SealedFile[]> {
+    const worker = this.pick()
+    const id = this.nextStream++
+    worker.open(id)
+    const transfer: ArrayBuffer[] = []
+    const sent = items.map((item) => {
+      if (typeof item === 'string') return item
+      // An owned buffer that is all of its own memory is transferred; others are copied.
+      let ab = item.buffer as ArrayBuffer
+      if (!owned || item.byteOffset !== 0 || item.length !== ab.byteLength || transfer.includes(ab)) {
+        ab = new ArrayBuffer(item.length)
+        item.copy(new Uint8Array(ab))
+      }
+      transfer.push(ab)
+      return ab
+    })
+    try {
+      const reply = await worker.send({ kind: 'files', stream: id, keys: { addressKey: keys.addressKey, chunkKeyRoot: keys.chunkKeyRoot, gear }, items: sent }, transfer)
+      const r = reply as FilesReply
+      return unpackFiles({
+        roots: Buffer.from(r.roots), sizes: r.sizes, chunks: r.chunks, nodes: r.nodes, addresses: Buffer.from(r.addresses),
+        lengths: r.lengths, chunkBlocks: Buffer.from(r.chunkBlocks), nodeBlocks: Buffer.from(r.nodeBlocks),
+      })
+    } finally {
+      worker.finish(id)
+    }
+  }
+}
+
+/**
+ * One file's pieces, in order; each reply is the chunks that piece completed. The stream's
+ * worker cuts (in order: a cut depends on the bytes before it); the cut chunks are sealed
+ * on whichever worker is least busy, so two workers share one big file.
+ */
 export class SealStream {
-  private opening: SealRequest['open'] | undefined
+  private opening: Keys | undefined
+  private readonly keys: Omit<Keys, 'gear'>
   private done = false
 
-  constructor(private readonly owner: SealWorker, private readonly id: number, open: SealRequest['open']) {
+  constructor(private readonly pool: SealPool, private readonly owner: SealWorker, private readonly id: number, open: Keys) {
     this.opening = open
+    this.keys = { addressKey: open.addressKey, chunkKeyRoot: open.chunkKeyRoot }
   }
 
   /** Hands `data` (transferred: unusable here afterwards) to the worker. */
-  send(data: ArrayBuffer, length: number, final: boolean): Promise<SealedChunk[]> {
-    const msg: SealRequest = { stream: this.id, data, length, final }
+  async send(data: ArrayBuffer, length: number, final: boolean): Promise<SealedChunk[]> {
+    const msg: SealRequest = { kind: 'piece', stream: this.id, data, length, final }
     if (this.opening) {
       msg.open = this.opening
       this.opening = undefined
     }
-    const reply = this.owner.send(this.id, msg, data.byteLength > 0 ? [data] : [])
+    const pending = this.owner.send(msg, data.byteLength > 0 ? [data] : [])
     if (final) {
       this.done = true
-      void reply.then(() => this.owner.finish(this.id), () => {})
+      void pending.then(() => this.owner.finish(this.id), () => {})
     }
-    return reply
+    const cut = (await pending) as { data: ArrayBuffer; lengths: Uint32Array }
+    if (cut.lengths.length === 0) return []
+    return this.pool.seal(this.keys, cut.data, cut.lengths)
   }
 
   /** Abandons the stream (after an error): the worker drops what it holds of it. */
@@ -156,9 +257,18 @@ export class SealStream {
   }
 }
 
-let shared: SealWorker | null = null
+let shared: SealPool | null = null
 
 export function openSealStream(keys: CasKeys, gear: GearTable): SealStream {
-  shared ??= new SealWorker()
+  shared ??= new SealPool()
   return shared.open(keys, gear)
+}
+
+/**
+ * Seals whole files on a seal worker: paths (read there) or buffers (copied; with `owned`,
+ * a buffer that is all of its ArrayBuffer is handed over instead, and detached here).
+ */
+export function sealWholeFiles(keys: CasKeys, gear: GearTable, items: (string | Buffer)[], owned = false): Promise<SealedFile[]> {
+  shared ??= new SealPool()
+  return shared.files(keys, gear, items, owned)
 }

@@ -47,6 +47,12 @@ const FLUSH_RETRY_MS = 2000
 const MAX_WRITE = 128 * 1024
 /** Kernel attr/entry cache lifetime, seconds: the staleness window for remote changes. */
 const CACHE_SECONDS = 1
+/**
+ * libfuse keeps a path's inode number this long after the kernel forgot it: `tar x` compares a
+ * directory's inode number at its end with the one at its creation ("Directory renamed before
+ * its status could be extracted" when the kernel forgot it in between, under memory pressure).
+ */
+const REMEMBER_SECONDS = 600
 /** UTIME_NOW and UTIME_OMIT (tv_sec 0, tv_nsec ≈ 2^30) as fuse-native's milliseconds. */
 const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6)
 
@@ -86,6 +92,7 @@ export class BazilFuse extends Fuse {
       `entry_timeout=${CACHE_SECONDS}`,
       `attr_timeout=${CACHE_SECONDS}`,
       'negative_timeout=0',
+      `remember=${REMEMBER_SECONDS}`,
       'default_permissions',
       'subtype=bazil',
     ].join(',')
@@ -235,10 +242,11 @@ export class VolumeMount {
   private toFuseStat(st: Stat, sf?: SpoolFile | null): FuseStat {
     const size = sf ? sf.size : st.size
     const mtime = sf ? sf.mtime : st.mtime
+    const mode = sf?.mode ?? st.mode
     const type = st.kind === 'dir' ? S_IFDIR : st.kind === 'symlink' ? S_IFLNK : S_IFREG
     // ctime = mtime: tools like git compare ctime, which must not change between stats.
     return {
-      mode: type | (st.mode & 0o7777), uid: this.uid, gid: this.gid, size, nlink: 1,
+      mode: type | (mode & 0o7777), uid: this.uid, gid: this.gid, size, nlink: 1,
       blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: mtime, mtime, ctime: mtime,
     }
   }
@@ -502,15 +510,18 @@ export class VolumeMount {
       await sf.sync({ volume: this.volume.id.toString('hex'), path: now?.path ?? '' })
     }
     const content = await sf.content()
-    const ref = typeof content === 'string' ? await this.volume.cas.writeFile(content) : await this.volume.cas.writeBuffer(content)
+    // Small files (in memory or not) are sealed on a seal worker, batched with the other
+    // commits of the moment into one store put; the memory copy is handed over, not copied.
+    const ref = typeof content === 'string' ? await this.volume.cas.writeFile(content, sf.size) : await this.volume.cas.writeBuffer(content, true)
     const st = this.volume.tree.statId(sf.nodeId)
     if (!st || st.kind !== 'file') {
       this.log('debug', `dropped spooled data of a file removed while open (node ${sf.nodeId})`)
       sf.committedGen = gen
       return
     }
-    this.volume.writeRef(st.path, ref, { mtime: sf.mtime })
+    this.volume.writeRef(st.path, ref, { mtime: sf.mtime, mode: sf.mode })
     sf.committedGen = gen
+    sf.mode = undefined
     // fsync promises durability now; a close only needs the entry soon (batched with others).
     if (sync) await this.flusher.flush()
     else this.flusher.schedule()
@@ -589,7 +600,14 @@ export class VolumeMount {
       h.stat = { ...h.stat, mode: mode & 0o7777 }
       return
     }
-    this.volume.setattr(this.liveOnly(p, 'chmod'), { mode: mode & 0o7777 })
+    const st = this.volume.tree.stat(this.liveOnly(p, 'chmod'))
+    const sf = this.spooled.get(st.id)
+    // A commit still to come records it (one tree edit per file, not one per attribute).
+    if (sf?.dirty && this.volume.canWrite) {
+      sf.mode = mode & 0o7777
+      return
+    }
+    this.volume.setattr(p, { mode: mode & 0o7777 })
     this.flusher.schedule()
   }
 
@@ -608,6 +626,7 @@ export class VolumeMount {
       h.stat = { ...h.stat, mtime: t }
       return
     }
+    if (sf?.dirty && this.volume.canWrite) return // recorded by that commit
     this.volume.setattr(p, { mtime: t })
     this.flusher.schedule()
   }

@@ -9,9 +9,12 @@
 // an existing file or an O_TRUNC open never reads the old content at all, and a small random
 // write into a big file costs one block read until commit.
 //
-// Small new files (no old content, at most MEM_FILE_BYTES) are held in memory instead, within
-// a per-mount MemBudget, and move to a data file when they grow or are fsynced: `tar x` and
-// `cp -r` of many small files then cost no spool file each.
+// Small new files (no old content, at most MEM_FILE_BYTES) are held in memory instead, in a
+// buffer that grows with the file, within a per-mount MemBudget, and move to a data file when
+// they outgrow it or are fsynced: `tar x` and `cp -r` of many small files then cost no spool
+// file each. Appends to a data file are gathered in memory (up to APPEND_BYTES, within the same
+// budget) and written in one piece: without a writeback cache in libfuse 2.9 every write(2)
+// of the writer arrives on its own (`tar x` writes 5-10 KiB at a time).
 //
 // Metadata (a JSON file next to the data) is written only by fsync: after a crash,
 // recoverSpool commits spooled files that an fsync had promised (spec/fuse.md).
@@ -29,9 +32,13 @@ const FILL_RUN = 4 * 1024 * 1024
 export const SPOOL_META_VERSION = 1
 
 /** A file with no old content stays in memory while it is at most this big. */
-export const MEM_FILE_BYTES = 64 * 1024
+export const MEM_FILE_BYTES = 1024 * 1024
+/** First size of a new file's memory buffer (it doubles as the file grows). */
+const MEM_FIRST_BYTES = 16 * 1024
+/** Appends to a data file gathered before one write to it. */
+export const APPEND_BYTES = 1024 * 1024
 
-/** Bounds the memory all SpoolFiles of a mount may hold (MEM_FILE_BYTES each). */
+/** Bounds the memory all SpoolFiles of a mount may hold (small files, gathered appends). */
 export class MemBudget {
   private used = 0
   constructor(readonly limit: number) {}
@@ -73,6 +80,8 @@ export class SpoolFile {
   size: number
   /** mtime (ms) to report and to commit with. */
   mtime: number
+  /** A mode set while the file was dirty: reported, and recorded by the commit (undefined: the tree's). */
+  mode: number | undefined
   /** Open writable handles (and path truncates in progress). */
   refs = 0
   /** Bumped by every change; a commit records the generation it stored. */
@@ -93,8 +102,15 @@ export class SpoolFile {
   private readonly budget: MemBudget | null
   /** Refuses spooled writes that would fill the disk the store needs (throws, code ENOSPC). */
   private readonly space: { take(bytes: number): void } | null
-  /** Content of a small new file not yet in a data file (MEM_FILE_BYTES, zero beyond size). */
+  /** Content of a small new file not yet in a data file (zero beyond size; its length is taken from the budget). */
   private mem: Buffer | null = null
+  /** Appends not yet written to the data file: bytes [appendAt, appendAt + appendLength), which end at `size`. */
+  private append: Buffer | null = null
+  private appendAt = 0
+  private appendLength = 0
+  /** Writes of gathered appends, in order; the first failure sticks (every later op throws it). */
+  private appending: Promise<void> = Promise.resolve()
+  private failed: Error | null = null
 
   constructor(opts: { spoolDir: string; volumeId: string; nodeId: string; base: FileRef | null; mtime: number; readBase: ReadBase; budget?: MemBudget; space?: { take(bytes: number): void } }) {
     this.nodeId = opts.nodeId
@@ -120,19 +136,61 @@ export class SpoolFile {
     return this.fh !== null || this.opening !== null || this.mem !== null
   }
 
-  /** Whether the content can live in memory up to `end` (allocating the buffer if needed). */
+  /** Whether the content can live in memory up to `end` (growing the buffer if needed). */
   private inMemory(end: number): boolean {
     if (this.base !== null || this.fh !== null || this.opening !== null || end > MEM_FILE_BYTES) return false
-    if (this.mem) return true
-    if (!this.budget?.take(MEM_FILE_BYTES)) return false
-    this.mem = Buffer.alloc(MEM_FILE_BYTES)
+    const have = this.mem?.length ?? 0
+    if (end <= have && this.mem) return true
+    let want = Math.max(have, MEM_FIRST_BYTES)
+    while (want < end) want *= 2
+    want = Math.min(want, MEM_FILE_BYTES)
+    if (!this.budget?.take(want - have)) return false
+    const grown = Buffer.alloc(want)
+    if (this.mem) this.mem.copy(grown, 0, 0, this.size)
+    this.mem = grown
     return true
   }
 
   private dropMem(): void {
     if (!this.mem) return
+    this.budget?.give(this.mem.length)
     this.mem = null
-    this.budget?.give(MEM_FILE_BYTES)
+  }
+
+  /** Whether a write of `len` bytes at `pos` can be gathered (an append past all old content). */
+  private gathers(pos: number, len: number): boolean {
+    if (this.fh === null || pos !== this.size || len > APPEND_BYTES) return false
+    if (this.append) return pos === this.appendAt + this.appendLength && this.appendLength + len <= APPEND_BYTES
+    const block = Math.floor(pos / BLOCK)
+    if (this.isBaseBlock(block) || this.fills.has(block)) return false
+    if (!this.budget?.take(APPEND_BYTES)) return false
+    this.append = Buffer.allocUnsafe(APPEND_BYTES)
+    this.appendAt = pos
+    this.appendLength = 0
+    return true
+  }
+
+  /** Starts writing the gathered appends; resolves once every append so far is in the data file. */
+  private writeAppends(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed)
+    const buf = this.append
+    if (buf) {
+      const at = this.appendAt
+      const length = this.appendLength
+      const fh = this.fh!
+      this.append = null
+      this.appendLength = 0
+      this.appending = this.appending.then(async () => {
+        try {
+          for (let done = 0; done < length;) done += (await fh.write(buf, done, length - done, at + done)).bytesWritten
+        } catch (err) {
+          this.failed ??= err as Error
+        } finally {
+          this.budget?.give(APPEND_BYTES)
+        }
+      })
+    }
+    return this.appending.then(() => { if (this.failed) throw this.failed })
   }
 
   private file(): Promise<FileHandle> {
@@ -151,8 +209,14 @@ export class SpoolFile {
 
   /** What to store at commit: the bytes of an in-memory file, or the (complete) data file. */
   async content(): Promise<Buffer | string> {
-    if (this.mem && this.opening === null) return Buffer.from(this.mem.subarray(0, this.size))
+    if (this.mem && this.opening === null) {
+      // Its own memory, not a view of the pool's: the CAS may hand it to a worker thread.
+      const out = Buffer.from(new ArrayBuffer(this.size))
+      this.mem.copy(out, 0, 0, this.size)
+      return out
+    }
     await this.file()
+    await this.writeAppends()
     await this.fillAll()
     return this.dataPath
   }
@@ -215,6 +279,7 @@ export class SpoolFile {
     const end = Math.min(pos + len, this.size)
     if (end <= pos) return 0
     if (this.mem && this.opening === null) return this.mem.copy(buf, 0, pos, end)
+    await this.writeAppends()
     let at = pos
     while (at < end) {
       const block = Math.floor(at / BLOCK)
@@ -260,6 +325,17 @@ export class SpoolFile {
       return len
     }
     this.space?.take(len)
+    if (this.failed) throw this.failed
+    if (this.gathers(pos, len)) {
+      buf.copy(this.append!, this.appendLength, 0, len)
+      this.appendLength += len
+      this.size = end
+      this.mtime = Date.now()
+      this.gen++
+      if (this.appendLength === APPEND_BYTES) this.writeAppends().catch(() => {}) // a failure sticks: the next op throws it
+      return len
+    }
+    await this.writeAppends()
     const first = Math.floor(pos / BLOCK)
     const last = Math.floor((end - 1) / BLOCK)
     // Blocks whose old content the write covers entirely need no copy.
@@ -298,6 +374,7 @@ export class SpoolFile {
       this.baseLimit = size
     }
     const fh = await this.file()
+    await this.writeAppends()
     await fh.truncate(size)
     this.size = size
     this.mtime = Date.now()
@@ -315,6 +392,7 @@ export class SpoolFile {
     if (!this.dirty) return
     await this.fillAll()
     const fh = await this.file()
+    await this.writeAppends()
     await fh.datasync()
     const body: SpoolMeta = { version: SPOOL_META_VERSION, ...meta, node: this.nodeId, size: this.size, mtime: this.mtime, fsynced: true, time: Date.now() }
     await replaceFile(this.metaPath, JSON.stringify(body), { mode: 0o600 })
@@ -325,6 +403,11 @@ export class SpoolFile {
   async discard(): Promise<void> {
     const fh = this.fh ?? (this.opening ? await this.opening.catch(() => null) : null)
     this.dropMem()
+    await this.appending
+    if (this.append) {
+      this.append = null
+      this.budget?.give(APPEND_BYTES)
+    }
     this.fh = null
     this.opening = null
     if (fh) await fh.close().catch(() => {})
