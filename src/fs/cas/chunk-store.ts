@@ -114,7 +114,9 @@ export class ChunkStore {
     try {
       chunks.load.recovered = await chunks.recover()
       await chunks.loadTable()
-      chunks.load.migrated = await migrateLegacyStore(store, (objects) => chunks.enqueue(objects, 0), opts.log ?? createLogger('info'))
+      // The migration's puts skip the space guard: each batch's old blocks are cleared once it is in packs.
+      const migrate = (objects: StoredObject[]): Promise<void> => chunks.enqueue(objects, objects.reduce((n, o) => n + o.block.length, 0))
+      chunks.load.migrated = await migrateLegacyStore(store, migrate, opts.log ?? createLogger('info'))
     } catch (err) {
       await chunks.close().catch(() => {})
       throw err
