@@ -93,6 +93,8 @@ export class ChunkStore {
   private readonly tableFile: string | null
   /** Index length the table file covers (-1: none); it is rewritten at close when the index is longer. */
   private savedLength = -1
+  /** Set once open() has loaded the whole table: only then may it be saved. */
+  private loaded = false
 
   private constructor(packs: Hypercore, index: Hypercore, targetBytes: number, tableFile: string | null) {
     this.packs = packs
@@ -121,6 +123,7 @@ export class ChunkStore {
       await chunks.close().catch(() => {})
       throw err
     }
+    chunks.loaded = true
     chunks.beforeWrite = opts.beforeWrite ?? null
     chunks.load.ms = Date.now() - start
     return chunks
@@ -399,7 +402,7 @@ export class ChunkStore {
    */
   private async saveTable(): Promise<void> {
     const length = this.index.length
-    if (!this.tableFile || length === 0 || length === this.savedLength || length !== this.packs.length) return
+    if (!this.tableFile || !this.loaded || length === 0 || length === this.savedLength || length !== this.packs.length) return
     const coverage = { indexKey: this.index.key, length, treeHash: await this.index.treeHash(length), objectBytes: this.objectBytes }
     await replaceFile(this.tableFile, encodeTableFile(this.table, coverage), { mode: 0o600 })
     this.savedLength = length
