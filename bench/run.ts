@@ -170,7 +170,7 @@ function benchChunker(): void {
 
 /** The figures without their notes, for bench/README.md's Results. */
 function compactTable(): string {
-  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
+  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : x === 0 ? '0' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
   const lines = ['| figure | bazil | baseline, same run | ratio | target |', '|---|---|---|---|---|']
   for (const r of rows) {
     const base = r.baseline ? `${r.baseline}${r.baselineValue === undefined ? '' : `: ${f(r.baselineValue)} ${r.unit}`}` : ''
@@ -182,7 +182,7 @@ function compactTable(): string {
 
 function table(): string {
   const lines = ['| benchmark | bazil | unit | baseline (same run) | baseline value | ratio | target | note |', '|---|---|---|---|---|---|---|---|']
-  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
+  const f = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '' : x === 0 ? '0' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2))
   const t = (r: Row): string => (r.target === undefined ? '' : `${f(r.target)}: ${r.ok ? 'met' : 'missed'}`)
   for (const r of rows) lines.push(`| ${r.name} | ${f(r.value)} | ${r.unit} | ${r.baseline ?? ''} | ${f(r.baselineValue)} | ${f(r.ratio)} | ${t(r)} | ${(r.note ?? '').replace(/\|/g, '\\|')} |`)
   return lines.join('\n')
@@ -190,6 +190,21 @@ function table(): string {
 
 async function main(): Promise<void> {
   const load: string[] = [`start: ${uptime()}`]
+  /** Writes bench/results/latest.json with the rows so far. */
+  const save = () => {
+    const result = {
+      date: new Date().toISOString(),
+      secs: Math.round((Date.now() - t0) / 1000),
+      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+      pageCacheDropped: cacheDropped,
+      load,
+      params: { PARTS: [...PARTS].join(','), ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') || k.startsWith('CAS_'))), BIG_MIB, SMALL_FILES, DEDUP_MIB },
+      rows
+    }
+    fs.mkdirSync(path.join(repoRoot, 'bench', 'results'), { recursive: true })
+    fs.writeFileSync(path.join(repoRoot, 'bench', 'results', 'latest.json'), JSON.stringify({ ...result, markdown: compactTable() }, null, 2) + '\n')
+    return result
+  }
   const cacheDropped = dropCaches()
   const t0 = Date.now()
   const step = async (part: string, fn: () => Promise<unknown> | unknown): Promise<void> => {
@@ -204,6 +219,7 @@ async function main(): Promise<void> {
       rows.push({ name: `${part}: FAILED`, value: NaN, unit: '', note: (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 300) })
     }
     load.push(`after ${part} (${((Date.now() - t) / 1000).toFixed(0)} s): ${uptime()}`)
+    save() // what is measured so far survives a run cut short
   }
   const work = fs.mkdtempSync(path.join(repoRoot, '.bench-work-'))
   try {
@@ -223,19 +239,9 @@ async function main(): Promise<void> {
     if (fs.existsSync('/dev/fuse')) rows.push(...(await runPeerReadBench()))
     else rows.push({ name: 'read from peers through the mount', value: NaN, unit: '', note: 'skipped: /dev/fuse is missing' })
   })
-  await step('tree', async () => rows.push(...(await runTreeScale())))
   await step('sync', async () => rows.push(...(await runSyncBench())))
-  const result = {
-    date: new Date().toISOString(),
-    secs: Math.round((Date.now() - t0) / 1000),
-    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
-    pageCacheDropped: cacheDropped,
-    load,
-    params: { PARTS: [...PARTS].join(','), ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('BENCH_') || k.startsWith('CAS_'))), BIG_MIB, SMALL_FILES, DEDUP_MIB },
-    rows
-  }
-  fs.mkdirSync(path.join(repoRoot, 'bench', 'results'), { recursive: true })
-  fs.writeFileSync(path.join(repoRoot, 'bench', 'results', 'latest.json'), JSON.stringify({ ...result, markdown: compactTable() }, null, 2) + '\n')
+  await step('tree', async () => rows.push(...(await runTreeScale())))
+  const result = save()
   console.log(table())
   console.log(`\n${new Date().toISOString().slice(0, 16)} UTC, ${result.secs} s, page cache ${cacheDropped ? 'dropped before each timed figure' : 'NOT dropped (not permitted)'}; load: ${load.join('; ')}`)
 }

@@ -7,7 +7,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Transform, type TransformCallback } from 'node:stream'
 import Corestore from 'corestore'
-import { ChunkStore, Cas, MissingContentError, RemoteStores, CorruptContentError, blockAddress, CAS_CORE_NAME, type FileRef } from '../src/fs/cas/index.js'
+import Hyperbee from 'hyperbee'
+import { ChunkStore, Cas, MissingContentError, RemoteStores, CorruptContentError, PACKS_CORE_NAME, type FileRef } from '../src/fs/cas/index.js'
+import { decodePackEntries } from '../src/fs/cas/pack-codec.js'
 import { randomBytes } from '../src/crypto.js'
 import { tempDir } from './helpers.js'
 
@@ -16,7 +18,7 @@ interface Store { store: Corestore; chunks: ChunkStore }
 async function openStore(dir: string, name: string): Promise<Store> {
   const store = new Corestore(path.join(dir, name))
   await store.ready()
-  return { store, chunks: await ChunkStore.open(store) }
+  return { store, chunks: await ChunkStore.open(store, { log: () => {} }) }
 }
 
 async function closeStore(s: Store): Promise<void> {
@@ -61,7 +63,7 @@ async function readAll(cas: Cas, ref: FileRef): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
-test('many objects fetched at once: all verified and right; in bulk the index comes in one download', { timeout: 120_000 }, async () => {
+test('many objects fetched at once: all verified and right; the index comes whole, packs as needed', { timeout: 120_000 }, async () => {
   const { dir, cleanup } = tempDir()
   const a = await openStore(dir, 'a')
   const b = await openStore(dir, 'b')
@@ -86,11 +88,15 @@ test('many objects fetched at once: all verified and right; in bulk the index co
     await remote.add('a', { cas: a.chunks.casKey, index: a.chunks.indexKey })
     const casB = new Cas(b.chunks, sharing)
 
-    // A few reads outside a bulk: lookups fetch only the index nodes they need.
+    // A few reads: the index comes whole (it is small), the packs only as reads need them.
     for (const f of files.slice(0, 5)) assert.ok((await readAll(casB, f.ref)).equals(f.data))
     const bIndex = b.store.get({ key: a.chunks.indexKey })
     await bIndex.ready()
-    assert.equal(await bIndex.has(0, bIndex.length), false, 'sparse outside a bulk')
+    const bPacks = b.store.get({ key: a.chunks.casKey })
+    await bPacks.ready()
+    assert.equal(await bIndex.has(0, bIndex.length), true, 'the index is downloaded whole')
+    assert.equal(await bPacks.has(0, bPacks.length), false, 'packs are fetched as needed')
+    await bPacks.close()
 
     // Everything at once, in a bulk (an export): every file right, the peer's index local.
     const t0 = Date.now()
@@ -105,7 +111,6 @@ test('many objects fetched at once: all verified and right; in bulk the index co
       await Promise.all(Array.from({ length: 16 }, worker))
     })
     const ms = Date.now() - t0
-    assert.equal(await bIndex.has(0, bIndex.length), true, 'the index was downloaded whole')
     await bIndex.close()
     assert.ok(ms < 60_000, `took ${ms} ms`)
     assert.deepEqual(lines.filter((x) => x.startsWith('warn')), [])
@@ -138,16 +143,16 @@ test('a corrupted block from a peer is refused (CorruptContentError), never retu
     const data = Buffer.from('the real content, which a will not serve\n')
     const ref = await new Cas(x.chunks, sharing).writeBuffer(data)
     await x.chunks.flush()
-    const xCas = x.store.get({ name: CAS_CORE_NAME })
-    await xCas.ready()
-    assert.equal(xCas.length, 2, 'one chunk, then its manifest node')
+    const xPacks = x.store.get({ name: PACKS_CORE_NAME })
+    await xPacks.ready()
     const objects = []
-    for (let i = 0; i < xCas.length; i++) {
-      const block = Buffer.from((await xCas.get(i))!)
-      if (i === 0) block[block.length - 20] ^= 0x01
-      objects.push({ address: Buffer.from(blockAddress(block)!), block })
+    for (let i = 0; i < xPacks.length; i++) {
+      const pack = (await xPacks.get(i))!
+      for (const e of decodePackEntries(pack)) objects.push({ address: Buffer.from(e.address), block: Buffer.from(pack.subarray(e.offset, e.offset + e.length)) })
     }
-    await xCas.close()
+    await xPacks.close()
+    assert.equal(objects.length, 2, 'one chunk, then its manifest node')
+    objects[0]!.block[objects[0]!.block.length - 20] ^= 0x01
     await a.chunks.put(objects)
     await a.chunks.flush()
 
@@ -252,9 +257,15 @@ test('after a restart, content fetched earlier is read from the copy of the peer
     assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`)
     assert.equal((await b.chunks.stats()).chunks, 0)
 
-    // A damaged sources file is reported and ignored.
+    // A damaged sources file is reported and ignored; so is one of version 1 (copies of old-format stores).
     await remote.close()
-    fs.writeFileSync(path.join(dir, 'b', 'cas-sources'), '{"version": 1, "sources": [{"name": 3}]}')
+    fs.writeFileSync(path.join(dir, 'b', 'cas-sources'), '{"version": 1, "sources": []}')
+    remote = new RemoteStores(b.store, 1500)
+    remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+    await remote.load()
+    assert.ok(lines.some((x) => /lists copies of stores in the old format/.test(x)), lines.join('\n'))
+    await remote.close()
+    fs.writeFileSync(path.join(dir, 'b', 'cas-sources'), '{"version": 2, "sources": [{"name": 3}]}')
     remote = new RemoteStores(b.store, 1500)
     remote.log = (level, msg) => lines.push(`${level} ${msg}`)
     remote.serve(b.chunks)
@@ -298,5 +309,72 @@ test('a node that relays (a third peer reads its store) also stores fetched bloc
     assert.equal(await casB.has(r1), false, 'what was read before relaying stays in the copy only')
   } finally {
     await teardown(l, remote, [b, a], cleanup)
+  }
+})
+
+test('a peer offering a store in the old format (a cas-index hyperbee) gets one clear log line, reads fail as missing', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir()
+  const old = new Corestore(path.join(dir, 'old'))
+  const b = await openStore(dir, 'b')
+  const remote = new RemoteStores(b.store, 2_000)
+  const lines: string[] = []
+  remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+  remote.serve(b.chunks)
+  let l: ReturnType<typeof link> | null = null
+  try {
+    // What a bazil before packs offers: a `cas` core of sealed blocks and a `cas-index` hyperbee.
+    const cas = old.get({ name: 'cas' })
+    const bee = new Hyperbee<Buffer, Buffer>(old.get({ name: 'cas-index' }), { keyEncoding: 'binary', valueEncoding: 'binary' })
+    await cas.ready()
+    await bee.ready()
+    await cas.append(randomBytes(100))
+    await bee.put(randomBytes(32), Buffer.alloc(9, 1))
+    l = link(old, b.store)
+    await remote.add('oldpeer', { cas: cas.key, index: bee.core.key })
+    const casB = new Cas(b.chunks, randomBytes(32))
+    const ref = { hash: randomBytes(32), size: 1 }
+    await assert.rejects(casB.read(ref, 0, 1), MissingContentError)
+    await assert.rejects(casB.read(ref, 0, 1), MissingContentError)
+    const said = lines.filter((x) => /not reading the store of oldpeer: it is a store in the old format/.test(x))
+    assert.equal(said.length, 1, lines.join('\n'))
+    await bee.close()
+    await cas.close()
+  } finally {
+    l?.unlink()
+    await remote.close()
+    await closeStore(b)
+    await old.close()
+    cleanup()
+  }
+})
+
+test('a node that moved to a new store (new keys): its old copy is forgotten, the sources file names the new one', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir()
+  const a1 = await openStore(dir, 'a1')
+  const a2 = await openStore(dir, 'a2')
+  const b = await openStore(dir, 'b')
+  let remote = new RemoteStores(b.store, 2_000)
+  const lines: string[] = []
+  remote.log = (level, msg) => lines.push(`${level} ${msg}`)
+  try {
+    const owner = 'ownerkey'
+    await remote.add(owner, { cas: a1.chunks.casKey, index: a1.chunks.indexKey }, owner)
+    // A replica of the same node's store that a closet offers is another record, kept.
+    await remote.add(`${owner} (replica at closet)`, { cas: a1.chunks.casKey, index: a1.chunks.indexKey }, owner)
+    assert.equal(remote.stores().length, 1)
+    await remote.add(owner, { cas: a2.chunks.casKey, index: a2.chunks.indexKey }, owner)
+    assert.deepEqual(remote.stores().map((s) => s.cas.toString('hex')), [a2.chunks.casKey.toString('hex')])
+    assert.ok(lines.some((x) => /offers a new store: forgetting the copy of its old one/.test(x)), lines.join('\n'))
+    await remote.close()
+    const file = JSON.parse(fs.readFileSync(path.join(dir, 'b', 'cas-sources'), 'utf8')) as { version: number; sources: { owner: string; packs: string; index: string }[] }
+    assert.equal(file.version, 2)
+    assert.deepEqual(file.sources.map((s) => [s.owner, s.packs, s.index]), [[owner, a2.chunks.casKey.toString('hex'), a2.chunks.indexKey.toString('hex')]])
+    remote = new RemoteStores(b.store, 2_000)
+    await remote.load()
+    assert.deepEqual(remote.stores().map((s) => s.index.toString('hex')), [a2.chunks.indexKey.toString('hex')])
+  } finally {
+    await remote.close()
+    for (const s of [b, a2, a1]) await closeStore(s)
+    cleanup()
   }
 })

@@ -176,7 +176,7 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     assert.equal(cs1.writers, 1)
     assert.ok(cs1.entries >= 1, JSON.stringify(cs1))
     assert.equal(cs1.entriesApplied, 0)
-    assert.ok(cs1.replica && cs1.replica.blocks > 3 && cs1.replica.blocks === cs1.replica.length, `the replica of white's store: ${JSON.stringify(cs1)}`)
+    assert.ok(cs1.replica && cs1.replica.blocks >= 2 && cs1.replica.blocks === cs1.replica.length, `the replica of white's store: ${JSON.stringify(cs1)}`)
     lap('closet holds white')
 
     // White goes away; the closet restarts (what it holds is in writers/ and mirrors.json).

@@ -5,6 +5,7 @@ import { UserError } from '../datadir.js'
 import { badName, type ReadTree, type Stat } from './tree/index.js'
 import { normalize, toFileRef, type Volume } from '../volume.js'
 import { BATCH_BYTES, BATCH_FILES, WHOLE_BYTES, type Cas } from './cas/index.js'
+import { fetchAhead, type Prefetch } from './cas/fetch-plan.js'
 
 export interface CopyProgress {
   files: number
@@ -210,8 +211,16 @@ async function writeFile(cas: Cas, st: Stat, dest: string): Promise<void> {
 /** Files written at once during an export: their fetches from peers overlap (one round trip per burst, not per file). */
 const EXPORT_CONCURRENCY = 32
 
+export interface ExportOptions {
+  /**
+   * Requests objects ahead (RemoteStores.prefetch): the files' trees are walked beside the
+   * writers and everything they are made of is requested as whole packs (fetch-plan.ts).
+   */
+  prefetch?: Prefetch
+}
+
 /** Writes the volume (or one snapshot of it) into DESTDIR, which must not exist or be empty. */
-export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promise<CopySummary> {
+export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: ExportOptions = {}): Promise<CopySummary> {
   const existing = await fsp.readdir(dest).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null
     throw new UserError(`cannot export to ${dest}: ${err.code === 'ENOTDIR' ? 'not a directory' : err.message}`)
@@ -266,6 +275,10 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promis
   files.sort((a, b) => b.st.size - a.st.size)
   let next = 0
   let failed = false
+  // Content not held here is requested ahead in the writers' order, as whole packs.
+  const ahead = opts.prefetch
+    ? fetchAhead(cas, files.filter((f) => f.st.content).map((f) => toFileRef(f.st.content!)), opts.prefetch, () => failed)
+    : Promise.resolve()
   const worker = async (): Promise<void> => {
     while (next < files.length && !failed) {
       const { abs, st } = files[next++]!
@@ -285,6 +298,8 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string): Promis
     }
   }
   const results = await Promise.allSettled(Array.from({ length: Math.min(EXPORT_CONCURRENCY, files.length) }, worker))
+  failed = true // the walk ahead stops (what it requested is let go when the bulk ends)
+  await ahead
   const failure = results.find((r) => r.status === 'rejected')
   if (failure) throw (failure as PromiseRejectedResult).reason
   // Deepest first, so setting a parent's mtime comes after its children were written.

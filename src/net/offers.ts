@@ -315,10 +315,10 @@ export class Offers {
         this.log('warn', `net: peer ${link.z}: candidate writer log ${encodeKey(key)} of volume ${volName}: ${message(err)}`)
       }
       this.access.candidates.delete(hex)
-      if (!bound || link.closed) return
+      if (!bound || link.closed) return this.offeredElsewhere(link, volumeId, hex)
       if (!bound.equals(link.key) && !(await this.host.admitsNode?.(volumeId, bound).catch(() => false))) {
         this.log('info', `net: peer ${link.z}: not taking writer log ${encodeKey(key)} of volume ${volName}: it is bound to node ${encodeKey(bound)}`)
-        return
+        return this.offeredElsewhere(link, volumeId, hex)
       }
       this.log('info', `net: volume ${volName}: candidate writer log ${encodeKey(key)} from peer ${link.z}`)
       this.events.writer(volumeId, key, link.key)
@@ -333,12 +333,29 @@ export class Offers {
   }
 
   /**
+   * A candidate from `from` was not taken: the other peers that offered the same log (ignored
+   * meanwhile as "a candidate offered by another peer") have their offers of that volume
+   * looked at again, so the log can come from the node it is bound to.
+   */
+  private offeredElsewhere(from: Link, volumeId: Buffer, hex: string): void {
+    const volHex = volumeId.toString('hex')
+    for (const l of this.links.links.values()) {
+      if (l === from || l.closed || !l.offered.get(volHex)?.has(hex)) continue
+      const retry = this.adoptOffers(l, volHex).catch((err) => this.log('warn', `net: peer ${l.z}: ${message(err)}`))
+      l.pending.add(retry)
+      void retry.finally(() => l.pending.delete(retry))
+    }
+  }
+
+  /**
    * The writer logs the peer offers for a local volume that are in its writer set (after the
-   * peer's candidate checks in flight are done): what a sync with that peer waits for.
+   * candidate checks in flight are done, the peer's and the others': a log this peer offers
+   * may be pending as another peer's candidate): what a sync with that peer waits for.
    */
   async writersFrom(link: Link, volumeId: Buffer): Promise<Buffer[]> {
     await link.inbox
-    while (link.pending.size > 0) await Promise.allSettled([...link.pending])
+    const pending = (): Promise<unknown>[] => [...this.links.links.values()].flatMap((l) => [...l.pending])
+    for (let p = pending(); p.length > 0; p = pending()) await Promise.allSettled(p)
     const volHex = volumeId.toString('hex')
     const vol = this.node.dir.listVolumes().find((v) => v.id === volHex)
     if (!vol) return []

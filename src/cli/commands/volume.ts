@@ -75,10 +75,11 @@ export class VolumeExportCommand extends BazilCommand {
   async run(): Promise<number> {
     const s = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
-      // Many reads: content not held here comes from the volume's storage peers in bulk (see
-      // RemoteStores.bulk).
+      // Many reads: content not held here is requested from the volume's storage peers ahead,
+      // as ranges of packs (RemoteStores.bulk, prefetch).
       const { exportTree } = await import('../../fs/local-copy.js')
-      return node.remoteStores.bulk(() => exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest)))
+      const remote = node.remoteStores
+      return remote.bulk(() => exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest), { prefetch: (a) => remote.prefetch(a) }))
     })
     const skipped = s.skipped ?? []
     for (const x of skipped) this.context.stderr.write(`bazil: not exported: ${JSON.stringify(x.path)}: ${x.reason}\n`)

@@ -144,6 +144,8 @@ export class ContentReader {
     if (!block) {
       block = await this.store.fetchMissing(address)
       fetched = block !== null
+    } else if (this.store.relayFetched && (await this.store.locate(address)) === null) {
+      fetched = true // from the copy of a peer's store (it came in a pack fetched for another object): relayed as fetched
     }
     if (!block) throw new MissingContentError(what, name)
     let plain: Buffer
@@ -253,15 +255,8 @@ export class OpenFile {
     const end = Math.min(pos + len, this.size)
     if (end <= pos) return 0
     if (ahead) this.follow(pos, end)
-    const loads: Promise<Buffer>[] = []
-    const chunks: ChunkAt[] = []
-    for await (const chunk of this.chunks(pos, end)) {
-      chunks.push(chunk)
-      const p = this.reader.cachedChunk(chunk, this.what)
-      p.catch(() => {}) // awaited below
-      loads.push(p)
-    }
-    const plains = await Promise.all(loads)
+    const chunks = await this.chunksIn(pos, end)
+    const plains = await Promise.all(chunks.map((c) => this.reader.cachedChunk(c, this.what)))
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i]!
       const from = Math.max(pos, c.offset)
@@ -287,15 +282,28 @@ export class OpenFile {
 
   /** The chunks overlapping [start, end), in file order. */
   async * chunks(start: number, end: number): AsyncGenerator<ChunkAt> {
+    // A leaf at a time: a stream of a huge file holds one leaf's chunk list, not the file's.
     const leaves = this.leafTable ?? (await this.resolve())
-    for (let li = leafAt(leaves, start); li < leaves.length && leaves[li]!.offset < end; li++) {
-      const { node, keys } = this.leafChunks.get(li) ?? (await this.loadLeaf(li))
-      const base = leaves[li]!.offset
-      const count = node.entries.length
-      for (let i = start > base ? entryAt(node, start - base) : 0; i < count && base + node.offsets[i]! < end; i++) {
-        yield { hash: node.entries[i]!.hash, key: keys[i]!, size: node.entries[i]!.size, offset: base + node.offsets[i]! }
-      }
+    for (let li = leafAt(leaves, start); li < leaves.length && leaves[li]!.offset < end; li++) yield * await this.inLeaf(li, start, end, [])
+  }
+
+  /** The chunks overlapping [start, end) in file order, awaiting only leaves not loaded yet (the read path's hot loop). */
+  async chunksIn(start: number, end: number): Promise<ChunkAt[]> {
+    const out: ChunkAt[] = []
+    const leaves = this.leafTable ?? (await this.resolve())
+    for (let li = leafAt(leaves, start); li < leaves.length && leaves[li]!.offset < end; li++) await this.inLeaf(li, start, end, out)
+    return out
+  }
+
+  /** Appends to `out` the chunks of leaf `li` overlapping [start, end). */
+  private async inLeaf(li: number, start: number, end: number, out: ChunkAt[]): Promise<ChunkAt[]> {
+    const { node, keys } = this.leafChunks.get(li) ?? (await this.loadLeaf(li))
+    const base = this.leafTable![li]!.offset
+    const count = node.entries.length
+    for (let i = start > base ? entryAt(node, start - base) : 0; i < count && base + node.offsets[i]! < end; i++) {
+      out.push({ hash: node.entries[i]!.hash, key: keys[i]!, size: node.entries[i]!.size, offset: base + node.offsets[i]! })
     }
+    return out
   }
 
   private resolve(): Promise<LeafRef[]> {
@@ -355,7 +363,7 @@ export class OpenFile {
         if (this.closed || this.aheadTo >= target || this.aheadInFlight >= AHEAD_IN_FLIGHT) return
         let issued = false
         const seeks = this.seeks
-        for await (const chunk of this.chunks(this.aheadTo, target)) {
+        for (const chunk of await this.chunksIn(this.aheadTo, target)) {
           if (this.closed || this.aheadInFlight >= AHEAD_IN_FLIGHT || this.seeks !== seeks) break
           this.aheadTo = chunk.offset + chunk.size
           if (this.reader.cache.covers(chunk.key)) continue

@@ -123,8 +123,15 @@ export class OpenPool {
 
 let shared: OpenPool | null = null
 
-/** The process's pool: one worker per core (the main thread mostly waits on FUSE and the store). */
+/**
+ * The process's pool: with 3 cores or more, a worker per core beside the main thread's (at most
+ * 4); on 2 cores, none. Measured here (2 cores shared with other work, load ~13, cold reads of
+ * 192 MiB through the mount, 4 alternating runs): inline 68 MiB/s, one worker 54 MiB/s (the
+ * copies, messages and transferred buffers cost more main-thread CPU than the decryption
+ * saved, with no idle core to run it), two workers slower still. BAZIL_OPEN_WORKERS=N overrides.
+ */
 export function openPool(): OpenPool {
-  shared ??= new OpenPool(Number(process.env.BAZIL_OPEN_WORKERS ?? Math.min(4, os.availableParallelism())))
+  const cores = os.availableParallelism()
+  shared ??= new OpenPool(Number(process.env.BAZIL_OPEN_WORKERS ?? (cores >= 3 ? Math.min(4, cores - 1) : 0)))
   return shared
 }

@@ -1,42 +1,57 @@
-// Content on demand: blocks this node doesn't hold, read from peers' stores (their `cas`
-// core through their `cas-index` hyperbee), sparsely: only the index nodes and blocks a read
-// needs are downloaded (a bulk read, see bulk(), takes a source's whole index first). Misses
-// share index updates, so concurrent reads are pipelined. Spec: spec/cas.md, "Remote reads".
+// Content on demand: objects this node doesn't hold, read from peers' pack stores (their
+// `packs` core through their `pack-index` core, spec/cas.md section 4.1). A source's index is
+// small (~40 bytes per object): it is downloaded whole, in pipelined ranges, and again from
+// where it stopped when a lookup misses (misses share that catch-up), into one PackTable per
+// source; a lookup is then local. A read fetches the pack block that holds the object and
+// slices it out; packs the reads of a bulk (an export) will need are requested ahead as
+// ranges (prefetch()), so a first sync moves whole packs, many in flight, from every peer
+// that holds them (hypercore spreads a core's requests over its peers).
 //
-// Nothing a peer sends is trusted: hypercore verifies each block against the core's signed
-// tree, this module checks the block's own address A against the one asked for, and Cas
-// then opens it (AEAD bound to A) and checks P. A peer that doesn't answer in time costs one
-// timeout and a log line; the read fails with MissingContentError (EIO in the mount).
+// Nothing a peer sends is trusted: hypercore verifies each block (pack or index) against the
+// core's signed tree, index blocks are decoded strictly (pack-codec.ts), this module checks
+// the sliced object's own address A against the one asked for, and Cas then opens it (AEAD
+// bound to A) and checks P. A peer that doesn't answer in time costs one timeout and a log
+// line; the read fails with MissingContentError (EIO in the mount).
 //
 // What was fetched stays in this node's copies of the sources' cores (hypercore keeps what it
 // downloaded); localBlock() reads it from there without the network. The sources are listed
 // in a file (SOURCES_FILE_NAME) so that those copies are found again after a restart, before
-// (or without) their peer connecting.
+// (or without) their peer connecting. Spec: spec/cas.md section 6.
 import fs from 'node:fs'
 import path from 'node:path'
 import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
-import Hyperbee from 'hyperbee'
-import { blockAddress } from './convergent.js'
 import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
+import { PackTable, type PackLocation } from './pack-table.js'
+import { decodeIndexBlock } from './pack-codec.js'
+import { HASH_BYTES } from '../../crypto.js'
 import type { Log } from '../../log.js'
 import type { ChunkStore } from './chunk-store.js'
 
-/** A peer's store as its hello offers it: its cas core and cas-index core keys. */
+/** A peer's store as its hello offers it: its `packs` core (field `cas`) and `pack-index` core (field `index`). */
 export interface RemoteStoreKeys {
   cas: Buffer
   index: Buffer
 }
 
 interface Source {
-  /** The peer's public key (z-base-32), for log lines. */
+  /** Id in `sources`: both core keys. */
+  id: string
+  /** The peer's public key (z-base-32) and how it is reached, for log lines. */
   name: string
   /** The node whose store this is (z-base-32), when add() was told; null otherwise. */
   owner: string | null
-  cas: Hypercore
-  index: Hyperbee<Buffer, Buffer>
-  /** The index update in flight (shared by every lookup that missed while it runs). */
+  packs: Hypercore
+  index: Hypercore
+  /** Address -> (pack, offset, length) for index blocks 0..indexed-1. */
+  table: PackTable
+  indexed: number
+  /** Decoding of local index blocks in flight (serialized: `indexed` only grows). */
+  decoding: Promise<void> | null
+  /** Why this store is not read (its index is not a pack index we know), once found; logged once. */
+  unusable: string | null
+  /** The network catch-up of the index in flight (shared by every lookup that missed while it runs). */
   updating: Promise<void> | null
   /** The one queued behind it: a lookup that missed after `updating` started waits for this. */
   nextUpdate: Promise<void> | null
@@ -48,11 +63,12 @@ interface Source {
 }
 
 /**
- * The sources file, in the corestore's directory beside `cas-filter` (DATA/corestore/cas-sources):
- * the peers' stores whose copies in this corestore may hold fetched content (spec/cas.md §6).
+ * The sources file, in the corestore's directory (DATA/corestore/cas-sources): the peers'
+ * stores whose copies in this corestore may hold fetched content (spec/cas.md §6).
  */
 export const SOURCES_FILE_NAME = 'cas-sources'
-const SOURCES_FILE_VERSION = 1
+/** Version 2: records name pack stores. Version 1 named the old cas/cas-index stores (no longer read). */
+const SOURCES_FILE_VERSION = 2
 const MAX_SOURCES = 4096
 
 export interface RemoteStoresOptions {
@@ -61,25 +77,25 @@ export interface RemoteStoresOptions {
 }
 
 export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000
-const INDEX_VALUE_VERSION = 1
-/**
- * `sessions: false`: lookups read the index core itself instead of opening and closing a
- * snapshot session each (~0.2 ms per lookup). Safe here: the peer's index is only ever
- * appended to, blocks never change, so a lookup that runs while a newer version arrives still
- * walks one consistent older version.
- */
-const INDEX_OPTIONS = { keyEncoding: 'binary', valueEncoding: 'binary', sessions: false } as { keyEncoding: 'binary'; valueEncoding: 'binary' }
 /** How long a read waits for a disconnected source's cores to get a peer. */
 const PEER_GRACE_MS = 1_000
+/** Pack blocks kept decoded in memory (~1 MiB each): the objects of one pack are read one after another. */
+const PACK_CACHE = 32
+/** How long packs requested ahead outside a bulk stay requested. */
+const LOOSE_RANGE_MS = 60_000
+/** Consecutive packs requested as a range of their own (fewer go in one request by block list). */
+const MIN_RUN = 4
+/** Index blocks read from local storage per step when catching the table up. */
+const INDEX_READ_BATCH = 64
 
 function replicating(s: Source): boolean {
-  return s.cas.peers.length > 0 && s.index.core.peers.length > 0
+  return s.packs.peers.length > 0 && s.index.peers.length > 0
 }
 
-/** Resolves once both of a source's cores have a peer (a read needs its index and its blocks), or after `ms`. */
+/** Resolves once both of a source's cores have a peer (a read needs its index and its packs), or after `ms`. */
 function bothReplicating(s: Source, ms: number): Promise<void> {
   const ready = (core: Hypercore): Promise<void> => (core.peers.length > 0 ? Promise.resolve() : peerAdded(core, ms))
-  return Promise.all([ready(s.cas), ready(s.index.core)]).then(() => {})
+  return Promise.all([ready(s.packs), ready(s.index)]).then(() => {})
 }
 
 function peerAdded(core: Hypercore, ms: number): Promise<void> {
@@ -94,6 +110,22 @@ function peerAdded(core: Hypercore, ms: number): Promise<void> {
   })
 }
 
+/** Resolves with `p`'s value, or with `fallback` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | null = null
+  const timeout = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms)
+  })
+  return Promise.race([p, timeout]).finally(() => {
+    if (timer) clearTimeout(timer)
+  })
+}
+
+/** Block 0 of an old store's `cas-index` is a hyperbee header (protobuf field 1: "hyperbee"). */
+function isHyperbeeHeader(block: Buffer): boolean {
+  return block.length >= 10 && block[0] === 0x0a && block.subarray(2, 10).toString('latin1') === 'hyperbee'
+}
+
 export class RemoteStores {
   private readonly sources = new Map<string, Source>()
   private closed = false
@@ -106,6 +138,12 @@ export class RemoteStores {
   private saving: Promise<void> = Promise.resolve()
   /** Opens in flight, by id: concurrent add()/load() of one store open it once. */
   private readonly opening = new Map<string, Promise<Source | null>>()
+  /** Pack blocks read recently, by source id and pack number. */
+  private readonly packCache = new Lru<string, Buffer>(PACK_CACHE)
+  /** Pack fetches over the network in flight (concurrent reads of one pack share one). */
+  private readonly packFetches = new Map<string, Promise<Buffer | null>>()
+  /** The own store (serve()): prefetch() skips what it holds. */
+  private own: Pick<ChunkStore, 'locate'> | null = null
 
   constructor(
     private readonly store: Corestore,
@@ -117,9 +155,10 @@ export class RemoteStores {
   }
 
   /** Makes `chunks` read what it lacks through these sources: the local copies of their stores first, then the network. */
-  serve(chunks: Pick<ChunkStore, 'remote' | 'replica'>): void {
+  serve(chunks: Pick<ChunkStore, 'remote' | 'replica' | 'locate'>): void {
     chunks.remote = (address) => this.fetch(address)
     chunks.replica = (address) => this.localBlock(address)
+    this.own = chunks
   }
 
   /** Sources that may be asked (peer names). */
@@ -134,9 +173,14 @@ export class RemoteStores {
    */
   async load(): Promise<void> {
     if (!this.sourcesFile) return
-    let records: Array<{ name: string; owner: string; keys: RemoteStoreKeys }>
+    let records: SourceRecord[]
     try {
-      records = parseSources(await fs.promises.readFile(this.sourcesFile, 'utf8'))
+      const parsed = parseSources(await fs.promises.readFile(this.sourcesFile, 'utf8'))
+      if (parsed === 'old') {
+        this.log('info', `cas: ${this.sourcesFile} lists copies of stores in the old format (before packs): not read; their content is fetched again from the peers' current stores`)
+        return
+      }
+      records = parsed
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
       this.log('warn', `cas: ${this.sourcesFile}: ${(err as Error).message} (ignored: content fetched earlier is found again once its peer's store is a source again)`)
@@ -150,9 +194,23 @@ export class RemoteStores {
   /**
    * Makes a peer's store a source. Opening its cores locally is what lets the network attach
    * them to that peer's connection (they are sparse: nothing is downloaded until read).
+   * A store its owner offers itself (`owner` is the peer, `name` its key) replaces the copies
+   * of that owner's other stores: the node moved to new cores (a store migration).
    */
   async add(name: string, keys: RemoteStoreKeys, owner: string | null = null): Promise<void> {
-    await this.open(name, keys, true, owner)
+    const source = await this.open(name, keys, true, owner)
+    if (source && owner !== null && name === owner) await this.dropOtherStoresOf(owner, source)
+  }
+
+  private async dropOtherStoresOf(owner: string, current: Source): Promise<void> {
+    const stale = [...this.sources.values()].filter((s) => s !== current && s.owner === owner)
+    if (stale.length === 0) return
+    for (const s of stale) {
+      this.sources.delete(s.id)
+      this.log('info', `cas: node ${owner} offers a new store: forgetting the copy of its old one`)
+      await this.closeSource(s)
+    }
+    this.save()
   }
 
   /**
@@ -160,7 +218,7 @@ export class RemoteStores {
    * unknown): the network's access rules give such a core only to its owner (spec/protocol.md).
    */
   stores(): { owner: string | null; cas: Buffer; index: Buffer }[] {
-    return [...this.sources.values()].map((s) => ({ owner: s.owner, cas: s.cas.key, index: s.index.core.key }))
+    return [...this.sources.values()].map((s) => ({ owner: s.owner, cas: s.packs.key, index: s.index.key }))
   }
 
   /** Owner of the store whose answer a recent fetch of A returned (see add()), or null. */
@@ -170,18 +228,18 @@ export class RemoteStores {
 
   private readonly answered = new Lru<string, string>(4096)
 
-  private async open(name: string, keys: RemoteStoreKeys, active: boolean, owner: string | null = null): Promise<void> {
+  private async open(name: string, keys: RemoteStoreKeys, active: boolean, owner: string | null = null): Promise<Source | null> {
     const id = `${keys.cas.toString('hex')}:${keys.index.toString('hex')}`
-    if (this.closed) return
+    if (this.closed) return null
     let source: Source | null | undefined = this.sources.get(id)
     if (!source) {
       let p = this.opening.get(id)
       if (!p) {
-        p = this.openCores(name, keys).finally(() => this.opening.delete(id))
+        p = this.openCores(id, name, keys).finally(() => this.opening.delete(id))
         this.opening.set(id, p)
       }
       source = await p
-      if (!source) return
+      if (!source) return null
       if (!this.sources.has(id)) {
         this.sources.set(id, source)
         if (active) this.save()
@@ -195,19 +253,25 @@ export class RemoteStores {
       source.owner = owner
       this.save()
     }
+    return source
   }
 
-  private async openCores(name: string, keys: RemoteStoreKeys): Promise<Source | null> {
-    const cas = this.store.get({ key: keys.cas })
-    const index = new Hyperbee<Buffer, Buffer>(this.store.get({ key: keys.index }), INDEX_OPTIONS)
-    await cas.ready()
+  private async openCores(id: string, name: string, keys: RemoteStoreKeys): Promise<Source | null> {
+    const packs = this.store.get({ key: keys.cas })
+    const index = this.store.get({ key: keys.index })
+    await packs.ready()
     await index.ready()
     if (this.closed) {
       await index.close()
-      await cas.close()
+      await packs.close()
       return null
     }
-    return { name, owner: null, cas, index, updating: null, nextUpdate: null, active: false }
+    return { id, name, owner: null, packs, index, table: new PackTable(), indexed: 0, decoding: null, unusable: null, updating: null, nextUpdate: null, active: false }
+  }
+
+  private async closeSource(s: Source): Promise<void> {
+    await s.index.close().catch(() => {})
+    await s.packs.close().catch(() => {})
   }
 
   /** Rewrites the sources file (in the background, serialized; a failure is logged). */
@@ -215,7 +279,7 @@ export class RemoteStores {
     const file = this.sourcesFile
     if (!file) return
     this.saving = this.saving.then(async () => {
-      const sources = [...this.sources.values()].map((s) => ({ name: s.name, owner: s.owner ?? undefined, cas: s.cas.key.toString('hex'), index: s.index.core.key.toString('hex') }))
+      const sources = [...this.sources.values()].map((s) => ({ name: s.name, owner: s.owner ?? undefined, packs: s.packs.key.toString('hex'), index: s.index.key.toString('hex') }))
       try {
         await replaceFile(file, JSON.stringify({ version: SOURCES_FILE_VERSION, sources }, null, 2) + '\n', { mode: 0o600 })
       } catch (err) {
@@ -224,88 +288,263 @@ export class RemoteStores {
     })
   }
 
+  // ---- the index: a PackTable per source --------------------------------------------------
+
+  /** Adds index block `seq` to the source's table; a block that doesn't decode makes the source unusable (logged once). */
+  private addIndexBlock(s: Source, seq: number, block: Buffer): boolean {
+    if (seq !== s.indexed) return seq < s.indexed // decoded already (the local and the network catch-up overlap)
+    let why: string | null = null
+    try {
+      const { pack, entries } = decodeIndexBlock(block)
+      if (pack !== seq) why = `index block ${seq} describes pack ${pack}`
+      else for (const e of entries) s.table.add(e.address, { pack, offset: e.offset, length: e.length })
+    } catch (err) {
+      why = seq === 0 && isHyperbeeHeader(block)
+        ? 'it is a store in the old format (a cas-index hyperbee: that node runs a bazil from before packs)'
+        : `index block ${seq}: ${(err as Error).message}`
+    }
+    if (why === null) {
+      s.indexed = seq + 1
+      return true
+    }
+    if (!s.unusable) {
+      s.unusable = why
+      this.log('warn', `cas: not reading the store of ${s.name}: ${why}`)
+    }
+    return false
+  }
+
+  /** Decodes the index blocks held locally beyond what the table covers (no network). */
+  private catchUpLocal(s: Source): Promise<void> {
+    if (s.decoding) return s.decoding
+    if (s.unusable || s.indexed >= s.index.length) return Promise.resolve()
+    s.decoding = (async () => {
+      // (contiguousLength is a hint hypercore saves lazily: after a restart it may say 0; has() reads the bitfield)
+      while (!s.unusable && !this.closed && s.indexed < s.index.length) {
+        const from = s.indexed
+        const to = Math.min(s.index.length, from + INDEX_READ_BATCH)
+        let held = from
+        while (held < to && (await s.index.has(held))) held++
+        if (held === from) return
+        const blocks = await Promise.all(Array.from({ length: held - from }, (_, i) => s.index.get(from + i, { wait: false })))
+        for (let i = 0; i < blocks.length; i++) {
+          const block = blocks[i]
+          if (!block || !this.addIndexBlock(s, from + i, block)) return
+        }
+      }
+    })()
+      .catch(() => {}) // a closed core: nothing more to read
+      .finally(() => {
+        s.decoding = null
+      })
+    return s.decoding
+  }
+
   /**
-   * The block with address A if this node's copy of some source's store already holds it (and
-   * the index nodes that lead to it), without the network; null otherwise. The same checks as
-   * a fetch (index value, block address); never throws.
+   * Downloads the source's index from where the table stops to the newest length a peer has
+   * (one pipelined range), decoding it as it arrives. Bounded by the timeout; never throws.
+   */
+  private async catchUpNetwork(s: Source): Promise<void> {
+    if (s.unusable) return
+    await within(s.index.update({ wait: true }).catch(() => false), this.timeoutMs, false)
+    await this.catchUpLocal(s)
+    const end = s.index.length
+    if (s.unusable || s.indexed >= end) return
+    const range = s.index.download({ start: s.indexed, end })
+    const deadline = Date.now() + this.timeoutMs
+    try {
+      for (let seq = s.indexed; seq < end && !s.unusable && !this.closed; seq = s.indexed) {
+        const block = await s.index.get(seq, { timeout: Math.max(1, deadline - Date.now()) })
+        if (!block) return
+        if (!this.addIndexBlock(s, seq, block)) return
+        await this.catchUpLocal(s) // the blocks behind it that arrived meanwhile: decoded without waiting one by one
+      }
+    } catch (err) {
+      if (!this.closed) this.log('debug', `cas: peer ${s.name}: index: ${(err as Error).message}`)
+    } finally {
+      range.destroy()
+    }
+  }
+
+  /**
+   * Resolves after an index catch-up that started after this call. Lookups that miss together
+   * share one: a burst of misses costs one round trip.
+   */
+  private updated(s: Source): Promise<void> {
+    if (s.nextUpdate) return s.nextUpdate
+    if (!s.updating) {
+      s.updating = this.catchUpNetwork(s).finally(() => {
+        s.updating = null
+      })
+      return s.updating
+    }
+    const current = s.updating
+    s.nextUpdate = current.then(() => {
+      s.nextUpdate = null
+      return this.updated(s)
+    })
+    return s.nextUpdate
+  }
+
+  // ---- packs ---------------------------------------------------------------------------------
+
+  /** Pack `seq` of the source if held locally (no network), or null. */
+  private async localPack(s: Source, seq: number): Promise<Buffer | null> {
+    const key = `${s.id}:${seq}`
+    const cached = this.packCache.get(key)
+    if (cached) return cached
+    if (seq >= s.packs.length || !(await s.packs.has(seq))) return null
+    const pack = await s.packs.get(seq, { wait: false })
+    if (pack) this.packCache.set(key, pack)
+    return pack
+  }
+
+  /** Pack `seq` of the source, fetched if need be (hypercore verifies it); null if it doesn't come in time. */
+  private fetchPack(s: Source, seq: number): Promise<Buffer | null> {
+    const key = `${s.id}:${seq}`
+    const cached = this.packCache.get(key)
+    if (cached) return Promise.resolve(cached)
+    let p = this.packFetches.get(key)
+    if (!p) {
+      p = (async () => {
+        if (seq >= s.packs.length) await within(s.packs.update({ wait: true }).catch(() => false), this.timeoutMs, false)
+        const pack = await s.packs.get(seq, { timeout: this.timeoutMs })
+        if (pack) this.packCache.set(key, pack)
+        return pack
+      })().finally(() => this.packFetches.delete(key))
+      this.packFetches.set(key, p)
+    }
+    return p
+  }
+
+  /** The object at `loc` in the pack, if its header address is A; else null (logged: the source's index and packs disagree). */
+  private slice(s: Source, pack: Buffer, loc: PackLocation, address: Buffer): Buffer | null {
+    const end = loc.offset + loc.length
+    const object = end <= pack.length ? pack.subarray(loc.offset, end) : null
+    if (object && object.length > HASH_BYTES && object.subarray(1, 1 + HASH_BYTES).equals(address)) return object
+    this.log('warn', `cas: peer ${s.name}: pack ${loc.pack} does not hold ${address.toString('hex').slice(0, 16)}… where its index says (offset ${loc.offset}, ${loc.length} bytes)`)
+    return null
+  }
+
+  /**
+   * The object with address A if this node's copy of some source's store already holds it (its
+   * index block and its pack), without the network; null otherwise. The same checks as a
+   * fetch (index decoding, object address); never throws.
    */
   async localBlock(address: Buffer): Promise<Buffer | null> {
-    for (const source of this.sources.values()) {
+    for (const s of this.sources.values()) {
       try {
-        if (source.index.core.length === 0 || source.cas.length === 0) continue
-        const node = await source.index.get(address, { wait: false, update: false })
-        if (!node) continue
-        const seq = indexValue(node.value)
-        if (seq === null || seq >= source.cas.length || !(await source.cas.has(seq))) continue
-        const block = await source.cas.get(seq, { wait: false })
-        if (!block) continue
-        const actual = blockAddress(block)
-        if (!actual || !Buffer.from(actual).equals(address)) continue
-        return block
+        if (s.unusable) continue
+        await this.catchUpLocal(s)
+        const loc = s.table.get(address)
+        if (!loc) continue
+        const pack = await this.localPack(s, loc.pack)
+        if (!pack) continue
+        const object = this.slice(s, pack, loc, address)
+        if (!object) continue
+        if (s.owner) this.answered.set(address.toString('hex'), s.owner)
+        return object
       } catch {
-        // An index node that isn't here (BLOCK_NOT_AVAILABLE), a closed core: not held locally.
+        // A closed core: not held locally.
       }
     }
     return null
   }
 
+  // ---- bulk: packs requested ahead ------------------------------------------------------------
+
   /**
-   * Runs `fn`, which reads many objects (an export). The first time it needs a source, that
-   * source's whole index is downloaded in one pipelined range request, so that each lookup
-   * after it is local instead of a chain of round trips down the hyperbee (the index is ~1-2%
-   * of the content it maps). Nothing is trusted more: index blocks are verified by hypercore
-   * as any other, each block fetched through them has its address checked here and its
-   * content checked by Cas.
+   * Runs `fn`, which reads many objects (an export). Inside it, prefetch() requests the packs
+   * the reads will need as ranges (many in flight, from every peer of each core); they are
+   * let go when `fn` ends. Nothing is trusted more: the same checks apply to every read.
    */
   async bulk<T>(fn: () => Promise<T>): Promise<T> {
     this.bulkDepth++
     try {
       return await fn()
     } finally {
-      if (--this.bulkDepth === 0) this.prefetched.clear()
+      if (--this.bulkDepth === 0) {
+        for (const r of this.ranges.splice(0)) r.destroy()
+      }
     }
   }
 
   private bulkDepth = 0
-  private readonly prefetched = new Map<Source, Promise<void>>()
+  private readonly ranges: { destroy(): void }[] = []
 
-  /** The source's whole index, downloaded (once per bulk); best effort, within the timeout. */
-  private prefetchIndex(source: Source): Promise<void> {
-    let p = this.prefetched.get(source)
-    if (!p) {
-      p = this.downloadIndex(source)
-      this.prefetched.set(source, p)
+  /**
+   * Requests, as ranges of consecutive packs, the packs of the active sources that hold these
+   * objects and that this node holds neither in its own store nor in its copies. Resolves once
+   * the requests are made (not when the packs are in: reads of them wait for them as for any
+   * fetch). Returns how many packs were requested. Inside bulk() the requests end with it;
+   * outside, when done or after a minute.
+   */
+  async prefetch(addresses: Buffer[]): Promise<number> {
+    const all = [...this.sources.values()].filter((s) => s.active && !s.unusable)
+    if (all.length === 0 || addresses.length === 0) return 0
+    let sources = all.filter(replicating)
+    if (sources.length === 0) {
+      await this.anyPeer(all)
+      sources = all.filter(replicating)
     }
-    return p
+    const wanted = new Map<Source, Set<number>>()
+    let missing: Buffer[] = []
+    for (const a of addresses) if (!this.own || (await this.own.locate(a)) === null) missing.push(a)
+    for (const s of sources) {
+      if (missing.length === 0) break
+      await this.catchUpLocal(s)
+      if (missing.some((a) => !s.table.has(a))) await this.updated(s)
+      const packs = new Set<number>()
+      const rest: Buffer[] = []
+      for (const a of missing) {
+        const loc = s.table.get(a)
+        if (loc) packs.add(loc.pack)
+        else rest.push(a)
+      }
+      wanted.set(s, packs)
+      missing = rest
+    }
+    let requested = 0
+    for (const [s, packs] of wanted) {
+      const list: number[] = []
+      for (const p of packs) if (!(await s.packs.has(p))) list.push(p)
+      list.sort((a, b) => a - b)
+      // Runs of consecutive packs as ranges; packs standing alone in one request by block
+      // list (hypercore walks each request on every update: not thousands of tiny ranges).
+      const alone: number[] = []
+      for (let i = 0; i < list.length;) {
+        let j = i + 1
+        while (j < list.length && list[j] === list[j - 1]! + 1) j++
+        if (j - i >= MIN_RUN) this.download(s, { start: list[i]!, end: list[j - 1]! + 1, linear: true })
+        else alone.push(...list.slice(i, j))
+        i = j
+      }
+      if (alone.length > 0) this.download(s, { blocks: alone })
+      requested += list.length
+    }
+    return requested
   }
 
-  private async downloadIndex(s: Source): Promise<void> {
-    let timer: NodeJS.Timeout | null = null
-    let range: { done(): Promise<void>; destroy(): void } | null = null
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.timeoutMs / 2) // half: the reads waiting on it keep time to fetch
-    })
-    try {
-      await Promise.race([this.updated(s), timeout])
-      const length = s.index.core.length
-      if (length === 0 || (await s.index.core.has(0, length))) return
-      range = s.index.core.download({ start: 0, end: length })
-      await Promise.race([range.done(), timeout])
-    } catch (err) {
-      // Lookups then fetch the index nodes they need, as outside a bulk.
-      if (!this.closed) this.log('debug', `cas: peer ${s.name}: index prefetch: ${(err as Error).message}`)
-    } finally {
-      if (timer) clearTimeout(timer)
-      range?.destroy()
+  private download(s: Source, range: { start: number; end: number; linear: boolean } | { blocks: number[] }): void {
+    const r = s.packs.download(range)
+    if (this.bulkDepth > 0) {
+      this.ranges.push(r)
+      return
     }
+    // Outside a bulk (a file opened through the mount): let go once done, or after a while.
+    const timer = setTimeout(() => r.destroy(), LOOSE_RANGE_MS)
+    timer.unref()
+    r.done().then(() => clearTimeout(timer), () => clearTimeout(timer))
   }
+
+  // ---- fetch ---------------------------------------------------------------------------------
 
   /** Reads that find no source connected share one wait for a peer (one listener per core, not per read). */
   private peerWait: Promise<void> | null = null
 
   private anyPeer(all: Source[]): Promise<void> {
     if (!this.peerWait) {
-      // Both cores: a cas channel opens a moment before the index's, and a read needs both.
+      // Both cores: a packs channel opens a moment before the index's, and a read needs both.
       this.peerWait = Promise.race(all.map((s) => bothReplicating(s, Math.min(PEER_GRACE_MS, this.timeoutMs)))).finally(() => {
         this.peerWait = null
       })
@@ -314,11 +553,11 @@ export class RemoteStores {
   }
 
   /**
-   * The block with address A from the first source that has it (all are asked at once), or
+   * The object with address A from the first source that has it (all are asked at once), or
    * null when none has it within the timeout. Never throws for what a peer did.
    */
   async fetch(address: Buffer): Promise<Buffer | null> {
-    const all = [...this.sources.values()].filter((s) => s.active)
+    const all = [...this.sources.values()].filter((s) => s.active && !s.unusable)
     if (all.length === 0) return null
     const started = Date.now()
     // A source with no peer on its cores can't answer: don't spend the timeout on it, but
@@ -332,10 +571,6 @@ export class RemoteStores {
         return null
       }
     }
-    let timer: NodeJS.Timeout | null = null
-    const timeout = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), this.timeoutMs)
-    })
     const attempts = sources.map((s) => this.fetchFrom(s, address))
     const found = new Promise<Buffer | null>((resolve) => {
       let left = attempts.length
@@ -349,8 +584,7 @@ export class RemoteStores {
         })
       })
     })
-    const block = await Promise.race([found, timeout])
-    if (timer) clearTimeout(timer)
+    const block = await within(found, this.timeoutMs, null)
     if (!block) {
       const waited = Date.now() - started
       this.log('warn', `cas: block ${address.toString('hex').slice(0, 16)}… not found at ${sources.map((s) => s.name).join(', ')} (${waited >= this.timeoutMs ? `timed out after ${waited} ms` : 'not held there'})`)
@@ -358,95 +592,56 @@ export class RemoteStores {
     return block
   }
 
-  private async fetchFrom(source: Source, address: Buffer): Promise<Buffer | null> {
+  private async fetchFrom(s: Source, address: Buffer): Promise<Buffer | null> {
     try {
-      // The index as we know it first; on a miss its newest version (the peer may have stored
-      // the block since we last looked): one update round trip per burst of misses, not per object.
-      if (this.bulkDepth > 0) await this.prefetchIndex(source)
-      let seq = await this.lookup(source, address)
-      if (seq === null) {
-        await this.updated(source)
-        seq = await this.lookup(source, address)
+      // The index as we hold it first; on a miss its newest version (the peer may have stored
+      // the object since we last looked): one catch-up per burst of misses, not per object.
+      await this.catchUpLocal(s)
+      let loc = s.table.get(address)
+      if (!loc) {
+        await this.updated(s)
+        loc = s.table.get(address)
       }
-      if (seq === null) return null
-      const block = await source.cas.get(seq, { timeout: this.timeoutMs })
-      if (!block) return null
-      const actual = blockAddress(block)
-      if (!actual || !Buffer.from(actual).equals(address)) {
-        this.log('warn', `cas: peer ${source.name}: block ${seq} is not the one its index names for ${address.toString('hex').slice(0, 16)}…`)
-        return null
-      }
-      return block
+      if (!loc) return null
+      const pack = await this.fetchPack(s, loc.pack)
+      return pack ? this.slice(s, pack, loc, address) : null
     } catch (err) {
-      if (!this.closed) this.log('debug', `cas: peer ${source.name}: ${(err as Error).message}`)
+      if (!this.closed) this.log('debug', `cas: peer ${s.name}: ${(err as Error).message}`)
       return null
     }
   }
 
-  /** Block number the source's index gives A at the version this node knows, or null. */
-  private async lookup(source: Source, address: Buffer): Promise<number | null> {
-    if (source.index.core.length === 0) return null
-    const node = await source.index.get(address, { update: false })
-    if (!node) return null
-    const seq = indexValue(node.value)
-    if (seq === null) this.log('warn', `cas: peer ${source.name}: bad index value for ${address.toString('hex').slice(0, 16)}…`)
-    return seq
-  }
-
-  /**
-   * Resolves after an index update that started after this call. Lookups that miss together
-   * share one: a burst of misses costs one round trip.
-   */
-  private updated(source: Source): Promise<void> {
-    if (source.nextUpdate) return source.nextUpdate
-    if (!source.updating) {
-      const run = source.index.core.update({ wait: true }).then(() => {}, () => {})
-      source.updating = run.finally(() => {
-        source.updating = null
-      })
-      return source.updating
-    }
-    const current = source.updating
-    source.nextUpdate = current.then(() => {
-      source.nextUpdate = null
-      return this.updated(source)
-    })
-    return source.nextUpdate
-  }
-
   async close(): Promise<void> {
     this.closed = true
+    for (const r of this.ranges.splice(0)) r.destroy()
     await this.saving
     const all = [...this.sources.values()]
     this.sources.clear()
-    for (const s of all) {
-      await s.index.close().catch(() => {})
-      await s.cas.close().catch(() => {})
-    }
+    for (const s of all) await this.closeSource(s)
   }
 }
 
-/** A block number from an index value (spec/cas.md §4: 9 bytes, version 1), or null. */
-function indexValue(value: Buffer): number | null {
-  if (value.length !== 9 || value[0] !== INDEX_VALUE_VERSION) return null
-  const seq = Number(value.readBigUInt64LE(1))
-  return Number.isSafeInteger(seq) ? seq : null
+interface SourceRecord {
+  name: string
+  owner: string | null
+  keys: RemoteStoreKeys
 }
 
-/** The sources file's records; throws on anything but the format of spec/cas.md §6. */
-function parseSources(text: string): Array<{ name: string; owner: string; keys: RemoteStoreKeys }> {
+/** The sources file's records ('old': a version 1 file); throws on anything but the format of spec/cas.md §6. */
+function parseSources(text: string): SourceRecord[] | 'old' {
   const obj = JSON.parse(text) as { version?: unknown; sources?: unknown }
-  if (typeof obj !== 'object' || obj === null || obj.version !== SOURCES_FILE_VERSION) throw new Error('not a sources file of version 1')
+  if (typeof obj !== 'object' || obj === null) throw new Error('not a sources file')
+  if (obj.version === 1) return 'old'
+  if (obj.version !== SOURCES_FILE_VERSION) throw new Error(`not a sources file of version ${SOURCES_FILE_VERSION}`)
   if (!Array.isArray(obj.sources) || obj.sources.length > MAX_SOURCES) throw new Error('bad source list')
   const hex32 = (v: unknown): Buffer => {
     if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) throw new Error('bad core key')
     return Buffer.from(v, 'hex')
   }
   return obj.sources.map((r: unknown) => {
-    const rec = r as { name?: unknown; cas?: unknown; index?: unknown }
+    const rec = r as { name?: unknown; owner?: unknown; packs?: unknown; index?: unknown }
     if (typeof rec !== 'object' || rec === null || typeof rec.name !== 'string') throw new Error('bad source record')
-    // owner: the node whose store it is (z-base-32). Older files lack it: the name begins with it.
-    const owner = typeof (rec as { owner?: unknown }).owner === 'string' ? ((rec as { owner: string }).owner) : rec.name.split(' ')[0]
-    return { name: rec.name, owner, keys: { cas: hex32(rec.cas), index: hex32(rec.index) } }
+    if (rec.owner !== undefined && typeof rec.owner !== 'string') throw new Error('bad source owner')
+    return { name: rec.name, owner: rec.owner ?? null, keys: { cas: hex32(rec.packs), index: hex32(rec.index) } }
   })
 }
