@@ -140,6 +140,8 @@ export class RemoteStores {
   private readonly opening = new Map<string, Promise<Source | null>>()
   /** Pack blocks read recently, by source id and pack number. */
   private readonly packCache = new Lru<string, Buffer>(PACK_CACHE)
+  /** Local pack reads in flight (concurrent reads of one pack share one storage read). */
+  private readonly packReads = new Map<string, Promise<Buffer | null>>()
   /** Pack fetches over the network in flight (concurrent reads of one pack share one). */
   private readonly packFetches = new Map<string, Promise<Buffer | null>>()
   /** The own store (serve()): prefetch() skips what it holds. */
@@ -388,15 +390,21 @@ export class RemoteStores {
 
   // ---- packs ---------------------------------------------------------------------------------
 
-  /** Pack `seq` of the source if held locally (no network), or null. */
-  private async localPack(s: Source, seq: number): Promise<Buffer | null> {
+  /** Pack `seq` of the source if held locally (no network), or null. Concurrent reads of one pack share one. */
+  private localPack(s: Source, seq: number): Promise<Buffer | null> {
     const key = `${s.id}:${seq}`
     const cached = this.packCache.get(key)
-    if (cached) return cached
-    if (seq >= s.packs.length || !(await s.packs.has(seq))) return null
-    const pack = await s.packs.get(seq, { wait: false })
-    if (pack) this.packCache.set(key, pack)
-    return pack
+    if (cached) return Promise.resolve(cached)
+    const inFlight = this.packReads.get(key)
+    if (inFlight) return inFlight
+    const p = (async () => {
+      if (seq >= s.packs.length || !(await s.packs.has(seq))) return null
+      const pack = await s.packs.get(seq, { wait: false })
+      if (pack) this.packCache.set(key, pack)
+      return pack
+    })().finally(() => this.packReads.delete(key))
+    this.packReads.set(key, p)
+    return p
   }
 
   /** Pack `seq` of the source, fetched if need be (hypercore verifies it); null if it doesn't come in time. */
@@ -407,6 +415,8 @@ export class RemoteStores {
     let p = this.packFetches.get(key)
     if (!p) {
       p = (async () => {
+        const local = await this.localPack(s, seq) // arrived meanwhile (a range requested ahead)
+        if (local) return local
         if (seq >= s.packs.length) await within(s.packs.update({ wait: true }).catch(() => false), this.timeoutMs, false)
         const pack = await s.packs.get(seq, { timeout: this.timeoutMs })
         if (pack) this.packCache.set(key, pack)

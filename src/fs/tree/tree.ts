@@ -42,6 +42,13 @@ export class Tree implements ReadTree {
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
   private readonly unflushed = new Map<string, Put[]>()
+  /**
+   * Nodes created since the last flush whose creation can still absorb later local edits:
+   * where it sits in `unflushed`. A later edit that a creation can express (no tombstone, one
+   * content version at most) replaces it with the creation of the node's new state: `tar x`
+   * (create, write, chmod, utimens) then costs one Automerge record put per file, not four.
+   */
+  private readonly foldable = new Map<string, { list: Put[]; at: number }>()
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
@@ -322,6 +329,7 @@ export class Tree implements ReadTree {
       }
     }
     this.unflushed.clear()
+    this.foldable.clear()
   }
 
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
@@ -342,6 +350,7 @@ export class Tree implements ReadTree {
 
   free(): void {
     this.unflushed.clear()
+    this.foldable.clear()
     this.shards.free()
     this.snapshotTrees.clear()
     this.held.clear()
@@ -749,7 +758,18 @@ export class Tree implements ReadTree {
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
       const id = raw.id
-      list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!))
+      const created = fn ? this.foldable.get(id) : undefined
+      if (created && raw.tombs.length === 0 && raw.versions.length <= 1) {
+        // The record written at flush is the node's state now, exactly what the edits in
+        // sequence would leave (each local assignment supersedes its key's value).
+        const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
+        created.list[created.at] = (h) => putRecord(h, id, raw, texts)
+      } else {
+        // An edit after the creation keeps its place: nothing later may fold into the creation.
+        if (fn) this.foldable.delete(id)
+        else this.foldable.set(id, { list, at: list.length })
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!))
+      }
       changed.set(id, raw)
     }
     this.updateIndex(changed)
