@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import Corestore from 'corestore'
-import { randomBytes } from '../src/crypto.js'
+import { expandKey, randomBytes } from '../src/crypto.js'
 import {
   Cas, ChunkStore, Chunker, CorruptContentError, MissingContentError, MAX_CHUNK, MIN_CHUNK,
   ManifestBuilder, casKeys, decodeManifestNode, encodeManifestNode, openObject, sealObject, plainHash, type FileRef
@@ -138,16 +138,20 @@ test('100 MiB: a one-byte insert at the start adds < 1%, re-import adds nothing;
 })
 
 test('chunk boundaries are content-defined: a prefix insert changes only the first chunks', () => {
-  const chunker = new Chunker(randomBytes(32))
-  const data = randomBytes(8 * MiB)
+  // Deterministic bytes (a keyed BLAKE2b stream): resynchronisation after an insert usually
+  // takes one chunk, rarely three, so random data made this test flaky.
+  const seeded = (seed: number, n: number): Buffer => expandKey(Buffer.alloc(32, seed), n)
+  const chunker = new Chunker(seeded(1, 32))
+  const data = seeded(2, 8 * MiB)
   const before = [...chunker.split(data)].map((c) => plainHash(c).toString('hex'))
-  const after = [...chunker.split(Buffer.concat([randomBytes(100), data]))].map((c) => plainHash(c).toString('hex'))
+  const after = [...chunker.split(Buffer.concat([seeded(3, 100), data]))].map((c) => plainHash(c).toString('hex'))
   const known = new Set(before)
-  const changed = after.filter((h) => !known.has(h)).length
-  assert.ok(changed >= 1 && changed <= 2, `${changed} chunks changed`)
+  const realigned = after.findIndex((h) => known.has(h))
+  assert.ok(realigned >= 1 && realigned <= 2, `cuts realigned after ${realigned} chunks`)
+  assert.equal(after.slice(realigned).filter((h) => !known.has(h)).length, 0, 'every chunk after the realignment is unchanged')
   for (const c of chunker.split(data)) assert.ok(c.length <= MAX_CHUNK)
   // The Gear table depends on the sharing key: another key cuts elsewhere.
-  const other = [...new Chunker(randomBytes(32)).split(data)].map((c) => c.length)
+  const other = [...new Chunker(seeded(4, 32)).split(data)].map((c) => c.length)
   assert.notDeepEqual(other, [...chunker.split(data)].map((c) => c.length))
 })
 
