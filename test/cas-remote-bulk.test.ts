@@ -280,7 +280,7 @@ test('a transfer cut halfway resumes without fetching again what it holds', { ti
     const files = await scene.fill(sharing, 40, 500)
     const total = await packsOf(scene.origin, scene.keys.cas)
     await goOnline(scene.origin, scene.bootstrap)
-    const { peer, remote, w } = await scene.reader('reader', 3_000)
+    const { peer, remote, w, lines } = await scene.reader('reader', 3_000)
     const cas = new Cas(peer.chunks, sharing)
     // Cut the origin off once about half of its packs are here.
     let cut: Promise<void> | null = null
@@ -295,7 +295,10 @@ test('a transfer cut halfway resumes without fetching again what it holds', { ti
     // Back online: the rest, and only the rest.
     await goOnline(scene.origin, scene.bootstrap)
     await until('the origin to be a peer again', () => w.core.peers.length > 0)
-    await exportAll(remote, cas, files)
+    const before = lines.length
+    await exportAll(remote, cas, files).catch((err: Error) => {
+      throw new Error(`second run: ${err.message}\n${lines.slice(before).join('\n')}`)
+    })
     const secondRun = w.packs.length - firstRun
     console.log(`# cut at ${held} of ${total} packs held (${firstRun} downloaded); the second run downloaded ${secondRun}`)
     assert.equal(secondRun, total - held, 'the second run fetched exactly the packs not held')

@@ -4,13 +4,14 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import Corestore from 'corestore'
-import { randomBytes } from '../src/crypto.js'
+import { expandKey, randomBytes } from '../src/crypto.js'
 import {
   Cas, ChunkStore, Chunker, CorruptContentError, MissingContentError, MAX_CHUNK, MIN_CHUNK,
   ManifestBuilder, casKeys, decodeManifestNode, encodeManifestNode, openObject, sealObject, plainHash, type FileRef
 } from '../src/fs/cas/index.js'
 import { CAS_CORE_NAME, CAS_INDEX_CORE_NAME, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, type ChunkStoreOptions, type StoredObject } from '../src/fs/cas/chunk-store.js'
 import { decodePackEntries, encodeIndexBlock, encodePack } from '../src/fs/cas/pack-codec.js'
+import { TABLE_FILE_NAME, decodeTableFile, encodeTableFile } from '../src/fs/cas/table-file.js'
 
 const MiB = 1024 * 1024
 
@@ -137,16 +138,20 @@ test('100 MiB: a one-byte insert at the start adds < 1%, re-import adds nothing;
 })
 
 test('chunk boundaries are content-defined: a prefix insert changes only the first chunks', () => {
-  const chunker = new Chunker(randomBytes(32))
-  const data = randomBytes(8 * MiB)
+  // Deterministic bytes (a keyed BLAKE2b stream): resynchronisation after an insert usually
+  // takes one chunk, rarely three, so random data made this test flaky.
+  const seeded = (seed: number, n: number): Buffer => expandKey(Buffer.alloc(32, seed), n)
+  const chunker = new Chunker(seeded(1, 32))
+  const data = seeded(2, 8 * MiB)
   const before = [...chunker.split(data)].map((c) => plainHash(c).toString('hex'))
-  const after = [...chunker.split(Buffer.concat([randomBytes(100), data]))].map((c) => plainHash(c).toString('hex'))
+  const after = [...chunker.split(Buffer.concat([seeded(3, 100), data]))].map((c) => plainHash(c).toString('hex'))
   const known = new Set(before)
-  const changed = after.filter((h) => !known.has(h)).length
-  assert.ok(changed >= 1 && changed <= 2, `${changed} chunks changed`)
+  const realigned = after.findIndex((h) => known.has(h))
+  assert.ok(realigned >= 1 && realigned <= 2, `cuts realigned after ${realigned} chunks`)
+  assert.equal(after.slice(realigned).filter((h) => !known.has(h)).length, 0, 'every chunk after the realignment is unchanged')
   for (const c of chunker.split(data)) assert.ok(c.length <= MAX_CHUNK)
   // The Gear table depends on the sharing key: another key cuts elsewhere.
-  const other = [...new Chunker(randomBytes(32)).split(data)].map((c) => c.length)
+  const other = [...new Chunker(seeded(4, 32)).split(data)].map((c) => c.length)
   assert.notDeepEqual(other, [...chunker.split(data)].map((c) => c.length))
 })
 
@@ -370,7 +375,13 @@ function syntheticObjects(n: number): StoredObject[] {
 /** Opens the store in `dir` (a corestore directory), runs fn, and closes it (close: false = a crash: the corestore closes, the ChunkStore never does). */
 async function session<T>(dir: string, fn: (chunks: ChunkStore, store: Corestore) => Promise<T>, opts: ChunkStoreOptions & { close?: boolean } = {}): Promise<T> {
   const store = new Corestore(dir)
-  const chunks = await ChunkStore.open(store, { log: () => {}, ...opts })
+  let chunks: ChunkStore
+  try {
+    chunks = await ChunkStore.open(store, { log: () => {}, ...opts })
+  } catch (err) {
+    await store.close()
+    throw err
+  }
   try {
     return await fn(chunks, store)
   } finally {
@@ -432,7 +443,7 @@ test('objects put together share packs of about the target size; reopening finds
     const objects = syntheticObjects(6000)
     let packs = 0
     await session(dir, async (chunks, store) => {
-      assert.deepEqual(chunks.load, { indexBlocks: 0, recovered: 0, migrated: 0, ms: chunks.load.ms })
+      assert.deepEqual(chunks.load, { source: 'index', reason: 'no table file', indexBlocks: 0, recovered: 0, migrated: 0, ms: chunks.load.ms })
       await Promise.all([chunks.put(objects.slice(0, 2000)), chunks.put(objects.slice(2000, 4000)), chunks.put(objects.slice(4000))])
       const stats = await chunks.stats()
       assert.equal(stats.chunks, objects.length)
@@ -453,7 +464,8 @@ test('objects put together share packs of about the target size; reopening finds
       await assertAllFound(chunks, objects.slice(0, 500), 'written')
     })
     await session(dir, async (chunks) => {
-      assert.equal(chunks.load.indexBlocks, packs)
+      assert.equal(chunks.load.source, 'file')
+      assert.equal(chunks.load.indexBlocks, 0, 'the table file covers the whole index')
       await assertAllFound(chunks, objects, 'reopened')
       const before = await chunks.stats()
       await chunks.put(objects.slice(0, 1000))
@@ -534,6 +546,82 @@ test('a malformed pack-index block fails the open with an error naming it', asyn
     await withCore(dir, PACKS_CORE_NAME, (packs) => packs.append(encodePack(syntheticObjects(1).map((o) => o.block)).pack))
     await withCore(dir, PACK_INDEX_CORE_NAME, (index) => index.append(foreign))
     await assert.rejects(session(dir, async () => {}), /cas store: pack-index block 1 indexes pack 7/)
+    // Not with a table file saved by the failed open (it would claim to cover block 1): still refused.
+    await assert.rejects(session(dir, async () => {}), /cas store: pack-index block 1 indexes pack 7/)
+  })
+})
+
+// ---- the table file (spec/cas.md section 7) ----
+
+test('the pack table file: saved at close, used at open, caught up after a crash, and any unusable file falls back to reading the index', async () => {
+  await withStoreDir(async (dir) => {
+    const file = path.join(dir, TABLE_FILE_NAME)
+    const first = syntheticObjects(3000)
+    const second = syntheticObjects(1000)
+    const third = syntheticObjects(500)
+    await session(dir, (chunks) => chunks.put(first))
+    assert.ok(fs.existsSync(file), 'the table file is in the corestore directory')
+    const saved = fs.readFileSync(file)
+    // A crash: puts written (and flushed), the file not rewritten; then packs without their index blocks.
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.load.source, 'file')
+      await chunks.put(second)
+      await chunks.flush()
+    }, { close: false })
+    assert.ok(fs.readFileSync(file).equals(saved), 'not rewritten without a close')
+    await withCore(dir, PACKS_CORE_NAME, (packs) => packs.append(encodePack(third.map((o) => o.block)).pack))
+    const all = [...first, ...second, ...third]
+    const bytes = all.reduce((n, o) => n + o.block.length, 0)
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.load.source, 'file')
+      assert.equal(chunks.load.recovered, 1)
+      assert.ok(chunks.load.indexBlocks >= 2, `${chunks.load.indexBlocks} index blocks caught up`)
+      assert.deepEqual(await chunks.stats(), { chunks: all.length, bytes })
+      await assertAllFound(chunks, all, 'caught up')
+    })
+    const good = fs.readFileSync(file)
+    const { table, coverage } = decodeTableFile(good)
+    assert.equal(coverage.objectBytes, bytes)
+    await session(dir, async (chunks) => assert.equal(chunks.load.indexBlocks, 0))
+    // A valid file of another store.
+    const otherDir = path.join(path.dirname(dir), 'other')
+    await session(otherDir, (chunks) => chunks.put(syntheticObjects(10)))
+    const foreign = fs.readFileSync(path.join(otherDir, TABLE_FILE_NAME))
+    const flipped = Buffer.from(good)
+    flipped[200]! ^= 0x10
+    const version2 = Buffer.from(good)
+    version2.writeUInt32LE(2, 8)
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['empty', Buffer.alloc(0), /not a pack table file/],
+      ['garbage', randomBytes(5000), /not a pack table file/],
+      ['truncated', good.subarray(0, Math.floor(good.length / 2)), /digest/],
+      ['a flipped bit', flipped, /digest/],
+      ['a future version', version2, /version 2/],
+      ['another store', foreign, /another store/],
+      ['another history (tree hash)', encodeTableFile(table, { ...coverage, treeHash: randomBytes(32) }), /another index history/],
+      ['beyond the index', encodeTableFile(table, { ...coverage, length: coverage.length + 5 }), /covers \d+ index blocks/]
+    ]
+    for (const [name, bytes, reason] of cases) {
+      fs.writeFileSync(file, bytes)
+      await session(dir, async (chunks) => {
+        assert.equal(chunks.load.source, 'index', name)
+        assert.match(chunks.load.reason ?? '', reason, name)
+        assert.deepEqual((await chunks.stats()).chunks, all.length, name)
+        await assertAllFound(chunks, all.slice(0, 300), name)
+      })
+      const again = decodeTableFile(fs.readFileSync(file)) // a good file again after the close
+      assert.deepEqual(again.coverage, coverage, name)
+      assert.equal(again.table.size, all.length, name)
+    }
+    // An unreadable path (a directory) doesn't fail the open.
+    fs.rmSync(file)
+    fs.mkdirSync(file)
+    await session(dir, async (chunks) => {
+      assert.equal(chunks.load.source, 'index')
+      await assertAllFound(chunks, all.slice(0, 100), 'table path is a directory')
+    })
+    // Not kept at all.
+    await session(dir, async (chunks) => assert.equal(chunks.load.reason, 'no table file kept'), { tableFile: null })
   })
 })
 

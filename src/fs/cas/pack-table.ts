@@ -51,26 +51,16 @@ export class PackTable {
       throw new Error(`pack table: location out of range (pack ${loc.pack}, offset ${loc.offset}, length ${loc.length})`)
     }
     if ((this.count + 1) * 4 > (this.mask + 1) * 3) this.grow()
-    const k0 = address.readUInt32LE(0)
-    const k1 = address.readUInt32LE(4)
-    const k2 = address.readUInt32LE(8)
-    const k3 = address.readUInt32LE(12)
+    const found = this.probe(address)
+    if (found >= 0) return false
+    const at = -found - 1
     const s = this.slots
-    for (let i = k0 & this.mask; ; i = (i + 1) & this.mask) {
-      const at = i * SLOT_WORDS
-      if (s[at + 6] === 0) {
-        s[at] = k0
-        s[at + 1] = k1
-        s[at + 2] = k2
-        s[at + 3] = k3
-        s[at + 4] = loc.pack
-        s[at + 5] = loc.offset
-        s[at + 6] = loc.length
-        this.count++
-        return true
-      }
-      if (s[at] === k0 && s[at + 1] === k1 && s[at + 2] === k2 && s[at + 3] === k3) return false
-    }
+    for (let w = 0; w < 4; w++) s[at + w] = address.readUInt32LE(4 * w)
+    s[at + 4] = loc.pack
+    s[at + 5] = loc.offset
+    s[at + 6] = loc.length
+    this.count++
+    return true
   }
 
   /** The location of an address, or null when the table doesn't hold it. */
@@ -86,7 +76,11 @@ export class PackTable {
   }
 
   private find(address: Buffer): number {
-    if (address.length < KEY_BYTES) return -1
+    return address.length < KEY_BYTES ? -1 : Math.max(-1, this.probe(address))
+  }
+
+  /** The word offset of the slot holding the address's key, or -(offset + 1) of the empty slot where it would go. */
+  private probe(address: Buffer): number {
     const k0 = address.readUInt32LE(0)
     const k1 = address.readUInt32LE(4)
     const k2 = address.readUInt32LE(8)
@@ -94,9 +88,31 @@ export class PackTable {
     const s = this.slots
     for (let i = k0 & this.mask; ; i = (i + 1) & this.mask) {
       const at = i * SLOT_WORDS
-      if (s[at + 6] === 0) return -1
+      if (s[at + 6] === 0) return -at - 1
       if (s[at] === k0 && s[at + 1] === k1 && s[at + 2] === k2 && s[at + 3] === k3) return at
     }
+  }
+
+  /** The slots as they are (a view, not a copy: for saving while nothing is added). */
+  get slotWords(): Uint32Array {
+    return this.slots
+  }
+
+  /**
+   * A table from slots slotWords gave (e.g. saved in a file): a power-of-two number of slots,
+   * at least the first size, at most 3/4 used, `count` of them used. Throws otherwise.
+   */
+  static fromSlots(slots: Uint32Array): PackTable {
+    const n = slots.length / SLOT_WORDS
+    if (!Number.isInteger(n) || n < FIRST_SLOTS || (n & (n - 1)) !== 0) throw new Error(`pack table: ${slots.length} words are not a table`)
+    let count = 0
+    for (let at = 6; at < slots.length; at += SLOT_WORDS) if (slots[at] !== 0) count++
+    if (count * 4 > n * 3) throw new Error(`pack table: ${count} of ${n} slots used`)
+    const table = new PackTable()
+    table.slots = slots
+    table.mask = n - 1
+    table.count = count
+    return table
   }
 
   private grow(): void {

@@ -407,8 +407,20 @@ export class RemoteStores {
     return p
   }
 
-  /** Pack `seq` of the source, fetched if need be (hypercore verifies it); null if it doesn't come in time. */
-  private fetchPack(s: Source, seq: number): Promise<Buffer | null> {
+  /**
+   * Pack `seq` of the source, fetched if need be (hypercore verifies it); null if it doesn't
+   * come within the timeout. A shared fetch that started earlier (before the peer came back,
+   * say) and gave up is followed by one of this read's own while its time lasts.
+   */
+  private async fetchPack(s: Source, seq: number): Promise<Buffer | null> {
+    const started = Date.now()
+    for (let attempt = 0; ; attempt++) {
+      const pack = await this.sharedFetch(s, seq).catch(() => null)
+      if (pack || this.closed || attempt >= 2 || Date.now() - started >= this.timeoutMs) return pack
+    }
+  }
+
+  private sharedFetch(s: Source, seq: number): Promise<Buffer | null> {
     const key = `${s.id}:${seq}`
     const cached = this.packCache.get(key)
     if (cached) return Promise.resolve(cached)

@@ -1,7 +1,6 @@
-// Worker thread: cuts the pieces of file streams into chunks, seals runs of cut chunks (the
-// CPU-heavy half of an import: chunking, P, A, K/N and encryption), and seals batches of
-// whole small files (read here when given by path), so the main thread only appends and
-// indexes.
+// Worker thread: cuts the pieces of file streams into chunks and seals them (the CPU-heavy
+// half of an import: chunking, P, A, K/N and encryption), and seals batches of whole small
+// files (read here when given by path), so the main thread only appends and indexes.
 // Protocol in sealer.ts; one reply per request, in order, buffers transferred.
 import fs from 'node:fs'
 import { parentPort } from 'node:worker_threads'
@@ -11,6 +10,7 @@ import { sealFiles } from './seal-file.js'
 import type { SealRequest, SealReply } from './sealer.js'
 
 interface StreamState {
+  keys: CasKeys
   gear: GearTable
   /** Input not cut yet (less than MAX_CHUNK, or everything before the final piece). */
   tail: Buffer | null
@@ -26,7 +26,7 @@ port.on('message', (msg: SealRequest) => {
     return
   }
   try {
-    port.postMessage(...(msg.kind === 'files' ? handleFiles(msg) : msg.kind === 'seal' ? handleSeal(msg) : handlePiece(msg)))
+    port.postMessage(...(msg.kind === 'files' ? handleFiles(msg) : handlePiece(msg)))
   } catch (err) {
     streams.delete(msg.stream)
     const e = err as NodeJS.ErrnoException
@@ -40,49 +40,35 @@ function keysOf(k: { addressKey: Uint8Array; chunkKeyRoot: Uint8Array }): CasKey
 }
 
 function handlePiece(msg: Extract<SealRequest, { kind: 'piece' }>): [SealReply, ArrayBuffer[]] {
-  if (msg.open) streams.set(msg.stream, { gear: msg.open.gear, tail: null })
+  if (msg.open) streams.set(msg.stream, { keys: keysOf(msg.open), gear: msg.open.gear, tail: null })
   const state = streams.get(msg.stream)
   if (!state) throw new Error(`seal worker: unknown stream ${msg.stream}`)
-  // The stream's bytes not cut yet, in memory of their own (it goes back to the main thread
-  // by transfer): the transferred piece itself, or the tail and the piece copied together.
-  let ab = msg.data
-  let data = Buffer.from(ab, 0, msg.length)
-  if (state.tail && state.tail.length > 0) {
-    ab = new ArrayBuffer(state.tail.length + msg.length)
-    data = Buffer.from(ab)
-    state.tail.copy(data)
-    data.set(new Uint8Array(msg.data, 0, msg.length), state.tail.length)
-  }
-  const lengths = Uint32Array.from(cutAll(state.gear, data, msg.final))
-  let cut = 0
-  for (const n of lengths) cut += n
-  // The uncut rest stays here (copied: `data` goes back to the main thread).
-  state.tail = cut < data.length ? Buffer.from(data.subarray(cut)) : null
-  if (msg.final) streams.delete(msg.stream)
-  return [{ stream: msg.stream, data: ab, length: cut, lengths }, [ab, lengths.buffer as ArrayBuffer]]
-}
-
-function handleSeal(msg: Extract<SealRequest, { kind: 'seal' }>): [SealReply, ArrayBuffer[]] {
-  const keys = keysOf(msg.keys)
-  const data = Buffer.from(msg.data)
-  const count = msg.lengths.length
+  const piece = Buffer.from(msg.data, 0, msg.length)
+  const data = state.tail && state.tail.length > 0 ? Buffer.concat([state.tail, piece]) : piece
+  const lengths = cutAll(state.gear, data, msg.final)
+  const count = lengths.length
   let total = 0
-  for (const n of msg.lengths) total += blockBytes(n)
+  for (const n of lengths) total += blockBytes(n)
   const hashes = Buffer.allocUnsafeSlow(count * 64)
   const blocks = Buffer.allocUnsafeSlow(total)
+  const sizes = new Uint32Array(count)
   let start = 0
   let at = 0
   for (let i = 0; i < count; i++) {
-    const n = msg.lengths[i]!
+    const n = lengths[i]!
     // Sealed straight into the reply's buffer: no block of its own, no copy.
-    const sealed = sealObjectInto(keys, data.subarray(start, start + n), blocks, at)
+    const sealed = sealObjectInto(state.keys, data.subarray(start, start + n), blocks, at)
     sealed.hash.copy(hashes, i * 64)
     sealed.address.copy(hashes, i * 64 + 32)
+    sizes[i] = n
     at += blockBytes(n)
     start += n
   }
-  const sizes = msg.lengths
-  return [{ stream: msg.stream, hashes: hashes.buffer as ArrayBuffer, blocks: blocks.buffer as ArrayBuffer, sizes }, [hashes.buffer as ArrayBuffer, blocks.buffer as ArrayBuffer, sizes.buffer as ArrayBuffer]]
+  // The uncut rest is copied: `data` may be the transferred piece, reused by nobody but us.
+  state.tail = start < data.length ? Buffer.from(data.subarray(start)) : null
+  if (msg.final) streams.delete(msg.stream)
+  const ab = (b: Buffer): ArrayBuffer => b.buffer as ArrayBuffer
+  return [{ stream: msg.stream, hashes: ab(hashes), blocks: ab(blocks), sizes }, [ab(hashes), ab(blocks), sizes.buffer as ArrayBuffer]]
 }
 
 function handleFiles(msg: Extract<SealRequest, { kind: 'files' }>): [SealReply, ArrayBuffer[]] {
