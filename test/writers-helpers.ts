@@ -73,8 +73,8 @@ export class Nodes {
   }
 }
 
-/** Refreshes the volumes until `cond` holds. */
-export async function until(what: string, vols: Volume[], cond: () => boolean, ms = 15_000): Promise<void> {
+/** Refreshes the volumes until `cond` holds (the generous limit is for a loaded CI machine: a rebuild took over 15 s once at load 15). */
+export async function until(what: string, vols: Volume[], cond: () => boolean, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms
   for (;;) {
     await Promise.all(vols.map((v) => v.refresh()))
