@@ -10,6 +10,7 @@ import { createLogger, type Log } from '../../log.js'
 import { decodeIndexBlock, decodePackEntries, encodeIndexBlock, encodePack, type PackedObject } from './pack-codec.js'
 import { PackTable, type PackLocation } from './pack-table.js'
 import { Lru } from './lru.js'
+import { SharedLoads } from './shared-loads.js'
 import { migrateLegacyStore } from './store-migration.js'
 import { TABLE_FILE_NAME, encodeTableFile, readTableFile } from './table-file.js'
 import { replaceFile } from '../../atomic-file.js'
@@ -86,7 +87,8 @@ export class ChunkStore {
   /** The index appends not done yet, in pack order (never rejects: a failure sets writeError). */
   private indexing: Promise<void> = Promise.resolve()
   private readonly packCache = new Lru<number, Buffer>(PACK_CACHE)
-  private readonly packReads = new Map<number, Promise<Buffer | null>>()
+  /** Reads of one pack in flight are shared (the chunks of a file sit in one pack). */
+  private readonly packReads = new SharedLoads<number, Buffer>(this.packCache)
   private readonly targetBytes: number
   private beforeWrite: ((bytes: number) => void) | null = null
   load: StoreLoad = { source: 'index', indexBlocks: 0, recovered: 0, migrated: 0, ms: 0 }
@@ -191,22 +193,7 @@ export class ChunkStore {
 
   /** A pack block of the own store (cached), or null when it is not held. */
   private readPack(n: number): Promise<Buffer | null> {
-    const cached = this.packCache.get(n)
-    if (cached) return Promise.resolve(cached)
-    let reading = this.packReads.get(n)
-    if (!reading) {
-      reading = (async () => {
-        try {
-          const block = await this.packs.get(n, { wait: false })
-          if (block) this.packCache.set(n, block)
-          return block
-        } finally {
-          this.packReads.delete(n)
-        }
-      })()
-      this.packReads.set(n, reading)
-    }
-    return reading
+    return this.packReads.load(n, () => this.packs.get(n, { wait: false }))
   }
 
   /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */

@@ -23,6 +23,7 @@ import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
+import { SharedLoads } from './shared-loads.js'
 import { PackTable, type PackLocation } from './pack-table.js'
 import { decodeIndexBlock } from './pack-codec.js'
 import { HASH_BYTES } from '../../crypto.js'
@@ -141,9 +142,9 @@ export class RemoteStores {
   /** Pack blocks read recently, by source id and pack number. */
   private readonly packCache = new Lru<string, Buffer>(PACK_CACHE)
   /** Local pack reads in flight (concurrent reads of one pack share one storage read). */
-  private readonly packReads = new Map<string, Promise<Buffer | null>>()
+  private readonly packReads = new SharedLoads<string, Buffer>(this.packCache)
   /** Pack fetches over the network in flight (concurrent reads of one pack share one). */
-  private readonly packFetches = new Map<string, Promise<Buffer | null>>()
+  private readonly packFetches = new SharedLoads<string, Buffer>(this.packCache)
   /** The own store (serve()): prefetch() skips what it holds. */
   private own: Pick<ChunkStore, 'locate'> | null = null
 
@@ -392,19 +393,10 @@ export class RemoteStores {
 
   /** Pack `seq` of the source if held locally (no network), or null. Concurrent reads of one pack share one. */
   private localPack(s: Source, seq: number): Promise<Buffer | null> {
-    const key = `${s.id}:${seq}`
-    const cached = this.packCache.get(key)
-    if (cached) return Promise.resolve(cached)
-    const inFlight = this.packReads.get(key)
-    if (inFlight) return inFlight
-    const p = (async () => {
+    return this.packReads.load(`${s.id}:${seq}`, async () => {
       if (seq >= s.packs.length || !(await s.packs.has(seq))) return null
-      const pack = await s.packs.get(seq, { wait: false })
-      if (pack) this.packCache.set(key, pack)
-      return pack
-    })().finally(() => this.packReads.delete(key))
-    this.packReads.set(key, p)
-    return p
+      return s.packs.get(seq, { wait: false })
+    })
   }
 
   /**
@@ -421,22 +413,12 @@ export class RemoteStores {
   }
 
   private sharedFetch(s: Source, seq: number): Promise<Buffer | null> {
-    const key = `${s.id}:${seq}`
-    const cached = this.packCache.get(key)
-    if (cached) return Promise.resolve(cached)
-    let p = this.packFetches.get(key)
-    if (!p) {
-      p = (async () => {
-        const local = await this.localPack(s, seq) // arrived meanwhile (a range requested ahead)
-        if (local) return local
-        if (seq >= s.packs.length) await within(s.packs.update({ wait: true }).catch(() => false), this.timeoutMs, false)
-        const pack = await s.packs.get(seq, { timeout: this.timeoutMs })
-        if (pack) this.packCache.set(key, pack)
-        return pack
-      })().finally(() => this.packFetches.delete(key))
-      this.packFetches.set(key, p)
-    }
-    return p
+    return this.packFetches.load(`${s.id}:${seq}`, async () => {
+      const local = await this.localPack(s, seq) // arrived meanwhile (a range requested ahead)
+      if (local) return local
+      if (seq >= s.packs.length) await within(s.packs.update({ wait: true }).catch(() => false), this.timeoutMs, false)
+      return s.packs.get(seq, { timeout: this.timeoutMs })
+    })
   }
 
   /** The object at `loc` in the pack, if its header address is A; else null (logged: the source's index and packs disagree). */
