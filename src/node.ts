@@ -15,6 +15,7 @@ import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, wa
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
+import { NOTHING_SAFE, type SafetyOracle } from './fs/placement.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
 export interface StoreOffers {
@@ -37,6 +38,8 @@ export class Node {
   readonly space: SpaceGuard
   /** Makes everything written to the corestore so far durable (fsync of the mount). */
   readonly storeSync: StoreSync
+  /** Which packs of the own store are held by enough confirmed peers (src/fs/placement.ts); evict own content only through it. */
+  safety: SafetyOracle = NOTHING_SAFE
 
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore, space: SpaceGuard) {
     this.space = space
