@@ -98,12 +98,19 @@ export class Node {
       if (!isDiskFull(err) || !releaseReserve(dir.root)) throw err
       store = await openStore(dir)
     }
-    ensureReserve(dir.root)
-    const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
-    const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
-    const node = new Node(dir, store, chunks, guard)
-    await node.remoteStores.load()
-    return node
+    try {
+      ensureReserve(dir.root)
+      const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
+      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
+      const node = new Node(dir, store, chunks, guard)
+      await node.remoteStores.load()
+      return node
+    } catch (err) {
+      // The corestore holds the data dir's lock: a failed open must not keep it (a later open
+      // in this process would report the data dir in use).
+      await store.close().catch(() => {})
+      throw err
+    }
   }
 
   /** The content store view for one sharing key (by its local name). */
