@@ -93,6 +93,12 @@ test('where and du report what a small volume is made of, what is held here and 
     const again = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/'])) as Record<string, any>
     assert.equal(again.copiesWanted, 2)
     assert.ok(again.here.notSafe > 0, 'with 2 wanted and 1 confirmed, nothing is safe')
+    // A removed peer's confirmation no longer counts.
+    await cli(laptop, ['volume', 'copies', 'docs', '1'])
+    assert.equal((JSON.parse(await cli(laptop, ['volume', 'du', '--json', 'docs'])) as Record<string, number>).notSafeBytes, 0)
+    assert.match(await cli(laptop, ['peer', 'remove', encodeKey(desk.key)]), /its confirmations of holding this node's content no longer count/)
+    const gone = JSON.parse(await cli(laptop, ['volume', 'du', '--json', 'docs'])) as Record<string, number>
+    assert.equal(gone.notSafeBytes, gone.storedBytes)
     const bad = await runInProcess(laptop.root, ['volume', 'copies', 'docs', '0'], handle(laptop))
     assert.equal(bad.code, 1)
     assert.match(bad.stderr, /invalid copies "0": give an integer 1\.\.16/)

@@ -86,7 +86,7 @@ export interface WhereReport {
 
 /** What cache's PinSet offers (src/fs/cas/cache*.ts), if it is there. */
 interface PinSource {
-  pinnedAddresses(volumeId: string): Promise<Set<string>>
+  pinnedAddresses(): Promise<Set<string>>
 }
 
 interface SourceLookup {
@@ -109,7 +109,7 @@ export async function where(node: Node, vol: Volume, path: string, tree: ReadTre
   }
   const placed = await place(node, [...all])
   const pins = (node as unknown as { cache?: { pins?: PinSource } }).cache?.pins
-  const pinned = pins ? await pins.pinnedAddresses(vol.id.toString('hex')).catch(() => new Set<string>()) : new Set<string>()
+  const pinned = pins ? await pins.pinnedAddresses().catch(() => new Set<string>()) : new Set<string>()
   const here = { bytes: 0, written: 0, cached: 0, pinned: 0, notSafe: 0 }
   const byPeer = new Map<string, { bytes: number; as: 'confirmed' | 'owner' }>()
   let stored = 0
