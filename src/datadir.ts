@@ -109,6 +109,11 @@ export class DataDir {
     return path.join(this.root, 'corestore')
   }
 
+  /** When each unreferenced object of the own store was first found so (spec/gc.md §6). */
+  get gcMarksPath(): string {
+    return path.join(this.corestorePath, 'gc-marks')
+  }
+
   get publicKey(): Buffer {
     return this.identity.publicKey
   }
