@@ -15,6 +15,7 @@ import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, wa
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
+import { Placement, type SafetyOracle } from './fs/placement.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
 export interface StoreOffers {
@@ -37,6 +38,9 @@ export class Node {
   readonly space: SpaceGuard
   /** Makes everything written to the corestore so far durable (fsync of the mount). */
   readonly storeSync: StoreSync
+  /** The copy rule and the storage peers' confirmations (src/fs/placement.ts). */
+  readonly placement: Placement
+  private readonly opened = new Map<string, Volume>()
 
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore, space: SpaceGuard) {
     this.space = space
@@ -46,6 +50,7 @@ export class Node {
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
     this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
+    this.placement = new Placement(dir.holdingsPath, chunks.casKey, () => [...this.opened.values()].filter((v) => !v.isClosed).map((v) => ({ id: v.id.toString('hex'), copies: v.copies })))
     this.remoteStores.serve(chunks)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
   }
@@ -78,6 +83,11 @@ export class Node {
     return this.relay.storagePeers.some((k) => k !== owner)
   }
 
+  /** Which packs of the own store are held by enough confirmed peers; evict own content only through it. */
+  get safety(): SafetyOracle {
+    return this.placement
+  }
+
   static async open(dir: DataDir): Promise<Node> {
     let store: Corestore
     try {
@@ -88,12 +98,19 @@ export class Node {
       if (!isDiskFull(err) || !releaseReserve(dir.root)) throw err
       store = await openStore(dir)
     }
-    ensureReserve(dir.root)
-    const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
-    const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
-    const node = new Node(dir, store, chunks, guard)
-    await node.remoteStores.load()
-    return node
+    try {
+      ensureReserve(dir.root)
+      const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
+      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
+      const node = new Node(dir, store, chunks, guard)
+      await node.remoteStores.load()
+      return node
+    } catch (err) {
+      // The corestore holds the data dir's lock: a failed open must not keep it (a later open
+      // in this process would report the data dir in use).
+      await store.close().catch(() => {})
+      throw err
+    }
   }
 
   /** The content store view for one sharing key (by its local name). */
@@ -169,7 +186,7 @@ export class Node {
     if (!v) {
       v = Volume.open(this, this.dir.volume(name))
       this.volumes.set(name, v)
-      v.catch(() => this.volumes.delete(name))
+      v.then((vol) => this.opened.set(name, vol), () => this.volumes.delete(name))
     }
     return v
   }

@@ -901,6 +901,18 @@ export class Volume {
     )
   }
 
+  /** The copy rule replicated with the volume (spec/tree.md `placement.copies`); null: never set (the default applies). */
+  get copies(): number | null {
+    return this.tree.copies()
+  }
+
+  setCopies(n: number): void {
+    this.mutate(
+      (t) => t.setCopies(n),
+      () => ({ op: 'copies', size: n })
+    )
+  }
+
   snapshot(name: string): void {
     this.mutate(
       (t) => t.snapshot(name),

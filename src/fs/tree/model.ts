@@ -18,6 +18,9 @@ export const SNAP_PREFIX = 'snap.'
 export const ROOT_MODE_KEY = 'root.mode'
 export const ROOT_MTIME_KEY = 'root.mtime'
 export const MAX_TARGET_BYTES = 4096
+/** `meta` key of the volume's copy rule (`bazil volume copies`): an int 1..MAX_COPIES; anything else is no rule. */
+export const COPIES_KEY = 'placement.copies'
+export const MAX_COPIES = 16
 
 export const DEFAULT_MODE: Record<Kind, number> = { file: 0o644, dir: 0o755, symlink: 0o777 }
 

@@ -3,7 +3,7 @@ import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
 import { TreeError } from './errors.js'
 import {
-  DEFAULT_MODE, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  COPIES_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
   putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
 } from './model.js'
@@ -675,6 +675,18 @@ export class Tree implements ReadTree {
     } catch {
       return false
     }
+  }
+
+  /** The volume's copy rule (`meta` key `placement.copies`): null if never set, or not an int 1..MAX_COPIES. */
+  copies(): number | null {
+    const v = this.shards.meta()[COPIES_KEY]
+    return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_COPIES ? v : null
+  }
+
+  /** Sets the copy rule (concurrent sets: the Automerge winner counts, on every replica). */
+  setCopies(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > MAX_COPIES) throw new TreeError('EINVAL', String(n), `copies must be an integer 1..${MAX_COPIES}`)
+    this.changeMeta((m) => { m[COPIES_KEY] = n })
   }
 
   snapshots(): { name: string; time: number }[] {
