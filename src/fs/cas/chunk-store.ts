@@ -234,6 +234,13 @@ export class ChunkStore {
     return this.packReads.load(n, () => this.packs.get(n, { wait: false }))
   }
 
+  /**
+   * Requests ahead, from the remote stores, the objects a reader will need soon (remote-store.ts
+   * `prefetch`: whole packs, as ranges, from every peer holding them); resolves once requested.
+   * Null: nothing to request from.
+   */
+  ahead: ((addresses: Buffer[]) => Promise<unknown>) | null = null
+
   /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */
   async fetchMissing(address: Buffer): Promise<Buffer | null> {
     return this.remote ? this.remote(address) : null

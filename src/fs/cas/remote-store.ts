@@ -158,9 +158,10 @@ export class RemoteStores {
   }
 
   /** Makes `chunks` read what it lacks through these sources: the local copies of their stores first, then the network. */
-  serve(chunks: Pick<ChunkStore, 'remote' | 'replica' | 'locate'>): void {
+  serve(chunks: Pick<ChunkStore, 'remote' | 'replica' | 'ahead' | 'locate'>): void {
     chunks.remote = (address) => this.fetch(address)
     chunks.replica = (address) => this.localBlock(address)
+    chunks.ahead = (addresses) => this.prefetch(addresses)
     this.own = chunks
   }
 
@@ -489,14 +490,15 @@ export class RemoteStores {
   async prefetch(addresses: Buffer[]): Promise<number> {
     const all = [...this.sources.values()].filter((s) => s.active && !s.unusable)
     if (all.length === 0 || addresses.length === 0) return 0
+    let missing: Buffer[] = []
+    for (const a of addresses) if (!this.own || (await this.own.locate(a)) === null) missing.push(a)
+    if (missing.length === 0) return 0
     let sources = all.filter(replicating)
     if (sources.length === 0) {
       await this.anyPeer(all)
       sources = all.filter(replicating)
     }
     const wanted = new Map<Source, Set<number>>()
-    let missing: Buffer[] = []
-    for (const a of addresses) if (!this.own || (await this.own.locate(a)) === null) missing.push(a)
     for (const s of sources) {
       if (missing.length === 0) break
       await this.catchUpLocal(s)
