@@ -24,8 +24,8 @@ import type { Hypercore } from 'hypercore'
 import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
 import { SharedLoads } from './shared-loads.js'
-import { PackTable, type PackLocation } from './pack-table.js'
-import { decodeIndexBlock } from './pack-codec.js'
+import { PackTable, applyIndexRecord, type PackLocation } from './pack-table.js'
+import { decodeIndexRecord } from './pack-codec.js'
 import { HASH_BYTES } from '../../crypto.js'
 import type { Log } from '../../log.js'
 import type { ChunkStore } from './chunk-store.js'
@@ -299,9 +299,12 @@ export class RemoteStores {
     if (seq !== s.indexed) return seq < s.indexed // decoded already (the local and the network catch-up overlap)
     let why: string | null = null
     try {
-      const { pack, entries } = decodeIndexBlock(block)
-      if (pack !== seq) why = `index block ${seq} describes pack ${pack}`
-      else for (const e of entries) s.table.add(e.address, { pack, offset: e.offset, length: e.length })
+      const rec = decodeIndexRecord(block)
+      try {
+        applyIndexRecord(s.table, seq, rec) // later entries win; drop records forget (spec/gc.md)
+      } catch (err) {
+        why = `index block ${seq} ${(err as Error).message}`
+      }
     } catch (err) {
       why = seq === 0 && isHyperbeeHeader(block)
         ? 'it is a store in the old format (a cas-index hyperbee: that node runs a bazil from before packs)'
