@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import Corestore from 'corestore'
 import { ReplicaPrefix } from '../src/net/replica-prefix.js'
+import { encodeDropIndex, encodeDropPack, encodeIndexBlock, encodePack } from '../src/fs/cas/pack-codec.js'
 import { tempDir } from './helpers.js'
 
 test('the confirmed prefix skips packs a held drop record names and stops at a missing live pack', async () => {
@@ -32,6 +33,33 @@ test('the confirmed prefix skips packs a held drop record names and stops at a m
     assert.equal(await p.length(packs, index), 4)
     await index.clear(0, 1) // an index block missing: nothing past it counts
     assert.equal(await new ReplicaPrefix(drops).length(packs, index), 0)
+  } finally {
+    await store.close()
+    cleanup()
+  }
+})
+
+test('drop records of the store format (spec/gc.md section 4) are read from the replica\'s pack-index', async () => {
+  const { dir, cleanup } = tempDir('bazil-prefix-gc-')
+  const store = new Corestore(path.join(dir, 'cs'))
+  try {
+    const packs = store.get({ name: 'packs' })
+    const index = store.get({ name: 'pack-index' })
+    await packs.ready()
+    await index.ready()
+    const object = (n: number): Buffer => Buffer.concat([Buffer.from([1]), Buffer.alloc(32, n), Buffer.alloc(40, n)])
+    for (let i = 0; i < 4; i++) {
+      const { pack, entries } = encodePack([object(i)])
+      await packs.append(pack)
+      await index.append(encodeIndexBlock(i, entries))
+    }
+    await packs.append(encodeDropPack([0, 2]))
+    await index.append(encodeDropIndex(4, [0, 2]))
+    await packs.clear(0, 1)
+    await packs.clear(2, 3)
+    assert.equal(await new ReplicaPrefix().length(packs, index), 5)
+    await packs.clear(3, 4)
+    assert.equal(await new ReplicaPrefix().length(packs, index), 3, 'pack 3 was not dropped')
   } finally {
     await store.close()
     cleanup()

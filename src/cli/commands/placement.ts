@@ -67,6 +67,7 @@ export class WhereCommand extends BazilCommand {
     this.out(`this node: ${parts.join(', ')}`)
     if (r.here.notSafe) this.out(`not yet safe: ${size(r.here.notSafe)} written here is held by fewer than ${r.copiesWanted} confirmed peer${r.copiesWanted === 1 ? '' : 's'} (pushed in the background to the peers this node stores to)`)
     if (r.unknownObjects) this.out(`unknown: ${r.unknownObjects} objects are in no store known here`)
+    if (r.unreadManifests) this.out(`incomplete: ${r.unreadManifests} manifest nodes could not be read here or from a peer: the content under them is not counted`)
     if (r.peers.length === 0) this.out('peers: none holds it')
     for (const p of r.peers) this.out(`peer ${p.key}: ${p.state}${p.state === 'partly' ? ` (${size(p.bytes)} of ${size(r.storedBytes)})` : ''}, ${p.as === 'confirmed' ? 'confirmed keeping it' : 'its own store'}`)
   }
