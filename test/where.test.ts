@@ -108,3 +108,49 @@ test('where and du report what a small volume is made of, what is held here and 
     cleanup()
   }
 })
+
+test('where on a reader: content another writer stored is held by that writer, and here once read (cached)', async () => {
+  const { dir, cleanup } = tempDir('bazil-where-read-')
+  const testnet = await createTestnet(4)
+  const peers: TestPeer[] = []
+  try {
+    const desk = await startPeer(dir, 'desk', { bootstrap: testnet.bootstrap })
+    const laptop = await startPeer(dir, 'laptop', { bootstrap: testnet.bootstrap })
+    peers.push(desk, laptop)
+    shareKey([laptop, desk])
+    const vol = await desk.node.createVolume('docs', 'friends')
+    const id = vol.id.toString('hex')
+    await vol.writeFile('/f.bin', randomBytes(1_500_000))
+    await vol.writeFile('/g.bin', randomBytes(500_000))
+    await vol.flush()
+    copyVolumeRecord(desk, laptop, 'docs')
+    laptop.dir.addVolumeStorage('docs', encodeKey(desk.key))
+    await addPeer(desk, laptop, { location: laptop.location(), storage: true, volumes: [id] })
+    await addPeer(laptop, desk, { location: desk.location(), volumes: [id] })
+    const vl = await laptop.node.volume('docs')
+    await until('the laptop sees both files', async () => (await vl.refresh(), vl.tree.lookup('/g.bin') !== null), 30_000)
+    await until('the desk\'s store is a source', () => laptop.node.remoteStores.stores().length > 0, 30_000)
+
+    const before = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/'])) as Record<string, any>
+    assert.equal(before.files, 2)
+    assert.equal(before.logicalBytes, 2_000_000)
+    assert.equal(before.here.written, 0)
+    assert.equal(before.here.notSafe, 0, 'nothing of it was written here')
+    assert.deepEqual(before.peers, [{ key: encodeKey(desk.key), bytes: before.storedBytes, state: 'whole', as: 'owner' }])
+    assert.equal(before.copies, 1)
+    const f = vl.tree.stat('/f.bin')
+    let read = 0
+    const { toFileRef } = await import('../src/volume.js')
+    for await (const c of vl.cas.readFile(toFileRef(f.content!))) read += c.length
+    assert.equal(read, 1_500_000)
+    const after = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/f.bin'])) as Record<string, any>
+    assert.equal(after.here.bytes, after.storedBytes, 'all of /f.bin is here now')
+    assert.equal(after.here.cached, after.storedBytes)
+    assert.equal(after.here.written, 0)
+    assert.match(await cli(laptop, ['where', 'docs', '/f.bin']), new RegExp(`cached .*\\n[^]*peer ${encodeKey(desk.key)}: whole, its own store`))
+  } finally {
+    for (const p of peers) await p.stop()
+    await testnet.destroy()
+    cleanup()
+  }
+})

@@ -89,10 +89,6 @@ interface PinSource {
   pinnedAddresses(): Promise<Set<string>>
 }
 
-interface SourceLookup {
-  packsOf?(addresses: Iterable<Buffer>): Promise<Map<string, Set<number>>>
-}
-
 /** The report for the files under `path` of `vol`'s live tree. */
 export async function where(node: Node, vol: Volume, path: string, tree: ReadTree = vol.tree): Promise<WhereReport> {
   const st = tree.stat(path)
@@ -157,7 +153,6 @@ async function place(node: Node, addresses: string[]): Promise<Map<string, Place
   const own = node.chunks.casKey
   const safe = node.safety.safePacks(own)
   const packs = node.store.get({ key: own })
-  const cores = new Map<string, Awaited<ReturnType<typeof openCore>>>()
   try {
     await packs.ready()
     const rest: Buffer[] = []
@@ -170,41 +165,22 @@ async function place(node: Node, addresses: string[]): Promise<Map<string, Place
       }
       out.set(hex, { bytes: loc.length, own: true, here: await packs.has(loc.pack), safe: loc.pack < safe, peers: node.placement.holders(loc.pack) })
     }
-    // Objects of other nodes' stores: their owners hold them (the index says so); here if our copy holds the pack.
-    const lookup = node.remoteStores as unknown as SourceLookup
-    const owners = new Map(node.remoteStores.stores().map((s) => [s.cas.toString('hex'), s.owner]))
+    // Objects of other nodes' stores: their owners hold them (their index says so); here if our copy holds the pack.
+    const found = await node.remoteStores.locate(rest)
     for (const a of rest) {
       const hex = a.toString('hex')
-      const found = lookup.packsOf ? await lookup.packsOf([a]) : new Map<string, Set<number>>()
-      let placed: Placed | null = null
-      for (const [packsHex, set] of found) {
-        const pack = [...set][0]!
-        let core = cores.get(packsHex)
-        if (!core) cores.set(packsHex, (core = await openCore(node, packsHex)))
-        const block = await node.remoteStores.localBlock(a)
-        const owner = owners.get(packsHex)
-        placed ??= { bytes: block?.length ?? 0, own: false, here: false, safe: false, peers: [] }
-        if (core && (await core.has(pack))) placed.here = true
-        if (block) placed.bytes = block.length
-        if (owner && !placed.peers.includes(owner)) placed.peers.push(owner)
+      const locs = found.get(hex) ?? []
+      if (locs.length === 0) {
+        out.set(hex, null)
+        continue
       }
-      out.set(hex, placed)
+      const peers = [...new Set(locs.map((l) => l.owner).filter((o): o is string => o !== null))]
+      out.set(hex, { bytes: locs[0]!.length, own: false, here: locs.some((l) => l.held), safe: false, peers })
     }
   } finally {
     await packs.close().catch(() => {})
-    for (const c of cores.values()) await c?.close().catch(() => {})
   }
   return out
-}
-
-async function openCore(node: Node, packsHex: string): Promise<{ has(i: number): Promise<boolean>; close(): Promise<void> } | null> {
-  const core = node.store.get({ key: Buffer.from(packsHex, 'hex') })
-  try {
-    await core.ready()
-    return core
-  } catch {
-    return null
-  }
 }
 
 /** Node-wide: bytes of the own store not yet held by enough confirmed peers (packs [safe, length)). */
