@@ -920,6 +920,14 @@ export class Volume {
     )
   }
 
+  /** Removes a snapshot (what only it referenced becomes garbage: spec/gc.md). */
+  removeSnapshot(name: string): void {
+    this.mutate(
+      (t) => t.removeSnapshot(name),
+      () => ({ op: 'snapshot-rm', path: name })
+    )
+  }
+
   /** Every entry of every writer, oldest first per writer. */
   async *entries(writer?: Buffer): AsyncIterable<LogEntry | EntryError> {
     for (const log of this.writers.values()) {

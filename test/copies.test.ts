@@ -127,3 +127,44 @@ test('with copies 2, written content is safe only once two storage peers confirm
     cleanup()
   }
 })
+
+test('a storage-only closet confirms the store it keeps; with copies 2 a closet and a desktop make content safe', async () => {
+  const { dir, cleanup } = tempDir('bazil-copies-closet-')
+  const testnet = await createTestnet(4)
+  const peers: TestPeer[] = []
+  try {
+    const laptop = await startPeer(dir, 'laptop', { bootstrap: testnet.bootstrap })
+    const closet = await startPeer(dir, 'closet', { bootstrap: testnet.bootstrap })
+    const desk = await startPeer(dir, 'desk', { bootstrap: testnet.bootstrap })
+    peers.push(laptop, closet, desk)
+    shareKey([laptop, desk]) // the closet has no sharing key
+    const vol = await laptop.node.createVolume('docs', 'friends')
+    const id = vol.id.toString('hex')
+    copyVolumeRecord(laptop, desk, 'docs')
+    closet.dir.addVolume({ version: 1, name: 'docs', id, storageOnly: true, created: Date.now() })
+    await closet.node.heldVolume('docs')
+    for (const k of [closet, desk]) {
+      await addPeer(laptop, k, { location: k.location(), storage: true, volumes: [id] })
+      await addPeer(k, laptop, { location: laptop.location(), volumes: [id] })
+      laptop.dir.addVolumeStorage('docs', encodeKey(k.key))
+    }
+    vol.setCopies(2)
+    await vol.writeFile('/a.bin', randomBytes(2 * 1024 * 1024))
+    await vol.flush()
+    await laptop.node.chunks.flush()
+    const own = laptop.node.chunks.casKey
+    const core = laptop.node.store.get({ key: own })
+    await core.ready()
+    try {
+      await until('the closet and the desktop confirm every pack', () => laptop.node.safety.safePacks(own) === core.length, 30_000)
+      assert.deepEqual(laptop.node.placement.confirmations().map((c) => c.node).sort(), [encodeKey(closet.key), encodeKey(desk.key)].sort())
+      assert.equal(closet.node.mirrors.get(laptop.key)?.cas.contiguousLength, core.length)
+    } finally {
+      await core.close()
+    }
+  } finally {
+    for (const p of peers) await p.stop()
+    await testnet.destroy()
+    cleanup()
+  }
+})

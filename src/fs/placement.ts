@@ -140,6 +140,13 @@ export class Placement implements SafetyOracle {
     return true
   }
 
+  /** Forgets a peer's confirmation (`peer remove`: content only it holds is not reachable any more). */
+  forgetPeer(peer: Buffer): boolean {
+    if (!this.confirmed.delete(encodeKey(peer))) return false
+    this.write()
+    return true
+  }
+
   /** Every confirmation of the own store, by peer. */
   confirmations(): Confirmation[] {
     return [...this.confirmed.values()].sort((a, b) => b.packs - a.packs || (a.node < b.node ? -1 : 1))

@@ -5,8 +5,8 @@
 // length a peer has, as one pipelined range, and lookups that miss together share that
 // catch-up. A block that doesn't decode makes the source unusable for this run (one log line).
 import type { Hypercore } from 'hypercore'
-import { PackTable, type PackLocation } from './pack-table.js'
-import { decodeIndexBlock } from './pack-codec.js'
+import { PackTable, applyIndexRecord, type PackLocation } from './pack-table.js'
+import { decodeIndexRecord } from './pack-codec.js'
 import { within } from '../../timeout.js'
 import type { Log } from '../../log.js'
 
@@ -56,9 +56,12 @@ export class SourceIndex {
     if (seq !== this.indexed) return seq < this.indexed // decoded already (the local and the network catch-up overlap)
     let why: string | null = null
     try {
-      const { pack, entries } = decodeIndexBlock(block)
-      if (pack !== seq) why = `index block ${seq} describes pack ${pack}`
-      else for (const e of entries) this.table.add(e.address, { pack, offset: e.offset, length: e.length })
+      const rec = decodeIndexRecord(block)
+      try {
+        applyIndexRecord(this.table, seq, rec) // later entries win; drop records forget (spec/gc.md)
+      } catch (err) {
+        why = `index block ${seq} ${(err as Error).message}`
+      }
     } catch (err) {
       why = seq === 0 && isHyperbeeHeader(block)
         ? 'it is a store in the old format (a cas-index hyperbee: that node runs a bazil from before packs)'

@@ -651,10 +651,30 @@ export class Tree implements ReadTree {
     const bad = badName(name)
     if (bad !== null) throw new TreeError('EINVAL', name, `bad snapshot name: ${bad}`)
     if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
-    if (this.shards.meta()[SNAP_PREFIX + name] !== undefined) throw new TreeError('EEXIST', name, 'snapshot exists')
+    if (this.shards.meta()[SNAP_PREFIX + name] !== undefined && !this.snapshotRemoved(name)) throw new TreeError('EEXIST', name, 'snapshot exists')
     this.flush()
     const text = encodeSnapshot({ time, writer: this.actor, heads: this.shards.heads() })
     this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  /** Removes a snapshot: its value becomes a removal record (heads null); what only it referenced becomes garbage (spec/gc.md). */
+  removeSnapshot(name: string, time: number = this.clock()): void {
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null || this.snapshotRemoved(name)) throw new TreeError('ENOENT', name, 'no such snapshot')
+    if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
+    this.flush()
+    const text = encodeSnapshot({ time, writer: this.actor, heads: null })
+    this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  private snapshotRemoved(name: string): boolean {
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null) return false
+    try {
+      return decodeSnapshot(value).heads === null
+    } catch {
+      return false
+    }
   }
 
   /** The volume's copy rule (`meta` key `placement.copies`): null if never set, or not an int 1..MAX_COPIES. */
@@ -676,7 +696,8 @@ export class Tree implements ReadTree {
       const text = strOf(value)
       if (text === null) continue
       try {
-        out.push({ name: key.slice(SNAP_PREFIX.length), time: decodeSnapshot(text).time })
+        const rec = decodeSnapshot(text)
+        if (rec.heads !== null) out.push({ name: key.slice(SNAP_PREFIX.length), time: rec.time })
       } catch { /* a malformed snapshot is not listed; at() reports why */ }
     }
     return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -695,10 +716,12 @@ export class Tree implements ReadTree {
     } catch (e) {
       throw new TreeError('EINVAL', name, `snapshot does not decode: ${(e as Error).message}`)
     }
-    for (const [shard, heads] of Object.entries(rec.heads)) {
+    const snapHeads = rec.heads
+    if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
+    for (const [shard, heads] of Object.entries(snapHeads)) {
       if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
     }
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(rec.heads))
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads))
     this.snapshotTrees.set(value, t)
     return t
   }
