@@ -142,12 +142,20 @@ export class Server implements ServerHandle {
     this.log('debug', `command: ${req.argv.join(' ')}`)
     let code = 1
     const stderr = frameWriter(conn, FRAME.stderr)
+    const stdout = frameWriter(conn, FRAME.stdout)
     try {
-      code = await this.runCommand(req.argv, { stdout: frameWriter(conn, FRAME.stdout), stderr, cwd: req.cwd, server: this })
+      code = await this.runCommand(req.argv, { stdout, stderr, cwd: req.cwd, server: this })
     } catch (err) {
       this.log('error', `command ${req.argv.join(' ')} failed: ${(err as Error).stack ?? String(err)}`)
       stderr.write(`bazil: internal error: ${(err as Error).message}\n`)
     }
+    // Every frame the command wrote goes out before the exit frame (a Writable sends one
+    // write at a time: ending the socket at once cut multi-line output after its first line).
+    await Promise.all([stdout, stderr].map((w) => new Promise<void>((resolve) => {
+      w.once('finish', resolve)
+      w.once('error', () => resolve())
+      w.end()
+    })))
     if (!conn.destroyed) conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code }))))
   }
 
