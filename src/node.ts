@@ -15,6 +15,10 @@ import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, wa
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
+import type { Log } from './log.js'
+import { ContentCache } from './fs/cas/cache.js'
+import { OpenFiles } from './fs/cas/cache-holds.js'
+import { PinKeeper } from './fs/cas/cache-pins.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
 export interface StoreOffers {
@@ -37,6 +41,12 @@ export class Node {
   readonly space: SpaceGuard
   /** Makes everything written to the corestore so far durable (fsync of the mount). */
   readonly storeSync: StoreSync
+  /** Files mounts have open: eviction and GC keep their content (src/fs/cas/cache-holds.ts). */
+  readonly openFiles = new OpenFiles()
+  /** Pinned paths, fetched and kept (`bazil pin`; src/fs/cas/cache-pins.ts). */
+  readonly pins: PinKeeper
+  /** Content of peers' stores held here, within the budget (`bazil cache size`; src/fs/cas/cache.ts). Set by open(). */
+  cache!: ContentCache
 
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore, space: SpaceGuard) {
     this.space = space
@@ -47,6 +57,7 @@ export class Node {
     this.mirrors = new StoreMirrors(store, dir.root)
     this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
     this.remoteStores.serve(chunks)
+    this.pins = new PinKeeper(this)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
   }
 
@@ -78,7 +89,8 @@ export class Node {
     return this.relay.storagePeers.some((k) => k !== owner)
   }
 
-  static async open(dir: DataDir): Promise<Node> {
+  /** `log`: where the cache reports what it found at open (the server's log). */
+  static async open(dir: DataDir, opts: { log?: Log } = {}): Promise<Node> {
     let store: Corestore
     try {
       store = await openStore(dir)
@@ -93,6 +105,14 @@ export class Node {
     const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
     const node = new Node(dir, store, chunks, guard)
     await node.remoteStores.load()
+    node.cache = await ContentCache.open(store, node.remoteStores, {
+      configFile: dir.cacheConfigPath,
+      ledgerFile: dir.cacheLedgerPath,
+      dataDir: dir.root,
+      kept: (key) => node.mirrors.list().some((r) => r.cas.equals(key)),
+      pins: node.pins,
+      holders: [node.openFiles]
+    }, opts.log)
     return node
   }
 
@@ -100,7 +120,7 @@ export class Node {
   cas(sharing: string): Cas {
     let cas = this.casBySharing.get(sharing)
     if (!cas) {
-      cas = new Cas(this.chunks, this.dir.sharingKey(sharing))
+      cas = new Cas(this.chunks, this.dir.sharingKey(sharing), { holds: this.openFiles })
       this.casBySharing.set(sharing, cas)
     }
     return cas
@@ -258,6 +278,8 @@ export class Node {
 
   async close(): Promise<void> {
     let failure: unknown = null
+    await this.pins.close()
+    await this.cache?.close()
     for (const v of this.volumes.values()) {
       const vol = await v.catch(() => null)
       if (vol) await vol.close().catch((err: unknown) => { failure ??= err })

@@ -10,12 +10,13 @@ import * as peer from './commands/peer.js'
 import * as dht from './commands/dht.js'
 import * as sync from './commands/sync.js'
 import * as writers from './commands/writers.js'
+import * as cache from './commands/cache.js'
 
 export const VERSION = '0.1.0'
 
 export function buildCli(): Cli<BazilContext> {
   const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
-  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers)]) {
+  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(cache)]) {
     cli.register(c)
   }
   cli.register(Builtins.HelpCommand)

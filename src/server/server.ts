@@ -54,7 +54,7 @@ export class Server implements ServerHandle {
     }
     let node: Node
     try {
-      node = await Node.open(dir)
+      node = await Node.open(dir, { log: opts.log })
     } catch (err) {
       if (err instanceof UserError && /in use/.test(err.message)) {
         throw new UserError(`the data dir ${dir.root} is in use by another bazil process${pidNote(dir)}: stop it first`)
@@ -80,11 +80,15 @@ export class Server implements ServerHandle {
   private async startNetwork(bootstrap: HostPort[] | undefined): Promise<void> {
     const cfg = readNetConfig(this.dir.root)
     this.node.remoteStores.log = this.log
+    this.node.cache.log = this.log
+    this.node.pins.log = this.log
     const net = new PeerNetwork({ node: this.node, log: this.log, bootstrap: bootstrap ?? cfg.bootstrap, firewalled: cfg.firewalled, port: cfg.port })
     // A volume's writer set changed (a log admitted or revoked): the network recomputes access.
     this.node.onWritersChanged = (id) => net.writersChanged(id)
     await net.start()
     this.net = net
+    // Pinned paths: fetched in the background and kept (src/fs/cas/cache-pins.ts).
+    this.node.pins.start()
   }
 
   private listen(sockFile: string): Promise<void> {
