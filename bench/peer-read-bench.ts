@@ -119,6 +119,9 @@ export async function run(): Promise<Row[]> {
       await serverUp(server)
       for (const k of peers) await waitConnected(server, k, `${r.name} connecting to ${k.slice(0, 8)}`)
       await ok(r.dir, ['volume', 'connect', '--sharing=friends', '--timeout=120', white.key, 'v'])
+      // A replica the closet offers (STORES) is read only for a volume the closet is allowed
+      // here (spec/protocol.md, "What P may feed us"): without this the closet serves nothing.
+      for (const k of peers) if (k !== white.key) await ok(r.dir, ['peer', 'volume', 'allow', k, 'v'])
       await ok(r.dir, ['volume', 'storage', 'add', 'v', `peerkey:${white.key}`])
       await ok(r.dir, ['volume', 'sync', '--json', '--timeout=120', 'v', white.key])
       fs.mkdirSync(r.mnt)

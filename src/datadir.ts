@@ -124,6 +124,16 @@ export class DataDir {
     return path.join(this.root, 'pins.json')
   }
 
+  /** When each unreferenced object of the own store was first found so (spec/gc.md §6). */
+  get gcMarksPath(): string {
+    return path.join(this.corestorePath, 'gc-marks')
+  }
+
+  /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/fs/placement.ts). */
+  get holdingsPath(): string {
+    return path.join(this.root, 'holdings.json')
+  }
+
   get publicKey(): Buffer {
     return this.identity.publicKey
   }

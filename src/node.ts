@@ -19,6 +19,7 @@ import type { Log } from './log.js'
 import { ContentCache } from './fs/cas/cache.js'
 import { OpenFiles } from './fs/cas/cache-holds.js'
 import { PinKeeper } from './fs/cas/cache-pins.js'
+import { Placement, type SafetyOracle } from './fs/placement.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
 export interface StoreOffers {
@@ -47,6 +48,9 @@ export class Node {
   readonly pins: PinKeeper
   /** Content of peers' stores held here, within the budget (`bazil cache size`; src/fs/cas/cache.ts). Set by open(). */
   cache!: ContentCache
+  /** The copy rule and the storage peers' confirmations (src/fs/placement.ts). */
+  readonly placement: Placement
+  private readonly opened = new Map<string, Volume>()
 
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore, space: SpaceGuard) {
     this.space = space
@@ -56,6 +60,7 @@ export class Node {
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
     this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
+    this.placement = new Placement(dir.holdingsPath, chunks.casKey, () => [...this.opened.values()].filter((v) => !v.isClosed).map((v) => ({ id: v.id.toString('hex'), copies: v.copies })))
     this.remoteStores.serve(chunks)
     this.pins = new PinKeeper(this)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
@@ -89,6 +94,11 @@ export class Node {
     return this.relay.storagePeers.some((k) => k !== owner)
   }
 
+  /** Which packs of the own store are held by enough confirmed peers; evict own content only through it. */
+  get safety(): SafetyOracle {
+    return this.placement
+  }
+
   /** `log`: where the cache reports what it found at open (the server's log). */
   static async open(dir: DataDir, opts: { log?: Log } = {}): Promise<Node> {
     let store: Corestore
@@ -100,20 +110,28 @@ export class Node {
       if (!isDiskFull(err) || !releaseReserve(dir.root)) throw err
       store = await openStore(dir)
     }
-    ensureReserve(dir.root)
-    const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
-    const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
-    const node = new Node(dir, store, chunks, guard)
-    await node.remoteStores.load()
-    node.cache = await ContentCache.open(store, node.remoteStores, {
-      configFile: dir.cacheConfigPath,
-      ledgerFile: dir.cacheLedgerPath,
-      dataDir: dir.root,
-      kept: (key) => node.mirrors.list().some((r) => r.cas.equals(key)),
-      pins: node.pins,
-      holders: [node.openFiles]
-    }, opts.log)
-    return node
+    try {
+      ensureReserve(dir.root)
+      const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
+      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
+      const node = new Node(dir, store, chunks, guard)
+      await node.remoteStores.load()
+      node.cache = await ContentCache.open(store, node.remoteStores, {
+        configFile: dir.cacheConfigPath,
+        ledgerFile: dir.cacheLedgerPath,
+        dataDir: dir.root,
+        // A store this node keeps for its owner (a mirror: the owner's copy rule counts it) is not cache.
+        kept: (key) => node.mirrors.ownerOf(key) !== null,
+        pins: node.pins,
+        holders: [node.openFiles]
+      }, opts.log)
+      return node
+    } catch (err) {
+      // The corestore holds the data dir's lock: a failed open must not keep it (a later open
+      // in this process would report the data dir in use).
+      await store.close().catch(() => {})
+      throw err
+    }
   }
 
   /** The content store view for one sharing key (by its local name). */
@@ -189,7 +207,7 @@ export class Node {
     if (!v) {
       v = Volume.open(this, this.dir.volume(name))
       this.volumes.set(name, v)
-      v.catch(() => this.volumes.delete(name))
+      v.then((vol) => this.opened.set(name, vol), () => this.volumes.delete(name))
     }
     return v
   }

@@ -901,10 +901,30 @@ export class Volume {
     )
   }
 
+  /** The copy rule replicated with the volume (spec/tree.md `placement.copies`); null: never set (the default applies). */
+  get copies(): number | null {
+    return this.tree.copies()
+  }
+
+  setCopies(n: number): void {
+    this.mutate(
+      (t) => t.setCopies(n),
+      () => ({ op: 'copies', size: n })
+    )
+  }
+
   snapshot(name: string): void {
     this.mutate(
       (t) => t.snapshot(name),
       () => ({ op: 'snapshot', path: name })
+    )
+  }
+
+  /** Removes a snapshot (what only it referenced becomes garbage: spec/gc.md). */
+  removeSnapshot(name: string): void {
+    this.mutate(
+      (t) => t.removeSnapshot(name),
+      () => ({ op: 'snapshot-rm', path: name })
     )
   }
 

@@ -27,6 +27,22 @@ export class Nodes {
     return new Nodes(dir, nodes, cleanup)
   }
 
+  /**
+   * `n` nodes holding volume `v` (created by node 0, which allows the others), every log a
+   * writer of every volume, every pair linked; resolves once all are admitted.
+   */
+  static async writers(n: number): Promise<{ c: Nodes; vols: Volume[] }> {
+    const c = await Nodes.create(n)
+    const vols = [await c.nodes[0].createVolume('v', 'shared')]
+    const record = c.nodes[0].dir.volume('v')
+    for (let k = 1; k < n; k++) c.allow(0, k, record.id)
+    for (let k = 1; k < n; k++) vols.push(await c.join(k, record))
+    for (const v of vols) for (const o of vols) if (o !== v) await v.addWriter(o.log.key)
+    for (let x = 0; x < n; x++) for (let y = x + 1; y < n; y++) c.link(x, y)
+    await until('all admitted', vols, () => vols.every((v) => v.canWrite))
+    return { c, vols }
+  }
+
   /** Node `k` gets the volume record (the same id) and opens it. */
   async join(k: number, record: VolumeRecord): Promise<Volume> {
     const { storage: _s, ...rest } = record

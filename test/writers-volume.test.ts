@@ -33,21 +33,14 @@ async function forgedLog(node: Node, vol: Volume, genesis: Genesis | null, path:
 }
 
 test('finding 2: a log bound to an identity a peer made up is never applied, served or admitted', async (t) => {
-  const c = await Nodes.create(2)
+  const { c, vols: [a, b] } = await Nodes.writers(2)
   t.after(() => c.close())
-  const a = await c.nodes[0].createVolume('v', 'shared')
-  const record = c.nodes[0].dir.volume('v')
-  c.allow(0, 1, record.id)
-  const b = await c.join(1, record)
-  await a.addWriter(b.log.key)
-  await b.addWriter(a.log.key)
-  c.link(0, 1)
-  await until('a admits b', [a, b], () => b.canWrite)
   b.mkdir('/from-b')
   await b.flush()
   await until('a applies b', [a, b], () => has(a, '/from-b'))
 
   // B makes up an identity, binds a new log to it, writes with it, and offers it to A.
+  const record = c.nodes[0].dir.volume('v')
   const genesis = { node: c.nodes[0].dir.publicKey, nonce: Buffer.from(record.genesis!.nonce, 'hex') }
   b.mkdir('/template')
   await b.flush()
@@ -66,17 +59,8 @@ test('finding 2: a log bound to an identity a peer made up is never applied, ser
 })
 
 test('finding 2: after a revocation (peer volume deny) the writer\'s later entries are never applied, by any peer', async (t) => {
-  const c = await Nodes.create(3)
+  const { c, vols: [a, b, cc] } = await Nodes.writers(3)
   t.after(() => c.close())
-  const a = await c.nodes[0].createVolume('v', 'shared')
-  const record = c.nodes[0].dir.volume('v')
-  c.allow(0, 1, record.id)
-  c.allow(0, 2, record.id)
-  const b = await c.join(1, record)
-  const cc = await c.join(2, record)
-  for (const v of [a, b, cc]) for (const o of [a, b, cc]) if (o !== v) await v.addWriter(o.log.key)
-  c.link(0, 1); c.link(0, 2); c.link(1, 2)
-  await until('all admitted', [a, b, cc], () => b.canWrite && cc.canWrite)
   b.mkdir('/before')
   await b.flush()
   await until('everyone has /before', [a, b, cc], () => has(a, '/before') && has(cc, '/before'))
@@ -111,17 +95,8 @@ async function lastChanges(v: Volume) {
 }
 
 test('a revocation that arrives late: the tree is rebuilt without the dropped entries, which are reported; the same tree everywhere', async (t) => {
-  const c = await Nodes.create(3)
+  const { c, vols: [a, b, cc] } = await Nodes.writers(3)
   t.after(() => c.close())
-  const a = await c.nodes[0].createVolume('v', 'shared')
-  const record = c.nodes[0].dir.volume('v')
-  c.allow(0, 1, record.id)
-  c.allow(0, 2, record.id)
-  const b = await c.join(1, record)
-  const cc = await c.join(2, record)
-  for (const v of [a, b, cc]) for (const o of [a, b, cc]) if (o !== v) await v.addWriter(o.log.key)
-  c.link(0, 1); c.link(0, 2); c.link(1, 2)
-  await until('all admitted', [a, b, cc], () => b.canWrite && cc.canWrite)
   b.mkdir('/kept')
   await b.flush()
   await until('a has /kept', [a, b, cc], () => has(a, '/kept') && has(cc, '/kept'))
@@ -241,16 +216,8 @@ test('a storage-only node computes the same writer set from plaintext (bindings,
 })
 
 test('CLI: peer remove revokes the peer\'s logs in the volumes it was allowed; volume writers shows it; volume writers remove on a non-writer says why', async (t) => {
-  const c = await Nodes.create(2)
+  const { c, vols: [a, b] } = await Nodes.writers(2)
   t.after(() => c.close())
-  const a = await c.nodes[0].createVolume('v', 'shared')
-  const record = c.nodes[0].dir.volume('v')
-  c.allow(0, 1, record.id)
-  const b = await c.join(1, record)
-  await a.addWriter(b.log.key)
-  await b.addWriter(a.log.key)
-  c.link(0, 1)
-  await until('b admitted', [a, b], () => b.canWrite)
   b.mkdir('/x')
   await b.flush()
   await until('a has /x', [a, b], () => has(a, '/x'))

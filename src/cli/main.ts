@@ -11,12 +11,14 @@ import * as dht from './commands/dht.js'
 import * as sync from './commands/sync.js'
 import * as writers from './commands/writers.js'
 import * as cache from './commands/cache.js'
+import * as gc from './commands/gc.js'
+import * as placement from './commands/placement.js'
 
 export const VERSION = '0.1.0'
 
 export function buildCli(): Cli<BazilContext> {
   const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
-  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(cache)]) {
+  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(placement), ...Object.values(cache), gc.VolumeGcCommand, gc.VolumeSnapshotRmCommand]) {
     cli.register(c)
   }
   cli.register(Builtins.HelpCommand)

@@ -75,6 +75,18 @@ function unreadableBlock(err: unknown): string {
   return `block cannot be read from the local store: ${(err as Error).message ?? String(err)}`
 }
 
+/**
+ * A log that fails to open for a reason of its own (a bad key, a binding to another node) keeps
+ * its error; a storage failure (RocksDB's "Blob CRC mismatch" of a damaged file, an I/O error)
+ * is named with the log it hit and what to do, instead of the bare storage message.
+ */
+function storageNamed(err: unknown, what: string): unknown {
+  if (err instanceof LogBindingError || err instanceof LogFormatError || err instanceof TypeError) return err
+  const msg = (err as Error)?.message ?? String(err)
+  if (!/crc|checksum|corrupt|EIO|I\/O/i.test(msg)) return err
+  return new Error(`${what} cannot be read from the local store (${msg}): the data dir is damaged; restore it from a backup (the peers of the volume still hold their copies)`)
+}
+
 export class WriterLog {
   readonly core: Hypercore
   private readonly volumeId: Buffer
@@ -112,7 +124,7 @@ export class WriterLog {
       return log
     } catch (err) {
       await core.close()
-      throw err
+      throw storageNamed(err, `this node's writer log of volume ${opts.volumeId.toString('hex')}`)
     }
   }
 
@@ -129,7 +141,7 @@ export class WriterLog {
       return log
     } catch (err) {
       await core.close()
-      throw err
+      throw storageNamed(err, `writer log ${opts.key.toString('hex').slice(0, 16)}… of volume ${opts.volumeId.toString('hex')}`)
     }
   }
 

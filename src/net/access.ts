@@ -277,6 +277,19 @@ export class AccessControl {
     return null
   }
 
+  /**
+   * Why this node must not keep a full replica of the store P offers as its own after P asked
+   * (KEEP): null if it may. P must share a volume held here (readable or storage-only) and
+   * the keys must be takeable as P's store (storeClaimRefused).
+   */
+  async keepRefused(peer: Buffer, keys: StorageOffer): Promise<string | null> {
+    const rec = this.registry.get(peer)
+    if (!rec) return 'it is not in the peer list'
+    const local = new Set(this.localVolumes().map((v) => v.id))
+    if (!rec.volumes.some((v) => local.has(v))) return 'it shares no volume held here (`bazil peer volume allow` here)'
+    return this.storeClaimRefused(peer, peer, keys)
+  }
+
   /** The offers P made, keeping only those this node may take as those nodes' stores. */
   async acceptableStores(peer: Buffer, own: StorageOffer | null, replicas: StoreReplica[]): Promise<{ storage: StorageOffer | null; stores: StoreReplica[]; refused: string[] }> {
     const refused: string[] = []

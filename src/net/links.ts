@@ -42,6 +42,12 @@ export interface Link {
   stores: StoreReplica[]
   /** We sent this peer a non-empty STORES (so an emptied set must be sent too). */
   sentStores: boolean
+  /** We asked this peer to keep our store (KEEP) on this connection. */
+  keepSent: boolean
+  /** The peer asked us to keep its store (KEEP): we answer with HOLDS as our replica grows. */
+  keepAsked: boolean
+  /** The packs count of the last HOLDS we sent on this connection (-1: none). */
+  holdsSent: number
   connected: boolean
   openedAt: number
   inbox: Promise<void>

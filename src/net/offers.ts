@@ -45,7 +45,7 @@ export class Offers {
 
   /** A new connection: replication limited by access, bazil's channel, our offer once access is known. */
   open(conn: SecretStream, key: Buffer, hex: string, z: string): Link | null {
-    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), candidates: new Map(), pending: new Set(), stores: [], sentStores: false, connected: false, openedAt: Date.now(), inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
+    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), candidates: new Map(), pending: new Set(), stores: [], sentStores: false, keepSent: false, keepAsked: false, holdsSent: -1, connected: false, openedAt: Date.now(), inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
     link.replication = new Replication(
       this.node.store,
       conn,
@@ -196,6 +196,16 @@ export class Offers {
       return
     }
     if (!link.hello) throw new ProtocolError(`${m.type} before hello`)
+    if (m.type === 'keep') {
+      link.keepAsked = true
+      await this.keep(link)
+      return
+    }
+    if (m.type === 'holds') {
+      // The peer's word that it keeps our store this far (spec/protocol.md, HOLDS): what the copy rule counts.
+      if (this.node.placement.confirm(link.key, m.packs, m.length)) this.log('debug', `net: peer ${link.z} holds ${m.length} packs of this node's store`)
+      return
+    }
     if (m.type === 'stores') {
       // Our own store, or the sender's (its HELLO offers that), are no replicas to read.
       link.stores = m.stores.filter((st) => !st.node.equals(this.node.dir.publicKey) && !st.node.equals(link.key))
@@ -255,6 +265,25 @@ export class Offers {
       return
     }
     if (await mirrorOffered(this.node.mirrors, { node: link.key, cas: offer.cas, index: offer.index }, this.log, link.z)) {
+      this.access.invalidate()
+      await this.attachOfferedStores(link)
+      this.events.mirrored()
+    }
+  }
+
+  /**
+   * The peer asked this node to keep its store (KEEP): a full replica, as a storage-only node
+   * keeps of the peers it holds volumes for, if access allows (access.keepRefused).
+   */
+  async keep(link: Link): Promise<void> {
+    const offer = link.hello?.storage
+    if (link.closed) return
+    const why = offer ? await this.access.keepRefused(link.key, offer) : 'its hello offers no store (`bazil peer storage allow` there)'
+    if (why) {
+      this.log('warn', `net: peer ${link.z} asks this node to keep its store: not keeping it: ${why}`)
+      return
+    }
+    if (await mirrorOffered(this.node.mirrors, { node: link.key, cas: offer!.cas, index: offer!.index }, this.log, link.z)) {
       this.access.invalidate()
       await this.attachOfferedStores(link)
       this.events.mirrored()

@@ -16,6 +16,8 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const TYPE_HELLO = 1
 export const TYPE_WRITERS = 2
 export const TYPE_STORES = 3
+export const TYPE_KEEP = 4
+export const TYPE_HOLDS = 5
 
 const HELLO_FLAG_STORAGE = 1
 
@@ -60,7 +62,25 @@ export interface Stores {
   stores: StoreReplica[]
 }
 
-export type Message = Hello | Writers | Stores
+/**
+ * "Keep a full replica of my store (the one my HELLO offers you)": sent by a node to the peers
+ * it stores to (a volume's `storage` list), after its HELLO. No body.
+ */
+export interface Keep {
+  type: 'keep'
+}
+
+/**
+ * "I keep a full replica of your store whose packs core is `packs`, and hold its packs
+ * [0, length) and their index blocks, durably": the answer to KEEP, sent again as it grows.
+ */
+export interface Holds {
+  type: 'holds'
+  packs: Buffer
+  length: number
+}
+
+export type Message = Hello | Writers | Stores | Keep | Holds
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -88,6 +108,11 @@ function checkMessage(m: Message): void {
       if (seen.has(hex)) throw new RangeError(`hello: volume ${hex} listed twice`)
       seen.add(hex)
     }
+  } else if (m.type === 'keep') {
+    // no body
+  } else if (m.type === 'holds') {
+    checkKey(m.packs, 'packs key')
+    if (!Number.isSafeInteger(m.length) || m.length < 0) throw new RangeError(`holds: bad length ${m.length}`)
   } else if (m.type === 'stores') {
     if (m.stores.length > MAX_STORES) throw new RangeError(`stores: at most ${MAX_STORES} stores`)
     const seen = new Set<string>()
@@ -126,6 +151,12 @@ function encodeBody(state: State, m: Message): void {
       c.fixed32.encode(state, v.id)
       c.string.encode(state, v.name)
     }
+  } else if (m.type === 'keep') {
+    c.uint8.encode(state, TYPE_KEEP)
+  } else if (m.type === 'holds') {
+    c.uint8.encode(state, TYPE_HOLDS)
+    c.fixed32.encode(state, m.packs)
+    c.uint.encode(state, m.length)
   } else if (m.type === 'stores') {
     c.uint8.encode(state, TYPE_STORES)
     c.uint.encode(state, m.stores.length)
@@ -153,6 +184,11 @@ function preencodeBody(state: State, m: Message): void {
       state.end += 32
       c.string.preencode(state, v.name)
     }
+  } else if (m.type === 'keep') {
+    // no body
+  } else if (m.type === 'holds') {
+    state.end += 32
+    c.uint.preencode(state, m.length)
   } else if (m.type === 'stores') {
     c.uint.preencode(state, m.stores.length)
     state.end += 96 * m.stores.length
@@ -230,6 +266,13 @@ export function decodeMessage(buf: Buffer): Message {
       const stores: StoreReplica[] = []
       for (let i = 0; i < n; i++) stores.push({ node: copy(c.fixed32.decode(state)), cas: copy(c.fixed32.decode(state)), index: copy(c.fixed32.decode(state)) })
       m = { type: 'stores', stores }
+    } else if (type === TYPE_KEEP) {
+      m = { type: 'keep' }
+    } else if (type === TYPE_HOLDS) {
+      const packs = copy(c.fixed32.decode(state))
+      const length = c.uint.decode(state)
+      if (!Number.isSafeInteger(length)) throw new ProtocolError(`holds: length ${length} is over 2^53 - 1`)
+      m = { type: 'holds', packs, length }
     } else {
       throw new ProtocolError(`unknown message type ${type}`)
     }

@@ -14,6 +14,7 @@ import { AccessControl } from './access.js'
 import { Links, message, type Link, type PeerStatus } from './links.js'
 import { Offers } from './offers.js'
 import { nodeHost, type NetHost, type WritersSink } from './host.js'
+import { HoldingsExchange } from './holdings.js'
 
 export type { PeerStatus } from './links.js'
 
@@ -63,6 +64,7 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
   private readonly access: AccessControl
   private readonly links: Links
   private readonly offers: Offers
+  private readonly holdings: HoldingsExchange
   private refreshing: Promise<void> = Promise.resolve()
   private stopping = false
   private readonly onCoreOpened = (core: InternalCore): void => {
@@ -97,6 +99,7 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
       }
     })
     this.offers.links = this.links
+    this.holdings = new HoldingsExchange(opts.node, opts.log, () => this.links.links.values(), (link, m) => this.offers.send(link, m))
   }
 
   async start(): Promise<void> {
@@ -110,6 +113,7 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
     }
     ;(this.node.store as unknown as WatchableStore).watch(this.onCoreOpened)
     await this.links.listen()
+    this.holdings.start()
   }
 
   /** Closes every connection and the DHT node. Close the corestore only after this. */
@@ -117,6 +121,7 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
     if (this.stopping) return
     this.stopping = true
     ;(this.node.store as unknown as WatchableStore).unwatch(this.onCoreOpened)
+    await this.holdings.stop()
     await this.refreshing.catch(() => {})
     await this.links.stop()
   }

@@ -20,7 +20,8 @@ declare module 'corestore' {
   export default class Corestore {
     constructor(storage: unknown, opts?: Record<string, unknown>)
     readonly storage: {
-      compact(): Promise<void>
+      /** RocksDB compactRange over the whole database (rocksdb-native options). */
+      compact(opts?: { blobGarbageCollectionPolicy?: number; blobGarbageCollectionAgeCutoff?: number; bottommostLevelCompaction?: number }): Promise<void>
       /** The discovery key of the core stored under a name (store.get({ name })), or null if there is none. */
       getAlias(alias: { name: string; namespace: Buffer }): Promise<Buffer | null>
     }

@@ -59,7 +59,11 @@ export class PeerRemoveCommand extends PeerCommand {
     this.out(`removed peer ${encodeKey(key)}`)
     // Its writer logs of the volumes it was allowed: revoked (spec/oplog.md "Admission and revocation").
     const names = dir.listVolumes().filter((v) => volumes.includes(v.id)).map((v) => v.name)
-    if (names.length > 0) await this.withNode(async (node) => { for (const n of names) this.out(await node.revokeWriter(n, key)) })
+    await this.withNode(async (node) => {
+      for (const n of names) this.out(await node.revokeWriter(n, key))
+      // What it confirmed keeping no longer counts toward the copy rule (spec/protocol.md "Keeping a peer's store").
+      if (node.placement.forgetPeer(key)) this.out(`its confirmations of holding this node's content no longer count`)
+    })
   }
 }
 

@@ -45,18 +45,23 @@ export class StatusCommand extends BazilCommand {
     const server = this.context.server
     const dir = server?.dir ?? this.openDataDir()
     const volumes = dir.listVolumes().map((v) => v.name)
+    // Content written here not yet held by enough confirmed storage peers (src/fs/where.ts).
+    const { notYetSafe } = await import('../../fs/where.js')
+    const safety = await this.withNode((node) => notYetSafe(node)).catch(() => null)
     const status = {
       dataDir: dir.root,
       server: server ? { running: true, pid: server.pid, since: new Date(server.startedAt).toISOString() } : { running: false },
       volumes,
       mounts: server ? server.mounts() : [],
-      peers: serverNetwork(server)?.peers() ?? []
+      peers: serverNetwork(server)?.peers() ?? [],
+      notYetSafe: safety
     }
     if (this.asJson) return this.json(status)
     this.out(`data dir: ${status.dataDir}`)
     this.out(server ? `server: running (pid ${server.pid}, since ${status.server.since})` : 'server: not running (start it with `bazil server run`)')
     this.out(`volumes: ${volumes.length ? volumes.join(', ') : '(none)'}`)
     for (const m of status.mounts) this.out(`mount: ${m.volume} on ${m.mountpoint}`)
+    if (safety) this.out(`not yet safe: ${(safety.bytes / 1048576).toFixed(1)} MiB in ${safety.packs} of ${safety.totalPacks} packs written here (held by fewer than ${safety.copies} confirmed peer${safety.copies === 1 ? '' : 's'})`)
     for (const p of status.peers) this.out(`peer: ${p.key} ${p.connected ? 'connected' : 'not connected'}${p.lastSeen ? `, last seen ${new Date(p.lastSeen).toISOString()}` : ''}`)
   }
 }

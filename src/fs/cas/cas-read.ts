@@ -57,6 +57,15 @@ const AHEAD_IN_FLIGHT = 32
 const DROP_BEHIND_BYTES = 2 * 1024 * 1024
 /** A request within this distance of the furthest byte read so far continues a sequential run. */
 const SEQUENTIAL_SLACK = 2 * 1024 * 1024
+/**
+ * Content a sequential reader will reach is requested from peers' stores (ChunkStore.ahead:
+ * whole packs, as ranges, spread over every peer holding them) this far past the reader:
+ * eight times the bytes read in a row, within these bounds. Far more than the chunk loads in
+ * flight: each peer of a store keeps up to 16 pack requests in flight (hypercore), and a peer
+ * with fewer would be given copies of the blocks in flight at the others (its hotswap).
+ */
+export const MIN_REQUEST_AHEAD_BYTES = 4 * 1024 * 1024
+export const MAX_REQUEST_AHEAD_BYTES = 64 * 1024 * 1024
 
 export class ContentReader {
   /** Decoded manifest nodes by P (hex). */
@@ -70,6 +79,18 @@ export class ContentReader {
   openFile(ref: FileRef, what = 'file'): OpenFile {
     checkRef(ref, what)
     return new OpenFile(this, ref, what)
+  }
+
+  /** Whether requestAhead() has anywhere to ask (this node reads from peers' stores). */
+  requestsAhead(): boolean {
+    return this.store.ahead !== null
+  }
+
+  /** Requests ahead the objects with these store addresses (hex) from peers' stores, if any; never throws. */
+  requestAhead(keys: string[]): Promise<void> {
+    const ahead = this.store.ahead
+    if (!ahead || keys.length === 0) return Promise.resolve()
+    return ahead(keys.map((k) => Buffer.from(k, 'hex'))).then(() => {}, () => {})
   }
 
   /** The whole file, chunk by chunk, each verified before it is yielded. Errors name `what`. */
@@ -231,6 +252,9 @@ export class OpenFile {
   private pumping = false
   /** Chunks read in the current sequential run, oldest first, dropped from the cache once far behind. */
   private behind: ChunkAt[] = []
+  /** Content up to this offset has been requested from peers' stores (requestAhead). */
+  private requestedTo = 0
+  private requesting = false
   /** Counts seeks: a read-ahead pass started before one stops. */
   private seeks = 0
   private closed = false
@@ -243,6 +267,7 @@ export class OpenFile {
   prefetchStart(): void {
     this.run = MIN_AHEAD_BYTES / 2
     this.pump()
+    this.requestAhead()
   }
 
   /** Reads [pos, pos + len) into buf; returns the byte count (short at the end of the file). */
@@ -341,11 +366,40 @@ export class OpenFile {
       this.run = 0
       this.readEnd = end
       this.aheadTo = end
+      this.requestedTo = end
       this.behind = []
       this.seeks++
     }
     this.aheadTo = Math.max(this.aheadTo, end)
-    if (this.run > 0) this.pump()
+    if (this.run > 0) {
+      this.pump()
+      this.requestAhead()
+    }
+  }
+
+  /**
+   * Requests from peers' stores the content the reader will reach: once what is requested
+   * ahead of it falls under half the window, everything up to a full window past it (a large
+   * range of packs at a time, not pack after pack behind the chunk loads).
+   */
+  private requestAhead(): void {
+    if (this.requesting || this.closed || !this.reader.requestsAhead()) return
+    const window = Math.min(MAX_REQUEST_AHEAD_BYTES, Math.max(MIN_REQUEST_AHEAD_BYTES, 8 * this.run))
+    const target = Math.min(this.size, this.readEnd + window)
+    const from = Math.max(this.requestedTo, this.readEnd)
+    if (from >= target || this.requestedTo >= this.readEnd + window / 2) return
+    this.requesting = true
+    const seeks = this.seeks
+    void (async () => {
+      const chunks = await this.chunksIn(from, target)
+      if (this.seeks !== seeks || this.closed) return
+      this.requestedTo = target
+      await this.reader.requestAhead(chunks.map((c) => c.key))
+    })()
+      .catch(() => {}) // best effort: the reads fetch what they need anyway
+      .finally(() => {
+        this.requesting = false
+      })
   }
 
   /** Keeps loads in flight for the chunks in [aheadTo, readEnd + window). */

@@ -7,8 +7,8 @@ import path from 'node:path'
 import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import { createLogger, type Log } from '../../log.js'
-import { decodeIndexBlock, decodePackEntries, encodeIndexBlock, encodePack, type PackedObject } from './pack-codec.js'
-import { PackTable, type PackLocation } from './pack-table.js'
+import { MAX_DROPPED_PACKS, decodeDropPack, decodeIndexRecord, decodePackEntries, encodeDropIndex, encodeDropPack, encodeIndexBlock, encodePack, isDropPack, type IndexRecord, type PackedObject } from './pack-codec.js'
+import { PackTable, applyIndexRecord, type PackLocation } from './pack-table.js'
 import { Lru } from './lru.js'
 import { SharedLoads } from './shared-loads.js'
 import { migrateLegacyStore } from './store-migration.js'
@@ -31,6 +31,11 @@ export const PACK_TARGET_BYTES = 1024 * 1024
 const GROUP_BYTES = 16 * 1024 * 1024
 /** Decoded packs kept for reads (sequential reads of one pack's objects read its block once). */
 const PACK_CACHE = 16
+/** rocksdb-native's constants.garbageCollectionPolicy.FORCE and bottommostLevelCompaction.FORCE. */
+const BLOB_GC_FORCE = 1
+const BOTTOMMOST_FORCE = 2
+/** A placeholder location for address sets built from PackTable (only presence counts). */
+const TOUCHED: PackLocation = { pack: 0, offset: 0, length: 1 }
 /** Index blocks read at once when the table is built at open. */
 const LOAD_BATCH = 512
 
@@ -64,6 +69,28 @@ export interface StoreLoad {
   ms: number
 }
 
+/** What one rewritePacks() did. */
+export interface RewriteResult {
+  /** Packs dropped (cleared). */
+  packs: number
+  movedObjects: number
+  movedBytes: number
+  /** Objects forgotten (unreferenced), and their bytes. */
+  droppedObjects: number
+  droppedBytes: number
+}
+
+/** [start, end) runs of consecutive numbers (sorted input). */
+function ranges(sorted: number[]): [number, number][] {
+  const out: [number, number][] = []
+  for (const n of sorted) {
+    const last = out[out.length - 1]
+    if (last && last[1] === n) last[1] = n + 1
+    else out.push([n, n + 1])
+  }
+  return out
+}
+
 interface PendingPut {
   objects: StoredObject[]
   bytes: number
@@ -75,7 +102,6 @@ export class ChunkStore {
   private readonly packs: Hypercore
   private readonly index: Hypercore
   private table: PackTable
-  private objectBytes = 0
   // Puts are group-committed: whatever concurrent writers queued while the previous group
   // was appending goes out in one append of packs and one of their index blocks. One commit
   // loop runs at a time, so the check-append sequence never interleaves and concurrent
@@ -97,6 +123,10 @@ export class ChunkStore {
   private savedLength = -1
   /** Set once open() has loaded the whole table: only then may it be saved. */
   private loaded = false
+  /** Commits and pack rewrites take turns (a rewrite must see every appended pack indexed). */
+  private turn: Promise<unknown> = Promise.resolve()
+  /** While a collection runs: every address put (stored or deduplicated), which it must keep (spec/gc.md). */
+  private touched: PackTable | null = null
 
   private constructor(packs: Hypercore, index: Hypercore, targetBytes: number, tableFile: string | null) {
     this.packs = packs
@@ -151,7 +181,7 @@ export class ChunkStore {
 
   /** Stored objects and their bytes (each: 33-byte header + ciphertext + 16-byte tag; pack and index headers not counted). */
   async stats(): Promise<{ chunks: number; bytes: number }> {
-    return { chunks: this.table.size, bytes: this.objectBytes }
+    return { chunks: this.table.size, bytes: this.table.bytes }
   }
 
   /** Where an object lies in the own store, or null when it is not there. */
@@ -178,9 +208,17 @@ export class ChunkStore {
    * null. Storage errors of the own store are thrown as they are.
    */
   async get(address: Buffer): Promise<Buffer | null> {
-    const loc = this.table.get(address)
+    let loc = this.table.get(address)
     if (loc) {
-      const pack = await this.readPack(loc.pack)
+      let pack = await this.readPack(loc.pack)
+      if (!pack) {
+        // A compaction may have moved the object and cleared its pack since the lookup.
+        const now = this.table.get(address)
+        if (now && now.pack !== loc.pack) {
+          loc = now
+          pack = await this.readPack(loc.pack)
+        }
+      }
       if (pack) {
         if (loc.offset + loc.length > pack.length) {
           throw new Error(`cas store: pack ${loc.pack} is ${pack.length} bytes, its index places object ${address.toString('hex').slice(0, 16)}… at ${loc.offset}+${loc.length}`)
@@ -195,6 +233,13 @@ export class ChunkStore {
   private readPack(n: number): Promise<Buffer | null> {
     return this.packReads.load(n, () => this.packs.get(n, { wait: false }))
   }
+
+  /**
+   * Requests ahead, from the remote stores, the objects a reader will need soon (remote-store.ts
+   * `prefetch`: whole packs, as ranges, from every peer holding them); resolves once requested.
+   * Null: nothing to request from.
+   */
+  ahead: ((addresses: Buffer[]) => Promise<unknown>) | null = null
 
   /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */
   async fetchMissing(address: Buffer): Promise<Buffer | null> {
@@ -231,6 +276,7 @@ export class ChunkStore {
     if (this.writeError) return Promise.reject(this.writeError)
     let bytes = 0
     for (const o of objects) bytes += o.block.length
+    if (this.touched) for (const o of objects) this.touched.add(o.address, TOUCHED)
     try {
       this.beforeWrite?.(bytes)
     } catch (err) {
@@ -259,7 +305,7 @@ export class ChunkStore {
         }
         const group = this.queue.splice(0, take)
         try {
-          await this.commit(group)
+          await this.inTurn(() => this.commit(group))
           for (const p of group) p.resolve()
         } catch (err) {
           for (const p of group) p.reject(err)
@@ -314,9 +360,14 @@ export class ChunkStore {
   }
 
   private addToTable(pack: number, entries: PackedObject[]): void {
-    for (const e of entries) {
-      if (this.table.add(e.address, { pack, offset: e.offset, length: e.length })) this.objectBytes += e.length
-    }
+    applyIndexRecord(this.table, pack, { kind: 'pack', pack, entries })
+  }
+
+  /** Runs fn after the commits and rewrites before it (one at a time). */
+  private inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn, fn)
+    this.turn = run.catch(() => {})
+    return run
   }
 
   /** Resolves once every object put so far is appended and indexed. */
@@ -324,6 +375,125 @@ export class ChunkStore {
     while (this.committing) await this.committing.catch(() => {})
     await this.indexing
     if (this.writeError) throw this.writeError
+  }
+
+  // ---- garbage collection (spec/gc.md; the policy is in gc.ts) ----------------------------
+
+  /** From now until endGuard(), every address put (stored or deduplicated) is remembered: a collection keeps them. */
+  beginGuard(): void {
+    this.touched ??= new PackTable()
+  }
+
+  endGuard(): void {
+    this.touched = null
+  }
+
+  /** Whether the address was put since beginGuard() (by its 16-byte prefix, as the table keys). */
+  wasTouched(address: Buffer): boolean {
+    return this.touched !== null && this.touched.has(address)
+  }
+
+  /** Positions of core `packs` (packs and drop records). */
+  get packCount(): number {
+    return this.packs.length
+  }
+
+  /** Every object the table holds: its address prefix (16 bytes) and location. */
+  objects(): Iterable<{ key: Buffer; loc: PackLocation }> {
+    return this.table.entries()
+  }
+
+  /** Whether the block at position p of `packs` is held here (not cleared). */
+  holdsPack(p: number): Promise<boolean> {
+    return this.packs.has(p)
+  }
+
+  /** Whether position p is a drop record (by its index block, which is never cleared). */
+  async isDropRecord(p: number): Promise<boolean> {
+    const block = await this.index.get(p, { wait: false })
+    return block !== null && block.length > 0 && block[0] === 2
+  }
+
+  /**
+   * Compacts packs (spec/gc.md, "Compaction"): appends the live objects still located in
+   * `victims` to new packs (and their index blocks), then a drop record naming the victims at
+   * the next position of both cores, forgets the victims' other objects and clears the victims'
+   * blocks. A crash at any step loses nothing (spec/gc.md). `crashAfter` (tests) stops there
+   * with an error, as a crash would.
+   */
+  rewritePacks(victims: number[], isLive: (address: Buffer) => boolean, opts: { crashAfter?: 'moved' | 'record' } = {}): Promise<RewriteResult> {
+    return this.inTurn(async () => {
+      await this.indexing
+      if (this.writeError) throw this.writeError
+      if (this.index.length !== this.packs.length) throw new Error(`cas store: ${this.packs.length} packs, ${this.index.length} index blocks`)
+      const sorted = [...new Set(victims)].sort((a, b) => a - b).filter((p) => p < this.packs.length)
+      const result: RewriteResult = { packs: 0, movedObjects: 0, movedBytes: 0, droppedObjects: 0, droppedBytes: 0 }
+      if (sorted.length === 0) return result
+      const live: Buffer[] = []
+      const dropped: number[] = []
+      for (const p of sorted) {
+        const block = await this.packs.get(p, { wait: false })
+        if (block && isDropPack(block)) continue
+        dropped.push(p)
+        if (!block) continue
+        for (const e of decodePackEntries(block)) {
+          const loc = this.table.get(e.address)
+          if (!loc || loc.pack !== p || loc.offset !== e.offset) continue // moved before, or another copy wins
+          if (isLive(e.address)) {
+            live.push(block.subarray(e.offset, e.offset + e.length))
+            result.movedBytes += e.length
+          } else {
+            result.droppedObjects++
+            result.droppedBytes += e.length
+          }
+        }
+      }
+      if (dropped.length === 0) return result
+      result.movedObjects = live.length
+      // The live objects, in their old order, in new packs (cut as commits cut them).
+      const groups: Buffer[][] = []
+      let current: Buffer[] = []
+      let bytes = 0
+      for (const o of live) {
+        if (current.length > 0 && bytes + 4 + o.length > this.targetBytes) {
+          groups.push(current)
+          current = []
+          bytes = 0
+        }
+        current.push(o)
+        bytes += 4 + o.length
+      }
+      if (current.length > 0) groups.push(current)
+      if (groups.length > 0) {
+        const encoded = groups.map((g) => encodePack(g))
+        const { length } = await this.packs.append(encoded.map((e) => e.pack))
+        const first = length - encoded.length
+        await this.index.append(encoded.map((e, i) => encodeIndexBlock(first + i, e.entries)))
+        for (let i = 0; i < encoded.length; i++) this.addToTable(first + i, encoded[i]!.entries)
+      }
+      if (opts.crashAfter === 'moved') throw new Error('cas store: stopped after moving (test)')
+      for (let at = 0; at < dropped.length; at += MAX_DROPPED_PACKS) {
+        const part = dropped.slice(at, at + MAX_DROPPED_PACKS)
+        const { length } = await this.packs.append(encodeDropPack(part))
+        await this.index.append(encodeDropIndex(length - 1, part))
+        this.table.dropPacks(part)
+      }
+      if (opts.crashAfter === 'record') throw new Error('cas store: stopped after the drop record (test)')
+      for (const [start, end] of ranges(dropped)) await this.packs.clear(start, end)
+      for (const p of dropped) this.packCache.delete(p)
+      result.packs = dropped.length
+      return result
+    })
+  }
+
+  /**
+   * Compacts the corestore's database so that cleared blocks' disk space comes back (spec/gc.md
+   * section 3): hypercore-storage keeps blocks of 4 KiB and more in RocksDB blob files (256 MiB
+   * each), which a compaction frees only when it relocates their live blobs, so blob garbage
+   * collection is forced over every blob file (age cutoff 1.0) and the bottom level rewritten.
+   */
+  static async compactStorage(store: Corestore): Promise<void> {
+    await store.storage.compact({ blobGarbageCollectionPolicy: BLOB_GC_FORCE, blobGarbageCollectionAgeCutoff: 1.0, bottommostLevelCompaction: BOTTOMMOST_FORCE })
   }
 
   /**
@@ -343,7 +513,6 @@ export class ChunkStore {
         else if (c.length > 0 && !(await this.index.treeHash(c.length)).equals(c.treeHash)) reason = 'the table file covers another index history'
         else {
           this.table = saved.table
-          this.objectBytes = c.objectBytes
           this.savedLength = c.length
           this.load.source = 'file'
           this.load.indexBlocks = await this.readIndex(c.length, length)
@@ -354,7 +523,6 @@ export class ChunkStore {
       }
     }
     this.table = new PackTable(Math.floor(this.index.byteLength / 40))
-    this.objectBytes = 0
     this.load.source = 'index'
     this.load.reason = reason
     this.load.indexBlocks = await this.readIndex(0, length)
@@ -370,14 +538,17 @@ export class ChunkStore {
         const i = start + j
         const block = blocks[j]
         if (!block) throw new Error(`cas store: pack-index block ${i} is not held`)
-        let decoded: { pack: number; entries: PackedObject[] }
+        let decoded: IndexRecord
         try {
-          decoded = decodeIndexBlock(block)
+          decoded = decodeIndexRecord(block)
         } catch (err) {
           throw new Error(`cas store: pack-index block ${i}: ${(err as Error).message}`)
         }
-        if (decoded.pack !== i) throw new Error(`cas store: pack-index block ${i} indexes pack ${decoded.pack}`)
-        this.addToTable(i, decoded.entries)
+        try {
+          applyIndexRecord(this.table, i, decoded)
+        } catch (err) {
+          throw new Error(`cas store: pack-index block ${i} ${(err as Error).message}`)
+        }
       }
     }
     return to - from
@@ -390,7 +561,7 @@ export class ChunkStore {
   private async saveTable(): Promise<void> {
     const length = this.index.length
     if (!this.tableFile || !this.loaded || length === 0 || length === this.savedLength || length !== this.packs.length) return
-    const coverage = { indexKey: this.index.key, length, treeHash: await this.index.treeHash(length), objectBytes: this.objectBytes }
+    const coverage = { indexKey: this.index.key, length, treeHash: await this.index.treeHash(length), objectBytes: this.table.bytes }
     await replaceFile(this.tableFile, encodeTableFile(this.table, coverage), { mode: 0o600 })
     this.savedLength = length
   }
@@ -407,13 +578,11 @@ export class ChunkStore {
     for (let i = from; i < to; i++) {
       const pack = await this.packs.get(i, { wait: false })
       if (!pack) throw new Error(`cas store: pack ${i} is not held (its index block is missing)`)
-      let entries: PackedObject[]
       try {
-        entries = decodePackEntries(pack)
+        blocks.push(isDropPack(pack) ? encodeDropIndex(i, decodeDropPack(pack, i)) : encodeIndexBlock(i, decodePackEntries(pack)))
       } catch (err) {
         throw new Error(`cas store: pack ${i} (not indexed): ${(err as Error).message}`)
       }
-      blocks.push(encodeIndexBlock(i, entries))
     }
     if (blocks.length > 0) await this.index.append(blocks)
     return blocks.length

@@ -143,3 +143,97 @@ function checkLayout(entries: PackedObject[], what: string): void {
     if (at > MAX_PACK_BYTES) throw new Error(`${what}: object ${i} ends at ${at}, past the largest pack (${MAX_PACK_BYTES} bytes)`)
   }
 }
+
+// ---- drop records (spec/gc.md, spec/cas.md section 4.1) ----------------------------------
+// A compaction appends, at one position i of both cores, a record naming the packs it emptied
+// (their live objects were appended before i): block i of `packs` is the drop record, block i
+// of `pack-index` says the same. Readers of the index forget every object still located in a
+// named pack; mirrors and copies may clear those packs once they hold packs 0..i-1.
+
+export const DROP_PACK_VERSION = 2
+export const DROP_INDEX_VERSION = 2
+/** Packs one drop record names at most (8 bytes each: a record stays far below a pack's size). */
+export const MAX_DROPPED_PACKS = 65536
+
+/** What an index block says: where the objects of pack i lie, or which packs position i drops. */
+export type IndexRecord =
+  | { kind: 'pack'; pack: number; entries: PackedObject[] }
+  | { kind: 'drop'; position: number; packs: number[] }
+
+function checkDropped(packs: number[], position: number | null, what: string): void {
+  if (packs.length === 0) throw new Error(`${what}: no packs`)
+  if (packs.length > MAX_DROPPED_PACKS) throw new Error(`${what}: ${packs.length} packs (more than ${MAX_DROPPED_PACKS})`)
+  for (let i = 0; i < packs.length; i++) {
+    const p = packs[i]!
+    if (!Number.isSafeInteger(p) || p < 0) throw new Error(`${what}: bad pack number ${p}`)
+    if (i > 0 && p <= packs[i - 1]!) throw new Error(`${what}: pack numbers not strictly increasing`)
+    if (position !== null && p >= position) throw new Error(`${what}: drops pack ${p}, not before its own position ${position}`)
+  }
+}
+
+function writePackList(out: Buffer, at: number, packs: number[]): void {
+  for (const p of packs) at = out.writeBigUInt64LE(BigInt(p), at)
+}
+
+function readPackList(block: Buffer, at: number, count: number, what: string): number[] {
+  const packs: number[] = []
+  for (let i = 0; i < count; i++) {
+    const p = block.readBigUInt64LE(at + 8 * i)
+    if (p > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`${what}: pack number out of range`)
+    packs.push(Number(p))
+  }
+  return packs
+}
+
+/** Block `position` of core `packs` when it is a drop record: u8 2, u32 n, n x u64 pack numbers. */
+export function encodeDropPack(packs: number[]): Buffer {
+  checkDropped(packs, null, 'drop record')
+  const out = Buffer.allocUnsafe(5 + 8 * packs.length)
+  out[0] = DROP_PACK_VERSION
+  out.writeUInt32LE(packs.length, 1)
+  writePackList(out, 5, packs)
+  return out
+}
+
+/** The packs a drop record in core `packs` names (throws unless the block is exactly one). */
+export function decodeDropPack(block: Buffer, position: number): number[] {
+  if (block.length < 5 || block[0] !== DROP_PACK_VERSION) throw new Error('not a drop record')
+  const count = block.readUInt32LE(1)
+  if (block.length !== 5 + 8 * count) throw new Error(`drop record: ${block.length} bytes for ${count} packs`)
+  const packs = readPackList(block, 5, count, 'drop record')
+  checkDropped(packs, position, 'drop record')
+  return packs
+}
+
+/** Block `position` of core `pack-index` for a drop record: u8 2, u64 position, u32 n, n x u64 pack numbers. */
+export function encodeDropIndex(position: number, packs: number[]): Buffer {
+  if (!Number.isSafeInteger(position) || position < 0) throw new Error(`drop record: bad position ${position}`)
+  checkDropped(packs, position, 'drop record')
+  const out = Buffer.allocUnsafe(INDEX_HEADER_BYTES + 8 * packs.length)
+  out[0] = DROP_INDEX_VERSION
+  out.writeBigUInt64LE(BigInt(position), 1)
+  out.writeUInt32LE(packs.length, 9)
+  writePackList(out, INDEX_HEADER_BYTES, packs)
+  return out
+}
+
+/** Whether a block of core `packs` is a drop record rather than a pack (by its version byte). */
+export function isDropPack(block: Buffer): boolean {
+  return block.length > 0 && block[0] === DROP_PACK_VERSION
+}
+
+/** Any index block: a pack's entries (version 1) or a drop record (version 2). */
+export function decodeIndexRecord(block: Buffer): IndexRecord {
+  if (block.length >= 1 && block[0] === DROP_INDEX_VERSION) {
+    if (block.length < INDEX_HEADER_BYTES) throw new Error(`pack index: truncated drop record (${block.length} bytes)`)
+    const position = block.readBigUInt64LE(1)
+    if (position > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('pack index: position out of range')
+    const count = block.readUInt32LE(9)
+    if (block.length !== INDEX_HEADER_BYTES + 8 * count) throw new Error(`pack index: drop record of ${block.length} bytes for ${count} packs`)
+    const packs = readPackList(block, INDEX_HEADER_BYTES, count, 'pack index: drop record')
+    checkDropped(packs, Number(position), 'pack index: drop record')
+    return { kind: 'drop', position: Number(position), packs }
+  }
+  const { pack, entries } = decodeIndexBlock(block)
+  return { kind: 'pack', pack, entries }
+}

@@ -9,6 +9,8 @@
 // to one location; every read verifies the full address in the object's header, so such a
 // collision shows as a failed read, never as other content.
 
+import type { IndexRecord } from './pack-codec.js'
+
 export interface PackLocation {
   pack: number
   offset: number
@@ -26,6 +28,7 @@ export class PackTable {
   private slots: Uint32Array
   private mask: number
   private count = 0
+  private lengthSum = 0
 
   constructor(expected = 0) {
     let n = FIRST_SLOTS
@@ -37,6 +40,11 @@ export class PackTable {
   /** Objects in the table. */
   get size(): number {
     return this.count
+  }
+
+  /** The sum of the objects' lengths. */
+  get bytes(): number {
+    return this.lengthSum
   }
 
   /** Bytes the table holds in memory. */
@@ -60,7 +68,70 @@ export class PackTable {
     s[at + 5] = loc.offset
     s[at + 6] = loc.length
     this.count++
+    this.lengthSum += loc.length
     return true
+  }
+
+  /**
+   * Sets an address's location, replacing any earlier one (later index entries win: a
+   * compaction appends an object again in a new pack). Returns the location replaced, or null.
+   */
+  set(address: Buffer, loc: PackLocation): PackLocation | null {
+    const at = this.find(address)
+    if (at < 0) {
+      this.add(address, loc)
+      return null
+    }
+    if (!isU32(loc.pack) || !isU32(loc.offset) || !isU32(loc.length) || loc.length === 0) {
+      throw new Error(`pack table: location out of range (pack ${loc.pack}, offset ${loc.offset}, length ${loc.length})`)
+    }
+    const s = this.slots
+    const old = { pack: s[at + 4]!, offset: s[at + 5]!, length: s[at + 6]! }
+    s[at + 4] = loc.pack
+    s[at + 5] = loc.offset
+    s[at + 6] = loc.length
+    this.lengthSum += loc.length - old.length
+    return old
+  }
+
+  /**
+   * Forgets every object located in one of `packs` (a drop record, spec/gc.md). One pass over
+   * the slots, then the survivors are placed again. Returns how many objects and bytes went.
+   */
+  dropPacks(packs: Iterable<number>): { objects: number; bytes: number } {
+    const dead = new Set(packs)
+    const old = this.slots
+    let objects = 0
+    let bytes = 0
+    for (let at = 0; at < old.length; at += SLOT_WORDS) {
+      if (old[at + 6] !== 0 && dead.has(old[at + 4]!)) {
+        objects++
+        bytes += old[at + 6]!
+      }
+    }
+    if (objects === 0) return { objects, bytes }
+    const s = new Uint32Array(old.length)
+    for (let from = 0; from < old.length; from += SLOT_WORDS) {
+      if (old[from + 6] === 0 || dead.has(old[from + 4]!)) continue
+      let i = old[from]! & this.mask
+      while (s[i * SLOT_WORDS + 6] !== 0) i = (i + 1) & this.mask
+      s.set(old.subarray(from, from + SLOT_WORDS), i * SLOT_WORDS)
+    }
+    this.slots = s
+    this.count -= objects
+    this.lengthSum -= bytes
+    return { objects, bytes }
+  }
+
+  /** Every (address prefix, location) in the table, in slot order (the prefix is KEY_BYTES bytes). */
+  *entries(): Generator<{ key: Buffer; loc: PackLocation }> {
+    const s = this.slots
+    for (let at = 0; at < s.length; at += SLOT_WORDS) {
+      if (s[at + 6] === 0) continue
+      const key = Buffer.allocUnsafe(KEY_BYTES)
+      for (let w = 0; w < 4; w++) key.writeUInt32LE(s[at + w]!, 4 * w)
+      yield { key, loc: { pack: s[at + 4]!, offset: s[at + 5]!, length: s[at + 6]! } }
+    }
   }
 
   /** The location of an address, or null when the table doesn't hold it. */
@@ -106,12 +177,19 @@ export class PackTable {
     const n = slots.length / SLOT_WORDS
     if (!Number.isInteger(n) || n < FIRST_SLOTS || (n & (n - 1)) !== 0) throw new Error(`pack table: ${slots.length} words are not a table`)
     let count = 0
-    for (let at = 6; at < slots.length; at += SLOT_WORDS) if (slots[at] !== 0) count++
+    let lengthSum = 0
+    for (let at = 6; at < slots.length; at += SLOT_WORDS) {
+      if (slots[at] !== 0) {
+        count++
+        lengthSum += slots[at]!
+      }
+    }
     if (count * 4 > n * 3) throw new Error(`pack table: ${count} of ${n} slots used`)
     const table = new PackTable()
     table.slots = slots
     table.mask = n - 1
     table.count = count
+    table.lengthSum = lengthSum
     return table
   }
 
@@ -133,4 +211,20 @@ export class PackTable {
 
 function isU32(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= U32_MAX
+}
+
+/**
+ * Index block `seq` applied to a table built from blocks 0..seq-1 in order (spec/cas.md 4.1):
+ * a pack's entries are set (later entries win: a compaction appended them again), a drop
+ * record forgets what is still located in the packs it names. Throws when the block is not
+ * at its own position.
+ */
+export function applyIndexRecord(table: PackTable, seq: number, rec: IndexRecord): void {
+  if (rec.kind === 'pack') {
+    if (rec.pack !== seq) throw new Error(`indexes pack ${rec.pack}`)
+    for (const e of rec.entries) table.set(e.address, { pack: seq, offset: e.offset, length: e.length })
+  } else {
+    if (rec.position !== seq) throw new Error(`is a drop record of position ${rec.position}`)
+    table.dropPacks(rec.packs)
+  }
 }

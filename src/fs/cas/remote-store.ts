@@ -24,8 +24,8 @@ import type { Hypercore } from 'hypercore'
 import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
 import { SharedLoads } from './shared-loads.js'
-import { PackTable, type PackLocation } from './pack-table.js'
-import { decodeIndexBlock } from './pack-codec.js'
+import { PackTable, applyIndexRecord, type PackLocation } from './pack-table.js'
+import { decodeIndexRecord } from './pack-codec.js'
 import { HASH_BYTES } from '../../crypto.js'
 import type { Log } from '../../log.js'
 import type { ChunkStore } from './chunk-store.js'
@@ -164,9 +164,10 @@ export class RemoteStores {
   }
 
   /** Makes `chunks` read what it lacks through these sources: the local copies of their stores first, then the network. */
-  serve(chunks: Pick<ChunkStore, 'remote' | 'replica' | 'locate'>): void {
+  serve(chunks: Pick<ChunkStore, 'remote' | 'replica' | 'ahead' | 'locate'>): void {
     chunks.remote = (address) => this.fetch(address)
     chunks.replica = (address) => this.localBlock(address)
+    chunks.ahead = (addresses) => this.prefetch(addresses)
     this.own = chunks
   }
 
@@ -304,9 +305,12 @@ export class RemoteStores {
     if (seq !== s.indexed) return seq < s.indexed // decoded already (the local and the network catch-up overlap)
     let why: string | null = null
     try {
-      const { pack, entries } = decodeIndexBlock(block)
-      if (pack !== seq) why = `index block ${seq} describes pack ${pack}`
-      else for (const e of entries) s.table.add(e.address, { pack, offset: e.offset, length: e.length })
+      const rec = decodeIndexRecord(block)
+      try {
+        applyIndexRecord(s.table, seq, rec) // later entries win; drop records forget (spec/gc.md)
+      } catch (err) {
+        why = `index block ${seq} ${(err as Error).message}`
+      }
     } catch (err) {
       why = seq === 0 && isHyperbeeHeader(block)
         ? 'it is a store in the old format (a cas-index hyperbee: that node runs a bazil from before packs)'
@@ -515,14 +519,15 @@ export class RemoteStores {
   async prefetch(addresses: Buffer[]): Promise<number> {
     const all = [...this.sources.values()].filter((s) => s.active && !s.unusable)
     if (all.length === 0 || addresses.length === 0) return 0
+    let missing: Buffer[] = []
+    for (const a of addresses) if (!this.own || (await this.own.locate(a)) === null) missing.push(a)
+    if (missing.length === 0) return 0
     let sources = all.filter(replicating)
     if (sources.length === 0) {
       await this.anyPeer(all)
       sources = all.filter(replicating)
     }
     const wanted = new Map<Source, Set<number>>()
-    let missing: Buffer[] = []
-    for (const a of addresses) if (!this.own || (await this.own.locate(a)) === null) missing.push(a)
     for (const s of sources) {
       if (missing.length === 0) break
       await this.catchUpLocal(s)

@@ -18,6 +18,9 @@ export const SNAP_PREFIX = 'snap.'
 export const ROOT_MODE_KEY = 'root.mode'
 export const ROOT_MTIME_KEY = 'root.mtime'
 export const MAX_TARGET_BYTES = 4096
+/** `meta` key of the volume's copy rule (`bazil volume copies`): an int 1..MAX_COPIES; anything else is no rule. */
+export const COPIES_KEY = 'placement.copies'
+export const MAX_COPIES = 16
 
 export const DEFAULT_MODE: Record<Kind, number> = { file: 0o644, dir: 0o755, symlink: 0o777 }
 
@@ -61,7 +64,8 @@ export interface Tomb {
 export interface SnapshotRecord {
   time: number
   writer: string
-  heads: Record<string, string[]>
+  /** null: the snapshot was removed (`snapshot rm`, spec/tree.md "Snapshots"). */
+  heads: Record<string, string[]> | null
 }
 
 /** A node as decoded from its record: the Automerge winner of each key, plus all content versions and tombstones. */
@@ -112,8 +116,9 @@ export function encodeTomb(t: Tomb): string {
 }
 
 export function encodeSnapshot(s: SnapshotRecord): string {
+  if (s.heads === null) return JSON.stringify([VALUE_VERSION, s.time, s.writer, null])
   const heads: Record<string, string[]> = {}
-  for (const shard of Object.keys(s.heads).sort()) heads[shard] = [...s.heads[shard]].sort()
+  for (const shard of Object.keys(s.heads).sort()) heads[shard] = [...s.heads[shard]!].sort()
   return JSON.stringify([VALUE_VERSION, s.time, s.writer, heads])
 }
 
@@ -164,6 +169,7 @@ export function decodeSnapshot(text: string): SnapshotRecord {
   const [, time, writer, heads] = parseArray(text, 'snapshot', 4)
   if (!isTime(time)) throw new Invalid('snapshot: bad time')
   if (!isActor(writer)) throw new Invalid('snapshot: bad writer')
+  if (heads === null) return { time, writer, heads: null }
   if (typeof heads !== 'object' || heads === null || Array.isArray(heads)) throw new Invalid('snapshot: bad heads')
   const out: Record<string, string[]> = {}
   for (const [shard, hs] of Object.entries(heads)) {

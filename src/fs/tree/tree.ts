@@ -3,7 +3,7 @@ import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
 import { TreeError } from './errors.js'
 import {
-  DEFAULT_MODE, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  COPIES_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
   putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
 } from './model.js'
@@ -651,10 +651,42 @@ export class Tree implements ReadTree {
     const bad = badName(name)
     if (bad !== null) throw new TreeError('EINVAL', name, `bad snapshot name: ${bad}`)
     if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
-    if (this.shards.meta()[SNAP_PREFIX + name] !== undefined) throw new TreeError('EEXIST', name, 'snapshot exists')
+    if (this.shards.meta()[SNAP_PREFIX + name] !== undefined && !this.snapshotRemoved(name)) throw new TreeError('EEXIST', name, 'snapshot exists')
     this.flush()
     const text = encodeSnapshot({ time, writer: this.actor, heads: this.shards.heads() })
     this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  /** Removes a snapshot: its value becomes a removal record (heads null); what only it referenced becomes garbage (spec/gc.md). */
+  removeSnapshot(name: string, time: number = this.clock()): void {
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null || this.snapshotRemoved(name)) throw new TreeError('ENOENT', name, 'no such snapshot')
+    if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
+    this.flush()
+    const text = encodeSnapshot({ time, writer: this.actor, heads: null })
+    this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  private snapshotRemoved(name: string): boolean {
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null) return false
+    try {
+      return decodeSnapshot(value).heads === null
+    } catch {
+      return false
+    }
+  }
+
+  /** The volume's copy rule (`meta` key `placement.copies`): null if never set, or not an int 1..MAX_COPIES. */
+  copies(): number | null {
+    const v = this.shards.meta()[COPIES_KEY]
+    return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_COPIES ? v : null
+  }
+
+  /** Sets the copy rule (concurrent sets: the Automerge winner counts, on every replica). */
+  setCopies(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > MAX_COPIES) throw new TreeError('EINVAL', String(n), `copies must be an integer 1..${MAX_COPIES}`)
+    this.changeMeta((m) => { m[COPIES_KEY] = n })
   }
 
   snapshots(): { name: string; time: number }[] {
@@ -664,7 +696,8 @@ export class Tree implements ReadTree {
       const text = strOf(value)
       if (text === null) continue
       try {
-        out.push({ name: key.slice(SNAP_PREFIX.length), time: decodeSnapshot(text).time })
+        const rec = decodeSnapshot(text)
+        if (rec.heads !== null) out.push({ name: key.slice(SNAP_PREFIX.length), time: rec.time })
       } catch { /* a malformed snapshot is not listed; at() reports why */ }
     }
     return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -683,10 +716,12 @@ export class Tree implements ReadTree {
     } catch (e) {
       throw new TreeError('EINVAL', name, `snapshot does not decode: ${(e as Error).message}`)
     }
-    for (const [shard, heads] of Object.entries(rec.heads)) {
+    const snapHeads = rec.heads
+    if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
+    for (const [shard, heads] of Object.entries(snapHeads)) {
       if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
     }
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(rec.heads))
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads))
     this.snapshotTrees.set(value, t)
     return t
   }

@@ -1,0 +1,92 @@
+// volume copies|du, where: the copy rule and where a volume's content lives (src/fs/placement.ts,
+// src/fs/where.ts; spec/protocol.md KEEP/HOLDS).
+import { Option } from 'clipanion'
+import { BazilCommand } from '../base.js'
+import { UserError } from '../../datadir.js'
+import { MAX_COPIES } from '../../fs/tree/model.js'
+
+function size(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let v = bytes / 1024
+  let u = 0
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
+  return `${v.toFixed(1)} ${units[u]}`
+}
+
+export class VolumeCopiesCommand extends BazilCommand {
+  static override paths = [['volume', 'copies']]
+  static override usage = BazilCommand.Usage({
+    description: 'Show or set how many storage peers must confirm holding content written here before it counts as safe (replicated with the volume)',
+    examples: [['Keep two copies elsewhere', '$0 volume copies myfiles 2']]
+  })
+  asJson = Option.Boolean('--json', false)
+  volume = Option.String({ required: true })
+  copies = Option.String({ required: false })
+
+  async run(): Promise<void> {
+    await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      if (this.copies !== undefined) {
+        const n = Number(this.copies)
+        if (!/^[0-9]+$/.test(this.copies) || n < 1 || n > MAX_COPIES) throw new UserError(`invalid copies "${this.copies}": give an integer 1..${MAX_COPIES}`)
+        vol.setCopies(n)
+        await vol.flush()
+      }
+      const set = vol.copies
+      const nodeWide = node.placement.copies()
+      if (this.asJson) return this.json({ volume: vol.record.name, copies: set ?? nodeWide, set: set !== null, store: nodeWide })
+      this.out(`volume "${vol.record.name}": ${set ?? nodeWide} ${set === null ? '(default) ' : ''}cop${(set ?? nodeWide) === 1 ? 'y' : 'ies'} elsewhere${nodeWide !== (set ?? nodeWide) ? ` (this node's store needs ${nodeWide}: the largest rule of its volumes)` : ''}`)
+    })
+  }
+}
+
+export class WhereCommand extends BazilCommand {
+  static override paths = [['where']]
+  static override usage = BazilCommand.Usage({ description: 'Show which peers hold the content of a file or tree, how many copies, and whether (and why) this node holds it' })
+  asJson = Option.Boolean('--json', false)
+  volume = Option.String({ required: true })
+  target = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const r = await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const { where } = await import('../../fs/where.js')
+      return where(node, vol, this.target)
+    })
+    if (this.asJson) return this.json(r)
+    this.out(`${r.path}: ${r.files} file${r.files === 1 ? '' : 's'}, ${size(r.logicalBytes)} (${r.objects} objects, ${size(r.storedBytes)} stored)`)
+    this.out(`copies: ${r.copies} elsewhere for all of it (wanted: ${r.copiesWanted})`)
+    const parts = [`${size(r.here.bytes)} of ${size(r.storedBytes)}`]
+    if (r.here.written) parts.push(`written here ${size(r.here.written)}`)
+    if (r.here.cached) parts.push(`cached ${size(r.here.cached)}`)
+    if (r.here.pinned) parts.push(`pinned ${size(r.here.pinned)}`)
+    this.out(`this node: ${parts.join(', ')}`)
+    if (r.here.notSafe) this.out(`not yet safe: ${size(r.here.notSafe)} written here is held by fewer than ${r.copiesWanted} confirmed peer${r.copiesWanted === 1 ? '' : 's'} (pushed in the background to the peers this node stores to)`)
+    if (r.unknownObjects) this.out(`unknown: ${r.unknownObjects} objects are in no store known here`)
+    if (r.peers.length === 0) this.out('peers: none holds it')
+    for (const p of r.peers) this.out(`peer ${p.key}: ${p.state}${p.state === 'partly' ? ` (${size(p.bytes)} of ${size(r.storedBytes)})` : ''}, ${p.as === 'confirmed' ? 'confirmed keeping it' : 'its own store'}`)
+  }
+}
+
+export class VolumeDuCommand extends BazilCommand {
+  static override paths = [['volume', 'du']]
+  static override usage = BazilCommand.Usage({ description: 'Show the logical size of a volume (or a path in it), the bytes held here, pinned, and not yet safely elsewhere' })
+  asJson = Option.Boolean('--json', false)
+  volume = Option.String({ required: true })
+  target = Option.String({ required: false })
+
+  async run(): Promise<void> {
+    const r = await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const { where } = await import('../../fs/where.js')
+      return where(node, vol, this.target ?? '/')
+    })
+    const du = { volume: r.volume, path: r.path, files: r.files, logicalBytes: r.logicalBytes, storedBytes: r.storedBytes, hereBytes: r.here.bytes, pinnedBytes: r.here.pinned, notSafeBytes: r.here.notSafe }
+    if (this.asJson) return this.json(du)
+    this.out(`${du.path}: ${size(du.logicalBytes)} in ${du.files} file${du.files === 1 ? '' : 's'}; here ${size(du.hereBytes)}; pinned ${size(du.pinnedBytes)}; not yet safe ${size(du.notSafeBytes)}`)
+  }
+}

@@ -1,0 +1,151 @@
+// Garbage collection of a volume on one node (spec/gc.md): delete 90% of a volume, drop the
+// snapshot that held it, collect: the bytes come back (du of the data dir), and every remaining
+// file and kept snapshot reads byte-exact; the grace period keeps what became garbage recently;
+// the CLI reports it.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { DataDir } from '../src/datadir.js'
+import { Node } from '../src/node.js'
+import { collectGarbage, diskUsage } from '../src/gc.js'
+import type { Volume } from '../src/volume.js'
+import { bazil, tempDir } from './helpers.js'
+
+const MiB = 1024 * 1024
+const TOTAL = Number(process.env.BAZIL_GC_TEST_MIB ?? 64) * MiB
+
+async function readBack(vol: Volume, p: string, snapshot?: string): Promise<Buffer> {
+  const st = vol.view(snapshot).stat(p)
+  const parts: Buffer[] = []
+  for await (const c of vol.cas.readFile({ hash: Buffer.from(st.content!.hash, 'hex'), size: st.content!.size }, p)) parts.push(c)
+  return Buffer.concat(parts)
+}
+
+test(`delete 90% of a ${TOTAL / MiB} MiB volume, drop its snapshot, gc: >= 90% of those bytes come back and the rest reads byte-exact`, async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const root = path.join(dir, 'data')
+    let node = await Node.open(DataDir.create(root))
+    const files = new Map<string, Buffer>()
+    try {
+      const vol = await node.createVolume('v', 'default')
+      // Big files (streamed) and small ones (batched), 10% of the bytes in files that stay.
+      const big = 4 * MiB
+      let written = 0
+      for (let i = 0; written < TOTAL * 0.9; i++) {
+        const data = randomBytes(i % 3 === 0 ? 300_000 : big)
+        files.set(`/gone/f${i}`, data)
+        written += data.length
+      }
+      for (let i = 0; written < TOTAL; i++) {
+        const data = randomBytes(i % 2 === 0 ? 200_000 : MiB + 12_345)
+        files.set(`/kept/f${i}`, data)
+        written += data.length
+      }
+      vol.mkdir('/gone')
+      vol.mkdir('/kept')
+      for (const [p, data] of files) await vol.writeFile(p, data)
+      vol.snapshot('everything')
+      await vol.flush()
+    } finally {
+      await node.close()
+    }
+    const full = diskUsage(root)
+    node = await Node.open(DataDir.open(root))
+    let deleted = 0
+    try {
+      const vol = await node.volume('v')
+      for (const [p, data] of files) {
+        if (!p.startsWith('/gone/')) continue
+        vol.unlink(p)
+        deleted += data.length
+      }
+      vol.snapshot('kept-only')
+      vol.removeSnapshot('everything')
+      await vol.flush()
+      assert.deepEqual(vol.tree.snapshots().map((s) => s.name), ['kept-only'])
+
+      // Within the grace period nothing goes; a dry run changes nothing.
+      const early = await collectGarbage(node, { graceMs: 3_600_000 })
+      assert.equal(early.removed.objects, 0)
+      assert.ok(early.unreferenced.bytes >= deleted, `unreferenced ${early.unreferenced.bytes} >= deleted ${deleted}`)
+      const dry = await collectGarbage(node, { graceMs: 3_600_000, dryRun: true, now: Date.now() + 2 * 3_600_000 })
+      assert.ok(dry.removed.bytes >= deleted * 0.9, `a dry run past the grace says ${dry.removed.bytes} would go`)
+      assert.equal(dry.disk.after, null)
+      assert.equal((await node.chunks.stats()).bytes, early.stored.bytes, 'the dry run removed nothing')
+
+      const report = await collectGarbage(node, { graceMs: 3_600_000, now: Date.now() + 2 * 3_600_000 })
+      assert.ok(report.removed.bytes >= deleted * 0.98, `removed ${report.removed.bytes} of ${deleted}`)
+      const freed = report.disk.before - report.disk.after!
+      assert.ok(freed >= deleted * 0.9, `du: ${report.disk.before} -> ${report.disk.after}: ${freed} bytes back of ${deleted} deleted (${(100 * freed / deleted).toFixed(1)}%)`)
+      for (const [p, data] of files) {
+        if (p.startsWith('/gone/')) continue
+        assert.ok((await readBack(vol, p)).equals(data), `${p} reads byte-exact`)
+        assert.ok((await readBack(vol, p, 'kept-only')).equals(data), `${p} in the kept snapshot reads byte-exact`)
+      }
+      // A second collection finds nothing more to do.
+      const again = await collectGarbage(node, { graceMs: 0 })
+      assert.equal(again.removed.objects, 0)
+      assert.equal(again.packs.rewritten, 0)
+    } finally {
+      await node.close()
+    }
+    const closed = diskUsage(root)
+    assert.ok(closed < full - deleted * 0.9, `after close: du ${closed}, full ${full}, deleted ${deleted}`)
+    node = await Node.open(DataDir.open(root))
+    try {
+      const vol = await node.volume('v')
+      for (const [p, data] of files) if (!p.startsWith('/gone/')) assert.ok((await readBack(vol, p)).equals(data), `${p} after reopening`)
+      // Content written again after its objects were collected is stored again (not deduplicated against a removed object).
+      const back = files.get('/gone/f1')!
+      await vol.writeFile('/again', back)
+      await vol.flush()
+      assert.ok((await readBack(vol, '/again')).equals(back))
+    } finally {
+      await node.close()
+    }
+  } finally {
+    cleanup()
+  }
+})
+
+test('bazil volume gc and volume snapshot rm: what would go, what went, --json', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const root = path.join(dir, 'data')
+    const node = await Node.open(DataDir.create(root))
+    try {
+      const vol = await node.createVolume('v', 'default')
+      await vol.writeFile('/a', randomBytes(3 * MiB))
+      await vol.writeFile('/b', randomBytes(100_000))
+      vol.snapshot('s')
+      vol.unlink('/a')
+      await vol.flush()
+    } finally {
+      await node.close()
+    }
+    const dry = await bazil(root, ['volume', 'gc', 'v', '--dry-run', '--grace', '0', '--json'])
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.equal(JSON.parse(dry.stdout).removed.objects, 0, 'the snapshot keeps /a')
+    const rm = await bazil(root, ['volume', 'snapshot', 'rm', 'v', 's'])
+    assert.equal(rm.code, 0, rm.stderr)
+    assert.match(rm.stdout, /snapshot "s" of volume "v" removed/)
+    const again = await bazil(root, ['volume', 'snapshot', 'rm', 'v', 's'])
+    assert.equal(again.code, 1)
+    assert.match(again.stderr, /no such snapshot/)
+    const gc = await bazil(root, ['volume', 'gc', 'v', '--grace', '0'])
+    assert.equal(gc.code, 0, gc.stderr)
+    assert.match(gc.stdout, /removed \d+ objects \(3\.0 MiB\)/)
+    assert.match(gc.stdout, /disk: .* -> .* \(data dir\)/)
+    const list = await bazil(root, ['volume', 'snapshot', 'list', 'v', '--json'])
+    assert.deepEqual(JSON.parse(list.stdout), [])
+    const bad = await bazil(root, ['volume', 'gc', 'v', '--grace', 'soon'])
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /--grace: "soon" is not a duration/)
+    const cat = await bazil(root, ['volume', 'cat', 'v', '/b'])
+    assert.equal(cat.code, 0, cat.stderr)
+  } finally {
+    cleanup()
+  }
+})

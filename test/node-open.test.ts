@@ -1,0 +1,38 @@
+// Opening a data dir whose content store fails to load (here: a damaged pack-index block)
+// fails with that error every time: the failed open does not keep the data dir's lock.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import Corestore from 'corestore'
+import { DataDir } from '../src/datadir.js'
+import { Node } from '../src/node.js'
+import { PACK_INDEX_CORE_NAME, PACKS_CORE_NAME } from '../src/fs/cas/chunk-store.js'
+import { bazil, tempDir } from './helpers.js'
+
+test('a store that fails to load fails the same way on the next open (no lock kept)', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const data = path.join(dir, 'data')
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    const dd = DataDir.open(data)
+    const store = new Corestore(dd.corestorePath)
+    const packs = store.get({ name: PACKS_CORE_NAME })
+    const index = store.get({ name: PACK_INDEX_CORE_NAME })
+    await packs.ready()
+    await index.ready()
+    await packs.append(Buffer.from('not a pack'))
+    await index.append(Buffer.from('not an index block'))
+    await store.close()
+    fs.rmSync(path.join(dd.corestorePath, 'pack-table'), { force: true })
+
+    const first = await Node.open(DataDir.open(data)).then(() => null, (err: Error) => err)
+    assert.ok(first, 'the damaged store must not open')
+    assert.match(first.message, /pack-index block 0/)
+    const second = await Node.open(DataDir.open(data)).then(() => null, (err: Error) => err)
+    assert.ok(second)
+    assert.equal(second.message, first.message)
+  } finally {
+    cleanup()
+  }
+})
