@@ -15,7 +15,6 @@ import { tempDir } from './helpers.js'
 const VOL = 'photos'
 const MiB = 1024 * 1024
 const BUDGET = 10 * MiB
-const ENV = { BAZIL_REMOTE_TIMEOUT_MS: '3000' }
 
 interface Status { budgetBytes: number; heldBytes: number; pinnedBytes: number; cachedBytes: number; packs: number; evictedBytes: number }
 
@@ -48,11 +47,22 @@ describe('a laptop with a small cache budget reading from a desktop', { skip: !h
     for (let i = 0; i < 2; i++) put(`keep/sub/s${i}.bin`, MiB)
     for (let i = 0; i < 44; i++) put(`other/d${i % 4}/f${i}.bin`, MiB + i * 1000)
     for (const p of files.keys()) (p.startsWith('/keep/') ? pinned : other).push(p)
-    c = await PeerCluster.create(['desktop', 'laptop'], { env: ENV })
+    c = await PeerCluster.create(['desktop', 'laptop'])
     await c.start('desktop', 'laptop')
     await c.run('desktop', ['volume', 'create', '--sharing=friends', VOL])
     await c.run('desktop', ['volume', 'import', VOL, src.dir])
-    await c.connect('desktop', 'laptop', VOL)
+    // As c.connect, but only the laptop reads from the desktop's store (`volume storage add` on
+    // the laptop): the desktop does not store to the laptop (that would make the laptop keep a
+    // full replica of the desktop's store for its copy rule, not a cache).
+    const d = c.get('desktop')
+    const l = c.get('laptop')
+    await c.run('desktop', ['peer', 'add', l.key])
+    await c.run('desktop', ['peer', 'storage', 'allow', l.key, 'local'])
+    await c.run('desktop', ['peer', 'volume', 'allow', l.key, VOL])
+    await c.run('laptop', ['peer', 'add', d.key])
+    await c.run('laptop', ['peer', 'storage', 'allow', d.key, 'local'])
+    await c.run('laptop', ['volume', 'connect', '--sharing=friends', d.key, VOL])
+    await c.run('laptop', ['volume', 'storage', 'add', VOL, `peerkey:${d.key}`])
     await c.run('laptop', ['cache', 'size', '10MiB'])
     await c.mount(VOL, 'laptop')
     const mnt = c.get('laptop').mnt
@@ -63,6 +73,7 @@ describe('a laptop with a small cache budget reading from a desktop', { skip: !h
     src?.cleanup()
   })
 
+  const cacheLog = (): string => c.get('laptop').log().split('\n').filter((l) => /cache:|pin:|cas:|fuse|error/.test(l)).join('\n')
   const status = async (): Promise<Status> => JSON.parse((await c.run('laptop', ['cache', 'size', '--json'])).stdout) as Status
   const readSha = async (p: string): Promise<{ code: number; out: string; ms: number }> => sh(`sha256sum "${c.get('laptop').mnt}${p}"`, 30_000)
   let duBase = 0
@@ -87,11 +98,11 @@ describe('a laptop with a small cache budget reading from a desktop', { skip: !h
     let maxDu = 0
     for (const p of [...other, ...pinned]) {
       const r = await readSha(p)
-      assert.equal(r.code, 0, `${p}: ${r.out}`)
+      assert.equal(r.code, 0, `${p}: ${r.out}\n${cacheLog()}`)
       assert.equal(r.out.split(' ')[0], files.get(p), `${p} content`)
       const s = await status()
       maxCached = Math.max(maxCached, s.cachedBytes)
-      assert.ok(s.cachedBytes <= BUDGET, `after reading ${p}: ${s.cachedBytes} bytes cached, budget ${BUDGET}`)
+      assert.ok(s.cachedBytes <= BUDGET, `after reading ${p}: ${s.cachedBytes} bytes cached, budget ${BUDGET}\n${cacheLog()}`)
       // The store on disk: what it took before any read, plus the pinned tree and the budget,
       // plus RocksDB's own slack (a write-ahead log not yet flushed, an SST being written).
       const du = (await duKiB(path.join(laptop.data, 'corestore'))) - duBase

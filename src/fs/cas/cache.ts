@@ -273,8 +273,10 @@ export class ContentCache {
     const pinned = await this.protectedPacks(true)
     const held = await this.protectedPacks(false)
     this.pinnedBytes = this.bytesOf(pinned)
-    let over = this.ledger.bytes - this.pinnedBytes - this.budget
-    if (over <= 0) return
+    if (this.ledger.bytes - this.pinnedBytes <= this.budget) return
+    // Down to a little below the budget (1/16 of it, at most 256 MiB): the next packs read
+    // don't each cost an eviction and a compaction of their own.
+    let over = this.ledger.bytes - this.pinnedBytes - (this.budget - Math.min(Math.floor(this.budget / 16), 256 * 1024 * 1024))
     const cleared = new Map<string, Hypercore>()
     let packs = 0
     let bytes = 0
