@@ -106,7 +106,11 @@ export async function nodeReferences(node: Node, progress: (line: string) => voi
     } catch (err) {
       throw new UserError(`volume ${entry.name}: ${(err as Error).message}; nothing was collected`)
     }
-    await addReferences(vol.cas, trees, refs, { held: (a) => node.chunks.has(a) })
+    try {
+      await addReferences(vol.cas, trees, refs, { held: (a) => node.chunks.has(a), mustWalk: (a) => node.chunks.inTable(a) })
+    } catch (err) {
+      throw new UserError(`volume ${entry.name}: ${(err as Error).message}; nothing was collected`)
+    }
     volumes.push(entry.name)
     progress(`gc: volume ${entry.name}: ${refs.files} file versions walked, ${refs.addresses.size} objects referenced so far`)
   }

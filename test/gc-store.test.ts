@@ -162,3 +162,25 @@ test('puts while a collection runs are kept (the guard), even when deduplicated 
     })
   })
 })
+
+test('a victim pack not held here (evicted once safe elsewhere) is dropped only when nothing live is located in it', async () => {
+  await withDir(async (dir) => {
+    const all = objects(40) // one pack... or two
+    await session(dir, async (chunks, store) => {
+      await chunks.put(all)
+      await chunks.flush()
+      const packs = store.get({ name: PACKS_CORE_NAME })
+      await packs.ready()
+      await packs.clear(0)
+      await packs.close()
+      const inPack0 = all.filter((o) => chunks.inTable(o.address)).slice(0, 1)
+      const keep = new Set(inPack0.map((o) => o.address.toString('hex')))
+      const r1 = await chunks.rewritePacks([0], (a) => keep.has(a.toString('hex')))
+      assert.equal(r1.packs, 0, 'a live object is located in it: kept')
+      assert.equal(r1.droppedObjects, 0)
+      const r2 = await chunks.rewritePacks([0], () => false)
+      assert.equal(r2.packs, 1, 'nothing live: dropped')
+      assert.ok(r2.droppedObjects > 0)
+    })
+  })
+})

@@ -3,11 +3,11 @@
 // the laptop's store. The commands run as the server runs them (its node and network).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import createTestnet from '@hyperswarm/testnet'
 import { encodeKey, randomBytes } from '../src/crypto.js'
 import type { ServerHandle } from '../src/server/handle.js'
-import { runInProcess, tempDir } from './helpers.js'
-import { addPeer, copyVolumeRecord, shareKey, startPeer, until, type TestPeer } from './net-helpers.js'
+import { runInProcess } from './helpers.js'
+import { addPeer, copyVolumeRecord, shareKey, until, type TestPeer } from './net-helpers.js'
+import { link, ownPacks, withPeers } from './copies-scene.js'
 
 function handle(p: TestPeer): ServerHandle {
   return { node: p.node, dir: p.dir, pid: process.pid, startedAt: Date.now(), log: () => {}, net: p.net, mounts: () => [], mount: async () => {}, unmount: async () => {} }
@@ -20,19 +20,11 @@ async function cli(p: TestPeer, argv: string[]): Promise<string> {
 }
 
 test('where and du report what a small volume is made of, what is held here and by whom, and what is not yet safe', async () => {
-  const { dir, cleanup } = tempDir('bazil-where-')
-  const testnet = await createTestnet(4)
-  const peers: TestPeer[] = []
-  try {
-    const laptop = await startPeer(dir, 'laptop', { bootstrap: testnet.bootstrap })
-    const desk = await startPeer(dir, 'desk', { bootstrap: testnet.bootstrap })
-    peers.push(laptop, desk)
+  await withPeers(['laptop', 'desk'], async (laptop, desk) => {
     shareKey([laptop, desk])
     const vol = await laptop.node.createVolume('docs', 'friends')
-    const id = vol.id.toString('hex')
     copyVolumeRecord(laptop, desk, 'docs')
-    await addPeer(laptop, desk, { location: desk.location(), storage: true, volumes: [id] })
-    await addPeer(desk, laptop, { location: laptop.location(), volumes: [id] })
+    await link(laptop, desk, vol.id.toString('hex'))
     await desk.stop() // away: nothing is confirmed yet
     const sizes = { '/d/a.txt': 100_000, '/d/b.bin': 2_500_000, '/c.bin': 1_000_000 }
     for (const [p, n] of Object.entries(sizes)) {
@@ -73,10 +65,9 @@ test('where and du report what a small volume is made of, what is held here and 
     await desk.restart()
     await addPeer(laptop, desk, { location: desk.location() })
     const own = laptop.node.chunks.casKey
-    const core = laptop.node.store.get({ key: own })
-    await core.ready()
-    await until('the desktop confirms', () => laptop.node.safety.safePacks(own) === core.length, 30_000)
-    await core.close()
+    const packs = await ownPacks(laptop)
+    await until('the desktop confirms', () => laptop.node.safety.safePacks(own) === packs.length, 30_000)
+    await packs.close()
     const after = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/d'])) as Record<string, any>
     assert.equal(after.copies, 1)
     assert.equal(after.here.notSafe, 0)
@@ -102,9 +93,40 @@ test('where and du report what a small volume is made of, what is held here and 
     const bad = await runInProcess(laptop.root, ['volume', 'copies', 'docs', '0'], handle(laptop))
     assert.equal(bad.code, 1)
     assert.match(bad.stderr, /invalid copies "0": give an integer 1\.\.16/)
-  } finally {
-    for (const p of peers) await p.stop()
-    await testnet.destroy()
-    cleanup()
-  }
+  })
+})
+
+test('where on a reader: content another writer stored is held by that writer, and here once read (cached)', async () => {
+  await withPeers(['desk', 'laptop'], async (desk, laptop) => {
+    shareKey([laptop, desk])
+    const vol = await desk.node.createVolume('docs', 'friends')
+    const id = vol.id.toString('hex')
+    await vol.writeFile('/f.bin', randomBytes(1_500_000))
+    await vol.writeFile('/g.bin', randomBytes(500_000))
+    await vol.flush()
+    copyVolumeRecord(desk, laptop, 'docs')
+    laptop.dir.addVolumeStorage('docs', encodeKey(desk.key))
+    await link(desk, laptop, id)
+    const vl = await laptop.node.volume('docs')
+    await until('the laptop sees both files', async () => (await vl.refresh(), vl.tree.lookup('/g.bin') !== null), 30_000)
+    await until('the desk\'s store is a source', () => laptop.node.remoteStores.stores().length > 0, 30_000)
+
+    const before = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/'])) as Record<string, any>
+    assert.equal(before.files, 2)
+    assert.equal(before.logicalBytes, 2_000_000)
+    assert.equal(before.here.written, 0)
+    assert.equal(before.here.notSafe, 0, 'nothing of it was written here')
+    assert.deepEqual(before.peers, [{ key: encodeKey(desk.key), bytes: before.storedBytes, state: 'whole', as: 'owner' }])
+    assert.equal(before.copies, 1)
+    const f = vl.tree.stat('/f.bin')
+    let read = 0
+    const { toFileRef } = await import('../src/volume.js')
+    for await (const c of vl.cas.readFile(toFileRef(f.content!))) read += c.length
+    assert.equal(read, 1_500_000)
+    const after = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/f.bin'])) as Record<string, any>
+    assert.equal(after.here.bytes, after.storedBytes, 'all of /f.bin is here now')
+    assert.equal(after.here.cached, after.storedBytes)
+    assert.equal(after.here.written, 0)
+    assert.match(await cli(laptop, ['where', 'docs', '/f.bin']), new RegExp(`cached .*\\n[^]*peer ${encodeKey(desk.key)}: whole, its own store`))
+  })
 })

@@ -2,47 +2,23 @@
 // `bazil status`): the objects files are made of (manifest nodes and chunks), located in the
 // own store (written here; held elsewhere by the peers that confirmed it: placement.ts) or in
 // the local tables of the stores this node reads from (held by their owners), and whether
-// this node holds each one now. Local lookups only: a manifest node that is neither here nor
-// reachable within the remote timeout is counted as unknown, with its file.
+// this node holds each one now. The walk is gc's (reachability.ts); a manifest node that is
+// neither here nor fetched from a peer within the remote timeout is counted as unknown.
 import type { Node } from '../node.js'
 import type { Volume } from '../volume.js'
-import { toFileRef } from '../volume.js'
-import type { ReadTree, Stat } from './tree/index.js'
-import type { Cas, FileRef } from './cas/index.js'
-import type { ManifestEntry } from './cas/manifest.js'
+import type { ReadTree } from './tree/index.js'
+import { AddressSet, addReferences, emptyReferences } from './cas/reachability.js'
 import { decodeIndexBlock, packLength } from './cas/pack-codec.js'
 import { encodeKey } from '../crypto.js'
 
-/** Objects of one file: addresses (hex) of its manifest nodes and chunks; `missing` manifest nodes could not be read. */
-export interface FileObjects {
-  addresses: string[]
-  missing: number
-}
-
-/**
- * Every object a file is made of: its manifest nodes (read through the store: the own store,
- * local copies, then peers) and its chunks. Shared walk for reports; gc's reachability walk
- * (src/fs/cas/reachability.ts) is the one home for what must be kept.
- */
-export async function fileObjects(cas: Cas, ref: FileRef): Promise<FileObjects> {
-  const addresses: string[] = []
-  let missing = 0
-  let wave: ManifestEntry[] = [{ hash: ref.hash, size: ref.size }]
-  while (wave.length > 0) {
-    const next: ManifestEntry[] = []
-    for (const e of wave) {
-      addresses.push(cas.objectAddress(e.hash).toString('hex'))
-      try {
-        const node = await cas.manifestNode(e)
-        if (node.level > 0) next.push(...node.entries)
-        else for (const c of node.entries) addresses.push(cas.objectAddress(c.hash).toString('hex'))
-      } catch {
-        missing++
-      }
-    }
-    wave = next
+/** An AddressSet that also lists what it holds, in the order added. */
+class CollectingSet extends AddressSet {
+  readonly list: Buffer[] = []
+  override add(address: Buffer): boolean {
+    const fresh = super.add(address)
+    if (fresh) this.list.push(address)
+    return fresh
   }
-  return { addresses, missing }
 }
 
 /** Where one object is: its stored length and who holds it. */
@@ -75,8 +51,10 @@ export interface WhereReport {
   objects: number
   /** Stored bytes of the distinct objects (ciphertext, as held). */
   storedBytes: number
-  /** Objects no store known here indexes, or manifest nodes that could not be read (their chunks are not counted). */
+  /** Objects no store known here indexes. */
   unknownObjects: number
+  /** Manifest nodes neither held here nor fetched from a peer: what they name is not counted. */
+  unreadManifests: number
   copiesWanted: number
   /** The fewest peers holding any object of it (0 if some object is held by no peer). */
   copies: number
@@ -89,25 +67,17 @@ interface PinSource {
   pinnedAddresses(): Promise<Set<string>>
 }
 
-interface SourceLookup {
-  packsOf?(addresses: Iterable<Buffer>): Promise<Map<string, Set<number>>>
-}
-
 /** The report for the files under `path` of `vol`'s live tree. */
 export async function where(node: Node, vol: Volume, path: string, tree: ReadTree = vol.tree): Promise<WhereReport> {
   const st = tree.stat(path)
-  const files: Stat[] = st.kind === 'file' ? [st] : st.kind === 'dir' ? [...tree.walk(st.path)].filter((e) => e.kind === 'file') : []
-  const all = new Set<string>()
-  let logical = 0
+  // gc's reachability walk (src/fs/cas/reachability.ts), collecting the addresses it adds.
+  const all = new CollectingSet()
+  const held = async (a: Buffer): Promise<boolean> => (await node.chunks.has(a)) || (await node.chunks.fetchMissing(a).catch(() => null)) !== null
+  const refs = await addReferences(vol.cas, [tree], { ...emptyReferences(), addresses: all }, { paths: [st.path], held })
+  const files = refs.files
+  const logical = refs.logicalBytes
   let unknown = 0
-  for (const f of files) {
-    logical += f.size
-    if (!f.content) continue
-    const o = await fileObjects(vol.cas, toFileRef(f.content))
-    unknown += o.missing
-    for (const a of o.addresses) all.add(a)
-  }
-  const placed = await place(node, [...all])
+  const placed = await place(node, all.list.map((a) => a.toString('hex')))
   const pins = (node as unknown as { cache?: { pins?: PinSource } }).cache?.pins
   const pinned = pins ? await pins.pinnedAddresses().catch(() => new Set<string>()) : new Set<string>()
   const here = { bytes: 0, written: 0, cached: 0, pinned: 0, notSafe: 0 }
@@ -139,11 +109,12 @@ export async function where(node: Node, vol: Volume, path: string, tree: ReadTre
   return {
     volume: vol.record.name,
     path: st.path,
-    files: files.length,
+    files,
     logicalBytes: logical,
-    objects: all.size,
+    objects: all.list.length,
     storedBytes: stored,
     unknownObjects: unknown,
+    unreadManifests: refs.missingManifests,
     copiesWanted: node.placement.copies(),
     copies: copies === Infinity ? 0 : copies,
     here,
@@ -157,7 +128,6 @@ async function place(node: Node, addresses: string[]): Promise<Map<string, Place
   const own = node.chunks.casKey
   const safe = node.safety.safePacks(own)
   const packs = node.store.get({ key: own })
-  const cores = new Map<string, Awaited<ReturnType<typeof openCore>>>()
   try {
     await packs.ready()
     const rest: Buffer[] = []
@@ -170,41 +140,22 @@ async function place(node: Node, addresses: string[]): Promise<Map<string, Place
       }
       out.set(hex, { bytes: loc.length, own: true, here: await packs.has(loc.pack), safe: loc.pack < safe, peers: node.placement.holders(loc.pack) })
     }
-    // Objects of other nodes' stores: their owners hold them (the index says so); here if our copy holds the pack.
-    const lookup = node.remoteStores as unknown as SourceLookup
-    const owners = new Map(node.remoteStores.stores().map((s) => [s.cas.toString('hex'), s.owner]))
+    // Objects of other nodes' stores: their owners hold them (their index says so); here if our copy holds the pack.
+    const found = await node.remoteStores.locate(rest)
     for (const a of rest) {
       const hex = a.toString('hex')
-      const found = lookup.packsOf ? await lookup.packsOf([a]) : new Map<string, Set<number>>()
-      let placed: Placed | null = null
-      for (const [packsHex, set] of found) {
-        const pack = [...set][0]!
-        let core = cores.get(packsHex)
-        if (!core) cores.set(packsHex, (core = await openCore(node, packsHex)))
-        const block = await node.remoteStores.localBlock(a)
-        const owner = owners.get(packsHex)
-        placed ??= { bytes: block?.length ?? 0, own: false, here: false, safe: false, peers: [] }
-        if (core && (await core.has(pack))) placed.here = true
-        if (block) placed.bytes = block.length
-        if (owner && !placed.peers.includes(owner)) placed.peers.push(owner)
+      const locs = found.get(hex) ?? []
+      if (locs.length === 0) {
+        out.set(hex, null)
+        continue
       }
-      out.set(hex, placed)
+      const peers = [...new Set(locs.map((l) => l.owner).filter((o): o is string => o !== null))]
+      out.set(hex, { bytes: locs[0]!.length, own: false, here: locs.some((l) => l.held), safe: false, peers })
     }
   } finally {
     await packs.close().catch(() => {})
-    for (const c of cores.values()) await c?.close().catch(() => {})
   }
   return out
-}
-
-async function openCore(node: Node, packsHex: string): Promise<{ has(i: number): Promise<boolean>; close(): Promise<void> } | null> {
-  const core = node.store.get({ key: Buffer.from(packsHex, 'hex') })
-  try {
-    await core.ready()
-    return core
-  } catch {
-    return null
-  }
 }
 
 /** Node-wide: bytes of the own store not yet held by enough confirmed peers (packs [safe, length)). */

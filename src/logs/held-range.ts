@@ -22,6 +22,13 @@ export class HeldRange {
     if (last !== null && this.core.length > last + 1) await this.core.clear(last + 1, this.core.length)
   }
 
+  /** Fetch and keep blocks from `start` on, live (the blocks below are held or dropped: a mirror following drop records, src/net/mirror-drops.ts). */
+  fetchFrom(start: number): void {
+    if (this.core.closed) return
+    this.range.destroy()
+    this.range = this.core.download({ start, end: -1 })
+  }
+
   destroy(): void {
     this.range.destroy()
   }

@@ -13,6 +13,8 @@ import { readWritersFile, writeWritersFile } from '../writers-file.js'
 import type { StoreReplica } from './protocol.js'
 import { replaceFileSync } from '../atomic-file.js'
 import type { Log } from '../log.js'
+import { DropFollower } from './mirror-drops.js'
+import { ChunkStore } from '../fs/cas/chunk-store.js'
 
 interface Held {
   core: Hypercore
@@ -270,7 +272,14 @@ interface Mirror {
   replica: StoreReplica
   cas: Held
   index: Held
+  /** Clears the packs the owner's drop records name, once the packs before them are held (spec/gc.md section 5). */
+  drops: DropFollower
 }
+
+/** After packs were cleared, the database is compacted (so the space comes back) this long after the last clear... */
+const COMPACT_SETTLE_MS = 2000
+/** ...and at most once per this long. */
+const COMPACT_EVERY_MS = 60_000
 
 /**
  * Full replicas of other nodes' content stores (their `cas` and `cas-index` cores), one per
@@ -364,7 +373,8 @@ export class StoreMirrors {
       await unfollow(cas)
       throw err
     }
-    this.mirrors.set(replica.node.toString('hex'), { record, replica, cas, index })
+    const drops = new DropFollower(cas.core, index.core, { fetchFrom: (start) => cas.range.fetchFrom(start), cleared: () => this.compactSoon() })
+    this.mirrors.set(replica.node.toString('hex'), { record, replica, cas, index, drops })
   }
 
   /**
@@ -379,6 +389,7 @@ export class StoreMirrors {
       if (old && old.replica.cas.equals(replica.cas) && old.replica.index.equals(replica.index)) return false
       if (old) {
         this.mirrors.delete(hex)
+        old.drops.close()
         await unfollow(old.cas)
         await unfollow(old.index)
       }
@@ -387,6 +398,36 @@ export class StoreMirrors {
       this.writeFile()
       return true
     })
+  }
+
+  private compactTimer: NodeJS.Timeout | null = null
+  private lastCompact = 0
+  private compacting: Promise<void> = Promise.resolve()
+
+  private compactSoon(): void {
+    if (this.closed) return
+    if (this.compactTimer) clearTimeout(this.compactTimer)
+    const wait = Math.max(COMPACT_SETTLE_MS, this.lastCompact + COMPACT_EVERY_MS - Date.now())
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = null
+      void this.compactNow()
+    }, wait)
+    this.compactTimer.unref()
+  }
+
+  /** Compacts the database now (what compactSoon does later), so that cleared packs' space comes back. */
+  compactNow(): Promise<void> {
+    this.lastCompact = Date.now()
+    this.compacting = this.compacting.then(() => (this.closed ? undefined : ChunkStore.compactStorage(this.store))).catch(() => {})
+    return this.compacting
+  }
+
+  /** Runs a drop-record pass of the replica of `node`'s store now (tests); resolves with the packs cleared so far. */
+  async followDrops(node: Buffer): Promise<number> {
+    const m = this.mirrors.get(node.toString('hex'))
+    if (!m) return 0
+    await m.drops.pass()
+    return m.drops.clearedPacks
   }
 
   /** The replicas held (loaded ones). */
@@ -411,7 +452,10 @@ export class StoreMirrors {
     await this.queue
     const all = [...this.mirrors.values()]
     this.mirrors.clear()
+    if (this.compactTimer) clearTimeout(this.compactTimer)
+    await this.compacting
     for (const m of all) {
+      m.drops.close()
       await unfollow(m.cas)
       await unfollow(m.index)
     }

@@ -8,12 +8,15 @@ import type { Node } from '../node.js'
 import type { Log } from '../log.js'
 import type { Link } from './links.js'
 import type { Message } from './protocol.js'
+import { ReplicaPrefix } from './replica-prefix.js'
 
 export const SWEEP_MS = 1000
 
 export class HoldingsExchange {
   private timer: NodeJS.Timeout | null = null
   private running: Promise<void> | null = null
+  /** Per replica (packs key hex): what HOLDS says of it. */
+  private readonly prefixes = new Map<string, ReplicaPrefix>()
 
   constructor(
     private readonly node: Node,
@@ -71,7 +74,10 @@ export class HoldingsExchange {
       if (!link.keepAsked || !offer) continue
       const m = this.node.mirrors.get(link.key)
       if (!m || !m.replica.cas.equals(offer.cas) || !m.replica.index.equals(offer.index)) continue
-      const length = Math.min(m.cas.contiguousLength, m.index.contiguousLength)
+      const hex = m.replica.cas.toString('hex')
+      let prefix = this.prefixes.get(hex)
+      if (!prefix) this.prefixes.set(hex, (prefix = new ReplicaPrefix()))
+      const length = await prefix.length(m.cas, m.index)
       if (length === link.holdsSent) continue
       await this.node.storeSync.sync() // a confirmation is a promise: what it counts is on disk
       if (link.closed) continue

@@ -393,6 +393,11 @@ export class ChunkStore {
     return this.touched !== null && this.touched.has(address)
   }
 
+  /** Whether the own store's table lists the address (its pack may have been evicted). */
+  inTable(address: Buffer): boolean {
+    return this.table.has(address)
+  }
+
   /** Positions of core `packs` (packs and drop records). */
   get packCount(): number {
     return this.packs.length
@@ -434,8 +439,28 @@ export class ChunkStore {
       for (const p of sorted) {
         const block = await this.packs.get(p, { wait: false })
         if (block && isDropPack(block)) continue
+        if (!block) {
+          // Not held (evicted once safe elsewhere): dropped only if nothing live is located in it.
+          const index = await this.index.get(p, { wait: false })
+          const rec = index ? decodeIndexRecord(index) : null
+          if (!rec || rec.kind !== 'pack') continue
+          let live = false
+          let objects = 0
+          let bytes = 0
+          for (const e of rec.entries) {
+            const loc = this.table.get(e.address)
+            if (!loc || loc.pack !== p || loc.offset !== e.offset) continue
+            if (isLive(e.address)) live = true
+            objects++
+            bytes += e.length
+          }
+          if (live) continue
+          result.droppedObjects += objects
+          result.droppedBytes += bytes
+          dropped.push(p)
+          continue
+        }
         dropped.push(p)
-        if (!block) continue
         for (const e of decodePackEntries(block)) {
           const loc = this.table.get(e.address)
           if (!loc || loc.pack !== p || loc.offset !== e.offset) continue // moved before, or another copy wins

@@ -48,6 +48,12 @@ export interface WalkOptions {
    * loaded as reads load them (from peers if need be).
    */
   held?: (address: Buffer) => Promise<boolean>
+  /**
+   * With `held`: a manifest node not held here that must be walked all the same (e.g. this
+   * node's own store lists it, its pack evicted: its chunks may still be here). It is loaded
+   * as reads load it (from peers); failing that, the walk fails.
+   */
+  mustWalk?: (address: Buffer) => boolean
   /** Walk only these paths of each tree (default: the whole tree). A missing path is skipped. */
   paths?: string[]
   /** Called for each file version walked (after its objects were added). */
@@ -88,7 +94,7 @@ async function walkFile(cas: Cas, hash: Buffer, size: number, into: References, 
     const nodes: (ManifestNode | null)[] = await Promise.all(level.map(async (entry) => {
       const address = cas.objectAddress(entry.hash)
       if (!into.addresses.add(address)) return null // walked already (or being walked)
-      if (opts.held && !(await opts.held(address))) {
+      if (opts.held && !(await opts.held(address)) && !opts.mustWalk?.(address)) {
         into.missingManifests++
         return null
       }

@@ -488,6 +488,29 @@ export class RemoteStores {
     return out
   }
 
+  /**
+   * Where the stores this node reads from place these objects, by their local tables (index
+   * blocks held here; no network): per address (hex), each source's packs key, owner, pack,
+   * stored length, and whether this node's copy holds that pack. For `bazil where`/`du`.
+   */
+  async locate(addresses: Iterable<Buffer>): Promise<Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>> {
+    const out = new Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>()
+    const sources = [...this.sources.values()].filter((s) => !s.unusable)
+    for (const s of sources) await this.catchUpLocal(s).catch(() => {})
+    for (const a of addresses) {
+      for (const s of sources) {
+        const loc = s.table.get(a)
+        if (!loc) continue
+        const held = await s.packs.has(loc.pack).catch(() => false)
+        const hex = a.toString('hex')
+        let list = out.get(hex)
+        if (!list) out.set(hex, (list = []))
+        list.push({ packs: s.packs.key, owner: s.owner, pack: loc.pack, length: loc.length, held })
+      }
+    }
+    return out
+  }
+
   // ---- bulk: packs requested ahead ------------------------------------------------------------
 
   /**
