@@ -54,7 +54,7 @@ export interface CacheOptions {
 export class ContentCache {
   log: Log = () => {}
   /** What pins reference and what mounts have open: never evicted. */
-  private readonly pins: PinSet | null
+  readonly pins: PinSet | null
   private readonly holders: Holder[]
 
   private readonly cores = new Map<string, Hypercore>()
