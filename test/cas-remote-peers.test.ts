@@ -67,12 +67,13 @@ test('a large file read through an open file from two peers holding its store: b
     const { peer, w, lines } = await scene.reader('reader', 10_000)
     await until('both holders to be peers of the store', () => w.core.peers.length >= 2)
     // The first 16 MiB, then the reader pauses: what it will reach next is requested ahead as
-    // whole packs (far past the chunk loads in flight), so it arrives while the reader waits.
+    // whole packs (at least half a window of 8 x 16 MiB: to 48 MiB of 64; the chunk loads in
+    // flight reach 8 MiB past the reader at most), so it arrives while the reader waits.
     const file = new Cas(peer.chunks, sharing).openFile(big.ref, 'big')
     file.prefetchStart()
     const out = Buffer.alloc(big.size)
     await readLikeTheKernel(file, out, 0, 16 * MiB)
-    await until('the packs requested ahead of the reader to arrive', async () => (await heldCount(w.core)) >= total * 0.9)
+    await until('the packs requested ahead of the reader to arrive', async () => (await heldCount(w.core)) >= total * 0.6)
     await readLikeTheKernel(file, out, 16 * MiB, big.size)
     file.close()
     assert.equal(sha(out), big.sha, 'the content read is what was stored')

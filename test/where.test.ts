@@ -67,6 +67,9 @@ test('where and du report what a small volume is made of, what is held here and 
     const own = laptop.node.chunks.casKey
     const packs = await ownPacks(laptop)
     await until('the desktop confirms', () => laptop.node.safety.safePacks(own) === packs.length, 30_000)
+    const copies = JSON.parse(await cli(laptop, ['volume', 'copies', '--json', 'docs'])) as Record<string, any>
+    assert.deepEqual(copies, { volume: 'docs', copies: 1, set: false, store: { copies: 1, packs: packs.length, safePacks: packs.length, notSafeBytes: 0 }, keepers: [{ key: encodeKey(desk.key), confirmedPacks: packs.length, storesTo: true, mayRead: true }] })
+    assert.match(await cli(laptop, ['volume', 'copies', 'docs']), new RegExp(`keeper ${encodeKey(desk.key)}: ${packs.length} of ${packs.length} packs confirmed\n`))
     await packs.close()
     const after = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/d'])) as Record<string, any>
     assert.equal(after.copies, 1)

@@ -10,6 +10,7 @@ import type { ReadTree } from './tree/index.js'
 import { AddressSet, addReferences, emptyReferences } from './cas/reachability.js'
 import { decodeIndexBlock, packLength } from './cas/pack-codec.js'
 import { encodeKey } from '../crypto.js'
+import { PeerRegistry } from '../net/peers.js'
 
 /** An AddressSet that also lists what it holds, in the order added. */
 class CollectingSet extends AddressSet {
@@ -185,4 +186,24 @@ async function packBytes(node: Node, index: { get(i: number, o: { wait: boolean 
   const n = packLength(decodeIndexBlock(block).entries)
   packSizes.set(k, n)
   return n
+}
+
+/** A peer that keeps (or is asked to keep) this node's store. */
+export interface Keeper {
+  key: string
+  /** Packs of the own store it confirmed holding (HOLDS). */
+  confirmedPacks: number
+  /** Listed as storage of the volume asked about: this node asks it to keep its store. */
+  storesTo: boolean
+  /** This node lets it read its store (`peer storage allow`): without it, it cannot keep it. */
+  mayRead: boolean
+}
+
+/** The volume's storage peers and every peer that confirmed holding the own store. */
+export function keepers(node: Node, storage: string[]): Keeper[] {
+  const mayRead = new Map(PeerRegistry.load(node.dir.root).list().map((r) => [r.key, r.storage]))
+  const confirmed = new Map(node.placement.confirmations().map((c) => [c.node, c.packs]))
+  return [...new Set([...storage, ...confirmed.keys()])]
+    .map((key) => ({ key, confirmedPacks: confirmed.get(key) ?? 0, storesTo: storage.includes(key), mayRead: mayRead.get(key) ?? false }))
+    .sort((a, b) => b.confirmedPacks - a.confirmedPacks || (a.key < b.key ? -1 : 1))
 }

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Readable, type Writable } from 'node:stream'
 import { type DataDir, UserError } from '../datadir.js'
 import { Node } from '../node.js'
-import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
+import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, drained, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
 import type { ServerHandle } from './handle.js'
 import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
@@ -145,13 +145,16 @@ export class Server implements ServerHandle {
   private async execute(conn: net.Socket, req: ControlRequest): Promise<void> {
     this.log('debug', `command: ${req.argv.join(' ')}`)
     let code = 1
+    const stdout = frameWriter(conn, FRAME.stdout)
     const stderr = frameWriter(conn, FRAME.stderr)
     try {
-      code = await this.runCommand(req.argv, { stdout: frameWriter(conn, FRAME.stdout), stderr, cwd: req.cwd, server: this })
+      code = await this.runCommand(req.argv, { stdout, stderr, cwd: req.cwd, server: this })
     } catch (err) {
       this.log('error', `command ${req.argv.join(' ')} failed: ${(err as Error).stack ?? String(err)}`)
       stderr.write(`bazil: internal error: ${(err as Error).message}\n`)
     }
+    // All output before the exit frame: the client stops reading there.
+    await Promise.all([drained(stdout), drained(stderr)])
     if (!conn.destroyed) conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code }))))
   }
 

@@ -4,6 +4,7 @@ import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { UserError } from '../../datadir.js'
 import { MAX_COPIES } from '../../fs/tree/model.js'
+import { DEFAULT_COPIES } from '../../fs/placement.js'
 import type { WhereReport } from '../../fs/where.js'
 
 function size(bytes: number): string {
@@ -38,9 +39,18 @@ export class VolumeCopiesCommand extends BazilCommand {
         await vol.flush()
       }
       const set = vol.copies
-      const nodeWide = node.placement.copies()
-      if (this.asJson) return this.json({ volume: vol.record.name, copies: set ?? nodeWide, set: set !== null, store: nodeWide })
-      this.out(`volume "${vol.record.name}": ${set ?? nodeWide} ${set === null ? '(default) ' : ''}cop${(set ?? nodeWide) === 1 ? 'y' : 'ies'} elsewhere${nodeWide !== (set ?? nodeWide) ? ` (this node's store needs ${nodeWide}: the largest rule of its volumes)` : ''}`)
+      const rule = set ?? DEFAULT_COPIES
+      const { keepers, notYetSafe } = await import('../../fs/where.js')
+      const store = await notYetSafe(node)
+      const list = keepers(node, node.dir.volume(vol.record.name).storage ?? [])
+      if (this.asJson) return this.json({ volume: vol.record.name, copies: rule, set: set !== null, store: { copies: store.copies, packs: store.totalPacks, safePacks: store.safePacks, notSafeBytes: store.bytes }, keepers: list })
+      this.out(`volume "${vol.record.name}": ${rule} ${set === null ? '(default) ' : ''}cop${rule === 1 ? 'y' : 'ies'} elsewhere${store.copies !== rule ? ` (this node's store needs ${store.copies}: the largest rule of its volumes)` : ''}`)
+      this.out(`this node's store: ${store.safePacks} of ${store.totalPacks} packs safe; ${size(store.bytes)} not yet safe`)
+      if (list.length === 0) this.out(`no peer keeps this node's store: add one with \`bazil volume storage add ${vol.record.name} peerkey:KEY\` (and \`bazil peer storage allow KEY local\`)`)
+      for (const k of list) {
+        const why = !k.mayRead ? ` (it may not read this node's store: \`bazil peer storage allow ${k.key} local\`)` : !k.storesTo ? ' (not a storage peer of this volume)' : ''
+        this.out(`keeper ${k.key}: ${k.confirmedPacks} of ${store.totalPacks} packs confirmed${why}`)
+      }
     })
   }
 }
