@@ -3,11 +3,11 @@
 // the laptop's store. The commands run as the server runs them (its node and network).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import createTestnet from '@hyperswarm/testnet'
 import { encodeKey, randomBytes } from '../src/crypto.js'
 import type { ServerHandle } from '../src/server/handle.js'
-import { runInProcess, tempDir } from './helpers.js'
-import { addPeer, copyVolumeRecord, shareKey, startPeer, until, type TestPeer } from './net-helpers.js'
+import { runInProcess } from './helpers.js'
+import { addPeer, copyVolumeRecord, shareKey, until, type TestPeer } from './net-helpers.js'
+import { link, ownPacks, withPeers } from './copies-scene.js'
 
 function handle(p: TestPeer): ServerHandle {
   return { node: p.node, dir: p.dir, pid: process.pid, startedAt: Date.now(), log: () => {}, net: p.net, mounts: () => [], mount: async () => {}, unmount: async () => {} }
@@ -20,19 +20,11 @@ async function cli(p: TestPeer, argv: string[]): Promise<string> {
 }
 
 test('where and du report what a small volume is made of, what is held here and by whom, and what is not yet safe', async () => {
-  const { dir, cleanup } = tempDir('bazil-where-')
-  const testnet = await createTestnet(4)
-  const peers: TestPeer[] = []
-  try {
-    const laptop = await startPeer(dir, 'laptop', { bootstrap: testnet.bootstrap })
-    const desk = await startPeer(dir, 'desk', { bootstrap: testnet.bootstrap })
-    peers.push(laptop, desk)
+  await withPeers(['laptop', 'desk'], async (laptop, desk) => {
     shareKey([laptop, desk])
     const vol = await laptop.node.createVolume('docs', 'friends')
-    const id = vol.id.toString('hex')
     copyVolumeRecord(laptop, desk, 'docs')
-    await addPeer(laptop, desk, { location: desk.location(), storage: true, volumes: [id] })
-    await addPeer(desk, laptop, { location: laptop.location(), volumes: [id] })
+    await link(laptop, desk, vol.id.toString('hex'))
     await desk.stop() // away: nothing is confirmed yet
     const sizes = { '/d/a.txt': 100_000, '/d/b.bin': 2_500_000, '/c.bin': 1_000_000 }
     for (const [p, n] of Object.entries(sizes)) {
@@ -73,10 +65,12 @@ test('where and du report what a small volume is made of, what is held here and 
     await desk.restart()
     await addPeer(laptop, desk, { location: desk.location() })
     const own = laptop.node.chunks.casKey
-    const core = laptop.node.store.get({ key: own })
-    await core.ready()
-    await until('the desktop confirms', () => laptop.node.safety.safePacks(own) === core.length, 30_000)
-    await core.close()
+    const packs = await ownPacks(laptop)
+    await until('the desktop confirms', () => laptop.node.safety.safePacks(own) === packs.length, 30_000)
+    const copies = JSON.parse(await cli(laptop, ['volume', 'copies', '--json', 'docs'])) as Record<string, any>
+    assert.deepEqual(copies, { volume: 'docs', copies: 1, set: false, store: { copies: 1, packs: packs.length, safePacks: packs.length, notSafeBytes: 0 }, keepers: [{ key: encodeKey(desk.key), confirmedPacks: packs.length, storesTo: true, mayRead: true }] })
+    assert.match(await cli(laptop, ['volume', 'copies', 'docs']), new RegExp(`keeper ${encodeKey(desk.key)}: ${packs.length} of ${packs.length} packs confirmed\n`))
+    await packs.close()
     const after = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/d'])) as Record<string, any>
     assert.equal(after.copies, 1)
     assert.equal(after.here.notSafe, 0)
@@ -102,21 +96,11 @@ test('where and du report what a small volume is made of, what is held here and 
     const bad = await runInProcess(laptop.root, ['volume', 'copies', 'docs', '0'], handle(laptop))
     assert.equal(bad.code, 1)
     assert.match(bad.stderr, /invalid copies "0": give an integer 1\.\.16/)
-  } finally {
-    for (const p of peers) await p.stop()
-    await testnet.destroy()
-    cleanup()
-  }
+  })
 })
 
 test('where on a reader: content another writer stored is held by that writer, and here once read (cached)', async () => {
-  const { dir, cleanup } = tempDir('bazil-where-read-')
-  const testnet = await createTestnet(4)
-  const peers: TestPeer[] = []
-  try {
-    const desk = await startPeer(dir, 'desk', { bootstrap: testnet.bootstrap })
-    const laptop = await startPeer(dir, 'laptop', { bootstrap: testnet.bootstrap })
-    peers.push(desk, laptop)
+  await withPeers(['desk', 'laptop'], async (desk, laptop) => {
     shareKey([laptop, desk])
     const vol = await desk.node.createVolume('docs', 'friends')
     const id = vol.id.toString('hex')
@@ -125,8 +109,7 @@ test('where on a reader: content another writer stored is held by that writer, a
     await vol.flush()
     copyVolumeRecord(desk, laptop, 'docs')
     laptop.dir.addVolumeStorage('docs', encodeKey(desk.key))
-    await addPeer(desk, laptop, { location: laptop.location(), storage: true, volumes: [id] })
-    await addPeer(laptop, desk, { location: desk.location(), volumes: [id] })
+    await link(desk, laptop, id)
     const vl = await laptop.node.volume('docs')
     await until('the laptop sees both files', async () => (await vl.refresh(), vl.tree.lookup('/g.bin') !== null), 30_000)
     await until('the desk\'s store is a source', () => laptop.node.remoteStores.stores().length > 0, 30_000)
@@ -148,9 +131,5 @@ test('where on a reader: content another writer stored is held by that writer, a
     assert.equal(after.here.cached, after.storedBytes)
     assert.equal(after.here.written, 0)
     assert.match(await cli(laptop, ['where', 'docs', '/f.bin']), new RegExp(`cached .*\\n[^]*peer ${encodeKey(desk.key)}: whole, its own store`))
-  } finally {
-    for (const p of peers) await p.stop()
-    await testnet.destroy()
-    cleanup()
-  }
+  })
 })

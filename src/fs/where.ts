@@ -2,47 +2,24 @@
 // `bazil status`): the objects files are made of (manifest nodes and chunks), located in the
 // own store (written here; held elsewhere by the peers that confirmed it: placement.ts) or in
 // the local tables of the stores this node reads from (held by their owners), and whether
-// this node holds each one now. Local lookups only: a manifest node that is neither here nor
-// reachable within the remote timeout is counted as unknown, with its file.
+// this node holds each one now. The walk is gc's (reachability.ts); a manifest node that is
+// neither here nor fetched from a peer within the remote timeout is counted as unknown.
 import type { Node } from '../node.js'
 import type { Volume } from '../volume.js'
-import { toFileRef } from '../volume.js'
-import type { ReadTree, Stat } from './tree/index.js'
-import type { Cas, FileRef } from './cas/index.js'
-import type { ManifestEntry } from './cas/manifest.js'
+import type { ReadTree } from './tree/index.js'
+import { AddressSet, addReferences, emptyReferences } from './cas/reachability.js'
 import { decodeIndexBlock, packLength } from './cas/pack-codec.js'
 import { encodeKey } from '../crypto.js'
+import { PeerRegistry } from '../net/peers.js'
 
-/** Objects of one file: addresses (hex) of its manifest nodes and chunks; `missing` manifest nodes could not be read. */
-export interface FileObjects {
-  addresses: string[]
-  missing: number
-}
-
-/**
- * Every object a file is made of: its manifest nodes (read through the store: the own store,
- * local copies, then peers) and its chunks. Shared walk for reports; gc's reachability walk
- * (src/fs/cas/reachability.ts) is the one home for what must be kept.
- */
-export async function fileObjects(cas: Cas, ref: FileRef): Promise<FileObjects> {
-  const addresses: string[] = []
-  let missing = 0
-  let wave: ManifestEntry[] = [{ hash: ref.hash, size: ref.size }]
-  while (wave.length > 0) {
-    const next: ManifestEntry[] = []
-    for (const e of wave) {
-      addresses.push(cas.objectAddress(e.hash).toString('hex'))
-      try {
-        const node = await cas.manifestNode(e)
-        if (node.level > 0) next.push(...node.entries)
-        else for (const c of node.entries) addresses.push(cas.objectAddress(c.hash).toString('hex'))
-      } catch {
-        missing++
-      }
-    }
-    wave = next
+/** An AddressSet that also lists what it holds, in the order added. */
+class CollectingSet extends AddressSet {
+  readonly list: Buffer[] = []
+  override add(address: Buffer): boolean {
+    const fresh = super.add(address)
+    if (fresh) this.list.push(address)
+    return fresh
   }
-  return { addresses, missing }
 }
 
 /** Where one object is: its stored length and who holds it. */
@@ -75,8 +52,10 @@ export interface WhereReport {
   objects: number
   /** Stored bytes of the distinct objects (ciphertext, as held). */
   storedBytes: number
-  /** Objects no store known here indexes, or manifest nodes that could not be read (their chunks are not counted). */
+  /** Objects no store known here indexes. */
   unknownObjects: number
+  /** Manifest nodes neither held here nor fetched from a peer: what they name is not counted. */
+  unreadManifests: number
   copiesWanted: number
   /** The fewest peers holding any object of it (0 if some object is held by no peer). */
   copies: number
@@ -92,18 +71,14 @@ interface PinSource {
 /** The report for the files under `path` of `vol`'s live tree. */
 export async function where(node: Node, vol: Volume, path: string, tree: ReadTree = vol.tree): Promise<WhereReport> {
   const st = tree.stat(path)
-  const files: Stat[] = st.kind === 'file' ? [st] : st.kind === 'dir' ? [...tree.walk(st.path)].filter((e) => e.kind === 'file') : []
-  const all = new Set<string>()
-  let logical = 0
+  // gc's reachability walk (src/fs/cas/reachability.ts), collecting the addresses it adds.
+  const all = new CollectingSet()
+  const held = async (a: Buffer): Promise<boolean> => (await node.chunks.has(a)) || (await node.chunks.fetchMissing(a).catch(() => null)) !== null
+  const refs = await addReferences(vol.cas, [tree], { ...emptyReferences(), addresses: all }, { paths: [st.path], held })
+  const files = refs.files
+  const logical = refs.logicalBytes
   let unknown = 0
-  for (const f of files) {
-    logical += f.size
-    if (!f.content) continue
-    const o = await fileObjects(vol.cas, toFileRef(f.content))
-    unknown += o.missing
-    for (const a of o.addresses) all.add(a)
-  }
-  const placed = await place(node, [...all])
+  const placed = await place(node, all.list.map((a) => a.toString('hex')))
   const pins = (node as unknown as { cache?: { pins?: PinSource } }).cache?.pins
   const pinned = pins ? await pins.pinnedAddresses().catch(() => new Set<string>()) : new Set<string>()
   const here = { bytes: 0, written: 0, cached: 0, pinned: 0, notSafe: 0 }
@@ -135,11 +110,12 @@ export async function where(node: Node, vol: Volume, path: string, tree: ReadTre
   return {
     volume: vol.record.name,
     path: st.path,
-    files: files.length,
+    files,
     logicalBytes: logical,
-    objects: all.size,
+    objects: all.list.length,
     storedBytes: stored,
     unknownObjects: unknown,
+    unreadManifests: refs.missingManifests,
     copiesWanted: node.placement.copies(),
     copies: copies === Infinity ? 0 : copies,
     here,
@@ -210,4 +186,24 @@ async function packBytes(node: Node, index: { get(i: number, o: { wait: boolean 
   const n = packLength(decodeIndexBlock(block).entries)
   packSizes.set(k, n)
   return n
+}
+
+/** A peer that keeps (or is asked to keep) this node's store. */
+export interface Keeper {
+  key: string
+  /** Packs of the own store it confirmed holding (HOLDS). */
+  confirmedPacks: number
+  /** Listed as storage of the volume asked about: this node asks it to keep its store. */
+  storesTo: boolean
+  /** This node lets it read its store (`peer storage allow`): without it, it cannot keep it. */
+  mayRead: boolean
+}
+
+/** The volume's storage peers and every peer that confirmed holding the own store. */
+export function keepers(node: Node, storage: string[]): Keeper[] {
+  const mayRead = new Map(PeerRegistry.load(node.dir.root).list().map((r) => [r.key, r.storage]))
+  const confirmed = new Map(node.placement.confirmations().map((c) => [c.node, c.packs]))
+  return [...new Set([...storage, ...confirmed.keys()])]
+    .map((key) => ({ key, confirmedPacks: confirmed.get(key) ?? 0, storesTo: storage.includes(key), mayRead: mayRead.get(key) ?? false }))
+    .sort((a, b) => b.confirmedPacks - a.confirmedPacks || (a.key < b.key ? -1 : 1))
 }

@@ -8,10 +8,7 @@ import type { Node } from '../node.js'
 import type { Log } from '../log.js'
 import type { Link } from './links.js'
 import type { Message } from './protocol.js'
-import { ReplicaPrefix, type DropsOf } from './replica-prefix.js'
-
-/** Drop records are not part of the store format yet: no index block drops anything. */
-const noDrops: DropsOf = () => null
+import { ReplicaPrefix } from './replica-prefix.js'
 
 export const SWEEP_MS = 1000
 
@@ -79,7 +76,7 @@ export class HoldingsExchange {
       if (!m || !m.replica.cas.equals(offer.cas) || !m.replica.index.equals(offer.index)) continue
       const hex = m.replica.cas.toString('hex')
       let prefix = this.prefixes.get(hex)
-      if (!prefix) this.prefixes.set(hex, (prefix = new ReplicaPrefix(noDrops)))
+      if (!prefix) this.prefixes.set(hex, (prefix = new ReplicaPrefix()))
       const length = await prefix.length(m.cas, m.index)
       if (length === link.holdsSent) continue
       await this.node.storeSync.sync() // a confirmation is a promise: what it counts is on disk

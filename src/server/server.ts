@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Readable, type Writable } from 'node:stream'
 import { type DataDir, UserError } from '../datadir.js'
 import { Node } from '../node.js'
-import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
+import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, drained, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
 import type { ServerHandle } from './handle.js'
 import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
@@ -58,7 +58,7 @@ export class Server implements ServerHandle {
     }
     let node: Node
     try {
-      node = await Node.open(dir)
+      node = await Node.open(dir, { log: opts.log })
     } catch (err) {
       if (err instanceof UserError && /in use/.test(err.message)) {
         throw new UserError(`the data dir ${dir.root} is in use by another bazil process${pidNote(dir)}: stop it first`)
@@ -89,11 +89,15 @@ export class Server implements ServerHandle {
   private async startNetwork(bootstrap: HostPort[] | undefined): Promise<void> {
     const cfg = readNetConfig(this.dir.root)
     this.node.remoteStores.log = this.log
+    this.node.cache.log = this.log
+    this.node.pins.log = this.log
     const net = new PeerNetwork({ node: this.node, log: this.log, bootstrap: bootstrap ?? cfg.bootstrap, firewalled: cfg.firewalled, port: cfg.port })
     // A volume's writer set changed (a log admitted or revoked): the network recomputes access.
     this.node.onWritersChanged = (id) => net.writersChanged(id)
     await net.start()
     this.net = net
+    // Pinned paths: fetched in the background and kept (src/fs/cas/cache-pins.ts).
+    this.node.pins.start()
   }
 
   private listen(sockFile: string): Promise<void> {
@@ -150,21 +154,16 @@ export class Server implements ServerHandle {
   private async execute(conn: net.Socket, req: ControlRequest): Promise<void> {
     this.log('debug', `command: ${req.argv.join(' ')}`)
     let code = 1
-    const stderr = frameWriter(conn, FRAME.stderr)
     const stdout = frameWriter(conn, FRAME.stdout)
+    const stderr = frameWriter(conn, FRAME.stderr)
     try {
       code = await this.runCommand(req.argv, { stdout, stderr, cwd: req.cwd, server: this })
     } catch (err) {
       this.log('error', `command ${req.argv.join(' ')} failed: ${(err as Error).stack ?? String(err)}`)
       stderr.write(`bazil: internal error: ${(err as Error).message}\n`)
     }
-    // Every frame the command wrote goes out before the exit frame (a Writable sends one
-    // write at a time: ending the socket at once cut multi-line output after its first line).
-    await Promise.all([stdout, stderr].map((w) => new Promise<void>((resolve) => {
-      w.once('finish', resolve)
-      w.once('error', () => resolve())
-      w.end()
-    })))
+    // All output before the exit frame: the client stops reading there.
+    await Promise.all([drained(stdout), drained(stderr)])
     if (!conn.destroyed) conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code }))))
   }
 

@@ -4,6 +4,8 @@ import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { UserError } from '../../datadir.js'
 import { MAX_COPIES } from '../../fs/tree/model.js'
+import { DEFAULT_COPIES } from '../../fs/placement.js'
+import type { WhereReport } from '../../fs/where.js'
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
@@ -37,26 +39,43 @@ export class VolumeCopiesCommand extends BazilCommand {
         await vol.flush()
       }
       const set = vol.copies
-      const nodeWide = node.placement.copies()
-      if (this.asJson) return this.json({ volume: vol.record.name, copies: set ?? nodeWide, set: set !== null, store: nodeWide })
-      this.out(`volume "${vol.record.name}": ${set ?? nodeWide} ${set === null ? '(default) ' : ''}cop${(set ?? nodeWide) === 1 ? 'y' : 'ies'} elsewhere${nodeWide !== (set ?? nodeWide) ? ` (this node's store needs ${nodeWide}: the largest rule of its volumes)` : ''}`)
+      const rule = set ?? DEFAULT_COPIES
+      const { keepers, notYetSafe } = await import('../../fs/where.js')
+      const store = await notYetSafe(node)
+      const list = keepers(node, node.dir.volume(vol.record.name).storage ?? [])
+      if (this.asJson) return this.json({ volume: vol.record.name, copies: rule, set: set !== null, store: { copies: store.copies, packs: store.totalPacks, safePacks: store.safePacks, notSafeBytes: store.bytes }, keepers: list })
+      this.out(`volume "${vol.record.name}": ${rule} ${set === null ? '(default) ' : ''}cop${rule === 1 ? 'y' : 'ies'} elsewhere${store.copies !== rule ? ` (this node's store needs ${store.copies}: the largest rule of its volumes)` : ''}`)
+      this.out(`this node's store: ${store.safePacks} of ${store.totalPacks} packs safe; ${size(store.bytes)} not yet safe`)
+      if (list.length === 0) this.out(`no peer keeps this node's store: add one with \`bazil volume storage add ${vol.record.name} peerkey:KEY\` (and \`bazil peer storage allow KEY local\`)`)
+      for (const k of list) {
+        const why = !k.mayRead ? ` (it may not read this node's store: \`bazil peer storage allow ${k.key} local\`)` : !k.storesTo ? ' (not a storage peer of this volume)' : ''
+        this.out(`keeper ${k.key}: ${k.confirmedPacks} of ${store.totalPacks} packs confirmed${why}`)
+      }
     })
   }
 }
 
-export class WhereCommand extends BazilCommand {
-  static override paths = [['where']]
-  static override usage = BazilCommand.Usage({ description: 'Show which peers hold the content of a file or tree, how many copies, and whether (and why) this node holds it' })
+/** Where a path's content lives (src/fs/where.ts): `where` shows it all, `volume du` sums it up. */
+abstract class ContentReportCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
+
+  protected report(path: string): Promise<WhereReport> {
+    return this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const { where } = await import('../../fs/where.js')
+      return where(node, vol, path)
+    })
+  }
+}
+
+export class WhereCommand extends ContentReportCommand {
+  static override paths = [['where']]
+  static override usage = BazilCommand.Usage({ description: 'Show which peers hold the content of a file or tree, how many copies, and whether (and why) this node holds it' })
   target = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const r = await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const { where } = await import('../../fs/where.js')
-      return where(node, vol, this.target)
-    })
+    const r = await this.report(this.target)
     if (this.asJson) return this.json(r)
     this.out(`${r.path}: ${r.files} file${r.files === 1 ? '' : 's'}, ${size(r.logicalBytes)} (${r.objects} objects, ${size(r.storedBytes)} stored)`)
     this.out(`copies: ${r.copies} elsewhere for all of it (wanted: ${r.copiesWanted})`)
@@ -67,24 +86,19 @@ export class WhereCommand extends BazilCommand {
     this.out(`this node: ${parts.join(', ')}`)
     if (r.here.notSafe) this.out(`not yet safe: ${size(r.here.notSafe)} written here is held by fewer than ${r.copiesWanted} confirmed peer${r.copiesWanted === 1 ? '' : 's'} (pushed in the background to the peers this node stores to)`)
     if (r.unknownObjects) this.out(`unknown: ${r.unknownObjects} objects are in no store known here`)
+    if (r.unreadManifests) this.out(`incomplete: ${r.unreadManifests} manifest nodes could not be read here or from a peer: the content under them is not counted`)
     if (r.peers.length === 0) this.out('peers: none holds it')
     for (const p of r.peers) this.out(`peer ${p.key}: ${p.state}${p.state === 'partly' ? ` (${size(p.bytes)} of ${size(r.storedBytes)})` : ''}, ${p.as === 'confirmed' ? 'confirmed keeping it' : 'its own store'}`)
   }
 }
 
-export class VolumeDuCommand extends BazilCommand {
+export class VolumeDuCommand extends ContentReportCommand {
   static override paths = [['volume', 'du']]
   static override usage = BazilCommand.Usage({ description: 'Show the logical size of a volume (or a path in it), the bytes held here, pinned, and not yet safely elsewhere' })
-  asJson = Option.Boolean('--json', false)
-  volume = Option.String({ required: true })
   target = Option.String({ required: false })
 
   async run(): Promise<void> {
-    const r = await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const { where } = await import('../../fs/where.js')
-      return where(node, vol, this.target ?? '/')
-    })
+    const r = await this.report(this.target ?? '/')
     const du = { volume: r.volume, path: r.path, files: r.files, logicalBytes: r.logicalBytes, storedBytes: r.storedBytes, hereBytes: r.here.bytes, pinnedBytes: r.here.pinned, notSafeBytes: r.here.notSafe }
     if (this.asJson) return this.json(du)
     this.out(`${du.path}: ${size(du.logicalBytes)} in ${du.files} file${du.files === 1 ? '' : 's'}; here ${size(du.hereBytes)}; pinned ${size(du.pinnedBytes)}; not yet safe ${size(du.notSafeBytes)}`)

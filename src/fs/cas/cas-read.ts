@@ -392,13 +392,16 @@ export class OpenFile {
     const seeks = this.seeks
     void (async () => {
       const chunks = await this.chunksIn(from, target)
-      if (this.seeks !== seeks || this.closed) return
+      if (this.seeks !== seeks || this.closed) return false
       this.requestedTo = target
       await this.reader.requestAhead(chunks.map((c) => c.key))
+      return true
     })()
-      .catch(() => {}) // best effort: the reads fetch what they need anyway
-      .finally(() => {
+      .catch(() => false) // best effort: the reads fetch what they need anyway
+      .then((requested) => {
         this.requesting = false
+        // The reader moved on meanwhile (its calls found this request busy): catch up with it.
+        if (requested) this.requestAhead()
       })
   }
 

@@ -17,6 +17,7 @@ import { TreeError, type ContentRef, type ReadTree, type Stat } from '../tree/in
 import { FsError, Limiter, ReadTimeoutError, wrap, type LogFn, type WrapContext } from './errno.js'
 import { checkNames, isHiddenName, place, SNAP_DIR } from './snapdir.js'
 import { decodeSpoolMeta, MemBudget, SpoolFile } from './spool.js'
+import { withTimeout } from '../../timeout.js'
 import { FileReader } from './reader.js'
 
 const run = promisify(execFile)
@@ -315,13 +316,10 @@ export class VolumeMount {
     return h
   }
 
-  private timed = <T>(p: Promise<T>, what: string): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ReadTimeoutError(what, this.readTimeoutMs)), this.readTimeoutMs)
+  private timed = <T>(p: Promise<T>, what: string): Promise<T> =>
+    withTimeout(p, this.readTimeoutMs, () => {
+      throw new ReadTimeoutError(what, this.readTimeoutMs)
     })
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
-  }
 
   /** The SpoolFile of a live file, created on first use; the caller owns one reference. */
   private acquire(st: Stat): SpoolFile {

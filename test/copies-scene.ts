@@ -1,0 +1,40 @@
+// The world of the copies and where tests: in-process nodes with their networks on a loopback
+// DHT testnet (net-helpers.ts), a volume one of them writes, and the "stores to" relation
+// (`volume storage add` + `peer storage allow`) that makes a peer keep a node's store.
+import createTestnet from '@hyperswarm/testnet'
+import { encodeKey } from '../src/crypto.js'
+import { tempDir } from './helpers.js'
+import { addPeer, startPeer, type TestPeer } from './net-helpers.js'
+
+/** Starts these peers on a fresh testnet, runs `fn`, and stops everything whatever happens. */
+export async function withPeers(names: string[], fn: (...peers: TestPeer[]) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = tempDir('bazil-copies-')
+  const testnet = await createTestnet(4)
+  const peers: TestPeer[] = []
+  try {
+    for (const n of names) peers.push(await startPeer(dir, n, { bootstrap: testnet.bootstrap }))
+    await fn(...peers)
+  } finally {
+    for (const p of peers) await p.stop()
+    await testnet.destroy()
+    cleanup()
+  }
+}
+
+/**
+ * `owner` and `keeper` share volume `id` (each allows the other); `owner` lets `keeper` read
+ * its store (`peer storage allow`) and, with `storesTo`, lists it as storage of `volume`
+ * (`volume storage add`): the keeper is asked to keep the owner's store.
+ */
+export async function link(owner: TestPeer, keeper: TestPeer, id: string, opts: { volume?: string; ownerStorage?: boolean } = {}): Promise<void> {
+  await addPeer(owner, keeper, { location: keeper.location(), storage: opts.ownerStorage ?? true, volumes: [id] })
+  await addPeer(keeper, owner, { location: owner.location(), volumes: [id] })
+  if (opts.volume) owner.dir.addVolumeStorage(opts.volume, encodeKey(keeper.key))
+}
+
+/** The node's own `packs` core, opened for its length (close it before the node stops). */
+export async function ownPacks(p: TestPeer): Promise<{ readonly length: number; close(): Promise<void> }> {
+  const core = p.node.store.get({ key: p.node.chunks.casKey })
+  await core.ready()
+  return core
+}
