@@ -19,6 +19,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import type { Row } from './row.js'
+import { monotonicMicros, summarizeProfile } from './profile-summary.js'
 import { bazilBin, cpuSecs, dropCaches, freeUdpPort, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, waitLine, type Proc } from './procs.js'
 export type { Row }
 
@@ -113,7 +114,7 @@ export async function run(): Promise<Row[]> {
     await ok(closet.dir, ['peer', 'volume', 'allow', two.key, 'v'])
     log(`peer-read: the closet holds white's store (${replica})`)
 
-    const readThrough = async (r: Reader, peers: string[]): Promise<{ secs: number; again?: number; cpu: number; serverCpu: number[] }> => {
+    const readThrough = async (r: Reader, peers: string[]): Promise<{ secs: number; again?: number; cpu: number; serverCpu: number[]; span: [number, number] }> => {
       const server = startServer(r.dir, dhtPort)
       procs.push(server)
       await serverUp(server)
@@ -128,7 +129,9 @@ export async function run(): Promise<Row[]> {
       await ok(r.dir, ['volume', 'mount', 'v', r.mnt])
       mounted.push({ dir: r.dir, mnt: r.mnt })
       const cpu0 = [ws, cs, server].map((p) => cpuSecs(p.child.pid))
+      const t0 = monotonicMicros()
       const secs = timedRead(path.join(r.mnt, 'f.bin'))
+      const span: [number, number] = [t0, monotonicMicros()]
       const serverCpu = [ws, cs, server].map((p, i) => cpuSecs(p.child.pid) - cpu0[i]!)
       if (spawnSync('cmp', ['-s', file, path.join(r.mnt, 'f.bin')]).status !== 0) throw new Error(`peer-read ${r.name}: the file read through the mount differs`)
       const again = r === one ? timedRead(path.join(r.mnt, 'f.bin')) : undefined
@@ -136,24 +139,40 @@ export async function run(): Promise<Row[]> {
       mounted.pop()
       await server.stop()
       procs.pop()
-      return { secs, again, cpu: serverCpu[2]!, serverCpu }
+      return { secs, again, cpu: serverCpu[2]!, serverCpu, span }
     }
     log('peer-read: one peer (white)')
     const a = await readThrough(one, [white.key])
     log('peer-read: two peers (white and the closet)')
     const b = await readThrough(two, [white.key, closet.key])
+    // With BENCH_SYNC_CPU_PROF: each server's main thread during each timed read (the servers
+    // write their profiles when they stop).
+    let profNote = ['', '']
+    const profDir = process.env.BENCH_SYNC_CPU_PROF
+    if (profDir) {
+      for (const p of procs.splice(0).reverse()) await p.stop()
+      const file = (name: string): string | null => fs.readdirSync(profDir).filter((f) => f.startsWith(`${name}-`) && f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f)).sort().pop() ?? null
+      const what = (name: string, span: [number, number]): string => {
+        const f = file(name)
+        if (!f) return `${name}: no profile`
+        const x = summarizeProfile(f, { span, top: 6 })
+        return `${name} main thread busy ${x.busySecs.toFixed(2)} s of ${x.wallSecs.toFixed(2)} s: ${x.functions}`
+      }
+      profNote = [a, b].map((x, i) => `; profiles during the read: ${[i === 0 ? 'one' : 'two', 'white', ...(i === 1 ? ['closet'] : [])].map((n) => what(n, x.span)).join(' | ')}`)
+      log(`peer-read profiles:\n  ${profNote.join('\n  ')}`)
+    }
     const mb = (mib * MiB) / 1e6
     const cpuNote = (x: { serverCpu: number[] }): string => `server cpu during the read: white ${x.serverCpu[0]!.toFixed(1)} s, closet ${x.serverCpu[1]!.toFixed(1)} s, reader ${x.serverCpu[2]!.toFixed(1)} s`
     return [
       {
         name: `read ${mib} MiB on demand through the mount from one peer`, value: mb / a.secs, unit: 'MB/s',
         baseline: 'the same read again, every block local', baselineValue: mb / a.again!, ratio: (mb / a.secs) / (mb / a.again!), target: 100, ok: mb / a.secs >= 100,
-        note: `${a.secs.toFixed(2)} s (dd bs=1M, page cache dropped, + sync); again ${a.again!.toFixed(2)} s; ${cpuNote(a)}`,
+        note: `${a.secs.toFixed(2)} s (dd bs=1M, page cache dropped, + sync); again ${a.again!.toFixed(2)} s; ${cpuNote(a)}${profNote[0]}`,
       },
       {
         name: `read ${mib} MiB on demand through the mount from two peers (white + a closet mirroring its store)`, value: mb / b.secs, unit: 'MB/s',
         baseline: 'from one peer (same run)', baselineValue: mb / a.secs, ratio: (mb / b.secs) / (mb / a.secs), target: 1, ok: b.secs < a.secs,
-        note: `${b.secs.toFixed(2)} s; ${cpuNote(b)}`,
+        note: `${b.secs.toFixed(2)} s; ${cpuNote(b)}${profNote[1]}`,
       },
     ]
   } finally {

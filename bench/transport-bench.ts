@@ -31,6 +31,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import { bazilBin, cpuSecs, dropCaches, freePort, freeUdpPort, log, now, repoRoot, startProc, waitLine, type Proc } from './procs.js'
+import { summarizeProfile } from './profile-summary.js'
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const require = createRequire(import.meta.url)
@@ -281,46 +282,10 @@ async function memJob(job: Job): Promise<void> {
 
 // ---- profiles ----------------------------------------------------------------------------------
 
-interface ProfNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
-
-/**
- * Self time by function and by package from a .cpuprofile: the top entries, in % of the
- * non-idle samples. A native addon function (no url: V8 names them unreliably, e.g. a sodium
- * call shows as some other addon's symbol) is charged to the JS function that called it,
- * marked "→ native".
- */
+/** Self time by function and by package of a whole profile (bench/profile-summary.ts). */
 function summarize(file: string, top = 8): { busyMs: number; packages: string; functions: string } {
-  const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as { nodes: ProfNode[]; startTime: number; endTime: number }
-  const parent = new Map<number, ProfNode>()
-  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n)
-  const totalHits = prof.nodes.reduce((n, x) => n + (x.hitCount ?? 0), 0)
-  const msPerHit = (prof.endTime - prof.startTime) / 1000 / Math.max(1, totalHits)
-  const byFn = new Map<string, number>()
-  const byPkg = new Map<string, number>()
-  let busy = 0
-  for (const n of prof.nodes) {
-    const hits = n.hitCount ?? 0
-    if (!hits || n.callFrame.functionName === '(idle)') continue
-    busy += hits
-    let frame = n.callFrame
-    let native = false
-    if (!frame.url && !frame.functionName.startsWith('(')) {
-      let p = parent.get(n.id)
-      while (p && !p.callFrame.url) p = parent.get(p.id)
-      if (p) {
-        frame = p.callFrame
-        native = true
-      }
-    }
-    const url = frame.url
-    const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
-    const pkg = (m ? m[1]! : url.startsWith('node:') ? 'node' : url.includes('/bench/') ? 'bench' : url ? 'other' : frame.functionName) + (native ? ' (native)' : '')
-    byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + hits)
-    const fn = `${frame.functionName || '(anonymous)'} ${m ? m[1] + '/' + url.split('/').slice(-1)[0] : url.split('/').slice(-1)[0] ?? ''}`.trim() + (native ? ' → native' : '')
-    byFn.set(fn, (byFn.get(fn) ?? 0) + hits)
-  }
-  const fmt = (m: Map<string, number>): string => [...m].sort((x, y) => y[1] - x[1]).slice(0, top).map(([k, v]) => `${k} ${((v / busy) * 100).toFixed(0)}%`).join(', ')
-  return { busyMs: busy * msPerHit, packages: fmt(byPkg), functions: fmt(byFn) }
+  const x = summarizeProfile(file, { top })
+  return { busyMs: x.busySecs * 1000, packages: x.packages, functions: x.functions }
 }
 
 // ---- per-byte costs on one thread ----------------------------------------------------------

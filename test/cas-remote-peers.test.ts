@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { Cas, type FileRef, type OpenFile } from '../src/fs/cas/index.js'
 import { StoreMirrors } from '../src/net/closet.js'
 import { randomBytes } from '../src/crypto.js'
-import { MiB, Scene, goOffline, goOnline, heldCount, sha, until, type Peer, type Stored } from './cas-remote-scene.js'
+import { MiB, Scene, goOffline, goOnline, heldCount, sha, until, type Stored } from './cas-remote-scene.js'
 
 /** Requests the kernel keeps in flight on one file, and their size (libfuse 2.9's cap). */
 const KERNEL_INFLIGHT = 4
@@ -43,29 +43,34 @@ async function readWhole(cas: Cas, ref: FileRef): Promise<string> {
   return sha(out)
 }
 
-/** The origin with one big file, and a mirror holding a full replica of its store; both online. */
-async function twoHolders(scene: Scene, sharing: Buffer, mib: number): Promise<{ big: Stored; mirror: Peer; mirrors: StoreMirrors; total: number }> {
-  const [big] = await scene.fill(sharing, mib, 0)
-  const mirror = await scene.peer('mirror')
-  await goOnline(scene.origin, scene.bootstrap)
-  await goOnline(mirror, scene.bootstrap)
-  const mirrors = new StoreMirrors(mirror.store, mirror.dir)
-  await mirrors.mirror({ node: randomBytes(32), ...scene.keys })
-  const held = mirrors.get(mirrors.list()[0]!.node)!
-  await until('the mirror to hold the whole store', () => held.cas.length > 0 && held.cas.contiguousLength === held.cas.length && held.index.contiguousLength === held.index.length && held.index.length === held.cas.length)
-  return { big: big!, mirror, mirrors, total: held.cas.length }
-}
-
-test('a large file read through an open file from two peers holding its store: both serve part of it, each pack about once', { timeout: 600_000 }, async () => {
+/**
+ * A scene where the origin holds one big random file of `mib` MiB and a mirror a full replica
+ * of its store (both online), and a reader with both as peers of the store runs `fn`.
+ */
+async function withTwoHolders(mib: number, fn: (x: { scene: Scene; sharing: Buffer; big: Stored; total: number; reader: Awaited<ReturnType<Scene['reader']>> }) => Promise<void>): Promise<void> {
   const scene = await Scene.start()
   let mirrors: StoreMirrors | null = null
   try {
     const sharing = randomBytes(32)
-    const holders = await twoHolders(scene, sharing, 64)
-    mirrors = holders.mirrors
-    const { big, total } = holders
-    const { peer, w, lines } = await scene.reader('reader', 10_000)
-    await until('both holders to be peers of the store', () => w.core.peers.length >= 2)
+    const [big] = await scene.fill(sharing, mib, 0)
+    const mirror = await scene.peer('mirror')
+    await goOnline(scene.origin, scene.bootstrap)
+    await goOnline(mirror, scene.bootstrap)
+    mirrors = new StoreMirrors(mirror.store, mirror.dir)
+    await mirrors.mirror({ node: randomBytes(32), ...scene.keys })
+    const held = mirrors.get(mirrors.list()[0]!.node)!
+    await until('the mirror to hold the whole store', () => held.cas.length > 0 && held.cas.contiguousLength === held.cas.length && held.index.contiguousLength === held.index.length && held.index.length === held.cas.length)
+    const reader = await scene.reader('reader', 10_000)
+    await until('both holders to be peers of the store', () => reader.w.core.peers.length >= 2)
+    await fn({ scene, sharing, big: big!, total: held.cas.length, reader })
+  } finally {
+    await mirrors?.close()
+    await scene.close()
+  }
+}
+
+test('a large file read through an open file from two peers holding its store: both serve part of it, each pack about once', { timeout: 600_000 }, async () => {
+  await withTwoHolders(64, async ({ sharing, big, total, reader: { peer, w, lines } }) => {
     // The first 16 MiB, then the reader pauses: what it will reach next is requested ahead as
     // whole packs (at least half a window of 8 x 16 MiB: to 48 MiB of 64; the chunk loads in
     // flight reach 8 MiB past the reader at most), so it arrives while the reader waits.
@@ -85,22 +90,11 @@ test('a large file read through an open file from two peers holding its store: b
     // second peer for a block in flight at the first (its hotswap) only when it has too few.
     assert.ok(w.packs.length <= total * 1.25, `${w.packs.length} downloads for ${total} packs`)
     assert.deepEqual(lines.filter((l) => l.startsWith('warn')), [])
-  } finally {
-    await mirrors?.close()
-    await scene.close()
-  }
+  })
 })
 
 test('a peer that goes away part way through a large read does not fail it when another holds the data', { timeout: 600_000 }, async () => {
-  const scene = await Scene.start()
-  let mirrors: StoreMirrors | null = null
-  try {
-    const sharing = randomBytes(32)
-    const holders = await twoHolders(scene, sharing, 48)
-    mirrors = holders.mirrors
-    const { big, total } = holders
-    const { peer, w, lines } = await scene.reader('reader', 10_000)
-    await until('both holders to be peers of the store', () => w.core.peers.length >= 2)
+  await withTwoHolders(48, async ({ scene, sharing, big, total, reader: { peer, w, lines } }) => {
     // The origin leaves once a third of the packs are here; the mirror holds everything.
     let left: Promise<void> | null = null
     let at = 0
@@ -117,8 +111,5 @@ test('a peer that goes away part way through a large read does not fail it when 
     assert.equal(got, big.sha, 'the content read is what was stored')
     assert.equal(await heldCount(w.core), total)
     assert.deepEqual(lines.filter((l) => l.startsWith('warn')), [])
-  } finally {
-    await mirrors?.close()
-    await scene.close()
-  }
+  })
 })

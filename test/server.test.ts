@@ -1,6 +1,7 @@
 // The server: one per data dir, a 0600 control socket, commands routed through it, clean stop.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -36,6 +37,17 @@ test('commands route through a running server; a second server is refused; SIGTE
       const imp = await bazil(data, ['volume', 'import', 'v', rel])
       assert.equal(imp.code, 0, imp.stderr)
       assert.equal((await bazil(data, ['volume', 'cat', 'v', 'greeting'])).stdout, 'hello, world\n')
+      // Output of many writes (lines, a big file) arrives whole and in order before the exit code.
+      const many = path.join(dir, 'many')
+      fs.mkdirSync(many)
+      const names = Array.from({ length: 40 }, (_, i) => `f${String(i).padStart(2, '0')}`)
+      for (const n of names) fs.writeFileSync(path.join(many, n), n)
+      const big = crypto.randomBytes(3_000_000)
+      fs.writeFileSync(path.join(many, 'zbig'), big)
+      assert.equal((await bazil(data, ['volume', 'import', 'v', many, '--to=/many'])).code, 0)
+      assert.equal((await bazil(data, ['volume', 'ls', 'v', 'many'])).stdout, [...names, 'zbig'].join('\n') + '\n')
+      const catBig = await bazil(data, ['volume', 'cat', 'v', 'many/zbig'])
+      assert.ok(catBig.stdoutBuf.equals(big), `the big file arrives whole (${catBig.stdoutBuf.length} of ${big.length} bytes)`)
       const missing = await bazil(data, ['volume', 'cat', 'v', 'nope'])
       assert.equal(missing.code, 1)
       assert.match(missing.stderr, /^bazil: .*nope/)
@@ -53,7 +65,7 @@ test('commands route through a running server; a second server is refused; SIGTE
           c.resume()
         })
       }
-      assert.equal((await bazil(data, ['volume', 'ls', 'v'])).stdout, 'greeting\n')
+      assert.equal((await bazil(data, ['volume', 'ls', 'v'])).stdout, 'greeting\nmany/\n')
     } finally {
       const code = await server.stop('SIGTERM')
       assert.equal(code, 0, server.log())

@@ -66,14 +66,35 @@ export function decodeRequest(payload: Buffer): ControlRequest {
   return { version: r.version, argv: r.argv, cwd: r.cwd }
 }
 
-/** A Writable that sends what is written as frames of one type. */
+/**
+ * A Writable that sends what is written as frames of one type, in order. It waits for the
+ * socket only when the socket's buffer is full (backpressure for a large `cat`). Writes made
+ * while one waits queue in the Writable, not yet on the socket: whoever sends the exit frame
+ * must first wait for `drained` (else the client stops reading at the exit frame and the
+ * queued output is lost).
+ */
 export function frameWriter(socket: net.Socket, type: number): Writable {
   return new Writable({
     write(chunk: Buffer | string, _enc, cb) {
       const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
       if (socket.destroyed) return cb()
-      socket.write(encodeFrame(type, data), () => cb())
+      if (socket.write(encodeFrame(type, data))) return cb()
+      const go = (): void => {
+        socket.off('drain', go)
+        socket.off('close', go)
+        cb()
+      }
+      socket.on('drain', go)
+      socket.on('close', go)
     }
+  })
+}
+
+/** Resolves once everything written to `w` so far has been handed to its socket (then ends `w`). */
+export function drained(w: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    w.end(() => resolve())
+    w.once('error', () => resolve())
   })
 }
 
