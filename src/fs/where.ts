@@ -72,11 +72,6 @@ export interface WhereReport {
   peers: PeerHolding[]
 }
 
-/** What cache's PinSet offers (src/fs/cas/cache*.ts), if it is there. */
-interface PinSource {
-  pinnedAddresses(): Promise<Set<string>>
-}
-
 /** The report for the files under `path` of `vol`'s live tree. */
 export async function where(node: Node, vol: Volume, path: string, tree: ReadTree = vol.tree): Promise<WhereReport> {
   const st = tree.stat(path)
@@ -88,8 +83,7 @@ export async function where(node: Node, vol: Volume, path: string, tree: ReadTre
   const logical = refs.logicalBytes
   let unknown = 0
   const placed = await place(node, all.list.map((a) => a.toString('hex')))
-  const pins = (node as unknown as { cache?: { pins?: PinSource } }).cache?.pins
-  const pinned = pins ? await pins.pinnedAddresses().catch(() => new Set<string>()) : new Set<string>()
+  const pinned = await node.pins.pinnedAddresses().catch(() => new Set<string>())
   const here = { bytes: 0, written: 0, cached: 0, pinned: 0, notSafe: 0 }
   const byPeer = new Map<string, { bytes: number; as: HoldingKind }>()
   let stored = 0
