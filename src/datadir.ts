@@ -109,6 +109,21 @@ export class DataDir {
     return path.join(this.root, 'corestore')
   }
 
+  /** The cache budget set with `bazil cache size` (spec/datadir.md; src/fs/cas/cache-size.ts). */
+  get cacheConfigPath(): string {
+    return path.join(this.root, 'cache.json')
+  }
+
+  /** Which blocks of peers' stores are held here, their sizes and LRU order (src/fs/cas/cache-ledger.ts). */
+  get cacheLedgerPath(): string {
+    return path.join(this.root, 'cache-ledger')
+  }
+
+  /** Pinned paths per volume (src/pins.ts). */
+  get pinsPath(): string {
+    return path.join(this.root, 'pins.json')
+  }
+
   /** When each unreferenced object of the own store was first found so (spec/gc.md §6). */
   get gcMarksPath(): string {
     return path.join(this.corestorePath, 'gc-marks')

@@ -15,6 +15,10 @@ import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, wa
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
+import type { Log } from './log.js'
+import { ContentCache } from './fs/cas/cache.js'
+import { OpenFiles } from './fs/cas/cache-holds.js'
+import { PinKeeper } from './fs/cas/cache-pins.js'
 import { Placement, type SafetyOracle } from './fs/placement.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
@@ -38,6 +42,12 @@ export class Node {
   readonly space: SpaceGuard
   /** Makes everything written to the corestore so far durable (fsync of the mount). */
   readonly storeSync: StoreSync
+  /** Files mounts have open: eviction and GC keep their content (src/fs/cas/cache-holds.ts). */
+  readonly openFiles = new OpenFiles()
+  /** Pinned paths, fetched and kept (`bazil pin`; src/fs/cas/cache-pins.ts). */
+  readonly pins: PinKeeper
+  /** Content of peers' stores held here, within the budget (`bazil cache size`; src/fs/cas/cache.ts). Set by open(). */
+  cache!: ContentCache
   /** The copy rule and the storage peers' confirmations (src/fs/placement.ts). */
   readonly placement: Placement
   private readonly opened = new Map<string, Volume>()
@@ -52,6 +62,7 @@ export class Node {
     this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
     this.placement = new Placement(dir.holdingsPath, chunks.casKey, () => [...this.opened.values()].filter((v) => !v.isClosed).map((v) => ({ id: v.id.toString('hex'), copies: v.copies })))
     this.remoteStores.serve(chunks)
+    this.pins = new PinKeeper(this)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))
   }
 
@@ -88,7 +99,8 @@ export class Node {
     return this.placement
   }
 
-  static async open(dir: DataDir): Promise<Node> {
+  /** `log`: where the cache reports what it found at open (the server's log). */
+  static async open(dir: DataDir, opts: { log?: Log } = {}): Promise<Node> {
     let store: Corestore
     try {
       store = await openStore(dir)
@@ -104,6 +116,15 @@ export class Node {
       const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
       const node = new Node(dir, store, chunks, guard)
       await node.remoteStores.load()
+      node.cache = await ContentCache.open(store, node.remoteStores, {
+        configFile: dir.cacheConfigPath,
+        ledgerFile: dir.cacheLedgerPath,
+        dataDir: dir.root,
+        // A store this node keeps for its owner (a mirror: the owner's copy rule counts it) is not cache.
+        kept: (key) => node.mirrors.ownerOf(key) !== null,
+        pins: node.pins,
+        holders: [node.openFiles]
+      }, opts.log)
       return node
     } catch (err) {
       // The corestore holds the data dir's lock: a failed open must not keep it (a later open
@@ -117,7 +138,7 @@ export class Node {
   cas(sharing: string): Cas {
     let cas = this.casBySharing.get(sharing)
     if (!cas) {
-      cas = new Cas(this.chunks, this.dir.sharingKey(sharing))
+      cas = new Cas(this.chunks, this.dir.sharingKey(sharing), { holds: this.openFiles })
       this.casBySharing.set(sharing, cas)
     }
     return cas
@@ -275,6 +296,8 @@ export class Node {
 
   async close(): Promise<void> {
     let failure: unknown = null
+    await this.pins.close()
+    await this.cache?.close()
     for (const v of this.volumes.values()) {
       const vol = await v.catch(() => null)
       if (vol) await vol.close().catch((err: unknown) => { failure ??= err })

@@ -10,6 +10,7 @@ import * as peer from './commands/peer.js'
 import * as dht from './commands/dht.js'
 import * as sync from './commands/sync.js'
 import * as writers from './commands/writers.js'
+import * as cache from './commands/cache.js'
 import * as gc from './commands/gc.js'
 import * as placement from './commands/placement.js'
 
@@ -17,7 +18,7 @@ export const VERSION = '0.1.0'
 
 export function buildCli(): Cli<BazilContext> {
   const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
-  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(placement), gc.VolumeGcCommand, gc.VolumeSnapshotRmCommand]) {
+  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(placement), ...Object.values(cache), gc.VolumeGcCommand, gc.VolumeSnapshotRmCommand, gc.VolumeSnapshotKeepCommand]) {
     cli.register(c)
   }
   cli.register(Builtins.HelpCommand)

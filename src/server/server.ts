@@ -10,6 +10,7 @@ import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, drained,
 import type { ServerHandle } from './handle.js'
 import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
+import { AutoGc, autoGcOptions } from './auto-gc.js'
 import { PeerNetwork, readNetConfig, type HostPort } from '../net/index.js'
 
 /** Runs one command as the CLI would, with the server's context; resolves to its exit code. */
@@ -34,6 +35,9 @@ export class Server implements ServerHandle {
   /** The peer network (swarm, protocol, replication); peer commands reach it through here. */
   net: PeerNetwork | null = null
 
+  /** Automatic garbage collection (src/server/auto-gc.ts), unless BAZIL_GC_INTERVAL=off. */
+  autoGc: AutoGc | null = null
+
   private constructor(
     readonly dir: DataDir,
     readonly node: Node,
@@ -54,7 +58,7 @@ export class Server implements ServerHandle {
     }
     let node: Node
     try {
-      node = await Node.open(dir)
+      node = await Node.open(dir, { log: opts.log })
     } catch (err) {
       if (err instanceof UserError && /in use/.test(err.message)) {
         throw new UserError(`the data dir ${dir.root} is in use by another bazil process${pidNote(dir)}: stop it first`)
@@ -72,6 +76,11 @@ export class Server implements ServerHandle {
       await server.stop()
       throw err
     }
+    const gc = autoGcOptions(process.env)
+    if (gc) {
+      server.autoGc = new AutoGc(node, opts.log, gc)
+      server.autoGc.start()
+    }
     opts.log('info', `bazil server for ${dir.root} listening on ${sockFile} (pid ${process.pid})`)
     return server
   }
@@ -80,11 +89,15 @@ export class Server implements ServerHandle {
   private async startNetwork(bootstrap: HostPort[] | undefined): Promise<void> {
     const cfg = readNetConfig(this.dir.root)
     this.node.remoteStores.log = this.log
+    this.node.cache.log = this.log
+    this.node.pins.log = this.log
     const net = new PeerNetwork({ node: this.node, log: this.log, bootstrap: bootstrap ?? cfg.bootstrap, firewalled: cfg.firewalled, port: cfg.port })
     // A volume's writer set changed (a log admitted or revoked): the network recomputes access.
     this.node.onWritersChanged = (id) => net.writersChanged(id)
     await net.start()
     this.net = net
+    // Pinned paths: fetched in the background and kept (src/fs/cas/cache-pins.ts).
+    this.node.pins.start()
   }
 
   private listen(sockFile: string): Promise<void> {
@@ -164,6 +177,7 @@ export class Server implements ServerHandle {
     this.log('info', 'shutting down')
     await new Promise<void>((resolve) => this.listener.close(() => resolve()))
     await Promise.allSettled([...this.inflight])
+    await this.autoGc?.stop()
     await this.mountManager.closeAll()
     if (this.net) await this.net.stop().catch((err: Error) => this.log('error', `stopping the network: ${err.message}`))
     await this.node.close()

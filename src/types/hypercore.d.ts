@@ -51,6 +51,8 @@ declare module 'hypercore' {
     has(start: number, end?: number): Promise<boolean>
     update(opts?: { wait?: boolean }): Promise<boolean>
     clear(start: number, end?: number): Promise<unknown>
+    /** Compacts this core's key ranges in RocksDB (frees the space of cleared blocks). */
+    compact(): Promise<unknown>
     truncate(newLength?: number): Promise<void>
     download(range?: { start?: number; end?: number; blocks?: number[]; linear?: boolean }): Range
     info(opts?: { storage?: boolean }): Promise<{ byteLength: number; length: number; contiguousLength: number; storage?: { oplog: number; tree: number; blocks: number; bitfield: number } | null }>

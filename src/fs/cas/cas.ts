@@ -9,6 +9,7 @@ import { ManifestBuilder, type ManifestEntry, type ManifestNode } from './manife
 import { ContentReader, type FileRef, type OpenFile } from './cas-read.js'
 import { sharedCache, type ChunkCache } from './chunk-cache.js'
 import { openPool, type OpenPool } from './open-pool.js'
+import type { OpenFiles } from './cache-holds.js'
 
 export type { FileRef }
 
@@ -45,7 +46,11 @@ export class Cas {
   private readonly gear: GearTable
   private readonly reader: ContentReader
 
-  constructor(private readonly store: ChunkStore, sharingKey: Buffer, opts: { cache?: ChunkCache; pool?: OpenPool } = {}) {
+  /** Where open files are registered so that eviction and GC keep their content (cache-holds.ts). */
+  private readonly holds: OpenFiles | null
+
+  constructor(private readonly store: ChunkStore, sharingKey: Buffer, opts: { cache?: ChunkCache; pool?: OpenPool; holds?: OpenFiles } = {}) {
+    this.holds = opts.holds ?? null
     this.keys = casKeys(sharingKey)
     this.gear = gearTable(sharingKey)
     this.reader = new ContentReader(store, this.keys, opts.cache ?? sharedCache(), opts.pool ?? openPool())
@@ -163,7 +168,16 @@ export class Cas {
 
   /** The file open for reads: manifest resolved once, chunks cached and read ahead (cas-read.ts). */
   openFile(ref: FileRef, what = 'file'): OpenFile {
-    return this.reader.openFile(ref, what)
+    const file = this.reader.openFile(ref, what)
+    if (this.holds) {
+      const release = this.holds.add(this, ref)
+      const close = file.close.bind(file)
+      file.close = () => {
+        release()
+        close()
+      }
+    }
+    return file
   }
 
   /** Whether the manifest tree and every chunk of the file are held by this node. */

@@ -82,6 +82,12 @@ export class RemoteStores {
   /** Where misses and misbehaving peers are reported (the server sets its log). */
   log: Log = () => {}
 
+  /**
+   * Called when a source's pack is used for a read (held locally or just fetched): the cache's
+   * LRU (cache-ledger.ts). Must not throw or block.
+   */
+  onPackRead: ((packsKey: Buffer, pack: number) => void) | null = null
+
   private readonly sourcesFile: string | null
   /** The sources file write in flight (writes are serialized). */
   private saving: Promise<void> = Promise.resolve()
@@ -258,12 +264,35 @@ export class RemoteStores {
         const object = this.packs.slice(s, pack, loc, address)
         if (!object) continue
         if (s.owner) this.answered.set(address.toString('hex'), s.owner)
+        this.onPackRead?.(s.packs.key, loc.pack)
         return object
       } catch {
         // A closed core: not held locally.
       }
     }
     return null
+  }
+
+  /**
+   * Which packs of which sources' stores hold these objects, by `packs` core key (hex), from
+   * the index blocks held locally (no network). The cache uses it to keep the packs of
+   * pinned and open files.
+   */
+  async packsOf(addresses: Iterable<Buffer>): Promise<Map<string, Set<number>>> {
+    const out = new Map<string, Set<number>>()
+    const sources = [...this.sources.values()].filter((s) => !s.index.unusable)
+    for (const s of sources) await s.index.catchUpLocal().catch(() => {})
+    for (const a of addresses) {
+      for (const s of sources) {
+        const loc = s.index.get(a)
+        if (!loc) continue
+        const key = s.packs.key.toString('hex')
+        let set = out.get(key)
+        if (!set) out.set(key, (set = new Set()))
+        set.add(loc.pack)
+      }
+    }
+    return out
   }
 
   /**
@@ -405,6 +434,7 @@ export class RemoteStores {
       }
       if (!loc) return null
       const pack = await this.packs.fetchPack(s, loc.pack)
+      if (pack) this.onPackRead?.(s.packs.key, loc.pack)
       return pack ? this.packs.slice(s, pack, loc, address) : null
     } catch (err) {
       if (!this.closed) this.log('debug', `cas: peer ${s.name}: ${(err as Error).message}`)

@@ -1,0 +1,178 @@
+// cache size, pin, unpin: the budget for content read from peers, and paths kept for offline use.
+import path from 'node:path'
+import { Option } from 'clipanion'
+import { BazilCommand } from '../base.js'
+import { UserError, type DataDir } from '../../datadir.js'
+import { formatBudget, formatBytes, parseBudget, writeBudget } from '../../fs/cas/cache-size.js'
+import { addPins, covers, pinPath, readPins, removePins } from '../../pins.js'
+import type { Node } from '../../node.js'
+import type { MountInfo } from '../../server/handle.js'
+
+export class CacheSizeCommand extends BazilCommand {
+  static override paths = [['cache', 'size']]
+  static override usage = BazilCommand.Usage({
+    description: 'Show or set the budget for content read from peers (kept here as a cache, least recently used out first)',
+    details: 'SIZE is like 20GiB, 500MiB, 2GB, or 10% (of the disk holding the data dir; the default). Pinned content (`bazil pin`) does not count against it and is never evicted.',
+    examples: [['Show the budget and what is held', 'bazil cache size'], ['Set it', 'bazil cache size 20GiB']]
+  })
+  asJson = Option.Boolean('--json', false)
+  size = Option.String({ required: false })
+
+  async run(): Promise<void> {
+    const spec = this.size !== undefined ? parseBudget(this.size) : null
+    const server = this.context.server
+    if (spec && !server) {
+      // No server: nothing is held open; record it (the next node to open evicts down to it).
+      const dir = this.openDataDir()
+      writeBudget(dir.cacheConfigPath, spec)
+    }
+    const status = await this.withNode(async (node) => {
+      if (spec && server) await node.cache.setBudget(spec)
+      else if (spec) await node.cache.evict()
+      return node.cache.status()
+    })
+    if (this.asJson) return this.json(status)
+    if (spec) this.out(`cache budget set to ${formatBudget(spec)}${"percent" in spec ? ` (${formatBytes(status.budgetBytes)})` : ""}`)
+    else this.out(`cache budget: ${status.budget} = ${formatBytes(status.budgetBytes)}`)
+    this.out(`held: ${formatBytes(status.heldBytes)} in ${status.packs} packs of peers' stores (${formatBytes(status.cachedBytes)} cached, ${formatBytes(status.pinnedBytes)} pinned)`)
+  }
+}
+
+/** VOLUME PATH... or paths inside mounts of the running server: (volume name, path in it) pairs. */
+function targets(dir: DataDir, args: string[], mounts: MountInfo[], resolve: (p: string) => string): { volume: string; paths: string[] }[] {
+  if (args.length === 0) throw new UserError('give VOLUME PATH... or paths inside a mounted volume')
+  const names = new Set(dir.listVolumes().map((v) => v.name))
+  if (args.length >= 2 && !args[0]!.includes('/') && names.has(args[0]!)) {
+    return [{ volume: args[0]!, paths: args.slice(1).map(pinPath) }]
+  }
+  const byVolume = new Map<string, string[]>()
+  for (const a of args) {
+    const abs = resolve(a)
+    const m = mounts
+      .filter((x) => abs === x.mountpoint || abs.startsWith(x.mountpoint + path.sep))
+      .sort((x, y) => y.mountpoint.length - x.mountpoint.length)[0]
+    if (!m) {
+      throw new UserError(mounts.length === 0 && !names.has(a)
+        ? `${a}: not a volume, and no volume is mounted by a running server: give VOLUME PATH...`
+        : `${abs} is not inside a mounted volume (${mounts.map((x) => x.mountpoint).join(', ') || 'none mounted'}): give VOLUME PATH...`)
+    }
+    const list = byVolume.get(m.volume) ?? []
+    list.push(pinPath(path.relative(m.mountpoint, abs).split(path.sep).join('/')))
+    byVolume.set(m.volume, list)
+  }
+  return [...byVolume].map(([volume, paths]) => ({ volume, paths }))
+}
+
+export class PinCommand extends BazilCommand {
+  static override paths = [['pin']]
+  static override usage = BazilCommand.Usage({
+    description: 'Keep files or directory trees of a volume here for offline use (fetched in the background, never evicted)',
+    details: 'A pinned directory includes whatever is added under it later. Paths may be given as VOLUME PATH... or as paths inside a volume a running server has mounted. `--list` shows the pins.',
+    examples: [['Pin a directory', 'bazil pin photos /2024'], ['Pin through a mount', 'bazil pin ~/photos/2024'], ['List the pins', 'bazil pin --list']]
+  })
+  list = Option.Boolean('--list', false, { description: 'List the pins and how much of each is held here' })
+  asJson = Option.Boolean('--json', false)
+  args = Option.Rest()
+
+  async run(): Promise<void> {
+    if (this.list) {
+      if (this.args.length > 0) throw new UserError('--list takes no paths')
+      return this.listPins()
+    }
+    const server = this.context.server
+    const lines = await this.withNode(async (node) => {
+      const out: string[] = []
+      for (const t of targets(node.dir, this.args, server?.mounts() ?? [], (p) => this.resolvePath(p))) {
+        const vol = await node.volume(t.volume)
+        const tree = vol.view()
+        for (const p of t.paths) if (!tree.lookup(p)) throw new UserError(`volume ${vol.name} has no ${p}`)
+        const existing = readPins(node.dir.pinsPath).filter((x) => x.volume === vol.id.toString('hex'))
+        const added = addPins(node.dir.pinsPath, vol.id.toString('hex'), t.paths)
+        for (const p of t.paths) {
+          const under = existing.find((x) => covers(x.path, p))
+          if (under) out.push(`volume ${vol.name} ${p} is pinned already${under.path !== p ? ` (under ${under.path})` : ''}`)
+          else if (added.some((a) => a.path === p)) out.push(`pinned volume ${vol.name} ${p}: ${server ? 'fetching in the background (progress in the server log)' : 'fetched once `bazil server run` runs'}`)
+        }
+      }
+      if (server) void node.pins.sync()
+      return out
+    })
+    for (const l of lines) this.out(l)
+  }
+
+  private async listPins(): Promise<void> {
+    const rows = await this.withNode(async (node) => pinRows(node, !!this.context.server))
+    if (this.asJson) return this.json(rows)
+    if (rows.length === 0) return this.out('no pins')
+    for (const r of rows) {
+      const held = r.heldBytes === null ? '' : `, ${formatBytes(r.heldBytes)} held`
+      this.out(`${r.volume ?? r.volumeId}\t${r.path}\t${r.files} files, ${formatBytes(r.bytes)}${held}${r.problem ? ` (${r.problem})` : ''}`)
+    }
+  }
+}
+
+interface PinRow {
+  volume: string | null
+  volumeId: string
+  path: string
+  added: string
+  files: number
+  bytes: number
+  /** Bytes of the pin's files held here, as of the server's last sync (null without a server). */
+  heldBytes: number | null
+  heldFiles: number | null
+  problem: string | null
+}
+
+async function pinRows(node: Node, inServer: boolean): Promise<PinRow[]> {
+  const states = inServer ? node.pins.list() : []
+  const volumes = node.dir.listVolumes()
+  const rows: PinRow[] = []
+  for (const pin of readPins(node.dir.pinsPath)) {
+    const rec = volumes.find((v) => v.id === pin.volume)
+    const state = states.find((s) => s.pin.volume === pin.volume && s.pin.path === pin.path)
+    let files = 0
+    let bytes = 0
+    let problem: string | null = rec ? null : 'no volume with this id here'
+    if (rec && !rec.storageOnly) {
+      const tree = (await node.volume(rec.name)).view()
+      if (!tree.lookup(pin.path)) problem = 'no such path in the volume now'
+      else for (const st of tree.walk(pin.path)) if (st.kind === 'file' && st.content) {
+        files++
+        bytes += st.content.size
+      }
+    }
+    rows.push({ volume: rec?.name ?? null, volumeId: pin.volume, path: pin.path, added: new Date(pin.added).toISOString(), files, bytes, heldBytes: state ? state.heldBytes : null, heldFiles: state ? state.heldFiles : null, problem })
+  }
+  return rows
+}
+
+export class UnpinCommand extends BazilCommand {
+  static override paths = [['unpin']]
+  static override usage = BazilCommand.Usage({
+    description: 'Stop keeping pinned paths: their content becomes cache (evicted when the budget needs room)',
+    examples: [['Unpin a directory', 'bazil unpin photos /2024']]
+  })
+  args = Option.Rest()
+
+  async run(): Promise<void> {
+    const server = this.context.server
+    const lines = await this.withNode(async (node) => {
+      const out: string[] = []
+      for (const t of targets(node.dir, this.args, server?.mounts() ?? [], (p) => this.resolvePath(p))) {
+        const id = node.dir.volume(t.volume).id
+        const pins = readPins(node.dir.pinsPath).filter((x) => x.volume === id)
+        for (const p of t.paths) {
+          if (pins.some((x) => x.path === p)) continue
+          const under = pins.find((x) => covers(x.path, p))
+          throw new UserError(under ? `volume ${t.volume} ${p} is not pinned itself: it is under the pinned ${under.path} (unpin that)` : `volume ${t.volume} ${p} is not pinned (see \`bazil pin --list\`)`)
+        }
+        removePins(node.dir.pinsPath, id, t.paths)
+        for (const p of t.paths) out.push(`unpinned volume ${t.volume} ${p}`)
+      }
+      if (server) void node.pins.sync()
+      return out
+    })
+    for (const l of lines) this.out(l)
+  }
+}

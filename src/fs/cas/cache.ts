@@ -1,0 +1,336 @@
+// The cache: content this node read from peers' stores stays in its local copies of their
+// `packs` cores (remote-store.ts). This module accounts for it (which packs are held, their
+// bytes, their last use: cache-ledger.ts) and keeps it within the budget (`bazil cache size`,
+// cache-size.ts) by clearing the least recently used packs (hypercore `clear`, then a RocksDB
+// compaction of the core's range so that the disk space comes back). Never cleared: packs
+// holding content a pin references (cache-pins.ts) or a mount has open (cache-holds.ts).
+// Pinned packs do not count against the budget. The own store (content written here) is not
+// touched: it leaves only through the copy rule (issue 11), not through this module.
+import fs from 'node:fs'
+import type Corestore from 'corestore'
+import type { Hypercore } from 'hypercore'
+import { replaceFile } from '../../atomic-file.js'
+import type { Log } from '../../log.js'
+import { CacheLedger } from './cache-ledger.js'
+import { DEFAULT_BUDGET, budgetBytes, formatBytes, readBudget, writeBudget, type BudgetSpec } from './cache-size.js'
+import type { Holder, PinSet } from './cache-holds.js'
+import type { RemoteStores } from './remote-store.js'
+
+/** How often the ledger is written when it changed (and at close). */
+const SAVE_MS = 30_000
+/** How often the stores are looked at for copies opened since (new sources) and the budget re-resolved. */
+const POLL_MS = 5_000
+
+export interface CacheStatus {
+  /** The budget as set (`20GiB`, `10%`) and whether it is the default. */
+  budget: string
+  default: boolean
+  budgetBytes: number
+  /** Packs of peers' stores held here, and their bytes (pinned ones included). */
+  packs: number
+  heldBytes: number
+  /** Of those, the bytes of packs pinned content references (outside the budget). */
+  pinnedBytes: number
+  /** heldBytes - pinnedBytes: what the budget bounds. */
+  cachedBytes: number
+  /** The last eviction: packs and bytes cleared, and how long it took (clear + compaction). */
+  lastEviction: { packs: number; bytes: number; ms: number; at: number } | null
+  evictedBytes: number
+}
+
+export interface CacheOptions {
+  configFile: string
+  ledgerFile: string
+  /** Where the budget's percentage is taken of (the data dir). */
+  dataDir: string
+  /** Stores (`packs` core key) this node keeps whole for others (a closet's replicas): never cache, never evicted. */
+  kept?: (packsKey: Buffer) => boolean
+  /** What pins reference (never evicted, outside the budget). */
+  pins?: PinSet
+  /** What must stay while held (files mounts have open). */
+  holders?: Holder[]
+}
+
+export class ContentCache {
+  log: Log = () => {}
+  /** What pins reference and what mounts have open: never evicted. */
+  readonly pins: PinSet | null
+  private readonly holders: Holder[]
+
+  private readonly cores = new Map<string, Hypercore>()
+  private readonly attaching = new Map<string, Promise<void>>()
+  private spec: BudgetSpec
+  private isDefault: boolean
+  private budget: number
+  private evicting: Promise<void> | null = null
+  private evictAgain = false
+  private saveTimer: NodeJS.Timeout | null = null
+  private pollTimer: NodeJS.Timeout | null = null
+  private saving: Promise<void> = Promise.resolve()
+  private closed = false
+  private pinnedBytes = 0
+  private lastEviction: CacheStatus['lastEviction'] = null
+  private evictedTotal = 0
+
+  private constructor(
+    private readonly store: Corestore,
+    private readonly remote: RemoteStores,
+    private readonly opts: CacheOptions,
+    readonly ledger: CacheLedger
+  ) {
+    this.pins = opts.pins ?? null
+    this.holders = opts.holders ?? []
+    this.spec = DEFAULT_BUDGET
+    this.isDefault = true
+    this.budget = budgetBytes(this.spec, opts.dataDir)
+  }
+
+  /**
+   * Loads the ledger (a missing or damaged one: every held pack is found again by a scan,
+   * logged) and the budget, and starts accounting: packs read (RemoteStores.onPackRead) and
+   * packs arriving (hypercore 'download') on every copy of a peer's store.
+   */
+  static async open(store: Corestore, remote: RemoteStores, opts: CacheOptions, log: Log = () => {}): Promise<ContentCache> {
+    let ledger = new CacheLedger()
+    let rescan = false
+    try {
+      ledger = CacheLedger.decode(await fs.promises.readFile(opts.ledgerFile))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        log('warn', `cache: ${opts.ledgerFile}: ${(err as Error).message} (ignored: the held packs are scanned again, their order of use is lost)`)
+      }
+      rescan = true
+    }
+    const cache = new ContentCache(store, remote, opts, ledger)
+    cache.log = log
+    cache.refreshBudget()
+    remote.onPackRead = (key, pack) => cache.used(key, pack)
+    await cache.attachAll(rescan)
+    cache.saveTimer = setInterval(() => void cache.save(), SAVE_MS)
+    cache.saveTimer.unref()
+    cache.pollTimer = setInterval(() => {
+      void cache.attachAll(false)
+      cache.refreshBudget()
+    }, POLL_MS)
+    cache.pollTimer.unref()
+    return cache
+  }
+
+  // ---- the budget ----------------------------------------------------------------------------
+
+  /** Sets and keeps the budget (DATA/cache.json), then evicts down to it. */
+  async setBudget(spec: BudgetSpec): Promise<void> {
+    writeBudget(this.opts.configFile, spec)
+    this.spec = spec
+    this.isDefault = false
+    this.budget = budgetBytes(spec, this.opts.dataDir)
+    await this.evict()
+  }
+
+  /** A percentage follows the disk (and a file edited by hand is picked up). */
+  private refreshBudget(): void {
+    try {
+      const spec = readBudget(this.opts.configFile)
+      this.spec = spec ?? DEFAULT_BUDGET
+      this.isDefault = spec === null
+      this.budget = budgetBytes(this.spec, this.opts.dataDir)
+    } catch (err) {
+      this.log('warn', `cache: ${(err as Error).message}`)
+    }
+  }
+
+  get budgetBytes(): number {
+    return this.budget
+  }
+
+  /** Where the cache stands (after an eviction, if over the budget: a file closed since may free its packs). */
+  async status(): Promise<CacheStatus> {
+    await this.evict()
+    const pinned = await this.protectedPacks(true)
+    this.pinnedBytes = this.bytesOf(pinned)
+    return {
+      budget: this.isDefault ? `${formatBudgetSpec(this.spec)} (default)` : formatBudgetSpec(this.spec),
+      default: this.isDefault,
+      budgetBytes: this.budget,
+      packs: this.ledger.size,
+      heldBytes: this.ledger.bytes,
+      pinnedBytes: this.pinnedBytes,
+      cachedBytes: this.ledger.bytes - this.pinnedBytes,
+      lastEviction: this.lastEviction,
+      evictedBytes: this.evictedTotal
+    }
+  }
+
+  // ---- accounting ----------------------------------------------------------------------------
+
+  /** Opens a session on every source's `packs` core not watched yet (and reconciles the ledger with it). */
+  private async attachAll(rescan: boolean): Promise<void> {
+    for (const s of this.remote.stores()) await this.attach(s.cas, rescan)
+  }
+
+  private attach(key: Buffer, rescan: boolean): Promise<void> {
+    const hex = key.toString('hex')
+    if (this.cores.has(hex) || this.closed || this.opts.kept?.(key)) return Promise.resolve()
+    let p = this.attaching.get(hex)
+    if (!p) {
+      p = this.openCore(key, hex, rescan).catch((err: Error) => {
+        if (!this.closed) this.log('warn', `cache: cannot watch the copy of store ${hex.slice(0, 16)}…: ${err.message}`)
+      }).finally(() => this.attaching.delete(hex))
+      this.attaching.set(hex, p)
+    }
+    return p
+  }
+
+  private async openCore(key: Buffer, hex: string, rescan: boolean): Promise<void> {
+    const core = this.store.get({ key })
+    await core.ready()
+    if (this.closed) {
+      await core.close()
+      return
+    }
+    core.on('download', (index: number, bytes: number) => {
+      this.ledger.add(hex, index, bytes)
+      if (this.ledger.bytes > this.budget) void this.evict()
+    })
+    this.cores.set(hex, core)
+    // The ledger against what the copy holds: packs cleared meanwhile go; packs held but not
+    // in it (a lost ledger, or a bazil from before the cache) are added as the oldest.
+    for (const pack of this.ledger.packsOf(hex)) {
+      if (pack >= core.length || !(await core.has(pack))) this.ledger.remove(hex, pack)
+    }
+    const known = new Set(this.ledger.packsOf(hex))
+    const found: { pack: number; bytes: number }[] = []
+    if (rescan || known.size === 0) {
+      for (let i = 0; i < core.length; i++) {
+        if (known.has(i) || !(await core.has(i))) continue
+        const block = await core.get(i, { wait: false }).catch(() => null)
+        if (block) found.push({ pack: i, bytes: block.length })
+      }
+    }
+    if (found.length > 0) {
+      const rest = this.ledger.oldestFirst()
+      for (const e of rest) this.ledger.remove(e.core, e.pack)
+      for (const f of found) this.ledger.add(hex, f.pack, f.bytes, 0)
+      for (const e of rest) this.ledger.add(e.core, e.pack, e.bytes, e.at)
+      this.log('info', `cache: found ${found.length} packs (${formatBytes(found.reduce((n, f) => n + f.bytes, 0))}) held of store ${hex.slice(0, 16)}… not in the ledger: counted as least recently used`)
+    }
+    if (this.ledger.bytes > this.budget) void this.evict()
+  }
+
+  /** A held pack was read (RemoteStores.onPackRead). */
+  private used(key: Buffer, pack: number): void {
+    const hex = key.toString('hex')
+    if (this.ledger.touch(hex, pack)) return
+    if (!this.cores.has(hex)) void this.attach(key, false)
+  }
+
+  // ---- eviction ------------------------------------------------------------------------------
+
+  /** Packs never cleared: those of pinned content, and (unless `pinsOnly`) of files mounts have open. */
+  private async protectedPacks(pinsOnly: boolean): Promise<Map<string, Set<number>>> {
+    const addresses = new Set<string>()
+    const sets: Promise<Set<string>>[] = []
+    if (this.pins) sets.push(this.pins.pinnedAddresses())
+    if (!pinsOnly) for (const h of this.holders) sets.push(h.heldAddresses())
+    for (const s of await Promise.all(sets)) for (const a of s) addresses.add(a)
+    if (addresses.size === 0) return new Map()
+    return this.remote.packsOf([...addresses].map((a) => Buffer.from(a, 'hex')))
+  }
+
+  private bytesOf(packs: Map<string, Set<number>>): number {
+    let n = 0
+    for (const e of this.ledger.oldestFirst()) if (packs.get(e.core)?.has(e.pack)) n += e.bytes
+    return n
+  }
+
+  /**
+   * Clears least recently used packs until the packs not pinned fit the budget (packs of
+   * pinned or open content are skipped), then compacts the cleared ranges. Concurrent calls
+   * share one run (and one more after it if asked meanwhile). Never throws.
+   */
+  evict(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    if (this.evicting) {
+      this.evictAgain = true
+      return this.evicting
+    }
+    this.evicting = (async () => {
+      do {
+        this.evictAgain = false
+        await this.evictOnce().catch((err: Error) => {
+          if (!this.closed) this.log('warn', `cache: eviction failed: ${err.message}`)
+        })
+      } while (this.evictAgain && !this.closed)
+    })().finally(() => {
+      this.evicting = null
+    })
+    return this.evicting
+  }
+
+  private async evictOnce(): Promise<void> {
+    if (this.ledger.bytes <= this.budget) return
+    const started = Date.now()
+    const pinned = await this.protectedPacks(true)
+    const held = await this.protectedPacks(false)
+    this.pinnedBytes = this.bytesOf(pinned)
+    if (this.ledger.bytes - this.pinnedBytes <= this.budget) return
+    // Down to a little below the budget (1/16 of it, at most 256 MiB): the next packs read
+    // don't each cost an eviction and a compaction of their own.
+    let over = this.ledger.bytes - this.pinnedBytes - (this.budget - Math.min(Math.floor(this.budget / 16), 256 * 1024 * 1024))
+    const cleared = new Map<string, Hypercore>()
+    let packs = 0
+    let bytes = 0
+    for (const e of this.ledger.oldestFirst()) {
+      if (over <= 0 || this.closed) break
+      // Used since this run began (touch() updates the entry in place): a read needs it now.
+      if (held.get(e.core)?.has(e.pack) || e.at >= started) continue
+      const core = this.cores.get(e.core)
+      if (!core || this.opts.kept?.(core.key)) continue
+      await core.clear(e.pack)
+      this.ledger.remove(e.core, e.pack)
+      cleared.set(e.core, core)
+      over -= e.bytes
+      packs++
+      bytes += e.bytes
+    }
+    // RocksDB frees a cleared range's space when it compacts it: ask for it now.
+    for (const core of cleared.values()) await core.compact().catch(() => {})
+    if (packs === 0) {
+      this.log('debug', `cache: ${formatBytes(this.ledger.bytes - this.pinnedBytes)} cached is over the budget of ${formatBytes(this.budget)}, but every pack held is pinned or open`)
+      return
+    }
+    const ms = Date.now() - started
+    this.lastEviction = { packs, bytes, ms, at: Date.now() }
+    this.evictedTotal += bytes
+    this.log('info', `cache: evicted ${packs} packs (${formatBytes(bytes)}) of peers' stores in ${ms} ms to stay within the budget of ${formatBytes(this.budget)}; held now ${formatBytes(this.ledger.bytes)} (${formatBytes(this.pinnedBytes)} pinned)`)
+    void this.save()
+  }
+
+  /** Writes the ledger if it changed (serialized; a failure is logged). */
+  save(): Promise<void> {
+    if (!this.ledger.dirty) return this.saving
+    const data = this.ledger.encode()
+    this.saving = this.saving.then(() => replaceFile(this.opts.ledgerFile, data, { mode: 0o600 })).catch((err: Error) => {
+      this.ledger.dirty = true
+      this.log('warn', `cache: cannot write ${this.opts.ledgerFile}: ${err.message}`)
+    })
+    return this.saving
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    await this.evicting
+    this.closed = true
+    if (this.saveTimer) clearInterval(this.saveTimer)
+    if (this.pollTimer) clearInterval(this.pollTimer)
+    await Promise.all(this.attaching.values())
+    await this.save()
+    this.remote.onPackRead = null
+    for (const core of this.cores.values()) await core.close().catch(() => {})
+    this.cores.clear()
+  }
+}
+
+function formatBudgetSpec(spec: BudgetSpec): string {
+  return 'percent' in spec ? `${spec.percent}% of the disk` : formatBytes(spec.bytes)
+}

@@ -1,0 +1,154 @@
+// The laptop as cache and stash (issue 11): a desktop holds a volume (~50 MiB); a laptop with a
+// 10 MiB cache budget reads every file through its mount (content right), stays within the
+// budget after every read (its own accounting, and `du` of its store), keeps a pinned tree
+// through eviction, reads it with every peer stopped; an evicted unpinned file gives EIO while
+// the desktop is down (within the timeout, with a log line) and reads again once it is back.
+// Real servers on a loopback DHT testnet, real FUSE mounts, the CLI.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { PeerCluster, eventually, hasFuse, sh } from './peer-setup.js'
+import { tempDir } from './helpers.js'
+
+const VOL = 'photos'
+const MiB = 1024 * 1024
+const BUDGET = 10 * MiB
+
+interface Status { budgetBytes: number; heldBytes: number; pinnedBytes: number; cachedBytes: number; packs: number; evictedBytes: number }
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+/** KiB the directory takes on disk (du -sk). */
+async function duKiB(dir: string): Promise<number> {
+  const r = await sh(`du -sk "${dir}"`)
+  return Number(r.out.split('\t')[0])
+}
+
+describe('a laptop with a small cache budget reading from a desktop', { skip: !hasFuse }, () => {
+  let c: PeerCluster
+  let src: { dir: string; cleanup: () => void }
+  /** Volume path -> sha256 of its content. */
+  const files = new Map<string, string>()
+  const pinned: string[] = []
+  const other: string[] = []
+
+  before(async () => {
+    src = tempDir('bazil-cache-src-')
+    // 6 MiB to pin (a tree: files and a subdirectory), 44 MiB of other files.
+    const put = (rel: string, bytes: number): void => {
+      const data = randomBytes(bytes)
+      fs.mkdirSync(path.dirname(path.join(src.dir, rel)), { recursive: true })
+      fs.writeFileSync(path.join(src.dir, rel), data)
+      files.set('/' + rel, sha(data))
+    }
+    for (let i = 0; i < 4; i++) put(`keep/k${i}.bin`, MiB)
+    for (let i = 0; i < 2; i++) put(`keep/sub/s${i}.bin`, MiB)
+    for (let i = 0; i < 44; i++) put(`other/d${i % 4}/f${i}.bin`, MiB + i * 1000)
+    for (const p of files.keys()) (p.startsWith('/keep/') ? pinned : other).push(p)
+    c = await PeerCluster.create(['desktop', 'laptop'])
+    await c.start('desktop', 'laptop')
+    await c.run('desktop', ['volume', 'create', '--sharing=friends', VOL])
+    await c.run('desktop', ['volume', 'import', VOL, src.dir])
+    // As c.connect, but only the laptop reads from the desktop's store (`volume storage add` on
+    // the laptop): the desktop does not store to the laptop (that would make the laptop keep a
+    // full replica of the desktop's store for its copy rule, not a cache).
+    const d = c.get('desktop')
+    const l = c.get('laptop')
+    await c.run('desktop', ['peer', 'add', l.key])
+    await c.run('desktop', ['peer', 'storage', 'allow', l.key, 'local'])
+    await c.run('desktop', ['peer', 'volume', 'allow', l.key, VOL])
+    await c.run('laptop', ['peer', 'add', d.key])
+    await c.run('laptop', ['peer', 'storage', 'allow', d.key, 'local'])
+    await c.run('laptop', ['volume', 'connect', '--sharing=friends', d.key, VOL])
+    await c.run('laptop', ['volume', 'storage', 'add', VOL, `peerkey:${d.key}`])
+    await c.run('laptop', ['cache', 'size', '10MiB'])
+    await c.mount(VOL, 'laptop')
+    const mnt = c.get('laptop').mnt
+    await eventually('the volume in the laptop\'s mount', async () => (await sh(`ls "${mnt}/other/d3/f43.bin"`)).code === 0, 60_000, 200)
+  })
+  after(async () => {
+    await c?.close()
+    src?.cleanup()
+  })
+
+  const cacheLog = (): string => c.get('laptop').log().split('\n').filter((l) => /cache:|pin:|cas:|fuse|error/.test(l)).join('\n')
+  const status = async (): Promise<Status> => JSON.parse((await c.run('laptop', ['cache', 'size', '--json'])).stdout) as Status
+  const readSha = async (p: string): Promise<{ code: number; out: string; ms: number }> => sh(`sha256sum "${c.get('laptop').mnt}${p}"`, 30_000)
+  let duBase = 0
+
+  test('pins a tree through the mount; it is fetched in the background', { timeout: 120_000 }, async () => {
+    const laptop = c.get('laptop')
+    duBase = await duKiB(path.join(laptop.data, 'corestore'))
+    const r = await c.run('laptop', ['pin', path.join(laptop.mnt, 'keep')])
+    assert.match(r.stdout, /pinned volume photos \/keep/)
+    await eventually('the pinned tree held', async () => {
+      const list = JSON.parse((await c.run('laptop', ['pin', '--list', '--json'])).stdout) as { path: string; bytes: number; heldBytes: number | null }[]
+      return list.length === 1 && list[0]!.path === '/keep' && list[0]!.heldBytes === list[0]!.bytes
+    }, 60_000, 250)
+    assert.match(laptop.log(), /pin: volume photos \/keep: all 6 files held for offline use/)
+    const s = await status()
+    assert.ok(s.pinnedBytes >= 6 * MiB, `pinned ${s.pinnedBytes}`)
+  })
+
+  test('reads every file byte-exact and stays within the budget after every read', { timeout: 300_000 }, async (t) => {
+    const laptop = c.get('laptop')
+    let maxCached = 0
+    let maxDu = 0
+    for (const p of [...other, ...pinned]) {
+      const r = await readSha(p)
+      assert.equal(r.code, 0, `${p}: ${r.out}\n${cacheLog()}`)
+      assert.equal(r.out.split(' ')[0], files.get(p), `${p} content`)
+      const s = await status()
+      maxCached = Math.max(maxCached, s.cachedBytes)
+      assert.ok(s.cachedBytes <= BUDGET, `after reading ${p}: ${s.cachedBytes} bytes cached, budget ${BUDGET}\n${cacheLog()}`)
+      // The store on disk: what it took before any read, plus the pinned tree and the budget,
+      // plus RocksDB's own slack (a write-ahead log not yet flushed, an SST being written).
+      const du = (await duKiB(path.join(laptop.data, 'corestore'))) - duBase
+      maxDu = Math.max(maxDu, du)
+      assert.ok(du * 1024 <= s.pinnedBytes + BUDGET + 16 * MiB, `after reading ${p}: the store grew by ${du} KiB (pinned ${s.pinnedBytes}, budget ${BUDGET})`)
+    }
+    const s = await status()
+    t.diagnostic(`max cached ${(maxCached / MiB).toFixed(2)} MiB (budget 10), store growth at most ${(maxDu / 1024).toFixed(1)} MiB; evicted ${(s.evictedBytes / MiB).toFixed(1)} MiB; pinned ${(s.pinnedBytes / MiB).toFixed(1)} MiB`)
+    assert.ok(s.evictedBytes >= 30 * MiB, `evicted only ${s.evictedBytes}`)
+    assert.match(laptop.log(), /cache: evicted \d+ packs/)
+  })
+
+  test('with the desktop stopped and the laptop restarted: the pinned tree reads, an evicted file gives EIO within the timeout', { timeout: 120_000 }, async () => {
+    const before = await status()
+    await c.stop('desktop')
+    // A restart empties the memory caches (decrypted chunks, recent packs): what reads now is on disk.
+    await c.stop('laptop')
+    await c.start('laptop')
+    const mnt = c.get('laptop').mnt
+    await eventually('the laptop\'s mount back', async () => (await sh(`ls "${mnt}/keep"`)).code === 0, 30_000, 200)
+    const after = await status()
+    // The ledger (which packs are held, in their order of use) survived the restart.
+    assert.equal(after.packs, before.packs)
+    assert.equal(after.heldBytes, before.heldBytes)
+    for (const p of pinned) {
+      const r = await readSha(p)
+      assert.equal(r.code, 0, `pinned ${p} offline: ${r.out}`)
+      assert.equal(r.out.split(' ')[0], files.get(p), `pinned ${p} content offline`)
+    }
+    const evicted = other[0]! // read first, least recently used: long gone
+    const r = await readSha(evicted)
+    assert.notEqual(r.code, 0, `${evicted} read offline although evicted: ${r.out}`)
+    assert.match(r.out, /Input\/output error/)
+    assert.ok(r.ms < 20_000, `EIO took ${r.ms} ms`)
+    // The server says which file and why (its peer's store is not connected, or not asked since the restart).
+    assert.match(c.get('laptop').log(), new RegExp(`${evicted.replace(/[.]/g, '\\.')}.*(is not held locally|no store that may have it is connected)`))
+  })
+
+  test('the evicted file reads again once the desktop is back', { timeout: 120_000 }, async () => {
+    await c.start('desktop')
+    const evicted = other[0]!
+    await eventually(`${evicted} readable again`, async () => {
+      const r = await readSha(evicted)
+      return r.code === 0 && r.out.split(' ')[0] === files.get(evicted)
+    }, 60_000, 500)
+    const s = await status()
+    assert.ok(s.cachedBytes <= BUDGET, `${s.cachedBytes} cached after the desktop came back`)
+  })
+})
