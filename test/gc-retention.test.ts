@@ -3,11 +3,9 @@
 // `volume snapshot keep`, replicated in the volume, and applied by `volume gc`.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import path from 'node:path'
 import { keptSnapshots, decodeRetention, encodeRetention, type RetentionRule } from '../src/retention.js'
-import { DataDir } from '../src/datadir.js'
-import { Node } from '../src/node.js'
-import { bazil, tempDir } from './helpers.js'
+import { bazil } from './helpers.js'
+import { withFilledVolume } from './gc-helpers.js'
 
 const H = 3_600_000
 const D = 24 * H
@@ -52,21 +50,13 @@ test('a node that has seen only some snapshots keeps every one of them that the 
 })
 
 test('volume snapshot keep sets the rule in the volume; volume gc removes the snapshots it does not keep', async () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const root = path.join(dir, 'data')
-    const node = await Node.open(DataDir.create(root))
-    try {
-      const vol = await node.createVolume('v', 'default')
-      for (const n of ['one', 'two', 'three', 'four']) {
-        await vol.writeFile(`/${n}`, Buffer.from(n))
-        vol.snapshot(n)
-        await new Promise((r) => setTimeout(r, 5))
-      }
-      await vol.flush()
-    } finally {
-      await node.close()
+  await withFilledVolume(async (vol) => {
+    for (const n of ['one', 'two', 'three', 'four']) {
+      await vol.writeFile(`/${n}`, Buffer.from(n))
+      vol.snapshot(n)
+      await new Promise((r) => setTimeout(r, 5))
     }
+  }, async (root) => {
     const show = await bazil(root, ['volume', 'snapshot', 'keep', 'v'])
     assert.equal(show.stdout, 'volume v: no rule: every snapshot is kept\n')
     const set = await bazil(root, ['volume', 'snapshot', 'keep', 'v', '--last', '2'])
@@ -83,7 +73,5 @@ test('volume snapshot keep sets the rule in the volume; volume gc removes the sn
     const list = await bazil(root, ['volume', 'snapshot', 'list', 'v', '--json'])
     assert.deepEqual((JSON.parse(list.stdout) as { name: string }[]).map((s) => s.name), ['three', 'four'])
     assert.equal((await bazil(root, ['volume', 'snapshot', 'keep', 'v', '--none'])).stdout, 'volume v: no rule: every snapshot is kept\n')
-  } finally {
-    cleanup()
-  }
+  })
 })
