@@ -130,7 +130,9 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
   try {
     const { refs, volumes } = await nodeReferences(node, progress)
     const held = new Set<string>()
-    for (const a of (await opts.held?.()) ?? []) held.add((typeof a === 'string' ? Buffer.from(a, 'hex') : a).subarray(0, 16).toString('hex'))
+    // What mounts have open (a file unlinked while open reads on), and whatever else the caller holds.
+    const holds: Iterable<string | Buffer>[] = [await node.openFiles.heldAddresses(), (await opts.held?.()) ?? []]
+    for (const list of holds) for (const a of list) held.add((typeof a === 'string' ? Buffer.from(a, 'hex') : a).subarray(0, 16).toString('hex'))
     const marks = await GcMarks.read(marksFile, (why) => progress(`gc: ${why}`))
     const nextMarks = GcMarks.empty()
     const nowS = Math.floor(now / 1000)

@@ -913,6 +913,18 @@ export class Volume {
     )
   }
 
+  /** The snapshot retention rule replicated with the volume (src/retention.ts decodes it), or null. */
+  get retentionText(): string | null {
+    return this.tree.retentionText()
+  }
+
+  setRetentionText(text: string): void {
+    this.mutate(
+      (t) => t.setRetentionText(text),
+      () => ({ op: 'snapshot-keep', path: text })
+    )
+  }
+
   snapshot(name: string): void {
     this.mutate(
       (t) => t.snapshot(name),

@@ -21,6 +21,15 @@ function objects(n: number, size = 20_000): StoredObject[] {
   return out
 }
 
+/** n objects of which every `every`-th stays live. */
+function fixture(n: number, every: number): { all: StoredObject[]; live: StoredObject[]; liveSet: Set<string>; dead: StoredObject[]; isLive: (a: Buffer) => boolean } {
+  const all = objects(n)
+  const live = all.filter((_, i) => i % every === 0)
+  const liveSet = new Set(live.map((o) => o.address.toString('hex')))
+  const dead = all.filter((o) => !liveSet.has(o.address.toString('hex')))
+  return { all, live, liveSet, dead, isLive: (a) => liveSet.has(a.toString('hex')) }
+}
+
 async function session<T>(dir: string, fn: (chunks: ChunkStore, store: Corestore) => Promise<T>, opts: { close?: boolean } = {}): Promise<T> {
   const store = new Corestore(dir)
   const chunks = await ChunkStore.open(store, { log: () => {} })
@@ -58,16 +67,13 @@ async function held(chunks: ChunkStore): Promise<boolean[]> {
 
 test('compaction moves live objects to new packs, drops the rest, clears the old packs; reopening from the table file or the index agrees', async () => {
   await withDir(async (dir) => {
-    const all = objects(400) // ~8 MB: ~8 packs
-    const live = all.filter((_, i) => i % 10 === 0)
-    const liveSet = new Set(live.map((o) => o.address.toString('hex')))
-    const dead = all.filter((o) => !liveSet.has(o.address.toString('hex')))
+    const { all, live, dead, isLive } = fixture(400, 10) // ~8 MB: ~8 packs
     let victims: number[] = []
     await session(dir, async (chunks) => {
       await chunks.put(all)
       await chunks.flush()
       victims = [...Array(chunks.packCount).keys()]
-      const r = await chunks.rewritePacks(victims, (a) => liveSet.has(a.toString('hex')))
+      const r = await chunks.rewritePacks(victims, isLive)
       assert.equal(r.packs, victims.length)
       assert.equal(r.movedObjects, live.length)
       assert.equal(r.droppedObjects, dead.length)
@@ -97,16 +103,13 @@ test('compaction moves live objects to new packs, drops the rest, clears the old
 for (const crashAfter of ['moved', 'record'] as const) {
   test(`a compaction cut by a crash (after ${crashAfter === 'moved' ? 'moving the live objects' : 'the drop record'}) loses nothing, and the next one finishes it`, async () => {
     await withDir(async (dir) => {
-      const all = objects(300)
-      const live = all.filter((_, i) => i % 4 === 0)
-      const liveSet = new Set(live.map((o) => o.address.toString('hex')))
-      const dead = all.filter((o) => !liveSet.has(o.address.toString('hex')))
+      const { all, live, dead, isLive } = fixture(300, 4)
       let victims: number[] = []
       await session(dir, async (chunks) => {
         await chunks.put(all)
         await chunks.flush()
         victims = [...Array(chunks.packCount).keys()]
-        await assert.rejects(chunks.rewritePacks(victims, (a) => liveSet.has(a.toString('hex')), { crashAfter }), /stopped after/)
+        await assert.rejects(chunks.rewritePacks(victims, isLive, { crashAfter }), /stopped after/)
       }, { close: false })
       await session(dir, async (chunks) => {
         for (const o of live) assert.deepEqual(await chunks.get(o.address), o.block, 'live objects read after the crash')
@@ -114,7 +117,7 @@ for (const crashAfter of ['moved', 'record'] as const) {
         else for (const o of dead) assert.equal(await chunks.get(o.address), null, 'the record was written: dropped')
         // The old packs are still held; a second compaction of them clears them.
         assert.equal((await held(chunks)).slice(0, victims.length).every(Boolean), true)
-        await chunks.rewritePacks(victims, (a) => liveSet.has(a.toString('hex')))
+        await chunks.rewritePacks(victims, isLive)
         assert.deepEqual((await held(chunks)).slice(0, victims.length), victims.map(() => false))
         await assertState(chunks, live, dead, 'after the second compaction')
       })

@@ -10,7 +10,8 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { collectGarbage, diskUsage } from '../src/gc.js'
 import type { Volume } from '../src/volume.js'
-import { bazil, tempDir } from './helpers.js'
+import { bazil, startServer, tempDir } from './helpers.js'
+import { withFilledVolume } from './gc-helpers.js'
 
 const MiB = 1024 * 1024
 const TOTAL = Number(process.env.BAZIL_GC_TEST_MIB ?? 64) * MiB
@@ -111,20 +112,12 @@ test(`delete 90% of a ${TOTAL / MiB} MiB volume, drop its snapshot, gc: >= 90% o
 })
 
 test('bazil volume gc and volume snapshot rm: what would go, what went, --json', async () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const root = path.join(dir, 'data')
-    const node = await Node.open(DataDir.create(root))
-    try {
-      const vol = await node.createVolume('v', 'default')
-      await vol.writeFile('/a', randomBytes(3 * MiB))
-      await vol.writeFile('/b', randomBytes(100_000))
-      vol.snapshot('s')
-      vol.unlink('/a')
-      await vol.flush()
-    } finally {
-      await node.close()
-    }
+  await withFilledVolume(async (vol) => {
+    await vol.writeFile('/a', randomBytes(3 * MiB))
+    await vol.writeFile('/b', randomBytes(100_000))
+    vol.snapshot('s')
+    vol.unlink('/a')
+  }, async (root) => {
     const dry = await bazil(root, ['volume', 'gc', 'v', '--dry-run', '--grace', '0', '--json'])
     assert.equal(dry.code, 0, dry.stderr)
     assert.equal(JSON.parse(dry.stdout).removed.objects, 0, 'the snapshot keeps /a')
@@ -145,7 +138,32 @@ test('bazil volume gc and volume snapshot rm: what would go, what went, --json',
     assert.match(bad.stderr, /--grace: "soon" is not a duration/)
     const cat = await bazil(root, ['volume', 'cat', 'v', '/b'])
     assert.equal(cat.code, 0, cat.stderr)
-  } finally {
-    cleanup()
-  }
+  })
+})
+
+test('the server collects by itself (BAZIL_GC_INTERVAL, BAZIL_GC_GRACE) and logs what it removed', async () => {
+  const saved = { interval: process.env.BAZIL_GC_INTERVAL, grace: process.env.BAZIL_GC_GRACE }
+  await withFilledVolume(async (vol) => {
+    await vol.writeFile('/a', randomBytes(2 * MiB))
+    await vol.writeFile('/b', randomBytes(1000))
+    vol.unlink('/a')
+  }, async (root) => {
+    process.env.BAZIL_GC_INTERVAL = '1s'
+    process.env.BAZIL_GC_GRACE = '0'
+    const server = await startServer(root)
+    try {
+      const deadline = Date.now() + 60_000
+      while (!/gc: removed [1-9]\d* objects \(2\.0 MiB\)/.test(server.log()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      assert.match(server.log(), /gc: removed [1-9]\d* objects \(2\.0 MiB\) from \d+ packs/)
+    } finally {
+      assert.equal(await server.stop(), 0, server.log())
+    }
+    const cat = await bazil(root, ['volume', 'cat', 'v', '/b'])
+    assert.equal(cat.code, 0, cat.stderr)
+  }).finally(() => {
+    for (const [k, v] of [['BAZIL_GC_INTERVAL', saved.interval], ['BAZIL_GC_GRACE', saved.grace]] as const) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  })
 })

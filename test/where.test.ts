@@ -131,5 +131,25 @@ test('where on a reader: content another writer stored is held by that writer, a
     assert.equal(after.here.cached, after.storedBytes)
     assert.equal(after.here.written, 0)
     assert.match(await cli(laptop, ['where', 'docs', '/f.bin']), new RegExp(`cached .*\\n[^]*peer ${encodeKey(desk.key)}: whole, its own store`))
+    // Pinned: the pins' content counts as pinned here.
+    await cli(laptop, ['pin', 'docs', '/f.bin'])
+    await until('/f.bin counts as pinned', async () => {
+      const r = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/f.bin'])) as Record<string, any>
+      return r.here.pinned === r.storedBytes
+    }, 20_000)
+    const du = JSON.parse(await cli(laptop, ['volume', 'du', '--json', 'docs'])) as Record<string, number>
+    assert.equal(du.pinnedBytes, after.storedBytes, 'only /f.bin is pinned')
+
+    // On the desk, the laptop's copy shows (its hypercore bitfield), but it is no kept copy.
+    await until('the desk sees the laptop\'s copy', async () => {
+      const r = JSON.parse(await cli(desk, ['where', '--json', 'docs', '/f.bin'])) as Record<string, any>
+      return r.peers.length === 1 && r.peers[0].state === 'whole'
+    }, 10_000)
+    const onDesk = JSON.parse(await cli(desk, ['where', '--json', 'docs', '/f.bin'])) as Record<string, any>
+    assert.deepEqual(onDesk.peers, [{ key: encodeKey(laptop.key), bytes: onDesk.storedBytes, state: 'whole', as: 'copy' }])
+    assert.equal(onDesk.copies, 0)
+    assert.equal(onDesk.here.written, onDesk.storedBytes)
+    assert.equal(onDesk.here.notSafe, onDesk.storedBytes)
+    assert.match(await cli(desk, ['where', 'docs', '/f.bin']), /: whole, has a copy now \(not kept for this node\)/)
   })
 })

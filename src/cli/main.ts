@@ -18,7 +18,7 @@ export const VERSION = '0.1.0'
 
 export function buildCli(): Cli<BazilContext> {
   const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
-  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(placement), ...Object.values(cache), gc.VolumeGcCommand, gc.VolumeSnapshotRmCommand]) {
+  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(placement), ...Object.values(cache), gc.VolumeGcCommand, gc.VolumeSnapshotRmCommand, gc.VolumeSnapshotKeepCommand]) {
     cli.register(c)
   }
   cli.register(Builtins.HelpCommand)

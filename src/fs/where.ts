@@ -11,6 +11,7 @@ import { AddressSet, addReferences, emptyReferences } from './cas/reachability.j
 import { decodeIndexBlock, packLength } from './cas/pack-codec.js'
 import { encodeKey } from '../crypto.js'
 import { PeerRegistry } from '../net/peers.js'
+import type { Hypercore } from 'hypercore'
 
 /** An AddressSet that also lists what it holds, in the order added. */
 class CollectingSet extends AddressSet {
@@ -31,16 +32,24 @@ interface Placed {
   here: boolean
   /** Own store: held by >= copies confirmed peers. */
   safe: boolean
-  /** Peers holding it (z-base-32): confirmed keepers of the own store, or the owners of the stores that index it. */
-  peers: string[]
+  /** Peers holding it (z-base-32) and why (see PeerHolding.as). */
+  peers: { key: string; as: HoldingKind }[]
 }
+
+/**
+ * owner: its own store indexes the content; confirmed: it confirmed keeping this node's store
+ * (HOLDS, counted by the copy rule); copy: a connected peer whose copy holds the pack now (its
+ * hypercore bitfield: no promise to keep it, e.g. a cache).
+ */
+export type HoldingKind = 'owner' | 'confirmed' | 'copy'
+const STRENGTH: Record<HoldingKind, number> = { owner: 2, confirmed: 1, copy: 0 }
 
 export interface PeerHolding {
   key: string
   bytes: number
   state: 'whole' | 'partly'
-  /** confirmed: it confirmed keeping this node's store (HOLDS); owner: its own store indexes the content. */
-  as: 'confirmed' | 'owner'
+  /** The strongest reason over its objects (HoldingKind). */
+  as: HoldingKind
 }
 
 export interface WhereReport {
@@ -57,15 +66,10 @@ export interface WhereReport {
   /** Manifest nodes neither held here nor fetched from a peer: what they name is not counted. */
   unreadManifests: number
   copiesWanted: number
-  /** The fewest peers holding any object of it (0 if some object is held by no peer). */
+  /** The fewest peers keeping any object of it (owners and confirmed keepers; 0 if some object is kept by no peer). */
   copies: number
   here: { bytes: number; written: number; cached: number; pinned: number; notSafe: number }
   peers: PeerHolding[]
-}
-
-/** What cache's PinSet offers (src/fs/cas/cache*.ts), if it is there. */
-interface PinSource {
-  pinnedAddresses(): Promise<Set<string>>
 }
 
 /** The report for the files under `path` of `vol`'s live tree. */
@@ -79,10 +83,9 @@ export async function where(node: Node, vol: Volume, path: string, tree: ReadTre
   const logical = refs.logicalBytes
   let unknown = 0
   const placed = await place(node, all.list.map((a) => a.toString('hex')))
-  const pins = (node as unknown as { cache?: { pins?: PinSource } }).cache?.pins
-  const pinned = pins ? await pins.pinnedAddresses().catch(() => new Set<string>()) : new Set<string>()
+  const pinned = await node.pins.pinnedAddresses().catch(() => new Set<string>())
   const here = { bytes: 0, written: 0, cached: 0, pinned: 0, notSafe: 0 }
-  const byPeer = new Map<string, { bytes: number; as: 'confirmed' | 'owner' }>()
+  const byPeer = new Map<string, { bytes: number; as: HoldingKind }>()
   let stored = 0
   let copies = Infinity
   for (const [hex, p] of placed) {
@@ -99,11 +102,12 @@ export async function where(node: Node, vol: Volume, path: string, tree: ReadTre
       if (pinned.has(hex)) here.pinned += p.bytes
     }
     if (p.own && !p.safe) here.notSafe += p.bytes
-    copies = Math.min(copies, p.peers.length)
-    for (const k of p.peers) {
-      const e = byPeer.get(k) ?? { bytes: 0, as: p.own ? 'confirmed' : 'owner' }
+    copies = Math.min(copies, p.peers.filter((h) => h.as !== 'copy').length)
+    for (const h of p.peers) {
+      const e = byPeer.get(h.key) ?? { bytes: 0, as: h.as }
       e.bytes += p.bytes
-      byPeer.set(k, e)
+      if (STRENGTH[h.as] > STRENGTH[e.as]) e.as = h.as
+      byPeer.set(h.key, e)
     }
   }
   const peers = [...byPeer].map(([key, e]) => ({ key, bytes: e.bytes, state: e.bytes >= stored ? ('whole' as const) : ('partly' as const), as: e.as })).sort((a, b) => b.bytes - a.bytes || (a.key < b.key ? -1 : 1))
@@ -128,7 +132,9 @@ async function place(node: Node, addresses: string[]): Promise<Map<string, Place
   const out = new Map<string, Placed | null>()
   const own = node.chunks.casKey
   const safe = node.safety.safePacks(own)
+  const me = encodeKey(node.dir.publicKey)
   const packs = node.store.get({ key: own })
+  const sources = new Map<string, Hypercore>()
   try {
     await packs.ready()
     const rest: Buffer[] = []
@@ -139,7 +145,10 @@ async function place(node: Node, addresses: string[]): Promise<Map<string, Place
         rest.push(a)
         continue
       }
-      out.set(hex, { bytes: loc.length, own: true, here: await packs.has(loc.pack), safe: loc.pack < safe, peers: node.placement.holders(loc.pack) })
+      const confirmed = node.placement.holders(loc.pack)
+      const peers: { key: string; as: HoldingKind }[] = confirmed.map((key) => ({ key, as: 'confirmed' }))
+      for (const key of peersWith(packs, loc.pack)) if (!confirmed.includes(key)) peers.push({ key, as: 'copy' })
+      out.set(hex, { bytes: loc.length, own: true, here: await packs.has(loc.pack), safe: loc.pack < safe, peers })
     }
     // Objects of other nodes' stores: their owners hold them (their index says so); here if our copy holds the pack.
     const found = await node.remoteStores.locate(rest)
@@ -150,11 +159,43 @@ async function place(node: Node, addresses: string[]): Promise<Map<string, Place
         out.set(hex, null)
         continue
       }
-      const peers = [...new Set(locs.map((l) => l.owner).filter((o): o is string => o !== null))]
+      const peers: { key: string; as: HoldingKind }[] = []
+      const add = (key: string, as: HoldingKind): void => {
+        if (key !== me && !peers.some((h) => h.key === key)) peers.push({ key, as })
+      }
+      for (const l of locs) if (l.owner) add(l.owner, 'owner')
+      for (const l of locs) {
+        const hexKey = l.packs.toString('hex')
+        let core = sources.get(hexKey)
+        if (!core) {
+          core = node.store.get({ key: l.packs })
+          await core.ready()
+          sources.set(hexKey, core)
+        }
+        for (const key of peersWith(core, l.pack)) add(key, 'copy')
+      }
       out.set(hex, { bytes: locs[0]!.length, own: false, here: locs.some((l) => l.held), safe: false, peers })
     }
   } finally {
     await packs.close().catch(() => {})
+    for (const c of sources.values()) await c.close().catch(() => {})
+  }
+  return out
+}
+
+/** What hypercore keeps per replicating peer of a core (the fields read here: its announced bitfield). */
+interface CorePeer {
+  remotePublicKey: Uint8Array | null
+  remoteContiguousLength: number
+  remoteBitfield?: { get(i: number): boolean }
+}
+
+/** The connected peers whose copy of `core` holds block `i`, by what they announced (z-base-32). */
+function peersWith(core: Hypercore, i: number): string[] {
+  const out: string[] = []
+  for (const p of core.peers as CorePeer[]) {
+    if (!p.remotePublicKey) continue
+    if (i < p.remoteContiguousLength || p.remoteBitfield?.get(i) === true) out.push(encodeKey(Buffer.from(p.remotePublicKey)))
   }
   return out
 }

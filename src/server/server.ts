@@ -10,6 +10,7 @@ import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, drained,
 import type { ServerHandle } from './handle.js'
 import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
+import { AutoGc, autoGcOptions } from './auto-gc.js'
 import { PeerNetwork, readNetConfig, type HostPort } from '../net/index.js'
 
 /** Runs one command as the CLI would, with the server's context; resolves to its exit code. */
@@ -33,6 +34,9 @@ export class Server implements ServerHandle {
   private stopping: Promise<void> | null = null
   /** The peer network (swarm, protocol, replication); peer commands reach it through here. */
   net: PeerNetwork | null = null
+
+  /** Automatic garbage collection (src/server/auto-gc.ts), unless BAZIL_GC_INTERVAL=off. */
+  autoGc: AutoGc | null = null
 
   private constructor(
     readonly dir: DataDir,
@@ -71,6 +75,11 @@ export class Server implements ServerHandle {
     } catch (err) {
       await server.stop()
       throw err
+    }
+    const gc = autoGcOptions(process.env)
+    if (gc) {
+      server.autoGc = new AutoGc(node, opts.log, gc)
+      server.autoGc.start()
     }
     opts.log('info', `bazil server for ${dir.root} listening on ${sockFile} (pid ${process.pid})`)
     return server
@@ -168,6 +177,7 @@ export class Server implements ServerHandle {
     this.log('info', 'shutting down')
     await new Promise<void>((resolve) => this.listener.close(() => resolve()))
     await Promise.allSettled([...this.inflight])
+    await this.autoGc?.stop()
     await this.mountManager.closeAll()
     if (this.net) await this.net.stop().catch((err: Error) => this.log('error', `stopping the network: ${err.message}`))
     await this.node.close()

@@ -2,15 +2,9 @@
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { UserError } from '../../datadir.js'
+import { parseDuration } from '../../duration.js'
 import { collectGarbage, DEFAULT_GRACE_MS, type GcReport } from '../../gc.js'
-
-/** `0`, `90s`, `30m`, `12h`, `7d` (a number alone: seconds) -> ms. */
-export function parseDuration(text: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(s|m|h|d)?$/.exec(text.trim())
-  if (!m) throw new UserError(`${what}: "${text}" is not a duration (e.g. 0, 90s, 30m, 12h, 7d)`)
-  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd']
-  return Math.round(Number(m[1]) * unit)
-}
+import { applyRetention, decodeRetention, describeRetention, encodeRetention } from '../../retention.js'
 
 function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`
@@ -36,12 +30,18 @@ export class VolumeGcCommand extends BazilCommand {
   async run(): Promise<void> {
     const graceMs = this.grace === undefined ? DEFAULT_GRACE_MS : parseDuration(this.grace, '--grace')
     const tty = (this.context.stderr as { isTTY?: boolean }).isTTY === true
-    const report = await this.withNode(async (node) => {
+    const { report, snapshots } = await this.withNode(async (node) => {
       if (node.dir.volumeEntry(this.volume).storageOnly) throw new UserError(`volume ${this.volume} is storage-only on this node: its mirrors follow the origin's drop records (spec/gc.md)`)
-      return collectGarbage(node, { dryRun: this.dryRun, graceMs, progress: tty ? (line) => this.context.stderr.write(line + '\n') : undefined })
+      // Snapshot retention rules first (what they drop is then garbage too).
+      const snapshots = await applyRetention(node, { dryRun: this.dryRun })
+      const report = await collectGarbage(node, { dryRun: this.dryRun, graceMs, progress: tty ? (line) => this.context.stderr.write(line + '\n') : undefined })
+      return { report, snapshots }
     })
-    if (this.asJson) this.json(report)
-    else for (const line of describeReport(report)) this.out(line)
+    if (this.asJson) this.json({ ...report, snapshotsRemoved: snapshots })
+    else {
+      for (const s of snapshots) this.out(`${this.dryRun ? 'would remove' : 'removed'} snapshot "${s.name}" of volume ${s.volume} (retention: ${s.rule})`)
+      for (const line of describeReport(report)) this.out(line)
+    }
   }
 }
 
@@ -69,5 +69,46 @@ export class VolumeSnapshotRmCommand extends BazilCommand {
       await vol.flush()
     })
     this.out(`snapshot "${this.name}" of volume "${this.volume}" removed`)
+  }
+}
+
+export class VolumeSnapshotKeepCommand extends BazilCommand {
+  static override paths = [['volume', 'snapshot', 'keep']]
+  static override usage = BazilCommand.Usage({
+    description: "Show or set a volume's snapshot retention rule (replicated with the volume)",
+    details: `
+      Keeps the LAST newest snapshots and the newest of each of the HOURLY / DAILY / WEEKLY most
+      recent hours / days / weeks (UTC) that have one; the others are removed by the next
+      \`volume gc\` and by the server's automatic collection. \`--none\` removes the rule (every
+      snapshot is kept). The rule is part of the volume, so every node applies the same one.
+    `
+  })
+  volume = Option.String({ required: true })
+  last = Option.String('--last', { description: 'Keep the N newest snapshots' })
+  hourly = Option.String('--hourly', { description: 'Keep the newest snapshot of each of the N most recent hours that have one' })
+  daily = Option.String('--daily', { description: 'The same per day' })
+  weekly = Option.String('--weekly', { description: 'The same per week' })
+  none = Option.Boolean('--none', false, { description: 'No rule: keep every snapshot' })
+  asJson = Option.Boolean('--json', false)
+
+  async run(): Promise<void> {
+    const count = (v: string | undefined, what: string): number => {
+      if (v === undefined) return 0
+      if (!/^\d+$/.test(v) || Number(v) > 100000) throw new UserError(`${what}: "${v}" is not a count (0..100000)`)
+      return Number(v)
+    }
+    const rule = { last: count(this.last, '--last'), hourly: count(this.hourly, '--hourly'), daily: count(this.daily, '--daily'), weekly: count(this.weekly, '--weekly') }
+    const setting = this.none || rule.last + rule.hourly + rule.daily + rule.weekly > 0
+    if (this.none && rule.last + rule.hourly + rule.daily + rule.weekly > 0) throw new UserError('--none with counts: give one or the other')
+    const now = await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      if (setting) {
+        vol.setRetentionText(encodeRetention(rule))
+        await vol.flush()
+      }
+      return decodeRetention(vol.retentionText)
+    })
+    if (this.asJson) this.json(now)
+    else this.out(`volume ${this.volume}: ${describeRetention(now)}`)
   }
 }

@@ -88,7 +88,7 @@ export class WhereCommand extends ContentReportCommand {
     if (r.unknownObjects) this.out(`unknown: ${r.unknownObjects} objects are in no store known here`)
     if (r.unreadManifests) this.out(`incomplete: ${r.unreadManifests} manifest nodes could not be read here or from a peer: the content under them is not counted`)
     if (r.peers.length === 0) this.out('peers: none holds it')
-    for (const p of r.peers) this.out(`peer ${p.key}: ${p.state}${p.state === 'partly' ? ` (${size(p.bytes)} of ${size(r.storedBytes)})` : ''}, ${p.as === 'confirmed' ? 'confirmed keeping it' : 'its own store'}`)
+    for (const p of r.peers) this.out(`peer ${p.key}: ${p.state}${p.state === 'partly' ? ` (${size(p.bytes)} of ${size(r.storedBytes)})` : ''}, ${p.as === 'confirmed' ? 'confirmed keeping it' : p.as === 'owner' ? 'its own store' : 'has a copy now (not kept for this node)'}`)
   }
 }
 

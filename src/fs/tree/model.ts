@@ -21,6 +21,8 @@ export const MAX_TARGET_BYTES = 4096
 /** `meta` key of the volume's copy rule (`bazil volume copies`): an int 1..MAX_COPIES; anything else is no rule. */
 export const COPIES_KEY = 'placement.copies'
 export const MAX_COPIES = 16
+/** `meta` key of the volume's snapshot retention rule (`bazil volume snapshot keep`, src/retention.ts): `[1, last, hourly, daily, weekly]`. */
+export const RETENTION_KEY = 'snap-retention'
 
 export const DEFAULT_MODE: Record<Kind, number> = { file: 0o644, dir: 0o755, symlink: 0o777 }
 

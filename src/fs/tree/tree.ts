@@ -3,7 +3,7 @@ import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
 import { TreeError } from './errors.js'
 import {
-  COPIES_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
   putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
 } from './model.js'
@@ -675,6 +675,16 @@ export class Tree implements ReadTree {
     } catch {
       return false
     }
+  }
+
+  /** The volume's snapshot retention rule as stored (`meta` key `snap-retention`, a string; src/retention.ts decodes it), or null. */
+  retentionText(): string | null {
+    return strOf(this.shards.meta()[RETENTION_KEY])
+  }
+
+  /** Sets the retention rule (encoded by src/retention.ts; concurrent sets: the Automerge winner counts). */
+  setRetentionText(text: string): void {
+    this.changeMeta((m) => { m[RETENTION_KEY] = imm(text) })
   }
 
   /** The volume's copy rule (`meta` key `placement.copies`): null if never set, or not an int 1..MAX_COPIES. */
