@@ -296,6 +296,16 @@ export class RemoteStores {
   }
 
   /**
+   * Clears pack `pack` of this node's copy of the source whose `packs` core this is (the
+   * cache's eviction, cache.ts), so that no read of it runs meanwhile: false when a read of
+   * it is in flight (it is in use: skip it), null when no source has that core.
+   */
+  async clearPack(packsKey: Buffer, pack: number): Promise<boolean | null> {
+    const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
+    return s ? this.packs.clear(s, pack) : null
+  }
+
+  /**
    * Where the stores this node reads from place these objects, by their local tables (index
    * blocks held here; no network): per address (hex), each source's packs key, owner, pack,
    * stored length, and whether this node's copy holds that pack. For `bazil where`/`du`.
