@@ -11,6 +11,7 @@ import type { Hypercore } from 'hypercore'
 import type { Log } from '../../log.js'
 import type { Node } from '../../node.js'
 import { decodeIndexRecord, packLength } from './pack-codec.js'
+import { peerAdded } from './remote-store.js'
 
 /** How long the first read of an evicted own pack waits for a peer to attach. */
 const PEER_WAIT_MS = 1000
@@ -143,16 +144,4 @@ export class OwnEviction {
       return null
     }
   }
-}
-
-function peerAdded(core: Hypercore, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      core.off('peer-add', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    core.on('peer-add', done)
-  })
 }

@@ -63,7 +63,8 @@ function bothReplicating(s: Source, ms: number): Promise<void> {
   return Promise.all([ready(s.packs), ready(s.index.core)]).then(() => {})
 }
 
-function peerAdded(core: Hypercore, ms: number): Promise<void> {
+/** Resolves once `core` has a replicating peer, or after `ms`. */
+export function peerAdded(core: Hypercore, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer)
