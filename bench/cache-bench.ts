@@ -28,6 +28,7 @@ import { ContentCache } from '../src/fs/cas/cache.js'
 import { addressesOf, type PinSet } from '../src/fs/cas/cache-holds.js'
 import { writeBudget } from '../src/fs/cas/cache-size.js'
 import type { Row } from './row.js'
+import { createLogger } from '../src/log.js'
 import { log, now, repoRoot } from './procs.js'
 export type { Row }
 
@@ -57,6 +58,8 @@ async function scene(work: string, budgetMiB: number): Promise<Scene> {
   const lchunks = await ChunkStore.open(lstore, { tableFile: null })
   const remote = new RemoteStores(lstore, 10_000, { sourcesFile: null })
   remote.serve(lchunks)
+  const logger = createLogger(process.env.BENCH_CACHE_LOG === 'debug' ? 'debug' : 'warn')
+  remote.log = logger
   const a = dstore.replicate(true)
   const b = lstore.replicate(false)
   a.pipe(b).pipe(a)
@@ -64,7 +67,7 @@ async function scene(work: string, budgetMiB: number): Promise<Scene> {
   const pins = new Set<string>()
   const pinSet: PinSet = { pinnedAddresses: async () => pins }
   writeBudget(path.join(ldir, 'cache.json'), { bytes: budgetMiB * MiB })
-  const cache = await ContentCache.open(lstore, remote, { configFile: path.join(ldir, 'cache.json'), ledgerFile: path.join(ldir, 'cache-ledger'), dataDir: ldir, pins: pinSet })
+  const cache = await ContentCache.open(lstore, remote, { configFile: path.join(ldir, 'cache.json'), ledgerFile: path.join(ldir, 'cache-ledger'), dataDir: ldir, pins: pinSet }, logger)
   return {
     work,
     desktop: { store: dstore, chunks: dchunks, cas: new Cas(dchunks, key) },

@@ -8,7 +8,10 @@
 // and `volume mount` (not timed), then the page cache is dropped and `dd bs=1M` reads the file
 // through the mount (timed, then sync(1)). Baselines in the same run: the same read again on
 // reader one's mount once every block is local (page cache dropped again): what the network costs;
-// and for two peers, the one-peer figure (the target: faster than from one).
+// and for two peers, the one-peer figure (the target: faster than from one). Then each reader
+// copies a tree of BENCH_PEER_READ_FILES files (default 1000; 0: none; 0.5-8.5 KiB, every
+// tenth 128 KiB-1 MiB) out of the mount (`cp -r`, timed the same way; reader one again once
+// local), checked with `diff -r`.
 //
 // Runs alone (`node dist/bench/peer-read-bench.js`, writes bench/results/peer-read.json) or
 // from bench/run.ts through `run()`. Needs /dev/fuse and root. BENCH_SYNC_LOG_DIR keeps the
@@ -30,6 +33,17 @@ interface Reader {
   dir: string
   key: string
   mnt: string
+}
+
+/** `cp -r FROM TO` after a dropped page cache, then sync(1): seconds. */
+function timedCopy(from: string, to: string): number {
+  dropCaches()
+  const t0 = now()
+  const r = spawnSync('cp', ['-r', from, to], { encoding: 'utf8' })
+  spawnSync('sync')
+  const secs = (now() - t0) / 1000
+  if (r.status !== 0) throw new Error(`cp -r ${from} failed: ${r.stderr.trim()}`)
+  return secs
 }
 
 /** `dd if=FILE of=/dev/null bs=1M` after a dropped page cache, then sync(1): seconds. */
@@ -63,6 +77,17 @@ export async function run(): Promise<Row[]> {
     const fd = fs.openSync(file, 'w')
     for (let i = 0; i < mib; i++) fs.writeSync(fd, randomBytes(MiB))
     fs.closeSync(fd)
+    // The files a tree copy reads, 100 a directory: 0.5-8.5 KiB, every tenth 128 KiB-1 MiB
+    // (those each fill most of a pack: one round trip each unless requested ahead).
+    const treeFiles = Number(process.env.BENCH_PEER_READ_FILES ?? 1000)
+    let treeBytes = 0
+    for (let i = 0; i < treeFiles; i++) {
+      const d = path.join(src, 'tree', `d${String(Math.floor(i / 100)).padStart(3, '0')}`)
+      if (i % 100 === 0) fs.mkdirSync(d, { recursive: true })
+      const data = randomBytes(i % 10 === 5 ? 128 * 1024 + Math.floor(Math.random() * 896 * 1024) : 512 + Math.floor(Math.random() * 8192))
+      treeBytes += data.length
+      fs.writeFileSync(path.join(d, `f${String(i).padStart(5, '0')}`), data)
+    }
     const dhtPort = await freeUdpPort()
     dht = startProc(process.execPath, [bazilBin, 'dht', 'run', '--host=127.0.0.1', `--port=${dhtPort}`])
     await waitLine(dht, /DHT bootstrap node/, 'bazil dht run')
@@ -114,7 +139,7 @@ export async function run(): Promise<Row[]> {
     await ok(closet.dir, ['peer', 'volume', 'allow', two.key, 'v'])
     log(`peer-read: the closet holds white's store (${replica})`)
 
-    const readThrough = async (r: Reader, peers: string[]): Promise<{ secs: number; again?: number; cpu: number; serverCpu: number[]; span: [number, number] }> => {
+    const readThrough = async (r: Reader, peers: string[]): Promise<{ secs: number; again?: number; tree?: number; treeAgain?: number; cpu: number; serverCpu: number[]; span: [number, number] }> => {
       const server = startServer(r.dir, dhtPort)
       procs.push(server)
       await serverUp(server)
@@ -135,11 +160,19 @@ export async function run(): Promise<Row[]> {
       const serverCpu = [ws, cs, server].map((p, i) => cpuSecs(p.child.pid) - cpu0[i]!)
       if (spawnSync('cmp', ['-s', file, path.join(r.mnt, 'f.bin')]).status !== 0) throw new Error(`peer-read ${r.name}: the file read through the mount differs`)
       const again = r === one ? timedRead(path.join(r.mnt, 'f.bin')) : undefined
+      let tree: number | undefined
+      let treeAgain: number | undefined
+      if (treeFiles > 0) {
+        const dest = path.join(work, `copy-${r.name}`)
+        tree = timedCopy(path.join(r.mnt, 'tree'), dest)
+        if (spawnSync('diff', ['-r', '-q', path.join(src, 'tree'), dest]).status !== 0) throw new Error(`peer-read ${r.name}: the tree copied out of the mount differs`)
+        if (r === one) treeAgain = timedCopy(path.join(r.mnt, 'tree'), `${dest}-again`)
+      }
       await ok(r.dir, ['volume', 'unmount', r.mnt])
       mounted.pop()
       await server.stop()
       procs.pop()
-      return { secs, again, cpu: serverCpu[2]!, serverCpu, span }
+      return { secs, again, tree, treeAgain, cpu: serverCpu[2]!, serverCpu, span }
     }
     log('peer-read: one peer (white)')
     const a = await readThrough(one, [white.key])
@@ -163,6 +196,18 @@ export async function run(): Promise<Row[]> {
     }
     const mb = (mib * MiB) / 1e6
     const cpuNote = (x: { serverCpu: number[] }): string => `server cpu during the read: white ${x.serverCpu[0]!.toFixed(1)} s, closet ${x.serverCpu[1]!.toFixed(1)} s, reader ${x.serverCpu[2]!.toFixed(1)} s`
+    const treeRows: Row[] = treeFiles > 0 ? [
+      {
+        name: `cp -r of ${treeFiles} files (${(treeBytes / MiB).toFixed(1)} MiB) on demand out of the mount from one peer`, value: treeFiles / a.tree!, unit: 'files/s',
+        baseline: 'the same copy again, every block local', baselineValue: treeFiles / a.treeAgain!, ratio: a.treeAgain! / a.tree!,
+        note: `${a.tree!.toFixed(2)} s (page cache dropped, + sync); again ${a.treeAgain!.toFixed(2)} s`,
+      },
+      {
+        name: `the same from two peers (white + the closet)`, value: treeFiles / b.tree!, unit: 'files/s',
+        baseline: 'from one peer (same run)', baselineValue: treeFiles / a.tree!, ratio: a.tree! / b.tree!,
+        note: `${b.tree!.toFixed(2)} s`,
+      },
+    ] : []
     return [
       {
         name: `read ${mib} MiB on demand through the mount from one peer`, value: mb / a.secs, unit: 'MB/s',
@@ -174,6 +219,7 @@ export async function run(): Promise<Row[]> {
         baseline: 'from one peer (same run)', baselineValue: mb / a.secs, ratio: (mb / b.secs) / (mb / a.secs), target: 1, ok: b.secs < a.secs,
         note: `${b.secs.toFixed(2)} s; ${cpuNote(b)}${profNote[1]}`,
       },
+      ...treeRows,
     ]
   } finally {
     for (const m of mounted) spawnSync('fusermount', ['-uz', m.mnt])

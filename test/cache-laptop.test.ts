@@ -115,6 +115,28 @@ describe('a laptop with a small cache budget reading from a desktop', { skip: !h
     assert.match(laptop.log(), /cache: evicted \d+ packs/)
   })
 
+  test('files added later under the pinned directory are fetched and kept too', { timeout: 120_000 }, async () => {
+    const later = tempDir('bazil-cache-later-')
+    try {
+      for (let i = 0; i < 2; i++) {
+        const data = randomBytes(MiB + 17 * i)
+        fs.writeFileSync(path.join(later.dir, `n${i}.bin`), data)
+        files.set(`/keep/later/n${i}.bin`, sha(data))
+        pinned.push(`/keep/later/n${i}.bin`)
+      }
+      await c.run('desktop', ['volume', 'import', VOL, later.dir, '--to=/keep/later'])
+    } finally {
+      later.cleanup()
+    }
+    await eventually('the files added later held', async () => {
+      const list = JSON.parse((await c.run('laptop', ['pin', '--list', '--json'])).stdout) as { files: number; bytes: number; heldBytes: number | null }[]
+      return list[0]!.files === 8 && list[0]!.heldBytes === list[0]!.bytes
+    }, 90_000, 500)
+    const s = await status()
+    assert.ok(s.cachedBytes <= BUDGET, `${s.cachedBytes} cached`)
+    assert.ok(s.pinnedBytes >= 8 * MiB, `pinned ${s.pinnedBytes}`)
+  })
+
   test('with the desktop stopped and the laptop restarted: the pinned tree reads, an evicted file gives EIO within the timeout', { timeout: 120_000 }, async () => {
     const before = await status()
     await c.stop('desktop')

@@ -286,7 +286,10 @@ export class ContentCache {
       if (held.get(e.core)?.has(e.pack) || e.at >= started) continue
       const core = this.cores.get(e.core)
       if (!core || this.opts.kept?.(core.key)) continue
-      await core.clear(e.pack)
+      // Through the sources (reads of the pack wait for the clear; a pack being read is skipped).
+      const done = await this.remote.clearPack(core.key, e.pack)
+      if (done === false) continue
+      if (done === null) await core.clear(e.pack)
       this.ledger.remove(e.core, e.pack)
       cleared.set(e.core, core)
       over -= e.bytes

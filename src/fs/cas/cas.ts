@@ -185,6 +185,19 @@ export class Cas {
     return this.reader.has(ref)
   }
 
+  /** Whether requestAhead() has anywhere to ask (this node reads from peers' stores). */
+  requestsAhead(): boolean {
+    return this.reader.requestsAhead()
+  }
+
+  /**
+   * Requests ahead from peers' stores the root objects of these files (the pack of a small
+   * file holds its content too); resolves once requested, never throws.
+   */
+  requestAhead(refs: FileRef[]): Promise<void> {
+    return this.reader.requestAhead(refs.map((r) => addressOf(this.keys, r.hash).toString('hex')))
+  }
+
   /** Store address A of an object, by its plaintext hash P. */
   objectAddress(hash: Buffer): Buffer {
     return addressOf(this.keys, hash)

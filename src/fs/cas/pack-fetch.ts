@@ -35,6 +35,31 @@ export class PackFetcher {
   private readonly packReads = new SharedLoads<string, Buffer>(this.packCache)
   /** Pack fetches over the network in flight (concurrent reads of one pack share one). */
   private readonly packFetches = new SharedLoads<string, Buffer>(this.packCache)
+  /**
+   * Clears in flight (the cache's eviction), by source id and pack: reads of that pack wait for
+   * them. hypercore deletes a cleared block's data before its bitfield says so, and a read in
+   * between would find neither the block here nor a reason to fetch it (a request resolved
+   * "locally" with nothing).
+   */
+  private readonly clearing = new Map<string, Promise<void>>()
+
+  /**
+   * Clears pack `seq` of this node's copy of the source (cache eviction; cache.ts), unless a
+   * read or fetch of it is in flight (false: try another pack). Reads of it meanwhile wait.
+   */
+  async clear(s: PackSource, seq: number): Promise<boolean> {
+    const key = `${s.id}:${seq}`
+    if (this.packReads.loading(key) || this.packFetches.loading(key) || this.clearing.has(key)) return false
+    const p = s.packs.clear(seq).then(() => {})
+    this.clearing.set(key, p.catch(() => {}))
+    try {
+      await p
+    } finally {
+      this.clearing.delete(key)
+    }
+    return true
+  }
+
   private bulkDepth = 0
   /** Ranges requested inside bulk(): let go when it ends. */
   private readonly ranges: { destroy(): void }[] = []
@@ -45,6 +70,7 @@ export class PackFetcher {
   /** Pack `seq` of the source if held locally (no network), or null. Concurrent reads of one pack share one. */
   localPack(s: PackSource, seq: number): Promise<Buffer | null> {
     return this.packReads.load(`${s.id}:${seq}`, async () => {
+      await this.clearing.get(`${s.id}:${seq}`)
       if (seq >= s.packs.length || !(await s.packs.has(seq))) return null
       return s.packs.get(seq, { wait: false })
     })
@@ -67,6 +93,7 @@ export class PackFetcher {
     return this.packFetches.load(`${s.id}:${seq}`, async () => {
       const local = await this.localPack(s, seq) // arrived meanwhile (a range requested ahead)
       if (local) return local
+      await this.clearing.get(`${s.id}:${seq}`)
       if (seq >= s.packs.length) await within(s.packs.update({ wait: true }).catch(() => false), this.timeoutMs, false)
       return s.packs.get(seq, { timeout: this.timeoutMs })
     })

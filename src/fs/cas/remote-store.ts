@@ -63,7 +63,8 @@ function bothReplicating(s: Source, ms: number): Promise<void> {
   return Promise.all([ready(s.packs), ready(s.index.core)]).then(() => {})
 }
 
-function peerAdded(core: Hypercore, ms: number): Promise<void> {
+/** Resolves once `core` has a replicating peer, or after `ms`. */
+export function peerAdded(core: Hypercore, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer)
@@ -293,6 +294,16 @@ export class RemoteStores {
       }
     }
     return out
+  }
+
+  /**
+   * Clears pack `pack` of this node's copy of the source whose `packs` core this is (the
+   * cache's eviction, cache.ts), so that no read of it runs meanwhile: false when a read of
+   * it is in flight (it is in use: skip it), null when no source has that core.
+   */
+  async clearPack(packsKey: Buffer, pack: number): Promise<boolean | null> {
+    const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
+    return s ? this.packs.clear(s, pack) : null
   }
 
   /**

@@ -10,6 +10,11 @@ export class SharedLoads<K, V> {
   /** `cache` may be shared by several SharedLoads (a local read and a fetch of one pack). */
   constructor(private readonly cache: Lru<K, V>) {}
 
+  /** Whether a load of `key` is in flight. */
+  loading(key: K): boolean {
+    return this.inFlight.has(key)
+  }
+
   /** The value kept for `key`, from the load in flight, or from `load` (kept unless null). */
   load(key: K, load: () => Promise<V | null>): Promise<V | null> {
     const kept = this.cache.get(key)

@@ -19,6 +19,7 @@ import { checkNames, isHiddenName, place, SNAP_DIR } from './snapdir.js'
 import { decodeSpoolMeta, MemBudget, SpoolFile } from './spool.js'
 import { withTimeout } from '../../timeout.js'
 import { FileReader } from './reader.js'
+import { TreeAhead } from './tree-ahead.js'
 
 const run = promisify(execFile)
 
@@ -117,6 +118,12 @@ export class VolumeMount {
   private readonly flusher: Flusher
   private readonly background = new Slots(MAX_BACKGROUND_COMMITS)
   private readonly memBudget = new MemBudget(MEM_BUDGET_BYTES)
+  /** A directory's files read one after another: the next ones requested from peers' stores ahead of the opens. */
+  private readonly treeAhead = new TreeAhead(
+    (dir) => this.volume.tree.readdir(dir).map((st) => ({ name: st.name, ref: st.kind === 'file' && st.content && st.content.size > 0 ? toFileRef(st.content) : null })),
+    (refs) => void this.volume.cas.requestAhead(refs),
+    () => this.volume.cas.requestsAhead()
+  )
   private emptyRef: FileRef | null = null
   private readonly uid = process.getuid?.() ?? 0
   private readonly gid = process.getgid?.() ?? 0
@@ -394,6 +401,7 @@ export class VolumeMount {
       const h: Handle = { nodeId: st.id, ref: st.content ?? null, file: null, path: p }
       // Read-ahead starts at open: the manifest and the first chunks load before the first read.
       if (h.ref && h.ref.size > 0 && !this.spooled.get(st.id)?.hasData) h.reader = this.newReader(h.ref, p)
+      if (at.kind === 'live') this.treeAhead.opened(p)
       return this.newHandle(h)
     }
     const sf = this.acquire(st)
