@@ -64,7 +64,8 @@ function bothReplicating(s: Source, ms: number): Promise<void> {
   return Promise.all([ready(s.packs), ready(s.index.core)]).then(() => {})
 }
 
-function peerAdded(core: Hypercore, ms: number): Promise<void> {
+/** Resolves once `core` has a replicating peer, or after `ms`. */
+export function peerAdded(core: Hypercore, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer)
@@ -438,16 +439,28 @@ export class RemoteStores {
     try {
       // The index as we hold it first; on a miss its newest version (the peer may have stored
       // the object since we last looked): one catch-up per burst of misses, not per object.
+      // A location found while the source's index is known to have grown may be stale (the
+      // owner compacted: the object moved and its old pack was dropped, spec/gc.md), and a
+      // dropped pack is never served: so is one found before a failed fetch.
       await s.index.catchUpLocal()
       let loc = s.index.get(address)
-      if (!loc) {
+      if (!loc || s.index.behind) {
         await s.index.updated()
         loc = s.index.get(address)
       }
-      if (!loc) return null
-      const pack = await this.packs.fetchPack(s, loc.pack)
-      if (pack) this.onPackRead?.(s.packs.key, loc.pack)
-      return pack ? this.packs.slice(s, pack, loc, address) : null
+      for (let attempt = 0; loc; attempt++) {
+        const pack = await this.packs.fetchPack(s, loc.pack)
+        if (pack) {
+          this.onPackRead?.(s.packs.key, loc.pack)
+          return this.packs.slice(s, pack, loc, address)
+        }
+        if (attempt > 0 || this.closed) return null
+        const before = loc
+        await s.index.updated()
+        loc = s.index.get(address)
+        if (loc && loc.pack === before.pack) return null // not moved: the pack is just not there
+      }
+      return null
     } catch (err) {
       if (!this.closed) this.log('debug', `cas: peer ${s.name}: ${(err as Error).message}`)
       return null
