@@ -4,6 +4,7 @@
 // arrived before the revocation are cleared, so this node never serves (relays) them: the
 // writer's own node still has them, and they come back if the limit is ever lifted.
 import type { Hypercore, Range } from 'hypercore'
+import { clearBlocks } from '../core-clear.js'
 
 export class HeldRange {
   private range: Range
@@ -19,7 +20,7 @@ export class HeldRange {
     this.limit = last
     this.range.destroy()
     this.range = this.core.download(last === null ? { start: 0, end: -1 } : { start: 0, end: last + 1 })
-    if (last !== null && this.core.length > last + 1) await this.core.clear(last + 1, this.core.length)
+    if (last !== null && this.core.length > last + 1) await clearBlocks(this.core, last + 1, this.core.length)
   }
 
   /** Fetch and keep blocks from `start` on, live (the blocks below are held or dropped: a mirror following drop records, src/net/mirror-drops.ts). */

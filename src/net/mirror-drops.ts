@@ -6,6 +6,7 @@
 // reads only the records' pack numbers, never an object.
 import type { Hypercore } from 'hypercore'
 import { DROP_INDEX_VERSION, decodeIndexRecord } from '../fs/cas/pack-codec.js'
+import { clearBlocks } from '../core-clear.js'
 
 /** Events are gathered for this long before a pass (blocks arrive in bursts). */
 const SETTLE_MS = 100
@@ -94,10 +95,7 @@ export class DropFollower {
     for (const r of ready) {
       for (const p of r.packs) {
         if (this.closed) return
-        if (await this.packs.has(p)) {
-          await this.packs.clear(p)
-          cleared++
-        }
+        if ((await this.packs.has(p)) && (await clearBlocks(this.packs, p)) === 0) cleared++
       }
     }
     if (cleared > 0) {

@@ -15,6 +15,7 @@ import { CacheLedger } from './cache-ledger.js'
 import { DEFAULT_BUDGET, budgetBytes, formatBytes, readBudget, writeBudget, type BudgetSpec } from './cache-size.js'
 import type { Holder, PinSet } from './cache-holds.js'
 import type { RemoteStores } from './remote-store.js'
+import { clearBlocks } from '../../core-clear.js'
 
 /** How often the ledger is written when it changed (and at close). */
 const SAVE_MS = 30_000
@@ -289,7 +290,7 @@ export class ContentCache {
       // Through the sources (reads of the pack wait for the clear; a pack being read is skipped).
       const done = await this.remote.clearPack(core.key, e.pack)
       if (done === false) continue
-      if (done === null) await core.clear(e.pack)
+      if (done === null && (await clearBlocks(core, e.pack, e.pack + 1, false)) > 0) continue
       this.ledger.remove(e.core, e.pack)
       cleared.set(e.core, core)
       over -= e.bytes

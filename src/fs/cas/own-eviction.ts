@@ -13,6 +13,7 @@ import type { Node } from '../../node.js'
 import { decodeIndexRecord, packLength } from './pack-codec.js'
 import { peerAdded } from './remote-store.js'
 import { Coalesced } from '../../coalesced.js'
+import { clearBlocks } from '../../core-clear.js'
 
 /** How long the first read of an evicted own pack waits for a peer to attach. */
 const PEER_WAIT_MS = 1000
@@ -116,7 +117,7 @@ export class OwnEviction {
     for (const h of held) {
       if (over <= 0 || this.closed) break
       if (keep.has(h.pack)) continue
-      await this.packs.clear(h.pack)
+      if ((await clearBlocks(this.packs, h.pack)) > 0) continue // clearing it now would delete tree nodes peers need (src/core-clear.ts): later
       over -= h.bytes
       packs++
       bytes += h.bytes

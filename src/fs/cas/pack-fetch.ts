@@ -11,6 +11,7 @@ import type { PackLocation } from './pack-table.js'
 import { HASH_BYTES } from '../../crypto.js'
 import { within } from '../../timeout.js'
 import type { Log } from '../../log.js'
+import { clearBlocks } from '../../core-clear.js'
 
 /** What pack fetching needs of a source. */
 export interface PackSource {
@@ -45,19 +46,19 @@ export class PackFetcher {
 
   /**
    * Clears pack `seq` of this node's copy of the source (cache eviction; cache.ts), unless a
-   * read or fetch of it is in flight (false: try another pack). Reads of it meanwhile wait.
+   * read or fetch of it is in flight or its clearing would break a held pack's proof (false: try
+   * another pack; src/core-clear.ts). Reads of it meanwhile wait.
    */
   async clear(s: PackSource, seq: number): Promise<boolean> {
     const key = `${s.id}:${seq}`
     if (this.packReads.loading(key) || this.packFetches.loading(key) || this.clearing.has(key)) return false
-    const p = s.packs.clear(seq).then(() => {})
-    this.clearing.set(key, p.catch(() => {}))
+    const p = clearBlocks(s.packs, seq, seq + 1, false).then((left) => left === 0)
+    this.clearing.set(key, p.then(() => {}, () => {}))
     try {
-      await p
+      return await p
     } finally {
       this.clearing.delete(key)
     }
-    return true
   }
 
   private bulkDepth = 0
