@@ -25,6 +25,7 @@ import { SOURCES_FILE_NAME, encodeSources, parseSources, type RemoteStoreKeys, t
 import { within } from '../../timeout.js'
 import type { Log } from '../../log.js'
 import type { ChunkStore } from './chunk-store.js'
+import type { PackLocation } from './pack-table.js'
 
 export { SOURCES_FILE_NAME, type RemoteStoreKeys } from './sources-file.js'
 
@@ -280,16 +281,24 @@ export class RemoteStores {
    */
   async packsOf(addresses: Iterable<Buffer>): Promise<Map<string, Set<number>>> {
     const out = new Map<string, Set<number>>()
+    for (const { s, loc } of await this.lookups(addresses)) {
+      const key = s.packs.key.toString('hex')
+      let set = out.get(key)
+      if (!set) out.set(key, (set = new Set()))
+      set.add(loc.pack)
+    }
+    return out
+  }
+
+  /** Every (address, source, location) the sources' local tables know (index blocks held here; no network). */
+  private async lookups(addresses: Iterable<Buffer>): Promise<{ address: Buffer; s: Source; loc: PackLocation }[]> {
     const sources = [...this.sources.values()].filter((s) => !s.index.unusable)
     for (const s of sources) await s.index.catchUpLocal().catch(() => {})
-    for (const a of addresses) {
+    const out: { address: Buffer; s: Source; loc: PackLocation }[] = []
+    for (const address of addresses) {
       for (const s of sources) {
-        const loc = s.index.get(a)
-        if (!loc) continue
-        const key = s.packs.key.toString('hex')
-        let set = out.get(key)
-        if (!set) out.set(key, (set = new Set()))
-        set.add(loc.pack)
+        const loc = s.index.get(address)
+        if (loc) out.push({ address, s, loc })
       }
     }
     return out
@@ -312,18 +321,12 @@ export class RemoteStores {
    */
   async locate(addresses: Iterable<Buffer>): Promise<Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>> {
     const out = new Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>()
-    const sources = [...this.sources.values()].filter((s) => !s.index.unusable)
-    for (const s of sources) await s.index.catchUpLocal().catch(() => {})
-    for (const a of addresses) {
-      for (const s of sources) {
-        const loc = s.index.get(a)
-        if (!loc) continue
-        const held = await s.packs.has(loc.pack).catch(() => false)
-        const hex = a.toString('hex')
-        let list = out.get(hex)
-        if (!list) out.set(hex, (list = []))
-        list.push({ packs: s.packs.key, owner: s.owner, pack: loc.pack, length: loc.length, held })
-      }
+    for (const { address, s, loc } of await this.lookups(addresses)) {
+      const held = await s.packs.has(loc.pack).catch(() => false)
+      const hex = address.toString('hex')
+      let list = out.get(hex)
+      if (!list) out.set(hex, (list = []))
+      list.push({ packs: s.packs.key, owner: s.owner, pack: loc.pack, length: loc.length, held })
     }
     return out
   }
