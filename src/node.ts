@@ -8,7 +8,9 @@ import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
 import { volumeIdOf } from './logs/index.js'
-import { ChunkStore, Cas, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
+import { ChunkStore, Cas, DEFAULT_REMOTE_TIMEOUT_MS, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
+import { OwnEviction } from './fs/cas/own-eviction.js'
+import type { Hypercore } from 'hypercore'
 import { Volume } from './volume.js'
 import { StoreSync } from './store-sync.js'
 import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, walBytes } from './space-guard.js'
@@ -125,6 +127,7 @@ export class Node {
         pins: node.pins,
         holders: [node.openFiles]
       }, opts.log)
+      await node.openOwnEviction(opts.log)
       return node
     } catch (err) {
       // The corestore holds the data dir's lock: a failed open must not keep it (a later open
@@ -132,6 +135,23 @@ export class Node {
       await store.close().catch(() => {})
       throw err
     }
+  }
+
+  /** Own content leaves only once safe (src/fs/cas/own-eviction.ts). Set by open(). */
+  ownEviction!: OwnEviction
+  private ownCores: Hypercore[] = []
+
+  private async openOwnEviction(log?: Log): Promise<void> {
+    const packs = this.store.get({ key: this.chunks.casKey })
+    const index = this.store.get({ key: this.chunks.indexKey })
+    await packs.ready()
+    await index.ready()
+    this.ownCores = [packs, index]
+    this.ownEviction = new OwnEviction(this, packs, index, remoteTimeoutMs() ?? DEFAULT_REMOTE_TIMEOUT_MS, log)
+    this.chunks.ownPack = (pack) => this.ownEviction.fetchPack(pack)
+    // New confirmations may make content written here evictable.
+    this.placement.onConfirmed = () => void this.ownEviction.run()
+    this.ownEviction.start()
   }
 
   /** The content store view for one sharing key (by its local name). */
@@ -296,6 +316,7 @@ export class Node {
 
   async close(): Promise<void> {
     let failure: unknown = null
+    await this.ownEviction?.stop()
     await this.pins.close()
     await this.cache?.close()
     for (const v of this.volumes.values()) {
@@ -310,6 +331,7 @@ export class Node {
     this.held.clear()
     await this.mirrors.close()
     await this.remoteStores.close()
+    for (const c of this.ownCores) await c.close().catch(() => {})
     await this.chunks.close()
     await this.store.close()
     if (failure) throw failure

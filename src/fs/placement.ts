@@ -137,8 +137,12 @@ export class Placement implements SafetyOracle {
     if (old && old.packs === packs) return false
     this.confirmed.set(node, { node, packs, at: Date.now() })
     this.write()
+    this.onConfirmed?.()
     return true
   }
+
+  /** Called after a confirmation changed (the node evicts what became safe: own-eviction.ts). Must not throw. */
+  onConfirmed: (() => void) | null = null
 
   /** Forgets a peer's confirmation (`peer remove`: content only it holds is not reachable any more). */
   forgetPeer(peer: Buffer): boolean {

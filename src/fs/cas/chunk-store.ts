@@ -243,8 +243,20 @@ export class ChunkStore {
 
   /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */
   async fetchMissing(address: Buffer): Promise<Buffer | null> {
+    // An object of the own store whose pack was evicted (own-eviction.ts): from the peers keeping this store.
+    const loc = this.table.get(address)
+    if (loc && this.ownPack && !(await this.packs.has(loc.pack))) {
+      const pack = await this.ownPack(loc.pack)
+      if (pack && loc.offset + loc.length <= pack.length) {
+        const object = pack.subarray(loc.offset, loc.offset + loc.length)
+        if (object.subarray(1, 33).equals(address)) return object
+      }
+    }
     return this.remote ? this.remote(address) : null
   }
+
+  /** Where fetchMissing() gets an own pack this node no longer holds (own-eviction.ts); null: nowhere. */
+  ownPack: ((pack: number) => Promise<Buffer | null>) | null = null
 
   /**
    * Whether a fetched block (by its address), once verified, is also stored in the own store:

@@ -1,0 +1,158 @@
+// Content written here leaves this node's disk only once the copy rule is met (issue 11): the
+// packs of the own store below SafetyOracle.safePacks (held by >= copies peers that confirmed
+// keeping this store, src/fs/placement.ts) count against the cache budget like content read
+// from peers, and are cleared, oldest first, when the cached content plus them is over the
+// budget. Never cleared: packs holding content pins reference or mounts have open, packs not
+// yet safe (the buffer), packs past the index. An evicted pack is read back from the peers
+// that keep this store (their replicas replicate with this node's own `packs` core: hypercore
+// fetches a cleared block from a peer that has it and verifies it against this node's signed
+// tree), through ChunkStore.fetchMissing.
+import type { Hypercore } from 'hypercore'
+import type { Log } from '../../log.js'
+import type { Node } from '../../node.js'
+import { decodeIndexRecord, packLength } from './pack-codec.js'
+
+/** How long the first read of an evicted own pack waits for a peer to attach. */
+const PEER_WAIT_MS = 1000
+
+export interface OwnEvictionResult {
+  packs: number
+  bytes: number
+}
+
+export class OwnEviction {
+  private running: Promise<OwnEvictionResult> | null = null
+  private again = false
+  private readonly sizes = new Map<number, number>()
+  private closed = false
+  private timer: NodeJS.Timeout | null = null
+
+  constructor(
+    private readonly node: Node,
+    private readonly packs: Hypercore,
+    private readonly index: Hypercore,
+    private readonly timeoutMs: number,
+    public log: Log = () => {}
+  ) {}
+
+  /** Looks again every `ms` (a budget set meanwhile, cached content evicted). */
+  start(ms = 30_000): void {
+    this.timer = setInterval(() => void this.run(), ms)
+    this.timer.unref()
+  }
+
+  /** Stops the timer and waits for a pass in flight; nothing runs after. */
+  async stop(): Promise<void> {
+    this.closed = true
+    if (this.timer) clearInterval(this.timer)
+    await this.running
+  }
+
+  /** One eviction pass (concurrent calls share it, and one more runs after it if asked meanwhile). Never throws. */
+  run(): Promise<OwnEvictionResult> {
+    if (this.closed) return Promise.resolve({ packs: 0, bytes: 0 })
+    if (this.running) {
+      this.again = true
+      return this.running
+    }
+    this.running = (async () => {
+      const total = { packs: 0, bytes: 0 }
+      do {
+        this.again = false
+        const r = await this.once().catch((err: Error) => {
+          this.log('warn', `cache: evicting content written here failed: ${err.message}`)
+          return { packs: 0, bytes: 0 }
+        })
+        total.packs += r.packs
+        total.bytes += r.bytes
+      } while (this.again && !this.closed)
+      return total
+    })().finally(() => {
+      this.running = null
+    })
+    return this.running
+  }
+
+  /** A pack's bytes, from its index block (0 for a drop record or a block not here). */
+  private async packBytes(i: number): Promise<number> {
+    const known = this.sizes.get(i)
+    if (known !== undefined) return known
+    const block = (await this.index.get(i, { wait: false })) as Buffer | null
+    let n = 0
+    if (block) {
+      const r = decodeIndexRecord(block)
+      n = r.kind === 'pack' ? packLength(r.entries) : 0
+    }
+    this.sizes.set(i, n)
+    return n
+  }
+
+  /** Own packs that must stay: those of pinned content and of files mounts have open. */
+  private async protectedPacks(): Promise<Set<number>> {
+    const out = new Set<number>()
+    const sets = await Promise.all([this.node.pins.pinnedAddresses(), this.node.openFiles.heldAddresses()])
+    for (const set of sets) {
+      for (const hex of set) {
+        const loc = await this.node.chunks.locate(Buffer.from(hex, 'hex'))
+        if (loc) out.add(loc.pack)
+      }
+    }
+    return out
+  }
+
+  private async once(): Promise<OwnEvictionResult> {
+    const safe = Math.min(this.node.safety.safePacks(this.node.chunks.casKey), this.index.length)
+    if (safe === 0) return { packs: 0, bytes: 0 }
+    const cache = this.node.cache
+    const budget = cache.budgetBytes
+    const held: { pack: number; bytes: number }[] = []
+    let heldBytes = 0
+    for (let i = 0; i < safe; i++) {
+      if (!(await this.packs.has(i))) continue
+      const bytes = await this.packBytes(i)
+      held.push({ pack: i, bytes })
+      heldBytes += bytes
+    }
+    let over = cache.ledger.bytes + heldBytes - budget
+    if (over <= 0) return { packs: 0, bytes: 0 }
+    const keep = await this.protectedPacks()
+    let packs = 0
+    let bytes = 0
+    for (const h of held) {
+      if (over <= 0 || this.closed) break
+      if (keep.has(h.pack)) continue
+      await this.packs.clear(h.pack)
+      over -= h.bytes
+      packs++
+      bytes += h.bytes
+    }
+    if (packs > 0) {
+      await this.packs.compact().catch(() => {})
+      this.log('info', `cache: evicted ${packs} packs (${bytes} bytes) written here, held by enough confirmed peers (copy rule), to stay within the budget of ${budget} bytes`)
+    }
+    return { packs, bytes }
+  }
+
+  /** An own pack this node no longer holds, fetched from the peers keeping this store (null: none has it in time). */
+  async fetchPack(pack: number): Promise<Buffer | null> {
+    if (this.packs.peers.length === 0) await peerAdded(this.packs, PEER_WAIT_MS)
+    if (this.packs.peers.length === 0) return null
+    try {
+      return ((await this.packs.get(pack, { timeout: this.timeoutMs })) as Buffer | null) ?? null
+    } catch {
+      return null
+    }
+  }
+}
+
+function peerAdded(core: Hypercore, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      core.off('peer-add', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    core.on('peer-add', done)
+  })
+}

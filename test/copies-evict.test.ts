@@ -1,0 +1,76 @@
+// Content written here leaves the disk only through the copy rule (src/fs/cas/own-eviction.ts):
+// with copies 2 and a tiny cache budget, a laptop's file stays until two keepers confirmed it,
+// then its packs are cleared, and it reads back from the keepers, also after a GC.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { randomBytes } from '../src/crypto.js'
+import { toFileRef } from '../src/volume.js'
+import { collectGarbage } from '../src/gc.js'
+import { addPeer, copyVolumeRecord, shareKey, until } from './net-helpers.js'
+import { link, ownPacks, withPeers } from './copies-scene.js'
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+test('with copies 2, own content is not evicted until two keepers confirm it; then it is, and reads back from them (also after gc)', async () => {
+  await withPeers(['laptop', 'desk1', 'desk2'], async (laptop, d1, d2) => {
+    shareKey([laptop, d1, d2])
+    const vol = await laptop.node.createVolume('docs', 'friends')
+    for (const d of [d1, d2]) {
+      copyVolumeRecord(laptop, d, 'docs')
+      await link(laptop, d, vol.id.toString('hex'), { volume: 'docs' })
+    }
+    await laptop.node.cache.setBudget({ bytes: 4096 }) // nothing written here fits: all of it goes once safe
+    await d2.stop() // away before it could confirm anything
+    vol.setCopies(2)
+    const data = randomBytes(3 * 1024 * 1024)
+    await vol.writeFile('/a.bin', data)
+    await vol.flush()
+    await laptop.node.chunks.flush()
+    const own = laptop.node.chunks.casKey
+    const packs = await ownPacks(laptop)
+    const core = laptop.node.store.get({ key: own })
+    await core.ready()
+    const held = async (): Promise<number> => {
+      let n = 0
+      for (let i = 0; i < core.length; i++) if (await core.has(i)) n++
+      return n
+    }
+    try {
+      const n = packs.length
+      await until('desk1 confirms every pack', () => laptop.node.placement.confirmations().some((c) => c.packs === n), 30_000)
+      assert.deepEqual(await laptop.node.ownEviction.run(), { packs: 0, bytes: 0 }, 'one confirmed copy of two: nothing leaves')
+      assert.equal(await held(), n)
+
+      await d2.restart()
+      await addPeer(laptop, d2, { location: d2.location() })
+      await until('both confirm', () => laptop.node.safety.safePacks(own) === n, 30_000)
+      await laptop.node.ownEviction.run()
+      assert.ok((await held()) < n / 2, `most packs evicted (${await held()} of ${n} held)`)
+      const { where } = await import('../src/fs/where.js')
+      const r = await where(laptop.node, vol, '/a.bin')
+      assert.ok(r.here.bytes < r.storedBytes / 2, 'where: most of it is not here')
+      assert.equal(r.here.notSafe, 0)
+      assert.equal(r.copies, 2)
+
+      // Read back: from the keepers' replicas, verified.
+      const read = async (): Promise<Buffer> => {
+        const chunks: Buffer[] = []
+        for await (const c of vol.cas.readFile(toFileRef(vol.tree.stat('/a.bin').content!))) chunks.push(c)
+        return Buffer.concat(chunks)
+      }
+      const before = await held()
+      assert.equal(sha(await read()), sha(data))
+      assert.ok((await held()) > before, 'the packs came back from the keepers')
+
+      // Evicted again, then a collection: the file's content is referenced, kept, and still reads.
+      await laptop.node.ownEviction.run()
+      const report = await collectGarbage(laptop.node, { graceMs: 0 })
+      assert.equal(report.dryRun, false)
+      assert.equal(sha(await read()), sha(data))
+    } finally {
+      await core.close()
+      await packs.close()
+    }
+  })
+})
