@@ -123,7 +123,7 @@ export async function run(): Promise<Row[]> {
     // du also counts RocksDB's log replayed at open, which its next flush drops).
     const duAfter = diskUsage(root)
     const freed = duFull - duAfter
-    log(`gc bench: bazil gc ${secs.toFixed(2)} s, removed ${(report.removed.bytes / MiB).toFixed(0)} MiB, du (closed) ${(duFull / MiB).toFixed(0)} -> ${(duAfter / MiB).toFixed(0)} MiB (open, in the run: ${(report.disk.before / MiB).toFixed(0)} -> ${(report.disk.after! / MiB).toFixed(0)} MiB)`)
+    log(`gc bench: bazil gc ${secs.toFixed(2)} s, removed ${(report.removed.bytes / MiB).toFixed(0)} MiB, du (closed) ${(duFull / MiB).toFixed(0)} -> ${(duAfter / MiB).toFixed(0)} MiB (open, in the run: ${(report.disk.before / MiB).toFixed(0)} -> ${(report.disk.after! / MiB).toFixed(0)} MiB); walk ${report.phases.walk} ms, rewrite ${report.phases.rewrite} ms, RocksDB compaction ${report.phases.compact} ms`)
 
     // restic
     let rSecs: number | undefined
@@ -152,7 +152,7 @@ export async function run(): Promise<Row[]> {
     rows.push({ name: 'gc: content dropped (GiB/s)', value: Number((report.removed.bytes / GiB / secs).toFixed(3)), unit: 'GiB/s', ...(rSecs === undefined ? {} : base(goneBytes / GiB / rSecs, true, report.removed.bytes / GiB / secs)) })
     rows.push({ name: 'gc: disk returned, share of the deleted bytes (du)', value: Number((freed / goneBytes).toFixed(3)), unit: 'ratio', ...(rFreed === undefined ? {} : base(rFreed / goneBytes, true, freed / goneBytes)), target: 0.9, ok: freed / goneBytes >= 0.9 })
     rows.push({ name: 'gc: data dir after / before (du, closed)', value: Number((duAfter / duFull).toFixed(3)), unit: 'ratio', note: `${(duFull / MiB).toFixed(0)} -> ${(duAfter / MiB).toFixed(0)} MiB` })
-    rows.push({ name: 'gc: live bytes moved (rewritten packs)', value: Number((report.moved.bytes / MiB).toFixed(1)), unit: 'MiB', note: `${report.packs.rewritten} of ${report.packs.total} packs rewritten` })
+    rows.push({ name: 'gc: live bytes moved (rewritten packs)', value: Number((report.moved.bytes / MiB).toFixed(1)), unit: 'MiB', note: `${report.packs.rewritten} of ${report.packs.total} packs rewritten; walk ${report.phases.walk} ms, rewrite ${report.phases.rewrite} ms, RocksDB compaction ${report.phases.compact} ms` })
     return rows
   } finally {
     fs.rmSync(work, { recursive: true, force: true })

@@ -52,6 +52,8 @@ export interface GcReport {
   /** `du` of the data dir, bytes (after: null in a dry run). */
   disk: { before: number; after: number | null }
   ms: number
+  /** Where the time went (ms): walking the volumes, rewriting and clearing packs, compacting RocksDB. */
+  phases: { walk: number; rewrite: number; compact: number }
 }
 
 /** Bytes the files under `dir` take on disk (as du counts them: allocated blocks). */
@@ -95,9 +97,14 @@ export async function nodeReferences(node: Node, progress: (line: string) => voi
     const vol = await node.volume(entry.name)
     await vol.refresh()
     // Knowledge of every writer's log position: entries known but not applied may reference anything.
+    // (Only authorised logs count, up to their revocation limit: entries past it are never applied.)
+    const set = vol.writerSet
     for (const w of vol.replayState()) {
-      if (w.applied < w.length) {
-        throw new UserError(`volume ${entry.name}: writer log ${w.writer.slice(0, 16)}… has ${w.length - w.applied} entries not applied yet (not downloaded or held); nothing was collected: sync and try again`)
+      const auth = set.writers.get(w.writer)
+      if (!auth) continue
+      const known = auth.limit === null ? w.length : Math.min(w.length, auth.limit + 1)
+      if (w.applied < known) {
+        throw new UserError(`volume ${entry.name}: writer log ${w.writer.slice(0, 16)}… has ${known - w.applied} entries not applied yet (not downloaded or held); nothing was collected: sync and try again`)
       }
     }
     let trees
@@ -129,6 +136,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
   chunks.beginGuard()
   try {
     const { refs, volumes } = await nodeReferences(node, progress)
+    const walked = Date.now()
     const held = new Set<string>()
     // What mounts have open (a file unlinked while open reads on), and whatever else the caller holds.
     const holds: Iterable<string | Buffer>[] = [await node.openFiles.heldAddresses(), (await opts.held?.()) ?? []]
@@ -148,7 +156,8 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
       packs: { total: chunks.packCount, rewritten: 0 },
       moved: { objects: 0, bytes: 0 },
       disk: { before: diskBefore, after: null },
-      ms: 0
+      ms: 0,
+      phases: { walk: walked - start, rewrite: 0, compact: 0 }
     }
     // Per pack: bytes the table places there, and bytes to keep.
     const total = new Map<number, number>()
@@ -195,6 +204,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
       }
       report.packs.rewritten = chosen.length
     } else {
+      const rewriting = Date.now()
       for (let at = 0; at < chosen.length; at += PACKS_PER_TURN) {
         const part = chosen.slice(at, at + PACKS_PER_TURN).map((v) => v.pack)
         const r: RewriteResult = await chunks.rewritePacks(part, isLive)
@@ -209,10 +219,13 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
       for (const { key } of chunks.objects()) if (collectable.has(key.toString('hex'))) nextMarks.mark(key, 0)
       await nextMarks.write(marksFile)
       await chunks.flush()
+      const compacting = Date.now()
+      report.phases.rewrite = compacting - rewriting
       if (!opts.noCompact && report.packs.rewritten > 0) {
         progress('gc: compacting the database (RocksDB) so that the space comes back')
         await ChunkStore.compactStorage(node.store)
       }
+      report.phases.compact = Date.now() - compacting
       report.disk.after = diskUsage(node.dir.root)
     }
     report.ms = Date.now() - start

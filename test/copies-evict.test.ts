@@ -7,19 +7,14 @@ import { createHash } from 'node:crypto'
 import { randomBytes } from '../src/crypto.js'
 import { toFileRef } from '../src/volume.js'
 import { collectGarbage } from '../src/gc.js'
-import { addPeer, copyVolumeRecord, shareKey, until } from './net-helpers.js'
-import { link, ownPacks, withPeers } from './copies-scene.js'
+import { addPeer, until } from './net-helpers.js'
+import { ownPacks, storingTo, withPeers } from './copies-scene.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
 test('with copies 2, own content is not evicted until two keepers confirm it; then it is, and reads back from them (also after gc)', async () => {
   await withPeers(['laptop', 'desk1', 'desk2'], async (laptop, d1, d2) => {
-    shareKey([laptop, d1, d2])
-    const vol = await laptop.node.createVolume('docs', 'friends')
-    for (const d of [d1, d2]) {
-      copyVolumeRecord(laptop, d, 'docs')
-      await link(laptop, d, vol.id.toString('hex'), { volume: 'docs' })
-    }
+    const vol = await storingTo(laptop, [d1, d2])
     await laptop.node.cache.setBudget({ bytes: 4096 }) // nothing written here fits: all of it goes once safe
     await d2.stop() // away before it could confirm anything
     vol.setCopies(2)

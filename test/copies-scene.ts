@@ -4,7 +4,8 @@
 import createTestnet from '@hyperswarm/testnet'
 import { encodeKey } from '../src/crypto.js'
 import { tempDir } from './helpers.js'
-import { addPeer, startPeer, type TestPeer } from './net-helpers.js'
+import { addPeer, copyVolumeRecord, shareKey, startPeer, type TestPeer } from './net-helpers.js'
+import type { Volume } from '../src/volume.js'
 
 /** Starts these peers on a fresh testnet, runs `fn`, and stops everything whatever happens. */
 export async function withPeers(names: string[], fn: (...peers: TestPeer[]) => Promise<void>): Promise<void> {
@@ -37,4 +38,15 @@ export async function ownPacks(p: TestPeer): Promise<{ readonly length: number; 
   const core = p.node.store.get({ key: p.node.chunks.casKey })
   await core.ready()
   return core
+}
+
+/** `writer` creates volume "docs" (sharing key shared with the desktops) and stores to each desktop. */
+export async function storingTo(writer: TestPeer, desktops: TestPeer[]): Promise<Volume> {
+  shareKey([writer, ...desktops])
+  const vol = await writer.node.createVolume('docs', 'friends')
+  for (const d of desktops) {
+    copyVolumeRecord(writer, d, 'docs')
+    await link(writer, d, vol.id.toString('hex'), { volume: 'docs' })
+  }
+  return vol
 }

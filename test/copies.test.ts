@@ -8,7 +8,7 @@ import { Placement, DEFAULT_COPIES } from '../src/fs/placement.js'
 import type { Volume } from '../src/volume.js'
 import { ProtocolError, decodeMessage, encodeMessage, type Message } from '../src/net/protocol.js'
 import { addPeer, copyVolumeRecord, shareKey, until, type TestPeer } from './net-helpers.js'
-import { link, ownPacks, withPeers } from './copies-scene.js'
+import { link, ownPacks, storingTo, withPeers } from './copies-scene.js'
 
 test('KEEP and HOLDS round-trip; the decoder rejects a body on KEEP, truncation and non-canonical lengths', () => {
   const holds: Message = { type: 'holds', packs: Buffer.alloc(32, 7), length: 300 }
@@ -53,12 +53,7 @@ function confirmed(laptop: TestPeer, p: TestPeer): number {
 
 test('with copies 2, written content is safe only once two storage peers confirmed holding it; confirmations survive a restart', async () => {
   await withPeers(['laptop', 'desk1', 'desk2'], async (laptop, d1, d2) => {
-    shareKey([laptop, d1, d2])
-    const vol = await laptop.node.createVolume('docs', 'friends')
-    for (const d of [d1, d2]) {
-      copyVolumeRecord(laptop, d, 'docs')
-      await link(laptop, d, vol.id.toString('hex'), { volume: 'docs' })
-    }
+    const vol = await storingTo(laptop, [d1, d2])
     await d2.stop() // away before it could confirm anything
     const own = await writeWithCopies(laptop, vol, 2, 3 * 1024 * 1024)
     let packs = await ownPacks(laptop)

@@ -9,12 +9,14 @@ import type { Log } from '../log.js'
 import type { Link } from './links.js'
 import type { Message } from './protocol.js'
 import { ReplicaPrefix } from './replica-prefix.js'
+import { Coalesced } from '../coalesced.js'
 
 export const SWEEP_MS = 1000
 
 export class HoldingsExchange {
   private timer: NodeJS.Timeout | null = null
-  private running: Promise<void> | null = null
+  private stopped = false
+  private readonly passes: Coalesced
   /** Per replica (packs key hex): what HOLDS says of it. */
   private readonly prefixes = new Map<string, ReplicaPrefix>()
 
@@ -23,7 +25,9 @@ export class HoldingsExchange {
     private readonly log: Log,
     private readonly links: () => Iterable<Link>,
     private readonly send: (link: Link, m: Message) => void
-  ) {}
+  ) {
+    this.passes = new Coalesced(() => this.pass(), (err) => this.log('error', `net: holdings: ${err.message}`), () => this.stopped)
+  }
 
   start(): void {
     this.timer = setInterval(() => void this.sweep(), SWEEP_MS)
@@ -31,9 +35,10 @@ export class HoldingsExchange {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
     if (this.timer) clearInterval(this.timer)
     this.timer = null
-    await this.running
+    await this.passes.current
   }
 
   /** The peers this node stores to: listed in some volume's `storage` (z-base-32). */
@@ -47,13 +52,9 @@ export class HoldingsExchange {
     return out
   }
 
-  /** One pass over the connected peers (at most one runs at a time). */
+  /** One pass over the connected peers (one at a time; a request meanwhile runs one more). */
   sweep(): Promise<void> {
-    if (this.running) return this.running
-    this.running = this.pass()
-      .catch((err) => this.log('error', `net: holdings: ${(err as Error).message}`))
-      .finally(() => { this.running = null })
-    return this.running
+    return this.passes.run()
   }
 
   private async pass(): Promise<void> {

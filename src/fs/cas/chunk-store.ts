@@ -449,34 +449,24 @@ export class ChunkStore {
       const live: Buffer[] = []
       const dropped: number[] = []
       for (const p of sorted) {
-        const block = await this.packs.get(p, { wait: false })
-        if (block && isDropPack(block)) continue
-        if (!block) {
-          // Not held (evicted once safe elsewhere): dropped only if nothing live is located in it.
-          const index = await this.index.get(p, { wait: false })
-          const rec = index ? decodeIndexRecord(index) : null
-          if (!rec || rec.kind !== 'pack') continue
-          let live = false
-          let objects = 0
-          let bytes = 0
-          for (const e of rec.entries) {
-            const loc = this.table.get(e.address)
-            if (!loc || loc.pack !== p || loc.offset !== e.offset) continue
-            if (isLive(e.address)) live = true
-            objects++
-            bytes += e.length
-          }
-          if (live) continue
-          result.droppedObjects += objects
-          result.droppedBytes += bytes
-          dropped.push(p)
-          continue
+        // The pack's layout from its index block (small; never cleared): the pack block itself
+        // is read only when a live object must be moved out of it.
+        const index = await this.index.get(p, { wait: false })
+        const rec = index ? decodeIndexRecord(index) : null
+        if (!rec || rec.kind !== 'pack') continue // a drop record (or no index block: left alone)
+        const placed = rec.entries.filter((e) => {
+          const loc = this.table.get(e.address)
+          return loc !== null && loc.pack === p && loc.offset === e.offset // not moved before, no other copy wins
+        })
+        const keep = placed.filter((e) => isLive(e.address))
+        let block: Buffer | null = null
+        if (keep.length > 0) {
+          block = await this.packs.get(p, { wait: false })
+          if (!block) continue // not held (evicted once safe elsewhere) and something live is in it: left alone
         }
         dropped.push(p)
-        for (const e of decodePackEntries(block)) {
-          const loc = this.table.get(e.address)
-          if (!loc || loc.pack !== p || loc.offset !== e.offset) continue // moved before, or another copy wins
-          if (isLive(e.address)) {
+        for (const e of placed) {
+          if (block && isLive(e.address)) {
             live.push(block.subarray(e.offset, e.offset + e.length))
             result.movedBytes += e.length
           } else {

@@ -11,6 +11,8 @@ import type { Hypercore } from 'hypercore'
 import type { Log } from '../../log.js'
 import type { Node } from '../../node.js'
 import { decodeIndexRecord, packLength } from './pack-codec.js'
+import { peerAdded } from './remote-store.js'
+import { Coalesced } from '../../coalesced.js'
 
 /** How long the first read of an evicted own pack waits for a peer to attach. */
 const PEER_WAIT_MS = 1000
@@ -21,11 +23,12 @@ export interface OwnEvictionResult {
 }
 
 export class OwnEviction {
-  private running: Promise<OwnEvictionResult> | null = null
-  private again = false
   private readonly sizes = new Map<number, number>()
   private closed = false
   private timer: NodeJS.Timeout | null = null
+  /** Packs and bytes evicted since open. */
+  private readonly evicted: OwnEvictionResult = { packs: 0, bytes: 0 }
+  private readonly passes: Coalesced
 
   constructor(
     private readonly node: Node,
@@ -33,7 +36,17 @@ export class OwnEviction {
     private readonly index: Hypercore,
     private readonly timeoutMs: number,
     public log: Log = () => {}
-  ) {}
+  ) {
+    this.passes = new Coalesced(
+      async () => {
+        const r = await this.once()
+        this.evicted.packs += r.packs
+        this.evicted.bytes += r.bytes
+      },
+      (err) => this.log('warn', `cache: evicting content written here failed: ${err.message}`),
+      () => this.closed
+    )
+  }
 
   /** Looks again every `ms` (a budget set meanwhile, cached content evicted). */
   start(ms = 30_000): void {
@@ -45,32 +58,14 @@ export class OwnEviction {
   async stop(): Promise<void> {
     this.closed = true
     if (this.timer) clearInterval(this.timer)
-    await this.running
+    await this.passes.current
   }
 
-  /** One eviction pass (concurrent calls share it, and one more runs after it if asked meanwhile). Never throws. */
-  run(): Promise<OwnEvictionResult> {
-    if (this.closed) return Promise.resolve({ packs: 0, bytes: 0 })
-    if (this.running) {
-      this.again = true
-      return this.running
-    }
-    this.running = (async () => {
-      const total = { packs: 0, bytes: 0 }
-      do {
-        this.again = false
-        const r = await this.once().catch((err: Error) => {
-          this.log('warn', `cache: evicting content written here failed: ${err.message}`)
-          return { packs: 0, bytes: 0 }
-        })
-        total.packs += r.packs
-        total.bytes += r.bytes
-      } while (this.again && !this.closed)
-      return total
-    })().finally(() => {
-      this.running = null
-    })
-    return this.running
+  /** One eviction pass (shared with one in flight, plus one more after it); what was evicted meanwhile. Never throws. */
+  async run(): Promise<OwnEvictionResult> {
+    const before = { ...this.evicted }
+    await this.passes.run()
+    return { packs: this.evicted.packs - before.packs, bytes: this.evicted.bytes - before.bytes }
   }
 
   /** A pack's bytes, from its index block (0 for a drop record or a block not here). */
@@ -143,16 +138,4 @@ export class OwnEviction {
       return null
     }
   }
-}
-
-function peerAdded(core: Hypercore, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      core.off('peer-add', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    core.on('peer-add', done)
-  })
 }

@@ -20,12 +20,12 @@ import type { Hypercore } from 'hypercore'
 import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
 import { SourceIndex } from './source-index.js'
+import type { PackLocation } from './pack-table.js'
 import { PackFetcher } from './pack-fetch.js'
 import { SOURCES_FILE_NAME, encodeSources, parseSources, type RemoteStoreKeys, type SourceRecord } from './sources-file.js'
 import { within } from '../../timeout.js'
 import type { Log } from '../../log.js'
 import type { ChunkStore } from './chunk-store.js'
-import type { PackLocation } from './pack-table.js'
 
 export { SOURCES_FILE_NAME, type RemoteStoreKeys } from './sources-file.js'
 
@@ -64,7 +64,8 @@ function bothReplicating(s: Source, ms: number): Promise<void> {
   return Promise.all([ready(s.packs), ready(s.index.core)]).then(() => {})
 }
 
-function peerAdded(core: Hypercore, ms: number): Promise<void> {
+/** Resolves once `core` has a replicating peer, or after `ms`. */
+export function peerAdded(core: Hypercore, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer)
@@ -281,27 +282,25 @@ export class RemoteStores {
    */
   async packsOf(addresses: Iterable<Buffer>): Promise<Map<string, Set<number>>> {
     const out = new Map<string, Set<number>>()
-    for (const { s, loc } of await this.lookups(addresses)) {
+    await this.placements(addresses, (s, _a, loc) => {
       const key = s.packs.key.toString('hex')
       let set = out.get(key)
       if (!set) out.set(key, (set = new Set()))
       set.add(loc.pack)
-    }
+    })
     return out
   }
 
-  /** Every (address, source, location) the sources' local tables know (index blocks held here; no network). */
-  private async lookups(addresses: Iterable<Buffer>): Promise<{ address: Buffer; s: Source; loc: PackLocation }[]> {
+  /** Calls `visit` for each source whose local table places one of these objects (index blocks held here; no network). */
+  private async placements(addresses: Iterable<Buffer>, visit: (s: Source, address: Buffer, loc: PackLocation) => void): Promise<void> {
     const sources = [...this.sources.values()].filter((s) => !s.index.unusable)
     for (const s of sources) await s.index.catchUpLocal().catch(() => {})
-    const out: { address: Buffer; s: Source; loc: PackLocation }[] = []
-    for (const address of addresses) {
+    for (const a of addresses) {
       for (const s of sources) {
-        const loc = s.index.get(address)
-        if (loc) out.push({ address, s, loc })
+        const loc = s.index.get(a)
+        if (loc) visit(s, a, loc)
       }
     }
-    return out
   }
 
   /**
@@ -321,9 +320,10 @@ export class RemoteStores {
    */
   async locate(addresses: Iterable<Buffer>): Promise<Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>> {
     const out = new Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>()
-    for (const { address, s, loc } of await this.lookups(addresses)) {
+    const found: { s: Source; hex: string; loc: PackLocation }[] = []
+    await this.placements(addresses, (s, a, loc) => found.push({ s, hex: a.toString('hex'), loc }))
+    for (const { s, hex, loc } of found) {
       const held = await s.packs.has(loc.pack).catch(() => false)
-      const hex = address.toString('hex')
       let list = out.get(hex)
       if (!list) out.set(hex, (list = []))
       list.push({ packs: s.packs.key, owner: s.owner, pack: loc.pack, length: loc.length, held })
@@ -439,16 +439,28 @@ export class RemoteStores {
     try {
       // The index as we hold it first; on a miss its newest version (the peer may have stored
       // the object since we last looked): one catch-up per burst of misses, not per object.
+      // A location found while the source's index is known to have grown may be stale (the
+      // owner compacted: the object moved and its old pack was dropped, spec/gc.md), and a
+      // dropped pack is never served: so is one found before a failed fetch.
       await s.index.catchUpLocal()
       let loc = s.index.get(address)
-      if (!loc) {
+      if (!loc || s.index.behind) {
         await s.index.updated()
         loc = s.index.get(address)
       }
-      if (!loc) return null
-      const pack = await this.packs.fetchPack(s, loc.pack)
-      if (pack) this.onPackRead?.(s.packs.key, loc.pack)
-      return pack ? this.packs.slice(s, pack, loc, address) : null
+      for (let attempt = 0; loc; attempt++) {
+        const pack = await this.packs.fetchPack(s, loc.pack)
+        if (pack) {
+          this.onPackRead?.(s.packs.key, loc.pack)
+          return this.packs.slice(s, pack, loc, address)
+        }
+        if (attempt > 0 || this.closed) return null
+        const before = loc
+        await s.index.updated()
+        loc = s.index.get(address)
+        if (loc && loc.pack === before.pack) return null // not moved: the pack is just not there
+      }
+      return null
     } catch (err) {
       if (!this.closed) this.log('debug', `cas: peer ${s.name}: ${(err as Error).message}`)
       return null

@@ -78,6 +78,15 @@ export class SourceIndex {
     return false
   }
 
+  /**
+   * Whether the source's index is known to be longer than the table covers (after catchUpLocal:
+   * blocks not downloaded yet). Such blocks may move an object or drop its pack (spec/gc.md
+   * section 4), so a location found now may be stale.
+   */
+  get behind(): boolean {
+    return !this.unusable && this.indexed < this.core.length
+  }
+
   /** Decodes the index blocks held locally beyond what the table covers (no network). */
   catchUpLocal(): Promise<void> {
     if (this.decoding) return this.decoding
