@@ -14,7 +14,7 @@ import { addressesOf, type PinSet } from './cache-holds.js'
 import { formatBytes } from './cache-size.js'
 import { fetchAhead } from './fetch-plan.js'
 import type { RemoteStores } from './remote-store.js'
-import { Rerun } from '../../rerun.js'
+import { Coalesced } from '../../coalesced.js'
 
 export interface PinHost {
   readonly dir: DataDir
@@ -82,7 +82,7 @@ export class PinKeeper implements PinSet {
     return this.syncs.run()
   }
 
-  private readonly syncs = new Rerun(() => this.syncOnce(), (err) => this.log('warn', `pin: sync failed: ${err.message}`), () => this.closed)
+  private readonly syncs = new Coalesced(() => this.syncOnce(), (err) => this.log('warn', `pin: sync failed: ${err.message}`), () => this.closed)
 
   /** The pinned files now, per pin, with the volume they are in. */
   private async pinnedFiles(): Promise<{ state: PinState; vol: Volume | null; refs: FileRef[] }[]> {
@@ -217,6 +217,6 @@ export class PinKeeper implements PinSet {
     if (this.timer) clearInterval(this.timer)
     for (const off of this.watched.values()) off()
     this.watched.clear()
-    await this.syncs.idle()
+    await this.syncs.current
   }
 }

@@ -15,7 +15,7 @@ import { CacheLedger } from './cache-ledger.js'
 import { DEFAULT_BUDGET, budgetBytes, formatBytes, readBudget, writeBudget, type BudgetSpec } from './cache-size.js'
 import type { Holder, PinSet } from './cache-holds.js'
 import type { RemoteStores } from './remote-store.js'
-import { Rerun } from '../../rerun.js'
+import { Coalesced } from '../../coalesced.js'
 
 /** How often the ledger is written when it changed (and at close). */
 const SAVE_MS = 30_000
@@ -251,7 +251,7 @@ export class ContentCache {
     return this.evictions.run()
   }
 
-  private readonly evictions = new Rerun(() => this.evictOnce(), (err) => {
+  private readonly evictions = new Coalesced(() => this.evictOnce(), (err) => {
     if (!this.closed) this.log('warn', `cache: eviction failed: ${err.message}`)
   }, () => this.closed)
 
@@ -310,7 +310,7 @@ export class ContentCache {
 
   async close(): Promise<void> {
     if (this.closed) return
-    await this.evictions.idle()
+    await this.evictions.current
     this.closed = true
     if (this.saveTimer) clearInterval(this.saveTimer)
     if (this.pollTimer) clearInterval(this.pollTimer)
