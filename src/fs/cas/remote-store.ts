@@ -20,6 +20,7 @@ import type { Hypercore } from 'hypercore'
 import { replaceFile } from '../../atomic-file.js'
 import { Lru } from './lru.js'
 import { SourceIndex } from './source-index.js'
+import type { PackLocation } from './pack-table.js'
 import { PackFetcher } from './pack-fetch.js'
 import { SOURCES_FILE_NAME, encodeSources, parseSources, type RemoteStoreKeys, type SourceRecord } from './sources-file.js'
 import { within } from '../../timeout.js'
@@ -281,19 +282,25 @@ export class RemoteStores {
    */
   async packsOf(addresses: Iterable<Buffer>): Promise<Map<string, Set<number>>> {
     const out = new Map<string, Set<number>>()
+    await this.placements(addresses, (s, _a, loc) => {
+      const key = s.packs.key.toString('hex')
+      let set = out.get(key)
+      if (!set) out.set(key, (set = new Set()))
+      set.add(loc.pack)
+    })
+    return out
+  }
+
+  /** Calls `visit` for each source whose local table places one of these objects (index blocks held here; no network). */
+  private async placements(addresses: Iterable<Buffer>, visit: (s: Source, address: Buffer, loc: PackLocation) => void): Promise<void> {
     const sources = [...this.sources.values()].filter((s) => !s.index.unusable)
     for (const s of sources) await s.index.catchUpLocal().catch(() => {})
     for (const a of addresses) {
       for (const s of sources) {
         const loc = s.index.get(a)
-        if (!loc) continue
-        const key = s.packs.key.toString('hex')
-        let set = out.get(key)
-        if (!set) out.set(key, (set = new Set()))
-        set.add(loc.pack)
+        if (loc) visit(s, a, loc)
       }
     }
-    return out
   }
 
   /**
@@ -313,18 +320,13 @@ export class RemoteStores {
    */
   async locate(addresses: Iterable<Buffer>): Promise<Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>> {
     const out = new Map<string, { packs: Buffer; owner: string | null; pack: number; length: number; held: boolean }[]>()
-    const sources = [...this.sources.values()].filter((s) => !s.index.unusable)
-    for (const s of sources) await s.index.catchUpLocal().catch(() => {})
-    for (const a of addresses) {
-      for (const s of sources) {
-        const loc = s.index.get(a)
-        if (!loc) continue
-        const held = await s.packs.has(loc.pack).catch(() => false)
-        const hex = a.toString('hex')
-        let list = out.get(hex)
-        if (!list) out.set(hex, (list = []))
-        list.push({ packs: s.packs.key, owner: s.owner, pack: loc.pack, length: loc.length, held })
-      }
+    const found: { s: Source; hex: string; loc: PackLocation }[] = []
+    await this.placements(addresses, (s, a, loc) => found.push({ s, hex: a.toString('hex'), loc }))
+    for (const { s, hex, loc } of found) {
+      const held = await s.packs.has(loc.pack).catch(() => false)
+      let list = out.get(hex)
+      if (!list) out.set(hex, (list = []))
+      list.push({ packs: s.packs.key, owner: s.owner, pack: loc.pack, length: loc.length, held })
     }
     return out
   }
