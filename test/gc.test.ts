@@ -4,13 +4,12 @@
 // the CLI reports it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { collectGarbage, diskUsage } from '../src/gc.js'
-import type { Volume } from '../src/volume.js'
-import { bazil, startServer, tempDir } from './helpers.js'
+import { toFileRef, type Volume } from '../src/volume.js'
+import { bazil, startServer } from './helpers.js'
 import { withFilledVolume } from './gc-helpers.js'
 
 const MiB = 1024 * 1024
@@ -19,41 +18,32 @@ const TOTAL = Number(process.env.BAZIL_GC_TEST_MIB ?? 64) * MiB
 async function readBack(vol: Volume, p: string, snapshot?: string): Promise<Buffer> {
   const st = vol.view(snapshot).stat(p)
   const parts: Buffer[] = []
-  for await (const c of vol.cas.readFile({ hash: Buffer.from(st.content!.hash, 'hex'), size: st.content!.size }, p)) parts.push(c)
+  for await (const c of vol.cas.readFile(toFileRef(st.content!), p)) parts.push(c)
   return Buffer.concat(parts)
 }
 
 test(`delete 90% of a ${TOTAL / MiB} MiB volume, drop its snapshot, gc: >= 90% of those bytes come back and the rest reads byte-exact`, async () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const root = path.join(dir, 'data')
-    let node = await Node.open(DataDir.create(root))
-    const files = new Map<string, Buffer>()
-    try {
-      const vol = await node.createVolume('v', 'default')
-      // Big files (streamed) and small ones (batched), 10% of the bytes in files that stay.
-      const big = 4 * MiB
-      let written = 0
-      for (let i = 0; written < TOTAL * 0.9; i++) {
-        const data = randomBytes(i % 3 === 0 ? 300_000 : big)
-        files.set(`/gone/f${i}`, data)
-        written += data.length
-      }
-      for (let i = 0; written < TOTAL; i++) {
-        const data = randomBytes(i % 2 === 0 ? 200_000 : MiB + 12_345)
-        files.set(`/kept/f${i}`, data)
-        written += data.length
-      }
-      vol.mkdir('/gone')
-      vol.mkdir('/kept')
-      for (const [p, data] of files) await vol.writeFile(p, data)
-      vol.snapshot('everything')
-      await vol.flush()
-    } finally {
-      await node.close()
-    }
+  const files = new Map<string, Buffer>()
+  // Big files (streamed) and small ones (batched), 10% of the bytes in files that stay.
+  let written = 0
+  for (let i = 0; written < TOTAL * 0.9; i++) {
+    const data = randomBytes(i % 3 === 0 ? 300_000 : 4 * MiB)
+    files.set(`/gone/f${i}`, data)
+    written += data.length
+  }
+  for (let i = 0; written < TOTAL; i++) {
+    const data = randomBytes(i % 2 === 0 ? 200_000 : MiB + 12_345)
+    files.set(`/kept/f${i}`, data)
+    written += data.length
+  }
+  await withFilledVolume(async (vol) => {
+    vol.mkdir('/gone')
+    vol.mkdir('/kept')
+    for (const [p, data] of files) await vol.writeFile(p, data)
+    vol.snapshot('everything')
+  }, async (root) => {
     const full = diskUsage(root)
-    node = await Node.open(DataDir.open(root))
+    let node = await Node.open(DataDir.open(root))
     let deleted = 0
     try {
       const vol = await node.volume('v')
@@ -106,9 +96,7 @@ test(`delete 90% of a ${TOTAL / MiB} MiB volume, drop its snapshot, gc: >= 90% o
     } finally {
       await node.close()
     }
-  } finally {
-    cleanup()
-  }
+  })
 })
 
 test('bazil volume gc and volume snapshot rm: what would go, what went, --json', async () => {

@@ -14,6 +14,7 @@ import { addressesOf, type PinSet } from './cache-holds.js'
 import { formatBytes } from './cache-size.js'
 import { fetchAhead } from './fetch-plan.js'
 import type { RemoteStores } from './remote-store.js'
+import { Coalesced } from '../../coalesced.js'
 
 export interface PinHost {
   readonly dir: DataDir
@@ -46,8 +47,6 @@ export class PinKeeper implements PinSet {
   /** Addresses of files of the current sync, added as they are found (the set grows during a sync). */
   private growing: Set<string> | null = null
   private states: PinState[] = []
-  private syncing: Promise<void> | null = null
-  private again = false
   private timer: NodeJS.Timeout | null = null
   private readonly watched = new Map<string, () => void>()
   private closed = false
@@ -80,21 +79,10 @@ export class PinKeeper implements PinSet {
 
   /** Runs a sync (coalescing: a call during one runs one more after it). Never throws. */
   sync(): Promise<void> {
-    if (this.closed) return Promise.resolve()
-    if (this.syncing) {
-      this.again = true
-      return this.syncing
-    }
-    this.syncing = (async () => {
-      do {
-        this.again = false
-        await this.syncOnce().catch((err: Error) => this.log('warn', `pin: sync failed: ${err.message}`))
-      } while (this.again && !this.closed)
-    })().finally(() => {
-      this.syncing = null
-    })
-    return this.syncing
+    return this.syncs.run()
   }
+
+  private readonly syncs = new Coalesced(() => this.syncOnce(), (err) => this.log('warn', `pin: sync failed: ${err.message}`), () => this.closed)
 
   /** The pinned files now, per pin, with the volume they are in. */
   private async pinnedFiles(): Promise<{ state: PinState; vol: Volume | null; refs: FileRef[] }[]> {
@@ -229,6 +217,6 @@ export class PinKeeper implements PinSet {
     if (this.timer) clearInterval(this.timer)
     for (const off of this.watched.values()) off()
     this.watched.clear()
-    await this.syncing
+    await this.syncs.current
   }
 }

@@ -16,6 +16,7 @@ import { DEFAULT_BUDGET, budgetBytes, formatBytes, readBudget, writeBudget, type
 import type { Holder, PinSet } from './cache-holds.js'
 import type { RemoteStores } from './remote-store.js'
 import { clearBlocks } from '../../core-clear.js'
+import { Coalesced } from '../../coalesced.js'
 
 /** How often the ledger is written when it changed (and at close). */
 const SAVE_MS = 30_000
@@ -63,8 +64,6 @@ export class ContentCache {
   private spec: BudgetSpec
   private isDefault: boolean
   private budget: number
-  private evicting: Promise<void> | null = null
-  private evictAgain = false
   private saveTimer: NodeJS.Timeout | null = null
   private pollTimer: NodeJS.Timeout | null = null
   private saving: Promise<void> = Promise.resolve()
@@ -250,23 +249,12 @@ export class ContentCache {
    * share one run (and one more after it if asked meanwhile). Never throws.
    */
   evict(): Promise<void> {
-    if (this.closed) return Promise.resolve()
-    if (this.evicting) {
-      this.evictAgain = true
-      return this.evicting
-    }
-    this.evicting = (async () => {
-      do {
-        this.evictAgain = false
-        await this.evictOnce().catch((err: Error) => {
-          if (!this.closed) this.log('warn', `cache: eviction failed: ${err.message}`)
-        })
-      } while (this.evictAgain && !this.closed)
-    })().finally(() => {
-      this.evicting = null
-    })
-    return this.evicting
+    return this.evictions.run()
   }
+
+  private readonly evictions = new Coalesced(() => this.evictOnce(), (err) => {
+    if (!this.closed) this.log('warn', `cache: eviction failed: ${err.message}`)
+  }, () => this.closed)
 
   private async evictOnce(): Promise<void> {
     if (this.ledger.bytes <= this.budget) return
@@ -323,7 +311,7 @@ export class ContentCache {
 
   async close(): Promise<void> {
     if (this.closed) return
-    await this.evicting
+    await this.evictions.current
     this.closed = true
     if (this.saveTimer) clearInterval(this.saveTimer)
     if (this.pollTimer) clearInterval(this.pollTimer)
