@@ -278,7 +278,7 @@ export class ContentCache {
       // Through the sources (reads of the pack wait for the clear; a pack being read is skipped).
       const done = await this.remote.clearPack(core.key, e.pack)
       if (done === false) continue
-      if (done === null && (await clearBlocks(core, e.pack, e.pack + 1, false)) > 0) continue
+      if (done === null) await clearBlocks(core, e.pack, e.pack + 1, true)
       this.ledger.remove(e.core, e.pack)
       cleared.set(e.core, core)
       over -= e.bytes

@@ -46,13 +46,12 @@ export class PackFetcher {
 
   /**
    * Clears pack `seq` of this node's copy of the source (cache eviction; cache.ts), unless a
-   * read or fetch of it is in flight or its clearing would break a held pack's proof (false: try
-   * another pack; src/core-clear.ts). Reads of it meanwhile wait.
+   * read or fetch of it is in flight (false: try another pack). Reads of it meanwhile wait.
    */
   async clear(s: PackSource, seq: number): Promise<boolean> {
     const key = `${s.id}:${seq}`
     if (this.packReads.loading(key) || this.packFetches.loading(key) || this.clearing.has(key)) return false
-    const p = clearBlocks(s.packs, seq, seq + 1, false).then((left) => left === 0)
+    const p = clearBlocks(s.packs, seq, seq + 1, true).then(() => true)
     this.clearing.set(key, p.then(() => {}, () => {}))
     try {
       return await p
