@@ -2,7 +2,7 @@
 // and content a mount has open (OpenFiles: every Cas.openFile until its close()). Both answer
 // with store addresses (hex); the cache maps them to packs of peers' stores.
 import type { Cas, FileRef } from './cas.js'
-import type { ManifestEntry } from './manifest.js'
+import { walkManifest } from './reachability.js'
 
 /** Addresses (A, hex) some content this node must keep references. */
 export interface Holder {
@@ -14,8 +14,8 @@ export interface PinSet {
   pinnedAddresses(): Promise<Set<string>>
 }
 
-/** Manifest nodes loaded at once by addressesOf. */
-const NODES_IN_FLIGHT = 16
+/** Files whose manifest trees are walked together. */
+const FILES_AT_ONCE = 16
 
 /**
  * Adds to `out` the address of every object of these files (manifest nodes and chunks), as
@@ -23,25 +23,16 @@ const NODES_IN_FLIGHT = 16
  * held here either, so nothing of it is listed). Never throws.
  */
 export async function addressesOf(cas: Cas, refs: FileRef[], out: Set<string>): Promise<void> {
-  let wave: ManifestEntry[] = refs.map((r) => ({ hash: r.hash, size: r.size }))
-  while (wave.length > 0) {
-    const next: ManifestEntry[] = []
-    let at = 0
-    const load = async (): Promise<void> => {
-      while (at < wave.length) {
-        const entry = wave[at++]!
-        out.add(cas.objectAddress(entry.hash).toString('hex'))
-        try {
-          const node = await cas.manifestNode(entry)
-          if (node.level > 0) next.push(...node.entries)
-          else for (const c of node.entries) out.add(cas.objectAddress(c.hash).toString('hex'))
-        } catch {
-          // not loadable here: nothing under it is held
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(NODES_IN_FLIGHT, wave.length) }, load))
-    wave = next
+  const add = (address: Buffer): boolean => {
+    const hex = address.toString('hex')
+    if (out.has(hex)) return false
+    out.add(hex)
+    return true
+  }
+  // A few files at a time: a walk loads a whole level of its roots at once.
+  for (let i = 0; i < refs.length; i += FILES_AT_ONCE) {
+    const roots = refs.slice(i, i + FILES_AT_ONCE).map((r) => ({ hash: r.hash, size: r.size }))
+    await walkManifest(cas, roots, add, (entry) => cas.manifestNode(entry).catch(() => null))
   }
 }
 

@@ -88,21 +88,38 @@ export async function addReferences(cas: Cas, trees: Iterable<ReadTree>, into: R
 }
 
 async function walkFile(cas: Cas, hash: Buffer, size: number, into: References, opts: WalkOptions): Promise<void> {
-  let level: { hash: Buffer; size: number }[] = [{ hash, size }]
+  await walkManifest(cas, [{ hash, size }], (address) => into.addresses.add(address), async (entry, address) => {
+    if (opts.held && !(await opts.held(address)) && !opts.mustWalk?.(address)) {
+      into.missingManifests++
+      return null
+    }
+    return cas.manifestNode(entry, 'gc walk')
+  })
+}
+
+/**
+ * The one walk of manifest trees (spec/cas.md section 3), level by level with the loads of a
+ * level overlapping: `add` is told every object address (manifest nodes and the chunks their
+ * leaves name) and answers whether it is new; a node is loaded (by `load`, which may answer
+ * null: not walked) only the first time its address is added.
+ */
+export async function walkManifest(
+  cas: Cas,
+  roots: { hash: Buffer; size: number }[],
+  add: (address: Buffer) => boolean,
+  load: (entry: { hash: Buffer; size: number }, address: Buffer) => Promise<ManifestNode | null>
+): Promise<void> {
+  let level = roots
   while (level.length > 0) {
     const next: { hash: Buffer; size: number }[] = []
     const nodes: (ManifestNode | null)[] = await Promise.all(level.map(async (entry) => {
       const address = cas.objectAddress(entry.hash)
-      if (!into.addresses.add(address)) return null // walked already (or being walked)
-      if (opts.held && !(await opts.held(address)) && !opts.mustWalk?.(address)) {
-        into.missingManifests++
-        return null
-      }
-      return cas.manifestNode(entry, 'gc walk')
+      if (!add(address)) return null // walked already (or being walked)
+      return load(entry, address)
     }))
     for (const node of nodes) {
       if (!node) continue
-      if (node.level === 0) for (const e of node.entries) into.addresses.add(cas.objectAddress(e.hash))
+      if (node.level === 0) for (const e of node.entries) add(cas.objectAddress(e.hash))
       else for (const e of node.entries) next.push(e)
     }
     level = next
