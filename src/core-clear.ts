@@ -1,7 +1,8 @@
-// Clearing blocks of a hypercore (freeing their storage: the cache's and the own store's
-// eviction, dropped packs after a compaction, a mirror following drop records, a writer's log
-// past its limit) without breaking what this node still serves. Every clear of a core this
-// node serves goes through clearBlocks() (store-migration.ts clears an abandoned store whole).
+// Clearing blocks of a hypercore (freeing their storage: the own store's eviction, a mirror
+// following drop records, a writer's log past its limit, the cache's eviction) without breaking
+// what this node still serves. Not yet through it: chunk-store.ts compaction (its dropped packs
+// must all go: gc takes a held pack outside the table for a crash leftover) and
+// store-migration.ts (an abandoned store, cleared whole).
 //
 // Why not core.clear() directly: hypercore 11.37.1's clear(start, end) (lib/session-state.js)
 // also deletes the Merkle tree nodes it thinks no held block needs, walking up from leaf

@@ -14,7 +14,6 @@ import { SharedLoads } from './shared-loads.js'
 import { migrateLegacyStore } from './store-migration.js'
 import { TABLE_FILE_NAME, encodeTableFile, readTableFile } from './table-file.js'
 import { replaceFile } from '../../atomic-file.js'
-import { clearBlocks } from '../../core-clear.js'
 
 export const PACKS_CORE_NAME = 'packs'
 export const PACK_INDEX_CORE_NAME = 'pack-index'
@@ -507,7 +506,7 @@ export class ChunkStore {
         this.table.dropPacks(part)
       }
       if (opts.crashAfter === 'record') throw new Error('cas store: stopped after the drop record (test)')
-      for (const [start, end] of ranges(dropped)) await clearBlocks(this.packs, start, end)
+      for (const [start, end] of ranges(dropped)) await this.packs.clear(start, end)
       for (const p of dropped) this.packCache.delete(p)
       result.packs = dropped.length
       return result
