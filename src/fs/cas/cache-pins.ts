@@ -142,9 +142,9 @@ export class PinKeeper implements PinSet {
         if (!vol || this.closed) continue
         await this.fetchPin(state, vol, refs)
       }
-      const all = new Set<string>()
-      for (const { vol, refs } of pinned) if (vol) await addressesOf(vol.cas, refs, all)
-      this.addresses = all
+      // fetchPin walked every pinned file into `growing` (held, fetched, or failed: as far as
+      // held), so that is the whole set: no second walk.
+      if (!this.closed) this.addresses = this.growing
     } finally {
       this.growing = null
     }
@@ -194,6 +194,7 @@ export class PinKeeper implements PinSet {
             state.heldFiles++
             state.heldBytes += ref.size
           } catch (err) {
+            await addressesOf(vol.cas, [ref], this.growing!) // what of it is held stays protected
             failed++
             this.log('debug', `pin: ${where}: ${(err as Error).message}`)
           }
