@@ -24,7 +24,7 @@ const DIGEST_BYTES = 32
  * A decoded record, with actor hexes replaced by indexes into the header's `actors` table
  * (three 64-char actors per record would otherwise be most of the file).
  */
-type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
+export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
   [string, number, number, number, string][], [number, number, string[]][]]
 
 interface Header {
@@ -42,7 +42,7 @@ interface Header {
   rejected?: string[]
 }
 
-class ActorTable {
+export class ActorTable {
   readonly list: string[] = []
   private readonly index = new Map<string, number>()
   of(actor: string): number {
@@ -56,13 +56,13 @@ class ActorTable {
   }
 }
 
-function row(n: RawNode, t: ActorTable): NodeRow {
+export function row(n: RawNode, t: ActorTable): NodeRow {
   const l = n.loc
   return [n.id, n.kind, [l.parent, l.name, t.of(l.writer), l.time, l.prev?.parent ?? null, l.prev?.name ?? null], n.mode, n.mtime, t.of(n.creator), n.target ?? null,
     n.versions.map((v) => [v.hash, v.size, t.of(v.writer), v.time, v.ver]), n.tombs.map((x) => [t.of(x.writer), x.time, x.seen])]
 }
 
-function unrow(r: NodeRow, actors: string[]): RawNode {
+export function unrow(r: NodeRow, actors: string[]): RawNode {
   if (!Array.isArray(r) || r.length !== 9) throw new Error('bad node row')
   const [id, kind, l, mode, mtime, creator, target, versions, tombs] = r
   if (typeof id !== 'string' || (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')

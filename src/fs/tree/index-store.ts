@@ -1,0 +1,376 @@
+/**
+ * The derived index of a tree on disk, read on demand (spec/tree.md "The index on disk").
+ *
+ * A checkpoint file (version 3) is a manifest: what the index covers (the caller's `extra`:
+ * log positions), the small in-memory parts of the tree, and the names, sizes and digests of
+ * bucket files in a directory beside it. Bucket files are never changed: a commit writes the
+ * buckets that changed under new names, then replaces the manifest (the commit point), then
+ * deletes the files no manifest names. A crash leaves the old manifest and its files: a
+ * consistent index that the logs' newer entries update at the next open.
+ *
+ * Buckets: page buckets hold the entries of the nodes attached under some directories (a
+ * directory's children are read together: `ls` reads one bucket); id buckets map node ids to
+ * the directory whose page holds them; one file per saved Automerge shard and one for `meta`.
+ * Reads are synchronous (the view and the mount are): a parsed bucket is cached within
+ * CACHE_BYTES of file bytes, the least recently used dropped first.
+ *
+ * A cache, never trusted over the logs: a bucket whose digest does not match makes the read
+ * fail with IndexDamagedError and removes the manifest, so the next open rebuilds from the logs.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { equal, hash } from '../../crypto.js'
+import { fsyncDirSync, replaceFileSync } from '../../atomic-file.js'
+import { ActorTable, decodeTreeState, row, unrow, type NodeRow } from './checkpoint.js'
+import type { BaseEntry, IndexBase } from './index-layers.js'
+import { ROOT_ID } from './model.js'
+import { Tree, type TreeParts } from './tree.js'
+import type { IndexMemo } from './view.js'
+
+/** The checkpoint file version that is an index manifest (1 and 2: whole-file checkpoints, read once to migrate). */
+export const INDEX_VERSION = 3
+const MAGIC = Buffer.from('BZTC')
+const DIGEST_BYTES = 32
+export const PAGE_BUCKETS = 1024
+export const ID_BUCKETS = 1024
+/** Parsed buckets kept in memory, counted in file bytes. */
+export const CACHE_BYTES = 24 * 2 ** 20
+
+/** Entries whose directory is remembered from listings. */
+const HINTS = 50_000
+
+export class IndexDamagedError extends Error {}
+
+interface Manifest {
+  extra: unknown
+  gen: number
+  /** Every bucket file: name -> [byte length, BLAKE2b-256 hex]. */
+  files: Record<string, [number, string]>
+  /** Page bucket number -> file; id bucket number -> file. Absent: empty. */
+  pages: Record<string, string>
+  ids: Record<string, string>
+  /** Node shards: [name, heads, file]. */
+  shards: [string, string[], string][]
+  meta: string | null
+  rootLive: number
+  held: [string, string | null, string][]
+  problems: [string, string, string][]
+  rejected: string[]
+  multi: string[]
+  memo: IndexMemo
+}
+
+type Page = Map<string, Map<string, BaseEntry>>
+/** A page bucket file: actors, then per directory its entries [id, name, live, row]. */
+interface PageFile { actors: string[]; dirs: [string, [string, string | null, number, NodeRow | null][]][] }
+
+export function pageBucket(dir: string): number { return fnv(dir) % PAGE_BUCKETS }
+export function idBucket(id: string): number { return fnv(id) % ID_BUCKETS }
+
+function fnv(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0
+  return h
+}
+
+/** The index files of one manifest: an IndexBase read on demand. */
+export class IndexFiles implements IndexBase {
+  private readonly cache = new Map<string, { value: unknown; bytes: number }>()
+  private cached = 0
+  /** Where entries read through a directory's listing live (saves the id bucket reads a `ls -l` would make), most recent last. */
+  private readonly hints = new Map<string, string>()
+  /** Bucket reads from disk (for tests and benchmarks). */
+  reads = 0
+
+  constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest) {}
+
+  get nodeCount(): number { return this.manifest.memo.nodeCount }
+
+  entry(id: string): BaseEntry | undefined {
+    if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive }
+    let group = this.hints.get(id)
+    if (group === undefined) {
+      const file = this.manifest.ids[idBucket(id)]
+      if (file === undefined) return undefined
+      group = this.cachedBucket(file, parseIds).get(id)
+      if (group === undefined) return undefined
+    }
+    return this.page(group)?.get(id)
+  }
+
+  children(dir: string): Iterable<[string, BaseEntry]> {
+    const page = this.page(dir)
+    if (!page) return []
+    for (const id of page.keys()) {
+      this.hints.delete(id)
+      this.hints.set(id, dir)
+    }
+    for (const id of this.hints.keys()) {
+      if (this.hints.size <= HINTS) break
+      this.hints.delete(id)
+    }
+    return page.entries()
+  }
+
+  *entries(): Iterable<[string, BaseEntry]> {
+    for (const file of Object.values(this.manifest.pages)) {
+      for (const entries of parsePage(this.read(file)).values()) yield* entries
+    }
+  }
+
+  private page(group: string): Map<string, BaseEntry> | undefined {
+    const file = this.manifest.pages[pageBucket(group)]
+    if (file === undefined) return undefined
+    return this.cachedBucket(file, parsePage).get(group)
+  }
+
+  private cachedBucket<T>(file: string, parse: (b: Buffer) => T): T {
+    const c = this.cache.get(file)
+    if (c) {
+      this.cache.delete(file)
+      this.cache.set(file, c)
+      return c.value as T
+    }
+    const bytes = this.read(file)
+    const value = parse(bytes)
+    this.cache.set(file, { value, bytes: bytes.length })
+    this.cached += bytes.length
+    for (const [k, v] of this.cache) {
+      if (this.cached <= CACHE_BYTES || k === file) break
+      this.cache.delete(k)
+      this.cached -= v.bytes
+    }
+    return value
+  }
+
+  /** A bucket file's bytes, checked against the manifest. */
+  read(file: string): Buffer {
+    const want = this.manifest.files[file]
+    let bytes: Buffer
+    try {
+      if (!want) throw new Error('not in the manifest')
+      bytes = fs.readFileSync(path.join(this.dir, file))
+      if (bytes.length !== want[0] || !equal(hash(bytes), Buffer.from(want[1], 'hex'))) throw new Error('digest mismatch')
+    } catch (e) {
+      this.damaged(`${file}: ${(e as Error).message}`)
+    }
+    this.reads++
+    return bytes
+  }
+
+  /** Removes the manifest (the next open rebuilds from the logs) and throws. */
+  damaged(what: string): never {
+    fs.rmSync(this.manifestFile, { force: true })
+    throw new IndexDamagedError(`the on-disk index ${this.dir} is damaged (${what}): it is rebuilt from the logs at the next open`)
+  }
+}
+
+function parseIds(b: Buffer): Map<string, string> {
+  return new Map(JSON.parse(b.toString('utf8')) as [string, string][])
+}
+
+function parsePage(b: Buffer): Page {
+  const f = JSON.parse(b.toString('utf8')) as PageFile
+  const out: Page = new Map()
+  for (const [dir, list] of f.dirs) {
+    const m = new Map<string, BaseEntry>()
+    for (const [id, name, live, r] of list) m.set(id, { raw: r === null ? null : unrow(r, f.actors), parent: dir === '' ? null : dir, name, live })
+    out.set(dir, m)
+  }
+  return out
+}
+
+function encodePage(page: Page): Buffer {
+  const actors = new ActorTable()
+  const dirs: PageFile['dirs'] = []
+  for (const dir of [...page.keys()].sort()) {
+    const m = page.get(dir)!
+    if (m.size === 0) continue
+    dirs.push([dir, [...m.keys()].sort().map((id) => {
+      const e = m.get(id)!
+      return [id, e.name, e.live, e.raw === null ? null : row(e.raw, actors)]
+    })])
+  }
+  return Buffer.from(JSON.stringify({ actors: actors.list, dirs }))
+}
+
+// ---- the manifest -------------------------------------------------------------------------
+
+function encodeManifest(m: Manifest): Buffer {
+  const json = Buffer.from(JSON.stringify(m))
+  const head = Buffer.alloc(9)
+  MAGIC.copy(head)
+  head[4] = INDEX_VERSION
+  head.writeUInt32BE(json.length, 5)
+  const body = Buffer.concat([head, json])
+  return Buffer.concat([body, hash(body)])
+}
+
+function decodeManifest(buf: Buffer): Manifest {
+  if (buf.length < 9 + DIGEST_BYTES || !buf.subarray(0, 4).equals(MAGIC)) throw new Error('not a tree checkpoint')
+  if (buf[4] !== INDEX_VERSION) throw new Error(`index version ${buf[4]} is not supported`)
+  const body = buf.subarray(0, buf.length - DIGEST_BYTES)
+  if (!equal(hash(body), buf.subarray(buf.length - DIGEST_BYTES))) throw new Error('index manifest is damaged (digest mismatch)')
+  if (buf.readUInt32BE(5) !== body.length - 9) throw new Error('index manifest has a bad length')
+  const m = JSON.parse(body.toString('utf8', 9)) as Manifest
+  if (!m || typeof m.gen !== 'number' || typeof m.files !== 'object' || typeof m.pages !== 'object' || typeof m.ids !== 'object' || !Array.isArray(m.shards) ||
+    !Array.isArray(m.held) || !Array.isArray(m.problems) || !Array.isArray(m.rejected) || !Array.isArray(m.multi) || typeof m.memo !== 'object' || typeof m.rootLive !== 'number') {
+    throw new Error('bad index manifest')
+  }
+  return m
+}
+
+// ---- open and commit ----------------------------------------------------------------------
+
+/**
+ * The tree a checkpoint file holds: an index manifest (entries read on demand from `dir`) or,
+ * once, a whole-file checkpoint of versions 1-2 (read into memory; the next commit writes the
+ * index). Throws an Error saying what is wrong with anything else: the caller replays the logs.
+ */
+export function openTreeIndex(file: string, dir: string, actor: string): { tree: Tree; extra: unknown; legacy: boolean } {
+  const buf = fs.readFileSync(file)
+  if (buf.length > 4 && buf[4] !== INDEX_VERSION && buf.subarray(0, 4).equals(MAGIC)) {
+    const { state, extra } = decodeTreeState(buf)
+    return { tree: Tree.restore(actor, state), extra, legacy: true }
+  }
+  const m = decodeManifest(buf)
+  const present = new Set(fs.existsSync(dir) ? fs.readdirSync(dir) : [])
+  for (const [name, [size]] of Object.entries(m.files)) {
+    if (!present.has(name)) throw new Error(`index file ${name} is missing`)
+    if (!Number.isSafeInteger(size)) throw new Error('bad index manifest')
+  }
+  const files = new IndexFiles(dir, file, m)
+  const shards = new Map<string, { bytes: Uint8Array; heads: string[] }>()
+  for (const [name, heads, f] of m.shards) {
+    // Read when the shard is first loaded (a write or merge into it), not at open.
+    shards.set(name, { heads, get bytes() { return new Uint8Array(files.read(f)) } })
+  }
+  const parts: TreeParts = {
+    meta: m.meta === null ? null : new Uint8Array(files.read(m.meta)),
+    problems: m.problems.map(([shard, id, reason]) => ({ shard, id, reason })),
+    held: m.held.map(([shard, tag, hex]) => ({ shard, change: new Uint8Array(Buffer.from(hex, 'hex')), ...(tag === null ? {} : { tag }) })),
+    rejected: m.rejected, multi: m.multi, memo: m.memo,
+  }
+  return { tree: Tree.open(actor, files, shards, parts), extra: m.extra, legacy: false }
+}
+
+/**
+ * Writes what changed in `tree`'s index since its base (everything, when it has none) as new
+ * bucket files, then the manifest naming them with `extra`, then deletes the files no longer
+ * named; the tree's index then reads from the new base. Synchronous, so nothing changes the
+ * tree between what is written and the rebase. Returns the bytes written.
+ */
+export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: unknown): number {
+  const index = tree.view
+  const parts = tree.parts()
+  const base = index.diskBase
+  // Incremental over the base when its manifest is the one in place; else every entry is written.
+  const prev = base instanceof IndexFiles && base.dir === dir && base.manifestFile === file && fs.existsSync(file) ? base : null
+  const pm = prev?.manifest
+  // New names never reuse one the base still reads from.
+  const gen = (base instanceof IndexFiles ? base.manifest.gen : 0) + 1
+  const m: Manifest = {
+    extra, gen, files: {}, pages: { ...pm?.pages }, ids: { ...pm?.ids }, shards: [], meta: null,
+    rootLive: index.entryNow(ROOT_ID).live,
+    held: parts.held.map((h) => [h.shard, h.tag ?? null, Buffer.from(h.change).toString('hex')]),
+    problems: parts.problems.map((p) => [p.shard, p.id, p.reason]), rejected: parts.rejected, multi: parts.multi, memo: parts.memo,
+  }
+  const writes: [string, Buffer][] = []
+  const put = (name: string, bytes: Buffer): string => {
+    writes.push([name, bytes])
+    m.files[name] = [bytes.length, hash(bytes).toString('hex')]
+    return name
+  }
+
+  // Entries: remove each changed id from its old directory's page, add it to its new one.
+  const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
+  const idEdits = new Map<number, Map<string, string | null>>()
+  const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
+    let e = pageEdits.get(b)
+    if (!e) pageEdits.set(b, (e = { remove: [], add: [] }))
+    return e
+  }
+  const ids = index.changedIds()
+  if (base && !prev) for (const [id] of base.entries()) ids.add(id)
+  for (const id of ids) {
+    if (id === ROOT_ID) continue
+    const old = prev ? index.baseEntry(id) : undefined
+    const now = index.entryNow(id)
+    const oldGroup = old ? old.parent ?? '' : null
+    const newGroup = now.raw !== null || now.parent !== null || now.live !== 0 ? now.parent ?? '' : null
+    if (oldGroup !== null) edit(pageBucket(oldGroup)).remove.push([oldGroup, id])
+    if (newGroup !== null) edit(pageBucket(newGroup)).add.push([newGroup, id, now])
+    if (oldGroup !== newGroup) {
+      const b = idBucket(id)
+      let e = idEdits.get(b)
+      if (!e) idEdits.set(b, (e = new Map()))
+      e.set(id, newGroup)
+    }
+  }
+  for (const [b, e] of pageEdits) {
+    const was = pm?.pages[b]
+    const page: Page = was !== undefined ? parsePage(prev!.read(was)) : new Map()
+    for (const [g, id] of e.remove) page.get(g)?.delete(id)
+    for (const [g, id, entry] of e.add) {
+      let p = page.get(g)
+      if (!p) page.set(g, (p = new Map()))
+      p.set(id, entry)
+    }
+    for (const [g, p] of page) if (p.size === 0) page.delete(g)
+    if (page.size === 0) delete m.pages[b]
+    else m.pages[b] = put(`p${b}.${gen}`, encodePage(page))
+  }
+  for (const [b, e] of idEdits) {
+    const was = pm?.ids[b]
+    const ids = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
+    for (const [id, g] of e) {
+      if (g === null) ids.delete(id)
+      else ids.set(id, g)
+    }
+    if (ids.size === 0) delete m.ids[b]
+    else m.ids[b] = put(`i${b}.${gen}`, Buffer.from(JSON.stringify([...ids].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
+  }
+  // Files of unchanged buckets carry over.
+  for (const f of [...Object.values(m.pages), ...Object.values(m.ids)]) if (!m.files[f]) m.files[f] = pm!.files[f]
+
+  // Shards: an unchanged one (same heads) keeps its file.
+  const prevShards = new Map((pm?.shards ?? []).map((s) => [s[0], s]))
+  for (const [name, heads] of tree.shardHeads()) {
+    if (heads.length === 0) continue
+    const p = prevShards.get(name)
+    if (p && sameHeads(p[1], heads) && pm!.files[p[2]]) {
+      m.files[p[2]] = pm!.files[p[2]]
+      m.shards.push(p)
+    } else m.shards.push([name, heads, put(`s${name}.${gen}`, Buffer.from(tree.shardBytes(name)))])
+  }
+  if (parts.meta) {
+    const digest = hash(Buffer.from(parts.meta)).toString('hex')
+    if (pm?.meta && pm.files[pm.meta]?.[1] === digest) {
+      m.meta = pm.meta
+      m.files[pm.meta] = pm.files[pm.meta]
+    } else m.meta = put(`meta.${gen}`, Buffer.from(parts.meta))
+  }
+
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  let bytes = 0
+  for (const [name, data] of writes) {
+    const fd = fs.openSync(path.join(dir, name), 'w', 0o600)
+    try {
+      fs.writeFileSync(fd, data)
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    bytes += data.length
+  }
+  if (writes.length > 0) fsyncDirSync(dir)
+  const manifest = encodeManifest(m)
+  replaceFileSync(file, manifest, { mode: 0o600 })
+  for (const name of fs.readdirSync(dir)) if (!m.files[name]) fs.rmSync(path.join(dir, name), { force: true })
+  index.rebase(new IndexFiles(dir, file, m), parts.memo)
+  return bytes + manifest.length
+}
+
+function sameHeads(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
