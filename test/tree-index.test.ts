@@ -100,8 +100,8 @@ test('a tree read from its on-disk index answers as the same tree in memory, acr
       commitTreeIndex(file, files, trees[0], null)
       const back = openTreeIndex(file, files, ACTORS[0]).tree
       assert.deepEqual(view(back), want)
-      // Only the files the manifest names stay.
-      const named = Object.keys((back.view.diskBase as IndexFiles).manifest.files).sort()
+      // Only the segments the manifest names stay.
+      const named = Object.keys((back.view.diskBase as IndexFiles).manifest.segments).sort()
       assert.deepEqual(fs.readdirSync(files).sort(), named)
       for (const t of [...trees, ref, back]) t.free()
       trees = []
@@ -221,10 +221,16 @@ test('a deleted, damaged or unknown index is rebuilt from the logs, and nothing 
     fs.writeFileSync(file, u)
     await check('unknown version')
     // A bucket damaged: found when read; the read fails naming the index, the next open rebuilds.
-    for (const f of fs.readdirSync(files).filter((x) => x.startsWith('p'))) {
-      const b = fs.readFileSync(path.join(files, f))
-      b[Math.floor(b.length / 2)] ^= 1
-      fs.writeFileSync(path.join(files, f), b)
+    const opened = openTreeIndex(file, files, 'ee'.repeat(16))
+    const pages = Object.values((opened.tree.view.diskBase as IndexFiles).manifest.pages)
+    opened.tree.free()
+    for (const [seg, offset, length] of pages) {
+      const fd = fs.openSync(path.join(files, seg), 'r+')
+      const b = Buffer.alloc(1)
+      fs.readSync(fd, b, 0, 1, offset + Math.floor(length / 2))
+      b[0] ^= 1
+      fs.writeSync(fd, b, 0, 1, offset + Math.floor(length / 2))
+      fs.closeSync(fd)
     }
     const node = await Node.open(DataDir.open(root))
     try {

@@ -2,11 +2,12 @@
  * The derived index of a tree on disk, read on demand (spec/tree.md "The index on disk").
  *
  * A checkpoint file (version 3) is a manifest: what the index covers (the caller's `extra`:
- * log positions), the small in-memory parts of the tree, and the names, sizes and digests of
- * bucket files in a directory beside it. Bucket files are never changed: a commit writes the
- * buckets that changed under new names, then replaces the manifest (the commit point), then
- * deletes the files no manifest names. A crash leaves the old manifest and its files: a
- * consistent index that the logs' newer entries update at the next open.
+ * log positions), the small in-memory parts of the tree, and where each bucket lies (segment
+ * file, offset, length, digest) in the segment files of a directory beside it. Segments are
+ * never changed: a commit appends the buckets that changed as one new segment (plus the live
+ * buckets of segments that became mostly garbage), then replaces the manifest (the commit
+ * point), then deletes the segments no manifest names. A crash leaves the old manifest and
+ * its segments: a consistent index that the logs' newer entries update at the next open.
  *
  * Buckets: page buckets hold the entries of the nodes attached under some directories (a
  * directory's children are read together: `ls` reads one bucket); id buckets map node ids to
@@ -41,17 +42,20 @@ const HINTS = 50_000
 
 export class IndexDamagedError extends Error {}
 
+/** Where a bucket lies: segment file, byte offset, byte length, BLAKE2b-256 hex of the bytes. */
+type Ref = [string, number, number, string]
+
 interface Manifest {
   extra: unknown
   gen: number
-  /** Every bucket file: name -> [byte length, BLAKE2b-256 hex]. */
-  files: Record<string, [number, string]>
-  /** Page bucket number -> file; id bucket number -> file. Absent: empty. */
-  pages: Record<string, string>
-  ids: Record<string, string>
-  /** Node shards: [name, heads, file]. */
-  shards: [string, string[], string][]
-  meta: string | null
+  /** Every segment file and its byte length. */
+  segments: Record<string, number>
+  /** Page bucket number -> where; id bucket number -> where. Absent: empty. */
+  pages: Record<string, Ref>
+  ids: Record<string, Ref>
+  /** Node shards: [name, heads, where]. */
+  shards: [string, string[], Ref][]
+  meta: Ref | null
   rootLive: number
   held: [string, string | null, string][]
   problems: [string, string, string][]
@@ -82,7 +86,19 @@ export class IndexFiles implements IndexBase {
   /** Bucket reads from disk (for tests and benchmarks). */
   reads = 0
 
+  /** The base written over this one (lazy shards read through the newest). */
+  successor: IndexFiles | null = null
+
   constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest) {}
+
+  /** Saved bytes of a node shard with these heads, from the newest manifest. */
+  shardBytes(name: string, heads: string[]): Uint8Array {
+    let f: IndexFiles = this
+    while (f.successor) f = f.successor
+    const s = f.manifest.shards.find((x) => x[0] === name && sameHeads(x[1], heads))
+    if (!s) f.damaged(`shard ${name} is not in it`)
+    return new Uint8Array(f.read(s[2]))
+  }
 
   get nodeCount(): number { return this.manifest.memo.nodeCount }
 
@@ -90,9 +106,9 @@ export class IndexFiles implements IndexBase {
     if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive }
     let group = this.hints.get(id)
     if (group === undefined) {
-      const file = this.manifest.ids[idBucket(id)]
-      if (file === undefined) return undefined
-      group = this.cachedBucket(file, parseIds).get(id)
+      const ref = this.manifest.ids[idBucket(id)]
+      if (ref === undefined) return undefined
+      group = this.cachedBucket(ref, parseIds).get(id)
       if (group === undefined) return undefined
     }
     return this.page(group)?.get(id)
@@ -113,25 +129,26 @@ export class IndexFiles implements IndexBase {
   }
 
   *entries(): Iterable<[string, BaseEntry]> {
-    for (const file of Object.values(this.manifest.pages)) {
-      for (const entries of parsePage(this.read(file)).values()) yield* entries
+    for (const ref of Object.values(this.manifest.pages)) {
+      for (const entries of parsePage(this.read(ref)).values()) yield* entries
     }
   }
 
   private page(group: string): Map<string, BaseEntry> | undefined {
-    const file = this.manifest.pages[pageBucket(group)]
-    if (file === undefined) return undefined
-    return this.cachedBucket(file, parsePage).get(group)
+    const ref = this.manifest.pages[pageBucket(group)]
+    if (ref === undefined) return undefined
+    return this.cachedBucket(ref, parsePage).get(group)
   }
 
-  private cachedBucket<T>(file: string, parse: (b: Buffer) => T): T {
+  private cachedBucket<T>(ref: Ref, parse: (b: Buffer) => T): T {
+    const file = `${ref[0]}@${ref[1]}`
     const c = this.cache.get(file)
     if (c) {
       this.cache.delete(file)
       this.cache.set(file, c)
       return c.value as T
     }
-    const bytes = this.read(file)
+    const bytes = this.read(ref)
     const value = parse(bytes)
     this.cache.set(file, { value, bytes: bytes.length })
     this.cached += bytes.length
@@ -143,16 +160,20 @@ export class IndexFiles implements IndexBase {
     return value
   }
 
-  /** A bucket file's bytes, checked against the manifest. */
-  read(file: string): Buffer {
-    const want = this.manifest.files[file]
-    let bytes: Buffer
+  /** A bucket's bytes, checked against its digest. */
+  read(ref: Ref): Buffer {
+    const [seg, offset, length, digest] = ref
+    const bytes = Buffer.allocUnsafe(length)
     try {
-      if (!want) throw new Error('not in the manifest')
-      bytes = fs.readFileSync(path.join(this.dir, file))
-      if (bytes.length !== want[0] || !equal(hash(bytes), Buffer.from(want[1], 'hex'))) throw new Error('digest mismatch')
+      const fd = fs.openSync(path.join(this.dir, seg), 'r')
+      try {
+        if (fs.readSync(fd, bytes, 0, length, offset) !== length) throw new Error('segment too short')
+      } finally {
+        fs.closeSync(fd)
+      }
+      if (!equal(hash(bytes), Buffer.from(digest, 'hex'))) throw new Error('digest mismatch')
     } catch (e) {
-      this.damaged(`${file}: ${(e as Error).message}`)
+      this.damaged(`${seg} at ${offset}: ${(e as Error).message}`)
     }
     this.reads++
     return bytes
@@ -213,7 +234,7 @@ function decodeManifest(buf: Buffer): Manifest {
   if (!equal(hash(body), buf.subarray(buf.length - DIGEST_BYTES))) throw new Error('index manifest is damaged (digest mismatch)')
   if (buf.readUInt32BE(5) !== body.length - 9) throw new Error('index manifest has a bad length')
   const m = JSON.parse(body.toString('utf8', 9)) as Manifest
-  if (!m || typeof m.gen !== 'number' || typeof m.files !== 'object' || typeof m.pages !== 'object' || typeof m.ids !== 'object' || !Array.isArray(m.shards) ||
+  if (!m || typeof m.gen !== 'number' || typeof m.segments !== 'object' || typeof m.pages !== 'object' || typeof m.ids !== 'object' || !Array.isArray(m.shards) ||
     !Array.isArray(m.held) || !Array.isArray(m.problems) || !Array.isArray(m.rejected) || !Array.isArray(m.multi) || typeof m.memo !== 'object' || typeof m.rootLive !== 'number') {
     throw new Error('bad index manifest')
   }
@@ -234,16 +255,20 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     return { tree: Tree.restore(actor, state), extra, legacy: true }
   }
   const m = decodeManifest(buf)
-  const present = new Set(fs.existsSync(dir) ? fs.readdirSync(dir) : [])
-  for (const [name, [size]] of Object.entries(m.files)) {
-    if (!present.has(name)) throw new Error(`index file ${name} is missing`)
-    if (!Number.isSafeInteger(size)) throw new Error('bad index manifest')
+  for (const [name, size] of Object.entries(m.segments)) {
+    let st
+    try {
+      st = fs.statSync(path.join(dir, name))
+    } catch {
+      throw new Error(`index segment ${name} is missing`)
+    }
+    if (st.size !== size) throw new Error(`index segment ${name} has ${st.size} bytes, not ${size}`)
   }
   const files = new IndexFiles(dir, file, m)
   const shards = new Map<string, { bytes: Uint8Array; heads: string[] }>()
-  for (const [name, heads, f] of m.shards) {
+  for (const [name, heads] of m.shards) {
     // Read when the shard is first loaded (a write or merge into it), not at open.
-    shards.set(name, { heads, get bytes() { return new Uint8Array(files.read(f)) } })
+    shards.set(name, { heads, get bytes() { return files.shardBytes(name, heads) } })
   }
   const parts: TreeParts = {
     meta: m.meta === null ? null : new Uint8Array(files.read(m.meta)),
@@ -255,8 +280,8 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
 }
 
 /**
- * Writes what changed in `tree`'s index since its base (everything, when it has none) as new
- * bucket files, then the manifest naming them with `extra`, then deletes the files no longer
+ * Writes what changed in `tree`'s index since its base (everything, when it has none) as one
+ * new segment, then the manifest naming it with `extra`, then deletes the segments no longer
  * named; the tree's index then reads from the new base. Synchronous, so nothing changes the
  * tree between what is written and the rebase. Returns the bytes written.
  */
@@ -267,19 +292,22 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
   // Incremental over the base when its manifest is the one in place; else every entry is written.
   const prev = base instanceof IndexFiles && base.dir === dir && base.manifestFile === file && fs.existsSync(file) ? base : null
   const pm = prev?.manifest
-  // New names never reuse one the base still reads from.
+  // A new segment name is never one the base still reads from.
   const gen = (base instanceof IndexFiles ? base.manifest.gen : 0) + 1
+  const seg = `seg.${gen}`
   const m: Manifest = {
-    extra, gen, files: {}, pages: { ...pm?.pages }, ids: { ...pm?.ids }, shards: [], meta: null,
+    extra, gen, segments: {}, pages: { ...pm?.pages }, ids: { ...pm?.ids }, shards: [], meta: null,
     rootLive: index.entryNow(ROOT_ID).live,
     held: parts.held.map((h) => [h.shard, h.tag ?? null, Buffer.from(h.change).toString('hex')]),
     problems: parts.problems.map((p) => [p.shard, p.id, p.reason]), rejected: parts.rejected, multi: parts.multi, memo: parts.memo,
   }
-  const writes: [string, Buffer][] = []
-  const put = (name: string, bytes: Buffer): string => {
-    writes.push([name, bytes])
-    m.files[name] = [bytes.length, hash(bytes).toString('hex')]
-    return name
+  const writes: Buffer[] = []
+  let size = 0
+  const put = (bytes: Buffer): Ref => {
+    const ref: Ref = [seg, size, bytes.length, hash(bytes).toString('hex')]
+    writes.push(bytes)
+    size += bytes.length
+    return ref
   }
 
   // Entries: remove each changed id from its old directory's page, add it to its new one.
@@ -318,57 +346,64 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
     }
     for (const [g, p] of page) if (p.size === 0) page.delete(g)
     if (page.size === 0) delete m.pages[b]
-    else m.pages[b] = put(`p${b}.${gen}`, encodePage(page))
+    else m.pages[b] = put(encodePage(page))
   }
   for (const [b, e] of idEdits) {
     const was = pm?.ids[b]
-    const ids = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
+    const map = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
     for (const [id, g] of e) {
-      if (g === null) ids.delete(id)
-      else ids.set(id, g)
+      if (g === null) map.delete(id)
+      else map.set(id, g)
     }
-    if (ids.size === 0) delete m.ids[b]
-    else m.ids[b] = put(`i${b}.${gen}`, Buffer.from(JSON.stringify([...ids].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
+    if (map.size === 0) delete m.ids[b]
+    else m.ids[b] = put(Buffer.from(JSON.stringify([...map].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
   }
-  // Files of unchanged buckets carry over.
-  for (const f of [...Object.values(m.pages), ...Object.values(m.ids)]) if (!m.files[f]) m.files[f] = pm!.files[f]
 
-  // Shards: an unchanged one (same heads) keeps its file.
-  const prevShards = new Map((pm?.shards ?? []).map((s) => [s[0], s]))
+  // Shards: an unchanged one (same heads) keeps its bytes where they are.
+  const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
   for (const [name, heads] of tree.shardHeads()) {
     if (heads.length === 0) continue
     const p = prevShards.get(name)
-    if (p && sameHeads(p[1], heads) && pm!.files[p[2]]) {
-      m.files[p[2]] = pm!.files[p[2]]
-      m.shards.push(p)
-    } else m.shards.push([name, heads, put(`s${name}.${gen}`, Buffer.from(tree.shardBytes(name)))])
+    if (p && sameHeads(p[1], heads)) m.shards.push(p)
+    else m.shards.push([name, heads, put(Buffer.from(tree.shardBytes(name)))])
   }
   if (parts.meta) {
     const digest = hash(Buffer.from(parts.meta)).toString('hex')
-    if (pm?.meta && pm.files[pm.meta]?.[1] === digest) {
-      m.meta = pm.meta
-      m.files[pm.meta] = pm.files[pm.meta]
-    } else m.meta = put(`meta.${gen}`, Buffer.from(parts.meta))
+    m.meta = pm?.meta && pm.meta[3] === digest ? pm.meta : put(Buffer.from(parts.meta))
   }
 
+  // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
+  const refs = (): Ref[] => [...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : [])]
+  const live = new Map<string, number>()
+  for (const r of refs()) if (r[0] !== seg) live.set(r[0], (live.get(r[0]) ?? 0) + r[2])
+  const move = new Set([...live].filter(([sg, n]) => n < (pm!.segments[sg] ?? 0) / 2).map(([sg]) => sg))
+  if (move.size > 0) {
+    const moved = (r: Ref): Ref => (move.has(r[0]) ? put(prev!.read(r)) : r)
+    for (const k of Object.keys(m.pages)) m.pages[k] = moved(m.pages[k])
+    for (const k of Object.keys(m.ids)) m.ids[k] = moved(m.ids[k])
+    m.shards = m.shards.map(([n, h, r]) => [n, h, moved(r)])
+    if (m.meta) m.meta = moved(m.meta)
+  }
+  for (const r of refs()) m.segments[r[0]] = r[0] === seg ? size : pm!.segments[r[0]]
+
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-  let bytes = 0
-  for (const [name, data] of writes) {
-    const fd = fs.openSync(path.join(dir, name), 'w', 0o600)
+  if (size > 0) {
+    const fd = fs.openSync(path.join(dir, seg), 'w', 0o600)
     try {
-      fs.writeFileSync(fd, data)
+      for (const b of writes) fs.writeSync(fd, b)
       fs.fsyncSync(fd)
     } finally {
       fs.closeSync(fd)
     }
-    bytes += data.length
+    fsyncDirSync(dir)
   }
-  if (writes.length > 0) fsyncDirSync(dir)
   const manifest = encodeManifest(m)
   replaceFileSync(file, manifest, { mode: 0o600 })
-  for (const name of fs.readdirSync(dir)) if (!m.files[name]) fs.rmSync(path.join(dir, name), { force: true })
-  index.rebase(new IndexFiles(dir, file, m), parts.memo)
-  return bytes + manifest.length
+  for (const name of fs.readdirSync(dir)) if (m.segments[name] === undefined) fs.rmSync(path.join(dir, name), { force: true })
+  const next = new IndexFiles(dir, file, m)
+  if (base instanceof IndexFiles) base.successor = next
+  index.rebase(next, parts.memo)
+  return size + manifest.length
 }
 
 function sameHeads(a: string[], b: string[]): boolean {
