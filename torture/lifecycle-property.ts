@@ -16,6 +16,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { PeerCluster, eventually } from '../test/peer-setup.js'
 import { tempDir } from '../test/helpers.js'
@@ -55,7 +56,12 @@ test(`lifecycle property (seed ${SEED}, ${STEPS} steps): writes, deletes, pins, 
   const pinned = new Set<string>()
   /** Exports that failed at first and were retried (reported, not failures). */
   const retries: string[] = []
-  const why = (): string => `seed ${SEED}; retried exports: ${retries.join('; ') || 'none'}; steps:\n  ${steps.join('\n  ')}\n${c.logs().split('\n').filter((l) => /warn|error/.test(l)).slice(-60).join('\n')}`
+  // On a failure every server's whole log goes to a file (named in the message): the message keeps the last warnings.
+  const why = (): string => {
+    const file = path.join(os.tmpdir(), `bazil-lifecycle-seed${SEED}-${STEPS}-${process.pid}.log`)
+    fs.writeFileSync(file, `${steps.join('\n')}\n${c.logs()}`)
+    return `seed ${SEED}; retried exports: ${retries.join('; ') || 'none'}; servers' logs: ${file}; steps:\n  ${steps.join('\n  ')}\n${c.logs().split('\n').filter((l) => /warn|error/.test(l)).slice(-60).join('\n')}`
+  }
   try {
     await c.start(...NAMES)
     await c.run('a', ['volume', 'create', '--sharing=friends', VOL])

@@ -10,6 +10,7 @@
 // collision shows as a failed read, never as other content.
 
 import type { IndexRecord } from './pack-codec.js'
+import { PackBits } from './pack-bits.js'
 
 export interface PackLocation {
   pack: number
@@ -29,6 +30,11 @@ export class PackTable {
   private mask: number
   private count = 0
   private lengthSum = 0
+  /**
+   * Every pack a drop record named (dropPacks): the owner dropped it, whether or not its block
+   * is still held (spec/gc.md section 3: a clear left for the tree nodes peers need).
+   */
+  dropped = new PackBits()
 
   constructor(expected = 0) {
     let n = FIRST_SLOTS
@@ -100,6 +106,7 @@ export class PackTable {
    */
   dropPacks(packs: Iterable<number>): { objects: number; bytes: number } {
     const dead = new Set(packs)
+    for (const p of dead) this.dropped.add(p)
     const old = this.slots
     let objects = 0
     let bytes = 0
@@ -173,7 +180,7 @@ export class PackTable {
    * A table from slots slotWords gave (e.g. saved in a file): a power-of-two number of slots,
    * at least the first size, at most 3/4 used, `count` of them used. Throws otherwise.
    */
-  static fromSlots(slots: Uint32Array): PackTable {
+  static fromSlots(slots: Uint32Array, dropped: PackBits = new PackBits()): PackTable {
     const n = slots.length / SLOT_WORDS
     if (!Number.isInteger(n) || n < FIRST_SLOTS || (n & (n - 1)) !== 0) throw new Error(`pack table: ${slots.length} words are not a table`)
     let count = 0
@@ -190,6 +197,7 @@ export class PackTable {
     table.mask = n - 1
     table.count = count
     table.lengthSum = lengthSum
+    table.dropped = dropped
     return table
   }
 

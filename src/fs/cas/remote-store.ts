@@ -304,13 +304,13 @@ export class RemoteStores {
   }
 
   /**
-   * Clears pack `pack` of this node's copy of the source whose `packs` core this is (the
-   * cache's eviction, cache.ts), so that no read of it runs meanwhile: false when a read of
-   * it is in flight (it is in use: skip it), null when no source has that core.
+   * Clears packs [start, end) of this node's copy of the source whose `packs` core this is
+   * (the cache's eviction, cache.ts) so that no read of them runs meanwhile (PackFetcher.clear:
+   * 'busy', 'kept' or 'cleared'); null when no source has that core.
    */
-  async clearPack(packsKey: Buffer, pack: number): Promise<boolean | null> {
+  async clearPack(packsKey: Buffer, start: number, end = start + 1): Promise<'cleared' | 'busy' | 'kept' | null> {
     const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
-    return s ? this.packs.clear(s, pack) : null
+    return s ? this.packs.clear(s, start, end) : null
   }
 
   /**

@@ -350,6 +350,11 @@ export class Tree implements ReadTree {
    * one entry's limits (CHANGE_LIMITS), so entryGroups can always place it.
    */
   private flush(): void {
+    // Bulk local writes (an import) grow Automerge's heap ~1 KiB per record: reserved first,
+    // as the apply path does, so the growth costs no GC per 64 KiB grow (wasm-heap.ts).
+    let count = 0
+    for (const edits of this.unflushed.values()) count += edits.length
+    if (count >= BULK_EDITS) reserveAutomergeHeap(count * HEAP_PER_EDIT)
     for (const [shard, edits] of this.unflushed) {
       const h = this.shards.node(shard)
       for (let at = 0; at < edits.length; at += EDITS_PER_CHANGE) {
@@ -953,6 +958,10 @@ function sameHeads(a: string[], b: string[]): boolean {
  * a change stays under ~1,000 ops and 640 KiB, inside one entry's CHANGE_LIMITS.
  */
 const EDITS_PER_CHANGE = 64
+
+/** Local edits flushed at once from which Automerge's heap is reserved first, and the heap reserved per edit (measured growth ~1 KiB). */
+const BULK_EDITS = 256
+const HEAP_PER_EDIT = 4096
 
 /** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
 const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
