@@ -179,7 +179,7 @@ test('a volume with a checkpoint of the previous version opens from it and write
     const first = await reopen(root)
     assert.deepEqual(first.dump, dump)
     assert.equal(first.fromCheckpoint, true)
-    assert.equal(fs.readFileSync(file)[4], 3, 'closing wrote the index')
+    assert.equal(fs.readFileSync(file)[4], 4, 'closing wrote the index')
     assert.ok(fs.readdirSync(indexFilesPath(root, id)).length > 0)
     const second = await reopen(root)
     assert.deepEqual(second.dump, dump)

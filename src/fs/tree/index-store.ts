@@ -1,7 +1,7 @@
 /**
  * The derived index of a tree on disk, read on demand (spec/tree.md "The index on disk").
  *
- * A checkpoint file (version 3) is a manifest: what the index covers (the caller's `extra`:
+ * A checkpoint file (version 4) is a manifest: what the index covers (the caller's `extra`:
  * log positions), the small in-memory parts of the tree, and where each bucket lies (segment
  * file, offset, length, digest) in the segment files of a directory beside it. Segments are
  * never changed: a commit appends the buckets that changed as one new segment (plus the live
@@ -28,8 +28,8 @@ import { ROOT_ID } from './model.js'
 import { Tree, type TreeParts } from './tree.js'
 import type { IndexMemo } from './view.js'
 
-/** The checkpoint file version that is an index manifest (1 and 2: whole-file checkpoints, read once to migrate). */
-export const INDEX_VERSION = 3
+/** The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once to migrate). */
+export const INDEX_VERSION = 4
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
 export const PAGE_BUCKETS = 1024
@@ -60,7 +60,8 @@ interface Manifest {
   held: [string, string | null, string][]
   problems: [string, string, string][]
   rejected: string[]
-  multi: string[]
+  multi: [string, string][]
+  counts: [string, number][]
   memo: IndexMemo
 }
 
@@ -195,7 +196,7 @@ function parsePage(b: Buffer): Page {
   const out: Page = new Map()
   for (const [dir, list] of f.dirs) {
     const m = new Map<string, BaseEntry>()
-    for (const [id, name, live, r] of list) m.set(id, { raw: r === null ? null : unrow(r, f.actors), parent: dir === '' ? null : dir, name, live })
+    for (const [id, name, live, r] of list) m.set(id, { raw: r === null ? null : unrow(r, f.actors, 3), parent: dir === '' ? null : dir, name, live })
     out.set(dir, m)
   }
   return out
@@ -235,7 +236,7 @@ function decodeManifest(buf: Buffer): Manifest {
   if (buf.readUInt32BE(5) !== body.length - 9) throw new Error('index manifest has a bad length')
   const m = JSON.parse(body.toString('utf8', 9)) as Manifest
   if (!m || typeof m.gen !== 'number' || typeof m.segments !== 'object' || typeof m.pages !== 'object' || typeof m.ids !== 'object' || !Array.isArray(m.shards) ||
-    !Array.isArray(m.held) || !Array.isArray(m.problems) || !Array.isArray(m.rejected) || !Array.isArray(m.multi) || typeof m.memo !== 'object' || typeof m.rootLive !== 'number') {
+    !Array.isArray(m.held) || !Array.isArray(m.problems) || !Array.isArray(m.rejected) || !Array.isArray(m.multi) || !Array.isArray(m.counts) || typeof m.memo !== 'object' || typeof m.rootLive !== 'number') {
     throw new Error('bad index manifest')
   }
   return m
@@ -245,7 +246,7 @@ function decodeManifest(buf: Buffer): Manifest {
 
 /**
  * The tree a checkpoint file holds: an index manifest (entries read on demand from `dir`) or,
- * once, a whole-file checkpoint of versions 1-2 (read into memory; the next commit writes the
+ * once, a whole-file checkpoint of versions 1-3 (read into memory; the next commit writes the
  * index). Throws an Error saying what is wrong with anything else: the caller replays the logs.
  */
 export function openTreeIndex(file: string, dir: string, actor: string): { tree: Tree; extra: unknown; legacy: boolean } {
@@ -274,7 +275,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     meta: m.meta === null ? null : new Uint8Array(files.read(m.meta)),
     problems: m.problems.map(([shard, id, reason]) => ({ shard, id, reason })),
     held: m.held.map(([shard, tag, hex]) => ({ shard, change: new Uint8Array(Buffer.from(hex, 'hex')), ...(tag === null ? {} : { tag }) })),
-    rejected: m.rejected, multi: m.multi, memo: m.memo,
+    rejected: m.rejected, multi: m.multi, counts: m.counts, memo: m.memo,
   }
   return { tree: Tree.open(actor, files, shards, parts), extra: m.extra, legacy: false }
 }
@@ -299,7 +300,7 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
     extra, gen, segments: {}, pages: { ...pm?.pages }, ids: { ...pm?.ids }, shards: [], meta: null,
     rootLive: index.entryNow(ROOT_ID).live,
     held: parts.held.map((h) => [h.shard, h.tag ?? null, Buffer.from(h.change).toString('hex')]),
-    problems: parts.problems.map((p) => [p.shard, p.id, p.reason]), rejected: parts.rejected, multi: parts.multi, memo: parts.memo,
+    problems: parts.problems.map((p) => [p.shard, p.id, p.reason]), rejected: parts.rejected, multi: parts.multi, counts: parts.counts, memo: parts.memo,
   }
   const writes: Buffer[] = []
   let size = 0
