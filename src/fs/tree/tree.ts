@@ -72,6 +72,8 @@ export class Tree implements ReadTree {
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
+  /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
+  private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
   /** Changes waiting for dependencies, by shard (see `apply`). */
   private readonly held = new Map<string, Held[]>()
   /** Hashes of changes rejected (they, or a change they build on, do not apply). */
@@ -858,15 +860,50 @@ export class Tree implements ReadTree {
     }
     const snapHeads = rec.heads
     if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
-    for (const [shard, heads] of Object.entries(snapHeads)) {
-      if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
+    // A saved view was written from a state at these heads: the changes are here (no shard to load to check).
+    const saved = this.savedSnapshot?.(value) ?? undefined
+    if (!saved) {
+      for (const [shard, heads] of Object.entries(snapHeads)) {
+        if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
+      }
     }
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads))
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, saved))
     this.snapshotTrees.set(value, t)
     return t
   }
 
-  private buildSnapshotIndex(heads: Record<string, string[]>): TreeIndex {
+  /** Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead of building it. */
+  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null): void {
+    this.savedSnapshot = find
+  }
+
+  /** Every snapshot not removed: its record text and the heads it names. */
+  snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
+    const out: { text: string; heads: Record<string, string[]> }[] = []
+    for (const [key, value] of Object.entries(this.shards.meta())) {
+      if (!key.startsWith(SNAP_PREFIX)) continue
+      const text = strOf(value)
+      if (text === null) continue
+      try {
+        const rec = decodeSnapshot(text)
+        if (rec.heads !== null) out.push({ text, heads: rec.heads })
+      } catch { /* not listed */ }
+    }
+    return out
+  }
+
+  /** A snapshot's view: read from its saved index when there is one, else built from the shards at its heads. */
+  private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
+    if (saved) {
+      const index = new TreeIndex(saved)
+      const hs = heads[META_SHARD]
+      if (hs) {
+        const m = A.view(this.shards.meta(), hs)
+        if (typeof m[ROOT_MODE_KEY] === 'number') index.rootMode = m[ROOT_MODE_KEY]
+        if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
+      }
+      return index
+    }
     const index = new TreeIndex()
     const nodes = new Map<string, RawNode | null>()
     const claimed = new Map<string, string>()
