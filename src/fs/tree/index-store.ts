@@ -24,7 +24,7 @@ import { equal, hash } from '../../crypto.js'
 import { fsyncDirSync, replaceFileSync } from '../../atomic-file.js'
 import { ActorTable, decodeTreeState, row, unrow, type NodeRow } from './checkpoint.js'
 import type { BaseEntry, IndexBase } from './index-layers.js'
-import { META_SHARD, ROOT_ID } from './model.js'
+import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { Tree, type TreeParts } from './tree.js'
 import type { IndexMemo } from './view.js'
 
@@ -35,7 +35,7 @@ const DIGEST_BYTES = 32
 export const PAGE_BUCKETS = 1024
 export const ID_BUCKETS = 1024
 /** Parsed buckets kept in memory, counted in file bytes. */
-export const CACHE_BYTES = 24 * 2 ** 20
+export const CACHE_BYTES = 48 * 2 ** 20
 
 /** Entries whose directory is remembered from listings. */
 const HINTS = 50_000
@@ -72,7 +72,20 @@ interface SavedView { pages: Record<string, Ref>; ids: Record<string, Ref>; root
 
 type Page = Map<string, Map<string, BaseEntry>>
 /** A page bucket file: actors, then per directory its entries [id, name, live, row]. */
-interface PageFile { actors: string[]; dirs: [string, [string, string | null, number, NodeRow | null][]][] }
+interface PageFile { actors: string[]; dirs: [string, [string, string | null, number, number, string | null][]][] }
+
+/** An entry of a parsed page: its row (JSON text) is decoded when first asked for (a stat needs one row, not its directory's). */
+class PageEntry implements BaseEntry {
+  private decoded: RawNode | null | undefined
+  constructor(private text: string | null, private readonly actors: string[], readonly parent: string | null, readonly name: string | null, readonly live: number, readonly versions: number) {}
+  get raw(): RawNode | null {
+    if (this.decoded === undefined) {
+      this.decoded = this.text === null ? null : unrow(JSON.parse(this.text) as NodeRow, this.actors, 3)
+      this.text = null
+    }
+    return this.decoded
+  }
+}
 
 export function pageBucket(dir: string): number { return fnv(dir) % PAGE_BUCKETS }
 export function idBucket(id: string): number { return fnv(id) % ID_BUCKETS }
@@ -140,7 +153,7 @@ export class IndexFiles implements IndexBase {
   get nodeCount(): number { return this.manifest.memo.nodeCount }
 
   entry(id: string): BaseEntry | undefined {
-    if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive }
+    if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive, versions: 0 }
     let group = this.hints.get(id)
     if (group === undefined) {
       const ref = this.manifest.ids[idBucket(id)]
@@ -232,7 +245,7 @@ function parsePage(b: Buffer): Page {
   const out: Page = new Map()
   for (const [dir, list] of f.dirs) {
     const m = new Map<string, BaseEntry>()
-    for (const [id, name, live, r] of list) m.set(id, { raw: r === null ? null : unrow(r, f.actors, 3), parent: dir === '' ? null : dir, name, live })
+    for (const [id, name, live, versions, text] of list) m.set(id, new PageEntry(text, f.actors, dir === '' ? null : dir, name, live, versions))
     out.set(dir, m)
   }
   return out
@@ -246,7 +259,8 @@ function encodePage(page: Page): Buffer {
     if (m.size === 0) continue
     dirs.push([dir, [...m.keys()].sort().map((id) => {
       const e = m.get(id)!
-      return [id, e.name, e.live, e.raw === null ? null : row(e.raw, actors)]
+      const raw = e.raw
+      return [id, e.name, e.live, raw?.versions.length ?? 0, raw === null ? null : JSON.stringify(row(raw, actors))]
     })])
   }
   return Buffer.from(JSON.stringify({ actors: actors.list, dirs }))
