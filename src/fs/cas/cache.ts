@@ -18,11 +18,14 @@ import type { Holder, PinSet } from './cache-holds.js'
 import type { RemoteStores } from './remote-store.js'
 import { clearBlocks } from '../../core-clear.js'
 import { Coalesced } from '../../coalesced.js'
+import { followDrops } from './cache-drops.js'
 
 /** How often the ledger is written when it changed (and at close). */
 const SAVE_MS = 30_000
 /** How often the stores are looked at for copies opened since (new sources) and the budget re-resolved. */
 const POLL_MS = 5_000
+/** How often the connected sources' new index blocks (drop records) are fetched when nothing read them. */
+const INDEX_CATCH_UP_MS = 15_000
 
 export interface CacheStatus {
   /** The budget as set (`20GiB`, `10%`) and whether it is the default. */
@@ -120,6 +123,7 @@ export class ContentCache {
     cache.pollTimer = setInterval(() => {
       void cache.attachAll(false)
       cache.refreshBudget()
+      void cache.followDrops()
     }, POLL_MS)
     cache.pollTimer.unref()
     return cache
@@ -236,13 +240,19 @@ export class ContentCache {
 
   // ---- eviction ------------------------------------------------------------------------------
 
-  /** Packs never cleared: those of pinned content, and (unless `pinsOnly`) of files mounts have open. */
-  private async protectedPacks(pinsOnly: boolean): Promise<Map<string, Set<number>>> {
+  /** Addresses (hex) of pinned content, and (unless `pinsOnly`) of files mounts have open. */
+  private async protectedAddresses(pinsOnly: boolean): Promise<Set<string>> {
     const addresses = new Set<string>()
     const sets: Promise<Set<string>>[] = []
     if (this.pins) sets.push(this.pins.pinnedAddresses())
     if (!pinsOnly) for (const h of this.holders) sets.push(h.heldAddresses())
     for (const s of await Promise.all(sets)) for (const a of s) addresses.add(a)
+    return addresses
+  }
+
+  /** Packs never cleared: those of pinned content, and (unless `pinsOnly`) of files mounts have open. */
+  private async protectedPacks(pinsOnly: boolean): Promise<Map<string, Set<number>>> {
+    const addresses = await this.protectedAddresses(pinsOnly)
     if (addresses.size === 0) return new Map()
     return this.remote.packsOf([...addresses].map((a) => Buffer.from(a, 'hex')))
   }
@@ -331,6 +341,40 @@ export class ContentCache {
     void this.save()
   }
 
+  /**
+   * Clears the packs owners dropped that the copies still hold (cache-drops.ts), once what pins
+   * and open files need of them is held where it moved. Every poll; concurrent calls share one
+   * run. Never throws.
+   */
+  followDrops(): Promise<void> {
+    return this.dropPasses.run()
+  }
+
+  private lastIndexCatchUp = 0
+
+  private readonly dropPasses = new Coalesced(async () => {
+    if (Date.now() - this.lastIndexCatchUp >= INDEX_CATCH_UP_MS) {
+      this.lastIndexCatchUp = Date.now()
+      await this.remote.catchUpIndexes() // the owners' drop records (a read that misses would fetch them too)
+    }
+    const touched = new Map<string, Hypercore>()
+    let bytes = 0
+    const r = await followDrops(this.remote, await this.protectedAddresses(false), (key, pack) => {
+      const hex = key.toString('hex')
+      const gone = this.ledger.remove(hex, pack)
+      if (gone) bytes += gone.bytes
+      const core = this.cores.get(hex)
+      if (core) touched.set(hex, core)
+    }, (key) => this.opts.kept?.(key) === true)
+    for (const core of touched.values()) await core.compact().catch(() => {})
+    if (r.cleared > 0) {
+      this.log('info', `cache: cleared ${r.cleared} packs (${formatBytes(bytes)}) of peers' stores their owners dropped${r.waiting ? `; ${r.waiting} wait until what pins or open files need of them is held where it moved` : ''}`)
+      void this.save()
+    }
+  }, (err) => {
+    if (!this.closed) this.log('warn', `cache: following drop records failed: ${err.message}`)
+  }, () => this.closed)
+
   /** Writes the ledger if it changed (serialized; a failure is logged). */
   save(): Promise<void> {
     if (!this.ledger.dirty) return this.saving
@@ -345,6 +389,7 @@ export class ContentCache {
   async close(): Promise<void> {
     if (this.closed) return
     await this.evictions.current
+    await this.dropPasses.current
     this.closed = true
     if (this.saveTimer) clearInterval(this.saveTimer)
     if (this.pollTimer) clearInterval(this.pollTimer)

@@ -103,8 +103,10 @@ export class PackTable {
   /**
    * Forgets every object located in one of `packs` (a drop record, spec/gc.md). One pass over
    * the slots, then the survivors are placed again. Returns how many objects and bytes went.
+   * `retired`: where the forgotten locations go (a copy of a peer's store that still holds a
+   * dropped pack reads from it until the objects are held where they moved: remote-store.ts).
    */
-  dropPacks(packs: Iterable<number>): { objects: number; bytes: number } {
+  dropPacks(packs: Iterable<number>, retired?: PackTable): { objects: number; bytes: number } {
     const dead = new Set(packs)
     for (const p of dead) this.dropped.add(p)
     const old = this.slots
@@ -114,6 +116,11 @@ export class PackTable {
       if (old[at + 6] !== 0 && dead.has(old[at + 4]!)) {
         objects++
         bytes += old[at + 6]!
+        if (retired) {
+          const key = Buffer.allocUnsafe(KEY_BYTES)
+          for (let w = 0; w < 4; w++) key.writeUInt32LE(old[at + w]!, 4 * w)
+          retired.set(key, { pack: old[at + 4]!, offset: old[at + 5]!, length: old[at + 6]! })
+        }
       }
     }
     if (objects === 0) return { objects, bytes }
@@ -227,12 +234,12 @@ function isU32(n: number): boolean {
  * record forgets what is still located in the packs it names. Throws when the block is not
  * at its own position.
  */
-export function applyIndexRecord(table: PackTable, seq: number, rec: IndexRecord): void {
+export function applyIndexRecord(table: PackTable, seq: number, rec: IndexRecord, retired?: PackTable): void {
   if (rec.kind === 'pack') {
     if (rec.pack !== seq) throw new Error(`indexes pack ${rec.pack}`)
     for (const e of rec.entries) table.set(e.address, { pack: seq, offset: e.offset, length: e.length })
   } else {
     if (rec.position !== seq) throw new Error(`is a drop record of position ${rec.position}`)
-    table.dropPacks(rec.packs)
+    table.dropPacks(rec.packs, retired)
   }
 }
