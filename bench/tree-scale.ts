@@ -1,13 +1,25 @@
-// Directory-state scale: a volume of ~100k files in 1k directories (metadata only: fake
-// content refs), reopened from its checkpoint, listed, stat'ed; then two writers each make
-// 10k ops offline and merge. Runs alone (`node dist/bench/tree-scale.js`, writes
-// bench/results/tree-scale.json) or from bench/run.ts through `run()`.
+// A million files (issue 12): the figures of the issue's table at a size set by env var, each
+// beside what a user would otherwise pick, measured in the same run. Runs alone
+// (`node dist/bench/tree-scale.js`, writes bench/results/tree-scale.json) or from
+// bench/run.ts (BENCH_PARTS=tree) through `run()`.
 //
-// Sizes: BENCH_TREE_FILES (default 100000), BENCH_TREE_DIRS (1000), BENCH_TREE_BIG (10000
-// entries in /big), BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_COMMIT_MS (100:
-// ops are logged as the mount logs them, one entry per commit window), BENCH_TREE_WORST (1: also
-// merge with one entry per op, the worst case, next to raw hypercore replication of the same
-// blocks: the transport's floor).
+// The volume is made as a user makes it: a tree of real small files on disk, imported through
+// the CLI (restic backs the same tree up first: the import's baseline). Then, each from a cold
+// process with the page cache dropped: open (time + peak RSS), ls of a 10k-entry directory,
+// stat, cat, snapshot take/list/ls (beside the local file system and restic on the same tree);
+// then two writers each make offline ops and merge (in one process, raw hypercore beside it).
+//
+// Sizes: BENCH_TREE_FILES (default 100000; 1000000 is the issue's goal), laid out as
+// directories of BENCH_TREE_DIR_SIZE (10000) entries under /flat plus a share BENCH_TREE_DEEP
+// (0.1) of the files in a tree 6 deep (/deep/a*/b*/c*/d*/e*, fan-out 4: 1024 leaf dirs).
+// BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge (default all). BENCH_TREE_SRC: a
+// directory to keep the source tree in between runs (made once per size). BENCH_TREE_PROFILE=1:
+// the import runs under --cpu-prof and its profile summary goes into the row's note.
+// Merge: BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_COMMIT_MS (100: ops are
+// logged as the mount logs them, one entry per commit window), BENCH_TREE_WORST (1: also merge
+// with one entry per op, next to raw hypercore replication of the same blocks).
+//
+// Other helpers add figures as a part: a function (ctx) => Promise<Row[]> in PARTS below.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -17,77 +29,230 @@ import { randomBytes } from '../src/crypto.js'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
+import { bazilBin, dropCaches, has, log } from './procs.js'
+import { summarizeProfile } from './profile-summary.js'
 import type { Row } from './row.js'
 export type { Row }
 
-
 const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
-const DIRS = Number(process.env.BENCH_TREE_DIRS ?? 1000)
-const BIG = Number(process.env.BENCH_TREE_BIG ?? 10_000)
+const DIR_SIZE = Number(process.env.BENCH_TREE_DIR_SIZE ?? 10_000)
+const DEEP_SHARE = Number(process.env.BENCH_TREE_DEEP ?? 0.1)
 const OPS = Number(process.env.BENCH_TREE_OPS ?? 10_000)
 const COMMIT_MS = Number(process.env.BENCH_TREE_COMMIT_MS ?? 100)
 const WORST = process.env.BENCH_TREE_WORST !== '0'
+const PROFILE = process.env.BENCH_TREE_PROFILE === '1'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
 
-const fakeHash = (n: number): string => n.toString(16).padStart(64, '0')
+// ---- the tree of files ---------------------------------------------------------------------
 
-function fakeWrite(vol: Volume, p: string, n: number): void {
-  vol.mutate((t) => t.writeFile(p, { hash: fakeHash(n), size: n % 100_000 }), (st) => ({ op: 'write', path: st.path, size: st.size, hash: st.content?.hash }))
+/** Where the files go: directories of DIR_SIZE under /flat, the deep share spread over 1024 leaves 6 deep. */
+export interface Layout {
+  flatDirs: number
+  deepFiles: number
+  /** Each directory (relative, no leading slash) with how many files it holds. */
+  dirs: { rel: string; files: number }[]
 }
 
-/** Builds the volume: /big with BIG files, the rest spread over DIRS-1 dirs. */
-async function build(vol: Volume): Promise<void> {
-  vol.mkdir('/big')
-  let n = 1
-  for (let i = 0; i < BIG; i++) {
-    fakeWrite(vol, `/big/f${i}`, n++)
-    await vol.maybeFlush()
-  }
-  const rest = FILES - BIG
-  const per = Math.ceil(rest / (DIRS - 1))
-  for (let d = 0; d < DIRS - 1; d++) {
-    vol.mkdir(`/d${d}`)
-    for (let f = 0; f < per && n <= FILES; f++) {
-      fakeWrite(vol, `/d${d}/f${f}`, n++)
-      await vol.maybeFlush()
+export function layout(files: number, dirSize = DIR_SIZE, deepShare = DEEP_SHARE): Layout {
+  const deepFiles = Math.round(files * deepShare)
+  const flat = files - deepFiles
+  const flatDirs = Math.ceil(flat / dirSize)
+  const dirs: { rel: string; files: number }[] = []
+  for (let d = 0; d < flatDirs; d++) dirs.push({ rel: `flat/d${d}`, files: Math.min(dirSize, flat - d * dirSize) })
+  if (deepFiles > 0) {
+    const leaves = 1024
+    for (let l = 0; l < leaves; l++) {
+      const n = Math.floor(deepFiles / leaves) + (l < deepFiles % leaves ? 1 : 0)
+      if (n === 0) continue
+      const k = [4 ** 4, 4 ** 3, 4 ** 2, 4, 1].map((m) => Math.floor(l / m) % 4)
+      dirs.push({ rel: `deep/a${k[0]}/b${k[1]}/c${k[2]}/d${k[3]}/e${k[4]}`, files: n })
     }
   }
-  await vol.flush()
+  return { flatDirs, deepFiles, dirs }
 }
 
-/** The child process that reopens the volume: timings and its own peak RSS. */
-async function reopenChild(dataDir: string): Promise<void> {
+/** Writes the tree: small files of 64..4159 bytes, each with its own content. Made once per size when BENCH_TREE_SRC is set. */
+function makeTree(root: string, lay: Layout): { files: number; bytes: number; secs: number } {
+  const marker = path.join(root, '.made')
+  if (fs.existsSync(marker)) return { ...JSON.parse(fs.readFileSync(marker, 'utf8')), secs: 0 }
+  fs.rmSync(root, { recursive: true, force: true })
+  const t = performance.now()
+  let n = 0, bytes = 0
+  const pad = randomBytes(4096).toString('base64')
+  for (const d of lay.dirs) {
+    const dir = path.join(root, 'tree', d.rel)
+    fs.mkdirSync(dir, { recursive: true })
+    for (let f = 0; f < d.files; f++) {
+      const body = `${d.rel}/f${f} ${n}\n` + pad.slice(0, (n * 7919) % 4096 + 64 - 20)
+      fs.writeFileSync(path.join(dir, `f${f}`), body)
+      bytes += Buffer.byteLength(body)
+      n++
+    }
+  }
+  fs.writeFileSync(marker, JSON.stringify({ files: n, bytes }))
+  return { files: n, bytes, secs: (performance.now() - t) / 1000 }
+}
+
+// ---- processes -----------------------------------------------------------------------------
+
+interface Timed { secs: number; rssMiB: number | null; stdout: string }
+
+/** A command from a cold start: page cache dropped, wall time until exit, peak RSS (GNU time). */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Timed {
+  dropCaches()
+  const rssFile = path.join(os.tmpdir(), `bazil-bench-rss-${process.pid}`)
+  const gnuTime = fs.existsSync('/usr/bin/time')
+  const [c, a] = gnuTime ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args]
+  const t = performance.now()
+  const r = spawnSync(c, a, { env, encoding: 'utf8', maxBuffer: 1 << 30 })
+  const secs = (performance.now() - t) / 1000
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${(r.stderr ?? '').slice(-2000)}`)
+  let rssMiB: number | null = null
+  if (gnuTime) {
+    rssMiB = Number(fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop()) / 1024
+    fs.rmSync(rssFile, { force: true })
+  }
+  return { secs, rssMiB, stdout: r.stdout }
+}
+
+const bazil = (data: string, args: string[], nodeArgs: string[] = []): Timed => timed(process.execPath, [...nodeArgs, bazilBin, `--data-dir=${data}`, ...args])
+
+function uptime(): string {
+  return spawnSync('uptime', { encoding: 'utf8' }).stdout.trim().replace(/^.*load average: /, 'load ')
+}
+
+/** What each part gets: where things are, and the rows to add to. */
+export interface Ctx {
+  tmp: string
+  /** The source tree on disk (imported into the volume as `/`): `${src}/flat/d0/f7` is `/flat/d0/f7`. */
+  src: string
+  lay: Layout
+  /** Data dir of the node that imported the volume `v`. */
+  dataA: string
+  /** restic repository of the same tree (null: restic not installed). */
+  restic: { env: NodeJS.ProcessEnv } | null
+  rows: Row[]
+}
+
+// ---- import ---------------------------------------------------------------------------------
+
+async function importPart(ctx: Ctx): Promise<void> {
+  const { rows, src } = ctx
+  if (ctx.restic) {
+    spawnSync('restic', ['init', '--quiet'], { env: ctx.restic.env })
+    const r = timed('restic', ['backup', '--quiet', src], ctx.restic.env)
+    ctx.restic.env.BENCH_RESTIC_BACKUP_SECS = String(r.secs)
+  }
+  spawnSync(process.execPath, [bazilBin, `--data-dir=${ctx.dataA}`, 'create'], { stdio: 'ignore' })
+  spawnSync(process.execPath, [bazilBin, `--data-dir=${ctx.dataA}`, 'volume', 'create', 'v'], { stdio: 'ignore' })
+  const profDir = path.join(ctx.tmp, 'prof')
+  log(`importing ${FILES} files through the CLI (${uptime()})`)
+  const r = bazil(ctx.dataA, ['volume', 'import', 'v', src], PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])
+  const fps = FILES / r.secs
+  let note = `peak RSS ${r.rssMiB?.toFixed(0)} MiB; ${uptime()}`
+  if (PROFILE) {
+    const main = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f)).sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0]
+    if (main) {
+      const s = summarizeProfile(main, { top: 8 })
+      note += `; main thread busy ${s.busySecs.toFixed(1)} s of ${s.wallSecs.toFixed(1)}: ${s.packages}; ${s.functions}`
+    }
+  }
+  const name = `import ${FILES} small files through the CLI (volume import)`
+  const resticSecs = ctx.restic ? Number(ctx.restic.env.BENCH_RESTIC_BACKUP_SECS) : null
+  rows.push({
+    name, value: fps, unit: 'files/s', target: 5000, ok: fps >= 5000, note,
+    ...(resticSecs !== null ? { baseline: 'restic backup', baselineValue: FILES / resticSecs, ratio: fps / (FILES / resticSecs) } : { baseline: 'restic backup', note: `${note}; restic not installed` }),
+  })
+}
+
+// ---- cold reads ----------------------------------------------------------------------------
+
+/** The child process that opens the volume: timings and its own peak RSS. */
+async function openChild(dataDir: string, dir: string, file: string): Promise<void> {
   const t0 = performance.now()
   const c0 = process.cpuUsage()
   const node = await Node.open(DataDir.open(dataDir))
   const vol = await node.volume('v')
-  const reopenMs = performance.now() - t0
+  const openMs = performance.now() - t0
   const c1 = process.cpuUsage(c0)
-  const reopenCpuMs = (c1.user + c1.system) / 1000
+  const loadsAfterOpen = vol.tree.shardStats.loads
   let t = performance.now()
   // What `volume ls` does for each entry: stat it and format a line.
-  const lines = vol.tree.readdir('/big').map((e) => `${e.kind === 'dir' ? e.name + '/' : e.name}`)
-  const lsMs = performance.now() - t
+  const lines = vol.tree.readdir(dir).map((e) => `${e.kind === 'dir' ? e.name + '/' : e.name} ${e.size}`)
+  const lsColdMs = performance.now() - t
   t = performance.now()
-  const st = vol.tree.stat(`/d${Math.floor((DIRS - 1) / 2)}/f7`)
+  vol.tree.readdir(dir).map((e) => `${e.kind === 'dir' ? e.name + '/' : e.name} ${e.size}`)
+  const lsWarmMs = performance.now() - t
+  t = performance.now()
+  const st = vol.tree.stat(file)
   const statMs = performance.now() - t
   const out = {
-    reopenMs, reopenCpuMs, lsMs, statMs, load: os.loadavg()[0], entries: lines.length, statOk: st.kind === 'file',
-    fromCheckpoint: vol.opened.fromCheckpoint, replayed: vol.opened.replayedEntries,
-    shards: vol.tree.shardStats, rssMiB: process.resourceUsage().maxRSS / 1024,
+    openMs, openCpuMs: (c1.user + c1.system) / 1000, lsColdMs, lsWarmMs, statMs, entries: lines.length, statOk: st.kind === 'file',
+    loadsAfterOpen, fromCheckpoint: vol.opened.fromCheckpoint, shards: vol.tree.shardStats, rssMiB: process.resourceUsage().maxRSS / 1024,
   }
   await node.close()
   process.stdout.write(JSON.stringify(out) + '\n')
 }
 
 function child(args: string[]): Record<string, number | boolean | object> {
+  dropCaches()
   const script = fileURLToPath(import.meta.url)
   const r = spawnSync(process.execPath, [...process.execArgv, script, ...args], { encoding: 'utf8', maxBuffer: 1 << 24 })
   if (r.status !== 0) throw new Error(`child ${args.join(' ')} failed: ${r.stderr}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
 }
+
+const sampleDir = (lay: Layout): string => (lay.flatDirs > 0 ? 'flat/d0' : lay.dirs[0]!.rel)
+const sampleFile = (lay: Layout): string => `${lay.dirs[lay.dirs.length - 1]!.rel}/f0`
+
+async function coldPart(ctx: Ctx): Promise<void> {
+  const { rows, lay, src, dataA } = ctx
+  const dir = sampleDir(lay), file = sampleFile(lay)
+  const r = child(['--open', dataA, '/' + dir, '/' + file])
+  const entries = r.entries as number
+  rows.push({ name: `open the volume of ${FILES} files (in-process, cold cache)`, value: (r.openMs as number) / 1000, unit: 's', target: 1, ok: (r.openMs as number) <= 1000, note: `cpu ${((r.openCpuMs as number) / 1000).toFixed(2)} s; from checkpoint: ${r.fromCheckpoint}; shard loads at open: ${r.loadsAfterOpen}; ${JSON.stringify(r.shards)}; ${uptime()}` })
+  rows.push({ name: 'peak RSS of the opening process (open + ls + stat)', value: r.rssMiB as number, unit: 'MiB', target: 300, ok: (r.rssMiB as number) <= 300 })
+  rows.push({ name: `ls of a ${entries}-entry directory, warm (in-process, after a first ls)`, value: r.lsWarmMs as number, unit: 'ms', target: 100, ok: (r.lsWarmMs as number) <= 100, note: `first ls after open: ${(r.lsColdMs as number).toFixed(1)} ms` })
+  rows.push({ name: 'stat of one path (in-process)', value: r.statMs as number, unit: 'ms', target: 1, ok: (r.statMs as number) <= 1 })
+
+  const ls = bazil(dataA, ['volume', 'ls', '-l', 'v', '/' + dir])
+  const lsLocal = timed('ls', ['-l', path.join(src, dir)])
+  rows.push({ name: `volume ls -l of a ${entries}-entry directory, cold CLI process`, value: ls.secs, unit: 's', target: 1, ok: ls.secs <= 1, baseline: 'ls -l on the local file system, cold cache', baselineValue: lsLocal.secs, ratio: ls.secs / lsLocal.secs, note: `peak RSS ${ls.rssMiB?.toFixed(0)} MiB` })
+  if (ctx.restic) {
+    const rl = timed('restic', ['ls', '--no-lock', 'latest', path.join(src, dir)], ctx.restic.env)
+    rows.push({ name: `volume ls -l of a ${entries}-entry directory, cold CLI process`, value: ls.secs, unit: 's', baseline: 'restic ls latest DIR', baselineValue: rl.secs, ratio: ls.secs / rl.secs })
+  }
+  const cat = bazil(dataA, ['volume', 'cat', 'v', '/' + file])
+  const catLocal = timed('cat', [path.join(src, file)])
+  rows.push({ name: 'volume cat of one small file, cold CLI process', value: cat.secs, unit: 's', target: 1.5, ok: cat.secs <= 1.5, baseline: 'cat on the local file system, cold cache', baselineValue: catLocal.secs, ratio: cat.secs / catLocal.secs, note: `peak RSS ${cat.rssMiB?.toFixed(0)} MiB` })
+  if (ctx.restic) {
+    const rd = timed('restic', ['dump', '--no-lock', 'latest', path.join(src, file)], ctx.restic.env)
+    rows.push({ name: 'volume cat of one small file, cold CLI process', value: cat.secs, unit: 's', baseline: 'restic dump latest FILE', baselineValue: rd.secs, ratio: cat.secs / rd.secs })
+  }
+  const st = bazil(dataA, ['volume', 'ls', '-l', 'v', '/' + file])
+  const stLocal = timed('stat', [path.join(src, file)])
+  rows.push({ name: 'volume ls -l of one file (stat), cold CLI process', value: st.secs, unit: 's', baseline: 'stat on the local file system, cold cache', baselineValue: stLocal.secs, ratio: st.secs / stLocal.secs })
+}
+
+// ---- snapshots -----------------------------------------------------------------------------
+
+async function snapshotPart(ctx: Ctx): Promise<void> {
+  const { rows, lay, dataA } = ctx
+  const dir = sampleDir(lay)
+  const take = bazil(dataA, ['volume', 'snapshot', 'create', 'v', 's1'])
+  const again = ctx.restic ? timed('restic', ['backup', '--quiet', ctx.src], ctx.restic.env) : null
+  rows.push({ name: `take a snapshot of the ${FILES}-file volume, cold CLI process`, value: take.secs, unit: 's', target: 1, ok: take.secs <= 1, ...(again ? { baseline: 'restic backup of the unchanged tree', baselineValue: again.secs, ratio: take.secs / again.secs } : {}) })
+  const list = bazil(dataA, ['volume', 'snapshot', 'list', 'v'])
+  const rlist = ctx.restic ? timed('restic', ['snapshots', '--no-lock', '--quiet'], ctx.restic.env) : null
+  rows.push({ name: 'list snapshots, cold CLI process', value: list.secs, unit: 's', ...(rlist ? { baseline: 'restic snapshots', baselineValue: rlist.secs, ratio: list.secs / rlist.secs } : {}) })
+  const live = bazil(dataA, ['volume', 'ls', '-l', 'v', '/' + dir])
+  const snap = bazil(dataA, ['volume', 'ls', '-l', '--snapshot', 's1', 'v', '/' + dir])
+  rows.push({ name: `volume ls -l --snapshot of a ${lay.dirs[0]!.files}-entry directory, cold CLI process`, value: snap.secs, unit: 's', baseline: 'the live directory, same run', baselineValue: live.secs, ratio: snap.secs / live.secs, note: `peak RSS ${snap.rssMiB?.toFixed(0)} MiB (live ${live.rssMiB?.toFixed(0)})` })
+}
+
+// ---- merge ---------------------------------------------------------------------------------
 
 /** Waits for `cond`; live application (driven by replication events) does the work, `vols` get explicit refreshes. */
 async function waitFor(cond: () => boolean, vols: Volume[], timeoutMs: number): Promise<void> {
@@ -101,27 +266,33 @@ async function waitFor(cond: () => boolean, vols: Volume[], timeoutMs: number): 
 
 const caughtUp = (v: Volume, o: Volume): boolean => v.replayState().every((s) => s.applied >= (o.writers.get(s.writer)?.length ?? 0))
 
+const fakeHash = (n: number): string => n.toString(16).padStart(64, '0')
+
+function fakeWrite(vol: Volume, p: string, n: number): void {
+  vol.mutate((t) => t.writeFile(p, { hash: fakeHash(n), size: n % 100_000 }), (st) => ({ op: 'write', path: st.path, size: st.size, hash: st.content?.hash }))
+}
+
 /**
- * Each writer makes OPS ops while apart: rewrites, creates, renames, chmods across the tree.
- * `commitMs` null: one entry per op; else an entry whenever `commitMs` passed since the last
- * one (what the mount does). Returns the entries written.
+ * Each writer makes OPS ops while apart: rewrites, creates, renames, chmods across the
+ * imported directories. `commitMs` null: one entry per op; else an entry whenever `commitMs`
+ * passed since the last one (what the mount does). Returns the entries written.
  */
-async function offlineOps(vol: Volume, seed: number, commitMs: number | null): Promise<number> {
-  const per = Math.ceil((FILES - BIG) / (DIRS - 1))
+async function offlineOps(vol: Volume, lay: Layout, seed: number, commitMs: number | null): Promise<number> {
+  const dirs = lay.dirs
   const len0 = vol.log.length
   let last = performance.now()
   for (let i = 0; i < OPS; i++) {
-    const d = (i * 7 + seed * 13) % (DIRS - 1)
-    const f = (i * 3 + seed) % per
-    const p = `/d${d}/f${f}`
+    const dk = (i * 7 + seed * 13) % dirs.length
+    const d = dirs[dk]!
+    const p = `/${d.rel}/f${(i * 3 + seed) % d.files}`
     try {
       switch (i % 4) {
         case 0: fakeWrite(vol, p, 10_000_000 * seed + i); break
-        case 1: fakeWrite(vol, `/d${d}/new-${seed}-${i}`, 10_000_000 * seed + i); break
+        case 1: fakeWrite(vol, `/${d.rel}/new-${seed}-${i}`, 10_000_000 * seed + i); break
         case 2: vol.setattr(p, { mode: 0o600 + seed }); break
         case 3: {
-          const from = ((i - 2) * 7 + seed * 13) % (DIRS - 1) // where op i-2 created it
-          vol.rename(`/d${from}/new-${seed}-${i - 2}`, `/d${(d + 1) % (DIRS - 1)}/moved-${seed}-${i}`)
+          const from = dirs[((i - 2) * 7 + seed * 13) % dirs.length]! // where op i-2 created it
+          vol.rename(`/${from.rel}/new-${seed}-${i - 2}`, `/${dirs[(dk + 1) % dirs.length]!.rel}/moved-${seed}-${i}`)
           break
         }
       }
@@ -167,39 +338,22 @@ async function blockSizes(vol: Volume, from: number): Promise<number[]> {
   return out
 }
 
-export async function run(): Promise<Row[]> {
-  const rows: Row[] = []
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-tree-scale-'))
+/** A second writer gets the imported volume, then both work apart and merge (one process, streams piped). */
+async function mergePart(ctx: Ctx): Promise<void> {
+  const { rows, lay, tmp } = ctx
+  const dirB = path.join(tmp, 'b')
+  const ddA = DataDir.open(ctx.dataA)
+  const ddB = DataDir.create(dirB)
+  const entry = ddA.volumeEntry('v')
+  if (entry.storageOnly) throw new Error('the imported volume is storage-only')
+  // B's own 'default' key is another: the volume's key goes in under another name.
+  ddB.addSharingKey('bench', ddA.sharingKey(entry.sharing))
+  ddB.addVolume({ ...entry, sharing: 'bench' })
+  const nodeA = await Node.open(ddA)
+  const a = await nodeA.volume('v')
+  const nodeB = await Node.open(DataDir.open(dirB))
+  const b = await nodeB.volume('v')
   try {
-    const sharing = randomBytes(32)
-    const dirA = path.join(tmp, 'a'), dirB = path.join(tmp, 'b')
-    // a creates the volume (its genesis makes a the root writer); b gets the same record, as `volume connect` writes it.
-    DataDir.create(dirA).addSharingKey('shared', sharing)
-    let t = performance.now()
-    let nodeA = await Node.open(DataDir.open(dirA))
-    let a = await nodeA.createVolume('v', 'shared')
-    const record = nodeA.dir.volumeEntry('v')
-    const ddB = DataDir.create(dirB)
-    ddB.addSharingKey('shared', sharing)
-    ddB.addVolume(record)
-    await build(a)
-    rows.push({ name: `build ${FILES} files in ${DIRS} dirs (one writer, batched entries)`, value: (performance.now() - t) / 1000, unit: 's' })
-    t = performance.now()
-    await nodeA.close() // writes the checkpoint
-    rows.push({ name: 'close (write checkpoint)', value: (performance.now() - t) / 1000, unit: 's', note: `${(fs.statSync(path.join(dirA, 'index', record.id + '.ckpt')).size / 2 ** 20).toFixed(1)} MiB` })
-
-    const r = child(['--reopen', dirA])
-    if (!r.fromCheckpoint) throw new Error('reopen did not use the checkpoint')
-    rows.push({ name: `reopen volume of ${FILES} files (checkpoint)`, value: (r.reopenMs as number) / 1000, unit: 's', target: 1, ok: (r.reopenMs as number) <= 1000, note: `cpu ${((r.reopenCpuMs as number) / 1000).toFixed(2)} s, load avg ${(r.load as number).toFixed(1)} on ${os.cpus().length} cpus; shards loaded: ${JSON.stringify(r.shards)}` })
-    rows.push({ name: `ls of a ${r.entries}-entry directory`, value: (r.lsMs as number) / 1000, unit: 's', target: 0.2, ok: (r.lsMs as number) <= 200 })
-    rows.push({ name: 'stat of one path', value: r.statMs as number, unit: 'ms' })
-    rows.push({ name: 'peak RSS of the reopening process', value: r.rssMiB as number, unit: 'MiB', target: 300, ok: (r.rssMiB as number) <= 300 })
-
-    // Second writer: replicate the whole volume to b, then both work apart and merge.
-    nodeA = await Node.open(DataDir.open(dirA))
-    a = await nodeA.volume('v')
-    const nodeB = await Node.open(DataDir.open(dirB))
-    const b = await nodeB.volume('v')
     await a.addWriter(b.log.key)
     await b.addWriter(a.log.key)
     // b writes only once the root's log admits its node (spec/protocol.md, "Writer logs"); b sees that at the first sync.
@@ -209,17 +363,17 @@ export async function run(): Promise<Row[]> {
       s1.pipe(s2).pipe(s1)
       return () => { s1.destroy(); s2.destroy() }
     }
-    t = performance.now()
+    let t = performance.now()
     let disconnect = connect()
-    await waitFor(() => caughtUp(b, a), [a, b], 600_000)
-    rows.push({ name: `second writer: first sync of ${FILES} files`, value: (performance.now() - t) / 1000, unit: 's' })
+    await waitFor(() => caughtUp(b, a), [a, b], 3_600_000)
+    rows.push({ name: `second writer: first sync of the ${FILES}-file volume's metadata (one process, no network)`, value: (performance.now() - t) / 1000, unit: 's', note: uptime() })
     disconnect()
 
     /** Both writers work apart, then reconnect until each has applied all of the other's log. */
     const mergeRound = async (label: string, commitMs: number | null, seed: number): Promise<{ sizes: number[][] }> => {
       const from = [a.log.length, b.log.length]
       t = performance.now()
-      const entries = [await offlineOps(a, seed, commitMs), await offlineOps(b, seed + 1, commitMs)]
+      const entries = [await offlineOps(a, lay, seed, commitMs), await offlineOps(b, lay, seed + 1, commitMs)]
       rows.push({ name: `${OPS} offline ops on each writer, ${label}`, value: (performance.now() - t) / 2000, unit: 's per writer', note: `${entries[0]} + ${entries[1]} log entries` })
       const before = [{ ...a.stats }, { ...b.stats }]
       const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
@@ -230,39 +384,82 @@ export async function run(): Promise<Row[]> {
       const mergeS = (performance.now() - t) / 1000
       const cpu = process.cpuUsage(cpu0)
       disconnect()
-      const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k].readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k].applyMs) / 1000).toFixed(2)} s in ${v.stats.applyCalls - before[k].applyCalls} calls, shard loads ${v.tree.shardStats.loads - loads0[k]}`).join('; ')
+      const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k]!.readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k]!.applyMs) / 1000).toFixed(2)} s in ${v.stats.applyCalls - before[k]!.applyCalls} calls, shard loads ${v.tree.shardStats.loads - loads0[k]!}`).join('; ')
       const dump = (v: Volume): string => JSON.stringify([...v.tree.walk('/')].map((s) => [s.path, s.content?.hash, s.mode]))
       const same = dump(a) === dump(b)
       if (!same) throw new Error(`${label}: the writers did not converge`)
-      rows.push({ name: `merge ${OPS}+${OPS} ops on both, ${label} (replication + apply, wall)`, value: mergeS, unit: 's', target: 2, ok: mergeS <= 2, note: `${entries[0]} + ${entries[1]} entries; same state: ${same}; cpu (both writers, one process) ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; ${cost}; load avg ${os.loadavg()[0].toFixed(1)}` })
-      return { sizes: [await blockSizes(a, from[0]), await blockSizes(b, from[1])] }
+      rows.push({ name: `merge ${OPS}+${OPS} ops on both, ${label} (replication + apply, wall)`, value: mergeS, unit: 's', target: 2, ok: mergeS <= 2, note: `${entries[0]} + ${entries[1]} entries; same state: ${same}; cpu (both writers, one process) ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; ${cost}; ${uptime()}` })
+      return { sizes: [await blockSizes(a, from[0]!), await blockSizes(b, from[1]!)] }
     }
     await mergeRound(`logged as the mount does (an entry per ${COMMIT_MS} ms)`, COMMIT_MS, 1)
     if (WORST) {
       const { sizes } = await mergeRound('one entry per op (worst case)', null, 3)
-      const rawMs = await rawReplication(tmp, sizes[0], sizes[1])
-      const merge = rows[rows.length - 1]
-      rows.push({ name: `raw hypercore replication of the same ${sizes[0].length}+${sizes[1].length} blocks, both ways, one process`, value: rawMs / 1000, unit: 's', note: `merge / raw replication = ${(merge.value / (rawMs / 1000)).toFixed(2)}` })
+      const rawMs = await rawReplication(tmp, sizes[0]!, sizes[1]!)
+      const merge = rows[rows.length - 1]!
+      rows.push({ name: `raw hypercore replication of the same ${sizes[0]!.length}+${sizes[1]!.length} blocks, both ways, one process`, value: rawMs / 1000, unit: 's', note: `merge / raw replication = ${(merge.value / (rawMs / 1000)).toFixed(2)}` })
     }
+  } finally {
     await nodeA.close()
     await nodeB.close()
+  }
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+/** The parts, in order; each adds rows (one failing leaves the others' figures). Add yours here. */
+export const PARTS: Record<string, (ctx: Ctx) => Promise<void>> = {
+  import: importPart,
+  cold: coldPart,
+  snapshot: snapshotPart,
+  merge: mergePart,
+}
+
+export async function run(): Promise<Row[]> {
+  const rows: Row[] = []
+  const wanted = (process.env.BENCH_TREE_PARTS ?? Object.keys(PARTS).join(',')).split(',').map((x) => x.trim()).filter(Boolean)
+  for (const p of wanted) if (!PARTS[p]) throw new Error(`BENCH_TREE_PARTS: unknown part "${p}" (${Object.keys(PARTS).join(', ')})`)
+  if (!wanted.includes('import')) throw new Error('BENCH_TREE_PARTS: the other parts need "import" (it makes the volume)')
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-tree-scale-'))
+  try {
+    const lay = layout(FILES)
+    const srcRoot = process.env.BENCH_TREE_SRC ? path.join(process.env.BENCH_TREE_SRC, `files-${FILES}-${DIR_SIZE}-${DEEP_SHARE}`) : path.join(tmp, 'src')
+    log(`making ${FILES} files in ${lay.dirs.length} directories (${lay.flatDirs} of ${DIR_SIZE}, ${lay.deepFiles} files 6 deep) in ${srcRoot}`)
+    const made = makeTree(srcRoot, lay)
+    if (made.files !== FILES) throw new Error(`the source tree holds ${made.files} files, not ${FILES}`)
+    log(`tree made in ${made.secs.toFixed(0)} s (${(made.bytes / 2 ** 20).toFixed(0)} MiB)`)
+    const ctx: Ctx = {
+      tmp, lay, rows, src: path.join(srcRoot, 'tree'), dataA: path.join(tmp, 'a'),
+      restic: has('restic') ? { env: { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: path.join(tmp, 'restic'), RESTIC_CACHE_DIR: path.join(tmp, 'restic-cache') } } : null,
+    }
+    for (const p of wanted) {
+      log(`part ${p} (${uptime()})`)
+      try {
+        await PARTS[p]!(ctx)
+      } catch (err) {
+        if (p === 'import') throw err
+        log(`part ${p} failed: ${err instanceof Error ? err.stack : String(err)}`)
+        rows.push({ name: `tree ${p}: FAILED`, value: NaN, unit: '', note: (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 300) })
+      }
+    }
   } finally {
-    fs.rmSync(tmp, { recursive: true, force: true })
+    if (process.env.BENCH_TREE_KEEP === '1') log(`kept ${tmp}`)
+    else fs.rmSync(tmp, { recursive: true, force: true })
   }
   return rows
 }
 
 async function main(): Promise<void> {
-  const i = process.argv.indexOf('--reopen')
-  if (i >= 0) return reopenChild(process.argv[i + 1])
+  const i = process.argv.indexOf('--open')
+  if (i >= 0) return openChild(process.argv[i + 1]!, process.argv[i + 2]!, process.argv[i + 3]!)
   const rows = await run()
   for (const r of rows) {
     const v = r.unit === 'MiB' || r.unit === 'ms' ? r.value.toFixed(1) : r.value.toFixed(3)
-    console.log(`${r.name.padEnd(62)} ${v.padStart(9)} ${r.unit}${r.target !== undefined ? `  (target ≤ ${r.target}: ${r.ok ? 'ok' : 'MISSED'})` : ''}${r.note ? `  ${r.note}` : ''}`)
+    const base = r.baseline ? `  [${r.baseline}: ${r.baselineValue?.toFixed(3)} ${r.unit}, ratio ${r.ratio?.toFixed(2)}]` : ''
+    console.log(`${r.name.padEnd(62)} ${v.padStart(9)} ${r.unit}${r.target !== undefined ? `  (target ${r.unit === 'files/s' ? '≥' : '≤'} ${r.target}: ${r.ok ? 'ok' : 'MISSED'})` : ''}${base}${r.note ? `  ${r.note}` : ''}`)
   }
   const out = path.join(repoRoot, 'bench', 'results', 'tree-scale.json')
   fs.mkdirSync(path.dirname(out), { recursive: true })
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version }, rows }, null, 2) + '\n')
+  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version }, files: FILES, rows }, null, 2) + '\n')
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

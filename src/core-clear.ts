@@ -1,8 +1,7 @@
-// Clearing blocks of a hypercore (freeing their storage: the own store's eviction, a mirror
-// following drop records, a writer's log past its limit, the cache's eviction) without breaking
-// what this node still serves. Not yet through it: chunk-store.ts compaction (its dropped packs
-// must all go: gc takes a held pack outside the table for a crash leftover) and
-// store-migration.ts (an abandoned store, cleared whole).
+// Clearing blocks of a hypercore (freeing their storage: the own store's eviction and
+// compaction, a mirror following drop records, a writer's log past its limit, the cache's
+// eviction) without breaking what this node still serves. Not through it: store-migration.ts
+// (an abandoned store of the old format, cleared whole: nothing of it is served).
 //
 // Why not core.clear() directly: hypercore 11.37.1's clear(start, end) (lib/session-state.js)
 // also deletes the Merkle tree nodes it thinks no held block needs, walking up from leaf
@@ -30,6 +29,20 @@ function rootDepth(length: number, block: number): number {
   return 0
 }
 
+export interface ClearOptions {
+  /**
+   * The core is a cache's copy of a peer's store (cache.ts): peers upgrade from the owner or a
+   * full copy. A lone even block (its right neighbour not held) may then be cleared too when
+   * hypercore's walk deletes only that pair's two leaf nodes (their parent is a root, or the
+   * parent's sibling is to its right and holds a block) and no peer connected now has this
+   * core at length block+1. Those leaves are in no proof of a held block (the leaf of the
+   * unheld neighbour is the cleared block's uncle, and the other way round); what is lost is
+   * upgrading a peer whose copy stopped at exactly block+1 from this copy (hypercore no longer
+   * offers it: the root of that length is gone), which it does from the owner or a full copy.
+   */
+  cache?: boolean
+}
+
 /**
  * Clears blocks [start, end) of the core (hypercore `clear`) and returns how many held blocks
  * of the range were left (0: all of it cleared). No tree node is deleted: beyond held blocks'
@@ -40,21 +53,10 @@ function rootDepth(length: number, block: number): number {
  * cleared from an even start (an odd run start takes the unheld block before it along); a
  * block that can't be (an even one alone, an odd one whose left neighbour outside the range is
  * held) stays, and a later clear of its neighbours may take it. Tree nodes are ~40 bytes each.
- *
- * plain: hypercore's clear as it is (the cache's copies of peers' stores, cache.ts: refusing
- * clears there made the cache evict packs being read; its copies are rarely what a peer reads
- * from, see NOTES).
+ * (opts.cache: a cache's copy may also lose a lone even block, see ClearOptions.)
  */
-export async function clearBlocks(core: Hypercore, start: number, end = start + 1, plain = false): Promise<number> {
+export async function clearBlocks(core: Hypercore, start: number, end = start + 1, opts: ClearOptions = {}): Promise<number> {
   end = Math.min(end, core.length)
-  if (plain) {
-    if (start < end) await core.clear(start, end)
-    return 0
-  }
-  return clearKeepingTree(core, start, end)
-}
-
-async function clearKeepingTree(core: Hypercore, start: number, end: number): Promise<number> {
   let left = 0
   for (let i = start; i < end;) {
     if (!(await core.has(i))) {
@@ -73,9 +75,18 @@ async function clearKeepingTree(core: Hypercore, start: number, end: number): Pr
     }
     if (a < j) {
       if (rootDepth(core.length, a) === 0 || (a + 1 < core.length && (await core.has(a + 1)))) await core.clear(a, j)
+      else if (opts.cache && (await loneLeavesOnly(core, a))) await core.clear(a, a + 1)
       else left += j - a // a lone even block: its clear would delete its own and its neighbour's node
     }
     i = j
   }
   return left
+}
+
+/** Whether clearing lone even block a (a+1 not held) deletes only the leaves of a and a+1, and no peer is at length a+1. */
+async function loneLeavesOnly(core: Hypercore, a: number): Promise<boolean> {
+  if (core.peers.some((p) => (p as { remoteLength?: number }).remoteLength === a + 1)) return false
+  if (rootDepth(core.length, a) === 1) return true // their parent is a root: the walk stops there
+  if (a % 4 !== 0) return false // the parent's sibling is to its left: the walk would go on (and delete it)
+  return (a + 2 < core.length && (await core.has(a + 2))) || (a + 3 < core.length && (await core.has(a + 3)))
 }

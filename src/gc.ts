@@ -47,7 +47,12 @@ export interface GcReport {
   collectable: { objects: number; bytes: number }
   /** What was (or, dry run, would be) removed. */
   removed: { objects: number; bytes: number }
-  packs: { total: number; rewritten: number }
+  /**
+   * Packs of the store, packs rewritten (dropped) by this run, and dropped packs whose blocks
+   * stay held after it (clearing them would delete Merkle tree nodes peers need, spec/gc.md 3;
+   * tried again by each run).
+   */
+  packs: { total: number; rewritten: number; leftHeld: number }
   moved: { objects: number; bytes: number }
   /** `du` of the data dir, bytes (after: null in a dry run). */
   disk: { before: number; after: number | null }
@@ -153,7 +158,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
       unreferenced: { objects: 0, bytes: 0 },
       collectable: { objects: 0, bytes: 0 },
       removed: { objects: 0, bytes: 0 },
-      packs: { total: chunks.packCount, rewritten: 0 },
+      packs: { total: chunks.packCount, rewritten: 0, leftHeld: 0 },
       moved: { objects: 0, bytes: 0 },
       disk: { before: diskBefore, after: null },
       ms: 0,
@@ -180,15 +185,16 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
       }
       keep.set(loc.pack, (keep.get(loc.pack) ?? 0) + loc.length)
     }
-    // Packs worth rewriting, most garbage first; and held packs nothing lives in any more
-    // (a compaction cut by a crash after its moves or its drop record).
+    // Packs worth rewriting, most garbage first; and held packs nothing lives in any more that
+    // no drop record names (a compaction cut by a crash after its moves). A held pack a drop
+    // record names only waits for its clear (clearDropped below), not for a new record.
     const victims: { pack: number; garbage: number }[] = []
     for (const [pack, bytes] of total) {
       const garbage = bytes - (keep.get(pack) ?? 0)
       if (garbage > 0 && garbage >= minGarbage * bytes) victims.push({ pack, garbage })
     }
     for (let p = 0; p < chunks.packCount; p++) {
-      if (!total.has(p) && (await chunks.holdsPack(p)) && !(await chunks.isDropRecord(p))) victims.push({ pack: p, garbage: 0 })
+      if (!total.has(p) && !chunks.isDropped(p) && (await chunks.holdsPack(p)) && !(await chunks.isDropRecord(p))) victims.push({ pack: p, garbage: 0 })
     }
     victims.sort((a, b) => b.garbage - a.garbage || a.pack - b.pack)
     const chosen = victims.slice(0, opts.maxPacks ?? victims.length)
@@ -215,13 +221,16 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
         report.removed.bytes += r.droppedBytes
         progress(`gc: ${Math.min(at + PACKS_PER_TURN, chosen.length)} of ${chosen.length} packs rewritten, ${report.removed.objects} objects removed`)
       }
+      // Dropped packs still held (this run's or earlier ones' left clears, a crash before the clear).
+      const dropped = await chunks.clearDropped()
+      report.packs.leftHeld = dropped.left
       // Collectable objects left in packs not rewritten stay collectable (no new grace).
       for (const { key } of chunks.objects()) if (collectable.has(key.toString('hex'))) nextMarks.mark(key, 0)
       await nextMarks.write(marksFile)
       await chunks.flush()
       const compacting = Date.now()
       report.phases.rewrite = compacting - rewriting
-      if (!opts.noCompact && report.packs.rewritten > 0) {
+      if (!opts.noCompact && report.packs.rewritten + dropped.cleared > 0) {
         progress('gc: compacting the database (RocksDB) so that the space comes back')
         await ChunkStore.compactStorage(node.store)
       }

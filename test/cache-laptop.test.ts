@@ -161,7 +161,17 @@ describe(`a laptop with a ${BUDGET / MiB} MiB cache budget reading a ${50 * SCAL
     assert.ok(s.pinnedBytes >= (6 * SCALE + 2) * MiB, `pinned ${s.pinnedBytes}`)
   })
 
+  /** The first file read whose content the laptop no longer holds whole (a pack the cache could not clear yet, e.g. beside a pinned one, stays: src/core-clear.ts). */
+  let evicted = ''
   test('with every peer stopped and the laptop restarted: the pinned tree reads, an evicted file gives EIO within the timeout', { timeout: 120_000 * SCALE }, async () => {
+    for (const p of other) {
+      const w = JSON.parse((await c.run('laptop', ['where', '--json', VOL, p])).stdout) as { storedBytes: number; here: { bytes: number } }
+      if (w.here.bytes < w.storedBytes) {
+        evicted = p
+        break
+      }
+    }
+    assert.ok(evicted, 'some file read first is evicted')
     const before = await status()
     await c.stop('desktop', 'closet')
     // A restart empties the memory caches (decrypted chunks, recent packs): what reads now is on disk.
@@ -183,7 +193,6 @@ describe(`a laptop with a ${BUDGET / MiB} MiB cache budget reading a ${50 * SCAL
       assert.equal(r.code, 0, `pinned ${p} offline: ${r.out}`)
       assert.equal(r.out.split(' ')[0], files.get(p), `pinned ${p} content offline`)
     }
-    const evicted = other[0]! // read first, least recently used: long gone
     const r = await readSha(evicted)
     assert.notEqual(r.code, 0, `${evicted} read offline although evicted: ${r.out}`)
     assert.match(r.out, /Input\/output error/)
@@ -194,7 +203,6 @@ describe(`a laptop with a ${BUDGET / MiB} MiB cache budget reading a ${50 * SCAL
 
   test('the evicted file reads again once a peer (the closet, with its replica of the desktop\'s store) is back', { timeout: 120_000 }, async () => {
     await c.start('closet')
-    const evicted = other[0]!
     await eventually(`${evicted} readable again`, async () => {
       const r = await readSha(evicted)
       return r.code === 0 && r.out.split(' ')[0] === files.get(evicted)

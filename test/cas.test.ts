@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import Corestore from 'corestore'
-import { expandKey, randomBytes } from '../src/crypto.js'
+import { expandKey, hash, randomBytes } from '../src/crypto.js'
 import {
   Cas, ChunkStore, Chunker, CorruptContentError, MissingContentError, MAX_CHUNK, MIN_CHUNK,
   ManifestBuilder, casKeys, decodeManifestNode, encodeManifestNode, openObject, sealObject, plainHash, type FileRef
@@ -589,14 +589,19 @@ test('the pack table file: saved at close, used at open, caught up after a crash
     const foreign = fs.readFileSync(path.join(otherDir, TABLE_FILE_NAME))
     const flipped = Buffer.from(good)
     flipped[200]! ^= 0x10
-    const version2 = Buffer.from(good)
-    version2.writeUInt32LE(2, 8)
+    const version3 = Buffer.from(good)
+    version3.writeUInt32LE(3, 8)
+    // A version 1 file (slots without the dropped packs' bitmap): read as absent, the index is read once.
+    const v1Body = Buffer.from(good.subarray(0, good.length - 32 - 4))
+    v1Body.writeUInt32LE(1, 8)
+    const version1 = Buffer.concat([v1Body, hash(v1Body)])
     const cases: Array<[string, Buffer, RegExp]> = [
       ['empty', Buffer.alloc(0), /not a pack table file/],
       ['garbage', randomBytes(5000), /not a pack table file/],
       ['truncated', good.subarray(0, Math.floor(good.length / 2)), /digest/],
       ['a flipped bit', flipped, /digest/],
-      ['a future version', version2, /version 2/],
+      ['a future version', version3, /version 3/],
+      ['version 1 (no dropped packs)', version1, /version 1 table file/],
       ['another store', foreign, /another store/],
       ['another history (tree hash)', encodeTableFile(table, { ...coverage, treeHash: randomBytes(32) }), /another index history/],
       ['beyond the index', encodeTableFile(table, { ...coverage, length: coverage.length + 5 }), /covers \d+ index blocks/]

@@ -111,3 +111,44 @@ test("an owner that evicts its oldest packs still upgrades a peer whose copy sto
     cleanup()
   }
 })
+
+test('a cache\'s copy clears a lone even pack when only its pair\'s leaves go, and still serves every pack it holds', async () => {
+  const { dir, cleanup } = tempDir('bazil-core-clear-')
+  const origin = new Corestore(path.join(dir, 'origin'))
+  const cache = new Corestore(path.join(dir, 'cache'))
+  const reader = new Corestore(path.join(dir, 'reader'))
+  try {
+    const packs = origin.get({ name: 'packs' })
+    await packs.ready()
+    for (let i = 0; i < BLOCKS; i++) await packs.append(Buffer.from(`pack ${i}`))
+    // The cache read some packs (a sparse copy), then the origin went away.
+    const up = link(origin, cache)
+    const copy = cache.get({ key: packs.key })
+    await copy.ready()
+    await copy.update({ wait: true })
+    await copy.download({ blocks: [4, 6, 7, 8, 9, 10, 13] }).done()
+    up.destroy()
+    // 4: its neighbour 5 is not held, the pair's parent's sibling (6-7) is to its right and held.
+    assert.equal(await clearBlocks(copy, 4), 1, 'not cleared for an owner or a keeper')
+    assert.equal(await clearBlocks(copy, 4, 5, { cache: true }), 0, 'cleared in a cache')
+    // 10: the pair's parent's sibling (8-9) is to its left: hypercore's walk would delete it.
+    assert.equal(await clearBlocks(copy, 10, 11, { cache: true }), 1)
+    const held = await heldBlocks(copy)
+    assert.deepEqual(held, [6, 7, 8, 9, 10, 13])
+    const down = link(cache, reader)
+    const theirs = reader.get({ key: packs.key })
+    await theirs.ready()
+    await theirs.update({ wait: true })
+    for (const i of held) {
+      const block = await theirs.get(i, { timeout: 10_000 }).catch((err: Error) => assert.fail(`pack ${i}, held by the cache: ${err.message} (stream: ${down.errors.join('; ') || 'open'})`))
+      assert.equal(block?.toString(), `pack ${i}`)
+    }
+    assert.deepEqual(down.errors, [], 'the cache never destroyed the connection')
+    down.destroy()
+  } finally {
+    await reader.close()
+    await cache.close()
+    await origin.close()
+    cleanup()
+  }
+})

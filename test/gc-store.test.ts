@@ -187,3 +187,43 @@ test('a victim pack not held here (evicted once safe elsewhere) is dropped only 
     })
   })
 })
+
+test('a dropped pack whose clear would delete tree nodes peers need stays held, remembered as dropped (table file and index), and is cleared once a neighbour\'s clear allows it', async () => {
+  await withDir(async (dir) => {
+    const all = objects(400) // ~8 packs
+    let records = 0
+    await session(dir, async (chunks, store) => {
+      await chunks.put(all)
+      await chunks.flush()
+      assert.ok(chunks.packCount >= 6, `${chunks.packCount} packs`)
+      // Pack 3: its left neighbour (2) is held, so clearing it alone would delete pack 2's tree nodes.
+      const r = await chunks.rewritePacks([3], () => false)
+      assert.equal(r.packs, 1)
+      assert.equal(r.left, 1, 'its block stays held')
+      assert.equal(await chunks.holdsPack(3), true)
+      assert.equal(chunks.isDropped(3), true)
+      assert.equal(chunks.isDropped(2), false)
+      const index = store.get({ name: PACK_INDEX_CORE_NAME })
+      await index.ready()
+      records = index.length
+      await index.close()
+    })
+    for (const from of ['file', 'index'] as const) {
+      if (from === 'index') fs.rmSync(path.join(dir, TABLE_FILE_NAME))
+      await session(dir, async (chunks) => {
+        assert.equal(chunks.load.source, from)
+        assert.equal(chunks.isDropped(3), true, `remembered as dropped (${from})`)
+        assert.deepEqual(await chunks.clearDropped(), { cleared: 0, left: 1 }, 'still not clearable')
+        assert.equal(chunks.packCount, records, 'no new drop record')
+      })
+    }
+    await session(dir, async (chunks) => {
+      // Pack 2 dropped and cleared (its right neighbour 3 is held): now 3 can go too.
+      const r = await chunks.rewritePacks([2], () => false)
+      assert.deepEqual([r.packs, r.left], [1, 0])
+      assert.deepEqual(await chunks.clearDropped(), { cleared: 1, left: 0 })
+      assert.deepEqual([await chunks.holdsPack(2), await chunks.holdsPack(3)], [false, false])
+      assert.equal(await chunks.holdsPack(4), true)
+    })
+  })
+})

@@ -52,6 +52,7 @@ export function describeReport(r: GcReport): string[] {
     `store: ${r.stored.objects} objects, ${mib(r.stored.bytes)}; unreferenced ${r.unreferenced.objects} (${mib(r.unreferenced.bytes)}), past the grace period ${r.collectable.objects} (${mib(r.collectable.bytes)})`,
     `${verb} ${r.removed.objects} objects (${mib(r.removed.bytes)}) from ${r.packs.rewritten} of ${r.packs.total} packs, moving ${r.moved.objects} live objects (${mib(r.moved.bytes)})`
   ]
+  if (r.packs.leftHeld > 0) lines.push(`${r.packs.leftHeld} dropped packs stay on disk for now: clearing them would delete Merkle tree nodes peers need to verify what this node still serves (spec/gc.md 3)`)
   lines.push(r.disk.after === null ? `disk: ${mib(r.disk.before)} (data dir)` : `disk: ${mib(r.disk.before)} -> ${mib(r.disk.after)} (data dir)`)
   return lines
 }

@@ -39,6 +39,10 @@ export class CacheLedger {
     return this.entries.has(`${core}:${pack}`)
   }
 
+  get(core: string, pack: number): LedgerEntry | null {
+    return this.entries.get(`${core}:${pack}`) ?? null
+  }
+
   /** Marks a held pack used now (the newest); false if it is not in the ledger. */
   touch(core: string, pack: number, now = Date.now()): boolean {
     const key = `${core}:${pack}`

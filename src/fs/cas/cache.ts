@@ -1,8 +1,9 @@
 // The cache: content this node read from peers' stores stays in its local copies of their
 // `packs` cores (remote-store.ts). This module accounts for it (which packs are held, their
 // bytes, their last use: cache-ledger.ts) and keeps it within the budget (`bazil cache size`,
-// cache-size.ts) by clearing the least recently used packs (hypercore `clear`, then a RocksDB
-// compaction of the core's range so that the disk space comes back). Never cleared: packs
+// cache-size.ts) by clearing the least recently used packs (through src/core-clear.ts, which
+// keeps the Merkle tree nodes peers need: a pack it can't clear yet stays, counted; then a
+// RocksDB compaction of the core's range so that the disk space comes back). Never cleared: packs
 // holding content a pin references (cache-pins.ts) or a mount has open (cache-holds.ts).
 // Pinned packs do not count against the budget. The own store (content written here) is not
 // touched: it leaves only through the copy rule (issue 11), not through this module.
@@ -11,18 +12,21 @@ import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import { replaceFile } from '../../atomic-file.js'
 import type { Log } from '../../log.js'
-import { CacheLedger } from './cache-ledger.js'
+import { CacheLedger, type LedgerEntry } from './cache-ledger.js'
 import { DEFAULT_BUDGET, budgetBytes, formatBytes, readBudget, writeBudget, type BudgetSpec } from './cache-size.js'
 import type { Holder, PinSet } from './cache-holds.js'
 import type { RemoteStores } from './remote-store.js'
 import { clearBlocks } from '../../core-clear.js'
 import { Coalesced } from '../../coalesced.js'
 import { effectiveBudget } from './cache-headroom.js'
+import { followDrops } from './cache-drops.js'
 
 /** How often the ledger is written when it changed (and at close). */
 const SAVE_MS = 30_000
 /** How often the stores are looked at for copies opened since (new sources) and the budget re-resolved. */
 const POLL_MS = 5_000
+/** How often the connected sources' new index blocks (drop records) are fetched when nothing read them. */
+const INDEX_CATCH_UP_MS = 15_000
 
 export interface CacheStatus {
   /** The budget as set (`20GiB`, `10%`) and whether it is the default. */
@@ -41,6 +45,12 @@ export interface CacheStatus {
   /** The last eviction: packs and bytes cleared, and how long it took (clear + compaction). */
   lastEviction: { packs: number; bytes: number; ms: number; at: number } | null
   evictedBytes: number
+  /**
+   * Of cachedBytes, bytes the last eviction could not clear: clearing those packs now would
+   * delete Merkle tree nodes peers need to verify blocks this node serves (src/core-clear.ts).
+   * They are cleared by a later eviction once a neighbour's clear allows it.
+   */
+  keptBytes: number
 }
 
 export interface CacheOptions {
@@ -74,6 +84,8 @@ export class ContentCache {
   private pinnedBytes = 0
   private lastEviction: CacheStatus['lastEviction'] = null
   private evictedTotal = 0
+  /** Bytes the last eviction had to leave held (clearBlocks refused: tree nodes peers need). */
+  private keptBytes = 0
 
   private constructor(
     private readonly store: Corestore,
@@ -114,6 +126,7 @@ export class ContentCache {
     cache.pollTimer = setInterval(() => {
       void cache.attachAll(false)
       cache.refreshBudget()
+      void cache.followDrops()
     }, POLL_MS)
     cache.pollTimer.unref()
     return cache
@@ -167,7 +180,8 @@ export class ContentCache {
       pinnedBytes: this.pinnedBytes,
       cachedBytes: this.ledger.bytes - this.pinnedBytes,
       lastEviction: this.lastEviction,
-      evictedBytes: this.evictedTotal
+      evictedBytes: this.evictedTotal,
+      keptBytes: this.keptBytes
     }
   }
 
@@ -236,13 +250,19 @@ export class ContentCache {
 
   // ---- eviction ------------------------------------------------------------------------------
 
-  /** Packs never cleared: those of pinned content, and (unless `pinsOnly`) of files mounts have open. */
-  private async protectedPacks(pinsOnly: boolean): Promise<Map<string, Set<number>>> {
+  /** Addresses (hex) of pinned content, and (unless `pinsOnly`) of files mounts have open. */
+  private async protectedAddresses(pinsOnly: boolean): Promise<Set<string>> {
     const addresses = new Set<string>()
     const sets: Promise<Set<string>>[] = []
     if (this.pins) sets.push(this.pins.pinnedAddresses())
     if (!pinsOnly) for (const h of this.holders) sets.push(h.heldAddresses())
     for (const s of await Promise.all(sets)) for (const a of s) addresses.add(a)
+    return addresses
+  }
+
+  /** Packs never cleared: those of pinned content, and (unless `pinsOnly`) of files mounts have open. */
+  private async protectedPacks(pinsOnly: boolean): Promise<Map<string, Set<number>>> {
+    const addresses = await this.protectedAddresses(pinsOnly)
     if (addresses.size === 0) return new Map()
     return this.remote.packsOf([...addresses].map((a) => Buffer.from(a, 'hex')))
   }
@@ -280,22 +300,45 @@ export class ContentCache {
     const cleared = new Map<string, Hypercore>()
     let packs = 0
     let bytes = 0
+    let kept = 0
+    const mayGo = (core: string, e: LedgerEntry | null): e is LedgerEntry => e !== null && !held.get(core)?.has(e.pack) && e.at < started
     for (const e of this.ledger.oldestFirst()) {
       if (over <= 0 || this.closed) break
       // Used since this run began (touch() updates the entry in place): a read needs it now.
-      if (held.get(e.core)?.has(e.pack) || e.at >= started) continue
+      // (Gone from the ledger: cleared with its neighbour already.)
+      if (!this.ledger.has(e.core, e.pack) || !mayGo(e.core, e)) continue
       const core = this.cores.get(e.core)
       if (!core || this.opts.kept?.(core.key)) continue
-      // Through the sources (reads of the pack wait for the clear; a pack being read is skipped).
-      const done = await this.remote.clearPack(core.key, e.pack)
-      if (done === false) continue
-      if (done === null) await clearBlocks(core, e.pack, e.pack + 1, true)
-      this.ledger.remove(e.core, e.pack)
-      cleared.set(e.core, core)
-      over -= e.bytes
-      packs++
-      bytes += e.bytes
+      // Cleared through clearBlocks (src/core-clear.ts), which keeps every Merkle tree node
+      // peers need: an odd pack whose left neighbour is held goes with that neighbour (alone,
+      // its clear would delete the neighbour's nodes) when the neighbour may go too.
+      let start = e.pack
+      if (e.pack % 2 === 1 && mayGo(e.core, this.ledger.get(e.core, e.pack - 1))) start = e.pack - 1
+      // Through the sources (reads of the packs wait for the clear; packs being read are skipped).
+      const done = (await this.remote.clearPack(core.key, start, e.pack + 1)) ?? (await clearBlocks(core, start, e.pack + 1, { cache: true }) > 0 ? 'kept' : 'cleared')
+      if (done === 'busy') continue
+      for (let p = start; p <= e.pack; p++) {
+        if (await core.has(p)) continue
+        const gone = this.ledger.remove(e.core, p)
+        if (!gone) continue
+        cleared.set(e.core, core)
+        over -= gone.bytes
+        packs++
+        bytes += gone.bytes
+      }
+      if (await core.has(e.pack)) {
+        // Left held (clearing it now would delete tree nodes peers need, e.g. its neighbour is
+        // pinned; a later neighbour's clear may allow it): still on disk and counted, so the
+        // next least recently used pack goes in its place (never one used since this run
+        // began, open in a mount or being read: those are skipped above).
+        kept += e.bytes
+        const near = [e.pack - 2, e.pack - 1, e.pack + 1, e.pack + 2, e.pack + 3].filter((p) => p >= 0 && p < core.length)
+        const heldNear: number[] = []
+        for (const p of near) if (await core.has(p)) heldNear.push(p)
+        this.log('debug', `cache: pack ${e.pack} of store ${e.core.slice(0, 16)}… stays (clearing it now would delete Merkle tree nodes peers need; neighbours held: ${heldNear.join(',') || 'none'}; length ${core.length})`)
+      }
     }
+    this.keptBytes = kept
     // RocksDB frees a cleared range's space when it compacts it: ask for it now.
     for (const core of cleared.values()) await core.compact().catch(() => {})
     if (packs === 0) {
@@ -308,6 +351,40 @@ export class ContentCache {
     this.log('info', `cache: evicted ${packs} packs (${formatBytes(bytes)}) of peers' stores in ${ms} ms to stay within the budget of ${formatBytes(budget)}${budget < this.budget ? ` (${formatBytes(this.budget)} set; less while the disk is nearly full)` : ''}; held now ${formatBytes(this.ledger.bytes)} (${formatBytes(this.pinnedBytes)} pinned)`)
     void this.save()
   }
+
+  /**
+   * Clears the packs owners dropped that the copies still hold (cache-drops.ts), once what pins
+   * and open files need of them is held where it moved. Every poll; concurrent calls share one
+   * run. Never throws.
+   */
+  followDrops(): Promise<void> {
+    return this.dropPasses.run()
+  }
+
+  private lastIndexCatchUp = 0
+
+  private readonly dropPasses = new Coalesced(async () => {
+    if (Date.now() - this.lastIndexCatchUp >= INDEX_CATCH_UP_MS) {
+      this.lastIndexCatchUp = Date.now()
+      await this.remote.catchUpIndexes() // the owners' drop records (a read that misses would fetch them too)
+    }
+    const touched = new Map<string, Hypercore>()
+    let bytes = 0
+    const r = await followDrops(this.remote, await this.protectedAddresses(false), (key, pack) => {
+      const hex = key.toString('hex')
+      const gone = this.ledger.remove(hex, pack)
+      if (gone) bytes += gone.bytes
+      const core = this.cores.get(hex)
+      if (core) touched.set(hex, core)
+    }, (key) => this.opts.kept?.(key) === true)
+    for (const core of touched.values()) await core.compact().catch(() => {})
+    if (r.cleared > 0) {
+      this.log('info', `cache: cleared ${r.cleared} packs (${formatBytes(bytes)}) of peers' stores their owners dropped${r.waiting ? `; ${r.waiting} wait until what pins or open files need of them is held where it moved` : ''}`)
+      void this.save()
+    }
+  }, (err) => {
+    if (!this.closed) this.log('warn', `cache: following drop records failed: ${err.message}`)
+  }, () => this.closed)
 
   /** Writes the ledger if it changed (serialized; a failure is logged). */
   save(): Promise<void> {
@@ -323,6 +400,7 @@ export class ContentCache {
   async close(): Promise<void> {
     if (this.closed) return
     await this.evictions.current
+    await this.dropPasses.current
     this.closed = true
     if (this.saveTimer) clearInterval(this.saveTimer)
     if (this.pollTimer) clearInterval(this.pollTimer)

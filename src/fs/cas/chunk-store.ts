@@ -14,6 +14,7 @@ import { SharedLoads } from './shared-loads.js'
 import { migrateLegacyStore } from './store-migration.js'
 import { TABLE_FILE_NAME, encodeTableFile, readTableFile } from './table-file.js'
 import { replaceFile } from '../../atomic-file.js'
+import { clearBlocks } from '../../core-clear.js'
 
 export const PACKS_CORE_NAME = 'packs'
 export const PACK_INDEX_CORE_NAME = 'pack-index'
@@ -71,8 +72,14 @@ export interface StoreLoad {
 
 /** What one rewritePacks() did. */
 export interface RewriteResult {
-  /** Packs dropped (cleared). */
+  /** Packs dropped (a drop record names them; cleared, but for `left`). */
   packs: number
+  /**
+   * Of those, packs whose block stays held: clearing it now would delete Merkle tree nodes
+   * peers need (src/core-clear.ts). They are dropped all the same (the table forgets them);
+   * clearDropped() tries again later.
+   */
+  left: number
   movedObjects: number
   movedBytes: number
   /** Objects forgotten (unreferenced), and their bytes. */
@@ -435,7 +442,7 @@ export class ChunkStore {
    * Compacts packs (spec/gc.md, "Compaction"): appends the live objects still located in
    * `victims` to new packs (and their index blocks), then a drop record naming the victims at
    * the next position of both cores, forgets the victims' other objects and clears the victims'
-   * blocks. A crash at any step loses nothing (spec/gc.md). `crashAfter` (tests) stops there
+   * blocks through clearBlocks (a victim it can't clear yet stays held, dropped: `left`). A crash at any step loses nothing (spec/gc.md). `crashAfter` (tests) stops there
    * with an error, as a crash would.
    */
   rewritePacks(victims: number[], isLive: (address: Buffer) => boolean, opts: { crashAfter?: 'moved' | 'record' } = {}): Promise<RewriteResult> {
@@ -444,7 +451,7 @@ export class ChunkStore {
       if (this.writeError) throw this.writeError
       if (this.index.length !== this.packs.length) throw new Error(`cas store: ${this.packs.length} packs, ${this.index.length} index blocks`)
       const sorted = [...new Set(victims)].sort((a, b) => a - b).filter((p) => p < this.packs.length)
-      const result: RewriteResult = { packs: 0, movedObjects: 0, movedBytes: 0, droppedObjects: 0, droppedBytes: 0 }
+      const result: RewriteResult = { packs: 0, left: 0, movedObjects: 0, movedBytes: 0, droppedObjects: 0, droppedBytes: 0 }
       if (sorted.length === 0) return result
       const live: Buffer[] = []
       const dropped: number[] = []
@@ -506,10 +513,37 @@ export class ChunkStore {
         this.table.dropPacks(part)
       }
       if (opts.crashAfter === 'record') throw new Error('cas store: stopped after the drop record (test)')
-      for (const [start, end] of ranges(dropped)) await this.packs.clear(start, end)
-      for (const p of dropped) this.packCache.delete(p)
+      result.left = await this.clearPacks(dropped)
       result.packs = dropped.length
       return result
+    })
+  }
+
+  /** Clears these packs' blocks (sorted) as far as clearBlocks can; returns how many stay held. */
+  private async clearPacks(sorted: number[]): Promise<number> {
+    let left = 0
+    for (const [start, end] of ranges(sorted)) left += await clearBlocks(this.packs, start, end)
+    for (const p of sorted) this.packCache.delete(p)
+    return left
+  }
+
+  /** Whether a drop record of this store names pack p (the table forgot its objects). */
+  isDropped(p: number): boolean {
+    return this.table.dropped.has(p)
+  }
+
+  /**
+   * Clears the blocks of dropped packs still held (a clear left earlier for the tree nodes
+   * peers needed, which a neighbour's clear since may allow; or a compaction cut by a crash
+   * after its drop record). No drop record is written: only the clear was left. Returns the
+   * packs cleared now and those still held.
+   */
+  clearDropped(): Promise<{ cleared: number; left: number }> {
+    return this.inTurn(async () => {
+      const held: number[] = []
+      for (const p of this.table.dropped) if (p < this.packs.length && (await this.packs.has(p))) held.push(p)
+      const left = held.length > 0 ? await this.clearPacks(held) : 0
+      return { cleared: held.length - left, left }
     })
   }
 

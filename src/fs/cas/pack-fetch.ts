@@ -45,18 +45,26 @@ export class PackFetcher {
   private readonly clearing = new Map<string, Promise<void>>()
 
   /**
-   * Clears pack `seq` of this node's copy of the source (cache eviction; cache.ts), unless a
-   * read or fetch of it is in flight (false: try another pack). Reads of it meanwhile wait.
+   * Clears packs [start, end) of this node's copy of the source (cache eviction; cache.ts)
+   * through clearBlocks (src/core-clear.ts: no Merkle tree node a peer needs is deleted):
+   * 'busy' when a read or fetch of one of them is in flight (nothing cleared: try others),
+   * 'kept' when clearBlocks left one of them held (clearing it now would delete tree nodes),
+   * 'cleared' otherwise. Reads of them meanwhile wait.
    */
-  async clear(s: PackSource, seq: number): Promise<boolean> {
-    const key = `${s.id}:${seq}`
-    if (this.packReads.loading(key) || this.packFetches.loading(key) || this.clearing.has(key)) return false
-    const p = clearBlocks(s.packs, seq, seq + 1, true).then(() => true)
-    this.clearing.set(key, p.then(() => {}, () => {}))
+  async clear(s: PackSource, start: number, end = start + 1): Promise<'cleared' | 'busy' | 'kept'> {
+    const keys: string[] = []
+    for (let seq = start; seq < end; seq++) {
+      const key = `${s.id}:${seq}`
+      if (this.packReads.loading(key) || this.packFetches.loading(key) || this.clearing.has(key)) return 'busy'
+      keys.push(key)
+    }
+    const p = clearBlocks(s.packs, start, end, { cache: true }).then((left) => (left > 0 ? 'kept' as const : 'cleared' as const))
+    const settled = p.then(() => {}, () => {})
+    for (const key of keys) this.clearing.set(key, settled)
     try {
       return await p
     } finally {
-      this.clearing.delete(key)
+      for (const key of keys) this.clearing.delete(key)
     }
   }
 

@@ -10,6 +10,7 @@
 // collision shows as a failed read, never as other content.
 
 import type { IndexRecord } from './pack-codec.js'
+import { PackBits } from './pack-bits.js'
 
 export interface PackLocation {
   pack: number
@@ -29,6 +30,11 @@ export class PackTable {
   private mask: number
   private count = 0
   private lengthSum = 0
+  /**
+   * Every pack a drop record named (dropPacks): the owner dropped it, whether or not its block
+   * is still held (spec/gc.md section 3: a clear left for the tree nodes peers need).
+   */
+  dropped = new PackBits()
 
   constructor(expected = 0) {
     let n = FIRST_SLOTS
@@ -97,9 +103,12 @@ export class PackTable {
   /**
    * Forgets every object located in one of `packs` (a drop record, spec/gc.md). One pass over
    * the slots, then the survivors are placed again. Returns how many objects and bytes went.
+   * `retired`: where the forgotten locations go (a copy of a peer's store that still holds a
+   * dropped pack reads from it until the objects are held where they moved: remote-store.ts).
    */
-  dropPacks(packs: Iterable<number>): { objects: number; bytes: number } {
+  dropPacks(packs: Iterable<number>, retired?: PackTable): { objects: number; bytes: number } {
     const dead = new Set(packs)
+    for (const p of dead) this.dropped.add(p)
     const old = this.slots
     let objects = 0
     let bytes = 0
@@ -107,6 +116,11 @@ export class PackTable {
       if (old[at + 6] !== 0 && dead.has(old[at + 4]!)) {
         objects++
         bytes += old[at + 6]!
+        if (retired) {
+          const key = Buffer.allocUnsafe(KEY_BYTES)
+          for (let w = 0; w < 4; w++) key.writeUInt32LE(old[at + w]!, 4 * w)
+          retired.set(key, { pack: old[at + 4]!, offset: old[at + 5]!, length: old[at + 6]! })
+        }
       }
     }
     if (objects === 0) return { objects, bytes }
@@ -173,7 +187,7 @@ export class PackTable {
    * A table from slots slotWords gave (e.g. saved in a file): a power-of-two number of slots,
    * at least the first size, at most 3/4 used, `count` of them used. Throws otherwise.
    */
-  static fromSlots(slots: Uint32Array): PackTable {
+  static fromSlots(slots: Uint32Array, dropped: PackBits = new PackBits()): PackTable {
     const n = slots.length / SLOT_WORDS
     if (!Number.isInteger(n) || n < FIRST_SLOTS || (n & (n - 1)) !== 0) throw new Error(`pack table: ${slots.length} words are not a table`)
     let count = 0
@@ -190,6 +204,7 @@ export class PackTable {
     table.mask = n - 1
     table.count = count
     table.lengthSum = lengthSum
+    table.dropped = dropped
     return table
   }
 
@@ -219,12 +234,12 @@ function isU32(n: number): boolean {
  * record forgets what is still located in the packs it names. Throws when the block is not
  * at its own position.
  */
-export function applyIndexRecord(table: PackTable, seq: number, rec: IndexRecord): void {
+export function applyIndexRecord(table: PackTable, seq: number, rec: IndexRecord, retired?: PackTable): void {
   if (rec.kind === 'pack') {
     if (rec.pack !== seq) throw new Error(`indexes pack ${rec.pack}`)
     for (const e of rec.entries) table.set(e.address, { pack: seq, offset: e.offset, length: e.length })
   } else {
     if (rec.position !== seq) throw new Error(`is a drop record of position ${rec.position}`)
-    table.dropPacks(rec.packs)
+    table.dropPacks(rec.packs, retired)
   }
 }

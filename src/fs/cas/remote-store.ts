@@ -259,15 +259,18 @@ export class RemoteStores {
       try {
         if (s.index.unusable) continue
         await s.index.catchUpLocal()
-        const loc = s.index.get(address)
-        if (!loc) continue
-        const pack = await this.packs.localPack(s, loc.pack)
-        if (!pack) continue
-        const object = this.packs.slice(s, pack, loc, address)
-        if (!object) continue
-        if (s.owner) this.answered.set(address.toString('hex'), s.owner)
-        this.onPackRead?.(s.packs.key, loc.pack)
-        return object
+        // Where the index places it now; else a dropped pack the copy still holds (until the
+        // object is held where it moved: cache-drops.ts).
+        for (const loc of [s.index.get(address), s.index.retired.get(address)]) {
+          if (!loc) continue
+          const pack = await this.packs.localPack(s, loc.pack)
+          if (!pack) continue
+          const object = this.packs.slice(s, pack, loc, address)
+          if (!object) continue
+          if (s.owner) this.answered.set(address.toString('hex'), s.owner)
+          this.onPackRead?.(s.packs.key, loc.pack)
+          return object
+        }
       } catch {
         // A closed core: not held locally.
       }
@@ -282,13 +285,76 @@ export class RemoteStores {
    */
   async packsOf(addresses: Iterable<Buffer>): Promise<Map<string, Set<number>>> {
     const out = new Map<string, Set<number>>()
-    await this.placements(addresses, (s, _a, loc) => {
+    const add = (s: Source, pack: number): void => {
       const key = s.packs.key.toString('hex')
       let set = out.get(key)
       if (!set) out.set(key, (set = new Set()))
-      set.add(loc.pack)
-    })
+      set.add(pack)
+    }
+    const list = [...addresses]
+    await this.placements(list, (s, _a, loc) => add(s, loc.pack))
+    // Dropped packs still held that hold them too: kept until they are held where they moved (cache-drops.ts).
+    for (const s of this.sources.values()) {
+      if (s.index.retired.size === 0) continue
+      for (const a of list) {
+        const old = s.index.retired.get(a)
+        if (old) add(s, old.pack)
+      }
+    }
     return out
+  }
+
+  /**
+   * The dropped packs (named by drop records this node holds, spec/gc.md section 4) that its
+   * copies of the sources' stores still hold, each with the addresses (16-byte prefixes) it
+   * held when dropped. Dropped packs no longer held are forgotten (their old locations).
+   */
+  async droppedHeld(): Promise<{ packsKey: Buffer; pack: number; keys: Buffer[] }[]> {
+    const out: { packsKey: Buffer; pack: number; keys: Buffer[] }[] = []
+    for (const s of [...this.sources.values()]) {
+      if (s.index.unusable) continue
+      await s.index.catchUpLocal().catch(() => {})
+      const held = new Map<number, Buffer[]>()
+      const gone: number[] = []
+      for (const p of s.index.table.dropped) {
+        if (p < s.packs.length && (await s.packs.has(p).catch(() => false))) held.set(p, [])
+        else gone.push(p)
+      }
+      if (gone.length > 0 && s.index.retired.size > 0) s.index.retired.dropPacks(gone)
+      if (held.size === 0) continue
+      for (const { key, loc } of s.index.retired.entries()) held.get(loc.pack)?.push(key)
+      for (const [pack, keys] of held) out.push({ packsKey: s.packs.key, pack, keys })
+    }
+    return out
+  }
+
+  /**
+   * Downloads the index blocks the connected sources wrote since (their drop records among
+   * them: cache-drops.ts follows them), each within the timeout. Never throws.
+   */
+  async catchUpIndexes(): Promise<void> {
+    for (const s of [...this.sources.values()]) {
+      if (this.closed) return
+      if (s.active && !s.index.unusable && replicating(s)) await s.index.updated().catch(() => {})
+    }
+  }
+
+  /** Which of packs [start, end) this node's copy of the source with that `packs` core holds. */
+  async holdsPacks(packsKey: Buffer, start: number, end: number): Promise<Set<number>> {
+    const out = new Set<number>()
+    const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
+    if (s) for (let p = start; p < end; p++) if (await s.packs.has(p).catch(() => false)) out.add(p)
+    return out
+  }
+
+  /** Whether this node holds the object where the index places it now: its own store, or a copy of a source's pack. */
+  async heldWhereItIs(key: Buffer): Promise<boolean> {
+    if (this.own && (await this.own.locate(key)) !== null) return true
+    for (const s of this.sources.values()) {
+      const loc = s.index.get(key)
+      if (loc && (await s.packs.has(loc.pack).catch(() => false))) return true
+    }
+    return false
   }
 
   /** Calls `visit` for each source whose local table places one of these objects (index blocks held here; no network). */
@@ -304,13 +370,13 @@ export class RemoteStores {
   }
 
   /**
-   * Clears pack `pack` of this node's copy of the source whose `packs` core this is (the
-   * cache's eviction, cache.ts), so that no read of it runs meanwhile: false when a read of
-   * it is in flight (it is in use: skip it), null when no source has that core.
+   * Clears packs [start, end) of this node's copy of the source whose `packs` core this is
+   * (the cache's eviction, cache.ts) so that no read of them runs meanwhile (PackFetcher.clear:
+   * 'busy', 'kept' or 'cleared'); null when no source has that core.
    */
-  async clearPack(packsKey: Buffer, pack: number): Promise<boolean | null> {
+  async clearPack(packsKey: Buffer, start: number, end = start + 1): Promise<'cleared' | 'busy' | 'kept' | null> {
     const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
-    return s ? this.packs.clear(s, pack) : null
+    return s ? this.packs.clear(s, start, end) : null
   }
 
   /**

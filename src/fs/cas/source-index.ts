@@ -30,6 +30,12 @@ export interface SourceIndexOptions {
 export class SourceIndex {
   /** Address -> (pack, offset, length) for index blocks 0..indexed-1. */
   readonly table = new PackTable()
+  /**
+   * Where drop records found objects when they forgot them (their dropped packs), for the
+   * dropped packs this node's copy may still hold: reads use them until the copy holds the
+   * objects where they moved, then the pack is cleared (cache-drops.ts) and its entries go.
+   */
+  readonly retired = new PackTable()
   private indexed = 0
   /** Decoding of local index blocks in flight (serialized: `indexed` only grows). */
   private decoding: Promise<void> | null = null
@@ -58,7 +64,7 @@ export class SourceIndex {
     try {
       const rec = decodeIndexRecord(block)
       try {
-        applyIndexRecord(this.table, seq, rec) // later entries win; drop records forget (spec/gc.md)
+        applyIndexRecord(this.table, seq, rec, this.retired) // later entries win; drop records forget (spec/gc.md)
       } catch (err) {
         why = `index block ${seq} ${(err as Error).message}`
       }

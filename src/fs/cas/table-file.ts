@@ -5,11 +5,13 @@ import fs from 'node:fs'
 import os from 'node:os'
 import { hash, HASH_BYTES } from '../../crypto.js'
 import { PackTable } from './pack-table.js'
+import { PackBits } from './pack-bits.js'
 
 /** In the corestore's directory, beside corestore's own files (DATA/corestore/pack-table). */
 export const TABLE_FILE_NAME = 'pack-table'
 const MAGIC = Buffer.from('bzpacktb', 'latin1')
-export const TABLE_FILE_VERSION = 1
+/** 2: the dropped packs' bitmap follows the slots (version 1 files are read as absent: one full index read). */
+export const TABLE_FILE_VERSION = 2
 /** magic, version, index key, length, tree hash, object bytes, slot word count. */
 const HEADER_BYTES = 8 + 4 + 32 + 8 + 32 + 8 + 4
 
@@ -24,7 +26,8 @@ export interface TableCoverage {
 
 export function encodeTableFile(table: PackTable, coverage: TableCoverage): Buffer {
   const words = table.slotWords
-  const body = HEADER_BYTES + words.byteLength
+  const dropped = table.dropped.encode()
+  const body = HEADER_BYTES + words.byteLength + 4 + dropped.length
   const out = Buffer.allocUnsafe(body + HASH_BYTES)
   let at = MAGIC.copy(out, 0)
   at = out.writeUInt32LE(TABLE_FILE_VERSION, at)
@@ -36,6 +39,9 @@ export function encodeTableFile(table: PackTable, coverage: TableCoverage): Buff
   const slots = Buffer.from(words.buffer, words.byteOffset, words.byteLength)
   slots.copy(out, at)
   if (os.endianness() === 'BE') out.subarray(at, at + slots.length).swap32() // the file holds little-endian words
+  at += slots.length
+  at = out.writeUInt32LE(dropped.length, at)
+  out.set(dropped, at)
   hash(out.subarray(0, body)).copy(out, body)
   return out
 }
@@ -44,6 +50,7 @@ export function encodeTableFile(table: PackTable, coverage: TableCoverage): Buff
 export function decodeTableFile(data: Buffer): { table: PackTable; coverage: TableCoverage } {
   if (data.length < HEADER_BYTES + HASH_BYTES || !data.subarray(0, 8).equals(MAGIC)) throw new Error('not a pack table file')
   const version = data.readUInt32LE(8)
+  if (version === 1) throw new Error('a version 1 table file (without the dropped packs)')
   if (version !== TABLE_FILE_VERSION) throw new Error(`unknown pack table file version ${version}`)
   const body = data.subarray(0, data.length - HASH_BYTES)
   if (!hash(body).equals(data.subarray(body.length))) throw new Error('digest mismatch (truncated or corrupt)')
@@ -53,13 +60,18 @@ export function decodeTableFile(data: Buffer): { table: PackTable; coverage: Tab
   const objectBytes = data.readBigUInt64LE(84)
   const count = data.readUInt32LE(92)
   if (length > BigInt(Number.MAX_SAFE_INTEGER) || objectBytes > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('covered length out of range')
-  if (body.length !== HEADER_BYTES + 4 * count) throw new Error(`${body.length - HEADER_BYTES} bytes of slots, the header says ${count} words`)
+  const slotsEnd = HEADER_BYTES + 4 * count
+  if (body.length < slotsEnd + 4) throw new Error(`${body.length - HEADER_BYTES} bytes of slots, the header says ${count} words`)
+  const droppedBytes = body.readUInt32LE(slotsEnd)
+  if (body.length !== slotsEnd + 4 + droppedBytes) throw new Error(`${body.length - slotsEnd - 4} bytes of dropped packs, the file says ${droppedBytes}`)
+  if (droppedBytes > 0 && body[body.length - 1] === 0) throw new Error('the dropped packs end with a zero byte')
   // A copy (aligned, and the file's buffer is not kept).
   const words = new Uint32Array(count)
   const bytes = Buffer.from(words.buffer)
-  body.copy(bytes, 0, HEADER_BYTES)
+  body.copy(bytes, 0, HEADER_BYTES, slotsEnd)
   if (os.endianness() === 'BE') bytes.swap32()
-  return { table: PackTable.fromSlots(words), coverage: { indexKey, length: Number(length), treeHash, objectBytes: Number(objectBytes) } }
+  const dropped = new PackBits(Uint8Array.from(body.subarray(slotsEnd + 4)))
+  return { table: PackTable.fromSlots(words, dropped), coverage: { indexKey, length: Number(length), treeHash, objectBytes: Number(objectBytes) } }
 }
 
 /** Reads a table file: null when there is none; throws when it is unreadable or unrecognized. */

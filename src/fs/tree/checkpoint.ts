@@ -11,11 +11,15 @@
  * a cache must never be trusted over the logs it summarizes.
  */
 import { equal, hash } from '../../crypto.js'
-import type { Kind, RawNode } from './model.js'
+import { META_SHARD, isShard, type Kind, type RawNode } from './model.js'
 import type { Problem, TreeState } from './tree.js'
 
-/** 2: node rows in blobs of NODE_CHUNK rows (1: all rows in the header; still read). */
-export const CHECKPOINT_VERSION = 2
+/**
+ * 2: node rows in blobs of NODE_CHUNK rows (1: all rows in the header; still read). 3: a row
+ * may end with the shard of a record a split put deeper (written only when some record has
+ * one, so a volume that never split keeps files older readers read).
+ */
+export const CHECKPOINT_VERSION = 3
 const NODE_CHUNK = 2000
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
@@ -24,8 +28,8 @@ const DIGEST_BYTES = 32
  * A decoded record, with actor hexes replaced by indexes into the header's `actors` table
  * (three 64-char actors per record would otherwise be most of the file).
  */
-type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
-  [string, number, number, number, string][], [number, number, string[]][]]
+export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
+  [string, number, number, number, string][], [number, number, string[]][], string?]
 
 interface Header {
   extra: unknown
@@ -42,7 +46,7 @@ interface Header {
   rejected?: string[]
 }
 
-class ActorTable {
+export class ActorTable {
   readonly list: string[] = []
   private readonly index = new Map<string, number>()
   of(actor: string): number {
@@ -56,17 +60,20 @@ class ActorTable {
   }
 }
 
-function row(n: RawNode, t: ActorTable): NodeRow {
+export function row(n: RawNode, t: ActorTable): NodeRow {
   const l = n.loc
-  return [n.id, n.kind, [l.parent, l.name, t.of(l.writer), l.time, l.prev?.parent ?? null, l.prev?.name ?? null], n.mode, n.mtime, t.of(n.creator), n.target ?? null,
+  const r: NodeRow = [n.id, n.kind, [l.parent, l.name, t.of(l.writer), l.time, l.prev?.parent ?? null, l.prev?.name ?? null], n.mode, n.mtime, t.of(n.creator), n.target ?? null,
     n.versions.map((v) => [v.hash, v.size, t.of(v.writer), v.time, v.ver]), n.tombs.map((x) => [t.of(x.writer), x.time, x.seen])]
+  if (n.shard !== undefined) r.push(n.shard)
+  return r
 }
 
-function unrow(r: NodeRow, actors: string[]): RawNode {
-  if (!Array.isArray(r) || r.length !== 9) throw new Error('bad node row')
-  const [id, kind, l, mode, mtime, creator, target, versions, tombs] = r
+export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
+  if (!Array.isArray(r) || (r.length !== 9 && !(version >= 3 && r.length === 10))) throw new Error('bad node row')
+  const [id, kind, l, mode, mtime, creator, target, versions, tombs, shard] = r
   if (typeof id !== 'string' || (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')
   if (typeof mode !== 'number' || typeof mtime !== 'number' || !Array.isArray(versions) || !Array.isArray(tombs)) throw new Error(`bad node row ${id}`)
+  if (shard !== undefined && (typeof shard !== 'string' || !isShard(shard) || shard === META_SHARD || shard.length <= 2 || !id.startsWith(shard))) throw new Error(`node row ${id}: bad shard`)
   const actor = (i: number): string => {
     const a = actors[i]
     if (a === undefined) throw new Error(`node row ${id}: no actor ${i}`)
@@ -79,6 +86,7 @@ function unrow(r: NodeRow, actors: string[]): RawNode {
     tombs: tombs.map(([writer, time, seen]) => ({ writer: actor(writer), time, seen })),
   }
   if (target !== null) n.target = target
+  if (shard !== undefined) n.shard = shard
   return n
 }
 
@@ -112,7 +120,8 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(header))
   const len = Buffer.alloc(4)
   len.writeUInt32BE(json.length)
-  const body = Buffer.concat([MAGIC, Buffer.from([CHECKPOINT_VERSION]), len, json, ...blobs])
+  const version = state.nodes.some((n) => n.shard !== undefined) ? CHECKPOINT_VERSION : 2
+  const body = Buffer.concat([MAGIC, Buffer.from([version]), len, json, ...blobs])
   return Buffer.concat([body, hash(body)])
 }
 
@@ -120,7 +129,7 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
 export function decodeTreeState(buf: Buffer): { state: TreeState; extra: unknown } {
   if (buf.length < MAGIC.length + 5 + DIGEST_BYTES || !buf.subarray(0, 4).equals(MAGIC)) throw new Error('not a tree checkpoint')
   const version = buf[4]
-  if (version !== 1 && version !== CHECKPOINT_VERSION) throw new Error(`checkpoint version ${version} is not supported`)
+  if (version !== 1 && version !== 2 && version !== CHECKPOINT_VERSION) throw new Error(`checkpoint version ${version} is not supported`)
   const body = buf.subarray(0, buf.length - DIGEST_BYTES)
   if (!equal(hash(body), buf.subarray(buf.length - DIGEST_BYTES))) throw new Error('checkpoint is damaged (digest mismatch)')
   const hlen = buf.readUInt32BE(5)
@@ -139,13 +148,13 @@ export function decodeTreeState(buf: Buffer): { state: TreeState; extra: unknown
   for (const [name, heads, n] of header.shards) shards.set(name, { heads, bytes: take(n) })
   const meta = header.meta === null ? null : take(header.meta)
   const held = header.held.map(([shard, tag, n]) => ({ shard, change: take(n), ...(tag === null ? {} : { tag }) }))
-  const nodes: RawNode[] = version === 1 ? header.nodes!.map((r) => unrow(r, header.actors)) : []
+  const nodes: RawNode[] = version === 1 ? header.nodes!.map((r) => unrow(r, header.actors, version)) : []
   for (const n of header.nodeBlobs ?? []) {
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || at + n > body.length) throw new Error('checkpoint blob overruns the file')
     const rows = JSON.parse(body.toString('utf8', at, at + n)) as NodeRow[]
     at += n
     if (!Array.isArray(rows)) throw new Error('bad node blob')
-    for (const r of rows) nodes.push(unrow(r, header.actors))
+    for (const r of rows) nodes.push(unrow(r, header.actors, version))
   }
   if (at !== body.length) throw new Error('checkpoint has trailing bytes')
   const problems: Problem[] = header.problems.map(([shard, id, reason]) => ({ shard, id, reason }))

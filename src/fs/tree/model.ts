@@ -27,14 +27,21 @@ export const RETENTION_KEY = 'snap-retention'
 export const DEFAULT_MODE: Record<Kind, number> = { file: 0o644, dir: 0o755, symlink: 0o777 }
 
 const NODE_ID = /^[0-9a-f]{32}$/
-const SHARD = /^[0-9a-f]{2}$/
+/** A node shard: 2 to MAX_SHARD_DIGITS lowercase hex digits, a prefix of the ids of the records it may hold. */
+const SHARD = /^[0-9a-f]{2,8}$/
 const HEX = /^(?:[0-9a-f]{2})+$/
 
 export function isNodeId(s: string): boolean { return NODE_ID.test(s) && s !== ROOT_ID }
 export function isShard(s: string): boolean { return s === META_SHARD || SHARD.test(s) }
 export function isHex(s: string): boolean { return HEX.test(s) }
-/** A node's record lives in the shard named by the first two hex digits of its id. */
+/** Longest node shard name (spec/tree.md "Shard layout"). */
+export const MAX_SHARD_DIGITS = 8
+/** The top-level shard of a node: the first two hex digits of its id (where every record of a 256-shard volume lives). */
 export function shardOf(id: string): string { return id.slice(0, 2) }
+/** The shard holding node `n`'s record: a deeper prefix of its id when a split put it there, else its top-level shard. */
+export function homeOf(n: RawNode): string { return n.shard ?? n.id.slice(0, 2) }
+/** Whether key `id` of node shard `shard` can be a record: a node id of which the shard's name is a prefix. */
+export function onPath(shard: string, id: string): boolean { return isNodeId(id) && id.startsWith(shard) && shard !== META_SHARD }
 /** Eight hex digits of an actor: the "whose" part of conflict names. */
 export function shortActor(actor: string): string { return actor.slice(0, 8) }
 
@@ -82,6 +89,8 @@ export interface RawNode {
   /** The winning version first, then the other concurrent ones ordered by (writer, time, ver). */
   versions: Version[]
   tombs: Tomb[]
+  /** The shard the record was read from, when deeper than the top-level one (spec/tree.md "Shard layout"); absent: shardOf(id). */
+  shard?: string
 }
 
 export type MetaDoc = Record<string, A.ImmutableString | number>

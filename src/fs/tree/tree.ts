@@ -4,14 +4,15 @@ import { randomBytes } from '../../crypto.js'
 import { TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
-  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, imm, isHex, isNodeId, isShard,
-  putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
+  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex, isShard,
+  MAX_SHARD_DIGITS, onPath, putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
-import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type ReadTree, type Stat } from './view.js'
+import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
+import type { IndexBase } from './index-layers.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 export interface Attrs { mode?: number; mtime?: number }
@@ -20,7 +21,13 @@ export interface Problem { shard: string; id: string; reason: string }
 /** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
 export interface IncomingChange extends ShardChange { writer?: string; tag?: string }
 export interface Rejected { shard: string; tag?: string; reason: string }
-export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string }
+/**
+ * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
+ * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
+ */
+export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string; splitAt?: number }
+/** Records a shard takes before new ones go to a deeper shard: Automerge's cost per applied change grows with the document (~0.3 ms at 1k records, 4-7 ms at 4k). */
+export const SPLIT_AT = 512
 /** What a checkpoint holds of a tree (encoded by checkpoint.ts). */
 export interface TreeState {
   shards: Map<string, { bytes: Uint8Array; heads: string[] }>
@@ -31,6 +38,18 @@ export interface TreeState {
   /** Hashes of rejected changes: what builds on them is rejected too. */
   rejected: string[]
 }
+/** What the on-disk index (index-store.ts) keeps of a tree beside its index entries and shard saves. */
+export interface TreeParts {
+  meta: Uint8Array | null
+  problems: Problem[]
+  held: { shard: string; change: Uint8Array; tag?: string }[]
+  rejected: string[]
+  /** Nodes with several content values or tombstones (re-read after every remote apply), by shard. */
+  multi: [string, string][]
+  /** Records per shard (where a new record goes: spec/tree.md "Shard layout"). */
+  counts: [string, number][]
+  memo: IndexMemo
+}
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
 type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
@@ -38,7 +57,7 @@ type Put = (h: Handle) => void
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
-  private readonly index = new TreeIndex()
+  private index = new TreeIndex()
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
   private readonly unflushed = new Map<string, Put[]>()
@@ -57,14 +76,21 @@ export class Tree implements ReadTree {
   private readonly held = new Map<string, Held[]>()
   /** Hashes of changes rejected (they, or a change they build on, do not apply). */
   private readonly rejectedHashes = new Set<string>()
+  /** Records known per node shard (keys that decoded at least once): where a new record goes (`placeOf`). */
+  private readonly counts = new Map<string, number>()
+  /** During one apply: the shard whose key now counts for a node (spec/tree.md "Shard layout": the shallowest). */
+  private owners = new Map<string, string>()
 
   private readonly clock: () => number
+  private readonly splitAt: number
   private readonly random: (bytes: number) => string
 
   private constructor(readonly actor: string, opts: TreeOptions) {
     this.shards = new Shards(actor)
     this.clock = opts.clock ?? Date.now
     this.random = opts.random ?? randomHex
+    this.splitAt = opts.splitAt ?? SPLIT_AT
+    if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
   }
 
   /**
@@ -94,7 +120,8 @@ export class Tree implements ReadTree {
    * another actor than `writer`, or one Automerge refuses). A change whose dependencies are
    * not all present is held here (not inside Automerge, whose queue is lost on save) until
    * they arrive: so whether a change applies never depends on arrival order, and every
-   * replica rejects the same changes. Throws only for arguments of the wrong shape.
+   * replica rejects the same changes. A shard name that is not one (spec/tree.md "Shard
+   * layout") is data from a log like any other: rejected. Throws only for arguments of the wrong shape.
    */
   apply(changes: IncomingChange[]): Rejected[] {
     const rejected: Rejected[] = []
@@ -105,8 +132,12 @@ export class Tree implements ReadTree {
     const overLimit = new Map<string, string>()
     const ok: Held[] = []
     changes.forEach((c, i) => {
-      if (!c || typeof c.shard !== 'string' || !isShard(c.shard)) throw new TreeError('EINVAL', '', `change ${i}: bad shard name ${JSON.stringify(c?.shard)}`)
+      if (!c || typeof c.shard !== 'string') throw new TreeError('EINVAL', '', `change ${i}: no shard name`)
       if (!(c.change instanceof Uint8Array)) throw new TreeError('EINVAL', '', `change ${i}: not bytes`)
+      if (!isShard(c.shard)) {
+        rejected.push({ shard: c.shard, tag: c.tag, reason: `change ${i} names no shard: ${JSON.stringify(c.shard.slice(0, 40))} (not meta nor 2..${MAX_SHARD_DIGITS} lowercase hex digits)` })
+        return
+      }
       const entry = c.tag ?? `#${i}`
       const over = overLimit.get(entry)
       if (over !== undefined) {
@@ -153,7 +184,10 @@ export class Tree implements ReadTree {
     const need = heapNeeded(bytes, this.shards.coldBytes(byShard.keys()))
     if (need !== null) reserveAutomergeHeap(need)
     const changed = new Map<string, RawNode | null>()
-    for (const [shard, list] of byShard) this.applyShard(shard, list, changed, rejected)
+    this.owners = new Map()
+    // Shallow shards first: where two shards on a node's path hold its key, the shallowest counts.
+    for (const shard of [...byShard.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) this.applyShard(shard, byShard.get(shard)!, changed, rejected)
+    this.owners = new Map()
     this.updateIndex(changed)
     return rejected
   }
@@ -275,10 +309,15 @@ export class Tree implements ReadTree {
     // Automerge emits no patch when a further losing value joins an already conflicted key:
     // records with concurrent values are read whole after every apply.
     const multi = this.multi.get(shard) ?? new Set<string>()
-    for (const id of multi) changed.set(id, this.readNode(h, shard, id))
+    for (const id of multi) {
+      const o = this.owners.get(id)
+      if (o === undefined || o === shard) changed.set(id, this.readNode(h, shard, id))
+    }
     for (const [id, list] of patches) {
       if (multi.has(id) || this.foreign(shard, id)) continue
-      const p = patchRecord(this.index.node(id), list)
+      // The record as decoded from this shard before (not from another shard on its path).
+      const old = changed.has(id) ? undefined : this.index.node(id)
+      const p = patchRecord(old && homeOf(old) === shard ? old : undefined, list)
       changed.set(id, p ? this.readNode(h, shard, id, p.winners, p.conflicted) : this.readNode(h, shard, id))
     }
   }
@@ -291,8 +330,9 @@ export class Tree implements ReadTree {
   /** The index of a restored tree, from the checkpoint's nodes (an empty index only). */
   private loadIndex(nodes: RawNode[]): void {
     for (const r of nodes) {
+      this.counts.set(homeOf(r), (this.counts.get(homeOf(r)) ?? 0) + 1)
       if (r.versions.length > 1 || r.tombs.length > 1) {
-        const shard = shardOf(r.id)
+        const shard = homeOf(r)
         let set = this.multi.get(shard)
         if (!set) this.multi.set(shard, (set = new Set()))
         set.add(r.id)
@@ -303,9 +343,13 @@ export class Tree implements ReadTree {
 
   private updateIndex(changed: Map<string, RawNode | null>): void {
     for (const [id, r] of changed) {
-      const shard = shardOf(id)
+      const old = this.index.node(id)
+      if (r && (!old || homeOf(old) !== homeOf(r))) this.counts.set(homeOf(r), (this.counts.get(homeOf(r)) ?? 0) + 1)
+      if (old && (!r || homeOf(old) !== homeOf(r))) this.multi.get(homeOf(old))?.delete(id)
+      if (!r) continue
+      const shard = homeOf(r)
       let set = this.multi.get(shard)
-      if (r && (r.versions.length > 1 || r.tombs.length > 1)) {
+      if (r.versions.length > 1 || r.tombs.length > 1) {
         if (!set) this.multi.set(shard, (set = new Set()))
         set.add(id)
       } else if (set) set.delete(id)
@@ -319,6 +363,11 @@ export class Tree implements ReadTree {
    * one entry's limits (CHANGE_LIMITS), so entryGroups can always place it.
    */
   private flush(): void {
+    // Bulk local writes (an import) grow Automerge's heap ~1 KiB per record: reserved first,
+    // as the apply path does, so the growth costs no GC per 64 KiB grow (wasm-heap.ts).
+    let count = 0
+    for (const edits of this.unflushed.values()) count += edits.length
+    if (count >= BULK_EDITS) reserveAutomergeHeap(count * HEAP_PER_EDIT)
     for (const [shard, edits] of this.unflushed) {
       const h = this.shards.node(shard)
       for (let at = 0; at < edits.length; at += EDITS_PER_CHANGE) {
@@ -390,6 +439,59 @@ export class Tree implements ReadTree {
     return t
   }
 
+  // ---- the on-disk index (index-store.ts) -----------------------------------------------
+
+  /** The derived index (for index-store.ts: its entries changed since its base). */
+  get view(): TreeIndex { return this.index }
+
+  /** What the on-disk index saves beside the entries; local edits are flushed first. */
+  parts(): TreeParts {
+    this.flush()
+    const held: TreeParts['held'] = []
+    for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
+    const multi: [string, string][] = []
+    for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
+    return { meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo() }
+  }
+
+  /** Heads of every node shard with a document (hot or cold), without loading any. */
+  shardHeads(): Map<string, string[]> {
+    this.flush()
+    const out = new Map<string, string[]>()
+    const all = this.shards.heads()
+    for (const name of this.shards.names()) out.set(name, all[name] ?? [])
+    return out
+  }
+
+  /** Saved bytes of one node shard (a cold one's as restored or evicted). */
+  shardBytes(name: string): Uint8Array { return this.shards.save(name).bytes }
+
+  /**
+   * A tree continuing from an on-disk index: its entries are read on demand from `base`,
+   * shards start cold (their bytes read when first loaded).
+   */
+  static open(actor: string, base: IndexBase, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, parts: TreeParts, opts: TreeOptions = {}): Tree {
+    const t = Tree.create(actor, opts)
+    t.shards.restore(shards, parts.meta)
+    for (const p of parts.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
+    for (const x of parts.rejected) t.rejectedHashes.add(x)
+    for (const x of parts.held) {
+      const hd = readChangeHeader(x.change)
+      let list = t.held.get(x.shard)
+      if (!list) t.held.set(x.shard, (list = []))
+      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
+    }
+    for (const [shard, id] of parts.multi) {
+      let set = t.multi.get(shard)
+      if (!set) t.multi.set(shard, (set = new Set()))
+      set.add(id)
+    }
+    for (const [shard, n] of parts.counts) t.counts.set(shard, n)
+    t.index = new TreeIndex({ base, memo: parts.memo })
+    t.readRootAttrs()
+    return t
+  }
+
   /**
    * Saves and frees the Automerge documents of shards, keeping the `keep` most recently used
    * and those used in the last `idleMs`. Returns how many were freed.
@@ -405,14 +507,41 @@ export class Tree implements ReadTree {
   }
 
   /**
-   * Whether `id` (a key of `shard`'s root map) is not the id of a node of that shard: such a
-   * key is listed as a problem and never reaches the index, so a record put in the wrong shard
-   * can neither hide nor replace the node of that id (whose record lives in its own shard).
+   * Whether `id` (a key of `shard`'s root map) is not the record that counts for a node: a key
+   * that is not a node id on the shard's path (the shard's name is not a prefix of it), or one
+   * that a shallower shard on the id's path also holds (the shallowest counts: spec/tree.md
+   * "Shard layout"). Such a key is listed as a problem and never reaches the index, so a record
+   * put in another shard can neither hide nor replace the node of that id. Shards are applied
+   * shallow first within a batch; a shallower key arriving later takes over from a deeper one.
    */
   private foreign(shard: string, id: string): boolean {
-    if (isNodeId(id) && shardOf(id) === shard) return false
-    this.problemsById.set(`${shard}/${id}`, { shard, id, reason: 'key is not a node id of this shard (ignored)' })
-    return true
+    if (!onPath(shard, id)) {
+      this.problemsById.set(`${shard}/${id}`, { shard, id, reason: 'key is not a node id of this shard (ignored)' })
+      return true
+    }
+    const owner = this.ownerOf(id)
+    if (owner !== undefined && owner.length < shard.length) {
+      this.problemsById.set(`${shard}/${id}`, { shard, id, reason: `shadowed: shard ${owner} holds this node's record (ignored)` })
+      return true
+    }
+    if (owner !== undefined && owner.length > shard.length) {
+      this.problemsById.set(`${owner}/${id}`, { shard: owner, id, reason: `shadowed: shard ${shard} holds this node's record (ignored)` })
+    }
+    this.owners.set(id, shard)
+    return false
+  }
+
+  /** The shard whose key counts for node `id` so far: this batch's, the index's, or a shallow one whose record does not decode. */
+  private ownerOf(id: string): string | undefined {
+    const now = this.owners.get(id)
+    if (now !== undefined) return now
+    const n = this.index.node(id)
+    if (n) return homeOf(n)
+    for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
+      const p = this.problemsById.get(`${id.slice(0, len)}/${id}`)
+      if (p && !p.reason.startsWith('shadowed')) return p.shard
+    }
+    return undefined
   }
 
   private readNode(h: Handle, shard: string, id: string, materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode | null {
@@ -423,6 +552,7 @@ export class Tree implements ReadTree {
         const full = JSON.stringify(readRecord(h, id))
         if (JSON.stringify(n) !== full) throw new Error(`patched record ${id} differs from the document: ${JSON.stringify(n)} != ${full}`)
       }
+      if (shard !== shardOf(id)) n.shard = shard
       this.problemsById.delete(key)
       return n
     } catch (e) {
@@ -739,6 +869,7 @@ export class Tree implements ReadTree {
   private buildSnapshotIndex(heads: Record<string, string[]>): TreeIndex {
     const index = new TreeIndex()
     const nodes = new Map<string, RawNode | null>()
+    const claimed = new Map<string, string>()
     for (const [shard, hs] of Object.entries(heads)) {
       if (shard === META_SHARD) {
         const m = A.view(this.shards.meta(), hs)
@@ -749,8 +880,18 @@ export class Tree implements ReadTree {
       const h = this.shards.node(shard)
       const all = h.materialize('_root', hs) as Record<string, unknown>
       for (const id of Object.keys(all)) {
-        if (!isNodeId(id) || shardOf(id) !== shard) continue
-        try { nodes.set(id, readRecord(h, id, hs, all[id])) } catch { /* reported by problems() on the live tree */ }
+        if (!onPath(shard, id)) continue
+        // The shallowest shard holding the key counts, whether its record decodes or not.
+        const prev = claimed.get(id)
+        if (prev !== undefined && prev.length <= shard.length) continue
+        claimed.set(id, shard)
+        try {
+          const n = readRecord(h, id, hs, all[id])
+          if (shard !== shardOf(id)) n.shard = shard
+          nodes.set(id, n)
+        } catch {
+          nodes.delete(id) // reported by problems() on the live tree
+        }
       }
     }
     index.update(nodes)
@@ -786,6 +927,8 @@ export class Tree implements ReadTree {
     const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
     const version = extra.version ? encodeVersion(extra.version) : null
     const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
+    const shard = this.placeOf(id)
+    if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
     this.edit([[raw, null, { loc, content: version }]])
     return this.index.statId(id)!
@@ -799,7 +942,7 @@ export class Tree implements ReadTree {
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
     for (const [raw, fn, record] of edits) {
-      const shard = shardOf(raw.id)
+      const shard = homeOf(raw)
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
       const id = raw.id
@@ -818,6 +961,17 @@ export class Tree implements ReadTree {
       changed.set(id, raw)
     }
     this.updateIndex(changed)
+  }
+
+  /**
+   * Where a new record goes: the shallowest shard on its id's path holding fewer than
+   * `splitAt` records as known here. A local choice (readers find a record in whichever shard
+   * on its path holds it), so peers that split at different moments still read the same records.
+   */
+  private placeOf(id: string): string {
+    let s = shardOf(id)
+    while ((this.counts.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
+    return s
   }
 
   private changeMeta(fn: (m: MetaDoc) => void): void {
@@ -870,6 +1024,10 @@ function sameHeads(a: string[], b: string[]): boolean {
  * a change stays under ~1,000 ops and 640 KiB, inside one entry's CHANGE_LIMITS.
  */
 const EDITS_PER_CHANGE = 64
+
+/** Local edits flushed at once from which Automerge's heap is reserved first, and the heap reserved per edit (measured growth ~1 KiB). */
+const BULK_EDITS = 256
+const HEAP_PER_EDIT = 4096
 
 /** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
 const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
