@@ -424,18 +424,25 @@ export class Tree implements ReadTree {
     return { shards, meta: this.shards.saveMeta(), nodes: [...this.index.nodes()], problems: this.problems(), held, rejected: [...this.rejectedHashes] }
   }
 
-  /** A tree continuing from `exportState()`: shards stay unloaded until written or merged into. */
-  static restore(actor: string, state: TreeState, opts: TreeOptions = {}): Tree {
+  /** A new tree with saved shards (cold), problems, rejected and held changes in place: what restore and open share. */
+  private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>,
+    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'>, opts: TreeOptions): Tree {
     const t = Tree.create(actor, opts)
-    t.shards.restore(state.shards, state.meta)
-    for (const p of state.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
-    for (const x of state.rejected) t.rejectedHashes.add(x)
-    for (const x of state.held) {
+    t.shards.restore(shards, saved.meta)
+    for (const p of saved.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
+    for (const x of saved.rejected) t.rejectedHashes.add(x)
+    for (const x of saved.held) {
       const hd = readChangeHeader(x.change)
       let list = t.held.get(x.shard)
       if (!list) t.held.set(x.shard, (list = []))
       list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
     }
+    return t
+  }
+
+  /** A tree continuing from `exportState()`: shards stay unloaded until written or merged into. */
+  static restore(actor: string, state: TreeState, opts: TreeOptions = {}): Tree {
+    const t = Tree.resume(actor, state.shards, state, opts)
     t.loadIndex(state.nodes)
     t.readRootAttrs()
     return t
@@ -473,16 +480,7 @@ export class Tree implements ReadTree {
    * shards start cold (their bytes read when first loaded).
    */
   static open(actor: string, base: IndexBase, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, parts: TreeParts, opts: TreeOptions = {}): Tree {
-    const t = Tree.create(actor, opts)
-    t.shards.restore(shards, parts.meta)
-    for (const p of parts.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
-    for (const x of parts.rejected) t.rejectedHashes.add(x)
-    for (const x of parts.held) {
-      const hd = readChangeHeader(x.change)
-      let list = t.held.get(x.shard)
-      if (!list) t.held.set(x.shard, (list = []))
-      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
-    }
+    const t = Tree.resume(actor, shards, parts, opts)
     for (const [shard, id] of parts.multi) {
       let set = t.multi.get(shard)
       if (!set) t.multi.set(shard, (set = new Set()))
