@@ -96,6 +96,11 @@ function writeSecret(file: string, data: Buffer): void {
   fs.writeFileSync(file, data, { mode: 0o600, flag: 'wx' })
 }
 
+/** A volume's on-disk index under a data dir `root`: its manifest (the checkpoint) and its segments' directory (spec/tree.md). */
+export function indexPaths(root: string, volumeId: string): { manifest: string; segments: string } {
+  return { manifest: path.join(root, 'index', `${volumeId}.ckpt`), segments: path.join(root, 'index', volumeId) }
+}
+
 export class DataDir {
   readonly root: string
   readonly identity: KeyPair
@@ -132,6 +137,11 @@ export class DataDir {
   /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/fs/placement.ts). */
   get holdingsPath(): string {
     return path.join(this.root, 'holdings.json')
+  }
+
+  /** A volume's on-disk index: its manifest (the checkpoint) and its segments' directory. */
+  indexPaths(volumeId: string): { manifest: string; segments: string } {
+    return indexPaths(this.root, volumeId)
   }
 
   get publicKey(): Buffer {
@@ -262,6 +272,16 @@ export class DataDir {
     // Write-then-rename: a crash leaves the old record or the new one, never half of one.
     const file = this.volumeFile(name)
     replaceFileSync(file, JSON.stringify(updated, null, 2) + '\n')
+    return true
+  }
+
+  /** Removes a peer (z-base-32 key) from a volume's storage list; false if it was not there. */
+  removeVolumeStorage(name: string, peer: string): boolean {
+    const record = this.volume(name)
+    const storage = record.storage ?? []
+    if (!storage.includes(peer)) return false
+    const updated: VolumeRecord = { ...record, storage: storage.filter((k) => k !== peer) }
+    replaceFileSync(this.volumeFile(name), JSON.stringify(updated, null, 2) + '\n')
     return true
   }
 
