@@ -345,8 +345,14 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
   // Incremental over the base when its manifest is the one in place; else every entry is written.
   const prev = base instanceof IndexFiles && base.dir === dir && base.manifestFile === file && fs.existsSync(file) ? base : null
   const pm = prev?.manifest
-  // A new segment name is never one the base still reads from.
-  const gen = (base instanceof IndexFiles ? base.manifest.gen : 0) + 1
+  // A new segment name is never one the base or the manifest in place still reads from.
+  let gen = (base instanceof IndexFiles ? base.manifest.gen : 0) + 1
+  if (!prev && fs.existsSync(dir)) {
+    for (const name of fs.readdirSync(dir)) {
+      const n = /^seg\.(\d+)$/.exec(name)
+      if (n) gen = Math.max(gen, Number(n[1]) + 1)
+    }
+  }
   const seg = `seg.${gen}`
   const m: Manifest = {
     extra, gen, segments: {}, pages: { ...pm?.pages }, ids: { ...pm?.ids }, shards: [], meta: null,

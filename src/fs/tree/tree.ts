@@ -829,17 +829,24 @@ export class Tree implements ReadTree {
     this.changeMeta((m) => { m[COPIES_KEY] = n })
   }
 
-  snapshots(): { name: string; time: number }[] {
-    const out: SnapshotInfo[] = []
+  /** Every snapshot not removed, with its record text (a malformed one is not listed; at() reports why). */
+  private *liveSnapshots(): Iterable<{ name: string; text: string; time: number; heads: Record<string, string[]> }> {
     for (const [key, value] of Object.entries(this.shards.meta())) {
       if (!key.startsWith(SNAP_PREFIX)) continue
       const text = strOf(value)
       if (text === null) continue
+      let rec
       try {
-        const rec = decodeSnapshot(text)
-        if (rec.heads !== null) out.push({ name: key.slice(SNAP_PREFIX.length), time: rec.time })
-      } catch { /* a malformed snapshot is not listed; at() reports why */ }
+        rec = decodeSnapshot(text)
+      } catch {
+        continue
+      }
+      if (rec.heads !== null) yield { name: key.slice(SNAP_PREFIX.length), text, time: rec.time, heads: rec.heads }
     }
+  }
+
+  snapshots(): { name: string; time: number }[] {
+    const out: SnapshotInfo[] = [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
     return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   }
 
@@ -877,17 +884,7 @@ export class Tree implements ReadTree {
 
   /** Every snapshot not removed: its record text and the heads it names. */
   snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
-    const out: { text: string; heads: Record<string, string[]> }[] = []
-    for (const [key, value] of Object.entries(this.shards.meta())) {
-      if (!key.startsWith(SNAP_PREFIX)) continue
-      const text = strOf(value)
-      if (text === null) continue
-      try {
-        const rec = decodeSnapshot(text)
-        if (rec.heads !== null) out.push({ text, heads: rec.heads })
-      } catch { /* not listed */ }
-    }
-    return out
+    return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
   }
 
   /** A snapshot's view: read from its saved index when there is one, else built from the shards at its heads. */
