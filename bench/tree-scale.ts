@@ -431,6 +431,7 @@ export async function run(): Promise<Row[]> {
       tmp, lay, rows, src: path.join(srcRoot, 'tree'), dataA: path.join(tmp, 'a'),
       restic: has('restic') ? { env: { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: path.join(tmp, 'restic'), RESTIC_CACHE_DIR: path.join(tmp, 'restic-cache') } } : null,
     }
+    let logged = 0
     for (const p of wanted) {
       log(`part ${p} (${uptime()})`)
       try {
@@ -440,6 +441,9 @@ export async function run(): Promise<Row[]> {
         log(`part ${p} failed: ${err instanceof Error ? err.stack : String(err)}`)
         rows.push({ name: `tree ${p}: FAILED`, value: NaN, unit: '', note: (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 300) })
       }
+      // What is measured so far survives a run cut short (a 1M-file run takes most of an hour here).
+      for (const r of rows.slice(logged)) log(`row: ${r.name}: ${r.value} ${r.unit}${r.baseline ? ` [${r.baseline}: ${r.baselineValue}]` : ''}${r.note ? ` (${r.note})` : ''}`)
+      logged = rows.length
     }
   } finally {
     if (process.env.BENCH_TREE_KEEP === '1') log(`kept ${tmp}`)
