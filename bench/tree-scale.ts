@@ -31,7 +31,7 @@ import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
 import { bazilBin, dropCaches, has, log } from './procs.js'
 import { summarizeProfile } from './profile-summary.js'
-import type { Row } from './row.js'
+import { printRows, writeResults, type Row } from './row.js'
 export type { Row }
 
 const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
@@ -456,14 +456,8 @@ async function main(): Promise<void> {
   const i = process.argv.indexOf('--open')
   if (i >= 0) return openChild(process.argv[i + 1]!, process.argv[i + 2]!, process.argv[i + 3]!)
   const rows = await run()
-  for (const r of rows) {
-    const v = r.unit === 'MiB' || r.unit === 'ms' ? r.value.toFixed(1) : r.value.toFixed(3)
-    const base = r.baseline ? `  [${r.baseline}: ${r.baselineValue?.toFixed(3)} ${r.unit}, ratio ${r.ratio?.toFixed(2)}]` : ''
-    console.log(`${r.name.padEnd(62)} ${v.padStart(9)} ${r.unit}${r.target !== undefined ? `  (target ${r.unit === 'files/s' ? '≥' : '≤'} ${r.target}: ${r.ok ? 'ok' : 'MISSED'})` : ''}${base}${r.note ? `  ${r.note}` : ''}`)
-  }
-  const out = path.join(repoRoot, 'bench', 'results', 'tree-scale.json')
-  fs.mkdirSync(path.dirname(out), { recursive: true })
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version }, files: FILES, rows }, null, 2) + '\n')
+  printRows(rows)
+  writeResults(repoRoot, 'tree-scale', { files: FILES }, rows)
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
