@@ -13,6 +13,7 @@ import { OwnEviction } from './fs/cas/own-eviction.js'
 import type { Hypercore } from 'hypercore'
 import { Volume } from './volume.js'
 import { StoreSync } from './store-sync.js'
+import { closeStore } from './store-close.js'
 import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, walBytes } from './space-guard.js'
 import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
@@ -341,7 +342,7 @@ export class Node {
     await this.remoteStores.close()
     for (const c of this.ownCores) await c.close().catch(() => {})
     await this.chunks.close()
-    await this.store.close()
+    await closeStore(this.store)
     if (failure) throw failure
   }
 }

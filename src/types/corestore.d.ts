@@ -17,6 +17,31 @@ declare module 'corestore' {
     active?: boolean
   }
 
+  /** hypercore's lib/mutex.js. */
+  export interface CoreMutex {
+    readonly destroyed: boolean
+    idle(): boolean
+    lock(): Promise<void>
+    unlock(): void
+  }
+
+  /**
+   * An open core in the store's tracker (hypercore's lib/core.js Core, not a session): what
+   * src/store-close.ts waits on before the store closes.
+   */
+  export interface StoreCore {
+    readonly replicator: {
+      /** Peers attached over replication streams; dataProcessing counts blocks being verified/stored. */
+      readonly peers: ReadonlyArray<{ readonly dataProcessing: number }>
+      /** Serialises incoming upgrades. */
+      readonly _rxLock: CoreMutex
+      /** Closes every replication channel of the core and detaches it from its streams. */
+      destroy(): void
+    }
+    /** The default session state; its mutex is held while a verified block is stored. */
+    readonly state: { readonly mutex: CoreMutex } | null
+  }
+
   export default class Corestore {
     constructor(storage: unknown, opts?: Record<string, unknown>)
     readonly storage: {
@@ -27,6 +52,8 @@ declare module 'corestore' {
     }
     /** The namespace names are resolved in (store.get({ name })). */
     readonly ns: Buffer
+    /** The open cores (shared by every session/namespace of the store); yields those not closing. */
+    readonly cores: Iterable<StoreCore>
     ready(): Promise<void>
     close(): Promise<void>
     get(opts: GetOptions): Hypercore
