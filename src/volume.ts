@@ -9,13 +9,13 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
-import { UserError, type VolumeRecord } from './datadir.js'
+import { UserError, indexPaths, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, decodeTreeState, encodeTreeState, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
-import { replaceFile } from './atomic-file.js'
+import { commitTreeIndex, openTreeIndex } from './fs/tree/index-store.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
@@ -30,9 +30,14 @@ const LIVE_DELAY_MS = 25
 /** 2: also the control entries read and how far each log was scanned for them (writer set). */
 export const CHECKPOINT_FORMAT = 2
 
-/** Where a volume's checkpoint and writer set live in the data dir (see spec/tree.md). */
+/** Where a volume's checkpoint (the manifest of its on-disk index) lives in the data dir (see spec/tree.md). */
 export function checkpointPath(dataDir: string, volumeId: string): string {
-  return path.join(dataDir, 'index', `${volumeId}.ckpt`)
+  return indexPaths(dataDir, volumeId).manifest
+}
+
+/** The directory of a volume's on-disk index files, beside its checkpoint (spec/tree.md "The index on disk"). */
+export function indexFilesPath(dataDir: string, volumeId: string): string {
+  return indexPaths(dataDir, volumeId).segments
 }
 
 export interface ConflictVersionInfo {
@@ -127,6 +132,8 @@ export class Volume {
   private closed = false
   /** Something was applied or done since the checkpoint was read or written. */
   private changedSinceCheckpoint = true
+  /** While the index is rebuilt from the logs at open: told entries applied of the total (-1: done). */
+  private replayProgress: ((done: number, total: number) => void) | null = null
   private readonly host: Node
   /** Control entries read so far from every log (valid or not: the writer set decides), by `hex:seq`. */
   private readonly control = new Map<string, ControlRecord>()
@@ -193,7 +200,10 @@ export class Volume {
         vol.setRecord(node.dir.updateVolume(record.name, { roots: [log.key, ...others].map((k) => encodeKey(k)).sort() }) as VolumeRecord)
       }
       if (opts.checkpoint !== false) vol.restoreCheckpoint()
+      if (!vol.opened.fromCheckpoint) vol.replayProgress = rebuildProgress(record.name, process.stderr)
       vol.opened.replayedEntries = await vol.replay()
+      vol.replayProgress?.(-1, 0)
+      vol.replayProgress = null
     } catch (err) {
       for (const w of vol.writers.values()) await w.close().catch(() => {})
       vol.tree.free()
@@ -545,6 +555,8 @@ export class Volume {
   /** Applies the valid, not yet applied local entries of every writer, in batches; a log is held at its first entry that is not valid. */
   private async applyValid(set: WriterSet): Promise<number> {
     let entries = 0
+    let total = 0
+    for (const [hex, writer] of this.writers) total += Math.max(0, writer.length - (this.applied.get(hex) ?? 1))
     for (const [hex, writer] of [...this.writers].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (this.closed) break
       const w = set.writers.get(hex)
@@ -596,6 +608,7 @@ export class Volume {
         batchBytes += cost.bytes
         next = entry.seq + 1
         entries++
+        this.replayProgress?.(entries, total)
       }
       this.stats.readMs += performance.now() - t0
       if (batch.length > 0) apply()
@@ -631,25 +644,20 @@ export class Volume {
       scanned: Object.fromEntries(this.scanned),
       control: [...this.control.values()].map((c) => ({ log: c.log, seq: c.seq, ops: encodeControl({ time: 0, ops: c.ops }).toString('hex') })),
     }
-    const bytes = encodeTreeState(this.tree.exportState(), info)
-    this.changedSinceCheckpoint = false
     const file = checkpointPath(this.dataDir, this.record.id)
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-    await replaceFile(file, bytes, { mode: 0o600 })
+    // Synchronous from here: nothing changes the tree between what is written and what it covers.
+    commitTreeIndex(file, indexFilesPath(this.dataDir, this.record.id), this.tree, info)
+    this.changedSinceCheckpoint = false
     return true
   }
 
   /** Uses the checkpoint if it is readable and consistent with the logs; else leaves a full replay to do. */
   private restoreCheckpoint(): void {
     const file = checkpointPath(this.dataDir, this.record.id)
-    let bytes: Buffer
+    if (!fs.existsSync(file)) return
     try {
-      bytes = fs.readFileSync(file)
-    } catch {
-      return
-    }
-    try {
-      const { state, extra } = decodeTreeState(bytes)
+      const { tree, extra, legacy } = openTreeIndex(file, indexFilesPath(this.dataDir, this.record.id), this.log.key.toString('hex'))
       const info = extra as CheckpointInfo
       const actor = this.log.key.toString('hex')
       if (!info || info.format !== CHECKPOINT_FORMAT || info.volume !== this.record.id || info.actor !== actor) throw new Error('checkpoint of another volume or writer')
@@ -657,7 +665,6 @@ export class Volume {
         const w = this.writers.get(hex)
         if (!w || !Number.isSafeInteger(next) || next < 1 || next > Math.max(1, w.length)) throw new Error(`checkpoint covers more of log ${hex} than is here`)
       }
-      const tree = Tree.restore(actor, state)
       this.currentTree.free()
       this.currentTree = tree
       for (const [hex, next] of Object.entries(info.logs)) this.applied.set(hex, next)
@@ -674,7 +681,8 @@ export class Volume {
         this.skipped.push(s)
       }
       this.opened.fromCheckpoint = true
-      this.changedSinceCheckpoint = false
+      // A checkpoint of an older version: read whole this once, the next checkpoint writes the index.
+      this.changedSinceCheckpoint = legacy
     } catch {
       // A cache that doesn't fit is ignored: the logs are the truth, replay rebuilds everything.
       this.applied.clear()
@@ -1020,6 +1028,24 @@ export class Volume {
     for (const log of this.writers.values()) await log.close()
     this.tree.free()
     if (lost) throw lost
+  }
+}
+
+/** A progress line on a terminal while a volume's index is rebuilt from its logs (none elsewhere, or for a few entries). */
+function rebuildProgress(name: string, stream: NodeJS.WriteStream): ((done: number, total: number) => void) | null {
+  if (!stream.isTTY) return null
+  let last = 0
+  let shown = false
+  return (done, total) => {
+    if (done < 0) {
+      if (shown) stream.write('\n')
+      return
+    }
+    const now = Date.now()
+    if (total < 100 || now - last < 200) return
+    last = now
+    shown = true
+    stream.write(`\rrebuilding the index of volume ${name} from its logs: ${done}/${total} entries`)
   }
 }
 

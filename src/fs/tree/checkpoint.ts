@@ -28,7 +28,7 @@ const DIGEST_BYTES = 32
  * A decoded record, with actor hexes replaced by indexes into the header's `actors` table
  * (three 64-char actors per record would otherwise be most of the file).
  */
-type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
+export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
   [string, number, number, number, string][], [number, number, string[]][], string?]
 
 interface Header {
@@ -46,7 +46,7 @@ interface Header {
   rejected?: string[]
 }
 
-class ActorTable {
+export class ActorTable {
   readonly list: string[] = []
   private readonly index = new Map<string, number>()
   of(actor: string): number {
@@ -60,7 +60,7 @@ class ActorTable {
   }
 }
 
-function row(n: RawNode, t: ActorTable): NodeRow {
+export function row(n: RawNode, t: ActorTable): NodeRow {
   const l = n.loc
   const r: NodeRow = [n.id, n.kind, [l.parent, l.name, t.of(l.writer), l.time, l.prev?.parent ?? null, l.prev?.name ?? null], n.mode, n.mtime, t.of(n.creator), n.target ?? null,
     n.versions.map((v) => [v.hash, v.size, t.of(v.writer), v.time, v.ver]), n.tombs.map((x) => [t.of(x.writer), x.time, x.seen])]
@@ -68,7 +68,7 @@ function row(n: RawNode, t: ActorTable): NodeRow {
   return r
 }
 
-function unrow(r: NodeRow, actors: string[], version: number): RawNode {
+export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
   if (!Array.isArray(r) || (r.length !== 9 && !(version >= 3 && r.length === 10))) throw new Error('bad node row')
   const [id, kind, l, mode, mtime, creator, target, versions, tombs, shard] = r
   if (typeof id !== 'string' || (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')

@@ -11,7 +11,8 @@ import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
-import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type ReadTree, type Stat } from './view.js'
+import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
+import type { IndexBase } from './index-layers.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 export interface Attrs { mode?: number; mtime?: number }
@@ -37,6 +38,18 @@ export interface TreeState {
   /** Hashes of rejected changes: what builds on them is rejected too. */
   rejected: string[]
 }
+/** What the on-disk index (index-store.ts) keeps of a tree beside its index entries and shard saves. */
+export interface TreeParts {
+  meta: Uint8Array | null
+  problems: Problem[]
+  held: { shard: string; change: Uint8Array; tag?: string }[]
+  rejected: string[]
+  /** Nodes with several content values or tombstones (re-read after every remote apply), by shard. */
+  multi: [string, string][]
+  /** Records per shard (where a new record goes: spec/tree.md "Shard layout"). */
+  counts: [string, number][]
+  memo: IndexMemo
+}
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
 type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
@@ -44,7 +57,7 @@ type Put = (h: Handle) => void
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
-  private readonly index = new TreeIndex()
+  private index = new TreeIndex()
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
   private readonly unflushed = new Map<string, Put[]>()
@@ -422,6 +435,59 @@ export class Tree implements ReadTree {
       list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
     }
     t.loadIndex(state.nodes)
+    t.readRootAttrs()
+    return t
+  }
+
+  // ---- the on-disk index (index-store.ts) -----------------------------------------------
+
+  /** The derived index (for index-store.ts: its entries changed since its base). */
+  get view(): TreeIndex { return this.index }
+
+  /** What the on-disk index saves beside the entries; local edits are flushed first. */
+  parts(): TreeParts {
+    this.flush()
+    const held: TreeParts['held'] = []
+    for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
+    const multi: [string, string][] = []
+    for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
+    return { meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo() }
+  }
+
+  /** Heads of every node shard with a document (hot or cold), without loading any. */
+  shardHeads(): Map<string, string[]> {
+    this.flush()
+    const out = new Map<string, string[]>()
+    const all = this.shards.heads()
+    for (const name of this.shards.names()) out.set(name, all[name] ?? [])
+    return out
+  }
+
+  /** Saved bytes of one node shard (a cold one's as restored or evicted). */
+  shardBytes(name: string): Uint8Array { return this.shards.save(name).bytes }
+
+  /**
+   * A tree continuing from an on-disk index: its entries are read on demand from `base`,
+   * shards start cold (their bytes read when first loaded).
+   */
+  static open(actor: string, base: IndexBase, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, parts: TreeParts, opts: TreeOptions = {}): Tree {
+    const t = Tree.create(actor, opts)
+    t.shards.restore(shards, parts.meta)
+    for (const p of parts.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
+    for (const x of parts.rejected) t.rejectedHashes.add(x)
+    for (const x of parts.held) {
+      const hd = readChangeHeader(x.change)
+      let list = t.held.get(x.shard)
+      if (!list) t.held.set(x.shard, (list = []))
+      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
+    }
+    for (const [shard, id] of parts.multi) {
+      let set = t.multi.get(shard)
+      if (!set) t.multi.set(shard, (set = new Set()))
+      set.add(id)
+    }
+    for (const [shard, n] of parts.counts) t.counts.set(shard, n)
+    t.index = new TreeIndex({ base, memo: parts.memo })
     t.readRootAttrs()
     return t
   }

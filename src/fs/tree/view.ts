@@ -5,6 +5,7 @@
 import { TreeError } from './errors.js'
 import { childPath, splitPath } from './paths.js'
 import { DEFAULT_MODE, ROOT_ID, isAlive, shortActor, type Kind, type RawNode, type Version } from './model.js'
+import { Layered, type BaseEntry, type IndexBase } from './index-layers.js'
 
 export interface ContentRef { hash: string; size: number }
 
@@ -54,32 +55,127 @@ interface Display {
 const CONFLICT = '.conflict-'
 const EMPTY = new Set<string>()
 
+/** What the index keeps whole in memory beside its on-disk base (saved with it: index-store.ts). */
+export interface IndexMemo {
+  broken: string[]
+  /** Pending nodes and the parent each waits for. */
+  waiting: [string, string][]
+  conflicted: string[]
+  nodeCount: number
+}
+
+/** Directory name tables built from the base and kept in memory (the most recently used). */
+const KEEP_BUILT_DIRS = 32
+
 export class TreeIndex implements ReadTree {
-  private readonly raw = new Map<string, RawNode>()
+  private readonly raw: Layered<RawNode>
   /** Effective parent of attached nodes (after cycle breaking). Absent = detached (pending or removed). */
-  private readonly parentOf = new Map<string, string>()
-  private readonly nameOf = new Map<string, string>()
+  private readonly parentOf: Layered<string>
+  private readonly nameOf: Layered<string>
   /** Number of alive nodes in the subtree (self included). Visible iff > 0. */
-  private readonly live = new Map<string, number>()
-  private readonly dirs = new Map<string, DirNames>()
+  private readonly live: Layered<number>
+  private readonly dirs: Layered<DirNames>
   /** Nodes not shown at their loc because of cycle breaking: re-examined on every update. */
   private readonly broken = new Set<string>()
   private readonly waiting = new Map<string, Set<string>>()
   private readonly waitingFor = new Map<string, string>()
   private readonly conflicted = new Set<string>()
+  private count = 0
+  private base: IndexBase | null = null
   rootMode = DEFAULT_MODE.dir
   rootMtime = 0
 
-  constructor() {
-    this.live.set(ROOT_ID, 1)
+  /**
+   * An empty index, or (with `saved`) one whose nodes are read on demand from an index on
+   * disk: the view rules below run the same on both (the maps are layered: index-layers.ts).
+   */
+  constructor(saved?: { base: IndexBase; memo: IndexMemo }) {
+    this.raw = new Layered<RawNode>(null)
+    this.parentOf = new Layered<string>(null)
+    this.nameOf = new Layered<string>(null)
+    this.live = new Layered<number>(null)
+    this.dirs = new Layered<DirNames>(null, KEEP_BUILT_DIRS)
+    if (saved) this.rebase(saved.base, saved.memo)
+    else this.live.set(ROOT_ID, 1)
   }
 
-  get size(): number { return this.raw.size }
+  get size(): number { return this.count }
 
   node(id: string): RawNode | undefined { return this.raw.get(id) }
 
   /** Every decoded record the index holds (visible or not). */
-  nodes(): IterableIterator<RawNode> { return this.raw.values() }
+  nodes(): IterableIterator<RawNode> {
+    const base = this.base
+    const baseRaw = function* (): Iterable<[string, RawNode | undefined]> {
+      if (base) for (const [id, e] of base.entries()) yield [id, e.raw ?? undefined]
+    }
+    const it = this.raw.entries(baseRaw())
+    return (function* () { for (const [, r] of it) yield r })()
+  }
+
+  // ---- the on-disk base (index-store.ts) ------------------------------------------------
+
+  /** Ids whose entry changed since the base was written. */
+  changedIds(): Set<string> {
+    const out = new Set<string>()
+    for (const m of [this.raw, this.parentOf, this.nameOf, this.live]) for (const id of m.changed()) out.add(id)
+    return out
+  }
+
+  /** Entries changed since the base (changedIds) are at most this many. */
+  get changedCount(): number {
+    return Math.max(this.raw.changedCount, this.parentOf.changedCount, this.nameOf.changedCount, this.live.changedCount)
+  }
+
+  /** The entry of `id` now (what the next base must hold for it). */
+  entryNow(id: string): BaseEntry {
+    return { raw: this.raw.get(id) ?? null, parent: this.parentOf.get(id) ?? null, name: this.nameOf.get(id) ?? null, live: this.live.get(id) ?? 0 }
+  }
+
+  /** The on-disk index this one reads from (null: all in memory). */
+  get diskBase(): IndexBase | null { return this.base }
+
+  /** The entry of `id` in the current base, if any. */
+  baseEntry(id: string): BaseEntry | undefined { return this.base?.entry(id) }
+
+  memo(): IndexMemo {
+    return { broken: [...this.broken], waiting: [...this.waitingFor], conflicted: [...this.conflicted], nodeCount: this.count }
+  }
+
+  /** Continues from `base` (which holds this index's state, or is being opened): the overlay is dropped. */
+  rebase(base: IndexBase, memo: IndexMemo): void {
+    this.base = base
+    const entry = (id: string): BaseEntry | undefined => base.entry(id)
+    this.raw.rebase((id) => entry(id)?.raw ?? undefined)
+    this.parentOf.rebase((id) => entry(id)?.parent ?? undefined)
+    this.nameOf.rebase((id) => entry(id)?.name ?? undefined)
+    this.live.rebase((id) => entry(id)?.live || undefined)
+    this.dirs.rebase((dir) => this.dirFromBase(base, dir))
+    this.broken.clear()
+    for (const b of memo.broken) this.broken.add(b)
+    this.waiting.clear()
+    this.waitingFor.clear()
+    for (const [x, p] of memo.waiting) this.wait(x, p)
+    this.conflicted.clear()
+    for (const c of memo.conflicted) this.conflicted.add(c)
+    this.count = memo.nodeCount
+  }
+
+  /** The name table of `dir` from the base's entries under it (what dirAdd built for the visible ones). */
+  private dirFromBase(base: IndexBase, dir: string): DirNames | undefined {
+    const d: DirNames = { byName: new Map(), groups: 0, copies: new Set(), display: null }
+    for (const [x, e] of base.children(dir)) {
+      if (e.live <= 0 || e.name === null) continue
+      const cur = d.byName.get(e.name)
+      if (cur === undefined) d.byName.set(e.name, x)
+      else if (typeof cur === 'string') {
+        d.byName.set(e.name, [cur, x])
+        d.groups++
+      } else cur.push(x)
+      if ((e.raw?.versions.length ?? 0) > 1) d.copies.add(x)
+    }
+    return d.byName.size > 0 ? d : undefined
+  }
 
   /** Applies new decoded states of some nodes (null = record gone or unreadable). */
   update(changed: Map<string, RawNode | null>): void {
@@ -95,6 +191,8 @@ export class TreeIndex implements ReadTree {
 
     for (const [id, r] of changed) {
       const old = this.raw.get(id)
+      if (r && !old) this.count++
+      else if (!r && old) this.count--
       const delta = (r && isAlive(r) ? 1 : 0) - (old && isAlive(old) ? 1 : 0)
       if (r) this.raw.set(id, r)
       else this.raw.delete(id)
@@ -111,14 +209,17 @@ export class TreeIndex implements ReadTree {
    * nodes, without its bookkeeping for nodes that were already there (a third of a reopen).
    */
   load(nodes: Iterable<RawNode>): void {
-    if (this.raw.size > 0) throw new Error('TreeIndex.load: the index is not empty')
+    if (this.count > 0 || this.base) throw new Error('TreeIndex.load: the index is not empty')
+    const ids = new Set<string>()
     for (const r of nodes) {
+      if (!this.raw.has(r.id)) this.count++
       this.raw.set(r.id, r)
+      ids.add(r.id)
       // What addLive does for a node not attached yet: its own count only.
       if (isAlive(r)) this.live.set(r.id, (this.live.get(r.id) ?? 0) + 1)
       if (r.versions.length > 1) this.conflicted.add(r.id)
     }
-    this.place(new Set(this.raw.keys()))
+    this.place(ids)
   }
 
   /** Places the detached `affected` nodes: proposals, cycle breaking, then attach or wait. */
@@ -244,7 +345,7 @@ export class TreeIndex implements ReadTree {
   }
 
   private dirAdd(p: string, x: string): void {
-    let d = this.dirs.get(p)
+    let d = this.dirs.forWrite(p, copyDir)
     if (!d) this.dirs.set(p, (d = { byName: new Map(), groups: 0, copies: new Set(), display: null }))
     const name = this.nameOf.get(x)!
     const cur = d.byName.get(name)
@@ -258,7 +359,7 @@ export class TreeIndex implements ReadTree {
   }
 
   private dirRemove(p: string, x: string): void {
-    const d = this.dirs.get(p)
+    const d = this.dirs.forWrite(p, copyDir)
     if (!d) return
     const name = this.nameOf.get(x)!
     const cur = d.byName.get(name)
@@ -493,16 +594,17 @@ export class TreeIndex implements ReadTree {
     const out: string[] = []
     let visibleCount = 0
     let copies = 0
-    for (const [id, r] of this.raw) {
+    for (const r of this.nodes()) {
+      const id = r.id
       let steps = 0
       let n = id
-      while (n !== ROOT_ID && steps <= this.raw.size) {
+      while (n !== ROOT_ID && steps <= this.count) {
         const p = this.parentOf.get(n)
         if (p === undefined) break
         n = p
         steps++
       }
-      if (steps > this.raw.size) {
+      if (steps > this.count) {
         out.push(`cycle through node ${id}`)
         continue
       }
@@ -541,6 +643,13 @@ export class TreeIndex implements ReadTree {
 }
 
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
+
+/** A name table to change: its own maps (the base's stays as built). */
+function copyDir(d: DirNames): DirNames {
+  const byName = new Map<string, string | string[]>()
+  for (const [k, v] of d.byName) byName.set(k, typeof v === 'string' ? v : [...v])
+  return { byName, groups: d.groups, copies: new Set(d.copies), display: null }
+}
 
 /** Cycles of the successor graph reachable from `starts` (the graph is functional: each node has ≤ 1 successor). */
 function findCycles(starts: Iterable<string>, succ: (n: string) => string | null): string[][] {

@@ -1,0 +1,105 @@
+/**
+ * The maps of the derived index (view.ts) as two layers: a read-only base (the index on disk,
+ * index-store.ts, read on demand) and an in-memory overlay of what changed since that base was
+ * written. Without a base a layered map is a plain Map (snapshot views, tests, a first build).
+ */
+import type { RawNode } from './model.js'
+
+/** One node as the on-disk index holds it: its record and where the view placed it. */
+export interface BaseEntry {
+  raw: RawNode | null
+  /** Effective parent (null: not attached: pending, or its record is gone). */
+  parent: string | null
+  name: string | null
+  /** Alive nodes in its subtree, itself included (0: not visible). */
+  live: number
+}
+
+/** The index as last written: read on demand, never changed in place. */
+export interface IndexBase {
+  /** Nodes with a record. */
+  readonly nodeCount: number
+  entry(id: string): BaseEntry | undefined
+  /** The entries attached under `dir` (its children in the view, visible or not). */
+  children(dir: string): Iterable<[string, BaseEntry]>
+  /** Every entry, in no particular order. */
+  entries(): Iterable<[string, BaseEntry]>
+}
+
+const GONE: unique symbol = Symbol('gone')
+
+export class Layered<V> {
+  private readonly over = new Map<string, V | typeof GONE>()
+  /** Base values built by `load` (for values costly to build), most recently used last. */
+  private readonly built = new Map<string, V | undefined>()
+
+  constructor(private base: ((key: string) => V | undefined) | null, private readonly keepBuilt = 0) {}
+
+  get(key: string): V | undefined {
+    const v = this.over.get(key)
+    if (v !== undefined) return v === GONE ? undefined : v
+    if (this.base === null) return undefined
+    if (this.keepBuilt === 0) return this.base(key)
+    if (this.built.has(key)) {
+      const b = this.built.get(key)
+      this.built.delete(key)
+      this.built.set(key, b)
+      return b
+    }
+    const b = this.base(key)
+    this.built.set(key, b)
+    if (this.built.size > this.keepBuilt) this.built.delete(this.built.keys().next().value!)
+    return b
+  }
+
+  has(key: string): boolean { return this.get(key) !== undefined }
+
+  set(key: string, value: V): this {
+    this.over.set(key, value)
+    this.built.delete(key)
+    return this
+  }
+
+  delete(key: string): boolean {
+    if (this.base === null) return this.over.delete(key)
+    this.over.set(key, GONE)
+    this.built.delete(key)
+    return true
+  }
+
+  /** The value to change in place: a base value is copied into the overlay first. */
+  forWrite(key: string, copy: (v: V) => V): V | undefined {
+    const v = this.over.get(key)
+    if (v !== undefined) return v === GONE ? undefined : v
+    const b = this.get(key)
+    if (b === undefined) return undefined
+    const c = copy(b)
+    this.set(key, c)
+    return c
+  }
+
+  /** Keys changed (set or deleted) since the base. */
+  changed(): IterableIterator<string> { return this.over.keys() }
+
+  get changedCount(): number { return this.over.size }
+
+  /** Every key with a value: base keys from `baseKeys` (with their base value), then keys only in the overlay. */
+  *entries(baseKeys: Iterable<[string, V | undefined]>): Iterable<[string, V]> {
+    for (const [k, bv] of baseKeys) {
+      const o = this.over.get(k)
+      const v = o === undefined ? bv : o === GONE ? undefined : o
+      if (v !== undefined) yield [k, v]
+    }
+    for (const [k, o] of this.over) {
+      if (o === GONE) continue
+      if (this.base === null || this.base(k) === undefined) yield [k, o]
+    }
+  }
+
+  /** A new base that holds everything the overlay said: the overlay is dropped. */
+  rebase(base: ((key: string) => V | undefined) | null): void {
+    this.base = base
+    this.over.clear()
+    this.built.clear()
+  }
+}

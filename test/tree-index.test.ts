@@ -1,0 +1,246 @@
+// The derived index on disk (src/fs/tree/index-store.ts): a tree read from it gives the same
+// answers as one held in memory, across commits and reopenings; a volume migrates an older
+// checkpoint to it; a deleted, damaged or unknown index is rebuilt from the logs.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { DataDir } from '../src/datadir.js'
+import { Node } from '../src/node.js'
+import { Tree, TreeError, canonicalDump, encodeTreeState, type ShardChange } from '../src/fs/tree/index.js'
+import { IndexDamagedError, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
+import { checkpointPath, indexFilesPath } from '../src/volume.js'
+import { tempDir } from './helpers.js'
+
+const ACTORS = ['a1'.repeat(16), 'b2'.repeat(16), 'c3'.repeat(16), 'd4'.repeat(16)]
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0
+    return s / 2 ** 32
+  }
+}
+
+/** One random op on `t` over the paths it shows (errors of the op itself are fine: nothing changes). */
+function randomOp(t: Tree, r: () => number, n: number): void {
+  const all = [...t.walk('/')].filter((s) => !s.id.includes(':'))
+  const dirs = all.filter((s) => s.kind === 'dir')
+  const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]
+  const dir = pick(dirs).path
+  const name = `n${Math.floor(r() * 12)}`
+  const at = dir === '/' ? `/${name}` : `${dir}/${name}`
+  try {
+    const k = r()
+    if (k < 0.25) t.writeFile(at, { hash: (n + 1).toString(16).padStart(64, '0'), size: n })
+    else if (k < 0.4) t.mkdir(at)
+    else if (k < 0.6 && all.length > 1) t.rename(pick(all.slice(1)).path, at)
+    else if (k < 0.7 && all.length > 1) {
+      const s = pick(all.slice(1))
+      if (s.kind === 'dir') t.rmdir(s.path)
+      else t.unlink(s.path)
+    } else if (k < 0.8 && all.length > 1) t.setattr(pick(all.slice(1)).path, { mode: 0o600 + Math.floor(r() * 64) })
+    else {
+      const files = all.filter((s) => s.kind === 'file')
+      if (files.length > 0) t.writeFile(pick(files).path, { hash: (n + 7).toString(16).padStart(64, '0'), size: n + 7 })
+    }
+  } catch (e) {
+    if (!(e instanceof TreeError)) throw e
+  }
+}
+
+const view = (t: Tree) => ({ dump: canonicalDump(t), conflicts: t.conflicts(), audit: t.audit(), size: [...t.view.nodes()].length })
+
+test('a tree read from its on-disk index answers as the same tree in memory, across commits, merges and reopenings', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    for (const seed of [1, 2, 3]) {
+      const r = rng(seed)
+      const file = path.join(dir, `t${seed}.ckpt`)
+      const files = path.join(dir, `t${seed}`)
+      // Writers 0-2 edit and exchange changes; writer 3 only receives (the reference, in memory).
+      let trees = ACTORS.slice(0, 3).map((a) => Tree.create(a))
+      const ref = Tree.create(ACTORS[3])
+      const log: ShardChange[][] = [[], [], []]
+      const seen = [0, 0, 0].map(() => [0, 0, 0])
+      let n = 0
+      for (let round = 0; round < 30; round++) {
+        for (let w = 0; w < 3; w++) {
+          for (let i = 0; i < 8; i++) randomOp(trees[w], r, n++)
+          log[w].push(...trees[w].takeChanges())
+        }
+        // Partial exchanges: concurrent moves, names and versions conflict.
+        for (let w = 0; w < 3; w++) {
+          const from = Math.floor(r() * 3)
+          if (from === w) continue
+          trees[w].applyChanges(log[from].slice(seen[w][from]))
+          seen[w][from] = log[from].length
+        }
+        // Writer 0's tree goes to disk now and then, and is now and then reopened from it.
+        if (r() < 0.4) {
+          commitTreeIndex(file, files, trees[0], { round })
+          assert.ok(trees[0].view.diskBase instanceof IndexFiles)
+          assert.equal(trees[0].view.changedIds().size, 0)
+          if (r() < 0.5) {
+            const before = view(trees[0])
+            const { tree, extra, legacy } = openTreeIndex(file, files, ACTORS[0])
+            assert.deepEqual(extra, { round })
+            assert.equal(legacy, false)
+            trees[0].free()
+            trees[0] = tree
+            assert.deepEqual(view(tree), before, `seed ${seed} round ${round}: reopened`)
+          }
+        }
+      }
+      // Everyone gets everything: the disk-backed tree shows what the in-memory ones do.
+      for (const t of [...trees, ref]) for (let w = 0; w < 3; w++) if (t !== trees[w]) t.applyChanges(log[w])
+      const want = view(ref)
+      assert.deepEqual(want.audit, [])
+      for (const [w, t] of trees.entries()) assert.deepEqual(view(t), want, `seed ${seed}: writer ${w}`)
+      commitTreeIndex(file, files, trees[0], null)
+      const back = openTreeIndex(file, files, ACTORS[0]).tree
+      assert.deepEqual(view(back), want)
+      // Only the segments the manifest names stay.
+      const named = Object.keys((back.view.diskBase as IndexFiles).manifest.segments).sort()
+      assert.deepEqual(fs.readdirSync(files).sort(), named)
+      for (const t of [...trees, ref, back]) t.free()
+      trees = []
+    }
+  } finally {
+    cleanup()
+  }
+})
+
+test('a commit writes only the buckets that changed; a read loads only what it needs', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const t = Tree.create(ACTORS[0])
+    for (let d = 0; d < 20; d++) {
+      t.mkdir(`/d${d}`)
+      for (let f = 0; f < 50; f++) t.writeFile(`/d${d}/f${f}`, { hash: (d * 100 + f + 1).toString(16).padStart(64, '0'), size: f })
+    }
+    const file = path.join(dir, 'x.ckpt')
+    const files = path.join(dir, 'x')
+    const all = commitTreeIndex(file, files, t, null)
+    t.writeFile('/d3/f3', { hash: 'ff'.repeat(32), size: 9 })
+    const one = commitTreeIndex(file, files, t, null)
+    assert.ok(one < all / 5, `a one-file change wrote ${one} bytes of ${all}`)
+    const { tree } = openTreeIndex(file, files, ACTORS[0])
+    const base = tree.view.diskBase as IndexFiles
+    assert.equal(base.reads, 0, 'opening reads no bucket')
+    assert.equal(tree.readdir('/d7').length, 50)
+    assert.ok(base.reads <= 4, `ls read ${base.reads} buckets`)
+    assert.equal(tree.stat('/d3/f3').content!.hash, 'ff'.repeat(32))
+    assert.equal(tree.shardStats.hot, 0)
+    tree.free()
+    t.free()
+  } finally {
+    cleanup()
+  }
+})
+
+async function volumeWithFiles(root: string): Promise<{ id: string; dump: string[] }> {
+  const node = await Node.open(DataDir.create(root))
+  const vol = await node.createVolume('v', 'default')
+  for (let d = 0; d < 5; d++) {
+    vol.mkdir(`/d${d}`)
+    for (let f = 0; f < 40; f++) vol.mutate((t) => t.writeFile(`/d${d}/f${f}`, { hash: (d * 100 + f + 1).toString(16).padStart(64, '0'), size: f }), () => ({ op: 'write' }))
+    await vol.flush()
+  }
+  await vol.rename('/d1/f1', '/d2/moved')
+  const dump = canonicalDump(vol.tree)
+  const id = vol.record.id
+  await node.close()
+  return { id, dump }
+}
+
+async function reopen(root: string): Promise<{ dump: string[]; fromCheckpoint: boolean; ls: number }> {
+  const node = await Node.open(DataDir.open(root))
+  try {
+    const vol = await node.volume('v')
+    return { dump: canonicalDump(vol.tree), fromCheckpoint: vol.opened.fromCheckpoint, ls: vol.tree.readdir('/d2').length }
+  } finally {
+    await node.close()
+  }
+}
+
+test('a volume with a checkpoint of the previous version opens from it and writes its index', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const root = path.join(dir, 'data')
+    const { id, dump } = await volumeWithFiles(root)
+    const file = checkpointPath(root, id)
+    // What the previous version left: a whole-file checkpoint (version 2), no index files.
+    const { tree, extra } = openTreeIndex(file, indexFilesPath(root, id), 'ee'.repeat(16))
+    fs.writeFileSync(file, encodeTreeState(tree.exportState(), extra))
+    tree.free()
+    fs.rmSync(indexFilesPath(root, id), { recursive: true })
+    assert.equal(fs.readFileSync(file)[4], 2)
+    const first = await reopen(root)
+    assert.deepEqual(first.dump, dump)
+    assert.equal(first.fromCheckpoint, true)
+    assert.equal(fs.readFileSync(file)[4], 4, 'closing wrote the index')
+    assert.ok(fs.readdirSync(indexFilesPath(root, id)).length > 0)
+    const second = await reopen(root)
+    assert.deepEqual(second.dump, dump)
+    assert.equal(second.fromCheckpoint, true)
+    assert.equal(second.ls, 41)
+  } finally {
+    cleanup()
+  }
+})
+
+test('a deleted, damaged or unknown index is rebuilt from the logs, and nothing is lost', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const root = path.join(dir, 'data')
+    const { id, dump } = await volumeWithFiles(root)
+    const file = checkpointPath(root, id)
+    const files = indexFilesPath(root, id)
+    const check = async (what: string): Promise<void> => {
+      const r = await reopen(root)
+      assert.deepEqual(r.dump, dump, what)
+      assert.equal(r.fromCheckpoint, false, `${what}: replayed from the logs`)
+      const again = await reopen(root)
+      assert.deepEqual(again.dump, dump, `${what}: reopened`)
+      assert.equal(again.fromCheckpoint, true, `${what}: the rebuilt index is used`)
+    }
+    // Bucket files deleted.
+    fs.rmSync(files, { recursive: true })
+    await check('index files deleted')
+    // The manifest deleted.
+    fs.rmSync(file)
+    await check('manifest deleted')
+    // The manifest damaged, or of an unknown version.
+    const m = fs.readFileSync(file)
+    m[m.length - 40] ^= 1
+    fs.writeFileSync(file, m)
+    await check('manifest damaged')
+    const u = fs.readFileSync(file)
+    u[4] = 9
+    fs.writeFileSync(file, u)
+    await check('unknown version')
+    // A bucket damaged: found when read; the read fails naming the index, the next open rebuilds.
+    const opened = openTreeIndex(file, files, 'ee'.repeat(16))
+    const pages = Object.values((opened.tree.view.diskBase as IndexFiles).manifest.pages)
+    opened.tree.free()
+    for (const [seg, offset, length] of pages) {
+      const fd = fs.openSync(path.join(files, seg), 'r+')
+      const b = Buffer.alloc(1)
+      fs.readSync(fd, b, 0, 1, offset + Math.floor(length / 2))
+      b[0] ^= 1
+      fs.writeSync(fd, b, 0, 1, offset + Math.floor(length / 2))
+      fs.closeSync(fd)
+    }
+    const node = await Node.open(DataDir.open(root))
+    try {
+      const vol = await node.volume('v')
+      assert.throws(() => vol.tree.readdir('/d2'), (e: Error) => e instanceof IndexDamagedError && /is damaged .*rebuilt from the logs/.test(e.message))
+    } finally {
+      await node.close().catch(() => {})
+    }
+    await check('bucket damaged')
+  } finally {
+    cleanup()
+  }
+})
