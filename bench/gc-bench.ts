@@ -11,9 +11,16 @@
 // deleted, backed up again, the first snapshot forgotten, `restic prune` timed, `du` of the
 // repository before and after.
 //
+// What bounds each: CPU seconds (every thread: RocksDB's compaction threads included) against
+// wall seconds of the timed part, for bazil (process.cpuUsage) and restic (/usr/bin/time);
+// BENCH_GC_PROFILE=1 also samples bazil's main thread during the collection (node:inspector,
+// summarized by bench/profile-summary.ts; a sampling profiler costs a few %).
+//
 // Runs alone (`node dist/bench/gc-bench.js`, writes bench/results/gc.json) or from
-// bench/run.ts through run() (BENCH_PARTS=gc).
+// bench/run.ts through run() (BENCH_PARTS=gc). At 10 GiB (BENCH_GC_MIB=10240) it needs ~3.3x
+// that free in BENCH_DIR (the source, the data dir, the restic repository).
 import { spawnSync } from 'node:child_process'
+import inspector from 'node:inspector/promises'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -26,6 +33,7 @@ import { collectGarbage, diskUsage } from '../src/gc.js'
 import { toFileRef } from '../src/volume.js'
 import type { Row } from './row.js'
 import { dropCaches, has, log, repoRoot } from './procs.js'
+import { summarizeProfile } from './profile-summary.js'
 export type { Row }
 
 const MiB = 1024 * 1024
@@ -66,9 +74,39 @@ function deleted(files: Map<string, string>): Set<string> {
 }
 
 function restic(repo: string, args: string[], cwd?: string): string {
-  const r = spawnSync('restic', ['-r', repo, '--no-cache', '-q', ...args], { cwd, env: { ...process.env, RESTIC_PASSWORD: 'bench' }, encoding: 'utf8' })
+  const r = spawnSync('restic', ['-r', repo, '--no-cache', '-q', ...args], { cwd, env: { ...process.env, RESTIC_PASSWORD: 'bench' }, encoding: 'utf8', maxBuffer: 64 << 20 })
   if (r.status !== 0) throw new Error(`restic ${args.join(' ')}: ${r.stderr}`)
   return r.stdout
+}
+
+/** restic ARGS under /usr/bin/time: its CPU seconds (user + system, every thread). */
+function resticTimed(repo: string, args: string[]): { cpuSecs: number | null } {
+  if (!fs.existsSync('/usr/bin/time')) {
+    restic(repo, args)
+    return { cpuSecs: null }
+  }
+  const r = spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', 'restic', '-r', repo, '--no-cache', '-q', ...args], { env: { ...process.env, RESTIC_PASSWORD: 'bench' }, encoding: 'utf8', maxBuffer: 64 << 20 })
+  if (r.status !== 0) throw new Error(`restic ${args.join(' ')}: ${r.stderr}`)
+  const m = /CPU ([\d.]+) ([\d.]+)/.exec(r.stderr)
+  return { cpuSecs: m ? Number(m[1]) + Number(m[2]) : null }
+}
+
+/** Samples the main thread while `fn` runs (node:inspector); returns fn's result and the profile's summary. */
+async function profiled<T>(fn: () => Promise<T>, file: string): Promise<{ result: T; summary: string }> {
+  const session = new inspector.Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  let result: T
+  try {
+    result = await fn()
+  } finally {
+    const { profile } = await session.post('Profiler.stop')
+    fs.writeFileSync(file, JSON.stringify(profile))
+    session.disconnect()
+  }
+  const s = summarizeProfile(file, { top: 10 })
+  return { result, summary: `main thread busy ${s.busySecs.toFixed(2)} s of ${s.wallSecs.toFixed(2)} s; by package: ${s.packages}; by function: ${s.functions}` }
 }
 
 export async function run(): Promise<Row[]> {
@@ -97,6 +135,8 @@ export async function run(): Promise<Row[]> {
     const duFull = diskUsage(root)
     node = await Node.open(DataDir.open(root))
     let secs = 0
+    let cpuSecs = 0
+    let profile: string | null = null
     let report
     try {
       const vol = await node.volume('v')
@@ -104,10 +144,17 @@ export async function run(): Promise<Row[]> {
       vol.removeSnapshot('before')
       await vol.flush()
       dropCaches()
+      const cpu0 = process.cpuUsage()
       const t0 = process.hrtime.bigint()
-      report = await collectGarbage(node, { graceMs: 0 })
+      if (process.env.BENCH_GC_PROFILE === '1') {
+        const p = await profiled(() => collectGarbage(node, { graceMs: 0 }), path.join(work, 'gc.cpuprofile'))
+        report = p.result
+        profile = p.summary
+      } else report = await collectGarbage(node, { graceMs: 0 })
       spawnSync('sync')
       secs = Number(process.hrtime.bigint() - t0) / 1e9
+      const cpu = process.cpuUsage(cpu0)
+      cpuSecs = (cpu.user + cpu.system) / 1e6
       // Every remaining file reads back byte-exact (not timed).
       for (const [p, hash] of files) {
         if (gone.has(p)) continue
@@ -123,11 +170,13 @@ export async function run(): Promise<Row[]> {
     // du also counts RocksDB's log replayed at open, which its next flush drops).
     const duAfter = diskUsage(root)
     const freed = duFull - duAfter
-    log(`gc bench: bazil gc ${secs.toFixed(2)} s, removed ${(report.removed.bytes / MiB).toFixed(0)} MiB, du (closed) ${(duFull / MiB).toFixed(0)} -> ${(duAfter / MiB).toFixed(0)} MiB (open, in the run: ${(report.disk.before / MiB).toFixed(0)} -> ${(report.disk.after! / MiB).toFixed(0)} MiB); walk ${report.phases.walk} ms, rewrite ${report.phases.rewrite} ms, RocksDB compaction ${report.phases.compact} ms`)
+    log(`gc bench: bazil gc ${secs.toFixed(2)} s, removed ${(report.removed.bytes / MiB).toFixed(0)} MiB, du (closed) ${(duFull / MiB).toFixed(0)} -> ${(duAfter / MiB).toFixed(0)} MiB (open, in the run: ${(report.disk.before / MiB).toFixed(0)} -> ${(report.disk.after! / MiB).toFixed(0)} MiB); walk ${report.phases.walk} ms, rewrite ${report.phases.rewrite} ms, RocksDB compaction ${report.phases.compact} ms; CPU ${cpuSecs.toFixed(2)} s (all threads)`)
+    if (profile) log(`gc bench: profile of the collection: ${profile}`)
 
     // restic
     let rSecs: number | undefined
     let rFreed: number | undefined
+    let rCpu: number | null = null
     if (has('restic')) {
       const repo = path.join(work, 'restic')
       restic(repo, ['init'])
@@ -139,11 +188,11 @@ export async function run(): Promise<Row[]> {
       const before = diskUsage(repo)
       dropCaches()
       const t0 = process.hrtime.bigint()
-      restic(repo, ['prune'])
+      rCpu = resticTimed(repo, ['prune']).cpuSecs
       spawnSync('sync')
       rSecs = Number(process.hrtime.bigint() - t0) / 1e9
       rFreed = before - diskUsage(repo)
-      log(`gc bench: restic prune ${rSecs.toFixed(2)} s, du ${(before / MiB).toFixed(0)} -> ${((before - rFreed) / MiB).toFixed(0)} MiB`)
+      log(`gc bench: restic prune ${rSecs.toFixed(2)} s (CPU ${rCpu?.toFixed(2) ?? '?'} s, all threads), du ${(before / MiB).toFixed(0)} -> ${((before - rFreed) / MiB).toFixed(0)} MiB`)
     }
     const base = (value: number | undefined, higherIsBetter: boolean, v: number): Partial<Row> => value === undefined
       ? { note: 'restic not installed' }
@@ -152,6 +201,8 @@ export async function run(): Promise<Row[]> {
     rows.push({ name: 'gc: content dropped (GiB/s)', value: Number((report.removed.bytes / GiB / secs).toFixed(3)), unit: 'GiB/s', ...(rSecs === undefined ? {} : base(goneBytes / GiB / rSecs, true, report.removed.bytes / GiB / secs)) })
     rows.push({ name: 'gc: disk returned, share of the deleted bytes (du)', value: Number((freed / goneBytes).toFixed(3)), unit: 'ratio', ...(rFreed === undefined ? {} : base(rFreed / goneBytes, true, freed / goneBytes)), target: 0.9, ok: freed / goneBytes >= 0.9 })
     rows.push({ name: 'gc: data dir after / before (du, closed)', value: Number((duAfter / duFull).toFixed(3)), unit: 'ratio', note: `${(duFull / MiB).toFixed(0)} -> ${(duAfter / MiB).toFixed(0)} MiB` })
+    rows.push({ name: 'gc: CPU seconds per wall second of the collection (all threads)', value: Number((cpuSecs / secs).toFixed(2)), unit: 'ratio', ...(rCpu === null || rSecs === undefined ? {} : { baseline: 'restic prune', baselineValue: Number((rCpu / rSecs).toFixed(2)) }), note: `bazil ${cpuSecs.toFixed(1)} s CPU in ${secs.toFixed(1)} s${rCpu === null ? '' : `; restic ${rCpu.toFixed(1)} s CPU in ${rSecs!.toFixed(1)} s`}; 2 cores: 2.0 = CPU-bound on both` })
+    if (profile) rows.push({ name: 'gc: main-thread profile of the collection', value: 0, unit: '', note: profile })
     rows.push({ name: 'gc: live bytes moved (rewritten packs)', value: Number((report.moved.bytes / MiB).toFixed(1)), unit: 'MiB', note: `${report.packs.rewritten} of ${report.packs.total} packs rewritten; walk ${report.phases.walk} ms, rewrite ${report.phases.rewrite} ms, RocksDB compaction ${report.phases.compact} ms` })
     return rows
   } finally {

@@ -275,6 +275,16 @@ export class DataDir {
     return true
   }
 
+  /** Removes a peer (z-base-32 key) from a volume's storage list; false if it was not there. */
+  removeVolumeStorage(name: string, peer: string): boolean {
+    const record = this.volume(name)
+    const storage = record.storage ?? []
+    if (!storage.includes(peer)) return false
+    const updated: VolumeRecord = { ...record, storage: storage.filter((k) => k !== peer) }
+    replaceFileSync(this.volumeFile(name), JSON.stringify(updated, null, 2) + '\n')
+    return true
+  }
+
   /** Replaces some fields of a volume record (genesis, roots), written whole (temp + rename). */
   updateVolume(name: string, patch: Pick<VolumeRecord, 'genesis' | 'roots'>): VolumeEntry {
     const updated = { ...this.volumeEntry(name), ...patch } as VolumeEntry

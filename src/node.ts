@@ -21,7 +21,7 @@ import type { Log } from './log.js'
 import { ContentCache } from './fs/cas/cache.js'
 import { OpenFiles } from './fs/cas/cache-holds.js'
 import { PinKeeper } from './fs/cas/cache-pins.js'
-import { Placement, type SafetyOracle } from './fs/placement.js'
+import { Placement, storagePeers, type SafetyOracle } from './fs/placement.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
 export interface StoreOffers {
@@ -63,6 +63,14 @@ export class Node {
     this.mirrors = new StoreMirrors(store, dir.root)
     this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
     this.placement = new Placement(dir.holdingsPath, chunks.casKey, () => [...this.opened.values()].filter((v) => !v.isClosed).map((v) => ({ id: v.id.toString('hex'), copies: v.copies })))
+    // A damaged volume record: no confirmation counts (nothing is evicted) until it is fixed.
+    this.placement.storesTo = () => {
+      try {
+        return storagePeers(dir)
+      } catch {
+        return new Set()
+      }
+    }
     this.remoteStores.serve(chunks)
     this.pins = new PinKeeper(this)
     chunks.relayFetched = (address) => this.relays(this.remoteStores.fetchedFrom(address))

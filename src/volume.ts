@@ -580,6 +580,8 @@ export class Volume {
         batch = []
         batchOps = 0
         batchBytes = 0
+        // Applied up to here (progress and checkpoints see it while a long log applies).
+        this.applied.set(hex, next)
       }
       let t0 = performance.now()
       for await (const entry of writer.read({ from: next, to, wait: false })) {

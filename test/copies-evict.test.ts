@@ -1,6 +1,7 @@
 // Content written here leaves the disk only through the copy rule (src/fs/cas/own-eviction.ts):
 // with copies 2 and a tiny cache budget, a laptop's file stays until two keepers confirmed it,
 // then its packs are cleared, and it reads back from the keepers, also after a GC.
+// BAZIL_FULL=1 (`npm run lifecycle-full`): 64 MiB written instead of 3.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -11,14 +12,15 @@ import { addPeer, until } from './net-helpers.js'
 import { ownPacks, storingTo, withPeers } from './copies-scene.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+const WRITTEN = (process.env.BAZIL_FULL === '1' ? 64 : 3) * 1024 * 1024
 
-test('with copies 2, own content is not evicted until two keepers confirm it; then it is, and reads back from them (also after gc)', async () => {
+test(`with copies 2, ${WRITTEN >> 20} MiB of own content is not evicted until two keepers confirm it; then it is, and reads back from them (also after gc)`, async () => {
   await withPeers(['laptop', 'desk1', 'desk2'], async (laptop, d1, d2) => {
     const vol = await storingTo(laptop, [d1, d2])
     await laptop.node.cache.setBudget({ bytes: 4096 }) // nothing written here fits: all of it goes once safe
     await d2.stop() // away before it could confirm anything
     vol.setCopies(2)
-    const data = randomBytes(3 * 1024 * 1024)
+    const data = randomBytes(WRITTEN)
     await vol.writeFile('/a.bin', data)
     await vol.flush()
     await laptop.node.chunks.flush()
@@ -33,13 +35,13 @@ test('with copies 2, own content is not evicted until two keepers confirm it; th
     }
     try {
       const n = packs.length
-      await until('desk1 confirms every pack', () => laptop.node.placement.confirmations().some((c) => c.packs === n), 30_000)
+      await until('desk1 confirms every pack', () => laptop.node.placement.confirmations().some((c) => c.packs === n), 30_000 + WRITTEN / 10_000)
       assert.deepEqual(await laptop.node.ownEviction.run(), { packs: 0, bytes: 0 }, 'one confirmed copy of two: nothing leaves')
       assert.equal(await held(), n)
 
       await d2.restart()
       await addPeer(laptop, d2, { location: d2.location() })
-      await until('both confirm', () => laptop.node.safety.safePacks(own) === n, 30_000)
+      await until('both confirm', () => laptop.node.safety.safePacks(own) === n, 30_000 + WRITTEN / 10_000)
       await laptop.node.ownEviction.run()
       assert.ok((await held()) < n / 2, `most packs evicted (${await held()} of ${n} held)`)
       const { where } = await import('../src/fs/where.js')

@@ -148,7 +148,8 @@ export interface Rogue {
   key: Buffer
   identity: { publicKey: Buffer; secretKey: Buffer }
   store: Corestore
-  connect(to: TestPeer): Promise<RogueLink>
+  /** `handshake`: bytes of bazil's channel handshake (default none, as the first v1 nodes). */
+  connect(to: TestPeer, opts?: { handshake?: Buffer }): Promise<RogueLink>
   close(): Promise<void>
 }
 
@@ -174,7 +175,7 @@ export async function startRogue(base: string, name: string, identity = generate
     key: identity.publicKey,
     identity,
     store: own,
-    async connect(to: TestPeer): Promise<RogueLink> {
+    async connect(to: TestPeer, opts: { handshake?: Buffer } = {}): Promise<RogueLink> {
       const port = Number(to.location().split(':')[1])
       const conn = dht.connect(to.key, { keyPair: identity, relayAddresses: [{ host: '127.0.0.1', port }] })
       conn.on('error', () => {})
@@ -187,7 +188,7 @@ export async function startRogue(base: string, name: string, identity = generate
       Hypercore.createProtocolStream(conn, { ondiscoverykey: () => {} })
       const mux = Hypercore.getProtocolMuxer(conn) as Protomux
       const received: Message[] = []
-      const channel = mux.createChannel({ protocol: CHANNEL_PROTOCOL })
+      const channel = mux.createChannel({ protocol: CHANNEL_PROTOCOL, ...(opts.handshake ? { handshake: c.raw } : {}) })
       if (!channel) throw new Error('no bazil channel')
       const msg = channel.addMessage<Buffer>({
         encoding: c.raw,
@@ -199,7 +200,7 @@ export async function startRogue(base: string, name: string, identity = generate
           }
         }
       })
-      channel.open()
+      channel.open(opts.handshake)
       const link: RogueLink = {
         conn,
         mux,

@@ -161,10 +161,30 @@ export class Placement implements SafetyOracle {
     return this.confirmations().filter((c) => c.packs > pack).map((c) => c.node)
   }
 
+  /**
+   * The peers whose confirmations count: those this node stores to now (a volume's `storage`
+   * list, z-base-32; set by the node). A keeper removed from every list no longer counts (it
+   * is about to be told to stop keeping: RELEASE). Null: every confirmation counts.
+   */
+  storesTo: (() => Set<string>) | null = null
+
+  /** The confirmation of this peer (z-base-32), if any. */
+  confirmationOf(node: string): Confirmation | null {
+    return this.confirmed.get(node) ?? null
+  }
+
   safePacks(storeKey: Buffer): number {
     if (!storeKey.equals(this.ownStore)) return 0
     const n = this.copies()
-    const lengths = [...this.confirmed.values()].map((c) => c.packs).sort((a, b) => b - a)
+    const counted = this.storesTo?.() ?? null
+    const lengths = [...this.confirmed.values()].filter((c) => !counted || counted.has(c.node)).map((c) => c.packs).sort((a, b) => b - a)
     return lengths.length >= n ? lengths[n - 1]! : 0
   }
+}
+
+/** The peers a data dir's volumes store to: every volume's `storage` list (z-base-32). */
+export function storagePeers(dir: { listVolumes(): { storage?: string[] }[] }): Set<string> {
+  const out = new Set<string>()
+  for (const v of dir.listVolumes()) for (const k of v.storage ?? []) out.add(k)
+  return out
 }

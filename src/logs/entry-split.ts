@@ -13,9 +13,17 @@ function changeBytes(c: ShardChange): number {
   return Buffer.byteLength(c.shard) + c.change.byteLength + 20
 }
 
-/** Exact encoded size of one op (its body minus an empty body's). */
-function opBytes(op: AuditOp, empty: number): number {
-  return encodeEntryBody({ time: 0, changes: [], ops: [op] }).length - empty
+/**
+ * At least what one op adds to an encoded body (spec/oplog.md: flags, name, present fields),
+ * without encoding it: varints count 10 bytes, strings their UTF-8 length plus a 10-byte
+ * length prefix, a hash half its hex length. An import queues thousands of ops per flush.
+ */
+function opBytes(op: AuditOp): number {
+  let n = 20 + Buffer.byteLength(op.op)
+  for (const v of [op.path, op.to, op.kind, op.target]) if (v !== undefined) n += 10 + Buffer.byteLength(v)
+  if (op.hash !== undefined) n += 10 + Math.ceil(op.hash.length / 2)
+  for (const v of [op.size, op.mode, op.mtime]) if (v !== undefined) n += 10
+  return n
 }
 
 /**
@@ -42,7 +50,7 @@ export function splitIntoEntries(changes: ShardChange[], ops: AuditOp[], time: n
     size += n
   }
   for (const op of ops) {
-    const n = opBytes(op, empty - 10)
+    const n = opBytes(op)
     if (size + n > target) close()
     cur.ops.push(op)
     size += n

@@ -15,6 +15,7 @@ import { replaceFileSync } from '../atomic-file.js'
 import type { Log } from '../log.js'
 import { DropFollower } from './mirror-drops.js'
 import { ChunkStore } from '../fs/cas/chunk-store.js'
+import { clearBlocks } from '../core-clear.js'
 
 interface Held {
   core: Hypercore
@@ -397,6 +398,32 @@ export class StoreMirrors {
       await this.open(record, replica)
       this.writeFile()
       return true
+    })
+  }
+
+  /**
+   * Stops keeping the replica of `node`'s store (its owner released it: RELEASE) and gives its
+   * disk space back: the record leaves mirrors.json, the packs held are cleared (src/core-clear.ts)
+   * and the database compacted. The index stays (a few bytes per pack: what reading that store
+   * on demand needs, if this node does). Returns the packs cleared, or null if none was kept.
+   */
+  drop(node: Buffer): Promise<{ packs: number } | null> {
+    return this.serial(async () => {
+      const hex = node.toString('hex')
+      const m = this.mirrors.get(hex)
+      if (!m || this.closed) return null
+      this.mirrors.delete(hex)
+      this.writeFile()
+      m.drops.close()
+      m.cas.range.destroy()
+      m.index.range.destroy()
+      let held = 0
+      for (let i = 0; i < m.cas.core.length; i++) if (await m.cas.core.has(i)) held++
+      const left = await clearBlocks(m.cas.core, 0, m.cas.core.length)
+      await m.cas.core.close().catch(() => {})
+      await m.index.core.close().catch(() => {})
+      void this.compactNow()
+      return { packs: held - left }
     })
   }
 

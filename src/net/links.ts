@@ -48,6 +48,8 @@ export interface Link {
   keepAsked: boolean
   /** The packs count of the last HOLDS we sent on this connection (-1: none). */
   holdsSent: number
+  /** The FEATURE_ bits of the peer's channel handshake (protocol.ts; 0: an older node). */
+  features: number
   connected: boolean
   openedAt: number
   inbox: Promise<void>

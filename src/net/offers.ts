@@ -10,7 +10,7 @@ import { encodeKey } from '../crypto.js'
 import type { Node } from '../node.js'
 import type { Log } from '../log.js'
 import { checkBinding } from '../logs/binding.js'
-import { CHANNEL_PROTOCOL, ProtocolError, decodeMessage, encodeMessage, writersMessages, type Message, type StoreReplica } from './protocol.js'
+import { CHANNEL_PROTOCOL, LOCAL_FEATURES, ProtocolError, decodeHandshake, decodeMessage, encodeHandshake, encodeMessage, writersMessages, type Message, type StoreReplica } from './protocol.js'
 import { Replication, accessKeys, discoveryKey, type Access } from './replication.js'
 import type { AccessControl } from './access.js'
 import type { NetHost } from './host.js'
@@ -45,7 +45,7 @@ export class Offers {
 
   /** A new connection: replication limited by access, bazil's channel, our offer once access is known. */
   open(conn: SecretStream, key: Buffer, hex: string, z: string): Link | null {
-    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), candidates: new Map(), pending: new Set(), stores: [], sentStores: false, keepSent: false, keepAsked: false, holdsSent: -1, connected: false, openedAt: Date.now(), inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
+    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), candidates: new Map(), pending: new Set(), stores: [], sentStores: false, keepSent: false, keepAsked: false, holdsSent: -1, features: 0, connected: false, openedAt: Date.now(), inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
     link.replication = new Replication(
       this.node.store,
       conn,
@@ -54,7 +54,17 @@ export class Offers {
     )
     const channel = link.replication.mux.createChannel({
       protocol: CHANNEL_PROTOCOL,
-      onopen: () => this.onChannelOpen(link),
+      // What each side understands beyond the first v1 nodes (protocol.ts encodeHandshake).
+      handshake: c.raw,
+      onopen: (handshake: unknown) => {
+        try {
+          link.features = decodeHandshake(handshake as Buffer | null)
+        } catch (err) {
+          this.links.dropPeer(link, `protocol error: ${message(err)}`)
+          return
+        }
+        return this.onChannelOpen(link)
+      },
       onclose: () => {
         if (!link.closed) conn.destroy()
       }
@@ -67,7 +77,7 @@ export class Offers {
       if (!link.hello) this.links.dropPeer(link, `no hello within ${this.helloTimeoutMs / 1000} s`)
     }, this.helloTimeoutMs)
     link.helloTimer.unref()
-    channel.open()
+    channel.open(encodeHandshake(LOCAL_FEATURES))
     return link
   }
 
@@ -201,6 +211,10 @@ export class Offers {
       await this.keep(link)
       return
     }
+    if (m.type === 'release') {
+      await this.release(link, m.packs)
+      return
+    }
     if (m.type === 'holds') {
       // The peer's word that it keeps our store this far (spec/protocol.md, HOLDS): what the copy rule counts.
       if (this.node.placement.confirm(link.key, m.packs, m.length)) this.log('debug', `net: peer ${link.z} holds ${m.length} packs of this node's store`)
@@ -288,6 +302,32 @@ export class Offers {
       await this.attachOfferedStores(link)
       this.events.mirrored()
     }
+  }
+
+  /**
+   * The peer no longer stores to this node (RELEASE): the replica of its store kept for it
+   * (KEEP) goes, its disk space back, unless this node holds a volume of that peer
+   * storage-only (a closet keeps what every writer it serves may need: spec/protocol.md).
+   */
+  async release(link: Link, packs: Buffer): Promise<void> {
+    link.keepAsked = false
+    link.holdsSent = -1
+    const m = this.node.mirrors.get(link.key)
+    if (!m || !m.replica.cas.equals(packs)) {
+      this.log('debug', `net: peer ${link.z} asks this node to stop keeping a store it does not keep`)
+      return
+    }
+    const rec = this.access.registry.get(link.key)
+    const held = this.node.dir.listVolumes().find((v) => v.storageOnly && rec?.volumes.includes(v.id))
+    if (held) {
+      this.log('info', `net: peer ${link.z} no longer asks this node to keep its store: still kept, for volume ${held.name} held here storage-only`)
+      return
+    }
+    const r = await this.node.mirrors.drop(link.key)
+    if (!r) return
+    this.access.invalidate()
+    this.events.mirrored() // the replica is no longer offered to other peers (STORES)
+    this.log('info', `net: peer ${link.z} no longer stores to this node: dropped the replica of its store (${r.packs} packs cleared)`)
   }
 
   // ---- writer logs offered -------------------------------------------------------------------

@@ -18,6 +18,16 @@ export const TYPE_WRITERS = 2
 export const TYPE_STORES = 3
 export const TYPE_KEEP = 4
 export const TYPE_HOLDS = 5
+export const TYPE_RELEASE = 6
+
+/**
+ * Feature bits of the channel handshake (spec/protocol.md "Channel handshake"): what the
+ * sender understands beyond the first v1 nodes. A message type a peer did not announce is
+ * never sent to it (older nodes drop the connection on an unknown type).
+ */
+export const FEATURE_RELEASE = 1
+/** What this bazil understands. */
+export const LOCAL_FEATURES = FEATURE_RELEASE
 
 const HELLO_FLAG_STORAGE = 1
 
@@ -80,7 +90,18 @@ export interface Holds {
   length: number
 }
 
-export type Message = Hello | Writers | Stores | Keep | Holds
+/**
+ * "Stop keeping my store whose packs core is `packs`": sent by a node to a peer that kept its
+ * store (KEEP) and is no longer in any of its volumes' storage lists, once nothing this node
+ * evicted depends on that peer's replica. Only to peers whose handshake announced
+ * FEATURE_RELEASE.
+ */
+export interface Release {
+  type: 'release'
+  packs: Buffer
+}
+
+export type Message = Hello | Writers | Stores | Keep | Holds | Release
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -113,6 +134,8 @@ function checkMessage(m: Message): void {
   } else if (m.type === 'holds') {
     checkKey(m.packs, 'packs key')
     if (!Number.isSafeInteger(m.length) || m.length < 0) throw new RangeError(`holds: bad length ${m.length}`)
+  } else if (m.type === 'release') {
+    checkKey(m.packs, 'packs key')
   } else if (m.type === 'stores') {
     if (m.stores.length > MAX_STORES) throw new RangeError(`stores: at most ${MAX_STORES} stores`)
     const seen = new Set<string>()
@@ -157,6 +180,9 @@ function encodeBody(state: State, m: Message): void {
     c.uint8.encode(state, TYPE_HOLDS)
     c.fixed32.encode(state, m.packs)
     c.uint.encode(state, m.length)
+  } else if (m.type === 'release') {
+    c.uint8.encode(state, TYPE_RELEASE)
+    c.fixed32.encode(state, m.packs)
   } else if (m.type === 'stores') {
     c.uint8.encode(state, TYPE_STORES)
     c.uint.encode(state, m.stores.length)
@@ -189,6 +215,8 @@ function preencodeBody(state: State, m: Message): void {
   } else if (m.type === 'holds') {
     state.end += 32
     c.uint.preencode(state, m.length)
+  } else if (m.type === 'release') {
+    state.end += 32
   } else if (m.type === 'stores') {
     c.uint.preencode(state, m.stores.length)
     state.end += 96 * m.stores.length
@@ -273,6 +301,8 @@ export function decodeMessage(buf: Buffer): Message {
       const length = c.uint.decode(state)
       if (!Number.isSafeInteger(length)) throw new ProtocolError(`holds: length ${length} is over 2^53 - 1`)
       m = { type: 'holds', packs, length }
+    } else if (type === TYPE_RELEASE) {
+      m = { type: 'release', packs: copy(c.fixed32.decode(state)) }
     } else {
       throw new ProtocolError(`unknown message type ${type}`)
     }
@@ -290,4 +320,29 @@ export function decodeMessage(buf: Buffer): Message {
   // equal messages are equal bytes.
   if (!encodeMessage(m).equals(buf)) throw new ProtocolError(`${m.type} message is not in canonical form`)
   return m
+}
+
+/**
+ * The bazil/v1 channel's handshake (protomux's open message carries it after the protocol
+ * name): `uint features`, the FEATURE_ bits the sender understands; later fields may follow
+ * and are ignored. Nodes before it send nothing there (features 0) and ignore what we send
+ * (their channel has no handshake encoding), so both directions stay compatible.
+ */
+export function encodeHandshake(features: number): Buffer {
+  return c.encode(c.uint, features)
+}
+
+/** The features a peer's handshake announces (0: none sent, an older node). A malformed one is a ProtocolError. */
+export function decodeHandshake(buf: Buffer | null | undefined): number {
+  if (!buf || buf.length === 0) return 0
+  const state = c.state(0, buf.length, buf)
+  let features: number
+  try {
+    features = c.uint.decode(state)
+  } catch (err) {
+    throw new ProtocolError(`malformed channel handshake: ${(err as Error).message}`)
+  }
+  if (!Number.isSafeInteger(features)) throw new ProtocolError(`channel handshake: features ${features} over 2^53 - 1`)
+  if (!c.encode(c.uint, features).equals(buf.subarray(0, state.start))) throw new ProtocolError('channel handshake is not in canonical form')
+  return features
 }

@@ -139,6 +139,14 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
     return this.links.connected(key)
   }
 
+  /**
+   * Tells a connected peer to stop keeping this node's store now (RELEASE, holdings.ts), e.g.
+   * before `peer remove` cuts it off; what only it held is fetched back first. Says what happened.
+   */
+  releaseStore(key: Buffer): Promise<string> {
+    return this.holdings.releaseNow(this.links.get(key))
+  }
+
   /** Resolves once the peer is connected and has said hello; rejects after timeoutMs. */
   waitConnected(key: Buffer, timeoutMs: number): Promise<void> {
     return this.links.waitConnected(key, timeoutMs)

@@ -19,6 +19,8 @@ export interface ControlRequest {
   version: number
   argv: string[]
   cwd: string
+  /** The client's stderr is a terminal (optional, absent = false): the command may draw progress on it. */
+  stderrTTY?: boolean
 }
 
 export function socketPath(dataDir: string): string {
@@ -63,7 +65,8 @@ export function decodeRequest(payload: Buffer): ControlRequest {
   if (!Array.isArray(r.argv) || !r.argv.every((a) => typeof a === 'string') || typeof r.cwd !== 'string') {
     throw new Error('control request must have argv (strings) and cwd')
   }
-  return { version: r.version, argv: r.argv, cwd: r.cwd }
+  if (r.stderrTTY !== undefined && typeof r.stderrTTY !== 'boolean') throw new Error('control request stderrTTY must be a boolean')
+  return { version: r.version, argv: r.argv, cwd: r.cwd, ...(r.stderrTTY ? { stderrTTY: true } : {}) }
 }
 
 /**
@@ -142,7 +145,7 @@ export function forward(sock: net.Socket, argv: string[], cwd: string, stdout: N
     sock.on('close', () => {
       if (!done) reject(new Error('the server closed the connection before the command finished (see its log)'))
     })
-    const req: ControlRequest = { version: CONTROL_VERSION, argv, cwd }
+    const req: ControlRequest = { version: CONTROL_VERSION, argv, cwd, ...((stderr as NodeJS.WriteStream).isTTY ? { stderrTTY: true } : {}) }
     sock.write(encodeFrame(FRAME.request, Buffer.from(JSON.stringify(req))))
   })
 }

@@ -156,6 +156,8 @@ export class Server implements ServerHandle {
     let code = 1
     const stdout = frameWriter(conn, FRAME.stdout)
     const stderr = frameWriter(conn, FRAME.stderr)
+    // The client's stderr is a terminal: commands draw progress as they would in the CLI.
+    if (req.stderrTTY) Object.assign(stderr, { isTTY: true })
     try {
       code = await this.runCommand(req.argv, { stdout, stderr, cwd: req.cwd, server: this })
     } catch (err) {

@@ -6,6 +6,8 @@ import { UserError, type DataDir } from '../../datadir.js'
 import { formatBudget, formatBytes, parseBudget, writeBudget } from '../../fs/cas/cache-size.js'
 import { addPins, covers, pinPath, readPins, removePins } from '../../pins.js'
 import type { Node } from '../../node.js'
+import { toFileRef } from '../../volume.js'
+import type { Cas, FileRef } from '../../fs/cas/cas.js'
 import type { MountInfo } from '../../server/handle.js'
 
 export class CacheSizeCommand extends BazilCommand {
@@ -118,10 +120,25 @@ interface PinRow {
   added: string
   files: number
   bytes: number
-  /** Bytes of the pin's files held here, as of the server's last sync (null without a server). */
+  /**
+   * Bytes of the pin's files whose every object is held here: through a running server as of
+   * its last pin sync; without one, looked up now in the local stores (no network).
+   */
   heldBytes: number | null
   heldFiles: number | null
   problem: string | null
+}
+
+/** The files of `refs` whose every object (manifest nodes, chunks) this node holds, and their bytes: local lookups only. */
+async function heldHere(cas: Cas, refs: FileRef[]): Promise<{ files: number; bytes: number }> {
+  let files = 0
+  let bytes = 0
+  for (const ref of refs) {
+    if (!(await cas.has(ref).catch(() => false))) continue
+    files++
+    bytes += ref.size
+  }
+  return { files, bytes }
 }
 
 async function pinRows(node: Node, inServer: boolean): Promise<PinRow[]> {
@@ -134,15 +151,20 @@ async function pinRows(node: Node, inServer: boolean): Promise<PinRow[]> {
     let files = 0
     let bytes = 0
     let problem: string | null = rec ? null : 'no volume with this id here'
+    let held: { files: number; bytes: number } | null = state ? { files: state.heldFiles, bytes: state.heldBytes } : null
     if (rec && !rec.storageOnly) {
-      const tree = (await node.volume(rec.name)).view()
+      const vol = await node.volume(rec.name)
+      const tree = vol.view()
+      const refs: FileRef[] = []
       if (!tree.lookup(pin.path)) problem = 'no such path in the volume now'
       else for (const st of tree.walk(pin.path)) if (st.kind === 'file' && st.content) {
         files++
         bytes += st.content.size
+        refs.push(toFileRef(st.content))
       }
-    }
-    rows.push({ volume: rec?.name ?? null, volumeId: pin.volume, path: pin.path, added: new Date(pin.added).toISOString(), files, bytes, heldBytes: state ? state.heldBytes : null, heldFiles: state ? state.heldFiles : null, problem })
+      if (!inServer) held = await heldHere(vol.cas, refs)
+    } else if (!inServer) held = { files: 0, bytes: 0 }
+    rows.push({ volume: rec?.name ?? null, volumeId: pin.volume, path: pin.path, added: new Date(pin.added).toISOString(), files, bytes, heldBytes: held?.bytes ?? null, heldFiles: held?.files ?? null, problem })
   }
   return rows
 }

@@ -55,6 +55,14 @@ export class PeerRemoveCommand extends PeerCommand {
     const dir = this.dir()
     const key = this.peerKey(this.key, dir)
     const volumes = PeerRegistry.load(dir.root).get(key)?.volumes ?? []
+    // A peer keeping this node's store is told to stop (spec/protocol.md RELEASE) while it is still connected.
+    const net = serverNetwork(this.context.server)
+    let released: string | null = null
+    if (net) await this.withNode(async (node) => {
+      if (!node.placement.confirmationOf(encodeKey(key))) return
+      node.placement.forgetPeer(key)
+      released = await net.releaseStore(key)
+    })
     this.update(dir, (r) => r.remove(key))
     this.out(`removed peer ${encodeKey(key)}`)
     // Its writer logs of the volumes it was allowed: revoked (spec/oplog.md "Admission and revocation").
@@ -62,8 +70,9 @@ export class PeerRemoveCommand extends PeerCommand {
     await this.withNode(async (node) => {
       for (const n of names) this.out(await node.revokeWriter(n, key))
       // What it confirmed keeping no longer counts toward the copy rule (spec/protocol.md "Keeping a peer's store").
-      if (node.placement.forgetPeer(key)) this.out(`its confirmations of holding this node's content no longer count`)
+      if (node.placement.forgetPeer(key) || released !== null) this.out(`its confirmations of holding this node's content no longer count`)
     })
+    if (released !== null) this.out(released)
   }
 }
 

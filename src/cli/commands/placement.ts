@@ -4,7 +4,8 @@ import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { UserError } from '../../datadir.js'
 import { MAX_COPIES } from '../../fs/tree/model.js'
-import { DEFAULT_COPIES } from '../../fs/placement.js'
+import { DEFAULT_COPIES, storagePeers } from '../../fs/placement.js'
+import { decodeKey, encodeKey } from '../../crypto.js'
 import type { WhereReport } from '../../fs/where.js'
 
 function size(bytes: number): string {
@@ -102,5 +103,32 @@ export class VolumeDuCommand extends ContentReportCommand {
     const du = { volume: r.volume, path: r.path, files: r.files, logicalBytes: r.logicalBytes, storedBytes: r.storedBytes, hereBytes: r.here.bytes, pinnedBytes: r.here.pinned, notSafeBytes: r.here.notSafe }
     if (this.asJson) return this.json(du)
     this.out(`${du.path}: ${size(du.logicalBytes)} in ${du.files} file${du.files === 1 ? '' : 's'}; here ${size(du.hereBytes)}; pinned ${size(du.pinnedBytes)}; not yet safe ${size(du.notSafeBytes)}`)
+  }
+}
+
+export class VolumeStorageRmCommand extends BazilCommand {
+  static override paths = [['volume', 'storage', 'rm']]
+  static override usage = BazilCommand.Usage({
+    description: "Stop storing a volume's content to a peer (and reading missing content from it): undoes `volume storage add`",
+    details: 'Once no volume stores to the peer, its confirmations stop counting toward the copy rule, and the server tells it to stop keeping this node\'s store (it drops its replica and its disk space comes back) as soon as it is connected and content written here that only it held is back here. An older bazil there is not told: remove the replica there by hand.',
+    examples: [['Stop storing to a desktop', '$0 volume storage rm myfiles peerkey:KEY']]
+  })
+  volume = Option.String({ required: true })
+  store = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const dir = this.context.server?.dir ?? this.openDataDir()
+    if (!this.store.startsWith('peerkey:')) throw new UserError(`unknown store "${this.store}": give peerkey:KEY`)
+    let key: Buffer
+    try {
+      key = decodeKey(this.store.slice('peerkey:'.length), 'peer key')
+    } catch (err) {
+      throw new UserError((err as Error).message)
+    }
+    const rec = dir.volume(this.volume)
+    const z = encodeKey(key)
+    if (!dir.removeVolumeStorage(rec.name, z)) throw new UserError(`volume "${rec.name}" does not store to peer ${z} (see \`bazil volume copies ${rec.name}\`)`)
+    const still = storagePeers(dir).has(z)
+    this.out(`volume "${rec.name}" no longer stores to peer ${z}${still ? ' (another volume here still does)' : `: it will be told to stop keeping this node's store ${this.context.server ? 'once connected' : 'once `bazil server run` runs and it is connected'}`}`)
   }
 }

@@ -12,6 +12,7 @@ import type { Hypercore } from 'hypercore'
 import type { PeerNetwork } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
 import { serverNetwork } from '../../net/server-handle.js'
+import { ProgressReporter, type ProgressCounts } from '../progress.js'
 
 const DEFAULT_TIMEOUT_S = 30
 const POLL_MS = 50
@@ -74,6 +75,7 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
   })
   sharing = Option.String('--sharing', { description: 'The local sharing key the volume is encrypted with (default: default)' })
   storageOnly = Option.Boolean('--storage-only', false, { description: 'Hold the ciphertext only: no sharing key, no tree, no writes' })
+  asJson = Option.Boolean('--json', false, { description: 'Progress of the first sync as JSON lines (message_type status, then summary)' })
   key = Option.String({ required: true })
   volume = Option.String({ required: true })
   localName = Option.String({ required: false })
@@ -119,6 +121,22 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     else if (existing.sharing !== sharing) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}"`)
     const vol = await node.volume(localName)
     for (const w of offer.writers) await vol.addWriter(w)
+    // The first sync of the volume's metadata, from here on: a bar on a terminal (or JSON
+    // lines) until every log the peer offered is held and applied as far as the peer has it.
+    // The volume is usable meanwhile (ls, stat, the mount: live application yields between batches).
+    const progress = new ProgressReporter(this.context.stdout, this.context.stderr, { json: this.asJson, unit: 'entries' })
+    const ticker = setInterval(() => progress.update(syncCounts(vol, key, offer.writers)), 100)
+    progress.update(syncCounts(vol, key, offer.writers))
+    try {
+      await this.join(vol, key, offer.writers, localName, deadline, progress)
+    } finally {
+      clearInterval(ticker)
+    }
+  }
+
+  private async join(vol: Volume, key: Buffer, offered: Buffer[], localName: string, deadline: number, progress: ProgressReporter): Promise<void> {
+    const { dir, net } = this.env()
+    const idHex = vol.id.toString('hex')
     // The peer is where the volume came from: it replicates our log of it, we replicate its.
     PeerRegistry.update(dir.root, (r) => r.setVolume(key, idHex, true))
     net.refresh()
@@ -127,23 +145,82 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     // without genesis (made before binding v2) takes the offered logs as its roots here.
     const bindings = await untilTrue(async () => {
       await vol.refresh()
-      return vol.bindingsKnown(offer.writers)
+      return vol.bindingsKnown(offered)
     }, deadline)
     if (!vol.record.genesis && !vol.log.bound) {
       if (!bindings) throw new UserError(`volume "${localName}": the logs peer ${encodeKey(key)} offers did not arrive within ${this.timeoutS} s: run \`bazil volume connect\` again`)
-      await vol.setLegacyRoots(offer.writers)
+      await vol.setLegacyRoots(offered)
     }
     await vol.ensureBound()
     net.writersChanged(vol.id)
     // A writer of the volume (the peer) admits our log once it sees it: wait for that.
+    // Applying what arrived runs in these refreshes: a big volume takes longer than the
+    // timeout, so the wait goes on while entries keep arriving or applying.
+    let moved = JSON.stringify(syncCounts(vol, key, offered))
     const admitted = await untilTrue(async () => {
       await vol.refresh()
+      const now = JSON.stringify(syncCounts(vol, key, offered))
+      if (now !== moved) deadline = Math.max(deadline, Date.now() + this.timeoutMs)
+      moved = now
       return vol.canWrite
-    }, deadline)
+    }, () => deadline)
     if (!admitted) {
       throw new UserError(`volume "${localName}" is connected but this node's log was not admitted within ${this.timeoutS} s: on peer ${encodeKey(key)} run \`bazil peer volume allow ${encodeKey(dir.publicKey)} ${this.volume}\` (it must be a writer of the volume) and connect again`)
     }
-    this.out(`connected volume "${localName}" from peer ${encodeKey(key)} (${vol.writerSet.writers.size} writer logs)`)
+    // The first sync of the volume's metadata: a bar on a terminal (or JSON lines) until every
+    // log the peer offered is held and applied as far as the peer has it. The volume is usable
+    // meanwhile (ls, stat, the mount: live application yields between batches).
+    const counts = await firstSync(vol, key, offered, this.timeoutMs)
+    if (!counts.complete) {
+      progress.finish(counts, { volume: localName, peer: encodeKey(key), complete: false })
+      throw new UserError(`volume "${localName}" is connected, but its first sync stalled at ${counts.done}/${counts.total} entries: nothing arrived from peer ${encodeKey(key)} for ${this.timeoutS} s (the server goes on syncing it; \`bazil volume ls ${localName}\` shows what is here)`)
+    }
+    if (this.asJson) progress.finish(counts, { volume: localName, peer: encodeKey(key), writer_logs: vol.writerSet.writers.size, complete: true })
+    else {
+      progress.finish(counts)
+      this.out(`connected volume "${localName}" from peer ${encodeKey(key)} (${vol.writerSet.writers.size} writer logs, ${counts.total} entries)`)
+    }
+  }
+}
+
+/**
+ * How far the first sync of `vol` from the peer `key` is: entries applied of the entries the
+ * logs hold or the peer has (a revoked writer's log up to its limit, spec/oplog.md), blocks
+ * held, and whether it is complete: every log `offered` known as far as the peer has it, and
+ * every valid entry applied.
+ */
+function syncCounts(vol: Volume, key: Buffer, offered: Buffer[]): ProgressCounts & { complete: boolean } {
+  const offeredHex = new Set(offered.map((k) => k.toString('hex')))
+  let done = 0, total = 0, blocks = 0
+  let complete = true
+  const set = vol.writerSet
+  for (const s of vol.replayState()) {
+    const core = vol.writers.get(s.writer)!.core
+    const p = peerOf(core, key)
+    if (offeredHex.has(s.writer) && (!p || !p.remoteSynced)) complete = false
+    const limit = set.writers.get(s.writer)?.limit ?? null
+    const len = Math.min(Math.max(s.length, p?.remoteLength ?? 0), limit === null ? Infinity : limit + 1)
+    total += Math.max(0, len - 1)
+    done += Math.max(0, Math.min(s.applied, len) - 1)
+    blocks += s.contiguous
+    if (s.applied < len) complete = false
+  }
+  return { done, total, extra: { blocks_held: blocks }, complete }
+}
+
+/** Waits until the first sync is complete (syncCounts); gives up (complete: false) once nothing was applied or downloaded for `stallMs`. */
+async function firstSync(vol: Volume, key: Buffer, offered: Buffer[], stallMs: number): Promise<ProgressCounts & { complete: boolean }> {
+  const measure = (): ProgressCounts & { complete: boolean } => syncCounts(vol, key, offered)
+  let last = measure()
+  let lastMove = Date.now()
+  for (;;) {
+    await vol.refresh()
+    const now = measure()
+    if (now.complete) return now
+    if (now.done !== last.done || now.extra!.blocks_held !== last.extra!.blocks_held || now.total !== last.total) lastMove = Date.now()
+    else if (Date.now() - lastMove >= stallMs) return now
+    last = now
+    await sleep(POLL_MS)
   }
 }
 
@@ -376,10 +453,10 @@ async function peerCatchUp(core: Hypercore, key: Buffer, deadline: number): Prom
 }
 
 /** Polls `cond` until it holds (true) or the deadline passes (false). */
-async function untilTrue(cond: () => boolean | Promise<boolean>, deadline: number): Promise<boolean> {
+async function untilTrue(cond: () => boolean | Promise<boolean>, deadline: number | (() => number)): Promise<boolean> {
   for (;;) {
     if (await cond()) return true
-    if (Date.now() >= deadline) return false
+    if (Date.now() >= (typeof deadline === 'number' ? deadline : deadline())) return false
     await sleep(POLL_MS)
   }
 }

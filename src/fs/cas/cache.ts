@@ -18,6 +18,7 @@ import type { Holder, PinSet } from './cache-holds.js'
 import type { RemoteStores } from './remote-store.js'
 import { clearBlocks } from '../../core-clear.js'
 import { Coalesced } from '../../coalesced.js'
+import { effectiveBudget } from './cache-headroom.js'
 import { followDrops } from './cache-drops.js'
 
 /** How often the ledger is written when it changed (and at close). */
@@ -32,6 +33,8 @@ export interface CacheStatus {
   budget: string
   default: boolean
   budgetBytes: number
+  /** What eviction keeps to now: budgetBytes, or less while the disk has too little free (cache-headroom.ts). */
+  effectiveBudgetBytes: number
   /** Packs of peers' stores held here, and their bytes (pinned ones included). */
   packs: number
   heldBytes: number
@@ -152,8 +155,14 @@ export class ContentCache {
     }
   }
 
-  get budgetBytes(): number {
+  /** The budget as set (`bazil cache size`). */
+  get configuredBudgetBytes(): number {
     return this.budget
+  }
+
+  /** The budget eviction keeps to: the configured one, less while the disk fills (cache-headroom.ts). */
+  get budgetBytes(): number {
+    return effectiveBudget(this.budget, this.ledger.bytes - this.pinnedBytes, this.opts.dataDir)
   }
 
   /** Where the cache stands (after an eviction, if over the budget: a file closed since may free its packs). */
@@ -165,6 +174,7 @@ export class ContentCache {
       budget: this.isDefault ? `${formatBudgetSpec(this.spec)} (default)` : formatBudgetSpec(this.spec),
       default: this.isDefault,
       budgetBytes: this.budget,
+      effectiveBudgetBytes: this.budgetBytes,
       packs: this.ledger.size,
       heldBytes: this.ledger.bytes,
       pinnedBytes: this.pinnedBytes,
@@ -204,7 +214,7 @@ export class ContentCache {
     }
     core.on('download', (index: number, bytes: number) => {
       this.ledger.add(hex, index, bytes)
-      if (this.ledger.bytes > this.budget) void this.evict()
+      if (this.ledger.bytes > this.budgetBytes) void this.evict()
     })
     this.cores.set(hex, core)
     // The ledger against what the copy holds: packs cleared meanwhile go; packs held but not
@@ -228,7 +238,7 @@ export class ContentCache {
       for (const e of rest) this.ledger.add(e.core, e.pack, e.bytes, e.at)
       this.log('info', `cache: found ${found.length} packs (${formatBytes(found.reduce((n, f) => n + f.bytes, 0))}) held of store ${hex.slice(0, 16)}… not in the ledger: counted as least recently used`)
     }
-    if (this.ledger.bytes > this.budget) void this.evict()
+    if (this.ledger.bytes > this.budgetBytes) void this.evict()
   }
 
   /** A held pack was read (RemoteStores.onPackRead). */
@@ -277,15 +287,16 @@ export class ContentCache {
   }, () => this.closed)
 
   private async evictOnce(): Promise<void> {
-    if (this.ledger.bytes <= this.budget) return
+    if (this.ledger.bytes <= this.budgetBytes) return
     const started = Date.now()
     const pinned = await this.protectedPacks(true)
     const held = await this.protectedPacks(false)
     this.pinnedBytes = this.bytesOf(pinned)
-    if (this.ledger.bytes - this.pinnedBytes <= this.budget) return
+    const budget = this.budgetBytes
+    if (this.ledger.bytes - this.pinnedBytes <= budget) return
     // Down to a little below the budget (1/16 of it, at most 256 MiB): the next packs read
     // don't each cost an eviction and a compaction of their own.
-    let over = this.ledger.bytes - this.pinnedBytes - (this.budget - Math.min(Math.floor(this.budget / 16), 256 * 1024 * 1024))
+    let over = this.ledger.bytes - this.pinnedBytes - (budget - Math.min(Math.floor(budget / 16), 256 * 1024 * 1024))
     const cleared = new Map<string, Hypercore>()
     let packs = 0
     let bytes = 0
@@ -331,13 +342,13 @@ export class ContentCache {
     // RocksDB frees a cleared range's space when it compacts it: ask for it now.
     for (const core of cleared.values()) await core.compact().catch(() => {})
     if (packs === 0) {
-      this.log('debug', `cache: ${formatBytes(this.ledger.bytes - this.pinnedBytes)} cached is over the budget of ${formatBytes(this.budget)}, but every pack held is pinned or open`)
+      this.log('debug', `cache: ${formatBytes(this.ledger.bytes - this.pinnedBytes)} cached is over the budget of ${formatBytes(budget)}, but every pack held is pinned or open`)
       return
     }
     const ms = Date.now() - started
     this.lastEviction = { packs, bytes, ms, at: Date.now() }
     this.evictedTotal += bytes
-    this.log('info', `cache: evicted ${packs} packs (${formatBytes(bytes)}) of peers' stores in ${ms} ms to stay within the budget of ${formatBytes(this.budget)}; held now ${formatBytes(this.ledger.bytes)} (${formatBytes(this.pinnedBytes)} pinned)`)
+    this.log('info', `cache: evicted ${packs} packs (${formatBytes(bytes)}) of peers' stores in ${ms} ms to stay within the budget of ${formatBytes(budget)}${budget < this.budget ? ` (${formatBytes(this.budget)} set; less while the disk is nearly full)` : ''}; held now ${formatBytes(this.ledger.bytes)} (${formatBytes(this.pinnedBytes)} pinned)`)
     void this.save()
   }
 

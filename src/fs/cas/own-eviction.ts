@@ -14,6 +14,7 @@ import { decodeIndexRecord, packLength } from './pack-codec.js'
 import { peerAdded } from './remote-store.js'
 import { Coalesced } from '../../coalesced.js'
 import { clearBlocks } from '../../core-clear.js'
+import { storeDrops } from '../../net/replica-prefix.js'
 
 /** How long the first read of an evicted own pack waits for a peer to attach. */
 const PEER_WAIT_MS = 1000
@@ -100,7 +101,6 @@ export class OwnEviction {
     const safe = Math.min(this.node.safety.safePacks(this.node.chunks.casKey), this.index.length)
     if (safe === 0) return { packs: 0, bytes: 0 }
     const cache = this.node.cache
-    const budget = cache.budgetBytes
     const held: { pack: number; bytes: number }[] = []
     let heldBytes = 0
     for (let i = 0; i < safe; i++) {
@@ -109,6 +109,9 @@ export class OwnEviction {
       held.push({ pack: i, bytes })
       heldBytes += bytes
     }
+    // The budget, less while the disk fills (cache-headroom.ts): the own packs held count as
+    // room too (min(set, cached + own + free - reserve) = min(set, the cache's + own)).
+    const budget = Math.min(cache.configuredBudgetBytes, cache.budgetBytes + heldBytes)
     let over = cache.ledger.bytes + heldBytes - budget
     if (over <= 0) return { packs: 0, bytes: 0 }
     const keep = await this.protectedPacks()
@@ -127,6 +130,31 @@ export class OwnEviction {
       this.log('info', `cache: evicted ${packs} packs (${bytes} bytes) written here, held by enough confirmed peers (copy rule), to stay within the budget of ${budget} bytes`)
     }
     return { packs, bytes }
+  }
+
+  /**
+   * Makes every live own pack that is not safe (SafetyOracle) held here again, fetching back
+   * what was evicted while it was: before this node tells a keeper to stop keeping its store
+   * (RELEASE, src/net/holdings.ts), whose confirmation no longer counts once it is out of the
+   * storage lists, so what only it held comes back first. Packs dropped by a compaction (named
+   * by a drop record) are not live. Waits for an eviction pass in flight. Returns how many are
+   * still not held (0: releasing loses nothing).
+   */
+  async holdUnsafe(): Promise<number> {
+    await this.passes.current
+    const end = this.index.length
+    const safe = Math.min(this.node.safety.safePacks(this.node.chunks.casKey), end)
+    const dropped = new Set<number>()
+    for (let i = 0; i < end; i++) {
+      const block = (await this.index.get(i, { wait: false })) as Buffer | null
+      for (const p of block ? storeDrops(block, i) ?? [] : []) dropped.add(p)
+    }
+    let missing = 0
+    for (let i = safe; i < end && !this.closed; i++) {
+      if (dropped.has(i) || (await this.packs.has(i))) continue
+      if (!(await this.fetchPack(i))) missing++
+    }
+    return missing
   }
 
   /** An own pack this node no longer holds, fetched from the peers keeping this store (null: none has it in time). */
