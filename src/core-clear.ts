@@ -85,7 +85,7 @@ export async function clearBlocks(core: Hypercore, start: number, end = start + 
 
 /** Whether clearing lone even block a (a+1 not held) deletes only the leaves of a and a+1, and no peer is at length a+1. */
 async function loneLeavesOnly(core: Hypercore, a: number): Promise<boolean> {
-  if (core.peers.some((p) => (p as { remoteLength?: number }).remoteLength === a + 1)) return false
+  if (core.peers.some((p) => p.remoteLength === a + 1)) return false
   if (rootDepth(core.length, a) === 1) return true // their parent is a root: the walk stops there
   if (a % 4 !== 0) return false // the parent's sibling is to its left: the walk would go on (and delete it)
   return (a + 2 < core.length && (await core.has(a + 2))) || (a + 3 < core.length && (await core.has(a + 3)))
