@@ -28,11 +28,18 @@ export function reserveAutomergeHeap(bytes: number): void {
   }
 }
 
+/** Expected growth from which an apply reserves first: a few 64 KiB grows already cost a full GC each. */
+const MIN_GROWTH = 256 * 2 ** 10
+
 /**
  * Heap a bulk apply may need: measured growth was ~40x the changes' bytes, plus shards
- * loaded from their saved bytes (~4x). Null below the size where per-grow GCs matter.
+ * loaded from their saved bytes (~4x). Null below the size where per-grow GCs matter. A
+ * server's replay applies batches of a few hundred small entries (~100 KiB of changes): each
+ * grew the heap a few MiB, 64 KiB at a time, and in a process holding a volume's index every
+ * grow's full GC cost tens of ms: 10k + 10k one-op entries took 15-28 s to apply there against
+ * 2.5 s for the tree alone. So any apply expected to grow the heap reserves at least MIN_RESERVE.
  */
 export function heapNeeded(changeBytes: number, coldShardBytes: number): number | null {
   const need = 40 * changeBytes + 4 * coldShardBytes
-  return need >= MIN_RESERVE ? need : null
+  return need >= MIN_GROWTH ? Math.max(need, MIN_RESERVE) : null
 }
