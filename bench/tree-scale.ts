@@ -15,6 +15,8 @@
 // BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge (default all). BENCH_TREE_SRC: a
 // directory to keep the source tree in between runs (made once per size). BENCH_TREE_PROFILE=1:
 // the import runs under --cpu-prof and its profile summary goes into the row's note.
+// BENCH_TREE_KEEP=1 keeps the work dir; BENCH_TREE_REUSE=DIR runs the other parts on a kept one.
+// BENCH_TREE_CLI_TIMEOUT_S (600): a cold CLI command taking longer is stopped and reported so.
 // Merge: BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_COMMIT_MS (100: ops are
 // logged as the mount logs them, one entry per commit window), BENCH_TREE_WORST (1: also merge
 // with one entry per op, next to raw hypercore replication of the same blocks).
@@ -31,7 +33,7 @@ import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
 import { bazilBin, dropCaches, has, log } from './procs.js'
 import { summarizeProfile } from './profile-summary.js'
-import type { Row } from './row.js'
+import { printRows, writeResults, type Row } from './row.js'
 export type { Row }
 
 const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
@@ -100,14 +102,15 @@ function makeTree(root: string, lay: Layout): { files: number; bytes: number; se
 interface Timed { secs: number; rssMiB: number | null; stdout: string }
 
 /** A command from a cold start: page cache dropped, wall time until exit, peak RSS (GNU time). */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Timed {
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutS?: number): Timed {
   dropCaches()
   const rssFile = path.join(os.tmpdir(), `bazil-bench-rss-${process.pid}`)
   const gnuTime = fs.existsSync('/usr/bin/time')
   const [c, a] = gnuTime ? ['/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args]] : [cmd, args]
   const t = performance.now()
-  const r = spawnSync(c, a, { env, encoding: 'utf8', maxBuffer: 1 << 30 })
+  const r = spawnSync(c, a, { env, encoding: 'utf8', maxBuffer: 1 << 30, ...(timeoutS ? { timeout: timeoutS * 1000, killSignal: 'SIGKILL' as const } : {}) })
   const secs = (performance.now() - t) / 1000
+  if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') throw new Error(`${cmd} ${args.join(' ')} stopped after ${timeoutS} s`)
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${(r.stderr ?? '').slice(-2000)}`)
   let rssMiB: number | null = null
   if (gnuTime) {
@@ -117,7 +120,10 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env
   return { secs, rssMiB, stdout: r.stdout }
 }
 
-const bazil = (data: string, args: string[], nodeArgs: string[] = []): Timed => timed(process.execPath, [...nodeArgs, bazilBin, `--data-dir=${data}`, ...args])
+/** Least time a CLI command may take here before it is stopped and reported as such (BENCH_TREE_CLI_TIMEOUT_S, default 600). */
+const CLI_TIMEOUT_S = Number(process.env.BENCH_TREE_CLI_TIMEOUT_S ?? 600)
+
+const bazil = (data: string, args: string[], nodeArgs: string[] = []): Timed => timed(process.execPath, [...nodeArgs, bazilBin, `--data-dir=${data}`, ...args], process.env, args[1] === 'import' ? undefined : CLI_TIMEOUT_S)
 
 function uptime(): string {
   return spawnSync('uptime', { encoding: 'utf8' }).stdout.trim().replace(/^.*load average: /, 'load ')
@@ -241,15 +247,21 @@ async function coldPart(ctx: Ctx): Promise<void> {
 async function snapshotPart(ctx: Ctx): Promise<void> {
   const { rows, lay, dataA } = ctx
   const dir = sampleDir(lay)
-  const take = bazil(dataA, ['volume', 'snapshot', 'create', 'v', 's1'])
+  const name = `s${Date.now()}`
+  const take = bazil(dataA, ['volume', 'snapshot', 'create', 'v', name])
   const again = ctx.restic ? timed('restic', ['backup', '--quiet', ctx.src], ctx.restic.env) : null
   rows.push({ name: `take a snapshot of the ${FILES}-file volume, cold CLI process`, value: take.secs, unit: 's', target: 1, ok: take.secs <= 1, ...(again ? { baseline: 'restic backup of the unchanged tree', baselineValue: again.secs, ratio: take.secs / again.secs } : {}) })
   const list = bazil(dataA, ['volume', 'snapshot', 'list', 'v'])
   const rlist = ctx.restic ? timed('restic', ['snapshots', '--no-lock', '--quiet'], ctx.restic.env) : null
   rows.push({ name: 'list snapshots, cold CLI process', value: list.secs, unit: 's', ...(rlist ? { baseline: 'restic snapshots', baselineValue: rlist.secs, ratio: list.secs / rlist.secs } : {}) })
   const live = bazil(dataA, ['volume', 'ls', '-l', 'v', '/' + dir])
-  const snap = bazil(dataA, ['volume', 'ls', '-l', '--snapshot', 's1', 'v', '/' + dir])
-  rows.push({ name: `volume ls -l --snapshot of a ${lay.dirs[0]!.files}-entry directory, cold CLI process`, value: snap.secs, unit: 's', baseline: 'the live directory, same run', baselineValue: live.secs, ratio: snap.secs / live.secs, note: `peak RSS ${snap.rssMiB?.toFixed(0)} MiB (live ${live.rssMiB?.toFixed(0)})` })
+  const snapName = `volume ls -l --snapshot of a ${lay.dirs[0]!.files}-entry directory, cold CLI process`
+  try {
+    const snap = bazil(dataA, ['volume', 'ls', '-l', '--snapshot', name, 'v', '/' + dir])
+    rows.push({ name: snapName, value: snap.secs, unit: 's', baseline: 'the live directory, same run', baselineValue: live.secs, ratio: snap.secs / live.secs, note: `peak RSS ${snap.rssMiB?.toFixed(0)} MiB (live ${live.rssMiB?.toFixed(0)})` })
+  } catch (err) {
+    rows.push({ name: snapName, value: NaN, unit: 's', baseline: 'the live directory, same run', baselineValue: live.secs, note: (err as Error).message.split('\n')[0]!.slice(0, 200) })
+  }
 }
 
 // ---- merge ---------------------------------------------------------------------------------
@@ -418,8 +430,10 @@ export async function run(): Promise<Row[]> {
   const rows: Row[] = []
   const wanted = (process.env.BENCH_TREE_PARTS ?? Object.keys(PARTS).join(',')).split(',').map((x) => x.trim()).filter(Boolean)
   for (const p of wanted) if (!PARTS[p]) throw new Error(`BENCH_TREE_PARTS: unknown part "${p}" (${Object.keys(PARTS).join(', ')})`)
-  if (!wanted.includes('import')) throw new Error('BENCH_TREE_PARTS: the other parts need "import" (it makes the volume)')
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-tree-scale-'))
+  // BENCH_TREE_REUSE: the work dir of a run kept with BENCH_TREE_KEEP=1 (or cut short): its volume and restic repository, no import.
+  const reuse = process.env.BENCH_TREE_REUSE
+  if (!wanted.includes('import') && !reuse) throw new Error('BENCH_TREE_PARTS: the other parts need "import" (it makes the volume), or BENCH_TREE_REUSE')
+  const tmp = reuse ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-tree-scale-'))
   try {
     const lay = layout(FILES)
     const srcRoot = process.env.BENCH_TREE_SRC ? path.join(process.env.BENCH_TREE_SRC, `files-${FILES}-${DIR_SIZE}-${DEEP_SHARE}`) : path.join(tmp, 'src')
@@ -431,6 +445,7 @@ export async function run(): Promise<Row[]> {
       tmp, lay, rows, src: path.join(srcRoot, 'tree'), dataA: path.join(tmp, 'a'),
       restic: has('restic') ? { env: { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: path.join(tmp, 'restic'), RESTIC_CACHE_DIR: path.join(tmp, 'restic-cache') } } : null,
     }
+    let logged = 0
     for (const p of wanted) {
       log(`part ${p} (${uptime()})`)
       try {
@@ -440,9 +455,12 @@ export async function run(): Promise<Row[]> {
         log(`part ${p} failed: ${err instanceof Error ? err.stack : String(err)}`)
         rows.push({ name: `tree ${p}: FAILED`, value: NaN, unit: '', note: (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 300) })
       }
+      // What is measured so far survives a run cut short (a 1M-file run takes most of an hour here).
+      for (const r of rows.slice(logged)) log(`row: ${r.name}: ${r.value} ${r.unit}${r.baseline ? ` [${r.baseline}: ${r.baselineValue}]` : ''}${r.note ? ` (${r.note})` : ''}`)
+      logged = rows.length
     }
   } finally {
-    if (process.env.BENCH_TREE_KEEP === '1') log(`kept ${tmp}`)
+    if (process.env.BENCH_TREE_KEEP === '1' || reuse) log(`kept ${tmp}`)
     else fs.rmSync(tmp, { recursive: true, force: true })
   }
   return rows
@@ -452,14 +470,8 @@ async function main(): Promise<void> {
   const i = process.argv.indexOf('--open')
   if (i >= 0) return openChild(process.argv[i + 1]!, process.argv[i + 2]!, process.argv[i + 3]!)
   const rows = await run()
-  for (const r of rows) {
-    const v = r.unit === 'MiB' || r.unit === 'ms' ? r.value.toFixed(1) : r.value.toFixed(3)
-    const base = r.baseline ? `  [${r.baseline}: ${r.baselineValue?.toFixed(3)} ${r.unit}, ratio ${r.ratio?.toFixed(2)}]` : ''
-    console.log(`${r.name.padEnd(62)} ${v.padStart(9)} ${r.unit}${r.target !== undefined ? `  (target ${r.unit === 'files/s' ? '≥' : '≤'} ${r.target}: ${r.ok ? 'ok' : 'MISSED'})` : ''}${base}${r.note ? `  ${r.note}` : ''}`)
-  }
-  const out = path.join(repoRoot, 'bench', 'results', 'tree-scale.json')
-  fs.mkdirSync(path.dirname(out), { recursive: true })
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version }, files: FILES, rows }, null, 2) + '\n')
+  printRows(rows)
+  writeResults(repoRoot, 'tree-scale', { files: FILES }, rows)
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

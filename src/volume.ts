@@ -637,6 +637,7 @@ export class Volume {
    */
   async checkpoint(): Promise<boolean> {
     await this.flush()
+    if (this.closed) return false
     // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
     if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) return false
     this.applied.set(this.log.key.toString('hex'), this.log.length)
@@ -935,11 +936,17 @@ export class Volume {
     )
   }
 
-  snapshot(name: string): void {
+  /**
+   * Takes a snapshot now. The returned promise (callers may leave it) settles once the index is
+   * checkpointed at this state: then the snapshot's view is read from disk on demand like the
+   * live one (spec/tree.md "The index on disk"), not rebuilt from the shards.
+   */
+  snapshot(name: string): Promise<void> {
     this.mutate(
       (t) => t.snapshot(name),
       () => ({ op: 'snapshot', path: name })
     )
+    return this.flush().then(() => (this.closed ? false : this.checkpoint())).then(() => {}, () => {})
   }
 
   /** Removes a snapshot (what only it referenced becomes garbage: spec/gc.md). */

@@ -5,11 +5,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { randomBytes } from '../src/crypto.js'
-import { toFileRef } from '../src/volume.js'
 import { collectGarbage } from '../src/gc.js'
-import { addPeer, until } from './net-helpers.js'
-import { ownPacks, storingTo, withPeers } from './copies-scene.js'
+import { addPeer, heldBlocks, until } from './net-helpers.js'
+import { readWhole, storingTo, withPeers, writeOwnFile } from './copies-scene.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 const WRITTEN = (process.env.BAZIL_FULL === '1' ? 64 : 3) * 1024 * 1024
@@ -20,21 +18,10 @@ test(`with copies 2, ${WRITTEN >> 20} MiB of own content is not evicted until tw
     await laptop.node.cache.setBudget({ bytes: 4096 }) // nothing written here fits: all of it goes once safe
     await d2.stop() // away before it could confirm anything
     vol.setCopies(2)
-    const data = randomBytes(WRITTEN)
-    await vol.writeFile('/a.bin', data)
-    await vol.flush()
-    await laptop.node.chunks.flush()
-    const own = laptop.node.chunks.casKey
-    const packs = await ownPacks(laptop)
-    const core = laptop.node.store.get({ key: own })
-    await core.ready()
-    const held = async (): Promise<number> => {
-      let n = 0
-      for (let i = 0; i < core.length; i++) if (await core.has(i)) n++
-      return n
-    }
+    const { data, own, core } = await writeOwnFile(laptop, vol, WRITTEN)
+    const held = (): Promise<number> => heldBlocks(core)
     try {
-      const n = packs.length
+      const n = core.length
       await until('desk1 confirms every pack', () => laptop.node.placement.confirmations().some((c) => c.packs === n), 30_000 + WRITTEN / 10_000)
       assert.deepEqual(await laptop.node.ownEviction.run(), { packs: 0, bytes: 0 }, 'one confirmed copy of two: nothing leaves')
       assert.equal(await held(), n)
@@ -51,11 +38,7 @@ test(`with copies 2, ${WRITTEN >> 20} MiB of own content is not evicted until tw
       assert.equal(r.copies, 2)
 
       // Read back: from the keepers' replicas, verified.
-      const read = async (): Promise<Buffer> => {
-        const chunks: Buffer[] = []
-        for await (const c of vol.cas.readFile(toFileRef(vol.tree.stat('/a.bin').content!))) chunks.push(c)
-        return Buffer.concat(chunks)
-      }
+      const read = (): Promise<Buffer> => readWhole(vol, '/a.bin')
       const before = await held()
       assert.equal(sha(await read()), sha(data))
       assert.ok((await held()) > before, 'the packs came back from the keepers')
@@ -67,7 +50,6 @@ test(`with copies 2, ${WRITTEN >> 20} MiB of own content is not evicted until tw
       assert.equal(sha(await read()), sha(data))
     } finally {
       await core.close()
-      await packs.close()
     }
   })
 })

@@ -8,14 +8,13 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { createHash } from 'node:crypto'
-import { encodeKey, randomBytes } from '../src/crypto.js'
-import { toFileRef } from '../src/volume.js'
+import { encodeKey } from '../src/crypto.js'
 import { diskUsage } from '../src/gc.js'
 import { FEATURE_RELEASE, LOCAL_FEATURES, ProtocolError, decodeHandshake, decodeMessage, encodeHandshake, encodeMessage, type Message } from '../src/net/protocol.js'
 import { PeerRegistry } from '../src/net/index.js'
 import { MIRRORS_FILE } from '../src/net/closet.js'
-import { startPeer, startRogue, until } from './net-helpers.js'
-import { ownPacks, storingTo, withPeers } from './copies-scene.js'
+import { heldBlocks, startPeer, startRogue, until } from './net-helpers.js'
+import { readWhole, storingTo, withPeers, writeOwnFile } from './copies-scene.js'
 import { tempDir } from './helpers.js'
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
@@ -36,21 +35,10 @@ test('volume storage rm: the keeper is told to stop keeping the store once what 
   await withPeers(['laptop', 'desk'], async (laptop, desk) => {
     const vol = await storingTo(laptop, [desk])
     await laptop.node.cache.setBudget({ bytes: 4096 }) // whatever is safe leaves the laptop
-    const data = randomBytes(3 * 1024 * 1024)
-    await vol.writeFile('/a.bin', data)
-    await vol.flush()
-    await laptop.node.chunks.flush()
-    const own = laptop.node.chunks.casKey
-    const packs = await ownPacks(laptop)
-    const core = laptop.node.store.get({ key: own })
-    await core.ready()
-    const held = async (c = core): Promise<number> => {
-      let n = 0
-      for (let i = 0; i < c.length; i++) if (await c.has(i)) n++
-      return n
-    }
+    const { data, own, core } = await writeOwnFile(laptop, vol, 3 * 1024 * 1024)
+    const held = (c = core): Promise<number> => heldBlocks(c)
     try {
-      const n = packs.length
+      const n = core.length
       await until('desk confirms every pack', () => laptop.node.safety.safePacks(own) === n, 30_000)
       await laptop.node.ownEviction.run()
       assert.ok((await held()) < n / 2, `most of the laptop's packs evicted (${await held()} of ${n} held)`)
@@ -79,12 +67,9 @@ test('volume storage rm: the keeper is told to stop keeping the store once what 
 
       // The file is whole on the laptop with the desk gone.
       await desk.stop()
-      const parts: Buffer[] = []
-      for await (const c of vol.cas.readFile(toFileRef(vol.tree.stat('/a.bin').content!))) parts.push(c)
-      assert.equal(sha(Buffer.concat(parts)), sha(data))
+      assert.equal(sha(await readWhole(vol, '/a.bin')), sha(data))
     } finally {
       await core.close()
-      await packs.close()
     }
   })
 })

@@ -5,7 +5,9 @@ import createTestnet from '@hyperswarm/testnet'
 import { encodeKey } from '../src/crypto.js'
 import { tempDir } from './helpers.js'
 import { addPeer, copyVolumeRecord, shareKey, startPeer, type TestPeer } from './net-helpers.js'
-import type { Volume } from '../src/volume.js'
+import { toFileRef, type Volume } from '../src/volume.js'
+import { randomBytes } from '../src/crypto.js'
+import type { Hypercore } from 'hypercore'
 
 /** Starts these peers on a fresh testnet, runs `fn`, and stops everything whatever happens. */
 export async function withPeers(names: string[], fn: (...peers: TestPeer[]) => Promise<void>): Promise<void> {
@@ -49,4 +51,26 @@ export async function storingTo(writer: TestPeer, desktops: TestPeer[]): Promise
     await link(writer, d, vol.id.toString('hex'), { volume: 'docs' })
   }
   return vol
+}
+
+/**
+ * Writes /a.bin of `bytes` random bytes on `p` (into its own store, flushed); returns them and
+ * the node's own `packs` core, open (close it before the node stops).
+ */
+export async function writeOwnFile(p: TestPeer, vol: Volume, bytes: number): Promise<{ data: Buffer; own: Buffer; core: Hypercore }> {
+  const data = randomBytes(bytes)
+  await vol.writeFile('/a.bin', data)
+  await vol.flush()
+  await p.node.chunks.flush()
+  const own = p.node.chunks.casKey
+  const core = p.node.store.get({ key: own })
+  await core.ready()
+  return { data, own, core }
+}
+
+/** A file of the volume, read whole through its content store. */
+export async function readWhole(vol: Volume, p: string): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const c of vol.cas.readFile(toFileRef(vol.tree.stat(p).content!))) chunks.push(c)
+  return Buffer.concat(chunks)
 }

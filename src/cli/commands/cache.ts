@@ -36,6 +36,7 @@ export class CacheSizeCommand extends BazilCommand {
     if (this.asJson) return this.json(status)
     if (spec) this.out(`cache budget set to ${formatBudget(spec)}${"percent" in spec ? ` (${formatBytes(status.budgetBytes)})` : ""}`)
     else this.out(`cache budget: ${status.budget} = ${formatBytes(status.budgetBytes)}`)
+    if (status.effectiveBudgetBytes < status.budgetBytes) this.out(`effective budget now: ${formatBytes(status.effectiveBudgetBytes)} (the disk is nearly full: the cache leaves 5% of it free)`)
     this.out(`held: ${formatBytes(status.heldBytes)} in ${status.packs} packs of peers' stores (${formatBytes(status.cachedBytes)} cached, ${formatBytes(status.pinnedBytes)} pinned)`)
   }
 }

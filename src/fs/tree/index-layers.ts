@@ -13,6 +13,8 @@ export interface BaseEntry {
   name: string | null
   /** Alive nodes in its subtree, itself included (0: not visible). */
   live: number
+  /** Content versions of its record (> 1: conflict copies are shown), known without decoding it. */
+  versions: number
 }
 
 /** The index as last written: read on demand, never changed in place. */

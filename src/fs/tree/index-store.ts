@@ -24,7 +24,7 @@ import { equal, hash } from '../../crypto.js'
 import { fsyncDirSync, replaceFileSync } from '../../atomic-file.js'
 import { ActorTable, decodeTreeState, row, unrow, type NodeRow } from './checkpoint.js'
 import type { BaseEntry, IndexBase } from './index-layers.js'
-import { ROOT_ID } from './model.js'
+import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { Tree, type TreeParts } from './tree.js'
 import type { IndexMemo } from './view.js'
 
@@ -35,7 +35,7 @@ const DIGEST_BYTES = 32
 export const PAGE_BUCKETS = 1024
 export const ID_BUCKETS = 1024
 /** Parsed buckets kept in memory, counted in file bytes. */
-export const CACHE_BYTES = 24 * 2 ** 20
+export const CACHE_BYTES = 48 * 2 ** 20
 
 /** Entries whose directory is remembered from listings. */
 const HINTS = 50_000
@@ -63,11 +63,29 @@ interface Manifest {
   multi: [string, string][]
   counts: [string, number][]
   memo: IndexMemo
+  /** Saved views of snapshots: [BLAKE2b-256 hex of the snapshot record text, the index as it was at its heads]. */
+  snaps?: [string, SavedView][]
 }
+
+/** The index of one state: what a snapshot's view reads. */
+interface SavedView { pages: Record<string, Ref>; ids: Record<string, Ref>; rootLive: number; memo: IndexMemo }
 
 type Page = Map<string, Map<string, BaseEntry>>
 /** A page bucket file: actors, then per directory its entries [id, name, live, row]. */
-interface PageFile { actors: string[]; dirs: [string, [string, string | null, number, NodeRow | null][]][] }
+interface PageFile { actors: string[]; dirs: [string, [string, string | null, number, number, string | null][]][] }
+
+/** An entry of a parsed page: its row (JSON text) is decoded when first asked for (a stat needs one row, not its directory's). */
+class PageEntry implements BaseEntry {
+  private decoded: RawNode | null | undefined
+  constructor(private text: string | null, private readonly actors: string[], readonly parent: string | null, readonly name: string | null, readonly live: number, readonly versions: number) {}
+  get raw(): RawNode | null {
+    if (this.decoded === undefined) {
+      this.decoded = this.text === null ? null : unrow(JSON.parse(this.text) as NodeRow, this.actors, 3)
+      this.text = null
+    }
+    return this.decoded
+  }
+}
 
 export function pageBucket(dir: string): number { return fnv(dir) % PAGE_BUCKETS }
 export function idBucket(id: string): number { return fnv(id) % ID_BUCKETS }
@@ -92,19 +110,50 @@ export class IndexFiles implements IndexBase {
 
   constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest) {}
 
-  /** Saved bytes of a node shard with these heads, from the newest manifest. */
-  shardBytes(name: string, heads: string[]): Uint8Array {
+  /** The saved view of the snapshot with record `text`, read through the newest manifest (commits move buckets). */
+  snapshotView(text: string): { base: IndexBase; memo: IndexMemo } | null {
+    const key = hash(Buffer.from(text)).toString('hex')
+    const find = (f: IndexFiles): SavedView | undefined => f.manifest.snaps?.find((x) => x[0] === key)?.[1]
+    const v = find(this.newest())
+    if (!v) return null
+    const views = new Map<IndexFiles, IndexFiles>()
+    const at = (): IndexFiles => {
+      const f = this.newest()
+      let view = views.get(f)
+      if (!view) {
+        const sv = find(f) ?? v
+        views.clear()
+        views.set(f, (view = new IndexFiles(f.dir, f.manifestFile, { ...f.manifest, pages: sv.pages, ids: sv.ids, rootLive: sv.rootLive, memo: sv.memo })))
+      }
+      return view
+    }
+    const base: IndexBase = {
+      get nodeCount() { return v.memo.nodeCount },
+      entry: (id) => at().entry(id),
+      children: (dir) => at().children(dir),
+      entries: () => at().entries(),
+    }
+    return { base, memo: v.memo }
+  }
+
+  private newest(): IndexFiles {
     let f: IndexFiles = this
     while (f.successor) f = f.successor
+    return f
+  }
+
+  /** Saved bytes of a node shard with these heads, from the newest manifest. */
+  shardBytes(name: string, heads: string[]): Uint8Array {
+    const f = this.newest()
     const s = f.manifest.shards.find((x) => x[0] === name && sameHeads(x[1], heads))
-    if (!s) f.damaged(`shard ${name} is not in it`)
+    if (!s) return f.damaged(`shard ${name} is not in it`)
     return new Uint8Array(f.read(s[2]))
   }
 
   get nodeCount(): number { return this.manifest.memo.nodeCount }
 
   entry(id: string): BaseEntry | undefined {
-    if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive }
+    if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive, versions: 0 }
     let group = this.hints.get(id)
     if (group === undefined) {
       const ref = this.manifest.ids[idBucket(id)]
@@ -196,7 +245,7 @@ function parsePage(b: Buffer): Page {
   const out: Page = new Map()
   for (const [dir, list] of f.dirs) {
     const m = new Map<string, BaseEntry>()
-    for (const [id, name, live, r] of list) m.set(id, { raw: r === null ? null : unrow(r, f.actors, 3), parent: dir === '' ? null : dir, name, live })
+    for (const [id, name, live, versions, text] of list) m.set(id, new PageEntry(text, f.actors, dir === '' ? null : dir, name, live, versions))
     out.set(dir, m)
   }
   return out
@@ -210,7 +259,8 @@ function encodePage(page: Page): Buffer {
     if (m.size === 0) continue
     dirs.push([dir, [...m.keys()].sort().map((id) => {
       const e = m.get(id)!
-      return [id, e.name, e.live, e.raw === null ? null : row(e.raw, actors)]
+      const raw = e.raw
+      return [id, e.name, e.live, raw?.versions.length ?? 0, raw === null ? null : JSON.stringify(row(raw, actors))]
     })])
   }
   return Buffer.from(JSON.stringify({ actors: actors.list, dirs }))
@@ -277,7 +327,9 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     held: m.held.map(([shard, tag, hex]) => ({ shard, change: new Uint8Array(Buffer.from(hex, 'hex')), ...(tag === null ? {} : { tag }) })),
     rejected: m.rejected, multi: m.multi, counts: m.counts, memo: m.memo,
   }
-  return { tree: Tree.open(actor, files, shards, parts), extra: m.extra, legacy: false }
+  const tree = Tree.open(actor, files, shards, parts)
+  tree.setSavedSnapshots((text) => files.snapshotView(text))
+  return { tree, extra: m.extra, legacy: false }
 }
 
 /**
@@ -293,8 +345,14 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
   // Incremental over the base when its manifest is the one in place; else every entry is written.
   const prev = base instanceof IndexFiles && base.dir === dir && base.manifestFile === file && fs.existsSync(file) ? base : null
   const pm = prev?.manifest
-  // A new segment name is never one the base still reads from.
-  const gen = (base instanceof IndexFiles ? base.manifest.gen : 0) + 1
+  // A new segment name is never one the base or the manifest in place still reads from.
+  let gen = (base instanceof IndexFiles ? base.manifest.gen : 0) + 1
+  if (!prev && fs.existsSync(dir)) {
+    for (const name of fs.readdirSync(dir)) {
+      const n = /^seg\.(\d+)$/.exec(name)
+      if (n) gen = Math.max(gen, Number(n[1]) + 1)
+    }
+  }
   const seg = `seg.${gen}`
   const m: Manifest = {
     extra, gen, segments: {}, pages: { ...pm?.pages }, ids: { ...pm?.ids }, shards: [], meta: null,
@@ -373,17 +431,45 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
     m.meta = pm?.meta && pm.meta[3] === digest ? pm.meta : put(Buffer.from(parts.meta))
   }
 
+  // Snapshots: a view saved before stays while its snapshot does; one whose heads are the
+  // state written now (taken here and checkpointed since) is this index.
+  const snaps: [string, SavedView][] = []
+  const prevSnaps = new Map(pm?.snaps ?? [])
+  const nodeHeads = new Map([...tree.shardHeads()].filter(([, h]) => h.length > 0))
+  for (const { text, heads } of tree.snapshotRecords()) {
+    const key = hash(Buffer.from(text)).toString('hex')
+    const kept = prevSnaps.get(key)
+    if (kept) snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
+    else if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
+  }
+  if (snaps.length > 0) m.snaps = snaps
+
   // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
-  const refs = (): Ref[] => [...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : [])]
+  const refs = (): Ref[] => [
+    ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : []),
+    ...snaps.flatMap(([, v]) => [...Object.values(v.pages), ...Object.values(v.ids)]),
+  ]
   const live = new Map<string, number>()
   for (const r of refs()) if (r[0] !== seg) live.set(r[0], (live.get(r[0]) ?? 0) + r[2])
   const move = new Set([...live].filter(([sg, n]) => n < (pm!.segments[sg] ?? 0) / 2).map(([sg]) => sg))
   if (move.size > 0) {
-    const moved = (r: Ref): Ref => (move.has(r[0]) ? put(prev!.read(r)) : r)
+    // A bucket shared by the live index and snapshot views is copied once.
+    const copies = new Map<string, Ref>()
+    const moved = (r: Ref): Ref => {
+      if (!move.has(r[0])) return r
+      const k = `${r[0]}@${r[1]}`
+      let c = copies.get(k)
+      if (!c) copies.set(k, (c = put(prev!.read(r))))
+      return c
+    }
     for (const k of Object.keys(m.pages)) m.pages[k] = moved(m.pages[k])
     for (const k of Object.keys(m.ids)) m.ids[k] = moved(m.ids[k])
     m.shards = m.shards.map(([n, h, r]) => [n, h, moved(r)])
     if (m.meta) m.meta = moved(m.meta)
+    for (const [, v] of snaps) {
+      for (const k of Object.keys(v.pages)) v.pages[k] = moved(v.pages[k])
+      for (const k of Object.keys(v.ids)) v.ids[k] = moved(v.ids[k])
+    }
   }
   for (const r of refs()) m.segments[r[0]] = r[0] === seg ? size : pm!.segments[r[0]]
 
@@ -404,7 +490,18 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
   const next = new IndexFiles(dir, file, m)
   if (base instanceof IndexFiles) base.successor = next
   index.rebase(next, parts.memo)
+  tree.setSavedSnapshots((text) => next.snapshotView(text))
   return size + manifest.length
+}
+
+/** Whether a snapshot's heads name exactly the node shards' state `now` (its meta heads aside). */
+function sameState(snap: Record<string, string[]>, now: Map<string, string[]>): boolean {
+  const shards = Object.keys(snap).filter((k) => k !== META_SHARD)
+  if (shards.length !== now.size) return false
+  return shards.every((k) => {
+    const h = now.get(k)
+    return h !== undefined && sameHeads([...h].sort(), [...snap[k]].sort())
+  })
 }
 
 function sameHeads(a: string[], b: string[]): boolean {

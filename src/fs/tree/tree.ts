@@ -72,6 +72,8 @@ export class Tree implements ReadTree {
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
+  /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
+  private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
   /** Changes waiting for dependencies, by shard (see `apply`). */
   private readonly held = new Map<string, Held[]>()
   /** Hashes of changes rejected (they, or a change they build on, do not apply). */
@@ -422,18 +424,25 @@ export class Tree implements ReadTree {
     return { shards, meta: this.shards.saveMeta(), nodes: [...this.index.nodes()], problems: this.problems(), held, rejected: [...this.rejectedHashes] }
   }
 
-  /** A tree continuing from `exportState()`: shards stay unloaded until written or merged into. */
-  static restore(actor: string, state: TreeState, opts: TreeOptions = {}): Tree {
+  /** A new tree with saved shards (cold), problems, rejected and held changes in place: what restore and open share. */
+  private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>,
+    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'>, opts: TreeOptions): Tree {
     const t = Tree.create(actor, opts)
-    t.shards.restore(state.shards, state.meta)
-    for (const p of state.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
-    for (const x of state.rejected) t.rejectedHashes.add(x)
-    for (const x of state.held) {
+    t.shards.restore(shards, saved.meta)
+    for (const p of saved.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
+    for (const x of saved.rejected) t.rejectedHashes.add(x)
+    for (const x of saved.held) {
       const hd = readChangeHeader(x.change)
       let list = t.held.get(x.shard)
       if (!list) t.held.set(x.shard, (list = []))
       list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
     }
+    return t
+  }
+
+  /** A tree continuing from `exportState()`: shards stay unloaded until written or merged into. */
+  static restore(actor: string, state: TreeState, opts: TreeOptions = {}): Tree {
+    const t = Tree.resume(actor, state.shards, state, opts)
     t.loadIndex(state.nodes)
     t.readRootAttrs()
     return t
@@ -471,16 +480,7 @@ export class Tree implements ReadTree {
    * shards start cold (their bytes read when first loaded).
    */
   static open(actor: string, base: IndexBase, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, parts: TreeParts, opts: TreeOptions = {}): Tree {
-    const t = Tree.create(actor, opts)
-    t.shards.restore(shards, parts.meta)
-    for (const p of parts.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
-    for (const x of parts.rejected) t.rejectedHashes.add(x)
-    for (const x of parts.held) {
-      const hd = readChangeHeader(x.change)
-      let list = t.held.get(x.shard)
-      if (!list) t.held.set(x.shard, (list = []))
-      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
-    }
+    const t = Tree.resume(actor, shards, parts, opts)
     for (const [shard, id] of parts.multi) {
       let set = t.multi.get(shard)
       if (!set) t.multi.set(shard, (set = new Set()))
@@ -829,17 +829,24 @@ export class Tree implements ReadTree {
     this.changeMeta((m) => { m[COPIES_KEY] = n })
   }
 
-  snapshots(): { name: string; time: number }[] {
-    const out: SnapshotInfo[] = []
+  /** Every snapshot not removed, with its record text (a malformed one is not listed; at() reports why). */
+  private *liveSnapshots(): Iterable<{ name: string; text: string; time: number; heads: Record<string, string[]> }> {
     for (const [key, value] of Object.entries(this.shards.meta())) {
       if (!key.startsWith(SNAP_PREFIX)) continue
       const text = strOf(value)
       if (text === null) continue
+      let rec
       try {
-        const rec = decodeSnapshot(text)
-        if (rec.heads !== null) out.push({ name: key.slice(SNAP_PREFIX.length), time: rec.time })
-      } catch { /* a malformed snapshot is not listed; at() reports why */ }
+        rec = decodeSnapshot(text)
+      } catch {
+        continue
+      }
+      if (rec.heads !== null) yield { name: key.slice(SNAP_PREFIX.length), text, time: rec.time, heads: rec.heads }
     }
+  }
+
+  snapshots(): { name: string; time: number }[] {
+    const out: SnapshotInfo[] = [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
     return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   }
 
@@ -858,15 +865,40 @@ export class Tree implements ReadTree {
     }
     const snapHeads = rec.heads
     if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
-    for (const [shard, heads] of Object.entries(snapHeads)) {
-      if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
+    // A saved view was written from a state at these heads: the changes are here (no shard to load to check).
+    const saved = this.savedSnapshot?.(value) ?? undefined
+    if (!saved) {
+      for (const [shard, heads] of Object.entries(snapHeads)) {
+        if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
+      }
     }
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads))
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, saved))
     this.snapshotTrees.set(value, t)
     return t
   }
 
-  private buildSnapshotIndex(heads: Record<string, string[]>): TreeIndex {
+  /** Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead of building it. */
+  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null): void {
+    this.savedSnapshot = find
+  }
+
+  /** Every snapshot not removed: its record text and the heads it names. */
+  snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
+    return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
+  }
+
+  /** A snapshot's view: read from its saved index when there is one, else built from the shards at its heads. */
+  private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
+    if (saved) {
+      const index = new TreeIndex(saved)
+      const hs = heads[META_SHARD]
+      if (hs) {
+        const m = A.view(this.shards.meta(), hs)
+        if (typeof m[ROOT_MODE_KEY] === 'number') index.rootMode = m[ROOT_MODE_KEY]
+        if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
+      }
+      return index
+    }
     const index = new TreeIndex()
     const nodes = new Map<string, RawNode | null>()
     const claimed = new Map<string, string>()

@@ -129,7 +129,8 @@ export class TreeIndex implements ReadTree {
 
   /** The entry of `id` now (what the next base must hold for it). */
   entryNow(id: string): BaseEntry {
-    return { raw: this.raw.get(id) ?? null, parent: this.parentOf.get(id) ?? null, name: this.nameOf.get(id) ?? null, live: this.live.get(id) ?? 0 }
+    const raw = this.raw.get(id) ?? null
+    return { raw, parent: this.parentOf.get(id) ?? null, name: this.nameOf.get(id) ?? null, live: this.live.get(id) ?? 0, versions: raw?.versions.length ?? 0 }
   }
 
   /** The on-disk index this one reads from (null: all in memory). */
@@ -172,7 +173,7 @@ export class TreeIndex implements ReadTree {
         d.byName.set(e.name, [cur, x])
         d.groups++
       } else cur.push(x)
-      if ((e.raw?.versions.length ?? 0) > 1) d.copies.add(x)
+      if (e.versions > 1) d.copies.add(x)
     }
     return d.byName.size > 0 ? d : undefined
   }
