@@ -29,20 +29,6 @@ function rootDepth(length: number, block: number): number {
   return 0
 }
 
-export interface ClearOptions {
-  /**
-   * The core is a cache's copy of a peer's store (cache.ts): peers upgrade from the owner or a
-   * full copy. A lone even block (its right neighbour not held) may then be cleared too when
-   * hypercore's walk deletes only that pair's two leaf nodes (their parent is a root, or the
-   * parent's sibling is to its right and holds a block) and no peer connected now has this
-   * core at length block+1. Those leaves are in no proof of a held block (the leaf of the
-   * unheld neighbour is the cleared block's uncle, and the other way round); what is lost is
-   * upgrading a peer whose copy stopped at exactly block+1 from this copy (hypercore no longer
-   * offers it: the root of that length is gone), which it does from the owner or a full copy.
-   */
-  cache?: boolean
-}
-
 /**
  * Clears blocks [start, end) of the core (hypercore `clear`) and returns how many held blocks
  * of the range were left (0: all of it cleared). No tree node is deleted: beyond held blocks'
@@ -53,9 +39,11 @@ export interface ClearOptions {
  * cleared from an even start (an odd run start takes the unheld block before it along); a
  * block that can't be (an even one alone, an odd one whose left neighbour outside the range is
  * held) stays, and a later clear of its neighbours may take it. Tree nodes are ~40 bytes each.
- * (opts.cache: a cache's copy may also lose a lone even block, see ClearOptions.)
+ * Not even a cache's copy (sparse) may lose the leaf nodes of a lone even block: a peer's
+ * request in flight for its unheld neighbour was sized by the nodes this copy held (hypercore
+ * asks only for the proof nodes it lacks), and its answer would no longer verify.
  */
-export async function clearBlocks(core: Hypercore, start: number, end = start + 1, opts: ClearOptions = {}): Promise<number> {
+export async function clearBlocks(core: Hypercore, start: number, end = start + 1): Promise<number> {
   end = Math.min(end, core.length)
   let left = 0
   for (let i = start; i < end;) {
@@ -75,18 +63,9 @@ export async function clearBlocks(core: Hypercore, start: number, end = start + 
     }
     if (a < j) {
       if (rootDepth(core.length, a) === 0 || (a + 1 < core.length && (await core.has(a + 1)))) await core.clear(a, j)
-      else if (opts.cache && (await loneLeavesOnly(core, a))) await core.clear(a, a + 1)
       else left += j - a // a lone even block: its clear would delete its own and its neighbour's node
     }
     i = j
   }
   return left
-}
-
-/** Whether clearing lone even block a (a+1 not held) deletes only the leaves of a and a+1, and no peer is at length a+1. */
-async function loneLeavesOnly(core: Hypercore, a: number): Promise<boolean> {
-  if (core.peers.some((p) => (p as { remoteLength?: number }).remoteLength === a + 1)) return false
-  if (rootDepth(core.length, a) === 1) return true // their parent is a root: the walk stops there
-  if (a % 4 !== 0) return false // the parent's sibling is to its left: the walk would go on (and delete it)
-  return (a + 2 < core.length && (await core.has(a + 2))) || (a + 3 < core.length && (await core.has(a + 3)))
 }

@@ -28,16 +28,8 @@ test('a laptop clears the packs of a desktop\'s store the desktop dropped, after
     await c.start('desktop', 'laptop')
     await c.run('desktop', ['volume', 'create', '--sharing=friends', VOL])
     await c.run('desktop', ['volume', 'import', VOL, src.dir])
-    // The laptop reads from the desktop's store (a cache), as in test/cache-laptop.
-    const d = c.get('desktop')
+    await c.readFrom('laptop', 'desktop', VOL) // the laptop's copy of the desktop's store is a cache
     const l = c.get('laptop')
-    await c.run('desktop', ['peer', 'add', l.key])
-    await c.run('desktop', ['peer', 'storage', 'allow', l.key, 'local'])
-    await c.run('desktop', ['peer', 'volume', 'allow', l.key, VOL])
-    await c.run('laptop', ['peer', 'add', d.key])
-    await c.run('laptop', ['peer', 'storage', 'allow', d.key, 'local'])
-    await c.run('laptop', ['volume', 'connect', '--sharing=friends', d.key, VOL])
-    await c.run('laptop', ['volume', 'storage', 'add', VOL, `peerkey:${d.key}`])
     await eventually('the volume on the laptop', async () => (await c.run('laptop', ['volume', 'ls', '--json', VOL, '/d']).then((r) => (JSON.parse(r.stdout) as unknown[]).length, () => 0)) === 3, 60_000, 250)
 
     await c.run('laptop', ['pin', VOL, '/d/2k.bin'])

@@ -57,18 +57,9 @@ describe(`a laptop with a ${BUDGET / MiB} MiB cache budget reading a ${50 * SCAL
     await c.start('desktop', 'laptop', 'closet')
     await c.run('desktop', ['volume', 'create', '--sharing=friends', VOL])
     await c.run('desktop', ['volume', 'import', VOL, src.dir])
-    // As c.connect, but only the laptop reads from the desktop's store (`volume storage add` on
-    // the laptop): the desktop does not store to the laptop (that would make the laptop keep a
-    // full replica of the desktop's store for its copy rule, not a cache).
+    await c.readFrom('laptop', 'desktop', VOL) // the laptop's copy of the desktop's store is a cache
     const d = c.get('desktop')
     const l = c.get('laptop')
-    await c.run('desktop', ['peer', 'add', l.key])
-    await c.run('desktop', ['peer', 'storage', 'allow', l.key, 'local'])
-    await c.run('desktop', ['peer', 'volume', 'allow', l.key, VOL])
-    await c.run('laptop', ['peer', 'add', d.key])
-    await c.run('laptop', ['peer', 'storage', 'allow', d.key, 'local'])
-    await c.run('laptop', ['volume', 'connect', '--sharing=friends', d.key, VOL])
-    await c.run('laptop', ['volume', 'storage', 'add', VOL, `peerkey:${d.key}`])
     // The closet keeps a replica of the desktop's store (a storage-only volume), which the
     // laptop may read too (it allows the closet the volume; the closet offers it the replica).
     const cl = c.get('closet')

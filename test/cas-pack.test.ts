@@ -117,3 +117,34 @@ test('pack table: adds, finds, grows, keeps the first location of an address', (
   assert.throws(() => table.add(Buffer.alloc(8), { pack: 0, offset: 0, length: 49 }), /address of 8 bytes/)
   assert.equal(table.get(Buffer.alloc(8)), null)
 })
+
+test('pack table: deleting addresses (backward shift) keeps every other one findable, through wrap-around and growth', () => {
+  const table = new PackTable()
+  const live = new Map<string, { address: Buffer; pack: number }>()
+  // Many addresses sharing few home slots (the first 4 bytes pick the slot): long probe runs that wrap.
+  const address = (i: number): Buffer => {
+    const a = randomBytes(32)
+    a.writeUInt32LE([0, 1, 1023, 1022][i % 4]!, 0)
+    return a
+  }
+  for (let round = 0; round < 6; round++) {
+    for (let i = 0; i < 400; i++) {
+      const a = address(i)
+      table.add(a, { pack: round, offset: i, length: 10 })
+      live.set(a.toString('hex'), { address: a, pack: round })
+    }
+    let n = 0
+    const gone: Buffer[] = []
+    for (const [hex, e] of live) {
+      if (n++ % 3 !== 0) continue
+      assert.equal(table.delete(e.address), true)
+      assert.equal(table.delete(e.address), false, 'already gone')
+      live.delete(hex)
+      gone.push(e.address)
+    }
+    for (const a of gone) assert.equal(table.get(a), null)
+    assert.equal(table.size, live.size)
+    assert.equal(table.bytes, live.size * 10)
+    for (const e of live.values()) assert.equal(table.get(e.address)?.pack, e.pack)
+  }
+})

@@ -5,11 +5,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { collectGarbage, diskUsage } from '../src/gc.js'
 import { toFileRef, type Volume } from '../src/volume.js'
-import { bazil, startServer } from './helpers.js'
+import { bazil, startServer, tempDir } from './helpers.js'
 import { withFilledVolume } from './gc-helpers.js'
 
 const MiB = 1024 * 1024
@@ -154,4 +156,32 @@ test('the server collects by itself (BAZIL_GC_INTERVAL, BAZIL_GC_GRACE) and logs
       else process.env[k] = v
     }
   })
+})
+
+test('a running server\'s data dir gives the space back after volume gc (its memtables flushed: no write-ahead log keeps it)', async () => {
+  const BIG = 32 * MiB
+  const src = tempDir('bazil-gc-wal-')
+  try {
+    fs.writeFileSync(path.join(src.dir, 'big.bin'), randomBytes(BIG))
+    await withFilledVolume(async (vol) => {
+      await vol.writeFile('/b', randomBytes(1000))
+    }, async (root) => {
+      const server = await startServer(root)
+      try {
+        const imported = await bazil(root, ['volume', 'import', 'v', src.dir])
+        assert.equal(imported.code, 0, imported.stderr)
+        const before = diskUsage(root)
+        const rm = await bazil(root, ['volume', 'rm', 'v', '/big.bin'])
+        assert.equal(rm.code, 0, rm.stderr)
+        const gc = await bazil(root, ['volume', 'gc', 'v', '--grace', '0', '--json'])
+        assert.equal(gc.code, 0, gc.stderr)
+        const after = (JSON.parse(gc.stdout) as { disk: { after: number } }).disk.after
+        assert.ok(before - after >= 0.9 * BIG, `du of the running server's data dir: ${before} -> ${after} bytes, ${BIG} deleted`)
+      } finally {
+        assert.equal(await server.stop(), 0, server.log())
+      }
+    })
+  } finally {
+    src.cleanup()
+  }
 })

@@ -178,6 +178,23 @@ export class PeerCluster {
     ])
   }
 
+  /**
+   * As connect(), but only `reader` reads from `owner`'s store (`volume storage add` on the
+   * reader alone): the owner does not store to the reader (that would make the reader keep a
+   * full replica of the owner's store for its copy rule): the reader's copy is a cache.
+   */
+  async readFrom(reader: string, owner: string, volume: string): Promise<void> {
+    const o = this.get(owner)
+    const r = this.get(reader)
+    await this.run(owner, ['peer', 'add', r.key])
+    await this.run(owner, ['peer', 'storage', 'allow', r.key, 'local'])
+    await this.run(owner, ['peer', 'volume', 'allow', r.key, volume])
+    await this.run(reader, ['peer', 'add', o.key])
+    await this.run(reader, ['peer', 'storage', 'allow', o.key, 'local'])
+    await this.run(reader, ['volume', 'connect', '--sharing=friends', o.key, volume])
+    await this.run(reader, ['volume', 'storage', 'add', volume, `peerkey:${o.key}`])
+  }
+
   /** `volume mount VOLUME MNT` on each named peer (the server remounts it at every later start). */
   async mount(volume: string, ...names: string[]): Promise<void> {
     await Promise.all(names.map((n) => this.run(n, ['volume', 'mount', volume, this.get(n).mnt])))

@@ -28,6 +28,8 @@ export class DropFollower {
   private readonly dead = new Set<number>()
   /** Records waiting for the packs below them. */
   private pending: { position: number; packs: number[] }[] = []
+  /** Dropped packs held whose clear clearBlocks left (tried again each step). */
+  private readonly left = new Set<number>()
   /** Every block of `packs` below this is held or dead. */
   private floor = 0
   private rangeStart = 0
@@ -92,10 +94,22 @@ export class DropFollower {
     const ready = this.pending.filter((r) => r.position <= this.floor)
     this.pending = this.pending.filter((r) => r.position > this.floor)
     let cleared = 0
+    // Dropped packs clearBlocks left earlier (their clear would have deleted tree nodes peers
+    // need): a neighbour's clear since may allow it.
+    for (const p of [...this.left]) {
+      if (this.closed) return
+      if (!(await this.packs.has(p))) this.left.delete(p)
+      else if ((await clearBlocks(this.packs, p)) === 0) {
+        this.left.delete(p)
+        cleared++
+      }
+    }
     for (const r of ready) {
       for (const p of r.packs) {
         if (this.closed) return
-        if ((await this.packs.has(p)) && (await clearBlocks(this.packs, p)) === 0) cleared++
+        if (!(await this.packs.has(p))) continue
+        if ((await clearBlocks(this.packs, p)) === 0) cleared++
+        else this.left.add(p)
       }
     }
     if (cleared > 0) {

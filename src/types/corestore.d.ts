@@ -47,6 +47,8 @@ declare module 'corestore' {
     readonly storage: {
       /** RocksDB compactRange over the whole database (rocksdb-native options). */
       compact(opts?: { blobGarbageCollectionPolicy?: number; blobGarbageCollectionAgeCutoff?: number; bottommostLevelCompaction?: number }): Promise<void>
+      /** The RocksDB column family session the cores live in (rocksdb-native): flush() writes its memtables to SST files, after which RocksDB drops the write-ahead log files that held them. */
+      readonly db: { flush(): Promise<void> }
       /** The discovery key of the core stored under a name (store.get({ name })), or null if there is none. */
       getAlias(alias: { name: string; namespace: Buffer }): Promise<Buffer | null>
     }

@@ -43,7 +43,8 @@ declare module 'hypercore' {
     readonly readable: boolean
     readonly closed: boolean
     readonly keyPair: KeyPair | null
-    readonly peers: unknown[]
+    /** Replicating peers of this core: the length of its copy and of the prefix it holds whole, as it announced them; its node key. */
+    readonly peers: { readonly remoteLength: number; readonly remoteContiguousLength: number; readonly remotePublicKey?: Uint8Array }[]
     ready(): Promise<void>
     close(): Promise<void>
     append(blocks: Buffer | Buffer[]): Promise<{ length: number; byteLength: number }>

@@ -54,8 +54,12 @@ export async function followDrops(remote: RemoteStores, needed: Set<string>, cle
       else {
         const held = await remote.holdsPacks(packsKey, start, end)
         for (let p = start; p < end; p++) {
-          if (held.has(p)) out.left++
-          else {
+          if (held.has(p)) {
+            // clearBlocks left it (tree nodes peers need): an ordinary cached pack now (the
+            // cache's eviction takes it once it can), no longer read for moved objects.
+            out.left++
+            remote.forgetRetired(packsKey, p)
+          } else {
             out.cleared++
             cleared(packsKey, p)
           }

@@ -315,7 +315,7 @@ export class ContentCache {
       let start = e.pack
       if (e.pack % 2 === 1 && mayGo(e.core, this.ledger.get(e.core, e.pack - 1))) start = e.pack - 1
       // Through the sources (reads of the packs wait for the clear; packs being read are skipped).
-      const done = (await this.remote.clearPack(core.key, start, e.pack + 1)) ?? (await clearBlocks(core, start, e.pack + 1, { cache: true }) > 0 ? 'kept' : 'cleared')
+      const done = (await this.remote.clearPack(core.key, start, e.pack + 1)) ?? (await clearBlocks(core, start, e.pack + 1) > 0 ? 'kept' : 'cleared')
       if (done === 'busy') continue
       for (let p = start; p <= e.pack; p++) {
         if (await core.has(p)) continue

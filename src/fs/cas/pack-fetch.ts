@@ -58,7 +58,7 @@ export class PackFetcher {
       if (this.packReads.loading(key) || this.packFetches.loading(key) || this.clearing.has(key)) return 'busy'
       keys.push(key)
     }
-    const p = clearBlocks(s.packs, start, end, { cache: true }).then((left) => (left > 0 ? 'kept' as const : 'cleared' as const))
+    const p = clearBlocks(s.packs, start, end).then((left) => (left > 0 ? 'kept' as const : 'cleared' as const))
     const settled = p.then(() => {}, () => {})
     for (const key of keys) this.clearing.set(key, settled)
     try {

@@ -137,6 +137,29 @@ export class PackTable {
     return { objects, bytes }
   }
 
+  /**
+   * Forgets one address (false: not in the table). Backward-shift deletion: the entries after
+   * it in its probe run move back where their lookups still find them, so no tombstones.
+   */
+  delete(address: Buffer): boolean {
+    const at = this.find(address)
+    if (at < 0) return false
+    const s = this.slots
+    this.count--
+    this.lengthSum -= s[at + 6]!
+    let hole = at / SLOT_WORDS
+    for (let j = (hole + 1) & this.mask; s[j * SLOT_WORDS + 6] !== 0; j = (j + 1) & this.mask) {
+      const home = s[j * SLOT_WORDS]! & this.mask
+      // The entry at j stays if its home slot lies cyclically in (hole, j]: its lookup never passes the hole.
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
+      if (stays) continue
+      s.copyWithin(hole * SLOT_WORDS, j * SLOT_WORDS, (j + 1) * SLOT_WORDS)
+      hole = j
+    }
+    s.fill(0, hole * SLOT_WORDS, (hole + 1) * SLOT_WORDS)
+    return true
+  }
+
   /** Every (address prefix, location) in the table, in slot order (the prefix is KEY_BYTES bytes). */
   *entries(): Generator<{ key: Buffer; loc: PackLocation }> {
     const s = this.slots

@@ -339,6 +339,12 @@ export class RemoteStores {
     }
   }
 
+  /** Forgets the old locations of the objects of a dropped pack (held where they moved now: nothing reads it any more). */
+  forgetRetired(packsKey: Buffer, pack: number): void {
+    const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
+    if (s && s.index.retired.size > 0) s.index.retired.dropPacks([pack])
+  }
+
   /** Which of packs [start, end) this node's copy of the source with that `packs` core holds. */
   async holdsPacks(packsKey: Buffer, start: number, end: number): Promise<Set<number>> {
     const out = new Set<number>()

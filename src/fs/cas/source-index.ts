@@ -86,11 +86,16 @@ export class SourceIndex {
 
   /**
    * Whether the source's index is known to be longer than the table covers (after catchUpLocal:
-   * blocks not downloaded yet). Such blocks may move an object or drop its pack (spec/gc.md
+   * blocks not downloaded yet, or a connected peer's copy is longer). Such blocks may move an object or drop its pack (spec/gc.md
    * section 4), so a location found now may be stale.
    */
   get behind(): boolean {
-    return !this.unusable && this.indexed < this.core.length
+    if (this.unusable) return false
+    // The copy's length, or a longer one a connected peer announced (after a reconnect the
+    // copy's length moves only once something updates it).
+    let known = this.core.length
+    for (const p of this.core.peers) known = Math.max(known, p.remoteLength)
+    return this.indexed < known
   }
 
   /** Decodes the index blocks held locally beyond what the table covers (no network). */
