@@ -12,7 +12,7 @@
 // (own-eviction.ts) follows the same budget. Pinned content and open files are never evicted,
 // so they are not part of it.
 import fs from 'node:fs'
-import { MARGIN_BYTES, freeBytes } from '../../space-guard.js'
+import { MARGIN_BYTES } from '../../space-guard.js'
 
 /** The reserve: this share of the disk's size... */
 export const RESERVE_SHARE = 0.05
@@ -23,7 +23,10 @@ export const MIN_RESERVE_BYTES = 2 * MARGIN_BYTES
 
 /** Free space the cache leaves on the disk holding `dataDir`: 5% of it, between 8 MiB and 2 GiB. */
 export function reserveBytes(dataDir: string): number {
-  const st = fs.statfsSync(dataDir)
+  return reserveOf(fs.statfsSync(dataDir))
+}
+
+function reserveOf(st: fs.StatsFs): number {
   return Math.min(MAX_RESERVE_BYTES, Math.max(MIN_RESERVE_BYTES, Math.floor(st.blocks * st.bsize * RESERVE_SHARE)))
 }
 
@@ -34,7 +37,8 @@ export function reserveBytes(dataDir: string): number {
  */
 export function effectiveBudget(configured: number, cachedBytes: number, dataDir: string): number {
   try {
-    return Math.max(0, Math.min(configured, cachedBytes + freeBytes(dataDir) - reserveBytes(dataDir)))
+    const st = fs.statfsSync(dataDir) // one call: this runs on every pack downloaded
+    return Math.max(0, Math.min(configured, cachedBytes + st.bavail * st.bsize - reserveOf(st)))
   } catch {
     return configured
   }
