@@ -339,16 +339,22 @@ export class RemoteStores {
     }
   }
 
+  /** The source whose `packs` core has this key, if any. */
+  private sourceByPacks(packsKey: Buffer): Source | undefined {
+    for (const s of this.sources.values()) if (s.packs.key.equals(packsKey)) return s
+    return undefined
+  }
+
   /** Forgets the old locations of the objects of a dropped pack (held where they moved now: nothing reads it any more). */
   forgetRetired(packsKey: Buffer, pack: number): void {
-    const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
+    const s = this.sourceByPacks(packsKey)
     if (s && s.index.retired.size > 0) s.index.retired.dropPacks([pack])
   }
 
   /** Which of packs [start, end) this node's copy of the source with that `packs` core holds. */
   async holdsPacks(packsKey: Buffer, start: number, end: number): Promise<Set<number>> {
     const out = new Set<number>()
-    const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
+    const s = this.sourceByPacks(packsKey)
     if (s) for (let p = start; p < end; p++) if (await s.packs.has(p).catch(() => false)) out.add(p)
     return out
   }
@@ -381,7 +387,7 @@ export class RemoteStores {
    * 'busy', 'kept' or 'cleared'); null when no source has that core.
    */
   async clearPack(packsKey: Buffer, start: number, end = start + 1): Promise<'cleared' | 'busy' | 'kept' | null> {
-    const s = [...this.sources.values()].find((x) => x.packs.key.equals(packsKey))
+    const s = this.sourceByPacks(packsKey)
     return s ? this.packs.clear(s, start, end) : null
   }
 
