@@ -82,7 +82,7 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
     if (e.heads.length === 0) continue
     if (name === 'meta') {
       if (!state.meta) reject('it has no meta shard, the logs have one')
-      if (!sameSet(state.meta!.heads, e.heads)) reject("shard meta: the state names other heads than its logs give")
+      if (!sameSet(state.meta!.heads, e.heads)) reject('shard meta: the state names other heads than its logs give')
       continue
     }
     const s = given.get(name)
