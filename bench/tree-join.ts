@@ -106,13 +106,16 @@ export async function joinPart(ctx: Ctx): Promise<void> {
       const c = await joiner(ctx, 'join-replay')
       cleanup.push(() => c.node.close())
       await c.vol.addWriter(a.log.key)
+      const cpu1 = process.cpuUsage()
       t = performance.now()
       const off2 = connect(c.node)
       await until(() => c.vol.replayState().every((s) => s.writer !== aHex || s.applied >= a.log.length), [c.vol], 3_600_000)
       off2()
       await c.vol.checkpoint()
       const replayS = (performance.now() - t) / 1000
+      const cpuR = process.cpuUsage(cpu1)
       const last = rows[rows.length - 1]!
+      last.note += `; replay: cpu ${((cpuR.user + cpuR.system) / 1e6).toFixed(1)} s`
       last.baseline = 'replay of the history, same run'
       last.baselineValue = replayS
       last.ratio = total / replayS
