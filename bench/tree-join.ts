@@ -7,31 +7,17 @@
 // state does) up to BENCH_TREE_JOIN_REPLAY_MAX files (default 200000; ~20 min at 1M here).
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawnSync } from 'node:child_process'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
 import { decodeState, encodeState } from '../src/fs/tree/state-file.js'
-import type { Ctx } from './tree-scale.js'
+import { uptime, waitFor as until, type Ctx } from './tree-scale.js'
 import { log } from './procs.js'
 
 const REPLAY_MAX = Number(process.env.BENCH_TREE_JOIN_REPLAY_MAX ?? 200_000)
 const TARGET_S = 60
 
-function uptime(): string {
-  return spawnSync('uptime', { encoding: 'utf8' }).stdout.trim().replace(/^.*load average: /, 'load ')
-}
-
 const dump = (v: Volume): string[] => [...v.tree.walk('/')].map((s) => `${s.path}\t${s.kind}\t${s.mode}\t${s.size}\t${s.content?.hash ?? s.target ?? ''}`)
-
-async function until(cond: () => boolean, vols: Volume[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await Promise.all(vols.map((v) => v.refresh()))
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 /** A joiner's data dir with the source's volume record (its key under another name), opened. */
 async function joiner(ctx: Ctx, name: string): Promise<{ node: Node; vol: Volume; dir: string }> {

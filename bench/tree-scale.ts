@@ -126,7 +126,7 @@ const CLI_TIMEOUT_S = Number(process.env.BENCH_TREE_CLI_TIMEOUT_S ?? 600)
 
 const bazil = (data: string, args: string[], nodeArgs: string[] = []): Timed => timed(process.execPath, [...nodeArgs, bazilBin, `--data-dir=${data}`, ...args], process.env, args[1] === 'import' ? undefined : CLI_TIMEOUT_S)
 
-function uptime(): string {
+export function uptime(): string {
   return spawnSync('uptime', { encoding: 'utf8' }).stdout.trim().replace(/^.*load average: /, 'load ')
 }
 
@@ -268,7 +268,7 @@ async function snapshotPart(ctx: Ctx): Promise<void> {
 // ---- merge ---------------------------------------------------------------------------------
 
 /** Waits for `cond`; live application (driven by replication events) does the work, `vols` get explicit refreshes. */
-async function waitFor(cond: () => boolean, vols: Volume[], timeoutMs: number): Promise<void> {
+export async function waitFor(cond: () => boolean, vols: Volume[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('timed out')
