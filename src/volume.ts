@@ -16,6 +16,8 @@ import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, type ContentRef
 import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { commitTreeIndex, openTreeIndex } from './fs/tree/index-store.js'
+import type { VolumeState } from './fs/tree/state-file.js'
+import { StateRejectedError, checkState, type CheckedState } from './volume-state.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
@@ -152,6 +154,8 @@ export class Volume {
   readonly rebuilds = { count: 0, ms: 0 }
   /** Writer-set computations and their total time. */
   readonly setStats = { computed: 0, ms: 0 }
+  /** While set, replay reads bindings and control entries but applies nothing (a joiner waiting for a state). */
+  private applyPaused = false
 
   private constructor(node: Node, record: VolumeRecord, cas: Cas, volumeKey: Buffer, log: WriterLog, tree: Tree) {
     this.rec = record
@@ -475,7 +479,7 @@ export class Volume {
     }
     if (this.invalidated(set)) await this.rebuild(set)
     await this.adoptGenesis()
-    const n = await this.applyValid(set)
+    const n = this.applyPaused ? 0 : await this.applyValid(set)
     if (set.fingerprint !== before.fingerprint) {
       this.changedSinceCheckpoint = true
       this.host.writersChanged(this.id)
@@ -626,6 +630,61 @@ export class Volume {
     if (this.skippedKeys.has(key)) return
     this.skippedKeys.add(key)
     this.skipped.push({ writer: encodeKey(writer), seq, reason })
+  }
+
+  // ---- states (spec/tree.md "Starting from a state") -----------------------------------------
+
+  /** Applies nothing from the logs until resumed (a joiner that will start from a state); replay resumes where it stood. */
+  pauseApply(on: boolean): void {
+    this.applyPaused = on
+    if (!on) this.scheduleRefresh()
+  }
+
+  /** This replica's state for a joiner: every shard save at its heads, and how far into each log it reaches. */
+  async saveState(): Promise<VolumeState> {
+    await this.flush()
+    if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) throw new UserError(`volume "${this.name}" has edits not yet in its log: try again`)
+    this.applied.set(this.log.key.toString('hex'), this.log.length)
+    const logs: Record<string, number> = {}
+    for (const [hex, next] of this.applied) if (next > 1) logs[hex] = next
+    const heads = this.tree.heads()
+    const shards = [...this.tree.shardHeads()].filter(([, h]) => h.length > 0).map(([name, h]) => ({ name, heads: h, bytes: this.tree.shardBytes(name) }))
+    const metaBytes = heads.meta ? this.tree.parts().meta : null
+    return { volume: this.record.id, logs, shards, meta: metaBytes && heads.meta ? { heads: heads.meta, bytes: metaBytes } : null }
+  }
+
+  /**
+   * Starts this volume from `state` instead of replaying the history: only on a volume that has
+   * applied nothing yet, with the logs the state covers held here. Everything is checked against
+   * the signed logs (volume-state.ts); a state that does not match throws StateRejectedError and
+   * leaves the volume as it was (replay then applies the logs as usual).
+   */
+  async adoptState(state: VolumeState, onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void): Promise<Omit<CheckedState, 'tree' | 'applied' | 'skipped'>> {
+    const was = this.applyPaused
+    this.applyPaused = true
+    try {
+      await this.refresh()
+      for (const next of this.applied.values()) if (next > 1) throw new StateRejectedError(`volume "${this.name}" has applied entries already: a state is only taken by a first sync`)
+      const r = await checkState(state, { volumeId: this.record.id, actor: this.log.key.toString('hex'), writers: this.writers, set: this.currentSet, onProgress })
+      if (this.closed) {
+        r.tree.free()
+        throw new Error(`volume "${this.name}" was closed`)
+      }
+      for (const next of this.applied.values()) if (next > 1) {
+        r.tree.free()
+        throw new StateRejectedError(`volume "${this.name}" applied entries while the state was checked`)
+      }
+      this.currentTree.free()
+      this.currentTree = r.tree
+      for (const [hex, next] of r.applied) this.applied.set(hex, next)
+      for (const s of r.skipped) this.skip(s.writer, s.seq, s.reason)
+      this.changedSinceCheckpoint = true
+      for (const fn of this.listeners) fn(r.entries)
+      return { entries: r.entries, changes: r.changes, ms: r.ms }
+    } finally {
+      this.applyPaused = was
+      if (!was) this.scheduleRefresh()
+    }
   }
 
   // ---- checkpoints -------------------------------------------------------------------------

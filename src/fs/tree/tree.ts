@@ -1,7 +1,7 @@
 /** The directory state API: local operations become Automerge changes; reads go to the derived index. */
 import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
-import { TreeError } from './errors.js'
+import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex, isShard,
@@ -493,6 +493,59 @@ export class Tree implements ReadTree {
     t.index = new TreeIndex({ base, memo: parts.memo })
     t.readRootAttrs()
     return t
+  }
+
+  /**
+   * A tree from saved shard documents that are not trusted (a state a joiner starts from,
+   * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
+   * document's changes hash to its heads) to exactly the heads given, which the caller took
+   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
+   * is built by reading every record once (yielding to the event loop between groups of shards).
+   */
+  static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
+    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, onShard?: (done: number) => void): Promise<Tree> {
+    const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
+    try {
+      if (meta) {
+        let doc
+        try {
+          doc = A.load<MetaDoc>(meta.bytes, { actor })
+        } catch (e) {
+          throw new StateMismatchError(`shard meta does not load: ${(e as Error).message}`)
+        }
+        t.shards.setMeta(doc)
+        if (!sameHeads([...A.getHeads(doc)].sort(), [...meta.heads].sort())) throw new StateMismatchError('shard meta is not at the heads its logs give')
+      }
+      t.shards.restore(shards, null)
+      let changed = new Map<string, RawNode | null>()
+      let done = 0
+      for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
+        let h
+        try {
+          h = t.shards.node(name)
+        } catch (e) {
+          throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
+        }
+        if (!sameHeads([...h.getHeads()].sort(), [...shards.get(name)!.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
+        const whole = h.materialize('_root') as Record<string, unknown>
+        for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
+        if (++done % 64 === 0) {
+          t.updateIndex(changed)
+          changed = new Map()
+          t.shards.evict(0)
+          onShard?.(done)
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      }
+      t.updateIndex(changed)
+      t.shards.evict(0)
+      t.owners = new Map()
+      t.readRootAttrs()
+      return t
+    } catch (e) {
+      t.free()
+      throw e
+    }
   }
 
   /**
