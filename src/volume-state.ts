@@ -58,7 +58,7 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
     for await (const entry of w!.read({ from: 1, to: next, wait: false })) {
       seq = entry.seq + 1
       entries++
-      if (entries % 2000 === 0) input.onProgress?.('entries', entries, total)
+      if (entries % 100 === 0) input.onProgress?.('entries', entries, total)
       if (entry instanceof EntryError) {
         skipped.push({ writer: entry.writer, seq: entry.seq, reason: entry.reason })
         continue

@@ -133,8 +133,15 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     // lines) until every log the peer offered is held and applied as far as the peer has it.
     // The volume is usable meanwhile (ls, stat, the mount: live application yields between batches).
     const progress = new ProgressReporter(this.context.stdout, this.context.stderr, { json: this.asJson, unit: 'entries' })
-    const ticker = setInterval(() => progress.update(syncCounts(vol, key, offer.writers)), 100)
-    progress.update(syncCounts(vol, key, offer.writers))
+    const counts = (): ProgressCounts => {
+      const c = syncCounts(vol, key, offer.writers)
+      // While a state is checked: its entries count as done as they are checked, and its shards as they load.
+      const st = this.stateProgress
+      if (st) return { ...c, done: Math.max(c.done, Math.min(c.total, st.entries)), extra: { ...c.extra, state_shards_loaded: st.shards } }
+      return c
+    }
+    const ticker = setInterval(() => progress.update(counts()), 100)
+    progress.update(counts())
     try {
       await this.join(vol, key, offer.writers, localName, deadline, progress, state)
     } finally {
@@ -142,6 +149,9 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
       vol.pauseApply(false)
     }
   }
+
+  /** How far the check of a state is (entries read, shards loaded), for the progress bar; null when none runs. */
+  private stateProgress: { entries: number; shards: number } | null = null
 
   /** Starts `vol` from `state` once the logs it covers are here; on a mismatch says why and leaves the volume to replay. */
   private async fromState(vol: Volume, state: VolumeState, stallMs: number): Promise<void> {
@@ -156,7 +166,11 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
       await sleep(POLL_MS)
     }
     try {
-      const r = await vol.adoptState(state)
+      this.stateProgress = { entries: 0, shards: 0 }
+      const r = await vol.adoptState(state, (phase, done) => {
+        if (phase === 'entries') this.stateProgress!.entries = done
+        else this.stateProgress!.shards = done
+      }).finally(() => { this.stateProgress = null })
       const line = `started from the state: ${r.entries} entries and ${r.changes} changes checked against the logs in ${(r.ms.entries / 1000).toFixed(1)} s, ${state.shards.length} shards loaded in ${(r.ms.shards / 1000).toFixed(1)} s`
       if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: true, entries: r.entries, changes: r.changes, shards: state.shards.length, check_ms: Math.round(r.ms.entries), load_ms: Math.round(r.ms.shards) }))
       else this.context.stderr.write(line + '\n')
