@@ -5,7 +5,7 @@ import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex, isShard,
-  MAX_SHARD_DIGITS, onPath, putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
+  MAX_SHARD_DIGITS, onPath, putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
@@ -26,7 +26,7 @@ export interface Rejected { shard: string; tag?: string; reason: string }
  * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
  * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
  */
-export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string; splitAt?: number }
+export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string; splitAt?: number; recordVersion?: RecordVersion }
 /** Records a shard takes before new ones go to a deeper shard: Automerge's cost per applied change grows with the document (~0.3 ms at 1k records, 4-7 ms at 4k). */
 export const SPLIT_AT = 512
 /** What a checkpoint holds of a tree (encoded by checkpoint.ts). */
@@ -91,12 +91,15 @@ export class Tree implements ReadTree {
   private readonly clock: () => number
   private readonly splitAt: number
   private readonly random: (bytes: number) => string
+  /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
+  private readonly recordVersion: RecordVersion
 
   private constructor(readonly actor: string, opts: TreeOptions) {
     this.shards = new Shards(actor)
     this.clock = opts.clock ?? Date.now
     this.random = opts.random ?? randomHex
     this.splitAt = opts.splitAt ?? SPLIT_AT
+    this.recordVersion = opts.recordVersion ?? 2
     if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
   }
 
@@ -1065,12 +1068,12 @@ export class Tree implements ReadTree {
         // The record written at flush is the node's state now, exactly what the edits in
         // sequence would leave (each local assignment supersedes its key's value).
         const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
-        created.list[created.at] = (h) => putRecord(h, id, raw, texts)
+        created.list[created.at] = (h) => putRecord(h, id, raw, texts, this.recordVersion)
       } else {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!))
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!, this.recordVersion))
       }
       changed.set(id, raw)
     }
@@ -1151,6 +1154,9 @@ const EDITS_PER_CHANGE = 64
 const BULK_EDITS = 256
 const HEAP_PER_EDIT = 4096
 
+/** Record keys that fix a record's format or fields at creation (spec/tree.md "Documents"). */
+const FIXED_KEYS = new Set(['v', 'c', 'kind', 'by'])
+
 /** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
 const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
 
@@ -1174,6 +1180,9 @@ function patchRecord(old: RawNode | undefined, patches: A.Patch[]): { winners: R
     }
     const key = p.path[1]
     if (winners === null || p.path.length !== 2 || typeof key !== 'string') return null
+    // The base of an existing record is its v1 shape (recordWinners): a key that decides the
+    // format (v, c) or a fixed field, or a deleted key (a v2 record falls back to c), needs a full read.
+    if (old && (FIXED_KEYS.has(key) || p.action === 'del')) return null
     if (p.action === 'put') {
       if (typeof p.value === 'object' && p.value !== null && !(p.value instanceof A.ImmutableString)) return null
       winners[key] = p.value
