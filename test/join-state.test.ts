@@ -46,6 +46,7 @@ test('volume connect --state: from a state saved before more writes (the rest re
         if (i % 10 === 9) await vol.flush()
       }
       vol.setattr('/d/f1', { mode: 0o600 })
+      await vol.snapshot('s1') // a change in the meta shard too
       await vol.flush()
       await node.close()
     }
@@ -101,13 +102,14 @@ test('volume connect --state: from a state saved before more writes (the rest re
       const node = await Node.open(DataDir.open(p.data))
       try {
         const vol = await node.volume('v')
-        dumps.push(canonicalDump(vol.tree))
+        dumps.push([...canonicalDump(vol.tree), ...vol.tree.snapshots().map((x) => `snapshot ${x.name}`), ...canonicalDump(vol.view('s1')).map((l) => `s1: ${l}`)])
       } finally {
         await node.close()
       }
     }
     assert.ok(dumps[0]!.some((l) => l.startsWith('/d/renamed\t')) && !dumps[0]!.some((l) => l.startsWith('/d/f3\t')))
-    assert.equal(dumps[0]!.length, FILES + 10 + 2 - 1)
+    assert.equal(dumps[0]!.filter((l) => l.startsWith('/')).length, FILES + 10 + 2 - 1)
+    assert.ok(dumps[0]!.includes('snapshot s1') && dumps[0]!.some((l) => l.startsWith('s1: /d/f3\t')), 'the snapshot (meta shard) shows /d/f3, unlinked after it')
     assert.deepEqual(dumps[1], dumps[0], 'joined from the state (plus the rest replayed) = the source')
     assert.deepEqual(dumps[2], dumps[0], 'joined by replay after the tampered state = the source')
     t.diagnostic(`b: ${JSON.stringify(sb)}; c: ${JSON.stringify(sc)}`)
