@@ -3,11 +3,11 @@ import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
 import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
-import { TreeError } from './errors.js'
+import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex, isShard,
-  MAX_SHARD_DIGITS, onPath, putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
+  MAX_SHARD_DIGITS, onPath, putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
@@ -31,6 +31,7 @@ export interface TreeOptions {
   clock?: () => number
   random?: (bytes: number) => string
   splitAt?: number
+  recordVersion?: RecordVersion
   /** A new node's id (default: placement.ts nodeIdNear with random bytes; with `random` given and no `nodeId`: random(16)). */
   nodeId?: (parent: string, kind: Kind) => string
 }
@@ -95,6 +96,8 @@ export class Tree implements ReadTree {
   private readonly splitAt: number
   private readonly random: (bytes: number) => string
   private readonly nodeId: (parent: string, kind: Kind) => string
+  /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
+  private readonly recordVersion: RecordVersion
 
   private constructor(readonly actor: string, opts: TreeOptions) {
     this.shards = new Shards(actor)
@@ -102,6 +105,7 @@ export class Tree implements ReadTree {
     this.random = opts.random ?? randomHex
     this.nodeId = opts.nodeId ?? (opts.random ? () => this.random(16) : (parent, kind) => nodeIdNear(parent, kind, randomHex))
     this.splitAt = opts.splitAt ?? SPLIT_AT
+    this.recordVersion = opts.recordVersion ?? 2
     if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
   }
 
@@ -506,6 +510,59 @@ export class Tree implements ReadTree {
     t.index = new TreeIndex({ base, memo: parts.memo })
     t.readRootAttrs()
     return t
+  }
+
+  /**
+   * A tree from saved shard documents that are not trusted (a state a joiner starts from,
+   * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
+   * document's changes hash to its heads) to exactly the heads given, which the caller took
+   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
+   * is built by reading every record once (yielding to the event loop between groups of shards).
+   */
+  static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
+    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, onShard?: (done: number) => void): Promise<Tree> {
+    const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
+    try {
+      if (meta) {
+        let doc
+        try {
+          doc = A.load<MetaDoc>(meta.bytes, { actor })
+        } catch (e) {
+          throw new StateMismatchError(`shard meta does not load: ${(e as Error).message}`)
+        }
+        t.shards.setMeta(doc)
+        if (!sameHeads([...A.getHeads(doc)].sort(), [...meta.heads].sort())) throw new StateMismatchError('shard meta is not at the heads its logs give')
+      }
+      t.shards.restore(shards, null)
+      let changed = new Map<string, RawNode | null>()
+      let done = 0
+      for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
+        let h
+        try {
+          h = t.shards.node(name)
+        } catch (e) {
+          throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
+        }
+        if (!sameHeads([...h.getHeads()].sort(), [...shards.get(name)!.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
+        const whole = h.materialize('_root') as Record<string, unknown>
+        for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
+        if (++done % 64 === 0) {
+          t.updateIndex(changed)
+          changed = new Map()
+          t.shards.evict(0)
+          onShard?.(done)
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      }
+      t.updateIndex(changed)
+      t.shards.evict(0)
+      t.owners = new Map()
+      t.readRootAttrs()
+      return t
+    } catch (e) {
+      t.free()
+      throw e
+    }
   }
 
   /**
@@ -999,12 +1056,12 @@ export class Tree implements ReadTree {
         // The record written at flush is the node's state now, exactly what the edits in
         // sequence would leave (each local assignment supersedes its key's value).
         const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
-        created.list[created.at] = (h) => putRecord(h, id, raw, texts)
+        created.list[created.at] = (h) => putRecord(h, id, raw, texts, this.recordVersion)
       } else {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!))
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!, this.recordVersion))
       }
       changed.set(id, raw)
     }
@@ -1077,6 +1134,9 @@ const EDITS_PER_CHANGE = 64
 const BULK_EDITS = 256
 const HEAP_PER_EDIT = 4096
 
+/** Record keys that fix a record's format or fields at creation (spec/tree.md "Documents"). */
+const FIXED_KEYS = new Set(['v', 'c', 'kind', 'by'])
+
 /** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
 const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
 
@@ -1100,6 +1160,9 @@ function patchRecord(old: RawNode | undefined, patches: A.Patch[]): { winners: R
     }
     const key = p.path[1]
     if (winners === null || p.path.length !== 2 || typeof key !== 'string') return null
+    // The base of an existing record is its v1 shape (recordWinners): a key that decides the
+    // format (v, c) or a fixed field, or a deleted key (a v2 record falls back to c), needs a full read.
+    if (old && (FIXED_KEYS.has(key) || p.action === 'del')) return null
     if (p.action === 'put') {
       if (typeof p.value === 'object' && p.value !== null && !(p.value instanceof A.ImmutableString)) return null
       winners[key] = p.value
