@@ -11,6 +11,7 @@ import {
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
+import { recordsBetween } from './snapshot-views.js'
 import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
@@ -83,6 +84,10 @@ export class Tree implements ReadTree {
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
   private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
+  /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
+  private indexState: (() => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null) | null = null
+  /** Bumped when the index on disk moves (a commit): snapshot views built over the old one are built again. */
+  private indexGen = 0
   /** Changes waiting for dependencies, by shard (see `apply`). */
   private readonly held = new Map<string, Held[]>()
   /** Hashes of changes rejected (they, or a change they build on, do not apply). */
@@ -945,14 +950,27 @@ export class Tree implements ReadTree {
         if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
       }
     }
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, saved))
+    // Made again when the index on disk moves (a commit): then its saved view is read, or it is derived again.
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot?.(value) ?? undefined), () => this.indexGen)
     this.snapshotTrees.set(value, t)
     return t
   }
 
-  /** Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead of building it. */
-  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null): void {
+  /**
+   * Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead
+   * of building it, and the state of the index on disk (to derive a view from). Called by every
+   * commit: views made over the previous index on disk are made again on their next read.
+   */
+  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
     this.savedSnapshot = find
+    this.indexState = state ?? null
+    this.indexGen++
+    this.snapshotTrees.clear()
+  }
+
+  /** The records that differ between the node shards at `from` and the heads `to`, read at `to` (snapshot-views.ts); null if changes are missing. */
+  recordsBetween(from: ReadonlyMap<string, string[]>, to: Readonly<Record<string, string[]>>): Map<string, RawNode | null> | null {
+    return recordsBetween(this.shards, from, to)
   }
 
   /** Every snapshot not removed: its record text and the heads it names. */
@@ -960,10 +978,13 @@ export class Tree implements ReadTree {
     return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
   }
 
-  /** A snapshot's view: read from its saved index when there is one, else built from the shards at its heads. */
+  /**
+   * A snapshot's view: read from its saved index when there is one; else derived from the
+   * index on disk and the records that differ between its state and the snapshot's heads
+   * (snapshot-views.ts: cost follows those changes); else built from the shards at its heads.
+   */
   private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
-    if (saved) {
-      const index = new TreeIndex(saved)
+    const withRoot = (index: TreeIndex): TreeIndex => {
       const hs = heads[META_SHARD]
       if (hs) {
         const m = A.view(this.shards.meta(), hs)
@@ -971,6 +992,14 @@ export class Tree implements ReadTree {
         if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
       }
       return index
+    }
+    if (saved) return withRoot(new TreeIndex(saved))
+    const state = this.indexState?.() ?? null
+    const changed = state ? recordsBetween(this.shards, state.heads, heads) : null
+    if (state && changed) {
+      const index = new TreeIndex(state)
+      index.update(changed)
+      return withRoot(index)
     }
     const index = new TreeIndex()
     const nodes = new Map<string, RawNode | null>()
@@ -1089,9 +1118,17 @@ export class Tree implements ReadTree {
 
 /** A snapshot's read-only tree; its index is built on first use. */
 class SnapshotTree implements ReadTree {
-  private index: TreeIndex | null = null
-  constructor(private readonly build: () => TreeIndex) {}
-  private get ix(): TreeIndex { return (this.index ??= this.build()) }
+  private built: TreeIndex | null = null
+  private builtGen = -1
+  constructor(private readonly build: () => TreeIndex, private readonly gen: () => number) {}
+  private get ix(): TreeIndex {
+    const g = this.gen()
+    if (this.built === null || this.builtGen !== g) {
+      this.built = this.build()
+      this.builtGen = g
+    }
+    return this.built
+  }
   lookup(path: string): Stat | null { return this.ix.lookup(path) }
   stat(path: string): Stat { return this.ix.stat(path) }
   readdir(path: string): Stat[] { return this.ix.readdir(path) }
