@@ -13,6 +13,8 @@ import { Node } from '../src/node.js'
 import { canonicalDump } from '../src/fs/tree/index.js'
 import { decodeState, encodeState, readStateFile, StateFileError } from '../src/fs/tree/state-file.js'
 import { PeerCluster } from './peer-setup.js'
+import * as A from '@automerge/automerge'
+import { StateExpectation } from '../src/fs/tree/state-check.js'
 
 const FILES = 60
 
@@ -32,6 +34,27 @@ test('state file: round trip; damaged, unknown version and malformed files are r
   assert.throws(() => decodeState(encodeState({ ...s, shards: [{ name: 'zz', heads: [], bytes: Buffer.alloc(0) }] })), /malformed: a shard record/)
 })
 
+test('what the logs say a shard is: heads of the changes whose deps are all there (any order), the rest held; a change twice counts once; a foreign actor is rejected', () => {
+  const w = 'ab'.repeat(32)
+  let d = A.init<Record<string, string>>({ actor: w })
+  const changes: Uint8Array[] = []
+  for (const k of ['x', 'y', 'z']) {
+    d = A.change(d, (m) => { m[k] = k })
+    changes.push(A.getLastLocalChange(d)!)
+  }
+  const heads = A.getHeads(d)
+  const e = new StateExpectation()
+  assert.equal(e.addEntry(w, 2, [{ shard: '3f', change: changes[2]! }, { shard: '3f', change: changes[1]! }]), true)
+  let s = e.shards().get('3f')!
+  assert.deepEqual([s.heads, s.held.length, s.changes], [[], 2, 0], 'nothing ready before the first change')
+  assert.equal(e.addEntry(w, 1, [{ shard: '3f', change: changes[0]! }, { shard: '3f', change: changes[0]! }]), true)
+  s = e.shards().get('3f')!
+  assert.deepEqual([s.heads, s.held.length, s.changes, s.duplicateSeq], [heads, 0, 3, null])
+  assert.equal(e.addEntry('cd'.repeat(32), 1, [{ shard: '40', change: changes[0]! }]), false)
+  assert.match(e.rejected.at(-1)!.reason, /change by actor ab.* in the log of writer cd/)
+  assert.equal(e.shards().has('40'), false)
+})
+
 test('volume connect --state: from a state saved before more writes (the rest replayed), and from a tampered one (rejected, replayed): both end with the source view', async (t) => {
   const c = await PeerCluster.create(['a', 'b', 'c'])
   try {
@@ -46,6 +69,7 @@ test('volume connect --state: from a state saved before more writes (the rest re
         if (i % 10 === 9) await vol.flush()
       }
       vol.setattr('/d/f1', { mode: 0o600 })
+      await vol.snapshot('s1') // a change in the meta shard too
       await vol.flush()
       await node.close()
     }
@@ -101,13 +125,14 @@ test('volume connect --state: from a state saved before more writes (the rest re
       const node = await Node.open(DataDir.open(p.data))
       try {
         const vol = await node.volume('v')
-        dumps.push(canonicalDump(vol.tree))
+        dumps.push([...canonicalDump(vol.tree), ...vol.tree.snapshots().map((x) => `snapshot ${x.name}`), ...canonicalDump(vol.view('s1')).map((l) => `s1: ${l}`)])
       } finally {
         await node.close()
       }
     }
     assert.ok(dumps[0]!.some((l) => l.startsWith('/d/renamed\t')) && !dumps[0]!.some((l) => l.startsWith('/d/f3\t')))
-    assert.equal(dumps[0]!.length, FILES + 10 + 2 - 1)
+    assert.equal(dumps[0]!.filter((l) => l.startsWith('/')).length, FILES + 10 + 2 - 1)
+    assert.ok(dumps[0]!.includes('snapshot s1') && dumps[0]!.some((l) => l.startsWith('s1: /d/f3\t')), 'the snapshot (meta shard) shows /d/f3, unlinked after it')
     assert.deepEqual(dumps[1], dumps[0], 'joined from the state (plus the rest replayed) = the source')
     assert.deepEqual(dumps[2], dumps[0], 'joined by replay after the tampered state = the source')
     t.diagnostic(`b: ${JSON.stringify(sb)}; c: ${JSON.stringify(sc)}`)

@@ -10,7 +10,56 @@
 import { isShard } from './model.js'
 import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader } from './change-header.js'
 
-interface Known { hash: string; deps: string[]; seq: string }
+interface Known { hash: string; deps: string[]; seq: string; change: Uint8Array; tag: string }
+
+/** One shard while entries are added: readiness kept up to date (Kahn's order, incrementally), so only waiting changes keep their bytes. */
+class ShardChanges {
+  readonly ready = new Set<string>()
+  readonly heads = new Set<string>()
+  /** Changes with a dependency not ready yet: how many, and the change (held if it stays so). */
+  readonly waiting = new Map<string, { deps: string[]; missing: number; change: Uint8Array; tag: string }>()
+  /** Per dependency not ready yet: the waiting changes that need it. */
+  private readonly dependents = new Map<string, string[]>()
+  private readonly seqs = new Set<string>()
+  duplicateSeq: string | null = null
+
+  /** False if the change was here already. */
+  add(k: Known): boolean {
+    if (this.ready.has(k.hash) || this.waiting.has(k.hash)) return false
+    if (this.seqs.has(k.seq)) this.duplicateSeq ??= k.seq
+    this.seqs.add(k.seq)
+    const missing = [...new Set(k.deps)].filter((d) => !this.ready.has(d))
+    if (missing.length === 0) {
+      this.makeReady(k.hash, k.deps)
+      return true
+    }
+    this.waiting.set(k.hash, { deps: k.deps, missing: missing.length, change: k.change, tag: k.tag })
+    for (const d of missing) {
+      let l = this.dependents.get(d)
+      if (!l) this.dependents.set(d, (l = []))
+      l.push(k.hash)
+    }
+    return true
+  }
+
+  private makeReady(hash: string, deps: string[]): void {
+    const stack: [string, string[]][] = [[hash, deps]]
+    while (stack.length > 0) {
+      const [h, ds] = stack.pop()!
+      this.ready.add(h)
+      this.heads.add(h)
+      for (const d of ds) this.heads.delete(d)
+      for (const w of this.dependents.get(h) ?? []) {
+        const x = this.waiting.get(w)!
+        if (--x.missing === 0) {
+          this.waiting.delete(w)
+          stack.push([w, x.deps])
+        }
+      }
+      this.dependents.delete(h)
+    }
+  }
+}
 
 /** One shard as the logs say it must be: its heads, and the changes still waiting for a dependency (held). */
 export interface ExpectedShard {
@@ -22,7 +71,7 @@ export interface ExpectedShard {
 }
 
 export class StateExpectation {
-  private readonly byShard = new Map<string, Map<string, Known & { change: Uint8Array; tag: string }>>()
+  private readonly byShard = new Map<string, ShardChanges>()
   /** Entries some change of which replay would reject (and so skip), with why. */
   readonly rejected: { writer: string; seq: number; reason: string }[] = []
   changes = 0
@@ -33,7 +82,7 @@ export class StateExpectation {
    */
   addEntry(writer: string, seq: number, changes: { shard: string; change: Uint8Array }[]): boolean {
     const budget = entryBudget()
-    const ok: { shard: string; known: Known & { change: Uint8Array; tag: string } }[] = []
+    const ok: { shard: string; known: Known }[] = []
     let why: string | null = null
     const tag = `${writer}:${seq}`
     for (const [i, c] of changes.entries()) {
@@ -61,11 +110,8 @@ export class StateExpectation {
     }
     for (const { shard, known } of ok) {
       let m = this.byShard.get(shard)
-      if (!m) this.byShard.set(shard, (m = new Map()))
-      if (!m.has(known.hash)) {
-        m.set(known.hash, known)
-        this.changes++
-      }
+      if (!m) this.byShard.set(shard, (m = new ShardChanges()))
+      if (m.add(known)) this.changes++
     }
     if (why !== null) this.rejected.push({ writer, seq, reason: why })
     return why === null
@@ -75,42 +121,8 @@ export class StateExpectation {
   shards(): Map<string, ExpectedShard> {
     const out = new Map<string, ExpectedShard>()
     for (const [shard, m] of this.byShard) {
-      // Ready: every dependency ready (an empty document to start with). Kahn's order over the set.
-      const waiting = new Map<string, number>()
-      const dependents = new Map<string, string[]>()
-      const queue: string[] = []
-      for (const [hash, k] of m) {
-        let missing = 0
-        for (const d of new Set(k.deps)) {
-          missing++
-          let l = dependents.get(d)
-          if (!l) dependents.set(d, (l = []))
-          l.push(hash)
-        }
-        waiting.set(hash, missing)
-        if (missing === 0) queue.push(hash)
-      }
-      const ready = new Set<string>()
-      while (queue.length > 0) {
-        const h = queue.pop()!
-        ready.add(h)
-        for (const next of dependents.get(h) ?? []) {
-          const n = waiting.get(next)! - 1
-          waiting.set(next, n)
-          if (n === 0) queue.push(next)
-        }
-      }
-      const covered = new Set<string>()
-      for (const h of ready) for (const d of m.get(h)!.deps) covered.add(d)
-      const heads = [...ready].filter((h) => !covered.has(h)).sort()
-      const held = [...m.values()].filter((k) => !ready.has(k.hash)).map((k) => ({ change: k.change, tag: k.tag }))
-      const seqs = new Set<string>()
-      let duplicateSeq: string | null = null
-      for (const k of m.values()) {
-        if (seqs.has(k.seq)) duplicateSeq ??= k.seq
-        seqs.add(k.seq)
-      }
-      out.set(shard, { heads, held, changes: ready.size, duplicateSeq })
+      const held = [...m.waiting.values()].map((x) => ({ change: x.change, tag: x.tag }))
+      out.set(shard, { heads: [...m.heads].sort(), held, changes: m.ready.size, duplicateSeq: m.duplicateSeq })
     }
     return out
   }

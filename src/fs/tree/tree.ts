@@ -1,6 +1,8 @@
 /** The directory state API: local operations become Automerge changes; reads go to the derived index. */
 import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
+import { nodeIdNear } from './placement.js'
+import { conflictedTouched } from './conflicted.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
@@ -9,6 +11,7 @@ import {
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
+import { recordsBetween } from './snapshot-views.js'
 import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
@@ -25,7 +28,14 @@ export interface Rejected { shard: string; tag?: string; reason: string }
  * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
  * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
  */
-export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string; splitAt?: number; recordVersion?: RecordVersion }
+export interface TreeOptions {
+  clock?: () => number
+  random?: (bytes: number) => string
+  splitAt?: number
+  recordVersion?: RecordVersion
+  /** A new node's id (default: placement.ts nodeIdNear with random bytes; with `random` given and no `nodeId`: random(16)). */
+  nodeId?: (parent: string, kind: Kind) => string
+}
 /** Records a shard takes before new ones go to a deeper shard: Automerge's cost per applied change grows with the document (~0.3 ms at 1k records, 4-7 ms at 4k). */
 export const SPLIT_AT = 512
 /** What a checkpoint holds of a tree (encoded by checkpoint.ts). */
@@ -50,7 +60,7 @@ export interface TreeParts {
   counts: [string, number][]
   memo: IndexMemo
 }
-interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string; entry?: string }
+interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
 type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
 type Put = (h: Handle) => void
@@ -74,6 +84,10 @@ export class Tree implements ReadTree {
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
   private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
+  /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
+  private indexState: (() => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null) | null = null
+  /** Bumped when the index on disk moves (a commit): snapshot views built over the old one are built again. */
+  private indexGen = 0
   /** Changes waiting for dependencies, by shard (see `apply`). */
   private readonly held = new Map<string, Held[]>()
   /** Hashes of changes rejected (they, or a change they build on, do not apply). */
@@ -86,6 +100,7 @@ export class Tree implements ReadTree {
   private readonly clock: () => number
   private readonly splitAt: number
   private readonly random: (bytes: number) => string
+  private readonly nodeId: (parent: string, kind: Kind) => string
   /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
   private readonly recordVersion: RecordVersion
 
@@ -93,6 +108,7 @@ export class Tree implements ReadTree {
     this.shards = new Shards(actor)
     this.clock = opts.clock ?? Date.now
     this.random = opts.random ?? randomHex
+    this.nodeId = opts.nodeId ?? (opts.random ? () => this.random(16) : (parent, kind) => nodeIdNear(parent, kind, randomHex))
     this.splitAt = opts.splitAt ?? SPLIT_AT
     this.recordVersion = opts.recordVersion ?? 2
     if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
@@ -169,7 +185,7 @@ export class Tree implements ReadTree {
         rejected.push({ shard: c.shard, tag: c.tag, reason: `change by actor ${header.actor} in the log of writer ${c.writer}` })
         return
       }
-      ok.push({ shard: c.shard, change: header.chunk, hash: header.hash, deps: header.deps, tag: c.tag, entry })
+      ok.push({ shard: c.shard, change: header.chunk, hash: header.hash, deps: header.deps, objs: header.valueObjs, tag: c.tag, entry })
     })
     const byShard = new Map<string, Held[]>()
     for (const x of ok) {
@@ -313,13 +329,19 @@ export class Tree implements ReadTree {
     }
     // Automerge emits no patch when a further losing value joins an already conflicted key:
     // records with concurrent values are read whole after every apply.
+    // Only those an applied change wrote a value on (conflicted.ts); patched ones are read whole below.
     const multi = this.multi.get(shard) ?? new Set<string>()
-    for (const id of multi) {
+    for (const id of conflictedTouched(h, multi, new Set(order.flatMap((x) => x.objs)))) {
       const o = this.owners.get(id)
-      if (o === undefined || o === shard) changed.set(id, this.readNode(h, shard, id))
+      if ((o === undefined || o === shard) && !patches.has(id)) changed.set(id, this.readNode(h, shard, id))
     }
     for (const [id, list] of patches) {
-      if (multi.has(id) || this.foreign(shard, id)) continue
+      if (multi.has(id)) {
+        const o = this.owners.get(id)
+        if (o === undefined || o === shard) changed.set(id, this.readNode(h, shard, id))
+        continue
+      }
+      if (this.foreign(shard, id)) continue
       // The record as decoded from this shard before (not from another shard on its path).
       const old = changed.has(id) ? undefined : this.index.node(id)
       const p = patchRecord(old && homeOf(old) === shard ? old : undefined, list)
@@ -438,7 +460,7 @@ export class Tree implements ReadTree {
       const hd = readChangeHeader(x.change)
       let list = t.held.get(x.shard)
       if (!list) t.held.set(x.shard, (list = []))
-      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
+      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, objs: hd.valueObjs, tag: x.tag })
     }
     return t
   }
@@ -928,14 +950,27 @@ export class Tree implements ReadTree {
         if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
       }
     }
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, saved))
+    // Made again when the index on disk moves (a commit): then its saved view is read, or it is derived again.
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot?.(value) ?? undefined), () => this.indexGen)
     this.snapshotTrees.set(value, t)
     return t
   }
 
-  /** Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead of building it. */
-  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null): void {
+  /**
+   * Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead
+   * of building it, and the state of the index on disk (to derive a view from). Called by every
+   * commit: views made over the previous index on disk are made again on their next read.
+   */
+  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
     this.savedSnapshot = find
+    this.indexState = state ?? null
+    this.indexGen++
+    this.snapshotTrees.clear()
+  }
+
+  /** The records that differ between the node shards at `from` and the heads `to`, read at `to` (snapshot-views.ts); null if changes are missing. */
+  recordsBetween(from: ReadonlyMap<string, string[]>, to: Readonly<Record<string, string[]>>): Map<string, RawNode | null> | null {
+    return recordsBetween(this.shards, from, to)
   }
 
   /** Every snapshot not removed: its record text and the heads it names. */
@@ -943,10 +978,13 @@ export class Tree implements ReadTree {
     return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
   }
 
-  /** A snapshot's view: read from its saved index when there is one, else built from the shards at its heads. */
+  /**
+   * A snapshot's view: read from its saved index when there is one; else derived from the
+   * index on disk and the records that differ between its state and the snapshot's heads
+   * (snapshot-views.ts: cost follows those changes); else built from the shards at its heads.
+   */
   private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
-    if (saved) {
-      const index = new TreeIndex(saved)
+    const withRoot = (index: TreeIndex): TreeIndex => {
       const hs = heads[META_SHARD]
       if (hs) {
         const m = A.view(this.shards.meta(), hs)
@@ -954,6 +992,14 @@ export class Tree implements ReadTree {
         if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
       }
       return index
+    }
+    if (saved) return withRoot(new TreeIndex(saved))
+    const state = this.indexState?.() ?? null
+    const changed = state ? recordsBetween(this.shards, state.heads, heads) : null
+    if (state && changed) {
+      const index = new TreeIndex(state)
+      index.update(changed)
+      return withRoot(index)
     }
     const index = new TreeIndex()
     const nodes = new Map<string, RawNode | null>()
@@ -1011,7 +1057,7 @@ export class Tree implements ReadTree {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
-    const id = this.random(16)
+    const id = this.nodeId(parent, kind)
     const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
     const version = extra.version ? encodeVersion(extra.version) : null
     const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
@@ -1072,9 +1118,17 @@ export class Tree implements ReadTree {
 
 /** A snapshot's read-only tree; its index is built on first use. */
 class SnapshotTree implements ReadTree {
-  private index: TreeIndex | null = null
-  constructor(private readonly build: () => TreeIndex) {}
-  private get ix(): TreeIndex { return (this.index ??= this.build()) }
+  private built: TreeIndex | null = null
+  private builtGen = -1
+  constructor(private readonly build: () => TreeIndex, private readonly gen: () => number) {}
+  private get ix(): TreeIndex {
+    const g = this.gen()
+    if (this.built === null || this.builtGen !== g) {
+      this.built = this.build()
+      this.builtGen = g
+    }
+    return this.built
+  }
   lookup(path: string): Stat | null { return this.ix.lookup(path) }
   stat(path: string): Stat { return this.ix.stat(path) }
   readdir(path: string): Stat[] { return this.ix.readdir(path) }
