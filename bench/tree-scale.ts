@@ -12,7 +12,7 @@
 // Sizes: BENCH_TREE_FILES (default 100000; 1000000 is the issue's goal), laid out as
 // directories of BENCH_TREE_DIR_SIZE (10000) entries under /flat plus a share BENCH_TREE_DEEP
 // (0.1) of the files in a tree 6 deep (/deep/a*/b*/c*/d*/e*, fan-out 4: 1024 leaf dirs).
-// BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge (default all). BENCH_TREE_SRC: a
+// BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge,join (default all; join: bench/tree-join.ts). BENCH_TREE_SRC: a
 // directory to keep the source tree in between runs (made once per size). BENCH_TREE_PROFILE=1:
 // the import runs under --cpu-prof and its profile summary goes into the row's note.
 // BENCH_TREE_KEEP=1 keeps the work dir; BENCH_TREE_REUSE=DIR runs the other parts on a kept one.
@@ -33,6 +33,7 @@ import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
 import { bazilBin, dropCaches, has, log } from './procs.js'
 import { summarizeProfile } from './profile-summary.js'
+import { joinPart } from './tree-join.js'
 import { printRows, writeResults, type Row } from './row.js'
 export type { Row }
 
@@ -125,7 +126,7 @@ const CLI_TIMEOUT_S = Number(process.env.BENCH_TREE_CLI_TIMEOUT_S ?? 600)
 
 const bazil = (data: string, args: string[], nodeArgs: string[] = []): Timed => timed(process.execPath, [...nodeArgs, bazilBin, `--data-dir=${data}`, ...args], process.env, args[1] === 'import' ? undefined : CLI_TIMEOUT_S)
 
-function uptime(): string {
+export function uptime(): string {
   return spawnSync('uptime', { encoding: 'utf8' }).stdout.trim().replace(/^.*load average: /, 'load ')
 }
 
@@ -267,7 +268,7 @@ async function snapshotPart(ctx: Ctx): Promise<void> {
 // ---- merge ---------------------------------------------------------------------------------
 
 /** Waits for `cond`; live application (driven by replication events) does the work, `vols` get explicit refreshes. */
-async function waitFor(cond: () => boolean, vols: Volume[], timeoutMs: number): Promise<void> {
+export async function waitFor(cond: () => boolean, vols: Volume[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!cond()) {
     if (Date.now() > deadline) throw new Error('timed out')
@@ -424,6 +425,7 @@ export const PARTS: Record<string, (ctx: Ctx) => Promise<void>> = {
   cold: coldPart,
   snapshot: snapshotPart,
   merge: mergePart,
+  join: joinPart,
 }
 
 export async function run(): Promise<Row[]> {

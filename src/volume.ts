@@ -13,9 +13,11 @@ import { UserError, indexPaths, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
 import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
-import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterSet } from './logs/index.js'
+import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterInfo, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { commitTreeIndex, openTreeIndex } from './fs/tree/index-store.js'
+import type { VolumeState } from './fs/tree/state-file.js'
+import { StateRejectedError, checkState, type CheckedState } from './volume-state.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
@@ -83,6 +85,27 @@ export function toFileRef(ref: ContentRef): FileRef {
 }
 
 /** An entry that could not be used while replaying, with why. */
+/**
+ * Edits this node made that its log could not take: a revocation of its log arrived between
+ * an edit and its flush (refused before the append, removed from the view), or entries it
+ * wrote before the revocation arrived here that the revocation does not accept (dropped by a
+ * rebuild). spec/oplog.md "Edits a revocation overtakes".
+ */
+export interface RefusedEdits {
+  /** When they were refused (ms since the epoch). */
+  at: number
+  /** What was done (the audit ops: op and path), oldest first. */
+  ops: AuditOp[]
+  /** Seqs of this node's log that hold them (dropped entries); empty if they were never written. */
+  seqs: number[]
+  reason: string
+}
+
+/** A flush refused because this node's log may no longer take entries (its edits are removed from the view). */
+export class EditsRefusedError extends UserError {
+  readonly code = 'EROFS'
+}
+
 export interface SkippedEntry {
   writer: string
   seq: number
@@ -152,8 +175,14 @@ export class Volume {
   readonly dropped: SkippedEntry[] = []
   /** Tree rebuilds caused by such revocations, and the time they took. */
   readonly rebuilds = { count: 0, ms: 0 }
+  /** This node's edits that its log could not take (see RefusedEdits), oldest first. */
+  readonly refused: RefusedEdits[] = []
+  /** The tree holds edits that were refused: the next replay rebuilds it from the logs. */
+  private viewStale = false
   /** Writer-set computations and their total time. */
   readonly setStats = { computed: 0, ms: 0 }
+  /** While set, replay reads bindings and control entries but applies nothing (a joiner waiting for a state). */
+  private applyPaused = false
 
   private constructor(node: Node, record: VolumeRecord, cas: Cas, volumeKey: Buffer, log: WriterLog, tree: Tree) {
     this.rec = record
@@ -241,9 +270,13 @@ export class Volume {
     return this.currentSet
   }
 
-  /** Whether this node may write now: its own log is authorised and not past a revocation. */
+  /**
+   * Whether this node may write now: its own log is bound, authorised and not revoked
+   * (WriterSet.writable). Every edit asks this before it changes the tree, and every flush
+   * before it appends, against the set as known then.
+   */
   get canWrite(): boolean {
-    return this.log.bound && this.currentSet.valid(this.log.key.toString('hex'), this.log.length)
+    return this.log.bound && this.currentSet.writable(this.log.key.toString('hex'))
   }
 
   /** One line saying why this node cannot write (for errors). */
@@ -477,7 +510,7 @@ export class Volume {
     }
     if (this.invalidated(set)) await this.rebuild(set)
     await this.adoptGenesis()
-    const n = await this.applyValid(set)
+    const n = this.applyPaused ? 0 : await this.applyValid(set)
     if (set.fingerprint !== before.fingerprint) {
       // The first set after opening is computed from what the checkpoint holds: not a change to write.
       if (before !== INITIAL_SET) this.changedSinceCheckpoint = true
@@ -516,6 +549,7 @@ export class Volume {
 
   /** Whether some entry applied already is not valid under `set` (a revocation that arrived late). */
   private invalidated(set: WriterSet): boolean {
+    if (this.viewStale) return true
     for (const [hex, next] of this.applied) if (next > 1 && !set.valid(hex, next - 1)) return true
     return false
   }
@@ -523,15 +557,18 @@ export class Volume {
   /** Rebuilds the tree from the logs without the entries `set` no longer accepts; reports those. */
   private async rebuild(set: WriterSet): Promise<void> {
     const t0 = performance.now()
-    if (this.pending.length > 0 || this.tree.dirty) await this.flush().catch(() => {})
+    const why = (w: WriterInfo | undefined): string => w
+      ? `not authorised: past the revocation of log ${encodeKey(Buffer.from(w.log, 'hex'))} (last accepted seq ${w.limit}${w.revokedBy.some((r) => r.undecided) ? ', undecided revocations count' : ''})`
+      : 'not authorised: its log is no longer admitted by a valid op'
+    if (this.pending.length > 0 || this.tree.dirty) await this.flushInOrder().catch(() => {})
+    this.viewStale = false
+    const own = this.log.key.toString('hex')
     for (const [hex, next] of this.applied) {
       const w = set.writers.get(hex)
       const first = w ? (w.limit ?? next) + 1 : 1
-      const why = w
-        ? `not authorised: past the revocation of log ${encodeKey(Buffer.from(hex, 'hex'))} (last accepted seq ${w.limit}${w.revokedBy.some((r) => r.undecided) ? ', undecided revocations count' : ''})`
-        : 'not authorised: its log is no longer admitted by a valid op'
+      if (hex === own && first < next) await this.refuseLogged(first, next, why(w))
       for (let seq = first; seq < next; seq++) {
-        const e = { writer: encodeKey(Buffer.from(hex, 'hex')), seq, reason: `dropped by a rebuild: ${why}` }
+        const e = { writer: encodeKey(Buffer.from(hex, 'hex')), seq, reason: `dropped by a rebuild: ${why(w)}` }
         this.dropped.push(e)
         this.skip(Buffer.from(hex, 'hex'), seq, e.reason)
       }
@@ -543,6 +580,18 @@ export class Volume {
     this.changedSinceCheckpoint = true
     this.rebuilds.count++
     this.rebuilds.ms += performance.now() - t0 // plus the replay that follows
+  }
+
+  /** Records this node's own entries [from, to) that a rebuild drops (written before the revocation arrived here). */
+  private async refuseLogged(from: number, to: number, reason: string): Promise<void> {
+    const ops: AuditOp[] = []
+    const seqs: number[] = []
+    for await (const e of this.log.read({ from, to, wait: false })) {
+      if (e instanceof EntryError) continue
+      seqs.push(e.seq)
+      ops.push(...e.body.ops)
+    }
+    if (seqs.length > 0) this.refused.push({ at: Date.now(), ops, seqs, reason: `written before the revocation arrived here, not accepted: ${reason}` })
   }
 
   /** A joiner learns the genesis from any v2 binding: kept in the record, and its own log bound with it. */
@@ -630,6 +679,61 @@ export class Volume {
     if (this.skippedKeys.has(key)) return
     this.skippedKeys.add(key)
     this.skipped.push({ writer: encodeKey(writer), seq, reason })
+  }
+
+  // ---- states (spec/tree.md "Starting from a state") -----------------------------------------
+
+  /** Applies nothing from the logs until resumed (a joiner that will start from a state); replay resumes where it stood. */
+  pauseApply(on: boolean): void {
+    this.applyPaused = on
+    if (!on) this.scheduleRefresh()
+  }
+
+  /** This replica's state for a joiner: every shard save at its heads, and how far into each log it reaches. */
+  async saveState(): Promise<VolumeState> {
+    await this.flush()
+    if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) throw new UserError(`volume "${this.name}" has edits not yet in its log: try again`)
+    this.applied.set(this.log.key.toString('hex'), this.log.length)
+    const logs: Record<string, number> = {}
+    for (const [hex, next] of this.applied) if (next > 1) logs[hex] = next
+    const heads = this.tree.heads()
+    const shards = [...this.tree.shardHeads()].filter(([, h]) => h.length > 0).map(([name, h]) => ({ name, heads: h, bytes: this.tree.shardBytes(name) }))
+    const metaBytes = heads.meta ? this.tree.parts().meta : null
+    return { volume: this.record.id, logs, shards, meta: metaBytes && heads.meta ? { heads: heads.meta, bytes: metaBytes } : null }
+  }
+
+  /**
+   * Starts this volume from `state` instead of replaying the history: only on a volume that has
+   * applied nothing yet, with the logs the state covers held here. Everything is checked against
+   * the signed logs (volume-state.ts); a state that does not match throws StateRejectedError and
+   * leaves the volume as it was (replay then applies the logs as usual).
+   */
+  async adoptState(state: VolumeState, onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void): Promise<Omit<CheckedState, 'tree' | 'applied' | 'skipped'>> {
+    const was = this.applyPaused
+    this.applyPaused = true
+    try {
+      await this.refresh()
+      for (const next of this.applied.values()) if (next > 1) throw new StateRejectedError(`volume "${this.name}" has applied entries already: a state is only taken by a first sync`)
+      const r = await checkState(state, { volumeId: this.record.id, actor: this.log.key.toString('hex'), writers: this.writers, set: this.currentSet, onProgress })
+      if (this.closed) {
+        r.tree.free()
+        throw new Error(`volume "${this.name}" was closed`)
+      }
+      for (const next of this.applied.values()) if (next > 1) {
+        r.tree.free()
+        throw new StateRejectedError(`volume "${this.name}" applied entries while the state was checked`)
+      }
+      this.currentTree.free()
+      this.currentTree = r.tree
+      for (const [hex, next] of r.applied) this.applied.set(hex, next)
+      for (const s of r.skipped) this.skip(s.writer, s.seq, s.reason)
+      this.changedSinceCheckpoint = true
+      for (const fn of this.listeners) fn(r.entries)
+      return { entries: r.entries, changes: r.changes, ms: r.ms }
+    } finally {
+      this.applyPaused = was
+      if (!was) this.scheduleRefresh()
+    }
   }
 
   // ---- checkpoints -------------------------------------------------------------------------
@@ -745,6 +849,15 @@ export class Volume {
    * flush and the error is thrown (naming how much is waiting).
    */
   flush(): Promise<void> {
+    return this.flushInOrder().catch(async (err) => {
+      // Refused edits are removed from the view now: the replay rebuilds the tree from the logs.
+      if (err instanceof EditsRefusedError) await this.refresh().catch(() => {})
+      throw err
+    })
+  }
+
+  /** flush() without the view's rollback after a refusal (what a rebuild, inside replay, uses). */
+  private flushInOrder(): Promise<void> {
     this.flushesQueued++
     const run = this.flushTail.then(() => this.flushNow()).finally(() => { this.flushesQueued-- })
     this.flushTail = run.catch(() => {})
@@ -767,11 +880,15 @@ export class Volume {
       const time = Date.now()
       const groups = entryGroups(changes)
       const bodies = groups.length === 0 ? splitIntoEntries([], ops, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? ops : [], time))
+      // The same decision as the edits' (canWrite), against the set as known now: a revocation
+      // that arrived since the edits were made refuses them here, before anything is appended.
+      if (!this.canWrite) throw this.refuseUnlogged(ops, changes.length, bytes)
       let changeBytes = 0
       for (const b of bodies) for (const c of b.changes) changeBytes += c.change.byteLength
       this.space.take(changeBytes + this.pendingBytes)
       seqs = await this.log.append(bodies)
     } catch (err) {
+      if (err instanceof EditsRefusedError) throw err
       const reason = describeError(err)
       this.flushError = new Error(`writing the op log of volume ${this.name} failed: ${reason} (${this.pending.length} ops and ${this.unlogged.length} changes are kept and written by the next flush)`)
       Object.assign(this.flushError, { code: (err as NodeJS.ErrnoException).code ?? errnoOf(reason) })
@@ -783,6 +900,22 @@ export class Volume {
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
     // Our own entries are already in the tree: replay need not read them back.
     if (seqs.length > 0 && (this.applied.get(own) ?? 1) === seqs[0]) this.applied.set(own, seqs[seqs.length - 1] + 1)
+  }
+
+  /**
+   * Drops the queued edits this node's log may no longer take: kept in `refused` (what they
+   * did), removed from the view by the next replay (a rebuild from the logs). Returns the error.
+   */
+  private refuseUnlogged(ops: AuditOp[], changes: number, bytes: number): EditsRefusedError {
+    const reason = this.writeRefusal()
+    this.refused.push({ at: Date.now(), ops, seqs: [], reason })
+    this.pending.splice(0, ops.length)
+    this.unlogged.splice(0, changes)
+    this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
+    this.viewStale = true
+    this.changedSinceCheckpoint = true
+    const what = ops.length === 0 ? `${changes} changes` : `${ops.length} edit${ops.length === 1 ? '' : 's'} (${ops.slice(0, 3).map((o) => `${o.op} ${o.path ?? ''}`.trim()).join(', ')}${ops.length > 3 ? ', ...' : ''})`
+    return new EditsRefusedError(`volume "${this.name}": ${what} not written to the op log and removed from this node's view: ${reason} (listed by \`bazil volume writers ${this.name}\`)`)
   }
 
   /**

@@ -50,6 +50,13 @@ export interface WriterSet {
   nodesAdmitted: string[]
   /** Whether entry `seq` of log `log` may be applied. */
   valid(log: string, seq: number): boolean
+  /**
+   * Whether log `log` may take new entries: it is authorised and no revocation (valid or
+   * undecided) names it. The one write decision: Volume.canWrite, each edit (before it changes
+   * the tree) and each flush (before it appends) ask this, so an edit allowed is an entry every
+   * peer that knows this set applies. A revoked log takes nothing more, even below its limit.
+   */
+  writable(log: string): boolean
   /** A canonical text of the set (for comparing two sets). */
   fingerprint: string
 }
@@ -249,6 +256,10 @@ export function computeWriterSet(input: WriterSetInput): WriterSet {
     valid(log: string, seq: number): boolean {
       const w = writers.get(log)
       return w !== undefined && seq >= 1 && (w.limit === null || seq <= w.limit)
+    },
+    writable(log: string): boolean {
+      const w = writers.get(log)
+      return w !== undefined && w.limit === null
     }
   }
 }

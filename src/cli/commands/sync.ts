@@ -7,12 +7,15 @@ import { UserError, checkName, storageOnlyMessage, type DataDir } from '../../da
 import { decodeKey, encodeKey } from '../../crypto.js'
 import type { Node } from '../../node.js'
 import type { Volume } from '../../volume.js'
+import { StateRejectedError } from '../../volume-state.js'
 import type { HeldVolume } from '../../net/closet.js'
 import type { Hypercore } from 'hypercore'
 import type { PeerNetwork } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
 import { serverNetwork } from '../../net/server-handle.js'
 import { ProgressReporter, type ProgressCounts } from '../progress.js'
+import { encodeState, readStateFile, type VolumeState } from '../../fs/tree/state-file.js'
+import { replaceFileSync } from '../../atomic-file.js'
 
 const DEFAULT_TIMEOUT_S = 30
 const POLL_MS = 50
@@ -76,12 +79,15 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
   sharing = Option.String('--sharing', { description: 'The local sharing key the volume is encrypted with (default: default)' })
   storageOnly = Option.Boolean('--storage-only', false, { description: 'Hold the ciphertext only: no sharing key, no tree, no writes' })
   asJson = Option.Boolean('--json', false, { description: 'Progress of the first sync as JSON lines (message_type status, then summary)' })
+  state = Option.String('--state', { description: 'Start from this state file (`bazil volume state save` on a replica) instead of replaying the history: checked against the signed logs, replay if it does not match' })
   key = Option.String({ required: true })
   volume = Option.String({ required: true })
   localName = Option.String({ required: false })
 
   async run(): Promise<void> {
     const { dir, node, net } = this.env()
+    // Read before anything is written: a file that is no state file is the user's mistake.
+    const state = this.state === undefined ? null : readStateFileOrFail(this.resolvePath(this.state))
     const key = this.peerKey(this.key, dir)
     const deadline = Date.now() + this.timeoutMs
     const localName = checkName(this.localName ?? this.volume, 'volume')
@@ -120,21 +126,62 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     if (!existing) dir.addVolume({ version: 1, name: localName, id: idHex, sharing, created: Date.now() })
     else if (existing.sharing !== sharing) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}"`)
     const vol = await node.volume(localName)
+    // With a state: nothing is applied from the logs until the state was checked (or rejected).
+    if (state) vol.pauseApply(true)
     for (const w of offer.writers) await vol.addWriter(w)
     // The first sync of the volume's metadata, from here on: a bar on a terminal (or JSON
     // lines) until every log the peer offered is held and applied as far as the peer has it.
     // The volume is usable meanwhile (ls, stat, the mount: live application yields between batches).
     const progress = new ProgressReporter(this.context.stdout, this.context.stderr, { json: this.asJson, unit: 'entries' })
-    const ticker = setInterval(() => progress.update(syncCounts(vol, key, offer.writers)), 100)
-    progress.update(syncCounts(vol, key, offer.writers))
+    const counts = (): ProgressCounts => {
+      const c = syncCounts(vol, key, offer.writers)
+      // While a state is checked: its entries count as done as they are checked, and its shards as they load.
+      const st = this.stateProgress
+      if (st) return { ...c, done: Math.max(c.done, Math.min(c.total, st.entries)), extra: { ...c.extra, state_shards_loaded: st.shards } }
+      return c
+    }
+    const ticker = setInterval(() => progress.update(counts()), 100)
+    progress.update(counts())
     try {
-      await this.join(vol, key, offer.writers, localName, deadline, progress)
+      await this.join(vol, key, offer.writers, localName, deadline, progress, state)
     } finally {
       clearInterval(ticker)
+      vol.pauseApply(false)
     }
   }
 
-  private async join(vol: Volume, key: Buffer, offered: Buffer[], localName: string, deadline: number, progress: ProgressReporter): Promise<void> {
+  /** How far the check of a state is (entries read, shards loaded), for the progress bar; null when none runs. */
+  private stateProgress: { entries: number; shards: number } | null = null
+
+  /** Starts `vol` from `state` once the logs it covers are here; on a mismatch says why and leaves the volume to replay. */
+  private async fromState(vol: Volume, state: VolumeState, stallMs: number): Promise<void> {
+    const want = (): boolean => Object.entries(state.logs).every(([hex, next]) => (vol.writers.get(hex)?.core.contiguousLength ?? 0) >= next)
+    let last = -1
+    let lastMove = Date.now()
+    while (!want()) {
+      const held = vol.replayState().reduce((n, s) => n + s.contiguous, 0)
+      if (held !== last) lastMove = Date.now()
+      else if (Date.now() - lastMove >= stallMs) break
+      last = held
+      await sleep(POLL_MS)
+    }
+    try {
+      this.stateProgress = { entries: 0, shards: 0 }
+      const r = await vol.adoptState(state, (phase, done) => {
+        if (phase === 'entries') this.stateProgress!.entries = done
+        else this.stateProgress!.shards = done
+      }).finally(() => { this.stateProgress = null })
+      const line = `started from the state: ${r.entries} entries and ${r.changes} changes checked against the logs in ${(r.ms.entries / 1000).toFixed(1)} s, ${state.shards.length} shards loaded in ${(r.ms.shards / 1000).toFixed(1)} s`
+      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: true, entries: r.entries, changes: r.changes, shards: state.shards.length, check_ms: Math.round(r.ms.entries), load_ms: Math.round(r.ms.shards) }))
+      else this.context.stderr.write(line + '\n')
+    } catch (err) {
+      if (!(err instanceof StateRejectedError)) throw err
+      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: false, error: err.message }))
+      this.context.stderr.write(`${err.message}; replaying the logs instead\n`)
+    }
+  }
+
+  private async join(vol: Volume, key: Buffer, offered: Buffer[], localName: string, deadline: number, progress: ProgressReporter, state: VolumeState | null): Promise<void> {
     const { dir, net } = this.env()
     const idHex = vol.id.toString('hex')
     // The peer is where the volume came from: it replicates our log of it, we replicate its.
@@ -166,6 +213,10 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     }, () => deadline)
     if (!admitted) {
       throw new UserError(`volume "${localName}" is connected but this node's log was not admitted within ${this.timeoutS} s: on peer ${encodeKey(key)} run \`bazil peer volume allow ${encodeKey(dir.publicKey)} ${this.volume}\` (it must be a writer of the volume) and connect again`)
+    }
+    if (state) {
+      await this.fromState(vol, state, this.timeoutMs)
+      vol.pauseApply(false)
     }
     // The first sync of the volume's metadata: a bar on a terminal (or JSON lines) until every
     // log the peer offered is held and applied as far as the peer has it. The volume is usable
@@ -221,6 +272,37 @@ async function firstSync(vol: Volume, key: Buffer, offered: Buffer[], stallMs: n
     else if (Date.now() - lastMove >= stallMs) return now
     last = now
     await sleep(POLL_MS)
+  }
+}
+
+/** A state file read for `volume connect --state`, or a one-line error naming what is wrong with it. */
+function readStateFileOrFail(file: string): VolumeState {
+  try {
+    return readStateFile(file)
+  } catch (err) {
+    throw new UserError((err as Error).message)
+  }
+}
+
+export class VolumeStateSaveCommand extends BazilCommand {
+  static override paths = [['volume', 'state', 'save']]
+  static override usage = BazilCommand.Usage({
+    description: "Write the volume's directory state (its Automerge shards and how far into each writer log they reach) to a file, for `volume connect --state` on another node: a first sync then skips replaying the history (the file is checked against the signed logs there, so it needs no trust)",
+    examples: [['Save the state of "myfiles"', '$0 volume state save myfiles /tmp/myfiles.state']]
+  })
+  volume = Option.String({ required: true })
+  file = Option.String({ required: true })
+
+  async run(): Promise<void> {
+    const file = this.resolvePath(this.file)
+    const r = await this.withNode(async (node) => {
+      const vol = await node.volume(this.volume)
+      const state = await vol.saveState()
+      const bytes = encodeState(state)
+      replaceFileSync(file, bytes)
+      return { shards: state.shards.length, bytes: bytes.length, entries: Object.values(state.logs).reduce((n, x) => n + x - 1, 0) }
+    })
+    this.out(`saved the state of volume "${this.volume}" to ${file}: ${r.shards} shards, ${r.entries} log entries covered, ${r.bytes} bytes`)
   }
 }
 

@@ -65,8 +65,10 @@ export class VolumeWritersCommand extends BazilCommand {
         coreOf = (hex) => vol.writers.get(hex)?.core ?? null
       }
       const list = rows(set, known, coreOf)
+      // This node's edits its log could not take (spec/oplog.md "Edits a revocation overtakes").
+      const refused = (rec.storageOnly ? [] : (await node.volume(rec.name)).refused).map((r) => ({ at: new Date(r.at).toISOString(), ops: r.ops.map((o) => ({ op: o.op, path: o.path ?? null })), seqs: r.seqs, reason: r.reason }))
       if (this.asJson) {
-        this.json({ volume: rec.name, rootNode: set.rootNode === null ? null : z(set.rootNode), writers: list })
+        this.json({ volume: rec.name, rootNode: set.rootNode === null ? null : z(set.rootNode), writers: list, refused })
         return
       }
       for (const r of list) {
@@ -77,6 +79,7 @@ export class VolumeWritersCommand extends BazilCommand {
         if (r.limit !== null) parts.push(`revoked: last accepted seq ${r.limit} (${r.revokedBy.map((x) => `by ${x.log} seq ${x.seq}${x.undecided ? ', undecided' : ''}`).join('; ')})`)
         this.out(parts.join('\t'))
       }
+      for (const r of refused) this.out(`refused at ${r.at}: ${r.ops.map((o) => `${o.op} ${o.path ?? ''}`.trim()).join(', ') || '(no ops)'}${r.seqs.length > 0 ? ` (seqs ${r.seqs.join(',')})` : ' (never written)'}: ${r.reason}`)
     })
   }
 }

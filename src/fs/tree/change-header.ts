@@ -50,7 +50,7 @@ export const CHANGE_LIMITS = {
   entryOps: 8192,
   /** What each change counts for besides its ops (Automerge's fixed cost per change, ~30 µs). */
   changeOps: 16,
-  /** What an op on a shard's root map counts for: each is a record the index reads back (an honest new record is 1 such op and 7 others, 15 in all). */
+  /** What an op on a shard's root map counts for: each is a record the index reads back (an honest new record is 1 such op and 1 other in format 2, 7 others in format 1). */
   rootOpWeight: 8,
   /** Uncompressed change bytes summed over the changes of one entry. */
   entryBytes: 1024 * 1024,
@@ -278,7 +278,8 @@ const SNAP_PREFIX = 'snap.'
  * Authorship by construction: a change may only write values that name its own actor as
  * their writer. Every op assigning a string to `loc`, `content` or `del` (or `snap.*`) whose
  * JSON is a value of format 1 must name the change's actor in its writer field, a string
- * assigned to `by` (a record's creator) must be the actor, and no op may put an object (text,
+ * assigned to `by` (a record's creator) must be the actor, so must the creator of a v2
+ * record's creation (`c`, format 2, whose loc and content name no other writer), and no op may put an object (text,
  * map, list) under those keys; otherwise the change is rejected. So every writer field in a document is the signed author of the
  * change that wrote it (the actor is checked against the log key), and what the view shows
  * as a version's or a name's writer never comes from an unchecked claim.
@@ -312,7 +313,8 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string): void {
     }
     let v: unknown
     try { v = JSON.parse(buf.toString('utf8', start, at)) } catch { continue } // not a value: the record is invalid, names no one
-    if (!Array.isArray(v) || v[0] !== 1) continue
+    // A v2 record's creation (`c`, format 2) names its creator; the other values are of format 1.
+    if (!Array.isArray(v) || v[0] !== (key === KEY_CREATION ? 2 : 1)) continue
     const claim = v[KEY_WRITER_INDEX[key]]
     if (typeof claim === 'string' && claim !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… writes a ${what} value naming writer ${claim.slice(0, 16)}…`)
   }
@@ -321,9 +323,10 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string): void {
 // Keys whose values name a writer, as codes (0 = any other key), their names and writer index.
 const KEY_OTHER = 0
 const KEY_BY = 5
-const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by']
-const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0]
-const KEY_CODES = new Map([['loc', 1], ['content', 2], ['del', 3], ['by', KEY_BY]])
+const KEY_CREATION = 6
+const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by', 'c']
+const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0, 2]
+const KEY_CODES = new Map([['loc', 1], ['content', 2], ['del', 3], ['by', KEY_BY], ['c', KEY_CREATION]])
 
 /**
  * The rows of a run-length column one at a time (null for null rows), without allocating:

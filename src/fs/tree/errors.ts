@@ -24,3 +24,11 @@ function describe(code: TreeErrorCode): string {
     case 'EPERM': return 'operation not permitted'
   }
 }
+
+/** A saved shard of a state (spec/tree.md "Starting from a state") that does not load to what the signed logs say. */
+export class StateMismatchError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'StateMismatchError'
+  }
+}

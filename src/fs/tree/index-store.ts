@@ -26,7 +26,7 @@ import { ActorTable, decodeTreeState, row, unrow, type NodeRow } from './checkpo
 import type { BaseEntry, IndexBase } from './index-layers.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { Tree, type TreeParts } from './tree.js'
-import type { IndexMemo } from './view.js'
+import { TreeIndex, type IndexMemo } from './view.js'
 
 /** The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once to migrate). */
 export const INDEX_VERSION = 4
@@ -328,7 +328,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     rejected: m.rejected, multi: m.multi, counts: m.counts, memo: m.memo,
   }
   const tree = Tree.open(actor, files, shards, parts)
-  tree.setSavedSnapshots((text) => files.snapshotView(text))
+  tree.setSavedSnapshots((text) => files.snapshotView(text), stateOf(files))
   return { tree, extra: m.extra, legacy: false }
 }
 
@@ -369,54 +369,9 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
     return ref
   }
 
-  // Entries: remove each changed id from its old directory's page, add it to its new one.
-  const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
-  const idEdits = new Map<number, Map<string, string | null>>()
-  const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
-    let e = pageEdits.get(b)
-    if (!e) pageEdits.set(b, (e = { remove: [], add: [] }))
-    return e
-  }
   const ids = index.changedIds()
   if (base && !prev) for (const [id] of base.entries()) ids.add(id)
-  for (const id of ids) {
-    if (id === ROOT_ID) continue
-    const old = prev ? index.baseEntry(id) : undefined
-    const now = index.entryNow(id)
-    const oldGroup = old ? old.parent ?? '' : null
-    const newGroup = now.raw !== null || now.parent !== null || now.live !== 0 ? now.parent ?? '' : null
-    if (oldGroup !== null) edit(pageBucket(oldGroup)).remove.push([oldGroup, id])
-    if (newGroup !== null) edit(pageBucket(newGroup)).add.push([newGroup, id, now])
-    if (oldGroup !== newGroup) {
-      const b = idBucket(id)
-      let e = idEdits.get(b)
-      if (!e) idEdits.set(b, (e = new Map()))
-      e.set(id, newGroup)
-    }
-  }
-  for (const [b, e] of pageEdits) {
-    const was = pm?.pages[b]
-    const page: Page = was !== undefined ? parsePage(prev!.read(was)) : new Map()
-    for (const [g, id] of e.remove) page.get(g)?.delete(id)
-    for (const [g, id, entry] of e.add) {
-      let p = page.get(g)
-      if (!p) page.set(g, (p = new Map()))
-      p.set(id, entry)
-    }
-    for (const [g, p] of page) if (p.size === 0) page.delete(g)
-    if (page.size === 0) delete m.pages[b]
-    else m.pages[b] = put(encodePage(page))
-  }
-  for (const [b, e] of idEdits) {
-    const was = pm?.ids[b]
-    const map = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
-    for (const [id, g] of e) {
-      if (g === null) map.delete(id)
-      else map.set(id, g)
-    }
-    if (map.size === 0) delete m.ids[b]
-    else m.ids[b] = put(Buffer.from(JSON.stringify([...map].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
-  }
+  writeEntries(index, ids, prev, m, put)
 
   // Shards: an unchanged one (same heads) keeps its bytes where they are.
   const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
@@ -441,6 +396,17 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
     const kept = prevSnaps.get(key)
     if (kept) snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
     else if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
+    else if (prev) {
+      // Taken elsewhere (or here, with more changes before this commit): derived from the
+      // previous index and the records that differ between its state and the snapshot's.
+      const changed = tree.recordsBetween(new Map(pm!.shards.map(([n, h]) => [n, h])), heads)
+      if (changed === null) continue // changes it names are not here yet: at() says so
+      const view = new TreeIndex({ base: prev, memo: pm!.memo })
+      view.update(changed)
+      const v: SavedView = { pages: { ...pm!.pages }, ids: { ...pm!.ids }, rootLive: view.entryNow(ROOT_ID).live, memo: view.memo() }
+      writeEntries(view, view.changedIds(), prev, v, put)
+      snaps.push([key, v])
+    }
   }
   if (snaps.length > 0) m.snaps = snaps
 
@@ -490,8 +456,67 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
   const next = new IndexFiles(dir, file, m)
   if (base instanceof IndexFiles) base.successor = next
   index.rebase(next, parts.memo)
-  tree.setSavedSnapshots((text) => next.snapshotView(text))
+  tree.setSavedSnapshots((text) => next.snapshotView(text), stateOf(next))
   return size + manifest.length
+}
+
+/**
+ * Writes the entries of `ids` as `index` holds them now into page and id buckets (`into`,
+ * which names the buckets of `prev`'s state): each changed id leaves its old directory's page
+ * and joins its new one; a bucket that changed is written whole by `put`.
+ */
+function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer) => Ref): void {
+  const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
+  const idEdits = new Map<number, Map<string, string | null>>()
+  const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
+    let e = pageEdits.get(b)
+    if (!e) pageEdits.set(b, (e = { remove: [], add: [] }))
+    return e
+  }
+  for (const id of ids) {
+    if (id === ROOT_ID) continue
+    const old = prev ? index.baseEntry(id) : undefined
+    const now = index.entryNow(id)
+    const oldGroup = old ? old.parent ?? '' : null
+    const newGroup = now.raw !== null || now.parent !== null || now.live !== 0 ? now.parent ?? '' : null
+    if (oldGroup !== null) edit(pageBucket(oldGroup)).remove.push([oldGroup, id])
+    if (newGroup !== null) edit(pageBucket(newGroup)).add.push([newGroup, id, now])
+    if (oldGroup !== newGroup) {
+      const b = idBucket(id)
+      let e = idEdits.get(b)
+      if (!e) idEdits.set(b, (e = new Map()))
+      e.set(id, newGroup)
+    }
+  }
+  for (const [b, e] of pageEdits) {
+    const was = prev ? into.pages[b] : undefined
+    const page: Page = was !== undefined ? parsePage(prev!.read(was)) : new Map()
+    for (const [g, id] of e.remove) page.get(g)?.delete(id)
+    for (const [g, id, entry] of e.add) {
+      let p = page.get(g)
+      if (!p) page.set(g, (p = new Map()))
+      p.set(id, entry)
+    }
+    for (const [g, p] of page) if (p.size === 0) page.delete(g)
+    if (page.size === 0) delete into.pages[b]
+    else into.pages[b] = put(encodePage(page))
+  }
+  for (const [b, e] of idEdits) {
+    const was = prev ? into.ids[b] : undefined
+    const map = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
+    for (const [id, g] of e) {
+      if (g === null) map.delete(id)
+      else map.set(id, g)
+    }
+    if (map.size === 0) delete into.ids[b]
+    else into.ids[b] = put(Buffer.from(JSON.stringify([...map].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
+  }
+}
+
+/** The state of an index on disk (for Tree.setSavedSnapshots): what a snapshot view is derived from. */
+function stateOf(files: IndexFiles): () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } {
+  let heads: Map<string, string[]> | null = null
+  return () => ({ base: files, memo: files.manifest.memo, heads: (heads ??= new Map(files.manifest.shards.map(([n, h]) => [n, h]))) })
 }
 
 /** Whether a snapshot's heads name exactly the node shards' state `now` (its meta heads aside). */

@@ -1,4 +1,4 @@
-export { TreeError, type TreeErrorCode } from './errors.js'
+export { TreeError, StateMismatchError, type TreeErrorCode } from './errors.js'
 export { Tree, type TreeOptions, type ShardChange, type IncomingChange, type Rejected, type TreeState, type Attrs, type SnapshotInfo, type Problem } from './tree.js'
 export { encodeTreeState, decodeTreeState, CHECKPOINT_VERSION } from './checkpoint.js'
 export { canonicalDump } from './dump.js'

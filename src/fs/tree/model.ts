@@ -11,7 +11,15 @@ export type Kind = 'file' | 'dir' | 'symlink'
 export const ROOT_ID = '0'.repeat(32)
 /** The shard that holds snapshots and the root's attributes. */
 export const META_SHARD = 'meta'
+/** Version 1 records: a map of keys v, kind, loc, mode, mtime, by, content/target (8 Automerge ops per new record). */
 export const RECORD_VERSION = 1
+/**
+ * Version 2 records (what this code writes): a map whose one key `c` holds the creation
+ * `[2, kind, by, time, {initial values}]` (2 ops per new record); later edits assign the v1
+ * keys, which override the initial values (spec/tree.md "Documents").
+ */
+export const RECORD_VERSION_2 = 2
+export type RecordVersion = 1 | 2
 /** Values are JSON arrays whose first element is this format number. */
 export const VALUE_VERSION = 1
 export const SNAP_PREFIX = 'snap.'
@@ -191,6 +199,69 @@ export function decodeSnapshot(text: string): SnapshotRecord {
   return { time, writer, heads: out }
 }
 
+/** What a version 2 record's `c` holds: its fixed fields and the initial values of its mutable keys. */
+export interface Creation {
+  kind: Kind
+  creator: string
+  loc: Loc
+  mode: number
+  mtime: number
+  version: Version | null
+  target?: string
+}
+
+/**
+ * The `c` value of a version 2 record: `[2, kind, by, time, init]`, init an object of the
+ * initial values: `loc: [parent, name]` (writer `by`, time `time`, no previous place),
+ * `mode`, `mtime`, files `content: [hash, size, time, ver]` (writer `by`), symlinks `target`.
+ */
+export function encodeCreation(c: Creation): string {
+  const init: Record<string, unknown> = { loc: [c.loc.parent, c.loc.name], mode: c.mode, mtime: c.mtime }
+  if (c.version) init.content = [c.version.hash, c.version.size, c.version.time, c.version.ver]
+  if (c.target !== undefined) init.target = c.target
+  return JSON.stringify([RECORD_VERSION_2, c.kind, c.creator, c.loc.time, init])
+}
+
+/**
+ * Decodes a `c` value; throws Invalid for another version, length or bad fields. Keys of init
+ * this reader does not know are ignored (later attributes add keys, spec/tree.md); a kind it
+ * does not know makes the record invalid.
+ */
+export function decodeCreation(text: string): Creation {
+  let v: unknown
+  try { v = JSON.parse(text) } catch { throw new Invalid('c: not JSON') }
+  if (!Array.isArray(v)) throw new Invalid('c: not an array')
+  if (v[0] !== RECORD_VERSION_2) throw new Invalid('unknown record version')
+  if (v.length !== 5) throw new Invalid(`c: expected 5 fields, got ${v.length}`)
+  const [, kind, creator, time, init] = v
+  if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Invalid(`unknown kind ${JSON.stringify(kind)}`)
+  if (!isActor(creator)) throw new Invalid('bad creator')
+  if (!isTime(time)) throw new Invalid('c: bad time')
+  if (typeof init !== 'object' || init === null || Array.isArray(init)) throw new Invalid('c: bad initial values')
+  const { loc, mode, mtime, content, target } = init as Record<string, unknown>
+  if (!Array.isArray(loc) || loc.length !== 2) throw new Invalid('c: bad loc')
+  const [parent, name] = loc
+  if (!isDirId(parent)) throw new Invalid('loc: bad parent id')
+  if (!isName(name)) throw new Invalid(`loc: bad name${typeof name === 'string' ? `: ${badName(name)}` : ''}`)
+  if (!isMode(mode)) throw new Invalid('bad mode')
+  if (!isTime(mtime)) throw new Invalid('bad mtime')
+  const out: Creation = { kind, creator, loc: { parent, name, writer: creator, time, prev: null }, mode, mtime, version: null }
+  if (kind === 'file' && content !== undefined) {
+    if (!Array.isArray(content) || content.length !== 4) throw new Invalid('c: bad content')
+    const [hash, size, ctime, ver] = content
+    if (typeof hash !== 'string' || !isHex(hash) || hash.length > 128) throw new Invalid('content: bad hash')
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new Invalid('content: bad size')
+    if (!isTime(ctime)) throw new Invalid('content: bad time')
+    if (typeof ver !== 'string' || !/^[0-9a-f]{16}$/.test(ver)) throw new Invalid('content: bad version id')
+    out.version = { hash, size, writer: creator, time: ctime, ver }
+  }
+  if (kind === 'symlink' && target !== undefined) {
+    if (typeof target !== 'string') throw new Invalid('bad symlink target')
+    out.target = target
+  }
+  return out
+}
+
 // ---- records ---------------------------------------------------------------------------
 
 function isMode(v: unknown): v is number { return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0o7777 }
@@ -249,22 +320,32 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
       return v[1] as string
     })
   }
-  if (numValue(get('v')) !== RECORD_VERSION) throw new Invalid(`unknown record version`)
-  const kind = strValue(get('kind'))
+  // Version 1: key `v` is 1 and every field is a key. Version 2 (no `v`): `c` holds the fixed
+  // fields and the initial values; a mutable key present overrides its initial value.
+  let init: Creation | null = null
+  if (m.v !== undefined) {
+    if (numValue(get('v')) !== RECORD_VERSION) throw new Invalid(`unknown record version`)
+  } else {
+    const c = strValue(get('c'))
+    if (c === null) throw new Invalid(`unknown record version`)
+    init = decodeCreation(c)
+  }
+  const kind = init ? init.kind : strValue(get('kind'))
   if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Invalid(`unknown kind ${JSON.stringify(kind)}`)
   const locText = strValue(get('loc'))
-  if (locText === null) throw new Invalid('loc missing')
-  const loc = decodeLoc(locText)
-  const mode = numValue(get('mode'))
+  if (locText === null && !init) throw new Invalid('loc missing')
+  const loc = locText === null ? init!.loc : decodeLoc(locText)
+  const mode = m.mode === undefined && init ? init.mode : numValue(get('mode'))
   if (!isMode(mode)) throw new Invalid('bad mode')
-  const mtime = numValue(get('mtime'))
+  const mtime = m.mtime === undefined && init ? init.mtime : numValue(get('mtime'))
   if (!isTime(mtime)) throw new Invalid('bad mtime')
-  const creator = strValue(get('by'))
+  const creator = init ? init.creator : strValue(get('by'))
   if (creator === null || !isHex(creator)) throw new Invalid('bad creator')
   const node: RawNode = { id, kind, loc, mode, mtime, creator, versions: [], tombs: [] }
   if (kind === 'file') {
     const winner = strValue(get('content'))
-    if (winner !== null) {
+    if (winner === null && m.content === undefined && init?.version) node.versions.push(init.version)
+    else if (winner !== null) {
       const first = decodeVersion(winner)
       node.versions.push(first)
       // Values with one `ver` are one version (re-assigned by resolve or by unlinking a copy, by
@@ -277,7 +358,7 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
       }
     }
   } else if (kind === 'symlink') {
-    const target = strValue(get('target'))
+    const target = m.target === undefined && init ? init.target ?? null : strValue(get('target'))
     if (target === null || target === '' || target.includes('\0') || !isWellFormed(target)) throw new Invalid('bad symlink target')
     node.target = target
   }
@@ -297,8 +378,21 @@ export function recordWinners(n: RawNode): Record<string, unknown> {
   return m
 }
 
-/** Writes a new record (local creation) through the low-level handle, as one hydrated map. */
-export function putRecord(h: Handle, id: string, r: RawNode, texts: { loc: string; content: string | null }): void {
+/** Writes a new record (local creation) through the low-level handle, as one hydrated map: version 2 unless `version` is 1. */
+export function putRecord(h: Handle, id: string, r: RawNode, texts: { loc: string; content: string | null }, version: RecordVersion = RECORD_VERSION_2): void {
+  if (version === RECORD_VERSION_2) {
+    // A creation folded with later local edits (tree.ts edit()) may hold a moved loc: then that
+    // loc is a key of its own, as is a version by another writer (c's values are by the creator).
+    const version = r.versions[0] ?? null
+    const ownVersion = version !== null && version.writer === r.creator
+    const c: Creation = { kind: r.kind, creator: r.creator, loc: r.loc, mode: r.mode, mtime: r.mtime, version: ownVersion ? version : null }
+    if (r.target !== undefined) c.target = r.target
+    const rec: Record<string, A.ImmutableString> = { c: imm(encodeCreation(c)) }
+    if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(texts.loc)
+    if (version !== null && !ownVersion && texts.content !== null) rec.content = imm(texts.content)
+    h.putObjectFromHydrate('_root', id, rec)
+    return
+  }
   const rec: Record<string, number | A.ImmutableString> = {
     v: RECORD_VERSION, kind: imm(r.kind), loc: imm(texts.loc), mode: r.mode, mtime: r.mtime, by: imm(r.creator),
   }

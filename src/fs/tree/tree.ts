@@ -1,14 +1,15 @@
 /** The directory state API: local operations become Automerge changes; reads go to the derived index. */
 import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
-import { TreeError } from './errors.js'
+import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex, isShard,
-  MAX_SHARD_DIGITS, onPath, putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type MetaDoc, type RawNode, type Version,
+  MAX_SHARD_DIGITS, onPath, putRecord, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
+import { recordsBetween } from './snapshot-views.js'
 import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
@@ -25,7 +26,7 @@ export interface Rejected { shard: string; tag?: string; reason: string }
  * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
  * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
  */
-export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string; splitAt?: number }
+export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string; splitAt?: number; recordVersion?: RecordVersion }
 /** Records a shard takes before new ones go to a deeper shard: Automerge's cost per applied change grows with the document (~0.3 ms at 1k records, 4-7 ms at 4k). */
 export const SPLIT_AT = 512
 /** What a checkpoint holds of a tree (encoded by checkpoint.ts). */
@@ -74,6 +75,10 @@ export class Tree implements ReadTree {
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
   private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
+  /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
+  private indexState: (() => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null) | null = null
+  /** Bumped when the index on disk moves (a commit): snapshot views built over the old one are built again. */
+  private indexGen = 0
   /** Changes waiting for dependencies, by shard (see `apply`). */
   private readonly held = new Map<string, Held[]>()
   /** Hashes of changes rejected (they, or a change they build on, do not apply). */
@@ -86,12 +91,15 @@ export class Tree implements ReadTree {
   private readonly clock: () => number
   private readonly splitAt: number
   private readonly random: (bytes: number) => string
+  /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
+  private readonly recordVersion: RecordVersion
 
   private constructor(readonly actor: string, opts: TreeOptions) {
     this.shards = new Shards(actor)
     this.clock = opts.clock ?? Date.now
     this.random = opts.random ?? randomHex
     this.splitAt = opts.splitAt ?? SPLIT_AT
+    this.recordVersion = opts.recordVersion ?? 2
     if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
   }
 
@@ -493,6 +501,59 @@ export class Tree implements ReadTree {
   }
 
   /**
+   * A tree from saved shard documents that are not trusted (a state a joiner starts from,
+   * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
+   * document's changes hash to its heads) to exactly the heads given, which the caller took
+   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
+   * is built by reading every record once (yielding to the event loop between groups of shards).
+   */
+  static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
+    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, onShard?: (done: number) => void): Promise<Tree> {
+    const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
+    try {
+      if (meta) {
+        let doc
+        try {
+          doc = A.load<MetaDoc>(meta.bytes, { actor })
+        } catch (e) {
+          throw new StateMismatchError(`shard meta does not load: ${(e as Error).message}`)
+        }
+        t.shards.setMeta(doc)
+        if (!sameHeads([...A.getHeads(doc)].sort(), [...meta.heads].sort())) throw new StateMismatchError('shard meta is not at the heads its logs give')
+      }
+      t.shards.restore(shards, null)
+      let changed = new Map<string, RawNode | null>()
+      let done = 0
+      for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
+        let h
+        try {
+          h = t.shards.node(name)
+        } catch (e) {
+          throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
+        }
+        if (!sameHeads([...h.getHeads()].sort(), [...shards.get(name)!.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
+        const whole = h.materialize('_root') as Record<string, unknown>
+        for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
+        if (++done % 64 === 0) {
+          t.updateIndex(changed)
+          changed = new Map()
+          t.shards.evict(0)
+          onShard?.(done)
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      }
+      t.updateIndex(changed)
+      t.shards.evict(0)
+      t.owners = new Map()
+      t.readRootAttrs()
+      return t
+    } catch (e) {
+      t.free()
+      throw e
+    }
+  }
+
+  /**
    * Saves and frees the Automerge documents of shards, keeping the `keep` most recently used
    * and those used in the last `idleMs`. Returns how many were freed.
    */
@@ -872,14 +933,27 @@ export class Tree implements ReadTree {
         if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
       }
     }
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, saved))
+    // Made again when the index on disk moves (a commit): then its saved view is read, or it is derived again.
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot?.(value) ?? undefined), () => this.indexGen)
     this.snapshotTrees.set(value, t)
     return t
   }
 
-  /** Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead of building it. */
-  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null): void {
+  /**
+   * Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead
+   * of building it, and the state of the index on disk (to derive a view from). Called by every
+   * commit: views made over the previous index on disk are made again on their next read.
+   */
+  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
     this.savedSnapshot = find
+    this.indexState = state ?? null
+    this.indexGen++
+    this.snapshotTrees.clear()
+  }
+
+  /** The records that differ between the node shards at `from` and the heads `to`, read at `to` (snapshot-views.ts); null if changes are missing. */
+  recordsBetween(from: ReadonlyMap<string, string[]>, to: Readonly<Record<string, string[]>>): Map<string, RawNode | null> | null {
+    return recordsBetween(this.shards, from, to)
   }
 
   /** Every snapshot not removed: its record text and the heads it names. */
@@ -887,10 +961,13 @@ export class Tree implements ReadTree {
     return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
   }
 
-  /** A snapshot's view: read from its saved index when there is one, else built from the shards at its heads. */
+  /**
+   * A snapshot's view: read from its saved index when there is one; else derived from the
+   * index on disk and the records that differ between its state and the snapshot's heads
+   * (snapshot-views.ts: cost follows those changes); else built from the shards at its heads.
+   */
   private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
-    if (saved) {
-      const index = new TreeIndex(saved)
+    const withRoot = (index: TreeIndex): TreeIndex => {
       const hs = heads[META_SHARD]
       if (hs) {
         const m = A.view(this.shards.meta(), hs)
@@ -898,6 +975,14 @@ export class Tree implements ReadTree {
         if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
       }
       return index
+    }
+    if (saved) return withRoot(new TreeIndex(saved))
+    const state = this.indexState?.() ?? null
+    const changed = state ? recordsBetween(this.shards, state.heads, heads) : null
+    if (state && changed) {
+      const index = new TreeIndex(state)
+      index.update(changed)
+      return withRoot(index)
     }
     const index = new TreeIndex()
     const nodes = new Map<string, RawNode | null>()
@@ -983,12 +1068,12 @@ export class Tree implements ReadTree {
         // The record written at flush is the node's state now, exactly what the edits in
         // sequence would leave (each local assignment supersedes its key's value).
         const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
-        created.list[created.at] = (h) => putRecord(h, id, raw, texts)
+        created.list[created.at] = (h) => putRecord(h, id, raw, texts, this.recordVersion)
       } else {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!))
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : (h) => putRecord(h, id, raw, record!, this.recordVersion))
       }
       changed.set(id, raw)
     }
@@ -1016,9 +1101,17 @@ export class Tree implements ReadTree {
 
 /** A snapshot's read-only tree; its index is built on first use. */
 class SnapshotTree implements ReadTree {
-  private index: TreeIndex | null = null
-  constructor(private readonly build: () => TreeIndex) {}
-  private get ix(): TreeIndex { return (this.index ??= this.build()) }
+  private built: TreeIndex | null = null
+  private builtGen = -1
+  constructor(private readonly build: () => TreeIndex, private readonly gen: () => number) {}
+  private get ix(): TreeIndex {
+    const g = this.gen()
+    if (this.built === null || this.builtGen !== g) {
+      this.built = this.build()
+      this.builtGen = g
+    }
+    return this.built
+  }
   lookup(path: string): Stat | null { return this.ix.lookup(path) }
   stat(path: string): Stat { return this.ix.stat(path) }
   readdir(path: string): Stat[] { return this.ix.readdir(path) }
@@ -1061,6 +1154,9 @@ const EDITS_PER_CHANGE = 64
 const BULK_EDITS = 256
 const HEAP_PER_EDIT = 4096
 
+/** Record keys that fix a record's format or fields at creation (spec/tree.md "Documents"). */
+const FIXED_KEYS = new Set(['v', 'c', 'kind', 'by'])
+
 /** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
 const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
 
@@ -1084,6 +1180,9 @@ function patchRecord(old: RawNode | undefined, patches: A.Patch[]): { winners: R
     }
     const key = p.path[1]
     if (winners === null || p.path.length !== 2 || typeof key !== 'string') return null
+    // The base of an existing record is its v1 shape (recordWinners): a key that decides the
+    // format (v, c) or a fixed field, or a deleted key (a v2 record falls back to c), needs a full read.
+    if (old && (FIXED_KEYS.has(key) || p.action === 'del')) return null
     if (p.action === 'put') {
       if (typeof p.value === 'object' && p.value !== null && !(p.value instanceof A.ImmutableString)) return null
       winners[key] = p.value
