@@ -1,7 +1,8 @@
 // Which module holds which command, so that a CLI process imports only the module of the
 // command it runs (a command the server runs for it loads nearly nothing else; a cold one
 // loads the store's modules when it opens the data dir, src/cli/base.ts withNode). The paths
-// here are the commands' own `static paths` (test/cli-lazy.test.ts checks they agree).
+// here are the commands' own `static paths` (test/cli-lazy.test.ts checks they agree; a command
+// missing here still runs: a command line no module claims loads every module).
 import { Command, type CommandClass as ClipanionCommand } from 'clipanion'
 import type { BazilContext } from './base.js'
 
@@ -24,7 +25,7 @@ export const COMMAND_MODULES: CommandModule[] = [
   { paths: [['volume', 'conflicts'], ['volume', 'resolve']], load: () => import('./commands/conflicts.js') },
   { paths: [['peer', 'add'], ['peer', 'remove'], ['peer', 'list'], ['peer', 'location', 'set'], ['peer', 'storage'], ['peer', 'volume']], load: () => import('./commands/peer.js') },
   { paths: [['dht', 'run']], load: () => import('./commands/dht.js') },
-  { paths: [['volume', 'connect'], ['volume', 'sync'], ['volume', 'storage', 'add']], load: () => import('./commands/sync.js') },
+  { paths: [['volume', 'connect'], ['volume', 'state', 'save'], ['volume', 'sync'], ['volume', 'storage', 'add']], load: () => import('./commands/sync.js') },
   { paths: [['volume', 'writers'], ['volume', 'writers', 'remove']], load: () => import('./commands/writers.js') },
   { paths: [['volume', 'copies'], ['where'], ['volume', 'du'], ['volume', 'storage', 'rm']], load: () => import('./commands/placement.js') },
   { paths: [['cache', 'size'], ['pin'], ['unpin']], load: () => import('./commands/cache.js') },
