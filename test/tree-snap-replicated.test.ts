@@ -6,42 +6,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
-import { Tree, TreeError, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
+import { Tree, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
 import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
 import { tempDir } from './helpers.js'
+import { randomOp, rng } from './tree-random.js'
 
 const A = 'a1'.repeat(16)
 const B = 'b2'.repeat(16)
 const R = 'c3'.repeat(16)
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0
-    return s / 2 ** 32
-  }
-}
-
-function randomOp(t: Tree, r: () => number, n: number): void {
-  const all = [...t.walk('/')].filter((s) => !s.id.includes(':'))
-  const dirs = all.filter((s) => s.kind === 'dir')
-  const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]
-  const dir = pick(dirs).path
-  const at = dir === '/' ? `/n${Math.floor(r() * 12)}` : `${dir}/n${Math.floor(r() * 12)}`
-  try {
-    const k = r()
-    if (k < 0.3) t.writeFile(at, { hash: (n + 1).toString(16).padStart(64, '0'), size: n })
-    else if (k < 0.5) t.mkdir(at)
-    else if (k < 0.7 && all.length > 1) t.rename(pick(all.slice(1)).path, at)
-    else if (k < 0.8 && all.length > 1) {
-      const s = pick(all.slice(1))
-      if (s.kind === 'dir') t.rmdir(s.path)
-      else t.unlink(s.path)
-    } else if (all.length > 1) t.setattr(pick(all.slice(1)).path, { mode: 0o600 + Math.floor(r() * 64) })
-  } catch (e) {
-    if (!(e instanceof TreeError)) throw e
-  }
-}
 
 test('a snapshot taken by another writer: derived from the index on disk (in memory, then saved by a commit), the same view as built from the shards', () => {
   const { dir, cleanup } = tempDir()

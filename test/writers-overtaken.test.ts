@@ -15,12 +15,18 @@ const dump = (v: Volume): string => [...v.tree.walk('/')].map((s) => s.path).sor
 const own = (v: Volume): string => v.log.key.toString('hex')
 const sees = (v: Volume): boolean => (v.writerSet.writers.get(own(v))?.limit ?? null) !== null
 
-test('a revocation that arrives between an edit and its flush: the flush appends nothing, says why (EROFS), the edit leaves the view and is listed', async (t) => {
+/** Two writers a (root) and b; b wrote /kept and a applied it. */
+async function keptByB(t: { after: (fn: () => Promise<void>) => void }): Promise<{ c: Nodes; a: Volume; b: Volume }> {
   const { c, vols: [a, b] } = await Nodes.writers(2)
   t.after(() => c.close())
   b.mkdir('/kept')
   await b.flush()
   await until('a applies /kept', [a, b], () => has(a, '/kept'))
+  return { c, a, b }
+}
+
+test('a revocation that arrives between an edit and its flush: the flush appends nothing, says why (EROFS), the edit leaves the view and is listed', async (t) => {
+  const { c, a, b } = await keptByB(t)
   b.mkdir('/overtaken') // allowed: b knows of no revocation yet
   await a.revokeNode(c.nodes[1].dir.publicKey)
   await until('b sees its revocation', [a, b], () => sees(b))
@@ -59,11 +65,7 @@ test('a node acting on a set that does not show its revocation yet (stale canWri
 })
 
 test('entries a node wrote before its revocation arrived (partitioned): dropped by the rebuild everywhere, and listed as refused on that node', async (t) => {
-  const { c, vols: [a, b] } = await Nodes.writers(2)
-  t.after(() => c.close())
-  b.mkdir('/kept')
-  await b.flush()
-  await until('a applies /kept', [a, b], () => has(a, '/kept'))
+  const { c, a, b } = await keptByB(t)
   c.unlink(0, 1)
   await a.revokeNode(c.nodes[1].dir.publicKey)
   b.mkdir('/late')
