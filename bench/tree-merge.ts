@@ -10,10 +10,12 @@
 // those of the 1M-file case (scattered over every directory).
 //
 //   node dist/bench/tree-merge.js   sizes: BENCH_MERGE_FILES (100000), BENCH_MERGE_SHARD_RECORDS
-//   (3900), BENCH_MERGE_OPS (10000 per writer), BENCH_MERGE_OPS_PER_ENTRY (1: one entry per op)
+//   (3900), BENCH_MERGE_OPS (10000 per writer), BENCH_MERGE_OPS_PER_ENTRY (1: one entry per op),
+//   BENCH_MERGE_OP_DIRS (the ops touch only the first N directories; default every one),
+//   BENCH_MERGE_NOSPLIT (0: skip the 256-shard layout), BENCH_MERGE_PLACED (1: also the layout with records placed near their directory, placement.ts)
 import { createHash } from 'node:crypto'
 import os from 'node:os'
-import { Tree, entryCost, CHANGE_LIMITS, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
+import { Tree, entryCost, nodeIdNear, CHANGE_LIMITS, canonicalDump, type ShardChange, type TreeOptions } from '../src/fs/tree/index.js'
 import type { Row } from './row.js'
 
 const FILES = Number(process.env.BENCH_MERGE_FILES ?? 100_000)
@@ -21,6 +23,8 @@ const SHARD_RECORDS = Number(process.env.BENCH_MERGE_SHARD_RECORDS ?? 3900)
 const OPS = Number(process.env.BENCH_MERGE_OPS ?? 10_000)
 const PER_ENTRY = Number(process.env.BENCH_MERGE_OPS_PER_ENTRY ?? 1)
 const DIR_FILES = 100
+const OP_DIRS = process.env.BENCH_MERGE_OP_DIRS ? Number(process.env.BENCH_MERGE_OP_DIRS) : null
+const PLACED = process.env.BENCH_MERGE_PLACED !== '0'
 
 const hex = (n: number, chars: number): string => n.toString(16).padStart(chars, '0')
 
@@ -35,6 +39,7 @@ function ids(writer: number, tops: number): (bytes: number) => string {
 }
 
 function offline(t: Tree, seed: number, dirs: number): ShardChange[][] {
+  dirs = Math.min(dirs, OP_DIRS ?? dirs)
   const entries: ShardChange[][] = []
   for (let i = 0; i < OPS; i++) {
     const d = (i * 7 + seed * 13) % dirs
@@ -73,12 +78,18 @@ function merge(t: Tree, entries: ShardChange[][], writer: string): { ms: number;
   return { ms: performance.now() - t0, calls }
 }
 
-async function layout(name: string, splitAt: number): Promise<Row[]> {
+/** Tree options of writer `w`: ids in the first `tops` top-level shards, placed near their directory or not. */
+function opts(w: number, tops: number, splitAt: number, placed: boolean): TreeOptions {
+  const random = ids(w, tops)
+  return placed ? { random, splitAt, nodeId: (parent, kind) => nodeIdNear(parent, kind, random) } : { random, splitAt }
+}
+
+async function layout(name: string, splitAt: number, placed = false): Promise<Row[]> {
   const tops = Math.max(1, Math.min(256, Math.ceil(FILES / SHARD_RECORDS)))
   const dirs = Math.ceil(FILES / DIR_FILES)
   const [wa, wb] = ['aa'.repeat(32), 'bb'.repeat(32)]
   let t0 = performance.now()
-  const a = Tree.create(wa, { random: ids(1, tops), splitAt })
+  const a = Tree.create(wa, opts(1, tops, splitAt, placed))
   for (let d = 0; d < dirs; d++) {
     a.mkdir(`/d${d}`)
     for (let f = 0; f < DIR_FILES; f++) a.writeFile(`/d${d}/f${f}`, { hash: hex(d * DIR_FILES + f + 1, 64), size: f })
@@ -87,7 +98,7 @@ async function layout(name: string, splitAt: number): Promise<Row[]> {
   a.takeChanges()
   const built = performance.now() - t0
   const state = a.exportState()
-  const b = Tree.restore(wb, state, { random: ids(2, tops), splitAt })
+  const b = Tree.restore(wb, state, opts(2, tops, splitAt, placed))
   const shardSizes = new Map<string, number>()
   for (const n of state.nodes) shardSizes.set(n.shard ?? n.id.slice(0, 2), (shardSizes.get(n.shard ?? n.id.slice(0, 2)) ?? 0) + 1)
   const largest = Math.max(...shardSizes.values())
@@ -99,14 +110,14 @@ async function layout(name: string, splitAt: number): Promise<Row[]> {
   const mb = merge(b, ea, wa)
   const same = JSON.stringify(canonicalDump(a)) === JSON.stringify(canonicalDump(b))
   // The same merge into shards saved and freed (a server idle since: IDLE_MS evicts).
-  const cold = Tree.restore(wa, state, { random: ids(1, tops), splitAt })
+  const cold = Tree.restore(wa, state, opts(1, tops, splitAt, placed))
   cold.applyChanges(ea.flat())
   cold.evict()
   const mc = merge(cold, eb, wb)
   const rows: Row[] = [
     { name: `${name}: build ${FILES} files (${shardSizes.size} shards, largest ${largest} records)`, value: built / 1000, unit: 's', note: `${OPS} offline ops per writer ${(offMs / 2000).toFixed(1)} s` },
     { name: `${name}: merge ${OPS}+${OPS} ops, ${PER_ENTRY} op(s) per entry, shards hot (per writer)`, value: (ma.ms + mb.ms) / 2000, unit: 's', note: `a ${(ma.ms / 1000).toFixed(2)} s in ${ma.calls} calls, b ${(mb.ms / 1000).toFixed(2)} s; ${ea.length}+${eb.length} entries; same state: ${same}` },
-    { name: `${name}: the same merge into cold shards (loaded as touched)`, value: mc.ms / 1000, unit: 's', note: `shard loads ${cold.shardStats.loads}` },
+    { name: `${name}: the same merge into cold shards (loaded as touched)`, value: mc.ms / 1000, unit: 's', note: `shard loads ${cold.shardStats.loads} of ${cold.shardStats.total}; ops in ${Math.min(dirs, OP_DIRS ?? dirs)} of ${dirs} directories` },
   ]
   for (const t of [a, b, cold]) t.free()
   if (!same) throw new Error(`${name}: the writers did not converge`)
@@ -114,10 +125,19 @@ async function layout(name: string, splitAt: number): Promise<Row[]> {
 }
 
 export async function run(): Promise<Row[]> {
-  const rows = [...await layout('no split (256-shard layout)', Number.MAX_SAFE_INTEGER), ...await layout('split at 512', 512)]
-  const [, hotOld, coldOld, , hotNew, coldNew] = rows
-  rows.push({ name: 'merge, shards hot: split / no split', value: hotNew.value / hotOld.value, unit: 'ratio' })
-  rows.push({ name: 'merge, shards cold: split / no split', value: coldNew.value / coldOld.value, unit: 'ratio' })
+  const noSplit = process.env.BENCH_MERGE_NOSPLIT !== '0' ? await layout('no split (256-shard layout)', Number.MAX_SAFE_INTEGER) : null
+  const split = await layout('split at 512', 512)
+  const rows = [...noSplit ?? [], ...split]
+  const coldNew = split[2]!
+  if (noSplit) {
+    rows.push({ name: 'merge, shards hot: split / no split', value: split[1]!.value / noSplit[1]!.value, unit: 'ratio' })
+    rows.push({ name: 'merge, shards cold: split / no split', value: coldNew.value / noSplit[2]!.value, unit: 'ratio' })
+  }
+  if (PLACED) {
+    const placed = await layout('split at 512, placed near the directory', 512, true)
+    rows.push(...placed)
+    rows.push({ name: 'merge, shards cold: placed / random ids (both split)', value: placed[2]!.value / coldNew.value, unit: 'ratio' })
+  }
   return rows
 }
 

@@ -15,6 +15,7 @@
 // BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge,join (default all; join: bench/tree-join.ts). BENCH_TREE_SRC: a
 // directory to keep the source tree in between runs (made once per size). BENCH_TREE_PROFILE=1:
 // the import runs under --cpu-prof and its profile summary goes into the row's note.
+// BENCH_TREE_PROFILE_MERGE=DIR: each merge round is sampled into DIR/merge-SEED.cpuprofile (summary in its row).
 // BENCH_TREE_KEEP=1 keeps the work dir; BENCH_TREE_REUSE=DIR runs the other parts on a kept one.
 // BENCH_TREE_CLI_TIMEOUT_S (600): a cold CLI command taking longer is stopped and reported so.
 // Merge: BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_COMMIT_MS (100: ops are
@@ -44,6 +45,8 @@ const OPS = Number(process.env.BENCH_TREE_OPS ?? 10_000)
 const COMMIT_MS = Number(process.env.BENCH_TREE_COMMIT_MS ?? 100)
 const WORST = process.env.BENCH_TREE_WORST !== '0'
 const PROFILE = process.env.BENCH_TREE_PROFILE === '1'
+/** A directory: each merge round's replication + apply is sampled (node:inspector) into a .cpuprofile there, summarized in its row. */
+const PROFILE_MERGE = process.env.BENCH_TREE_PROFILE_MERGE ?? null
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
@@ -351,6 +354,25 @@ async function blockSizes(vol: Volume, from: number): Promise<number[]> {
   return out
 }
 
+async function startProfile(): Promise<import('node:inspector/promises').Session> {
+  const { Session } = await import('node:inspector/promises')
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 500 })
+  await session.post('Profiler.start')
+  return session
+}
+
+async function stopProfile(session: import('node:inspector/promises').Session, file: string): Promise<string> {
+  const { profile } = await session.post('Profiler.stop')
+  session.disconnect()
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  fs.writeFileSync(file, JSON.stringify(profile))
+  const s = summarizeProfile(file, { top: 25 })
+  return `; profile ${file}: main thread busy ${s.busySecs.toFixed(2)} s of ${s.wallSecs.toFixed(2)} s; by package: ${s.packages}; by function: ${s.functions}`
+}
+
 /** A second writer gets the imported volume, then both work apart and merge (one process, streams piped). */
 async function mergePart(ctx: Ctx): Promise<void> {
   const { rows, lay, tmp } = ctx
@@ -390,18 +412,20 @@ async function mergePart(ctx: Ctx): Promise<void> {
       rows.push({ name: `${OPS} offline ops on each writer, ${label}`, value: (performance.now() - t) / 2000, unit: 's per writer', note: `${entries[0]} + ${entries[1]} log entries` })
       const before = [{ ...a.stats }, { ...b.stats }]
       const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
+      const session = PROFILE_MERGE !== null ? await startProfile() : null
       const cpu0 = process.cpuUsage()
       t = performance.now()
       disconnect = connect()
       await waitFor(() => caughtUp(a, b) && caughtUp(b, a), [], 600_000)
       const mergeS = (performance.now() - t) / 1000
       const cpu = process.cpuUsage(cpu0)
+      const prof = session ? await stopProfile(session, path.join(PROFILE_MERGE!, `merge-${seed}.cpuprofile`)) : ''
       disconnect()
       const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k]!.readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k]!.applyMs) / 1000).toFixed(2)} s in ${v.stats.applyCalls - before[k]!.applyCalls} calls, shard loads ${v.tree.shardStats.loads - loads0[k]!}`).join('; ')
       const dump = (v: Volume): string => JSON.stringify([...v.tree.walk('/')].map((s) => [s.path, s.content?.hash, s.mode]))
       const same = dump(a) === dump(b)
       if (!same) throw new Error(`${label}: the writers did not converge`)
-      rows.push({ name: `merge ${OPS}+${OPS} ops on both, ${label} (replication + apply, wall)`, value: mergeS, unit: 's', target: 2, ok: mergeS <= 2, note: `${entries[0]} + ${entries[1]} entries; same state: ${same}; cpu (both writers, one process) ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; ${cost}; ${uptime()}` })
+      rows.push({ name: `merge ${OPS}+${OPS} ops on both, ${label} (replication + apply, wall)`, value: mergeS, unit: 's', target: 2, ok: mergeS <= 2, note: `${entries[0]} + ${entries[1]} entries; same state: ${same}; cpu (both writers, one process) ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; ${cost}; ${uptime()}${prof}` })
       return { sizes: [await blockSizes(a, from[0]!), await blockSizes(b, from[1]!)] }
     }
     await mergeRound(`logged as the mount does (an entry per ${COMMIT_MS} ms)`, COMMIT_MS, 1)

@@ -5,6 +5,7 @@
 import type { Hypercore } from 'hypercore'
 import { ByteReader, ByteWriter } from './bytes.js'
 import { LogFormatError } from './errors.js'
+import { localBlocks } from './local-blocks.js'
 
 /** Block version of a control entry (sealed entries are block version 1). */
 export const CONTROL_BLOCK_VERSION = 2
@@ -130,10 +131,13 @@ export async function scanControl(core: Hypercore, from: number, to: number = co
   const window: Promise<Buffer | null>[] = []
   let ahead = start
   for (let seq = start; seq < to; seq++) {
-    while (ahead < to && window.length < SCAN_AHEAD) {
-      const p = core.get(ahead++, { wait: false }) as Promise<Buffer | null>
-      p.catch(() => {}) // awaited in order below
-      window.push(p)
+    if (window.length <= SCAN_AHEAD / 2 && ahead < to) {
+      const end = Math.min(to, ahead + SCAN_AHEAD - window.length)
+      for (const p of localBlocks(core, ahead, end)) {
+        p.catch(() => {}) // awaited in order below
+        window.push(p)
+      }
+      ahead = end
     }
     let block: Buffer | null
     try {

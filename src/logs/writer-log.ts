@@ -7,6 +7,7 @@ import { checkBindingFull, encodeBinding, type Binding, type Genesis } from './b
 import { decodeControl, encodeControl, isControlBlock, type ControlOp } from './control.js'
 import { decodeEntry, encodeEntry, type EntryBody } from './entry-codec.js'
 import { EntryError, LogBindingError, LogFormatError } from './errors.js'
+import { localBlocks } from './local-blocks.js'
 import { TreeHasher } from './merkle.js'
 
 /** Blocks requested ahead of the one being read (see read). */
@@ -253,6 +254,17 @@ export class WriterLog {
     const window: Promise<Buffer | null>[] = []
     let next = from
     const fill = (): void => {
+      if (!wait && opts.timeout === undefined) {
+        // Held blocks only (a replay): half a window or more per storage read (local-blocks.ts).
+        if (window.length > READ_AHEAD / 2 || next >= to) return
+        const end = Math.min(to, next + READ_AHEAD - window.length)
+        for (const p of localBlocks(this.core, next, end)) {
+          p.catch(() => {}) // awaited in order below; one left behind must not go unhandled
+          window.push(p)
+        }
+        next = end
+        return
+      }
       while (next < to && window.length < READ_AHEAD) {
         const p = this.core.get(next++, getOpts)
         p.catch(() => {}) // awaited in order below; one left behind must not go unhandled

@@ -36,6 +36,12 @@ export interface CheckedChange extends ChangeHeader {
   size: number
   /** What it costs in ops: rows of its longest op column (the ops Automerge decodes and applies), an op on the root map counting rootOpWeight. */
   ops: number
+  /**
+   * Objects (Automerge ids, `counter@actorHex`) on which an op of the change writes key
+   * `content` or `del`: the records whose concurrent values it may join (Automerge emits no
+   * patch when a losing value joins a conflicted key, so those records are re-read by id).
+   */
+  valueObjs: string[]
 }
 
 /**
@@ -208,25 +214,30 @@ function check(bytes: Uint8Array, budget: ChangeBudget, hashIt: boolean): Checke
   const seq = r.uleb('seq')
   if (seq < 1) throw new Error('change seq must be >= 1')
   if (budget.ops < CHANGE_LIMITS.changeOps) throw tooMany(budget.ops)
-  const { ops, cols } = countOps(r, budget.ops - CHANGE_LIMITS.changeOps)
-  checkClaims(body, cols, actor)
+  const { ops, cols, actors } = countOps(r, budget.ops - CHANGE_LIMITS.changeOps)
+  const valueObjs = checkClaims(body, cols, actor, actors)
   budget.ops -= ops + CHANGE_LIMITS.changeOps
   budget.bytes -= body.length
-  return { hash, actor, seq, deps, chunk, size: body.length, ops }
+  return { hash, actor, seq, deps, chunk, size: body.length, ops, valueObjs }
 }
 
 /** Column data by spec: [start, end) in the body. */
 type Columns = Map<number, [number, number]>
 
 /** The rest of the body after seq: the rows of its longest op column (throws over `maxOps`) and where each column is. */
-function countOps(r: Reader, maxOps: number): { ops: number; cols: Columns } {
+function countOps(r: Reader, maxOps: number): { ops: number; cols: Columns; actors: [number, number][] } {
   const startOp = r.uleb('start op')
   if (startOp < 1) throw new Error('change start op must be >= 1')
   r.skipLeb('time')
   r.skip(r.uleb('message length'), 'message')
   const nActors = r.uleb('other actor count')
   if (nActors > r.end - r.at) throw new Error('other actor list longer than the change')
-  for (let i = 0; i < nActors; i++) r.skip(r.uleb('actor length'), 'actor')
+  const actors: [number, number][] = []
+  for (let i = 0; i < nActors; i++) {
+    const n = r.uleb('actor length')
+    actors.push([r.at, r.at + n])
+    r.skip(n, 'actor')
+  }
   const nCols = r.uleb('column count')
   if (nCols > (r.end - r.at) / 2) throw new Error('column list longer than the change')
   const cols: [number, number][] = []
@@ -263,11 +274,11 @@ function countOps(r: Reader, maxOps: number): { ops: number; cols: Columns } {
   const cost = ops + (CHANGE_LIMITS.rootOpWeight - 1) * rootOps
   if (cost > maxOps) throw tooMany(maxOps)
   // The rest is extra bytes, which Automerge keeps and ignores.
-  return { ops: cost, cols: where }
+  return { ops: cost, cols: where, actors }
 }
 
 // Op columns the authorship check reads (spec = column id << 4 | type).
-const OBJ_ACTOR = 0x01, KEY_STR = 0x15, ACTION = 0x42, VALUE_META = 0x56, VALUE = 0x57
+const OBJ_ACTOR = 0x01, OBJ_CTR = 0x02, KEY_STR = 0x15, ACTION = 0x42, VALUE_META = 0x56, VALUE = 0x57
 const ACTION_SET = 1
 /** makeMap, makeList, makeText, makeTable. */
 const MAKE_ACTIONS = new Set([0, 2, 4, 6])
@@ -284,19 +295,29 @@ const SNAP_PREFIX = 'snap.'
  * change that wrote it (the actor is checked against the log key), and what the view shows
  * as a version's or a name's writer never comes from an unchecked claim.
  */
-function checkClaims(body: Uint8Array, cols: Columns, actor: string): void {
+function checkClaims(body: Uint8Array, cols: Columns, actor: string, others: [number, number][]): string[] {
   const keys = cols.get(KEY_STR), actions = cols.get(ACTION), metas = cols.get(VALUE_META)
-  if (!keys || !actions || !metas) return // no map keys, actions or values: nothing claims a writer
+  const objs: string[] = []
+  if (!keys || !actions || !metas) return objs // no map keys, actions or values: nothing claims a writer
   const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
   const keyRows = new RleCursor(buf, keys, true)
   const actionRows = new RleCursor(buf, actions, false)
   const metaRows = new RleCursor(buf, metas, false)
+  const objActorCol = cols.get(OBJ_ACTOR), objCtrCol = cols.get(OBJ_CTR)
+  const objActors = objActorCol ? new RleCursor(buf, objActorCol, false) : null
+  const objCtrs = objCtrCol ? new RleCursor(buf, objCtrCol, false) : null
   const values = cols.get(VALUE) ?? [0, 0]
   let at = values[0]
   while (!metaRows.done) {
     const m = metaRows.next() ?? 0
     const key = keyRows.done ? KEY_OTHER : keyRows.next() ?? KEY_OTHER
     const action = actionRows.done ? -1 : actionRows.next() ?? -1
+    const objActor = objActors === null || objActors.done ? null : objActors.next()
+    const objCtr = objCtrs === null || objCtrs.done ? null : objCtrs.next()
+    if ((key === KEY_CONTENT || key === KEY_DEL) && objActor !== null && objCtr !== null) {
+      const who = objActor === 0 ? actor : objActor <= others.length ? buf.toString('hex', others[objActor - 1]![0], others[objActor - 1]![1]) : null
+      if (who !== null) objs.push(`${objCtr}@${who}`)
+    }
     const len = Math.floor(m / 16)
     const start = at
     at += len
@@ -318,11 +339,12 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string): void {
     const claim = v[KEY_WRITER_INDEX[key]]
     if (typeof claim === 'string' && claim !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… writes a ${what} value naming writer ${claim.slice(0, 16)}…`)
   }
+  return objs
 }
 
 // Keys whose values name a writer, as codes (0 = any other key), their names and writer index.
 const KEY_OTHER = 0
-const KEY_BY = 5
+const KEY_CONTENT = 2, KEY_DEL = 3, KEY_BY = 5
 const KEY_CREATION = 6
 const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by', 'c']
 const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0, 2]

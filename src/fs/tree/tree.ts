@@ -1,6 +1,8 @@
 /** The directory state API: local operations become Automerge changes; reads go to the derived index. */
 import * as A from '@automerge/automerge'
 import { randomBytes } from '../../crypto.js'
+import { nodeIdNear } from './placement.js'
+import { conflictedTouched } from './conflicted.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
@@ -26,7 +28,14 @@ export interface Rejected { shard: string; tag?: string; reason: string }
  * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
  * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
  */
-export interface TreeOptions { clock?: () => number; random?: (bytes: number) => string; splitAt?: number; recordVersion?: RecordVersion }
+export interface TreeOptions {
+  clock?: () => number
+  random?: (bytes: number) => string
+  splitAt?: number
+  recordVersion?: RecordVersion
+  /** A new node's id (default: placement.ts nodeIdNear with random bytes; with `random` given and no `nodeId`: random(16)). */
+  nodeId?: (parent: string, kind: Kind) => string
+}
 /** Records a shard takes before new ones go to a deeper shard: Automerge's cost per applied change grows with the document (~0.3 ms at 1k records, 4-7 ms at 4k). */
 export const SPLIT_AT = 512
 /** What a checkpoint holds of a tree (encoded by checkpoint.ts). */
@@ -51,7 +60,7 @@ export interface TreeParts {
   counts: [string, number][]
   memo: IndexMemo
 }
-interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; tag?: string; entry?: string }
+interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
 type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
 type Put = (h: Handle) => void
@@ -91,6 +100,7 @@ export class Tree implements ReadTree {
   private readonly clock: () => number
   private readonly splitAt: number
   private readonly random: (bytes: number) => string
+  private readonly nodeId: (parent: string, kind: Kind) => string
   /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
   private readonly recordVersion: RecordVersion
 
@@ -98,6 +108,7 @@ export class Tree implements ReadTree {
     this.shards = new Shards(actor)
     this.clock = opts.clock ?? Date.now
     this.random = opts.random ?? randomHex
+    this.nodeId = opts.nodeId ?? (opts.random ? () => this.random(16) : (parent, kind) => nodeIdNear(parent, kind, randomHex))
     this.splitAt = opts.splitAt ?? SPLIT_AT
     this.recordVersion = opts.recordVersion ?? 2
     if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
@@ -174,7 +185,7 @@ export class Tree implements ReadTree {
         rejected.push({ shard: c.shard, tag: c.tag, reason: `change by actor ${header.actor} in the log of writer ${c.writer}` })
         return
       }
-      ok.push({ shard: c.shard, change: header.chunk, hash: header.hash, deps: header.deps, tag: c.tag, entry })
+      ok.push({ shard: c.shard, change: header.chunk, hash: header.hash, deps: header.deps, objs: header.valueObjs, tag: c.tag, entry })
     })
     const byShard = new Map<string, Held[]>()
     for (const x of ok) {
@@ -318,13 +329,19 @@ export class Tree implements ReadTree {
     }
     // Automerge emits no patch when a further losing value joins an already conflicted key:
     // records with concurrent values are read whole after every apply.
+    // Only those an applied change wrote a value on (conflicted.ts); patched ones are read whole below.
     const multi = this.multi.get(shard) ?? new Set<string>()
-    for (const id of multi) {
+    for (const id of conflictedTouched(h, multi, new Set(order.flatMap((x) => x.objs)))) {
       const o = this.owners.get(id)
-      if (o === undefined || o === shard) changed.set(id, this.readNode(h, shard, id))
+      if ((o === undefined || o === shard) && !patches.has(id)) changed.set(id, this.readNode(h, shard, id))
     }
     for (const [id, list] of patches) {
-      if (multi.has(id) || this.foreign(shard, id)) continue
+      if (multi.has(id)) {
+        const o = this.owners.get(id)
+        if (o === undefined || o === shard) changed.set(id, this.readNode(h, shard, id))
+        continue
+      }
+      if (this.foreign(shard, id)) continue
       // The record as decoded from this shard before (not from another shard on its path).
       const old = changed.has(id) ? undefined : this.index.node(id)
       const p = patchRecord(old && homeOf(old) === shard ? old : undefined, list)
@@ -443,7 +460,7 @@ export class Tree implements ReadTree {
       const hd = readChangeHeader(x.change)
       let list = t.held.get(x.shard)
       if (!list) t.held.set(x.shard, (list = []))
-      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, tag: x.tag })
+      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, objs: hd.valueObjs, tag: x.tag })
     }
     return t
   }
@@ -1043,7 +1060,7 @@ export class Tree implements ReadTree {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
-    const id = this.random(16)
+    const id = this.nodeId(parent, kind)
     const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
     const version = extra.version ? encodeVersion(extra.version) : null
     const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
