@@ -9,6 +9,8 @@ import path from 'node:path'
 import { Tree, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
 import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
 import { tempDir } from './helpers.js'
+import { Nodes, until } from './writers-helpers.js'
+import type { Volume } from '../src/volume.js'
 import { randomOp, rng } from './tree-random.js'
 
 const A = 'a1'.repeat(16)
@@ -86,4 +88,25 @@ test('a snapshot taken by another writer: derived from the index on disk (in mem
   } finally {
     cleanup()
   }
+})
+
+test('through real logs: a snapshot another writer took is listed here from the index on disk, before and after this node checkpoints and reopens', async (t) => {
+  const { c, vols: [a, b] } = await Nodes.writers(2)
+  t.after(() => c.close())
+  for (let i = 0; i < 20; i++) a.mkdir(`/d${i}`)
+  await a.flush()
+  await until('b applies a', [a, b], () => b.tree.lookup('/d19') !== null)
+  assert.ok(await b.checkpoint(), 'b has an index on disk')
+  a.mkdir('/d0/in-snap')
+  await a.snapshot('by-a')
+  a.mkdir('/d0/after')
+  await a.flush()
+  await until('b holds the snapshot and what followed', [a, b], () => b.tree.snapshots().some((s) => s.name === 'by-a') && b.tree.lookup('/d0/after') !== null)
+  const names = (v: Volume): string[] => v.view('by-a').readdir('/d0').map((s) => s.name)
+  assert.deepEqual(names(b), ['in-snap'])
+  assert.deepEqual(names(b), names(a))
+  // Closing checkpoints (saving the derived view); reopened, the view is read from disk: no shard loaded.
+  const again = await (await c.restart(1)).volume('v')
+  assert.deepEqual(names(again), ['in-snap'])
+  assert.equal(again.tree.shardStats.hot, 0, 'read from the saved view')
 })
