@@ -97,6 +97,7 @@ export function collectGarbage(node: Node, opts: GcOptions = {}): Promise<GcRepo
 export async function nodeReferences(node: Node, progress: (line: string) => void = () => {}): Promise<{ refs: References; volumes: string[] }> {
   const refs = emptyReferences()
   const volumes: string[] = []
+  await node.chunks.tableReady() // mustWalk below looks up synchronously
   for (const entry of node.dir.listVolumes()) {
     if (entry.storageOnly) continue
     const vol = await node.volume(entry.name)
@@ -136,6 +137,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
   const minGarbage = opts.minGarbage ?? DEFAULT_MIN_GARBAGE
   const progress = opts.progress ?? (() => {})
   const chunks = node.chunks
+  await chunks.tableReady() // the sync lookups below (objects, isDropped) read it
   const marksFile = node.dir.gcMarksPath
   const diskBefore = diskUsage(node.dir.root)
   chunks.beginGuard()

@@ -124,7 +124,7 @@ export class Node {
     try {
       ensureReserve(dir.root)
       const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
-      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes) })
+      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes), lazyTable: true })
       const node = new Node(dir, store, chunks, guard)
       await node.remoteStores.load()
       node.cache = await ContentCache.open(store, node.remoteStores, {

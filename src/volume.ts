@@ -31,6 +31,8 @@ export const IDLE_MS = 30_000
 const LIVE_DELAY_MS = 25
 /** 2: also the control entries read and how far each log was scanned for them (writer set). */
 export const CHECKPOINT_FORMAT = 2
+/** The writer set before the first replay (nothing read yet). */
+const INITIAL_SET: WriterSet = computeWriterSet({ logs: [], control: [] })
 
 /** Where a volume's checkpoint (the manifest of its on-disk index) lives in the data dir (see spec/tree.md). */
 export function checkpointPath(dataDir: string, volumeId: string): string {
@@ -166,7 +168,7 @@ export class Volume {
   private readonly bindings = new Map<string, LogInfo>()
   private readonly badBindings = new Set<string>()
   private genesisSeen: Genesis | null = null
-  private currentSet: WriterSet = computeWriterSet({ logs: [], control: [] })
+  private currentSet: WriterSet = INITIAL_SET
   /** What the current set was computed from (counts of bindings and control entries, roots). */
   private setInputs = ''
   /** Entries applied and later made invalid by a revocation that arrived late (dropped by a rebuild). */
@@ -510,7 +512,8 @@ export class Volume {
     await this.adoptGenesis()
     const n = this.applyPaused ? 0 : await this.applyValid(set)
     if (set.fingerprint !== before.fingerprint) {
-      this.changedSinceCheckpoint = true
+      // The first set after opening is computed from what the checkpoint holds: not a change to write.
+      if (before !== INITIAL_SET) this.changedSinceCheckpoint = true
       this.host.writersChanged(this.id)
     }
     return n
@@ -539,6 +542,7 @@ export class Volume {
       const r = await scanControl(writer.core, from)
       for (const c of r.found) this.control.set(`${hex}:${c.seq}`, c)
       for (const b of r.bad) this.skip(writer.key, b.seq, b.reason)
+      if (r.next !== from) this.changedSinceCheckpoint = true
       this.scanned.set(hex, r.next)
     }
   }
@@ -924,9 +928,12 @@ export class Volume {
     await this.storeSync.sync()
   }
 
-  /** Flushes when enough ops are queued; for loops doing bulk work. */
-  async maybeFlush(): Promise<void> {
-    const over = (k: number): boolean => this.pending.length >= k * FLUSH_EVERY_OPS || this.pendingBytes >= k * FLUSH_EVERY_BYTES
+  /**
+   * Flushes when enough ops are queued; for loops doing bulk work. `scale` multiplies the
+   * thresholds (an import: fewer, bigger Automerge changes per shard, see local-copy.ts).
+   */
+  async maybeFlush(scale = 1): Promise<void> {
+    const over = (k: number): boolean => this.pending.length >= k * scale * FLUSH_EVERY_OPS || this.pendingBytes >= k * scale * FLUSH_EVERY_BYTES
     if (!over(1)) return
     // Workers of one import call this together: one flush at a time, unless the queue keeps growing.
     if (this.flushesQueued > 0 && !over(2)) return

@@ -85,14 +85,14 @@ export async function startServer(dataDir: string, extra: string[] = []): Promis
  */
 export async function runInProcess(dataDir: string, argv: string[], server?: unknown): Promise<{ code: number; stdout: string; stderr: string }> {
   const { PassThrough, Readable } = await import('node:stream')
-  const { buildCli } = await import('../src/cli/main.js')
+  const { loadCli } = await import('../src/cli/main.js')
   const stdout = new PassThrough()
   const stderr = new PassThrough()
   const out: Buffer[] = []
   const err: Buffer[] = []
   stdout.on('data', (d: Buffer) => out.push(d))
   stderr.on('data', (d: Buffer) => err.push(d))
-  const code = await buildCli().run(argv, {
+  const code = await (await loadCli()).run(argv, {
     stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, argv, cwd: process.cwd(), colorDepth: 1,
     server: server as import('../src/server/handle.js').ServerHandle | undefined
   })

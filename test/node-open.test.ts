@@ -1,5 +1,7 @@
-// Opening a data dir whose content store fails to load (here: a damaged pack-index block)
-// fails with that error every time: the failed open does not keep the data dir's lock.
+// Opening a data dir whose content store fails to load (here: a pack the index doesn't cover
+// that can't be decoded) fails with that error every time: the failed open does not keep the
+// data dir's lock. A damaged pack-index block fails the first use of the pack table (loaded
+// then, not at open: src/fs/cas/chunk-store.ts `lazyTable`), every time.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -22,16 +24,45 @@ test('a store that fails to load fails the same way on the next open (no lock ke
     await packs.ready()
     await index.ready()
     await packs.append(Buffer.from('not a pack'))
+    await store.close()
+
+    const first = await Node.open(DataDir.open(data)).then(() => null, (err: Error) => err)
+    assert.ok(first, 'the damaged store must not open')
+    assert.match(first.message, /pack 0 \(not indexed\)/)
+    const second = await Node.open(DataDir.open(data)).then(() => null, (err: Error) => err)
+    assert.ok(second)
+    assert.equal(second.message, first.message)
+  } finally {
+    cleanup()
+  }
+})
+
+test('a damaged pack-index block fails every use of the pack table, not the open', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const data = path.join(dir, 'data')
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    const dd = DataDir.open(data)
+    const store = new Corestore(dd.corestorePath)
+    const packs = store.get({ name: PACKS_CORE_NAME })
+    const index = store.get({ name: PACK_INDEX_CORE_NAME })
+    await packs.ready()
+    await index.ready()
+    await packs.append(Buffer.from('not a pack'))
     await index.append(Buffer.from('not an index block'))
     await store.close()
     fs.rmSync(path.join(dd.corestorePath, 'pack-table'), { force: true })
 
-    const first = await Node.open(DataDir.open(data)).then(() => null, (err: Error) => err)
-    assert.ok(first, 'the damaged store must not open')
-    assert.match(first.message, /pack-index block 0/)
-    const second = await Node.open(DataDir.open(data)).then(() => null, (err: Error) => err)
-    assert.ok(second)
-    assert.equal(second.message, first.message)
+    const node = await Node.open(DataDir.open(data))
+    try {
+      const first = await node.chunks.stats().then(() => null, (err: Error) => err)
+      assert.ok(first, 'the damaged table must not load')
+      assert.match(first.message, /pack-index block 0/)
+      const second = await node.chunks.has(Buffer.alloc(32)).then(() => null, (err: Error) => err)
+      assert.equal(second?.message, first.message)
+    } finally {
+      await node.close()
+    }
   } finally {
     cleanup()
   }

@@ -163,10 +163,15 @@ test('a volume with a checkpoint of the previous version opens from it and write
     assert.equal(first.fromCheckpoint, true)
     assert.equal(fs.readFileSync(file)[4], 4, 'closing wrote the index')
     assert.ok(fs.readdirSync(indexFilesPath(root, id)).length > 0)
+    const written = fs.statSync(file).mtimeMs
+    const segments = fs.readdirSync(indexFilesPath(root, id))
     const second = await reopen(root)
     assert.deepEqual(second.dump, dump)
     assert.equal(second.fromCheckpoint, true)
     assert.equal(second.ls, 41)
+    // A process that only read (a cold `volume ls`) leaves the index as it found it: no commit at close.
+    assert.equal(fs.statSync(file).mtimeMs, written, 'the manifest was not rewritten')
+    assert.deepEqual(fs.readdirSync(indexFilesPath(root, id)), segments)
   } finally {
     cleanup()
   }

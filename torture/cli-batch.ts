@@ -6,7 +6,7 @@
 // Usage: node cli-batch.js DATA_DIR '[["log","verify","--json","v"], ...]'
 import { createHash } from 'node:crypto'
 import { PassThrough, Readable } from 'node:stream'
-import { buildCli } from '../src/cli/main.js'
+import { loadCli } from '../src/cli/main.js'
 
 export interface BatchLine {
   args: string[]
@@ -23,6 +23,7 @@ if (!dataDir || !plan) {
   console.error('usage: cli-batch.js DATA_DIR JSON_ARGV_LIST')
   process.exit(2)
 }
+const cli = await loadCli()
 for (const args of JSON.parse(plan) as string[][]) {
   const stdout = new PassThrough()
   const stderr = new PassThrough()
@@ -30,7 +31,7 @@ for (const args of JSON.parse(plan) as string[][]) {
   const err: Buffer[] = []
   stdout.on('data', (d: Buffer) => out.push(d))
   stderr.on('data', (d: Buffer) => err.push(d))
-  const code = await buildCli().run(args, {
+  const code = await cli.run(args, {
     stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, argv: args, cwd: process.cwd(), colorDepth: 1
   })
   const buf = Buffer.concat(out)

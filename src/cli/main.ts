@@ -1,29 +1,22 @@
 // The bazil command line: registers every command and runs one.
 import { Builtins, Cli } from 'clipanion'
 import type { BazilContext } from './base.js'
-import { CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand } from './commands/identity.js'
-import { LogShowCommand, LogVerifyCommand } from './commands/log.js'
-import * as volume from './commands/volume.js'
-import * as server from './commands/server.js'
-import * as conflicts from './commands/conflicts.js'
-import * as peer from './commands/peer.js'
-import * as dht from './commands/dht.js'
-import * as sync from './commands/sync.js'
-import * as writers from './commands/writers.js'
-import * as cache from './commands/cache.js'
-import * as gc from './commands/gc.js'
-import * as placement from './commands/placement.js'
+import { loadCommands, type CommandClass } from './command-table.js'
 
 export const VERSION = '0.1.0'
 
-export function buildCli(): Cli<BazilContext> {
+/** A CLI of `commands` (loadCommands: every command, or those `argv` may name). */
+export function buildCli(commands: CommandClass[]): Cli<BazilContext> {
   const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
-  for (const c of [CreateCommand, DebugPubkeyCommand, SharingAddCommand, SharingListCommand, LogShowCommand, LogVerifyCommand, ...Object.values(volume), ...Object.values(server), ...Object.values(conflicts), ...Object.values(peer), ...Object.values(dht), ...Object.values(sync), ...Object.values(writers), ...Object.values(placement), ...Object.values(cache), gc.VolumeGcCommand, gc.VolumeSnapshotRmCommand, gc.VolumeSnapshotKeepCommand]) {
-    cli.register(c)
-  }
+  for (const c of commands) cli.register(c)
   cli.register(Builtins.HelpCommand)
   cli.register(Builtins.VersionCommand)
   return cli
+}
+
+/** The CLI with every command (the server's, tests'). */
+export async function loadCli(): Promise<Cli<BazilContext>> {
+  return buildCli(await loadCommands())
 }
 
 /**
@@ -49,7 +42,8 @@ export async function main(args: string[]): Promise<void> {
     throw err
   })
   const { argv, dataDir } = splitGlobalOptions(args)
-  const cli = buildCli()
+  // Only the module of the command that runs is loaded (src/cli/command-table.ts).
+  const cli = buildCli(await loadCommands(argv))
   const code = await cli.run(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, dataDir, argv, cwd: process.cwd(), colorDepth: 1 })
   process.exitCode = code
 }

@@ -19,6 +19,8 @@ export class ServerRunCommand extends BazilCommand {
   async run(): Promise<number> {
     const log = createLogger(parseLevel(this.logLevel), this.context.stderr)
     const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
+    const { loadCommands } = await import('../command-table.js')
+    const commands = await loadCommands()
     const bootstrap = this.bootstrap === undefined ? undefined : this.bootstrap === 'none' ? [] : parseBootstrap(this.bootstrap)
     const dir = this.openDataDir()
     const { Server, emptyStdin, runUntilSignalled, untilSignalled } = await import('../../server/server.js')
@@ -29,7 +31,7 @@ export class ServerRunCommand extends BazilCommand {
       log,
       bootstrap,
       run: (argv, ctx) =>
-        buildCli().run(argv, { ...ctx, stdin: emptyStdin(), env: process.env, argv, dataDir: dir.root, colorDepth: 1 })
+        buildCli(commands).run(argv, { ...ctx, stdin: emptyStdin(), env: process.env, argv, dataDir: dir.root, colorDepth: 1 })
     })
     await runUntilSignalled(server, signalled)
     return 0

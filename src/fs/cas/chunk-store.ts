@@ -43,6 +43,13 @@ const LOAD_BATCH = 512
 export interface ChunkStoreOptions {
   /** Called with the bytes of each put before anything is stored; throwing refuses the put (a full disk). */
   beforeWrite?: (bytes: number) => void
+  /**
+   * Load the table when a lookup or a put first needs it, not at open (Node.open: a command
+   * that reads only the tree, `volume ls`, never reads it: at a million objects the table file
+   * is 113 MiB and its digest ~1 s of the open). Sync lookups (inTable, objects, isDropped)
+   * need `tableReady()` first.
+   */
+  lazyTable?: boolean
   /** Where migration progress is reported (default: info lines on stderr). */
   log?: Log
   /** Target pack size in bytes (default PACK_TARGET_BYTES; for measurements). */
@@ -108,7 +115,9 @@ interface PendingPut {
 export class ChunkStore {
   private readonly packs: Hypercore
   private readonly index: Hypercore
-  private table: PackTable
+  private loadedTable: PackTable | null = null
+  /** The table's load, started by the first use (once). */
+  private tableLoad: Promise<void> | null = null
   // Puts are group-committed: whatever concurrent writers queued while the previous group
   // was appending goes out in one append of packs and one of their index blocks. One commit
   // loop runs at a time, so the check-append sequence never interleaves and concurrent
@@ -128,7 +137,7 @@ export class ChunkStore {
   private readonly tableFile: string | null
   /** Index length the table file covers (-1: none); it is rewritten at close when the index is longer. */
   private savedLength = -1
-  /** Set once open() has loaded the whole table: only then may it be saved. */
+  /** Set once the whole table is loaded (at open, or at its first use with lazyTable): only then may it be saved. */
   private loaded = false
   /** Commits and pack rewrites take turns (a rewrite must see every appended pack indexed). */
   private turn: Promise<unknown> = Promise.resolve()
@@ -140,7 +149,35 @@ export class ChunkStore {
     this.index = index
     this.targetBytes = targetBytes
     this.tableFile = tableFile
-    this.table = new PackTable()
+  }
+
+  private get table(): PackTable {
+    if (this.loadedTable === null) throw new Error('cas store: the pack table was used before it was loaded (tableReady)')
+    return this.loadedTable
+  }
+
+  private set table(t: PackTable) {
+    this.loadedTable = t
+  }
+
+  /** Whether the table is loaded (with `lazyTable`, not before its first use). */
+  get tableLoaded(): boolean {
+    return this.loaded
+  }
+
+  /** Loads the pack table (from its file, then the index blocks it doesn't cover) unless it is loaded. */
+  tableReady(): Promise<void> {
+    if (this.loaded) return Promise.resolve()
+    // Set once the whole table is read (a use while it loads waits for the same load).
+    this.tableLoad ??= this.loadTable().then(() => {
+      this.loaded = true
+    }, (err: unknown) => {
+      // Not a partial table: the next use tries again (and fails the same way while the index is damaged).
+      this.loadedTable = null
+      this.tableLoad = null
+      throw err
+    })
+    return this.tableLoad
   }
 
   static async open(store: Corestore, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
@@ -154,7 +191,7 @@ export class ChunkStore {
     const chunks = new ChunkStore(packs, index, opts.packTargetBytes ?? PACK_TARGET_BYTES, tableFile)
     try {
       chunks.load.recovered = await chunks.recover()
-      await chunks.loadTable()
+      if (!opts.lazyTable) await chunks.tableReady()
       // The migration's puts skip the space guard: each batch's old blocks are cleared once it is in packs.
       const migrate = (objects: StoredObject[]): Promise<void> => chunks.enqueue(objects, objects.reduce((n, o) => n + o.block.length, 0))
       chunks.load.migrated = await migrateLegacyStore(store, migrate, opts.log ?? createLogger('info'))
@@ -162,7 +199,6 @@ export class ChunkStore {
       await chunks.close().catch(() => {})
       throw err
     }
-    chunks.loaded = true
     chunks.beforeWrite = opts.beforeWrite ?? null
     chunks.load.ms = Date.now() - start
     return chunks
@@ -188,11 +224,13 @@ export class ChunkStore {
 
   /** Stored objects and their bytes (each: 33-byte header + ciphertext + 16-byte tag; pack and index headers not counted). */
   async stats(): Promise<{ chunks: number; bytes: number }> {
+    await this.tableReady()
     return { chunks: this.table.size, bytes: this.table.bytes }
   }
 
   /** Where an object lies in the own store, or null when it is not there. */
   async locate(address: Buffer): Promise<PackLocation | null> {
+    await this.tableReady()
     return this.table.get(address)
   }
 
@@ -215,6 +253,7 @@ export class ChunkStore {
    * null. Storage errors of the own store are thrown as they are.
    */
   async get(address: Buffer): Promise<Buffer | null> {
+    await this.tableReady()
     let loc = this.table.get(address)
     if (loc) {
       let pack = await this.readPack(loc.pack)
@@ -250,6 +289,7 @@ export class ChunkStore {
 
   /** A block this node doesn't hold, from the remote stores (unverified: the caller opens it). */
   async fetchMissing(address: Buffer): Promise<Buffer | null> {
+    await this.tableReady()
     // An object of the own store whose pack was evicted (own-eviction.ts): from the peers keeping this store.
     const loc = this.table.get(address)
     if (loc && this.ownPack && !(await this.packs.has(loc.pack))) {
@@ -280,6 +320,7 @@ export class ChunkStore {
 
   /** Whether get() finds the block without the network (own store or a local copy of a peer's). */
   async has(address: Buffer): Promise<boolean> {
+    await this.tableReady()
     const loc = this.table.get(address)
     if (loc && (this.packCache.get(loc.pack) || (await this.packs.has(loc.pack)))) return true
     return this.replica ? (await this.replica(address)) !== null : false
@@ -337,6 +378,7 @@ export class ChunkStore {
 
   private async commit(group: PendingPut[]): Promise<void> {
     if (this.writeError) throw this.writeError
+    await this.tableReady()
     // The objects not stored yet, in the order they were put, cut into packs.
     const packed: Buffer[][] = []
     let current: Buffer[] = []
@@ -448,6 +490,7 @@ export class ChunkStore {
   rewritePacks(victims: number[], isLive: (address: Buffer) => boolean, opts: { crashAfter?: 'moved' | 'record' } = {}): Promise<RewriteResult> {
     return this.inTurn(async () => {
       await this.indexing
+      await this.tableReady()
       if (this.writeError) throw this.writeError
       if (this.index.length !== this.packs.length) throw new Error(`cas store: ${this.packs.length} packs, ${this.index.length} index blocks`)
       const sorted = [...new Set(victims)].sort((a, b) => a - b).filter((p) => p < this.packs.length)
@@ -548,6 +591,7 @@ export class ChunkStore {
    */
   clearDropped(): Promise<{ cleared: number; left: number }> {
     return this.inTurn(async () => {
+      await this.tableReady()
       const held: number[] = []
       for (const p of this.table.dropped) if (p < this.packs.length && (await this.packs.has(p))) held.push(p)
       const left = held.length > 0 ? await this.clearPacks(held) : 0

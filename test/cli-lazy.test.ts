@@ -1,0 +1,50 @@
+// The CLI loads only the module of the command it runs (src/cli/command-table.ts): the table
+// names every command where its class says, a command line picks its own module, and help
+// (or anything not a command) still lists every command.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { COMMAND_MODULES, loadCommands } from '../src/cli/command-table.js'
+import { bazil, tempDir } from './helpers.js'
+
+const key = (p: string[]): string => p.join(' ')
+
+test('the command table names each command in the module that defines it, once', async () => {
+  const seen = new Set<string>()
+  for (const m of COMMAND_MODULES) {
+    const mod = await m.load()
+    const defined = Object.values(mod).flatMap((v) => (typeof v === 'function' && Array.isArray((v as { paths?: unknown }).paths) ? (v as unknown as { paths: string[][] }).paths : []))
+    assert.deepEqual(m.paths.map(key).sort(), defined.map(key).sort())
+    for (const p of m.paths) {
+      assert.ok(!seen.has(key(p)), `${key(p)} is in two modules`)
+      seen.add(key(p))
+    }
+  }
+  const all = (await loadCommands()).flatMap((c) => c.paths ?? []).map(key)
+  assert.deepEqual(all.sort(), [...seen].sort())
+})
+
+test('a command line loads the modules of the commands it names; help or an unknown command loads all', async () => {
+  const all = (await loadCommands()).length
+  const paths = async (argv: string[]): Promise<string[]> => (await loadCommands(argv)).flatMap((c) => c.paths ?? []).map(key)
+  const ls = await paths(['volume', 'ls', 'v', '/'])
+  assert.ok(ls.includes('volume ls') && ls.includes('volume cat'))
+  assert.ok(!ls.includes('volume gc') && !ls.includes('server run'))
+  assert.deepEqual((await paths(['volume', 'snapshot', 'rm', 'v', 's'])).sort(), ['volume gc', 'volume snapshot keep', 'volume snapshot rm'])
+  for (const argv of [[], ['--help'], ['volume'], ['volume', 'snapshot'], ['volume', 'lss'], ['-h']]) {
+    assert.equal((await loadCommands(argv)).length, all, argv.join(' '))
+  }
+})
+
+test('bazil --help lists every command; a mistyped one is refused with the list', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const help = await bazil(dir, ['--help'])
+    assert.equal(help.code, 0)
+    for (const m of COMMAND_MODULES) for (const p of m.paths) assert.ok(help.stdout.includes(`bazil ${key(p)}`), `help lists ${key(p)}`)
+    const bad = await bazil(dir, ['volume', 'lss'])
+    assert.notEqual(bad.code, 0)
+    assert.match(bad.stdout + bad.stderr, /volume ls/)
+  } finally {
+    cleanup()
+  }
+})
