@@ -87,3 +87,19 @@ if (process.argv[1]?.endsWith('profile-summary.js')) {
     console.log(`${f}: busy ${s.busySecs.toFixed(2)} s of ${s.wallSecs.toFixed(2)} s\n  ${s.packages}\n  ${s.functions}`)
   }
 }
+
+/** Starts the V8 profiler on this thread (node:inspector); the returned function stops it and writes FILE (no-op without a file). */
+export async function profileTo(file: string | null): Promise<() => Promise<void>> {
+  if (!file) return async () => {}
+  const { Session } = await import('node:inspector/promises')
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 500 })
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile: p } = await session.post('Profiler.stop')
+    fs.writeFileSync(file, JSON.stringify(p))
+    session.disconnect()
+  }
+}

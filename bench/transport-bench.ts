@@ -31,7 +31,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import { bazilBin, cpuSecs, dropCaches, freePort, freeUdpPort, log, now, repoRoot, startProc, waitLine, type Proc } from './procs.js'
-import { summarizeProfile } from './profile-summary.js'
+import { profileTo, summarizeProfile } from './profile-summary.js'
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const require = createRequire(import.meta.url)
@@ -81,22 +81,6 @@ interface Job {
   peers: string[]
   /** Write a CPU profile of the timed part here (inspector, not --cpu-prof: no module loading in it). */
   prof: string | null
-}
-
-/** Starts the V8 profiler; the returned function stops it and writes FILE (no-op without a file). */
-async function profile(file: string | null): Promise<() => Promise<void>> {
-  if (!file) return async () => {}
-  const { Session } = await import('node:inspector/promises')
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval: 500 })
-  await session.post('Profiler.start')
-  return async () => {
-    const { profile: p } = await session.post('Profiler.stop')
-    fs.writeFileSync(file, JSON.stringify(p))
-    session.disconnect()
-  }
 }
 
 const coreName = (cores: number, i: number): string => `c${cores}-${i}`
@@ -152,7 +136,7 @@ async function serve(job: Job): Promise<void> {
   const perConn = Math.ceil(job.bytes / mode.conns)
   let stopProfile: Promise<() => Promise<void>> | null = null
   const onStream = (stream: any): void => {
-    stopProfile ??= profile(job.prof)
+    stopProfile ??= profileTo(job.prof)
     stream.on('error', () => {})
     if (store) store.replicate(stream)
     else void pump(stream, perConn, job.block) // secret-stream queues writes until its handshake is done
@@ -164,7 +148,7 @@ async function serve(job: Job): Promise<void> {
       const keyPair = DHT.keyPair()
       const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: job.dhtPort }], firewalled: false, keyPair }) })
       swarm.on('connection', (conn: any) => {
-        stopProfile ??= profile(job.prof)
+        stopProfile ??= profileTo(job.prof)
         if (mode.kind === 'noise') {
           conn.on('error', () => {})
           void pump(conn, perConn, job.block)
@@ -193,7 +177,7 @@ async function serve(job: Job): Promise<void> {
 
 async function fetchJob(job: Job): Promise<void> {
   const { mode } = job
-  const stopProfile = await profile(job.prof)
+  const stopProfile = await profileTo(job.prof)
   const t0 = now()
   const perConn = Math.ceil(job.bytes / mode.conns)
   let store: any = null
@@ -258,7 +242,7 @@ async function memJob(job: Job): Promise<void> {
   const seeds = []
   for (let i = 0; i < job.mode.cores; i++) seeds.push(a.get({ name: coreName(job.mode.cores, i) }))
   await Promise.all(seeds.map((c) => c.ready()))
-  const stopProfile = await profile(job.prof)
+  const stopProfile = await profileTo(job.prof)
   const t0 = now()
   const b = new Corestore(job.fetchDir)
   const cores = job.keys.map((k) => b.get({ key: Buffer.from(k, 'hex'), ...INFLIGHT }))

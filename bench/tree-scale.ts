@@ -33,7 +33,7 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume.js'
 import { bazilBin, dropCaches, has, log } from './procs.js'
-import { summarizeProfile } from './profile-summary.js'
+import { profileTo, summarizeProfile } from './profile-summary.js'
 import { joinPart } from './tree-join.js'
 import { printRows, writeResults, type Row } from './row.js'
 export type { Row }
@@ -354,21 +354,8 @@ async function blockSizes(vol: Volume, from: number): Promise<number[]> {
   return out
 }
 
-async function startProfile(): Promise<import('node:inspector/promises').Session> {
-  const { Session } = await import('node:inspector/promises')
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval: 500 })
-  await session.post('Profiler.start')
-  return session
-}
-
-async function stopProfile(session: import('node:inspector/promises').Session, file: string): Promise<string> {
-  const { profile } = await session.post('Profiler.stop')
-  session.disconnect()
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  fs.writeFileSync(file, JSON.stringify(profile))
+/** Summary of a merge round's profile, for its row. */
+function profileNote(file: string): string {
   const s = summarizeProfile(file, { top: 25 })
   return `; profile ${file}: main thread busy ${s.busySecs.toFixed(2)} s of ${s.wallSecs.toFixed(2)} s; by package: ${s.packages}; by function: ${s.functions}`
 }
@@ -412,14 +399,17 @@ async function mergePart(ctx: Ctx): Promise<void> {
       rows.push({ name: `${OPS} offline ops on each writer, ${label}`, value: (performance.now() - t) / 2000, unit: 's per writer', note: `${entries[0]} + ${entries[1]} log entries` })
       const before = [{ ...a.stats }, { ...b.stats }]
       const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
-      const session = PROFILE_MERGE !== null ? await startProfile() : null
+      const profFile = PROFILE_MERGE !== null ? path.join(PROFILE_MERGE, `merge-${seed}.cpuprofile`) : null
+      if (profFile) fs.mkdirSync(PROFILE_MERGE!, { recursive: true })
+      const stopProfile = await profileTo(profFile)
       const cpu0 = process.cpuUsage()
       t = performance.now()
       disconnect = connect()
       await waitFor(() => caughtUp(a, b) && caughtUp(b, a), [], 600_000)
       const mergeS = (performance.now() - t) / 1000
       const cpu = process.cpuUsage(cpu0)
-      const prof = session ? await stopProfile(session, path.join(PROFILE_MERGE!, `merge-${seed}.cpuprofile`)) : ''
+      await stopProfile()
+      const prof = profFile ? profileNote(profFile) : ''
       disconnect()
       const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k]!.readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k]!.applyMs) / 1000).toFixed(2)} s in ${v.stats.applyCalls - before[k]!.applyCalls} calls, shard loads ${v.tree.shardStats.loads - loads0[k]!}`).join('; ')
       const dump = (v: Volume): string => JSON.stringify([...v.tree.walk('/')].map((s) => [s.path, s.content?.hash, s.mode]))

@@ -927,9 +927,12 @@ export class Volume {
     await this.storeSync.sync()
   }
 
-  /** Flushes when enough ops are queued; for loops doing bulk work. */
-  async maybeFlush(): Promise<void> {
-    const over = (k: number): boolean => this.pending.length >= k * FLUSH_EVERY_OPS || this.pendingBytes >= k * FLUSH_EVERY_BYTES
+  /**
+   * Flushes when enough ops are queued; for loops doing bulk work. `scale` multiplies the
+   * thresholds (an import: fewer, bigger Automerge changes per shard, see local-copy.ts).
+   */
+  async maybeFlush(scale = 1): Promise<void> {
+    const over = (k: number): boolean => this.pending.length >= k * scale * FLUSH_EVERY_OPS || this.pendingBytes >= k * scale * FLUSH_EVERY_BYTES
     if (!over(1)) return
     // Workers of one import call this together: one flush at a time, unless the queue keeps growing.
     if (this.flushesQueued > 0 && !over(2)) return

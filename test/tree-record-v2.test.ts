@@ -178,3 +178,33 @@ test('a creation folded with a later move writes the moved loc beside c', () => 
   r.free()
   t.free()
 })
+
+test('new records into an empty shard are one change (bulk-create.ts); replicas read them as written one by one', () => {
+  const a = Tree.create(W1, opts(0, 2))
+  const b = Tree.create(W1, opts(0, 2))
+  a.mkdir('/d')
+  b.mkdir('/d')
+  for (let i = 0; i < 300; i++) a.writeFile(`/d/f${i}`, { hash: h(i + 1), size: i })
+  a.rename('/d/f7', '/d/g7') // folded into its creation
+  a.setattr('/d/f8', { mode: 0o600 })
+  const first = a.takeChanges()
+  assert.equal(first.length, 1, 'one change: the directory and its files, into their empty shard')
+  assert.equal(ops(first).length, 301 * 2 + 1, 'the folded move writes loc beside c')
+  // The same edits into a shard that already has a change: one record at a time, 64 per change.
+  b.takeChanges()
+  for (let i = 0; i < 300; i++) b.writeFile(`/d/f${i}`, { hash: h(i + 1), size: i })
+  assert.equal(b.takeChanges().length, Math.ceil(300 / 64))
+  // Later edits of bulk-created records, and more records into the now non-empty shard.
+  a.unlink('/d/f9')
+  a.writeFile('/d/f10', { hash: h(999), size: 1 })
+  a.writeFile('/d/new', { hash: h(1000), size: 1 })
+  const second = a.takeChanges()
+  const r = Tree.create(R)
+  r.applyChanges([...second, ...first].reverse())
+  assert.deepEqual(canonicalDump(r), canonicalDump(a))
+  assert.deepEqual(r.problems(), [])
+  assert.equal(r.stat('/d/g7').size, 7)
+  assert.equal(r.stat('/d/f8').mode, 0o600)
+  assert.equal(r.lookup('/d/f9'), null)
+  for (const t of [a, b, r]) t.free()
+})

@@ -463,15 +463,16 @@ export function entryGroups<T extends { change: Uint8Array }>(changes: T[]): T[]
   const groups: T[][] = []
   let cur: T[] = []
   let budget = entryBudget()
+  // Counted as readChangeHeader counts, without hashing: these are the writer's own changes.
   for (const c of changes) {
     try {
-      readChangeHeader(c.change, budget)
+      check(c.change, budget, false)
     } catch (e) {
       if (!(e instanceof ChangeLimitError) || cur.length === 0) throw e
       groups.push(cur)
       cur = []
       budget = entryBudget()
-      readChangeHeader(c.change, budget)
+      check(c.change, budget, false)
     }
     cur.push(c)
   }

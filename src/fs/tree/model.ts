@@ -380,6 +380,11 @@ export function recordWinners(n: RawNode): Record<string, unknown> {
 
 /** Writes a new record (local creation) through the low-level handle, as one hydrated map: version 2 unless `version` is 1. */
 export function putRecord(h: Handle, id: string, r: RawNode, texts: { loc: string; content: string | null }, version: RecordVersion = RECORD_VERSION_2): void {
+  h.putObjectFromHydrate('_root', id, recordValue(r, texts, version))
+}
+
+/** The map a new record is created as (putRecord; bulk-create.ts hydrates many at once). */
+export function recordValue(r: RawNode, texts: { loc: string; content: string | null }, version: RecordVersion = RECORD_VERSION_2): Record<string, number | A.ImmutableString> {
   if (version === RECORD_VERSION_2) {
     // A creation folded with later local edits (tree.ts edit()) may hold a moved loc: then that
     // loc is a key of its own, as is a version by another writer (c's values are by the creator).
@@ -390,15 +395,14 @@ export function putRecord(h: Handle, id: string, r: RawNode, texts: { loc: strin
     const rec: Record<string, A.ImmutableString> = { c: imm(encodeCreation(c)) }
     if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(texts.loc)
     if (version !== null && !ownVersion && texts.content !== null) rec.content = imm(texts.content)
-    h.putObjectFromHydrate('_root', id, rec)
-    return
+    return rec
   }
   const rec: Record<string, number | A.ImmutableString> = {
     v: RECORD_VERSION, kind: imm(r.kind), loc: imm(texts.loc), mode: r.mode, mtime: r.mtime, by: imm(r.creator),
   }
   if (texts.content !== null) rec.content = imm(texts.content)
   if (r.target !== undefined) rec.target = imm(r.target)
-  h.putObjectFromHydrate('_root', id, rec)
+  return rec
 }
 
 /** The object id of node `id`'s record map. */
