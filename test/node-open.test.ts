@@ -12,19 +12,26 @@ import { Node } from '../src/node.js'
 import { PACK_INDEX_CORE_NAME, PACKS_CORE_NAME } from '../src/fs/cas/chunk-store.js'
 import { bazil, tempDir } from './helpers.js'
 
+/** A new data dir whose packs core holds a block that is not a pack (and, if asked, whose pack index holds one that is not an index block). */
+async function damage(data: string, indexToo: boolean): Promise<DataDir> {
+  assert.equal((await bazil(data, ['create'])).code, 0)
+  const dd = DataDir.open(data)
+  const store = new Corestore(dd.corestorePath)
+  const packs = store.get({ name: PACKS_CORE_NAME })
+  const index = store.get({ name: PACK_INDEX_CORE_NAME })
+  await packs.ready()
+  await index.ready()
+  await packs.append(Buffer.from('not a pack'))
+  if (indexToo) await index.append(Buffer.from('not an index block'))
+  await store.close()
+  return dd
+}
+
 test('a store that fails to load fails the same way on the next open (no lock kept)', async () => {
   const { dir, cleanup } = tempDir()
   try {
     const data = path.join(dir, 'data')
-    assert.equal((await bazil(data, ['create'])).code, 0)
-    const dd = DataDir.open(data)
-    const store = new Corestore(dd.corestorePath)
-    const packs = store.get({ name: PACKS_CORE_NAME })
-    const index = store.get({ name: PACK_INDEX_CORE_NAME })
-    await packs.ready()
-    await index.ready()
-    await packs.append(Buffer.from('not a pack'))
-    await store.close()
+    await damage(data, false)
 
     const first = await Node.open(DataDir.open(data)).then(() => null, (err: Error) => err)
     assert.ok(first, 'the damaged store must not open')
@@ -41,16 +48,7 @@ test('a damaged pack-index block fails every use of the pack table, not the open
   const { dir, cleanup } = tempDir()
   try {
     const data = path.join(dir, 'data')
-    assert.equal((await bazil(data, ['create'])).code, 0)
-    const dd = DataDir.open(data)
-    const store = new Corestore(dd.corestorePath)
-    const packs = store.get({ name: PACKS_CORE_NAME })
-    const index = store.get({ name: PACK_INDEX_CORE_NAME })
-    await packs.ready()
-    await index.ready()
-    await packs.append(Buffer.from('not a pack'))
-    await index.append(Buffer.from('not an index block'))
-    await store.close()
+    const dd = await damage(data, true)
     fs.rmSync(path.join(dd.corestorePath, 'pack-table'), { force: true })
 
     const node = await Node.open(DataDir.open(data))
