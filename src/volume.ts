@@ -747,7 +747,8 @@ export class Volume {
     await this.flush()
     if (this.closed) return false
     // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
-    if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) return false
+    // Nor of a view that still holds refused edits (the replay that removes them has not run yet).
+    if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty || this.viewStale) return false
     this.applied.set(this.log.key.toString('hex'), this.log.length)
     const info: CheckpointInfo = {
       format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),

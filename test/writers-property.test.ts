@@ -152,6 +152,24 @@ async function run(ops: Op[], rootAllowsAll: boolean): Promise<{ writes: number;
   }
 }
 
+/** The schedule as fast-check replays it from (seed, path): the counterexample of a known bug. */
+async function replay(seed: number, path: string): Promise<void> {
+  const out = await fc.check(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 30 }), fc.boolean(), async (ops, rootAllowsAll) => {
+    await run(ops, rootAllowsAll)
+  }), { numRuns: 1, seed, path, endOnFailure: true })
+  if (out.failed) throw new Error(`failure: ${(out.errorInstance as Error)?.message}`)
+}
+
+// Known bug, kept visible (a todo: reported, not failing the suite): peers 1 and 2 revoke each
+// other while partitioned. Each sees only its own revocation as valid, limits the other's log
+// there, and HeldRange (src/logs/held-range.ts) never fetches the blocks past that limit, which
+// hold the counter-revocation: the three peers keep three writer sets. The fix (fetch past a
+// limit, keep only control blocks, scanControl skipping the cleared ones) changes spec/oplog.md
+// "Admission and revocation"; not done yet.
+test('mutual revocation while partitioned: every peer ends with the same writer set (seed 297600072 path 1)', { todo: 'HeldRange never fetches the counter-revocation past a limit' }, async () => {
+  await replay(297600072, '1')
+})
+
 test(`property: ${RUNS} schedules of allow, revoke, writes, partitions and restarts on 3 peers: one writer set, one tree, nothing unauthorised applied`, async () => {
   const totals = { writes: 0, revoked: 0, admitted: 0 }
   const out = await fc.check(fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 30 }), fc.boolean(), async (ops, rootAllowsAll) => {
