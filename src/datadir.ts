@@ -131,7 +131,30 @@ export class DataDir {
 
   /** When each unreferenced object of the own store was first found so (spec/gc.md §6). */
   get gcMarksPath(): string {
-    return path.join(this.corestorePath, 'gc-marks')
+    return path.join(this.root, 'gc-marks')
+  }
+
+  /** The content store's saved pack table (spec/cas.md §7; src/fs/cas/table-file.ts). */
+  get packTablePath(): string {
+    return path.join(this.root, 'pack-table')
+  }
+
+  /**
+   * Moves bazil's files that older versions kept inside `corestore/` to the data dir's root,
+   * before the store opens. They can't stay there: a store whose `CORESTORE` file is missing (a
+   * restored copy, after the user deleted it as our error says) is taken by hypercore-storage
+   * for its old layout, and every file it doesn't know is moved into `corestore/db/`. Picks them
+   * up from there too. A file already at the root wins (the others are caches: left alone).
+   */
+  moveStoreFilesOut(): void {
+    for (const [name, to] of [['pack-table', this.packTablePath], ['gc-marks', this.gcMarksPath]]) {
+      if (fs.existsSync(to)) continue
+      for (const from of [path.join(this.corestorePath, name), path.join(this.corestorePath, 'db', name)]) {
+        if (!fs.existsSync(from)) continue
+        fs.renameSync(from, to)
+        break
+      }
+    }
   }
 
   /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/fs/placement.ts). */

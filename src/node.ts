@@ -113,6 +113,7 @@ export class Node {
   /** `log`: where the cache reports what it found at open (the server's log). */
   static async open(dir: DataDir, opts: { log?: Log } = {}): Promise<Node> {
     let store: Corestore
+    dir.moveStoreFilesOut()
     try {
       store = await openStore(dir)
     } catch (err) {
@@ -124,7 +125,7 @@ export class Node {
     try {
       ensureReserve(dir.root)
       const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
-      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes), lazyTable: true })
+      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes), lazyTable: true, tableFile: dir.packTablePath })
       const node = new Node(dir, store, chunks, guard)
       await node.remoteStores.load()
       node.cache = await ContentCache.open(store, node.remoteStores, {

@@ -49,7 +49,7 @@ test('a damaged pack-index block fails every use of the pack table, not the open
   try {
     const data = path.join(dir, 'data')
     const dd = await damage(data, true)
-    fs.rmSync(path.join(dd.corestorePath, 'pack-table'), { force: true })
+    fs.rmSync(dd.packTablePath, { force: true })
 
     const node = await Node.open(DataDir.open(data))
     try {

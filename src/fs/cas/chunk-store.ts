@@ -55,9 +55,10 @@ export interface ChunkStoreOptions {
   /** Target pack size in bytes (default PACK_TARGET_BYTES; for measurements). */
   packTargetBytes?: number
   /**
-   * Where the pack table is kept between runs (spec/cas.md section 7). Default: `pack-table`
-   * in the corestore's directory (DATA/corestore/pack-table); null: not kept (every open reads
-   * the whole index).
+   * Where the pack table is kept between runs (spec/cas.md section 7). A node's store keeps it
+   * at DataDir.packTablePath (DATA/pack-table); the default (a store opened outside a data dir:
+   * tests, benchmarks) is `pack-table` in the corestore's directory; null: not kept (every open
+   * reads the whole index).
    */
   tableFile?: string | null
 }
