@@ -8,17 +8,12 @@
  */
 import type { Hypercore } from 'hypercore'
 
-interface ReadTx { getBlock(index: number): Promise<Buffer | null>; tryFlush(): void }
-/** What of hypercore's session this reads through (hypercore 11: `state.storage.read()`, as its own `get` does). */
-interface SessionInternals { state?: { storage?: { read?: () => ReadTx } }; encryption?: unknown; _snapshot?: unknown; closing?: unknown; opened?: boolean }
-
 /** Promises of blocks [from, to): one storage read batch when the session allows it, else a `get` each. */
 export function localBlocks(core: Hypercore, from: number, to: number): Promise<Buffer | null>[] {
   const out: Promise<Buffer | null>[] = []
-  const s = core as unknown as SessionInternals
-  const storage = s.state?.storage
+  const storage = core.state?.storage
   // A session with block encryption, a snapshot, or being closed: hypercore's get knows what to do.
-  if (s.opened !== true || s.encryption || s._snapshot || s.closing || typeof storage?.read !== 'function') {
+  if (core.opened !== true || core.encryption || core._snapshot || core.closing || typeof storage?.read !== 'function') {
     for (let i = from; i < to; i++) out.push(core.get(i, { wait: false }))
     return out
   }

@@ -71,6 +71,22 @@ declare module 'hypercore' {
     verifyFullyRemote(proof: TreeProof): Promise<VerifiedTree>
     treeHash(length?: number): Promise<Buffer>
     setUserData(key: string, value: Buffer | string | null): Promise<void>
+    /**
+     * Session internals of hypercore 11.37.1 that src/logs/local-blocks.ts reads held blocks
+     * through (as hypercore's own get does): a storage read batch, and what makes a session
+     * unfit for it (not opened, block encryption, a snapshot, closing). Check on any upgrade.
+     */
+    readonly opened?: boolean
+    readonly closing?: unknown
+    readonly encryption?: unknown
+    readonly _snapshot?: unknown
+    readonly state?: { readonly storage?: { read?(): StorageReadBatch } } | null
+  }
+
+  /** A batch of storage reads (hypercore-storage): queue getBlock calls, then tryFlush runs them as one RocksDB read. */
+  export interface StorageReadBatch {
+    getBlock(index: number): Promise<Buffer | null>
+    tryFlush(): void
   }
 
   interface HypercoreStatic {
