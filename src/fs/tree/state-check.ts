@@ -7,8 +7,8 @@
  * that shard must load to. Automerge checks on load that a saved document's changes hash to
  * its heads (the hashes chain the history), so equal heads mean the same changes.
  */
-import { isShard } from './model.js'
-import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader } from './change-header.js'
+import { entryBudget } from './change-header.js'
+import { checkChange, shardProblem } from './change-check.js'
 
 interface Known { hash: string; deps: string[]; seq: string; change: Uint8Array; tag: string }
 
@@ -86,26 +86,22 @@ export class StateExpectation {
     let why: string | null = null
     const tag = `${writer}:${seq}`
     for (const [i, c] of changes.entries()) {
-      if (!isShard(c.shard)) {
-        why ??= `change ${i} names no shard: ${JSON.stringify(c.shard.slice(0, 40))}`
+      const badShard = shardProblem(i, c.shard)
+      if (badShard !== null) {
+        why ??= badShard
         continue
       }
-      let h
-      try {
-        h = readChangeHeader(c.change, budget)
-      } catch (e) {
-        if (e instanceof ChangeLimitError) {
+      const v = checkChange(i, c.shard, c.change, writer, budget)
+      if (!('header' in v)) {
+        if (v.overLimit) {
           // Over its limits: the whole entry is rejected.
-          this.rejected.push({ writer, seq, reason: `entry over its limits: ${e.message}` })
+          this.rejected.push({ writer, seq, reason: v.reason })
           return false
         }
-        why ??= `change ${i} (shard ${c.shard}) ${e instanceof ForgedWriterError ? 'claims another writer' : 'is not an Automerge change'}: ${(e as Error).message}`
+        why ??= v.reason
         continue
       }
-      if (h.actor !== writer) {
-        why ??= `change by actor ${h.actor} in the log of writer ${writer}`
-        continue
-      }
+      const h = v.header
       ok.push({ shard: c.shard, known: { hash: h.hash, deps: h.deps, seq: `${h.actor}:${h.seq}`, change: h.chunk, tag } })
     }
     for (const { shard, known } of ok) {

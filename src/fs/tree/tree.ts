@@ -6,13 +6,14 @@ import { conflictedTouched } from './conflicted.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
-  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex, isShard,
+  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
   MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { recordsBetween } from './snapshot-views.js'
-import { ChangeLimitError, ForgedWriterError, entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
+import { entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
+import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
@@ -155,8 +156,9 @@ export class Tree implements ReadTree {
     changes.forEach((c, i) => {
       if (!c || typeof c.shard !== 'string') throw new TreeError('EINVAL', '', `change ${i}: no shard name`)
       if (!(c.change instanceof Uint8Array)) throw new TreeError('EINVAL', '', `change ${i}: not bytes`)
-      if (!isShard(c.shard)) {
-        rejected.push({ shard: c.shard, tag: c.tag, reason: `change ${i} names no shard: ${JSON.stringify(c.shard.slice(0, 40))} (not meta nor 2..${MAX_SHARD_DIGITS} lowercase hex digits)` })
+      const badShard = shardProblem(i, c.shard)
+      if (badShard !== null) {
+        rejected.push({ shard: c.shard, tag: c.tag, reason: badShard })
         return
       }
       const entry = c.tag ?? `#${i}`
@@ -167,24 +169,13 @@ export class Tree implements ReadTree {
       }
       let budget = budgets.get(entry)
       if (!budget) budgets.set(entry, (budget = entryBudget()))
-      let header
-      try {
-        header = readChangeHeader(c.change, budget)
-      } catch (e) {
-        if (e instanceof ChangeLimitError) {
-          const reason = `entry over its limits: ${e.message}`
-          overLimit.set(entry, reason)
-          rejected.push({ shard: c.shard, tag: c.tag, reason })
-          return
-        }
-        const what = e instanceof ForgedWriterError ? 'claims another writer' : 'is not an Automerge change'
-        rejected.push({ shard: c.shard, tag: c.tag, reason: `change ${i} (shard ${c.shard}) ${what}: ${(e as Error).message}` })
+      const v = checkChange(i, c.shard, c.change, c.writer, budget)
+      if (!('header' in v)) {
+        if (v.overLimit) overLimit.set(entry, v.reason)
+        rejected.push({ shard: c.shard, tag: c.tag, reason: v.reason })
         return
       }
-      if (c.writer !== undefined && header.actor !== c.writer) {
-        rejected.push({ shard: c.shard, tag: c.tag, reason: `change by actor ${header.actor} in the log of writer ${c.writer}` })
-        return
-      }
+      const header = v.header
       ok.push({ shard: c.shard, change: header.chunk, hash: header.hash, deps: header.deps, objs: header.valueObjs, tag: c.tag, entry })
     })
     const byShard = new Map<string, Held[]>()
