@@ -245,13 +245,10 @@ function encodeBody(state: State, m: Message): void {
   } else if (m.type === 'state-get') {
     c.uint8.encode(state, TYPE_STATE_GET)
     c.fixed32.encode(state, m.volumeId)
-    c.uint.encode(state, m.request)
-    c.uint.encode(state, m.offset)
+    for (const n of [m.request, m.offset]) c.uint.encode(state, n)
   } else if (m.type === 'state-part') {
     c.uint8.encode(state, TYPE_STATE_PART)
-    c.uint.encode(state, m.request)
-    c.uint.encode(state, m.total)
-    c.uint.encode(state, m.offset)
+    for (const n of [m.request, m.total, m.offset]) c.uint.encode(state, n)
     c.buffer.encode(state, m.data)
   } else if (m.type === 'state-none') {
     c.uint8.encode(state, TYPE_STATE_NONE)
@@ -293,12 +290,9 @@ function preencodeBody(state: State, m: Message): void {
     state.end += 32
   } else if (m.type === 'state-get') {
     state.end += 32
-    c.uint.preencode(state, m.request)
-    c.uint.preencode(state, m.offset)
+    for (const n of [m.request, m.offset]) c.uint.preencode(state, n)
   } else if (m.type === 'state-part') {
-    c.uint.preencode(state, m.request)
-    c.uint.preencode(state, m.total)
-    c.uint.preencode(state, m.offset)
+    for (const n of [m.request, m.total, m.offset]) c.uint.preencode(state, n)
     c.buffer.preencode(state, m.data)
   } else if (m.type === 'state-none') {
     c.uint.preencode(state, m.request)
