@@ -6,6 +6,7 @@
 // Three peers in one process on the loopback testnet (real corestores, real hyperswarm); the
 // CLI command runs as the server runs it (its node and network).
 import { test } from 'node:test'
+import fs from 'node:fs'
 import assert from 'node:assert/strict'
 import createTestnet from '@hyperswarm/testnet'
 import { encodeKey, randomBytes } from '../src/crypto.js'
@@ -15,6 +16,7 @@ import { canonicalDump } from '../src/fs/tree/index.js'
 import { encodeState, openSealedState, sealState, StateFileError } from '../src/fs/tree/state-file.js'
 import type { ServerHandle } from '../src/server/handle.js'
 import type { Node } from '../src/node.js'
+import { checkpointPath } from '../src/volume.js'
 import { runInProcess, tempDir } from './helpers.js'
 import { addPeer, shareKey, startPeer, until, type TestPeer } from './net-helpers.js'
 
@@ -109,6 +111,8 @@ test('volume connect takes the state from the peer; a peer not allowed the volum
     assert.equal(sb?.adopted, true, rb.stdout + rb.stderr)
     assert.equal(sb!.from, 'peer')
     assert.ok((sb!.entries as number) > 0 && (sb!.bytes as number) > 0, JSON.stringify(sb))
+    assert.equal(typeof sb!.checkpoint_ms, 'number', 'the joined index is checkpointed at once')
+    assert.ok(fs.existsSync(checkpointPath(b.root, id)))
     assert.equal(lines(rb.stdout).at(-1)!.complete, true)
 
     // A state of many parts (more than the window in flight) arrives whole and in order.
