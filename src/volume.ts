@@ -410,9 +410,9 @@ export class Volume {
 
   private async openWriter(key: Buffer): Promise<WriterLog> {
     const log = await WriterLog.open(this.store, { key, volumeId: this.id, volumeKey: this.volumeKey })
+    // Live: fetch every block of the log (up to a limit, src/logs/held-range.ts), now and as it grows, and apply entries as they land.
+    const range = await HeldRange.open(log.core)
     this.writers.set(key.toString('hex'), log)
-    // Live: fetch every block of the log, now and as it grows, and apply entries as they land.
-    const range = new HeldRange(log.core)
     this.ranges.set(key.toString('hex'), range)
     const onData = (): void => this.scheduleRefresh()
     log.core.on('append', onData)
@@ -500,7 +500,7 @@ export class Volume {
       this.setStats.ms += performance.now() - t0
     }
     this.currentSet = set
-    // A revoked writer's blocks past its limit are neither fetched nor kept (so never relayed).
+    // A revoked writer's sealed entries past its limit are not kept (so never relayed); its control entries are.
     for (const [hex, range] of this.ranges) await range.setLimit(set.writers.get(hex)?.limit ?? null)
     // Logs admitted by key that are not held yet: held from now on (they replicate when a peer has them).
     for (const hex of set.admittedUnknown) {
@@ -539,7 +539,7 @@ export class Volume {
       }
       const from = this.scanned.get(hex) ?? 1
       if (from >= writer.length) continue
-      const r = await scanControl(writer.core, from)
+      const r = await scanControl(writer.core, from, writer.core.length, this.ranges.get(hex)?.pastLimit() ?? null)
       for (const c of r.found) this.control.set(`${hex}:${c.seq}`, c)
       for (const b of r.bad) this.skip(writer.key, b.seq, b.reason)
       if (r.next !== from) this.changedSinceCheckpoint = true
