@@ -689,13 +689,25 @@ export class Volume {
     if (!on) this.scheduleRefresh()
   }
 
+  /**
+   * How far into each log the tree reaches (next seq), with no edit queued: `applied`, and this
+   * node's own log up to its length (its entries went into the tree as they were made), or its
+   * limit if the writer set has one. Read only: `applied` says what replay read.
+   */
+  private reach(): Map<string, number> {
+    const own = this.log.key.toString('hex')
+    const reach = new Map(this.applied)
+    const w = this.currentSet.writers.get(own)
+    if (w) reach.set(own, Math.max(reach.get(own) ?? 1, w.limit === null ? this.log.length : Math.min(this.log.length, w.limit + 1)))
+    return reach
+  }
+
   /** This replica's state for a joiner: every shard save at its heads, and how far into each log it reaches. */
   async saveState(): Promise<VolumeState> {
     await this.flush()
     if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) throw new UserError(`volume "${this.name}" has edits not yet in its log: try again`)
-    this.applied.set(this.log.key.toString('hex'), this.log.length)
     const logs: Record<string, number> = {}
-    for (const [hex, next] of this.applied) if (next > 1) logs[hex] = next
+    for (const [hex, next] of this.reach()) if (next > 1) logs[hex] = next
     const heads = this.tree.heads()
     const shards = [...this.tree.shardHeads()].filter(([, h]) => h.length > 0).map(([name, h]) => ({ name, heads: h, bytes: this.tree.shardBytes(name) }))
     const metaBytes = heads.meta ? this.tree.parts().meta : null
@@ -749,10 +761,9 @@ export class Volume {
     // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
     // Nor of a view that still holds refused edits (the replay that removes them has not run yet).
     if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty || this.viewStale) return false
-    this.applied.set(this.log.key.toString('hex'), this.log.length)
     const info: CheckpointInfo = {
       format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),
-      logs: Object.fromEntries(this.applied), skipped: this.skipped,
+      logs: Object.fromEntries(this.reach()), skipped: this.skipped,
       scanned: Object.fromEntries(this.scanned),
       control: [...this.control.values()].map((c) => ({ log: c.log, seq: c.seq, ops: encodeControl({ time: 0, ops: c.ops }).toString('hex') })),
     }
