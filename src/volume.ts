@@ -1062,7 +1062,7 @@ export class Volume {
     )
   }
 
-  setattr(path: string, attrs: { mode?: number; mtime?: number }): Stat {
+  setattr(path: string, attrs: { mode?: number; mtime?: number; atime?: number }): Stat {
     return this.mutate(
       (t) => t.setattr(path, attrs),
       (st) => ({ op: 'setattr', path: st.path, mode: attrs.mode, mtime: attrs.mtime })
