@@ -5,7 +5,7 @@ import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
-  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
   MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type SnapshotRecord, type Version,
 } from './model.js'
@@ -17,11 +17,13 @@ import { entryBudget, readChangeHeader, type ChangeBudget } from './change-heade
 import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
+import { readRootAttrs, isRootAttrKey } from './times.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
-export interface Attrs { mode?: number; mtime?: number }
+/** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
+export interface Attrs { mode?: number; mtime?: number; atime?: number }
 export interface SnapshotInfo { name: string; time: number }
 export interface Problem { shard: string; id: string; reason: string }
 /** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
@@ -306,7 +308,7 @@ export class Tree implements ReadTree {
     }
     this.setHeld(shard, rest)
     if (isMeta) {
-      if (touched.has(ROOT_MODE_KEY) || touched.has(ROOT_MTIME_KEY)) this.readRootAttrs()
+      if ([...touched].some(isRootAttrKey)) this.readRootAttrs()
       return
     }
     const after = h.getHeads()
@@ -649,11 +651,7 @@ export class Tree implements ReadTree {
   }
 
   private readRootAttrs(): void {
-    const m = this.shards.meta()
-    const mode = m[ROOT_MODE_KEY]
-    const mtime = m[ROOT_MTIME_KEY]
-    if (typeof mode === 'number') this.index.rootMode = mode
-    if (typeof mtime === 'number') this.index.rootMtime = mtime
+    readRootAttrs(this.shards.meta(), this.index)
   }
 
   // ---- reads ---------------------------------------------------------------------------
@@ -784,21 +782,29 @@ export class Tree implements ReadTree {
     const names = splitPath(path)
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path)
+    const atime = checkTime(attrs.atime, path)
+    // A metadata-only change sets ctime (times.ts); a change of nothing changes nothing.
+    const ctime = this.clock()
     if (names.length === 0) {
+      if (mode === undefined && mtime === undefined && atime === undefined) return this.index.stat('/')
       this.changeMeta((m) => {
         if (mode !== undefined) m[ROOT_MODE_KEY] = mode
         if (mtime !== undefined) m[ROOT_MTIME_KEY] = mtime
+        if (atime !== undefined) m[ROOT_ATIME_KEY] = atime
+        m[ROOT_CTIME_KEY] = ctime
       })
       this.readRootAttrs()
       return this.index.stat('/')
     }
     const e = this.index.resolve(names, path)
     this.writable(e, path)
-    if (mode === undefined && mtime === undefined) return this.index.statId(e.id)!
+    if (mode === undefined && mtime === undefined && atime === undefined) return this.index.statId(e.id)!
     const old = this.index.node(e.id)!
-    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime }, (h, obj) => {
+    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }, (h, obj) => {
       if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
       if (mtime !== undefined) putTime(h, obj, 'mtime', mtime)
+      if (atime !== undefined) putTime(h, obj, 'atime', atime)
+      putTime(h, obj, 'ctime', ctime)
     }]])
     return this.index.statId(e.id)!
   }
@@ -1016,9 +1022,7 @@ export class Tree implements ReadTree {
     const withRoot = (index: TreeIndex): TreeIndex => {
       const hs = heads[META_SHARD]
       if (hs) {
-        const m = A.view(this.shards.meta(), hs)
-        if (typeof m[ROOT_MODE_KEY] === 'number') index.rootMode = m[ROOT_MODE_KEY]
-        if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
+        readRootAttrs(A.view(this.shards.meta(), hs), index)
       }
       return index
     }
@@ -1035,9 +1039,7 @@ export class Tree implements ReadTree {
     const claimed = new Map<string, string>()
     for (const [shard, hs] of Object.entries(heads)) {
       if (shard === META_SHARD) {
-        const m = A.view(this.shards.meta(), hs)
-        if (typeof m[ROOT_MODE_KEY] === 'number') index.rootMode = m[ROOT_MODE_KEY]
-        if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
+        readRootAttrs(A.view(this.shards.meta(), hs), index)
         continue
       }
       const h = this.shards.node(shard)
@@ -1104,7 +1106,8 @@ export class Tree implements ReadTree {
    */
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const [raw, fn, record] of edits) {
+    for (const [edited, fn, record] of edits) {
+      let raw = edited
       const shard = homeOf(raw)
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
@@ -1113,6 +1116,11 @@ export class Tree implements ReadTree {
       if (created && raw.tombs.length === 0 && raw.versions.length <= 1) {
         // The record written at flush is the node's state now, exactly what the edits in
         // sequence would leave (each local assignment supersedes its key's value).
+        // A metadata change folded into the creation leaves ctime at the creation (times.ts): no key.
+        if (raw.ctime !== undefined) {
+          raw = { ...raw }
+          delete raw.ctime
+        }
         const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
         created.list[created.at] = this.creation(id, raw, texts)
       } else {
