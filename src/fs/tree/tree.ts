@@ -68,8 +68,8 @@ export interface TreeParts {
   memo: IndexMemo
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
-/** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
-type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
+/** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
+type Edit = [RawNode, ((h: Handle, obj: string) => void) | null]
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
@@ -102,6 +102,8 @@ export class Tree implements ReadTree {
   private readonly rejectedHashes = new Set<string>()
   /** Records known per node shard (keys that decoded at least once): where a new record goes (`placeOf`). */
   private readonly counts = new Map<string, number>()
+  /** New records placed by writeFiles but not yet counted (their edit is applied at the end of the batch). */
+  private readonly placing = new Map<string, number>()
   /** During one apply: the shard whose key now counts for a node (spec/tree.md "Shard layout": the shallowest). */
   private owners = new Map<string, string>()
 
@@ -706,6 +708,51 @@ export class Tree implements ReadTree {
     return this.index.statId(e.id)!
   }
 
+  /**
+   * writeFile of many files (an import's batch): the new ones enter the index in one edit, not
+   * one each. Stops at the first file that fails, with the files before it written; returns
+   * their stats and that error.
+   */
+  writeFiles(files: readonly { path: string; content: ContentRef; attrs?: Attrs }[]): { stats: Stat[]; error: Error | null } {
+    const stats: Stat[] = []
+    let fresh: RawNode[] = []
+    const names = new Set<string>()
+    const apply = (): void => {
+      if (fresh.length === 0) return
+      this.edit(fresh.map((raw) => [raw, null]))
+      this.placing.clear()
+      for (const raw of fresh) stats.push(this.index.statId(raw.id)!)
+      fresh = []
+      names.clear()
+    }
+    try {
+      for (const f of files) {
+        checkContent(f.content, f.path)
+        const parts = splitPath(f.path)
+        const parent = parts.length === 0 ? null : this.index.resolveParent(parts, f.path)
+        const name = parts[parts.length - 1]
+        const key = `${parent}/${name}`
+        if (parent === null || names.has(key) || this.index.entryOf(parent, name!)) {
+          // A new version, or a path twice in the batch: the one-file path, after what came before.
+          apply()
+          stats.push(this.writeFile(f.path, f.content, f.attrs))
+          continue
+        }
+        const version = { hash: f.content.hash, size: f.content.size, writer: this.actor, time: this.clock(), ver: this.random(8) }
+        const raw = this.newNode(parent, name!, 'file', f.attrs ?? {}, f.path, { version })
+        const shard = homeOf(raw)
+        this.placing.set(shard, (this.placing.get(shard) ?? 0) + 1)
+        fresh.push(raw)
+        names.add(key)
+      }
+    } catch (err) {
+      apply()
+      return { stats, error: err as Error }
+    }
+    apply()
+    return { stats, error: null }
+  }
+
   symlink(path: string, target: string, attrs: Attrs = {}): Stat {
     if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES || !isWellFormed(target))
       throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
@@ -1085,18 +1132,26 @@ export class Tree implements ReadTree {
   }
 
   private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
+    const raw = this.newNode(parent, name, kind, attrs, path, extra)
+    this.edit([[raw, null]])
+    return this.index.statId(raw.id)!
+  }
+
+  /** The state of a new node (created by `edit([[raw, null]])`), placed in its shard. */
+  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): RawNode {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
     const id = this.nodeId(parent, kind)
-    const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
-    const version = extra.version ? encodeVersion(extra.version) : null
-    const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
+    // The state the record decodes to (model.ts decodeLoc, decodeVersion), built directly: the
+    // names, content and times were checked above, and the record is written from it at flush.
+    const loc = { parent, name, writer: this.actor, time: now, prev: null }
+    const v = extra.version
+    const raw: RawNode = { id, kind, loc, mode, mtime, creator: this.actor, versions: v ? [{ hash: v.hash, size: v.size, writer: v.writer, time: v.time, ver: v.ver }] : [], tombs: [] }
     const shard = this.placeOf(id)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
-    this.edit([[raw, null, { loc, content: version }]])
-    return this.index.statId(id)!
+    return raw
   }
 
   /**
@@ -1106,7 +1161,7 @@ export class Tree implements ReadTree {
    */
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const [edited, fn, record] of edits) {
+    for (const [edited, fn] of edits) {
       let raw = edited
       const shard = homeOf(raw)
       let list = this.unflushed.get(shard)
@@ -1121,13 +1176,12 @@ export class Tree implements ReadTree {
           raw = { ...raw }
           delete raw.ctime
         }
-        const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
-        created.list[created.at] = this.creation(id, raw, texts)
+        created.list[created.at] = this.creation(id, raw)
       } else {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw, record!))
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw))
       }
       changed.set(id, raw)
     }
@@ -1135,9 +1189,9 @@ export class Tree implements ReadTree {
   }
 
   /** The buffered creation of a record: written alone, or with others into an empty shard (bulk-create.ts). */
-  private creation(id: string, raw: RawNode, texts: { loc: string; content: string | null }): Put {
-    const put: Put = (h) => putRecord(h, id, raw, texts, this.recordVersion)
-    put.creation = { id, value: () => recordValue(raw, texts, this.recordVersion) }
+  private creation(id: string, raw: RawNode): Put {
+    const put: Put = (h) => putRecord(h, id, raw, this.recordVersion)
+    put.creation = { id, value: () => recordValue(raw, this.recordVersion) }
     return put
   }
 
@@ -1148,7 +1202,7 @@ export class Tree implements ReadTree {
    */
   private placeOf(id: string): string {
     let s = shardOf(id)
-    while ((this.counts.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
+    while ((this.counts.get(s) ?? 0) + (this.placing.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
     return s
   }
 
