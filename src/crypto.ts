@@ -22,6 +22,8 @@ export const CONTEXT = {
   casChunkKey: 'bazil/cas/chunk-key/v1',
   /** Volume key: encrypts op-log entries of one volume, from the sharing key + volume id. */
   volume: 'bazil/volume/v1',
+  /** State key: seals a volume's state sent to a joiner (spec/tree.md "Starting from a state"), from the volume key. */
+  volumeState: 'bazil/volume/state/v1',
   /** Signature over a writer log's binding block (block 0), version 1. */
   logBinding: 'bazil/log/binding/v1',
   /** Signature over a writer log's binding block, version 2 (carries the volume's genesis). */

@@ -12,6 +12,7 @@ import { ChunkStore, Cas, DEFAULT_REMOTE_TIMEOUT_MS, RemoteStores, type RemoteSt
 import { OwnEviction } from './fs/cas/own-eviction.js'
 import type { Hypercore } from 'hypercore'
 import { Volume } from './volume.js'
+import { sealedState } from './volume-state.js'
 import { StoreSync } from './store-sync.js'
 import { closeStore } from './store-close.js'
 import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, walBytes } from './space-guard.js'
@@ -283,6 +284,14 @@ export class Node {
     if (!rec) return false
     const set = rec.storageOnly ? (await this.heldVolume(rec.name)).writerSet : (await this.volume(rec.name)).writerSet
     return set.nodesAdmitted.includes(node.toString('hex'))
+  }
+
+  /** This node's state of a local volume, sealed for a joiner that asked (volume-state.ts); throws saying why there is none. */
+  async sealedVolumeState(volumeId: Buffer): Promise<Buffer> {
+    const rec = this.dir.listVolumes().find((v) => v.id === volumeId.toString('hex'))
+    if (!rec) throw new Error('that volume is not held here')
+    if (rec.storageOnly) throw new Error('that volume is held storage-only here (no directory state)')
+    return sealedState(await this.volume(rec.name))
   }
 
   /** Makes a writer log a peer offered part of a local volume (held or readable); false if there's no such volume. */

@@ -7,7 +7,8 @@
 import { encodeKey } from './crypto.js'
 import { StateMismatchError, Tree, type TreeOptions } from './fs/tree/index.js'
 import { StateExpectation } from './fs/tree/state-check.js'
-import type { VolumeState } from './fs/tree/state-file.js'
+import { encodeState, openSealedState, sealState, type VolumeState } from './fs/tree/state-file.js'
+import type { Volume } from './volume.js'
 import { EntryError, type WriterLog, type WriterSet } from './logs/index.js'
 
 /** A state that is not believed: the message says what did not match (the join goes on by replay). */
@@ -109,4 +110,24 @@ function sameSet(a: string[], b: string[]): boolean {
   if (a.length !== b.length) return false
   const s = new Set(a)
   return b.every((x) => s.has(x))
+}
+
+/** Saves of a busy volume are retried this many times (edits not yet logged make saveState refuse). */
+const SEAL_TRIES = 5
+
+/** `vol`'s state, sealed for a joiner that asked over the network (spec/tree.md "Starting from a state"). */
+export async function sealedState(vol: Volume): Promise<Buffer> {
+  for (let i = 1; ; i++) {
+    try {
+      return sealState(encodeState(await vol.saveState()), vol.stateKey, vol.id)
+    } catch (err) {
+      if (i >= SEAL_TRIES || !/not yet in its log/.test((err as Error).message)) throw err
+      await new Promise((r) => setTimeout(r, 200 * i))
+    }
+  }
+}
+
+/** A sealed state from a peer, opened with `vol`'s state key and decoded; StateFileError says what was wrong. */
+export function openPeerState(vol: Volume, sealed: Buffer): VolumeState {
+  return openSealedState(sealed, vol.stateKey, vol.id)
 }

@@ -702,6 +702,11 @@ export class Volume {
 
   // ---- states (spec/tree.md "Starting from a state") -----------------------------------------
 
+  /** The key a state of this volume travels under between peers (sealState; spec/keys.md). */
+  get stateKey(): Buffer {
+    return deriveKey(this.volumeKey, CONTEXT.volumeState)
+  }
+
   /** Applies nothing from the logs until resumed (a joiner that will start from a state); replay resumes where it stood. */
   pauseApply(on: boolean): void {
     this.applyPaused = on

@@ -31,7 +31,7 @@ test('messages round-trip, and the decoder rejects every shape it does not know'
     assert.throws(() => decodeMessage(buf), (err: Error) => err instanceof ProtocolError && re.test(err.message))
   }
   reject(Buffer.concat([Buffer.from([2]), h.subarray(1)]), /unknown message version 2/)
-  reject(Buffer.from([1, 9, 0]), /unknown message type 9/)
+  reject(Buffer.from([1, 99, 0]), /unknown message type 99/) // 7-9: the state messages
   reject(Buffer.from([1]), /too short/)
   reject(Buffer.concat([h, Buffer.from([0])]), /trailing/)
   reject(h.subarray(0, h.length - 3), /malformed|fit/)

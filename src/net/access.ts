@@ -230,6 +230,22 @@ export class AccessControl {
     return out
   }
 
+  /**
+   * Why peer P may not have this node's state of volume V (STATE_GET): null if it may. P must
+   * be allowed V (`peer volume allow`), and V held here with its tree (not storage-only: such a
+   * node has no state to give). The state is sealed under the volume's state key, so only a
+   * peer holding the sharing key reads it.
+   */
+  stateRefused(peer: Buffer, volumeId: string): string | null {
+    const rec = this.registry.get(peer)
+    if (!rec) return 'it is not in the peer list'
+    if (!rec.volumes.includes(volumeId)) return 'that volume is not allowed to it here (`bazil peer volume allow` here)'
+    const vol = this.localVolumes().find((v) => v.id === volumeId)
+    if (!vol) return 'that volume is not held here'
+    if (vol.storageOnly) return 'that volume is held storage-only here (no directory state)'
+    return null
+  }
+
   // ---- what a peer may feed us ---------------------------------------------------------------
 
   /**

@@ -23,6 +23,12 @@ export interface NetHost {
    * not only from that node.
    */
   admitsNode?(volumeId: Buffer, node: Buffer): Promise<boolean>
+  /**
+   * This node's state of a local volume it reads (not storage-only), sealed under the volume's
+   * state key (spec/tree.md "Starting from a state"), for a joiner that asked (STATE_GET,
+   * after access.stateRefused said yes). Throws saying why there is none.
+   */
+  volumeState?(volumeId: Buffer): Promise<Buffer>
 }
 
 /** The network's entry point for writer-set changes, which the node calls. */
@@ -44,6 +50,7 @@ export function nodeHost(node: Node, sink: WritersSink): NetHost {
     async storesOffered(peer, offers) {
       await node.useRemoteStorage(peer, offers)
     },
-    admitsNode: (volumeId, n) => node.admitsNode(volumeId, n)
+    admitsNode: (volumeId, n) => node.admitsNode(volumeId, n),
+    volumeState: (volumeId) => node.sealedVolumeState(volumeId)
   }
 }

@@ -16,6 +16,8 @@ import type { AccessControl } from './access.js'
 import type { NetHost } from './host.js'
 import { message, type Link, type Links } from './links.js'
 import { mirrorOffered } from './closet.js'
+import { StateServer } from './state-serve.js'
+import { StateFetcher } from './state-fetch.js'
 
 const DEFAULT_HELLO_TIMEOUT_MS = 30_000
 /** How long a candidate log's block 0 (its binding) is waited for. */
@@ -33,6 +35,10 @@ export interface OffersEvents {
 
 export class Offers {
   links!: Links
+  /** Answers the peers' state requests (spec/protocol.md "States"). */
+  readonly states: StateServer
+  /** Asks peers for their states. */
+  readonly stateFetcher: StateFetcher
 
   constructor(
     private readonly node: Node,
@@ -41,7 +47,10 @@ export class Offers {
     private readonly host: NetHost,
     private readonly events: OffersEvents,
     private readonly helloTimeoutMs = DEFAULT_HELLO_TIMEOUT_MS
-  ) {}
+  ) {
+    this.states = new StateServer(access, host, log, (link, m) => this.send(link, m))
+    this.stateFetcher = new StateFetcher((link, m) => this.send(link, m))
+  }
 
   /** A new connection: replication limited by access, bazil's channel, our offer once access is known. */
   open(conn: SecretStream, key: Buffer, hex: string, z: string): Link | null {
@@ -82,6 +91,8 @@ export class Offers {
   }
 
   async closed(link: Link): Promise<void> {
+    this.states.closed(link)
+    this.stateFetcher.closed(link)
     for (const hex of link.candidates.keys()) {
       const cand = this.access.candidates.get(hex)
       if (cand?.from === link.hex) this.access.candidates.delete(hex)
@@ -213,6 +224,14 @@ export class Offers {
     }
     if (m.type === 'release') {
       await this.release(link, m.packs)
+      return
+    }
+    if (m.type === 'state-get') {
+      this.states.get(link, m) // answered on its own queue: sealing a big state must not hold up this inbox
+      return
+    }
+    if (m.type === 'state-part' || m.type === 'state-none') {
+      this.stateFetcher.receive(link, m)
       return
     }
     if (m.type === 'holds') {

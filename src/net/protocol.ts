@@ -19,6 +19,9 @@ export const TYPE_STORES = 3
 export const TYPE_KEEP = 4
 export const TYPE_HOLDS = 5
 export const TYPE_RELEASE = 6
+export const TYPE_STATE_GET = 7
+export const TYPE_STATE_PART = 8
+export const TYPE_STATE_NONE = 9
 
 /**
  * Feature bits of the channel handshake (spec/protocol.md "Channel handshake"): what the
@@ -26,8 +29,16 @@ export const TYPE_RELEASE = 6
  * never sent to it (older nodes drop the connection on an unknown type).
  */
 export const FEATURE_RELEASE = 1
+/** STATE_GET / STATE_PART / STATE_NONE: a joiner asks for a volume's sealed state (spec/protocol.md "States"). */
+export const FEATURE_STATE = 2
 /** What this bazil understands. */
-export const LOCAL_FEATURES = FEATURE_RELEASE
+export const LOCAL_FEATURES = FEATURE_RELEASE | FEATURE_STATE
+/** Bytes of a sealed state one STATE_PART carries (the last part: what is left). */
+export const STATE_PART_BYTES = 60_000
+/** Largest sealed state a joiner accepts, in bytes (a 1M-file volume's is ~100 MiB). */
+export const MAX_STATE_BYTES = 1 << 30
+/** Longest reason a STATE_NONE carries, in UTF-8 bytes. */
+export const MAX_REASON_BYTES = 256
 
 const HELLO_FLAG_STORAGE = 1
 
@@ -101,7 +112,36 @@ export interface Release {
   packs: Buffer
 }
 
-export type Message = Hello | Writers | Stores | Keep | Holds | Release
+/**
+ * "Send me bytes [offset, offset + STATE_PART_BYTES) of your sealed state of volume V": a
+ * joiner's request (spec/protocol.md "States"). Offset 0 starts request `request` (the
+ * sender's number): the answerer seals its state then and answers every later offset of that
+ * request from the same bytes. Only to peers whose handshake announced FEATURE_STATE.
+ */
+export interface StateGet {
+  type: 'state-get'
+  volumeId: Buffer
+  request: number
+  offset: number
+}
+
+/** Bytes of a sealed state, the answer to STATE_GET: `total` is the state's whole length. */
+export interface StatePart {
+  type: 'state-part'
+  request: number
+  total: number
+  offset: number
+  data: Buffer
+}
+
+/** "No state for that request": why, in one line (the joiner replays the logs instead). */
+export interface StateNone {
+  type: 'state-none'
+  request: number
+  reason: string
+}
+
+export type Message = Hello | Writers | Stores | Keep | Holds | Release | StateGet | StatePart | StateNone
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -112,6 +152,10 @@ export class ProtocolError extends Error {
 
 function checkKey(buf: Buffer, what: string): void {
   if (!Buffer.isBuffer(buf) || buf.length !== 32) throw new TypeError(`${what} must be a 32-byte Buffer`)
+}
+
+function checkCount(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what}: bad number ${n}`)
 }
 
 function checkMessage(m: Message): void {
@@ -136,6 +180,21 @@ function checkMessage(m: Message): void {
     if (!Number.isSafeInteger(m.length) || m.length < 0) throw new RangeError(`holds: bad length ${m.length}`)
   } else if (m.type === 'release') {
     checkKey(m.packs, 'packs key')
+  } else if (m.type === 'state-get') {
+    checkKey(m.volumeId, 'volume id')
+    checkCount(m.request, 'state-get request')
+    checkCount(m.offset, 'state-get offset')
+    if (m.offset % STATE_PART_BYTES !== 0 || m.offset >= MAX_STATE_BYTES) throw new RangeError(`state-get: offset ${m.offset} is not a part boundary below ${MAX_STATE_BYTES}`)
+  } else if (m.type === 'state-part') {
+    checkCount(m.request, 'state-part request')
+    checkCount(m.total, 'state-part total')
+    checkCount(m.offset, 'state-part offset')
+    if (m.total > MAX_STATE_BYTES) throw new RangeError(`state-part: total ${m.total} is over ${MAX_STATE_BYTES}`)
+    if (m.offset % STATE_PART_BYTES !== 0 || m.offset >= m.total) throw new RangeError(`state-part: offset ${m.offset} is not a part boundary below its total ${m.total}`)
+    if (m.data.length !== Math.min(STATE_PART_BYTES, m.total - m.offset)) throw new RangeError(`state-part: ${m.data.length} bytes at offset ${m.offset} of ${m.total}`)
+  } else if (m.type === 'state-none') {
+    checkCount(m.request, 'state-none request')
+    if (Buffer.byteLength(m.reason) > MAX_REASON_BYTES || /[\x00-\x1f]/.test(m.reason)) throw new RangeError(`state-none: a reason of one line, at most ${MAX_REASON_BYTES} bytes`)
   } else if (m.type === 'stores') {
     if (m.stores.length > MAX_STORES) throw new RangeError(`stores: at most ${MAX_STORES} stores`)
     const seen = new Set<string>()
@@ -183,6 +242,18 @@ function encodeBody(state: State, m: Message): void {
   } else if (m.type === 'release') {
     c.uint8.encode(state, TYPE_RELEASE)
     c.fixed32.encode(state, m.packs)
+  } else if (m.type === 'state-get') {
+    c.uint8.encode(state, TYPE_STATE_GET)
+    c.fixed32.encode(state, m.volumeId)
+    for (const n of [m.request, m.offset]) c.uint.encode(state, n)
+  } else if (m.type === 'state-part') {
+    c.uint8.encode(state, TYPE_STATE_PART)
+    for (const n of [m.request, m.total, m.offset]) c.uint.encode(state, n)
+    c.buffer.encode(state, m.data)
+  } else if (m.type === 'state-none') {
+    c.uint8.encode(state, TYPE_STATE_NONE)
+    c.uint.encode(state, m.request)
+    c.string.encode(state, m.reason)
   } else if (m.type === 'stores') {
     c.uint8.encode(state, TYPE_STORES)
     c.uint.encode(state, m.stores.length)
@@ -217,6 +288,15 @@ function preencodeBody(state: State, m: Message): void {
     c.uint.preencode(state, m.length)
   } else if (m.type === 'release') {
     state.end += 32
+  } else if (m.type === 'state-get') {
+    state.end += 32
+    for (const n of [m.request, m.offset]) c.uint.preencode(state, n)
+  } else if (m.type === 'state-part') {
+    for (const n of [m.request, m.total, m.offset]) c.uint.preencode(state, n)
+    c.buffer.preencode(state, m.data)
+  } else if (m.type === 'state-none') {
+    c.uint.preencode(state, m.request)
+    c.string.preencode(state, m.reason)
   } else if (m.type === 'stores') {
     c.uint.preencode(state, m.stores.length)
     state.end += 96 * m.stores.length
@@ -303,6 +383,17 @@ export function decodeMessage(buf: Buffer): Message {
       m = { type: 'holds', packs, length }
     } else if (type === TYPE_RELEASE) {
       m = { type: 'release', packs: copy(c.fixed32.decode(state)) }
+    } else if (type === TYPE_STATE_GET) {
+      m = { type: 'state-get', volumeId: copy(c.fixed32.decode(state)), request: c.uint.decode(state), offset: c.uint.decode(state) }
+    } else if (type === TYPE_STATE_PART) {
+      const request = c.uint.decode(state)
+      const total = c.uint.decode(state)
+      const offset = c.uint.decode(state)
+      const data = c.buffer.decode(state)
+      if (data === null) throw new ProtocolError('state-part: no data')
+      m = { type: 'state-part', request, total, offset, data: copy(data) }
+    } else if (type === TYPE_STATE_NONE) {
+      m = { type: 'state-none', request: c.uint.decode(state), reason: c.string.decode(state) }
     } else {
       throw new ProtocolError(`unknown message type ${type}`)
     }

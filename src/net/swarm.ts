@@ -8,13 +8,15 @@ import type Protomux from 'protomux'
 import type { Node } from '../node.js'
 import type { Log } from '../log.js'
 import type { HostPort } from './config.js'
-import type { StorageOffer, StoreReplica, VolumeOffer } from './protocol.js'
+import { FEATURE_STATE, type StorageOffer, type StoreReplica, type VolumeOffer } from './protocol.js'
 import type { Access } from './replication.js'
 import { AccessControl } from './access.js'
 import { Links, message, type Link, type PeerStatus } from './links.js'
 import { Offers } from './offers.js'
 import { nodeHost, type NetHost, type WritersSink } from './host.js'
 import { HoldingsExchange } from './holdings.js'
+import { StateFetchError } from './state-fetch.js'
+import { encodeKey } from '../crypto.js'
 
 export type { PeerStatus } from './links.js'
 
@@ -150,6 +152,21 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
   /** Resolves once the peer is connected and has said hello; rejects after timeoutMs. */
   waitConnected(key: Buffer, timeoutMs: number): Promise<void> {
     return this.links.waitConnected(key, timeoutMs)
+  }
+
+  /** Whether a connected peer's handshake says it answers state requests (FEATURE_STATE; older nodes do not). */
+  servesStates(key: Buffer): boolean {
+    return ((this.links.get(key)?.features ?? 0) & FEATURE_STATE) !== 0
+  }
+
+  /**
+   * The peer's sealed state of a volume (spec/protocol.md "States"), all of it; throws
+   * StateFetchError (state-fetch.ts) saying why not. Nothing in it is believed yet.
+   */
+  fetchState(key: Buffer, volumeId: Buffer, onBytes?: (done: number, total: number) => void, stallMs?: number): Promise<Buffer> {
+    const link = this.links.get(key)
+    if (!link || link.closed) return Promise.reject(new StateFetchError(`peer ${encodeKey(key)} is not connected`))
+    return this.offers.stateFetcher.fetch(link, volumeId, onBytes, stallMs)
   }
 
   /** What a connected peer offered us: its volumes (with writer logs) and its store, or null. */

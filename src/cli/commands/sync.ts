@@ -7,14 +7,14 @@ import { UserError, checkName, storageOnlyMessage, type DataDir } from '../../da
 import { decodeKey, encodeKey } from '../../crypto.js'
 import type { Node } from '../../node.js'
 import type { Volume } from '../../volume.js'
-import { StateRejectedError } from '../../volume-state.js'
+import { StateRejectedError, openPeerState } from '../../volume-state.js'
 import type { HeldVolume } from '../../net/closet.js'
 import type { Hypercore } from 'hypercore'
 import type { PeerNetwork } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
 import { serverNetwork } from '../../net/server-handle.js'
 import { ProgressReporter, type ProgressCounts } from '../progress.js'
-import { encodeState, readStateFile, type VolumeState } from '../../fs/tree/state-file.js'
+import { StateFileError, encodeState, readStateFile, type VolumeState } from '../../fs/tree/state-file.js'
 import { replaceFileSync } from '../../atomic-file.js'
 
 const DEFAULT_TIMEOUT_S = 30
@@ -79,7 +79,8 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
   sharing = Option.String('--sharing', { description: 'The local sharing key the volume is encrypted with (default: default)' })
   storageOnly = Option.Boolean('--storage-only', false, { description: 'Hold the ciphertext only: no sharing key, no tree, no writes' })
   asJson = Option.Boolean('--json', false, { description: 'Progress of the first sync as JSON lines (message_type status, then summary)' })
-  state = Option.String('--state', { description: 'Start from this state file (`bazil volume state save` on a replica) instead of replaying the history: checked against the signed logs, replay if it does not match' })
+  state = Option.String('--state', { description: 'Start from this state file (`bazil volume state save` on a replica) instead of the state the peer sends: checked against the signed logs, replay if it does not match (for debugging)' })
+  replay = Option.Boolean('--replay', false, { description: 'Replay the whole history of the logs instead of starting from the state the peer sends (by default a first sync asks the peer for its state and checks it against the signed logs)' })
   key = Option.String({ required: true })
   volume = Option.String({ required: true })
   localName = Option.String({ required: false })
@@ -88,6 +89,7 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     const { dir, node, net } = this.env()
     // Read before anything is written: a file that is no state file is the user's mistake.
     const state = this.state === undefined ? null : readStateFileOrFail(this.resolvePath(this.state))
+    if (state && this.replay) throw new UserError('--state and --replay exclude each other: give one')
     const key = this.peerKey(this.key, dir)
     const deadline = Date.now() + this.timeoutMs
     const localName = checkName(this.localName ?? this.volume, 'volume')
@@ -126,8 +128,12 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     if (!existing) dir.addVolume({ version: 1, name: localName, id: idHex, sharing, created: Date.now() })
     else if (existing.sharing !== sharing) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}"`)
     const vol = await node.volume(localName)
+    // A first sync (nothing applied here yet) starts from the peer's state, if it serves states
+    // (spec/protocol.md "States"): asked for now, downloaded while the logs download.
+    const fromPeer = state === null && !this.replay && net.servesStates(key) && vol.replayState().every((s) => s.applied <= 1)
+    const peerState = fromPeer ? this.askState(net, key, offer.id) : null
     // With a state: nothing is applied from the logs until the state was checked (or rejected).
-    if (state) vol.pauseApply(true)
+    if (state || peerState) vol.pauseApply(true)
     for (const w of offer.writers) await vol.addWriter(w)
     // The first sync of the volume's metadata, from here on: a bar on a terminal (or JSON
     // lines) until every log the peer offered is held and applied as far as the peer has it.
@@ -137,13 +143,14 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
       const c = syncCounts(vol, key, offer.writers)
       // While a state is checked: its entries count as done as they are checked, and its shards as they load.
       const st = this.stateProgress
-      if (st) return { ...c, done: Math.max(c.done, Math.min(c.total, st.entries)), extra: { ...c.extra, state_shards_loaded: st.shards } }
-      return c
+      const bytes: Record<string, number> = this.stateBytes ? { state_bytes_done: this.stateBytes.done, state_bytes_total: this.stateBytes.total } : {}
+      if (st) return { ...c, done: Math.max(c.done, Math.min(c.total, st.entries)), extra: { ...c.extra, ...bytes, state_shards_loaded: st.shards } }
+      return { ...c, extra: { ...c.extra, ...bytes } }
     }
     const ticker = setInterval(() => progress.update(counts()), 100)
     progress.update(counts())
     try {
-      await this.join(vol, key, offer.writers, localName, deadline, progress, state)
+      await this.join(vol, key, offer.writers, localName, deadline, progress, state ? { state, from: 'file' } : peerState)
     } finally {
       clearInterval(ticker)
       vol.pauseApply(false)
@@ -152,9 +159,37 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
 
   /** How far the check of a state is (entries read, shards loaded), for the progress bar; null when none runs. */
   private stateProgress: { entries: number; shards: number } | null = null
+  /** How far the download of the peer's state is, in bytes; null before its first part. */
+  private stateBytes: { done: number; total: number } | null = null
+
+  /** Asks the peer for its state of the volume; resolves to the bytes or to why there are none (never rejects). */
+  private askState(net: PeerNetwork, key: Buffer, volumeId: Buffer): Promise<StateSource> {
+    return net.fetchState(key, volumeId, (done, total) => { this.stateBytes = { done, total } }, this.timeoutMs).then(
+      (sealed) => ({ sealed, from: 'peer' as const }),
+      (err: Error) => ({ error: err.message, from: 'peer' as const })
+    )
+  }
+
+  /** The state to start from (a file, or the peer's once it arrived and opened), or null after saying why there is none. */
+  private async stateOf(vol: Volume, src: Promise<StateSource> | StateSource): Promise<VolumeState | null> {
+    const s = await src
+    let why: string
+    if ('state' in s) return s.state
+    if ('sealed' in s) {
+      try {
+        return openPeerState(vol, s.sealed)
+      } catch (err) {
+        if (!(err instanceof StateFileError)) throw err
+        why = `state rejected: ${err.message}`
+      }
+    } else why = `no state from the peer: ${s.error}`
+    if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: false, from: s.from, error: why }))
+    this.context.stderr.write(`${why}; replaying the logs instead\n`)
+    return null
+  }
 
   /** Starts `vol` from `state` once the logs it covers are here; on a mismatch says why and leaves the volume to replay. */
-  private async fromState(vol: Volume, state: VolumeState, stallMs: number): Promise<void> {
+  private async fromState(vol: Volume, state: VolumeState, from: 'file' | 'peer', stallMs: number): Promise<void> {
     const want = (): boolean => Object.entries(state.logs).every(([hex, next]) => (vol.writers.get(hex)?.core.contiguousLength ?? 0) >= next)
     let last = -1
     let lastMove = Date.now()
@@ -171,17 +206,22 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
         if (phase === 'entries') this.stateProgress!.entries = done
         else this.stateProgress!.shards = done
       }).finally(() => { this.stateProgress = null })
-      const line = `started from the state: ${r.entries} entries and ${r.changes} changes checked against the logs in ${(r.ms.entries / 1000).toFixed(1)} s, ${state.shards.length} shards loaded in ${(r.ms.shards / 1000).toFixed(1)} s`
-      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: true, entries: r.entries, changes: r.changes, shards: state.shards.length, check_ms: Math.round(r.ms.entries), load_ms: Math.round(r.ms.shards) }))
+      // Kept at once: a server stopped before its next checkpoint would replay the whole history
+      // again, and the joined index leaves memory for the disk (spec/tree.md "Starting from a state").
+      const t0 = performance.now()
+      const kept = await vol.checkpoint()
+      const ckptMs = performance.now() - t0
+      const line = `started from the state: ${r.entries} entries and ${r.changes} changes checked against the logs in ${(r.ms.entries / 1000).toFixed(1)} s, ${state.shards.length} shards loaded in ${(r.ms.shards / 1000).toFixed(1)} s${kept ? `, checkpointed in ${(ckptMs / 1000).toFixed(1)} s` : ''}`
+      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: true, from, bytes: this.stateBytes?.total, entries: r.entries, changes: r.changes, shards: state.shards.length, check_ms: Math.round(r.ms.entries), load_ms: Math.round(r.ms.shards), checkpoint_ms: kept ? Math.round(ckptMs) : null }))
       else this.context.stderr.write(line + '\n')
     } catch (err) {
       if (!(err instanceof StateRejectedError)) throw err
-      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: false, error: err.message }))
+      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: false, from, error: err.message }))
       this.context.stderr.write(`${err.message}; replaying the logs instead\n`)
     }
   }
 
-  private async join(vol: Volume, key: Buffer, offered: Buffer[], localName: string, deadline: number, progress: ProgressReporter, state: VolumeState | null): Promise<void> {
+  private async join(vol: Volume, key: Buffer, offered: Buffer[], localName: string, deadline: number, progress: ProgressReporter, source: Promise<StateSource> | StateSource | null): Promise<void> {
     const { dir, net } = this.env()
     const idHex = vol.id.toString('hex')
     // The peer is where the volume came from: it replicates our log of it, we replicate its.
@@ -214,8 +254,9 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
     if (!admitted) {
       throw new UserError(`volume "${localName}" is connected but this node's log was not admitted within ${this.timeoutS} s: on peer ${encodeKey(key)} run \`bazil peer volume allow ${encodeKey(dir.publicKey)} ${this.volume}\` (it must be a writer of the volume) and connect again`)
     }
-    if (state) {
-      await this.fromState(vol, state, this.timeoutMs)
+    if (source) {
+      const state = await this.stateOf(vol, source)
+      if (state) await this.fromState(vol, state, (await source).from, this.timeoutMs)
       vol.pauseApply(false)
     }
     // The first sync of the volume's metadata: a bar on a terminal (or JSON lines) until every
@@ -274,6 +315,9 @@ async function firstSync(vol: Volume, key: Buffer, offered: Buffer[], stallMs: n
     await sleep(POLL_MS)
   }
 }
+
+/** Where a joiner's state comes from: a file (--state), the peer's sealed bytes, or why the peer sent none. */
+type StateSource = { state: VolumeState; from: 'file' } | { sealed: Buffer; from: 'peer' } | { error: string; from: 'peer' }
 
 /** A state file read for `volume connect --state`, or a one-line error naming what is wrong with it. */
 function readStateFileOrFail(file: string): VolumeState {

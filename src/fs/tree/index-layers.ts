@@ -26,9 +26,12 @@ export interface IndexBase {
   children(dir: string): Iterable<[string, BaseEntry]>
   /** Every entry, in no particular order. */
   entries(): Iterable<[string, BaseEntry]>
+  /** The entries attached under `dir` whose name is `name` (reads less than `children`: a stat in a big directory). */
+  named?(dir: string, name: string): Iterable<[string, BaseEntry]>
 }
 
 const GONE: unique symbol = Symbol('gone')
+export const NOT_HELD: unique symbol = Symbol('not held')
 
 export class Layered<V> {
   private readonly over = new Map<string, V | typeof GONE>()
@@ -55,6 +58,15 @@ export class Layered<V> {
   }
 
   has(key: string): boolean { return this.get(key) !== undefined }
+
+  /** The value when the overlay or the built values hold the key (undefined: not there); NOT_HELD when only the base would say. */
+  held(key: string): V | undefined | typeof NOT_HELD {
+    const v = this.over.get(key)
+    if (v !== undefined) return v === GONE ? undefined : v
+    if (this.base === null) return undefined
+    if (this.built.has(key)) return this.built.get(key)
+    return NOT_HELD
+  }
 
   set(key: string, value: V): this {
     this.over.set(key, value)

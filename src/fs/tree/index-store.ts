@@ -22,14 +22,20 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { equal, hash } from '../../crypto.js'
 import { fsyncDirSync, replaceFileSync } from '../../atomic-file.js'
-import { ActorTable, decodeTreeState, row, unrow, type NodeRow } from './checkpoint.js'
+import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, IndexBase } from './index-layers.js'
+import { HEAD_PROBE, checkBucket, checkDigest, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { Tree, type TreeParts } from './tree.js'
 import { TreeIndex, type IndexMemo } from './view.js'
 
-/** The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once to migrate). */
-export const INDEX_VERSION = 4
+/**
+ * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
+ * to migrate). 5: page buckets of version 2 (index-page.ts) may be named; 4 (still read): only
+ * version 1 pages. A commit writes 5; the pages it does not rewrite stay as they are.
+ */
+export const INDEX_VERSION = 5
+const OLDEST_INDEX_VERSION = 4
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
 export const PAGE_BUCKETS = 1024
@@ -39,6 +45,8 @@ export const CACHE_BYTES = 48 * 2 ** 20
 
 /** Entries whose directory is remembered from listings. */
 const HINTS = 50_000
+/** Entries read by a name lookup, kept for the stat that follows it. */
+const RECENT = 4096
 
 export class IndexDamagedError extends Error {}
 
@@ -70,22 +78,8 @@ interface Manifest {
 /** The index of one state: what a snapshot's view reads. */
 interface SavedView { pages: Record<string, Ref>; ids: Record<string, Ref>; rootLive: number; memo: IndexMemo }
 
-type Page = Map<string, Map<string, BaseEntry>>
-/** A page bucket file: actors, then per directory its entries [id, name, live, row]. */
-interface PageFile { actors: string[]; dirs: [string, [string, string | null, number, number, string | null][]][] }
-
-/** An entry of a parsed page: its row (JSON text) is decoded when first asked for (a stat needs one row, not its directory's). */
-class PageEntry implements BaseEntry {
-  private decoded: RawNode | null | undefined
-  constructor(private text: string | null, private readonly actors: string[], readonly parent: string | null, readonly name: string | null, readonly live: number, readonly versions: number) {}
-  get raw(): RawNode | null {
-    if (this.decoded === undefined) {
-      this.decoded = this.text === null ? null : unrow(JSON.parse(this.text) as NodeRow, this.actors, 3)
-      this.text = null
-    }
-    return this.decoded
-  }
-}
+/** A page bucket as read: version 1 parsed whole, version 2 its header (chunks read as needed). */
+type PageFile = { v: 1; page: Page } | { v: 2; head: PageHead; ref: Ref; whole: Buffer | null }
 
 export function pageBucket(dir: string): number { return fnv(dir) % PAGE_BUCKETS }
 export function idBucket(id: string): number { return fnv(id) % ID_BUCKETS }
@@ -99,11 +93,14 @@ function fnv(s: string): number {
 /** The index files of one manifest: an IndexBase read on demand. */
 export class IndexFiles implements IndexBase {
   private readonly cache = new Map<string, { value: unknown; bytes: number }>()
-  private cached = 0
+  private cachedBytes = 0
   /** Where entries read through a directory's listing live (saves the id bucket reads a `ls -l` would make), most recent last. */
   private readonly hints = new Map<string, string>()
-  /** Bucket reads from disk (for tests and benchmarks). */
+  /** Entries a name lookup read (most recent last): a lookup is followed by the stat of what it found. */
+  private readonly recent = new Map<string, BaseEntry>()
+  /** Bucket reads from disk and their bytes (for tests and benchmarks). */
   reads = 0
+  bytesRead = 0
 
   /** The base written over this one (lazy shards read through the newest). */
   successor: IndexFiles | null = null
@@ -131,6 +128,7 @@ export class IndexFiles implements IndexBase {
       get nodeCount() { return v.memo.nodeCount },
       entry: (id) => at().entry(id),
       children: (dir) => at().children(dir),
+      named: (dir, name) => at().named(dir, name),
       entries: () => at().entries(),
     }
     return { base, memo: v.memo }
@@ -154,11 +152,16 @@ export class IndexFiles implements IndexBase {
 
   entry(id: string): BaseEntry | undefined {
     if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive, versions: 0 }
+    const r = this.recent.get(id)
+    if (r !== undefined) return r
     let group = this.hints.get(id)
     if (group === undefined) {
       const ref = this.manifest.ids[idBucket(id)]
       if (ref === undefined) return undefined
-      group = this.cachedBucket(ref, parseIds).get(id)
+      group = this.cached(`${ref[0]}@${ref[1]}`, () => {
+        const b = this.read(ref)
+        return { value: parseIds(b), bytes: b.length }
+      }).get(id)
       if (group === undefined) return undefined
     }
     return this.page(group)?.get(id)
@@ -178,55 +181,146 @@ export class IndexFiles implements IndexBase {
     return page.entries()
   }
 
+  /** The entries attached under `dir` whose name is `name`: a version 2 page reads only the chunks that may hold it. */
+  named(dir: string, name: string): [string, BaseEntry][] {
+    const ref = this.manifest.pages[pageBucket(dir)]
+    if (ref === undefined) return []
+    const f = this.pageFile(ref)
+    let found: [string, BaseEntry][]
+    const whole = f.v === 1 ? f.page.get(dir) : this.peek<Map<string, BaseEntry>>(`${ref[0]}@${ref[1]}/${dir}`)
+    if (whole !== undefined) found = [...whole].filter(([, e]) => e.name === name)
+    else if (f.v === 1) return []
+    else {
+      const d = f.head.dirs.get(dir)
+      if (d === undefined) return []
+      found = []
+      for (const c of chunksNamed(d.chunks, name)) {
+        const list = this.cached(`${ref[0]}@${ref[1] + c.offset}#`, () => ({ value: parseChunk(this.pageBytes(f, c.offset, c.length), c, dir, f.head.actors), bytes: c.length }))
+        for (const x of list) if (x[1].name === name) found.push(x)
+      }
+    }
+    for (const [id, e] of found) {
+      this.recent.delete(id)
+      this.recent.set(id, e)
+      if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!)
+    }
+    return found
+  }
+
   *entries(): Iterable<[string, BaseEntry]> {
     for (const ref of Object.values(this.manifest.pages)) {
-      for (const entries of parsePage(this.read(ref)).values()) yield* entries
+      for (const entries of parsePage(this.read(ref)).page.values()) yield* entries
     }
   }
 
   private page(group: string): Map<string, BaseEntry> | undefined {
     const ref = this.manifest.pages[pageBucket(group)]
     if (ref === undefined) return undefined
-    return this.cachedBucket(ref, parsePage).get(group)
+    const f = this.pageFile(ref)
+    if (f.v === 1) return f.page.get(group)
+    const d = f.head.dirs.get(group)
+    if (d === undefined || d.chunks.length === 0) return undefined
+    return this.cached(`${ref[0]}@${ref[1]}/${group}`, () => {
+      // A dir's chunks lie back to back: one read.
+      const first = d.chunks[0], last = d.chunks[d.chunks.length - 1]
+      const bytes = this.pageBytes(f, first.offset, last.offset + last.length - first.offset)
+      const m = new Map<string, BaseEntry>()
+      for (const c of d.chunks) {
+        for (const [id, e] of parseChunk(bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors)) m.set(id, e)
+      }
+      return { value: m, bytes: bytes.length }
+    })
   }
 
-  private cachedBucket<T>(ref: Ref, parse: (b: Buffer) => T): T {
-    const file = `${ref[0]}@${ref[1]}`
-    const c = this.cache.get(file)
+  /** A page bucket: version 1 read and parsed whole; version 2 its header only. */
+  private pageFile(ref: Ref): PageFile {
+    return this.cached(`${ref[0]}@${ref[1]}`, () => {
+      const probe = this.readAt(ref, 0, Math.min(ref[2], HEAD_PROBE))
+      let hl: number | null
+      try {
+        hl = headLength(probe)
+      } catch (e) {
+        return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+      }
+      if (hl === null) {
+        const bytes = probe.length === ref[2] ? this.checked(ref, probe) : this.read(ref)
+        return { value: { v: 1, page: parsePage(bytes).page } as PageFile, bytes: bytes.length }
+      }
+      const head = hl <= probe.length ? probe.subarray(0, hl) : this.readAt(ref, 0, hl)
+      try {
+        checkDigest(head, ref[3])
+        // A small bucket came whole with its header: its chunks are served from these bytes.
+        const whole = probe.length === ref[2] ? probe : null
+        return { value: { v: 2, head: parseHead(head, ref[2]), ref, whole } as PageFile, bytes: whole?.length ?? hl }
+      } catch (e) {
+        return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+      }
+    })
+  }
+
+  private pageBytes(f: PageFile & { v: 2 }, offset: number, length: number): Buffer {
+    return f.whole ? f.whole.subarray(offset, offset + length) : this.readAt(f.ref, offset, length)
+  }
+
+  private peek<T>(key: string): T | undefined {
+    return this.cache.get(key)?.value as T | undefined
+  }
+
+  /** A parsed value cached under `key` within CACHE_BYTES (counted in the file bytes it came from). */
+  private cached<T>(key: string, load: () => { value: T; bytes: number }): T {
+    const c = this.cache.get(key)
     if (c) {
-      this.cache.delete(file)
-      this.cache.set(file, c)
+      this.cache.delete(key)
+      this.cache.set(key, c)
       return c.value as T
     }
-    const bytes = this.read(ref)
-    const value = parse(bytes)
-    this.cache.set(file, { value, bytes: bytes.length })
-    this.cached += bytes.length
+    let value: T, bytes: number
+    try {
+      ({ value, bytes } = load())
+    } catch (e) {
+      if (e instanceof IndexDamagedError) throw e
+      return this.damaged(`${key}: ${(e as Error).message}`)
+    }
+    this.cache.set(key, { value, bytes })
+    this.cachedBytes += bytes
     for (const [k, v] of this.cache) {
-      if (this.cached <= CACHE_BYTES || k === file) break
+      if (this.cachedBytes <= CACHE_BYTES || k === key) break
       this.cache.delete(k)
-      this.cached -= v.bytes
+      this.cachedBytes -= v.bytes
     }
     return value
   }
 
-  /** A bucket's bytes, checked against its digest. */
-  read(ref: Ref): Buffer {
-    const [seg, offset, length, digest] = ref
+  /** `length` bytes at `offset` inside the bucket `ref`, unchecked (the caller checks them). */
+  private readAt(ref: Ref, offset: number, length: number): Buffer {
     const bytes = Buffer.allocUnsafe(length)
     try {
-      const fd = fs.openSync(path.join(this.dir, seg), 'r')
+      const fd = fs.openSync(path.join(this.dir, ref[0]), 'r')
       try {
-        if (fs.readSync(fd, bytes, 0, length, offset) !== length) throw new Error('segment too short')
+        if (fs.readSync(fd, bytes, 0, length, ref[1] + offset) !== length) throw new Error('segment too short')
       } finally {
         fs.closeSync(fd)
       }
-      if (!equal(hash(bytes), Buffer.from(digest, 'hex'))) throw new Error('digest mismatch')
     } catch (e) {
-      this.damaged(`${seg} at ${offset}: ${(e as Error).message}`)
+      this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
     }
     this.reads++
+    this.bytesRead += length
     return bytes
+  }
+
+  private checked(ref: Ref, bytes: Buffer): Buffer {
+    try {
+      checkBucket(bytes, ref[3])
+    } catch (e) {
+      this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+    }
+    return bytes
+  }
+
+  /** A bucket's bytes, checked against its digest (a version 2 page: its header's and every chunk's). */
+  read(ref: Ref): Buffer {
+    return this.checked(ref, this.readAt(ref, 0, ref[2]))
   }
 
   /** Removes the manifest (the next open rebuilds from the logs) and throws. */
@@ -238,32 +332,6 @@ export class IndexFiles implements IndexBase {
 
 function parseIds(b: Buffer): Map<string, string> {
   return new Map(JSON.parse(b.toString('utf8')) as [string, string][])
-}
-
-function parsePage(b: Buffer): Page {
-  const f = JSON.parse(b.toString('utf8')) as PageFile
-  const out: Page = new Map()
-  for (const [dir, list] of f.dirs) {
-    const m = new Map<string, BaseEntry>()
-    for (const [id, name, live, versions, text] of list) m.set(id, new PageEntry(text, f.actors, dir === '' ? null : dir, name, live, versions))
-    out.set(dir, m)
-  }
-  return out
-}
-
-function encodePage(page: Page): Buffer {
-  const actors = new ActorTable()
-  const dirs: PageFile['dirs'] = []
-  for (const dir of [...page.keys()].sort()) {
-    const m = page.get(dir)!
-    if (m.size === 0) continue
-    dirs.push([dir, [...m.keys()].sort().map((id) => {
-      const e = m.get(id)!
-      const raw = e.raw
-      return [id, e.name, e.live, raw?.versions.length ?? 0, raw === null ? null : JSON.stringify(row(raw, actors))]
-    })])
-  }
-  return Buffer.from(JSON.stringify({ actors: actors.list, dirs }))
 }
 
 // ---- the manifest -------------------------------------------------------------------------
@@ -280,7 +348,7 @@ function encodeManifest(m: Manifest): Buffer {
 
 function decodeManifest(buf: Buffer): Manifest {
   if (buf.length < 9 + DIGEST_BYTES || !buf.subarray(0, 4).equals(MAGIC)) throw new Error('not a tree checkpoint')
-  if (buf[4] !== INDEX_VERSION) throw new Error(`index version ${buf[4]} is not supported`)
+  if (buf[4] < OLDEST_INDEX_VERSION || buf[4] > INDEX_VERSION) throw new Error(`index version ${buf[4]} is not supported`)
   const body = buf.subarray(0, buf.length - DIGEST_BYTES)
   if (!equal(hash(body), buf.subarray(buf.length - DIGEST_BYTES))) throw new Error('index manifest is damaged (digest mismatch)')
   if (buf.readUInt32BE(5) !== body.length - 9) throw new Error('index manifest has a bad length')
@@ -301,7 +369,7 @@ function decodeManifest(buf: Buffer): Manifest {
  */
 export function openTreeIndex(file: string, dir: string, actor: string): { tree: Tree; extra: unknown; legacy: boolean } {
   const buf = fs.readFileSync(file)
-  if (buf.length > 4 && buf[4] !== INDEX_VERSION && buf.subarray(0, 4).equals(MAGIC)) {
+  if (buf.length > 4 && buf[4] < OLDEST_INDEX_VERSION && buf.subarray(0, 4).equals(MAGIC)) {
     const { state, extra } = decodeTreeState(buf)
     return { tree: Tree.restore(actor, state), extra, legacy: true }
   }
@@ -362,8 +430,8 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
   }
   const writes: Buffer[] = []
   let size = 0
-  const put = (bytes: Buffer): Ref => {
-    const ref: Ref = [seg, size, bytes.length, hash(bytes).toString('hex')]
+  const put = (bytes: Buffer, digest = hash(bytes).toString('hex')): Ref => {
+    const ref: Ref = [seg, size, bytes.length, digest]
     writes.push(bytes)
     size += bytes.length
     return ref
@@ -425,7 +493,7 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
       if (!move.has(r[0])) return r
       const k = `${r[0]}@${r[1]}`
       let c = copies.get(k)
-      if (!c) copies.set(k, (c = put(prev!.read(r))))
+      if (!c) copies.set(k, (c = put(prev!.read(r), r[3])))
       return c
     }
     for (const k of Object.keys(m.pages)) m.pages[k] = moved(m.pages[k])
@@ -465,7 +533,7 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
  * which names the buckets of `prev`'s state): each changed id leaves its old directory's page
  * and joins its new one; a bucket that changed is written whole by `put`.
  */
-function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer) => Ref): void {
+function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref): void {
   const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
   const idEdits = new Map<number, Map<string, string | null>>()
   const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
@@ -490,7 +558,7 @@ function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles 
   }
   for (const [b, e] of pageEdits) {
     const was = prev ? into.pages[b] : undefined
-    const page: Page = was !== undefined ? parsePage(prev!.read(was)) : new Map()
+    const { page, actors } = was !== undefined ? parsePage(prev!.read(was)) : { page: new Map() as Page, actors: null }
     for (const [g, id] of e.remove) page.get(g)?.delete(id)
     for (const [g, id, entry] of e.add) {
       let p = page.get(g)
@@ -499,7 +567,10 @@ function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles 
     }
     for (const [g, p] of page) if (p.size === 0) page.delete(g)
     if (page.size === 0) delete into.pages[b]
-    else into.pages[b] = put(encodePage(page))
+    else {
+      const enc = encodePage(page, actors)
+      into.pages[b] = put(enc.bytes, enc.digest)
+    }
   }
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined

@@ -10,7 +10,7 @@
  * meta: [heads[], byteLength] | null}.
  */
 import fs from 'node:fs'
-import { hash } from '../../crypto.js'
+import { NONCE_BYTES, TAG_BYTES, DecryptError, hash, open, randomBytes, seal } from '../../crypto.js'
 import { isShard } from './model.js'
 
 export const STATE_MAGIC = Buffer.from('BZST')
@@ -113,4 +113,28 @@ export function readStateFile(file: string): VolumeState {
     throw new StateFileError(`cannot read state file ${file}: ${(err as Error).message}`)
   }
   return decodeState(buf)
+}
+
+/**
+ * A state as it travels between peers (spec/tree.md "Starting from a state"): the state file's
+ * bytes sealed under the volume's state key, so that a peer without the sharing key (a
+ * storage-only one) reads nothing of it. Layout: nonce (24 bytes) · XChaCha20-Poly1305 of the
+ * state file, with the volume id as associated data.
+ */
+export function sealState(file: Buffer, stateKey: Buffer, volumeId: Buffer): Buffer {
+  const nonce = randomBytes(NONCE_BYTES)
+  return Buffer.concat([nonce, seal(stateKey, nonce, file, volumeId)])
+}
+
+/** Inverse of sealState, then decodeState; a StateFileError says what was wrong. */
+export function openSealedState(sealed: Buffer, stateKey: Buffer, volumeId: Buffer): VolumeState {
+  if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new StateFileError('sealed state is too short')
+  let file: Buffer
+  try {
+    file = open(stateKey, sealed.subarray(0, NONCE_BYTES), sealed.subarray(NONCE_BYTES), volumeId, 'sealed state')
+  } catch (err) {
+    if (err instanceof DecryptError) throw new StateFileError('sealed state does not open under this volume\'s state key (another volume, another sharing key, or altered)')
+    throw err
+  }
+  return decodeState(file)
 }

@@ -5,7 +5,7 @@
 import { TreeError } from './errors.js'
 import { childPath, splitPath } from './paths.js'
 import { DEFAULT_MODE, ROOT_ID, isAlive, shortActor, type Kind, type RawNode, type Version } from './model.js'
-import { Layered, type BaseEntry, type IndexBase } from './index-layers.js'
+import { Layered, NOT_HELD, type BaseEntry, type IndexBase } from './index-layers.js'
 
 export interface ContentRef { hash: string; size: number }
 
@@ -422,7 +422,16 @@ export class TreeIndex implements ReadTree {
   }
 
   private childOf(dir: string, name: string): Entry | undefined {
-    const d = this.dirs.get(dir)
+    const held = this.dirs.held(dir)
+    if (held === NOT_HELD && this.base?.named && !name.includes(CONFLICT)) {
+      // Unchanged since the base, name table not built: the entries of that name alone say it.
+      // A name without CONFLICT is a node's own (generated names all hold it): the group's
+      // winner, the lowest id among the visible children of that name.
+      let best: string | undefined
+      for (const [x, e] of this.base.named(dir, name)) if (e.live > 0 && e.name === name && (best === undefined || x < best)) best = x
+      return best === undefined ? undefined : { id: best }
+    }
+    const d = held === NOT_HELD ? this.dirs.get(dir) : held
     if (!d) return undefined
     if (this.simple(d)) {
       const v = d.byName.get(name)
