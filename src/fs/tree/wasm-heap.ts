@@ -16,8 +16,6 @@ import * as A from '@automerge/automerge'
 const MIN_RESERVE = 16 * 2 ** 20
 const MAX_RESERVE = 256 * 2 ** 20
 
-/** Zero bytes of the smallest reserve, kept: most reserves are that size. */
-let zeros: Uint8Array | null = null
 /**
  * What the last reserve has left for the work that follows, by the callers' own estimates. A
  * reserve copies its size into the heap (16 MiB: ~5-10 ms here); a server applying a log in
@@ -33,11 +31,10 @@ export function reserveAutomergeHeap(bytes: number): void {
     return
   }
   const n = Math.min(MAX_RESERVE, Math.max(MIN_RESERVE, Math.ceil(bytes)))
-  if (n === MIN_RESERVE) zeros ??= new Uint8Array(MIN_RESERVE)
   try {
     // Copies n zero bytes into a block malloc'd in the wasm heap, fails at once (no document
     // header), and frees the block.
-    A.load(n === MIN_RESERVE ? zeros! : new Uint8Array(n))
+    A.load(new Uint8Array(n))
   } catch {
     // expected
   }
