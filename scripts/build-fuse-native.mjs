@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// Postinstall: builds fuse-native from source with one fix applied.
+// Postinstall: builds fuse-native from source with our fixes applied.
 //
-// Two fixes to fuse-native 2.2.6, so that `touch -m`, `tar x`, `cp -p` and `rsync -t` set
-// the right mtimes through a bazil mount:
+// Three fixes to fuse-native 2.2.6, so that `touch -m`, `touch -a`, `tar x`, `cp -p` and
+// `rsync -t` set the right times through a bazil mount:
 // - utimens passes atime in both slots (fuse-native.c hands `l->atime` to JS twice instead
 //   of `l->atime, l->mtime`);
 // - libfuse 2.9 drops a utimens that leaves one of the times alone (UTIME_OMIT) unless the
-//   file system sets `flag_utime_omit_ok`.
-// We apply both and build the addon with the node-gyp that npm ships (node-gyp-build then
+//   file system sets `flag_utime_omit_ok`;
+// - fuse-native hands times to JS in milliseconds, where UTIME_NOW and UTIME_OMIT (tv_nsec
+//   2^30-1 and 2^30-2) both become 1073: UTIME_OMIT becomes 1074 (src/fs/fuse/times.ts).
+// We apply them and build the addon with the node-gyp that npm ships (node-gyp-build then
 // prefers build/ over the prebuild). Idempotent: a marker records which fixes the build has.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -15,9 +17,11 @@ import path from 'node:path'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-let dir
+// BAZIL_FUSE_NATIVE_DIR: build a copy of fuse-native there instead (trying fixes without
+// touching a node_modules other checkouts share).
+let dir = process.env.BAZIL_FUSE_NATIVE_DIR
 try {
-  dir = path.dirname(require.resolve('fuse-native/package.json'))
+  dir ??= path.dirname(require.resolve('fuse-native/package.json'))
 } catch {
   console.error('build-fuse-native: fuse-native is not installed; skipping')
   process.exit(0)
@@ -25,10 +29,11 @@ try {
 
 const source = path.join(dir, 'fuse-native.c')
 const marker = path.join(dir, 'build', 'Release', '.bazil-utimens-fixed')
-const MARK = 'bazil fixes: utimens-mtime, utime-omit-ok\n'
+const MARK = 'bazil fixes: utimens-mtime, utime-omit-ok, utime-omit-apart\n'
 const FIXES = [
   ['FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
-  ['  struct fuse_operations ops = { };\n', '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n']
+  ['  struct fuse_operations ops = { };\n', '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n'],
+  ['static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n', 'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == ((1l << 30) - 2l)) return 1074; /* bazil: UTIME_OMIT apart from UTIME_NOW (1073) */\n']
 ]
 
 let c = fs.readFileSync(source, 'utf8')

@@ -414,9 +414,9 @@ export class Volume {
 
   private async openWriter(key: Buffer): Promise<WriterLog> {
     const log = await WriterLog.open(this.store, { key, volumeId: this.id, volumeKey: this.volumeKey })
+    // Live: fetch every block of the log (up to a limit, src/logs/held-range.ts), now and as it grows, and apply entries as they land.
+    const range = await HeldRange.open(log.core)
     this.writers.set(key.toString('hex'), log)
-    // Live: fetch every block of the log, now and as it grows, and apply entries as they land.
-    const range = new HeldRange(log.core)
     this.ranges.set(key.toString('hex'), range)
     const onData = (): void => this.scheduleRefresh()
     log.core.on('append', onData)
@@ -504,7 +504,7 @@ export class Volume {
       this.setStats.ms += performance.now() - t0
     }
     this.currentSet = set
-    // A revoked writer's blocks past its limit are neither fetched nor kept (so never relayed).
+    // A revoked writer's sealed entries past its limit are not kept (so never relayed); its control entries are.
     for (const [hex, range] of this.ranges) await range.setLimit(set.writers.get(hex)?.limit ?? null)
     // Logs admitted by key that are not held yet: held from now on (they replicate when a peer has them).
     for (const hex of set.admittedUnknown) {
@@ -543,7 +543,7 @@ export class Volume {
       }
       const from = this.scanned.get(hex) ?? 1
       if (from >= writer.length) continue
-      const r = await scanControl(writer.core, from)
+      const r = await scanControl(writer.core, from, writer.core.length, this.ranges.get(hex)?.pastLimit() ?? null)
       for (const c of r.found) this.control.set(`${hex}:${c.seq}`, c)
       for (const b of r.bad) this.skip(writer.key, b.seq, b.reason)
       if (r.next !== from) this.changedSinceCheckpoint = true
@@ -713,13 +713,25 @@ export class Volume {
     if (!on) this.scheduleRefresh()
   }
 
+  /**
+   * How far into each log the tree reaches (next seq), with no edit queued: `applied`, and this
+   * node's own log up to its length (its entries went into the tree as they were made), or its
+   * limit if the writer set has one. Read only: `applied` says what replay read.
+   */
+  private reach(): Map<string, number> {
+    const own = this.log.key.toString('hex')
+    const reach = new Map(this.applied)
+    const w = this.currentSet.writers.get(own)
+    if (w) reach.set(own, Math.max(reach.get(own) ?? 1, w.limit === null ? this.log.length : Math.min(this.log.length, w.limit + 1)))
+    return reach
+  }
+
   /** This replica's state for a joiner: every shard save at its heads, and how far into each log it reaches. */
   async saveState(): Promise<VolumeState> {
     await this.flush()
     if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) throw new UserError(`volume "${this.name}" has edits not yet in its log: try again`)
-    this.applied.set(this.log.key.toString('hex'), this.log.length)
     const logs: Record<string, number> = {}
-    for (const [hex, next] of this.applied) if (next > 1) logs[hex] = next
+    for (const [hex, next] of this.reach()) if (next > 1) logs[hex] = next
     const heads = this.tree.heads()
     const shards = [...this.tree.shardHeads()].filter(([, h]) => h.length > 0).map(([name, h]) => ({ name, heads: h, bytes: this.tree.shardBytes(name) }))
     const metaBytes = heads.meta ? this.tree.parts().meta : null
@@ -773,10 +785,9 @@ export class Volume {
     // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
     // Nor of a view that still holds refused edits (the replay that removes them has not run yet).
     if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty || this.viewStale) return false
-    this.applied.set(this.log.key.toString('hex'), this.log.length)
     const info: CheckpointInfo = {
       format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),
-      logs: Object.fromEntries(this.applied), skipped: this.skipped,
+      logs: Object.fromEntries(this.reach()), skipped: this.skipped,
       scanned: Object.fromEntries(this.scanned),
       control: [...this.control.values()].map((c) => ({ log: c.log, seq: c.seq, ops: encodeControl({ time: 0, ops: c.ops }).toString('hex') })),
     }
@@ -847,12 +858,15 @@ export class Volume {
     // EROFS: what a write through the mount answers while this node may not write.
     if (!this.canWrite) throw Object.assign(new UserError(this.writeRefusal()), { code: 'EROFS' })
     const result = op(this.tree)
-    const a = audit(result)
+    this.queue(audit(result))
+    return result
+  }
+
+  private queue(a: AuditOp): void {
     this.pending.push(a)
     this.pendingBytes += 64 + (a.path?.length ?? 0) + (a.to?.length ?? 0) + (a.target?.length ?? 0)
     this.changedSinceCheckpoint = true
     this.scheduleIdle()
-    return result
   }
 
   get isClosed(): boolean {
@@ -1021,6 +1035,21 @@ export class Volume {
     )
   }
 
+  /**
+   * writeRef of many files (an import's batch; Tree.writeFiles). Stops at the first file that
+   * fails: the files before it are recorded and queued, and returned with that error.
+   */
+  writeRefs(files: readonly { path: string; ref: FileRef; attrs?: { mode?: number; mtime?: number } }[]): { stats: Stat[]; error: Error | null } {
+    if (!this.canWrite) throw Object.assign(new UserError(this.writeRefusal()), { code: 'EROFS' })
+    const { stats, error } = this.tree.writeFiles(files.map((f) => ({ path: f.path, content: toContentRef(f.ref), attrs: f.attrs })))
+    for (let i = 0; i < stats.length; i++) {
+      const st = stats[i]!
+      const ref = files[i]!.ref
+      this.queue({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })
+    }
+    return { stats, error }
+  }
+
   mkdir(path: string, attrs: { mode?: number; mtime?: number } = {}): Stat {
     return this.mutate(
       (t) => t.mkdir(path, attrs),
@@ -1070,7 +1099,7 @@ export class Volume {
     )
   }
 
-  setattr(path: string, attrs: { mode?: number; mtime?: number }): Stat {
+  setattr(path: string, attrs: { mode?: number; mtime?: number; atime?: number }): Stat {
     return this.mutate(
       (t) => t.setattr(path, attrs),
       (st) => ({ op: 'setattr', path: st.path, mode: attrs.mode, mtime: attrs.mtime })

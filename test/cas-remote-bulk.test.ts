@@ -53,7 +53,9 @@ test('a transfer cut halfway resumes without fetching again what it holds', { ti
     await assert.rejects(exportAll(remote, cas, files), MissingContentError)
     await cut
     const firstRun = w.packs.length
-    const held = await heldCount(w.core)
+    const heldAtCut = new Set<number>()
+    for (let i = 0; i < w.core.length; i++) if (await w.core.has(i)) heldAtCut.add(i)
+    const held = heldAtCut.size
     assert.ok(held >= total / 2 && held < total, `held ${held} of ${total} packs after the cut`)
     // Back online: the rest, and only the rest.
     await goOnline(scene.origin, scene.bootstrap)
@@ -62,9 +64,12 @@ test('a transfer cut halfway resumes without fetching again what it holds', { ti
     await exportAll(remote, cas, files).catch((err: Error) => {
       throw new Error(`second run: ${err.message}\n${lines.slice(before).join('\n')}`)
     })
-    const secondRun = w.packs.length - firstRun
-    console.log(`# cut at ${held} of ${total} packs held (${firstRun} downloaded); the second run downloaded ${secondRun}`)
-    assert.equal(secondRun, total - held, 'the second run fetched exactly the packs not held')
+    const second = w.packs.slice(firstRun)
+    console.log(`# cut at ${held} of ${total} packs held (${firstRun} downloaded); the second run downloaded ${second.length}`)
+    // What was held is not fetched again, and every pack ends held: asserted on the packs, not
+    // as a count of 'download' events (once 29 events for 30 packs not held at the cut, under
+    // load, with every pack held at the end: a pack landed around the cut without an event).
+    assert.deepEqual(second.filter((i) => heldAtCut.has(i)), [], 'the second run fetched none of the packs held')
     assert.equal(new Set(w.packs).size, w.packs.length, 'no pack downloaded twice')
     assert.equal(await heldCount(w.core), total)
   } finally {

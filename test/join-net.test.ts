@@ -11,14 +11,14 @@ import assert from 'node:assert/strict'
 import createTestnet from '@hyperswarm/testnet'
 import { encodeKey, randomBytes } from '../src/crypto.js'
 import { nodeHost, PeerRegistry } from '../src/net/index.js'
-import { decodeMessage, encodeMessage, MAX_STATE_BYTES, STATE_PART_BYTES, ProtocolError } from '../src/net/protocol.js'
+import { decodeMessage, encodeHandshake, encodeMessage, FEATURE_STATE, MAX_STATE_BYTES, STATE_PART_BYTES, ProtocolError } from '../src/net/protocol.js'
 import { canonicalDump } from '../src/fs/tree/index.js'
 import { encodeState, openSealedState, sealState, StateFileError } from '../src/fs/tree/state-file.js'
 import type { ServerHandle } from '../src/server/handle.js'
 import type { Node } from '../src/node.js'
 import { checkpointPath } from '../src/volume.js'
 import { runInProcess, tempDir } from './helpers.js'
-import { addPeer, shareKey, startPeer, until, type TestPeer } from './net-helpers.js'
+import { addPeer, shareKey, startPeer, startRogue, until, type TestPeer } from './net-helpers.js'
 
 const FILES = 40
 
@@ -152,6 +152,47 @@ test('volume connect takes the state from the peer; a peer not allowed the volum
   } finally {
     for (const p of peers) await p.stop()
     await testnet.destroy()
+    cleanup()
+  }
+})
+
+test('a source that misbehaves ends the transfer with one line: a part out of order, silence, an older bazil (never asked)', async () => {
+  const { dir, cleanup } = tempDir('bazil-join-rogue-')
+  const joiner = await startPeer(dir, 'joiner', { bootstrap: [] }) // the rogues dial its socket directly
+  const skew = await startRogue(dir, 'skew'), mute = await startRogue(dir, 'mute'), old = await startRogue(dir, 'old')
+  try {
+    PeerRegistry.update(joiner.root, (r) => { for (const x of [skew, mute, old]) r.add(x.key) })
+    joiner.net.refresh()
+    await joiner.net.settled()
+    const links = [
+      await skew.connect(joiner, { handshake: encodeHandshake(FEATURE_STATE) }),
+      await mute.connect(joiner, { handshake: encodeHandshake(FEATURE_STATE) }),
+      await old.connect(joiner)
+    ]
+    for (const l of links) l.send({ type: 'hello', storage: null, volumes: [] })
+    await until('rogues connected', () => [skew, mute, old].every((x) => joiner.net.connected(x.key)))
+    const volumeId = Buffer.alloc(32, 9)
+    assert.equal(joiner.net.servesStates(old.key), false)
+    await assert.rejects(joiner.net.fetchState(old.key, volumeId), /runs an older bazil that serves no states/)
+    assert.equal(links[2]!.received.some((m) => m.type === 'state-get'), false, 'the older peer never saw a STATE_GET')
+
+    // skew answers the first part, then a part from further on.
+    const fetching = joiner.net.fetchState(skew.key, volumeId)
+    await until('first STATE_GET', () => links[0]!.received.some((m) => m.type === 'state-get'))
+    const get = links[0]!.received.find((m) => m.type === 'state-get') as { request: number; volumeId: Buffer; offset: number }
+    assert.deepEqual([get.volumeId, get.offset], [volumeId, 0])
+    const total = STATE_PART_BYTES * 4
+    links[0]!.send({ type: 'state-part', request: get.request, total, offset: 0, data: Buffer.alloc(STATE_PART_BYTES) })
+    await until('the window of requests', () => links[0]!.received.filter((m) => m.type === 'state-get').length === 4)
+    links[0]!.send({ type: 'state-part', request: get.request, total, offset: STATE_PART_BYTES * 2, data: Buffer.alloc(STATE_PART_BYTES) })
+    await assert.rejects(fetching, /sent part 120000 of 240000 bytes where part 60000 of 240000 was due/)
+
+    // mute never answers.
+    await assert.rejects(joiner.net.fetchState(mute.key, volumeId, undefined, 500), /sent no part of its state for 1 s/)
+    assert.equal(joiner.net.connected(mute.key), true, 'a silent source is not dropped, only not waited for')
+  } finally {
+    for (const r of [skew, mute, old]) await r.close()
+    await joiner.stop()
     cleanup()
   }
 })

@@ -80,24 +80,27 @@ export class PeerCluster {
       process.env[k] = v
     }
     const secret = opts.secret ?? Buffer.from('0123456789abcdef0123456789abcdef')
-    try {
-      await Promise.all(names.map(async (name) => {
-        const data = path.join(dir, name)
-        const mnt = path.join(dir, `${name}-mnt`)
-        fs.mkdirSync(mnt)
-        const created = ok(await bazil(data, ['create']), `create ${name}`)
-        const key = /node public key: (\S+)/.exec(created.stdout)?.[1]
-        assert.ok(key, `create ${name} printed no key: ${created.stdout}`)
-        ok(await bazil(data, ['sharing', 'add', 'friends'], secret), `sharing add on ${name}`)
-        const peer: Peer = {
-          name, data, mnt, key, server: null, pastLogs: [],
-          log: () => [...peer.pastLogs, ...(peer.server ? [peer.server.log()] : [])].join(`\n---- ${name} restarted ----\n`)
-        }
-        c.peers.set(name, peer)
-      }))
-    } catch (err) {
+    // Every peer's setup runs to its end before a failure tears the cluster down: Promise.all
+    // would reject at the first failure while the other `bazil create`s still write into the
+    // directory, and the teardown's rmSync then failed with ENOTEMPTY instead of the real error.
+    const setups = await Promise.allSettled(names.map(async (name) => {
+      const data = path.join(dir, name)
+      const mnt = path.join(dir, `${name}-mnt`)
+      fs.mkdirSync(mnt)
+      const created = ok(await bazil(data, ['create']), `create ${name}`)
+      const key = /node public key: (\S+)/.exec(created.stdout)?.[1]
+      assert.ok(key, `create ${name} printed no key: ${created.stdout}`)
+      ok(await bazil(data, ['sharing', 'add', 'friends'], secret), `sharing add on ${name}`)
+      const peer: Peer = {
+        name, data, mnt, key, server: null, pastLogs: [],
+        log: () => [...peer.pastLogs, ...(peer.server ? [peer.server.log()] : [])].join(`\n---- ${name} restarted ----\n`)
+      }
+      c.peers.set(name, peer)
+    }))
+    const failed = setups.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) {
       await c.close()
-      throw err
+      throw failed.reason
     }
     return c
   }

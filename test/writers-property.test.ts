@@ -160,13 +160,12 @@ async function replay(seed: number, path: string): Promise<void> {
   if (out.failed) throw new Error(`failure: ${(out.errorInstance as Error)?.message}`)
 }
 
-// Known bug, kept visible (a todo: reported, not failing the suite): peers 1 and 2 revoke each
-// other while partitioned. Each sees only its own revocation as valid, limits the other's log
-// there, and HeldRange (src/logs/held-range.ts) never fetches the blocks past that limit, which
-// hold the counter-revocation: the three peers keep three writer sets. The fix (fetch past a
-// limit, keep only control blocks, scanControl skipping the cleared ones) changes spec/oplog.md
-// "Admission and revocation"; not done yet.
-test('mutual revocation while partitioned: every peer ends with the same writer set (seed 297600072 path 1)', { todo: 'HeldRange never fetches the counter-revocation past a limit' }, async () => {
+// Peers 1 and 2 revoke each other while partitioned: each sees only its own revocation as
+// valid and limits the other's log there; the counter-revocation lies past that limit. A limited
+// log's control blocks past the limit are still fetched and kept (src/logs/held-range.ts,
+// spec/oplog.md "Admission and revocation"), so every peer reads both revocations and ends
+// with the same writer set (both undecided: both limited).
+test('mutual revocation while partitioned: every peer ends with the same writer set (seed 297600072 path 1)', async () => {
   await replay(297600072, '1')
 })
 

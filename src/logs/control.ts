@@ -5,7 +5,7 @@
 import type { Hypercore } from 'hypercore'
 import { ByteReader, ByteWriter } from './bytes.js'
 import { LogFormatError } from './errors.js'
-import { localBlocks } from './local-blocks.js'
+import { blocksInOrder } from './local-blocks.js'
 
 /** Block version of a control entry (sealed entries are block version 1). */
 export const CONTROL_BLOCK_VERSION = 2
@@ -114,46 +114,48 @@ export interface ControlRecord {
   ops: ControlOp[]
 }
 
-/** Blocks requested ahead while scanning (one awaited get per block costs ~10x more). */
-const SCAN_AHEAD = 64
+/**
+ * Where a core's blocks past a revocation limit stand here (src/logs/held-range.ts): from
+ * `from` on, a block not held is either examined already (a sealed entry, cleared) or not
+ * fetched yet, and the blocks after it may be held.
+ */
+export interface PastLimit {
+  from: number
+  examined(seq: number): boolean
+}
 
 /**
  * The control entries of a core between `from` and `to` (exclusive), reading only blocks held
  * locally, without any key: what a storage-only node needs. Bad control blocks, and blocks
  * the local store cannot give back (a damaged file), are skipped and returned in `bad`;
- * sealed entries are skipped unread. Returns where it stopped (the first seq not held, or `to`).
+ * sealed entries are skipped unread. Returns where it stopped: the first seq not held, or `to`.
+ * With `past`, blocks from `past.from` on are read over the gaps (examined blocks, and blocks
+ * not fetched yet: the first of those is `next`, so a later scan reads from there again).
  */
-export async function scanControl(core: Hypercore, from: number, to: number = core.length): Promise<{ next: number; found: ControlRecord[]; bad: { seq: number; reason: string }[] }> {
+export async function scanControl(core: Hypercore, from: number, to: number = core.length, past: PastLimit | null = null): Promise<{ next: number; found: ControlRecord[]; bad: { seq: number; reason: string }[] }> {
   const found: ControlRecord[] = []
   const bad: { seq: number; reason: string }[] = []
   const log = core.key.toString('hex')
   const start = Math.max(1, from)
-  const window: Promise<Buffer | null>[] = []
-  let ahead = start
-  for (let seq = start; seq < to; seq++) {
-    if (window.length <= SCAN_AHEAD / 2 && ahead < to) {
-      const end = Math.min(to, ahead + SCAN_AHEAD - window.length)
-      for (const p of localBlocks(core, ahead, end)) {
-        p.catch(() => {}) // awaited in order below
-        window.push(p)
-      }
-      ahead = end
-    }
-    let block: Buffer | null
-    try {
-      block = await window.shift()!
-    } catch (err) {
-      bad.push({ seq, reason: `block cannot be read from the local store: ${(err as Error).message ?? String(err)}` })
+  let hole = -1
+  for await (const b of blocksInOrder(core, start, to)) {
+    const seq = b.seq
+    if (b.block === undefined) {
+      bad.push({ seq, reason: `block cannot be read from the local store: ${(b.error as Error)?.message ?? String(b.error)}` })
       continue
     }
-    if (block === null) return { next: seq, found, bad }
-    if (!isControlBlock(block)) continue
+    if (b.block === null) {
+      if (past === null || seq < past.from) return { next: seq, found, bad }
+      if (hole < 0 && !past.examined(seq)) hole = seq
+      continue
+    }
+    if (!isControlBlock(b.block)) continue
     try {
-      found.push({ log, seq, ops: decodeControl(block).ops })
+      found.push({ log, seq, ops: decodeControl(b.block).ops })
     } catch (err) {
       if (!(err instanceof LogFormatError)) throw err
       bad.push({ seq, reason: err.message })
     }
   }
-  return { next: Math.max(start, to), found, bad }
+  return { next: hole >= 0 ? hole : Math.max(start, to), found, bad }
 }

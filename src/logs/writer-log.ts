@@ -7,11 +7,8 @@ import { checkBindingFull, encodeBinding, type Binding, type Genesis } from './b
 import { decodeControl, encodeControl, isControlBlock, type ControlOp } from './control.js'
 import { decodeEntry, encodeEntry, type EntryBody } from './entry-codec.js'
 import { EntryError, LogBindingError, LogFormatError } from './errors.js'
-import { localBlocks } from './local-blocks.js'
+import { blocksInOrder } from './local-blocks.js'
 import { TreeHasher } from './merkle.js'
-
-/** Blocks requested ahead of the one being read (see read). */
-const READ_AHEAD = 64
 
 export interface LogEntry {
   writer: Buffer
@@ -249,41 +246,13 @@ export class WriterLog {
         return
       }
     }
-    // Gets are issued READ_AHEAD at a time: one awaited get per block costs ~10x more
-    // (each is its own storage read batch; remote blocks are requested in parallel too).
-    const window: Promise<Buffer | null>[] = []
-    let next = from
-    const fill = (): void => {
-      if (!wait && opts.timeout === undefined) {
-        // Held blocks only (a replay): half a window or more per storage read (local-blocks.ts).
-        if (window.length > READ_AHEAD / 2 || next >= to) return
-        const end = Math.min(to, next + READ_AHEAD - window.length)
-        for (const p of localBlocks(this.core, next, end)) {
-          p.catch(() => {}) // awaited in order below; one left behind must not go unhandled
-          window.push(p)
-        }
-        next = end
-        return
-      }
-      while (next < to && window.length < READ_AHEAD) {
-        const p = this.core.get(next++, getOpts)
-        p.catch(() => {}) // awaited in order below; one left behind must not go unhandled
-        window.push(p)
-      }
-    }
-    for (let seq = from; seq < to; seq++) {
-      fill()
-      let block: Buffer | null
-      try {
-        block = await window.shift()!
-      } catch (err) {
-        // A block the local store cannot give back (a damaged RocksDB file) is one bad entry,
-        // named by its seq, not the end of the log.
-        yield new EntryError(this.core.key, seq, unreadableBlock(err))
-        continue
-      }
-      if (block === null) return
-      yield this.decodeAt(seq, block)
+    // Held blocks only (a replay) by storage read batches, else gets that wait as asked.
+    for await (const b of blocksInOrder(this.core, from, to, !wait && opts.timeout === undefined ? undefined : getOpts)) {
+      // A block the local store cannot give back (a damaged RocksDB file) is one bad entry,
+      // named by its seq, not the end of the log.
+      if (b.block === undefined) yield new EntryError(this.core.key, b.seq, unreadableBlock(b.error))
+      else if (b.block === null) return
+      else yield this.decodeAt(b.seq, b.block)
     }
   }
 

@@ -31,7 +31,7 @@ async function follow(store: Corestore, key: Buffer): Promise<Held> {
     await core.close().catch(() => {})
     throw err
   }
-  return { core, range: new HeldRange(core) }
+  return { core, range: await HeldRange.open(core) }
 }
 
 async function unfollow(h: Held): Promise<void> {
@@ -157,7 +157,7 @@ export class HeldVolume {
       }
       const from = this.scanned.get(hex) ?? 1
       if (from >= h.core.length) continue
-      const r = await scanControl(h.core, from)
+      const r = await scanControl(h.core, from, h.core.length, h.range.pastLimit())
       for (const c of r.found) this.control.set(`${hex}:${c.seq}`, c)
       this.scanned.set(hex, r.next)
     }
@@ -179,7 +179,7 @@ export class HeldVolume {
       await this.openLog(Buffer.from(hex, 'hex'))
       writeWritersFile(this.dataDir, this.record.id, this.allLogs())
     }
-    // A revoked writer's blocks past its limit are neither fetched nor kept (so never relayed).
+    // A revoked writer's sealed entries past its limit are not kept (so never relayed); its control entries are.
     for (const [hex, h] of this.logs) await h.range.setLimit(this.set.writers.get(hex)?.limit ?? null)
     if (this.set.fingerprint !== before) this.host?.writersChanged(this.id)
   }

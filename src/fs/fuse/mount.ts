@@ -13,13 +13,14 @@ import { promisify } from 'node:util'
 import Fuse, { type FuseOps, type FuseStat, type FuseStatfs } from 'fuse-native'
 import { toFileRef, type Volume } from '../../volume.js'
 import type { FileRef } from '../cas/index.js'
-import { TreeError, type ContentRef, type ReadTree, type Stat } from '../tree/index.js'
+import { ROOT_ID, TreeError, type ContentRef, type ReadTree, type Stat } from '../tree/index.js'
 import { FsError, Limiter, ReadTimeoutError, wrap, type LogFn, type WrapContext } from './errno.js'
 import { checkNames, isHiddenName, place, SNAP_DIR } from './snapdir.js'
 import { decodeSpoolMeta, MemBudget, SpoolFile } from './spool.js'
 import { withTimeout } from '../../timeout.js'
 import { FileReader } from './reader.js'
 import { TreeAhead } from './tree-ahead.js'
+import { utimensTimes } from './times.js'
 
 const run = promisify(execFile)
 
@@ -55,8 +56,6 @@ const CACHE_SECONDS = 1
  * its status could be extracted" when the kernel forgot it in between, under memory pressure).
  */
 const REMEMBER_SECONDS = 600
-/** UTIME_NOW and UTIME_OMIT (tv_sec 0, tv_nsec ≈ 2^30) as fuse-native's milliseconds. */
-const UTIME_SPECIAL_MS = Math.floor(((1 << 30) - 1) / 1e6)
 
 const S_IFDIR = 0o040000
 const S_IFREG = 0o100000
@@ -252,10 +251,14 @@ export class VolumeMount {
     const mtime = sf ? sf.mtime : st.mtime
     const mode = sf?.mode ?? st.mode
     const type = st.kind === 'dir' ? S_IFDIR : st.kind === 'symlink' ? S_IFLNK : S_IFREG
-    // ctime = mtime: tools like git compare ctime, which must not change between stats.
+    // ctime is derived from the record (spec/tree.md "Times"): stable between stats, as git
+    // needs. Uncommitted writes are changes too. A root whose times were never set shows the
+    // time this node created or joined the volume.
+    const never = st.id === ROOT_ID && st.mtime === 0 ? this.volume.record.created : 0
+    const ctime = Math.max(st.ctime, sf?.dirty ? sf.mtime : 0, never)
     return {
       mode: type | (mode & 0o7777), uid: this.uid, gid: this.gid, size, nlink: 1,
-      blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: mtime, mtime, ctime: mtime,
+      blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: st.atime || never, mtime: mtime || never, ctime,
     }
   }
 
@@ -618,22 +621,20 @@ export class VolumeMount {
   }
 
   private async utimens(p: string, atime: number, mtime: number): Promise<void> {
-    // With flag_utime_omit_ok, libfuse passes UTIME_NOW and UTIME_OMIT through; fuse-native
-    // turns both into UTIME_SPECIAL_MS. mtime special with atime real: mtime omitted (touch -a
-    // -d); both special: touch's "now" (also touch -a, which then sets mtime too).
-    if (mtime === UTIME_SPECIAL_MS && atime !== UTIME_SPECIAL_MS) return
-    const t = mtime === UTIME_SPECIAL_MS ? Date.now() : mtime
+    // libfuse passes UTIME_NOW and UTIME_OMIT through (flag_utime_omit_ok); times.ts decodes them.
+    const t = utimensTimes(atime, mtime, Date.now())
+    if (t.atime === undefined && t.mtime === undefined) return
     const h = this.hidden.get(p)
     const st = h ? h.stat : this.volume.tree.stat(this.liveOnly(p, 'utimens'))
     const sf = this.spooled.get(st.id)
     // A commit still to come must carry this time, not the time of the last write.
-    if (sf) sf.mtime = t
+    if (sf && t.mtime !== undefined) sf.mtime = t.mtime
     if (h) {
-      h.stat = { ...h.stat, mtime: t }
+      h.stat = { ...h.stat, ...t, ctime: Date.now() }
       return
     }
-    if (sf?.dirty && this.volume.canWrite) return // recorded by that commit
-    this.volume.setattr(p, { mtime: t })
+    if (sf?.dirty && this.volume.canWrite && t.atime === undefined) return // recorded by that commit
+    this.volume.setattr(p, t)
     this.flusher.schedule()
   }
 }

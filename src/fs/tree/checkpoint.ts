@@ -29,7 +29,9 @@ const DIGEST_BYTES = 32
  * (three 64-char actors per record would otherwise be most of the file).
  */
 export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
-  [string, number, number, number, string][], [number, number, string[]][], string?]
+  [string, number, number, number, string][], [number, number, string[]][], (string | null)?, RowExtra?]
+/** A row's optional last element: the attributes of issue 13 a record may have (spec/tree.md "The index on disk"). */
+export interface RowExtra { a?: number; c?: number }
 
 interface Header {
   extra: unknown
@@ -64,13 +66,18 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   const l = n.loc
   const r: NodeRow = [n.id, n.kind, [l.parent, l.name, t.of(l.writer), l.time, l.prev?.parent ?? null, l.prev?.name ?? null], n.mode, n.mtime, t.of(n.creator), n.target ?? null,
     n.versions.map((v) => [v.hash, v.size, t.of(v.writer), v.time, v.ver]), n.tombs.map((x) => [t.of(x.writer), x.time, x.seen])]
-  if (n.shard !== undefined) r.push(n.shard)
+  const extra: RowExtra = {}
+  if (n.atime !== undefined) extra.a = n.atime
+  if (n.ctime !== undefined) extra.c = n.ctime
+  if (n.atime !== undefined || n.ctime !== undefined) r.push(n.shard ?? null, extra)
+  else if (n.shard !== undefined) r.push(n.shard)
   return r
 }
 
 export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
-  if (!Array.isArray(r) || (r.length !== 9 && !(version >= 3 && r.length === 10))) throw new Error('bad node row')
-  const [id, kind, l, mode, mtime, creator, target, versions, tombs, shard] = r
+  if (!Array.isArray(r) || (r.length !== 9 && !(version >= 3 && (r.length === 10 || r.length === 11)))) throw new Error('bad node row')
+  const [id, kind, l, mode, mtime, creator, target, versions, tombs, shardOrNull, extra] = r
+  const shard = shardOrNull ?? undefined
   if (typeof id !== 'string' || (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')
   if (typeof mode !== 'number' || typeof mtime !== 'number' || !Array.isArray(versions) || !Array.isArray(tombs)) throw new Error(`bad node row ${id}`)
   if (shard !== undefined && (typeof shard !== 'string' || !isShard(shard) || shard === META_SHARD || shard.length <= 2 || !id.startsWith(shard))) throw new Error(`node row ${id}: bad shard`)
@@ -87,6 +94,17 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
   }
   if (target !== null) n.target = target
   if (shard !== undefined) n.shard = shard
+  if (extra !== undefined) {
+    if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new Error(`node row ${id}: bad attributes`)
+    if (extra.a !== undefined) {
+      if (typeof extra.a !== 'number') throw new Error(`node row ${id}: bad atime`)
+      n.atime = extra.a
+    }
+    if (extra.c !== undefined) {
+      if (typeof extra.c !== 'number') throw new Error(`node row ${id}: bad ctime`)
+      n.ctime = extra.c
+    }
+  }
   return n
 }
 

@@ -25,6 +25,8 @@ export const VALUE_VERSION = 1
 export const SNAP_PREFIX = 'snap.'
 export const ROOT_MODE_KEY = 'root.mode'
 export const ROOT_MTIME_KEY = 'root.mtime'
+export const ROOT_ATIME_KEY = 'root.atime'
+export const ROOT_CTIME_KEY = 'root.ctime'
 export const MAX_TARGET_BYTES = 4096
 /** `meta` key of the volume's copy rule (`bazil volume copies`): an int 1..MAX_COPIES; anything else is no rule. */
 export const COPIES_KEY = 'placement.copies'
@@ -92,6 +94,10 @@ export interface RawNode {
   loc: Loc
   mode: number
   mtime: number
+  /** Last access, when set (`atime` key; absent: the view shows mtime). spec/tree.md "Times". */
+  atime?: number
+  /** Last metadata-only change (`ctime` key: chmod, utimens); the view's ctime also counts the loc's time and mtime (times.ts). */
+  ctime?: number
   creator: string
   target?: string
   /** The winning version first, then the other concurrent ones ordered by (writer, time, ver). */
@@ -206,6 +212,8 @@ export interface Creation {
   loc: Loc
   mode: number
   mtime: number
+  /** Initial atime, when not the mtime (init key `atime`). */
+  atime?: number
   version: Version | null
   target?: string
 }
@@ -217,6 +225,7 @@ export interface Creation {
  */
 export function encodeCreation(c: Creation): string {
   const init: Record<string, unknown> = { loc: [c.loc.parent, c.loc.name], mode: c.mode, mtime: c.mtime }
+  if (c.atime !== undefined) init.atime = c.atime
   if (c.version) init.content = [c.version.hash, c.version.size, c.version.time, c.version.ver]
   if (c.target !== undefined) init.target = c.target
   return JSON.stringify([RECORD_VERSION_2, c.kind, c.creator, c.loc.time, init])
@@ -238,7 +247,7 @@ export function decodeCreation(text: string): Creation {
   if (!isActor(creator)) throw new Invalid('bad creator')
   if (!isTime(time)) throw new Invalid('c: bad time')
   if (typeof init !== 'object' || init === null || Array.isArray(init)) throw new Invalid('c: bad initial values')
-  const { loc, mode, mtime, content, target } = init as Record<string, unknown>
+  const { loc, mode, mtime, atime, content, target } = init as Record<string, unknown>
   if (!Array.isArray(loc) || loc.length !== 2) throw new Invalid('c: bad loc')
   const [parent, name] = loc
   if (!isDirId(parent)) throw new Invalid('loc: bad parent id')
@@ -246,6 +255,10 @@ export function decodeCreation(text: string): Creation {
   if (!isMode(mode)) throw new Invalid('bad mode')
   if (!isTime(mtime)) throw new Invalid('bad mtime')
   const out: Creation = { kind, creator, loc: { parent, name, writer: creator, time, prev: null }, mode, mtime, version: null }
+  if (atime !== undefined) {
+    if (!isTime(atime)) throw new Invalid('bad atime')
+    out.atime = atime
+  }
   if (kind === 'file' && content !== undefined) {
     if (!Array.isArray(content) || content.length !== 4) throw new Invalid('c: bad content')
     const [hash, size, ctime, ver] = content
@@ -339,9 +352,15 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
   if (!isMode(mode)) throw new Invalid('bad mode')
   const mtime = m.mtime === undefined && init ? init.mtime : numValue(get('mtime'))
   if (!isTime(mtime)) throw new Invalid('bad mtime')
+  const atime = m.atime === undefined ? init?.atime : numValue(get('atime'))
+  if (atime !== undefined && !isTime(atime)) throw new Invalid('bad atime')
+  const ctime = m.ctime === undefined ? undefined : numValue(get('ctime'))
+  if (ctime !== undefined && !isTime(ctime)) throw new Invalid('bad ctime')
   const creator = init ? init.creator : strValue(get('by'))
   if (creator === null || !isHex(creator)) throw new Invalid('bad creator')
   const node: RawNode = { id, kind, loc, mode, mtime, creator, versions: [], tombs: [] }
+  if (atime !== undefined) node.atime = atime
+  if (ctime !== undefined) node.ctime = ctime
   if (kind === 'file') {
     const winner = strValue(get('content'))
     if (winner === null && m.content === undefined && init?.version) node.versions.push(init.version)
@@ -372,6 +391,8 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
  */
 export function recordWinners(n: RawNode): Record<string, unknown> {
   const m: Record<string, unknown> = { v: RECORD_VERSION, kind: n.kind, loc: encodeLoc(n.loc), mode: n.mode, mtime: n.mtime, by: n.creator }
+  if (n.atime !== undefined) m.atime = n.atime
+  if (n.ctime !== undefined) m.ctime = n.ctime
   if (n.versions.length > 0) m.content = encodeVersion(n.versions[0])
   if (n.target !== undefined) m.target = n.target
   if (n.tombs.length > 0) m.del = encodeTomb(n.tombs[0])
@@ -379,29 +400,33 @@ export function recordWinners(n: RawNode): Record<string, unknown> {
 }
 
 /** Writes a new record (local creation) through the low-level handle, as one hydrated map: version 2 unless `version` is 1. */
-export function putRecord(h: Handle, id: string, r: RawNode, texts: { loc: string; content: string | null }, version: RecordVersion = RECORD_VERSION_2): void {
-  h.putObjectFromHydrate('_root', id, recordValue(r, texts, version))
+export function putRecord(h: Handle, id: string, r: RawNode, version: RecordVersion = RECORD_VERSION_2): void {
+  h.putObjectFromHydrate('_root', id, recordValue(r, version))
 }
 
 /** The map a new record is created as (putRecord; bulk-create.ts hydrates many at once). */
-export function recordValue(r: RawNode, texts: { loc: string; content: string | null }, version: RecordVersion = RECORD_VERSION_2): Record<string, number | A.ImmutableString> {
+export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_2): Record<string, number | A.ImmutableString> {
+  const first = r.versions[0] ?? null
   if (version === RECORD_VERSION_2) {
     // A creation folded with later local edits (tree.ts edit()) may hold a moved loc: then that
     // loc is a key of its own, as is a version by another writer (c's values are by the creator).
-    const version = r.versions[0] ?? null
-    const ownVersion = version !== null && version.writer === r.creator
-    const c: Creation = { kind: r.kind, creator: r.creator, loc: r.loc, mode: r.mode, mtime: r.mtime, version: ownVersion ? version : null }
+    const ownVersion = first !== null && first.writer === r.creator
+    const c: Creation = { kind: r.kind, creator: r.creator, loc: r.loc, mode: r.mode, mtime: r.mtime, version: ownVersion ? first : null }
     if (r.target !== undefined) c.target = r.target
-    const rec: Record<string, A.ImmutableString> = { c: imm(encodeCreation(c)) }
-    if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(texts.loc)
-    if (version !== null && !ownVersion && texts.content !== null) rec.content = imm(texts.content)
+    if (r.atime !== undefined) c.atime = r.atime
+    const rec: Record<string, number | A.ImmutableString> = { c: imm(encodeCreation(c)) }
+    if (r.ctime !== undefined) rec.ctime = r.ctime
+    if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(encodeLoc(r.loc))
+    if (first !== null && !ownVersion) rec.content = imm(encodeVersion(first))
     return rec
   }
   const rec: Record<string, number | A.ImmutableString> = {
-    v: RECORD_VERSION, kind: imm(r.kind), loc: imm(texts.loc), mode: r.mode, mtime: r.mtime, by: imm(r.creator),
+    v: RECORD_VERSION, kind: imm(r.kind), loc: imm(encodeLoc(r.loc)), mode: r.mode, mtime: r.mtime, by: imm(r.creator),
   }
-  if (texts.content !== null) rec.content = imm(texts.content)
+  if (first !== null) rec.content = imm(encodeVersion(first))
   if (r.target !== undefined) rec.target = imm(r.target)
+  if (r.atime !== undefined) rec.atime = r.atime
+  if (r.ctime !== undefined) rec.ctime = r.ctime
   return rec
 }
 

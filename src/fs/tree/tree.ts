@@ -5,7 +5,7 @@ import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
-  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
   MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type Version,
 } from './model.js'
@@ -16,11 +16,13 @@ import { entryBudget, readChangeHeader, type ChangeBudget } from './change-heade
 import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
+import { readRootAttrs, isRootAttrKey } from './times.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
-export interface Attrs { mode?: number; mtime?: number }
+/** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
+export interface Attrs { mode?: number; mtime?: number; atime?: number }
 export interface SnapshotInfo { name: string; time: number }
 export interface Problem { shard: string; id: string; reason: string }
 /** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
@@ -63,8 +65,8 @@ export interface TreeParts {
   memo: IndexMemo
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
-/** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
-type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
+/** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
+type Edit = [RawNode, ((h: Handle, obj: string) => void) | null]
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
@@ -95,6 +97,8 @@ export class Tree implements ReadTree {
   private readonly rejectedHashes = new Set<string>()
   /** Records known per node shard (keys that decoded at least once): where a new record goes (`placeOf`). */
   private readonly counts = new Map<string, number>()
+  /** New records placed by writeFiles but not yet counted (their edit is applied at the end of the batch). */
+  private readonly placing = new Map<string, number>()
   /** During one apply: the shard whose key now counts for a node (spec/tree.md "Shard layout": the shallowest). */
   private owners = new Map<string, string>()
 
@@ -299,7 +303,7 @@ export class Tree implements ReadTree {
     }
     this.setHeld(shard, rest)
     if (isMeta) {
-      if (touched.has(ROOT_MODE_KEY) || touched.has(ROOT_MTIME_KEY)) this.readRootAttrs()
+      if ([...touched].some(isRootAttrKey)) this.readRootAttrs()
       return
     }
     const after = h.getHeads()
@@ -642,11 +646,7 @@ export class Tree implements ReadTree {
   }
 
   private readRootAttrs(): void {
-    const m = this.shards.meta()
-    const mode = m[ROOT_MODE_KEY]
-    const mtime = m[ROOT_MTIME_KEY]
-    if (typeof mode === 'number') this.index.rootMode = mode
-    if (typeof mtime === 'number') this.index.rootMtime = mtime
+    readRootAttrs(this.shards.meta(), this.index)
   }
 
   // ---- reads ---------------------------------------------------------------------------
@@ -699,6 +699,51 @@ export class Tree implements ReadTree {
       if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
     }]])
     return this.index.statId(e.id)!
+  }
+
+  /**
+   * writeFile of many files (an import's batch): the new ones enter the index in one edit, not
+   * one each. Stops at the first file that fails, with the files before it written; returns
+   * their stats and that error.
+   */
+  writeFiles(files: readonly { path: string; content: ContentRef; attrs?: Attrs }[]): { stats: Stat[]; error: Error | null } {
+    const stats: Stat[] = []
+    let fresh: RawNode[] = []
+    const names = new Set<string>()
+    const apply = (): void => {
+      if (fresh.length === 0) return
+      this.edit(fresh.map((raw) => [raw, null]))
+      this.placing.clear()
+      for (const raw of fresh) stats.push(this.index.statId(raw.id)!)
+      fresh = []
+      names.clear()
+    }
+    try {
+      for (const f of files) {
+        checkContent(f.content, f.path)
+        const parts = splitPath(f.path)
+        const parent = parts.length === 0 ? null : this.index.resolveParent(parts, f.path)
+        const name = parts[parts.length - 1]
+        const key = `${parent}/${name}`
+        if (parent === null || names.has(key) || this.index.entryOf(parent, name!)) {
+          // A new version, or a path twice in the batch: the one-file path, after what came before.
+          apply()
+          stats.push(this.writeFile(f.path, f.content, f.attrs))
+          continue
+        }
+        const version = { hash: f.content.hash, size: f.content.size, writer: this.actor, time: this.clock(), ver: this.random(8) }
+        const raw = this.newNode(parent, name!, 'file', f.attrs ?? {}, f.path, { version })
+        const shard = homeOf(raw)
+        this.placing.set(shard, (this.placing.get(shard) ?? 0) + 1)
+        fresh.push(raw)
+        names.add(key)
+      }
+    } catch (err) {
+      apply()
+      return { stats, error: err as Error }
+    }
+    apply()
+    return { stats, error: null }
   }
 
   symlink(path: string, target: string, attrs: Attrs = {}): Stat {
@@ -777,21 +822,29 @@ export class Tree implements ReadTree {
     const names = splitPath(path)
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path)
+    const atime = checkTime(attrs.atime, path)
+    // A metadata-only change sets ctime (times.ts); a change of nothing changes nothing.
+    const ctime = this.clock()
     if (names.length === 0) {
+      if (mode === undefined && mtime === undefined && atime === undefined) return this.index.stat('/')
       this.changeMeta((m) => {
         if (mode !== undefined) m[ROOT_MODE_KEY] = mode
         if (mtime !== undefined) m[ROOT_MTIME_KEY] = mtime
+        if (atime !== undefined) m[ROOT_ATIME_KEY] = atime
+        m[ROOT_CTIME_KEY] = ctime
       })
       this.readRootAttrs()
       return this.index.stat('/')
     }
     const e = this.index.resolve(names, path)
     this.writable(e, path)
-    if (mode === undefined && mtime === undefined) return this.index.statId(e.id)!
+    if (mode === undefined && mtime === undefined && atime === undefined) return this.index.statId(e.id)!
     const old = this.index.node(e.id)!
-    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime }, (h, obj) => {
+    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }, (h, obj) => {
       if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
       if (mtime !== undefined) putTime(h, obj, 'mtime', mtime)
+      if (atime !== undefined) putTime(h, obj, 'atime', atime)
+      putTime(h, obj, 'ctime', ctime)
     }]])
     return this.index.statId(e.id)!
   }
@@ -989,9 +1042,7 @@ export class Tree implements ReadTree {
     const withRoot = (index: TreeIndex): TreeIndex => {
       const hs = heads[META_SHARD]
       if (hs) {
-        const m = A.view(this.shards.meta(), hs)
-        if (typeof m[ROOT_MODE_KEY] === 'number') index.rootMode = m[ROOT_MODE_KEY]
-        if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
+        readRootAttrs(A.view(this.shards.meta(), hs), index)
       }
       return index
     }
@@ -1008,9 +1059,7 @@ export class Tree implements ReadTree {
     const claimed = new Map<string, string>()
     for (const [shard, hs] of Object.entries(heads)) {
       if (shard === META_SHARD) {
-        const m = A.view(this.shards.meta(), hs)
-        if (typeof m[ROOT_MODE_KEY] === 'number') index.rootMode = m[ROOT_MODE_KEY]
-        if (typeof m[ROOT_MTIME_KEY] === 'number') index.rootMtime = m[ROOT_MTIME_KEY]
+        readRootAttrs(A.view(this.shards.meta(), hs), index)
         continue
       }
       const h = this.shards.node(shard)
@@ -1056,18 +1105,26 @@ export class Tree implements ReadTree {
   }
 
   private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
+    const raw = this.newNode(parent, name, kind, attrs, path, extra)
+    this.edit([[raw, null]])
+    return this.index.statId(raw.id)!
+  }
+
+  /** The state of a new node (created by `edit([[raw, null]])`), placed in its shard. */
+  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): RawNode {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
     const id = this.nodeId(parent, kind)
-    const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
-    const version = extra.version ? encodeVersion(extra.version) : null
-    const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
+    // The state the record decodes to (model.ts decodeLoc, decodeVersion), built directly: the
+    // names, content and times were checked above, and the record is written from it at flush.
+    const loc = { parent, name, writer: this.actor, time: now, prev: null }
+    const v = extra.version
+    const raw: RawNode = { id, kind, loc, mode, mtime, creator: this.actor, versions: v ? [{ hash: v.hash, size: v.size, writer: v.writer, time: v.time, ver: v.ver }] : [], tombs: [] }
     const shard = this.placeOf(id)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
-    this.edit([[raw, null, { loc, content: version }]])
-    return this.index.statId(id)!
+    return raw
   }
 
   /**
@@ -1077,7 +1134,8 @@ export class Tree implements ReadTree {
    */
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const [raw, fn, record] of edits) {
+    for (const [edited, fn] of edits) {
+      let raw = edited
       const shard = homeOf(raw)
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
@@ -1086,13 +1144,17 @@ export class Tree implements ReadTree {
       if (created && raw.tombs.length === 0 && raw.versions.length <= 1) {
         // The record written at flush is the node's state now, exactly what the edits in
         // sequence would leave (each local assignment supersedes its key's value).
-        const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
-        created.list[created.at] = this.creation(id, raw, texts)
+        // A metadata change folded into the creation leaves ctime at the creation (times.ts): no key.
+        if (raw.ctime !== undefined) {
+          raw = { ...raw }
+          delete raw.ctime
+        }
+        created.list[created.at] = this.creation(id, raw)
       } else {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw, record!))
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw))
       }
       changed.set(id, raw)
     }
@@ -1100,9 +1162,9 @@ export class Tree implements ReadTree {
   }
 
   /** The buffered creation of a record: written alone, or with others into an empty shard (bulk-create.ts). */
-  private creation(id: string, raw: RawNode, texts: { loc: string; content: string | null }): Put {
-    const put: Put = (h) => putRecord(h, id, raw, texts, this.recordVersion)
-    put.creation = { id, value: () => recordValue(raw, texts, this.recordVersion) }
+  private creation(id: string, raw: RawNode): Put {
+    const put: Put = (h) => putRecord(h, id, raw, this.recordVersion)
+    put.creation = { id, value: () => recordValue(raw, this.recordVersion) }
     return put
   }
 
@@ -1113,7 +1175,7 @@ export class Tree implements ReadTree {
    */
   private placeOf(id: string): string {
     let s = shardOf(id)
-    while ((this.counts.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
+    while ((this.counts.get(s) ?? 0) + (this.placing.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
     return s
   }
 

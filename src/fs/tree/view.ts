@@ -6,6 +6,7 @@ import { TreeError } from './errors.js'
 import { childPath, splitPath } from './paths.js'
 import { DEFAULT_MODE, ROOT_ID, isAlive, shortActor, type Kind, type RawNode, type Version } from './model.js'
 import { Layered, NOT_HELD, type BaseEntry, type IndexBase } from './index-layers.js'
+import { atimeOf, ctimeOf, type RootTimes } from './times.js'
 
 export interface ContentRef { hash: string; size: number }
 
@@ -17,6 +18,10 @@ export interface Stat {
   path: string
   mode: number
   mtime: number
+  /** Last access (spec/tree.md "Times"). */
+  atime: number
+  /** Last change of the node's content or metadata, derived (times.ts). */
+  ctime: number
   size: number
   content?: ContentRef
   target?: string
@@ -83,7 +88,8 @@ export class TreeIndex implements ReadTree {
   private count = 0
   private base: IndexBase | null = null
   rootMode = DEFAULT_MODE.dir
-  rootMtime = 0
+  /** The root's times; mtime 0: never set (spec/tree.md "Times"). */
+  rootTimes: RootTimes = { mtime: 0, atime: 0, ctime: 0 }
 
   /**
    * An empty index, or (with `saved`) one whose nodes are read on demand from an index on
@@ -514,14 +520,17 @@ export class TreeIndex implements ReadTree {
   // ---- stats ---------------------------------------------------------------------------
 
   private statOf(e: Entry, name: string, path: string): Stat {
-    if (e.id === ROOT_ID) return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime: this.rootMtime, size: 0 }
+    if (e.id === ROOT_ID) {
+      const { mtime, atime, ctime } = this.rootTimes
+      return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime, atime: atime || mtime, ctime: Math.max(ctime, mtime), size: 0 }
+    }
     const r = this.raw.get(e.id)!
     const parent = this.parentOf.get(e.id)!
     if (e.ver) {
       const v = e.ver
-      return { id: `${e.id}:${v.ver}`, kind: 'file', name, parent, path, mode: r.mode, mtime: v.time, size: v.size, content: { hash: v.hash, size: v.size } }
+      return { id: `${e.id}:${v.ver}`, kind: 'file', name, parent, path, mode: r.mode, mtime: v.time, atime: v.time, ctime: v.time, size: v.size, content: { hash: v.hash, size: v.size } }
     }
-    const s: Stat = { id: e.id, kind: r.kind, name, parent, path, mode: r.mode, mtime: r.mtime, size: 0 }
+    const s: Stat = { id: e.id, kind: r.kind, name, parent, path, mode: r.mode, mtime: r.mtime, atime: atimeOf(r), ctime: ctimeOf(r), size: 0 }
     if (r.kind === 'file') {
       const v = r.versions[0]
       if (v) {
