@@ -51,6 +51,18 @@ test('property: batches keep every entry whole and in one batch, within the limi
   }), { numRuns: 300 })
 })
 
+/** An entry as replay puts it in a window. */
+function windowEntry<C extends ShardChange>(e: C[]): WindowEntry<C> {
+  const changes: Uint8Array[] = []
+  const shards: string[] = []
+  for (const x of e) {
+    changes.push(x.change)
+    shards.push(x.shard)
+  }
+  const c = entryCost(changes)
+  return { changes: e, shards, ops: c.ops, bytes: c.bytes }
+}
+
 /** Writer A's entries of one op each (some renames across directories: two shards), over a tree B holds too. */
 function scene(ops: number, seed: number): { base: ShardChange[]; entries: ShardChange[][] } {
   const a = Tree.create(A, { splitAt: 16 })
@@ -88,12 +100,15 @@ test('property: a window applied in batches by shard ends as the entries applied
     try {
       one.applyChanges(base)
       batched.applyChanges(base)
-      const rejectedOne = tagged.flatMap((e) => one.apply(e)).map((r) => r.tag).sort()
-      const window = tagged.map((e) => {
-        const c = entryCost(e.map((x) => x.change))
-        return { changes: e, shards: e.map((x) => x.shard), ops: c.ops, bytes: c.bytes }
-      })
-      const rejected = batchesByShard(window, maxOps, CHANGE_LIMITS.entryBytes).flatMap((b) => batched.apply(b)).map((r) => r.tag).sort()
+      // Plain loops around Tree.apply (V8 20 crashed in its deoptimizer in two runs with it inside array-builtin callbacks; cause not proven).
+      const rejectedOne: (string | undefined)[] = []
+      for (const e of tagged) for (const r of one.apply(e)) rejectedOne.push(r.tag)
+      rejectedOne.sort()
+      const window: WindowEntry<(typeof tagged)[number][number]>[] = []
+      for (const e of tagged) window.push(windowEntry(e))
+      const rejected: (string | undefined)[] = []
+      for (const b of batchesByShard(window, maxOps, CHANGE_LIMITS.entryBytes)) for (const r of batched.apply(b)) rejected.push(r.tag)
+      rejected.sort()
       assert.deepEqual(rejected, rejectedOne)
       assert.equal(rejected.length, hostile)
       assert.deepEqual(canonicalDump(batched), canonicalDump(one))
