@@ -15,8 +15,8 @@
 //   BENCH_MERGE_NOSPLIT (0: skip the 256-shard layout), BENCH_MERGE_PLACED (1: also the layout with records placed near their directory, placement.ts)
 import { createHash } from 'node:crypto'
 import os from 'node:os'
-import { Tree, entryCost, nodeIdNear, CHANGE_LIMITS, canonicalDump, type IncomingChange, type ShardChange, type TreeOptions } from '../src/fs/tree/index.js'
-import { batchesByShard, type WindowEntry } from '../src/fs/tree/apply-batches.js'
+import { Tree, nodeIdNear, CHANGE_LIMITS, canonicalDump, type IncomingChange, type ShardChange, type TreeOptions } from '../src/fs/tree/index.js'
+import { batchesByShard, windowEntry, type WindowEntry } from '../src/fs/tree/apply-batches.js'
 import type { Row } from './row.js'
 
 const FILES = Number(process.env.BENCH_MERGE_FILES ?? 100_000)
@@ -68,16 +68,7 @@ function merge(t: Tree, entries: ShardChange[][], writer: string, order: 'shard'
   // Plain loops, as in Volume.applyValid (V8 20 crashed twice in its deoptimizer in this
   // function with Tree.apply and entryCost inside array-builtin callbacks; cause not proven).
   const window: WindowEntry<ShardChange>[] = []
-  for (const e of entries) {
-    const changes: Uint8Array[] = []
-    const shards: string[] = []
-    for (const x of e) {
-      changes.push(x.change)
-      shards.push(x.shard)
-    }
-    const c = entryCost(changes)
-    window.push({ changes: e, shards, ops: c.ops, bytes: c.bytes })
-  }
+  for (const e of entries) window.push(windowEntry(e))
   const batches = order === 'shard' ? batchesByShard(window, CHANGE_LIMITS.entryOps, CHANGE_LIMITS.entryBytes) : inLogOrder(window)
   for (const batch of batches) {
     const incoming: IncomingChange[] = []

@@ -12,8 +12,8 @@ import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
 import { UserError, indexPaths, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
-import { batchesByShard, type WindowEntry } from './fs/tree/apply-batches.js'
+import { CHANGE_LIMITS, Tree, TreeError, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { batchesByShard, windowEntry, type WindowEntry } from './fs/tree/apply-batches.js'
 import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterInfo, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { commitTreeIndex, openTreeIndex } from './fs/tree/index-store.js'
@@ -663,22 +663,19 @@ export class Volume {
           next = entry.seq + 1
           continue
         }
-        const cost = entryCost(entry.body.changes.map((c) => c.change))
-        if (window.length > 0 && (windowOps + cost.ops > WINDOW_OPS || windowBytes + cost.bytes > WINDOW_BYTES || window.length >= APPLY_BATCH)) {
+        const incoming: IncomingChange[] = []
+        for (const c of entry.body.changes) incoming.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
+        const e = windowEntry(incoming)
+        if (window.length > 0 && (windowOps + e.ops > WINDOW_OPS || windowBytes + e.bytes > WINDOW_BYTES || window.length >= APPLY_BATCH)) {
           this.stats.readMs += performance.now() - t0
           await applyWindow()
           if (this.closed) break
           await new Promise((resolve) => setImmediate(resolve))
           t0 = performance.now()
         }
-        window.push({
-          changes: entry.body.changes.map((c) => ({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })),
-          shards: entry.body.changes.map((c) => c.shard),
-          ops: cost.ops,
-          bytes: cost.bytes
-        })
-        windowOps += cost.ops
-        windowBytes += cost.bytes
+        window.push(e)
+        windowOps += e.ops
+        windowBytes += e.bytes
         next = entry.seq + 1
         entries++
         this.replayProgress?.(entries, total)

@@ -4,8 +4,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { CHANGE_LIMITS, Tree, canonicalDump, entryCost, type ShardChange } from '../src/fs/tree/index.js'
-import { batchesByShard, type WindowEntry } from '../src/fs/tree/apply-batches.js'
+import { CHANGE_LIMITS, Tree, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
+import { batchesByShard, windowEntry, type WindowEntry } from '../src/fs/tree/apply-batches.js'
 import { opBomb } from './hostile-changes.js'
 
 const [A, B] = ['aa'.repeat(32), 'bb'.repeat(32)]
@@ -50,18 +50,6 @@ test('property: batches keep every entry whole and in one batch, within the limi
     }
   }), { numRuns: 300 })
 })
-
-/** An entry as replay puts it in a window. */
-function windowEntry<C extends ShardChange>(e: C[]): WindowEntry<C> {
-  const changes: Uint8Array[] = []
-  const shards: string[] = []
-  for (const x of e) {
-    changes.push(x.change)
-    shards.push(x.shard)
-  }
-  const c = entryCost(changes)
-  return { changes: e, shards, ops: c.ops, bytes: c.bytes }
-}
 
 /** Writer A's entries of one op each (some renames across directories: two shards), over a tree B holds too. */
 function scene(ops: number, seed: number): { base: ShardChange[]; entries: ShardChange[][] } {

@@ -12,6 +12,8 @@
  * Tree.apply), and the order of application does not change the outcome (Tree.apply holds a
  * change until its dependencies are in).
  */
+import { entryCost } from './change-header.js'
+
 export interface WindowEntry<C> {
   /** The entry's changes, in its order. */
   changes: C[]
@@ -19,6 +21,18 @@ export interface WindowEntry<C> {
   shards: string[]
   ops: number
   bytes: number
+}
+
+/** One logged entry's changes as a window holds them, with what they cost against the entry's limits. */
+export function windowEntry<C extends { shard: string; change: Uint8Array }>(changes: C[]): WindowEntry<C> {
+  const bytes: Uint8Array[] = []
+  const shards: string[] = []
+  for (const c of changes) {
+    bytes.push(c.change)
+    shards.push(c.shard)
+  }
+  const cost = entryCost(bytes)
+  return { changes, shards, ops: cost.ops, bytes: cost.bytes }
 }
 
 /** The window's entries as batches of at most `maxOps` ops and `maxBytes` bytes (an entry over them alone), by first shard. */
