@@ -153,3 +153,38 @@ test('an import failing in the middle keeps every file it reported and nothing o
     cleanup()
   }
 })
+
+test('an import flushes before a big directory, not inside one: each directory\'s files reach the log in one flush', async () => {
+  const { dir, cleanup } = tempDir('bazil-batch-')
+  const src = path.join(dir, 'src')
+  const dirs = ['a', 'b', 'c']
+  for (const d of dirs) {
+    fs.mkdirSync(path.join(src, d), { recursive: true })
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(src, d, `f${i}`), `${d}/${i}`)
+  }
+  const node = await Node.open(DataDir.create(path.join(dir, 'data')))
+  try {
+    const vol = await node.createVolume('v', 'default')
+    // Flushes due every 400 queued ops: a flush at the 400th would split b's 300 files.
+    const summary = await importDir(vol, src, '/', undefined, { flushOps: 400 })
+    assert.equal(summary.files, 900)
+    // A flush's audit ops travel in its last entry: the entries holding a directory's writes.
+    const entriesOf = new Map<string, Set<number>>()
+    for await (const e of vol.log.read()) {
+      if (e instanceof Error) assert.fail(`bad entry: ${e.message}`)
+      for (const op of e.body.ops) {
+        if (op.op !== 'write' || !op.path) continue
+        const d = op.path.split('/')[1]!
+        if (!entriesOf.has(d)) entriesOf.set(d, new Set())
+        entriesOf.get(d)!.add(e.seq)
+      }
+    }
+    assert.deepEqual([...entriesOf.keys()].sort(), dirs)
+    for (const d of dirs) assert.equal(entriesOf.get(d)!.size, 1, `/${d}'s writes are in entries ${[...entriesOf.get(d)!]}`)
+    assert.ok(new Set([...entriesOf.values()].map((s) => [...s][0])).size >= 2, 'the import flushed between directories')
+    for (const d of dirs) assert.equal(vol.tree.readdir(`/${d}`).length, 300)
+  } finally {
+    await node.close()
+    cleanup()
+  }
+})

@@ -400,30 +400,30 @@ export function recordWinners(n: RawNode): Record<string, unknown> {
 }
 
 /** Writes a new record (local creation) through the low-level handle, as one hydrated map: version 2 unless `version` is 1. */
-export function putRecord(h: Handle, id: string, r: RawNode, texts: { loc: string; content: string | null }, version: RecordVersion = RECORD_VERSION_2): void {
-  h.putObjectFromHydrate('_root', id, recordValue(r, texts, version))
+export function putRecord(h: Handle, id: string, r: RawNode, version: RecordVersion = RECORD_VERSION_2): void {
+  h.putObjectFromHydrate('_root', id, recordValue(r, version))
 }
 
 /** The map a new record is created as (putRecord; bulk-create.ts hydrates many at once). */
-export function recordValue(r: RawNode, texts: { loc: string; content: string | null }, version: RecordVersion = RECORD_VERSION_2): Record<string, number | A.ImmutableString> {
+export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_2): Record<string, number | A.ImmutableString> {
+  const first = r.versions[0] ?? null
   if (version === RECORD_VERSION_2) {
     // A creation folded with later local edits (tree.ts edit()) may hold a moved loc: then that
     // loc is a key of its own, as is a version by another writer (c's values are by the creator).
-    const version = r.versions[0] ?? null
-    const ownVersion = version !== null && version.writer === r.creator
-    const c: Creation = { kind: r.kind, creator: r.creator, loc: r.loc, mode: r.mode, mtime: r.mtime, version: ownVersion ? version : null }
+    const ownVersion = first !== null && first.writer === r.creator
+    const c: Creation = { kind: r.kind, creator: r.creator, loc: r.loc, mode: r.mode, mtime: r.mtime, version: ownVersion ? first : null }
     if (r.target !== undefined) c.target = r.target
     if (r.atime !== undefined) c.atime = r.atime
     const rec: Record<string, number | A.ImmutableString> = { c: imm(encodeCreation(c)) }
     if (r.ctime !== undefined) rec.ctime = r.ctime
-    if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(texts.loc)
-    if (version !== null && !ownVersion && texts.content !== null) rec.content = imm(texts.content)
+    if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(encodeLoc(r.loc))
+    if (first !== null && !ownVersion) rec.content = imm(encodeVersion(first))
     return rec
   }
   const rec: Record<string, number | A.ImmutableString> = {
-    v: RECORD_VERSION, kind: imm(r.kind), loc: imm(texts.loc), mode: r.mode, mtime: r.mtime, by: imm(r.creator),
+    v: RECORD_VERSION, kind: imm(r.kind), loc: imm(encodeLoc(r.loc)), mode: r.mode, mtime: r.mtime, by: imm(r.creator),
   }
-  if (texts.content !== null) rec.content = imm(texts.content)
+  if (first !== null) rec.content = imm(encodeVersion(first))
   if (r.target !== undefined) rec.target = imm(r.target)
   if (r.atime !== undefined) rec.atime = r.atime
   if (r.ctime !== undefined) rec.ctime = r.ctime

@@ -65,8 +65,8 @@ export interface TreeParts {
   memo: IndexMemo
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
-/** A local edit: the node's new decoded state, and what to do to its record (or, when new, to the shard doc). */
-type Edit = [RawNode, (h: Handle, obj: string) => void] | [RawNode, null, { loc: string; content: string | null }]
+/** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
+type Edit = [RawNode, ((h: Handle, obj: string) => void) | null]
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
@@ -1062,13 +1062,15 @@ export class Tree implements ReadTree {
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
     const id = this.nodeId(parent, kind)
-    const loc = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
-    const version = extra.version ? encodeVersion(extra.version) : null
-    const raw: RawNode = { id, kind, loc: decodeLoc(loc), mode, mtime, creator: this.actor, versions: version ? [decodeVersion(version)] : [], tombs: [] }
+    // The state the record decodes to (model.ts decodeLoc, decodeVersion), built directly: the
+    // names, content and times were checked above, and the record is written from it at flush.
+    const loc = { parent, name, writer: this.actor, time: now, prev: null }
+    const v = extra.version
+    const raw: RawNode = { id, kind, loc, mode, mtime, creator: this.actor, versions: v ? [{ hash: v.hash, size: v.size, writer: v.writer, time: v.time, ver: v.ver }] : [], tombs: [] }
     const shard = this.placeOf(id)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
-    this.edit([[raw, null, { loc, content: version }]])
+    this.edit([[raw, null]])
     return this.index.statId(id)!
   }
 
@@ -1079,7 +1081,7 @@ export class Tree implements ReadTree {
    */
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const [edited, fn, record] of edits) {
+    for (const [edited, fn] of edits) {
       let raw = edited
       const shard = homeOf(raw)
       let list = this.unflushed.get(shard)
@@ -1094,13 +1096,12 @@ export class Tree implements ReadTree {
           raw = { ...raw }
           delete raw.ctime
         }
-        const texts = { loc: encodeLoc(raw.loc), content: raw.versions.length > 0 ? encodeVersion(raw.versions[0]!) : null }
-        created.list[created.at] = this.creation(id, raw, texts)
+        created.list[created.at] = this.creation(id, raw)
       } else {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw, record!))
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw))
       }
       changed.set(id, raw)
     }
@@ -1108,9 +1109,9 @@ export class Tree implements ReadTree {
   }
 
   /** The buffered creation of a record: written alone, or with others into an empty shard (bulk-create.ts). */
-  private creation(id: string, raw: RawNode, texts: { loc: string; content: string | null }): Put {
-    const put: Put = (h) => putRecord(h, id, raw, texts, this.recordVersion)
-    put.creation = { id, value: () => recordValue(raw, texts, this.recordVersion) }
+  private creation(id: string, raw: RawNode): Put {
+    const put: Put = (h) => putRecord(h, id, raw, this.recordVersion)
+    put.creation = { id, value: () => recordValue(raw, this.recordVersion) }
     return put
   }
 

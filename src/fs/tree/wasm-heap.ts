@@ -16,13 +16,21 @@ import * as A from '@automerge/automerge'
 const MIN_RESERVE = 16 * 2 ** 20
 const MAX_RESERVE = 256 * 2 ** 20
 
+/**
+ * The zero bytes handed to Automerge, kept: a fresh buffer of this size each time cost ~3x the
+ * reservation itself (an import reserves tens of MiB at every flush). Its pages are only
+ * read, so they cost no memory.
+ */
+let zeros: Uint8Array | null = null
+
 /** Makes sure Automerge's heap has about `bytes` free in one block (clamped to 16..256 MiB). */
 export function reserveAutomergeHeap(bytes: number): void {
   const n = Math.min(MAX_RESERVE, Math.max(MIN_RESERVE, Math.ceil(bytes)))
+  if (zeros === null || zeros.length < n) zeros = new Uint8Array(Math.min(MAX_RESERVE, Math.max(n, 2 * (zeros?.length ?? 0))))
   try {
     // Copies n zero bytes into a block malloc'd in the wasm heap, fails at once (no document
     // header), and frees the block.
-    A.load(new Uint8Array(n))
+    A.load(zeros.subarray(0, n))
   } catch {
     // expected
   }
