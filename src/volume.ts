@@ -839,12 +839,15 @@ export class Volume {
     // EROFS: what a write through the mount answers while this node may not write.
     if (!this.canWrite) throw Object.assign(new UserError(this.writeRefusal()), { code: 'EROFS' })
     const result = op(this.tree)
-    const a = audit(result)
+    this.queue(audit(result))
+    return result
+  }
+
+  private queue(a: AuditOp): void {
     this.pending.push(a)
     this.pendingBytes += 64 + (a.path?.length ?? 0) + (a.to?.length ?? 0) + (a.target?.length ?? 0)
     this.changedSinceCheckpoint = true
     this.scheduleIdle()
-    return result
   }
 
   get isClosed(): boolean {
@@ -1011,6 +1014,21 @@ export class Volume {
       (t) => t.writeFile(path, toContentRef(ref), attrs),
       (st) => ({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })
     )
+  }
+
+  /**
+   * writeRef of many files (an import's batch; Tree.writeFiles). Stops at the first file that
+   * fails: the files before it are recorded and queued, and returned with that error.
+   */
+  writeRefs(files: readonly { path: string; ref: FileRef; attrs?: { mode?: number; mtime?: number } }[]): { stats: Stat[]; error: Error | null } {
+    if (!this.canWrite) throw Object.assign(new UserError(this.writeRefusal()), { code: 'EROFS' })
+    const { stats, error } = this.tree.writeFiles(files.map((f) => ({ path: f.path, content: toContentRef(f.ref), attrs: f.attrs })))
+    for (let i = 0; i < stats.length; i++) {
+      const st = stats[i]!
+      const ref = files[i]!.ref
+      this.queue({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })
+    }
+    return { stats, error }
   }
 
   mkdir(path: string, attrs: { mode?: number; mtime?: number } = {}): Stat {

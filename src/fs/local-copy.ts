@@ -222,10 +222,9 @@ export async function importDir(
       filesInFlight -= batch.length
     }
     if (failed) return
-    for (let i = 0; i < batch.length; i++) {
-      const e = batch[i]!
-      done(vol.writeRef(joinVolumePath(to, e.rel), refs[i]!, { mode: e.mode, mtime: e.mtime }))
-    }
+    const { stats, error } = vol.writeRefs(batch.map((e, i) => ({ path: joinVolumePath(to, e.rel), ref: refs[i]!, attrs: { mode: e.mode, mtime: e.mtime } })))
+    for (const st of stats) done(st)
+    if (error) throw error
     // A directory bigger than one flush flushes inside it, at twice the usual size.
     await vol.maybeFlush(2 * scale)
   }

@@ -97,6 +97,8 @@ export class Tree implements ReadTree {
   private readonly rejectedHashes = new Set<string>()
   /** Records known per node shard (keys that decoded at least once): where a new record goes (`placeOf`). */
   private readonly counts = new Map<string, number>()
+  /** New records placed by writeFiles but not yet counted (their edit is applied at the end of the batch). */
+  private readonly placing = new Map<string, number>()
   /** During one apply: the shard whose key now counts for a node (spec/tree.md "Shard layout": the shallowest). */
   private owners = new Map<string, string>()
 
@@ -699,6 +701,51 @@ export class Tree implements ReadTree {
     return this.index.statId(e.id)!
   }
 
+  /**
+   * writeFile of many files (an import's batch): the new ones enter the index in one edit, not
+   * one each. Stops at the first file that fails, with the files before it written; returns
+   * their stats and that error.
+   */
+  writeFiles(files: readonly { path: string; content: ContentRef; attrs?: Attrs }[]): { stats: Stat[]; error: Error | null } {
+    const stats: Stat[] = []
+    let fresh: RawNode[] = []
+    const names = new Set<string>()
+    const apply = (): void => {
+      if (fresh.length === 0) return
+      this.edit(fresh.map((raw) => [raw, null]))
+      this.placing.clear()
+      for (const raw of fresh) stats.push(this.index.statId(raw.id)!)
+      fresh = []
+      names.clear()
+    }
+    try {
+      for (const f of files) {
+        checkContent(f.content, f.path)
+        const parts = splitPath(f.path)
+        const parent = parts.length === 0 ? null : this.index.resolveParent(parts, f.path)
+        const name = parts[parts.length - 1]
+        const key = `${parent}/${name}`
+        if (parent === null || names.has(key) || this.index.entryOf(parent, name!)) {
+          // A new version, or a path twice in the batch: the one-file path, after what came before.
+          apply()
+          stats.push(this.writeFile(f.path, f.content, f.attrs))
+          continue
+        }
+        const version = { hash: f.content.hash, size: f.content.size, writer: this.actor, time: this.clock(), ver: this.random(8) }
+        const raw = this.newNode(parent, name!, 'file', f.attrs ?? {}, f.path, { version })
+        const shard = homeOf(raw)
+        this.placing.set(shard, (this.placing.get(shard) ?? 0) + 1)
+        fresh.push(raw)
+        names.add(key)
+      }
+    } catch (err) {
+      apply()
+      return { stats, error: err as Error }
+    }
+    apply()
+    return { stats, error: null }
+  }
+
   symlink(path: string, target: string, attrs: Attrs = {}): Stat {
     if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES || !isWellFormed(target))
       throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
@@ -1058,6 +1105,13 @@ export class Tree implements ReadTree {
   }
 
   private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
+    const raw = this.newNode(parent, name, kind, attrs, path, extra)
+    this.edit([[raw, null]])
+    return this.index.statId(raw.id)!
+  }
+
+  /** The state of a new node (created by `edit([[raw, null]])`), placed in its shard. */
+  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): RawNode {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
@@ -1070,8 +1124,7 @@ export class Tree implements ReadTree {
     const shard = this.placeOf(id)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
-    this.edit([[raw, null]])
-    return this.index.statId(id)!
+    return raw
   }
 
   /**
@@ -1122,7 +1175,7 @@ export class Tree implements ReadTree {
    */
   private placeOf(id: string): string {
     let s = shardOf(id)
-    while ((this.counts.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
+    while ((this.counts.get(s) ?? 0) + (this.placing.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
     return s
   }
 
