@@ -8,7 +8,9 @@
 // - libfuse 2.9 drops a utimens that leaves one of the times alone (UTIME_OMIT) unless the
 //   file system sets `flag_utime_omit_ok`;
 // - fuse-native hands times to JS in milliseconds, where UTIME_NOW and UTIME_OMIT (tv_nsec
-//   2^30-1 and 2^30-2) both become 1073: UTIME_OMIT becomes 1074 (src/fs/fuse/times.ts).
+//   2^30-1 and 2^30-2) both become 1073: UTIME_OMIT becomes 1074 (src/fs/fuse/times.ts);
+// - fallocate is not among its ops (so it answers EOPNOTSUPP): op 34 (its handler table has
+//   room for 35), `fallocate(path, fd, mode, offset, length, cb)` in JS.
 // We apply them and build the addon with the node-gyp that npm ships (node-gyp-build then
 // prefers build/ over the prebuild). Idempotent: a marker records which fixes the build has.
 import { execFileSync } from 'node:child_process'
@@ -29,23 +31,57 @@ try {
 
 const source = path.join(dir, 'fuse-native.c')
 const marker = path.join(dir, 'build', 'Release', '.bazil-utimens-fixed')
-const MARK = 'bazil fixes: utimens-mtime, utime-omit-ok, utime-omit-apart\n'
+const MARK = 'bazil fixes: utimens-mtime, utime-omit-ok, utime-omit-apart, fallocate\n'
 const FIXES = [
   ['FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
   ['  struct fuse_operations ops = { };\n', '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n'],
-  ['static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n', 'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == ((1l << 30) - 2l)) return 1074; /* bazil: UTIME_OMIT apart from UTIME_NOW (1073) */\n']
+  ['static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n', 'static uint64_t timespec_to_uint64 (const struct timespec* ts) {\n  if (ts->tv_nsec == ((1l << 30) - 2l)) return 1074; /* bazil: UTIME_OMIT apart from UTIME_NOW (1073) */\n'],
+  ['static const uint32_t op_rmdir = 33;\n', 'static const uint32_t op_rmdir = 33;\nstatic const uint32_t op_fallocate = 34; /* bazil */\n'],
+  ['static void fuse_native_dispatch_init (', `FUSE_METHOD_VOID(fallocate, 7, 0, (const char *path, int mode, off_t offset, off_t length, struct fuse_file_info *info), {
+  l->path = path;
+  l->mode = mode;
+  l->offset = offset;
+  l->len = length;
+  l->info = info;
+}, {
+  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
+  napi_create_uint32(env, l->info != NULL ? l->info->fh : 0, &(argv[3]));
+  napi_create_uint32(env, l->mode, &(argv[4]));
+  FUSE_UINT64_TO_INTS_ARGV(l->offset, 5)
+  FUSE_UINT64_TO_INTS_ARGV(l->len, 7)
+})
+
+static void fuse_native_dispatch_init (`],
+  ['  if (implemented[op_init]) ops.init = fuse_native_init;\n', '  if (implemented[op_init]) ops.init = fuse_native_init;\n  if (implemented[op_fallocate]) ops.fallocate = fuse_native_fallocate;\n'],
+  ['  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_fallocate)\n'],
+  ['  NAPI_EXPORT_UINT32(op_rmdir)\n', '  NAPI_EXPORT_UINT32(op_rmdir)\n  NAPI_EXPORT_UINT32(op_fallocate)\n']
+]
+/** The same for index.js: the fallocate op in the op table and its handler. */
+const JS_FIXES = [
+  ["  ['rmdir', {\n    op: binding.op_rmdir\n  }]\n])", "  ['rmdir', {\n    op: binding.op_rmdir\n  }],\n  ['fallocate', {\n    op: binding.op_fallocate\n  }]\n])"],
+  ['  _op_rmdir (signal, path) {\n', `  _op_fallocate (signal, path, fd, mode, offsetLow, offsetHigh, lengthLow, lengthHigh) {
+    this.ops.fallocate(path, fd, mode, getDoubleArg(offsetLow, offsetHigh), getDoubleArg(lengthLow, lengthHigh), err => {
+      return signal(err)
+    })
+  }
+
+  _op_rmdir (signal, path) {\n`]
 ]
 
-let c = fs.readFileSync(source, 'utf8')
-for (const [buggy, fixed] of FIXES) {
-  if (c.includes(fixed)) continue
-  if (!c.includes(buggy)) {
-    console.error(`build-fuse-native: fuse-native.c does not look like 2.2.6; cannot apply: ${fixed.trim()}`)
-    process.exit(1)
+function patch(file, fixes) {
+  let c = fs.readFileSync(file, 'utf8')
+  for (const [buggy, fixed] of fixes) {
+    if (c.includes(fixed)) continue
+    if (!c.includes(buggy)) {
+      console.error(`build-fuse-native: ${path.basename(file)} does not look like fuse-native 2.2.6; cannot apply: ${fixed.trim().split('\n')[0]}`)
+      process.exit(1)
+    }
+    c = c.replace(buggy, fixed)
   }
-  c = c.replace(buggy, fixed)
+  fs.writeFileSync(file, c)
 }
-fs.writeFileSync(source, c)
+patch(source, FIXES)
+patch(path.join(dir, 'index.js'), JS_FIXES)
 if (fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === MARK) process.exit(0)
 
 function nodeGyp() {

@@ -38,6 +38,8 @@ declare module 'fuse-native' {
     readdir?(path: string, cb: (err: number, names?: string[], stats?: FuseStat[]) => void): void
     truncate?(path: string, size: number, cb: Done): void
     ftruncate?(path: string, fd: number, size: number, cb: Done): void
+    /** Only with scripts/build-fuse-native.mjs's `fallocate` fix. */
+    fallocate?(path: string, fd: number, mode: number, offset: number, length: number, cb: Done): void
     readlink?(path: string, cb: DoneWith<string>): void
     chown?(path: string, uid: number, gid: number, cb: Done): void
     chmod?(path: string, mode: number, cb: Done): void

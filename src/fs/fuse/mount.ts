@@ -21,6 +21,7 @@ import { withTimeout } from '../../timeout.js'
 import { FileReader } from './reader.js'
 import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
+import { fallocateSize } from './fallocate.js'
 
 const run = promisify(execFile)
 
@@ -226,6 +227,8 @@ export class VolumeMount {
       release: w('release', this.release),
       truncate: w('truncate', this.truncate),
       ftruncate: w('ftruncate', this.ftruncate),
+      // Only with our fuse-native build (scripts/build-fuse-native.mjs); else libfuse answers EOPNOTSUPP.
+      fallocate: w('fallocate', this.fallocate),
       unlink: w('unlink', this.unlink),
       rename: w('rename', this.rename),
       mkdir: w('mkdir', this.mkdir),
@@ -498,6 +501,16 @@ export class VolumeMount {
     const h = this.handle(fd)
     if (!h.file) throw new FsError(h.nodeId ? 'EBADF' : 'EROFS', `file ${fd} is not open for writing`)
     await h.file.truncate(size)
+  }
+
+  private async fallocate(p: string, fd: number, mode: number, offset: number, length: number): Promise<void> {
+    const h = this.handle(fd)
+    if (!h.file) throw new FsError(h.nodeId ? 'EBADF' : 'EROFS', `file ${fd} is not open for writing`)
+    const end = fallocateSize(p, mode, offset, length, h.file.size)
+    if (end === null) return
+    const s = await fsp.statfs(this.spoolDir)
+    if ((end - h.file.size) > s.bavail * s.bsize) throw new FsError('ENOSPC', `${p}: no room for ${end - h.file.size} more bytes`)
+    await h.file.truncate(end)
   }
 
   /**

@@ -39,3 +39,21 @@ if (process.platform === 'linux') {
   if (!loadLibrary('libfuse.so.2') && bundled) loadLibrary(path.join(bundled, 'lib', 'libfuse.so'))
   if (!onPath('fusermount') && bundled) process.env.PATH = `${process.env.PATH ?? ''}${path.delimiter}${path.join(bundled, 'bin')}`
 }
+
+let fixes: string | null = null
+/**
+ * Whether the loaded fuse-native was built with one of scripts/build-fuse-native.mjs's fixes
+ * (`utime-omit-apart`, `fallocate`): its build marker names them. A build without one still
+ * works, without what the fix brings.
+ */
+export function hasFuseFix(name: string): boolean {
+  if (fixes === null) {
+    try {
+      const dir = path.dirname(require.resolve('fuse-native/package.json'))
+      fixes = fs.readFileSync(path.join(dir, 'build', 'Release', '.bazil-utimens-fixed'), 'utf8')
+    } catch {
+      fixes = ''
+    }
+  }
+  return fixes.replace(/\n/g, ',').split(/[:,]/).map((s) => s.trim()).includes(name)
+}

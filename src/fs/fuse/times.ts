@@ -3,9 +3,7 @@
 // without that fix sends 1073 for both: then one special time beside a real one is taken as
 // omitted (`touch -a -d`, `touch -m -d`, `tar x`), and two mean "now" (so `touch -a` without
 // -d also sets mtime there).
-import fs from 'node:fs'
-import path from 'node:path'
-import { createRequire } from 'node:module'
+import { hasFuseFix } from './native-lib.js'
 
 /** UTIME_NOW (tv_nsec 2^30-1) as fuse-native's milliseconds. */
 export const UTIME_NOW_MS = 1073
@@ -14,18 +12,9 @@ export const UTIME_OMIT_MS = 1074
 
 export interface SetTimes { atime?: number; mtime?: number }
 
-let apart: boolean | null = null
-/** Whether the loaded fuse-native tells UTIME_OMIT from UTIME_NOW (the build's marker says so). */
+/** Whether the loaded fuse-native tells UTIME_OMIT from UTIME_NOW. */
 export function omitApart(): boolean {
-  if (apart === null) {
-    try {
-      const dir = path.dirname(createRequire(import.meta.url).resolve('fuse-native/package.json'))
-      apart = fs.readFileSync(path.join(dir, 'build', 'Release', '.bazil-utimens-fixed'), 'utf8').includes('utime-omit-apart')
-    } catch {
-      apart = false
-    }
-  }
-  return apart
+  return hasFuseFix('utime-omit-apart')
 }
 
 /** The times to set for a utimens(atime, mtime) call at time `now` (an omitted time is absent). */
