@@ -57,16 +57,16 @@ test('writeFiles stops at the first file that fails: the files before it are wri
   assert.deepEqual(t.readdir('/d').map((s) => s.name).sort(), ['a', 'b'])
 })
 
-test('writeFiles passes over a top-level shard that already holds changes: its records go one digit deeper, and every replica reads the same tree', () => {
-  const one = tree(512)
-  const many = tree(512)
+test('writeFiles of half a shard or more into one directory passes over a top-level shard that already holds changes: its records go one digit deeper, and every replica reads the same tree', () => {
+  const one = tree(64)
+  const many = tree(64)
   const other = Tree.create('bb'.repeat(32))
   for (const t of [one, many]) {
     t.mkdir('/d')
     other.applyChanges(t === many ? t.takeChanges() : [])
     t.takeChanges() // the directory's record is in its top-level shard, which now holds a change
   }
-  const batch = Array.from({ length: 30 }, (_, i) => ({ path: `/d/f${i}`, content: content(i + 1) }))
+  const batch = Array.from({ length: 40 }, (_, i) => ({ path: `/d/f${i}`, content: content(i + 1) }))
   for (const f of batch) one.writeFile(f.path, f.content)
   assert.equal(many.writeFiles(batch).error, null)
   const top = many.lookup('/d')!.id.slice(0, 2)
@@ -76,4 +76,8 @@ test('writeFiles passes over a top-level shard that already holds changes: its r
   assert.deepEqual(canonicalDump(many), canonicalDump(one))
   other.applyChanges(many.takeChanges())
   assert.deepEqual(canonicalDump(other), canonicalDump(one))
+  // A batch under half a shard for the directory keeps to the top-level shard, which has room.
+  const few = Array.from({ length: 10 }, (_, i) => ({ path: `/d/g${i}`, content: content(i + 50) }))
+  assert.equal(many.writeFiles(few).error, null)
+  assert.ok(few.every((f) => { const n = many.exportState().nodes.find((x) => x.id === many.lookup(f.path)!.id)!; return (n.shard ?? n.id.slice(0, 2)) === top }))
 })
