@@ -12,7 +12,7 @@ import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
 import { UserError, indexPaths, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { CHANGE_LIMITS, Tree, TreeError, entryCost, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { CHANGE_LIMITS, ChangeLimitError, Tree, TreeError, entryCost, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
 import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterInfo, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { commitTreeIndex, openTreeIndex } from './fs/tree/index-store.js'
@@ -898,7 +898,15 @@ export class Volume {
       // Groups of changes that fit one entry's change limits (CHANGE_LIMITS), each cut to the
       // entry size target; the audit ops go with the last group.
       const time = Date.now()
-      const groups = entryGroups(changes)
+      let groups: ShardChange[][]
+      try {
+        groups = entryGroups(changes)
+      } catch (e) {
+        // A change no entry can carry would fail every later flush too (the volume could write
+        // nothing more): its edits are refused and rolled back from the view now.
+        if (e instanceof ChangeLimitError) throw this.refuseUnlogged(ops, changes.length, bytes, `a change is too big for one op log entry (${e.message})`)
+        throw e
+      }
       const bodies = groups.length === 0 ? splitIntoEntries([], ops, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? ops : [], time))
       // The same decision as the edits' (canWrite), against the set as known now: a revocation
       // that arrived since the edits were made refuses them here, before anything is appended.
@@ -926,8 +934,7 @@ export class Volume {
    * Drops the queued edits this node's log may no longer take: kept in `refused` (what they
    * did), removed from the view by the next replay (a rebuild from the logs). Returns the error.
    */
-  private refuseUnlogged(ops: AuditOp[], changes: number, bytes: number): EditsRefusedError {
-    const reason = this.writeRefusal()
+  private refuseUnlogged(ops: AuditOp[], changes: number, bytes: number, reason = this.writeRefusal()): EditsRefusedError {
     this.refused.push({ at: Date.now(), ops, seqs: [], reason })
     this.pending.splice(0, ops.length)
     this.unlogged.splice(0, changes)

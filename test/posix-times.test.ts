@@ -3,29 +3,14 @@
 // the index on disk (a reopened node) and a real mount driven by coreutils' touch and stat.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import fs from 'node:fs'
-import path from 'node:path'
-import { promisify } from 'node:util'
-import { DataDir } from '../src/datadir.js'
-import { Node } from '../src/node.js'
-import type { Volume } from '../src/volume.js'
-import { VolumeMount } from '../src/fs/fuse/index.js'
 import { omitApart, utimensTimes, UTIME_NOW_MS as NOW, UTIME_OMIT_MS as OMIT } from '../src/fs/fuse/times.js'
 import { Tree } from '../src/fs/tree/index.js'
 import { row, unrow, ActorTable } from '../src/fs/tree/checkpoint.js'
-import { tempDir } from './helpers.js'
+import { haveFuse, MountedVolume, sh } from './posix-helpers.js'
 
-const run = promisify(execFile)
-const haveFuse = fs.existsSync('/dev/fuse')
 const A = 'aa'.repeat(16)
 const B = 'bb'.repeat(16)
 const ref = { hash: '11'.repeat(32), size: 3 }
-
-async function sh(dir: string, script: string): Promise<string> {
-  const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', `cd ${JSON.stringify(dir)}\n${script}`])
-  return stdout
-}
 
 /** `stat` of a path in the mount: [atime, mtime, ctime] in whole seconds. */
 async function times(dir: string, p: string): Promise<[number, number, number]> {
@@ -121,73 +106,50 @@ test('index rows carry atime and ctime; rows without them read as before', () =>
 })
 
 describe('times through a mount', { skip: !haveFuse }, () => {
-  let tmp: { dir: string; cleanup: () => void }
-  let node: Node
-  let vol: Volume
-  let mount: VolumeMount
-  let mnt: string
-
-  before(async () => {
-    tmp = tempDir('bazil-posix-times-')
-    node = await Node.open(DataDir.create(path.join(tmp.dir, 'data')))
-    vol = await node.createVolume('v', 'default')
-    mnt = path.join(tmp.dir, 'mnt')
-    fs.mkdirSync(mnt)
-    mount = new VolumeMount(vol, mnt, { spoolDir: path.join(tmp.dir, 'spool') })
-    await mount.mount()
-  })
-
-  after(async () => {
-    await mount?.unmount().catch(() => {})
-    await node?.close().catch(() => {})
-    tmp?.cleanup()
-  })
+  let m: MountedVolume
+  before(async () => { m = await MountedVolume.open('bazil-posix-times-') })
+  after(async () => { await m?.close() })
 
   test('touch -a, touch -m, chmod and the root, as stat shows them, and after a reopen', async () => {
-    await sh(mnt, `echo abc > f && touch -d '2001-02-03 04:05:06 UTC' f`)
+    await sh(m.mnt, `echo abc > f && touch -d '2001-02-03 04:05:06 UTC' f`)
     const made = Math.floor(Date.now() / 1000)
     const t2001 = Date.UTC(2001, 1, 3, 4, 5, 6) / 1000
-    let [at, mt, ct] = await times(mnt, 'f')
+    let [at, mt, ct] = await times(m.mnt, 'f')
     assert.deepEqual([at, mt], [t2001, t2001])
     assert.ok(ct >= made - 5, `ctime ${ct} is the change's time, not the mtime`)
-    await sh(mnt, `touch -a -d '2010-01-01 00:00:00 UTC' f`)
-    ;[at, mt] = await times(mnt, 'f')
+    await sh(m.mnt, `touch -a -d '2010-01-01 00:00:00 UTC' f`)
+    ;[at, mt] = await times(m.mnt, 'f')
     assert.deepEqual([at, mt], [Date.UTC(2010, 0, 1) / 1000, t2001], 'touch -a -d sets atime alone')
-    await sh(mnt, `touch -m -d '2005-01-01 00:00:00 UTC' f`)
-    ;[at, mt] = await times(mnt, 'f')
+    await sh(m.mnt, `touch -m -d '2005-01-01 00:00:00 UTC' f`)
+    ;[at, mt] = await times(m.mnt, 'f')
     assert.deepEqual([at, mt], [Date.UTC(2010, 0, 1) / 1000, Date.UTC(2005, 0, 1) / 1000], 'touch -m -d sets mtime alone')
     if (omitApart()) {
       // utimensat(atime UTIME_NOW, mtime UTIME_OMIT): the mtime stays.
-      await sh(mnt, 'touch -a f')
-      ;[at, mt] = await times(mnt, 'f')
+      await sh(m.mnt, 'touch -a f')
+      ;[at, mt] = await times(m.mnt, 'f')
       assert.equal(mt, Date.UTC(2005, 0, 1) / 1000)
       assert.ok(at >= made - 5)
     } else {
       console.warn('posix-times: fuse-native lacks the utime-omit-apart fix (run node scripts/build-fuse-native.mjs): touch -a without -d not checked')
     }
     // chmod moves ctime, not mtime.
-    const before = (await times(mnt, 'f'))[2]
-    await sh(mnt, 'chmod 600 f')
-    const after = await times(mnt, 'f')
+    const before = (await times(m.mnt, 'f'))[2]
+    await sh(m.mnt, 'chmod 600 f')
+    const after = await times(m.mnt, 'f')
     assert.equal(after[1], Date.UTC(2005, 0, 1) / 1000)
     assert.ok(after[2] >= before)
-    assert.ok(vol.tree.stat('/f').ctime >= after[2] * 1000)
+    assert.ok(m.vol.tree.stat('/f').ctime >= after[2] * 1000)
     // The root has real times (never 1970), and settable ones.
-    const [, rootM] = await times(mnt, '.')
+    const [, rootM] = await times(m.mnt, '.')
     assert.ok(rootM > Date.UTC(2020, 0, 1) / 1000, `root mtime ${rootM}`)
-    await sh(mnt, `touch -m -d '2003-03-03 00:00:00 UTC' .`)
-    assert.equal((await times(mnt, '.'))[1], Date.UTC(2003, 2, 3) / 1000)
+    await sh(m.mnt, `touch -m -d '2003-03-03 00:00:00 UTC' .`)
+    assert.equal((await times(m.mnt, '.'))[1], Date.UTC(2003, 2, 3) / 1000)
     // Reopened (the index on disk, then a replay of the log): the same times.
-    await mount.unmount()
-    await node.close()
-    node = await Node.open(DataDir.open(path.join(tmp.dir, 'data')))
-    vol = await node.volume('v')
-    const st = vol.tree.stat('/f')
+    await m.reopen()
+    const st = m.vol.tree.stat('/f')
     assert.deepEqual([st.mtime, st.mode], [Date.UTC(2005, 0, 1), 0o600])
     assert.ok(st.atime >= Date.UTC(2010, 0, 1), `atime ${st.atime} kept`)
-    assert.equal(vol.tree.stat('/').mtime, Date.UTC(2003, 2, 3))
-    mount = new VolumeMount(vol, mnt, { spoolDir: path.join(tmp.dir, 'spool') })
-    await mount.mount()
-    assert.equal((await times(mnt, 'f'))[1], Date.UTC(2005, 0, 1) / 1000)
+    assert.equal(m.vol.tree.stat('/').mtime, Date.UTC(2003, 2, 3))
+    assert.equal((await times(m.mnt, 'f'))[1], Date.UTC(2005, 0, 1) / 1000)
   })
 })

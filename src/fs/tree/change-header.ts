@@ -335,7 +335,8 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string, others: [nu
     let v: unknown
     try { v = JSON.parse(buf.toString('utf8', start, at)) } catch { continue } // not a value: the record is invalid, names no one
     // A v2 record's creation (`c`, format 2) names its creator; the other values are of format 1.
-    if (!Array.isArray(v) || v[0] !== (key === KEY_CREATION ? 2 : 1)) continue
+    // A snapshot record of format 2 (heads in parts) names its writer where format 1 does.
+    if (!Array.isArray(v) || !(v[0] === (key === KEY_CREATION ? 2 : 1) || (key === KEY_SNAPSHOT && v[0] === 2))) continue
     const claim = v[KEY_WRITER_INDEX[key]]
     if (typeof claim === 'string' && claim !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… writes a ${what} value naming writer ${claim.slice(0, 16)}…`)
   }
@@ -344,7 +345,7 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string, others: [nu
 
 // Keys whose values name a writer, as codes (0 = any other key), their names and writer index.
 const KEY_OTHER = 0
-const KEY_CONTENT = 2, KEY_DEL = 3, KEY_BY = 5
+const KEY_CONTENT = 2, KEY_DEL = 3, KEY_SNAPSHOT = 4, KEY_BY = 5
 const KEY_CREATION = 6
 const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by', 'c']
 const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0, 2]

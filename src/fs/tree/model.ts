@@ -83,9 +83,14 @@ export interface Tomb {
 export interface SnapshotRecord {
   time: number
   writer: string
-  /** null: the snapshot was removed (`snapshot rm`, spec/tree.md "Snapshots"). */
+  /** null: the snapshot was removed (`snapshot rm`, spec/tree.md "Snapshots"). Format 2: {} until its parts are read (snapshot-heads.ts). */
   heads: Record<string, string[]> | null
+  /** Format 2: the BLAKE2b-256 hex of each part of its heads, stored apart in `meta` (snapshot-heads.ts). */
+  parts?: string[]
 }
+
+/** Format of a snapshot record whose heads are stored apart, in parts (spec/tree.md "Snapshots"). */
+export const SNAPSHOT_PARTS_VERSION = 2
 
 /** A node as decoded from its record: the Automerge winner of each key, plus all content versions and tombstones. */
 export interface RawNode {
@@ -141,6 +146,7 @@ export function encodeTomb(t: Tomb): string {
 }
 
 export function encodeSnapshot(s: SnapshotRecord): string {
+  if (s.parts) return JSON.stringify([SNAPSHOT_PARTS_VERSION, s.time, s.writer, { parts: [...s.parts].sort() }])
   if (s.heads === null) return JSON.stringify([VALUE_VERSION, s.time, s.writer, null])
   const heads: Record<string, string[]> = {}
   for (const shard of Object.keys(s.heads).sort()) heads[shard] = [...s.heads[shard]!].sort()
@@ -191,6 +197,17 @@ export function decodeTomb(text: string): Tomb {
 }
 
 export function decodeSnapshot(text: string): SnapshotRecord {
+  if (text.startsWith(`[${SNAPSHOT_PARTS_VERSION},`)) {
+    let v: unknown
+    try { v = JSON.parse(text) } catch { throw new Invalid('snapshot: not JSON') }
+    if (!Array.isArray(v) || v.length !== 4) throw new Invalid('snapshot: expected 4 fields')
+    const [, time, writer, body] = v as unknown[]
+    if (!isTime(time)) throw new Invalid('snapshot: bad time')
+    if (!isActor(writer)) throw new Invalid('snapshot: bad writer')
+    const parts = (body as { parts?: unknown } | null)?.parts
+    if (typeof body !== 'object' || body === null || !Array.isArray(parts) || parts.length === 0 || !parts.every((d) => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d))) throw new Invalid('snapshot: bad parts')
+    return { time, writer, heads: {}, parts: parts as string[] }
+  }
   const [, time, writer, heads] = parseArray(text, 'snapshot', 4)
   if (!isTime(time)) throw new Invalid('snapshot: bad time')
   if (!isActor(writer)) throw new Invalid('snapshot: bad writer')

@@ -7,11 +7,12 @@ import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
-  MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type Version,
+  MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type SnapshotRecord, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { recordsBetween } from './snapshot-views.js'
+import { HEADS_PREFIX, INLINE_BYTES, headsParts, partsToWrite, readParts } from './snapshot-heads.js'
 import { entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
@@ -39,6 +40,8 @@ export interface TreeOptions {
   recordVersion?: RecordVersion
   /** A new node's id (default: placement.ts nodeIdNear with random bytes; with `random` given and no `nodeId`: random(16)). */
   nodeId?: (parent: string, kind: Kind) => string
+  /** Snapshot records longer than this store their heads in parts (default INLINE_BYTES; tests set it low). */
+  snapshotInline?: number
 }
 /** Records a shard takes before new ones go to a deeper shard: Automerge's cost per applied change grows with the document (~0.3 ms at 1k records, 4-7 ms at 4k). */
 export const SPLIT_AT = 512
@@ -85,6 +88,8 @@ export class Tree implements ReadTree {
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
+  /** Heads of format 2 snapshot records read from their parts, by record text (the most recent few). */
+  private readonly partHeads = new Map<string, Record<string, string[]>>()
   /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
   private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
   /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
@@ -108,6 +113,7 @@ export class Tree implements ReadTree {
   private readonly nodeId: (parent: string, kind: Kind) => string
   /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
   private readonly recordVersion: RecordVersion
+  private readonly snapshotInline: number
 
   private constructor(readonly actor: string, opts: TreeOptions) {
     this.shards = new Shards(actor)
@@ -116,6 +122,7 @@ export class Tree implements ReadTree {
     this.nodeId = opts.nodeId ?? (opts.random ? () => this.random(16) : (parent, kind) => nodeIdNear(parent, kind, randomHex))
     this.splitAt = opts.splitAt ?? SPLIT_AT
     this.recordVersion = opts.recordVersion ?? 2
+    this.snapshotInline = opts.snapshotInline ?? INLINE_BYTES
     if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
   }
 
@@ -925,8 +932,28 @@ export class Tree implements ReadTree {
     if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
     if (this.shards.meta()[SNAP_PREFIX + name] !== undefined && !this.snapshotRemoved(name)) throw new TreeError('EEXIST', name, 'snapshot exists')
     this.flush()
-    const text = encodeSnapshot({ time, writer: this.actor, heads: this.shards.heads() })
+    const heads = this.shards.heads()
+    let text = encodeSnapshot({ time, writer: this.actor, heads })
+    if (text.length > this.snapshotInline) {
+      // Too big for one change (1M files: ~21k shards): the heads go in parts, written once each (snapshot-heads.ts).
+      const parts = headsParts(heads)
+      for (const batch of partsToWrite(this.shards.meta(), parts)) this.changeMeta((m) => { for (const p of batch) m[HEADS_PREFIX + p.digest] = imm(p.text) })
+      text = encodeSnapshot({ time, writer: this.actor, heads: null, parts: parts.map((p) => p.digest) })
+    }
     this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  /** A snapshot record with its heads (format 2: read from their parts in `meta`); Invalid if it does not decode. */
+  private snapshotOf(text: string): SnapshotRecord {
+    const rec = decodeSnapshot(text)
+    if (!rec.parts) return rec
+    let heads = this.partHeads.get(text)
+    if (!heads) {
+      heads = readParts(this.shards.meta(), rec.parts)
+      this.partHeads.set(text, heads)
+      if (this.partHeads.size > 8) this.partHeads.delete(this.partHeads.keys().next().value!)
+    }
+    return { ...rec, heads }
   }
 
   /** Removes a snapshot: its value becomes a removal record (heads null); what only it referenced becomes garbage (spec/gc.md). */
@@ -943,7 +970,7 @@ export class Tree implements ReadTree {
     const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
     if (value === null) return false
     try {
-      return decodeSnapshot(value).heads === null
+      return this.snapshotOf(value).heads === null
     } catch {
       return false
     }
@@ -979,7 +1006,7 @@ export class Tree implements ReadTree {
       if (text === null) continue
       let rec
       try {
-        rec = decodeSnapshot(text)
+        rec = this.snapshotOf(text)
       } catch {
         continue
       }
@@ -1001,7 +1028,7 @@ export class Tree implements ReadTree {
     if (cached) return cached
     let rec
     try {
-      rec = decodeSnapshot(value)
+      rec = this.snapshotOf(value)
     } catch (e) {
       throw new TreeError('EINVAL', name, `snapshot does not decode: ${(e as Error).message}`)
     }
