@@ -12,7 +12,8 @@ import { CONTEXT, decodeKey, deriveKey, encodeKey } from './crypto.js'
 import { UserError, indexPaths, type VolumeRecord } from './datadir.js'
 import type { Node } from './node.js'
 import type { Cas, FileRef } from './fs/cas/index.js'
-import { CHANGE_LIMITS, ChangeLimitError, Tree, TreeError, entryCost, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { CHANGE_LIMITS, ChangeLimitError, Tree, TreeError, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from './fs/tree/index.js'
+import { batchesByShard, windowEntry, type WindowEntry } from './fs/tree/apply-batches.js'
 import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterInfo, type WriterSet } from './logs/index.js'
 import { readWritersFile, writeWritersFile } from './writers-file.js'
 import { commitTreeIndex, openTreeIndex } from './fs/tree/index-store.js'
@@ -23,8 +24,11 @@ import { StateRejectedError, checkState, type CheckedState } from './volume-stat
 export const FLUSH_EVERY_OPS = 2000
 /** Bytes of paths and targets queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_BYTES = 4 * 1024 * 1024
-/** Changes applied in one Tree call while replaying: bounds memory, keeps merges batched. */
+/** Entries read into one window while replaying (apply-batches.ts): bounds memory, keeps merges batched. */
 const APPLY_BATCH = 50_000
+/** A window's work: this many entries' allowance of ops and bytes (each applied batch stays within one's). */
+const WINDOW_OPS = 64 * CHANGE_LIMITS.entryOps
+const WINDOW_BYTES = 16 * CHANGE_LIMITS.entryBytes
 /** A shard's Automerge document not used for this long is saved and freed. */
 export const IDLE_MS = 30_000
 /** How long live application waits for more blocks before applying what arrived. */
@@ -618,21 +622,31 @@ export class Volume {
       const to = Math.min(writer.length, w.limit === null ? Infinity : w.limit + 1)
       if (next >= to) continue
       const entriesBefore = entries
-      let batch: IncomingChange[] = []
-      let batchOps = 0
-      let batchBytes = 0
-      const apply = (): void => {
-        const t0 = performance.now()
-        const rejected = this.tree.apply(batch)
-        this.stats.applyCalls++
-        this.stats.applyMs += performance.now() - t0
-        for (const r of rejected) {
-          const seq = Number(r.tag!.slice(r.tag!.lastIndexOf(':') + 1))
-          this.skip(writer.key, seq, `changes do not apply: ${r.reason}`)
+      // Entries are read in windows of many entries' worth of work, then applied in batches
+      // by shard (apply-batches.ts), each within one entry's limits (CHANGE_LIMITS) with the
+      // event loop running between them: no batch, hostile or not, blocks the server for long.
+      // The log counts
+      // as applied up to a window's end once all of it is (a checkpoint taken in between
+      // covers less than the tree holds: replay applies that again, which changes nothing).
+      let window: WindowEntry<IncomingChange>[] = []
+      let windowOps = 0
+      let windowBytes = 0
+      const applyWindow = async (): Promise<void> => {
+        const batches = batchesByShard(window, CHANGE_LIMITS.entryOps, CHANGE_LIMITS.entryBytes)
+        window = []
+        windowOps = 0
+        windowBytes = 0
+        const rejected: { seq: number; reason: string }[] = []
+        for (let i = 0; i < batches.length; i++) {
+          if (i > 0) await new Promise((resolve) => setImmediate(resolve))
+          if (this.closed) return
+          const t0 = performance.now()
+          for (const r of this.tree.apply(batches[i]!)) rejected.push({ seq: Number(r.tag!.slice(r.tag!.lastIndexOf(':') + 1)), reason: r.reason })
+          this.stats.applyCalls++
+          this.stats.applyMs += performance.now() - t0
         }
-        batch = []
-        batchOps = 0
-        batchBytes = 0
+        // Reported in log order, as entries were before they were grouped by shard.
+        for (const r of rejected.sort((a, b) => a.seq - b.seq)) this.skip(writer.key, r.seq, `changes do not apply: ${r.reason}`)
         // Applied up to here (progress and checkpoints see it while a long log applies).
         this.applied.set(hex, next)
       }
@@ -649,24 +663,26 @@ export class Volume {
           next = entry.seq + 1
           continue
         }
-        // Batches stay within one entry's worth of work (CHANGE_LIMITS), and the event loop
-        // runs between them: no batch, hostile or not, blocks the server for long.
-        const cost = entryCost(entry.body.changes.map((c) => c.change))
-        if (batch.length > 0 && (batchOps + cost.ops > CHANGE_LIMITS.entryOps || batchBytes + cost.bytes > CHANGE_LIMITS.entryBytes || batch.length >= APPLY_BATCH)) {
+        const incoming: IncomingChange[] = []
+        for (const c of entry.body.changes) incoming.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
+        const e = windowEntry(incoming)
+        if (window.length > 0 && (windowOps + e.ops > WINDOW_OPS || windowBytes + e.bytes > WINDOW_BYTES || window.length >= APPLY_BATCH)) {
           this.stats.readMs += performance.now() - t0
-          apply()
+          await applyWindow()
+          if (this.closed) break
           await new Promise((resolve) => setImmediate(resolve))
           t0 = performance.now()
         }
-        for (const c of entry.body.changes) batch.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
-        batchOps += cost.ops
-        batchBytes += cost.bytes
+        window.push(e)
+        windowOps += e.ops
+        windowBytes += e.bytes
         next = entry.seq + 1
         entries++
         this.replayProgress?.(entries, total)
       }
       this.stats.readMs += performance.now() - t0
-      if (batch.length > 0) apply()
+      if (window.length > 0 && !this.closed) await applyWindow()
+      if (this.closed) break
       this.stats.entries += entries - entriesBefore
       if (entries > entriesBefore || next !== (this.applied.get(hex) ?? 1)) this.changedSinceCheckpoint = true
       this.applied.set(hex, next)

@@ -12,7 +12,7 @@ import path from 'node:path'
 import Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import { clearBlocks } from '../src/core-clear.js'
-import { tempDir } from './helpers.js'
+import { heldBlocks, tempDir } from './helpers.js'
 
 const BLOCKS = 16
 
@@ -56,12 +56,6 @@ async function originAndCopy(origin: Corestore, copyStore: Corestore, blocks: nu
   await copy.download({ blocks }).done()
   up.destroy()
   return { packs, copy }
-}
-
-async function heldBlocks(core: Hypercore): Promise<number[]> {
-  const out: number[] = []
-  for (let i = 0; i < core.length; i++) if (await core.has(i)) out.push(i)
-  return out
 }
 
 test('a keeper that clears packs keeps serving the packs it still holds (no tree node of a held block is cleared)', async () => {

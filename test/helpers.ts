@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Hypercore } from 'hypercore'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 /** The repo root, from src (tsx) or from dist/test (compiled). */
@@ -97,4 +98,11 @@ export async function runInProcess(dataDir: string, argv: string[], server?: unk
     server: server as import('../src/server/handle.js').ServerHandle | undefined
   })
   return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }
+}
+
+/** The blocks of a core held here, in order. */
+export async function heldBlocks(core: Hypercore): Promise<number[]> {
+  const out: number[] = []
+  for (let i = 0; i < core.length; i++) if (await core.has(i)) out.push(i)
+  return out
 }

@@ -73,13 +73,19 @@ function bigTree(): { a: Tree; b: Tree } {
   return { a, b }
 }
 
+/** bigTree with writer a's index committed in `dir`. */
+function committedBigTree(dir: string): { a: Tree; b: Tree; file: string; files: string } {
+  const { a, b } = bigTree()
+  const file = path.join(dir, 'x.ckpt')
+  const files = path.join(dir, 'x')
+  commitTreeIndex(file, files, a, null)
+  return { a, b, file, files }
+}
+
 test('a stat in a big directory reads a chunk of its page and answers as the tree in memory does', () => {
   const { dir, cleanup } = tempDir()
   try {
-    const { a, b } = bigTree()
-    const file = path.join(dir, 'x.ckpt')
-    const files = path.join(dir, 'x')
-    commitTreeIndex(file, files, a, null)
+    const { a, b, file, files } = committedBigTree(dir)
     assert.equal(fs.readFileSync(file)[4], INDEX_VERSION)
     const paths = [...b.walk('/')].map((s) => s.path)
     assert.ok(paths.some((p) => p.includes('.conflict-')), 'the tree shows conflict names')
@@ -140,10 +146,7 @@ function toVersion1(file: string, files: string): void {
 test('an index of version 4 (pages of version 1) is read; a commit rewrites only the pages it touches, in version 2', () => {
   const { dir, cleanup } = tempDir()
   try {
-    const { a, b } = bigTree()
-    const file = path.join(dir, 'x.ckpt')
-    const files = path.join(dir, 'x')
-    commitTreeIndex(file, files, a, null)
+    const { a, b, file, files } = committedBigTree(dir)
     toVersion1(file, files)
     assert.equal(fs.readFileSync(file)[4], 4)
     const old = openTreeIndex(file, files, A)

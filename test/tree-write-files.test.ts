@@ -1,6 +1,7 @@
 // Tree.writeFiles (an import's batch, Volume.writeRefs): the new files of a batch enter the
 // index in one edit; the outcome is what writeFile one file after another gives: the same
-// records (ids, times, versions), placed in the same shards as shards fill and split.
+// records (ids, times, versions), placed in the same shards as shards fill and split, except
+// that a batch passes over top-level shards holding changes (spec/tree.md "Bulk creation").
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -54,4 +55,29 @@ test('writeFiles stops at the first file that fails: the files before it are wri
   assert.equal((error as NodeJS.ErrnoException | null)?.code, 'ENOENT')
   assert.deepEqual(stats.map((s) => s.path), ['/d/a', '/d/b'])
   assert.deepEqual(t.readdir('/d').map((s) => s.name).sort(), ['a', 'b'])
+})
+
+test('writeFiles of half a shard or more into one directory passes over a top-level shard that already holds changes: its records go one digit deeper, and every replica reads the same tree', () => {
+  const one = tree(64)
+  const many = tree(64)
+  const other = Tree.create('bb'.repeat(32))
+  for (const t of [one, many]) {
+    t.mkdir('/d')
+    other.applyChanges(t === many ? t.takeChanges() : [])
+    t.takeChanges() // the directory's record is in its top-level shard, which now holds a change
+  }
+  const batch = Array.from({ length: 40 }, (_, i) => ({ path: `/d/f${i}`, content: content(i + 1) }))
+  for (const f of batch) one.writeFile(f.path, f.content)
+  assert.equal(many.writeFiles(batch).error, null)
+  const top = many.lookup('/d')!.id.slice(0, 2)
+  const shardsOf = (t: Tree): string[] => t.exportState().nodes.filter((n) => n.kind === 'file').map((n) => n.shard ?? n.id.slice(0, 2))
+  assert.ok(shardsOf(one).every((s) => s === top), 'one by one: the top-level shard, which has room')
+  assert.ok(shardsOf(many).every((s) => s.length === 3 && s.startsWith(top)), `a batch: one digit deeper (${[...new Set(shardsOf(many))]})`)
+  assert.deepEqual(canonicalDump(many), canonicalDump(one))
+  other.applyChanges(many.takeChanges())
+  assert.deepEqual(canonicalDump(other), canonicalDump(one))
+  // A batch under half a shard for the directory keeps to the top-level shard, which has room.
+  const few = Array.from({ length: 10 }, (_, i) => ({ path: `/d/g${i}`, content: content(i + 50) }))
+  assert.equal(many.writeFiles(few).error, null)
+  assert.ok(few.every((f) => { const n = many.exportState().nodes.find((x) => x.id === many.lookup(f.path)!.id)!; return (n.shard ?? n.id.slice(0, 2)) === top }))
 })

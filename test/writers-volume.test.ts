@@ -132,6 +132,28 @@ test('a revocation that arrives late: the tree is rebuilt without the dropped en
   assert.ok(ckpt)
 })
 
+test('two writers revoke each other while partitioned: once linked, every peer reads both revocations (the counter-revocation past the limit it set) and keeps the same writer set, both limited', async (t) => {
+  const { c, vols: [a, b, cc] } = await Nodes.writers(3)
+  t.after(() => c.close())
+  // Each of B and C revokes the other, alone.
+  c.unlink(0, 1); c.unlink(0, 2); c.unlink(1, 2)
+  await b.revokeNode(c.nodes[2].dir.publicKey)
+  await cc.revokeNode(c.nodes[1].dir.publicKey)
+  const bh = hex(b.log.key)
+  const ch = hex(cc.log.key)
+  // B limits C's log below C's revocation of B (and C likewise): each has to fetch past the
+  // limit it set to learn of the other's.
+  assert.ok(b.writerSet.writers.get(ch)!.limit! < cc.log.length - 1 && cc.writerSet.writers.get(bh)!.limit! < b.log.length - 1)
+  c.link(0, 1); c.link(0, 2); c.link(1, 2)
+  await until('one writer set everywhere, both limited', [a, b, cc], () => {
+    const f = a.writerSet.fingerprint
+    return b.writerSet.fingerprint === f && cc.writerSet.fingerprint === f && a.writerSet.writers.get(bh)?.limit != null && a.writerSet.writers.get(ch)?.limit != null
+  })
+  // Both revocations are undecided (each cuts the entry holding the other): both apply, and
+  // neither B nor C may write.
+  assert.ok(!b.canWrite && !cc.canWrite && a.canWrite)
+})
+
 test('migration: a volume made before binding v2 (random id, v1 bindings) gets the logs known at migration as roots; a new log needs an admit', async (t) => {
   const c = await Nodes.create(2)
   t.after(() => c.close())

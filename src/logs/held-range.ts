@@ -21,7 +21,7 @@ import { blocksInOrder } from './local-blocks.js'
 /** Hypercore user-data key of the state, and its version (spec/oplog.md "Held past a limit"). */
 export const HELD_STATE_KEY = 'bazil/held-range'
 const HELD_STATE_VERSION = 1
-/** Runs kept; past that, the highest are forgotten (their blocks are fetched and looked at again). */
+/** Runs kept; a block that would make one more stays held, not examined (read by scans as any held block). */
 const MAX_RUNS = 256
 
 export interface HeldState {
@@ -67,8 +67,8 @@ export function decodeHeldState(buf: Uint8Array): HeldState {
   return { limit: l === 0 ? null : l - 1, examined }
 }
 
-/** `runs` with [a, b) added (sorted, merged). */
-function addRun(runs: [number, number][], a: number, b: number): [number, number][] {
+/** `runs` with [a, b) added (sorted, merged); null if that would make more than MAX_RUNS. */
+function addRun(runs: [number, number][], a: number, b: number): [number, number][] | null {
   const out: [number, number][] = []
   for (const r of runs) {
     if (r[1] < a || r[0] > b) out.push(r)
@@ -76,8 +76,7 @@ function addRun(runs: [number, number][], a: number, b: number): [number, number
   }
   out.push([a, b])
   out.sort((x, y) => x[0] - y[0])
-  if (out.length > MAX_RUNS) out.length = MAX_RUNS
-  return out
+  return out.length > MAX_RUNS ? null : out
 }
 
 /** `runs` without `seq`. */
@@ -138,8 +137,7 @@ export class HeldRange {
   /** What a control scan needs to read over the gaps past the limit; null: no limit. */
   pastLimit(): PastLimit | null {
     if (this.limit === null) return null
-    const runs = this.examined
-    return { from: this.limit + 1, examined: (seq) => runs.some(([a, b]) => seq >= a && seq < b) }
+    return { from: this.limit + 1, examined: (seq) => this.examined.some(([a, b]) => seq >= a && seq < b) }
   }
 
   /** Keep and fetch blocks 0..last, and past it the control blocks; null: every block, live. */
@@ -229,7 +227,9 @@ export class HeldRange {
     for (const [a, b] of gaps) {
       for await (const blk of blocksInOrder(this.core, a, b)) {
         if (blk.block === undefined || blk.block === null) continue // unreadable or not here: not examined
-        runs = addRun(runs, blk.seq, blk.seq + 1)
+        const more = addRun(runs, blk.seq, blk.seq + 1)
+        if (more === null) continue
+        runs = more
         if (!isControlBlock(blk.block)) this.toClear.add(blk.seq)
       }
     }
