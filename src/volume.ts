@@ -944,6 +944,9 @@ export class Volume {
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
     // Our own entries are already in the tree: replay need not read them back.
     if (seqs.length > 0 && (this.applied.get(own) ?? 1) === seqs[0]) this.applied.set(own, seqs[seqs.length - 1] + 1)
+    // Nor the control scan: a flush appends no control entry (appendControl does, and is scanned).
+    // Without this, the first open after an import read every block of it back from disk.
+    if (seqs.length > 0 && (this.scanned.get(own) ?? 1) === seqs[0]) this.scanned.set(own, seqs[seqs.length - 1] + 1)
   }
 
   /**
