@@ -1,4 +1,4 @@
-// The cache (issue 11, src/fs/cas/cache.ts): how fast eviction gives disk space back, and how
+// The cache (issue 11, src/cas/cache.ts): how fast eviction gives disk space back, and how
 // well the budget holds under a mix of reads, pins and writes. In one process: a "desktop"
 // content store (real ChunkStore, Cas with a sharing key) and a "laptop" store that reads it
 // on demand (RemoteStores over a corestore replication stream), with the laptop's ContentCache.
@@ -23,10 +23,10 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import Corestore from 'corestore'
-import { Cas, ChunkStore, RemoteStores, type FileRef } from '../src/fs/cas/index.js'
-import { ContentCache } from '../src/fs/cas/cache.js'
-import { addressesOf, type PinSet } from '../src/fs/cas/cache-holds.js'
-import { writeBudget } from '../src/fs/cas/cache-size.js'
+import { Cas, ChunkStore, RemoteStores, type FileRef } from '../src/cas/index.js'
+import { ContentCache } from '../src/cas/cache.js'
+import { addressesOf, type PinSet } from '../src/cas/cache-holds.js'
+import { writeBudget } from '../src/cas/cache-size.js'
 import type { Row } from './row.js'
 import { createLogger } from '../src/log.js'
 import { log, now, repoRoot } from './procs.js'

@@ -10,10 +10,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Corestore from 'corestore'
-import type { Cas as CasType, ChunkStore as ChunkStoreType } from '../src/fs/cas/index.js'
+import type { Cas as CasType, ChunkStore as ChunkStoreType } from '../src/cas/index.js'
 
-// CAS_MODULE: another copy of src/fs/cas/index (e.g. an older version) to compare against.
-const { Cas, ChunkStore } = (await import(process.env.CAS_MODULE ?? '../src/fs/cas/index.js')) as typeof import('../src/fs/cas/index.js')
+// CAS_MODULE: another copy of src/cas/index (e.g. an older version) to compare against.
+const { Cas, ChunkStore } = (await import(process.env.CAS_MODULE ?? '../src/cas/index.js')) as typeof import('../src/cas/index.js')
 type Cas = CasType
 type ChunkStore = ChunkStoreType
 

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import type { FuseOps, FuseStat } from 'fuse-native'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { BazilFuse, VolumeMount } from '../src/fs/fuse/mount.js'
+import { BazilFuse, VolumeMount } from '../src/mount/mount.js'
 import type { Row } from './row.js'
 export type { Row }
 

@@ -16,7 +16,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
+import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 
 const ACTOR = 'ee'.repeat(32)
 

@@ -13,9 +13,9 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { encodeTreeState } from '../src/fs/tree/index.js'
-import { openTreeIndex } from '../src/fs/tree/index-store.js'
-import { checkpointPath, indexFilesPath, type Volume } from '../src/volume.js'
+import { encodeTreeState } from '../src/tree/index.js'
+import { openTreeIndex } from '../src/tree/index-store.js'
+import { checkpointPath, indexFilesPath, type Volume } from '../src/volume/volume.js'
 import type { Row } from './row.js'
 
 const FILES = Number(process.env.BENCH_INDEX_FILES ?? 100_000)

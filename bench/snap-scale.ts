@@ -1,6 +1,6 @@
 // Snapshots at scale (issue 12), at the tree and its index on disk: taking one here (its meta
 // change + an index commit), and listing a directory inside a snapshot another writer took
-// (replicated): derived from the index on disk (src/fs/tree/snapshot-views.ts), saved by the
+// (replicated): derived from the index on disk (src/tree/snapshot-views.ts), saved by the
 // next commit, read after a reopen; each beside the live listing of the same directory in the
 // same run, and (BENCH_SNAP_FULL=1, default at <= 200k files) the view built from every shard
 // at the snapshot's heads, which is what a replicated snapshot cost before.
@@ -13,8 +13,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Tree, type ShardChange } from '../src/fs/tree/index.js'
-import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
+import { Tree, type ShardChange } from '../src/tree/index.js'
+import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { printRows, writeResults, type Row } from './row.js'
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')

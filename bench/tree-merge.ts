@@ -15,8 +15,8 @@
 //   BENCH_MERGE_NOSPLIT (0: skip the 256-shard layout), BENCH_MERGE_PLACED (1: also the layout with records placed near their directory, placement.ts)
 import { createHash } from 'node:crypto'
 import os from 'node:os'
-import { Tree, nodeIdNear, CHANGE_LIMITS, canonicalDump, type IncomingChange, type ShardChange, type TreeOptions } from '../src/fs/tree/index.js'
-import { batchesByShard, windowEntry, type WindowEntry } from '../src/fs/tree/apply-batches.js'
+import { Tree, nodeIdNear, CHANGE_LIMITS, canonicalDump, type IncomingChange, type ShardChange, type TreeOptions } from '../src/tree/index.js'
+import { batchesByShard, windowEntry, type WindowEntry } from '../src/tree/apply-batches.js'
 import type { Row } from './row.js'
 
 const FILES = Number(process.env.BENCH_MERGE_FILES ?? 100_000)

@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     for (const n of nodes) await n.close()
     // Reopen without checkpoint: full replay with control scan.
     const n2 = await Node.open(DataDir.open(path.join(dir, 'a')))
-    const { Volume } = await import('../src/volume.js')
+    const { Volume } = await import('../src/volume/volume.js')
     t0 = performance.now()
     const v2 = await Volume.open(n2, n2.dir.volume('v'), { checkpoint: false })
     console.log(`full replay at open without checkpoint (${v2.opened.replayedEntries} entries applied, scan included): ${ms(t0)} ms`)

@@ -8,7 +8,7 @@
 // - libfuse 2.9 drops a utimens that leaves one of the times alone (UTIME_OMIT) unless the
 //   file system sets `flag_utime_omit_ok`;
 // - fuse-native hands times to JS in milliseconds, where UTIME_NOW and UTIME_OMIT (tv_nsec
-//   2^30-1 and 2^30-2) both become 1073: UTIME_OMIT becomes 1074 (src/fs/fuse/times.ts);
+//   2^30-1 and 2^30-2) both become 1073: UTIME_OMIT becomes 1074 (src/mount/times.ts);
 // - fallocate is not among its ops (so it answers EOPNOTSUPP): op 34 (its handler table has
 //   room for 35), `fallocate(path, fd, mode, offset, length, cb)` in JS.
 // We apply them and build the addon with the node-gyp that npm ships (node-gyp-build then

@@ -114,12 +114,12 @@ export class DataDir {
     return path.join(this.root, 'corestore')
   }
 
-  /** The cache budget set with `bazil cache size` (spec/datadir.md; src/fs/cas/cache-size.ts). */
+  /** The cache budget set with `bazil cache size` (spec/datadir.md; src/cas/cache-size.ts). */
   get cacheConfigPath(): string {
     return path.join(this.root, 'cache.json')
   }
 
-  /** Which blocks of peers' stores are held here, their sizes and LRU order (src/fs/cas/cache-ledger.ts). */
+  /** Which blocks of peers' stores are held here, their sizes and LRU order (src/cas/cache-ledger.ts). */
   get cacheLedgerPath(): string {
     return path.join(this.root, 'cache-ledger')
   }
@@ -134,7 +134,7 @@ export class DataDir {
     return path.join(this.root, 'gc-marks')
   }
 
-  /** The content store's saved pack table (spec/cas.md §7; src/fs/cas/table-file.ts). */
+  /** The content store's saved pack table (spec/cas.md §7; src/cas/table-file.ts). */
   get packTablePath(): string {
     return path.join(this.root, 'pack-table')
   }
@@ -157,7 +157,7 @@ export class DataDir {
     }
   }
 
-  /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/fs/placement.ts). */
+  /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/placement/placement.ts). */
   get holdingsPath(): string {
     return path.join(this.root, 'holdings.json')
   }

@@ -7,9 +7,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Node } from './node.js'
 import { UserError } from './datadir.js'
-import { ChunkStore, type RewriteResult } from './fs/cas/chunk-store.js'
-import { GcMarks } from './fs/cas/gc-marks.js'
-import { addReferences, emptyReferences, volumeTrees, type References } from './fs/cas/reachability.js'
+import { ChunkStore, type RewriteResult } from './cas/chunk-store.js'
+import { GcMarks } from './cas/gc-marks.js'
+import { addReferences, emptyReferences, volumeTrees, type References } from './cas/reachability.js'
 
 /** A pack is rewritten when at least this share of its bytes is collectable. */
 export const DEFAULT_MIN_GARBAGE = 0.2

@@ -8,11 +8,11 @@ import Corestore from 'corestore'
 import { DataDir, UserError, checkName } from './datadir.js'
 import { encodeKey, randomBytes } from './crypto.js'
 import { volumeIdOf } from './logs/index.js'
-import { ChunkStore, Cas, DEFAULT_REMOTE_TIMEOUT_MS, RemoteStores, type RemoteStoreKeys } from './fs/cas/index.js'
-import { OwnEviction } from './fs/cas/own-eviction.js'
+import { ChunkStore, Cas, DEFAULT_REMOTE_TIMEOUT_MS, RemoteStores, type RemoteStoreKeys } from './cas/index.js'
+import { OwnEviction } from './cas/own-eviction.js'
 import type { Hypercore } from 'hypercore'
-import { Volume } from './volume.js'
-import { sealedState } from './volume-state.js'
+import { Volume } from './volume/volume.js'
+import { sealedState } from './volume/volume-state.js'
 import { StoreSync } from './store-sync.js'
 import { closeStore } from './store-close.js'
 import { DiskFullError, SpaceGuard, ensureReserve, freeBytes, releaseReserve, walBytes } from './space-guard.js'
@@ -20,10 +20,10 @@ import { HeldVolume, StoreMirrors } from './net/closet.js'
 import { PeerRegistry } from './net/peers.js'
 import type { StoreReplica } from './net/protocol.js'
 import type { Log } from './log.js'
-import { ContentCache } from './fs/cas/cache.js'
-import { OpenFiles } from './fs/cas/cache-holds.js'
-import { PinKeeper } from './fs/cas/cache-pins.js'
-import { Placement, storagePeers, type SafetyOracle } from './fs/placement.js'
+import { ContentCache } from './cas/cache.js'
+import { OpenFiles } from './cas/cache-holds.js'
+import { PinKeeper } from './cas/cache-pins.js'
+import { Placement, storagePeers, type SafetyOracle } from './placement/placement.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
 export interface StoreOffers {
@@ -46,13 +46,13 @@ export class Node {
   readonly space: SpaceGuard
   /** Makes everything written to the corestore so far durable (fsync of the mount). */
   readonly storeSync: StoreSync
-  /** Files mounts have open: eviction and GC keep their content (src/fs/cas/cache-holds.ts). */
+  /** Files mounts have open: eviction and GC keep their content (src/cas/cache-holds.ts). */
   readonly openFiles = new OpenFiles()
-  /** Pinned paths, fetched and kept (`bazil pin`; src/fs/cas/cache-pins.ts). */
+  /** Pinned paths, fetched and kept (`bazil pin`; src/cas/cache-pins.ts). */
   readonly pins: PinKeeper
-  /** Content of peers' stores held here, within the budget (`bazil cache size`; src/fs/cas/cache.ts). Set by open(). */
+  /** Content of peers' stores held here, within the budget (`bazil cache size`; src/cas/cache.ts). Set by open(). */
   cache!: ContentCache
-  /** The copy rule and the storage peers' confirmations (src/fs/placement.ts). */
+  /** The copy rule and the storage peers' confirmations (src/placement/placement.ts). */
   readonly placement: Placement
   private readonly opened = new Map<string, Volume>()
 
@@ -148,7 +148,7 @@ export class Node {
     }
   }
 
-  /** Own content leaves only once safe (src/fs/cas/own-eviction.ts). Set by open(). */
+  /** Own content leaves only once safe (src/cas/own-eviction.ts). Set by open(). */
   ownEviction!: OwnEviction
   private ownCores: Hypercore[] = []
 

@@ -1,5 +1,5 @@
 // A laptop's copy of a desktop's store follows the desktop's drop records (spec/gc.md section 5,
-// src/fs/cas/cache-drops.ts): after the desktop deletes files and collects, the packs it
+// src/cas/cache-drops.ts): after the desktop deletes files and collects, the packs it
 // dropped leave the laptop's disk and cache ledger; a pinned file whose objects the
 // compaction moved to new packs is fetched from there before its old pack is cleared, and
 // reads offline. Real servers on a loopback DHT testnet, the CLI.

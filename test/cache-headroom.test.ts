@@ -1,4 +1,4 @@
-// The cache budget against a filling disk (src/fs/cas/cache-headroom.ts): a laptop whose data dir
+// The cache budget against a filling disk (src/cas/cache-headroom.ts): a laptop whose data dir
 // is on a small disk (a 192 MiB tmpfs) caches a desktop's files under a budget larger than the
 // disk; once another program fills the disk below the reserve, the cache gives space back
 // (effective budget = min(set, cached + free - reserve)) and the reserve is free again; with the
@@ -10,9 +10,9 @@ import path from 'node:path'
 import { createHash } from 'node:crypto'
 import createTestnet from '@hyperswarm/testnet'
 import { encodeKey, randomBytes } from '../src/crypto.js'
-import { toFileRef, type Volume } from '../src/volume.js'
+import { toFileRef, type Volume } from '../src/volume/volume.js'
 import { freeBytes } from '../src/space-guard.js'
-import { reserveBytes } from '../src/fs/cas/cache-headroom.js'
+import { reserveBytes } from '../src/cas/cache-headroom.js'
 import { addPeer, copyVolumeRecord, shareKey, startPeer, until, type TestPeer } from './net-helpers.js'
 import { mountTmpfs, smallFsUnavailable } from './small-fs.js'
 import { tempDir } from './helpers.js'

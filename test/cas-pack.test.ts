@@ -1,11 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from '../src/crypto.js'
-import { casKeys, sealObject } from '../src/fs/cas/index.js'
+import { casKeys, sealObject } from '../src/cas/index.js'
 import {
   MAX_PACK_BYTES, MIN_OBJECT_BYTES, decodeIndexBlock, decodePackEntries, encodeIndexBlock, encodePack, packLength, type PackedObject
-} from '../src/fs/cas/pack-codec.js'
-import { PackTable } from '../src/fs/cas/pack-table.js'
+} from '../src/cas/pack-codec.js'
+import { PackTable } from '../src/cas/pack-table.js'
 
 const keys = casKeys(randomBytes(32))
 

@@ -7,8 +7,8 @@ import os from 'node:os'
 import path from 'node:path'
 import Corestore from 'corestore'
 import { randomBytes } from '../src/crypto.js'
-import { Cas, ChunkCache, ChunkStore, CorruptContentError, OpenPool, casKeys, chunkBuffer, gearTable, sealObject } from '../src/fs/cas/index.js'
-import { MAX_AHEAD_BYTES } from '../src/fs/cas/cas-read.js'
+import { Cas, ChunkCache, ChunkStore, CorruptContentError, OpenPool, casKeys, chunkBuffer, gearTable, sealObject } from '../src/cas/index.js'
+import { MAX_AHEAD_BYTES } from '../src/cas/cas-read.js'
 
 const MiB = 1024 * 1024
 

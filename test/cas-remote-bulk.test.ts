@@ -6,7 +6,7 @@
 // hypercore's verification catches them and the data comes from the other.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cas, MissingContentError } from '../src/fs/cas/index.js'
+import { Cas, MissingContentError } from '../src/cas/index.js'
 import { StoreMirrors } from '../src/net/closet.js'
 import { randomBytes } from '../src/crypto.js'
 import { MiB, Scene, closePeer, exportAll, goOffline, goOnline, heldCount, packsOf, tamper, until, type Watch } from './cas-remote-scene.js'

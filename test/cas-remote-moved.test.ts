@@ -4,7 +4,7 @@
 // them must catch the index up and fetch them where they are now, not time out.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cas } from '../src/fs/cas/index.js'
+import { Cas } from '../src/cas/index.js'
 import { randomBytes } from '../src/crypto.js'
 import { Scene, exportAll, goOffline, goOnline, until } from './cas-remote-scene.js'
 

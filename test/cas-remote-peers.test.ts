@@ -6,7 +6,7 @@
 // leaving part way.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Cas, type FileRef, type OpenFile } from '../src/fs/cas/index.js'
+import { Cas, type FileRef, type OpenFile } from '../src/cas/index.js'
 import { StoreMirrors } from '../src/net/closet.js'
 import { randomBytes } from '../src/crypto.js'
 import { MiB, Scene, goOffline, goOnline, heldCount, sha, until, type Stored } from './cas-remote-scene.js'

@@ -8,10 +8,10 @@ import { expandKey, hash, randomBytes } from '../src/crypto.js'
 import {
   Cas, ChunkStore, Chunker, CorruptContentError, MissingContentError, MAX_CHUNK, MIN_CHUNK,
   ManifestBuilder, casKeys, decodeManifestNode, encodeManifestNode, openObject, sealObject, plainHash, type FileRef
-} from '../src/fs/cas/index.js'
-import { CAS_CORE_NAME, CAS_INDEX_CORE_NAME, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, type ChunkStoreOptions, type StoredObject } from '../src/fs/cas/chunk-store.js'
-import { decodePackEntries, encodeIndexBlock, encodePack } from '../src/fs/cas/pack-codec.js'
-import { TABLE_FILE_NAME, decodeTableFile, encodeTableFile } from '../src/fs/cas/table-file.js'
+} from '../src/cas/index.js'
+import { CAS_CORE_NAME, CAS_INDEX_CORE_NAME, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, type ChunkStoreOptions, type StoredObject } from '../src/cas/chunk-store.js'
+import { decodePackEntries, encodeIndexBlock, encodePack } from '../src/cas/pack-codec.js'
+import { TABLE_FILE_NAME, decodeTableFile, encodeTableFile } from '../src/cas/table-file.js'
 
 const MiB = 1024 * 1024
 

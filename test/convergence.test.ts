@@ -15,9 +15,9 @@ import { encodeKey, randomBytes } from '../src/crypto.js'
 import { DataDir, type VolumeRecord } from '../src/datadir.js'
 import { PeerRegistry } from '../src/net/peers.js'
 import { Node } from '../src/node.js'
-import type { Volume } from '../src/volume.js'
+import type { Volume } from '../src/volume/volume.js'
 import { bazil, tempDir } from './helpers.js'
-import { Tree, canonicalDump } from '../src/fs/tree/index.js'
+import { Tree, canonicalDump } from '../src/tree/index.js'
 import { PAIRS, Ledger, checkProperty, hashesIn, opArb, runOp, runTreeSchedule, scheduleArb, seedState, stats, type Actor, type Op } from './tree-schedules.js'
 
 const RUNS = Number(process.env.BAZIL_PROPERTY_RUNS ?? 1000)

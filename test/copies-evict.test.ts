@@ -1,4 +1,4 @@
-// Content written here leaves the disk only through the copy rule (src/fs/cas/own-eviction.ts):
+// Content written here leaves the disk only through the copy rule (src/cas/own-eviction.ts):
 // with copies 2 and a tiny cache budget, a laptop's file stays until two keepers confirmed it,
 // then its packs are cleared, and it reads back from the keepers, also after a GC.
 // BAZIL_FULL=1 (`npm run lifecycle-full`): 64 MiB written instead of 3.
@@ -31,7 +31,7 @@ test(`with copies 2, ${WRITTEN >> 20} MiB of own content is not evicted until tw
       await until('both confirm', () => laptop.node.safety.safePacks(own) === n, 30_000 + WRITTEN / 10_000)
       await laptop.node.ownEviction.run()
       assert.ok((await held()) < n / 2, `most packs evicted (${await held()} of ${n} held)`)
-      const { where } = await import('../src/fs/where.js')
+      const { where } = await import('../src/placement/where.js')
       const r = await where(laptop.node, vol, '/a.bin')
       assert.ok(r.here.bytes < r.storedBytes / 2, 'where: most of it is not here')
       assert.equal(r.here.notSafe, 0)

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import Corestore from 'corestore'
 import { ReplicaPrefix } from '../src/net/replica-prefix.js'
-import { encodeDropIndex, encodeDropPack, encodeIndexBlock, encodePack } from '../src/fs/cas/pack-codec.js'
+import { encodeDropIndex, encodeDropPack, encodeIndexBlock, encodePack } from '../src/cas/pack-codec.js'
 import type { Hypercore } from 'hypercore'
 import { tempDir } from './helpers.js'
 

@@ -5,7 +5,7 @@ import createTestnet from '@hyperswarm/testnet'
 import { encodeKey } from '../src/crypto.js'
 import { tempDir } from './helpers.js'
 import { addPeer, copyVolumeRecord, shareKey, startPeer, type TestPeer } from './net-helpers.js'
-import { toFileRef, type Volume } from '../src/volume.js'
+import { toFileRef, type Volume } from '../src/volume/volume.js'
 import { randomBytes } from '../src/crypto.js'
 import type { Hypercore } from 'hypercore'
 

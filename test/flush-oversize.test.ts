@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { CHANGE_LIMITS } from '../src/fs/tree/index.js'
-import { EditsRefusedError } from '../src/volume.js'
+import { CHANGE_LIMITS } from '../src/tree/index.js'
+import { EditsRefusedError } from '../src/volume/volume.js'
 import { tempDir } from './helpers.js'
 
 test('a change too big for any entry is refused and rolled back; the volume keeps writing', async () => {

@@ -2,8 +2,8 @@
 // which files are asked for, given the opens (no network here: the requests are recorded).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TreeAhead, TREE_AHEAD_FILES, type ListedEntry } from '../src/fs/fuse/tree-ahead.js'
-import type { FileRef } from '../src/fs/cas/index.js'
+import { TreeAhead, TREE_AHEAD_FILES, type ListedEntry } from '../src/mount/tree-ahead.js'
+import type { FileRef } from '../src/cas/index.js'
 
 function ref(i: number): FileRef {
   const hash = Buffer.alloc(32)

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { APPEND_BYTES, BLOCK, MemBudget, SpoolFile, decodeSpoolMeta } from '../src/fs/fuse/spool.js'
+import { APPEND_BYTES, BLOCK, MemBudget, SpoolFile, decodeSpoolMeta } from '../src/mount/spool.js'
 import { tempDir } from './helpers.js'
 
 function rng(seed: number): () => number {

@@ -9,9 +9,9 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import type { Volume } from '../src/volume.js'
-import { toFileRef } from '../src/volume.js'
-import { VolumeMount, recoverSpool } from '../src/fs/fuse/index.js'
+import type { Volume } from '../src/volume/volume.js'
+import { toFileRef } from '../src/volume/volume.js'
+import { VolumeMount, recoverSpool } from '../src/mount/index.js'
 import { repoRoot, tempDir } from './helpers.js'
 
 const run = promisify(execFile)
@@ -397,7 +397,7 @@ describe('FUSE mount crash', { skip: !haveFuse }, () => {
         import fs from 'node:fs'
         import { DataDir } from ${JSON.stringify(path.join(srcRoot, `datadir.${ext}`))}
         import { Node } from ${JSON.stringify(path.join(srcRoot, `node.${ext}`))}
-        import { VolumeMount } from ${JSON.stringify(path.join(srcRoot, `fs/fuse/index.${ext}`))}
+        import { VolumeMount } from ${JSON.stringify(path.join(srcRoot, `mount/index.${ext}`))}
         const root = ${JSON.stringify(tmp.dir)}
         const node = await Node.open(DataDir.create(path.join(root, 'data')))
         const vol = await node.createVolume('v', 'default')

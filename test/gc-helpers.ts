@@ -2,7 +2,7 @@
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import type { Volume } from '../src/volume.js'
+import type { Volume } from '../src/volume/volume.js'
 import { tempDir } from './helpers.js'
 
 /** A fresh data dir whose volume `v` (sharing key `default`) `fill` writes; closed, then `fn(root)`; removed after. */

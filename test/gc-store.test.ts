@@ -8,9 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Corestore from 'corestore'
-import { ChunkStore, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, type StoredObject } from '../src/fs/cas/chunk-store.js'
-import { TABLE_FILE_NAME } from '../src/fs/cas/table-file.js'
-import { decodeIndexRecord } from '../src/fs/cas/pack-codec.js'
+import { ChunkStore, PACKS_CORE_NAME, PACK_INDEX_CORE_NAME, type StoredObject } from '../src/cas/chunk-store.js'
+import { TABLE_FILE_NAME } from '../src/cas/table-file.js'
+import { decodeIndexRecord } from '../src/cas/pack-codec.js'
 
 function objects(n: number, size = 20_000): StoredObject[] {
   const out: StoredObject[] = []
@@ -137,7 +137,7 @@ test('a crash between the drop record in `packs` and its index block: open index
     const store = new Corestore(dir)
     const packs = store.get({ name: PACKS_CORE_NAME })
     await packs.ready()
-    const { encodeDropPack } = await import('../src/fs/cas/pack-codec.js')
+    const { encodeDropPack } = await import('../src/cas/pack-codec.js')
     await packs.append(encodeDropPack([0]))
     await packs.close()
     await store.close()

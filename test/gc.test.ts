@@ -10,7 +10,7 @@ import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { collectGarbage, diskUsage } from '../src/gc.js'
-import { toFileRef, type Volume } from '../src/volume.js'
+import { toFileRef, type Volume } from '../src/volume/volume.js'
 import { bazil, startServer, tempDir } from './helpers.js'
 import { withFilledVolume } from './gc-helpers.js'
 

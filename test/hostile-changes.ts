@@ -4,7 +4,7 @@
 // spec/tree.md "Applying changes" (column layout as in automerge's storage/change.rs).
 import { deflateRawSync } from 'node:zlib'
 import { createHash } from 'node:crypto'
-import { ulebBytes } from '../src/fs/tree/change-header.js'
+import { ulebBytes } from '../src/tree/change-header.js'
 
 export function uleb(n: number): number[] {
   return [...ulebBytes(n)]

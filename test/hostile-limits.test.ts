@@ -8,7 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import * as A from '@automerge/automerge'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { CHANGE_LIMITS, Tree, entryGroups, readChangeHeader } from '../src/fs/tree/index.js'
+import { CHANGE_LIMITS, Tree, entryGroups, readChangeHeader } from '../src/tree/index.js'
 import { tempDir } from './helpers.js'
 import { deflateBomb, nestedBomb, opBomb, wideChange } from './hostile-changes.js'
 

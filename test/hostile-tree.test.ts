@@ -5,10 +5,10 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import * as A from '@automerge/automerge'
-import { ROOT_ID, Tree, TreeError, TreeIndex, type ShardChange } from '../src/fs/tree/index.js'
+import { ROOT_ID, Tree, TreeError, TreeIndex, type ShardChange } from '../src/tree/index.js'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { exportTree } from '../src/fs/local-copy.js'
+import { exportTree } from '../src/copy/local-copy.js'
 import { tempDir } from './helpers.js'
 
 const OWNER = 'aa'.repeat(32)

@@ -9,8 +9,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { exportTree, importDir } from '../src/fs/local-copy.js'
-import { BATCH_FILES, MIN_CHUNK, WHOLE_BYTES } from '../src/fs/cas/index.js'
+import { exportTree, importDir } from '../src/copy/local-copy.js'
+import { BATCH_FILES, MIN_CHUNK, WHOLE_BYTES } from '../src/cas/index.js'
 import { tempDir } from './helpers.js'
 
 async function readAll(it: AsyncIterable<Buffer>): Promise<Buffer> {

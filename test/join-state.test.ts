@@ -10,11 +10,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { canonicalDump } from '../src/fs/tree/index.js'
-import { decodeState, encodeState, readStateFile, StateFileError, type VolumeState } from '../src/fs/tree/state-file.js'
+import { canonicalDump } from '../src/tree/index.js'
+import { decodeState, encodeState, readStateFile, StateFileError, type VolumeState } from '../src/tree/state-file.js'
 import { PeerCluster } from './peer-setup.js'
 import * as A from '@automerge/automerge'
-import { StateExpectation } from '../src/fs/tree/state-check.js'
+import { StateExpectation } from '../src/tree/state-check.js'
 
 const FILES = 60
 

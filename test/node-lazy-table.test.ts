@@ -1,4 +1,4 @@
-// Opening a data dir does not read the pack table (src/fs/cas/chunk-store.ts `lazyTable`): a
+// Opening a data dir does not read the pack table (src/cas/chunk-store.ts `lazyTable`): a
 // command that reads only the tree (ls, stat) never loads it; the first content read, write
 // or collection loads it, and finds everything as before.
 import { test } from 'node:test'
@@ -7,7 +7,7 @@ import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { collectGarbage } from '../src/gc.js'
-import { toFileRef } from '../src/volume.js'
+import { toFileRef } from '../src/volume/volume.js'
 import { tempDir } from './helpers.js'
 
 async function read(node: Node, p: string): Promise<string> {

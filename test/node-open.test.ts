@@ -1,7 +1,7 @@
 // Opening a data dir whose content store fails to load (here: a pack the index doesn't cover
 // that can't be decoded) fails with that error every time: the failed open does not keep the
 // data dir's lock. A damaged pack-index block fails the first use of the pack table (loaded
-// then, not at open: src/fs/cas/chunk-store.ts `lazyTable`), every time.
+// then, not at open: src/cas/chunk-store.ts `lazyTable`), every time.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -9,7 +9,7 @@ import path from 'node:path'
 import Corestore from 'corestore'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { PACK_INDEX_CORE_NAME, PACKS_CORE_NAME } from '../src/fs/cas/chunk-store.js'
+import { PACK_INDEX_CORE_NAME, PACKS_CORE_NAME } from '../src/cas/chunk-store.js'
 import { bazil, tempDir } from './helpers.js'
 
 /** A new data dir whose packs core holds a block that is not a pack (and, if asked, whose pack index holds one that is not an index block). */

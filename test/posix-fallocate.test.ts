@@ -3,9 +3,9 @@
 // the other modes are refused with EOPNOTSUPP.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { toFileRef } from '../src/volume.js'
-import { hasFuseFix } from '../src/fs/fuse/native-lib.js'
-import { fallocateSize } from '../src/fs/fuse/fallocate.js'
+import { toFileRef } from '../src/volume/volume.js'
+import { hasFuseFix } from '../src/mount/native-lib.js'
+import { fallocateSize } from '../src/mount/fallocate.js'
 import { haveFuse, MountedVolume, sh } from './posix-helpers.js'
 
 const built = hasFuseFix('fallocate')

@@ -5,8 +5,8 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import type { Volume } from '../src/volume.js'
-import { VolumeMount } from '../src/fs/fuse/index.js'
+import type { Volume } from '../src/volume/volume.js'
+import { VolumeMount } from '../src/mount/index.js'
 import { tempDir } from './helpers.js'
 
 const run = promisify(execFile)

@@ -3,9 +3,9 @@
 // the index on disk (a reopened node) and a real mount driven by coreutils' touch and stat.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { omitApart, utimensTimes, UTIME_NOW_MS as NOW, UTIME_OMIT_MS as OMIT } from '../src/fs/fuse/times.js'
-import { Tree } from '../src/fs/tree/index.js'
-import { row, unrow, ActorTable } from '../src/fs/tree/checkpoint.js'
+import { omitApart, utimensTimes, UTIME_NOW_MS as NOW, UTIME_OMIT_MS as OMIT } from '../src/mount/times.js'
+import { Tree } from '../src/tree/index.js'
+import { row, unrow, ActorTable } from '../src/tree/checkpoint.js'
 import { haveFuse, MountedVolume, sh } from './posix-helpers.js'
 
 const A = 'aa'.repeat(16)

@@ -10,8 +10,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { importDir } from '../src/fs/local-copy.js'
-import { toFileRef } from '../src/volume.js'
+import { importDir } from '../src/copy/local-copy.js'
+import { toFileRef } from '../src/volume/volume.js'
 import { bazil, tempDir } from './helpers.js'
 
 const FILES = Number(process.env.BAZIL_SCALE_FILES ?? 50_000)

@@ -1,11 +1,11 @@
-// How a replay cuts a window of entries into Tree.apply calls (src/fs/tree/apply-batches.ts):
+// How a replay cuts a window of entries into Tree.apply calls (src/tree/apply-batches.ts):
 // every entry whole in one call, calls within one entry's limits, by shard; and the outcome
 // (state, rejected entries) is that of applying the entries one call each in log order.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { CHANGE_LIMITS, Tree, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
-import { batchesByShard, windowEntry, type WindowEntry } from '../src/fs/tree/apply-batches.js'
+import { CHANGE_LIMITS, Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
+import { batchesByShard, windowEntry, type WindowEntry } from '../src/tree/apply-batches.js'
 import { opBomb } from './hostile-changes.js'
 
 const [A, B] = ['aa'.repeat(32), 'bb'.repeat(32)]

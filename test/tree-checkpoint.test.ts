@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import assert from 'node:assert/strict'
 import { deflateRawSync } from 'node:zlib'
 import * as A from '@automerge/automerge'
-import { Tree, TreeError, canonicalDump, decodeTreeState, encodeTreeState, readChangeHeader } from '../src/fs/tree/index.js'
+import { Tree, TreeError, canonicalDump, decodeTreeState, encodeTreeState, readChangeHeader } from '../src/tree/index.js'
 import { hash } from '../src/crypto.js'
 
 const ACTORS = ['aa'.repeat(16), 'bb'.repeat(16), 'cc'.repeat(16)]

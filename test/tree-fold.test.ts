@@ -2,7 +2,7 @@
 // instead of one per edit): what replicas see must be exactly what the edits in sequence give.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Tree, type ReadTree } from '../src/fs/tree/index.js'
+import { Tree, type ReadTree } from '../src/tree/index.js'
 
 const h = (n: number): string => n.toString(16).padStart(64, '0')
 const A = 'aa'.repeat(16)

@@ -1,4 +1,4 @@
-// Page buckets of the index on disk (src/fs/tree/index-page.ts): names apart from rows, rows in
+// Page buckets of the index on disk (src/tree/index-page.ts): names apart from rows, rows in
 // chunks. A name lookup finds every entry of that name whatever the chunk boundaries; a stat in
 // a big directory reads a header and a chunk, not the directory, and answers as the tree in
 // memory does (same-name groups, conflict copies); an index whose pages are of version 1
@@ -8,10 +8,10 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { hash } from '../src/crypto.js'
-import { Tree, canonicalDump } from '../src/fs/tree/index.js'
-import type { BaseEntry } from '../src/fs/tree/index-layers.js'
-import { CHUNK_ENTRIES, PageEntry, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page } from '../src/fs/tree/index-page.js'
-import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
+import { Tree, canonicalDump } from '../src/tree/index.js'
+import type { BaseEntry } from '../src/tree/index-layers.js'
+import { CHUNK_ENTRIES, PageEntry, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page } from '../src/tree/index-page.js'
+import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { tempDir } from './helpers.js'
 import { rng } from './tree-random.js'
 

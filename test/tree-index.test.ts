@@ -1,4 +1,4 @@
-// The derived index on disk (src/fs/tree/index-store.ts): a tree read from it gives the same
+// The derived index on disk (src/tree/index-store.ts): a tree read from it gives the same
 // answers as one held in memory, across commits and reopenings; a volume migrates an older
 // checkpoint to it; a deleted, damaged or unknown index is rebuilt from the logs.
 import { test } from 'node:test'
@@ -7,9 +7,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { Tree, TreeError, canonicalDump, encodeTreeState, type ShardChange } from '../src/fs/tree/index.js'
-import { INDEX_VERSION, IndexDamagedError, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
-import { checkpointPath, indexFilesPath } from '../src/volume.js'
+import { Tree, TreeError, canonicalDump, encodeTreeState, type ShardChange } from '../src/tree/index.js'
+import { INDEX_VERSION, IndexDamagedError, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
+import { checkpointPath, indexFilesPath } from '../src/volume/volume.js'
 import { tempDir } from './helpers.js'
 import { randomOp, rng } from './tree-random.js'
 

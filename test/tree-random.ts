@@ -1,5 +1,5 @@
 // Random edits on a tree, from a seeded generator: shared by the index and snapshot-view tests.
-import { TreeError, type Tree } from '../src/fs/tree/index.js'
+import { TreeError, type Tree } from '../src/tree/index.js'
 
 export function rng(seed: number): () => number {
   let s = seed >>> 0

@@ -8,7 +8,7 @@ import * as A from '@automerge/automerge'
 
 // Every record read from patches is compared with a full read (read when tree.ts loads).
 process.env.BAZIL_TREE_CHECK_PATCHED = '1'
-const { Tree, canonicalDump } = await import('../src/fs/tree/index.js')
+const { Tree, canonicalDump } = await import('../src/tree/index.js')
 const { checkProperty, runTreeSchedule, scheduleArb, stats } = await import('./tree-schedules.js')
 type ShardChange = { shard: string; change: Uint8Array }
 

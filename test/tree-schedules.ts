@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { hash } from '../src/crypto.js'
-import { Tree, TreeError, canonicalDump, type ShardChange, type TreeOptions } from '../src/fs/tree/index.js'
+import { Tree, TreeError, canonicalDump, type ShardChange, type TreeOptions } from '../src/tree/index.js'
 
 const SEED = process.env.BAZIL_PROPERTY_SEED === undefined ? undefined : Number(process.env.BAZIL_PROPERTY_SEED)
 const PATH = process.env.BAZIL_PROPERTY_PATH

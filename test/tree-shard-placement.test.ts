@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { createHash } from 'node:crypto'
-import { NEAR_DIGITS, Tree, canonicalDump, nodeIdNear, readChangeHeader, type ShardChange } from '../src/fs/tree/index.js'
+import { NEAR_DIGITS, Tree, canonicalDump, nodeIdNear, readChangeHeader, type ShardChange } from '../src/tree/index.js'
 import { checkProperty, runTreeSchedule, scheduleArb, stats } from './tree-schedules.js'
 
 const RUNS = Number(process.env.BAZIL_PROPERTY_PLACEMENT_RUNS ?? 200)

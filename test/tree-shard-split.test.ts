@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import * as A from '@automerge/automerge'
-import { CHECKPOINT_VERSION, Tree, canonicalDump, decodeTreeState, encodeTreeState, type ShardChange } from '../src/fs/tree/index.js'
+import { CHECKPOINT_VERSION, Tree, canonicalDump, decodeTreeState, encodeTreeState, type ShardChange } from '../src/tree/index.js'
 import { checkProperty, runTreeSchedule, scheduleArb, stats } from './tree-schedules.js'
 
 const RUNS = Number(process.env.BAZIL_PROPERTY_SPLIT_RUNS ?? 300)

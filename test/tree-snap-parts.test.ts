@@ -1,4 +1,4 @@
-// Snapshot records whose heads are stored apart, in parts (src/fs/tree/snapshot-heads.ts,
+// Snapshot records whose heads are stored apart, in parts (src/tree/snapshot-heads.ts,
 // spec/tree.md "Snapshots"): a 1M-file volume's ~21k shard heads fit neither one change nor one
 // log entry. The view is the same as a record naming every head gives, on the taker and on a
 // peer, from the shards and from the index on disk; a later snapshot writes only the parts that
@@ -7,10 +7,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import * as A from '@automerge/automerge'
-import { Tree, canonicalDump } from '../src/fs/tree/index.js'
-import { commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
-import { PART_BATCH_BYTES, headsParts, partsToWrite } from '../src/fs/tree/snapshot-heads.js'
-import { decodeSnapshot, encodeSnapshot } from '../src/fs/tree/model.js'
+import { Tree, canonicalDump } from '../src/tree/index.js'
+import { commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
+import { PART_BATCH_BYTES, headsParts, partsToWrite } from '../src/tree/snapshot-heads.js'
+import { decodeSnapshot, encodeSnapshot } from '../src/tree/model.js'
 import { tempDir } from './helpers.js'
 
 const WA = 'a1'.repeat(16)

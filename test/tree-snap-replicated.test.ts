@@ -1,16 +1,16 @@
 // Snapshots taken by another writer (spec/tree.md "Snapshots", "The index on disk"): their view
 // is derived from the index on disk and the records that differ between its state and the
-// snapshot's heads (src/fs/tree/snapshot-views.ts), in memory before the next commit and saved
+// snapshot's heads (src/tree/snapshot-views.ts), in memory before the next commit and saved
 // by it; it shows what the writer saw when it took the snapshot, and what a view built from
 // every shard at the snapshot's heads shows.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
-import { Tree, canonicalDump, type ShardChange } from '../src/fs/tree/index.js'
-import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/fs/tree/index-store.js'
+import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
+import { IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { tempDir } from './helpers.js'
 import { Nodes, until } from './writers-helpers.js'
-import type { Volume } from '../src/volume.js'
+import type { Volume } from '../src/volume/volume.js'
 import { randomOp, rng } from './tree-random.js'
 
 const A = 'a1'.repeat(16)

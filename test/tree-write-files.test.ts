@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { Tree, canonicalDump, nodeIdNear, type ContentRef } from '../src/fs/tree/index.js'
+import { Tree, canonicalDump, nodeIdNear, type ContentRef } from '../src/tree/index.js'
 
 const A = 'aa'.repeat(32)
 /** A tree whose clock and random bytes are deterministic, so two trees given the same edits make the same ids. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Tree, TreeError, type ShardChange, type ReadTree } from '../src/fs/tree/index.js'
+import { Tree, TreeError, type ShardChange, type ReadTree } from '../src/tree/index.js'
 
 const h = (n: number): string => n.toString(16).padStart(64, '0')
 const ref = (n: number, size = n) => ({ hash: h(n), size })

@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { importDir } from '../src/fs/local-copy.js'
+import { importDir } from '../src/copy/local-copy.js'
 import { tempDir } from './helpers.js'
 
 function canonical(node: Node, name: string): Promise<string[]> {

@@ -123,7 +123,7 @@ test('where on a reader: content another writer stored is held by that writer, a
     assert.equal(before.copies, 1)
     const f = vl.tree.stat('/f.bin')
     let read = 0
-    const { toFileRef } = await import('../src/volume.js')
+    const { toFileRef } = await import('../src/volume/volume.js')
     for await (const c of vl.cas.readFile(toFileRef(f.content!))) read += c.length
     assert.equal(read, 1_500_000)
     const after = JSON.parse(await cli(laptop, ['where', '--json', 'docs', '/f.bin'])) as Record<string, any>

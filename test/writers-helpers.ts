@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream'
 import { randomBytes } from '../src/crypto.js'
 import { DataDir, type VolumeRecord } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import type { Volume } from '../src/volume.js'
+import type { Volume } from '../src/volume/volume.js'
 import { PeerRegistry } from '../src/net/peers.js'
 import { tempDir } from './helpers.js'
 

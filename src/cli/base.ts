@@ -4,7 +4,7 @@ import path from 'node:path'
 import { Command, Option, type BaseContext } from 'clipanion'
 import { DataDir, UserError, defaultDataDir } from '../datadir.js'
 import type { Node } from '../node.js'
-import { TreeError } from '../fs/tree/errors.js'
+import { TreeError } from '../tree/errors.js'
 import { connect, forward } from '../server/control.js'
 import type { ServerHandle } from '../server/handle.js'
 

@@ -14,7 +14,7 @@ import type { StoreReplica } from './protocol.js'
 import { replaceFileSync } from '../atomic-file.js'
 import type { Log } from '../log.js'
 import { DropFollower } from './mirror-drops.js'
-import { ChunkStore } from '../fs/cas/chunk-store.js'
+import { ChunkStore } from '../cas/chunk-store.js'
 import { clearBlocks } from '../core-clear.js'
 
 interface Held {

@@ -14,7 +14,7 @@ import type { Link } from './links.js'
 import type { Message } from './protocol.js'
 import { ReplicaPrefix } from './replica-prefix.js'
 import { Coalesced } from '../coalesced.js'
-import { storagePeers } from '../fs/placement.js'
+import { storagePeers } from '../placement/placement.js'
 import { FEATURE_RELEASE } from './protocol.js'
 
 export const SWEEP_MS = 1000

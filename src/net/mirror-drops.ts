@@ -5,7 +5,7 @@
 // a mirror never holds less than the owner's live content. The mirror has no sharing key: it
 // reads only the records' pack numbers, never an object.
 import type { Hypercore } from 'hypercore'
-import { DROP_INDEX_VERSION, decodeIndexRecord } from '../fs/cas/pack-codec.js'
+import { DROP_INDEX_VERSION, decodeIndexRecord } from '../cas/pack-codec.js'
 import { clearBlocks } from '../core-clear.js'
 
 /** Events are gathered for this long before a pass (blocks arrive in bursts). */

@@ -4,7 +4,7 @@
 // or at which block i of `pack-index` is not held. A replica that cleared the packs its owner
 // dropped (spec/gc.md section 5) so keeps its confirmed prefix; a missing live pack stops it.
 import type { Hypercore } from 'hypercore'
-import { decodeIndexRecord } from '../fs/cas/pack-codec.js'
+import { decodeIndexRecord } from '../cas/pack-codec.js'
 
 /** The packs an index block drops, if it is a drop record; null for a pack's index block. */
 export type DropsOf = (block: Buffer, position: number) => number[] | null

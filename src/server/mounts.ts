@@ -1,5 +1,5 @@
 // FUSE (and its native addon) loads only when a server first needs it, not for every CLI call.
-const fuse = () => import('../fs/fuse/index.js')
+const fuse = () => import('../mount/index.js')
 
 // The server's mounts: which volumes are mounted where, kept in the data dir so that a
 // restarted server (after a clean stop or a crash) cleans up dead mounts, recovers spooled
@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { UserError } from '../datadir.js'
 import type { Node } from '../node.js'
-import type { VolumeMount } from '../fs/fuse/index.js'
+import type { VolumeMount } from '../mount/index.js'
 import type { MountInfo } from './handle.js'
 import type { Log } from '../log.js'
 import { replaceFileSync } from '../atomic-file.js'

@@ -1,12 +1,12 @@
-// volume copies|du, where: the copy rule and where a volume's content lives (src/fs/placement.ts,
-// src/fs/where.ts; spec/protocol.md KEEP/HOLDS).
+// volume copies|du, where: the copy rule and where a volume's content lives (src/placement/placement.ts,
+// src/placement/where.ts; spec/protocol.md KEEP/HOLDS).
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
 import { UserError } from '../../datadir.js'
-import { MAX_COPIES } from '../../fs/tree/model.js'
-import { DEFAULT_COPIES, storagePeers } from '../../fs/placement.js'
+import { MAX_COPIES } from '../../tree/model.js'
+import { DEFAULT_COPIES, storagePeers } from '../../placement/placement.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
-import type { WhereReport } from '../../fs/where.js'
+import type { WhereReport } from '../../placement/where.js'
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
@@ -41,7 +41,7 @@ export class VolumeCopiesCommand extends BazilCommand {
       }
       const set = vol.copies
       const rule = set ?? DEFAULT_COPIES
-      const { keepers, notYetSafe } = await import('../../fs/where.js')
+      const { keepers, notYetSafe } = await import('../../placement/where.js')
       const store = await notYetSafe(node)
       const list = keepers(node, node.dir.volume(vol.record.name).storage ?? [])
       if (this.asJson) return this.json({ volume: vol.record.name, copies: rule, set: set !== null, store: { copies: store.copies, packs: store.totalPacks, safePacks: store.safePacks, notSafeBytes: store.bytes }, keepers: list })
@@ -56,7 +56,7 @@ export class VolumeCopiesCommand extends BazilCommand {
   }
 }
 
-/** Where a path's content lives (src/fs/where.ts): `where` shows it all, `volume du` sums it up. */
+/** Where a path's content lives (src/placement/where.ts): `where` shows it all, `volume du` sums it up. */
 abstract class ContentReportCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
@@ -64,7 +64,7 @@ abstract class ContentReportCommand extends BazilCommand {
   protected report(path: string): Promise<WhereReport> {
     return this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
-      const { where } = await import('../../fs/where.js')
+      const { where } = await import('../../placement/where.js')
       return where(node, vol, path)
     })
   }

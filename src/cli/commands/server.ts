@@ -47,8 +47,8 @@ export class StatusCommand extends BazilCommand {
     const server = this.context.server
     const dir = server?.dir ?? this.openDataDir()
     const volumes = dir.listVolumes().map((v) => v.name)
-    // Content written here not yet held by enough confirmed storage peers (src/fs/where.ts).
-    const { notYetSafe } = await import('../../fs/where.js')
+    // Content written here not yet held by enough confirmed storage peers (src/placement/where.ts).
+    const { notYetSafe } = await import('../../placement/where.js')
     const safety = await this.withNode((node) => notYetSafe(node)).catch(() => null)
     const status = {
       dataDir: dir.root,

@@ -2,8 +2,8 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { UserError } from '../../datadir.js'
-import type { CopyProgress } from '../../fs/local-copy.js'
-import type { Stat } from '../../fs/tree/index.js'
+import type { CopyProgress } from '../../copy/local-copy.js'
+import type { Stat } from '../../tree/index.js'
 
 export class VolumeCreateCommand extends BazilCommand {
   static override paths = [['volume', 'create']]
@@ -58,7 +58,7 @@ export class VolumeImportCommand extends BazilCommand {
   async run(): Promise<void> {
     const s = await this.withNode(async (node) => {
       const vol = await node.volume(this.volume)
-      const { importDir } = await import('../../fs/local-copy.js')
+      const { importDir } = await import('../../copy/local-copy.js')
       return importDir(vol, this.resolvePath(this.src), this.to, progressPrinter(this.context.stderr as NodeJS.WriteStream))
     })
     this.out(`imported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
@@ -77,7 +77,7 @@ export class VolumeExportCommand extends BazilCommand {
       const vol = await node.volume(this.volume)
       // Many reads: content not held here is requested from the volume's storage peers ahead,
       // as ranges of packs (RemoteStores.bulk, prefetch).
-      const { exportTree } = await import('../../fs/local-copy.js')
+      const { exportTree } = await import('../../copy/local-copy.js')
       const remote = node.remoteStores
       return remote.bulk(() => exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest), { prefetch: (a) => remote.prefetch(a) }))
     })
@@ -150,7 +150,7 @@ export class VolumeCatCommand extends BazilCommand {
       if (st.kind === 'dir') throw new UserError(`${st.path} is a directory`)
       if (st.kind === 'symlink') throw new UserError(`${st.path} is a symlink to ${st.target}`)
       if (!st.content) throw new UserError(`${st.path} has no content`)
-      const { toFileRef } = await import('../../volume.js')
+      const { toFileRef } = await import('../../volume/volume.js')
       for await (const chunk of vol.cas.readFile(toFileRef(st.content), st.path)) {
         if (!this.context.stdout.write(chunk)) await new Promise((r) => this.context.stdout.once('drain', r))
       }

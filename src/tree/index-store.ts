@@ -1,0 +1,605 @@
+/**
+ * The derived index of a tree on disk, read on demand (spec/tree.md "The index on disk").
+ *
+ * A checkpoint file (version 4) is a manifest: what the index covers (the caller's `extra`:
+ * log positions), the small in-memory parts of the tree, and where each bucket lies (segment
+ * file, offset, length, digest) in the segment files of a directory beside it. Segments are
+ * never changed: a commit appends the buckets that changed as one new segment (plus the live
+ * buckets of segments that became mostly garbage), then replaces the manifest (the commit
+ * point), then deletes the segments no manifest names. A crash leaves the old manifest and
+ * its segments: a consistent index that the logs' newer entries update at the next open.
+ *
+ * Buckets: page buckets hold the entries of the nodes attached under some directories (a
+ * directory's children are read together: `ls` reads one bucket); id buckets map node ids to
+ * the directory whose page holds them; one file per saved Automerge shard and one for `meta`.
+ * Reads are synchronous (the view and the mount are): a parsed bucket is cached within
+ * CACHE_BYTES of file bytes, the least recently used dropped first.
+ *
+ * A cache, never trusted over the logs: a bucket whose digest does not match makes the read
+ * fail with IndexDamagedError and removes the manifest, so the next open rebuilds from the logs.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { equal, hash } from '../crypto.js'
+import { fsyncDirSync, replaceFileSync } from '../atomic-file.js'
+import { decodeTreeState } from './checkpoint.js'
+import type { BaseEntry, IndexBase } from './index-layers.js'
+import { HEAD_PROBE, checkBucket, checkDigest, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
+import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
+import { Tree, type TreeParts } from './tree.js'
+import { TreeIndex, type IndexMemo } from './view.js'
+
+/**
+ * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
+ * to migrate). 5: page buckets of version 2 (index-page.ts) may be named; 4 (still read): only
+ * version 1 pages. A commit writes 5; the pages it does not rewrite stay as they are.
+ */
+export const INDEX_VERSION = 5
+const OLDEST_INDEX_VERSION = 4
+const MAGIC = Buffer.from('BZTC')
+const DIGEST_BYTES = 32
+export const PAGE_BUCKETS = 1024
+export const ID_BUCKETS = 1024
+/** Parsed buckets kept in memory, counted in file bytes. */
+export const CACHE_BYTES = 48 * 2 ** 20
+
+/** Entries whose directory is remembered from listings. */
+const HINTS = 50_000
+/** Entries read by a name lookup, kept for the stat that follows it. */
+const RECENT = 4096
+
+export class IndexDamagedError extends Error {}
+
+/** Where a bucket lies: segment file, byte offset, byte length, BLAKE2b-256 hex of the bytes. */
+type Ref = [string, number, number, string]
+
+interface Manifest {
+  extra: unknown
+  gen: number
+  /** Every segment file and its byte length. */
+  segments: Record<string, number>
+  /** Page bucket number -> where; id bucket number -> where. Absent: empty. */
+  pages: Record<string, Ref>
+  ids: Record<string, Ref>
+  /** Node shards: [name, heads, where]. */
+  shards: [string, string[], Ref][]
+  meta: Ref | null
+  rootLive: number
+  held: [string, string | null, string][]
+  problems: [string, string, string][]
+  rejected: string[]
+  multi: [string, string][]
+  counts: [string, number][]
+  memo: IndexMemo
+  /** Saved views of snapshots: [BLAKE2b-256 hex of the snapshot record text, the index as it was at its heads]. */
+  snaps?: [string, SavedView][]
+}
+
+/** The index of one state: what a snapshot's view reads. */
+interface SavedView { pages: Record<string, Ref>; ids: Record<string, Ref>; rootLive: number; memo: IndexMemo }
+
+/** A page bucket as read: version 1 parsed whole, version 2 its header (chunks read as needed). */
+type PageFile = { v: 1; page: Page } | { v: 2; head: PageHead; ref: Ref; whole: Buffer | null }
+
+export function pageBucket(dir: string): number { return fnv(dir) % PAGE_BUCKETS }
+export function idBucket(id: string): number { return fnv(id) % ID_BUCKETS }
+
+function fnv(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0
+  return h
+}
+
+/** The index files of one manifest: an IndexBase read on demand. */
+export class IndexFiles implements IndexBase {
+  private readonly cache = new Map<string, { value: unknown; bytes: number }>()
+  private cachedBytes = 0
+  /** Where entries read through a directory's listing live (saves the id bucket reads a `ls -l` would make), most recent last. */
+  private readonly hints = new Map<string, string>()
+  /** Entries a name lookup read (most recent last): a lookup is followed by the stat of what it found. */
+  private readonly recent = new Map<string, BaseEntry>()
+  /** Bucket reads from disk and their bytes (for tests and benchmarks). */
+  reads = 0
+  bytesRead = 0
+
+  /** The base written over this one (lazy shards read through the newest). */
+  successor: IndexFiles | null = null
+
+  constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest) {}
+
+  /** The saved view of the snapshot with record `text`, read through the newest manifest (commits move buckets). */
+  snapshotView(text: string): { base: IndexBase; memo: IndexMemo } | null {
+    const key = hash(Buffer.from(text)).toString('hex')
+    const find = (f: IndexFiles): SavedView | undefined => f.manifest.snaps?.find((x) => x[0] === key)?.[1]
+    const v = find(this.newest())
+    if (!v) return null
+    const views = new Map<IndexFiles, IndexFiles>()
+    const at = (): IndexFiles => {
+      const f = this.newest()
+      let view = views.get(f)
+      if (!view) {
+        const sv = find(f) ?? v
+        views.clear()
+        views.set(f, (view = new IndexFiles(f.dir, f.manifestFile, { ...f.manifest, pages: sv.pages, ids: sv.ids, rootLive: sv.rootLive, memo: sv.memo })))
+      }
+      return view
+    }
+    const base: IndexBase = {
+      get nodeCount() { return v.memo.nodeCount },
+      entry: (id) => at().entry(id),
+      children: (dir) => at().children(dir),
+      named: (dir, name) => at().named(dir, name),
+      entries: () => at().entries(),
+    }
+    return { base, memo: v.memo }
+  }
+
+  private newest(): IndexFiles {
+    let f: IndexFiles = this
+    while (f.successor) f = f.successor
+    return f
+  }
+
+  /** Saved bytes of a node shard with these heads, from the newest manifest. */
+  shardBytes(name: string, heads: string[]): Uint8Array {
+    const f = this.newest()
+    const s = f.manifest.shards.find((x) => x[0] === name && sameHeads(x[1], heads))
+    if (!s) return f.damaged(`shard ${name} is not in it`)
+    return new Uint8Array(f.read(s[2]))
+  }
+
+  get nodeCount(): number { return this.manifest.memo.nodeCount }
+
+  entry(id: string): BaseEntry | undefined {
+    if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive, versions: 0 }
+    const r = this.recent.get(id)
+    if (r !== undefined) return r
+    let group = this.hints.get(id)
+    if (group === undefined) {
+      const ref = this.manifest.ids[idBucket(id)]
+      if (ref === undefined) return undefined
+      group = this.cached(`${ref[0]}@${ref[1]}`, () => {
+        const b = this.read(ref)
+        return { value: parseIds(b), bytes: b.length }
+      }).get(id)
+      if (group === undefined) return undefined
+    }
+    return this.page(group)?.get(id)
+  }
+
+  children(dir: string): Iterable<[string, BaseEntry]> {
+    const page = this.page(dir)
+    if (!page) return []
+    for (const id of page.keys()) {
+      this.hints.delete(id)
+      this.hints.set(id, dir)
+    }
+    for (const id of this.hints.keys()) {
+      if (this.hints.size <= HINTS) break
+      this.hints.delete(id)
+    }
+    return page.entries()
+  }
+
+  /** The entries attached under `dir` whose name is `name`: a version 2 page reads only the chunks that may hold it. */
+  named(dir: string, name: string): [string, BaseEntry][] {
+    const ref = this.manifest.pages[pageBucket(dir)]
+    if (ref === undefined) return []
+    const f = this.pageFile(ref)
+    let found: [string, BaseEntry][]
+    const whole = f.v === 1 ? f.page.get(dir) : this.peek<Map<string, BaseEntry>>(`${ref[0]}@${ref[1]}/${dir}`)
+    if (whole !== undefined) found = [...whole].filter(([, e]) => e.name === name)
+    else if (f.v === 1) return []
+    else {
+      const d = f.head.dirs.get(dir)
+      if (d === undefined) return []
+      found = []
+      for (const c of chunksNamed(d.chunks, name)) {
+        const list = this.cached(`${ref[0]}@${ref[1] + c.offset}#`, () => ({ value: parseChunk(this.pageBytes(f, c.offset, c.length), c, dir, f.head.actors), bytes: c.length }))
+        for (const x of list) if (x[1].name === name) found.push(x)
+      }
+    }
+    for (const [id, e] of found) {
+      this.recent.delete(id)
+      this.recent.set(id, e)
+      if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!)
+    }
+    return found
+  }
+
+  *entries(): Iterable<[string, BaseEntry]> {
+    for (const ref of Object.values(this.manifest.pages)) {
+      for (const entries of parsePage(this.read(ref)).page.values()) yield* entries
+    }
+  }
+
+  private page(group: string): Map<string, BaseEntry> | undefined {
+    const ref = this.manifest.pages[pageBucket(group)]
+    if (ref === undefined) return undefined
+    const f = this.pageFile(ref)
+    if (f.v === 1) return f.page.get(group)
+    const d = f.head.dirs.get(group)
+    if (d === undefined || d.chunks.length === 0) return undefined
+    return this.cached(`${ref[0]}@${ref[1]}/${group}`, () => {
+      // A dir's chunks lie back to back: one read.
+      const first = d.chunks[0], last = d.chunks[d.chunks.length - 1]
+      const bytes = this.pageBytes(f, first.offset, last.offset + last.length - first.offset)
+      const m = new Map<string, BaseEntry>()
+      for (const c of d.chunks) {
+        for (const [id, e] of parseChunk(bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors)) m.set(id, e)
+      }
+      return { value: m, bytes: bytes.length }
+    })
+  }
+
+  /** A page bucket: version 1 read and parsed whole; version 2 its header only. */
+  private pageFile(ref: Ref): PageFile {
+    return this.cached(`${ref[0]}@${ref[1]}`, () => {
+      const probe = this.readAt(ref, 0, Math.min(ref[2], HEAD_PROBE))
+      let hl: number | null
+      try {
+        hl = headLength(probe)
+      } catch (e) {
+        return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+      }
+      if (hl === null) {
+        const bytes = probe.length === ref[2] ? this.checked(ref, probe) : this.read(ref)
+        return { value: { v: 1, page: parsePage(bytes).page } as PageFile, bytes: bytes.length }
+      }
+      const head = hl <= probe.length ? probe.subarray(0, hl) : this.readAt(ref, 0, hl)
+      try {
+        checkDigest(head, ref[3])
+        // A small bucket came whole with its header: its chunks are served from these bytes.
+        const whole = probe.length === ref[2] ? probe : null
+        return { value: { v: 2, head: parseHead(head, ref[2]), ref, whole } as PageFile, bytes: whole?.length ?? hl }
+      } catch (e) {
+        return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+      }
+    })
+  }
+
+  private pageBytes(f: PageFile & { v: 2 }, offset: number, length: number): Buffer {
+    return f.whole ? f.whole.subarray(offset, offset + length) : this.readAt(f.ref, offset, length)
+  }
+
+  private peek<T>(key: string): T | undefined {
+    return this.cache.get(key)?.value as T | undefined
+  }
+
+  /** A parsed value cached under `key` within CACHE_BYTES (counted in the file bytes it came from). */
+  private cached<T>(key: string, load: () => { value: T; bytes: number }): T {
+    const c = this.cache.get(key)
+    if (c) {
+      this.cache.delete(key)
+      this.cache.set(key, c)
+      return c.value as T
+    }
+    let value: T, bytes: number
+    try {
+      ({ value, bytes } = load())
+    } catch (e) {
+      if (e instanceof IndexDamagedError) throw e
+      return this.damaged(`${key}: ${(e as Error).message}`)
+    }
+    this.cache.set(key, { value, bytes })
+    this.cachedBytes += bytes
+    for (const [k, v] of this.cache) {
+      if (this.cachedBytes <= CACHE_BYTES || k === key) break
+      this.cache.delete(k)
+      this.cachedBytes -= v.bytes
+    }
+    return value
+  }
+
+  /** `length` bytes at `offset` inside the bucket `ref`, unchecked (the caller checks them). */
+  private readAt(ref: Ref, offset: number, length: number): Buffer {
+    const bytes = Buffer.allocUnsafe(length)
+    try {
+      const fd = fs.openSync(path.join(this.dir, ref[0]), 'r')
+      try {
+        if (fs.readSync(fd, bytes, 0, length, ref[1] + offset) !== length) throw new Error('segment too short')
+      } finally {
+        fs.closeSync(fd)
+      }
+    } catch (e) {
+      this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+    }
+    this.reads++
+    this.bytesRead += length
+    return bytes
+  }
+
+  private checked(ref: Ref, bytes: Buffer): Buffer {
+    try {
+      checkBucket(bytes, ref[3])
+    } catch (e) {
+      this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+    }
+    return bytes
+  }
+
+  /** A bucket's bytes, checked against its digest (a version 2 page: its header's and every chunk's). */
+  read(ref: Ref): Buffer {
+    return this.checked(ref, this.readAt(ref, 0, ref[2]))
+  }
+
+  /** Removes the manifest (the next open rebuilds from the logs) and throws. */
+  damaged(what: string): never {
+    fs.rmSync(this.manifestFile, { force: true })
+    throw new IndexDamagedError(`the on-disk index ${this.dir} is damaged (${what}): it is rebuilt from the logs at the next open`)
+  }
+}
+
+function parseIds(b: Buffer): Map<string, string> {
+  return new Map(JSON.parse(b.toString('utf8')) as [string, string][])
+}
+
+// ---- the manifest -------------------------------------------------------------------------
+
+function encodeManifest(m: Manifest): Buffer {
+  const json = Buffer.from(JSON.stringify(m))
+  const head = Buffer.alloc(9)
+  MAGIC.copy(head)
+  head[4] = INDEX_VERSION
+  head.writeUInt32BE(json.length, 5)
+  const body = Buffer.concat([head, json])
+  return Buffer.concat([body, hash(body)])
+}
+
+function decodeManifest(buf: Buffer): Manifest {
+  if (buf.length < 9 + DIGEST_BYTES || !buf.subarray(0, 4).equals(MAGIC)) throw new Error('not a tree checkpoint')
+  if (buf[4] < OLDEST_INDEX_VERSION || buf[4] > INDEX_VERSION) throw new Error(`index version ${buf[4]} is not supported`)
+  const body = buf.subarray(0, buf.length - DIGEST_BYTES)
+  if (!equal(hash(body), buf.subarray(buf.length - DIGEST_BYTES))) throw new Error('index manifest is damaged (digest mismatch)')
+  if (buf.readUInt32BE(5) !== body.length - 9) throw new Error('index manifest has a bad length')
+  const m = JSON.parse(body.toString('utf8', 9)) as Manifest
+  if (!m || typeof m.gen !== 'number' || typeof m.segments !== 'object' || typeof m.pages !== 'object' || typeof m.ids !== 'object' || !Array.isArray(m.shards) ||
+    !Array.isArray(m.held) || !Array.isArray(m.problems) || !Array.isArray(m.rejected) || !Array.isArray(m.multi) || !Array.isArray(m.counts) || typeof m.memo !== 'object' || typeof m.rootLive !== 'number') {
+    throw new Error('bad index manifest')
+  }
+  return m
+}
+
+// ---- open and commit ----------------------------------------------------------------------
+
+/**
+ * The tree a checkpoint file holds: an index manifest (entries read on demand from `dir`) or,
+ * once, a whole-file checkpoint of versions 1-3 (read into memory; the next commit writes the
+ * index). Throws an Error saying what is wrong with anything else: the caller replays the logs.
+ */
+export function openTreeIndex(file: string, dir: string, actor: string): { tree: Tree; extra: unknown; legacy: boolean } {
+  const buf = fs.readFileSync(file)
+  if (buf.length > 4 && buf[4] < OLDEST_INDEX_VERSION && buf.subarray(0, 4).equals(MAGIC)) {
+    const { state, extra } = decodeTreeState(buf)
+    return { tree: Tree.restore(actor, state), extra, legacy: true }
+  }
+  const m = decodeManifest(buf)
+  for (const [name, size] of Object.entries(m.segments)) {
+    let st
+    try {
+      st = fs.statSync(path.join(dir, name))
+    } catch {
+      throw new Error(`index segment ${name} is missing`)
+    }
+    if (st.size !== size) throw new Error(`index segment ${name} has ${st.size} bytes, not ${size}`)
+  }
+  const files = new IndexFiles(dir, file, m)
+  const shards = new Map<string, { bytes: Uint8Array; heads: string[] }>()
+  for (const [name, heads] of m.shards) {
+    // Read when the shard is first loaded (a write or merge into it), not at open.
+    shards.set(name, { heads, get bytes() { return files.shardBytes(name, heads) } })
+  }
+  const parts: TreeParts = {
+    meta: m.meta === null ? null : new Uint8Array(files.read(m.meta)),
+    problems: m.problems.map(([shard, id, reason]) => ({ shard, id, reason })),
+    held: m.held.map(([shard, tag, hex]) => ({ shard, change: new Uint8Array(Buffer.from(hex, 'hex')), ...(tag === null ? {} : { tag }) })),
+    rejected: m.rejected, multi: m.multi, counts: m.counts, memo: m.memo,
+  }
+  const tree = Tree.open(actor, files, shards, parts)
+  tree.setSavedSnapshots((text) => files.snapshotView(text), stateOf(files))
+  return { tree, extra: m.extra, legacy: false }
+}
+
+/**
+ * Writes what changed in `tree`'s index since its base (everything, when it has none) as one
+ * new segment, then the manifest naming it with `extra`, then deletes the segments no longer
+ * named; the tree's index then reads from the new base. Synchronous, so nothing changes the
+ * tree between what is written and the rebase. Returns the bytes written.
+ */
+export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: unknown): number {
+  const index = tree.view
+  const parts = tree.parts()
+  const base = index.diskBase
+  // Incremental over the base when its manifest is the one in place; else every entry is written.
+  const prev = base instanceof IndexFiles && base.dir === dir && base.manifestFile === file && fs.existsSync(file) ? base : null
+  const pm = prev?.manifest
+  // A new segment name is never one the base or the manifest in place still reads from.
+  let gen = (base instanceof IndexFiles ? base.manifest.gen : 0) + 1
+  if (!prev && fs.existsSync(dir)) {
+    for (const name of fs.readdirSync(dir)) {
+      const n = /^seg\.(\d+)$/.exec(name)
+      if (n) gen = Math.max(gen, Number(n[1]) + 1)
+    }
+  }
+  const seg = `seg.${gen}`
+  const m: Manifest = {
+    extra, gen, segments: {}, pages: { ...pm?.pages }, ids: { ...pm?.ids }, shards: [], meta: null,
+    rootLive: index.entryNow(ROOT_ID).live,
+    held: parts.held.map((h) => [h.shard, h.tag ?? null, Buffer.from(h.change).toString('hex')]),
+    problems: parts.problems.map((p) => [p.shard, p.id, p.reason]), rejected: parts.rejected, multi: parts.multi, counts: parts.counts, memo: parts.memo,
+  }
+  const writes: Buffer[] = []
+  let size = 0
+  const put = (bytes: Buffer, digest = hash(bytes).toString('hex')): Ref => {
+    const ref: Ref = [seg, size, bytes.length, digest]
+    writes.push(bytes)
+    size += bytes.length
+    return ref
+  }
+
+  const ids = index.changedIds()
+  if (base && !prev) for (const [id] of base.entries()) ids.add(id)
+  writeEntries(index, ids, prev, m, put)
+
+  // Shards: an unchanged one (same heads) keeps its bytes where they are.
+  const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
+  for (const [name, heads] of tree.shardHeads()) {
+    if (heads.length === 0) continue
+    const p = prevShards.get(name)
+    if (p && sameHeads(p[1], heads)) m.shards.push(p)
+    else m.shards.push([name, heads, put(Buffer.from(tree.shardBytes(name)))])
+  }
+  if (parts.meta) {
+    const digest = hash(Buffer.from(parts.meta)).toString('hex')
+    m.meta = pm?.meta && pm.meta[3] === digest ? pm.meta : put(Buffer.from(parts.meta))
+  }
+
+  // Snapshots: a view saved before stays while its snapshot does; one whose heads are the
+  // state written now (taken here and checkpointed since) is this index.
+  const snaps: [string, SavedView][] = []
+  const prevSnaps = new Map(pm?.snaps ?? [])
+  const nodeHeads = new Map([...tree.shardHeads()].filter(([, h]) => h.length > 0))
+  for (const { text, heads } of tree.snapshotRecords()) {
+    const key = hash(Buffer.from(text)).toString('hex')
+    const kept = prevSnaps.get(key)
+    if (kept) snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
+    else if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
+    else if (prev) {
+      // Taken elsewhere (or here, with more changes before this commit): derived from the
+      // previous index and the records that differ between its state and the snapshot's.
+      const changed = tree.recordsBetween(new Map(pm!.shards.map(([n, h]) => [n, h])), heads)
+      if (changed === null) continue // changes it names are not here yet: at() says so
+      const view = new TreeIndex({ base: prev, memo: pm!.memo })
+      view.update(changed)
+      const v: SavedView = { pages: { ...pm!.pages }, ids: { ...pm!.ids }, rootLive: view.entryNow(ROOT_ID).live, memo: view.memo() }
+      writeEntries(view, view.changedIds(), prev, v, put)
+      snaps.push([key, v])
+    }
+  }
+  if (snaps.length > 0) m.snaps = snaps
+
+  // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
+  const refs = (): Ref[] => [
+    ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : []),
+    ...snaps.flatMap(([, v]) => [...Object.values(v.pages), ...Object.values(v.ids)]),
+  ]
+  const live = new Map<string, number>()
+  for (const r of refs()) if (r[0] !== seg) live.set(r[0], (live.get(r[0]) ?? 0) + r[2])
+  const move = new Set([...live].filter(([sg, n]) => n < (pm!.segments[sg] ?? 0) / 2).map(([sg]) => sg))
+  if (move.size > 0) {
+    // A bucket shared by the live index and snapshot views is copied once.
+    const copies = new Map<string, Ref>()
+    const moved = (r: Ref): Ref => {
+      if (!move.has(r[0])) return r
+      const k = `${r[0]}@${r[1]}`
+      let c = copies.get(k)
+      if (!c) copies.set(k, (c = put(prev!.read(r), r[3])))
+      return c
+    }
+    for (const k of Object.keys(m.pages)) m.pages[k] = moved(m.pages[k])
+    for (const k of Object.keys(m.ids)) m.ids[k] = moved(m.ids[k])
+    m.shards = m.shards.map(([n, h, r]) => [n, h, moved(r)])
+    if (m.meta) m.meta = moved(m.meta)
+    for (const [, v] of snaps) {
+      for (const k of Object.keys(v.pages)) v.pages[k] = moved(v.pages[k])
+      for (const k of Object.keys(v.ids)) v.ids[k] = moved(v.ids[k])
+    }
+  }
+  for (const r of refs()) m.segments[r[0]] = r[0] === seg ? size : pm!.segments[r[0]]
+
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (size > 0) {
+    const fd = fs.openSync(path.join(dir, seg), 'w', 0o600)
+    try {
+      for (const b of writes) fs.writeSync(fd, b)
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fsyncDirSync(dir)
+  }
+  const manifest = encodeManifest(m)
+  replaceFileSync(file, manifest, { mode: 0o600 })
+  for (const name of fs.readdirSync(dir)) if (m.segments[name] === undefined) fs.rmSync(path.join(dir, name), { force: true })
+  const next = new IndexFiles(dir, file, m)
+  if (base instanceof IndexFiles) base.successor = next
+  index.rebase(next, parts.memo)
+  tree.setSavedSnapshots((text) => next.snapshotView(text), stateOf(next))
+  return size + manifest.length
+}
+
+/**
+ * Writes the entries of `ids` as `index` holds them now into page and id buckets (`into`,
+ * which names the buckets of `prev`'s state): each changed id leaves its old directory's page
+ * and joins its new one; a bucket that changed is written whole by `put`.
+ */
+function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref): void {
+  const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
+  const idEdits = new Map<number, Map<string, string | null>>()
+  const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
+    let e = pageEdits.get(b)
+    if (!e) pageEdits.set(b, (e = { remove: [], add: [] }))
+    return e
+  }
+  for (const id of ids) {
+    if (id === ROOT_ID) continue
+    const old = prev ? index.baseEntry(id) : undefined
+    const now = index.entryNow(id)
+    const oldGroup = old ? old.parent ?? '' : null
+    const newGroup = now.raw !== null || now.parent !== null || now.live !== 0 ? now.parent ?? '' : null
+    if (oldGroup !== null) edit(pageBucket(oldGroup)).remove.push([oldGroup, id])
+    if (newGroup !== null) edit(pageBucket(newGroup)).add.push([newGroup, id, now])
+    if (oldGroup !== newGroup) {
+      const b = idBucket(id)
+      let e = idEdits.get(b)
+      if (!e) idEdits.set(b, (e = new Map()))
+      e.set(id, newGroup)
+    }
+  }
+  for (const [b, e] of pageEdits) {
+    const was = prev ? into.pages[b] : undefined
+    const { page, actors } = was !== undefined ? parsePage(prev!.read(was)) : { page: new Map() as Page, actors: null }
+    for (const [g, id] of e.remove) page.get(g)?.delete(id)
+    for (const [g, id, entry] of e.add) {
+      let p = page.get(g)
+      if (!p) page.set(g, (p = new Map()))
+      p.set(id, entry)
+    }
+    for (const [g, p] of page) if (p.size === 0) page.delete(g)
+    if (page.size === 0) delete into.pages[b]
+    else {
+      const enc = encodePage(page, actors)
+      into.pages[b] = put(enc.bytes, enc.digest)
+    }
+  }
+  for (const [b, e] of idEdits) {
+    const was = prev ? into.ids[b] : undefined
+    const map = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
+    for (const [id, g] of e) {
+      if (g === null) map.delete(id)
+      else map.set(id, g)
+    }
+    if (map.size === 0) delete into.ids[b]
+    else into.ids[b] = put(Buffer.from(JSON.stringify([...map].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
+  }
+}
+
+/** The state of an index on disk (for Tree.setSavedSnapshots): what a snapshot view is derived from. */
+function stateOf(files: IndexFiles): () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } {
+  let heads: Map<string, string[]> | null = null
+  return () => ({ base: files, memo: files.manifest.memo, heads: (heads ??= new Map(files.manifest.shards.map(([n, h]) => [n, h]))) })
+}
+
+/** Whether a snapshot's heads name exactly the node shards' state `now` (its meta heads aside). */
+function sameState(snap: Record<string, string[]>, now: Map<string, string[]>): boolean {
+  const shards = Object.keys(snap).filter((k) => k !== META_SHARD)
+  if (shards.length !== now.size) return false
+  return shards.every((k) => {
+    const h = now.get(k)
+    return h !== undefined && sameHeads([...h].sort(), [...snap[k]].sort())
+  })
+}
+
+function sameHeads(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}

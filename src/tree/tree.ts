@@ -1,0 +1,1326 @@
+/** The directory state API: local operations become Automerge changes; reads go to the derived index. */
+import * as A from '@automerge/automerge'
+import { randomBytes } from '../crypto.js'
+import { nodeIdNear } from './placement.js'
+import { conflictedTouched } from './conflicted.js'
+import { StateMismatchError, TreeError } from './errors.js'
+import {
+  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
+  MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type SnapshotRecord, type Version,
+} from './model.js'
+import { badName, isWellFormed, splitPath } from './paths.js'
+import { Shards, type Handle } from './shards.js'
+import { recordsBetween } from './snapshot-views.js'
+import { HEADS_PREFIX, INLINE_BYTES, headsParts, partsToWrite, readParts } from './snapshot-heads.js'
+import { entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
+import { checkChange, shardProblem } from './change-check.js'
+import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
+import { createInto, type Put } from './bulk-create.js'
+import { readRootAttrs, isRootAttrKey } from './times.js'
+import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
+import type { IndexBase } from './index-layers.js'
+
+export interface ShardChange { shard: string; change: Uint8Array }
+/** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
+export interface Attrs { mode?: number; mtime?: number; atime?: number }
+export interface SnapshotInfo { name: string; time: number }
+export interface Problem { shard: string; id: string; reason: string }
+/** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
+export interface IncomingChange extends ShardChange { writer?: string; tag?: string }
+export interface Rejected { shard: string; tag?: string; reason: string }
+/**
+ * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
+ * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
+ */
+export interface TreeOptions {
+  clock?: () => number
+  random?: (bytes: number) => string
+  splitAt?: number
+  recordVersion?: RecordVersion
+  /** A new node's id (default: placement.ts nodeIdNear with random bytes; with `random` given and no `nodeId`: random(16)). */
+  nodeId?: (parent: string, kind: Kind) => string
+  /** Snapshot records longer than this store their heads in parts (default INLINE_BYTES; tests set it low). */
+  snapshotInline?: number
+}
+/** Records a shard takes before new ones go to a deeper shard: Automerge's cost per applied change grows with the document (~0.3 ms at 1k records, 4-7 ms at 4k). */
+export const SPLIT_AT = 512
+/** What a checkpoint holds of a tree (encoded by checkpoint.ts). */
+export interface TreeState {
+  shards: Map<string, { bytes: Uint8Array; heads: string[] }>
+  meta: Uint8Array | null
+  nodes: RawNode[]
+  problems: Problem[]
+  held: { shard: string; change: Uint8Array; tag?: string }[]
+  /** Hashes of rejected changes: what builds on them is rejected too. */
+  rejected: string[]
+}
+/** What the on-disk index (index-store.ts) keeps of a tree beside its index entries and shard saves. */
+export interface TreeParts {
+  meta: Uint8Array | null
+  problems: Problem[]
+  held: { shard: string; change: Uint8Array; tag?: string }[]
+  rejected: string[]
+  /** Nodes with several content values or tombstones (re-read after every remote apply), by shard. */
+  multi: [string, string][]
+  /** Records per shard (where a new record goes: spec/tree.md "Shard layout"). */
+  counts: [string, number][]
+  memo: IndexMemo
+}
+interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
+/** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
+type Edit = [RawNode, ((h: Handle, obj: string) => void) | null]
+
+export class Tree implements ReadTree {
+  private readonly shards: Shards
+  private index = new TreeIndex()
+  private pending: ShardChange[] = []
+  /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
+  private readonly unflushed = new Map<string, Put[]>()
+  /**
+   * Nodes created since the last flush whose creation can still absorb later local edits:
+   * where it sits in `unflushed`. A later edit that a creation can express (no tombstone, one
+   * content version at most) replaces it with the creation of the node's new state: `tar x`
+   * (create, write, chmod, utimens) then costs one Automerge record put per file, not four.
+   */
+  private readonly foldable = new Map<string, { list: Put[]; at: number }>()
+  /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
+  private readonly multi = new Map<string, Set<string>>()
+  private readonly problemsById = new Map<string, Problem>()
+  private readonly snapshotTrees = new Map<string, SnapshotTree>()
+  /** Heads of format 2 snapshot records read from their parts, by record text (the most recent few). */
+  private readonly partHeads = new Map<string, Record<string, string[]>>()
+  /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
+  private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
+  /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
+  private indexState: (() => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null) | null = null
+  /** Bumped when the index on disk moves (a commit): snapshot views built over the old one are built again. */
+  private indexGen = 0
+  /** Changes waiting for dependencies, by shard (see `apply`). */
+  private readonly held = new Map<string, Held[]>()
+  /** Hashes of changes rejected (they, or a change they build on, do not apply). */
+  private readonly rejectedHashes = new Set<string>()
+  /** Records known per node shard (keys that decoded at least once): where a new record goes (`placeOf`). */
+  private readonly counts = new Map<string, number>()
+  /** New records placed by writeFiles but not yet counted (their edit is applied at the end of the batch). */
+  private readonly placing = new Map<string, number>()
+  /** During one apply: the shard whose key now counts for a node (spec/tree.md "Shard layout": the shallowest). */
+  private owners = new Map<string, string>()
+
+  private readonly clock: () => number
+  private readonly splitAt: number
+  private readonly random: (bytes: number) => string
+  private readonly nodeId: (parent: string, kind: Kind) => string
+  /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
+  private readonly recordVersion: RecordVersion
+  private readonly snapshotInline: number
+
+  private constructor(readonly actor: string, opts: TreeOptions) {
+    this.shards = new Shards(actor)
+    this.clock = opts.clock ?? Date.now
+    this.random = opts.random ?? randomHex
+    this.nodeId = opts.nodeId ?? (opts.random ? () => this.random(16) : (parent, kind) => nodeIdNear(parent, kind, randomHex))
+    this.splitAt = opts.splitAt ?? SPLIT_AT
+    this.recordVersion = opts.recordVersion ?? 2
+    this.snapshotInline = opts.snapshotInline ?? INLINE_BYTES
+    if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
+  }
+
+  /**
+   * `actor`: the writer's id as hex (Automerge actor ids must be hex). `opts.clock` and
+   * `opts.random` replace the wall clock and the random node/version ids (tests replay
+   * schedules with them; in use they must stay unique across writers).
+   */
+  static create(actor: string, opts: TreeOptions = {}): Tree {
+    if (typeof actor !== 'string' || !isHex(actor) || actor.length > 128) throw new TreeError('EINVAL', '', `actor must be an even-length hex string, got ${JSON.stringify(actor)}`)
+    return new Tree(actor, opts)
+  }
+
+  // ---- replication ---------------------------------------------------------------------
+
+  /**
+   * Applies changes from any writer, in any order; already-applied changes are ignored and
+   * changes whose dependencies are missing wait (see `apply`). Throws EINVAL naming the shard
+   * if any change is malformed or does not apply; the others are applied all the same.
+   */
+  applyChanges(changes: ShardChange[]): void {
+    const rejected = this.apply(changes)
+    if (rejected.length > 0) throw new TreeError('EINVAL', '', `changes of shard ${rejected[0].shard} do not apply: ${rejected[0].reason}`)
+  }
+
+  /**
+   * Applies changes and returns the ones rejected, with why (a malformed change, one by
+   * another actor than `writer`, or one Automerge refuses). A change whose dependencies are
+   * not all present is held here (not inside Automerge, whose queue is lost on save) until
+   * they arrive: so whether a change applies never depends on arrival order, and every
+   * replica rejects the same changes. A shard name that is not one (spec/tree.md "Shard
+   * layout") is data from a log like any other: rejected. Throws only for arguments of the wrong shape.
+   */
+  apply(changes: IncomingChange[]): Rejected[] {
+    const rejected: Rejected[] = []
+    // The changes of one entry (one tag; an untagged change is an entry alone) share one
+    // allowance of ops and bytes, checked before anything is inflated or applied: an entry over
+    // it is rejected whole, on every replica alike (the outcome depends on the entry only).
+    const budgets = new Map<string, ChangeBudget>()
+    const overLimit = new Map<string, string>()
+    const ok: Held[] = []
+    changes.forEach((c, i) => {
+      if (!c || typeof c.shard !== 'string') throw new TreeError('EINVAL', '', `change ${i}: no shard name`)
+      if (!(c.change instanceof Uint8Array)) throw new TreeError('EINVAL', '', `change ${i}: not bytes`)
+      const badShard = shardProblem(i, c.shard)
+      if (badShard !== null) {
+        rejected.push({ shard: c.shard, tag: c.tag, reason: badShard })
+        return
+      }
+      const entry = c.tag ?? `#${i}`
+      const over = overLimit.get(entry)
+      if (over !== undefined) {
+        rejected.push({ shard: c.shard, tag: c.tag, reason: over })
+        return
+      }
+      let budget = budgets.get(entry)
+      if (!budget) budgets.set(entry, (budget = entryBudget()))
+      const v = checkChange(i, c.shard, c.change, c.writer, budget)
+      if (!('header' in v)) {
+        if (v.overLimit) overLimit.set(entry, v.reason)
+        rejected.push({ shard: c.shard, tag: c.tag, reason: v.reason })
+        return
+      }
+      const header = v.header
+      ok.push({ shard: c.shard, change: header.chunk, hash: header.hash, deps: header.deps, objs: header.valueObjs, tag: c.tag, entry })
+    })
+    const byShard = new Map<string, Held[]>()
+    for (const x of ok) {
+      const over = overLimit.get(x.entry!)
+      if (over !== undefined) {
+        rejected.push({ shard: x.shard, tag: x.tag, reason: over })
+        continue
+      }
+      delete x.entry
+      let list = byShard.get(x.shard)
+      if (!list) byShard.set(x.shard, (list = []))
+      list.push(x)
+    }
+    this.flush()
+    let bytes = 0
+    for (const list of byShard.values()) for (const x of list) bytes += x.change.length
+    const need = heapNeeded(bytes, this.shards.coldBytes(byShard.keys()))
+    if (need !== null) reserveAutomergeHeap(need)
+    const changed = new Map<string, RawNode | null>()
+    this.owners = new Map()
+    // Shallow shards first: where two shards on a node's path hold its key, the shallowest counts.
+    for (const shard of [...byShard.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) this.applyShard(shard, byShard.get(shard)!, changed, rejected)
+    this.owners = new Map()
+    this.updateIndex(changed)
+    return rejected
+  }
+
+  /** Local edits exist that are not yet taken as changes (takeChanges). */
+  get dirty(): boolean { return this.unflushed.size > 0 || this.pending.length > 0 }
+
+  /** Changes held for missing dependencies, by shard. */
+  get heldCount(): number {
+    let n = 0
+    for (const l of this.held.values()) n += l.length
+    return n
+  }
+
+  private applyShard(shard: string, incoming: Held[], changed: Map<string, RawNode | null>, rejected: Rejected[]): void {
+    const isMeta = shard === META_SHARD
+    const h = isMeta ? A.getBackend(this.shards.meta()) : this.shards.node(shard)
+    const seen = new Set<string>()
+    const all: Held[] = []
+    for (const x of [...(this.held.get(shard) ?? []), ...incoming]) {
+      if (!seen.has(x.hash)) {
+        seen.add(x.hash)
+        all.push(x)
+      }
+    }
+    // A change built on a rejected one can never apply: it is rejected too (and reported),
+    // on every replica alike, rather than held forever.
+    for (let found = true; found;) {
+      found = false
+      for (let i = all.length - 1; i >= 0; i--) {
+        const x = all[i]
+        const bad = x.deps.find((d) => this.rejectedHashes.has(d))
+        if (bad === undefined) continue
+        this.rejectedHashes.add(x.hash)
+        rejected.push({ shard, tag: x.tag, reason: `builds on change ${bad.slice(0, 8)}, which does not apply` })
+        all.splice(i, 1)
+        found = true
+      }
+    }
+    const deps = [...new Set(all.flatMap((x) => x.deps))]
+    const missing = new Set(deps.length > 0 ? h.getMissingDeps(deps) : [])
+    // Closure: a change is ready when each dependency is in the document or ready before it.
+    const ready = new Set<string>()
+    let order: Held[] = []
+    let rest = all
+    for (let progress = true; progress;) {
+      progress = false
+      const next: Held[] = []
+      for (const x of rest) {
+        if (x.deps.every((d) => ready.has(d) || !missing.has(d))) {
+          ready.add(x.hash)
+          order.push(x)
+          progress = true
+        } else next.push(x)
+      }
+      rest = next
+    }
+    if (order.length === 0) {
+      this.setHeld(shard, rest)
+      return
+    }
+    const before = h.getHeads()
+    // The incremental diff (from a cursor set just before applying) costs a fraction of
+    // diff(before, after), which re-walks the document: it dominated merges of 10k changes.
+    if (!isMeta && before.length > 0) h.updateDiffCursor()
+    const touched = new Set<string>()
+    const run = (list: Uint8Array[]): void => {
+      if (!isMeta) h.applyChanges(list)
+      else {
+        const patchCallback = (patches: A.Patch[]): void => {
+          for (const p of patches) if (typeof p.path[0] === 'string') touched.add(p.path[0])
+        }
+        this.shards.setMeta(A.applyChanges(this.shards.meta(), list, { patchCallback })[0])
+      }
+    }
+    try {
+      run(order.map((x) => x.change))
+    } catch {
+      // One bad change: apply one at a time to find it; what depends on it waits forever.
+      const failed = new Set<string>()
+      for (const x of order) {
+        const bad = x.deps.find((d) => failed.has(d))
+        if (bad !== undefined) {
+          failed.add(x.hash)
+          rejected.push({ shard, tag: x.tag, reason: `builds on change ${bad.slice(0, 8)}, which does not apply` })
+          continue
+        }
+        try {
+          run([x.change])
+        } catch (e) {
+          failed.add(x.hash)
+          rejected.push({ shard, tag: x.tag, reason: (e as Error).message })
+        }
+      }
+      for (const x of failed) this.rejectedHashes.add(x)
+      order = order.filter((x) => !failed.has(x.hash))
+    }
+    this.setHeld(shard, rest)
+    if (isMeta) {
+      if ([...touched].some(isRootAttrKey)) this.readRootAttrs()
+      return
+    }
+    const after = h.getHeads()
+    if (sameHeads(before, after)) return
+    if (before.length === 0) {
+      // A shard seen for the first time: read it whole with one materialize call.
+      const whole = h.materialize('_root') as Record<string, unknown>
+      for (const id of Object.keys(whole)) if (!this.foreign(shard, id)) changed.set(id, this.readNode(h, shard, id, whole[id]))
+      return
+    }
+    const patches = new Map<string, A.Patch[]>()
+    for (const p of h.diffIncremental()) {
+      const id = p.path[0]
+      if (typeof id !== 'string') continue
+      let list = patches.get(id)
+      if (!list) patches.set(id, (list = []))
+      list.push(p)
+    }
+    // Automerge emits no patch when a further losing value joins an already conflicted key:
+    // records with concurrent values are read whole after every apply.
+    // Only those an applied change wrote a value on (conflicted.ts); patched ones are read whole below.
+    const multi = this.multi.get(shard) ?? new Set<string>()
+    for (const id of conflictedTouched(h, multi, new Set(order.flatMap((x) => x.objs)))) {
+      const o = this.owners.get(id)
+      if ((o === undefined || o === shard) && !patches.has(id)) changed.set(id, this.readNode(h, shard, id))
+    }
+    for (const [id, list] of patches) {
+      if (multi.has(id)) {
+        const o = this.owners.get(id)
+        if (o === undefined || o === shard) changed.set(id, this.readNode(h, shard, id))
+        continue
+      }
+      if (this.foreign(shard, id)) continue
+      // The record as decoded from this shard before (not from another shard on its path).
+      const old = changed.has(id) ? undefined : this.index.node(id)
+      const p = patchRecord(old && homeOf(old) === shard ? old : undefined, list)
+      changed.set(id, p ? this.readNode(h, shard, id, p.winners, p.conflicted) : this.readNode(h, shard, id))
+    }
+  }
+
+  private setHeld(shard: string, list: Held[]): void {
+    if (list.length > 0) this.held.set(shard, list)
+    else this.held.delete(shard)
+  }
+
+  /** The index of a restored tree, from the checkpoint's nodes (an empty index only). */
+  private loadIndex(nodes: RawNode[]): void {
+    for (const r of nodes) {
+      this.counts.set(homeOf(r), (this.counts.get(homeOf(r)) ?? 0) + 1)
+      if (r.versions.length > 1 || r.tombs.length > 1) {
+        const shard = homeOf(r)
+        let set = this.multi.get(shard)
+        if (!set) this.multi.set(shard, (set = new Set()))
+        set.add(r.id)
+      }
+    }
+    this.index.load(nodes)
+  }
+
+  private updateIndex(changed: Map<string, RawNode | null>): void {
+    for (const [id, r] of changed) {
+      const old = this.index.node(id)
+      if (r && (!old || homeOf(old) !== homeOf(r))) this.counts.set(homeOf(r), (this.counts.get(homeOf(r)) ?? 0) + 1)
+      if (old && (!r || homeOf(old) !== homeOf(r))) this.multi.get(homeOf(old))?.delete(id)
+      if (!r) continue
+      const shard = homeOf(r)
+      let set = this.multi.get(shard)
+      if (r.versions.length > 1 || r.tombs.length > 1) {
+        if (!set) this.multi.set(shard, (set = new Set()))
+        set.add(id)
+      } else if (set) set.delete(id)
+    }
+    if (changed.size > 0) this.index.update(changed)
+  }
+
+  /**
+   * Turns buffered local edits into Automerge changes (one per shard, or one per
+   * EDITS_PER_CHANGE edits of a shard), queued for takeChanges: each change stays well inside
+   * one entry's limits (CHANGE_LIMITS), so entryGroups can always place it.
+   */
+  private flush(): void {
+    // Bulk local writes (an import) grow Automerge's heap ~1 KiB per record: reserved first,
+    // as the apply path does, so the growth costs no GC per 64 KiB grow (wasm-heap.ts).
+    let count = 0
+    for (const edits of this.unflushed.values()) count += edits.length
+    if (count >= BULK_EDITS) reserveAutomergeHeap(count * HEAP_PER_EDIT)
+    for (const [shard, edits] of this.unflushed) {
+      const h = this.shards.node(shard)
+      // A shard with no changes yet (a new one, as an import fills shards) takes its first
+      // creations in one call: a fraction of Automerge's cost per record.
+      const bulk = createInto(h, edits)
+      if (bulk > 0) {
+        h.commit(null, null)
+        const change = h.getLastLocalChange()
+        if (change) this.pending.push({ shard, change })
+      }
+      for (let at = bulk; at < edits.length; at += EDITS_PER_CHANGE) {
+        for (const e of edits.slice(at, at + EDITS_PER_CHANGE)) e(h)
+        h.commit(null, null)
+        const change = h.getLastLocalChange()
+        if (change) this.pending.push({ shard, change })
+      }
+    }
+    this.unflushed.clear()
+    this.foldable.clear()
+  }
+
+  /** The changes made locally since the last call, in the order made: one log entry carries them. */
+  takeChanges(): ShardChange[] {
+    this.flush()
+    const out = this.pending
+    this.pending = []
+    return out
+  }
+
+  heads(): Record<string, string[]> {
+    this.flush()
+    return this.shards.heads()
+  }
+
+  /** Records that could not be decoded (ignored by the view). */
+  problems(): Problem[] { return [...this.problemsById.values()] }
+
+  free(): void {
+    this.unflushed.clear()
+    this.foldable.clear()
+    this.shards.free()
+    this.snapshotTrees.clear()
+    this.held.clear()
+    this.rejectedHashes.clear()
+  }
+
+  // ---- checkpoints and memory ------------------------------------------------------------
+
+  /**
+   * Everything needed to continue from this state without the logs: saved shards, the decoded
+   * records the index is built from, held changes. Local edits are flushed first (so take
+   * the changes and log them before checkpointing what they cover).
+   */
+  exportState(): TreeState {
+    this.flush()
+    const shards = new Map<string, { bytes: Uint8Array; heads: string[] }>()
+    for (const name of this.shards.names()) shards.set(name, this.shards.save(name))
+    const held: TreeState['held'] = []
+    for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
+    return { shards, meta: this.shards.saveMeta(), nodes: [...this.index.nodes()], problems: this.problems(), held, rejected: [...this.rejectedHashes] }
+  }
+
+  /** A new tree with saved shards (cold), problems, rejected and held changes in place: what restore and open share. */
+  private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>,
+    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'>, opts: TreeOptions): Tree {
+    const t = Tree.create(actor, opts)
+    t.shards.restore(shards, saved.meta)
+    for (const p of saved.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
+    for (const x of saved.rejected) t.rejectedHashes.add(x)
+    for (const x of saved.held) {
+      const hd = readChangeHeader(x.change)
+      let list = t.held.get(x.shard)
+      if (!list) t.held.set(x.shard, (list = []))
+      list.push({ shard: x.shard, change: hd.chunk, hash: hd.hash, deps: hd.deps, objs: hd.valueObjs, tag: x.tag })
+    }
+    return t
+  }
+
+  /** A tree continuing from `exportState()`: shards stay unloaded until written or merged into. */
+  static restore(actor: string, state: TreeState, opts: TreeOptions = {}): Tree {
+    const t = Tree.resume(actor, state.shards, state, opts)
+    t.loadIndex(state.nodes)
+    t.readRootAttrs()
+    return t
+  }
+
+  // ---- the on-disk index (index-store.ts) -----------------------------------------------
+
+  /** The derived index (for index-store.ts: its entries changed since its base). */
+  get view(): TreeIndex { return this.index }
+
+  /** What the on-disk index saves beside the entries; local edits are flushed first. */
+  parts(): TreeParts {
+    this.flush()
+    const held: TreeParts['held'] = []
+    for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
+    const multi: [string, string][] = []
+    for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
+    return { meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo() }
+  }
+
+  /** Heads of every node shard with a document (hot or cold), without loading any. */
+  shardHeads(): Map<string, string[]> {
+    this.flush()
+    const out = new Map<string, string[]>()
+    const all = this.shards.heads()
+    for (const name of this.shards.names()) out.set(name, all[name] ?? [])
+    return out
+  }
+
+  /** Saved bytes of one node shard (a cold one's as restored or evicted). */
+  shardBytes(name: string): Uint8Array { return this.shards.save(name).bytes }
+
+  /**
+   * A tree continuing from an on-disk index: its entries are read on demand from `base`,
+   * shards start cold (their bytes read when first loaded).
+   */
+  static open(actor: string, base: IndexBase, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, parts: TreeParts, opts: TreeOptions = {}): Tree {
+    const t = Tree.resume(actor, shards, parts, opts)
+    for (const [shard, id] of parts.multi) {
+      let set = t.multi.get(shard)
+      if (!set) t.multi.set(shard, (set = new Set()))
+      set.add(id)
+    }
+    for (const [shard, n] of parts.counts) t.counts.set(shard, n)
+    t.index = new TreeIndex({ base, memo: parts.memo })
+    t.readRootAttrs()
+    return t
+  }
+
+  /**
+   * A tree from saved shard documents that are not trusted (a state a joiner starts from,
+   * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
+   * document's changes hash to its heads) to exactly the heads given, which the caller took
+   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
+   * is built by reading every record once (yielding to the event loop between groups of shards).
+   */
+  static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
+    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, onShard?: (done: number) => void): Promise<Tree> {
+    const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
+    try {
+      if (meta) {
+        let doc
+        try {
+          doc = A.load<MetaDoc>(meta.bytes, { actor })
+        } catch (e) {
+          throw new StateMismatchError(`shard meta does not load: ${(e as Error).message}`)
+        }
+        t.shards.setMeta(doc)
+        if (!sameHeads([...A.getHeads(doc)].sort(), [...meta.heads].sort())) throw new StateMismatchError('shard meta is not at the heads its logs give')
+      }
+      t.shards.restore(shards, null)
+      let changed = new Map<string, RawNode | null>()
+      let done = 0
+      for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
+        let h
+        try {
+          h = t.shards.node(name)
+        } catch (e) {
+          throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
+        }
+        if (!sameHeads([...h.getHeads()].sort(), [...shards.get(name)!.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
+        const whole = h.materialize('_root') as Record<string, unknown>
+        for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
+        // The event loop runs every few shards (a 1M-file volume's shard takes ~50 ms here), the index takes them in bigger groups.
+        if (++done % 8 === 0) {
+          if (done % 64 === 0) {
+            t.updateIndex(changed)
+            changed = new Map()
+          }
+          t.shards.evict(0)
+          onShard?.(done)
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      }
+      t.updateIndex(changed)
+      t.shards.evict(0)
+      t.owners = new Map()
+      t.readRootAttrs()
+      return t
+    } catch (e) {
+      t.free()
+      throw e
+    }
+  }
+
+  /**
+   * Saves and frees the Automerge documents of shards, keeping the `keep` most recently used
+   * and those used in the last `idleMs`. Returns how many were freed.
+   */
+  evict(keep = 0, idleMs = 0): number {
+    this.flush()
+    return this.shards.evict(keep, idleMs)
+  }
+
+  /** Shards loaded as Automerge documents now, and loads from saved bytes so far. */
+  get shardStats(): { hot: number; total: number; loads: number } {
+    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads }
+  }
+
+  /**
+   * Whether `id` (a key of `shard`'s root map) is not the record that counts for a node: a key
+   * that is not a node id on the shard's path (the shard's name is not a prefix of it), or one
+   * that a shallower shard on the id's path also holds (the shallowest counts: spec/tree.md
+   * "Shard layout"). Such a key is listed as a problem and never reaches the index, so a record
+   * put in another shard can neither hide nor replace the node of that id. Shards are applied
+   * shallow first within a batch; a shallower key arriving later takes over from a deeper one.
+   */
+  private foreign(shard: string, id: string): boolean {
+    if (!onPath(shard, id)) {
+      this.problemsById.set(`${shard}/${id}`, { shard, id, reason: 'key is not a node id of this shard (ignored)' })
+      return true
+    }
+    const owner = this.ownerOf(id)
+    if (owner !== undefined && owner.length < shard.length) {
+      this.problemsById.set(`${shard}/${id}`, { shard, id, reason: `shadowed: shard ${owner} holds this node's record (ignored)` })
+      return true
+    }
+    if (owner !== undefined && owner.length > shard.length) {
+      this.problemsById.set(`${owner}/${id}`, { shard: owner, id, reason: `shadowed: shard ${shard} holds this node's record (ignored)` })
+    }
+    this.owners.set(id, shard)
+    return false
+  }
+
+  /** The shard whose key counts for node `id` so far: this batch's, the index's, or a shallow one whose record does not decode. */
+  private ownerOf(id: string): string | undefined {
+    const now = this.owners.get(id)
+    if (now !== undefined) return now
+    const n = this.index.node(id)
+    if (n) return homeOf(n)
+    for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
+      const p = this.problemsById.get(`${id.slice(0, len)}/${id}`)
+      if (p && !p.reason.startsWith('shadowed')) return p.shard
+    }
+    return undefined
+  }
+
+  private readNode(h: Handle, shard: string, id: string, materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode | null {
+    const key = `${shard}/${id}`
+    try {
+      const n = readRecord(h, id, undefined, materialized, conflicted)
+      if (CHECK_PATCHED && conflicted) {
+        const full = JSON.stringify(readRecord(h, id))
+        if (JSON.stringify(n) !== full) throw new Error(`patched record ${id} differs from the document: ${JSON.stringify(n)} != ${full}`)
+      }
+      if (shard !== shardOf(id)) n.shard = shard
+      this.problemsById.delete(key)
+      return n
+    } catch (e) {
+      this.problemsById.set(key, { shard, id, reason: (e as Error).message })
+      return null
+    }
+  }
+
+  private readRootAttrs(): void {
+    readRootAttrs(this.shards.meta(), this.index)
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  lookup(path: string): Stat | null { return this.index.lookup(path) }
+  stat(path: string): Stat { return this.index.stat(path) }
+  readdir(path: string): Stat[] { return this.index.readdir(path) }
+  walk(path?: string): Iterable<Stat> { return this.index.walk(path) }
+  statId(id: string): Stat | null { return this.index.statId(id) }
+  conflicts(): ContentConflict[] { return this.index.conflicts() }
+  /** Every current content version of the file or conflict copy at `path`: the winner first. */
+  versions(path: string): Version[] {
+    const e = this.index.resolve(splitPath(path), path)
+    return [...(this.index.node(e.id)?.versions ?? [])]
+  }
+  /** Nodes shown away from their loc by cycle breaking now. */
+  get brokenCount(): number { return this.index.brokenNodes().length }
+  /** Violated invariants of the current view (empty when all hold): see TreeIndex.audit. */
+  audit(): string[] { return this.index.audit() }
+
+  // ---- local operations ----------------------------------------------------------------
+
+  mkdir(path: string, attrs: Attrs = {}): Stat {
+    const { parent, name } = this.freshName(path)
+    return this.create(parent, name, 'dir', attrs, path, {})
+  }
+
+  /** Creates the file or records a new version of it. */
+  writeFile(path: string, content: ContentRef, attrs: Attrs = {}): Stat {
+    checkContent(content, path)
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EISDIR', path)
+    const parent = this.index.resolveParent(names, path)
+    const name = names[names.length - 1]
+    const e = this.index.entryOf(parent, name)
+    const now = this.clock()
+    const version = { hash: content.hash, size: content.size, writer: this.actor, time: now, ver: this.random(8) }
+    if (!e) return this.create(parent, name, 'file', attrs, path, { version })
+    this.writable(e, path)
+    const kind = this.index.kindOf(e)
+    if (kind === 'dir') throw new TreeError('EISDIR', path)
+    if (kind === 'symlink') throw new TreeError('EINVAL', path, 'is a symlink')
+    const mode = checkMode(attrs.mode, path)
+    const mtime = checkTime(attrs.mtime, path) ?? now
+    const text = encodeVersion(version)
+    const old = this.index.node(e.id)!
+    this.edit([[{ ...old, versions: [decodeVersion(text)], mtime, mode: mode ?? old.mode }, (h, obj) => {
+      h.put(obj, 'content', text, 'str')
+      putTime(h, obj, 'mtime', mtime)
+      if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
+    }]])
+    return this.index.statId(e.id)!
+  }
+
+  /**
+   * writeFile of many files (an import's batch): the new ones enter the index in one edit, not
+   * one each; when half a shard or more of them go into one directory, they pass over a
+   * top-level shard that holds changes (placeOf; spec/tree.md "Bulk creation"). Stops at the first file that fails, with the files before it written; returns
+   * their stats and that error.
+   */
+  writeFiles(files: readonly { path: string; content: ContentRef; attrs?: Attrs }[]): { stats: Stat[]; error: Error | null } {
+    const stats: Stat[] = []
+    let fresh: RawNode[] = []
+    const names = new Set<string>()
+    // Directories that get half a shard or more of new files from this batch (bulk placement).
+    const perDir = new Map<string, number>()
+    for (const f of files) {
+      const slash = f.path.lastIndexOf('/')
+      const dir = f.path.slice(0, Math.max(slash, 0))
+      perDir.set(dir, (perDir.get(dir) ?? 0) + 1)
+    }
+    const bulk = (path: string): boolean => (perDir.get(path.slice(0, Math.max(path.lastIndexOf('/'), 0))) ?? 0) >= this.splitAt / 2
+    const apply = (): void => {
+      if (fresh.length === 0) return
+      this.edit(fresh.map((raw) => [raw, null]))
+      this.placing.clear()
+      for (const raw of fresh) stats.push(this.index.statId(raw.id)!)
+      fresh = []
+      names.clear()
+    }
+    try {
+      for (const f of files) {
+        checkContent(f.content, f.path)
+        const parts = splitPath(f.path)
+        const parent = parts.length === 0 ? null : this.index.resolveParent(parts, f.path)
+        const name = parts[parts.length - 1]
+        const key = `${parent}/${name}`
+        if (parent === null || names.has(key) || this.index.entryOf(parent, name!)) {
+          // A new version, or a path twice in the batch: the one-file path, after what came before.
+          apply()
+          stats.push(this.writeFile(f.path, f.content, f.attrs))
+          continue
+        }
+        const version = { hash: f.content.hash, size: f.content.size, writer: this.actor, time: this.clock(), ver: this.random(8) }
+        const raw = this.newNode(parent, name!, 'file', f.attrs ?? {}, f.path, { version, bulk: bulk(f.path) })
+        const shard = homeOf(raw)
+        this.placing.set(shard, (this.placing.get(shard) ?? 0) + 1)
+        fresh.push(raw)
+        names.add(key)
+      }
+    } catch (err) {
+      apply()
+      return { stats, error: err as Error }
+    }
+    apply()
+    return { stats, error: null }
+  }
+
+  symlink(path: string, target: string, attrs: Attrs = {}): Stat {
+    if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES || !isWellFormed(target))
+      throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
+    const { parent, name } = this.freshName(path)
+    return this.create(parent, name, 'symlink', { mtime: attrs.mtime }, path, { target })
+  }
+
+  rename(from: string, to: string): void {
+    const fromNames = splitPath(from)
+    const toNames = splitPath(to)
+    if (fromNames.length === 0) throw new TreeError('EINVAL', from, 'cannot rename the root')
+    if (toNames.length === 0) throw new TreeError('EINVAL', to, 'cannot replace the root')
+    const src = this.index.resolve(fromNames, from)
+    this.writable(src, from)
+    const dstParent = this.index.resolveParent(toNames, to)
+    const name = toNames[toNames.length - 1]
+    const kind = this.index.kindOf(src)
+    if (kind === 'dir') {
+      for (let n: string | undefined = dstParent; n !== undefined && n !== ROOT_ID; n = this.index.effectiveParent(n)) {
+        if (n === src.id) throw new TreeError('EINVAL', to, `cannot move ${from} into itself`)
+      }
+    }
+    const dst = this.index.entryOf(dstParent, name)
+    const edits: Edit[] = []
+    if (dst) {
+      if (dst.id === src.id && !dst.ver) return
+      this.writable(dst, to)
+      const dstKind = this.index.kindOf(dst)
+      if (kind === 'dir' && dstKind !== 'dir') throw new TreeError('ENOTDIR', to)
+      if (kind !== 'dir' && dstKind === 'dir') throw new TreeError('EISDIR', to)
+      if (dstKind === 'dir' && this.index.hasChildren(dst.id)) throw new TreeError('ENOTEMPTY', to)
+      edits.push(this.tombEdit(dst.id))
+    }
+    const prev = { parent: this.index.effectiveParent(src.id)!, name: this.index.effectiveName(src.id)! }
+    const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: this.clock(), prev })
+    // Placements made by cycle breaking become real locs, so later moves don't resurrect the undone move.
+    for (const b of this.index.brokenNodes()) {
+      if (b === src.id || edits.some((e) => e[0].id === b)) continue
+      const place = { parent: this.index.effectiveParent(b)!, name: this.index.effectiveName(b)! }
+      const old = this.index.node(b)!
+      const text = encodeLoc({ ...place, writer: this.actor, time: this.clock(), prev: old.loc.prev })
+      edits.push([{ ...old, loc: decodeLoc(text) }, (h, obj) => h.put(obj, 'loc', text, 'str')])
+    }
+    edits.push([{ ...this.index.node(src.id)!, loc: decodeLoc(loc) }, (h, obj) => h.put(obj, 'loc', loc, 'str')])
+    this.edit(edits)
+  }
+
+  /** Removes a file or symlink. On a conflict copy: settles the conflict, keeping the current version. */
+  unlink(path: string): void {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EISDIR', path)
+    const e = this.index.resolve(names, path)
+    if (e.ver) {
+      // The winning version again (same ver), now written by this writer: a value names its writer.
+      const winner = { ...this.index.node(e.id)!.versions[0], writer: this.actor }
+      const text = encodeVersion(winner)
+      this.edit([[{ ...this.index.node(e.id)!, versions: [winner] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
+      return
+    }
+    if (this.index.kindOf(e) === 'dir') throw new TreeError('EISDIR', path)
+    this.edit([this.tombEdit(e.id)])
+  }
+
+  rmdir(path: string): void {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EPERM', path, 'cannot remove the root')
+    const e = this.index.resolve(names, path)
+    if (this.index.kindOf(e) !== 'dir') throw new TreeError('ENOTDIR', path)
+    if (this.index.hasChildren(e.id)) throw new TreeError('ENOTEMPTY', path)
+    this.edit([this.tombEdit(e.id)])
+  }
+
+  setattr(path: string, attrs: Attrs): Stat {
+    const names = splitPath(path)
+    const mode = checkMode(attrs.mode, path)
+    const mtime = checkTime(attrs.mtime, path)
+    const atime = checkTime(attrs.atime, path)
+    // A metadata-only change sets ctime (times.ts); a change of nothing changes nothing.
+    const ctime = this.clock()
+    if (names.length === 0) {
+      if (mode === undefined && mtime === undefined && atime === undefined) return this.index.stat('/')
+      this.changeMeta((m) => {
+        if (mode !== undefined) m[ROOT_MODE_KEY] = mode
+        if (mtime !== undefined) m[ROOT_MTIME_KEY] = mtime
+        if (atime !== undefined) m[ROOT_ATIME_KEY] = atime
+        m[ROOT_CTIME_KEY] = ctime
+      })
+      this.readRootAttrs()
+      return this.index.stat('/')
+    }
+    const e = this.index.resolve(names, path)
+    this.writable(e, path)
+    if (mode === undefined && mtime === undefined && atime === undefined) return this.index.statId(e.id)!
+    const old = this.index.node(e.id)!
+    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }, (h, obj) => {
+      if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
+      if (mtime !== undefined) putTime(h, obj, 'mtime', mtime)
+      if (atime !== undefined) putTime(h, obj, 'atime', atime)
+      putTime(h, obj, 'ctime', ctime)
+    }]])
+    return this.index.statId(e.id)!
+  }
+
+  // ---- conflicts -----------------------------------------------------------------------
+
+  /**
+   * Settles the content conflict of the file at `path` (its own path or a copy's):
+   * mine = keep this writer's latest version, theirs = keep the first other writer's version
+   * (in version order), both = keep mine (else the winner) under the name and turn every other
+   * version into a new file named as its copy was shown. The kept value is written again, which
+   * supersedes every version this writer has seen; versions made concurrently stay conflicts.
+   */
+  /**
+   * Settles a conflict. `keep`: mine, theirs (the other writers' version: an error when they
+   * wrote several different ones), both, or the content hash (or a prefix of 8+ hex digits) of
+   * the version to keep, as `conflicts()` shows it.
+   */
+  resolve(path: string, keep: string): { kept: Stat; created: Stat[] } {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EINVAL', path, 'the root has no versions')
+    const e = this.index.resolve(names, path)
+    const node = this.index.node(e.id)
+    if (!node || node.kind !== 'file' || node.versions.length < 2) throw new TreeError('EINVAL', path, 'not a file in conflict')
+    const mine = node.versions.filter((v) => v.writer === this.actor).sort((a, b) => b.time - a.time || cmp(a.ver, b.ver))[0]
+    const others = node.versions.filter((v) => v.writer !== this.actor)
+    let chosen: Version
+    if (keep === 'mine') {
+      if (!mine) throw new TreeError('EINVAL', path, 'no version of this conflict is this writer\'s: use --keep=theirs or --keep=both')
+      chosen = mine
+    } else if (keep === 'theirs') {
+      if (others.length === 0) throw new TreeError('EINVAL', path, 'every version of this conflict is this writer\'s: use --keep=mine or --keep=both')
+      if (new Set(others.map((v) => v.hash)).size > 1) throw new TreeError('EINVAL', path, `other writers made ${others.length} different versions: name the one to keep by its hash (--keep=HASH, see volume conflicts) or use --keep=both`)
+      chosen = others[0]
+    } else if (keep === 'both') chosen = mine ?? node.versions[0]
+    else if (/^[0-9a-f]{8,}$/.test(keep)) {
+      const match = node.versions.filter((v) => v.hash.startsWith(keep))
+      if (match.length === 0) throw new TreeError('EINVAL', path, `no version of this conflict has a hash starting with ${keep}`)
+      if (new Set(match.map((v) => v.hash)).size > 1) throw new TreeError('EINVAL', path, `several versions have a hash starting with ${keep}: give more digits`)
+      chosen = match[0]
+    } else throw new TreeError('EINVAL', path, `keep must be mine, theirs, both or a version's hash, got ${JSON.stringify(keep)}`)
+    const conflict = this.index.conflicts().find((c) => c.versions.some((v) => v.path === this.index.pathOf(e.id)))
+    const copyPaths = new Map<string, string>()
+    node.versions.slice(1).forEach((v, i) => copyPaths.set(v.ver, conflict?.versions[i + 1]?.path ?? ''))
+    // The kept version again (same ver, hash, size, time), written by this writer.
+    const kept = { ...chosen, writer: this.actor }
+    const text = encodeVersion(kept)
+    this.edit([[{ ...node, versions: [kept] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
+    const created: Stat[] = []
+    if (keep === 'both') {
+      const parent = this.index.effectiveParent(e.id)!
+      for (const v of node.versions) {
+        if (v.ver === chosen.ver) continue
+        const base = (copyPaths.get(v.ver) || this.index.pathOf(e.id) + '.conflict-' + v.writer.slice(0, 8)).split('/').pop()!
+        let name = base
+        for (let k = 2; this.index.entryOf(parent, name); k++) name = `${base}~${k}`
+        const version = { hash: v.hash, size: v.size, writer: this.actor, time: this.clock(), ver: this.random(8) }
+        created.push(this.create(parent, name, 'file', { mode: node.mode, mtime: v.time }, path, { version }))
+      }
+    }
+    return { kept: this.index.statId(e.id)!, created }
+  }
+
+  // ---- snapshots -----------------------------------------------------------------------
+
+  snapshot(name: string, time: number = this.clock()): void {
+    const bad = badName(name)
+    if (bad !== null) throw new TreeError('EINVAL', name, `bad snapshot name: ${bad}`)
+    if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
+    if (this.shards.meta()[SNAP_PREFIX + name] !== undefined && !this.snapshotRemoved(name)) throw new TreeError('EEXIST', name, 'snapshot exists')
+    this.flush()
+    const heads = this.shards.heads()
+    let text = encodeSnapshot({ time, writer: this.actor, heads })
+    if (text.length > this.snapshotInline) {
+      // Too big for one change (1M files: ~21k shards): the heads go in parts, written once each (snapshot-heads.ts).
+      const parts = headsParts(heads)
+      for (const batch of partsToWrite(this.shards.meta(), parts)) this.changeMeta((m) => { for (const p of batch) m[HEADS_PREFIX + p.digest] = imm(p.text) })
+      text = encodeSnapshot({ time, writer: this.actor, heads: null, parts: parts.map((p) => p.digest) })
+    }
+    this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  /** A snapshot record with its heads (format 2: read from their parts in `meta`); Invalid if it does not decode. */
+  private snapshotOf(text: string): SnapshotRecord {
+    const rec = decodeSnapshot(text)
+    if (!rec.parts) return rec
+    let heads = this.partHeads.get(text)
+    if (!heads) {
+      heads = readParts(this.shards.meta(), rec.parts)
+      this.partHeads.set(text, heads)
+      if (this.partHeads.size > 8) this.partHeads.delete(this.partHeads.keys().next().value!)
+    }
+    return { ...rec, heads }
+  }
+
+  /** Removes a snapshot: its value becomes a removal record (heads null); what only it referenced becomes garbage (spec/gc.md). */
+  removeSnapshot(name: string, time: number = this.clock()): void {
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null || this.snapshotRemoved(name)) throw new TreeError('ENOENT', name, 'no such snapshot')
+    if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
+    this.flush()
+    const text = encodeSnapshot({ time, writer: this.actor, heads: null })
+    this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  }
+
+  private snapshotRemoved(name: string): boolean {
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null) return false
+    try {
+      return this.snapshotOf(value).heads === null
+    } catch {
+      return false
+    }
+  }
+
+  /** The volume's snapshot retention rule as stored (`meta` key `snap-retention`, a string; src/retention.ts decodes it), or null. */
+  retentionText(): string | null {
+    return strOf(this.shards.meta()[RETENTION_KEY])
+  }
+
+  /** Sets the retention rule (encoded by src/retention.ts; concurrent sets: the Automerge winner counts). */
+  setRetentionText(text: string): void {
+    this.changeMeta((m) => { m[RETENTION_KEY] = imm(text) })
+  }
+
+  /** The volume's copy rule (`meta` key `placement.copies`): null if never set, or not an int 1..MAX_COPIES. */
+  copies(): number | null {
+    const v = this.shards.meta()[COPIES_KEY]
+    return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_COPIES ? v : null
+  }
+
+  /** Sets the copy rule (concurrent sets: the Automerge winner counts, on every replica). */
+  setCopies(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > MAX_COPIES) throw new TreeError('EINVAL', String(n), `copies must be an integer 1..${MAX_COPIES}`)
+    this.changeMeta((m) => { m[COPIES_KEY] = n })
+  }
+
+  /** Every snapshot not removed, with its record text (a malformed one is not listed; at() reports why). */
+  private *liveSnapshots(): Iterable<{ name: string; text: string; time: number; heads: Record<string, string[]> }> {
+    for (const [key, value] of Object.entries(this.shards.meta())) {
+      if (!key.startsWith(SNAP_PREFIX)) continue
+      const text = strOf(value)
+      if (text === null) continue
+      let rec
+      try {
+        rec = this.snapshotOf(text)
+      } catch {
+        continue
+      }
+      if (rec.heads !== null) yield { name: key.slice(SNAP_PREFIX.length), text, time: rec.time, heads: rec.heads }
+    }
+  }
+
+  snapshots(): { name: string; time: number }[] {
+    const out: SnapshotInfo[] = [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
+    return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  }
+
+  /** A read-only view of the tree as it was when the snapshot was taken. */
+  at(name: string): ReadTree {
+    this.flush()
+    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
+    if (value === null) throw new TreeError('ENOENT', name, 'no such snapshot')
+    const cached = this.snapshotTrees.get(value)
+    if (cached) return cached
+    let rec
+    try {
+      rec = this.snapshotOf(value)
+    } catch (e) {
+      throw new TreeError('EINVAL', name, `snapshot does not decode: ${(e as Error).message}`)
+    }
+    const snapHeads = rec.heads
+    if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
+    // A saved view was written from a state at these heads: the changes are here (no shard to load to check).
+    const saved = this.savedSnapshot?.(value) ?? undefined
+    if (!saved) {
+      for (const [shard, heads] of Object.entries(snapHeads)) {
+        if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
+      }
+    }
+    // Made again when the index on disk moves (a commit): then its saved view is read, or it is derived again.
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot?.(value) ?? undefined), () => this.indexGen)
+    this.snapshotTrees.set(value, t)
+    return t
+  }
+
+  /**
+   * Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead
+   * of building it, and the state of the index on disk (to derive a view from). Called by every
+   * commit: views made over the previous index on disk are made again on their next read.
+   */
+  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
+    this.savedSnapshot = find
+    this.indexState = state ?? null
+    this.indexGen++
+    this.snapshotTrees.clear()
+  }
+
+  /** The records that differ between the node shards at `from` and the heads `to`, read at `to` (snapshot-views.ts); null if changes are missing. */
+  recordsBetween(from: ReadonlyMap<string, string[]>, to: Readonly<Record<string, string[]>>): Map<string, RawNode | null> | null {
+    return recordsBetween(this.shards, from, to)
+  }
+
+  /** Every snapshot not removed: its record text and the heads it names. */
+  snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
+    return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
+  }
+
+  /**
+   * A snapshot's view: read from its saved index when there is one; else derived from the
+   * index on disk and the records that differ between its state and the snapshot's heads
+   * (snapshot-views.ts: cost follows those changes); else built from the shards at its heads.
+   */
+  private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
+    const withRoot = (index: TreeIndex): TreeIndex => {
+      const hs = heads[META_SHARD]
+      if (hs) {
+        readRootAttrs(A.view(this.shards.meta(), hs), index)
+      }
+      return index
+    }
+    if (saved) return withRoot(new TreeIndex(saved))
+    const state = this.indexState?.() ?? null
+    const changed = state ? recordsBetween(this.shards, state.heads, heads) : null
+    if (state && changed) {
+      const index = new TreeIndex(state)
+      index.update(changed)
+      return withRoot(index)
+    }
+    const index = new TreeIndex()
+    const nodes = new Map<string, RawNode | null>()
+    const claimed = new Map<string, string>()
+    for (const [shard, hs] of Object.entries(heads)) {
+      if (shard === META_SHARD) {
+        readRootAttrs(A.view(this.shards.meta(), hs), index)
+        continue
+      }
+      const h = this.shards.node(shard)
+      const all = h.materialize('_root', hs) as Record<string, unknown>
+      for (const id of Object.keys(all)) {
+        if (!onPath(shard, id)) continue
+        // The shallowest shard holding the key counts, whether its record decodes or not.
+        const prev = claimed.get(id)
+        if (prev !== undefined && prev.length <= shard.length) continue
+        claimed.set(id, shard)
+        try {
+          const n = readRecord(h, id, hs, all[id])
+          if (shard !== shardOf(id)) n.shard = shard
+          nodes.set(id, n)
+        } catch {
+          nodes.delete(id) // reported by problems() on the live tree
+        }
+      }
+    }
+    index.update(nodes)
+    return index
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  private freshName(path: string): { parent: string; name: string } {
+    const names = splitPath(path)
+    if (names.length === 0) throw new TreeError('EEXIST', path)
+    const parent = this.index.resolveParent(names, path)
+    const name = names[names.length - 1]
+    if (this.index.entryOf(parent, name)) throw new TreeError('EEXIST', path)
+    return { parent, name }
+  }
+
+  private writable(e: Entry, path: string): void {
+    if (e.ver) throw new TreeError('EPERM', path, 'conflict copies are read-only (unlink settles the conflict)')
+  }
+
+  private tombEdit(id: string): Edit {
+    const old = this.index.node(id)!
+    const text = encodeTomb({ writer: this.actor, time: this.clock(), seen: old.kind === 'file' ? seenVersions(old) : [] })
+    return [{ ...old, tombs: [decodeTomb(text)] }, (h, obj) => h.put(obj, 'del', text, 'str')]
+  }
+
+  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
+    const raw = this.newNode(parent, name, kind, attrs, path, extra)
+    this.edit([[raw, null]])
+    return this.index.statId(raw.id)!
+  }
+
+  /** The state of a new node (created by `edit([[raw, null]])`), placed in its shard. */
+  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; bulk?: boolean }): RawNode {
+    const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
+    const now = this.clock()
+    const mtime = checkTime(attrs.mtime, path) ?? now
+    const id = this.nodeId(parent, kind)
+    // The state the record decodes to (model.ts decodeLoc, decodeVersion), built directly: the
+    // names, content and times were checked above, and the record is written from it at flush.
+    const loc = { parent, name, writer: this.actor, time: now, prev: null }
+    const v = extra.version
+    const raw: RawNode = { id, kind, loc, mode, mtime, creator: this.actor, versions: v ? [{ hash: v.hash, size: v.size, writer: v.writer, time: v.time, ver: v.ver }] : [], tombs: [] }
+    const shard = this.placeOf(id, extra.bulk)
+    if (shard !== shardOf(id)) raw.shard = shard
+    if (extra.target !== undefined) raw.target = extra.target
+    return raw
+  }
+
+  /**
+   * Applies local edits to the index now and buffers them for Automerge. The new state is
+   * computed here, not read back: a local assignment supersedes every value of its key, so
+   * the record will decode to exactly this once flushed.
+   */
+  private edit(edits: Edit[]): void {
+    const changed = new Map<string, RawNode | null>()
+    for (const [edited, fn] of edits) {
+      let raw = edited
+      const shard = homeOf(raw)
+      let list = this.unflushed.get(shard)
+      if (!list) this.unflushed.set(shard, (list = []))
+      const id = raw.id
+      const created = fn ? this.foldable.get(id) : undefined
+      if (created && raw.tombs.length === 0 && raw.versions.length <= 1) {
+        // The record written at flush is the node's state now, exactly what the edits in
+        // sequence would leave (each local assignment supersedes its key's value).
+        // A metadata change folded into the creation leaves ctime at the creation (times.ts): no key.
+        if (raw.ctime !== undefined) {
+          raw = { ...raw }
+          delete raw.ctime
+        }
+        created.list[created.at] = this.creation(id, raw)
+      } else {
+        // An edit after the creation keeps its place: nothing later may fold into the creation.
+        if (fn) this.foldable.delete(id)
+        else this.foldable.set(id, { list, at: list.length })
+        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw))
+      }
+      changed.set(id, raw)
+    }
+    this.updateIndex(changed)
+  }
+
+  /** The buffered creation of a record: written alone, or with others into an empty shard (bulk-create.ts). */
+  private creation(id: string, raw: RawNode): Put {
+    const put: Put = (h) => putRecord(h, id, raw, this.recordVersion)
+    put.creation = { id, value: () => recordValue(raw, this.recordVersion) }
+    return put
+  }
+
+  /**
+   * Where a new record goes: the shallowest shard on its id's path holding fewer than
+   * `splitAt` records as known here. A local choice (readers find a record in whichever shard
+   * on its path holds it), so peers that split at different moments still read the same records.
+   */
+  private placeOf(id: string, bulk = false): string {
+    let s = shardOf(id)
+    // A batch of many files of one directory (writeFiles) passes over a top-level shard that
+    // already holds changes (every directory's record lands in one): its records there would
+    // each be an insertion into a document with changes (~100-150 µs at 1M files), one digit
+    // deeper they fill a new shard in one bulk change (bulk-create.ts, ~20-40 µs).
+    if (bulk && this.shards.has(s)) s = id.slice(0, s.length + 1)
+    while ((this.counts.get(s) ?? 0) + (this.placing.get(s) ?? 0) >= this.splitAt && s.length < MAX_SHARD_DIGITS) s = id.slice(0, s.length + 1)
+    return s
+  }
+
+  private changeMeta(fn: (m: MetaDoc) => void): void {
+    const doc = A.change(this.shards.meta(), fn)
+    this.shards.setMeta(doc)
+    const change = A.getLastLocalChange(doc)
+    if (change) this.pending.push({ shard: META_SHARD, change })
+  }
+}
+
+/** A snapshot's read-only tree; its index is built on first use. */
+class SnapshotTree implements ReadTree {
+  private built: TreeIndex | null = null
+  private builtGen = -1
+  constructor(private readonly build: () => TreeIndex, private readonly gen: () => number) {}
+  private get ix(): TreeIndex {
+    const g = this.gen()
+    if (this.built === null || this.builtGen !== g) {
+      this.built = this.build()
+      this.builtGen = g
+    }
+    return this.built
+  }
+  lookup(path: string): Stat | null { return this.ix.lookup(path) }
+  stat(path: string): Stat { return this.ix.stat(path) }
+  readdir(path: string): Stat[] { return this.ix.readdir(path) }
+  walk(path?: string): Iterable<Stat> { return this.ix.walk(path) }
+}
+
+function randomHex(bytes: number): string { return randomBytes(bytes).toString('hex') }
+
+function checkMode(mode: number | undefined, path: string): number | undefined {
+  if (mode === undefined) return undefined
+  if (!Number.isInteger(mode) || mode < 0) throw new TreeError('EINVAL', path, `bad mode ${mode}`)
+  return mode & 0o7777
+}
+
+function checkTime(t: number | undefined, path: string): number | undefined {
+  if (t === undefined) return undefined
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new TreeError('EINVAL', path, `bad time ${t}`)
+  return t
+}
+
+function checkContent(c: ContentRef, path: string): void {
+  if (!c || typeof c.hash !== 'string' || !isHex(c.hash) || c.hash.length > 128) throw new TreeError('EINVAL', path, 'content hash must be lowercase hex')
+  if (!Number.isSafeInteger(c.size) || c.size < 0) throw new TreeError('EINVAL', path, `bad content size ${c.size}`)
+}
+
+function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
+
+function sameHeads(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+/**
+ * Local edits per Automerge change: an edit writes at most 8 ops (a new record, counting 15
+ * with its root op) and ~10 KiB (a 4 KiB symlink target, two JSON-escaped 255-byte names), so
+ * a change stays under ~1,000 ops and 640 KiB, inside one entry's CHANGE_LIMITS.
+ */
+const EDITS_PER_CHANGE = 64
+
+/** Local edits flushed at once from which Automerge's heap is reserved first, and the heap reserved per edit (measured growth ~1 KiB). */
+const BULK_EDITS = 256
+const HEAP_PER_EDIT = 4096
+
+/** Record keys that fix a record's format or fields at creation (spec/tree.md "Documents"). */
+const FIXED_KEYS = new Set(['v', 'c', 'kind', 'by'])
+
+/** Tests set BAZIL_TREE_CHECK_PATCHED=1: every record read from patches is compared with a full read. */
+const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
+
+/**
+ * The winners of a record after `patches` (from an incremental diff), from its decoded state
+ * before them, and the keys that may now hold concurrent values; null when only a full read
+ * will do (a record not decoded before, a replaced or deleted record, a nested value, an
+ * unexpected patch). Reading a record back from Automerge costs ~100 µs; this, nothing.
+ */
+function patchRecord(old: RawNode | undefined, patches: A.Patch[]): { winners: Record<string, unknown>; conflicted: Set<string> } | null {
+  if (old && (old.versions.length > 1 || old.tombs.length > 1)) return null
+  let winners = old ? recordWinners(old) : null
+  const conflicted = new Set<string>()
+  for (const p of patches) {
+    if (p.path.length === 1) {
+      // A new record: the map's creation, then its keys.
+      const v = p.action === 'put' ? p.value : undefined
+      if (old || winners || p.action !== 'put' || p.conflict || typeof v !== 'object' || v === null || Object.keys(v).length > 0) return null
+      winners = {}
+      continue
+    }
+    const key = p.path[1]
+    if (winners === null || p.path.length !== 2 || typeof key !== 'string') return null
+    // The base of an existing record is its v1 shape (recordWinners): a key that decides the
+    // format (v, c) or a fixed field, or a deleted key (a v2 record falls back to c), needs a full read.
+    if (old && (FIXED_KEYS.has(key) || p.action === 'del')) return null
+    if (p.action === 'put') {
+      if (typeof p.value === 'object' && p.value !== null && !(p.value instanceof A.ImmutableString)) return null
+      winners[key] = p.value
+      if (p.conflict) conflicted.add(key)
+    } else if (p.action === 'del') {
+      delete winners[key]
+    } else if (p.action === 'conflict') {
+      conflicted.add(key)
+    } else return null
+  }
+  return winners ? { winners, conflicted } : null
+}
