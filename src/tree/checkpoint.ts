@@ -31,7 +31,7 @@ const DIGEST_BYTES = 32
 export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
   [string, number, number, number, string][], [number, number, string[]][], (string | null)?, RowExtra?]
 /** A row's optional last element: the attributes of issue 13 a record may have (spec/tree.md "The index on disk"). */
-export interface RowExtra { a?: number; c?: number }
+export interface RowExtra { a?: number; c?: number; x?: 1 }
 
 interface Header {
   extra: unknown
@@ -69,7 +69,8 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   const extra: RowExtra = {}
   if (n.atime !== undefined) extra.a = n.atime
   if (n.ctime !== undefined) extra.c = n.ctime
-  if (n.atime !== undefined || n.ctime !== undefined) r.push(n.shard ?? null, extra)
+  if (n.xattrs) extra.x = 1
+  if (n.atime !== undefined || n.ctime !== undefined || n.xattrs) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
   return r
 }
@@ -103,6 +104,10 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
     if (extra.c !== undefined) {
       if (typeof extra.c !== 'number') throw new Error(`node row ${id}: bad ctime`)
       n.ctime = extra.c
+    }
+    if (extra.x !== undefined) {
+      if (extra.x !== 1) throw new Error(`node row ${id}: bad xattrs flag`)
+      n.xattrs = true
     }
   }
   return n
@@ -138,7 +143,8 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(header))
   const len = Buffer.alloc(4)
   len.writeUInt32BE(json.length)
-  const version = state.nodes.some((n) => n.shard !== undefined) ? CHECKPOINT_VERSION : 2
+  // Rows of 10 or 11 elements (a deeper shard, or the attributes of issue 13) need version 3.
+  const version = state.nodes.some((n) => n.shard !== undefined || n.atime !== undefined || n.ctime !== undefined || n.xattrs) ? CHECKPOINT_VERSION : 2
   const body = Buffer.concat([MAGIC, Buffer.from([version]), len, json, ...blobs])
   return Buffer.concat([body, hash(body)])
 }
