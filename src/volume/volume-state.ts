@@ -8,7 +8,6 @@ import { encodeKey } from '../crypto.js'
 import { StateMismatchError, Tree, type TreeOptions } from '../tree/index.js'
 import { StateExpectation } from '../tree/state-check.js'
 import { encodeState, openSealedState, sealState, type VolumeState } from '../tree/state-file.js'
-import type { Volume } from './volume.js'
 import { EntryError, type WriterLog, type WriterSet } from '../logs/index.js'
 
 /** A state that is not believed: the message says what did not match (the join goes on by replay). */
@@ -112,11 +111,19 @@ function sameSet(a: string[], b: string[]): boolean {
   return b.every((x) => s.has(x))
 }
 
+/** What sealing and opening a state needs of a volume (Volume has it). */
+export interface StateHolder {
+  readonly id: Buffer
+  /** The key a state of this volume travels under between peers (spec/keys.md). */
+  readonly stateKey: Buffer
+  saveState(): Promise<VolumeState>
+}
+
 /** Saves of a busy volume are retried this many times (edits not yet logged make saveState refuse). */
 const SEAL_TRIES = 5
 
 /** `vol`'s state, sealed for a joiner that asked over the network (spec/tree.md "Starting from a state"). */
-export async function sealedState(vol: Volume): Promise<Buffer> {
+export async function sealedState(vol: StateHolder): Promise<Buffer> {
   for (let i = 1; ; i++) {
     try {
       return sealState(encodeState(await vol.saveState()), vol.stateKey, vol.id)
@@ -128,6 +135,6 @@ export async function sealedState(vol: Volume): Promise<Buffer> {
 }
 
 /** A sealed state from a peer, opened with `vol`'s state key and decoded; StateFileError says what was wrong. */
-export function openPeerState(vol: Volume, sealed: Buffer): VolumeState {
+export function openPeerState(vol: StateHolder, sealed: Buffer): VolumeState {
   return openSealedState(sealed, vol.stateKey, vol.id)
 }
