@@ -531,7 +531,7 @@ export class VolumeMount {
       const now = this.volume.tree.statId(sf.nodeId)
       await sf.sync({ volume: this.volume.id.toString('hex'), path: now?.path ?? '' })
     }
-    const done = await this.volume.commitFile(sf.nodeId, await sf.content(), { mtime: sf.mtime, mode: sf.mode }, { size: sf.size })
+    const done = await this.volume.commitFile(sf.nodeId, await sf.content(), () => ({ mtime: sf.mtime, mode: sf.mode }), { size: sf.size })
     sf.committedGen = gen
     if (done === null) {
       this.log('debug', `dropped spooled data of a file removed while open (node ${sf.nodeId})`)
@@ -738,7 +738,7 @@ export async function recoverSpool(volume: Volume, spoolDir: string): Promise<{ 
     const st = volume.tree.statId(meta.node)
     const data = await fsp.stat(dataPath).catch(() => null)
     if (st && st.kind === 'file' && data) {
-      const done = await volume.commitFile(meta.node, dataPath, { mtime: meta.mtime }, { unlessSame: true })
+      const done = await volume.commitFile(meta.node, dataPath, () => ({ mtime: meta.mtime }), { unlessSame: true })
       if (done?.written) recovered.push(done.stat.path)
     }
   }

@@ -454,16 +454,17 @@ export class Volume {
    * over) and records it as the new version of node `nodeId` at its path now: a rename while
    * the content was stored is followed. Null if the node is no longer a file (removed
    * meanwhile: nothing recorded). With `unlessSame`, a file that already has this content
-   * gets no new version (`written` false).
+   * gets no new version (`written` false). `attrs` is asked once the content is stored: a
+   * chmod or utimens while it was stored counts.
    */
-  async commitFile(nodeId: string, content: string | Buffer, attrs: { mode?: number; mtime?: number } = {}, opts: { size?: number; unlessSame?: boolean } = {}): Promise<{ stat: Stat; ref: FileRef; written: boolean } | null> {
+  async commitFile(nodeId: string, content: string | Buffer, attrs: () => { mode?: number; mtime?: number }, opts: { size?: number; unlessSame?: boolean } = {}): Promise<{ stat: Stat; ref: FileRef; written: boolean } | null> {
     // Small files are sealed on a seal worker, batched with the other commits of the moment
     // into one store put; a buffer is handed over, not copied.
     const ref = typeof content === 'string' ? await this.cas.writeFile(content, opts.size) : await this.cas.writeBuffer(content, true)
     const st = this.tree.statId(nodeId)
     if (!st || st.kind !== 'file') return null
     if (opts.unlessSame && st.content?.hash === ref.hash.toString('hex')) return { stat: st, ref, written: false }
-    return { stat: this.writeRef(st.path, ref, attrs), ref, written: true }
+    return { stat: this.writeRef(st.path, ref, attrs()), ref, written: true }
   }
 
   /**
