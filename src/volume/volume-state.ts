@@ -24,7 +24,10 @@ export interface StateCheckInput {
   writers: ReadonlyMap<string, WriterLog>
   set: WriterSet
   opts?: TreeOptions
-  onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void
+  /** Progress; a promise returned while shards load is awaited (the loads wait for it). */
+  onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void | Promise<void>
+  /** The tree as soon as the entries are checked, before its first shard: it fills with checked shards (Tree.fromSaved). */
+  onTree?: (tree: Tree) => void
 }
 
 export interface CheckedState {
@@ -58,7 +61,7 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
     for await (const entry of w!.read({ from: 1, to: next, wait: false })) {
       seq = entry.seq + 1
       entries++
-      if (entries % 100 === 0) input.onProgress?.('entries', entries, total)
+      if (entries % 100 === 0) void input.onProgress?.('entries', entries, total)
       if (entry instanceof EntryError) {
         skipped.push({ writer: entry.writer, seq: entry.seq, reason: entry.reason })
         continue
@@ -95,7 +98,7 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
   const meta = state.meta && state.meta.heads.length > 0 ? { bytes: state.meta.bytes, heads: expected.get('meta')!.heads } : null
   let tree: Tree
   try {
-    tree = await Tree.fromSaved(input.actor, shards, meta, held, input.opts, (done) => input.onProgress?.('shards', done, shards.size))
+    tree = await Tree.fromSaved(input.actor, shards, meta, held, input.opts, { onTree: input.onTree, onShard: (done) => input.onProgress?.('shards', done, shards.size) })
   } catch (e) {
     if (e instanceof StateMismatchError) reject(e.message)
     throw e
