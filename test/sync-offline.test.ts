@@ -38,6 +38,17 @@ function writeScript(mnt: string, files: Record<string, string>): string {
     .join(' && ')
 }
 
+/** The extended attributes of a file in a mount, `name=value` sorted (python3: no attr package needed). */
+async function xattrs(file: string): Promise<string> {
+  const r = await sh(`python3 -c 'import os, sys; print(",".join(sorted("%s=%s" % (k, os.getxattr(sys.argv[1], k).decode()) for k in os.listxattr(sys.argv[1]))))' ${q(file)}`)
+  return r.code === 0 ? r.out.trim() : `failed: ${r.out}`
+}
+
+/** Sets (value) or removes (null) extended attributes of files in a mount. */
+function xattrScript(mnt: string, sets: [string, string, string | null][]): string {
+  return sets.map(([p, k, v]) => `python3 -c 'import os, sys; (os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode()) if len(sys.argv) > 3 else os.removexattr(sys.argv[1], sys.argv[2]))' ${q(`${mnt}/${p}`)} ${q(k)}${v === null ? '' : ' ' + q(v)}`).join(' && ')
+}
+
 async function shOk(script: string, what: string): Promise<void> {
   const r = await sh(script)
   assert.equal(r.code, 0, `${what}: ${r.out}`)
@@ -132,6 +143,9 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     for (const [p, v] of Object.entries(base)) exp.set(p, v)
     for (const d of ['olddir', 'src', 'docs']) exp.set(d, null)
     await converged(c, ['black', 'white'], () => lines(exp), 'base tree on both')
+    // Extended attributes: one set before the split, replicated like the files.
+    await shOk(xattrScript(wmnt, [['keep.txt', 'user.base', 'b0'], ['keep.txt', 'user.k', 'k0']]), 'xattrs on white')
+    await eventually('keep.txt\'s attributes on black', async () => (await xattrs(`${bmnt}/keep.txt`)) === 'user.base=b0,user.k=k0', 30_000, 200)
     phase('base tree on both')
 
     // Black goes away; white works alone.
@@ -150,6 +164,8 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       `mv ${q(`${wmnt}/olddir`)} ${q(`${wmnt}/newdir`)}`,
       `mv ${q(`${wmnt}/src/m.txt`)} ${q(`${wmnt}/a/m.txt`)}`,
       `printf %s ${q(fWhite)} > ${q(`${wmnt}/F.txt`)} && sync ${q(`${wmnt}/F.txt`)}`,
+      xattrScript(wmnt, [['keep.txt', 'user.k', 'white'], ['w-new.txt', 'user.w', '1']]),
+      `sync ${q(`${wmnt}/keep.txt`)}`,
     ].join(' && '), 'white\'s offline edits')
     phase('white edited alone')
 
@@ -170,6 +186,8 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       `mv ${q(`${bmnt}/docs`)} ${q(`${bmnt}/papers`)}`,
       `printf %s ${q(yBlack)} > ${q(`${bmnt}/olddir/y.txt`)} && sync ${q(`${bmnt}/olddir/y.txt`)}`,
       `printf %s ${q(fBlack)} > ${q(`${bmnt}/F.txt`)} && sync ${q(`${bmnt}/F.txt`)}`,
+      xattrScript(bmnt, [['keep.txt', 'user.k', 'black'], ['keep.txt', 'user.base', null]]),
+      `sync ${q(`${bmnt}/F.txt`)}`,
     ].join(' && '), 'black\'s offline edits')
     // Black alone sees only its own side.
     assert.equal((await sh(`cat ${q(`${bmnt}/F.txt`)}`)).out, fBlack)
@@ -210,6 +228,15 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     }, 30_000, 200).catch((err: Error) => { throw new Error(`${err.message}\n${c.logs()}`) })
     await converged(c, ['white', 'black'], wantLines, 'merged tree on both')
     phase('converged without volume sync')
+    // Attributes merged: black's removal, white's new one, and one of the two concurrent sets
+    // of user.k (the same one on both).
+    let kept = ''
+    await eventually('merged attributes on both', async () => {
+      const [w, b, wn, bn] = await Promise.all([xattrs(`${wmnt}/keep.txt`), xattrs(`${bmnt}/keep.txt`), xattrs(`${wmnt}/w-new.txt`), xattrs(`${bmnt}/w-new.txt`)])
+      kept = w
+      return w === b && /^user\.k=(white|black)$/.test(w) && wn === 'user.w=1' && bn === wn
+    }, 30_000, 200).catch((err: Error) => { throw new Error(`${err.message}: keep.txt shows ${kept}\n${c.logs()}`) })
+    t.diagnostic(`concurrent user.k: ${kept} on both`)
     for (const l of wantLines()) t.diagnostic(`merged: ${l}`)
 
     // `volume sync` after the fact: both already have everything.
