@@ -7,8 +7,11 @@
  * node without attributes (the kernel asks for security.capability at every write) answers
  * from the index.
  */
+import type * as A from '@automerge/automerge'
 import { TreeError } from './errors.js'
-import type { Handle } from './shards.js'
+
+/** A shard document's low-level handle (shards.ts's Handle; not imported from there: shards.ts imports model.ts, which imports this). */
+type Handle = ReturnType<typeof A.getBackend>
 
 /** Record key prefix of an extended attribute. */
 export const XATTR_PREFIX = 'x.'
