@@ -7,7 +7,7 @@ import { Readable, type Writable } from 'node:stream'
 import { type DataDir, UserError } from '../datadir.js'
 import { Node } from '../node.js'
 import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, drained, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
-import type { ServerHandle } from './handle.js'
+import type { MountOpts, ServerHandle } from './handle.js'
 import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
 import { AutoGc, autoGcOptions } from './auto-gc.js'
@@ -112,8 +112,8 @@ export class Server implements ServerHandle {
     }).finally(() => process.umask(old))
   }
 
-  mount(volume: string, mountpoint: string): Promise<void> {
-    return this.mountManager.mount(volume, mountpoint)
+  mount(volume: string, mountpoint: string, opts?: MountOpts): Promise<void> {
+    return this.mountManager.mount(volume, mountpoint, opts)
   }
 
   unmount(mountpoint: string): Promise<void> {

@@ -12,6 +12,7 @@
  */
 import { equal, hash } from '../crypto.js'
 import { META_SHARD, isShard, type Kind, type RawNode } from './model.js'
+import { isOwner, MOUNTER } from './owners.js'
 import type { Problem, TreeState } from './tree.js'
 
 /**
@@ -31,7 +32,7 @@ const DIGEST_BYTES = 32
 export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
   [string, number, number, number, string][], [number, number, string[]][], (string | null)?, RowExtra?]
 /** A row's optional last element: the attributes of issue 13 a record may have (spec/tree.md "The index on disk"). */
-export interface RowExtra { a?: number; c?: number }
+export interface RowExtra { a?: number; c?: number; u?: number; g?: number }
 
 interface Header {
   extra: unknown
@@ -69,7 +70,9 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   const extra: RowExtra = {}
   if (n.atime !== undefined) extra.a = n.atime
   if (n.ctime !== undefined) extra.c = n.ctime
-  if (n.atime !== undefined || n.ctime !== undefined) r.push(n.shard ?? null, extra)
+  if (n.uid !== undefined) extra.u = n.uid
+  if (n.gid !== undefined) extra.g = n.gid
+  if (Object.keys(extra).length > 0) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
   return r
 }
@@ -103,6 +106,14 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
     if (extra.c !== undefined) {
       if (typeof extra.c !== 'number') throw new Error(`node row ${id}: bad ctime`)
       n.ctime = extra.c
+    }
+    if (extra.u !== undefined) {
+      if (!isOwner(extra.u) || extra.u === MOUNTER) throw new Error(`node row ${id}: bad uid`)
+      n.uid = extra.u
+    }
+    if (extra.g !== undefined) {
+      if (!isOwner(extra.g) || extra.g === MOUNTER) throw new Error(`node row ${id}: bad gid`)
+      n.gid = extra.g
     }
   }
   return n

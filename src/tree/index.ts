@@ -6,4 +6,5 @@ export { readChangeHeader, entryCost, entryGroups, entryBudget, CHANGE_LIMITS, C
 export { TreeIndex, type ReadTree, type Stat, type ContentRef, type ContentConflict, type ConflictVersion, type Entry } from './view.js'
 export { ROOT_ID, META_SHARD, DEFAULT_MODE, shardOf, type Kind, type RawNode, type Version } from './model.js'
 export { NEAR_DIGITS, nodeIdNear } from './placement.js'
+export { MOUNTER } from './owners.js'
 export { splitPath, joinPath, badName, isWellFormed, MAX_NAME_BYTES } from './paths.js'

@@ -18,12 +18,20 @@ import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
 import { readRootAttrs, isRootAttrKey } from './times.js'
+import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 /** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
-export interface Attrs { mode?: number; mtime?: number; atime?: number }
+export interface Attrs {
+  mode?: number
+  mtime?: number
+  atime?: number
+  /** Owner ids (owners.ts): MOUNTER = the mounting user; absent: no change (new nodes: the mounting user). */
+  uid?: number
+  gid?: number
+}
 export interface SnapshotInfo { name: string; time: number }
 export interface Problem { shard: string; id: string; reason: string }
 /** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
@@ -766,7 +774,7 @@ export class Tree implements ReadTree {
     if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES || !isWellFormed(target))
       throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
     const { parent, name } = this.freshName(path)
-    return this.create(parent, name, 'symlink', { mtime: attrs.mtime }, path, { target })
+    return this.create(parent, name, 'symlink', { mtime: attrs.mtime, uid: attrs.uid, gid: attrs.gid }, path, { target })
   }
 
   rename(from: string, to: string): void {
@@ -839,9 +847,12 @@ export class Tree implements ReadTree {
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path)
     const atime = checkTime(attrs.atime, path)
+    const uid = checkOwner(attrs.uid, (msg) => new TreeError('EINVAL', path, msg))
+    const gid = checkOwner(attrs.gid, (msg) => new TreeError('EINVAL', path, msg))
     // A metadata-only change sets ctime (times.ts); a change of nothing changes nothing.
     const ctime = this.clock()
     if (names.length === 0) {
+      if ((uid ?? MOUNTER) !== MOUNTER || (gid ?? MOUNTER) !== MOUNTER) throw new TreeError('EPERM', path, 'the root directory is owned by the mounting user')
       if (mode === undefined && mtime === undefined && atime === undefined) return this.index.stat('/')
       this.changeMeta((m) => {
         if (mode !== undefined) m[ROOT_MODE_KEY] = mode
@@ -854,10 +865,14 @@ export class Tree implements ReadTree {
     }
     const e = this.index.resolve(names, path)
     this.writable(e, path)
-    if (mode === undefined && mtime === undefined && atime === undefined) return this.index.statId(e.id)!
+    if (mode === undefined && mtime === undefined && atime === undefined && uid === undefined && gid === undefined) return this.index.statId(e.id)!
     const old = this.index.node(e.id)!
-    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }, (h, obj) => {
+    const next: RawNode = { ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }
+    setOwners(next, uid, gid)
+    this.edit([[next, (h, obj) => {
       if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
+      if (uid !== undefined) h.put(obj, 'uid', uid, 'int')
+      if (gid !== undefined) h.put(obj, 'gid', gid, 'int')
       if (mtime !== undefined) putTime(h, obj, 'mtime', mtime)
       if (atime !== undefined) putTime(h, obj, 'atime', atime)
       putTime(h, obj, 'ctime', ctime)
@@ -1160,6 +1175,8 @@ export class Tree implements ReadTree {
     const shard = this.placeOf(id, extra.bulk)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
+    const fail = (msg: string): Error => new TreeError('EINVAL', path, msg)
+    setOwners(raw, checkOwner(attrs.uid, fail), checkOwner(attrs.gid, fail))
     return raw
   }
 
