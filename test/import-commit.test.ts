@@ -8,7 +8,7 @@ import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { importDir } from '../src/copy/local-copy.js'
-import { checkpointPath } from '../src/volume/volume.js'
+import { checkpointPath } from '../src/volume/checkpoint-file.js'
 import { tempDir } from './helpers.js'
 
 test('an import commits the index as it goes: its in-memory part stays bounded, every file is there after a reopen', async () => {
