@@ -96,6 +96,8 @@ export class Tree implements ReadTree {
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
   private readonly unflushed = new Map<string, Put[]>()
+  /** Shards local edits went into since the last takeTouched (META_SHARD included). */
+  private touched = new Set<string>()
   /**
    * Nodes created since the last flush whose creation can still absorb later local edits:
    * where it sits in `unflushed`. A later edit that a creation can express (no tombstone, one
@@ -435,6 +437,17 @@ export class Tree implements ReadTree {
     }
     this.unflushed.clear()
     this.foldable.clear()
+  }
+
+  /**
+   * The shards local edits went into since the last call: the changes an operation's edits
+   * end up in are those of these shards (a flush that must drop a change drops the operations
+   * that touched its shard, and the changes of every shard those touched).
+   */
+  takeTouched(): Set<string> {
+    const t = this.touched
+    this.touched = new Set()
+    return t
   }
 
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
@@ -1208,6 +1221,7 @@ export class Tree implements ReadTree {
     for (const [edited, fn] of edits) {
       let raw = edited
       const shard = homeOf(raw)
+      this.touched.add(shard)
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
       const id = raw.id
@@ -1258,6 +1272,7 @@ export class Tree implements ReadTree {
   private changeMeta(fn: (m: MetaDoc) => void): void {
     const doc = A.change(this.shards.meta(), fn)
     this.shards.setMeta(doc)
+    this.touched.add(META_SHARD)
     const change = A.getLastLocalChange(doc)
     if (change) this.pending.push({ shard: META_SHARD, change })
   }
