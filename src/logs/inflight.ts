@@ -10,7 +10,7 @@
  */
 import type { Hypercore } from 'hypercore'
 
-/** [min, max] block requests in flight per peer for a writer log (hypercore's default: [16, 512]). */
+/** [min, max] block requests in flight per peer for a writer log (hypercore's default: [16, 512]); BAZIL_LOG_INFLIGHT=min,max sets it (bench A/B in one build). */
 export const LOG_INFLIGHT: readonly [number, number] = envRange(process.env.BAZIL_LOG_INFLIGHT) ?? [256, 512]
 
 function envRange(v: string | undefined): [number, number] | null {
