@@ -22,6 +22,7 @@ import { FileReader } from './reader.js'
 import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
+import { inodeOf, link, SNAP_DIR_INO } from './links.js'
 
 const run = promisify(execFile)
 
@@ -96,6 +97,8 @@ export class BazilFuse extends Fuse {
       'negative_timeout=0',
       `remember=${REMEMBER_SECONDS}`,
       'default_permissions',
+      // Inode numbers from node ids (links.ts inodeOf): every name of a hard-linked file shows one.
+      'use_ino',
       'subtype=bazil',
     ].join(',')
     return base ? `${base},${extra}` : `-o${extra}`
@@ -239,9 +242,12 @@ export class VolumeMount {
       // Bazil has no owners: accepted and ignored, so `tar x` and `cp -a` as root succeed.
       chown: w('chown', async () => {}),
       statfs: w('statfs', this.statfs),
-      // Anti-goals: hard links, device nodes/FIFOs, xattrs. (getxattr/listxattr stay
+      link: w('link', async (from: string, to: string) => {
+        link(this.volume, from, to)
+        this.flusher.schedule()
+      }),
+      // Anti-goals: device nodes/FIFOs, xattrs. (getxattr/listxattr stay
       // unimplemented: libfuse answers ENOSYS and the kernel then says EOPNOTSUPP for good.)
-      link: w('link', async () => { throw new FsError('EPERM', 'hard links are not supported') }),
       mknod: w('mknod', async () => { throw new FsError('EPERM', 'only regular files, directories and symlinks are supported') }),
       setxattr: w('setxattr', async () => { throw new FsError('EOPNOTSUPP', 'extended attributes are not supported') }),
     }
@@ -249,7 +255,7 @@ export class VolumeMount {
 
   // ---- attributes ------------------------------------------------------------------------
 
-  private toFuseStat(st: Stat, sf?: SpoolFile | null): FuseStat {
+  private toFuseStat(st: Stat, sf?: SpoolFile | null, snapshot?: string): FuseStat {
     const size = sf ? sf.size : st.size
     const mtime = sf ? sf.mtime : st.mtime
     const mode = sf?.mode ?? st.mode
@@ -260,7 +266,7 @@ export class VolumeMount {
     const never = st.id === ROOT_ID && st.mtime === 0 ? this.volume.record.created : 0
     const ctime = Math.max(st.ctime, sf?.dirty ? sf.mtime : 0, never)
     return {
-      mode: type | (mode & 0o7777), uid: this.uid, gid: this.gid, size, nlink: 1,
+      mode: type | (mode & 0o7777), uid: this.uid, gid: this.gid, size, nlink: st.nlink ?? 1, ino: inodeOf(st.id, snapshot),
       blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: st.atime || never, mtime: mtime || never, ctime,
     }
   }
@@ -277,12 +283,12 @@ export class VolumeMount {
     if (at.kind === 'snaproot') {
       const snaps = this.volume.tree.snapshots()
       const time = snaps.length ? snaps[snaps.length - 1]!.time : 0
-      return { mode: S_IFDIR | 0o555, uid: this.uid, gid: this.gid, size: 0, nlink: 1, atime: time, mtime: time, ctime: time }
+      return { mode: S_IFDIR | 0o555, uid: this.uid, gid: this.gid, size: 0, nlink: 1, ino: SNAP_DIR_INO, atime: time, mtime: time, ctime: time }
     }
     if (at.kind === 'snap') {
       const st = this.snapView(at.name).lookup(at.rest)
       if (!st) throw new FsError('ENOENT', p)
-      return this.toFuseStat(st)
+      return this.toFuseStat(st, null, at.name)
     }
     const st = this.volume.tree.lookup(p)
     if (!st) throw new FsError('ENOENT', p)
