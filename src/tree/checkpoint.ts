@@ -12,6 +12,7 @@
  */
 import { equal, hash } from '../crypto.js'
 import { META_SHARD, isShard, type Kind, type RawNode } from './model.js'
+import { isOwner, MOUNTER } from './owners.js'
 import type { Problem, TreeState } from './tree.js'
 
 /**
@@ -34,6 +35,8 @@ export type NodeRow = [string, Kind, [string, string, number, number, string | n
 export interface RowExtra {
   a?: number
   c?: number
+  u?: number
+  g?: number
   /** Further names (hard links): [lid, loc as in the row, removal [writer, time] | null]. */
   l?: [string, [string, string, number, number, string | null, string | null], [number, number] | null][]
   /** The first name's removal [writer, time]. */
@@ -78,6 +81,8 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   if (n.ctime !== undefined) extra.c = n.ctime
   if (n.links) extra.l = n.links.map((x) => [x.lid, locRow(x.loc, t), x.gone ? [t.of(x.gone.writer), x.gone.time] : null])
   if (n.gone) extra.lx = [t.of(n.gone.writer), n.gone.time]
+  if (n.uid !== undefined) extra.u = n.uid
+  if (n.gid !== undefined) extra.g = n.gid
   if (Object.keys(extra).length > 0) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
   return r
@@ -130,6 +135,14 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
     if (extra.lx !== undefined) {
       if (!Array.isArray(extra.lx) || extra.lx.length !== 2) throw new Error(`node row ${id}: bad removal`)
       n.gone = { writer: actor(extra.lx[0]), time: extra.lx[1] }
+    }
+    if (extra.u !== undefined) {
+      if (!isOwner(extra.u) || extra.u === MOUNTER) throw new Error(`node row ${id}: bad uid`)
+      n.uid = extra.u
+    }
+    if (extra.g !== undefined) {
+      if (!isOwner(extra.g) || extra.g === MOUNTER) throw new Error(`node row ${id}: bad gid`)
+      n.gid = extra.g
     }
   }
   return n

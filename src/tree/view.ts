@@ -8,6 +8,7 @@ import { DEFAULT_MODE, ROOT_ID, shortActor, type Kind, type RawNode, type Versio
 import { entryAlive, isNameEntry, locOf, nameEntries, namesTime, nlinkOf, nodeIdOf } from './links.js'
 import { Layered, NOT_HELD, type BaseEntry, type IndexBase } from './index-layers.js'
 import { atimeOf, ctimeOf, type RootTimes } from './times.js'
+import { MOUNTER } from './owners.js'
 
 export interface ContentRef { hash: string; size: number }
 
@@ -23,6 +24,9 @@ export interface Stat {
   atime: number
   /** Last change of the node's content or metadata, derived (times.ts). */
   ctime: number
+  /** Owner ids (owners.ts): MOUNTER (-1) = the mounting user. */
+  uid: number
+  gid: number
   size: number
   content?: ContentRef
   target?: string
@@ -557,16 +561,16 @@ export class TreeIndex implements ReadTree {
   private statOf(e: Entry, name: string, path: string): Stat {
     if (e.id === ROOT_ID) {
       const { mtime, atime, ctime } = this.rootTimes
-      return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime, atime: atime || mtime, ctime: Math.max(ctime, mtime), size: 0 }
+      return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime, atime: atime || mtime, ctime: Math.max(ctime, mtime), uid: MOUNTER, gid: MOUNTER, size: 0 }
     }
     const r = this.raw.get(e.id)!
     const parent = this.parentOf.get(e.id)!
     const node = nodeIdOf(e.id)
     if (e.ver) {
       const v = e.ver
-      return { id: `${node}:${v.ver}`, kind: 'file', name, parent, path, mode: r.mode, mtime: v.time, atime: v.time, ctime: v.time, size: v.size, content: { hash: v.hash, size: v.size } }
+      return { id: `${node}:${v.ver}`, kind: 'file', name, parent, path, mode: r.mode, mtime: v.time, atime: v.time, ctime: v.time, uid: r.uid ?? MOUNTER, gid: r.gid ?? MOUNTER, size: v.size, content: { hash: v.hash, size: v.size } }
     }
-    const s: Stat = { id: node, kind: r.kind, name, parent, path, mode: r.mode, mtime: r.mtime, atime: atimeOf(r), ctime: ctimeOf(r), size: 0 }
+    const s: Stat = { id: node, kind: r.kind, name, parent, path, mode: r.mode, mtime: r.mtime, atime: atimeOf(r), ctime: ctimeOf(r), uid: r.uid ?? MOUNTER, gid: r.gid ?? MOUNTER, size: 0 }
     if (r.links || r.gone) {
       s.nlink = nlinkOf(r)
       s.ctime = Math.max(s.ctime, namesTime(r))
