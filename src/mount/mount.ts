@@ -23,6 +23,7 @@ import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
 import { inodeOf, link, SNAP_DIR_INO } from './links.js'
+import { replyGetxattr, replyListxattr, XattrHandlers } from './xattrs.js'
 import { callerOf, Owners, type Caller } from './owners.js'
 
 const run = promisify(execFile)
@@ -110,6 +111,15 @@ export class BazilFuse extends Fuse {
     ].join(',')
     return base ? `${base},${extra}` : `-o${extra}`
   }
+
+  // fuse-native's replies to these get sizes wrong on Linux (xattrs.ts).
+  protected _op_getxattr(signal: (res: number, buf: ArrayBuffer) => void, p: string, name: string, buf: Buffer, position: number): void {
+    replyGetxattr((this as unknown as { ops: FuseOps }).ops, signal, p, name, buf, position)
+  }
+
+  protected _op_listxattr(signal: (res: number, buf: ArrayBuffer) => void, p: string, buf: Buffer): void {
+    replyListxattr((this as unknown as { ops: FuseOps }).ops, signal, p, buf)
+  }
 }
 
 export class VolumeMount {
@@ -135,6 +145,7 @@ export class VolumeMount {
     () => this.volume.cas.requestsAhead()
   )
   private emptyRef: FileRef | null = null
+  private readonly xattrs: XattrHandlers
   private readonly owners = new Owners(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
   private readonly allowOther: boolean
   /** The fuse-native instance from its construction on: ops may arrive before mount() returns. */
@@ -149,6 +160,7 @@ export class VolumeMount {
     this.allowOther = opts.allowOther ?? false
     this.ctx = { log: this.log, limiter: new Limiter(MAX_CONCURRENT_OPS) }
     this.flusher = new Flusher(volume, this.log)
+    this.xattrs = new XattrHandlers(volume, (p) => this.hidden.has(p), () => this.flusher.schedule())
   }
 
   async mount(): Promise<void> {
@@ -262,10 +274,13 @@ export class VolumeMount {
         link(this.volume, from, to)
         this.flusher.schedule()
       }),
-      // Anti-goals: device nodes/FIFOs, xattrs. (getxattr/listxattr stay
-      // unimplemented: libfuse answers ENOSYS and the kernel then says EOPNOTSUPP for good.)
+      // Anti-goals: device nodes/FIFOs.
       mknod: w('mknod', async () => { throw new FsError('EPERM', 'only regular files, directories and symlinks are supported') }),
-      setxattr: w('setxattr', async () => { throw new FsError('EOPNOTSUPP', 'extended attributes are not supported') }),
+      // Extended attributes (xattrs.ts).
+      getxattr: wrap(this.ctx, 'getxattr', this.xattrs.getxattr.bind(this.xattrs)),
+      listxattr: wrap(this.ctx, 'listxattr', this.xattrs.listxattr.bind(this.xattrs)),
+      setxattr: wrap(this.ctx, 'setxattr', this.xattrs.setxattr.bind(this.xattrs)),
+      removexattr: wrap(this.ctx, 'removexattr', this.xattrs.removexattr.bind(this.xattrs)),
     }
   }
 

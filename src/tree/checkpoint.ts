@@ -37,6 +37,7 @@ export interface RowExtra {
   c?: number
   u?: number
   g?: number
+  x?: 1
   /** Further names (hard links): [lid, loc as in the row, removal [writer, time] | null]. */
   l?: [string, [string, string, number, number, string | null, string | null], [number, number] | null][]
   /** The first name's removal [writer, time]. */
@@ -83,6 +84,7 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   if (n.gone) extra.lx = [t.of(n.gone.writer), n.gone.time]
   if (n.uid !== undefined) extra.u = n.uid
   if (n.gid !== undefined) extra.g = n.gid
+  if (n.xattrs) extra.x = 1
   if (Object.keys(extra).length > 0) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
   return r
@@ -136,6 +138,10 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
       if (!Array.isArray(extra.lx) || extra.lx.length !== 2) throw new Error(`node row ${id}: bad removal`)
       n.gone = { writer: actor(extra.lx[0]), time: extra.lx[1] }
     }
+    if (extra.x !== undefined) {
+      if (extra.x !== 1) throw new Error(`node row ${id}: bad xattrs flag`)
+      n.xattrs = true
+    }
     if (extra.u !== undefined) {
       if (!isOwner(extra.u) || extra.u === MOUNTER) throw new Error(`node row ${id}: bad uid`)
       n.uid = extra.u
@@ -155,8 +161,11 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   // holds the whole volume as JSON text and parsed arrays at once (that was most of the
   // reopening process's peak RSS).
   const nodeBlobs: Buffer[] = []
+  let long = false
   for (let i = 0; i < state.nodes.length; i += NODE_CHUNK) {
-    nodeBlobs.push(Buffer.from(JSON.stringify(state.nodes.slice(i, i + NODE_CHUNK).map((n) => row(n, actors)))))
+    const rows = state.nodes.slice(i, i + NODE_CHUNK).map((n) => row(n, actors))
+    long ||= rows.some((r) => r.length > 9)
+    nodeBlobs.push(Buffer.from(JSON.stringify(rows)))
   }
   const header: Header = {
     extra, shards: [], meta: null, held: [], actors: actors.list, nodeBlobs: nodeBlobs.map((b) => b.length),
@@ -178,7 +187,8 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(header))
   const len = Buffer.alloc(4)
   len.writeUInt32BE(json.length)
-  const version = state.nodes.some((n) => n.shard !== undefined) ? CHECKPOINT_VERSION : 2
+  // Rows of 10 or 11 elements (a deeper shard, or the attributes of issue 13) need version 3.
+  const version = long ? CHECKPOINT_VERSION : 2
   const body = Buffer.concat([MAGIC, Buffer.from([version]), len, json, ...blobs])
   return Buffer.concat([body, hash(body)])
 }

@@ -4,6 +4,7 @@
  */
 import * as A from '@automerge/automerge'
 import { badName, isWellFormed } from './paths.js'
+import { recordHasXattrs } from './xattrs.js'
 import { isOwner, MOUNTER } from './owners.js'
 
 export type Kind = 'file' | 'dir' | 'symlink'
@@ -137,6 +138,8 @@ export interface RawNode {
   gone?: Removal
   /** The shard the record was read from, when deeper than the top-level one (spec/tree.md "Shard layout"); absent: shardOf(id). */
   shard?: string
+  /** The record holds extended attributes (keys `x.NAME`, xattrs.ts): their values are read from the record, not kept here. */
+  xattrs?: true
 }
 
 export type MetaDoc = Record<string, A.ImmutableString | number>
@@ -464,6 +467,7 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
   const node: RawNode = { id, kind, loc, mode, mtime, creator, versions: [], tombs: [] }
   if (atime !== undefined) node.atime = atime
   if (ctime !== undefined) node.ctime = ctime
+  if (recordHasXattrs(m)) node.xattrs = true
   if (uid !== undefined && uid !== MOUNTER) node.uid = uid
   if (gid !== undefined && gid !== MOUNTER) node.gid = gid
   if (kind === 'file') {

@@ -19,6 +19,7 @@ import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
 import { readRootAttrs, isRootAttrKey } from './times.js'
 import { aliveNames, entryId, nameIdOf, nameKey, nodeIdOf, isNameEntry, removalKey, withLoc, withName, withRemoval } from './links.js'
+import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
 import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
@@ -89,7 +90,7 @@ export interface TreeParts {
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
-type Edit = [RawNode, ((h: Handle, obj: string) => void) | null]
+type Edit = [RawNode, ((h: Handle, obj: string) => void) | null, number?]
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
@@ -104,6 +105,8 @@ export class Tree implements ReadTree {
    * (create, write, chmod, utimens) then costs one Automerge record put per file, not four.
    */
   private readonly foldable = new Map<string, { list: Put[]; at: number }>()
+  /** Every extended attribute of the nodes whose attributes were set or removed since the last flush (their records do not show it yet). */
+  private readonly xattrEdits = new Map<string, Map<string, Buffer>>()
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
@@ -427,8 +430,13 @@ export class Tree implements ReadTree {
         const change = h.getLastLocalChange()
         if (change) this.pending.push({ shard, change })
       }
-      for (let at = bulk; at < edits.length; at += EDITS_PER_CHANGE) {
-        for (const e of edits.slice(at, at + EDITS_PER_CHANGE)) e(h)
+      for (let at = bulk; at < edits.length;) {
+        // At most EDITS_PER_CHANGE edits, and fewer when some carry big values (xattrs).
+        for (let n = 0, bytes = 0; at < edits.length && n < EDITS_PER_CHANGE; n++, at++) {
+          bytes += edits[at].bytes ?? EDIT_BYTES
+          if (n > 0 && bytes > EDITS_PER_CHANGE * EDIT_BYTES) break
+          edits[at](h)
+        }
         h.commit(null, null)
         const change = h.getLastLocalChange()
         if (change) this.pending.push({ shard, change })
@@ -436,6 +444,7 @@ export class Tree implements ReadTree {
     }
     this.unflushed.clear()
     this.foldable.clear()
+    this.xattrEdits.clear()
   }
 
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
@@ -457,6 +466,7 @@ export class Tree implements ReadTree {
   free(): void {
     this.unflushed.clear()
     this.foldable.clear()
+    this.xattrEdits.clear()
     this.shards.free()
     this.snapshotTrees.clear()
     this.held.clear()
@@ -919,6 +929,116 @@ export class Tree implements ReadTree {
     return this.index.statId(e.id)!
   }
 
+  // ---- extended attributes (xattrs.ts; spec/tree.md "Extended attributes") ---------------
+
+  /** Every extended attribute of the node at `path` (or of a snapshot's node), sorted by name. */
+  xattrs(path: string, snapshot?: string): ReadonlyMap<string, Buffer> {
+    if (snapshot !== undefined) return this.xattrsAt(snapshot, path)
+    const names = splitPath(path)
+    if (names.length === 0) return this.rootXattrs(this.shards.meta())
+    const now = this.xattrsOf(nodeIdOf(this.index.resolve(names, path).id))
+    return new Map([...now].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)))
+  }
+
+  /** The node's attributes now: as edited since the last flush, else read from its record when the index says it has any. */
+  private xattrsOf(id: string): Map<string, Buffer> {
+    const edited = this.xattrEdits.get(id)
+    if (edited) return edited
+    const n = this.index.node(id)
+    if (!n?.xattrs) return new Map()
+    const h = this.shards.node(homeOf(n))
+    return readXattrs(h, recordObj(h, id))
+  }
+
+  private rootXattrs(meta: Record<string, unknown>): Map<string, Buffer> {
+    const out = new Map<string, Buffer>()
+    for (const k of Object.keys(meta).sort()) {
+      const name = rootXattrNameOf(k)
+      const v = meta[k]
+      if (name !== null && isXattrValue(v)) out.set(name, Buffer.from(v))
+    }
+    return out
+  }
+
+  private xattrsAt(snapshot: string, path: string): Map<string, Buffer> {
+    const st = this.at(snapshot).stat(path)
+    const rec = this.snapshotOf(strOf(this.shards.meta()[SNAP_PREFIX + snapshot])!)
+    const heads = rec.heads ?? {}
+    if (st.id === ROOT_ID) return heads[META_SHARD] ? this.rootXattrs(A.view(this.shards.meta(), heads[META_SHARD]) as Record<string, unknown>) : new Map()
+    const id = st.id.split(':')[0]
+    // The shallowest shard on the id's path that held its record then.
+    for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
+      const hs = heads[id.slice(0, len)]
+      if (!hs) continue
+      const h = this.shards.node(id.slice(0, len))
+      const top = h.getWithType('_root', id, hs)
+      if (top && top[0] === 'map') return readXattrs(h, top[1] as string, hs)
+    }
+    return new Map()
+  }
+
+  /** Sets attribute `name` of the node at `path` (flags: XATTR_CREATE, XATTR_REPLACE); sets ctime. */
+  setxattr(path: string, name: string, value: Uint8Array, flags = 0): Stat {
+    return this.changeXattr(path, name, flags, Buffer.from(value))
+  }
+
+  /** Removes attribute `name` of the node at `path` (ENODATA when it has none of that name); sets ctime. */
+  removexattr(path: string, name: string): Stat {
+    return this.changeXattr(path, name, 0, null)
+  }
+
+  private changeXattr(path: string, name: string, flags: number, value: Buffer | null): Stat {
+    const names = splitPath(path)
+    const root = names.length === 0
+    const e = root ? null : this.index.resolve(names, path)
+    if (e) this.writable(e, path)
+    const now = root ? this.rootXattrs(this.shards.meta()) : this.xattrsOf(nodeIdOf(e!.id))
+    if (value !== null) checkSet(path, now, name, value, flags)
+    else {
+      checkXattrName(name, path)
+      if (!now.has(name)) throw new TreeError('ENODATA', path, `no xattr ${JSON.stringify(name.slice(0, 64))}`)
+    }
+    const ctime = this.clock()
+    if (root) {
+      this.changeMeta((m) => {
+        if (value !== null) (m as Record<string, unknown>)[ROOT_XATTR_PREFIX + name] = new Uint8Array(value)
+        else delete m[ROOT_XATTR_PREFIX + name]
+        m[ROOT_CTIME_KEY] = ctime
+      })
+      this.readRootAttrs()
+      return this.index.stat('/')
+    }
+    const id = nodeIdOf(e!.id)
+    const next = new Map(now)
+    if (value !== null) next.set(name, value)
+    else next.delete(name)
+    const old = this.index.node(id)!
+    const raw: RawNode = { ...old, ctime }
+    if (next.size > 0) raw.xattrs = true
+    else delete raw.xattrs
+    // Never folded into a creation written from the node's state: the values are not in it.
+    this.foldable.delete(id)
+    const key = xattrKey(name)
+    this.edit([[raw, (h, obj) => {
+      if (value !== null) h.put(obj, key, new Uint8Array(value), 'bytes')
+      else h.delete(obj, key)
+      putTime(h, obj, 'ctime', ctime)
+    }, (value?.length ?? 0) + key.length + 64]])
+    this.xattrEdits.set(id, next)
+    return this.index.statId(e!.id)!
+  }
+
+  /** Names of the node's attributes set concurrently by several writers (every replica shows the same winner). */
+  conflictedXattrs(path: string): string[] {
+    const names = splitPath(path)
+    if (names.length === 0) return []
+    this.flush()
+    const n = this.index.node(this.index.resolve(names, path).id)
+    if (!n?.xattrs) return []
+    const h = this.shards.node(homeOf(n))
+    return conflictedXattrs(h, recordObj(h, n.id))
+  }
+
   // ---- conflicts -----------------------------------------------------------------------
 
   /**
@@ -1239,7 +1359,7 @@ export class Tree implements ReadTree {
    */
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const [edited, fn] of edits) {
+    for (const [edited, fn, bytes] of edits) {
       let raw = edited
       const shard = homeOf(raw)
       let list = this.unflushed.get(shard)
@@ -1259,7 +1379,9 @@ export class Tree implements ReadTree {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw))
+        const put: Put = fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw)
+        if (bytes !== undefined) put.bytes = bytes
+        list.push(put)
       }
       changed.set(id, raw)
     }
@@ -1347,6 +1469,8 @@ function sameHeads(a: string[], b: string[]): boolean {
  * a change stays under ~1,000 ops and 640 KiB, inside one entry's CHANGE_LIMITS.
  */
 const EDITS_PER_CHANGE = 64
+/** What an edit counts for in a change's bytes unless it says (Put.bytes: an xattr's value): 64 of them are the ~640 KiB above. */
+const EDIT_BYTES = 10 * 1024
 
 /** Local edits flushed at once from which Automerge's heap is reserved first, and the heap reserved per edit (measured growth ~1 KiB). */
 const BULK_EDITS = 256
@@ -1365,7 +1489,8 @@ const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
  * unexpected patch). Reading a record back from Automerge costs ~100 µs; this, nothing.
  */
 function patchRecord(old: RawNode | undefined, patches: A.Patch[]): { winners: Record<string, unknown>; conflicted: Set<string> } | null {
-  if (old && (old.versions.length > 1 || old.tombs.length > 1)) return null
+  // A record with xattrs: its decoded state does not hold their values, so a patch's base would lack them.
+  if (old && (old.versions.length > 1 || old.tombs.length > 1 || old.xattrs)) return null
   let winners = old ? recordWinners(old) : null
   const conflicted = new Set<string>()
   for (const p of patches) {
