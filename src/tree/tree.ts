@@ -17,7 +17,7 @@ import { entryBudget, readChangeHeader, type ChangeBudget } from './change-heade
 import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
-import { readRootAttrs, isRootAttrKey } from './times.js'
+import { readRootAttrs, isRootAttrKey, type RootTimes } from './times.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 
@@ -66,6 +66,9 @@ export interface TreeParts {
   /** Records per shard (where a new record goes: spec/tree.md "Shard layout"). */
   counts: [string, number][]
   memo: IndexMemo
+  /** Heads of `meta` and the root's attributes read from it: with both, `meta` stays unloaded until first read. */
+  metaHeads?: string[]
+  root?: { mode: number; times: RootTimes }
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
@@ -461,9 +464,9 @@ export class Tree implements ReadTree {
 
   /** A new tree with saved shards (cold), problems, rejected and held changes in place: what restore and open share. */
   private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>,
-    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'>, opts: TreeOptions): Tree {
+    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'> & { metaHeads?: string[] }, opts: TreeOptions): Tree {
     const t = Tree.create(actor, opts)
-    t.shards.restore(shards, saved.meta)
+    t.shards.restore(shards, saved.meta, saved.metaHeads)
     for (const p of saved.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
     for (const x of saved.rejected) t.rejectedHashes.add(x)
     for (const x of saved.held) {
@@ -495,7 +498,10 @@ export class Tree implements ReadTree {
     for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
     const multi: [string, string][] = []
     for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
-    return { meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo() }
+    return {
+      meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo(),
+      metaHeads: this.shards.metaHeads(), root: { mode: this.index.rootMode, times: { ...this.index.rootTimes } },
+    }
   }
 
   /** Heads of every node shard with a document (hot or cold), without loading any. */
@@ -523,7 +529,10 @@ export class Tree implements ReadTree {
     }
     for (const [shard, n] of parts.counts) t.counts.set(shard, n)
     t.index = new TreeIndex({ base, memo: parts.memo })
-    t.readRootAttrs()
+    if (parts.root && parts.metaHeads) {
+      t.index.rootMode = parts.root.mode
+      t.index.rootTimes = { ...parts.root.times }
+    } else t.readRootAttrs()
     return t
   }
 
@@ -593,8 +602,8 @@ export class Tree implements ReadTree {
   }
 
   /** Shards loaded as Automerge documents now, and loads from saved bytes so far. */
-  get shardStats(): { hot: number; total: number; loads: number } {
-    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads }
+  get shardStats(): { hot: number; total: number; loads: number; metaLoads: number } {
+    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads, metaLoads: this.shards.metaLoads }
   }
 
   /**
@@ -1063,6 +1072,9 @@ export class Tree implements ReadTree {
   recordsBetween(from: ReadonlyMap<string, string[]>, to: Readonly<Record<string, string[]>>): Map<string, RawNode | null> | null {
     return recordsBetween(this.shards, from, to)
   }
+
+  /** Whether `meta` (snapshots, volume settings) is as restored from the index and not read since. */
+  get metaUnread(): boolean { return this.shards.metaUnread }
 
   /** Every snapshot not removed: its record text and the heads it names. */
   snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
