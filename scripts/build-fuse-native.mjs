@@ -11,6 +11,10 @@
 //   2^30-1 and 2^30-2) both become 1073: UTIME_OMIT becomes 1074 (src/mount/times.ts);
 // - fallocate is not among its ops (so it answers EOPNOTSUPP): op 34 (its handler table has
 //   room for 35), `fallocate(path, fd, mode, offset, length, cb)` in JS.
+// - the caller of an op (fuse_get_context: uid, gid, pid) is not passed on, so new nodes cannot
+//   be owned by whoever made them: each op records it in its thread locals, and
+//   `fuse.caller()` returns `[uid, gid, pid]` of the op being handled (called synchronously in
+//   the handler; src/mount/owners.ts). A build without it: caller() is missing.
 // We apply them and build the addon with the node-gyp that npm ships (node-gyp-build then
 // prefers build/ over the prebuild). Idempotent: a marker records which fixes the build has.
 import { execFileSync } from 'node:child_process'
@@ -31,7 +35,7 @@ try {
 
 const source = path.join(dir, 'fuse-native.c')
 const marker = path.join(dir, 'build', 'Release', '.bazil-utimens-fixed')
-const MARK = 'bazil fixes: utimens-mtime, utime-omit-ok, utime-omit-apart, fallocate\n'
+const MARK = 'bazil fixes: utimens-mtime, utime-omit-ok, utime-omit-apart, fallocate, caller\n'
 const FIXES = [
   ['FUSE_UINT64_TO_INTS_ARGV(l->atime, 5)', 'FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)'],
   ['  struct fuse_operations ops = { };\n', '  struct fuse_operations ops = { };\n  ops.flag_utime_omit_ok = 1;\n'],
@@ -54,7 +58,25 @@ const FIXES = [
 static void fuse_native_dispatch_init (`],
   ['  if (implemented[op_init]) ops.init = fuse_native_init;\n', '  if (implemented[op_init]) ops.init = fuse_native_init;\n  if (implemented[op_fallocate]) ops.fallocate = fuse_native_fallocate;\n'],
   ['  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_signal_rmdir)\n  NAPI_EXPORT_FUNCTION(fuse_native_signal_fallocate)\n'],
-  ['  NAPI_EXPORT_UINT32(op_rmdir)\n', '  NAPI_EXPORT_UINT32(op_rmdir)\n  NAPI_EXPORT_UINT32(op_fallocate)\n']
+  ['  NAPI_EXPORT_UINT32(op_rmdir)\n', '  NAPI_EXPORT_UINT32(op_rmdir)\n  NAPI_EXPORT_UINT32(op_fallocate)\n'],
+  ['  int32_t res;\n', '  int32_t res;\n  uid_t caller_uid; /* bazil: fuse_get_context() of the op */\n  gid_t caller_gid;\n  pid_t caller_pid;\n'],
+  ['  l->op_fn = fuse_native_dispatch_##name;\\\n', '  l->op_fn = fuse_native_dispatch_##name;\\\n  { struct fuse_context *bazil_fc = fuse_get_context(); l->caller_uid = bazil_fc->uid; l->caller_gid = bazil_fc->gid; l->caller_pid = bazil_fc->pid; }\\\n'],
+  ['NAPI_METHOD(fuse_native_unmount) {\n', `NAPI_METHOD(fuse_native_caller) { /* bazil */
+  NAPI_ARGV(1)
+  NAPI_ARGV_BUFFER_CAST(fuse_thread_locals_t *, l, 0);
+  napi_value out, v;
+  napi_create_array_with_length(env, 3, &out);
+  napi_create_uint32(env, l->caller_uid, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_uint32(env, l->caller_gid, &v);
+  napi_set_element(env, out, 1, v);
+  napi_create_uint32(env, l->caller_pid, &v);
+  napi_set_element(env, out, 2, v);
+  return out;
+}
+
+NAPI_METHOD(fuse_native_unmount) {\n`],
+  ['  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_caller)\n']
 ]
 /** The same for index.js: the fallocate op in the op table and its handler. */
 const JS_FIXES = [
@@ -65,7 +87,15 @@ const JS_FIXES = [
     })
   }
 
-  _op_rmdir (signal, path) {\n`]
+  _op_rmdir (signal, path) {\n`],
+  ['      return function (nativeHandler, opCode, ...args) {\n', '      return function (nativeHandler, opCode, ...args) {\n        self._caller = nativeHandler // bazil: whose op this is, for caller()\n'],
+  ['  _malloc (size) {\n', `  // bazil: [uid, gid, pid] of the process whose op is being handled (call it synchronously in
+  // the op's handler), or null when the addon predates this fix.
+  caller () {
+    return binding.fuse_native_caller && this._caller ? binding.fuse_native_caller(this._caller) : null
+  }
+
+  _malloc (size) {\n`]
 ]
 
 function patch(file, fixes) {

@@ -32,7 +32,7 @@ node bin/bazil.js --data-dir="$work/data" server run --bootstrap=none 2>"$work/s
 server_pid=$!
 for _ in $(seq 1 200); do grep -q "listening on .*control.sock" "$work/server.log" && break; sleep 0.1; done
 mkdir "$work/mnt"
-bazil volume mount posix "$work/mnt"
+bazil volume mount --allow-other posix "$work/mnt"
 chmod 755 "$work/mnt"
 tests=()
 if [ $# -eq 0 ]; then tests=("$PJDFSTEST_DIR/tests"); else for t in "$@"; do tests+=("$PJDFSTEST_DIR/tests/$t"); done; fi

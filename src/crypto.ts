@@ -1,8 +1,9 @@
-// All of bazil's cryptography, in one place, on sodium-native.
+// All of bazil's cryptography, in one place, on sodium-native (SHA-256 alone on node's OpenSSL).
 //
 // Every key other than the node key pair and the sharing keys is derived here with keyed
 // BLAKE2b and a distinct context string per use (see spec/keys.md), so that one secret never
 // serves two purposes.
+import { createHash } from 'node:crypto'
 import sodium from 'sodium-native'
 import z32 from 'hypercore-id-encoding'
 
@@ -156,7 +157,7 @@ export function decodeKey(text: string, what = 'key'): Buffer {
  * change's hash is SHA-256 of its chunk after magic and checksum); never for bazil's own keys.
  */
 export function sha256(data: Uint8Array): Buffer {
-  const out = Buffer.alloc(sodium.crypto_hash_sha256_BYTES)
-  sodium.crypto_hash_sha256(out, Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength))
-  return out
+  // OpenSSL uses the CPU's SHA extensions where there are: 826 vs 99 MB/s for sodium's portable
+  // C here (a joiner hashes every change of the volume; session 9, helper join).
+  return createHash('sha256').update(data).digest()
 }

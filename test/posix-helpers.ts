@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume/volume.js'
-import { VolumeMount } from '../src/mount/index.js'
+import { VolumeMount, type MountOptions } from '../src/mount/index.js'
 import { tempDir } from './helpers.js'
 
 const run = promisify(execFile)
@@ -26,14 +26,18 @@ export class MountedVolume {
   readonly mnt: string
   private readonly tmp: { dir: string; cleanup: () => void }
 
+  private opts: Partial<MountOptions> = {}
+
   private constructor(prefix: string) {
     this.tmp = tempDir(prefix)
     this.mnt = path.join(this.tmp.dir, 'mnt')
     fs.mkdirSync(this.mnt)
   }
 
-  static async open(prefix: string): Promise<MountedVolume> {
+  /** `opts`: more mount options (allowOther). */
+  static async open(prefix: string, opts: Partial<MountOptions> = {}): Promise<MountedVolume> {
     const m = new MountedVolume(prefix)
+    m.opts = opts
     m.node = await Node.open(DataDir.create(path.join(m.tmp.dir, 'data')))
     m.vol = await m.node.createVolume('v', 'default')
     await m.mountIt()
@@ -41,7 +45,7 @@ export class MountedVolume {
   }
 
   private async mountIt(): Promise<void> {
-    this.mount = new VolumeMount(this.vol, this.mnt, { spoolDir: path.join(this.tmp.dir, 'spool') })
+    this.mount = new VolumeMount(this.vol, this.mnt, { ...this.opts, spoolDir: path.join(this.tmp.dir, 'spool') })
     await this.mount.mount()
   }
 

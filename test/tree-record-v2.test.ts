@@ -152,6 +152,25 @@ test('version 2 records that do not decode are problems; a c naming another crea
   const rejected = r.apply([{ ...forged, writer: W2 }])
   assert.equal(rejected.length, 1)
   assert.match(rejected[0].reason, /claims another writer/)
+  // The claim is found by a scan of the value's bytes: quotes, brackets and commas escaped in an
+  // earlier element, or whitespace, do not move it; the real writer field decides.
+  const tricky = (who: string): string[] => [
+    JSON.stringify([2, 'fi"le,]', who, 1, init]),
+    JSON.stringify([2, `","${W2}",`, who, 1, init]),
+    JSON.stringify([2, ['[', ']'], who, 1, init]),
+    `[2, "file", "${who}", 1, {}]`,
+  ]
+  for (const [i, text] of tricky(W1).entries()) {
+    const f = A.getBackend(A.init<unknown>({ actor: W2 }))
+    f.putObject('_root', idIn(80 + i), { c: text })
+    f.commit(null, null)
+    const got = r.apply([{ shard, change: f.getLastLocalChange()!, writer: W2 }])
+    assert.equal(got.length, 1, `tricky ${i}: ${text}`)
+    assert.match(got[0].reason, /claims another writer/)
+  }
+  for (const [i, text] of tricky(W2).entries()) {
+    assert.deepEqual(r.apply([{ ...put(idIn(90 + i), { c: text }), writer: W2 }]), [], `own claim ${i}: ${text}`)
+  }
   // c as an object (it would read back as no string any check saw): rejected.
   const objer = A.getBackend(A.init<unknown>({ actor: W2 }))
   objer.putObject('_root', idIn(98), { c: { a: 1 } })

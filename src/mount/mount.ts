@@ -22,6 +22,8 @@ import { FileReader } from './reader.js'
 import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
+import { replyGetxattr, replyListxattr, XattrHandlers } from './xattrs.js'
+import { callerOf, Owners, type Caller } from './owners.js'
 
 const run = promisify(execFile)
 
@@ -30,6 +32,12 @@ export interface MountOptions {
   log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void
   /** Reads of content not available within this time fail with EIO (default 30 s). */
   readTimeoutMs?: number
+  /**
+   * Lets every user of the machine in (FUSE allow_other; a mount by a user other than root
+   * needs `user_allow_other` in /etc/fuse.conf). The kernel then checks each access against
+   * the nodes' modes and owners (default_permissions): spec/fuse.md "Owners and permissions".
+   */
+  allowOther?: boolean
 }
 
 /** Handlers running at once; the rest wait in FIFO order. */
@@ -100,6 +108,15 @@ export class BazilFuse extends Fuse {
     ].join(',')
     return base ? `${base},${extra}` : `-o${extra}`
   }
+
+  // fuse-native's replies to these get sizes wrong on Linux (xattrs.ts).
+  protected _op_getxattr(signal: (res: number, buf: ArrayBuffer) => void, p: string, name: string, buf: Buffer, position: number): void {
+    replyGetxattr((this as unknown as { ops: FuseOps }).ops, signal, p, name, buf, position)
+  }
+
+  protected _op_listxattr(signal: (res: number, buf: ArrayBuffer) => void, p: string, buf: Buffer): void {
+    replyListxattr((this as unknown as { ops: FuseOps }).ops, signal, p, buf)
+  }
 }
 
 export class VolumeMount {
@@ -125,8 +142,11 @@ export class VolumeMount {
     () => this.volume.cas.requestsAhead()
   )
   private emptyRef: FileRef | null = null
-  private readonly uid = process.getuid?.() ?? 0
-  private readonly gid = process.getgid?.() ?? 0
+  private readonly xattrs: XattrHandlers
+  private readonly owners = new Owners(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
+  private readonly allowOther: boolean
+  /** The fuse-native instance from its construction on: ops may arrive before mount() returns. */
+  private native: BazilFuse | null = null
 
   constructor(volume: Volume, mountpoint: string, opts: MountOptions) {
     this.volume = volume
@@ -134,8 +154,10 @@ export class VolumeMount {
     this.spoolDir = path.resolve(opts.spoolDir)
     this.log = opts.log ?? (() => {})
     this.readTimeoutMs = opts.readTimeoutMs ?? 30_000
+    this.allowOther = opts.allowOther ?? false
     this.ctx = { log: this.log, limiter: new Limiter(MAX_CONCURRENT_OPS) }
     this.flusher = new Flusher(volume, this.log)
+    this.xattrs = new XattrHandlers(volume, (p) => this.hidden.has(p), () => this.flusher.schedule())
   }
 
   async mount(): Promise<void> {
@@ -149,6 +171,7 @@ export class VolumeMount {
     this.emptyRef ??= await this.volume.cas.writeBuffer(Buffer.alloc(0))
     const fuse = new BazilFuse(this.mountpoint, this.ops(), {
       fsname: `bazil:${this.volume.name}`,
+      allowOther: this.allowOther,
       // Ops that move data or commit may take long; only metadata ops get a timeout.
       timeout: {
         default: 30_000,
@@ -156,6 +179,7 @@ export class VolumeMount {
         truncate: false, ftruncate: false, open: false, create: false, mkdir: false,
       },
     })
+    this.native = fuse
     await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())))
     this.fuse = fuse
     this.log('info', `mounted volume ${this.volume.name} on ${this.mountpoint}`)
@@ -214,12 +238,17 @@ export class VolumeMount {
   private ops(): FuseOps {
     const w = <A extends unknown[], R>(name: string, fn: (...a: A) => Promise<R>, reply: 'value' | 'count' = 'value') =>
       wrap(this.ctx, name, fn.bind(this) as (...a: A) => Promise<R>, reply)
+    // Ops that create a node take its caller first, read as the op arrives (owners.ts).
+    const c = <A extends unknown[], R>(name: string, fn: (caller: Caller | null, ...a: A) => Promise<R>) => {
+      const f = wrap(this.ctx, name, fn.bind(this) as (...a: unknown[]) => Promise<R>)
+      return (...a: unknown[]) => f(callerOf(this.native), ...a)
+    }
     return {
       getattr: w('getattr', this.getattr),
       readdir: w('readdir', this.readdir),
       readlink: w('readlink', this.readlink),
       open: w('open', this.open),
-      create: w('create', this.create),
+      create: c('create', this.create),
       read: w('read', this.read, 'count'),
       write: w('write', this.write, 'count'),
       flush: w('flush', async () => {}),
@@ -231,19 +260,21 @@ export class VolumeMount {
       fallocate: w('fallocate', this.fallocate),
       unlink: w('unlink', this.unlink),
       rename: w('rename', this.rename),
-      mkdir: w('mkdir', this.mkdir),
+      mkdir: c('mkdir', this.mkdir),
       rmdir: w('rmdir', this.rmdir),
-      symlink: w('symlink', this.symlink),
+      symlink: c('symlink', this.symlink),
       chmod: w('chmod', this.chmod),
       utimens: w('utimens', this.utimens),
-      // Bazil has no owners: accepted and ignored, so `tar x` and `cp -a` as root succeed.
-      chown: w('chown', async () => {}),
+      chown: w('chown', this.chown),
       statfs: w('statfs', this.statfs),
-      // Anti-goals: hard links, device nodes/FIFOs, xattrs. (getxattr/listxattr stay
-      // unimplemented: libfuse answers ENOSYS and the kernel then says EOPNOTSUPP for good.)
+      // Anti-goals: hard links, device nodes/FIFOs.
       link: w('link', async () => { throw new FsError('EPERM', 'hard links are not supported') }),
       mknod: w('mknod', async () => { throw new FsError('EPERM', 'only regular files, directories and symlinks are supported') }),
-      setxattr: w('setxattr', async () => { throw new FsError('EOPNOTSUPP', 'extended attributes are not supported') }),
+      // Extended attributes (xattrs.ts).
+      getxattr: wrap(this.ctx, 'getxattr', this.xattrs.getxattr.bind(this.xattrs)),
+      listxattr: wrap(this.ctx, 'listxattr', this.xattrs.listxattr.bind(this.xattrs)),
+      setxattr: wrap(this.ctx, 'setxattr', this.xattrs.setxattr.bind(this.xattrs)),
+      removexattr: wrap(this.ctx, 'removexattr', this.xattrs.removexattr.bind(this.xattrs)),
     }
   }
 
@@ -260,7 +291,7 @@ export class VolumeMount {
     const never = st.id === ROOT_ID && st.mtime === 0 ? this.volume.record.created : 0
     const ctime = Math.max(st.ctime, sf?.dirty ? sf.mtime : 0, never)
     return {
-      mode: type | (mode & 0o7777), uid: this.uid, gid: this.gid, size, nlink: 1,
+      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: 1,
       blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: st.atime || never, mtime: mtime || never, ctime,
     }
   }
@@ -277,7 +308,7 @@ export class VolumeMount {
     if (at.kind === 'snaproot') {
       const snaps = this.volume.tree.snapshots()
       const time = snaps.length ? snaps[snaps.length - 1]!.time : 0
-      return { mode: S_IFDIR | 0o555, uid: this.uid, gid: this.gid, size: 0, nlink: 1, atime: time, mtime: time, ctime: time }
+      return { mode: S_IFDIR | 0o555, uid: this.owners.uid, gid: this.owners.gid, size: 0, nlink: 1, atime: time, mtime: time, ctime: time }
     }
     if (at.kind === 'snap') {
       const st = this.snapView(at.name).lookup(at.rest)
@@ -420,13 +451,13 @@ export class VolumeMount {
     return this.newHandle({ nodeId: st.id, ref: st.content ?? null, file: sf, path: p })
   }
 
-  private async create(p: string, mode: number): Promise<number> {
+  private async create(caller: Caller | null, p: string, mode: number): Promise<number> {
     checkNames(p)
     const at = place(p)
     if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
     if (at.kind === 'snap') throw new FsError('EROFS', `${p}: snapshots are read-only`)
     if (this.volume.tree.lookup(p)) throw new FsError('EEXIST', p)
-    const st = this.volume.writeRef(p, this.emptyRef!, { mode: mode & 0o7777 })
+    const st = this.volume.writeRef(p, this.emptyRef!, this.newAttrs(caller, p, mode, false))
     this.flusher.schedule()
     const sf = this.acquire(st)
     return this.newHandle({ nodeId: st.id, ref: st.content ?? null, file: sf, path: p })
@@ -531,23 +562,17 @@ export class VolumeMount {
       const now = this.volume.tree.statId(sf.nodeId)
       await sf.sync({ volume: this.volume.id.toString('hex'), path: now?.path ?? '' })
     }
-    const content = await sf.content()
-    // Small files (in memory or not) are sealed on a seal worker, batched with the other
-    // commits of the moment into one store put; the memory copy is handed over, not copied.
-    const ref = typeof content === 'string' ? await this.volume.cas.writeFile(content, sf.size) : await this.volume.cas.writeBuffer(content, true)
-    const st = this.volume.tree.statId(sf.nodeId)
-    if (!st || st.kind !== 'file') {
+    const done = await this.volume.commitFile(sf.nodeId, await sf.content(), () => ({ mtime: sf.mtime, mode: sf.mode }), { size: sf.size })
+    sf.committedGen = gen
+    if (done === null) {
       this.log('debug', `dropped spooled data of a file removed while open (node ${sf.nodeId})`)
-      sf.committedGen = gen
       return
     }
-    this.volume.writeRef(st.path, ref, { mtime: sf.mtime, mode: sf.mode })
-    sf.committedGen = gen
     sf.mode = undefined
     // fsync promises durability now; a close only needs the entry soon (batched with others).
     if (sync) await this.flusher.flush()
     else this.flusher.schedule()
-    this.log('debug', `committed ${st.path} (${ref.size} bytes)`)
+    this.log('debug', `committed ${done.stat.path} (${done.ref.size} bytes)`)
   }
 
   private describe(sf: SpoolFile): string {
@@ -586,7 +611,12 @@ export class VolumeMount {
     this.flusher.schedule()
   }
 
-  private async mkdir(p: string, mode: number): Promise<void> {
+  /** The attributes of a node `caller` creates at `p` (owners.ts). */
+  private newAttrs(caller: Caller | null, p: string, mode: number, isDir: boolean): { mode: number; uid: number; gid: number } {
+    return this.owners.ofNew(caller, this.volume.tree.lookup(path.posix.dirname(p)), mode & 0o7777, isDir)
+  }
+
+  private async mkdir(caller: Caller | null, p: string, mode: number): Promise<void> {
     checkNames(p)
     const at = place(p)
     if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
@@ -600,7 +630,7 @@ export class VolumeMount {
       this.log('info', `snapshot ${at.name} of volume ${this.volume.name} taken`)
       return
     }
-    this.volume.mkdir(p, { mode: mode & 0o7777 })
+    this.volume.mkdir(p, this.newAttrs(caller, p, mode, true))
     this.flusher.schedule()
   }
 
@@ -609,10 +639,12 @@ export class VolumeMount {
     this.flusher.schedule()
   }
 
-  private async symlink(target: string, p: string): Promise<void> {
+  private async symlink(caller: Caller | null, target: string, p: string): Promise<void> {
     const at = place(p)
     if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
-    this.volume.symlink(this.liveOnly(p, 'symlink'), target)
+    const { uid, gid } = this.newAttrs(caller, p, 0, false)
+    const attrs = { mtime: undefined, uid, gid }
+    this.volume.symlink(this.liveOnly(p, 'symlink'), target, attrs)
     this.flusher.schedule()
   }
 
@@ -630,6 +662,20 @@ export class VolumeMount {
       return
     }
     this.volume.setattr(p, { mode: mode & 0o7777 })
+    this.flusher.schedule()
+  }
+
+  private async chown(p: string, uid: number, gid: number): Promise<void> {
+    // Who may chown and chgrp was checked by the kernel (default_permissions; owners.ts).
+    const owners = this.owners.chown(uid, gid)
+    if (owners.uid === undefined && owners.gid === undefined) return
+    const h = this.hidden.get(p)
+    if (h) {
+      h.stat = { ...h.stat, ...owners, ctime: Date.now() }
+      return
+    }
+    const attrs: { mode?: number; uid?: number; gid?: number } = owners
+    this.volume.setattr(this.liveOnly(p, 'chown'), attrs)
     this.flusher.schedule()
   }
 
@@ -744,11 +790,8 @@ export async function recoverSpool(volume: Volume, spoolDir: string): Promise<{ 
     const st = volume.tree.statId(meta.node)
     const data = await fsp.stat(dataPath).catch(() => null)
     if (st && st.kind === 'file' && data) {
-      const ref = await volume.cas.writeFile(dataPath)
-      if (st.content?.hash !== ref.hash.toString('hex')) {
-        volume.writeRef(st.path, ref, { mtime: meta.mtime })
-        recovered.push(st.path)
-      }
+      const done = await volume.commitFile(meta.node, dataPath, () => ({ mtime: meta.mtime }), { unlessSame: true })
+      if (done?.written) recovered.push(done.stat.path)
     }
   }
   if (recovered.length > 0) await volume.sync()

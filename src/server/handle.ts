@@ -7,6 +7,12 @@ import type { PeerNetwork } from '../net/swarm.js'
 export interface MountInfo {
   volume: string
   mountpoint: string
+  /** Mounted with --allow-other (every user of the machine may enter; spec/fuse.md). */
+  allowOther?: boolean
+}
+
+export interface MountOpts {
+  allowOther?: boolean
 }
 
 export interface ServerHandle {
@@ -15,7 +21,7 @@ export interface ServerHandle {
   readonly pid: number
   readonly startedAt: number
   readonly log: Log
-  mount(volume: string, mountpoint: string): Promise<void>
+  mount(volume: string, mountpoint: string, opts?: MountOpts): Promise<void>
   unmount(mountpoint: string): Promise<void>
   mounts(): MountInfo[]
   /** The peer network, once started (see src/net). */

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { UserError } from '../datadir.js'
 import type { Node } from '../node.js'
 import type { VolumeMount } from '../mount/index.js'
-import type { MountInfo } from './handle.js'
+import type { MountInfo, MountOpts } from './handle.js'
 import type { Log } from '../log.js'
 import { replaceFileSync } from '../atomic-file.js'
 
@@ -26,12 +26,12 @@ export class MountManager {
     private readonly node: Node,
     private readonly log: Log
   ) {
-    this.file = path.join(node.dir.root, 'mounts.json')
+    this.file = node.dir.paths.mounts
   }
 
   /** Where a volume's dirty file data is spooled (per volume id: stable across renames). */
   private spoolDir(volumeName: string): string {
-    return path.join(this.node.dir.root, 'spool', this.node.dir.volume(volumeName).id)
+    return this.node.dir.paths.spool(this.node.dir.volume(volumeName).id)
   }
 
   /** The mounts wanted at the next start; a damaged file is an error naming it and what to do. */
@@ -56,7 +56,7 @@ export class MountManager {
     if (f.version !== 1) throw damaged(`unknown version ${JSON.stringify(f.version)}`)
     if (!Array.isArray(f.mounts)) throw damaged('no "mounts" list')
     for (const m of f.mounts) {
-      if (!m || typeof m !== 'object' || typeof m.volume !== 'string' || typeof m.mountpoint !== 'string') throw damaged(`bad entry ${JSON.stringify(m)}`)
+      if (!m || typeof m !== 'object' || typeof m.volume !== 'string' || typeof m.mountpoint !== 'string' || (m.allowOther !== undefined && typeof m.allowOther !== 'boolean')) throw damaged(`bad entry ${JSON.stringify(m)}`)
     }
     return f.mounts
   }
@@ -75,7 +75,7 @@ export class MountManager {
    */
   async restore(): Promise<void> {
     for (const rec of this.node.dir.listVolumes()) {
-      const spool = path.join(this.node.dir.root, 'spool', rec.id)
+      const spool = this.node.dir.paths.spool(rec.id)
       if (!fs.existsSync(spool)) continue
       try {
         const vol = await this.node.volume(rec.name)
@@ -96,7 +96,7 @@ export class MountManager {
     for (const m of wanted) {
       try {
         await (await fuse()).cleanupStaleMount(m.mountpoint)
-        await this.mount(m.volume, m.mountpoint)
+        await this.mount(m.volume, m.mountpoint, { allowOther: m.allowOther === true })
         this.log('info', `remounted volume ${m.volume} at ${m.mountpoint}`)
       } catch (err) {
         this.log('error', `could not remount volume ${m.volume} at ${m.mountpoint}: ${(err as Error).message}`)
@@ -104,7 +104,7 @@ export class MountManager {
     }
   }
 
-  async mount(volume: string, mountpoint: string): Promise<void> {
+  async mount(volume: string, mountpoint: string, opts: MountOpts = {}): Promise<void> {
     const mp = path.resolve(mountpoint)
     if (this.active.has(mp)) throw new UserError(`${mp} is already a bazil mount (volume ${this.active.get(mp)?.info.volume})`)
     const st = fs.statSync(mp, { throwIfNoEntry: false })
@@ -115,9 +115,10 @@ export class MountManager {
     const spoolDir = this.spoolDir(volume)
     fs.mkdirSync(spoolDir, { recursive: true, mode: 0o700 })
     const { VolumeMount } = await fuse()
-    const m = new VolumeMount(vol, mp, { spoolDir, log: this.log })
+    const m = new VolumeMount(vol, mp, { spoolDir, log: this.log, allowOther: opts.allowOther })
     await m.mount()
-    const info = { volume, mountpoint: mp }
+    const info: MountInfo = { volume, mountpoint: mp }
+    if (opts.allowOther) info.allowOther = true
     this.active.set(mp, { info, mount: m })
     this.writeWanted([...wanted.filter((w) => w.mountpoint !== mp), info])
     this.log('info', `mounted volume ${volume} at ${mp}`)

@@ -284,6 +284,7 @@ const ACTION_SET = 1
 const MAKE_ACTIONS = new Set([0, 2, 4, 6])
 const VALUE_STRING = 6
 const SNAP_PREFIX = 'snap.'
+const SNAP_BYTES = Buffer.from(SNAP_PREFIX, 'latin1')
 
 /**
  * Authorship by construction: a change may only write values that name its own actor as
@@ -332,6 +333,10 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string, others: [nu
       if (creator !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… names ${creator.slice(0, 16)}… as a record's creator`)
       continue
     }
+    // Most values name their own writer: found by a scan of the bytes, no JSON parsed (the
+    // check's share of a 1M-file join). Element `KEY_WRITER_INDEX[key]` being exactly the
+    // actor's string settles it, valid JSON or not; anything else is parsed below.
+    if (namesActor(buf, start, at, KEY_WRITER_INDEX[key]!, actor)) continue
     let v: unknown
     try { v = JSON.parse(buf.toString('utf8', start, at)) } catch { continue } // not a value: the record is invalid, names no one
     // A v2 record's creation (`c`, format 2) names its creator; the other values are of format 1.
@@ -341,6 +346,47 @@ function checkClaims(body: Uint8Array, cols: Columns, actor: string, others: [nu
     if (typeof claim === 'string' && claim !== actor) throw new ForgedWriterError(`change by actor ${actor.slice(0, 16)}… writes a ${what} value naming writer ${claim.slice(0, 16)}…`)
   }
   return objs
+}
+
+const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c, OPEN = 0x5b, CLOSE = 0x5d, OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d
+
+/**
+ * Whether the JSON array in buf[start, end) has as element `k` exactly the string `actor`
+ * (lowercase hex, as JSON.stringify writes it: no whitespace, no escapes). False whenever it
+ * is not plainly so (whitespace, escapes in it, fewer elements, not an array): the caller then
+ * parses the value. Elements before `k` are skipped by their brackets and quotes.
+ */
+function namesActor(buf: Buffer, start: number, end: number, k: number, actor: string): boolean {
+  if (start >= end || buf[start] !== OPEN) return false
+  let p = start + 1
+  for (let i = 0; i < k; i++) {
+    // Skip one element: a string, a nested array or object, or a bare number/literal.
+    let depth = 0
+    for (;;) {
+      if (p >= end) return false
+      const c = buf[p]!
+      if (c === QUOTE) {
+        p++
+        while (p < end && buf[p] !== QUOTE) p += buf[p] === BACKSLASH ? 2 : 1
+        if (p >= end) return false
+        p++
+        continue
+      }
+      if (c === OPEN || c === OPEN_OBJ) depth++
+      else if (c === CLOSE || c === CLOSE_OBJ) {
+        if (depth === 0) return false // the array ended before element k
+        depth--
+      } else if (c === COMMA && depth === 0) break
+      p++
+    }
+    p++ // the comma
+  }
+  const n = actor.length
+  if (p + n + 2 > end || buf[p] !== QUOTE || buf[p + n + 1] !== QUOTE) return false
+  const after = p + n + 2 < end ? buf[p + n + 2] : -1
+  if (after !== COMMA && after !== CLOSE) return false
+  for (let j = 0; j < n; j++) if (buf[p + 1 + j] !== actor.charCodeAt(j)) return false
+  return true
 }
 
 // Keys whose values name a writer, as codes (0 = any other key), their names and writer index.
@@ -393,7 +439,11 @@ class RleCursor {
     const n = this.r.uleb('string length')
     const from = this.r.at
     this.r.skip(n, 'string')
-    if (n > 7) return n >= SNAP_PREFIX.length && this.buf.toString('latin1', from, from + SNAP_PREFIX.length) === SNAP_PREFIX ? 4 : KEY_OTHER
+    if (n > 7) {
+      // Node ids and other long keys: only a `snap.` prefix counts (compared in place, nothing allocated).
+      for (let j = 0; j < SNAP_BYTES.length; j++) if (this.buf[from + j] !== SNAP_BYTES[j]) return KEY_OTHER
+      return 4
+    }
     const k = this.buf.toString('latin1', from, this.r.at)
     return KEY_CODES.get(k) ?? (k.startsWith(SNAP_PREFIX) ? 4 : KEY_OTHER)
   }

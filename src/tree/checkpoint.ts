@@ -12,6 +12,7 @@
  */
 import { equal, hash } from '../crypto.js'
 import { META_SHARD, isShard, type Kind, type RawNode } from './model.js'
+import { isOwner, MOUNTER } from './owners.js'
 import type { Problem, TreeState } from './tree.js'
 
 /**
@@ -31,7 +32,7 @@ const DIGEST_BYTES = 32
 export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
   [string, number, number, number, string][], [number, number, string[]][], (string | null)?, RowExtra?]
 /** A row's optional last element: the attributes of issue 13 a record may have (spec/tree.md "The index on disk"). */
-export interface RowExtra { a?: number; c?: number }
+export interface RowExtra { a?: number; c?: number; u?: number; g?: number; x?: 1 }
 
 interface Header {
   extra: unknown
@@ -69,7 +70,10 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   const extra: RowExtra = {}
   if (n.atime !== undefined) extra.a = n.atime
   if (n.ctime !== undefined) extra.c = n.ctime
-  if (n.atime !== undefined || n.ctime !== undefined) r.push(n.shard ?? null, extra)
+  if (n.uid !== undefined) extra.u = n.uid
+  if (n.gid !== undefined) extra.g = n.gid
+  if (n.xattrs) extra.x = 1
+  if (Object.keys(extra).length > 0) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
   return r
 }
@@ -104,6 +108,18 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
       if (typeof extra.c !== 'number') throw new Error(`node row ${id}: bad ctime`)
       n.ctime = extra.c
     }
+    if (extra.x !== undefined) {
+      if (extra.x !== 1) throw new Error(`node row ${id}: bad xattrs flag`)
+      n.xattrs = true
+    }
+    if (extra.u !== undefined) {
+      if (!isOwner(extra.u) || extra.u === MOUNTER) throw new Error(`node row ${id}: bad uid`)
+      n.uid = extra.u
+    }
+    if (extra.g !== undefined) {
+      if (!isOwner(extra.g) || extra.g === MOUNTER) throw new Error(`node row ${id}: bad gid`)
+      n.gid = extra.g
+    }
   }
   return n
 }
@@ -115,8 +131,11 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   // holds the whole volume as JSON text and parsed arrays at once (that was most of the
   // reopening process's peak RSS).
   const nodeBlobs: Buffer[] = []
+  let long = false
   for (let i = 0; i < state.nodes.length; i += NODE_CHUNK) {
-    nodeBlobs.push(Buffer.from(JSON.stringify(state.nodes.slice(i, i + NODE_CHUNK).map((n) => row(n, actors)))))
+    const rows = state.nodes.slice(i, i + NODE_CHUNK).map((n) => row(n, actors))
+    long ||= rows.some((r) => r.length > 9)
+    nodeBlobs.push(Buffer.from(JSON.stringify(rows)))
   }
   const header: Header = {
     extra, shards: [], meta: null, held: [], actors: actors.list, nodeBlobs: nodeBlobs.map((b) => b.length),
@@ -138,7 +157,8 @@ export function encodeTreeState(state: TreeState, extra: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(header))
   const len = Buffer.alloc(4)
   len.writeUInt32BE(json.length)
-  const version = state.nodes.some((n) => n.shard !== undefined) ? CHECKPOINT_VERSION : 2
+  // Rows of 10 or 11 elements (a deeper shard, or the attributes of issue 13) need version 3.
+  const version = long ? CHECKPOINT_VERSION : 2
   const body = Buffer.concat([MAGIC, Buffer.from([version]), len, json, ...blobs])
   return Buffer.concat([body, hash(body)])
 }

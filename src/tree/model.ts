@@ -4,6 +4,8 @@
  */
 import * as A from '@automerge/automerge'
 import { badName, isWellFormed } from './paths.js'
+import { recordHasXattrs } from './xattrs.js'
+import { isOwner, MOUNTER } from './owners.js'
 
 export type Kind = 'file' | 'dir' | 'symlink'
 
@@ -103,6 +105,9 @@ export interface RawNode {
   atime?: number
   /** Last metadata-only change (`ctime` key: chmod, utimens); the view's ctime also counts the loc's time and mtime (times.ts). */
   ctime?: number
+  /** Owner ids (`uid`, `gid` keys; owners.ts): absent or MOUNTER = the mounting user. */
+  uid?: number
+  gid?: number
   creator: string
   target?: string
   /** The winning version first, then the other concurrent ones ordered by (writer, time, ver). */
@@ -110,6 +115,8 @@ export interface RawNode {
   tombs: Tomb[]
   /** The shard the record was read from, when deeper than the top-level one (spec/tree.md "Shard layout"); absent: shardOf(id). */
   shard?: string
+  /** The record holds extended attributes (keys `x.NAME`, xattrs.ts): their values are read from the record, not kept here. */
+  xattrs?: true
 }
 
 export type MetaDoc = Record<string, A.ImmutableString | number>
@@ -231,6 +238,9 @@ export interface Creation {
   mtime: number
   /** Initial atime, when not the mtime (init key `atime`). */
   atime?: number
+  /** Initial owner ids, when not the mounting user (init keys `uid`, `gid`; owners.ts). */
+  uid?: number
+  gid?: number
   version: Version | null
   target?: string
 }
@@ -243,6 +253,8 @@ export interface Creation {
 export function encodeCreation(c: Creation): string {
   const init: Record<string, unknown> = { loc: [c.loc.parent, c.loc.name], mode: c.mode, mtime: c.mtime }
   if (c.atime !== undefined) init.atime = c.atime
+  if (c.uid !== undefined && c.uid !== MOUNTER) init.uid = c.uid
+  if (c.gid !== undefined && c.gid !== MOUNTER) init.gid = c.gid
   if (c.version) init.content = [c.version.hash, c.version.size, c.version.time, c.version.ver]
   if (c.target !== undefined) init.target = c.target
   return JSON.stringify([RECORD_VERSION_2, c.kind, c.creator, c.loc.time, init])
@@ -264,7 +276,7 @@ export function decodeCreation(text: string): Creation {
   if (!isActor(creator)) throw new Invalid('bad creator')
   if (!isTime(time)) throw new Invalid('c: bad time')
   if (typeof init !== 'object' || init === null || Array.isArray(init)) throw new Invalid('c: bad initial values')
-  const { loc, mode, mtime, atime, content, target } = init as Record<string, unknown>
+  const { loc, mode, mtime, atime, uid, gid, content, target } = init as Record<string, unknown>
   if (!Array.isArray(loc) || loc.length !== 2) throw new Invalid('c: bad loc')
   const [parent, name] = loc
   if (!isDirId(parent)) throw new Invalid('loc: bad parent id')
@@ -275,6 +287,14 @@ export function decodeCreation(text: string): Creation {
   if (atime !== undefined) {
     if (!isTime(atime)) throw new Invalid('bad atime')
     out.atime = atime
+  }
+  if (uid !== undefined) {
+    if (!isOwner(uid)) throw new Invalid('bad uid')
+    out.uid = uid
+  }
+  if (gid !== undefined) {
+    if (!isOwner(gid)) throw new Invalid('bad gid')
+    out.gid = gid
   }
   if (kind === 'file' && content !== undefined) {
     if (!Array.isArray(content) || content.length !== 4) throw new Invalid('c: bad content')
@@ -373,11 +393,18 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
   if (atime !== undefined && !isTime(atime)) throw new Invalid('bad atime')
   const ctime = m.ctime === undefined ? undefined : numValue(get('ctime'))
   if (ctime !== undefined && !isTime(ctime)) throw new Invalid('bad ctime')
+  const uid = m.uid === undefined ? init?.uid : numValue(get('uid'))
+  if (uid !== undefined && !isOwner(uid)) throw new Invalid('bad uid')
+  const gid = m.gid === undefined ? init?.gid : numValue(get('gid'))
+  if (gid !== undefined && !isOwner(gid)) throw new Invalid('bad gid')
   const creator = init ? init.creator : strValue(get('by'))
   if (creator === null || !isHex(creator)) throw new Invalid('bad creator')
   const node: RawNode = { id, kind, loc, mode, mtime, creator, versions: [], tombs: [] }
   if (atime !== undefined) node.atime = atime
   if (ctime !== undefined) node.ctime = ctime
+  if (recordHasXattrs(m)) node.xattrs = true
+  if (uid !== undefined && uid !== MOUNTER) node.uid = uid
+  if (gid !== undefined && gid !== MOUNTER) node.gid = gid
   if (kind === 'file') {
     const winner = strValue(get('content'))
     if (winner === null && m.content === undefined && init?.version) node.versions.push(init.version)
@@ -410,6 +437,8 @@ export function recordWinners(n: RawNode): Record<string, unknown> {
   const m: Record<string, unknown> = { v: RECORD_VERSION, kind: n.kind, loc: encodeLoc(n.loc), mode: n.mode, mtime: n.mtime, by: n.creator }
   if (n.atime !== undefined) m.atime = n.atime
   if (n.ctime !== undefined) m.ctime = n.ctime
+  if (n.uid !== undefined) m.uid = n.uid
+  if (n.gid !== undefined) m.gid = n.gid
   if (n.versions.length > 0) m.content = encodeVersion(n.versions[0])
   if (n.target !== undefined) m.target = n.target
   if (n.tombs.length > 0) m.del = encodeTomb(n.tombs[0])
@@ -431,6 +460,8 @@ export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_
     const c: Creation = { kind: r.kind, creator: r.creator, loc: r.loc, mode: r.mode, mtime: r.mtime, version: ownVersion ? first : null }
     if (r.target !== undefined) c.target = r.target
     if (r.atime !== undefined) c.atime = r.atime
+    if (r.uid !== undefined) c.uid = r.uid
+    if (r.gid !== undefined) c.gid = r.gid
     const rec: Record<string, number | A.ImmutableString> = { c: imm(encodeCreation(c)) }
     if (r.ctime !== undefined) rec.ctime = r.ctime
     if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(encodeLoc(r.loc))
@@ -444,6 +475,8 @@ export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_
   if (r.target !== undefined) rec.target = imm(r.target)
   if (r.atime !== undefined) rec.atime = r.atime
   if (r.ctime !== undefined) rec.ctime = r.ctime
+  if (r.uid !== undefined) rec.uid = r.uid
+  if (r.gid !== undefined) rec.gid = r.gid
   return rec
 }
 

@@ -17,18 +17,38 @@ import { entryBudget, readChangeHeader, type ChangeBudget } from './change-heade
 import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
-import { readRootAttrs, isRootAttrKey, type RootTimes } from './times.js'
+import { readRootAttrs, isRootAttrKey } from './times.js'
+import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
+import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 /** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
-export interface Attrs { mode?: number; mtime?: number; atime?: number }
+export interface Attrs {
+  mode?: number
+  mtime?: number
+  atime?: number
+  /** Owner ids (owners.ts): MOUNTER = the mounting user; absent: no change (new nodes: the mounting user). */
+  uid?: number
+  gid?: number
+}
 export interface SnapshotInfo { name: string; time: number }
 export interface Problem { shard: string; id: string; reason: string }
 /** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
 export interface IncomingChange extends ShardChange { writer?: string; tag?: string }
 export interface Rejected { shard: string; tag?: string; reason: string }
+/** How a joiner's tree fills from a state (Tree.fromSaved): who sees it first, and its progress (awaited: a caller may pace it). */
+export interface JoinFill {
+  onTree?: (t: Tree) => void
+  onShard?: (done: number) => void | Promise<void>
+  /** Length of a slice (default SLICE_MS; tests set 0: every shard its own slice). */
+  sliceMs?: number
+}
+
+/** A joiner's shard loads run in slices of about this long, between which the event loop (the mount) runs. */
+const SLICE_MS = 25
+
 /**
  * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
  * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
@@ -66,16 +86,25 @@ export interface TreeParts {
   /** Records per shard (where a new record goes: spec/tree.md "Shard layout"). */
   counts: [string, number][]
   memo: IndexMemo
-  /** Heads of `meta` and the root's attributes read from it: with both, `meta` stays unloaded until first read. */
+  /** Heads of `meta` and its keys that are the root's attributes (times.ts isRootAttrKey): with both, `meta` stays unloaded until first read. */
   metaHeads?: string[]
-  root?: { mode: number; times: RootTimes }
+  root?: Record<string, unknown>
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
-type Edit = [RawNode, ((h: Handle, obj: string) => void) | null]
+type Edit = [RawNode, ((h: Handle, obj: string) => void) | null, number?]
+
+/** The `meta` keys that are the root's attributes, with their values. */
+function rootAttrKeys(meta: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(meta)) if (isRootAttrKey(k)) out[k] = v
+  return out
+}
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
+  /** The root's attribute keys of `meta` as the index on disk kept them, while `meta` is not loaded. */
+  private rootKeys: Record<string, unknown> | null = null
   private index = new TreeIndex()
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
@@ -87,6 +116,8 @@ export class Tree implements ReadTree {
    * (create, write, chmod, utimens) then costs one Automerge record put per file, not four.
    */
   private readonly foldable = new Map<string, { list: Put[]; at: number }>()
+  /** Every extended attribute of the nodes whose attributes were set or removed since the last flush (their records do not show it yet). */
+  private readonly xattrEdits = new Map<string, Map<string, Buffer>>()
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
@@ -410,8 +441,13 @@ export class Tree implements ReadTree {
         const change = h.getLastLocalChange()
         if (change) this.pending.push({ shard, change })
       }
-      for (let at = bulk; at < edits.length; at += EDITS_PER_CHANGE) {
-        for (const e of edits.slice(at, at + EDITS_PER_CHANGE)) e(h)
+      for (let at = bulk; at < edits.length;) {
+        // At most EDITS_PER_CHANGE edits, and fewer when some carry big values (xattrs).
+        for (let n = 0, bytes = 0; at < edits.length && n < EDITS_PER_CHANGE; n++, at++) {
+          bytes += edits[at].bytes ?? EDIT_BYTES
+          if (n > 0 && bytes > EDITS_PER_CHANGE * EDIT_BYTES) break
+          edits[at](h)
+        }
         h.commit(null, null)
         const change = h.getLastLocalChange()
         if (change) this.pending.push({ shard, change })
@@ -419,6 +455,7 @@ export class Tree implements ReadTree {
     }
     this.unflushed.clear()
     this.foldable.clear()
+    this.xattrEdits.clear()
   }
 
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
@@ -440,6 +477,7 @@ export class Tree implements ReadTree {
   free(): void {
     this.unflushed.clear()
     this.foldable.clear()
+    this.xattrEdits.clear()
     this.shards.free()
     this.snapshotTrees.clear()
     this.held.clear()
@@ -500,7 +538,7 @@ export class Tree implements ReadTree {
     for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
     return {
       meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo(),
-      metaHeads: this.shards.metaHeads(), root: { mode: this.index.rootMode, times: { ...this.index.rootTimes } },
+      metaHeads: this.shards.metaHeads(), root: this.shards.metaUnread && this.rootKeys ? this.rootKeys : rootAttrKeys(this.shards.meta()),
     }
   }
 
@@ -530,8 +568,8 @@ export class Tree implements ReadTree {
     for (const [shard, n] of parts.counts) t.counts.set(shard, n)
     t.index = new TreeIndex({ base, memo: parts.memo })
     if (parts.root && parts.metaHeads) {
-      t.index.rootMode = parts.root.mode
-      t.index.rootTimes = { ...parts.root.times }
+      t.rootKeys = parts.root
+      readRootAttrs(parts.root, t.index)
     } else t.readRootAttrs()
     return t
   }
@@ -541,10 +579,14 @@ export class Tree implements ReadTree {
    * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
    * document's changes hash to its heads) to exactly the heads given, which the caller took
    * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
-   * is built by reading every record once (yielding to the event loop between groups of shards).
+   * is built by reading every record once, shallow shards first, in slices of about SLICE_MS
+   * between which the event loop runs. `fill.onTree` gets the tree before the first shard: a
+   * shard is put in it only once checked and its records are in the index at the end of its
+   * slice, so a reader (the mount) sees the tree fill with checked records while it loads. On
+   * a mismatch the tree is freed: the caller takes back what it handed out.
    */
   static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
-    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, onShard?: (done: number) => void): Promise<Tree> {
+    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, fill: JoinFill = {}): Promise<Tree> {
     const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
     try {
       if (meta) {
@@ -557,32 +599,35 @@ export class Tree implements ReadTree {
         t.shards.setMeta(doc)
         if (!sameHeads([...A.getHeads(doc)].sort(), [...meta.heads].sort())) throw new StateMismatchError('shard meta is not at the heads its logs give')
       }
-      t.shards.restore(shards, null)
+      t.readRootAttrs()
+      fill.onTree?.(t)
       let changed = new Map<string, RawNode | null>()
       let done = 0
+      let sliceStart = performance.now()
       for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
+        const saved = shards.get(name)!
+        t.shards.restore(new Map([[name, saved]]), null)
         let h
         try {
           h = t.shards.node(name)
         } catch (e) {
           throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
         }
-        if (!sameHeads([...h.getHeads()].sort(), [...shards.get(name)!.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
+        if (!sameHeads([...h.getHeads()].sort(), [...saved.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
         const whole = h.materialize('_root') as Record<string, unknown>
         for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
-        // The event loop runs every few shards (a 1M-file volume's shard takes ~50 ms here), the index takes them in bigger groups.
-        if (++done % 8 === 0) {
-          if (done % 64 === 0) {
-            t.updateIndex(changed)
-            changed = new Map()
-          }
-          t.shards.evict(0)
-          onShard?.(done)
+        // Loaded only to be read: its saved bytes stay what the tree keeps (nothing to save).
+        t.shards.evict(0)
+        done++
+        if (performance.now() - sliceStart >= (fill.sliceMs ?? SLICE_MS) || done === shards.size) {
+          t.updateIndex(changed)
+          changed = new Map()
+          await fill.onShard?.(done)
           await new Promise((resolve) => setImmediate(resolve))
+          sliceStart = performance.now()
         }
       }
       t.updateIndex(changed)
-      t.shards.evict(0)
       t.owners = new Map()
       t.readRootAttrs()
       return t
@@ -775,7 +820,7 @@ export class Tree implements ReadTree {
     if (typeof target !== 'string' || target === '' || target.includes('\0') || Buffer.byteLength(target) > MAX_TARGET_BYTES || !isWellFormed(target))
       throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
     const { parent, name } = this.freshName(path)
-    return this.create(parent, name, 'symlink', { mtime: attrs.mtime }, path, { target })
+    return this.create(parent, name, 'symlink', { mtime: attrs.mtime, uid: attrs.uid, gid: attrs.gid }, path, { target })
   }
 
   rename(from: string, to: string): void {
@@ -848,9 +893,12 @@ export class Tree implements ReadTree {
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path)
     const atime = checkTime(attrs.atime, path)
+    const uid = checkOwner(attrs.uid, (msg) => new TreeError('EINVAL', path, msg))
+    const gid = checkOwner(attrs.gid, (msg) => new TreeError('EINVAL', path, msg))
     // A metadata-only change sets ctime (times.ts); a change of nothing changes nothing.
     const ctime = this.clock()
     if (names.length === 0) {
+      if ((uid ?? MOUNTER) !== MOUNTER || (gid ?? MOUNTER) !== MOUNTER) throw new TreeError('EPERM', path, 'the root directory is owned by the mounting user')
       if (mode === undefined && mtime === undefined && atime === undefined) return this.index.stat('/')
       this.changeMeta((m) => {
         if (mode !== undefined) m[ROOT_MODE_KEY] = mode
@@ -863,15 +911,129 @@ export class Tree implements ReadTree {
     }
     const e = this.index.resolve(names, path)
     this.writable(e, path)
-    if (mode === undefined && mtime === undefined && atime === undefined) return this.index.statId(e.id)!
+    if (mode === undefined && mtime === undefined && atime === undefined && uid === undefined && gid === undefined) return this.index.statId(e.id)!
     const old = this.index.node(e.id)!
-    this.edit([[{ ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }, (h, obj) => {
+    const next: RawNode = { ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }
+    setOwners(next, uid, gid)
+    this.edit([[next, (h, obj) => {
       if (mode !== undefined) h.put(obj, 'mode', mode, 'int')
+      if (uid !== undefined) h.put(obj, 'uid', uid, 'int')
+      if (gid !== undefined) h.put(obj, 'gid', gid, 'int')
       if (mtime !== undefined) putTime(h, obj, 'mtime', mtime)
       if (atime !== undefined) putTime(h, obj, 'atime', atime)
       putTime(h, obj, 'ctime', ctime)
     }]])
     return this.index.statId(e.id)!
+  }
+
+  // ---- extended attributes (xattrs.ts; spec/tree.md "Extended attributes") ---------------
+
+  /** Every extended attribute of the node at `path` (or of a snapshot's node), sorted by name. */
+  xattrs(path: string, snapshot?: string): ReadonlyMap<string, Buffer> {
+    if (snapshot !== undefined) return this.xattrsAt(snapshot, path)
+    const names = splitPath(path)
+    if (names.length === 0) return this.rootXattrs(this.shards.meta())
+    const now = this.xattrsOf(this.index.resolve(names, path).id)
+    return new Map([...now].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)))
+  }
+
+  /** The node's attributes now: as edited since the last flush, else read from its record when the index says it has any. */
+  private xattrsOf(id: string): Map<string, Buffer> {
+    const edited = this.xattrEdits.get(id)
+    if (edited) return edited
+    const n = this.index.node(id)
+    if (!n?.xattrs) return new Map()
+    const h = this.shards.node(homeOf(n))
+    return readXattrs(h, recordObj(h, id))
+  }
+
+  private rootXattrs(meta: Record<string, unknown>): Map<string, Buffer> {
+    const out = new Map<string, Buffer>()
+    for (const k of Object.keys(meta).sort()) {
+      const name = rootXattrNameOf(k)
+      const v = meta[k]
+      if (name !== null && isXattrValue(v)) out.set(name, Buffer.from(v))
+    }
+    return out
+  }
+
+  private xattrsAt(snapshot: string, path: string): Map<string, Buffer> {
+    const st = this.at(snapshot).stat(path)
+    const rec = this.snapshotOf(strOf(this.shards.meta()[SNAP_PREFIX + snapshot])!)
+    const heads = rec.heads ?? {}
+    if (st.id === ROOT_ID) return heads[META_SHARD] ? this.rootXattrs(A.view(this.shards.meta(), heads[META_SHARD]) as Record<string, unknown>) : new Map()
+    const id = st.id.split(':')[0]
+    // The shallowest shard on the id's path that held its record then.
+    for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
+      const hs = heads[id.slice(0, len)]
+      if (!hs) continue
+      const h = this.shards.node(id.slice(0, len))
+      const top = h.getWithType('_root', id, hs)
+      if (top && top[0] === 'map') return readXattrs(h, top[1] as string, hs)
+    }
+    return new Map()
+  }
+
+  /** Sets attribute `name` of the node at `path` (flags: XATTR_CREATE, XATTR_REPLACE); sets ctime. */
+  setxattr(path: string, name: string, value: Uint8Array, flags = 0): Stat {
+    return this.changeXattr(path, name, flags, Buffer.from(value))
+  }
+
+  /** Removes attribute `name` of the node at `path` (ENODATA when it has none of that name); sets ctime. */
+  removexattr(path: string, name: string): Stat {
+    return this.changeXattr(path, name, 0, null)
+  }
+
+  private changeXattr(path: string, name: string, flags: number, value: Buffer | null): Stat {
+    const names = splitPath(path)
+    const root = names.length === 0
+    const e = root ? null : this.index.resolve(names, path)
+    if (e) this.writable(e, path)
+    const now = root ? this.rootXattrs(this.shards.meta()) : this.xattrsOf(e!.id)
+    if (value !== null) checkSet(path, now, name, value, flags)
+    else {
+      checkXattrName(name, path)
+      if (!now.has(name)) throw new TreeError('ENODATA', path, `no xattr ${JSON.stringify(name.slice(0, 64))}`)
+    }
+    const ctime = this.clock()
+    if (root) {
+      this.changeMeta((m) => {
+        if (value !== null) (m as Record<string, unknown>)[ROOT_XATTR_PREFIX + name] = new Uint8Array(value)
+        else delete m[ROOT_XATTR_PREFIX + name]
+        m[ROOT_CTIME_KEY] = ctime
+      })
+      this.readRootAttrs()
+      return this.index.stat('/')
+    }
+    const id = e!.id
+    const next = new Map(now)
+    if (value !== null) next.set(name, value)
+    else next.delete(name)
+    const old = this.index.node(id)!
+    const raw: RawNode = { ...old, ctime }
+    if (next.size > 0) raw.xattrs = true
+    else delete raw.xattrs
+    // Never folded into a creation written from the node's state: the values are not in it.
+    this.foldable.delete(id)
+    const key = xattrKey(name)
+    this.edit([[raw, (h, obj) => {
+      if (value !== null) h.put(obj, key, new Uint8Array(value), 'bytes')
+      else h.delete(obj, key)
+      putTime(h, obj, 'ctime', ctime)
+    }, (value?.length ?? 0) + key.length + 64]])
+    this.xattrEdits.set(id, next)
+    return this.index.statId(id)!
+  }
+
+  /** Names of the node's attributes set concurrently by several writers (every replica shows the same winner). */
+  conflictedXattrs(path: string): string[] {
+    const names = splitPath(path)
+    if (names.length === 0) return []
+    this.flush()
+    const n = this.index.node(this.index.resolve(names, path).id)
+    if (!n?.xattrs) return []
+    const h = this.shards.node(homeOf(n))
+    return conflictedXattrs(h, recordObj(h, n.id))
   }
 
   // ---- conflicts -----------------------------------------------------------------------
@@ -1172,6 +1334,8 @@ export class Tree implements ReadTree {
     const shard = this.placeOf(id, extra.bulk)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
+    const fail = (msg: string): Error => new TreeError('EINVAL', path, msg)
+    setOwners(raw, checkOwner(attrs.uid, fail), checkOwner(attrs.gid, fail))
     return raw
   }
 
@@ -1182,7 +1346,7 @@ export class Tree implements ReadTree {
    */
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const [edited, fn] of edits) {
+    for (const [edited, fn, bytes] of edits) {
       let raw = edited
       const shard = homeOf(raw)
       let list = this.unflushed.get(shard)
@@ -1202,7 +1366,9 @@ export class Tree implements ReadTree {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw))
+        const put: Put = fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw)
+        if (bytes !== undefined) put.bytes = bytes
+        list.push(put)
       }
       changed.set(id, raw)
     }
@@ -1290,6 +1456,8 @@ function sameHeads(a: string[], b: string[]): boolean {
  * a change stays under ~1,000 ops and 640 KiB, inside one entry's CHANGE_LIMITS.
  */
 const EDITS_PER_CHANGE = 64
+/** What an edit counts for in a change's bytes unless it says (Put.bytes: an xattr's value): 64 of them are the ~640 KiB above. */
+const EDIT_BYTES = 10 * 1024
 
 /** Local edits flushed at once from which Automerge's heap is reserved first, and the heap reserved per edit (measured growth ~1 KiB). */
 const BULK_EDITS = 256
@@ -1308,7 +1476,8 @@ const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
  * unexpected patch). Reading a record back from Automerge costs ~100 µs; this, nothing.
  */
 function patchRecord(old: RawNode | undefined, patches: A.Patch[]): { winners: Record<string, unknown>; conflicted: Set<string> } | null {
-  if (old && (old.versions.length > 1 || old.tombs.length > 1)) return null
+  // A record with xattrs: its decoded state does not hold their values, so a patch's base would lack them.
+  if (old && (old.versions.length > 1 || old.tombs.length > 1 || old.xattrs)) return null
   let winners = old ? recordWinners(old) : null
   const conflicted = new Set<string>()
   for (const p of patches) {

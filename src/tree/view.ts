@@ -7,6 +7,7 @@ import { childPath, splitPath } from './paths.js'
 import { DEFAULT_MODE, ROOT_ID, isAlive, shortActor, type Kind, type RawNode, type Version } from './model.js'
 import { Layered, NOT_HELD, type BaseEntry, type IndexBase } from './index-layers.js'
 import { atimeOf, ctimeOf, type RootTimes } from './times.js'
+import { MOUNTER } from './owners.js'
 
 export interface ContentRef { hash: string; size: number }
 
@@ -22,6 +23,9 @@ export interface Stat {
   atime: number
   /** Last change of the node's content or metadata, derived (times.ts). */
   ctime: number
+  /** Owner ids (owners.ts): MOUNTER (-1) = the mounting user. */
+  uid: number
+  gid: number
   size: number
   content?: ContentRef
   target?: string
@@ -522,15 +526,15 @@ export class TreeIndex implements ReadTree {
   private statOf(e: Entry, name: string, path: string): Stat {
     if (e.id === ROOT_ID) {
       const { mtime, atime, ctime } = this.rootTimes
-      return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime, atime: atime || mtime, ctime: Math.max(ctime, mtime), size: 0 }
+      return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime, atime: atime || mtime, ctime: Math.max(ctime, mtime), uid: MOUNTER, gid: MOUNTER, size: 0 }
     }
     const r = this.raw.get(e.id)!
     const parent = this.parentOf.get(e.id)!
     if (e.ver) {
       const v = e.ver
-      return { id: `${e.id}:${v.ver}`, kind: 'file', name, parent, path, mode: r.mode, mtime: v.time, atime: v.time, ctime: v.time, size: v.size, content: { hash: v.hash, size: v.size } }
+      return { id: `${e.id}:${v.ver}`, kind: 'file', name, parent, path, mode: r.mode, mtime: v.time, atime: v.time, ctime: v.time, uid: r.uid ?? MOUNTER, gid: r.gid ?? MOUNTER, size: v.size, content: { hash: v.hash, size: v.size } }
     }
-    const s: Stat = { id: e.id, kind: r.kind, name, parent, path, mode: r.mode, mtime: r.mtime, atime: atimeOf(r), ctime: ctimeOf(r), size: 0 }
+    const s: Stat = { id: e.id, kind: r.kind, name, parent, path, mode: r.mode, mtime: r.mtime, atime: atimeOf(r), ctime: ctimeOf(r), uid: r.uid ?? MOUNTER, gid: r.gid ?? MOUNTER, size: 0 }
     if (r.kind === 'file') {
       const v = r.versions[0]
       if (v) {

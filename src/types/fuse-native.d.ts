@@ -100,6 +100,8 @@ declare module 'fuse-native' {
     unmount(cb: (err: Error | null) => void): void
     /** The `-o` argument handed to libfuse; subclasses may append options. */
     protected _fuseOptions(): string
+    /** [uid, gid, pid] of the op being handled; only with scripts/build-fuse-native.mjs's `caller` fix. */
+    caller?(): number[] | null
     static unmount(mnt: string, cb: (err: Error | null) => void): void
     static readonly EPERM: number
     static readonly ENOENT: number

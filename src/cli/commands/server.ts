@@ -3,7 +3,7 @@ import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { createLogger, parseLevel } from '../../log.js'
 import { parseBootstrap } from '../../net/config.js'
-import { serverNetwork } from '../../net/server-handle.js'
+import { serverNetwork } from '../server-network.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
@@ -74,12 +74,15 @@ export class VolumeMountCommand extends BazilCommand {
   static override usage = BazilCommand.Usage({ description: 'Mount a volume on an existing empty directory (needs the server)' })
   volume = Option.String({ required: true })
   mountpoint = Option.String({ required: true })
+  allowOther = Option.Boolean('--allow-other', false, {
+    description: 'let every user of this machine in, the kernel checking modes and owners (FUSE allow_other; not as root: needs user_allow_other in /etc/fuse.conf)'
+  })
 
   async run(): Promise<void> {
     const server = this.context.server
     if (!server) return
-    await server.mount(this.volume, this.resolvePath(this.mountpoint))
-    this.out(`mounted volume "${this.volume}" at ${this.resolvePath(this.mountpoint)}`)
+    await server.mount(this.volume, this.resolvePath(this.mountpoint), { allowOther: this.allowOther })
+    this.out(`mounted volume "${this.volume}" at ${this.resolvePath(this.mountpoint)}${this.allowOther ? ' (every user may enter)' : ''}`)
   }
 }
 
