@@ -514,12 +514,17 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
   const nodeHeads = new Map([...tree.shardHeads()].filter(([, h]) => h.length > 0))
   // `meta` not read since the open: the snapshots are those of the manifest in place, kept as
   // they are (a snapshot whose view could not be derived then is derived when first read).
-  const records = prev && tree.metaUnread ? (pm!.snaps ?? []).map(([key]) => ({ key, text: null, heads: {} })) : tree.snapshotRecords().map((r) => ({ key: hash(Buffer.from(r.text)).toString('hex'), ...r }))
-  for (const { key, text, heads } of records) {
+  // A snapshot whose view is kept needs only its key: its heads (parts in `meta`) are not read.
+  const records = prev && tree.metaUnread ? (pm!.snaps ?? []).map(([key]) => ({ key, heads: () => null })) : tree.snapshotTexts().map((r) => ({ key: hash(Buffer.from(r.text)).toString('hex'), heads: r.heads }))
+  for (const { key, heads: headsOf } of records) {
     const kept = prevSnaps.get(key)
-    if (kept) snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
-    else if (text === null) continue
-    else if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
+    if (kept) {
+      snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
+      continue
+    }
+    const heads = headsOf()
+    if (heads === null) continue
+    if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
     else if (prev) {
       // Taken elsewhere (or here, with more changes before this commit): derived from the
       // previous index and the records that differ between its state and the snapshot's.
