@@ -7,11 +7,8 @@
  * node without attributes (the kernel asks for security.capability at every write) answers
  * from the index.
  */
-import type * as A from '@automerge/automerge'
 import { TreeError } from './errors.js'
-
-/** A shard document's low-level handle (shards.ts's Handle; not imported from there: shards.ts imports model.ts, which imports this). */
-type Handle = ReturnType<typeof A.getBackend>
+import type { Handle } from './automerge-handle.js'
 
 /** Record key prefix of an extended attribute. */
 export const XATTR_PREFIX = 'x.'
