@@ -87,17 +87,31 @@ export interface TreeParts {
   /** Records per shard (where a new record goes: spec/tree.md "Shard layout"). */
   counts: [string, number][]
   memo: IndexMemo
+  /** Heads of `meta` and its keys that are the root's attributes (times.ts isRootAttrKey): with both, `meta` stays unloaded until first read. */
+  metaHeads?: string[]
+  root?: Record<string, unknown>
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
 type Edit = [RawNode, ((h: Handle, obj: string) => void) | null, number?]
 
+/** The `meta` keys that are the root's attributes, with their values. */
+function rootAttrKeys(meta: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(meta)) if (isRootAttrKey(k)) out[k] = v
+  return out
+}
+
 export class Tree implements ReadTree {
   private readonly shards: Shards
+  /** The root's attribute keys of `meta` as the index on disk kept them, while `meta` is not loaded. */
+  private rootKeys: Record<string, unknown> | null = null
   private index = new TreeIndex()
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
   private readonly unflushed = new Map<string, Put[]>()
+  /** Shards local edits went into since the last takeTouched (META_SHARD included). */
+  private touched = new Set<string>()
   /**
    * Nodes created since the last flush whose creation can still absorb later local edits:
    * where it sits in `unflushed`. A later edit that a creation can express (no tombstone, one
@@ -447,6 +461,17 @@ export class Tree implements ReadTree {
     this.xattrEdits.clear()
   }
 
+  /**
+   * The shards local edits went into since the last call: the changes an operation's edits
+   * end up in are those of these shards (a flush that must drop a change drops the operations
+   * that touched its shard, and the changes of every shard those touched).
+   */
+  takeTouched(): Set<string> {
+    const t = this.touched
+    this.touched = new Set()
+    return t
+  }
+
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
   takeChanges(): ShardChange[] {
     this.flush()
@@ -491,9 +516,9 @@ export class Tree implements ReadTree {
 
   /** A new tree with saved shards (cold), problems, rejected and held changes in place: what restore and open share. */
   private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>,
-    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'>, opts: TreeOptions): Tree {
+    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'> & { metaHeads?: string[] }, opts: TreeOptions): Tree {
     const t = Tree.create(actor, opts)
-    t.shards.restore(shards, saved.meta)
+    t.shards.restore(shards, saved.meta, saved.metaHeads)
     for (const p of saved.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
     for (const x of saved.rejected) t.rejectedHashes.add(x)
     for (const x of saved.held) {
@@ -525,7 +550,10 @@ export class Tree implements ReadTree {
     for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
     const multi: [string, string][] = []
     for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
-    return { meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo() }
+    return {
+      meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo(),
+      metaHeads: this.shards.metaHeads(), root: this.shards.metaUnread && this.rootKeys ? this.rootKeys : rootAttrKeys(this.shards.meta()),
+    }
   }
 
   /** Heads of every node shard with a document (hot or cold), without loading any. */
@@ -553,7 +581,10 @@ export class Tree implements ReadTree {
     }
     for (const [shard, n] of parts.counts) t.counts.set(shard, n)
     t.index = new TreeIndex({ base, memo: parts.memo })
-    t.readRootAttrs()
+    if (parts.root && parts.metaHeads) {
+      t.rootKeys = parts.root
+      readRootAttrs(parts.root, t.index)
+    } else t.readRootAttrs()
     return t
   }
 
@@ -630,8 +661,8 @@ export class Tree implements ReadTree {
   }
 
   /** Shards loaded as Automerge documents now, and loads from saved bytes so far. */
-  get shardStats(): { hot: number; total: number; loads: number } {
-    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads }
+  get shardStats(): { hot: number; total: number; loads: number; metaLoads: number } {
+    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads, metaLoads: this.shards.metaLoads }
   }
 
   /**
@@ -1238,9 +1269,42 @@ export class Tree implements ReadTree {
     return recordsBetween(this.shards, from, to)
   }
 
+  /** Whether `meta` (snapshots, volume settings) is as restored from the index and not read since. */
+  get metaUnread(): boolean { return this.shards.metaUnread }
+
   /** Every snapshot not removed: its record text and the heads it names. */
   snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
     return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
+  }
+
+  /**
+   * Every snapshot not removed, its heads read only when asked for (a record in parts: ~1.6 MB
+   * of heads at 1M files, which a commit that already saved its view does not need); heads()
+   * gives null when they do not decode.
+   */
+  snapshotTexts(): { text: string; heads: () => Record<string, string[]> | null }[] {
+    const out: { text: string; heads: () => Record<string, string[]> | null }[] = []
+    for (const [key, value] of Object.entries(this.shards.meta())) {
+      if (!key.startsWith(SNAP_PREFIX)) continue
+      const text = strOf(value)
+      if (text === null) continue
+      try {
+        if (decodeSnapshot(text).heads === null) continue
+      } catch {
+        continue
+      }
+      out.push({
+        text,
+        heads: () => {
+          try {
+            return this.snapshotOf(text).heads
+          } catch {
+            return null
+          }
+        },
+      })
+    }
+    return out
   }
 
   /**
@@ -1362,6 +1426,7 @@ export class Tree implements ReadTree {
     for (const [edited, fn, bytes] of edits) {
       let raw = edited
       const shard = homeOf(raw)
+      this.touched.add(shard)
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
       const id = raw.id
@@ -1414,6 +1479,7 @@ export class Tree implements ReadTree {
   private changeMeta(fn: (m: MetaDoc) => void): void {
     const doc = A.change(this.shards.meta(), fn)
     this.shards.setMeta(doc)
+    this.touched.add(META_SHARD)
     const change = A.getLastLocalChange(doc)
     if (change) this.pending.push({ shard: META_SHARD, change })
   }
