@@ -23,6 +23,7 @@ import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
 import { callerOf, Owners, type Caller } from './owners.js'
+import { mknod, mknodKind, S_IFDIR, TYPE_BITS } from './special.js'
 
 const run = promisify(execFile)
 
@@ -65,9 +66,6 @@ const CACHE_SECONDS = 1
  */
 const REMEMBER_SECONDS = 600
 
-const S_IFDIR = 0o040000
-const S_IFREG = 0o100000
-const S_IFLNK = 0o120000
 const O_ACCMODE = 3
 const O_RDONLY = 0
 const O_TRUNC = 0o1000
@@ -258,7 +256,7 @@ export class VolumeMount {
       // Anti-goals: hard links, device nodes/FIFOs, xattrs. (getxattr/listxattr stay
       // unimplemented: libfuse answers ENOSYS and the kernel then says EOPNOTSUPP for good.)
       link: w('link', async () => { throw new FsError('EPERM', 'hard links are not supported') }),
-      mknod: w('mknod', async () => { throw new FsError('EPERM', 'only regular files, directories and symlinks are supported') }),
+      mknod: c('mknod', this.mknod),
       setxattr: w('setxattr', async () => { throw new FsError('EOPNOTSUPP', 'extended attributes are not supported') }),
     }
   }
@@ -269,14 +267,14 @@ export class VolumeMount {
     const size = sf ? sf.size : st.size
     const mtime = sf ? sf.mtime : st.mtime
     const mode = sf?.mode ?? st.mode
-    const type = st.kind === 'dir' ? S_IFDIR : st.kind === 'symlink' ? S_IFLNK : S_IFREG
+    const type = TYPE_BITS[st.kind]
     // ctime is derived from the record (spec/tree.md "Times"): stable between stats, as git
     // needs. Uncommitted writes are changes too. A root whose times were never set shows the
     // time this node created or joined the volume.
     const never = st.id === ROOT_ID && st.mtime === 0 ? this.volume.record.created : 0
     const ctime = Math.max(st.ctime, sf?.dirty ? sf.mtime : 0, never)
     return {
-      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: 1,
+      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: 1, rdev: st.rdev ?? 0,
       blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: st.atime || never, mtime: mtime || never, ctime,
     }
   }
@@ -653,6 +651,17 @@ export class VolumeMount {
       return
     }
     this.volume.setattr(p, { mode: mode & 0o7777 })
+    this.flusher.schedule()
+  }
+
+  private async mknod(caller: Caller | null, p: string, mode: number, dev: number): Promise<void> {
+    const at = place(p)
+    if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
+    this.liveOnly(p, 'mknod')
+    const kind = mknodKind(p, mode)
+    const attrs = this.newAttrs(caller, p, mode, false)
+    if (kind === null) this.volume.writeRef(p, this.emptyRef!, attrs)
+    else mknod(this.volume, p, kind, dev, attrs)
     this.flusher.schedule()
   }
 

@@ -11,7 +11,8 @@
  * a cache must never be trusted over the logs it summarizes.
  */
 import { equal, hash } from '../crypto.js'
-import { META_SHARD, isShard, type Kind, type RawNode } from './model.js'
+import { META_SHARD, isKind, isShard, type Kind, type RawNode } from './model.js'
+import { isRdev } from './special.js'
 import { isOwner, MOUNTER } from './owners.js'
 import type { Problem, TreeState } from './tree.js'
 
@@ -32,7 +33,7 @@ const DIGEST_BYTES = 32
 export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
   [string, number, number, number, string][], [number, number, string[]][], (string | null)?, RowExtra?]
 /** A row's optional last element: the attributes of issue 13 a record may have (spec/tree.md "The index on disk"). */
-export interface RowExtra { a?: number; c?: number; u?: number; g?: number }
+export interface RowExtra { a?: number; c?: number; u?: number; g?: number; r?: number }
 
 interface Header {
   extra: unknown
@@ -72,6 +73,7 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   if (n.ctime !== undefined) extra.c = n.ctime
   if (n.uid !== undefined) extra.u = n.uid
   if (n.gid !== undefined) extra.g = n.gid
+  if (n.rdev !== undefined) extra.r = n.rdev
   if (Object.keys(extra).length > 0) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
   return r
@@ -81,7 +83,7 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
   if (!Array.isArray(r) || (r.length !== 9 && !(version >= 3 && (r.length === 10 || r.length === 11)))) throw new Error('bad node row')
   const [id, kind, l, mode, mtime, creator, target, versions, tombs, shardOrNull, extra] = r
   const shard = shardOrNull ?? undefined
-  if (typeof id !== 'string' || (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')
+  if (typeof id !== 'string' || !isKind(kind) || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')
   if (typeof mode !== 'number' || typeof mtime !== 'number' || !Array.isArray(versions) || !Array.isArray(tombs)) throw new Error(`bad node row ${id}`)
   if (shard !== undefined && (typeof shard !== 'string' || !isShard(shard) || shard === META_SHARD || shard.length <= 2 || !id.startsWith(shard))) throw new Error(`node row ${id}: bad shard`)
   const actor = (i: number): string => {
@@ -110,6 +112,10 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
     if (extra.u !== undefined) {
       if (!isOwner(extra.u) || extra.u === MOUNTER) throw new Error(`node row ${id}: bad uid`)
       n.uid = extra.u
+    }
+    if (extra.r !== undefined) {
+      if (!isRdev(extra.r)) throw new Error(`node row ${id}: bad rdev`)
+      n.rdev = extra.r
     }
     if (extra.g !== undefined) {
       if (!isOwner(extra.g) || extra.g === MOUNTER) throw new Error(`node row ${id}: bad gid`)
