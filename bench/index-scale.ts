@@ -15,7 +15,8 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { encodeTreeState } from '../src/tree/index.js'
 import { openTreeIndex } from '../src/tree/index-store.js'
-import { checkpointPath, indexFilesPath, type Volume } from '../src/volume/volume.js'
+import type { Volume } from '../src/volume/volume.js'
+import { checkpointPath, indexFilesPath } from '../src/volume/checkpoint-file.js'
 import type { Row } from './row.js'
 
 const FILES = Number(process.env.BENCH_INDEX_FILES ?? 100_000)

@@ -13,6 +13,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { KEY_BYTES, decodeKey, encodeKey, generateKeyPair, randomBytes, sign, verify, type KeyPair } from './crypto.js'
 import { replaceFileSync } from './atomic-file.js'
+import { DataPaths } from './data-paths.js'
 
 export const DATA_DIR_VERSION = 1
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -98,45 +99,48 @@ function writeSecret(file: string, data: Buffer): void {
 
 /** A volume's on-disk index under a data dir `root`: its manifest (the checkpoint) and its segments' directory (spec/tree.md). */
 export function indexPaths(root: string, volumeId: string): { manifest: string; segments: string } {
-  return { manifest: path.join(root, 'index', `${volumeId}.ckpt`), segments: path.join(root, 'index', volumeId) }
+  return new DataPaths(root).index(volumeId)
 }
 
 export class DataDir {
   readonly root: string
   readonly identity: KeyPair
+  /** Every path of the data dir (src/data-paths.ts). */
+  readonly paths: DataPaths
 
   private constructor(root: string, identity: KeyPair) {
     this.root = root
     this.identity = identity
+    this.paths = new DataPaths(root)
   }
 
   get corestorePath(): string {
-    return path.join(this.root, 'corestore')
+    return this.paths.corestore
   }
 
   /** The cache budget set with `bazil cache size` (spec/datadir.md; src/cas/cache-size.ts). */
   get cacheConfigPath(): string {
-    return path.join(this.root, 'cache.json')
+    return this.paths.cacheConfig
   }
 
   /** Which blocks of peers' stores are held here, their sizes and LRU order (src/cas/cache-ledger.ts). */
   get cacheLedgerPath(): string {
-    return path.join(this.root, 'cache-ledger')
+    return this.paths.cacheLedger
   }
 
   /** Pinned paths per volume (src/pins.ts). */
   get pinsPath(): string {
-    return path.join(this.root, 'pins.json')
+    return this.paths.pins
   }
 
   /** When each unreferenced object of the own store was first found so (spec/gc.md §6). */
   get gcMarksPath(): string {
-    return path.join(this.root, 'gc-marks')
+    return this.paths.gcMarks
   }
 
   /** The content store's saved pack table (spec/cas.md §7; src/cas/table-file.ts). */
   get packTablePath(): string {
-    return path.join(this.root, 'pack-table')
+    return this.paths.packTable
   }
 
   /**
@@ -149,7 +153,7 @@ export class DataDir {
   moveStoreFilesOut(): void {
     for (const [name, to] of [['pack-table', this.packTablePath], ['gc-marks', this.gcMarksPath]]) {
       if (fs.existsSync(to)) continue
-      for (const from of [path.join(this.corestorePath, name), path.join(this.corestorePath, 'db', name)]) {
+      for (const from of [path.join(this.paths.corestore, name), path.join(this.paths.db, name)]) {
         if (!fs.existsSync(from)) continue
         fs.renameSync(from, to)
         break
@@ -159,7 +163,7 @@ export class DataDir {
 
   /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/placement/placement.ts). */
   get holdingsPath(): string {
-    return path.join(this.root, 'holdings.json')
+    return this.paths.holdings
   }
 
   /** A volume's on-disk index: its manifest (the checkpoint) and its segments' directory. */
@@ -174,7 +178,8 @@ export class DataDir {
   /** Makes a new data dir with a fresh identity and a `default` sharing key. */
   static create(root: string): DataDir {
     root = path.resolve(root)
-    if (fs.existsSync(path.join(root, 'node.json'))) {
+    const paths = new DataPaths(root)
+    if (fs.existsSync(paths.nodeJson)) {
       throw new UserError(`a data dir already exists at ${root}: refusing to replace its identity`)
     }
     if (fs.existsSync(root) && fs.readdirSync(root).length > 0) {
@@ -182,11 +187,11 @@ export class DataDir {
     }
     fs.mkdirSync(root, { recursive: true, mode: 0o700 })
     fs.chmodSync(root, 0o700)
-    for (const sub of ['sharing', 'volumes']) fs.mkdirSync(path.join(root, sub), { mode: 0o700 })
+    for (const sub of [paths.sharingDir, paths.volumesDir]) fs.mkdirSync(sub, { mode: 0o700 })
     const identity = generateKeyPair()
-    writeSecret(path.join(root, 'node.key'), identity.secretKey)
+    writeSecret(paths.nodeKey, identity.secretKey)
     fs.writeFileSync(
-      path.join(root, 'node.json'),
+      paths.nodeJson,
       JSON.stringify({ version: DATA_DIR_VERSION, publicKey: encodeKey(identity.publicKey) }, null, 2) + '\n'
     )
     const dir = new DataDir(root, identity)
@@ -196,7 +201,8 @@ export class DataDir {
 
   static open(root: string): DataDir {
     root = path.resolve(root)
-    const meta = path.join(root, 'node.json')
+    const paths = new DataPaths(root)
+    const meta = paths.nodeJson
     if (!fs.existsSync(meta)) throw new UserError(`no bazil data dir at ${root}: run \`bazil create\` first, or pass --data-dir`)
     let info: { version?: unknown }
     try {
@@ -207,15 +213,15 @@ export class DataDir {
     if (info.version !== DATA_DIR_VERSION) {
       throw new UserError(`${meta}: data dir version ${String(info.version)} is not supported (this bazil reads version ${DATA_DIR_VERSION})`)
     }
-    const secretKey = fs.readFileSync(path.join(root, 'node.key'))
-    if (secretKey.length !== 64) throw new UserError(`${path.join(root, 'node.key')} is damaged: expected 64 bytes`)
+    const secretKey = fs.readFileSync(paths.nodeKey)
+    if (secretKey.length !== 64) throw new UserError(`${paths.nodeKey} is damaged: expected 64 bytes`)
     // An ed25519 secret key in sodium's layout carries its public key in the last 32 bytes.
     const identity = { secretKey, publicKey: Buffer.from(secretKey.subarray(32)) }
     // A changed byte in either half would otherwise show only later, as "bound to another
     // node" or as signatures nobody accepts: a signature made with it must verify with it.
     const probe = Buffer.from('bazil node.key check')
     if (!verify(probe, sign(probe, secretKey), identity.publicKey)) {
-      throw new UserError(`${path.join(root, 'node.key')} is damaged: its secret and public halves do not match`)
+      throw new UserError(`${paths.nodeKey} is damaged: its secret and public halves do not match`)
     }
     return new DataDir(root, identity)
   }
@@ -223,7 +229,7 @@ export class DataDir {
   // --- sharing keys ---
 
   private sharingFile(name: string): string {
-    return path.join(this.root, 'sharing', `${checkName(name, 'sharing key')}.key`)
+    return this.paths.sharingKey(checkName(name, 'sharing key'))
   }
 
   addSharingKey(name: string, key: Buffer): void {
@@ -247,7 +253,7 @@ export class DataDir {
 
   listSharingKeys(): string[] {
     return fs
-      .readdirSync(path.join(this.root, 'sharing'))
+      .readdirSync(this.paths.sharingDir)
       .filter((f) => f.endsWith('.key'))
       .map((f) => f.slice(0, -4))
       .sort()
@@ -256,7 +262,7 @@ export class DataDir {
   // --- volume records ---
 
   private volumeFile(name: string): string {
-    return path.join(this.root, 'volumes', `${checkName(name, 'volume')}.json`)
+    return this.paths.volume(checkName(name, 'volume'))
   }
 
   addVolume(record: VolumeEntry): void {
@@ -319,7 +325,7 @@ export class DataDir {
   /** Every volume record, readable and storage-only (`storageOnly: true`), by name. */
   listVolumes(): VolumeEntry[] {
     return fs
-      .readdirSync(path.join(this.root, 'volumes'))
+      .readdirSync(this.paths.volumesDir)
       .filter((f) => f.endsWith('.json'))
       .map((f) => this.volumeEntry(f.slice(0, -5)))
       .sort((a, b) => a.name.localeCompare(b.name))

@@ -63,7 +63,7 @@ export class Node {
     this.chunks = chunks
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
-    this.storeSync = new StoreSync(path.join(dir.corestorePath, 'db'))
+    this.storeSync = new StoreSync(dir.paths.db)
     this.placement = new Placement(dir.holdingsPath, chunks.casKey, () => [...this.opened.values()].filter((v) => !v.isClosed).map((v) => ({ id: v.id.toString('hex'), copies: v.copies })))
     // A damaged volume record: no confirmation counts (nothing is evicted) until it is fixed.
     this.placement.storesTo = () => {
@@ -125,7 +125,7 @@ export class Node {
     }
     try {
       ensureReserve(dir.root)
-      const guard = new SpaceGuard(dir.root, path.join(dir.corestorePath, 'db'))
+      const guard = new SpaceGuard(dir.root, dir.paths.db)
       const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes), lazyTable: true, tableFile: dir.packTablePath })
       const node = new Node(dir, store, chunks, guard)
       await node.remoteStores.load()
@@ -371,13 +371,13 @@ async function openStore(dir: DataDir): Promise<Corestore> {
       throw new UserError(`the data dir ${dir.root} is in use by another bazil process (a running server?): stop it or use that process`)
     }
     if (/no space left on device/i.test(msg)) {
-      const need = walBytes(path.join(dir.corestorePath, 'db'))
+      const need = walBytes(dir.paths.db)
       throw Object.assign(new DiskFullError(`cannot open the store in ${dir.corestorePath}: the disk is full (${mib(freeBytes(dir.root))} MiB free; opening first writes out the store's log, about ${mib(need)} MiB): free that much space and try again`), { cause: err })
     }
     if (/invalid device file/i.test(msg)) {
       // corestore's guard against two live copies of one store forking its logs: CORESTORE
       // records the inode (and an xattr) of the directory it was made in.
-      const file = path.join(dir.corestorePath, 'CORESTORE')
+      const file = dir.paths.corestoreMarker
       throw new UserError(`cannot open the store in ${dir.corestorePath}: ${file} does not match this directory (${msg}): the data dir was copied or moved, or the file is damaged. If this copy is the only one that will ever be used (a restored backup, a new disk), delete ${file} and open again; never use two copies of one data dir`)
     }
     throw new UserError(`cannot open the store in ${dir.corestorePath}: ${msg}`)

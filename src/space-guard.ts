@@ -14,6 +14,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { UserError } from './datadir.js'
+import { DataPaths } from './data-paths.js'
 
 /**
  * What the store writes per byte of content, as measured: hypercore rewrites tree nodes and
@@ -26,7 +27,6 @@ const MAX_BUDGET = 4 * 1024 * 1024
 export const MARGIN_BYTES = 4 * 1024 * 1024
 /** The reserve file's size (smaller on a small file system: 1/16 of it). */
 export const RESERVE_BYTES = 8 * 1024 * 1024
-export const RESERVE_FILE = 'reserve'
 
 export class DiskFullError extends UserError {
   readonly code = 'ENOSPC'
@@ -88,7 +88,7 @@ export class SpaceGuard {
 
 /** Keeps the reserve file: created (or grown back) when there is room for it, else left out. */
 export function ensureReserve(root: string): void {
-  const file = path.join(root, RESERVE_FILE)
+  const file = new DataPaths(root).reserve
   try {
     const st = fs.statfsSync(root)
     const size = Math.min(RESERVE_BYTES, Math.floor((st.blocks * st.bsize) / 16))
@@ -111,7 +111,7 @@ export function ensureReserve(root: string): void {
 
 /** Deletes the reserve file; true if there was one. */
 export function releaseReserve(root: string): boolean {
-  const file = path.join(root, RESERVE_FILE)
+  const file = new DataPaths(root).reserve
   if (!fs.existsSync(file)) return false
   fs.rmSync(file, { force: true })
   return true

@@ -9,11 +9,12 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { decodeKey, encodeKey } from './crypto.js'
 import { replaceFileSync } from './atomic-file.js'
+import { DataPaths } from './data-paths.js'
 
 export const WRITERS_FILE_FORMAT = 1
 
 export function writersFilePath(dataDir: string, volumeId: string): string {
-  return path.join(dataDir, 'writers', `${volumeId}.json`)
+  return new DataPaths(dataDir).writers(volumeId)
 }
 
 /** The writer log keys recorded for a volume (none if the file does not exist). */

@@ -12,7 +12,7 @@ import { encodeKey } from '../src/crypto.js'
 import { diskUsage } from '../src/gc.js'
 import { FEATURE_RELEASE, LOCAL_FEATURES, ProtocolError, decodeHandshake, decodeMessage, encodeHandshake, encodeMessage, type Message } from '../src/net/protocol.js'
 import { PeerRegistry } from '../src/net/index.js'
-import { MIRRORS_FILE } from '../src/net/closet.js'
+import { DataPaths } from '../src/data-paths.js'
 import { heldBlocks, startPeer, startRogue, until } from './net-helpers.js'
 import { readWhole, storingTo, withPeers, writeOwnFile } from './copies-scene.js'
 import { tempDir } from './helpers.js'
@@ -54,7 +54,7 @@ test('volume storage rm: the keeper is told to stop keeping the store once what 
       assert.equal(desk.node.mirrors.get(laptop.key), null)
       assert.equal(await held(), n, 'every pack is back on the laptop before the release')
       assert.equal(laptop.node.placement.confirmationOf(encodeKey(desk.key)), null, 'its confirmation is forgotten')
-      const rec = JSON.parse(fs.readFileSync(path.join(desk.root, MIRRORS_FILE), 'utf8')) as { stores: { node: string }[] }
+      const rec = JSON.parse(fs.readFileSync(new DataPaths(desk.root).mirrors, 'utf8')) as { stores: { node: string }[] }
       assert.deepEqual(rec.stores, [], 'mirrors.json lists no replica')
       assert.ok(laptop.lines.some((l) => /told peer \S+ to stop keeping this node's store/.test(l)))
       const deskCopy = desk.node.store.get({ key: own })

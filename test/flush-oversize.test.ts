@@ -7,7 +7,7 @@ import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { CHANGE_LIMITS } from '../src/tree/index.js'
-import { EditsRefusedError } from '../src/volume/volume.js'
+import { EditsRefusedError } from '../src/volume/flush.js'
 import { tempDir } from './helpers.js'
 
 test('a change too big for any entry is refused and rolled back; the volume keeps writing', async () => {

@@ -10,7 +10,7 @@ import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { importDir } from '../src/copy/local-copy.js'
-import { checkpointPath } from '../src/volume/volume.js'
+import { checkpointPath } from '../src/volume/checkpoint-file.js'
 import { tempDir } from './helpers.js'
 
 test('the first open after an import scans none of its entries and leaves the checkpoint as it was', async () => {

@@ -16,7 +16,7 @@ import { canonicalDump } from '../src/tree/index.js'
 import { encodeState, openSealedState, sealState, StateFileError } from '../src/tree/state-file.js'
 import type { ServerHandle } from '../src/server/handle.js'
 import type { Node } from '../src/node.js'
-import { checkpointPath } from '../src/volume/volume.js'
+import { checkpointPath } from '../src/volume/checkpoint-file.js'
 import { runInProcess, tempDir } from './helpers.js'
 import { addPeer, shareKey, startPeer, startRogue, until, type TestPeer } from './net-helpers.js'
 

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import Corestore from 'corestore'
-import { StoreMirrors, MIRRORS_FILE } from '../src/net/closet.js'
+import { StoreMirrors } from '../src/net/closet.js'
+import { DataPaths } from '../src/data-paths.js'
 import { encodeKey, randomBytes } from '../src/crypto.js'
 import { tempDir } from './helpers.js'
 
@@ -26,7 +27,7 @@ test('a mirror whose node offers new store keys is replaced, in mirrors.json and
     assert.equal(mirrors.list().length, 1)
     assert.ok(mirrors.get(node)!.replica.cas.equals(after.cas))
     assert.equal(mirrors.ownerOf(before.cas), null)
-    const file = JSON.parse(fs.readFileSync(path.join(dir, MIRRORS_FILE), 'utf8')) as { stores: { node: string; cas: string; index: string }[] }
+    const file = JSON.parse(fs.readFileSync(new DataPaths(dir).mirrors, 'utf8')) as { stores: { node: string; cas: string; index: string }[] }
     assert.deepEqual(file.stores.map((s) => [s.node, s.cas, s.index]), [[encodeKey(node), encodeKey(after.cas), encodeKey(after.index)]])
     // After a restart, the new replica is what is held.
     await mirrors.close()

@@ -9,7 +9,7 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { Tree, TreeError, canonicalDump, encodeTreeState, type ShardChange } from '../src/tree/index.js'
 import { INDEX_VERSION, IndexDamagedError, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
-import { checkpointPath, indexFilesPath } from '../src/volume/volume.js'
+import { checkpointPath, indexFilesPath } from '../src/volume/checkpoint-file.js'
 import { tempDir } from './helpers.js'
 import { randomOp, rng } from './tree-random.js'
 

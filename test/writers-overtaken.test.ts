@@ -7,7 +7,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { UserError } from '../src/datadir.js'
-import { EditsRefusedError, type Volume } from '../src/volume/volume.js'
+import type { Volume } from '../src/volume/volume.js'
+import { EditsRefusedError } from '../src/volume/flush.js'
 import { Nodes, until } from './writers-helpers.js'
 
 const has = (v: Volume, p: string): boolean => v.tree.lookup(p) !== null

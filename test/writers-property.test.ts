@@ -11,7 +11,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { EditsRefusedError, type Volume } from '../src/volume/volume.js'
+import type { Volume } from '../src/volume/volume.js'
+import { EditsRefusedError } from '../src/volume/flush.js'
 import { UserError } from '../src/datadir.js'
 import { Nodes } from './writers-helpers.js'
 

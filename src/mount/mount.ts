@@ -545,23 +545,17 @@ export class VolumeMount {
       const now = this.volume.tree.statId(sf.nodeId)
       await sf.sync({ volume: this.volume.id.toString('hex'), path: now?.path ?? '' })
     }
-    const content = await sf.content()
-    // Small files (in memory or not) are sealed on a seal worker, batched with the other
-    // commits of the moment into one store put; the memory copy is handed over, not copied.
-    const ref = typeof content === 'string' ? await this.volume.cas.writeFile(content, sf.size) : await this.volume.cas.writeBuffer(content, true)
-    const st = this.volume.tree.statId(sf.nodeId)
-    if (!st || st.kind !== 'file') {
+    const done = await this.volume.commitFile(sf.nodeId, await sf.content(), () => ({ mtime: sf.mtime, mode: sf.mode }), { size: sf.size })
+    sf.committedGen = gen
+    if (done === null) {
       this.log('debug', `dropped spooled data of a file removed while open (node ${sf.nodeId})`)
-      sf.committedGen = gen
       return
     }
-    this.volume.writeRef(st.path, ref, { mtime: sf.mtime, mode: sf.mode })
-    sf.committedGen = gen
     sf.mode = undefined
     // fsync promises durability now; a close only needs the entry soon (batched with others).
     if (sync) await this.flusher.flush()
     else this.flusher.schedule()
-    this.log('debug', `committed ${st.path} (${ref.size} bytes)`)
+    this.log('debug', `committed ${done.stat.path} (${done.ref.size} bytes)`)
   }
 
   private describe(sf: SpoolFile): string {
@@ -790,11 +784,8 @@ export async function recoverSpool(volume: Volume, spoolDir: string): Promise<{ 
     const st = volume.tree.statId(meta.node)
     const data = await fsp.stat(dataPath).catch(() => null)
     if (st && st.kind === 'file' && data) {
-      const ref = await volume.cas.writeFile(dataPath)
-      if (st.content?.hash !== ref.hash.toString('hex')) {
-        volume.writeRef(st.path, ref, { mtime: meta.mtime })
-        recovered.push(st.path)
-      }
+      const done = await volume.commitFile(meta.node, dataPath, () => ({ mtime: meta.mtime }), { unlessSame: true })
+      if (done?.written) recovered.push(done.stat.path)
     }
   }
   if (recovered.length > 0) await volume.sync()

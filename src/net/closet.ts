@@ -16,6 +16,7 @@ import type { Log } from '../log.js'
 import { DropFollower } from './mirror-drops.js'
 import { ChunkStore } from '../cas/chunk-store.js'
 import { clearBlocks } from '../core-clear.js'
+import { DataPaths } from '../data-paths.js'
 
 interface Held {
   core: Hypercore
@@ -258,7 +259,6 @@ export class HeldVolume {
   }
 }
 
-export const MIRRORS_FILE = 'mirrors.json'
 export const MIRRORS_VERSION = 1
 
 interface MirrorRecord {
@@ -299,7 +299,7 @@ export class StoreMirrors {
   ) {}
 
   get file(): string {
-    return path.join(this.dataDir, MIRRORS_FILE)
+    return new DataPaths(this.dataDir).mirrors
   }
 
   /** Reads mirrors.json and opens every mirror (once). */

@@ -9,8 +9,8 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { UserError } from '../datadir.js'
+import { DataPaths } from '../data-paths.js'
 
-export const CONFIG_FILE = 'config.json'
 
 export interface HostPort {
   host: string
@@ -57,7 +57,7 @@ function checkPort(value: unknown, file: string): number {
 
 /** Reads DATA/config.json; a missing file means all defaults. Unknown keys are rejected (likely typos). */
 export function readNetConfig(root: string): NetConfig {
-  const file = path.join(root, CONFIG_FILE)
+  const file = new DataPaths(root).netConfig
   let text: string
   try {
     text = fs.readFileSync(file, 'utf8')

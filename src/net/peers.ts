@@ -13,8 +13,8 @@ import { UserError } from '../datadir.js'
 import { decodeKey, encodeKey } from '../crypto.js'
 import { parseHostPort } from './config.js'
 import { replaceFileSync } from '../atomic-file.js'
+import { DataPaths } from '../data-paths.js'
 
-export const PEERS_FILE = 'peers.json'
 export const PEERS_VERSION = 1
 
 export interface PeerRecord {
@@ -73,7 +73,7 @@ export class PeerRegistry {
   }
 
   static path(root: string): string {
-    return path.join(root, PEERS_FILE)
+    return new DataPaths(root).peers
   }
 
   /** Reads the registry of a data dir (no file: no peers). */

@@ -6,9 +6,9 @@
 import net from 'node:net'
 import path from 'node:path'
 import { Writable } from 'node:stream'
+import { DataPaths } from '../data-paths.js'
 
 export const CONTROL_VERSION = 1
-export const SOCKET_NAME = 'control.sock'
 /** Requests are small (argv); anything larger is a broken or hostile client. */
 export const MAX_REQUEST_BYTES = 1 << 20
 const MAX_FRAME_BYTES = 16 << 20
@@ -24,7 +24,7 @@ export interface ControlRequest {
 }
 
 export function socketPath(dataDir: string): string {
-  return path.join(dataDir, SOCKET_NAME)
+  return new DataPaths(dataDir).controlSocket
 }
 
 export function encodeFrame(type: number, payload: Buffer): Buffer {

@@ -26,12 +26,12 @@ export class MountManager {
     private readonly node: Node,
     private readonly log: Log
   ) {
-    this.file = path.join(node.dir.root, 'mounts.json')
+    this.file = node.dir.paths.mounts
   }
 
   /** Where a volume's dirty file data is spooled (per volume id: stable across renames). */
   private spoolDir(volumeName: string): string {
-    return path.join(this.node.dir.root, 'spool', this.node.dir.volume(volumeName).id)
+    return this.node.dir.paths.spool(this.node.dir.volume(volumeName).id)
   }
 
   /** The mounts wanted at the next start; a damaged file is an error naming it and what to do. */
@@ -75,7 +75,7 @@ export class MountManager {
    */
   async restore(): Promise<void> {
     for (const rec of this.node.dir.listVolumes()) {
-      const spool = path.join(this.node.dir.root, 'spool', rec.id)
+      const spool = this.node.dir.paths.spool(rec.id)
       if (!fs.existsSync(spool)) continue
       try {
         const vol = await this.node.volume(rec.name)

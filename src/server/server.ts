@@ -23,7 +23,6 @@ export interface ServerOptions {
   bootstrap?: HostPort[]
 }
 
-const PID_FILE = 'server.pid'
 
 export class Server implements ServerHandle {
   readonly pid = process.pid
@@ -67,7 +66,7 @@ export class Server implements ServerHandle {
     }
     const server = new Server(dir, node, opts.log, opts.run)
     try {
-      fs.writeFileSync(path.join(dir.root, PID_FILE), `${process.pid}\n`)
+      fs.writeFileSync(dir.paths.serverPid, `${process.pid}\n`)
       await server.mountManager.restore()
       await server.startNetwork(opts.bootstrap)
       fs.rmSync(sockFile, { force: true }) // a stale socket of a crashed server: nobody answered on it above
@@ -184,14 +183,14 @@ export class Server implements ServerHandle {
     if (this.net) await this.net.stop().catch((err: Error) => this.log('error', `stopping the network: ${err.message}`))
     await this.node.close()
     fs.rmSync(socketPath(this.dir.root), { force: true })
-    fs.rmSync(path.join(this.dir.root, PID_FILE), { force: true })
+    fs.rmSync(this.dir.paths.serverPid, { force: true })
     this.log('info', 'stopped')
   }
 }
 
 function pidNote(dir: DataDir): string {
   try {
-    const pid = fs.readFileSync(path.join(dir.root, PID_FILE), 'utf8').trim()
+    const pid = fs.readFileSync(dir.paths.serverPid, 'utf8').trim()
     return pid ? ` (pid ${pid})` : ''
   } catch {
     return ''

@@ -407,6 +407,34 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
  * tree between what is written and the rebase. Returns the bytes written.
  */
 export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: unknown): number {
+  const steps = commitSteps(file, dir, tree, extra)
+  for (;;) {
+    const r = steps.next()
+    if (r.done) return r.value
+  }
+}
+
+/**
+ * commitTreeIndex in slices of about `sliceMs`, between which the event loop runs (a joiner's
+ * first commit writes every entry of the volume: the mount answers meanwhile). The caller
+ * makes sure nothing changes the tree until it resolves (the volume pauses replay and refuses
+ * writes); reads may go on.
+ */
+export async function commitTreeIndexSliced(file: string, dir: string, tree: Tree, extra: unknown, sliceMs = 25): Promise<number> {
+  const steps = commitSteps(file, dir, tree, extra)
+  let start = performance.now()
+  for (;;) {
+    const r = steps.next()
+    if (r.done) return r.value
+    if (performance.now() - start >= sliceMs) {
+      await new Promise((resolve) => setImmediate(resolve))
+      start = performance.now()
+    }
+  }
+}
+
+/** The steps of a commit; each `yield` is a point where a sliced commit may let the event loop run. */
+function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Generator<void, number, void> {
   const index = tree.view
   const parts = tree.parts()
   const base = index.diskBase
@@ -439,7 +467,8 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
 
   const ids = index.changedIds()
   if (base && !prev) for (const [id] of base.entries()) ids.add(id)
-  writeEntries(index, ids, prev, m, put)
+  yield
+  yield* writeEntries(index, ids, prev, m, put)
 
   // Shards: an unchanged one (same heads) keeps its bytes where they are.
   const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
@@ -447,7 +476,10 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
     if (heads.length === 0) continue
     const p = prevShards.get(name)
     if (p && sameHeads(p[1], heads)) m.shards.push(p)
-    else m.shards.push([name, heads, put(Buffer.from(tree.shardBytes(name)))])
+    else {
+      m.shards.push([name, heads, put(Buffer.from(tree.shardBytes(name)))])
+      yield
+    }
   }
   if (parts.meta) {
     const digest = hash(Buffer.from(parts.meta)).toString('hex')
@@ -472,7 +504,7 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
       const view = new TreeIndex({ base: prev, memo: pm!.memo })
       view.update(changed)
       const v: SavedView = { pages: { ...pm!.pages }, ids: { ...pm!.ids }, rootLive: view.entryNow(ROOT_ID).live, memo: view.memo() }
-      writeEntries(view, view.changedIds(), prev, v, put)
+      yield* writeEntries(view, view.changedIds(), prev, v, put)
       snaps.push([key, v])
     }
   }
@@ -511,7 +543,10 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
   if (size > 0) {
     const fd = fs.openSync(path.join(dir, seg), 'w', 0o600)
     try {
-      for (const b of writes) fs.writeSync(fd, b)
+      for (const b of writes) {
+        fs.writeSync(fd, b)
+        yield
+      }
       fs.fsyncSync(fd)
     } finally {
       fs.closeSync(fd)
@@ -533,7 +568,7 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
  * which names the buckets of `prev`'s state): each changed id leaves its old directory's page
  * and joins its new one; a bucket that changed is written whole by `put`.
  */
-function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref): void {
+function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref): Generator<void, void, void> {
   const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
   const idEdits = new Map<number, Map<string, string | null>>()
   const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
@@ -541,7 +576,9 @@ function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles 
     if (!e) pageEdits.set(b, (e = { remove: [], add: [] }))
     return e
   }
+  let n = 0
   for (const id of ids) {
+    if (++n % 1024 === 0) yield
     if (id === ROOT_ID) continue
     const old = prev ? index.baseEntry(id) : undefined
     const now = index.entryNow(id)
@@ -571,6 +608,7 @@ function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles 
       const enc = encodePage(page, actors)
       into.pages[b] = put(enc.bytes, enc.digest)
     }
+    yield
   }
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined
@@ -581,6 +619,7 @@ function writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles 
     }
     if (map.size === 0) delete into.ids[b]
     else into.ids[b] = put(Buffer.from(JSON.stringify([...map].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
+    yield
   }
 }
 

@@ -38,6 +38,17 @@ export interface Problem { shard: string; id: string; reason: string }
 /** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
 export interface IncomingChange extends ShardChange { writer?: string; tag?: string }
 export interface Rejected { shard: string; tag?: string; reason: string }
+/** How a joiner's tree fills from a state (Tree.fromSaved): who sees it first, and its progress (awaited: a caller may pace it). */
+export interface JoinFill {
+  onTree?: (t: Tree) => void
+  onShard?: (done: number) => void | Promise<void>
+  /** Length of a slice (default SLICE_MS; tests set 0: every shard its own slice). */
+  sliceMs?: number
+}
+
+/** A joiner's shard loads run in slices of about this long, between which the event loop (the mount) runs. */
+const SLICE_MS = 25
+
 /**
  * `splitAt`: a shard takes new records while it holds fewer than this many (as known here);
  * then they go one hex digit deeper (spec/tree.md "Shard layout"). Tests set it small.
@@ -541,10 +552,14 @@ export class Tree implements ReadTree {
    * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
    * document's changes hash to its heads) to exactly the heads given, which the caller took
    * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
-   * is built by reading every record once (yielding to the event loop between groups of shards).
+   * is built by reading every record once, shallow shards first, in slices of about SLICE_MS
+   * between which the event loop runs. `fill.onTree` gets the tree before the first shard: a
+   * shard is put in it only once checked and its records are in the index at the end of its
+   * slice, so a reader (the mount) sees the tree fill with checked records while it loads. On
+   * a mismatch the tree is freed: the caller takes back what it handed out.
    */
   static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
-    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, onShard?: (done: number) => void): Promise<Tree> {
+    held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, fill: JoinFill = {}): Promise<Tree> {
     const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
     try {
       if (meta) {
@@ -557,32 +572,35 @@ export class Tree implements ReadTree {
         t.shards.setMeta(doc)
         if (!sameHeads([...A.getHeads(doc)].sort(), [...meta.heads].sort())) throw new StateMismatchError('shard meta is not at the heads its logs give')
       }
-      t.shards.restore(shards, null)
+      t.readRootAttrs()
+      fill.onTree?.(t)
       let changed = new Map<string, RawNode | null>()
       let done = 0
+      let sliceStart = performance.now()
       for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
+        const saved = shards.get(name)!
+        t.shards.restore(new Map([[name, saved]]), null)
         let h
         try {
           h = t.shards.node(name)
         } catch (e) {
           throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
         }
-        if (!sameHeads([...h.getHeads()].sort(), [...shards.get(name)!.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
+        if (!sameHeads([...h.getHeads()].sort(), [...saved.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
         const whole = h.materialize('_root') as Record<string, unknown>
         for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
-        // The event loop runs every few shards (a 1M-file volume's shard takes ~50 ms here), the index takes them in bigger groups.
-        if (++done % 8 === 0) {
-          if (done % 64 === 0) {
-            t.updateIndex(changed)
-            changed = new Map()
-          }
-          t.shards.evict(0)
-          onShard?.(done)
+        // Loaded only to be read: its saved bytes stay what the tree keeps (nothing to save).
+        t.shards.evict(0)
+        done++
+        if (performance.now() - sliceStart >= (fill.sliceMs ?? SLICE_MS) || done === shards.size) {
+          t.updateIndex(changed)
+          changed = new Map()
+          await fill.onShard?.(done)
           await new Promise((resolve) => setImmediate(resolve))
+          sliceStart = performance.now()
         }
       }
       t.updateIndex(changed)
-      t.shards.evict(0)
       t.owners = new Map()
       t.readRootAttrs()
       return t

@@ -8,7 +8,6 @@ import { encodeKey } from '../crypto.js'
 import { StateMismatchError, Tree, type TreeOptions } from '../tree/index.js'
 import { StateExpectation } from '../tree/state-check.js'
 import { encodeState, openSealedState, sealState, type VolumeState } from '../tree/state-file.js'
-import type { Volume } from './volume.js'
 import { EntryError, type WriterLog, type WriterSet } from '../logs/index.js'
 
 /** A state that is not believed: the message says what did not match (the join goes on by replay). */
@@ -25,7 +24,10 @@ export interface StateCheckInput {
   writers: ReadonlyMap<string, WriterLog>
   set: WriterSet
   opts?: TreeOptions
-  onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void
+  /** Progress; a promise returned while shards load is awaited (the loads wait for it). */
+  onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void | Promise<void>
+  /** The tree as soon as the entries are checked, before its first shard: it fills with checked shards (Tree.fromSaved). */
+  onTree?: (tree: Tree) => void
 }
 
 export interface CheckedState {
@@ -59,7 +61,7 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
     for await (const entry of w!.read({ from: 1, to: next, wait: false })) {
       seq = entry.seq + 1
       entries++
-      if (entries % 100 === 0) input.onProgress?.('entries', entries, total)
+      if (entries % 100 === 0) void input.onProgress?.('entries', entries, total)
       if (entry instanceof EntryError) {
         skipped.push({ writer: entry.writer, seq: entry.seq, reason: entry.reason })
         continue
@@ -96,7 +98,7 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
   const meta = state.meta && state.meta.heads.length > 0 ? { bytes: state.meta.bytes, heads: expected.get('meta')!.heads } : null
   let tree: Tree
   try {
-    tree = await Tree.fromSaved(input.actor, shards, meta, held, input.opts, (done) => input.onProgress?.('shards', done, shards.size))
+    tree = await Tree.fromSaved(input.actor, shards, meta, held, input.opts, { onTree: input.onTree, onShard: (done) => input.onProgress?.('shards', done, shards.size) })
   } catch (e) {
     if (e instanceof StateMismatchError) reject(e.message)
     throw e
@@ -112,11 +114,19 @@ function sameSet(a: string[], b: string[]): boolean {
   return b.every((x) => s.has(x))
 }
 
+/** What sealing and opening a state needs of a volume (Volume has it). */
+export interface StateHolder {
+  readonly id: Buffer
+  /** The key a state of this volume travels under between peers (spec/keys.md). */
+  readonly stateKey: Buffer
+  saveState(): Promise<VolumeState>
+}
+
 /** Saves of a busy volume are retried this many times (edits not yet logged make saveState refuse). */
 const SEAL_TRIES = 5
 
 /** `vol`'s state, sealed for a joiner that asked over the network (spec/tree.md "Starting from a state"). */
-export async function sealedState(vol: Volume): Promise<Buffer> {
+export async function sealedState(vol: StateHolder): Promise<Buffer> {
   for (let i = 1; ; i++) {
     try {
       return sealState(encodeState(await vol.saveState()), vol.stateKey, vol.id)
@@ -128,6 +138,6 @@ export async function sealedState(vol: Volume): Promise<Buffer> {
 }
 
 /** A sealed state from a peer, opened with `vol`'s state key and decoded; StateFileError says what was wrong. */
-export function openPeerState(vol: Volume, sealed: Buffer): VolumeState {
+export function openPeerState(vol: StateHolder, sealed: Buffer): VolumeState {
   return openSealedState(sealed, vol.stateKey, vol.id)
 }

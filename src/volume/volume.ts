@@ -1,52 +1,26 @@
 // A volume on this node: its directory state (src/tree), replayed from every writer's op log
-// (logs/), with content in the node's content store (src/cas).
-//
-// Every mutation goes through `mutate`: the tree op runs, its audit description is queued,
-// and `flush` writes everything queued (the Automerge changes plus the audit ops) in one
-// append, split into entries that fit the entry limit, so that an import of thousands of
-// files is a handful of entries. A flush is all or nothing: if the append fails, the changes
-// and ops stay queued (the next flush retries them) and no checkpoint covers them.
+// (src/logs) by replay.ts, with content in the node's content store (src/cas). This module is
+// the facade the mount, import/export, the CLI and the network use: the operations on the tree
+// (each a logged edit through `mutate`), the views, conflicts, states and checkpoints. Writing
+// edits to the log is flush.ts; who may write is admission.ts; the checkpoint file is
+// checkpoint-file.ts; what the volume needs of its node is host.ts.
 import fs from 'node:fs'
-import path from 'node:path'
-import { CONTEXT, decodeKey, deriveKey, encodeKey } from '../crypto.js'
-import { UserError, indexPaths, type VolumeRecord } from '../datadir.js'
-import type { Node } from '../node.js'
+import { CONTEXT, deriveKey, encodeKey } from '../crypto.js'
+import { UserError, type VolumeRecord } from '../datadir.js'
 import type { Cas, FileRef } from '../cas/index.js'
-import { CHANGE_LIMITS, ChangeLimitError, Tree, TreeError, entryGroups, type ContentRef, type IncomingChange, type ReadTree, type Stat } from '../tree/index.js'
-import { batchesByShard, windowEntry, type WindowEntry } from '../tree/apply-batches.js'
-import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, splitIntoEntries, encodeControl, decodeControl, type AuditOp, type ControlOp, type ControlRecord, type Genesis, type LogEntry, type LogInfo, type ShardChange, type WriterInfo, type WriterSet } from '../logs/index.js'
-import { readWritersFile, writeWritersFile } from '../writers-file.js'
-import { commitTreeIndex, openTreeIndex } from '../tree/index-store.js'
+import { Tree, TreeError, type ContentRef, type ReadTree, type Stat } from '../tree/index.js'
+import { EntryError, WriterLog, type AuditOp, type LogEntry, type WriterSet } from '../logs/index.js'
 import type { VolumeState } from '../tree/state-file.js'
 import { StateRejectedError, checkState, type CheckedState } from './volume-state.js'
+import type { VolumeHost } from './host.js'
+import { LiveTree } from './live-tree.js'
+import { Flusher, type RefusedEdits } from './flush.js'
+import { Replay, genesisOf } from './replay.js'
+import { admitCandidates, admitNode, revokeNode } from './admission.js'
+import { checkpointPath, readCheckpoint, writeCheckpoint, type SkippedEntry } from './checkpoint-file.js'
 
-/** Ops queued before an automatic flush during bulk work. */
-export const FLUSH_EVERY_OPS = 2000
-/** Bytes of paths and targets queued before an automatic flush during bulk work. */
-export const FLUSH_EVERY_BYTES = 4 * 1024 * 1024
-/** Entries read into one window while replaying (apply-batches.ts): bounds memory, keeps merges batched. */
-const APPLY_BATCH = 50_000
-/** A window's work: this many entries' allowance of ops and bytes (each applied batch stays within one's). */
-const WINDOW_OPS = 64 * CHANGE_LIMITS.entryOps
-const WINDOW_BYTES = 16 * CHANGE_LIMITS.entryBytes
 /** A shard's Automerge document not used for this long is saved and freed. */
 export const IDLE_MS = 30_000
-/** How long live application waits for more blocks before applying what arrived. */
-const LIVE_DELAY_MS = 25
-/** 2: also the control entries read and how far each log was scanned for them (writer set). */
-export const CHECKPOINT_FORMAT = 2
-/** The writer set before the first replay (nothing read yet). */
-const INITIAL_SET: WriterSet = computeWriterSet({ logs: [], control: [] })
-
-/** Where a volume's checkpoint (the manifest of its on-disk index) lives in the data dir (see spec/tree.md). */
-export function checkpointPath(dataDir: string, volumeId: string): string {
-  return indexPaths(dataDir, volumeId).manifest
-}
-
-/** The directory of a volume's on-disk index files, beside its checkpoint (spec/tree.md "The index on disk"). */
-export function indexFilesPath(dataDir: string, volumeId: string): string {
-  return indexPaths(dataDir, volumeId).segments
-}
 
 export interface ConflictVersionInfo {
   /** Path of this version: the file's own path for the winner, its conflict copy's otherwise. */
@@ -61,20 +35,6 @@ export interface ConflictVersionInfo {
 }
 export interface VolumeConflict { path: string; versions: ConflictVersionInfo[] }
 
-/** What a checkpoint says it covers, next to the tree state. */
-interface CheckpointInfo {
-  format: number
-  volume: string
-  actor: string
-  /** Per writer log (key hex): the next seq to apply; everything before it is in the checkpoint. */
-  logs: Record<string, number>
-  skipped: SkippedEntry[]
-  /** Per writer log (key hex): the next seq to scan for control entries. */
-  scanned: Record<string, number>
-  /** Control entries read (every log, valid or not): log key hex, seq, ops as a control block (hex, spec/oplog.md). */
-  control: { log: string; seq: number; ops: string }[]
-}
-
 export interface OpenOptions {
   /** Read the checkpoint when there is a usable one (default true). */
   checkpoint?: boolean
@@ -88,119 +48,40 @@ export function toFileRef(ref: ContentRef): FileRef {
   return { hash: Buffer.from(ref.hash, 'hex'), size: ref.size }
 }
 
-/** An entry that could not be used while replaying, with why. */
-/**
- * Edits this node made that its log could not take: a revocation of its log arrived between
- * an edit and its flush (refused before the append, removed from the view), or entries it
- * wrote before the revocation arrived here that the revocation does not accept (dropped by a
- * rebuild). spec/oplog.md "Edits a revocation overtakes".
- */
-export interface RefusedEdits {
-  /** When they were refused (ms since the epoch). */
-  at: number
-  /** What was done (the audit ops: op and path), oldest first. */
-  ops: AuditOp[]
-  /** Seqs of this node's log that hold them (dropped entries); empty if they were never written. */
-  seqs: number[]
-  reason: string
-}
-
-/** A flush refused because this node's log may no longer take entries (its edits are removed from the view). */
-export class EditsRefusedError extends UserError {
-  readonly code = 'EROFS'
-}
-
-export interface SkippedEntry {
-  writer: string
-  seq: number
-  reason: string
-}
-
 export class Volume {
-  private rec: VolumeRecord
   readonly id: Buffer
   readonly cas: Cas
-  /** Replaced only while opening (by the checkpoint's tree), before the volume is handed out. */
-  private currentTree: Tree
   /** This node's own writer log of the volume. */
   readonly log: WriterLog
-  /** Every known writer log (this node's included), by log key hex. */
-  readonly writers = new Map<string, WriterLog>()
-  readonly skipped: SkippedEntry[] = []
   /** Where replay came from when the volume opened: a checkpoint (and how many entries were replayed after it) or the logs alone. */
   readonly opened = { fromCheckpoint: false, replayedEntries: 0, ms: 0 }
-  /** Replay counters: entries applied, time reading+decrypting them, time applying them to the tree. */
-  readonly stats = { entries: 0, readMs: 0, applyMs: 0, applyCalls: 0 }
-  private readonly volumeKey: Buffer
-  private readonly store: Node['store']
-  private readonly storeSync: Node['storeSync']
   /** Refuses writes that would leave too little disk for the store (a full disk: ENOSPC). */
-  readonly space: Node['space']
-  private readonly dataDir: string
-  private pending: AuditOp[] = []
-  /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
-  private pendingBytes = 0
-  /** Changes taken from the tree whose append has not succeeded yet (oldest first). */
-  private unlogged: ShardChange[] = []
-  /** Flushes run one after another. */
-  private flushTail: Promise<void> = Promise.resolve()
-  private flushesQueued = 0
-  /** Why the last flush failed, while its changes are still unlogged (null once one succeeds). */
-  private flushError: Error | null = null
-  /** Per writer (log key hex): the next seq to apply. */
-  private readonly applied = new Map<string, number>()
-  private readonly skippedKeys = new Set<string>()
-  private refreshing: Promise<number> | null = null
-  private refreshAgain = false
-  private readonly listeners = new Set<(entries: number) => void>()
-  private readonly unsubscribe: (() => void)[] = []
-  /** What is fetched and kept of each other writer's log (all, or up to a revocation's limit). */
-  private readonly ranges = new Map<string, HeldRange>()
+  readonly space: VolumeHost['space']
+  private readonly host: VolumeHost
+  private readonly live: LiveTree
+  private readonly flusher: Flusher
+  private readonly replayer: Replay
   private idleTimer: NodeJS.Timeout | null = null
-  private liveTimer: NodeJS.Timeout | null = null
   private closed = false
-  /** Something was applied or done since the checkpoint was read or written. */
-  private changedSinceCheckpoint = true
-  /** While the index is rebuilt from the logs at open: told entries applied of the total (-1: done). */
-  private replayProgress: ((done: number, total: number) => void) | null = null
-  private readonly host: Node
-  /** Control entries read so far from every log (valid or not: the writer set decides), by `hex:seq`. */
-  private readonly control = new Map<string, ControlRecord>()
-  /** Per writer (log key hex): the next seq to scan for control entries. */
-  private readonly scanned = new Map<string, number>()
-  /** Checked bindings of the logs whose block 0 is here, by log key hex. */
-  private readonly bindings = new Map<string, LogInfo>()
-  private readonly badBindings = new Set<string>()
-  private genesisSeen: Genesis | null = null
-  private currentSet: WriterSet = INITIAL_SET
-  /** What the current set was computed from (counts of bindings and control entries, roots). */
-  private setInputs = ''
-  /** Entries applied and later made invalid by a revocation that arrived late (dropped by a rebuild). */
-  readonly dropped: SkippedEntry[] = []
-  /** Tree rebuilds caused by such revocations, and the time they took. */
-  readonly rebuilds = { count: 0, ms: 0 }
-  /** This node's edits that its log could not take (see RefusedEdits), oldest first. */
-  readonly refused: RefusedEdits[] = []
-  /** The tree holds edits that were refused: the next replay rebuilds it from the logs. */
-  private viewStale = false
-  /** Writer-set computations and their total time. */
-  readonly setStats = { computed: 0, ms: 0 }
-  /** While set, replay reads bindings and control entries but applies nothing (a joiner waiting for a state). */
-  private applyPaused = false
 
-  private constructor(node: Node, record: VolumeRecord, cas: Cas, volumeKey: Buffer, log: WriterLog, tree: Tree) {
-    this.rec = record
-    this.host = node
+  private constructor(host: VolumeHost, record: VolumeRecord, volumeKey: Buffer, log: WriterLog) {
+    this.host = host
     this.id = Buffer.from(record.id, 'hex')
-    this.cas = cas
-    this.volumeKey = volumeKey
+    this.cas = host.cas(record.sharing)
     this.log = log
-    this.store = node.store
-    this.storeSync = node.storeSync
-    this.space = node.space
-    this.dataDir = node.dir.root
-    this.currentTree = tree
-    this.writers.set(log.key.toString('hex'), log)
+    this.space = host.space
+    this.live = new LiveTree(Tree.create(log.key.toString('hex')))
+    this.flusher = new Flusher({
+      live: this.live, log, space: host.space,
+      name: () => this.name,
+      canWrite: () => this.canWrite,
+      writeRefusal: () => this.writeRefusal(),
+      appended: (seqs) => this.replayer.ownAppended(seqs),
+      refresh: () => this.refresh(),
+      queued: () => this.scheduleIdle(),
+    })
+    this.replayer = new Replay({ host, live: this.live, flusher: this.flusher, applied: () => this.scheduleIdle() }, record, log, volumeKey)
+    this.replayer.afterPass = () => admitCandidates(this.replayer, host)
   }
 
   get name(): string {
@@ -209,38 +90,37 @@ export class Volume {
 
   /** The volume record (genesis and legacy roots may be added while the volume is open). */
   get record(): VolumeRecord {
-    return this.rec
+    return this.replayer.record
   }
 
   /** The directory state. */
   get tree(): Tree {
-    return this.currentTree
+    return this.live.tree
   }
 
-  static async open(node: Node, record: VolumeRecord, opts: OpenOptions = {}): Promise<Volume> {
+  static async open(host: VolumeHost, record: VolumeRecord, opts: OpenOptions = {}): Promise<Volume> {
     const t0 = performance.now()
     const volumeId = Buffer.from(record.id, 'hex')
-    const volumeKey = deriveKey(node.dir.sharingKey(record.sharing), CONTEXT.volume, volumeId)
+    const volumeKey = deriveKey(host.dir.sharingKey(record.sharing), CONTEXT.volume, volumeId)
     const genesis = genesisOf(record)
     // A node joining a volume leaves its log unbound until it knows the genesis (ensureBound).
-    const log = await WriterLog.create(node.store, { volumeId, identity: node.dir.identity, volumeKey, genesis, bind: genesis !== null })
-    const actor = log.key.toString('hex')
-    const vol = new Volume(node, record, node.cas(record.sharing), volumeKey, log, Tree.create(actor))
+    const log = await WriterLog.create(host.store, { volumeId, identity: host.dir.identity, volumeKey, genesis, bind: genesis !== null })
+    const vol = new Volume(host, record, volumeKey, log)
+    const r = vol.replayer
     try {
-      const others = readWritersFile(node.dir.root, record.id)
-      for (const key of others) if (!key.equals(log.key)) await vol.openWriter(key)
+      const others = await r.openKnownWriters()
       // Migration of a volume an older bazil made (own log bound, no genesis, no roots): the
       // logs known now are its roots from now on (spec/oplog.md "Migration of legacy volumes").
       if (genesis === null && record.roots === undefined && log.bound) {
-        vol.setRecord(node.dir.updateVolume(record.name, { roots: [log.key, ...others].map((k) => encodeKey(k)).sort() }) as VolumeRecord)
+        r.updateRecord({ roots: [log.key, ...others].map((k) => encodeKey(k)).sort() })
       }
       if (opts.checkpoint !== false) vol.restoreCheckpoint()
-      if (!vol.opened.fromCheckpoint) vol.replayProgress = rebuildProgress(record.name, process.stderr)
-      vol.opened.replayedEntries = await vol.replay()
-      vol.replayProgress?.(-1, 0)
-      vol.replayProgress = null
+      if (!vol.opened.fromCheckpoint) r.progress = rebuildProgress(record.name, process.stderr)
+      vol.opened.replayedEntries = await r.replay()
+      r.progress?.(-1, 0)
+      r.progress = null
     } catch (err) {
-      for (const w of vol.writers.values()) await w.close().catch(() => {})
+      for (const w of r.writers.values()) await w.close().catch(() => {})
       vol.tree.free()
       throw err
     }
@@ -248,485 +128,143 @@ export class Volume {
     return vol
   }
 
-  // ---- writers and replay ----------------------------------------------------------------
+  // ---- writers and replay (replay.ts, admission.ts) -----------------------------------------
+
+  /** Every known writer log (this node's included), by log key hex. */
+  get writers(): ReadonlyMap<string, WriterLog> {
+    return this.replayer.writers
+  }
+
+  /** Entries that could not be used while replaying, with why. */
+  get skipped(): readonly SkippedEntry[] {
+    return this.replayer.skipped
+  }
+
+  /** Entries applied and later made invalid by a revocation that arrived late (dropped by a rebuild). */
+  get dropped(): readonly SkippedEntry[] {
+    return this.replayer.dropped
+  }
+
+  /** Tree rebuilds caused by such revocations, and the time they took. */
+  get rebuilds(): { readonly count: number; readonly ms: number } {
+    return this.replayer.rebuilds
+  }
+
+  /** Writer-set computations and their total time. */
+  get setStats(): { readonly computed: number; readonly ms: number } {
+    return this.replayer.setStats
+  }
+
+  /** Replay counters: entries applied, time reading+decrypting them, time applying them to the tree. */
+  get stats(): { readonly entries: number; readonly readMs: number; readonly applyMs: number; readonly applyCalls: number } {
+    return this.replayer.stats
+  }
+
+  /** This node's edits that its log could not take (see RefusedEdits), oldest first. */
+  get refused(): readonly RefusedEdits[] {
+    return this.flusher.refused
+  }
 
   /**
    * Makes another node's writer log (by its key) part of this volume: remembered in the data
    * dir, downloaded live when replication connects, and its entries applied as they arrive.
    * Returns the log; adding a known writer again is a no-op.
    */
-  async addWriter(key: Buffer): Promise<WriterLog> {
-    const hex = key.toString('hex')
-    const known = this.writers.get(hex)
-    if (known) return known
-    const log = await this.openWriter(key)
-    writeWritersFile(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
-    await this.refresh()
-    return log
-  }
-
-  private setRecord(record: VolumeRecord): void {
-    this.rec = record
+  addWriter(key: Buffer): Promise<WriterLog> {
+    return this.replayer.addWriter(key)
   }
 
   /** The writer set as last computed (spec/oplog.md "Writer set"). */
   get writerSet(): WriterSet {
-    return this.currentSet
+    return this.replayer.writerSet
   }
 
-  /**
-   * Whether this node may write now: its own log is bound, authorised and not revoked
-   * (WriterSet.writable). Every edit asks this before it changes the tree, and every flush
-   * before it appends, against the set as known then.
-   */
+  /** Whether this node may write now (Replay.canWrite). */
   get canWrite(): boolean {
-    return this.log.bound && this.currentSet.writable(this.log.key.toString('hex'))
+    return this.replayer.canWrite
   }
 
   /** One line saying why this node cannot write (for errors). */
   writeRefusal(): string {
-    const own = this.currentSet.writers.get(this.log.key.toString('hex'))
-    if (own) return `this node's writer log of volume "${this.name}" was revoked (entries after ${own.limit} are not accepted): it can no longer write to it`
-    return `this node is not (yet) an authorised writer of volume "${this.name}": a writer of it must allow this node (\`bazil peer volume allow ${encodeKey(this.host.dir.publicKey)} ${this.name}\` there) and see this node's log`
+    return this.replayer.writeRefusal()
   }
 
-  /**
-   * Logs to serve and relay: the authorised ones held here, this node's own log once bound (a
-   * candidate elsewhere until admitted), and logs a valid admit names by key whose binding is
-   * not here yet (so that they are taken up from whichever peer relays them).
-   */
+  /** Logs to serve and relay (Replay.servedKeys). */
   servedKeys(): Buffer[] {
-    const out: Buffer[] = []
-    const byKey = new Set(this.currentSet.admittedUnknown)
-    for (const [hex, w] of this.writers) {
-      if (this.currentSet.writers.has(hex) || byKey.has(hex) || (w === this.log && w.bound)) out.push(w.key)
-    }
-    for (const hex of byKey) if (!this.writers.has(hex)) out.push(Buffer.from(hex, 'hex'))
-    return out
+    return this.replayer.servedKeys()
   }
 
-  /**
-   * Writes this node's binding block if it has none: version 2 when the genesis is known.
-   * A volume with neither genesis nor roots gets `roots: []` first, so that it is never
-   * mistaken for a volume of an older bazil (migration).
-   */
-  async ensureBound(): Promise<void> {
-    if (this.log.bound) return
-    const genesis = genesisOf(this.record) ?? this.genesisSeen
-    if (genesis === null && this.record.roots === undefined) this.setRecord(this.host.dir.updateVolume(this.name, { roots: [] }) as VolumeRecord)
-    await this.log.bind(genesis)
-    await this.refresh()
+  /** Writes this node's binding block if it has none (Replay.ensureBound). */
+  ensureBound(): Promise<void> {
+    return this.replayer.ensureBound()
   }
 
   /** Every log held with the node its binding names (null: block 0 not here yet), key hex. */
   knownLogs(): { log: string; node: string | null }[] {
-    return [...this.writers.keys()].sort().map((hex) => ({ log: hex, node: this.bindings.get(hex)?.node ?? null }))
+    return this.replayer.knownLogs()
   }
 
   /** Whether the bindings of these logs are held (and checked) here. */
   bindingsKnown(keys: Buffer[]): boolean {
-    return keys.every((k) => this.bindings.has(k.toString('hex')) || this.badBindings.has(k.toString('hex')) || k.equals(this.log.key))
+    return this.replayer.bindingsKnown(keys)
   }
 
   /** Makes the given logs the legacy roots of a volume without genesis (volume connect, spec/oplog.md "Migration"). */
-  async setLegacyRoots(keys: Buffer[]): Promise<void> {
-    if (this.record.genesis) return
-    this.setRecord(this.host.dir.updateVolume(this.name, { roots: keys.map((k) => encodeKey(k)).sort() }) as VolumeRecord)
-    await this.refresh()
+  setLegacyRoots(keys: Buffer[]): Promise<void> {
+    return this.replayer.setLegacyRoots(keys)
   }
 
-  /**
-   * Records admit(log, node) in this node's log for every candidate log (bound, not
-   * authorised, never revoked) whose node the host allows to write; true if it recorded any.
-   */
-  async admitCandidates(): Promise<boolean> {
-    if (this.closed || !this.canWrite) return false
-    const ops: ControlOp[] = []
-    for (const hex of this.currentSet.unauthorised) {
-      const info = this.bindings.get(hex)
-      if (!info || info.node === null) continue
-      const revoked = [...this.control.values()].some((c) => c.ops.some((o) => (o.op === 'revoke' && o.log.toString('hex') === hex) || (o.op === 'revoke-node' && o.node.toString('hex') === info.node)))
-      if (revoked) continue
-      const node = Buffer.from(info.node, 'hex')
-      if (!this.host.allowsWriter(this.id, node)) continue
-      ops.push({ op: 'admit', log: Buffer.from(hex, 'hex'), node })
-    }
-    if (ops.length === 0) return false
-    await this.log.appendControl(ops)
-    return true
+  /** Records admit(log, node) for every candidate log whose node the host allows (admission.ts). */
+  admitCandidates(): Promise<boolean> {
+    return admitCandidates(this.replayer, this.host)
   }
 
-  /**
-   * Records admit-node(node): every log bound to `node` may write, including logs not seen
-   * yet (`peer volume allow` on a writer). False if this node may not write (nothing recorded)
-   * or the node was revoked here before (a revocation is final).
-   */
-  async admitNode(node: Buffer): Promise<boolean> {
-    await this.refresh()
-    if (!this.canWrite) return false
-    const hex = node.toString('hex')
-    for (const c of this.control.values()) {
-      for (const o of c.ops) {
-        if (o.op === 'revoke-node' && o.node.toString('hex') === hex) return false
-        if (o.op === 'admit-node' && o.node.toString('hex') === hex && c.log === this.log.key.toString('hex')) return true // recorded already
-      }
-    }
-    await this.log.appendControl([{ op: 'admit-node', node }])
-    await this.refresh()
-    return true
+  /** Records admit-node(node) (admission.ts). */
+  admitNode(node: Buffer): Promise<boolean> {
+    return admitNode(this.replayer, node)
   }
 
-  /**
-   * Revokes `node`: records revoke(log, last applied seq) for every log bound to it that is
-   * authorised and not a root (with admit(log) so that those entries stay accepted), and
-   * revoke-node(node) so that no log of it is admitted by node from now on. Returns what it
-   * revoked and the root logs it could not.
-   */
-  async revokeNode(node: Buffer): Promise<{ revoked: { log: Buffer; last: number }[]; roots: Buffer[] }> {
-    await this.refresh()
-    const revoked: { log: Buffer; last: number }[] = []
-    const roots: Buffer[] = []
-    for (const [hex, info] of this.bindings) {
-      if (info.node !== node.toString('hex')) continue
-      const w = this.currentSet.writers.get(hex)
-      if (!w) continue
-      if (w.root) {
-        roots.push(Buffer.from(hex, 'hex'))
-        continue
-      }
-      const applied = (this.applied.get(hex) ?? 1) - 1
-      const last = w.limit === null ? applied : Math.min(w.limit, applied)
-      if (w.limit !== null && w.limit <= last && w.revokedBy.some((r) => r.log === this.log.key.toString('hex'))) continue // revoked by us already
-      revoked.push({ log: Buffer.from(hex, 'hex'), last })
-    }
-    const hexNode = node.toString('hex')
-    const nodeRevoked = [...this.control.values()].some((c) => c.log === this.log.key.toString('hex') && c.ops.some((o) => o.op === 'revoke-node' && o.node.toString('hex') === hexNode))
-    if (revoked.length > 0 || (!nodeRevoked && roots.length === 0)) {
-      if (!this.canWrite) throw new UserError(this.writeRefusal())
-      const ops: ControlOp[] = []
-      for (const r of revoked) ops.push({ op: 'admit', log: r.log, node }, { op: 'revoke', log: r.log, last: r.last })
-      if (!nodeRevoked) ops.push({ op: 'revoke-node', node })
-      await this.log.appendControl(ops)
-      await this.refresh()
-    }
-    return { revoked, roots }
-  }
-
-  private async openWriter(key: Buffer): Promise<WriterLog> {
-    const log = await WriterLog.open(this.store, { key, volumeId: this.id, volumeKey: this.volumeKey })
-    // Live: fetch every block of the log (up to a limit, src/logs/held-range.ts), now and as it grows, and apply entries as they land.
-    const range = await HeldRange.open(log.core)
-    this.writers.set(key.toString('hex'), log)
-    this.ranges.set(key.toString('hex'), range)
-    const onData = (): void => this.scheduleRefresh()
-    log.core.on('append', onData)
-    log.core.on('download', onData)
-    this.unsubscribe.push(() => {
-      range.destroy()
-      log.core.off('append', onData)
-      log.core.off('download', onData)
-    })
-    return log
+  /** Revokes `node` (admission.ts). */
+  revokeNode(node: Buffer): Promise<{ revoked: { log: Buffer; last: number }[]; roots: Buffer[] }> {
+    return revokeNode(this.replayer, node)
   }
 
   /** Per writer log: its local length and how far it has been applied (next seq). */
   replayState(): { writer: string; length: number; contiguous: number; applied: number }[] {
-    return [...this.writers].map(([hex, w]) => ({ writer: hex, length: w.length, contiguous: w.core.contiguousLength, applied: this.applied.get(hex) ?? 1 }))
-  }
-
-  /**
-   * Blocks arrive one by one while replicating: applying each alone would pay the per-batch
-   * cost (diff, re-reading touched records) thousands of times, so arrivals are coalesced.
-   */
-  private scheduleRefresh(): void {
-    if (this.liveTimer || this.closed) return
-    this.liveTimer = setTimeout(() => {
-      this.liveTimer = null
-      void this.refresh().catch(() => {})
-    }, LIVE_DELAY_MS)
+    return this.replayer.replayState()
   }
 
   /** Called after entries from other writers were applied (with how many). */
   onChange(fn: (entries: number) => void): () => void {
-    this.listeners.add(fn)
-    return () => this.listeners.delete(fn)
+    return this.replayer.onChange(fn)
   }
 
-  /**
-   * Applies every entry that is held locally and not applied yet, from every writer; returns
-   * how many entries were applied. Concurrent calls coalesce.
-   */
+  /** Applies every entry held locally and not applied yet; returns how many. Concurrent calls coalesce. */
   refresh(): Promise<number> {
-    if (this.closed) return Promise.resolve(0)
-    if (this.refreshing) {
-      this.refreshAgain = true
-      return this.refreshing
-    }
-    const run = async (): Promise<number> => {
-      let total = 0
-      do {
-        this.refreshAgain = false
-        total += await this.replay()
-        if (await this.admitCandidates()) this.refreshAgain = true
-      } while (this.refreshAgain && !this.closed)
-      return total
-    }
-    this.refreshing = run().finally(() => { this.refreshing = null })
-    return this.refreshing.then((n) => {
-      if (n > 0) {
-        for (const fn of this.listeners) fn(n)
-        this.scheduleIdle()
-      }
-      return n
-    })
-  }
-
-  /**
-   * Reads what arrived (bindings, control entries of every log), recomputes the writer set,
-   * rebuilds the tree if entries already applied are no longer valid, then applies the valid
-   * entries not applied yet. Returns how many entries were applied.
-   */
-  private async replay(): Promise<number> {
-    await this.scan()
-    const before = this.currentSet
-    const inputs = `${this.bindings.size}/${this.control.size}/${(this.record.roots ?? []).join(',')}`
-    let set = before
-    if (inputs !== this.setInputs) {
-      // Bindings and control entries only ever grow: their counts (and the roots) say whether anything changed.
-      const t0 = performance.now()
-      set = computeWriterSet({
-        logs: [...this.bindings.values()],
-        legacyRoots: (this.record.roots ?? []).map((k) => decodeKey(k).toString('hex')),
-        control: [...this.control.values()]
-      })
-      this.setInputs = inputs
-      this.setStats.computed++
-      this.setStats.ms += performance.now() - t0
-    }
-    this.currentSet = set
-    // A revoked writer's sealed entries past its limit are not kept (so never relayed); its control entries are.
-    for (const [hex, range] of this.ranges) await range.setLimit(set.writers.get(hex)?.limit ?? null)
-    // Logs admitted by key that are not held yet: held from now on (they replicate when a peer has them).
-    for (const hex of set.admittedUnknown) {
-      if (this.writers.has(hex) || this.closed) continue
-      await this.openWriter(Buffer.from(hex, 'hex'))
-      writeWritersFile(this.dataDir, this.record.id, [...this.writers.values()].filter((w) => w !== this.log).map((w) => w.key))
-    }
-    if (this.invalidated(set)) await this.rebuild(set)
-    await this.adoptGenesis()
-    const n = this.applyPaused ? 0 : await this.applyValid(set)
-    if (set.fingerprint !== before.fingerprint) {
-      // The first set after opening is computed from what the checkpoint holds: not a change to write.
-      if (before !== INITIAL_SET) this.changedSinceCheckpoint = true
-      this.host.writersChanged(this.id)
-    }
-    return n
-  }
-
-  /** Bindings of logs not checked yet, and the control entries of every log up to what is held. */
-  private async scan(): Promise<void> {
-    for (const [hex, writer] of this.writers) {
-      if (this.closed) return
-      if (!this.bindings.has(hex)) {
-        let b
-        try {
-          b = await writer.binding()
-        } catch (err) {
-          if (!(err instanceof LogBindingError)) throw err
-          this.skip(writer.key, 0, err.message)
-          this.badBindings.add(hex)
-          continue
-        }
-        if (b === null) continue
-        this.bindings.set(hex, { log: hex, node: b.node.toString('hex'), genesisNode: b.genesis?.node.toString('hex') ?? null })
-        if (b.genesis && !this.genesisSeen) this.genesisSeen = b.genesis
-      }
-      const from = this.scanned.get(hex) ?? 1
-      if (from >= writer.length) continue
-      const r = await scanControl(writer.core, from, writer.core.length, this.ranges.get(hex)?.pastLimit() ?? null)
-      for (const c of r.found) this.control.set(`${hex}:${c.seq}`, c)
-      for (const b of r.bad) this.skip(writer.key, b.seq, b.reason)
-      if (r.next !== from) this.changedSinceCheckpoint = true
-      this.scanned.set(hex, r.next)
-    }
-  }
-
-  /** Whether some entry applied already is not valid under `set` (a revocation that arrived late). */
-  private invalidated(set: WriterSet): boolean {
-    if (this.viewStale) return true
-    for (const [hex, next] of this.applied) if (next > 1 && !set.valid(hex, next - 1)) return true
-    return false
-  }
-
-  /** Rebuilds the tree from the logs without the entries `set` no longer accepts; reports those. */
-  private async rebuild(set: WriterSet): Promise<void> {
-    const t0 = performance.now()
-    const why = (w: WriterInfo | undefined): string => w
-      ? `not authorised: past the revocation of log ${encodeKey(Buffer.from(w.log, 'hex'))} (last accepted seq ${w.limit}${w.revokedBy.some((r) => r.undecided) ? ', undecided revocations count' : ''})`
-      : 'not authorised: its log is no longer admitted by a valid op'
-    if (this.pending.length > 0 || this.tree.dirty) await this.flushInOrder().catch(() => {})
-    this.viewStale = false
-    const own = this.log.key.toString('hex')
-    for (const [hex, next] of this.applied) {
-      const w = set.writers.get(hex)
-      const first = w ? (w.limit ?? next) + 1 : 1
-      if (hex === own && first < next) await this.refuseLogged(first, next, why(w))
-      for (let seq = first; seq < next; seq++) {
-        const e = { writer: encodeKey(Buffer.from(hex, 'hex')), seq, reason: `dropped by a rebuild: ${why(w)}` }
-        this.dropped.push(e)
-        this.skip(Buffer.from(hex, 'hex'), seq, e.reason)
-      }
-    }
-    const tree = Tree.create(this.log.key.toString('hex'))
-    this.currentTree.free()
-    this.currentTree = tree
-    this.applied.clear()
-    this.changedSinceCheckpoint = true
-    this.rebuilds.count++
-    this.rebuilds.ms += performance.now() - t0 // plus the replay that follows
-  }
-
-  /** Records this node's own entries [from, to) that a rebuild drops (written before the revocation arrived here). */
-  private async refuseLogged(from: number, to: number, reason: string): Promise<void> {
-    const ops: AuditOp[] = []
-    const seqs: number[] = []
-    for await (const e of this.log.read({ from, to, wait: false })) {
-      if (e instanceof EntryError) continue
-      seqs.push(e.seq)
-      ops.push(...e.body.ops)
-    }
-    if (seqs.length > 0) this.refused.push({ at: Date.now(), ops, seqs, reason: `written before the revocation arrived here, not accepted: ${reason}` })
-  }
-
-  /** A joiner learns the genesis from any v2 binding: kept in the record, and its own log bound with it. */
-  private async adoptGenesis(): Promise<void> {
-    const g = this.genesisSeen
-    if (!g || this.record.genesis) return
-    this.setRecord(this.host.dir.updateVolume(this.name, { genesis: { node: encodeKey(g.node), nonce: g.nonce.toString('hex') } }) as VolumeRecord)
-    if (!this.log.bound) {
-      await this.log.bind(g)
-      this.refreshAgain = true
-    }
-  }
-
-  /** Applies the valid, not yet applied local entries of every writer, in batches; a log is held at its first entry that is not valid. */
-  private async applyValid(set: WriterSet): Promise<number> {
-    let entries = 0
-    let total = 0
-    for (const [hex, writer] of this.writers) total += Math.max(0, writer.length - (this.applied.get(hex) ?? 1))
-    for (const [hex, writer] of [...this.writers].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-      if (this.closed) break
-      const w = set.writers.get(hex)
-      if (!w) continue
-      let next = this.applied.get(hex) ?? 1
-      const to = Math.min(writer.length, w.limit === null ? Infinity : w.limit + 1)
-      if (next >= to) continue
-      const entriesBefore = entries
-      // Entries are read in windows of many entries' worth of work, then applied in batches
-      // by shard (apply-batches.ts), each within one entry's limits (CHANGE_LIMITS) with the
-      // event loop running between them: no batch, hostile or not, blocks the server for long.
-      // The log counts
-      // as applied up to a window's end once all of it is (a checkpoint taken in between
-      // covers less than the tree holds: replay applies that again, which changes nothing).
-      let window: WindowEntry<IncomingChange>[] = []
-      let windowOps = 0
-      let windowBytes = 0
-      const applyWindow = async (): Promise<void> => {
-        const batches = batchesByShard(window, CHANGE_LIMITS.entryOps, CHANGE_LIMITS.entryBytes)
-        window = []
-        windowOps = 0
-        windowBytes = 0
-        const rejected: { seq: number; reason: string }[] = []
-        for (let i = 0; i < batches.length; i++) {
-          if (i > 0) await new Promise((resolve) => setImmediate(resolve))
-          if (this.closed) return
-          const t0 = performance.now()
-          for (const r of this.tree.apply(batches[i]!)) rejected.push({ seq: Number(r.tag!.slice(r.tag!.lastIndexOf(':') + 1)), reason: r.reason })
-          this.stats.applyCalls++
-          this.stats.applyMs += performance.now() - t0
-        }
-        // Reported in log order, as entries were before they were grouped by shard.
-        for (const r of rejected.sort((a, b) => a.seq - b.seq)) this.skip(writer.key, r.seq, `changes do not apply: ${r.reason}`)
-        // Applied up to here (progress and checkpoints see it while a long log applies).
-        this.applied.set(hex, next)
-      }
-      let t0 = performance.now()
-      for await (const entry of writer.read({ from: next, to, wait: false })) {
-        if (this.closed) break
-        if (entry instanceof EntryError) {
-          this.skip(entry.writer, entry.seq, entry.reason)
-          if (entry.seq === 0) break
-          next = entry.seq + 1
-          continue
-        }
-        if (entry.control !== null) { // read by scan(); nothing to apply
-          next = entry.seq + 1
-          continue
-        }
-        const incoming: IncomingChange[] = []
-        for (const c of entry.body.changes) incoming.push({ shard: c.shard, change: c.change, writer: hex, tag: `${hex}:${entry.seq}` })
-        const e = windowEntry(incoming)
-        if (window.length > 0 && (windowOps + e.ops > WINDOW_OPS || windowBytes + e.bytes > WINDOW_BYTES || window.length >= APPLY_BATCH)) {
-          this.stats.readMs += performance.now() - t0
-          await applyWindow()
-          if (this.closed) break
-          await new Promise((resolve) => setImmediate(resolve))
-          t0 = performance.now()
-        }
-        window.push(e)
-        windowOps += e.ops
-        windowBytes += e.bytes
-        next = entry.seq + 1
-        entries++
-        this.replayProgress?.(entries, total)
-      }
-      this.stats.readMs += performance.now() - t0
-      if (window.length > 0 && !this.closed) await applyWindow()
-      if (this.closed) break
-      this.stats.entries += entries - entriesBefore
-      if (entries > entriesBefore || next !== (this.applied.get(hex) ?? 1)) this.changedSinceCheckpoint = true
-      this.applied.set(hex, next)
-    }
-    return entries
-  }
-
-  private skip(writer: Buffer, seq: number, reason: string): void {
-    const key = `${writer.toString('hex')}:${seq}`
-    if (this.skippedKeys.has(key)) return
-    this.skippedKeys.add(key)
-    this.skipped.push({ writer: encodeKey(writer), seq, reason })
+    return this.replayer.refresh()
   }
 
   // ---- states (spec/tree.md "Starting from a state") -----------------------------------------
 
   /** The key a state of this volume travels under between peers (sealState; spec/keys.md). */
   get stateKey(): Buffer {
-    return deriveKey(this.volumeKey, CONTEXT.volumeState)
+    return this.replayer.stateKey
   }
 
   /** Applies nothing from the logs until resumed (a joiner that will start from a state); replay resumes where it stood. */
   pauseApply(on: boolean): void {
-    this.applyPaused = on
-    if (!on) this.scheduleRefresh()
+    this.replayer.pauseApply(on)
   }
 
-  /**
-   * How far into each log the tree reaches (next seq), with no edit queued: `applied`, and this
-   * node's own log up to its length (its entries went into the tree as they were made), or its
-   * limit if the writer set has one. Read only: `applied` says what replay read.
-   */
-  private reach(): Map<string, number> {
-    const own = this.log.key.toString('hex')
-    const reach = new Map(this.applied)
-    const w = this.currentSet.writers.get(own)
-    if (w) reach.set(own, Math.max(reach.get(own) ?? 1, w.limit === null ? this.log.length : Math.min(this.log.length, w.limit + 1)))
-    return reach
+  /** How far into each log the tree reaches (next seq), with no edit queued (Replay.reach). */
+  reach(): Map<string, number> {
+    return this.replayer.reach()
   }
 
   /** This replica's state for a joiner: every shard save at its heads, and how far into each log it reaches. */
   async saveState(): Promise<VolumeState> {
     await this.flush()
-    if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty) throw new UserError(`volume "${this.name}" has edits not yet in its log: try again`)
+    if (this.flusher.holdsEdits) throw new UserError(`volume "${this.name}" has edits not yet in its log: try again`)
     const logs: Record<string, number> = {}
     for (const [hex, next] of this.reach()) if (next > 1) logs[hex] = next
     const heads = this.tree.heads()
@@ -742,34 +280,31 @@ export class Volume {
    * leaves the volume as it was (replay then applies the logs as usual).
    */
   async adoptState(state: VolumeState, onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void): Promise<Omit<CheckedState, 'tree' | 'applied' | 'skipped'>> {
-    const was = this.applyPaused
-    this.applyPaused = true
+    const r = this.replayer
+    const was = r.paused
+    r.pauseApply(true)
     try {
       await this.refresh()
-      for (const next of this.applied.values()) if (next > 1) throw new StateRejectedError(`volume "${this.name}" has applied entries already: a state is only taken by a first sync`)
-      const r = await checkState(state, { volumeId: this.record.id, actor: this.log.key.toString('hex'), writers: this.writers, set: this.currentSet, onProgress })
+      if (r.appliedAny) throw new StateRejectedError(`volume "${this.name}" has applied entries already: a state is only taken by a first sync`)
+      const checked = await checkState(state, { volumeId: this.record.id, actor: this.log.key.toString('hex'), writers: r.writers, set: r.writerSet, onProgress })
       if (this.closed) {
-        r.tree.free()
+        checked.tree.free()
         throw new Error(`volume "${this.name}" was closed`)
       }
-      for (const next of this.applied.values()) if (next > 1) {
-        r.tree.free()
+      if (r.appliedAny) {
+        checked.tree.free()
         throw new StateRejectedError(`volume "${this.name}" applied entries while the state was checked`)
       }
-      this.currentTree.free()
-      this.currentTree = r.tree
-      for (const [hex, next] of r.applied) this.applied.set(hex, next)
-      for (const s of r.skipped) this.skip(s.writer, s.seq, s.reason)
-      this.changedSinceCheckpoint = true
-      for (const fn of this.listeners) fn(r.entries)
-      return { entries: r.entries, changes: r.changes, ms: r.ms }
+      this.live.replace(checked.tree)
+      r.startFrom(checked.applied, checked.skipped)
+      r.notify(checked.entries)
+      return { entries: checked.entries, changes: checked.changes, ms: checked.ms }
     } finally {
-      this.applyPaused = was
-      if (!was) this.scheduleRefresh()
+      r.pauseApply(was)
     }
   }
 
-  // ---- checkpoints -------------------------------------------------------------------------
+  // ---- checkpoints (checkpoint-file.ts) -----------------------------------------------------
 
   /**
    * Writes the checkpoint: the tree state and, per writer, the log length it covers. Local
@@ -781,58 +316,22 @@ export class Volume {
     if (this.closed) return false
     // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
     // Nor of a view that still holds refused edits (the replay that removes them has not run yet).
-    if (this.pending.length > 0 || this.unlogged.length > 0 || this.tree.dirty || this.viewStale) return false
-    const info: CheckpointInfo = {
-      format: CHECKPOINT_FORMAT, volume: this.record.id, actor: this.log.key.toString('hex'),
-      logs: Object.fromEntries(this.reach()), skipped: this.skipped,
-      scanned: Object.fromEntries(this.scanned),
-      control: [...this.control.values()].map((c) => ({ log: c.log, seq: c.seq, ops: encodeControl({ time: 0, ops: c.ops }).toString('hex') })),
-    }
-    const file = checkpointPath(this.dataDir, this.record.id)
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-    // Synchronous from here: nothing changes the tree between what is written and what it covers.
-    commitTreeIndex(file, indexFilesPath(this.dataDir, this.record.id), this.tree, info)
-    this.changedSinceCheckpoint = false
+    if (this.flusher.holdsEdits || this.live.viewStale) return false
+    writeCheckpoint(this.host.dir.root, this.record.id, this.log.key.toString('hex'), this.tree, this.replayer.positions())
+    this.live.changedSinceCheckpoint = false
     return true
   }
 
   /** Uses the checkpoint if it is readable and consistent with the logs; else leaves a full replay to do. */
   private restoreCheckpoint(): void {
-    const file = checkpointPath(this.dataDir, this.record.id)
-    if (!fs.existsSync(file)) return
-    try {
-      const { tree, extra, legacy } = openTreeIndex(file, indexFilesPath(this.dataDir, this.record.id), this.log.key.toString('hex'))
-      const info = extra as CheckpointInfo
-      const actor = this.log.key.toString('hex')
-      if (!info || info.format !== CHECKPOINT_FORMAT || info.volume !== this.record.id || info.actor !== actor) throw new Error('checkpoint of another volume or writer')
-      for (const [hex, next] of Object.entries(info.logs)) {
-        const w = this.writers.get(hex)
-        if (!w || !Number.isSafeInteger(next) || next < 1 || next > Math.max(1, w.length)) throw new Error(`checkpoint covers more of log ${hex} than is here`)
-      }
-      this.currentTree.free()
-      this.currentTree = tree
-      for (const [hex, next] of Object.entries(info.logs)) this.applied.set(hex, next)
-      for (const [hex, next] of Object.entries(info.scanned)) {
-        const w = this.writers.get(hex)
-        if (w && Number.isSafeInteger(next) && next >= 1 && next <= Math.max(1, w.length)) this.scanned.set(hex, next)
-      }
-      for (const c of info.control) {
-        const ops = decodeControl(Buffer.from(c.ops, 'hex')).ops
-        if (this.writers.has(c.log) && c.seq < (this.scanned.get(c.log) ?? 1)) this.control.set(`${c.log}:${c.seq}`, { log: c.log, seq: c.seq, ops })
-      }
-      for (const s of info.skipped ?? []) {
-        this.skippedKeys.add(`${decodeKey(s.writer).toString('hex')}:${s.seq}`)
-        this.skipped.push(s)
-      }
-      this.opened.fromCheckpoint = true
-      // A checkpoint of an older version: read whole this once, the next checkpoint writes the index.
-      this.changedSinceCheckpoint = legacy
-    } catch {
-      // A cache that doesn't fit is ignored: the logs are the truth, replay rebuilds everything.
-      this.applied.clear()
-      this.scanned.clear()
-      this.control.clear()
-    }
+    const lengths = new Map([...this.replayer.writers].map(([hex, w]) => [hex, w.length]))
+    const found = readCheckpoint(this.host.dir.root, this.record.id, this.log.key.toString('hex'), lengths)
+    if (found === null) return
+    this.live.replace(found.tree)
+    this.replayer.restore(found.at)
+    this.opened.fromCheckpoint = true
+    // A checkpoint of an older version: read whole this once, the next checkpoint writes the index.
+    this.live.changedSinceCheckpoint = found.legacy
   }
 
   /** Frees the Automerge documents of shards not used for IDLE_MS (checked while any is loaded). */
@@ -847,6 +346,8 @@ export class Volume {
     this.idleTimer.unref()
   }
 
+  // ---- local edits (flush.ts) ---------------------------------------------------------------
+
   /**
    * Runs one tree operation and queues its audit description for the next entry. A tree
    * error leaves nothing queued (tree operations validate before they change anything).
@@ -855,15 +356,8 @@ export class Volume {
     // EROFS: what a write through the mount answers while this node may not write.
     if (!this.canWrite) throw Object.assign(new UserError(this.writeRefusal()), { code: 'EROFS' })
     const result = op(this.tree)
-    this.queue(audit(result))
+    this.flusher.queue(audit(result))
     return result
-  }
-
-  private queue(a: AuditOp): void {
-    this.pending.push(a)
-    this.pendingBytes += 64 + (a.path?.length ?? 0) + (a.to?.length ?? 0) + (a.target?.length ?? 0)
-    this.changedSinceCheckpoint = true
-    this.scheduleIdle()
   }
 
   get isClosed(): boolean {
@@ -871,97 +365,17 @@ export class Volume {
   }
 
   get pendingOps(): number {
-    return this.pending.length
+    return this.flusher.pendingOps
   }
 
   /** Ops and changes written by no flush yet (a failed flush leaves them here). */
   get unloggedCount(): { ops: number; changes: number; error: string | null } {
-    return { ops: this.pending.length, changes: this.unlogged.length, error: this.flushError?.message ?? null }
+    return this.flusher.unloggedCount
   }
 
-  /**
-   * Writes everything queued to the op log, in one append (split into entries that fit the
-   * entry limit). All or nothing: if the append fails, everything stays queued for the next
-   * flush and the error is thrown (naming how much is waiting).
-   */
+  /** Writes everything queued to the op log, in one append (Flusher.flush). */
   flush(): Promise<void> {
-    return this.flushInOrder().catch(async (err) => {
-      // Refused edits are removed from the view now: the replay rebuilds the tree from the logs.
-      if (err instanceof EditsRefusedError) await this.refresh().catch(() => {})
-      throw err
-    })
-  }
-
-  /** flush() without the view's rollback after a refusal (what a rebuild, inside replay, uses). */
-  private flushInOrder(): Promise<void> {
-    this.flushesQueued++
-    const run = this.flushTail.then(() => this.flushNow()).finally(() => { this.flushesQueued-- })
-    this.flushTail = run.catch(() => {})
-    return run
-  }
-
-  private async flushNow(): Promise<void> {
-    const taken = this.tree.takeChanges()
-    for (const c of taken) this.unlogged.push(c)
-    if (this.pending.length === 0 && this.unlogged.length === 0) return
-    // New ops may be queued while the append runs: only what is written here leaves the queues.
-    const ops = this.pending.slice()
-    const changes = this.unlogged.slice()
-    const bytes = this.pendingBytes
-    const own = this.log.key.toString('hex')
-    let seqs: number[]
-    try {
-      // Groups of changes that fit one entry's change limits (CHANGE_LIMITS), each cut to the
-      // entry size target; the audit ops go with the last group.
-      const time = Date.now()
-      let groups: ShardChange[][]
-      try {
-        groups = entryGroups(changes)
-      } catch (e) {
-        // A change no entry can carry would fail every later flush too (the volume could write
-        // nothing more): its edits are refused and rolled back from the view now.
-        if (e instanceof ChangeLimitError) throw this.refuseUnlogged(ops, changes.length, bytes, `a change is too big for one op log entry (${e.message})`)
-        throw e
-      }
-      const bodies = groups.length === 0 ? splitIntoEntries([], ops, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? ops : [], time))
-      // The same decision as the edits' (canWrite), against the set as known now: a revocation
-      // that arrived since the edits were made refuses them here, before anything is appended.
-      if (!this.canWrite) throw this.refuseUnlogged(ops, changes.length, bytes)
-      let changeBytes = 0
-      for (const b of bodies) for (const c of b.changes) changeBytes += c.change.byteLength
-      this.space.take(changeBytes + this.pendingBytes)
-      seqs = await this.log.append(bodies)
-    } catch (err) {
-      if (err instanceof EditsRefusedError) throw err
-      const reason = describeError(err)
-      this.flushError = new Error(`writing the op log of volume ${this.name} failed: ${reason} (${this.pending.length} ops and ${this.unlogged.length} changes are kept and written by the next flush)`)
-      Object.assign(this.flushError, { code: (err as NodeJS.ErrnoException).code ?? errnoOf(reason) })
-      throw this.flushError
-    }
-    this.flushError = null
-    this.pending.splice(0, ops.length)
-    this.unlogged.splice(0, changes.length)
-    this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
-    // Our own entries are already in the tree: replay need not read them back.
-    if (seqs.length > 0 && (this.applied.get(own) ?? 1) === seqs[0]) this.applied.set(own, seqs[seqs.length - 1] + 1)
-    // Nor the control scan: a flush appends no control entry (appendControl does, and is scanned).
-    // Without this, the first open after an import read every block of it back from disk.
-    if (seqs.length > 0 && (this.scanned.get(own) ?? 1) === seqs[0]) this.scanned.set(own, seqs[seqs.length - 1] + 1)
-  }
-
-  /**
-   * Drops the queued edits this node's log may no longer take: kept in `refused` (what they
-   * did), removed from the view by the next replay (a rebuild from the logs). Returns the error.
-   */
-  private refuseUnlogged(ops: AuditOp[], changes: number, bytes: number, reason = this.writeRefusal()): EditsRefusedError {
-    this.refused.push({ at: Date.now(), ops, seqs: [], reason })
-    this.pending.splice(0, ops.length)
-    this.unlogged.splice(0, changes)
-    this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
-    this.viewStale = true
-    this.changedSinceCheckpoint = true
-    const what = ops.length === 0 ? `${changes} changes` : `${ops.length} edit${ops.length === 1 ? '' : 's'} (${ops.slice(0, 3).map((o) => `${o.op} ${o.path ?? ''}`.trim()).join(', ')}${ops.length > 3 ? ', ...' : ''})`
-    return new EditsRefusedError(`volume "${this.name}": ${what} not written to the op log and removed from this node's view: ${reason} (listed by \`bazil volume writers ${this.name}\`)`)
+    return this.flusher.flush()
   }
 
   /**
@@ -970,19 +384,12 @@ export class Volume {
    */
   async sync(): Promise<void> {
     await this.flush()
-    await this.storeSync.sync()
+    await this.host.storeSync.sync()
   }
 
-  /**
-   * Flushes when enough ops are queued; for loops doing bulk work. `scale` multiplies the
-   * thresholds (an import: fewer, bigger Automerge changes per shard, see local-copy.ts).
-   */
-  async maybeFlush(scale = 1): Promise<void> {
-    const over = (k: number): boolean => this.pending.length >= k * scale * FLUSH_EVERY_OPS || this.pendingBytes >= k * scale * FLUSH_EVERY_BYTES
-    if (!over(1)) return
-    // Workers of one import call this together: one flush at a time, unless the queue keeps growing.
-    if (this.flushesQueued > 0 && !over(2)) return
-    await this.flush()
+  /** Flushes when enough ops are queued; for loops doing bulk work (Flusher.maybeFlush). */
+  maybeFlush(scale = 1): Promise<void> {
+    return this.flusher.maybeFlush(scale)
   }
 
   /** The live tree, or a snapshot of it. */
@@ -1043,6 +450,24 @@ export class Volume {
   }
 
   /**
+   * Stores content in the CAS (a file on disk, of `size` bytes if known, or a buffer handed
+   * over) and records it as the new version of node `nodeId` at its path now: a rename while
+   * the content was stored is followed. Null if the node is no longer a file (removed
+   * meanwhile: nothing recorded). With `unlessSame`, a file that already has this content
+   * gets no new version (`written` false). `attrs` is asked once the content is stored: a
+   * chmod or utimens while it was stored counts.
+   */
+  async commitFile(nodeId: string, content: string | Buffer, attrs: () => { mode?: number; mtime?: number }, opts: { size?: number; unlessSame?: boolean } = {}): Promise<{ stat: Stat; ref: FileRef; written: boolean } | null> {
+    // Small files are sealed on a seal worker, batched with the other commits of the moment
+    // into one store put; a buffer is handed over, not copied.
+    const ref = typeof content === 'string' ? await this.cas.writeFile(content, opts.size) : await this.cas.writeBuffer(content, true)
+    const st = this.tree.statId(nodeId)
+    if (!st || st.kind !== 'file') return null
+    if (opts.unlessSame && st.content?.hash === ref.hash.toString('hex')) return { stat: st, ref, written: false }
+    return { stat: this.writeRef(st.path, ref, attrs()), ref, written: true }
+  }
+
+  /**
    * writeRef of many files (an import's batch; Tree.writeFiles). Stops at the first file that
    * fails: the files before it are recorded and queued, and returned with that error.
    */
@@ -1052,7 +477,7 @@ export class Volume {
     for (let i = 0; i < stats.length; i++) {
       const st = stats[i]!
       const ref = files[i]!.ref
-      this.queue({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })
+      this.flusher.queue({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })
     }
     return { stats, error }
   }
@@ -1186,7 +611,7 @@ export class Volume {
         for await (const entry of log.read({ wait: false })) {
           if (entry instanceof EntryError) continue // reported by verify() above
           entries++
-          if (!this.currentSet.valid(hex, entry.seq)) {
+          if (!this.writerSet.valid(hex, entry.seq)) {
             unauthorised.push({ writer: encodeKey(entry.writer), seq: entry.seq, reason: this.unauthorisedReason(hex) })
             continue
           }
@@ -1207,7 +632,7 @@ export class Volume {
 
   /** Why entries of a log are not accepted (for log show / log verify). */
   unauthorisedReason(hex: string): string {
-    const w = this.currentSet.writers.get(hex)
+    const w = this.writerSet.writers.get(hex)
     if (w) return `not authorised: past the last accepted seq ${w.limit} (revoked)`
     return 'not authorised: no authorised writer admitted this log'
   }
@@ -1223,19 +648,17 @@ export class Volume {
     try {
       await this.flush()
     } catch (err) {
-      lost = new Error(`volume ${this.name}: ${this.pending.length} ops were never written to the op log and are lost: ${(err as Error).message}`)
+      lost = new Error(`volume ${this.name}: ${this.pendingOps} ops were never written to the op log and are lost: ${(err as Error).message}`)
     }
-    if (this.refreshing) await this.refreshing.catch(() => {})
+    if (this.replayer.running) await this.replayer.running.catch(() => {})
     try {
-      if (lost === null && (this.changedSinceCheckpoint || !fs.existsSync(checkpointPath(this.dataDir, this.record.id)))) await this.checkpoint()
+      if (lost === null && (this.live.changedSinceCheckpoint || !fs.existsSync(checkpointPath(this.host.dir.root, this.record.id)))) await this.checkpoint()
     } catch {
       // Only a cache: the next open replays instead.
     }
     this.closed = true
     if (this.idleTimer) clearTimeout(this.idleTimer)
-    if (this.liveTimer) clearTimeout(this.liveTimer)
-    for (const u of this.unsubscribe) u()
-    for (const log of this.writers.values()) await log.close()
+    await this.replayer.close()
     this.tree.free()
     if (lost) throw lost
   }
@@ -1259,29 +682,8 @@ function rebuildProgress(name: string, stream: NodeJS.WriteStream): ((done: numb
   }
 }
 
-/** An error's message with its causes (RocksDB's "Batch was not applied" hides the reason in `cause`). */
-export function describeError(err: unknown): string {
-  const parts: string[] = []
-  for (let e: unknown = err, i = 0; e !== undefined && e !== null && i < 4; e = (e as { cause?: unknown }).cause, i++) {
-    parts.push(e instanceof Error ? e.message : String(e))
-  }
-  return parts.join(': ')
-}
-
-/** The errno code an error message names (RocksDB reports ENOSPC as text), if any. */
-function errnoOf(message: string): string | undefined {
-  if (/no space left on device|ENOSPC/i.test(message)) return 'ENOSPC'
-  return undefined
-}
-
 /** A volume path in its canonical form, for audit records: leading '/', no trailing '/'. */
 export function normalize(path: string): string {
   const parts = path.split('/').filter((p) => p.length > 0)
   return '/' + parts.join('/')
-}
-
-/** The genesis a volume record keeps, decoded; null for volumes without one (legacy, or a joiner that has not learnt it). */
-export function genesisOf(record: { genesis?: { node: string; nonce: string } }): Genesis | null {
-  if (!record.genesis) return null
-  return { node: decodeKey(record.genesis.node, 'genesis node key'), nonce: Buffer.from(record.genesis.nonce, 'hex') }
 }
