@@ -23,7 +23,7 @@ import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
 import { callerOf, Owners, type Caller } from './owners.js'
-import { mknod, mknodKind, S_IFDIR, TYPE_BITS } from './special.js'
+import { mknodKind, S_IFDIR, TYPE_BITS } from './special.js'
 
 const run = promisify(execFile)
 
@@ -626,8 +626,7 @@ export class VolumeMount {
     const at = place(p)
     if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
     const { uid, gid } = this.newAttrs(caller, p, 0, false)
-    const attrs = { mtime: undefined, uid, gid }
-    this.volume.symlink(this.liveOnly(p, 'symlink'), target, attrs)
+    this.volume.symlink(this.liveOnly(p, 'symlink'), target, { uid, gid })
     this.flusher.schedule()
   }
 
@@ -655,7 +654,7 @@ export class VolumeMount {
     const kind = mknodKind(p, mode)
     const attrs = this.newAttrs(caller, p, mode, false)
     if (kind === null) this.volume.writeRef(p, this.emptyRef!, attrs)
-    else mknod(this.volume, p, kind, dev, attrs)
+    else this.volume.mknod(p, kind, kind === 'chardev' || kind === 'blockdev' ? dev : 0, attrs)
     this.flusher.schedule()
   }
 
@@ -668,8 +667,7 @@ export class VolumeMount {
       h.stat = { ...h.stat, ...owners, ctime: Date.now() }
       return
     }
-    const attrs: { mode?: number; uid?: number; gid?: number } = owners
-    this.volume.setattr(this.liveOnly(p, 'chown'), attrs)
+    this.volume.setattr(this.liveOnly(p, 'chown'), owners)
     this.flusher.schedule()
   }
 

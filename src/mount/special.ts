@@ -4,7 +4,6 @@
 // mount only stores and reports them. Creating a device needs CAP_MKNOD, which the kernel
 // checks before asking us.
 import type { Stat, SpecialKind } from '../tree/index.js'
-import type { Volume } from '../volume/volume.js'
 import { FsError } from './errno.js'
 
 const S_IFMT = 0o170000
@@ -31,12 +30,4 @@ export function mknodKind(p: string, mode: number): SpecialKind | null {
     case S_IFREG: case 0: return null
     default: throw new FsError('EINVAL', `${p}: mknod of file type 0${(mode & S_IFMT).toString(8)}`)
   }
-}
-
-/** Records a special file in the volume (queued for the next log entry like every op). */
-export function mknod(volume: Volume, p: string, kind: SpecialKind, rdev: number, attrs: { mode: number; uid: number; gid: number }): Stat {
-  return volume.mutate(
-    (t) => t.mknod(p, kind, kind === 'chardev' || kind === 'blockdev' ? rdev : 0, attrs),
-    (st) => ({ op: 'mknod', path: st.path, kind, mode: st.mode })
-  )
 }
