@@ -9,7 +9,6 @@ import { ManifestBuilder, type ManifestEntry, type ManifestNode } from './manife
 import { ContentReader, type FileRef, type OpenFile } from './cas-read.js'
 import { sharedCache, type ChunkCache } from './chunk-cache.js'
 import { openPool, type OpenPool } from './open-pool.js'
-import type { OpenFiles } from './cache-holds.js'
 
 export type { FileRef }
 
@@ -41,15 +40,20 @@ interface Piece {
   length: number
 }
 
+/** Where open files are registered while open (OpenFiles in cache-holds.ts): add returns the release. */
+export interface OpenFileRegistry {
+  add(cas: Cas, ref: FileRef): () => void
+}
+
 export class Cas {
   private readonly keys: CasKeys
   private readonly gear: GearTable
   private readonly reader: ContentReader
 
   /** Where open files are registered so that eviction and GC keep their content (cache-holds.ts). */
-  private readonly holds: OpenFiles | null
+  private readonly holds: OpenFileRegistry | null
 
-  constructor(private readonly store: ChunkStore, sharingKey: Buffer, opts: { cache?: ChunkCache; pool?: OpenPool; holds?: OpenFiles } = {}) {
+  constructor(private readonly store: ChunkStore, sharingKey: Buffer, opts: { cache?: ChunkCache; pool?: OpenPool; holds?: OpenFileRegistry } = {}) {
     this.holds = opts.holds ?? null
     this.keys = casKeys(sharingKey)
     this.gear = gearTable(sharingKey)

@@ -20,11 +20,9 @@ export const PACKS_CORE_NAME = 'packs'
 export const PACK_INDEX_CORE_NAME = 'pack-index'
 export { CAS_CORE_NAME, CAS_INDEX_CORE_NAME } from './store-migration.js'
 export type { PackLocation } from './pack-table.js'
+export type { StoredObject } from './pack-codec.js'
+import type { StoredObject } from './pack-codec.js'
 
-export interface StoredObject {
-  address: Buffer
-  block: Buffer
-}
 
 /** A pack is cut once adding the next object would pass this (an object is never split). */
 export const PACK_TARGET_BYTES = 1024 * 1024

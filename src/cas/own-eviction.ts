@@ -9,12 +9,24 @@
 // tree), through ChunkStore.fetchMissing.
 import type { Hypercore } from 'hypercore'
 import type { Log } from '../log.js'
-import type { Node } from '../node.js'
+import type { ChunkStore } from './chunk-store.js'
+import type { ContentCache } from './cache.js'
+import type { Holder, PinSet } from './cache-holds.js'
+import type { SafetyOracle } from '../placement/placement.js'
 import { decodeIndexRecord, packLength } from './pack-codec.js'
 import { peerAdded } from './remote-store.js'
 import { Coalesced } from '../coalesced.js'
 import { clearBlocks } from '../core-clear.js'
 import { storeDrops } from '../net/replica-prefix.js'
+
+/** What own eviction reads of its node: what must stay, the own store, the copy rule's verdict, the cache. */
+export interface OwnEvictionHost {
+  readonly pins: PinSet
+  readonly openFiles: Holder
+  readonly chunks: ChunkStore
+  readonly safety: SafetyOracle
+  readonly cache: ContentCache
+}
 
 /** How long the first read of an evicted own pack waits for a peer to attach. */
 const PEER_WAIT_MS = 1000
@@ -33,7 +45,7 @@ export class OwnEviction {
   private readonly passes: Coalesced
 
   constructor(
-    private readonly node: Node,
+    private readonly node: OwnEvictionHost,
     private readonly packs: Hypercore,
     private readonly index: Hypercore,
     private readonly timeoutMs: number,

@@ -5,6 +5,12 @@
 // present before anything is allocated).
 import { HASH_BYTES, TAG_BYTES } from '../crypto.js'
 
+/** One object of the store: its address and its sealed block (what a pack holds). */
+export interface StoredObject {
+  address: Buffer
+  block: Buffer
+}
+
 export const PACK_VERSION = 1
 export const INDEX_BLOCK_VERSION = 1
 /** A sealed object is at least its header (version, A) and the AEAD tag (spec/cas.md section 2). */

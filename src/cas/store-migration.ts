@@ -8,7 +8,7 @@ import path from 'node:path'
 import type Corestore from 'corestore'
 import type { Hypercore } from 'hypercore'
 import type { Log } from '../log.js'
-import type { StoredObject } from './chunk-store.js'
+import type { StoredObject } from './pack-codec.js'
 import { MIN_OBJECT_BYTES } from './pack-codec.js'
 import { BLOCK_VERSION } from './convergent.js'
 

@@ -8,6 +8,7 @@ import { decodeControl, encodeControl, isControlBlock, type ControlOp } from './
 import { decodeEntry, encodeEntry, type EntryBody } from './entry-codec.js'
 import { EntryError, LogBindingError, LogFormatError } from './errors.js'
 import { blocksInOrder } from './local-blocks.js'
+import { widenLogRequests } from './inflight.js'
 import { TreeHasher } from './merkle.js'
 
 export interface LogEntry {
@@ -134,6 +135,7 @@ export class WriterLog {
     const core = store.get({ key: opts.key })
     try {
       await core.ready()
+      widenLogRequests(core)
       const log = new WriterLog(core, opts.volumeId, opts.volumeKey)
       if (core.length > 0 && (await core.has(0))) await log.node()
       return log

@@ -22,6 +22,8 @@ import { FileReader } from './reader.js'
 import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
+import { inodeOf, link, SNAP_DIR_INO } from './links.js'
+import { replyGetxattr, replyListxattr, XattrHandlers } from './xattrs.js'
 import { callerOf, Owners, type Caller } from './owners.js'
 import { mknodKind, S_IFDIR, TYPE_BITS } from './special.js'
 
@@ -101,9 +103,20 @@ export class BazilFuse extends Fuse {
       'negative_timeout=0',
       `remember=${REMEMBER_SECONDS}`,
       'default_permissions',
+      // Inode numbers from node ids (links.ts inodeOf): every name of a hard-linked file shows one.
+      'use_ino',
       'subtype=bazil',
     ].join(',')
     return base ? `${base},${extra}` : `-o${extra}`
+  }
+
+  // fuse-native's replies to these get sizes wrong on Linux (xattrs.ts).
+  protected _op_getxattr(signal: (res: number, buf: ArrayBuffer) => void, p: string, name: string, buf: Buffer, position: number): void {
+    replyGetxattr((this as unknown as { ops: FuseOps }).ops, signal, p, name, buf, position)
+  }
+
+  protected _op_listxattr(signal: (res: number, buf: ArrayBuffer) => void, p: string, buf: Buffer): void {
+    replyListxattr((this as unknown as { ops: FuseOps }).ops, signal, p, buf)
   }
 }
 
@@ -130,6 +143,7 @@ export class VolumeMount {
     () => this.volume.cas.requestsAhead()
   )
   private emptyRef: FileRef | null = null
+  private readonly xattrs: XattrHandlers
   private readonly owners = new Owners(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
   private readonly allowOther: boolean
   /** The fuse-native instance from its construction on: ops may arrive before mount() returns. */
@@ -144,6 +158,7 @@ export class VolumeMount {
     this.allowOther = opts.allowOther ?? false
     this.ctx = { log: this.log, limiter: new Limiter(MAX_CONCURRENT_OPS) }
     this.flusher = new Flusher(volume, this.log)
+    this.xattrs = new XattrHandlers(volume, (p) => this.hidden.has(p), () => this.flusher.schedule())
   }
 
   async mount(): Promise<void> {
@@ -253,17 +268,22 @@ export class VolumeMount {
       utimens: w('utimens', this.utimens),
       chown: w('chown', this.chown),
       statfs: w('statfs', this.statfs),
-      // Anti-goals: hard links, device nodes/FIFOs, xattrs. (getxattr/listxattr stay
-      // unimplemented: libfuse answers ENOSYS and the kernel then says EOPNOTSUPP for good.)
-      link: w('link', async () => { throw new FsError('EPERM', 'hard links are not supported') }),
+      link: w('link', async (from: string, to: string) => {
+        link(this.volume, from, to)
+        this.flusher.schedule()
+      }),
       mknod: c('mknod', this.mknod),
-      setxattr: w('setxattr', async () => { throw new FsError('EOPNOTSUPP', 'extended attributes are not supported') }),
+      // Extended attributes (xattrs.ts).
+      getxattr: wrap(this.ctx, 'getxattr', this.xattrs.getxattr.bind(this.xattrs)),
+      listxattr: wrap(this.ctx, 'listxattr', this.xattrs.listxattr.bind(this.xattrs)),
+      setxattr: wrap(this.ctx, 'setxattr', this.xattrs.setxattr.bind(this.xattrs)),
+      removexattr: wrap(this.ctx, 'removexattr', this.xattrs.removexattr.bind(this.xattrs)),
     }
   }
 
   // ---- attributes ------------------------------------------------------------------------
 
-  private toFuseStat(st: Stat, sf?: SpoolFile | null): FuseStat {
+  private toFuseStat(st: Stat, sf?: SpoolFile | null, snapshot?: string): FuseStat {
     const size = sf ? sf.size : st.size
     const mtime = sf ? sf.mtime : st.mtime
     const mode = sf?.mode ?? st.mode
@@ -274,7 +294,7 @@ export class VolumeMount {
     const never = st.id === ROOT_ID && st.mtime === 0 ? this.volume.record.created : 0
     const ctime = Math.max(st.ctime, sf?.dirty ? sf.mtime : 0, never)
     return {
-      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: 1, rdev: st.rdev ?? 0,
+      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: st.nlink ?? 1, ino: inodeOf(st.id, snapshot), rdev: st.rdev ?? 0,
       blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: st.atime || never, mtime: mtime || never, ctime,
     }
   }
@@ -291,12 +311,12 @@ export class VolumeMount {
     if (at.kind === 'snaproot') {
       const snaps = this.volume.tree.snapshots()
       const time = snaps.length ? snaps[snaps.length - 1]!.time : 0
-      return { mode: S_IFDIR | 0o555, uid: this.owners.uid, gid: this.owners.gid, size: 0, nlink: 1, atime: time, mtime: time, ctime: time }
+      return { mode: S_IFDIR | 0o555, uid: this.owners.uid, gid: this.owners.gid, size: 0, nlink: 1, ino: SNAP_DIR_INO, atime: time, mtime: time, ctime: time }
     }
     if (at.kind === 'snap') {
       const st = this.snapView(at.name).lookup(at.rest)
       if (!st) throw new FsError('ENOENT', p)
-      return this.toFuseStat(st)
+      return this.toFuseStat(st, null, at.name)
     }
     const st = this.volume.tree.lookup(p)
     if (!st) throw new FsError('ENOENT', p)

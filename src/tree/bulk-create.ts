@@ -11,8 +11,8 @@ import type { Handle } from './shards.js'
 
 /** A buffered creation: its node id and its record's map (model.ts recordValue). */
 export interface Creation { id: string; value: () => Record<string, unknown> }
-/** A buffered local edit of a shard document; a creation carries what bulk creation needs. */
-export type Put = ((h: Handle) => void) & { creation?: Creation }
+/** A buffered local edit of a shard document; a creation carries what bulk creation needs, `bytes` the size of a big value it writes (Tree.flush cuts changes by it). */
+export type Put = ((h: Handle) => void) & { creation?: Creation; bytes?: number }
 
 /** Records per bulk change: 512 v2 records are ~4,600 ops of an entry's 8,192 (CHANGE_LIMITS). */
 const MAX_RECORDS = 512

@@ -1,4 +1,5 @@
 export type TreeErrorCode = 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'ENOTEMPTY' | 'EINVAL' | 'EPERM'
+  | 'ENODATA' | 'EOPNOTSUPP' | 'ENOSPC' | 'E2BIG' | 'ERANGE'
 
 /** A file-system style error about one path; `code` maps 1:1 to an errno for the mount layer. */
 export class TreeError extends Error {
@@ -22,6 +23,11 @@ function describe(code: TreeErrorCode): string {
     case 'ENOTEMPTY': return 'directory not empty'
     case 'EINVAL': return 'invalid argument'
     case 'EPERM': return 'operation not permitted'
+    case 'ENODATA': return 'no such attribute'
+    case 'EOPNOTSUPP': return 'operation not supported'
+    case 'ENOSPC': return 'no space left'
+    case 'E2BIG': return 'argument list too long'
+    case 'ERANGE': return 'result too large'
   }
 }
 

@@ -6,7 +6,7 @@ import { conflictedTouched } from './conflicted.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
-  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
+  decodeLoc, decodeRemoval, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeRemoval, NAME_PREFIX, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
   MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type SnapshotRecord, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
@@ -18,6 +18,8 @@ import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
 import { readRootAttrs, isRootAttrKey } from './times.js'
+import { aliveNames, entryId, nameIdOf, nameKey, nodeIdOf, isNameEntry, removalKey, withLoc, withName, withRemoval } from './links.js'
+import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
 import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
@@ -89,7 +91,7 @@ export interface TreeParts {
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
-type Edit = [RawNode, ((h: Handle, obj: string) => void) | null]
+type Edit = [RawNode, ((h: Handle, obj: string) => void) | null, number?]
 
 export class Tree implements ReadTree {
   private readonly shards: Shards
@@ -97,6 +99,8 @@ export class Tree implements ReadTree {
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
   private readonly unflushed = new Map<string, Put[]>()
+  /** Shards local edits went into since the last takeTouched (META_SHARD included). */
+  private touched = new Set<string>()
   /**
    * Nodes created since the last flush whose creation can still absorb later local edits:
    * where it sits in `unflushed`. A later edit that a creation can express (no tombstone, one
@@ -104,6 +108,8 @@ export class Tree implements ReadTree {
    * (create, write, chmod, utimens) then costs one Automerge record put per file, not four.
    */
   private readonly foldable = new Map<string, { list: Put[]; at: number }>()
+  /** Every extended attribute of the nodes whose attributes were set or removed since the last flush (their records do not show it yet). */
+  private readonly xattrEdits = new Map<string, Map<string, Buffer>>()
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
@@ -427,8 +433,13 @@ export class Tree implements ReadTree {
         const change = h.getLastLocalChange()
         if (change) this.pending.push({ shard, change })
       }
-      for (let at = bulk; at < edits.length; at += EDITS_PER_CHANGE) {
-        for (const e of edits.slice(at, at + EDITS_PER_CHANGE)) e(h)
+      for (let at = bulk; at < edits.length;) {
+        // At most EDITS_PER_CHANGE edits, and fewer when some carry big values (xattrs).
+        for (let n = 0, bytes = 0; at < edits.length && n < EDITS_PER_CHANGE; n++, at++) {
+          bytes += edits[at].bytes ?? EDIT_BYTES
+          if (n > 0 && bytes > EDITS_PER_CHANGE * EDIT_BYTES) break
+          edits[at](h)
+        }
         h.commit(null, null)
         const change = h.getLastLocalChange()
         if (change) this.pending.push({ shard, change })
@@ -436,6 +447,18 @@ export class Tree implements ReadTree {
     }
     this.unflushed.clear()
     this.foldable.clear()
+    this.xattrEdits.clear()
+  }
+
+  /**
+   * The shards local edits went into since the last call: the changes an operation's edits
+   * end up in are those of these shards (a flush that must drop a change drops the operations
+   * that touched its shard, and the changes of every shard those touched).
+   */
+  takeTouched(): Set<string> {
+    const t = this.touched
+    this.touched = new Set()
+    return t
   }
 
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
@@ -457,6 +480,7 @@ export class Tree implements ReadTree {
   free(): void {
     this.unflushed.clear()
     this.foldable.clear()
+    this.xattrEdits.clear()
     this.shards.free()
     this.snapshotTrees.clear()
     this.held.clear()
@@ -694,7 +718,7 @@ export class Tree implements ReadTree {
   /** Every current content version of the file or conflict copy at `path`: the winner first. */
   versions(path: string): Version[] {
     const e = this.index.resolve(splitPath(path), path)
-    return [...(this.index.node(e.id)?.versions ?? [])]
+    return [...(this.index.node(nodeIdOf(e.id))?.versions ?? [])]
   }
   /** Nodes shown away from their loc by cycle breaking now. */
   get brokenCount(): number { return this.index.brokenNodes().length }
@@ -726,7 +750,7 @@ export class Tree implements ReadTree {
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path) ?? now
     const text = encodeVersion(version)
-    const old = this.index.node(e.id)!
+    const old = this.index.node(nodeIdOf(e.id))!
     this.edit([[{ ...old, versions: [decodeVersion(text)], mtime, mode: mode ?? old.mode }, (h, obj) => {
       h.put(obj, 'content', text, 'str')
       putTime(h, obj, 'mtime', mtime)
@@ -822,25 +846,28 @@ export class Tree implements ReadTree {
     const dst = this.index.entryOf(dstParent, name)
     const edits: Edit[] = []
     if (dst) {
-      if (dst.id === src.id && !dst.ver) return
+      // Onto itself, or onto another name of the same node (hard links): nothing to do (POSIX).
+      if (nodeIdOf(dst.id) === nodeIdOf(src.id) && !dst.ver) return
       this.writable(dst, to)
       const dstKind = this.index.kindOf(dst)
       if (kind === 'dir' && dstKind !== 'dir') throw new TreeError('ENOTDIR', to)
       if (kind !== 'dir' && dstKind === 'dir') throw new TreeError('EISDIR', to)
       if (dstKind === 'dir' && this.index.hasChildren(dst.id)) throw new TreeError('ENOTEMPTY', to)
-      edits.push(this.tombEdit(dst.id))
+      edits.push(this.removeEdit(dst.id))
     }
     const prev = { parent: this.index.effectiveParent(src.id)!, name: this.index.effectiveName(src.id)! }
     const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: this.clock(), prev })
     // Placements made by cycle breaking become real locs, so later moves don't resurrect the undone move.
     for (const b of this.index.brokenNodes()) {
-      if (b === src.id || edits.some((e) => e[0].id === b)) continue
+      if (b === src.id || isNameEntry(b) || edits.some((e) => e[0].id === b)) continue
       const place = { parent: this.index.effectiveParent(b)!, name: this.index.effectiveName(b)! }
       const old = this.index.node(b)!
       const text = encodeLoc({ ...place, writer: this.actor, time: this.clock(), prev: old.loc.prev })
       edits.push([{ ...old, loc: decodeLoc(text) }, (h, obj) => h.put(obj, 'loc', text, 'str')])
     }
-    edits.push([{ ...this.index.node(src.id)!, loc: decodeLoc(loc) }, (h, obj) => h.put(obj, 'loc', loc, 'str')])
+    // The name moved: the record's `loc`, or a further name's `ln.<lid>` (hard links).
+    const nid = nameIdOf(src.id)
+    edits.push([withLoc(this.index.node(nodeIdOf(src.id))!, nid, decodeLoc(loc)), (h, obj) => h.put(obj, nameKey(nid), loc, 'str')])
     this.edit(edits)
   }
 
@@ -851,13 +878,30 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     if (e.ver) {
       // The winning version again (same ver), now written by this writer: a value names its writer.
-      const winner = { ...this.index.node(e.id)!.versions[0], writer: this.actor }
+      const node = this.index.node(nodeIdOf(e.id))!
+      const winner = { ...node.versions[0], writer: this.actor }
       const text = encodeVersion(winner)
-      this.edit([[{ ...this.index.node(e.id)!, versions: [winner] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
+      this.edit([[{ ...node, versions: [winner] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
       return
     }
     if (this.index.kindOf(e) === 'dir') throw new TreeError('EISDIR', path)
-    this.edit([this.tombEdit(e.id)])
+    this.edit([this.removeEdit(e.id)])
+  }
+
+  /**
+   * A new name for the file or symlink at `from` (a hard link, spec/tree.md "Hard links"):
+   * EPERM for a directory or a conflict copy, EEXIST if `to` exists.
+   */
+  link(from: string, to: string): Stat {
+    const src = this.index.resolve(splitPath(from), from)
+    if (src.ver) throw new TreeError('EPERM', from, 'conflict copies are read-only (unlink settles the conflict)')
+    if (this.index.kindOf(src) === 'dir') throw new TreeError('EPERM', from, 'cannot make a hard link to a directory')
+    const { parent, name } = this.freshName(to)
+    const node = this.index.node(nodeIdOf(src.id))!
+    const lid = this.random(8)
+    const text = encodeLoc({ parent, name, writer: this.actor, time: this.clock(), prev: null })
+    this.edit([[withName(node, { lid, loc: decodeLoc(text), gone: null }), (h, obj) => h.put(obj, NAME_PREFIX + lid, text, 'str')]])
+    return this.index.statId(entryId(node.id, lid))!
   }
 
   rmdir(path: string): void {
@@ -893,7 +937,7 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     this.writable(e, path)
     if (mode === undefined && mtime === undefined && atime === undefined && uid === undefined && gid === undefined) return this.index.statId(e.id)!
-    const old = this.index.node(e.id)!
+    const old = this.index.node(nodeIdOf(e.id))!
     const next: RawNode = { ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }
     setOwners(next, uid, gid)
     this.edit([[next, (h, obj) => {
@@ -905,6 +949,116 @@ export class Tree implements ReadTree {
       putTime(h, obj, 'ctime', ctime)
     }]])
     return this.index.statId(e.id)!
+  }
+
+  // ---- extended attributes (xattrs.ts; spec/tree.md "Extended attributes") ---------------
+
+  /** Every extended attribute of the node at `path` (or of a snapshot's node), sorted by name. */
+  xattrs(path: string, snapshot?: string): ReadonlyMap<string, Buffer> {
+    if (snapshot !== undefined) return this.xattrsAt(snapshot, path)
+    const names = splitPath(path)
+    if (names.length === 0) return this.rootXattrs(this.shards.meta())
+    const now = this.xattrsOf(nodeIdOf(this.index.resolve(names, path).id))
+    return new Map([...now].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)))
+  }
+
+  /** The node's attributes now: as edited since the last flush, else read from its record when the index says it has any. */
+  private xattrsOf(id: string): Map<string, Buffer> {
+    const edited = this.xattrEdits.get(id)
+    if (edited) return edited
+    const n = this.index.node(id)
+    if (!n?.xattrs) return new Map()
+    const h = this.shards.node(homeOf(n))
+    return readXattrs(h, recordObj(h, id))
+  }
+
+  private rootXattrs(meta: Record<string, unknown>): Map<string, Buffer> {
+    const out = new Map<string, Buffer>()
+    for (const k of Object.keys(meta).sort()) {
+      const name = rootXattrNameOf(k)
+      const v = meta[k]
+      if (name !== null && isXattrValue(v)) out.set(name, Buffer.from(v))
+    }
+    return out
+  }
+
+  private xattrsAt(snapshot: string, path: string): Map<string, Buffer> {
+    const st = this.at(snapshot).stat(path)
+    const rec = this.snapshotOf(strOf(this.shards.meta()[SNAP_PREFIX + snapshot])!)
+    const heads = rec.heads ?? {}
+    if (st.id === ROOT_ID) return heads[META_SHARD] ? this.rootXattrs(A.view(this.shards.meta(), heads[META_SHARD]) as Record<string, unknown>) : new Map()
+    const id = st.id.split(':')[0]
+    // The shallowest shard on the id's path that held its record then.
+    for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
+      const hs = heads[id.slice(0, len)]
+      if (!hs) continue
+      const h = this.shards.node(id.slice(0, len))
+      const top = h.getWithType('_root', id, hs)
+      if (top && top[0] === 'map') return readXattrs(h, top[1] as string, hs)
+    }
+    return new Map()
+  }
+
+  /** Sets attribute `name` of the node at `path` (flags: XATTR_CREATE, XATTR_REPLACE); sets ctime. */
+  setxattr(path: string, name: string, value: Uint8Array, flags = 0): Stat {
+    return this.changeXattr(path, name, flags, Buffer.from(value))
+  }
+
+  /** Removes attribute `name` of the node at `path` (ENODATA when it has none of that name); sets ctime. */
+  removexattr(path: string, name: string): Stat {
+    return this.changeXattr(path, name, 0, null)
+  }
+
+  private changeXattr(path: string, name: string, flags: number, value: Buffer | null): Stat {
+    const names = splitPath(path)
+    const root = names.length === 0
+    const e = root ? null : this.index.resolve(names, path)
+    if (e) this.writable(e, path)
+    const now = root ? this.rootXattrs(this.shards.meta()) : this.xattrsOf(nodeIdOf(e!.id))
+    if (value !== null) checkSet(path, now, name, value, flags)
+    else {
+      checkXattrName(name, path)
+      if (!now.has(name)) throw new TreeError('ENODATA', path, `no xattr ${JSON.stringify(name.slice(0, 64))}`)
+    }
+    const ctime = this.clock()
+    if (root) {
+      this.changeMeta((m) => {
+        if (value !== null) (m as Record<string, unknown>)[ROOT_XATTR_PREFIX + name] = new Uint8Array(value)
+        else delete m[ROOT_XATTR_PREFIX + name]
+        m[ROOT_CTIME_KEY] = ctime
+      })
+      this.readRootAttrs()
+      return this.index.stat('/')
+    }
+    const id = nodeIdOf(e!.id)
+    const next = new Map(now)
+    if (value !== null) next.set(name, value)
+    else next.delete(name)
+    const old = this.index.node(id)!
+    const raw: RawNode = { ...old, ctime }
+    if (next.size > 0) raw.xattrs = true
+    else delete raw.xattrs
+    // Never folded into a creation written from the node's state: the values are not in it.
+    this.foldable.delete(id)
+    const key = xattrKey(name)
+    this.edit([[raw, (h, obj) => {
+      if (value !== null) h.put(obj, key, new Uint8Array(value), 'bytes')
+      else h.delete(obj, key)
+      putTime(h, obj, 'ctime', ctime)
+    }, (value?.length ?? 0) + key.length + 64]])
+    this.xattrEdits.set(id, next)
+    return this.index.statId(e!.id)!
+  }
+
+  /** Names of the node's attributes set concurrently by several writers (every replica shows the same winner). */
+  conflictedXattrs(path: string): string[] {
+    const names = splitPath(path)
+    if (names.length === 0) return []
+    this.flush()
+    const n = this.index.node(this.index.resolve(names, path).id)
+    if (!n?.xattrs) return []
+    const h = this.shards.node(homeOf(n))
+    return conflictedXattrs(h, recordObj(h, n.id))
   }
 
   // ---- conflicts -----------------------------------------------------------------------
@@ -925,7 +1079,7 @@ export class Tree implements ReadTree {
     const names = splitPath(path)
     if (names.length === 0) throw new TreeError('EINVAL', path, 'the root has no versions')
     const e = this.index.resolve(names, path)
-    const node = this.index.node(e.id)
+    const node = this.index.node(nodeIdOf(e.id))
     if (!node || node.kind !== 'file' || node.versions.length < 2) throw new TreeError('EINVAL', path, 'not a file in conflict')
     const mine = node.versions.filter((v) => v.writer === this.actor).sort((a, b) => b.time - a.time || cmp(a.ver, b.ver))[0]
     const others = node.versions.filter((v) => v.writer !== this.actor)
@@ -1176,6 +1330,19 @@ export class Tree implements ReadTree {
     if (e.ver) throw new TreeError('EPERM', path, 'conflict copies are read-only (unlink settles the conflict)')
   }
 
+  /**
+   * Removes the name index entry `entry` places: the name's removal (`lx.<nid>`) when the node
+   * has another alive name (hard links), else the node's tombstone (its last name).
+   */
+  private removeEdit(entry: string): Edit {
+    const node = this.index.node(nodeIdOf(entry))!
+    const nid = nameIdOf(entry)
+    const alive = aliveNames(node)
+    if (alive.length < 2 || !alive.includes(nid)) return this.tombEdit(node.id)
+    const text = encodeRemoval({ writer: this.actor, time: this.clock() })
+    return [withRemoval(node, nid, decodeRemoval(text)), (h, obj) => h.put(obj, removalKey(nid), text, 'str')]
+  }
+
   private tombEdit(id: string): Edit {
     const old = this.index.node(id)!
     const text = encodeTomb({ writer: this.actor, time: this.clock(), seen: old.kind === 'file' ? seenVersions(old) : [] })
@@ -1215,9 +1382,10 @@ export class Tree implements ReadTree {
    */
   private edit(edits: Edit[]): void {
     const changed = new Map<string, RawNode | null>()
-    for (const [edited, fn] of edits) {
+    for (const [edited, fn, bytes] of edits) {
       let raw = edited
       const shard = homeOf(raw)
+      this.touched.add(shard)
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
       const id = raw.id
@@ -1235,7 +1403,9 @@ export class Tree implements ReadTree {
         // An edit after the creation keeps its place: nothing later may fold into the creation.
         if (fn) this.foldable.delete(id)
         else this.foldable.set(id, { list, at: list.length })
-        list.push(fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw))
+        const put: Put = fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw)
+        if (bytes !== undefined) put.bytes = bytes
+        list.push(put)
       }
       changed.set(id, raw)
     }
@@ -1268,6 +1438,7 @@ export class Tree implements ReadTree {
   private changeMeta(fn: (m: MetaDoc) => void): void {
     const doc = A.change(this.shards.meta(), fn)
     this.shards.setMeta(doc)
+    this.touched.add(META_SHARD)
     const change = A.getLastLocalChange(doc)
     if (change) this.pending.push({ shard: META_SHARD, change })
   }
@@ -1323,6 +1494,8 @@ function sameHeads(a: string[], b: string[]): boolean {
  * a change stays under ~1,000 ops and 640 KiB, inside one entry's CHANGE_LIMITS.
  */
 const EDITS_PER_CHANGE = 64
+/** What an edit counts for in a change's bytes unless it says (Put.bytes: an xattr's value): 64 of them are the ~640 KiB above. */
+const EDIT_BYTES = 10 * 1024
 
 /** Local edits flushed at once from which Automerge's heap is reserved first, and the heap reserved per edit (measured growth ~1 KiB). */
 const BULK_EDITS = 256
@@ -1341,7 +1514,8 @@ const CHECK_PATCHED = process.env.BAZIL_TREE_CHECK_PATCHED === '1'
  * unexpected patch). Reading a record back from Automerge costs ~100 µs; this, nothing.
  */
 function patchRecord(old: RawNode | undefined, patches: A.Patch[]): { winners: Record<string, unknown>; conflicted: Set<string> } | null {
-  if (old && (old.versions.length > 1 || old.tombs.length > 1)) return null
+  // A record with xattrs: its decoded state does not hold their values, so a patch's base would lack them.
+  if (old && (old.versions.length > 1 || old.tombs.length > 1 || old.xattrs)) return null
   let winners = old ? recordWinners(old) : null
   const conflicted = new Set<string>()
   for (const p of patches) {

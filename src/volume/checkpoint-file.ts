@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { indexPaths } from '../datadir.js'
 import type { Tree } from '../tree/index.js'
-import { commitTreeIndex, openTreeIndex } from '../tree/index-store.js'
+import { commitTreeIndex, commitTreeIndexSliced, openTreeIndex } from '../tree/index-store.js'
 import { decodeControl, encodeControl, type ControlRecord } from '../logs/index.js'
 
 /** 2: also the control entries read and how far each log was scanned for them (writer set). */
@@ -56,6 +56,21 @@ export function indexFilesPath(dataDir: string, volumeId: string): string {
 
 /** Writes the checkpoint of `tree` covering `at`. Synchronous: nothing changes the tree between what is written and what it covers. */
 export function writeCheckpoint(dataDir: string, volumeId: string, actor: string, tree: Tree, at: LogPositions): void {
+  const c = checkpointTarget(dataDir, volumeId, actor, at)
+  commitTreeIndex(c.file, c.files, tree, c.info)
+}
+
+/**
+ * writeCheckpoint in slices between which the event loop runs (commitTreeIndexSliced): for a
+ * joiner's first checkpoint, which writes every entry. The caller keeps the tree and `at`
+ * unchanged until it resolves (replay paused, edits refused).
+ */
+export async function writeCheckpointSliced(dataDir: string, volumeId: string, actor: string, tree: Tree, at: LogPositions): Promise<void> {
+  const c = checkpointTarget(dataDir, volumeId, actor, at)
+  await commitTreeIndexSliced(c.file, c.files, tree, c.info)
+}
+
+function checkpointTarget(dataDir: string, volumeId: string, actor: string, at: LogPositions): { file: string; files: string; info: CheckpointInfo } {
   const info: CheckpointInfo = {
     format: CHECKPOINT_FORMAT, volume: volumeId, actor,
     logs: Object.fromEntries(at.applied), skipped: at.skipped,
@@ -64,7 +79,7 @@ export function writeCheckpoint(dataDir: string, volumeId: string, actor: string
   }
   const file = checkpointPath(dataDir, volumeId)
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-  commitTreeIndex(file, indexFilesPath(dataDir, volumeId), tree, info)
+  return { file, files: indexFilesPath(dataDir, volumeId), info }
 }
 
 /**

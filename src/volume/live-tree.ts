@@ -17,6 +17,13 @@ export class LiveTree {
     return this.current
   }
 
+  /** Puts `tree` in place of the current one and returns that one, not freed (a joiner's filling tree, shown while it fills). */
+  show(tree: Tree): Tree {
+    const was = this.current
+    this.current = tree
+    return was
+  }
+
   /** Puts `tree` in place of the current one, whose Automerge documents are freed. */
   replace(tree: Tree): void {
     if (tree === this.current) return

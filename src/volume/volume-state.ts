@@ -26,6 +26,8 @@ export interface StateCheckInput {
   opts?: TreeOptions
   /** Progress; a promise returned while shards load is awaited (the loads wait for it). */
   onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void | Promise<void>
+  /** Slice length of the shard loads (Tree.fromSaved; tests). */
+  sliceMs?: number
   /** The tree as soon as the entries are checked, before its first shard: it fills with checked shards (Tree.fromSaved). */
   onTree?: (tree: Tree) => void
 }
@@ -39,6 +41,17 @@ export interface CheckedState {
   entries: number
   changes: number
   ms: { entries: number; shards: number }
+}
+
+/** What a volume's adoptState reports: `checkpoint` in progress is the commit of the adopted index. */
+export type AdoptPhase = 'entries' | 'shards' | 'checkpoint'
+
+/** A state adopted: entries and changes checked, time per phase (ms), and whether its checkpoint was written. */
+export interface AdoptedState {
+  entries: number
+  changes: number
+  ms: { entries: number; shards: number; checkpoint: number }
+  checkpointed: boolean
 }
 
 /** Checks `state` against the logs held here and builds the tree from it; throws StateRejectedError. */
@@ -61,7 +74,8 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
     for await (const entry of w!.read({ from: 1, to: next, wait: false })) {
       seq = entry.seq + 1
       entries++
-      if (entries % 100 === 0) void input.onProgress?.('entries', entries, total)
+      // Progress only: not awaited, and what it throws is not the check's.
+      if (entries % 100 === 0) void Promise.resolve(input.onProgress?.('entries', entries, total)).catch(() => {})
       if (entry instanceof EntryError) {
         skipped.push({ writer: entry.writer, seq: entry.seq, reason: entry.reason })
         continue
@@ -98,7 +112,7 @@ export async function checkState(state: VolumeState, input: StateCheckInput): Pr
   const meta = state.meta && state.meta.heads.length > 0 ? { bytes: state.meta.bytes, heads: expected.get('meta')!.heads } : null
   let tree: Tree
   try {
-    tree = await Tree.fromSaved(input.actor, shards, meta, held, input.opts, { onTree: input.onTree, onShard: (done) => input.onProgress?.('shards', done, shards.size) })
+    tree = await Tree.fromSaved(input.actor, shards, meta, held, input.opts, { onTree: input.onTree, sliceMs: input.sliceMs, onShard: (done) => input.onProgress?.('shards', done, shards.size) })
   } catch (e) {
     if (e instanceof StateMismatchError) reject(e.message)
     throw e

@@ -11,13 +11,13 @@ import type { Cas, FileRef } from '../cas/index.js'
 import { Tree, TreeError, type Attrs, type ContentRef, type ReadTree, type SpecialKind, type Stat } from '../tree/index.js'
 import { EntryError, WriterLog, type AuditOp, type LogEntry, type WriterSet } from '../logs/index.js'
 import type { VolumeState } from '../tree/state-file.js'
-import { StateRejectedError, checkState, type CheckedState } from './volume-state.js'
+import { StateRejectedError, checkState, type AdoptPhase, type AdoptedState } from './volume-state.js'
 import type { VolumeHost } from './host.js'
 import { LiveTree } from './live-tree.js'
 import { Flusher, type RefusedEdits } from './flush.js'
 import { Replay, genesisOf } from './replay.js'
 import { admitCandidates, admitNode, revokeNode } from './admission.js'
-import { checkpointPath, readCheckpoint, writeCheckpoint, type SkippedEntry } from './checkpoint-file.js'
+import { checkpointPath, readCheckpoint, writeCheckpoint, writeCheckpointSliced, type SkippedEntry } from './checkpoint-file.js'
 
 /** A shard's Automerge document not used for this long is saved and freed. */
 export const IDLE_MS = 30_000
@@ -63,6 +63,11 @@ export class Volume {
   private readonly replayer: Replay
   private idleTimer: NodeJS.Timeout | null = null
   private closed = false
+  /** close() has begun: a join in progress stops at its next slice. */
+  private closing = false
+  /** While a state is adopted (adoptState): shards checked so far; edits are refused. */
+  private joining: { done: number; total: number } | null = null
+  private joinRun: Promise<void> | null = null
 
   private constructor(host: VolumeHost, record: VolumeRecord, volumeKey: Buffer, log: WriterLog) {
     this.host = host
@@ -181,11 +186,12 @@ export class Volume {
 
   /** Whether this node may write now (Replay.canWrite). */
   get canWrite(): boolean {
-    return this.replayer.canWrite
+    return this.joining === null && this.replayer.canWrite
   }
 
   /** One line saying why this node cannot write (for errors). */
   writeRefusal(): string {
+    if (this.joining) return `volume "${this.name}" is being started from a peer's state (${this.joining.done} of ${this.joining.total} shards checked): edits wait until it is adopted`
     return this.replayer.writeRefusal()
   }
 
@@ -277,29 +283,64 @@ export class Volume {
    * Starts this volume from `state` instead of replaying the history: only on a volume that has
    * applied nothing yet, with the logs the state covers held here. Everything is checked against
    * the signed logs (volume-state.ts); a state that does not match throws StateRejectedError and
-   * leaves the volume as it was (replay then applies the logs as usual).
+   * leaves the volume as it was (replay then applies the logs as usual). Once the entries are
+   * checked the volume shows the tree filling with checked shards (the mount answers meanwhile),
+   * refuses edits until it is adopted and checkpointed, and writes that checkpoint in slices
+   * before it returns (spec/tree.md "Starting from a state"). `sliceMs`: tests only.
    */
-  async adoptState(state: VolumeState, onProgress?: (phase: 'entries' | 'shards', done: number, total: number) => void): Promise<Omit<CheckedState, 'tree' | 'applied' | 'skipped'>> {
+  async adoptState(state: VolumeState, onProgress?: (phase: AdoptPhase, done: number, total: number) => void | Promise<void>, opts: { sliceMs?: number } = {}): Promise<AdoptedState> {
     const r = this.replayer
     const was = r.paused
     r.pauseApply(true)
+    const before = this.live.tree
+    let shown = false
+    let adopted = false
+    let done: () => void = () => {}
+    this.joinRun = new Promise<void>((resolve) => { done = resolve })
     try {
       await this.refresh()
       if (r.appliedAny) throw new StateRejectedError(`volume "${this.name}" has applied entries already: a state is only taken by a first sync`)
-      const checked = await checkState(state, { volumeId: this.record.id, actor: this.log.key.toString('hex'), writers: r.writers, set: r.writerSet, onProgress })
-      if (this.closed) {
+      this.joining = { done: 0, total: state.shards.length }
+      const checked = await checkState(state, {
+        volumeId: this.record.id, actor: this.log.key.toString('hex'), writers: r.writers, set: r.writerSet, sliceMs: opts.sliceMs,
+        onTree: (t) => {
+          this.live.show(t)
+          shown = true
+        },
+        onProgress: async (phase, n, total) => {
+          if (phase === 'shards') this.joining = { done: n, total }
+          // Stops the loads at their next slice (the entries' check runs to its end).
+          if (this.closing && phase === 'shards') throw new Error(`volume "${this.name}" was closed`)
+          await onProgress?.(phase, n, total)
+        },
+      })
+      if (this.closing || r.appliedAny) {
+        this.live.show(before)
         checked.tree.free()
-        throw new Error(`volume "${this.name}" was closed`)
-      }
-      if (r.appliedAny) {
-        checked.tree.free()
+        shown = false
+        if (this.closing) throw new Error(`volume "${this.name}" was closed`)
         throw new StateRejectedError(`volume "${this.name}" applied entries while the state was checked`)
       }
-      this.live.replace(checked.tree)
+      // The checked tree is the one shown (handed out before its first shard); the one it replaced goes.
+      if (this.live.show(checked.tree) !== checked.tree) throw new Error('the joining tree was replaced while it filled')
+      before.free()
+      adopted = true
       r.startFrom(checked.applied, checked.skipped)
+      this.live.changedSinceCheckpoint = true
+      await onProgress?.('checkpoint', 0, 1)
+      const t0 = performance.now()
+      const checkpointed = await this.writeCheckpointNow(true)
+      const checkpointMs = performance.now() - t0
       r.notify(checked.entries)
-      return { entries: checked.entries, changes: checked.changes, ms: checked.ms }
+      return { entries: checked.entries, changes: checked.changes, ms: { ...checked.ms, checkpoint: checkpointMs }, checkpointed }
+    } catch (e) {
+      // A state not believed (or a close) while it filled: the tree it filled was freed; the one before is shown again.
+      if (shown && !adopted) this.live.show(before)
+      throw e
     } finally {
+      this.joining = null
+      done()
+      this.joinRun = null
       r.pauseApply(was)
     }
   }
@@ -312,12 +353,20 @@ export class Volume {
    * A cache: deleting the file only makes the next open replay the logs.
    */
   async checkpoint(): Promise<boolean> {
+    // Not of a tree a state is filling (adoptState writes its own checkpoint once it is whole).
+    if (this.joining) return false
+    return this.writeCheckpointNow(false)
+  }
+
+  private async writeCheckpointNow(sliced: boolean): Promise<boolean> {
     await this.flush()
     if (this.closed) return false
     // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
     // Nor of a view that still holds refused edits (the replay that removes them has not run yet).
     if (this.flusher.holdsEdits || this.live.viewStale) return false
-    writeCheckpoint(this.host.dir.root, this.record.id, this.log.key.toString('hex'), this.tree, this.replayer.positions())
+    const args = [this.host.dir.root, this.record.id, this.log.key.toString('hex'), this.tree, this.replayer.positions()] as const
+    if (sliced) await writeCheckpointSliced(...args)
+    else writeCheckpoint(...args)
     this.live.changedSinceCheckpoint = false
     return true
   }
@@ -652,6 +701,8 @@ export class Volume {
    */
   async close(): Promise<void> {
     if (this.closed) return
+    this.closing = true
+    if (this.joinRun) await this.joinRun
     let lost: Error | null = null
     try {
       await this.flush()

@@ -8,7 +8,7 @@ import { decodeKey, encodeKey } from '../../crypto.js'
 import type { PeerStatus } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
 import { parseHostPort, formatHostPort } from '../../net/config.js'
-import { serverNetwork } from '../../net/server-handle.js'
+import { serverNetwork } from '../server-network.js'
 
 abstract class PeerCommand extends BazilCommand {
   protected dir(): DataDir {

@@ -3,7 +3,7 @@ import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { createLogger, parseLevel } from '../../log.js'
 import { parseBootstrap } from '../../net/config.js'
-import { serverNetwork } from '../../net/server-handle.js'
+import { serverNetwork } from '../server-network.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]

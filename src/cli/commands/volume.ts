@@ -111,7 +111,9 @@ function statJson(st: Stat): object {
     ...(st.rdev !== undefined ? { rdev: st.rdev } : {}),
     // -1: the mounting user (spec/tree.md "Owners")
     uid: st.uid,
-    gid: st.gid
+    gid: st.gid,
+    // Hard links: every name of a node lists with its link count (spec/tree.md "Hard links").
+    ...(st.nlink !== undefined ? { nlink: st.nlink } : {})
   }
 }
 
