@@ -253,8 +253,10 @@ export class TreeIndex implements ReadTree {
     let out: Map<string, RawNode | null> | null = null
     for (const [id, r] of changed) {
       if (isNameEntry(id)) continue
-      const names = new Set([...nameEntries(this.raw.get(id)), ...nameEntries(r)])
-      if (names.size === 0) continue
+      const old = this.raw.get(id)
+      // Nearly every node has one name: nothing to add (no allocation per node of an import).
+      if (!old?.links && !r?.links) continue
+      const names = new Set([...nameEntries(old), ...nameEntries(r)])
       out ??= new Map(changed)
       const mine = new Set(nameEntries(r))
       for (const e of names) out.set(e, r && mine.has(e) ? { ...r, id: e } : null)
