@@ -27,6 +27,8 @@ export interface Stat {
   /** Owner ids (owners.ts): MOUNTER (-1) = the mounting user. */
   uid: number
   gid: number
+  /** Devices: the device number (special.ts). */
+  rdev?: number
   size: number
   content?: ContentRef
   target?: string
@@ -602,6 +604,8 @@ export class TreeIndex implements ReadTree {
     } else if (r.kind === 'symlink') {
       s.target = r.target
       s.size = Buffer.byteLength(r.target ?? '', 'utf8')
+    } else if (r.rdev !== undefined) {
+      s.rdev = r.rdev
     }
     return s
   }
