@@ -353,8 +353,12 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: E
         await fsp.symlink(st.target ?? '', abs)
         await fsp.lutimes(abs, st.mtime / 1000, st.mtime / 1000)
         summary.symlinks++
-      } else {
+      } else if (st.kind === 'file') {
         files.push({ abs, st })
+      } else {
+        // Fifos, sockets and devices are metadata only (spec/tree.md "Special files"); Node
+        // cannot make them, and a socket is meaningful only where it was bound.
+        skip(st, `a ${st.kind}: special files are not exported`)
       }
     } catch (err) {
       const reason = nameError(err)

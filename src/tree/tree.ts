@@ -21,6 +21,7 @@ import { readRootAttrs, isRootAttrKey } from './times.js'
 import { aliveNames, entryId, nameIdOf, nameKey, nodeIdOf, isNameEntry, removalKey, withLoc, withName, withRemoval } from './links.js'
 import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
 import { checkOwner, MOUNTER, setOwners } from './owners.js'
+import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 
@@ -763,7 +764,7 @@ export class Tree implements ReadTree {
     this.writable(e, path)
     const kind = this.index.kindOf(e)
     if (kind === 'dir') throw new TreeError('EISDIR', path)
-    if (kind === 'symlink') throw new TreeError('EINVAL', path, 'is a symlink')
+    if (kind !== 'file') throw new TreeError('EINVAL', path, `is a ${kind}`)
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path) ?? now
     const text = encodeVersion(version)
@@ -835,6 +836,14 @@ export class Tree implements ReadTree {
       throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
     const { parent, name } = this.freshName(path)
     return this.create(parent, name, 'symlink', { mtime: attrs.mtime, uid: attrs.uid, gid: attrs.gid }, path, { target })
+  }
+
+  /** Creates a special file (special.ts): a fifo, socket or device (`rdev`: its number; 0 for the others). */
+  mknod(path: string, kind: SpecialKind, rdev: number, attrs: Attrs = {}): Stat {
+    if (!isSpecialKind(kind)) throw new TreeError('EINVAL', path, `not a special kind: ${String(kind)}`)
+    if (!isRdev(rdev)) throw new TreeError('EINVAL', path, `bad device number ${rdev}`)
+    const { parent, name } = this.freshName(path)
+    return this.create(parent, name, kind, attrs, path, isDevice(kind) ? { rdev } : {})
   }
 
   rename(from: string, to: string): void {
@@ -1391,14 +1400,14 @@ export class Tree implements ReadTree {
     return [{ ...old, tombs: [decodeTomb(text)] }, (h, obj) => h.put(obj, 'del', text, 'str')]
   }
 
-  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
+  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; rdev?: number }): Stat {
     const raw = this.newNode(parent, name, kind, attrs, path, extra)
     this.edit([[raw, null]])
     return this.index.statId(raw.id)!
   }
 
   /** The state of a new node (created by `edit([[raw, null]])`), placed in its shard. */
-  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; bulk?: boolean }): RawNode {
+  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; rdev?: number; bulk?: boolean }): RawNode {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
@@ -1411,6 +1420,7 @@ export class Tree implements ReadTree {
     const shard = this.placeOf(id, extra.bulk)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
+    if (extra.rdev !== undefined) raw.rdev = extra.rdev
     const fail = (msg: string): Error => new TreeError('EINVAL', path, msg)
     setOwners(raw, checkOwner(attrs.uid, fail), checkOwner(attrs.gid, fail))
     return raw
