@@ -27,7 +27,7 @@ export class DataPaths {
   /** The content store's saved pack table (spec/cas.md §7); when each unreferenced object was first found so (spec/gc.md §6). */
   get packTable(): string { return this.at('pack-table') }
   get gcMarks(): string { return this.at('gc-marks') }
-  /** The cache budget, its ledger, pinned paths (src/cas/cache-*.ts, src/pins.ts). */
+  /** The cache budget, its ledger, pinned paths (src/cas/cache-*.ts, src/pins/pins-file.ts). */
   get cacheConfig(): string { return this.at('cache.json') }
   get cacheLedger(): string { return this.at('cache-ledger') }
   get pins(): string { return this.at('pins.json') }

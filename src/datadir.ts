@@ -128,7 +128,7 @@ export class DataDir {
     return this.paths.cacheLedger
   }
 
-  /** Pinned paths per volume (src/pins.ts). */
+  /** Pinned paths per volume (src/pins/pins-file.ts). */
   get pinsPath(): string {
     return this.paths.pins
   }

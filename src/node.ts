@@ -22,7 +22,7 @@ import type { StoreReplica } from './net/protocol.js'
 import type { Log } from './log.js'
 import { ContentCache } from './cas/cache.js'
 import { OpenFiles } from './cas/cache-holds.js'
-import { PinKeeper } from './cas/cache-pins.js'
+import { PinKeeper } from './pins/pin-keeper.js'
 import { Placement, storagePeers, type SafetyOracle } from './placement/placement.js'
 
 /** What a connected peer offers to read: its own store, and replicas of others' it holds. */
@@ -48,7 +48,7 @@ export class Node {
   readonly storeSync: StoreSync
   /** Files mounts have open: eviction and GC keep their content (src/cas/cache-holds.ts). */
   readonly openFiles = new OpenFiles()
-  /** Pinned paths, fetched and kept (`bazil pin`; src/cas/cache-pins.ts). */
+  /** Pinned paths, fetched and kept (`bazil pin`; src/pins/pin-keeper.ts). */
   readonly pins: PinKeeper
   /** Content of peers' stores held here, within the budget (`bazil cache size`; src/cas/cache.ts). Set by open(). */
   cache!: ContentCache

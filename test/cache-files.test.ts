@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { CacheLedger } from '../src/cas/cache-ledger.js'
 import { formatBudget, formatBytes, parseBudget } from '../src/cas/cache-size.js'
-import { addPins, covers, pinPath, readPins, removePins } from '../src/pins.js'
+import { addPins, covers, pinPath, readPins, removePins } from '../src/pins/pins-file.js'
 import { bazil, tempDir } from './helpers.js'
 
 test('cache sizes: units, percentages, and a clear error for anything else', () => {

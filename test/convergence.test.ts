@@ -165,6 +165,7 @@ class VolumeActor implements Actor {
   rmdir(p: string) { this.vol.rmdir(p) }
   chmod(p: string, mode: number) { this.vol.setattr(p, { mode }) }
   resolve(p: string, keep: 'mine' | 'theirs' | 'both') { this.vol.mutate((t) => t.resolve(p, keep), () => ({ op: 'resolve', path: p })) }
+  link(a: string, b: string) { this.vol.mutate((t) => t.link(a, b), () => ({ op: 'link', path: a, to: b })) }
 }
 
 async function runVolumeSchedule(c: Cluster, ops: Op[]): Promise<void> {

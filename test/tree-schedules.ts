@@ -24,6 +24,8 @@ export type Op =
   | { t: 'rmdir'; w: number; dir: number }
   | { t: 'chmod'; w: number; src: number; mode: number }
   | { t: 'resolve'; w: number; file: number; keep: 'mine' | 'theirs' | 'both' }
+  /** A hard link to a file (spec/tree.md "Hard links"): then writes, moves and unlinks through either name. */
+  | { t: 'link'; w: number; file: number; dir: number; name: number }
   /** Connectivity changes: `links` is a bit set over the pairs (0,1) (0,2) (1,2). */
   | { t: 'net'; links: number }
 
@@ -39,6 +41,7 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('rmdir' as const), w, dir: i }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('chmod' as const), w, src: i, mode: fc.constantFrom(0o600, 0o644, 0o755, 0o700) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('resolve' as const), w, file: i, keep: fc.constantFrom('mine' as const, 'theirs' as const, 'both' as const) }) },
+  { weight: 3, arbitrary: fc.record({ t: fc.constant('link' as const), w, file: i, dir: i, name: fc.nat(NAMES.length - 1) }) },
   // Mostly all-connected or all-partitioned, so that shared state is edited concurrently.
   { weight: 4, arbitrary: fc.record({ t: fc.constant('net' as const), links: fc.oneof(fc.constantFrom(0, 7, 0, 7), fc.nat(7)) }) },
 )
@@ -72,6 +75,7 @@ export interface Actor {
   rmdir(path: string): void
   chmod(path: string, mode: number): void
   resolve(path: string, keep: 'mine' | 'theirs' | 'both'): void
+  link(from: string, to: string): void
 }
 
 /** Runs one op on one writer; tree errors (EEXIST, ENOTEMPTY...) make it a no-op, as for a user. */
@@ -138,6 +142,11 @@ export function runOp(a: Actor, op: Exclude<Op, { t: 'net' }>, ledger: Ledger): 
       case 'chmod': {
         const p = pick(nonRoot, op.src)
         if (p !== undefined) a.chmod(p, op.mode)
+        return
+      }
+      case 'link': {
+        const p = pick(files, op.file)
+        if (p !== undefined && !isCopy(p)) a.link(p, join(pick(dirs, op.dir)!, NAMES[op.name]))
         return
       }
       case 'resolve': {
@@ -207,6 +216,7 @@ export class TreeActor implements Actor {
   rmdir(p: string) { this.tree.rmdir(p) }
   chmod(p: string, mode: number) { this.tree.setattr(p, { mode }) }
   resolve(p: string, keep: 'mine' | 'theirs' | 'both') { this.tree.resolve(p, keep) }
+  link(a: string, b: string) { this.tree.link(a, b) }
 }
 
 /**
@@ -266,6 +276,7 @@ export function runTreeSchedule(ops: Op[], opts: (k: number) => TreeOptions = ()
     if (trees[0].conflicts().length > 0) stats.withContentConflict++
     if (dumps[0].some((l) => /\.conflict-[0-9a-f]{8}(~\d+)?\t(dir|symlink)/.test(l))) stats.withNameConflict++
     if (brokeCycle) stats.withCycleBroken++
+    if ([...trees[0].walk('/')].some((s) => (s.nlink ?? 1) > 1)) stats.withLinks++
     const present = hashesIn(dumps[0])
     const lost = [...kept].filter((h) => !present.has(h))
     assert.deepEqual(lost, [], 'file versions lost')
@@ -278,4 +289,4 @@ export function runTreeSchedule(ops: Op[], opts: (k: number) => TreeOptions = ()
 }
 
 /** How often schedules reach the interesting cases (printed, so a weak generator shows). */
-export const stats = { runs: 0, withContentConflict: 0, withNameConflict: 0, withCycleBroken: 0 }
+export const stats = { runs: 0, withContentConflict: 0, withNameConflict: 0, withCycleBroken: 0, withLinks: 0 }

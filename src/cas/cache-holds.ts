@@ -1,4 +1,4 @@
-// What eviction (and GC) must not drop: content pins reference (PinSet, src/cas/cache-pins.ts)
+// What eviction (and GC) must not drop: content pins reference (PinSet, src/pins/pin-keeper.ts)
 // and content a mount has open (OpenFiles: every Cas.openFile until its close()). Both answer
 // with store addresses (hex); the cache maps them to packs of peers' stores.
 import type { Cas, FileRef } from './cas.js'

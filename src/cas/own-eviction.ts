@@ -13,11 +13,10 @@ import type { ChunkStore } from './chunk-store.js'
 import type { ContentCache } from './cache.js'
 import type { Holder, PinSet } from './cache-holds.js'
 import type { SafetyOracle } from '../placement/placement.js'
-import { decodeIndexRecord, packLength } from './pack-codec.js'
+import { decodeIndexRecord, packLength, storeDrops } from './pack-codec.js'
 import { peerAdded } from './remote-store.js'
 import { Coalesced } from '../coalesced.js'
 import { clearBlocks } from '../core-clear.js'
-import { storeDrops } from '../net/replica-prefix.js'
 
 /** What own eviction reads of its node: what must stay, the own store, the copy rule's verdict, the cache. */
 export interface OwnEvictionHost {

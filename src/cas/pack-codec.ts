@@ -243,3 +243,13 @@ export function decodeIndexRecord(block: Buffer): IndexRecord {
   const { pack, entries } = decodeIndexBlock(block)
   return { kind: 'pack', pack, entries }
 }
+
+/** The packs index block `block` at `position` drops, if it is a drop record (spec/gc.md section 4); null for a pack's index block, or a block that does not decode (its pack must then be held). */
+export function storeDrops(block: Buffer, position: number): number[] | null {
+  try {
+    const r = decodeIndexRecord(block)
+    return r.kind === 'drop' && r.position === position ? r.packs : null
+  } catch {
+    return null
+  }
+}

@@ -22,6 +22,7 @@ import { FileReader } from './reader.js'
 import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
+import { inodeOf, link, SNAP_DIR_INO } from './links.js'
 import { replyGetxattr, replyListxattr, XattrHandlers } from './xattrs.js'
 import { callerOf, Owners, type Caller } from './owners.js'
 
@@ -104,6 +105,8 @@ export class BazilFuse extends Fuse {
       'negative_timeout=0',
       `remember=${REMEMBER_SECONDS}`,
       'default_permissions',
+      // Inode numbers from node ids (links.ts inodeOf): every name of a hard-linked file shows one.
+      'use_ino',
       'subtype=bazil',
     ].join(',')
     return base ? `${base},${extra}` : `-o${extra}`
@@ -267,8 +270,11 @@ export class VolumeMount {
       utimens: w('utimens', this.utimens),
       chown: w('chown', this.chown),
       statfs: w('statfs', this.statfs),
-      // Anti-goals: hard links, device nodes/FIFOs.
-      link: w('link', async () => { throw new FsError('EPERM', 'hard links are not supported') }),
+      link: w('link', async (from: string, to: string) => {
+        link(this.volume, from, to)
+        this.flusher.schedule()
+      }),
+      // Anti-goals: device nodes/FIFOs.
       mknod: w('mknod', async () => { throw new FsError('EPERM', 'only regular files, directories and symlinks are supported') }),
       // Extended attributes (xattrs.ts).
       getxattr: wrap(this.ctx, 'getxattr', this.xattrs.getxattr.bind(this.xattrs)),
@@ -280,7 +286,7 @@ export class VolumeMount {
 
   // ---- attributes ------------------------------------------------------------------------
 
-  private toFuseStat(st: Stat, sf?: SpoolFile | null): FuseStat {
+  private toFuseStat(st: Stat, sf?: SpoolFile | null, snapshot?: string): FuseStat {
     const size = sf ? sf.size : st.size
     const mtime = sf ? sf.mtime : st.mtime
     const mode = sf?.mode ?? st.mode
@@ -291,7 +297,7 @@ export class VolumeMount {
     const never = st.id === ROOT_ID && st.mtime === 0 ? this.volume.record.created : 0
     const ctime = Math.max(st.ctime, sf?.dirty ? sf.mtime : 0, never)
     return {
-      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: 1,
+      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: st.nlink ?? 1, ino: inodeOf(st.id, snapshot),
       blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: st.atime || never, mtime: mtime || never, ctime,
     }
   }
@@ -308,12 +314,12 @@ export class VolumeMount {
     if (at.kind === 'snaproot') {
       const snaps = this.volume.tree.snapshots()
       const time = snaps.length ? snaps[snaps.length - 1]!.time : 0
-      return { mode: S_IFDIR | 0o555, uid: this.owners.uid, gid: this.owners.gid, size: 0, nlink: 1, atime: time, mtime: time, ctime: time }
+      return { mode: S_IFDIR | 0o555, uid: this.owners.uid, gid: this.owners.gid, size: 0, nlink: 1, ino: SNAP_DIR_INO, atime: time, mtime: time, ctime: time }
     }
     if (at.kind === 'snap') {
       const st = this.snapView(at.name).lookup(at.rest)
       if (!st) throw new FsError('ENOENT', p)
-      return this.toFuseStat(st)
+      return this.toFuseStat(st, null, at.name)
     }
     const st = this.volume.tree.lookup(p)
     if (!st) throw new FsError('ENOENT', p)

@@ -4,20 +4,11 @@
 // or at which block i of `pack-index` is not held. A replica that cleared the packs its owner
 // dropped (spec/gc.md section 5) so keeps its confirmed prefix; a missing live pack stops it.
 import type { Hypercore } from 'hypercore'
-import { decodeIndexRecord } from '../cas/pack-codec.js'
+import { storeDrops } from '../cas/pack-codec.js'
 
 /** The packs an index block drops, if it is a drop record; null for a pack's index block. */
 export type DropsOf = (block: Buffer, position: number) => number[] | null
 
-/** Drop records of the store format (spec/gc.md section 4); a block that does not decode drops nothing (its pack must then be held). */
-export const storeDrops: DropsOf = (block, position) => {
-  try {
-    const r = decodeIndexRecord(block)
-    return r.kind === 'drop' && r.position === position ? r.packs : null
-  } catch {
-    return null
-  }
-}
 
 export class ReplicaPrefix {
   private readonly dropped = new Set<number>()

@@ -95,7 +95,7 @@ export class Server implements ServerHandle {
     this.node.onWritersChanged = (id) => net.writersChanged(id)
     await net.start()
     this.net = net
-    // Pinned paths: fetched in the background and kept (src/cas/cache-pins.ts).
+    // Pinned paths: fetched in the background and kept (src/pins/pin-keeper.ts).
     this.node.pins.start()
   }
 

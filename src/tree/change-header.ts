@@ -393,8 +393,18 @@ function namesActor(buf: Buffer, start: number, end: number, k: number, actor: s
 const KEY_OTHER = 0
 const KEY_CONTENT = 2, KEY_DEL = 3, KEY_SNAPSHOT = 4, KEY_BY = 5
 const KEY_CREATION = 6
-const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by', 'c']
-const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0, 2]
+// Hard links (spec/tree.md "Hard links"): `ln.<lid>` holds a loc (writer at 3), `lx.<nid>` a name's removal (writer at 1).
+const KEY_NAME = 7, KEY_REMOVAL = 8
+const KEY_NAMES = ['', 'loc', 'content', 'del', 'snapshot', 'by', 'c', 'ln.*', 'lx.*']
+const KEY_WRITER_INDEX = [0, 3, 3, 1, 2, 0, 2, 3, 1]
+
+/** The code of a key by its prefix (`snap.`, `ln.`, `lx.`), given its first characters. */
+function prefixCode(head: string): number {
+  if (head.startsWith(SNAP_PREFIX)) return KEY_SNAPSHOT
+  if (head.startsWith('ln.')) return KEY_NAME
+  if (head.startsWith('lx.')) return KEY_REMOVAL
+  return KEY_OTHER
+}
 const KEY_CODES = new Map([['loc', 1], ['content', 2], ['del', 3], ['by', KEY_BY], ['c', KEY_CREATION]])
 
 /**
@@ -440,12 +450,14 @@ class RleCursor {
     const from = this.r.at
     this.r.skip(n, 'string')
     if (n > 7) {
-      // Node ids and other long keys: only a `snap.` prefix counts (compared in place, nothing allocated).
+      // Node ids and other long keys: only a `snap.`, `ln.` or `lx.` prefix counts (compared in place, nothing allocated).
+      const b0 = this.buf[from], b1 = this.buf[from + 1], b2 = this.buf[from + 2]
+      if (b0 === 0x6c && b2 === 0x2e) return b1 === 0x6e ? KEY_NAME : b1 === 0x78 ? KEY_REMOVAL : KEY_OTHER // ln. lx.
       for (let j = 0; j < SNAP_BYTES.length; j++) if (this.buf[from + j] !== SNAP_BYTES[j]) return KEY_OTHER
       return 4
     }
     const k = this.buf.toString('latin1', from, this.r.at)
-    return KEY_CODES.get(k) ?? (k.startsWith(SNAP_PREFIX) ? 4 : KEY_OTHER)
+    return KEY_CODES.get(k) ?? prefixCode(k)
   }
 }
 

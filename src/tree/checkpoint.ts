@@ -32,7 +32,17 @@ const DIGEST_BYTES = 32
 export type NodeRow = [string, Kind, [string, string, number, number, string | null, string | null], number, number, number, string | null,
   [string, number, number, number, string][], [number, number, string[]][], (string | null)?, RowExtra?]
 /** A row's optional last element: the attributes of issue 13 a record may have (spec/tree.md "The index on disk"). */
-export interface RowExtra { a?: number; c?: number; u?: number; g?: number; x?: 1 }
+export interface RowExtra {
+  a?: number
+  c?: number
+  u?: number
+  g?: number
+  x?: 1
+  /** Further names (hard links): [lid, loc as in the row, removal [writer, time] | null]. */
+  l?: [string, [string, string, number, number, string | null, string | null], [number, number] | null][]
+  /** The first name's removal [writer, time]. */
+  lx?: [number, number]
+}
 
 interface Header {
   extra: unknown
@@ -70,12 +80,18 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   const extra: RowExtra = {}
   if (n.atime !== undefined) extra.a = n.atime
   if (n.ctime !== undefined) extra.c = n.ctime
+  if (n.links) extra.l = n.links.map((x) => [x.lid, locRow(x.loc, t), x.gone ? [t.of(x.gone.writer), x.gone.time] : null])
+  if (n.gone) extra.lx = [t.of(n.gone.writer), n.gone.time]
   if (n.uid !== undefined) extra.u = n.uid
   if (n.gid !== undefined) extra.g = n.gid
   if (n.xattrs) extra.x = 1
   if (Object.keys(extra).length > 0) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
   return r
+}
+
+function locRow(l: RawNode['loc'], t: ActorTable): [string, string, number, number, string | null, string | null] {
+  return [l.parent, l.name, t.of(l.writer), l.time, l.prev?.parent ?? null, l.prev?.name ?? null]
 }
 
 export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
@@ -107,6 +123,20 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
     if (extra.c !== undefined) {
       if (typeof extra.c !== 'number') throw new Error(`node row ${id}: bad ctime`)
       n.ctime = extra.c
+    }
+    if (extra.l !== undefined) {
+      if (!Array.isArray(extra.l)) throw new Error(`node row ${id}: bad names`)
+      n.links = extra.l.map(([lid, x, gone]) => {
+        if (typeof lid !== 'string' || !Array.isArray(x) || x.length !== 6) throw new Error(`node row ${id}: bad name`)
+        return {
+          lid, loc: { parent: x[0], name: x[1], writer: actor(x[2]), time: x[3], prev: x[4] === null ? null : { parent: x[4], name: x[5] as string } },
+          gone: gone ? { writer: actor(gone[0]), time: gone[1] } : null,
+        }
+      })
+    }
+    if (extra.lx !== undefined) {
+      if (!Array.isArray(extra.lx) || extra.lx.length !== 2) throw new Error(`node row ${id}: bad removal`)
+      n.gone = { writer: actor(extra.lx[0]), time: extra.lx[1] }
     }
     if (extra.x !== undefined) {
       if (extra.x !== 1) throw new Error(`node row ${id}: bad xattrs flag`)

@@ -82,6 +82,25 @@ export interface Tomb {
   seen: string[]
 }
 
+/** A name's removal (hard links, key `lx.<nid>`): who removed it, when. */
+export interface Removal {
+  writer: string
+  time: number
+}
+
+/** A further name of a node (hard links, key `ln.<lid>`), and its removal when removed (`lx.<lid>`). */
+export interface NodeName {
+  lid: string
+  loc: Loc
+  gone: Removal | null
+}
+
+/** Record key prefixes of a node's further names and of a name's removal; the first name's id (its key is `loc`). spec/tree.md "Hard links". */
+export const NAME_PREFIX = 'ln.'
+export const REMOVAL_PREFIX = 'lx.'
+export const FIRST_NAME = 'loc'
+const LID = /^[0-9a-f]{16}$/
+
 export interface SnapshotRecord {
   time: number
   writer: string
@@ -113,6 +132,10 @@ export interface RawNode {
   /** The winning version first, then the other concurrent ones ordered by (writer, time, ver). */
   versions: Version[]
   tombs: Tomb[]
+  /** Further names (hard links: keys `ln.<lid>`, in lid order); absent: the node has one name. Never on a dir. */
+  links?: NodeName[]
+  /** Removal of the first name (`lx.loc`), when removed while the node has further names. */
+  gone?: Removal
   /** The shard the record was read from, when deeper than the top-level one (spec/tree.md "Shard layout"); absent: shardOf(id). */
   shard?: string
   /** The record holds extended attributes (keys `x.NAME`, xattrs.ts): their values are read from the record, not kept here. */
@@ -201,6 +224,48 @@ export function decodeTomb(text: string): Tomb {
   if (!isTime(time)) throw new Invalid('tombstone: bad time')
   if (!Array.isArray(seen) || !seen.every((s) => typeof s === 'string')) throw new Invalid('tombstone: bad seen list')
   return { writer, time, seen: [...(seen as string[])].sort() }
+}
+
+export function encodeRemoval(r: Removal): string {
+  return JSON.stringify([VALUE_VERSION, r.writer, r.time])
+}
+
+export function decodeRemoval(text: string): Removal {
+  const [, writer, time] = parseArray(text, 'name removal', 3)
+  if (!isActor(writer)) throw new Invalid('name removal: bad writer')
+  if (!isTime(time)) throw new Invalid('name removal: bad time')
+  return { writer, time }
+}
+
+/**
+ * The names a record's keys give (hard links): `ln.<lid>` locs, `lx.<nid>` removals. Throws
+ * Invalid for a value that does not decode; a removal of a name the record does not have is ignored.
+ */
+function readNames(m: Record<string, unknown>): { links?: NodeName[]; gone?: Removal } {
+  const links: NodeName[] = []
+  const removals = new Map<string, Removal>()
+  for (const key of Object.keys(m)) {
+    if (key.startsWith(NAME_PREFIX)) {
+      const lid = key.slice(NAME_PREFIX.length)
+      const text = strOf(m[key])
+      if (!LID.test(lid)) continue
+      if (text === null) throw new Invalid(`${key}: not a string`)
+      links.push({ lid, loc: decodeLoc(text), gone: null })
+    } else if (key.startsWith(REMOVAL_PREFIX)) {
+      const text = strOf(m[key])
+      if (text === null) throw new Invalid(`${key}: not a string`)
+      removals.set(key.slice(REMOVAL_PREFIX.length), decodeRemoval(text))
+    }
+  }
+  const out: { links?: NodeName[]; gone?: Removal } = {}
+  if (links.length > 0) {
+    links.sort((a, b) => (a.lid < b.lid ? -1 : a.lid > b.lid ? 1 : 0))
+    for (const l of links) l.gone = removals.get(l.lid) ?? null
+    out.links = links
+  }
+  const first = removals.get(FIRST_NAME)
+  if (first) out.gone = first
+  return out
 }
 
 export function decodeSnapshot(text: string): SnapshotRecord {
@@ -426,6 +491,11 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
     node.target = target
   }
   node.tombs = all('del').map(decodeTomb)
+  if (kind !== 'dir') {
+    const { links, gone } = readNames(m)
+    if (links) node.links = links
+    if (gone) node.gone = gone
+  }
   return node
 }
 
@@ -442,6 +512,18 @@ export function recordWinners(n: RawNode): Record<string, unknown> {
   if (n.versions.length > 0) m.content = encodeVersion(n.versions[0])
   if (n.target !== undefined) m.target = n.target
   if (n.tombs.length > 0) m.del = encodeTomb(n.tombs[0])
+  Object.assign(m, nameKeys(n))
+  return m
+}
+
+/** The hard-link keys of a record state (`ln.<lid>`, `lx.<nid>`), as strings. */
+function nameKeys(n: RawNode): Record<string, string> {
+  const m: Record<string, string> = {}
+  for (const l of n.links ?? []) {
+    m[NAME_PREFIX + l.lid] = encodeLoc(l.loc)
+    if (l.gone) m[REMOVAL_PREFIX + l.lid] = encodeRemoval(l.gone)
+  }
+  if (n.gone) m[REMOVAL_PREFIX + FIRST_NAME] = encodeRemoval(n.gone)
   return m
 }
 
@@ -466,6 +548,7 @@ export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_
     if (r.ctime !== undefined) rec.ctime = r.ctime
     if (r.loc.prev !== null || r.loc.writer !== r.creator) rec.loc = imm(encodeLoc(r.loc))
     if (first !== null && !ownVersion) rec.content = imm(encodeVersion(first))
+    for (const [k, v] of Object.entries(nameKeys(r))) rec[k] = imm(v)
     return rec
   }
   const rec: Record<string, number | A.ImmutableString> = {
@@ -477,6 +560,7 @@ export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_
   if (r.ctime !== undefined) rec.ctime = r.ctime
   if (r.uid !== undefined) rec.uid = r.uid
   if (r.gid !== undefined) rec.gid = r.gid
+  for (const [k, v] of Object.entries(nameKeys(r))) rec[k] = imm(v)
   return rec
 }
 

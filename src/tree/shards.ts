@@ -12,8 +12,8 @@ import * as A from '@automerge/automerge'
 import type { MetaDoc } from './model.js'
 import { META_SHARD } from './model.js'
 
-export type Handle = ReturnType<typeof A.getBackend>
-export type Heads = string[]
+import type { Handle, Heads } from './automerge-handle.js'
+export type { Handle, Heads } from './automerge-handle.js'
 
 interface Cold { bytes: Uint8Array; heads: Heads }
 interface Hot { doc: A.Doc<unknown>; used: number; savedHeads: Heads | null; saved: Uint8Array | null }

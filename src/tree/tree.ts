@@ -6,7 +6,7 @@ import { conflictedTouched } from './conflicted.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
-  decodeLoc, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
+  decodeLoc, decodeRemoval, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeRemoval, NAME_PREFIX, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
   MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type SnapshotRecord, type Version,
 } from './model.js'
 import { badName, isWellFormed, splitPath } from './paths.js'
@@ -18,6 +18,7 @@ import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
 import { readRootAttrs, isRootAttrKey } from './times.js'
+import { aliveNames, entryId, nameIdOf, nameKey, nodeIdOf, isNameEntry, removalKey, withLoc, withName, withRemoval } from './links.js'
 import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
 import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
@@ -97,6 +98,8 @@ export class Tree implements ReadTree {
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
   private readonly unflushed = new Map<string, Put[]>()
+  /** Shards local edits went into since the last takeTouched (META_SHARD included). */
+  private touched = new Set<string>()
   /**
    * Nodes created since the last flush whose creation can still absorb later local edits:
    * where it sits in `unflushed`. A later edit that a creation can express (no tombstone, one
@@ -446,6 +449,17 @@ export class Tree implements ReadTree {
     this.xattrEdits.clear()
   }
 
+  /**
+   * The shards local edits went into since the last call: the changes an operation's edits
+   * end up in are those of these shards (a flush that must drop a change drops the operations
+   * that touched its shard, and the changes of every shard those touched).
+   */
+  takeTouched(): Set<string> {
+    const t = this.touched
+    this.touched = new Set()
+    return t
+  }
+
   /** The changes made locally since the last call, in the order made: one log entry carries them. */
   takeChanges(): ShardChange[] {
     this.flush()
@@ -703,7 +717,7 @@ export class Tree implements ReadTree {
   /** Every current content version of the file or conflict copy at `path`: the winner first. */
   versions(path: string): Version[] {
     const e = this.index.resolve(splitPath(path), path)
-    return [...(this.index.node(e.id)?.versions ?? [])]
+    return [...(this.index.node(nodeIdOf(e.id))?.versions ?? [])]
   }
   /** Nodes shown away from their loc by cycle breaking now. */
   get brokenCount(): number { return this.index.brokenNodes().length }
@@ -735,7 +749,7 @@ export class Tree implements ReadTree {
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path) ?? now
     const text = encodeVersion(version)
-    const old = this.index.node(e.id)!
+    const old = this.index.node(nodeIdOf(e.id))!
     this.edit([[{ ...old, versions: [decodeVersion(text)], mtime, mode: mode ?? old.mode }, (h, obj) => {
       h.put(obj, 'content', text, 'str')
       putTime(h, obj, 'mtime', mtime)
@@ -823,25 +837,28 @@ export class Tree implements ReadTree {
     const dst = this.index.entryOf(dstParent, name)
     const edits: Edit[] = []
     if (dst) {
-      if (dst.id === src.id && !dst.ver) return
+      // Onto itself, or onto another name of the same node (hard links): nothing to do (POSIX).
+      if (nodeIdOf(dst.id) === nodeIdOf(src.id) && !dst.ver) return
       this.writable(dst, to)
       const dstKind = this.index.kindOf(dst)
       if (kind === 'dir' && dstKind !== 'dir') throw new TreeError('ENOTDIR', to)
       if (kind !== 'dir' && dstKind === 'dir') throw new TreeError('EISDIR', to)
       if (dstKind === 'dir' && this.index.hasChildren(dst.id)) throw new TreeError('ENOTEMPTY', to)
-      edits.push(this.tombEdit(dst.id))
+      edits.push(this.removeEdit(dst.id))
     }
     const prev = { parent: this.index.effectiveParent(src.id)!, name: this.index.effectiveName(src.id)! }
     const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: this.clock(), prev })
     // Placements made by cycle breaking become real locs, so later moves don't resurrect the undone move.
     for (const b of this.index.brokenNodes()) {
-      if (b === src.id || edits.some((e) => e[0].id === b)) continue
+      if (b === src.id || isNameEntry(b) || edits.some((e) => e[0].id === b)) continue
       const place = { parent: this.index.effectiveParent(b)!, name: this.index.effectiveName(b)! }
       const old = this.index.node(b)!
       const text = encodeLoc({ ...place, writer: this.actor, time: this.clock(), prev: old.loc.prev })
       edits.push([{ ...old, loc: decodeLoc(text) }, (h, obj) => h.put(obj, 'loc', text, 'str')])
     }
-    edits.push([{ ...this.index.node(src.id)!, loc: decodeLoc(loc) }, (h, obj) => h.put(obj, 'loc', loc, 'str')])
+    // The name moved: the record's `loc`, or a further name's `ln.<lid>` (hard links).
+    const nid = nameIdOf(src.id)
+    edits.push([withLoc(this.index.node(nodeIdOf(src.id))!, nid, decodeLoc(loc)), (h, obj) => h.put(obj, nameKey(nid), loc, 'str')])
     this.edit(edits)
   }
 
@@ -852,13 +869,30 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     if (e.ver) {
       // The winning version again (same ver), now written by this writer: a value names its writer.
-      const winner = { ...this.index.node(e.id)!.versions[0], writer: this.actor }
+      const node = this.index.node(nodeIdOf(e.id))!
+      const winner = { ...node.versions[0], writer: this.actor }
       const text = encodeVersion(winner)
-      this.edit([[{ ...this.index.node(e.id)!, versions: [winner] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
+      this.edit([[{ ...node, versions: [winner] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
       return
     }
     if (this.index.kindOf(e) === 'dir') throw new TreeError('EISDIR', path)
-    this.edit([this.tombEdit(e.id)])
+    this.edit([this.removeEdit(e.id)])
+  }
+
+  /**
+   * A new name for the file or symlink at `from` (a hard link, spec/tree.md "Hard links"):
+   * EPERM for a directory or a conflict copy, EEXIST if `to` exists.
+   */
+  link(from: string, to: string): Stat {
+    const src = this.index.resolve(splitPath(from), from)
+    if (src.ver) throw new TreeError('EPERM', from, 'conflict copies are read-only (unlink settles the conflict)')
+    if (this.index.kindOf(src) === 'dir') throw new TreeError('EPERM', from, 'cannot make a hard link to a directory')
+    const { parent, name } = this.freshName(to)
+    const node = this.index.node(nodeIdOf(src.id))!
+    const lid = this.random(8)
+    const text = encodeLoc({ parent, name, writer: this.actor, time: this.clock(), prev: null })
+    this.edit([[withName(node, { lid, loc: decodeLoc(text), gone: null }), (h, obj) => h.put(obj, NAME_PREFIX + lid, text, 'str')]])
+    return this.index.statId(entryId(node.id, lid))!
   }
 
   rmdir(path: string): void {
@@ -894,7 +928,7 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     this.writable(e, path)
     if (mode === undefined && mtime === undefined && atime === undefined && uid === undefined && gid === undefined) return this.index.statId(e.id)!
-    const old = this.index.node(e.id)!
+    const old = this.index.node(nodeIdOf(e.id))!
     const next: RawNode = { ...old, mode: mode ?? old.mode, mtime: mtime ?? old.mtime, atime: atime ?? old.atime, ctime }
     setOwners(next, uid, gid)
     this.edit([[next, (h, obj) => {
@@ -915,7 +949,7 @@ export class Tree implements ReadTree {
     if (snapshot !== undefined) return this.xattrsAt(snapshot, path)
     const names = splitPath(path)
     if (names.length === 0) return this.rootXattrs(this.shards.meta())
-    const now = this.xattrsOf(this.index.resolve(names, path).id)
+    const now = this.xattrsOf(nodeIdOf(this.index.resolve(names, path).id))
     return new Map([...now].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)))
   }
 
@@ -971,7 +1005,7 @@ export class Tree implements ReadTree {
     const root = names.length === 0
     const e = root ? null : this.index.resolve(names, path)
     if (e) this.writable(e, path)
-    const now = root ? this.rootXattrs(this.shards.meta()) : this.xattrsOf(e!.id)
+    const now = root ? this.rootXattrs(this.shards.meta()) : this.xattrsOf(nodeIdOf(e!.id))
     if (value !== null) checkSet(path, now, name, value, flags)
     else {
       checkXattrName(name, path)
@@ -987,7 +1021,7 @@ export class Tree implements ReadTree {
       this.readRootAttrs()
       return this.index.stat('/')
     }
-    const id = e!.id
+    const id = nodeIdOf(e!.id)
     const next = new Map(now)
     if (value !== null) next.set(name, value)
     else next.delete(name)
@@ -1004,7 +1038,7 @@ export class Tree implements ReadTree {
       putTime(h, obj, 'ctime', ctime)
     }, (value?.length ?? 0) + key.length + 64]])
     this.xattrEdits.set(id, next)
-    return this.index.statId(id)!
+    return this.index.statId(e!.id)!
   }
 
   /** Names of the node's attributes set concurrently by several writers (every replica shows the same winner). */
@@ -1036,7 +1070,7 @@ export class Tree implements ReadTree {
     const names = splitPath(path)
     if (names.length === 0) throw new TreeError('EINVAL', path, 'the root has no versions')
     const e = this.index.resolve(names, path)
-    const node = this.index.node(e.id)
+    const node = this.index.node(nodeIdOf(e.id))
     if (!node || node.kind !== 'file' || node.versions.length < 2) throw new TreeError('EINVAL', path, 'not a file in conflict')
     const mine = node.versions.filter((v) => v.writer === this.actor).sort((a, b) => b.time - a.time || cmp(a.ver, b.ver))[0]
     const others = node.versions.filter((v) => v.writer !== this.actor)
@@ -1287,6 +1321,19 @@ export class Tree implements ReadTree {
     if (e.ver) throw new TreeError('EPERM', path, 'conflict copies are read-only (unlink settles the conflict)')
   }
 
+  /**
+   * Removes the name index entry `entry` places: the name's removal (`lx.<nid>`) when the node
+   * has another alive name (hard links), else the node's tombstone (its last name).
+   */
+  private removeEdit(entry: string): Edit {
+    const node = this.index.node(nodeIdOf(entry))!
+    const nid = nameIdOf(entry)
+    const alive = aliveNames(node)
+    if (alive.length < 2 || !alive.includes(nid)) return this.tombEdit(node.id)
+    const text = encodeRemoval({ writer: this.actor, time: this.clock() })
+    return [withRemoval(node, nid, decodeRemoval(text)), (h, obj) => h.put(obj, removalKey(nid), text, 'str')]
+  }
+
   private tombEdit(id: string): Edit {
     const old = this.index.node(id)!
     const text = encodeTomb({ writer: this.actor, time: this.clock(), seen: old.kind === 'file' ? seenVersions(old) : [] })
@@ -1328,6 +1375,7 @@ export class Tree implements ReadTree {
     for (const [edited, fn, bytes] of edits) {
       let raw = edited
       const shard = homeOf(raw)
+      this.touched.add(shard)
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
       const id = raw.id
@@ -1380,6 +1428,7 @@ export class Tree implements ReadTree {
   private changeMeta(fn: (m: MetaDoc) => void): void {
     const doc = A.change(this.shards.meta(), fn)
     this.shards.setMeta(doc)
+    this.touched.add(META_SHARD)
     const change = A.getLastLocalChange(doc)
     if (change) this.pending.push({ shard: META_SHARD, change })
   }

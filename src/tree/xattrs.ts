@@ -8,7 +8,7 @@
  * from the index.
  */
 import { TreeError } from './errors.js'
-import type { Handle } from './shards.js'
+import type { Handle } from './automerge-handle.js'
 
 /** Record key prefix of an extended attribute. */
 export const XATTR_PREFIX = 'x.'

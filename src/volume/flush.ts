@@ -10,6 +10,7 @@ import { ChangeLimitError, entryGroups } from '../tree/index.js'
 import { splitIntoEntries, type AuditOp, type ShardChange, type WriterLog } from '../logs/index.js'
 import type { SpaceGuard } from '../space-guard.js'
 import type { LiveTree } from './live-tree.js'
+import { cutOversized } from './oversize.js'
 
 /** Ops queued before an automatic flush during bulk work. */
 export const FLUSH_EVERY_OPS = 2000
@@ -56,6 +57,8 @@ export interface FlushContext {
 
 export class Flusher {
   private pending: AuditOp[] = []
+  /** Per queued op, the shards its edits went into (Tree.takeTouched): what a refused change takes with it. */
+  private pendingShards: ReadonlySet<string>[] = []
   /** Rough size of the queued ops (their paths and targets), for maybeFlush. */
   private pendingBytes = 0
   /** Changes taken from the tree whose append has not succeeded yet (oldest first). */
@@ -71,6 +74,9 @@ export class Flusher {
   constructor(private readonly ctx: FlushContext) {}
 
   queue(a: AuditOp): void {
+    // An op with no edits of its own (or one of a batch recorded in one call) counts with the op before it.
+    const touched = this.ctx.live.tree.takeTouched()
+    this.pendingShards.push(touched.size > 0 || this.pendingShards.length === 0 ? touched : this.pendingShards[this.pendingShards.length - 1]!)
     this.pending.push(a)
     this.pendingBytes += 64 + (a.path?.length ?? 0) + (a.to?.length ?? 0) + (a.target?.length ?? 0)
     this.ctx.live.changedSinceCheckpoint = true
@@ -139,20 +145,29 @@ export class Flusher {
     const changes = this.unlogged.slice()
     const bytes = this.pendingBytes
     let seqs: number[]
+    /** Ops refused because a change they made fits no entry (the rest is written), and why. */
+    let oversized: { ops: AuditOp[]; changes: number; reason: string } | null = null
     try {
       // Groups of changes that fit one entry's change limits (CHANGE_LIMITS), each cut to the
       // entry size target; the audit ops go with the last group.
       const time = Date.now()
       let groups: ShardChange[][]
+      let written = ops
       try {
         groups = entryGroups(changes)
       } catch (e) {
+        if (!(e instanceof ChangeLimitError)) throw e
         // A change no entry can carry would fail every later flush too (the volume could write
-        // nothing more): its edits are refused and rolled back from the view now.
-        if (e instanceof ChangeLimitError) throw this.refuseUnlogged(ops, changes.length, bytes, `a change is too big for one op log entry (${e.message})`)
-        throw e
+        // nothing more): the ops whose edits went into it are refused and rolled back from the
+        // view; the others are written (oversize.ts).
+        const reason = `a change is too big for one op log entry (${e.message})`
+        const cut = cutOversized(ops, this.pendingShards.slice(0, ops.length), changes)
+        if (cut.keptOps.length === 0 && cut.keptChanges.length === 0) throw this.refuseUnlogged(ops, changes.length, bytes, reason)
+        groups = entryGroups(cut.keptChanges)
+        written = cut.keptOps
+        oversized = { ops: cut.droppedOps, changes: changes.length - cut.keptChanges.length, reason }
       }
-      const bodies = groups.length === 0 ? splitIntoEntries([], ops, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? ops : [], time))
+      const bodies = groups.length === 0 ? splitIntoEntries([], written, time) : groups.flatMap((g, i) => splitIntoEntries(g, i === groups.length - 1 ? written : [], time))
       // The same decision as the edits' (canWrite), against the set as known now: a revocation
       // that arrived since the edits were made refuses them here, before anything is appended.
       if (!this.ctx.canWrite()) throw this.refuseUnlogged(ops, changes.length, bytes)
@@ -169,9 +184,11 @@ export class Flusher {
     }
     this.lastError = null
     this.pending.splice(0, ops.length)
+    this.pendingShards.splice(0, ops.length)
     this.unlogged.splice(0, changes.length)
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
     if (seqs.length > 0) this.ctx.appended(seqs)
+    if (oversized) throw this.refusal(oversized.ops, oversized.changes, oversized.reason)
   }
 
   /**
@@ -179,10 +196,16 @@ export class Flusher {
    * did), removed from the view by the next replay (a rebuild from the logs). Returns the error.
    */
   private refuseUnlogged(ops: AuditOp[], changes: number, bytes: number, reason = this.ctx.writeRefusal()): EditsRefusedError {
-    this.refused.push({ at: Date.now(), ops, seqs: [], reason })
     this.pending.splice(0, ops.length)
+    this.pendingShards.splice(0, ops.length)
     this.unlogged.splice(0, changes)
     this.pendingBytes = Math.max(0, this.pendingBytes - bytes)
+    return this.refusal(ops, changes, reason)
+  }
+
+  /** Records refused edits (no longer queued) and returns the error saying so; the next replay removes them from the view. */
+  private refusal(ops: AuditOp[], changes: number, reason: string): EditsRefusedError {
+    this.refused.push({ at: Date.now(), ops, seqs: [], reason })
     this.ctx.live.viewStale = true
     this.ctx.live.changedSinceCheckpoint = true
     const name = this.ctx.name()

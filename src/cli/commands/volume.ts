@@ -104,7 +104,9 @@ function statJson(st: Stat): object {
     size: st.size,
     mtime: new Date(st.mtime).toISOString(),
     ...(st.content ? { hash: st.content.hash } : {}),
-    ...(st.target !== undefined ? { target: st.target } : {})
+    ...(st.target !== undefined ? { target: st.target } : {}),
+    // Hard links: every name of a node lists with its link count (spec/tree.md "Hard links").
+    ...(st.nlink !== undefined ? { nlink: st.nlink } : {})
   }
 }
 

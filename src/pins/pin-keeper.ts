@@ -1,4 +1,4 @@
-// The stash: pinned paths (src/pins.ts, DATA/pins.json) are fetched in the background and kept.
+// The stash: pinned paths (src/pins/pins-file.ts, DATA/pins.json) are fetched in the background and kept.
 // A sync walks every pin's tree in the live version of its volume (a directory: everything
 // under it, so files added later are included at the next sync), reads each file not held
 // here in full (the packs requested ahead as ranges, as `volume export` does: fetch-plan.ts),
@@ -7,13 +7,13 @@
 // pinned volume changes (another writer's entries applied), and every minute (a peer back).
 import type { DataDir } from '../datadir.js'
 import type { Log } from '../log.js'
-import { readPins, type Pin } from '../pins.js'
+import { readPins, type Pin } from './pins-file.js'
 import { toFileRef, type Volume } from '../volume/volume.js'
-import type { FileRef } from './cas.js'
-import { addressesOf, type PinSet } from './cache-holds.js'
-import { formatBytes } from './cache-size.js'
-import { fetchAhead } from './fetch-plan.js'
-import type { RemoteStores } from './remote-store.js'
+import type { FileRef } from '../cas/cas.js'
+import { addressesOf, type PinSet } from '../cas/cache-holds.js'
+import { formatBytes } from '../cas/cache-size.js'
+import { fetchAhead } from '../cas/fetch-plan.js'
+import type { RemoteStores } from '../cas/remote-store.js'
 import { Coalesced } from '../coalesced.js'
 
 export interface PinHost {

@@ -3,8 +3,8 @@
 // (spec/datadir.md): {"version": 1, "pins": [{"volume": "<64 hex volume id>", "path": "/a/b",
 // "added": <ms>}...]}. Keyed by volume id, so a pin survives renaming the volume locally.
 import fs from 'node:fs'
-import { UserError } from './datadir.js'
-import { replaceFileSync } from './atomic-file.js'
+import { UserError } from '../datadir.js'
+import { replaceFileSync } from '../atomic-file.js'
 
 export interface Pin {
   /** The volume's id (64 hex). */
