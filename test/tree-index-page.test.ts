@@ -10,8 +10,9 @@ import path from 'node:path'
 import { hash } from '../src/crypto.js'
 import { Tree, canonicalDump } from '../src/tree/index.js'
 import type { BaseEntry } from '../src/tree/index-layers.js'
-import { CHUNK_ENTRIES, PageEntry, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page } from '../src/tree/index-page.js'
-import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
+import { CHUNK_ENTRIES, PageEntry, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page } from '../src/tree/index-page.js'
+import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex, pageBucket } from '../src/tree/index-store.js'
+import { ROOT_ID } from '../src/tree/model.js'
 import { tempDir } from './helpers.js'
 import { rng } from './tree-random.js'
 
@@ -46,6 +47,10 @@ test('a name lookup in a chunked page finds every entry of that name, whatever t
       const found = chunksNamed(d.chunks, name).flatMap((c) => parseChunk(bytes.subarray(c.offset, c.offset + c.length), c, 'd1', head.actors)).filter(([, e]) => (e.name ?? '') === name)
       const want = [...m].filter(([, e]) => (e.name ?? '') === name).map(([id]) => id).sort()
       assert.deepEqual(found.map(([id]) => id).sort(), want, `round ${round}: name ${name}`)
+      // What a lookup decodes: only the entries of that name (a null name is never looked up).
+      assert.deepEqual(d.named(name), chunksNamed(d.chunks, name), `round ${round}: chunks named ${name}`)
+      const named = parseHead(bytes.subarray(0, hl), bytes.length).dirs.get('d1')!.named(name).flatMap((c) => chunkNamed(bytes.subarray(c.offset, c.offset + c.length), 'd1', head.actors, name))
+      assert.deepEqual(named.map(([id, e]) => [id, e.name, e.live, e.parent]).sort(), [...m].filter(([, e]) => e.name === name).map(([id, e]) => [id, e.name, e.live, e.parent]).sort(), `round ${round}: chunkNamed ${name}`)
     }
     // The whole page reads back as written.
     const back = parsePage(bytes).page
@@ -113,6 +118,101 @@ test('a stat in a big directory reads a chunk of its page and answers as the tre
   }
 })
 
+function rowString(e: PageEntry): string | null {
+  const t = e.rowText
+  assert.ok(t !== undefined)
+  return t === null || typeof t === 'string' ? t : t.toString('utf8')
+}
+
+/** Reads one bucket of a segment. */
+function readRef(files: string, [s, offset, length]: [string, number, number, string]): Buffer {
+  const b = Buffer.alloc(length)
+  const fd = fs.openSync(path.join(files, s), 'r')
+  fs.readSync(fd, b, 0, length, offset)
+  fs.closeSync(fd)
+  return b
+}
+
+/** Writes `m` as an index manifest of `version`. */
+function writeManifest(file: string, m: unknown, version: number): void {
+  const json = Buffer.from(JSON.stringify(m))
+  const head = Buffer.alloc(9)
+  head.write('BZTC')
+  head[4] = version
+  head.writeUInt32BE(json.length, 5)
+  const body = Buffer.concat([head, json])
+  fs.writeFileSync(file, Buffer.concat([body, hash(body)]))
+}
+
+/** A page in version 2 (JSON header and chunks): what session 8 wrote. */
+function encodeVersion2(page: Page, actors: string[]): { bytes: Buffer; digest: string } {
+  const dirs: [string, number, [string, number, string][]][] = []
+  const chunks: Buffer[] = []
+  for (const dir of [...page.keys()].sort()) {
+    const list = [...page.get(dir)!].map(([id, e]) => ({ id, e, key: e.name ?? '' })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : 1))
+    const refs: [string, number, string][] = []
+    for (let i = 0; i < list.length; i += CHUNK_ENTRIES) {
+      const part = list.slice(i, i + CHUNK_ENTRIES)
+      const bytes = Buffer.from(JSON.stringify(part.map(({ id, e }) => [id, e.name, e.live, e.versions, rowString(e as PageEntry)])))
+      refs.push([part[0].key, bytes.length, hash(bytes).toString('hex')])
+      chunks.push(bytes)
+    }
+    dirs.push([dir, list.length, refs])
+  }
+  const json = Buffer.from(JSON.stringify({ actors, dirs }))
+  const head = Buffer.alloc(9 + json.length)
+  head.write('BZIP')
+  head[4] = 2
+  head.writeUInt32BE(json.length, 5)
+  json.copy(head, 9)
+  return { bytes: Buffer.concat([head, ...chunks]), digest: hash(head).toString('hex') }
+}
+
+/** Rewrites an index's page buckets in version 2 under a version 5 manifest: what session 8 wrote. */
+function toVersion2(file: string, files: string): void {
+  const buf = fs.readFileSync(file)
+  const m = JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as { segments: Record<string, number>; pages: Record<string, [string, number, number, string]> }
+  const seg = 'seg.998'
+  const out: Buffer[] = []
+  let size = 0
+  for (const [k, ref] of Object.entries(m.pages)) {
+    const { page, actors } = parsePage(readRef(files, ref))
+    const v2 = encodeVersion2(page, actors)
+    m.pages[k] = [seg, size, v2.bytes.length, v2.digest]
+    out.push(v2.bytes)
+    size += v2.bytes.length
+  }
+  fs.writeFileSync(path.join(files, seg), Buffer.concat(out))
+  m.segments[seg] = size
+  writeManifest(file, m, 5)
+}
+
+/** The version of each page bucket an index names (1: no magic). */
+function pageVersions(files: string, base: IndexFiles): number[] {
+  return Object.values(base.manifest.pages).map((ref) => {
+    const x = readRef(files, [ref[0], ref[1], 5, ''])
+    return x.toString('latin1', 0, 4) === 'BZIP' ? x[4] : 1
+  })
+}
+
+/**
+ * After a file was added in /small: /small's page is of version 3; /big's page keeps version
+ * `old` unless it shares a bucket with a page the edit rewrote.
+ */
+function assertRewritten(files: string, tree: Tree, old: number): void {
+  const base = tree.view.diskBase as IndexFiles
+  const versionOf = (dir: string): number => {
+    const ref = base.manifest.pages[pageBucket(dir)]
+    const x = readRef(files, [ref[0], ref[1], 5, ''])
+    return x.toString('latin1', 0, 4) === 'BZIP' ? x[4] : 1
+  }
+  const big = tree.lookup('/big')!.id, small = tree.lookup('/small')!.id
+  assert.equal(versionOf(small), 3)
+  // The root's page holds /small's entry (rewritten when its mtime changed): /big's page may share it.
+  if (pageBucket(big) === pageBucket(small)) assert.equal(versionOf(big), 3)
+  else if (pageBucket(big) !== pageBucket(ROOT_ID)) assert.equal(versionOf(big), old, `/big's page`)
+}
+
 /** Rewrites an index's page buckets in version 1 (JSON, digest over the whole bucket) under a version 4 manifest: what session 7 wrote. */
 function toVersion1(file: string, files: string): void {
   const buf = fs.readFileSync(file)
@@ -126,7 +226,7 @@ function toVersion1(file: string, files: string): void {
     fs.readSync(fd, b, 0, length, offset)
     fs.closeSync(fd)
     const { page, actors } = parsePage(b)
-    const dirs = [...page].map(([d, es]) => [d, [...es].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([id, e]) => [id, e.name, e.live, e.versions, (e as PageEntry).rowText])])
+    const dirs = [...page].map(([d, es]) => [d, [...es].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([id, e]) => [id, e.name, e.live, e.versions, rowString(e as PageEntry)])])
     const v1 = Buffer.from(JSON.stringify({ actors, dirs }))
     m.pages[k] = [seg, size, v1.length, hash(v1).toString('hex')]
     out.push(v1)
@@ -143,7 +243,7 @@ function toVersion1(file: string, files: string): void {
   fs.writeFileSync(file, Buffer.concat([body, hash(body)]))
 }
 
-test('an index of version 4 (pages of version 1) is read; a commit rewrites only the pages it touches, in version 2', () => {
+test('an index of version 4 (pages of version 1) is read; a commit rewrites only the pages it touches, in version 3', () => {
   const { dir, cleanup } = tempDir()
   try {
     const { a, b, file, files } = committedBigTree(dir)
@@ -159,18 +259,71 @@ test('an index of version 4 (pages of version 1) is read; a commit rewrites only
     commitTreeIndex(file, files, old.tree, null)
     assert.equal(fs.readFileSync(file)[4], INDEX_VERSION)
     const back = openTreeIndex(file, files, A).tree
-    const base = back.view.diskBase as IndexFiles
-    const versions = Object.values(base.manifest.pages).map((ref) => {
-      const x = Buffer.alloc(4)
-      const fd = fs.openSync(path.join(files, ref[0]), 'r')
-      fs.readSync(fd, x, 0, 4, ref[1])
-      fs.closeSync(fd)
-      return x.toString('latin1') === 'BZIP' ? 2 : 1
-    })
-    assert.ok(versions.includes(1) && versions.includes(2), `page versions ${versions}`)
+    assertRewritten(files, back, 1)
     for (const p of ['/big/f321', '/big/same', '/small/y', '/small/x']) assert.deepEqual(back.lookup(p), b.lookup(p), p)
     assert.deepEqual(canonicalDump(back), canonicalDump(b))
     for (const t of [a, b, old.tree, back]) t.free()
+  } finally {
+    cleanup()
+  }
+})
+
+test('an index of version 5 (pages of version 2: JSON header and chunks) is read; a commit rewrites only the pages it touches, in version 3', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const { a, b, file, files } = committedBigTree(dir)
+    toVersion2(file, files)
+    assert.equal(fs.readFileSync(file)[4], 5)
+    const old = openTreeIndex(file, files, A)
+    assert.deepEqual(pageVersions(files, old.tree.view.diskBase as IndexFiles).filter((v) => v !== 2), [])
+    // Name lookups from fresh opens (header and one chunk), then the whole tree.
+    for (const p of ['/big/f321', '/big/same', '/big/f500', '/small/x', '/big/nope']) {
+      const { tree } = openTreeIndex(file, files, A)
+      assert.deepEqual(tree.lookup(p), b.lookup(p), p)
+      tree.free()
+    }
+    assert.deepEqual(canonicalDump(old.tree), canonicalDump(b))
+    old.tree.writeFile('/small/y', { hash: 'bb'.repeat(32), size: 5 })
+    b.applyChanges(old.tree.takeChanges())
+    commitTreeIndex(file, files, old.tree, null)
+    assert.equal(fs.readFileSync(file)[4], INDEX_VERSION)
+    const back = openTreeIndex(file, files, A).tree
+    assertRewritten(files, back, 2)
+    for (const p of ['/big/f321', '/big/same', '/small/y', '/small/x']) assert.deepEqual(back.lookup(p), b.lookup(p), p)
+    assert.deepEqual(canonicalDump(back), canonicalDump(b))
+    for (const t of [a, b, old.tree, back]) t.free()
+  } finally {
+    cleanup()
+  }
+})
+
+test('a version 3 page rejects bytes it does not know: a later page version, a chunk cut short, a damaged chunk', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const { a, b, file, files } = committedBigTree(dir)
+    const base = openTreeIndex(file, files, A).tree.view.diskBase as IndexFiles
+    const big = Object.values(base.manifest.pages).sort((x, y) => y[2] - x[2])[0]
+    const bytes = readRef(files, big)
+    const hl = headLength(bytes)!
+    const head = parseHead(bytes.subarray(0, hl), bytes.length)
+    assert.equal(head.version, 3)
+    const later = Buffer.from(bytes)
+    later[4] = 4
+    assert.throws(() => headLength(later), /page version 4 is not supported/)
+    const c = [...head.dirs.values()][0].chunks[0]
+    const chunk = bytes.subarray(c.offset, c.offset + c.length)
+    assert.throws(() => parseChunk(chunk.subarray(0, chunk.length - 3), { ...c, digest: hash(chunk.subarray(0, chunk.length - 3)).toString('hex') }, 'd', head.actors), /end early|trailing/)
+    const bad = Buffer.from(chunk)
+    bad[bad.length - 2] ^= 1
+    assert.throws(() => parseChunk(bad, c, 'd', head.actors), /chunk digest mismatch/)
+    // A damaged chunk on disk: the lookup fails naming the index, and the manifest is removed (rebuilt at the next open).
+    const fd = fs.openSync(path.join(files, big[0]), 'r+')
+    fs.writeSync(fd, Buffer.from([bytes[c.offset + c.length - 2] ^ 1]), 0, 1, big[1] + c.offset + c.length - 2)
+    fs.closeSync(fd)
+    const { tree } = openTreeIndex(file, files, A)
+    assert.throws(() => { for (const s of b.readdir('/big')) tree.lookup(s.path) }, /on-disk index .* is damaged/)
+    assert.equal(fs.existsSync(file), false)
+    for (const t of [a, b, tree]) t.free()
   } finally {
     cleanup()
   }

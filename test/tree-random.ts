@@ -27,7 +27,11 @@ export function randomOp(t: Tree, r: () => number, n: number): void {
       if (s.kind === 'dir') t.rmdir(s.path)
       else t.unlink(s.path)
     } else if (k < 0.8 && all.length > 1) t.setattr(pick(all.slice(1)).path, { mode: 0o600 + Math.floor(r() * 64) })
-    else {
+    else if (k < 0.87) {
+      // A hard link (spec/tree.md "Hard links"): a further name of a file, in the index as an entry of its own.
+      const files = all.filter((s) => s.kind === 'file')
+      if (files.length > 0) t.link(pick(files).path, at)
+    } else {
       const files = all.filter((s) => s.kind === 'file')
       if (files.length > 0) t.writeFile(pick(files).path, { hash: (n + 7).toString(16).padStart(64, '0'), size: n + 7 })
     }

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { createHash } from 'node:crypto'
-import { NEAR_DIGITS, Tree, canonicalDump, nodeIdNear, readChangeHeader, type ShardChange } from '../src/tree/index.js'
+import { NEAR_DIGITS, Tree, canonicalDump, nodeIdNear, readChangeHeader, type Kind, type ShardChange } from '../src/tree/index.js'
 import { checkProperty, runTreeSchedule, scheduleArb, stats } from './tree-schedules.js'
 
 const RUNS = Number(process.env.BAZIL_PROPERTY_PLACEMENT_RUNS ?? 200)
@@ -29,7 +29,7 @@ test(`property: ${RUNS} schedules with records placed near their directory (spli
   const near = (k: number) => {
     // The schedules' ids are hashes: place them with the library's rule, deterministically.
     const random = hashes(k)
-    return { splitAt: [1, 2, 1_000_000][k], random, nodeId: (parent: string, kind: 'file' | 'dir' | 'symlink') => nodeIdNear(parent, kind, random) }
+    return { splitAt: [1, 2, 1_000_000][k], random, nodeId: (parent: string, kind: Kind) => nodeIdNear(parent, kind, random) }
   }
   checkProperty(fc.property(scheduleArb, (ops) => { runTreeSchedule(ops, near) }), RUNS)
   console.log(`# ${JSON.stringify(stats)}`)

@@ -96,16 +96,6 @@ async function scanSource(root: string): Promise<SourceEntry[]> {
  */
 const FLUSH_AT_DIRS = 64
 
-/**
- * Index entries changed in memory (the derived index's overlay over its on-disk base,
- * index-layers.ts) at which an import commits the index (Volume.checkpoint) at its next flush
- * between directories, instead of holding the whole import's index until the commit at close
- * (at 1M files that overlay was most of a 2.5 GiB peak and of the garbage collector's work).
- * Each commit rewrites the id buckets its new ids fall in (nearly all of them: ids are random),
- * so commits are kept few: 4 during an import of 1M files.
- */
-export const INDEX_COMMIT_ENTRIES = 200_000
-
 /** Where the run of each big directory starts in `small` (files in scan order: each directory's together) -> its file count. */
 function dirRuns(small: SourceEntry[]): Map<number, number> {
   const dirOf = (e: SourceEntry): string => e.rel.slice(0, Math.max(0, e.rel.lastIndexOf('/')))
@@ -154,8 +144,6 @@ function checkKinds(tree: ReadTree, base: string, entries: SourceEntry[]): void 
 export interface ImportOptions {
   /** Queued ops at which the import flushes (default IMPORT_FLUSH_SCALE x FLUSH_EVERY_OPS; tests set a small one). */
   flushOps?: number
-  /** Changed index entries at which the import commits the index (default INDEX_COMMIT_ENTRIES). */
-  commitEntries?: number
 }
 
 /**
@@ -172,7 +160,6 @@ export async function importDir(
   opts: ImportOptions = {}
 ): Promise<CopySummary> {
   const scale = (opts.flushOps ?? IMPORT_FLUSH_SCALE * FLUSH_EVERY_OPS) / FLUSH_EVERY_OPS
-  const commitEntries = opts.commitEntries ?? INDEX_COMMIT_ENTRIES
   const rootStat = await fsp.stat(src).catch(() => null)
   if (!rootStat) throw new UserError(`cannot import: ${src} does not exist`)
   if (!rootStat.isDirectory()) throw new UserError(`cannot import: ${src} is not a directory`)
@@ -250,9 +237,7 @@ export async function importDir(
         // records fill shards that take them in one bulk change (see FLUSH_AT_DIRS).
         await Promise.all(inFlight)
         if (failed) break
-        // Nothing is in flight: the index commit covers everything recorded so far.
-        if (vol.tree.view.changedCount >= commitEntries) await vol.checkpoint()
-        else await vol.flush()
+        await vol.flush()
       }
       const batch: SourceEntry[] = []
       let bytes = 0
@@ -368,8 +353,12 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: E
         await fsp.symlink(st.target ?? '', abs)
         await fsp.lutimes(abs, st.mtime / 1000, st.mtime / 1000)
         summary.symlinks++
-      } else {
+      } else if (st.kind === 'file') {
         files.push({ abs, st })
+      } else {
+        // Fifos, sockets and devices are metadata only (spec/tree.md "Special files"); Node
+        // cannot make them, and a socket is meaningful only where it was bound.
+        skip(st, `a ${st.kind}: special files are not exported`)
       }
     } catch (err) {
       const reason = nameError(err)

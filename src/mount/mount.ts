@@ -25,6 +25,7 @@ import { fallocateSize } from './fallocate.js'
 import { inodeOf, link, SNAP_DIR_INO } from './links.js'
 import { replyGetxattr, replyListxattr, XattrHandlers } from './xattrs.js'
 import { callerOf, Owners, type Caller } from './owners.js'
+import { mknodKind, S_IFDIR, TYPE_BITS } from './special.js'
 
 const run = promisify(execFile)
 
@@ -67,9 +68,6 @@ const CACHE_SECONDS = 1
  */
 const REMEMBER_SECONDS = 600
 
-const S_IFDIR = 0o040000
-const S_IFREG = 0o100000
-const S_IFLNK = 0o120000
 const O_ACCMODE = 3
 const O_RDONLY = 0
 const O_TRUNC = 0o1000
@@ -274,8 +272,7 @@ export class VolumeMount {
         link(this.volume, from, to)
         this.flusher.schedule()
       }),
-      // Anti-goals: device nodes/FIFOs.
-      mknod: w('mknod', async () => { throw new FsError('EPERM', 'only regular files, directories and symlinks are supported') }),
+      mknod: c('mknod', this.mknod),
       // Extended attributes (xattrs.ts).
       getxattr: wrap(this.ctx, 'getxattr', this.xattrs.getxattr.bind(this.xattrs)),
       listxattr: wrap(this.ctx, 'listxattr', this.xattrs.listxattr.bind(this.xattrs)),
@@ -290,14 +287,14 @@ export class VolumeMount {
     const size = sf ? sf.size : st.size
     const mtime = sf ? sf.mtime : st.mtime
     const mode = sf?.mode ?? st.mode
-    const type = st.kind === 'dir' ? S_IFDIR : st.kind === 'symlink' ? S_IFLNK : S_IFREG
+    const type = TYPE_BITS[st.kind]
     // ctime is derived from the record (spec/tree.md "Times"): stable between stats, as git
     // needs. Uncommitted writes are changes too. A root whose times were never set shows the
     // time this node created or joined the volume.
     const never = st.id === ROOT_ID && st.mtime === 0 ? this.volume.record.created : 0
     const ctime = Math.max(st.ctime, sf?.dirty ? sf.mtime : 0, never)
     return {
-      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: st.nlink ?? 1, ino: inodeOf(st.id, snapshot),
+      mode: type | (mode & 0o7777), ...this.owners.shown(st), size, nlink: st.nlink ?? 1, ino: inodeOf(st.id, snapshot), rdev: st.rdev ?? 0,
       blksize: MAX_WRITE, blocks: Math.ceil(size / 512), atime: st.atime || never, mtime: mtime || never, ctime,
     }
   }
@@ -649,8 +646,7 @@ export class VolumeMount {
     const at = place(p)
     if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
     const { uid, gid } = this.newAttrs(caller, p, 0, false)
-    const attrs = { mtime: undefined, uid, gid }
-    this.volume.symlink(this.liveOnly(p, 'symlink'), target, attrs)
+    this.volume.symlink(this.liveOnly(p, 'symlink'), target, { uid, gid })
     this.flusher.schedule()
   }
 
@@ -671,6 +667,17 @@ export class VolumeMount {
     this.flusher.schedule()
   }
 
+  private async mknod(caller: Caller | null, p: string, mode: number, dev: number): Promise<void> {
+    const at = place(p)
+    if (at.kind === 'snaproot') throw new FsError('EEXIST', p)
+    this.liveOnly(p, 'mknod')
+    const kind = mknodKind(p, mode)
+    const attrs = this.newAttrs(caller, p, mode, false)
+    if (kind === null) this.volume.writeRef(p, this.emptyRef!, attrs)
+    else this.volume.mknod(p, kind, kind === 'chardev' || kind === 'blockdev' ? dev : 0, attrs)
+    this.flusher.schedule()
+  }
+
   private async chown(p: string, uid: number, gid: number): Promise<void> {
     // Who may chown and chgrp was checked by the kernel (default_permissions; owners.ts).
     const owners = this.owners.chown(uid, gid)
@@ -680,8 +687,7 @@ export class VolumeMount {
       h.stat = { ...h.stat, ...owners, ctime: Date.now() }
       return
     }
-    const attrs: { mode?: number; uid?: number; gid?: number } = owners
-    this.volume.setattr(this.liveOnly(p, 'chown'), attrs)
+    this.volume.setattr(this.liveOnly(p, 'chown'), owners)
     this.flusher.schedule()
   }
 

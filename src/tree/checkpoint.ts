@@ -11,7 +11,8 @@
  * a cache must never be trusted over the logs it summarizes.
  */
 import { equal, hash } from '../crypto.js'
-import { META_SHARD, isShard, type Kind, type RawNode } from './model.js'
+import { META_SHARD, isKind, isShard, type Kind, type RawNode } from './model.js'
+import { isRdev } from './special.js'
 import { isOwner, MOUNTER } from './owners.js'
 import type { Problem, TreeState } from './tree.js'
 
@@ -38,6 +39,8 @@ export interface RowExtra {
   u?: number
   g?: number
   x?: 1
+  /** Devices: the device number. */
+  r?: number
   /** Further names (hard links): [lid, loc as in the row, removal [writer, time] | null]. */
   l?: [string, [string, string, number, number, string | null, string | null], [number, number] | null][]
   /** The first name's removal [writer, time]. */
@@ -84,6 +87,7 @@ export function row(n: RawNode, t: ActorTable): NodeRow {
   if (n.gone) extra.lx = [t.of(n.gone.writer), n.gone.time]
   if (n.uid !== undefined) extra.u = n.uid
   if (n.gid !== undefined) extra.g = n.gid
+  if (n.rdev !== undefined) extra.r = n.rdev
   if (n.xattrs) extra.x = 1
   if (Object.keys(extra).length > 0) r.push(n.shard ?? null, extra)
   else if (n.shard !== undefined) r.push(n.shard)
@@ -98,7 +102,7 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
   if (!Array.isArray(r) || (r.length !== 9 && !(version >= 3 && (r.length === 10 || r.length === 11)))) throw new Error('bad node row')
   const [id, kind, l, mode, mtime, creator, target, versions, tombs, shardOrNull, extra] = r
   const shard = shardOrNull ?? undefined
-  if (typeof id !== 'string' || (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')
+  if (typeof id !== 'string' || !isKind(kind) || !Array.isArray(l) || l.length !== 6) throw new Error('bad node row')
   if (typeof mode !== 'number' || typeof mtime !== 'number' || !Array.isArray(versions) || !Array.isArray(tombs)) throw new Error(`bad node row ${id}`)
   if (shard !== undefined && (typeof shard !== 'string' || !isShard(shard) || shard === META_SHARD || shard.length <= 2 || !id.startsWith(shard))) throw new Error(`node row ${id}: bad shard`)
   const actor = (i: number): string => {
@@ -145,6 +149,10 @@ export function unrow(r: NodeRow, actors: string[], version: number): RawNode {
     if (extra.u !== undefined) {
       if (!isOwner(extra.u) || extra.u === MOUNTER) throw new Error(`node row ${id}: bad uid`)
       n.uid = extra.u
+    }
+    if (extra.r !== undefined) {
+      if (!isRdev(extra.r)) throw new Error(`node row ${id}: bad rdev`)
+      n.rdev = extra.r
     }
     if (extra.g !== undefined) {
       if (!isOwner(extra.g) || extra.g === MOUNTER) throw new Error(`node row ${id}: bad gid`)

@@ -2,17 +2,25 @@
  * The page buckets of the index on disk (spec/tree.md "The index on disk", Page buckets): the
  * one home of their encoding. A page bucket holds the entries attached under some directories.
  *
- * Version 2 (written now): names apart from rows, rows in chunks, so a lookup of one name in a
- * 10k-entry directory reads and parses one small header and one chunk, not the directory:
+ * Version 3 (written now): binary, names apart from rows, rows in chunks, so a lookup of one
+ * name in a 10k-entry directory reads one small header and one chunk, and decodes only the
+ * entries of that name (no JSON parse of a header or a chunk):
  *
- *   "BZIP" | version u8 (2) | header length u32 BE | header JSON (UTF-8) | chunks
+ *   "BZIP" | version u8 (3) | header length u32 BE | header | chunks
  *
- * Header `{actors: [hex…], dirs: [[dir id, entry count, [[first name, byte length, BLAKE2b-256
- * hex]…]]…]}`: dirs sorted by id, each dir's chunks back to back in header order (a dir's first
- * chunk follows the previous dir's last). A chunk is UTF-8 JSON `[[id, name | null, live,
- * versions, row | null]…]` of at most CHUNK_ENTRIES entries; a dir's entries are sorted by
- * (name, id), a null name sorting as "". The bucket's ref digest (the manifest's) is BLAKE2b-256
- * of the bytes before the chunks; each chunk is checked against its digest in the header.
+ * Integers big-endian; a string is its UTF-8 bytes after their length (str8: u8, str16: u16).
+ * Header: actor count u16, actors (str8 each); dir count u32; per dir (sorted by id): id
+ * (str16), entry count u32, chunk count u32, per chunk: byte length u32, BLAKE2b-256 (32 bytes),
+ * first name (str16). Chunk: entry count u16, per entry: id (str16), flags u8 (1: name, 2:
+ * row), name (str16, when flag 1), live u32, versions u32, row (u32 length + the row's JSON
+ * text, when flag 2). Order, chunking and digests as in version 2.
+ *
+ * Version 2 (read; written by indexes of manifest version 5): "BZIP" | 2 | header length u32
+ * BE | header JSON `{actors: [hex…], dirs: [[dir id, entry count, [[first name, byte length,
+ * BLAKE2b-256 hex]…]]…]}` | chunks, each UTF-8 JSON `[[id, name | null, live, versions, row |
+ * null]…]` of at most CHUNK_ENTRIES entries; a dir's entries sorted by (name, id), a null name
+ * sorting as "". The bucket's ref digest (the manifest's) is BLAKE2b-256 of the bytes before
+ * the chunks; each chunk is checked against its digest in the header.
  *
  * Version 1 (read; written by indexes of manifest version 4): UTF-8 JSON `{actors, dirs: [[dir
  * id, [[id, name, live, versions, row]…]]…]}`, the ref digest over the whole bucket.
@@ -23,7 +31,9 @@ import type { BaseEntry } from './index-layers.js'
 import type { RawNode } from './model.js'
 
 export const PAGE_MAGIC = Buffer.from('BZIP')
-export const PAGE_VERSION = 2
+export const PAGE_VERSION = 3
+/** Chunked versions read (1 is told apart by its lack of the magic). */
+const CHUNKED = [2, 3]
 /** Entries per chunk: a name lookup parses one chunk (~15-25 KiB of JSON). */
 export const CHUNK_ENTRIES = 64
 /** Bytes read first for a version 2 header (more are read when it is longer). */
@@ -35,48 +45,132 @@ export type Page = Map<string, Map<string, BaseEntry>>
 
 type EntryRow = [string, string | null, number, number, string | null]
 
-/** An entry of a parsed page: its row (JSON text) is decoded when first asked for (a stat needs one row, not its directory's). */
+/** An entry of a parsed page: its row (JSON text, or its UTF-8 bytes) is decoded when first asked for (a stat needs one row, not its directory's). */
 export class PageEntry implements BaseEntry {
   private decoded: RawNode | null | undefined
-  constructor(private text: string | null, readonly actors: string[], readonly parent: string | null, readonly name: string | null, readonly live: number, readonly versions: number) {}
+  constructor(private text: string | Buffer | null, readonly actors: string[], readonly parent: string | null, readonly name: string | null, readonly live: number, readonly versions: number) {}
   get raw(): RawNode | null {
     if (this.decoded === undefined) {
-      this.decoded = this.text === null ? null : unrow(JSON.parse(this.text) as NodeRow, this.actors, 3)
+      const t = this.text
+      this.decoded = t === null ? null : unrow(JSON.parse(typeof t === 'string' ? t : t.toString('utf8')) as NodeRow, this.actors, 3)
       this.text = null
     }
     return this.decoded
   }
-  /** The row text as read, while it was not decoded (a commit copies it when the actor table is the same). */
-  get rowText(): string | null | undefined { return this.decoded === undefined ? this.text : undefined }
+  /** The row text (or its bytes) as read, while it was not decoded (a commit copies it when the actor table is the same). */
+  get rowText(): string | Buffer | null | undefined { return this.decoded === undefined ? this.text : undefined }
 }
 
 /** One chunk as the header names it; `offset` from the start of the bucket. */
 export interface ChunkRef { first: string; offset: number; length: number; digest: string }
-export interface PageHead { actors: string[]; dirs: Map<string, { count: number; chunks: ChunkRef[] }>; length: number }
+/** A dir of a chunked header: its entry count, its chunks (all, or those that may hold a name: version 3 decodes only those). */
+export interface DirHead { count: number; readonly chunks: ChunkRef[]; named(name: string): ChunkRef[] }
+export interface PageHead { version: number; actors: string[]; dirs: Map<string, DirHead>; length: number }
 
 /** The header length of a version 2 bucket whose first bytes are `probe`, or null when it is not one (version 1). */
 export function headLength(probe: Buffer): number | null {
   if (probe.length < PREFIX || !probe.subarray(0, 4).equals(PAGE_MAGIC)) return null
-  if (probe[4] !== PAGE_VERSION) throw new Error(`page version ${probe[4]} is not supported`)
+  if (!CHUNKED.includes(probe[4])) throw new Error(`page version ${probe[4]} is not supported`)
   return PREFIX + probe.readUInt32BE(5)
 }
 
-/** Parses a version 2 header (`head`: the bucket's first headLength bytes; checked by the caller against the ref digest). */
+/** Parses a chunked header (`head`: the bucket's first headLength bytes; checked by the caller against the ref digest). */
 export function parseHead(head: Buffer, bucketLength: number): PageHead {
-  const j = JSON.parse(head.toString('utf8', PREFIX)) as { actors: string[]; dirs: [string, number, [string, number, string][]][] }
-  if (!j || !Array.isArray(j.actors) || !Array.isArray(j.dirs)) throw new Error('bad page header')
-  const dirs = new Map<string, { count: number; chunks: ChunkRef[] }>()
+  const version = head[4]
+  const dirs = new Map<string, DirHead>()
   let offset = head.length
-  for (const [dir, count, list] of j.dirs) {
-    const chunks: ChunkRef[] = []
-    for (const [first, length, d] of list) {
-      chunks.push({ first, offset, length, digest: d })
-      offset += length
+  let actors: string[]
+  if (version === 2) {
+    const j = JSON.parse(head.toString('utf8', PREFIX)) as { actors: string[]; dirs: [string, number, [string, number, string][]][] }
+    if (!j || !Array.isArray(j.actors) || !Array.isArray(j.dirs)) throw new Error('bad page header')
+    actors = j.actors
+    for (const [dir, count, list] of j.dirs) {
+      const chunks: ChunkRef[] = []
+      for (const [first, length, d] of list) {
+        chunks.push({ first, offset, length, digest: d })
+        offset += length
+      }
+      dirs.set(dir, { count, chunks, named: (name) => chunksNamed(chunks, name) })
     }
-    dirs.set(dir, { count, chunks })
+  } else {
+    // Version 3: the dirs' chunk records are only located here (no string decoded); a dir's
+    // records are decoded when asked for, a name lookup decodes the first names it compares.
+    const r = new Reader(head, PREFIX)
+    actors = []
+    for (let n = r.u16(); n > 0; n--) actors.push(r.str8())
+    for (let n = r.u32(); n > 0; n--) {
+      const dir = r.str16()
+      const count = r.u32()
+      const k = r.u32()
+      if (k * CHUNK_RECORD > head.length) throw new Error('page header names more chunks than it holds')
+      const recs = new Uint32Array(k)
+      const offsets = new Float64Array(k)
+      for (let c = 0; c < k; c++) {
+        recs[c] = r.at
+        offsets[c] = offset
+        offset += r.u32()
+        r.need(32)
+        r.skip16()
+      }
+      dirs.set(dir, new LazyDir(head, count, recs, offsets))
+    }
+    if (r.at !== head.length) throw new Error('page header has trailing bytes')
   }
   if (offset !== bucketLength) throw new Error('page chunks do not fill the bucket')
-  return { actors: j.actors, dirs, length: head.length }
+  return { version, actors, dirs, length: head.length }
+}
+
+/** Bytes of a version 3 chunk record before its first name: length u32, digest. */
+const CHUNK_RECORD = 4 + 32 + 2
+
+class LazyDir implements DirHead {
+  private all: ChunkRef[] | null = null
+  constructor(private readonly head: Buffer, readonly count: number, private readonly recs: Uint32Array, private readonly offsets: Float64Array) {}
+  get chunks(): ChunkRef[] {
+    if (!this.all) this.all = Array.from(this.recs, (_, i) => this.chunk(i))
+    return this.all
+  }
+  private first(i: number): string {
+    const at = this.recs[i] + 36
+    return this.head.toString('utf8', at + 2, at + 2 + this.head.readUInt16BE(at))
+  }
+  private chunk(i: number): ChunkRef {
+    const at = this.recs[i]
+    return { first: this.first(i), offset: this.offsets[i], length: this.head.readUInt32BE(at), digest: this.head.toString('hex', at + 4, at + 36) }
+  }
+  named(name: string): ChunkRef[] {
+    const n = this.recs.length
+    if (n === 0) return []
+    let lo = 0, hi = n
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1
+      if (this.first(mid) < name) lo = mid
+      else hi = mid
+    }
+    const out: ChunkRef[] = []
+    for (let i = lo; i < n && (i === lo || this.first(i) <= name); i++) out.push(this.chunk(i))
+    return out
+  }
+}
+
+/** Reads the binary fields of version 3; throws on bytes that run out. */
+class Reader {
+  constructor(readonly b: Buffer, public at: number) {}
+  need(n: number): number {
+    const at = this.at
+    if (at + n > this.b.length) throw new Error('page bytes end early')
+    this.at = at + n
+    return at
+  }
+  u8(): number { return this.b[this.need(1)] }
+  u16(): number { return this.b.readUInt16BE(this.need(2)) }
+  u32(): number { return this.b.readUInt32BE(this.need(4)) }
+  str8(): string { const n = this.u8(); const at = this.need(n); return this.b.toString('utf8', at, at + n) }
+  str16(): string { const n = this.u16(); const at = this.need(n); return this.b.toString('utf8', at, at + n) }
+  hex32(): string { const at = this.need(32); return this.b.toString('hex', at, at + 32) }
+  /** A length-prefixed run of bytes: its offset (the reader moves past it). */
+  skip16(): [number, number] { const n = this.u16(); return [this.need(n), n] }
+  bytes32(): Buffer { const n = this.u32(); const at = this.need(n); return this.b.subarray(at, at + n) }
 }
 
 /** Throws unless BLAKE2b-256 of `bytes` is `digest` (hex). */
@@ -96,11 +190,55 @@ export function checkBucket(b: Buffer, digest: string): void {
   for (const { chunks } of parseHead(head, b.length).dirs.values()) for (const c of chunks) checkDigest(b.subarray(c.offset, c.offset + c.length), c.digest, 'chunk digest mismatch')
 }
 
-/** The entries of one chunk of `dir`; `check`: against its digest (skipped for bytes checked whole). */
-export function parseChunk(bytes: Buffer, c: ChunkRef, dir: string, actors: string[], check = true): [string, PageEntry][] {
+/** The entries of one chunk of `dir` in a page of `version`; `check`: against its digest (skipped for bytes checked whole). */
+export function parseChunk(bytes: Buffer, c: ChunkRef, dir: string, actors: string[], check = true, version = PAGE_VERSION): [string, PageEntry][] {
   if (check) checkDigest(bytes, c.digest, 'chunk digest mismatch')
   const parent = dir === '' ? null : dir
-  return (JSON.parse(bytes.toString('utf8')) as EntryRow[]).map(([id, name, live, versions, text]) => [id, new PageEntry(text, actors, parent, name, live, versions)])
+  if (version === 2) return (JSON.parse(bytes.toString('utf8')) as EntryRow[]).map(([id, name, live, versions, text]) => [id, new PageEntry(text, actors, parent, name, live, versions)])
+  const out: [string, PageEntry][] = []
+  const r = new Reader(bytes, 0)
+  for (let n = r.u16(); n > 0; n--) out.push(readEntry(r, actors, parent))
+  if (r.at !== bytes.length) throw new Error('page chunk has trailing bytes')
+  return out
+}
+
+function readEntry(r: Reader, actors: string[], parent: string | null): [string, PageEntry] {
+  const id = r.str16()
+  const flags = r.u8()
+  if (flags > 3) throw new Error(`page entry flags ${flags}`)
+  const name = flags & 1 ? r.str16() : null
+  const live = r.u32()
+  const versions = r.u32()
+  const row = flags & 2 ? r.bytes32() : null
+  return [id, new PageEntry(row, actors, parent, name, live, versions)]
+}
+
+/**
+ * The entries named `name` in one chunk of version 3 (already checked against its digest): only
+ * those are decoded (the others' names are compared as bytes).
+ */
+export function chunkNamed(bytes: Buffer, dir: string, actors: string[], name: string): [string, PageEntry][] {
+  const want = Buffer.from(name)
+  const parent = dir === '' ? null : dir
+  const out: [string, PageEntry][] = []
+  const r = new Reader(bytes, 0)
+  for (let n = r.u16(); n > 0; n--) {
+    const start = r.at
+    r.skip16()
+    const flags = r.u8()
+    let match = false
+    if (flags & 1) {
+      const [at, len] = r.skip16()
+      match = len === want.length && bytes.compare(want, 0, len, at, at + len) === 0
+    }
+    r.need(8)
+    if (flags & 2) r.bytes32()
+    if (match) {
+      r.at = start
+      out.push(readEntry(r, actors, parent))
+    }
+  }
+  return out
 }
 
 /** The chunks of a dir that may hold entries named `name` (they are sorted by name). */
@@ -133,46 +271,127 @@ export function parsePage(b: Buffer): { page: Page; actors: string[] } {
   const head = parseHead(b.subarray(0, hl), b.length)
   for (const [dir, { chunks }] of head.dirs) {
     const m = new Map<string, BaseEntry>()
-    for (const c of chunks) for (const [id, e] of parseChunk(b.subarray(c.offset, c.offset + c.length), c, dir, head.actors, false)) m.set(id, e)
+    for (const c of chunks) for (const [id, e] of parseChunk(b.subarray(c.offset, c.offset + c.length), c, dir, head.actors, false, head.version)) m.set(id, e)
     page.set(dir, m)
   }
   return { page, actors: head.actors }
 }
 
 /**
- * Encodes a page bucket in version 2; returns its bytes and the digest its ref names. `seed`:
+ * Encodes a page bucket in version 3; returns its bytes and the digest its ref names. `seed`:
  * the actor table of the bucket it replaces: rows read from it and not decoded since are copied
  * as they are.
  */
 export function encodePage(page: Page, seed: string[] | null): { bytes: Buffer; digest: string } {
   const actors = new ActorTable()
   for (const a of seed ?? []) actors.of(a)
-  const dirs: [string, number, [string, number, string][]][] = []
+  const dirs: { id: string; count: number; refs: { length: number; digest: Buffer; first: string }[] }[] = []
   const chunks: Buffer[] = []
   for (const dir of [...page.keys()].sort()) {
     const m = page.get(dir)!
     if (m.size === 0) continue
     const list = [...m].map(([id, e]) => ({ id, e, key: e.name ?? '' })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    const refs: [string, number, string][] = []
+    const refs: { length: number; digest: Buffer; first: string }[] = []
     for (let i = 0; i < list.length; i += CHUNK_ENTRIES) {
       const part = list.slice(i, i + CHUNK_ENTRIES)
-      const rows: EntryRow[] = part.map(({ id, e }) => [id, e.name, e.live, e.versions, rowOf(e, actors, seed)])
-      const bytes = Buffer.from(JSON.stringify(rows))
-      refs.push([part[0].key, bytes.length, hash(bytes).toString('hex')])
+      const bytes = encodeChunk(part.map(({ id, e }) => [id, e, rowOf(e, actors, seed)]))
+      refs.push({ length: bytes.length, digest: hash(bytes), first: part[0].key })
       chunks.push(bytes)
     }
-    dirs.push([dir, m.size, refs])
+    dirs.push({ id: dir, count: m.size, refs })
   }
-  const json = Buffer.from(JSON.stringify({ actors: actors.list, dirs }))
-  const head = Buffer.alloc(PREFIX + json.length)
+  const w = new Writer()
+  if (actors.list.length > 0xffff) throw new Error('page: too many actors')
+  w.u16(actors.list.length)
+  for (const a of actors.list) w.str8(a)
+  w.u32(dirs.length)
+  for (const d of dirs) {
+    w.str16(d.id)
+    w.u32(d.count)
+    w.u32(d.refs.length)
+    for (const r of d.refs) {
+      w.u32(r.length)
+      w.raw(r.digest)
+      w.str16(r.first)
+    }
+  }
+  const body = w.done()
+  const head = Buffer.alloc(PREFIX + body.length)
   PAGE_MAGIC.copy(head)
   head[4] = PAGE_VERSION
-  head.writeUInt32BE(json.length, 5)
-  json.copy(head, PREFIX)
+  head.writeUInt32BE(body.length, 5)
+  body.copy(head, PREFIX)
   return { bytes: Buffer.concat([head, ...chunks]), digest: hash(head).toString('hex') }
 }
 
-function rowOf(e: BaseEntry, actors: ActorTable, seed: string[] | null): string | null {
+function encodeChunk(entries: [string, BaseEntry, string | Buffer | null][]): Buffer {
+  const w = new Writer()
+  w.u16(entries.length)
+  for (const [id, e, row] of entries) {
+    w.str16(id)
+    w.u8((e.name !== null ? 1 : 0) | (row !== null ? 2 : 0))
+    if (e.name !== null) w.str16(e.name)
+    w.u32(e.live)
+    w.u32(e.versions)
+    if (row !== null) {
+      if (typeof row === 'string') w.str32(row)
+      else {
+        w.u32(row.length)
+        w.raw(row)
+      }
+    }
+  }
+  return w.done()
+}
+
+/** Builds a version 3 header or chunk: fields appended into a growing buffer. */
+class Writer {
+  private b = Buffer.allocUnsafe(4096)
+  private at = 0
+  private room(n: number): number {
+    if (this.at + n > this.b.length) {
+      const b = Buffer.allocUnsafe(Math.max(this.b.length * 2, this.at + n))
+      this.b.copy(b, 0, 0, this.at)
+      this.b = b
+    }
+    const at = this.at
+    this.at += n
+    return at
+  }
+  // room() may replace the buffer: the offset is taken before the buffer is named.
+  u8(n: number): void {
+    const at = this.room(1)
+    this.b[at] = n
+  }
+  u16(n: number): void {
+    const at = this.room(2)
+    this.b.writeUInt16BE(n, at)
+  }
+  u32(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`page: ${n} does not fit a u32`)
+    const at = this.room(4)
+    this.b.writeUInt32BE(n, at)
+  }
+  raw(x: Uint8Array): void {
+    const at = this.room(x.length)
+    this.b.set(x, at)
+  }
+  private str(s: string, lenBytes: 1 | 2 | 4): void {
+    const n = Buffer.byteLength(s)
+    if (n >= 2 ** (8 * lenBytes)) throw new Error(`page: a string of ${n} bytes is too long`)
+    if (lenBytes === 1) this.u8(n)
+    else if (lenBytes === 2) this.u16(n)
+    else this.u32(n)
+    const at = this.room(n)
+    this.b.write(s, at, n, 'utf8')
+  }
+  str8(s: string): void { this.str(s, 1) }
+  str16(s: string): void { this.str(s, 2) }
+  str32(s: string): void { this.str(s, 4) }
+  done(): Buffer { return Buffer.from(this.b.subarray(0, this.at)) }
+}
+
+function rowOf(e: BaseEntry, actors: ActorTable, seed: string[] | null): string | Buffer | null {
   if (seed !== null && e instanceof PageEntry && e.actors === seed) {
     const t = e.rowText
     if (t !== undefined) return t

@@ -24,17 +24,18 @@ import { equal, hash } from '../crypto.js'
 import { fsyncDirSync, replaceFileSync } from '../atomic-file.js'
 import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, IndexBase } from './index-layers.js'
-import { HEAD_PROBE, checkBucket, checkDigest, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
+import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { Tree, type TreeParts } from './tree.js'
 import { TreeIndex, type IndexMemo } from './view.js'
 
 /**
  * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
- * to migrate). 5: page buckets of version 2 (index-page.ts) may be named; 4 (still read): only
- * version 1 pages. A commit writes 5; the pages it does not rewrite stay as they are.
+ * to migrate). 6: page buckets of version 3 (index-page.ts) may be named; 5 (still read): pages
+ * of versions 1 and 2; 4 (still read): only version 1 pages. A commit writes 6; the pages it
+ * does not rewrite stay as they are.
  */
-export const INDEX_VERSION = 5
+export const INDEX_VERSION = 6
 const OLDEST_INDEX_VERSION = 4
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
@@ -64,6 +65,9 @@ interface Manifest {
   /** Node shards: [name, heads, where]. */
   shards: [string, string[], Ref][]
   meta: Ref | null
+  /** Heads of `meta` and its keys that are the root's attributes (absent in manifests written before 2026-12-06: `meta` is loaded at open). */
+  metaHeads?: string[]
+  root?: Record<string, unknown>
   rootLive: number
   held: [string, string | null, string][]
   problems: [string, string, string][]
@@ -78,7 +82,7 @@ interface Manifest {
 /** The index of one state: what a snapshot's view reads. */
 interface SavedView { pages: Record<string, Ref>; ids: Record<string, Ref>; rootLive: number; memo: IndexMemo }
 
-/** A page bucket as read: version 1 parsed whole, version 2 its header (chunks read as needed). */
+/** A page bucket as read: version 1 parsed whole, a chunked one (2, 3) its header (chunks read as needed). */
 type PageFile = { v: 1; page: Page } | { v: 2; head: PageHead; ref: Ref; whole: Buffer | null }
 
 export function pageBucket(dir: string): number { return fnv(dir) % PAGE_BUCKETS }
@@ -181,7 +185,7 @@ export class IndexFiles implements IndexBase {
     return page.entries()
   }
 
-  /** The entries attached under `dir` whose name is `name`: a version 2 page reads only the chunks that may hold it. */
+  /** The entries attached under `dir` whose name is `name`: a chunked page (versions 2, 3) reads only the chunks that may hold it. */
   named(dir: string, name: string): [string, BaseEntry][] {
     const ref = this.manifest.pages[pageBucket(dir)]
     if (ref === undefined) return []
@@ -194,9 +198,20 @@ export class IndexFiles implements IndexBase {
       const d = f.head.dirs.get(dir)
       if (d === undefined) return []
       found = []
-      for (const c of chunksNamed(d.chunks, name)) {
-        const list = this.cached(`${ref[0]}@${ref[1] + c.offset}#`, () => ({ value: parseChunk(this.pageBytes(f, c.offset, c.length), c, dir, f.head.actors), bytes: c.length }))
-        for (const x of list) if (x[1].name === name) found.push(x)
+      for (const c of d.named(name)) {
+        const key = `${ref[0]}@${ref[1] + c.offset}#`
+        if (f.head.version === 2) {
+          const list = this.cached(key, () => ({ value: parseChunk(this.pageBytes(f, c.offset, c.length), c, dir, f.head.actors, true, 2), bytes: c.length }))
+          for (const x of list) if (x[1].name === name) found.push(x)
+        } else {
+          // Version 3: the chunk's bytes, checked once; only the entries of that name are decoded.
+          const bytes = this.cached(key, () => {
+            const b = this.pageBytes(f, c.offset, c.length)
+            checkDigest(b, c.digest, 'chunk digest mismatch')
+            return { value: b, bytes: c.length }
+          })
+          found.push(...chunkNamed(bytes, dir, f.head.actors, name))
+        }
       }
     }
     for (const [id, e] of found) {
@@ -226,13 +241,13 @@ export class IndexFiles implements IndexBase {
       const bytes = this.pageBytes(f, first.offset, last.offset + last.length - first.offset)
       const m = new Map<string, BaseEntry>()
       for (const c of d.chunks) {
-        for (const [id, e] of parseChunk(bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors)) m.set(id, e)
+        for (const [id, e] of parseChunk(bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors, true, f.head.version)) m.set(id, e)
       }
       return { value: m, bytes: bytes.length }
     })
   }
 
-  /** A page bucket: version 1 read and parsed whole; version 2 its header only. */
+  /** A page bucket: version 1 read and parsed whole; a chunked one (2, 3) its header only. */
   private pageFile(ref: Ref): PageFile {
     return this.cached(`${ref[0]}@${ref[1]}`, () => {
       const probe = this.readAt(ref, 0, Math.min(ref[2], HEAD_PROBE))
@@ -318,7 +333,7 @@ export class IndexFiles implements IndexBase {
     return bytes
   }
 
-  /** A bucket's bytes, checked against its digest (a version 2 page: its header's and every chunk's). */
+  /** A bucket's bytes, checked against its digest (a chunked page: its header's and every chunk's). */
   read(ref: Ref): Buffer {
     return this.checked(ref, this.readAt(ref, 0, ref[2]))
   }
@@ -357,6 +372,10 @@ function decodeManifest(buf: Buffer): Manifest {
     !Array.isArray(m.held) || !Array.isArray(m.problems) || !Array.isArray(m.rejected) || !Array.isArray(m.multi) || !Array.isArray(m.counts) || typeof m.memo !== 'object' || typeof m.rootLive !== 'number') {
     throw new Error('bad index manifest')
   }
+  if ((m.metaHeads !== undefined && !(Array.isArray(m.metaHeads) && m.metaHeads.every((h) => typeof h === 'string'))) ||
+    (m.root !== undefined && !(m.root && typeof m.root === 'object' && !Array.isArray(m.root)))) {
+    throw new Error('bad index manifest (meta heads or root attributes)')
+  }
   return m
 }
 
@@ -394,6 +413,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     problems: m.problems.map(([shard, id, reason]) => ({ shard, id, reason })),
     held: m.held.map(([shard, tag, hex]) => ({ shard, change: new Uint8Array(Buffer.from(hex, 'hex')), ...(tag === null ? {} : { tag }) })),
     rejected: m.rejected, multi: m.multi, counts: m.counts, memo: m.memo,
+    ...(m.metaHeads && m.root ? { metaHeads: m.metaHeads, root: m.root } : {}),
   }
   const tree = Tree.open(actor, files, shards, parts)
   tree.setSavedSnapshots((text) => files.snapshotView(text), stateOf(files))
@@ -455,6 +475,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
     rootLive: index.entryNow(ROOT_ID).live,
     held: parts.held.map((h) => [h.shard, h.tag ?? null, Buffer.from(h.change).toString('hex')]),
     problems: parts.problems.map((p) => [p.shard, p.id, p.reason]), rejected: parts.rejected, multi: parts.multi, counts: parts.counts, memo: parts.memo,
+    ...(parts.metaHeads && parts.root ? { metaHeads: parts.metaHeads, root: parts.root } : {}),
   }
   const writes: Buffer[] = []
   let size = 0
@@ -491,11 +512,19 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
   const snaps: [string, SavedView][] = []
   const prevSnaps = new Map(pm?.snaps ?? [])
   const nodeHeads = new Map([...tree.shardHeads()].filter(([, h]) => h.length > 0))
-  for (const { text, heads } of tree.snapshotRecords()) {
-    const key = hash(Buffer.from(text)).toString('hex')
+  // `meta` not read since the open: the snapshots are those of the manifest in place, kept as
+  // they are (a snapshot whose view could not be derived then is derived when first read).
+  // A snapshot whose view is kept needs only its key: its heads (parts in `meta`) are not read.
+  const records = prev && tree.metaUnread ? (pm!.snaps ?? []).map(([key]) => ({ key, heads: () => null })) : tree.snapshotTexts().map((r) => ({ key: hash(Buffer.from(r.text)).toString('hex'), heads: r.heads }))
+  for (const { key, heads: headsOf } of records) {
     const kept = prevSnaps.get(key)
-    if (kept) snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
-    else if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
+    if (kept) {
+      snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
+      continue
+    }
+    const heads = headsOf()
+    if (heads === null) continue
+    if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
     else if (prev) {
       // Taken elsewhere (or here, with more changes before this commit): derived from the
       // previous index and the records that differ between its state and the snapshot's.

@@ -7,4 +7,5 @@ export { TreeIndex, type ReadTree, type Stat, type ContentRef, type ContentConfl
 export { ROOT_ID, META_SHARD, DEFAULT_MODE, shardOf, type Kind, type RawNode, type Version } from './model.js'
 export { NEAR_DIGITS, nodeIdNear } from './placement.js'
 export { MOUNTER } from './owners.js'
+export { SPECIAL_KINDS, isSpecialKind, type SpecialKind } from './special.js'
 export { splitPath, joinPath, badName, isWellFormed, MAX_NAME_BYTES } from './paths.js'

@@ -6,8 +6,14 @@ import * as A from '@automerge/automerge'
 import { badName, isWellFormed } from './paths.js'
 import { recordHasXattrs } from './xattrs.js'
 import { isOwner, MOUNTER } from './owners.js'
+import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 
-export type Kind = 'file' | 'dir' | 'symlink'
+export type Kind = 'file' | 'dir' | 'symlink' | SpecialKind
+
+/** Whether `v` names a kind this reader knows (spec/tree.md: an unknown kind makes the record invalid). */
+export function isKind(v: unknown): v is Kind {
+  return v === 'file' || v === 'dir' || v === 'symlink' || isSpecialKind(v)
+}
 
 /** The root directory: fixed id, never stored as a record, always exists. */
 export const ROOT_ID = '0'.repeat(32)
@@ -36,7 +42,7 @@ export const MAX_COPIES = 16
 /** `meta` key of the volume's snapshot retention rule (`bazil volume snapshot keep`, src/retention.ts): `[1, last, hourly, daily, weekly]`. */
 export const RETENTION_KEY = 'snap-retention'
 
-export const DEFAULT_MODE: Record<Kind, number> = { file: 0o644, dir: 0o755, symlink: 0o777 }
+export const DEFAULT_MODE: Record<Kind, number> = { file: 0o644, dir: 0o755, symlink: 0o777, fifo: 0o644, socket: 0o755, chardev: 0o644, blockdev: 0o644 }
 
 const NODE_ID = /^[0-9a-f]{32}$/
 /** A node shard: 2 to MAX_SHARD_DIGITS lowercase hex digits, a prefix of the ids of the records it may hold. */
@@ -129,6 +135,8 @@ export interface RawNode {
   gid?: number
   creator: string
   target?: string
+  /** Devices (chardev, blockdev): the device number (`rdev` key; special.ts). */
+  rdev?: number
   /** The winning version first, then the other concurrent ones ordered by (writer, time, ver). */
   versions: Version[]
   tombs: Tomb[]
@@ -308,6 +316,7 @@ export interface Creation {
   gid?: number
   version: Version | null
   target?: string
+  rdev?: number
 }
 
 /**
@@ -322,6 +331,7 @@ export function encodeCreation(c: Creation): string {
   if (c.gid !== undefined && c.gid !== MOUNTER) init.gid = c.gid
   if (c.version) init.content = [c.version.hash, c.version.size, c.version.time, c.version.ver]
   if (c.target !== undefined) init.target = c.target
+  if (c.rdev !== undefined) init.rdev = c.rdev
   return JSON.stringify([RECORD_VERSION_2, c.kind, c.creator, c.loc.time, init])
 }
 
@@ -337,11 +347,11 @@ export function decodeCreation(text: string): Creation {
   if (v[0] !== RECORD_VERSION_2) throw new Invalid('unknown record version')
   if (v.length !== 5) throw new Invalid(`c: expected 5 fields, got ${v.length}`)
   const [, kind, creator, time, init] = v
-  if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Invalid(`unknown kind ${JSON.stringify(kind)}`)
+  if (!isKind(kind)) throw new Invalid(`unknown kind ${JSON.stringify(kind)}`)
   if (!isActor(creator)) throw new Invalid('bad creator')
   if (!isTime(time)) throw new Invalid('c: bad time')
   if (typeof init !== 'object' || init === null || Array.isArray(init)) throw new Invalid('c: bad initial values')
-  const { loc, mode, mtime, atime, uid, gid, content, target } = init as Record<string, unknown>
+  const { loc, mode, mtime, atime, uid, gid, content, target, rdev } = init as Record<string, unknown>
   if (!Array.isArray(loc) || loc.length !== 2) throw new Invalid('c: bad loc')
   const [parent, name] = loc
   if (!isDirId(parent)) throw new Invalid('loc: bad parent id')
@@ -373,6 +383,10 @@ export function decodeCreation(text: string): Creation {
   if (kind === 'symlink' && target !== undefined) {
     if (typeof target !== 'string') throw new Invalid('bad symlink target')
     out.target = target
+  }
+  if (isDevice(kind) && rdev !== undefined) {
+    if (!isRdev(rdev)) throw new Invalid('bad rdev')
+    out.rdev = rdev
   }
   return out
 }
@@ -446,7 +460,7 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
     init = decodeCreation(c)
   }
   const kind = init ? init.kind : strValue(get('kind'))
-  if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink') throw new Invalid(`unknown kind ${JSON.stringify(kind)}`)
+  if (!isKind(kind)) throw new Invalid(`unknown kind ${JSON.stringify(kind)}`)
   const locText = strValue(get('loc'))
   if (locText === null && !init) throw new Invalid('loc missing')
   const loc = locText === null ? init!.loc : decodeLoc(locText)
@@ -489,6 +503,10 @@ export function readRecord(h: Handle, id: string, heads?: string[], materialized
     const target = m.target === undefined && init ? init.target ?? null : strValue(get('target'))
     if (target === null || target === '' || target.includes('\0') || !isWellFormed(target)) throw new Invalid('bad symlink target')
     node.target = target
+  } else if (isDevice(kind)) {
+    const rdev = m.rdev === undefined ? init?.rdev ?? 0 : numValue(get('rdev'))
+    if (!isRdev(rdev)) throw new Invalid('bad rdev')
+    node.rdev = rdev
   }
   node.tombs = all('del').map(decodeTomb)
   if (kind !== 'dir') {
@@ -511,6 +529,7 @@ export function recordWinners(n: RawNode): Record<string, unknown> {
   if (n.gid !== undefined) m.gid = n.gid
   if (n.versions.length > 0) m.content = encodeVersion(n.versions[0])
   if (n.target !== undefined) m.target = n.target
+  if (n.rdev !== undefined) m.rdev = n.rdev
   if (n.tombs.length > 0) m.del = encodeTomb(n.tombs[0])
   Object.assign(m, nameKeys(n))
   return m
@@ -541,6 +560,7 @@ export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_
     const ownVersion = first !== null && first.writer === r.creator
     const c: Creation = { kind: r.kind, creator: r.creator, loc: r.loc, mode: r.mode, mtime: r.mtime, version: ownVersion ? first : null }
     if (r.target !== undefined) c.target = r.target
+    if (r.rdev !== undefined) c.rdev = r.rdev
     if (r.atime !== undefined) c.atime = r.atime
     if (r.uid !== undefined) c.uid = r.uid
     if (r.gid !== undefined) c.gid = r.gid
@@ -556,6 +576,7 @@ export function recordValue(r: RawNode, version: RecordVersion = RECORD_VERSION_
   }
   if (first !== null) rec.content = imm(encodeVersion(first))
   if (r.target !== undefined) rec.target = imm(r.target)
+  if (r.rdev !== undefined) rec.rdev = r.rdev
   if (r.atime !== undefined) rec.atime = r.atime
   if (r.ctime !== undefined) rec.ctime = r.ctime
   if (r.uid !== undefined) rec.uid = r.uid

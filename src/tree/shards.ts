@@ -22,8 +22,12 @@ export class Shards {
   private readonly hot = new Map<string, Hot>()
   private readonly cold = new Map<string, Cold>()
   private metaDoc: A.Doc<MetaDoc> | null = null
+  /** The meta shard as saved, while no one has read it (loaded by its first read: a `volume ls` never reads it). */
+  private metaCold: Cold | null = null
   /** Shard loads from saved bytes since creation (for tests and benchmarks). */
   loads = 0
+  /** Loads of the meta shard from saved bytes (for tests and benchmarks). */
+  metaLoads = 0
 
   constructor(readonly actor: string) {}
 
@@ -64,11 +68,29 @@ export class Shards {
   get hotCount(): number { return this.hot.size }
 
   meta(): A.Doc<MetaDoc> {
-    if (!this.metaDoc) this.metaDoc = A.init<MetaDoc>({ actor: this.actor })
+    if (!this.metaDoc) {
+      if (this.metaCold) {
+        this.metaDoc = A.load<MetaDoc>(this.metaCold.bytes, { actor: this.actor })
+        this.metaCold = null
+        this.metaLoads++
+      } else this.metaDoc = A.init<MetaDoc>({ actor: this.actor })
+    }
     return this.metaDoc
   }
 
-  setMeta(doc: A.Doc<MetaDoc>): void { this.metaDoc = doc }
+  setMeta(doc: A.Doc<MetaDoc>): void {
+    this.metaDoc = doc
+    this.metaCold = null
+  }
+
+  /** Whether the meta shard is as restored and not read since (its snapshots, keys and heads are those saved). */
+  get metaUnread(): boolean { return this.metaCold !== null }
+
+  /** Heads of the meta shard (empty: no change), without loading it. */
+  metaHeads(): Heads {
+    if (this.metaCold) return this.metaCold.heads
+    return this.metaDoc ? A.getHeads(this.metaDoc) : []
+  }
 
   private shardHeads(shard: string): Heads {
     const c = this.cold.get(shard)
@@ -82,15 +104,16 @@ export class Shards {
       const h = this.shardHeads(shard)
       if (h.length > 0) out[shard] = h
     }
-    if (this.metaDoc) {
-      const h = A.getHeads(this.metaDoc)
-      if (h.length > 0) out[META_SHARD] = h
-    }
+    const h = this.metaHeads()
+    if (h.length > 0) out[META_SHARD] = h
     return out
   }
 
   hasHeads(shard: string, heads: Heads): boolean {
-    if (shard === META_SHARD) return A.hasHeads(this.meta(), heads)
+    if (shard === META_SHARD) {
+      if (this.metaCold && heads.every((x) => this.metaCold!.heads.includes(x))) return true
+      return A.hasHeads(this.meta(), heads)
+    }
     if (!this.has(shard)) return heads.length === 0
     const c = this.cold.get(shard)
     if (c && heads.every((x) => c.heads.includes(x))) return true
@@ -112,12 +135,20 @@ export class Shards {
     return { bytes, heads }
   }
 
-  saveMeta(): Uint8Array | null { return this.metaDoc ? A.save(this.metaDoc) : null }
+  saveMeta(): Uint8Array | null { return this.metaCold ? this.metaCold.bytes : this.metaDoc ? A.save(this.metaDoc) : null }
 
-  /** Puts saved shards in place without loading them. Only on a fresh instance. */
-  restore(shards: Map<string, Cold>, meta: Uint8Array | null): void {
+  /**
+   * Puts saved shards in place without loading them. Only on a fresh instance. `metaHeads`:
+   * the heads of `meta` as saved with it: it stays unloaded until first read; without them it
+   * is loaded now.
+   */
+  restore(shards: Map<string, Cold>, meta: Uint8Array | null, metaHeads?: Heads): void {
     for (const [name, c] of shards) this.cold.set(name, c)
-    if (meta) this.metaDoc = A.load<MetaDoc>(meta, { actor: this.actor })
+    if (meta && metaHeads) this.metaCold = { bytes: meta, heads: metaHeads }
+    else if (meta) {
+      this.metaDoc = A.load<MetaDoc>(meta, { actor: this.actor })
+      this.metaLoads++
+    }
   }
 
   /** Saves and frees all but the `keep` most recently used hot shards, and any unused for `idleMs`. */
@@ -143,6 +174,7 @@ export class Shards {
     this.cold.clear()
     if (this.metaDoc) A.free(this.metaDoc)
     this.metaDoc = null
+    this.metaCold = null
   }
 }
 

@@ -21,6 +21,7 @@ import { readRootAttrs, isRootAttrKey } from './times.js'
 import { aliveNames, entryId, nameIdOf, nameKey, nodeIdOf, isNameEntry, removalKey, withLoc, withName, withRemoval } from './links.js'
 import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
 import { checkOwner, MOUNTER, setOwners } from './owners.js'
+import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 
@@ -87,13 +88,25 @@ export interface TreeParts {
   /** Records per shard (where a new record goes: spec/tree.md "Shard layout"). */
   counts: [string, number][]
   memo: IndexMemo
+  /** Heads of `meta` and its keys that are the root's attributes (times.ts isRootAttrKey): with both, `meta` stays unloaded until first read. */
+  metaHeads?: string[]
+  root?: Record<string, unknown>
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
 /** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
 type Edit = [RawNode, ((h: Handle, obj: string) => void) | null, number?]
 
+/** The `meta` keys that are the root's attributes, with their values. */
+function rootAttrKeys(meta: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(meta)) if (isRootAttrKey(k)) out[k] = v
+  return out
+}
+
 export class Tree implements ReadTree {
   private readonly shards: Shards
+  /** The root's attribute keys of `meta` as the index on disk kept them, while `meta` is not loaded. */
+  private rootKeys: Record<string, unknown> | null = null
   private index = new TreeIndex()
   private pending: ShardChange[] = []
   /** Local edits not yet turned into Automerge changes: flushed as one change per shard. */
@@ -504,9 +517,9 @@ export class Tree implements ReadTree {
 
   /** A new tree with saved shards (cold), problems, rejected and held changes in place: what restore and open share. */
   private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>,
-    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'>, opts: TreeOptions): Tree {
+    saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'> & { metaHeads?: string[] }, opts: TreeOptions): Tree {
     const t = Tree.create(actor, opts)
-    t.shards.restore(shards, saved.meta)
+    t.shards.restore(shards, saved.meta, saved.metaHeads)
     for (const p of saved.problems) t.problemsById.set(`${p.shard}/${p.id}`, p)
     for (const x of saved.rejected) t.rejectedHashes.add(x)
     for (const x of saved.held) {
@@ -538,7 +551,10 @@ export class Tree implements ReadTree {
     for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
     const multi: [string, string][] = []
     for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
-    return { meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo() }
+    return {
+      meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo(),
+      metaHeads: this.shards.metaHeads(), root: this.shards.metaUnread && this.rootKeys ? this.rootKeys : rootAttrKeys(this.shards.meta()),
+    }
   }
 
   /** Heads of every node shard with a document (hot or cold), without loading any. */
@@ -566,7 +582,10 @@ export class Tree implements ReadTree {
     }
     for (const [shard, n] of parts.counts) t.counts.set(shard, n)
     t.index = new TreeIndex({ base, memo: parts.memo })
-    t.readRootAttrs()
+    if (parts.root && parts.metaHeads) {
+      t.rootKeys = parts.root
+      readRootAttrs(parts.root, t.index)
+    } else t.readRootAttrs()
     return t
   }
 
@@ -643,8 +662,8 @@ export class Tree implements ReadTree {
   }
 
   /** Shards loaded as Automerge documents now, and loads from saved bytes so far. */
-  get shardStats(): { hot: number; total: number; loads: number } {
-    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads }
+  get shardStats(): { hot: number; total: number; loads: number; metaLoads: number } {
+    return { hot: this.shards.hotCount, total: this.shards.names().length, loads: this.shards.loads, metaLoads: this.shards.metaLoads }
   }
 
   /**
@@ -745,7 +764,7 @@ export class Tree implements ReadTree {
     this.writable(e, path)
     const kind = this.index.kindOf(e)
     if (kind === 'dir') throw new TreeError('EISDIR', path)
-    if (kind === 'symlink') throw new TreeError('EINVAL', path, 'is a symlink')
+    if (kind !== 'file') throw new TreeError('EINVAL', path, `is a ${kind}`)
     const mode = checkMode(attrs.mode, path)
     const mtime = checkTime(attrs.mtime, path) ?? now
     const text = encodeVersion(version)
@@ -817,6 +836,14 @@ export class Tree implements ReadTree {
       throw new TreeError('EINVAL', path, `symlink target must be 1..${MAX_TARGET_BYTES} bytes of well-formed Unicode without NUL`)
     const { parent, name } = this.freshName(path)
     return this.create(parent, name, 'symlink', { mtime: attrs.mtime, uid: attrs.uid, gid: attrs.gid }, path, { target })
+  }
+
+  /** Creates a special file (special.ts): a fifo, socket or device (`rdev`: its number; 0 for the others). */
+  mknod(path: string, kind: SpecialKind, rdev: number, attrs: Attrs = {}): Stat {
+    if (!isSpecialKind(kind)) throw new TreeError('EINVAL', path, `not a special kind: ${String(kind)}`)
+    if (!isRdev(rdev)) throw new TreeError('EINVAL', path, `bad device number ${rdev}`)
+    const { parent, name } = this.freshName(path)
+    return this.create(parent, name, kind, attrs, path, isDevice(kind) ? { rdev } : {})
   }
 
   rename(from: string, to: string): void {
@@ -1251,9 +1278,42 @@ export class Tree implements ReadTree {
     return recordsBetween(this.shards, from, to)
   }
 
+  /** Whether `meta` (snapshots, volume settings) is as restored from the index and not read since. */
+  get metaUnread(): boolean { return this.shards.metaUnread }
+
   /** Every snapshot not removed: its record text and the heads it names. */
   snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
     return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
+  }
+
+  /**
+   * Every snapshot not removed, its heads read only when asked for (a record in parts: ~1.6 MB
+   * of heads at 1M files, which a commit that already saved its view does not need); heads()
+   * gives null when they do not decode.
+   */
+  snapshotTexts(): { text: string; heads: () => Record<string, string[]> | null }[] {
+    const out: { text: string; heads: () => Record<string, string[]> | null }[] = []
+    for (const [key, value] of Object.entries(this.shards.meta())) {
+      if (!key.startsWith(SNAP_PREFIX)) continue
+      const text = strOf(value)
+      if (text === null) continue
+      try {
+        if (decodeSnapshot(text).heads === null) continue
+      } catch {
+        continue
+      }
+      out.push({
+        text,
+        heads: () => {
+          try {
+            return this.snapshotOf(text).heads
+          } catch {
+            return null
+          }
+        },
+      })
+    }
+    return out
   }
 
   /**
@@ -1340,14 +1400,14 @@ export class Tree implements ReadTree {
     return [{ ...old, tombs: [decodeTomb(text)] }, (h, obj) => h.put(obj, 'del', text, 'str')]
   }
 
-  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string }): Stat {
+  private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; rdev?: number }): Stat {
     const raw = this.newNode(parent, name, kind, attrs, path, extra)
     this.edit([[raw, null]])
     return this.index.statId(raw.id)!
   }
 
   /** The state of a new node (created by `edit([[raw, null]])`), placed in its shard. */
-  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; bulk?: boolean }): RawNode {
+  private newNode(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; rdev?: number; bulk?: boolean }): RawNode {
     const mode = checkMode(attrs.mode, path) ?? DEFAULT_MODE[kind]
     const now = this.clock()
     const mtime = checkTime(attrs.mtime, path) ?? now
@@ -1360,6 +1420,7 @@ export class Tree implements ReadTree {
     const shard = this.placeOf(id, extra.bulk)
     if (shard !== shardOf(id)) raw.shard = shard
     if (extra.target !== undefined) raw.target = extra.target
+    if (extra.rdev !== undefined) raw.rdev = extra.rdev
     const fail = (msg: string): Error => new TreeError('EINVAL', path, msg)
     setOwners(raw, checkOwner(attrs.uid, fail), checkOwner(attrs.gid, fail))
     return raw

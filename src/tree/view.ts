@@ -27,6 +27,8 @@ export interface Stat {
   /** Owner ids (owners.ts): MOUNTER (-1) = the mounting user. */
   uid: number
   gid: number
+  /** Devices: the device number (special.ts). */
+  rdev?: number
   size: number
   content?: ContentRef
   target?: string
@@ -251,8 +253,10 @@ export class TreeIndex implements ReadTree {
     let out: Map<string, RawNode | null> | null = null
     for (const [id, r] of changed) {
       if (isNameEntry(id)) continue
-      const names = new Set([...nameEntries(this.raw.get(id)), ...nameEntries(r)])
-      if (names.size === 0) continue
+      const old = this.raw.get(id)
+      // Nearly every node has one name: nothing to add (no allocation per node of an import).
+      if (!old?.links && !r?.links) continue
+      const names = new Set([...nameEntries(old), ...nameEntries(r)])
       out ??= new Map(changed)
       const mine = new Set(nameEntries(r))
       for (const e of names) out.set(e, r && mine.has(e) ? { ...r, id: e } : null)
@@ -600,6 +604,8 @@ export class TreeIndex implements ReadTree {
     } else if (r.kind === 'symlink') {
       s.target = r.target
       s.size = Buffer.byteLength(r.target ?? '', 'utf8')
+    } else if (r.rdev !== undefined) {
+      s.rdev = r.rdev
     }
     return s
   }

@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import { CONTEXT, deriveKey, encodeKey } from '../crypto.js'
 import { UserError, type VolumeRecord } from '../datadir.js'
 import type { Cas, FileRef } from '../cas/index.js'
-import { Tree, TreeError, type ContentRef, type ReadTree, type Stat } from '../tree/index.js'
+import { Tree, TreeError, type Attrs, type ContentRef, type ReadTree, type SpecialKind, type Stat } from '../tree/index.js'
 import { EntryError, WriterLog, type AuditOp, type LogEntry, type WriterSet } from '../logs/index.js'
 import type { VolumeState } from '../tree/state-file.js'
 import { StateRejectedError, checkState, type AdoptPhase, type AdoptedState } from './volume-state.js'
@@ -491,7 +491,7 @@ export class Volume {
   }
 
   /** Records content already in the CAS as the file's new version (queued for the next entry). */
-  writeRef(path: string, ref: FileRef, attrs: { mode?: number; mtime?: number } = {}): Stat {
+  writeRef(path: string, ref: FileRef, attrs: Attrs = {}): Stat {
     return this.mutate(
       (t) => t.writeFile(path, toContentRef(ref), attrs),
       (st) => ({ op: 'write', path: st.path, size: ref.size, hash: ref.hash.toString('hex'), mode: st.mode, mtime: st.mtime })
@@ -531,7 +531,7 @@ export class Volume {
     return { stats, error }
   }
 
-  mkdir(path: string, attrs: { mode?: number; mtime?: number } = {}): Stat {
+  mkdir(path: string, attrs: Attrs = {}): Stat {
     return this.mutate(
       (t) => t.mkdir(path, attrs),
       (st) => ({ op: 'mkdir', path: st.path, mode: st.mode, mtime: st.mtime })
@@ -552,10 +552,18 @@ export class Volume {
     return st
   }
 
-  symlink(path: string, target: string, attrs: { mtime?: number } = {}): Stat {
+  symlink(path: string, target: string, attrs: Attrs = {}): Stat {
     return this.mutate(
       (t) => t.symlink(path, target, attrs),
       (st) => ({ op: 'symlink', path: st.path, target, mtime: st.mtime })
+    )
+  }
+
+  /** A fifo, socket or device (Tree.mknod; spec/tree.md "Special files"). */
+  mknod(path: string, kind: SpecialKind, rdev: number, attrs: Attrs = {}): Stat {
+    return this.mutate(
+      (t) => t.mknod(path, kind, rdev, attrs),
+      (st) => ({ op: 'mknod', path: st.path, kind, mode: st.mode })
     )
   }
 
@@ -580,7 +588,7 @@ export class Volume {
     )
   }
 
-  setattr(path: string, attrs: { mode?: number; mtime?: number; atime?: number }): Stat {
+  setattr(path: string, attrs: Attrs): Stat {
     return this.mutate(
       (t) => t.setattr(path, attrs),
       (st) => ({ op: 'setattr', path: st.path, mode: attrs.mode, mtime: attrs.mtime })

@@ -3,7 +3,7 @@ import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { UserError } from '../../datadir.js'
 import type { CopyProgress } from '../../copy/local-copy.js'
-import type { Stat } from '../../tree/index.js'
+import type { Kind, Stat } from '../../tree/index.js'
 
 export class VolumeCreateCommand extends BazilCommand {
   static override paths = [['volume', 'create']]
@@ -88,8 +88,11 @@ export class VolumeExportCommand extends BazilCommand {
   }
 }
 
+/** `ls -l`'s type letter of each kind. */
+const TYPE_CHAR: Record<Kind, string> = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', socket: 's', chardev: 'c', blockdev: 'b' }
+
 function modeString(st: Stat): string {
-  const type = st.kind === 'dir' ? 'd' : st.kind === 'symlink' ? 'l' : '-'
+  const type = TYPE_CHAR[st.kind]
   let s = ''
   for (let i = 8; i >= 0; i--) s += st.mode & (1 << i) ? 'rwx'[(8 - i) % 3] : '-'
   return type + s
@@ -105,6 +108,10 @@ function statJson(st: Stat): object {
     mtime: new Date(st.mtime).toISOString(),
     ...(st.content ? { hash: st.content.hash } : {}),
     ...(st.target !== undefined ? { target: st.target } : {}),
+    ...(st.rdev !== undefined ? { rdev: st.rdev } : {}),
+    // -1: the mounting user (spec/tree.md "Owners")
+    uid: st.uid,
+    gid: st.gid,
     // Hard links: every name of a node lists with its link count (spec/tree.md "Hard links").
     ...(st.nlink !== undefined ? { nlink: st.nlink } : {})
   }
@@ -151,6 +158,7 @@ export class VolumeCatCommand extends BazilCommand {
       const st = vol.view(this.snapshot).stat(this.target)
       if (st.kind === 'dir') throw new UserError(`${st.path} is a directory`)
       if (st.kind === 'symlink') throw new UserError(`${st.path} is a symlink to ${st.target}`)
+      if (st.kind !== 'file') throw new UserError(`${st.path} is a ${st.kind}: it has no content`)
       if (!st.content) throw new UserError(`${st.path} has no content`)
       const { toFileRef } = await import('../../volume/volume.js')
       for await (const chunk of vol.cas.readFile(toFileRef(st.content), st.path)) {
