@@ -76,7 +76,7 @@ test('single writer: create, stat, readdir, walk, defaults', () => {
   assert.equal(d.kind, 'dir'); assert.equal(d.mode, 0o755); assert.equal(d.path, '/docs')
   const f = t.writeFile('docs/a.txt', ref(1, 100), { mtime: 5 })
   assert.ok(f.ctime > 5, 'ctime: when the file was made')
-  assert.deepEqual({ ...f, id: '', ctime: 0 }, { id: '', kind: 'file', name: 'a.txt', parent: d.id, path: '/docs/a.txt', mode: 0o644, mtime: 5, atime: 5, ctime: 0, size: 100, content: { hash: h(1), size: 100 } })
+  assert.deepEqual({ ...f, id: '', ctime: 0 }, { id: '', kind: 'file', name: 'a.txt', parent: d.id, path: '/docs/a.txt', mode: 0o644, mtime: 5, atime: 5, ctime: 0, uid: -1, gid: -1, size: 100, content: { hash: h(1), size: 100 } })
   const l = t.symlink('/docs/link', 'a.txt')
   assert.equal(l.mode, 0o777); assert.equal(l.target, 'a.txt'); assert.equal(l.size, 5)
   t.writeFile('/docs/b', ref(2))
