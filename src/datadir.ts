@@ -97,11 +97,6 @@ function writeSecret(file: string, data: Buffer): void {
   fs.writeFileSync(file, data, { mode: 0o600, flag: 'wx' })
 }
 
-/** A volume's on-disk index under a data dir `root`: its manifest (the checkpoint) and its segments' directory (spec/tree.md). */
-export function indexPaths(root: string, volumeId: string): { manifest: string; segments: string } {
-  return new DataPaths(root).index(volumeId)
-}
-
 export class DataDir {
   readonly root: string
   readonly identity: KeyPair
@@ -164,11 +159,6 @@ export class DataDir {
   /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/placement/placement.ts). */
   get holdingsPath(): string {
     return this.paths.holdings
-  }
-
-  /** A volume's on-disk index: its manifest (the checkpoint) and its segments' directory. */
-  indexPaths(volumeId: string): { manifest: string; segments: string } {
-    return indexPaths(this.root, volumeId)
   }
 
   get publicKey(): Buffer {

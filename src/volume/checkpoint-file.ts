@@ -4,7 +4,7 @@
 // held here is ignored.
 import fs from 'node:fs'
 import path from 'node:path'
-import { indexPaths } from '../datadir.js'
+import { DataPaths } from '../data-paths.js'
 import type { Tree } from '../tree/index.js'
 import { commitTreeIndex, commitTreeIndexSliced, openTreeIndex } from '../tree/index-store.js'
 import { decodeControl, encodeControl, type ControlRecord } from '../logs/index.js'
@@ -46,12 +46,12 @@ export interface LogPositions {
 
 /** Where a volume's checkpoint (the manifest of its on-disk index) lives in the data dir (see spec/tree.md). */
 export function checkpointPath(dataDir: string, volumeId: string): string {
-  return indexPaths(dataDir, volumeId).manifest
+  return new DataPaths(dataDir).index(volumeId).manifest
 }
 
 /** The directory of a volume's on-disk index files, beside its checkpoint (spec/tree.md "The index on disk"). */
 export function indexFilesPath(dataDir: string, volumeId: string): string {
-  return indexPaths(dataDir, volumeId).segments
+  return new DataPaths(dataDir).index(volumeId).segments
 }
 
 /** Writes the checkpoint of `tree` covering `at`. Synchronous: nothing changes the tree between what is written and what it covers. */
