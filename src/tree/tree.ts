@@ -25,6 +25,8 @@ import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
+import type { SavedShardRead } from './saved-shard.js'
+import { SavedShardReaders, defaultLoadWorkers } from './state-load-pool.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 /** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
@@ -47,7 +49,12 @@ export interface JoinFill {
   onShard?: (done: number) => void | Promise<void>
   /** Length of a slice (default SLICE_MS; tests set 0: every shard its own slice). */
   sliceMs?: number
+  /** Worker threads reading the saved shards (default defaultLoadWorkers(); 0: on this thread). */
+  workers?: number
 }
+
+/** Shards sent to the load workers ahead of the one taken in. */
+const LOAD_WINDOW = 64
 
 /** A joiner's shard loads run in slices of about this long, between which the event loop (the mount) runs. */
 const SLICE_MS = 25
@@ -126,6 +133,8 @@ export class Tree implements ReadTree {
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
   private readonly problemsById = new Map<string, Problem>()
+  /** While a tree fills from a state (fromSaved): `owners` names the owner of every key seen, so ownerOf looks nowhere else. */
+  private ownersAll = false
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Heads of format 2 snapshot records read from their parts, by record text (the most recent few). */
   private readonly partHeads = new Map<string, Record<string, string[]>>()
@@ -594,8 +603,10 @@ export class Tree implements ReadTree {
    * A tree from saved shard documents that are not trusted (a state a joiner starts from,
    * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
    * document's changes hash to its heads) to exactly the heads given, which the caller took
-   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
-   * is built by reading every record once, shallow shards first, in slices of about SLICE_MS
+   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. Shards are
+   * loaded, checked and read on worker threads (saved-shard.ts, state-load-pool.ts), a window
+   * ahead of the one taken in. The index is built from every record read once, shallow shards
+   * first, in slices of about SLICE_MS
    * between which the event loop runs. `fill.onTree` gets the tree before the first shard: a
    * shard is put in it only once checked and its records are in the index at the end of its
    * slice, so a reader (the mount) sees the tree fill with checked records while it loads. On
@@ -604,6 +615,7 @@ export class Tree implements ReadTree {
   static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
     held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, fill: JoinFill = {}): Promise<Tree> {
     const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
+    let readers: SavedShardReaders | null = null
     try {
       if (meta) {
         let doc
@@ -620,20 +632,29 @@ export class Tree implements ReadTree {
       let changed = new Map<string, RawNode | null>()
       let done = 0
       let sliceStart = performance.now()
-      for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
-        const saved = shards.get(name)!
-        t.shards.restore(new Map([[name, saved]]), null)
-        let h
-        try {
-          h = t.shards.node(name)
-        } catch (e) {
-          throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
+      const order = [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))
+      // Loaded, checked and read on worker threads (saved-shard.ts), a window of shards ahead;
+      // taken in here in order, shallowest first (the shallowest record of a node counts).
+      readers = new SavedShardReaders(actor, fill.workers ?? defaultLoadWorkers())
+      const window = readers.threaded ? LOAD_WINDOW : 1
+      // Every record reaches the index through foreign(), which names its owner.
+      t.ownersAll = true
+      const reads: (Promise<SavedShardRead> | undefined)[] = []
+      let asked = 0
+      for (const [i, name] of order.entries()) {
+        while (asked < order.length && asked < i + window) {
+          const s = shards.get(order[asked]!)!
+          const p = readers.read(order[asked]!, s.bytes, s.heads)
+          // Its failure is seen when its turn comes (not before a shallower shard's).
+          p.catch(() => {})
+          reads[asked++] = p
         }
-        if (!sameHeads([...h.getHeads()].sort(), [...saved.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
-        const whole = h.materialize('_root') as Record<string, unknown>
-        for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
-        // Loaded only to be read: its saved bytes stay what the tree keeps (nothing to save).
-        t.shards.evict(0)
+        const r = await reads[i]!
+        reads[i] = undefined
+        if ('mismatch' in r) throw new StateMismatchError(r.mismatch)
+        // Read only: its saved bytes are what the tree keeps (nothing to save).
+        t.shards.restore(new Map([[name, shards.get(name)!]]), null)
+        for (const [id, node, reason] of r.records) if (!t.foreign(name, id)) changed.set(id, t.recordRead(name, id, node, reason))
         done++
         if (performance.now() - sliceStart >= (fill.sliceMs ?? SLICE_MS) || done === shards.size) {
           t.updateIndex(changed)
@@ -645,11 +666,14 @@ export class Tree implements ReadTree {
       }
       t.updateIndex(changed)
       t.owners = new Map()
+      t.ownersAll = false
       t.readRootAttrs()
       return t
     } catch (e) {
       t.free()
       throw e
+    } finally {
+      await readers?.close()
     }
   }
 
@@ -695,7 +719,7 @@ export class Tree implements ReadTree {
   /** The shard whose key counts for node `id` so far: this batch's, the index's, or a shallow one whose record does not decode. */
   private ownerOf(id: string): string | undefined {
     const now = this.owners.get(id)
-    if (now !== undefined) return now
+    if (now !== undefined || this.ownersAll) return now
     const n = this.index.node(id)
     if (n) return homeOf(n)
     for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
@@ -706,20 +730,29 @@ export class Tree implements ReadTree {
   }
 
   private readNode(h: Handle, shard: string, id: string, materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode | null {
-    const key = `${shard}/${id}`
+    let n: RawNode
     try {
-      const n = readRecord(h, id, undefined, materialized, conflicted)
+      n = readRecord(h, id, undefined, materialized, conflicted)
       if (CHECK_PATCHED && conflicted) {
         const full = JSON.stringify(readRecord(h, id))
         if (JSON.stringify(n) !== full) throw new Error(`patched record ${id} differs from the document: ${JSON.stringify(n)} != ${full}`)
       }
-      if (shard !== shardOf(id)) n.shard = shard
-      this.problemsById.delete(key)
-      return n
     } catch (e) {
-      this.problemsById.set(key, { shard, id, reason: (e as Error).message })
+      return this.recordRead(shard, id, null, (e as Error).message)
+    }
+    return this.recordRead(shard, id, n, null)
+  }
+
+  /** A record of `shard` as read (readRecord's result, or why it did not decode): its problem set or cleared. */
+  private recordRead(shard: string, id: string, n: RawNode | null, reason: string | null): RawNode | null {
+    const key = `${shard}/${id}`
+    if (n === null) {
+      this.problemsById.set(key, { shard, id, reason: reason ?? 'record does not decode' })
       return null
     }
+    if (shard !== shardOf(id)) n.shard = shard
+    this.problemsById.delete(key)
+    return n
   }
 
   private readRootAttrs(): void {
