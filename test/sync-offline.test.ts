@@ -13,8 +13,11 @@ if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the offline-mer
 const VOL = 'myfiles'
 const ENV = { BAZIL_REMOTE_TIMEOUT_MS: '3000' }
 
-/** What a tree should hold: file path -> content, directory path -> null. */
-type Expected = Map<string, string | null>
+/** A special file as mountTree lists it: a fifo (`p`), or a device (`c`/`b`) with its numbers `major,minor`. */
+interface Special { kind: 'p' | 'c' | 'b'; rdev?: string }
+
+/** What a tree should hold: file path -> content, directory path -> null, special file -> its kind. */
+type Expected = Map<string, string | null | Special>
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
 
@@ -24,7 +27,9 @@ function lines(exp: Expected): string[] {
     .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
     .map((p) => {
       const c = exp.get(p)
-      return c === null || c === undefined ? `d ${p}` : `f ${p} ${Buffer.byteLength(c)} ${sha256(c)}`
+      if (c === null || c === undefined) return `d ${p}`
+      if (typeof c !== 'string') return c.rdev === undefined ? `${c.kind} ${p}` : `${c.kind} ${p} ${c.rdev}`
+      return `f ${p} ${Buffer.byteLength(c)} ${sha256(c)}`
     })
 }
 
@@ -137,6 +142,7 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       'olddir/y.txt': 'y, before\n',
       'src/m.txt': 'm moves across directories\n',
       'docs/readme': 'black renames docs/\n',
+      'linked.txt': 'linked, before the split\n',
     }
     await shOk(writeScript(wmnt, base), 'base files on white')
     const exp: Expected = new Map()
@@ -156,6 +162,7 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       'same-name.txt': 'white made same-name.txt\n',
     }
     const fWhite = 'F as white wrote it, offline\n'
+    const linkedWhite = 'linked, rewritten by white offline\n'
     await shOk([
       writeScript(wmnt, whiteFiles),
       `printf %s 'appended by white\n' >> ${q(`${wmnt}/keep.txt`)} && sync ${q(`${wmnt}/keep.txt`)}`,
@@ -164,6 +171,9 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       `mv ${q(`${wmnt}/olddir`)} ${q(`${wmnt}/newdir`)}`,
       `mv ${q(`${wmnt}/src/m.txt`)} ${q(`${wmnt}/a/m.txt`)}`,
       `printf %s ${q(fWhite)} > ${q(`${wmnt}/F.txt`)} && sync ${q(`${wmnt}/F.txt`)}`,
+      // Through the one name white knows while black adds a second name to the same file.
+      `printf %s ${q(linkedWhite)} > ${q(`${wmnt}/linked.txt`)} && sync ${q(`${wmnt}/linked.txt`)}`,
+      `ln ${q(`${wmnt}/a/b/c/deep.txt`)} ${q(`${wmnt}/deep-link.txt`)}`,
       xattrScript(wmnt, [['keep.txt', 'user.k', 'white'], ['w-new.txt', 'user.w', '1']]),
       `sync ${q(`${wmnt}/keep.txt`)}`,
     ].join(' && '), 'white\'s offline edits')
@@ -186,19 +196,27 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       `mv ${q(`${bmnt}/docs`)} ${q(`${bmnt}/papers`)}`,
       `printf %s ${q(yBlack)} > ${q(`${bmnt}/olddir/y.txt`)} && sync ${q(`${bmnt}/olddir/y.txt`)}`,
       `printf %s ${q(fBlack)} > ${q(`${bmnt}/F.txt`)} && sync ${q(`${bmnt}/F.txt`)}`,
+      // A hard link, special files and an owner: metadata that must survive the merge too.
+      `ln ${q(`${bmnt}/linked.txt`)} ${q(`${bmnt}/linked-2.txt`)}`,
+      `mkfifo ${q(`${bmnt}/pipe`)} && mknod ${q(`${bmnt}/null-dev`)} c 1 3`,
+      `chown 1234:5678 ${q(`${bmnt}/b-new.txt`)}`,
       xattrScript(bmnt, [['keep.txt', 'user.k', 'black'], ['keep.txt', 'user.base', null]]),
       `sync ${q(`${bmnt}/F.txt`)}`,
     ].join(' && '), 'black\'s offline edits')
     // Black alone sees only its own side.
     assert.equal((await sh(`cat ${q(`${bmnt}/F.txt`)}`)).out, fBlack)
-    assert.equal((await sh(`LC_ALL=C ls ${q(bmnt)}`)).out, 'F.txt\nb-new.txt\nkeep.txt\nolddir\npapers\nsame-name.txt\nsrc\nwhite-deletes.txt\nx\n')
+    assert.equal((await sh(`LC_ALL=C ls ${q(bmnt)}`)).out, 'F.txt\nb-new.txt\nkeep.txt\nlinked-2.txt\nlinked.txt\nnull-dev\nolddir\npapers\npipe\nsame-name.txt\nsrc\nwhite-deletes.txt\nx\n')
     phase('black edited alone')
 
     // Both run again: they find each other by key and merge, with no `volume sync`.
     await c.start('white')
-    const want: Expected = new Map<string, string | null>([
+    const want: Expected = new Map<string, string | null | Special>([
       ['a', null], ['a/b', null], ['a/b/c', null], ['a/b/c/deep.txt', whiteFiles['a/b/c/deep.txt']], ['a/m.txt', base['src/m.txt']],
       ['b-new.txt', blackFiles['b-new.txt']],
+      ['deep-link.txt', whiteFiles['a/b/c/deep.txt']],
+      // One file, two names: black's new name shows white's concurrent rewrite.
+      ['linked.txt', linkedWhite], ['linked-2.txt', linkedWhite],
+      ['null-dev', { kind: 'c', rdev: '1,3' }], ['pipe', { kind: 'p' }],
       ['empty', null], ['empty/dir', null], ['empty/dir/tree', null],
       ['keep.txt', 'kept by both\nappended by white\n'],
       ['newdir', null], ['newdir/y.txt', yBlack], // renamed by white, edited by black: the edit follows the file
@@ -237,6 +255,14 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       return w === b && /^user\.k=(white|black)$/.test(w) && wn === 'user.w=1' && bn === wn
     }, 30_000, 200).catch((err: Error) => { throw new Error(`${err.message}: keep.txt shows ${kept}\n${c.logs()}`) })
     t.diagnostic(`concurrent user.k: ${kept} on both`)
+    // Link counts and black's chown, on both (the kernel keeps a name's attributes up to 1 s).
+    const meta = `stat -c '%n %h %u:%g' linked.txt linked-2.txt deep-link.txt b-new.txt`
+    const wantMeta = 'linked.txt 2 0:0\nlinked-2.txt 2 0:0\ndeep-link.txt 2 0:0\nb-new.txt 1 1234:5678\n'
+    for (const mnt of [wmnt, bmnt]) {
+      let seenMeta = ''
+      await eventually(`link counts and owners in ${mnt}`, async () => (seenMeta = (await sh(`cd ${q(mnt)} && ${meta}`)).out) === wantMeta, 30_000, 300)
+        .catch((err: Error) => { throw new Error(`${err.message}: ${seenMeta}`) })
+    }
     for (const l of wantLines()) t.diagnostic(`merged: ${l}`)
 
     // `volume sync` after the fact: both already have everything.
