@@ -60,6 +60,22 @@ export function anyAttrConflicted(h: Handle, obj: string, keys: Iterable<string>
   return false
 }
 
+/**
+ * Whether node `id`'s record (`obj`, found when null; `materialized`: its winners) holds several
+ * values of an owner or attribute key, asking Automerge only about such keys the record has
+ * (`conflicted`: of those, the ones a patch flagged as conflicted).
+ */
+export function recordAttrConflicted(h: Handle, id: string, obj: string | null, materialized: Record<string, unknown>, conflicted?: ReadonlySet<string>): boolean {
+  const keys = (conflicted ? [...conflicted] : Object.keys(materialized)).filter((k) => attrOfKey(k) !== null)
+  if (keys.length === 0) return false
+  if (obj === null) {
+    const top = h.getWithType('_root', id)
+    if (!top || top[0] !== 'map') return false
+    obj = top[1] as string
+  }
+  return anyAttrConflicted(h, obj, keys)
+}
+
 /** Op ids `counter@actor` in Automerge's order (counter, then actor): the greatest wins. */
 function opOrder(a: string, b: string): number {
   const [ca, aa] = splitOp(a)

@@ -3,7 +3,7 @@ import * as A from '@automerge/automerge'
 import { randomBytes } from '../crypto.js'
 import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
-import { type AttrConflict, anyAttrConflicted, attrOfKey, isOwnerAttr, readAttrConflicts } from './attr-conflicts.js'
+import { type AttrConflict, isOwnerAttr, readAttrConflicts, recordAttrConflicted } from './attr-conflicts.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
@@ -25,6 +25,8 @@ import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
+import type { SavedShardRead } from './saved-shard.js'
+import { SavedShardReaders, defaultLoadWorkers } from './state-load-pool.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 /** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
@@ -47,7 +49,12 @@ export interface JoinFill {
   onShard?: (done: number) => void | Promise<void>
   /** Length of a slice (default SLICE_MS; tests set 0: every shard its own slice). */
   sliceMs?: number
+  /** Worker threads reading the saved shards (default defaultLoadWorkers(); 0: on this thread). */
+  workers?: number
 }
+
+/** Shards sent to the load workers ahead of the one taken in. */
+const LOAD_WINDOW = 64
 
 /** A joiner's shard loads run in slices of about this long, between which the event loop (the mount) runs. */
 const SLICE_MS = 25
@@ -128,6 +135,8 @@ export class Tree implements ReadTree {
   /** Nodes whose last read found several values of an owner or attribute key (attr-conflicts.ts): kept in `multi`. */
   private readonly attrConflicted = new Set<string>()
   private readonly problemsById = new Map<string, Problem>()
+  /** While a tree fills from a state (fromSaved): `owners` names the owner of every key seen, so ownerOf looks nowhere else. */
+  private ownersAll = false
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Heads of format 2 snapshot records read from their parts, by record text (the most recent few). */
   private readonly partHeads = new Map<string, Record<string, string[]>>()
@@ -596,8 +605,10 @@ export class Tree implements ReadTree {
    * A tree from saved shard documents that are not trusted (a state a joiner starts from,
    * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
    * document's changes hash to its heads) to exactly the heads given, which the caller took
-   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
-   * is built by reading every record once, shallow shards first, in slices of about SLICE_MS
+   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. Shards are
+   * loaded, checked and read on worker threads (saved-shard.ts, state-load-pool.ts), a window
+   * ahead of the one taken in. The index is built from every record read once, shallow shards
+   * first, in slices of about SLICE_MS
    * between which the event loop runs. `fill.onTree` gets the tree before the first shard: a
    * shard is put in it only once checked and its records are in the index at the end of its
    * slice, so a reader (the mount) sees the tree fill with checked records while it loads. On
@@ -606,6 +617,7 @@ export class Tree implements ReadTree {
   static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
     held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, fill: JoinFill = {}): Promise<Tree> {
     const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
+    let readers: SavedShardReaders | null = null
     try {
       if (meta) {
         let doc
@@ -622,20 +634,29 @@ export class Tree implements ReadTree {
       let changed = new Map<string, RawNode | null>()
       let done = 0
       let sliceStart = performance.now()
-      for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
-        const saved = shards.get(name)!
-        t.shards.restore(new Map([[name, saved]]), null)
-        let h
-        try {
-          h = t.shards.node(name)
-        } catch (e) {
-          throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
+      const order = [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))
+      // Loaded, checked and read on worker threads (saved-shard.ts), a window of shards ahead;
+      // taken in here in order, shallowest first (the shallowest record of a node counts).
+      readers = new SavedShardReaders(actor, fill.workers ?? defaultLoadWorkers())
+      const window = readers.threaded ? LOAD_WINDOW : 1
+      // Every record reaches the index through foreign(), which names its owner.
+      t.ownersAll = true
+      const reads: (Promise<SavedShardRead> | undefined)[] = []
+      let asked = 0
+      for (const [i, name] of order.entries()) {
+        while (asked < order.length && asked < i + window) {
+          const s = shards.get(order[asked]!)!
+          const p = readers.read(order[asked]!, s.bytes, s.heads)
+          // Its failure is seen when its turn comes (not before a shallower shard's).
+          p.catch(() => {})
+          reads[asked++] = p
         }
-        if (!sameHeads([...h.getHeads()].sort(), [...saved.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
-        const whole = h.materialize('_root') as Record<string, unknown>
-        for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
-        // Loaded only to be read: its saved bytes stay what the tree keeps (nothing to save).
-        t.shards.evict(0)
+        const r = await reads[i]!
+        reads[i] = undefined
+        if ('mismatch' in r) throw new StateMismatchError(r.mismatch)
+        // Read only: its saved bytes are what the tree keeps (nothing to save).
+        t.shards.restore(new Map([[name, shards.get(name)!]]), null)
+        for (const [id, node, reason, attrConflict] of r.records) if (!t.foreign(name, id)) changed.set(id, t.recordRead(name, id, node, reason, attrConflict))
         done++
         if (performance.now() - sliceStart >= (fill.sliceMs ?? SLICE_MS) || done === shards.size) {
           t.updateIndex(changed)
@@ -647,11 +668,14 @@ export class Tree implements ReadTree {
       }
       t.updateIndex(changed)
       t.owners = new Map()
+      t.ownersAll = false
       t.readRootAttrs()
       return t
     } catch (e) {
       t.free()
       throw e
+    } finally {
+      await readers?.close()
     }
   }
 
@@ -697,7 +721,7 @@ export class Tree implements ReadTree {
   /** The shard whose key counts for node `id` so far: this batch's, the index's, or a shallow one whose record does not decode. */
   private ownerOf(id: string): string | undefined {
     const now = this.owners.get(id)
-    if (now !== undefined) return now
+    if (now !== undefined || this.ownersAll) return now
     const n = this.index.node(id)
     if (n) return homeOf(n)
     for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
@@ -708,40 +732,41 @@ export class Tree implements ReadTree {
   }
 
   private readNode(h: Handle, shard: string, id: string, materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode | null {
-    const key = `${shard}/${id}`
+    let n: RawNode
+    let obj: string | null = null
     try {
-      let obj: string | null = null
       if (materialized === undefined) {
-        // Materialized here rather than in readRecord: noteAttrConflict reads the record's keys from it.
+        // Materialized here rather than in readRecord: recordAttrConflicted reads the record's keys from it.
         const top = h.getWithType('_root', id)
         if (top && top[0] === 'map') materialized = h.materialize((obj = top[1] as string))
       }
-      const n = readRecord(h, id, undefined, materialized, conflicted)
+      n = readRecord(h, id, undefined, materialized, conflicted)
       if (CHECK_PATCHED && conflicted) {
         const full = JSON.stringify(readRecord(h, id))
         if (JSON.stringify(n) !== full) throw new Error(`patched record ${id} differs from the document: ${JSON.stringify(n)} != ${full}`)
       }
-      if (shard !== shardOf(id)) n.shard = shard
-      this.problemsById.delete(key)
-      this.noteAttrConflict(h, id, obj, materialized as Record<string, unknown>, conflicted)
-      return n
     } catch (e) {
-      this.attrConflicted.delete(id)
-      this.problemsById.set(key, { shard, id, reason: (e as Error).message })
-      return null
+      return this.recordRead(shard, id, null, (e as Error).message)
     }
+    return this.recordRead(shard, id, n, null, recordAttrConflicted(h, id, obj, materialized as Record<string, unknown>, conflicted))
   }
 
   /**
-   * Notes whether node `id`'s record holds several values of an owner or attribute key, asking
-   * Automerge only about such keys the record has (`conflicted`: of those, the ones a patch
-   * flagged): a node so noted stays in `multi`, read whole after every apply, and is listed by
-   * attrConflicts.
+   * A record of `shard` as read (readRecord's result, or why it did not decode): its problem set
+   * or cleared; `attrConflict`: it holds several values of an owner or attribute key (kept in
+   * `multi`, listed by attrConflicts).
    */
-  private noteAttrConflict(h: Handle, id: string, obj: string | null, materialized: Record<string, unknown>, conflicted: ReadonlySet<string> | undefined): void {
-    const keys = (conflicted ? [...conflicted] : Object.keys(materialized)).filter((k) => attrOfKey(k) !== null)
-    if (keys.length > 0 && anyAttrConflicted(h, obj ?? recordObj(h, id), keys)) this.attrConflicted.add(id)
+  private recordRead(shard: string, id: string, n: RawNode | null, reason: string | null, attrConflict = false): RawNode | null {
+    const key = `${shard}/${id}`
+    if (attrConflict && n !== null) this.attrConflicted.add(id)
     else this.attrConflicted.delete(id)
+    if (n === null) {
+      this.problemsById.set(key, { shard, id, reason: reason ?? 'record does not decode' })
+      return null
+    }
+    if (shard !== shardOf(id)) n.shard = shard
+    this.problemsById.delete(key)
+    return n
   }
 
   private readRootAttrs(): void {
