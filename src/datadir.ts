@@ -109,35 +109,6 @@ export class DataDir {
     this.paths = new DataPaths(root)
   }
 
-  get corestorePath(): string {
-    return this.paths.corestore
-  }
-
-  /** The cache budget set with `bazil cache size` (spec/datadir.md; src/cas/cache-size.ts). */
-  get cacheConfigPath(): string {
-    return this.paths.cacheConfig
-  }
-
-  /** Which blocks of peers' stores are held here, their sizes and LRU order (src/cas/cache-ledger.ts). */
-  get cacheLedgerPath(): string {
-    return this.paths.cacheLedger
-  }
-
-  /** Pinned paths per volume (src/pins/pins-file.ts). */
-  get pinsPath(): string {
-    return this.paths.pins
-  }
-
-  /** When each unreferenced object of the own store was first found so (spec/gc.md §6). */
-  get gcMarksPath(): string {
-    return this.paths.gcMarks
-  }
-
-  /** The content store's saved pack table (spec/cas.md §7; src/cas/table-file.ts). */
-  get packTablePath(): string {
-    return this.paths.packTable
-  }
-
   /**
    * Moves bazil's files that older versions kept inside `corestore/` to the data dir's root,
    * before the store opens. They can't stay there: a store whose `CORESTORE` file is missing (a
@@ -146,7 +117,7 @@ export class DataDir {
    * up from there too. A file already at the root wins (the others are caches: left alone).
    */
   moveStoreFilesOut(): void {
-    for (const [name, to] of [['pack-table', this.packTablePath], ['gc-marks', this.gcMarksPath]]) {
+    for (const [name, to] of [['pack-table', this.paths.packTable], ['gc-marks', this.paths.gcMarks]]) {
       if (fs.existsSync(to)) continue
       for (const from of [path.join(this.paths.corestore, name), path.join(this.paths.db, name)]) {
         if (!fs.existsSync(from)) continue
@@ -154,11 +125,6 @@ export class DataDir {
         break
       }
     }
-  }
-
-  /** Confirmations from peers that they keep this node's store, and the copy rules last seen (src/placement/placement.ts). */
-  get holdingsPath(): string {
-    return this.paths.holdings
   }
 
   get publicKey(): Buffer {

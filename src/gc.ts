@@ -138,7 +138,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
   const progress = opts.progress ?? (() => {})
   const chunks = node.chunks
   await chunks.tableReady() // the sync lookups below (objects, isDropped) read it
-  const marksFile = node.dir.gcMarksPath
+  const marksFile = node.dir.paths.gcMarks
   const diskBefore = diskUsage(node.dir.root)
   chunks.beginGuard()
   try {

@@ -64,7 +64,7 @@ export class Node {
     this.remoteStores = new RemoteStores(store, remoteTimeoutMs())
     this.mirrors = new StoreMirrors(store, dir.root)
     this.storeSync = new StoreSync(dir.paths.db)
-    this.placement = new Placement(dir.holdingsPath, chunks.casKey, () => [...this.opened.values()].filter((v) => !v.isClosed).map((v) => ({ id: v.id.toString('hex'), copies: v.copies })))
+    this.placement = new Placement(dir.paths.holdings, chunks.casKey, () => [...this.opened.values()].filter((v) => !v.isClosed).map((v) => ({ id: v.id.toString('hex'), copies: v.copies })))
     // A damaged volume record: no confirmation counts (nothing is evicted) until it is fixed.
     this.placement.storesTo = () => {
       try {
@@ -126,12 +126,12 @@ export class Node {
     try {
       ensureReserve(dir.root)
       const guard = new SpaceGuard(dir.root, dir.paths.db)
-      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes), lazyTable: true, tableFile: dir.packTablePath })
+      const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes), lazyTable: true, tableFile: dir.paths.packTable })
       const node = new Node(dir, store, chunks, guard)
       await node.remoteStores.load()
       node.cache = await ContentCache.open(store, node.remoteStores, {
-        configFile: dir.cacheConfigPath,
-        ledgerFile: dir.cacheLedgerPath,
+        configFile: dir.paths.cacheConfig,
+        ledgerFile: dir.paths.cacheLedger,
         dataDir: dir.root,
         // A store this node keeps for its owner (a mirror: the owner's copy rule counts it) is not cache.
         kept: (key) => node.mirrors.ownerOf(key) !== null,
@@ -358,7 +358,7 @@ export class Node {
 }
 
 async function openStore(dir: DataDir): Promise<Corestore> {
-  const store = new Corestore(dir.corestorePath)
+  const store = new Corestore(dir.paths.corestore)
   try {
     await store.ready()
     return store
@@ -372,15 +372,15 @@ async function openStore(dir: DataDir): Promise<Corestore> {
     }
     if (/no space left on device/i.test(msg)) {
       const need = walBytes(dir.paths.db)
-      throw Object.assign(new DiskFullError(`cannot open the store in ${dir.corestorePath}: the disk is full (${mib(freeBytes(dir.root))} MiB free; opening first writes out the store's log, about ${mib(need)} MiB): free that much space and try again`), { cause: err })
+      throw Object.assign(new DiskFullError(`cannot open the store in ${dir.paths.corestore}: the disk is full (${mib(freeBytes(dir.root))} MiB free; opening first writes out the store's log, about ${mib(need)} MiB): free that much space and try again`), { cause: err })
     }
     if (/invalid device file/i.test(msg)) {
       // corestore's guard against two live copies of one store forking its logs: CORESTORE
       // records the inode (and an xattr) of the directory it was made in.
       const file = dir.paths.corestoreMarker
-      throw new UserError(`cannot open the store in ${dir.corestorePath}: ${file} does not match this directory (${msg}): the data dir was copied or moved, or the file is damaged. If this copy is the only one that will ever be used (a restored backup, a new disk), delete ${file} and open again; never use two copies of one data dir`)
+      throw new UserError(`cannot open the store in ${dir.paths.corestore}: ${file} does not match this directory (${msg}): the data dir was copied or moved, or the file is damaged. If this copy is the only one that will ever be used (a restored backup, a new disk), delete ${file} and open again; never use two copies of one data dir`)
     }
-    throw new UserError(`cannot open the store in ${dir.corestorePath}: ${msg}`)
+    throw new UserError(`cannot open the store in ${dir.paths.corestore}: ${msg}`)
   }
 }
 

@@ -70,7 +70,7 @@ test('with copies 2, written content is safe only once two storage peers confirm
     await d1.stop()
     await packs.close()
     await laptop.stop()
-    const p = new Placement(laptop.dir.holdingsPath, own)
+    const p = new Placement(laptop.dir.paths.holdings, own)
     assert.deepEqual(p.confirmations().map((c) => [c.node, c.packs]), [[encodeKey(d1.key), n]])
     assert.equal(p.copies(), 2, 'the rule of a volume not open now is the one last seen')
     assert.equal(p.safePacks(own), 0)

@@ -38,8 +38,8 @@ test('the pack table is saved at the data dir root and read back from there', as
   const { dir, cleanup } = tempDir()
   try {
     const dd = await dataDirWithContent(dir)
-    assert.ok(fs.existsSync(dd.packTablePath), 'the table is saved at the root')
-    assert.ok(!fs.existsSync(path.join(dd.corestorePath, 'pack-table')), 'nothing of ours inside corestore/')
+    assert.ok(fs.existsSync(dd.paths.packTable), 'the table is saved at the root')
+    assert.ok(!fs.existsSync(path.join(dd.paths.corestore, 'pack-table')), 'nothing of ours inside corestore/')
     assert.equal(await tableSource(dd), 'file')
   } finally {
     cleanup()
@@ -51,21 +51,21 @@ test('a copy opened after deleting CORESTORE keeps its pack table; files of olde
   try {
     const dd = await dataDirWithContent(dir)
     // An older version's layout: the table inside corestore/.
-    fs.renameSync(dd.packTablePath, path.join(dd.corestorePath, 'pack-table'))
+    fs.renameSync(dd.paths.packTable, path.join(dd.paths.corestore, 'pack-table'))
     assert.equal(await tableSource(dd), 'file', 'moved to the root at open and used')
-    assert.ok(fs.existsSync(dd.packTablePath))
-    assert.ok(!fs.existsSync(path.join(dd.corestorePath, 'pack-table')))
+    assert.ok(fs.existsSync(dd.paths.packTable))
+    assert.ok(!fs.existsSync(path.join(dd.paths.corestore, 'pack-table')))
 
     // An older version's table, then CORESTORE deleted (a restored copy): opening must not lose it.
-    fs.renameSync(dd.packTablePath, path.join(dd.corestorePath, 'pack-table'))
-    fs.rmSync(path.join(dd.corestorePath, 'CORESTORE'))
+    fs.renameSync(dd.paths.packTable, path.join(dd.paths.corestore, 'pack-table'))
+    fs.rmSync(path.join(dd.paths.corestore, 'CORESTORE'))
     assert.equal(await tableSource(dd), 'file', 'the table still serves the open')
-    assert.ok(fs.existsSync(dd.packTablePath))
+    assert.ok(fs.existsSync(dd.paths.packTable))
 
     // One that hypercore-storage already moved into corestore/db/ is picked up from there.
-    fs.renameSync(dd.packTablePath, path.join(dd.corestorePath, 'db', 'pack-table'))
+    fs.renameSync(dd.paths.packTable, path.join(dd.paths.corestore, 'db', 'pack-table'))
     assert.equal(await tableSource(dd), 'file', 'picked up from corestore/db/')
-    assert.ok(!fs.existsSync(path.join(dd.corestorePath, 'db', 'pack-table')))
+    assert.ok(!fs.existsSync(path.join(dd.paths.corestore, 'db', 'pack-table')))
   } finally {
     cleanup()
   }

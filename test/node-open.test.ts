@@ -16,7 +16,7 @@ import { bazil, tempDir } from './helpers.js'
 async function damage(data: string, indexToo: boolean): Promise<DataDir> {
   assert.equal((await bazil(data, ['create'])).code, 0)
   const dd = DataDir.open(data)
-  const store = new Corestore(dd.corestorePath)
+  const store = new Corestore(dd.paths.corestore)
   const packs = store.get({ name: PACKS_CORE_NAME })
   const index = store.get({ name: PACK_INDEX_CORE_NAME })
   await packs.ready()
@@ -49,7 +49,7 @@ test('a damaged pack-index block fails every use of the pack table, not the open
   try {
     const data = path.join(dir, 'data')
     const dd = await damage(data, true)
-    fs.rmSync(dd.packTablePath, { force: true })
+    fs.rmSync(dd.paths.packTable, { force: true })
 
     const node = await Node.open(DataDir.open(data))
     try {

@@ -54,7 +54,7 @@ export interface ChunkStoreOptions {
   packTargetBytes?: number
   /**
    * Where the pack table is kept between runs (spec/cas.md section 7). A node's store keeps it
-   * at DataDir.packTablePath (DATA/pack-table); the default (a store opened outside a data dir:
+   * at DataPaths.packTable (DATA/pack-table); the default (a store opened outside a data dir:
    * tests, benchmarks) is `pack-table` in the corestore's directory; null: not kept (every open
    * reads the whole index).
    */

@@ -1,6 +1,6 @@
 // When each unreferenced object of the own store was first found unreferenced (spec/gc.md,
 // "Grace"): GC removes an object only once it has stayed unreferenced for the grace period.
-// File `DATA/gc-marks` (DataDir.gcMarksPath; mode 0600, replaced atomically):
+// File `DATA/gc-marks` (DataPaths.gcMarks; mode 0600, replaced atomically):
 //   "bzgcmark" · u32 version 1 · u32 n · n x { 16 bytes: address prefix; u32 seconds since the epoch } · H(all before)
 // A file that doesn't read exactly so is ignored (every mark starts again: removal is only delayed).
 import fs from 'node:fs'

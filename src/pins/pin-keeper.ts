@@ -88,7 +88,7 @@ export class PinKeeper implements PinSet {
   private async pinnedFiles(): Promise<{ state: PinState; vol: Volume | null; refs: FileRef[] }[]> {
     let pins: Pin[]
     try {
-      pins = readPins(this.host.dir.pinsPath)
+      pins = readPins(this.host.dir.paths.pins)
     } catch (err) {
       this.log('warn', `pin: ${(err as Error).message}`)
       return []

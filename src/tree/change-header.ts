@@ -101,19 +101,15 @@ class Reader {
   constructor(readonly b: Uint8Array, readonly end = b.length) {}
 
   uleb(what: string): number {
-    let result = 0
-    let shift = 0
-    for (;;) {
-      if (this.at >= this.end) throw new Error(`truncated ${what}`)
-      const byte = this.b[this.at++]
-      result += (byte & 0x7f) * 2 ** shift
-      if ((byte & 0x80) === 0) return result
-      shift += 7
-      if (shift > 49) throw new Error(`${what} too large`)
-    }
+    return this.leb(what, false)
   }
 
   sleb(what: string): number {
+    return this.leb(what, true)
+  }
+
+  /** One LEB128 number; a signed one takes its sign from bit 6 of the last byte. */
+  private leb(what: string, signed: boolean): number {
     let result = 0
     let shift = 0
     for (;;) {
@@ -121,7 +117,7 @@ class Reader {
       const byte = this.b[this.at++]
       result += (byte & 0x7f) * 2 ** shift
       shift += 7
-      if ((byte & 0x80) === 0) return byte & 0x40 ? result - 2 ** shift : result
+      if ((byte & 0x80) === 0) return signed && byte & 0x40 ? result - 2 ** shift : result
       if (shift > 49) throw new Error(`${what} too large`)
     }
   }

@@ -26,7 +26,7 @@ export class CacheSizeCommand extends BazilCommand {
     if (spec && !server) {
       // No server: nothing is held open; record it (the next node to open evicts down to it).
       const dir = this.openDataDir()
-      writeBudget(dir.cacheConfigPath, spec)
+      writeBudget(dir.paths.cacheConfig, spec)
     }
     const status = await this.withNode(async (node) => {
       if (spec && server) await node.cache.setBudget(spec)
@@ -89,8 +89,8 @@ export class PinCommand extends BazilCommand {
         const vol = await node.volume(t.volume)
         const tree = vol.view()
         for (const p of t.paths) if (!tree.lookup(p)) throw new UserError(`volume ${vol.name} has no ${p}`)
-        const existing = readPins(node.dir.pinsPath).filter((x) => x.volume === vol.id.toString('hex'))
-        const added = addPins(node.dir.pinsPath, vol.id.toString('hex'), t.paths)
+        const existing = readPins(node.dir.paths.pins).filter((x) => x.volume === vol.id.toString('hex'))
+        const added = addPins(node.dir.paths.pins, vol.id.toString('hex'), t.paths)
         for (const p of t.paths) {
           const under = existing.find((x) => covers(x.path, p))
           if (under) out.push(`volume ${vol.name} ${p} is pinned already${under.path !== p ? ` (under ${under.path})` : ''}`)
@@ -146,7 +146,7 @@ async function pinRows(node: Node, inServer: boolean): Promise<PinRow[]> {
   const states = inServer ? node.pins.list() : []
   const volumes = node.dir.listVolumes()
   const rows: PinRow[] = []
-  for (const pin of readPins(node.dir.pinsPath)) {
+  for (const pin of readPins(node.dir.paths.pins)) {
     const rec = volumes.find((v) => v.id === pin.volume)
     const state = states.find((s) => s.pin.volume === pin.volume && s.pin.path === pin.path)
     let files = 0
@@ -184,13 +184,13 @@ export class UnpinCommand extends BazilCommand {
       const out: string[] = []
       for (const t of targets(node.dir, this.args, server?.mounts() ?? [], (p) => this.resolvePath(p))) {
         const id = node.dir.volume(t.volume).id
-        const pins = readPins(node.dir.pinsPath).filter((x) => x.volume === id)
+        const pins = readPins(node.dir.paths.pins).filter((x) => x.volume === id)
         for (const p of t.paths) {
           if (pins.some((x) => x.path === p)) continue
           const under = pins.find((x) => covers(x.path, p))
           throw new UserError(under ? `volume ${t.volume} ${p} is not pinned itself: it is under the pinned ${under.path} (unpin that)` : `volume ${t.volume} ${p} is not pinned (see \`bazil pin --list\`)`)
         }
-        removePins(node.dir.pinsPath, id, t.paths)
+        removePins(node.dir.paths.pins, id, t.paths)
         for (const p of t.paths) out.push(`unpinned volume ${t.volume} ${p}`)
       }
       if (server) void node.pins.sync()
