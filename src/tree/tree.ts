@@ -12,6 +12,7 @@ import {
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { recordsBetween } from './snapshot-views.js'
+import { rootAttrsAt, snapshotKey, type NamedSnapshot, type SavedSnapshots } from './snapshot-names.js'
 import { HEADS_PREFIX, INLINE_BYTES, headsParts, partsToWrite, readParts } from './snapshot-heads.js'
 import { entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { checkChange, shardProblem } from './change-check.js'
@@ -137,8 +138,8 @@ export class Tree implements ReadTree {
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Heads of format 2 snapshot records read from their parts, by record text (the most recent few). */
   private readonly partHeads = new Map<string, Record<string, string[]>>()
-  /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
-  private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
+  /** Saved views of snapshots, by record key, and the snapshots the index on disk names (index-store.ts keeps them on disk). */
+  private saved: SavedSnapshots | null = null
   /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
   private indexState: (() => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null) | null = null
   /** Bumped when the index on disk moves (a commit): snapshot views built over the old one are built again. */
@@ -1186,6 +1187,8 @@ export class Tree implements ReadTree {
       const parts = headsParts(heads)
       for (const batch of partsToWrite(this.shards.meta(), parts)) this.changeMeta((m) => { for (const p of batch) m[HEADS_PREFIX + p.digest] = imm(p.text) })
       text = encodeSnapshot({ time, writer: this.actor, heads: null, parts: parts.map((p) => p.digest) })
+      // The heads its parts hold: the commit that saves its view need not read them back.
+      this.rememberPartHeads(text, heads)
     }
     this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
   }
@@ -1195,12 +1198,13 @@ export class Tree implements ReadTree {
     const rec = decodeSnapshot(text)
     if (!rec.parts) return rec
     let heads = this.partHeads.get(text)
-    if (!heads) {
-      heads = readParts(this.shards.meta(), rec.parts)
-      this.partHeads.set(text, heads)
-      if (this.partHeads.size > 8) this.partHeads.delete(this.partHeads.keys().next().value!)
-    }
+    if (!heads) this.rememberPartHeads(text, (heads = readParts(this.shards.meta(), rec.parts)))
     return { ...rec, heads }
+  }
+
+  private rememberPartHeads(text: string, heads: Record<string, string[]>): void {
+    this.partHeads.set(text, heads)
+    if (this.partHeads.size > 8) this.partHeads.delete(this.partHeads.keys().next().value!)
   }
 
   /** Removes a snapshot: its value becomes a removal record (heads null); what only it referenced becomes garbage (spec/gc.md). */
@@ -1262,13 +1266,17 @@ export class Tree implements ReadTree {
   }
 
   snapshots(): { name: string; time: number }[] {
-    const out: SnapshotInfo[] = [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
+    // As the index on disk names them while `meta` is unread, when each has a saved view (so it decoded).
+    const named = this.namedSnapshots()
+    const out: SnapshotInfo[] = named && named.every((n) => n.root !== null && this.saved!.view(n.key) !== null) ? named.map(({ name, time }) => ({ name, time })) : [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
     return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   }
 
   /** A read-only view of the tree as it was when the snapshot was taken. */
   at(name: string): ReadTree {
     this.flush()
+    const fast = this.atSaved(name)
+    if (fast) return fast
     const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
     if (value === null) throw new TreeError('ENOENT', name, 'no such snapshot')
     const cached = this.snapshotTrees.get(value)
@@ -1282,16 +1290,51 @@ export class Tree implements ReadTree {
     const snapHeads = rec.heads
     if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
     // A saved view was written from a state at these heads: the changes are here (no shard to load to check).
-    const saved = this.savedSnapshot?.(value) ?? undefined
+    const saved = this.savedSnapshot(value)
     if (!saved) {
       for (const [shard, heads] of Object.entries(snapHeads)) {
         if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
       }
     }
     // Made again when the index on disk moves (a commit): then its saved view is read, or it is derived again.
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot?.(value) ?? undefined), () => this.indexGen)
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot(value)), () => this.indexGen)
     this.snapshotTrees.set(value, t)
     return t
+  }
+
+  /** The snapshots the index on disk names, while they are `meta`'s (it is unread since the open); else null. */
+  private namedSnapshots(): NamedSnapshot[] | null {
+    return this.shards.metaUnread ? this.saved?.named ?? null : null
+  }
+
+  /** A saved view of the snapshot `name` that needs no `meta`: named by the index on disk while `meta` is unread. */
+  private atSaved(name: string): ReadTree | null {
+    const n = this.namedSnapshots()?.find((x) => x.name === name)
+    if (!n || n.root === null || !this.saved!.view(n.key)) return null
+    const cacheKey = `#${n.key}`
+    const cached = this.snapshotTrees.get(cacheKey)
+    if (cached) return cached
+    const root = n.root
+    // After a commit: its view as the new index on disk names it, else as `meta` says (the slow way).
+    const build = (): TreeIndex => {
+      const saved = this.saved?.view(n.key)
+      if (!saved) return (this.at(name) as SnapshotTree).index()
+      const index = new TreeIndex(saved)
+      readRootAttrs(root, index)
+      return index
+    }
+    const t = new SnapshotTree(build, () => this.indexGen)
+    this.snapshotTrees.set(cacheKey, t)
+    return t
+  }
+
+  private savedSnapshot(text: string): { base: IndexBase; memo: IndexMemo } | undefined {
+    return this.saved?.view(snapshotKey(text)) ?? undefined
+  }
+
+  /** The root's attributes in `meta` at `heads` (a snapshot's: what its saved view shows for the root). */
+  rootAttrsAt(heads: string[]): Record<string, unknown> {
+    return rootAttrsAt(A.getBackend(this.shards.meta()), heads)
   }
 
   /**
@@ -1299,8 +1342,8 @@ export class Tree implements ReadTree {
    * of building it, and the state of the index on disk (to derive a view from). Called by every
    * commit: views made over the previous index on disk are made again on their next read.
    */
-  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
-    this.savedSnapshot = find
+  setSavedSnapshots(saved: SavedSnapshots, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
+    this.saved = saved
     this.indexState = state ?? null
     this.indexGen++
     this.snapshotTrees.clear()
@@ -1324,19 +1367,22 @@ export class Tree implements ReadTree {
    * of heads at 1M files, which a commit that already saved its view does not need); heads()
    * gives null when they do not decode.
    */
-  snapshotTexts(): { text: string; heads: () => Record<string, string[]> | null }[] {
-    const out: { text: string; heads: () => Record<string, string[]> | null }[] = []
+  snapshotTexts(): { name: string; time: number; text: string; heads: () => Record<string, string[]> | null }[] {
+    const out: { name: string; time: number; text: string; heads: () => Record<string, string[]> | null }[] = []
     for (const [key, value] of Object.entries(this.shards.meta())) {
       if (!key.startsWith(SNAP_PREFIX)) continue
       const text = strOf(value)
       if (text === null) continue
+      let time
       try {
-        if (decodeSnapshot(text).heads === null) continue
+        const rec = decodeSnapshot(text)
+        if (rec.heads === null) continue
+        time = rec.time
       } catch {
         continue
       }
       out.push({
-        text,
+        name: key.slice(SNAP_PREFIX.length), time, text,
         heads: () => {
           try {
             return this.snapshotOf(text).heads
@@ -1357,9 +1403,7 @@ export class Tree implements ReadTree {
   private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
     const withRoot = (index: TreeIndex): TreeIndex => {
       const hs = heads[META_SHARD]
-      if (hs) {
-        readRootAttrs(A.view(this.shards.meta(), hs), index)
-      }
+      if (hs) readRootAttrs(this.rootAttrsAt(hs), index)
       return index
     }
     if (saved) return withRoot(new TreeIndex(saved))
@@ -1375,7 +1419,7 @@ export class Tree implements ReadTree {
     const claimed = new Map<string, string>()
     for (const [shard, hs] of Object.entries(heads)) {
       if (shard === META_SHARD) {
-        readRootAttrs(A.view(this.shards.meta(), hs), index)
+        readRootAttrs(this.rootAttrsAt(hs), index)
         continue
       }
       const h = this.shards.node(shard)
@@ -1533,6 +1577,8 @@ class SnapshotTree implements ReadTree {
   private built: TreeIndex | null = null
   private builtGen = -1
   constructor(private readonly build: () => TreeIndex, private readonly gen: () => number) {}
+  /** Its index, built (again, if the index on disk moved) when needed. */
+  index(): TreeIndex { return this.ix }
   private get ix(): TreeIndex {
     const g = this.gen()
     if (this.built === null || this.builtGen !== g) {
