@@ -69,6 +69,12 @@ interface ConflictJson {
   path: string
   versions: { path: string; writer: string; log: string; mine: boolean; time: string; size: number; hash: string }[]
 }
+/** An attribute conflict in `volume conflicts --json` (spec/tree.md "Conflicts of owners and attributes"). */
+interface AttrConflictJson {
+  path: string
+  attribute: string
+  values: { value: number | { base64: string; text?: string }; writer: string; log: string; mine: boolean; won: boolean }[]
+}
 
 /** Waits until every named peer's mount lists exactly `want` (the same lines on all of them). */
 async function converged(c: PeerCluster, names: string[], want: () => string[], what: string, ms = 30_000): Promise<void> {
@@ -286,8 +292,19 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     assert.ok((jw.entries as number) >= 15, JSON.stringify(jw))
 
     // `volume conflicts`: F.txt with both versions, the same on both sides (but `mine`).
-    const conflicts = async (name: string): Promise<ConflictJson[]> => JSON.parse((await c.run(name, ['volume', 'conflicts', '--json', VOL])).stdout) as ConflictJson[]
+    // Beside it keep.txt's user.k, set by both: both values, the one shown first.
+    const listAll = async (name: string): Promise<(ConflictJson | AttrConflictJson)[]> => JSON.parse((await c.run(name, ['volume', 'conflicts', '--json', VOL])).stdout) as (ConflictJson | AttrConflictJson)[]
+    const conflicts = async (name: string): Promise<ConflictJson[]> => (await listAll(name)).filter((x): x is ConflictJson => !('attribute' in x))
+    const attrConflicts = async (name: string): Promise<AttrConflictJson[]> => (await listAll(name)).filter((x): x is AttrConflictJson => 'attribute' in x)
     const [cw, cb] = await Promise.all([conflicts('white'), conflicts('black')])
+    const [aw, ab] = await Promise.all([attrConflicts('white'), attrConflicts('black')])
+    for (const [list, me] of [[aw, W], [ab, B]] as const) {
+      assert.equal(list.length, 1, JSON.stringify(list))
+      assert.match(list[0]!.path, /^\/?keep\.txt$/)
+      assert.equal(list[0]!.attribute, 'user.k')
+      assert.deepEqual(list[0]!.values.map((v) => [(v.value as { text?: string }).text, v.writer, v.won]), [[kept.slice('user.k='.length), kept.endsWith('white') ? W : B, true], [kept.endsWith('white') ? 'black' : 'white', kept.endsWith('white') ? B : W, false]])
+      for (const v of list[0]!.values) assert.equal(v.mine, v.writer === me)
+    }
     const final = chosen as Expected | null
     assert.ok(final)
     for (const [list, me] of [[cw, W], [cb, B]] as const) {
@@ -319,6 +336,9 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     // White keeps its own version: the conflict is gone on both sides.
     const res = await c.run('white', ['volume', 'resolve', VOL, 'F.txt', '--keep=mine'])
     assert.match(res.stdout, /^resolved \/?F\.txt: kept \S+ \(mine\)$/m)
+    // And black's user.k, named by black's node key: shown on both once it replicates.
+    const resAttr = await c.run('white', ['volume', 'resolve', VOL, 'keep.txt', '--attr=user.k', `--keep=${B.slice(0, 10)}`])
+    assert.match(resAttr.stdout, /^resolved user\.k of \/?keep\.txt \(\S+\)$/m)
     const afterResolve = new Map(final)
     afterResolve.set('F.txt', fWhite)
     for (const p of copiesOf(wantLines(), 'F.txt')) afterResolve.delete(p)
@@ -327,9 +347,10 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     assert.equal(s2.complete, true)
     assert.equal(typeof s2.sent, 'number')
     await converged(c, ['black', 'white'], wantLines, 'resolved tree on both', 15_000)
-    const [rw, rb] = await Promise.all([conflicts('white'), conflicts('black')])
-    assert.deepEqual(rw, [])
-    assert.deepEqual(rb, [])
+    await eventually('keep.txt\'s user.k settled on both', async () => {
+      const [w, b, rw, rb] = await Promise.all([xattrs(`${wmnt}/keep.txt`), xattrs(`${bmnt}/keep.txt`), listAll('white'), listAll('black')])
+      return w === 'user.k=black' && b === w && rw.length === 0 && rb.length === 0
+    }, 30_000, 250)
     phase('resolved on both')
   })
 })

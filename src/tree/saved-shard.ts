@@ -8,9 +8,10 @@
  */
 import * as A from '@automerge/automerge'
 import { readRecord, type RawNode } from './model.js'
+import { recordAttrConflicted } from './attr-conflicts.js'
 
-/** Per key of the shard's root map, in its order: the record, or why it does not decode. */
-export type ShardRecords = [id: string, node: RawNode | null, reason: string | null][]
+/** Per key of the shard's root map, in its order: the record, or why it does not decode; and whether it holds concurrent owner or attribute values (attr-conflicts.ts). */
+export type ShardRecords = [id: string, node: RawNode | null, reason: string | null, attrConflict: boolean][]
 
 /** A shard read: its records, or the mismatch that rejects the state (the message names the shard). */
 export type SavedShardRead = { records: ShardRecords } | { mismatch: string }
@@ -33,9 +34,10 @@ export function readSavedShard(actor: string, name: string, bytes: Uint8Array, h
     const records: ShardRecords = []
     for (const id of Object.keys(whole)) {
       try {
-        records.push([id, readRecord(h, id, undefined, whole[id]), null])
+        const node = readRecord(h, id, undefined, whole[id])
+        records.push([id, node, null, recordAttrConflicted(h, id, null, whole[id] as Record<string, unknown>)])
       } catch (e) {
-        records.push([id, null, (e as Error).message])
+        records.push([id, null, (e as Error).message, false])
       }
     }
     return { records }

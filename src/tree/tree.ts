@@ -3,6 +3,7 @@ import * as A from '@automerge/automerge'
 import { randomBytes } from '../crypto.js'
 import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
+import { type AttrConflict, isOwnerAttr, readAttrConflicts, recordAttrConflicted } from './attr-conflicts.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
@@ -132,6 +133,8 @@ export class Tree implements ReadTree {
   private readonly xattrEdits = new Map<string, Map<string, Buffer>>()
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
+  /** Nodes whose last read found several values of an owner or attribute key (attr-conflicts.ts): kept in `multi`. */
+  private readonly attrConflicted = new Set<string>()
   private readonly problemsById = new Map<string, Problem>()
   /** While a tree fills from a state (fromSaved): `owners` names the owner of every key seen, so ownerOf looks nowhere else. */
   private ownersAll = false
@@ -426,7 +429,7 @@ export class Tree implements ReadTree {
       if (!r) continue
       const shard = homeOf(r)
       let set = this.multi.get(shard)
-      if (r.versions.length > 1 || r.tombs.length > 1) {
+      if (r.versions.length > 1 || r.tombs.length > 1 || this.attrConflicted.has(id)) {
         if (!set) this.multi.set(shard, (set = new Set()))
         set.add(id)
       } else if (set) set.delete(id)
@@ -663,7 +666,7 @@ export class Tree implements ReadTree {
         if ('mismatch' in r) throw new StateMismatchError(r.mismatch)
         // Read only: its saved bytes are what the tree keeps (nothing to save).
         t.shards.restore(new Map([[name, shards.get(name)!]]), null)
-        for (const [id, node, reason] of r.records) if (!t.foreign(name, id)) changed.set(id, t.recordRead(name, id, node, reason))
+        for (const [id, node, reason, attrConflict] of r.records) if (!t.foreign(name, id)) changed.set(id, t.recordRead(name, id, node, reason, attrConflict))
         done++
         if (performance.now() - sliceStart >= (fill.sliceMs ?? SLICE_MS) || done === shards.size) {
           t.updateIndex(changed)
@@ -740,7 +743,13 @@ export class Tree implements ReadTree {
 
   private readNode(h: Handle, shard: string, id: string, materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode | null {
     let n: RawNode
+    let obj: string | null = null
     try {
+      if (materialized === undefined) {
+        // Materialized here rather than in readRecord: recordAttrConflicted reads the record's keys from it.
+        const top = h.getWithType('_root', id)
+        if (top && top[0] === 'map') materialized = h.materialize((obj = top[1] as string))
+      }
       n = readRecord(h, id, undefined, materialized, conflicted)
       if (CHECK_PATCHED && conflicted) {
         const full = JSON.stringify(readRecord(h, id))
@@ -749,12 +758,18 @@ export class Tree implements ReadTree {
     } catch (e) {
       return this.recordRead(shard, id, null, (e as Error).message)
     }
-    return this.recordRead(shard, id, n, null)
+    return this.recordRead(shard, id, n, null, recordAttrConflicted(h, id, obj, materialized as Record<string, unknown>, conflicted))
   }
 
-  /** A record of `shard` as read (readRecord's result, or why it did not decode): its problem set or cleared. */
-  private recordRead(shard: string, id: string, n: RawNode | null, reason: string | null): RawNode | null {
+  /**
+   * A record of `shard` as read (readRecord's result, or why it did not decode): its problem set
+   * or cleared; `attrConflict`: it holds several values of an owner or attribute key (kept in
+   * `multi`, listed by attrConflicts).
+   */
+  private recordRead(shard: string, id: string, n: RawNode | null, reason: string | null, attrConflict = false): RawNode | null {
     const key = `${shard}/${id}`
+    if (attrConflict && n !== null) this.attrConflicted.add(id)
+    else this.attrConflicted.delete(id)
     if (n === null) {
       this.problemsById.set(key, { shard, id, reason: reason ?? 'record does not decode' })
       return null
@@ -1123,6 +1138,43 @@ export class Tree implements ReadTree {
   }
 
   // ---- conflicts -----------------------------------------------------------------------
+
+  /**
+   * Owners and extended attributes set concurrently by several writers (attr-conflicts.ts),
+   * sorted by path then attribute: the root's from `meta`, the others' from the nodes in `multi`
+   * (every node whose record holds such values is there), so this costs the conflicts, not the tree.
+   */
+  attrConflicts(): AttrConflict[] {
+    this.flush()
+    const out = readAttrConflicts(A.getBackend(this.shards.meta()), '_root', '/', true)
+    for (const set of this.multi.values()) {
+      for (const id of set) {
+        const n = this.index.node(id)
+        const st = n ? this.index.statId(id) : null
+        if (!n || !st) continue
+        const h = this.shards.node(homeOf(n))
+        out.push(...readAttrConflicts(h, recordObj(h, id), st.path))
+      }
+    }
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.attribute < b.attribute ? -1 : a.attribute > b.attribute ? 1 : 0))
+  }
+
+  /**
+   * Settles the conflict of owner or attribute `attribute` of the node at `path` by setting it
+   * again to the value `writer` (actor hex) set: a local chown or setxattr, which supersedes
+   * every value this writer has seen. EINVAL when the attribute has no conflict or no value of
+   * that writer.
+   */
+  resolveAttr(path: string, attribute: string, writer: string): Stat {
+    const names = splitPath(path)
+    const shown = names.length === 0 ? '/' : this.index.statId(this.index.resolve(names, path).id)?.path ?? path
+    const c = this.attrConflicts().find((x) => x.path === shown && x.attribute === attribute)
+    if (!c) throw new TreeError('EINVAL', path, `attribute ${attribute} has no concurrent values`)
+    const v = c.values.find((x) => x.writer === writer)
+    if (!v) throw new TreeError('EINVAL', path, `writer ${writer.slice(0, 8)} set no value of ${attribute}`)
+    if (isOwnerAttr(attribute)) return this.setattr(path, { [attribute]: v.value as number })
+    return this.setxattr(path, attribute, v.value as Buffer)
+  }
 
   /**
    * Settles the content conflict of the file at `path` (its own path or a copy's):
