@@ -377,6 +377,7 @@ async function mergePart(ctx: Ctx): Promise<void> {
   // Each row is logged as it comes (a 1M run cut short keeps what it measured).
   const rows = { push: (...r: Row[]): void => { for (const x of r) { ctx.rows.push(x); log(`merge: ${x.name}: ${x.value} ${x.unit} (${x.note ?? ''})`) } } }
   const dirB = path.join(tmp, 'b')
+  fs.rmSync(dirB, { recursive: true, force: true }) // a second writer left by an earlier run on a kept dir
   const ddA = DataDir.open(ctx.dataA)
   const ddB = DataDir.create(dirB)
   const entry = ddA.volumeEntry('v')

@@ -26,22 +26,26 @@ import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, IndexBase } from './index-layers.js'
 import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
+import { PageEncoders } from './page-encode-pool.js'
+import { defaultLoadWorkers } from './state-load-pool.js'
 import { Tree, type TreeParts } from './tree.js'
 import { TreeIndex, type IndexMemo } from './view.js'
 import { decodeNamed, namedRows, snapshotKey, type NamedRow, type NamedSnapshot, type SavedSnapshots } from './snapshot-names.js'
 
 /**
  * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
- * to migrate). 6: page buckets of version 3 (index-page.ts) may be named; 5 (still read): pages
+ * to migrate). 7: `meta` may be a save plus appended changes (`metaMore`); 6 (still read): page buckets of version 3 (index-page.ts) may be named; 5 (still read): pages
  * of versions 1 and 2; 4 (still read): only version 1 pages. A commit writes 6; the pages it
  * does not rewrite stay as they are.
  */
-export const INDEX_VERSION = 6
+export const INDEX_VERSION = 7
 const OLDEST_INDEX_VERSION = 4
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
 export const PAGE_BUCKETS = 1024
 export const ID_BUCKETS = 1024
+/** Appended change buckets of `meta` at most, before a commit saves it whole again (also when they outgrow half its save). */
+const META_MORE = 16
 /** Parsed buckets kept in memory, counted in file bytes. */
 export const CACHE_BYTES = 48 * 2 ** 20
 
@@ -66,6 +70,8 @@ interface Manifest {
   /** Node shards: [name, heads, where]. */
   shards: [string, string[], Ref][]
   meta: Ref | null
+  /** Changes of `meta` appended to its save, oldest first (version 7): a commit that changed `meta` writes only its new changes. */
+  metaMore?: Ref[]
   /** Heads of `meta` and its keys that are the root's attributes (absent in manifests written before 2026-12-06: `meta` is loaded at open). */
   metaHeads?: string[]
   root?: Record<string, unknown>
@@ -380,6 +386,7 @@ function decodeManifest(buf: Buffer): Manifest {
     throw new Error('bad index manifest')
   }
   if (m.named !== undefined) decodeNamed(m.named)
+  if (m.metaMore !== undefined && !(m.meta && Array.isArray(m.metaMore) && m.metaMore.every(isRef))) throw new Error('bad index manifest (meta changes)')
   if ((m.metaHeads !== undefined && !(Array.isArray(m.metaHeads) && m.metaHeads.every((h) => typeof h === 'string'))) ||
     (m.root !== undefined && !(m.root && typeof m.root === 'object' && !Array.isArray(m.root)))) {
     throw new Error('bad index manifest (meta heads or root attributes)')
@@ -417,7 +424,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     shards.set(name, { heads, get bytes() { return files.shardBytes(name, heads) } })
   }
   const parts: TreeParts = {
-    meta: m.meta === null ? null : new Uint8Array(files.read(m.meta)),
+    meta: m.meta === null ? null : new Uint8Array(Buffer.concat([files.read(m.meta), ...(m.metaMore ?? []).map((r) => files.read(r))])),
     problems: m.problems.map(([shard, id, reason]) => ({ shard, id, reason })),
     held: m.held.map(([shard, tag, hex]) => ({ shard, change: new Uint8Array(Buffer.from(hex, 'hex')), ...(tag === null ? {} : { tag }) })),
     rejected: m.rejected, multi: m.multi, counts: m.counts, memo: m.memo,
@@ -448,21 +455,38 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
  * makes sure nothing changes the tree until it resolves (the volume pauses replay and refuses
  * writes); reads may go on.
  */
-export async function commitTreeIndexSliced(file: string, dir: string, tree: Tree, extra: unknown, sliceMs = 25): Promise<number> {
-  const steps = commitSteps(file, dir, tree, extra)
-  let start = performance.now()
-  for (;;) {
-    const r = steps.next()
-    if (r.done) return r.value
-    if (performance.now() - start >= sliceMs) {
-      await new Promise((resolve) => setImmediate(resolve))
-      start = performance.now()
+export async function commitTreeIndexSliced(file: string, dir: string, tree: Tree, extra: unknown, sliceMs = 25, workers = defaultLoadWorkers()): Promise<number> {
+  let encoders: PageEncoders | null = null
+  const steps = commitSteps(file, dir, tree, extra, () => (encoders ??= workers > 0 ? new PageEncoders(workers) : null))
+  try {
+    let start = performance.now()
+    for (;;) {
+      const r = steps.next()
+      if (r.done) return r.value
+      if (r.value instanceof Promise) {
+        await r.value
+        start = performance.now()
+      } else if (performance.now() - start >= sliceMs) {
+        await new Promise((resolve) => setImmediate(resolve))
+        start = performance.now()
+      }
     }
+  } finally {
+    await (encoders as PageEncoders | null)?.close()
   }
 }
 
-/** The steps of a commit; each `yield` is a point where a sliced commit may let the event loop run. */
-function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Generator<void, number, void> {
+/** A step of a commit: a point where a sliced commit may let the event loop run, or a promise it awaits first (a page encoded on a worker). */
+type Step = void | Promise<unknown>
+/** Page buckets sent to the encode workers ahead of the one put. */
+const ENCODE_WINDOW = 16
+
+/**
+ * The steps of a commit; each `yield` is a point where a sliced commit may let the event loop
+ * run. `encoders`: when it gives a pool and the commit writes the whole index (no earlier one to
+ * build on), the page buckets are encoded there (the steps then yield promises).
+ */
+function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, encoders: () => PageEncoders | null = () => null): Generator<Step, number, void> {
   const index = tree.view
   const parts = tree.parts()
   const base = index.diskBase
@@ -497,7 +521,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
   const ids = index.changedIds()
   if (base && !prev) for (const [id] of base.entries()) ids.add(id)
   yield
-  yield* writeEntries(index, ids, prev, m, put)
+  yield* writeEntries(index, ids, prev, m, put, prev === null ? encoders() : null)
 
   // Shards: an unchanged one (same heads) keeps its bytes where they are.
   const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
@@ -510,9 +534,25 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
       yield
     }
   }
-  if (parts.meta) {
-    const digest = hash(Buffer.from(parts.meta)).toString('hex')
-    m.meta = pm?.meta && pm.meta[3] === digest ? pm.meta : put(Buffer.from(parts.meta))
+  // `meta`: unchanged since the manifest in place, its buckets stay; changed, its new changes are
+  // appended (a whole save of ~1 MB at 1M files costs more than the take that changed it).
+  const pmMore = pm?.metaMore ?? []
+  if (pm?.meta && pm.metaHeads && parts.metaHeads && sameSet(pm.metaHeads, parts.metaHeads)) {
+    m.meta = pm.meta
+    if (pmMore.length > 0) m.metaMore = [...pmMore]
+  } else {
+    const more = pm?.meta && pm.metaHeads && parts.metaHeads && pmMore.length < META_MORE ? tree.metaSince(pm.metaHeads) : null
+    if (more !== null && more.length + pmMore.reduce((n, r) => n + r[2], 0) <= pm!.meta![2] / 2) {
+      m.meta = pm!.meta
+      m.metaMore = more.length > 0 ? [...pmMore, put(Buffer.from(more))] : [...pmMore]
+      if (m.metaMore.length === 0) delete m.metaMore
+    } else {
+      const bytes = parts.meta
+      if (bytes) {
+        const digest = hash(Buffer.from(bytes)).toString('hex')
+        m.meta = pm?.meta && pm.meta[3] === digest && pmMore.length === 0 ? pm.meta : put(Buffer.from(bytes))
+      }
+    }
   }
 
   // Snapshots: a view saved before stays while its snapshot does; one whose heads are the
@@ -569,7 +609,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
 
   // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
   const refs = (): Ref[] => [
-    ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : []),
+    ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : []), ...(m.metaMore ?? []),
     ...snaps.flatMap(([, v]) => [...Object.values(v.pages), ...Object.values(v.ids)]),
   ]
   const live = new Map<string, number>()
@@ -589,6 +629,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
     for (const k of Object.keys(m.ids)) m.ids[k] = moved(m.ids[k])
     m.shards = m.shards.map(([n, h, r]) => [n, h, moved(r)])
     if (m.meta) m.meta = moved(m.meta)
+    if (m.metaMore) m.metaMore = m.metaMore.map(moved)
     for (const [, v] of snaps) {
       for (const k of Object.keys(v.pages)) v.pages[k] = moved(v.pages[k])
       for (const k of Object.keys(v.ids)) v.ids[k] = moved(v.ids[k])
@@ -625,7 +666,8 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
  * which names the buckets of `prev`'s state): each changed id leaves its old directory's page
  * and joins its new one; a bucket that changed is written whole by `put`.
  */
-function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref): Generator<void, void, void> {
+function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref,
+  encoders: PageEncoders | null = null): Generator<Step, void, void> {
   const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
   const idEdits = new Map<number, Map<string, string | null>>()
   const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
@@ -650,6 +692,22 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
       e.set(id, newGroup)
     }
   }
+  // Buckets encoded on workers (a bucket with no earlier version) are put in the same order as
+  // the others: a window of them in flight, each awaited (a yielded promise) when its turn comes.
+  const queue: { b: number; enc: Promise<{ bytes: Buffer; digest: string }> | { bytes: Buffer; digest: string } | null }[] = []
+  function* drain(keep: number): Generator<Step, void, void> {
+    while (queue.length > keep) {
+      const q = queue.shift()!
+      let enc = q.enc
+      if (enc instanceof Promise) {
+        const box: { got?: { bytes: Buffer; digest: string } } = {}
+        yield enc.then((x) => { box.got = x })
+        enc = box.got!
+      }
+      if (enc === null) delete into.pages[q.b]
+      else into.pages[q.b] = put(enc.bytes, enc.digest)
+    }
+  }
   for (const [b, e] of pageEdits) {
     const was = prev ? into.pages[b] : undefined
     const { page, actors } = was !== undefined ? parsePage(prev!.read(was)) : { page: new Map() as Page, actors: null }
@@ -660,13 +718,16 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
       p.set(id, entry)
     }
     for (const [g, p] of page) if (p.size === 0) page.delete(g)
-    if (page.size === 0) delete into.pages[b]
-    else {
-      const enc = encodePage(page, actors)
-      into.pages[b] = put(enc.bytes, enc.digest)
-    }
+    if (page.size === 0) queue.push({ b, enc: null })
+    else if (encoders && actors === null) {
+      const enc = encoders.encode(page)
+      enc.catch(() => {})
+      queue.push({ b, enc })
+    } else queue.push({ b, enc: encodePage(page, actors) })
+    yield* drain(encoders ? ENCODE_WINDOW : 0)
     yield
   }
+  yield* drain(0)
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined
     const map = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
@@ -694,6 +755,14 @@ function sameState(snap: Record<string, string[]>, now: Map<string, string[]>): 
     const h = now.get(k)
     return h !== undefined && sameHeads([...h].sort(), [...snap[k]].sort())
   })
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && sameHeads([...a].sort(), [...b].sort())
+}
+
+function isRef(r: unknown): r is Ref {
+  return Array.isArray(r) && r.length === 4 && typeof r[0] === 'string' && Number.isSafeInteger(r[1]) && Number.isSafeInteger(r[2]) && typeof r[3] === 'string'
 }
 
 function sameHeads(a: string[], b: string[]): boolean {
