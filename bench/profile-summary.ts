@@ -64,7 +64,7 @@ export function summarizeProfile(file: string, opts: { top?: number; span?: [num
     }
     const url = frame.url
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
-    const pkg = (m ? m[1]! : url.startsWith('node:') ? 'node' : url.includes('/dist/src/') ? 'bazil' : url.includes('/bench/') ? 'bench' : url ? 'other' : frame.functionName) + (native ? ' (native)' : '')
+    const pkg = (m ? m[1]! : url.startsWith('node:') ? 'node' : url.includes('/dist/src/') ? 'bazil' : url.includes('/bench/') ? 'bench' : url.startsWith('wasm://') ? `${url.split('/').pop()!.replace(/-[0-9a-f]+$/, '')} (wasm)` : url ? 'other' : frame.functionName) + (native ? ' (native)' : '')
     byPkg.set(pkg, (byPkg.get(pkg) ?? 0) + us)
     const fn = `${frame.functionName || '(anonymous)'} ${m ? m[1] + '/' + url.split('/').slice(-1)[0] : url.split('/').slice(-1)[0] ?? ''}`.trim() + (native ? ' → native' : '')
     byFn.set(fn, (byFn.get(fn) ?? 0) + us)

@@ -110,7 +110,7 @@ export async function run(): Promise<Row[]> {
     const full = process.env.BENCH_SNAP_FULL === undefined ? FILES <= 200_000 && !INDEX : process.env.BENCH_SNAP_FULL === '1'
     if (full) {
       const ref = openTreeIndex(file, dir, HERE).tree
-      ref.setSavedSnapshots(() => null) // no index state: at() builds from the shards
+      ref.setSavedSnapshots({ named: null, view: () => null }) // no index state: at() builds from the shards
       ref.applyChanges(changes)
       t0 = performance.now()
       ref.at('other').readdir(D)

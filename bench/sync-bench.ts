@@ -29,6 +29,7 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import type { Row } from './row.js'
+import { monotonicMicros, summarizeProfile } from './profile-summary.js'
 import { bazilBin, control, cpuSecs, freePort, freeUdpPort, has, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, syncDisks, dropCaches, waitLine, type Proc } from './procs.js'
 export type { Row }
 
@@ -512,6 +513,23 @@ interface SyncJson {
   entriesApplied: number
 }
 
+/**
+ * With BENCH_SYNC_CPU_PROF: where each server's main thread spent the span (from both servers up
+ * to converged), from the profile it wrote when it stopped (the newest of its data dir's name).
+ */
+function profileNotes(names: string[], span: [number, number]): string {
+  const dir = process.env.BENCH_SYNC_CPU_PROF
+  if (!dir) return ''
+  const notes = names.map((name) => {
+    const f = fs.readdirSync(dir).filter((x) => x.startsWith(`${name}-`) && x.endsWith('.cpuprofile')).sort().pop()
+    if (!f) return `${name}: no profile`
+    const x = summarizeProfile(path.join(dir, f), { span, top: 12 })
+    return `${name} (${path.join(dir, f)}) main thread busy ${x.busySecs.toFixed(2)} s of ${x.wallSecs.toFixed(2)} s: by package ${x.packages}; by function ${x.functions}`
+  })
+  log(`converge profiles:\n  ${notes.join('\n  ')}`)
+  return `; profiles from both servers up to converged: ${notes.join(' | ')}`
+}
+
 async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
   const [w, b] = [await offlineOps(p.white, 1), await offlineOps(p.black, 2)]
   log(`converge: ${OPS} offline ops took ${w.secs.toFixed(1)} s (white), ${b.secs.toFixed(1)} s (black); a reopen: white ${w.reopen}; black ${b.reopen}`)
@@ -526,9 +544,11 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
   let upMs = 0
   let convergedMs = 0
   let cpu: number[] = []
+  let span: [number, number] = [0, 0]
   try {
     const up = await Promise.all(servers.map(serverUp))
     upMs = Math.max(...up) - t0
+    span[0] = monotonicMicros()
     // Both sides ask for a sync at once (as the user would run `volume sync` on each), again until
     // both have applied every entry of both logs.
     for (;;) {
@@ -544,10 +564,12 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
       await sleep(20)
     }
     convergedMs = now() - t0
+    span = [span[0], monotonicMicros()]
     cpu = servers.map((s) => cpuSecs(s.child.pid))
   } finally {
     for (const s of servers) await s.stop()
   }
+  const prof = profileNotes(dirs.map((d) => path.basename(d)), span)
   const connected = servers.map((s) => s.lines.find((l) => /net: peer \S+ connected/.test(l.line))?.t ?? NaN)
   const connMs = Math.max(...connected) - t0
   const [dw, db] = [await treeDump(p.white), await treeDump(p.black)]
@@ -555,7 +577,7 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
   const fromUp = (convergedMs - upMs) / 1000
   const fromConn = (convergedMs - connMs) / 1000
   const note = `a reopen after the offline ops: white ${w.reopen}, black ${b.reopen}; same tree on both: ${same} (${dw.paths} paths, ${dw.hash} / ${db.hash}); ${expected} entries in all; servers started (processes spawned → control sockets up) in ${(upMs / 1000).toFixed(2)} s, peers connected at ${(connMs / 1000).toFixed(2)} s; ` +
-    `first volume sync on each: ${firstSync.map((r) => `${r.ms} ms (received ${r.received}, applied ${r.entriesApplied})`).join(', ')}; ${rounds} round(s) of volume sync on both; server cpu since spawn ${cpu.map((c) => c.toFixed(1)).join(' s / ')} s; load avg ${os.loadavg()[0].toFixed(1)}`
+    `first volume sync on each: ${firstSync.map((r) => `${r.ms} ms (received ${r.received}, applied ${r.entriesApplied})`).join(', ')}; ${rounds} round(s) of volume sync on both; server cpu since spawn ${cpu.map((c) => c.toFixed(1)).join(' s / ')} s; load avg ${os.loadavg()[0].toFixed(1)}${prof}`
   if (!same) throw new Error(`converge: the two trees differ: ${note}`)
   return [
     { name: `converge ${OPS}+${OPS} offline ops after reconnect (from both servers up)`, value: fromUp, unit: 's', target: 2, ok: fromUp <= 2, note },

@@ -5,6 +5,9 @@
 // entry's changes against the state and loads the shards, then checkpoints its index. Beside
 // it, in the same run, the joiner that replays the history (what `volume connect` without a
 // state does) up to BENCH_TREE_JOIN_REPLAY_MAX files (default 200000; ~20 min at 1M here).
+// The join's main thread is sampled (node:inspector; BENCH_TREE_JOIN_PROFILE=0: not) into
+// WORKDIR/join.cpuprofile and summarized per phase in the rows (what bounds it); the CPU time
+// is the whole process's (the shard-load workers included).
 import fs from 'node:fs'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
@@ -12,10 +15,12 @@ import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume/volume.js'
 import { encodeState, openSealedState, sealState } from '../src/tree/state-file.js'
 import { uptime, waitFor as until, type Ctx } from './tree-scale.js'
+import { monotonicMicros, profileTo, summarizeProfile } from './profile-summary.js'
 import { log } from './procs.js'
 
 const REPLAY_MAX = Number(process.env.BENCH_TREE_JOIN_REPLAY_MAX ?? 200_000)
 const TARGET_S = 60
+const PROFILE = process.env.BENCH_TREE_JOIN_PROFILE !== '0'
 
 /**
  * What the mount would see while the join runs: every 20 ms (timers, as FUSE requests wait for
@@ -100,6 +105,10 @@ export async function joinPart(ctx: Ctx): Promise<void> {
     const firstDir = a.tree.readdir('/').find((x) => x.kind === 'dir')
     const probePath = firstDir ? `/${firstDir.name}/${a.tree.readdir(`/${firstDir.name}`)[0]?.name ?? ''}` : '/'
     const probe = new ReadProbe(() => b.vol, probePath)
+    const profFile = PROFILE ? path.join(ctx.tmp, 'join.cpuprofile') : null
+    const stopProfile = await profileTo(profFile)
+    // Phase boundaries in the profile's clock: download, check, load, checkpoint, end.
+    const marks: Record<string, number> = { download: monotonicMicros() }
     const cpu0 = process.cpuUsage()
     t = performance.now()
     const off = connect(b.node)
@@ -108,8 +117,14 @@ export async function joinPart(ctx: Ctx): Promise<void> {
     const downloadS = (performance.now() - t) / 1000
     off()
     t = performance.now()
+    marks.check = monotonicMicros()
     // adoptState checkpoints what it adopted (in slices) before it returns, as `volume connect` has it.
-    const r = await b.vol.adoptState(openSealedState(bytes, b.vol.stateKey, b.vol.id), (phase) => probe.at(phase === 'checkpoint' ? 'checkpoint' : phase === 'shards' ? 'load' : 'check'))
+    const r = await b.vol.adoptState(openSealedState(bytes, b.vol.stateKey, b.vol.id), (phase) => {
+      const p = phase === 'checkpoint' ? 'checkpoint' : phase === 'shards' ? 'load' : 'check'
+      marks[p] ??= monotonicMicros()
+      probe.at(p)
+    })
+    marks.end = monotonicMicros()
     const ckptS = r.ms.checkpoint / 1000
     const adoptS = (performance.now() - t) / 1000 - ckptS
     probe.at('after')
@@ -117,6 +132,7 @@ export async function joinPart(ctx: Ctx): Promise<void> {
     await until(() => b.vol.replayState().every((s) => s.writer !== aHex || s.applied >= a.log.length), [b.vol], 600_000)
     const reads = probe.stop()
     const cpu = process.cpuUsage(cpu0)
+    await stopProfile()
     const total = downloadS + adoptS + ckptS
     const rss = process.memoryUsage().rss / 2 ** 20
     log(`join: download ${downloadS.toFixed(1)} s, adopt ${adoptS.toFixed(1)} s (check ${(r.ms.entries / 1000).toFixed(1)} + load ${(r.ms.shards / 1000).toFixed(1)}), checkpoint ${ckptS.toFixed(1)} s`)
@@ -126,6 +142,17 @@ export async function joinPart(ctx: Ctx): Promise<void> {
     rows.push({ name: 'join: download of the source log (hypercore replication, nothing applied)', value: downloadS, unit: 's', note: `${entries} entries` })
     rows.push({ name: 'join: check every entry against the state and load the shards (adoptState)', value: adoptS, unit: 's', note: `check ${(r.ms.entries / 1000).toFixed(1)} s (${r.entries} entries, ${r.changes} changes: read, decrypt, headers), load + index ${(r.ms.shards / 1000).toFixed(1)} s (${state.shards.length} shards)` })
     rows.push({ name: 'join: checkpoint of the joined index (in slices)', value: ckptS, unit: 's' })
+    if (profFile) {
+      // Per phase: the main thread's busy seconds and where they went (the workers' share is the process CPU beyond them).
+      const phases = ['download', 'check', 'load', 'checkpoint', 'end'].filter((p) => marks[p] !== undefined)
+      const whole = summarizeProfile(profFile, { top: 10, span: [marks.download!, marks.end!] })
+      const parts = phases.slice(0, -1).map((p, i) => {
+        const s = summarizeProfile(profFile, { top: 6, span: [marks[p]!, marks[phases[i + 1]!]!] })
+        return `${p}: main thread busy ${s.busySecs.toFixed(1)} s of ${s.wallSecs.toFixed(1)} s: ${s.functions}`
+      })
+      rows.push({ name: 'join: profile of the main thread (sampled; self time)', value: whole.busySecs, unit: 's', note: `busy of ${whole.wallSecs.toFixed(1)} s wall, process CPU ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s (workers included); by package: ${whole.packages}; by function: ${whole.functions}; per phase: ${parts.join(' | ')}; profile ${profFile}` })
+      log(`join: profile ${rows[rows.length - 1]!.note}`)
+    }
     rows.push({ name: `join: what a reader (the mount) gets while it runs: ls / + stat ${probePath} every 20 ms, waiting included`, value: NaN, unit: '', note: reads })
     log(`join: reads ${reads}`)
     rows.push({ name: `second writer's first metadata sync of the ${ctx.lay.dirs.length}-dir volume from the state (download + adopt + checkpoint, one process)`, value: total, unit: 's', target: TARGET_S, ok: total <= TARGET_S, note: `cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s; rss after ${rss.toFixed(0)} MiB; same view as the source: ${same ?? 'not compared'}; ${uptime()}` })

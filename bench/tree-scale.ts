@@ -15,7 +15,8 @@
 // BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge,join (default all; join: bench/tree-join.ts). BENCH_TREE_SRC: a
 // directory to keep the source tree in between runs (made once per size). BENCH_TREE_PROFILE=1:
 // the import runs under --cpu-prof and its profile summary goes into the row's note.
-// BENCH_TREE_PROFILE_MERGE=DIR: each merge round is sampled into DIR/merge-SEED.cpuprofile (summary in its row).
+// BENCH_TREE_PROFILE_MERGE=DIR: each merge round is sampled into DIR/merge-SEED.cpuprofile (summary in its row;
+// BENCH_TREE_PROFILE=1 alone: into the work dir's prof/).
 // BENCH_TREE_KEEP=1 keeps the work dir; BENCH_TREE_REUSE=DIR runs the other parts on a kept one.
 // BENCH_TREE_CLI_TIMEOUT_S (600): a cold CLI command taking longer is stopped and reported so.
 // Merge: BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_COMMIT_MS (100: ops are
@@ -37,6 +38,7 @@ import { profileTo, summarizeProfile } from './profile-summary.js'
 import { joinPart } from './tree-join.js'
 import { STAT_PATHS, inProcessRows, inProcessStats, mountStatRows, randomPaths } from './tree-stat.js'
 import { printRows, writeResults, type Row } from './row.js'
+import { encodeState, openSealedState, sealState } from '../src/tree/state-file.js'
 export type { Row }
 
 const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
@@ -371,7 +373,9 @@ function profileNote(file: string): string {
 
 /** A second writer gets the imported volume, then both work apart and merge (one process, streams piped). */
 async function mergePart(ctx: Ctx): Promise<void> {
-  const { rows, lay, tmp } = ctx
+  const { lay, tmp } = ctx
+  // Each row is logged as it comes (a 1M run cut short keeps what it measured).
+  const rows = { push: (...r: Row[]): void => { for (const x of r) { ctx.rows.push(x); log(`merge: ${x.name}: ${x.value} ${x.unit} (${x.note ?? ''})`) } } }
   const dirB = path.join(tmp, 'b')
   const ddA = DataDir.open(ctx.dataA)
   const ddB = DataDir.create(dirB)
@@ -394,10 +398,24 @@ async function mergePart(ctx: Ctx): Promise<void> {
       s1.pipe(s2).pipe(s1)
       return () => { s1.destroy(); s2.destroy() }
     }
+    // b starts from a's saved state, as `volume connect` does (replaying the history takes ~20 min
+    // at 1M here: the join part measures both ways); then b replays what came after it.
     let t = performance.now()
+    const cpuSync = process.cpuUsage()
+    const aHex = a.log.key.toString('hex')
+    const sealed = sealState(encodeState(await a.saveState()), a.stateKey, a.id)
+    b.pauseApply(true)
     let disconnect = connect()
+    const bLog = b.writers.get(aHex)!
+    log(`merge: a's state saved and sealed in ${((performance.now() - t) / 1000).toFixed(1)} s (${(sealed.length / 2 ** 20).toFixed(1)} MiB)`)
+    while (bLog.core.contiguousLength < a.log.length) await new Promise((r) => setTimeout(r, 5))
+    log(`merge: b downloaded a's log (${a.log.length} entries) at ${((performance.now() - t) / 1000).toFixed(1)} s`)
+    await b.adoptState(openSealedState(sealed, b.stateKey, b.id))
+    log(`merge: b adopted a's state at ${((performance.now() - t) / 1000).toFixed(1)} s`)
+    b.pauseApply(false)
     await waitFor(() => caughtUp(b, a), [a, b], 3_600_000)
-    rows.push({ name: `second writer: first sync of the ${FILES}-file volume's metadata (one process, no network)`, value: (performance.now() - t) / 1000, unit: 's', note: uptime() })
+    const syncCpu = process.cpuUsage(cpuSync)
+    rows.push({ name: `second writer: first sync of the ${FILES}-file volume's metadata from a's state (save, download, adopt, checkpoint; one process, no network)`, value: (performance.now() - t) / 1000, unit: 's', note: `cpu ${((syncCpu.user + syncCpu.system) / 1e6).toFixed(1)} s; ${uptime()}` })
     disconnect()
 
     /** Both writers work apart, then reconnect until each has applied all of the other's log. */
@@ -408,8 +426,9 @@ async function mergePart(ctx: Ctx): Promise<void> {
       rows.push({ name: `${OPS} offline ops on each writer, ${label}`, value: (performance.now() - t) / 2000, unit: 's per writer', note: `${entries[0]} + ${entries[1]} log entries` })
       const before = [{ ...a.stats }, { ...b.stats }]
       const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
-      const profFile = PROFILE_MERGE !== null ? path.join(PROFILE_MERGE, `merge-${seed}.cpuprofile`) : null
-      if (profFile) fs.mkdirSync(PROFILE_MERGE!, { recursive: true })
+      const profDir = PROFILE_MERGE ?? (PROFILE ? path.join(tmp, 'prof') : null)
+      const profFile = profDir !== null ? path.join(profDir, `merge-${seed}.cpuprofile`) : null
+      if (profDir) fs.mkdirSync(profDir, { recursive: true })
       const stopProfile = await profileTo(profFile)
       const cpu0 = process.cpuUsage()
       t = performance.now()
@@ -431,7 +450,7 @@ async function mergePart(ctx: Ctx): Promise<void> {
     if (WORST) {
       const { sizes } = await mergeRound('one entry per op (worst case)', null, 3)
       const rawMs = await rawReplication(tmp, sizes[0]!, sizes[1]!)
-      const merge = rows[rows.length - 1]!
+      const merge = ctx.rows[ctx.rows.length - 1]!
       rows.push({ name: `raw hypercore replication of the same ${sizes[0]!.length}+${sizes[1]!.length} blocks, both ways, one process`, value: rawMs / 1000, unit: 's', note: `merge / raw replication = ${(merge.value / (rawMs / 1000)).toFixed(2)}` })
     }
   } finally {

@@ -229,6 +229,9 @@ export async function mountTree(mnt: string): Promise<{ code: number; lines: str
   p=\${p#./}
   if [ -L "$p" ]; then echo "l $p -> $(readlink "$p")"
   elif [ -d "$p" ]; then echo "d $p"
+  elif [ -p "$p" ]; then echo "p $p"
+  elif [ -S "$p" ]; then echo "s $p"
+  elif [ -c "$p" ] || [ -b "$p" ]; then echo "$(stat -c %A "$p" | cut -c1) $p $((0x$(stat -c %t "$p"))),$((0x$(stat -c %T "$p")))"
   else s=$(stat -c %s "$p") && h=$(sha256sum < "$p") && echo "f $p $s \${h%% *}" || echo "ERROR $p"; fi
 done`
   const r = await sh(script, 30_000)

@@ -1,6 +1,7 @@
 // Issue 13's "done when": a real archive with hard links, special files, owners and extended
 // attributes extracts into a mount, replicates to a second peer, and extracts back from that
-// peer's mount identical, through real servers on the loopback testnet and GNU tar as root.
+// peer's mount identical, through real servers on the loopback testnet, by GNU tar, `cp -a` and
+// `rsync -aHAX` as root.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
@@ -76,8 +77,10 @@ touch -d '2021-06-07 08:09:10' src/a/b src/empty-dir src/a
 `
 
 const TAR = "tar --xattrs --xattrs-include='*' --numeric-owner"
+/** The copies made in each mount: by tar, `cp -a` and `rsync -aHAX`. */
+const WAYS = ['t', 'cp', 'rsync']
 
-test('an archive with hard links, special files, owners and xattrs extracts into a mount, replicates, and extracts back identical from the second peer', { skip: !hasFuse || process.getuid?.() !== 0 ? 'needs /dev/fuse and root' : false }, async () => {
+test('a tree with hard links, special files, owners and xattrs goes into a mount by tar, cp -a and rsync -aHAX, replicates, and comes back out of the second peer identical', { skip: !hasFuse || process.getuid?.() !== 0 ? 'needs /dev/fuse and root' : false }, async () => {
   const c = await PeerCluster.create(['white', 'black'])
   try {
     await c.start('white', 'black')
@@ -99,24 +102,35 @@ test('an archive with hard links, special files, owners and xattrs extracts into
     assert.match(original, /inode-of=/, 'the source has hard links')
 
     // Into the first peer's mount; what the mount shows is the archive's tree.
-    await run(`mkdir ${JSON.stringify(path.join(white, 't'))} && ${TAR} -xpf x.tar -C ${JSON.stringify(path.join(white, 't'))}`)
+    // Into the first peer's mount three ways: tar, `cp -a` and `rsync -aHAX`, each as root.
+    const q = JSON.stringify
+    await run(`mkdir ${q(path.join(white, 't'))} && ${TAR} -xpf x.tar -C ${q(path.join(white, 't'))}`)
+    await run(`cp -a src ${q(path.join(white, 'cp'))}`)
+    await run(`rsync -aHAX src/ ${q(path.join(white, 'rsync'))}/`)
     // The kernel keeps each name's attributes for the attr timeout (1 s; libfuse's high-level API
     // keys nodes by path, so a hard link's other names show the new link count after it: spec/fuse.md).
     await new Promise((r) => setTimeout(r, 1200))
-    assert.equal(await listing(path.join(white, 't')), original, 'the first peer shows the archive as it was made')
+    for (const way of WAYS) assert.equal(await listing(path.join(white, way)), original, `the first peer shows the tree as ${way} made it`)
 
     // The second peer's mount shows the same, once replicated.
-    let seen = ''
-    await eventually('the second peer shows the extracted tree', async () => {
-      seen = await listing(path.join(black, 't')).catch((e: Error) => e.message)
-      return seen === original
-    }, 120_000, 500).catch((err: Error) => {
-      assert.equal(seen, original, `${err.message}\n${c.logs().slice(-4000)}`)
-    })
+    for (const way of WAYS) {
+      let seen = ''
+      await eventually(`the second peer shows the tree ${way} made`, async () => {
+        seen = await listing(path.join(black, way)).catch((e: Error) => e.message)
+        return seen === original
+      }, 120_000, 500).catch((err: Error) => {
+        assert.equal(seen, original, `${err.message}\n${c.logs().slice(-4000)}`)
+      })
+    }
 
     // Out of the second peer's mount with tar, and extracted again: identical.
-    await run(`${TAR} -cpf back.tar -C ${JSON.stringify(path.join(black, 't'))} . && mkdir back && ${TAR} -xpf back.tar -C back`)
-    assert.equal(await listing(path.join(work, 'back')), original, 'extracted back from the second peer identical')
+    // Out of the second peer's mount the same three ways: identical.
+    await run(`${TAR} -cpf back.tar -C ${q(path.join(black, 't'))} . && mkdir back && ${TAR} -xpf back.tar -C back`)
+    await run(`cp -a ${q(path.join(black, 'cp'))} back-cp`)
+    await run(`rsync -aHAX ${q(path.join(black, 'rsync'))}/ back-rsync/`)
+    for (const [dir, way] of [['back', 'tar'], ['back-cp', 'cp -a'], ['back-rsync', 'rsync -aHAX']]) {
+      assert.equal(await listing(path.join(work, dir!)), original, `copied back out of the second peer by ${way}: identical`)
+    }
   } finally {
     await c.close()
   }

@@ -13,8 +13,11 @@ if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the offline-mer
 const VOL = 'myfiles'
 const ENV = { BAZIL_REMOTE_TIMEOUT_MS: '3000' }
 
-/** What a tree should hold: file path -> content, directory path -> null. */
-type Expected = Map<string, string | null>
+/** A special file as mountTree lists it: a fifo (`p`), or a device (`c`/`b`) with its numbers `major,minor`. */
+interface Special { kind: 'p' | 'c' | 'b'; rdev?: string }
+
+/** What a tree should hold: file path -> content, directory path -> null, special file -> its kind. */
+type Expected = Map<string, string | null | Special>
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
 
@@ -24,7 +27,9 @@ function lines(exp: Expected): string[] {
     .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
     .map((p) => {
       const c = exp.get(p)
-      return c === null || c === undefined ? `d ${p}` : `f ${p} ${Buffer.byteLength(c)} ${sha256(c)}`
+      if (c === null || c === undefined) return `d ${p}`
+      if (typeof c !== 'string') return c.rdev === undefined ? `${c.kind} ${p}` : `${c.kind} ${p} ${c.rdev}`
+      return `f ${p} ${Buffer.byteLength(c)} ${sha256(c)}`
     })
 }
 
@@ -63,6 +68,12 @@ function copiesOf(tree: string[], name: string): string[] {
 interface ConflictJson {
   path: string
   versions: { path: string; writer: string; log: string; mine: boolean; time: string; size: number; hash: string }[]
+}
+/** An attribute conflict in `volume conflicts --json` (spec/tree.md "Conflicts of owners and attributes"). */
+interface AttrConflictJson {
+  path: string
+  attribute: string
+  values: { value: number | { base64: string; text?: string }; writer: string; log: string; mine: boolean; won: boolean }[]
 }
 
 /** Waits until every named peer's mount lists exactly `want` (the same lines on all of them). */
@@ -137,6 +148,7 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       'olddir/y.txt': 'y, before\n',
       'src/m.txt': 'm moves across directories\n',
       'docs/readme': 'black renames docs/\n',
+      'linked.txt': 'linked, before the split\n',
     }
     await shOk(writeScript(wmnt, base), 'base files on white')
     const exp: Expected = new Map()
@@ -156,6 +168,7 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       'same-name.txt': 'white made same-name.txt\n',
     }
     const fWhite = 'F as white wrote it, offline\n'
+    const linkedWhite = 'linked, rewritten by white offline\n'
     await shOk([
       writeScript(wmnt, whiteFiles),
       `printf %s 'appended by white\n' >> ${q(`${wmnt}/keep.txt`)} && sync ${q(`${wmnt}/keep.txt`)}`,
@@ -164,6 +177,9 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       `mv ${q(`${wmnt}/olddir`)} ${q(`${wmnt}/newdir`)}`,
       `mv ${q(`${wmnt}/src/m.txt`)} ${q(`${wmnt}/a/m.txt`)}`,
       `printf %s ${q(fWhite)} > ${q(`${wmnt}/F.txt`)} && sync ${q(`${wmnt}/F.txt`)}`,
+      // Through the one name white knows while black adds a second name to the same file.
+      `printf %s ${q(linkedWhite)} > ${q(`${wmnt}/linked.txt`)} && sync ${q(`${wmnt}/linked.txt`)}`,
+      `ln ${q(`${wmnt}/a/b/c/deep.txt`)} ${q(`${wmnt}/deep-link.txt`)}`,
       xattrScript(wmnt, [['keep.txt', 'user.k', 'white'], ['w-new.txt', 'user.w', '1']]),
       `sync ${q(`${wmnt}/keep.txt`)}`,
     ].join(' && '), 'white\'s offline edits')
@@ -186,19 +202,27 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       `mv ${q(`${bmnt}/docs`)} ${q(`${bmnt}/papers`)}`,
       `printf %s ${q(yBlack)} > ${q(`${bmnt}/olddir/y.txt`)} && sync ${q(`${bmnt}/olddir/y.txt`)}`,
       `printf %s ${q(fBlack)} > ${q(`${bmnt}/F.txt`)} && sync ${q(`${bmnt}/F.txt`)}`,
+      // A hard link, special files and an owner: metadata that must survive the merge too.
+      `ln ${q(`${bmnt}/linked.txt`)} ${q(`${bmnt}/linked-2.txt`)}`,
+      `mkfifo ${q(`${bmnt}/pipe`)} && mknod ${q(`${bmnt}/null-dev`)} c 1 3`,
+      `chown 1234:5678 ${q(`${bmnt}/b-new.txt`)}`,
       xattrScript(bmnt, [['keep.txt', 'user.k', 'black'], ['keep.txt', 'user.base', null]]),
       `sync ${q(`${bmnt}/F.txt`)}`,
     ].join(' && '), 'black\'s offline edits')
     // Black alone sees only its own side.
     assert.equal((await sh(`cat ${q(`${bmnt}/F.txt`)}`)).out, fBlack)
-    assert.equal((await sh(`LC_ALL=C ls ${q(bmnt)}`)).out, 'F.txt\nb-new.txt\nkeep.txt\nolddir\npapers\nsame-name.txt\nsrc\nwhite-deletes.txt\nx\n')
+    assert.equal((await sh(`LC_ALL=C ls ${q(bmnt)}`)).out, 'F.txt\nb-new.txt\nkeep.txt\nlinked-2.txt\nlinked.txt\nnull-dev\nolddir\npapers\npipe\nsame-name.txt\nsrc\nwhite-deletes.txt\nx\n')
     phase('black edited alone')
 
     // Both run again: they find each other by key and merge, with no `volume sync`.
     await c.start('white')
-    const want: Expected = new Map<string, string | null>([
+    const want: Expected = new Map<string, string | null | Special>([
       ['a', null], ['a/b', null], ['a/b/c', null], ['a/b/c/deep.txt', whiteFiles['a/b/c/deep.txt']], ['a/m.txt', base['src/m.txt']],
       ['b-new.txt', blackFiles['b-new.txt']],
+      ['deep-link.txt', whiteFiles['a/b/c/deep.txt']],
+      // One file, two names: black's new name shows white's concurrent rewrite.
+      ['linked.txt', linkedWhite], ['linked-2.txt', linkedWhite],
+      ['null-dev', { kind: 'c', rdev: '1,3' }], ['pipe', { kind: 'p' }],
       ['empty', null], ['empty/dir', null], ['empty/dir/tree', null],
       ['keep.txt', 'kept by both\nappended by white\n'],
       ['newdir', null], ['newdir/y.txt', yBlack], // renamed by white, edited by black: the edit follows the file
@@ -237,6 +261,14 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       return w === b && /^user\.k=(white|black)$/.test(w) && wn === 'user.w=1' && bn === wn
     }, 30_000, 200).catch((err: Error) => { throw new Error(`${err.message}: keep.txt shows ${kept}\n${c.logs()}`) })
     t.diagnostic(`concurrent user.k: ${kept} on both`)
+    // Link counts and black's chown, on both (the kernel keeps a name's attributes up to 1 s).
+    const meta = `stat -c '%n %h %u:%g' linked.txt linked-2.txt deep-link.txt b-new.txt`
+    const wantMeta = 'linked.txt 2 0:0\nlinked-2.txt 2 0:0\ndeep-link.txt 2 0:0\nb-new.txt 1 1234:5678\n'
+    for (const mnt of [wmnt, bmnt]) {
+      let seenMeta = ''
+      await eventually(`link counts and owners in ${mnt}`, async () => (seenMeta = (await sh(`cd ${q(mnt)} && ${meta}`)).out) === wantMeta, 30_000, 300)
+        .catch((err: Error) => { throw new Error(`${err.message}: ${seenMeta}`) })
+    }
     for (const l of wantLines()) t.diagnostic(`merged: ${l}`)
 
     // `volume sync` after the fact: both already have everything.
@@ -260,8 +292,19 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     assert.ok((jw.entries as number) >= 15, JSON.stringify(jw))
 
     // `volume conflicts`: F.txt with both versions, the same on both sides (but `mine`).
-    const conflicts = async (name: string): Promise<ConflictJson[]> => JSON.parse((await c.run(name, ['volume', 'conflicts', '--json', VOL])).stdout) as ConflictJson[]
+    // Beside it keep.txt's user.k, set by both: both values, the one shown first.
+    const listAll = async (name: string): Promise<(ConflictJson | AttrConflictJson)[]> => JSON.parse((await c.run(name, ['volume', 'conflicts', '--json', VOL])).stdout) as (ConflictJson | AttrConflictJson)[]
+    const conflicts = async (name: string): Promise<ConflictJson[]> => (await listAll(name)).filter((x): x is ConflictJson => !('attribute' in x))
+    const attrConflicts = async (name: string): Promise<AttrConflictJson[]> => (await listAll(name)).filter((x): x is AttrConflictJson => 'attribute' in x)
     const [cw, cb] = await Promise.all([conflicts('white'), conflicts('black')])
+    const [aw, ab] = await Promise.all([attrConflicts('white'), attrConflicts('black')])
+    for (const [list, me] of [[aw, W], [ab, B]] as const) {
+      assert.equal(list.length, 1, JSON.stringify(list))
+      assert.match(list[0]!.path, /^\/?keep\.txt$/)
+      assert.equal(list[0]!.attribute, 'user.k')
+      assert.deepEqual(list[0]!.values.map((v) => [(v.value as { text?: string }).text, v.writer, v.won]), [[kept.slice('user.k='.length), kept.endsWith('white') ? W : B, true], [kept.endsWith('white') ? 'black' : 'white', kept.endsWith('white') ? B : W, false]])
+      for (const v of list[0]!.values) assert.equal(v.mine, v.writer === me)
+    }
     const final = chosen as Expected | null
     assert.ok(final)
     for (const [list, me] of [[cw, W], [cb, B]] as const) {
@@ -293,6 +336,9 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     // White keeps its own version: the conflict is gone on both sides.
     const res = await c.run('white', ['volume', 'resolve', VOL, 'F.txt', '--keep=mine'])
     assert.match(res.stdout, /^resolved \/?F\.txt: kept \S+ \(mine\)$/m)
+    // And black's user.k, named by black's node key: shown on both once it replicates.
+    const resAttr = await c.run('white', ['volume', 'resolve', VOL, 'keep.txt', '--attr=user.k', `--keep=${B.slice(0, 10)}`])
+    assert.match(resAttr.stdout, /^resolved user\.k of \/?keep\.txt \(\S+\)$/m)
     const afterResolve = new Map(final)
     afterResolve.set('F.txt', fWhite)
     for (const p of copiesOf(wantLines(), 'F.txt')) afterResolve.delete(p)
@@ -301,9 +347,10 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     assert.equal(s2.complete, true)
     assert.equal(typeof s2.sent, 'number')
     await converged(c, ['black', 'white'], wantLines, 'resolved tree on both', 15_000)
-    const [rw, rb] = await Promise.all([conflicts('white'), conflicts('black')])
-    assert.deepEqual(rw, [])
-    assert.deepEqual(rb, [])
+    await eventually('keep.txt\'s user.k settled on both', async () => {
+      const [w, b, rw, rb] = await Promise.all([xattrs(`${wmnt}/keep.txt`), xattrs(`${bmnt}/keep.txt`), listAll('white'), listAll('black')])
+      return w === 'user.k=black' && b === w && rw.length === 0 && rb.length === 0
+    }, 30_000, 250)
     phase('resolved on both')
   })
 })

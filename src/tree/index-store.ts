@@ -29,6 +29,7 @@ import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { SegmentFiles } from './segment-files.js'
 import { Tree, type TreeParts } from './tree.js'
 import { TreeIndex, type IndexMemo } from './view.js'
+import { decodeNamed, namedRows, snapshotKey, type NamedRow, type NamedSnapshot, type SavedSnapshots } from './snapshot-names.js'
 
 /**
  * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
@@ -83,6 +84,8 @@ interface Manifest {
   memo: IndexMemo
   /** Saved views of snapshots: [BLAKE2b-256 hex of the snapshot record text, the index as it was at its heads]. */
   snaps?: [string, SavedView][]
+  /** `meta`'s snapshots not removed: [name, record key, time, root attributes at its heads | null (no saved view)] (snapshot-names.ts). */
+  named?: NamedRow[]
 }
 
 /** The index of one state: what a snapshot's view reads. */
@@ -120,9 +123,13 @@ export class IndexFiles implements IndexBase {
   /** `segments`: the open segment files, shared with the manifests before and after this one in `dir`. */
   constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest, readonly segments = new SegmentFiles(dir)) {}
 
-  /** The saved view of the snapshot with record `text`, read through the newest manifest (commits move buckets). */
-  snapshotView(text: string): { base: IndexBase; memo: IndexMemo } | null {
-    const key = hash(Buffer.from(text)).toString('hex')
+  /** What a tree reads its snapshots from without `meta` (Tree.setSavedSnapshots). */
+  savedSnapshots(): SavedSnapshots {
+    return { named: this.manifest.named ? decodeNamed(this.manifest.named) : null, view: (key) => this.snapshotView(key) }
+  }
+
+  /** The saved view of the snapshot whose record key is `key`, read through the newest manifest (commits move buckets). */
+  snapshotView(key: string): { base: IndexBase; memo: IndexMemo } | null {
     const find = (f: IndexFiles): SavedView | undefined => f.manifest.snaps?.find((x) => x[0] === key)?.[1]
     const v = find(this.newest())
     if (!v) return null
@@ -399,6 +406,7 @@ function decodeManifest(buf: Buffer): Manifest {
     !Array.isArray(m.held) || !Array.isArray(m.problems) || !Array.isArray(m.rejected) || !Array.isArray(m.multi) || !Array.isArray(m.counts) || typeof m.memo !== 'object' || typeof m.rootLive !== 'number') {
     throw new Error('bad index manifest')
   }
+  if (m.named !== undefined) decodeNamed(m.named)
   if ((m.metaHeads !== undefined && !(Array.isArray(m.metaHeads) && m.metaHeads.every((h) => typeof h === 'string'))) ||
     (m.root !== undefined && !(m.root && typeof m.root === 'object' && !Array.isArray(m.root)))) {
     throw new Error('bad index manifest (meta heads or root attributes)')
@@ -443,7 +451,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     ...(m.metaHeads && m.root ? { metaHeads: m.metaHeads, root: m.root } : {}),
   }
   const tree = Tree.open(actor, files, shards, parts)
-  tree.setSavedSnapshots((text) => files.snapshotView(text), stateOf(files))
+  tree.setSavedSnapshots(files.savedSnapshots(), stateOf(files))
   return { tree, extra: m.extra, legacy: false }
 }
 
@@ -542,7 +550,11 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
   // `meta` not read since the open: the snapshots are those of the manifest in place, kept as
   // they are (a snapshot whose view could not be derived then is derived when first read).
   // A snapshot whose view is kept needs only its key: its heads (parts in `meta`) are not read.
-  const records = prev && tree.metaUnread ? (pm!.snaps ?? []).map(([key]) => ({ key, heads: () => null })) : tree.snapshotTexts().map((r) => ({ key: hash(Buffer.from(r.text)).toString('hex'), heads: r.heads }))
+  const metaUnread = prev !== null && tree.metaUnread
+  const records = metaUnread ? (pm!.snaps ?? []).map(([key]) => ({ key, heads: () => null })) : tree.snapshotTexts().map((r) => ({ ...r, key: snapshotKey(r.text) }))
+  // The snapshots named with their root attributes (reading one then needs no `meta`); copied while `meta` is unread.
+  const prevNamed = new Map(pm?.named ? decodeNamed(pm.named).map((n) => [n.key, n]) : [])
+  const named: NamedSnapshot[] | null = metaUnread ? (pm!.named ? decodeNamed(pm!.named) : null) : []
   for (const { key, heads: headsOf } of records) {
     const kept = prevSnaps.get(key)
     if (kept) {
@@ -564,7 +576,23 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
       snaps.push([key, v])
     }
   }
+  // Every snapshot, named with the root's attributes at its heads when it has a saved view.
+  const withView = new Set(snaps.map(([key]) => key))
+  if (named && !metaUnread) {
+    for (const r of records) {
+      if (!('name' in r)) continue
+      let root: Record<string, unknown> | null = null
+      if (withView.has(r.key)) {
+        root = prevNamed.get(r.key)?.root ?? null
+        // Not named before (a new snapshot, or a manifest of before 2026-12-06): the root as `meta` held it at its heads.
+        const heads = root === null ? r.heads() : null
+        if (heads) root = heads[META_SHARD] ? tree.rootAttrsAt(heads[META_SHARD]) : {}
+      }
+      named.push({ name: r.name, key: r.key, time: r.time, root })
+    }
+  }
   if (snaps.length > 0) m.snaps = snaps
+  if (named) m.named = namedRows(named)
 
   // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
   const refs = (): Ref[] => [
@@ -621,7 +649,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
   const next = new IndexFiles(dir, file, m, segments)
   if (base instanceof IndexFiles) base.successor = next
   index.rebase(next, parts.memo)
-  tree.setSavedSnapshots((text) => next.snapshotView(text), stateOf(next))
+  tree.setSavedSnapshots(next.savedSnapshots(), stateOf(next))
   return size + manifest.length
 }
 

@@ -3,6 +3,7 @@ import * as A from '@automerge/automerge'
 import { randomBytes } from '../crypto.js'
 import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
+import { type AttrConflict, isOwnerAttr, readAttrConflicts, recordAttrConflicted } from './attr-conflicts.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
   COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
@@ -12,6 +13,7 @@ import {
 import { badName, isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { recordsBetween } from './snapshot-views.js'
+import { rootAttrsAt, snapshotKey, type NamedSnapshot, type SavedSnapshots } from './snapshot-names.js'
 import { HEADS_PREFIX, INLINE_BYTES, headsParts, partsToWrite, readParts } from './snapshot-heads.js'
 import { entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { checkChange, shardProblem } from './change-check.js'
@@ -24,6 +26,8 @@ import { checkOwner, MOUNTER, setOwners } from './owners.js'
 import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
+import type { SavedShardRead } from './saved-shard.js'
+import { SavedShardReaders, defaultLoadWorkers } from './state-load-pool.js'
 
 export interface ShardChange { shard: string; change: Uint8Array }
 /** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
@@ -46,7 +50,12 @@ export interface JoinFill {
   onShard?: (done: number) => void | Promise<void>
   /** Length of a slice (default SLICE_MS; tests set 0: every shard its own slice). */
   sliceMs?: number
+  /** Worker threads reading the saved shards (default defaultLoadWorkers(); 0: on this thread). */
+  workers?: number
 }
+
+/** Shards sent to the load workers ahead of the one taken in. */
+const LOAD_WINDOW = 64
 
 /** A joiner's shard loads run in slices of about this long, between which the event loop (the mount) runs. */
 const SLICE_MS = 25
@@ -124,12 +133,16 @@ export class Tree implements ReadTree {
   private readonly xattrEdits = new Map<string, Map<string, Buffer>>()
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
+  /** Nodes whose last read found several values of an owner or attribute key (attr-conflicts.ts): kept in `multi`. */
+  private readonly attrConflicted = new Set<string>()
   private readonly problemsById = new Map<string, Problem>()
+  /** While a tree fills from a state (fromSaved): `owners` names the owner of every key seen, so ownerOf looks nowhere else. */
+  private ownersAll = false
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
   /** Heads of format 2 snapshot records read from their parts, by record text (the most recent few). */
   private readonly partHeads = new Map<string, Record<string, string[]>>()
-  /** Saved views of snapshots, by snapshot record text (index-store.ts keeps them on disk). */
-  private savedSnapshot: ((text: string) => { base: IndexBase; memo: IndexMemo } | null) | null = null
+  /** Saved views of snapshots, by record key, and the snapshots the index on disk names (index-store.ts keeps them on disk). */
+  private saved: SavedSnapshots | null = null
   /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
   private indexState: (() => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null) | null = null
   /** Bumped when the index on disk moves (a commit): snapshot views built over the old one are built again. */
@@ -416,7 +429,7 @@ export class Tree implements ReadTree {
       if (!r) continue
       const shard = homeOf(r)
       let set = this.multi.get(shard)
-      if (r.versions.length > 1 || r.tombs.length > 1) {
+      if (r.versions.length > 1 || r.tombs.length > 1 || this.attrConflicted.has(id)) {
         if (!set) this.multi.set(shard, (set = new Set()))
         set.add(id)
       } else if (set) set.delete(id)
@@ -593,8 +606,10 @@ export class Tree implements ReadTree {
    * A tree from saved shard documents that are not trusted (a state a joiner starts from,
    * spec/tree.md "Starting from a state"): each must load (Automerge checks that a saved
    * document's changes hash to its heads) to exactly the heads given, which the caller took
-   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. The index
-   * is built by reading every record once, shallow shards first, in slices of about SLICE_MS
+   * from the signed logs (state-check.ts), else StateMismatchError naming the shard. Shards are
+   * loaded, checked and read on worker threads (saved-shard.ts, state-load-pool.ts), a window
+   * ahead of the one taken in. The index is built from every record read once, shallow shards
+   * first, in slices of about SLICE_MS
    * between which the event loop runs. `fill.onTree` gets the tree before the first shard: a
    * shard is put in it only once checked and its records are in the index at the end of its
    * slice, so a reader (the mount) sees the tree fill with checked records while it loads. On
@@ -603,6 +618,7 @@ export class Tree implements ReadTree {
   static async fromSaved(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, meta: { bytes: Uint8Array; heads: string[] } | null,
     held: { shard: string; change: Uint8Array; tag?: string }[], opts: TreeOptions = {}, fill: JoinFill = {}): Promise<Tree> {
     const t = Tree.resume(actor, new Map(), { meta: null, problems: [], rejected: [], held }, opts)
+    let readers: SavedShardReaders | null = null
     try {
       if (meta) {
         let doc
@@ -619,20 +635,29 @@ export class Tree implements ReadTree {
       let changed = new Map<string, RawNode | null>()
       let done = 0
       let sliceStart = performance.now()
-      for (const name of [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))) {
-        const saved = shards.get(name)!
-        t.shards.restore(new Map([[name, saved]]), null)
-        let h
-        try {
-          h = t.shards.node(name)
-        } catch (e) {
-          throw new StateMismatchError(`shard ${name} does not load: ${(e as Error).message}`)
+      const order = [...shards.keys()].sort((a, b) => a.length - b.length || cmp(a, b))
+      // Loaded, checked and read on worker threads (saved-shard.ts), a window of shards ahead;
+      // taken in here in order, shallowest first (the shallowest record of a node counts).
+      readers = new SavedShardReaders(actor, fill.workers ?? defaultLoadWorkers())
+      const window = readers.threaded ? LOAD_WINDOW : 1
+      // Every record reaches the index through foreign(), which names its owner.
+      t.ownersAll = true
+      const reads: (Promise<SavedShardRead> | undefined)[] = []
+      let asked = 0
+      for (const [i, name] of order.entries()) {
+        while (asked < order.length && asked < i + window) {
+          const s = shards.get(order[asked]!)!
+          const p = readers.read(order[asked]!, s.bytes, s.heads)
+          // Its failure is seen when its turn comes (not before a shallower shard's).
+          p.catch(() => {})
+          reads[asked++] = p
         }
-        if (!sameHeads([...h.getHeads()].sort(), [...saved.heads].sort())) throw new StateMismatchError(`shard ${name} is not at the heads its logs give`)
-        const whole = h.materialize('_root') as Record<string, unknown>
-        for (const id of Object.keys(whole)) if (!t.foreign(name, id)) changed.set(id, t.readNode(h, name, id, whole[id]))
-        // Loaded only to be read: its saved bytes stay what the tree keeps (nothing to save).
-        t.shards.evict(0)
+        const r = await reads[i]!
+        reads[i] = undefined
+        if ('mismatch' in r) throw new StateMismatchError(r.mismatch)
+        // Read only: its saved bytes are what the tree keeps (nothing to save).
+        t.shards.restore(new Map([[name, shards.get(name)!]]), null)
+        for (const [id, node, reason, attrConflict] of r.records) if (!t.foreign(name, id)) changed.set(id, t.recordRead(name, id, node, reason, attrConflict))
         done++
         if (performance.now() - sliceStart >= (fill.sliceMs ?? SLICE_MS) || done === shards.size) {
           t.updateIndex(changed)
@@ -644,11 +669,14 @@ export class Tree implements ReadTree {
       }
       t.updateIndex(changed)
       t.owners = new Map()
+      t.ownersAll = false
       t.readRootAttrs()
       return t
     } catch (e) {
       t.free()
       throw e
+    } finally {
+      await readers?.close()
     }
   }
 
@@ -694,7 +722,7 @@ export class Tree implements ReadTree {
   /** The shard whose key counts for node `id` so far: this batch's, the index's, or a shallow one whose record does not decode. */
   private ownerOf(id: string): string | undefined {
     const now = this.owners.get(id)
-    if (now !== undefined) return now
+    if (now !== undefined || this.ownersAll) return now
     const n = this.index.node(id)
     if (n) return homeOf(n)
     for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
@@ -705,20 +733,41 @@ export class Tree implements ReadTree {
   }
 
   private readNode(h: Handle, shard: string, id: string, materialized?: unknown, conflicted?: ReadonlySet<string>): RawNode | null {
-    const key = `${shard}/${id}`
+    let n: RawNode
+    let obj: string | null = null
     try {
-      const n = readRecord(h, id, undefined, materialized, conflicted)
+      if (materialized === undefined) {
+        // Materialized here rather than in readRecord: recordAttrConflicted reads the record's keys from it.
+        const top = h.getWithType('_root', id)
+        if (top && top[0] === 'map') materialized = h.materialize((obj = top[1] as string))
+      }
+      n = readRecord(h, id, undefined, materialized, conflicted)
       if (CHECK_PATCHED && conflicted) {
         const full = JSON.stringify(readRecord(h, id))
         if (JSON.stringify(n) !== full) throw new Error(`patched record ${id} differs from the document: ${JSON.stringify(n)} != ${full}`)
       }
-      if (shard !== shardOf(id)) n.shard = shard
-      this.problemsById.delete(key)
-      return n
     } catch (e) {
-      this.problemsById.set(key, { shard, id, reason: (e as Error).message })
+      return this.recordRead(shard, id, null, (e as Error).message)
+    }
+    return this.recordRead(shard, id, n, null, recordAttrConflicted(h, id, obj, materialized as Record<string, unknown>, conflicted))
+  }
+
+  /**
+   * A record of `shard` as read (readRecord's result, or why it did not decode): its problem set
+   * or cleared; `attrConflict`: it holds several values of an owner or attribute key (kept in
+   * `multi`, listed by attrConflicts).
+   */
+  private recordRead(shard: string, id: string, n: RawNode | null, reason: string | null, attrConflict = false): RawNode | null {
+    const key = `${shard}/${id}`
+    if (attrConflict && n !== null) this.attrConflicted.add(id)
+    else this.attrConflicted.delete(id)
+    if (n === null) {
+      this.problemsById.set(key, { shard, id, reason: reason ?? 'record does not decode' })
       return null
     }
+    if (shard !== shardOf(id)) n.shard = shard
+    this.problemsById.delete(key)
+    return n
   }
 
   private readRootAttrs(): void {
@@ -1082,6 +1131,43 @@ export class Tree implements ReadTree {
   // ---- conflicts -----------------------------------------------------------------------
 
   /**
+   * Owners and extended attributes set concurrently by several writers (attr-conflicts.ts),
+   * sorted by path then attribute: the root's from `meta`, the others' from the nodes in `multi`
+   * (every node whose record holds such values is there), so this costs the conflicts, not the tree.
+   */
+  attrConflicts(): AttrConflict[] {
+    this.flush()
+    const out = readAttrConflicts(A.getBackend(this.shards.meta()), '_root', '/', true)
+    for (const set of this.multi.values()) {
+      for (const id of set) {
+        const n = this.index.node(id)
+        const st = n ? this.index.statId(id) : null
+        if (!n || !st) continue
+        const h = this.shards.node(homeOf(n))
+        out.push(...readAttrConflicts(h, recordObj(h, id), st.path))
+      }
+    }
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.attribute < b.attribute ? -1 : a.attribute > b.attribute ? 1 : 0))
+  }
+
+  /**
+   * Settles the conflict of owner or attribute `attribute` of the node at `path` by setting it
+   * again to the value `writer` (actor hex) set: a local chown or setxattr, which supersedes
+   * every value this writer has seen. EINVAL when the attribute has no conflict or no value of
+   * that writer.
+   */
+  resolveAttr(path: string, attribute: string, writer: string): Stat {
+    const names = splitPath(path)
+    const shown = names.length === 0 ? '/' : this.index.statId(this.index.resolve(names, path).id)?.path ?? path
+    const c = this.attrConflicts().find((x) => x.path === shown && x.attribute === attribute)
+    if (!c) throw new TreeError('EINVAL', path, `attribute ${attribute} has no concurrent values`)
+    const v = c.values.find((x) => x.writer === writer)
+    if (!v) throw new TreeError('EINVAL', path, `writer ${writer.slice(0, 8)} set no value of ${attribute}`)
+    if (isOwnerAttr(attribute)) return this.setattr(path, { [attribute]: v.value as number })
+    return this.setxattr(path, attribute, v.value as Buffer)
+  }
+
+  /**
    * Settles the content conflict of the file at `path` (its own path or a copy's):
    * mine = keep this writer's latest version, theirs = keep the first other writer's version
    * (in version order), both = keep mine (else the winner) under the name and turn every other
@@ -1153,6 +1239,8 @@ export class Tree implements ReadTree {
       const parts = headsParts(heads)
       for (const batch of partsToWrite(this.shards.meta(), parts)) this.changeMeta((m) => { for (const p of batch) m[HEADS_PREFIX + p.digest] = imm(p.text) })
       text = encodeSnapshot({ time, writer: this.actor, heads: null, parts: parts.map((p) => p.digest) })
+      // The heads its parts hold: the commit that saves its view need not read them back.
+      this.rememberPartHeads(text, heads)
     }
     this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
   }
@@ -1162,12 +1250,13 @@ export class Tree implements ReadTree {
     const rec = decodeSnapshot(text)
     if (!rec.parts) return rec
     let heads = this.partHeads.get(text)
-    if (!heads) {
-      heads = readParts(this.shards.meta(), rec.parts)
-      this.partHeads.set(text, heads)
-      if (this.partHeads.size > 8) this.partHeads.delete(this.partHeads.keys().next().value!)
-    }
+    if (!heads) this.rememberPartHeads(text, (heads = readParts(this.shards.meta(), rec.parts)))
     return { ...rec, heads }
+  }
+
+  private rememberPartHeads(text: string, heads: Record<string, string[]>): void {
+    this.partHeads.set(text, heads)
+    if (this.partHeads.size > 8) this.partHeads.delete(this.partHeads.keys().next().value!)
   }
 
   /** Removes a snapshot: its value becomes a removal record (heads null); what only it referenced becomes garbage (spec/gc.md). */
@@ -1229,13 +1318,17 @@ export class Tree implements ReadTree {
   }
 
   snapshots(): { name: string; time: number }[] {
-    const out: SnapshotInfo[] = [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
+    // As the index on disk names them while `meta` is unread, when each has a saved view (so it decoded).
+    const named = this.namedSnapshots()
+    const out: SnapshotInfo[] = named && named.every((n) => n.root !== null && this.saved!.view(n.key) !== null) ? named.map(({ name, time }) => ({ name, time })) : [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
     return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   }
 
   /** A read-only view of the tree as it was when the snapshot was taken. */
   at(name: string): ReadTree {
     this.flush()
+    const fast = this.atSaved(name)
+    if (fast) return fast
     const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
     if (value === null) throw new TreeError('ENOENT', name, 'no such snapshot')
     const cached = this.snapshotTrees.get(value)
@@ -1249,16 +1342,51 @@ export class Tree implements ReadTree {
     const snapHeads = rec.heads
     if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
     // A saved view was written from a state at these heads: the changes are here (no shard to load to check).
-    const saved = this.savedSnapshot?.(value) ?? undefined
+    const saved = this.savedSnapshot(value)
     if (!saved) {
       for (const [shard, heads] of Object.entries(snapHeads)) {
         if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
       }
     }
     // Made again when the index on disk moves (a commit): then its saved view is read, or it is derived again.
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot?.(value) ?? undefined), () => this.indexGen)
+    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot(value)), () => this.indexGen)
     this.snapshotTrees.set(value, t)
     return t
+  }
+
+  /** The snapshots the index on disk names, while they are `meta`'s (it is unread since the open); else null. */
+  private namedSnapshots(): NamedSnapshot[] | null {
+    return this.shards.metaUnread ? this.saved?.named ?? null : null
+  }
+
+  /** A saved view of the snapshot `name` that needs no `meta`: named by the index on disk while `meta` is unread. */
+  private atSaved(name: string): ReadTree | null {
+    const n = this.namedSnapshots()?.find((x) => x.name === name)
+    if (!n || n.root === null || !this.saved!.view(n.key)) return null
+    const cacheKey = `#${n.key}`
+    const cached = this.snapshotTrees.get(cacheKey)
+    if (cached) return cached
+    const root = n.root
+    // After a commit: its view as the new index on disk names it, else as `meta` says (the slow way).
+    const build = (): TreeIndex => {
+      const saved = this.saved?.view(n.key)
+      if (!saved) return (this.at(name) as SnapshotTree).index()
+      const index = new TreeIndex(saved)
+      readRootAttrs(root, index)
+      return index
+    }
+    const t = new SnapshotTree(build, () => this.indexGen)
+    this.snapshotTrees.set(cacheKey, t)
+    return t
+  }
+
+  private savedSnapshot(text: string): { base: IndexBase; memo: IndexMemo } | undefined {
+    return this.saved?.view(snapshotKey(text)) ?? undefined
+  }
+
+  /** The root's attributes in `meta` at `heads` (a snapshot's: what its saved view shows for the root). */
+  rootAttrsAt(heads: string[]): Record<string, unknown> {
+    return rootAttrsAt(A.getBackend(this.shards.meta()), heads)
   }
 
   /**
@@ -1266,8 +1394,8 @@ export class Tree implements ReadTree {
    * of building it, and the state of the index on disk (to derive a view from). Called by every
    * commit: views made over the previous index on disk are made again on their next read.
    */
-  setSavedSnapshots(find: (text: string) => { base: IndexBase; memo: IndexMemo } | null, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
-    this.savedSnapshot = find
+  setSavedSnapshots(saved: SavedSnapshots, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
+    this.saved = saved
     this.indexState = state ?? null
     this.indexGen++
     this.snapshotTrees.clear()
@@ -1291,19 +1419,22 @@ export class Tree implements ReadTree {
    * of heads at 1M files, which a commit that already saved its view does not need); heads()
    * gives null when they do not decode.
    */
-  snapshotTexts(): { text: string; heads: () => Record<string, string[]> | null }[] {
-    const out: { text: string; heads: () => Record<string, string[]> | null }[] = []
+  snapshotTexts(): { name: string; time: number; text: string; heads: () => Record<string, string[]> | null }[] {
+    const out: { name: string; time: number; text: string; heads: () => Record<string, string[]> | null }[] = []
     for (const [key, value] of Object.entries(this.shards.meta())) {
       if (!key.startsWith(SNAP_PREFIX)) continue
       const text = strOf(value)
       if (text === null) continue
+      let time
       try {
-        if (decodeSnapshot(text).heads === null) continue
+        const rec = decodeSnapshot(text)
+        if (rec.heads === null) continue
+        time = rec.time
       } catch {
         continue
       }
       out.push({
-        text,
+        name: key.slice(SNAP_PREFIX.length), time, text,
         heads: () => {
           try {
             return this.snapshotOf(text).heads
@@ -1324,9 +1455,7 @@ export class Tree implements ReadTree {
   private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
     const withRoot = (index: TreeIndex): TreeIndex => {
       const hs = heads[META_SHARD]
-      if (hs) {
-        readRootAttrs(A.view(this.shards.meta(), hs), index)
-      }
+      if (hs) readRootAttrs(this.rootAttrsAt(hs), index)
       return index
     }
     if (saved) return withRoot(new TreeIndex(saved))
@@ -1342,7 +1471,7 @@ export class Tree implements ReadTree {
     const claimed = new Map<string, string>()
     for (const [shard, hs] of Object.entries(heads)) {
       if (shard === META_SHARD) {
-        readRootAttrs(A.view(this.shards.meta(), hs), index)
+        readRootAttrs(this.rootAttrsAt(hs), index)
         continue
       }
       const h = this.shards.node(shard)
@@ -1500,6 +1629,8 @@ class SnapshotTree implements ReadTree {
   private built: TreeIndex | null = null
   private builtGen = -1
   constructor(private readonly build: () => TreeIndex, private readonly gen: () => number) {}
+  /** Its index, built (again, if the index on disk moved) when needed. */
+  index(): TreeIndex { return this.ix }
   private get ix(): TreeIndex {
     const g = this.gen()
     if (this.built === null || this.builtGen !== g) {

@@ -1,0 +1,118 @@
+// The index manifest names each snapshot with its saved view (spec/tree.md "The index on disk",
+// snapshot views): after an open, listing the snapshots and reading one never load `meta`; the
+// root's attributes of the snapshot are its own. A manifest without the names (written before
+// 2026-12-06) loads `meta` to read a snapshot, and the next commit names them.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { hash } from '../src/crypto.js'
+import { Tree } from '../src/tree/index.js'
+import { TreeError } from '../src/tree/errors.js'
+import { commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
+import { tempDir } from './helpers.js'
+
+const ACTOR = 'a1'.repeat(16)
+const ref = { hash: 'a'.repeat(64), size: 1 }
+
+/** Rewrites the manifest's JSON with `edit` (digest and length made again). */
+function editManifest(file: string, edit: (m: Record<string, unknown>) => void): void {
+  const buf = fs.readFileSync(file)
+  const m = JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as Record<string, unknown>
+  edit(m)
+  const json = Buffer.from(JSON.stringify(m))
+  const head = Buffer.from(buf.subarray(0, 9))
+  head.writeUInt32BE(json.length, 5)
+  const body = Buffer.concat([head, json])
+  fs.writeFileSync(file, Buffer.concat([body, hash(body)]))
+}
+
+const names = (t: { readdir(p: string): { name: string }[] }, p: string): string[] => t.readdir(p).map((e) => e.name)
+
+test('snapshots are listed and read from the names in the manifest, without loading meta', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const file = path.join(dir, 't.ckpt'), files = path.join(dir, 't')
+    const t = Tree.create(ACTOR)
+    t.mkdir('/d')
+    t.writeFile('/d/f', ref)
+    t.setattr('/', { mode: 0o750, mtime: 1_000_000 })
+    t.takeChanges()
+    commitTreeIndex(file, files, t, null)
+    t.snapshot('s1', 5_000)
+    t.takeChanges()
+    commitTreeIndex(file, files, t, null) // s1's state: its view is this index
+    const root1 = t.at('s1').stat('/')
+    t.writeFile('/d/g', ref)
+    t.setattr('/', { mode: 0o700, mtime: 2_000_000 })
+    t.snapshot('s2', 6_000) // more changes before the commit after it: its view is derived
+    t.writeFile('/d/h', ref)
+    t.takeChanges()
+    const want = { snaps: t.snapshots(), s1: names(t.at('s1'), '/d'), s2: names(t.at('s2'), '/d'), root2: t.at('s2').stat('/'), live: t.stat('/') }
+    commitTreeIndex(file, files, t, null)
+    t.free()
+    assert.deepEqual(want.s1, ['f'])
+    assert.deepEqual(want.s2, ['f', 'g'])
+    assert.equal(root1.mode & 0o777, 0o750)
+
+    const a = openTreeIndex(file, files, ACTOR).tree
+    assert.deepEqual(a.snapshots(), want.snaps)
+    assert.deepEqual(names(a.at('s1'), '/d'), want.s1)
+    assert.deepEqual(a.at('s1').stat('/'), root1, "the snapshot's root attributes, not the live root's")
+    assert.deepEqual(names(a.at('s2'), '/d'), want.s2)
+    assert.deepEqual(a.at('s2').stat('/'), want.root2)
+    assert.deepEqual(a.stat('/'), want.live)
+    assert.equal(a.shardStats.metaLoads, 0, 'listing and reading snapshots leave meta unloaded')
+    // A commit while meta is unread keeps the names; a view held across it is read again.
+    const s1 = a.at('s1')
+    a.writeFile('/d/i', ref)
+    a.takeChanges()
+    commitTreeIndex(file, files, a, null)
+    assert.deepEqual(names(s1, '/d'), want.s1)
+    assert.throws(() => a.at('nope'), (e: unknown) => e instanceof TreeError && e.code === 'ENOENT')
+    assert.equal(a.shardStats.metaLoads, 1, 'a name the manifest does not hold is looked up in meta')
+    a.free()
+
+    const b = openTreeIndex(file, files, ACTOR).tree
+    assert.deepEqual(names(b.at('s1'), '/d'), want.s1)
+    assert.deepEqual(b.snapshots(), want.snaps)
+    assert.equal(b.shardStats.metaLoads, 0)
+    // A removal: no longer listed nor readable, from the names of the next commit.
+    b.removeSnapshot('s1')
+    b.takeChanges()
+    assert.throws(() => b.at('s1'), (e: unknown) => e instanceof TreeError && e.code === 'ENOENT')
+    commitTreeIndex(file, files, b, null)
+    b.free()
+
+    const c = openTreeIndex(file, files, ACTOR).tree
+    assert.deepEqual(c.snapshots().map((s) => s.name), ['s2'])
+    assert.deepEqual(names(c.at('s2'), '/d'), want.s2)
+    assert.equal(c.shardStats.metaLoads, 0)
+    c.free()
+
+    // A manifest of before (no names): meta is loaded to read a snapshot; the next commit names them.
+    editManifest(file, (m) => {
+      assert.ok(Array.isArray(m.named))
+      delete m.named
+    })
+    const d = openTreeIndex(file, files, ACTOR).tree
+    assert.deepEqual(names(d.at('s2'), '/d'), want.s2)
+    assert.deepEqual(d.at('s2').stat('/'), want.root2)
+    assert.equal(d.shardStats.metaLoads, 1)
+    d.writeFile('/d/j', ref)
+    d.takeChanges()
+    commitTreeIndex(file, files, d, null)
+    d.free()
+    const e = openTreeIndex(file, files, ACTOR).tree
+    assert.deepEqual(e.at('s2').stat('/'), want.root2)
+    assert.deepEqual(e.snapshots().map((s) => s.name), ['s2'])
+    assert.equal(e.shardStats.metaLoads, 0)
+    e.free()
+
+    // Names that do not decode: the manifest is rejected (the caller rebuilds from the logs).
+    editManifest(file, (m) => { m.named = [['s2', 'not a key', 1, null]] })
+    assert.throws(() => openTreeIndex(file, files, ACTOR), /named snapshots/)
+  } finally {
+    cleanup()
+  }
+})
