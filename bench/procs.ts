@@ -111,34 +111,16 @@ export async function ok(dataDir: string, args: string[], input?: Buffer): Promi
  * One command through a server's control socket (spec/control.md), what the CLI does minus
  * starting a Node process: for polling during the convergence measurement.
  */
-export function control(dataDir: string, argv: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(path.join(dataDir, 'control.sock'))
-    let buf = Buffer.alloc(0)
-    let stdout = ''
-    let stderr = ''
-    let code: number | null = null
-    sock.on('connect', () => {
-      const body = Buffer.from(JSON.stringify({ version: 1, argv, cwd: process.cwd() }))
-      const head = Buffer.alloc(5)
-      head[0] = 0x52
-      head.writeUInt32BE(body.length, 1)
-      sock.write(Buffer.concat([head, body]))
-    })
-    sock.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d])
-      while (buf.length >= 5 && buf.length >= 5 + buf.readUInt32BE(1)) {
-        const len = buf.readUInt32BE(1)
-        const payload = buf.subarray(5, 5 + len)
-        if (buf[0] === 0x4f) stdout += payload.toString()
-        else if (buf[0] === 0x45) stderr += payload.toString()
-        else if (buf[0] === 0x58) code = (JSON.parse(payload.toString()) as { code: number }).code
-        buf = buf.subarray(5 + len)
-      }
-    })
-    sock.on('error', reject)
-    sock.on('close', () => (code === null ? reject(new Error(`control socket closed without an exit frame: ${stderr}`)) : resolve({ code, stdout, stderr })))
-  })
+export async function control(dataDir: string, argv: string[]): Promise<Run> {
+  const { connect } = await import('../src/control/frames.js')
+  const { callRemote } = await import('../src/control/client.js')
+  const sock = await connect(dataDir)
+  if (!sock) throw new Error(`no server answers on the control socket of ${dataDir}`)
+  let stdout = ''
+  let stderr = ''
+  // A command line through the typed API's cli.run op (spec/control.md).
+  const { code } = await callRemote(sock, 'cli.run', { argv, cwd: process.cwd() }, { onOutput: (b) => void (stdout += b.toString()), onStderr: (b) => void (stderr += b.toString()) })
+  return { code, stdout, stderr }
 }
 
 export interface Proc {

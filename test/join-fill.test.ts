@@ -3,9 +3,10 @@
 // its first shard and puts each shard in only once its heads are checked, so a reader sees a
 // growing set of checked records and never an unchecked one; a mismatch at a late shard frees
 // the tree. Its first index commit may run in slices (commitTreeIndexSliced) and writes what the
-// one-piece commit writes.
+// one-piece commit writes (its page buckets encoded on worker threads).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { StateMismatchError, Tree, canonicalDump } from '../src/tree/index.js'
 import { commitTreeIndex, commitTreeIndexSliced, openTreeIndex } from '../src/tree/index-store.js'
@@ -74,7 +75,7 @@ test('a shard not at the heads the logs give, late in the fill: StateMismatchErr
   src.tree.free()
 })
 
-test('the index committed in slices reads back as the one committed at once', async () => {
+test('the index committed in slices (pages encoded on worker threads) is the one committed at once, byte for byte', async () => {
   const { dir, cleanup } = tempDir()
   try {
     const src = source()
@@ -88,6 +89,9 @@ test('the index committed in slices reads back as the one committed at once', as
     clearInterval(tick)
     assert.equal(n2, n1)
     assert.ok(turns > 0, 'the event loop ran during the sliced commit')
+    // Its page buckets were encoded on worker threads, put in the same order: the same bytes.
+    const segs = (d: string): Buffer[] => fs.readdirSync(path.join(dir, d)).sort().map((f) => fs.readFileSync(path.join(dir, d, f)))
+    assert.deepEqual(segs('two'), segs('one'), 'the same segment bytes')
     for (const name of ['one', 'two']) {
       const back = openTreeIndex(path.join(dir, `${name}.ckpt`), path.join(dir, name), B)
       assert.deepEqual(back.extra, { x: 1 })

@@ -123,8 +123,15 @@ test('mount through the server; stop and start: all there and mounted again; kil
     const m = await bazil(data, ['volume', 'mount', 'v', mnt])
     assert.equal(m.code, 0, m.stderr + server.log())
     assert.ok(isMounted(mnt))
+    // The same volume on the same path again: it says so and succeeds (issue 14 defect 2) ...
     const again = await bazil(data, ['volume', 'mount', 'v', mnt])
-    assert.match(again.stderr, /already a bazil mount/)
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(again.stdout, `volume "v" is already mounted at ${mnt}\n`)
+    // ... another volume on that path is refused.
+    assert.equal((await bazil(data, ['volume', 'create', 'w'])).code, 0)
+    const other = await bazil(data, ['volume', 'mount', 'w', mnt])
+    assert.equal(other.code, 1)
+    assert.match(other.stderr, /already a bazil mount \(volume v\)/)
     const st = JSON.parse((await bazil(data, ['status', '--json'])).stdout)
     assert.deepEqual(st.mounts, [{ volume: 'v', mountpoint: mnt }])
 
@@ -141,6 +148,10 @@ test('mount through the server; stop and start: all there and mounted again; kil
 
     server = await startServer(data)
     assert.ok(isMounted(mnt), `remounted after restart:\n${server.log()}`)
+    // The restart remounted it: mounting it again, as a user would, says so and succeeds.
+    const remount = await bazil(data, ['volume', 'mount', 'v', mnt])
+    assert.equal(remount.code, 0, remount.stderr)
+    assert.match(remount.stdout, /already mounted/)
     assert.equal((await sh(`cat "${mnt}/docs/greeting"`)).out, 'hello, world\n')
 
     const f = await sh(`echo 'fsynced before the crash' > "${mnt}/docs/crash" && sync "${mnt}/docs/crash"`)

@@ -5,7 +5,9 @@ import { Command, Option, type BaseContext } from 'clipanion'
 import { DataDir, UserError, defaultDataDir } from '../datadir.js'
 import type { Node } from '../node.js'
 import { TreeError } from '../tree/errors.js'
-import { connect, forward } from '../server/control.js'
+import { connect } from '../control/frames.js'
+import { call, callRemote, type CallHandlers } from '../control/client.js'
+import { BadRequestError, type Args, type ControlEvent, type Op, type Results } from '../control/requests.js'
 import type { ServerHandle } from '../server/handle.js'
 
 export interface BazilContext extends BaseContext {
@@ -22,12 +24,14 @@ export interface BazilContext extends BaseContext {
 
 /**
  * Where a command runs:
+ * - api: in the CLI process, speaking the typed control API (src/control): its op runs in the
+ *   server when one runs, else in this process (src/control/client.ts);
  * - local: always in the CLI process (touches only data-dir files, never the corestore);
  * - node: in the running server if there is one, else in the CLI process with the data dir
  *   opened directly;
  * - server: only in the running server (mounts); an error names `bazil server run` otherwise.
  */
-export type Where = 'local' | 'node' | 'server'
+export type Where = 'api' | 'local' | 'node' | 'server'
 
 export abstract class BazilCommand extends Command<BazilContext> {
   static where: Where = 'node'
@@ -71,6 +75,22 @@ export abstract class BazilCommand extends Command<BazilContext> {
     return result
   }
 
+  /**
+   * Calls an op of the control API (in the server if one runs, else here). Warnings the op
+   * streams go to stderr unless `handlers` takes events.
+   */
+  protected call<O extends Op>(op: O, args: Args<O>, handlers: CallHandlers = {}): Promise<Results[O]> {
+    const onEvent = handlers.onEvent ?? ((e: ControlEvent) => {
+      if (e.message_type === 'warning') this.context.stderr.write(`bazil: ${String(e.message)}\n`)
+    })
+    return call({ dataDir: this.dataDirPath, server: this.context.server, label: `bazil ${this.path.join(' ')}` }, op, args, { ...handlers, onEvent })
+  }
+
+  /** Writes to stdout, waiting when the reader is slower (a large `cat` into a pipe). */
+  protected async outBytes(chunk: Buffer): Promise<void> {
+    if (!this.context.stdout.write(chunk)) await new Promise((r) => this.context.stdout.once('drain', r))
+  }
+
   protected out(line: string): void {
     this.context.stdout.write(line + '\n')
   }
@@ -84,25 +104,33 @@ export abstract class BazilCommand extends Command<BazilContext> {
   async execute(): Promise<number> {
     try {
       const where = (this.constructor as typeof BazilCommand).where
-      if (where !== 'local' && !this.context.server) {
+      if (where !== 'local' && where !== 'api' && !this.context.server) {
+        // Not yet converted to a typed op: the server runs this command line (op cli.run).
         const sock = await connect(this.dataDirPath)
-        if (sock) return await forward(sock, this.context.argv, this.context.cwd, this.context.stdout, this.context.stderr)
+        if (sock) {
+          const tty = (this.context.stderr as NodeJS.WriteStream).isTTY === true
+          const r = await callRemote(sock, 'cli.run', { argv: this.context.argv, cwd: path.resolve(this.context.cwd), ...(tty ? { stderrTTY: true } : {}) }, {
+            onOutput: (chunk) => this.outBytes(chunk),
+            onStderr: (chunk) => void this.context.stderr.write(chunk)
+          })
+          return r.code
+        }
         if (where === 'server') {
           throw new UserError(`\`bazil ${this.path.join(' ')}\` needs a running server: start \`bazil server run\` (data dir ${this.dataDirPath})`)
         }
       }
       return (await this.run()) ?? 0
     } catch (err) {
-      this.context.stderr.write(`bazil: ${describeError(err)}\n`)
+      this.context.stderr.write(`bazil: ${err instanceof BadRequestError ? 'bad control request: ' : ''}${describeError(err)}\n`)
       if (this.context.env.BAZIL_DEBUG && err instanceof Error) this.context.stderr.write(`${err.stack}\n`)
-      return 1
+      return err instanceof BadRequestError ? 2 : 1
     }
   }
 }
 
 /** One line for the user: what failed (and, where we know, what to do). */
 export function describeError(err: unknown): string {
-  if (err instanceof UserError || err instanceof TreeError) return err.message
+  if (err instanceof UserError || err instanceof TreeError || err instanceof BadRequestError) return err.message
   if (err instanceof Error) return err.message.split('\n')[0]
   return String(err)
 }

@@ -3,7 +3,9 @@ import { Builtins, Cli } from 'clipanion'
 import type { BazilContext } from './base.js'
 import { loadCommands, type CommandClass } from './command-table.js'
 
-export const VERSION = '0.1.0'
+import { VERSION } from '../version.js'
+
+export { VERSION }
 
 /** A CLI of `commands` (loadCommands: every command, or those `argv` may name). */
 export function buildCli(commands: CommandClass[]): Cli<BazilContext> {

@@ -1,151 +1,123 @@
-// The control socket: how the CLI hands a command to the running server (spec/control.md).
-//
-// One request per connection. The client sends its argv and working directory; the server
-// runs the same command with its already-open node and streams back stdout and stderr,
-// then the exit code. Frames: 1 byte type, 4 bytes big-endian length, payload.
-import net from 'node:net'
-import path from 'node:path'
-import { Writable } from 'node:stream'
-import { DataPaths } from '../data-paths.js'
+// The server's end of the control socket (spec/control.md): one request per connection,
+// checked before anything runs, then dispatched to the op's function on the server's node
+// (src/control/ops), or, for `cli.run`, to the server's copy of the CLI. Bad input is answered
+// and logged; it never stops the server.
+import type net from 'node:net'
+import type { Writable } from 'node:stream'
+import { FRAME, FrameReader, MAX_REQUEST_BYTES, drained, encodeFrame, frameWriter } from '../control/frames.js'
+import { errorKind } from '../control/client.js'
+import type { OpContext } from '../control/context.js'
+import { OPS } from '../control/ops/index.js'
+import { BadRequestError, decodeRequest, type Args, type ControlEnd, type ControlRequest, type Op } from '../control/requests.js'
+import type { Log } from '../log.js'
+import type { ServerHandle } from './handle.js'
 
-export const CONTROL_VERSION = 1
-/** Requests are small (argv); anything larger is a broken or hostile client. */
-export const MAX_REQUEST_BYTES = 1 << 20
-const MAX_FRAME_BYTES = 16 << 20
+/** Runs one command line as the CLI would, with the server's context; resolves to its exit code. */
+export type CommandRunner = (argv: string[], ctx: { stdout: Writable; stderr: Writable; cwd: string; server: ServerHandle }) => Promise<number>
 
-export const FRAME = { request: 0x52 /* R */, stdout: 0x4f /* O */, stderr: 0x45 /* E */, exit: 0x58 /* X */ } as const
-
-export interface ControlRequest {
-  version: number
-  argv: string[]
-  cwd: string
-  /** The client's stderr is a terminal (optional, absent = false): the command may draw progress on it. */
-  stderrTTY?: boolean
+export interface ControlDeps {
+  server: ServerHandle
+  runCli: CommandRunner
+  log: Log
+  /** Aborted when the server stops: long ops (a watch) end. */
+  stopping: AbortSignal
 }
 
-export function socketPath(dataDir: string): string {
-  return new DataPaths(dataDir).controlSocket
-}
-
-export function encodeFrame(type: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(5)
-  head[0] = type
-  head.writeUInt32BE(payload.length, 1)
-  return Buffer.concat([head, payload])
-}
-
-/** Splits a byte stream into frames; throws on an oversized frame. */
-export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0)
-  constructor(private readonly limit = MAX_FRAME_BYTES) {}
-
-  push(data: Buffer): { type: number; payload: Buffer }[] {
-    this.buf = this.buf.length === 0 ? data : Buffer.concat([this.buf, data])
-    const frames: { type: number; payload: Buffer }[] = []
-    while (this.buf.length >= 5) {
-      const len = this.buf.readUInt32BE(1)
-      if (len > this.limit) throw new Error(`control frame of ${len} bytes exceeds the limit of ${this.limit}`)
-      if (this.buf.length < 5 + len) break
-      frames.push({ type: this.buf[0], payload: this.buf.subarray(5, 5 + len) })
-      this.buf = this.buf.subarray(5 + len)
-    }
-    return frames
-  }
-}
-
-export function decodeRequest(payload: Buffer): ControlRequest {
-  let req: unknown
-  try {
-    req = JSON.parse(payload.toString('utf8'))
-  } catch {
-    throw new Error('control request is not JSON')
-  }
-  const r = req as Partial<ControlRequest>
-  if (r.version !== CONTROL_VERSION) throw new Error(`control request version ${String(r.version)} is not supported (server speaks ${CONTROL_VERSION})`)
-  if (!Array.isArray(r.argv) || !r.argv.every((a) => typeof a === 'string') || typeof r.cwd !== 'string') {
-    throw new Error('control request must have argv (strings) and cwd')
-  }
-  if (r.stderrTTY !== undefined && typeof r.stderrTTY !== 'boolean') throw new Error('control request stderrTTY must be a boolean')
-  return { version: r.version, argv: r.argv, cwd: r.cwd, ...(r.stderrTTY ? { stderrTTY: true } : {}) }
-}
-
-/**
- * A Writable that sends what is written as frames of one type, in order. It waits for the
- * socket only when the socket's buffer is full (backpressure for a large `cat`). Writes made
- * while one waits queue in the Writable, not yet on the socket: whoever sends the exit frame
- * must first wait for `drained` (else the client stops reading at the exit frame and the
- * queued output is lost).
- */
-export function frameWriter(socket: net.Socket, type: number): Writable {
-  return new Writable({
-    write(chunk: Buffer | string, _enc, cb) {
-      const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
-      if (socket.destroyed) return cb()
-      if (socket.write(encodeFrame(type, data))) return cb()
-      const go = (): void => {
-        socket.off('drain', go)
-        socket.off('close', go)
-        cb()
-      }
-      socket.on('drain', go)
-      socket.on('close', go)
-    }
-  })
-}
-
-/** Resolves once everything written to `w` so far has been handed to its socket (then ends `w`). */
-export function drained(w: Writable): Promise<void> {
+/** Serves one connection; resolves once its response is sent (the server waits for it at stop). */
+export function serveConnection(conn: net.Socket, deps: ControlDeps): Promise<void> {
   return new Promise((resolve) => {
-    w.end(() => resolve())
-    w.once('error', () => resolve())
-  })
-}
-
-/** Connects to the server's socket; null when no server answers there. */
-export function connect(dataDir: string): Promise<net.Socket | null> {
-  return new Promise((resolve) => {
-    const sock = net.createConnection(socketPath(dataDir))
-    sock.once('connect', () => {
-      sock.removeAllListeners('error')
-      resolve(sock)
+    const reader = new FrameReader(MAX_REQUEST_BYTES)
+    let started = false
+    conn.on('error', (err) => deps.log('debug', `control connection error: ${err.message}`))
+    conn.on('close', () => {
+      if (!started) resolve()
     })
-    sock.once('error', () => resolve(null))
-  })
-}
-
-/**
- * Runs argv on the server behind `sock`, copying its output to ours; resolves to the exit
- * code. A server that goes away mid-command is an error, not a silent success.
- */
-export function forward(sock: net.Socket, argv: string[], cwd: string, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const reader = new FrameReader()
-    let done = false
-    sock.on('data', (data: Buffer) => {
-      let frames
+    conn.on('data', (data: Buffer) => {
+      if (started) return // a client sends one request and nothing else
+      let req: ControlRequest
       try {
-        frames = reader.push(data)
+        const frames = reader.push(data)
+        if (frames.length === 0) return
+        started = true
+        if (frames[0].type !== FRAME.request) throw new BadRequestError('the first control frame must be a request')
+        req = decodeRequest(frames[0].payload)
       } catch (err) {
-        sock.destroy()
-        return reject(err)
+        started = true
+        refuse(conn, deps, frameVersion(data), (err as Error).message)
+        return resolve()
       }
-      for (const f of frames) {
-        if (f.type === FRAME.stdout) stdout.write(f.payload)
-        else if (f.type === FRAME.stderr) stderr.write(f.payload)
-        else if (f.type === FRAME.exit) {
-          done = true
-          sock.end()
-          resolve(Number(JSON.parse(f.payload.toString()).code) || 0)
-        }
-      }
+      void execute(conn, req, deps).finally(resolve)
     })
-    sock.on('error', (err) => {
-      if (!done) reject(new Error(`lost the connection to the server: ${err.message}`))
-    })
-    sock.on('close', () => {
-      if (!done) reject(new Error('the server closed the connection before the command finished (see its log)'))
-    })
-    const req: ControlRequest = { version: CONTROL_VERSION, argv, cwd, ...((stderr as NodeJS.WriteStream).isTTY ? { stderrTTY: true } : {}) }
-    sock.write(encodeFrame(FRAME.request, Buffer.from(JSON.stringify(req))))
   })
+}
+
+/** The version a refused request claimed, if it parses that far (a version 1 client is answered in version 1's terms). */
+function frameVersion(data: Buffer): unknown {
+  try {
+    return (JSON.parse(data.subarray(5).toString('utf8')) as { version?: unknown }).version
+  } catch {
+    return undefined
+  }
+}
+
+function refuse(conn: net.Socket, deps: ControlDeps, version: unknown, message: string): void {
+  deps.log('warn', `bad control request: ${message}`)
+  if (version === 1) {
+    // A version 1 client reads stderr frames and an exit code: tell it in its own terms.
+    conn.write(encodeFrame(FRAME.stderr, Buffer.from(`bazil: bad control request: ${message}\n`)))
+    conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code: 2 }))))
+    return
+  }
+  const end: ControlEnd = { ok: false, error: { kind: 'request', message } }
+  conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify(end))))
+}
+
+async function execute(conn: net.Socket, req: ControlRequest, deps: ControlDeps): Promise<void> {
+  deps.log('debug', `control: ${req.op}${req.op === 'cli.run' ? ` ${(req.args as Args<'cli.run'>).argv.join(' ')}` : ''}`)
+  const stdout = frameWriter(conn, FRAME.stdout)
+  const events = frameWriter(conn, FRAME.event)
+  let end: ControlEnd
+  try {
+    const result = req.op === 'cli.run' ? await runCli(conn, req.args as Args<'cli.run'>, stdout, deps) : await runOp(conn, req.op, req.args, stdout, events, deps)
+    end = { ok: true, result } as ControlEnd
+  } catch (err) {
+    const kind = errorKind(err)
+    if (kind === 'internal') deps.log('error', `control ${req.op} failed: ${(err as Error).stack ?? String(err)}`)
+    end = { ok: false, error: { kind, message: kind === 'internal' ? String((err as Error).message ?? err) : (err as Error).message.split('\n')[0] } }
+  }
+  // All output before the last frame: the client stops reading there.
+  await Promise.all([drained(stdout), drained(events)])
+  if (!conn.destroyed) conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify(end))))
+}
+
+async function runOp(conn: net.Socket, op: Exclude<Op, 'cli.run'>, args: unknown, stdout: Writable, events: Writable, deps: ControlDeps): Promise<unknown> {
+  const fn = (await OPS[op].load()) as (ctx: OpContext, a: unknown) => Promise<unknown>
+  // The op ends early when the client hangs up or the server stops.
+  const hangUp = new AbortController()
+  conn.once('close', () => hangUp.abort())
+  const ctx: OpContext = {
+    signal: AbortSignal.any([hangUp.signal, deps.stopping]),
+    dir: deps.server.dir,
+    server: deps.server,
+    node: async () => deps.server.node,
+    emit: (e) => events.write(JSON.stringify(e)),
+    write: (chunk) => new Promise<void>((resolve, reject) => stdout.write(chunk, (err) => (err ? reject(err) : resolve())))
+  }
+  return fn(ctx, args)
+}
+
+/** A command not yet converted to a typed op: the server runs its command line as the CLI would. */
+async function runCli(conn: net.Socket, a: Args<'cli.run'>, stdout: Writable, deps: ControlDeps): Promise<{ code: number }> {
+  const stderr = frameWriter(conn, FRAME.stderr)
+  // The client's stderr is a terminal: commands draw progress as they would in the CLI.
+  if (a.stderrTTY) Object.assign(stderr, { isTTY: true })
+  let code = 1
+  try {
+    code = await deps.runCli(a.argv, { stdout, stderr, cwd: a.cwd, server: deps.server })
+  } catch (err) {
+    deps.log('error', `command ${a.argv.join(' ')} failed: ${(err as Error).stack ?? String(err)}`)
+    stderr.write(`bazil: internal error: ${(err as Error).message}\n`)
+  }
+  await drained(stderr)
+  return { code }
 }

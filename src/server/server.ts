@@ -3,18 +3,18 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { Readable, type Writable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { type DataDir, UserError } from '../datadir.js'
 import { Node } from '../node.js'
-import { FRAME, FrameReader, MAX_REQUEST_BYTES, connect, decodeRequest, drained, encodeFrame, frameWriter, socketPath, type ControlRequest } from './control.js'
+import { connect, socketPath } from '../control/frames.js'
+import { serveConnection, type CommandRunner } from './control.js'
 import type { MountOpts, ServerHandle } from './handle.js'
 import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
 import { AutoGc, autoGcOptions } from './auto-gc.js'
 import { PeerNetwork, readNetConfig, type HostPort } from '../net/index.js'
 
-/** Runs one command as the CLI would, with the server's context; resolves to its exit code. */
-export type CommandRunner = (argv: string[], ctx: { stdout: Writable; stderr: Writable; cwd: string; server: ServerHandle }) => Promise<number>
+export type { CommandRunner }
 
 export interface ServerOptions {
   log: Log
@@ -31,6 +31,8 @@ export class Server implements ServerHandle {
   private readonly mountManager: MountManager
   private readonly inflight = new Set<Promise<unknown>>()
   private stopping: Promise<void> | null = null
+  /** Aborted at stop: long control ops (a watch) end so the stop need not wait for their clients. */
+  private readonly stopSignal = new AbortController()
   /** The peer network (swarm, protocol, replication); peer commands reach it through here. */
   net: PeerNetwork | null = null
 
@@ -123,49 +125,11 @@ export class Server implements ServerHandle {
     return this.mountManager.list()
   }
 
-  /** One connection = one command. Bad input is answered and logged; it never stops the server. */
+  /** One connection = one request (src/server/control.ts); a stop waits for those running. */
   private serve(conn: net.Socket): void {
-    const reader = new FrameReader(MAX_REQUEST_BYTES)
-    let started = false
-    conn.on('error', (err) => this.log('debug', `control connection error: ${err.message}`))
-    conn.on('data', (data: Buffer) => {
-      if (started) return // a client sends one request and nothing else
-      let req: ControlRequest
-      try {
-        const frames = reader.push(data)
-        if (frames.length === 0) return
-        if (frames[0].type !== FRAME.request) throw new Error('the first control frame must be a request')
-        req = decodeRequest(frames[0].payload)
-      } catch (err) {
-        started = true
-        this.log('warn', `bad control request: ${(err as Error).message}`)
-        conn.write(encodeFrame(FRAME.stderr, Buffer.from(`bazil: bad control request: ${(err as Error).message}\n`)))
-        conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code: 2 }))))
-        return
-      }
-      started = true
-      const job = this.execute(conn, req)
-      this.inflight.add(job)
-      void job.finally(() => this.inflight.delete(job))
-    })
-  }
-
-  private async execute(conn: net.Socket, req: ControlRequest): Promise<void> {
-    this.log('debug', `command: ${req.argv.join(' ')}`)
-    let code = 1
-    const stdout = frameWriter(conn, FRAME.stdout)
-    const stderr = frameWriter(conn, FRAME.stderr)
-    // The client's stderr is a terminal: commands draw progress as they would in the CLI.
-    if (req.stderrTTY) Object.assign(stderr, { isTTY: true })
-    try {
-      code = await this.runCommand(req.argv, { stdout, stderr, cwd: req.cwd, server: this })
-    } catch (err) {
-      this.log('error', `command ${req.argv.join(' ')} failed: ${(err as Error).stack ?? String(err)}`)
-      stderr.write(`bazil: internal error: ${(err as Error).message}\n`)
-    }
-    // All output before the exit frame: the client stops reading there.
-    await Promise.all([drained(stdout), drained(stderr)])
-    if (!conn.destroyed) conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify({ code }))))
+    const job = serveConnection(conn, { server: this, runCli: this.runCommand, log: this.log, stopping: this.stopSignal.signal })
+    this.inflight.add(job)
+    void job.finally(() => this.inflight.delete(job))
   }
 
   /** Stops accepting commands, lets running ones finish, commits and unmounts, closes the store. */
@@ -177,6 +141,7 @@ export class Server implements ServerHandle {
   private async shutdown(): Promise<void> {
     this.log('info', 'shutting down')
     await new Promise<void>((resolve) => this.listener.close(() => resolve()))
+    this.stopSignal.abort()
     await Promise.allSettled([...this.inflight])
     await this.autoGc?.stop()
     await this.mountManager.closeAll()

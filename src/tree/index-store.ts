@@ -26,7 +26,9 @@ import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, IndexBase } from './index-layers.js'
 import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
+import { PageEncoders } from './page-encode-pool.js'
 import { SegmentFiles } from './segment-files.js'
+import { defaultLoadWorkers } from './state-load-pool.js'
 import { Tree, type TreeParts } from './tree.js'
 import { TreeIndex, type IndexMemo } from './view.js'
 import { decodeNamed, namedRows, snapshotKey, type NamedRow, type NamedSnapshot, type SavedSnapshots } from './snapshot-names.js'
@@ -475,21 +477,38 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
  * makes sure nothing changes the tree until it resolves (the volume pauses replay and refuses
  * writes); reads may go on.
  */
-export async function commitTreeIndexSliced(file: string, dir: string, tree: Tree, extra: unknown, sliceMs = 25): Promise<number> {
-  const steps = commitSteps(file, dir, tree, extra)
-  let start = performance.now()
-  for (;;) {
-    const r = steps.next()
-    if (r.done) return r.value
-    if (performance.now() - start >= sliceMs) {
-      await new Promise((resolve) => setImmediate(resolve))
-      start = performance.now()
+export async function commitTreeIndexSliced(file: string, dir: string, tree: Tree, extra: unknown, sliceMs = 25, workers = defaultLoadWorkers()): Promise<number> {
+  let encoders: PageEncoders | null = null
+  const steps = commitSteps(file, dir, tree, extra, () => (encoders ??= workers > 0 ? new PageEncoders(workers) : null))
+  try {
+    let start = performance.now()
+    for (;;) {
+      const r = steps.next()
+      if (r.done) return r.value
+      if (r.value instanceof Promise) {
+        await r.value
+        start = performance.now()
+      } else if (performance.now() - start >= sliceMs) {
+        await new Promise((resolve) => setImmediate(resolve))
+        start = performance.now()
+      }
     }
+  } finally {
+    await (encoders as PageEncoders | null)?.close()
   }
 }
 
-/** The steps of a commit; each `yield` is a point where a sliced commit may let the event loop run. */
-function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Generator<void, number, void> {
+/** A step of a commit: a point where a sliced commit may let the event loop run, or a promise it awaits first (a page encoded on a worker). */
+type Step = void | Promise<unknown>
+/** Page buckets sent to the encode workers ahead of the one put. */
+const ENCODE_WINDOW = 16
+
+/**
+ * The steps of a commit; each `yield` is a point where a sliced commit may let the event loop
+ * run. `encoders`: when it gives a pool and the commit writes the whole index (no earlier one to
+ * build on), the page buckets are encoded there (the steps then yield promises).
+ */
+function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, encoders: () => PageEncoders | null = () => null): Generator<Step, number, void> {
   const index = tree.view
   const parts = tree.parts()
   const base = index.diskBase
@@ -524,7 +543,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
   const ids = index.changedIds()
   if (base && !prev) for (const [id] of base.entries()) ids.add(id)
   yield
-  yield* writeEntries(index, ids, prev, m, put)
+  yield* writeEntries(index, ids, prev, m, put, prev === null ? encoders() : null)
 
   // Shards: an unchanged one (same heads) keeps its bytes where they are.
   const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
@@ -658,7 +677,8 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown): Ge
  * which names the buckets of `prev`'s state): each changed id leaves its old directory's page
  * and joins its new one; a bucket that changed is written whole by `put`.
  */
-function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref): Generator<void, void, void> {
+function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref,
+  encoders: PageEncoders | null = null): Generator<Step, void, void> {
   const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
   const idEdits = new Map<number, Map<string, string | null>>()
   const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
@@ -683,6 +703,22 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
       e.set(id, newGroup)
     }
   }
+  // Buckets encoded on workers (a bucket with no earlier version) are put in the same order as
+  // the others: a window of them in flight, each awaited (a yielded promise) when its turn comes.
+  const queue: { b: number; enc: Promise<{ bytes: Buffer; digest: string }> | { bytes: Buffer; digest: string } | null }[] = []
+  function* drain(keep: number): Generator<Step, void, void> {
+    while (queue.length > keep) {
+      const q = queue.shift()!
+      let enc = q.enc
+      if (enc instanceof Promise) {
+        const box: { got?: { bytes: Buffer; digest: string } } = {}
+        yield enc.then((x) => { box.got = x })
+        enc = box.got!
+      }
+      if (enc === null) delete into.pages[q.b]
+      else into.pages[q.b] = put(enc.bytes, enc.digest)
+    }
+  }
   for (const [b, e] of pageEdits) {
     const was = prev ? into.pages[b] : undefined
     const { page, actors } = was !== undefined ? parsePage(prev!.read(was)) : { page: new Map() as Page, actors: null }
@@ -693,13 +729,16 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
       p.set(id, entry)
     }
     for (const [g, p] of page) if (p.size === 0) page.delete(g)
-    if (page.size === 0) delete into.pages[b]
-    else {
-      const enc = encodePage(page, actors)
-      into.pages[b] = put(enc.bytes, enc.digest)
-    }
+    if (page.size === 0) queue.push({ b, enc: null })
+    else if (encoders && actors === null) {
+      const enc = encoders.encode(page)
+      enc.catch(() => {})
+      queue.push({ b, enc })
+    } else queue.push({ b, enc: encodePage(page, actors) })
+    yield* drain(encoders ? ENCODE_WINDOW : 0)
     yield
   }
+  yield* drain(0)
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined
     const map = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()

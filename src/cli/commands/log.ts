@@ -1,8 +1,21 @@
 // log show|verify: the audit trail of a volume, and its integrity check.
 import { Option } from 'clipanion'
-import { BazilCommand } from '../base.js'
-import { decodeKey, encodeKey } from '../../crypto.js'
-import { EntryError, describeControl, type AuditOp } from '../../logs/index.js'
+import { BazilCommand, type Where } from '../base.js'
+import type { LogRow } from '../../control/requests.js'
+import type { AuditOp } from '../../logs/index.js'
+
+/** The control ops a log entry may carry (spec/oplog.md), told apart from tree ops by name. */
+const CONTROL_OPS = new Set(['admit', 'revoke', 'admit-node', 'revoke-node'])
+
+/** One row of `log show` as text: the op, its paths, size/hash/mode; a control op with its keys. */
+function describeRow(r: LogRow): string {
+  if (CONTROL_OPS.has(r.op)) {
+    if (r.op === 'admit') return `admit log=${String(r.log)} node=${String(r.node)}`
+    if (r.op === 'revoke') return `revoke log=${String(r.log)} last=${String(r.last)}`
+    return `${r.op} node=${String(r.node)}`
+  }
+  return describeOp(r as unknown as AuditOp)
+}
 
 function describeOp(op: AuditOp): string {
   const parts = [op.op, op.path ?? '']
@@ -21,35 +34,13 @@ export class LogShowCommand extends BazilCommand {
   writer = Option.String('--writer', { description: 'Only this writer (public log key, z-base-32 or hex)' })
   asJson = Option.Boolean('--json', false)
 
+  static override where: Where = 'api'
+
   async run(): Promise<number> {
-    const writer = this.writer === undefined ? undefined : decodeKey(this.writer, 'writer key')
-    return this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const rows: object[] = []
-      let bad = 0
-      for await (const entry of vol.entries(writer)) {
-        if (entry instanceof EntryError) {
-          bad++
-          this.context.stderr.write(`bazil: ${entry.message}\n`)
-          continue
-        }
-        const w = encodeKey(entry.writer)
-        const time = new Date(entry.body.time).toISOString()
-        const authorised = vol.writerSet.valid(entry.writer.toString('hex'), entry.seq)
-        const mark = authorised ? '' : ' [not authorised: not applied]'
-        for (const op of entry.body.ops) {
-          if (this.asJson) rows.push({ writer: w, seq: entry.seq, time, ...op, ...(authorised ? {} : { authorised: false }) })
-          else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${describeOp(op)}${mark}`)
-        }
-        for (const c of entry.control ?? []) {
-          const row = { op: c.op, ...('log' in c ? { log: encodeKey(c.log) } : {}), ...('node' in c ? { node: encodeKey(c.node) } : {}), ...('last' in c ? { last: c.last } : {}) }
-          if (this.asJson) rows.push({ writer: w, seq: entry.seq, time, ...row, ...(authorised ? {} : { authorised: false }) })
-          else this.out(`${w.slice(0, 8)} ${String(entry.seq).padStart(5)} ${time} ${describeControl(c, encodeKey)}${mark}`)
-        }
-      }
-      if (this.asJson) this.json(rows)
-      return bad > 0 ? 1 : 0
-    })
+    const { rows, bad } = await this.call('log.show', { volume: this.volume, writer: this.writer })
+    if (this.asJson) this.json(rows)
+    else for (const r of rows) this.out(`${r.writer.slice(0, 8)} ${String(r.seq).padStart(5)} ${r.time} ${describeRow(r)}${r.authorised === false ? ' [not authorised: not applied]' : ''}`)
+    return bad > 0 ? 1 : 0
   }
 }
 
@@ -59,18 +50,17 @@ export class LogVerifyCommand extends BazilCommand {
   volume = Option.String({ required: true })
   asJson = Option.Boolean('--json', false)
 
+  static override where: Where = 'api'
+
   async run(): Promise<number> {
-    return this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const r = await vol.verify()
-      const notAuth = r.unauthorised.length > 0 ? `; ${r.unauthorised.length} entr${r.unauthorised.length === 1 ? 'y' : 'ies'} not authorised (not applied), first: writer ${r.unauthorised[0].writer} seq ${r.unauthorised[0].seq}: ${r.unauthorised[0].reason}` : ''
-      if (this.asJson) this.json({ ok: r.errors.length === 0, ...r })
-      else if (r.errors.length === 0) this.out(`ok: ${r.writers} writer log(s), ${r.entries} entries, ${r.ops} ops verified${notAuth}`)
-      else {
-        const e = r.errors[0]
-        this.out(`FAILED: ${r.errors.length} bad entr${r.errors.length === 1 ? 'y' : 'ies'} in ${r.writers} writer log(s); first: writer ${e.writer} seq ${e.seq}: ${e.reason}`)
-      }
-      return r.errors.length === 0 ? 0 : 1
-    })
+    const r = await this.call('log.verify', { volume: this.volume })
+    const notAuth = r.unauthorised.length > 0 ? `; ${r.unauthorised.length} entr${r.unauthorised.length === 1 ? 'y' : 'ies'} not authorised (not applied), first: writer ${r.unauthorised[0].writer} seq ${r.unauthorised[0].seq}: ${r.unauthorised[0].reason}` : ''
+    if (this.asJson) this.json(r)
+    else if (r.ok) this.out(`ok: ${r.writers} writer log(s), ${r.entries} entries, ${r.ops} ops verified${notAuth}`)
+    else {
+      const e = r.errors[0]
+      this.out(`FAILED: ${r.errors.length} bad entr${r.errors.length === 1 ? 'y' : 'ies'} in ${r.writers} writer log(s); first: writer ${e.writer} seq ${e.seq}: ${e.reason}`)
+    }
+    return r.ok ? 0 : 1
   }
 }

@@ -3,7 +3,6 @@ import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { createLogger, parseLevel } from '../../log.js'
 import { parseBootstrap } from '../../net/config.js'
-import { serverNetwork } from '../server-network.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
@@ -43,25 +42,15 @@ export class StatusCommand extends BazilCommand {
   static override usage = BazilCommand.Usage({ description: 'Show whether the server runs, and its volumes and mounts' })
   asJson = Option.Boolean('--json', false)
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    const server = this.context.server
-    const dir = server?.dir ?? this.openDataDir()
-    const volumes = dir.listVolumes().map((v) => v.name)
-    // Content written here not yet held by enough confirmed storage peers (src/placement/where.ts).
-    const { notYetSafe } = await import('../../placement/where.js')
-    const safety = await this.withNode((node) => notYetSafe(node)).catch(() => null)
-    const status = {
-      dataDir: dir.root,
-      server: server ? { running: true, pid: server.pid, since: new Date(server.startedAt).toISOString() } : { running: false },
-      volumes,
-      mounts: server ? server.mounts() : [],
-      peers: serverNetwork(server)?.peers() ?? [],
-      notYetSafe: safety
-    }
+    const status = await this.call('status', {})
     if (this.asJson) return this.json(status)
+    const safety = status.notYetSafe
     this.out(`data dir: ${status.dataDir}`)
-    this.out(server ? `server: running (pid ${server.pid}, since ${status.server.since})` : 'server: not running (start it with `bazil server run`)')
-    this.out(`volumes: ${volumes.length ? volumes.join(', ') : '(none)'}`)
+    this.out(status.server.running ? `server: running (pid ${status.server.pid}, since ${status.server.since})` : 'server: not running (start it with `bazil server run`)')
+    this.out(`volumes: ${status.volumes.length ? status.volumes.join(', ') : '(none)'}`)
     for (const m of status.mounts) this.out(`mount: ${m.volume} on ${m.mountpoint}`)
     if (safety) this.out(`not yet safe: ${(safety.bytes / 1048576).toFixed(1)} MiB in ${safety.packs} of ${safety.totalPacks} packs written here (held by fewer than ${safety.copies} confirmed peer${safety.copies === 1 ? '' : 's'})`)
     for (const p of status.peers) this.out(`peer: ${p.key} ${p.connected ? 'connected' : 'not connected'}${p.lastSeen ? `, last seen ${new Date(p.lastSeen).toISOString()}` : ''}`)
@@ -70,8 +59,8 @@ export class StatusCommand extends BazilCommand {
 
 export class VolumeMountCommand extends BazilCommand {
   static override paths = [['volume', 'mount']]
-  static override where: Where = 'server'
-  static override usage = BazilCommand.Usage({ description: 'Mount a volume on an existing empty directory (needs the server)' })
+  static override where: Where = 'api'
+  static override usage = BazilCommand.Usage({ description: 'Mount a volume on an existing empty directory (needs the server); mounting it again on the same path says it is mounted' })
   volume = Option.String({ required: true })
   mountpoint = Option.String({ required: true })
   allowOther = Option.Boolean('--allow-other', false, {
@@ -79,23 +68,20 @@ export class VolumeMountCommand extends BazilCommand {
   })
 
   async run(): Promise<void> {
-    const server = this.context.server
-    if (!server) return
-    await server.mount(this.volume, this.resolvePath(this.mountpoint), { allowOther: this.allowOther })
-    this.out(`mounted volume "${this.volume}" at ${this.resolvePath(this.mountpoint)}${this.allowOther ? ' (every user may enter)' : ''}`)
+    const r = await this.call('volume.mount', { volume: this.volume, mountpoint: this.resolvePath(this.mountpoint), ...(this.allowOther ? { allowOther: true } : {}) })
+    const who = r.allowOther ? ' (every user may enter)' : ''
+    this.out(r.already ? `volume "${r.volume}" is already mounted at ${r.mountpoint}${who}` : `mounted volume "${r.volume}" at ${r.mountpoint}${who}`)
   }
 }
 
 export class VolumeUnmountCommand extends BazilCommand {
   static override paths = [['volume', 'unmount']]
-  static override where: Where = 'server'
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({ description: 'Unmount a mounted volume, committing open files first (needs the server)' })
   mountpoint = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const server = this.context.server
-    if (!server) return
-    await server.unmount(this.resolvePath(this.mountpoint))
-    this.out(`unmounted ${this.resolvePath(this.mountpoint)}`)
+    const r = await this.call('volume.unmount', { mountpoint: this.resolvePath(this.mountpoint) })
+    this.out(`unmounted ${r.mountpoint}`)
   }
 }

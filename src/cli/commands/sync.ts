@@ -4,29 +4,20 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { UserError, checkName, storageOnlyMessage, type DataDir } from '../../datadir.js'
-import { decodeKey, encodeKey } from '../../crypto.js'
+import { encodeKey } from '../../crypto.js'
 import type { Node } from '../../node.js'
 import type { Volume } from '../../volume/volume.js'
 import { StateRejectedError, openPeerState } from '../../volume/volume-state.js'
-import type { HeldVolume } from '../../net/closet.js'
-import type { Hypercore } from 'hypercore'
 import type { PeerNetwork } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
 import { serverNetwork } from '../server-network.js'
 import { ProgressReporter, type ProgressCounts } from '../progress.js'
 import { StateFileError, encodeState, readStateFile, type VolumeState } from '../../tree/state-file.js'
 import { replaceFileSync } from '../../atomic-file.js'
+import { knownPeer } from '../../control/ops/sync.js'
+import { POLL_MS, peerOf, sleep, untilTrue } from '../../net/catch-up.js'
 
 const DEFAULT_TIMEOUT_S = 30
-const POLL_MS = 50
-
-/** What hypercore 11 keeps per replicating peer of a core (the fields used here). */
-interface CorePeer {
-  remotePublicKey: Buffer | Uint8Array | null
-  remoteContiguousLength: number
-  remoteLength: number
-  remoteSynced: boolean
-}
 
 abstract class PeerVolumeCommand extends BazilCommand {
   static override where: Where = 'server'
@@ -47,15 +38,7 @@ abstract class PeerVolumeCommand extends BazilCommand {
   }
 
   protected peerKey(text: string, dir: DataDir): Buffer {
-    let key: Buffer
-    try {
-      key = decodeKey(text.startsWith('peerkey:') ? text.slice('peerkey:'.length) : text, 'peer key')
-    } catch (err) {
-      throw new UserError((err as Error).message)
-    }
-    if (key.equals(dir.publicKey)) throw new UserError(`${encodeKey(key)} is this node's own key: give the other node's key`)
-    if (!PeerRegistry.load(dir.root).has(key)) throw new UserError(`unknown peer ${encodeKey(key)}: add it with \`bazil peer add ${encodeKey(key)}\``)
-    return key
+    return knownPeer(text, dir)
   }
 
   protected async reach(net: PeerNetwork, key: Buffer, timeoutMs: number): Promise<void> {
@@ -359,141 +342,21 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
   volume = Option.String({ required: true })
   key = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<number> {
-    const { dir, node, net } = this.env()
-    const key = this.peerKey(this.key, dir)
     const timeoutMs = this.timeoutMs
-    const deadline = Date.now() + timeoutMs
-    const rec = dir.volumeEntry(this.volume)
-    if (!PeerRegistry.load(dir.root).get(key)?.volumes.includes(rec.id)) {
-      throw new UserError(`volume "${rec.name}" is not shared with peer ${encodeKey(key)}: \`bazil peer volume allow ${encodeKey(key)} ${rec.name}\` (or \`bazil volume connect\`)`)
-    }
-    if (rec.storageOnly) return this.syncHeld(net, node, key, await node.heldVolume(rec.name), deadline)
-    const vol = await node.volume(this.volume)
-    const t0 = Date.now()
-    await this.reach(net, key, timeoutMs)
-    await vol.flush() // our pending ops into our log, so the peer can have them
-    const appliedBefore = vol.stats.entries
-    const received = await this.receive(net, key, vol, deadline)
-    const sent = await this.send(key, vol, deadline)
-    await vol.refresh()
-    const result = {
-      volume: vol.name,
-      peer: encodeKey(key),
-      entriesApplied: vol.stats.entries - appliedBefore,
-      received: received.entries,
-      sent: sent.entries,
-      complete: received.complete && sent.complete,
-      ms: Date.now() - t0,
-      // Where the volume stands: live replication often did the work before this command.
-      writers: vol.writers.size,
-      entries: vol.replayState().reduce((n, w) => n + Math.max(0, w.applied - 1), 0)
-    }
-    if (this.asJson) this.json(result)
+    const r = await this.call('volume.sync', { volume: this.volume, peer: this.key, timeoutMs })
+    if (this.asJson) this.json(r)
     else {
-      this.out(`received ${result.received} entries (${result.entriesApplied} applied), sent ${result.sent} entries, in ${result.ms} ms; volume "${vol.name}": ${result.writers} writer logs, ${result.entries} entries applied in all`)
-      if (!result.complete) this.context.stderr.write(`bazil: sync with ${result.peer} did not finish within ${Math.round(timeoutMs / 1000)} s\n`)
+      const got = r.received === 0 ? 'nothing new since the command started' : r.storageOnly ? `${r.received} new entries` : `${r.received} new entries (${r.entriesApplied} applied)`
+      if (r.storageOnly) {
+        const kept = r.replica ? `, ${r.replica.blocks} blocks of its store kept` : ''
+        this.out(`${got} and ${r.blocks ?? 0} content blocks, sent ${r.sent} entries, in ${r.ms} ms; volume "${r.volume}" (storage-only): ${r.writers} writer logs, ${r.entries} entries held${kept}`)
+      } else this.out(`${got}, sent ${r.sent} entries, in ${r.ms} ms; volume "${r.volume}": ${r.writers} writer logs, ${r.entries} entries applied in all`)
+      if (!r.complete) this.context.stderr.write(`bazil: sync with ${r.peer} did not finish within ${Math.round(timeoutMs / 1000)} s\n`)
     }
-    return result.complete ? 0 : 1
-  }
-
-  /**
-   * A storage-only volume has no tree to apply: hold every log the peer offers up to its
-   * length, the replica of the peer's store (if this node keeps one) up to its length, and
-   * wait until the peer holds every log we hold as far as we do.
-   */
-  private async syncHeld(net: PeerNetwork, node: Node, key: Buffer, held: HeldVolume, deadline: number): Promise<number> {
-    const t0 = Date.now()
-    await this.reach(net, key, Math.max(1, deadline - Date.now()))
-    let received = 0
-    let complete = true
-    // Only logs of the writer set (a candidate is the network's and the node's business).
-    const offered = await net.writersFrom(key, held.id)
-    const trace = (what: string): void => this.context.server?.log('debug', `sync ${held.name} with ${encodeKey(key)}: ${what} after ${Date.now() - t0} ms`)
-    for (const w of offered) {
-      const core = await held.addWriter(w)
-      const r = await catchUp(core, key, deadline, held.writerSet.writers.get(w.toString('hex'))?.limit ?? null)
-      received += r.blocks
-      complete &&= r.complete
-    }
-    trace(`${offered.length} offered logs held`)
-    // The peer's store, if we keep a replica of it (the server starts one when the peer offers it).
-    let blocks = 0
-    // (the server starts it right after the peer's hello: give it a moment)
-    const startBy = Math.min(deadline, Date.now() + 5000)
-    while (!node.mirrors.get(key) && net.remote(key)?.storage && Date.now() < startBy) await sleep(POLL_MS)
-    const replica = node.mirrors.get(key)
-    if (replica) {
-      for (const core of [replica.cas, replica.index]) {
-        const r = await catchUp(core, key, deadline)
-        blocks += r.blocks
-        complete &&= r.complete
-      }
-      trace('the store replica is up to date')
-    }
-    // What we hold that the peer replicates from us: wait until it has as much.
-    let sent = 0
-    for (const w of held.writers()) {
-      const core = held.core(w)
-      if (!core || core.contiguousLength === 0) continue
-      const r = await peerCatchUp(core, key, deadline)
-      sent += r.blocks
-      complete &&= r.complete
-    }
-    trace('the peer holds our logs')
-    const result = {
-      volume: held.name,
-      peer: encodeKey(key),
-      storageOnly: true,
-      entriesApplied: 0,
-      received,
-      sent,
-      blocks,
-      // The replica of the peer's store this node keeps, as it stands (null: none).
-      replica: replica ? { blocks: replica.cas.contiguousLength + replica.index.contiguousLength, length: replica.cas.length + replica.index.length } : null,
-      complete,
-      ms: Date.now() - t0,
-      writers: held.writers().length,
-      entries: held.writers().reduce((n, w) => n + Math.max(0, (held.core(w)?.contiguousLength ?? 0) - 1), 0)
-    }
-    if (this.asJson) this.json(result)
-    else {
-      const kept = result.replica ? `, ${result.replica.blocks} blocks of its store kept` : ''
-      this.out(`received ${result.received} entries and ${result.blocks} content blocks, sent ${result.sent} entries, in ${result.ms} ms; volume "${held.name}" (storage-only): ${result.writers} writer logs, ${result.entries} entries held${kept}`)
-      if (!result.complete) this.context.stderr.write(`bazil: sync with ${result.peer} did not finish in time\n`)
-    }
-    return result.complete ? 0 : 1
-  }
-
-  /** Waits until every writer log the peer offers is held here up to the peer's length. */
-  private async receive(net: PeerNetwork, key: Buffer, vol: Volume, deadline: number): Promise<{ entries: number; complete: boolean }> {
-    // Only logs of the writer set (a candidate is the network's and the node's business).
-    const offered = await net.writersFrom(key, vol.id)
-    let entries = 0
-    let complete = true
-    for (const w of offered) {
-      if (w.equals(vol.log.key)) continue
-      const log = await vol.addWriter(w)
-      const r = await catchUp(log.core, key, deadline, vol.writerSet.writers.get(w.toString('hex'))?.limit ?? null)
-      entries += r.blocks
-      complete &&= r.complete
-    }
-    return { entries, complete }
-  }
-
-  /** Waits until the peer holds this node's log of the volume up to its length. */
-  private async send(key: Buffer, vol: Volume, deadline: number): Promise<{ entries: number; complete: boolean }> {
-    const core = vol.log.core
-    const peerHas = (): number | null => {
-      for (const p of core.peers as CorePeer[]) {
-        if (p.remotePublicKey && key.equals(Buffer.from(p.remotePublicKey))) return p.remoteContiguousLength
-      }
-      return null
-    }
-    const done = (): boolean => core.length === 0 || (peerHas() ?? -1) >= core.length
-    const before = peerHas() ?? 0
-    while (!done() && Date.now() < deadline) await sleep(POLL_MS)
-    return { entries: Math.max(0, (peerHas() ?? 0) - before), complete: done() }
+    return r.complete ? 0 : 1
   }
 }
 
@@ -539,53 +402,4 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
         : 'not connected: used once it (or a peer holding a replica of its store) is'
     this.out(`volume "${rec.name}" ${added ? 'now reads' : 'already reads'} missing content from peer ${encodeKey(key)} (${state})`)
   }
-}
-
-/** The replication peer on `core` that is the node `key`, if it is attached. */
-function peerOf(core: Hypercore, key: Buffer): CorePeer | null {
-  for (const p of core.peers as CorePeer[]) {
-    if (p.remotePublicKey && key.equals(Buffer.from(p.remotePublicKey))) return p
-  }
-  return null
-}
-
-/**
- * Waits until this node holds a core as far as the peer `key` does: its length at least the
- * peer's, and every block up to what the peer holds contiguously. Only that peer's word
- * counts: `update({wait: true})` would also wait for every other peer of the core, and a
- * connection that died without a reset holds it up until it times out (seconds).
- */
-async function catchUp(core: Hypercore, key: Buffer, deadline: number, last: number | null = null): Promise<{ blocks: number; complete: boolean }> {
-  const before = core.contiguousLength
-  core.update({ wait: true }).catch(() => {}) // asks for the longer length, if a peer has one
-  const done = (): boolean => {
-    const p = peerOf(core, key)
-    // A revoked writer's log is held only up to its limit (spec/oplog.md): nothing past it to wait for.
-    const held = last === null ? core.length : Math.min(core.length, last + 1)
-    return !!p && p.remoteSynced && core.length >= p.remoteLength && core.contiguousLength >= Math.min(p.remoteContiguousLength, held)
-  }
-  while (!done() && Date.now() < deadline) await sleep(POLL_MS)
-  return { blocks: Math.max(0, core.contiguousLength - before), complete: done() }
-}
-
-/** Waits until the peer `key` holds a core we replicate with it as far as we hold it. */
-async function peerCatchUp(core: Hypercore, key: Buffer, deadline: number): Promise<{ blocks: number; complete: boolean }> {
-  const peerHas = (): number | null => peerOf(core, key)?.remoteContiguousLength ?? null
-  const target = core.contiguousLength
-  const before = peerHas() ?? 0
-  while ((peerHas() ?? -1) < target && Date.now() < deadline) await sleep(POLL_MS)
-  return { blocks: Math.max(0, (peerHas() ?? 0) - before), complete: (peerHas() ?? -1) >= target }
-}
-
-/** Polls `cond` until it holds (true) or the deadline passes (false). */
-async function untilTrue(cond: () => boolean | Promise<boolean>, deadline: number | (() => number)): Promise<boolean> {
-  for (;;) {
-    if (await cond()) return true
-    if (Date.now() >= (typeof deadline === 'number' ? deadline : deadline())) return false
-    await sleep(POLL_MS)
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
 }

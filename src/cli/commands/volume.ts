@@ -1,9 +1,8 @@
 // volume create|list|import|export|ls|cat|rm|mv|mkdir|snapshot: volumes without a mount.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
-import { UserError } from '../../datadir.js'
 import type { CopyProgress } from '../../copy/local-copy.js'
-import type { Kind, Stat } from '../../tree/index.js'
+import type { EntryInfo } from '../../control/requests.js'
 
 export class VolumeCreateCommand extends BazilCommand {
   static override paths = [['volume', 'create']]
@@ -11,25 +10,25 @@ export class VolumeCreateCommand extends BazilCommand {
   sharing = Option.String('--sharing', 'default', { description: 'Sharing key name (default: default)' })
   name = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      await node.createVolume(this.name, this.sharing)
-    })
-    this.out(`created volume "${this.name}" (sharing key "${this.sharing}")`)
+    const r = await this.call('volume.create', { name: this.name, sharing: this.sharing })
+    this.out(`created volume "${r.name}" (sharing key "${r.sharing}")`)
   }
 }
 
 export class VolumeListCommand extends BazilCommand {
   static override paths = [['volume', 'list']]
-  static override where: Where = 'local'
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({ description: 'List volumes' })
   asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
-    const vols = this.openDataDir().listVolumes()
+    const { volumes } = await this.call('volume.list', {})
     // A storage-only volume (held for others, no sharing key) shows as such.
-    if (this.asJson) this.json(vols.map((v) => ({ name: v.name, id: v.id, sharing: v.sharing ?? null, ...(v.storageOnly ? { storageOnly: true } : {}), created: new Date(v.created).toISOString() })))
-    else for (const v of vols) this.out(v.storageOnly ? `${v.name}\tstorage-only` : `${v.name}\tsharing=${v.sharing}`)
+    if (this.asJson) this.json(volumes)
+    else for (const v of volumes) this.out(v.storageOnly ? `${v.name}\tstorage-only` : `${v.name}\tsharing=${v.sharing}`)
   }
 }
 
@@ -89,32 +88,13 @@ export class VolumeExportCommand extends BazilCommand {
 }
 
 /** `ls -l`'s type letter of each kind. */
-const TYPE_CHAR: Record<Kind, string> = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', socket: 's', chardev: 'c', blockdev: 'b' }
+const TYPE_CHAR: Record<EntryInfo['kind'], string> = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', socket: 's', chardev: 'c', blockdev: 'b' }
 
-function modeString(st: Stat): string {
-  const type = TYPE_CHAR[st.kind]
+function modeString(e: EntryInfo): string {
+  const type = TYPE_CHAR[e.kind]
   let s = ''
-  for (let i = 8; i >= 0; i--) s += st.mode & (1 << i) ? 'rwx'[(8 - i) % 3] : '-'
+  for (let i = 8; i >= 0; i--) s += e.mode & (1 << i) ? 'rwx'[(8 - i) % 3] : '-'
   return type + s
-}
-
-function statJson(st: Stat): object {
-  return {
-    name: st.name,
-    path: st.path,
-    kind: st.kind,
-    mode: st.mode,
-    size: st.size,
-    mtime: new Date(st.mtime).toISOString(),
-    ...(st.content ? { hash: st.content.hash } : {}),
-    ...(st.target !== undefined ? { target: st.target } : {}),
-    ...(st.rdev !== undefined ? { rdev: st.rdev } : {}),
-    // -1: the mounting user (spec/tree.md "Owners")
-    uid: st.uid,
-    gid: st.gid,
-    // Hard links: every name of a node lists with its link count (spec/tree.md "Hard links").
-    ...(st.nlink !== undefined ? { nlink: st.nlink } : {})
-  }
 }
 
 export class VolumeLsCommand extends BazilCommand {
@@ -126,22 +106,19 @@ export class VolumeLsCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: false })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const tree = vol.view(this.snapshot)
-      const st = tree.stat(this.target ?? '/')
-      const entries = st.kind === 'dir' ? tree.readdir(st.path) : [st]
-      if (this.asJson) return this.json(entries.map(statJson))
-      for (const e of entries) {
-        const name = e.kind === 'dir' && !this.long ? `${e.name}/` : e.name
-        if (!this.long) this.out(name)
-        else {
-          const link = e.kind === 'symlink' ? ` -> ${e.target}` : ''
-          this.out(`${modeString(e)} ${String(e.size).padStart(12)} ${new Date(e.mtime).toISOString()} ${name}${link}`)
-        }
+    const { entries } = await this.call('volume.ls', { volume: this.volume, path: this.target, snapshot: this.snapshot })
+    if (this.asJson) return this.json(entries)
+    for (const e of entries) {
+      const name = e.kind === 'dir' && !this.long ? `${e.name}/` : e.name
+      if (!this.long) this.out(name)
+      else {
+        const link = e.kind === 'symlink' ? ` -> ${e.target}` : ''
+        this.out(`${modeString(e)} ${String(e.size).padStart(12)} ${e.mtime} ${name}${link}`)
       }
-    })
+    }
   }
 }
 
@@ -152,19 +129,10 @@ export class VolumeCatCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const st = vol.view(this.snapshot).stat(this.target)
-      if (st.kind === 'dir') throw new UserError(`${st.path} is a directory`)
-      if (st.kind === 'symlink') throw new UserError(`${st.path} is a symlink to ${st.target}`)
-      if (st.kind !== 'file') throw new UserError(`${st.path} is a ${st.kind}: it has no content`)
-      if (!st.content) throw new UserError(`${st.path} has no content`)
-      const { toFileRef } = await import('../../volume/volume.js')
-      for await (const chunk of vol.cas.readFile(toFileRef(st.content), st.path)) {
-        if (!this.context.stdout.write(chunk)) await new Promise((r) => this.context.stdout.once('drain', r))
-      }
-    })
+    await this.call('volume.cat', { volume: this.volume, path: this.target, snapshot: this.snapshot }, { onOutput: (chunk) => this.outBytes(chunk) })
   }
 }
 
@@ -175,13 +143,10 @@ export class VolumeMkdirCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      if (this.parents) vol.mkdirp(this.target)
-      else vol.mkdir(this.target)
-      await vol.flush()
-    })
+    await this.call('volume.mkdir', { volume: this.volume, path: this.target, parents: this.parents })
   }
 }
 
@@ -192,23 +157,10 @@ export class VolumeRmCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const st = vol.tree.stat(this.target)
-      if (st.path === '/') throw new UserError('refusing to remove the root of a volume')
-      if (st.kind !== 'dir') vol.unlink(st.path)
-      else if (!this.recursive) throw new UserError(`${st.path} is a directory: use -r to remove it and its contents`)
-      else {
-        // Children before parents: walk gives parents first, so remove in reverse.
-        const all = [...vol.tree.walk(st.path)].reverse()
-        for (const e of all) {
-          if (e.kind === 'dir') vol.rmdir(e.path)
-          else vol.unlink(e.path)
-        }
-      }
-      await vol.flush()
-    })
+    await this.call('volume.rm', { volume: this.volume, path: this.target, recursive: this.recursive })
   }
 }
 
@@ -220,14 +172,10 @@ export class VolumeMvCommand extends BazilCommand {
   from = Option.String({ required: true })
   to = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const target = vol.tree.lookup(this.to)
-      if (target && !this.force) throw new UserError(`${target.path} already exists: use --force to replace it`)
-      vol.rename(this.from, this.to)
-      await vol.flush()
-    })
+    await this.call('volume.mv', { volume: this.volume, from: this.from, to: this.to, force: this.force })
   }
 }
 
@@ -237,13 +185,11 @@ export class VolumeSnapshotCreateCommand extends BazilCommand {
   volume = Option.String({ required: true })
   name = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      vol.snapshot(this.name)
-      await vol.flush()
-    })
-    this.out(`snapshot "${this.name}" of volume "${this.volume}" taken`)
+    const r = await this.call('volume.snapshot.create', { volume: this.volume, name: this.name })
+    this.out(`snapshot "${r.name}" of volume "${this.volume}" taken`)
   }
 }
 
@@ -253,12 +199,11 @@ export class VolumeSnapshotListCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const snaps = vol.tree.snapshots()
-      if (this.asJson) this.json(snaps.map((s) => ({ name: s.name, time: new Date(s.time).toISOString() })))
-      else for (const s of snaps) this.out(`${s.name}\t${new Date(s.time).toISOString()}`)
-    })
+    const { snapshots } = await this.call('volume.snapshot.list', { volume: this.volume })
+    if (this.asJson) this.json(snapshots)
+    else for (const s of snapshots) this.out(`${s.name}\t${s.time}`)
   }
 }

@@ -1,0 +1,40 @@
+// Which module implements each op of the control API, and where it may run. A client loads
+// only the module of the op it calls (the CLI answers fast); the server loads them as asked.
+import type { OpFn } from '../context.js'
+import type { Op } from '../requests.js'
+
+/**
+ * - dir: reads data-dir files only: runs in the caller's process, server or not;
+ * - node: in the running server if there is one, else in the caller's process with the data
+ *   dir opened directly;
+ * - server: only in the running server (mounts, the peer network).
+ */
+export type Where = 'dir' | 'node' | 'server'
+
+type OpTable = { [O in Op]: { where: Where; load: () => Promise<OpFn<O>> } }
+
+const volume = () => import('./volume.js')
+const server = () => import('./server.js')
+const log = () => import('./log.js')
+const sync = () => import('./sync.js')
+
+export const OPS: OpTable = {
+  status: { where: 'node', load: async () => (await server()).status },
+  'volume.list': { where: 'dir', load: async () => (await volume()).list },
+  'volume.create': { where: 'node', load: async () => (await volume()).create },
+  'volume.ls': { where: 'node', load: async () => (await volume()).ls },
+  'volume.cat': { where: 'node', load: async () => (await volume()).cat },
+  'volume.mkdir': { where: 'node', load: async () => (await volume()).mkdir },
+  'volume.rm': { where: 'node', load: async () => (await volume()).rm },
+  'volume.mv': { where: 'node', load: async () => (await volume()).mv },
+  'volume.snapshot.create': { where: 'node', load: async () => (await volume()).snapshotCreate },
+  'volume.snapshot.list': { where: 'node', load: async () => (await volume()).snapshotList },
+  'volume.mount': { where: 'server', load: async () => (await server()).mount },
+  'volume.unmount': { where: 'server', load: async () => (await server()).unmount },
+  'volume.sync': { where: 'server', load: async () => (await sync()).sync },
+  'log.show': { where: 'node', load: async () => (await log()).show },
+  'log.verify': { where: 'node', load: async () => (await log()).verify },
+  watch: { where: 'server', load: async () => (await import('./watch.js')).watch },
+  // The server runs it itself (src/server/control.ts): it needs the server's CLI.
+  'cli.run': { where: 'server', load: async () => { throw new Error('cli.run is served by the server itself') } }
+}

@@ -1,0 +1,48 @@
+// The control API's server ops: status, and mounts (which only the server holds).
+import path from 'node:path'
+import { UserError } from '../../datadir.js'
+import { VERSION } from '../../version.js'
+import type { OpContext, OpFn } from '../context.js'
+import type { StatusResult } from '../requests.js'
+
+export const status: OpFn<'status'> = async (ctx) => {
+  const server = ctx.server
+  // Content written here not yet held by enough confirmed storage peers (src/placement/where.ts).
+  const { notYetSafe } = await import('../../placement/where.js')
+  const safety = await ctx.node().then((node) => notYetSafe(node)).catch(() => null)
+  const result: StatusResult = {
+    dataDir: ctx.dir.root,
+    server: server ? { running: true, pid: server.pid, since: new Date(server.startedAt).toISOString(), version: VERSION } : { running: false },
+    volumes: ctx.dir.listVolumes().map((v) => v.name),
+    mounts: server ? server.mounts() : [],
+    peers: server?.net?.peers() ?? [],
+    notYetSafe: safety
+  }
+  return result
+}
+
+function needServer(ctx: OpContext, what: string) {
+  if (!ctx.server) throw new UserError(`${what} needs a running server: start \`bazil server run\` (data dir ${ctx.dir.root})`)
+  return ctx.server
+}
+
+export const mount: OpFn<'volume.mount'> = async (ctx, a) => {
+  const server = needServer(ctx, 'mounting')
+  // The same volume on the same path again (say, after a restart remounted it): not an error.
+  const mp = path.resolve(a.mountpoint)
+  const had = server.mounts().find((m) => m.mountpoint === mp)
+  if (had && had.volume === a.volume) {
+    if ((had.allowOther === true) !== (a.allowOther === true)) {
+      throw new UserError(`volume "${a.volume}" is already mounted at ${mp} ${had.allowOther ? 'with' : 'without'} --allow-other: unmount it first (\`bazil volume unmount ${mp}\`) to change that`)
+    }
+    return { ...had, already: true }
+  }
+  await server.mount(a.volume, mp, { allowOther: a.allowOther })
+  return { volume: a.volume, mountpoint: mp, ...(a.allowOther ? { allowOther: true } : {}), already: false }
+}
+
+export const unmount: OpFn<'volume.unmount'> = async (ctx, a) => {
+  const mp = path.resolve(a.mountpoint)
+  await needServer(ctx, 'unmounting').unmount(mp)
+  return { mountpoint: mp }
+}

@@ -1,0 +1,237 @@
+// The typed control API (spec/control.md version 2): one request and one result type per
+// operation, and the decoder that checks a request before anything runs. The CLI, the tests
+// and any later client (a web view, a script) speak these; argv stays a CLI concern.
+//
+// A request is `{"version": 2, "op": OP, "args": {...}}`. The decoder rejects an unknown
+// version (naming the upgrade), an unknown op, a missing or mistyped argument and an argument
+// the op does not take, each with one clear line, and touches no state.
+
+export const CONTROL_VERSION = 2
+
+/** The kinds of an argument: `?` marks an optional one; `path` is an absolute local path. */
+type Field = 'string' | 'string?' | 'boolean?' | 'int?' | 'path' | 'path?' | 'strings'
+
+type FieldValue<F> = F extends 'string' | 'string?' | 'path' | 'path?' ? string : F extends 'boolean?' ? boolean : F extends 'int?' ? number : F extends 'strings' ? string[] : never
+type Optional<S> = { [K in keyof S]: S[K] extends `${string}?` ? K : never }[keyof S]
+type Required<S> = Exclude<keyof S, Optional<S>>
+/** The arguments an op's schema describes. */
+export type ArgsOf<S> = { [K in Required<S>]: FieldValue<S[K]> } & { [K in Optional<S>]?: FieldValue<S[K]> }
+
+/** Every operation and the arguments it takes (in the order `spec/control.md` lists them). */
+export const OP_ARGS = {
+  status: {},
+  'volume.list': {},
+  'volume.create': { name: 'string', sharing: 'string?' },
+  'volume.ls': { volume: 'string', path: 'string?', snapshot: 'string?' },
+  'volume.cat': { volume: 'string', path: 'string', snapshot: 'string?' },
+  'volume.mkdir': { volume: 'string', path: 'string', parents: 'boolean?' },
+  'volume.rm': { volume: 'string', path: 'string', recursive: 'boolean?' },
+  'volume.mv': { volume: 'string', from: 'string', to: 'string', force: 'boolean?' },
+  'volume.snapshot.create': { volume: 'string', name: 'string' },
+  'volume.snapshot.list': { volume: 'string' },
+  'volume.mount': { volume: 'string', mountpoint: 'path', allowOther: 'boolean?' },
+  'volume.unmount': { mountpoint: 'path' },
+  'volume.sync': { volume: 'string', peer: 'string', timeoutMs: 'int?' },
+  'log.show': { volume: 'string', writer: 'string?' },
+  'log.verify': { volume: 'string' },
+  /** Streams `change` events until the client hangs up (or `limit` events were sent, or the server stops). */
+  watch: { volume: 'string?', limit: 'int?' },
+  /** Runs a command line of a command not yet converted to a typed op (the server's CLI). */
+  'cli.run': { argv: 'strings', cwd: 'path', stderrTTY: 'boolean?' }
+} as const satisfies Record<string, Record<string, Field>>
+
+export type Op = keyof typeof OP_ARGS
+export type Args<O extends Op> = ArgsOf<(typeof OP_ARGS)[O]>
+
+/** One entry of a listing (`volume.ls`); times are ISO 8601, uid/gid -1 is the mounting user. */
+export interface EntryInfo {
+  name: string
+  path: string
+  kind: 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev'
+  mode: number
+  size: number
+  mtime: string
+  hash?: string
+  target?: string
+  rdev?: number
+  uid: number
+  gid: number
+  nlink?: number
+}
+
+export interface PeerInfo {
+  key: string
+  connected: boolean
+  lastSeen: number | null
+  location?: string
+}
+
+export interface MountInfoResult {
+  volume: string
+  mountpoint: string
+  allowOther?: boolean
+}
+
+export interface StatusResult {
+  dataDir: string
+  server: { running: true; pid: number; since: string; version: string } | { running: false }
+  volumes: string[]
+  mounts: MountInfoResult[]
+  peers: PeerInfo[]
+  notYetSafe: { packs: number; bytes: number; safePacks: number; totalPacks: number; copies: number; confirmations: { node: string; packs: number }[] } | null
+}
+
+export interface SyncResult {
+  volume: string
+  peer: string
+  /** Entries of the other writers' logs held here now that were not when the op started (whoever delivered them: this sync or live replication). */
+  received: number
+  /** Entries of the other writers' logs applied to the tree since the op started (a storage-only volume applies none). */
+  entriesApplied: number
+  /** Entries of this node's logs the peer got during the command. */
+  sent: number
+  complete: boolean
+  ms: number
+  writers: number
+  /** Entries applied (or held, storage-only) in all. */
+  entries: number
+  storageOnly?: true
+  /** Storage-only: content blocks of the peer's store replica received, and the replica as it stands. */
+  blocks?: number
+  replica?: { blocks: number; length: number } | null
+}
+
+export interface LogRow {
+  writer: string
+  seq: number
+  time: string
+  op: string
+  authorised?: false
+  [field: string]: unknown
+}
+
+export interface VerifyResult {
+  ok: boolean
+  writers: number
+  entries: number
+  ops: number
+  errors: { writer: string; seq: number; reason: string }[]
+  unauthorised: { writer: string; seq: number; reason: string }[]
+}
+
+/** What each op answers (its last frame's `result`). */
+export interface Results {
+  status: StatusResult
+  'volume.list': { volumes: { name: string; id: string; sharing: string | null; storageOnly?: true; created: string }[] }
+  'volume.create': { name: string; sharing: string }
+  'volume.ls': { entries: EntryInfo[] }
+  /** The content itself streams as output frames before this. */
+  'volume.cat': { path: string; size: number }
+  'volume.mkdir': { path: string; created: boolean }
+  'volume.rm': { removed: number }
+  'volume.mv': { from: string; to: string }
+  'volume.snapshot.create': { volume: string; name: string }
+  'volume.snapshot.list': { snapshots: { name: string; time: string }[] }
+  /** `already`: the volume was mounted there before this request (a repeat is not an error). */
+  'volume.mount': MountInfoResult & { already: boolean }
+  'volume.unmount': { mountpoint: string }
+  'volume.sync': SyncResult
+  'log.show': { rows: LogRow[]; bad: number }
+  'log.verify': VerifyResult
+  /** How many events the watch sent. */
+  watch: { events: number }
+  'cli.run': { code: number }
+}
+
+/** Events an op streams before its result (restic-style `message_type`). */
+export type ControlEvent =
+  | { message_type: 'status'; percent_done: number; seconds_remaining: number | null; [count: string]: unknown }
+  | { message_type: 'warning'; message: string }
+  /** `watch`: entries from other writers were applied to a volume. */
+  | { message_type: 'change'; volume: string; entries: number; time: string }
+  | { message_type: string; [field: string]: unknown }
+
+export interface ControlRequest<O extends Op = Op> {
+  version: typeof CONTROL_VERSION
+  op: O
+  args: Args<O>
+}
+
+/** A request the server refuses before running anything: the message says what was wrong. */
+export class BadRequestError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'BadRequestError'
+  }
+}
+
+function isOp(op: unknown): op is Op {
+  return typeof op === 'string' && Object.prototype.hasOwnProperty.call(OP_ARGS, op)
+}
+
+function checkField(op: string, name: string, kind: Field, v: unknown): void {
+  const bad = (want: string): BadRequestError => new BadRequestError(`${op}: argument "${name}" must be ${want}, got ${JSON.stringify(v) ?? 'undefined'}`)
+  switch (kind.replace('?', '')) {
+    case 'string':
+      if (typeof v !== 'string') throw bad('a string')
+      if (v.includes('\0')) throw bad('a string without NUL')
+      break
+    case 'path':
+      if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) throw bad('an absolute path')
+      break
+    case 'boolean':
+      if (typeof v !== 'boolean') throw bad('a boolean')
+      break
+    case 'int':
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad('a non-negative integer')
+      break
+    case 'strings':
+      if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) throw bad('a list of strings')
+      break
+  }
+}
+
+/** Checks a parsed request; returns it typed, or throws BadRequestError naming the problem. */
+export function checkRequest(req: unknown): ControlRequest {
+  if (!req || typeof req !== 'object' || Array.isArray(req)) throw new BadRequestError('a control request must be a JSON object')
+  const r = req as Record<string, unknown>
+  if (r.version !== CONTROL_VERSION) {
+    if (r.version === 1) throw new BadRequestError(`control request version 1 comes from an older bazil client: this server speaks version ${CONTROL_VERSION}; run the same bazil as the server (upgrade the client)`)
+    throw new BadRequestError(`control request version ${JSON.stringify(r.version) ?? 'missing'} is not supported (this server speaks version ${CONTROL_VERSION})`)
+  }
+  for (const k of Object.keys(r)) if (k !== 'version' && k !== 'op' && k !== 'args') throw new BadRequestError(`control request has an unknown field "${k}"`)
+  if (!isOp(r.op)) throw new BadRequestError(`unknown control op ${JSON.stringify(r.op) ?? 'missing'} (this server knows: ${Object.keys(OP_ARGS).join(', ')})`)
+  const schema = OP_ARGS[r.op] as Record<string, Field>
+  const args = r.args ?? {}
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) throw new BadRequestError(`${r.op}: "args" must be an object`)
+  const a = args as Record<string, unknown>
+  for (const k of Object.keys(a)) if (!(k in schema)) throw new BadRequestError(`${r.op}: unknown argument "${k}" (it takes: ${Object.keys(schema).join(', ') || 'none'})`)
+  for (const [name, kind] of Object.entries(schema)) {
+    if (a[name] === undefined) {
+      if (!kind.endsWith('?')) throw new BadRequestError(`${r.op}: missing argument "${name}"`)
+      continue
+    }
+    checkField(r.op, name, kind, a[name])
+  }
+  return { version: CONTROL_VERSION, op: r.op, args: a as Args<Op> }
+}
+
+/** Parses and checks a request frame's payload (UTF-8 JSON). */
+export function decodeRequest(payload: Buffer): ControlRequest {
+  let req: unknown
+  try {
+    req = JSON.parse(payload.toString('utf8'))
+  } catch {
+    throw new BadRequestError('control request is not JSON')
+  }
+  return checkRequest(req)
+}
+
+export function encodeRequest<O extends Op>(op: O, args: Args<O>): Buffer {
+  return Buffer.from(JSON.stringify({ version: CONTROL_VERSION, op, args }))
+}
+
+/** The last frame of a response: the result, or why there is none. */
+export type ControlEnd<O extends Op = Op> =
+  | { ok: true; result: Results[O] }
+  | { ok: false; error: { kind: 'request' | 'user' | 'internal'; message: string } }

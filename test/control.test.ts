@@ -1,0 +1,187 @@
+// The typed control API (spec/control.md version 2): every converted op round-trips through a
+// real server's control socket; the same ops run in-process when no server runs; an old or
+// unknown version, an unknown op and bad arguments are refused with a clear error, leaving
+// state untouched, and the server goes on serving.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { call, callRemote } from '../src/control/client.js'
+import { FRAME, FrameReader, connect, encodeFrame, socketPath } from '../src/control/frames.js'
+import { OP_ARGS, checkRequest, type Args, type ControlEvent, type Op, type Results } from '../src/control/requests.js'
+import { bazil, startServer, tempDir } from './helpers.js'
+
+/** One op through the socket, with the output bytes and events it streamed. */
+async function remote<O extends Op>(data: string, op: O, args: Args<O>): Promise<{ result: Results[O]; out: Buffer; events: ControlEvent[] }> {
+  const sock = await connect(data)
+  assert.ok(sock, 'the server answers on its socket')
+  const out: Buffer[] = []
+  const events: ControlEvent[] = []
+  const result = await callRemote(sock, op, args, { onOutput: (b) => void out.push(b), onEvent: (e) => void events.push(e) })
+  return { result, out: Buffer.concat(out), events }
+}
+
+/** Sends raw bytes on the socket; the frames the server answers with, parsed. */
+async function raw(data: string, bytes: Buffer): Promise<{ type: string; body: string }[]> {
+  const reader = new FrameReader()
+  const frames: { type: string; body: string }[] = []
+  await new Promise<void>((resolve) => {
+    const c = net.createConnection(socketPath(data), () => c.write(bytes))
+    c.on('data', (d: Buffer) => {
+      for (const f of reader.push(d)) frames.push({ type: String.fromCharCode(f.type), body: f.payload.toString() })
+    })
+    c.on('error', () => resolve())
+    c.on('close', () => resolve())
+  })
+  return frames
+}
+
+const request = (obj: unknown): Buffer => encodeFrame(FRAME.request, Buffer.from(JSON.stringify(obj)))
+
+test('every op of the typed API round-trips through the control socket', async () => {
+  const { dir, cleanup } = tempDir()
+  const data = path.join(dir, 'data')
+  try {
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    const server = await startServer(data)
+    try {
+      const seen = new Set<Op>()
+      const r = async <O extends Op>(op: O, args: Args<O>) => {
+        seen.add(op)
+        return remote(data, op, args)
+      }
+      const st = (await r('status', {})).result
+      assert.equal(st.server.running, true)
+      assert.equal(st.dataDir, data)
+      assert.deepEqual(st.volumes, [])
+      assert.deepEqual((await r('volume.create', { name: 'v' })).result, { name: 'v', sharing: 'default' })
+      const list = (await r('volume.list', {})).result.volumes
+      assert.deepEqual(list.map((v) => [v.name, v.sharing]), [['v', 'default']])
+      assert.deepEqual((await r('volume.mkdir', { volume: 'v', path: '/a/b', parents: true })).result, { path: '/a/b', created: true })
+      assert.deepEqual((await r('volume.mkdir', { volume: 'v', path: '/a/b', parents: true })).result, { path: '/a/b', created: false })
+      // A file to read: imported through the CLI (import is not converted yet: cli.run).
+      const src = path.join(dir, 'src')
+      fs.mkdirSync(src)
+      const content = Buffer.alloc(300_000, 'x')
+      fs.writeFileSync(path.join(src, 'f'), content)
+      const imp = await r('cli.run', { argv: ['volume', 'import', 'v', 'src', '--to=/a'], cwd: dir })
+      assert.equal(imp.result.code, 0, imp.out.toString())
+      assert.match(imp.out.toString(), /^imported 1 files/)
+      const ls = (await r('volume.ls', { volume: 'v', path: '/a' })).result.entries
+      assert.deepEqual(ls.map((e) => [e.name, e.kind]), [['b', 'dir'], ['f', 'file']])
+      assert.equal(ls[1]!.size, content.length)
+      assert.match(ls[1]!.hash ?? '', /^[0-9a-f]{64}$/)
+      const cat = await r('volume.cat', { volume: 'v', path: '/a/f' })
+      assert.ok(cat.out.equals(content), 'the content arrives whole as output frames')
+      assert.deepEqual(cat.result, { path: '/a/f', size: content.length })
+      assert.deepEqual((await r('volume.snapshot.create', { volume: 'v', name: 's1' })).result, { volume: 'v', name: 's1' })
+      assert.deepEqual((await r('volume.snapshot.list', { volume: 'v' })).result.snapshots.map((s) => s.name), ['s1'])
+      assert.deepEqual((await r('volume.mv', { volume: 'v', from: '/a/f', to: '/a/g' })).result, { from: '/a/f', to: '/a/g' })
+      const mvOver = await remote(data, 'volume.mv', { volume: 'v', from: '/a/g', to: '/a/b' }).catch((e: Error) => e)
+      assert.match(String(mvOver), /\/a\/b already exists: use --force/)
+      assert.deepEqual((await r('volume.rm', { volume: 'v', path: '/a', recursive: true })).result, { removed: 3 })
+      assert.deepEqual((await r('volume.ls', { volume: 'v' })).result.entries, [])
+      // The snapshot still has it.
+      assert.equal((await r('volume.ls', { volume: 'v', path: '/a', snapshot: 's1' })).result.entries.length, 2)
+      const rows = (await r('log.show', { volume: 'v' })).result
+      assert.equal(rows.bad, 0)
+      assert.ok(rows.rows.some((x) => x.op === 'rename' || x.op === 'mv' || String(x.to ?? '') === '/a/g'), JSON.stringify(rows.rows))
+      const ver = (await r('log.verify', { volume: 'v' })).result
+      assert.equal(ver.ok, true)
+      assert.ok(ver.entries >= 4, JSON.stringify(ver))
+      // A user's mistake comes back as one line, the server still serving.
+      await assert.rejects(remote(data, 'volume.cat', { volume: 'v', path: '/nope' }), /nope/)
+      await assert.rejects(remote(data, 'volume.ls', { volume: 'nosuch' }), /nosuch/)
+      await assert.rejects(remote(data, 'volume.unmount', { mountpoint: path.join(dir, 'mnt') }), /is not a bazil mount of this server/)
+      seen.add('volume.unmount')
+      // Mounts (FUSE) round-trip in test/server.test.ts; sync and watch (two peers) in test/control-sync.test.ts.
+      const elsewhere: Op[] = ['volume.mount', 'volume.sync', 'watch']
+      assert.deepEqual(Object.keys(OP_ARGS).filter((op) => !seen.has(op as Op) && !elsewhere.includes(op as Op)), [], 'every op is exercised')
+    } finally {
+      assert.equal(await server.stop('SIGTERM'), 0, server.log())
+    }
+  } finally {
+    cleanup()
+  }
+})
+
+test('the same ops run in-process when no server runs; server-only ops say how to start one', async () => {
+  const { dir, cleanup } = tempDir()
+  const data = path.join(dir, 'data')
+  try {
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    await call({ dataDir: data }, 'volume.create', { name: 'v' })
+    await call({ dataDir: data }, 'volume.mkdir', { volume: 'v', path: '/d' })
+    const { entries } = await call({ dataDir: data }, 'volume.ls', { volume: 'v' })
+    assert.deepEqual(entries.map((e) => e.path), ['/d'])
+    const st = await call({ dataDir: data }, 'status', {})
+    assert.equal(st.server.running, false)
+    assert.deepEqual(st.volumes, ['v'])
+    await assert.rejects(call({ dataDir: data, label: 'bazil volume mount' }, 'volume.mount', { volume: 'v', mountpoint: dir }), /`bazil volume mount` needs a running server: start `bazil server run`/)
+    // The CLI speaks the same API.
+    assert.equal((await bazil(data, ['volume', 'ls', 'v'])).stdout, 'd/\n')
+  } finally {
+    cleanup()
+  }
+})
+
+test('an old or unknown version, an unknown op and bad arguments are refused, state untouched', async () => {
+  const { dir, cleanup } = tempDir()
+  const data = path.join(dir, 'data')
+  try {
+    assert.equal((await bazil(data, ['create'])).code, 0)
+    const server = await startServer(data)
+    try {
+      await remote(data, 'volume.create', { name: 'v' })
+      const before = (await bazil(data, ['log', 'show', '--json', 'v'])).stdout
+      const volumesBefore = fs.readdirSync(data).sort()
+
+      // A version 1 client (argv) is told in its own terms (a stderr frame, exit code 2) to upgrade.
+      const v1 = await raw(data, request({ version: 1, argv: ['volume', 'mkdir', 'v', 'x'], cwd: dir }))
+      assert.deepEqual(v1.map((f) => f.type), ['E', 'X'])
+      assert.match(v1[0]!.body, /^bazil: bad control request: control request version 1 comes from an older bazil client: this server speaks version 2; run the same bazil as the server \(upgrade the client\)\n$/)
+      assert.deepEqual(JSON.parse(v1[1]!.body), { code: 2 })
+
+      const refused = async (req: unknown, re: RegExp): Promise<void> => {
+        const frames = await raw(data, request(req))
+        assert.deepEqual(frames.map((f) => f.type), ['X'], JSON.stringify(req))
+        const end = JSON.parse(frames[0]!.body) as { ok: boolean; error: { kind: string; message: string } }
+        assert.equal(end.ok, false)
+        assert.equal(end.error.kind, 'request')
+        assert.match(end.error.message, re)
+        assert.ok(!end.error.message.includes('\n'), 'one line')
+      }
+      await refused({ version: 3, op: 'status', args: {} }, /^control request version 3 is not supported \(this server speaks version 2\)$/)
+      await refused({ op: 'status', args: {} }, /version missing is not supported/)
+      await refused({ version: 2, op: 'volume.format', args: {} }, /^unknown control op "volume.format" \(this server knows: status, /)
+      await refused({ version: 2, op: 'volume.mkdir', args: { volume: 'v' } }, /^volume.mkdir: missing argument "path"$/)
+      await refused({ version: 2, op: 'volume.mkdir', args: { volume: 'v', path: '/x', parents: 'yes' } }, /^volume.mkdir: argument "parents" must be a boolean, got "yes"$/)
+      await refused({ version: 2, op: 'volume.mkdir', args: { volume: 'v', path: '/x', mode: 511 } }, /^volume.mkdir: unknown argument "mode" \(it takes: volume, path, parents\)$/)
+      await refused({ version: 2, op: 'volume.create', args: { name: 'w', sharing: 7 } }, /argument "sharing" must be a string/)
+      await refused({ version: 2, op: 'volume.mount', args: { volume: 'v', mountpoint: 'rel/dir' } }, /argument "mountpoint" must be an absolute path/)
+      await refused({ version: 2, op: 'volume.sync', args: { volume: 'v', peer: 'k', timeoutMs: -1 } }, /"timeoutMs" must be a non-negative integer/)
+      await refused({ version: 2, op: 'cli.run', args: { argv: ['status', 3], cwd: '/' } }, /"argv" must be a list of strings/)
+      await refused({ version: 2, op: 'status', args: [] }, /"args" must be an object/)
+      await refused({ version: 2, op: 'status', args: {}, extra: 1 }, /unknown field "extra"/)
+      await refused([1, 2], /must be a JSON object/)
+      const notJson = await raw(data, encodeFrame(FRAME.request, Buffer.from('{nope')))
+      assert.match(JSON.parse(notJson[0]!.body).error.message, /^control request is not JSON$/)
+      const notRequest = await raw(data, encodeFrame(FRAME.stdout, Buffer.from('{}')))
+      assert.match(JSON.parse(notRequest[0]!.body).error.message, /the first control frame must be a request/)
+
+      // Nothing ran: no directory made, no volume created, no log entry written.
+      assert.deepEqual((await remote(data, 'volume.ls', { volume: 'v' })).result.entries, [])
+      assert.deepEqual((await remote(data, 'volume.list', {})).result.volumes.map((v) => v.name), ['v'])
+      assert.equal((await bazil(data, ['log', 'show', '--json', 'v'])).stdout, before)
+      assert.deepEqual(fs.readdirSync(data).sort(), volumesBefore)
+      // The client checks a request the same way before it sends it.
+      assert.throws(() => checkRequest({ version: 2, op: 'volume.rm', args: { volume: 'v' } }), /missing argument "path"/)
+      assert.match(server.log(), /bad control request: unknown control op/)
+    } finally {
+      assert.equal(await server.stop('SIGTERM'), 0, server.log())
+    }
+  } finally {
+    cleanup()
+  }
+})
