@@ -116,3 +116,57 @@ test('snapshots are listed and read from the names in the manifest, without load
     cleanup()
   }
 })
+
+test("a commit appends meta's new changes to its save; a reader loads both; a whole save again once they pile up", () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const file = path.join(dir, 't.ckpt'), files = path.join(dir, 't')
+    const manifest = (): Record<string, unknown> => {
+      const buf = fs.readFileSync(file)
+      return JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as Record<string, unknown>
+    }
+    const t = Tree.create(ACTOR)
+    t.mkdir('/d')
+    for (let i = 0; i < 50; i++) t.writeFile(`/d/f${i}`, ref)
+    // A `meta` big enough that a few small changes stay under half its save.
+    for (let i = 0; i < 40; i++) t.snapshot(`base${i}`, 1_000 + i)
+    t.takeChanges()
+    commitTreeIndex(file, files, t, null)
+    const base = manifest().meta as unknown[]
+    assert.equal(manifest().metaMore, undefined)
+    // A manifest of version 6 (no appended changes) is read as it is.
+    const buf = fs.readFileSync(file)
+    assert.equal(buf[4], 7)
+    const v6 = Buffer.from(buf.subarray(0, buf.length - 32))
+    v6[4] = 6
+    fs.writeFileSync(file, Buffer.concat([v6, hash(v6)]))
+    const old = openTreeIndex(file, files, ACTOR).tree
+    assert.equal(old.snapshots().length, 40)
+    old.free()
+    let tree = t
+    const seen: number[] = []
+    for (let i = 0; i < 20; i++) {
+      tree.snapshot(`s${i}`, 10_000 + i)
+      tree.takeChanges()
+      commitTreeIndex(file, files, tree, null)
+      const m = manifest()
+      seen.push((m.metaMore as unknown[] | undefined)?.length ?? 0)
+      if (i < 3) assert.deepEqual(m.meta, base, 'the save stays; the changes are appended')
+      tree.free()
+      tree = openTreeIndex(file, files, ACTOR).tree
+      assert.deepEqual(tree.snapshots().map((s) => s.name).filter((n) => n.startsWith('s')), Array.from({ length: i + 1 }, (_, k) => `s${k}`))
+      assert.deepEqual(tree.heads().meta, JSON.parse(JSON.stringify(m.metaHeads)))
+    }
+    assert.deepEqual(seen.slice(0, 3), [1, 2, 3])
+    assert.ok(seen.some((n, k) => k > 0 && n < seen[k - 1]!), `a whole save again (${seen.join(',')})`)
+    // Unchanged `meta` (a listing read it): nothing of it written again.
+    const before = manifest()
+    tree.writeFile('/d/x', ref)
+    tree.takeChanges()
+    commitTreeIndex(file, files, tree, null)
+    assert.deepEqual([manifest().meta, manifest().metaMore], [before.meta, before.metaMore])
+    tree.free()
+  } finally {
+    cleanup()
+  }
+})

@@ -9,7 +9,6 @@ import { decodeEntry, encodeEntry, type EntryBody } from './entry-codec.js'
 import { EntryError, LogBindingError, LogFormatError } from './errors.js'
 import { blocksInOrder } from './local-blocks.js'
 import { widenLogRequests } from './inflight.js'
-import { batchMissingNodes } from './merkle-batch.js'
 import { TreeHasher } from './merkle.js'
 
 export interface LogEntry {
@@ -137,7 +136,6 @@ export class WriterLog {
     try {
       await core.ready()
       widenLogRequests(core)
-      batchMissingNodes()
       const log = new WriterLog(core, opts.volumeId, opts.volumeKey)
       if (core.length > 0 && (await core.has(0))) await log.node()
       return log

@@ -35,16 +35,18 @@ import { decodeNamed, namedRows, snapshotKey, type NamedRow, type NamedSnapshot,
 
 /**
  * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
- * to migrate). 6: page buckets of version 3 (index-page.ts) may be named; 5 (still read): pages
+ * to migrate). 7: `meta` may be a save plus appended changes (`metaMore`); 6 (still read): page buckets of version 3 (index-page.ts) may be named; 5 (still read): pages
  * of versions 1 and 2; 4 (still read): only version 1 pages. A commit writes 6; the pages it
  * does not rewrite stay as they are.
  */
-export const INDEX_VERSION = 6
+export const INDEX_VERSION = 7
 const OLDEST_INDEX_VERSION = 4
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
 export const PAGE_BUCKETS = 1024
 export const ID_BUCKETS = 1024
+/** Appended change buckets of `meta` at most, before a commit saves it whole again (also when they outgrow half its save). */
+const META_MORE = 16
 /** Parsed buckets kept in memory, counted in file bytes. */
 export const CACHE_BYTES = 48 * 2 ** 20
 
@@ -74,6 +76,8 @@ interface Manifest {
   /** Node shards: [name, heads, where]. */
   shards: [string, string[], Ref][]
   meta: Ref | null
+  /** Changes of `meta` appended to its save, oldest first (version 7): a commit that changed `meta` writes only its new changes. */
+  metaMore?: Ref[]
   /** Heads of `meta` and its keys that are the root's attributes (absent in manifests written before 2026-12-06: `meta` is loaded at open). */
   metaHeads?: string[]
   root?: Record<string, unknown>
@@ -409,6 +413,7 @@ function decodeManifest(buf: Buffer): Manifest {
     throw new Error('bad index manifest')
   }
   if (m.named !== undefined) decodeNamed(m.named)
+  if (m.metaMore !== undefined && !(m.meta && Array.isArray(m.metaMore) && m.metaMore.every(isRef))) throw new Error('bad index manifest (meta changes)')
   if ((m.metaHeads !== undefined && !(Array.isArray(m.metaHeads) && m.metaHeads.every((h) => typeof h === 'string'))) ||
     (m.root !== undefined && !(m.root && typeof m.root === 'object' && !Array.isArray(m.root)))) {
     throw new Error('bad index manifest (meta heads or root attributes)')
@@ -446,7 +451,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     shards.set(name, { heads, get bytes() { return files.shardBytes(name, heads) } })
   }
   const parts: TreeParts = {
-    meta: m.meta === null ? null : new Uint8Array(files.read(m.meta)),
+    meta: m.meta === null ? null : new Uint8Array(Buffer.concat([files.read(m.meta), ...(m.metaMore ?? []).map((r) => files.read(r))])),
     problems: m.problems.map(([shard, id, reason]) => ({ shard, id, reason })),
     held: m.held.map(([shard, tag, hex]) => ({ shard, change: new Uint8Array(Buffer.from(hex, 'hex')), ...(tag === null ? {} : { tag }) })),
     rejected: m.rejected, multi: m.multi, counts: m.counts, memo: m.memo,
@@ -556,9 +561,25 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
       yield
     }
   }
-  if (parts.meta) {
-    const digest = hash(Buffer.from(parts.meta)).toString('hex')
-    m.meta = pm?.meta && pm.meta[3] === digest ? pm.meta : put(Buffer.from(parts.meta))
+  // `meta`: unchanged since the manifest in place, its buckets stay; changed, its new changes are
+  // appended (a whole save of ~1 MB at 1M files costs more than the take that changed it).
+  const pmMore = pm?.metaMore ?? []
+  if (pm?.meta && pm.metaHeads && parts.metaHeads && sameSet(pm.metaHeads, parts.metaHeads)) {
+    m.meta = pm.meta
+    if (pmMore.length > 0) m.metaMore = [...pmMore]
+  } else {
+    const more = pm?.meta && pm.metaHeads && parts.metaHeads && pmMore.length < META_MORE ? tree.metaSince(pm.metaHeads) : null
+    if (more !== null && more.length + pmMore.reduce((n, r) => n + r[2], 0) <= pm!.meta![2] / 2) {
+      m.meta = pm!.meta
+      m.metaMore = more.length > 0 ? [...pmMore, put(Buffer.from(more))] : [...pmMore]
+      if (m.metaMore.length === 0) delete m.metaMore
+    } else {
+      const bytes = parts.meta
+      if (bytes) {
+        const digest = hash(Buffer.from(bytes)).toString('hex')
+        m.meta = pm?.meta && pm.meta[3] === digest && pmMore.length === 0 ? pm.meta : put(Buffer.from(bytes))
+      }
+    }
   }
 
   // Snapshots: a view saved before stays while its snapshot does; one whose heads are the
@@ -615,7 +636,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
 
   // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
   const refs = (): Ref[] => [
-    ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : []),
+    ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.map((x) => x[2]), ...(m.meta ? [m.meta] : []), ...(m.metaMore ?? []),
     ...snaps.flatMap(([, v]) => [...Object.values(v.pages), ...Object.values(v.ids)]),
   ]
   const live = new Map<string, number>()
@@ -635,6 +656,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
     for (const k of Object.keys(m.ids)) m.ids[k] = moved(m.ids[k])
     m.shards = m.shards.map(([n, h, r]) => [n, h, moved(r)])
     if (m.meta) m.meta = moved(m.meta)
+    if (m.metaMore) m.metaMore = m.metaMore.map(moved)
     for (const [, v] of snaps) {
       for (const k of Object.keys(v.pages)) v.pages[k] = moved(v.pages[k])
       for (const k of Object.keys(v.ids)) v.ids[k] = moved(v.ids[k])
@@ -766,6 +788,14 @@ function sameState(snap: Record<string, string[]>, now: Map<string, string[]>): 
     const h = now.get(k)
     return h !== undefined && sameHeads([...h].sort(), [...snap[k]].sort())
   })
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && sameHeads([...a].sort(), [...b].sort())
+}
+
+function isRef(r: unknown): r is Ref {
+  return Array.isArray(r) && r.length === 4 && typeof r[0] === 'string' && Number.isSafeInteger(r[1]) && Number.isSafeInteger(r[2]) && typeof r[3] === 'string'
 }
 
 function sameHeads(a: string[], b: string[]): boolean {

@@ -135,6 +135,17 @@ export class Shards {
     return { bytes, heads }
   }
 
+  /**
+   * The changes of `meta` that `heads` do not cover, as Automerge change chunks: appended to a
+   * save of `meta` at `heads`, they load as `meta` is now. Null if `meta` lacks some of `heads`.
+   */
+  metaSince(heads: Heads): Uint8Array | null {
+    if (this.metaCold && sameHeads([...this.metaCold.heads].sort(), [...heads].sort())) return new Uint8Array(0)
+    const doc = this.meta()
+    if (!A.hasHeads(doc, heads)) return null
+    return A.saveSince(doc, heads)
+  }
+
   saveMeta(): Uint8Array | null { return this.metaCold ? this.metaCold.bytes : this.metaDoc ? A.save(this.metaDoc) : null }
 
   /**

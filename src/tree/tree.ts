@@ -564,10 +564,19 @@ export class Tree implements ReadTree {
     for (const list of this.held.values()) for (const x of list) held.push({ shard: x.shard, change: x.change, tag: x.tag })
     const multi: [string, string][] = []
     for (const [shard, set] of this.multi) for (const id of set) multi.push([shard, id])
+    const shards = this.shards
     return {
-      meta: this.shards.saveMeta(), problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo(),
+      // Saved only when asked for (a commit appends `meta`'s changes to its previous save instead).
+      get meta() { return shards.saveMeta() },
+      problems: this.problems(), held, rejected: [...this.rejectedHashes], multi, counts: [...this.counts], memo: this.index.memo(),
       metaHeads: this.shards.metaHeads(), root: this.shards.metaUnread && this.rootKeys ? this.rootKeys : rootAttrKeys(this.shards.meta()),
     }
+  }
+
+  /** The changes of `meta` not covered by `heads`, as change chunks to append to a save at `heads` (null: `meta` lacks some of them). */
+  metaSince(heads: string[]): Uint8Array | null {
+    this.flush()
+    return this.shards.metaSince(heads)
   }
 
   /** Heads of every node shard with a document (hot or cold), without loading any. */
