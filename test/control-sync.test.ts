@@ -3,7 +3,9 @@
 // (issue 14 defect 1: live replication used to make it say "received 0 entries").
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { PeerCluster, eventually } from './peer-setup.js'
+import { bazilBin } from './helpers.js'
 import { callRemote } from '../src/control/client.js'
 import { connect } from '../src/control/frames.js'
 import type { ControlEvent } from '../src/control/requests.js'
@@ -52,4 +54,19 @@ test('volume sync counts what arrived since it started, whoever delivered it', a
   const after = JSON.parse((await c.run('black', ['volume', 'sync', '--json', 'v', W.key])).stdout) as Record<string, unknown>
   assert.equal(after.received, 0, JSON.stringify(after))
   assert.equal(after.complete, true)
+
+  // `bazil status --watch --json`: the status on one line, then one line per change.
+  const child = spawn(process.execPath, [bazilBin, `--data-dir=${B.data}`, 'status', '--watch', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  try {
+    await eventually('the status line', async () => out.includes('\n'), 20_000, 20)
+    assert.equal((JSON.parse(out.split('\n')[0]!) as { server: { running: boolean } }).server.running, true)
+    await eventually('black runs the watch of status --watch', async () => (B.log().match(/control: watch/g) ?? []).length === 2, 20_000, 20)
+    await c.run('white', ['volume', 'mkdir', 'v', '/five'])
+    await eventually('a change line', async () => out.split('\n').length >= 3, 30_000)
+    assert.equal((JSON.parse(out.split('\n')[1]!) as { message_type: string; volume: string }).volume, 'v')
+  } finally {
+    child.kill('SIGTERM')
+  }
 })

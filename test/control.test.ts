@@ -39,13 +39,27 @@ async function raw(data: string, bytes: Buffer): Promise<{ type: string; body: s
 
 const request = (obj: unknown): Buffer => encodeFrame(FRAME.request, Buffer.from(JSON.stringify(obj)))
 
-test('every op of the typed API round-trips through the control socket', async () => {
+/** A fresh data dir (`bazil create`), with its server running while `fn` runs when `server`; cleaned up after. */
+async function withDataDir(server: boolean, fn: (data: string, dir: string, log: () => string) => Promise<void>): Promise<void> {
   const { dir, cleanup } = tempDir()
   const data = path.join(dir, 'data')
   try {
     assert.equal((await bazil(data, ['create'])).code, 0)
-    const server = await startServer(data)
+    if (!server) return await fn(data, dir, () => '')
+    const s = await startServer(data)
     try {
+      await fn(data, dir, s.log)
+    } finally {
+      assert.equal(await s.stop('SIGTERM'), 0, s.log())
+    }
+  } finally {
+    cleanup()
+  }
+}
+
+test('every op of the typed API round-trips through the control socket', async () => {
+  await withDataDir(true, async (data, dir) => {
+    {
       const seen = new Set<Op>()
       const r = async <O extends Op>(op: O, args: Args<O>) => {
         seen.add(op)
@@ -98,19 +112,12 @@ test('every op of the typed API round-trips through the control socket', async (
       // Mounts (FUSE) round-trip in test/server.test.ts; sync and watch (two peers) in test/control-sync.test.ts.
       const elsewhere: Op[] = ['volume.mount', 'volume.sync', 'watch']
       assert.deepEqual(Object.keys(OP_ARGS).filter((op) => !seen.has(op as Op) && !elsewhere.includes(op as Op)), [], 'every op is exercised')
-    } finally {
-      assert.equal(await server.stop('SIGTERM'), 0, server.log())
     }
-  } finally {
-    cleanup()
-  }
+  })
 })
 
 test('the same ops run in-process when no server runs; server-only ops say how to start one', async () => {
-  const { dir, cleanup } = tempDir()
-  const data = path.join(dir, 'data')
-  try {
-    assert.equal((await bazil(data, ['create'])).code, 0)
+  await withDataDir(false, async (data, dir) => {
     await call({ dataDir: data }, 'volume.create', { name: 'v' })
     await call({ dataDir: data }, 'volume.mkdir', { volume: 'v', path: '/d' })
     const { entries } = await call({ dataDir: data }, 'volume.ls', { volume: 'v' })
@@ -121,18 +128,12 @@ test('the same ops run in-process when no server runs; server-only ops say how t
     await assert.rejects(call({ dataDir: data, label: 'bazil volume mount' }, 'volume.mount', { volume: 'v', mountpoint: dir }), /`bazil volume mount` needs a running server: start `bazil server run`/)
     // The CLI speaks the same API.
     assert.equal((await bazil(data, ['volume', 'ls', 'v'])).stdout, 'd/\n')
-  } finally {
-    cleanup()
-  }
+  })
 })
 
 test('an old or unknown version, an unknown op and bad arguments are refused, state untouched', async () => {
-  const { dir, cleanup } = tempDir()
-  const data = path.join(dir, 'data')
-  try {
-    assert.equal((await bazil(data, ['create'])).code, 0)
-    const server = await startServer(data)
-    try {
+  await withDataDir(true, async (data, dir, log) => {
+    {
       await remote(data, 'volume.create', { name: 'v' })
       const before = (await bazil(data, ['log', 'show', '--json', 'v'])).stdout
       const volumesBefore = fs.readdirSync(data).sort()
@@ -177,11 +178,7 @@ test('an old or unknown version, an unknown op and bad arguments are refused, st
       assert.deepEqual(fs.readdirSync(data).sort(), volumesBefore)
       // The client checks a request the same way before it sends it.
       assert.throws(() => checkRequest({ version: 2, op: 'volume.rm', args: { volume: 'v' } }), /missing argument "path"/)
-      assert.match(server.log(), /bad control request: unknown control op/)
-    } finally {
-      assert.equal(await server.stop('SIGTERM'), 0, server.log())
+      assert.match(log(), /bad control request: unknown control op/)
     }
-  } finally {
-    cleanup()
-  }
+  })
 })

@@ -1,9 +1,12 @@
 // Copying between a local directory and a volume: `volume import` and `volume export`.
 import fsp from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import type { Stats } from 'node:fs'
 import path from 'node:path'
 import { UserError } from '../datadir.js'
-import { badName, type ReadTree, type Stat } from '../tree/index.js'
+import { MOUNTER, badName, type Attrs, type ReadTree, type SpecialKind, type Stat } from '../tree/index.js'
+import { MAX_RDEV } from '../tree/special.js'
 import { normalize, toFileRef, type Volume } from '../volume/volume.js'
 import { FLUSH_EVERY_OPS } from '../volume/flush.js'
 import { BATCH_BYTES, BATCH_FILES, WHOLE_BYTES, type Cas } from '../cas/index.js'
@@ -21,6 +24,10 @@ export interface CopySummary {
   dirs: number
   symlinks: number
   bytes: number
+  /** Further names of files (hard links) made as links. */
+  links?: number
+  /** Fifos and devices. */
+  special?: number
   /** Export: entries not written because their name cannot be (not well-formed, taken on disk), with why; their contents too. */
   skipped?: { path: string; reason: string }[]
 }
@@ -30,10 +37,24 @@ const NAME_ERRORS = new Set(['EEXIST', 'ENAMETOOLONG', 'EILSEQ', 'EINVAL'])
 
 interface SourceEntry {
   rel: string // relative to the source root, '' for the root itself
-  kind: 'file' | 'dir' | 'symlink'
+  kind: 'file' | 'dir' | 'symlink' | SpecialKind
   mode: number
   mtime: number
   size: number
+  /** Owners as stored (owners.ts): set only when importing as root; this process's ids are MOUNTER. */
+  uid?: number
+  gid?: number
+  /** Devices: the device number (32-bit Linux encoding). */
+  rdev?: number
+  /** A further name of a file already scanned (same device and inode): that name's rel. */
+  linkOf?: string
+}
+
+/** The owner of a scanned entry as stored: only as root (others cannot chown), and the importing user's own ids as MOUNTER. */
+function ownersOf(st: Stats): { uid?: number; gid?: number } {
+  const me = process.getuid?.()
+  if (me !== 0) return {}
+  return { uid: st.uid === me ? MOUNTER : st.uid, gid: st.gid === process.getgid?.() ? MOUNTER : st.gid }
 }
 
 /** Big files stored at once during an import: overlaps reading one file with storing another. */
@@ -54,13 +75,24 @@ const IMPORT_FLUSH_SCALE = 8
 async function scanSource(root: string): Promise<SourceEntry[]> {
   const out: SourceEntry[] = []
   /** Adds the entry; true when it is a directory (to be walked next). */
+  /** The first name of every file with several links, by device and inode. */
+  const inodes = new Map<string, string>()
   const add = (rel: string, st: Stats): boolean => {
     // Whole milliseconds: the precision the tree and the log keep.
-    const base = { rel, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs), size: 0 }
+    const base = { rel, mode: st.mode & 0o7777, mtime: Math.floor(st.mtimeMs), size: 0, ...ownersOf(st) }
     if (st.isDirectory()) out.push({ ...base, kind: 'dir' })
-    else if (st.isFile()) out.push({ ...base, kind: 'file', size: st.size })
-    else if (st.isSymbolicLink()) out.push({ ...base, kind: 'symlink' })
-    // sockets, fifos and devices have no place in a volume: skipped, like rsync without -D
+    else if (st.isFile()) {
+      const ino = st.nlink > 1 ? `${st.dev}:${st.ino}` : null
+      const first = ino === null ? undefined : inodes.get(ino)
+      if (ino !== null && first === undefined) inodes.set(ino, rel)
+      out.push(first === undefined ? { ...base, kind: 'file', size: st.size } : { ...base, kind: 'file', linkOf: first })
+    } else if (st.isSymbolicLink()) out.push({ ...base, kind: 'symlink' })
+    else if (st.isFIFO()) out.push({ ...base, kind: 'fifo' })
+    else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      // Device numbers past the 32-bit encoding (major > 4095 or minor > 2^20-1) cannot be stored.
+      if (st.rdev <= MAX_RDEV) out.push({ ...base, kind: st.isCharacterDevice() ? 'chardev' : 'blockdev', rdev: st.rdev })
+    }
+    // Sockets are meaningful only while a process listens on them (spec/tree.md "Special files"): skipped, as tar does.
     return st.isDirectory()
   }
   const walk = async (rel: string): Promise<void> => {
@@ -148,7 +180,9 @@ export interface ImportOptions {
 
 /**
  * Imports SRCDIR into the volume under `to` (created if missing), recursively, keeping
- * modes, mtimes and symlinks. Existing files at the same paths get a new version. Every loop
+ * modes, mtimes, symlinks, hard links (one node, several names), fifos and devices, and as
+ * root owners (not atimes, not extended attributes: Node has no call for them; sockets are
+ * skipped). Existing files at the same paths get a new version. Every loop
  * flushes in bounded batches (Volume.maybeFlush): an import that fails part way leaves what
  * was flushed before in the log, and no batch outgrows the entry limit.
  */
@@ -167,15 +201,23 @@ export async function importDir(
   checkKinds(vol.tree, to, entries)
 
   const progress: CopyProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0 }
-  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0 }
-  for (const e of entries) if (e.kind === 'file') { progress.totalFiles++; progress.totalBytes += e.size }
+  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, links: 0, special: 0 }
+  for (const e of entries) if (e.kind === 'file' && e.linkOf === undefined) { progress.totalFiles++; progress.totalBytes += e.size }
+  const attrsOf = (e: SourceEntry): Attrs => {
+    // No atime: like tar and rsync (without --atimes), an import leaves it at the mtime; at
+    // 1M files a setattr per file would double the import's ops.
+    const a: Attrs = { mode: e.mode, mtime: e.mtime }
+    if (e.uid !== undefined) a.uid = e.uid
+    if (e.gid !== undefined) a.gid = e.gid
+    return a
+  }
 
   // Directories first (parents before children, as scanned), so files can land in any order.
   vol.mkdirp(to)
   for (const e of entries) {
     if (e.kind !== 'dir' || e.rel === '') continue
     const target = joinVolumePath(to, e.rel)
-    if (!vol.tree.lookup(target)) vol.mkdir(target, { mode: e.mode, mtime: e.mtime })
+    if (!vol.tree.lookup(target)) vol.mkdir(target, attrsOf(e))
     summary.dirs++
     await vol.maybeFlush(scale)
   }
@@ -183,8 +225,16 @@ export async function importDir(
     if (e.kind !== 'symlink') continue
     const target = joinVolumePath(to, e.rel)
     if (vol.tree.lookup(target)) vol.unlink(target)
-    vol.symlink(target, await fsp.readlink(path.join(src, e.rel)), { mtime: e.mtime })
+    vol.symlink(target, await fsp.readlink(path.join(src, e.rel)), { mtime: e.mtime, uid: e.uid, gid: e.gid })
     summary.symlinks++
+    await vol.maybeFlush(scale)
+  }
+  for (const e of entries) {
+    if (e.kind !== 'fifo' && e.kind !== 'chardev' && e.kind !== 'blockdev') continue
+    const target = joinVolumePath(to, e.rel)
+    if (vol.tree.lookup(target)) vol.unlink(target)
+    vol.mknod(target, e.kind, e.rdev ?? 0, attrsOf(e))
+    summary.special!++
     await vol.maybeFlush(scale)
   }
 
@@ -198,7 +248,7 @@ export async function importDir(
   // Small files in batches: each batch is read and sealed on a seal worker, stored with one
   // put, then recorded in the tree; its files enter the tree only once all its objects are
   // stored. Big files are streamed, several at once, beside them.
-  const files = entries.filter((e) => e.kind === 'file')
+  const files = entries.filter((e) => e.kind === 'file' && e.linkOf === undefined)
   const small = files.filter((e) => e.size <= WHOLE_BYTES)
   const smallRuns = dirRuns(small)
   const big = files.filter((e) => e.size > WHOLE_BYTES)
@@ -223,7 +273,7 @@ export async function importDir(
       filesInFlight -= batch.length
     }
     if (failed) return
-    const { stats, error } = vol.writeRefs(batch.map((e, i) => ({ path: joinVolumePath(to, e.rel), ref: refs[i]!, attrs: { mode: e.mode, mtime: e.mtime } })))
+    const { stats, error } = vol.writeRefs(batch.map((e, i) => ({ path: joinVolumePath(to, e.rel), ref: refs[i]!, attrs: attrsOf(e) })))
     for (const st of stats) done(st)
     if (error) throw error
     // A directory bigger than one flush flushes inside it, at twice the usual size.
@@ -263,7 +313,7 @@ export async function importDir(
       const e = big[nextBig++]!
       const ref = await vol.cas.writeFile(path.join(src, e.rel), e.size)
       if (failed) return
-      done(vol.writeRef(joinVolumePath(to, e.rel), ref, { mode: e.mode, mtime: e.mtime }))
+      done(vol.writeRef(joinVolumePath(to, e.rel), ref, attrsOf(e)))
       await vol.maybeFlush(2 * scale)
     }
   }
@@ -274,14 +324,55 @@ export async function importDir(
   const failure = results.find((r) => r.status === 'rejected')
   if (failure) throw (failure as PromiseRejectedResult).reason
 
+  // Further names of hard-linked files, once their first name holds the content.
+  for (const e of entries) {
+    if (e.linkOf === undefined) continue
+    const target = joinVolumePath(to, e.rel)
+    const first = joinVolumePath(to, e.linkOf)
+    const existing = vol.tree.lookup(target)
+    if (existing && existing.id === vol.tree.lookup(first)?.id) continue
+    if (existing) vol.unlink(target)
+    vol.mutate((t) => t.link(first, target), (st) => ({ op: 'link', path: first, to: st.path }))
+    summary.links!++
+    await vol.maybeFlush(scale)
+  }
   // Directory attributes last: adding children must not leave them with the import's time.
   for (const e of entries) {
     if (e.kind !== 'dir') continue
-    vol.setattr(joinVolumePath(to, e.rel), { mode: e.mode, mtime: e.mtime })
+    vol.setattr(joinVolumePath(to, e.rel), attrsOf(e))
     await vol.maybeFlush(scale)
   }
   await vol.flush()
   return summary
+}
+
+/**
+ * Sets what a node keeps beside its content on the entry at `abs` (not following a symlink):
+ * as root its owners (MOUNTER: the exporting user's ids), then its times. The mode is set by
+ * the caller (a symlink has none).
+ */
+async function setMeta(abs: string, st: Stat, symlink = false): Promise<void> {
+  if (process.getuid?.() === 0) {
+    const uid = st.uid === MOUNTER ? process.getuid() : st.uid
+    const gid = st.gid === MOUNTER ? process.getgid!() : st.gid
+    await fsp.lchown(abs, uid, gid)
+  }
+  if (symlink) await fsp.lutimes(abs, st.atime / 1000, st.mtime / 1000)
+  else await fsp.utimes(abs, st.atime / 1000, st.mtime / 1000)
+}
+
+/** mknod(1) of a fifo or device (Node has no mknod): major and minor from the 32-bit Linux encoding. */
+async function makeSpecial(abs: string, st: Stat): Promise<void> {
+  const rdev = st.rdev ?? 0
+  const major = (rdev >>> 8) & 0xfff
+  const minor = (rdev & 0xff) | ((rdev >>> 12) & 0xfff00)
+  const type = st.kind === 'fifo' ? ['p'] : [st.kind === 'chardev' ? 'c' : 'b', String(major), String(minor)]
+  try {
+    await promisify(execFile)('mknod', ['-m', (st.mode & 0o7777).toString(8), '--', abs, ...type])
+  } catch (err) {
+    const msg = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim()
+    throw Object.assign(new Error(msg), { code: /exists/i.test(msg) ? 'EEXIST' : 'EMKNOD' })
+  }
 }
 
 /** Writes a file's content, then its mode and mtime, through one file handle. */
@@ -293,8 +384,9 @@ async function writeFile(cas: Cas, st: Stat, dest: string): Promise<void> {
     for await (const chunk of cas.readFile(ref, st.path)) {
       for (let at = 0; at < chunk.length;) at += (await file.write(chunk, at, chunk.length - at)).bytesWritten
     }
+    if (process.getuid?.() === 0) await file.chown(st.uid === MOUNTER ? process.getuid() : st.uid, st.gid === MOUNTER ? process.getgid!() : st.gid)
     await file.chmod(st.mode & 0o7777)
-    await file.utimes(st.mtime / 1000, st.mtime / 1000)
+    await file.utimes(st.atime / 1000, st.mtime / 1000)
   } finally {
     await file.close()
   }
@@ -311,7 +403,12 @@ export interface ExportOptions {
   prefetch?: Prefetch
 }
 
-/** Writes the volume (or one snapshot of it) into DESTDIR, which must not exist or be empty. */
+/**
+ * Writes the volume (or one snapshot of it) into DESTDIR, which must not exist or be empty:
+ * contents, modes, mtimes and atimes, symlinks, hard links (the further names of a node as
+ * links), fifos, and as root devices and owners (MOUNTER as the exporting user). Sockets are
+ * skipped, named; extended attributes are not written (Node has no call for them).
+ */
 export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: ExportOptions = {}): Promise<CopySummary> {
   const existing = await fsp.readdir(dest).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return null
@@ -320,8 +417,12 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: E
   if (existing && existing.length > 0) throw new UserError(`cannot export: ${dest} is not empty`)
   await fsp.mkdir(dest, { recursive: true })
 
-  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: [] }
+  const summary: CopySummary = { files: 0, dirs: 0, symlinks: 0, bytes: 0, links: 0, special: 0, skipped: [] }
   const dirs: { abs: string; st: Stat }[] = []
+  /** Further names of linked files (same node id as a name walked before), made as links once the files are written. */
+  const links: { abs: string; st: Stat; first: string }[] = []
+  const firstName = new Map<string, string>()
+  const asRoot = process.getuid?.() === 0
   const files: { abs: string; st: Stat }[] = []
   // One entry whose name cannot be written (a name a peer's tree holds that this file system
   // refuses or maps onto another) is skipped and reported, with what is under it; never the export.
@@ -351,14 +452,23 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: E
         if (st.path !== '/') summary.dirs++
       } else if (st.kind === 'symlink') {
         await fsp.symlink(st.target ?? '', abs)
-        await fsp.lutimes(abs, st.mtime / 1000, st.mtime / 1000)
+        await setMeta(abs, st, true)
         summary.symlinks++
       } else if (st.kind === 'file') {
-        files.push({ abs, st })
+        const first = (st.nlink ?? 1) > 1 ? firstName.get(st.id) : undefined
+        if (first !== undefined) links.push({ abs, st, first })
+        else {
+          if ((st.nlink ?? 1) > 1) firstName.set(st.id, abs)
+          files.push({ abs, st })
+        }
+      } else if (st.kind === 'fifo' || (asRoot && (st.kind === 'chardev' || st.kind === 'blockdev'))) {
+        await makeSpecial(abs, st)
+        await setMeta(abs, st)
+        summary.special!++
       } else {
-        // Fifos, sockets and devices are metadata only (spec/tree.md "Special files"); Node
-        // cannot make them, and a socket is meaningful only where it was bound.
-        skip(st, `a ${st.kind}: special files are not exported`)
+        // A socket is meaningful only where it was bound (spec/tree.md "Special files"); a
+        // device node only root can make.
+        skip(st, st.kind === 'socket' ? 'a socket: meaningful only where a process listens on it' : `a ${st.kind}: only root makes device nodes`)
       }
     } catch (err) {
       const reason = nameError(err)
@@ -398,10 +508,26 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: E
   await ahead
   const failure = results.find((r) => r.status === 'rejected')
   if (failure) throw (failure as PromiseRejectedResult).reason
+  const written = new Set(files.map((f) => f.abs))
+  for (const { abs, st, first } of links) {
+    if (!written.has(first) || summary.skipped!.some((x) => path.join(dest, x.path) === first)) {
+      skip(st, 'a further name of a file that was not written')
+      continue
+    }
+    try {
+      await fsp.link(first, abs)
+    } catch (err) {
+      const reason = nameError(err)
+      if (reason === null) throw err
+      skip(st, reason)
+      continue
+    }
+    summary.links!++
+  }
   // Deepest first, so setting a parent's mtime comes after its children were written.
   for (const { abs, st } of dirs.reverse()) {
     await fsp.chmod(abs, st.mode & 0o7777)
-    await fsp.utimes(abs, st.mtime / 1000, st.mtime / 1000)
+    await setMeta(abs, st)
   }
   return summary
 }

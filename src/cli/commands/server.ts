@@ -1,6 +1,7 @@
 // server run, status, volume mount|unmount: the long-running side of bazil.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
+import type { StatusResult } from '../../control/requests.js'
 import { createLogger, parseLevel } from '../../log.js'
 import { parseBootstrap } from '../../net/config.js'
 
@@ -42,11 +43,24 @@ export class StatusCommand extends BazilCommand {
   static override usage = BazilCommand.Usage({ description: 'Show whether the server runs, and its volumes and mounts' })
   asJson = Option.Boolean('--json', false)
 
+  watch = Option.Boolean('--watch', false, { description: 'Then print one line per change applied from other writers (with --json: one object per line), until interrupted (needs the server)' })
   static override where: Where = 'api'
 
   async run(): Promise<void> {
     const status = await this.call('status', {})
-    if (this.asJson) return this.json(status)
+    if (this.asJson && this.watch) this.out(JSON.stringify(status))
+    else if (this.asJson) this.json(status)
+    else this.print(status)
+    if (!this.watch) return
+    await this.call('watch', {}, {
+      onEvent: (e) => {
+        if (this.asJson) this.out(JSON.stringify(e))
+        else if (e.message_type === 'change') this.out(`${String(e.time)} volume "${String(e.volume)}": ${String(e.entries)} entries applied from other writers`)
+      }
+    })
+  }
+
+  private print(status: StatusResult): void {
     const safety = status.notYetSafe
     this.out(`data dir: ${status.dataDir}`)
     this.out(status.server.running ? `server: running (pid ${status.server.pid}, since ${status.server.since})` : 'server: not running (start it with `bazil server run`)')

@@ -49,7 +49,7 @@ function progressPrinter(stream: NodeJS.WritableStream & { isTTY?: boolean }): (
 
 export class VolumeImportCommand extends BazilCommand {
   static override paths = [['volume', 'import']]
-  static override usage = BazilCommand.Usage({ description: 'Copy a local directory into a volume, recursively (modes, mtimes, symlinks kept)' })
+  static override usage = BazilCommand.Usage({ description: 'Copy a local directory into a volume, recursively (modes, mtimes, symlinks, hard links, fifos and devices kept; owners as root)' })
   to = Option.String('--to', '/', { description: 'Directory in the volume to import into (created if missing)' })
   volume = Option.String({ required: true })
   src = Option.String({ required: true })
@@ -60,7 +60,7 @@ export class VolumeImportCommand extends BazilCommand {
       const { importDir } = await import('../../copy/local-copy.js')
       return importDir(vol, this.resolvePath(this.src), this.to, progressPrinter(this.context.stderr as NodeJS.WriteStream))
     })
-    this.out(`imported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes`)
+    this.out(`imported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.links ?? 0} hard links, ${s.special ?? 0} fifos/devices, ${s.bytes} bytes`)
   }
 }
 
@@ -82,7 +82,7 @@ export class VolumeExportCommand extends BazilCommand {
     })
     const skipped = s.skipped ?? []
     for (const x of skipped) this.context.stderr.write(`bazil: not exported: ${JSON.stringify(x.path)}: ${x.reason}\n`)
-    this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.bytes} bytes${skipped.length > 0 ? `; ${skipped.length} entries not exported (see above)` : ''}`)
+    this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.links ?? 0} hard links, ${s.special ?? 0} fifos/devices, ${s.bytes} bytes${skipped.length > 0 ? `; ${skipped.length} entries not exported (see above)` : ''}`)
     return skipped.length > 0 ? 1 : 0
   }
 }
