@@ -71,7 +71,25 @@ test('owners are stored per node, replicated, and concurrent chowns converge on 
     }
     assert.throws(() => a.setattr('/d/f', { uid: -2 }), /bad owner id/)
     assert.throws(() => a.setattr('/d/f', { uid: 2 ** 32 }), /bad owner id/)
-    assert.throws(() => a.setattr('/', { uid: 5 }), /EPERM/)
+    // The root's owner: meta keys root.uid/root.gid, replicated, and back to the mounting user.
+    assert.deepEqual(owners(a, '/'), [MOUNTER, MOUNTER])
+    clock = 4_000
+    a.setattr('/', { uid: 5 })
+    a.setattr('/', { gid: 6 })
+    assert.deepEqual(owners(a, '/'), [5, 6])
+    assert.equal(a.stat('/').ctime, 4_000, 'a chown of the root is a metadata change')
+    assert.throws(() => a.setattr('/', { uid: -2 }), /bad owner id/)
+    b.applyChanges(take(a))
+    assert.deepEqual(owners(b, '/'), [5, 6])
+    const r2 = Tree.restore('ee'.repeat(16), b.exportState())
+    try {
+      assert.deepEqual(owners(r2, '/'), [5, 6])
+    } finally {
+      r2.free()
+    }
+    b.setattr('/', { uid: MOUNTER })
+    a.applyChanges(take(b))
+    assert.deepEqual(owners(a, '/'), [MOUNTER, 6])
   } finally {
     a.free()
     b.free()
@@ -159,8 +177,14 @@ describe('owners through a mount with --allow-other', { skip: !haveFuse || !asRo
     await sh(m.mnt, 'chown 0:0 f')
     assert.deepEqual(owners(m.vol.tree, '/f'), [MOUNTER, MOUNTER])
     await sh(m.mnt, 'chown 9:9 f')
+    // The mount's root: chown as root works, and is kept.
+    await sh(m.mnt, 'chown 31:32 .')
+    assert.equal((await sh(m.mnt, 'stat -c "%u:%g" .')).trim(), '31:32')
+    assert.deepEqual(owners(m.vol.tree, '/'), [31, 32])
     await m.reopen()
-    assert.equal((await sh(m.mnt, 'stat -c "%u:%g" f d s')).trim(), '9:9\n0:77\n42:0')
+    assert.equal((await sh(m.mnt, 'stat -c "%u:%g" f d s .')).trim(), '9:9\n0:77\n42:0\n31:32')
+    await sh(m.mnt, 'chown 0:0 .')
+    assert.deepEqual(owners(m.vol.tree, '/'), [MOUNTER, MOUNTER])
   })
 
   test('tar x as root keeps the archive\'s owners, and tar c gives them back', async () => {

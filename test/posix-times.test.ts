@@ -3,6 +3,7 @@
 // the index on disk (a reopened node) and a real mount driven by coreutils' touch and stat.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import * as Automerge from '@automerge/automerge'
 import { omitApart, utimensTimes, UTIME_NOW_MS as NOW, UTIME_OMIT_MS as OMIT } from '../src/mount/times.js'
 import { Tree } from '../src/tree/index.js'
 import { row, unrow, ActorTable } from '../src/tree/checkpoint.js'
@@ -105,6 +106,98 @@ test('index rows carry atime and ctime; rows without them read as before', () =>
   }
 })
 
+test('a directory\'s mtime and ctime move when an entry is created, removed or renamed in it; replicated', () => {
+  let clock = 1_000_000
+  const a = Tree.create(A, { clock: () => clock })
+  const b = Tree.create(B, { clock: () => clock })
+  const dirTimes = (t: Tree, p: string): [number, number] => ((s) => [s.mtime, s.ctime])(t.stat(p))
+  try {
+    a.mkdir('/d')
+    a.mkdir('/e')
+    a.setattr('/d', { mtime: 10 })
+    a.setattr('/e', { mtime: 10 })
+    b.applyChanges(a.takeChanges())
+    clock = 2_000_000
+    a.writeFile('/d/f', ref)
+    assert.deepEqual(dirTimes(a, '/d'), [2_000_000, 2_000_000], 'create')
+    assert.equal(a.stat('/').mtime, 1_000_000, 'the root: mkdir of /d and /e in it')
+    clock = 3_000_000
+    a.writeFile('/d/f', ref)
+    assert.equal(a.stat('/d').mtime, 2_000_000, 'a new version of a file is no change of its directory')
+    a.mkdir('/d/sub')
+    a.writeFile('/d/sub/g', ref)
+    assert.deepEqual(dirTimes(a, '/d'), [3_000_000, 3_000_000], 'mkdir')
+    b.applyChanges(a.takeChanges())
+    assert.deepEqual(dirTimes(b, '/d'), [3_000_000, 3_000_000], 'replicated')
+    assert.equal(b.stat('/d/sub').mtime, 3_000_000)
+    assert.equal(b.stat('/').mtime, 1_000_000)
+    clock = 4_000_000
+    b.rename('/d/f', '/e/f')
+    assert.deepEqual([b.stat('/d').mtime, b.stat('/e').mtime], [4_000_000, 4_000_000], 'rename: both directories')
+    clock = 5_000_000
+    b.unlink('/e/f')
+    b.symlink('/d/s', 'x')
+    clock = 6_000_000
+    b.link('/d/sub/g', '/e/h')
+    assert.throws(() => b.rmdir('/d/sub'), /ENOTEMPTY/)
+    assert.deepEqual([b.stat('/d').mtime, b.stat('/e').mtime], [5_000_000, 6_000_000], 'unlink, symlink, link')
+    clock = 7_000_000
+    b.unlink('/d/sub/g')
+    b.rmdir('/d/sub')
+    assert.deepEqual(dirTimes(b, '/d'), [7_000_000, 7_000_000], 'rmdir')
+    // A utimens after the entries changed, in the same flush: its time stays (tar x sets a
+    // directory's times after filling it).
+    b.writeFile('/d/late', ref)
+    b.setattr('/d', { mtime: 1234 })
+    clock = 8_000_000
+    b.setattr('/', { mtime: 4321 })
+    a.applyChanges(b.takeChanges())
+    for (const t of [a, b]) {
+      assert.equal(t.stat('/d').mtime, 1234)
+      assert.equal(t.stat('/e').mtime, 6_000_000)
+      assert.equal(t.stat('/').mtime, 4321)
+    }
+    // ... and one after the utimens moves it again.
+    clock = 9_000_000
+    b.setattr('/d', { mtime: 1235 })
+    b.writeFile('/d/later', ref)
+    a.applyChanges(b.takeChanges())
+    assert.equal(a.stat('/d').mtime, 9_000_000)
+    assert.deepEqual(a.audit(), [])
+  } finally {
+    a.free()
+    b.free()
+  }
+})
+
+test('entries made in one directory cost one mtime put per flush, not one per entry', () => {
+  let clock = 1_000_000
+  const t = Tree.create(A, { clock: () => clock })
+  try {
+    t.mkdir('/d')
+    t.takeChanges()
+    const id = t.stat('/d').id
+    clock++
+    for (let i = 0; i < 300; i++) t.writeFile(`/d/f${i}`, ref)
+    clock++
+    t.writeFiles(Array.from({ length: 300 }, (_, i) => ({ path: `/d/g${i}`, content: ref })))
+    for (let i = 0; i < 100; i++) t.unlink(`/d/f${i}`)
+    const puts = t.takeChanges().flatMap((c) => Automerge.decodeChange(c.change).ops).filter((op) => op.key === 'mtime' && op.action === 'set')
+    // New records carry their mtime in their creation (\`init\`): the directory's is the one put.
+    assert.equal(puts.length, 1)
+    assert.equal(puts[0]!.value, clock)
+    assert.equal(t.stat('/d').mtime, clock)
+    // A directory made in the same flush takes its mtime in its creation: no put of its own.
+    t.mkdir('/n')
+    for (let i = 0; i < 10; i++) t.writeFile(`/n/f${i}`, ref)
+    const more = t.takeChanges().flatMap((c) => Automerge.decodeChange(c.change).ops).filter((op) => op.key === 'mtime')
+    assert.equal(more.length, 0)
+    assert.equal(t.stat('/n').mtime, clock)
+  } finally {
+    t.free()
+  }
+})
+
 describe('times through a mount', { skip: !haveFuse }, () => {
   let m: MountedVolume
   before(async () => { m = await MountedVolume.open('bazil-posix-times-') })
@@ -151,5 +244,41 @@ describe('times through a mount', { skip: !haveFuse }, () => {
     assert.ok(st.atime >= Date.UTC(2010, 0, 1), `atime ${st.atime} kept`)
     assert.equal(m.vol.tree.stat('/').mtime, Date.UTC(2003, 2, 3))
     assert.equal((await times(m.mnt, 'f'))[1], Date.UTC(2005, 0, 1) / 1000)
+  })
+
+  test('a directory\'s mtime and ctime move with its entries: create, mkdir, mkfifo, ln, ln -s, mv, rm, rmdir', async () => {
+    const old = Date.UTC(2001, 0, 1) / 1000
+    await sh(m.mnt, `mkdir -p dt/a dt/b && echo x > dt/a/keep`)
+    const cases: [string, string[]][] = [
+      ['echo y > dt/a/new', ['dt/a']],
+      ['mkdir dt/a/sub', ['dt/a']],
+      ['mkfifo dt/a/fifo', ['dt/a']],
+      ['ln dt/a/keep dt/b/hard', ['dt/b']],
+      ['ln -s keep dt/a/sym', ['dt/a']],
+      ['mv dt/a/new dt/b/moved', ['dt/a', 'dt/b']],
+      ['mv dt/b/moved dt/b/renamed', ['dt/b']],
+      ['rm dt/b/renamed dt/b/hard', ['dt/b']],
+      ['rmdir dt/a/sub', ['dt/a']],
+      ['echo z > rootfile', ['.']],
+    ]
+    for (const [op, dirs] of cases) {
+      await sh(m.mnt, `touch -m -d @${old} dt/a dt/b .`)
+      const before = Math.floor(Date.now() / 1000)
+      await sh(m.mnt, op)
+      for (const d of dirs) {
+        const [, mt, ct] = await times(m.mnt, d)
+        assert.ok(mt >= before - 1, `${op}: ${d} mtime ${mt} moved`)
+        assert.ok(ct >= mt, `${op}: ${d} ctime ${ct} >= mtime ${mt}`)
+      }
+      // A write into an existing file is no change of its directory.
+      if (op === 'echo y > dt/a/new') {
+        await sh(m.mnt, `touch -m -d @${old} dt/a && echo more >> dt/a/new`)
+        assert.equal((await times(m.mnt, 'dt/a'))[1], old, 'append: directory untouched')
+      }
+    }
+    // Kept across a reopen (the index on disk and the log agree).
+    const [, mt] = await times(m.mnt, 'dt/a')
+    await m.reopen()
+    assert.equal((await times(m.mnt, 'dt/a'))[1], mt)
   })
 })

@@ -202,14 +202,15 @@ export function parseChunk(bytes: Buffer, c: ChunkRef, dir: string, actors: stri
   return out
 }
 
-function readEntry(r: Reader, actors: string[], parent: string | null): [string, PageEntry] {
+/** One entry; `copy`: its row bytes copied out of the chunk (an entry kept alone must not hold its whole chunk in memory). */
+function readEntry(r: Reader, actors: string[], parent: string | null, copy = false): [string, PageEntry] {
   const id = r.str16()
   const flags = r.u8()
   if (flags > 3) throw new Error(`page entry flags ${flags}`)
   const name = flags & 1 ? r.str16() : null
   const live = r.u32()
   const versions = r.u32()
-  const row = flags & 2 ? r.bytes32() : null
+  const row = flags & 2 ? (copy ? Buffer.from(r.bytes32()) : r.bytes32()) : null
   return [id, new PageEntry(row, actors, parent, name, live, versions)]
 }
 
@@ -235,7 +236,7 @@ export function chunkNamed(bytes: Buffer, dir: string, actors: string[], name: s
     if (flags & 2) r.bytes32()
     if (match) {
       r.at = start
-      out.push(readEntry(r, actors, parent))
+      out.push(readEntry(r, actors, parent, true))
     }
   }
   return out

@@ -27,6 +27,7 @@ import type { BaseEntry, IndexBase } from './index-layers.js'
 import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { PageEncoders } from './page-encode-pool.js'
+import { SegmentFiles } from './segment-files.js'
 import { defaultLoadWorkers } from './state-load-pool.js'
 import { Tree, type TreeParts } from './tree.js'
 import { TreeIndex, type IndexMemo } from './view.js'
@@ -53,6 +54,11 @@ export const CACHE_BYTES = 48 * 2 ** 20
 const HINTS = 50_000
 /** Entries read by a name lookup, kept for the stat that follows it. */
 const RECENT = 4096
+/** Name lookups answered, kept (a manifest's buckets never change): a warm stat decodes nothing. */
+const NAMED = 8192
+
+/** The first bytes of a page bucket are read into this buffer (what is kept of them is copied). */
+const probe = Buffer.allocUnsafeSlow(HEAD_PROBE)
 
 export class IndexDamagedError extends Error {}
 
@@ -111,6 +117,8 @@ export class IndexFiles implements IndexBase {
   private readonly hints = new Map<string, string>()
   /** Entries a name lookup read (most recent last): a lookup is followed by the stat of what it found. */
   private readonly recent = new Map<string, BaseEntry>()
+  /** Answers of `named`, by dir and name, most recent last. */
+  private readonly namedCache = new Map<string, [string, BaseEntry][]>()
   /** Bucket reads from disk and their bytes (for tests and benchmarks). */
   reads = 0
   bytesRead = 0
@@ -118,7 +126,8 @@ export class IndexFiles implements IndexBase {
   /** The base written over this one (lazy shards read through the newest). */
   successor: IndexFiles | null = null
 
-  constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest) {}
+  /** `segments`: the open segment files, shared with the manifests before and after this one in `dir`. */
+  constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest, readonly segments = new SegmentFiles(dir)) {}
 
   /** What a tree reads its snapshots from without `meta` (Tree.setSavedSnapshots). */
   savedSnapshots(): SavedSnapshots {
@@ -137,7 +146,7 @@ export class IndexFiles implements IndexBase {
       if (!view) {
         const sv = find(f) ?? v
         views.clear()
-        views.set(f, (view = new IndexFiles(f.dir, f.manifestFile, { ...f.manifest, pages: sv.pages, ids: sv.ids, rootLive: sv.rootLive, memo: sv.memo })))
+        views.set(f, (view = new IndexFiles(f.dir, f.manifestFile, { ...f.manifest, pages: sv.pages, ids: sv.ids, rootLive: sv.rootLive, memo: sv.memo }, f.segments)))
       }
       return view
     }
@@ -200,6 +209,31 @@ export class IndexFiles implements IndexBase {
 
   /** The entries attached under `dir` whose name is `name`: a chunked page (versions 2, 3) reads only the chunks that may hold it. */
   named(dir: string, name: string): [string, BaseEntry][] {
+    const k = `${dir}/${name}`
+    const known = this.namedCache.get(k)
+    if (known !== undefined) {
+      this.namedCache.delete(k)
+      this.namedCache.set(k, known)
+      this.remember(known)
+      return known
+    }
+    const found = this.lookupNamed(dir, name)
+    this.namedCache.set(k, found)
+    if (this.namedCache.size > NAMED) this.namedCache.delete(this.namedCache.keys().next().value!)
+    this.remember(found)
+    return found
+  }
+
+  /** Keeps the entries a lookup found for the stat that follows it. */
+  private remember(found: [string, BaseEntry][]): void {
+    for (const [id, e] of found) {
+      this.recent.delete(id)
+      this.recent.set(id, e)
+      if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!)
+    }
+  }
+
+  private lookupNamed(dir: string, name: string): [string, BaseEntry][] {
     const ref = this.manifest.pages[pageBucket(dir)]
     if (ref === undefined) return []
     const f = this.pageFile(ref)
@@ -226,11 +260,6 @@ export class IndexFiles implements IndexBase {
           found.push(...chunkNamed(bytes, dir, f.head.actors, name))
         }
       }
-    }
-    for (const [id, e] of found) {
-      this.recent.delete(id)
-      this.recent.set(id, e)
-      if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!)
     }
     return found
   }
@@ -263,22 +292,25 @@ export class IndexFiles implements IndexBase {
   /** A page bucket: version 1 read and parsed whole; a chunked one (2, 3) its header only. */
   private pageFile(ref: Ref): PageFile {
     return this.cached(`${ref[0]}@${ref[1]}`, () => {
-      const probe = this.readAt(ref, 0, Math.min(ref[2], HEAD_PROBE))
+      // Into the one probe buffer: only what is kept is copied out of it.
+      const n = Math.min(ref[2], HEAD_PROBE)
+      this.readAt(ref, 0, n, probe)
+      const first = probe.subarray(0, n)
       let hl: number | null
       try {
-        hl = headLength(probe)
+        hl = headLength(first)
       } catch (e) {
         return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
       }
       if (hl === null) {
-        const bytes = probe.length === ref[2] ? this.checked(ref, probe) : this.read(ref)
+        const bytes = n === ref[2] ? this.checked(ref, Buffer.from(first)) : this.read(ref)
         return { value: { v: 1, page: parsePage(bytes).page } as PageFile, bytes: bytes.length }
       }
-      const head = hl <= probe.length ? probe.subarray(0, hl) : this.readAt(ref, 0, hl)
+      // A small bucket came whole with its header: its chunks are served from these bytes.
+      const whole = n === ref[2] ? Buffer.from(first) : null
+      const head = whole ? whole.subarray(0, hl) : hl <= n ? Buffer.from(first.subarray(0, hl)) : this.readAt(ref, 0, hl)
       try {
         checkDigest(head, ref[3])
-        // A small bucket came whole with its header: its chunks are served from these bytes.
-        const whole = probe.length === ref[2] ? probe : null
         return { value: { v: 2, head: parseHead(head, ref[2]), ref, whole } as PageFile, bytes: whole?.length ?? hl }
       } catch (e) {
         return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
@@ -319,16 +351,11 @@ export class IndexFiles implements IndexBase {
     return value
   }
 
-  /** `length` bytes at `offset` inside the bucket `ref`, unchecked (the caller checks them). */
-  private readAt(ref: Ref, offset: number, length: number): Buffer {
-    const bytes = Buffer.allocUnsafe(length)
+  /** `length` bytes at `offset` inside the bucket `ref` (into `into` when given), unchecked (the caller checks them). */
+  private readAt(ref: Ref, offset: number, length: number, into?: Buffer): Buffer {
+    const bytes = into ?? Buffer.allocUnsafe(length)
     try {
-      const fd = fs.openSync(path.join(this.dir, ref[0]), 'r')
-      try {
-        if (fs.readSync(fd, bytes, 0, length, ref[1] + offset) !== length) throw new Error('segment too short')
-      } finally {
-        fs.closeSync(fd)
-      }
+      this.segments.read(ref[0], bytes, length, ref[1] + offset)
     } catch (e) {
       this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
     }
@@ -653,8 +680,14 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
   }
   const manifest = encodeManifest(m)
   replaceFileSync(file, manifest, { mode: 0o600 })
-  for (const name of fs.readdirSync(dir)) if (m.segments[name] === undefined) fs.rmSync(path.join(dir, name), { force: true })
-  const next = new IndexFiles(dir, file, m)
+  // The open segment files carry over to the new manifest (the same files); deleted ones are closed.
+  const segments = base instanceof IndexFiles && base.dir === dir ? base.segments : new SegmentFiles(dir)
+  for (const name of fs.readdirSync(dir)) {
+    if (m.segments[name] !== undefined) continue
+    segments.forget(name)
+    fs.rmSync(path.join(dir, name), { force: true })
+  }
+  const next = new IndexFiles(dir, file, m, segments)
   if (base instanceof IndexFiles) base.successor = next
   index.rebase(next, parts.memo)
   tree.setSavedSnapshots(next.savedSnapshots(), stateOf(next))

@@ -35,6 +35,9 @@ export const ROOT_MODE_KEY = 'root.mode'
 export const ROOT_MTIME_KEY = 'root.mtime'
 export const ROOT_ATIME_KEY = 'root.atime'
 export const ROOT_CTIME_KEY = 'root.ctime'
+/** The root's owner (spec/tree.md "Owners"): ints as a record's `uid`/`gid`; absent: -1, the mounting user. */
+export const ROOT_UID_KEY = 'root.uid'
+export const ROOT_GID_KEY = 'root.gid'
 export const MAX_TARGET_BYTES = 4096
 /** `meta` key of the volume's copy rule (`bazil volume copies`): an int 1..MAX_COPIES; anything else is no rule. */
 export const COPIES_KEY = 'placement.copies'

@@ -6,7 +6,7 @@ import { conflictedTouched } from './conflicted.js'
 import { type AttrConflict, isOwnerAttr, readAttrConflicts, recordAttrConflicted } from './attr-conflicts.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
-  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, SNAP_PREFIX, RECORD_VERSION,
+  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, ROOT_UID_KEY, ROOT_GID_KEY, SNAP_PREFIX, RECORD_VERSION,
   decodeLoc, decodeRemoval, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeRemoval, NAME_PREFIX, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
   MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type SnapshotRecord, type Version,
 } from './model.js'
@@ -20,6 +20,7 @@ import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
 import { createInto, type Put } from './bulk-create.js'
 import { readRootAttrs, isRootAttrKey } from './times.js'
+import { DirTimes } from './dir-times.js'
 import { aliveNames, entryId, nameIdOf, nameKey, nodeIdOf, isNameEntry, removalKey, withLoc, withName, withRemoval } from './links.js'
 import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
 import { checkOwner, MOUNTER, setOwners } from './owners.js'
@@ -131,6 +132,8 @@ export class Tree implements ReadTree {
   private readonly foldable = new Map<string, { list: Put[]; at: number }>()
   /** Every extended attribute of the nodes whose attributes were set or removed since the last flush (their records do not show it yet). */
   private readonly xattrEdits = new Map<string, Map<string, Buffer>>()
+  /** Directories whose entries changed since the last flush (dir-times.ts): one mtime put each per flush. */
+  private readonly dirTimes = new DirTimes()
   /** Nodes with several content values or tombstones, per shard: re-read after every remote apply. */
   private readonly multi = new Map<string, Set<string>>()
   /** Nodes whose last read found several values of an owner or attribute key (attr-conflicts.ts): kept in `multi`. */
@@ -470,9 +473,12 @@ export class Tree implements ReadTree {
         if (change) this.pending.push({ shard, change })
       }
     }
+    const rootTime = this.dirTimes.root
+    if (rootTime !== null) this.changeMeta((m) => { m[ROOT_MTIME_KEY] = rootTime })
     this.unflushed.clear()
     this.foldable.clear()
     this.xattrEdits.clear()
+    this.dirTimes.clear()
   }
 
   /**
@@ -781,6 +787,8 @@ export class Tree implements ReadTree {
 
   private readRootAttrs(): void {
     readRootAttrs(this.shards.meta(), this.index)
+    // An entry changed in the root since the last flush: its mtime is written at the flush.
+    if (this.dirTimes.root !== null) this.index.rootTimes = { ...this.index.rootTimes, mtime: this.dirTimes.root }
   }
 
   // ---- reads ---------------------------------------------------------------------------
@@ -856,6 +864,8 @@ export class Tree implements ReadTree {
     const apply = (): void => {
       if (fresh.length === 0) return
       this.edit(fresh.map((raw) => [raw, null]))
+      // The time of the batch's last new entry: what writeFile one file after another leaves.
+      this.touchDirs(fresh.map((raw) => raw.loc.parent), fresh[fresh.length - 1]!.loc.time)
       this.placing.clear()
       for (const raw of fresh) stats.push(this.index.statId(raw.id)!)
       fresh = []
@@ -932,7 +942,8 @@ export class Tree implements ReadTree {
       edits.push(this.removeEdit(dst.id))
     }
     const prev = { parent: this.index.effectiveParent(src.id)!, name: this.index.effectiveName(src.id)! }
-    const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: this.clock(), prev })
+    const now = this.clock()
+    const loc = encodeLoc({ parent: dstParent, name, writer: this.actor, time: now, prev })
     // Placements made by cycle breaking become real locs, so later moves don't resurrect the undone move.
     for (const b of this.index.brokenNodes()) {
       if (b === src.id || isNameEntry(b) || edits.some((e) => e[0].id === b)) continue
@@ -945,6 +956,7 @@ export class Tree implements ReadTree {
     const nid = nameIdOf(src.id)
     edits.push([withLoc(this.index.node(nodeIdOf(src.id))!, nid, decodeLoc(loc)), (h, obj) => h.put(obj, nameKey(nid), loc, 'str')])
     this.edit(edits)
+    this.touchDirs([prev.parent, dstParent], now)
   }
 
   /** Removes a file or symlink. On a conflict copy: settles the conflict, keeping the current version. */
@@ -961,7 +973,9 @@ export class Tree implements ReadTree {
       return
     }
     if (this.index.kindOf(e) === 'dir') throw new TreeError('EISDIR', path)
+    const parent = this.index.effectiveParent(e.id)!
     this.edit([this.removeEdit(e.id)])
+    this.touchDirs([parent])
   }
 
   /**
@@ -975,8 +989,10 @@ export class Tree implements ReadTree {
     const { parent, name } = this.freshName(to)
     const node = this.index.node(nodeIdOf(src.id))!
     const lid = this.random(8)
-    const text = encodeLoc({ parent, name, writer: this.actor, time: this.clock(), prev: null })
+    const now = this.clock()
+    const text = encodeLoc({ parent, name, writer: this.actor, time: now, prev: null })
     this.edit([[withName(node, { lid, loc: decodeLoc(text), gone: null }), (h, obj) => h.put(obj, NAME_PREFIX + lid, text, 'str')]])
+    this.touchDirs([parent], now)
     return this.index.statId(entryId(node.id, lid))!
   }
 
@@ -986,7 +1002,9 @@ export class Tree implements ReadTree {
     const e = this.index.resolve(names, path)
     if (this.index.kindOf(e) !== 'dir') throw new TreeError('ENOTDIR', path)
     if (this.index.hasChildren(e.id)) throw new TreeError('ENOTEMPTY', path)
+    const parent = this.index.effectiveParent(e.id)!
     this.edit([this.tombEdit(e.id)])
+    this.touchDirs([parent])
   }
 
   setattr(path: string, attrs: Attrs): Stat {
@@ -999,10 +1017,12 @@ export class Tree implements ReadTree {
     // A metadata-only change sets ctime (times.ts); a change of nothing changes nothing.
     const ctime = this.clock()
     if (names.length === 0) {
-      if ((uid ?? MOUNTER) !== MOUNTER || (gid ?? MOUNTER) !== MOUNTER) throw new TreeError('EPERM', path, 'the root directory is owned by the mounting user')
-      if (mode === undefined && mtime === undefined && atime === undefined) return this.index.stat('/')
+      if (mode === undefined && mtime === undefined && atime === undefined && uid === undefined && gid === undefined) return this.index.stat('/')
+      if (mtime !== undefined) this.dirTimes.root = null
       this.changeMeta((m) => {
         if (mode !== undefined) m[ROOT_MODE_KEY] = mode
+        if (uid !== undefined) m[ROOT_UID_KEY] = uid
+        if (gid !== undefined) m[ROOT_GID_KEY] = gid
         if (mtime !== undefined) m[ROOT_MTIME_KEY] = mtime
         if (atime !== undefined) m[ROOT_ATIME_KEY] = atime
         m[ROOT_CTIME_KEY] = ctime
@@ -1541,6 +1561,7 @@ export class Tree implements ReadTree {
   private create(parent: string, name: string, kind: Kind, attrs: Attrs, path: string, extra: { version?: Version; target?: string; rdev?: number }): Stat {
     const raw = this.newNode(parent, name, kind, attrs, path, extra)
     this.edit([[raw, null]])
+    this.touchDirs([parent], raw.loc.time)
     return this.index.statId(raw.id)!
   }
 
@@ -1578,6 +1599,7 @@ export class Tree implements ReadTree {
       let list = this.unflushed.get(shard)
       if (!list) this.unflushed.set(shard, (list = []))
       const id = raw.id
+      this.dirTimes.edited(id)
       const created = fn ? this.foldable.get(id) : undefined
       if (created && raw.tombs.length === 0 && raw.versions.length <= 1) {
         // The record written at flush is the node's state now, exactly what the edits in
@@ -1595,6 +1617,40 @@ export class Tree implements ReadTree {
         const put: Put = fn ? (h) => fn(h, recordObj(h, id)) : this.creation(id, raw)
         if (bytes !== undefined) put.bytes = bytes
         list.push(put)
+      }
+      changed.set(id, raw)
+    }
+    this.updateIndex(changed)
+  }
+
+  /**
+   * Entries of directories `dirs` were created, removed or renamed at time `now` (the op's
+   * time): their mtime (and so ctime) is that (dir-times.ts). One index update for all; one put per directory per flush.
+   */
+  private touchDirs(dirs: Iterable<string>, now = this.clock()): void {
+    const changed = new Map<string, RawNode | null>()
+    for (const id of dirs) {
+      if (changed.has(id)) continue
+      if (id === ROOT_ID) {
+        this.dirTimes.root = now
+        this.index.rootTimes = { ...this.index.rootTimes, mtime: now }
+        this.touched.add(META_SHARD)
+        continue
+      }
+      const old = this.index.node(id)
+      if (!old || old.kind !== 'dir' || old.tombs.length > 0) continue
+      const raw: RawNode = { ...old, mtime: now }
+      const shard = homeOf(raw)
+      this.touched.add(shard)
+      const created = this.foldable.get(id)
+      if (created && raw.versions.length <= 1) created.list[created.at] = this.creation(id, raw)
+      else {
+        const put = this.dirTimes.touch(id, now)
+        if (put) {
+          let list = this.unflushed.get(shard)
+          if (!list) this.unflushed.set(shard, (list = []))
+          list.push(put)
+        }
       }
       changed.set(id, raw)
     }

@@ -7,7 +7,7 @@ import { childPath, splitPath } from './paths.js'
 import { DEFAULT_MODE, ROOT_ID, shortActor, type Kind, type RawNode, type Version } from './model.js'
 import { entryAlive, isNameEntry, locOf, nameEntries, namesTime, nlinkOf, nodeIdOf } from './links.js'
 import { Layered, NOT_HELD, type BaseEntry, type IndexBase } from './index-layers.js'
-import { atimeOf, ctimeOf, type RootTimes } from './times.js'
+import { atimeOf, ctimeOf, type RootOwner, type RootTimes } from './times.js'
 import { MOUNTER } from './owners.js'
 
 export interface ContentRef { hash: string; size: number }
@@ -106,6 +106,8 @@ export class TreeIndex implements ReadTree {
   rootMode = DEFAULT_MODE.dir
   /** The root's times; mtime 0: never set (spec/tree.md "Times"). */
   rootTimes: RootTimes = { mtime: 0, atime: 0, ctime: 0 }
+  /** The root's owner (spec/tree.md "Owners"; MOUNTER: the mounting user). */
+  rootOwner: RootOwner = { uid: MOUNTER, gid: MOUNTER }
 
   /**
    * An empty index, or (with `saved`) one whose nodes are read on demand from an index on
@@ -581,7 +583,7 @@ export class TreeIndex implements ReadTree {
   private statOf(e: Entry, name: string, path: string): Stat {
     if (e.id === ROOT_ID) {
       const { mtime, atime, ctime } = this.rootTimes
-      return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime, atime: atime || mtime, ctime: Math.max(ctime, mtime), uid: MOUNTER, gid: MOUNTER, size: 0 }
+      return { id: ROOT_ID, kind: 'dir', name: '', parent: ROOT_ID, path: '/', mode: this.rootMode, mtime, atime: atime || mtime, ctime: Math.max(ctime, mtime), uid: this.rootOwner.uid, gid: this.rootOwner.gid, size: 0 }
     }
     const r = this.raw.get(e.id)!
     const parent = this.parentOf.get(e.id)!
