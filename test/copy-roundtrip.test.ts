@@ -11,38 +11,10 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { exportTree, importDir } from '../src/copy/local-copy.js'
 import { tempDir } from './helpers.js'
+import { LISTING } from './tree-listing.js'
 
 const exec = promisify(execFile)
 
-/** One line per path (sorted): type and mode, owner, size and SHA-256, mtime (seconds; not for symlinks), device numbers, symlink target, the first path of its inode. */
-const LISTING = String.raw`
-import hashlib, os, stat, sys
-root = sys.argv[1]
-first = {}
-out = []
-for d, dirs, files in os.walk(root):
-    dirs[:] = sorted(dirs)
-    for name in sorted(dirs + files):
-        p = os.path.join(d, name)
-        rel = os.path.relpath(p, root)
-        st = os.lstat(p)
-        kind = stat.S_IFMT(st.st_mode)
-        row = [rel, oct(st.st_mode), str(st.st_uid), str(st.st_gid)]
-        if stat.S_ISREG(kind):
-            row.append('size=%d' % st.st_size)
-            row.append('sha256=' + hashlib.sha256(open(p, 'rb').read()).hexdigest())
-        if not stat.S_ISLNK(kind):
-            row.append('mtime=%d' % int(st.st_mtime))
-        if stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
-            row.append('rdev=%d,%d' % (os.major(st.st_rdev), os.minor(st.st_rdev)))
-        if stat.S_ISLNK(kind):
-            row.append('-> ' + os.readlink(p))
-        if not stat.S_ISDIR(kind) and st.st_nlink > 1:
-            row.append('inode-of=' + first.setdefault(st.st_ino, rel))
-            row.append('nlink=%d' % st.st_nlink)
-        out.append(' '.join(row))
-print('\n'.join(out))
-`
 
 const MAKE_SOURCE = String.raw`
 set -e

@@ -1,0 +1,37 @@
+// A tree's listing for tests that compare trees on disk metadata- and byte-exact (posix-archive, copy-roundtrip).
+/**
+ * A tree's metadata and content, one line per path (sorted; `.snap` left out): type, mode,
+ * owner, size, mtime (seconds; not for symlinks), device numbers, symlink target, the first
+ * path of its inode (hard links), extended attributes, and the content's SHA-256.
+ */
+export const LISTING = String.raw`
+import hashlib, os, stat, sys
+root = sys.argv[1]
+first = {}
+out = []
+for d, dirs, files in os.walk(root):
+    dirs[:] = sorted(x for x in dirs if not (d == root and x == '.snap'))
+    for name in sorted(dirs + files):
+        p = os.path.join(d, name)
+        rel = os.path.relpath(p, root)
+        st = os.lstat(p)
+        kind = stat.S_IFMT(st.st_mode)
+        row = [rel, oct(st.st_mode), str(st.st_uid), str(st.st_gid)]
+        if stat.S_ISREG(kind):
+            row.append('size=%d' % st.st_size)
+            row.append('sha256=' + hashlib.sha256(open(p, 'rb').read()).hexdigest())
+        if not stat.S_ISLNK(kind):
+            row.append('mtime=%d' % int(st.st_mtime))
+        if stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
+            row.append('rdev=%d,%d' % (os.major(st.st_rdev), os.minor(st.st_rdev)))
+        if stat.S_ISLNK(kind):
+            row.append('-> ' + os.readlink(p))
+        if not stat.S_ISDIR(kind) and st.st_nlink > 1:
+            row.append('inode-of=' + first.setdefault(st.st_ino, rel))
+            row.append('nlink=%d' % st.st_nlink)
+        if not stat.S_ISLNK(kind) and not stat.S_ISFIFO(kind) and not stat.S_ISCHR(kind) and not stat.S_ISBLK(kind):
+            for x in sorted(os.listxattr(p, follow_symlinks=False)):
+                row.append('xattr %s=%s' % (x, os.getxattr(p, x, follow_symlinks=False).hex()))
+        out.append(' '.join(row))
+print('\n'.join(out))
+`
