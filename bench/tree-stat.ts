@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { VolumeMount } from '../src/mount/mount.js'
+import { Rand } from '../torture/rand.js'
 import { dropCaches, sleep } from './procs.js'
 import { monotonicMicros, profileTo, summarizeProfile } from './profile-summary.js'
 import type { Row } from './row.js'
@@ -24,19 +25,11 @@ const KERNEL_CACHE_MS = 1100
 
 /** `n` paths of files (relative, no leading slash) drawn at random (seeded) over the layout's directories, weighted by their files. */
 export function randomPaths(dirs: { rel: string; files: number }[], n: number, seed = 12): string[] {
-  let s = seed >>> 0
-  const rand = (): number => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
+  const r = new Rand(seed)
   const total = dirs.reduce((a, d) => a + d.files, 0)
   const out: string[] = []
   for (let i = 0; i < n; i++) {
-    let k = Math.floor(rand() * total)
+    let k = r.int(total)
     const d = dirs.find((x) => (k < x.files ? true : ((k -= x.files), false)))!
     out.push(`${d.rel}/f${k}`)
   }
