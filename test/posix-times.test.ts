@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as Automerge from '@automerge/automerge'
 import { omitApart, utimensTimes, UTIME_NOW_MS as NOW, UTIME_OMIT_MS as OMIT } from '../src/mount/times.js'
+import { relatimeDue } from '../src/mount/access-times.js'
 import { Tree } from '../src/tree/index.js'
 import { row, unrow, ActorTable } from '../src/tree/checkpoint.js'
 import { haveFuse, MountedVolume, sh } from './posix-helpers.js'
@@ -280,5 +281,64 @@ describe('times through a mount', { skip: !haveFuse }, () => {
     const [, mt] = await times(m.mnt, 'dt/a')
     await m.reopen()
     assert.equal((await times(m.mnt, 'dt/a'))[1], mt)
+  })
+})
+
+test('relatime: a read records its time when atime is not after mtime or ctime, or a day old', () => {
+  const now = Date.UTC(2026, 0, 10)
+  const day = 24 * 3600 * 1000
+  assert.equal(relatimeDue({ atime: now - 10, mtime: now - 10, ctime: now - 10 }, now), true, 'never read since written')
+  assert.equal(relatimeDue({ atime: now - 20, mtime: now - 10, ctime: now - 30 }, now), true, 'written after the last read')
+  assert.equal(relatimeDue({ atime: now - 20, mtime: now - 30, ctime: now - 10 }, now), true, 'changed after the last read')
+  assert.equal(relatimeDue({ atime: now - 10, mtime: now - 30, ctime: now - 30 }, now), false, 'read since the last change: no new write')
+  assert.equal(relatimeDue({ atime: now - day, mtime: now - 2 * day, ctime: now - 2 * day }, now), true, 'a day old')
+})
+
+describe('atime on read through a mount', { skip: !haveFuse }, () => {
+  let plain: MountedVolume
+  let withAtime: MountedVolume
+  before(async () => {
+    plain = await MountedVolume.open('bazil-posix-noatime-')
+    withAtime = await MountedVolume.open('bazil-posix-atime-', { atime: true })
+  })
+  after(async () => {
+    await plain?.close()
+    await withAtime?.close()
+  })
+
+  const old = Date.UTC(2010, 0, 1)
+  const setup = `mkdir d && echo hello > d/f && touch -a -d @${old / 1000} d/f d`
+
+  test('by default (noatime) reading writes nothing', async () => {
+    await sh(plain.mnt, setup)
+    const ops = (await plain.vol.tree.stat('/d/f')).atime
+    await sh(plain.mnt, 'cat d/f >/dev/null && ls d >/dev/null')
+    assert.equal(plain.vol.tree.stat('/d/f').atime, ops)
+    assert.equal(plain.vol.tree.stat('/d').atime, old)
+  })
+
+  test('--atime: the first read records its time, without a ctime change; a read again does not', async () => {
+    const m = withAtime
+    await sh(m.mnt, setup)
+    const before = m.vol.tree.stat('/d/f')
+    assert.equal(before.atime, old)
+    const t0 = Date.now()
+    await sh(m.mnt, 'cat d/f >/dev/null && ls d >/dev/null')
+    const read = m.vol.tree.stat('/d/f')
+    assert.ok(read.atime >= t0, `atime ${read.atime} recorded by the read`)
+    assert.equal(read.ctime, before.ctime, 'an access is no metadata change')
+    assert.equal(read.mtime, before.mtime)
+    assert.ok(m.vol.tree.stat('/d').atime >= t0, 'a listing records the directory\'s atime')
+    // Read again: atime is after mtime and ctime and not a day old, so nothing is written.
+    await new Promise((r) => setTimeout(r, 20))
+    await sh(m.mnt, 'cat d/f >/dev/null')
+    assert.equal(m.vol.tree.stat('/d/f').atime, read.atime)
+    // A write makes the next read record again; kept across a reopen (logged like any op).
+    await new Promise((r) => setTimeout(r, 20))
+    await sh(m.mnt, 'echo more >> d/f && cat d/f >/dev/null')
+    const again = m.vol.tree.stat('/d/f')
+    assert.ok(again.atime > read.atime && again.atime >= again.mtime, 'read after the write recorded')
+    await m.reopen()
+    assert.equal(m.vol.tree.stat('/d/f').atime, again.atime)
   })
 })

@@ -132,8 +132,18 @@ test('mount through the server; stop and start: all there and mounted again; kil
     const other = await bazil(data, ['volume', 'mount', 'w', mnt])
     assert.equal(other.code, 1)
     assert.match(other.stderr, /already a bazil mount \(volume v\)/)
+    // The same volume and path with other options: refused, naming the way to change them.
+    const otherOpts = await bazil(data, ['volume', 'mount', '--atime', 'v', mnt])
+    assert.equal(otherOpts.code, 1)
+    assert.match(otherOpts.stderr, /already mounted at .* without options: unmount it first .* to mount it with --atime/)
+    // A second volume with --atime: kept in mounts.json, shown by status, restored with it.
+    const mnt2 = path.join(dir, 'mnt2')
+    fs.mkdirSync(mnt2)
+    const a = await bazil(data, ['volume', 'mount', '--atime', 'w', mnt2])
+    assert.equal(a.code, 0, a.stderr)
+    assert.equal(a.stdout, `mounted volume "w" at ${mnt2} (reads record atime)\n`)
     const st = JSON.parse((await bazil(data, ['status', '--json'])).stdout)
-    assert.deepEqual(st.mounts, [{ volume: 'v', mountpoint: mnt }])
+    assert.deepEqual(st.mounts, [{ volume: 'v', mountpoint: mnt }, { volume: 'w', mountpoint: mnt2, atime: true }])
 
     const w = await sh(`mkdir -p "${mnt}/docs" && echo 'hello, world' > "${mnt}/docs/greeting" && sync "${mnt}/docs/greeting"`)
     assert.equal(w.code, 0, w.out)
@@ -148,6 +158,9 @@ test('mount through the server; stop and start: all there and mounted again; kil
 
     server = await startServer(data)
     assert.ok(isMounted(mnt), `remounted after restart:\n${server.log()}`)
+    const st2 = JSON.parse((await bazil(data, ['status', '--json'])).stdout)
+    assert.deepEqual(st2.mounts.find((m: { volume: string }) => m.volume === 'w'), { volume: 'w', mountpoint: mnt2, atime: true }, 'remounted with --atime')
+    assert.equal((await bazil(data, ['volume', 'unmount', mnt2])).code, 0)
     // The restart remounted it: mounting it again, as a user would, says so and succeeds.
     const remount = await bazil(data, ['volume', 'mount', 'v', mnt])
     assert.equal(remount.code, 0, remount.stderr)

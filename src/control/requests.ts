@@ -29,7 +29,7 @@ export const OP_ARGS = {
   'volume.mv': { volume: 'string', from: 'string', to: 'string', force: 'boolean?' },
   'volume.snapshot.create': { volume: 'string', name: 'string' },
   'volume.snapshot.list': { volume: 'string' },
-  'volume.mount': { volume: 'string', mountpoint: 'path', allowOther: 'boolean?' },
+  'volume.mount': { volume: 'string', mountpoint: 'path', allowOther: 'boolean?', atime: 'boolean?' },
   'volume.unmount': { mountpoint: 'path' },
   'volume.sync': { volume: 'string', peer: 'string', timeoutMs: 'int?' },
   'log.show': { volume: 'string', writer: 'string?' },
@@ -70,6 +70,7 @@ export interface MountInfoResult {
   volume: string
   mountpoint: string
   allowOther?: boolean
+  atime?: boolean
 }
 
 export interface StatusResult {

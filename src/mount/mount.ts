@@ -23,6 +23,7 @@ import { TreeAhead } from './tree-ahead.js'
 import { utimensTimes } from './times.js'
 import { fallocateSize } from './fallocate.js'
 import { inodeOf, link, SNAP_DIR_INO } from './links.js'
+import { AccessTimes } from './access-times.js'
 import { replyGetxattr, replyListxattr, XattrHandlers } from './xattrs.js'
 import { callerOf, Owners, type Caller } from './owners.js'
 import { mknodKind, S_IFDIR, TYPE_BITS } from './special.js'
@@ -40,6 +41,8 @@ export interface MountOptions {
    * the nodes' modes and owners (default_permissions): spec/fuse.md "Owners and permissions".
    */
   allowOther?: boolean
+  /** Reads record their time (relatime; access-times.ts). Off: reads never write (noatime). */
+  atime?: boolean
 }
 
 /** Handlers running at once; the rest wait in FIFO order. */
@@ -80,6 +83,8 @@ interface Handle {
   file: SpoolFile | null
   path: string
   reader?: FileReader
+  /** Its first read was seen (--atime: one access time per open at most). */
+  accessed?: true
 }
 
 /** A file unlinked (or replaced) while open: libfuse keeps it under a hidden name. */
@@ -146,6 +151,7 @@ export class VolumeMount {
   private readonly xattrs: XattrHandlers
   private readonly owners = new Owners(process.getuid?.() ?? 0, process.getgid?.() ?? 0)
   private readonly allowOther: boolean
+  private readonly accessTimes: AccessTimes
   /** The fuse-native instance from its construction on: ops may arrive before mount() returns. */
   private native: BazilFuse | null = null
 
@@ -159,6 +165,7 @@ export class VolumeMount {
     this.ctx = { log: this.log, limiter: new Limiter(MAX_CONCURRENT_OPS) }
     this.flusher = new Flusher(volume, this.log)
     this.xattrs = new XattrHandlers(volume, (p) => this.hidden.has(p), () => this.flusher.schedule())
+    this.accessTimes = new AccessTimes(opts.atime ?? false, volume, () => this.flusher.schedule(), this.log)
   }
 
   async mount(): Promise<void> {
@@ -329,6 +336,7 @@ export class VolumeMount {
     const tree = at.kind === 'snap' ? this.snapView(at.name) : this.volume.tree
     const names = tree.readdir(at.kind === 'snap' ? at.rest : p).map((s) => s.name)
     if (at.kind === 'live' && p === '/') names.push(SNAP_DIR)
+    if (at.kind === 'live') this.accessTimes.read(p)
     return ['.', '..', ...names]
   }
 
@@ -469,6 +477,10 @@ export class VolumeMount {
   private async read(p: string, fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
     const h = this.handle(fd)
     const sf = h.file ?? (h.nodeId ? this.spooled.get(h.nodeId) : undefined)
+    if (h.nodeId && !h.accessed && !this.hidden.has(h.path)) {
+      h.accessed = true
+      this.accessTimes.read(h.path, sf?.dirty ? sf.mtime : undefined)
+    }
     if (sf && sf.hasData) {
       try {
         return await sf.read(buf, len, pos)

@@ -4,15 +4,27 @@ import type { Node } from '../node.js'
 import type { Log } from '../log.js'
 import type { PeerNetwork } from '../net/swarm.js'
 
-export interface MountInfo {
-  volume: string
-  mountpoint: string
-  /** Mounted with --allow-other (every user of the machine may enter; spec/fuse.md). */
+/** How a volume is mounted: each option is stored in mounts.json (spec/control.md) and shown by status. */
+export interface MountOpts {
+  /** --allow-other: every user of the machine may enter (spec/fuse.md). */
   allowOther?: boolean
+  /** --atime: reads record their time, relatime (spec/fuse.md "Times"). */
+  atime?: boolean
 }
 
-export interface MountOpts {
-  allowOther?: boolean
+export interface MountInfo extends MountOpts {
+  volume: string
+  mountpoint: string
+}
+
+/** The options of a mount as stored and compared: only those set, each `true`. */
+export function mountOpts(o: MountOpts): MountOpts {
+  return { ...(o.allowOther === true ? { allowOther: true } : {}), ...(o.atime === true ? { atime: true } : {}) }
+}
+
+/** Whether two mounts have the same options. */
+export function sameMountOpts(a: MountOpts, b: MountOpts): boolean {
+  return a.allowOther === true === (b.allowOther === true) && a.atime === true === (b.atime === true)
 }
 
 export interface ServerHandle {

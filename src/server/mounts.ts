@@ -9,7 +9,7 @@ import path from 'node:path'
 import { UserError } from '../datadir.js'
 import type { Node } from '../node.js'
 import type { VolumeMount } from '../mount/index.js'
-import type { MountInfo, MountOpts } from './handle.js'
+import { mountOpts, type MountInfo, type MountOpts } from './handle.js'
 import type { Log } from '../log.js'
 import { replaceFileSync } from '../atomic-file.js'
 
@@ -56,7 +56,7 @@ export class MountManager {
     if (f.version !== 1) throw damaged(`unknown version ${JSON.stringify(f.version)}`)
     if (!Array.isArray(f.mounts)) throw damaged('no "mounts" list')
     for (const m of f.mounts) {
-      if (!m || typeof m !== 'object' || typeof m.volume !== 'string' || typeof m.mountpoint !== 'string' || (m.allowOther !== undefined && typeof m.allowOther !== 'boolean')) throw damaged(`bad entry ${JSON.stringify(m)}`)
+      if (!m || typeof m !== 'object' || typeof m.volume !== 'string' || typeof m.mountpoint !== 'string' || (m.allowOther !== undefined && typeof m.allowOther !== 'boolean') || (m.atime !== undefined && typeof m.atime !== 'boolean')) throw damaged(`bad entry ${JSON.stringify(m)}`)
     }
     return f.mounts
   }
@@ -96,7 +96,7 @@ export class MountManager {
     for (const m of wanted) {
       try {
         await (await fuse()).cleanupStaleMount(m.mountpoint)
-        await this.mount(m.volume, m.mountpoint, { allowOther: m.allowOther === true })
+        await this.mount(m.volume, m.mountpoint, mountOpts(m))
         this.log('info', `remounted volume ${m.volume} at ${m.mountpoint}`)
       } catch (err) {
         this.log('error', `could not remount volume ${m.volume} at ${m.mountpoint}: ${(err as Error).message}`)
@@ -115,10 +115,9 @@ export class MountManager {
     const spoolDir = this.spoolDir(volume)
     fs.mkdirSync(spoolDir, { recursive: true, mode: 0o700 })
     const { VolumeMount } = await fuse()
-    const m = new VolumeMount(vol, mp, { spoolDir, log: this.log, allowOther: opts.allowOther })
+    const m = new VolumeMount(vol, mp, { spoolDir, log: this.log, ...mountOpts(opts) })
     await m.mount()
-    const info: MountInfo = { volume, mountpoint: mp }
-    if (opts.allowOther) info.allowOther = true
+    const info: MountInfo = { volume, mountpoint: mp, ...mountOpts(opts) }
     this.active.set(mp, { info, mount: m })
     this.writeWanted([...wanted.filter((w) => w.mountpoint !== mp), info])
     this.log('info', `mounted volume ${volume} at ${mp}`)

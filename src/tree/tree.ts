@@ -1047,6 +1047,25 @@ export class Tree implements ReadTree {
     return this.index.statId(e.id)!
   }
 
+  /**
+   * Records that the node at `path` was read at `atime`: the `atime` key alone, without ctime
+   * (an access is not a metadata change; spec/tree.md "Times"). For mounts with `--atime`.
+   */
+  touchAtime(path: string, atime: number): Stat {
+    const t = checkTime(atime, path)!
+    const names = splitPath(path)
+    if (names.length === 0) {
+      this.changeMeta((m) => { m[ROOT_ATIME_KEY] = t })
+      this.readRootAttrs()
+      return this.index.stat('/')
+    }
+    const e = this.index.resolve(names, path)
+    this.writable(e, path)
+    const old = this.index.node(nodeIdOf(e.id))!
+    this.edit([[{ ...old, atime: t }, (h, obj) => putTime(h, obj, 'atime', t)]])
+    return this.index.statId(e.id)!
+  }
+
   // ---- extended attributes (xattrs.ts; spec/tree.md "Extended attributes") ---------------
 
   /** Every extended attribute of the node at `path` (or of a snapshot's node), sorted by name. */

@@ -595,6 +595,14 @@ export class Volume {
     )
   }
 
+  /** A read through a mount with `--atime` (Tree.touchAtime): logged like a setattr. */
+  touchAtime(path: string, atime: number): Stat {
+    return this.mutate(
+      (t) => t.touchAtime(path, atime),
+      (st) => ({ op: 'setattr', path: st.path })
+    )
+  }
+
   /** The copy rule replicated with the volume (spec/tree.md `placement.copies`); null: never set (the default applies). */
   get copies(): number | null {
     return this.tree.copies()

@@ -81,10 +81,15 @@ export class VolumeMountCommand extends BazilCommand {
     description: 'let every user of this machine in, the kernel checking modes and owners (FUSE allow_other; not as root: needs user_allow_other in /etc/fuse.conf)'
   })
 
+  atime = Option.Boolean('--atime', false, {
+    description: 'record when files are read (relatime: at most once a day per file unless it changed; each is a logged op that replicates). Default: reads write nothing (noatime)'
+  })
+
   async run(): Promise<void> {
-    const r = await this.call('volume.mount', { volume: this.volume, mountpoint: this.resolvePath(this.mountpoint), ...(this.allowOther ? { allowOther: true } : {}) })
-    const who = r.allowOther ? ' (every user may enter)' : ''
-    this.out(r.already ? `volume "${r.volume}" is already mounted at ${r.mountpoint}${who}` : `mounted volume "${r.volume}" at ${r.mountpoint}${who}`)
+    const r = await this.call('volume.mount', { volume: this.volume, mountpoint: this.resolvePath(this.mountpoint), ...(this.allowOther ? { allowOther: true } : {}), ...(this.atime ? { atime: true } : {}) })
+    const notes = [r.allowOther ? 'every user may enter' : '', r.atime ? 'reads record atime' : ''].filter(Boolean)
+    const how = notes.length ? ` (${notes.join('; ')})` : ''
+    this.out(r.already ? `volume "${r.volume}" is already mounted at ${r.mountpoint}${how}` : `mounted volume "${r.volume}" at ${r.mountpoint}${how}`)
   }
 }
 

@@ -4,6 +4,7 @@ import { UserError } from '../../datadir.js'
 import { VERSION } from '../../version.js'
 import type { OpContext, OpFn } from '../context.js'
 import type { StatusResult } from '../requests.js'
+import { mountOpts, sameMountOpts, type MountOpts } from '../../server/handle.js'
 
 export const status: OpFn<'status'> = async (ctx) => {
   const server = ctx.server
@@ -32,13 +33,20 @@ export const mount: OpFn<'volume.mount'> = async (ctx, a) => {
   const mp = path.resolve(a.mountpoint)
   const had = server.mounts().find((m) => m.mountpoint === mp)
   if (had && had.volume === a.volume) {
-    if ((had.allowOther === true) !== (a.allowOther === true)) {
-      throw new UserError(`volume "${a.volume}" is already mounted at ${mp} ${had.allowOther ? 'with' : 'without'} --allow-other: unmount it first (\`bazil volume unmount ${mp}\`) to change that`)
+    if (!sameMountOpts(had, a)) {
+      throw new UserError(`volume "${a.volume}" is already mounted at ${mp} ${describeOpts(had)}: unmount it first (\`bazil volume unmount ${mp}\`) to mount it ${describeOpts(a)}`)
     }
     return { ...had, already: true }
   }
-  await server.mount(a.volume, mp, { allowOther: a.allowOther })
-  return { volume: a.volume, mountpoint: mp, ...(a.allowOther ? { allowOther: true } : {}), already: false }
+  const opts = mountOpts(a)
+  await server.mount(a.volume, mp, opts)
+  return { volume: a.volume, mountpoint: mp, ...opts, already: false }
+}
+
+/** A mount's options as the CLI flags that set them. */
+function describeOpts(o: MountOpts): string {
+  const flags = [o.allowOther ? '--allow-other' : '', o.atime ? '--atime' : ''].filter(Boolean)
+  return flags.length ? `with ${flags.join(' ')}` : 'without options'
 }
 
 export const unmount: OpFn<'volume.unmount'> = async (ctx, a) => {
