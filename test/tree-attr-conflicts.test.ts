@@ -9,21 +9,7 @@ process.env.BAZIL_TREE_CHECK_PATCHED = '1'
 const { Tree } = await import('../src/tree/index.js')
 type TreeT = import('../src/tree/index.js').Tree
 
-const W1 = 'aa'.repeat(32)
-const W2 = 'bb'.repeat(32)
-const W3 = 'cc'.repeat(32)
-const h = (n: number): string => n.toString(16).padStart(64, '0')
-
-function opts(k: number) {
-  let t = 1_000_000
-  let r = 0
-  return { clock: () => (t += 3), random: (n: number) => h(k * 1_000_000 + ++r).slice(-2 * n) }
-}
-
-function sync(from: TreeT, ...to: TreeT[]): void {
-  const changes = from.takeChanges().map((c) => ({ ...c, writer: from.actor }))
-  for (const t of to) assert.deepEqual(t.apply(changes), [])
-}
+import { W1, W2, W3, h, opts, sync } from './tree-replicas.js'
 
 const show = (t: TreeT) => t.attrConflicts().map((c) => `${c.path} ${c.attribute}: ${c.values.map((v) => `${v.writer.slice(0, 2)}=${Buffer.isBuffer(v.value) ? v.value.toString() : v.value}${v.won ? '*' : ''}`).join(' ')}`)
 

@@ -10,21 +10,7 @@ const { Tree, TreeError, encodeTreeState, decodeTreeState, entryGroups, CHANGE_L
 const { XATTR_CREATE, XATTR_REPLACE, MAX_XATTR_VALUE_BYTES } = await import('../src/tree/xattrs.js')
 type TreeT = import('../src/tree/index.js').Tree
 
-const W1 = 'aa'.repeat(32)
-const W2 = 'bb'.repeat(32)
-const W3 = 'cc'.repeat(32)
-const h = (n: number): string => n.toString(16).padStart(64, '0')
-
-function opts(k: number) {
-  let t = 1_000_000
-  let r = 0
-  return { clock: () => (t += 3), random: (n: number) => h(k * 1_000_000 + ++r).slice(-2 * n) }
-}
-
-function sync(from: TreeT, ...to: TreeT[]): void {
-  const changes = from.takeChanges().map((c) => ({ ...c, writer: from.actor }))
-  for (const t of to) assert.deepEqual(t.apply(changes), [])
-}
+import { W1, W2, W3, opts, sync } from './tree-replicas.js'
 
 const code = (fn: () => unknown): string => {
   try {
