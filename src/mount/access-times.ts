@@ -1,5 +1,5 @@
 // Atime on read for mounts with `--atime` (off by default: reads never write; spec/fuse.md
-// "Times"). Relatime, as Linux mounts by default: a read records its time only when the
+// "What the mount shows"). Relatime, as Linux mounts by default: a read records its time only when the
 // recorded atime is not after the last modification or change, or is a day old, so reading a
 // file over and over adds at most one logged op a day, and "read since last written" (mail
 // readers, tmpwatch) still works.

@@ -8,7 +8,7 @@ import type { PeerNetwork } from '../net/swarm.js'
 export interface MountOpts {
   /** --allow-other: every user of the machine may enter (spec/fuse.md). */
   allowOther?: boolean
-  /** --atime: reads record their time, relatime (spec/fuse.md "Times"). */
+  /** --atime: reads record their time, relatime (spec/fuse.md "What the mount shows"). */
   atime?: boolean
 }
 
