@@ -87,7 +87,7 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
     this.offers = new Offers(opts.node, opts.log, this.access, this.host, {
       remote: (key) => {
         this.emit('remote', key)
-        void this.useStores(key)
+        this.takeStores(key)
       },
       connected: (key) => this.emit('peer-connected', key),
       writer: (volumeId, key, from) => this.emit('writer', volumeId, key, from),
@@ -150,8 +150,14 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
   }
 
   /** Resolves once the peer is connected and has said hello; rejects after timeoutMs. */
-  waitConnected(key: Buffer, timeoutMs: number): Promise<void> {
-    return this.links.waitConnected(key, timeoutMs)
+  /**
+   * Resolves once the peer is connected and the stores it offered so far are taken up as
+   * sources (a command that waits for a peer then reads through it at once: no race with
+   * useStores, which runs on the peer's offer).
+   */
+  async waitConnected(key: Buffer, timeoutMs: number): Promise<void> {
+    await this.links.waitConnected(key, timeoutMs)
+    await this.storesTaken.get(key.toString('hex'))
   }
 
   /** Whether a connected peer's handshake says it answers state requests (FEATURE_STATE; older nodes do not). */
@@ -184,6 +190,18 @@ export class PeerNetwork extends EventEmitter implements WritersSink {
     const link = this.links.get(key)
     if (!link?.hello) return null
     return { storage: link.hello.storage, stores: [...link.stores] }
+  }
+
+  /** The peer's offers being taken up, in order, by peer (hex): waitConnected waits for them. */
+  private readonly storesTaken = new Map<string, Promise<void>>()
+
+  private takeStores(key: Buffer): void {
+    const hex = key.toString('hex')
+    const next = (this.storesTaken.get(hex) ?? Promise.resolve()).then(() => this.useStores(key))
+    this.storesTaken.set(hex, next)
+    void next.then(() => {
+      if (this.storesTaken.get(hex) === next) this.storesTaken.delete(hex)
+    })
   }
 
   /** Hands the node the stores a peer offers that access lets it read from. */
