@@ -1,5 +1,5 @@
 // Shared test helpers: temp dirs and running the real `bazil` binary.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -13,7 +13,38 @@ export const bazilBin = path.join(repoRoot, 'bin', 'bazil.js')
 
 export function tempDir(prefix = 'bazil-test-'): { dir: string; cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
-  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
+  return {
+    dir,
+    cleanup: () => {
+      detachMounts(dir)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/**
+ * Lazily unmounts every mount under `dir` (a mount a failed test left): removing the tree must
+ * not walk into a FUSE mount this very process serves, which would block its only thread.
+ */
+function detachMounts(dir: string): void {
+  let mounts: string
+  try {
+    mounts = fs.readFileSync('/proc/mounts', 'utf8')
+  } catch {
+    return
+  }
+  const under = mounts.split('\n').map((l) => l.split(' ')[1] ?? '').map((m) => m.replace(/\\040/g, ' ')).filter((m) => m.startsWith(dir + path.sep))
+  for (const m of under.sort().reverse()) {
+    try {
+      execFileSync('fusermount', ['-uz', m], { stdio: 'ignore' })
+    } catch {
+      try {
+        execFileSync('umount', ['-l', m], { stdio: 'ignore' })
+      } catch {
+        // left mounted: rmSync then fails on it (EBUSY) rather than hanging
+      }
+    }
+  }
 }
 
 export interface RunResult {

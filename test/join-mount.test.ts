@@ -15,6 +15,7 @@ import type { Volume } from '../src/volume/volume.js'
 import { VolumeMount } from '../src/mount/index.js'
 import type { VolumeState } from '../src/tree/state-file.js'
 import { tempDir } from './helpers.js'
+import { withTimeout } from '../src/timeout.js'
 
 const run = promisify(execFile)
 const haveFuse = fs.existsSync('/dev/fuse')
@@ -34,7 +35,14 @@ async function stat(p: string): Promise<string | null> {
   }
 }
 
-interface Joiner { node: Node; vol: Volume; mount: VolumeMount; mnt: string }
+interface Joiner { node: Node; vol: Volume; mount: VolumeMount; mnt: string; streams: { destroy(): void }[] }
+
+/** A cleanup step, bounded: a step that never ends fails naming itself instead of hanging the file until the runner's timeout. */
+function step(what: string, p: Promise<unknown>): Promise<unknown> {
+  return withTimeout(p, 60_000, () => {
+    throw new Error(`cleanup: ${what} did not end within 60 s`)
+  })
+}
 
 /** A second node with the source's volume (its key under another data dir), its log downloaded, nothing applied, mounted. */
 async function joiner(root: string, name: string, src: Node, srcDir: string): Promise<Joiner> {
@@ -58,7 +66,7 @@ async function joiner(root: string, name: string, src: Node, srcDir: string): Pr
   fs.mkdirSync(mnt)
   const mount = new VolumeMount(vol, mnt, { spoolDir: path.join(root, `${name}-spool`), readTimeoutMs: 2000, log: () => {} })
   await mount.mount()
-  return { node, vol, mount, mnt }
+  return { node, vol, mount, mnt, streams: [s1, s2] }
 }
 
 test('a joiner\'s mount answers ls and stat while the state loads, shows only the source\'s records, then all; edits wait; a mismatch shows the empty tree again', { skip: !haveFuse }, async () => {
@@ -132,11 +140,14 @@ test('a joiner\'s mount answers ls and stat while the state loads, shows only th
     assert.deepEqual(await ls(c.mnt), root0)
     assert.equal(await stat(path.join(c.mnt, 'd3', 'f4')), '20')
   } finally {
+    // The in-process replication streams end before either store closes (a store closing under
+    // a live stream is what a CI run once hung on, after the mounts were gone).
+    for (const j of open) for (const s of j.streams) s.destroy()
     for (const j of open.reverse()) {
-      await j.mount.unmount().catch(() => {})
-      await j.node.close().catch(() => {})
+      await step(`unmount ${j.mnt}`, j.mount.unmount().catch(() => {}))
+      await step(`close ${j.mnt}'s node`, j.node.close().catch(() => {}))
     }
-    await src?.close()
+    if (src) await step('close the source node', src.close())
     cleanup()
   }
 })
