@@ -1,6 +1,6 @@
 // The bazil command line: registers every command and runs one.
-import { Builtins, Cli } from 'clipanion'
-import type { BazilContext } from './base.js'
+import { Builtins } from 'clipanion'
+import { BazilCli } from './bazil-cli.js'
 import { loadCommands, type CommandClass } from './command-table.js'
 
 import { VERSION } from '../version.js'
@@ -8,8 +8,8 @@ import { VERSION } from '../version.js'
 export { VERSION }
 
 /** A CLI of `commands` (loadCommands: every command, or those `argv` may name). */
-export function buildCli(commands: CommandClass[]): Cli<BazilContext> {
-  const cli = new Cli<BazilContext>({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
+export function buildCli(commands: CommandClass[]): BazilCli {
+  const cli = new BazilCli({ binaryLabel: 'bazil', binaryName: 'bazil', binaryVersion: VERSION, enableColors: false })
   for (const c of commands) cli.register(c)
   cli.register(Builtins.HelpCommand)
   cli.register(Builtins.VersionCommand)
@@ -17,7 +17,7 @@ export function buildCli(commands: CommandClass[]): Cli<BazilContext> {
 }
 
 /** The CLI with every command (the server's, tests'). */
-export async function loadCli(): Promise<Cli<BazilContext>> {
+export async function loadCli(): Promise<BazilCli> {
   return buildCli(await loadCommands())
 }
 

@@ -2,6 +2,7 @@
 import path from 'node:path'
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError, type DataDir } from '../../datadir.js'
 import { formatBudget, formatBytes, parseBudget, writeBudget } from '../../cas/cache-size.js'
 import { addPins, covers, pinPath, readPins, removePins } from '../../pins/pins-file.js'
@@ -13,9 +14,13 @@ import type { MountInfo } from '../../server/handle.js'
 export class CacheSizeCommand extends BazilCommand {
   static override paths = [['cache', 'size']]
   static override usage = BazilCommand.Usage({
-    description: 'Show or set the budget for content read from peers (kept here as a cache, least recently used out first)',
-    details: 'SIZE is like 20GiB, 500MiB, 2GB, or 10% (of the disk holding the data dir; the default). Pinned content (`bazil pin`) does not count against it and is never evicted.',
-    examples: [['Show the budget and what is held', 'bazil cache size'], ['Set it', 'bazil cache size 20GiB']]
+    category: CATEGORY.storage,
+    description: 'Show or set the budget for cached content',
+    details: 'Content read from peers is kept here as a cache, least recently used out first, within the budget. SIZE is like 20GiB, 500MiB, 2GB, or 10% (of the disk holding the data dir; the default). Pinned content (`bazil pin`) does not count against it and is never evicted.',
+    examples: [
+      ['Show the budget and what is held', 'bazil cache size'],
+      ['Set it', 'bazil cache size 20GiB']
+    ]
   })
   asJson = Option.Boolean('--json', false)
   size = Option.String({ required: false })
@@ -69,9 +74,14 @@ function targets(dir: DataDir, args: string[], mounts: MountInfo[], resolve: (p:
 export class PinCommand extends BazilCommand {
   static override paths = [['pin']]
   static override usage = BazilCommand.Usage({
-    description: 'Keep files or directory trees of a volume here for offline use (fetched in the background, never evicted)',
-    details: 'A pinned directory includes whatever is added under it later. Paths may be given as VOLUME PATH... or as paths inside a volume a running server has mounted. `--list` shows the pins.',
-    examples: [['Pin a directory', 'bazil pin photos /2024'], ['Pin through a mount', 'bazil pin ~/photos/2024'], ['List the pins', 'bazil pin --list']]
+    category: CATEGORY.storage,
+    description: 'Keep files here for offline use',
+    details: 'Files or directory trees of a volume are fetched in the background and never evicted. A pinned directory includes whatever is added under it later. Paths may be given as VOLUME PATH... or as paths inside a volume a running server has mounted. `--list` shows the pins.',
+    examples: [
+      ['Pin a directory', 'bazil pin photos /2024'],
+      ['Pin through a mount', 'bazil pin ~/photos/2024'],
+      ['List the pins', 'bazil pin --list']
+    ]
   })
   list = Option.Boolean('--list', false, { description: 'List the pins and how much of each is held here' })
   asJson = Option.Boolean('--json', false)
@@ -173,7 +183,9 @@ async function pinRows(node: Node, inServer: boolean): Promise<PinRow[]> {
 export class UnpinCommand extends BazilCommand {
   static override paths = [['unpin']]
   static override usage = BazilCommand.Usage({
-    description: 'Stop keeping pinned paths: their content becomes cache (evicted when the budget needs room)',
+    category: CATEGORY.storage,
+    description: 'Stop keeping pinned paths here',
+    details: 'Their content becomes cache (evicted when the budget needs room). Paths are given as for `bazil pin`.',
     examples: [['Unpin a directory', 'bazil unpin photos /2024']]
   })
   args = Option.Rest()

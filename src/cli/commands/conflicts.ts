@@ -2,6 +2,7 @@
 // attributes two writers set concurrently, and settling them.
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { attrConflicts, jsonValue, resolveAttr, showValue } from '../../volume/attr-conflict-ops.js'
 
@@ -10,8 +11,10 @@ const KEEP = ['mine', 'theirs', 'both'] as const
 export class VolumeConflictsCommand extends BazilCommand {
   static override paths = [['volume', 'conflicts']]
   static override usage = BazilCommand.Usage({
-    description: 'List files with concurrent versions, and owners and extended attributes set concurrently, with each writer\'s value',
-    details: 'The first version of each file conflict keeps the name; the others are shown as read-only conflict copies. For an owner (uid, gid) or extended attribute set concurrently, every node shows the first value listed (the winner); the others are listed so that none is lost silently. Settle one with `bazil volume resolve` (`--attr NAME` for an attribute). `--json`: file conflicts are `{path, versions}`, attribute conflicts `{path, attribute, values: [{value, writer, log, mine, won}]}` (uid/gid values are numbers, -1 the mounting user; attribute values `{base64, text?}`), sorted by path.',
+    category: CATEGORY.volumes,
+    description: 'List conflicting versions and attributes',
+    details: "Files with concurrent versions, and owners and extended attributes set concurrently, with each writer's value. The first version of each file conflict keeps the name; the others are shown as read-only conflict copies. For an owner (uid, gid) or extended attribute set concurrently, every node shows the first value listed (the winner); the others are listed so that none is lost silently. Settle one with `bazil volume resolve` (`--attr NAME` for an attribute). `--json`: file conflicts are `{path, versions}`, attribute conflicts `{path, attribute, values: [{value, writer, log, mine, won}]}` (uid/gid values are numbers, -1 the mounting user; attribute values `{base64, text?}`), sorted by path.",
+    examples: [['List the conflicts of a volume', 'bazil volume conflicts docs']]
   })
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
@@ -56,8 +59,13 @@ export class VolumeConflictsCommand extends BazilCommand {
 export class VolumeResolveCommand extends BazilCommand {
   static override paths = [['volume', 'resolve']]
   static override usage = BazilCommand.Usage({
-    description: 'Settle a conflict: keep this node\'s version, the other writer\'s, or both (the other as a new file)',
-    examples: [['Keep the other writer\'s version', 'bazil volume resolve docs /notes.txt --keep=theirs'], ['Keep this node\'s owner of a file two nodes chowned concurrently', 'bazil volume resolve docs /notes.txt --attr=uid --keep=mine']],
+    category: CATEGORY.volumes,
+    description: 'Settle a conflict',
+    details: "Keep this node's version, the other writer's, or both (the other as a new file); or, with --attr, one value of an owner or extended attribute set concurrently.",
+    examples: [
+      ["Keep the other writer's version", 'bazil volume resolve docs /notes.txt --keep=theirs'],
+      ["Keep this node's owner of a file two nodes chowned concurrently", 'bazil volume resolve docs /notes.txt --attr=uid --keep=mine']
+    ]
   })
   keep = Option.String('--keep', { required: true, description: 'mine | theirs | both | HASH (8+ hex digits of the version to keep); with --attr: mine | theirs | WRITER (8+ characters of its node or log key)' })
   attr = Option.String('--attr', { description: 'settle an owner (uid, gid) or extended attribute (its name) set concurrently, instead of the content' })

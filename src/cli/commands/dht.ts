@@ -1,6 +1,7 @@
 // dht run: a DHT bootstrap node for networks without the public DHT (a LAN, a lab, tests).
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { parseHostPort } from '../../net/config.js'
 
@@ -8,8 +9,10 @@ export class DhtRunCommand extends BazilCommand {
   static override paths = [['dht', 'run']]
   static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
-    description: 'Run a DHT bootstrap node in the foreground until SIGINT/SIGTERM; servers use it with --bootstrap=HOST:PORT',
-    details: 'HOST is the IPv4 address the other nodes reach this one at (default 127.0.0.1: this host only).'
+    category: CATEGORY.server,
+    description: 'Run a DHT bootstrap node',
+    details: 'In the foreground until SIGINT or SIGTERM; servers use it with `bazil server run --bootstrap=HOST:PORT`. HOST is the IPv4 address the other nodes reach this one at (default 127.0.0.1: this host only).',
+    examples: [['Run one for the LAN', 'bazil dht run --host=192.168.1.10 --port=49737']]
   })
   host = Option.String('--host', '127.0.0.1', { description: 'IPv4 address to announce and bind (default 127.0.0.1)' })
   port = Option.String('--port', '49737', { description: 'UDP port (default 49737)' })

@@ -1,6 +1,7 @@
 // volume gc | volume snapshot rm | volume snapshot keep: removing what nothing references (spec/gc.md).
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { parseDuration } from '../../duration.js'
 import { collectGarbage, DEFAULT_GRACE_MS, type GcReport } from '../../gc.js'
@@ -13,14 +14,20 @@ function mib(bytes: number): string {
 export class VolumeGcCommand extends BazilCommand {
   static override paths = [['volume', 'gc']]
   static override usage = BazilCommand.Usage({
-    description: 'Remove content no live file, conflict copy or kept snapshot references',
+    category: CATEGORY.storage,
+    description: 'Remove content nothing references any more',
     details: `
-      The content store is shared by every volume of this node, so every readable volume is
-      walked (VOLUME must be one of them). An object is removed once it has stayed unreferenced
-      for the grace period (--grace, default 24h) and no writer has entries this node knows of
-      but has not applied (spec/gc.md). Packs mostly garbage are rewritten and cleared, and
-      the database compacted: the disk space comes back.
-    `
+      Content no live file, conflict copy or kept snapshot references. The content store is
+      shared by every volume of this node, so every readable volume is walked (VOLUME must be
+      one of them). An object is removed once it has stayed unreferenced for the grace period
+      (--grace, default 24h) and no writer has entries this node knows of but has not applied
+      (spec/gc.md). Packs mostly garbage are rewritten and cleared, and the database compacted:
+      the disk space comes back.
+    `,
+    examples: [
+      ['See what would be removed', 'bazil volume gc --dry-run photos'],
+      ['Collect without a grace period', 'bazil volume gc --grace=0 photos']
+    ]
   })
   volume = Option.String({ required: true })
   dryRun = Option.Boolean('--dry-run', false, { description: 'Say what would be removed; change nothing' })
@@ -59,7 +66,12 @@ export function describeReport(r: GcReport): string[] {
 
 export class VolumeSnapshotRmCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'rm']]
-  static override usage = BazilCommand.Usage({ description: 'Remove a snapshot (its content is collected by the next gc once nothing else references it)' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.history,
+    description: 'Remove a snapshot',
+    details: 'Its content is collected by the next gc once nothing else references it.',
+    examples: [['Remove a snapshot', 'bazil volume snapshot rm photos before-trip']]
+  })
   volume = Option.String({ required: true })
   name = Option.String({ required: true })
 
@@ -76,13 +88,19 @@ export class VolumeSnapshotRmCommand extends BazilCommand {
 export class VolumeSnapshotKeepCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'keep']]
   static override usage = BazilCommand.Usage({
-    description: "Show or set a volume's snapshot retention rule (replicated with the volume)",
+    category: CATEGORY.history,
+    description: 'Show or set which snapshots are kept',
     details: `
-      Keeps the LAST newest snapshots and the newest of each of the HOURLY / DAILY / WEEKLY most
-      recent hours / days / weeks (UTC) that have one; the others are removed by the next
-      \`volume gc\` and by the server's automatic collection. \`--none\` removes the rule (every
-      snapshot is kept). The rule is part of the volume, so every node applies the same one.
-    `
+      A volume's snapshot retention rule: keeps the LAST newest snapshots and the newest of each
+      of the HOURLY / DAILY / WEEKLY most recent hours / days / weeks (UTC) that have one; the
+      others are removed by the next \`volume gc\` and by the server's automatic collection.
+      \`--none\` removes the rule (every snapshot is kept). The rule is part of the volume, so
+      every node applies the same one.
+    `,
+    examples: [
+      ['Show the rule', 'bazil volume snapshot keep photos'],
+      ['Keep the 10 newest and one a day for a week', 'bazil volume snapshot keep photos --last=10 --daily=7']
+    ]
   })
   volume = Option.String({ required: true })
   last = Option.String('--last', { description: 'Keep the N newest snapshots' })

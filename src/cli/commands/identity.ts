@@ -1,13 +1,22 @@
 // create, debug pubkey, sharing add|list: the node's identity and keys.
 import { Option } from 'clipanion'
 import { BazilCommand, readAll, type Where } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { DataDir, UserError } from '../../datadir.js'
 import { KEY_BYTES, encodeKey } from '../../crypto.js'
 
 export class CreateCommand extends BazilCommand {
   static override paths = [['create']]
   static override where: Where = 'local'
-  static override usage = BazilCommand.Usage({ description: 'Create a data dir with a new node identity and a `default` sharing key' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.identity,
+    description: 'Create a data dir and a node identity',
+    details: 'The data dir gets a new node identity (its key pair) and a sharing key named `default`.',
+    examples: [
+      ['Make a node', 'bazil create'],
+      ['Make one in another data dir', 'bazil --data-dir=/srv/bazil create']
+    ]
+  })
 
   async run(): Promise<void> {
     const dir = DataDir.create(this.dataDirPath)
@@ -19,7 +28,11 @@ export class CreateCommand extends BazilCommand {
 export class DebugPubkeyCommand extends BazilCommand {
   static override paths = [['debug', 'pubkey']]
   static override where: Where = 'local'
-  static override usage = BazilCommand.Usage({ description: "Print this node's public key (z-base-32)" })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.identity,
+    description: "Print this node's public key",
+    details: 'In z-base-32: what other nodes give `bazil peer add` to know this one.'
+  })
 
   async run(): Promise<void> {
     this.out(encodeKey(this.openDataDir().publicKey))
@@ -30,7 +43,9 @@ export class SharingAddCommand extends BazilCommand {
   static override paths = [['sharing', 'add']]
   static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
-    description: 'Add a sharing key: exactly 32 secret bytes read from stdin',
+    category: CATEGORY.identity,
+    description: 'Add a sharing key read from stdin',
+    details: 'A sharing key is exactly 32 secret bytes; volumes created with it (`volume create --sharing=NAME`) are readable by the nodes that have it.',
     examples: [['Add a key made by dd', 'dd if=/dev/urandom bs=32 count=1 of=sekrit && bazil sharing add friends <sekrit']]
   })
   name = Option.String({ required: true })
@@ -50,7 +65,10 @@ export class SharingAddCommand extends BazilCommand {
 export class SharingListCommand extends BazilCommand {
   static override paths = [['sharing', 'list']]
   static override where: Where = 'local'
-  static override usage = BazilCommand.Usage({ description: 'List the sharing keys by name' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.identity,
+    description: 'List the sharing keys by name'
+  })
   asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {

@@ -1,6 +1,7 @@
 // log show|verify: the audit trail of a volume, and its integrity check.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import type { LogRow } from '../../control/requests.js'
 import type { AuditOp } from '../../logs/index.js'
 
@@ -29,7 +30,15 @@ function describeOp(op: AuditOp): string {
 
 export class LogShowCommand extends BazilCommand {
   static override paths = [['log', 'show']]
-  static override usage = BazilCommand.Usage({ description: "Show a volume's op log: one line per op, oldest first (writer, seq, time, op, paths, size/hash)" })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.history,
+    description: "Show a volume's op log",
+    details: 'One line per op, oldest first: writer, seq, time, op, paths, size/hash. The op log is the audit trail of every change from every device.',
+    examples: [
+      ['Show the log', 'bazil log show photos'],
+      ["One writer's ops", 'bazil log show --writer=KEY photos']
+    ]
+  })
   volume = Option.String({ required: true })
   writer = Option.String('--writer', { description: 'Only this writer (public log key, z-base-32 or hex)' })
   asJson = Option.Boolean('--json', false)
@@ -46,7 +55,12 @@ export class LogShowCommand extends BazilCommand {
 
 export class LogVerifyCommand extends BazilCommand {
   static override paths = [['log', 'verify']]
-  static override usage = BazilCommand.Usage({ description: "Verify a volume's op logs: signatures, binding, decryption, decoding, and that every change applies" })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.history,
+    description: "Verify a volume's op logs",
+    details: 'Checks signatures, binding, decryption and decoding of every entry, and that every change applies.',
+    examples: [['Verify a volume', 'bazil log verify photos']]
+  })
   volume = Option.String({ required: true })
   asJson = Option.Boolean('--json', false)
 

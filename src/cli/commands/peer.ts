@@ -3,6 +3,7 @@
 // server the network picks changes up at once (refresh), otherwise at its next start.
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError, type DataDir } from '../../datadir.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
 import type { PeerStatus } from '../../net/index.js'
@@ -35,7 +36,12 @@ abstract class PeerCommand extends BazilCommand {
 
 export class PeerAddCommand extends PeerCommand {
   static override paths = [['peer', 'add']]
-  static override usage = BazilCommand.Usage({ description: 'Add a peer by its public key: its firewall entry; it may see nothing until allowed' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.sync,
+    description: 'Add a peer by its public key',
+    details: 'This adds its firewall entry: it may see nothing until allowed (`bazil peer volume allow`, `bazil peer storage allow`).',
+    examples: [['Add a peer (its key: `bazil debug pubkey` there)', 'bazil peer add KEY']]
+  })
   key = Option.String({ required: true })
 
   async run(): Promise<void> {
@@ -48,7 +54,11 @@ export class PeerAddCommand extends PeerCommand {
 
 export class PeerRemoveCommand extends PeerCommand {
   static override paths = [['peer', 'remove']]
-  static override usage = BazilCommand.Usage({ description: 'Remove a peer: it is disconnected and refused from now on' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.sync,
+    description: 'Remove a peer',
+    details: 'It is disconnected and refused from now on.'
+  })
   key = Option.String({ required: true })
 
   async run(): Promise<void> {
@@ -78,7 +88,11 @@ export class PeerRemoveCommand extends PeerCommand {
 
 export class PeerListCommand extends PeerCommand {
   static override paths = [['peer', 'list']]
-  static override usage = BazilCommand.Usage({ description: 'List peers, what each may see, and (with a running server) whether it is connected' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.sync,
+    description: 'List peers and whether each is connected',
+    details: 'For each peer: what it may see, and (with a running server) whether it is connected.'
+  })
   asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
@@ -118,7 +132,12 @@ export class PeerListCommand extends PeerCommand {
 
 export class PeerLocationSetCommand extends PeerCommand {
   static override paths = [['peer', 'location', 'set']]
-  static override usage = BazilCommand.Usage({ description: 'Connect to a peer at HOST:PORT (its DHT UDP port) directly, without a DHT lookup' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.sync,
+    description: "Set a peer's address (no DHT lookup)",
+    details: 'Connect to a peer at HOST:PORT (its DHT UDP port) directly, without a DHT lookup.',
+    examples: [['Reach a peer on the LAN', 'bazil peer location set KEY 192.168.1.20:49737']]
+  })
   key = Option.String({ required: true })
   location = Option.String({ required: true })
 
@@ -144,8 +163,10 @@ abstract class AllowDeny extends PeerCommand {
 export class PeerStorageCommand extends AllowDeny {
   static override paths = [['peer', 'storage']]
   static override usage = BazilCommand.Usage({
-    description: "Allow or deny a peer reading this node's content store (only ciphertext: names and content need the sharing key)",
-    examples: [['Let a peer read the local store', '$0 peer storage allow KEY local']]
+    category: CATEGORY.sync,
+    description: 'Allow or deny a peer reading this store',
+    details: "ACTION is allow or deny; STORE is `local`, this node's content store. A peer reads only ciphertext: names and content need the sharing key.",
+    examples: [['Let a peer read the local store', 'bazil peer storage allow KEY local']]
   })
   key = Option.String({ required: true })
   store = Option.String({ required: true })
@@ -163,8 +184,10 @@ export class PeerStorageCommand extends AllowDeny {
 export class PeerVolumeCommand extends AllowDeny {
   static override paths = [['peer', 'volume']]
   static override usage = BazilCommand.Usage({
-    description: "Allow or deny a peer replicating a volume's logs (and becoming a writer of it)",
-    examples: [['Share a volume with a peer', '$0 peer volume allow KEY myfiles']]
+    category: CATEGORY.sync,
+    description: 'Allow or deny a peer replicating a volume',
+    details: "ACTION is allow or deny. An allowed peer replicates the volume's logs and may become a writer of it (`bazil volume connect` there); denying revokes its writer logs.",
+    examples: [['Share a volume with a peer', 'bazil peer volume allow KEY myfiles']]
   })
   key = Option.String({ required: true })
   volume = Option.String({ required: true })

@@ -2,6 +2,7 @@
 // src/placement/where.ts; spec/protocol.md KEEP/HOLDS).
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { MAX_COPIES } from '../../tree/model.js'
 import { DEFAULT_COPIES, storagePeers } from '../../placement/placement.js'
@@ -23,8 +24,10 @@ function size(bytes: number): string {
 export class VolumeCopiesCommand extends BazilCommand {
   static override paths = [['volume', 'copies']]
   static override usage = BazilCommand.Usage({
-    description: 'Show or set how many storage peers must confirm holding content written here before it counts as safe (replicated with the volume)',
-    examples: [['Keep two copies elsewhere', '$0 volume copies myfiles 2']]
+    category: CATEGORY.storage,
+    description: 'Show or set the copies needed elsewhere',
+    details: 'How many storage peers must confirm holding content written here before it counts as safe. The rule is replicated with the volume.',
+    examples: [['Keep two copies elsewhere', 'bazil volume copies myfiles 2']]
   })
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
@@ -72,7 +75,12 @@ abstract class ContentReportCommand extends BazilCommand {
 
 export class WhereCommand extends ContentReportCommand {
   static override paths = [['where']]
-  static override usage = BazilCommand.Usage({ description: 'Show which peers hold the content of a file or tree, how many copies, and whether (and why) this node holds it' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.storage,
+    description: 'Show which peers hold a file or tree',
+    details: 'For the content of a file or tree: which peers hold it, how many copies, and whether (and why) this node holds it.',
+    examples: [['Where a file is held', 'bazil where photos /2024/beach.jpg']]
+  })
   target = Option.String({ required: true })
 
   async run(): Promise<void> {
@@ -95,7 +103,12 @@ export class WhereCommand extends ContentReportCommand {
 
 export class VolumeDuCommand extends ContentReportCommand {
   static override paths = [['volume', 'du']]
-  static override usage = BazilCommand.Usage({ description: 'Show the logical size of a volume (or a path in it), the bytes held here, pinned, and not yet safely elsewhere' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.storage,
+    description: 'Show how much of a volume is held here',
+    details: 'The logical size of a volume (or a path in it), the bytes held here, pinned, and not yet safely elsewhere.',
+    examples: [['Sizes of a directory', 'bazil volume du photos /2024']]
+  })
   target = Option.String({ required: false })
 
   async run(): Promise<void> {
@@ -109,9 +122,10 @@ export class VolumeDuCommand extends ContentReportCommand {
 export class VolumeStorageRmCommand extends BazilCommand {
   static override paths = [['volume', 'storage', 'rm']]
   static override usage = BazilCommand.Usage({
-    description: "Stop storing a volume's content to a peer (and reading missing content from it): undoes `volume storage add`",
-    details: 'Once no volume stores to the peer, its confirmations stop counting toward the copy rule, and the server tells it to stop keeping this node\'s store (it drops its replica and its disk space comes back) as soon as it is connected and content written here that only it held is back here. An older bazil there is not told: remove the replica there by hand.',
-    examples: [['Stop storing to a desktop', '$0 volume storage rm myfiles peerkey:KEY']]
+    category: CATEGORY.storage,
+    description: "Stop storing a volume's content to a peer",
+    details: "Also stops reading missing content from it: undoes `volume storage add`. Once no volume stores to the peer, its confirmations stop counting toward the copy rule, and the server tells it to stop keeping this node's store (it drops its replica and its disk space comes back) as soon as it is connected and content written here that only it held is back here. An older bazil there is not told: remove the replica there by hand.",
+    examples: [['Stop storing to a desktop', 'bazil volume storage rm myfiles peerkey:KEY']]
   })
   volume = Option.String({ required: true })
   store = Option.String({ required: true })

@@ -1,6 +1,7 @@
 // server run, status, volume mount|unmount: the long-running side of bazil.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import type { StatusResult } from '../../control/requests.js'
 import { createLogger, parseLevel } from '../../log.js'
 import { parseBootstrap } from '../../net/config.js'
@@ -9,7 +10,13 @@ export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
   static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
-    description: 'Run the server in the foreground: owns the data dir, its mounts and the control socket; logs to stderr; SIGINT/SIGTERM stop it cleanly'
+    category: CATEGORY.server,
+    description: 'Run the server in the foreground',
+    details: 'The server owns the data dir, its mounts and the control socket, and keeps volumes in sync with peers; other commands ask it when it runs. It logs to stderr; SIGINT or SIGTERM stop it cleanly.',
+    examples: [
+      ['Run it', 'bazil server run'],
+      ['Without the public DHT (peers by `bazil peer location set`)', 'bazil server run --bootstrap=none']
+    ]
   })
   logLevel = Option.String('--log-level', 'info', { description: 'debug, info, warn or error' })
   bootstrap = Option.String('--bootstrap', {
@@ -40,7 +47,15 @@ export class ServerRunCommand extends BazilCommand {
 
 export class StatusCommand extends BazilCommand {
   static override paths = [['status']]
-  static override usage = BazilCommand.Usage({ description: 'Show whether the server runs, and its volumes and mounts' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.server,
+    description: 'Show the server, its volumes and mounts',
+    details: 'Whether the server runs, and its volumes and mounts.',
+    examples: [
+      ['Show the status', 'bazil status'],
+      ['Then watch changes arrive', 'bazil status --watch']
+    ]
+  })
   asJson = Option.Boolean('--json', false)
 
   watch = Option.Boolean('--watch', false, { description: 'Then print one line per change applied from other writers (with --json: one object per line), until interrupted (needs the server)' })
@@ -74,7 +89,12 @@ export class StatusCommand extends BazilCommand {
 export class VolumeMountCommand extends BazilCommand {
   static override paths = [['volume', 'mount']]
   static override where: Where = 'api'
-  static override usage = BazilCommand.Usage({ description: 'Mount a volume on an existing empty directory (needs the server); mounting it again on the same path says it is mounted' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Mount a volume (needs the server)',
+    details: 'On an existing empty directory; mounting it again on the same path says it is mounted.',
+    examples: [['Mount a volume', 'bazil volume mount notes ~/notes']]
+  })
   volume = Option.String({ required: true })
   mountpoint = Option.String({ required: true })
   allowOther = Option.Boolean('--allow-other', false, {
@@ -96,7 +116,12 @@ export class VolumeMountCommand extends BazilCommand {
 export class VolumeUnmountCommand extends BazilCommand {
   static override paths = [['volume', 'unmount']]
   static override where: Where = 'api'
-  static override usage = BazilCommand.Usage({ description: 'Unmount a mounted volume, committing open files first (needs the server)' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Unmount a mounted volume',
+    details: 'Open files are committed first. Needs the server.',
+    examples: [['Unmount it', 'bazil volume unmount ~/notes']]
+  })
   mountpoint = Option.String({ required: true })
 
   async run(): Promise<void> {

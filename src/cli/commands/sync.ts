@@ -3,6 +3,7 @@
 // they write are what the server acts on at its next start too.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError, checkName, storageOnlyMessage, type DataDir } from '../../datadir.js'
 import { encodeKey } from '../../crypto.js'
 import type { Node } from '../../node.js'
@@ -53,10 +54,12 @@ abstract class PeerVolumeCommand extends BazilCommand {
 export class VolumeConnectCommand extends PeerVolumeCommand {
   static override paths = [['volume', 'connect']]
   static override usage = BazilCommand.Usage({
-    description: "Make a local replica of a peer's volume: this node becomes a writer of it, and the peer may replicate this node's log of it. With --storage-only, hold the volume without its sharing key: keep and serve its (encrypted) logs, and replicas of its peers' stores, never reading a name or a byte of content",
+    category: CATEGORY.sync,
+    description: "Replicate a peer's volume here",
+    details: "Makes a local replica of a peer's volume: this node becomes a writer of it, and the peer may replicate this node's log of it. With --storage-only, hold the volume without its sharing key: keep and serve its (encrypted) logs, and replicas of its peers' stores, never reading a name or a byte of content.",
     examples: [
-      ['Replicate the volume "myfiles" a peer allowed us', '$0 volume connect --sharing=friends KEY myfiles'],
-      ['Keep a volume for others on a closet server', '$0 volume connect --storage-only KEY myfiles']
+      ['Replicate the volume "myfiles" a peer allowed us', 'bazil volume connect --sharing=friends KEY myfiles'],
+      ['Keep a volume for others on a closet server', 'bazil volume connect --storage-only KEY myfiles']
     ]
   })
   sharing = Option.String('--sharing', { description: 'The local sharing key the volume is encrypted with (default: default)' })
@@ -313,8 +316,10 @@ function readStateFileOrFail(file: string): VolumeState {
 export class VolumeStateSaveCommand extends BazilCommand {
   static override paths = [['volume', 'state', 'save']]
   static override usage = BazilCommand.Usage({
-    description: "Write the volume's directory state (its Automerge shards and how far into each writer log they reach) to a file, for `volume connect --state` on another node: a first sync then skips replaying the history (the file is checked against the signed logs there, so it needs no trust)",
-    examples: [['Save the state of "myfiles"', '$0 volume state save myfiles /tmp/myfiles.state']]
+    category: CATEGORY.sync,
+    description: 'Save the state a first sync can start from',
+    details: "Writes the volume's directory state (its Automerge shards and how far into each writer log they reach) to a file, for `volume connect --state` on another node: a first sync then skips replaying the history (the file is checked against the signed logs there, so it needs no trust).",
+    examples: [['Save the state of "myfiles"', 'bazil volume state save myfiles /tmp/myfiles.state']]
   })
   volume = Option.String({ required: true })
   file = Option.String({ required: true })
@@ -335,8 +340,10 @@ export class VolumeStateSaveCommand extends BazilCommand {
 export class VolumeSyncCommand extends PeerVolumeCommand {
   static override paths = [['volume', 'sync']]
   static override usage = BazilCommand.Usage({
-    description: 'Bring this node up to date with a peer, and the peer with this node; print what changed',
-    examples: [['Sync with a peer', '$0 volume sync myfiles KEY']]
+    category: CATEGORY.sync,
+    description: 'Sync a volume with a peer now',
+    details: 'Brings this node up to date with a peer, and the peer with this node, then prints what changed.',
+    examples: [['Sync with a peer', 'bazil volume sync myfiles KEY']]
   })
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
@@ -363,8 +370,10 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
 export class VolumeStorageAddCommand extends PeerVolumeCommand {
   static override paths = [['volume', 'storage', 'add']]
   static override usage = BazilCommand.Usage({
-    description: "Read the volume's content this node doesn't hold from a peer's store (the peer must allow it: `bazil peer storage allow`)",
-    examples: [['Fetch missing content from a peer', '$0 volume storage add --sharing=friends myfiles peerkey:KEY']]
+    category: CATEGORY.storage,
+    description: "Read missing content from a peer's store",
+    details: "Content of the volume this node doesn't hold is read from the peer's store (the peer must allow it: `bazil peer storage allow`), and content written here is stored to it.",
+    examples: [['Fetch missing content from a peer', 'bazil volume storage add --sharing=friends myfiles peerkey:KEY']]
   })
   sharing = Option.String('--sharing', { description: "The volume's sharing key (checked against the volume's, if given)" })
   volume = Option.String({ required: true })

@@ -1,12 +1,21 @@
 // volume create|list|import|export|ls|cat|rm|mv|mkdir|snapshot: volumes without a mount.
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import type { CopyProgress } from '../../copy/local-copy.js'
 import type { EntryInfo } from '../../control/requests.js'
 
 export class VolumeCreateCommand extends BazilCommand {
   static override paths = [['volume', 'create']]
-  static override usage = BazilCommand.Usage({ description: 'Create a volume encrypted with a sharing key' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Create a volume',
+    details: 'The volume is encrypted with a sharing key (--sharing, default `default`): the nodes that have the key can read it.',
+    examples: [
+      ['Create a volume', 'bazil volume create notes'],
+      ['One for the "friends" sharing key', 'bazil volume create --sharing=friends photos']
+    ]
+  })
   sharing = Option.String('--sharing', 'default', { description: 'Sharing key name (default: default)' })
   name = Option.String({ required: true })
 
@@ -21,7 +30,10 @@ export class VolumeCreateCommand extends BazilCommand {
 export class VolumeListCommand extends BazilCommand {
   static override paths = [['volume', 'list']]
   static override where: Where = 'api'
-  static override usage = BazilCommand.Usage({ description: 'List volumes' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'List volumes'
+  })
   asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
@@ -49,7 +61,12 @@ function progressPrinter(stream: NodeJS.WritableStream & { isTTY?: boolean }): (
 
 export class VolumeImportCommand extends BazilCommand {
   static override paths = [['volume', 'import']]
-  static override usage = BazilCommand.Usage({ description: 'Copy a local directory into a volume, recursively (modes, mtimes, symlinks, hard links, fifos and devices kept; owners as root)' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Copy a local directory into a volume',
+    details: 'Recursively, keeping modes, mtimes, symlinks, hard links, fifos and devices; owners become root.',
+    examples: [['Import a folder under /2024', 'bazil volume import --to=/2024 photos ~/Pictures/2024']]
+  })
   to = Option.String('--to', '/', { description: 'Directory in the volume to import into (created if missing)' })
   volume = Option.String({ required: true })
   src = Option.String({ required: true })
@@ -66,7 +83,12 @@ export class VolumeImportCommand extends BazilCommand {
 
 export class VolumeExportCommand extends BazilCommand {
   static override paths = [['volume', 'export']]
-  static override usage = BazilCommand.Usage({ description: 'Copy a volume (or a snapshot of it) into a new local directory' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Copy a volume into a new local directory',
+    details: 'The live volume, or with --snapshot a snapshot of it.',
+    examples: [['Export a snapshot', 'bazil volume export --snapshot=before-trip photos /tmp/photos']]
+  })
   snapshot = Option.String('--snapshot', { description: 'Export this snapshot instead of the live volume' })
   volume = Option.String({ required: true })
   dest = Option.String({ required: true })
@@ -99,7 +121,12 @@ function modeString(e: EntryInfo): string {
 
 export class VolumeLsCommand extends BazilCommand {
   static override paths = [['volume', 'ls']]
-  static override usage = BazilCommand.Usage({ description: 'List a directory of a volume (or one file)' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'List a directory of a volume',
+    details: 'Or one file. Works without mounting, and with no server running.',
+    examples: [['Long listing of the root', 'bazil volume ls -l photos /']]
+  })
   long = Option.Boolean('-l', false, { description: 'Long listing: mode, size, mtime' })
   asJson = Option.Boolean('--json', false)
   snapshot = Option.String('--snapshot', { description: 'List this snapshot instead of the live volume' })
@@ -124,7 +151,11 @@ export class VolumeLsCommand extends BazilCommand {
 
 export class VolumeCatCommand extends BazilCommand {
   static override paths = [['volume', 'cat']]
-  static override usage = BazilCommand.Usage({ description: 'Write a file of a volume to stdout' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Write a file of a volume to stdout',
+    examples: [['Print a file', 'bazil volume cat notes /todo.txt']]
+  })
   snapshot = Option.String('--snapshot', { description: 'Read from this snapshot' })
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
@@ -138,7 +169,11 @@ export class VolumeCatCommand extends BazilCommand {
 
 export class VolumeMkdirCommand extends BazilCommand {
   static override paths = [['volume', 'mkdir']]
-  static override usage = BazilCommand.Usage({ description: 'Make a directory in a volume' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Make a directory in a volume',
+    examples: [['Make a directory and its parents', 'bazil volume mkdir -p notes /2024/trips']]
+  })
   parents = Option.Boolean('-p,--parents', false, { description: 'Make missing parents; no error if it exists' })
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
@@ -152,7 +187,12 @@ export class VolumeMkdirCommand extends BazilCommand {
 
 export class VolumeRmCommand extends BazilCommand {
   static override paths = [['volume', 'rm']]
-  static override usage = BazilCommand.Usage({ description: 'Remove a file, symlink or (with -r) a directory tree from a volume' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Remove a file or (with -r) a tree',
+    details: 'Removes a file, symlink or (with -r) a directory tree from a volume.',
+    examples: [['Remove a directory tree', 'bazil volume rm -r notes /old']]
+  })
   recursive = Option.Boolean('-r,--recursive', false, { description: 'Remove directories and their contents' })
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
@@ -166,7 +206,11 @@ export class VolumeRmCommand extends BazilCommand {
 
 export class VolumeMvCommand extends BazilCommand {
   static override paths = [['volume', 'mv']]
-  static override usage = BazilCommand.Usage({ description: 'Rename or move a file or directory within a volume' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.volumes,
+    description: 'Rename or move within a volume',
+    examples: [['Rename a file', 'bazil volume mv notes /todo.txt /done.txt']]
+  })
   force = Option.Boolean('-f,--force', false, { description: 'Replace an existing target (as rename(2) does)' })
   volume = Option.String({ required: true })
   from = Option.String({ required: true })
@@ -181,7 +225,12 @@ export class VolumeMvCommand extends BazilCommand {
 
 export class VolumeSnapshotCreateCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'create']]
-  static override usage = BazilCommand.Usage({ description: 'Take a named, read-only snapshot of a volume' })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.history,
+    description: 'Take a named, read-only snapshot',
+    details: 'Browse it with `volume ls --snapshot=NAME`, copy it out with `volume export --snapshot=NAME`.',
+    examples: [['Take a snapshot', 'bazil volume snapshot create photos before-trip']]
+  })
   volume = Option.String({ required: true })
   name = Option.String({ required: true })
 
@@ -195,7 +244,10 @@ export class VolumeSnapshotCreateCommand extends BazilCommand {
 
 export class VolumeSnapshotListCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'list']]
-  static override usage = BazilCommand.Usage({ description: "List a volume's snapshots" })
+  static override usage = BazilCommand.Usage({
+    category: CATEGORY.history,
+    description: "List a volume's snapshots"
+  })
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
 

@@ -2,6 +2,7 @@
 // write, who admitted them, revocations; and recording a revocation.
 import { Option } from 'clipanion'
 import { BazilCommand } from '../base.js'
+import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
 import type { Hypercore } from 'hypercore'
@@ -39,8 +40,13 @@ function rows(set: WriterSet, known: { log: string; node: string | null }[], cor
 export class VolumeWritersCommand extends BazilCommand {
   static override paths = [['volume', 'writers']]
   static override usage = BazilCommand.Usage({
-    description: 'List the writers of a volume: each writer log, its node, who admitted it (log and seq), revocations and its last accepted seq, and whether it is a root; then the logs held that are not authorised',
-    examples: [['List writers', '$0 volume writers myfiles'], ['As JSON', '$0 volume writers --json myfiles']]
+    category: CATEGORY.sync,
+    description: 'List the writers of a volume',
+    details: 'Each writer log, its node, who admitted it (log and seq), revocations and its last accepted seq, and whether it is a root; then the logs held that are not authorised.',
+    examples: [
+      ['List writers', 'bazil volume writers myfiles'],
+      ['As JSON', 'bazil volume writers --json myfiles']
+    ]
   })
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
@@ -87,8 +93,10 @@ export class VolumeWritersCommand extends BazilCommand {
 export class VolumeWritersRemoveCommand extends BazilCommand {
   static override paths = [['volume', 'writers', 'remove']]
   static override usage = BazilCommand.Usage({
-    description: "Revoke a node's writer log(s) of a volume: its entries after the last one applied here are never applied, on any peer",
-    examples: [['Revoke a node', '$0 volume writers remove myfiles KEY']]
+    category: CATEGORY.sync,
+    description: "Revoke a node's writer logs of a volume",
+    details: 'Its entries after the last one applied here are never applied, on any peer.',
+    examples: [['Revoke a node', 'bazil volume writers remove myfiles KEY']]
   })
   volume = Option.String({ required: true })
   key = Option.String({ required: true })
