@@ -104,6 +104,13 @@ test('every op of the typed API round-trips through the control socket', async (
       const ver = (await r('log.verify', { volume: 'v' })).result
       assert.equal(ver.ok, true)
       assert.ok(ver.entries >= 4, JSON.stringify(ver))
+      // History ops (spec/history.md; two peers in test/history.test.ts): /a/f became /a/g, then went.
+      const hist = (await r('volume.history', { volume: 'v', path: '/a/g' })).result
+      assert.equal(hist.exists, false)
+      assert.deepEqual(hist.versions.map((x) => [x.op, x.path]), [['write', '/a/f'], ['rename', '/a/f'], ['delete', '/a/g']])
+      const hash = hist.versions[0]!.hash!
+      assert.deepEqual((await r('volume.restore', { volume: 'v', path: '/a/g', version: hash.slice(0, 8) })).result, { path: '/a/g', size: content.length, hash, created: true, previous: null, unchanged: false })
+      assert.deepEqual((await r('log.blame', { volume: 'v', path: '/a' })).result.rows.map((x) => [x.path, x.changes]), [['/a/g', 1]])
       // A user's mistake comes back as one line, the server still serving.
       await assert.rejects(remote(data, 'volume.cat', { volume: 'v', path: '/nope' }), /nope/)
       await assert.rejects(remote(data, 'volume.ls', { volume: 'nosuch' }), /nosuch/)

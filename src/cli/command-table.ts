@@ -29,6 +29,7 @@ export const COMMAND_MODULES: CommandModule[] = [
   { paths: [['volume', 'writers'], ['volume', 'writers', 'remove']], load: () => import('./commands/writers.js') },
   { paths: [['volume', 'copies'], ['where'], ['volume', 'du'], ['volume', 'storage', 'rm']], load: () => import('./commands/placement.js') },
   { paths: [['cache', 'size'], ['pin'], ['unpin']], load: () => import('./commands/cache.js') },
+  { paths: [['volume', 'history'], ['volume', 'restore'], ['log', 'blame']], load: () => import('./commands/history.js') },
   { paths: [['volume', 'gc'], ['volume', 'snapshot', 'rm'], ['volume', 'snapshot', 'keep']], load: () => import('./commands/gc.js') },
 ]
 

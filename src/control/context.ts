@@ -14,6 +14,8 @@ export interface OpContext {
   readonly server?: ServerHandle
   /** Streams one event to the caller (progress `status`, `warning`, ...). */
   emit(event: ControlEvent): void
+  /** Resolves once the caller can take more events (a long stream of them: `log.show` rows); absent: no need to wait. */
+  eventsDrained?(): Promise<void>
   /** Streams output bytes (a file's content); resolves when the caller can take more. */
   write(chunk: Buffer): Promise<void>
   /** Aborted when the caller hangs up or the server stops: long ops (a watch) end then. */

@@ -32,8 +32,14 @@ export const OP_ARGS = {
   'volume.mount': { volume: 'string', mountpoint: 'path', allowOther: 'boolean?', atime: 'boolean?' },
   'volume.unmount': { mountpoint: 'path' },
   'volume.sync': { volume: 'string', peer: 'string', timeoutMs: 'int?' },
-  'log.show': { volume: 'string', writer: 'string?' },
+  /** `path`: ops on it (or below it), renames followed back; `since`/`until`: ISO 8601 or a time ago (`2h`); `stream`: rows as `row` events. */
+  'log.show': { volume: 'string', writer: 'string?', path: 'string?', since: 'string?', until: 'string?', stream: 'boolean?' },
   'log.verify': { volume: 'string' },
+  // History and audit (issue 14; src/volume/history.ts, spec/history.md).
+  'volume.history': { volume: 'string', path: 'string' },
+  /** Exactly one of `version` (8+ hex digits of a version's hash) and `snapshot`; `to`: restore there instead. */
+  'volume.restore': { volume: 'string', path: 'string', version: 'string?', snapshot: 'string?', to: 'string?' },
+  'log.blame': { volume: 'string', path: 'string?' },
   /** Streams `change` events until the client hangs up (or `limit` events were sent, or the server stops). */
   watch: { volume: 'string?', limit: 'int?' },
   /** Runs a command line of a command not yet converted to a typed op (the server's CLI). */
@@ -120,6 +126,42 @@ export interface VerifyResult {
   unauthorised: { writer: string; seq: number; reason: string }[]
 }
 
+/** Who wrote an entry: its writer log and the node bound to it (null: binding not held), keys z-base-32; `self`: this node; `location`: the peer's known address. */
+export interface WriterLabel { log: string; node: string | null; self?: true; location?: string }
+
+/** One event of a file's history (`volume.history`); times ISO 8601. */
+export interface HistoryVersion {
+  /** write, restore, resolve, rename, delete, link, symlink, mknod, mkdir... */
+  op: string
+  /** The path the op was on (an older name before a rename). */
+  path: string
+  to?: string
+  writer: WriterLabel
+  seq: number
+  time: string
+  size?: number
+  hash?: string
+  mode?: number
+  /** restore: version or snapshot; resolve: mine, theirs, both or hash. */
+  kind?: string
+  /** restore from a snapshot: its name. */
+  snapshot?: string
+  /** The file's content now. */
+  current?: true
+  /** Shown now as this read-only conflict copy. */
+  conflictCopy?: string
+}
+
+/** One row of `log.blame`: an entry (a directory counts what is below it). */
+export interface BlameInfo {
+  path: string
+  kind: EntryInfo['kind']
+  changes: number
+  last: { writer: WriterLabel; time: string; op: string; path: string; seq: number } | null
+  /** Changes per writer, most first. */
+  writers: { writer: WriterLabel; changes: number }[]
+}
+
 /** What each op answers (its last frame's `result`). */
 export interface Results {
   status: StatusResult
@@ -137,8 +179,14 @@ export interface Results {
   'volume.mount': MountInfoResult & { already: boolean }
   'volume.unmount': { mountpoint: string }
   'volume.sync': SyncResult
-  'log.show': { rows: LogRow[]; bad: number }
+  /** `rows` is empty when streamed (`stream`: each row came as a `row` event); `count`: rows shown. */
+  'log.show': { rows: LogRow[]; bad: number; count: number }
   'log.verify': VerifyResult
+  /** `exists`: a file is at the path now; versions oldest first. */
+  'volume.history': { path: string; exists: boolean; versions: HistoryVersion[] }
+  /** `previous`: the content before (null: the file was made); `unchanged`: it had this content already, nothing logged. */
+  'volume.restore': { path: string; size: number; hash: string; created: boolean; previous: string | null; unchanged: boolean }
+  'log.blame': { path: string; rows: BlameInfo[] }
   /** How many events the watch sent. */
   watch: { events: number }
   'cli.run': { code: number }
@@ -148,6 +196,8 @@ export interface Results {
 export type ControlEvent =
   | { message_type: 'status'; percent_done: number; seconds_remaining: number | null; [count: string]: unknown }
   | { message_type: 'warning'; message: string }
+  /** `log.show` with `stream`: one row of the log. */
+  | { message_type: 'row'; row: LogRow }
   /** `watch`: entries from other writers were applied to a volume. */
   | { message_type: 'change'; volume: string; entries: number; time: string }
   | { message_type: string; [field: string]: unknown }

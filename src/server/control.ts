@@ -101,6 +101,7 @@ async function runOp(conn: net.Socket, op: Exclude<Op, 'cli.run'>, args: unknown
     server: deps.server,
     node: async () => deps.server.node,
     emit: (e) => events.write(JSON.stringify(e)),
+    eventsDrained: () => (events.writableNeedDrain ? new Promise<void>((resolve) => events.once('drain', resolve)) : Promise.resolve()),
     write: (chunk) => new Promise<void>((resolve, reject) => stdout.write(chunk, (err) => (err ? reject(err) : resolve())))
   }
   return fn(ctx, args)

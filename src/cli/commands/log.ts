@@ -21,7 +21,8 @@ function describeRow(r: LogRow): string {
 function describeOp(op: AuditOp): string {
   const parts = [op.op, op.path ?? '']
   if (op.to !== undefined) parts.push(`-> ${op.to}`)
-  if (op.target !== undefined) parts.push(`-> ${op.target}`)
+  if (op.op === 'restore') parts.push(op.kind === 'snapshot' ? `from snapshot ${String(op.target)}` : 'from its history')
+  else if (op.target !== undefined) parts.push(`-> ${op.target}`)
   if (op.size !== undefined) parts.push(`size=${op.size}`)
   if (op.hash !== undefined) parts.push(`hash=${op.hash.slice(0, 16)}`)
   if (op.mode !== undefined) parts.push(`mode=${op.mode.toString(8).padStart(4, '0')}`)
@@ -33,22 +34,37 @@ export class LogShowCommand extends BazilCommand {
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
     description: "Show a volume's op log",
-    details: 'One line per op, oldest first: writer, seq, time, op, paths, size/hash. The op log is the audit trail of every change from every device.',
+    details: 'One line per op, oldest first: writer, seq, time, op, paths, size/hash. The op log is the audit trail of every change from every device; the writers\' logs are merged by entry time. `--path` keeps the ops on a file or directory (and below it), following renames back: the rename that moved it there and its earlier ops under its old name count. `--since`/`--until` take ISO 8601 (`2026-12-06`, `2026-12-06T09:30:00Z`) or a time ago (`90s`, `30m`, `2h`, `3d`).',
     examples: [
       ['Show the log', 'bazil log show photos'],
-      ["One writer's ops", 'bazil log show --writer=KEY photos']
+      ["One writer's ops", 'bazil log show --writer=KEY photos'],
+      ['What happened to one file in the last two days', 'bazil log show photos --path=/notes.txt --since=2d']
     ]
   })
   volume = Option.String({ required: true })
-  writer = Option.String('--writer', { description: 'Only this writer (public log key, z-base-32 or hex)' })
+  writer = Option.String('--writer', { description: 'Only this writer: its log key or its node key (z-base-32 or hex)' })
+  volPath = Option.String('--path', { description: 'Only ops on this path or below it, renames followed' })
+  since = Option.String('--since', { description: 'Only entries at or after this time (ISO 8601, or a time ago: 2h, 3d)' })
+  until = Option.String('--until', { description: 'Only entries at or before this time (ISO 8601, or a time ago)' })
   asJson = Option.Boolean('--json', false)
 
   static override where: Where = 'api'
 
   async run(): Promise<number> {
-    const { rows, bad } = await this.call('log.show', { volume: this.volume, writer: this.writer })
-    if (this.asJson) this.json(rows)
-    else for (const r of rows) this.out(`${r.writer.slice(0, 8)} ${String(r.seq).padStart(5)} ${r.time} ${describeRow(r)}${r.authorised === false ? ' [not authorised: not applied]' : ''}`)
+    // Rows stream as they are read: a large log is never one result in memory. --json is still one array.
+    let first = true
+    const print = (r: LogRow): void => {
+      if (!this.asJson) return this.out(`${r.writer.slice(0, 8)} ${String(r.seq).padStart(5)} ${r.time} ${describeRow(r)}${r.authorised === false ? ' [not authorised: not applied]' : ''}`)
+      this.context.stdout.write(`${first ? '[\n' : ',\n'}${JSON.stringify(r, null, 2).replace(/^/gm, '  ')}`)
+      first = false
+    }
+    const { bad } = await this.call('log.show', { volume: this.volume, writer: this.writer, path: this.volPath, since: this.since, until: this.until, stream: true }, {
+      onEvent: (e) => {
+        if (e.message_type === 'row') print(e.row as LogRow)
+        else if (e.message_type === 'warning') this.context.stderr.write(`bazil: ${String(e.message)}\n`)
+      }
+    })
+    if (this.asJson) this.out(first ? '[]' : '\n]')
     return bad > 0 ? 1 : 0
   }
 }

@@ -34,6 +34,9 @@ export const OPS: OpTable = {
   'volume.sync': { where: 'server', load: async () => (await sync()).sync },
   'log.show': { where: 'node', load: async () => (await log()).show },
   'log.verify': { where: 'node', load: async () => (await log()).verify },
+  'volume.history': { where: 'node', load: async () => (await import('./history.js')).history },
+  'volume.restore': { where: 'node', load: async () => (await import('./history.js')).restore },
+  'log.blame': { where: 'node', load: async () => (await import('./history.js')).blame },
   watch: { where: 'server', load: async () => (await import('./watch.js')).watch },
   // The server runs it itself (src/server/control.ts): it needs the server's CLI.
   'cli.run': { where: 'server', load: async () => { throw new Error('cli.run is served by the server itself') } }
