@@ -26,18 +26,18 @@ export class VolumeHistoryCommand extends BazilCommand {
   static override paths = [['volume', 'history']]
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
-    description: 'Every version of a file, oldest first: writes, restores, renames (earlier names followed) and deletes, with writer, time, size and hash',
-    details: 'Works for a path that no longer exists (its versions up to the delete). `[current]` marks the content the file has now, `[conflict copy PATH]` a version shown now as a conflict copy. Bring a version back with `bazil volume restore VOLUME PATH --version=HASH`.',
+    description: 'Every version of a file',
+    details: 'Oldest first: writes, restores, renames (earlier names followed) and deletes, with writer, time, size and hash. Works for a path that no longer exists (its versions up to the delete). `[current]` marks the content the file has now, `[conflict copy PATH]` a version shown now as a conflict copy. Bring a version back with `bazil volume restore VOLUME PATH --version=HASH`.',
     examples: [['A file\'s versions', 'bazil volume history docs /notes.txt']]
   })
   volume = Option.String({ required: true })
-  volPath = Option.String({ required: true })
+  file = Option.String({ required: true })
   asJson = Option.Boolean('--json', false)
 
   static override where: Where = 'api'
 
   async run(): Promise<void> {
-    const h = await this.call('volume.history', { volume: this.volume, path: this.volPath })
+    const h = await this.call('volume.history', { volume: this.volume, path: this.file })
     if (this.asJson) return this.json(h)
     this.out(`${h.path}${h.exists ? '' : ' (no longer exists)'}`)
     for (const v of h.versions) this.out(`  ${describeVersion(v)}`)
@@ -48,12 +48,12 @@ export class VolumeRestoreCommand extends BazilCommand {
   static override paths = [['volume', 'restore']]
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
-    description: 'Bring an earlier version of a file back, as a logged op that replicates like any write',
-    details: 'The version is named by 8 or more hex digits of its hash (as `bazil volume history` shows it) or taken from a snapshot. Over an existing file it is a new version (the one it replaces stays in the history); a deleted file is made again. `--to` restores to another path.',
+    description: 'Bring an earlier version of a file back',
+    details: 'A logged op that replicates like any write. The version is named by 8 or more hex digits of its hash (as `bazil volume history` shows it) or taken from a snapshot. Over an existing file it is a new version (the one it replaces stays in the history); a deleted file is made again. `--to` restores to another path.',
     examples: [['An earlier version', 'bazil volume restore docs /notes.txt --version=3f2a9c01'], ['From a snapshot, beside the current file', 'bazil volume restore docs /notes.txt --snapshot=monday --to=/notes-monday.txt']]
   })
   volume = Option.String({ required: true })
-  volPath = Option.String({ required: true })
+  file = Option.String({ required: true })
   version = Option.String('--version', { description: 'The version: 8+ hex digits of its hash' })
   snapshot = Option.String('--snapshot', { description: 'Take the file from this snapshot' })
   to = Option.String('--to', { description: 'Restore to this path instead' })
@@ -61,7 +61,7 @@ export class VolumeRestoreCommand extends BazilCommand {
   static override where: Where = 'api'
 
   async run(): Promise<void> {
-    const r = await this.call('volume.restore', { volume: this.volume, path: this.volPath, version: this.version, snapshot: this.snapshot, to: this.to })
+    const r = await this.call('volume.restore', { volume: this.volume, path: this.file, version: this.version, snapshot: this.snapshot, to: this.to })
     const from = this.snapshot !== undefined ? `snapshot ${this.snapshot}` : `version ${r.hash.slice(0, 16)}`
     if (r.unchanged) return this.out(`${r.path} has this content already (${from}): nothing to restore`)
     this.out(`restored ${r.path} from ${from} (${r.size} bytes)${r.created ? ', made again' : `; the version it replaced (${r.previous?.slice(0, 16)}) stays in its history`}`)
@@ -72,18 +72,18 @@ export class LogBlameCommand extends BazilCommand {
   static override paths = [['log', 'blame']]
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
-    description: 'Who changed what: per entry of a directory (or one file), how many changes, by which writers, and the last one',
-    details: 'A subdirectory counts every change below it. Renames are followed (a file\'s changes under its earlier names count).',
+    description: 'Who changed what, per path',
+    details: 'Per entry of a directory (or one file): how many changes, by which writers, and the last one. A subdirectory counts every change below it. Renames are followed (a file\'s changes under its earlier names count).',
     examples: [['The root of a volume', 'bazil log blame docs'], ['One file', 'bazil log blame docs /notes.txt']]
   })
   volume = Option.String({ required: true })
-  volPath = Option.String({ required: false })
+  target = Option.String({ required: false })
   asJson = Option.Boolean('--json', false)
 
   static override where: Where = 'api'
 
   async run(): Promise<void> {
-    const b = await this.call('log.blame', { volume: this.volume, path: this.volPath })
+    const b = await this.call('log.blame', { volume: this.volume, path: this.target })
     if (this.asJson) return this.json(b)
     for (const r of b.rows) {
       const name = r.kind === 'dir' ? `${r.path}/` : r.path
