@@ -2,82 +2,47 @@
 // shared by every open file of a Cas (so readers of one file, or a chunk two reads straddle,
 // decrypt it once). Keyed by store address A (per sharing key: no plaintext crosses keys).
 // Loads in flight are shared too: a second reader of a chunk being loaded waits for that load.
+import { Lru } from './lru.js'
+import { SharedLoads } from './shared-loads.js'
 
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 export class ChunkCache {
-  private readonly map = new Map<string, Buffer>()
-  private readonly loading = new Map<string, Promise<Buffer>>()
-  private held = 0
+  private readonly held: Lru<string, Buffer>
+  private readonly loads: SharedLoads<string, Buffer>
 
-  constructor(readonly maxBytes = DEFAULT_CACHE_BYTES) {}
+  constructor(readonly maxBytes = DEFAULT_CACHE_BYTES) {
+    this.held = new Lru<string, Buffer>(maxBytes, (chunk) => chunk.length)
+    this.loads = new SharedLoads(this.held)
+  }
 
   /** Bytes of plaintext held now (always <= maxBytes). */
   get bytes(): number {
-    return this.held
+    return this.held.weight
   }
 
   get size(): number {
-    return this.map.size
+    return this.held.size
   }
 
   /** A chunk held, refreshed as most recently used. */
   get(key: string): Buffer | undefined {
-    const value = this.map.get(key)
-    if (value === undefined) return undefined
-    this.map.delete(key)
-    this.map.set(key, value)
-    return value
+    return this.held.get(key)
   }
 
   /** Whether the chunk is held or being loaded (no reordering). */
   covers(key: string): boolean {
-    return this.map.has(key) || this.loading.has(key)
+    return this.held.has(key) || this.loads.loading(key)
   }
 
   /** The chunk from the cache, from a load in flight, or from `load` (kept once it succeeds). */
-  load(key: string, load: () => Promise<Buffer>): Promise<Buffer> {
-    const held = this.get(key)
-    if (held) return Promise.resolve(held)
-    let p = this.loading.get(key)
-    if (p) return p
-    p = load().then(
-      (value) => {
-        this.loading.delete(key)
-        this.set(key, value)
-        return value
-      },
-      (err: unknown) => {
-        this.loading.delete(key)
-        throw err
-      }
-    )
-    this.loading.set(key, p)
-    return p
+  async load(key: string, load: () => Promise<Buffer>): Promise<Buffer> {
+    return (await this.loads.load(key, load))!
   }
 
   /** Forgets a chunk (a sequential reader is past it: drop-behind). */
   drop(key: string): void {
-    const old = this.map.get(key)
-    if (!old) return
-    this.map.delete(key)
-    this.held -= old.length
-  }
-
-  private set(key: string, value: Buffer): void {
-    if (value.length > this.maxBytes) return
-    const old = this.map.get(key)
-    if (old) {
-      this.held -= old.length
-      this.map.delete(key)
-    }
-    this.map.set(key, value)
-    this.held += value.length
-    for (const [k, v] of this.map) {
-      if (this.held <= this.maxBytes) break
-      this.map.delete(k)
-      this.held -= v.length
-    }
+    this.held.delete(key)
   }
 }
 
