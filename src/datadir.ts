@@ -14,17 +14,12 @@ import path from 'node:path'
 import { KEY_BYTES, decodeKey, encodeKey, generateKeyPair, randomBytes, sign, verify, type KeyPair } from './crypto.js'
 import { replaceFileSync } from './atomic-file.js'
 import { DataPaths } from './data-paths.js'
+import { UserError } from './user-error.js'
 
 export const DATA_DIR_VERSION = 1
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
-/** An error the user can act on: the CLI prints its message as one line. */
-export class UserError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'UserError'
-  }
-}
+export { UserError }
 
 export interface VolumeRecord {
   version: 1

@@ -2,7 +2,7 @@
 // local copies of peers' stores) it may hold. Given as a size (`20GiB`, `500MiB`, `1.5TB`) or
 // as a share of the disk holding the data dir (`10%`); kept in DATA/cache.json (spec/datadir.md).
 import fs from 'node:fs'
-import { UserError } from '../datadir.js'
+import { UserError } from '../user-error.js'
 import { replaceFileSync } from '../atomic-file.js'
 
 /** A budget as the user gave it: bytes, or a percentage of the disk's size. */

@@ -2,7 +2,8 @@
 // or, when none runs, the same op function in this process with the data dir opened directly.
 // The CLI uses it for every converted command; tests and later clients (a web view) too.
 import type net from 'node:net'
-import { DataDir, UserError } from '../datadir.js'
+import type { DataDir } from '../datadir.js'
+import { UserError } from '../user-error.js'
 import type { Node } from '../node.js'
 import type { ServerHandle } from '../server/handle.js'
 import { TreeError } from '../tree/errors.js'
@@ -31,24 +32,35 @@ export interface ClientOptions {
 /** Calls `op`: in the server when one runs (or we are inside it), else in this process when the op allows it. */
 export async function call<O extends Op>(opts: ClientOptions, op: O, args: Args<O>, handlers: CallHandlers = {}): Promise<Results[O]> {
   checkRequest({ version: CONTROL_VERSION, op, args }) // a bad request fails here the same way it would in the server
-  if (opts.server) return callInProcess(opts.server.dir, op, args, handlers, opts.server)
+  if (opts.server) return callInProcess(opts.server.dir.root, opts.server.dir, op, args, handlers, opts.server)
   const where = OPS[op].where
+  if (where === 'new') return callInProcess(opts.dataDir, null, op, args, handlers)
   if (where !== 'dir') {
     const sock = await connect(opts.dataDir)
     if (sock) return callRemote(sock, op, args, handlers)
     if (where === 'server') throw new UserError(`\`${opts.label ?? op}\` needs a running server: start \`bazil server run\` (data dir ${opts.dataDir})`)
   }
-  return callInProcess(DataDir.open(opts.dataDir), op, args, handlers)
+  // Loaded here, not at the top: a call the server answers needs none of the data dir's modules.
+  const { DataDir } = await import('../datadir.js')
+  return callInProcess(opts.dataDir, DataDir.open(opts.dataDir), op, args, handlers)
 }
 
 /** Runs the op's function here: on the server's node, or on the data dir's opened for the call and always closed. */
-async function callInProcess<O extends Op>(dir: DataDir, op: O, args: Args<O>, handlers: CallHandlers, server?: ServerHandle): Promise<Results[O]> {
+async function callInProcess<O extends Op>(root: string, dir: DataDir | null, op: O, args: Args<O>, handlers: CallHandlers, server?: ServerHandle): Promise<Results[O]> {
   const fn = await OPS[op].load()
   let opened = null as Promise<Node> | null
+  const dataDir = (): DataDir => {
+    if (!dir) throw new Error(`${op} runs before the data dir exists`)
+    return dir
+  }
   const ctx: OpContext = {
-    dir,
+    root,
+    get dir() {
+      return dataDir()
+    },
     server,
     node: () => {
+      const dir = dataDir()
       if (server) return Promise.resolve(server.node)
       // Loaded here, not at the top: an op that needs no store loads none of its modules.
       opened ??= import('../node.js').then(({ Node }) => Node.open(dir))

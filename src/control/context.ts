@@ -7,6 +7,9 @@ import type { ServerHandle } from '../server/handle.js'
 import type { Args, ControlEvent, Op, Results } from './requests.js'
 
 export interface OpContext {
+  /** The data dir's path (the only thing an op that creates it has). */
+  readonly root: string
+  /** The data dir (an op that runs `new`, before it exists, must not touch it). */
   readonly dir: DataDir
   /** The node: the server's, or the data dir's opened on first use (the caller closes it). */
   node(): Promise<Node>

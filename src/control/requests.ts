@@ -6,12 +6,16 @@
 // version (naming the upgrade), an unknown op, a missing or mistyped argument and an argument
 // the op does not take, each with one clear line, and touches no state.
 
+import type { CacheStatus } from '../cas/cache.js'
+import type { Keeper, WhereReport } from '../placement/where.js'
+import type { RetentionRule } from '../retention.js'
+
 export const CONTROL_VERSION = 2
 
 /** The kinds of an argument: `?` marks an optional one; `path` is an absolute local path. */
-type Field = 'string' | 'string?' | 'boolean?' | 'int?' | 'path' | 'path?' | 'strings'
+type Field = 'string' | 'string?' | 'boolean' | 'boolean?' | 'int' | 'int?' | 'path' | 'path?' | 'strings'
 
-type FieldValue<F> = F extends 'string' | 'string?' | 'path' | 'path?' ? string : F extends 'boolean?' ? boolean : F extends 'int?' ? number : F extends 'strings' ? string[] : never
+type FieldValue<F> = F extends 'string' | 'string?' | 'path' | 'path?' ? string : F extends 'boolean' | 'boolean?' ? boolean : F extends 'int' | 'int?' ? number : F extends 'strings' ? string[] : never
 type Optional<S> = { [K in keyof S]: S[K] extends `${string}?` ? K : never }[keyof S]
 type Required<S> = Exclude<keyof S, Optional<S>>
 /** The arguments an op's schema describes. */
@@ -42,6 +46,34 @@ export const OP_ARGS = {
   'log.blame': { volume: 'string', path: 'string?' },
   /** Streams `change` events until the client hangs up (or `limit` events were sent, or the server stops). */
   watch: { volume: 'string?', limit: 'int?' },
+  // The node's identity and keys; `create` makes the data dir itself.
+  create: {},
+  'debug.pubkey': {},
+  /** `key`: the 32 secret bytes, base64. */
+  'sharing.add': { name: 'string', key: 'string' },
+  'sharing.list': {},
+  // Peers: `key` is a node key (z-base-32 or hex).
+  'peer.add': { key: 'string' },
+  'peer.remove': { key: 'string' },
+  'peer.list': {},
+  'peer.location.set': { key: 'string', location: 'string' },
+  'peer.storage': { key: 'string', store: 'string', allow: 'boolean' },
+  'peer.volume': { key: 'string', volume: 'string', allow: 'boolean' },
+  'volume.writers': { volume: 'string' },
+  'volume.writers.remove': { volume: 'string', key: 'string' },
+  'volume.conflicts': { volume: 'string' },
+  'volume.resolve': { volume: 'string', path: 'string', keep: 'string', attr: 'string?' },
+  'volume.copies': { volume: 'string', copies: 'int?' },
+  where: { volume: 'string', path: 'string' },
+  'volume.du': { volume: 'string', path: 'string?' },
+  /** `store`: `peerkey:KEY`. */
+  'volume.storage.add': { volume: 'string', store: 'string', sharing: 'string?' },
+  'volume.storage.rm': { volume: 'string', store: 'string' },
+  'volume.state.save': { volume: 'string', file: 'path' },
+  'volume.snapshot.rm': { volume: 'string', name: 'string' },
+  'volume.snapshot.keep': { volume: 'string', last: 'int?', hourly: 'int?', daily: 'int?', weekly: 'int?', none: 'boolean?' },
+  /** `size`: a budget like 20GiB or 10%; absent: show it. */
+  'cache.size': { size: 'string?' },
   /** Runs a command line of a command not yet converted to a typed op (the server's CLI). */
   'cli.run': { argv: 'strings', cwd: 'path', stderrTTY: 'boolean?' }
 } as const satisfies Record<string, Record<string, Field>>
@@ -160,6 +192,65 @@ export interface BlameInfo {
   last: { writer: WriterLabel; time: string; op: string; path: string; seq: number } | null
   /** Changes per writer, most first. */
   writers: { writer: WriterLabel; changes: number }[]
+export interface PeerRow {
+  key: string
+  location: string | null
+  storage: boolean
+  /** Volume names (ids of volumes not here). */
+  volumes: string[]
+  /** null: no server runs, so nothing is connected. */
+  connected: boolean | null
+  lastSeen: string | null
+}
+
+export interface WriterRow {
+  log: string
+  node: string | null
+  authorised: boolean
+  root: boolean
+  admittedBy: { log: string; seq: number } | null
+  limit: number | null
+  revokedBy: { log: string; seq: number; last: number; undecided: boolean }[]
+  /** Blocks of the log known here and held here from the start. */
+  length: number
+  held: number
+}
+
+export interface WritersResult {
+  volume: string
+  rootNode: string | null
+  writers: WriterRow[]
+  /** This node's edits its log could not take (spec/oplog.md "Edits a revocation overtakes"). */
+  refused: { at: string; ops: { op: string; path: string | null }[]; seqs: number[]; reason: string }[]
+}
+
+/** An attribute's value: an owner id (-1 the mounting user), or bytes as base64 (and as text when valid UTF-8). */
+export type AttrValueJson = number | { base64: string; text?: string }
+
+export interface ConflictsResult {
+  volume: string
+  files: { path: string; versions: { path: string; log: string; node: string | null; mine: boolean; time: string; size: number; hash: string }[] }[]
+  attributes: { path: string; attribute: string; values: { value: AttrValueJson; log: string; node: string | null; mine: boolean; won: boolean }[] }[]
+}
+
+export interface CopiesResult {
+  volume: string
+  copies: number
+  /** false: the default rule. */
+  set: boolean
+  store: { copies: number; packs: number; safePacks: number; notSafeBytes: number }
+  keepers: Keeper[]
+}
+
+export interface DuResult {
+  volume: string
+  path: string
+  files: number
+  logicalBytes: number
+  storedBytes: number
+  hereBytes: number
+  pinnedBytes: number
+  notSafeBytes: number
 }
 
 /** What each op answers (its last frame's `result`). */
@@ -189,6 +280,36 @@ export interface Results {
   'log.blame': { path: string; rows: BlameInfo[] }
   /** How many events the watch sent. */
   watch: { events: number }
+  create: { dataDir: string; publicKey: string }
+  'debug.pubkey': { publicKey: string }
+  'sharing.add': { name: string }
+  'sharing.list': { names: string[] }
+  'peer.add': { key: string; added: boolean }
+  /** `revoked`: one line per volume the peer was allowed (its writer logs revoked); `released`: what telling it to drop this node's store said. */
+  'peer.remove': { key: string; revoked: string[]; confirmationsDropped: boolean; released: string | null }
+  'peer.list': { peers: PeerRow[] }
+  'peer.location.set': { key: string; location: string }
+  'peer.storage': { key: string; store: string; allow: boolean }
+  /** `writers`: what admitting or revoking its writer logs said, one line each. */
+  'peer.volume': { key: string; volume: string; allow: boolean; changed: boolean; writers: string[] }
+  'volume.writers': WritersResult
+  'volume.writers.remove': { message: string }
+  'volume.conflicts': ConflictsResult
+  /** Content: `kept` (the kept version's hash) and `created` (other versions kept as new files); `attribute` for an owner or extended attribute. */
+  'volume.resolve': { path: string; attribute?: string; kept?: string; created: string[] }
+  'volume.copies': CopiesResult
+  where: WhereReport
+  'volume.du': DuResult
+  /** `state`: in-use (the peer or a replica of its store is connected), no-server, not-offered (connected, but it does not offer its store to this node), not-connected. */
+  'volume.storage.add': { volume: string; peer: string; added: boolean; state: 'in-use' | 'no-server' | 'not-offered' | 'not-connected' }
+  /** `stillUsed`: another volume here still stores to the peer; `server`: a running server tells the peer once connected. */
+  'volume.storage.rm': { volume: string; peer: string; stillUsed: boolean; server: boolean }
+  'volume.state.save': { volume: string; file: string; shards: number; entries: number; bytes: number }
+  'volume.snapshot.rm': { volume: string; name: string }
+  /** The rule now (null: none, every snapshot kept) and as words. */
+  'volume.snapshot.keep': { volume: string; rule: RetentionRule | null; text: string }
+  /** `set`: the budget just set, as given (null: only shown). */
+  'cache.size': { status: CacheStatus; set: string | null }
   'cli.run': { code: number }
 }
 

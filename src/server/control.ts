@@ -97,6 +97,7 @@ async function runOp(conn: net.Socket, op: Exclude<Op, 'cli.run'>, args: unknown
   conn.once('close', () => hangUp.abort())
   const ctx: OpContext = {
     signal: AbortSignal.any([hangUp.signal, deps.stopping]),
+    root: deps.server.dir.root,
     dir: deps.server.dir,
     server: deps.server,
     node: async () => deps.server.node,

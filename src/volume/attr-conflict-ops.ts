@@ -53,7 +53,7 @@ export function pickValue(values: readonly AttrValueInfo[], keep: string, path: 
   if (keep === 'theirs') {
     const others = values.filter((x) => !x.mine)
     if (others.length === 0) throw fail('no other writer set a value')
-    if (new Set(others.map((x) => showValue(x.value))).size > 1) throw fail(`${others.length} other writers set different values: name the one to keep by its writer (see volume conflicts)`)
+    if (new Set(others.map((x) => JSON.stringify(jsonValue(x.value)))).size > 1) throw fail(`${others.length} other writers set different values: name the one to keep by its writer (see volume conflicts)`)
     return others[0]
   }
   if (keep.length < 8) throw fail(`--keep must be mine, theirs or 8+ characters of a writer's node or log key, got "${keep}"`)
@@ -73,14 +73,6 @@ export async function resolveAttr(volume: Volume, path: string, attribute: strin
     (t) => t.resolveAttr(path, attribute, v.writer),
     (st) => ({ op: 'resolve', path: st.path, kind: 'attr', target: attribute })
   )
-}
-
-/** A value as the text listing shows it: an owner id (-1: the mounting user), or an attribute's bytes as text when they are printable UTF-8, else as hex. */
-export function showValue(v: number | Buffer): string {
-  if (typeof v === 'number') return v === -1 ? '-1 (the mounting user)' : String(v)
-  const text = v.toString('utf8')
-  if (Buffer.from(text, 'utf8').equals(v) && !/[\u0000-\u001f\u007f]/.test(text)) return JSON.stringify(text)
-  return `0x${v.toString('hex')}`
 }
 
 /** A value in `--json`: an owner id as a number, an attribute's bytes as base64 (and as text when valid UTF-8). */

@@ -1,10 +1,10 @@
 // cache size, pin, unpin: the budget for content read from peers, and paths kept for offline use.
 import path from 'node:path'
 import { Option } from 'clipanion'
-import { BazilCommand } from '../base.js'
+import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError, type DataDir } from '../../datadir.js'
-import { formatBudget, formatBytes, parseBudget, writeBudget } from '../../cas/cache-size.js'
+import { formatBytes } from '../../cas/cache-size.js'
 import { addPins, covers, pinPath, readPins, removePins } from '../../pins/pins-file.js'
 import type { Node } from '../../node.js'
 import { toFileRef } from '../../volume/volume.js'
@@ -13,6 +13,7 @@ import type { MountInfo } from '../../server/handle.js'
 
 export class CacheSizeCommand extends BazilCommand {
   static override paths = [['cache', 'size']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
     description: 'Show or set the budget for cached content',
@@ -26,20 +27,9 @@ export class CacheSizeCommand extends BazilCommand {
   size = Option.String({ required: false })
 
   async run(): Promise<void> {
-    const spec = this.size !== undefined ? parseBudget(this.size) : null
-    const server = this.context.server
-    if (spec && !server) {
-      // No server: nothing is held open; record it (the next node to open evicts down to it).
-      const dir = this.openDataDir()
-      writeBudget(dir.paths.cacheConfig, spec)
-    }
-    const status = await this.withNode(async (node) => {
-      if (spec && server) await node.cache.setBudget(spec)
-      else if (spec) await node.cache.evict()
-      return node.cache.status()
-    })
+    const { status, set } = await this.call('cache.size', this.size !== undefined ? { size: this.size } : {})
     if (this.asJson) return this.json(status)
-    if (spec) this.out(`cache budget set to ${formatBudget(spec)}${"percent" in spec ? ` (${formatBytes(status.budgetBytes)})` : ""}`)
+    if (set !== null) this.out(`cache budget set to ${set}${set.endsWith('%') ? ` (${formatBytes(status.budgetBytes)})` : ''}`)
     else this.out(`cache budget: ${status.budget} = ${formatBytes(status.budgetBytes)}`)
     if (status.effectiveBudgetBytes < status.budgetBytes) this.out(`effective budget now: ${formatBytes(status.effectiveBudgetBytes)} (the disk is nearly full: the cache leaves 5% of it free)`)
     this.out(`held: ${formatBytes(status.heldBytes)} in ${status.packs} packs of peers' stores (${formatBytes(status.cachedBytes)} cached, ${formatBytes(status.pinnedBytes)} pinned)`)

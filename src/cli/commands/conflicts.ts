@@ -1,15 +1,20 @@
 // volume conflicts|resolve: files two writers changed concurrently, owners and extended
 // attributes two writers set concurrently, and settling them.
 import { Option } from 'clipanion'
-import { BazilCommand } from '../base.js'
+import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError } from '../../datadir.js'
-import { attrConflicts, jsonValue, resolveAttr, showValue } from '../../volume/attr-conflict-ops.js'
+import type { AttrValueJson } from '../../control/requests.js'
 
-const KEEP = ['mine', 'theirs', 'both'] as const
+/** A value as the text listing shows it: an owner id (-1: the mounting user), or an attribute's bytes as text when they are printable UTF-8, else as hex. */
+function showValue(v: AttrValueJson): string {
+  if (typeof v === 'number') return v === -1 ? '-1 (the mounting user)' : String(v)
+  if (v.text !== undefined && !/[\u0000-\u001f\u007f]/.test(v.text)) return JSON.stringify(v.text)
+  return `0x${Buffer.from(v.base64, 'base64').toString('hex')}`
+}
 
 export class VolumeConflictsCommand extends BazilCommand {
   static override paths = [['volume', 'conflicts']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.volumes,
     description: 'List conflicting versions and attributes',
@@ -20,44 +25,36 @@ export class VolumeConflictsCommand extends BazilCommand {
   volume = Option.String({ required: true })
 
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const conflicts = await vol.conflicts()
-      const attrs = await attrConflicts(vol)
-      if (this.asJson) {
-        const rows: { path: string; row: unknown }[] = [
-          ...conflicts.map((c) => ({ path: c.path, row: {
-            path: c.path,
-            versions: c.versions.map((v) => ({ path: v.path, writer: v.node ?? v.log, log: v.log, mine: v.mine, time: new Date(v.time).toISOString(), size: v.size, hash: v.hash })),
-          } })),
-          ...attrs.map((c) => ({ path: c.path, row: {
-            path: c.path, attribute: c.attribute,
-            values: c.values.map((v) => ({ value: jsonValue(v.value), writer: v.node ?? v.log, log: v.log, mine: v.mine, won: v.won })),
-          } })),
-        ]
-        return this.json(rows.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((r) => r.row))
-      }
-      if (conflicts.length === 0 && attrs.length === 0) return this.out(`no conflicts in volume "${vol.name}"`)
-      for (const c of conflicts) {
-        this.out(c.path)
-        for (const v of c.versions) {
-          const who = `${v.node ?? `log ${v.log}`}${v.mine ? ' (this node)' : ''}`
-          this.out(`  ${v.path}\t${who}\t${new Date(v.time).toISOString()}\t${v.size} bytes\t${v.hash}`)
-        }
-      }
-      for (const c of attrs) {
-        this.out(`${c.path}\t${c.attribute} set concurrently`)
-        for (const v of c.values) {
-          const who = `${v.node ?? `log ${v.log}`}${v.mine ? ' (this node)' : ''}`
-          this.out(`  ${v.won ? 'shown' : 'lost '}\t${who}\t${showValue(v.value)}`)
-        }
-      }
-    })
+    const r = await this.call('volume.conflicts', { volume: this.volume })
+    const who = (v: { node: string | null; log: string; mine: boolean }): string => `${v.node ?? `log ${v.log}`}${v.mine ? ' (this node)' : ''}`
+    if (this.asJson) {
+      const rows: { path: string; row: unknown }[] = [
+        ...r.files.map((c) => ({ path: c.path, row: {
+          path: c.path,
+          versions: c.versions.map((v) => ({ path: v.path, writer: v.node ?? v.log, log: v.log, mine: v.mine, time: v.time, size: v.size, hash: v.hash })),
+        } })),
+        ...r.attributes.map((c) => ({ path: c.path, row: {
+          path: c.path, attribute: c.attribute,
+          values: c.values.map((v) => ({ value: v.value, writer: v.node ?? v.log, log: v.log, mine: v.mine, won: v.won })),
+        } })),
+      ]
+      return this.json(rows.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)).map((x) => x.row))
+    }
+    if (r.files.length === 0 && r.attributes.length === 0) return this.out(`no conflicts in volume "${r.volume}"`)
+    for (const c of r.files) {
+      this.out(c.path)
+      for (const v of c.versions) this.out(`  ${v.path}\t${who(v)}\t${v.time}\t${v.size} bytes\t${v.hash}`)
+    }
+    for (const c of r.attributes) {
+      this.out(`${c.path}\t${c.attribute} set concurrently`)
+      for (const v of c.values) this.out(`  ${v.won ? 'shown' : 'lost '}\t${who(v)}\t${showValue(v.value)}`)
+    }
   }
 }
 
 export class VolumeResolveCommand extends BazilCommand {
   static override paths = [['volume', 'resolve']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.volumes,
     description: 'Settle a conflict',
@@ -73,25 +70,9 @@ export class VolumeResolveCommand extends BazilCommand {
   target = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const attr = this.attr
-    if (attr !== undefined) {
-      const st = await this.withNode(async (node) => {
-        const vol = await node.volume(this.volume)
-        const result = await resolveAttr(vol, this.target, attr, this.keep)
-        await vol.flush()
-        return result
-      })
-      this.out(`resolved ${attr} of ${st.path} (${this.keep})`)
-      return
-    }
-    if (!(KEEP as readonly string[]).includes(this.keep) && !/^[0-9a-f]{8,64}$/.test(this.keep)) throw new UserError(`--keep must be mine, theirs, both or the hash of a version (8+ hex digits, see volume conflicts), got "${this.keep}"`)
-    const r = await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const result = vol.resolve(this.target, this.keep)
-      await vol.flush()
-      return result
-    })
-    this.out(`resolved ${r.kept.path}: kept ${r.kept.content?.hash ?? ''} (${this.keep})`)
-    for (const c of r.created) this.out(`  other version kept as ${c.path}`)
+    const r = await this.call('volume.resolve', { volume: this.volume, path: this.target, keep: this.keep, ...(this.attr !== undefined ? { attr: this.attr } : {}) })
+    if (r.attribute !== undefined) return this.out(`resolved ${r.attribute} of ${r.path} (${this.keep})`)
+    this.out(`resolved ${r.path}: kept ${r.kept ?? ''} (${this.keep})`)
+    for (const c of r.created) this.out(`  other version kept as ${c}`)
   }
 }

@@ -1,11 +1,11 @@
 // volume gc | volume snapshot rm | volume snapshot keep: removing what nothing references (spec/gc.md).
 import { Option } from 'clipanion'
-import { BazilCommand } from '../base.js'
+import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { parseDuration } from '../../duration.js'
 import { collectGarbage, DEFAULT_GRACE_MS, type GcReport } from '../../gc.js'
-import { applyRetention, decodeRetention, describeRetention, encodeRetention } from '../../retention.js'
+import { applyRetention } from '../../retention.js'
 
 function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`
@@ -66,6 +66,7 @@ export function describeReport(r: GcReport): string[] {
 
 export class VolumeSnapshotRmCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'rm']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
     description: 'Remove a snapshot',
@@ -76,17 +77,14 @@ export class VolumeSnapshotRmCommand extends BazilCommand {
   name = Option.String({ required: true })
 
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      vol.removeSnapshot(this.name)
-      await vol.flush()
-    })
-    this.out(`snapshot "${this.name}" of volume "${this.volume}" removed`)
+    const r = await this.call('volume.snapshot.rm', { volume: this.volume, name: this.name })
+    this.out(`snapshot "${r.name}" of volume "${r.volume}" removed`)
   }
 }
 
 export class VolumeSnapshotKeepCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'keep']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
     description: 'Show or set which snapshots are kept',
@@ -111,23 +109,21 @@ export class VolumeSnapshotKeepCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
-    const count = (v: string | undefined, what: string): number => {
-      if (v === undefined) return 0
-      if (!/^\d+$/.test(v) || Number(v) > 100000) throw new UserError(`${what}: "${v}" is not a count (0..100000)`)
+    const count = (v: string | undefined, what: string): number | undefined => {
+      if (v === undefined) return undefined
+      // The op checks the range.
+      if (!/^\d{1,9}$/.test(v)) throw new UserError(`${what}: "${v}" is not a count`)
       return Number(v)
     }
-    const rule = { last: count(this.last, '--last'), hourly: count(this.hourly, '--hourly'), daily: count(this.daily, '--daily'), weekly: count(this.weekly, '--weekly') }
-    const setting = this.none || rule.last + rule.hourly + rule.daily + rule.weekly > 0
-    if (this.none && rule.last + rule.hourly + rule.daily + rule.weekly > 0) throw new UserError('--none with counts: give one or the other')
-    const now = await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      if (setting) {
-        vol.setRetentionText(encodeRetention(rule))
-        await vol.flush()
-      }
-      return decodeRetention(vol.retentionText)
+    const r = await this.call('volume.snapshot.keep', {
+      volume: this.volume,
+      last: count(this.last, '--last'),
+      hourly: count(this.hourly, '--hourly'),
+      daily: count(this.daily, '--daily'),
+      weekly: count(this.weekly, '--weekly'),
+      ...(this.none ? { none: true } : {})
     })
-    if (this.asJson) this.json(now)
-    else this.out(`volume ${this.volume}: ${describeRetention(now)}`)
+    if (this.asJson) this.json(r.rule)
+    else this.out(`volume ${this.volume}: ${r.text}`)
   }
 }

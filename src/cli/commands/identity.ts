@@ -2,12 +2,13 @@
 import { Option } from 'clipanion'
 import { BazilCommand, readAll, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { DataDir, UserError } from '../../datadir.js'
-import { KEY_BYTES, encodeKey } from '../../crypto.js'
+
+/** More than any key: the op says what length it wants. */
+const READ_LIMIT = 1024
 
 export class CreateCommand extends BazilCommand {
   static override paths = [['create']]
-  static override where: Where = 'local'
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: 'Create a data dir and a node identity',
@@ -19,15 +20,15 @@ export class CreateCommand extends BazilCommand {
   })
 
   async run(): Promise<void> {
-    const dir = DataDir.create(this.dataDirPath)
-    this.out(`created data dir ${dir.root}`)
-    this.out(`node public key: ${encodeKey(dir.publicKey)}`)
+    const r = await this.call('create', {})
+    this.out(`created data dir ${r.dataDir}`)
+    this.out(`node public key: ${r.publicKey}`)
   }
 }
 
 export class DebugPubkeyCommand extends BazilCommand {
   static override paths = [['debug', 'pubkey']]
-  static override where: Where = 'local'
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: "Print this node's public key",
@@ -35,13 +36,13 @@ export class DebugPubkeyCommand extends BazilCommand {
   })
 
   async run(): Promise<void> {
-    this.out(encodeKey(this.openDataDir().publicKey))
+    this.out((await this.call('debug.pubkey', {})).publicKey)
   }
 }
 
 export class SharingAddCommand extends BazilCommand {
   static override paths = [['sharing', 'add']]
-  static override where: Where = 'local'
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: 'Add a sharing key read from stdin',
@@ -51,20 +52,15 @@ export class SharingAddCommand extends BazilCommand {
   name = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const dir = this.openDataDir()
-    if (dir.listSharingKeys().includes(this.name)) throw new UserError(`sharing key "${this.name}" already exists`)
-    const key = await readAll(this.context.stdin, KEY_BYTES)
-    if (key.length !== KEY_BYTES) {
-      throw new UserError(`sharing key must be exactly ${KEY_BYTES} bytes on stdin, got ${key.length > KEY_BYTES ? 'more' : key.length}: e.g. dd if=/dev/urandom bs=32 count=1`)
-    }
-    dir.addSharingKey(this.name, key)
+    const key = await readAll(this.context.stdin, READ_LIMIT)
+    await this.call('sharing.add', { name: this.name, key: key.toString('base64') })
     this.out(`added sharing key "${this.name}"`)
   }
 }
 
 export class SharingListCommand extends BazilCommand {
   static override paths = [['sharing', 'list']]
-  static override where: Where = 'local'
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: 'List the sharing keys by name'
@@ -72,7 +68,7 @@ export class SharingListCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
-    const names = this.openDataDir().listSharingKeys()
+    const { names } = await this.call('sharing.list', {})
     if (this.asJson) this.json(names)
     else for (const n of names) this.out(n)
   }

@@ -2,36 +2,12 @@
 // talks to and what each peer may see. The registry is DATA/peers.json; inside a running
 // server the network picks changes up at once (refresh), otherwise at its next start.
 import { Option } from 'clipanion'
-import { BazilCommand } from '../base.js'
+import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError, type DataDir } from '../../datadir.js'
-import { decodeKey, encodeKey } from '../../crypto.js'
-import type { PeerStatus } from '../../net/index.js'
-import { PeerRegistry } from '../../net/peers.js'
-import { parseHostPort, formatHostPort } from '../../net/config.js'
-import { serverNetwork } from '../server-network.js'
+import { UserError } from '../../user-error.js'
 
 abstract class PeerCommand extends BazilCommand {
-  protected dir(): DataDir {
-    return this.context.server?.dir ?? this.openDataDir()
-  }
-
-  protected peerKey(text: string, dir: DataDir): Buffer {
-    let key: Buffer
-    try {
-      key = decodeKey(text, 'peer key')
-    } catch (err) {
-      throw new UserError((err as Error).message)
-    }
-    if (key.equals(dir.publicKey)) throw new UserError(`${encodeKey(key)} is this node's own key: give the other node's key (\`bazil debug pubkey\` there)`)
-    return key
-  }
-
-  protected update<T>(dir: DataDir, fn: (r: PeerRegistry) => T): T {
-    const result = PeerRegistry.update(dir.root, fn)
-    serverNetwork(this.context.server)?.refresh()
-    return result
-  }
+  static override where: Where = 'api'
 }
 
 export class PeerAddCommand extends PeerCommand {
@@ -45,10 +21,8 @@ export class PeerAddCommand extends PeerCommand {
   key = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const dir = this.dir()
-    const key = this.peerKey(this.key, dir)
-    const added = this.update(dir, (r) => r.add(key))
-    this.out(added ? `added peer ${encodeKey(key)}` : `peer ${encodeKey(key)} was already added`)
+    const r = await this.call('peer.add', { key: this.key })
+    this.out(r.added ? `added peer ${r.key}` : `peer ${r.key} was already added`)
   }
 }
 
@@ -62,27 +36,11 @@ export class PeerRemoveCommand extends PeerCommand {
   key = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const dir = this.dir()
-    const key = this.peerKey(this.key, dir)
-    const volumes = PeerRegistry.load(dir.root).get(key)?.volumes ?? []
-    // A peer keeping this node's store is told to stop (spec/protocol.md RELEASE) while it is still connected.
-    const net = serverNetwork(this.context.server)
-    let released: string | null = null
-    if (net) await this.withNode(async (node) => {
-      if (!node.placement.confirmationOf(encodeKey(key))) return
-      node.placement.forgetPeer(key)
-      released = await net.releaseStore(key)
-    })
-    this.update(dir, (r) => r.remove(key))
-    this.out(`removed peer ${encodeKey(key)}`)
-    // Its writer logs of the volumes it was allowed: revoked (spec/oplog.md "Admission and revocation").
-    const names = dir.listVolumes().filter((v) => volumes.includes(v.id)).map((v) => v.name)
-    await this.withNode(async (node) => {
-      for (const n of names) this.out(await node.revokeWriter(n, key))
-      // What it confirmed keeping no longer counts toward the copy rule (spec/protocol.md "Keeping a peer's store").
-      if (node.placement.forgetPeer(key) || released !== null) this.out(`its confirmations of holding this node's content no longer count`)
-    })
-    if (released !== null) this.out(released)
+    const r = await this.call('peer.remove', { key: this.key })
+    this.out(`removed peer ${r.key}`)
+    for (const line of r.revoked) this.out(line)
+    if (r.confirmationsDropped) this.out(`its confirmations of holding this node's content no longer count`)
+    if (r.released !== null) this.out(r.released)
   }
 }
 
@@ -96,31 +54,15 @@ export class PeerListCommand extends PeerCommand {
   asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
-    const dir = this.dir()
-    const net = serverNetwork(this.context.server)
-    const live = new Map<string, PeerStatus>((net?.peers() ?? []).map((p) => [p.key, p]))
-    const names = new Map(dir.listVolumes().map((v) => [v.id, v.name]))
-    const rows = PeerRegistry.load(dir.root)
-      .list()
-      .map((r) => {
-        const status = live.get(r.key)
-        return {
-          key: r.key,
-          location: r.location,
-          storage: r.storage,
-          volumes: r.volumes.map((id) => names.get(id) ?? id),
-          connected: net ? (status?.connected ?? false) : null,
-          lastSeen: status?.lastSeen ?? r.lastSeen
-        }
-      })
+    const { peers } = await this.call('peer.list', {})
     if (this.asJson) {
-      this.json(rows.map((r) => ({ ...r, lastSeen: r.lastSeen === null ? null : new Date(r.lastSeen).toISOString() })))
+      this.json(peers)
       return
     }
-    if (rows.length === 0) this.out('no peers: add one with `bazil peer add KEY`')
-    for (const r of rows) {
+    if (peers.length === 0) this.out('no peers: add one with `bazil peer add KEY`')
+    for (const r of peers) {
       const state = r.connected === null ? 'server not running' : r.connected ? 'connected' : 'not connected'
-      const seen = r.lastSeen === null ? 'never seen' : `last seen ${new Date(r.lastSeen).toISOString()}`
+      const seen = r.lastSeen === null ? 'never seen' : `last seen ${r.lastSeen}`
       const parts = [r.key, state, seen]
       if (r.location) parts.push(`location=${r.location}`)
       parts.push(`storage=${r.storage ? 'allowed' : 'denied'}`)
@@ -142,11 +84,8 @@ export class PeerLocationSetCommand extends PeerCommand {
   location = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const dir = this.dir()
-    const key = this.peerKey(this.key, dir)
-    const location = formatHostPort(parseHostPort(this.location, 'location'))
-    this.update(dir, (r) => r.setLocation(key, location))
-    this.out(`peer ${encodeKey(key)} is at ${location}`)
+    const r = await this.call('peer.location.set', { key: this.key, location: this.location })
+    this.out(`peer ${r.key} is at ${r.location}`)
   }
 }
 
@@ -172,12 +111,8 @@ export class PeerStorageCommand extends AllowDeny {
   store = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const allow = this.allowed()
-    const dir = this.dir()
-    const key = this.peerKey(this.key, dir)
-    if (this.store !== 'local') throw new UserError(`unknown store "${this.store}": this node has one store, "local"`)
-    this.update(dir, (r) => r.setStorage(key, allow))
-    this.out(`peer ${encodeKey(key)} ${allow ? 'may now read' : 'may no longer read'} the local store`)
+    const r = await this.call('peer.storage', { key: this.key, store: this.store, allow: this.allowed() })
+    this.out(`peer ${r.key} ${r.allow ? 'may now read' : 'may no longer read'} the local store`)
   }
 }
 
@@ -193,20 +128,9 @@ export class PeerVolumeCommand extends AllowDeny {
   volume = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const allow = this.allowed()
-    const dir = this.dir()
-    const key = this.peerKey(this.key, dir)
-    const vol = dir.volumeEntry(this.volume) // storage-only volumes are shared like any other
-    const changed = this.update(dir, (r) => r.setVolume(key, vol.id, allow))
-    const what = allow ? 'may replicate' : 'may no longer replicate'
-    this.out(`peer ${encodeKey(key)} ${what} volume "${vol.name}"${changed ? '' : ' (unchanged)'}`)
-    // Deny: its writer logs of the volume are revoked; allow: a log of it seen already is admitted now.
-    await this.withNode(async (node) => {
-      if (!allow) this.out(await node.revokeWriter(vol.name, key))
-      else {
-        const line = await node.admitWriter(vol.name, key)
-        if (line) this.out(line)
-      }
-    })
+    const r = await this.call('peer.volume', { key: this.key, volume: this.volume, allow: this.allowed() })
+    const what = r.allow ? 'may replicate' : 'may no longer replicate'
+    this.out(`peer ${r.key} ${what} volume "${r.volume}"${r.changed ? '' : ' (unchanged)'}`)
+    for (const line of r.writers) this.out(line)
   }
 }

@@ -1,13 +1,9 @@
 // volume copies|du, where: the copy rule and where a volume's content lives (src/placement/placement.ts,
 // src/placement/where.ts; spec/protocol.md KEEP/HOLDS).
 import { Option } from 'clipanion'
-import { BazilCommand } from '../base.js'
+import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError } from '../../datadir.js'
-import { MAX_COPIES } from '../../tree/model.js'
-import { DEFAULT_COPIES, storagePeers } from '../../placement/placement.js'
-import { decodeKey, encodeKey } from '../../crypto.js'
-import type { WhereReport } from '../../placement/where.js'
+import { UserError } from '../../user-error.js'
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
@@ -23,6 +19,7 @@ function size(bytes: number): string {
 
 export class VolumeCopiesCommand extends BazilCommand {
   static override paths = [['volume', 'copies']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
     description: 'Show or set the copies needed elsewhere',
@@ -34,43 +31,26 @@ export class VolumeCopiesCommand extends BazilCommand {
   copies = Option.String({ required: false })
 
   async run(): Promise<void> {
-    await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      if (this.copies !== undefined) {
-        const n = Number(this.copies)
-        if (!/^[0-9]+$/.test(this.copies) || n < 1 || n > MAX_COPIES) throw new UserError(`invalid copies "${this.copies}": give an integer 1..${MAX_COPIES}`)
-        vol.setCopies(n)
-        await vol.flush()
-      }
-      const set = vol.copies
-      const rule = set ?? DEFAULT_COPIES
-      const { keepers, notYetSafe } = await import('../../placement/where.js')
-      const store = await notYetSafe(node)
-      const list = keepers(node, node.dir.volume(vol.record.name).storage ?? [])
-      if (this.asJson) return this.json({ volume: vol.record.name, copies: rule, set: set !== null, store: { copies: store.copies, packs: store.totalPacks, safePacks: store.safePacks, notSafeBytes: store.bytes }, keepers: list })
-      this.out(`volume "${vol.record.name}": ${rule} ${set === null ? '(default) ' : ''}cop${rule === 1 ? 'y' : 'ies'} elsewhere${store.copies !== rule ? ` (this node's store needs ${store.copies}: the largest rule of its volumes)` : ''}`)
-      this.out(`this node's store: ${store.safePacks} of ${store.totalPacks} packs safe; ${size(store.bytes)} not yet safe`)
-      if (list.length === 0) this.out(`no peer keeps this node's store: add one with \`bazil volume storage add ${vol.record.name} peerkey:KEY\` (and \`bazil peer storage allow KEY local\`)`)
-      for (const k of list) {
-        const why = !k.mayRead ? ` (it may not read this node's store: \`bazil peer storage allow ${k.key} local\`)` : !k.storesTo ? ' (not a storage peer of this volume)' : ''
-        this.out(`keeper ${k.key}: ${k.confirmedPacks} of ${store.totalPacks} packs confirmed${why}`)
-      }
-    })
+    // The op checks the range; a count that is no integer stops here.
+    if (this.copies !== undefined && !/^[0-9]{1,6}$/.test(this.copies)) throw new UserError(`invalid copies "${this.copies}": give an integer`)
+    const r = await this.call('volume.copies', { volume: this.volume, ...(this.copies !== undefined ? { copies: Number(this.copies) } : {}) })
+    if (this.asJson) return this.json(r)
+    const store = r.store
+    this.out(`volume "${r.volume}": ${r.copies} ${r.set ? '' : '(default) '}cop${r.copies === 1 ? 'y' : 'ies'} elsewhere${store.copies !== r.copies ? ` (this node's store needs ${store.copies}: the largest rule of its volumes)` : ''}`)
+    this.out(`this node's store: ${store.safePacks} of ${store.packs} packs safe; ${size(store.notSafeBytes)} not yet safe`)
+    if (r.keepers.length === 0) this.out(`no peer keeps this node's store: add one with \`bazil volume storage add ${r.volume} peerkey:KEY\` (and \`bazil peer storage allow KEY local\`)`)
+    for (const k of r.keepers) {
+      const why = !k.mayRead ? ` (it may not read this node's store: \`bazil peer storage allow ${k.key} local\`)` : !k.storesTo ? ' (not a storage peer of this volume)' : ''
+      this.out(`keeper ${k.key}: ${k.confirmedPacks} of ${store.packs} packs confirmed${why}`)
+    }
   }
 }
 
 /** Where a path's content lives (src/placement/where.ts): `where` shows it all, `volume du` sums it up. */
 abstract class ContentReportCommand extends BazilCommand {
+  static override where: Where = 'api'
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
-
-  protected report(path: string): Promise<WhereReport> {
-    return this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const { where } = await import('../../placement/where.js')
-      return where(node, vol, path)
-    })
-  }
 }
 
 export class WhereCommand extends ContentReportCommand {
@@ -84,7 +64,7 @@ export class WhereCommand extends ContentReportCommand {
   target = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const r = await this.report(this.target)
+    const r = await this.call('where', { volume: this.volume, path: this.target })
     if (this.asJson) return this.json(r)
     this.out(`${r.path}: ${r.files} file${r.files === 1 ? '' : 's'}, ${size(r.logicalBytes)} (${r.objects} objects, ${size(r.storedBytes)} stored)`)
     this.out(`copies: ${r.copies} elsewhere for all of it (wanted: ${r.copiesWanted})`)
@@ -112,8 +92,7 @@ export class VolumeDuCommand extends ContentReportCommand {
   target = Option.String({ required: false })
 
   async run(): Promise<void> {
-    const r = await this.report(this.target ?? '/')
-    const du = { volume: r.volume, path: r.path, files: r.files, logicalBytes: r.logicalBytes, storedBytes: r.storedBytes, hereBytes: r.here.bytes, pinnedBytes: r.here.pinned, notSafeBytes: r.here.notSafe }
+    const du = await this.call('volume.du', { volume: this.volume, ...(this.target !== undefined ? { path: this.target } : {}) })
     if (this.asJson) return this.json(du)
     this.out(`${du.path}: ${size(du.logicalBytes)} in ${du.files} file${du.files === 1 ? '' : 's'}; here ${size(du.hereBytes)}; pinned ${size(du.pinnedBytes)}; not yet safe ${size(du.notSafeBytes)}`)
   }
@@ -121,6 +100,7 @@ export class VolumeDuCommand extends ContentReportCommand {
 
 export class VolumeStorageRmCommand extends BazilCommand {
   static override paths = [['volume', 'storage', 'rm']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
     description: "Stop storing a volume's content to a peer",
@@ -131,18 +111,7 @@ export class VolumeStorageRmCommand extends BazilCommand {
   store = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const dir = this.context.server?.dir ?? this.openDataDir()
-    if (!this.store.startsWith('peerkey:')) throw new UserError(`unknown store "${this.store}": give peerkey:KEY`)
-    let key: Buffer
-    try {
-      key = decodeKey(this.store.slice('peerkey:'.length), 'peer key')
-    } catch (err) {
-      throw new UserError((err as Error).message)
-    }
-    const rec = dir.volume(this.volume)
-    const z = encodeKey(key)
-    if (!dir.removeVolumeStorage(rec.name, z)) throw new UserError(`volume "${rec.name}" does not store to peer ${z} (see \`bazil volume copies ${rec.name}\`)`)
-    const still = storagePeers(dir).has(z)
-    this.out(`volume "${rec.name}" no longer stores to peer ${z}${still ? ' (another volume here still does)' : `: it will be told to stop keeping this node's store ${this.context.server ? 'once connected' : 'once `bazil server run` runs and it is connected'}`}`)
+    const r = await this.call('volume.storage.rm', { volume: this.volume, store: this.store })
+    this.out(`volume "${r.volume}" no longer stores to peer ${r.peer}${r.stillUsed ? ' (another volume here still does)' : `: it will be told to stop keeping this node's store ${r.server ? 'once connected' : 'once `bazil server run` runs and it is connected'}`}`)
   }
 }

@@ -13,8 +13,7 @@ import type { PeerNetwork } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
 import { serverNetwork } from '../server-network.js'
 import { ProgressReporter, type ProgressCounts } from '../progress.js'
-import { StateFileError, encodeState, readStateFile, type VolumeState } from '../../tree/state-file.js'
-import { replaceFileSync } from '../../atomic-file.js'
+import { StateFileError, readStateFile, type VolumeState } from '../../tree/state-file.js'
 import { knownPeer } from '../../control/ops/sync.js'
 import { POLL_MS, peerOf, sleep, untilTrue } from '../../net/catch-up.js'
 
@@ -315,6 +314,7 @@ function readStateFileOrFail(file: string): VolumeState {
 
 export class VolumeStateSaveCommand extends BazilCommand {
   static override paths = [['volume', 'state', 'save']]
+  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.sync,
     description: 'Save the state a first sync can start from',
@@ -325,15 +325,8 @@ export class VolumeStateSaveCommand extends BazilCommand {
   file = Option.String({ required: true })
 
   async run(): Promise<void> {
-    const file = this.resolvePath(this.file)
-    const r = await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const state = await vol.saveState()
-      const bytes = encodeState(state)
-      replaceFileSync(file, bytes)
-      return { shards: state.shards.length, bytes: bytes.length, entries: Object.values(state.logs).reduce((n, x) => n + x - 1, 0) }
-    })
-    this.out(`saved the state of volume "${this.volume}" to ${file}: ${r.shards} shards, ${r.entries} log entries covered, ${r.bytes} bytes`)
+    const r = await this.call('volume.state.save', { volume: this.volume, file: this.resolvePath(this.file) })
+    this.out(`saved the state of volume "${r.volume}" to ${r.file}: ${r.shards} shards, ${r.entries} log entries covered, ${r.bytes} bytes`)
   }
 }
 
@@ -379,36 +372,16 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
   volume = Option.String({ required: true })
   store = Option.String({ required: true })
 
-  // Without a server it only writes the record; the server uses it when the peer connects.
-  static override where: Where = 'node'
+  static override where: Where = 'api'
 
   async run(): Promise<void> {
-    const server = this.context.server
-    const dir = server?.dir ?? this.openDataDir()
-    const net = serverNetwork(server)
-    if (!this.store.startsWith('peerkey:')) throw new UserError(`unknown store "${this.store}": give peerkey:KEY`)
-    const key = this.peerKey(this.store, dir)
-    const rec = dir.volume(this.volume)
-    if (this.sharing !== undefined && this.sharing !== rec.sharing) {
-      throw new UserError(`volume "${rec.name}" uses sharing key "${rec.sharing}", not "${this.sharing}"`)
-    }
-    const added = dir.addVolumeStorage(rec.name, encodeKey(key))
-    // The peer's own store, or a replica of it another connected peer holds (a closet).
-    let using = false
-    if (server && net) {
-      for (const p of net.connectedPeers()) {
-        // Only what the access rules let this node take as those nodes' stores.
-        const view = await net.usableStores(p)
-        if (p.equals(key) ? !!(view?.storage || view?.stores.length) : !!view?.stores.some((r) => r.node.equals(key))) using = true
-      }
-    }
-    const state = using
-      ? 'connected: in use now'
-      : !net
-        ? 'used once the server runs and the peer is connected'
-        : net.connected(key)
-        ? 'it does not offer its store to this node yet (`bazil peer storage allow` there)'
-        : 'not connected: used once it (or a peer holding a replica of its store) is'
-    this.out(`volume "${rec.name}" ${added ? 'now reads' : 'already reads'} missing content from peer ${encodeKey(key)} (${state})`)
+    const r = await this.call('volume.storage.add', { volume: this.volume, store: this.store, ...(this.sharing !== undefined ? { sharing: this.sharing } : {}) })
+    const state = {
+      'in-use': 'connected: in use now',
+      'no-server': 'used once the server runs and the peer is connected',
+      'not-offered': 'it does not offer its store to this node yet (`bazil peer storage allow` there)',
+      'not-connected': 'not connected: used once it (or a peer holding a replica of its store) is'
+    }[r.state]
+    this.out(`volume "${r.volume}" ${r.added ? 'now reads' : 'already reads'} missing content from peer ${r.peer} (${state})`)
   }
 }

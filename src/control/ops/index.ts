@@ -7,9 +7,10 @@ import type { Op } from '../requests.js'
  * - dir: reads data-dir files only: runs in the caller's process, server or not;
  * - node: in the running server if there is one, else in the caller's process with the data
  *   dir opened directly;
- * - server: only in the running server (mounts, the peer network).
+ * - server: only in the running server (mounts, the peer network);
+ * - new: makes the data dir: in the caller's process, before there is a data dir to open.
  */
-export type Where = 'dir' | 'node' | 'server'
+export type Where = 'dir' | 'node' | 'server' | 'new'
 
 type OpTable = { [O in Op]: { where: Where; load: () => Promise<OpFn<O>> } }
 
@@ -17,6 +18,11 @@ const volume = () => import('./volume.js')
 const server = () => import('./server.js')
 const log = () => import('./log.js')
 const sync = () => import('./sync.js')
+const identity = () => import('./identity.js')
+const peer = () => import('./peer.js')
+const writers = () => import('./writers.js')
+const conflicts = () => import('./conflicts.js')
+const placement = () => import('./placement.js')
 
 export const OPS: OpTable = {
   status: { where: 'node', load: async () => (await server()).status },
@@ -38,6 +44,30 @@ export const OPS: OpTable = {
   'volume.restore': { where: 'node', load: async () => (await import('./history.js')).restore },
   'log.blame': { where: 'node', load: async () => (await import('./history.js')).blame },
   watch: { where: 'server', load: async () => (await import('./watch.js')).watch },
+  create: { where: 'new', load: async () => (await identity()).create },
+  'debug.pubkey': { where: 'dir', load: async () => (await identity()).pubkey },
+  'sharing.add': { where: 'dir', load: async () => (await identity()).sharingAdd },
+  'sharing.list': { where: 'dir', load: async () => (await identity()).sharingList },
+  // In the server when one runs: its network acts on a change at once, and knows who is connected.
+  'peer.add': { where: 'node', load: async () => (await peer()).add },
+  'peer.remove': { where: 'node', load: async () => (await peer()).remove },
+  'peer.list': { where: 'node', load: async () => (await peer()).list },
+  'peer.location.set': { where: 'node', load: async () => (await peer()).locationSet },
+  'peer.storage': { where: 'node', load: async () => (await peer()).storage },
+  'peer.volume': { where: 'node', load: async () => (await peer()).volume },
+  'volume.writers': { where: 'node', load: async () => (await writers()).writers },
+  'volume.writers.remove': { where: 'node', load: async () => (await writers()).remove },
+  'volume.conflicts': { where: 'node', load: async () => (await conflicts()).conflicts },
+  'volume.resolve': { where: 'node', load: async () => (await conflicts()).resolve },
+  'volume.copies': { where: 'node', load: async () => (await placement()).copies },
+  where: { where: 'node', load: async () => (await placement()).where },
+  'volume.du': { where: 'node', load: async () => (await placement()).du },
+  'volume.storage.add': { where: 'node', load: async () => (await placement()).storageAdd },
+  'volume.storage.rm': { where: 'node', load: async () => (await placement()).storageRm },
+  'volume.state.save': { where: 'node', load: async () => (await volume()).stateSave },
+  'volume.snapshot.rm': { where: 'node', load: async () => (await volume()).snapshotRm },
+  'volume.snapshot.keep': { where: 'node', load: async () => (await volume()).snapshotKeep },
+  'cache.size': { where: 'node', load: async () => (await import('./cache.js')).size },
   // The server runs it itself (src/server/control.ts): it needs the server's CLI.
   'cli.run': { where: 'server', load: async () => { throw new Error('cli.run is served by the server itself') } }
 }

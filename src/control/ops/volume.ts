@@ -1,5 +1,8 @@
-// The control API's volume ops without a mount: list, create, ls, cat, mkdir, rm, mv, snapshots.
+// The control API's volume ops without a mount: list, create, ls, cat, mkdir, rm, mv,
+// snapshots and their retention rule, saving the directory state to a file.
 import { UserError } from '../../datadir.js'
+import { replaceFileSync } from '../../atomic-file.js'
+import { decodeRetention, describeRetention, encodeRetention } from '../../retention.js'
 import type { Stat } from '../../tree/index.js'
 import type { OpFn } from '../context.js'
 import type { EntryInfo } from '../requests.js'
@@ -104,4 +107,38 @@ export const snapshotCreate: OpFn<'volume.snapshot.create'> = async (ctx, a) => 
 export const snapshotList: OpFn<'volume.snapshot.list'> = async (ctx, a) => {
   const vol = await (await ctx.node()).volume(a.volume)
   return { snapshots: vol.tree.snapshots().map((s) => ({ name: s.name, time: new Date(s.time).toISOString() })) }
+}
+
+export const snapshotRm: OpFn<'volume.snapshot.rm'> = async (ctx, a) => {
+  const vol = await (await ctx.node()).volume(a.volume)
+  vol.removeSnapshot(a.name)
+  await vol.flush()
+  return { volume: a.volume, name: a.name }
+}
+
+/** The largest count a retention rule keeps (src/retention.ts). */
+const MAX_KEEP = 100000
+
+export const snapshotKeep: OpFn<'volume.snapshot.keep'> = async (ctx, a) => {
+  const rule = { last: a.last ?? 0, hourly: a.hourly ?? 0, daily: a.daily ?? 0, weekly: a.weekly ?? 0 }
+  for (const [k, n] of Object.entries(rule)) if (n > MAX_KEEP) throw new UserError(`--${k}: "${n}" is not a count (0..${MAX_KEEP})`)
+  const counted = rule.last + rule.hourly + rule.daily + rule.weekly > 0
+  if (a.none && counted) throw new UserError('--none with counts: give one or the other')
+  const vol = await (await ctx.node()).volume(a.volume)
+  if (a.none || counted) {
+    vol.setRetentionText(encodeRetention(rule))
+    await vol.flush()
+  }
+  const now = decodeRetention(vol.retentionText)
+  return { volume: a.volume, rule: now, text: describeRetention(now) }
+}
+
+export const stateSave: OpFn<'volume.state.save'> = async (ctx, a) => {
+  const vol = await (await ctx.node()).volume(a.volume)
+  // Loaded here: the state file's codec brings the tree model, which volume.list does not need.
+  const { encodeState } = await import('../../tree/state-file.js')
+  const state = await vol.saveState()
+  const bytes = encodeState(state)
+  replaceFileSync(a.file, bytes)
+  return { volume: a.volume, file: a.file, shards: state.shards.length, entries: Object.values(state.logs).reduce((n, x) => n + x - 1, 0), bytes: bytes.length }
 }
