@@ -192,6 +192,8 @@ export interface BlameInfo {
   last: { writer: WriterLabel; time: string; op: string; path: string; seq: number } | null
   /** Changes per writer, most first. */
   writers: { writer: WriterLabel; changes: number }[]
+}
+
 export interface PeerRow {
   key: string
   location: string | null

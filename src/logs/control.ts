@@ -34,15 +34,6 @@ export interface ControlBody {
   ops: ControlOp[]
 }
 
-/** One line for a control op (log show), keys in z-base-32. */
-export function describeControl(op: ControlOp, encodeKey: (k: Buffer) => string): string {
-  switch (op.op) {
-    case 'admit': return `admit log=${encodeKey(op.log)} node=${encodeKey(op.node)}`
-    case 'revoke': return `revoke log=${encodeKey(op.log)} last=${op.last}`
-    default: return `${op.op} node=${encodeKey(op.node)}`
-  }
-}
-
 export function isControlBlock(block: Uint8Array): boolean {
   return block.byteLength > 0 && block[0] === CONTROL_BLOCK_VERSION
 }

@@ -22,6 +22,6 @@ export { BINDING_BYTES, BINDING_VERSION, bindingMessage, checkBinding, decodeBin
 export { EntryError, LogBindingError, LogFormatError } from './errors.js'
 export { TreeHasher } from './merkle.js'
 export { BINDING_V2, BINDING_V2_BYTES, GENESIS_NONCE_BYTES, checkBindingFull, volumeIdOf, type Genesis } from './binding.js'
-export { CONTROL_BLOCK_VERSION, CONTROL_BODY_VERSION, MAX_CONTROL_OPS, decodeControl, describeControl, encodeControl, isControlBlock, scanControl, type ControlBody, type ControlOp, type ControlRecord } from './control.js'
+export { CONTROL_BLOCK_VERSION, CONTROL_BODY_VERSION, MAX_CONTROL_OPS, decodeControl, encodeControl, isControlBlock, scanControl, type ControlBody, type ControlOp, type ControlRecord } from './control.js'
 export { computeWriterSet, rootNodeOf, type LogInfo, type OpPlace, type WriterInfo, type WriterSet, type WriterSetInput } from './writer-set.js'
 export { HeldRange } from './held-range.js'
