@@ -19,7 +19,7 @@ test('every command has a category of the table, a short description, and usage 
     // The listing gives a description the 42 columns after the command's name.
     assert.ok(c.description.length <= 42, `${name}: description of ${c.description.length} > 42 characters`)
     assert.doesNotMatch(c.description, /\.$/, `${name}: a description is a phrase, no full stop`)
-    for (const [, line] of c.examples) assert.match(line, /^(bazil |dd )/, `${name}: example ${line}`)
+    for (const [, line] of c.examples) assert.match(line, /\bbazil /, `${name}: example ${line}`)
   }
 })
 

@@ -10,6 +10,17 @@ import { describeUsageError, isGroup, isHelpFlag, leadingWords, matchCommand } f
 /** The exit code of a command line the parser refused. */
 export const USAGE_EXIT = 2
 
+/**
+ * The name of a command's rest argument (Option.Rest: its field, or its `name`), which the
+ * parser does not keep: its definition is run again, only to see what it declares.
+ */
+function restName(specs: Map<string, { definition: (builder: never, key: string) => void }>): string | undefined {
+  let name: string | undefined
+  const recorder = { addRest: (o: { name?: string }) => (name = o.name), addProxy: () => undefined, addPositional: () => undefined, addOption: () => undefined }
+  for (const [key, spec] of specs) spec.definition(recorder as never, key)
+  return name
+}
+
 export class BazilCli extends Cli<BazilContext> {
   private cachedDocs?: CliDocs
 
@@ -18,7 +29,7 @@ export class BazilCli extends Cli<BazilContext> {
     if (this.cachedDocs) return this.cachedDocs
     const commands: CommandDoc[] = []
     const globals: OptionDoc[] = []
-    for (const [cls, { builder }] of this.registrations) {
+    for (const [cls, { builder, specs }] of this.registrations) {
       const usage = cls.usage
       const path = cls.paths?.[0]
       if (usage === undefined || path === undefined) continue // the built-in --help and --version
@@ -35,7 +46,7 @@ export class BazilCli extends Cli<BazilContext> {
         ...(usage.details !== undefined ? { details: usage.details } : {}),
         examples: (usage.examples ?? []).map(([what, line]) => [what, line.replace(/\$0/g, this.binaryName)]),
         options,
-        args: argDocs(builder.arity)
+        args: argDocs(builder.arity, restName(specs))
       })
     }
     this.cachedDocs = { version: this.binaryVersion ?? '', commands, globals: [...globals, ...BUILTIN_OPTIONS] }

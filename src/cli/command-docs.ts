@@ -99,10 +99,10 @@ export function optionDoc(o: ParsedOption): OptionDoc {
   }
 }
 
-export function argDocs(arity: ParsedArity): ArgDoc[] {
+export function argDocs(arity: ParsedArity, restName = 'args'): ArgDoc[] {
   const args: ArgDoc[] = arity.leading.map((name) => ({ name, required: true, repeated: false }))
   if (Array.isArray(arity.extra)) args.push(...arity.extra.map((name) => ({ name, required: false, repeated: false })))
-  else args.push({ name: 'args', required: false, repeated: true })
+  else args.push({ name: restName, required: false, repeated: true })
   args.push(...arity.trailing.map((name) => ({ name, required: true, repeated: false })))
   return args
 }

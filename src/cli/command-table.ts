@@ -31,6 +31,7 @@ export const COMMAND_MODULES: CommandModule[] = [
   { paths: [['cache', 'size'], ['pin'], ['unpin']], load: () => import('./commands/cache.js') },
   { paths: [['volume', 'history'], ['volume', 'restore'], ['log', 'blame']], load: () => import('./commands/history.js') },
   { paths: [['volume', 'gc'], ['volume', 'snapshot', 'rm'], ['volume', 'snapshot', 'keep']], load: () => import('./commands/gc.js') },
+  { paths: [['help'], ['completion'], ['man']], load: () => import('./commands/shell.js') },
 ]
 
 /**
