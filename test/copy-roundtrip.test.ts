@@ -11,32 +11,12 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { exportTree, importDir } from '../src/copy/local-copy.js'
 import { tempDir } from './helpers.js'
-import { LISTING } from './tree-listing.js'
+import { LISTING, sourceTree } from './tree-listing.js'
 
 const exec = promisify(execFile)
 
-
-const MAKE_SOURCE = String.raw`
-set -e
-mkdir -p src/a/b src/empty-dir
-printf 'hello, world\n' > src/f
-head -c 300000 /dev/urandom > src/a/big
-: > src/a/empty
-ln src/f src/a/g
-ln src/f src/a/b/h
-ln src/a/big src/big-too
-ln -s a/g src/s
-mkfifo -m 640 src/a/pipe
-mknod -m 600 src/a/null-dev c 1 3
-mknod -m 660 src/a/block-dev b 7 200
-chown 1234:5678 src/f
-chown 1001:1002 src/a src/a/big src/a/pipe src/a/null-dev
-chown -h 4242:4343 src/s
-chmod 750 src/a; chmod 2775 src/a/b; chmod 1777 src/empty-dir; chmod 4755 src/a/big; chmod 600 src/f
-touch -h -d '2019-03-04 05:06:07' src/s
-touch -d '2020-01-02 03:04:05' src/f src/a/big src/a/empty src/a/pipe src/a/null-dev src/a/block-dev
-touch -d '2021-06-07 08:09:10' src/a/b src/empty-dir src/a
-`
+/** The source tree, with a second file of two names (a hard link outside its directory). */
+const MAKE_SOURCE = sourceTree('ln src/a/big src/big-too')
 
 test('import then export keeps hard links, fifos, devices, owners, modes and times', { skip: process.getuid?.() !== 0 ? 'needs root (owners, devices)' : false }, async () => {
   const { dir, cleanup } = tempDir('bazil-copy-rt-')

@@ -9,37 +9,18 @@ import path from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { PeerCluster, eventually, hasFuse } from './peer-setup.js'
-import { LISTING } from './tree-listing.js'
+import { LISTING, sourceTree } from './tree-listing.js'
 
 const exec = promisify(execFile)
 
-
-/** The source tree: every kind of node, owners, modes, times, hard links and xattrs. */
-const MAKE_SOURCE = String.raw`
-mkdir -p src/a/b src/empty-dir
-printf 'hello, world\n' > src/f
-head -c 300000 /dev/urandom > src/a/big
-: > src/a/empty
-ln src/f src/a/g
-ln src/f src/a/b/h
-ln -s a/g src/s
+/** The source tree (tree-listing.ts), with a dangling symlink and xattrs. */
+const MAKE_SOURCE = sourceTree(String.raw`
 ln -s /nowhere/at/all src/a/dangling
-mkfifo -m 640 src/a/pipe
-mknod -m 600 src/a/null-dev c 1 3
-mknod -m 660 src/a/block-dev b 7 200
 setfattr_py() { python3 -c 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]))' "$@"; }
 setfattr_py src/f user.tag 626c7565
 setfattr_py src/a/big user.binary 00ff10fe
 setfattr_py src/empty-dir user.empty ''
-setfattr_py src/a user.note 6469726563746f7279
-chown 1234:5678 src/f
-chown 1001:1002 src/a src/a/big src/a/pipe
-chown -h 4242:4343 src/s
-chmod 750 src/a; chmod 2775 src/a/b; chmod 1777 src/empty-dir; chmod 4755 src/a/big; chmod 600 src/f
-touch -h -d '2019-03-04 05:06:07' src/s
-touch -d '2020-01-02 03:04:05' src/f src/a/big src/a/empty src/a/pipe src/a/null-dev src/a/block-dev
-touch -d '2021-06-07 08:09:10' src/a/b src/empty-dir src/a
-`
+setfattr_py src/a user.note 6469726563746f7279`)
 
 const TAR = "tar --xattrs --xattrs-include='*' --numeric-owner"
 /** The copies made in each mount: by tar, `cp -a` and `rsync -aHAX`. */

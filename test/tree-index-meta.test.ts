@@ -4,28 +4,22 @@
 // the root's attributes loads meta at open, as it did.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
 import path from 'node:path'
-import { hash } from '../src/crypto.js'
 import { Tree, canonicalDump } from '../src/tree/index.js'
 import { commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { tempDir } from './helpers.js'
+import { editManifest } from './manifest-edit.js'
 
 const ACTOR = 'a1'.repeat(16)
 const ref = { hash: 'a'.repeat(64), size: 1 }
 
 /** The manifest as written before meta's heads were kept: the same without `metaHeads` and `root`. */
 function stripMetaHeads(file: string): void {
-  const buf = fs.readFileSync(file)
-  const m = JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as Record<string, unknown>
-  assert.ok(Array.isArray(m.metaHeads) && m.root, 'the manifest keeps meta heads and root attributes')
-  delete m.metaHeads
-  delete m.root
-  const json = Buffer.from(JSON.stringify(m))
-  const head = Buffer.from(buf.subarray(0, 9))
-  head.writeUInt32BE(json.length, 5)
-  const body = Buffer.concat([head, json])
-  fs.writeFileSync(file, Buffer.concat([body, hash(body)]))
+  editManifest(file, (m) => {
+    assert.ok(Array.isArray(m.metaHeads) && m.root, 'the manifest keeps meta heads and root attributes')
+    delete m.metaHeads
+    delete m.root
+  })
 }
 
 test('meta is loaded only when read: listings and stats (the root\'s too) never load it, snapshots do', () => {

@@ -11,21 +11,10 @@ import { Tree } from '../src/tree/index.js'
 import { TreeError } from '../src/tree/errors.js'
 import { commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { tempDir } from './helpers.js'
+import { editManifest } from './manifest-edit.js'
 
 const ACTOR = 'a1'.repeat(16)
 const ref = { hash: 'a'.repeat(64), size: 1 }
-
-/** Rewrites the manifest's JSON with `edit` (digest and length made again). */
-function editManifest(file: string, edit: (m: Record<string, unknown>) => void): void {
-  const buf = fs.readFileSync(file)
-  const m = JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as Record<string, unknown>
-  edit(m)
-  const json = Buffer.from(JSON.stringify(m))
-  const head = Buffer.from(buf.subarray(0, 9))
-  head.writeUInt32BE(json.length, 5)
-  const body = Buffer.concat([head, json])
-  fs.writeFileSync(file, Buffer.concat([body, hash(body)]))
-}
 
 const names = (t: { readdir(p: string): { name: string }[] }, p: string): string[] => t.readdir(p).map((e) => e.name)
 
