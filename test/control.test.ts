@@ -169,6 +169,9 @@ test('every op of the typed API round-trips through the control socket', async (
     await assert.rejects(remote(data, 'volume.ls', { volume: 'nosuch' }), /nosuch/)
     await assert.rejects(remote(data, 'volume.unmount', { mountpoint: path.join(dir, 'mnt') }), /is not a bazil mount of this server/)
     seen.add('volume.unmount')
+    // This server runs without --web: web.url says how to turn it on (with it: test/web.test.ts).
+    await assert.rejects(remote(data, 'web.url', {}), /the web view is off: start the server with `bazil server run --web=127.0.0.1:PORT`/)
+    seen.add('web.url')
     // Mounts (FUSE) round-trip in test/server.test.ts; sync and watch (two peers) in test/control-sync.test.ts.
     // `create` makes the data dir, so it runs in the caller's process (below).
     const elsewhere: Op[] = ['volume.mount', 'volume.sync', 'watch', 'create']

@@ -58,6 +58,8 @@ export interface ClusterOptions {
   secret?: Buffer
   /** Environment for the servers (and CLI runs), e.g. BAZIL_REMOTE_TIMEOUT_MS. */
   env?: Record<string, string>
+  /** More `bazil server run` flags for every peer's server (e.g. `--web=127.0.0.1:0`). */
+  serverArgs?: string[]
 }
 
 export class PeerCluster {
@@ -67,14 +69,15 @@ export class PeerCluster {
   private constructor(
     readonly dir: string,
     private readonly cleanupDir: () => void,
-    private readonly testnet: { bootstrap: { host: string; port: number }[]; destroy(): Promise<void> }
+    private readonly testnet: { bootstrap: { host: string; port: number }[]; destroy(): Promise<void> },
+    private readonly serverArgs: string[] = []
   ) {}
 
   /** Data dirs (`bazil create`, sharing key `friends`, no config.json) and a testnet; no server runs yet. */
   static async create(names: string[], opts: ClusterOptions = {}): Promise<PeerCluster> {
     const { dir, cleanup } = tempDir('bazil-peers-')
     const testnet = await createTestnet(4, { host: '127.0.0.1' }) // a bootstrapper and 3 DHT nodes, as `bazil dht run` starts
-    const c = new PeerCluster(dir, cleanup, testnet)
+    const c = new PeerCluster(dir, cleanup, testnet, opts.serverArgs)
     for (const [k, v] of Object.entries(opts.env ?? {})) {
       c.savedEnv.set(k, process.env[k])
       process.env[k] = v
@@ -138,7 +141,7 @@ export class PeerCluster {
     await Promise.all(names.map(async (name) => {
       const p = this.get(name)
       if (p.server) return
-      p.server = await startServer(p.data, [`--bootstrap=127.0.0.1:${port}`])
+      p.server = await startServer(p.data, [`--bootstrap=127.0.0.1:${port}`, ...this.serverArgs])
     }))
   }
 

@@ -32,6 +32,7 @@ export const COMMAND_MODULES: CommandModule[] = [
   { paths: [['volume', 'history'], ['volume', 'restore'], ['log', 'blame']], load: () => import('./commands/history.js') },
   { paths: [['volume', 'gc'], ['volume', 'snapshot', 'rm'], ['volume', 'snapshot', 'keep']], load: () => import('./commands/gc.js') },
   { paths: [['help'], ['completion'], ['man']], load: () => import('./commands/shell.js') },
+  { paths: [['web', 'url']], load: () => import('./commands/web.js') },
 ]
 
 /**

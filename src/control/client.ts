@@ -19,6 +19,8 @@ export interface CallHandlers {
   onOutput?(chunk: Buffer): void | Promise<void>
   /** A `cli.run` command's stderr. */
   onStderr?(chunk: Buffer): void
+  /** In process: aborts a long op (a watch) when this caller is gone (a web view's page closed). */
+  signal?: AbortSignal
 }
 
 export interface ClientOptions {
@@ -66,7 +68,7 @@ async function callInProcess<O extends Op>(root: string, dir: DataDir | null, op
       opened ??= import('../node.js').then(({ Node }) => Node.open(dir))
       return opened
     },
-    signal: new AbortController().signal,
+    signal: handlers.signal ?? new AbortController().signal,
     emit: (e) => handlers.onEvent?.(e),
     write: async (chunk) => {
       await handlers.onOutput?.(chunk)

@@ -74,6 +74,8 @@ export const OP_ARGS = {
   'volume.snapshot.keep': { volume: 'string', last: 'int?', hourly: 'int?', daily: 'int?', weekly: 'int?', none: 'boolean?' },
   /** `size`: a budget like 20GiB or 10%; absent: show it. */
   'cache.size': { size: 'string?' },
+  /** The web view's address with its token (spec/web.md); a user error when the server runs without --web. */
+  'web.url': {},
   /** Runs a command line of a command not yet converted to a typed op (the server's CLI). */
   'cli.run': { argv: 'strings', cwd: 'path', stderrTTY: 'boolean?' }
 } as const satisfies Record<string, Record<string, Field>>
@@ -312,6 +314,7 @@ export interface Results {
   'volume.snapshot.keep': { volume: string; rule: RetentionRule | null; text: string }
   /** `set`: the budget just set, as given (null: only shown). */
   'cache.size': { status: CacheStatus; set: string | null }
+  'web.url': { url: string }
   'cli.run': { code: number }
 }
 

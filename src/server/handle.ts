@@ -27,6 +27,14 @@ export function sameMountOpts(a: MountOpts, b: MountOpts): boolean {
   return a.allowOther === true === (b.allowOther === true) && a.atime === true === (b.atime === true)
 }
 
+/** The local web view (src/web), when the server runs with `--web`. */
+export interface WebView {
+  /** Its address with the token (what `bazil web url` prints). */
+  readonly url: string
+  /** Ends its live streams and stops listening. */
+  close(): Promise<void>
+}
+
 export interface ServerHandle {
   readonly node: Node
   readonly dir: DataDir
@@ -38,4 +46,6 @@ export interface ServerHandle {
   mounts(): MountInfo[]
   /** The peer network, once started (see src/net). */
   readonly net: PeerNetwork | null
+  /** The web view, once started (absent or null: the server runs without `--web`). */
+  readonly web?: WebView | null
 }

@@ -8,7 +8,8 @@ import { type DataDir, UserError } from '../datadir.js'
 import { Node } from '../node.js'
 import { connect, socketPath } from '../control/frames.js'
 import { serveConnection, type CommandRunner } from './control.js'
-import type { MountOpts, ServerHandle } from './handle.js'
+import type { MountOpts, ServerHandle, WebView } from './handle.js'
+import type { WebAddress } from '../web/address.js'
 import type { Log } from '../log.js'
 import { MountManager } from './mounts.js'
 import { AutoGc, autoGcOptions } from './auto-gc.js'
@@ -21,6 +22,8 @@ export interface ServerOptions {
   run: CommandRunner
   /** DHT bootstrap nodes (`--bootstrap`); overrides config.json; [] = no DHT, direct connections only. */
   bootstrap?: HostPort[]
+  /** `--web`: serve the local web view there (src/web); off when unset. */
+  web?: WebAddress
 }
 
 
@@ -35,6 +38,9 @@ export class Server implements ServerHandle {
   private readonly stopSignal = new AbortController()
   /** The peer network (swarm, protocol, replication); peer commands reach it through here. */
   net: PeerNetwork | null = null
+
+  /** The local web view (src/web), when started with `--web`. */
+  web: WebView | null = null
 
   /** Automatic garbage collection (src/server/auto-gc.ts), unless BAZIL_GC_INTERVAL=off. */
   autoGc: AutoGc | null = null
@@ -73,6 +79,11 @@ export class Server implements ServerHandle {
       await server.startNetwork(opts.bootstrap)
       fs.rmSync(sockFile, { force: true }) // a stale socket of a crashed server: nobody answered on it above
       await server.listen(sockFile)
+      if (opts.web) {
+        // Loaded only when asked for: a server without --web loads no HTTP code.
+        const { startWeb } = await import('../web/server.js')
+        server.web = await startWeb(server, opts.web, opts.log)
+      }
     } catch (err) {
       await server.stop()
       throw err
@@ -141,6 +152,7 @@ export class Server implements ServerHandle {
   private async shutdown(): Promise<void> {
     this.log('info', 'shutting down')
     await new Promise<void>((resolve) => this.listener.close(() => resolve()))
+    await this.web?.close().catch((err: Error) => this.log('error', `stopping the web view: ${err.message}`))
     this.stopSignal.abort()
     await Promise.allSettled([...this.inflight])
     await this.autoGc?.stop()

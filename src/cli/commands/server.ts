@@ -5,6 +5,7 @@ import { CATEGORY } from '../categories.js'
 import type { StatusResult } from '../../control/requests.js'
 import { createLogger, parseLevel } from '../../log.js'
 import { parseBootstrap } from '../../net/config.js'
+import { parseWebAddress } from '../../web/address.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
@@ -23,8 +24,13 @@ export class ServerRunCommand extends BazilCommand {
     description: 'DHT bootstrap nodes HOST:PORT[,...] (default: config.json, else the public DHT); `none`: no DHT, direct connections only'
   })
 
+  web = Option.String('--web', {
+    description: 'serve the local web view on HOST:PORT, e.g. 127.0.0.1:8080 (off by default; an address other machines can reach is served with a warning); `bazil web url` prints its address with the token'
+  })
+
   async run(): Promise<number> {
     const log = createLogger(parseLevel(this.logLevel), this.context.stderr)
+    const web = this.web === undefined ? undefined : parseWebAddress(this.web)
     const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
     const { loadCommands } = await import('../command-table.js')
     const commands = await loadCommands()
@@ -37,6 +43,7 @@ export class ServerRunCommand extends BazilCommand {
     const server = await Server.start(dir, {
       log,
       bootstrap,
+      web,
       run: (argv, ctx) =>
         buildCli(commands).run(argv, { ...ctx, stdin: emptyStdin(), env: process.env, argv, dataDir: dir.root, colorDepth: 1 })
     })
