@@ -16,7 +16,8 @@ export class ServerRunCommand extends BazilCommand {
     details: 'The server owns the data dir, its mounts and the control socket, and keeps volumes in sync with peers; other commands ask it when it runs. It logs to stderr; SIGINT or SIGTERM stop it cleanly.',
     examples: [
       ['Run it', 'bazil server run'],
-      ['Without the public DHT (peers by `bazil peer location set`)', 'bazil server run --bootstrap=none']
+      ['Without the public DHT (peers by `bazil peer location set`)', 'bazil server run --bootstrap=none'],
+      ['With the web view on this machine (then open `bazil web url`)', 'bazil server run --web=127.0.0.1:8080']
     ]
   })
   logLevel = Option.String('--log-level', 'info', { description: 'debug, info, warn or error' })
