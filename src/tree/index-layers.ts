@@ -28,6 +28,11 @@ export interface IndexBase {
   entries(): Iterable<[string, BaseEntry]>
   /** The entries attached under `dir` whose name is `name` (reads less than `children`: a stat in a big directory). */
   named?(dir: string, name: string): Iterable<[string, BaseEntry]>
+  /**
+   * Keeps what is read from now on until the returned release is called (a batch of changes
+   * being applied): each bucket a batch needs is then read, checked and decoded once.
+   */
+  hold?(): () => void
 }
 
 const GONE: unique symbol = Symbol('gone')

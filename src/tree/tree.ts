@@ -211,6 +211,24 @@ export class Tree implements ReadTree {
    * layout") is data from a log like any other: rejected. Throws only for arguments of the wrong shape.
    */
   apply(changes: IncomingChange[]): Rejected[] {
+    const release = this.holdIndex()
+    try {
+      return this.applyHeld(changes)
+    } finally {
+      release()
+    }
+  }
+
+  /**
+   * Keeps the buckets of the index on disk read from now on in memory until the returned
+   * release is called: a caller applying many batches (replay's windows) holds it across them,
+   * so each bucket is read, checked and decoded once, not once per change that touches it.
+   */
+  holdIndex(): () => void {
+    return this.index.holdBase()
+  }
+
+  private applyHeld(changes: IncomingChange[]): Rejected[] {
     const rejected: Rejected[] = []
     // The changes of one entry (one tag; an untagged change is an entry alone) share one
     // allowance of ops and bytes, checked before anything is inflated or applied: an entry over

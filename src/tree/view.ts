@@ -166,6 +166,11 @@ export class TreeIndex implements ReadTree {
   /** The on-disk index this one reads from (null: all in memory). */
   get diskBase(): IndexBase | null { return this.base }
 
+  /** Keeps what the base reads until released (IndexBase.hold): a batch of updates reads each bucket once. */
+  holdBase(): () => void {
+    return this.base?.hold?.() ?? (() => {})
+  }
+
   /** The entry of `id` in the current base, if any. */
   baseEntry(id: string): BaseEntry | undefined { return this.base?.entry(id) }
 

@@ -445,6 +445,17 @@ export class Replay {
 
   /** Applies the valid, not yet applied local entries of every writer, in batches; a log is held at its first entry that is not valid. */
   private async applyValid(set: WriterSet): Promise<number> {
+    // The index buckets read while applying stay in memory until the pass ends (Tree.holdIndex):
+    // windows of one merge touch the same directories' pages again and again.
+    const release = this.ctx.live.tree.holdIndex()
+    try {
+      return await this.applyValidHeld(set)
+    } finally {
+      release()
+    }
+  }
+
+  private async applyValidHeld(set: WriterSet): Promise<number> {
     let entries = 0
     let total = 0
     for (const [hex, writer] of this.writers) total += Math.max(0, writer.length - (this.appliedTo.get(hex) ?? 1))
