@@ -51,6 +51,26 @@ export function randomBytes(n: number): Buffer {
   return b
 }
 
+/** Random bytes drawn 4 KiB at a time: ids made by the hundred thousand (an import's nodes) cost one call each, not one per id. */
+const POOL_BYTES = 4096
+let pool: Buffer = Buffer.alloc(0)
+let poolAt = 0
+
+/**
+ * `n` random bytes (n <= 4096) as hex, for ids that must be unique, never for keys or nonces
+ * (those take randomBytes: nothing of a key may sit in a shared buffer).
+ */
+export function randomHex(n: number): string {
+  if (n > POOL_BYTES) return randomBytes(n).toString('hex')
+  if (poolAt + n > pool.length) {
+    pool = randomBytes(POOL_BYTES)
+    poolAt = 0
+  }
+  const hex = pool.toString('hex', poolAt, poolAt + n)
+  poolAt += n
+  return hex
+}
+
 /** BLAKE2b of data (one buffer or several, hashed as their concatenation), optionally keyed. */
 export function hash(data: Buffer | Buffer[], key?: Buffer, outLength: number = HASH_BYTES): Buffer {
   const out = Buffer.alloc(outLength)

@@ -1,6 +1,6 @@
 /** The directory state API: local operations become Automerge changes; reads go to the derived index. */
 import * as A from '@automerge/automerge'
-import { randomBytes } from '../crypto.js'
+import { randomHex } from '../crypto.js'
 import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
 import { type AttrConflict, isOwnerAttr, readAttrConflicts, recordAttrConflicted } from './attr-conflicts.js'
@@ -1747,7 +1747,6 @@ class SnapshotTree implements ReadTree {
   walk(path?: string): Iterable<Stat> { return this.ix.walk(path) }
 }
 
-function randomHex(bytes: number): string { return randomBytes(bytes).toString('hex') }
 
 function checkMode(mode: number | undefined, path: string): number | undefined {
   if (mode === undefined) return undefined
