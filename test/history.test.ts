@@ -182,10 +182,7 @@ describe('two peers: history and restore across renames, deletes and conflicts, 
     c = await PeerCluster.create(['white', 'black'], { env: { BAZIL_REMOTE_TIMEOUT_MS: '3000' } })
     W = c.get('white').key
     B = c.get('black').key
-    await c.start('white', 'black')
-    await c.run('white', ['volume', 'create', '--sharing=friends', VOL])
-    await c.connect('white', 'black', VOL)
-    await c.mount(VOL, 'white', 'black')
+    await c.shareMounted(VOL, 'white', 'black')
   })
   after(async () => {
     await c?.close()

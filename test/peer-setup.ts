@@ -201,6 +201,17 @@ export class PeerCluster {
     await this.run(reader, ['volume', 'storage', 'add', volume, `peerkey:${o.key}`])
   }
 
+  /**
+   * Starts the named peers, creates `volume` (sharing key `friends`) on the first, makes every
+   * other one a replica and writer of it (connect()) and mounts it on all of them.
+   */
+  async shareMounted(volume: string, first: string, ...others: string[]): Promise<void> {
+    await this.start(first, ...others)
+    await this.run(first, ['volume', 'create', '--sharing=friends', volume])
+    for (const o of others) await this.connect(first, o, volume)
+    await this.mount(volume, first, ...others)
+  }
+
   /** `volume mount VOLUME MNT` on each named peer (the server remounts it at every later start). */
   async mount(volume: string, ...names: string[]): Promise<void> {
     await Promise.all(names.map((n) => this.run(n, ['volume', 'mount', volume, this.get(n).mnt])))

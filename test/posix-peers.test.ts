@@ -15,10 +15,7 @@ describe('owners and special files between two peers', { skip: !hasFuse || !asRo
   let c: PeerCluster
   before(async () => {
     c = await PeerCluster.create(['white', 'black'], { env: { BAZIL_REMOTE_TIMEOUT_MS: '3000' } })
-    await c.start('white', 'black')
-    await c.run('white', ['volume', 'create', '--sharing=friends', VOL])
-    await c.connect('white', 'black', VOL)
-    await c.mount(VOL, 'white', 'black')
+    await c.shareMounted(VOL, 'white', 'black')
   })
   after(async () => { await c?.close() })
 

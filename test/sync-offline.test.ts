@@ -102,10 +102,7 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     c = await PeerCluster.create(['white', 'black'], { env: ENV })
     W = c.get('white').key
     B = c.get('black').key
-    await c.start('white', 'black')
-    await c.run('white', ['volume', 'create', '--sharing=friends', VOL])
-    await c.connect('white', 'black', VOL)
-    await c.mount(VOL, 'white', 'black')
+    await c.shareMounted(VOL, 'white', 'black')
   })
   after(async () => {
     await c?.close()

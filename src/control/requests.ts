@@ -10,6 +10,8 @@ import type { CacheStatus } from '../cas/cache.js'
 import type { Keeper, WhereReport } from '../placement/where.js'
 import type { RetentionRule } from '../retention.js'
 
+import type { HistoryEvent } from '../volume/history.js'
+
 export const CONTROL_VERSION = 2
 
 /** The kinds of an argument: `?` marks an optional one; `path` is an absolute local path. */
@@ -163,28 +165,8 @@ export interface VerifyResult {
 /** Who wrote an entry: its writer log and the node bound to it (null: binding not held), keys z-base-32; `self`: this node; `location`: the peer's known address. */
 export interface WriterLabel { log: string; node: string | null; self?: true; location?: string }
 
-/** One event of a file's history (`volume.history`); times ISO 8601. */
-export interface HistoryVersion {
-  /** write, restore, resolve, rename, delete, link, symlink, mknod, mkdir... */
-  op: string
-  /** The path the op was on (an older name before a rename). */
-  path: string
-  to?: string
-  writer: WriterLabel
-  seq: number
-  time: string
-  size?: number
-  hash?: string
-  mode?: number
-  /** restore: version or snapshot; resolve: mine, theirs, both or hash. */
-  kind?: string
-  /** restore from a snapshot: its name. */
-  snapshot?: string
-  /** The file's content now. */
-  current?: true
-  /** Shown now as this read-only conflict copy. */
-  conflictCopy?: string
-}
+/** One event of a file's history (`volume.history`, fields as src/volume/history.ts has them): its writer named, its time ISO 8601. */
+export type HistoryVersion = Omit<HistoryEvent, 'time' | 'log' | 'index'> & { writer: WriterLabel; time: string }
 
 /** One row of `log.blame`: an entry (a directory counts what is below it). */
 export interface BlameInfo {
