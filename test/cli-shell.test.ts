@@ -20,6 +20,12 @@ async function setup(): Promise<{ dir: string; env: NodeJS.ProcessEnv; script: (
   const data = path.join(t.dir, 'data')
   assert.equal((await bazil(data, ['create'])).code, 0)
   for (const v of ['photos', 'notes']) assert.equal((await bazil(data, ['volume', 'create', v])).code, 0)
+  // photos: /2024/trips/ and /2024/beach day.jpg
+  assert.equal((await bazil(data, ['volume', 'mkdir', '-p', 'photos', '/2024/trips'])).code, 0)
+  const src = path.join(t.dir, 'src')
+  fs.mkdirSync(src)
+  fs.writeFileSync(path.join(src, 'beach day.jpg'), 'sand')
+  assert.equal((await bazil(data, ['volume', 'import', '--to=/2024', 'photos', src])).code, 0)
   const bin = path.join(t.dir, 'bin')
   fs.mkdirSync(bin)
   fs.symlinkSync(bazilBin, path.join(bin, 'bazil'))
@@ -84,6 +90,11 @@ test('bash: the script loads, and completes commands, options, values and volume
     assert.deepEqual(complete('--data-dir', '=', path.join(s.dir, 'data'), 'volume', 'cat', 'n'), ['notes'])
     assert.deepEqual(complete('--data-dir', path.join(s.dir, 'nothing'), 'volume', 'cat', ''), [])
     assert.deepEqual(complete('volume', 'mount', 'photos', path.join(s.dir, 'bi')), [path.join(s.dir, 'bin')])
+    // Paths in the volume named before them, escaped as typed.
+    assert.deepEqual(complete('volume', 'ls', 'photos', ''), ['/2024/'])
+    assert.deepEqual(complete('volume', 'cat', 'photos', '/2024/').sort(), ['/2024/beach\\ day.jpg', '/2024/trips/'])
+    assert.deepEqual(complete('volume', 'mv', '-f', 'photos', '/2024/trips', '/2024/b'), ['/2024/beach\\ day.jpg'])
+    assert.deepEqual(complete('volume', 'state', 'save', 'photos', path.join(s.dir, 'sr')), [path.join(s.dir, 'src')])
   } finally {
     s.cleanup()
   }
@@ -98,7 +109,7 @@ test('zsh: the script loads, and its completer offers commands, options and volu
     const harness = `
       compdef() { :; }
       compset() { :; }
-      compadd() { if [[ $1 == -a ]]; then print -l -- \${(P)2}; else [[ $1 == -- ]] && shift; print -l -- "$@"; fi }
+      compadd() { [[ $1 == -S ]] && shift 2; if [[ $1 == -a ]]; then print -l -- \${(P)2}; else [[ $1 == -- ]] && shift; print -l -- "$@"; fi }
       _describe() { local arr=\${@[-1]}; print -l -- \${(P)arr%%:*}; }
       _files() { print -- "<files $*>"; }
       source "$1"; shift
@@ -113,6 +124,7 @@ test('zsh: the script loads, and its completer offers commands, options and volu
     assert.ok(complete('volume', 'ls', '--sn').includes('--snapshot'))
     assert.deepEqual(complete('volume', 'resolve', '--keep=t'), ['mine', 'theirs', 'both'])
     assert.deepEqual(complete('volume', 'mount', 'photos', ''), ['<files -/>'])
+    assert.deepEqual(complete('volume', 'cat', 'photos', '/2024/'), ['/2024/trips/', '/2024/beach day.jpg'])
   } finally {
     s.cleanup()
   }
@@ -134,6 +146,8 @@ test('fish: the script loads, and completes commands, options and volume names',
     assert.deepEqual(complete('bazil volume ls --sn'), ['--snapshot'])
     assert.deepEqual(complete('bazil volume resolve --keep ').sort(), ['both', 'mine', 'theirs'])
     assert.deepEqual(complete('bazil peer storage ').sort(), ['allow', 'deny'])
+    assert.deepEqual(complete('bazil volume ls photos --sn'), ['--snapshot'])
+    assert.deepEqual(complete('bazil volume cat photos /2024/').sort(), ['/2024/beach day.jpg', '/2024/trips/'])
   } finally {
     s.cleanup()
   }

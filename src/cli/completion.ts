@@ -9,20 +9,25 @@ export const SHELLS = ['bash', 'zsh', 'fish'] as const
 export type Shell = (typeof SHELLS)[number]
 
 /**
- * What completes a value: @volume (a volume's name), @dir, @file, @none (nothing to offer),
- * or the words themselves, comma-separated.
+ * What completes a value: @volume (a volume's name), @path (a path in the volume the command's
+ * @volume argument names, from `bazil volume ls`), @dir, @file (local ones), @none (nothing
+ * to offer), or the words themselves, comma-separated.
  */
 type Kind = string
 
-/** Arguments by their name in the command classes. */
+/** Arguments by their name in the command classes, or by `COMMAND:name` where that differs. */
 const ARG_KINDS: Record<string, Kind> = {
   volume: '@volume',
+  target: '@path',
+  file: '@path',
+  from: '@path',
+  to: '@path',
   src: '@dir',
   dest: '@dir',
   mountpoint: '@dir',
-  file: '@file',
   args: '@file',
-  action: 'allow,deny'
+  action: 'allow,deny',
+  'volume state save:file': '@file'
 }
 
 /** Option values (test/cli-shell.test.ts checks that listed words appear in the option's description). */
@@ -33,7 +38,11 @@ export const OPTION_KINDS: Record<string, Kind> = {
   '--keep': 'mine,theirs,both'
 }
 
-const argKind = (name: string): Kind => ARG_KINDS[name] ?? '@none'
+function argKind(c: CommandDoc, name: string): Kind {
+  const kind = ARG_KINDS[`${commandName(c)}:${name}`] ?? ARG_KINDS[name] ?? '@none'
+  // A path in a volume needs the volume's name among the arguments.
+  return kind === '@path' && !c.args.some((a) => ARG_KINDS[a.name] === '@volume') ? '@none' : kind
+}
 
 /** The words that may follow each command prefix ('' for none): `volume` → cat, conflicts, .... */
 function nextWords(docs: CliDocs): Map<string, Map<string, string>> {
@@ -63,7 +72,7 @@ function valueOptions(docs: CliDocs): Map<string, Kind> {
 
 /** The kinds of a command's arguments in order; a repeated last one ends with `+`. */
 function argKinds(c: CommandDoc): string {
-  return c.args.map((a) => argKind(a.name) + (a.repeated ? '+' : '')).join(' ')
+  return c.args.map((a) => argKind(c, a.name) + (a.repeated ? '+' : '')).join(' ')
 }
 
 const sq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
@@ -96,10 +105,19 @@ ${[...values].map(([n, k]) => `    ${n}) echo ${sq(k)} ;;`).join('\n')}
   esac
 }
 
-# Sets COMPREPLY for a value of kind $1 matching $2, offering the words $3 too.
+# Sets COMPREPLY for a value of kind $1 matching $2, offering the words $3 too; $4: the volume.
 _bazil_reply() {
   local kind=$1 cur=$2 extra=$3
   case $kind in
+    @path)
+      local dir=/ n q
+      [[ $cur == /*/* ]] && dir=\${cur%/*}/
+      COMPREPLY=()
+      while IFS= read -r n; do
+        printf -v q %q "$dir$n" # as typed: a space in a name escaped
+        [[ $q == "$cur"* ]] && COMPREPLY+=("$q")
+      done < <("\${COMP_WORDS[0]}" \${_bazil_datadir:+--data-dir="$_bazil_datadir"} volume ls "$4" "$dir" 2>/dev/null)
+      [[ \${#COMPREPLY[@]} == 1 && \${COMPREPLY[0]} == */ ]] && compopt -o nospace 2>/dev/null ;;
     @dir) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
     @file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
     @volume)
@@ -114,6 +132,7 @@ _bazil_reply() {
 _bazil() {
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]}
   local cmd='' w opt='' i nargs=0 _bazil_datadir=''
+  local -a args=()
   # The words before the cursor: the command's words, then its arguments; options skipped
   # with their values (bash splits --opt=value into --opt, =, value).
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -128,7 +147,8 @@ _bazil() {
     if ((nargs == 0)) && [[ " $(_bazil_next "$cmd" | tr '\\n' ' ') " == *" $w "* ]]; then
       cmd=\${cmd:+$cmd }$w
     else
-      nargs=$((nargs + 1))
+      args+=("$w")
+      nargs=\${#args[@]}
     fi
   done
   if [[ $cur == = && $prev == -* ]]; then opt=$prev; cur=''
@@ -148,7 +168,9 @@ _bazil() {
   read -ra kinds <<<"$(_bazil_args "$cmd")"
   if ((nargs < \${#kinds[@]})); then kind=\${kinds[nargs]}
   elif ((\${#kinds[@]} > 0)) && [[ \${kinds[-1]} == *+ ]]; then kind=\${kinds[-1]}; fi
-  _bazil_reply "\${kind%+}" "$cur" "$subs"
+  local vol='' j
+  for j in "\${!kinds[@]}"; do [[ \${kinds[j]} == @volume ]] && vol=\${args[j]}; done
+  _bazil_reply "\${kind%+}" "$cur" "$subs" "$vol"
 }
 
 complete -F _bazil bazil
@@ -175,9 +197,18 @@ ${[...values].map(([n, k]) => `    ${n}) echo ${sq(k)} ;;`).join('\n')}
   esac
 }
 
-# Offers a value of kind $1.
+# Offers a value of kind $1; $2: the volume.
 _bazil_reply() {
   case $1 in
+    @path)
+      local dir=/
+      [[ $cur == /*/* ]] && dir=\${cur%/*}/
+      local -a names dirs files
+      names=(\${(f)"$(\${words[1]} \${_bazil_datadir:+--data-dir=$_bazil_datadir} volume ls $2 $dir 2>/dev/null)"})
+      dirs=(\${(M)names:#*/})
+      files=(\${names:#*/})
+      compadd -S '' -- \${dirs/#/$dir}
+      compadd -- \${files/#/$dir} ;;
     @dir) _files -/ ;;
     @file) _files ;;
     @volume)
@@ -193,7 +224,7 @@ _bazil() {
   local cur=\${words[CURRENT]} prev=\${words[CURRENT-1]}
   local cmd='' w opt='' _bazil_datadir=''
   local -i i nargs=0
-  local -a subs kinds opts
+  local -a subs kinds opts args
   for ((i = 2; i < CURRENT; i++)); do
     w=\${words[i]}
     if [[ $w == -* ]]; then
@@ -207,7 +238,8 @@ _bazil() {
     if ((nargs == 0)) && (( \${\${(f)"$(_bazil_next "$cmd")"}[(I)$w:*]} )); then
       cmd=\${cmd:+$cmd }$w
     else
-      nargs=$((nargs + 1))
+      args+=($w)
+      nargs=\${#args}
     fi
   done
   if [[ $cur == -*=* ]]; then
@@ -231,7 +263,7 @@ _bazil() {
   if ((nargs < \${#kinds})); then kind=\${kinds[nargs+1]}
   elif ((\${#kinds})) && [[ \${kinds[-1]} == *+ ]]; then kind=\${kinds[-1]}; fi
   ((\${#subs})) && _describe -t commands 'command' subs
-  _bazil_reply "\${kind%+}"
+  _bazil_reply "\${kind%+}" "\${args[\${kinds[(i)@volume]}]}"
 }
 
 if [[ \${zsh_eval_context[-1]} == loadautofunc ]]; then
@@ -260,25 +292,33 @@ function fish(docs: CliDocs): string {
       const value = o.value === undefined ? '' : kind === '@dir' ? ' -r -F' : kind === '@file' ? ' -r -F' : kind !== undefined ? ` -r -f -a ${fishQuote(kind.replace(/,/g, ' '))}` : ' -r -f'
       return `complete -c bazil -n ${fishQuote(cond)} ${names}${value} -d ${fishQuote(o.description)}`
     })
-  for (const c of docs.commands) lines.push(...optionLines(`__bazil_at ${sq(commandName(c))}`, c.options))
+  for (const c of docs.commands) lines.push(...optionLines(`__bazil_in ${sq(commandName(c))}`, c.options))
   lines.push(...optionLines('true', docs.globals))
   for (const c of docs.commands) {
+    const volumeAt = c.args.findIndex((a) => argKind(c, a.name) === '@volume')
     c.args.forEach((a, i) => {
-      const kind = argKind(a.name)
+      const kind = argKind(c, a.name)
       const cond = `__bazil_arg ${sq(commandName(c))} ${i}${a.repeated ? '+' : ''}`
-      const what = kind === '@volume' ? '-f -a \'(__bazil_volumes)\'' : kind === '@dir' ? "-f -a '(__fish_complete_directories)'" : kind === '@file' ? '-F' : kind === '@none' ? '-f' : `-f -a ${fishQuote(kind.replace(/,/g, ' '))}`
+      const what =
+        kind === '@volume' ? "-f -a '(__bazil_volumes)'"
+        : kind === '@path' ? `-f -a '(__bazil_paths ${volumeAt})'`
+        : kind === '@dir' ? "-f -a '(__fish_complete_directories)'"
+        : kind === '@file' ? '-F'
+        : kind === '@none' ? '-f'
+        : `-f -a ${fishQuote(kind.replace(/,/g, ' '))}`
       lines.push(`complete -c bazil -n ${fishQuote(cond)} ${what} -d ${fishQuote(a.name)}`)
     })
   }
   const values = [...valueOptions(docs).keys()]
   return `${header(docs, 'fish', 'bazil completion fish | source   (or save it as ~/.config/fish/completions/bazil.fish)')}
 
-# The command words typed so far, then the number of arguments after them.
+# The command words typed so far, the number of arguments after them, then those arguments.
 function __bazil_walk
     set -l toks (commandline -opc)
     set -e toks[1]
     set -l cmd ''
     set -l nargs 0
+    set -l args
     set -l skip 0
     for t in $toks
         if test $skip -eq 1
@@ -295,11 +335,13 @@ function __bazil_walk
         if test $nargs -eq 0; and contains -- $t (__bazil_next $cmd)
             set cmd (string trim -- "$cmd $t")
         else
-            set nargs (math $nargs + 1)
+            set -a args $t
+            set nargs (count $args)
         end
     end
     echo $cmd
     echo $nargs
+    printf '%s\n' $args
 end
 
 function __bazil_next
@@ -314,6 +356,12 @@ function __bazil_at
     test "$w[1]" = "$argv[1]"; and test $w[2] -eq 0
 end
 
+# Whether the command words typed are $argv[1].
+function __bazil_in
+    set -l w (__bazil_walk)
+    test "$w[1]" = "$argv[1]"
+end
+
 # Whether the cursor is at argument $argv[2] (0-based; N+ : N or later) of command $argv[1].
 function __bazil_arg
     set -l w (__bazil_walk)
@@ -326,18 +374,38 @@ function __bazil_arg
     end
 end
 
-function __bazil_volumes
+# bazil as typed, with the --data-dir typed if any.
+function __bazil_cmd
     set -l toks (commandline -opc)
-    set -l dd
+    echo $toks[1]
     for i in (seq (count $toks))
         switch $toks[$i]
             case '--data-dir=*'
-                set dd $toks[$i]
+                echo $toks[$i]
             case --data-dir
-                set dd --data-dir=$toks[(math $i + 1)]
+                echo --data-dir=$toks[(math $i + 1)]
         end
     end
-    $toks[1] $dd volume list 2>/dev/null | cut -f1
+end
+
+function __bazil_volumes
+    set -l bazil (__bazil_cmd)
+    $bazil volume list 2>/dev/null | cut -f1
+end
+
+# The paths in the volume that is argument $argv[1] (0-based) under the directory typed.
+function __bazil_paths
+    set -l w (__bazil_walk)
+    set -l vol $w[(math $argv[1] + 3)]
+    set -l cur (commandline -ct)
+    set -l dir /
+    if string match -q '/*/*' -- $cur
+        set dir (string replace -r '[^/]*$' '' -- $cur)
+    end
+    set -l bazil (__bazil_cmd)
+    for n in ($bazil volume ls $vol $dir 2>/dev/null)
+        echo $dir$n
+    end
 end
 
 complete -c bazil -f
