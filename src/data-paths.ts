@@ -1,6 +1,7 @@
 // Every path of a data dir (spec/datadir.md), computed here and nowhere else: modules that
 // hold only the data dir's root (the server, the network's registries, the space guard) take
 // their files from DataPaths; DataDir exposes the same object as `paths`.
+import os from 'node:os'
 import path from 'node:path'
 
 export class DataPaths {
@@ -54,4 +55,11 @@ export class DataPaths {
   index(volumeId: string): { manifest: string; segments: string } {
     return { manifest: this.at('index', `${volumeId}.ckpt`), segments: this.at('index', volumeId) }
   }
+}
+
+/** Where the data dir is when no --data-dir is given. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.BAZIL_DATA_DIR) return env.BAZIL_DATA_DIR
+  const xdg = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share')
+  return path.join(xdg, 'bazil')
 }

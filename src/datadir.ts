@@ -9,17 +9,16 @@
 //                         volume held without its sharing key { version, name, id, created, storageOnly: true }
 //     corestore/          RocksDB corestore holding the CAS and all writer logs
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { KEY_BYTES, decodeKey, encodeKey, generateKeyPair, randomBytes, sign, verify, type KeyPair } from './crypto.js'
 import { replaceFileSync } from './atomic-file.js'
-import { DataPaths } from './data-paths.js'
+import { DataPaths, defaultDataDir } from './data-paths.js'
 import { UserError } from './user-error.js'
 
 export const DATA_DIR_VERSION = 1
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
-export { UserError }
+export { UserError, defaultDataDir }
 
 export interface VolumeRecord {
   version: 1
@@ -70,13 +69,6 @@ export type VolumeEntry = VolumeRecord | StorageOnlyRecord
 /** The one line every command that needs plaintext gives on a storage-only volume. */
 export function storageOnlyMessage(name: string): string {
   return `volume ${name} is storage-only on this node: it holds ciphertext and has no sharing key`
-}
-
-/** Where the data dir is when no --data-dir is given. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.BAZIL_DATA_DIR) return env.BAZIL_DATA_DIR
-  const xdg = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share')
-  return path.join(xdg, 'bazil')
 }
 
 /** Checks a sharing key or volume name; names become file names, so they are restricted. */

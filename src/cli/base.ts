@@ -2,7 +2,8 @@
 // turning failures into one line on stderr and a non-zero exit.
 import path from 'node:path'
 import { Command, Option, type BaseContext } from 'clipanion'
-import { DataDir, UserError, defaultDataDir } from '../datadir.js'
+import { defaultDataDir } from '../data-paths.js'
+import { UserError } from '../user-error.js'
 import type { Node } from '../node.js'
 import { TreeError } from '../tree/errors.js'
 import { connect } from '../control/frames.js'
@@ -42,10 +43,6 @@ export abstract class BazilCommand extends Command<BazilContext> {
     return this.dataDirOption ?? this.context.dataDir ?? defaultDataDir(this.context.env)
   }
 
-  protected openDataDir(): DataDir {
-    return DataDir.open(this.dataDirPath)
-  }
-
   /** A path the user gave, resolved against their working directory. */
   protected resolvePath(p: string): string {
     return path.resolve(this.context.cwd, p)
@@ -58,8 +55,8 @@ export abstract class BazilCommand extends Command<BazilContext> {
   protected async withNode<T>(fn: (node: Node) => Promise<T>): Promise<T> {
     if (this.context.server) return fn(this.context.server.node)
     // Loaded here, not at the top: a command the server runs needs none of the store's modules.
-    const { Node } = await import('../node.js')
-    const node = await Node.open(this.openDataDir())
+    const [{ Node }, { DataDir }] = await Promise.all([import('../node.js'), import('../datadir.js')])
+    const node = await Node.open(DataDir.open(this.dataDirPath))
     let result: T
     try {
       result = await fn(node)

@@ -41,6 +41,8 @@ export const COMMAND_MODULES: CommandModule[] = [
  * mistyped command: clipanion then lists or suggests from all of them).
  */
 export async function loadCommands(argv?: string[]): Promise<CommandClass[]> {
+  // `bazil --version` is clipanion's own command: it needs none of ours.
+  if (argv?.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) return []
   const picked = argv === undefined ? [] : COMMAND_MODULES.filter((m) => m.paths.some((p) => p.every((w, i) => argv[i] === w)))
   const modules = await Promise.all((picked.length > 0 ? picked : COMMAND_MODULES).map((m) => m.load()))
   return modules.flatMap((mod) => Object.values(mod).filter(isCommand))

@@ -3,9 +3,6 @@ import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import type { StatusResult } from '../../control/requests.js'
-import { createLogger, parseLevel } from '../../log.js'
-import { parseBootstrap } from '../../net/config.js'
-import { parseWebAddress } from '../../web/address.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
@@ -30,13 +27,15 @@ export class ServerRunCommand extends BazilCommand {
   })
 
   async run(): Promise<number> {
+    // Loaded here: `bazil status` and the mounts, in this module too, answer without them.
+    const [{ createLogger, parseLevel }, { parseBootstrap }, { parseWebAddress }, { DataDir }] = await Promise.all([import('../../log.js'), import('../../net/config.js'), import('../../web/address.js'), import('../../datadir.js')])
     const log = createLogger(parseLevel(this.logLevel), this.context.stderr)
     const web = this.web === undefined ? undefined : parseWebAddress(this.web)
     const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
     const { loadCommands } = await import('../command-table.js')
     const commands = await loadCommands()
     const bootstrap = this.bootstrap === undefined ? undefined : this.bootstrap === 'none' ? [] : parseBootstrap(this.bootstrap)
-    const dir = this.openDataDir()
+    const dir = DataDir.open(this.dataDirPath)
     const { Server, emptyStdin, runUntilSignalled, untilSignalled } = await import('../../server/server.js')
     // Catch SIGINT/SIGTERM from here on: a test (or a user) may signal as soon as the
     // control socket is announced, before start() has returned.
