@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core'
 import { hasChromium, launchBrowser, type TestBrowser } from './browser.js'
 import { bazil, repoRoot, tempDir } from './helpers.js'
 import { parseWebAddress } from '../src/web/address.js'
-import { PeerCluster, hasFuse, sh } from './peer-setup.js'
+import { PeerCluster, eventually, hasFuse, sh } from './peer-setup.js'
 
 const VOL = 'notes'
 const asRoot = process.getuid?.() === 0
@@ -77,6 +77,20 @@ describe('the web view in a browser, two peers', { skip }, () => {
     return page
   }
 
+  /** Writes a file through a peer's mount (in a child shell: never this process on a FUSE mount). */
+  async function writeIn(name: string, file: string, text: string): Promise<void> {
+    const r = await sh(`printf '%s' '${text}' > ${c.get(name).mnt}/${file} && sync ${c.get(name).mnt}/${file}`)
+    assert.equal(r.code, 0, r.out)
+  }
+
+  async function readsIn(name: string, file: string, text: string): Promise<void> {
+    let seen = ''
+    await eventually(`${file} in ${name}'s mount reads ${JSON.stringify(text)}`, async () => (seen = (await sh(`cat ${c.get(name).mnt}/${file}`)).out) === text, 60_000, 200).catch((err: Error) => {
+      throw new Error(`${err.message} (it reads ${JSON.stringify(seen)})
+${c.logs()}`)
+    })
+  }
+
   async function shot(page: Page, name: string): Promise<void> {
     if (screenshots) await page.screenshot({ path: path.join(repoRoot, 'docs', `web-${name}.png`), fullPage: true })
   }
@@ -124,8 +138,7 @@ describe('the web view in a browser, two peers', { skip }, () => {
     const page = await open('black', `/v/${VOL}/files`)
     await page.evaluate(() => Object.assign(globalThis, { stayedOpen: true }))
     assert.equal(await page.locator('tr[data-path="/greeting.txt"]').count(), 0)
-    const w = await sh(`echo 'hello, world' > ${c.get('white').mnt}/greeting.txt && sync ${c.get('white').mnt}/greeting.txt`)
-    assert.equal(w.code, 0, w.out)
+    await writeIn('white', 'greeting.txt', 'hello, world\n')
     await page.waitForSelector('tr[data-path="/greeting.txt"]', { timeout: 120_000 }).catch((err: Error) => {
       throw new Error(`${err.message}\n${c.logs()}`)
     })
@@ -133,7 +146,6 @@ describe('the web view in a browser, two peers', { skip }, () => {
     await shot(page, 'files')
     await page.click('a:text("greeting.txt")')
     assert.equal((await page.textContent('pre.content'))?.trim(), 'hello, world')
-    await shot(page, 'file')
     await page.close()
   })
 
@@ -169,6 +181,62 @@ describe('the web view in a browser, two peers', { skip }, () => {
     await page.close()
   })
 
-  test.todo('resolving a conflict in the browser clears it on both peers: waits for the typed volume.resolve op (helper "ops")')
-  test.todo('restoring a version from the history page brings the old content back in the mount: waits for volume.history and volume.restore (helper "history")')
+  test('restoring a version from the history page brings the old content back in the mount', { timeout: 180_000 }, async () => {
+    await writeIn('white', 'greeting.txt', 'second version\n')
+    await readsIn('black', 'greeting.txt', 'second version\n')
+    const page = await open('black', `/v/${VOL}/file?path=/greeting.txt`)
+    await page.locator('pre.content', { hasText: 'second version' }).waitFor()
+    // The history, newest first: the first version (13 bytes) has a Restore button.
+    const first = page.locator('table.history tbody tr', { hasText: '13 B' }).first()
+    await shot(page, 'file')
+    await first.locator('button:text("Restore")').click()
+    await page.locator('pre.content', { hasText: 'hello, world' }).waitFor()
+    assert.ok(await page.locator('table.history tbody tr[data-op="restore"]').count() > 0, 'the restore is in the history')
+    await readsIn('black', 'greeting.txt', 'hello, world\n')
+    await readsIn('white', 'greeting.txt', 'hello, world\n')
+    await page.close()
+  })
+
+  test('resolving a conflict in the browser clears it on both peers', { timeout: 240_000 }, async () => {
+    await writeIn('white', 'greeting.txt', 'second version\n')
+    await readsIn('black', 'greeting.txt', 'second version\n')
+    type History = { versions: { size?: number; hash?: string; current?: true }[] }
+    const v1 = (JSON.parse((await c.run('white', ['volume', 'history', '--json', VOL, '/greeting.txt'])).stdout) as History).versions.find((v) => v.size === 13)!
+    // Apart: black (no server: the CLI opens its data dir) restores the first version; white writes another.
+    await c.stop('black')
+    await c.run('black', ['volume', 'restore', VOL, '/greeting.txt', `--version=${v1.hash}`])
+    await writeIn('white', 'greeting.txt', 'white while apart\n')
+    const page = await open('white', `/v/${VOL}/conflicts`)
+    assert.equal(await page.locator('[data-conflict]').count(), 0)
+    await c.start('black')
+    url.black = new URL((await c.run('black', ['web', 'url'])).stdout.trim())
+    // They meet: the conflict appears in white's open page, pushed, no reload.
+    await page.locator('[data-conflict="/greeting.txt"]').waitFor({ timeout: 120_000 }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${c.logs()}`)
+    })
+    const blackPage = await open('black', `/v/${VOL}/conflicts`)
+    await blackPage.locator('[data-conflict="/greeting.txt"]').waitFor({ timeout: 60_000 })
+    await shot(page, 'conflicts')
+    // White keeps its own version.
+    await page.locator('[data-conflict="/greeting.txt"] tr', { hasText: 'this node' }).locator('button').click()
+    await page.locator('text=No conflicts.').waitFor()
+    await readsIn('white', 'greeting.txt', 'white while apart\n')
+    // On black: the open page clears without a reload, the CLI lists none, the mount has white's version.
+    await blackPage.locator('text=No conflicts.').waitFor({ timeout: 60_000 })
+    for (const name of ['white', 'black']) {
+      const listed = JSON.parse((await c.run(name, ['volume', 'conflicts', '--json', VOL])).stdout) as unknown[]
+      assert.deepEqual(listed, [], `${name} lists no conflict`)
+    }
+    await readsIn('black', 'greeting.txt', 'white while apart\n')
+    await page.close()
+    await blackPage.close()
+  })
+
+  test('the storage page shows the volume\'s use, its copies and the cache', async () => {
+    const page = await open('white', `/v/${VOL}/storage`)
+    assert.match(await page.textContent('#usage') ?? '', /Files/)
+    assert.match(await page.textContent('#cache') ?? '', /Budget/)
+    await shot(page, 'storage')
+    await page.close()
+  })
 })

@@ -1,3 +1,5 @@
+import type { WriterLabel } from '../control/requests.js'
+
 // HTML as the pages write it: a tagged template that escapes every value it is given except
 // markup made by itself, so a file name or a peer's location can never become markup.
 export class Html {
@@ -60,4 +62,10 @@ export function when(iso: string | number | null | undefined): Html {
 /** A key (node, writer) shortened for tables, whole in its title. */
 export function key(k: string): Html {
   return html`<code title="${k}">${k.length > 12 ? `${k.slice(0, 10)}…` : k}</code>`
+}
+
+/** Who wrote something: this node, or a peer's node key (its writer log's when the node is not known) and address. */
+export function writer(w: WriterLabel): Html {
+  if (w.self) return html`<span title="${w.log}">this node</span>`
+  return html`${key(w.node ?? w.log)}${w.location ? html` <span class="dim">${w.location}</span>` : html``}`
 }

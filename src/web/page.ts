@@ -45,6 +45,15 @@ export function volumeHref(volume: string, path: string, params: Record<string, 
   return `/v/${encodeURIComponent(volume)}/${path}${query(params)}`
 }
 
+/** A POSTed form's text fields ('' and files count as absent). */
+export async function formText(c: WebContext): Promise<(name: string) => string | undefined> {
+  const form = await c.req.parseBody()
+  return (name) => {
+    const v = form[name]
+    return typeof v === 'string' && v !== '' ? v : undefined
+  }
+}
+
 /** The hidden field a session's form carries (checked by src/web/server.ts before any POST runs). */
 export function csrfField(c: WebContext): Html {
   const a = c.get('access')

@@ -6,6 +6,7 @@ import { joinPath, splitPath } from '../../tree/paths.js'
 import type { EntryInfo } from '../../control/requests.js'
 import { bytes, html, when, type Html } from '../html.js'
 import { renderPage, volumeHref, type PageDeps, type WebContext, type WebPage } from '../page.js'
+import { historySection } from './history.js'
 
 /** Files up to this size show their content on their page; larger ones are downloads only. */
 const PREVIEW_BYTES = 256 * 1024
@@ -98,7 +99,8 @@ ${e.hash ? html`<tr><th>Content hash</th><td><code>${e.hash}</code></td></tr>` :
 </table>
 <p><a href="${volumeHref(volume, 'raw', { path, snapshot })}" download>Download</a> · <a href="${volumeHref(volume, 'files', { path: parent, snapshot })}">Back to the directory</a></p>
 ${text !== null ? html`<pre class="content">${text}</pre>` : html`<p class="dim">${buf ? 'Binary content: download it to see it.' : `Larger than ${bytes(PREVIEW_BYTES)}: download it to see it.`}</p>`}
-</section>`
+</section>
+${await historySection(c, deps, volume, path, snapshot)}`
       return renderPage(c, deps, { title: `${volume}: ${path}`, volume, tab: 'files', body })
     })
 

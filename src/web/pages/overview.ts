@@ -5,7 +5,7 @@ import { renderPage, volumeHref, type WebPage } from '../page.js'
 export const overview: WebPage = {
   register(app, deps) {
     app.get('/', async (c) => {
-      const [status, { volumes }] = await Promise.all([deps.ops.call('status', {}), deps.ops.call('volume.list', {})])
+      const [status, { volumes }, { peers }] = await Promise.all([deps.ops.call('status', {}), deps.ops.call('volume.list', {}), deps.ops.call('peer.list', {})])
       const server = status.server
       const safe = status.notYetSafe
       const mountsOf = (name: string) => status.mounts.filter((m) => m.volume === name)
@@ -17,10 +17,10 @@ ${safe && safe.packs > 0 ? html`<p class="warn">Not yet safe: ${bytes(safe.bytes
 </section>
 <section id="peers" data-live>
 <h2>Peers</h2>
-${status.peers.length === 0 ? html`<p class="dim">No peers yet: add one with <code>bazil peer add KEY</code>.</p>` : html`
+${peers.length === 0 ? html`<p class="dim">No peers yet: add one with <code>bazil peer add KEY</code>.</p>` : html`
 <table>
-<thead><tr><th>Peer</th><th>Location</th><th>State</th><th>Last seen</th></tr></thead>
-<tbody>${status.peers.map((p) => html`<tr data-peer="${p.key}"><td>${key(p.key)}</td><td>${p.location ?? ''}</td><td class="${p.connected ? 'on' : 'off'}">${p.connected ? 'connected' : 'not connected'}</td><td>${when(p.lastSeen)}</td></tr>`)}</tbody>
+<thead><tr><th>Peer</th><th>Address</th><th>State</th><th>Last seen</th><th>Volumes it may write</th><th>May read this store</th></tr></thead>
+<tbody>${peers.map((p) => html`<tr data-peer="${p.key}"><td>${key(p.key)}</td><td>${p.location ?? html`<span class="dim">by the DHT</span>`}</td><td class="${p.connected ? 'on' : 'off'}">${p.connected ? 'connected' : 'not connected'}</td><td>${when(p.lastSeen)}</td><td>${p.volumes.join(', ')}</td><td>${p.storage ? 'yes' : 'no'}</td></tr>`)}</tbody>
 </table>`}
 </section>
 <section id="volumes" data-live>

@@ -1,6 +1,6 @@
 // A volume's snapshots: the list (each browsable in the file browser) and taking a new one.
 import { html } from '../html.js'
-import { csrfField, renderPage, volumeHref, type WebPage } from '../page.js'
+import { csrfField, formText, renderPage, volumeHref, type WebPage } from '../page.js'
 
 /** A name for a snapshot taken now, as the form suggests it. */
 function suggestedName(): string {
@@ -31,8 +31,7 @@ ${list.length === 0 ? html`<p class="dim">No snapshots yet.</p>` : html`
 
     app.post('/v/:volume/snapshots', async (c) => {
       const volume = c.req.param('volume')
-      const form = await c.req.parseBody()
-      const name = typeof form.name === 'string' ? form.name.trim() : ''
+      const name = (await formText(c))('name')?.trim() ?? ''
       await deps.ops.call('volume.snapshot.create', { volume, name })
       return c.redirect(volumeHref(volume, 'snapshots'), 303)
     })

@@ -1,0 +1,48 @@
+// Where a volume's content is and what this node holds: its size here and pinned
+// (`volume.du`), the copy rule and the peers keeping this node's store (`volume.copies`), and
+// the node's cache of peers' content against its budget (`cache.size`).
+import { bytes, html, key } from '../html.js'
+import { renderPage, type WebPage } from '../page.js'
+
+export const storage: WebPage = {
+  tab: { label: 'Storage', path: 'storage' },
+  register(app, deps) {
+    app.get('/v/:volume/storage', async (c) => {
+      const volume = c.req.param('volume')
+      const [du, copies, cache] = await Promise.all([
+        deps.ops.call('volume.du', { volume }),
+        deps.ops.call('volume.copies', { volume }),
+        deps.ops.call('cache.size', {})
+      ])
+      const cs = cache.status
+      const body = html`
+<section id="usage" data-live>
+<h2>This volume</h2>
+<table class="details"><tbody>
+<tr><th>Files</th><td>${du.files}</td></tr>
+<tr><th>Size</th><td>${bytes(du.logicalBytes)} <span class="dim">(${bytes(du.storedBytes)} stored, after dedup and compression)</span></td></tr>
+<tr><th>Held here</th><td>${bytes(du.hereBytes)}</td></tr>
+<tr><th>Pinned here</th><td>${bytes(du.pinnedBytes)} <span class="dim">(<code>bazil pin</code> keeps content here whatever the cache budget)</span></td></tr>
+<tr><th>Not yet safe</th><td class="${du.notSafeBytes > 0 ? 'warn' : ''}">${bytes(du.notSafeBytes)} <span class="dim">written here, held by fewer than ${copies.copies} confirmed peer${copies.copies === 1 ? '' : 's'}</span></td></tr>
+</tbody></table>
+<h2>Copies</h2>
+<p>Rule: ${copies.copies} cop${copies.copies === 1 ? 'y' : 'ies'}${copies.set ? '' : html` <span class="dim">(the default)</span>`}; ${copies.store.safePacks} of ${copies.store.packs} packs of this node's store are safe.</p>
+${copies.keepers.length === 0 ? html`<p class="dim">No peer keeps this node's store yet (<code>bazil volume storage add ${volume} peerkey:KEY</code>).</p>` : html`
+<table>
+<thead><tr><th>Peer</th><th class="num">Packs confirmed</th><th>Asked to store</th><th>May read</th></tr></thead>
+<tbody>${copies.keepers.map((k) => html`<tr><td>${key(k.key)}</td><td class="num">${k.confirmedPacks}</td><td>${k.storesTo ? 'yes' : 'no'}</td><td>${k.mayRead ? 'yes' : html`<span class="warn">no</span>`}</td></tr>`)}</tbody>
+</table>`}
+</section>
+<section id="cache" data-live>
+<h2>Cache (this node, every volume)</h2>
+<table class="details"><tbody>
+<tr><th>Budget</th><td>${cs.budget}${cs.default ? html` <span class="dim">(the default)</span>` : html``}: ${bytes(cs.budgetBytes)}${cs.effectiveBudgetBytes < cs.budgetBytes ? html` <span class="warn">(${bytes(cs.effectiveBudgetBytes)} while the disk is short of space)</span>` : html``}</td></tr>
+<tr><th>Peers' content held</th><td>${bytes(cs.heldBytes)} in ${cs.packs} packs</td></tr>
+<tr><th>Cached</th><td>${bytes(cs.cachedBytes)} <span class="dim">(evicted beyond the budget)</span></td></tr>
+<tr><th>Pinned</th><td>${bytes(cs.pinnedBytes)} <span class="dim">(outside the budget)</span></td></tr>
+</tbody></table>
+</section>`
+      return renderPage(c, deps, { title: `${volume}: storage`, volume, tab: 'storage', body })
+    })
+  }
+}
