@@ -261,6 +261,8 @@ describe('two peers: history and restore across renames, deletes and conflicts, 
     }, 60_000, 200)
     await eventually('the same conflict copy in black\'s mount', async () => (await read(bmnt, copy)) !== null, 30_000)
     const hw = await history('white', '/docs/doc.txt')
+    // A conflict copy's history is its file's.
+    assert.deepEqual(await history('white', copy), hw)
     const marked: HistoryVersion[] = hw.versions.filter((v) => v.current || v.conflictCopy)
     assert.equal(marked.length, 2, JSON.stringify(hw.versions))
     const asCopy = marked.find((v) => v.conflictCopy)!

@@ -199,13 +199,14 @@ export interface FileHistory {
 }
 
 /**
- * Every version of the file now or last at `path`, oldest first: its writes, restores and
+ * Every version of the file now or last at `path` (a conflict copy's path: its file's),
+ * oldest first: its writes, restores and
  * conflict resolutions with their content hash and size, and its renames (earlier names
  * followed) and deletes. Only ops the writer set accepts (those applied) count. A user
  * error when no op ever named the path.
  */
 export async function fileHistory(vol: Volume, path: string): Promise<FileHistory> {
-  const trail = await PathTrail.of(vol, path)
+  const trail = await PathTrail.of(vol, fileOfCopy(vol, canonicalPath(path)))
   const events: HistoryEvent[] = []
   for await (const x of mergedOps(vol)) {
     if (x instanceof EntryError || !x.authorised) continue
@@ -246,6 +247,12 @@ export async function fileHistory(vol: Volume, path: string): Promise<FileHistor
     }
   }
   return { path: trail.path, now, events }
+}
+
+/** The file a conflict copy shows a version of (its history is the file's), or the path itself. */
+function fileOfCopy(vol: Volume, path: string): string {
+  if (!path.includes('.conflict-')) return path
+  return vol.tree.conflicts().find((c) => c.versions.some((v) => v.path === path))?.path ?? path
 }
 
 /** Where a restore takes its content from: a version of the file's history (8+ hex digits of its hash), or a snapshot. */
