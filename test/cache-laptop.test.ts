@@ -13,7 +13,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { PeerCluster, eventually, hasFuse, sh } from './peer-setup.js'
-import { tempDir } from './helpers.js'
+import { summaryOf, tempDir } from './helpers.js'
 
 const VOL = 'photos'
 const MiB = 1024 * 1024
@@ -70,7 +70,7 @@ describe(`a laptop with a ${BUDGET / MiB} MiB cache budget reading a ${50 * SCAL
     await c.run('desktop', ['peer', 'volume', 'allow', cl.key, VOL])
     await c.run('closet', ['volume', 'connect', '--storage-only', d.key, VOL])
     await eventually('the closet holds the desktop\'s whole store', async () => {
-      const r = JSON.parse((await c.run('closet', ['volume', 'sync', '--json', '--timeout=600', VOL, d.key])).stdout) as { complete: boolean; replica?: { blocks: number; length: number } | null }
+      const r = summaryOf((await c.run('closet', ['volume', 'sync', '--json', '--timeout=600', VOL, d.key])).stdout) as { complete: boolean; replica?: { blocks: number; length: number } | null }
       return r.complete && !!r.replica && r.replica.length > 0 && r.replica.blocks === r.replica.length
     }, 900_000, 500)
     await c.run('closet', ['peer', 'volume', 'allow', l.key, VOL])

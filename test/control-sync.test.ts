@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { PeerCluster, eventually } from './peer-setup.js'
-import { bazilBin } from './helpers.js'
+import { bazilBin, summaryOf } from './helpers.js'
 import { callRemote } from '../src/control/client.js'
 import { connect } from '../src/control/frames.js'
 import type { ControlEvent } from '../src/control/requests.js'
@@ -27,7 +27,7 @@ test('volume sync counts what arrived since it started, whoever delivered it', a
   const sync = c.run('black', ['volume', 'sync', '--json', 'v', W.key])
   await eventually('black runs the sync', async () => /control: volume\.sync/.test(B.log()), 20_000, 20)
   await c.start('white')
-  const r = JSON.parse((await sync).stdout) as Record<string, unknown>
+  const r = summaryOf((await sync).stdout) as Record<string, unknown>
   assert.equal(r.complete, true, JSON.stringify(r))
   assert.equal(r.received, 3, JSON.stringify(r))
   assert.equal(r.entriesApplied, 3, JSON.stringify(r))
@@ -51,7 +51,7 @@ test('volume sync counts what arrived since it started, whoever delivered it', a
   assert.equal(events[0]!.volume, 'v')
   assert.ok((events[0]!.entries as number) >= 1, JSON.stringify(events))
   await eventually('four on black', async () => (await ls('black')).includes('four'), 30_000)
-  const after = JSON.parse((await c.run('black', ['volume', 'sync', '--json', 'v', W.key])).stdout) as Record<string, unknown>
+  const after = summaryOf((await c.run('black', ['volume', 'sync', '--json', 'v', W.key])).stdout) as Record<string, unknown>
   assert.equal(after.received, 0, JSON.stringify(after))
   assert.equal(after.complete, true)
 

@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import createTestnet from '@hyperswarm/testnet'
 import type { Hypercore } from 'hypercore'
-import { bazil, runInProcess, startServer, tempDir, type ServerProcess } from './helpers.js'
+import { bazil, runInProcess, startServer, summaryOf, tempDir, type ServerProcess } from './helpers.js'
 import { startPeer, sleep, type TestPeer } from './net-helpers.js'
 import { hasFuse, isMounted, ok, sh } from './peer-setup.js'
 import { decodeKey, encodeKey, randomBytes } from '../src/crypto.js'
@@ -170,7 +170,7 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     assert.match(withSharing.stderr, /^bazil: --storage-only holds a volume without its sharing key/)
     const held = ok(await cli(C, ['volume', 'connect', '--storage-only', WHITE, 'myfiles']), 'closet: connect storage-only', logs())
     assert.match(held.stdout, /holding volume "myfiles" from peer \S+ storage-only \(1 writer logs/)
-    const cs1 = JSON.parse(ok(await cli(C, ['volume', 'sync', '--json', 'myfiles', WHITE]), 'closet: sync with white', logs()).stdout)
+    const cs1 = summaryOf(ok(await cli(C, ['volume', 'sync', '--json', 'myfiles', WHITE]), 'closet: sync with white', logs()).stdout)
     assert.equal(cs1.complete, true, JSON.stringify(cs1))
     assert.equal(cs1.storageOnly, true)
     assert.equal(cs1.writers, 1)
@@ -191,7 +191,7 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     // Black's volume reads white's content: white is offline, the closet holds a replica of its store.
     const sadd = ok(await cli(B, ['volume', 'storage', 'add', 'myfiles', `peerkey:${WHITE}`]), 'black: storage add white', logs())
     assert.match(sadd.stdout, /in use now/, sadd.stdout)
-    const bs1 = JSON.parse(ok(await cli(B, ['volume', 'sync', '--json', 'myfiles', CLOSET]), 'black: sync with closet', logs()).stdout)
+    const bs1 = summaryOf(ok(await cli(B, ['volume', 'sync', '--json', 'myfiles', CLOSET]), 'black: sync with closet', logs()).stdout)
     assert.equal(bs1.complete, true, JSON.stringify(bs1))
     assert.equal(bs1.writers, 2, JSON.stringify(bs1))
     lap('black connected')
@@ -203,7 +203,7 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     ok(await cli(W, ['peer', 'volume', 'allow', BLACK, 'myfiles']), 'white: volume allow black')
     ok(await cli(B, ['peer', 'volume', 'allow', WHITE, 'myfiles']), 'black: volume allow white')
     await start('white', W)
-    const wb = JSON.parse(ok(await cli(W, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'white: sync with black', logs()).stdout)
+    const wb = summaryOf(ok(await cli(W, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'white: sync with black', logs()).stdout)
     assert.equal(wb.writers, 2, JSON.stringify(wb))
     await stop('white')
     lap('white met black')
@@ -231,9 +231,9 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
 
     // Black hands its log and its store to the closet, then goes away too.
     ok(await cli(B, ['peer', 'storage', 'allow', CLOSET, 'local']), 'black: storage allow closet')
-    const bs2 = JSON.parse(ok(await cli(B, ['volume', 'sync', '--json', 'myfiles', CLOSET]), 'black: sync edits', logs()).stdout)
+    const bs2 = summaryOf(ok(await cli(B, ['volume', 'sync', '--json', 'myfiles', CLOSET]), 'black: sync edits', logs()).stdout)
     assert.equal(bs2.complete, true, JSON.stringify(bs2))
-    const cs2 = JSON.parse(ok(await cli(C, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'closet: sync with black', logs()).stdout)
+    const cs2 = summaryOf(ok(await cli(C, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'closet: sync with black', logs()).stdout)
     if (process.env.BAZIL_NET_DEBUG) console.log(`closet sync with black: ${JSON.stringify(cs2)}`)
     assert.equal(cs2.complete, true, JSON.stringify(cs2))
     assert.equal(cs2.writers, 2, JSON.stringify(cs2))
@@ -244,7 +244,7 @@ test('a storage-only closet holds and serves ciphertext: black reads white\'s vo
     // White comes back and gets black's edits from the closet alone (it names the closet as a store).
     await start('white', W)
     ok(await cli(W, ['volume', 'storage', 'add', 'myfiles', `peerkey:${CLOSET}`]), 'white: storage add closet', logs())
-    const ws = JSON.parse(ok(await cli(W, ['volume', 'sync', '--json', 'myfiles', CLOSET]), 'white: sync with closet', logs()).stdout)
+    const ws = summaryOf(ok(await cli(W, ['volume', 'sync', '--json', 'myfiles', CLOSET]), 'white: sync with closet', logs()).stdout)
     assert.equal(ws.complete, true, JSON.stringify(ws))
     assert.equal(ws.writers, 2, JSON.stringify(ws))
     const notes = ok(await cli(W, ['volume', 'cat', 'myfiles', `${marker}-notes.txt`]), 'white: cat notes', logs()).stdout

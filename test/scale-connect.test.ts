@@ -8,40 +8,11 @@ import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
-import { ProgressReporter } from '../src/cli/progress.js'
-import { PassThrough } from 'node:stream'
 import { PeerCluster } from './peer-setup.js'
 import { bazilBin } from './helpers.js'
 
 const FILES = Number(process.env.BAZIL_CONNECT_FILES ?? 3000)
 const PER_ENTRY = 10
-
-test('progress: a bar rewritten in place on a terminal, JSON status lines and a summary with --json, nothing otherwise', () => {
-  const collect = (tty: boolean, json: boolean): { out: string; err: string } => {
-    const out = new PassThrough(), err = Object.assign(new PassThrough(), { isTTY: tty })
-    let o = '', e = ''
-    out.on('data', (d: Buffer) => { o += d })
-    err.on('data', (d: Buffer) => { e += d })
-    const p = new ProgressReporter(out, err, { json, unit: 'entries', everyMs: 0 })
-    p.update({ done: 0, total: 10 })
-    p.update({ done: 5, total: 10 })
-    p.finish({ done: 10, total: 10 }, { volume: 'v' })
-    return { out: o, err: e }
-  }
-  const tty = collect(true, false)
-  assert.equal(tty.out, '')
-  assert.match(tty.err, /^\r\[\.{30}\]   0% 0\/10 entries/)
-  assert.match(tty.err, /\r\[#{15}\.{15}\]  50% 5\/10 entries/)
-  assert.match(tty.err, /\r\[#{30}\] 100% 10\/10 entries.*\n$/)
-  const json = collect(false, true)
-  assert.equal(json.err, '')
-  const lines = json.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
-  assert.deepEqual(lines.map((l) => [l.message_type, l.percent_done ?? null]), [['status', 0], ['status', 0.5], ['status', 1], ['summary', null]])
-  assert.equal(lines[0]!.seconds_remaining, null, 'no estimate before any progress')
-  assert.ok('seconds_remaining' in lines[1]!)
-  assert.deepEqual([lines[3]!.entries_done, lines[3]!.entries_total, lines[3]!.volume], [10, 10, 'v'])
-  assert.deepEqual(collect(false, false), { out: '', err: '' })
-})
 
 test(`volume connect of a ${FILES}-file volume: JSON progress, the volume listed and stat'ed while it syncs, a bar on a terminal`, async (t) => {
   const c = await PeerCluster.create(['a', 'b'])

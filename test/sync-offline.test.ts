@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { decodeKey } from '../src/crypto.js'
 import { PeerCluster, eventually, hasFuse, isMounted, mountTree, sh } from './peer-setup.js'
+import { summaryOf } from './helpers.js'
 
 if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the offline-merge tests with mounts ***\n')
 
@@ -273,8 +274,8 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
       c.run('white', ['volume', 'sync', '--json', VOL, B]),
       c.run('black', ['volume', 'sync', '--json', VOL, W]),
     ])
-    const jw = JSON.parse(sw.stdout) as Record<string, unknown>
-    const jb = JSON.parse(sb.stdout) as Record<string, unknown>
+    const jw = summaryOf(sw.stdout) as Record<string, unknown>
+    const jb = summaryOf(sb.stdout) as Record<string, unknown>
     for (const [j, peer] of [[jw, B], [jb, W]] as const) {
       assert.deepEqual(Object.keys(j).sort(), ['complete', 'entries', 'entriesApplied', 'ms', 'peer', 'received', 'sent', 'volume', 'writers'])
       assert.equal(j.volume, VOL)
@@ -340,7 +341,7 @@ describe('two peers: live sync, then edits on both sides while apart', { skip: !
     afterResolve.set('F.txt', fWhite)
     for (const p of copiesOf(wantLines(), 'F.txt')) afterResolve.delete(p)
     chosen = afterResolve
-    const s2 = JSON.parse((await c.run('white', ['volume', 'sync', '--json', VOL, B])).stdout) as Record<string, unknown>
+    const s2 = summaryOf((await c.run('white', ['volume', 'sync', '--json', VOL, B])).stdout) as Record<string, unknown>
     assert.equal(s2.complete, true)
     assert.equal(typeof s2.sent, 'number')
     await converged(c, ['black', 'white'], wantLines, 'resolved tree on both', 15_000)

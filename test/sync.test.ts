@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import createTestnet from '@hyperswarm/testnet'
-import { bazil, startServer, tempDir, type ServerProcess } from './helpers.js'
+import { bazil, startServer, summaryOf, tempDir, type ServerProcess } from './helpers.js'
 import { eventually, hasFuse, isMounted, ok, sh } from './peer-setup.js'
 
 if (!hasFuse) console.warn('\n*** /dev/fuse is missing: SKIPPING the sync walkthrough with mounts ***\n')
@@ -60,8 +60,8 @@ test('seed walkthrough: connect, storage add, sync, mounts on both sides, both d
 
     const catOnBlack = async (p: string): Promise<string> => (await sh(`cat "${bmnt}/${p}"`)).out
     const catOnWhite = async (p: string): Promise<string> => (await sh(`cat "${wmnt}/${p}"`)).out
-    const syncBlack = async (): Promise<Record<string, unknown>> => JSON.parse(ok(await bazil(B, ['volume', 'sync', '--json', 'myfiles', WHITE]), 'sync on black', logs()).stdout)
-    const syncWhite = async (): Promise<Record<string, unknown>> => JSON.parse(ok(await bazil(W, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'sync on white', logs()).stdout)
+    const syncBlack = async (): Promise<Record<string, unknown>> => summaryOf(ok(await bazil(B, ['volume', 'sync', '--json', 'myfiles', WHITE]), 'sync on black', logs()).stdout)
+    const syncWhite = async (): Promise<Record<string, unknown>> => summaryOf(ok(await bazil(W, ['volume', 'sync', '--json', 'myfiles', BLACK]), 'sync on white', logs()).stdout)
 
     assert.equal((await sh(`echo hello, world > "${wmnt}/greeting" && sync "${wmnt}/greeting"`)).code, 0)
     const first = await syncBlack()

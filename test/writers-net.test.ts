@@ -6,7 +6,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PeerCluster, eventually } from './peer-setup.js'
-import { runInProcess } from './helpers.js'
+import { runInProcess, summaryOf } from './helpers.js'
 
 type WriterRow = { log: string; node: string | null; authorised: boolean; root: boolean; admittedBy: { log: string; seq: number } | null; limit: number | null; length: number; held: number }
 
@@ -56,7 +56,7 @@ test('peer volume deny: the denied writer\'s later entries are applied by no pee
     const row = (await writers('grey')).find((w) => w.node === B.key)!
     return row.length > row.limit! + 1
   }, 30_000)
-  const sync = JSON.parse((await c.run('grey', ['volume', 'sync', '--json', 'v', B.key])).stdout) as { complete: boolean }
+  const sync = summaryOf((await c.run('grey', ['volume', 'sync', '--json', 'v', B.key])).stdout) as { complete: boolean }
   assert.equal(sync.complete, true)
   await eventually('grey holds none of black\'s entries past the limit', async () => !/after-deny/.test((await c.run('grey', ['log', 'show', 'v'])).stdout), 30_000)
   const greyRow = (await writers('grey')).find((w) => w.node === B.key)!

@@ -10,6 +10,7 @@ import { connect } from '../control/frames.js'
 import { call, callRemote, type CallHandlers } from '../control/client.js'
 import { BadRequestError, type Args, type ControlEvent, type Op, type Results } from '../control/requests.js'
 import type { ServerHandle } from '../server/handle.js'
+import { ProgressView } from './progress.js'
 
 export interface BazilContext extends BaseContext {
   /** --data-dir given before the command name (bazil --data-dir=X volume list). */
@@ -81,6 +82,28 @@ export abstract class BazilCommand extends Command<BazilContext> {
       if (e.message_type === 'warning') this.context.stderr.write(`bazil: ${String(e.message)}\n`)
     })
     return call({ dataDir: this.dataDirPath, server: this.context.server, label: `bazil ${this.path.join(' ')}` }, op, args, { ...handlers, onEvent })
+  }
+
+  /**
+   * Calls an op that streams progress: its `status` events drawn on a terminal (or printed as
+   * JSON lines with `json`), warnings on stderr, other events to `onEvent`. The view is
+   * returned with the result for the summary (`view.finish`); on failure the bar is ended.
+   */
+  protected async callWithProgress<O extends Op>(op: O, args: Args<O>, json: boolean, onEvent?: (e: ControlEvent, view: ProgressView) => void): Promise<{ result: Results[O]; view: ProgressView }> {
+    const view = new ProgressView(this.context.stdout, this.context.stderr, { json })
+    try {
+      const result = await this.call(op, args, {
+        onEvent: (e) => {
+          if (view.event(e)) return
+          if (e.message_type === 'warning') view.note(`bazil: ${String(e.message)}`, e)
+          else onEvent?.(e, view)
+        }
+      })
+      return { result, view }
+    } catch (err) {
+      view.end()
+      throw err
+    }
   }
 
   /** Writes to stdout, waiting when the reader is slower (a large `cat` into a pipe). */

@@ -38,6 +38,11 @@ export const OP_ARGS = {
   'volume.mount': { volume: 'string', mountpoint: 'path', allowOther: 'boolean?', atime: 'boolean?' },
   'volume.unmount': { mountpoint: 'path' },
   'volume.sync': { volume: 'string', peer: 'string', timeoutMs: 'int?' },
+  // Long ops that stream progress (`status` events, spec/control.md "Progress").
+  'volume.import': { volume: 'string', src: 'path', to: 'string?' },
+  'volume.export': { volume: 'string', dest: 'path', snapshot: 'string?' },
+  /** `name`: the local name (default the peer's); `state`: a state file to start from; `timeoutMs` default 30000. */
+  'volume.connect': { peer: 'string', volume: 'string', name: 'string?', sharing: 'string?', storageOnly: 'boolean?', state: 'path?', replay: 'boolean?', timeoutMs: 'int?' },
   /** `path`: ops on it (or below it), renames followed back; `since`/`until`: ISO 8601 or a time ago (`2h`); `stream`: rows as `row` events. */
   'log.show': { volume: 'string', writer: 'string?', path: 'string?', since: 'string?', until: 'string?', stream: 'boolean?' },
   'log.verify': { volume: 'string' },
@@ -142,6 +147,27 @@ export interface SyncResult {
   /** Storage-only: content blocks of the peer's store replica received, and the replica as it stands. */
   blocks?: number
   replica?: { blocks: number; length: number } | null
+}
+
+/** What `volume.import` and `volume.export` copied; `skipped`: entries an export could not write, with why. */
+export interface CopyResult {
+  files: number
+  dirs: number
+  symlinks: number
+  links: number
+  special: number
+  bytes: number
+  skipped: { path: string; reason: string }[]
+}
+
+/** What `volume.connect` made: the local volume, its writer logs and (not storage-only) the entries of its first sync. */
+export interface ConnectResult {
+  volume: string
+  peer: string
+  storageOnly?: true
+  writerLogs: number
+  entries: number
+  complete: true
 }
 
 export interface LogRow {
@@ -256,6 +282,10 @@ export interface Results {
   'volume.mount': MountInfoResult & { already: boolean }
   'volume.unmount': { mountpoint: string }
   'volume.sync': SyncResult
+  'volume.import': CopyResult
+  'volume.export': CopyResult
+  /** Progress of the first sync streams as `status` events (`entries_done`/`entries_total`, `blocks_held`), a `state` event says whether a state was adopted. */
+  'volume.connect': ConnectResult
   /** `rows` is empty when streamed (`stream`: each row came as a `row` event); `count`: rows shown. */
   'log.show': { rows: LogRow[]; bad: number; count: number }
   'log.verify': VerifyResult

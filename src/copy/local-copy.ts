@@ -401,6 +401,8 @@ export interface ExportOptions {
    * writers and everything they are made of is requested as whole packs (fetch-plan.ts).
    */
   prefetch?: Prefetch
+  /** Called after each file written (files and bytes written of all the export writes). */
+  onProgress?: (p: CopyProgress) => void
 }
 
 /**
@@ -481,6 +483,7 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: E
   files.sort((a, b) => b.st.size - a.st.size)
   let next = 0
   let failed = false
+  const progress: CopyProgress = { files: 0, bytes: 0, totalFiles: files.length, totalBytes: files.reduce((n, f) => n + f.st.size, 0) }
   // Content not held here is requested ahead in the writers' order, as whole packs.
   const ahead = opts.prefetch
     ? fetchAhead(cas, files.filter((f) => f.st.content).map((f) => toFileRef(f.st.content!)), opts.prefetch, () => failed)
@@ -501,6 +504,9 @@ export async function exportTree(cas: Cas, tree: ReadTree, dest: string, opts: E
       }
       summary.files++
       summary.bytes += st.size
+      progress.files++
+      progress.bytes += st.size
+      opts.onProgress?.(progress)
     }
   }
   const results = await Promise.allSettled(Array.from({ length: Math.min(EXPORT_CONCURRENCY, files.length) }, worker))

@@ -21,6 +21,21 @@ export function peerOf(core: Hypercore, key: Buffer): CorePeer | null {
 }
 
 /**
+ * Where a core stands between this node and the peer `key`: blocks held here contiguously,
+ * the peer's length and what it holds contiguously (as it last announced; null: the peer
+ * does not replicate the core with us now), what the peer has that we lack (`behind`) and
+ * what we hold that it lacks (`ahead`). `last`: a revoked writer's log is held only up to
+ * its last entry (spec/oplog.md), so nothing past it counts as behind.
+ */
+export function corePosition(core: Hypercore, key: Buffer, last: number | null = null): { held: number; peerLength: number | null; peerHeld: number | null; behind: number; ahead: number } {
+  const p = peerOf(core, key)
+  const held = core.contiguousLength
+  if (!p) return { held, peerLength: null, peerHeld: null, behind: 0, ahead: 0 }
+  const cap = last === null ? Infinity : last + 1
+  return { held, peerLength: p.remoteLength, peerHeld: p.remoteContiguousLength, behind: Math.max(0, Math.min(p.remoteLength, cap) - held), ahead: Math.max(0, held - p.remoteContiguousLength) }
+}
+
+/**
  * Waits until this node holds a core as far as the peer `key` does: its length at least the
  * peer's, and every block up to what the peer holds contiguously. Only that peer's word
  * counts: `update({wait: true})` would also wait for every other peer of the core, and a

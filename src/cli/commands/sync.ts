@@ -4,18 +4,8 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError, checkName, storageOnlyMessage, type DataDir } from '../../datadir.js'
-import { encodeKey } from '../../crypto.js'
-import type { Node } from '../../node.js'
-import type { Volume } from '../../volume/volume.js'
-import { StateRejectedError, openPeerState } from '../../volume/volume-state.js'
-import type { PeerNetwork } from '../../net/index.js'
-import { PeerRegistry } from '../../net/peers.js'
-import { serverNetwork } from '../server-network.js'
-import { ProgressReporter, type ProgressCounts } from '../progress.js'
-import { StateFileError, readStateFile, type VolumeState } from '../../tree/state-file.js'
+import { UserError, type DataDir } from '../../datadir.js'
 import { knownPeer } from '../../control/ops/sync.js'
-import { POLL_MS, peerOf, sleep, untilTrue } from '../../net/catch-up.js'
 
 const DEFAULT_TIMEOUT_S = 30
 
@@ -29,24 +19,8 @@ abstract class PeerVolumeCommand extends BazilCommand {
     return Math.round(s * 1000)
   }
 
-  protected env(): { dir: DataDir; node: Node; net: PeerNetwork } {
-    const server = this.context.server
-    if (!server) throw new UserError(`\`bazil ${this.path.join(' ')}\` needs a running server: start \`bazil server run\``)
-    const net = serverNetwork(server)
-    if (!net) throw new UserError('the server runs without a peer network')
-    return { dir: server.dir, node: server.node, net }
-  }
-
   protected peerKey(text: string, dir: DataDir): Buffer {
     return knownPeer(text, dir)
-  }
-
-  protected async reach(net: PeerNetwork, key: Buffer, timeoutMs: number): Promise<void> {
-    try {
-      await net.waitConnected(key, timeoutMs)
-    } catch (err) {
-      throw new UserError((err as Error).message)
-    }
   }
 }
 
@@ -70,245 +44,36 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
   volume = Option.String({ required: true })
   localName = Option.String({ required: false })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    const { dir, node, net } = this.env()
-    // Read before anything is written: a file that is no state file is the user's mistake.
-    const state = this.state === undefined ? null : readStateFileOrFail(this.resolvePath(this.state))
-    if (state && this.replay) throw new UserError('--state and --replay exclude each other: give one')
-    const key = this.peerKey(this.key, dir)
-    const deadline = Date.now() + this.timeoutMs
-    const localName = checkName(this.localName ?? this.volume, 'volume')
-    if (this.storageOnly && this.sharing !== undefined) throw new UserError('--storage-only holds a volume without its sharing key: leave out --sharing')
-    const sharing = this.sharing ?? 'default'
-    if (!this.storageOnly) dir.sharingKey(sharing) // an unknown sharing key fails before anything is written
-    await this.reach(net, key, this.timeoutMs)
-    const offers = net.remote(key)?.volumes ?? []
-    const offer = offers.find((v) => v.name === this.volume)
-    if (!offer) {
-      const others = offers.length ? ` (it offers: ${offers.map((v) => v.name).join(', ')})` : ''
-      throw new UserError(`peer ${encodeKey(key)} offers no volume "${this.volume}"${others}: on that node run \`bazil peer volume allow ${encodeKey(dir.publicKey)} ${this.volume}\``)
+    const args = {
+      peer: this.key,
+      volume: this.volume,
+      name: this.localName,
+      sharing: this.sharing,
+      ...(this.storageOnly ? { storageOnly: true } : {}),
+      state: this.state === undefined ? undefined : this.resolvePath(this.state),
+      ...(this.replay ? { replay: true } : {}),
+      timeoutMs: this.timeoutMs
     }
-    const idHex = offer.id.toString('hex')
-    const existing = dir.listVolumes().find((v) => v.id === idHex)
-    if (existing && existing.name !== localName) throw new UserError(`this node already has that volume, as "${existing.name}"`)
-    if (this.storageOnly) {
-      if (existing && !existing.storageOnly) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}": it is not storage-only`)
-      if (!existing) dir.addVolume({ version: 1, name: localName, id: idHex, storageOnly: true, created: Date.now() })
-      const held = await node.heldVolume(localName)
-      for (const w of offer.writers) await held.addWriter(w)
-      PeerRegistry.update(dir.root, (r) => r.setVolume(key, idHex, true))
-      net.refresh() // also starts keeping a replica of the peer's store, if it offers it
-      await net.settled()
-      // A volume without genesis (made before binding v2): the logs the peer offers are its roots here.
-      const bindings = await untilTrue(async () => {
-        await held.update()
-        return held.bindingsKnown(offer.writers)
-      }, deadline)
-      if (bindings) await held.decideRoots(offer.writers)
-      else if (!held.record.genesis && held.record.roots === undefined) throw new UserError(`volume "${localName}": the logs peer ${encodeKey(key)} offers did not arrive within ${this.timeoutS} s: run \`bazil volume connect --storage-only\` again`)
-      this.out(`holding volume "${localName}" from peer ${encodeKey(key)} storage-only (${held.writers().length} writer logs, ciphertext only)`)
+    const { result: r, view } = await this.callWithProgress('volume.connect', args, this.asJson, (e, v) => {
+      // Whether the first sync started from a state: JSON for scripts; a rejected one is said on stderr too.
+      if (e.message_type !== 'state') return
+      const { message, ...fields } = e
+      if (this.asJson) this.out(JSON.stringify(fields))
+      if (!this.asJson || fields.adopted !== true) {
+        v.end()
+        this.context.stderr.write(`${String(message)}\n`)
+      }
+    })
+    if (r.storageOnly) {
+      view.finish({ ...r })
+      if (!this.asJson) this.out(`holding volume "${r.volume}" from peer ${r.peer} storage-only (${r.writerLogs} writer logs, ciphertext only)`)
       return
     }
-    if (existing?.storageOnly) throw new UserError(`${storageOnlyMessage(localName)}: it cannot be connected with a sharing key`)
-    if (!existing) dir.addVolume({ version: 1, name: localName, id: idHex, sharing, created: Date.now() })
-    else if (existing.sharing !== sharing) throw new UserError(`volume "${localName}" is already connected with sharing key "${existing.sharing}"`)
-    const vol = await node.volume(localName)
-    // A first sync (nothing applied here yet) starts from the peer's state, if it serves states
-    // (spec/protocol.md "States"): asked for now, downloaded while the logs download.
-    const fromPeer = state === null && !this.replay && net.servesStates(key) && vol.replayState().every((s) => s.applied <= 1)
-    const peerState = fromPeer ? this.askState(net, key, offer.id) : null
-    // With a state: nothing is applied from the logs until the state was checked (or rejected).
-    if (state || peerState) vol.pauseApply(true)
-    for (const w of offer.writers) await vol.addWriter(w)
-    // The first sync of the volume's metadata, from here on: a bar on a terminal (or JSON
-    // lines) until every log the peer offered is held and applied as far as the peer has it.
-    // The volume is usable meanwhile (ls, stat, the mount: live application yields between batches).
-    const progress = new ProgressReporter(this.context.stdout, this.context.stderr, { json: this.asJson, unit: 'entries' })
-    const counts = (): ProgressCounts => {
-      const c = syncCounts(vol, key, offer.writers)
-      // While a state is checked: its entries count as done as they are checked, and its shards as they load.
-      const st = this.stateProgress
-      const bytes: Record<string, number> = this.stateBytes ? { state_bytes_done: this.stateBytes.done, state_bytes_total: this.stateBytes.total } : {}
-      if (st) return { ...c, done: Math.max(c.done, Math.min(c.total, st.entries)), extra: { ...c.extra, ...bytes, state_shards_loaded: st.shards } }
-      return { ...c, extra: { ...c.extra, ...bytes } }
-    }
-    const ticker = setInterval(() => progress.update(counts()), 100)
-    progress.update(counts())
-    try {
-      await this.join(vol, key, offer.writers, localName, deadline, progress, state ? { state, from: 'file' } : peerState)
-    } finally {
-      clearInterval(ticker)
-      vol.pauseApply(false)
-    }
-  }
-
-  /** How far the check of a state is (entries read, shards loaded), for the progress bar; null when none runs. */
-  private stateProgress: { entries: number; shards: number } | null = null
-  /** How far the download of the peer's state is, in bytes; null before its first part. */
-  private stateBytes: { done: number; total: number } | null = null
-
-  /** Asks the peer for its state of the volume; resolves to the bytes or to why there are none (never rejects). */
-  private askState(net: PeerNetwork, key: Buffer, volumeId: Buffer): Promise<StateSource> {
-    return net.fetchState(key, volumeId, (done, total) => { this.stateBytes = { done, total } }, this.timeoutMs).then(
-      (sealed) => ({ sealed, from: 'peer' as const }),
-      (err: Error) => ({ error: err.message, from: 'peer' as const })
-    )
-  }
-
-  /** The state to start from (a file, or the peer's once it arrived and opened), or null after saying why there is none. */
-  private async stateOf(vol: Volume, src: Promise<StateSource> | StateSource): Promise<VolumeState | null> {
-    const s = await src
-    let why: string
-    if ('state' in s) return s.state
-    if ('sealed' in s) {
-      try {
-        return openPeerState(vol, s.sealed)
-      } catch (err) {
-        if (!(err instanceof StateFileError)) throw err
-        why = `state rejected: ${err.message}`
-      }
-    } else why = `no state from the peer: ${s.error}`
-    if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: false, from: s.from, error: why }))
-    this.context.stderr.write(`${why}; replaying the logs instead\n`)
-    return null
-  }
-
-  /** Starts `vol` from `state` once the logs it covers are here; on a mismatch says why and leaves the volume to replay. */
-  private async fromState(vol: Volume, state: VolumeState, from: 'file' | 'peer', stallMs: number): Promise<void> {
-    const want = (): boolean => Object.entries(state.logs).every(([hex, next]) => (vol.writers.get(hex)?.core.contiguousLength ?? 0) >= next)
-    let last = -1
-    let lastMove = Date.now()
-    while (!want()) {
-      const held = vol.replayState().reduce((n, s) => n + s.contiguous, 0)
-      if (held !== last) lastMove = Date.now()
-      else if (Date.now() - lastMove >= stallMs) break
-      last = held
-      await sleep(POLL_MS)
-    }
-    try {
-      this.stateProgress = { entries: 0, shards: 0 }
-      // The volume shows the shards as they are checked (the mount answers meanwhile) and
-      // checkpoints what it adopted before it returns (spec/tree.md "Starting from a state").
-      const r = await vol.adoptState(state, (phase, done) => {
-        if (phase === 'entries') this.stateProgress!.entries = done
-        else if (phase === 'shards') this.stateProgress!.shards = done
-      }).finally(() => { this.stateProgress = null })
-      const kept = r.checkpointed
-      const ckptMs = r.ms.checkpoint
-      const line = `started from the state: ${r.entries} entries and ${r.changes} changes checked against the logs in ${(r.ms.entries / 1000).toFixed(1)} s, ${state.shards.length} shards loaded in ${(r.ms.shards / 1000).toFixed(1)} s${kept ? `, checkpointed in ${(ckptMs / 1000).toFixed(1)} s` : ''}`
-      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: true, from, bytes: this.stateBytes?.total, entries: r.entries, changes: r.changes, shards: state.shards.length, check_ms: Math.round(r.ms.entries), load_ms: Math.round(r.ms.shards), checkpoint_ms: kept ? Math.round(ckptMs) : null }))
-      else this.context.stderr.write(line + '\n')
-    } catch (err) {
-      if (!(err instanceof StateRejectedError)) throw err
-      if (this.asJson) this.out(JSON.stringify({ message_type: 'state', adopted: false, from, error: err.message }))
-      this.context.stderr.write(`${err.message}; replaying the logs instead\n`)
-    }
-  }
-
-  private async join(vol: Volume, key: Buffer, offered: Buffer[], localName: string, deadline: number, progress: ProgressReporter, source: Promise<StateSource> | StateSource | null): Promise<void> {
-    const { dir, net } = this.env()
-    const idHex = vol.id.toString('hex')
-    // The peer is where the volume came from: it replicates our log of it, we replicate its.
-    PeerRegistry.update(dir.root, (r) => r.setVolume(key, idHex, true))
-    net.refresh()
-    await net.settled()
-    // Our log is bound once the genesis is known (from the offered logs' bindings); a volume
-    // without genesis (made before binding v2) takes the offered logs as its roots here.
-    const bindings = await untilTrue(async () => {
-      await vol.refresh()
-      return vol.bindingsKnown(offered)
-    }, deadline)
-    if (!vol.record.genesis && !vol.log.bound) {
-      if (!bindings) throw new UserError(`volume "${localName}": the logs peer ${encodeKey(key)} offers did not arrive within ${this.timeoutS} s: run \`bazil volume connect\` again`)
-      await vol.setLegacyRoots(offered)
-    }
-    await vol.ensureBound()
-    net.writersChanged(vol.id)
-    // A writer of the volume (the peer) admits our log once it sees it: wait for that.
-    // Applying what arrived runs in these refreshes: a big volume takes longer than the
-    // timeout, so the wait goes on while entries keep arriving or applying.
-    let moved = JSON.stringify(syncCounts(vol, key, offered))
-    const admitted = await untilTrue(async () => {
-      await vol.refresh()
-      const now = JSON.stringify(syncCounts(vol, key, offered))
-      if (now !== moved) deadline = Math.max(deadline, Date.now() + this.timeoutMs)
-      moved = now
-      return vol.canWrite
-    }, () => deadline)
-    if (!admitted) {
-      throw new UserError(`volume "${localName}" is connected but this node's log was not admitted within ${this.timeoutS} s: on peer ${encodeKey(key)} run \`bazil peer volume allow ${encodeKey(dir.publicKey)} ${this.volume}\` (it must be a writer of the volume) and connect again`)
-    }
-    if (source) {
-      const state = await this.stateOf(vol, source)
-      if (state) await this.fromState(vol, state, (await source).from, this.timeoutMs)
-      vol.pauseApply(false)
-    }
-    // The first sync of the volume's metadata: a bar on a terminal (or JSON lines) until every
-    // log the peer offered is held and applied as far as the peer has it. The volume is usable
-    // meanwhile (ls, stat, the mount: live application yields between batches).
-    const counts = await firstSync(vol, key, offered, this.timeoutMs)
-    if (!counts.complete) {
-      progress.finish(counts, { volume: localName, peer: encodeKey(key), complete: false })
-      throw new UserError(`volume "${localName}" is connected, but its first sync stalled at ${counts.done}/${counts.total} entries: nothing arrived from peer ${encodeKey(key)} for ${this.timeoutS} s (the server goes on syncing it; \`bazil volume ls ${localName}\` shows what is here)`)
-    }
-    if (this.asJson) progress.finish(counts, { volume: localName, peer: encodeKey(key), writer_logs: vol.writerSet.writers.size, complete: true })
-    else {
-      progress.finish(counts)
-      this.out(`connected volume "${localName}" from peer ${encodeKey(key)} (${vol.writerSet.writers.size} writer logs, ${counts.total} entries)`)
-    }
-  }
-}
-
-/**
- * How far the first sync of `vol` from the peer `key` is: entries applied of the entries the
- * logs hold or the peer has (a revoked writer's log up to its limit, spec/oplog.md), blocks
- * held, and whether it is complete: every log `offered` known as far as the peer has it, and
- * every valid entry applied.
- */
-function syncCounts(vol: Volume, key: Buffer, offered: Buffer[]): ProgressCounts & { complete: boolean } {
-  const offeredHex = new Set(offered.map((k) => k.toString('hex')))
-  let done = 0, total = 0, blocks = 0
-  let complete = true
-  const set = vol.writerSet
-  for (const s of vol.replayState()) {
-    const core = vol.writers.get(s.writer)!.core
-    const p = peerOf(core, key)
-    if (offeredHex.has(s.writer) && (!p || !p.remoteSynced)) complete = false
-    const limit = set.writers.get(s.writer)?.limit ?? null
-    const len = Math.min(Math.max(s.length, p?.remoteLength ?? 0), limit === null ? Infinity : limit + 1)
-    total += Math.max(0, len - 1)
-    done += Math.max(0, Math.min(s.applied, len) - 1)
-    blocks += s.contiguous
-    if (s.applied < len) complete = false
-  }
-  return { done, total, extra: { blocks_held: blocks }, complete }
-}
-
-/** Waits until the first sync is complete (syncCounts); gives up (complete: false) once nothing was applied or downloaded for `stallMs`. */
-async function firstSync(vol: Volume, key: Buffer, offered: Buffer[], stallMs: number): Promise<ProgressCounts & { complete: boolean }> {
-  const measure = (): ProgressCounts & { complete: boolean } => syncCounts(vol, key, offered)
-  let last = measure()
-  let lastMove = Date.now()
-  for (;;) {
-    await vol.refresh()
-    const now = measure()
-    if (now.complete) return now
-    if (now.done !== last.done || now.extra!.blocks_held !== last.extra!.blocks_held || now.total !== last.total) lastMove = Date.now()
-    else if (Date.now() - lastMove >= stallMs) return now
-    last = now
-    await sleep(POLL_MS)
-  }
-}
-
-/** Where a joiner's state comes from: a file (--state), the peer's sealed bytes, or why the peer sent none. */
-type StateSource = { state: VolumeState; from: 'file' } | { sealed: Buffer; from: 'peer' } | { error: string; from: 'peer' }
-
-/** A state file read for `volume connect --state`, or a one-line error naming what is wrong with it. */
-function readStateFileOrFail(file: string): VolumeState {
-  try {
-    return readStateFile(file)
-  } catch (err) {
-    throw new UserError((err as Error).message)
+    view.finish({ volume: r.volume, peer: r.peer, entries_done: r.entries, entries_total: r.entries, writer_logs: r.writerLogs, complete: r.complete })
+    if (!this.asJson) this.out(`connected volume "${r.volume}" from peer ${r.peer} (${r.writerLogs} writer logs, ${r.entries} entries)`)
   }
 }
 
@@ -338,7 +103,7 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
     details: 'Brings this node up to date with a peer, and the peer with this node, then prints what changed.',
     examples: [['Sync with a peer', 'bazil volume sync myfiles KEY']]
   })
-  asJson = Option.Boolean('--json', false)
+  asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then the result as a summary object' })
   volume = Option.String({ required: true })
   key = Option.String({ required: true })
 
@@ -346,9 +111,9 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
 
   async run(): Promise<number> {
     const timeoutMs = this.timeoutMs
-    const r = await this.call('volume.sync', { volume: this.volume, peer: this.key, timeoutMs })
-    if (this.asJson) this.json(r)
-    else {
+    const { result: r, view } = await this.callWithProgress('volume.sync', { volume: this.volume, peer: this.key, timeoutMs }, this.asJson)
+    view.finish({ ...r })
+    if (!this.asJson) {
       const got = r.received === 0 ? 'nothing new since the command started' : r.storageOnly ? `${r.received} new entries` : `${r.received} new entries (${r.entriesApplied} applied)`
       if (r.storageOnly) {
         const kept = r.replica ? `, ${r.replica.blocks} blocks of its store kept` : ''

@@ -2,8 +2,7 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import type { CopyProgress } from '../../copy/local-copy.js'
-import type { EntryInfo } from '../../control/requests.js'
+import type { CopyResult, EntryInfo } from '../../control/requests.js'
 
 export class VolumeCreateCommand extends BazilCommand {
   static override paths = [['volume', 'create']]
@@ -44,19 +43,9 @@ export class VolumeListCommand extends BazilCommand {
   }
 }
 
-function progressPrinter(stream: NodeJS.WritableStream & { isTTY?: boolean }): ((p: CopyProgress) => void) | undefined {
-  if (!stream.isTTY) return undefined
-  let last = 0
-  return (p) => {
-    const now = Date.now()
-    if (now - last < 100 && p.files < p.totalFiles) return
-    last = now
-    const frac = p.totalBytes > 0 ? p.bytes / p.totalBytes : p.files / Math.max(1, p.totalFiles)
-    const width = 30
-    const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.')
-    stream.write(`\r[${bar}] ${p.files}/${p.totalFiles} files ${(p.bytes / 1048576).toFixed(1)}/${(p.totalBytes / 1048576).toFixed(1)} MiB`)
-    if (p.files === p.totalFiles) stream.write('\n')
-  }
+/** The final line of an import or export. */
+function copied(verb: string, s: CopyResult): string {
+  return `${verb} ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.links} hard links, ${s.special} fifos/devices, ${s.bytes} bytes`
 }
 
 export class VolumeImportCommand extends BazilCommand {
@@ -68,16 +57,16 @@ export class VolumeImportCommand extends BazilCommand {
     examples: [['Import a folder under /2024', 'bazil volume import --to=/2024 photos ~/Pictures/2024']]
   })
   to = Option.String('--to', '/', { description: 'Directory in the volume to import into (created if missing)' })
+  asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then a summary object' })
   volume = Option.String({ required: true })
   src = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    const s = await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      const { importDir } = await import('../../copy/local-copy.js')
-      return importDir(vol, this.resolvePath(this.src), this.to, progressPrinter(this.context.stderr as NodeJS.WriteStream))
-    })
-    this.out(`imported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.links ?? 0} hard links, ${s.special ?? 0} fifos/devices, ${s.bytes} bytes`)
+    const { result: s, view } = await this.callWithProgress('volume.import', { volume: this.volume, src: this.resolvePath(this.src), to: this.to }, this.asJson)
+    view.finish({ volume: this.volume, ...s })
+    if (!this.asJson) this.out(copied('imported', s))
   }
 }
 
@@ -90,22 +79,20 @@ export class VolumeExportCommand extends BazilCommand {
     examples: [['Export a snapshot', 'bazil volume export --snapshot=before-trip photos /tmp/photos']]
   })
   snapshot = Option.String('--snapshot', { description: 'Export this snapshot instead of the live volume' })
+  asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then a summary object' })
   volume = Option.String({ required: true })
   dest = Option.String({ required: true })
 
+  static override where: Where = 'api'
+
   async run(): Promise<number> {
-    const s = await this.withNode(async (node) => {
-      const vol = await node.volume(this.volume)
-      // Many reads: content not held here is requested from the volume's storage peers ahead,
-      // as ranges of packs (RemoteStores.bulk, prefetch).
-      const { exportTree } = await import('../../copy/local-copy.js')
-      const remote = node.remoteStores
-      return remote.bulk(() => exportTree(vol.cas, vol.view(this.snapshot), this.resolvePath(this.dest), { prefetch: (a) => remote.prefetch(a) }))
-    })
-    const skipped = s.skipped ?? []
-    for (const x of skipped) this.context.stderr.write(`bazil: not exported: ${JSON.stringify(x.path)}: ${x.reason}\n`)
-    this.out(`exported ${s.files} files, ${s.dirs} directories, ${s.symlinks} symlinks, ${s.links ?? 0} hard links, ${s.special ?? 0} fifos/devices, ${s.bytes} bytes${skipped.length > 0 ? `; ${skipped.length} entries not exported (see above)` : ''}`)
-    return skipped.length > 0 ? 1 : 0
+    const { result: s, view } = await this.callWithProgress('volume.export', { volume: this.volume, dest: this.resolvePath(this.dest), snapshot: this.snapshot }, this.asJson)
+    view.finish({ volume: this.volume, ...s })
+    if (!this.asJson) {
+      for (const x of s.skipped) this.context.stderr.write(`bazil: not exported: ${JSON.stringify(x.path)}: ${x.reason}\n`)
+      this.out(`${copied('exported', s)}${s.skipped.length > 0 ? `; ${s.skipped.length} entries not exported (see above)` : ''}`)
+    }
+    return s.skipped.length > 0 ? 1 : 0
   }
 }
 

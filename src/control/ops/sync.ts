@@ -7,10 +7,11 @@ import type { Node } from '../../node.js'
 import type { HeldVolume } from '../../net/closet.js'
 import type { PeerNetwork } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
-import { POLL_MS, catchUp, peerCatchUp, peerOf, sleep } from '../../net/catch-up.js'
+import { POLL_MS, catchUp, corePosition, peerCatchUp, peerOf, sleep } from '../../net/catch-up.js'
 import type { Volume } from '../../volume/volume.js'
 import type { OpContext, OpFn } from '../context.js'
 import type { SyncResult } from '../requests.js'
+import { OpProgress, type ProgressCounts } from '../progress.js'
 
 export const DEFAULT_SYNC_TIMEOUT_MS = 30_000
 
@@ -27,13 +28,13 @@ export function knownPeer(text: string, dir: DataDir): Buffer {
   return key
 }
 
-function network(ctx: OpContext): PeerNetwork {
+export function network(ctx: OpContext): PeerNetwork {
   if (!ctx.server) throw new UserError(`syncing needs a running server: start \`bazil server run\` (data dir ${ctx.dir.root})`)
   if (!ctx.server.net) throw new UserError('the server runs without a peer network')
   return ctx.server.net
 }
 
-async function reach(net: PeerNetwork, key: Buffer, timeoutMs: number): Promise<void> {
+export async function reach(net: PeerNetwork, key: Buffer, timeoutMs: number): Promise<void> {
   try {
     await net.waitConnected(key, timeoutMs)
   } catch (err) {
@@ -60,8 +61,20 @@ export const sync: OpFn<'volume.sync'> = async (ctx, a) => {
   const before = positions(vol)
   await reach(net, key, timeoutMs)
   await vol.flush() // our pending ops into our log, so the peer can have them
-  const gotAll = await receive(net, key, vol, deadline)
-  const sent = await send(key, vol, deadline)
+  // Progress: entries to receive and to send, as they move (status events, at most 10 a second).
+  const progress = new OpProgress((e) => ctx.emit(e), { unit: 'entries' })
+  const moved = movement(vol, key)
+  progress.update(moved(), true)
+  const ticker = setInterval(() => progress.update(moved()), 100)
+  let gotAll: boolean
+  let sent: { entries: number; complete: boolean }
+  try {
+    gotAll = await receive(net, key, vol, deadline)
+    sent = await send(key, vol, deadline)
+  } finally {
+    clearInterval(ticker)
+  }
+  progress.end(moved())
   await vol.refresh()
   const after = positions(vol)
   let received = 0
@@ -82,6 +95,34 @@ export const sync: OpFn<'volume.sync'> = async (ctx, a) => {
     // Where the volume stands.
     writers: vol.writers.size,
     entries: vol.replayState().reduce((n, w) => n + Math.max(0, w.applied - 1), 0)
+  }
+}
+
+/**
+ * What a sync moves from now on, as progress counts: entries of the other writers' logs to
+ * receive (up to the peer's lengths) and of this node's log to send (up to its length),
+ * and how many of each have moved since this was called.
+ */
+function movement(vol: Volume, key: Buffer): () => ProgressCounts {
+  const own = vol.log.key.toString('hex')
+  const start = new Map<string, number>()
+  const sentFrom = corePosition(vol.log.core, key).peerHeld ?? 0
+  return () => {
+    let got = 0, toGet = 0
+    for (const [hex, log] of vol.writers) {
+      if (hex === own) continue
+      const pos = corePosition(log.core, key, vol.writerSet.writers.get(hex)?.limit ?? null)
+      // A log that appears while the sync runs starts from what it held when first seen.
+      if (!start.has(hex)) start.set(hex, pos.held)
+      const from = start.get(hex)!
+      const want = Math.max(0, pos.held + pos.behind - from)
+      toGet += want
+      got += Math.min(want, Math.max(0, pos.held - from))
+    }
+    const mine = corePosition(vol.log.core, key)
+    const toSend = Math.max(0, vol.log.core.length - sentFrom)
+    const sent = Math.min(toSend, Math.max(0, (mine.peerHeld ?? 0) - sentFrom))
+    return { done: got + sent, total: toGet + toSend, extra: { entries_received: got, entries_to_receive: toGet, entries_sent: sent, entries_to_send: toSend } }
   }
 }
 
