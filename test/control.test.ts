@@ -164,6 +164,15 @@ test('every op of the typed API round-trips through the control socket', async (
     assert.deepEqual((await r('volume.restore', { volume: 'v', path: '/a/g', version: hash.slice(0, 8) })).result, { path: '/a/g', size: content.length, hash, created: true, previous: null, unchanged: false })
     assert.deepEqual((await r('log.blame', { volume: 'v', path: '/a' })).result.rows.map((x) => [x.path, x.changes]), [['/a/g', 1]])
     await identityPeersAndPlacement(data, dir, r)
+    // Import and export stream their progress as status events before the result.
+    const imported = await r('volume.import', { volume: 'v', src, to: '/c' })
+    assert.deepEqual(imported.result, { files: 1, dirs: 0, symlinks: 0, links: 0, special: 0, bytes: content.length, skipped: [] })
+    const last = imported.events.at(-1)!
+    assert.deepEqual(last, { ...last, message_type: 'status', percent_done: 1, files_done: 1, files_total: 1, bytes_done: content.length, bytes_total: content.length })
+    const exported = await r('volume.export', { volume: 'v', dest: path.join(dir, 'out') })
+    assert.deepEqual([exported.result.files, exported.result.bytes, exported.result.skipped], [2, 2 * content.length, []])
+    assert.ok(fs.readFileSync(path.join(dir, 'out', 'c', 'f')).equals(content))
+    assert.equal((exported.events.at(-1) as Record<string, unknown>).percent_done, 1)
     // A user's mistake comes back as one line, the server still serving.
     await assert.rejects(remote(data, 'volume.cat', { volume: 'v', path: '/nope' }), /nope/)
     await assert.rejects(remote(data, 'volume.ls', { volume: 'nosuch' }), /nosuch/)
@@ -174,7 +183,8 @@ test('every op of the typed API round-trips through the control socket', async (
     seen.add('web.url')
     // Mounts (FUSE) round-trip in test/server.test.ts; sync and watch (two peers) in test/control-sync.test.ts.
     // `create` makes the data dir, so it runs in the caller's process (below).
-    const elsewhere: Op[] = ['volume.mount', 'volume.sync', 'watch', 'create']
+    // connect (two peers) in test/join-net.test.ts and test/join-state.test.ts.
+    const elsewhere: Op[] = ['volume.mount', 'volume.sync', 'watch', 'create', 'volume.connect']
     assert.deepEqual(Object.keys(OP_ARGS).filter((op) => !seen.has(op as Op) && !elsewhere.includes(op as Op)), [], 'every op is exercised')
   })
 })

@@ -4,6 +4,9 @@
 import fs from 'node:fs'
 import { UserError } from '../user-error.js'
 import { replaceFileSync } from '../atomic-file.js'
+import { formatBytes } from '../format-bytes.js'
+
+export { formatBytes }
 
 /** A budget as the user gave it: bytes, or a percentage of the disk's size. */
 export type BudgetSpec = { bytes: number } | { percent: number }
@@ -41,17 +44,6 @@ export function formatBudget(spec: BudgetSpec): string {
   return 'percent' in spec ? `${spec.percent}%` : formatBytes(spec.bytes)
 }
 
-/** Bytes in binary units, two significant decimals at most: `1.5GiB`, `512KiB`, `17B`. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let v = bytes
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return `${i === 0 ? v : Number(v.toFixed(2))}${units[i]}`
-}
 
 /** The budget in bytes: a percentage is of the size of the file system holding `dataDir`. */
 export function budgetBytes(spec: BudgetSpec, dataDir: string): number {

@@ -3,7 +3,7 @@
 // left), or with --json printed one object per line on stdout, restic-style, followed by one
 // `{"message_type": "summary", ...}`. Neither a terminal nor --json: nothing (stderr stays clean
 // for scripts) until the command's final line.
-import { formatBytes } from '../cas/cache-size.js'
+import { formatBytes } from '../format-bytes.js'
 import type { ControlEvent } from '../control/requests.js'
 
 /** An event's fields, read loosely: a client ignores what it does not know. */

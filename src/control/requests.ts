@@ -111,6 +111,54 @@ export interface PeerInfo {
   connected: boolean
   lastSeen: number | null
   location?: string
+  /** Connected: since when (ISO 8601), the remote address of the stream, who dialled, through a relay (null: not known). */
+  since?: string
+  address?: string
+  direction?: 'outgoing' | 'incoming'
+  relayed?: boolean | null
+}
+
+/** One writer log of a volume between this node and a peer (in log blocks; block 0 is the log's header). */
+export interface WriterPosition {
+  log: string
+  /** This node's own log of the volume. */
+  mine: boolean
+  /** Blocks held here contiguously. */
+  held: number
+  /** The peer's length and what it holds contiguously, as it last said; null: it does not replicate this log with us now. */
+  peerLength: number | null
+  peerHeld: number | null
+  /** Blocks the peer has that this node lacks, and this node holds that the peer lacks. */
+  behind: number
+  ahead: number
+}
+
+export interface VolumePeerStatus {
+  key: string
+  connected: boolean
+  /** Sums over the writer logs. */
+  behind: number
+  ahead: number
+  writers: WriterPosition[]
+}
+
+export interface VolumeStatus {
+  name: string
+  id: string
+  storageOnly?: true
+  /** Mount points of the volume. */
+  mounts: string[]
+  writers: number
+  /** Entries held here, over every writer log. */
+  entries: number
+  /** File and attribute conflicts (null: storage-only, no tree). */
+  conflicts: number | null
+  /** The peers the volume is shared with, and how far each is from this node. */
+  peers: VolumePeerStatus[]
+  /** Pins in this volume; files/bytes pinned and held here as of the server's last pin sync (null without a server). */
+  pins: { count: number; files: number | null; bytes: number | null; heldBytes: number | null }
+  /** Why the rest is missing, if the volume could not be read. */
+  problem?: string
 }
 
 export interface MountInfoResult {
@@ -122,11 +170,17 @@ export interface MountInfoResult {
 
 export interface StatusResult {
   dataDir: string
-  server: { running: true; pid: number; since: string; version: string } | { running: false }
+  server: { running: true; pid: number; since: string; uptimeSeconds: number; version: string } | { running: false }
   volumes: string[]
   mounts: MountInfoResult[]
   peers: PeerInfo[]
   notYetSafe: { packs: number; bytes: number; safePacks: number; totalPacks: number; copies: number; confirmations: { node: string; packs: number }[] } | null
+  /** Per volume: peers, how far behind and ahead, conflicts, pins (`volumes` is the names alone). */
+  volumeStatus: VolumeStatus[]
+  /** Bytes still to move where known: pinned content not held here yet, content written here not yet held by enough peers. */
+  transfer: { fetchBytes: number | null; pushBytes: number | null }
+  /** The cache of content read from peers (src/cas/cache.ts); null if it could not be read. */
+  cache: { budget: string; budgetBytes: number; heldBytes: number; cachedBytes: number; pinnedBytes: number } | null
 }
 
 export interface SyncResult {

@@ -52,6 +52,8 @@ export interface Link {
   features: number
   connected: boolean
   openedAt: number
+  /** When the link became connected (its first offer in); 0 before. */
+  connectedAt: number
   inbox: Promise<void>
   closed: boolean
   helloTimer: NodeJS.Timeout | null
@@ -69,6 +71,16 @@ export interface PeerStatus {
   connected: boolean
   lastSeen: number | null
   location?: string
+  /** Connected: since when (ms since the epoch), the UDX stream's remote address, who dialled. */
+  since?: number
+  address?: string
+  direction?: 'outgoing' | 'incoming'
+  /**
+   * Through a blind relay? hyperdht (6.34) keeps a relay on its internal connection state,
+   * not on the stream it hands over; bazil asks for no relay (`relayThrough`) on either side,
+   * so false, unless this node's DHT has relayed a pairing (then null: not known).
+   */
+  relayed?: boolean | null
 }
 
 /** What the links need from their owner. */
@@ -213,6 +225,13 @@ export class Links {
       const connected = link?.connected ?? false
       const status: PeerStatus = { key: r.key, connected, lastSeen: connected ? Date.now() : r.lastSeen }
       if (r.location) status.location = r.location
+      if (link && connected) {
+        const raw = link.conn.rawStream
+        status.since = link.connectedAt
+        if (raw?.remoteHost) status.address = raw.remoteHost.includes(':') ? `[${raw.remoteHost}]:${raw.remotePort}` : `${raw.remoteHost}:${raw.remotePort}`
+        status.direction = link.conn.isInitiator ? 'outgoing' : 'incoming'
+        status.relayed = (this.swarm?.dht.stats?.relaying.attempts ?? 0) > 0 ? null : false
+      }
       return status
     })
   }
@@ -252,6 +271,7 @@ export class Links {
   /** The link became connected (its first offer is in): wake whoever waits for it. */
   markConnected(link: Link): void {
     link.connected = true
+    link.connectedAt = Date.now()
     this.touch(link.key)
     this.log('info', `net: peer ${link.z} connected (${link.conn.isInitiator ? 'outgoing' : 'incoming'})`)
     const set = this.waiters.get(link.hex)

@@ -54,7 +54,7 @@ export class Offers {
 
   /** A new connection: replication limited by access, bazil's channel, our offer once access is known. */
   open(conn: SecretStream, key: Buffer, hex: string, z: string): Link | null {
-    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), candidates: new Map(), pending: new Set(), stores: [], sentStores: false, keepSent: false, keepAsked: false, holdsSent: -1, features: 0, connected: false, openedAt: Date.now(), inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
+    const link = { key, hex, z, conn, access: null, served: new Map(), hello: null, offered: new Map(), candidates: new Map(), pending: new Set(), stores: [], sentStores: false, keepSent: false, keepAsked: false, holdsSent: -1, features: 0, connected: false, openedAt: Date.now(), connectedAt: 0, inbox: Promise.resolve(), closed: false, helloTimer: null } as unknown as Link
     link.replication = new Replication(
       this.node.store,
       conn,

@@ -16,6 +16,8 @@ declare module 'hyperdht' {
     readonly rawBytesWritten: number
     /** Resolves true once the handshake finished, false if the stream closed before. */
     readonly opened: Promise<boolean>
+    /** The UDX stream under the encryption: where its packets go (null before it connected). */
+    readonly rawStream: { readonly remoteHost: string | null; readonly remotePort: number } | null
     /** Protomux attaches itself here (Hypercore.getProtocolMuxer reads it). */
     userData: unknown
     sendKeepAlive(): void
@@ -51,6 +53,8 @@ declare module 'hyperdht' {
     readonly host: string | null
     readonly port: number
     readonly bootstrapped: boolean
+    /** Counters; `relaying`: blind-relay pairings this node's server side took part in. */
+    readonly stats: { relaying: { attempts: number; successes: number; aborts: number } }
     ready(): Promise<void>
     bind(): Promise<void>
     fullyBootstrapped(): Promise<void>

@@ -2,7 +2,9 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import type { StatusResult } from '../../control/requests.js'
+import type { PeerInfo, StatusResult } from '../../control/requests.js'
+import { formatBytes } from '../../format-bytes.js'
+import { clock } from '../progress.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
@@ -84,13 +86,42 @@ export class StatusCommand extends BazilCommand {
 
   private print(status: StatusResult): void {
     const safety = status.notYetSafe
+    const s = status.server
+    this.out(s.running ? `server: running, version ${s.version}, pid ${s.pid}, up ${clock(s.uptimeSeconds)} (since ${s.since})` : 'server: not running (start it with `bazil server run`)')
     this.out(`data dir: ${status.dataDir}`)
-    this.out(status.server.running ? `server: running (pid ${status.server.pid}, since ${status.server.since})` : 'server: not running (start it with `bazil server run`)')
-    this.out(`volumes: ${status.volumes.length ? status.volumes.join(', ') : '(none)'}`)
-    for (const m of status.mounts) this.out(`mount: ${m.volume} on ${m.mountpoint}`)
+    if (status.volumes.length === 0) this.out('volumes: (none)')
+    const shared = new Set<string>()
+    for (const v of status.volumeStatus) {
+      const facts = [
+        v.storageOnly ? 'storage-only' : '',
+        `${v.writers} writer log${v.writers === 1 ? '' : 's'}, ${v.entries} entries`,
+        v.conflicts ? `${v.conflicts} conflict${v.conflicts === 1 ? '' : 's'} (\`bazil volume conflicts ${v.name}\`)` : '',
+        v.pins.count ? `${v.pins.count} pin${v.pins.count === 1 ? '' : 's'}${v.pins.bytes !== null ? ` (${formatBytes(v.pins.heldBytes ?? 0)} of ${formatBytes(v.pins.bytes)} held)` : ''}` : ''
+      ].filter(Boolean)
+      this.out(`volume ${v.name}: ${facts.join(', ')}${v.problem ? ` (cannot read it: ${v.problem})` : ''}`)
+      for (const m of v.mounts) this.out(`  mounted at ${m}`)
+      for (const p of v.peers) {
+        shared.add(p.key)
+        this.out(`  peer ${p.key}: ${describePeer(status.peers.find((x) => x.key === p.key))}; ${p.behind === 0 && p.ahead === 0 ? (p.connected ? 'in sync' : 'in sync as last known') : [p.behind ? `${p.behind} entries to fetch` : '', p.ahead ? `${p.ahead} to send` : ''].filter(Boolean).join(', ')}`)
+      }
+    }
+    for (const m of status.mounts) if (!status.volumeStatus.some((v) => v.name === m.volume)) this.out(`mount: ${m.volume} on ${m.mountpoint}`)
+    for (const p of status.peers) if (!shared.has(p.key)) this.out(`peer ${p.key}: ${describePeer(p)}`)
+    const t = status.transfer
+    const moving = [t.fetchBytes ? `${formatBytes(t.fetchBytes)} pinned to fetch` : '', t.pushBytes ? `${formatBytes(t.pushBytes)} to push` : ''].filter(Boolean)
+    if (moving.length) this.out(`transfer: ${moving.join(', ')}`)
     if (safety) this.out(`not yet safe: ${(safety.bytes / 1048576).toFixed(1)} MiB in ${safety.packs} of ${safety.totalPacks} packs written here (held by fewer than ${safety.copies} confirmed peer${safety.copies === 1 ? '' : 's'})`)
-    for (const p of status.peers) this.out(`peer: ${p.key} ${p.connected ? 'connected' : 'not connected'}${p.lastSeen ? `, last seen ${new Date(p.lastSeen).toISOString()}` : ''}`)
+    const c = status.cache
+    if (c) this.out(`cache: ${formatBytes(c.heldBytes)} held (${formatBytes(c.cachedBytes)} cached, ${formatBytes(c.pinnedBytes)} pinned), budget ${c.budget} = ${formatBytes(c.budgetBytes)}`)
   }
+}
+
+/** A peer's connection in a few words: since when, where, how; or when it was last seen. */
+function describePeer(p: PeerInfo | undefined): string {
+  if (!p) return 'not connected'
+  if (!p.connected) return `not connected${p.lastSeen ? `, last seen ${new Date(p.lastSeen).toISOString()}` : ''}`
+  const how = [p.address, p.relayed === true ? 'relayed' : p.relayed === false ? 'direct' : '', p.direction].filter(Boolean).join(', ')
+  return `connected${p.since ? ` since ${p.since}` : ''}${how ? ` (${how})` : ''}`
 }
 
 export class VolumeMountCommand extends BazilCommand {

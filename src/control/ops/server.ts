@@ -10,14 +10,31 @@ export const status: OpFn<'status'> = async (ctx) => {
   const server = ctx.server
   // Content written here not yet held by enough confirmed storage peers (src/placement/where.ts).
   const { notYetSafe } = await import('../../placement/where.js')
-  const safety = await ctx.node().then((node) => notYetSafe(node)).catch(() => null)
+  const { volumeStatus } = await import('./volume-status.js')
+  const node = await ctx.node()
+  const safety = await notYetSafe(node).catch(() => null)
+  const peers = (server?.net?.peers() ?? []).map(({ since, ...p }) => ({ ...p, ...(since !== undefined ? { since: new Date(since).toISOString() } : {}) }))
+  const mounts = server ? server.mounts() : []
+  const volumes = await volumeStatus(node, peers, mounts, !!server)
+  const cache = await node.cache.status().then(
+    (c) => ({ budget: c.budget, budgetBytes: c.budgetBytes, heldBytes: c.heldBytes, cachedBytes: c.cachedBytes, pinnedBytes: c.pinnedBytes }),
+    () => null
+  )
+  // Pinned content not held here yet: the server's last pin sync knows it.
+  const pinned = volumes.filter((v) => v.pins.bytes !== null)
   const result: StatusResult = {
     dataDir: ctx.dir.root,
-    server: server ? { running: true, pid: server.pid, since: new Date(server.startedAt).toISOString(), version: VERSION } : { running: false },
+    server: server ? { running: true, pid: server.pid, since: new Date(server.startedAt).toISOString(), uptimeSeconds: Math.round((Date.now() - server.startedAt) / 1000), version: VERSION } : { running: false },
     volumes: ctx.dir.listVolumes().map((v) => v.name),
-    mounts: server ? server.mounts() : [],
-    peers: server?.net?.peers() ?? [],
-    notYetSafe: safety
+    mounts,
+    peers,
+    notYetSafe: safety,
+    volumeStatus: volumes,
+    transfer: {
+      fetchBytes: server ? pinned.reduce((n, v) => n + Math.max(0, (v.pins.bytes ?? 0) - (v.pins.heldBytes ?? 0)), 0) : null,
+      pushBytes: safety ? safety.bytes : null
+    },
+    cache
   }
   return result
 }
