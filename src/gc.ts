@@ -32,6 +32,8 @@ export interface GcOptions {
   noCompact?: boolean
   /** Progress lines. */
   progress?: (line: string) => void
+  /** Progress counts: volumes walked, packs rewritten, then the compaction (0 of 1 while it runs). */
+  onStep?: (phase: 'walk' | 'rewrite' | 'compact', done: number, total: number) => void
   /** Now (ms; tests). */
   now?: number
 }
@@ -94,12 +96,13 @@ export function collectGarbage(node: Node, opts: GcOptions = {}): Promise<GcRepo
 }
 
 /** Every readable volume's references (the store is node-wide: one volume's gc must keep every volume's content). */
-export async function nodeReferences(node: Node, progress: (line: string) => void = () => {}): Promise<{ refs: References; volumes: string[] }> {
+export async function nodeReferences(node: Node, progress: (line: string) => void = () => {}, onStep?: GcOptions['onStep']): Promise<{ refs: References; volumes: string[] }> {
   const refs = emptyReferences()
   const volumes: string[] = []
   await node.chunks.tableReady() // mustWalk below looks up synchronously
-  for (const entry of node.dir.listVolumes()) {
-    if (entry.storageOnly) continue
+  const readable = node.dir.listVolumes().filter((v) => !v.storageOnly)
+  onStep?.('walk', 0, readable.length)
+  for (const entry of readable) {
     const vol = await node.volume(entry.name)
     await vol.refresh()
     // Knowledge of every writer's log position: entries known but not applied may reference anything.
@@ -126,6 +129,7 @@ export async function nodeReferences(node: Node, progress: (line: string) => voi
     }
     volumes.push(entry.name)
     progress(`gc: volume ${entry.name}: ${refs.files} file versions walked, ${refs.addresses.size} objects referenced so far`)
+    onStep?.('walk', volumes.length, readable.length)
   }
   return { refs, volumes }
 }
@@ -142,7 +146,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
   const diskBefore = diskUsage(node.dir.root)
   chunks.beginGuard()
   try {
-    const { refs, volumes } = await nodeReferences(node, progress)
+    const { refs, volumes } = await nodeReferences(node, progress, opts.onStep)
     const walked = Date.now()
     const held = new Set<string>()
     // What mounts have open (a file unlinked while open reads on), and whatever else the caller holds.
@@ -213,6 +217,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
       report.packs.rewritten = chosen.length
     } else {
       const rewriting = Date.now()
+      opts.onStep?.('rewrite', 0, chosen.length)
       for (let at = 0; at < chosen.length; at += PACKS_PER_TURN) {
         const part = chosen.slice(at, at + PACKS_PER_TURN).map((v) => v.pack)
         const r: RewriteResult = await chunks.rewritePacks(part, isLive)
@@ -222,6 +227,7 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
         report.removed.objects += r.droppedObjects
         report.removed.bytes += r.droppedBytes
         progress(`gc: ${Math.min(at + PACKS_PER_TURN, chosen.length)} of ${chosen.length} packs rewritten, ${report.removed.objects} objects removed`)
+        opts.onStep?.('rewrite', Math.min(at + PACKS_PER_TURN, chosen.length), chosen.length)
       }
       // Dropped packs still held (this run's or earlier ones' left clears, a crash before the clear).
       const dropped = await chunks.clearDropped()
@@ -234,7 +240,9 @@ async function doCollect(node: Node, opts: GcOptions): Promise<GcReport> {
       report.phases.rewrite = compacting - rewriting
       if (!opts.noCompact && report.packs.rewritten + dropped.cleared > 0) {
         progress('gc: compacting the database (RocksDB) so that the space comes back')
+        opts.onStep?.('compact', 0, 1)
         await ChunkStore.compactStorage(node.store)
+        opts.onStep?.('compact', 1, 1)
       }
       report.phases.compact = Date.now() - compacting
       report.disk.after = diskUsage(node.dir.root)

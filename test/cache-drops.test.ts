@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { PeerCluster, eventually } from './peer-setup.js'
-import { tempDir } from './helpers.js'
+import { summaryOf, tempDir } from './helpers.js'
 
 const VOL = 'docs'
 const KiB = 1024
@@ -53,7 +53,7 @@ test('a laptop clears the packs of a desktop\'s store the desktop dropped, after
     // The desktop deletes the two other files and collects: the shared packs are rewritten.
     await c.run('desktop', ['volume', 'rm', VOL, '/d/1g.bin'])
     await c.run('desktop', ['volume', 'rm', VOL, '/d/3g.bin'])
-    const gc = JSON.parse((await c.run('desktop', ['volume', 'gc', '--json', '--grace=0', VOL])).stdout) as { packs: { rewritten: number }; moved: { objects: number } }
+    const gc = summaryOf((await c.run('desktop', ['volume', 'gc', '--json', '--grace=0', VOL])).stdout) as { packs: { rewritten: number }; moved: { objects: number } }
     assert.ok(gc.packs.rewritten > 0 && gc.moved.objects > 0, `the desktop rewrote packs and moved the pinned file's objects: ${JSON.stringify(gc)}`)
 
     // The laptop sees the drop record, fetches the moved objects, clears the dropped packs.

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { encodeKey } from '../src/crypto.js'
-import { bazil, tempDir } from './helpers.js'
+import { bazil, summaryOf, tempDir } from './helpers.js'
 
 /** Every file under `dir` with the offsets where `needle` starts. */
 function find(dir: string, needle: Buffer): { file: string; offset: number }[] {
@@ -65,7 +65,7 @@ test('a log block that fails its storage checksum: log verify names the writer a
     assert.doesNotMatch(verify.stderr, /^\s+at /m, 'no stack trace')
     assert.equal(verify.code, 1, `verify fails: ${verify.stdout}${verify.stderr}`)
     assert.match(verify.stdout, /^\{/, `verify reports in JSON, not: ${verify.stderr}`)
-    const report = JSON.parse(verify.stdout) as { ok: boolean; errors: { writer: string; seq: number; reason: string }[] }
+    const report = summaryOf(verify.stdout) as { ok: boolean; errors: { writer: string; seq: number; reason: string }[] }
     assert.equal(report.ok, false)
     assert.deepEqual(report.errors.map((e) => [e.writer, e.seq]), [[logKey, 2]], JSON.stringify(report.errors))
 

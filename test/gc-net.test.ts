@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { PeerCluster, eventually } from './peer-setup.js'
-import { bazil } from './helpers.js'
+import { bazil, summaryOf } from './helpers.js'
 
 const VOL = 'docs'
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
@@ -41,7 +41,7 @@ test('an offline writer\'s new file that reuses content collected elsewhere mean
 
     // Meanwhile the desk deletes old.txt and collects: the content goes from its store.
     await c.run('desk', ['volume', 'rm', VOL, '/old.txt'])
-    const gc = JSON.parse((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { bytes: number } }
+    const gc = summaryOf((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { bytes: number } }
     assert.ok(gc.removed.bytes >= content.length, `desk removed ${gc.removed.bytes} bytes`)
 
     // The laptop comes back: the desk sees new.txt and reads it (from the laptop's own store).
@@ -50,7 +50,7 @@ test('an offline writer\'s new file that reuses content collected elsewhere mean
     assert.equal(sha((await c.run('desk', ['volume', 'cat', VOL, '/later/new.txt'])).stdout), sha(content), c.logs())
     assert.equal((await c.run('desk', ['volume', 'cat', VOL, '/keep.txt'])).stdout, 'kept\n')
     // And a collection on the desk now keeps it (it is referenced).
-    const second = JSON.parse((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { objects: number } }
+    const second = summaryOf((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { objects: number } }
     assert.equal(second.removed.objects, 0)
   } finally {
     await c.close()

@@ -14,7 +14,7 @@ import path from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { diskUsage } from '../src/gc.js'
 import { PeerCluster, eventually } from './peer-setup.js'
-import { bazil } from './helpers.js'
+import { bazil, summaryOf } from './helpers.js'
 
 const VOL = 'docs'
 const MiB = 1024 * 1024
@@ -128,7 +128,7 @@ test(`gc on every peer of a ${TOTAL / MiB} MiB volume 90% deleted: the space com
     await c.run('desk', ['volume', 'rm', '-r', VOL, '/gone'])
     await c.run('desk', ['volume', 'snapshot', 'create', VOL, 'kept-only'])
     await c.run('desk', ['volume', 'snapshot', 'rm', VOL, 'everything'])
-    const gc = JSON.parse((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { bytes: number }; disk: { before: number; after: number } }
+    const gc = summaryOf((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { bytes: number }; disk: { before: number; after: number } }
     assert.ok(gc.removed.bytes >= goneBytes * 0.98, `desk removed ${gc.removed.bytes} of ${goneBytes}`)
     step(`desk gc: removed ${mib(gc.removed.bytes)} MiB, du ${mib(gc.disk.before)} -> ${mib(gc.disk.after)} MiB`)
 
@@ -136,7 +136,7 @@ test(`gc on every peer of a ${TOTAL / MiB} MiB volume 90% deleted: the space com
     await c.start('lap')
     await eventually('the desk sees /later/new.bin', async () => (await c.run('desk', ['volume', 'ls', VOL, '/']).then(() => c.run('desk', ['volume', 'ls', VOL, '/later'])).catch(() => ({ stdout: '' }))).stdout.includes('new.bin'), 60_000, 500)
     await eventually('the laptop applied the deletes', async () => !(await c.run('lap', ['volume', 'ls', VOL, '/'])).stdout.includes('gone'), 60_000, 500)
-    const lgc = JSON.parse((await c.run('lap', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { bytes: number } }
+    const lgc = summaryOf((await c.run('lap', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { bytes: number } }
     step(`laptop gc: removed ${mib(lgc.removed.bytes)} MiB of its own store`)
 
     // Every peer's disk: the keepers follow the desk's drop records (spec/gc.md section 5; a
@@ -173,7 +173,7 @@ test(`gc on every peer of a ${TOTAL / MiB} MiB volume 90% deleted: the space com
       fs.rmSync(snap, { recursive: true })
     }
     // A second collection on the desk keeps all of it (referenced).
-    const second = JSON.parse((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { objects: number } }
+    const second = summaryOf((await c.run('desk', ['volume', 'gc', VOL, '--grace', '0', '--json'])).stdout) as { removed: { objects: number } }
     assert.equal(second.removed.objects, 0)
     step('every remaining file and the kept snapshot read byte-exact on both writers')
   } finally {

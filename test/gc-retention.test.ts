@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { keptSnapshots, decodeRetention, encodeRetention, type RetentionRule } from '../src/retention.js'
-import { bazil } from './helpers.js'
+import { bazil, summaryOf } from './helpers.js'
 import { withFilledVolume } from './gc-helpers.js'
 
 const H = 3_600_000
@@ -69,7 +69,7 @@ test('volume snapshot keep sets the rule in the volume; volume gc removes the sn
     assert.match(dry.stdout, /would remove snapshot "one" of volume v \(retention: keep last 2\)/)
     const gc = await bazil(root, ['volume', 'gc', 'v', '--json'])
     assert.equal(gc.code, 0, gc.stderr)
-    assert.deepEqual((JSON.parse(gc.stdout) as { snapshotsRemoved: { name: string }[] }).snapshotsRemoved.map((s) => s.name).sort(), ['one', 'two'])
+    assert.deepEqual((summaryOf(gc.stdout) as { snapshotsRemoved: { name: string }[] }).snapshotsRemoved.map((s) => s.name).sort(), ['one', 'two'])
     const list = await bazil(root, ['volume', 'snapshot', 'list', 'v', '--json'])
     assert.deepEqual((JSON.parse(list.stdout) as { name: string }[]).map((s) => s.name), ['three', 'four'])
     assert.equal((await bazil(root, ['volume', 'snapshot', 'keep', 'v', '--none'])).stdout, 'volume v: no rule: every snapshot is kept\n')

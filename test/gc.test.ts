@@ -11,7 +11,7 @@ import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { collectGarbage, diskUsage } from '../src/gc.js'
 import { toFileRef, type Volume } from '../src/volume/volume.js'
-import { bazil, startServer, tempDir } from './helpers.js'
+import { bazil, startServer, summaryOf, tempDir } from './helpers.js'
 import { withFilledVolume } from './gc-helpers.js'
 
 const MiB = 1024 * 1024
@@ -110,7 +110,7 @@ test('bazil volume gc and volume snapshot rm: what would go, what went, --json',
   }, async (root) => {
     const dry = await bazil(root, ['volume', 'gc', 'v', '--dry-run', '--grace', '0', '--json'])
     assert.equal(dry.code, 0, dry.stderr)
-    assert.equal(JSON.parse(dry.stdout).removed.objects, 0, 'the snapshot keeps /a')
+    assert.equal(summaryOf(dry.stdout).removed.objects, 0, 'the snapshot keeps /a')
     const rm = await bazil(root, ['volume', 'snapshot', 'rm', 'v', 's'])
     assert.equal(rm.code, 0, rm.stderr)
     assert.match(rm.stdout, /snapshot "s" of volume "v" removed/)
@@ -175,7 +175,7 @@ test('a running server\'s data dir gives the space back after volume gc (its mem
         assert.equal(rm.code, 0, rm.stderr)
         const gc = await bazil(root, ['volume', 'gc', 'v', '--grace', '0', '--json'])
         assert.equal(gc.code, 0, gc.stderr)
-        const after = (JSON.parse(gc.stdout) as { disk: { after: number } }).disk.after
+        const after = (summaryOf(gc.stdout) as { disk: { after: number } }).disk.after
         assert.ok(before - after >= 0.9 * BIG, `du of the running server's data dir: ${before} -> ${after} bytes, ${BIG} deleted`)
       } finally {
         assert.equal(await server.stop(), 0, server.log())

@@ -15,6 +15,10 @@ export interface ProgressCounts {
   bytesTotal?: number
   /** What the op is doing now, when it goes through phases ("scan", "rewrite", ...). */
   phase?: string
+  /** What `done` and `total` count, when a phase counts something else than the op's unit. */
+  unit?: string
+  /** The fraction done, when the op weighs its phases itself (else from bytes or units). */
+  fraction?: number
   /** Further counts for scripts (e.g. `blocks_held`). */
   extra?: Record<string, number>
 }
@@ -35,8 +39,10 @@ export class OpProgress {
   private percent = 0
   private readonly everyMs: number
   private readonly now: () => number
-  /** The counts of the last update, sent or not: `end` sends them if they were held back. */
+  /** The counts of the last update held back by the throttle (null: the last one was sent). */
   private pending: ProgressCounts | null = null
+  /** The counts of the last update, sent or not. */
+  private latest: ProgressCounts | null = null
 
   constructor(private readonly emit: (e: ControlEvent) => void, private readonly opts: ProgressOptions) {
     this.now = opts.now ?? Date.now
@@ -46,14 +52,22 @@ export class OpProgress {
 
   /** The fraction done: by bytes when their total is known, else by units; 0 while nothing is known to do. */
   static fraction(c: ProgressCounts): number {
+    if (c.fraction !== undefined) return Math.min(1, Math.max(0, c.fraction))
     const [d, t] = c.bytesTotal !== undefined && c.bytesTotal > 0 ? [c.bytesDone ?? 0, c.bytesTotal] : [c.done, c.total]
     return t <= 0 ? 0 : Math.min(1, Math.max(0, d / t))
+  }
+
+  /** Nothing left of the total (bytes when known, else units; a total of 0 too). */
+  private static done(c: ProgressCounts): boolean {
+    if (c.fraction !== undefined) return c.fraction >= 1
+    return c.bytesTotal !== undefined && c.bytesTotal > 0 ? (c.bytesDone ?? 0) >= c.bytesTotal : c.done >= c.total
   }
 
   /** Sends a status event unless one went less than `everyMs` ago (`force`: send anyway). */
   update(c: ProgressCounts, force = false): void {
     const now = this.now()
     this.pending = c
+    this.latest = c
     if (!force && now - this.last < this.everyMs) return
     this.last = now
     this.pending = null
@@ -61,14 +75,15 @@ export class OpProgress {
   }
 
   /**
-   * Sends where the op ended (`c`, else the last counts if the throttle held them back): all
-   * done (nothing left of the total, even a total of 0) is 100%.
+   * Sends where the op ended (`c`, else the last counts given): all done (nothing left of
+   * the total, even a total of 0) is 100%. Nothing is sent when the last event already said it.
    */
   end(c?: ProgressCounts): void {
-    const last = c ?? this.pending
+    const last = c ?? this.latest
     if (!last) return
-    const [d, t] = last.bytesTotal !== undefined && last.bytesTotal > 0 ? [last.bytesDone ?? 0, last.bytesTotal] : [last.done, last.total]
-    if (d >= t) this.percent = 1
+    const was = this.percent
+    if (OpProgress.done(last)) this.percent = 1
+    if (c === undefined && this.pending === null && this.percent === was) return
     this.update(last, true)
   }
 
@@ -83,7 +98,7 @@ export class OpProgress {
     const secs = (now - this.t0) / 1000
     const f = this.percent
     const left = f <= 0 || secs <= 0 ? null : f >= 1 ? 0 : Math.round((secs * (1 - f)) / f)
-    const u = this.opts.unit
+    const u = c.unit ?? this.opts.unit
     return {
       message_type: 'status',
       ...(c.phase !== undefined ? { phase: c.phase } : {}),

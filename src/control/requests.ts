@@ -7,6 +7,7 @@
 // the op does not take, each with one clear line, and touches no state.
 
 import type { CacheStatus } from '../cas/cache.js'
+import type { GcReport } from '../gc.js'
 import type { Keeper, WhereReport } from '../placement/where.js'
 import type { RetentionRule } from '../retention.js'
 
@@ -41,6 +42,8 @@ export const OP_ARGS = {
   // Long ops that stream progress (`status` events, spec/control.md "Progress").
   'volume.import': { volume: 'string', src: 'path', to: 'string?' },
   'volume.export': { volume: 'string', dest: 'path', snapshot: 'string?' },
+  /** `graceMs`: keep what became unreferenced less than this long ago (default 24 h). */
+  'volume.gc': { volume: 'string', dryRun: 'boolean?', graceMs: 'int?' },
   /** `name`: the local name (default the peer's); `state`: a state file to start from; `timeoutMs` default 30000. */
   'volume.connect': { peer: 'string', volume: 'string', name: 'string?', sharing: 'string?', storageOnly: 'boolean?', state: 'path?', replay: 'boolean?', timeoutMs: 'int?' },
   /** `path`: ops on it (or below it), renames followed back; `since`/`until`: ISO 8601 or a time ago (`2h`); `stream`: rows as `row` events. */
@@ -338,6 +341,8 @@ export interface Results {
   'volume.sync': SyncResult
   'volume.import': CopyResult
   'volume.export': CopyResult
+  /** What gc removed (src/gc.ts GcReport) and the snapshots retention removed. */
+  'volume.gc': GcReport & { snapshotsRemoved: { volume: string; name: string; rule: string }[] }
   /** Progress of the first sync streams as `status` events (`entries_done`/`entries_total`, `blocks_held`), a `state` event says whether a state was adopted. */
   'volume.connect': ConnectResult
   /** `rows` is empty when streamed (`stream`: each row came as a `row` event); `count`: rows shown. */

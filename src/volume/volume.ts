@@ -661,12 +661,15 @@ export class Volume {
    * tree; entries the writer set does not accept are listed in `unauthorised` (not errors:
    * they are never applied).
    */
-  async verify(): Promise<{ writers: number; entries: number; ops: number; errors: SkippedEntry[]; unauthorised: SkippedEntry[] }> {
+  async verify(onProgress?: (entries: number, total: number) => void): Promise<{ writers: number; entries: number; ops: number; errors: SkippedEntry[]; unauthorised: SkippedEntry[] }> {
     await this.refresh()
     const errors: SkippedEntry[] = []
     const unauthorised: SkippedEntry[] = []
     let entries = 0
     let ops = 0
+    // Entries to go through (block 0 of each log is its header), for progress.
+    const total = [...this.writers.values()].reduce((n, l) => n + Math.max(0, l.core.length - 1), 0)
+    let seen = 0
     const fresh = Tree.create(this.log.key.toString('hex'))
     try {
       for (const log of this.writers.values()) {
@@ -674,6 +677,7 @@ export class Volume {
         for (const e of result.errors) errors.push({ writer: encodeKey(e.writer), seq: e.seq, reason: e.reason })
         const hex = log.key.toString('hex')
         for await (const entry of log.read({ wait: false })) {
+          onProgress?.(++seen, total)
           if (entry instanceof EntryError) continue // reported by verify() above
           entries++
           if (!this.writerSet.valid(hex, entry.seq)) {

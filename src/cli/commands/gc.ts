@@ -4,8 +4,7 @@ import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { parseDuration } from '../../duration.js'
-import { collectGarbage, DEFAULT_GRACE_MS, type GcReport } from '../../gc.js'
-import { applyRetention } from '../../retention.js'
+import type { GcReport } from '../../gc.js'
 
 function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`
@@ -31,24 +30,19 @@ export class VolumeGcCommand extends BazilCommand {
   })
   volume = Option.String({ required: true })
   dryRun = Option.Boolean('--dry-run', false, { description: 'Say what would be removed; change nothing' })
-  asJson = Option.Boolean('--json', false)
+  asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then the report as a summary object' })
   grace = Option.String('--grace', { description: 'Keep what became unreferenced less than this long ago (default 24h; 0: none)' })
 
+  static override where: Where = 'api'
+
   async run(): Promise<void> {
-    const graceMs = this.grace === undefined ? DEFAULT_GRACE_MS : parseDuration(this.grace, '--grace')
-    const tty = (this.context.stderr as { isTTY?: boolean }).isTTY === true
-    const { report, snapshots } = await this.withNode(async (node) => {
-      if (node.dir.volumeEntry(this.volume).storageOnly) throw new UserError(`volume ${this.volume} is storage-only on this node: its mirrors follow the origin's drop records (spec/gc.md)`)
-      // Snapshot retention rules first (what they drop is then garbage too).
-      const snapshots = await applyRetention(node, { dryRun: this.dryRun })
-      const report = await collectGarbage(node, { dryRun: this.dryRun, graceMs, progress: tty ? (line) => this.context.stderr.write(line + '\n') : undefined })
-      return { report, snapshots }
-    })
-    if (this.asJson) this.json({ ...report, snapshotsRemoved: snapshots })
-    else {
-      for (const s of snapshots) this.out(`${this.dryRun ? 'would remove' : 'removed'} snapshot "${s.name}" of volume ${s.volume} (retention: ${s.rule})`)
-      for (const line of describeReport(report)) this.out(line)
-    }
+    const graceMs = this.grace === undefined ? undefined : parseDuration(this.grace, '--grace')
+    const { result: r, view } = await this.callWithProgress('volume.gc', { volume: this.volume, ...(this.dryRun ? { dryRun: true } : {}), graceMs }, this.asJson)
+    view.finish({ ...r })
+    if (this.asJson) return
+    const { snapshotsRemoved, ...report } = r
+    for (const s of snapshotsRemoved) this.out(`${this.dryRun ? 'would remove' : 'removed'} snapshot "${s.name}" of volume ${s.volume} (retention: ${s.rule})`)
+    for (const line of describeReport(report)) this.out(line)
   }
 }
 

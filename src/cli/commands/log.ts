@@ -78,15 +78,16 @@ export class LogVerifyCommand extends BazilCommand {
     examples: [['Verify a volume', 'bazil log verify photos']]
   })
   volume = Option.String({ required: true })
-  asJson = Option.Boolean('--json', false)
+  asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then the report as a summary object' })
 
   static override where: Where = 'api'
 
   async run(): Promise<number> {
-    const r = await this.call('log.verify', { volume: this.volume })
+    const { result: r, view } = await this.callWithProgress('log.verify', { volume: this.volume }, this.asJson)
+    view.finish({ ...r })
     const notAuth = r.unauthorised.length > 0 ? `; ${r.unauthorised.length} entr${r.unauthorised.length === 1 ? 'y' : 'ies'} not authorised (not applied), first: writer ${r.unauthorised[0].writer} seq ${r.unauthorised[0].seq}: ${r.unauthorised[0].reason}` : ''
-    if (this.asJson) this.json(r)
-    else if (r.ok) this.out(`ok: ${r.writers} writer log(s), ${r.entries} entries, ${r.ops} ops verified${notAuth}`)
+    if (this.asJson) return r.ok ? 0 : 1
+    if (r.ok) this.out(`ok: ${r.writers} writer log(s), ${r.entries} entries, ${r.ops} ops verified${notAuth}`)
     else {
       const e = r.errors[0]
       this.out(`FAILED: ${r.errors.length} bad entr${r.errors.length === 1 ? 'y' : 'ies'} in ${r.writers} writer log(s); first: writer ${e.writer} seq ${e.seq}: ${e.reason}`)

@@ -41,6 +41,7 @@ export const OPS: OpTable = {
   'volume.import': { where: 'node', load: async () => (await import('./copy.js')).importDir },
   'volume.export': { where: 'node', load: async () => (await import('./copy.js')).exportTree },
   'volume.connect': { where: 'server', load: async () => (await import('./connect.js')).connect },
+  'volume.gc': { where: 'node', load: async () => (await import('./gc.js')).gc },
   'log.show': { where: 'node', load: async () => (await log()).show },
   'log.verify': { where: 'node', load: async () => (await log()).verify },
   'volume.history': { where: 'node', load: async () => (await import('./history.js')).history },

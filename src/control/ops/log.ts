@@ -6,6 +6,7 @@ import { EntryError } from '../../logs/index.js'
 import { PathTrail, canonicalPath, mergedEntries } from '../../volume/history.js'
 import type { OpFn } from '../context.js'
 import type { LogRow } from '../requests.js'
+import { OpProgress } from '../progress.js'
 
 export const show: OpFn<'log.show'> = async (ctx, a) => {
   let writer: Buffer | undefined
@@ -61,6 +62,9 @@ export const show: OpFn<'log.show'> = async (ctx, a) => {
 
 export const verify: OpFn<'log.verify'> = async (ctx, a) => {
   const vol = await (await ctx.node()).volume(a.volume)
-  const r = await vol.verify()
+  const progress = new OpProgress((e) => ctx.emit(e), { unit: 'entries' })
+  progress.update({ done: 0, total: 0 })
+  const r = await vol.verify((done, total) => progress.update({ done, total }))
+  progress.end()
   return { ok: r.errors.length === 0, ...r }
 }
