@@ -164,7 +164,7 @@ test('every op of the typed API round-trips through the control socket', async (
     assert.deepEqual((await r('volume.restore', { volume: 'v', path: '/a/g', version: hash.slice(0, 8) })).result, { path: '/a/g', size: content.length, hash, created: true, previous: null, unchanged: false })
     assert.deepEqual((await r('log.blame', { volume: 'v', path: '/a' })).result.rows.map((x) => [x.path, x.changes]), [['/a/g', 1]])
     await identityPeersAndPlacement(data, dir, r)
-    // Import and export stream their progress as status events before the result.
+    // Import, export and gc stream their progress as status events before the result.
     const imported = await r('volume.import', { volume: 'v', src, to: '/c' })
     assert.deepEqual(imported.result, { files: 1, dirs: 0, symlinks: 0, links: 0, special: 0, bytes: content.length, skipped: [] })
     const last = imported.events.at(-1)!
@@ -173,6 +173,9 @@ test('every op of the typed API round-trips through the control socket', async (
     assert.deepEqual([exported.result.files, exported.result.bytes, exported.result.skipped], [2, 2 * content.length, []])
     assert.ok(fs.readFileSync(path.join(dir, 'out', 'c', 'f')).equals(content))
     assert.equal((exported.events.at(-1) as Record<string, unknown>).percent_done, 1)
+    const gc = await r('volume.gc', { volume: 'v', dryRun: true, graceMs: 0 })
+    assert.deepEqual([gc.result.dryRun, gc.result.volumes, gc.result.snapshotsRemoved], [true, ['v'], []])
+    assert.deepEqual(gc.events.map((e) => (e as Record<string, unknown>).phase), ['walk', 'walk', 'done'], JSON.stringify(gc.events))
     // A user's mistake comes back as one line, the server still serving.
     await assert.rejects(remote(data, 'volume.cat', { volume: 'v', path: '/nope' }), /nope/)
     await assert.rejects(remote(data, 'volume.ls', { volume: 'nosuch' }), /nosuch/)
