@@ -55,7 +55,8 @@ export async function startWeb(server: ServerHandle, address: WebAddress, log: L
       setCookie(c, auth.cookieName, auth.openSession(), { httpOnly: true, sameSite: 'Strict', path: '/' })
       const url = new URL(c.req.url)
       url.searchParams.delete('token')
-      return c.redirect(url.pathname + url.search, 303)
+      // Only a path of this origin: `//host` would send the browser to another site.
+      return c.redirect(url.pathname.startsWith('//') ? '/' : url.pathname + url.search, 303)
     }
     const access = auth.access(getCookie(c, auth.cookieName), c.req.header('authorization'))
     if (!access) return refuse(c, 'this web view needs its token')

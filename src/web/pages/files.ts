@@ -33,11 +33,20 @@ function entryLink(volume: string, e: EntryInfo, snapshot: string | undefined): 
   return html`${e.name} <span class="dim">(${e.kind})</span>`
 }
 
+type Where = ReturnType<typeof where>
+
+/** The file at `at` (null: nothing there, or not a regular file). */
+async function fileAt(deps: PageDeps, at: Where): Promise<EntryInfo | null> {
+  const { entries } = await deps.ops.call('volume.ls', at)
+  const e = entries.length === 1 && entries[0]!.path === at.path ? entries[0]! : null
+  return e?.kind === 'file' ? e : null
+}
+
 /** Reads a file's content through `volume.cat`, up to `limit` bytes (null: larger). */
-async function content(deps: PageDeps, volume: string, path: string, snapshot: string | undefined, limit: number): Promise<Buffer | null> {
+async function content(deps: PageDeps, at: Where, limit: number): Promise<Buffer | null> {
   const parts: Buffer[] = []
   let size = 0
-  await deps.ops.call('volume.cat', { volume, path, ...(snapshot ? { snapshot } : {}) }, {
+  await deps.ops.call('volume.cat', at, {
     onOutput: (chunk) => {
       size += chunk.length
       if (size <= limit) parts.push(chunk)
@@ -60,8 +69,9 @@ export const files: WebPage = {
   tab: { label: 'Files', path: 'files' },
   register(app, deps) {
     app.get('/v/:volume/files', async (c) => {
-      const { volume, path, snapshot } = where(c)
-      const { entries } = await deps.ops.call('volume.ls', { volume, path, ...(snapshot ? { snapshot } : {}) })
+      const at = where(c)
+      const { volume, path, snapshot } = at
+      const { entries } = await deps.ops.call('volume.ls', at)
       if (entries.length === 1 && entries[0]!.path === path && entries[0]!.kind !== 'dir') return c.redirect(volumeHref(volume, 'file', { path, snapshot }), 303)
       const sorted = [...entries].sort((a, b) => Number(b.kind === 'dir') - Number(a.kind === 'dir') || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       const body = html`
@@ -78,11 +88,11 @@ ${sorted.length === 0 ? html`<p class="dim">This directory is empty.</p>` : html
     })
 
     app.get('/v/:volume/file', async (c) => {
-      const { volume, path, snapshot } = where(c)
-      const { entries } = await deps.ops.call('volume.ls', { volume, path, ...(snapshot ? { snapshot } : {}) })
-      const e = entries.length === 1 && entries[0]!.path === path ? entries[0]! : null
-      if (!e || e.kind !== 'file') return c.redirect(volumeHref(volume, 'files', { path, snapshot }), 303)
-      const buf = e.size <= PREVIEW_BYTES ? await content(deps, volume, path, snapshot, PREVIEW_BYTES) : null
+      const at = where(c)
+      const { volume, path, snapshot } = at
+      const e = await fileAt(deps, at)
+      if (!e) return c.redirect(volumeHref(volume, 'files', { path, snapshot }), 303)
+      const buf = e.size <= PREVIEW_BYTES ? await content(deps, at, PREVIEW_BYTES) : null
       const text = buf ? asText(buf) : null
       const parent = joinPath(splitPath(path).slice(0, -1))
       const body = html`
@@ -107,12 +117,11 @@ ${await historySection(c, deps, volume, path, snapshot)}`
     // The content as a download, never shown as a page of this origin (a stored .html file must
     // not run as the web view's own script).
     app.get('/v/:volume/raw', async (c) => {
-      const { volume, path, snapshot } = where(c)
-      const { entries } = await deps.ops.call('volume.ls', { volume, path, ...(snapshot ? { snapshot } : {}) })
-      const e = entries.length === 1 && entries[0]!.path === path ? entries[0]! : null
-      if (!e || e.kind !== 'file') return c.redirect(volumeHref(volume, 'files', { path, snapshot }), 303)
+      const at = where(c)
+      const e = await fileAt(deps, at)
+      if (!e) return c.redirect(volumeHref(at.volume, 'files', { path: at.path, snapshot: at.snapshot }), 303)
       const out = new PassThrough()
-      deps.ops.call('volume.cat', { volume, path, ...(snapshot ? { snapshot } : {}) }, {
+      deps.ops.call('volume.cat', at, {
         onOutput: async (chunk) => {
           if (out.destroyed) throw new Error('the download was cancelled')
           if (!out.write(chunk)) await Promise.race([once(out, 'drain'), once(out, 'close')])
