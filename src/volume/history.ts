@@ -21,6 +21,8 @@ export interface PlacedOp extends OpPlace { op: AuditOp; authorised: boolean }
 export interface ReadScope {
   /** Only these writer logs (key hex); default every known one. */
   logs?: ReadonlySet<string>
+  /** Read each log (key hex) up to this length (seq to stop before); default its length when reading starts. */
+  ends?: ReadonlyMap<string, number>
   /** Only entries whose time is in [since, until] (ms since the epoch). */
   since?: number
   until?: number
@@ -50,7 +52,8 @@ export async function* mergedEntries(vol: Volume, scope: ReadScope = {}): AsyncG
   const heads: { log: string; it: AsyncIterator<LogEntry | EntryError>; cur: LogEntry | null }[] = []
   for (const [hex, log] of vol.writers) {
     if (scope.logs && !scope.logs.has(hex)) continue
-    heads.push({ log: hex, it: log.read({ wait: false })[Symbol.asyncIterator](), cur: null })
+    const to = scope.ends?.get(hex)
+    heads.push({ log: hex, it: log.read({ wait: false, ...(to === undefined ? {} : { to: Math.min(to, log.length) }) })[Symbol.asyncIterator](), cur: null })
   }
   const errors: EntryError[] = []
   const advance = async (h: (typeof heads)[number]): Promise<void> => {
@@ -126,13 +129,17 @@ export class PathTrail {
   private constructor(
     readonly path: string,
     /** Newest first: from `from` on (inclusive; null: from the start) the name was `name`. */
-    readonly names: readonly { from: OpPlace | null; name: string }[]
+    readonly names: readonly { from: OpPlace | null; name: string }[],
+    /** How far into each log the renames were read: a second pass reads as far (entries arriving meanwhile wait for the next read). */
+    readonly ends: ReadonlyMap<string, number>
   ) {}
 
   static async of(vol: Volume, path: string): Promise<PathTrail> {
     const target = canonicalPath(path)
     const renames: { place: OpPlace; from: string; to: string }[] = []
-    for await (const x of mergedOps(vol)) {
+    await vol.flush()
+    const ends = new Map([...vol.writers].map(([hex, log]) => [hex, log.length]))
+    for await (const x of mergedOps(vol, { ends })) {
       if (x instanceof EntryError || !x.authorised) continue
       if (x.op.op === 'rename' && x.op.path !== undefined && x.op.to !== undefined) renames.push({ place: x, from: x.op.path, to: x.op.to })
     }
@@ -146,7 +153,7 @@ export class PathTrail {
       name = r.from === '/' ? rest || '/' : r.from + rest
     }
     names.push({ from: null, name })
-    return new PathTrail(target, names)
+    return new PathTrail(target, names, ends)
   }
 
   /** The name at that place in the merged order. */
@@ -208,7 +215,7 @@ export interface FileHistory {
 export async function fileHistory(vol: Volume, path: string): Promise<FileHistory> {
   const trail = await PathTrail.of(vol, fileOfCopy(vol, canonicalPath(path)))
   const events: HistoryEvent[] = []
-  for await (const x of mergedOps(vol)) {
+  for await (const x of mergedOps(vol, { ends: trail.ends })) {
     if (x instanceof EntryError || !x.authorised) continue
     const op = x.op
     if (ATTR_OPS.has(op.op) || (op.op === 'resolve' && op.kind === 'attr')) continue

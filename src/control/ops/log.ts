@@ -36,7 +36,7 @@ export const show: OpFn<'log.show'> = async (ctx, a) => {
     if (a.stream) ctx.emit({ message_type: 'row', row })
     else rows.push(row)
   }
-  for await (const x of mergedEntries(vol, { logs, since, until })) {
+  for await (const x of mergedEntries(vol, { logs, since, until, ...(trail ? { ends: trail.ends } : {}) })) {
     if (ctx.signal.aborted) break // the caller hung up
     if (a.stream) await ctx.eventsDrained?.()
     if (x instanceof EntryError) {
