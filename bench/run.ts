@@ -4,7 +4,7 @@
 // Sizes can be scaled down for a quick look: BENCH_BIG_MIB (default 1024),
 // BENCH_SMALL_FILES (default 10000), BENCH_DEDUP_MIB (default 100); the other parts have their
 // own (bench/README.md lists every variable). BENCH_PARTS picks parts, a comma list of
-// chunker,dedupe,import-small,import-big,fuse,peer-read,cache,gc,tree,tree-merge,index,snap,sync (default all);
+// chunker,dedupe,import-small,import-big,fuse,peer-read,cache,gc,tree,tree-merge,index,snap,sync,cli (default all);
 // BENCH_SKIP_FUSE=1 / BENCH_SKIP_TREE=1 / BENCH_SKIP_SYNC=1 still leave one out.
 // Every timed figure starts with the page cache dropped (when permitted) and ends with sync(1).
 import { execFileSync, spawnSync } from 'node:child_process'
@@ -26,6 +26,7 @@ import { run as runSyncBench } from './sync-bench.js'
 import { run as runPeerReadBench } from './peer-read-bench.js'
 import { run as runCacheBench } from './cache-bench.js'
 import { run as runGcBench } from './gc-bench.js'
+import { run as runCliLatency } from './cli-latency.js'
 import { dropCaches } from './procs.js'
 import type { Row } from './row.js'
 
@@ -37,7 +38,7 @@ const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 1024)
 const SMALL_FILES = Number(process.env.BENCH_SMALL_FILES ?? 10000)
 const DEDUP_MIB = Number(process.env.BENCH_DEDUP_MIB ?? 100)
 const MiB = 1024 * 1024
-const ALL_PARTS = ['chunker', 'dedupe', 'import-small', 'import-big', 'fuse', 'peer-read', 'cache', 'gc', 'tree', 'tree-merge', 'index', 'snap', 'sync']
+const ALL_PARTS = ['chunker', 'dedupe', 'import-small', 'import-big', 'fuse', 'peer-read', 'cache', 'gc', 'tree', 'tree-merge', 'index', 'snap', 'sync', 'cli']
 const PARTS = new Set((process.env.BENCH_PARTS ?? ALL_PARTS.join(',')).split(',').map((x) => x.trim()).filter(Boolean))
 for (const p of PARTS) if (!ALL_PARTS.includes(p)) throw new Error(`BENCH_PARTS: unknown part "${p}" (${ALL_PARTS.join(', ')})`)
 if (process.env.BENCH_SKIP_FUSE === '1') PARTS.delete('fuse')
@@ -251,6 +252,7 @@ async function main(): Promise<void> {
   await step('tree-merge', async () => rows.push(...(await runTreeMerge())))
   await step('index', async () => rows.push(...(await runIndexScale())))
   await step('snap', async () => rows.push(...(await runSnapScale())))
+  await step('cli', async () => rows.push(...(await runCliLatency())))
   const result = save()
   console.log(table())
   console.log(`\n${new Date().toISOString().slice(0, 16)} UTC, ${result.secs} s, page cache ${cacheDropped ? 'dropped before each timed figure' : 'NOT dropped (not permitted)'}; load: ${load.join('; ')}`)
