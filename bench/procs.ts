@@ -5,6 +5,9 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { callRemote } from '../src/control/client.js'
+import { connect } from '../src/control/frames.js'
+import type { Args, Op, Results } from '../src/control/requests.js'
 
 export const here = path.dirname(fileURLToPath(import.meta.url))
 export const repoRoot = fs.existsSync(path.join(here, '..', 'package.json')) ? path.join(here, '..') : path.join(here, '..', '..')
@@ -108,19 +111,13 @@ export async function ok(dataDir: string, args: string[], input?: Buffer): Promi
 }
 
 /**
- * One command through a server's control socket (spec/control.md), what the CLI does minus
- * starting a Node process: for polling during the convergence measurement.
+ * One op of the typed control API through a server's socket (spec/control.md), what the CLI
+ * does minus starting a Node process: for polling during the convergence measurement.
  */
-export async function control(dataDir: string, argv: string[]): Promise<Run> {
-  const { connect } = await import('../src/control/frames.js')
-  const { callRemote } = await import('../src/control/client.js')
+export async function callOp<O extends Op>(dataDir: string, op: O, args: Args<O>): Promise<Results[O]> {
   const sock = await connect(dataDir)
   if (!sock) throw new Error(`no server answers on the control socket of ${dataDir}`)
-  let stdout = ''
-  let stderr = ''
-  // A command line through the typed API's cli.run op (spec/control.md).
-  const { code } = await callRemote(sock, 'cli.run', { argv, cwd: process.cwd() }, { onOutput: (b) => void (stdout += b.toString()), onStderr: (b) => void (stderr += b.toString()) })
-  return { code, stdout, stderr }
+  return callRemote(sock, op, args)
 }
 
 export interface Proc {

@@ -30,7 +30,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import type { Row } from './row.js'
 import { monotonicMicros, summarizeProfile } from './profile-summary.js'
-import { bazilBin, control, cpuSecs, freePort, freeUdpPort, has, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, syncDisks, dropCaches, waitLine, type Proc } from './procs.js'
+import { bazilBin, callOp, cpuSecs, freePort, freeUdpPort, has, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, syncDisks, dropCaches, waitLine, type Proc } from './procs.js'
+import type { SyncResult } from '../src/control/requests.js'
 export type { Row }
 
 
@@ -504,14 +505,6 @@ async function treeDump(dataDir: string): Promise<{ hash: string; paths: number 
   }
 }
 
-interface SyncJson {
-  entries: number
-  complete: boolean
-  ms: number
-  received: number
-  sent: number
-  entriesApplied: number
-}
 
 /**
  * With BENCH_SYNC_CPU_PROF: where each server's main thread spent the span (from both servers up
@@ -540,7 +533,7 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
   const peerOf = [p.BLACK, p.WHITE]
   const dirs = [p.white, p.black]
   let rounds = 0
-  let firstSync: SyncJson[] = []
+  let firstSync: SyncResult[] = []
   let upMs = 0
   let convergedMs = 0
   let cpu: number[] = []
@@ -554,9 +547,11 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
     for (;;) {
       rounds++
       const res = await Promise.all(dirs.map(async (d, k) => {
-        const r = await control(d, ['volume', 'sync', '--json', '--timeout=60', 'v', peerOf[k]])
-        if (r.code !== 0 && !r.stdout) throw new Error(`volume sync on ${path.basename(d)} failed: ${r.stderr}`)
-        return JSON.parse(r.stdout) as SyncJson
+        try {
+          return await callOp(d, 'volume.sync', { volume: 'v', peer: peerOf[k]!, timeoutMs: 60_000 })
+        } catch (err) {
+          throw new Error(`volume sync on ${path.basename(d)} failed: ${(err as Error).message}`)
+        }
       }))
       if (rounds === 1) firstSync = res
       if (res.every((r) => r.entries === expected)) break
