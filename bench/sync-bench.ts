@@ -505,7 +505,6 @@ async function treeDump(dataDir: string): Promise<{ hash: string; paths: number 
   }
 }
 
-
 /**
  * With BENCH_SYNC_CPU_PROF: where each server's main thread spent the span (from both servers up
  * to converged), from the profile it wrote when it stopped (the newest of its data dir's name).
