@@ -7,7 +7,6 @@ import { UserError, type DataDir } from '../../datadir.js'
 import { formatBytes } from '../../cas/cache-size.js'
 import { addPins, covers, pinPath, readPins, removePins } from '../../pins/pins-file.js'
 import type { Node } from '../../node.js'
-import { toFileRef } from '../../volume/volume.js'
 import type { Cas, FileRef } from '../../cas/cas.js'
 import type { MountInfo } from '../../server/handle.js'
 
@@ -154,6 +153,7 @@ async function pinRows(node: Node, inServer: boolean): Promise<PinRow[]> {
     let problem: string | null = rec ? null : 'no volume with this id here'
     let held: { files: number; bytes: number } | null = state ? { files: state.heldFiles, bytes: state.heldBytes } : null
     if (rec && !rec.storageOnly) {
+      const { toFileRef } = await import('../../volume/volume.js') // not at the top: `bazil --help` loads this module
       const vol = await node.volume(rec.name)
       const tree = vol.view()
       const refs: FileRef[] = []

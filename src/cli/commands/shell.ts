@@ -3,7 +3,7 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError } from '../../datadir.js'
+import { UserError } from '../../user-error.js'
 import type { CliDocs } from '../command-docs.js'
 
 /** Every command's docs (this process loaded only this module's commands). */
