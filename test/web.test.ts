@@ -232,8 +232,10 @@ ${c.logs()}`)
     await blackPage.close()
   })
 
-  test('the storage page shows the volume\'s use, its copies and the cache', async () => {
+  test('the sync & storage page shows each writer in sync, the volume\'s use, its copies and the cache', async () => {
     const page = await open('white', `/v/${VOL}/storage`)
+    // Both writers' logs, each held here whole (the two peers met and synced above).
+    await page.locator('#writers tbody tr', { hasText: 'in sync' }).nth(1).waitFor({ timeout: 60_000 })
     assert.match(await page.textContent('#usage') ?? '', /Files/)
     assert.match(await page.textContent('#cache') ?? '', /Budget/)
     await shot(page, 'storage')

@@ -1,21 +1,32 @@
-// Where a volume's content is and what this node holds: its size here and pinned
+// Where a volume's content is and what this node holds: how far each writer's log is held
+// here (`volume.writers`: what sync still has to fetch), its size here and pinned
 // (`volume.du`), the copy rule and the peers keeping this node's store (`volume.copies`), and
 // the node's cache of peers' content against its budget (`cache.size`).
 import { bytes, html, key } from '../html.js'
 import { renderPage, type WebPage } from '../page.js'
 
 export const storage: WebPage = {
-  tab: { label: 'Storage', path: 'storage' },
+  tab: { label: 'Sync & storage', path: 'storage' },
   register(app, deps) {
     app.get('/v/:volume/storage', async (c) => {
       const volume = c.req.param('volume')
-      const [du, copies, cache] = await Promise.all([
+      const [writers, du, copies, cache, me] = await Promise.all([
+        deps.ops.call('volume.writers', { volume }),
         deps.ops.call('volume.du', { volume }),
         deps.ops.call('volume.copies', { volume }),
-        deps.ops.call('cache.size', {})
+        deps.ops.call('cache.size', {}),
+        deps.ops.call('debug.pubkey', {})
       ])
       const cs = cache.status
       const body = html`
+<section id="writers" data-live>
+<h2>Writers</h2>
+<table>
+<thead><tr><th>Writer</th><th>Log</th><th>Entries held here</th><th></th></tr></thead>
+<tbody>${writers.writers.map((w) => html`<tr data-log="${w.log}"><td>${w.node === null ? html`<span class="dim">unknown node</span>` : w.node === me.publicKey ? html`<span title="${w.node}">this node</span>` : key(w.node)}${w.root ? html` <span class="dim">(created the volume)</span>` : html``}${w.authorised ? html`` : html` <span class="warn">revoked</span>`}</td><td>${key(w.log)}</td>
+<td><progress max="${Math.max(w.length, 1)}" value="${w.held}"></progress> ${w.held} of ${w.length}</td><td>${w.held >= w.length ? html`<span class="on">in sync</span>` : html`<span class="warn">${w.length - w.held} to fetch</span>`}</td></tr>`)}</tbody>
+</table>
+</section>
 <section id="usage" data-live>
 <h2>This volume</h2>
 <table class="details"><tbody>
@@ -36,7 +47,7 @@ ${copies.keepers.length === 0 ? html`<p class="dim">No peer keeps this node's st
 <section id="cache" data-live>
 <h2>Cache (this node, every volume)</h2>
 <table class="details"><tbody>
-<tr><th>Budget</th><td>${cs.budget}${cs.default ? html` <span class="dim">(the default)</span>` : html``}: ${bytes(cs.budgetBytes)}${cs.effectiveBudgetBytes < cs.budgetBytes ? html` <span class="warn">(${bytes(cs.effectiveBudgetBytes)} while the disk is short of space)</span>` : html``}</td></tr>
+<tr><th>Budget</th><td>${cs.budget}: ${bytes(cs.budgetBytes)}${cs.effectiveBudgetBytes < cs.budgetBytes ? html` <span class="warn">(${bytes(cs.effectiveBudgetBytes)} while the disk is short of space)</span>` : html``}</td></tr>
 <tr><th>Peers' content held</th><td>${bytes(cs.heldBytes)} in ${cs.packs} packs</td></tr>
 <tr><th>Cached</th><td>${bytes(cs.cachedBytes)} <span class="dim">(evicted beyond the budget)</span></td></tr>
 <tr><th>Pinned</th><td>${bytes(cs.pinnedBytes)} <span class="dim">(outside the budget)</span></td></tr>
