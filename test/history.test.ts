@@ -60,6 +60,17 @@ describe('one node: log show filters, history, restore, blame, bad arguments', (
     assert.deepEqual(await rows('--path=/nothing/here'), [])
   })
 
+  test('a file\'s history follows the rename of a directory above it', async () => {
+    fs.writeFileSync(path.join(src, 'a.txt'), 'in p\n')
+    await run('volume', 'import', VOL, src, '--to=/p')
+    await run('volume', 'mv', VOL, '/p', '/q')
+    const h = await history('/q/a.txt')
+    assert.deepEqual(h.versions.map((v) => [v.op, v.path, v.to]), [['write', '/p/a.txt', undefined], ['rename', '/p', '/q']])
+    assert.ok(h.versions[0]!.current)
+    assert.deepEqual((await rows('--path=/q')).map((r) => [r.op, r.path]), [['mkdir', '/p'], ['write', '/p/a.txt'], ['setattr', '/p'], ['rename', '/p']])
+    await run('volume', 'rm', VOL, '-r', '/q')
+  })
+
   test('log show --since/--until take ISO 8601 and times ago, inclusive', async () => {
     const all = await rows()
     const times = [...new Set(all.map((r) => r.time))]
