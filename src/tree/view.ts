@@ -224,7 +224,10 @@ export class TreeIndex implements ReadTree {
 
   /** Applies new decoded states of some nodes (null = record gone or unreadable). */
   update(changed: Map<string, RawNode | null>): void {
-    changed = this.withNames(changed)
+    this.deferringLive(() => this.applyChanged(this.withNames(changed)))
+  }
+
+  private applyChanged(changed: Map<string, RawNode | null>): void {
     const affected = new Set<string>()
     for (const [id, r] of changed) {
       affected.add(id)
@@ -291,7 +294,35 @@ export class TreeIndex implements ReadTree {
       add(r)
       for (const e of nameEntries(r)) add({ ...r, id: e })
     }
-    this.place(ids)
+    this.deferringLive(() => this.place(ids))
+  }
+
+  /**
+   * Subtree counts moved by detach and attach while `fn` runs are summed per parent, then
+   * carried up to the root once each (addLive): a batch that adds 10k files to a directory
+   * walks its ancestors once, not 10k times, and a node detached and attached again in the
+   * same place walks nothing. The counts end the same: additions commute, and addLive
+   * lists or unlists a node when its own count crosses zero, whenever that happens.
+   */
+  private deferringLive(fn: () => void): void {
+    const outer = this.deferred
+    const moved = (this.deferred = outer ?? new Map<string, number>())
+    try {
+      fn()
+    } finally {
+      if (!outer) {
+        this.deferred = null
+        for (const [p, d] of moved) if (d !== 0) this.addLive(p, d)
+      }
+    }
+  }
+
+  /** Subtree counts to carry up from a parent once the batch is placed (deferringLive). */
+  private deferred: Map<string, number> | null = null
+
+  private moveLive(p: string, delta: number): void {
+    if (this.deferred) this.deferred.set(p, (this.deferred.get(p) ?? 0) + delta)
+    else this.addLive(p, delta)
   }
 
   /** Places the detached `affected` nodes: proposals, cycle breaking, then attach or wait. */
@@ -383,7 +414,7 @@ export class TreeIndex implements ReadTree {
     const l = this.live.get(x) ?? 0
     if (l > 0) {
       this.dirRemove(p, x)
-      this.addLive(p, -l)
+      this.moveLive(p, -l)
     }
     this.parentOf.delete(x)
     this.nameOf.delete(x)
@@ -395,7 +426,7 @@ export class TreeIndex implements ReadTree {
     const l = this.live.get(x) ?? 0
     if (l > 0) {
       this.dirAdd(place.parent, x)
-      this.addLive(place.parent, l)
+      this.moveLive(place.parent, l)
     }
   }
 
