@@ -173,6 +173,13 @@ test('every op of the typed API round-trips through the control socket', async (
     assert.deepEqual([exported.result.files, exported.result.bytes, exported.result.skipped], [2, 2 * content.length, []])
     assert.ok(fs.readFileSync(path.join(dir, 'out', 'c', 'f')).equals(content))
     assert.equal((exported.events.at(-1) as Record<string, unknown>).percent_done, 1)
+    // Pins: with wait, the server's fetch followed to its end (here, all held already).
+    const pinned = await r('pin', { volume: 'v', paths: ['/c'], wait: true })
+    assert.deepEqual(pinned.result, { lines: ['pinned volume v /c: fetched'], waited: true })
+    const pinEnd = pinned.events.at(-1) as Record<string, unknown>
+    assert.deepEqual([pinEnd.percent_done, pinEnd.files_done, pinEnd.files_total], [1, 1, 1], JSON.stringify(pinned.events))
+    assert.deepEqual((await r('pin.list', {})).result.pins.map((x) => [x.volume, x.path, x.files, x.heldFiles]), [['v', '/c', 1, 1]])
+    assert.deepEqual((await r('unpin', { volume: 'v', paths: ['/c'] })).result, { lines: ['unpinned volume v /c'] })
     const gc = await r('volume.gc', { volume: 'v', dryRun: true, graceMs: 0 })
     assert.deepEqual([gc.result.dryRun, gc.result.volumes, gc.result.snapshotsRemoved], [true, ['v'], []])
     const phases = gc.events.map((e) => [(e as Record<string, unknown>).phase, (e as Record<string, unknown>).percent_done])

@@ -44,6 +44,10 @@ export const OP_ARGS = {
   'volume.export': { volume: 'string', dest: 'path', snapshot: 'string?' },
   /** `graceMs`: keep what became unreferenced less than this long ago (default 24 h). */
   'volume.gc': { volume: 'string', dryRun: 'boolean?', graceMs: 'int?' },
+  /** `volume`: `paths` are the volume's; without it, local paths inside the server's mounts. `wait`: follow the fetch (progress) until it ends. */
+  pin: { volume: 'string?', paths: 'strings', wait: 'boolean?' },
+  unpin: { volume: 'string?', paths: 'strings' },
+  'pin.list': {},
   /** `name`: the local name (default the peer's); `state`: a state file to start from; `timeoutMs` default 30000. */
   'volume.connect': { peer: 'string', volume: 'string', name: 'string?', sharing: 'string?', storageOnly: 'boolean?', state: 'path?', replay: 'boolean?', timeoutMs: 'int?' },
   /** `path`: ops on it (or below it), renames followed back; `since`/`until`: ISO 8601 or a time ago (`2h`); `stream`: rows as `row` events. */
@@ -217,6 +221,19 @@ export interface CopyResult {
   skipped: { path: string; reason: string }[]
 }
 
+/** One pin (`pin.list`): `heldBytes`/`heldFiles` of its files whose every object is here, as of the server's last pin sync (without a server: looked up now, no network). */
+export interface PinRow {
+  volume: string | null
+  volumeId: string
+  path: string
+  added: string
+  files: number
+  bytes: number
+  heldBytes: number | null
+  heldFiles: number | null
+  problem: string | null
+}
+
 /** What `volume.connect` made: the local volume, its writer logs and (not storage-only) the entries of its first sync. */
 export interface ConnectResult {
   volume: string
@@ -343,6 +360,10 @@ export interface Results {
   'volume.export': CopyResult
   /** What gc removed (src/gc.ts GcReport) and the snapshots retention removed. */
   'volume.gc': GcReport & { snapshotsRemoved: { volume: string; name: string; rule: string }[] }
+  /** One line per path (pinned, pinned already); `waited`: the fetch was followed to its end (status events). */
+  pin: { lines: string[]; waited: boolean }
+  unpin: { lines: string[] }
+  'pin.list': { pins: PinRow[] }
   /** Progress of the first sync streams as `status` events (`entries_done`/`entries_total`, `blocks_held`), a `state` event says whether a state was adopted. */
   'volume.connect': ConnectResult
   /** `rows` is empty when streamed (`stream`: each row came as a `row` event); `count`: rows shown. */

@@ -47,6 +47,8 @@ export class PinKeeper implements PinSet {
   /** Addresses of files of the current sync, added as they are found (the set grows during a sync). */
   private growing: Set<string> | null = null
   private states: PinState[] = []
+  /** The states of the sync running now (null: none runs). */
+  private running: PinState[] | null = null
   private timer: NodeJS.Timeout | null = null
   private readonly watched = new Map<string, () => void>()
   private closed = false
@@ -75,6 +77,11 @@ export class PinKeeper implements PinSet {
   /** The pins as of the last sync. */
   list(): PinState[] {
     return this.states
+  }
+
+  /** The pins as the sync running now has them (files held counted as they arrive), else as of the last sync. */
+  live(): PinState[] {
+    return this.running ?? this.states
   }
 
   /** Runs a sync (coalescing: a call during one runs one more after it). Never throws. */
@@ -137,6 +144,7 @@ export class PinKeeper implements PinSet {
   private async syncOnce(): Promise<void> {
     const pinned = await this.pinnedFiles()
     this.growing = new Set()
+    this.running = pinned.map((p) => p.state)
     try {
       for (const { state, vol, refs } of pinned) {
         if (!vol || this.closed) continue
@@ -147,6 +155,7 @@ export class PinKeeper implements PinSet {
       if (!this.closed) this.addresses = this.growing
     } finally {
       this.growing = null
+      this.running = null
     }
     this.states = pinned.map((p) => p.state)
     this.unwatchUnpinned(pinned)

@@ -1,14 +1,9 @@
 // cache size, pin, unpin: the budget for content read from peers, and paths kept for offline use.
-import path from 'node:path'
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError, type DataDir } from '../../datadir.js'
-import { formatBytes } from '../../cas/cache-size.js'
-import { addPins, covers, pinPath, readPins, removePins } from '../../pins/pins-file.js'
-import type { Node } from '../../node.js'
-import type { Cas, FileRef } from '../../cas/cas.js'
-import type { MountInfo } from '../../server/handle.js'
+import { UserError } from '../../user-error.js'
+import { formatBytes } from '../../format-bytes.js'
 
 export class CacheSizeCommand extends BazilCommand {
   static override paths = [['cache', 'size']]
@@ -35,32 +30,23 @@ export class CacheSizeCommand extends BazilCommand {
   }
 }
 
-/** VOLUME PATH... or paths inside mounts of the running server: (volume name, path in it) pairs. */
-function targets(dir: DataDir, args: string[], mounts: MountInfo[], resolve: (p: string) => string): { volume: string; paths: string[] }[] {
-  if (args.length === 0) throw new UserError('give VOLUME PATH... or paths inside a mounted volume')
-  const names = new Set(dir.listVolumes().map((v) => v.name))
-  if (args.length >= 2 && !args[0]!.includes('/') && names.has(args[0]!)) {
-    return [{ volume: args[0]!, paths: args.slice(1).map(pinPath) }]
-  }
-  const byVolume = new Map<string, string[]>()
-  for (const a of args) {
-    const abs = resolve(a)
-    const m = mounts
-      .filter((x) => abs === x.mountpoint || abs.startsWith(x.mountpoint + path.sep))
-      .sort((x, y) => y.mountpoint.length - x.mountpoint.length)[0]
-    if (!m) {
-      throw new UserError(mounts.length === 0 && !names.has(a)
-        ? `${a}: not a volume, and no volume is mounted by a running server: give VOLUME PATH...`
-        : `${abs} is not inside a mounted volume (${mounts.map((x) => x.mountpoint).join(', ') || 'none mounted'}): give VOLUME PATH...`)
+/** Pin and unpin: what the user named, VOLUME PATH... or paths inside the server's mounts. */
+abstract class PinPathsCommand extends BazilCommand {
+  static override where: Where = 'api'
+  args = Option.Rest()
+
+  /** VOLUME PATH... when the first word names a volume; else local paths, made absolute here (the server maps them through its mounts). */
+  protected async targets(): Promise<{ volume?: string; paths: string[] }> {
+    const a = this.args
+    if (a.length >= 2 && !a[0]!.includes('/')) {
+      const { volumes } = await this.call('volume.list', {})
+      if (volumes.some((v) => v.name === a[0])) return { volume: a[0]!, paths: a.slice(1) }
     }
-    const list = byVolume.get(m.volume) ?? []
-    list.push(pinPath(path.relative(m.mountpoint, abs).split(path.sep).join('/')))
-    byVolume.set(m.volume, list)
+    return { paths: a.map((p) => this.resolvePath(p)) }
   }
-  return [...byVolume].map(([volume, paths]) => ({ volume, paths }))
 }
 
-export class PinCommand extends BazilCommand {
+export class PinCommand extends PinPathsCommand {
   static override paths = [['pin']]
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
@@ -73,37 +59,22 @@ export class PinCommand extends BazilCommand {
     ]
   })
   list = Option.Boolean('--list', false, { description: 'List the pins and how much of each is held here' })
-  asJson = Option.Boolean('--json', false)
-  args = Option.Rest()
+  wait = Option.Boolean('--wait', false, { description: 'Wait until the pinned files are here, showing progress (the server fetches them either way)' })
+  asJson = Option.Boolean('--json', false, { description: 'With --list: the pins as JSON; with --wait: progress as JSON lines, then a summary object' })
 
   async run(): Promise<void> {
     if (this.list) {
       if (this.args.length > 0) throw new UserError('--list takes no paths')
       return this.listPins()
     }
-    const server = this.context.server
-    const lines = await this.withNode(async (node) => {
-      const out: string[] = []
-      for (const t of targets(node.dir, this.args, server?.mounts() ?? [], (p) => this.resolvePath(p))) {
-        const vol = await node.volume(t.volume)
-        const tree = vol.view()
-        for (const p of t.paths) if (!tree.lookup(p)) throw new UserError(`volume ${vol.name} has no ${p}`)
-        const existing = readPins(node.dir.paths.pins).filter((x) => x.volume === vol.id.toString('hex'))
-        const added = addPins(node.dir.paths.pins, vol.id.toString('hex'), t.paths)
-        for (const p of t.paths) {
-          const under = existing.find((x) => covers(x.path, p))
-          if (under) out.push(`volume ${vol.name} ${p} is pinned already${under.path !== p ? ` (under ${under.path})` : ''}`)
-          else if (added.some((a) => a.path === p)) out.push(`pinned volume ${vol.name} ${p}: ${server ? 'fetching in the background (progress in the server log)' : 'fetched once `bazil server run` runs'}`)
-        }
-      }
-      if (server) void node.pins.sync()
-      return out
-    })
-    for (const l of lines) this.out(l)
+    const t = await this.targets()
+    const { result: r, view } = await this.callWithProgress('pin', { ...t, ...(this.wait ? { wait: true } : {}) }, this.asJson)
+    view.finish({ ...r })
+    if (!this.asJson) for (const l of r.lines) this.out(l)
   }
 
   private async listPins(): Promise<void> {
-    const rows = await this.withNode(async (node) => pinRows(node, !!this.context.server))
+    const { pins: rows } = await this.call('pin.list', {})
     if (this.asJson) return this.json(rows)
     if (rows.length === 0) return this.out('no pins')
     for (const r of rows) {
@@ -113,64 +84,7 @@ export class PinCommand extends BazilCommand {
   }
 }
 
-interface PinRow {
-  volume: string | null
-  volumeId: string
-  path: string
-  added: string
-  files: number
-  bytes: number
-  /**
-   * Bytes of the pin's files whose every object is held here: through a running server as of
-   * its last pin sync; without one, looked up now in the local stores (no network).
-   */
-  heldBytes: number | null
-  heldFiles: number | null
-  problem: string | null
-}
-
-/** The files of `refs` whose every object (manifest nodes, chunks) this node holds, and their bytes: local lookups only. */
-async function heldHere(cas: Cas, refs: FileRef[]): Promise<{ files: number; bytes: number }> {
-  let files = 0
-  let bytes = 0
-  for (const ref of refs) {
-    if (!(await cas.has(ref).catch(() => false))) continue
-    files++
-    bytes += ref.size
-  }
-  return { files, bytes }
-}
-
-async function pinRows(node: Node, inServer: boolean): Promise<PinRow[]> {
-  const states = inServer ? node.pins.list() : []
-  const volumes = node.dir.listVolumes()
-  const rows: PinRow[] = []
-  for (const pin of readPins(node.dir.paths.pins)) {
-    const rec = volumes.find((v) => v.id === pin.volume)
-    const state = states.find((s) => s.pin.volume === pin.volume && s.pin.path === pin.path)
-    let files = 0
-    let bytes = 0
-    let problem: string | null = rec ? null : 'no volume with this id here'
-    let held: { files: number; bytes: number } | null = state ? { files: state.heldFiles, bytes: state.heldBytes } : null
-    if (rec && !rec.storageOnly) {
-      const { toFileRef } = await import('../../volume/volume.js') // not at the top: `bazil --help` loads this module
-      const vol = await node.volume(rec.name)
-      const tree = vol.view()
-      const refs: FileRef[] = []
-      if (!tree.lookup(pin.path)) problem = 'no such path in the volume now'
-      else for (const st of tree.walk(pin.path)) if (st.kind === 'file' && st.content) {
-        files++
-        bytes += st.content.size
-        refs.push(toFileRef(st.content))
-      }
-      if (!inServer) held = await heldHere(vol.cas, refs)
-    } else if (!inServer) held = { files: 0, bytes: 0 }
-    rows.push({ volume: rec?.name ?? null, volumeId: pin.volume, path: pin.path, added: new Date(pin.added).toISOString(), files, bytes, heldBytes: held?.bytes ?? null, heldFiles: held?.files ?? null, problem })
-  }
-  return rows
-}
-
-export class UnpinCommand extends BazilCommand {
+export class UnpinCommand extends PinPathsCommand {
   static override paths = [['unpin']]
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
@@ -178,26 +92,9 @@ export class UnpinCommand extends BazilCommand {
     details: 'Their content becomes cache (evicted when the budget needs room). Paths are given as for `bazil pin`.',
     examples: [['Unpin a directory', 'bazil unpin photos /2024']]
   })
-  args = Option.Rest()
 
   async run(): Promise<void> {
-    const server = this.context.server
-    const lines = await this.withNode(async (node) => {
-      const out: string[] = []
-      for (const t of targets(node.dir, this.args, server?.mounts() ?? [], (p) => this.resolvePath(p))) {
-        const id = node.dir.volume(t.volume).id
-        const pins = readPins(node.dir.paths.pins).filter((x) => x.volume === id)
-        for (const p of t.paths) {
-          if (pins.some((x) => x.path === p)) continue
-          const under = pins.find((x) => covers(x.path, p))
-          throw new UserError(under ? `volume ${t.volume} ${p} is not pinned itself: it is under the pinned ${under.path} (unpin that)` : `volume ${t.volume} ${p} is not pinned (see \`bazil pin --list\`)`)
-        }
-        removePins(node.dir.paths.pins, id, t.paths)
-        for (const p of t.paths) out.push(`unpinned volume ${t.volume} ${p}`)
-      }
-      if (server) void node.pins.sync()
-      return out
-    })
+    const { lines } = await this.call('unpin', await this.targets())
     for (const l of lines) this.out(l)
   }
 }
