@@ -38,18 +38,6 @@ export function query(params: Record<string, string | undefined>): string {
   return s ? `?${s}` : ''
 }
 
-export function bytes(n: number): string {
-  if (n < 1024) return `${n} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let v = n
-  let u = -1
-  do {
-    v /= 1024
-    u++
-  } while (v >= 1024 && u < units.length - 1)
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`
-}
-
 /** An ISO time as a `<time>`, shown to the second in UTC. */
 export function when(iso: string | number | null | undefined): Html {
   if (iso === null || iso === undefined) return html`<span class="dim">never</span>`

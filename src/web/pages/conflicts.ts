@@ -2,7 +2,8 @@
 // and extended attributes set concurrently, each version or value with a button that keeps
 // it (`volume.resolve`, a logged op: the conflict clears on every peer).
 import type { AttrValueJson } from '../../control/requests.js'
-import { bytes, html, key, when, type Html } from '../html.js'
+import { formatBytes } from '../../format-bytes.js'
+import { html, key, when, type Html } from '../html.js'
 import { csrfField, formText, renderPage, volumeHref, type WebContext, type WebPage } from '../page.js'
 
 function resolveButton(c: WebContext, volume: string, path: string, keep: string, label: string, attr?: string): Html {
@@ -32,7 +33,7 @@ ${r.files.map((f) => html`
 <h2><a href="${volumeHref(volume, 'file', { path: f.path })}"><code>${f.path}</code></a>: written concurrently</h2>
 <table>
 <thead><tr><th>Shown as</th><th>Writer</th><th>Time</th><th class="num">Size</th><th>Content</th><th></th></tr></thead>
-<tbody>${f.versions.map((v) => html`<tr><td><a href="${volumeHref(volume, 'file', { path: v.path })}"><code>${v.path}</code></a></td><td>${who(v.node, v.log, v.mine)}</td><td>${when(v.time)}</td><td class="num">${bytes(v.size)}</td><td><code title="${v.hash}">${v.hash.slice(0, 12)}</code></td><td>${resolveButton(c, volume, f.path, v.hash, 'Keep this one')}</td></tr>`)}</tbody>
+<tbody>${f.versions.map((v) => html`<tr><td><a href="${volumeHref(volume, 'file', { path: v.path })}"><code>${v.path}</code></a></td><td>${who(v.node, v.log, v.mine)}</td><td>${when(v.time)}</td><td class="num">${formatBytes(v.size)}</td><td><code title="${v.hash}">${v.hash.slice(0, 12)}</code></td><td>${resolveButton(c, volume, f.path, v.hash, 'Keep this one')}</td></tr>`)}</tbody>
 </table>
 <p>${resolveButton(c, volume, f.path, 'both', 'Keep both (the others as new files)')}</p>
 </div>`)}

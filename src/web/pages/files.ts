@@ -4,7 +4,8 @@ import { once } from 'node:events'
 import { PassThrough, Readable } from 'node:stream'
 import { joinPath, splitPath } from '../../tree/paths.js'
 import type { EntryInfo } from '../../control/requests.js'
-import { bytes, html, when, type Html } from '../html.js'
+import { formatBytes } from '../../format-bytes.js'
+import { html, when, type Html } from '../html.js'
 import { renderPage, volumeHref, type PageDeps, type WebContext, type WebPage } from '../page.js'
 import { historySection } from './history.js'
 
@@ -81,7 +82,7 @@ ${crumbs(volume, path, snapshot)}
 ${sorted.length === 0 ? html`<p class="dim">This directory is empty.</p>` : html`
 <table class="listing">
 <thead><tr><th>Name</th><th class="num">Size</th><th>Modified</th></tr></thead>
-<tbody>${sorted.map((e) => html`<tr data-path="${e.path}"><td>${entryLink(volume, e, snapshot)}</td><td class="num">${e.kind === 'file' ? bytes(e.size) : ''}</td><td>${when(e.mtime)}</td></tr>`)}</tbody>
+<tbody>${sorted.map((e) => html`<tr data-path="${e.path}"><td>${entryLink(volume, e, snapshot)}</td><td class="num">${e.kind === 'file' ? formatBytes(e.size) : ''}</td><td>${when(e.mtime)}</td></tr>`)}</tbody>
 </table>`}
 </section>`
       return renderPage(c, deps, { title: `${volume}: ${path}`, volume, tab: 'files', body })
@@ -101,14 +102,14 @@ ${crumbs(volume, path, snapshot)}
 <section id="file" data-live>
 <table class="details">
 <tbody>
-<tr><th>Size</th><td>${bytes(e.size)} (${e.size} bytes)</td></tr>
+<tr><th>Size</th><td>${formatBytes(e.size)} (${e.size} bytes)</td></tr>
 <tr><th>Modified</th><td>${when(e.mtime)}</td></tr>
 <tr><th>Mode</th><td><code>${(e.mode & 0o7777).toString(8).padStart(4, '0')}</code></td></tr>
 ${e.hash ? html`<tr><th>Content hash</th><td><code>${e.hash}</code></td></tr>` : html``}
 </tbody>
 </table>
 <p><a href="${volumeHref(volume, 'raw', { path, snapshot })}" download>Download</a> · <a href="${volumeHref(volume, 'files', { path: parent, snapshot })}">Back to the directory</a></p>
-${text !== null ? html`<pre class="content">${text}</pre>` : html`<p class="dim">${buf ? 'Binary content: download it to see it.' : `Larger than ${bytes(PREVIEW_BYTES)}: download it to see it.`}</p>`}
+${text !== null ? html`<pre class="content">${text}</pre>` : html`<p class="dim">${buf ? 'Binary content: download it to see it.' : `Larger than ${formatBytes(PREVIEW_BYTES)}: download it to see it.`}</p>`}
 </section>
 ${await historySection(c, deps, volume, path, snapshot)}`
       return renderPage(c, deps, { title: `${volume}: ${path}`, volume, tab: 'files', body })

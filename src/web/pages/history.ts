@@ -1,6 +1,7 @@
 // A file's history on its page (`volume.history`): every version, who wrote it and when, and
 // restoring one (`volume.restore`, a logged op that replicates), by its hash or from a snapshot.
-import { bytes, html, when, writer, type Html } from '../html.js'
+import { formatBytes } from '../../format-bytes.js'
+import { html, when, writer, type Html } from '../html.js'
 import { csrfField, formText, volumeHref, type PageDeps, type WebContext, type WebPage } from '../page.js'
 
 function restoreForm(c: WebContext, volume: string, path: string, from: { version: string } | { snapshot: string }, label: string): Html {
@@ -24,7 +25,7 @@ ${fromSnapshot}
 <td>${when(v.time)}</td><td>${writer(v.writer)}</td>
 <td>${v.op}${v.kind ? html` <span class="dim">(${v.kind}${v.snapshot ? ` ${v.snapshot}` : ''})</span>` : html``}</td>
 <td><code>${v.path}</code>${v.to ? html` → <code>${v.to}</code>` : html``}</td>
-<td class="num">${v.size !== undefined ? bytes(v.size) : ''}</td>
+<td class="num">${v.size !== undefined ? formatBytes(v.size) : ''}</td>
 <td>${v.hash ? html`<code title="${v.hash}">${v.hash.slice(0, 12)}</code>` : ''}${v.current ? html` <strong>current</strong>` : html``}${v.conflictCopy ? html` <span class="warn">shown as <code>${v.conflictCopy}</code></span>` : html``}</td>
 <td>${v.hash && !v.current ? restoreForm(c, volume, path, { version: v.hash }, 'Restore') : ''}</td>
 </tr>`)}</tbody>

@@ -1,7 +1,8 @@
 // A volume's op log (`log.show`) as a timeline, newest first, filterable by writer, by path
 // (ops on it or below it, renames followed) and by time.
 import type { LogRow } from '../../control/requests.js'
-import { bytes, html, key, when, type Html } from '../html.js'
+import { formatBytes } from '../../format-bytes.js'
+import { html, key, when, type Html } from '../html.js'
 import { renderPage, volumeHref, type WebPage } from '../page.js'
 
 /** Rows shown at most (the newest); the CLI's `log show` has them all. */
@@ -10,7 +11,7 @@ const MAX_ROWS = 500
 function detail(r: LogRow): Html {
   const parts: (Html | string)[] = []
   if (typeof r.to === 'string') parts.push(html`→ <code>${r.to}</code>`)
-  if (typeof r.size === 'number') parts.push(bytes(r.size))
+  if (typeof r.size === 'number') parts.push(formatBytes(r.size))
   if (typeof r.hash === 'string') parts.push(html`<code title="${r.hash}">${r.hash.slice(0, 12)}</code>`)
   if (typeof r.target === 'string') parts.push(html`→ ${r.target}`)
   if (typeof r.log === 'string') parts.push(html`log ${key(r.log)}`)

@@ -2,7 +2,8 @@
 // here (`volume.writers`: what sync still has to fetch), its size here and pinned
 // (`volume.du`), the copy rule and the peers keeping this node's store (`volume.copies`), and
 // the node's cache of peers' content against its budget (`cache.size`).
-import { bytes, html, key } from '../html.js'
+import { formatBytes } from '../../format-bytes.js'
+import { html, key } from '../html.js'
 import { renderPage, type WebPage } from '../page.js'
 
 export const storage: WebPage = {
@@ -31,10 +32,10 @@ export const storage: WebPage = {
 <h2>This volume</h2>
 <table class="details"><tbody>
 <tr><th>Files</th><td>${du.files}</td></tr>
-<tr><th>Size</th><td>${bytes(du.logicalBytes)} <span class="dim">(${bytes(du.storedBytes)} stored, after dedup and compression)</span></td></tr>
-<tr><th>Held here</th><td>${bytes(du.hereBytes)}</td></tr>
-<tr><th>Pinned here</th><td>${bytes(du.pinnedBytes)} <span class="dim">(<code>bazil pin</code> keeps content here whatever the cache budget)</span></td></tr>
-<tr><th>Not yet safe</th><td class="${du.notSafeBytes > 0 ? 'warn' : ''}">${bytes(du.notSafeBytes)} <span class="dim">written here, held by fewer than ${copies.copies} confirmed peer${copies.copies === 1 ? '' : 's'}</span></td></tr>
+<tr><th>Size</th><td>${formatBytes(du.logicalBytes)} <span class="dim">(${formatBytes(du.storedBytes)} stored, after dedup and compression)</span></td></tr>
+<tr><th>Held here</th><td>${formatBytes(du.hereBytes)}</td></tr>
+<tr><th>Pinned here</th><td>${formatBytes(du.pinnedBytes)} <span class="dim">(<code>bazil pin</code> keeps content here whatever the cache budget)</span></td></tr>
+<tr><th>Not yet safe</th><td class="${du.notSafeBytes > 0 ? 'warn' : ''}">${formatBytes(du.notSafeBytes)} <span class="dim">written here, held by fewer than ${copies.copies} confirmed peer${copies.copies === 1 ? '' : 's'}</span></td></tr>
 </tbody></table>
 <h2>Copies</h2>
 <p>Rule: ${copies.copies} cop${copies.copies === 1 ? 'y' : 'ies'}${copies.set ? '' : html` <span class="dim">(the default)</span>`}; ${copies.store.safePacks} of ${copies.store.packs} packs of this node's store are safe.</p>
@@ -47,10 +48,10 @@ ${copies.keepers.length === 0 ? html`<p class="dim">No peer keeps this node's st
 <section id="cache" data-live>
 <h2>Cache (this node, every volume)</h2>
 <table class="details"><tbody>
-<tr><th>Budget</th><td>${cs.budget}: ${bytes(cs.budgetBytes)}${cs.effectiveBudgetBytes < cs.budgetBytes ? html` <span class="warn">(${bytes(cs.effectiveBudgetBytes)} while the disk is short of space)</span>` : html``}</td></tr>
-<tr><th>Peers' content held</th><td>${bytes(cs.heldBytes)} in ${cs.packs} packs</td></tr>
-<tr><th>Cached</th><td>${bytes(cs.cachedBytes)} <span class="dim">(evicted beyond the budget)</span></td></tr>
-<tr><th>Pinned</th><td>${bytes(cs.pinnedBytes)} <span class="dim">(outside the budget)</span></td></tr>
+<tr><th>Budget</th><td>${cs.budget}: ${formatBytes(cs.budgetBytes)}${cs.effectiveBudgetBytes < cs.budgetBytes ? html` <span class="warn">(${formatBytes(cs.effectiveBudgetBytes)} while the disk is short of space)</span>` : html``}</td></tr>
+<tr><th>Peers' content held</th><td>${formatBytes(cs.heldBytes)} in ${cs.packs} packs</td></tr>
+<tr><th>Cached</th><td>${formatBytes(cs.cachedBytes)} <span class="dim">(evicted beyond the budget)</span></td></tr>
+<tr><th>Pinned</th><td>${formatBytes(cs.pinnedBytes)} <span class="dim">(outside the budget)</span></td></tr>
 </tbody></table>
 </section>`
       return renderPage(c, deps, { title: `${volume}: storage`, volume, tab: 'storage', body })
