@@ -1,5 +1,5 @@
 // Durations the user gives (--grace, BAZIL_GC_INTERVAL): `0`, `90s`, `30m`, `12h`, `7d` (a number alone: seconds).
-import { UserError } from './datadir.js'
+import { UserError } from './user-error.js'
 
 /** A duration in ms; a clear one-line error naming `what` otherwise. */
 export function parseDuration(text: string, what: string): number {

@@ -2,7 +2,7 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError } from '../../datadir.js'
+import { UserError } from '../../user-error.js'
 import { parseDuration } from '../../duration.js'
 import type { GcReport } from '../../gc.js'
 

@@ -4,8 +4,7 @@
 import { Option } from 'clipanion'
 import { BazilCommand, type Where } from '../base.js'
 import { CATEGORY } from '../categories.js'
-import { UserError, type DataDir } from '../../datadir.js'
-import { knownPeer } from '../../control/ops/sync.js'
+import { UserError } from '../../user-error.js'
 
 const DEFAULT_TIMEOUT_S = 30
 
@@ -17,10 +16,6 @@ abstract class PeerVolumeCommand extends BazilCommand {
     const s = Number(this.timeoutS)
     if (!Number.isFinite(s) || s <= 0 || s > 86400) throw new UserError(`invalid --timeout "${this.timeoutS}": give seconds, 0 < N <= 86400`)
     return Math.round(s * 1000)
-  }
-
-  protected peerKey(text: string, dir: DataDir): Buffer {
-    return knownPeer(text, dir)
   }
 }
 
