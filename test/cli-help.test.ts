@@ -53,9 +53,9 @@ test('bazil COMMAND --help: usage, what it does, options with descriptions, exam
     const r = await bazil(dir, ['volume', 'ls', '--help'])
     assert.equal(r.code, 0)
     assert.doesNotMatch(r.stdout, /#0/)
-    assert.match(r.stdout, /^Usage: bazil volume ls \[-l\] \[--json\] \[--snapshot=SNAPSHOT\] VOLUME \[TARGET\]\n\nList a directory of a volume\n/)
+    assert.match(r.stdout, /^Usage: bazil volume ls \[-l\] \[--json\] \[--snapshot=NAME\] VOLUME \[TARGET\]\n\nList a directory of a volume\n/)
     assert.match(r.stdout, /^Options:\n {2}-l +Long listing/m)
-    assert.match(r.stdout, /^ {2}--snapshot=SNAPSHOT +List this snapshot instead of the live volume$/m)
+    assert.match(r.stdout, /^ {2}--snapshot=NAME +List this snapshot instead of the live volume$/m)
     assert.match(r.stdout, /^Examples:\n {2}Long listing of the root\n {4}\$ bazil volume ls -l photos \/$/m)
     // The long usage of a command with many options wraps.
     const connect = await bazil(dir, ['volume', 'connect', '-h'])
@@ -80,13 +80,13 @@ test('a command line the parser refuses gets one line on stderr with the next st
       [['frobnicate'], /^bazil: unknown command "bazil frobnicate" \(`bazil --help` lists the commands\)$/],
       [['volume', 'lss', '--help'], /^bazil: unknown command "bazil volume lss"; did you mean "bazil volume ls"\?/],
       [['--bogus'], /^bazil: unknown option --bogus \(`bazil --help` lists the commands and global options\)$/],
-      [['volume', 'ls'], /^bazil: volume ls: missing VOLUME; usage: bazil volume ls \[-l\] \[--json\] \[--snapshot=SNAPSHOT\] VOLUME \[TARGET\]$/],
+      [['volume', 'ls'], /^bazil: volume ls: missing VOLUME; usage: bazil volume ls \[-l\] \[--json\] \[--snapshot=NAME\] VOLUME \[TARGET\]$/],
       [['volume', 'mv', 'v'], /^bazil: volume mv: missing FROM TO; usage: bazil volume mv /],
       [['volume', 'ls', '--bogus', 'v'], /^bazil: volume ls: unknown option --bogus; usage: /],
       [['volume', 'ls', '-lx', 'v'], /^bazil: volume ls: unknown option -x; usage: /],
       [['volume', 'ls', 'v', '/', 'extra'], /^bazil: volume ls: unexpected argument "extra"; usage: /],
-      [['volume', 'ls', 'v', '--snapshot'], /^bazil: volume ls: --snapshot needs a value \(--snapshot=SNAPSHOT\); usage: /],
-      [['volume', 'resolve', 'v', '/f'], /^bazil: volume resolve: missing --keep=KEEP; usage: bazil volume resolve --keep=KEEP /]
+      [['volume', 'ls', 'v', '--snapshot'], /^bazil: volume ls: --snapshot needs a value \(--snapshot=NAME\); usage: /],
+      [['volume', 'resolve', 'v', '/f'], /^bazil: volume resolve: missing --keep=WHICH; usage: bazil volume resolve --keep=WHICH /]
     ]
     for (const [args, want] of cases) {
       const r = await bazil(dir, args)

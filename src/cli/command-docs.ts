@@ -78,9 +78,36 @@ export interface ParsedArity {
   trailing: string[]
 }
 
-/** The placeholder of an option's value, from its long name's last word: --log-level → LEVEL. */
+/**
+ * What an option's value is, where its name does not say it: the same option name means the
+ * same kind of value in every command.
+ */
+const VALUE_NAMES: Record<string, string> = {
+  '--data-dir': 'DIR',
+  '--snapshot': 'NAME',
+  '--sharing': 'NAME',
+  '--to': 'PATH',
+  '--writer': 'KEY',
+  '--since': 'TIME',
+  '--until': 'TIME',
+  '--timeout': 'SECONDS',
+  '--grace': 'DURATION',
+  '--bootstrap': 'HOST:PORT,...',
+  '--web': 'HOST:PORT',
+  '--keep': 'WHICH',
+  '--version': 'HASH',
+  '--state': 'FILE',
+  '--nodes': 'N',
+  '--last': 'N',
+  '--hourly': 'N',
+  '--daily': 'N',
+  '--weekly': 'N'
+}
+
+/** The placeholder of an option's value: VALUE_NAMES, else its long name's last word (--log-level → LEVEL). */
 function placeholder(names: string[]): string {
   const long = names.find((n) => n.startsWith('--')) ?? names[0]
+  if (VALUE_NAMES[long] !== undefined) return VALUE_NAMES[long]
   return (long.replace(/^-+/, '').split('-').pop() as string).toUpperCase()
 }
 

@@ -90,12 +90,14 @@ export function groupHelp(docs: CliDocs, prefix: string[]): string {
 
 /** `bazil volume ls --help`. */
 export function commandHelp(docs: CliDocs, c: CommandDoc): string {
-  const globals = docs.globals.map((o) => optionLabel(o).split(', ').pop()).join(', ')
+  // The global options a command takes (not --version, and none the command itself uses).
+  const own = new Set(c.options.flatMap((o) => o.names))
+  const globals = docs.globals.filter((o) => !o.names.includes('--version') && !o.names.some((n) => own.has(n))).map(optionLabel).join('; ')
   const usage = wrap(`Usage: ${synopsis(c)}`, WIDTH - 4).map((l, i) => (i === 0 ? l : `    ${l}`))
   const out = [...usage, '', ...wrap(c.description, WIDTH)]
   for (const para of (c.details ?? '').split(/\n\s*\n/).filter((p) => p.trim() !== '')) out.push('', ...wrap(para, WIDTH))
   if (c.options.length > 0) out.push('', 'Options:', ...optionLines(c.options))
-  out.push('', ...wrap(`Global options: ${globals} (bazil --help describes them).`, WIDTH))
+  out.push('', ...wrap(`Global options: ${globals} (\`bazil --help\` describes them).`, WIDTH))
   if (c.examples.length > 0) out.push('', 'Examples:', ...exampleLines(c.examples).slice(1))
   return out.join('\n') + '\n'
 }
