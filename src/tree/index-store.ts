@@ -472,10 +472,10 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     if (st.size !== size) throw new Error(`index segment ${name} has ${st.size} bytes, not ${size}`)
   }
   const files = new IndexFiles(dir, file, m)
-  const shards = new Map<string, { bytes: Uint8Array; heads: string[] }>()
-  for (const [name, heads] of m.shards) {
-    // Read when the shard is first loaded (a write or merge into it), not at open.
-    shards.set(name, { heads, get bytes() { return files.shardBytes(name, heads) } })
+  const shards = new Map<string, { bytes: Uint8Array; heads: string[]; size: number }>()
+  for (const [name, heads, ref] of m.shards) {
+    // Read when the shard is first loaded (a write or merge into it), not at open; its size is the manifest's.
+    shards.set(name, { heads, size: ref[2], get bytes() { return files.shardBytes(name, heads) } })
   }
   const parts: TreeParts = {
     meta: m.meta === null ? null : new Uint8Array(Buffer.concat([files.read(m.meta), ...(m.metaMore ?? []).map((r) => files.read(r))])),

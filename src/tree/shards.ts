@@ -15,7 +15,8 @@ import { META_SHARD } from './model.js'
 import type { Handle, Heads } from './automerge-handle.js'
 export type { Handle, Heads } from './automerge-handle.js'
 
-interface Cold { bytes: Uint8Array; heads: Heads }
+/** `size`: the saved bytes' length when known without reading them (a cold shard of the index on disk is read when loaded). */
+interface Cold { bytes: Uint8Array; heads: Heads; size?: number }
 interface Hot { doc: A.Doc<unknown>; used: number; savedHeads: Heads | null; saved: Uint8Array | null }
 
 export class Shards {
@@ -44,8 +45,10 @@ export class Shards {
         // shard as JS objects (which nothing here reads), 30x the cost (a 400-record shard:
         // 337 ms against 11 ms) and garbage for the GC.
         const doc = A.init<unknown>({ actor: this.actor })
-        A.getBackend(doc).loadIncremental(c.bytes)
-        d = { doc, used: 0, savedHeads: c.heads, saved: c.bytes }
+        // Once: a cold shard of the index on disk reads (and checks) its bytes at each `bytes`.
+        const bytes = c.bytes
+        A.getBackend(doc).loadIncremental(bytes)
+        d = { doc, used: 0, savedHeads: c.heads, saved: bytes }
       } else d = { doc: A.init<unknown>({ actor: this.actor }), used: 0, savedHeads: null, saved: null }
       this.hot.set(shard, d)
     }
@@ -56,7 +59,10 @@ export class Shards {
   /** Saved bytes of those of `shards` that are cold (would be loaded to be written or merged). */
   coldBytes(shards: Iterable<string>): number {
     let n = 0
-    for (const s of shards) n += this.cold.get(s)?.bytes.length ?? 0
+    for (const s of shards) {
+      const c = this.cold.get(s)
+      if (c) n += c.size ?? c.bytes.length
+    }
     return n
   }
 

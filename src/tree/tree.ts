@@ -553,7 +553,7 @@ export class Tree implements ReadTree {
   }
 
   /** A new tree with saved shards (cold), problems, rejected and held changes in place: what restore and open share. */
-  private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[] }>,
+  private static resume(actor: string, shards: Map<string, { bytes: Uint8Array; heads: string[]; size?: number }>,
     saved: Pick<TreeState, 'meta' | 'problems' | 'rejected' | 'held'> & { metaHeads?: string[] }, opts: TreeOptions): Tree {
     const t = Tree.create(actor, opts)
     t.shards.restore(shards, saved.meta, saved.metaHeads)
@@ -619,7 +619,7 @@ export class Tree implements ReadTree {
    * A tree continuing from an on-disk index: its entries are read on demand from `base`,
    * shards start cold (their bytes read when first loaded).
    */
-  static open(actor: string, base: IndexBase, shards: Map<string, { bytes: Uint8Array; heads: string[] }>, parts: TreeParts, opts: TreeOptions = {}): Tree {
+  static open(actor: string, base: IndexBase, shards: Map<string, { bytes: Uint8Array; heads: string[]; size?: number }>, parts: TreeParts, opts: TreeOptions = {}): Tree {
     const t = Tree.resume(actor, shards, parts, opts)
     for (const [shard, id] of parts.multi) {
       let set = t.multi.get(shard)

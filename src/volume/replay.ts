@@ -19,6 +19,8 @@ const APPLY_BATCH = 50_000
 /** A window's work: this many entries' allowance of ops and bytes (each applied batch stays within one's). */
 const WINDOW_OPS = 64 * CHANGE_LIMITS.entryOps
 const WINDOW_BYTES = 16 * CHANGE_LIMITS.entryBytes
+/** How long after the last replay pass the index buckets it read stay held (applyValid). */
+const HOLD_IDLE_MS = 5_000
 /** How long live application waits for more blocks before applying what arrived. */
 const LIVE_DELAY_MS = 25
 /** The writer set before the first replay (nothing read yet). */
@@ -73,6 +75,8 @@ export class Replay {
   private refreshing: Promise<number> | null = null
   private refreshAgain = false
   private liveTimer: NodeJS.Timeout | null = null
+  /** The tree whose index buckets replay holds now, until its timer releases them. */
+  private indexHold: { tree: Tree; release: () => void; timer: NodeJS.Timeout | null } | null = null
   private closed = false
   /** While the index is rebuilt from the logs at open: told entries applied of the total. */
   progress: ((done: number, total: number) => void) | null = null
@@ -445,14 +449,42 @@ export class Replay {
 
   /** Applies the valid, not yet applied local entries of every writer, in batches; a log is held at its first entry that is not valid. */
   private async applyValid(set: WriterSet): Promise<number> {
-    // The index buckets read while applying stay in memory until the pass ends (Tree.holdIndex):
-    // windows of one merge touch the same directories' pages again and again.
-    const release = this.ctx.live.tree.holdIndex()
+    this.holdIndex()
     try {
       return await this.applyValidHeld(set)
     } finally {
-      release()
+      this.releaseIndexLater()
     }
+  }
+
+  /**
+   * The index buckets read while applying stay in memory (Tree.holdIndex) from a pass until
+   * HOLD_IDLE_MS after the last one: the windows and passes of one merge (a pass per few blocks
+   * while they arrive) touch the same directories' pages again and again.
+   */
+  private holdIndex(): void {
+    if (this.indexHold?.tree !== this.ctx.live.tree) {
+      this.indexHold?.release()
+      this.indexHold = { tree: this.ctx.live.tree, release: this.ctx.live.tree.holdIndex(), timer: null }
+    }
+    if (this.indexHold.timer) clearTimeout(this.indexHold.timer)
+    this.indexHold.timer = null
+  }
+
+  private releaseIndexLater(): void {
+    const h = this.indexHold
+    if (!h) return
+    if (h.timer) clearTimeout(h.timer)
+    h.timer = setTimeout(() => this.releaseIndex(), HOLD_IDLE_MS)
+    h.timer.unref()
+  }
+
+  private releaseIndex(): void {
+    const h = this.indexHold
+    if (!h) return
+    if (h.timer) clearTimeout(h.timer)
+    this.indexHold = null
+    h.release()
   }
 
   private async applyValidHeld(set: WriterSet): Promise<number> {
@@ -588,6 +620,7 @@ export class Replay {
   async close(): Promise<void> {
     this.closed = true
     if (this.liveTimer) clearTimeout(this.liveTimer)
+    this.releaseIndex()
     for (const u of this.unsubscribe) u()
     for (const log of this.writers.values()) await log.close()
   }
