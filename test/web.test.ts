@@ -233,13 +233,23 @@ ${c.logs()}`)
     await blackPage.close()
   })
 
-  test('the sync & storage page shows each writer in sync, the volume\'s use, its copies and the cache', async () => {
+  test('the sync & storage page shows each writer in sync, the volume\'s use, pins (pinned from a file\'s page, unpinned here), copies and the cache', async () => {
     const page = await open('white', `/v/${VOL}/storage`)
     // Both writers' logs, each held here whole (the two peers met and synced above).
     await page.locator('#writers tbody tr', { hasText: 'in sync' }).nth(1).waitFor({ timeout: 60_000 })
     assert.match(await page.textContent('#usage') ?? '', /Files/)
+    // Pin a file from its page: listed here with what is held; then unpinned from here.
+    await page.goto(new URL(`/v/${VOL}/file?path=/greeting.txt`, url.white).href)
+    await page.click('button:text("Pin (keep it here)")')
+    await page.locator('text=pinned').first().waitFor()
+    assert.match((await c.run('white', ['pin', '--list'])).stdout, /greeting\.txt/)
+    await page.goto(new URL(`/v/${VOL}/storage`, url.white).href)
+    await page.locator('tr[data-pin="/greeting.txt"]').waitFor()
     assert.match(await page.textContent('#cache') ?? '', /Budget/)
     await shot(page, 'storage')
+    await page.locator('tr[data-pin="/greeting.txt"] button:text("Unpin")').click()
+    await page.locator('text=Nothing pinned').waitFor()
+    assert.doesNotMatch((await c.run('white', ['pin', '--list'])).stdout, /greeting\.txt/)
     await page.close()
   })
 })

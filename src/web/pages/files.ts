@@ -8,6 +8,7 @@ import { formatBytes } from '../../format-bytes.js'
 import { html, when, type Html } from '../html.js'
 import { renderPage, volumeHref, type PageDeps, type WebContext, type WebPage } from '../page.js'
 import { historySection } from './history.js'
+import { pinButton } from './pins.js'
 
 /** Files up to this size show their content on their page; larger ones are downloads only. */
 const PREVIEW_BYTES = 256 * 1024
@@ -78,6 +79,7 @@ export const files: WebPage = {
       const body = html`
 ${snapshotNote(volume, path, snapshot)}
 ${crumbs(volume, path, snapshot)}
+${snapshot ? html`` : html`<section id="dir-pin" data-live><p>${await pinButton(c, deps, volume, path, volumeHref(volume, 'files', { path }))}</p></section>`}
 <section id="listing" data-live>
 ${sorted.length === 0 ? html`<p class="dim">This directory is empty.</p>` : html`
 <table class="listing">
@@ -108,7 +110,7 @@ ${crumbs(volume, path, snapshot)}
 ${e.hash ? html`<tr><th>Content hash</th><td><code>${e.hash}</code></td></tr>` : html``}
 </tbody>
 </table>
-<p><a href="${volumeHref(volume, 'raw', { path, snapshot })}" download>Download</a> · <a href="${volumeHref(volume, 'files', { path: parent, snapshot })}">Back to the directory</a></p>
+<p><a href="${volumeHref(volume, 'raw', { path, snapshot })}" download>Download</a> · <a href="${volumeHref(volume, 'files', { path: parent, snapshot })}">Back to the directory</a>${snapshot ? html`` : html` · ${await pinButton(c, deps, volume, path, volumeHref(volume, 'file', { path }))}`}</p>
 ${text !== null ? html`<pre class="content">${text}</pre>` : html`<p class="dim">${buf ? 'Binary content: download it to see it.' : `Larger than ${formatBytes(PREVIEW_BYTES)}: download it to see it.`}</p>`}
 </section>
 ${await historySection(c, deps, volume, path, snapshot)}`

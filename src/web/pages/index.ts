@@ -6,7 +6,8 @@ import { files } from './files.js'
 import { history } from './history.js'
 import { log } from './log.js'
 import { overview } from './overview.js'
+import { pins } from './pins.js'
 import { snapshots } from './snapshots.js'
 import { storage } from './storage.js'
 
-export const PAGES: WebPage[] = [overview, files, history, conflicts, snapshots, log, storage]
+export const PAGES: WebPage[] = [overview, files, history, conflicts, snapshots, log, storage, pins]

@@ -5,6 +5,7 @@
 import { formatBytes } from '../../format-bytes.js'
 import { html, key } from '../html.js'
 import { renderPage, type WebPage } from '../page.js'
+import { pinsSection } from './pins.js'
 
 export const storage: WebPage = {
   tab: { label: 'Sync & storage', path: 'storage' },
@@ -45,6 +46,7 @@ ${copies.keepers.length === 0 ? html`<p class="dim">No peer keeps this node's st
 <tbody>${copies.keepers.map((k) => html`<tr><td>${key(k.key)}</td><td class="num">${k.confirmedPacks}</td><td>${k.storesTo ? 'yes' : 'no'}</td><td>${k.mayRead ? 'yes' : html`<span class="warn">no</span>`}</td></tr>`)}</tbody>
 </table>`}
 </section>
+${await pinsSection(c, deps, volume)}
 <section id="cache" data-live>
 <h2>Cache (this node, every volume)</h2>
 <table class="details"><tbody>
