@@ -35,6 +35,16 @@ test('OpProgress: at most one event per interval (the first and a forced one alw
   assert.equal(events.length, 3)
   p.end() // ...and sent at the end
   assert.deepEqual([events.length, events[3]!.percent_done, events[3]!.seconds_remaining, events[3]!.files_done], [4, 1, 0, 20])
+  p.end()
+  assert.equal(events.length, 4, 'the end said once')
+  // Counts standing still: one event a second, not ten.
+  const still: Record<string, unknown>[] = []
+  const s = new OpProgress((e) => still.push(e), { unit: 'entries', now: c.now })
+  for (let i = 0; i < 25; i++) {
+    s.update({ done: 1, total: 2 })
+    c.advance(100)
+  }
+  assert.equal(still.length, 3, JSON.stringify(still))
   // Without bytes, units; a phase when the op names one; extras as they are.
   const q: Record<string, unknown>[] = []
   new OpProgress((e) => q.push(e), { unit: 'entries', now: c.now }).update({ done: 3, total: 4, phase: 'apply', extra: { blocks_held: 9 } })

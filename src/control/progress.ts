@@ -31,6 +31,9 @@ export interface ProgressOptions {
   now?: () => number
 }
 
+/** Least time between two events with the same counts. */
+const QUIET_MS = 1000
+
 export type StatusEvent = Extract<ControlEvent, { message_type: 'status' }>
 
 export class OpProgress {
@@ -43,6 +46,8 @@ export class OpProgress {
   private pending: ProgressCounts | null = null
   /** The counts of the last update, sent or not. */
   private latest: ProgressCounts | null = null
+  /** The counts of the last event sent, as JSON. */
+  private sent = ''
 
   constructor(private readonly emit: (e: ControlEvent) => void, private readonly opts: ProgressOptions) {
     this.now = opts.now ?? Date.now
@@ -69,7 +74,14 @@ export class OpProgress {
     this.pending = c
     this.latest = c
     if (!force && now - this.last < this.everyMs) return
+    // Nothing moved: a line a second at most (the elapsed time and the time left still move).
+    const same = JSON.stringify(c)
+    if (!force && same === this.sent && now - this.last < QUIET_MS) {
+      this.pending = null // the client has these counts
+      return
+    }
     this.last = now
+    this.sent = same
     this.pending = null
     this.emit(this.event(c, now))
   }
