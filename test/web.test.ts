@@ -1,9 +1,11 @@
 // The web view (issue 14, spec/web.md) in a real browser: headless Chromium against two real
 // servers on a loopback testnet, with FUSE mounts. A file written through one peer's mount
 // appears in the other's browser without a reload; a snapshot is taken and browsed; the log
-// shows who wrote what; a request without the token (or a change from another origin, or
-// without the session's CSRF token) is refused. BAZIL_SCREENSHOTS=1 saves the main pages as
-// docs/web-*.png (the README shows them).
+// shows who wrote what; restoring a version from a file's history, and a file from a snapshot,
+// brings the old content back in both mounts; a conflict appears in both peers' open pages and
+// resolving it in one browser clears it on both; a file is pinned and unpinned; a request
+// without the token (or a change from another origin, or without the session's CSRF token) is
+// refused. BAZIL_SCREENSHOTS=1 saves the main pages as docs/web-*.png (the README shows them).
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
@@ -231,6 +233,19 @@ ${c.logs()}`)
     await readsIn('black', 'greeting.txt', 'white while apart\n')
     await page.close()
     await blackPage.close()
+  })
+
+  test('restoring a file from a snapshot in the browser brings the snapshot\'s content back on both peers', { timeout: 120_000 }, async () => {
+    const page = await open('black', `/v/${VOL}/file?path=/greeting.txt&snapshot=before-edit`)
+    assert.equal((await page.textContent('pre.content'))?.trim(), 'hello, world')
+    await page.click('button:text("Restore this file from snapshot before-edit")')
+    // Back on the file as it is now: the snapshot's content, a restore in its history.
+    await page.locator('pre.content', { hasText: 'hello, world' }).waitFor()
+    assert.equal(await page.locator('.notice').count(), 0, 'the page shows the volume as it is now')
+    assert.ok(await page.locator('table.history tbody tr[data-op="restore"]', { hasText: 'before-edit' }).count() > 0)
+    await readsIn('black', 'greeting.txt', 'hello, world\n')
+    await readsIn('white', 'greeting.txt', 'hello, world\n')
+    await page.close()
   })
 
   test('the sync & storage page shows each writer in sync, the volume\'s use, pins (pinned from a file\'s page, unpinned here), copies and the cache', async () => {
