@@ -82,13 +82,20 @@ function caseTable(fn: string, comment: string, entries: Array<[string, string]>
   return [`# ${comment}`, `${fn}() {`, '  case "$1" in', ...entries.map(([k, v]) => `${indent}${sq(k)}) printf '%s\\n' ${v} ;;`), '  esac', '}'].join('\n')
 }
 
+/** bash's and zsh's: what completes each command's arguments, and each option's value (empty: it takes none). */
+function kindTables(docs: CliDocs): string {
+  return [
+    caseTable('_bazil_args', 'What completes each argument of the command "$1" (a trailing + repeats the last).', docs.commands.map((c) => [commandName(c), sq(argKinds(c))])),
+    caseTable('_bazil_value', 'What completes the value of option $1 (nothing: it takes none).', [...valueOptions(docs)].map(([n, k]) => [n, sq(k)]))
+  ].join('\n\n')
+}
+
 function header(docs: CliDocs, shell: Shell, load: string): string {
   return `# ${shell} completion for bazil ${docs.version}, generated from its commands by \`bazil completion ${shell}\`.\n# Load it with: ${load}`
 }
 
 function bash(docs: CliDocs): string {
   const next = nextWords(docs)
-  const values = valueOptions(docs)
   const globals = docs.globals.flatMap((o) => o.names)
   return `${header(docs, 'bash', 'source <(bazil completion bash)   (or save it as ~/.local/share/bash-completion/completions/bazil)')}
 
@@ -96,14 +103,7 @@ ${caseTable('_bazil_next', 'The words that may follow the command words "$1".', 
 
 ${caseTable('_bazil_options', 'The options of the command "$1".', docs.commands.map((c) => [commandName(c), sq(c.options.flatMap((o) => o.names).join(' '))]))}
 
-${caseTable('_bazil_args', "What completes each argument of the command \"$1\" (a trailing + repeats the last).", docs.commands.map((c) => [commandName(c), sq(argKinds(c))]))}
-
-# What completes the value of option $1 (empty: it takes none).
-_bazil_value() {
-  case "$1" in
-${[...values].map(([n, k]) => `    ${n}) echo ${sq(k)} ;;`).join('\n')}
-  esac
-}
+${kindTables(docs)}
 
 # Sets COMPREPLY for a value of kind $1 matching $2, offering the words $3 too; $4: the volume.
 _bazil_reply() {
@@ -179,7 +179,6 @@ complete -F _bazil bazil
 
 function zsh(docs: CliDocs): string {
   const next = nextWords(docs)
-  const values = valueOptions(docs)
   const described = (options: OptionDoc[]): string => options.flatMap((o) => o.names.map((n) => sq(`${n}:${o.description}`))).join(' ')
   return `#compdef bazil
 ${header(docs, 'zsh', 'source <(bazil completion zsh)   (or save it as _bazil in a directory of $fpath)')}
@@ -188,14 +187,7 @@ ${caseTable('_bazil_next', 'The words that may follow the command words "$1", as
 
 ${caseTable('_bazil_options', 'The options of the command "$1", as option:description.', [...docs.commands.map((c): [string, string] => [commandName(c), described(c.options)]), ['', described(docs.globals)]])}
 
-${caseTable('_bazil_args', "What completes each argument of the command \"$1\" (a trailing + repeats the last).", docs.commands.map((c) => [commandName(c), sq(argKinds(c))]))}
-
-# What completes the value of option $1 (empty: it takes none).
-_bazil_value() {
-  case "$1" in
-${[...values].map(([n, k]) => `    ${n}) echo ${sq(k)} ;;`).join('\n')}
-  esac
-}
+${kindTables(docs)}
 
 # Offers a value of kind $1; $2: the volume.
 _bazil_reply() {
