@@ -8,6 +8,7 @@ import type { HeldVolume } from '../../net/closet.js'
 import type { PeerNetwork } from '../../net/index.js'
 import { PeerRegistry } from '../../net/peers.js'
 import { POLL_MS, catchUp, corePosition, peerCatchUp, peerOf, sleep } from '../../net/catch-up.js'
+import type { Hypercore } from 'hypercore'
 import type { Volume } from '../../volume/volume.js'
 import type { OpContext, OpFn } from '../context.js'
 import type { SyncResult } from '../requests.js'
@@ -61,20 +62,11 @@ export const sync: OpFn<'volume.sync'> = async (ctx, a) => {
   const before = positions(vol)
   await reach(net, key, timeoutMs)
   await vol.flush() // our pending ops into our log, so the peer can have them
-  // Progress: entries to receive and to send, as they move (status events, at most 10 a second).
-  const progress = new OpProgress((e) => ctx.emit(e), { unit: 'entries' })
-  const moved = movement(vol, key)
-  progress.update(moved(), true)
-  const ticker = setInterval(() => progress.update(moved()), 100)
-  let gotAll: boolean
-  let sent: { entries: number; complete: boolean }
-  try {
-    gotAll = await receive(net, key, vol, deadline)
-    sent = await send(key, vol, deadline)
-  } finally {
-    clearInterval(ticker)
-  }
-  progress.end(moved())
+  // Progress: entries to receive and to send, as they move (status events).
+  const { gotAll, sent } = await withProgress(ctx, movement(key, incoming(vol), vol.log.core), async () => ({
+    gotAll: await receive(net, key, vol, deadline),
+    sent: await send(key, vol, deadline)
+  }))
   await vol.refresh()
   const after = positions(vol)
   let received = 0
@@ -98,31 +90,54 @@ export const sync: OpFn<'volume.sync'> = async (ctx, a) => {
   }
 }
 
-/**
- * What a sync moves from now on, as progress counts: entries of the other writers' logs to
- * receive (up to the peer's lengths) and of this node's log to send (up to its length),
- * and how many of each have moved since this was called.
- */
-function movement(vol: Volume, key: Buffer): () => ProgressCounts {
+/** A writer log a sync receives: its key (hex), core, and a revoked writer's last entry. */
+interface Incoming {
+  hex: string
+  core: Hypercore
+  last: number | null
+}
+
+/** The logs of `vol` a sync receives: every writer's but this node's own. */
+function incoming(vol: Volume): () => Incoming[] {
   const own = vol.log.key.toString('hex')
+  return () => [...vol.writers].filter(([hex]) => hex !== own).map(([hex, log]) => ({ hex, core: log.core, last: vol.writerSet.writers.get(hex)?.limit ?? null }))
+}
+
+/**
+ * What a sync moves from now on, as progress counts: entries of the logs `logs` gives to
+ * receive (up to the peer's lengths) and of this node's log `own` (if any) to send (up to its
+ * length), and how many of each have moved since this was called.
+ */
+function movement(key: Buffer, logs: () => Incoming[], own: Hypercore | null): () => ProgressCounts {
   const start = new Map<string, number>()
-  const sentFrom = corePosition(vol.log.core, key).peerHeld ?? 0
+  const sentFrom = own ? (corePosition(own, key).peerHeld ?? 0) : 0
   return () => {
     let got = 0, toGet = 0
-    for (const [hex, log] of vol.writers) {
-      if (hex === own) continue
-      const pos = corePosition(log.core, key, vol.writerSet.writers.get(hex)?.limit ?? null)
+    for (const l of logs()) {
+      const pos = corePosition(l.core, key, l.last)
       // A log that appears while the sync runs starts from what it held when first seen.
-      if (!start.has(hex)) start.set(hex, pos.held)
-      const from = start.get(hex)!
+      if (!start.has(l.hex)) start.set(l.hex, pos.held)
+      const from = start.get(l.hex)!
       const want = Math.max(0, pos.held + pos.behind - from)
       toGet += want
       got += Math.min(want, Math.max(0, pos.held - from))
     }
-    const mine = corePosition(vol.log.core, key)
-    const toSend = Math.max(0, vol.log.core.length - sentFrom)
-    const sent = Math.min(toSend, Math.max(0, (mine.peerHeld ?? 0) - sentFrom))
+    const toSend = own ? Math.max(0, own.length - sentFrom) : 0
+    const sent = own ? Math.min(toSend, Math.max(0, (corePosition(own, key).peerHeld ?? 0) - sentFrom)) : 0
     return { done: got + sent, total: toGet + toSend, extra: { entries_received: got, entries_to_receive: toGet, entries_sent: sent, entries_to_send: toSend } }
+  }
+}
+
+/** Status events of `moved` every 100 ms while `work` runs, and where it ended. */
+async function withProgress<T>(ctx: OpContext, moved: () => ProgressCounts, work: () => Promise<T>): Promise<T> {
+  const progress = new OpProgress((e) => ctx.emit(e), { unit: 'entries' })
+  progress.update(moved(), true)
+  const ticker = setInterval(() => progress.update(moved()), 100)
+  try {
+    return await work()
+  } finally {
+    clearInterval(ticker)
+    progress.end(moved())
   }
 }
 
@@ -164,12 +179,27 @@ async function send(key: Buffer, vol: Volume, deadline: number): Promise<{ entri
  * wait until the peer holds every log we hold as far as we do.
  */
 async function syncHeld(ctx: OpContext, net: PeerNetwork, node: Node, key: Buffer, held: HeldVolume, t0: number, deadline: number): Promise<SyncResult> {
-  const heldNow = (): number => held.writers().reduce((n, w) => n + Math.max(0, (held.core(w)?.contiguousLength ?? 0) - 1), 0)
-  const before = heldNow()
+  const before = heldEntries(held)
   await reach(net, key, Math.max(1, deadline - Date.now()))
-  let complete = true
   // Only logs of the writer set (a candidate is the network's and the node's business).
   const offered = await net.writersFrom(key, held.id)
+  const logs = (): Incoming[] => held.writers().flatMap((w) => {
+    const core = held.core(w)
+    const hex = w.toString('hex')
+    return core ? [{ hex, core, last: held.writerSet.writers.get(hex)?.limit ?? null }] : []
+  })
+  return withProgress(ctx, movement(key, logs, null), () => holdAll(ctx, net, node, key, held, offered, t0, deadline, before))
+}
+
+/** Entries held of a storage-only volume's logs (block 0 of each is its header). */
+function heldEntries(held: HeldVolume): number {
+  return held.writers().reduce((n, w) => n + Math.max(0, (held.core(w)?.contiguousLength ?? 0) - 1), 0)
+}
+
+/** syncHeld's work: the offered logs, the peer's store replica, and the peer holding our logs. */
+async function holdAll(ctx: OpContext, net: PeerNetwork, node: Node, key: Buffer, held: HeldVolume, offered: Buffer[], t0: number, deadline: number, before: number): Promise<SyncResult> {
+  const heldNow = (): number => heldEntries(held)
+  let complete = true
   const trace = (what: string): void => ctx.server?.log('debug', `sync ${held.name} with ${encodeKey(key)}: ${what} after ${Date.now() - t0} ms`)
   for (const w of offered) {
     const core = await held.addWriter(w)
