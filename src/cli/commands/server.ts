@@ -76,10 +76,25 @@ export class StatusCommand extends BazilCommand {
     else if (this.asJson) this.json(status)
     else this.print(status)
     if (!this.watch) return
+    // On a terminal the status is drawn again after each change (the last changes under it);
+    // elsewhere one line per change, for logs and scripts.
+    const redraw = !this.asJson && (this.context.stdout as { isTTY?: boolean }).isTTY === true
+    const recent: string[] = []
+    let drawing = Promise.resolve()
     await this.call('watch', {}, {
       onEvent: (e) => {
-        if (this.asJson) this.out(JSON.stringify(e))
-        else if (e.message_type === 'change') this.out(`${String(e.time)} volume "${String(e.volume)}": ${String(e.entries)} entries applied from other writers`)
+        if (this.asJson) return this.out(JSON.stringify(e))
+        if (e.message_type !== 'change') return
+        const line = `${String(e.time)} volume "${String(e.volume)}": ${String(e.entries)} entries applied from other writers`
+        if (!redraw) return this.out(line)
+        recent.push(line)
+        if (recent.length > 5) recent.shift()
+        drawing = drawing.then(async () => {
+          const now = await this.call('status', {})
+          this.context.stdout.write('\x1b[H\x1b[2J')
+          this.print(now)
+          for (const l of recent) this.out(l)
+        }).catch(() => {})
       }
     })
   }
