@@ -5,7 +5,7 @@
 // is, 0 after a sync.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { PeerCluster, eventually } from './peer-setup.js'
@@ -106,6 +106,18 @@ test('import and sync --json: status lines then a summary; a bar on a terminal; 
   assert.match(human, new RegExp(`^volume v: 2 writer logs, \\d+ entries$`, 'm'))
   assert.match(human, new RegExp(`^  peer ${W.key}: connected since \\S+ \\(127\\.0\\.0\\.1:\\d+, direct, (outgoing|incoming)\\); in sync$`, 'm'))
   assert.match(human, /^cache: /m)
+  // `status --watch` on a terminal: the status drawn again after a change, the change under it.
+  const watch = spawn('script', ['-qfec', `${process.execPath} ${bazilBin} --data-dir=${B.data} status --watch`, path.join(c.dir, 'watch-typescript')], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let screen = ''
+  watch.stdout.on('data', (d: Buffer) => { screen += d })
+  try {
+    await eventually('the watch started', async () => /^volume v: /m.test(screen))
+    await eventually('the watch is on', async () => /control: watch/.test(B.log()), 20_000, 50)
+    await c.run('white', ['volume', 'mkdir', 'v', '/five'])
+    await eventually('the status drawn again with the change', async () => /\x1b\[H\x1b\[2Jserver: running[^]*volume "v": \d+ entries applied from other writers/.test(screen), 20_000)
+  } finally {
+    watch.kill('SIGTERM')
+  }
   // White's status says the same of black, from its side.
   const sw = JSON.parse((await c.run('white', ['status', '--json'])).stdout) as StatusResult
   assert.deepEqual(sw.volumeStatus[0]!.peers.map((p) => [p.key, p.connected]), [[B.key, true]])
