@@ -60,7 +60,7 @@ async function withDataDir(server: boolean, fn: (data: string, dir: string, log:
 
 type Caller = <O extends Op>(op: O, args: Args<O>) => Promise<{ result: Results[O]; out: Buffer; events: ControlEvent[] }>
 
-/** The ops of the commands that went through `cli.run` before: identity, peers, writers, conflicts, placement, cache, retention, state. */
+/** The ops of the identity, peer, writer, conflict, placement, cache, retention and state commands. */
 async function identityPeersAndPlacement(data: string, dir: string, r: Caller): Promise<void> {
   const me = (await r('debug.pubkey', {})).result.publicKey
   assert.match(me, /^[a-z0-9]{52}$/)
@@ -126,14 +126,12 @@ test('every op of the typed API round-trips through the control socket', async (
     assert.deepEqual(list.map((v) => [v.name, v.sharing]), [['v', 'default']])
     assert.deepEqual((await r('volume.mkdir', { volume: 'v', path: '/a/b', parents: true })).result, { path: '/a/b', created: true })
     assert.deepEqual((await r('volume.mkdir', { volume: 'v', path: '/a/b', parents: true })).result, { path: '/a/b', created: false })
-    // A file to read: imported through the CLI (import is not converted yet: cli.run).
+    // A file to read.
     const src = path.join(dir, 'src')
     fs.mkdirSync(src)
     const content = Buffer.alloc(300_000, 'x')
     fs.writeFileSync(path.join(src, 'f'), content)
-    const imp = await r('cli.run', { argv: ['volume', 'import', 'v', 'src', '--to=/a'], cwd: dir })
-    assert.equal(imp.result.code, 0, imp.out.toString())
-    assert.match(imp.out.toString(), /^imported 1 files/)
+    assert.equal((await r('volume.import', { volume: 'v', src, to: '/a' })).result.files, 1)
     const ls = (await r('volume.ls', { volume: 'v', path: '/a' })).result.entries
     assert.deepEqual(ls.map((e) => [e.name, e.kind]), [['b', 'dir'], ['f', 'file']])
     assert.equal(ls[1]!.size, content.length)
@@ -251,7 +249,8 @@ test('an old or unknown version, an unknown op and bad arguments are refused, st
     await refused({ version: 2, op: 'volume.create', args: { name: 'w', sharing: 7 } }, /argument "sharing" must be a string/)
     await refused({ version: 2, op: 'volume.mount', args: { volume: 'v', mountpoint: 'rel/dir' } }, /argument "mountpoint" must be an absolute path/)
     await refused({ version: 2, op: 'volume.sync', args: { volume: 'v', peer: 'k', timeoutMs: -1 } }, /"timeoutMs" must be a non-negative integer/)
-    await refused({ version: 2, op: 'cli.run', args: { argv: ['status', 3], cwd: '/' } }, /"argv" must be a list of strings/)
+    await refused({ version: 2, op: 'cli.run', args: { argv: ['status'], cwd: '/' } }, /^unknown control op "cli.run"/)
+    await refused({ version: 2, op: 'pin', args: { volume: 'v', paths: ['/a', 3] } }, /"paths" must be a list of strings/)
     await refused({ version: 2, op: 'peer.storage', args: { key: 'k', store: 'local', allow: 'yes' } }, /"allow" must be a boolean/)
     await refused({ version: 2, op: 'volume.copies', args: { volume: 'v', copies: 1.5 } }, /"copies" must be a non-negative integer/)
     await refused({ version: 2, op: 'sharing.add', args: { name: 'x' } }, /missing argument "key"/)

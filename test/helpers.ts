@@ -112,8 +112,8 @@ export async function startServer(dataDir: string, extra: string[] = []): Promis
 }
 
 /**
- * Runs a bazil command in this process (as the server would, with `server` set), capturing
- * its output: for tests that need the CLI beside objects they hold open.
+ * Runs a bazil command in this process (its ops on `server`'s node when set), capturing its
+ * output: for tests that need the CLI beside objects they hold open.
  */
 export async function runInProcess(dataDir: string, argv: string[], server?: unknown): Promise<{ code: number; stdout: string; stderr: string }> {
   const { PassThrough, Readable } = await import('node:stream')
@@ -125,7 +125,7 @@ export async function runInProcess(dataDir: string, argv: string[], server?: unk
   stdout.on('data', (d: Buffer) => out.push(d))
   stderr.on('data', (d: Buffer) => err.push(d))
   const code = await (await loadCli()).run(argv, {
-    stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, argv, cwd: process.cwd(), colorDepth: 1,
+    stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, cwd: process.cwd(), colorDepth: 1,
     server: server as import('../src/server/handle.js').ServerHandle | undefined
   })
   return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }

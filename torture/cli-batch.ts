@@ -32,7 +32,7 @@ for (const args of JSON.parse(plan) as string[][]) {
   stdout.on('data', (d: Buffer) => out.push(d))
   stderr.on('data', (d: Buffer) => err.push(d))
   const code = await cli.run(args, {
-    stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, argv: args, cwd: process.cwd(), colorDepth: 1
+    stdin: Readable.from([]), stdout, stderr, env: { ...process.env, BAZIL_DATA_DIR: '' }, dataDir, cwd: process.cwd(), colorDepth: 1
   })
   const buf = Buffer.concat(out)
   const line: BatchLine = {

@@ -1,13 +1,13 @@
-// What every bazil command shares: finding the data dir, opening the node, printing, and
-// turning failures into one line on stderr and a non-zero exit.
+// What every bazil command shares: finding the data dir, calling its op of the control API
+// (src/control: in the server when one runs, else in this process), printing, and turning
+// failures into one line on stderr and a non-zero exit. Only `server run`, `dht run` and the
+// shell helpers (completion, man, help) run without an op.
 import path from 'node:path'
 import { Command, Option, type BaseContext } from 'clipanion'
 import { defaultDataDir } from '../data-paths.js'
 import { UserError } from '../user-error.js'
-import type { Node } from '../node.js'
 import { TreeError } from '../tree/errors.js'
-import { connect } from '../control/frames.js'
-import { call, callRemote, type CallHandlers } from '../control/client.js'
+import { call, type CallHandlers } from '../control/client.js'
 import { BadRequestError, type Args, type ControlEvent, type Op, type Results } from '../control/requests.js'
 import type { ServerHandle } from '../server/handle.js'
 import { ProgressView } from './progress.js'
@@ -16,28 +16,13 @@ export interface BazilContext extends BaseContext {
   /** --data-dir given before the command name (bazil --data-dir=X volume list). */
   dataDir?: string
   env: NodeJS.ProcessEnv
-  /** The command line after global options, for handing the command to the server. */
-  argv: string[]
-  /** The caller's working directory (the client's, when the server runs the command). */
+  /** The caller's working directory (relative paths the user gives are resolved against it). */
   cwd: string
-  /** Set when the command runs inside the server. */
+  /** Set when the command runs in a process that holds the node (tests): its ops run on that node. */
   server?: ServerHandle
 }
 
-/**
- * Where a command runs:
- * - api: in the CLI process, speaking the typed control API (src/control): its op runs in the
- *   server when one runs, else in this process (src/control/client.ts);
- * - local: always in the CLI process (touches only data-dir files, never the corestore);
- * - node: in the running server if there is one, else in the CLI process with the data dir
- *   opened directly;
- * - server: only in the running server (mounts); an error names `bazil server run` otherwise.
- */
-export type Where = 'api' | 'local' | 'node' | 'server'
-
 export abstract class BazilCommand extends Command<BazilContext> {
-  static where: Where = 'node'
-
   dataDirOption = Option.String('--data-dir', { description: 'The data dir (default $BAZIL_DATA_DIR, $XDG_DATA_HOME/bazil, ~/.local/share/bazil)' })
 
   protected get dataDirPath(): string {
@@ -47,30 +32,6 @@ export abstract class BazilCommand extends Command<BazilContext> {
   /** A path the user gave, resolved against their working directory. */
   protected resolvePath(p: string): string {
     return path.resolve(this.context.cwd, p)
-  }
-
-  /**
-   * Runs `fn` with the node: the server's when inside it, else the data dir opened for the
-   * duration of `fn` and always closed (flushing volumes).
-   */
-  protected async withNode<T>(fn: (node: Node) => Promise<T>): Promise<T> {
-    if (this.context.server) return fn(this.context.server.node)
-    // Loaded here, not at the top: a command the server runs needs none of the store's modules.
-    const [{ Node }, { DataDir }] = await Promise.all([import('../node.js'), import('../datadir.js')])
-    const node = await Node.open(DataDir.open(this.dataDirPath))
-    let result: T
-    try {
-      result = await fn(node)
-    } catch (err) {
-      // The command's own error comes first; closing may fail for the same reason (a full disk).
-      // Still one line (README: errors are one line), and not the same reason twice.
-      const closing = await node.close().then(() => null, (e: unknown) => e)
-      const why = closing instanceof Error ? closing.message : closing === null ? null : String(closing)
-      if (why !== null && err instanceof Error && !err.message.includes(why)) err.message += `; closing the data dir also failed: ${why}`
-      throw err
-    }
-    await node.close()
-    return result
   }
 
   /**
@@ -123,22 +84,6 @@ export abstract class BazilCommand extends Command<BazilContext> {
 
   async execute(): Promise<number> {
     try {
-      const where = (this.constructor as typeof BazilCommand).where
-      if (where !== 'local' && where !== 'api' && !this.context.server) {
-        // Not yet converted to a typed op: the server runs this command line (op cli.run).
-        const sock = await connect(this.dataDirPath)
-        if (sock) {
-          const tty = (this.context.stderr as NodeJS.WriteStream).isTTY === true
-          const r = await callRemote(sock, 'cli.run', { argv: this.context.argv, cwd: path.resolve(this.context.cwd), ...(tty ? { stderrTTY: true } : {}) }, {
-            onOutput: (chunk) => this.outBytes(chunk),
-            onStderr: (chunk) => void this.context.stderr.write(chunk)
-          })
-          return r.code
-        }
-        if (where === 'server') {
-          throw new UserError(`\`bazil ${this.path.join(' ')}\` needs a running server: start \`bazil server run\` (data dir ${this.dataDirPath})`)
-        }
-      }
       return (await this.run()) ?? 0
     } catch (err) {
       this.context.stderr.write(`bazil: ${err instanceof BadRequestError ? 'bad control request: ' : ''}${describeError(err)}\n`)

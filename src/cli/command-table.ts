@@ -1,6 +1,6 @@
 // Which module holds which command, so that a CLI process imports only the module of the
-// command it runs (a command the server runs for it loads nearly nothing else; a cold one
-// loads the store's modules when it opens the data dir, src/cli/base.ts withNode). The paths
+// command it runs (a command whose op the server answers loads nearly nothing else; without a
+// server the op loads the store's modules when it opens the data dir, src/control/client.ts). The paths
 // here are the commands' own `static paths` (test/cli-lazy.test.ts checks they agree; a command
 // missing here still runs: a command line no module claims loads every module).
 import { Command, type CommandClass as ClipanionCommand } from 'clipanion'

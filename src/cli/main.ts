@@ -46,6 +46,6 @@ export async function main(args: string[]): Promise<void> {
   const { argv, dataDir } = splitGlobalOptions(args)
   // Only the module of the command that runs is loaded (src/cli/command-table.ts).
   const cli = buildCli(await loadCommands(argv))
-  const code = await cli.run(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, dataDir, argv, cwd: process.cwd(), colorDepth: 1 })
+  const code = await cli.run(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env, dataDir, cwd: process.cwd(), colorDepth: 1 })
   process.exitCode = code
 }

@@ -15,10 +15,8 @@ import { BadRequestError, CONTROL_VERSION, checkRequest, type Args, type Control
 export interface CallHandlers {
   /** An event the op streamed (progress `status`, `warning`, ...). */
   onEvent?(event: ControlEvent): void
-  /** Output bytes (a file's content; a `cli.run` command's stdout); the next arrive once this resolves. */
+  /** Output bytes (a file's content); the next arrive once this resolves. */
   onOutput?(chunk: Buffer): void | Promise<void>
-  /** A `cli.run` command's stderr. */
-  onStderr?(chunk: Buffer): void
   /** In process: aborts a long op (a watch) when this caller is gone (a web view's page closed). */
   signal?: AbortSignal
 }
@@ -100,7 +98,6 @@ export async function callRemote<O extends Op>(sock: net.Socket, op: O, args: Ar
     read: for await (const data of sock as AsyncIterable<Buffer>) {
       for (const f of reader.push(data)) {
         if (f.type === FRAME.stdout) await handlers.onOutput?.(f.payload)
-        else if (f.type === FRAME.stderr) handlers.onStderr?.(f.payload)
         else if (f.type === FRAME.event) handlers.onEvent?.(JSON.parse(f.payload.toString('utf8')) as ControlEvent)
         else if (f.type === FRAME.exit) {
           end = JSON.parse(f.payload.toString('utf8')) as ControlEnd<O>

@@ -11,9 +11,9 @@ const MAX_FRAME_BYTES = 16 << 20
 export const FRAME = {
   /** client → server: the request (JSON). */
   request: 0x52 /* R */,
-  /** server → client: bytes for the client's stdout (a file's content; `cli.run` output). */
+  /** server → client: bytes for the client's stdout (a file's content). */
   stdout: 0x4f /* O */,
-  /** server → client: bytes for the client's stderr (`cli.run` only). */
+  /** server → client: bytes for the client's stderr (only to a version 1 client, telling it to upgrade). */
   stderr: 0x45 /* E */,
   /** server → client: one event (JSON object with `message_type`): progress, warnings, watch events. */
   event: 0x56 /* V */,

@@ -90,8 +90,6 @@ export const OP_ARGS = {
   'cache.size': { size: 'string?' },
   /** The web view's address with its token (spec/web.md); a user error when the server runs without --web. */
   'web.url': {},
-  /** Runs a command line of a command not yet converted to a typed op (the server's CLI). */
-  'cli.run': { argv: 'strings', cwd: 'path', stderrTTY: 'boolean?' }
 } as const satisfies Record<string, Record<string, Field>>
 
 export type Op = keyof typeof OP_ARGS
@@ -407,7 +405,6 @@ export interface Results {
   /** `set`: the budget just set, as given (null: only shown). */
   'cache.size': { status: CacheStatus; set: string | null }
   'web.url': { url: string }
-  'cli.run': { code: number }
 }
 
 /** Events an op streams before its result (restic-style `message_type`). */

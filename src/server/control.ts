@@ -1,7 +1,6 @@
 // The server's end of the control socket (spec/control.md): one request per connection,
 // checked before anything runs, then dispatched to the op's function on the server's node
-// (src/control/ops), or, for `cli.run`, to the server's copy of the CLI. Bad input is answered
-// and logged; it never stops the server.
+// (src/control/ops). Bad input is answered and logged; it never stops the server.
 import type net from 'node:net'
 import type { Writable } from 'node:stream'
 import { FRAME, FrameReader, MAX_REQUEST_BYTES, drained, encodeFrame, frameWriter } from '../control/frames.js'
@@ -12,12 +11,8 @@ import { BadRequestError, decodeRequest, type Args, type ControlEnd, type Contro
 import type { Log } from '../log.js'
 import type { ServerHandle } from './handle.js'
 
-/** Runs one command line as the CLI would, with the server's context; resolves to its exit code. */
-export type CommandRunner = (argv: string[], ctx: { stdout: Writable; stderr: Writable; cwd: string; server: ServerHandle }) => Promise<number>
-
 export interface ControlDeps {
   server: ServerHandle
-  runCli: CommandRunner
   log: Log
   /** Aborted when the server stops: long ops (a watch) end. */
   stopping: AbortSignal
@@ -73,12 +68,12 @@ function refuse(conn: net.Socket, deps: ControlDeps, version: unknown, message: 
 }
 
 async function execute(conn: net.Socket, req: ControlRequest, deps: ControlDeps): Promise<void> {
-  deps.log('debug', `control: ${req.op}${req.op === 'cli.run' ? ` ${(req.args as Args<'cli.run'>).argv.join(' ')}` : ''}`)
+  deps.log('debug', `control: ${req.op}`)
   const stdout = frameWriter(conn, FRAME.stdout)
   const events = frameWriter(conn, FRAME.event)
   let end: ControlEnd
   try {
-    const result = req.op === 'cli.run' ? await runCli(conn, req.args as Args<'cli.run'>, stdout, deps) : await runOp(conn, req.op, req.args, stdout, events, deps)
+    const result = await runOp(conn, req.op, req.args, stdout, events, deps)
     end = { ok: true, result } as ControlEnd
   } catch (err) {
     const kind = errorKind(err)
@@ -90,7 +85,7 @@ async function execute(conn: net.Socket, req: ControlRequest, deps: ControlDeps)
   if (!conn.destroyed) conn.end(encodeFrame(FRAME.exit, Buffer.from(JSON.stringify(end))))
 }
 
-async function runOp(conn: net.Socket, op: Exclude<Op, 'cli.run'>, args: unknown, stdout: Writable, events: Writable, deps: ControlDeps): Promise<unknown> {
+async function runOp(conn: net.Socket, op: Op, args: unknown, stdout: Writable, events: Writable, deps: ControlDeps): Promise<unknown> {
   const fn = (await OPS[op].load()) as (ctx: OpContext, a: unknown) => Promise<unknown>
   // The op ends early when the client hangs up or the server stops.
   const hangUp = new AbortController()
@@ -106,20 +101,4 @@ async function runOp(conn: net.Socket, op: Exclude<Op, 'cli.run'>, args: unknown
     write: (chunk) => new Promise<void>((resolve, reject) => stdout.write(chunk, (err) => (err ? reject(err) : resolve())))
   }
   return fn(ctx, args)
-}
-
-/** A command not yet converted to a typed op: the server runs its command line as the CLI would. */
-async function runCli(conn: net.Socket, a: Args<'cli.run'>, stdout: Writable, deps: ControlDeps): Promise<{ code: number }> {
-  const stderr = frameWriter(conn, FRAME.stderr)
-  // The client's stderr is a terminal: commands draw progress as they would in the CLI.
-  if (a.stderrTTY) Object.assign(stderr, { isTTY: true })
-  let code = 1
-  try {
-    code = await deps.runCli(a.argv, { stdout, stderr, cwd: a.cwd, server: deps.server })
-  } catch (err) {
-    deps.log('error', `command ${a.argv.join(' ')} failed: ${(err as Error).stack ?? String(err)}`)
-    stderr.write(`bazil: internal error: ${(err as Error).message}\n`)
-  }
-  await drained(stderr)
-  return { code }
 }

@@ -3,11 +3,10 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { Readable } from 'node:stream'
 import { type DataDir, UserError } from '../datadir.js'
 import { Node } from '../node.js'
 import { connect, socketPath } from '../control/frames.js'
-import { serveConnection, type CommandRunner } from './control.js'
+import { serveConnection } from './control.js'
 import type { MountOpts, ServerHandle, WebView } from './handle.js'
 import type { WebAddress } from '../web/address.js'
 import type { Log } from '../log.js'
@@ -15,11 +14,8 @@ import { MountManager } from './mounts.js'
 import { AutoGc, autoGcOptions } from './auto-gc.js'
 import { PeerNetwork, readNetConfig, type HostPort } from '../net/index.js'
 
-export type { CommandRunner }
-
 export interface ServerOptions {
   log: Log
-  run: CommandRunner
   /** DHT bootstrap nodes (`--bootstrap`); overrides config.json; [] = no DHT, direct connections only. */
   bootstrap?: HostPort[]
   /** `--web`: serve the local web view there (src/web); off when unset. */
@@ -48,8 +44,7 @@ export class Server implements ServerHandle {
   private constructor(
     readonly dir: DataDir,
     readonly node: Node,
-    readonly log: Log,
-    private readonly runCommand: CommandRunner
+    readonly log: Log
   ) {
     this.mountManager = new MountManager(node, log)
     this.listener = net.createServer((conn) => this.serve(conn))
@@ -72,7 +67,7 @@ export class Server implements ServerHandle {
       }
       throw err
     }
-    const server = new Server(dir, node, opts.log, opts.run)
+    const server = new Server(dir, node, opts.log)
     try {
       fs.writeFileSync(dir.paths.serverPid, `${process.pid}\n`)
       await server.mountManager.restore()
@@ -138,7 +133,7 @@ export class Server implements ServerHandle {
 
   /** One connection = one request (src/server/control.ts); a stop waits for those running. */
   private serve(conn: net.Socket): void {
-    const job = serveConnection(conn, { server: this, runCli: this.runCommand, log: this.log, stopping: this.stopSignal.signal })
+    const job = serveConnection(conn, { server: this, log: this.log, stopping: this.stopSignal.signal })
     this.inflight.add(job)
     void job.finally(() => this.inflight.delete(job))
   }
@@ -195,5 +190,3 @@ export async function runUntilSignalled(server: Server, signalled: Promise<NodeJ
   server.log('info', `received ${await signalled}`)
   await server.stop()
 }
-
-export const emptyStdin = (): Readable => Readable.from([])

@@ -1,13 +1,12 @@
 // cache size, pin, unpin: the budget for content read from peers, and paths kept for offline use.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../user-error.js'
 import { formatBytes } from '../../format-bytes.js'
 
 export class CacheSizeCommand extends BazilCommand {
   static override paths = [['cache', 'size']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
     description: 'Show or set the budget for cached content',
@@ -32,7 +31,6 @@ export class CacheSizeCommand extends BazilCommand {
 
 /** Pin and unpin: what the user named, VOLUME PATH... or paths inside the server's mounts. */
 abstract class PinPathsCommand extends BazilCommand {
-  static override where: Where = 'api'
   args = Option.Rest()
 
   /** VOLUME PATH... when the first word names a volume; else local paths, made absolute here (the server maps them through its mounts). */

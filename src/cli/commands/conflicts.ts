@@ -1,7 +1,7 @@
 // volume conflicts|resolve: files two writers changed concurrently, owners and extended
 // attributes two writers set concurrently, and settling them.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import type { AttrValueJson } from '../../control/requests.js'
 
@@ -14,7 +14,6 @@ function showValue(v: AttrValueJson): string {
 
 export class VolumeConflictsCommand extends BazilCommand {
   static override paths = [['volume', 'conflicts']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.volumes,
     description: 'List conflicting versions and attributes',
@@ -54,7 +53,6 @@ export class VolumeConflictsCommand extends BazilCommand {
 
 export class VolumeResolveCommand extends BazilCommand {
   static override paths = [['volume', 'resolve']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.volumes,
     description: 'Settle a conflict',

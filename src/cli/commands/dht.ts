@@ -1,13 +1,12 @@
 // dht run: a DHT bootstrap node for networks without the public DHT (a LAN, a lab, tests).
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../datadir.js'
 import { parseHostPort } from '../../net/config.js'
 
 export class DhtRunCommand extends BazilCommand {
   static override paths = [['dht', 'run']]
-  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.server,
     description: 'Run a DHT bootstrap node',

@@ -1,6 +1,6 @@
 // volume gc | volume snapshot rm | volume snapshot keep: removing what nothing references (spec/gc.md).
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../user-error.js'
 import { parseDuration } from '../../duration.js'
@@ -33,8 +33,6 @@ export class VolumeGcCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then the report as a summary object' })
   grace = Option.String('--grace', { description: 'Keep what became unreferenced less than this long ago (default 24h; 0: none)' })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     const graceMs = this.grace === undefined ? undefined : parseDuration(this.grace, '--grace')
     const { result: r, view } = await this.callWithProgress('volume.gc', { volume: this.volume, ...(this.dryRun ? { dryRun: true } : {}), graceMs }, this.asJson)
@@ -60,7 +58,6 @@ export function describeReport(r: GcReport): string[] {
 
 export class VolumeSnapshotRmCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'rm']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
     description: 'Remove a snapshot',
@@ -78,7 +75,6 @@ export class VolumeSnapshotRmCommand extends BazilCommand {
 
 export class VolumeSnapshotKeepCommand extends BazilCommand {
   static override paths = [['volume', 'snapshot', 'keep']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.history,
     description: 'Show or set which snapshots are kept',

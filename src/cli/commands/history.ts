@@ -1,7 +1,7 @@
 // volume history|restore, log blame: a file's versions, bringing one back, who changed what
 // (spec/history.md). `log show` and its filters are in log.ts.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import type { HistoryVersion, WriterLabel } from '../../control/requests.js'
 
@@ -34,8 +34,6 @@ export class VolumeHistoryCommand extends BazilCommand {
   file = Option.String({ required: true })
   asJson = Option.Boolean('--json', false)
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     const h = await this.call('volume.history', { volume: this.volume, path: this.file })
     if (this.asJson) return this.json(h)
@@ -58,8 +56,6 @@ export class VolumeRestoreCommand extends BazilCommand {
   snapshot = Option.String('--snapshot', { description: 'Take the file from this snapshot' })
   to = Option.String('--to', { description: 'Restore to this path instead' })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     const r = await this.call('volume.restore', { volume: this.volume, path: this.file, version: this.version, snapshot: this.snapshot, to: this.to })
     const from = this.snapshot !== undefined ? `snapshot ${this.snapshot}` : `version ${r.hash.slice(0, 16)}`
@@ -79,8 +75,6 @@ export class LogBlameCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: false })
   asJson = Option.Boolean('--json', false)
-
-  static override where: Where = 'api'
 
   async run(): Promise<void> {
     const b = await this.call('log.blame', { volume: this.volume, path: this.target })

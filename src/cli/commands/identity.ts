@@ -1,6 +1,6 @@
 // create, debug pubkey, sharing add|list: the node's identity and keys.
 import { Option } from 'clipanion'
-import { BazilCommand, readAll, type Where } from '../base.js'
+import { BazilCommand, readAll } from '../base.js'
 import { CATEGORY } from '../categories.js'
 
 /** More than any key: the op says what length it wants. */
@@ -8,7 +8,6 @@ const READ_LIMIT = 1024
 
 export class CreateCommand extends BazilCommand {
   static override paths = [['create']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: 'Create a data dir and a node identity',
@@ -28,7 +27,6 @@ export class CreateCommand extends BazilCommand {
 
 export class DebugPubkeyCommand extends BazilCommand {
   static override paths = [['debug', 'pubkey']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: "Print this node's public key",
@@ -42,7 +40,6 @@ export class DebugPubkeyCommand extends BazilCommand {
 
 export class SharingAddCommand extends BazilCommand {
   static override paths = [['sharing', 'add']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: 'Add a sharing key read from stdin',
@@ -60,7 +57,6 @@ export class SharingAddCommand extends BazilCommand {
 
 export class SharingListCommand extends BazilCommand {
   static override paths = [['sharing', 'list']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.identity,
     description: 'List the sharing keys by name'

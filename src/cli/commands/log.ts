@@ -1,6 +1,6 @@
 // log show|verify: the audit trail of a volume, and its integrity check.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import type { LogRow } from '../../control/requests.js'
 import type { AuditOp } from '../../logs/index.js'
@@ -48,8 +48,6 @@ export class LogShowCommand extends BazilCommand {
   until = Option.String('--until', { description: 'Only entries at or before this time (ISO 8601, or a time ago)' })
   asJson = Option.Boolean('--json', false)
 
-  static override where: Where = 'api'
-
   async run(): Promise<number> {
     // Rows stream as they are read: a large log is never one result in memory. --json is still one array.
     let first = true
@@ -79,8 +77,6 @@ export class LogVerifyCommand extends BazilCommand {
   })
   volume = Option.String({ required: true })
   asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then the report as a summary object' })
-
-  static override where: Where = 'api'
 
   async run(): Promise<number> {
     const { result: r, view } = await this.callWithProgress('log.verify', { volume: this.volume }, this.asJson)

@@ -2,12 +2,11 @@
 // talks to and what each peer may see. The registry is DATA/peers.json; inside a running
 // server the network picks changes up at once (refresh), otherwise at its next start.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../user-error.js'
 
 abstract class PeerCommand extends BazilCommand {
-  static override where: Where = 'api'
 }
 
 export class PeerAddCommand extends PeerCommand {

@@ -1,7 +1,7 @@
 // volume copies|du, where: the copy rule and where a volume's content lives (src/placement/placement.ts,
 // src/placement/where.ts; spec/protocol.md KEEP/HOLDS).
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../user-error.js'
 
@@ -19,7 +19,6 @@ function size(bytes: number): string {
 
 export class VolumeCopiesCommand extends BazilCommand {
   static override paths = [['volume', 'copies']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
     description: 'Show or set the copies needed elsewhere',
@@ -48,7 +47,6 @@ export class VolumeCopiesCommand extends BazilCommand {
 
 /** Where a path's content lives (src/placement/where.ts): `where` shows it all, `volume du` sums it up. */
 abstract class ContentReportCommand extends BazilCommand {
-  static override where: Where = 'api'
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
 }
@@ -100,7 +98,6 @@ export class VolumeDuCommand extends ContentReportCommand {
 
 export class VolumeStorageRmCommand extends BazilCommand {
   static override paths = [['volume', 'storage', 'rm']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.storage,
     description: "Stop storing a volume's content to a peer",

@@ -1,6 +1,6 @@
 // server run, status, volume mount|unmount: the long-running side of bazil.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import type { PeerInfo, StatusResult } from '../../control/requests.js'
 import { formatBytes } from '../../format-bytes.js'
@@ -8,7 +8,6 @@ import { clock } from '../progress.js'
 
 export class ServerRunCommand extends BazilCommand {
   static override paths = [['server', 'run']]
-  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.server,
     description: 'Run the server in the foreground',
@@ -33,21 +32,16 @@ export class ServerRunCommand extends BazilCommand {
     const [{ createLogger, parseLevel }, { parseBootstrap }, { parseWebAddress }, { DataDir }] = await Promise.all([import('../../log.js'), import('../../net/config.js'), import('../../web/address.js'), import('../../datadir.js')])
     const log = createLogger(parseLevel(this.logLevel), this.context.stderr)
     const web = this.web === undefined ? undefined : parseWebAddress(this.web)
-    const { buildCli } = await import('../main.js') // the server runs the same commands the CLI does
-    const { loadCommands } = await import('../command-table.js')
-    const commands = await loadCommands()
     const bootstrap = this.bootstrap === undefined ? undefined : this.bootstrap === 'none' ? [] : parseBootstrap(this.bootstrap)
     const dir = DataDir.open(this.dataDirPath)
-    const { Server, emptyStdin, runUntilSignalled, untilSignalled } = await import('../../server/server.js')
+    const { Server, runUntilSignalled, untilSignalled } = await import('../../server/server.js')
     // Catch SIGINT/SIGTERM from here on: a test (or a user) may signal as soon as the
     // control socket is announced, before start() has returned.
     const signalled = untilSignalled()
     const server = await Server.start(dir, {
       log,
       bootstrap,
-      web,
-      run: (argv, ctx) =>
-        buildCli(commands).run(argv, { ...ctx, stdin: emptyStdin(), env: process.env, argv, dataDir: dir.root, colorDepth: 1 })
+      web
     })
     await runUntilSignalled(server, signalled)
     return 0
@@ -68,7 +62,6 @@ export class StatusCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false)
 
   watch = Option.Boolean('--watch', false, { description: 'Then print one line per change applied from other writers (with --json: one object per line), until interrupted (needs the server)' })
-  static override where: Where = 'api'
 
   async run(): Promise<void> {
     const status = await this.call('status', {})
@@ -141,7 +134,6 @@ function describePeer(p: PeerInfo | undefined): string {
 
 export class VolumeMountCommand extends BazilCommand {
   static override paths = [['volume', 'mount']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.volumes,
     description: 'Mount a volume (needs the server)',
@@ -168,7 +160,6 @@ export class VolumeMountCommand extends BazilCommand {
 
 export class VolumeUnmountCommand extends BazilCommand {
   static override paths = [['volume', 'unmount']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.volumes,
     description: 'Unmount a mounted volume',

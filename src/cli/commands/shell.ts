@@ -1,7 +1,7 @@
 // help, completion, man: the CLI describing itself, from the commands' own definitions
 // (src/cli/command-docs.ts). They read no data dir.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../user-error.js'
 import type { CliDocs } from '../command-docs.js'
@@ -14,7 +14,6 @@ async function allDocs(): Promise<CliDocs> {
 
 export class HelpCommand extends BazilCommand {
   static override paths = [['help']]
-  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.shell,
     description: 'Show the commands, or help on one',
@@ -32,7 +31,6 @@ export class HelpCommand extends BazilCommand {
 
 export class CompletionCommand extends BazilCommand {
   static override paths = [['completion']]
-  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.shell,
     description: 'Print a shell completion script',
@@ -55,7 +53,6 @@ export class CompletionCommand extends BazilCommand {
 
 export class ManCommand extends BazilCommand {
   static override paths = [['man']]
-  static override where: Where = 'local'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.shell,
     description: 'Print the manual page (roff)',

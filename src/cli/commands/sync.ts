@@ -2,14 +2,13 @@
 // from. All three need the running server (its network); the registry and volume records
 // they write are what the server acts on at its next start too.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import { UserError } from '../../user-error.js'
 
 const DEFAULT_TIMEOUT_S = 30
 
 abstract class PeerVolumeCommand extends BazilCommand {
-  static override where: Where = 'server'
   timeoutS = Option.String('--timeout', String(DEFAULT_TIMEOUT_S), { description: `Seconds to wait for the peer (default ${DEFAULT_TIMEOUT_S})` })
 
   protected get timeoutMs(): number {
@@ -38,8 +37,6 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
   key = Option.String({ required: true })
   volume = Option.String({ required: true })
   localName = Option.String({ required: false })
-
-  static override where: Where = 'api'
 
   async run(): Promise<void> {
     const args = {
@@ -74,7 +71,6 @@ export class VolumeConnectCommand extends PeerVolumeCommand {
 
 export class VolumeStateSaveCommand extends BazilCommand {
   static override paths = [['volume', 'state', 'save']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.sync,
     description: 'Save the state a first sync can start from',
@@ -101,8 +97,6 @@ export class VolumeSyncCommand extends PeerVolumeCommand {
   asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then the result as a summary object' })
   volume = Option.String({ required: true })
   key = Option.String({ required: true })
-
-  static override where: Where = 'api'
 
   async run(): Promise<number> {
     const timeoutMs = this.timeoutMs
@@ -131,8 +125,6 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
   sharing = Option.String('--sharing', { description: "The volume's sharing key (checked against the volume's, if given)" })
   volume = Option.String({ required: true })
   store = Option.String({ required: true })
-
-  static override where: Where = 'api'
 
   async run(): Promise<void> {
     const r = await this.call('volume.storage.add', { volume: this.volume, store: this.store, ...(this.sharing !== undefined ? { sharing: this.sharing } : {}) })

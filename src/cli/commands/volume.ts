@@ -1,6 +1,6 @@
 // volume create|list|import|export|ls|cat|rm|mv|mkdir|snapshot: volumes without a mount.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 import type { CopyResult, EntryInfo } from '../../control/requests.js'
 
@@ -18,8 +18,6 @@ export class VolumeCreateCommand extends BazilCommand {
   sharing = Option.String('--sharing', 'default', { description: 'Sharing key name (default: default)' })
   name = Option.String({ required: true })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     const r = await this.call('volume.create', { name: this.name, sharing: this.sharing })
     this.out(`created volume "${r.name}" (sharing key "${r.sharing}")`)
@@ -28,7 +26,6 @@ export class VolumeCreateCommand extends BazilCommand {
 
 export class VolumeListCommand extends BazilCommand {
   static override paths = [['volume', 'list']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.volumes,
     description: 'List volumes'
@@ -61,8 +58,6 @@ export class VolumeImportCommand extends BazilCommand {
   volume = Option.String({ required: true })
   src = Option.String({ required: true })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     const { result: s, view } = await this.callWithProgress('volume.import', { volume: this.volume, src: this.resolvePath(this.src), to: this.to }, this.asJson)
     view.finish({ volume: this.volume, ...s })
@@ -82,8 +77,6 @@ export class VolumeExportCommand extends BazilCommand {
   asJson = Option.Boolean('--json', false, { description: 'Progress as JSON lines (message_type status), then a summary object' })
   volume = Option.String({ required: true })
   dest = Option.String({ required: true })
-
-  static override where: Where = 'api'
 
   async run(): Promise<number> {
     const { result: s, view } = await this.callWithProgress('volume.export', { volume: this.volume, dest: this.resolvePath(this.dest), snapshot: this.snapshot }, this.asJson)
@@ -120,8 +113,6 @@ export class VolumeLsCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: false })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     const { entries } = await this.call('volume.ls', { volume: this.volume, path: this.target, snapshot: this.snapshot })
     if (this.asJson) return this.json(entries)
@@ -147,8 +138,6 @@ export class VolumeCatCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     await this.call('volume.cat', { volume: this.volume, path: this.target, snapshot: this.snapshot }, { onOutput: (chunk) => this.outBytes(chunk) })
   }
@@ -164,8 +153,6 @@ export class VolumeMkdirCommand extends BazilCommand {
   parents = Option.Boolean('-p,--parents', false, { description: 'Make missing parents; no error if it exists' })
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
-
-  static override where: Where = 'api'
 
   async run(): Promise<void> {
     await this.call('volume.mkdir', { volume: this.volume, path: this.target, parents: this.parents })
@@ -184,8 +171,6 @@ export class VolumeRmCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     await this.call('volume.rm', { volume: this.volume, path: this.target, recursive: this.recursive })
   }
@@ -203,8 +188,6 @@ export class VolumeMvCommand extends BazilCommand {
   from = Option.String({ required: true })
   to = Option.String({ required: true })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     await this.call('volume.mv', { volume: this.volume, from: this.from, to: this.to, force: this.force })
   }
@@ -221,8 +204,6 @@ export class VolumeSnapshotCreateCommand extends BazilCommand {
   volume = Option.String({ required: true })
   name = Option.String({ required: true })
 
-  static override where: Where = 'api'
-
   async run(): Promise<void> {
     const r = await this.call('volume.snapshot.create', { volume: this.volume, name: this.name })
     this.out(`snapshot "${r.name}" of volume "${this.volume}" taken`)
@@ -237,8 +218,6 @@ export class VolumeSnapshotListCommand extends BazilCommand {
   })
   asJson = Option.Boolean('--json', false)
   volume = Option.String({ required: true })
-
-  static override where: Where = 'api'
 
   async run(): Promise<void> {
     const { snapshots } = await this.call('volume.snapshot.list', { volume: this.volume })

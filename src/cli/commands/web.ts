@@ -1,10 +1,9 @@
 // web url: where the running server's web view answers, with its token.
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 
 export class WebUrlCommand extends BazilCommand {
   static override paths = [['web', 'url']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.server,
     description: 'Print the web view address with its token',

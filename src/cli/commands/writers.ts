@@ -1,12 +1,11 @@
 // volume writers [remove]: the writer set of a volume (spec/oplog.md "Writer set"): who may
 // write, who admitted them, revocations; and recording a revocation.
 import { Option } from 'clipanion'
-import { BazilCommand, type Where } from '../base.js'
+import { BazilCommand } from '../base.js'
 import { CATEGORY } from '../categories.js'
 
 export class VolumeWritersCommand extends BazilCommand {
   static override paths = [['volume', 'writers']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.sync,
     description: 'List the writers of a volume',
@@ -36,7 +35,6 @@ export class VolumeWritersCommand extends BazilCommand {
 
 export class VolumeWritersRemoveCommand extends BazilCommand {
   static override paths = [['volume', 'writers', 'remove']]
-  static override where: Where = 'api'
   static override usage = BazilCommand.Usage({
     category: CATEGORY.sync,
     description: "Revoke a node's writer logs of a volume",

@@ -76,6 +76,4 @@ export const OPS: OpTable = {
   'volume.snapshot.keep': { where: 'node', load: async () => (await volume()).snapshotKeep },
   'cache.size': { where: 'node', load: async () => (await import('./cache.js')).size },
   'web.url': { where: 'server', load: async () => (await import('./web.js')).url },
-  // The server runs it itself (src/server/control.ts): it needs the server's CLI.
-  'cli.run': { where: 'server', load: async () => { throw new Error('cli.run is served by the server itself') } }
 }
