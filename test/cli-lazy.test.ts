@@ -74,7 +74,7 @@ test('a command the running server answers loads the client and its command modu
     assert.deepEqual(version.filter((m) => m.startsWith('cli/commands/')), [], version.join(' '))
     const s = await startServer(data)
     try {
-      for (const args of [['status'], ['volume', 'ls', 'v'], ['peer', 'list'], ['volume', 'writers', 'v']]) {
+      for (const args of [['status'], ['volume', 'ls', 'v'], ['peer', 'list'], ['volume', 'writers', 'v'], ['log', 'show', 'v'], ['cache', 'size'], ['pin', '--list'], ['volume', 'snapshot', 'keep', 'v']]) {
         const mods = modulesLoaded(dir, [`--data-dir=${data}`, ...args])
         // Neither the store nor the crypto library: the server has them.
         const heavy = mods.filter((m) => /^(datadir|crypto|node|volume\/|tree\/(?!errors)|cas\/|net\/|corestore|hypercore|sodium-native|@automerge)/.test(m))
