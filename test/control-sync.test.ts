@@ -69,4 +69,15 @@ test('volume sync counts what arrived since it started, whoever delivered it', a
   } finally {
     child.kill('SIGTERM')
   }
+
+  // A watch with `peers` (the web view's) also says when a peer goes away and comes back.
+  const sock2 = await connect(B.data)
+  assert.ok(sock2)
+  const seen: ControlEvent[] = []
+  const peerWatch = callRemote(sock2, 'watch', { peers: true, limit: 2 }, { onEvent: (e) => void seen.push(e) })
+  await eventually('black runs the peers watch', async () => (B.log().match(/control: watch/g) ?? []).length === 3, 20_000, 20)
+  await c.stop('white')
+  await c.start('white')
+  assert.deepEqual(await peerWatch, { events: 2 })
+  assert.deepEqual(seen.map((e: Record<string, unknown>) => [e.message_type, e.peer, e.connected]), [['peer', W.key, false], ['peer', W.key, true]])
 })

@@ -59,7 +59,7 @@ export const OP_ARGS = {
   'volume.restore': { volume: 'string', path: 'string', version: 'string?', snapshot: 'string?', to: 'string?' },
   'log.blame': { volume: 'string', path: 'string?' },
   /** Streams `change` events until the client hangs up (or `limit` events were sent, or the server stops). */
-  watch: { volume: 'string?', limit: 'int?' },
+  watch: { volume: 'string?', limit: 'int?', peers: 'boolean?' },
   // The node's identity and keys; `create` makes the data dir itself.
   create: {},
   'debug.pubkey': {},
@@ -415,6 +415,8 @@ export type ControlEvent =
   | { message_type: 'row'; row: LogRow }
   /** `watch`: entries from other writers were applied to a volume. */
   | { message_type: 'change'; volume: string; entries: number; time: string }
+  /** `watch` with `peers`: a peer connected or went away. */
+  | { message_type: 'peer'; peer: string; connected: boolean; time: string }
   | { message_type: string; [field: string]: unknown }
 
 export interface ControlRequest<O extends Op = Op> {

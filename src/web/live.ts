@@ -15,7 +15,7 @@ export function registerLive(app: Hono<WebEnv>, deps: PageDeps, closing: AbortSi
       }
       // First a hello: the page knows the stream is up (and a test knows it may change things).
       send({ message_type: 'hello', time: new Date().toISOString() })
-      await deps.ops.call('watch', {}, { signal: AbortSignal.any([gone.signal, closing]), onEvent: send })
+      await deps.ops.call('watch', { peers: true }, { signal: AbortSignal.any([gone.signal, closing]), onEvent: send })
     }, async (err) => deps.log('debug', `web: an event stream ended: ${err.message}`))
   )
 }

@@ -74,11 +74,14 @@ export class StatusCommand extends BazilCommand {
     const redraw = !this.asJson && (this.context.stdout as { isTTY?: boolean }).isTTY === true
     const recent: string[] = []
     let drawing = Promise.resolve()
-    await this.call('watch', {}, {
+    await this.call('watch', { peers: true }, {
       onEvent: (e) => {
         if (this.asJson) return this.out(JSON.stringify(e))
-        if (e.message_type !== 'change') return
-        const line = `${String(e.time)} volume "${String(e.volume)}": ${String(e.entries)} entries applied from other writers`
+        if (e.message_type !== 'change' && e.message_type !== 'peer') return
+        const f: Record<string, unknown> = e
+        const line = e.message_type === 'peer'
+          ? `${String(f.time)} peer ${String(f.peer)} ${f.connected ? 'connected' : 'went away'}`
+          : `${String(f.time)} volume "${String(f.volume)}": ${String(f.entries)} entries applied from other writers`
         if (!redraw) return this.out(line)
         recent.push(line)
         if (recent.length > 5) recent.shift()
