@@ -42,7 +42,8 @@ test('peer commands edit the registry and reject bad input with one line', async
       assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`)
     }
 
-    assert.equal((await w('peer', 'location', 'set', BLACK, '127.0.0.1:49999')).code, 0)
+    // --json: the op's result, for scripts.
+    assert.deepEqual(JSON.parse((await w('peer', 'location', 'set', '--json', BLACK, '127.0.0.1:49999')).stdout), { key: BLACK, location: '127.0.0.1:49999' })
     assert.equal((await w('peer', 'storage', 'allow', BLACK, 'local')).code, 0)
     assert.equal((await w('peer', 'volume', 'allow', BLACK, 'myfiles')).code, 0)
     const list = JSON.parse((await w('peer', 'list', '--json')).stdout)

@@ -67,8 +67,11 @@ export class VolumeResolveCommand extends BazilCommand {
   volume = Option.String({ required: true })
   target = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('volume.resolve', { volume: this.volume, path: this.target, keep: this.keep, ...(this.attr !== undefined ? { attr: this.attr } : {}) })
+    if (this.asJson) return this.json(r)
     if (r.attribute !== undefined) return this.out(`resolved ${r.attribute} of ${r.path} (${this.keep})`)
     this.out(`resolved ${r.path}: kept ${r.kept ?? ''} (${this.keep})`)
     for (const c of r.created) this.out(`  other version kept as ${c}`)

@@ -19,8 +19,11 @@ export class PeerAddCommand extends PeerCommand {
   })
   key = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('peer.add', { key: this.key })
+    if (this.asJson) return this.json(r)
     this.out(r.added ? `added peer ${r.key}` : `peer ${r.key} was already added`)
   }
 }
@@ -34,8 +37,11 @@ export class PeerRemoveCommand extends PeerCommand {
   })
   key = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('peer.remove', { key: this.key })
+    if (this.asJson) return this.json(r)
     this.out(`removed peer ${r.key}`)
     for (const line of r.revoked) this.out(line)
     if (r.confirmationsDropped) this.out(`its confirmations of holding this node's content no longer count`)
@@ -82,8 +88,11 @@ export class PeerLocationSetCommand extends PeerCommand {
   key = Option.String({ required: true })
   location = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('peer.location.set', { key: this.key, location: this.location })
+    if (this.asJson) return this.json(r)
     this.out(`peer ${r.key} is at ${r.location}`)
   }
 }
@@ -109,8 +118,11 @@ export class PeerStorageCommand extends AllowDeny {
   key = Option.String({ required: true })
   store = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('peer.storage', { key: this.key, store: this.store, allow: this.allowed() })
+    if (this.asJson) return this.json(r)
     this.out(`peer ${r.key} ${r.allow ? 'may now read' : 'may no longer read'} the local store`)
   }
 }
@@ -126,8 +138,11 @@ export class PeerVolumeCommand extends AllowDeny {
   key = Option.String({ required: true })
   volume = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('peer.volume', { key: this.key, volume: this.volume, allow: this.allowed() })
+    if (this.asJson) return this.json(r)
     const what = r.allow ? 'may replicate' : 'may no longer replicate'
     this.out(`peer ${r.key} ${what} volume "${r.volume}"${r.changed ? '' : ' (unchanged)'}`)
     for (const line of r.writers) this.out(line)

@@ -107,8 +107,11 @@ export class VolumeStorageRmCommand extends BazilCommand {
   volume = Option.String({ required: true })
   store = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('volume.storage.rm', { volume: this.volume, store: this.store })
+    if (this.asJson) return this.json(r)
     this.out(`volume "${r.volume}" no longer stores to peer ${r.peer}${r.stillUsed ? ' (another volume here still does)' : `: it will be told to stop keeping this node's store ${r.server ? 'once connected' : 'once `bazil server run` runs and it is connected'}`}`)
   }
 }

@@ -80,8 +80,11 @@ export class VolumeStateSaveCommand extends BazilCommand {
   volume = Option.String({ required: true })
   file = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('volume.state.save', { volume: this.volume, file: this.resolvePath(this.file) })
+    if (this.asJson) return this.json(r)
     this.out(`saved the state of volume "${r.volume}" to ${r.file}: ${r.shards} shards, ${r.entries} log entries covered, ${r.bytes} bytes`)
   }
 }
@@ -126,8 +129,11 @@ export class VolumeStorageAddCommand extends PeerVolumeCommand {
   volume = Option.String({ required: true })
   store = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
     const r = await this.call('volume.storage.add', { volume: this.volume, store: this.store, ...(this.sharing !== undefined ? { sharing: this.sharing } : {}) })
+    if (this.asJson) return this.json(r)
     const state = {
       'in-use': 'connected: in use now',
       'no-server': 'used once the server runs and the peer is connected',

@@ -44,7 +44,11 @@ export class VolumeWritersRemoveCommand extends BazilCommand {
   volume = Option.String({ required: true })
   key = Option.String({ required: true })
 
+  asJson = Option.Boolean('--json', false, { description: 'The result as JSON' })
+
   async run(): Promise<void> {
-    this.out((await this.call('volume.writers.remove', { volume: this.volume, key: this.key })).message)
+    const r = await this.call('volume.writers.remove', { volume: this.volume, key: this.key })
+    if (this.asJson) return this.json(r)
+    this.out(r.message)
   }
 }
