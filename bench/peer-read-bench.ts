@@ -24,6 +24,7 @@ import { randomBytes } from 'node:crypto'
 import type { Row } from './row.js'
 import { monotonicMicros, summarizeProfile } from './profile-summary.js'
 import { bazilBin, cpuSecs, dropCaches, freeUdpPort, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, waitLine, type Proc } from './procs.js'
+import { summaryOf } from '../src/cli/progress.js'
 export type { Row }
 
 const MiB = 1024 * 1024
@@ -130,7 +131,7 @@ export async function run(): Promise<Row[]> {
     await ok(closet.dir, ['volume', 'connect', '--storage-only', white.key, 'v'])
     let replica = ''
     for (let i = 0; ; i++) {
-      const s = JSON.parse(await ok(closet.dir, ['volume', 'sync', '--json', '--timeout=600', 'v', white.key])) as { complete: boolean; replica?: { blocks: number; length: number } }
+      const s = summaryOf(await ok(closet.dir, ['volume', 'sync', '--json', '--timeout=600', 'v', white.key])) as { complete: boolean; replica?: { blocks: number; length: number } }
       replica = JSON.stringify(s.replica ?? null)
       if (s.complete && s.replica && s.replica.length > 0 && s.replica.blocks === s.replica.length) break
       if (i > 100) throw new Error(`the closet's replica of white's store is not complete: ${replica}`)

@@ -32,6 +32,7 @@ import type { Row } from './row.js'
 import { monotonicMicros, summarizeProfile } from './profile-summary.js'
 import { bazilBin, callOp, cpuSecs, freePort, freeUdpPort, has, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, syncDisks, dropCaches, waitLine, type Proc } from './procs.js'
 import type { SyncResult } from '../src/control/requests.js'
+import { summaryOf } from '../src/cli/progress.js'
 export type { Row }
 
 
@@ -401,7 +402,7 @@ async function benchBazil(ds: DataSet, work: string, dhtPort: number, content = 
     await ok(black, ['volume', 'connect', '--sharing=friends', '--timeout=120', WHITE, 'v'])
     await ok(black, ['volume', 'storage', 'add', 'v', `peerkey:${WHITE}`])
     const connectSecs = (now() - t) / 1000
-    const syncJson = JSON.parse(await ok(black, ['volume', 'sync', '--json', '--timeout=600', 'v', WHITE])) as Record<string, unknown>
+    const syncJson = summaryOf(await ok(black, ['volume', 'sync', '--json', '--timeout=600', 'v', WHITE]))
     const logSecs = (now() - t) / 1000
     const syncSecs = logSecs - connectSecs
     if (!content) return { importSecs, pairSecs, connectSecs, syncSecs, logSecs, exportSecs: NaN, reexportSecs: NaN, syncJson, cpu: { white: NaN, black: NaN }, peers: { white, black, WHITE, BLACK }, servers }

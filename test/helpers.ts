@@ -138,15 +138,4 @@ export async function heldBlocks(core: Hypercore): Promise<number[]> {
   return out
 }
 
-/**
- * The result of a command that streams progress with --json (`volume sync`, `volume gc`,
- * `log verify`, `volume import`, ...): its last line, the `summary` object, without its
- * `message_type`; the `status` lines before it are the progress.
- */
-export function summaryOf(stdout: string): Record<string, any> {
-  const lines = stdout.trim().split('\n')
-  const last = JSON.parse(lines[lines.length - 1] ?? '') as Record<string, unknown>
-  if (last.message_type !== 'summary') throw new Error(`the last line is not a summary: ${stdout}`)
-  const { message_type: _, ...fields } = last
-  return fields
-}
+export { summaryOf } from '../src/cli/progress.js'

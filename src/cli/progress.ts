@@ -118,3 +118,16 @@ export function statusLine(e: Fields, rate: number | null): string {
   const phase = typeof e.phase === 'string' ? `${e.phase}: ` : ''
   return `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${phase}${parts.join(', ')}`
 }
+
+/**
+ * The summary object of a command's `--json` output (its last line, after the status events
+ * ProgressView.finish writes), for scripts that read it (tests, benchmarks). Throws if the last
+ * line is not a summary.
+ */
+export function summaryOf(stdout: string): Record<string, any> {
+  const lines = stdout.trim().split('\n')
+  const last = JSON.parse(lines[lines.length - 1] ?? '') as Record<string, unknown>
+  if (last.message_type !== 'summary') throw new Error(`the last line is not a summary: ${stdout}`)
+  const { message_type: _, ...fields } = last
+  return fields
+}
