@@ -4,7 +4,7 @@
 // requests (POST only) also carry that session's CSRF token and come from this origin. On a
 // loopback address the Host header must name this server, so a page on another site that
 // rebinds its DNS name to 127.0.0.1 reaches nothing. spec/web.md "Access".
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { equal, hash, randomBytes } from '../crypto.js'
 
 /** Sessions kept (oldest dropped first): a browser that loses its cookie opens the printed URL again. */
 const MAX_SESSIONS = 256
@@ -38,14 +38,13 @@ export class WebAuth {
     return null
   }
 
+  /** The session's CSRF token: a keyed BLAKE2b of its id under this run's secret (nothing to store). */
   private csrfToken(session: string): string {
-    return createHmac('sha256', this.secret).update(session).digest('base64url')
+    return hash(Buffer.from(session), this.secret).toString('base64url')
   }
 }
 
 /** Equal strings, compared in time that does not depend on where they differ. */
 export function same(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
+  return equal(Buffer.from(a), Buffer.from(b))
 }
