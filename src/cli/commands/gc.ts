@@ -66,9 +66,11 @@ export class VolumeSnapshotRmCommand extends BazilCommand {
   })
   volume = Option.String({ required: true })
   name = Option.String({ required: true })
+  asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
     const r = await this.call('volume.snapshot.rm', { volume: this.volume, name: this.name })
+    if (this.asJson) return this.json(r)
     this.out(`snapshot "${r.name}" of volume "${r.volume}" removed`)
   }
 }

@@ -18,8 +18,11 @@ export class CreateCommand extends BazilCommand {
     ]
   })
 
+  asJson = Option.Boolean('--json', false)
+
   async run(): Promise<void> {
     const r = await this.call('create', {})
+    if (this.asJson) return this.json(r)
     this.out(`created data dir ${r.dataDir}`)
     this.out(`node public key: ${r.publicKey}`)
   }
@@ -47,10 +50,12 @@ export class SharingAddCommand extends BazilCommand {
     examples: [['Add a key made by dd', 'dd if=/dev/urandom bs=32 count=1 of=sekrit && bazil sharing add friends <sekrit']]
   })
   name = Option.String({ required: true })
+  asJson = Option.Boolean('--json', false)
 
   async run(): Promise<void> {
     const key = await readAll(this.context.stdin, READ_LIMIT)
-    await this.call('sharing.add', { name: this.name, key: key.toString('base64') })
+    const r = await this.call('sharing.add', { name: this.name, key: key.toString('base64') })
+    if (this.asJson) return this.json(r)
     this.out(`added sharing key "${this.name}"`)
   }
 }
