@@ -114,6 +114,7 @@ export class Cluster {
     }
     const deadline = Date.now() + timeoutMs
     let nudgeAt = Date.now() + 3_000
+    let stallRelinkAt = Date.now() + 5_000
     for (;;) {
       await Promise.all(this.vols.map((v) => v.refresh()))
       const states = this.vols.map((v) => new Map(v.replayState().map((s) => [s.writer, s])))
@@ -139,6 +140,16 @@ export class Cluster {
             if (log.core.contiguousLength < best) log.core.download({ start: log.core.contiguousLength, end: best })
           }
         })
+        // A replica that does not even know the log grew (its length short of the component's)
+        // is given new connections, as a node reconnects: the handshake tells it the length.
+        if (Date.now() > stallRelinkAt) {
+          stallRelinkAt = Date.now() + 3_000
+          for (const key of [...this.links.keys()]) {
+            const [x, y] = key.split('-').map(Number)
+            this.disconnect(x, y)
+            this.connect(x, y)
+          }
+        }
       }
       await new Promise((r) => setTimeout(r, 5))
     }
