@@ -3,18 +3,18 @@ import * as A from '@automerge/automerge'
 import { randomHex } from '../crypto.js'
 import { nodeIdNear } from './placement.js'
 import { conflictedTouched } from './conflicted.js'
-import { type AttrConflict, isOwnerAttr, readAttrConflicts, recordAttrConflicted } from './attr-conflicts.js'
+import { type AttrConflict, recordAttrConflicted } from './attr-conflicts.js'
 import { StateMismatchError, TreeError } from './errors.js'
 import {
-  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, ROOT_UID_KEY, ROOT_GID_KEY, SNAP_PREFIX, RECORD_VERSION,
-  decodeLoc, decodeRemoval, decodeSnapshot, decodeTomb, decodeVersion, encodeLoc, encodeRemoval, NAME_PREFIX, encodeSnapshot, encodeTomb, encodeVersion, homeOf, imm, isHex,
-  MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type SnapshotRecord, type Version,
+  COPIES_KEY, RETENTION_KEY, DEFAULT_MODE, MAX_COPIES, MAX_TARGET_BYTES, META_SHARD, ROOT_ID, ROOT_MODE_KEY, ROOT_MTIME_KEY, ROOT_ATIME_KEY, ROOT_CTIME_KEY, ROOT_UID_KEY, ROOT_GID_KEY,
+  decodeLoc, decodeRemoval, decodeTomb, decodeVersion, encodeLoc, encodeRemoval, NAME_PREFIX, encodeTomb, encodeVersion, homeOf, imm, isHex,
+  MAX_SHARD_DIGITS, onPath, putRecord, recordValue, putTime, readRecord, recordObj, recordWinners, seenVersions, shardOf, strOf, type Kind, type RecordVersion, type MetaDoc, type RawNode, type Version,
 } from './model.js'
-import { badName, isWellFormed, splitPath } from './paths.js'
+import { isWellFormed, splitPath } from './paths.js'
 import { Shards, type Handle } from './shards.js'
 import { recordsBetween } from './snapshot-views.js'
-import { rootAttrsAt, snapshotKey, type NamedSnapshot, type SavedSnapshots } from './snapshot-names.js'
-import { HEADS_PREFIX, INLINE_BYTES, headsParts, partsToWrite, readParts } from './snapshot-heads.js'
+import type { SavedSnapshots } from './snapshot-names.js'
+import { INLINE_BYTES } from './snapshot-heads.js'
 import { entryBudget, readChangeHeader, type ChangeBudget } from './change-header.js'
 import { checkChange, shardProblem } from './change-check.js'
 import { heapNeeded, reserveAutomergeHeap } from './wasm-heap.js'
@@ -22,14 +22,19 @@ import { createInto, type Put } from './bulk-create.js'
 import { readRootAttrs, isRootAttrKey } from './times.js'
 import { DirTimes } from './dir-times.js'
 import { aliveNames, entryId, nameIdOf, nameKey, nodeIdOf, isNameEntry, removalKey, withLoc, withName, withRemoval } from './links.js'
-import { ROOT_XATTR_PREFIX, checkSet, checkXattrName, conflictedXattrs, isXattrValue, readXattrs, rootXattrNameOf, xattrKey } from './xattrs.js'
-import { checkOwner, MOUNTER, setOwners } from './owners.js'
+import { checkOwner, setOwners } from './owners.js'
 import { isDevice, isRdev, isSpecialKind, type SpecialKind } from './special.js'
 import { TreeIndex, type ContentConflict, type ContentRef, type Entry, type IndexMemo, type ReadTree, type Stat } from './view.js'
 import type { IndexBase } from './index-layers.js'
 import type { SavedShardRead } from './saved-shard.js'
 import { SavedShardReaders, defaultLoadWorkers } from './state-load-pool.js'
+import { checkContent, checkMode, checkTime } from './arg-checks.js'
+import type { Edit, TreeCore } from './tree-core.js'
+import { TreeConflicts } from './tree-conflicts.js'
+import { SnapshotTree, TreeSnapshots, type IndexState, type SnapshotInfo } from './tree-snapshots.js'
+import { TreeXattrs } from './tree-xattrs.js'
 
+export type { SnapshotInfo } from './tree-snapshots.js'
 export interface ShardChange { shard: string; change: Uint8Array }
 /** Attributes a caller sets; `atime` only through setattr (spec/tree.md "Times"). */
 export interface Attrs {
@@ -40,7 +45,6 @@ export interface Attrs {
   uid?: number
   gid?: number
 }
-export interface SnapshotInfo { name: string; time: number }
 export interface Problem { shard: string; id: string; reason: string }
 /** A change from a log: `writer` (actor hex) is who must have made it; `tag` comes back with a rejection. */
 export interface IncomingChange extends ShardChange { writer?: string; tag?: string }
@@ -103,8 +107,6 @@ export interface TreeParts {
   root?: Record<string, unknown>
 }
 interface Held { shard: string; change: Uint8Array; hash: string; deps: string[]; objs: string[]; tag?: string; entry?: string }
-/** A local edit: the node's new decoded state, and what to do to its record (null: a new record, written from that state). */
-type Edit = [RawNode, ((h: Handle, obj: string) => void) | null, number?]
 
 /** The `meta` keys that are the root's attributes, with their values. */
 function rootAttrKeys(meta: Record<string, unknown>): Record<string, unknown> {
@@ -141,15 +143,11 @@ export class Tree implements ReadTree {
   private readonly problemsById = new Map<string, Problem>()
   /** While a tree fills from a state (fromSaved): `owners` names the owner of every key seen, so ownerOf looks nowhere else. */
   private ownersAll = false
+  /** Views of snapshots made (tree-snapshots.ts): dropped when the tree is freed. */
   private readonly snapshotTrees = new Map<string, SnapshotTree>()
-  /** Heads of format 2 snapshot records read from their parts, by record text (the most recent few). */
-  private readonly partHeads = new Map<string, Record<string, string[]>>()
-  /** Saved views of snapshots, by record key, and the snapshots the index on disk names (index-store.ts keeps them on disk). */
-  private saved: SavedSnapshots | null = null
-  /** The index on disk this tree's live index reads from, with the shard heads of its state (index-store.ts): what a snapshot without a saved view is derived from. */
-  private indexState: (() => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null) | null = null
-  /** Bumped when the index on disk moves (a commit): snapshot views built over the old one are built again. */
-  private indexGen = 0
+  private readonly snaps: TreeSnapshots
+  private readonly xattrOps: TreeXattrs
+  private readonly conflictOps: TreeConflicts
   /** Changes waiting for dependencies, by shard (see `apply`). */
   private readonly held = new Map<string, Held[]>()
   /** Hashes of changes rejected (they, or a change they build on, do not apply). */
@@ -167,7 +165,6 @@ export class Tree implements ReadTree {
   private readonly nodeId: (parent: string, kind: Kind) => string
   /** The format of new records (spec/tree.md "Documents"): 2; tests write 1 to build mixed volumes. */
   private readonly recordVersion: RecordVersion
-  private readonly snapshotInline: number
 
   private constructor(readonly actor: string, opts: TreeOptions) {
     this.shards = new Shards(actor)
@@ -176,8 +173,26 @@ export class Tree implements ReadTree {
     this.nodeId = opts.nodeId ?? (opts.random ? () => this.random(16) : (parent, kind) => nodeIdNear(parent, kind, randomHex))
     this.splitAt = opts.splitAt ?? SPLIT_AT
     this.recordVersion = opts.recordVersion ?? 2
-    this.snapshotInline = opts.snapshotInline ?? INLINE_BYTES
     if (!Number.isSafeInteger(this.splitAt) || this.splitAt < 1) throw new TreeError('EINVAL', '', `splitAt must be a positive integer, got ${opts.splitAt}`)
+    const core: TreeCore = {
+      actor,
+      shards: this.shards,
+      index: () => this.index,
+      clock: () => this.clock(),
+      random: (bytes) => this.random(bytes),
+      flush: () => this.flush(),
+      edit: (edits) => this.edit(edits),
+      changeMeta: (fn) => this.changeMeta(fn),
+      readRootAttrs: () => this.readRootAttrs(),
+      writable: (e, path) => this.writable(e, path),
+      unfold: (id) => this.foldable.delete(id),
+      createFile: (parent, name, attrs, path, version) => this.create(parent, name, 'file', attrs, path, { version }),
+      setattr: (path, attrs) => this.setattr(path, attrs),
+      setxattr: (path, name, value) => this.setxattr(path, name, value),
+    }
+    this.snaps = new TreeSnapshots(core, this.snapshotTrees, opts.snapshotInline ?? INLINE_BYTES)
+    this.xattrOps = new TreeXattrs(core, this.snaps, this.xattrEdits)
+    this.conflictOps = new TreeConflicts(core, this.multi)
   }
 
   /**
@@ -1084,266 +1099,69 @@ export class Tree implements ReadTree {
     return this.index.statId(e.id)!
   }
 
-  // ---- extended attributes (xattrs.ts; spec/tree.md "Extended attributes") ---------------
+  // ---- extended attributes (tree-xattrs.ts; spec/tree.md "Extended attributes") ---------
 
   /** Every extended attribute of the node at `path` (or of a snapshot's node), sorted by name. */
-  xattrs(path: string, snapshot?: string): ReadonlyMap<string, Buffer> {
-    if (snapshot !== undefined) return this.xattrsAt(snapshot, path)
-    const names = splitPath(path)
-    if (names.length === 0) return this.rootXattrs(this.shards.meta())
-    const now = this.xattrsOf(nodeIdOf(this.index.resolve(names, path).id))
-    return new Map([...now].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)))
-  }
-
-  /** The node's attributes now: as edited since the last flush, else read from its record when the index says it has any. */
-  private xattrsOf(id: string): Map<string, Buffer> {
-    const edited = this.xattrEdits.get(id)
-    if (edited) return edited
-    const n = this.index.node(id)
-    if (!n?.xattrs) return new Map()
-    const h = this.shards.node(homeOf(n))
-    return readXattrs(h, recordObj(h, id))
-  }
-
-  private rootXattrs(meta: Record<string, unknown>): Map<string, Buffer> {
-    const out = new Map<string, Buffer>()
-    for (const k of Object.keys(meta).sort()) {
-      const name = rootXattrNameOf(k)
-      const v = meta[k]
-      if (name !== null && isXattrValue(v)) out.set(name, Buffer.from(v))
-    }
-    return out
-  }
-
-  private xattrsAt(snapshot: string, path: string): Map<string, Buffer> {
-    const st = this.at(snapshot).stat(path)
-    const rec = this.snapshotOf(strOf(this.shards.meta()[SNAP_PREFIX + snapshot])!)
-    const heads = rec.heads ?? {}
-    if (st.id === ROOT_ID) return heads[META_SHARD] ? this.rootXattrs(A.view(this.shards.meta(), heads[META_SHARD]) as Record<string, unknown>) : new Map()
-    const id = st.id.split(':')[0]
-    // The shallowest shard on the id's path that held its record then.
-    for (let len = 2; len <= MAX_SHARD_DIGITS; len++) {
-      const hs = heads[id.slice(0, len)]
-      if (!hs) continue
-      const h = this.shards.node(id.slice(0, len))
-      const top = h.getWithType('_root', id, hs)
-      if (top && top[0] === 'map') return readXattrs(h, top[1] as string, hs)
-    }
-    return new Map()
-  }
+  xattrs(path: string, snapshot?: string): ReadonlyMap<string, Buffer> { return this.xattrOps.list(path, snapshot) }
 
   /** Sets attribute `name` of the node at `path` (flags: XATTR_CREATE, XATTR_REPLACE); sets ctime. */
   setxattr(path: string, name: string, value: Uint8Array, flags = 0): Stat {
-    return this.changeXattr(path, name, flags, Buffer.from(value))
+    return this.xattrOps.change(path, name, flags, Buffer.from(value))
   }
 
   /** Removes attribute `name` of the node at `path` (ENODATA when it has none of that name); sets ctime. */
-  removexattr(path: string, name: string): Stat {
-    return this.changeXattr(path, name, 0, null)
-  }
-
-  private changeXattr(path: string, name: string, flags: number, value: Buffer | null): Stat {
-    const names = splitPath(path)
-    const root = names.length === 0
-    const e = root ? null : this.index.resolve(names, path)
-    if (e) this.writable(e, path)
-    const now = root ? this.rootXattrs(this.shards.meta()) : this.xattrsOf(nodeIdOf(e!.id))
-    if (value !== null) checkSet(path, now, name, value, flags)
-    else {
-      checkXattrName(name, path)
-      if (!now.has(name)) throw new TreeError('ENODATA', path, `no xattr ${JSON.stringify(name.slice(0, 64))}`)
-    }
-    const ctime = this.clock()
-    if (root) {
-      this.changeMeta((m) => {
-        if (value !== null) (m as Record<string, unknown>)[ROOT_XATTR_PREFIX + name] = new Uint8Array(value)
-        else delete m[ROOT_XATTR_PREFIX + name]
-        m[ROOT_CTIME_KEY] = ctime
-      })
-      this.readRootAttrs()
-      return this.index.stat('/')
-    }
-    const id = nodeIdOf(e!.id)
-    const next = new Map(now)
-    if (value !== null) next.set(name, value)
-    else next.delete(name)
-    const old = this.index.node(id)!
-    const raw: RawNode = { ...old, ctime }
-    if (next.size > 0) raw.xattrs = true
-    else delete raw.xattrs
-    // Never folded into a creation written from the node's state: the values are not in it.
-    this.foldable.delete(id)
-    const key = xattrKey(name)
-    this.edit([[raw, (h, obj) => {
-      if (value !== null) h.put(obj, key, new Uint8Array(value), 'bytes')
-      else h.delete(obj, key)
-      putTime(h, obj, 'ctime', ctime)
-    }, (value?.length ?? 0) + key.length + 64]])
-    this.xattrEdits.set(id, next)
-    return this.index.statId(e!.id)!
-  }
+  removexattr(path: string, name: string): Stat { return this.xattrOps.change(path, name, 0, null) }
 
   /** Names of the node's attributes set concurrently by several writers (every replica shows the same winner). */
-  conflictedXattrs(path: string): string[] {
-    const names = splitPath(path)
-    if (names.length === 0) return []
-    this.flush()
-    const n = this.index.node(this.index.resolve(names, path).id)
-    if (!n?.xattrs) return []
-    const h = this.shards.node(homeOf(n))
-    return conflictedXattrs(h, recordObj(h, n.id))
-  }
+  conflictedXattrs(path: string): string[] { return this.xattrOps.conflicted(path) }
 
-  // ---- conflicts -----------------------------------------------------------------------
+  // ---- conflicts (tree-conflicts.ts) ----------------------------------------------------
 
-  /**
-   * Owners and extended attributes set concurrently by several writers (attr-conflicts.ts),
-   * sorted by path then attribute: the root's from `meta`, the others' from the nodes in `multi`
-   * (every node whose record holds such values is there), so this costs the conflicts, not the tree.
-   */
-  attrConflicts(): AttrConflict[] {
-    this.flush()
-    const out = readAttrConflicts(A.getBackend(this.shards.meta()), '_root', '/', true)
-    for (const set of this.multi.values()) {
-      for (const id of set) {
-        const n = this.index.node(id)
-        const st = n ? this.index.statId(id) : null
-        if (!n || !st) continue
-        const h = this.shards.node(homeOf(n))
-        out.push(...readAttrConflicts(h, recordObj(h, id), st.path))
-      }
-    }
-    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.attribute < b.attribute ? -1 : a.attribute > b.attribute ? 1 : 0))
-  }
+  /** Owners and extended attributes set concurrently by several writers, sorted by path then attribute. */
+  attrConflicts(): AttrConflict[] { return this.conflictOps.attrConflicts() }
 
-  /**
-   * Settles the conflict of owner or attribute `attribute` of the node at `path` by setting it
-   * again to the value `writer` (actor hex) set: a local chown or setxattr, which supersedes
-   * every value this writer has seen. EINVAL when the attribute has no conflict or no value of
-   * that writer.
-   */
-  resolveAttr(path: string, attribute: string, writer: string): Stat {
-    const names = splitPath(path)
-    const shown = names.length === 0 ? '/' : this.index.statId(this.index.resolve(names, path).id)?.path ?? path
-    const c = this.attrConflicts().find((x) => x.path === shown && x.attribute === attribute)
-    if (!c) throw new TreeError('EINVAL', path, `attribute ${attribute} has no concurrent values`)
-    const v = c.values.find((x) => x.writer === writer)
-    if (!v) throw new TreeError('EINVAL', path, `writer ${writer.slice(0, 8)} set no value of ${attribute}`)
-    if (isOwnerAttr(attribute)) return this.setattr(path, { [attribute]: v.value as number })
-    return this.setxattr(path, attribute, v.value as Buffer)
-  }
+  /** Settles the conflict of owner or attribute `attribute` at `path`, keeping the value `writer` set. */
+  resolveAttr(path: string, attribute: string, writer: string): Stat { return this.conflictOps.resolveAttr(path, attribute, writer) }
 
-  /**
-   * Settles the content conflict of the file at `path` (its own path or a copy's):
-   * mine = keep this writer's latest version, theirs = keep the first other writer's version
-   * (in version order), both = keep mine (else the winner) under the name and turn every other
-   * version into a new file named as its copy was shown. The kept value is written again, which
-   * supersedes every version this writer has seen; versions made concurrently stay conflicts.
-   */
-  /**
-   * Settles a conflict. `keep`: mine, theirs (the other writers' version: an error when they
-   * wrote several different ones), both, or the content hash (or a prefix of 8+ hex digits) of
-   * the version to keep, as `conflicts()` shows it.
-   */
-  resolve(path: string, keep: string): { kept: Stat; created: Stat[] } {
-    const names = splitPath(path)
-    if (names.length === 0) throw new TreeError('EINVAL', path, 'the root has no versions')
-    const e = this.index.resolve(names, path)
-    const node = this.index.node(nodeIdOf(e.id))
-    if (!node || node.kind !== 'file' || node.versions.length < 2) throw new TreeError('EINVAL', path, 'not a file in conflict')
-    const mine = node.versions.filter((v) => v.writer === this.actor).sort((a, b) => b.time - a.time || cmp(a.ver, b.ver))[0]
-    const others = node.versions.filter((v) => v.writer !== this.actor)
-    let chosen: Version
-    if (keep === 'mine') {
-      if (!mine) throw new TreeError('EINVAL', path, 'no version of this conflict is this writer\'s: use --keep=theirs or --keep=both')
-      chosen = mine
-    } else if (keep === 'theirs') {
-      if (others.length === 0) throw new TreeError('EINVAL', path, 'every version of this conflict is this writer\'s: use --keep=mine or --keep=both')
-      if (new Set(others.map((v) => v.hash)).size > 1) throw new TreeError('EINVAL', path, `other writers made ${others.length} different versions: name the one to keep by its hash (--keep=HASH, see volume conflicts) or use --keep=both`)
-      chosen = others[0]
-    } else if (keep === 'both') chosen = mine ?? node.versions[0]
-    else if (/^[0-9a-f]{8,}$/.test(keep)) {
-      const match = node.versions.filter((v) => v.hash.startsWith(keep))
-      if (match.length === 0) throw new TreeError('EINVAL', path, `no version of this conflict has a hash starting with ${keep}`)
-      if (new Set(match.map((v) => v.hash)).size > 1) throw new TreeError('EINVAL', path, `several versions have a hash starting with ${keep}: give more digits`)
-      chosen = match[0]
-    } else throw new TreeError('EINVAL', path, `keep must be mine, theirs, both or a version's hash, got ${JSON.stringify(keep)}`)
-    const conflict = this.index.conflicts().find((c) => c.versions.some((v) => v.path === this.index.pathOf(e.id)))
-    const copyPaths = new Map<string, string>()
-    node.versions.slice(1).forEach((v, i) => copyPaths.set(v.ver, conflict?.versions[i + 1]?.path ?? ''))
-    // The kept version again (same ver, hash, size, time), written by this writer.
-    const kept = { ...chosen, writer: this.actor }
-    const text = encodeVersion(kept)
-    this.edit([[{ ...node, versions: [kept] }, (h, obj) => h.put(obj, 'content', text, 'str')]])
-    const created: Stat[] = []
-    if (keep === 'both') {
-      const parent = this.index.effectiveParent(e.id)!
-      for (const v of node.versions) {
-        if (v.ver === chosen.ver) continue
-        const base = (copyPaths.get(v.ver) || this.index.pathOf(e.id) + '.conflict-' + v.writer.slice(0, 8)).split('/').pop()!
-        let name = base
-        for (let k = 2; this.index.entryOf(parent, name); k++) name = `${base}~${k}`
-        const version = { hash: v.hash, size: v.size, writer: this.actor, time: this.clock(), ver: this.random(8) }
-        created.push(this.create(parent, name, 'file', { mode: node.mode, mtime: v.time }, path, { version }))
-      }
-    }
-    return { kept: this.index.statId(e.id)!, created }
-  }
+  /** Settles the content conflict of the file at `path`; `keep`: mine, theirs, both or a version's hash. */
+  resolve(path: string, keep: string): { kept: Stat; created: Stat[] } { return this.conflictOps.resolve(path, keep) }
 
-  // ---- snapshots -----------------------------------------------------------------------
+  // ---- snapshots (tree-snapshots.ts) ----------------------------------------------------
 
-  snapshot(name: string, time: number = this.clock()): void {
-    const bad = badName(name)
-    if (bad !== null) throw new TreeError('EINVAL', name, `bad snapshot name: ${bad}`)
-    if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
-    if (this.shards.meta()[SNAP_PREFIX + name] !== undefined && !this.snapshotRemoved(name)) throw new TreeError('EEXIST', name, 'snapshot exists')
-    this.flush()
-    const heads = this.shards.heads()
-    let text = encodeSnapshot({ time, writer: this.actor, heads })
-    if (text.length > this.snapshotInline) {
-      // Too big for one change (1M files: ~21k shards): the heads go in parts, written once each (snapshot-heads.ts).
-      const parts = headsParts(heads)
-      for (const batch of partsToWrite(this.shards.meta(), parts)) this.changeMeta((m) => { for (const p of batch) m[HEADS_PREFIX + p.digest] = imm(p.text) })
-      text = encodeSnapshot({ time, writer: this.actor, heads: null, parts: parts.map((p) => p.digest) })
-      // The heads its parts hold: the commit that saves its view need not read them back.
-      this.rememberPartHeads(text, heads)
-    }
-    this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
-  }
-
-  /** A snapshot record with its heads (format 2: read from their parts in `meta`); Invalid if it does not decode. */
-  private snapshotOf(text: string): SnapshotRecord {
-    const rec = decodeSnapshot(text)
-    if (!rec.parts) return rec
-    let heads = this.partHeads.get(text)
-    if (!heads) this.rememberPartHeads(text, (heads = readParts(this.shards.meta(), rec.parts)))
-    return { ...rec, heads }
-  }
-
-  private rememberPartHeads(text: string, heads: Record<string, string[]>): void {
-    this.partHeads.set(text, heads)
-    if (this.partHeads.size > 8) this.partHeads.delete(this.partHeads.keys().next().value!)
-  }
+  snapshot(name: string, time?: number): void { this.snaps.snapshot(name, time) }
 
   /** Removes a snapshot: its value becomes a removal record (heads null); what only it referenced becomes garbage (spec/gc.md). */
-  removeSnapshot(name: string, time: number = this.clock()): void {
-    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
-    if (value === null || this.snapshotRemoved(name)) throw new TreeError('ENOENT', name, 'no such snapshot')
-    if (checkTime(time, name) === undefined) throw new TreeError('EINVAL', name, 'bad snapshot time')
-    this.flush()
-    const text = encodeSnapshot({ time, writer: this.actor, heads: null })
-    this.changeMeta((m) => { m[SNAP_PREFIX + name] = imm(text) })
+  removeSnapshot(name: string, time?: number): void { this.snaps.remove(name, time) }
+
+  snapshots(): SnapshotInfo[] { return this.snaps.list() }
+
+  /** A read-only view of the tree as it was when the snapshot was taken. */
+  at(name: string): ReadTree { return this.snaps.at(name) }
+
+  /** The root's attributes in `meta` at `heads` (a snapshot's: what its saved view shows for the root). */
+  rootAttrsAt(heads: string[]): Record<string, unknown> { return this.snaps.rootAttrsAt(heads) }
+
+  /**
+   * Where at() finds the saved view of a snapshot instead of building it, and the state of the
+   * index on disk (to derive a view from). Called by every commit (index-store.ts).
+   */
+  setSavedSnapshots(saved: SavedSnapshots, state?: IndexState): void { this.snaps.setSaved(saved, state) }
+
+  /** The records that differ between the node shards at `from` and the heads `to`, read at `to` (snapshot-views.ts); null if changes are missing. */
+  recordsBetween(from: ReadonlyMap<string, string[]>, to: Readonly<Record<string, string[]>>): Map<string, RawNode | null> | null {
+    return recordsBetween(this.shards, from, to)
   }
 
-  private snapshotRemoved(name: string): boolean {
-    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
-    if (value === null) return false
-    try {
-      return this.snapshotOf(value).heads === null
-    } catch {
-      return false
-    }
-  }
+  /** Every snapshot not removed: its record text and the heads it names. */
+  snapshotRecords(): { text: string; heads: Record<string, string[]> }[] { return this.snaps.records() }
+
+  /** Every snapshot not removed, its heads read only when asked for (null: they do not decode). */
+  snapshotTexts(): { name: string; time: number; text: string; heads: () => Record<string, string[]> | null }[] { return this.snaps.texts() }
+
+  // ---- volume settings (in `meta`) ------------------------------------------------------
+
+  /** Whether `meta` (snapshots, volume settings) is as restored from the index and not read since. */
+  get metaUnread(): boolean { return this.shards.metaUnread }
 
   /** The volume's snapshot retention rule as stored (`meta` key `snap-retention`, a string; src/retention.ts decodes it), or null. */
   retentionText(): string | null {
@@ -1365,200 +1183,6 @@ export class Tree implements ReadTree {
   setCopies(n: number): void {
     if (!Number.isInteger(n) || n < 1 || n > MAX_COPIES) throw new TreeError('EINVAL', String(n), `copies must be an integer 1..${MAX_COPIES}`)
     this.changeMeta((m) => { m[COPIES_KEY] = n })
-  }
-
-  /** Every snapshot not removed, with its record text (a malformed one is not listed; at() reports why). */
-  private *liveSnapshots(): Iterable<{ name: string; text: string; time: number; heads: Record<string, string[]> }> {
-    for (const [key, value] of Object.entries(this.shards.meta())) {
-      if (!key.startsWith(SNAP_PREFIX)) continue
-      const text = strOf(value)
-      if (text === null) continue
-      let rec
-      try {
-        rec = this.snapshotOf(text)
-      } catch {
-        continue
-      }
-      if (rec.heads !== null) yield { name: key.slice(SNAP_PREFIX.length), text, time: rec.time, heads: rec.heads }
-    }
-  }
-
-  snapshots(): { name: string; time: number }[] {
-    // As the index on disk names them while `meta` is unread, when each has a saved view (so it decoded).
-    const named = this.namedSnapshots()
-    const out: SnapshotInfo[] = named && named.every((n) => n.root !== null && this.saved!.view(n.key) !== null) ? named.map(({ name, time }) => ({ name, time })) : [...this.liveSnapshots()].map(({ name, time }) => ({ name, time }))
-    return out.sort((a, b) => a.time - b.time || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  }
-
-  /** A read-only view of the tree as it was when the snapshot was taken. */
-  at(name: string): ReadTree {
-    this.flush()
-    const fast = this.atSaved(name)
-    if (fast) return fast
-    const value = strOf(this.shards.meta()[SNAP_PREFIX + name])
-    if (value === null) throw new TreeError('ENOENT', name, 'no such snapshot')
-    const cached = this.snapshotTrees.get(value)
-    if (cached) return cached
-    let rec
-    try {
-      rec = this.snapshotOf(value)
-    } catch (e) {
-      throw new TreeError('EINVAL', name, `snapshot does not decode: ${(e as Error).message}`)
-    }
-    const snapHeads = rec.heads
-    if (snapHeads === null) throw new TreeError('ENOENT', name, 'no such snapshot (removed)')
-    // A saved view was written from a state at these heads: the changes are here (no shard to load to check).
-    const saved = this.savedSnapshot(value)
-    if (!saved) {
-      for (const [shard, heads] of Object.entries(snapHeads)) {
-        if (!this.shards.hasHeads(shard, heads)) throw new TreeError('EINVAL', name, `snapshot needs changes of shard ${shard} not received yet`)
-      }
-    }
-    // Made again when the index on disk moves (a commit): then its saved view is read, or it is derived again.
-    const t = new SnapshotTree(() => this.buildSnapshotIndex(snapHeads, this.savedSnapshot(value)), () => this.indexGen)
-    this.snapshotTrees.set(value, t)
-    return t
-  }
-
-  /** The snapshots the index on disk names, while they are `meta`'s (it is unread since the open); else null. */
-  private namedSnapshots(): NamedSnapshot[] | null {
-    return this.shards.metaUnread ? this.saved?.named ?? null : null
-  }
-
-  /** A saved view of the snapshot `name` that needs no `meta`: named by the index on disk while `meta` is unread. */
-  private atSaved(name: string): ReadTree | null {
-    const n = this.namedSnapshots()?.find((x) => x.name === name)
-    if (!n || n.root === null || !this.saved!.view(n.key)) return null
-    const cacheKey = `#${n.key}`
-    const cached = this.snapshotTrees.get(cacheKey)
-    if (cached) return cached
-    const root = n.root
-    // After a commit: its view as the new index on disk names it, else as `meta` says (the slow way).
-    const build = (): TreeIndex => {
-      const saved = this.saved?.view(n.key)
-      if (!saved) return (this.at(name) as SnapshotTree).index()
-      const index = new TreeIndex(saved)
-      readRootAttrs(root, index)
-      return index
-    }
-    const t = new SnapshotTree(build, () => this.indexGen)
-    this.snapshotTrees.set(cacheKey, t)
-    return t
-  }
-
-  private savedSnapshot(text: string): { base: IndexBase; memo: IndexMemo } | undefined {
-    return this.saved?.view(snapshotKey(text)) ?? undefined
-  }
-
-  /** The root's attributes in `meta` at `heads` (a snapshot's: what its saved view shows for the root). */
-  rootAttrsAt(heads: string[]): Record<string, unknown> {
-    return rootAttrsAt(A.getBackend(this.shards.meta()), heads)
-  }
-
-  /**
-   * Where at() finds the saved view of a snapshot (the on-disk index's, read on demand) instead
-   * of building it, and the state of the index on disk (to derive a view from). Called by every
-   * commit: views made over the previous index on disk are made again on their next read.
-   */
-  setSavedSnapshots(saved: SavedSnapshots, state?: () => { base: IndexBase; memo: IndexMemo; heads: ReadonlyMap<string, string[]> } | null): void {
-    this.saved = saved
-    this.indexState = state ?? null
-    this.indexGen++
-    this.snapshotTrees.clear()
-  }
-
-  /** The records that differ between the node shards at `from` and the heads `to`, read at `to` (snapshot-views.ts); null if changes are missing. */
-  recordsBetween(from: ReadonlyMap<string, string[]>, to: Readonly<Record<string, string[]>>): Map<string, RawNode | null> | null {
-    return recordsBetween(this.shards, from, to)
-  }
-
-  /** Whether `meta` (snapshots, volume settings) is as restored from the index and not read since. */
-  get metaUnread(): boolean { return this.shards.metaUnread }
-
-  /** Every snapshot not removed: its record text and the heads it names. */
-  snapshotRecords(): { text: string; heads: Record<string, string[]> }[] {
-    return [...this.liveSnapshots()].map(({ text, heads }) => ({ text, heads }))
-  }
-
-  /**
-   * Every snapshot not removed, its heads read only when asked for (a record in parts: ~1.6 MB
-   * of heads at 1M files, which a commit that already saved its view does not need); heads()
-   * gives null when they do not decode.
-   */
-  snapshotTexts(): { name: string; time: number; text: string; heads: () => Record<string, string[]> | null }[] {
-    const out: { name: string; time: number; text: string; heads: () => Record<string, string[]> | null }[] = []
-    for (const [key, value] of Object.entries(this.shards.meta())) {
-      if (!key.startsWith(SNAP_PREFIX)) continue
-      const text = strOf(value)
-      if (text === null) continue
-      let time
-      try {
-        const rec = decodeSnapshot(text)
-        if (rec.heads === null) continue
-        time = rec.time
-      } catch {
-        continue
-      }
-      out.push({
-        name: key.slice(SNAP_PREFIX.length), time, text,
-        heads: () => {
-          try {
-            return this.snapshotOf(text).heads
-          } catch {
-            return null
-          }
-        },
-      })
-    }
-    return out
-  }
-
-  /**
-   * A snapshot's view: read from its saved index when there is one; else derived from the
-   * index on disk and the records that differ between its state and the snapshot's heads
-   * (snapshot-views.ts: cost follows those changes); else built from the shards at its heads.
-   */
-  private buildSnapshotIndex(heads: Record<string, string[]>, saved?: { base: IndexBase; memo: IndexMemo }): TreeIndex {
-    const withRoot = (index: TreeIndex): TreeIndex => {
-      const hs = heads[META_SHARD]
-      if (hs) readRootAttrs(this.rootAttrsAt(hs), index)
-      return index
-    }
-    if (saved) return withRoot(new TreeIndex(saved))
-    const state = this.indexState?.() ?? null
-    const changed = state ? recordsBetween(this.shards, state.heads, heads) : null
-    if (state && changed) {
-      const index = new TreeIndex(state)
-      index.update(changed)
-      return withRoot(index)
-    }
-    const index = new TreeIndex()
-    const nodes = new Map<string, RawNode | null>()
-    const claimed = new Map<string, string>()
-    for (const [shard, hs] of Object.entries(heads)) {
-      if (shard === META_SHARD) {
-        readRootAttrs(this.rootAttrsAt(hs), index)
-        continue
-      }
-      const h = this.shards.node(shard)
-      const all = h.materialize('_root', hs) as Record<string, unknown>
-      for (const id of Object.keys(all)) {
-        if (!onPath(shard, id)) continue
-        // The shallowest shard holding the key counts, whether its record decodes or not.
-        const prev = claimed.get(id)
-        if (prev !== undefined && prev.length <= shard.length) continue
-        claimed.set(id, shard)
-        try {
-          const n = readRecord(h, id, hs, all[id])
-          if (shard !== shardOf(id)) n.shard = shard
-          nodes.set(id, n)
-        } catch {
-          nodes.delete(id) // reported by problems() on the live tree
-        }
-      }
-    }
-    index.update(nodes)
-    return index
   }
 
   // ---- helpers -------------------------------------------------------------------------
@@ -1724,45 +1348,6 @@ export class Tree implements ReadTree {
     const change = A.getLastLocalChange(doc)
     if (change) this.pending.push({ shard: META_SHARD, change })
   }
-}
-
-/** A snapshot's read-only tree; its index is built on first use. */
-class SnapshotTree implements ReadTree {
-  private built: TreeIndex | null = null
-  private builtGen = -1
-  constructor(private readonly build: () => TreeIndex, private readonly gen: () => number) {}
-  /** Its index, built (again, if the index on disk moved) when needed. */
-  index(): TreeIndex { return this.ix }
-  private get ix(): TreeIndex {
-    const g = this.gen()
-    if (this.built === null || this.builtGen !== g) {
-      this.built = this.build()
-      this.builtGen = g
-    }
-    return this.built
-  }
-  lookup(path: string): Stat | null { return this.ix.lookup(path) }
-  stat(path: string): Stat { return this.ix.stat(path) }
-  readdir(path: string): Stat[] { return this.ix.readdir(path) }
-  walk(path?: string): Iterable<Stat> { return this.ix.walk(path) }
-}
-
-
-function checkMode(mode: number | undefined, path: string): number | undefined {
-  if (mode === undefined) return undefined
-  if (!Number.isInteger(mode) || mode < 0) throw new TreeError('EINVAL', path, `bad mode ${mode}`)
-  return mode & 0o7777
-}
-
-function checkTime(t: number | undefined, path: string): number | undefined {
-  if (t === undefined) return undefined
-  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new TreeError('EINVAL', path, `bad time ${t}`)
-  return t
-}
-
-function checkContent(c: ContentRef, path: string): void {
-  if (!c || typeof c.hash !== 'string' || !isHex(c.hash) || c.hash.length > 128) throw new TreeError('EINVAL', path, 'content hash must be lowercase hex')
-  if (!Number.isSafeInteger(c.size) || c.size < 0) throw new TreeError('EINVAL', path, `bad content size ${c.size}`)
 }
 
 function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
