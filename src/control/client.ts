@@ -10,7 +10,8 @@ import { TreeError } from '../tree/errors.js'
 import type { OpContext } from './context.js'
 import { FRAME, FrameReader, connect, encodeFrame } from './frames.js'
 import { OPS } from './ops/index.js'
-import { BadRequestError, CONTROL_VERSION, checkRequest, type Args, type ControlEnd, type ControlEvent, type Op, type Results } from './requests.js'
+import { BadRequestError, checkRequest, encodeRequest } from './request-codec.js'
+import { CONTROL_VERSION, type Args, type ControlEnd, type ControlEvent, type Op, type Results } from './requests.js'
 
 export interface CallHandlers {
   /** An event the op streamed (progress `status`, `warning`, ...). */
@@ -91,7 +92,7 @@ async function callInProcess<O extends Op>(root: string, dir: DataDir | null, op
 /** Sends one request on `sock` and reads the response to its last frame. */
 export async function callRemote<O extends Op>(sock: net.Socket, op: O, args: Args<O>, handlers: CallHandlers = {}): Promise<Results[O]> {
   const reader = new FrameReader()
-  sock.write(encodeFrame(FRAME.request, Buffer.from(JSON.stringify({ version: CONTROL_VERSION, op, args }))))
+  sock.write(encodeFrame(FRAME.request, encodeRequest(op, args)))
   let end: ControlEnd<O> | null = null
   try {
     // Frames one at a time: a slow output consumer holds the socket (backpressure to the server).

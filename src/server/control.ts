@@ -7,7 +7,8 @@ import { FRAME, FrameReader, MAX_REQUEST_BYTES, drained, encodeFrame, frameWrite
 import { errorKind } from '../control/client.js'
 import type { OpContext } from '../control/context.js'
 import { OPS } from '../control/ops/index.js'
-import { BadRequestError, decodeRequest, type Args, type ControlEnd, type ControlRequest, type Op } from '../control/requests.js'
+import { BadRequestError, decodeRequest } from '../control/request-codec.js'
+import type { Args, ControlEnd, ControlRequest, Op } from '../control/requests.js'
 import type { Log } from '../log.js'
 import type { ServerHandle } from './handle.js'
 
