@@ -12,7 +12,7 @@
 // Sizes: BENCH_TREE_FILES (default 100000; 1000000 is the issue's goal), laid out as
 // directories of BENCH_TREE_DIR_SIZE (10000) entries under /flat plus a share BENCH_TREE_DEEP
 // (0.1) of the files in a tree 6 deep (/deep/a*/b*/c*/d*/e*, fan-out 4: 1024 leaf dirs).
-// BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge,join (default all; join: bench/tree-join.ts). BENCH_TREE_SRC: a
+// BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge,join,merge-prep,merge-run (default all but merge-prep/-run; join: bench/tree-join.ts). BENCH_TREE_SRC: a
 // directory to keep the source tree in between runs (made once per size). BENCH_TREE_PROFILE=1:
 // the import runs under --cpu-prof and its profile summary goes into the row's note.
 // BENCH_TREE_PROFILE_MERGE=DIR: each merge round is sampled into DIR/merge-SEED.cpuprofile (summary in its row;
@@ -22,6 +22,13 @@
 // Merge: BENCH_TREE_OPS (10000 offline ops per writer), BENCH_TREE_COMMIT_MS (100: ops are
 // logged as the mount logs them, one entry per commit window), BENCH_TREE_WORST (1: also merge
 // with one entry per op, next to raw hypercore replication of the same blocks).
+// A/B of a merge on the very same logs (builds compared back to back): BENCH_TREE_PARTS=merge-prep
+// (with import, or BENCH_TREE_REUSE) copies the imported volume to BENCH_TREE_MERGE_DIR/a, starts a
+// second writer BENCH_TREE_MERGE_DIR/b from its state, logs BENCH_TREE_OPS offline ops on each as
+// the mount does, closes both; BENCH_TREE_PARTS=merge-run (alone: no import, no source tree) merges a
+// fresh copy of that dir (both opened from their checkpoints, shards cold, page cache dropped) in
+// one process and reports wall, CPU, index bytes read, shard loads (BENCH_TREE_PROFILE=1: the
+// profile, kept in BENCH_TREE_MERGE_DIR/prof). Same BENCH_TREE_FILES/DIR_SIZE/DEEP/OPS for both.
 //
 // Other helpers add figures as a part: a function (ctx) => Promise<Row[]> in PARTS below.
 import { spawnSync } from 'node:child_process'
@@ -31,6 +38,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { randomBytes } from '../src/crypto.js'
 import { DataDir } from '../src/datadir.js'
+import { DataPaths } from '../src/data-paths.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume/volume.js'
 import { bazilBin, dropCaches, has, log } from './procs.js'
@@ -39,6 +47,7 @@ import { joinPart } from './tree-join.js'
 import { STAT_PATHS, inProcessRows, inProcessStats, mountStatRows, randomPaths } from './tree-stat.js'
 import { printRows, writeResults, type Row } from './row.js'
 import { encodeState, openSealedState, sealState } from '../src/tree/state-file.js'
+import { indexReads } from '../src/tree/index-store.js'
 export type { Row }
 
 const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
@@ -431,42 +440,54 @@ function profileNote(file: string): string {
   return `; profile ${file}: main thread busy ${s.busySecs.toFixed(2)} s of ${s.wallSecs.toFixed(2)} s; by package: ${s.packages}; by function: ${s.functions}`
 }
 
-/** A second writer gets the imported volume, then both work apart and merge (one process, streams piped). */
-async function mergePart(ctx: Ctx): Promise<void> {
-  const { lay, tmp } = ctx
-  // Each row is logged as it comes (a 1M run cut short keeps what it measured).
-  const rows = { push: (...r: Row[]): void => { for (const x of r) { ctx.rows.push(x); log(`merge: ${x.name}: ${x.value} ${x.unit} (${x.note ?? ''})`) } } }
-  const dirB = path.join(tmp, 'b')
+/** Logs each row as it comes (a 1M run cut short keeps what it measured). */
+function mergeRows(ctx: Ctx, part = 'merge'): { push: (...r: Row[]) => void } {
+  return { push: (...r: Row[]): void => { for (const x of r) { ctx.rows.push(x); log(`${part}: ${x.name}: ${x.value} ${x.unit} (${x.note ?? ''})`) } } }
+}
+
+/** Two opened nodes of one volume, each a writer, and a way to connect their stores (one process, streams piped). */
+interface Pair { nodeA: Node; a: Volume; nodeB: Node; b: Volume; connect: () => () => void }
+
+async function openPair(dirA: string, dirB: string): Promise<Pair> {
+  const nodeA = await Node.open(DataDir.open(dirA))
+  const a = await nodeA.volume('v')
+  const nodeB = await Node.open(DataDir.open(dirB))
+  const b = await nodeB.volume('v')
+  const connect = (): (() => void) => {
+    const s1 = nodeA.store.replicate(true), s2 = nodeB.store.replicate(false)
+    s1.pipe(s2).pipe(s1)
+    return () => { s1.destroy(); s2.destroy() }
+  }
+  return { nodeA, a, nodeB, b, connect }
+}
+
+/**
+ * A second writer `dirB` of the imported volume in `dirA`, started from a's saved state as
+ * `volume connect` does (replaying the history takes ~20 min at 1M here: the join part
+ * measures both ways), then caught up with what came after it. Returns the pair, disconnected.
+ */
+async function secondWriter(ctx: Ctx, dirA: string, dirB: string, rows: { push: (...r: Row[]) => void }): Promise<Pair> {
   fs.rmSync(dirB, { recursive: true, force: true }) // a second writer left by an earlier run on a kept dir
-  const ddA = DataDir.open(ctx.dataA)
+  const ddA = DataDir.open(dirA)
   const ddB = DataDir.create(dirB)
   const entry = ddA.volumeEntry('v')
   if (entry.storageOnly) throw new Error('the imported volume is storage-only')
   // B's own 'default' key is another: the volume's key goes in under another name.
   ddB.addSharingKey('bench', ddA.sharingKey(entry.sharing))
   ddB.addVolume({ ...entry, sharing: 'bench' })
-  const nodeA = await Node.open(ddA)
-  const a = await nodeA.volume('v')
-  const nodeB = await Node.open(DataDir.open(dirB))
-  const b = await nodeB.volume('v')
+  const pair = await openPair(dirA, dirB)
+  const { a, b, nodeB } = pair
   try {
     await a.addWriter(b.log.key)
     await b.addWriter(a.log.key)
     // b writes only once the root's log admits its node (spec/protocol.md, "Writer logs"); b sees that at the first sync.
     await a.admitNode(nodeB.dir.publicKey)
-    const connect = (): (() => void) => {
-      const s1 = nodeA.store.replicate(true), s2 = nodeB.store.replicate(false)
-      s1.pipe(s2).pipe(s1)
-      return () => { s1.destroy(); s2.destroy() }
-    }
-    // b starts from a's saved state, as `volume connect` does (replaying the history takes ~20 min
-    // at 1M here: the join part measures both ways); then b replays what came after it.
-    let t = performance.now()
+    const t = performance.now()
     const cpuSync = process.cpuUsage()
     const aHex = a.log.key.toString('hex')
     const sealed = sealState(encodeState(await a.saveState()), a.stateKey, a.id)
     b.pauseApply(true)
-    let disconnect = connect()
+    const disconnect = pair.connect()
     const bLog = b.writers.get(aHex)!
     log(`merge: a's state saved and sealed in ${((performance.now() - t) / 1000).toFixed(1)} s (${(sealed.length / 2 ** 20).toFixed(1)} MiB)`)
     while (bLog.core.contiguousLength < a.log.length) await new Promise((r) => setTimeout(r, 5))
@@ -478,32 +499,63 @@ async function mergePart(ctx: Ctx): Promise<void> {
     const syncCpu = process.cpuUsage(cpuSync)
     rows.push({ name: `second writer: first sync of the ${FILES}-file volume's metadata from a's state (save, download, adopt, checkpoint; one process, no network)`, value: (performance.now() - t) / 1000, unit: 's', note: `cpu ${((syncCpu.user + syncCpu.system) / 1e6).toFixed(1)} s; ${uptime()}` })
     disconnect()
+    return pair
+  } catch (err) {
+    await closePair(pair)
+    throw err
+  }
+}
 
+async function closePair(p: Pair): Promise<void> {
+  await p.nodeA.close()
+  await p.nodeB.close()
+}
+
+/**
+ * Connects the pair until each has applied all of the other's log; checks they hold the same
+ * state. What it cost: wall, CPU (user + system of this process: both writers), the index
+ * bytes read (index-store.ts `indexReads`), shard loads, and (profFile) a profile summary.
+ */
+async function timedMerge(p: Pair, lay: Layout, seed: number, profFile: string | null): Promise<{ secs: number; cpuSecs: number; note: string }> {
+  const { a, b } = p
+  const before = [{ ...a.stats }, { ...b.stats }]
+  const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
+  const reads0 = { ...indexReads }
+  if (profFile) fs.mkdirSync(path.dirname(profFile), { recursive: true })
+  const stopProfile = await profileTo(profFile)
+  const cpu0 = process.cpuUsage()
+  const t = performance.now()
+  const disconnect = p.connect()
+  await waitFor(() => caughtUp(a, b) && caughtUp(b, a), [], 600_000)
+  const secs = (performance.now() - t) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  await stopProfile()
+  const prof = profFile ? profileNote(profFile) : ''
+  disconnect()
+  const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k]!.readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k]!.applyMs) / 1000).toFixed(2)} s in ${v.stats.applyCalls - before[k]!.applyCalls} calls, shard loads ${v.tree.shardStats.loads - loads0[k]!}`).join('; ')
+  const read = `index read (both) ${((indexReads.bytes - reads0.bytes) / 2 ** 20).toFixed(1)} MiB in ${indexReads.reads - reads0.reads} reads`
+  const same = sameState(a, b, lay, seed)
+  if (same !== true) throw new Error(`the writers did not converge: ${same}`)
+  const cpuSecs = (cpu.user + cpu.system) / 1e6
+  return { secs, cpuSecs, note: `same state: ${same}; cpu (both writers, one process) ${cpuSecs.toFixed(2)} s; ${read}; ${cost}; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB; ${uptime()}${prof}` }
+}
+
+/** A second writer gets the imported volume, then both work apart and merge (one process, streams piped). */
+async function mergePart(ctx: Ctx): Promise<void> {
+  const { lay, tmp } = ctx
+  const rows = mergeRows(ctx)
+  const pair = await secondWriter(ctx, ctx.dataA, path.join(tmp, 'b'), rows)
+  const { a, b } = pair
+  try {
     /** Both writers work apart, then reconnect until each has applied all of the other's log. */
     const mergeRound = async (label: string, commitMs: number | null, seed: number): Promise<{ sizes: number[][] }> => {
       const from = [a.log.length, b.log.length]
-      t = performance.now()
+      const t = performance.now()
       const entries = [await offlineOps(a, lay, seed, commitMs), await offlineOps(b, lay, seed + 1, commitMs)]
       rows.push({ name: `${OPS} offline ops on each writer, ${label}`, value: (performance.now() - t) / 2000, unit: 's per writer', note: `${entries[0]} + ${entries[1]} log entries` })
-      const before = [{ ...a.stats }, { ...b.stats }]
-      const loads0 = [a.tree.shardStats.loads, b.tree.shardStats.loads]
       const profDir = PROFILE_MERGE ?? (PROFILE ? path.join(tmp, 'prof') : null)
-      const profFile = profDir !== null ? path.join(profDir, `merge-${seed}.cpuprofile`) : null
-      if (profDir) fs.mkdirSync(profDir, { recursive: true })
-      const stopProfile = await profileTo(profFile)
-      const cpu0 = process.cpuUsage()
-      t = performance.now()
-      disconnect = connect()
-      await waitFor(() => caughtUp(a, b) && caughtUp(b, a), [], 600_000)
-      const mergeS = (performance.now() - t) / 1000
-      const cpu = process.cpuUsage(cpu0)
-      await stopProfile()
-      const prof = profFile ? profileNote(profFile) : ''
-      disconnect()
-      const cost = [a, b].map((v, k) => `${'ab'[k]}: read ${((v.stats.readMs - before[k]!.readMs) / 1000).toFixed(2)} s + apply ${((v.stats.applyMs - before[k]!.applyMs) / 1000).toFixed(2)} s in ${v.stats.applyCalls - before[k]!.applyCalls} calls, shard loads ${v.tree.shardStats.loads - loads0[k]!}`).join('; ')
-      const same = sameState(a, b, lay, seed)
-      if (same !== true) throw new Error(`${label}: the writers did not converge: ${same}`)
-      rows.push({ name: `merge ${OPS}+${OPS} ops on both, ${label} (replication + apply, wall)`, value: mergeS, unit: 's', target: 2, ok: mergeS <= 2, note: `${entries[0]} + ${entries[1]} entries; same state: ${same}; cpu (both writers, one process) ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; ${cost}; ${uptime()}${prof}` })
+      const m = await timedMerge(pair, lay, seed, profDir !== null ? path.join(profDir, `merge-${seed}.cpuprofile`) : null)
+      rows.push({ name: `merge ${OPS}+${OPS} ops on both, ${label} (replication + apply, wall)`, value: m.secs, unit: 's', target: 2, ok: m.secs <= 2, note: `${entries[0]} + ${entries[1]} entries; ${m.note}` })
       return { sizes: [await blockSizes(a, from[0]!), await blockSizes(b, from[1]!)] }
     }
     await mergeRound(`logged as the mount does (an entry per ${COMMIT_MS} ms)`, COMMIT_MS, 1)
@@ -514,8 +566,85 @@ async function mergePart(ctx: Ctx): Promise<void> {
       rows.push({ name: `raw hypercore replication of the same ${sizes[0]!.length}+${sizes[1]!.length} blocks, both ways, one process`, value: rawMs / 1000, unit: 's', note: `merge / raw replication = ${(merge.value / (rawMs / 1000)).toFixed(2)}` })
     }
   } finally {
-    await nodeA.close()
-    await nodeB.close()
+    await closePair(pair)
+  }
+}
+
+/** A copy of a data dir that opens as its own store (corestore refuses a copied CORESTORE marker: the copy is the only one used). */
+function copyDataDir(from: string, to: string): void {
+  fs.cpSync(from, to, { recursive: true })
+  fs.rmSync(new DataPaths(to).corestoreMarker, { force: true })
+}
+
+/** Where merge-prep leaves its writers and merge-run copies them from (BENCH_TREE_MERGE_DIR; default: the work dir's merge-prep). */
+const mergeDir = (ctx: Ctx): string => process.env.BENCH_TREE_MERGE_DIR ?? path.join(ctx.tmp, 'merge-prep')
+
+/** What merge-prep made, in MERGE_DIR/prep.json (merge-run checks it against its own settings). */
+interface Prepared { files: number; dirSize: number; deep: number; ops: number; commitMs: number; seed: number; entries: number[] }
+
+/**
+ * merge-prep: the imported volume copied to MERGE_DIR/a, a second writer MERGE_DIR/b started
+ * from its state, then OPS offline ops on each logged as the mount does (an entry per
+ * COMMIT_MS), both closed (their checkpoints hold the ops, not the other's). merge-run then
+ * merges the very same logs on any build, as often as wanted.
+ */
+async function mergePrepPart(ctx: Ctx): Promise<void> {
+  const dir = mergeDir(ctx)
+  const rows = mergeRows(ctx, 'merge-prep')
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  const dirA = path.join(dir, 'a'), dirB = path.join(dir, 'b')
+  copyDataDir(ctx.dataA, dirA)
+  const pair = await secondWriter(ctx, dirA, dirB, rows)
+  const seed = 1
+  let entries: number[]
+  try {
+    const t = performance.now()
+    entries = [await offlineOps(pair.a, ctx.lay, seed, COMMIT_MS), await offlineOps(pair.b, ctx.lay, seed + 1, COMMIT_MS)]
+    rows.push({ name: `${OPS} offline ops on each writer, an entry per ${COMMIT_MS} ms`, value: (performance.now() - t) / 2000, unit: 's per writer', note: `${entries[0]} + ${entries[1]} log entries; prepared in ${dir}` })
+  } finally {
+    await closePair(pair)
+  }
+  const prep: Prepared = { files: FILES, dirSize: DIR_SIZE, deep: DEEP_SHARE, ops: OPS, commitMs: COMMIT_MS, seed, entries }
+  fs.writeFileSync(path.join(dir, 'prep.json'), JSON.stringify(prep))
+}
+
+/**
+ * merge-run: a fresh copy of what merge-prep made (MERGE_DIR/a and b), both opened from their
+ * checkpoints (shards cold), connected in this process until each has applied the other's
+ * log. One row: wall, and in its note CPU, index bytes read, shard loads (and the profile
+ * with BENCH_TREE_PROFILE=1 or BENCH_TREE_PROFILE_MERGE). The copy is removed after.
+ */
+async function mergeRunPart(ctx: Ctx): Promise<void> {
+  const dir = mergeDir(ctx)
+  const prepFile = path.join(dir, 'prep.json')
+  if (!fs.existsSync(prepFile)) throw new Error(`${dir} holds no prepared merge (run BENCH_TREE_PARTS=merge-prep first)`)
+  const prep = JSON.parse(fs.readFileSync(prepFile, 'utf8')) as Prepared
+  if (prep.files !== FILES || prep.dirSize !== DIR_SIZE || prep.deep !== DEEP_SHARE || prep.ops !== OPS) {
+    throw new Error(`${dir} was prepared with BENCH_TREE_FILES=${prep.files} BENCH_TREE_DIR_SIZE=${prep.dirSize} BENCH_TREE_DEEP=${prep.deep} BENCH_TREE_OPS=${prep.ops}: run with the same`)
+  }
+  const run = path.join(ctx.tmp, `merge-run-${process.pid}-${Date.now()}`)
+  copyDataDir(path.join(dir, 'a'), path.join(run, 'a'))
+  copyDataDir(path.join(dir, 'b'), path.join(run, 'b'))
+  dropCaches()
+  try {
+    const cpu0 = process.cpuUsage()
+    const t = performance.now()
+    const pair = await openPair(path.join(run, 'a'), path.join(run, 'b'))
+    const c = process.cpuUsage(cpu0)
+    const openNote = `open both ${((performance.now() - t) / 1000).toFixed(2)} s (cpu ${((c.user + c.system) / 1e6).toFixed(2)} s)`
+    try {
+      const profDir = PROFILE_MERGE ?? (PROFILE ? path.join(dir, 'prof') : null)
+      const m = await timedMerge(pair, ctx.lay, prep.seed, profDir !== null ? path.join(profDir, `merge-run-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`) : null)
+      mergeRows(ctx, 'merge-run').push({
+        name: `merge ${OPS}+${OPS} prepared offline ops at ${FILES} files (an entry per ${prep.commitMs} ms), both writers in one process (replication + apply, wall)`, value: m.secs, unit: 's', target: 2, ok: m.secs <= 2,
+        note: `${prep.entries[0]} + ${prep.entries[1]} entries; ${openNote}; ${m.note}`,
+      })
+    } finally {
+      await closePair(pair)
+    }
+  } finally {
+    fs.rmSync(run, { recursive: true, force: true })
   }
 }
 
@@ -527,24 +656,30 @@ export const PARTS: Record<string, (ctx: Ctx) => Promise<void>> = {
   cold: coldPart,
   snapshot: snapshotPart,
   merge: mergePart,
+  'merge-prep': mergePrepPart,
+  'merge-run': mergeRunPart,
   join: joinPart,
 }
 
 export async function run(): Promise<Row[]> {
   const rows: Row[] = []
-  const wanted = (process.env.BENCH_TREE_PARTS ?? Object.keys(PARTS).join(',')).split(',').map((x) => x.trim()).filter(Boolean)
+  const wanted = (process.env.BENCH_TREE_PARTS ?? Object.keys(PARTS).filter((p) => !p.startsWith('merge-')).join(',')).split(',').map((x) => x.trim()).filter(Boolean)
   for (const p of wanted) if (!PARTS[p]) throw new Error(`BENCH_TREE_PARTS: unknown part "${p}" (${Object.keys(PARTS).join(', ')})`)
   // BENCH_TREE_REUSE: the work dir of a run kept with BENCH_TREE_KEEP=1 (or cut short): its volume and restic repository, no import.
   const reuse = process.env.BENCH_TREE_REUSE
-  if (!wanted.includes('import') && !reuse) throw new Error('BENCH_TREE_PARTS: the other parts need "import" (it makes the volume), or BENCH_TREE_REUSE')
+  // merge-run alone needs neither the volume nor the source tree: only what merge-prep left.
+  const needsVolume = wanted.some((p) => p !== 'merge-run')
+  if (needsVolume && !wanted.includes('import') && !reuse) throw new Error('BENCH_TREE_PARTS: the other parts need "import" (it makes the volume), or BENCH_TREE_REUSE')
   const tmp = reuse ?? fs.mkdtempSync(path.join(os.tmpdir(), 'bazil-tree-scale-'))
   try {
     const lay = layout(FILES)
     const srcRoot = process.env.BENCH_TREE_SRC ? path.join(process.env.BENCH_TREE_SRC, `files-${FILES}-${DIR_SIZE}-${DEEP_SHARE}`) : path.join(tmp, 'src')
-    log(`making ${FILES} files in ${lay.dirs.length} directories (${lay.flatDirs} of ${DIR_SIZE}, ${lay.deepFiles} files 6 deep) in ${srcRoot}`)
-    const made = makeTree(srcRoot, lay)
-    if (made.files !== FILES) throw new Error(`the source tree holds ${made.files} files, not ${FILES}`)
-    log(`tree made in ${made.secs.toFixed(0)} s (${(made.bytes / 2 ** 20).toFixed(0)} MiB)`)
+    if (needsVolume) {
+      log(`making ${FILES} files in ${lay.dirs.length} directories (${lay.flatDirs} of ${DIR_SIZE}, ${lay.deepFiles} files 6 deep) in ${srcRoot}`)
+      const made = makeTree(srcRoot, lay)
+      if (made.files !== FILES) throw new Error(`the source tree holds ${made.files} files, not ${FILES}`)
+      log(`tree made in ${made.secs.toFixed(0)} s (${(made.bytes / 2 ** 20).toFixed(0)} MiB)`)
+    }
     const ctx: Ctx = {
       tmp, lay, rows, src: path.join(srcRoot, 'tree'), dataA: path.join(tmp, 'a'),
       restic: has('restic') ? { env: { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: path.join(tmp, 'restic'), RESTIC_CACHE_DIR: path.join(tmp, 'restic-cache') } } : null,
