@@ -21,11 +21,14 @@ export interface PlacedOp extends OpPlace { op: AuditOp; authorised: boolean }
 export interface ReadScope {
   /** Only these writer logs (key hex); default every known one. */
   logs?: ReadonlySet<string>
-  /** Read each log (key hex) up to this length (seq to stop before); default its length when reading starts. */
-  ends?: ReadonlyMap<string, number>
   /** Only entries whose time is in [since, until] (ms since the epoch). */
   since?: number
   until?: number
+}
+
+/** Whether an entry at `time` is in the scope's time window. */
+function inTime(scope: ReadScope, time: number): boolean {
+  return (scope.since === undefined || time >= scope.since) && (scope.until === undefined || time <= scope.until)
 }
 
 /** Audit ops whose `path` is no path in the tree (a snapshot's name, a rule's text). */
@@ -52,8 +55,7 @@ export async function* mergedEntries(vol: Volume, scope: ReadScope = {}): AsyncG
   const heads: { log: string; it: AsyncIterator<LogEntry | EntryError>; cur: LogEntry | null }[] = []
   for (const [hex, log] of vol.writers) {
     if (scope.logs && !scope.logs.has(hex)) continue
-    const to = scope.ends?.get(hex)
-    heads.push({ log: hex, it: log.read({ wait: false, ...(to === undefined ? {} : { to: Math.min(to, log.length) }) })[Symbol.asyncIterator](), cur: null })
+    heads.push({ log: hex, it: log.read({ wait: false })[Symbol.asyncIterator](), cur: null })
   }
   const errors: EntryError[] = []
   const advance = async (h: (typeof heads)[number]): Promise<void> => {
@@ -81,10 +83,7 @@ export async function* mergedEntries(vol: Volume, scope: ReadScope = {}): AsyncG
       }
       if (best === null) return
       const entry = best.cur!
-      const t = entry.body.time
-      if ((scope.since === undefined || t >= scope.since) && (scope.until === undefined || t <= scope.until)) {
-        yield { log: best.log, entry, authorised: vol.writerSet.valid(best.log, entry.seq) }
-      }
+      if (inTime(scope, entry.body.time)) yield { log: best.log, entry, authorised: vol.writerSet.valid(best.log, entry.seq) }
       await advance(best)
     }
   } finally {
@@ -120,31 +119,55 @@ function below(p: string, dir: string): string | null {
   return p.startsWith(dir + '/') ? p.slice(dir.length) : null
 }
 
+/** An entry as a path's pass keeps it: its place and audit ops, not its changes. */
+export interface EntryOps { log: string; seq: number; time: number; ops: readonly AuditOp[]; authorised: boolean }
+
+/**
+ * One pass over the logs for a path: the entries `keep` accepts (read with the ops of every
+ * entry, as the trail of `path` needs), and that trail. The kept entries wait for the end of
+ * the pass: which of their ops concern the path depends on the renames after them. Entries
+ * arriving during the pass wait for the next read. Stops early (with what it has) once `signal` aborts.
+ */
+export async function readForPath(vol: Volume, path: string, keep: (x: PlacedEntry) => boolean, opts: { onError?: (e: EntryError) => void; signal?: AbortSignal } = {}): Promise<{ trail: PathTrail; entries: EntryOps[] }> {
+  const renames: Rename[] = []
+  const entries: EntryOps[] = []
+  for await (const x of mergedEntries(vol)) {
+    if (opts.signal?.aborted) break
+    if (x instanceof EntryError) {
+      opts.onError?.(x)
+      continue
+    }
+    const { entry } = x
+    if (x.authorised) {
+      entry.body.ops.forEach((op, index) => {
+        if (op.op === 'rename' && op.path !== undefined && op.to !== undefined) renames.push({ place: placeOf(x.log, entry, index), from: op.path, to: op.to })
+      })
+    }
+    if (keep(x)) entries.push({ log: x.log, seq: entry.seq, time: entry.body.time, ops: entry.body.ops, authorised: x.authorised })
+  }
+  return { trail: new PathTrail(canonicalPath(path), renames), entries }
+}
+
+/** The entries of `scope` (its logs and time window) of a path's pass. */
+export function inScope(scope: ReadScope): (x: PlacedEntry) => boolean {
+  return (x) => (!scope.logs || scope.logs.has(x.log)) && inTime(scope, x.entry.body.time)
+}
+
+/** A rename the writer set accepts, where it sits in the merged order. */
+interface Rename { place: OpPlace; from: string; to: string }
+
 /**
  * The names the file (or directory) now or last at a path had over time, renames followed
  * back: from each rename that moved it (or a directory above it) there, the name before.
- * Reading it costs one pass over the logs keeping only the renames.
  */
 export class PathTrail {
-  private constructor(
-    readonly path: string,
-    /** Newest first: from `from` on (inclusive; null: from the start) the name was `name`. */
-    readonly names: readonly { from: OpPlace | null; name: string }[],
-    /** How far into each log the renames were read: a second pass reads as far (entries arriving meanwhile wait for the next read). */
-    readonly ends: ReadonlyMap<string, number>
-  ) {}
+  /** Newest first: from `from` on (inclusive; null: from the start) the name was `name`. */
+  readonly names: readonly { from: OpPlace | null; name: string }[]
 
-  static async of(vol: Volume, path: string): Promise<PathTrail> {
-    const target = canonicalPath(path)
-    const renames: { place: OpPlace; from: string; to: string }[] = []
-    await vol.flush()
-    const ends = new Map([...vol.writers].map(([hex, log]) => [hex, log.length]))
-    for await (const x of mergedOps(vol, { ends })) {
-      if (x instanceof EntryError || !x.authorised) continue
-      if (x.op.op === 'rename' && x.op.path !== undefined && x.op.to !== undefined) renames.push({ place: x, from: x.op.path, to: x.op.to })
-    }
+  /** `renames`: every accepted rename, in the merged order. */
+  constructor(readonly path: string, renames: readonly Rename[]) {
     const names: { from: OpPlace | null; name: string }[] = []
-    let name = target
+    let name = path
     for (let i = renames.length - 1; i >= 0; i--) {
       const r = renames[i]!
       const rest = below(name, r.to)
@@ -153,7 +176,7 @@ export class PathTrail {
       name = r.from === '/' ? rest || '/' : r.from + rest
     }
     names.push({ from: null, name })
-    return new PathTrail(target, names, ends)
+    this.names = names
   }
 
   /** The name at that place in the merged order. */
@@ -213,21 +236,22 @@ export interface FileHistory {
  * error when no op ever named the path.
  */
 export async function fileHistory(vol: Volume, path: string): Promise<FileHistory> {
-  const trail = await PathTrail.of(vol, fileOfCopy(vol, canonicalPath(path)))
+  const { trail, entries } = await readForPath(vol, fileOfCopy(vol, canonicalPath(path)), (x) => x.authorised && x.entry.body.ops.length > 0)
   const events: HistoryEvent[] = []
-  for await (const x of mergedOps(vol, { ends: trail.ends })) {
-    if (x instanceof EntryError || !x.authorised) continue
-    const op = x.op
-    if (ATTR_OPS.has(op.op) || (op.op === 'resolve' && op.kind === 'attr')) continue
-    if (!trail.concerns(x, op, false)) continue
-    const e: HistoryEvent = { time: x.time, log: x.log, seq: x.seq, index: x.index, op: op.op === 'unlink' || op.op === 'rmdir' ? 'delete' : op.op, path: op.path ?? trail.nameAt(x) }
-    if (op.to !== undefined) e.to = op.to
-    if (op.size !== undefined && op.op !== 'rename') e.size = op.size
-    if (op.hash !== undefined) e.hash = op.hash
-    if (op.mode !== undefined) e.mode = op.mode
-    if (op.kind !== undefined) e.kind = op.kind
-    if (op.op === 'restore' && op.target !== undefined) e.snapshot = op.target
-    events.push(e)
+  for (const x of entries) {
+    x.ops.forEach((op, index) => {
+      if (ATTR_OPS.has(op.op) || (op.op === 'resolve' && op.kind === 'attr')) return
+      const place = { time: x.time, log: x.log, seq: x.seq, index }
+      if (!trail.concerns(place, op, false)) return
+      const e: HistoryEvent = { ...place, op: op.op === 'unlink' || op.op === 'rmdir' ? 'delete' : op.op, path: op.path ?? trail.nameAt(place) }
+      if (op.to !== undefined) e.to = op.to
+      if (op.size !== undefined && op.op !== 'rename') e.size = op.size
+      if (op.hash !== undefined) e.hash = op.hash
+      if (op.mode !== undefined) e.mode = op.mode
+      if (op.kind !== undefined) e.kind = op.kind
+      if (op.op === 'restore' && op.target !== undefined) e.snapshot = op.target
+      events.push(e)
+    })
   }
   if (events.length === 0) throw new UserError(`no op of volume "${vol.name}" names ${trail.path}: nothing to show (\`bazil log show ${vol.name}\` lists what happened)`)
   const now = vol.tree.lookup(trail.path)

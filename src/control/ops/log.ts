@@ -2,8 +2,8 @@
 import { UserError } from '../../datadir.js'
 import { decodeKey, encodeKey } from '../../crypto.js'
 import { parseTime } from '../../duration.js'
-import { EntryError } from '../../logs/index.js'
-import { PathTrail, canonicalPath, mergedEntries } from '../../volume/history.js'
+import { EntryError, type ControlOp } from '../../logs/index.js'
+import { inScope, mergedEntries, readForPath, type EntryOps } from '../../volume/history.js'
 import type { OpFn } from '../context.js'
 import type { LogRow } from '../requests.js'
 import { OpProgress } from '../progress.js'
@@ -27,7 +27,6 @@ export const show: OpFn<'log.show'> = async (ctx, a) => {
     if (vol.log.key.equals(writer) || (await ctx.node()).dir.publicKey.equals(writer)) logs.add(vol.log.key.toString('hex'))
     if (logs.size === 0) throw new UserError(`volume "${vol.name}" has no writer log or node ${a.writer} (\`bazil volume writers ${vol.name}\` lists them)`)
   }
-  const trail = a.path === undefined ? null : await PathTrail.of(vol, canonicalPath(a.path))
   const rows: LogRow[] = []
   let bad = 0
   let count = 0
@@ -36,26 +35,39 @@ export const show: OpFn<'log.show'> = async (ctx, a) => {
     if (a.stream) ctx.emit({ message_type: 'row', row })
     else rows.push(row)
   }
-  for await (const x of mergedEntries(vol, { logs, since, until, ...(trail ? { ends: trail.ends } : {}) })) {
+  const warn = (x: EntryError): void => {
+    bad++
+    ctx.emit({ message_type: 'warning', message: x.message })
+  }
+  /** The rows of an entry: its audit ops (those `concerns` accepts), then its control ops. */
+  const entryRows = (x: EntryOps, control: readonly ControlOp[] | null, concerns?: (index: number) => boolean): void => {
+    const head = { writer: encodeKey(Buffer.from(x.log, 'hex')), seq: x.seq, time: new Date(x.time).toISOString() }
+    const mark = x.authorised ? {} : { authorised: false as const }
+    x.ops.forEach((op, index) => {
+      if (!concerns || concerns(index)) put({ ...head, ...op, ...mark })
+    })
+    for (const c of control ?? []) {
+      put({ ...head, op: c.op, ...('log' in c ? { log: encodeKey(c.log) } : {}), ...('node' in c ? { node: encodeKey(c.node) } : {}), ...('last' in c ? { last: c.last } : {}), ...mark })
+    }
+  }
+  const scope = { logs, since, until }
+  if (a.path !== undefined) {
+    // One pass: the entries in scope wait for the renames after them (history.ts readForPath).
+    const onError = (e: EntryError): void => { if (!logs || logs.has(e.writer.toString('hex'))) warn(e) }
+    const { trail, entries } = await readForPath(vol, a.path, inScope(scope), { signal: ctx.signal, onError })
+    for (const x of entries) {
+      if (ctx.signal.aborted) break // the caller hung up
+      if (a.stream) await ctx.eventsDrained?.()
+      // Control ops name logs and nodes, no path: not listed.
+      entryRows(x, null, (index) => trail.concerns({ time: x.time, log: x.log, seq: x.seq, index }, x.ops[index]!, true))
+    }
+    return { rows, bad, count }
+  }
+  for await (const x of mergedEntries(vol, scope)) {
     if (ctx.signal.aborted) break // the caller hung up
     if (a.stream) await ctx.eventsDrained?.()
-    if (x instanceof EntryError) {
-      bad++
-      ctx.emit({ message_type: 'warning', message: x.message })
-      continue
-    }
-    const { entry } = x
-    const w = encodeKey(entry.writer)
-    const time = new Date(entry.body.time).toISOString()
-    const mark = x.authorised ? {} : { authorised: false as const }
-    entry.body.ops.forEach((op, index) => {
-      if (trail && !trail.concerns({ time: entry.body.time, log: x.log, seq: entry.seq, index }, op, true)) return
-      put({ writer: w, seq: entry.seq, time, ...op, ...mark })
-    })
-    if (trail) continue // control ops name logs and nodes, no path
-    for (const c of entry.control ?? []) {
-      put({ writer: w, seq: entry.seq, time, op: c.op, ...('log' in c ? { log: encodeKey(c.log) } : {}), ...('node' in c ? { node: encodeKey(c.node) } : {}), ...('last' in c ? { last: c.last } : {}), ...mark })
-    }
+    if (x instanceof EntryError) warn(x)
+    else entryRows({ log: x.log, seq: x.entry.seq, time: x.entry.body.time, ops: x.entry.body.ops, authorised: x.authorised }, x.entry.control)
   }
   return { rows, bad, count }
 }
