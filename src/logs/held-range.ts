@@ -101,8 +101,15 @@ export class HeldRange {
   private sweeping: Promise<void> | null = null
   private sweepAgain = false
   private destroyed = false
+  /** Examined seqs that arrived again: looked at once more (a sealed one is cleared again). */
+  private readonly again = new Set<number>()
   private readonly onDownload = (index: number): void => {
-    if (this.limit !== null && index > this.limit) this.sweep()
+    if (this.limit === null || index <= this.limit) return
+    // A block already examined (and cleared) can be written again: hypercore sends a block
+    // request to a second peer when the first is slow (its hotswaps), and both answers verify
+    // concurrently, so the later one lands after the clear (or a reader here fetched it).
+    if (this.examined.some(([a, b]) => index >= a && index < b)) this.again.add(index)
+    this.sweep()
   }
   private readonly onPeer = (): void => {
     if (this.toClear.size > 0) this.sweep()
@@ -232,6 +239,12 @@ export class HeldRange {
         runs = more
         if (!isControlBlock(blk.block)) this.toClear.add(blk.seq)
       }
+    }
+    for (const seq of [...this.again]) {
+      this.again.delete(seq)
+      if (seq <= limit || !runs.some(([a, b]) => seq >= a && seq < b)) continue
+      const block = await this.core.get(seq, { wait: false }).catch(() => null)
+      if (block !== null && !isControlBlock(block)) this.toClear.add(seq)
     }
     if (this.limit !== limit || this.destroyed) return
     if (runs !== this.examined) {
