@@ -41,13 +41,15 @@ export const show: OpFn<'log.show'> = async (ctx, a) => {
   }
   /** The rows of an entry: its audit ops (those `concerns` accepts), then its control ops. */
   const entryRows = (x: EntryOps, control: readonly ControlOp[] | null, concerns?: (index: number) => boolean): void => {
-    const head = { writer: encodeKey(Buffer.from(x.log, 'hex')), seq: x.seq, time: new Date(x.time).toISOString() }
+    const writer = encodeKey(Buffer.from(x.log, 'hex'))
+    const { seq } = x
+    const time = new Date(x.time).toISOString()
     const mark = x.authorised ? {} : { authorised: false as const }
     x.ops.forEach((op, index) => {
-      if (!concerns || concerns(index)) put({ ...head, ...op, ...mark })
+      if (!concerns || concerns(index)) put({ writer, seq, time, ...op, ...mark })
     })
     for (const c of control ?? []) {
-      put({ ...head, op: c.op, ...('log' in c ? { log: encodeKey(c.log) } : {}), ...('node' in c ? { node: encodeKey(c.node) } : {}), ...('last' in c ? { last: c.last } : {}), ...mark })
+      put({ writer, seq, time, op: c.op, ...('log' in c ? { log: encodeKey(c.log) } : {}), ...('node' in c ? { node: encodeKey(c.node) } : {}), ...('last' in c ? { last: c.last } : {}), ...mark })
     }
   }
   const scope = { logs, since, until }
