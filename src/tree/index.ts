@@ -1,5 +1,5 @@
 export { TreeError, StateMismatchError, type TreeErrorCode } from './errors.js'
-export { Tree, type JoinFill, type TreeOptions, type ShardChange, type IncomingChange, type Rejected, type TreeState, type Attrs, type SnapshotInfo, type Problem } from './tree.js'
+export { Tree, type ApplySteps, type JoinFill, type TreeOptions, type ShardChange, type IncomingChange, type Rejected, type TreeState, type Attrs, type SnapshotInfo, type Problem } from './tree.js'
 export { encodeTreeState, decodeTreeState, CHECKPOINT_VERSION } from './checkpoint.js'
 export { canonicalDump } from './dump.js'
 export { readChangeHeader, entryCost, entryGroups, entryBudget, CHANGE_LIMITS, ChangeLimitError, ForgedWriterError, type ChangeHeader, type CheckedChange, type ChangeBudget } from './change-header.js'

@@ -6,7 +6,7 @@
 import { CONTEXT, decodeKey, deriveKey, encodeKey } from '../crypto.js'
 import type { VolumeRecord } from '../datadir.js'
 import { CHANGE_LIMITS, Tree, type IncomingChange } from '../tree/index.js'
-import { batchesByShard, windowEntry, type WindowEntry } from '../tree/apply-batches.js'
+import { windowEntry, type WindowEntry } from '../tree/apply-batches.js'
 import { EntryError, HeldRange, LogBindingError, WriterLog, computeWriterSet, scanControl, type AuditOp, type ControlRecord, type Genesis, type LogInfo, type WriterInfo, type WriterSet } from '../logs/index.js'
 import { readWritersFile, writeWritersFile } from '../writers-file.js'
 import type { VolumeHost } from './host.js'
@@ -509,18 +509,34 @@ export class Replay {
       let windowOps = 0
       let windowBytes = 0
       const applyWindow = async (): Promise<void> => {
-        const batches = batchesByShard(window, CHANGE_LIMITS.entryOps, CHANGE_LIMITS.entryBytes)
+        const changes: IncomingChange[] = []
+        for (const e of window) for (const c of e.changes) changes.push(c)
         window = []
         windowOps = 0
         windowBytes = 0
         const rejected: { seq: number; reason: string }[] = []
-        for (let i = 0; i < batches.length; i++) {
-          if (i > 0) await new Promise((resolve) => setImmediate(resolve))
-          if (this.closed) return
-          const t0 = performance.now()
-          for (const r of this.ctx.live.tree.apply(batches[i]!)) rejected.push({ seq: Number(r.tag!.slice(r.tag!.lastIndexOf(':') + 1)), reason: r.reason })
-          this.stats.applyCalls++
-          this.stats.applyMs += performance.now() - t0
+        let tree = this.ctx.live.tree
+        let steps = tree.applySteps(changes, CHANGE_LIMITS.entryOps)
+        try {
+          for (let i = 0; ; i++) {
+            if (i > 0) await new Promise((resolve) => setImmediate(resolve))
+            if (this.closed) return
+            if (this.ctx.live.tree !== tree) {
+              // Replaced between steps (a rebuild): the rest goes to the tree shown now.
+              const rest = steps.remaining()
+              steps.close()
+              tree = this.ctx.live.tree
+              steps = tree.applySteps(rest, CHANGE_LIMITS.entryOps)
+            }
+            const t0 = performance.now()
+            const step = steps.next()
+            if (step === null) break
+            for (const r of step) rejected.push({ seq: Number(r.tag!.slice(r.tag!.lastIndexOf(':') + 1)), reason: r.reason })
+            this.stats.applyCalls++
+            this.stats.applyMs += performance.now() - t0
+          }
+        } finally {
+          steps.close()
         }
         // Reported in log order, as entries were before they were grouped by shard.
         for (const r of rejected.sort((a, b) => a.seq - b.seq)) this.skip(writer.key, r.seq, `changes do not apply: ${r.reason}`)
