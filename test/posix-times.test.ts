@@ -320,6 +320,10 @@ describe('atime on read through a mount', { skip: !haveFuse }, () => {
   test('--atime: the first read records its time, without a ctime change; a read again does not', async () => {
     const m = withAtime
     await sh(m.mnt, setup)
+    // The kernel sends RELEASE after close() returns and the commit of `echo` runs in the
+    // background: read the tree once it holds what the shell wrote (the mount's own stat
+    // shows the spooled write's times meanwhile).
+    await m.mount.flushAll()
     const before = m.vol.tree.stat('/d/f')
     assert.equal(before.atime, old)
     const t0 = Date.now()
@@ -336,6 +340,7 @@ describe('atime on read through a mount', { skip: !haveFuse }, () => {
     // A write makes the next read record again; kept across a reopen (logged like any op).
     await new Promise((r) => setTimeout(r, 20))
     await sh(m.mnt, 'echo more >> d/f && cat d/f >/dev/null')
+    await m.mount.flushAll()
     const again = m.vol.tree.stat('/d/f')
     assert.ok(again.atime > read.atime && again.atime >= again.mtime, 'read after the write recorded')
     await m.reopen()
