@@ -84,6 +84,55 @@ export function cpuSecs(pid: number | undefined): number {
   }
 }
 
+/**
+ * CPU seconds per thread of a process so far, summed by thread name (the main thread as
+ * "main"; libuv's pool as "libuv-worker", V8's helpers as "V8 ..."), from /proc.
+ */
+export function threadCpu(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>()
+  if (!pid) return out
+  let tids: string[] = []
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return out
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const name = Number(tid) === pid ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '').trim()
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100)
+    } catch {
+      // the thread ended
+    }
+  }
+  return out
+}
+
+/** CPU seconds of a process and all its descendants (Syncthing's monitor runs the real one as a child). */
+export function treeCpuSecs(pid: number | undefined): number {
+  if (!pid) return 0
+  const kids = new Map<number, number[]>()
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)])
+    } catch {
+      // gone
+    }
+  }
+  let sum = 0
+  const walk = (p: number): void => {
+    sum += cpuSecs(p)
+    for (const k of kids.get(p) ?? []) walk(k)
+  }
+  walk(pid)
+  return sum
+}
+
 export interface Run {
   code: number
   stdout: string
@@ -176,6 +225,8 @@ export async function waitLine(p: Proc, re: RegExp, what: string, timeoutMs = 60
 
 export function startServer(dataDir: string, dhtPort: number, level = 'debug'): Proc {
   const prof = process.env.BENCH_SYNC_CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.BENCH_SYNC_CPU_PROF}`, `--cpu-prof-name=${path.basename(dataDir)}-${Date.now()}.cpuprofile`] : []
+  // For `perf record` (BENCH_SYNC_PERF): JIT code named in /tmp/perf-PID.map.
+  if (process.env.BENCH_SYNC_PERF) prof.push('--perf-basic-prof-only-functions', '--interpreted-frames-native-stack')
   return startProc(process.execPath, [...prof, bazilBin, `--data-dir=${dataDir}`, 'server', 'run', `--log-level=${level}`, `--bootstrap=127.0.0.1:${dhtPort}`], { ...process.env, BAZIL_DATA_DIR: '' })
 }
 

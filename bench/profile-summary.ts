@@ -74,6 +74,50 @@ export function summarizeProfile(file: string, opts: { top?: number; span?: [num
   return { busySecs: busy / 1e6, wallSecs: wall, packages: fmt(byPkg), functions: fmt(byFn) }
 }
 
+/** A frame of a sampled stack, as a split's rules see it. */
+export interface StackFrame { fn: string; url: string }
+/** A share of a split: its name and whether a sampled stack (leaf first) belongs to it. */
+export interface ProfileShare { name: string; test: (stack: StackFrame[]) => boolean }
+
+/**
+ * Busy main-thread time split by whole stacks, not by leaf: each busy sample goes to the first
+ * share whose test accepts its stack (leaf first), else to "other". For questions like "how much
+ * went to applying, whatever library did the work". Returns seconds per share, in `shares` order.
+ */
+export function splitProfile(file: string, shares: ProfileShare[], span?: [number, number]): { busySecs: number; secs: Map<string, number> } {
+  const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile
+  const byId = new Map<number, ProfNode>()
+  const parent = new Map<number, ProfNode>()
+  for (const n of prof.nodes) {
+    byId.set(n.id, n)
+    for (const c of n.children ?? []) parent.set(c, n)
+  }
+  const times: number[] = []
+  let t = prof.startTime
+  for (const d of prof.timeDeltas) times.push((t += d))
+  const secs = new Map<string, number>(shares.map((s) => [s.name, 0]))
+  secs.set('other', 0)
+  const byNode = new Map<number, string>()
+  let busy = 0
+  for (let i = 0; i + 1 < prof.samples.length; i++) {
+    if (span && (times[i]! < span[0] || times[i]! > span[1])) continue
+    const id = prof.samples[i]!
+    const leaf = byId.get(id)!.callFrame.functionName
+    if (leaf === '(idle)' || leaf === '(root)') continue
+    let share = byNode.get(id)
+    if (share === undefined) {
+      const stack: StackFrame[] = []
+      for (let n: ProfNode | undefined = byId.get(id); n; n = parent.get(n.id)) stack.push({ fn: n.callFrame.functionName, url: n.callFrame.url })
+      share = shares.find((s) => s.test(stack))?.name ?? 'other'
+      byNode.set(id, share)
+    }
+    const us = times[i + 1]! - times[i]!
+    busy += us
+    secs.set(share, secs.get(share)! + us / 1e6)
+  }
+  return { busySecs: busy / 1e6, secs }
+}
+
 /** Now, in the profiles' clock (µs of CLOCK_MONOTONIC). */
 export function monotonicMicros(): number {
   return Number(process.hrtime.bigint() / 1000n)

@@ -22,6 +22,11 @@
 // Syncthing's output there, each line with the bench's clock (where time goes);
 // BENCH_SYNC_CPU_PROF=DIR runs the bazil servers with --cpu-prof into DIR. Syncthing is
 // installed with apt-get if missing (bench only), else its rows say why they are skipped.
+// The converge part has its own baselines in the same run: a raw hypercore pair exchanging the
+// very blocks the servers exchanged (both ways at once), and two Syncthing instances that made
+// the same ops on their folders while paused. BENCH_SYNC_PERF=DIR: `perf record` of both
+// servers over the converge (every thread's CPU, by kind); BENCH_SYNC_STASH=DIR: the first run
+// keeps its prepared pair there, later runs converge copies of it (A/B on the same data).
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -29,8 +34,8 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { randomBytes } from 'node:crypto'
 import type { Row } from './row.js'
-import { monotonicMicros, summarizeProfile } from './profile-summary.js'
-import { bazilBin, callOp, cpuSecs, freePort, freeUdpPort, has, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, syncDisks, dropCaches, waitLine, type Proc } from './procs.js'
+import { monotonicMicros, splitProfile, summarizeProfile, type ProfileShare, type StackFrame } from './profile-summary.js'
+import { bazilBin, callOp, cpuSecs, threadCpu, treeCpuSecs, freePort, freeUdpPort, has, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, syncDisks, dropCaches, waitLine, type Proc } from './procs.js'
 import type { SyncResult } from '../src/control/requests.js'
 import { summaryOf } from '../src/cli/progress.js'
 export type { Row }
@@ -181,6 +186,78 @@ async function hcFetch(dir: string, dhtPort: number, keyHex: string, peerHex: st
   process.stdout.write(JSON.stringify({ ms: now() - t0, doneMs, connectedMs, byteLength }) + '\n')
 }
 
+/**
+ * Child: one side of the raw hypercore pair: a core holding the blocks of `blocksFile`, served
+ * on the swarm; once `${dir}.go` names the other side's core, fetches all of it (both sides at
+ * once, as two servers converging) and prints how long that took; serves until SIGTERM.
+ */
+async function hcPair(dir: string, dhtPort: number, blocksFile: string): Promise<void> {
+  const { default: Corestore } = await import('corestore')
+  const { default: Hyperswarm } = await import('hyperswarm')
+  const { default: DHT } = await import('hyperdht')
+  const store = new Corestore(dir)
+  const core = store.get({ name: 'bench' })
+  await core.ready()
+  const blocks = readBlocks(blocksFile)
+  for (let i = 0; i < blocks.length; i += 256) await core.append(blocks.slice(i, i + 256))
+  const keyPair = DHT.keyPair()
+  const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: dhtPort }], firewalled: false, keyPair }) })
+  swarm.on('connection', (conn) => {
+    conn.on('error', () => {})
+    store.replicate(conn)
+  })
+  await swarm.listen()
+  process.stdout.write(JSON.stringify({ key: core.key.toString('hex'), publicKey: keyPair.publicKey.toString('hex'), length: core.length }) + '\n')
+  const go = `${dir}.go`
+  while (!fs.existsSync(go)) await sleep(5)
+  const t0 = now()
+  const other = JSON.parse(fs.readFileSync(go, 'utf8')) as { key: string; publicKey: string; length: number }
+  const theirs = store.get({ key: Buffer.from(other.key, 'hex') })
+  await theirs.ready()
+  swarm.joinPeer(Buffer.from(other.publicKey, 'hex'))
+  await theirs.download({ start: 0, end: other.length }).done()
+  if (theirs.contiguousLength < other.length) throw new Error(`has ${theirs.contiguousLength} of ${other.length} blocks`)
+  process.stdout.write(JSON.stringify({ ms: now() - t0 }) + '\n')
+  await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()))
+  await swarm.destroy()
+  await store.close()
+}
+
+/**
+ * The transport's part of a converge: two processes, each holding one side's offline blocks
+ * (the very blocks the bazil servers exchanged) in a raw hypercore, fetch each other's core at
+ * once over hyperswarm on the same DHT. Timed from both told the other's key until both have
+ * every block; CPU of each process over that span (serving and fetching).
+ */
+async function benchHypercorePair(work: string, dhtPort: number, blockFiles: [string, string]): Promise<{ secs: number; cpu: number[]; note: string }> {
+  const dirs = [path.join(work, 'hc-pair-a'), path.join(work, 'hc-pair-b')]
+  const procs = dirs.map((d, k) => startProc(process.execPath, childArgs(['--hc-pair', d, String(dhtPort), blockFiles[k]!])))
+  try {
+    const infos = await Promise.all(procs.map(async (p, k) => {
+      await waitLine(p, /^\{"key"/, `hypercore pair ${k}`, 300_000)
+      return p.lines.find((l) => l.line.startsWith('{"key"'))!.line
+    }))
+    const cpu0 = procs.map((p) => cpuSecs(p.child.pid))
+    const threads0 = procs.map((p) => threadCpu(p.child.pid))
+    const t0 = now()
+    fs.writeFileSync(`${dirs[0]}.go`, infos[1]!)
+    fs.writeFileSync(`${dirs[1]}.go`, infos[0]!)
+    await Promise.all(procs.map((p, k) => waitLine(p, /^\{"ms"/, `hypercore pair ${k} fetching`, 600_000)))
+    const wall = (now() - t0) / 1000
+    const cpu = procs.map((p, k) => cpuSecs(p.child.pid) - cpu0[k]!)
+    const threads1 = procs.map((p) => threadCpu(p.child.pid))
+    const ms = procs.map((p) => (JSON.parse(p.lines.find((l) => l.line.startsWith('{"ms"'))!.line) as { ms: number }).ms)
+    const lens = infos.map((i) => (JSON.parse(i) as { length: number }).length)
+    return { secs: wall, cpu, note: `${lens.join(' + ')} blocks (the converge's own blocks), each side done after ${ms.map((m) => (m / 1000).toFixed(2)).join(' / ')} s; cpu per process ${cpu.map((c) => c.toFixed(2)).join(' / ')} s (by thread: ${procs.map((_, k) => threadNote(threads0[k]!, threads1[k]!)).join('; ')})` }
+  } finally {
+    for (const p of procs) await p.stop()
+    for (const d of dirs) {
+      fs.rmSync(d, { recursive: true, force: true })
+      fs.rmSync(`${d}.go`, { force: true })
+    }
+  }
+}
+
 function childArgs(args: string[]): string[] {
   return [...process.execArgv, fileURLToPath(import.meta.url), ...args]
 }
@@ -230,11 +307,11 @@ interface StNode {
   proc?: Proc
 }
 
-function stConfig(self: StNode, other: StNode, folder: string | null): string {
+function stConfig(self: StNode, other: StNode, folder: string | null, folderId = 'bench'): string {
   const dev = (n: StNode, addr: string): string =>
     `  <device id="${n.id}" name="${path.basename(n.home)}" compression="never" introducer="false"><address>${addr}</address><autoAcceptFolders>false</autoAcceptFolders></device>\n`
   const folderXml = folder
-    ? `  <folder id="bench" label="bench" path="${folder}" type="sendreceive" rescanIntervalS="86400" fsWatcherEnabled="false" ignorePerms="false" autoNormalize="true">\n` +
+    ? `  <folder id="${folderId}" label="${folderId}" path="${folder}" type="sendreceive" rescanIntervalS="86400" fsWatcherEnabled="false" ignorePerms="false" autoNormalize="true">\n` +
       `    <filesystemType>basic</filesystemType>\n    <device id="${self.id}"></device>\n    <device id="${other.id}"></device>\n    <minDiskFree unit="%">0</minDiskFree>\n  </folder>\n`
     : ''
   return `<configuration version="36">\n${folderXml}${dev(self, 'dynamic')}${dev(other, `tcp://127.0.0.1:${other.listen}`)}` +
@@ -284,24 +361,29 @@ interface FolderStatus {
   localBytes: number
 }
 
+/** A Syncthing home (`syncthing generate`) under `work`, with free ports and an API key. */
+async function stNode(work: string, name: string): Promise<StNode> {
+  const home = path.join(work, `st-${name}`)
+  const r = spawnSync('syncthing', ['generate', `--home=${home}`, '--no-default-folder', '--skip-port-probing'], { encoding: 'utf8' })
+  const m = /Device ID: ([A-Z0-9-]+)/.exec(r.stdout + r.stderr)
+  if (r.status !== 0 || !m) throw new Error(`syncthing generate failed: ${r.stderr}`)
+  return { home, id: m[1], gui: await freePort(), listen: await freePort(), key: randomBytes(16).toString('hex') }
+}
+
+function serve(n: StNode): Proc {
+  const env = { ...process.env, STNORESTART: '1', STNOUPGRADE: '1', STNODEFAULTFOLDER: '1' }
+  return startProc('syncthing', ['serve', `--home=${n.home}`, '--no-browser', '--no-restart', '--no-upgrade', '--no-default-folder'], env)
+}
+
 async function benchSyncthing(ds: DataSet, work: string): Promise<{ secs: number; note: string } | { skipped: string }> {
   const why = ensureSyncthing()
   if (why) return { skipped: why }
   const version = spawnSync('syncthing', ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').slice(0, 2).join(' ')
-  const mk = async (name: string): Promise<StNode> => {
-    const home = path.join(work, `st-${name}`)
-    const r = spawnSync('syncthing', ['generate', `--home=${home}`, '--no-default-folder', '--skip-port-probing'], { encoding: 'utf8' })
-    const m = /Device ID: ([A-Z0-9-]+)/.exec(r.stdout + r.stderr)
-    if (r.status !== 0 || !m) throw new Error(`syncthing generate failed: ${r.stderr}`)
-    return { home, id: m[1], gui: await freePort(), listen: await freePort(), key: randomBytes(16).toString('hex') }
-  }
-  const sender = await mk('sender')
-  const receiver = await mk('receiver')
+  const sender = await stNode(work, 'sender')
+  const receiver = await stNode(work, 'receiver')
   const dest = path.join(work, 'st-dest')
   fs.writeFileSync(path.join(sender.home, 'config.xml'), stConfig(sender, receiver, ds.root))
   fs.writeFileSync(path.join(receiver.home, 'config.xml'), stConfig(receiver, sender, null))
-  const env = { ...process.env, STNORESTART: '1', STNOUPGRADE: '1', STNODEFAULTFOLDER: '1' }
-  const serve = (n: StNode): Proc => startProc('syncthing', ['serve', `--home=${n.home}`, '--no-browser', '--no-restart', '--no-upgrade', '--no-default-folder'], env)
   try {
     sender.proc = serve(sender)
     // The sender scans (hashes) the data set first: like bazil's import, not part of the sync.
@@ -337,6 +419,107 @@ async function benchSyncthing(ds: DataSet, work: string): Promise<{ secs: number
     fs.rmSync(path.join(ds.root, '.stfolder'), { recursive: true, force: true })
     for (const n of [receiver, sender]) fs.rmSync(n.home, { recursive: true, force: true })
     fs.rmSync(dest, { recursive: true, force: true })
+  }
+}
+
+/** Files under root (relative path -> "size mode"), Syncthing's own files left out: what two folders agree on. */
+function modeListing(root: string): Map<string, string> {
+  const out = new Map<string, string>()
+  const walk = (rel: string): void => {
+    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      if (e.name.startsWith('.st') || e.name.startsWith('.syncthing.')) continue
+      const r = rel ? `${rel}/${e.name}` : e.name
+      if (e.isDirectory()) walk(r)
+      else if (e.isFile()) {
+        const st = fs.statSync(path.join(root, r))
+        out.set(r, `${st.size} ${(st.mode & 0o777).toString(8)}`)
+      }
+    }
+  }
+  walk('')
+  return out
+}
+
+function sameListing(a: Map<string, string>, b: Map<string, string>): boolean {
+  if (a.size !== b.size) return false
+  for (const [k, v] of a) if (b.get(k) !== v) return false
+  return true
+}
+
+/**
+ * What a user would pick for two machines that changed files apart: two Syncthing instances
+ * share a copy of the data set each; with the other device paused on both, each makes the same
+ * OPS ops as a bazil side (offlinePlan) on its folder and rescans (not timed, as bazil's
+ * offline ops are not); then both unpause. Timed from the unpause until both folders agree
+ * (same paths, sizes and modes, both idle with nothing needed; a file changed on both sides
+ * stays as a conflict copy, which is Syncthing's answer). CPU of each instance over the span.
+ */
+async function benchSyncthingConverge(ds: DataSet, work: string): Promise<{ secs: number; cpu: number[]; note: string } | { skipped: string }> {
+  const why = ensureSyncthing()
+  if (why) return { skipped: why }
+  const nodes = [await stNode(work, 'conv-a'), await stNode(work, 'conv-b')]
+  const folders = [path.join(work, 'st-conv-a-dir'), path.join(work, 'st-conv-b-dir')]
+  for (const f of folders) {
+    fs.mkdirSync(f, { recursive: true })
+    if (spawnSync('cp', ['-a', `${ds.root}/.`, f]).status !== 0) throw new Error(`cp -a ${ds.root} ${f} failed`)
+  }
+  fs.writeFileSync(path.join(nodes[0]!.home, 'config.xml'), stConfig(nodes[0]!, nodes[1]!, folders[0]!, 'conv'))
+  fs.writeFileSync(path.join(nodes[1]!.home, 'config.xml'), stConfig(nodes[1]!, nodes[0]!, folders[1]!, 'conv'))
+  const other = (k: number): StNode => nodes[1 - k]!
+  const status = (n: StNode): Promise<FolderStatus & { needTotalItems: number }> => stApi(n, 'GET', '/rest/db/status?folder=conv')
+  const settled = async (): Promise<boolean> => {
+    for (const n of nodes) {
+      const st = await status(n)
+      if (st.state !== 'idle' || st.needTotalItems !== 0) return false
+    }
+    return sameListing(modeListing(folders[0]!), modeListing(folders[1]!))
+  }
+  const connected = async (k: number, want: boolean): Promise<boolean> => {
+    const c = await stApi<{ connections: Record<string, { connected: boolean }> }>(nodes[k]!, 'GET', '/rest/system/connections')
+    return (c.connections[other(k).id]?.connected === true) === want
+  }
+  const pause = async (paused: boolean): Promise<void> => {
+    await Promise.all(nodes.map((n, k) => stApi(n, 'PATCH', `/rest/config/devices/${other(k).id}`, { paused })))
+  }
+  try {
+    for (const n of nodes) n.proc = serve(n)
+    const t0 = now()
+    for (let k = 0; k < 2; k++) await stUntil('the two instances to connect', nodes[k]!, () => connected(k, true), 120_000)
+    await stUntil('the two folders to agree before the offline ops', nodes[0]!, settled, 1_800_000, 250)
+    const startSecs = (now() - t0) / 1000
+    await pause(true)
+    for (let k = 0; k < 2; k++) await stUntil('the devices to disconnect', nodes[k]!, () => connected(k, false), 60_000)
+    let applied = 0
+    for (let k = 0; k < 2; k++) {
+      const at = (p: string): string => path.join(folders[k]!, p)
+      for (const op of offlinePlan(k + 1)) {
+        try {
+          if (op.op === 'write') fs.writeFileSync(at(op.path), op.data)
+          else if (op.op === 'chmod') fs.chmodSync(at(op.path), op.mode)
+          else fs.renameSync(at(op.from), at(op.to))
+          applied++
+        } catch {
+          // a path an earlier op moved away: skipped, as for bazil
+        }
+      }
+    }
+    const t1 = now()
+    await Promise.all(nodes.map((n) => stApi(n, 'POST', '/rest/db/scan?folder=conv')))
+    for (const n of nodes) await stUntil('the rescan after the offline ops', n, async () => (await status(n)).state === 'idle', 600_000)
+    const scanSecs = (now() - t1) / 1000
+    const cpu0 = nodes.map((n) => treeCpuSecs(n.proc!.child.pid))
+    const t2 = now()
+    await pause(false)
+    await stUntil('both folders to agree after the reconnect', nodes[0]!, settled, 1_800_000, 100)
+    const secs = (now() - t2) / 1000
+    const cpu = nodes.map((n, k) => treeCpuSecs(n.proc!.child.pid) - cpu0[k]!)
+    const files = modeListing(folders[0]!)
+    const conflicts = [...files.keys()].filter((f) => f.includes('.sync-conflict-')).length
+    return { secs, cpu, note: `Syncthing, two instances, TCP on 127.0.0.1; ${applied} ops applied on the two folders while paused, rescan ${scanSecs.toFixed(1)} s (not timed); timed from unpausing until both idle with the same ${files.size} files (${conflicts} conflict copies), sizes and modes; cpu per instance over that ${cpu.map((c) => c.toFixed(2)).join(' / ')} s; the first sync of the two copies took ${startSecs.toFixed(1)} s before (not timed)` }
+  } finally {
+    for (const n of nodes) await n.proc?.stop()
+    for (const n of nodes) fs.rmSync(n.home, { recursive: true, force: true })
+    for (const f of folders) fs.rmSync(f, { recursive: true, force: true })
   }
 }
 
@@ -446,44 +629,89 @@ async function distModules(): Promise<{ DataDir: typeof import('../src/datadir.j
 
 // ---- convergence after offline work --------------------------------------------------------
 
+/** One offline op of a side's plan (the same plan for bazil and for Syncthing's folder). */
+type OfflineOp =
+  | { op: 'write'; path: string; data: Buffer }
+  | { op: 'chmod'; path: string; mode: number }
+  | { op: 'rename'; from: string; to: string }
+
 /**
- * Each side makes OPS ops on its own data dir while the servers are down: new files, new
- * versions of existing ones, chmods, renames, across the data set's 100 directories.
- * In-process through the Volume API (what the CLI and the mount call), OPS_PER_ENTRY ops per
- * log entry. Returns the side's log length.
+ * Side `seed`'s OPS offline ops: new files, new versions of existing ones, chmods, renames,
+ * across the data set's 100 directories (paths from the volume's root, starting with /).
  */
-async function offlineOps(dataDir: string, seed: number): Promise<{ logLength: number; secs: number; reopen: string }> {
+function* offlinePlan(seed: number): Generator<OfflineOp> {
+  const dirs = Math.max(1, Math.ceil(SMALL_FILES / 100))
+  const fileIn = (d: number, k: number): string => `/small/d${d}/f${d * 100 + (k % 100)}.txt`
+  const dirOf = (i: number): number => (i * 7 + seed * 13) % dirs
+  for (let i = 0; i < OPS; i++) {
+    const d = dirOf(i)
+    switch (i % 4) {
+      case 0: yield { op: 'write', path: fileIn(d, i + seed), data: Buffer.from(`version ${i} from ${seed}\n`) }; break
+      case 1: yield { op: 'write', path: `/small/d${d}/new-${seed}-${i}.txt`, data: Buffer.from(`new ${i} from ${seed}\n`) }; break
+      case 2: yield { op: 'chmod', path: fileIn(d, i * 3 + seed), mode: 0o600 + seed }; break
+      case 3: yield { op: 'rename', from: `/small/d${dirOf(i - 2)}/new-${seed}-${i - 2}.txt`, to: `/small/d${d}/moved-${seed}-${i}.txt` }; break
+    }
+  }
+}
+
+/** Length-prefixed blocks (u32 LE length, bytes), for the raw hypercore pair. */
+function writeBlocks(file: string, blocks: Buffer[]): void {
+  const parts: Buffer[] = []
+  for (const b of blocks) {
+    const n = Buffer.alloc(4)
+    n.writeUInt32LE(b.length)
+    parts.push(n, b)
+  }
+  fs.writeFileSync(file, Buffer.concat(parts))
+}
+
+function readBlocks(file: string): Buffer[] {
+  const all = fs.readFileSync(file)
+  const out: Buffer[] = []
+  for (let at = 0; at < all.length;) {
+    const n = all.readUInt32LE(at)
+    out.push(all.subarray(at + 4, at + 4 + n))
+    at += 4 + n
+  }
+  return out
+}
+
+/**
+ * Each side makes OPS ops (offlinePlan) on its own data dir while the servers are down.
+ * In-process through the Volume API (what the CLI and the mount call), OPS_PER_ENTRY ops per
+ * log entry. Returns the side's log length; the blocks the ops appended go to `blocksFile`
+ * (what the raw hypercore pair replicates).
+ */
+async function offlineOps(dataDir: string, seed: number, blocksFile: string): Promise<{ logLength: number; secs: number; reopen: string; blocks: number; bytes: number }> {
   const { DataDir, Node } = await distModules()
   const t0 = now()
   const node = await Node.open(DataDir.open(dataDir))
   try {
     const vol = await node.volume('v')
-    const dirs = Math.max(1, Math.ceil(SMALL_FILES / 100))
-    const fileIn = (d: number, k: number): string => `/small/d${d}/f${d * 100 + (k % 100)}.txt`
-    const dirOf = (i: number): number => (i * 7 + seed * 13) % dirs
-    for (let i = 0; i < OPS; i++) {
-      const d = dirOf(i)
+    const startLength = vol.log.length
+    let i = 0
+    for (const op of offlinePlan(seed)) {
       try {
-        switch (i % 4) {
-          case 0: await vol.writeFile(fileIn(d, i + seed), Buffer.from(`version ${i} from ${seed}\n`)); break
-          case 1: await vol.writeFile(`/small/d${d}/new-${seed}-${i}.txt`, Buffer.from(`new ${i} from ${seed}\n`)); break
-          case 2: vol.setattr(fileIn(d, i * 3 + seed), { mode: 0o600 + seed }); break
-          case 3: vol.rename(`/small/d${dirOf(i - 2)}/new-${seed}-${i - 2}.txt`, `/small/d${d}/moved-${seed}-${i}.txt`); break
-        }
+        if (op.op === 'write') await vol.writeFile(op.path, op.data)
+        else if (op.op === 'chmod') vol.setattr(op.path, { mode: op.mode })
+        else vol.rename(op.from, op.to)
       } catch {
         // a path an earlier op moved away: skipped, as a user would get ENOENT
       }
-      if ((i + 1) % OPS_PER_ENTRY === 0) await vol.flush()
+      if (++i % OPS_PER_ENTRY === 0) await vol.flush()
     }
     await vol.flush()
     const logLength = vol.log.length
     const secs = (now() - t0) / 1000
+    const blocks: Buffer[] = []
+    for (let k = startLength; k < logLength; k++) blocks.push((await vol.log.core.get(k, { wait: false }))!)
+    writeBlocks(blocksFile, blocks)
     await node.close()
     // What the server's open will find: the checkpoint the close wrote, or a replay of the logs.
     const again = await Node.open(DataDir.open(dataDir))
     try {
       const v = await again.volume('v')
-      return { logLength, secs, reopen: `${v.opened.fromCheckpoint ? 'from its checkpoint' : 'NOT from its checkpoint'}, ${v.opened.replayedEntries} entries replayed, ${(v.opened.ms / 1000).toFixed(2)} s` }
+      return { logLength, secs, blocks: blocks.length, bytes: blocks.reduce((n, b) => n + b.length, 0), reopen: `${v.opened.fromCheckpoint ? 'from its checkpoint' : 'NOT from its checkpoint'}, ${v.opened.replayedEntries} entries replayed, ${(v.opened.ms / 1000).toFixed(2)} s` }
     } finally {
       await again.close()
     }
@@ -506,9 +734,31 @@ async function treeDump(dataDir: string): Promise<{ hash: string; paths: number 
   }
 }
 
+const inUrl = (re: RegExp) => (stack: StackFrame[]): boolean => stack.some((f) => re.test(f.url))
+const inFn = (url: RegExp, fn: RegExp) => (stack: StackFrame[]): boolean => stack.some((f) => url.test(f.url) && fn.test(f.fn))
+
+/**
+ * What a server does while it converges, by whole stack (the first that matches): ours (apply:
+ * the tree, Automerge, the index; entry read: decrypt, decode, checks, the control scan), then
+ * hypercore's replication (serving a request, taking in a block: verify and store, the rest:
+ * requests and bookkeeping), the transport under it, and RocksDB read batches whose caller is
+ * not on the stack (their flush runs from a microtask).
+ */
+const CONVERGE_SHARES: ProfileShare[] = [
+  { name: 'apply (tree, Automerge, index)', test: (s) => inUrl(/\/dist\/src\/tree\/|@automerge|automerge_wasm/)(s) },
+  { name: 'entry read (storage, decrypt, decode, control scan)', test: inUrl(/\/dist\/src\/logs\/|\/dist\/src\/volume\/replay\.js/) },
+  { name: 'hypercore serve (a request: reads, proof)', test: inFn(/hypercore\/lib\/replicator\.js/, /^(_handleRequest|_fulfillRequest|onrequest|_serve)/) },
+  { name: 'hypercore take a block (verify, store)', test: inFn(/hypercore\/lib\/replicator\.js/, /^(_handleData|ondata|_verify)/) },
+  { name: 'hypercore requests and bookkeeping', test: inUrl(/node_modules\/(hypercore|hypercore-storage|hypercore-crypto)\//) },
+  { name: 'transport (protomux, secret-stream, UDX, DHT)', test: inUrl(/node_modules\/(protomux|@hyperswarm|udx-native|hyperdht|noise-|hyperswarm|compact-encoding|streamx)/) },
+  { name: 'RocksDB batch flush/callback, caller not on stack', test: inUrl(/node_modules\/rocksdb-native\//) },
+  { name: 'garbage collector', test: (s) => s[0]?.fn === '(garbage collector)' }
+]
+
 /**
  * With BENCH_SYNC_CPU_PROF: where each server's main thread spent the span (from both servers up
- * to converged), from the profile it wrote when it stopped (the newest of its data dir's name).
+ * to converged), from the profile it wrote when it stopped (the newest of its data dir's name):
+ * by package and function (self time), and split by whole stack (CONVERGE_SHARES).
  */
 function profileNotes(names: string[], span: [number, number]): string {
   const dir = process.env.BENCH_SYNC_CPU_PROF
@@ -517,14 +767,107 @@ function profileNotes(names: string[], span: [number, number]): string {
     const f = fs.readdirSync(dir).filter((x) => x.startsWith(`${name}-`) && x.endsWith('.cpuprofile')).sort().pop()
     if (!f) return `${name}: no profile`
     const x = summarizeProfile(path.join(dir, f), { span, top: 12 })
-    return `${name} (${path.join(dir, f)}) main thread busy ${x.busySecs.toFixed(2)} s of ${x.wallSecs.toFixed(2)} s: by package ${x.packages}; by function ${x.functions}`
+    const split = splitProfile(path.join(dir, f), CONVERGE_SHARES, span)
+    const shares = [...split.secs].map(([k, v]) => `${k} ${v.toFixed(2)} s (${((v / Math.max(1e-9, split.busySecs)) * 100).toFixed(0)}%)`).join(', ')
+    return `${name} (${path.join(dir, f)}) main thread busy ${x.busySecs.toFixed(2)} s of ${x.wallSecs.toFixed(2)} s; by stack: ${shares}; by package ${x.packages}; by function ${x.functions}`
   })
   log(`converge profiles:\n  ${notes.join('\n  ')}`)
   return `; profiles from both servers up to converged: ${notes.join(' | ')}`
 }
 
-async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
-  const [w, b] = [await offlineOps(p.white, 1), await offlineOps(p.black, 2)]
+/** CPU seconds per thread between two threadCpu() readings, as "main 3.1 s, libuv-worker 0.4 s, ...". */
+function threadNote(a: Map<string, number>, b: Map<string, number>): string {
+  const d = [...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const).filter(([, v]) => v >= 0.01).sort((x, y) => y[1] - x[1])
+  return d.map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')
+}
+
+/**
+ * With BENCH_SYNC_PERF=DIR: `perf record` of the servers' every thread over the span (call
+ * graphs; JIT frames named through --perf-basic-prof), for the CPU the V8 profile cannot see:
+ * other threads (RocksDB's reads and writes on libuv's pool, V8's compiler and GC helpers) and
+ * time off the CPU (the V8 profile samples wall time). Read with `perf report -i FILE`.
+ */
+function startPerf(pids: number[]): (Proc & { file: string }) | null {
+  const dir = process.env.BENCH_SYNC_PERF
+  if (!dir) return null
+  if (!has('perf')) {
+    log('BENCH_SYNC_PERF: no perf on this machine')
+    return null
+  }
+  fs.mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, `converge-${Date.now()}.perf.data`)
+  log(`perf record of the servers into ${file}`)
+  const p = startProc('perf', ['record', '-F', '999', '-g', '-p', pids.join(','), '-o', file])
+  return { ...p, file, stop: async () => { p.child.kill('SIGINT'); await new Promise((r) => p.child.exitCode !== null ? r(null) : p.child.once('exit', r)) } }
+}
+
+type OfflineResult = Awaited<ReturnType<typeof offlineOps>>
+
+/**
+ * BENCH_SYNC_STASH=DIR: the converge's prepared pair (both data dirs after the offline ops,
+ * servers stopped, and the blocks the ops appended) is copied there by the first run, and later
+ * runs converge copies of it instead of preparing again: builds compared back to back on the
+ * same data (`prepared` in DIR/meta.json).
+ */
+const STASH = process.env.BENCH_SYNC_STASH ?? null
+
+function stashSave(p: Peers, blockFiles: [string, string], w: OfflineResult, b: OfflineResult): void {
+  if (!STASH) return
+  fs.mkdirSync(STASH, { recursive: true })
+  for (const [from, to] of [[p.white, 'white'], [p.black, 'black'], [blockFiles[0], 'white.blocks'], [blockFiles[1], 'black.blocks']] as const) {
+    if (spawnSync('cp', ['-a', from, path.join(STASH, to)]).status !== 0) throw new Error(`cp -a ${from} ${STASH} failed`)
+  }
+  fs.writeFileSync(path.join(STASH, 'meta.json'), JSON.stringify({ WHITE: p.WHITE, BLACK: p.BLACK, w, b }))
+  log(`converge: the prepared pair stashed in ${STASH}`)
+}
+
+/** A copy of the stashed pair under `work`, or null when there is none. */
+function stashLoad(work: string): { peers: Peers; blockFiles: [string, string]; w: OfflineResult; b: OfflineResult } | null {
+  if (!STASH || !fs.existsSync(path.join(STASH, 'meta.json'))) return null
+  const meta = JSON.parse(fs.readFileSync(path.join(STASH, 'meta.json'), 'utf8')) as { WHITE: string; BLACK: string; w: OfflineResult; b: OfflineResult }
+  for (const d of ['white', 'black']) {
+    if (spawnSync('cp', ['-a', path.join(STASH, d), path.join(work, d)]).status !== 0) throw new Error(`cp -a ${STASH}/${d} failed`)
+  }
+  return { peers: { white: path.join(work, 'white'), black: path.join(work, 'black'), WHITE: meta.WHITE, BLACK: meta.BLACK }, blockFiles: [path.join(STASH, 'white.blocks'), path.join(STASH, 'black.blocks')], w: meta.w, b: meta.b }
+}
+
+/** A thread's CPU share in `perf report`, by what it ran: the categories perfSplit sums. */
+function perfCategory(dso: string, sym: string): string {
+  if (/Scaveng|MarkCompact|ConcurrentMarking|Sweep|Marking|Evacuat|MinorMS|ArrayBufferSweeper|Heap::|heap::/.test(sym)) return 'GC'
+  if (/compiler::|wasm::|Turbofan|Maglev|maglev|Compile/.test(sym)) return 'V8 optimizing compilers (JS and wasm tier-up)'
+  if (dso.startsWith('[JIT]')) return 'JS and wasm code'
+  if (dso.includes('rocksdb')) return 'RocksDB'
+  if (dso.includes('sodium')) return 'libsodium'
+  if (dso === '[kernel.kallsyms]') return 'kernel'
+  if (sym.startsWith('Builtins_')) return 'V8 builtins'
+  return 'V8/node/libc runtime'
+}
+
+/**
+ * With BENCH_SYNC_PERF: each server's CPU over the span from `perf report` (every thread, on
+ * the CPU only), by thread (main or other) and category, in seconds (its share of `cpu`).
+ */
+function perfSplit(file: string, names: string[], tids: Set<number>[], mains: number[], cpu: number[]): string {
+  const r = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', 'pid,dso,sym', '-g', 'none'], { encoding: 'utf8', maxBuffer: 1 << 28 })
+  if (r.status !== 0) return `perf report failed: ${r.stderr.trim().split('\n').pop()}`
+  const by = names.map(() => new Map<string, number>())
+  const total = names.map(() => 0)
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*([\d.]+)%\s+(\d+):\S+\s+(\S+(?: tid \d+)?)\s+\[.\]\s+(.*)$/.exec(line)
+    if (!m) continue
+    const tid = Number(m[2])
+    const k = tids.findIndex((t) => t.has(tid))
+    if (k < 0) continue
+    const key = `${tid === mains[k] ? 'main' : 'other threads'}: ${perfCategory(m[3]!, m[4]!)}`
+    by[k]!.set(key, (by[k]!.get(key) ?? 0) + Number(m[1]))
+    total[k]! += Number(m[1])
+  }
+  return names.map((n, k) => `${n}: ${[...by[k]!].sort((a, b) => b[1] - a[1]).filter(([, v]) => v / total[k]! >= 0.01).map(([c, v]) => `${c} ${((v / total[k]!) * cpu[k]!).toFixed(2)} s`).join(', ')}`).join(' | ')
+}
+
+async function benchConverge(p: Peers, dhtPort: number, blockFiles: [string, string], prepared?: { w: OfflineResult; b: OfflineResult }): Promise<{ rows: Row[]; cpu: number[] }> {
+  const [w, b] = prepared ? [prepared.w, prepared.b] : [await offlineOps(p.white, 1, blockFiles[0]), await offlineOps(p.black, 2, blockFiles[1])]
+  if (!prepared) stashSave(p, blockFiles, w, b)
   log(`converge: ${OPS} offline ops took ${w.secs.toFixed(1)} s (white), ${b.secs.toFixed(1)} s (black); a reopen: white ${w.reopen}; black ${b.reopen}`)
   const expected = (w.logLength - 1) + (b.logLength - 1)
   dropCaches()
@@ -537,11 +880,19 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
   let upMs = 0
   let convergedMs = 0
   let cpu: number[] = []
+  let cpuUp: number[] = []
+  let threads0: Map<string, number>[] = []
+  let threads1: Map<string, number>[] = []
+  let perf: (Proc & { file: string }) | null = null
+  let tids: Set<number>[] = []
   let span: [number, number] = [0, 0]
   try {
     const up = await Promise.all(servers.map(serverUp))
     upMs = Math.max(...up) - t0
     span[0] = monotonicMicros()
+    threads0 = servers.map((s) => threadCpu(s.child.pid))
+    cpuUp = servers.map((s) => cpuSecs(s.child.pid))
+    perf = startPerf(servers.map((s) => s.child.pid!))
     // Both sides ask for a sync at once (as the user would run `volume sync` on each), again until
     // both have applied every entry of both logs.
     for (;;) {
@@ -561,10 +912,19 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
     convergedMs = now() - t0
     span = [span[0], monotonicMicros()]
     cpu = servers.map((s) => cpuSecs(s.child.pid))
+    threads1 = servers.map((s) => threadCpu(s.child.pid))
+    tids = servers.map((s) => new Set(fs.readdirSync(`/proc/${s.child.pid}/task`).map(Number)))
+    await perf?.stop()
   } finally {
     for (const s of servers) await s.stop()
   }
-  const prof = profileNotes(dirs.map((d) => path.basename(d)), span)
+  const spanCpu = cpu.map((c, k) => c - cpuUp[k]!)
+  let prof = profileNotes(dirs.map((d) => path.basename(d)), span)
+  if (perf) {
+    const split = perfSplit(perf.file, dirs.map((d) => path.basename(d)), tids, servers.map((s) => s.child.pid!), spanCpu)
+    log(`converge perf (${perf.file}): ${split}`)
+    prof += `; perf, CPU over the span by thread and kind: ${split}`
+  }
   const connected = servers.map((s) => s.lines.find((l) => /net: peer \S+ connected/.test(l.line))?.t ?? NaN)
   const connMs = Math.max(...connected) - t0
   const [dw, db] = [await treeDump(p.white), await treeDump(p.black)]
@@ -572,14 +932,16 @@ async function benchConverge(p: Peers, dhtPort: number): Promise<Row[]> {
   const fromUp = (convergedMs - upMs) / 1000
   const fromConn = (convergedMs - connMs) / 1000
   const note = `a reopen after the offline ops: white ${w.reopen}, black ${b.reopen}; same tree on both: ${same} (${dw.paths} paths, ${dw.hash} / ${db.hash}); ${expected} entries in all; servers started (processes spawned → control sockets up) in ${(upMs / 1000).toFixed(2)} s, peers connected at ${(connMs / 1000).toFixed(2)} s; ` +
-    `first volume sync on each: ${firstSync.map((r) => `${r.ms} ms (received ${r.received}, applied ${r.entriesApplied})`).join(', ')}; ${rounds} round(s) of volume sync on both; server cpu since spawn ${cpu.map((c) => c.toFixed(1)).join(' s / ')} s; load avg ${os.loadavg()[0].toFixed(1)}${prof}`
+    `first volume sync on each: ${firstSync.map((r) => `${r.ms} ms (received ${r.received}, applied ${r.entriesApplied})`).join(', ')}; ${rounds} round(s) of volume sync on both; server cpu since spawn ${cpu.map((c) => c.toFixed(1)).join(' s / ')} s, from both up to converged ${cpu.map((c, k) => (c - cpuUp[k]!).toFixed(2)).join(' s / ')} s (by thread: white ${threadNote(threads0[0]!, threads1[0]!)}; black ${threadNote(threads0[1]!, threads1[1]!)}); load avg ${os.loadavg()[0].toFixed(1)}${prof}`
   if (!same) throw new Error(`converge: the two trees differ: ${note}`)
-  return [
+  const rows: Row[] = [
     { name: `converge ${OPS}+${OPS} offline ops after reconnect (from both servers up)`, value: fromUp, unit: 's', target: 2, ok: fromUp <= 2, note },
     { name: `converge ${OPS}+${OPS} offline ops (from the peers' connection)`, value: fromConn, unit: 's', target: 2, ok: fromConn <= 2 },
     { name: `converge ${OPS}+${OPS} offline ops (from spawning both servers)`, value: convergedMs / 1000, unit: 's' },
+    { name: `converge ${OPS}+${OPS}: server cpu from both up to converged, white / black`, value: Math.max(...spanCpu), unit: 's (the larger)', note: `${spanCpu.map((c) => c.toFixed(2)).join(' / ')} s; blocks exchanged: white ${w.blocks} (${w.bytes} B), black ${b.blocks} (${b.bytes} B)` },
     { name: `${OPS} offline ops on each peer (in-process, ${OPS_PER_ENTRY} op per entry; not timed above)`, value: (w.secs + b.secs) / 2, unit: 's per peer' }
   ]
+  return { rows, cpu: spanCpu }
 }
 
 // ---- the run -------------------------------------------------------------------------------
@@ -592,6 +954,17 @@ export async function run(): Promise<Row[]> {
     const dhtPort = await freeUdpPort()
     dht = startProc(process.execPath, [bazilBin, 'dht', 'run', '--host=127.0.0.1', `--port=${dhtPort}`])
     await waitLine(dht, /DHT bootstrap node/, 'bazil dht run')
+    const stashed = stashLoad(work)
+    if (stashed) {
+      log(`converge of the pair stashed in ${STASH} (nothing else runs)`)
+      const conv = await benchConverge(stashed.peers, dhtPort, stashed.blockFiles, { w: stashed.w, b: stashed.b })
+      rows.push(...conv.rows)
+      if (PARTS.has('hypercore')) {
+        const hc = await benchHypercorePair(work, dhtPort, stashed.blockFiles)
+        rows.push({ name: `converge ${OPS}+${OPS}: raw hypercore, both sides fetching the other's offline blocks at once`, value: hc.secs, unit: 's', note: `${hc.note}; server cpu / raw cpu: ${conv.cpu.map((c, k) => (c / hc.cpu[k]!).toFixed(2)).join(' / ')}` })
+      }
+      return rows
+    }
     for (const set of SETS) {
       if (set !== 'mixed' && set !== 'big') throw new Error(`BENCH_SYNC_SETS: unknown data set "${set}" (mixed, big)`)
       const dir = path.join(work, set)
@@ -669,7 +1042,18 @@ async function runSet(set: 'mixed' | 'big', work: string, dhtPort: number): Prom
       servers = []
       if (converge) {
         log('convergence')
-        rows.push(...(await benchConverge(r.peers, dhtPort)))
+        const blockFiles: [string, string] = [path.join(work, 'conv-white.blocks'), path.join(work, 'conv-black.blocks')]
+        const conv = await benchConverge(r.peers, dhtPort, blockFiles)
+        rows.push(...conv.rows)
+        const bz = conv.rows[0]!
+        const convergeCpu = conv.cpu
+        log('convergence: raw hypercore pair on the same blocks')
+        const hc = await benchHypercorePair(work, dhtPort, blockFiles)
+        rows.push({ name: `converge ${OPS}+${OPS}: raw hypercore, both sides fetching the other's offline blocks at once`, value: hc.secs, unit: 's', note: `${hc.note}; bazil / raw: ${(bz.value / hc.secs).toFixed(2)} (wall), server cpu / raw cpu: ${convergeCpu.map((c, k) => (c / hc.cpu[k]!).toFixed(2)).join(' / ')}` })
+        log('convergence: Syncthing')
+        const st = await benchSyncthingConverge(ds, work)
+        if ('skipped' in st) rows.push({ name: `converge ${OPS}+${OPS}: Syncthing`, value: NaN, unit: 's', note: `skipped: ${st.skipped}` })
+        else rows.push({ name: `converge ${OPS}+${OPS} changed files: Syncthing, from unpausing until both folders agree`, value: st.secs, unit: 's', note: `${st.note}; bazil / Syncthing: ${(bz.value / st.secs).toFixed(2)} (wall), server cpu / Syncthing cpu: ${convergeCpu.map((c, k) => (c / st.cpu[k]!).toFixed(2)).join(' / ')}` })
       }
     }
   } finally {
@@ -682,6 +1066,8 @@ async function main(): Promise<void> {
   const a = process.argv
   const i = a.indexOf('--hc-seed')
   if (i >= 0) return hcSeed(a[i + 1], Number(a[i + 2]), a[i + 3], Number(a[i + 4]))
+  const k = a.indexOf('--hc-pair')
+  if (k >= 0) return hcPair(a[k + 1], Number(a[k + 2]), a[k + 3])
   const j = a.indexOf('--hc-fetch')
   if (j >= 0) return hcFetch(a[j + 1], Number(a[j + 2]), a[j + 3], a[j + 4], Number(a[j + 5]))
   const rows = await run()

@@ -56,6 +56,8 @@ export class Node {
   readonly placement: Placement
   private readonly opened = new Map<string, Volume>()
 
+  /** The server's log, if any (what replay did is said there at close, for benchmarks). */
+  private log: Log | undefined
   private constructor(dir: DataDir, store: Corestore, chunks: ChunkStore, space: SpaceGuard) {
     this.space = space
     this.dir = dir
@@ -128,6 +130,7 @@ export class Node {
       const guard = new SpaceGuard(dir.root, dir.paths.db)
       const chunks = await ChunkStore.open(store, { beforeWrite: (bytes) => guard.take(bytes), lazyTable: true, tableFile: dir.paths.packTable })
       const node = new Node(dir, store, chunks, guard)
+      node.log = opts.log
       await node.remoteStores.load()
       node.cache = await ContentCache.open(store, node.remoteStores, {
         configFile: dir.paths.cacheConfig,
@@ -340,6 +343,7 @@ export class Node {
     await this.cache?.close()
     for (const v of this.volumes.values()) {
       const vol = await v.catch(() => null)
+      if (vol) this.log?.('debug', `volume ${vol.name}: replay ${JSON.stringify(vol.stats)}, shards ${JSON.stringify(vol.tree.shardStats)}`)
       if (vol) await vol.close().catch((err: unknown) => { failure ??= err })
     }
     this.volumes.clear()

@@ -45,8 +45,8 @@ export class Replay {
   readonly writers = new Map<string, WriterLog>()
   readonly skipped: SkippedEntry[] = []
   private readonly skippedKeys = new Set<string>()
-  /** Replay counters: entries applied, time reading+decrypting them, time applying them to the tree. */
-  readonly stats = { entries: 0, readMs: 0, applyMs: 0, applyCalls: 0 }
+  /** Replay counters: entries applied, time reading+decrypting them, time applying them to the tree, passes and windows that applied some. */
+  readonly stats = { entries: 0, readMs: 0, applyMs: 0, applyCalls: 0, passes: 0, windows: 0 }
   /** Per writer (log key hex): the next seq to apply. */
   private readonly appliedTo = new Map<string, number>()
   /** Per writer (log key hex): the next seq to scan for control entries. */
@@ -341,6 +341,7 @@ export class Replay {
     if (this.invalidated(set)) await this.rebuild(set)
     await this.adoptGenesis()
     const n = this.applyPaused ? 0 : await this.applyValid(set)
+    if (n > 0) this.stats.passes++
     if (set.fingerprint !== before.fingerprint) {
       // The first set after opening is computed from what the checkpoint holds: not a change to write.
       if (before !== INITIAL_SET) this.ctx.live.changedSinceCheckpoint = true
@@ -511,6 +512,7 @@ export class Replay {
       const applyWindow = async (): Promise<void> => {
         const changes: IncomingChange[] = []
         for (const e of window) for (const c of e.changes) changes.push(c)
+        this.stats.windows++
         window = []
         windowOps = 0
         windowBytes = 0

@@ -161,7 +161,7 @@ export class Volume {
   }
 
   /** Replay counters: entries applied, time reading+decrypting them, time applying them to the tree. */
-  get stats(): { readonly entries: number; readonly readMs: number; readonly applyMs: number; readonly applyCalls: number } {
+  get stats(): { readonly entries: number; readonly readMs: number; readonly applyMs: number; readonly applyCalls: number; readonly passes: number; readonly windows: number } {
     return this.replayer.stats
   }
 
