@@ -38,6 +38,7 @@ import { monotonicMicros, splitProfile, summarizeProfile, type ProfileShare, typ
 import { bazilBin, callOp, cpuSecs, threadCpu, treeCpuSecs, freePort, freeUdpPort, has, log, now, ok, repoRoot, serverUp, sleep, startProc, startServer, syncDisks, dropCaches, waitLine, type Proc } from './procs.js'
 import type { SyncResult } from '../src/control/requests.js'
 import { summaryOf } from '../src/cli/progress.js'
+import { LOG_INFLIGHT, widenLogRequests } from '../src/logs/inflight.js'
 export type { Row }
 
 
@@ -214,6 +215,7 @@ async function hcPair(dir: string, dhtPort: number, blocksFile: string): Promise
   const other = JSON.parse(fs.readFileSync(go, 'utf8')) as { key: string; publicKey: string; length: number }
   const theirs = store.get({ key: Buffer.from(other.key, 'hex') })
   await theirs.ready()
+  widenLogRequests(theirs) // the request window bazil gives another writer's log (src/logs/inflight.ts)
   swarm.joinPeer(Buffer.from(other.publicKey, 'hex'))
   await theirs.download({ start: 0, end: other.length }).done()
   if (theirs.contiguousLength < other.length) throw new Error(`has ${theirs.contiguousLength} of ${other.length} blocks`)
@@ -248,7 +250,7 @@ async function benchHypercorePair(work: string, dhtPort: number, blockFiles: [st
     const threads1 = procs.map((p) => threadCpu(p.child.pid))
     const ms = procs.map((p) => (JSON.parse(p.lines.find((l) => l.line.startsWith('{"ms"'))!.line) as { ms: number }).ms)
     const lens = infos.map((i) => (JSON.parse(i) as { length: number }).length)
-    return { secs: wall, cpu, note: `${lens.join(' + ')} blocks (the converge's own blocks), each side done after ${ms.map((m) => (m / 1000).toFixed(2)).join(' / ')} s; cpu per process ${cpu.map((c) => c.toFixed(2)).join(' / ')} s (by thread: ${procs.map((_, k) => threadNote(threads0[k]!, threads1[k]!)).join('; ')})` }
+    return { secs: wall, cpu, note: `${lens.join(' + ')} blocks (the converge's own blocks), ${LOG_INFLIGHT[0]} requests in flight as bazil's logs, each side done after ${ms.map((m) => (m / 1000).toFixed(2)).join(' / ')} s; cpu per process ${cpu.map((c) => c.toFixed(2)).join(' / ')} s (by thread: ${procs.map((_, k) => threadNote(threads0[k]!, threads1[k]!)).join('; ')})` }
   } finally {
     for (const p of procs) await p.stop()
     for (const d of dirs) {
@@ -827,41 +829,64 @@ function stashLoad(work: string): { peers: Peers; blockFiles: [string, string]; 
   const meta = JSON.parse(fs.readFileSync(path.join(STASH, 'meta.json'), 'utf8')) as { WHITE: string; BLACK: string; w: OfflineResult; b: OfflineResult }
   for (const d of ['white', 'black']) {
     if (spawnSync('cp', ['-a', path.join(STASH, d), path.join(work, d)]).status !== 0) throw new Error(`cp -a ${STASH}/${d} failed`)
+    // corestore refuses a copied store (its device file names the original); each copy here is used once.
+    fs.rmSync(path.join(work, d, 'corestore', 'CORESTORE'), { force: true })
   }
   return { peers: { white: path.join(work, 'white'), black: path.join(work, 'black'), WHITE: meta.WHITE, BLACK: meta.BLACK }, blockFiles: [path.join(STASH, 'white.blocks'), path.join(STASH, 'black.blocks')], w: meta.w, b: meta.b }
 }
 
-/** A thread's CPU share in `perf report`, by what it ran: the categories perfSplit sums. */
+/** What another thread than the main one ran, by its leaf frame. */
 function perfCategory(dso: string, sym: string): string {
   if (/Scaveng|MarkCompact|ConcurrentMarking|Sweep|Marking|Evacuat|MinorMS|ArrayBufferSweeper|Heap::|heap::/.test(sym)) return 'GC'
   if (/compiler::|wasm::|Turbofan|Maglev|maglev|Compile/.test(sym)) return 'V8 optimizing compilers (JS and wasm tier-up)'
-  if (dso.startsWith('[JIT]')) return 'JS and wasm code'
   if (dso.includes('rocksdb')) return 'RocksDB'
-  if (dso.includes('sodium')) return 'libsodium'
-  if (dso === '[kernel.kallsyms]') return 'kernel'
-  if (sym.startsWith('Builtins_')) return 'V8 builtins'
-  return 'V8/node/libc runtime'
+  if (dso.includes('[kernel.kallsyms]')) return 'kernel'
+  return 'other'
 }
 
+/** Main-thread shares of a perf sample's stack: V8's own work first, then CONVERGE_SHARES. */
+const PERF_MAIN_SHARES: ProfileShare[] = [
+  { name: 'garbage collector', test: (s) => s.some((f) => /Heap::CollectGarbage|Heap::PerformGarbageCollection|ScavengerCollector|MarkCompactCollector/.test(f.fn)) },
+  { name: 'V8 compiling (lazy JS and wasm)', test: (s) => s.some((f) => /Compile|wasm::WasmFullDecoder|Liftoff/.test(f.fn)) },
+  ...CONVERGE_SHARES.filter((x) => x.name !== 'garbage collector')
+]
+
 /**
- * With BENCH_SYNC_PERF: each server's CPU over the span from `perf report` (every thread, on
- * the CPU only), by thread (main or other) and category, in seconds (its share of `cpu`).
+ * With BENCH_SYNC_PERF: each server's CPU over the span from `perf script` (every thread, on
+ * the CPU only: what the V8 profile, which samples wall time on the main thread, cannot say),
+ * the main thread split by whole stack (PERF_MAIN_SHARES, JIT frames named by
+ * --perf-basic-prof), the other threads by what they ran; seconds, as shares of `cpu`.
  */
 function perfSplit(file: string, names: string[], tids: Set<number>[], mains: number[], cpu: number[]): string {
-  const r = spawnSync('perf', ['report', '-i', file, '--no-children', '--sort', 'pid,dso,sym', '-g', 'none'], { encoding: 'utf8', maxBuffer: 1 << 28 })
-  if (r.status !== 0) return `perf report failed: ${r.stderr.trim().split('\n').pop()}`
+  const r = spawnSync('perf', ['script', '-i', file, '-F', 'tid,ip,sym,dso'], { encoding: 'utf8', maxBuffer: 1 << 30 })
+  if (r.status !== 0) return `perf script failed: ${r.stderr.trim().split('\n').pop()}`
   const by = names.map(() => new Map<string, number>())
   const total = names.map(() => 0)
-  for (const line of r.stdout.split('\n')) {
-    const m = /^\s*([\d.]+)%\s+(\d+):\S+\s+(\S+(?: tid \d+)?)\s+\[.\]\s+(.*)$/.exec(line)
-    if (!m) continue
-    const tid = Number(m[2])
+  let tid = -1
+  let stack: StackFrame[] = []
+  const end = (): void => {
     const k = tids.findIndex((t) => t.has(tid))
-    if (k < 0) continue
-    const key = `${tid === mains[k] ? 'main' : 'other threads'}: ${perfCategory(m[3]!, m[4]!)}`
-    by[k]!.set(key, (by[k]!.get(key) ?? 0) + Number(m[1]))
-    total[k]! += Number(m[1])
+    if (k >= 0 && stack.length > 0) {
+      const key = tid === mains[k] ? `main: ${PERF_MAIN_SHARES.find((x) => x.test(stack))?.name ?? 'other'}` : `other threads: ${perfCategory(stack[0]!.url, stack[0]!.fn)}`
+      by[k]!.set(key, (by[k]!.get(key) ?? 0) + 1)
+      total[k]!++
+    }
+    stack = []
   }
+  for (const line of r.stdout.split('\n')) {
+    const head = /^\s*(\d+)\s*$/.exec(line)
+    if (head) {
+      end()
+      tid = Number(head[1])
+      continue
+    }
+    const f = /^\s+[0-9a-f]+ (.*) \((.*)\)$/.exec(line)
+    if (!f) continue
+    // A JIT frame: "JS:^name path:line:col" (the map --perf-basic-prof writes), else a native symbol and its file.
+    const js = /^JS:[~^*+]?(\S*) (.*)$/.exec(f[1]!)
+    stack.push(js ? { fn: js[1]!, url: js[2]! } : { fn: f[1]!, url: f[2]! })
+  }
+  end()
   return names.map((n, k) => `${n}: ${[...by[k]!].sort((a, b) => b[1] - a[1]).filter(([, v]) => v / total[k]! >= 0.01).map(([c, v]) => `${c} ${((v / total[k]!) * cpu[k]!).toFixed(2)} s`).join(', ')}`).join(' | ')
 }
 
