@@ -227,6 +227,8 @@ export function startServer(dataDir: string, dhtPort: number, level = 'debug'): 
   const prof = process.env.BENCH_SYNC_CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.BENCH_SYNC_CPU_PROF}`, `--cpu-prof-name=${path.basename(dataDir)}-${Date.now()}.cpuprofile`] : []
   // For `perf record` (BENCH_SYNC_PERF): JIT code named in /tmp/perf-PID.map.
   if (process.env.BENCH_SYNC_PERF) prof.push('--perf-basic-prof-only-functions', '--interpreted-frames-native-stack')
+  // BENCH_SERVER_NODE_FLAGS: node/V8 flags for the servers (e.g. what V8's compilers cost them).
+  if (process.env.BENCH_SERVER_NODE_FLAGS) prof.push(...process.env.BENCH_SERVER_NODE_FLAGS.split(' ').filter(Boolean))
   return startProc(process.execPath, [...prof, bazilBin, `--data-dir=${dataDir}`, 'server', 'run', `--log-level=${level}`, `--bootstrap=127.0.0.1:${dhtPort}`], { ...process.env, BAZIL_DATA_DIR: '' })
 }
 
