@@ -14,6 +14,7 @@ import type { Duplex } from 'node:stream'
 import { encodeKey, randomBytes } from '../src/crypto.js'
 import { DataDir, type VolumeRecord } from '../src/datadir.js'
 import { PeerRegistry } from '../src/net/peers.js'
+import { resyncStalled } from '../src/net/length-resync.js'
 import { Node } from '../src/node.js'
 import type { Volume } from '../src/volume/volume.js'
 import { bazil, tempDir } from './helpers.js'
@@ -140,8 +141,13 @@ export class Cluster {
             if (log.core.contiguousLength < best) log.core.download({ start: log.core.contiguousLength, end: best })
           }
         })
-        // A replica that does not even know the log grew (its length short of the component's)
-        // is given new connections, as a node reconnects: the handshake tells it the length.
+        // A replica that does not even know the log grew (its length short of the component's,
+        // seed 1388737315 path 14:4:1:0:0:3:15:3:7:15:15:15:16:15:15): hypercore 11.37.1's sync
+        // race (src/net/length-resync.ts) left a peer believing it shorter than it is. These
+        // links are corestore's replicate(), not bazil's Replication, which repairs that every
+        // second: do what it does. Anything else that stalls a replica still gets new
+        // connections after 5 s, as a node reconnects: the handshake tells it the length.
+        for (const v of this.vols) for (const [, log] of v.writers) for (const p of log.core.peers as unknown as { protomux: unknown }[]) resyncStalled(log.core, p.protomux)
         if (Date.now() > stallRelinkAt) {
           stallRelinkAt = Date.now() + 3_000
           for (const key of [...this.links.keys()]) {

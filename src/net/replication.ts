@@ -11,6 +11,7 @@ import Hypercore, { type Hypercore as Core } from 'hypercore'
 import type Protomux from 'protomux'
 import type { SecretStream } from 'hyperdht'
 import { hash } from '../crypto.js'
+import { RESYNC_MS, resyncStalled } from './length-resync.js'
 import type { StorageOffer, StoreReplica, VolumeOffer } from './protocol.js'
 
 const HYPERCORE_NS = Buffer.from('hypercore')
@@ -64,6 +65,9 @@ export function accessKeys(access: Access): Map<string, Buffer> {
 export class Replication {
   readonly mux: Protomux
   private readonly sessions = new Map<string, Promise<Core | null>>()
+  /** The attached cores, opened; looked over every RESYNC_MS for a peer that missed our length (length-resync.ts). */
+  private readonly cores = new Set<Core>()
+  private readonly resync: NodeJS.Timeout
   private closed = false
 
   constructor(
@@ -74,6 +78,13 @@ export class Replication {
   ) {
     Hypercore.createProtocolStream(conn, { ondiscoverykey: (dk: Buffer) => this.onDiscoveryKey(dk) })
     this.mux = Hypercore.getProtocolMuxer(conn) as Protomux
+    this.resync = setInterval(() => {
+      for (const core of this.cores) {
+        if (core.closed) this.cores.delete(core)
+        else resyncStalled(core, this.mux)
+      }
+    }, RESYNC_MS)
+    this.resync.unref()
   }
 
   /** The remote opened a channel for a core we haven't attached: attach it if allowed. Never throws (protomux would crash the process on a TypeError). */
@@ -119,12 +130,15 @@ export class Replication {
       return null
     }
     ;(core as unknown as MuxReplicable).replicate(this.mux)
+    this.cores.add(core)
     return core
   }
 
   /** Closes our sessions (the connection itself is closed by its owner). */
   async close(): Promise<void> {
     this.closed = true
+    clearInterval(this.resync)
+    this.cores.clear()
     const all = [...this.sessions.values()]
     this.sessions.clear()
     for (const s of all) {
