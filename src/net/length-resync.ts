@@ -11,7 +11,8 @@
 // C's `onsync` sends none either (C is not longer than B). B goes on believing C has 3, and
 // every later sync of B echoes 3: once B is longer (5), C never asks it for the upgrade, and
 // nothing on that connection moves until it is replaced (a new connection starts with a
-// fresh exchange). Reproduced with raw hypercore + corestore: 9 of 10 runs.
+// fresh exchange). Reproduced with raw hypercore + corestore in 9 of 10 runs:
+// scripts/hypercore-sync-race.mjs (run it after a hypercore upgrade).
 //
 // The repair: a replica whose peer is longer but echoes a length that is not the replica's
 // sends that peer one more sync (the message it failed to send); the peer answers with its
