@@ -17,21 +17,10 @@
 // The repair: a replica whose peer is longer but echoes a length that is not the replica's
 // sends that peer one more sync (the message it failed to send); the peer answers with its
 // own, echoing the right length, and the upgrade follows.
-import type { Hypercore } from 'hypercore'
+import type { Hypercore, ReplicatorPeer } from 'hypercore'
 
 /** How often each connection looks for such peers. */
 export const RESYNC_MS = 1_000
-
-/** What hypercore 11 keeps per replicating peer of a core (internal; the fields used here). */
-interface SyncPeer {
-  protomux: unknown
-  remoteSynced: boolean
-  syncsProcessing: number
-  remoteFork: number
-  remoteLength: number
-  lengthAcked: number
-  sendSync(): void
-}
 
 /**
  * Whether peer `p` of `core` holds a longer core (same fork) but echoes a length of ours that
@@ -39,7 +28,7 @@ interface SyncPeer {
  * it hears our length again. Also true for a round trip after any length change; a sync sent
  * then is one message more, answered like any other.
  */
-function stalled(core: Hypercore, p: SyncPeer): boolean {
+function stalled(core: Hypercore, p: ReplicatorPeer): boolean {
   return p.remoteSynced && p.syncsProcessing === 0 && p.remoteFork === core.fork && p.remoteLength > core.length && p.lengthAcked !== core.length
 }
 
@@ -47,7 +36,7 @@ function stalled(core: Hypercore, p: SyncPeer): boolean {
 export function resyncStalled(core: Hypercore, mux: unknown): number {
   if (core.closed || !core.opened) return 0
   let n = 0
-  for (const p of core.peers as unknown as SyncPeer[]) {
+  for (const p of core.peers) {
     if (p.protomux !== mux || !stalled(core, p) || typeof p.sendSync !== 'function') continue
     p.sendSync()
     n++

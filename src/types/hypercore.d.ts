@@ -32,6 +32,23 @@ declare module 'hypercore' {
     hash(): Buffer
   }
 
+  /**
+   * A replicating peer of a core (lib/replicator.js `Peer`). The sync fields are internal to
+   * hypercore 11; only src/net/length-resync.ts reads them (re-check after an upgrade).
+   */
+  export interface ReplicatorPeer {
+    readonly remoteLength: number
+    readonly remoteContiguousLength: number
+    readonly remotePublicKey?: Uint8Array
+    readonly protomux: unknown
+    readonly remoteSynced: boolean
+    readonly syncsProcessing: number
+    readonly remoteFork: number
+    /** The length of ours this peer last echoed. */
+    readonly lengthAcked: number
+    sendSync(): void
+  }
+
   export interface Hypercore extends EventEmitter {
     readonly key: Buffer
     readonly discoveryKey: Buffer
@@ -44,7 +61,7 @@ declare module 'hypercore' {
     readonly closed: boolean
     readonly keyPair: KeyPair | null
     /** Replicating peers of this core: the length of its copy and of the prefix it holds whole, as it announced them; its node key. */
-    readonly peers: { readonly remoteLength: number; readonly remoteContiguousLength: number; readonly remotePublicKey?: Uint8Array }[]
+    readonly peers: ReplicatorPeer[]
     ready(): Promise<void>
     close(): Promise<void>
     append(blocks: Buffer | Buffer[]): Promise<{ length: number; byteLength: number }>
