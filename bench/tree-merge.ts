@@ -46,7 +46,7 @@ function ids(writer: number, tops: number): (bytes: number) => string {
   }
 }
 
-function offline(t: Tree, seed: number, dirs: number, perEntry = PER_ENTRY): ShardChange[][] {
+function offline(t: Tree, seed: number, dirs: number, perEntry = PER_ENTRY, hash: (n: number) => string = (n) => hex(n, 64)): ShardChange[][] {
   dirs = Math.min(dirs, OP_DIRS ?? dirs)
   const entries: ShardChange[][] = []
   for (let i = 0; i < OPS; i++) {
@@ -54,8 +54,8 @@ function offline(t: Tree, seed: number, dirs: number, perEntry = PER_ENTRY): Sha
     const f = (i * 3 + seed) % DIR_FILES
     try {
       switch (i % 4) {
-        case 0: t.writeFile(`/d${d}/f${f}`, { hash: hex(10_000_000 * seed + i, 64), size: i }); break
-        case 1: t.writeFile(`/d${d}/new-${seed}-${i}`, { hash: hex(10_000_000 * seed + i, 64), size: i }); break
+        case 0: t.writeFile(`/d${d}/f${f}`, { hash: hash(10_000_000 * seed + i), size: i }); break
+        case 1: t.writeFile(`/d${d}/new-${seed}-${i}`, { hash: hash(10_000_000 * seed + i), size: i }); break
         case 2: t.setattr(`/d${d}/f${f}`, { mode: 0o600 + seed }); break
         case 3: t.rename(`/d${((i - 2) * 7 + seed * 13) % dirs}/new-${seed}-${i - 2}`, `/d${(d + 1) % dirs}/moved-${seed}-${i}`); break
       }
@@ -224,10 +224,12 @@ async function floor(): Promise<Row[]> {
   const tops = Math.max(1, Math.min(256, Math.ceil(FILES / SHARD_RECORDS)))
   const dirs = Math.ceil(FILES / DIR_FILES)
   const [wa, wb] = ['aa'.repeat(32), 'bb'.repeat(32)]
+  // Content hashes as real ones are (random-looking: they do not compress in a save).
+  const hash = (n: number): string => createHash('sha256').update(String(n)).digest('hex')
   const a = Tree.create(wa, opts(1, tops, 512, true))
   for (let d = 0; d < dirs; d++) {
     a.mkdir(`/d${d}`)
-    for (let f = 0; f < DIR_FILES; f++) a.writeFile(`/d${d}/f${f}`, { hash: hex(d * DIR_FILES + f + 1, 64), size: f })
+    for (let f = 0; f < DIR_FILES; f++) a.writeFile(`/d${d}/f${f}`, { hash: hash(d * DIR_FILES + f + 1), size: f })
     if (d % 20 === 19) a.takeChanges()
   }
   a.takeChanges()
@@ -237,10 +239,10 @@ async function floor(): Promise<Row[]> {
   // Headroom first: V8 20 aborted in its deoptimizer twice here (offline b at 100k) while
   // Automerge's heap grew under an array builtin's callback (wasm-heap.ts).
   reserveAutomergeHeap(256 * 2 ** 20)
-  const ea = offline(a, 1, dirs, perEntry)
+  const ea = offline(a, 1, dirs, perEntry, hash)
   reserveAutomergeHeap(256 * 2 ** 20)
   if (process.env.BENCH_MERGE_FLOOR_LOG) process.stderr.write('floor: offline a\n')
-  const eb = offline(b, 2, dirs, perEntry)
+  const eb = offline(b, 2, dirs, perEntry, hash)
   if (process.env.BENCH_MERGE_FLOOR_LOG) process.stderr.write('floor: offline b\n')
   a.free()
   b.free()
@@ -329,23 +331,29 @@ async function floor(): Promise<Row[]> {
   }
   // Warm up the heap (wasm memory never shrinks: later runs allocate in what the first grew).
   run('warm-up', 'incremental', perShard)
+  const prof = process.env.BENCH_MERGE_FLOOR_PROFILE
+  if (prof) fs.mkdirSync(prof, { recursive: true })
   const results = [
     run('load (loadIncremental into an empty doc, as Shards.node)', 'incremental', null),
     run('load (wasm load, heads checked)', 'checked', null),
     run('load (wasm load, unchecked)', 'unchecked', null),
-    run('apply, one applyChanges per shard (all its changes)', 'incremental', perShard),
+  ]
+  // The floor itself, profiled: every touched shard loaded, then its changes in one call.
+  const floorProf = prof ? path.join(prof, `floor-automerge-${Date.now()}.cpuprofile`) : null
+  const stopFloor = await profileTo(floorProf)
+  results.push(run('apply, one applyChanges per shard (all its changes)', 'incremental', perShard))
+  await stopFloor()
+  results.push(
     run(`apply, one applyChanges per shard per replay call (${batches.length} calls)`, 'incremental', () => perCall(false)),
     run('the same + what applyShard asks of Automerge (missing deps, heads, diff cursor, diffIncremental)', 'incremental', () => perCall(true)),
     run('load + apply again, one applyChanges per shard', 'incremental', perShard),
-  ]
+  )
   say('checks')
   // Our checks alone: header parse, SHA-256, limits and claims of every change.
   const checks = timed(() => { for (const e of eb) { const budget = entryBudget(); for (const c of e) readChangeHeader(c.change, budget) } })
   // The whole, into a cold tree as `cold` is: before (Tree.apply per replay call, batches cut
   // by entries: apply-batches.ts until session 12) and now (Tree.applySteps over the window, as
   // replay applies it), twice each in turn; the first of each profiled with BENCH_MERGE_FLOOR_PROFILE.
-  const prof = process.env.BENCH_MERGE_FLOOR_PROFILE
-  if (prof) fs.mkdirSync(prof, { recursive: true })
   const fresh = (): Tree => {
     const t = Tree.restore(wa, state, opts(1, tops, 512, true))
     t.applyChanges(ea.flat())
@@ -391,7 +399,7 @@ async function floor(): Promise<Row[]> {
   for (const r of results) {
     const note = `load ${r.load.cpu.toFixed(0)} ms CPU (${us(r.load.cpu, loaded)} per shard loaded, wall ${r.load.wall.toFixed(0)})` +
       (r.apply ? `; apply ${r.apply.cpu.toFixed(0)} ms CPU (${us(r.apply.cpu, changes)} per change, wall ${r.apply.wall.toFixed(0)})` : '')
-    rows.push({ name: `floor: ${r.name}`, value: (r.load.cpu + (r.apply?.cpu ?? 0)) / 1000, unit: 's CPU', note })
+    rows.push({ name: `floor: ${r.name}`, value: (r.load.cpu + (r.apply?.cpu ?? 0)) / 1000, unit: 's CPU', note: note + (r === results[3] && floorProf ? `; profile ${floorProf}: ${summaryOf(floorProf)}` : '') })
   }
   rows.push({ name: 'floor: our change checks alone (readChangeHeader: parse, SHA-256, limits, claims)', value: checks.cpu / 1000, unit: 's CPU', note: `${us(checks.cpu, changes)} per change` })
   const floorCpu = loadInc.cpu + results[3]!.apply!.cpu
