@@ -17,8 +17,8 @@ export interface ProfileSummary {
   functions: string
 }
 
-export function summarizeProfile(file: string, opts: { top?: number; span?: [number, number] } = {}): ProfileSummary {
-  const top = opts.top ?? 8
+/** A profile read: its nodes by id and by child, and each sample's time (µs; sample i stands for the time until the next one). */
+function loadProfile(file: string): { prof: Profile; byId: Map<number, ProfNode>; parent: Map<number, ProfNode>; times: number[] } {
   const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile
   const byId = new Map<number, ProfNode>()
   const parent = new Map<number, ProfNode>()
@@ -26,10 +26,15 @@ export function summarizeProfile(file: string, opts: { top?: number; span?: [num
     byId.set(n.id, n)
     for (const c of n.children ?? []) parent.set(c, n)
   }
-  // Sample i was taken at times[i] (µs) and stands for the time until the next one.
   const times: number[] = []
   let t = prof.startTime
   for (const d of prof.timeDeltas) times.push((t += d))
+  return { prof, byId, parent, times }
+}
+
+export function summarizeProfile(file: string, opts: { top?: number; span?: [number, number] } = {}): ProfileSummary {
+  const top = opts.top ?? 8
+  const { prof, byId, parent, times } = loadProfile(file)
   const dur = (i: number): number => (i + 1 < times.length ? times[i + 1]! - times[i]! : 0)
   const idle = (i: number): boolean => {
     const name = byId.get(prof.samples[i]!)?.callFrame.functionName
@@ -85,16 +90,7 @@ export interface ProfileShare { name: string; test: (stack: StackFrame[]) => boo
  * went to applying, whatever library did the work". Returns seconds per share, in `shares` order.
  */
 export function splitProfile(file: string, shares: ProfileShare[], span?: [number, number]): { busySecs: number; secs: Map<string, number> } {
-  const prof = JSON.parse(fs.readFileSync(file, 'utf8')) as Profile
-  const byId = new Map<number, ProfNode>()
-  const parent = new Map<number, ProfNode>()
-  for (const n of prof.nodes) {
-    byId.set(n.id, n)
-    for (const c of n.children ?? []) parent.set(c, n)
-  }
-  const times: number[] = []
-  let t = prof.startTime
-  for (const d of prof.timeDeltas) times.push((t += d))
+  const { prof, byId, parent, times } = loadProfile(file)
   const secs = new Map<string, number>(shares.map((s) => [s.name, 0]))
   secs.set('other', 0)
   const byNode = new Map<number, string>()

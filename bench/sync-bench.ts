@@ -39,6 +39,8 @@ import { bazilBin, callOp, cpuSecs, threadCpu, treeCpuSecs, freePort, freeUdpPor
 import type { SyncResult } from '../src/control/requests.js'
 import { summaryOf } from '../src/cli/progress.js'
 import { LOG_INFLIGHT, widenLogRequests } from '../src/logs/inflight.js'
+import type Corestore from 'corestore'
+import type Hyperswarm from 'hyperswarm'
 export type { Row }
 
 
@@ -118,11 +120,23 @@ function benchRsync(ds: DataSet, work: string): { secs: number; note: string } {
 
 // ---- raw hypercore over hyperswarm ---------------------------------------------------------
 
+/** A swarm on the bench's DHT (firewalled: false) that replicates `store` on every connection. */
+async function benchSwarm(store: Corestore, dhtPort: number, onConnection?: () => void): Promise<{ swarm: Hyperswarm; keyPair: { publicKey: Buffer } }> {
+  const { default: Hyperswarm } = await import('hyperswarm')
+  const { default: DHT } = await import('hyperdht')
+  const keyPair = DHT.keyPair()
+  const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: dhtPort }], firewalled: false, keyPair }) })
+  swarm.on('connection', (conn) => {
+    onConnection?.()
+    conn.on('error', () => {})
+    store.replicate(conn)
+  })
+  return { swarm, keyPair }
+}
+
 /** Child: a corestore with one core holding the data set, served on the swarm until SIGTERM. */
 async function hcSeed(dir: string, dhtPort: number, src: string, HC_BLOCK: number): Promise<void> {
   const { default: Corestore } = await import('corestore')
-  const { default: Hyperswarm } = await import('hyperswarm')
-  const { default: DHT } = await import('hyperdht')
   const store = new Corestore(dir)
   const core = store.get({ name: 'bench' })
   await core.ready()
@@ -145,12 +159,7 @@ async function hcSeed(dir: string, dhtPort: number, src: string, HC_BLOCK: numbe
   const dirs = fs.readdirSync(path.join(src, 'small')).sort()
   for (const d of dirs) for (const f of fs.readdirSync(path.join(src, 'small', d)).sort()) await push(fs.readFileSync(path.join(src, 'small', d, f)))
   if (batch.length) await core.append(batch)
-  const keyPair = DHT.keyPair()
-  const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: dhtPort }], firewalled: false, keyPair }) })
-  swarm.on('connection', (conn) => {
-    conn.on('error', () => {})
-    store.replicate(conn)
-  })
+  const { swarm, keyPair } = await benchSwarm(store, dhtPort)
   await swarm.listen()
   process.stdout.write(JSON.stringify({ key: core.key.toString('hex'), publicKey: keyPair.publicKey.toString('hex'), length: core.length, byteLength: core.byteLength }) + '\n')
   await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()))
@@ -161,19 +170,13 @@ async function hcSeed(dir: string, dhtPort: number, src: string, HC_BLOCK: numbe
 /** Child: replicates the seeder's core into a new corestore; prints how long until it has every block. */
 async function hcFetch(dir: string, dhtPort: number, keyHex: string, peerHex: string, length: number): Promise<void> {
   const { default: Corestore } = await import('corestore')
-  const { default: Hyperswarm } = await import('hyperswarm')
-  const { default: DHT } = await import('hyperdht')
   const store = new Corestore(dir)
   const core = store.get({ key: Buffer.from(keyHex, 'hex') })
   await core.ready()
-  const keyPair = DHT.keyPair()
-  const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: dhtPort }], firewalled: false, keyPair }) })
   let connectedMs = 0
   const t0 = now()
-  swarm.on('connection', (conn) => {
+  const { swarm } = await benchSwarm(store, dhtPort, () => {
     if (!connectedMs) connectedMs = now() - t0
-    conn.on('error', () => {})
-    store.replicate(conn)
   })
   swarm.joinPeer(Buffer.from(peerHex, 'hex'))
   const range = core.download({ start: 0, end: length })
@@ -194,19 +197,12 @@ async function hcFetch(dir: string, dhtPort: number, keyHex: string, peerHex: st
  */
 async function hcPair(dir: string, dhtPort: number, blocksFile: string): Promise<void> {
   const { default: Corestore } = await import('corestore')
-  const { default: Hyperswarm } = await import('hyperswarm')
-  const { default: DHT } = await import('hyperdht')
   const store = new Corestore(dir)
   const core = store.get({ name: 'bench' })
   await core.ready()
   const blocks = readBlocks(blocksFile)
   for (let i = 0; i < blocks.length; i += 256) await core.append(blocks.slice(i, i + 256))
-  const keyPair = DHT.keyPair()
-  const swarm = new Hyperswarm({ keyPair, dht: new DHT({ bootstrap: [{ host: '127.0.0.1', port: dhtPort }], firewalled: false, keyPair }) })
-  swarm.on('connection', (conn) => {
-    conn.on('error', () => {})
-    store.replicate(conn)
-  })
+  const { swarm, keyPair } = await benchSwarm(store, dhtPort)
   await swarm.listen()
   process.stdout.write(JSON.stringify({ key: core.key.toString('hex'), publicKey: keyPair.publicKey.toString('hex'), length: core.length }) + '\n')
   const go = `${dir}.go`
