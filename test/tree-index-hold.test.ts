@@ -108,15 +108,17 @@ test('a held batch reads each bucket once, sees its earlier windows, and follows
     // Released: the cache is bounded again (a re-read of a directory reads from disk).
     const { tree: after } = openTreeIndex(file, idx, ACTORS[0])
     files(after).cacheBytes = 1
-    // (Read from the base itself: the view keeps the entries and name tables it built.)
-    const ids = Array.from({ length: DIRS }, (_, d) => ref.stat(`/d${d}/f50`).id)
+    // (Read from the base itself: the view keeps the entries and name tables it built; the
+    // base keeps the answers of name lookups by count, so the pages are what is counted.)
+    const dirs = Array.from({ length: DIRS }, (_, d) => ref.stat(`/d${d}`).id)
+    const list = (): void => { for (const d of dirs) assert.ok([...files(after).children(d)].length > 0) }
     const r = after.holdIndex()
-    for (const id of ids) assert.ok(files(after).entry(id))
+    list()
     const kept = files(after).reads
-    for (const id of ids) assert.ok(files(after).entry(id))
+    list()
     assert.equal(files(after).reads, kept)
     r()
-    for (const id of ids) assert.ok(files(after).entry(id))
+    list()
     assert.ok(files(after).reads > kept, 'released, a small cache drops what the hold kept')
     assert.deepEqual(canonicalDump(after), want)
     for (const t of [loose, held, after, ref]) t.free()

@@ -1,16 +1,18 @@
 // Page buckets of the index on disk (src/tree/index-page.ts): names apart from rows, rows in
 // chunks. A name lookup finds every entry of that name whatever the chunk boundaries; a stat in
 // a big directory reads a header and a chunk, not the directory, and answers as the tree in
-// memory does (same-name groups, conflict copies); an index whose pages are of version 1
-// (manifest version 4) is read, and a commit rewrites only the pages it touches.
+// memory does (same-name groups, conflict copies); an index of an older version (pages of
+// versions 1-3, JSON id buckets) is read and merged into, and its first commit rewrites every
+// page and id bucket in the current versions.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { hash } from '../src/crypto.js'
-import { Tree, canonicalDump } from '../src/tree/index.js'
+import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
 import type { BaseEntry } from '../src/tree/index-layers.js'
-import { CHUNK_ENTRIES, PageEntry, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page } from '../src/tree/index-page.js'
+import { IDS_VERSION, parseIds } from '../src/tree/index-ids.js'
+import { CHUNK_ENTRIES, PAGE_VERSION, PageEntry, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page } from '../src/tree/index-page.js'
 import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex, pageBucket } from '../src/tree/index-store.js'
 import { ROOT_ID } from '../src/tree/model.js'
 import { tempDir } from './helpers.js'
@@ -18,6 +20,7 @@ import { rng } from './tree-random.js'
 
 const A = 'a1'.repeat(16)
 const B = 'b2'.repeat(16)
+const C = 'c3'.repeat(16)
 
 test('a name lookup in a chunked page finds every entry of that name, whatever the chunk boundaries', () => {
   const r = rng(7)
@@ -59,14 +62,18 @@ test('a name lookup in a chunked page finds every entry of that name, whatever t
 })
 
 /** Two writers: a 1,000-entry directory, names both created (a same-name group), a file both wrote (conflict copies). */
-function bigTree(): { a: Tree; b: Tree } {
+function bigTree(): { a: Tree; b: Tree; changes: ShardChange[] } {
   const a = Tree.create(A)
   const b = Tree.create(B)
   a.mkdir('/big')
   a.mkdir('/small')
   for (let i = 0; i < 1000; i++) a.writeFile(`/big/f${i}`, { hash: (i + 1).toString(16).padStart(64, '0'), size: i })
   a.writeFile('/small/x', { hash: 'aa'.repeat(32), size: 1 })
-  b.applyChanges(a.takeChanges())
+  // A big directory without conflicts (its name table stays partial while the merges below keep it so).
+  a.mkdir('/clean')
+  for (let i = 0; i < 300; i++) a.writeFile(`/clean/c${i}`, { hash: (i + 5000).toString(16).padStart(64, '0'), size: i })
+  const c0 = a.takeChanges()
+  b.applyChanges(c0)
   for (const t of [a, b]) {
     t.writeFile('/big/same', { hash: (t === a ? 'a' : 'b').repeat(64), size: 2 })
     t.writeFile('/big/f500', { hash: (t === a ? 'c' : 'd').repeat(64), size: 3 })
@@ -75,16 +82,16 @@ function bigTree(): { a: Tree; b: Tree } {
   const ca = a.takeChanges(), cb = b.takeChanges()
   a.applyChanges(cb)
   b.applyChanges(ca)
-  return { a, b }
+  return { a, b, changes: [...c0, ...ca, ...cb] }
 }
 
-/** bigTree with writer a's index committed in `dir`. */
-function committedBigTree(dir: string): { a: Tree; b: Tree; file: string; files: string } {
-  const { a, b } = bigTree()
+/** bigTree with writer a's index committed in `dir`; `changes`: all of its changes. */
+function committedBigTree(dir: string): { a: Tree; b: Tree; file: string; files: string; changes: ShardChange[] } {
+  const { a, b, changes } = bigTree()
   const file = path.join(dir, 'x.ckpt')
   const files = path.join(dir, 'x')
   commitTreeIndex(file, files, a, null)
-  return { a, b, file, files }
+  return { a, b, file, files, changes }
 }
 
 test('a stat in a big directory reads a chunk of its page and answers as the tree in memory does', () => {
@@ -113,6 +120,55 @@ test('a stat in a big directory reads a chunk of its page and answers as the tre
     assert.equal(tree.readdir('/big').length, b.readdir('/big').length)
     assert.deepEqual(canonicalDump(tree), canonicalDump(b))
     for (const t of [a, b, tree]) t.free()
+  } finally {
+    cleanup()
+  }
+})
+
+test('a merge into a big directory of the index on disk answers as the tree in memory, conflicts made in it included, before and after a listing', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const { a, b, file, files, changes } = committedBigTree(dir)
+    // Each case from a fresh open: the merge touches a few names of /big (its name table built
+    // from the page's counts, each touched name read alone), then stats without a listing.
+    const cases: [string, (t: Tree) => void, (t: Tree) => void][] = [
+      ['rewrite, create, rename, remove', (t) => { t.writeFile('/big/f5', { hash: '05'.repeat(32), size: 5 }); t.writeFile('/big/fresh', { hash: '06'.repeat(32), size: 6 }); t.rename('/big/f6', '/big/g6'); t.unlink('/big/f7') }, () => {}],
+      ['a same-name group and conflict copies made by the merge', (t) => { t.writeFile('/big/f8', { hash: '08'.repeat(32), size: 8 }); t.writeFile('/big/both', { hash: '09'.repeat(32), size: 9 }) },
+        (t) => { t.writeFile('/big/f8', { hash: '18'.repeat(32), size: 18 }); t.writeFile('/big/both', { hash: '19'.repeat(32), size: 19 }) }],
+      ['a group undone: the loser renamed away, a copy resolved by a delete', (t) => { t.rename('/big/same', '/small/was-same') }, (t) => { t.unlink('/big/f500') }],
+      ['a move of a whole directory into another', (t) => { t.rename('/small', '/big/small-moved') }, () => {}],
+      ['edits in a directory without conflicts', (t) => { t.writeFile('/clean/c5', { hash: '25'.repeat(32), size: 5 }); t.rename('/clean/c6', '/clean/d6'); t.unlink('/clean/c7'); t.rename('/clean/c8', '/small/c8') },
+        (t) => { t.writeFile('/clean/new', { hash: '26'.repeat(32), size: 6 }); t.rename('/small/x', '/clean/x') }],
+      ['a same-name group made in a directory without conflicts', (t) => { t.writeFile('/clean/twice', { hash: '27'.repeat(32), size: 7 }) }, (t) => { t.writeFile('/clean/twice', { hash: '28'.repeat(32), size: 8 }) }],
+      ['conflict copies made in a directory without conflicts', (t) => { t.writeFile('/clean/c9', { hash: '29'.repeat(32), size: 9 }) }, (t) => { t.writeFile('/clean/c9', { hash: '30'.repeat(32), size: 10 }) }],
+      ['a directory emptied and filled again', (t) => { t.rename('/small/x', '/big/x-from-small'); t.writeFile('/small/y', { hash: '31'.repeat(32), size: 11 }) }, () => {}],
+    ]
+    for (const [label, remoteOps, localOps] of cases) {
+      const ref = Tree.create(C)
+      ref.applyChanges(changes)
+      const { tree } = openTreeIndex(file, files, A)
+      remoteOps(ref)
+      localOps(tree)
+      const remote = ref.takeChanges()
+      const local = tree.takeChanges()
+      tree.applyChanges(remote)
+      ref.applyChanges(local)
+      const paths = [...ref.walk('/')].map((st) => st.path)
+      for (const p of [...paths, '/big/f6', '/big/f7', '/big/same', '/big/nope', '/clean/c6', '/clean/c7', '/clean/c9', '/small/x']) assert.deepEqual(tree.lookup(p), ref.lookup(p), `${label}: ${p}`)
+      assert.deepEqual(canonicalDump(tree), canonicalDump(ref), label)
+      assert.deepEqual(tree.conflicts(), ref.conflicts(), label)
+      assert.deepEqual(tree.audit(), [], label)
+      // Committed and read again: the counts written are the name tables' (the same answers from a fresh open).
+      const sub = path.join(dir, `case-${cases.findIndex((c) => c[0] === label)}`)
+      fs.cpSync(files, sub, { recursive: true })
+      fs.copyFileSync(file, `${sub}.ckpt`)
+      commitTreeIndex(`${sub}.ckpt`, sub, tree, null)
+      const back = openTreeIndex(`${sub}.ckpt`, sub, A).tree
+      for (const p of paths) assert.deepEqual(back.lookup(p), ref.lookup(p), `${label}, reopened: ${p}`)
+      assert.deepEqual(canonicalDump(back), canonicalDump(ref), `${label}, reopened`)
+      for (const t of [ref, tree, back]) t.free()
+    }
+    for (const t of [a, b]) t.free()
   } finally {
     cleanup()
   }
@@ -168,23 +224,43 @@ function encodeVersion2(page: Page, actors: string[]): { bytes: Buffer; digest: 
   return { bytes: Buffer.concat([head, ...chunks]), digest: hash(head).toString('hex') }
 }
 
-/** Rewrites an index's page buckets in version 2 under a version 5 manifest: what session 8 wrote. */
-function toVersion2(file: string, files: string): void {
+/**
+ * Rewrites an index as an older bazil wrote it: its page buckets in `pageVersion` (1: JSON,
+ * the digest over the whole bucket; 2: JSON header and chunks; 3: binary without the name
+ * tables' counts), its id buckets as JSON `[[id, dir]…]`, under the manifest version of then
+ * (4, 5, 7: what sessions 7, 8 and 9-11 wrote).
+ */
+function toOldIndex(file: string, files: string, pageVersion: 1 | 2 | 3): void {
   const buf = fs.readFileSync(file)
-  const m = JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as { segments: Record<string, number>; pages: Record<string, [string, number, number, string]> }
-  const seg = 'seg.998'
+  const m = JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as { segments: Record<string, number>; pages: Record<string, [string, number, number, string]>; ids: Record<string, [string, number, number, string]> }
+  const seg = 'seg.999'
   const out: Buffer[] = []
   let size = 0
+  const put = (bytes: Buffer, digest = hash(bytes).toString('hex')): [string, number, number, string] => {
+    out.push(bytes)
+    size += bytes.length
+    return [seg, size - bytes.length, bytes.length, digest]
+  }
   for (const [k, ref] of Object.entries(m.pages)) {
     const { page, actors } = parsePage(readRef(files, ref))
-    const v2 = encodeVersion2(page, actors)
-    m.pages[k] = [seg, size, v2.bytes.length, v2.digest]
-    out.push(v2.bytes)
-    size += v2.bytes.length
+    if (pageVersion === 3) {
+      const v3 = encodePage(page, actors, 3)
+      m.pages[k] = put(v3.bytes, v3.digest)
+    } else if (pageVersion === 2) {
+      const v2 = encodeVersion2(page, actors)
+      m.pages[k] = put(v2.bytes, v2.digest)
+    } else {
+      const dirs = [...page].map(([d, es]) => [d, [...es].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([id, e]) => [id, e.name, e.live, e.versions, rowString(e as PageEntry)])])
+      m.pages[k] = put(Buffer.from(JSON.stringify({ actors, dirs })))
+    }
+  }
+  for (const [k, ref] of Object.entries(m.ids)) {
+    const list = [...parseIds(readRef(files, ref)).entries()].map(([id, [dir]]) => [id, dir]).sort((x, y) => (x[0] < y[0] ? -1 : 1))
+    m.ids[k] = put(Buffer.from(JSON.stringify(list)))
   }
   fs.writeFileSync(path.join(files, seg), Buffer.concat(out))
   m.segments[seg] = size
-  writeManifest(file, m, 5)
+  writeManifest(file, m, pageVersion === 1 ? 4 : pageVersion === 2 ? 5 : 7)
 }
 
 /** The version of each page bucket an index names (1: no magic). */
@@ -195,109 +271,66 @@ function pageVersions(files: string, base: IndexFiles): number[] {
   })
 }
 
-/**
- * After a file was added in /small: /small's page is of version 3; /big's page keeps version
- * `old` unless it shares a bucket with a page the edit rewrote.
- */
-function assertRewritten(files: string, tree: Tree, old: number): void {
-  const base = tree.view.diskBase as IndexFiles
-  const versionOf = (dir: string): number => {
-    const ref = base.manifest.pages[pageBucket(dir)]
+/** The version of each id bucket an index names (1: JSON). */
+function idVersions(files: string, base: IndexFiles): number[] {
+  return Object.values(base.manifest.ids).map((ref) => {
     const x = readRef(files, [ref[0], ref[1], 5, ''])
-    return x.toString('latin1', 0, 4) === 'BZIP' ? x[4] : 1
-  }
-  const big = tree.lookup('/big')!.id, small = tree.lookup('/small')!.id
-  assert.equal(versionOf(small), 3)
-  // The root's page holds /small's entry (rewritten when its mtime changed): /big's page may share it.
-  if (pageBucket(big) === pageBucket(small)) assert.equal(versionOf(big), 3)
-  else if (pageBucket(big) !== pageBucket(ROOT_ID)) assert.equal(versionOf(big), old, `/big's page`)
+    return x.toString('latin1', 0, 4) === 'BZID' ? x[4] : 1
+  })
 }
 
-/** Rewrites an index's page buckets in version 1 (JSON, digest over the whole bucket) under a version 4 manifest: what session 7 wrote. */
-function toVersion1(file: string, files: string): void {
-  const buf = fs.readFileSync(file)
-  const m = JSON.parse(buf.toString('utf8', 9, buf.length - 32)) as { segments: Record<string, number>; pages: Record<string, [string, number, number, string]> }
-  const seg = 'seg.999'
-  const out: Buffer[] = []
-  let size = 0
-  for (const [k, [s, offset, length]] of Object.entries(m.pages)) {
-    const b = Buffer.alloc(length)
-    const fd = fs.openSync(path.join(files, s), 'r')
-    fs.readSync(fd, b, 0, length, offset)
-    fs.closeSync(fd)
-    const { page, actors } = parsePage(b)
-    const dirs = [...page].map(([d, es]) => [d, [...es].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([id, e]) => [id, e.name, e.live, e.versions, rowString(e as PageEntry)])])
-    const v1 = Buffer.from(JSON.stringify({ actors, dirs }))
-    m.pages[k] = [seg, size, v1.length, hash(v1).toString('hex')]
-    out.push(v1)
-    size += v1.length
-  }
-  fs.writeFileSync(path.join(files, seg), Buffer.concat(out))
-  m.segments[seg] = size
-  const json = Buffer.from(JSON.stringify(m))
-  const head = Buffer.alloc(9)
-  head.write('BZTC')
-  head[4] = 4
-  head.writeUInt32BE(json.length, 5)
-  const body = Buffer.concat([head, json])
-  fs.writeFileSync(file, Buffer.concat([body, hash(body)]))
-}
-
-test('an index of version 4 (pages of version 1) is read; a commit rewrites only the pages it touches, in version 3', () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const { a, b, file, files } = committedBigTree(dir)
-    toVersion1(file, files)
-    assert.equal(fs.readFileSync(file)[4], 4)
-    const old = openTreeIndex(file, files, A)
-    assert.equal(old.legacy, false)
-    assert.deepEqual(old.tree.lookup('/big/f321'), b.lookup('/big/f321'))
-    assert.deepEqual(canonicalDump(old.tree), canonicalDump(b))
-    // An edit in /small: its page is rewritten in version 2, /big's stays version 1.
-    old.tree.writeFile('/small/y', { hash: 'bb'.repeat(32), size: 5 })
-    b.applyChanges(old.tree.takeChanges())
-    commitTreeIndex(file, files, old.tree, null)
-    assert.equal(fs.readFileSync(file)[4], INDEX_VERSION)
-    const back = openTreeIndex(file, files, A).tree
-    assertRewritten(files, back, 1)
-    for (const p of ['/big/f321', '/big/same', '/small/y', '/small/x']) assert.deepEqual(back.lookup(p), b.lookup(p), p)
-    assert.deepEqual(canonicalDump(back), canonicalDump(b))
-    for (const t of [a, b, old.tree, back]) t.free()
-  } finally {
-    cleanup()
-  }
-})
-
-test('an index of version 5 (pages of version 2: JSON header and chunks) is read; a commit rewrites only the pages it touches, in version 3', () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const { a, b, file, files } = committedBigTree(dir)
-    toVersion2(file, files)
-    assert.equal(fs.readFileSync(file)[4], 5)
-    const old = openTreeIndex(file, files, A)
-    assert.deepEqual(pageVersions(files, old.tree.view.diskBase as IndexFiles).filter((v) => v !== 2), [])
-    // Name lookups from fresh opens (header and one chunk), then the whole tree.
-    for (const p of ['/big/f321', '/big/same', '/big/f500', '/small/x', '/big/nope']) {
-      const { tree } = openTreeIndex(file, files, A)
-      assert.deepEqual(tree.lookup(p), b.lookup(p), p)
-      tree.free()
+for (const pageVersion of [1, 2, 3] as const) {
+  const manifest = pageVersion === 1 ? 4 : pageVersion === 2 ? 5 : 7
+  test(`an index of version ${manifest} (pages of version ${pageVersion}, JSON id buckets) is read and merged into; its first commit rewrites every page and id bucket in the current versions`, () => {
+    const { dir, cleanup } = tempDir()
+    try {
+      const { a, b, file, files } = committedBigTree(dir)
+      toOldIndex(file, files, pageVersion)
+      assert.equal(fs.readFileSync(file)[4], manifest)
+      const old = openTreeIndex(file, files, A)
+      assert.equal(old.legacy, false)
+      assert.deepEqual(pageVersions(files, old.tree.view.diskBase as IndexFiles).filter((v) => v !== pageVersion), [])
+      assert.deepEqual(idVersions(files, old.tree.view.diskBase as IndexFiles).filter((v) => v !== 1), [])
+      // Name lookups from fresh opens, then the whole tree.
+      for (const p of ['/big/f321', '/big/same', '/big/f500', '/small/x', '/big/nope']) {
+        const { tree } = openTreeIndex(file, files, A)
+        assert.deepEqual(tree.lookup(p), b.lookup(p), p)
+        tree.free()
+      }
+      assert.deepEqual(canonicalDump(old.tree), canonicalDump(b))
+      // A merge into the old index (a rename, a write, a same-name create in /big), and an edit of its own.
+      b.rename('/big/f10', '/big/g10')
+      b.writeFile('/big/f11', { hash: 'ee'.repeat(32), size: 11 })
+      b.writeFile('/big/f12.new', { hash: 'ef'.repeat(32), size: 12 })
+      b.writeFile('/big/same', { hash: 'ab'.repeat(32), size: 13 })
+      old.tree.applyChanges(b.takeChanges())
+      old.tree.writeFile('/small/y', { hash: 'bb'.repeat(32), size: 5 })
+      b.applyChanges(old.tree.takeChanges())
+      assert.deepEqual(canonicalDump(old.tree), canonicalDump(b))
+      commitTreeIndex(file, files, old.tree, null)
+      assert.equal(fs.readFileSync(file)[4], INDEX_VERSION)
+      const back = openTreeIndex(file, files, A).tree
+      const base = back.view.diskBase as IndexFiles
+      assert.deepEqual(pageVersions(files, base).filter((v) => v !== PAGE_VERSION), [], 'every page rewritten')
+      assert.deepEqual(idVersions(files, base).filter((v) => v !== IDS_VERSION), [], 'every id bucket rewritten')
+      for (const p of ['/big/f321', '/big/g10', '/big/f10', '/big/f11', '/big/same', '/small/y', '/small/x']) assert.deepEqual(back.lookup(p), b.lookup(p), p)
+      assert.deepEqual(canonicalDump(back), canonicalDump(b))
+      // Rewritten, a lookup by id reads a header and a chunk, not the 1,000-entry page.
+      const pageBytes = Math.max(...Object.values(base.manifest.pages).map((ref) => ref[2]))
+      const fresh = openTreeIndex(file, files, A).tree
+      const fb = fresh.view.diskBase as IndexFiles
+      const before = fb.bytesRead
+      const e = fb.entry(b.stat('/big/f321').id)
+      assert.equal(e?.name, 'f321')
+      assert.ok(fb.bytesRead - before < pageBytes / 4, `a lookup by id read ${fb.bytesRead - before} bytes; the big page has ${pageBytes}`)
+      for (const t of [a, b, old.tree, back, fresh]) t.free()
+    } finally {
+      cleanup()
     }
-    assert.deepEqual(canonicalDump(old.tree), canonicalDump(b))
-    old.tree.writeFile('/small/y', { hash: 'bb'.repeat(32), size: 5 })
-    b.applyChanges(old.tree.takeChanges())
-    commitTreeIndex(file, files, old.tree, null)
-    assert.equal(fs.readFileSync(file)[4], INDEX_VERSION)
-    const back = openTreeIndex(file, files, A).tree
-    assertRewritten(files, back, 2)
-    for (const p of ['/big/f321', '/big/same', '/small/y', '/small/x']) assert.deepEqual(back.lookup(p), b.lookup(p), p)
-    assert.deepEqual(canonicalDump(back), canonicalDump(b))
-    for (const t of [a, b, old.tree, back]) t.free()
-  } finally {
-    cleanup()
-  }
-})
+  })
+}
 
-test('a version 3 page rejects bytes it does not know: a later page version, a chunk cut short, a damaged chunk', () => {
+test('a version 4 page rejects bytes it does not know: a later page version, a chunk cut short, a damaged chunk', () => {
   const { dir, cleanup } = tempDir()
   try {
     const { a, b, file, files } = committedBigTree(dir)
@@ -306,10 +339,10 @@ test('a version 3 page rejects bytes it does not know: a later page version, a c
     const bytes = readRef(files, big)
     const hl = headLength(bytes)!
     const head = parseHead(bytes.subarray(0, hl), bytes.length)
-    assert.equal(head.version, 3)
+    assert.equal(head.version, 4)
     const later = Buffer.from(bytes)
-    later[4] = 4
-    assert.throws(() => headLength(later), /page version 4 is not supported/)
+    later[4] = 5
+    assert.throws(() => headLength(later), /page version 5 is not supported/)
     const c = [...head.dirs.values()][0].chunks[0]
     const chunk = bytes.subarray(c.offset, c.offset + c.length)
     assert.throws(() => parseChunk(chunk.subarray(0, chunk.length - 3), { ...c, digest: hash(chunk.subarray(0, chunk.length - 3)).toString('hex') }, 'd', head.actors), /end early|trailing/)

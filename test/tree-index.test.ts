@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
+import { hash } from '../src/crypto.js'
 import { DataDir } from '../src/datadir.js'
 import { Node } from '../src/node.js'
 import { Tree, TreeError, canonicalDump, encodeTreeState, type ShardChange } from '../src/tree/index.js'
@@ -176,6 +177,18 @@ test('a volume with a checkpoint of the previous version opens from it and write
     // A process that only read (a cold `volume ls`) leaves the index as it found it: no commit at close.
     assert.equal(fs.statSync(file).mtimeMs, written, 'the manifest was not rewritten')
     assert.deepEqual(fs.readdirSync(indexFilesPath(root, id)), segments)
+    // An index of version 7 (before the id buckets named the entries): a process that only
+    // read closes with the index rewritten in the current version, the same tree shown.
+    const buf = fs.readFileSync(file)
+    const v7 = Buffer.from(buf.subarray(0, buf.length - 32))
+    v7[4] = 7
+    fs.writeFileSync(file, Buffer.concat([v7, hash(v7)]))
+    const third = await reopen(root)
+    assert.deepEqual(third.dump, dump)
+    assert.equal(third.fromCheckpoint, true)
+    assert.equal(fs.readFileSync(file)[4], INDEX_VERSION, 'closing rewrote the index of version 7')
+    assert.notDeepEqual(fs.readdirSync(indexFilesPath(root, id)), segments)
+    assert.deepEqual((await reopen(root)).dump, dump)
   } finally {
     cleanup()
   }

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { hash } from '../src/crypto.js'
 import { Tree } from '../src/tree/index.js'
 import { TreeError } from '../src/tree/errors.js'
-import { commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
+import { INDEX_VERSION, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { tempDir } from './helpers.js'
 import { editManifest } from './manifest-edit.js'
 
@@ -125,7 +125,7 @@ test("a commit appends meta's new changes to its save; a reader loads both; a wh
     assert.equal(manifest().metaMore, undefined)
     // A manifest of version 6 (no appended changes) is read as it is.
     const buf = fs.readFileSync(file)
-    assert.equal(buf[4], 7)
+    assert.equal(buf[4], INDEX_VERSION)
     const v6 = Buffer.from(buf.subarray(0, buf.length - 32))
     v6[4] = 6
     fs.writeFileSync(file, Buffer.concat([v6, hash(v6)]))

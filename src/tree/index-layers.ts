@@ -17,6 +17,13 @@ export interface BaseEntry {
   versions: number
 }
 
+/**
+ * What the view's name table of a directory counts (view.ts), over the entries attached under
+ * it that are visible (live > 0) and named: `vis` of them, `groups` names held by several of
+ * them, `copies` of them with several content versions.
+ */
+export interface DirSummary { vis: number; groups: number; copies: number }
+
 /** The index as last written: read on demand, never changed in place. */
 export interface IndexBase {
   /** Nodes with a record. */
@@ -28,6 +35,11 @@ export interface IndexBase {
   entries(): Iterable<[string, BaseEntry]>
   /** The entries attached under `dir` whose name is `name` (reads less than `children`: a stat in a big directory). */
   named?(dir: string, name: string): Iterable<[string, BaseEntry]>
+  /**
+   * The counts of `dir`'s name table (undefined: no entry attached under it; null: not known
+   * without reading its entries, e.g. a page written before the counts were).
+   */
+  dirSummary?(dir: string): DirSummary | null | undefined
   /**
    * Keeps what is read from now on until the returned release is called (a batch of changes
    * being applied): each bucket a batch needs is then read, checked and decoded once.

@@ -2,7 +2,12 @@
  * The page buckets of the index on disk (spec/tree.md "The index on disk", Page buckets): the
  * one home of their encoding. A page bucket holds the entries attached under some directories.
  *
- * Version 3 (written now): binary, names apart from rows, rows in chunks, so a lookup of one
+ * Version 4 (written now): version 3 with, per dir after its entry count, what the view's name
+ * table of it counts (DirSummary: visible named entries, names shared by several of them,
+ * those with several content versions): a change in a 10k-entry directory then costs the
+ * names it touches, not a name table of every entry (view.ts).
+ *
+ * Version 3 (read; written by indexes of manifest versions 6 and 7): binary, names apart from rows, rows in chunks, so a lookup of one
  * name in a 10k-entry directory reads one small header and one chunk, and decodes only the
  * entries of that name (no JSON parse of a header or a chunk):
  *
@@ -27,13 +32,13 @@
  */
 import { equal, hash } from '../crypto.js'
 import { ActorTable, row, unrow, type NodeRow } from './checkpoint.js'
-import type { BaseEntry } from './index-layers.js'
+import type { BaseEntry, DirSummary } from './index-layers.js'
 import type { RawNode } from './model.js'
 
 export const PAGE_MAGIC = Buffer.from('BZIP')
-export const PAGE_VERSION = 3
+export const PAGE_VERSION = 4
 /** Chunked versions read (1 is told apart by its lack of the magic). */
-const CHUNKED = [2, 3]
+const CHUNKED = [2, 3, 4]
 /** Entries per chunk: a name lookup parses one chunk (~15-25 KiB of JSON). */
 export const CHUNK_ENTRIES = 64
 /** Bytes read first for a version 2 header (more are read when it is longer). */
@@ -63,8 +68,23 @@ export class PageEntry implements BaseEntry {
 
 /** One chunk as the header names it; `offset` from the start of the bucket. */
 export interface ChunkRef { first: string; offset: number; length: number; digest: string }
-/** A dir of a chunked header: its entry count, its chunks (all, or those that may hold a name: version 3 decodes only those). */
-export interface DirHead { count: number; readonly chunks: ChunkRef[]; named(name: string): ChunkRef[] }
+/** The summary of a dir's entries (what a version 4 header carries). */
+export function summarize(entries: Iterable<BaseEntry>): DirSummary {
+  const names = new Map<string, number>()
+  let vis = 0, groups = 0, copies = 0
+  for (const e of entries) {
+    if (e.live <= 0 || e.name === null) continue
+    vis++
+    const n = (names.get(e.name) ?? 0) + 1
+    names.set(e.name, n)
+    if (n === 2) groups++
+    if (e.versions > 1) copies++
+  }
+  return { vis, groups, copies }
+}
+
+/** A dir of a chunked header: its entry count, its chunks (all, or those that may hold a name: version 3 decodes only those), its summary (version 4; null before). */
+export interface DirHead { count: number; readonly chunks: ChunkRef[]; named(name: string): ChunkRef[]; summary: DirSummary | null }
 export interface PageHead { version: number; actors: string[]; dirs: Map<string, DirHead>; length: number }
 
 /** The header length of a version 2 bucket whose first bytes are `probe`, or null when it is not one (version 1). */
@@ -90,10 +110,10 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
         chunks.push({ first, offset, length, digest: d })
         offset += length
       }
-      dirs.set(dir, { count, chunks, named: (name) => chunksNamed(chunks, name) })
+      dirs.set(dir, { count, chunks, named: (name) => chunksNamed(chunks, name), summary: null })
     }
   } else {
-    // Version 3: the dirs' chunk records are only located here (no string decoded); a dir's
+    // Versions 3 and 4: the dirs' chunk records are only located here (no string decoded); a dir's
     // records are decoded when asked for, a name lookup decodes the first names it compares.
     const r = new Reader(head, PREFIX)
     actors = []
@@ -101,6 +121,8 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
     for (let n = r.u32(); n > 0; n--) {
       const dir = r.str16()
       const count = r.u32()
+      const summary = version >= 4 ? { vis: r.u32(), groups: r.u32(), copies: r.u32() } : null
+      if (summary && (summary.vis > count || summary.groups > summary.vis || summary.copies > summary.vis)) throw new Error('page header counts do not fit')
       const k = r.u32()
       if (k * CHUNK_RECORD > head.length) throw new Error('page header names more chunks than it holds')
       const recs = new Uint32Array(k)
@@ -112,7 +134,7 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
         r.need(32)
         r.skip16()
       }
-      dirs.set(dir, new LazyDir(head, count, recs, offsets))
+      dirs.set(dir, new LazyDir(head, count, recs, offsets, summary))
     }
     if (r.at !== head.length) throw new Error('page header has trailing bytes')
   }
@@ -125,7 +147,7 @@ const CHUNK_RECORD = 4 + 32 + 2
 
 class LazyDir implements DirHead {
   private all: ChunkRef[] | null = null
-  constructor(private readonly head: Buffer, readonly count: number, private readonly recs: Uint32Array, private readonly offsets: Float64Array) {}
+  constructor(private readonly head: Buffer, readonly count: number, private readonly recs: Uint32Array, private readonly offsets: Float64Array, readonly summary: DirSummary | null) {}
   get chunks(): ChunkRef[] {
     if (!this.all) this.all = Array.from(this.recs, (_, i) => this.chunk(i))
     return this.all
@@ -279,14 +301,14 @@ export function parsePage(b: Buffer): { page: Page; actors: string[] } {
 }
 
 /**
- * Encodes a page bucket in version 3; returns its bytes and the digest its ref names. `seed`:
- * the actor table of the bucket it replaces: rows read from it and not decoded since are copied
- * as they are.
+ * Encodes a page bucket in version 4 (3: what indexes before it wrote; tests make them);
+ * returns its bytes and the digest its ref names. `seed`: the actor table of the bucket it
+ * replaces: rows read from it and not decoded since are copied as they are.
  */
-export function encodePage(page: Page, seed: string[] | null): { bytes: Buffer; digest: string } {
+export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 = PAGE_VERSION): { bytes: Buffer; digest: string } {
   const actors = new ActorTable()
   for (const a of seed ?? []) actors.of(a)
-  const dirs: { id: string; count: number; refs: { length: number; digest: Buffer; first: string }[] }[] = []
+  const dirs: { id: string; count: number; summary: DirSummary; refs: { length: number; digest: Buffer; first: string }[] }[] = []
   const chunks: Buffer[] = []
   for (const dir of [...page.keys()].sort()) {
     const m = page.get(dir)!
@@ -299,7 +321,7 @@ export function encodePage(page: Page, seed: string[] | null): { bytes: Buffer; 
       refs.push({ length: bytes.length, digest: hash(bytes), first: part[0].key })
       chunks.push(bytes)
     }
-    dirs.push({ id: dir, count: m.size, refs })
+    dirs.push({ id: dir, count: m.size, summary: summarize(m.values()), refs })
   }
   const w = new Writer()
   if (actors.list.length > 0xffff) throw new Error('page: too many actors')
@@ -309,6 +331,11 @@ export function encodePage(page: Page, seed: string[] | null): { bytes: Buffer; 
   for (const d of dirs) {
     w.str16(d.id)
     w.u32(d.count)
+    if (version >= 4) {
+      w.u32(d.summary.vis)
+      w.u32(d.summary.groups)
+      w.u32(d.summary.copies)
+    }
     w.u32(d.refs.length)
     for (const r of d.refs) {
       w.u32(r.length)
@@ -319,7 +346,7 @@ export function encodePage(page: Page, seed: string[] | null): { bytes: Buffer; 
   const body = w.done()
   const head = Buffer.alloc(PREFIX + body.length)
   PAGE_MAGIC.copy(head)
-  head[4] = PAGE_VERSION
+  head[4] = version
   head.writeUInt32BE(body.length, 5)
   body.copy(head, PREFIX)
   return { bytes: Buffer.concat([head, ...chunks]), digest: hash(head).toString('hex') }

@@ -23,7 +23,8 @@ import path from 'node:path'
 import { equal, hash } from '../crypto.js'
 import { fsyncDirSync, replaceFileSync } from '../atomic-file.js'
 import { decodeTreeState } from './checkpoint.js'
-import type { BaseEntry, IndexBase } from './index-layers.js'
+import type { BaseEntry, DirSummary, IndexBase } from './index-layers.js'
+import { encodeIds, parseIds, type IdPlace } from './index-ids.js'
 import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { PageEncoders } from './page-encode-pool.js'
@@ -35,11 +36,15 @@ import { decodeNamed, namedRows, snapshotKey, type NamedRow, type NamedSnapshot,
 
 /**
  * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
- * to migrate). 7: `meta` may be a save plus appended changes (`metaMore`); 6 (still read): page buckets of version 3 (index-page.ts) may be named; 5 (still read): pages
- * of versions 1 and 2; 4 (still read): only version 1 pages. A commit writes 6; the pages it
- * does not rewrite stay as they are.
+ * to migrate). 8: every page bucket of version 4 (index-page.ts: with the name tables' counts)
+ * and every id bucket of version 2 (index-ids.ts: binary, with the entries' names); 7 (still
+ * read): `meta` may be a save plus appended changes (`metaMore`); 6 (still read): page buckets
+ * of version 3 may be named; 5 (still read): pages of versions 1 and 2; 4 (still read): only
+ * version 1 pages. A commit over an index of a version before 8 rewrites every page and id
+ * bucket (the view's per-name reads need every bucket's counts and names); later commits
+ * rewrite the buckets that changed.
  */
-export const INDEX_VERSION = 7
+export const INDEX_VERSION = 8
 const OLDEST_INDEX_VERSION = 4
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
@@ -140,8 +145,11 @@ export class IndexFiles implements IndexBase {
   /** The base written over this one (lazy shards read through the newest). */
   successor: IndexFiles | null = null
 
-  /** `segments`: the open segment files, shared with the manifests before and after this one in `dir`. */
-  constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest, readonly segments = new SegmentFiles(dir)) {}
+  /**
+   * `segments`: the open segment files, shared with the manifests before and after this one in
+   * `dir`; `version`: the manifest's (before 8, the next commit rewrites every page and id bucket).
+   */
+  constructor(readonly dir: string, readonly manifestFile: string, readonly manifest: Manifest, readonly segments = new SegmentFiles(dir), readonly version = INDEX_VERSION) {}
 
   /** What a tree reads its snapshots from without `meta` (Tree.setSavedSnapshots). */
   savedSnapshots(): SavedSnapshots {
@@ -160,7 +168,7 @@ export class IndexFiles implements IndexBase {
       if (!view) {
         const sv = find(f) ?? v
         views.clear()
-        views.set(f, (view = new IndexFiles(f.dir, f.manifestFile, { ...f.manifest, pages: sv.pages, ids: sv.ids, rootLive: sv.rootLive, memo: sv.memo }, f.segments)))
+        views.set(f, (view = new IndexFiles(f.dir, f.manifestFile, { ...f.manifest, pages: sv.pages, ids: sv.ids, rootLive: sv.rootLive, memo: sv.memo }, f.segments, f.version)))
       }
       return view
     }
@@ -169,6 +177,7 @@ export class IndexFiles implements IndexBase {
       entry: (id) => at().entry(id),
       children: (dir) => at().children(dir),
       named: (dir, name) => at().named(dir, name),
+      dirSummary: (dir) => at().dirSummary(dir),
       entries: () => at().entries(),
     }
     return { base, memo: v.memo }
@@ -194,17 +203,22 @@ export class IndexFiles implements IndexBase {
     if (id === ROOT_ID) return { raw: null, parent: null, name: null, live: this.manifest.rootLive, versions: 0 }
     const r = this.recent.get(id)
     if (r !== undefined) return r
-    let group = this.hints.get(id)
-    if (group === undefined) {
-      const ref = this.manifest.ids[idBucket(id)]
-      if (ref === undefined) return undefined
-      group = this.cached(`${ref[0]}@${ref[1]}`, () => {
-        const b = this.read(ref)
-        return { value: parseIds(b), bytes: b.length }
-      }).get(id)
-      if (group === undefined) return undefined
+    const group = this.hints.get(id)
+    if (group !== undefined) return this.page(group)?.get(id)
+    const ref = this.manifest.ids[idBucket(id)]
+    if (ref === undefined) return undefined
+    const place = this.cached(`${ref[0]}@${ref[1]}`, () => {
+      const b = this.read(ref)
+      return { value: parseIds(b), bytes: b.length }
+    }).get(id)
+    if (place === undefined) return undefined
+    const [dir, name] = place
+    // Named: the one chunk of that name (a page's header and a chunk, not the directory's entries).
+    if (typeof name === 'string') {
+      for (const [x, e] of this.named(dir, name)) if (x === id) return e
+      return this.damaged(`entry ${id} is not where its id bucket says`)
     }
-    return this.page(group)?.get(id)
+    return this.page(dir)?.get(id)
   }
 
   children(dir: string): Iterable<[string, BaseEntry]> {
@@ -276,6 +290,15 @@ export class IndexFiles implements IndexBase {
       }
     }
     return found
+  }
+
+  dirSummary(dir: string): DirSummary | null | undefined {
+    const ref = this.manifest.pages[pageBucket(dir)]
+    if (ref === undefined) return undefined
+    const f = this.pageFile(ref)
+    if (f.v === 1) return f.page.has(dir) ? null : undefined
+    const d = f.head.dirs.get(dir)
+    return d === undefined ? undefined : d.summary
   }
 
   *entries(): Iterable<[string, BaseEntry]> {
@@ -417,10 +440,6 @@ export class IndexFiles implements IndexBase {
   }
 }
 
-function parseIds(b: Buffer): Map<string, string> {
-  return new Map(JSON.parse(b.toString('utf8')) as [string, string][])
-}
-
 // ---- the manifest -------------------------------------------------------------------------
 
 function encodeManifest(m: Manifest): Buffer {
@@ -458,13 +477,13 @@ function decodeManifest(buf: Buffer): Manifest {
 /**
  * The tree a checkpoint file holds: an index manifest (entries read on demand from `dir`) or,
  * once, a whole-file checkpoint of versions 1-3 (read into memory; the next commit writes the
- * index). Throws an Error saying what is wrong with anything else: the caller replays the logs.
+ * index). `rewrite`: the next commit writes the whole index again (an older version). Throws an Error saying what is wrong with anything else: the caller replays the logs.
  */
-export function openTreeIndex(file: string, dir: string, actor: string): { tree: Tree; extra: unknown; legacy: boolean } {
+export function openTreeIndex(file: string, dir: string, actor: string): { tree: Tree; extra: unknown; legacy: boolean; rewrite: boolean } {
   const buf = fs.readFileSync(file)
   if (buf.length > 4 && buf[4] < OLDEST_INDEX_VERSION && buf.subarray(0, 4).equals(MAGIC)) {
     const { state, extra } = decodeTreeState(buf)
-    return { tree: Tree.restore(actor, state), extra, legacy: true }
+    return { tree: Tree.restore(actor, state), extra, legacy: true, rewrite: true }
   }
   const m = decodeManifest(buf)
   for (const [name, size] of Object.entries(m.segments)) {
@@ -476,7 +495,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
     }
     if (st.size !== size) throw new Error(`index segment ${name} has ${st.size} bytes, not ${size}`)
   }
-  const files = new IndexFiles(dir, file, m)
+  const files = new IndexFiles(dir, file, m, undefined, buf[4])
   const shards = new Map<string, { bytes: Uint8Array; heads: string[]; size: number }>()
   for (const [name, heads, ref] of m.shards) {
     // Read when the shard is first loaded (a write or merge into it), not at open; its size is the manifest's.
@@ -491,7 +510,8 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
   }
   const tree = Tree.open(actor, files, shards, parts)
   tree.setSavedSnapshots(files.savedSnapshots(), stateOf(files))
-  return { tree, extra: m.extra, legacy: false }
+  // Before version 8 the next commit rewrites every page and id bucket (INDEX_VERSION).
+  return { tree, extra: m.extra, legacy: false, rewrite: buf[4] < 8 }
 }
 
 /**
@@ -580,7 +600,8 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
   const ids = index.changedIds()
   if (base && !prev) for (const [id] of base.entries()) ids.add(id)
   yield
-  yield* writeEntries(index, ids, prev, m, put, prev === null ? encoders() : null)
+  // Over an index of a version before 8: every page and id bucket rewritten (see INDEX_VERSION).
+  yield* writeEntries(index, ids, prev, m, put, prev === null ? encoders() : null, prev !== null && prev.version < 8)
 
   // Shards: an unchanged one (same heads) keeps its bytes where they are.
   const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
@@ -729,12 +750,15 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
 /**
  * Writes the entries of `ids` as `index` holds them now into page and id buckets (`into`,
  * which names the buckets of `prev`'s state): each changed id leaves its old directory's page
- * and joins its new one; a bucket that changed is written whole by `put`.
+ * and joins its new one; a bucket that changed is written whole by `put`. `rewrite`: every
+ * bucket of `prev` is written again in the current versions, the id buckets from the pages
+ * (an index of a version before 8: id buckets without names, pages without counts).
  */
 function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref,
-  encoders: PageEncoders | null = null): Generator<Step, void, void> {
+  encoders: PageEncoders | null = null, rewrite = false): Generator<Step, void, void> {
   const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
-  const idEdits = new Map<number, Map<string, string | null>>()
+  /** Per id bucket: the new place of each id whose place changed (null: no entry any more). */
+  const idEdits = new Map<number, Map<string, IdPlace | null>>()
   const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
     let e = pageEdits.get(b)
     if (!e) pageEdits.set(b, (e = { remove: [], add: [] }))
@@ -750,13 +774,17 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
     const newGroup = now.raw !== null || now.parent !== null || now.live !== 0 ? now.parent ?? '' : null
     if (oldGroup !== null) edit(pageBucket(oldGroup)).remove.push([oldGroup, id])
     if (newGroup !== null) edit(pageBucket(newGroup)).add.push([newGroup, id, now])
-    if (oldGroup !== newGroup) {
+    // The id bucket names the entry's directory and name (index-ids.ts): either changed, it is rewritten.
+    if (oldGroup !== newGroup || (newGroup !== null && old?.name !== now.name)) {
       const b = idBucket(id)
       let e = idEdits.get(b)
       if (!e) idEdits.set(b, (e = new Map()))
-      e.set(id, newGroup)
+      e.set(id, newGroup === null ? null : [newGroup, now.name])
     }
   }
+  if (rewrite) for (const b of Object.keys(into.pages)) edit(Number(b))
+  /** rewrite: every entry's place, by id bucket, from the pages as written. */
+  const places = new Map<number, [string, IdPlace][]>()
   // Buckets encoded on workers (a bucket with no earlier version) are put in the same order as
   // the others: a window of them in flight, each awaited (a yielded promise) when its turn comes.
   const queue: { b: number; enc: Promise<{ bytes: Buffer; digest: string }> | { bytes: Buffer; digest: string } | null }[] = []
@@ -783,6 +811,16 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
       p.set(id, entry)
     }
     for (const [g, p] of page) if (p.size === 0) page.delete(g)
+    if (rewrite) {
+      for (const [g, p] of page) {
+        for (const [id, entry] of p) {
+          const ib = idBucket(id)
+          let list = places.get(ib)
+          if (!list) places.set(ib, (list = []))
+          list.push([id, [g, entry.name]])
+        }
+      }
+    }
     if (page.size === 0) queue.push({ b, enc: null })
     else if (encoders && actors === null) {
       const enc = encoders.encode(page)
@@ -793,15 +831,24 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
     yield
   }
   yield* drain(0)
+  if (rewrite) {
+    for (const b of Object.keys(into.ids)) delete into.ids[b]
+    for (const [b, list] of places) {
+      into.ids[b] = put(encodeIds(list))
+      yield
+    }
+    return
+  }
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined
-    const map = was !== undefined ? parseIds(prev!.read(was)) : new Map<string, string>()
-    for (const [id, g] of e) {
-      if (g === null) map.delete(id)
-      else map.set(id, g)
+    // Records of a version 1 bucket carry no name (undefined): written so, a lookup reads their page.
+    const map = new Map<string, IdPlace>(was !== undefined ? parseIds(prev!.read(was)).entries() : [])
+    for (const [id, place] of e) {
+      if (place === null) map.delete(id)
+      else map.set(id, place)
     }
     if (map.size === 0) delete into.ids[b]
-    else into.ids[b] = put(Buffer.from(JSON.stringify([...map].sort((x, y) => (x[0] < y[0] ? -1 : 1)))))
+    else into.ids[b] = put(encodeIds(map))
     yield
   }
 }

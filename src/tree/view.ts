@@ -51,14 +51,30 @@ export interface Entry { id: string; ver?: Version }
 
 interface Place { parent: string; name: string }
 
+/**
+ * The name table of a directory: whole, or (built from the base's counts, IndexBase.dirSummary)
+ * partial: then it holds the children of the names looked up or changed since, each name's
+ * children read from the base when first needed (`loadName`), and counts of the rest; a
+ * change in a 10k-entry directory costs the names it touches. Any use that needs every name
+ * (a listing, conflict names) makes it whole first (`whole`).
+ */
 interface DirNames {
-  /** Visible children by their own (loc) name; an array when several share it. */
+  /** Visible children by their own (loc) name; an array when several share it (a partial table: of the loaded names only). */
   byName: Map<string, string | string[]>
+  /** Names held by several visible children (all names, loaded or not). */
   groups: number
-  /** Visible children with more than one content version. */
+  /** Visible children with more than one content version (a partial table: of the loaded names). */
   copies: Set<string>
+  /** Visible children, all names. */
+  vis: number
+  /** A partial table: the names whose children byName holds; null: whole. */
+  loaded: Set<string> | null
+  /** A partial table: the copies among the children of the names not loaded. */
+  copiesOut: number
   display: Display | null
 }
+
+const newDir = (): DirNames => ({ byName: new Map(), groups: 0, copies: new Set(), vis: 0, loaded: null, copiesOut: 0, display: null })
 
 interface Display {
   byName: Map<string, Entry>
@@ -206,20 +222,54 @@ export class TreeIndex implements ReadTree {
     this.count = memo.nodeCount
   }
 
-  /** The name table of `dir` from the base's entries under it (what dirAdd built for the visible ones). */
+  /**
+   * The name table of `dir` from the base (what dirAdd built for the visible entries under it):
+   * partial from the base's counts when it has them, else whole from its entries.
+   */
   private dirFromBase(base: IndexBase, dir: string): DirNames | undefined {
-    const d: DirNames = { byName: new Map(), groups: 0, copies: new Set(), display: null }
+    if (base.dirSummary) {
+      const s = base.dirSummary(dir)
+      if (s === undefined || s?.vis === 0) return undefined
+      if (s) return { byName: new Map(), groups: s.groups, copies: new Set(), vis: s.vis, loaded: new Set(), copiesOut: s.copies, display: null }
+    }
+    const d = newDir()
     for (const [x, e] of base.children(dir)) {
       if (e.live <= 0 || e.name === null) continue
-      const cur = d.byName.get(e.name)
-      if (cur === undefined) d.byName.set(e.name, x)
-      else if (typeof cur === 'string') {
-        d.byName.set(e.name, [cur, x])
-        d.groups++
-      } else cur.push(x)
+      addName(d, e.name, x)
+      d.vis++
       if (e.versions > 1) d.copies.add(x)
     }
     return d.byName.size > 0 ? d : undefined
+  }
+
+  /** A partial table of `dir`: the children named `name` read from the base, once (their count is in the table's already). */
+  private loadName(dir: string, d: DirNames, name: string): void {
+    if (d.loaded === null || d.loaded.has(name)) return
+    d.loaded.add(name)
+    for (const [x, e] of this.base!.named!(dir, name)) {
+      if (e.live <= 0 || e.name !== name) continue
+      const cur = d.byName.get(name)
+      d.byName.set(name, cur === undefined ? x : typeof cur === 'string' ? [cur, x] : [...cur, x])
+      if (e.versions > 1) {
+        d.copies.add(x)
+        d.copiesOut--
+      }
+    }
+  }
+
+  /** `d` made whole (the base's children of the names not loaded added), for uses that need every name. */
+  private whole(dir: string, d: DirNames): DirNames {
+    if (d.loaded === null) return d
+    for (const [x, e] of this.base!.children(dir)) {
+      if (e.live <= 0 || e.name === null || d.loaded.has(e.name)) continue
+      const cur = d.byName.get(e.name)
+      d.byName.set(e.name, cur === undefined ? x : typeof cur === 'string' ? [cur, x] : [...cur, x])
+      if (e.versions > 1) d.copies.add(x)
+    }
+    d.loaded = null
+    d.copiesOut = 0
+    d.display = null
+    return d
   }
 
   /** Applies new decoded states of some nodes (null = record gone or unreadable). */
@@ -450,14 +500,11 @@ export class TreeIndex implements ReadTree {
 
   private dirAdd(p: string, x: string): void {
     let d = this.dirs.forWrite(p, copyDir)
-    if (!d) this.dirs.set(p, (d = { byName: new Map(), groups: 0, copies: new Set(), display: null }))
+    if (!d) this.dirs.set(p, (d = newDir()))
     const name = this.nameOf.get(x)!
-    const cur = d.byName.get(name)
-    if (cur === undefined) d.byName.set(name, x)
-    else if (typeof cur === 'string') {
-      d.byName.set(name, [cur, x])
-      d.groups++
-    } else cur.push(x)
+    this.loadName(p, d, name)
+    addName(d, name, x)
+    d.vis++
     if ((this.raw.get(x)?.versions.length ?? 0) > 1) d.copies.add(x)
     d.display = null
   }
@@ -466,30 +513,35 @@ export class TreeIndex implements ReadTree {
     const d = this.dirs.forWrite(p, copyDir)
     if (!d) return
     const name = this.nameOf.get(x)!
+    this.loadName(p, d, name)
     const cur = d.byName.get(name)
-    if (cur === x) d.byName.delete(name)
-    else if (Array.isArray(cur)) {
+    if (cur === x) {
+      d.byName.delete(name)
+      d.vis--
+    } else if (Array.isArray(cur) && cur.includes(x)) {
       const rest = cur.filter((i) => i !== x)
       if (rest.length === 1) {
         d.byName.set(name, rest[0])
         d.groups--
       } else d.byName.set(name, rest)
+      d.vis--
     }
     d.copies.delete(x)
     d.display = null
-    if (d.byName.size === 0) this.dirs.delete(p)
+    if (d.loaded === null ? d.byName.size === 0 : d.vis === 0) this.dirs.delete(p)
   }
 
   // ---- display names -------------------------------------------------------------------
 
-  private simple(d: DirNames): boolean { return d.groups === 0 && d.copies.size === 0 }
+  private simple(d: DirNames): boolean { return d.groups === 0 && d.copies.size === 0 && d.copiesOut === 0 }
 
   /**
    * Names in a directory with conflicts. Own names are never taken away from the group winner
    * (lowest id); losers become `name.conflict-<writer8>` (writer of their loc), copies of losing
    * versions `<shown name>.conflict-<writer8>`; a generated name already taken gets `~2`, `~3`...
    */
-  private display(d: DirNames): Display {
+  private display(dir: string, table: DirNames): Display {
+    const d = this.whole(dir, table)
     if (d.display) return d.display
     const byName = new Map<string, Entry>()
     const nodeName = new Map<string, string>()
@@ -537,18 +589,20 @@ export class TreeIndex implements ReadTree {
     const d = held === NOT_HELD ? this.dirs.get(dir) : held
     if (!d) return undefined
     if (this.simple(d)) {
+      this.loadName(dir, d, name)
       const v = d.byName.get(name)
       return typeof v === 'string' ? { id: v } : undefined
     }
-    return this.display(d).byName.get(name)
+    return this.display(dir, d).byName.get(name)
   }
 
   private children(dir: string): [string, Entry][] {
-    const d = this.dirs.get(dir)
-    if (!d) return []
+    const t = this.dirs.get(dir)
+    if (!t) return []
+    const d = this.whole(dir, t)
     const out: [string, Entry][] = []
     if (this.simple(d)) for (const [name, v] of d.byName) out.push([name, { id: v as string }])
-    else for (const [name, e] of this.display(d).byName) out.push([name, e])
+    else for (const [name, e] of this.display(dir, d).byName) out.push([name, e])
     return out.sort((a, b) => cmp(a[0], b[0]))
   }
 
@@ -559,7 +613,7 @@ export class TreeIndex implements ReadTree {
   private shownName(x: string): string {
     const p = this.parentOf.get(x)!
     const d = this.dirs.get(p)!
-    return this.simple(d) ? this.nameOf.get(x)! : this.display(d).nodeName.get(x)!
+    return this.simple(d) ? this.nameOf.get(x)! : this.display(p, d).nodeName.get(x)!
   }
 
   /** Visible = attached through visible ancestors to the root. */
@@ -664,8 +718,8 @@ export class TreeIndex implements ReadTree {
     }
     const v = this.raw.get(nodeId)!.versions.slice(1).find((x) => x.ver === ver)
     if (!v) return null
-    const d = this.dirs.get(this.parentOf.get(nodeId)!)!
-    const name = this.display(d).copyName.get(ver)!
+    const dir = this.parentOf.get(nodeId)!
+    const name = this.display(dir, this.dirs.get(dir)!).copyName.get(ver)!
     const path = childPath(this.pathOf(this.parentOf.get(nodeId)!), name)
     return this.statOf({ id: nodeId, ver: v }, name, path)
   }
@@ -776,7 +830,8 @@ export class TreeIndex implements ReadTree {
       const r = this.raw.get(id)!
       const path = this.pathOf(id)
       const dir = path.slice(0, path.lastIndexOf('/')) || '/'
-      const display = this.display(this.dirs.get(this.parentOf.get(id)!)!)
+      const p = this.parentOf.get(id)!
+      const display = this.display(p, this.dirs.get(p)!)
       out.push({
         path,
         versions: r.versions.map((v, i) => ({
@@ -795,7 +850,17 @@ function cmp(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0 }
 function copyDir(d: DirNames): DirNames {
   const byName = new Map<string, string | string[]>()
   for (const [k, v] of d.byName) byName.set(k, typeof v === 'string' ? v : [...v])
-  return { byName, groups: d.groups, copies: new Set(d.copies), display: null }
+  return { byName, groups: d.groups, copies: new Set(d.copies), vis: d.vis, loaded: d.loaded && new Set(d.loaded), copiesOut: d.copiesOut, display: null }
+}
+
+/** Adds child `x` under `name` (a second child of a name makes a group). */
+function addName(d: DirNames, name: string, x: string): void {
+  const cur = d.byName.get(name)
+  if (cur === undefined) d.byName.set(name, x)
+  else if (typeof cur === 'string') {
+    d.byName.set(name, [cur, x])
+    d.groups++
+  } else cur.push(x)
 }
 
 /** Cycles of the successor graph reachable from `starts` (the graph is functional: each node has ≤ 1 successor). */

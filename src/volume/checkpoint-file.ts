@@ -85,7 +85,8 @@ function checkpointTarget(dataDir: string, volumeId: string, actor: string, at: 
 /**
  * The checkpoint of a volume if it is readable and consistent with the logs held here
  * (`lengths`: each known log's local length), else null (a full replay is left to do).
- * `legacy`: written by an older version (read whole this once; the next checkpoint rewrites it).
+ * `legacy`: written by an older version (read whole this once, or an index of an older version:
+ * the next checkpoint rewrites it, and should be written even if nothing else changes).
  */
 export function readCheckpoint(dataDir: string, volumeId: string, actor: string, lengths: Map<string, number>): { tree: Tree; at: LogPositions; legacy: boolean } | null {
   const file = checkpointPath(dataDir, volumeId)
@@ -111,7 +112,7 @@ export function readCheckpoint(dataDir: string, volumeId: string, actor: string,
       if (lengths.has(c.log) && c.seq < (at.scanned.get(c.log) ?? 1)) at.control.set(`${c.log}:${c.seq}`, { log: c.log, seq: c.seq, ops })
     }
     for (const s of info.skipped ?? []) at.skipped.push(s)
-    return { tree, at, legacy: opened.legacy }
+    return { tree, at, legacy: opened.legacy || opened.rewrite }
   } catch {
     // A cache that doesn't fit is ignored: the logs are the truth, replay rebuilds everything.
     tree?.free()
