@@ -13,6 +13,7 @@
 //   (3900), BENCH_MERGE_OPS (10000 per writer), BENCH_MERGE_OPS_PER_ENTRY (1: one entry per op),
 //   BENCH_MERGE_OP_DIRS (the ops touch only the first N directories; default every one),
 //   BENCH_MERGE_NOSPLIT (0: skip the 256-shard layout), BENCH_MERGE_PLACED (1: also the layout with records placed near their directory, placement.ts)
+//   BENCH_MERGE_FLOOR=1: instead, the Automerge floor of a spread merge (floor() below; _PER_ENTRY, _PROFILE=DIR, _SAVE=FILE, _LOG)
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
@@ -287,13 +288,40 @@ async function floor(): Promise<Row[]> {
     bytes += saved.get(s)?.bytes.length ?? 0
   }
   const load = wasmLoad()
+  const saveTo = process.env.BENCH_MERGE_FLOOR_SAVE
+  if (saveTo) {
+    // The touched shards' saves and their changes, for a fresh process to measure (length-prefixed: name, bytes, count, changes).
+    const parts: Buffer[] = []
+    const str = (x: string): Buffer => { const b = Buffer.from(x); const n = Buffer.alloc(4); n.writeUInt32LE(b.length); return Buffer.concat([n, b]) }
+    const bin = (x: Uint8Array): Buffer => { const n = Buffer.alloc(4); n.writeUInt32LE(x.length); return Buffer.concat([n, Buffer.from(x)]) }
+    for (const s of shards) {
+      parts.push(str(s), bin(saved.get(s)?.bytes ?? new Uint8Array(0)))
+      const list = byShard.get(s)!
+      const n = Buffer.alloc(4)
+      n.writeUInt32LE(list.length)
+      parts.push(n)
+      for (const c of list) parts.push(bin(c))
+    }
+    fs.writeFileSync(saveTo, Buffer.concat(parts))
+  }
 
   const docs = new Map<string, Handle>()
-  const loadAll = (how: 'incremental' | 'checked' | 'unchecked'): void => {
+  // The same shards saved without compression (Automerge's saveNoCompress): what a load costs without inflating.
+  const plain = new Map<string, Uint8Array>()
+  for (const [s, c] of saved) {
+    if (!byShard.has(s)) continue
+    const h = A.getBackend(A.init<unknown>({ actor: wa }))
+    h.loadIncremental(c.bytes)
+    plain.set(s, h.saveNoCompress())
+    h.free()
+  }
+  let plainBytes = 0
+  for (const b of plain.values()) plainBytes += b.length
+  const loadAll = (how: 'incremental' | 'checked' | 'unchecked' | 'plain'): void => {
     for (const s of shards) {
-      const b = saved.get(s)?.bytes
+      const b = how === 'plain' ? plain.get(s) : saved.get(s)?.bytes
       if (b === undefined) docs.set(s, A.getBackend(A.init<unknown>({ actor: wa }))) // a shard b made
-      else if (how === 'incremental') {
+      else if (how === 'incremental' || how === 'plain') {
         const h = A.getBackend(A.init<unknown>({ actor: wa }))
         h.loadIncremental(b)
         docs.set(s, h)
@@ -322,7 +350,7 @@ async function floor(): Promise<Row[]> {
     }
   }
   const say = (m: string): void => { if (process.env.BENCH_MERGE_FLOOR_LOG) process.stderr.write(`floor: ${m}\n`) }
-  const run = (name: string, how: 'incremental' | 'checked' | 'unchecked', apply: (() => void) | null): { name: string; load: { wall: number; cpu: number }; apply: { wall: number; cpu: number } | null } => {
+  const run = (name: string, how: 'incremental' | 'checked' | 'unchecked' | 'plain', apply: (() => void) | null): { name: string; load: { wall: number; cpu: number }; apply: { wall: number; cpu: number } | null } => {
     say(name)
     const l = timed(() => loadAll(how))
     const x = apply ? timed(apply) : null
@@ -337,6 +365,7 @@ async function floor(): Promise<Row[]> {
     run('load (loadIncremental into an empty doc, as Shards.node)', 'incremental', null),
     run('load (wasm load, heads checked)', 'checked', null),
     run('load (wasm load, unchecked)', 'unchecked', null),
+    run(`load of the same saved uncompressed (${(plainBytes / 2 ** 20).toFixed(1)} MiB: saveNoCompress)`, 'plain', null),
   ]
   // The floor itself, profiled: every touched shard loaded, then its changes in one call.
   const floorProf = prof ? path.join(prof, `floor-automerge-${Date.now()}.cpuprofile`) : null
@@ -399,10 +428,10 @@ async function floor(): Promise<Row[]> {
   for (const r of results) {
     const note = `load ${r.load.cpu.toFixed(0)} ms CPU (${us(r.load.cpu, loaded)} per shard loaded, wall ${r.load.wall.toFixed(0)})` +
       (r.apply ? `; apply ${r.apply.cpu.toFixed(0)} ms CPU (${us(r.apply.cpu, changes)} per change, wall ${r.apply.wall.toFixed(0)})` : '')
-    rows.push({ name: `floor: ${r.name}`, value: (r.load.cpu + (r.apply?.cpu ?? 0)) / 1000, unit: 's CPU', note: note + (r === results[3] && floorProf ? `; profile ${floorProf}: ${summaryOf(floorProf)}` : '') })
+    rows.push({ name: `floor: ${r.name}`, value: (r.load.cpu + (r.apply?.cpu ?? 0)) / 1000, unit: 's CPU', note: note + (r === results[4] && floorProf ? `; profile ${floorProf}: ${summaryOf(floorProf)}` : '') })
   }
   rows.push({ name: 'floor: our change checks alone (readChangeHeader: parse, SHA-256, limits, claims)', value: checks.cpu / 1000, unit: 's CPU', note: `${us(checks.cpu, changes)} per change` })
-  const floorCpu = loadInc.cpu + results[3]!.apply!.cpu
+  const floorCpu = loadInc.cpu + results[4]!.apply!.cpu
   for (const r of wholeRuns) {
     rows.push({
       name: r.name === 'before' ? `Tree.apply of the same, ${batches.length} calls (replay before session 12)` : 'Tree.applySteps of the same, the window at once (replay now)',

@@ -500,9 +500,10 @@ export class Replay {
       const to = Math.min(writer.length, w.limit === null ? Infinity : w.limit + 1)
       if (next >= to) continue
       const entriesBefore = entries
-      // Entries are read in windows of many entries' worth of work, then applied in batches
-      // by shard (apply-batches.ts), each within one entry's limits (CHANGE_LIMITS) with the
-      // event loop running between them: no batch, hostile or not, blocks the server for long.
+      // Entries are read in windows of many entries' worth of work, then applied by shard in
+      // steps (Tree.applySteps: each shard's changes of the window in one Automerge call), each
+      // within one entry's ops (CHANGE_LIMITS) with the event loop running between them: no
+      // step, hostile or not, blocks the server for long.
       // The log counts as applied up to a window's end once all of it is (a checkpoint taken
       // in between covers less than the tree holds: replay applies that again, which changes
       // nothing).
