@@ -12,7 +12,7 @@
 // Sizes: BENCH_TREE_FILES (default 100000; 1000000 is the goal), laid out as
 // directories of BENCH_TREE_DIR_SIZE (10000) entries under /flat plus a share BENCH_TREE_DEEP
 // (0.1) of the files in a tree 6 deep (/deep/a*/b*/c*/d*/e*, fan-out 4: 1024 leaf dirs).
-// BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge,join,merge-prep,merge-run (default all but merge-prep/-run; join: bench/tree-join.ts). BENCH_TREE_SRC: a
+// BENCH_TREE_PARTS: comma list of import,cold,snapshot,merge,join,merge-prep,merge-run,cold-stat (default all but merge-prep/-run; join: bench/tree-join.ts; cold-stat: bench/tree-cold-stat.ts). BENCH_TREE_SRC: a
 // directory to keep the source tree in between runs (made once per size). BENCH_TREE_PROFILE=1:
 // the import runs under --cpu-prof and its profile summary goes into the row's note.
 // BENCH_TREE_PROFILE_MERGE=DIR: each merge round is sampled into DIR/merge-SEED.cpuprofile (summary in its row;
@@ -48,6 +48,7 @@ import { STAT_PATHS, inProcessRows, inProcessStats, mountStatRows, randomPaths }
 import { printRows, writeResults, type Row } from './row.js'
 import { encodeState, openSealedState, sealState } from '../src/tree/state-file.js'
 import { indexReads } from '../src/tree/index-store.js'
+import { coldStatRows } from './tree-cold-stat.js'
 export type { Row }
 
 const FILES = Number(process.env.BENCH_TREE_FILES ?? 100_000)
@@ -654,6 +655,7 @@ async function mergeRunPart(ctx: Ctx): Promise<void> {
 export const PARTS: Record<string, (ctx: Ctx) => Promise<void>> = {
   import: importPart,
   cold: coldPart,
+  'cold-stat': async (ctx) => { ctx.rows.push(...coldStatRows(ctx.dataA, ctx.src, sampleDir(ctx.lay), sampleFile(ctx.lay), uptime)) },
   snapshot: snapshotPart,
   merge: mergePart,
   'merge-prep': mergePrepPart,
