@@ -245,17 +245,30 @@ export function chunkNamed(bytes: Buffer, dir: string, actors: string[], name: s
   const parent = dir === '' ? null : dir
   const out: [string, PageEntry][] = []
   const r = new Reader(bytes, 0)
+  // Entries of other names are stepped over by their lengths: nothing allocated for them (a
+  // merge looks up thousands of names, each scanning a chunk of 64 entries).
+  const end = bytes.length
+  let at = 2
   for (let n = r.u16(); n > 0; n--) {
-    const start = r.at
-    r.skip16()
-    const flags = r.u8()
+    const start = at
+    if (at + 3 > end) throw new Error('page bytes end early')
+    at += 2 + bytes.readUInt16BE(at)
+    if (at + 1 > end) throw new Error('page bytes end early')
+    const flags = bytes[at++]
     let match = false
     if (flags & 1) {
-      const [at, len] = r.skip16()
+      if (at + 2 > end) throw new Error('page bytes end early')
+      const len = bytes.readUInt16BE(at)
+      at += 2
       match = len === want.length && bytes.compare(want, 0, len, at, at + len) === 0
+      at += len
     }
-    r.need(8)
-    if (flags & 2) r.bytes32()
+    at += 8
+    if (flags & 2) {
+      if (at + 4 > end) throw new Error('page bytes end early')
+      at += 4 + bytes.readUInt32BE(at)
+    }
+    if (at > end) throw new Error('page bytes end early')
     if (match) {
       r.at = start
       out.push(readEntry(r, actors, parent, true))
