@@ -14,7 +14,10 @@
 import * as A from '@automerge/automerge'
 
 const MIN_RESERVE = 16 * 2 ** 20
-const MAX_RESERVE = 256 * 2 ** 20
+// A spread merge at 1M files needs ~400 MiB per writer in one apply (16 x 20 MiB of cold
+// shards + 40 x 3 MiB of changes); clamped to 256 MiB it grew the rest 64 KiB at a time (34 s
+// CPU, 1,450 scavenges + 227 mark-compacts; 9 s with 1 GiB). wasm32 memory tops out at 4 GiB.
+const MAX_RESERVE = 2 ** 30
 
 /**
  * What the last reserve has left for the work that follows, by the callers' own estimates. A
@@ -50,13 +53,15 @@ const MIN_GROWTH = 256 * 2 ** 10
 
 /**
  * Heap a bulk apply may need: measured growth was ~40x the changes' bytes, plus shards
- * loaded from their saved bytes (~4x). Null below the size where per-grow GCs matter. A
- * server's replay applies batches of a few hundred small entries (~100 KiB of changes): each
- * grew the heap a few MiB, 64 KiB at a time, and in a process holding a volume's index every
- * grow's full GC cost tens of ms: 10k + 10k one-op entries took 15-28 s to apply there against
- * 2.5 s for the tree alone. So any apply expected to grow the heap reserves at least MIN_RESERVE.
+ * loaded from their saved bytes (~16x: a 1M-file spread merge loaded 20 MiB of saved shards
+ * per writer and needed ~400 MiB; 4x or 12x left it short and it grew 64 KiB at a time). Null
+ * below the size where per-grow GCs matter. A server's replay applies batches of a few hundred
+ * small entries (~100 KiB of changes): each grew the heap a few MiB, 64 KiB at a time, and in a
+ * process holding a volume's index every grow's full GC cost tens of ms: 10k + 10k one-op
+ * entries took 15-28 s to apply there against 2.5 s for the tree alone. So any apply expected
+ * to grow the heap reserves at least MIN_RESERVE.
  */
 export function heapNeeded(changeBytes: number, coldShardBytes: number): number | null {
-  const need = 40 * changeBytes + 4 * coldShardBytes
+  const need = 40 * changeBytes + 16 * coldShardBytes
   return need >= MIN_GROWTH ? Math.max(need, MIN_RESERVE) : null
 }
