@@ -14,6 +14,7 @@ import type { VolumeState } from '../tree/state-file.js'
 import { StateRejectedError, checkState, type AdoptPhase, type AdoptedState } from './volume-state.js'
 import type { VolumeHost } from './host.js'
 import { LiveTree } from './live-tree.js'
+import { rebuildProgress } from './rebuild-progress.js'
 import { Flusher, type RefusedEdits } from './flush.js'
 import { Replay, genesisOf } from './replay.js'
 import { admitCandidates, admitNode, revokeNode } from './admission.js'
@@ -732,24 +733,6 @@ export class Volume {
     await this.replayer.close()
     this.tree.free()
     if (lost) throw lost
-  }
-}
-
-/** A progress line on a terminal while a volume's index is rebuilt from its logs (none elsewhere, or for a few entries). */
-function rebuildProgress(name: string, stream: NodeJS.WriteStream): ((done: number, total: number) => void) | null {
-  if (!stream.isTTY) return null
-  let last = 0
-  let shown = false
-  return (done, total) => {
-    if (done < 0) {
-      if (shown) stream.write('\n')
-      return
-    }
-    const now = Date.now()
-    if (total < 100 || now - last < 200) return
-    last = now
-    shown = true
-    stream.write(`\rrebuilding the index of volume ${name} from its logs: ${done}/${total} entries`)
   }
 }
 
