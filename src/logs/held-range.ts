@@ -281,6 +281,27 @@ export class HeldRange {
       if (!(await this.core.has(seq))) this.toClear.delete(seq)
       this.follow()
     }
+    await this.refetchRightNeighbours(limit)
+  }
+
+  /**
+   * A lone even sealed block (its right neighbour examined and cleared, not held) cannot be
+   * cleared without deleting tree nodes (src/core-clear.ts): that happens when it is written
+   * again after the pair was cleared (a second peer's answer to the same request, `again`).
+   * Its neighbour is fetched again (no longer examined), so the pair is cleared together once
+   * it arrives, as for the odd block above.
+   */
+  private async refetchRightNeighbours(limit: number): Promise<void> {
+    for (const seq of [...this.toClear]) {
+      if (this.limit !== limit || this.destroyed || this.core.closed) return
+      const right = seq + 1
+      if (seq % 2 === 1 || right >= this.core.length || (await this.core.has(seq)) === false || (await this.core.has(right))) continue
+      if (!this.examined.some(([a, b]) => right >= a && right < b)) continue // not examined: being fetched already
+      if (!this.core.peers.some((p) => p.remoteContiguousLength > right)) continue
+      this.examined = removeSeq(this.examined, right)
+      await this.save()
+      this.follow()
+    }
   }
 
   private async save(): Promise<void> {
