@@ -634,22 +634,28 @@ async function mergeRunPart(ctx: Ctx): Promise<void> {
     const pair = await openPair(path.join(run, 'a'), path.join(run, 'b'))
     const c = process.cpuUsage(cpu0)
     const openNote = `open both ${((performance.now() - t) / 1000).toFixed(2)} s (cpu ${((c.user + c.system) / 1e6).toFixed(2)} s)`
+    const profDir = PROFILE_MERGE ?? (PROFILE ? path.join(dir, 'prof') : null)
+    const profFile = (what: string): string | null => (profDir !== null ? path.join(profDir, `${what}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`) : null)
     try {
-      const profDir = PROFILE_MERGE ?? (PROFILE ? path.join(dir, 'prof') : null)
-      const m = await timedMerge(pair, ctx.lay, prep.seed, profDir !== null ? path.join(profDir, `merge-run-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`) : null)
+      const m = await timedMerge(pair, ctx.lay, prep.seed, profFile('merge-run'))
       mergeRows(ctx, 'merge-run').push({
         name: `merge ${OPS}+${OPS} prepared offline ops at ${FILES} files (an entry per ${prep.commitMs} ms), both writers in one process (replication + apply, wall)`, value: m.secs, unit: 's', target: 2, ok: m.secs <= 2,
         note: `${prep.entries[0]} + ${prep.entries[1]} entries; ${openNote}; ${m.note}`,
       })
     } finally {
       // The close commits each writer's index: every bucket the merge touched is written again.
+      const closeProf = profFile('merge-close')
+      if (closeProf) fs.mkdirSync(path.dirname(closeProf), { recursive: true })
+      const stopProfile = await profileTo(closeProf)
       const cpu1 = process.cpuUsage()
       const t1 = performance.now()
       await closePair(pair)
       const cc = process.cpuUsage(cpu1)
+      const secs = (performance.now() - t1) / 1000
+      await stopProfile()
       mergeRows(ctx, 'merge-run').push({
-        name: `close of both writers after the merge (each commits the index buckets the merge touched)`, value: (performance.now() - t1) / 1000, unit: 's',
-        note: `cpu ${((cc.user + cc.system) / 1e6).toFixed(2)} s; ${uptime()}`,
+        name: `close of both writers after the merge (each commits the index buckets the merge touched)`, value: secs, unit: 's',
+        note: `cpu ${((cc.user + cc.system) / 1e6).toFixed(2)} s; ${uptime()}${closeProf ? profileNote(closeProf) : ''}`,
       })
     }
   } finally {
