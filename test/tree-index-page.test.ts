@@ -11,8 +11,9 @@ import path from 'node:path'
 import { hash } from '../src/crypto.js'
 import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
 import type { BaseEntry } from '../src/tree/index-layers.js'
+import type { RawNode } from '../src/tree/model.js'
 import { IDS_VERSION, parseIds } from '../src/tree/index-ids.js'
-import { CHUNK_ENTRIES, PAGE_VERSION, PageEntry, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page } from '../src/tree/index-page.js'
+import { CHUNK_ENTRIES, PAGE_VERSION, PageEntry, checkBucket, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type DirEdits, type Page } from '../src/tree/index-page.js'
 import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex, pageBucket } from '../src/tree/index-store.js'
 import { ROOT_ID } from '../src/tree/model.js'
 import { tempDir } from './helpers.js'
@@ -357,6 +358,309 @@ test('a version 4 page rejects bytes it does not know: a later page version, a c
     assert.throws(() => { for (const s of b.readdir('/big')) tree.lookup(s.path) }, /on-disk index .* is damaged/)
     assert.equal(fs.existsSync(file), false)
     for (const t of [a, b, tree]) t.free()
+  } finally {
+    cleanup()
+  }
+})
+
+// ---- a commit's chunk-wise rewrite of a page (patchPage) ------------------------------------
+
+/** An entry of a page model: a row written by `writer` (null: no row). */
+function modelEntry(id: string, dir: string, name: string | null, live: number, versions: number, writer: string | null): BaseEntry {
+  const raw: RawNode | null = writer === null ? null : {
+    id, kind: 'file', loc: { parent: dir, name: name ?? '', writer, time: 7, prev: null }, mode: 0o644, mtime: 9, creator: writer,
+    versions: Array.from({ length: Math.max(1, versions) }, (_, i) => ({ hash: (i + 1).toString(16).padStart(64, '0'), size: i, writer, time: 8, ver: `v${i}` })), tombs: [],
+  }
+  return { raw, parent: dir === '' ? null : dir, name, live, versions }
+}
+
+/** Page edits made on a model (`page`, changed in place), as writeEntries makes them: a removal names the entry's old name. */
+class PageEditor {
+  readonly edits = new Map<string, DirEdits>()
+  constructor(readonly page: Page) {}
+  private of(dir: string): DirEdits {
+    let e = this.edits.get(dir)
+    if (!e) this.edits.set(dir, (e = { remove: [], add: [] }))
+    return e
+  }
+  remove(dir: string, id: string): void {
+    const e = this.page.get(dir)!.get(id)!
+    this.of(dir).remove.push([id, e.name])
+    this.page.get(dir)!.delete(id)
+    if (this.page.get(dir)!.size === 0) this.page.delete(dir)
+  }
+  add(dir: string, id: string, e: BaseEntry): void {
+    this.of(dir).add.push([id, e])
+    let m = this.page.get(dir)
+    if (!m) this.page.set(dir, (m = new Map()))
+    m.set(id, e)
+  }
+  /** An entry changed in place (its row, live or versions; a rename when `name` differs). */
+  change(dir: string, id: string, name: string | null, live: number, versions: number, writer: string | null): void {
+    this.remove(dir, id)
+    this.add(dir, id, modelEntry(id, dir, name, live, versions, writer))
+  }
+}
+
+const idOf = (s: string): string => hash(Buffer.from(s)).toString('hex')
+
+/** A dir of `n` entries named f0…: every 50th name held by 3 entries (a group), every 70th entry with 2 versions, every 90th not visible, every 40th without a row. */
+function bigDir(dir: string, n: number, writer = A): Map<string, BaseEntry> {
+  const m = new Map<string, BaseEntry>()
+  for (let i = 0; i < n; i++) {
+    const name = `f${i}`
+    for (let c = 0; c < (i % 50 === 0 ? 3 : 1); c++) {
+      const id = idOf(`${dir}/${i}/${c}`)
+      m.set(id, modelEntry(id, dir, name, i % 90 === 0 ? 0 : 1 + (i % 3), i % 70 === 0 ? 2 : 1, i % 40 === 0 ? null : writer))
+    }
+  }
+  return m
+}
+
+/** The entries of a page as read back: per dir, [id, name, live, versions, parent, row decoded (those of `rows`, the others: whether there is one)] sorted. */
+function readBack(bytes: Buffer, rows: (id: string) => boolean): Map<string, unknown[]> {
+  return new Map([...parsePage(bytes).page].map(([dir, m]) => [dir, [...m].map(([id, e]) => [id, e.name, e.live, e.versions, e.parent, rows(id) ? e.raw : (e as PageEntry).rowText !== null]).sort((x, y) => (x[0]! < y[0]! ? -1 : 1))]))
+}
+
+/**
+ * Patches `old` with the editor's edits and checks the result reads back as the model encoded
+ * whole does: entries, counts, summaries, lookups by name, chunk order and bounds, digests.
+ * Returns the patched page.
+ */
+function patchAndCheck(old: { bytes: Buffer; digest: string }, ed: PageEditor, label: string): { bytes: Buffer; digest: string } {
+  const p = patchPage(old.bytes, old.digest, ed.edits)
+  assert.ok(p !== null, `${label}: patched`)
+  if (ed.page.size === 0) {
+    assert.equal(p, 'empty', label)
+    return old
+  }
+  assert.ok(p !== 'empty', label)
+  const oldActors = parseHead(old.bytes.subarray(0, headLength(old.bytes)!), old.bytes.length).actors
+  const whole = encodePage(ed.page, oldActors)
+  checkBucket(p.bytes, p.digest)
+  // Rows decoded: those of the entries edited and every 16th other.
+  const edited = new Set([...ed.edits.values()].flatMap((e) => e.add.map(([id]) => id)))
+  const rows = (id: string): boolean => edited.has(id) || id.endsWith('0')
+  assert.deepEqual(readBack(p.bytes, rows), readBack(whole.bytes, rows), `${label}: entries`)
+  const ph = parseHead(p.bytes.subarray(0, headLength(p.bytes)!), p.bytes.length)
+  const wh = parseHead(whole.bytes.subarray(0, headLength(whole.bytes)!), whole.bytes.length)
+  assert.equal(ph.version, PAGE_VERSION)
+  assert.deepEqual(ph.actors.slice(0, oldActors.length), oldActors, `${label}: the old actor table is kept`)
+  assert.deepEqual([...ph.dirs.keys()], [...wh.dirs.keys()], `${label}: dirs`)
+  for (const [dir, d] of ph.dirs) {
+    const w = wh.dirs.get(dir)!
+    assert.equal(d.count, w.count, `${label}: count of ${dir}`)
+    assert.deepEqual(d.summary, w.summary, `${label}: summary of ${dir}`)
+    // Chunks: 1..CHUNK_ENTRIES entries each, in (name, id) order, each first name its first entry's.
+    const order: string[] = []
+    for (const c of d.chunks) {
+      const list = parseChunk(p.bytes.subarray(c.offset, c.offset + c.length), c, dir, ph.actors)
+      assert.ok(list.length >= 1 && list.length <= CHUNK_ENTRIES, `${label}: a chunk of ${list.length} entries`)
+      assert.equal(c.first, list[0][1].name ?? '', `${label}: first name`)
+      for (const [id, e] of list) order.push(`${e.name ?? ''}\u0000${id}`)
+    }
+    assert.deepEqual(order, [...order].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)), `${label}: ${dir} in order`)
+    // Lookups by name (and of names not there) find what the model holds.
+    // The names edited, and every 50th other one.
+    const names = new Set([...ed.page.get(dir)!.values()].map((e) => e.name ?? '').filter((_, i) => i % 50 === 0))
+    for (const e of ed.edits.get(dir)?.remove ?? []) names.add(e[1] ?? '')
+    for (const e of ed.edits.get(dir)?.add ?? []) names.add(e[1].name ?? '')
+    for (const name of [...names, 'f', 'f10000x', 'zz', '']) {
+      const found: string[] = d.named(name).flatMap((c) => parseChunk(p.bytes.subarray(c.offset, c.offset + c.length), c, dir, ph.actors)).filter(([, e]) => (e.name ?? '') === name).map(([id]) => id).sort()
+      const want = [...ed.page.get(dir)!].filter(([, e]) => (e.name ?? '') === name).map(([id]) => id).sort()
+      assert.deepEqual(found, want, `${label}: ${dir}/${name}`)
+    }
+  }
+  return p
+}
+
+/** A bucket of a 10k-entry dir, a small one and one of entries not attached (no names). */
+function bigPage(): Page {
+  const page: Page = new Map()
+  page.set('big', bigDir('big', 10_000))
+  page.set('small', bigDir('small', 5))
+  const loose = new Map<string, BaseEntry>()
+  for (let i = 0; i < 100; i++) loose.set(idOf(`loose/${i}`), modelEntry(idOf(`loose/${i}`), '', null, i % 2, 1, A))
+  page.set('', loose)
+  return page
+}
+
+/** `page` encoded whole, then read back as a commit would find it (its entries PageEntry objects over its actor table). */
+function written(page: Page): { bytes: Buffer; digest: string } {
+  return encodePage(page, null)
+}
+
+test('a page patched chunk-wise reads back as the page encoded whole: edits in the middle of a 10k-entry dir, a rename, a name across chunks, splits, emptied chunks and dirs, a new dir, copies, a new actor', () => {
+  const page = bigPage()
+  let cur = written(page)
+  const big = (): Map<string, BaseEntry> => page.get('big')!
+  const idsNamed = (name: string): string[] => [...big()].filter(([, e]) => e.name === name).map(([id]) => id).sort()
+  const step = (label: string, f: (ed: PageEditor) => void): void => {
+    const ed = new PageEditor(page)
+    f(ed)
+    cur = patchAndCheck(cur, ed, label)
+  }
+  const chunkCount = (): number => parseHead(cur.bytes.subarray(0, headLength(cur.bytes)!), cur.bytes.length).dirs.get('big')!.chunks.length
+  const k0 = chunkCount()
+  assert.equal(k0, Math.ceil(big().size / CHUNK_ENTRIES))
+  step('adds and removals in the middle', (ed) => {
+    ed.remove('big', idsNamed('f5000')[0])
+    ed.remove('big', idsNamed('f5001')[0])
+    ed.add('big', idOf('new/1'), modelEntry(idOf('new/1'), 'big', 'f5000x', 1, 1, A))
+    ed.add('big', idOf('new/2'), modelEntry(idOf('new/2'), 'big', 'g1', 1, 1, A))
+    ed.change('big', idsNamed('f5003')[0], 'f5003', 4, 1, A)
+  })
+  step('a rename (the entry leaves one name for another far away in the order)', (ed) => ed.change('big', idsNamed('f123')[0], 'z123', 1, 1, A))
+  step('a rename into a same-name group, and out of one', (ed) => {
+    ed.change('big', idsNamed('f124')[0], 'f200', 1, 1, A)
+    ed.change('big', idsNamed('f1000')[1], 'f1000-out', 1, 1, A)
+  })
+  // A name whose entries span a chunk boundary: 100 entries named "f77".
+  step('a name across a chunk boundary', (ed) => { for (let i = 0; i < 100; i++) ed.add('big', idOf(`many/${i}`), modelEntry(idOf(`many/${i}`), 'big', 'f77', 1, 1, A)) })
+  assert.ok(chunkCount() > k0, 'the chunk that grew split')
+  step('an entry of the name across chunks removed, another changed', (ed) => {
+    const ids = idsNamed('f77')
+    ed.remove('big', ids[40])
+    ed.change('big', ids[70], 'f77', 0, 1, A)
+  })
+  step('a chunk that splits', (ed) => { for (let i = 0; i < 20; i++) ed.add('big', idOf(`split/${i}`), modelEntry(idOf(`split/${i}`), 'big', `f3000-${i}`, 1, 1, A)) })
+  const before = chunkCount()
+  // Every entry of a run of names (more than a chunk's): their chunks empty and are dropped.
+  step('chunks that empty', (ed) => {
+    for (const [id, e] of [...big()]) if (e.name !== null && /^f6[0-9]{3}$/.test(e.name) && Number(e.name.slice(1)) < 6150) ed.remove('big', id)
+  })
+  assert.ok(chunkCount() < before, 'emptied chunks are dropped')
+  step('a new dir in the bucket', (ed) => { for (const [id, e] of bigDir('fresh', 70)) ed.add('fresh', id, e) })
+  step('a dir that empties', (ed) => { for (const id of [...page.get('small')!.keys()]) ed.remove('small', id) })
+  assert.equal(page.has('small'), false)
+  step('entries not attached (no names, one sort key) edited', (ed) => {
+    ed.remove('', [...page.get('')!.keys()][10])
+    ed.add('', idOf('loose/new'), modelEntry(idOf('loose/new'), '', null, 1, 1, A))
+  })
+  step('conflict copies made and resolved', (ed) => {
+    ed.change('big', idsNamed('f4321')[0], 'f4321', 1, 3, A)
+    ed.change('big', idsNamed('f70')[0], 'f70', 1, 1, A)
+    ed.change('big', idsNamed('f9000')[0], 'f9000', 0, 2, A)
+  })
+  const copies = parseHead(cur.bytes.subarray(0, headLength(cur.bytes)!), cur.bytes.length).dirs.get('big')!.summary!.copies
+  assert.equal(copies, [...big().values()].filter((e) => e.live > 0 && e.name !== null && e.versions > 1).length)
+  step('an actor new to the page', (ed) => {
+    ed.add('big', idOf('by-c'), modelEntry(idOf('by-c'), 'big', 'f2500', 1, 1, C))
+    ed.change('big', idsNamed('f8000')[0], 'f8000', 1, 1, B)
+  })
+  const head = parseHead(cur.bytes.subarray(0, headLength(cur.bytes)!), cur.bytes.length)
+  assert.deepEqual([...head.actors].sort(), [A, B, C])
+  assert.equal(head.actors[0], A)
+  const byC = head.dirs.get('big')!.named('f2500').flatMap((c) => chunkNamed(cur.bytes.subarray(c.offset, c.offset + c.length), 'big', head.actors, 'f2500')).find(([id]) => id === idOf('by-c'))!
+  assert.equal(byC[1].raw!.creator, C)
+  step('the last entries of the page removed', (ed) => {
+    for (const [dir, m] of [...page]) for (const id of [...m.keys()]) ed.remove(dir, id)
+  })
+})
+
+test('a page patched over many commits of random edits reads back as the page encoded whole; a dir left with many small chunks is cut again', () => {
+  const r = rng(11)
+  for (let round = 0; round < 4; round++) {
+    const page: Page = new Map([['d', bigDir('d', 600)], ['e', bigDir('e', 40)]])
+    let cur = written(page)
+    let k = 0
+    for (let gen = 0; gen < 25; gen++) {
+      const ed = new PageEditor(page)
+      const n = 1 + Math.floor(r() * 40)
+      for (let i = 0; i < n; i++) {
+        const dir = r() < 0.8 ? 'd' : r() < 0.5 ? 'e' : `x${Math.floor(r() * 3)}`
+        const m = page.get(dir)
+        const ids = m ? [...m.keys()] : []
+        const pick = ids[Math.floor(r() * ids.length)]
+        const op = r()
+        // Each id is edited once per commit (writeEntries' edits: one removal and one add per id at most).
+        if (pick !== undefined && (ed.edits.get(dir)?.remove.some(([x]) => x === pick) || ed.edits.get(dir)?.add.some(([x]) => x === pick))) continue
+        const name = r() < 0.3 ? `f${Math.floor(r() * 700)}` : `n${Math.floor(r() * 3000)}`
+        const writer = [A, B, C][Math.floor(r() * 3)]
+        if (pick !== undefined && op < 0.45) ed.remove(dir, pick)
+        else if (pick !== undefined && op < 0.7) ed.change(dir, pick, r() < 0.5 ? m!.get(pick)!.name : name, Math.floor(r() * 3), 1 + Math.floor(r() * 2), writer)
+        else {
+          const id = idOf(`r${round}/${k++}`)
+          ed.add(dir, id, modelEntry(id, dir, name, Math.floor(r() * 3), 1 + Math.floor(r() * 2), writer))
+        }
+      }
+      cur = patchAndCheck(cur, ed, `round ${round}, commit ${gen}`)
+      if (page.size === 0) break
+    }
+  }
+  // Removals leave small chunks; once a dir's chunks average under a third full it is cut again whole.
+  const page: Page = new Map([['d', bigDir('d', 2000)]])
+  let cur = written(page)
+  const ids = [...page.get('d')!.keys()]
+  for (let gen = 0; gen < 60; gen++) {
+    const ed = new PageEditor(page)
+    // One entry in every other chunk's range, each commit.
+    for (let i = gen; i < ids.length; i += 64) if (page.get('d')!.has(ids[i])) ed.remove('d', ids[i])
+    cur = patchAndCheck(cur, ed, `removals ${gen}`)
+    const d = parseHead(cur.bytes.subarray(0, headLength(cur.bytes)!), cur.bytes.length).dirs.get('d')!
+    assert.ok(d.chunks.length <= 3 * Math.ceil(d.count / CHUNK_ENTRIES) + 1, `removals ${gen}: ${d.chunks.length} chunks for ${d.count} entries`)
+  }
+})
+
+test('a patched page carries the chunks it did not touch with their digests: a damaged one is still found when read', () => {
+  const page = bigPage()
+  const cur = written(page)
+  const head = parseHead(cur.bytes.subarray(0, headLength(cur.bytes)!), cur.bytes.length)
+  const c = head.dirs.get('big')!.chunks[3]
+  const bad = Buffer.from(cur.bytes)
+  bad[c.offset + c.length - 2] ^= 1
+  const ed = new PageEditor(page)
+  ed.add('big', idOf('late'), modelEntry(idOf('late'), 'big', 'f9999', 1, 1, A))
+  const p = patchPage(bad, cur.digest, ed.edits)
+  assert.ok(p !== null && p !== 'empty')
+  assert.throws(() => checkBucket(p.bytes, p.digest), /chunk digest mismatch/)
+  const ph = parseHead(p.bytes.subarray(0, headLength(p.bytes)!), p.bytes.length)
+  const carried = ph.dirs.get('big')!.named(c.first)
+  assert.throws(() => carried.map((x) => parseChunk(p.bytes.subarray(x.offset, x.offset + x.length), x, 'big', ph.actors)), /chunk digest mismatch/)
+  // A damaged header, or a damaged chunk the patch decodes, is refused.
+  const badHead = Buffer.from(cur.bytes)
+  badHead[20] ^= 1
+  assert.throws(() => patchPage(badHead, cur.digest, ed.edits), /digest mismatch/)
+  const ed2 = new PageEditor(page)
+  ed2.add('big', idOf('late2'), modelEntry(idOf('late2'), 'big', c.first, 1, 1, A))
+  assert.throws(() => patchPage(bad, cur.digest, ed2.edits), /chunk digest mismatch/)
+  // A page of version 3 is not patched (the caller encodes it whole, with the summaries).
+  const v3 = encodePage(page, null, 3)
+  assert.equal(patchPage(v3.bytes, v3.digest, ed.edits), null)
+})
+
+test('a commit rewrites only the chunks of the names it touched; a damaged chunk it carried is found when read', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const { a, b, file, files } = committedBigTree(dir)
+    const base = openTreeIndex(file, files, A).tree.view.diskBase as IndexFiles
+    // /clean: 300 entries without conflicts (a change reads the chunks of the names it touches).
+    const clean = b.stat('/clean').id
+    const big = pageBucket(clean)
+    const ref = base.manifest.pages[big]
+    const bytes = readRef(files, ref)
+    const head = parseHead(bytes.subarray(0, headLength(bytes)!), bytes.length)
+    const chunks = head.dirs.get(clean)!.chunks
+    // Damage a chunk the commit below does not touch (the first: c0, c1, c10, …).
+    const c = chunks[0]
+    const fd = fs.openSync(path.join(files, ref[0]), 'r+')
+    fs.writeSync(fd, Buffer.from([bytes[c.offset + c.length - 2] ^ 1]), 0, 1, ref[1] + c.offset + c.length - 2)
+    fs.closeSync(fd)
+    const { tree } = openTreeIndex(file, files, A)
+    tree.writeFile('/clean/c299', { hash: '99'.repeat(32), size: 999 })
+    b.writeFile('/clean/c299', { hash: '99'.repeat(32), size: 999 })
+    commitTreeIndex(file, files, tree, null)
+    const next = (openTreeIndex(file, files, A).tree.view.diskBase as IndexFiles).manifest.pages[big]
+    const after = readRef(files, next)
+    const h2 = parseHead(after.subarray(0, headLength(after)!), after.length)
+    const chunks2 = h2.dirs.get(clean)!.chunks
+    // Every chunk but the one of c299 carried as it was (the same digest).
+    assert.deepEqual(chunks2.map((x) => x.digest).filter((d) => !chunks.some((y) => y.digest === d)).length, 1)
+    assert.equal(chunks2[0].digest, c.digest)
+    const fresh = openTreeIndex(file, files, A).tree
+    assert.deepEqual(fresh.lookup('/clean/c299'), tree.lookup('/clean/c299'))
+    assert.throws(() => fresh.lookup('/clean/c1'), /on-disk index .* is damaged/)
+    for (const t of [a, b, tree, fresh]) t.free()
   } finally {
     cleanup()
   }

@@ -119,6 +119,7 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
     actors = []
     for (let n = r.u16(); n > 0; n--) actors.push(r.str8())
     for (let n = r.u32(); n > 0; n--) {
+      const start = r.at
       const dir = r.str16()
       const count = r.u32()
       const summary = version >= 4 ? { vis: r.u32(), groups: r.u32(), copies: r.u32() } : null
@@ -134,7 +135,7 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
         r.need(32)
         r.skip16()
       }
-      dirs.set(dir, new LazyDir(head, count, recs, offsets, summary))
+      dirs.set(dir, new LazyDir(head, count, recs, offsets, summary, start, r.at))
     }
     if (r.at !== head.length) throw new Error('page header has trailing bytes')
   }
@@ -145,9 +146,10 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
 /** Bytes of a version 3 chunk record before its first name: length u32, digest. */
 const CHUNK_RECORD = 4 + 32 + 2
 
+/** A dir of a version 3/4 header; `start`, `end`: its bytes in the header (a patch copies an untouched dir's). */
 class LazyDir implements DirHead {
   private all: ChunkRef[] | null = null
-  constructor(private readonly head: Buffer, readonly count: number, private readonly recs: Uint32Array, private readonly offsets: Float64Array, readonly summary: DirSummary | null) {}
+  constructor(readonly head: Buffer, readonly count: number, readonly recs: Uint32Array, readonly offsets: Float64Array, readonly summary: DirSummary | null, readonly start: number, readonly end: number) {}
   get chunks(): ChunkRef[] {
     if (!this.all) this.all = Array.from(this.recs, (_, i) => this.chunk(i))
     return this.all
@@ -156,21 +158,33 @@ class LazyDir implements DirHead {
     const at = this.recs[i] + 36
     return this.head.toString('utf8', at + 2, at + 2 + this.head.readUInt16BE(at))
   }
-  private chunk(i: number): ChunkRef {
+  chunk(i: number): ChunkRef {
     const at = this.recs[i]
     return { first: this.first(i), offset: this.offsets[i], length: this.head.readUInt32BE(at), digest: this.head.toString('hex', at + 4, at + 36) }
   }
-  named(name: string): ChunkRef[] {
+  /** The header bytes of chunk `i`'s record (length, digest, first name). */
+  record(i: number): Buffer {
+    const at = this.recs[i]
+    return this.head.subarray(at, at + CHUNK_RECORD + this.head.readUInt16BE(at + 36))
+  }
+  /** The chunks `[lo, hi)` that may hold entries named `name` (chunksNamed's rule). */
+  range(name: string): [number, number] {
     const n = this.recs.length
-    if (n === 0) return []
+    if (n === 0) return [0, 0]
     let lo = 0, hi = n
     while (hi - lo > 1) {
       const mid = (lo + hi) >> 1
       if (this.first(mid) < name) lo = mid
       else hi = mid
     }
+    let end = lo + 1
+    while (end < n && this.first(end) <= name) end++
+    return [lo, end]
+  }
+  named(name: string): ChunkRef[] {
+    const [lo, hi] = this.range(name)
     const out: ChunkRef[] = []
-    for (let i = lo; i < n && (i === lo || this.first(i) <= name); i++) out.push(this.chunk(i))
+    for (let i = lo; i < hi; i++) out.push(this.chunk(i))
     return out
   }
 }
@@ -319,29 +333,63 @@ export function parsePage(b: Buffer): { page: Page; actors: string[] } {
  * replaces: rows read from it and not decoded since are copied as they are.
  */
 export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 = PAGE_VERSION): { bytes: Buffer; digest: string } {
-  const actors = new ActorTable()
-  for (const a of seed ?? []) actors.of(a)
-  const dirs: { id: string; count: number; summary: DirSummary; refs: { length: number; digest: Buffer; first: string }[] }[] = []
+  const actors = seeded(seed)
+  const dirs: DirOut[] = []
   const chunks: Buffer[] = []
   for (const dir of [...page.keys()].sort()) {
     const m = page.get(dir)!
     if (m.size === 0) continue
-    const list = [...m].map(([id, e]) => ({ id, e, key: e.name ?? '' })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    const refs: { length: number; digest: Buffer; first: string }[] = []
-    for (let i = 0; i < list.length; i += CHUNK_ENTRIES) {
-      const part = list.slice(i, i + CHUNK_ENTRIES)
-      const bytes = encodeChunk(part.map(({ id, e }) => [id, e, rowOf(e, actors, seed)]))
-      refs.push({ length: bytes.length, digest: hash(bytes), first: part[0].key })
-      chunks.push(bytes)
-    }
-    dirs.push({ id: dir, count: m.size, summary: summarize(m.values()), refs })
+    const list = sortedEntries(m)
+    const sizes: number[] = []
+    for (let i = 0; i < list.length; i += CHUNK_ENTRIES) sizes.push(Math.min(CHUNK_ENTRIES, list.length - i))
+    dirs.push({ id: dir, count: m.size, summary: summarize(m.values()), recs: encodeChunks(list, sizes, actors, seed, chunks) })
   }
+  return assemble(version, actors, dirs, chunks)
+}
+
+/** A chunk record as written: the chunk's byte length, digest and first name. */
+interface ChunkRec { length: number; digest: Buffer; first: string }
+/** A dir of a header as written, its records new or copied from an old header (a Buffer); a Buffer alone: the dir's header bytes copied whole. */
+type DirOut = { id: string; count: number; summary: DirSummary; recs: (ChunkRec | Buffer)[] } | Buffer
+type Sorted = { id: string; e: BaseEntry; key: string }[]
+
+function seeded(seed: string[] | null): ActorTable {
+  const actors = new ActorTable()
+  for (const a of seed ?? []) actors.of(a)
+  return actors
+}
+
+/** A dir's entries in page order: by (name, id), a null name as "". */
+function sortedEntries(entries: Iterable<[string, BaseEntry]>): Sorted {
+  return Array.from(entries, ([id, e]) => ({ id, e, key: e.name ?? '' })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+}
+
+/** Encodes `list` in order as chunks of `sizes` entries: their bytes are appended to `chunks`, their records returned. */
+function encodeChunks(list: Sorted, sizes: number[], actors: ActorTable, seed: string[] | null, chunks: Buffer[]): ChunkRec[] {
+  const recs: ChunkRec[] = []
+  let i = 0
+  for (const n of sizes) {
+    const part = list.slice(i, i + n)
+    i += n
+    const bytes = encodeChunk(part.map(({ id, e }) => [id, e, rowOf(e, actors, seed)]))
+    recs.push({ length: bytes.length, digest: hash(bytes), first: part[0].key })
+    chunks.push(bytes)
+  }
+  return recs
+}
+
+/** A header of `version` over `dirs` (sorted by id), followed by `chunks`. */
+function assemble(version: number, actors: ActorTable, dirs: DirOut[], chunks: Buffer[]): { bytes: Buffer; digest: string } {
   const w = new Writer()
   if (actors.list.length > 0xffff) throw new Error('page: too many actors')
   w.u16(actors.list.length)
   for (const a of actors.list) w.str8(a)
   w.u32(dirs.length)
   for (const d of dirs) {
+    if (Buffer.isBuffer(d)) {
+      w.raw(d)
+      continue
+    }
     w.str16(d.id)
     w.u32(d.count)
     if (version >= 4) {
@@ -349,8 +397,12 @@ export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 = P
       w.u32(d.summary.groups)
       w.u32(d.summary.copies)
     }
-    w.u32(d.refs.length)
-    for (const r of d.refs) {
+    w.u32(d.recs.length)
+    for (const r of d.recs) {
+      if (Buffer.isBuffer(r)) {
+        w.raw(r)
+        continue
+      }
       w.u32(r.length)
       w.raw(r.digest)
       w.str16(r.first)
@@ -363,6 +415,143 @@ export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 = P
   head.writeUInt32BE(body.length, 5)
   body.copy(head, PREFIX)
   return { bytes: Buffer.concat([head, ...chunks]), digest: hash(head).toString('hex') }
+}
+
+/** What a commit changes in one dir of a page: entries removed (id, and the name they had there: where they lie) and entries added or replaced. */
+export interface DirEdits { remove: [id: string, name: string | null][]; add: [id: string, entry: BaseEntry][] }
+
+/**
+ * A version 4 page (`old`, its ref digest `digest`; its chunks are not checked) with `edits`
+ * applied, rewriting only the chunks that hold a name the edits touch: the other chunks' bytes
+ * and header records (their digests) are copied, unparsed and unhashed, so a commit costs what
+ * changed in a page, not the size of its dirs (a 10k-entry dir: ~3 MB). The chunks of the
+ * touched names are decoded (checked against their digests), edited, sorted and cut again into
+ * chunks of at most CHUNK_ENTRIES (evenly: a chunk that grows past it splits in two, one that
+ * empties is dropped), and a dir's count and summary follow from the old ones plus what the
+ * touched names' entries were and are (every entry of a name lies in that name's chunks). A dir
+ * whose chunks fall under a third full on average is cut again whole. Rows in copied chunks
+ * index the old actor table: it is kept, new actors appended. A dir new to the page is encoded
+ * as encodePage does. Returns 'empty' when no entry is left; null when the page is not of
+ * version 4 or a removed entry is not where its name says (the caller encodes it whole).
+ */
+export function patchPage(old: Buffer, digest: string, edits: ReadonlyMap<string, DirEdits>): { bytes: Buffer; digest: string } | 'empty' | null {
+  const hl = headLength(old)
+  if (hl === null || old[4] !== PAGE_VERSION) return null
+  const head = old.subarray(0, hl)
+  checkDigest(head, digest)
+  const h = parseHead(head, old.length)
+  const seed = h.actors
+  const actors = seeded(seed)
+  const dirs: DirOut[] = []
+  const chunks: Buffer[] = []
+  for (const id of [...new Set([...h.dirs.keys(), ...edits.keys()])].sort()) {
+    const d = h.dirs.get(id) as LazyDir | undefined
+    const e = edits.get(id)
+    if (d && d.recs.length > 0) {
+      if (!e) {
+        dirs.push(head.subarray(d.start, d.end))
+        const last = d.recs.length - 1
+        chunks.push(old.subarray(d.offsets[0], d.offsets[last] + d.head.readUInt32BE(d.recs[last])))
+        continue
+      }
+      const out = patchDir(old, id, d, e, actors, seed, chunks, false)
+      if (out === null) return null
+      if (out !== 'empty') dirs.push(out)
+    } else if (e) {
+      // New to the page (or a dir without chunks): its added entries, encoded whole.
+      const m = new Map(e.add)
+      if (m.size === 0) continue
+      const list = sortedEntries(m)
+      dirs.push({ id, count: m.size, summary: summarize(m.values()), recs: encodeChunks(list, evenSizes(list.length), actors, seed, chunks) })
+    }
+  }
+  if (dirs.length === 0) return 'empty'
+  return assemble(PAGE_VERSION, actors, dirs, chunks)
+}
+
+/** Sizes of ceil(n / CHUNK_ENTRIES) chunks holding n entries, as even as can be (a chunk split leaves room on both sides). */
+function evenSizes(n: number): number[] {
+  const k = Math.ceil(n / CHUNK_ENTRIES)
+  const sizes: number[] = []
+  for (let i = 0; i < k; i++) sizes.push(Math.floor(n / k) + (i < n % k ? 1 : 0))
+  return sizes
+}
+
+/**
+ * One dir of patchPage: its header record (its chunks appended to `chunks`), 'empty' when no
+ * entry is left, null when the edits do not fit the page. `all`: every chunk is cut again.
+ */
+function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: ActorTable, seed: string[], chunks: Buffer[], all: boolean): DirOut | 'empty' | null {
+  const k = d.recs.length
+  const touched = new Uint8Array(k)
+  if (all) touched.fill(1)
+  /** The names touched (as sort keys): every entry of each lies in the chunks marked for it. */
+  const keys = new Set<string>()
+  const mark = (name: string | null): number => {
+    const key = name ?? ''
+    keys.add(key)
+    const [lo, hi] = d.range(key)
+    touched.fill(1, lo, hi)
+    return lo
+  }
+  const removeAt = e.remove.map(([id, name]) => [id, mark(name)] as const)
+  const addAt = e.add.map(([id, entry]) => [id, entry, mark(entry.name)] as const)
+  // Runs of touched chunks next to each other are cut again together (a name's chunks are one run).
+  const runOf = new Int32Array(k).fill(-1)
+  const runs: { start: number; end: number; remove: Set<string>; add: Map<string, BaseEntry> }[] = []
+  for (let i = 0; i < k; i++) {
+    if (!touched[i]) continue
+    if (i > 0 && touched[i - 1]) runs[runs.length - 1].end = i + 1
+    else runs.push({ start: i, end: i + 1, remove: new Set(), add: new Map() })
+    runOf[i] = runs.length - 1
+  }
+  for (const [id, at] of removeAt) runs[runOf[at]].remove.add(id)
+  for (const [id, entry, at] of addAt) runs[runOf[at]].add.set(id, entry)
+  const summary = { ...d.summary! }
+  let count = d.count
+  const recs: (ChunkRec | Buffer)[] = []
+  let run = 0
+  for (let i = 0; i < k; ) {
+    if (!touched[i]) {
+      recs.push(d.record(i))
+      const c = d.offsets[i]
+      chunks.push(old.subarray(c, c + d.head.readUInt32BE(d.recs[i])))
+      i++
+      continue
+    }
+    const r = runs[run++]
+    const was: Sorted = []
+    for (let j = r.start; j < r.end; j++) {
+      const c = d.chunk(j)
+      for (const [id, entry] of parseChunk(old.subarray(c.offset, c.offset + c.length), c, dir, seed, true, PAGE_VERSION)) was.push({ id, e: entry, key: entry.name ?? '' })
+    }
+    let removed = 0
+    const list: Sorted = []
+    for (const x of was) {
+      if (r.remove.has(x.id)) removed++
+      else if (!r.add.has(x.id)) list.push(x)
+    }
+    if (removed !== r.remove.size) return null
+    for (const [id, entry] of r.add) list.push({ id, e: entry, key: entry.name ?? '' })
+    const sorted = sortedEntries(list.map((x) => [x.id, x.e]))
+    const before = summarize(was.filter((x) => keys.has(x.key)).map((x) => x.e))
+    const after = summarize(sorted.filter((x) => keys.has(x.key)).map((x) => x.e))
+    summary.vis += after.vis - before.vis
+    summary.groups += after.groups - before.groups
+    summary.copies += after.copies - before.copies
+    count += sorted.length - was.length
+    recs.push(...encodeChunks(sorted, evenSizes(sorted.length), actors, seed, chunks))
+    i = r.end
+  }
+  if (count === 0) return recs.length === 0 ? 'empty' : null
+  if (summary.vis < 0 || summary.groups < 0 || summary.copies < 0 || summary.vis > count || summary.groups > summary.vis || summary.copies > summary.vis) return null
+  if (!all && recs.length > 3 * Math.ceil(count / CHUNK_ENTRIES) + 1) {
+    // Too many small chunks (removals over many commits): the dir cut again whole, its chunks
+    // of this attempt dropped.
+    chunks.length -= recs.length
+    return patchDir(old, dir, d, e, actors, seed, chunks, true)
+  }
+  return { id: dir, count, summary, recs }
 }
 
 function encodeChunk(entries: [string, BaseEntry, string | Buffer | null][]): Buffer {

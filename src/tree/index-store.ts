@@ -25,7 +25,7 @@ import { fsyncDirSync, replaceFileSync } from '../atomic-file.js'
 import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, DirSummary, IndexBase } from './index-layers.js'
 import { encodeIds, parseIds, type IdPlace } from './index-ids.js'
-import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, type Page, type PageEntry, type PageHead } from './index-page.js'
+import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type DirEdits, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { PageEncoders } from './page-encode-pool.js'
 import { SegmentFiles } from './segment-files.js'
@@ -763,12 +763,16 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
  */
 function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref,
   encoders: PageEncoders | null = null, rewrite = false): Generator<Step, void, void> {
-  const pageEdits = new Map<number, { remove: [string, string][]; add: [string, string, BaseEntry][] }>()
+  /** Per page bucket, per dir: the entries leaving it (with the name they had) and joining it. */
+  const pageEdits = new Map<number, Map<string, DirEdits>>()
   /** Per id bucket: the new place of each id whose place changed (null: no entry any more). */
   const idEdits = new Map<number, Map<string, IdPlace | null>>()
-  const edit = (b: number): { remove: [string, string][]; add: [string, string, BaseEntry][] } => {
-    let e = pageEdits.get(b)
-    if (!e) pageEdits.set(b, (e = { remove: [], add: [] }))
+  const edit = (g: string): DirEdits => {
+    const b = pageBucket(g)
+    let p = pageEdits.get(b)
+    if (!p) pageEdits.set(b, (p = new Map()))
+    let e = p.get(g)
+    if (!e) p.set(g, (e = { remove: [], add: [] }))
     return e
   }
   let n = 0
@@ -779,8 +783,8 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
     const now = index.entryNow(id)
     const oldGroup = old ? old.parent ?? '' : null
     const newGroup = now.raw !== null || now.parent !== null || now.live !== 0 ? now.parent ?? '' : null
-    if (oldGroup !== null) edit(pageBucket(oldGroup)).remove.push([oldGroup, id])
-    if (newGroup !== null) edit(pageBucket(newGroup)).add.push([newGroup, id, now])
+    if (oldGroup !== null) edit(oldGroup).remove.push([id, old!.name])
+    if (newGroup !== null) edit(newGroup).add.push([id, now])
     // The id bucket names the entry's directory and name (index-ids.ts): either changed, it is rewritten.
     if (oldGroup !== newGroup || (newGroup !== null && old?.name !== now.name)) {
       const b = idBucket(id)
@@ -789,7 +793,7 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
       e.set(id, newGroup === null ? null : [newGroup, now.name])
     }
   }
-  if (rewrite) for (const b of Object.keys(into.pages)) edit(Number(b))
+  if (rewrite) for (const b of Object.keys(into.pages)) if (!pageEdits.has(Number(b))) pageEdits.set(Number(b), new Map())
   /** rewrite: every entry's place, by id bucket, from the pages as written. */
   const places = new Map<number, [string, IdPlace][]>()
   // Buckets encoded on workers (a bucket with no earlier version) are put in the same order as
@@ -810,12 +814,21 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
   }
   for (const [b, e] of pageEdits) {
     const was = prev ? into.pages[b] : undefined
+    // A page of the current version: only the chunks of the names edited are rewritten (patchPage).
+    const patched = was !== undefined && !rewrite ? patch(prev!, was, e) : null
+    if (patched !== null) {
+      queue.push({ b, enc: patched === 'empty' ? null : patched })
+      yield* drain(encoders ? ENCODE_WINDOW : 0)
+      yield
+      continue
+    }
     const { page, actors } = was !== undefined ? parsePage(prev!.read(was)) : { page: new Map() as Page, actors: null }
-    for (const [g, id] of e.remove) page.get(g)?.delete(id)
-    for (const [g, id, entry] of e.add) {
+    for (const [g, d] of e) for (const [id] of d.remove) page.get(g)?.delete(id)
+    for (const [g, d] of e) {
+      if (d.add.length === 0) continue
       let p = page.get(g)
       if (!p) page.set(g, (p = new Map()))
-      p.set(id, entry)
+      for (const [id, entry] of d.add) p.set(id, entry)
     }
     for (const [g, p] of page) if (p.size === 0) page.delete(g)
     if (rewrite) {
@@ -857,6 +870,17 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
     if (map.size === 0) delete into.ids[b]
     else into.ids[b] = put(encodeIds(map))
     yield
+  }
+}
+
+/** patchPage over the bucket `ref` of `prev`, read unchecked (patchPage checks its header and the chunks it decodes). */
+function patch(prev: IndexFiles, ref: Ref, edits: Map<string, DirEdits>): ReturnType<typeof patchPage> {
+  const bytes = Buffer.allocUnsafe(ref[2])
+  try {
+    prev.segments.read(ref[0], bytes, ref[2], ref[1])
+    return patchPage(bytes, ref[3], edits)
+  } catch (e) {
+    return prev.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
   }
 }
 
