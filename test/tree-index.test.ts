@@ -251,7 +251,7 @@ test('a deleted, damaged or unknown index is rebuilt from the logs, and nothing 
     fs.writeFileSync(file, m)
     await check('manifest damaged')
     const u = fs.readFileSync(file)
-    u[4] = 9
+    u[4] = INDEX_VERSION + 1
     fs.writeFileSync(file, u)
     await check('unknown version')
     // A bucket damaged: found when read; the read fails naming the index, the next open rebuilds.

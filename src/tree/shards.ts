@@ -152,6 +152,32 @@ export class Shards {
     return A.saveSince(doc, heads)
   }
 
+  /**
+   * The changes of node shard `shard` that `heads` do not cover, as Automerge change chunks:
+   * appended to a save of it at `heads`, they load as it is now. Null if it lacks some of
+   * `heads`, if they come to more than `max` bytes, or if it is cold at other heads (its saved
+   * bytes are at hand: written whole, they cost no save). When it was loaded from a save at
+   * `heads`, that save plus these chunks become its saved bytes (an eviction saves nothing).
+   */
+  since(shard: string, heads: Heads, max: number): Uint8Array | null {
+    const c = this.cold.get(shard)
+    if (c) return sameSet(c.heads, heads) ? new Uint8Array(0) : null
+    const d = this.hot.get(shard)
+    if (!d) return null
+    const h = A.getBackend(d.doc)
+    if (!heads.every((x) => h.getChangeByHash(x) !== null)) return null
+    const more = h.saveSince(heads)
+    if (more.length > max) return null
+    if (d.saved && d.savedHeads && sameSet(d.savedHeads, heads)) {
+      const saved = new Uint8Array(d.saved.length + more.length)
+      saved.set(d.saved)
+      saved.set(more, d.saved.length)
+      d.saved = saved
+      d.savedHeads = h.getHeads()
+    }
+    return more
+  }
+
   saveMeta(): Uint8Array | null { return this.metaCold ? this.metaCold.bytes : this.metaDoc ? A.save(this.metaDoc) : null }
 
   /**
@@ -197,4 +223,8 @@ export class Shards {
 
 function sameHeads(a: Heads, b: Heads): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])
+}
+
+function sameSet(a: Heads, b: Heads): boolean {
+  return a.length === b.length && sameHeads([...a].sort(), [...b].sort())
 }

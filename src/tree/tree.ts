@@ -717,6 +717,12 @@ export class Tree implements ReadTree {
   /** Saved bytes of one node shard (a cold one's as restored or evicted). */
   shardBytes(name: string): Uint8Array { return this.shards.save(name).bytes }
 
+  /** The changes of node shard `name` not covered by `heads`, as change chunks to append to a save at `heads` (null: it lacks some of them, they exceed `max` bytes, or it is cold at other heads). */
+  shardSince(name: string, heads: string[], max: number): Uint8Array | null {
+    this.flush()
+    return this.shards.since(name, heads, max)
+  }
+
   /**
    * A tree continuing from an on-disk index: its entries are read on demand from `base`,
    * shards start cold (their bytes read when first loaded).
