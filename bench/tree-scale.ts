@@ -648,18 +648,29 @@ async function mergeRunPart(ctx: Ctx): Promise<void> {
       if (closeProf) fs.mkdirSync(path.dirname(closeProf), { recursive: true })
       const stopProfile = await profileTo(closeProf)
       const cpu1 = process.cpuUsage()
+      const w1 = bytesWritten()
       const t1 = performance.now()
       await closePair(pair)
+      const written = bytesWritten() - w1
       const cc = process.cpuUsage(cpu1)
       const secs = (performance.now() - t1) / 1000
       await stopProfile()
       mergeRows(ctx, 'merge-run').push({
         name: `close of both writers after the merge (each commits the index buckets the merge touched)`, value: secs, unit: 's',
-        note: `cpu ${((cc.user + cc.system) / 1e6).toFixed(2)} s; ${uptime()}${closeProf ? profileNote(closeProf) : ''}`,
+        note: `cpu ${((cc.user + cc.system) / 1e6).toFixed(2)} s; ${(written / 2 ** 20).toFixed(1)} MiB written; ${uptime()}${closeProf ? profileNote(closeProf) : ''}`,
       })
     }
   } finally {
     fs.rmSync(run, { recursive: true, force: true })
+  }
+}
+
+/** Bytes this process has written by write calls (Linux /proc/self/io `wchar`; NaN elsewhere): what a commit writes. */
+function bytesWritten(): number {
+  try {
+    return Number(/^wchar: (\d+)$/m.exec(fs.readFileSync('/proc/self/io', 'utf8'))?.[1] ?? NaN)
+  } catch {
+    return NaN
   }
 }
 

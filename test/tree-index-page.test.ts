@@ -12,7 +12,7 @@ import { hash } from '../src/crypto.js'
 import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
 import type { BaseEntry } from '../src/tree/index-layers.js'
 import type { RawNode } from '../src/tree/model.js'
-import { IDS_VERSION, parseIds } from '../src/tree/index-ids.js'
+import { IDS_VERSION, encodeIds, parseIds, patchIds, type IdPlace } from '../src/tree/index-ids.js'
 import { CHUNK_ENTRIES, PAGE_VERSION, PageEntry, checkBucket, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type DirEdits, type Page } from '../src/tree/index-page.js'
 import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex, pageBucket } from '../src/tree/index-store.js'
 import { ROOT_ID } from '../src/tree/model.js'
@@ -664,4 +664,42 @@ test('a commit rewrites only the chunks of the names it touched; a damaged chunk
   } finally {
     cleanup()
   }
+})
+
+test('an id bucket patched gives the bytes of the bucket encoded whole: records added, moved, renamed, removed, dirs no record names any more dropped', () => {
+  const r = rng(5)
+  const dirs = Array.from({ length: 30 }, (_, i) => (i === 0 ? '' : idOf(`dir${i}`).slice(0, 32)))
+  const place = (): IdPlace => [dirs[Math.floor(r() * dirs.length)], r() < 0.1 ? null : r() < 0.1 ? undefined : `n${Math.floor(r() * 100)}é`]
+  for (let round = 0; round < 30; round++) {
+    const m = new Map<string, IdPlace>()
+    for (let i = 0, n = Math.floor(r() * 1500); i < n; i++) m.set(idOf(`${round}/${i}`).slice(0, 32 + (i % 3)), place())
+    let bytes = encodeIds(m)
+    for (let gen = 0; gen < 5; gen++) {
+      const edits = new Map<string, IdPlace | null>()
+      const ids = [...m.keys()]
+      for (let i = 0, n = Math.floor(r() ** 2 * (round % 5 === 4 ? 3000 : 200)); i < n; i++) {
+        const op = r()
+        const id = op < 0.5 && ids.length > 0 ? ids[Math.floor(r() * ids.length)] : idOf(`${round}/${gen}/new${i}`).slice(0, 30 + (i % 5))
+        const p = op < 0.25 ? null : place()
+        edits.set(id, p)
+        if (p === null) m.delete(id)
+        else m.set(id, p)
+      }
+      const p = patchIds(bytes, edits)
+      if (m.size === 0) {
+        assert.equal(p, 'empty')
+        break
+      }
+      assert.ok(Buffer.isBuffer(p))
+      assert.ok(p.equals(encodeIds(m)), `round ${round}, commit ${gen}: the bytes encodeIds gives`)
+      const back = parseIds(p)
+      for (const [id, want] of [...m].filter((_, i) => i % 7 === 0)) assert.deepEqual(back.get(id), want)
+      bytes = p
+    }
+  }
+  // Version 1 (JSON) is not patched: the caller rewrites it from its records.
+  assert.equal(patchIds(Buffer.from(JSON.stringify([['ab', 'cd']])), new Map([['ab', null]])), null)
+  // A record cut short is refused.
+  const b = encodeIds(new Map<string, IdPlace>([['ab', ['d', 'name']], ['cd', ['d', 'x']]]))
+  assert.throws(() => patchIds(b.subarray(0, b.length - 2), new Map([['zz', null]])), /end early/)
 })

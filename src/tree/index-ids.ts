@@ -147,3 +147,104 @@ export function encodeIds(records: Iterable<[string, IdPlace]>): Buffer {
   })
   return b
 }
+
+/**
+ * A version 2 id bucket (`old`, already checked against its digest) with `edits` applied (an
+ * id's new place; null: no entry any more): the bytes encodeIds gives for the edited records,
+ * made without decoding the others (their records are copied, the dir index they name
+ * renumbered). A commit that moves a few entries of a bucket of ~1,000 then costs a pass over
+ * its bytes. Returns 'empty' when no record is left, null for a bucket of version 1 (the caller
+ * rewrites it from its records).
+ */
+export function patchIds(old: Buffer, edits: ReadonlyMap<string, IdPlace | null>): Buffer | 'empty' | null {
+  if (!(old.length >= 5 && old.subarray(0, 4).equals(IDS_MAGIC))) return null
+  if (old[4] !== IDS_VERSION) throw new Error(`id bucket version ${old[4]} is not supported`)
+  if (old.length < PREFIX) throw new Error('id bucket too short')
+  const count = old.readUInt32BE(5)
+  const dirCount = old.readUInt32BE(9)
+  if (PREFIX + 4 * (count + dirCount) > old.length) throw new Error('id bucket names more records than it holds')
+  const oldDirs: (string | undefined)[] = new Array(dirCount)
+  const oldDir = (i: number): string => {
+    if (i >= dirCount) throw new Error('id bucket record names a dir it does not hold')
+    let d = oldDirs[i]
+    if (d === undefined) {
+      const at = old.readUInt32BE(PREFIX + 4 * (count + i))
+      if (at + 2 > old.length || at + 2 + old.readUInt16BE(at) > old.length) throw new Error('id bucket bytes end early')
+      d = oldDirs[i] = old.toString('utf8', at + 2, at + 2 + old.readUInt16BE(at))
+    }
+    return d
+  }
+  const ed = [...edits].map(([id, p]) => ({ id: Buffer.from(id), p })).sort((x, y) => Buffer.compare(x.id, y.id))
+  // The records in order: old ones copied (offset, length, dir), edited ones new; dirs numbered by first use (as encodeIds does).
+  type Rec = { at: number; len: number; dir: string } | { id: Buffer; dir: string; name: Buffer | null; flags: number }
+  const recs: Rec[] = []
+  const dirIndex = new Map<string, number>()
+  let size = 0
+  const push = (r: Rec, len: number): void => {
+    recs.push(r)
+    if (!dirIndex.has(r.dir)) {
+      dirIndex.set(r.dir, dirIndex.size)
+      size += 2 + Buffer.byteLength(r.dir)
+    }
+    size += len
+  }
+  const pushEdit = (x: { id: Buffer; p: IdPlace | null }): void => {
+    if (x.p === null) return
+    const name = typeof x.p[1] === 'string' ? Buffer.from(x.p[1]) : null
+    if (x.id.length > 0xffff || (name && name.length > 0xffff) || Buffer.byteLength(x.p[0]) > 0xffff) throw new Error('id bucket: a string is too long')
+    push({ id: x.id, dir: x.p[0], name, flags: name ? 1 : x.p[1] === null ? 0 : 2 }, 2 + x.id.length + 5 + (name ? 2 + name.length : 0))
+  }
+  let j = 0
+  for (let i = 0; i < count; i++) {
+    const at = old.readUInt32BE(PREFIX + 4 * i)
+    if (at + 2 > old.length) throw new Error('id bucket bytes end early')
+    const idEnd = at + 2 + old.readUInt16BE(at)
+    if (idEnd + 5 > old.length) throw new Error('id bucket bytes end early')
+    const flags = old[idEnd + 4]
+    if (flags > 2) throw new Error(`id record flags ${flags}`)
+    if (flags === 1 && (idEnd + 7 > old.length || idEnd + 7 + old.readUInt16BE(idEnd + 5) > old.length)) throw new Error('id bucket bytes end early')
+    const len = idEnd + 5 + (flags === 1 ? 2 + old.readUInt16BE(idEnd + 5) : 0) - at
+    let c = 1
+    while (j < ed.length && (c = old.compare(ed[j].id, 0, ed[j].id.length, at + 2, idEnd)) > 0) pushEdit(ed[j++])
+    if (j < ed.length && c === 0) pushEdit(ed[j++])
+    else push({ at, len, dir: oldDir(old.readUInt32BE(idEnd)) }, len)
+  }
+  while (j < ed.length) pushEdit(ed[j++])
+  if (recs.length === 0) return 'empty'
+  const tables = PREFIX + 4 * (recs.length + dirIndex.size)
+  const b = Buffer.alloc(tables + size)
+  IDS_MAGIC.copy(b)
+  b[4] = IDS_VERSION
+  b.writeUInt32BE(recs.length, 5)
+  b.writeUInt32BE(dirIndex.size, 9)
+  let at = tables
+  let i = 0
+  for (const d of dirIndex.keys()) {
+    b.writeUInt32BE(at, PREFIX + 4 * (recs.length + i++))
+    const n = b.write(d, at + 2, 'utf8')
+    b.writeUInt16BE(n, at)
+    at += 2 + n
+  }
+  recs.forEach((r, k) => {
+    b.writeUInt32BE(at, PREFIX + 4 * k)
+    if ('at' in r) {
+      old.copy(b, at, r.at, r.at + r.len)
+      b.writeUInt32BE(dirIndex.get(r.dir)!, at + 2 + b.readUInt16BE(at))
+      at += r.len
+      return
+    }
+    b.writeUInt16BE(r.id.length, at)
+    r.id.copy(b, at + 2)
+    at += 2 + r.id.length
+    b.writeUInt32BE(dirIndex.get(r.dir)!, at)
+    b[at + 4] = r.flags
+    at += 5
+    if (r.name) {
+      b.writeUInt16BE(r.name.length, at)
+      r.name.copy(b, at + 2)
+      at += 2 + r.name.length
+    }
+  })
+  if (at !== b.length) throw new Error('id bucket: records misplaced')
+  return b
+}

@@ -24,7 +24,7 @@ import { equal, hash } from '../crypto.js'
 import { fsyncDirSync, replaceFileSync } from '../atomic-file.js'
 import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, DirSummary, IndexBase } from './index-layers.js'
-import { encodeIds, parseIds, type IdPlace } from './index-ids.js'
+import { encodeIds, parseIds, patchIds, type IdPlace } from './index-ids.js'
 import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type DirEdits, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { PageEncoders } from './page-encode-pool.js'
@@ -905,8 +905,22 @@ function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles
   }
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined
+    const bytes = was !== undefined ? prev!.read(was) : null
+    // A bucket of version 2: its records edited in place (patchIds), the others copied.
+    let patched: ReturnType<typeof patchIds> = null
+    try {
+      patched = bytes !== null ? patchIds(bytes, e) : null
+    } catch (err) {
+      prev!.damaged(`${was![0]} at ${was![1]}: ${(err as Error).message}`)
+    }
+    if (patched !== null) {
+      if (patched === 'empty') delete into.ids[b]
+      else into.ids[b] = put(patched)
+      yield
+      continue
+    }
     // Records of a version 1 bucket carry no name (undefined): written so, a lookup reads their page.
-    const map = new Map<string, IdPlace>(was !== undefined ? parseIds(prev!.read(was)).entries() : [])
+    const map = new Map<string, IdPlace>(bytes !== null ? parseIds(bytes).entries() : [])
     for (const [id, place] of e) {
       if (place === null) map.delete(id)
       else map.set(id, place)
