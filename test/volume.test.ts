@@ -69,3 +69,50 @@ test('the same content in two volumes under one sharing key is stored once', asy
     cleanup()
   }
 })
+
+test('edits made while a snapshot is checkpointed are kept: in the tree at once, on disk by the next checkpoint', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const src = path.join(dir, 'src')
+    for (let d = 0; d < 20; d++) {
+      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
+      for (let f = 0; f < 100; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`)
+    }
+    const data = DataDir.create(path.join(dir, 'data'))
+    let node = await Node.open(data)
+    const vol = await node.createVolume('v', 'default')
+    await importDir(vol, src)
+    await vol.snapshot('s0')
+    // Many buckets for the next checkpoint to write (the commit runs in steps).
+    for (let d = 0; d < 20; d++) for (let f = 0; f < 100; f += 3) vol.rename(`/d${d}/f${f}`, `/d${(d + 1) % 20}/g${f}-${d}`)
+    const taken = vol.snapshot('s1')
+    const inS1 = await canonical(node, 'v')
+    const writes: Promise<unknown>[] = []
+    for (let i = 0; i < 30; i++) {
+      writes.push(vol.writeFile(`/during-${i}`, Buffer.from(`written while s1 was checkpointed ${i}\n`)))
+      vol.unlink(`/d${i % 20}/f${i * 3 + 1}`)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    await Promise.all([taken, ...writes])
+    const now = await canonical(node, 'v')
+    assert.equal(now.filter((l) => l.startsWith('/during-')).length, 30)
+    const s1 = (t: typeof vol.tree) => [...t.at('s1').walk('/')].map((s) => `${s.path} ${s.kind} ${s.content?.hash ?? ''}`)
+    const s1Before = s1(vol.tree)
+    assert.deepEqual(s1Before.filter((l) => l.startsWith('/during-')), [])
+    assert.equal(s1Before.length, inS1.length)
+    await node.close()
+
+    node = await Node.open(DataDir.open(path.join(dir, 'data')))
+    try {
+      assert.deepEqual(await canonical(node, 'v'), now)
+      const again = await node.volume('v')
+      assert.equal(again.skipped.length, 0)
+      assert.deepEqual(s1(again.tree), s1Before)
+      assert.equal(again.opened.fromCheckpoint, true)
+    } finally {
+      await node.close()
+    }
+  } finally {
+    cleanup()
+  }
+})

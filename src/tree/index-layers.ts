@@ -54,6 +54,12 @@ export class Layered<V> {
   private readonly over = new Map<string, V | typeof GONE>()
   /** Base values built by `load` (for values costly to build), most recently used last. */
   private readonly built = new Map<string, V | undefined>()
+  /**
+   * Keys written since mark() (null: not marked), each with its overlay value before (undefined:
+   * none, the base's): what rebase keeps of the overlay, and what atMark reads (a commit of the
+   * overlay as it was at mark() runs in slices while it changes).
+   */
+  private since: Map<string, V | typeof GONE | undefined> | null = null
 
   constructor(private base: ((key: string) => V | undefined) | null, private readonly keepBuilt = 0) {}
 
@@ -86,13 +92,16 @@ export class Layered<V> {
   }
 
   set(key: string, value: V): this {
+    this.touch(key)
     this.over.set(key, value)
     this.built.delete(key)
     return this
   }
 
   delete(key: string): boolean {
-    if (this.base === null) return this.over.delete(key)
+    // Marked, a removal is kept as such: a plain delete would let the next base's value show through.
+    if (this.base === null && this.since === null) return this.over.delete(key)
+    this.touch(key)
     this.over.set(key, GONE)
     this.built.delete(key)
     return true
@@ -101,7 +110,11 @@ export class Layered<V> {
   /** The value to change in place: a base value is copied into the overlay first. */
   forWrite(key: string, copy: (v: V) => V): V | undefined {
     const v = this.over.get(key)
-    if (v !== undefined) return v === GONE ? undefined : v
+    if (v !== undefined) {
+      if (v === GONE) return undefined
+      this.touch(key)
+      return v
+    }
     const b = this.get(key)
     if (b === undefined) return undefined
     const c = copy(b)
@@ -127,10 +140,35 @@ export class Layered<V> {
     }
   }
 
-  /** A new base that holds everything the overlay said: the overlay is dropped. */
+  /** From now on, remembers the keys written and their values before (a commit of the overlay as it is now has started). */
+  mark(): void { this.since = new Map() }
+
+  /** Before a write while marked: the value the key had at mark(). */
+  private touch(key: string): void {
+    if (this.since !== null && !this.since.has(key)) this.since.set(key, this.over.get(key))
+  }
+
+  /** The value at mark() (values changed in place through forWrite excepted: their change shows). */
+  atMark(key: string): V | undefined {
+    if (this.since === null || !this.since.has(key)) return this.get(key)
+    const v = this.since.get(key)
+    if (v === GONE) return undefined
+    return v !== undefined ? v : this.base === null ? undefined : this.base(key)
+  }
+
+  /** Forgets mark() (the commit failed: the overlay still holds everything). */
+  unmark(): void { this.since = null }
+
+  /**
+   * A new base that holds everything the overlay said (when marked: what it said at mark()):
+   * the overlay is dropped, but for the keys written since mark().
+   */
   rebase(base: ((key: string) => V | undefined) | null): void {
     this.base = base
-    this.over.clear()
+    const since = this.since
+    if (since === null) this.over.clear()
+    else for (const k of [...this.over.keys()]) if (!since.has(k)) this.over.delete(k)
+    this.since = null
     this.built.clear()
   }
 }

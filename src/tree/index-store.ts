@@ -541,8 +541,7 @@ export function openTreeIndex(file: string, dir: string, actor: string): { tree:
 /**
  * Writes what changed in `tree`'s index since its base (everything, when it has none) as one
  * new segment, then the manifest naming it with `extra`, then deletes the segments no longer
- * named; the tree's index then reads from the new base. Synchronous, so nothing changes the
- * tree between what is written and the rebase. Returns the bytes written.
+ * named; the tree's index then reads from the new base. Returns the bytes written.
  */
 export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: unknown): number {
   const steps = commitSteps(file, dir, tree, extra)
@@ -554,9 +553,10 @@ export function commitTreeIndex(file: string, dir: string, tree: Tree, extra: un
 
 /**
  * commitTreeIndex in slices of about `sliceMs`, between which the event loop runs (a joiner's
- * first commit writes every entry of the volume: the mount answers meanwhile). The caller
- * makes sure nothing changes the tree until it resolves (the volume pauses replay and refuses
- * writes); reads may go on.
+ * first commit writes every entry of the volume; a commit after a big merge rewrites many
+ * buckets: the mount answers meanwhile). What it writes is read from the tree before this
+ * returns its promise (commitSteps' first step); the tree may change meanwhile, and what
+ * changes stays in its index's overlay for the next commit. One commit of a tree at a time.
  */
 export async function commitTreeIndexSliced(file: string, dir: string, tree: Tree, extra: unknown, sliceMs = 25, workers = defaultLoadWorkers()): Promise<number> {
   let encoders: PageEncoders | null = null
@@ -621,22 +621,21 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
     return ref
   }
 
+  // Everything the commit writes is read from the tree here, before the first yield: a sliced
+  // commit lets the mount and replay change the tree between its steps. What they change stays
+  // in the index's overlay for the next commit (markCommit / commitDone).
   const ids = index.changedIds()
   if (base && !prev) for (const [id] of base.entries()) ids.add(id)
-  yield
-  // Over an index of a version before 8: every page and id bucket rewritten (see INDEX_VERSION).
-  yield* writeEntries(index, ids, prev, m, put, prev === null ? encoders() : null, prev !== null && prev.version < BUCKETS_VERSION)
 
   // Shards: an unchanged one (same heads) keeps its bytes where they are.
   const prevShards = new Map((pm?.shards ?? []).map((x) => [x[0], x]))
+  const nodeHeads = new Map<string, string[]>()
   for (const [name, heads] of tree.shardHeads()) {
     if (heads.length === 0) continue
+    nodeHeads.set(name, heads)
     const p = prevShards.get(name)
     if (p && sameHeads(p[1], heads)) m.shards.push(p)
-    else {
-      m.shards.push(shardRow(tree, name, heads, p, put))
-      yield
-    }
+    else m.shards.push(shardRow(tree, name, heads, p, put))
   }
   // `meta`: unchanged since the manifest in place, its buckets stay; changed, its new changes are
   // appended (a whole save of ~1 MB at 1M files costs more than the take that changed it).
@@ -658,12 +657,116 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
       }
     }
   }
+  const snapPlan = planSnapshots(tree, prev, nodeHeads)
+  index.markCommit()
+  const source: EntrySource = { baseEntry: (id) => index.baseEntry(id), entryNow: (id) => index.entryAtMark(id) }
+  let done = false
+  try {
+    yield
+    // Over an index of a version before 8: every page and id bucket rewritten (see INDEX_VERSION).
+    yield* writeEntries(source, ids, prev, m, put, prev === null ? encoders() : null, prev !== null && prev.version < BUCKETS_VERSION)
 
-  // Snapshots: a view saved before stays while its snapshot does; one whose heads are the
-  // state written now (taken here and checkpointed since) is this index.
-  const snaps: [string, SavedView][] = []
+    // Snapshots: a view saved before stays while its snapshot does; one whose heads are the
+    // state written now (taken here and checkpointed since) is this index; one taken elsewhere
+    // is derived from the previous index and the records that differ (read from the tree above).
+    const snaps: [string, SavedView][] = []
+    for (const s of snapPlan.views) {
+      if (s.kind === 'kept') snaps.push([s.key, { ...s.view, pages: { ...s.view.pages }, ids: { ...s.view.ids } }])
+      else if (s.kind === 'now') snaps.push([s.key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
+      else {
+        const view = new TreeIndex({ base: prev!, memo: pm!.memo })
+        view.update(s.changed)
+        const v: SavedView = { pages: { ...pm!.pages }, ids: { ...pm!.ids }, rootLive: view.entryNow(ROOT_ID).live, memo: view.memo() }
+        yield* writeEntries(view, view.changedIds(), prev, v, put)
+        snaps.push([s.key, v])
+      }
+    }
+    const named = snapPlan.named
+    if (snaps.length > 0) m.snaps = snaps
+    if (named) m.named = namedRows(named)
+
+    // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
+    const refs = (): Ref[] => [
+      ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.flatMap((x) => [x[2], ...(x[3] ?? [])]), ...(m.meta ? [m.meta] : []), ...(m.metaMore ?? []),
+      ...snaps.flatMap(([, v]) => [...Object.values(v.pages), ...Object.values(v.ids)]),
+    ]
+    const live = new Map<string, number>()
+    for (const r of refs()) if (r[0] !== seg) live.set(r[0], (live.get(r[0]) ?? 0) + r[2])
+    const move = new Set([...live].filter(([sg, n]) => n < (pm!.segments[sg] ?? 0) / 2).map(([sg]) => sg))
+    if (move.size > 0) {
+      // A bucket shared by the live index and snapshot views is copied once.
+      const copies = new Map<string, Ref>()
+      for (const r of refs()) {
+        const k = `${r[0]}@${r[1]}`
+        if (!move.has(r[0]) || copies.has(k)) continue
+        copies.set(k, put(prev!.read(r), r[3]))
+        yield
+      }
+      const moved = (r: Ref): Ref => copies.get(`${r[0]}@${r[1]}`) ?? r
+      for (const k of Object.keys(m.pages)) m.pages[k] = moved(m.pages[k])
+      for (const k of Object.keys(m.ids)) m.ids[k] = moved(m.ids[k])
+      m.shards = m.shards.map(([n, h, r, more]) => (more ? [n, h, moved(r), more.map(moved)] : [n, h, moved(r)]))
+      if (m.meta) m.meta = moved(m.meta)
+      if (m.metaMore) m.metaMore = m.metaMore.map(moved)
+      for (const [, v] of snaps) {
+        for (const k of Object.keys(v.pages)) v.pages[k] = moved(v.pages[k])
+        for (const k of Object.keys(v.ids)) v.ids[k] = moved(v.ids[k])
+      }
+    }
+    for (const r of refs()) m.segments[r[0]] = r[0] === seg ? size : pm!.segments[r[0]]
+
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    if (size > 0) {
+      const fd = fs.openSync(path.join(dir, seg), 'w', 0o600)
+      try {
+        for (const b of writes) {
+          fs.writeSync(fd, b)
+          yield
+        }
+        fs.fsyncSync(fd)
+      } finally {
+        fs.closeSync(fd)
+      }
+      fsyncDirSync(dir)
+    }
+    const manifest = encodeManifest(m)
+    replaceFileSync(file, manifest, { mode: 0o600 })
+    // The open segment files carry over to the new manifest (the same files); deleted ones are closed.
+    const segments = base instanceof IndexFiles && base.dir === dir ? base.segments : new SegmentFiles(dir)
+    for (const name of fs.readdirSync(dir)) {
+      if (m.segments[name] !== undefined) continue
+      segments.forget(name)
+      fs.rmSync(path.join(dir, name), { force: true })
+    }
+    const next = new IndexFiles(dir, file, m, segments)
+    if (base instanceof IndexFiles) base.successor = next
+    index.commitDone(next)
+    done = true
+    tree.setSavedSnapshots(next.savedSnapshots(), stateOf(next))
+    return size + manifest.length
+  } finally {
+    if (!done) index.commitAbandoned()
+  }
+}
+
+/** What writeEntries reads of an index: an entry as in the previous base (which stays until the commit is done), and as it is to be written. */
+interface EntrySource {
+  baseEntry(id: string): BaseEntry | undefined
+  entryNow(id: string): BaseEntry
+}
+
+/** What a commit writes of a snapshot (read from the tree before the commit's first step): its view kept, this index, or derived from the previous one with these records. */
+type SnapshotPlan = { key: string } & ({ kind: 'kept'; view: SavedView } | { kind: 'now' } | { kind: 'derived'; changed: Map<string, RawNode | null> })
+
+/**
+ * The snapshots' part of a commit, read from the tree: per snapshot with a view, how it is
+ * written; every snapshot named with the root's attributes at its heads when it has a view
+ * (null: `meta` not read since the open, the manifest's names are kept).
+ */
+function planSnapshots(tree: Tree, prev: IndexFiles | null, nodeHeads: Map<string, string[]>): { views: SnapshotPlan[]; named: NamedSnapshot[] | null } {
+  const pm = prev?.manifest
+  const views: SnapshotPlan[] = []
   const prevSnaps = new Map(pm?.snaps ?? [])
-  const nodeHeads = new Map([...tree.shardHeads()].filter(([, h]) => h.length > 0))
   // `meta` not read since the open: the snapshots are those of the manifest in place, kept as
   // they are (a snapshot whose view could not be derived then is derived when first read).
   // A snapshot whose view is kept needs only its key: its heads (parts in `meta`) are not read.
@@ -675,26 +778,18 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
   for (const { key, heads: headsOf } of records) {
     const kept = prevSnaps.get(key)
     if (kept) {
-      snaps.push([key, { ...kept, pages: { ...kept.pages }, ids: { ...kept.ids } }])
+      views.push({ key, kind: 'kept', view: kept })
       continue
     }
     const heads = headsOf()
     if (heads === null) continue
-    if (sameState(heads, nodeHeads)) snaps.push([key, { pages: { ...m.pages }, ids: { ...m.ids }, rootLive: m.rootLive, memo: m.memo }])
+    if (sameState(heads, nodeHeads)) views.push({ key, kind: 'now' })
     else if (prev) {
-      // Taken elsewhere (or here, with more changes before this commit): derived from the
-      // previous index and the records that differ between its state and the snapshot's.
       const changed = tree.recordsBetween(new Map(pm!.shards.map(([n, h]) => [n, h])), heads)
-      if (changed === null) continue // changes it names are not here yet: at() says so
-      const view = new TreeIndex({ base: prev, memo: pm!.memo })
-      view.update(changed)
-      const v: SavedView = { pages: { ...pm!.pages }, ids: { ...pm!.ids }, rootLive: view.entryNow(ROOT_ID).live, memo: view.memo() }
-      yield* writeEntries(view, view.changedIds(), prev, v, put)
-      snaps.push([key, v])
+      if (changed !== null) views.push({ key, kind: 'derived', changed }) // else changes it names are not here yet: at() says so
     }
   }
-  // Every snapshot, named with the root's attributes at its heads when it has a saved view.
-  const withView = new Set(snaps.map(([key]) => key))
+  const withView = new Set(views.map((v) => v.key))
   if (named && !metaUnread) {
     for (const r of records) {
       if (!('name' in r)) continue
@@ -708,67 +803,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
       named.push({ name: r.name, key: r.key, time: r.time, root })
     }
   }
-  if (snaps.length > 0) m.snaps = snaps
-  if (named) m.named = namedRows(named)
-
-  // Old segments stay while they hold live buckets; one that is mostly garbage is copied out.
-  const refs = (): Ref[] => [
-    ...Object.values(m.pages), ...Object.values(m.ids), ...m.shards.flatMap((x) => [x[2], ...(x[3] ?? [])]), ...(m.meta ? [m.meta] : []), ...(m.metaMore ?? []),
-    ...snaps.flatMap(([, v]) => [...Object.values(v.pages), ...Object.values(v.ids)]),
-  ]
-  const live = new Map<string, number>()
-  for (const r of refs()) if (r[0] !== seg) live.set(r[0], (live.get(r[0]) ?? 0) + r[2])
-  const move = new Set([...live].filter(([sg, n]) => n < (pm!.segments[sg] ?? 0) / 2).map(([sg]) => sg))
-  if (move.size > 0) {
-    // A bucket shared by the live index and snapshot views is copied once.
-    const copies = new Map<string, Ref>()
-    const moved = (r: Ref): Ref => {
-      if (!move.has(r[0])) return r
-      const k = `${r[0]}@${r[1]}`
-      let c = copies.get(k)
-      if (!c) copies.set(k, (c = put(prev!.read(r), r[3])))
-      return c
-    }
-    for (const k of Object.keys(m.pages)) m.pages[k] = moved(m.pages[k])
-    for (const k of Object.keys(m.ids)) m.ids[k] = moved(m.ids[k])
-    m.shards = m.shards.map(([n, h, r, more]) => (more ? [n, h, moved(r), more.map(moved)] : [n, h, moved(r)]))
-    if (m.meta) m.meta = moved(m.meta)
-    if (m.metaMore) m.metaMore = m.metaMore.map(moved)
-    for (const [, v] of snaps) {
-      for (const k of Object.keys(v.pages)) v.pages[k] = moved(v.pages[k])
-      for (const k of Object.keys(v.ids)) v.ids[k] = moved(v.ids[k])
-    }
-  }
-  for (const r of refs()) m.segments[r[0]] = r[0] === seg ? size : pm!.segments[r[0]]
-
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-  if (size > 0) {
-    const fd = fs.openSync(path.join(dir, seg), 'w', 0o600)
-    try {
-      for (const b of writes) {
-        fs.writeSync(fd, b)
-        yield
-      }
-      fs.fsyncSync(fd)
-    } finally {
-      fs.closeSync(fd)
-    }
-    fsyncDirSync(dir)
-  }
-  const manifest = encodeManifest(m)
-  replaceFileSync(file, manifest, { mode: 0o600 })
-  // The open segment files carry over to the new manifest (the same files); deleted ones are closed.
-  const segments = base instanceof IndexFiles && base.dir === dir ? base.segments : new SegmentFiles(dir)
-  for (const name of fs.readdirSync(dir)) {
-    if (m.segments[name] !== undefined) continue
-    segments.forget(name)
-    fs.rmSync(path.join(dir, name), { force: true })
-  }
-  const next = new IndexFiles(dir, file, m, segments)
-  if (base instanceof IndexFiles) base.successor = next
-  index.rebase(next, parts.memo)
-  tree.setSavedSnapshots(next.savedSnapshots(), stateOf(next))
-  return size + manifest.length
+  return { views, named }
 }
 
 /**
@@ -805,7 +840,7 @@ function bufferOf(b: Uint8Array): Buffer {
  * bucket of `prev` is written again in the current versions, the id buckets from the pages
  * (an index of a version before 8: id buckets without names, pages without counts).
  */
-function* writeEntries(index: TreeIndex, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref,
+function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFiles | null, into: { pages: Record<string, Ref>; ids: Record<string, Ref> }, put: (bytes: Buffer, digest?: string) => Ref,
   encoders: PageEncoders | null = null, rewrite = false): Generator<Step, void, void> {
   /** Per page bucket, per dir: the entries leaving it (with the name they had) and joining it. */
   const pageEdits = new Map<number, Map<string, DirEdits>>()

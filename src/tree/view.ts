@@ -119,6 +119,8 @@ export class TreeIndex implements ReadTree {
   private readonly conflicted = new Set<string>()
   private count = 0
   private base: IndexBase | null = null
+  /** Between markCommit and commitDone / commitAbandoned. */
+  private committing = false
   rootMode = DEFAULT_MODE.dir
   /** The root's times; mtime 0: never set (spec/tree.md "Times"). */
   rootTimes: RootTimes = { mtime: 0, atime: 0, ctime: 0 }
@@ -179,6 +181,12 @@ export class TreeIndex implements ReadTree {
     return { raw, parent: this.parentOf.get(id) ?? null, name: this.nameOf.get(id) ?? null, live: this.live.get(id) ?? 0, versions: raw?.versions.length ?? 0 }
   }
 
+  /** The entry of `id` as it was at markCommit (what the commit begun then writes for it). */
+  entryAtMark(id: string): BaseEntry {
+    const raw = this.raw.atMark(id) ?? null
+    return { raw, parent: this.parentOf.atMark(id) ?? null, name: this.nameOf.atMark(id) ?? null, live: this.live.atMark(id) ?? 0, versions: raw?.versions.length ?? 0 }
+  }
+
   /** The on-disk index this one reads from (null: all in memory). */
   get diskBase(): IndexBase | null { return this.base }
 
@@ -196,6 +204,43 @@ export class TreeIndex implements ReadTree {
 
   /** Continues from `base` (which holds this index's state, or is being opened): the overlay is dropped. */
   rebase(base: IndexBase, memo: IndexMemo): void {
+    this.rebaseMaps(base)
+    this.broken.clear()
+    for (const b of memo.broken) this.broken.add(b)
+    this.waiting.clear()
+    this.waitingFor.clear()
+    for (const [x, p] of memo.waiting) this.wait(x, p)
+    this.conflicted.clear()
+    for (const c of memo.conflicted) this.conflicted.add(c)
+    this.count = memo.nodeCount
+  }
+
+  /**
+   * A commit of the index as it is now starts (index-store.ts): what changes from here on (the
+   * commit may run in slices while the mount and replay go on) stays in the overlay when the
+   * commit's base comes (commitDone). Entries to write must be taken now (entryNow).
+   */
+  markCommit(): void {
+    if (this.committing) throw new Error('an index commit is already running')
+    this.committing = true
+    for (const m of this.maps()) m.mark()
+  }
+
+  /** The commit begun by markCommit wrote `base`: it holds the state of then; later changes stay over it (the memo kept is the current one). */
+  commitDone(base: IndexBase): void {
+    this.rebaseMaps(base)
+    this.committing = false
+  }
+
+  /** The commit begun by markCommit failed: the overlay holds everything still. */
+  commitAbandoned(): void {
+    for (const m of this.maps()) m.unmark()
+    this.committing = false
+  }
+
+  private maps(): Layered<unknown>[] { return [this.raw, this.parentOf, this.nameOf, this.live, this.dirs] }
+
+  private rebaseMaps(base: IndexBase): void {
     this.base = base
     // The four maps below ask for the same id one after another: one base read serves them.
     let lastId: string | null = null
@@ -212,14 +257,6 @@ export class TreeIndex implements ReadTree {
     this.nameOf.rebase((id) => entry(id)?.name ?? undefined)
     this.live.rebase((id) => entry(id)?.live || undefined)
     this.dirs.rebase((dir) => this.dirFromBase(base, dir))
-    this.broken.clear()
-    for (const b of memo.broken) this.broken.add(b)
-    this.waiting.clear()
-    this.waitingFor.clear()
-    for (const [x, p] of memo.waiting) this.wait(x, p)
-    this.conflicted.clear()
-    for (const c of memo.conflicted) this.conflicted.add(c)
-    this.count = memo.nodeCount
   }
 
   /**

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { DataPaths } from '../data-paths.js'
 import type { Tree } from '../tree/index.js'
-import { commitTreeIndex, commitTreeIndexSliced, openTreeIndex } from '../tree/index-store.js'
+import { commitTreeIndexSliced, openTreeIndex } from '../tree/index-store.js'
 import { decodeControl, encodeControl, type ControlRecord } from '../logs/index.js'
 
 /** 2: also the control entries read and how far each log was scanned for them (writer set). */
@@ -54,18 +54,12 @@ export function indexFilesPath(dataDir: string, volumeId: string): string {
   return new DataPaths(dataDir).index(volumeId).segments
 }
 
-/** Writes the checkpoint of `tree` covering `at`. Synchronous: nothing changes the tree between what is written and what it covers. */
-export function writeCheckpoint(dataDir: string, volumeId: string, actor: string, tree: Tree, at: LogPositions): void {
-  const c = checkpointTarget(dataDir, volumeId, actor, at)
-  commitTreeIndex(c.file, c.files, tree, c.info)
-}
-
 /**
- * writeCheckpoint in slices between which the event loop runs (commitTreeIndexSliced): for a
- * joiner's first checkpoint, which writes every entry. The caller keeps the tree and `at`
- * unchanged until it resolves (replay paused, edits refused).
+ * Writes the checkpoint of `tree` covering `at`, in slices between which the event loop runs
+ * (commitTreeIndexSliced). What it writes is taken from the tree and `at` before this returns
+ * its promise; both may change meanwhile (the changes go into the next checkpoint).
  */
-export async function writeCheckpointSliced(dataDir: string, volumeId: string, actor: string, tree: Tree, at: LogPositions): Promise<void> {
+export async function writeCheckpoint(dataDir: string, volumeId: string, actor: string, tree: Tree, at: LogPositions): Promise<void> {
   const c = checkpointTarget(dataDir, volumeId, actor, at)
   await commitTreeIndexSliced(c.file, c.files, tree, c.info)
 }

@@ -18,7 +18,7 @@ import { rebuildProgress } from './rebuild-progress.js'
 import { Flusher, type RefusedEdits } from './flush.js'
 import { Replay, genesisOf } from './replay.js'
 import { admitCandidates, admitNode, revokeNode } from './admission.js'
-import { checkpointPath, readCheckpoint, writeCheckpoint, writeCheckpointSliced, type SkippedEntry } from './checkpoint-file.js'
+import { checkpointPath, readCheckpoint, writeCheckpoint, type SkippedEntry } from './checkpoint-file.js'
 
 /** A shard's Automerge document not used for this long is saved and freed. */
 export const IDLE_MS = 30_000
@@ -69,6 +69,8 @@ export class Volume {
   /** While a state is adopted (adoptState): shards checked so far; edits are refused. */
   private joining: { done: number; total: number } | null = null
   private joinRun: Promise<void> | null = null
+  /** The checkpoint being written, or the last one (settled). */
+  private checkpointRun: Promise<unknown> = Promise.resolve()
 
   private constructor(host: VolumeHost, record: VolumeRecord, volumeKey: Buffer, log: WriterLog) {
     this.host = host
@@ -299,6 +301,8 @@ export class Volume {
     let done: () => void = () => {}
     this.joinRun = new Promise<void>((resolve) => { done = resolve })
     try {
+      // A checkpoint of the tree shown before is not left writing while that tree is freed.
+      await this.checkpointRun
       await this.refresh()
       if (r.appliedAny) throw new StateRejectedError(`volume "${this.name}" has applied entries already: a state is only taken by a first sync`)
       this.joining = { done: 0, total: state.shards.length }
@@ -330,7 +334,7 @@ export class Volume {
       this.live.changedSinceCheckpoint = true
       await onProgress?.('checkpoint', 0, 1)
       const t0 = performance.now()
-      const checkpointed = await this.writeCheckpointNow(true)
+      const checkpointed = await this.writeCheckpointNow()
       const checkpointMs = performance.now() - t0
       r.notify(checked.entries)
       return { entries: checked.entries, changes: checked.changes, ms: { ...checked.ms, checkpoint: checkpointMs }, checkpointed }
@@ -356,19 +360,35 @@ export class Volume {
   async checkpoint(): Promise<boolean> {
     // Not of a tree a state is filling (adoptState writes its own checkpoint once it is whole).
     if (this.joining) return false
-    return this.writeCheckpointNow(false)
+    return this.writeCheckpointNow()
   }
 
-  private async writeCheckpointNow(sliced: boolean): Promise<boolean> {
+  /** One checkpoint at a time: each starts once the one before has ended. */
+  private writeCheckpointNow(): Promise<boolean> {
+    const run = this.checkpointRun.then(() => this.commitCheckpoint())
+    this.checkpointRun = run.catch(() => {})
+    return run
+  }
+
+  /**
+   * The tree and the log positions are taken at once (synchronously, at the call below); the
+   * index buckets are then written in slices while the mount and replay go on (what they change
+   * goes into the next checkpoint): a commit after a big merge never stops the mount.
+   */
+  private async commitCheckpoint(): Promise<boolean> {
     await this.flush()
     if (this.closed) return false
     // Never a checkpoint of changes that are not in the log: no replay could rebuild it.
     // Nor of a view that still holds refused edits (the replay that removes them has not run yet).
     if (this.flusher.holdsEdits || this.live.viewStale) return false
-    const args = [this.host.dir.root, this.record.id, this.log.key.toString('hex'), this.tree, this.replayer.positions()] as const
-    if (sliced) await writeCheckpointSliced(...args)
-    else writeCheckpoint(...args)
+    const written = writeCheckpoint(this.host.dir.root, this.record.id, this.log.key.toString('hex'), this.tree, this.replayer.positions())
     this.live.changedSinceCheckpoint = false
+    try {
+      await written
+    } catch (e) {
+      this.live.changedSinceCheckpoint = true
+      throw e
+    }
     return true
   }
 
