@@ -651,6 +651,8 @@ async function mergeRunPart(ctx: Ctx): Promise<void> {
       const stopCkProfile = await profileTo(ckProf)
       const stalls = monitorEventLoopDelay({ resolution: 5 })
       stalls.enable()
+      // The histogram counts from its timer's first tick: a stall before that would not show.
+      await new Promise((resolve) => setTimeout(resolve, 20))
       const cpu2 = process.cpuUsage()
       const w2 = bytesWritten()
       const t2 = performance.now()
