@@ -281,3 +281,19 @@ test('a damaged appended bucket of a shard is found when the shard loads; the vo
     cleanup()
   }
 })
+
+test('a shard that lacks the heads of the manifest in place, or is unloaded at other heads, has no changes to append (saved whole)', () => {
+  const t = treeWithDir(ACTORS[0], 50)
+  const [name, heads] = [...t.shardHeads()].reduce((a, b) => (b[1].length > 0 && a[1].length === 0 ? b : a))
+  assert.deepEqual(t.shardSince(name, heads, 1e9)?.length, 0, 'nothing since its own heads')
+  assert.equal(t.shardSince(name, ['ab'.repeat(32)], 1e9), null, 'heads it lacks')
+  t.writeFile('/d/f1', content(4242))
+  t.takeChanges()
+  assert.equal(t.shardSince(name, heads, 0), null, 'more than the room')
+  assert.ok(t.shardSince(name, heads, 1e9)!.length > 0)
+  // Unloaded (saved and freed) at heads other than those asked about: its saved bytes are written whole.
+  t.evict()
+  assert.equal(t.shardSince(name, heads, 1e9), null)
+  assert.equal(t.shardSince(name, t.shardHeads().get(name)!, 1e9)?.length, 0)
+  t.free()
+})

@@ -165,13 +165,15 @@ export class Shards {
     const d = this.hot.get(shard)
     if (!d) return null
     const h = A.getBackend(d.doc)
-    if (!heads.every((x) => h.getChangeByHash(x) !== null)) return null
+    const loadedThere = d.saved !== null && d.savedHeads !== null && sameSet(d.savedHeads, heads)
+    // Not getChangeByHash (hasHeads): it rebuilds each change's bytes (0.85 s for the ~760 shards of a 1M merge).
+    if (!loadedThere && h.getMissingDeps(heads).length > 0) return null
     const more = h.saveSince(heads)
     if (more.length > max) return null
-    if (d.saved && d.savedHeads && sameSet(d.savedHeads, heads)) {
-      const saved = new Uint8Array(d.saved.length + more.length)
-      saved.set(d.saved)
-      saved.set(more, d.saved.length)
+    if (loadedThere) {
+      const saved = new Uint8Array(d.saved!.length + more.length)
+      saved.set(d.saved!)
+      saved.set(more, d.saved!.length)
       d.saved = saved
       d.savedHeads = h.getHeads()
     }
