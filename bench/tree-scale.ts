@@ -48,7 +48,7 @@ import { joinPart } from './tree-join.js'
 import { STAT_PATHS, inProcessRows, inProcessStats, mountStatRows, randomPaths } from './tree-stat.js'
 import { printRows, writeResults, type Row } from './row.js'
 import { encodeState, openSealedState, sealState } from '../src/tree/state-file.js'
-import { indexReads } from '../src/tree/index-store.js'
+import { commitSlices, indexReads } from '../src/tree/index-store.js'
 import { coldStatRows } from './tree-cold-stat.js'
 export type { Row }
 
@@ -664,7 +664,7 @@ async function mergeRunPart(ctx: Ctx): Promise<void> {
       await stopCkProfile()
       mergeRows(ctx, 'merge-run').push({
         name: 'checkpoint of both writers after the merge (each writes the index buckets the merge touched; the event loop runs between its slices)', value: ckSecs, unit: 's',
-        note: `cpu ${((c2.user + c2.system) / 1e6).toFixed(2)} s; ${(written2 / 2 ** 20).toFixed(1)} MiB written; longest event-loop stall ${(stalls.max / 1e6).toFixed(0)} ms, p99 ${(stalls.percentile(99) / 1e6).toFixed(0)} ms; ${uptime()}${ckProf ? profileNote(ckProf) : ''}`,
+        note: `cpu ${((c2.user + c2.system) / 1e6).toFixed(2)} s; ${(written2 / 2 ** 20).toFixed(1)} MiB written; longest event-loop stall ${(stalls.max / 1e6).toFixed(0)} ms, p99 ${(stalls.percentile(99) / 1e6).toFixed(0)} ms; longest first step (the tree read at once) ${commitSlices.firstMs.toFixed(0)} ms, longest later step ${commitSlices.longestMs.toFixed(0)} ms (step ${commitSlices.longestStep}); ${uptime()}${ckProf ? profileNote(ckProf) : ''}`,
       })
       const closeProf = profFile('merge-close')
       if (closeProf) fs.mkdirSync(path.dirname(closeProf), { recursive: true })

@@ -90,6 +90,11 @@ export class IndexDamagedError extends Error {}
 
 /** Bucket reads from disk and their bytes by every index of this process (benchmarks: what a merge read). */
 export const indexReads = { reads: 0, bytes: 0 }
+/**
+ * Sliced commits (for benchmarks): the longest first step (what is read from the tree at once)
+ * and the longest later step, in ms, and which step that was (its number).
+ */
+export const commitSlices = { firstMs: 0, longestMs: 0, longestStep: 0 }
 
 /** Where a bucket lies: segment file, byte offset, byte length, BLAKE2b-256 hex of the bytes. */
 type Ref = [string, number, number, string]
@@ -563,8 +568,12 @@ export async function commitTreeIndexSliced(file: string, dir: string, tree: Tre
   const steps = commitSteps(file, dir, tree, extra, () => (encoders ??= workers > 0 ? new PageEncoders(workers) : null))
   try {
     let start = performance.now()
-    for (;;) {
+    for (let k = 0; ; k++) {
+      const t = performance.now()
       const r = steps.next()
+      const ms = performance.now() - t
+      if (k === 0) commitSlices.firstMs = Math.max(commitSlices.firstMs, ms)
+      else if (ms > commitSlices.longestMs) Object.assign(commitSlices, { longestMs: ms, longestStep: k })
       if (r.done) return r.value
       if (r.value instanceof Promise) {
         await r.value
