@@ -124,7 +124,7 @@ export class Shards {
     const c = this.cold.get(shard)
     if (c && heads.every((x) => c.heads.includes(x))) return true
     const h = this.node(shard)
-    return heads.every((x) => h.getChangeByHash(x) !== null)
+    return heads.every((x) => h.getChangeMetaByHash(x) !== null)
   }
 
   /** Saved bytes of one shard (saves a hot one; reuses the bytes it was loaded from when unchanged). */
