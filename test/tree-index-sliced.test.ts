@@ -4,6 +4,7 @@
 // tree in memory loses nothing of what changed meanwhile, and the next commit writes that.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
 import path from 'node:path'
 import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
 import { IndexFiles, commitTreeIndex, commitTreeIndexSliced, openTreeIndex } from '../src/tree/index-store.js'
@@ -98,6 +99,40 @@ test('a sliced commit writes the tree as it was when it began; what changes betw
       assert.ok(during > 0, 'changes were made between the steps of a commit')
       for (const x of [t, other, ref, last]) x.free()
     }
+  } finally {
+    cleanup()
+  }
+})
+
+test('a sliced commit that fails (here: its manifest cannot be put in place) leaves the tree whole, and the next commit writes everything', async () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const r = rng(7)
+    const file = path.join(dir, 'x.ckpt')
+    const files = path.join(dir, 'x')
+    const t = Tree.create(ACTORS[0])
+    for (let i = 0; i < 200; i++) randomOp(t, r, i)
+    commitTreeIndex(file, files, t, { k: 0 })
+    for (let i = 200; i < 300; i++) randomOp(t, r, i)
+    const want = view(t)
+    const changed = t.view.changedIds().size
+    assert.ok(changed > 0)
+    // A directory where the manifest goes: the rename over it fails after the segment is written.
+    fs.renameSync(file, `${file}.away`)
+    fs.mkdirSync(file)
+    fs.writeFileSync(path.join(file, 'x'), '')
+    await assert.rejects(commitTreeIndexSliced(file, files, t, { k: 1 }, 0, 0))
+    assert.deepEqual(view(t), want)
+    assert.equal(t.view.changedIds().size, changed, 'the overlay still holds every change')
+    fs.rmSync(file, { recursive: true })
+    fs.renameSync(`${file}.away`, file)
+    await commitTreeIndexSliced(file, files, t, { k: 2 }, 0, 0)
+    assert.equal(t.view.changedIds().size, 0)
+    const back = openTreeIndex(file, files, ACTORS[0])
+    assert.deepEqual(back.extra, { k: 2 })
+    assert.deepEqual(view(back.tree), want)
+    back.tree.free()
+    t.free()
   } finally {
     cleanup()
   }
