@@ -212,7 +212,7 @@ export function patchIds(old: Buffer, edits: ReadonlyMap<string, IdPlace | null>
   while (j < ed.length) pushEdit(ed[j++])
   if (recs.length === 0) return 'empty'
   const tables = PREFIX + 4 * (recs.length + dirIndex.size)
-  const b = Buffer.alloc(tables + size)
+  const b = Buffer.allocUnsafe(tables + size)
   IDS_MAGIC.copy(b)
   b[4] = IDS_VERSION
   b.writeUInt32BE(recs.length, 5)

@@ -336,13 +336,14 @@ export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 = P
   const actors = seeded(seed)
   const dirs: DirOut[] = []
   const chunks: Buffer[] = []
+  const w = new Writer(64 * 1024)
   for (const dir of [...page.keys()].sort()) {
     const m = page.get(dir)!
     if (m.size === 0) continue
     const list = sortedEntries(m)
     const sizes: number[] = []
     for (let i = 0; i < list.length; i += CHUNK_ENTRIES) sizes.push(Math.min(CHUNK_ENTRIES, list.length - i))
-    dirs.push({ id: dir, count: m.size, summary: summarize(m.values()), recs: encodeChunks(list, sizes, actors, seed, chunks) })
+    dirs.push({ id: dir, count: m.size, summary: summarize(m.values()), recs: encodeChunks(list, sizes, actors, seed, chunks, w) })
   }
   return assemble(version, actors, dirs, chunks)
 }
@@ -365,13 +366,13 @@ function sortedEntries(entries: Iterable<[string, BaseEntry]>): Sorted {
 }
 
 /** Encodes `list` in order as chunks of `sizes` entries: their bytes are appended to `chunks`, their records returned. */
-function encodeChunks(list: Sorted, sizes: number[], actors: ActorTable, seed: string[] | null, chunks: Buffer[]): ChunkRec[] {
+function encodeChunks(list: Sorted, sizes: number[], actors: ActorTable, seed: string[] | null, chunks: Buffer[], w: Writer): ChunkRec[] {
   const recs: ChunkRec[] = []
   let i = 0
   for (const n of sizes) {
     const part = list.slice(i, i + n)
     i += n
-    const bytes = encodeChunk(part.map(({ id, e }) => [id, e, rowOf(e, actors, seed)]))
+    const bytes = encodeChunk(part.map(({ id, e }) => [id, e, rowOf(e, actors, seed)]), w)
     recs.push({ length: bytes.length, digest: hash(bytes), first: part[0].key })
     chunks.push(bytes)
   }
@@ -444,6 +445,7 @@ export function patchPage(old: Buffer, digest: string, edits: ReadonlyMap<string
   const actors = seeded(seed)
   const dirs: DirOut[] = []
   const chunks: Buffer[] = []
+  const w = new Writer(64 * 1024)
   for (const id of [...new Set([...h.dirs.keys(), ...edits.keys()])].sort()) {
     const d = h.dirs.get(id) as LazyDir | undefined
     const e = edits.get(id)
@@ -454,7 +456,7 @@ export function patchPage(old: Buffer, digest: string, edits: ReadonlyMap<string
         chunks.push(old.subarray(d.offsets[0], d.offsets[last] + d.head.readUInt32BE(d.recs[last])))
         continue
       }
-      const out = patchDir(old, id, d, e, actors, seed, chunks, false)
+      const out = patchDir(old, id, d, e, actors, seed, chunks, w, false)
       if (out === null) return null
       if (out !== 'empty') dirs.push(out)
     } else if (e) {
@@ -462,7 +464,7 @@ export function patchPage(old: Buffer, digest: string, edits: ReadonlyMap<string
       const m = new Map(e.add)
       if (m.size === 0) continue
       const list = sortedEntries(m)
-      dirs.push({ id, count: m.size, summary: summarize(m.values()), recs: encodeChunks(list, evenSizes(list.length), actors, seed, chunks) })
+      dirs.push({ id, count: m.size, summary: summarize(m.values()), recs: encodeChunks(list, evenSizes(list.length), actors, seed, chunks, w) })
     }
   }
   if (dirs.length === 0) return 'empty'
@@ -481,7 +483,7 @@ function evenSizes(n: number): number[] {
  * One dir of patchPage: its header record (its chunks appended to `chunks`), 'empty' when no
  * entry is left, null when the edits do not fit the page. `all`: every chunk is cut again.
  */
-function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: ActorTable, seed: string[], chunks: Buffer[], all: boolean): DirOut | 'empty' | null {
+function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: ActorTable, seed: string[], chunks: Buffer[], w: Writer, all: boolean): DirOut | 'empty' | null {
   const k = d.recs.length
   const touched = new Uint8Array(k)
   if (all) touched.fill(1)
@@ -540,7 +542,7 @@ function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: Act
     summary.groups += after.groups - before.groups
     summary.copies += after.copies - before.copies
     count += sorted.length - was.length
-    recs.push(...encodeChunks(sorted, evenSizes(sorted.length), actors, seed, chunks))
+    recs.push(...encodeChunks(sorted, evenSizes(sorted.length), actors, seed, chunks, w))
     i = r.end
   }
   if (count === 0) return recs.length === 0 ? 'empty' : null
@@ -549,13 +551,14 @@ function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: Act
     // Too many small chunks (removals over many commits): the dir cut again whole, its chunks
     // of this attempt dropped.
     chunks.length -= recs.length
-    return patchDir(old, dir, d, e, actors, seed, chunks, true)
+    return patchDir(old, dir, d, e, actors, seed, chunks, w, true)
   }
   return { id: dir, count, summary, recs }
 }
 
-function encodeChunk(entries: [string, BaseEntry, string | Buffer | null][]): Buffer {
-  const w = new Writer()
+/** One chunk appended to `w`: its bytes (a view of w's buffer: a page's chunks share one, copied once into the bucket). */
+function encodeChunk(entries: [string, BaseEntry, string | Buffer | null][], w: Writer): Buffer {
+  const start = w.length
   w.u16(entries.length)
   for (const [id, e, row] of entries) {
     w.str16(id)
@@ -571,13 +574,14 @@ function encodeChunk(entries: [string, BaseEntry, string | Buffer | null][]): Bu
       }
     }
   }
-  return w.done()
+  return w.since(start)
 }
 
 /** Builds a version 3 header or chunk: fields appended into a growing buffer. */
 class Writer {
-  private b = Buffer.allocUnsafe(4096)
+  private b: Buffer
   private at = 0
+  constructor(size = 4096) { this.b = Buffer.allocUnsafe(size) }
   private room(n: number): number {
     if (this.at + n > this.b.length) {
       const b = Buffer.allocUnsafe(Math.max(this.b.length * 2, this.at + n))
@@ -619,6 +623,9 @@ class Writer {
   str16(s: string): void { this.str(s, 2) }
   str32(s: string): void { this.str(s, 4) }
   done(): Buffer { return Buffer.from(this.b.subarray(0, this.at)) }
+  get length(): number { return this.at }
+  /** The bytes written since `start`, not copied (a later write that grows the buffer leaves them in the old one). */
+  since(start: number): Buffer { return this.b.subarray(start, this.at) }
 }
 
 function rowOf(e: BaseEntry, actors: ActorTable, seed: string[] | null): string | Buffer | null {

@@ -897,6 +897,8 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
     }
   }
   if (rewrite) for (const b of Object.keys(into.pages)) if (!pageEdits.has(Number(b))) pageEdits.set(Number(b), new Map())
+  /** The bytes of the bucket being patched (the largest a page: ~3 MB for a 10k-entry dir). */
+  const scratch = { b: Buffer.alloc(0) }
   /** rewrite: every entry's place, by id bucket, from the pages as written. */
   const places = new Map<number, [string, IdPlace][]>()
   // Buckets encoded on workers (a bucket with no earlier version) are put in the same order as
@@ -918,9 +920,9 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
   for (const [b, e] of pageEdits) {
     const was = prev ? into.pages[b] : undefined
     // A page of the current version: only the chunks of the names edited are rewritten (patchPage).
-    const patched = was !== undefined && !rewrite ? patch(prev!, was, e) : null
-    if (patched !== null) {
-      queue.push({ b, enc: patched === 'empty' ? null : patched })
+    const p = was !== undefined && !rewrite ? patched(prev!, was, scratch, (bytes) => patchPage(bytes, was[3], e)) : null
+    if (p !== null) {
+      queue.push({ b, enc: p === 'empty' ? null : p })
       yield* drain(encoders ? ENCODE_WINDOW : 0)
       yield
       continue
@@ -964,22 +966,19 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
   }
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined
-    const bytes = was !== undefined ? prev!.read(was) : null
     // A bucket of version 2: its records edited in place (patchIds), the others copied.
-    let patched: ReturnType<typeof patchIds> = null
-    try {
-      patched = bytes !== null ? patchIds(bytes, e) : null
-    } catch (err) {
-      prev!.damaged(`${was![0]} at ${was![1]}: ${(err as Error).message}`)
-    }
-    if (patched !== null) {
-      if (patched === 'empty') delete into.ids[b]
-      else into.ids[b] = put(patched)
+    const p = was !== undefined ? patched(prev!, was, scratch, (bytes) => {
+      checkDigest(bytes, was[3])
+      return patchIds(bytes, e) ?? new Map<string, IdPlace>(parseIds(bytes).entries())
+    }) : null
+    if (p === 'empty') delete into.ids[b]
+    else if (Buffer.isBuffer(p)) into.ids[b] = put(p)
+    if (p === 'empty' || Buffer.isBuffer(p)) {
       yield
       continue
     }
     // Records of a version 1 bucket carry no name (undefined): written so, a lookup reads their page.
-    const map = new Map<string, IdPlace>(bytes !== null ? parseIds(bytes).entries() : [])
+    const map = p ?? new Map<string, IdPlace>()
     for (const [id, place] of e) {
       if (place === null) map.delete(id)
       else map.set(id, place)
@@ -990,12 +989,17 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
   }
 }
 
-/** patchPage over the bucket `ref` of `prev`, read unchecked (patchPage checks its header and the chunks it decodes). */
-function patch(prev: IndexFiles, ref: Ref, edits: Map<string, DirEdits>): ReturnType<typeof patchPage> {
-  const bytes = Buffer.allocUnsafe(ref[2])
+/**
+ * `patch` over the bytes of bucket `ref` of `prev`, read unchecked into `scratch` (one buffer
+ * for the buckets of a commit: what a patch keeps of them it copies); `patch` checks what it
+ * reads. Anything wrong with them is damage.
+ */
+function patched<T>(prev: IndexFiles, ref: Ref, scratch: { b: Buffer }, patch: (bytes: Buffer) => T): T {
   try {
+    if (scratch.b.length < ref[2]) scratch.b = Buffer.allocUnsafeSlow(Math.max(ref[2], 2 * scratch.b.length))
+    const bytes = scratch.b.subarray(0, ref[2])
     prev.segments.read(ref[0], bytes, ref[2], ref[1])
-    return patchPage(bytes, ref[3], edits)
+    return patch(bytes)
   } catch (e) {
     return prev.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
   }
