@@ -15,7 +15,7 @@ import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
 import { INDEX_VERSION, IndexDamagedError, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { checkpointPath, indexFilesPath } from '../src/volume/checkpoint-file.js'
 import { tempDir } from './helpers.js'
-import { editManifest } from './manifest-edit.js'
+import { damageBucket, editManifest } from './manifest-edit.js'
 
 const ACTORS = ['a1'.repeat(16), 'b2'.repeat(16)]
 
@@ -40,6 +40,23 @@ function treeWithDir(actor: string, files: number, changes: ShardChange[] = []):
   }
   changes.push(...t.takeChanges())
   return t
+}
+
+/**
+ * Runs `body` over a tree of one 300-file directory committed once to a fresh index in a
+ * temporary directory (`name`: its biggest shard, the directory's; `changes`: the tree's).
+ */
+function withIndex(body: (x: { file: string; files: string; t: Tree; name: string; changes: ShardChange[] }) => void): void {
+  const { dir, cleanup } = tempDir()
+  try {
+    const file = path.join(dir, 't.ckpt'), files = path.join(dir, 't')
+    const changes: ShardChange[] = []
+    const t = treeWithDir(ACTORS[0], 300, changes)
+    commitTreeIndex(file, files, t, null)
+    body({ file, files, t, name: biggest(file)[0], changes })
+  } finally {
+    cleanup()
+  }
 }
 
 /** The row of the shard with the biggest save. */
@@ -70,12 +87,8 @@ function inMemory(t: Tree, name: string): { heads: string[]; records: unknown } 
 }
 
 test('a changed shard is stored as its save plus appended changes, reopens the same, and is saved whole again past the bound', () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const file = path.join(dir, 't.ckpt'), files = path.join(dir, 't')
-    let t = treeWithDir(ACTORS[0], 300)
-    commitTreeIndex(file, files, t, null)
-    const [name] = biggest(file)
+  withIndex(({ file, files, t: first, name }) => {
+    let t = first
     assert.equal(rowOf(file, name).length, 3, 'a first commit saves every shard whole')
     let base = rowOf(file, name)[2]
     const counts: number[] = []
@@ -112,21 +125,14 @@ test('a changed shard is stored as its save plus appended changes, reopens the s
     assert.equal(rowOf(file, name).length, 3, 'a big change is saved whole')
     assert.deepEqual(loaded(file, files, name), inMemory(t, name))
     t.free()
-  } finally {
-    cleanup()
-  }
+  })
 })
 
 test('a reopened tree merges another writer\'s changes into a shard stored with appended changes', () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const file = path.join(dir, 't.ckpt'), files = path.join(dir, 't')
-    const changes: ShardChange[] = []
-    let a = treeWithDir(ACTORS[0], 300, changes)
+  withIndex(({ file, files, t, name, changes }) => {
+    let a = t
     const b = Tree.create(ACTORS[1])
     b.applyChanges(changes)
-    commitTreeIndex(file, files, a, null)
-    const [name] = biggest(file)
     for (let round = 0; round < 12; round++) {
       a.writeFile(`/d/f${round}`, content(5000 + round))
       const fromA = a.takeChanges()
@@ -150,18 +156,11 @@ test('a reopened tree merges another writer\'s changes into a shard stored with 
     back.free()
     a.free()
     b.free()
-  } finally {
-    cleanup()
-  }
+  })
 })
 
 test('a segment compaction copies a shard\'s appended changes with its save: the shard stays readable', () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const file = path.join(dir, 't.ckpt'), files = path.join(dir, 't')
-    const t = treeWithDir(ACTORS[0], 300)
-    commitTreeIndex(file, files, t, null)
-    const [name] = biggest(file)
+  withIndex(({ file, files, t, name }) => {
     // Where each appended bucket (by digest) was first written; seen elsewhere later: copied.
     const first = new Map<string, string>()
     let copied = 0
@@ -185,18 +184,11 @@ test('a segment compaction copies a shard\'s appended changes with its save: the
     assert.deepEqual(canonicalDump(back), canonicalDump(t))
     back.free()
     t.free()
-  } finally {
-    cleanup()
-  }
+  })
 })
 
 test('a manifest of version 8 is read; the next commit writes version 9 with appended changes; a fourth element in a row of 8 is rejected', () => {
-  const { dir, cleanup } = tempDir()
-  try {
-    const file = path.join(dir, 't.ckpt'), files = path.join(dir, 't')
-    const t = treeWithDir(ACTORS[0], 300)
-    commitTreeIndex(file, files, t, null)
-    const [name] = biggest(file)
+  withIndex(({ file, files, t, name }) => {
     const want = canonicalDump(t)
     t.free()
     // What version 8 wrote: the same (its shard rows have three elements).
@@ -229,9 +221,7 @@ test('a manifest of version 8 is read; the next commit writes version 9 with app
     // And rows that are not rows.
     editManifest(file, (m) => { m.shards = [['x', [], 'nope']] })
     assert.throws(() => openTreeIndex(file, files, ACTORS[0]), /bad index manifest \(shards\)/)
-  } finally {
-    cleanup()
-  }
+  })
 })
 
 test('a damaged appended bucket of a shard is found when the shard loads; the volume then replays from its logs', async () => {
@@ -255,13 +245,7 @@ test('a damaged appended bucket of a shard is found when the shard loads; the vo
     const file = checkpointPath(root, id), files = indexFilesPath(root, id)
     const row = manifest(file).shards.find((r) => r[3] !== undefined)
     assert.ok(row, 'a shard has appended changes')
-    const [seg, offset, length] = row[3]![row[3]!.length - 1]
-    const fd = fs.openSync(path.join(files, seg), 'r+')
-    const b = Buffer.alloc(1)
-    fs.readSync(fd, b, 0, 1, offset + Math.floor(length / 2))
-    b[0] ^= 1
-    fs.writeSync(fd, b, 0, 1, offset + Math.floor(length / 2))
-    fs.closeSync(fd)
+    damageBucket(files, row[3]![row[3]!.length - 1])
     // The open reads no shard; loading this one (a write into it) finds the damage and names it.
     const { tree } = openTreeIndex(file, files, 'ee'.repeat(16))
     assert.deepEqual(canonicalDump(tree), dump)

@@ -12,6 +12,7 @@ import { Tree, TreeError, canonicalDump, encodeTreeState, type ShardChange } fro
 import { INDEX_VERSION, IndexDamagedError, IndexFiles, commitTreeIndex, openTreeIndex } from '../src/tree/index-store.js'
 import { checkpointPath, indexFilesPath } from '../src/volume/checkpoint-file.js'
 import { tempDir } from './helpers.js'
+import { damageBucket } from './manifest-edit.js'
 import { randomOp, rng } from './tree-random.js'
 
 const ACTORS = ['a1'.repeat(16), 'b2'.repeat(16), 'c3'.repeat(16), 'd4'.repeat(16)]
@@ -258,14 +259,7 @@ test('a deleted, damaged or unknown index is rebuilt from the logs, and nothing 
     const opened = openTreeIndex(file, files, 'ee'.repeat(16))
     const pages = Object.values((opened.tree.view.diskBase as IndexFiles).manifest.pages)
     opened.tree.free()
-    for (const [seg, offset, length] of pages) {
-      const fd = fs.openSync(path.join(files, seg), 'r+')
-      const b = Buffer.alloc(1)
-      fs.readSync(fd, b, 0, 1, offset + Math.floor(length / 2))
-      b[0] ^= 1
-      fs.writeSync(fd, b, 0, 1, offset + Math.floor(length / 2))
-      fs.closeSync(fd)
-    }
+    for (const ref of pages) damageBucket(files, ref)
     const node = await Node.open(DataDir.open(root))
     try {
       const vol = await node.volume('v')
