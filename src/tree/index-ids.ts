@@ -163,36 +163,65 @@ export function patchIds(old: Buffer, edits: ReadonlyMap<string, IdPlace | null>
   const count = old.readUInt32BE(5)
   const dirCount = old.readUInt32BE(9)
   if (PREFIX + 4 * (count + dirCount) > old.length) throw new Error('id bucket names more records than it holds')
-  const oldDirs: (string | undefined)[] = new Array(dirCount)
-  const oldDir = (i: number): string => {
-    if (i >= dirCount) throw new Error('id bucket record names a dir it does not hold')
-    let d = oldDirs[i]
-    if (d === undefined) {
-      const at = old.readUInt32BE(PREFIX + 4 * (count + i))
-      if (at + 2 > old.length || at + 2 + old.readUInt16BE(at) > old.length) throw new Error('id bucket bytes end early')
-      d = oldDirs[i] = old.toString('utf8', at + 2, at + 2 + old.readUInt16BE(at))
+  // Dirs numbered by first use in record order (as encodeIds does). An old dir is copied as its
+  // bytes (not decoded); an edit's dir is matched to an old one by its bytes.
+  const dirOut: (number | Buffer)[] = []
+  let dirBytes = 0
+  const newOfOld = new Int32Array(dirCount).fill(-1)
+  const editDirs = new Map<string, { bytes: Buffer; index: number }>()
+  const byKey = new Map<number, { bytes: Buffer; index: number }[]>()
+  for (const p of edits.values()) {
+    if (p === null || editDirs.has(p[0])) continue
+    const x = { bytes: Buffer.from(p[0]), index: -1 }
+    if (x.bytes.length > 0xffff) throw new Error('id bucket: a string is too long')
+    editDirs.set(p[0], x)
+    const k = dirKey(x.bytes, 0, x.bytes.length)
+    const list = byKey.get(k)
+    if (list) list.push(x)
+    else byKey.set(k, [x])
+  }
+  const use = (d: string): number => {
+    const x = editDirs.get(d)!
+    if (x.index < 0) {
+      x.index = dirOut.length
+      dirOut.push(x.bytes)
+      dirBytes += 2 + x.bytes.length
     }
-    return d
+    return x.index
+  }
+  const useOld = (i: number): number => {
+    if (i >= dirCount) throw new Error('id bucket record names a dir it does not hold')
+    let n = newOfOld[i]
+    if (n < 0) {
+      const at = old.readUInt32BE(PREFIX + 4 * (count + i))
+      if (at + 2 > old.length) throw new Error('id bucket bytes end early')
+      const len = old.readUInt16BE(at)
+      if (at + 2 + len > old.length) throw new Error('id bucket bytes end early')
+      const same = byKey.get(dirKey(old, at + 2, len))?.find((x) => old.compare(x.bytes, 0, x.bytes.length, at + 2, at + 2 + len) === 0)
+      if (same && same.index >= 0) n = same.index
+      else {
+        n = dirOut.length
+        dirOut.push(at)
+        dirBytes += 2 + len
+        if (same) same.index = n
+      }
+      newOfOld[i] = n
+    }
+    return n
   }
   const ed = [...edits].map(([id, p]) => ({ id: Buffer.from(id), p })).sort((x, y) => Buffer.compare(x.id, y.id))
-  // The records in order: old ones copied (offset, length, dir), edited ones new; dirs numbered by first use (as encodeIds does).
-  type Rec = { at: number; len: number; dir: string } | { id: Buffer; dir: string; name: Buffer | null; flags: number }
-  const recs: Rec[] = []
-  const dirIndex = new Map<string, number>()
+  // The records in order: an old one (copied) as its number i >= 0, an edited one as -1 - its index in `news`.
+  const order: number[] = []
+  const oldAt = new Uint32Array(count), oldLen = new Uint32Array(count), oldDir = new Uint32Array(count)
+  const news: { id: Buffer; dir: number; name: Buffer | null; flags: number }[] = []
   let size = 0
-  const push = (r: Rec, len: number): void => {
-    recs.push(r)
-    if (!dirIndex.has(r.dir)) {
-      dirIndex.set(r.dir, dirIndex.size)
-      size += 2 + Buffer.byteLength(r.dir)
-    }
-    size += len
-  }
   const pushEdit = (x: { id: Buffer; p: IdPlace | null }): void => {
     if (x.p === null) return
     const name = typeof x.p[1] === 'string' ? Buffer.from(x.p[1]) : null
-    if (x.id.length > 0xffff || (name && name.length > 0xffff) || Buffer.byteLength(x.p[0]) > 0xffff) throw new Error('id bucket: a string is too long')
-    push({ id: x.id, dir: x.p[0], name, flags: name ? 1 : x.p[1] === null ? 0 : 2 }, 2 + x.id.length + 5 + (name ? 2 + name.length : 0))
+    if (x.id.length > 0xffff || (name && name.length > 0xffff)) throw new Error('id bucket: a string is too long')
+    order.push(-1 - news.length)
+    news.push({ id: x.id, dir: use(x.p[0]), name, flags: name ? 1 : x.p[1] === null ? 0 : 2 })
+    size += 2 + x.id.length + 5 + (name ? 2 + name.length : 0)
   }
   let j = 0
   for (let i = 0; i < count; i++) {
@@ -203,40 +232,65 @@ export function patchIds(old: Buffer, edits: ReadonlyMap<string, IdPlace | null>
     const flags = old[idEnd + 4]
     if (flags > 2) throw new Error(`id record flags ${flags}`)
     if (flags === 1 && (idEnd + 7 > old.length || idEnd + 7 + old.readUInt16BE(idEnd + 5) > old.length)) throw new Error('id bucket bytes end early')
-    const len = idEnd + 5 + (flags === 1 ? 2 + old.readUInt16BE(idEnd + 5) : 0) - at
     let c = 1
-    while (j < ed.length && (c = old.compare(ed[j].id, 0, ed[j].id.length, at + 2, idEnd)) > 0) pushEdit(ed[j++])
-    if (j < ed.length && c === 0) pushEdit(ed[j++])
-    else push({ at, len, dir: oldDir(old.readUInt32BE(idEnd)) }, len)
+    while (j < ed.length && (c = compareBytes(old, at + 2, idEnd, ed[j].id)) > 0) pushEdit(ed[j++])
+    if (j < ed.length && c === 0) {
+      pushEdit(ed[j++])
+      continue
+    }
+    const len = idEnd + 5 + (flags === 1 ? 2 + old.readUInt16BE(idEnd + 5) : 0) - at
+    order.push(i)
+    oldAt[i] = at
+    oldLen[i] = len
+    oldDir[i] = useOld(old.readUInt32BE(idEnd))
+    size += len
   }
   while (j < ed.length) pushEdit(ed[j++])
-  if (recs.length === 0) return 'empty'
-  const tables = PREFIX + 4 * (recs.length + dirIndex.size)
-  const b = Buffer.allocUnsafe(tables + size)
+  if (order.length === 0) return 'empty'
+  const tables = PREFIX + 4 * (order.length + dirOut.length)
+  // Every byte is written below (checked at the end).
+  const b = Buffer.allocUnsafe(tables + dirBytes + size)
   IDS_MAGIC.copy(b)
   b[4] = IDS_VERSION
-  b.writeUInt32BE(recs.length, 5)
-  b.writeUInt32BE(dirIndex.size, 9)
+  b.writeUInt32BE(order.length, 5)
+  b.writeUInt32BE(dirOut.length, 9)
   let at = tables
-  let i = 0
-  for (const d of dirIndex.keys()) {
-    b.writeUInt32BE(at, PREFIX + 4 * (recs.length + i++))
-    const n = b.write(d, at + 2, 'utf8')
-    b.writeUInt16BE(n, at)
-    at += 2 + n
-  }
-  recs.forEach((r, k) => {
-    b.writeUInt32BE(at, PREFIX + 4 * k)
-    if ('at' in r) {
-      old.copy(b, at, r.at, r.at + r.len)
-      b.writeUInt32BE(dirIndex.get(r.dir)!, at + 2 + b.readUInt16BE(at))
-      at += r.len
-      return
+  let k = 0
+  for (const d of dirOut) {
+    b.writeUInt32BE(at, PREFIX + 4 * (order.length + k++))
+    if (typeof d === 'number') {
+      const n = 2 + old.readUInt16BE(d)
+      old.copy(b, at, d, d + n)
+      at += n
+    } else {
+      b.writeUInt16BE(d.length, at)
+      d.copy(b, at + 2)
+      at += 2 + d.length
     }
+  }
+  // A run of old records lies back to back in `old` as it does in `b`: copied in one go.
+  let from = -1, to = -1, into = at
+  for (k = 0; k < order.length; k++) {
+    b.writeUInt32BE(at, PREFIX + 4 * k)
+    const i = order[k]
+    if (i >= 0) {
+      if (oldAt[i] !== to) {
+        if (from >= 0) old.copy(b, into, from, to)
+        from = oldAt[i]
+        into = at
+      }
+      to = oldAt[i] + oldLen[i]
+      // The dir index is written once the run is copied (below), from oldDir.
+      at += oldLen[i]
+      continue
+    }
+    if (from >= 0) old.copy(b, into, from, to)
+    from = to = -1
+    const r = news[-1 - i]
     b.writeUInt16BE(r.id.length, at)
     r.id.copy(b, at + 2)
     at += 2 + r.id.length
-    b.writeUInt32BE(dirIndex.get(r.dir)!, at)
+    b.writeUInt32BE(r.dir, at)
     b[at + 4] = r.flags
     at += 5
     if (r.name) {
@@ -244,7 +298,33 @@ export function patchIds(old: Buffer, edits: ReadonlyMap<string, IdPlace | null>
       r.name.copy(b, at + 2)
       at += 2 + r.name.length
     }
-  })
+  }
+  if (from >= 0) old.copy(b, into, from, to)
   if (at !== b.length) throw new Error('id bucket: records misplaced')
+  // The copied records' dir indexes, renumbered.
+  for (k = 0; k < order.length; k++) {
+    const i = order[k]
+    if (i < 0) continue
+    const r = b.readUInt32BE(PREFIX + 4 * k)
+    b.writeUInt32BE(oldDir[i], r + 2 + b.readUInt16BE(r))
+  }
   return b
+}
+
+/** `a[start, end)` against all of `b`, as Buffer.compare orders them (a JS loop: most ids differ in their first byte). */
+function compareBytes(a: Buffer, start: number, end: number, b: Buffer): number {
+  const n = Math.min(end - start, b.length)
+  for (let k = 0; k < n; k++) {
+    const d = a[start + k] - b[k]
+    if (d !== 0) return d < 0 ? -1 : 1
+  }
+  const la = end - start
+  return la === b.length ? 0 : la < b.length ? -1 : 1
+}
+
+/** A number told by a dir's length and first bytes: the edits' dirs are found among a bucket's by it, then by their bytes. */
+function dirKey(b: Buffer, start: number, len: number): number {
+  let k = len
+  for (let i = 0; i < 4; i++) k = k * 256 + (i < len ? b[start + i] : 0)
+  return k
 }
