@@ -11,7 +11,9 @@
  *
  * Buckets: page buckets hold the entries of the nodes attached under some directories (a
  * directory's children are read together: `ls` reads one bucket); id buckets map node ids to
- * the directory whose page holds them; one file per saved Automerge shard and one for `meta`.
+ * the directory whose page holds them; one per saved Automerge shard and one for `meta`, each
+ * possibly followed by buckets of the changes later commits appended to it (a whole save costs
+ * the shard's size, these what changed).
  * Reads are synchronous (the view and the mount are): a parsed bucket is cached within
  * CACHE_BYTES of file bytes, the least recently used dropped first.
  *
