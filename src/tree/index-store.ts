@@ -881,8 +881,10 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
     return e
   }
   let n = 0
+  // Each base entry may cost a bucket read (~0.2 ms at 1M files): a step every 64 of them, so a slice stays near its 25 ms.
+  const every = prev ? 64 : 1024
   for (const id of ids) {
-    if (++n % 1024 === 0) yield
+    if (++n % every === 0) yield
     if (id === ROOT_ID) continue
     const old = prev ? index.baseEntry(id) : undefined
     const now = index.entryNow(id)
