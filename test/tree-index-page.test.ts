@@ -13,7 +13,7 @@ import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
 import type { BaseEntry } from '../src/tree/index-layers.js'
 import type { RawNode } from '../src/tree/model.js'
 import { IDS_VERSION, encodeIds, parseIds, patchIds, type IdPlace } from '../src/tree/index-ids.js'
-import { CHUNK_ENTRIES, PAGE_VERSION, PageEntry, checkBucket, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type DirEdits, type Page } from '../src/tree/index-page.js'
+import { CHUNK_ENTRIES, MAX_DIR_SEGMENTS, PAGE_VERSION, PageEntry, checkBucket, checkDigest, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type ChunkRef, type DirEdits, type OldPage, type Page } from '../src/tree/index-page.js'
 import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex, pageBucket } from '../src/tree/index-store.js'
 import { ROOT_ID } from '../src/tree/model.js'
 import { tempDir } from './helpers.js'
@@ -182,7 +182,7 @@ function rowString(e: PageEntry): string | null {
 }
 
 /** Reads one bucket of a segment. */
-function readRef(files: string, [s, offset, length]: [string, number, number, string]): Buffer {
+function readRef(files: string, [s, offset, length]: readonly [string, number, number, string, ...unknown[]]): Buffer {
   const b = Buffer.alloc(length)
   const fd = fs.openSync(path.join(files, s), 'r')
   fs.readSync(fd, b, 0, length, offset)
@@ -331,7 +331,7 @@ for (const pageVersion of [1, 2, 3] as const) {
   })
 }
 
-test('a version 4 page rejects bytes it does not know: a later page version, a chunk cut short, a damaged chunk', () => {
+test('a page rejects bytes it does not know: a later page version, a chunk cut short, a damaged chunk', () => {
   const { dir, cleanup } = tempDir()
   try {
     const { a, b, file, files } = committedBigTree(dir)
@@ -340,10 +340,10 @@ test('a version 4 page rejects bytes it does not know: a later page version, a c
     const bytes = readRef(files, big)
     const hl = headLength(bytes)!
     const head = parseHead(bytes.subarray(0, hl), bytes.length)
-    assert.equal(head.version, 4)
+    assert.equal(head.version, PAGE_VERSION)
     const later = Buffer.from(bytes)
-    later[4] = 5
-    assert.throws(() => headLength(later), /page version 5 is not supported/)
+    later[4] = PAGE_VERSION + 1
+    assert.throws(() => headLength(later), new RegExp(`page version ${PAGE_VERSION + 1} is not supported`))
     const c = [...head.dirs.values()][0].chunks[0]
     const chunk = bytes.subarray(c.offset, c.offset + c.length)
     assert.throws(() => parseChunk(chunk.subarray(0, chunk.length - 3), { ...c, digest: hash(chunk.subarray(0, chunk.length - 3)).toString('hex') }, 'd', head.actors), /end early|trailing/)
@@ -417,9 +417,34 @@ function bigDir(dir: string, n: number, writer = A): Map<string, BaseEntry> {
   return m
 }
 
+/**
+ * Where the patch tests' pages lie, by a segment name of their own: a patched page names the
+ * chunks it left in place in the pages before it (at offsets in them).
+ */
+const pageStore = new Map<string, Buffer>()
+/** A page as a commit finds it: its bytes, its ref digest, the segment it lies in (at offset 0). */
+type Stored = { bytes: Buffer; digest: string; seg: string }
+function store(p: { bytes: Buffer; digest: string }): Stored {
+  const seg = `t${pageStore.size}`
+  pageStore.set(seg, p.bytes)
+  return { bytes: p.bytes, digest: p.digest, seg }
+}
+/** A chunk a page names elsewhere, read from the store. */
+const elsewhere = (c: ChunkRef): Buffer => pageStore.get(c.seg!)!.subarray(c.offset, c.offset + c.length)
+/** A chunk of page `p`: in its bytes, or elsewhere. */
+function chunkIn(p: { bytes: Buffer }, c: ChunkRef): Buffer {
+  return c.seg !== undefined ? elsewhere(c) : p.bytes.subarray(c.offset, c.offset + c.length)
+}
+/** `p` as patchPage reads it (its header checked against its digest). */
+function oldOf(p: Stored): OldPage {
+  const head = p.bytes.subarray(0, headLength(p.bytes)!)
+  checkDigest(head, p.digest)
+  return { head: parseHead(head, p.bytes.length), seg: p.seg, offset: 0, chunk: (c) => chunkIn(p, c) }
+}
+
 /** The entries of a page as read back: per dir, [id, name, live, versions, parent, row decoded (those of `rows`, the others: whether there is one)] sorted. */
 function readBack(bytes: Buffer, rows: (id: string) => boolean): Map<string, unknown[]> {
-  return new Map([...parsePage(bytes).page].map(([dir, m]) => [dir, [...m].map(([id, e]) => [id, e.name, e.live, e.versions, e.parent, rows(id) ? e.raw : (e as PageEntry).rowText !== null]).sort((x, y) => (x[0]! < y[0]! ? -1 : 1))]))
+  return new Map([...parsePage(bytes, elsewhere).page].map(([dir, m]) => [dir, [...m].map(([id, e]) => [id, e.name, e.live, e.versions, e.parent, rows(id) ? e.raw : (e as PageEntry).rowText !== null]).sort((x, y) => (x[0]! < y[0]! ? -1 : 1))]))
 }
 
 /**
@@ -427,8 +452,8 @@ function readBack(bytes: Buffer, rows: (id: string) => boolean): Map<string, unk
  * whole does: entries, counts, summaries, lookups by name, chunk order and bounds, digests.
  * Returns the patched page.
  */
-function patchAndCheck(old: { bytes: Buffer; digest: string }, ed: PageEditor, label: string): { bytes: Buffer; digest: string } {
-  const p = patchPage(old.bytes, old.digest, ed.edits)
+function patchAndCheck(old: Stored, ed: PageEditor, label: string): Stored {
+  const p = patchPage(oldOf(old), ed.edits)
   assert.ok(p !== null, `${label}: patched`)
   if (ed.page.size === 0) {
     assert.equal(p, 'empty', label)
@@ -437,7 +462,7 @@ function patchAndCheck(old: { bytes: Buffer; digest: string }, ed: PageEditor, l
   assert.ok(p !== 'empty', label)
   const oldActors = parseHead(old.bytes.subarray(0, headLength(old.bytes)!), old.bytes.length).actors
   const whole = encodePage(ed.page, oldActors)
-  checkBucket(p.bytes, p.digest)
+  checkBucket(p.bytes, p.digest, elsewhere)
   // Rows decoded: those of the entries edited and every 16th other.
   const edited = new Set([...ed.edits.values()].flatMap((e) => e.add.map(([id]) => id)))
   const rows = (id: string): boolean => edited.has(id) || id.endsWith('0')
@@ -454,7 +479,7 @@ function patchAndCheck(old: { bytes: Buffer; digest: string }, ed: PageEditor, l
     // Chunks: 1..CHUNK_ENTRIES entries each, in (name, id) order, each first name its first entry's.
     const order: string[] = []
     for (const c of d.chunks) {
-      const list = parseChunk(p.bytes.subarray(c.offset, c.offset + c.length), c, dir, ph.actors)
+      const list = parseChunk(chunkIn(p, c), c, dir, ph.actors)
       assert.ok(list.length >= 1 && list.length <= CHUNK_ENTRIES, `${label}: a chunk of ${list.length} entries`)
       assert.equal(c.first, list[0][1].name ?? '', `${label}: first name`)
       for (const [id, e] of list) order.push(`${e.name ?? ''}\u0000${id}`)
@@ -466,12 +491,12 @@ function patchAndCheck(old: { bytes: Buffer; digest: string }, ed: PageEditor, l
     for (const e of ed.edits.get(dir)?.remove ?? []) names.add(e[1] ?? '')
     for (const e of ed.edits.get(dir)?.add ?? []) names.add(e[1].name ?? '')
     for (const name of [...names, 'f', 'f10000x', 'zz', '']) {
-      const found: string[] = d.named(name).flatMap((c) => parseChunk(p.bytes.subarray(c.offset, c.offset + c.length), c, dir, ph.actors)).filter(([, e]) => (e.name ?? '') === name).map(([id]) => id).sort()
+      const found: string[] = d.named(name).flatMap((c) => parseChunk(chunkIn(p, c), c, dir, ph.actors)).filter(([, e]) => (e.name ?? '') === name).map(([id]) => id).sort()
       const want = [...ed.page.get(dir)!].filter(([, e]) => (e.name ?? '') === name).map(([id]) => id).sort()
       assert.deepEqual(found, want, `${label}: ${dir}/${name}`)
     }
   }
-  return p
+  return store(p)
 }
 
 /** A bucket of a 10k-entry dir, a small one and one of entries not attached (no names). */
@@ -486,8 +511,8 @@ function bigPage(): Page {
 }
 
 /** `page` encoded whole, then read back as a commit would find it (its entries PageEntry objects over its actor table). */
-function written(page: Page): { bytes: Buffer; digest: string } {
-  return encodePage(page, null)
+function written(page: Page): Stored {
+  return store(encodePage(page, null))
 }
 
 test('a page patched chunk-wise reads back as the page encoded whole: edits in the middle of a 10k-entry dir, a rename, a name across chunks, splits, emptied chunks and dirs, a new dir, copies, a new actor', () => {
@@ -551,7 +576,7 @@ test('a page patched chunk-wise reads back as the page encoded whole: edits in t
   const head = parseHead(cur.bytes.subarray(0, headLength(cur.bytes)!), cur.bytes.length)
   assert.deepEqual([...head.actors].sort(), [A, B, C])
   assert.equal(head.actors[0], A)
-  const byC = head.dirs.get('big')!.named('f2500').flatMap((c) => chunkNamed(cur.bytes.subarray(c.offset, c.offset + c.length), 'big', head.actors, 'f2500')).find(([id]) => id === idOf('by-c'))!
+  const byC = head.dirs.get('big')!.named('f2500').flatMap((c) => chunkNamed(chunkIn(cur, c), 'big', head.actors, 'f2500')).find(([id]) => id === idOf('by-c'))!
   assert.equal(byC[1].raw!.creator, C)
   step('the last entries of the page removed', (ed) => {
     for (const [dir, m] of [...page]) for (const id of [...m.keys()]) ed.remove(dir, id)
@@ -611,22 +636,24 @@ test('a patched page carries the chunks it did not touch with their digests: a d
   bad[c.offset + c.length - 2] ^= 1
   const ed = new PageEditor(page)
   ed.add('big', idOf('late'), modelEntry(idOf('late'), 'big', 'f9999', 1, 1, A))
-  const p = patchPage(bad, cur.digest, ed.edits)
+  const badPage = store({ bytes: bad, digest: cur.digest })
+  const p = patchPage(oldOf(badPage), ed.edits)
   assert.ok(p !== null && p !== 'empty')
-  assert.throws(() => checkBucket(p.bytes, p.digest), /chunk digest mismatch/)
+  assert.throws(() => checkBucket(p.bytes, p.digest, elsewhere), /chunk digest mismatch/)
   const ph = parseHead(p.bytes.subarray(0, headLength(p.bytes)!), p.bytes.length)
   const carried = ph.dirs.get('big')!.named(c.first)
-  assert.throws(() => carried.map((x) => parseChunk(p.bytes.subarray(x.offset, x.offset + x.length), x, 'big', ph.actors)), /chunk digest mismatch/)
+  assert.ok(carried.every((x) => x.seg === badPage.seg), 'left where it lies')
+  assert.throws(() => carried.map((x) => parseChunk(chunkIn(p, x), x, 'big', ph.actors)), /chunk digest mismatch/)
   // A damaged header, or a damaged chunk the patch decodes, is refused.
   const badHead = Buffer.from(cur.bytes)
   badHead[20] ^= 1
-  assert.throws(() => patchPage(badHead, cur.digest, ed.edits), /digest mismatch/)
+  assert.throws(() => oldOf(store({ bytes: badHead, digest: cur.digest })), /digest mismatch/)
   const ed2 = new PageEditor(page)
   ed2.add('big', idOf('late2'), modelEntry(idOf('late2'), 'big', c.first, 1, 1, A))
-  assert.throws(() => patchPage(bad, cur.digest, ed2.edits), /chunk digest mismatch/)
+  assert.throws(() => patchPage(oldOf(badPage), ed2.edits), /chunk digest mismatch/)
   // A page of version 3 is not patched (the caller encodes it whole, with the summaries).
-  const v3 = encodePage(page, null, 3)
-  assert.equal(patchPage(v3.bytes, v3.digest, ed.edits), null)
+  const v3 = store(encodePage(page, null, 3))
+  assert.equal(patchPage(oldOf(v3), ed.edits), null)
 })
 
 test('a commit rewrites only the chunks of the names it touched; a damaged chunk it carried is found when read', () => {
@@ -702,4 +729,71 @@ test('an id bucket patched gives the bytes of the bucket encoded whole: records 
   // A record cut short is refused.
   const b = encodeIds(new Map<string, IdPlace>([['ab', ['d', 'name']], ['cd', ['d', 'x']]]))
   assert.throws(() => patchIds(b.subarray(0, b.length - 2), new Map([['zz', null]])), /end early/)
+})
+
+test('chunks a commit does not touch stay in the segment they were written in; a dir spread over too many segments, or chunks in a segment mostly garbage, are written into the page again', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const file = path.join(dir, 'x.ckpt')
+    const files = path.join(dir, 'x')
+    const t = Tree.create(A)
+    const ref = Tree.create(B)
+    t.mkdir('/d')
+    for (let i = 0; i < 2000; i++) t.writeFile(`/d/f${String(i).padStart(4, '0')}`, { hash: (i + 1).toString(16).padStart(64, '0'), size: i })
+    ref.applyChanges(t.takeChanges())
+    commitTreeIndex(file, files, t, null)
+    const d = t.stat('/d').id
+    const pageOf = (): { ref: IndexFiles['manifest']['pages'][string]; chunks: ChunkRef[] } => {
+      const m = (t.view.diskBase as IndexFiles).manifest
+      const r = m.pages[pageBucket(d)]
+      const bytes = readRef(files, r)
+      return { ref: r, chunks: parseHead(bytes.subarray(0, headLength(bytes)!), bytes.length).dirs.get(d)!.chunks }
+    }
+    const first = pageOf()
+    assert.equal(first.chunks.every((c) => c.seg === undefined), true, 'a first commit writes every chunk in the page')
+    const check = (label: string): void => {
+      const back = openTreeIndex(file, files, A).tree
+      for (const s of ref.walk('/d')) assert.deepEqual(back.lookup(s.path), ref.lookup(s.path), `${label}: ${s.path}`)
+      assert.deepEqual(back.readdir('/d').map((s) => s.path), ref.readdir('/d').map((s) => s.path), `${label}: the listing`)
+      back.free()
+      assert.deepEqual(fs.readdirSync(files).sort(), Object.keys((t.view.diskBase as IndexFiles).manifest.segments).sort(), `${label}: only the segments named`)
+    }
+    // One name changed: its chunk is written; every other stays where the first commit put it.
+    t.writeFile('/d/f1000', { hash: 'aa'.repeat(32), size: 1 })
+    ref.applyChanges(t.takeChanges())
+    commitTreeIndex(file, files, t, null)
+    const second = pageOf()
+    const inPlace = second.chunks.filter((c) => c.seg === first.ref[0])
+    assert.equal(inPlace.length, second.chunks.length - 1, 'every chunk but the changed one left in place')
+    assert.ok(second.ref[2] < first.ref[2] / 10, `the page written is ${second.ref[2]} bytes, not ${first.ref[2]}`)
+    assert.deepEqual(second.ref[4], { [first.ref[0]]: inPlace.reduce((n, c) => n + c.length, 0) }, 'its ref counts the bytes it keeps alive there')
+    check('one name changed')
+    // One name in another chunk per commit: the dir's chunks spread over more and more segments,
+    // until it would lie in more than MAX_DIR_SEGMENTS: then it is written whole into the page.
+    let whole = false
+    for (let k = 0; k < MAX_DIR_SEGMENTS + 2 && !whole; k++) {
+      t.writeFile(`/d/f${String(k * 64 + 5).padStart(4, '0')}`, { hash: 'bb'.repeat(32), size: k })
+      ref.applyChanges(t.takeChanges())
+      commitTreeIndex(file, files, t, null)
+      const p = pageOf()
+      const segs = new Set(p.chunks.map((c) => c.seg).filter((s) => s !== undefined))
+      assert.ok(segs.size <= MAX_DIR_SEGMENTS, `${segs.size} segments`)
+      whole = p.chunks.every((c) => c.seg === undefined)
+    }
+    assert.ok(whole, 'written whole again once spread too far')
+    check('after the spread')
+    // Most of the chunks rewritten one commit after another: the first segments become mostly
+    // garbage, are emptied, and the pages that left chunks in them take those in.
+    for (let k = 0; k < 40; k++) {
+      for (let j = 0; j < 2000; j += 40) t.writeFile(`/d/f${String(j + k).padStart(4, '0')}`, { hash: 'cc'.repeat(32), size: k })
+      ref.applyChanges(t.takeChanges())
+      commitTreeIndex(file, files, t, null)
+    }
+    check('after many commits')
+    assert.equal(fs.existsSync(path.join(files, first.ref[0])), false, 'the first segment was emptied')
+    t.free()
+    ref.free()
+  } finally {
+    cleanup()
+  }
 })

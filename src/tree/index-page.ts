@@ -2,7 +2,14 @@
  * The page buckets of the index on disk (spec/tree.md "The index on disk", Page buckets): the
  * one home of their encoding. A page bucket holds the entries attached under some directories.
  *
- * Version 4 (written now): version 3 with, per dir after its entry count, what the view's name
+ * Version 5 (written now): version 4 whose chunks may lie outside the bucket, where an earlier
+ * commit wrote them: after the actor table a segment table (u16 count, str8 names); each chunk
+ * record ends with a segment u16 (0xFFFF: in the bucket, after the header, in record order;
+ * else an index into the table, then the chunk's offset in that segment file, u32 high and u32
+ * low). A commit that changes a few names of a big dir writes their chunks and a new header,
+ * not the dir (patchPage).
+ *
+ * Version 4 (read, and patched into 5): version 3 with, per dir after its entry count, what the view's name
  * table of it counts (DirSummary: visible named entries, names shared by several of them,
  * those with several content versions): a change in a 10k-entry directory then costs the
  * names it touches, not a name table of every entry (view.ts).
@@ -36,9 +43,13 @@ import type { BaseEntry, DirSummary } from './index-layers.js'
 import type { RawNode } from './model.js'
 
 export const PAGE_MAGIC = Buffer.from('BZIP')
-export const PAGE_VERSION = 4
+export const PAGE_VERSION = 5
 /** Chunked versions read (1 is told apart by its lack of the magic). */
-const CHUNKED = [2, 3, 4]
+const CHUNKED = [2, 3, 4, 5]
+/** In a version 5 chunk record: the chunk follows the header (no segment). */
+const INLINE = 0xffff
+/** A dir whose chunks would lie in more segments than this is written whole again (a listing reads each segment's chunks apart). */
+export const MAX_DIR_SEGMENTS = 8
 /** Entries per chunk: a name lookup parses one chunk (~15-25 KiB of JSON). */
 export const CHUNK_ENTRIES = 64
 /** Bytes read first for a version 2 header (more are read when it is longer). */
@@ -66,8 +77,11 @@ export class PageEntry implements BaseEntry {
   get rowText(): string | Buffer | null | undefined { return this.decoded === undefined ? this.text : undefined }
 }
 
-/** One chunk as the header names it; `offset` from the start of the bucket. */
-export interface ChunkRef { first: string; offset: number; length: number; digest: string }
+/**
+ * One chunk as the header names it: `offset` from the start of the bucket, or (version 5, a
+ * chunk a commit did not change) in segment `seg`, where an earlier commit wrote it.
+ */
+export interface ChunkRef { first: string; offset: number; length: number; digest: string; seg?: string }
 /** The summary of a dir's entries (what a version 4 header carries). */
 export function summarize(entries: Iterable<BaseEntry>): DirSummary {
   const names = new Map<string, number>()
@@ -118,6 +132,8 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
     const r = new Reader(head, PREFIX)
     actors = []
     for (let n = r.u16(); n > 0; n--) actors.push(r.str8())
+    const segNames: string[] = []
+    if (version >= 5) for (let n = r.u16(); n > 0; n--) segNames.push(r.str8())
     for (let n = r.u32(); n > 0; n--) {
       const start = r.at
       const dir = r.str16()
@@ -128,14 +144,24 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
       if (k * CHUNK_RECORD > head.length) throw new Error('page header names more chunks than it holds')
       const recs = new Uint32Array(k)
       const offsets = new Float64Array(k)
+      const segs = version >= 5 ? new Int32Array(k) : null
       for (let c = 0; c < k; c++) {
         recs[c] = r.at
-        offsets[c] = offset
-        offset += r.u32()
+        const length = r.u32()
         r.need(32)
         r.skip16()
+        const sg = segs ? r.u16() : INLINE
+        if (sg === INLINE) {
+          offsets[c] = offset
+          offset += length
+          if (segs) segs[c] = -1
+        } else {
+          if (sg >= segNames.length) throw new Error('page chunk names no segment')
+          offsets[c] = r.u32() * 2 ** 32 + r.u32()
+          segs![c] = sg
+        }
       }
-      dirs.set(dir, new LazyDir(head, count, recs, offsets, summary, start, r.at))
+      dirs.set(dir, new LazyDir(head, count, recs, offsets, summary, start, r.at, segs, segNames))
     }
     if (r.at !== head.length) throw new Error('page header has trailing bytes')
   }
@@ -146,10 +172,11 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
 /** Bytes of a version 3 chunk record before its first name: length u32, digest. */
 const CHUNK_RECORD = 4 + 32 + 2
 
-/** A dir of a version 3/4 header; `start`, `end`: its bytes in the header (a patch copies an untouched dir's). */
+/** A dir of a version 3-5 header; `start`, `end`: its bytes in the header; `segs`: per chunk (version 5), its segment in `segNames` (-1: in the bucket). */
 class LazyDir implements DirHead {
   private all: ChunkRef[] | null = null
-  constructor(readonly head: Buffer, readonly count: number, readonly recs: Uint32Array, readonly offsets: Float64Array, readonly summary: DirSummary | null, readonly start: number, readonly end: number) {}
+  constructor(readonly head: Buffer, readonly count: number, readonly recs: Uint32Array, readonly offsets: Float64Array, readonly summary: DirSummary | null, readonly start: number, readonly end: number,
+    readonly segs: Int32Array | null = null, readonly segNames: string[] = []) {}
   get chunks(): ChunkRef[] {
     if (!this.all) this.all = Array.from(this.recs, (_, i) => this.chunk(i))
     return this.all
@@ -160,12 +187,10 @@ class LazyDir implements DirHead {
   }
   chunk(i: number): ChunkRef {
     const at = this.recs[i]
-    return { first: this.first(i), offset: this.offsets[i], length: this.head.readUInt32BE(at), digest: this.head.toString('hex', at + 4, at + 36) }
-  }
-  /** The header bytes of chunk `i`'s record (length, digest, first name). */
-  record(i: number): Buffer {
-    const at = this.recs[i]
-    return this.head.subarray(at, at + CHUNK_RECORD + this.head.readUInt16BE(at + 36))
+    const c: ChunkRef = { first: this.first(i), offset: this.offsets[i], length: this.head.readUInt32BE(at), digest: this.head.toString('hex', at + 4, at + 36) }
+    const sg = this.segs?.[i] ?? -1
+    if (sg >= 0) c.seg = this.segNames[sg]
+    return c
   }
   /** The chunks `[lo, hi)` that may hold entries named `name` (chunksNamed's rule). */
   range(name: string): [number, number] {
@@ -214,16 +239,27 @@ export function checkDigest(bytes: Buffer, digest: string, what = 'digest mismat
   if (!equal(hash(bytes), Buffer.from(digest, 'hex'))) throw new Error(what)
 }
 
+/** Reads a chunk a version 5 page names in another segment. */
+export type ChunkReader = (c: ChunkRef) => Buffer
+
+/** A chunk's bytes: in the bucket `b`, or read where it lies. */
+function chunkOf(b: Buffer, c: ChunkRef, elsewhere?: ChunkReader): Buffer {
+  if (c.seg === undefined) return b.subarray(c.offset, c.offset + c.length)
+  if (!elsewhere) throw new Error(`page chunk in ${c.seg}: no reader`)
+  return elsewhere(c)
+}
+
 /**
- * Checks a whole bucket against its ref digest: a version 2 page by its header and each chunk;
- * anything else (a version 1 page, an id bucket, a shard save) by the digest of all its bytes.
+ * Checks a whole bucket against its ref digest: a version 2 page by its header and each chunk
+ * (one in another segment read by `elsewhere`); anything else (a version 1 page, an id bucket,
+ * a shard save) by the digest of all its bytes.
  */
-export function checkBucket(b: Buffer, digest: string): void {
+export function checkBucket(b: Buffer, digest: string, elsewhere?: ChunkReader): void {
   const hl = headLength(b)
   if (hl === null) return checkDigest(b, digest)
   const head = b.subarray(0, hl)
   checkDigest(head, digest)
-  for (const { chunks } of parseHead(head, b.length).dirs.values()) for (const c of chunks) checkDigest(b.subarray(c.offset, c.offset + c.length), c.digest, 'chunk digest mismatch')
+  for (const { chunks } of parseHead(head, b.length).dirs.values()) for (const c of chunks) checkDigest(chunkOf(b, c, elsewhere), c.digest, 'chunk digest mismatch')
 }
 
 /** The entries of one chunk of `dir` in a page of `version`; `check`: against its digest (skipped for bytes checked whole). */
@@ -305,8 +341,8 @@ export function chunksNamed(chunks: ChunkRef[], name: string): ChunkRef[] {
   return out
 }
 
-/** A whole bucket of either version, already checked (checkBucket): a commit rewrites it, `entries()` lists it. */
-export function parsePage(b: Buffer): { page: Page; actors: string[] } {
+/** A whole bucket of any version, already checked (checkBucket; chunks elsewhere read by `elsewhere`): a commit rewrites it, `entries()` lists it. */
+export function parsePage(b: Buffer, elsewhere?: ChunkReader): { page: Page; actors: string[] } {
   const hl = headLength(b)
   const page: Page = new Map()
   if (hl === null) {
@@ -321,18 +357,18 @@ export function parsePage(b: Buffer): { page: Page; actors: string[] } {
   const head = parseHead(b.subarray(0, hl), b.length)
   for (const [dir, { chunks }] of head.dirs) {
     const m = new Map<string, BaseEntry>()
-    for (const c of chunks) for (const [id, e] of parseChunk(b.subarray(c.offset, c.offset + c.length), c, dir, head.actors, false, head.version)) m.set(id, e)
+    for (const c of chunks) for (const [id, e] of parseChunk(chunkOf(b, c, elsewhere), c, dir, head.actors, c.seg !== undefined, head.version)) m.set(id, e)
     page.set(dir, m)
   }
   return { page, actors: head.actors }
 }
 
 /**
- * Encodes a page bucket in version 4 (3: what indexes before it wrote; tests make them);
- * returns its bytes and the digest its ref names. `seed`: the actor table of the bucket it
- * replaces: rows read from it and not decoded since are copied as they are.
+ * Encodes a page bucket in version 5, every chunk in it (3, 4: what indexes before it wrote;
+ * tests make them); returns its bytes and the digest its ref names. `seed`: the actor table of
+ * the bucket it replaces: rows read from it and not decoded since are copied as they are.
  */
-export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 = PAGE_VERSION): { bytes: Buffer; digest: string } {
+export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 | 5 = PAGE_VERSION): { bytes: Buffer; digest: string } {
   const actors = seeded(seed)
   const dirs: DirOut[] = []
   const chunks: Buffer[] = []
@@ -348,10 +384,12 @@ export function encodePage(page: Page, seed: string[] | null, version: 3 | 4 = P
   return assemble(version, actors, dirs, chunks)
 }
 
-/** A chunk record as written: the chunk's byte length, digest and first name. */
-interface ChunkRec { length: number; digest: Buffer; first: string }
-/** A dir of a header as written, its records new or copied from an old header (a Buffer); a Buffer alone: the dir's header bytes copied whole. */
-type DirOut = { id: string; count: number; summary: DirSummary; recs: (ChunkRec | Buffer)[] } | Buffer
+/** A chunk record as written: the chunk's byte length, digest and first name; `seg`, `at`: where it lies when not in the bucket (version 5). */
+interface ChunkRec { length: number; digest: Buffer; first: string; seg?: string; at?: number }
+/** A dir of a header as written. */
+type DirOut = { id: string; count: number; summary: DirSummary; recs: ChunkRec[] }
+/** A page bucket as encoded: `ext`, the bytes of its chunks in each other segment (the manifest counts them live there). */
+export interface EncodedPage { bytes: Buffer; digest: string; ext?: Record<string, number> }
 type Sorted = { id: string; e: BaseEntry; key: string }[]
 
 function seeded(seed: string[] | null): ActorTable {
@@ -379,18 +417,28 @@ function encodeChunks(list: Sorted, sizes: number[], actors: ActorTable, seed: s
   return recs
 }
 
-/** A header of `version` over `dirs` (sorted by id), followed by `chunks`. */
-function assemble(version: number, actors: ActorTable, dirs: DirOut[], chunks: Buffer[]): { bytes: Buffer; digest: string } {
+/** A header of `version` over `dirs` (sorted by id), followed by `chunks` (those of the records with no `seg`, in order). */
+function assemble(version: number, actors: ActorTable, dirs: DirOut[], chunks: Buffer[]): EncodedPage {
   const w = new Writer()
   if (actors.list.length > 0xffff) throw new Error('page: too many actors')
   w.u16(actors.list.length)
   for (const a of actors.list) w.str8(a)
+  const segs = new Map<string, number>()
+  const ext: Record<string, number> = {}
+  if (version >= 5) {
+    for (const d of dirs) {
+      for (const r of d.recs) {
+        if (r.seg === undefined) continue
+        if (!segs.has(r.seg)) segs.set(r.seg, segs.size)
+        ext[r.seg] = (ext[r.seg] ?? 0) + r.length
+      }
+    }
+    if (segs.size >= INLINE) throw new Error('page: too many segments')
+    w.u16(segs.size)
+    for (const name of segs.keys()) w.str8(name)
+  }
   w.u32(dirs.length)
   for (const d of dirs) {
-    if (Buffer.isBuffer(d)) {
-      w.raw(d)
-      continue
-    }
     w.str16(d.id)
     w.u32(d.count)
     if (version >= 4) {
@@ -400,13 +448,20 @@ function assemble(version: number, actors: ActorTable, dirs: DirOut[], chunks: B
     }
     w.u32(d.recs.length)
     for (const r of d.recs) {
-      if (Buffer.isBuffer(r)) {
-        w.raw(r)
-        continue
-      }
       w.u32(r.length)
       w.raw(r.digest)
       w.str16(r.first)
+      if (version < 5) {
+        if (r.seg !== undefined) throw new Error(`page: version ${version} holds no chunk of another segment`)
+        continue
+      }
+      if (r.seg === undefined) {
+        w.u16(INLINE)
+        continue
+      }
+      w.u16(segs.get(r.seg)!)
+      w.u32(Math.floor(r.at! / 2 ** 32))
+      w.u32(r.at! % 2 ** 32)
     }
   }
   const body = w.done()
@@ -415,32 +470,36 @@ function assemble(version: number, actors: ActorTable, dirs: DirOut[], chunks: B
   head[4] = version
   head.writeUInt32BE(body.length, 5)
   body.copy(head, PREFIX)
-  return { bytes: Buffer.concat([head, ...chunks]), digest: hash(head).toString('hex') }
+  const out: EncodedPage = { bytes: Buffer.concat([head, ...chunks]), digest: hash(head).toString('hex') }
+  if (segs.size > 0) out.ext = ext
+  return out
 }
 
 /** What a commit changes in one dir of a page: entries removed (id, and the name they had there: where they lie) and entries added or replaced. */
 export interface DirEdits { remove: [id: string, name: string | null][]; add: [id: string, entry: BaseEntry][] }
 
+/** A page a commit patches: its header (checked against its ref digest), where its bucket lies, and a reader of any of its chunks (in the bucket or elsewhere). */
+export interface OldPage { head: PageHead; seg: string; offset: number; chunk: ChunkReader }
+
 /**
- * A version 4 page (`old`, its ref digest `digest`; its chunks are not checked) with `edits`
- * applied, rewriting only the chunks that hold a name the edits touch: the other chunks' bytes
- * and header records (their digests) are copied, unparsed and unhashed, so a commit costs what
- * changed in a page, not the size of its dirs (a 10k-entry dir: ~3 MB). The chunks of the
- * touched names are decoded (checked against their digests), edited, sorted and cut again into
- * chunks of at most CHUNK_ENTRIES (evenly: a chunk that grows past it splits in two, one that
- * empties is dropped), and a dir's count and summary follow from the old ones plus what the
- * touched names' entries were and are (every entry of a name lies in that name's chunks). A dir
- * whose chunks fall under a third full on average is cut again whole. Rows in copied chunks
- * index the old actor table: it is kept, new actors appended. A dir new to the page is encoded
- * as encodePage does. Returns 'empty' when no entry is left; null when the page is not of
- * version 4 or a removed entry is not where its name says (the caller encodes it whole).
+ * A page of version 4 or 5 (`old`) with `edits` applied, written in version 5: the chunks that
+ * hold a name the edits touch are decoded (checked against their digests), edited, sorted and
+ * cut again into chunks of at most CHUNK_ENTRIES (evenly: a chunk that grows past it splits in
+ * two, one that empties is dropped), and written in the bucket; every other chunk stays where
+ * it lies (in the old bucket's segment, or wherever that one named it): the new header names
+ * its segment and offset, so it is neither read, copied nor hashed. A commit so costs what
+ * changed in a page, not the size of its dirs (a 10k-entry dir: ~3 MB). A dir's count and
+ * summary follow from the old ones plus what the touched names' entries were and are (every
+ * entry of a name lies in that name's chunks). A dir whose chunks fall under a third full on
+ * average, or would lie in more than MAX_DIR_SEGMENTS segments, is cut again whole into the
+ * bucket. Rows in chunks left in place index the old actor table: it is kept, new actors
+ * appended. A dir new to the page is encoded as encodePage does. Returns 'empty' when no entry
+ * is left; null when the page is of another version or a removed entry is not where its name
+ * says (the caller encodes it whole).
  */
-export function patchPage(old: Buffer, digest: string, edits: ReadonlyMap<string, DirEdits>): { bytes: Buffer; digest: string } | 'empty' | null {
-  const hl = headLength(old)
-  if (hl === null || old[4] !== PAGE_VERSION) return null
-  const head = old.subarray(0, hl)
-  checkDigest(head, digest)
-  const h = parseHead(head, old.length)
+export function patchPage(old: OldPage, edits: ReadonlyMap<string, DirEdits>): EncodedPage | 'empty' | null {
+  const h = old.head
+  if (h.version !== 4 && h.version !== 5) return null
   const seed = h.actors
   const actors = seeded(seed)
   const dirs: DirOut[] = []
@@ -450,13 +509,7 @@ export function patchPage(old: Buffer, digest: string, edits: ReadonlyMap<string
     const d = h.dirs.get(id) as LazyDir | undefined
     const e = edits.get(id)
     if (d && d.recs.length > 0) {
-      if (!e) {
-        dirs.push(head.subarray(d.start, d.end))
-        const last = d.recs.length - 1
-        chunks.push(old.subarray(d.offsets[0], d.offsets[last] + d.head.readUInt32BE(d.recs[last])))
-        continue
-      }
-      const out = patchDir(old, id, d, e, actors, seed, chunks, w, false)
+      const out = patchDir(old, id, d, e ?? { remove: [], add: [] }, actors, seed, chunks, w, false)
       if (out === null) return null
       if (out !== 'empty') dirs.push(out)
     } else if (e) {
@@ -471,6 +524,39 @@ export function patchPage(old: Buffer, digest: string, edits: ReadonlyMap<string
   return assemble(PAGE_VERSION, actors, dirs, chunks)
 }
 
+/** A chunk left where it lies: its record, naming the segment and offset. */
+function inPlace(old: OldPage, c: ChunkRef): ChunkRec {
+  return { length: c.length, digest: Buffer.from(c.digest, 'hex'), first: c.first, seg: c.seg ?? old.seg, at: c.seg !== undefined ? c.offset : old.offset + c.offset }
+}
+
+function segmentCount(recs: ChunkRec[]): number {
+  const segs = new Set<string>()
+  for (const r of recs) if (r.seg !== undefined) segs.add(r.seg)
+  return segs.size
+}
+
+/**
+ * A page of version 5 with every chunk in the bucket again (a segment holding some of its
+ * chunks is being emptied): the same dirs, records and chunk bytes; `old.chunk` reads them.
+ */
+export function inlinePage(old: OldPage): EncodedPage {
+  const h = old.head
+  const dirs: DirOut[] = []
+  const chunks: Buffer[] = []
+  for (const [id, dh] of [...h.dirs].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const d = dh as LazyDir
+    const recs: ChunkRec[] = []
+    for (const c of d.chunks) {
+      const bytes = old.chunk(c)
+      checkDigest(bytes, c.digest, 'chunk digest mismatch')
+      recs.push({ length: c.length, digest: Buffer.from(c.digest, 'hex'), first: c.first })
+      chunks.push(bytes)
+    }
+    dirs.push({ id, count: d.count, summary: d.summary ?? summarize([]), recs })
+  }
+  return assemble(PAGE_VERSION, seeded(h.actors), dirs, chunks)
+}
+
 /** Sizes of ceil(n / CHUNK_ENTRIES) chunks holding n entries, as even as can be (a chunk split leaves room on both sides). */
 function evenSizes(n: number): number[] {
   const k = Math.ceil(n / CHUNK_ENTRIES)
@@ -480,10 +566,11 @@ function evenSizes(n: number): number[] {
 }
 
 /**
- * One dir of patchPage: its header record (its chunks appended to `chunks`), 'empty' when no
+ * One dir of patchPage: its header record (its new chunks appended to `chunks`), 'empty' when no
  * entry is left, null when the edits do not fit the page. `all`: every chunk is cut again.
  */
-function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: ActorTable, seed: string[], chunks: Buffer[], w: Writer, all: boolean): DirOut | 'empty' | null {
+function patchDir(old: OldPage, dir: string, d: LazyDir, e: DirEdits, actors: ActorTable, seed: string[], chunks: Buffer[], w: Writer, all: boolean): DirOut | 'empty' | null {
+  const chunksBefore = chunks.length
   const k = d.recs.length
   const touched = new Uint8Array(k)
   if (all) touched.fill(1)
@@ -511,13 +598,11 @@ function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: Act
   for (const [id, entry, at] of addAt) runs[runOf[at]].add.set(id, entry)
   const summary = { ...d.summary! }
   let count = d.count
-  const recs: (ChunkRec | Buffer)[] = []
+  const recs: ChunkRec[] = []
   let run = 0
   for (let i = 0; i < k; ) {
     if (!touched[i]) {
-      recs.push(d.record(i))
-      const c = d.offsets[i]
-      chunks.push(old.subarray(c, c + d.head.readUInt32BE(d.recs[i])))
+      recs.push(inPlace(old, d.chunk(i)))
       i++
       continue
     }
@@ -525,7 +610,7 @@ function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: Act
     const was: Sorted = []
     for (let j = r.start; j < r.end; j++) {
       const c = d.chunk(j)
-      for (const [id, entry] of parseChunk(old.subarray(c.offset, c.offset + c.length), c, dir, seed, true, PAGE_VERSION)) was.push({ id, e: entry, key: entry.name ?? '' })
+      for (const [id, entry] of parseChunk(old.chunk(c), c, dir, seed, true, old.head.version)) was.push({ id, e: entry, key: entry.name ?? '' })
     }
     let removed = 0
     const list: Sorted = []
@@ -547,10 +632,10 @@ function patchDir(old: Buffer, dir: string, d: LazyDir, e: DirEdits, actors: Act
   }
   if (count === 0) return recs.length === 0 ? 'empty' : null
   if (summary.vis < 0 || summary.groups < 0 || summary.copies < 0 || summary.vis > count || summary.groups > summary.vis || summary.copies > summary.vis) return null
-  if (!all && recs.length > 3 * Math.ceil(count / CHUNK_ENTRIES) + 1) {
-    // Too many small chunks (removals over many commits): the dir cut again whole, its chunks
-    // of this attempt dropped.
-    chunks.length -= recs.length
+  if (!all && (recs.length > 3 * Math.ceil(count / CHUNK_ENTRIES) + 1 || segmentCount(recs) > MAX_DIR_SEGMENTS)) {
+    // Too many small chunks (removals over many commits), or chunks spread over too many
+    // segments (a listing reads each apart): the dir cut again whole, this attempt's chunks dropped.
+    chunks.length = chunksBefore
     return patchDir(old, dir, d, e, actors, seed, chunks, w, true)
   }
   return { id: dir, count, summary, recs }

@@ -27,7 +27,7 @@ import { fsyncDir, fsyncDirSync, replaceFile, replaceFileSync } from '../atomic-
 import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, DirSummary, IndexBase } from './index-layers.js'
 import { encodeIds, parseIds, patchIds, type IdPlace } from './index-ids.js'
-import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type DirEdits, type Page, type PageEntry, type PageHead } from './index-page.js'
+import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, inlinePage, parseChunk, parseHead, parsePage, patchPage, type ChunkReader, type ChunkRef, type DirEdits, type EncodedPage, type OldPage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { PageEncoders } from './page-encode-pool.js'
 import { SegmentFiles } from './segment-files.js'
@@ -38,7 +38,9 @@ import { decodeNamed, namedRows, snapshotKey, type NamedRow, type NamedSnapshot,
 
 /**
  * The checkpoint file version that is an index manifest (1-3: whole-file checkpoints, read once
- * to migrate). 9: a node shard may be a save plus appended changes (its row's fourth element),
+ * to migrate). 10: a page bucket (version 5) may name chunks that lie in other segments, and
+ * its ref then says how many bytes in each (its fifth element), which a reader of 9 would not
+ * keep alive: 9 (still read) has none. 9: a node shard may be a save plus appended changes (its row's fourth element),
  * which a reader of 8 would ignore (loading the shard without them): 8 (still read) has none.
  * 8: every page bucket of version 4 (index-page.ts: with the name tables' counts)
  * and every id bucket of version 2 (index-ids.ts: binary, with the entries' names); 7 (still
@@ -48,11 +50,13 @@ import { decodeNamed, namedRows, snapshotKey, type NamedRow, type NamedSnapshot,
  * bucket (the view's per-name reads need every bucket's counts and names); later commits
  * rewrite the buckets that changed.
  */
-export const INDEX_VERSION = 9
+export const INDEX_VERSION = 10
 /** The oldest version whose page and id buckets a commit keeps (before it, every one is rewritten). */
 const BUCKETS_VERSION = 8
 /** The oldest version whose node shards may have appended changes. */
 const SHARD_MORE_VERSION = 9
+/** The oldest version whose page refs may name chunks in other segments. */
+const EXT_CHUNKS_VERSION = 10
 const OLDEST_INDEX_VERSION = 4
 const MAGIC = Buffer.from('BZTC')
 const DIGEST_BYTES = 32
@@ -98,8 +102,12 @@ export const indexReads = { reads: 0, bytes: 0 }
  */
 export const commitSlices = { firstMs: 0, longestMs: 0, longestStep: 0 }
 
-/** Where a bucket lies: segment file, byte offset, byte length, BLAKE2b-256 hex of the bytes. */
-type Ref = [string, number, number, string]
+/**
+ * Where a bucket lies: segment file, byte offset, byte length, BLAKE2b-256 hex of the bytes;
+ * a page bucket's may add the bytes of its chunks in other segments, by segment.
+ */
+type Ref = [string, number, number, string, Ext?]
+type Ext = Record<string, number>
 
 interface Manifest {
   extra: unknown
@@ -300,14 +308,14 @@ export class IndexFiles implements IndexBase {
       if (d === undefined) return []
       found = []
       for (const c of d.named(name)) {
-        const key = `${ref[0]}@${ref[1] + c.offset}#`
+        const key = c.seg !== undefined ? `${c.seg}@${c.offset}#` : `${ref[0]}@${ref[1] + c.offset}#`
         if (f.head.version === 2) {
           const list = this.cached(key, () => ({ value: parseChunk(this.pageBytes(f, c.offset, c.length), c, dir, f.head.actors, true, 2), bytes: c.length }))
           for (const x of list) if (x[1].name === name) found.push(x)
         } else {
           // Version 3: the chunk's bytes, checked once; only the entries of that name are decoded.
           const bytes = this.cached(key, () => {
-            const b = this.pageBytes(f, c.offset, c.length)
+            const b = this.chunkBytes(f, c)
             checkDigest(b, c.digest, 'chunk digest mismatch')
             return { value: b, bytes: c.length }
           })
@@ -329,8 +337,47 @@ export class IndexFiles implements IndexBase {
 
   *entries(): Iterable<[string, BaseEntry]> {
     for (const ref of Object.values(this.manifest.pages)) {
-      for (const entries of parsePage(this.read(ref)).page.values()) yield* entries
+      for (const entries of this.readPage(ref).page.values()) yield* entries
     }
+  }
+
+  /** A page bucket read whole (with its chunks in other segments) and checked, parsed. */
+  readPage(ref: Ref): { page: Page; actors: string[] } {
+    return parsePage(this.read(ref), this.elsewhere)
+  }
+
+  /** Reads a chunk a page names in another segment (checked by the caller). */
+  readonly elsewhere: ChunkReader = (c) => this.readRaw(c.seg!, c.offset, c.length)
+
+  /**
+   * Page `ref` with `edits` applied (index-page.ts patchPage: the chunks they touch rewritten,
+   * the others left where they lie); null when it is not of a version patched so.
+   */
+  patchPage(ref: Ref, edits: ReadonlyMap<string, DirEdits>): EncodedPage | 'empty' | null {
+    const old = this.oldPage(ref)
+    if (old === null) return null
+    try {
+      return patchPage(old, edits)
+    } catch (e) {
+      return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+    }
+  }
+
+  /** Page `ref` with every chunk in its bucket again (a segment holding some of them is being emptied). */
+  inlinePage(ref: Ref): EncodedPage {
+    const old = this.oldPage(ref)
+    if (old === null) return this.damaged(`${ref[0]} at ${ref[1]}: a page of version 1 names no chunk elsewhere`)
+    try {
+      return inlinePage(old)
+    } catch (e) {
+      return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+    }
+  }
+
+  private oldPage(ref: Ref): OldPage | null {
+    const f = this.pageFile(ref)
+    if (f.v === 1) return null
+    return { head: f.head, seg: ref[0], offset: ref[1], chunk: (c) => this.chunkBytes(f, c) }
   }
 
   private page(group: string): Map<string, BaseEntry> | undefined {
@@ -341,14 +388,23 @@ export class IndexFiles implements IndexBase {
     const d = f.head.dirs.get(group)
     if (d === undefined || d.chunks.length === 0) return undefined
     return this.cached(`${ref[0]}@${ref[1]}/${group}`, () => {
+      const m = new Map<string, BaseEntry>()
+      let bytes = 0
+      if (d.chunks.some((c) => c.seg !== undefined)) {
+        // Chunks left where earlier commits wrote them: each read apart.
+        for (const c of d.chunks) {
+          for (const [id, e] of parseChunk(this.chunkBytes(f, c), c, group, f.head.actors, true, f.head.version)) m.set(id, e)
+          bytes += c.length
+        }
+        return { value: m, bytes }
+      }
       // A dir's chunks lie back to back: one read.
       const first = d.chunks[0], last = d.chunks[d.chunks.length - 1]
-      const bytes = this.pageBytes(f, first.offset, last.offset + last.length - first.offset)
-      const m = new Map<string, BaseEntry>()
+      const all = this.pageBytes(f, first.offset, last.offset + last.length - first.offset)
       for (const c of d.chunks) {
-        for (const [id, e] of parseChunk(bytes.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors, true, f.head.version)) m.set(id, e)
+        for (const [id, e] of parseChunk(all.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors, true, f.head.version)) m.set(id, e)
       }
-      return { value: m, bytes: bytes.length }
+      return { value: m, bytes: all.length }
     })
   }
 
@@ -383,6 +439,11 @@ export class IndexFiles implements IndexBase {
 
   private pageBytes(f: PageFile & { v: 2 }, offset: number, length: number): Buffer {
     return f.whole ? f.whole.subarray(offset, offset + length) : this.readAt(f.ref, offset, length)
+  }
+
+  /** A chunk of page `f`, in its bucket or in the segment it names (unchecked). */
+  private chunkBytes(f: PageFile & { v: 2 }, c: ChunkRef): Buffer {
+    return c.seg !== undefined ? this.readRaw(c.seg, c.offset, c.length) : this.pageBytes(f, c.offset, c.length)
   }
 
   hold(): () => void {
@@ -432,11 +493,16 @@ export class IndexFiles implements IndexBase {
 
   /** `length` bytes at `offset` inside the bucket `ref` (into `into` when given), unchecked (the caller checks them). */
   private readAt(ref: Ref, offset: number, length: number, into?: Buffer): Buffer {
+    return this.readRaw(ref[0], ref[1] + offset, length, into, ref[1])
+  }
+
+  /** `length` bytes at `at` in segment `seg` (`bucket`: the offset of the bucket they belong to, for the error). */
+  private readRaw(seg: string, at: number, length: number, into?: Buffer, bucket = at): Buffer {
     const bytes = into ?? Buffer.allocUnsafe(length)
     try {
-      this.segments.read(ref[0], bytes, length, ref[1] + offset)
+      this.segments.read(seg, bytes, length, at)
     } catch (e) {
-      this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+      this.damaged(`${seg} at ${bucket}: ${(e as Error).message}`)
     }
     this.reads++
     this.bytesRead += length
@@ -448,7 +514,7 @@ export class IndexFiles implements IndexBase {
   /** `what`: the bucket's part in the index, named in the error (a shard's). */
   private checked(ref: Ref, bytes: Buffer, what?: string): Buffer {
     try {
-      checkBucket(bytes, ref[3])
+      checkBucket(bytes, ref[3], this.elsewhere)
     } catch (e) {
       this.damaged(`${what ? `${what}, ` : ''}${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
     }
@@ -491,6 +557,11 @@ function decodeManifest(buf: Buffer): Manifest {
     throw new Error('bad index manifest')
   }
   if (m.named !== undefined) decodeNamed(m.named)
+  // Page refs, the live index's and the saved views': a fifth element (chunks in other segments) only from version 10.
+  for (const pages of [m.pages, ...(m.snaps ?? []).map(([, v]) => v?.pages)]) {
+    if (typeof pages !== 'object' || pages === null) throw new Error('bad index manifest (pages)')
+    for (const r of Object.values(pages)) if (!isPageRef(r) || (r.length === 5 && buf[4] < EXT_CHUNKS_VERSION)) throw new Error('bad index manifest (a page ref)')
+  }
   if (m.metaMore !== undefined && !(m.meta && Array.isArray(m.metaMore) && m.metaMore.every(isRef))) throw new Error('bad index manifest (meta changes)')
   for (const r of m.shards) {
     if (!(Array.isArray(r) && (r.length === 3 || r.length === 4) && typeof r[0] === 'string' && Array.isArray(r[1]) && isRef(r[2]))) throw new Error('bad index manifest (shards)')
@@ -631,10 +702,13 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
     ...(parts.metaHeads && parts.root ? { metaHeads: parts.metaHeads, root: parts.root } : {}),
   }
   const writes: Buffer[] = []
+  /** The buckets put, by offset in the new segment (not on disk until the end). */
+  const fresh = new Map<number, Buffer>()
   let size = 0
   const put = (bytes: Buffer, digest = hash(bytes).toString('hex')): Ref => {
     const ref: Ref = [seg, size, bytes.length, digest]
     writes.push(bytes)
+    fresh.set(size, bytes)
     size += bytes.length
     return ref
   }
@@ -709,15 +783,25 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
       ...snaps.flatMap(([, v]) => [...Object.values(v.pages), ...Object.values(v.ids)]),
     ]
     const live = new Map<string, number>()
-    for (const r of refs()) if (r[0] !== seg) live.set(r[0], (live.get(r[0]) ?? 0) + r[2])
+    for (const [sg, n] of liveBytes(refs())) if (sg !== seg) live.set(sg, (live.get(sg) ?? 0) + n)
     const move = new Set([...live].filter(([sg, n]) => n < (pm!.segments[sg] ?? 0) / 2).map(([sg]) => sg))
     if (move.size > 0) {
-      // A bucket shared by the live index and snapshot views is copied once.
+      // A bucket shared by the live index and snapshot views is copied once; a page with chunks
+      // in a segment being emptied takes them in (its own bucket copied whole would still name them there).
       const copies = new Map<string, Ref>()
       for (const r of refs()) {
         const k = `${r[0]}@${r[1]}`
-        if (!move.has(r[0]) || copies.has(k)) continue
-        copies.set(k, put(prev!.read(r), r[3]))
+        if (copies.has(k)) continue
+        let c: Ref
+        if (Object.keys(r[4] ?? {}).some((sg) => move.has(sg))) {
+          // A page put by this commit is read from memory (its segment is not written yet).
+          const e = r[0] === seg ? inlinePage(freshPage(fresh.get(r[1])!, r, prev!.elsewhere)) : prev!.inlinePage(r)
+          c = put(e.bytes, e.digest)
+        } else if (move.has(r[0])) {
+          c = put(prev!.read(r), r[3])
+          if (r[4]) c.push(r[4])
+        } else continue
+        copies.set(k, c)
         yield
       }
       const moved = (r: Ref): Ref => copies.get(`${r[0]}@${r[1]}`) ?? r
@@ -731,7 +815,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
         for (const k of Object.keys(v.ids)) v.ids[k] = moved(v.ids[k])
       }
     }
-    for (const r of refs()) m.segments[r[0]] = r[0] === seg ? size : pm!.segments[r[0]]
+    for (const [sg] of liveBytes(refs())) m.segments[sg] = sg === seg ? size : pm!.segments[sg]
 
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
     if (size > 0) {
@@ -907,31 +991,31 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
   const places = new Map<number, [string, IdPlace][]>()
   // Buckets encoded on workers (a bucket with no earlier version) are put in the same order as
   // the others: a window of them in flight, each awaited (a yielded promise) when its turn comes.
-  const queue: { b: number; enc: Promise<{ bytes: Buffer; digest: string }> | { bytes: Buffer; digest: string } | null }[] = []
+  const queue: { b: number; enc: Promise<EncodedPage> | EncodedPage | null }[] = []
   function* drain(keep: number): Generator<Step, void, void> {
     while (queue.length > keep) {
       const q = queue.shift()!
       let enc = q.enc
       if (enc instanceof Promise) {
-        const box: { got?: { bytes: Buffer; digest: string } } = {}
+        const box: { got?: EncodedPage } = {}
         yield enc.then((x) => { box.got = x })
         enc = box.got!
       }
       if (enc === null) delete into.pages[q.b]
-      else into.pages[q.b] = put(enc.bytes, enc.digest)
+      else into.pages[q.b] = pageRef(put(enc.bytes, enc.digest), enc)
     }
   }
   for (const [b, e] of pageEdits) {
     const was = prev ? into.pages[b] : undefined
     // A page of the current version: only the chunks of the names edited are rewritten (patchPage).
-    const p = was !== undefined && !rewrite ? patched(prev!, was, scratch, (bytes) => patchPage(bytes, was[3], e)) : null
+    const p = was !== undefined && !rewrite ? prev!.patchPage(was, e) : null
     if (p !== null) {
       queue.push({ b, enc: p === 'empty' ? null : p })
       yield* drain(encoders ? ENCODE_WINDOW : 0)
       yield
       continue
     }
-    const { page, actors } = was !== undefined ? parsePage(prev!.read(was)) : { page: new Map() as Page, actors: null }
+    const { page, actors } = was !== undefined ? prev!.readPage(was) : { page: new Map() as Page, actors: null }
     for (const [g, d] of e) for (const [id] of d.remove) page.get(g)?.delete(id)
     for (const [g, d] of e) {
       if (d.add.length === 0) continue
@@ -993,6 +1077,26 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
   }
 }
 
+/** A page put by the commit running (`bytes`, at `ref`), as patchPage and inlinePage read one. */
+function freshPage(bytes: Buffer, ref: Ref, elsewhere: ChunkReader): OldPage {
+  const head = bytes.subarray(0, headLength(bytes)!)
+  return { head: parseHead(head, bytes.length), seg: ref[0], offset: ref[1], chunk: (c) => (c.seg !== undefined ? elsewhere(c) : bytes.subarray(c.offset, c.offset + c.length)) }
+}
+
+/** A page's ref as put, with the bytes of its chunks in other segments. */
+function pageRef(ref: Ref, enc: EncodedPage): Ref {
+  if (enc.ext) ref.push(enc.ext)
+  return ref
+}
+
+/** The buckets of `refs` and, as refs of their bytes alone, the chunks pages name in other segments: what keeps a segment alive. */
+function* liveBytes(refs: Ref[]): Iterable<[segment: string, bytes: number]> {
+  for (const r of refs) {
+    yield [r[0], r[2]]
+    for (const [sg, n] of Object.entries(r[4] ?? {})) yield [sg, n]
+  }
+}
+
 /**
  * `patch` over the bytes of bucket `ref` of `prev`, read unchecked into `scratch` (one buffer
  * for the buckets of a commit: what a patch keeps of them it copies); `patch` checks what it
@@ -1031,6 +1135,15 @@ function sameSet(a: string[], b: string[]): boolean {
 
 function isRef(r: unknown): r is Ref {
   return Array.isArray(r) && r.length === 4 && typeof r[0] === 'string' && Number.isSafeInteger(r[1]) && Number.isSafeInteger(r[2]) && typeof r[3] === 'string'
+}
+
+/** A page bucket's ref: may name the bytes of its chunks in other segments. */
+function isPageRef(r: unknown): r is Ref {
+  return Array.isArray(r) && r.length === 5 ? isExt(r[4]) && isRef(r.slice(0, 4)) : isRef(r)
+}
+
+function isExt(x: unknown): x is Ext {
+  return typeof x === 'object' && x !== null && !Array.isArray(x) && Object.values(x).every((n) => Number.isSafeInteger(n) && n > 0)
 }
 
 function sameHeads(a: string[], b: string[]): boolean {
