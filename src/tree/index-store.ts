@@ -390,21 +390,20 @@ export class IndexFiles implements IndexBase {
     return this.cached(`${ref[0]}@${ref[1]}/${group}`, () => {
       const m = new Map<string, BaseEntry>()
       let bytes = 0
-      if (d.chunks.some((c) => c.seg !== undefined)) {
-        // Chunks left where earlier commits wrote them: each read apart.
-        for (const c of d.chunks) {
-          for (const [id, e] of parseChunk(this.chunkBytes(f, c), c, group, f.head.actors, true, f.head.version)) m.set(id, e)
-          bytes += c.length
+      // Chunks that lie back to back (in the bucket, or left in an earlier segment together) are read at once.
+      const chunks = d.chunks
+      for (let i = 0; i < chunks.length; ) {
+        let j = i + 1
+        while (j < chunks.length && chunks[j].seg === chunks[i].seg && chunks[j].offset === chunks[j - 1].offset + chunks[j - 1].length) j++
+        const first = chunks[i], last = chunks[j - 1]
+        const run = this.chunkBytes(f, { ...first, length: last.offset + last.length - first.offset })
+        for (const c of chunks.slice(i, j)) {
+          for (const [id, e] of parseChunk(run.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors, true, f.head.version)) m.set(id, e)
         }
-        return { value: m, bytes }
+        bytes += run.length
+        i = j
       }
-      // A dir's chunks lie back to back: one read.
-      const first = d.chunks[0], last = d.chunks[d.chunks.length - 1]
-      const all = this.pageBytes(f, first.offset, last.offset + last.length - first.offset)
-      for (const c of d.chunks) {
-        for (const [id, e] of parseChunk(all.subarray(c.offset - first.offset, c.offset - first.offset + c.length), c, group, f.head.actors, true, f.head.version)) m.set(id, e)
-      }
-      return { value: m, bytes: all.length }
+      return { value: m, bytes }
     })
   }
 
