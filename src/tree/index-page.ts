@@ -135,7 +135,6 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
     const segNames: string[] = []
     if (version >= 5) for (let n = r.u16(); n > 0; n--) segNames.push(r.str8())
     for (let n = r.u32(); n > 0; n--) {
-      const start = r.at
       const dir = r.str16()
       const count = r.u32()
       const summary = version >= 4 ? { vis: r.u32(), groups: r.u32(), copies: r.u32() } : null
@@ -161,7 +160,7 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
           segs![c] = sg
         }
       }
-      dirs.set(dir, new LazyDir(head, count, recs, offsets, summary, start, r.at, segs, segNames))
+      dirs.set(dir, new LazyDir(head, count, recs, offsets, summary, segs, segNames))
     }
     if (r.at !== head.length) throw new Error('page header has trailing bytes')
   }
@@ -172,10 +171,10 @@ export function parseHead(head: Buffer, bucketLength: number): PageHead {
 /** Bytes of a version 3 chunk record before its first name: length u32, digest. */
 const CHUNK_RECORD = 4 + 32 + 2
 
-/** A dir of a version 3-5 header; `start`, `end`: its bytes in the header; `segs`: per chunk (version 5), its segment in `segNames` (-1: in the bucket). */
+/** A dir of a version 3-5 header; `segs`: per chunk (version 5), its segment in `segNames` (-1: in the bucket). */
 class LazyDir implements DirHead {
   private all: ChunkRef[] | null = null
-  constructor(readonly head: Buffer, readonly count: number, readonly recs: Uint32Array, readonly offsets: Float64Array, readonly summary: DirSummary | null, readonly start: number, readonly end: number,
+  constructor(readonly head: Buffer, readonly count: number, readonly recs: Uint32Array, readonly offsets: Float64Array, readonly summary: DirSummary | null,
     readonly segs: Int32Array | null = null, readonly segNames: string[] = []) {}
   get chunks(): ChunkRef[] {
     if (!this.all) this.all = Array.from(this.recs, (_, i) => this.chunk(i))
