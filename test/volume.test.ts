@@ -12,14 +12,20 @@ function canonical(node: Node, name: string): Promise<string[]> {
   return node.volume(name).then((vol) => [...vol.tree.walk('/')].map((s) => `${s.path} ${s.kind} ${s.mode.toString(8)} ${s.content?.hash ?? s.target ?? ''}`))
 }
 
+/** `dirs` directories of 100 small files under DIR/src. */
+function sourceTree(dir: string, dirs: number): string {
+  const src = path.join(dir, 'src')
+  for (let d = 0; d < dirs; d++) {
+    fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
+    for (let f = 0; f < 100; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`)
+  }
+  return src
+}
+
 test('an import of thousands of files is a handful of log entries, and replays identically', async () => {
   const { dir, cleanup } = tempDir()
   try {
-    const src = path.join(dir, 'src')
-    for (let d = 0; d < 30; d++) {
-      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
-      for (let f = 0; f < 100; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`)
-    }
+    const src = sourceTree(dir, 30)
     const data = DataDir.create(path.join(dir, 'data'))
     let node = await Node.open(data)
     const vol = await node.createVolume('v', 'default')
@@ -73,11 +79,7 @@ test('the same content in two volumes under one sharing key is stored once', asy
 test('edits made while a snapshot is checkpointed are kept: in the tree at once, on disk by the next checkpoint', async () => {
   const { dir, cleanup } = tempDir()
   try {
-    const src = path.join(dir, 'src')
-    for (let d = 0; d < 20; d++) {
-      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true })
-      for (let f = 0; f < 100; f++) fs.writeFileSync(path.join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`)
-    }
+    const src = sourceTree(dir, 20)
     const data = DataDir.create(path.join(dir, 'data'))
     let node = await Node.open(data)
     const vol = await node.createVolume('v', 'default')
