@@ -13,7 +13,7 @@ import { Tree, canonicalDump, type ShardChange } from '../src/tree/index.js'
 import type { BaseEntry } from '../src/tree/index-layers.js'
 import type { RawNode } from '../src/tree/model.js'
 import { IDS_VERSION, encodeIds, parseIds, patchIds, type IdPlace } from '../src/tree/index-ids.js'
-import { CHUNK_ENTRIES, MAX_DIR_SEGMENTS, PAGE_VERSION, PageEntry, checkBucket, checkDigest, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, parseHead, parsePage, patchPage, type ChunkRef, type DirEdits, type OldPage, type Page } from '../src/tree/index-page.js'
+import { CHUNK_ENTRIES, MAX_DIR_SEGMENTS, PAGE_VERSION, PageEntry, checkBucket, checkDigest, chunkNamed, chunksNamed, encodePage, headLength, parseChunk, pageAt, parseHead, parsePage, patchPage, type ChunkRef, type DirEdits, type OldPage, type Page } from '../src/tree/index-page.js'
 import { INDEX_VERSION, IndexFiles, commitTreeIndex, openTreeIndex, pageBucket } from '../src/tree/index-store.js'
 import { ROOT_ID } from '../src/tree/model.js'
 import { tempDir } from './helpers.js'
@@ -437,9 +437,8 @@ function chunkIn(p: { bytes: Buffer }, c: ChunkRef): Buffer {
 }
 /** `p` as patchPage reads it (its header checked against its digest). */
 function oldOf(p: Stored): OldPage {
-  const head = p.bytes.subarray(0, headLength(p.bytes)!)
-  checkDigest(head, p.digest)
-  return { head: parseHead(head, p.bytes.length), seg: p.seg, offset: 0, chunk: (c) => chunkIn(p, c) }
+  checkDigest(p.bytes.subarray(0, headLength(p.bytes)!), p.digest)
+  return pageAt(p.bytes, p.seg, 0, elsewhere)
 }
 
 /** The entries of a page as read back: per dir, [id, name, live, versions, parent, row decoded (those of `rows`, the others: whether there is one)] sorted. */

@@ -340,10 +340,16 @@ export function chunksNamed(chunks: ChunkRef[], name: string): ChunkRef[] {
   return out
 }
 
-/** A whole bucket of any version, already checked (checkBucket; chunks elsewhere read by `elsewhere`): a commit rewrites it, `entries()` lists it. */
-export function parsePage(b: Buffer, elsewhere?: ChunkReader): { page: Page; actors: string[] } {
+/**
+ * A whole bucket of any version (chunks elsewhere read by `elsewhere`): a commit rewrites it,
+ * `entries()` lists it. With its ref `digest`, it is checked as it is parsed (its header, or a
+ * version 1 bucket whole, against the digest; each chunk against its own), every byte read
+ * once; without, it was checked already (checkBucket), but for chunks elsewhere.
+ */
+export function parsePage(b: Buffer, elsewhere?: ChunkReader, digest?: string): { page: Page; actors: string[] } {
   const hl = headLength(b)
   const page: Page = new Map()
+  if (digest !== undefined) checkDigest(hl === null ? b : b.subarray(0, hl), digest)
   if (hl === null) {
     const f = JSON.parse(b.toString('utf8')) as { actors: string[]; dirs: [string, EntryRow[]][] }
     for (const [dir, list] of f.dirs) {
@@ -356,7 +362,7 @@ export function parsePage(b: Buffer, elsewhere?: ChunkReader): { page: Page; act
   const head = parseHead(b.subarray(0, hl), b.length)
   for (const [dir, { chunks }] of head.dirs) {
     const m = new Map<string, BaseEntry>()
-    for (const c of chunks) for (const [id, e] of parseChunk(chunkOf(b, c, elsewhere), c, dir, head.actors, c.seg !== undefined, head.version)) m.set(id, e)
+    for (const c of chunks) for (const [id, e] of parseChunk(chunkOf(b, c, elsewhere), c, dir, head.actors, digest !== undefined || c.seg !== undefined, head.version)) m.set(id, e)
     page.set(dir, m)
   }
   return { page, actors: head.actors }
@@ -521,6 +527,12 @@ export function patchPage(old: OldPage, edits: ReadonlyMap<string, DirEdits>): E
   }
   if (dirs.length === 0) return 'empty'
   return assemble(PAGE_VERSION, actors, dirs, chunks)
+}
+
+/** A page whose bytes are at hand (its bucket, at `offset` in segment `seg`), as patchPage and inlinePage read one (its header checked by the caller). */
+export function pageAt(bytes: Buffer, seg: string, offset: number, elsewhere: ChunkReader): OldPage {
+  const head = bytes.subarray(0, headLength(bytes)!)
+  return { head: parseHead(head, bytes.length), seg, offset, chunk: (c) => chunkOf(bytes, c, elsewhere) }
 }
 
 /** A chunk left where it lies: its record, naming the segment and offset. */

@@ -27,7 +27,7 @@ import { fsyncDir, fsyncDirSync, replaceFile, replaceFileSync } from '../atomic-
 import { decodeTreeState } from './checkpoint.js'
 import type { BaseEntry, DirSummary, IndexBase } from './index-layers.js'
 import { encodeIds, parseIds, patchIds, type IdPlace } from './index-ids.js'
-import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, inlinePage, parseChunk, parseHead, parsePage, patchPage, type ChunkReader, type ChunkRef, type DirEdits, type EncodedPage, type OldPage, type Page, type PageEntry, type PageHead } from './index-page.js'
+import { HEAD_PROBE, checkBucket, checkDigest, chunkNamed, encodePage, headLength, inlinePage, pageAt, parseChunk, parseHead, parsePage, patchPage, type ChunkReader, type ChunkRef, type DirEdits, type EncodedPage, type OldPage, type Page, type PageEntry, type PageHead } from './index-page.js'
 import { META_SHARD, ROOT_ID, type RawNode } from './model.js'
 import { PageEncoders } from './page-encode-pool.js'
 import { SegmentFiles } from './segment-files.js'
@@ -341,9 +341,15 @@ export class IndexFiles implements IndexBase {
     }
   }
 
-  /** A page bucket read whole (with its chunks in other segments) and checked, parsed. */
+  /** A page bucket read whole (with its chunks in other segments), checked and parsed in one pass. */
   readPage(ref: Ref): { page: Page; actors: string[] } {
-    return parsePage(this.read(ref), this.elsewhere)
+    const bytes = this.readAt(ref, 0, ref[2])
+    try {
+      return parsePage(bytes, this.elsewhere, ref[3])
+    } catch (e) {
+      if (e instanceof IndexDamagedError) throw e
+      return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+    }
   }
 
   /** Reads a chunk a page names in another segment (checked by the caller). */
@@ -362,6 +368,25 @@ export class IndexFiles implements IndexBase {
       return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
     }
   }
+
+  /**
+   * Id bucket `ref` with `edits` applied (index-ids.ts patchIds: its other records copied as
+   * bytes), read unchecked into one buffer kept for the next (the largest ~100 KiB); the records
+   * of a version 1 bucket, to edit and encode (it has no names to patch).
+   */
+  patchIds(ref: Ref, edits: ReadonlyMap<string, IdPlace | null>): Buffer | 'empty' | Map<string, IdPlace> {
+    try {
+      if (this.scratch.length < ref[2]) this.scratch = Buffer.allocUnsafeSlow(Math.max(ref[2], 2 * this.scratch.length))
+      const bytes = this.readAt(ref, 0, ref[2], this.scratch).subarray(0, ref[2])
+      checkDigest(bytes, ref[3])
+      return patchIds(bytes, edits) ?? new Map<string, IdPlace>(parseIds(bytes).entries())
+    } catch (e) {
+      if (e instanceof IndexDamagedError) throw e
+      return this.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
+    }
+  }
+
+  private scratch = Buffer.alloc(0)
 
   /** Page `ref` with every chunk in its bucket again (a segment holding some of them is being emptied). */
   inlinePage(ref: Ref): EncodedPage {
@@ -700,13 +725,11 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
     problems: parts.problems.map((p) => [p.shard, p.id, p.reason]), rejected: parts.rejected, multi: parts.multi, counts: parts.counts, memo: parts.memo,
     ...(parts.metaHeads && parts.root ? { metaHeads: parts.metaHeads, root: parts.root } : {}),
   }
-  const writes: Buffer[] = []
-  /** The buckets put, by offset in the new segment (not on disk until the end). */
+  /** The buckets put, by offset in the new segment, in order (written at the end). */
   const fresh = new Map<number, Buffer>()
   let size = 0
   const put = (bytes: Buffer, digest = hash(bytes).toString('hex')): Ref => {
     const ref: Ref = [seg, size, bytes.length, digest]
-    writes.push(bytes)
     fresh.set(size, bytes)
     size += bytes.length
     return ref
@@ -794,7 +817,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
         let c: Ref
         if (Object.keys(r[4] ?? {}).some((sg) => move.has(sg))) {
           // A page put by this commit is read from memory (its segment is not written yet).
-          const e = r[0] === seg ? inlinePage(freshPage(fresh.get(r[1])!, r, prev!.elsewhere)) : prev!.inlinePage(r)
+          const e = r[0] === seg ? inlinePage(pageAt(fresh.get(r[1])!, r[0], r[1], prev!.elsewhere)) : prev!.inlinePage(r)
           c = put(e.bytes, e.digest)
         } else if (move.has(r[0])) {
           c = put(prev!.read(r), r[3])
@@ -820,7 +843,7 @@ function* commitSteps(file: string, dir: string, tree: Tree, extra: unknown, enc
     if (size > 0) {
       const fd = fs.openSync(path.join(dir, seg), 'w', 0o600)
       try {
-        for (const b of writes) {
+        for (const b of fresh.values()) {
           fs.writeSync(fd, b)
           yield
         }
@@ -984,8 +1007,6 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
     }
   }
   if (rewrite) for (const b of Object.keys(into.pages)) if (!pageEdits.has(Number(b))) pageEdits.set(Number(b), new Map())
-  /** The bytes of the bucket being patched (the largest a page: ~3 MB for a 10k-entry dir). */
-  const scratch = { b: Buffer.alloc(0) }
   /** rewrite: every entry's place, by id bucket, from the pages as written. */
   const places = new Map<number, [string, IdPlace][]>()
   // Buckets encoded on workers (a bucket with no earlier version) are put in the same order as
@@ -1054,10 +1075,7 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
   for (const [b, e] of idEdits) {
     const was = prev ? into.ids[b] : undefined
     // A bucket of version 2: its records edited in place (patchIds), the others copied.
-    const p = was !== undefined ? patched(prev!, was, scratch, (bytes) => {
-      checkDigest(bytes, was[3])
-      return patchIds(bytes, e) ?? new Map<string, IdPlace>(parseIds(bytes).entries())
-    }) : null
+    const p = was !== undefined ? prev!.patchIds(was, e) : null
     if (p === 'empty') delete into.ids[b]
     else if (Buffer.isBuffer(p)) into.ids[b] = put(p)
     if (p === 'empty' || Buffer.isBuffer(p)) {
@@ -1076,12 +1094,6 @@ function* writeEntries(index: EntrySource, ids: Iterable<string>, prev: IndexFil
   }
 }
 
-/** A page put by the commit running (`bytes`, at `ref`), as patchPage and inlinePage read one. */
-function freshPage(bytes: Buffer, ref: Ref, elsewhere: ChunkReader): OldPage {
-  const head = bytes.subarray(0, headLength(bytes)!)
-  return { head: parseHead(head, bytes.length), seg: ref[0], offset: ref[1], chunk: (c) => (c.seg !== undefined ? elsewhere(c) : bytes.subarray(c.offset, c.offset + c.length)) }
-}
-
 /** A page's ref as put, with the bytes of its chunks in other segments. */
 function pageRef(ref: Ref, enc: EncodedPage): Ref {
   if (enc.ext) ref.push(enc.ext)
@@ -1093,22 +1105,6 @@ function* liveBytes(refs: Ref[]): Iterable<[segment: string, bytes: number]> {
   for (const r of refs) {
     yield [r[0], r[2]]
     for (const [sg, n] of Object.entries(r[4] ?? {})) yield [sg, n]
-  }
-}
-
-/**
- * `patch` over the bytes of bucket `ref` of `prev`, read unchecked into `scratch` (one buffer
- * for the buckets of a commit: what a patch keeps of them it copies); `patch` checks what it
- * reads. Anything wrong with them is damage.
- */
-function patched<T>(prev: IndexFiles, ref: Ref, scratch: { b: Buffer }, patch: (bytes: Buffer) => T): T {
-  try {
-    if (scratch.b.length < ref[2]) scratch.b = Buffer.allocUnsafeSlow(Math.max(ref[2], 2 * scratch.b.length))
-    const bytes = scratch.b.subarray(0, ref[2])
-    prev.segments.read(ref[0], bytes, ref[2], ref[1])
-    return patch(bytes)
-  } catch (e) {
-    return prev.damaged(`${ref[0]} at ${ref[1]}: ${(e as Error).message}`)
   }
 }
 

@@ -218,7 +218,7 @@ export class TreeIndex implements ReadTree {
   /**
    * A commit of the index as it is now starts (index-store.ts): what changes from here on (the
    * commit may run in slices while the mount and replay go on) stays in the overlay when the
-   * commit's base comes (commitDone). Entries to write must be taken now (entryNow).
+   * commit's base comes (commitDone). The commit reads the entries as of now (entryAtMark).
    */
   markCommit(): void {
     if (this.committing) throw new Error('an index commit is already running')
@@ -285,8 +285,7 @@ export class TreeIndex implements ReadTree {
     d.loaded.add(name)
     for (const [x, e] of this.base!.named!(dir, name)) {
       if (e.live <= 0 || e.name !== name) continue
-      const cur = d.byName.get(name)
-      d.byName.set(name, cur === undefined ? x : typeof cur === 'string' ? [cur, x] : [...cur, x])
+      addLoaded(d, name, x)
       if (e.versions > 1) {
         d.copies.add(x)
         d.copiesOut--
@@ -299,8 +298,7 @@ export class TreeIndex implements ReadTree {
     if (d.loaded === null) return d
     for (const [x, e] of this.base!.children(dir)) {
       if (e.live <= 0 || e.name === null || d.loaded.has(e.name)) continue
-      const cur = d.byName.get(e.name)
-      d.byName.set(e.name, cur === undefined ? x : typeof cur === 'string' ? [cur, x] : [...cur, x])
+      addLoaded(d, e.name, x)
       if (e.versions > 1) d.copies.add(x)
     }
     d.loaded = null
@@ -888,6 +886,12 @@ function copyDir(d: DirNames): DirNames {
   const byName = new Map<string, string | string[]>()
   for (const [k, v] of d.byName) byName.set(k, typeof v === 'string' ? v : [...v])
   return { byName, groups: d.groups, copies: new Set(d.copies), vis: d.vis, loaded: d.loaded && new Set(d.loaded), copiesOut: d.copiesOut, display: null }
+}
+
+/** Adds child `x` of a name read from the base to a partial table (its group is counted in the table already). */
+function addLoaded(d: DirNames, name: string, x: string): void {
+  const cur = d.byName.get(name)
+  d.byName.set(name, cur === undefined ? x : typeof cur === 'string' ? [cur, x] : [...cur, x])
 }
 
 /** Adds child `x` under `name` (a second child of a name makes a group). */
